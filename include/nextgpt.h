@@ -1,0 +1,246 @@
+/*
+ * nextgpt.h — the public C ABI of libnextgpt, an embeddable runtime for NExT-GPT
+ * (any-to-any multimodal: text, image, audio and video in; text, image, audio and video out).
+ *
+ * This is the only installed header. Every exported symbol is `ngpt_*`, every macro `NGPT_*`.
+ *
+ * Basic usage
+ * -----------
+ *     ngpt_context_params cp;
+ *     ngpt_context_params_default(&cp, sizeof cp);
+ *     cp.device = NGPT_DEVICE_AUTO;           // CUDA when a usable GPU is present, else CPU
+ *     ngpt_context *ctx = NULL;
+ *     if (ngpt_context_create(&ctx, &cp) != NGPT_OK) {
+ *         fprintf(stderr, "%s\n", ngpt_last_error());
+ *         return 1;
+ *     }
+ *     printf("backend: %s (%s)\n", ngpt_backend_name(ngpt_context_backend(ctx)),
+ *            ngpt_context_device_name(ctx));
+ *     ... create stage handles from ctx, run them ...
+ *     ngpt_context_free(ctx);
+ *
+ * Conventions (the same for every function in this header)
+ * ----------------------------------------------------------
+ * - Functions that can fail return `ngpt_status`: NGPT_OK (0) or a negative code. On failure the
+ *   calling thread's `ngpt_last_error()` holds a message naming what failed and where (file,
+ *   tensor name, expected vs actual shape). Out parameters come first and are written only on
+ *   success (on failure they are set to NULL / 0 where that is meaningful).
+ * - Handles are opaque. Each `*_create` has a `*_free`; `*_free(NULL)` is a harmless no-op.
+ *   A handle created from a context must be freed before that context.
+ * - Params structs are passed by pointer, begin with `struct_size`, and are filled by
+ *   `*_params_default(p, sizeof *p)`. Fields are only ever appended, so an application built
+ *   against an older header keeps working with a newer library (the library reads only the
+ *   first `struct_size` bytes and uses defaults for the rest).
+ * - Memory the library returns is freed by the library (`ngpt_*_free`). Pointers returned by
+ *   getters are borrowed from the handle they came from and live as long as it does.
+ * - Threads: `ngpt_version`, `ngpt_status_string`, `ngpt_last_error` and the `*_params_default`
+ *   functions may be called from any thread at any time. A handle may be used from any thread
+ *   but by one thread at a time (the caller serialises); different handles may be used
+ *   concurrently, including handles created from the same context. The error message is
+ *   thread-local.
+ * - The library never writes to stdout, never calls exit() or abort(), and writes to stderr
+ *   only through the default log callback (replace it in `ngpt_context_params`).
+ */
+#ifndef NEXTGPT_H
+#define NEXTGPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define NGPT_API __declspec(dllimport)
+#elif defined(__GNUC__)
+#  define NGPT_API __attribute__((visibility("default")))
+#else
+#  define NGPT_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Versions
+ * ------------------------------------------------------------------------------------------- */
+
+#define NGPT_VERSION_MAJOR 0
+#define NGPT_VERSION_MINOR 1
+#define NGPT_VERSION_PATCH 0
+#define NGPT_VERSION_NUMBER (NGPT_VERSION_MAJOR * 10000 + NGPT_VERSION_MINOR * 100 + NGPT_VERSION_PATCH)
+#define NGPT_VERSION_STRING "0.1.0"
+/* Bumped on every incompatible ABI change; equals the soname's number (libnextgpt.so.0). */
+#define NGPT_ABI_VERSION 0
+
+/* "0.1.0": the version of the library actually loaded, to compare with NGPT_VERSION_STRING. */
+NGPT_API const char *ngpt_version(void);
+/* NGPT_VERSION_NUMBER of the library actually loaded. */
+NGPT_API int32_t ngpt_version_number(void);
+/* NGPT_ABI_VERSION of the library actually loaded. */
+NGPT_API int32_t ngpt_abi_version(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes and errors
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ngpt_status {
+    NGPT_OK                   = 0,
+    NGPT_ERR_INVALID_ARGUMENT = -1,  /* a NULL where a pointer is required, a bad enum, size 0 ... */
+    NGPT_ERR_NOT_FOUND        = -2,  /* a file, tensor or key that should exist does not */
+    NGPT_ERR_IO               = -3,  /* open/read/write/mmap failed */
+    NGPT_ERR_BAD_FORMAT       = -4,  /* a file exists but is corrupt, truncated or not what it claims */
+    NGPT_ERR_SHAPE_MISMATCH   = -5,  /* a tensor has the wrong shape (message: expected vs actual) */
+    NGPT_ERR_DTYPE_MISMATCH   = -6,  /* a tensor has the wrong element type */
+    NGPT_ERR_UNSUPPORTED      = -7,  /* valid input that this build or version cannot handle */
+    NGPT_ERR_OUT_OF_MEMORY    = -8,  /* allocation failed or the context's allocation limit was hit */
+    NGPT_ERR_DEVICE           = -9,  /* CUDA / cuBLAS / cuDNN reported an error, or no device */
+    NGPT_ERR_CANCELLED        = -10, /* a callback asked to stop */
+    NGPT_ERR_UNEXPECTED_TENSOR= -11, /* a checkpoint holds a tensor the model does not use */
+    NGPT_ERR_BUFFER_TOO_SMALL = -12, /* a caller buffer is too short; the size needed is reported */
+    NGPT_ERR_UNIMPLEMENTED    = -13, /* the feature is planned but not in this version */
+    NGPT_ERR_INTERNAL         = -14  /* a bug in libnextgpt: please report the message */
+} ngpt_status;
+
+/* Static name of a status ("NGPT_ERR_NOT_FOUND"); "NGPT_UNKNOWN_STATUS" for unknown values. */
+NGPT_API const char *ngpt_status_string(ngpt_status status);
+/* The calling thread's message for the last failed call. Never NULL ("" when none).
+ * Owned by the library; valid until the next libnextgpt call on this thread. */
+NGPT_API const char *ngpt_last_error(void);
+/* Forget the calling thread's last error. */
+NGPT_API void ngpt_clear_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Logging
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ngpt_log_level {
+    NGPT_LOG_DEBUG = 0,
+    NGPT_LOG_INFO  = 1,
+    NGPT_LOG_WARN  = 2,
+    NGPT_LOG_ERROR = 3,
+    NGPT_LOG_NONE  = 4
+} ngpt_log_level;
+
+/* Receives one message (no trailing newline). May be called from any library thread. */
+typedef void (*ngpt_log_fn)(ngpt_log_level level, const char *message, void *user_data);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensors crossing the ABI
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ngpt_dtype {
+    NGPT_DTYPE_F32  = 0,
+    NGPT_DTYPE_F16  = 1,
+    NGPT_DTYPE_BF16 = 2,
+    NGPT_DTYPE_I64  = 3,
+    NGPT_DTYPE_I32  = 4,
+    NGPT_DTYPE_U8   = 5,
+    NGPT_DTYPE_BOOL = 6,
+    NGPT_DTYPE_F64  = 7,
+    NGPT_DTYPE_I16  = 8,
+    NGPT_DTYPE_I8   = 9
+} ngpt_dtype;
+
+#define NGPT_MAX_DIMS 8
+
+/* A view of a dense, row-major (C order, last dimension contiguous) array in host memory.
+ * `owner` says who frees `data`: NULL means the caller (the library only borrows it for the
+ * duration of the call); non-NULL means the library allocated it and `ngpt_tensor_free()`
+ * releases it. Tensors the library returns are always library-owned. */
+typedef struct ngpt_tensor {
+    ngpt_dtype dtype;
+    int32_t    rank;                   /* 0..NGPT_MAX_DIMS */
+    int64_t    shape[NGPT_MAX_DIMS];   /* shape[0] outermost; entries past rank are ignored */
+    void      *data;
+    void      *owner;                  /* NULL: caller-owned; else library-owned */
+} ngpt_tensor;
+
+/* Bytes of one element (1 for BOOL/U8/I8); 0 for an unknown dtype. */
+NGPT_API size_t ngpt_dtype_size(ngpt_dtype dtype);
+/* "F32", "F16", ... as safetensors spells them; "?" for unknown. */
+NGPT_API const char *ngpt_dtype_name(ngpt_dtype dtype);
+/* Number of elements (product of the shape; 1 for rank 0). */
+NGPT_API int64_t ngpt_tensor_numel(const ngpt_tensor *t);
+/* Bytes of the data (numel * dtype size). */
+NGPT_API size_t ngpt_tensor_nbytes(const ngpt_tensor *t);
+/* Allocate a zero-filled library-owned tensor. */
+NGPT_API ngpt_status ngpt_tensor_create(ngpt_tensor *out, ngpt_dtype dtype, int32_t rank,
+                                        const int64_t *shape);
+/* Free the data of a library-owned tensor and reset *t to an empty rank-0 view. A caller-owned
+ * view (owner == NULL) is only reset. NULL is a no-op. */
+NGPT_API void ngpt_tensor_free(ngpt_tensor *t);
+
+/* ---------------------------------------------------------------------------------------------
+ * Context: device, threads, logging, memory accounting
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ngpt_context ngpt_context;
+
+typedef enum ngpt_device_kind {
+    NGPT_DEVICE_AUTO = 0,  /* CUDA if a usable GPU is found, else CPU (never an error) */
+    NGPT_DEVICE_CPU  = 1,
+    NGPT_DEVICE_CUDA = 2   /* CUDA required: creation fails with NGPT_ERR_DEVICE without one */
+} ngpt_device_kind;
+
+typedef enum ngpt_backend {
+    NGPT_BACKEND_CPU  = 1,
+    NGPT_BACKEND_CUDA = 2
+} ngpt_backend;
+
+typedef struct ngpt_context_params {
+    size_t           struct_size;     /* sizeof(ngpt_context_params), set by _default */
+    ngpt_device_kind device;          /* default NGPT_DEVICE_AUTO */
+    int32_t          device_index;    /* CUDA device ordinal; default 0 */
+    int32_t          n_threads;       /* CPU worker threads; 0 = number of online CPUs */
+    ngpt_log_level   log_level;       /* messages below this level are dropped; default WARN */
+    ngpt_log_fn      log_callback;    /* NULL = write to stderr */
+    void            *log_user_data;
+    uint64_t         memory_limit;    /* bytes of tensor memory this context may hold; 0 = no limit */
+} ngpt_context_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_context_params). */
+NGPT_API ngpt_status ngpt_context_params_default(ngpt_context_params *p, size_t struct_size);
+/* Create a context. `params` may be NULL (all defaults). Free with ngpt_context_free. */
+NGPT_API ngpt_status ngpt_context_create(ngpt_context **out, const ngpt_context_params *params);
+/* Free a context. Every handle created from it must have been freed. NULL is a no-op. */
+NGPT_API void ngpt_context_free(ngpt_context *ctx);
+/* The backend this context runs on (CPU when AUTO found no usable GPU). */
+NGPT_API ngpt_backend ngpt_context_backend(const ngpt_context *ctx);
+/* "cpu" or "cuda". */
+NGPT_API const char *ngpt_backend_name(ngpt_backend backend);
+/* Human-readable device: the CPU model, or the GPU name. Borrowed from ctx. */
+NGPT_API const char *ngpt_context_device_name(const ngpt_context *ctx);
+/* Why AUTO chose the CPU ("no CUDA device: cudaGetDeviceCount: ..."), or "" when on CUDA or
+ * when the CPU was asked for. Borrowed from ctx. */
+NGPT_API const char *ngpt_context_backend_note(const ngpt_context *ctx);
+/* The number of CPU worker threads in use. */
+NGPT_API int32_t ngpt_context_n_threads(const ngpt_context *ctx);
+/* Bytes of tensor memory the context holds now, and the most it has held. */
+NGPT_API uint64_t ngpt_context_memory_used(const ngpt_context *ctx);
+NGPT_API uint64_t ngpt_context_memory_peak(const ngpt_context *ctx);
+/* 1 when this build contains the CUDA backend (whether or not a GPU is present), else 0. */
+NGPT_API int32_t ngpt_has_cuda_build(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Stage handles (their functions arrive stage by stage)
+ *
+ * ngpt_encoder   media -> ImageBind embedding (1024 per item)
+ * ngpt_backbone  the language model (tokenizer + Vicuna/LLaMA + NExT-GPT delta)
+ * ngpt_projector embeddings <-> language-model space (input and output projectors)
+ * ngpt_decoder   conditioning -> image / audio / video
+ * ngpt_pipeline  all of the above, one conversation
+ *
+ * Ownership: each handle is created from an ngpt_context and must be freed before it. Weights
+ * are read-only once loaded; one handle may be used by one thread at a time.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ngpt_encoder   ngpt_encoder;
+typedef struct ngpt_backbone  ngpt_backbone;
+typedef struct ngpt_projector ngpt_projector;
+typedef struct ngpt_decoder   ngpt_decoder;
+typedef struct ngpt_pipeline  ngpt_pipeline;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NEXTGPT_H */

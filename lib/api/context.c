@@ -1,0 +1,163 @@
+/* context.c — ngpt_context: picks the backend (AUTO: CUDA when usable, else CPU with a note),
+ * starts the CPU thread pool, and owns the logger. Also the version and tensor ABI helpers. */
+#include "context.h"
+
+#include "../core/alloc.h"
+#include "../core/dtype.h"
+#include "../core/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+NGPT_API const char *ngpt_version(void) { return NGPT_VERSION_STRING; }
+NGPT_API int32_t ngpt_version_number(void) { return NGPT_VERSION_NUMBER; }
+NGPT_API int32_t ngpt_abi_version(void) { return NGPT_ABI_VERSION; }
+
+NGPT_API int32_t ngpt_has_cuda_build(void)
+{
+#ifdef NGPT_WITH_CUDA
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+NGPT_API ngpt_status ngpt_context_params_default(ngpt_context_params *p, size_t struct_size)
+{
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_params_default: p is NULL");
+    if (struct_size < sizeof(size_t))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_params_default: struct_size %zu too small", struct_size);
+    ngpt_context_params d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.device = NGPT_DEVICE_AUTO;
+    d.device_index = 0;
+    d.n_threads = 0;
+    d.log_level = NGPT_LOG_WARN;
+    /* An older caller's struct is shorter: fill only what it has room for. */
+    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
+    memcpy(p, &d, n);
+    p->struct_size = n;
+    return NGPT_OK;
+}
+
+/* Copy the caller's params over the defaults, reading only the bytes the caller's struct has. */
+static ngpt_status read_params(ngpt_context_params *dst, const ngpt_context_params *src)
+{
+    ngpt_context_params_default(dst, sizeof *dst);
+    if (!src) return NGPT_OK;
+    if (src->struct_size < sizeof(size_t) || src->struct_size > 65536)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT,
+                      "ngpt_context_create: params->struct_size is %zu (call ngpt_context_params_default first)",
+                      src->struct_size);
+    size_t n = src->struct_size < sizeof *dst ? src->struct_size : sizeof *dst;
+    memcpy(dst, src, n);
+    dst->struct_size = sizeof *dst;
+    return NGPT_OK;
+}
+
+NGPT_API ngpt_status ngpt_context_create(ngpt_context **out, const ngpt_context_params *params)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_create: out is NULL");
+    *out = NULL;
+    ngpt_context_params p;
+    NX_TRY(read_params(&p, params));
+    if (p.device != NGPT_DEVICE_AUTO && p.device != NGPT_DEVICE_CPU && p.device != NGPT_DEVICE_CUDA)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_create: unknown device kind %d", (int)p.device);
+    if (p.n_threads < 0 || p.n_threads > 1024)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_create: n_threads %d out of range [0, 1024]", p.n_threads);
+    if ((unsigned)p.log_level > NGPT_LOG_NONE)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_create: unknown log level %d", (int)p.log_level);
+    if (p.device_index < 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_create: device_index %d < 0", p.device_index);
+
+    ngpt_context *ctx = nx_calloc(1, sizeof *ctx);
+    if (!ctx) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_context_create: out of memory");
+    ctx->params = p;
+    ctx->log.level = p.log_level;
+    ctx->log.fn = p.log_callback;
+    ctx->log.user = p.log_user_data;
+    if (p.n_threads == 0) ctx->params.n_threads = nx_cpu_count();
+
+    ngpt_status st = nx_pool_create(&ctx->pool, ctx->params.n_threads);
+    if (st == NGPT_OK) st = nx_cpu_backend_create(&ctx->cpu, ctx->pool, &ctx->log);
+    if (st != NGPT_OK) {
+        ngpt_context_free(ctx);
+        return nx_err_wrap(st, "ngpt_context_create: ");
+    }
+    ctx->be = ctx->cpu;
+
+    if (p.device != NGPT_DEVICE_CPU) {
+        nx_backend *cuda = NULL;
+        st = nx_cuda_backend_create(&cuda, p.device_index, ctx->pool, &ctx->log);
+        if (st == NGPT_OK) {
+            ctx->be = cuda;
+        } else if (p.device == NGPT_DEVICE_CUDA) {
+            ngpt_context_free(ctx);
+            return nx_err_wrap(st == NGPT_ERR_UNSUPPORTED ? NGPT_ERR_UNSUPPORTED : NGPT_ERR_DEVICE,
+                               "ngpt_context_create: CUDA was requested but is not usable: ");
+        } else {
+            snprintf(ctx->backend_note, sizeof ctx->backend_note, "using the CPU: %s", ngpt_last_error());
+            nx_log(&ctx->log, NGPT_LOG_INFO, "%s", ctx->backend_note);
+            ngpt_clear_error();
+        }
+    }
+    ctx->be->mem_limit = p.memory_limit;
+    ctx->cpu->mem_limit = p.memory_limit;
+    *out = ctx;
+    return NGPT_OK;
+}
+
+NGPT_API void ngpt_context_free(ngpt_context *ctx)
+{
+    if (!ctx) return;
+    if (ctx->be && ctx->be != ctx->cpu) nx_backend_free(ctx->be);
+    nx_backend_free(ctx->cpu);
+    nx_pool_free(ctx->pool);
+    nx_free(ctx);
+}
+
+NGPT_API ngpt_backend ngpt_context_backend(const ngpt_context *ctx)
+{
+    return ctx && ctx->be ? ctx->be->kind : NGPT_BACKEND_CPU;
+}
+
+NGPT_API const char *ngpt_backend_name(ngpt_backend b)
+{
+    switch (b) {
+    case NGPT_BACKEND_CPU: return "cpu";
+    case NGPT_BACKEND_CUDA: return "cuda";
+    }
+    return "unknown";
+}
+
+NGPT_API const char *ngpt_context_device_name(const ngpt_context *ctx)
+{
+    return ctx && ctx->be ? ctx->be->device_name : "";
+}
+
+NGPT_API const char *ngpt_context_backend_note(const ngpt_context *ctx)
+{
+    return ctx ? ctx->backend_note : "";
+}
+
+NGPT_API int32_t ngpt_context_n_threads(const ngpt_context *ctx)
+{
+    return ctx ? ctx->params.n_threads : 0;
+}
+
+NGPT_API uint64_t ngpt_context_memory_used(const ngpt_context *ctx)
+{
+    if (!ctx) return 0;
+    uint64_t n = ctx->cpu->mem_used;
+    if (ctx->be != ctx->cpu) n += ctx->be->mem_used;
+    return n;
+}
+
+NGPT_API uint64_t ngpt_context_memory_peak(const ngpt_context *ctx)
+{
+    if (!ctx) return 0;
+    uint64_t n = ctx->cpu->mem_peak;
+    if (ctx->be != ctx->cpu) n += ctx->be->mem_peak;
+    return n;
+}

@@ -1,0 +1,24 @@
+/* pool.h — a fixed thread pool for the CPU backend: parallel-for over task indices. */
+#ifndef NX_POOL_H
+#define NX_POOL_H
+
+#include "nextgpt.h"
+
+typedef struct nx_pool nx_pool;
+
+/* fn(task, n_tasks, arg) is called once for every task in [0, n_tasks). */
+typedef void (*nx_pool_fn)(int64_t task, int64_t n_tasks, void *arg);
+
+/* n_threads >= 1; the calling thread counts as one worker (n_threads - 1 threads are started). */
+ngpt_status nx_pool_create(nx_pool **out, int n_threads);
+void nx_pool_free(nx_pool *p);
+int nx_pool_threads(const nx_pool *p);
+/* Run fn over [0, n_tasks) on all workers and wait. Tasks are handed out dynamically (an atomic
+ * counter), so uneven tasks balance. Safe to call with p == NULL (runs on the caller).
+ * Not re-entrant: fn must not call nx_pool_run on the same pool. */
+void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg);
+
+/* Online CPUs (>= 1). */
+int nx_cpu_count(void);
+
+#endif

@@ -1,0 +1,12 @@
+/* none.c — the CUDA backend entry point of a build without CUDA (-Dcuda=disabled, or auto
+ * without nvcc/cuBLAS/cuDNN). */
+#include "../ops/backend.h"
+
+ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *pool, const nx_logger *log)
+{
+    (void)device_index;
+    (void)pool;
+    (void)log;
+    *out = NULL;
+    return nx_err(NGPT_ERR_UNSUPPORTED, "this libnextgpt was built without CUDA (meson -Dcuda=disabled or no CUDA toolkit found)");
+}

@@ -1,0 +1,83 @@
+/* backend.h — what a backend implements behind ops.h.
+ *
+ * lib/ops/ops.c validates every call (shapes, dtypes, residency) and only then calls these
+ * functions, so a backend may assume: tensors are contiguous, shapes agree exactly as ops.h
+ * states, every tensor lives in this backend's memory, dtypes are ones it declared in
+ * `supports` (see below). A backend returns NGPT_OK or an nx_err status (e.g. a CUDA error).
+ */
+#ifndef NX_BACKEND_H
+#define NX_BACKEND_H
+
+#include "ops.h"
+#include "../core/log.h"
+#include "../core/pool.h"
+
+typedef struct nx_backend_vtbl {
+    const char *name;  /* "cpu", "cuda" */
+
+    /* memory */
+    ngpt_status (*alloc)(nx_backend *be, void **out, size_t nbytes);
+    void        (*free)(nx_backend *be, void *p);
+    ngpt_status (*upload)(nx_backend *be, void *dst, const void *host, size_t nbytes);
+    ngpt_status (*download)(nx_backend *be, void *host, const void *src, size_t nbytes);
+    ngpt_status (*sync)(nx_backend *be);
+    void        (*destroy)(nx_backend *be);
+
+    /* ops: same arguments as the nx_op_* of the same name, already validated */
+    ngpt_status (*linear)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
+    ngpt_status (*matmul)(nx_backend *, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,
+                          bool trans_a, bool trans_b, float alpha, float beta);
+    ngpt_status (*conv)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                        const nx_tensor *b, const nx_conv_params *p);
+    ngpt_status (*conv_transpose1d)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                                    const nx_tensor *b, int stride, int pad, int output_padding,
+                                    int dilation, int groups);
+    ngpt_status (*attention)(nx_backend *, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                             const nx_tensor *v, const nx_tensor *mask, float scale, bool causal);
+    ngpt_status (*rms_norm)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps);
+    ngpt_status (*layer_norm)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                              const nx_tensor *b, float eps);
+    ngpt_status (*group_norm)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                              const nx_tensor *b, int groups, float eps, bool silu);
+    ngpt_status (*rope)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos,
+                        int n_rot, float theta, nx_rope_mode mode);
+    ngpt_status (*softmax)(nx_backend *, nx_tensor *y, const nx_tensor *x, float scale);
+    ngpt_status (*unary)(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_unary op, float param);
+    ngpt_status (*binary)(nx_backend *, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, nx_binary op);
+    ngpt_status (*scale)(nx_backend *, nx_tensor *y, const nx_tensor *x, float alpha, float beta);
+    ngpt_status (*glu)(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first);
+    ngpt_status (*get_rows)(nx_backend *, nx_tensor *y, const nx_tensor *table, const nx_tensor *ids);
+    ngpt_status (*concat)(nx_backend *, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, int axis);
+    ngpt_status (*slice)(nx_backend *, nx_tensor *y, const nx_tensor *x, int axis, int64_t start);
+    ngpt_status (*permute)(nx_backend *, nx_tensor *y, const nx_tensor *x, const int *perm);
+    ngpt_status (*cast)(nx_backend *, nx_tensor *y, const nx_tensor *x);
+    ngpt_status (*resize)(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners);
+    ngpt_status (*argmax)(nx_backend *, nx_tensor *y, const nx_tensor *x);
+} nx_backend_vtbl;
+
+struct nx_backend {
+    const nx_backend_vtbl *v;
+    ngpt_backend kind;
+    unsigned     act_dtypes;     /* NX_DTYPE_BIT set of activation dtypes */
+    char         device_name[128];
+    nx_logger    log;
+    nx_pool     *pool;           /* CPU worker threads (also used by CUDA for host work) */
+    /* memory accounting for the context's limit (bytes) */
+    uint64_t     mem_limit;      /* 0 = none */
+    uint64_t     mem_used;
+    uint64_t     mem_peak;
+    void        *impl;           /* backend-private state */
+};
+
+/* CPU backend (lib/ops/cpu/). The pool (owned by the context) is borrowed; NULL = one thread. */
+ngpt_status nx_cpu_backend_create(nx_backend **out, nx_pool *pool, const nx_logger *log);
+
+/* CUDA backend (lib/cuda/). Fails with NGPT_ERR_DEVICE and a message saying why (no device,
+ * driver too old, cuBLAS init failed) when no usable GPU is present; in a build without CUDA it
+ * returns NGPT_ERR_UNSUPPORTED. The pool is borrowed for host-side work. */
+ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *pool,
+                                   const nx_logger *log);
+
+void nx_backend_free(nx_backend *be);
+
+#endif

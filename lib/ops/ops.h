@@ -1,0 +1,199 @@
+/* ops.h — the op layer: the only interface model code (lib/models/) computes through.
+ *
+ * One interface, two backends (lib/ops/cpu: the reference; lib/cuda + kernels/: CUDA). Model code
+ * is written once against nx_op_* and runs on either. Every nx_op_* validates its arguments here
+ * (lib/ops/ops.c: shapes, dtypes, residency) and then calls the backend through nx_backend_vtbl,
+ * so a backend implements the math only ("host validates, device computes").
+ *
+ * Tensors
+ * -------
+ * nx_tensor is a dense row-major array: ne[0] is the OUTERMOST dimension, ne[rank-1] the
+ * innermost (contiguous), like PyTorch and numpy (not ggml). All ops take and produce contiguous
+ * tensors; layout changes are explicit (nx_op_permute). Data lives where the backend says
+ * (host memory for CPU, device memory for CUDA); nx_tensor_upload/download move it.
+ *
+ * Dtypes
+ * ------
+ * Activations are F32 on the CPU backend; the CUDA backend also computes in F16/BF16. Weights
+ * (the `w` of linear/conv/get_rows) may be F32, F16 or BF16 on both. Op outputs have the dtype
+ * of the output tensor the caller allocated. Index tensors are I32.
+ *
+ * Every op returns NGPT_OK or an ngpt_status with the message set (nx_err).
+ */
+#ifndef NX_OPS_H
+#define NX_OPS_H
+
+#include "nextgpt.h"
+#include "../core/dtype.h"
+
+#include <stdbool.h>
+
+#define NX_MAX_DIMS 8
+
+typedef struct nx_backend nx_backend;
+
+typedef struct nx_tensor {
+    ngpt_dtype   dtype;
+    int          rank;
+    int64_t      ne[NX_MAX_DIMS];  /* shape, ne[0] outermost */
+    void        *data;             /* host pointer (CPU) or device pointer (CUDA) */
+    nx_backend  *be;               /* the backend whose memory holds data; NULL = host memory */
+    bool         owns;             /* data was allocated by nx_tensor_alloc (freed by nx_tensor_free) */
+    const char  *name;             /* optional, for error messages (borrowed) */
+} nx_tensor;
+
+/* ---- tensor helpers (lib/ops/tensor.c) ---- */
+
+int64_t nx_numel(const nx_tensor *t);
+size_t  nx_nbytes(const nx_tensor *t);
+/* A non-owning view of `data` (host memory when be == NULL). */
+nx_tensor nx_view(ngpt_dtype dt, int rank, const int64_t *ne, void *data, nx_backend *be);
+/* The same data seen with another shape of the same numel. */
+ngpt_status nx_reshape(nx_tensor *out, const nx_tensor *t, int rank, const int64_t *ne);
+/* Allocate uninitialised backend memory (counts against the context's memory limit). */
+ngpt_status nx_tensor_alloc(nx_tensor *out, nx_backend *be, ngpt_dtype dt, int rank, const int64_t *ne);
+/* Free what nx_tensor_alloc allocated; views are only reset. NULL is a no-op. */
+void nx_tensor_free(nx_tensor *t);
+/* Copy host memory -> tensor / tensor -> host memory (nbytes must equal nx_nbytes(t)). */
+ngpt_status nx_tensor_upload(nx_tensor *t, const void *host, size_t nbytes);
+ngpt_status nx_tensor_download(const nx_tensor *t, void *host, size_t nbytes);
+/* "name F32[2, 3]" for messages. */
+char *nx_tensor_str(char *buf, size_t cap, const nx_tensor *t);
+bool nx_same_shape(const nx_tensor *a, const nx_tensor *b);
+
+/* ---- element-wise enums ---- */
+
+typedef enum nx_unary {
+    NX_UNARY_IDENTITY   = 0,
+    NX_UNARY_SILU       = 1,  /* x * sigmoid(x) */
+    NX_UNARY_GELU       = 2,  /* exact: 0.5 x (1 + erf(x / sqrt 2)) (PyTorch default) */
+    NX_UNARY_GELU_TANH  = 3,  /* tanh approximation */
+    NX_UNARY_QUICK_GELU = 4,  /* x * sigmoid(1.702 x) (CLIP) */
+    NX_UNARY_RELU       = 5,
+    NX_UNARY_LEAKY_RELU = 6,  /* param = negative slope */
+    NX_UNARY_TANH       = 7,
+    NX_UNARY_SIGMOID    = 8,
+    NX_UNARY_EXP        = 9,
+    NX_UNARY_SQRT       = 10,
+    NX_UNARY_NEG        = 11
+} nx_unary;
+
+typedef enum nx_binary {
+    NX_BINARY_ADD = 0,
+    NX_BINARY_SUB = 1,
+    NX_BINARY_MUL = 2,
+    NX_BINARY_DIV = 3
+} nx_binary;
+
+typedef enum nx_resize_mode {
+    NX_RESIZE_NEAREST  = 0,  /* PyTorch F.interpolate(mode="nearest"): src = floor(dst * in/out) */
+    NX_RESIZE_BILINEAR = 1   /* F.interpolate(mode="bilinear"), align_corners from the call */
+} nx_resize_mode;
+
+typedef enum nx_rope_mode {
+    NX_ROPE_HALF        = 0, /* HF LLaMA rotate_half: pairs (i, i + d/2) */
+    NX_ROPE_INTERLEAVED = 1  /* GPT-J / original Meta: pairs (2i, 2i + 1) */
+} nx_rope_mode;
+
+/* ---- ops ----
+ * Shapes use numpy notation; "..." is any number of leading dimensions (flattened to M).
+ * y is always an output tensor the caller allocated with the exact shape stated. */
+
+/* y[..., N] = x[..., K] @ w[N, K]^T (+ b[N]) — PyTorch nn.Linear. w: F32/F16/BF16 (CPU: F32
+ * accumulate; M == 1 takes the hand-written GEMV path). b may be NULL. */
+ngpt_status nx_op_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                         const nx_tensor *b);
+
+/* Batched matmul: c[B, M, N] = alpha * op(a)[B, M, K] @ op(b)[B, K, N] (+ beta * c).
+ * a is [B, M, K] or, with trans_a, [B, K, M]; b is [B, K, N] or, with trans_b, [B, N, K].
+ * Rank 2 operands mean B = 1; a batch of 1 on a or b broadcasts over the other's batch. */
+ngpt_status nx_op_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,
+                         bool trans_a, bool trans_b, float alpha, float beta);
+
+/* Convolutions, PyTorch semantics (cross-correlation, zero padding, symmetric pads).
+ * conv1d: x[N, C, L]         w[O, C/groups, k]           y[N, O, Lo]
+ * conv2d: x[N, C, H, W]      w[O, C/groups, kh, kw]      y[N, O, Ho, Wo]
+ * conv3d: x[N, C, D, H, W]   w[O, C/groups, kd, kh, kw]  y[N, O, Do, Ho, Wo]
+ * b[O] may be NULL. stride/pad/dilation have one entry per spatial dim. */
+typedef struct nx_conv_params {
+    int stride[3];
+    int pad[3];
+    int dilation[3];
+    int groups;
+} nx_conv_params;
+nx_conv_params nx_conv_params_default(void);  /* stride 1, pad 0, dilation 1, groups 1 */
+ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                       const nx_tensor *b, const nx_conv_params *p);
+/* conv_transpose1d: x[N, C, L], w[C, O/groups, k] (PyTorch ConvTranspose1d layout), y[N, O, Lo]
+ * with Lo = (L - 1) * stride - 2 * pad + dilation * (k - 1) + output_padding + 1. */
+ngpt_status nx_op_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor *x,
+                                   const nx_tensor *w, const nx_tensor *b, int stride, int pad,
+                                   int output_padding, int dilation, int groups);
+
+/* Scaled dot-product attention.
+ * q[B, Sq, H, D], k/v[B, Skv, Hkv, D], out[B, Sq, H, D] (the layout nn.Linear produces, so no
+ * permutes around attention). H must be a multiple of Hkv (grouped-query). Any D.
+ * scale: usually 1/sqrt(D). causal: query i attends to keys j <= i + (Skv - Sq) (bottom-right
+ * aligned: prefill with Sq == Skv, and decode with a KV cache of Skv keys). mask: optional F32
+ * additive mask [Sq, Skv] or [B, Sq, Skv] (or [B, 1, Sq, Skv]), added to the scores. */
+ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                            const nx_tensor *v, const nx_tensor *mask, float scale, bool causal);
+
+/* y = x * rsqrt(mean(x^2, last dim) + eps) * w[C]  (LLaMA RMSNorm; w may be NULL). */
+ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                           float eps);
+/* y = (x - mean) / sqrt(var + eps) * w[C] + b[C] over the last dim (biased variance); w, b may
+ * be NULL. */
+ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                             const nx_tensor *b, float eps);
+/* GroupNorm over x[N, C, *spatial] (C divisible by groups), per-channel w[C], b[C] (NULL ok),
+ * then SiLU when silu is true (the fused ResNet-block pattern). */
+ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                             const nx_tensor *b, int groups, float eps, bool silu);
+
+/* Rotary embedding on x[B, S, H, D] -> y (may alias x): position of row s is pos[s] (I32 [S]);
+ * rotates the first n_rot dims (n_rot even, <= D; the rest pass through);
+ * inv_freq[i] = theta^(-2i / n_rot). */
+ngpt_status nx_op_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos,
+                       int n_rot, float theta, nx_rope_mode mode);
+
+/* y = softmax(x * scale) over the last dim (max-subtracted). */
+ngpt_status nx_op_softmax(nx_backend *be, nx_tensor *y, const nx_tensor *x, float scale);
+
+/* y = f(x), same shape (y may alias x). param is the LEAKY_RELU slope, else ignored. */
+ngpt_status nx_op_unary(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary op, float param);
+
+/* y = a op b with numpy broadcasting (right-aligned shapes, size-1 dims broadcast);
+ * y has the broadcast shape and may alias a or b when it has the same shape. */
+ngpt_status nx_op_binary(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b,
+                         nx_binary op);
+
+/* y = alpha * x + beta (element-wise; y may alias x). */
+ngpt_status nx_op_scale(nx_backend *be, nx_tensor *y, const nx_tensor *x, float alpha, float beta);
+
+/* Gated linear unit on x[..., 2N] -> y[..., N]: with a = x[..., :N], b = x[..., N:],
+ * y = act(a) * b when gate_first, else a * act(b) (diffusers GEGLU: hidden, gate = chunk(2);
+ * hidden * gelu(gate)). LLaMA's silu(gate) * up uses gate_first with [gate; up] fused weights. */
+ngpt_status nx_op_glu(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first);
+
+/* Embedding gather: y[n, D] = table[ids[n], :], table [V, D] F32/F16/BF16, ids I32 [n];
+ * an id outside [0, V) is NGPT_ERR_INVALID_ARGUMENT naming the id and its position. */
+ngpt_status nx_op_get_rows(nx_backend *be, nx_tensor *y, const nx_tensor *table, const nx_tensor *ids);
+
+/* y = concat(a, b) along axis (all other dims equal). */
+ngpt_status nx_op_concat(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, int axis);
+/* y = x[..., start:start+len, ...] along axis, len = y->ne[axis] (a copy). */
+ngpt_status nx_op_slice(nx_backend *be, nx_tensor *y, const nx_tensor *x, int axis, int64_t start);
+/* y = x.permute(perm) made contiguous; y's shape is x's permuted. */
+ngpt_status nx_op_permute(nx_backend *be, nx_tensor *y, const nx_tensor *x, const int *perm);
+/* y = x converted to y's dtype (same shape; F32/F16/BF16 among each other, I32 <-> F32). */
+ngpt_status nx_op_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x);
+
+/* Resize over the last two dims of x[N, C, H, W] to y[N, C, Ho, Wo]. */
+ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode,
+                         bool align_corners);
+
+/* y[...] (I32) = argmax over the last dim of x (first index on ties). */
+ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x);
+
+#endif

@@ -1,0 +1,119 @@
+/* tensor.c — nx_tensor: views, backend allocation with the context's memory accounting,
+ * and host <-> backend copies. */
+#include "backend.h"
+
+#include "../core/alloc.h"
+#include "../core/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int64_t nx_numel(const nx_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) n *= t->ne[i];
+    return n;
+}
+
+size_t nx_nbytes(const nx_tensor *t) { return (size_t)nx_numel(t) * nx_dtype_size(t->dtype); }
+
+nx_tensor nx_view(ngpt_dtype dt, int rank, const int64_t *ne, void *data, nx_backend *be)
+{
+    nx_tensor t;
+    memset(&t, 0, sizeof t);
+    t.dtype = dt;
+    t.rank = rank;
+    for (int i = 0; i < rank && i < NX_MAX_DIMS; i++) t.ne[i] = ne[i];
+    t.data = data;
+    t.be = be;
+    return t;
+}
+
+bool nx_same_shape(const nx_tensor *a, const nx_tensor *b)
+{
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->ne[i] != b->ne[i]) return false;
+    return true;
+}
+
+char *nx_tensor_str(char *buf, size_t cap, const nx_tensor *t)
+{
+    char sh[160];
+    nx_shape_str(sh, sizeof sh, t->rank, t->ne);
+    snprintf(buf, cap, "%s%s%s%s", t->name ? t->name : "", t->name ? " " : "", nx_dtype_name(t->dtype), sh);
+    return buf;
+}
+
+ngpt_status nx_reshape(nx_tensor *out, const nx_tensor *t, int rank, const int64_t *ne)
+{
+    if (rank < 0 || rank > NX_MAX_DIMS) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "reshape: rank %d out of range", rank);
+    nx_tensor r = nx_view(t->dtype, rank, ne, t->data, t->be);
+    r.name = t->name;
+    if (nx_numel(&r) != nx_numel(t)) {
+        char a[192], b[192];
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "reshape %s to %s: element counts differ",
+                      nx_tensor_str(a, sizeof a, t), nx_tensor_str(b, sizeof b, &r));
+    }
+    *out = r;
+    return NGPT_OK;
+}
+
+ngpt_status nx_tensor_alloc(nx_tensor *out, nx_backend *be, ngpt_dtype dt, int rank, const int64_t *ne)
+{
+    memset(out, 0, sizeof *out);
+    if (!be) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "tensor alloc: no backend");
+    if (rank < 0 || rank > NX_MAX_DIMS || nx_dtype_size(dt) == 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "tensor alloc: bad rank %d or dtype %d", rank, (int)dt);
+    nx_tensor t = nx_view(dt, rank, ne, NULL, be);
+    for (int i = 0; i < rank; i++)
+        if (ne[i] < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "tensor alloc: negative dimension");
+    size_t n = nx_nbytes(&t);
+    if (be->mem_limit && be->mem_used + n > be->mem_limit) {
+        char s[192];
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: allocating %s (%zu bytes) would exceed the memory limit of %llu bytes (%llu in use)",
+                      be->v->name, nx_tensor_str(s, sizeof s, &t), n, (unsigned long long)be->mem_limit,
+                      (unsigned long long)be->mem_used);
+    }
+    NX_TRY(be->v->alloc(be, &t.data, n ? n : 1));
+    be->mem_used += n;
+    if (be->mem_used > be->mem_peak) be->mem_peak = be->mem_used;
+    t.owns = true;
+    *out = t;
+    return NGPT_OK;
+}
+
+void nx_tensor_free(nx_tensor *t)
+{
+    if (!t) return;
+    if (t->owns && t->be) {
+        t->be->v->free(t->be, t->data);
+        t->be->mem_used -= nx_nbytes(t);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+ngpt_status nx_tensor_upload(nx_tensor *t, const void *host, size_t nbytes)
+{
+    if (nbytes != nx_nbytes(t)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "upload: %zu bytes for a tensor of %zu", nbytes, nx_nbytes(t));
+    if (!t->be) {
+        memcpy(t->data, host, nbytes);
+        return NGPT_OK;
+    }
+    return t->be->v->upload(t->be, t->data, host, nbytes);
+}
+
+ngpt_status nx_tensor_download(const nx_tensor *t, void *host, size_t nbytes)
+{
+    if (nbytes != nx_nbytes(t)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "download: %zu bytes for a tensor of %zu", nbytes, nx_nbytes(t));
+    if (!t->be) {
+        memcpy(host, t->data, nbytes);
+        return NGPT_OK;
+    }
+    return t->be->v->download(t->be, host, t->data, nbytes);
+}
+
+void nx_backend_free(nx_backend *be)
+{
+    if (be && be->v && be->v->destroy) be->v->destroy(be);
+}
