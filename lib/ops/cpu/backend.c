@@ -1,6 +1,6 @@
 /* backend.c — the CPU backend: host memory and the op table. The ops themselves live in the
  * other files of this folder (one per op family). */
-#include "../backend.h"
+#include "cpu_ops.h"
 
 #include "../../core/alloc.h"
 #include "../../core/error.h"
@@ -45,6 +45,27 @@ static const nx_backend_vtbl k_cpu_vtbl = {
     .download = cpu_copy,
     .sync = cpu_sync,
     .destroy = cpu_destroy,
+    .linear = nx_cpu_linear,
+    .matmul = nx_cpu_matmul,
+    .conv = nx_cpu_conv,
+    .conv_transpose1d = nx_cpu_conv_transpose1d,
+    .attention = nx_cpu_attention,
+    .rms_norm = nx_cpu_rms_norm,
+    .layer_norm = nx_cpu_layer_norm,
+    .group_norm = nx_cpu_group_norm,
+    .rope = nx_cpu_rope,
+    .softmax = nx_cpu_softmax,
+    .unary = nx_cpu_unary,
+    .binary = nx_cpu_binary,
+    .scale = nx_cpu_scale,
+    .glu = nx_cpu_glu,
+    .get_rows = nx_cpu_get_rows,
+    .concat = nx_cpu_concat,
+    .slice = nx_cpu_slice,
+    .permute = nx_cpu_permute,
+    .cast = nx_cpu_cast,
+    .resize = nx_cpu_resize,
+    .argmax = nx_cpu_argmax,
 };
 
 /* The CPU model from /proc/cpuinfo ("model name"), or "cpu". */

@@ -1,0 +1,45 @@
+/* cpu_ops.h — the CPU backend's op implementations (one file per op family), wired into the
+ * vtable by backend.c. Arguments are already validated by lib/ops/ops.c (see backend.h). */
+#ifndef NX_CPU_OPS_H
+#define NX_CPU_OPS_H
+
+#include "../backend.h"
+
+/* gemm.c (oneDNN) + gemv.c (hand-written AVX-512 for M == 1) */
+ngpt_status nx_cpu_linear(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
+ngpt_status nx_cpu_matmul(nx_backend *, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,
+                          bool trans_a, bool trans_b, float alpha, float beta);
+/* conv.c (oneDNN) */
+ngpt_status nx_cpu_conv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                        const nx_tensor *b, const nx_conv_params *p);
+ngpt_status nx_cpu_conv_transpose1d(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                                    const nx_tensor *b, int stride, int pad, int output_padding,
+                                    int dilation, int groups);
+/* attention.c */
+ngpt_status nx_cpu_attention(nx_backend *, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                             const nx_tensor *v, const nx_tensor *mask, float scale, bool causal);
+/* norm.c */
+ngpt_status nx_cpu_rms_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps);
+ngpt_status nx_cpu_layer_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                              const nx_tensor *b, float eps);
+ngpt_status nx_cpu_group_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                              const nx_tensor *b, int groups, float eps, bool silu);
+/* rope.c */
+ngpt_status nx_cpu_rope(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos,
+                        int n_rot, float theta, nx_rope_mode mode);
+/* elementwise.c */
+ngpt_status nx_cpu_softmax(nx_backend *, nx_tensor *y, const nx_tensor *x, float scale);
+ngpt_status nx_cpu_unary(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_unary op, float param);
+ngpt_status nx_cpu_binary(nx_backend *, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, nx_binary op);
+ngpt_status nx_cpu_scale(nx_backend *, nx_tensor *y, const nx_tensor *x, float alpha, float beta);
+ngpt_status nx_cpu_glu(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first);
+ngpt_status nx_cpu_argmax(nx_backend *, nx_tensor *y, const nx_tensor *x);
+/* layout.c */
+ngpt_status nx_cpu_get_rows(nx_backend *, nx_tensor *y, const nx_tensor *table, const nx_tensor *ids);
+ngpt_status nx_cpu_concat(nx_backend *, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, int axis);
+ngpt_status nx_cpu_slice(nx_backend *, nx_tensor *y, const nx_tensor *x, int axis, int64_t start);
+ngpt_status nx_cpu_permute(nx_backend *, nx_tensor *y, const nx_tensor *x, const int *perm);
+ngpt_status nx_cpu_cast(nx_backend *, nx_tensor *y, const nx_tensor *x);
+ngpt_status nx_cpu_resize(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners);
+
+#endif
