@@ -1,0 +1,121 @@
+/* test.h — the tiny test harness every C test uses: CHECK macros that count, a seeded RNG,
+ * float comparison with tolerances, and the skip convention (exit 77, which meson reports as
+ * SKIP). A test file defines its cases as functions and lists them in main with RUN(). */
+#ifndef NX_TEST_H
+#define NX_TEST_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int t_checks, t_failed;
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        t_checks++;                                                                 \
+        if (!(cond)) {                                                              \
+            t_failed++;                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                           \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                        \
+    do {                                                                            \
+        t_checks++;                                                                 \
+        if (!(cond)) {                                                              \
+            t_failed++;                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                           \
+            fprintf(stderr, "\n");                                                  \
+        }                                                                           \
+    } while (0)
+
+/* Status check that prints ngpt_last_error() on failure. */
+#define CHECK_OK(expr)                                                                       \
+    do {                                                                                     \
+        ngpt_status t_s_ = (expr);                                                           \
+        t_checks++;                                                                          \
+        if (t_s_ != NGPT_OK) {                                                               \
+            t_failed++;                                                                      \
+            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr,              \
+                    ngpt_status_string(t_s_), ngpt_last_error());                            \
+        }                                                                                    \
+    } while (0)
+
+/* Expect a specific failure status and a message containing `needle` (NULL: any message). */
+#define CHECK_ERR(expr, status, needle)                                                      \
+    do {                                                                                     \
+        ngpt_status t_s_ = (expr);                                                           \
+        t_checks++;                                                                          \
+        const char *t_m_ = ngpt_last_error();                                                \
+        if (t_s_ != (status) || ((needle) && !strstr(t_m_, (needle)))) {                     \
+            t_failed++;                                                                      \
+            fprintf(stderr, "%s:%d: %s -> %s \"%s\", expected %s with \"%s\"\n", __FILE__,   \
+                    __LINE__, #expr, ngpt_status_string(t_s_), t_m_, ngpt_status_string(status), \
+                    (needle) ? (needle) : "");                                               \
+        }                                                                                    \
+    } while (0)
+
+#define RUN(fn)                                                   \
+    do {                                                          \
+        int t_before_ = t_failed;                                 \
+        fn();                                                     \
+        fprintf(stderr, "%s %s\n", t_failed == t_before_ ? "ok  " : "FAIL", #fn); \
+    } while (0)
+
+/* End of main: prints a summary and returns the process status. */
+static inline int test_done(void)
+{
+    fprintf(stderr, "%d checks, %d failed\n", t_checks, t_failed);
+    return t_failed ? 1 : 0;
+}
+
+/* Exit code meson treats as "skipped". */
+#define TEST_SKIP 77
+
+/* xorshift64* — deterministic test data. */
+typedef struct { uint64_t s; } test_rng;
+static inline uint64_t test_rng_u64(test_rng *r)
+{
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 2685821657736338717ull;
+}
+/* uniform in [lo, hi) */
+static inline float test_rng_f(test_rng *r, float lo, float hi)
+{
+    return lo + (hi - lo) * (float)((test_rng_u64(r) >> 40) * (1.0 / 16777216.0));
+}
+static inline void test_fill(test_rng *r, float *p, size_t n, float lo, float hi)
+{
+    for (size_t i = 0; i < n; i++) p[i] = test_rng_f(r, lo, hi);
+}
+
+/* Compare: |a-b| <= atol + rtol*|b| everywhere; prints the worst element on failure. */
+static inline int test_close(const char *what, const float *a, const float *b, size_t n, float atol, float rtol)
+{
+    size_t bad = 0, worst = 0;
+    double wd = -1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        int ok = d <= atol + rtol * fabs((double)b[i]);
+        if (!ok) bad++;
+        if (!(d <= wd)) {  /* NaN counts as worst */
+            wd = d;
+            worst = i;
+        }
+    }
+    t_checks++;
+    if (bad) {
+        t_failed++;
+        fprintf(stderr, "%s: %zu/%zu elements off; worst at %zu: got %g want %g (atol %g rtol %g)\n", what, bad, n,
+                worst, (double)a[worst], (double)b[worst], (double)atol, (double)rtol);
+        return 0;
+    }
+    return 1;
+}
+
+#endif
