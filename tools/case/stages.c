@@ -1,0 +1,39 @@
+/* stages.c — every stage named in ../shared/golden/<family>/STAGES.md, and the function that
+ * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
+#include "stage.h"
+
+const case_stage case_stages[] = {
+    /* llm */
+    {"tokenizer.encode", NULL},
+    {"tokenizer.decode", NULL},
+    {"llama.logits", NULL},
+    {"llama.logits_embeds", NULL},
+    {"llama.generate_greedy", NULL},
+    {"llama.lora", NULL},
+    /* vision (encoders, projectors, image out) */
+    {"image.preprocess", NULL},
+    {"video.preprocess", NULL},
+    {"audio.fbank", NULL},
+    {"imagebind.vision", NULL},
+    {"imagebind.audio", NULL},
+    {"projector.input", NULL},
+    {"projector.output", NULL},
+    {"unet2d", NULL},
+    {"vae.decode", NULL},
+    {"scheduler.ddim", NULL},
+    {"scheduler.pndm", NULL},
+    {"sd.generate", NULL},
+    {"image.postprocess", NULL},
+    /* audio out */
+    {"audioldm.unet", NULL},
+    {"audioldm.vae_decode", NULL},
+    {"vocoder.hifigan", NULL},
+    {"audioldm.generate", NULL},
+    /* video out */
+    {"zeroscope.unet3d", NULL},
+    {"zeroscope.vae_decode", NULL},
+    {"video.postprocess", NULL},
+    {"zeroscope.generate", NULL},
+    {"scheduler.dpmsolver", NULL},
+    {NULL, NULL},
+};

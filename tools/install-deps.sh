@@ -1,0 +1,21 @@
+#!/bin/sh
+# Install the Debian 12 packages libnextgpt builds and tests with (run as root, or with sudo).
+# The CUDA toolkit (nvcc, cuBLAS, cuDNN) is not a Debian package: when /usr/local/cuda exists the
+# build uses it (meson -Dcuda=auto), otherwise the CPU-only library is built.
+set -eu
+pkgs="meson ninja-build pkg-config gcc libc6-dev
+      libdnnl-dev libjansson-dev
+      libturbojpeg0-dev libpng-dev libsndfile1-dev
+      libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
+      libpcre2-dev libopenblas-dev"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $missing
+fi

@@ -1,0 +1,40 @@
+#!/bin/bash
+# Build libnextgpt twice — the default configuration (CUDA kernels too when the toolkit is
+# present) and a CPU-only ASan+UBSan build — run the whole test suite in both, and end with
+# one line "N passed, N failed, N skipped" over all tests of both builds.
+# usage: tools/run-tests.sh            (dependencies: tools/install-deps.sh)
+set -u
+cd "$(dirname "$0")/.."
+[ -d /usr/local/cuda/bin ] && export PATH="/usr/local/cuda/bin:$PATH"
+jobs=${NGPT_JOBS:-$(nproc)}
+passed=0; failed=0; skipped=0; broken=0
+
+run_suite() {  # name, build dir, meson options...
+    local name=$1 dir=$2
+    shift 2
+    echo "=== $name: configure ($*)"
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; broken=1; return; }
+    fi
+    grep -A8 'libnextgpt$' "$dir.setup.log" 2>/dev/null | sed -n 1,6p
+    echo "=== $name: build"
+    ninja -C "$dir" -j "$jobs" >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; broken=1; return; }
+    echo "=== $name: test"
+    meson test -C "$dir" --num-processes "$jobs" --print-errorlogs 2>&1 | tee "$dir.test.log" | grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):'
+    grep -h '^golden: ' "$dir/meson-logs/testlog.txt" || true
+    grep -h '^unimplemented stages' "$dir/meson-logs/testlog.txt" || true
+    local ok fail skip tmo xpass
+    ok=$(awk '/^Ok:/ {print $2}' "$dir.test.log"); fail=$(awk '/^Fail:/ {print $2}' "$dir.test.log")
+    skip=$(awk '/^Skipped:/ {print $2}' "$dir.test.log"); tmo=$(awk '/^Timeout:/ {print $2}' "$dir.test.log")
+    xpass=$(awk '/^Unexpected Pass:/ {print $3}' "$dir.test.log")
+    if [ -z "$ok" ]; then broken=1; return; fi
+    passed=$((passed + ok)); failed=$((failed + ${fail:-0} + ${tmo:-0} + ${xpass:-0})); skipped=$((skipped + ${skip:-0}))
+}
+
+run_suite default build-test -Dbuildtype=debugoptimized
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    run_suite asan build-test-asan -Dcuda=disabled -Dbench=false -Db_sanitize=address,undefined -Db_lundef=false
+
+[ "$broken" -ne 0 ] && failed=$((failed + 1)) && echo "a build or test run could not complete (counted as one failure)"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
