@@ -75,6 +75,15 @@ ngpt_status nx_w_add(nx_weights *w, const char *name, ngpt_dtype dt, int rank, c
         w->t = t;
         w->cap = cap;
     }
+    size_t es = nx_dtype_size(dt);
+    if (es > 1 && nbytes && (uintptr_t)data % es) {
+        /* the file does not align this tensor (safetensors offsets and zip entries may be
+         * anywhere): copy it so that readers can use it as an array of its type */
+        void *copy;
+        NX_TRY(nx_w_alloc_owned(w, nbytes, &copy));
+        memcpy(copy, data, nbytes);
+        data = copy;
+    }
     char *nm = nx_strdup(name);
     if (!nm) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory for tensor name '%s'", file, name);
     nx_wtensor *t = &w->t[w->n];

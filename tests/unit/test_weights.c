@@ -270,8 +270,8 @@ static void test_torch_views(void)
     const nx_wtensor *t;
     if (w) {
         CHECK_OK(nx_weights_get(w, "w", NX_DTYPE_BIT(NGPT_DTYPE_F32), 2, (int64_t[]){4, 4}, &t));
+        CHECK(t && (uintptr_t)t->data % 4 == 0);  /* Python's zipfile does not align: copied */
         CHECK(t && ((const float *)t->data)[5] == 5.0f);
-        CHECK(zero_copy(w));
         nx_weights_close(w);
     }
     w = NULL;
