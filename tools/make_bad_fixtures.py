@@ -28,14 +28,21 @@ def write(name, data):
         f.write(data)
 
 
+def zi(name, method=zipfile.ZIP_STORED):
+    """A fixed timestamp keeps the fixtures byte-identical between runs."""
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+    info.compress_type = method
+    return info
+
+
 def torch_zip(name, pkl, entries=None):
     """A zip laid out like torch 1.13's writer: STORED entries under '<arch>/'."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
-        z.writestr("archive/data.pkl", pkl)
+        z.writestr(zi("archive/data.pkl"), pkl)
         for k, v in (entries or {}).items():
-            z.writestr("archive/data/" + k, v)
-        z.writestr("archive/version", b"3\n")
+            z.writestr(zi("archive/data/" + k), v)
+        z.writestr(zi("archive/version"), b"3\n")
     write(name, buf.getvalue())
 
 
@@ -92,11 +99,28 @@ def main():
     # compressed entry
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("archive/data.pkl", hdr)
-        z.writestr("archive/data/0", bytes(64))
+        z.writestr(zi("archive/data.pkl", zipfile.ZIP_DEFLATED), hdr)
+        z.writestr(zi("archive/data/0", zipfile.ZIP_DEFLATED), bytes(64))
     write("zip_deflated.pt", buf.getvalue())
     # legacy torch.save (pre-1.6) magic
     write("legacy.pt", b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.")
+    good_torch()
+
+
+def good_torch():
+    """tests/data/torch_nested.pt: a real torch.save of a nested checkpoint (only when torch is
+    importable; the committed file is what the tests read)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    g = torch.Generator().manual_seed(0)
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    sd = {"model": {"lin.weight": base, "lin.weight_t": base.t(), "row": base[2],
+                    "bf": torch.randn(3, 5, generator=g).to(torch.bfloat16), "ids": torch.tensor([1, -2, 3]),
+                    "mask": torch.tensor([True, False]), "scalar": torch.tensor(2.5, dtype=torch.float64)},
+          "epoch": 3, "name": "x", "opt": {0: {"step": torch.tensor(7)}}}
+    torch.save(sd, os.path.join(OUT, "..", "torch_nested.pt"))
 
 
 if __name__ == "__main__":

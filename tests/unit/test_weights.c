@@ -284,6 +284,38 @@ static void test_torch_views(void)
     }
 }
 
+/* a real torch.save of {"model": {...views...}, "epoch": 3, "name": "x", "opt": {0: {"step": t}}} */
+static void test_torch_nested(void)
+{
+    char path[1000];
+    snprintf(path, sizeof path, "%s/../torch_nested.pt", g_bad);
+    nx_weights *w = NULL;
+    CHECK_OK(nx_weights_open(&w, path));
+    if (!w) return;
+    CHECK(nx_weights_count(w) == 8);
+    const nx_wtensor *t;
+    float f[24];
+    CHECK_OK(nx_weights_get(w, "model.lin.weight", NX_DTYPE_BIT(NGPT_DTYPE_F32), 2, (int64_t[]){4, 6}, &t));
+    CHECK(t && ((const float *)t->data)[7] == 7.0f);
+    CHECK_OK(nx_weights_get(w, "model.lin.weight_t", NX_DTYPE_BIT(NGPT_DTYPE_F32), 2, (int64_t[]){6, 4}, &t));
+    CHECK(t && ((const float *)t->data)[1] == 6.0f && ((const float *)t->data)[4] == 1.0f);
+    CHECK_OK(nx_weights_get(w, "model.row", 0, 1, (int64_t[]){6}, &t));
+    CHECK(t && ((const float *)t->data)[0] == 12.0f);  /* storage offset 12, zero copy */
+    CHECK_OK(nx_weights_get(w, "model.bf", NX_DTYPE_BIT(NGPT_DTYPE_BF16), 2, (int64_t[]){3, 5}, &t));
+    CHECK_OK(nx_weights_get(w, "model.ids", NX_DTYPE_BIT(NGPT_DTYPE_I64), 1, (int64_t[]){3}, &t));
+    nx_wtensor_to_f32(t, f);
+    CHECK(f[0] == 1.0f && f[1] == -2.0f && f[2] == 3.0f);
+    CHECK_OK(nx_weights_get(w, "model.mask", NX_DTYPE_BIT(NGPT_DTYPE_BOOL), 1, (int64_t[]){2}, &t));
+    nx_wtensor_to_f32(t, f);
+    CHECK(f[0] == 1.0f && f[1] == 0.0f);
+    CHECK_OK(nx_weights_get(w, "model.scalar", NX_DTYPE_BIT(NGPT_DTYPE_F64), 0, NULL, &t));
+    nx_wtensor_to_f32(t, f);
+    CHECK(f[0] == 2.5f);
+    CHECK_OK(nx_weights_get(w, "opt.0.step", NX_DTYPE_BIT(NGPT_DTYPE_I64), 0, NULL, &t));
+    CHECK_OK(nx_weights_check_unused(w));
+    nx_weights_close(w);
+}
+
 static void test_bad_fixtures(void)
 {
     static const struct { const char *file; ngpt_status st; const char *needle; } cases[] = {
@@ -340,6 +372,7 @@ int main(void)
     RUN(test_unused_many);
     RUN(test_sharded);
     RUN(test_torch_views);
+    RUN(test_torch_nested);
     RUN(test_bad_fixtures);
     if (access(golden("models/llama-a/model.safetensors"), R_OK) == 0) {
         RUN(test_llama);
