@@ -312,6 +312,26 @@ static void test_bytes(void)
     CHECK(n == 4 && ids[1] == 3 + 0xEF && ids[2] == 3 + 0xBF && ids[3] == 3 + 0xBD);
     CHECK_OK(ngpt_tokenizer_decode(tok, ids, n, 0, out, sizeof out, &len));
     CHECK(len == 3 && memcmp(out, "\xEF\xBF\xBD", 3) == 0);  /* the dummy-prefix ▁ is dropped */
+    /* expected ids from python sentencepiece 0.1.97, sp.encode(bytes), tok-a's model: every
+     * invalid byte (truncated, overlong, surrogate, > U+10FFFF) is one U+FFFD -> <0xEF><0xBF><0xBD> */
+    static const struct {
+        const char *bytes;
+        size_t      n;
+        int32_t     ids[40];
+        size_t      nids;
+    } inv[] = {
+        {"\xff abc", 5, {784, 242, 194, 192, 654, 794}, 6},
+        {"\xe4\xbd", 2, {784, 242, 194, 192, 242, 194, 192}, 7},
+        {"a\0b", 3, {262, 3, 802}, 3},
+        {"caf\xc3 \xed\xa0\x80x \xc0\x80 \xf4\x90\x80\x80", 17,
+         {272, 791, 798, 242, 194, 192, 784, 242, 194, 192, 242, 194, 192, 242, 194, 192, 825, 784, 242,
+          194, 192, 242, 194, 192, 784, 242, 194, 192, 242, 194, 192, 242, 194, 192, 242, 194, 192}, 37},
+        {"\xef\xbf\xbd", 3, {784, 242, 194, 192}, 4},
+    };
+    for (size_t k = 0; k < sizeof inv / sizeof inv[0]; k++) {
+        CHECK_OK(ngpt_tokenizer_encode(tok, inv[k].bytes, inv[k].n, 0, ids, 4096, &n));
+        CHECK_MSG(n == inv[k].nids && memcmp(ids, inv[k].ids, n * 4) == 0, "invalid UTF-8 case %zu", k);
+    }
     test_rng r = {0x1234567};
     for (int iter = 0; iter < 300; iter++) {
         char text[512];
