@@ -49,6 +49,7 @@ static inline int t_contains(const char *hay, const char *needle)
 {
     return !needle || strstr(hay, needle) != NULL;
 }
+static inline const char *t_str(const char *s) { return s ? s : ""; }
 
 /* Expect a specific failure status and a message containing `needle` (NULL: any message). */
 #define CHECK_ERR(expr, status, needle)                                                      \
@@ -60,7 +61,7 @@ static inline int t_contains(const char *hay, const char *needle)
             t_failed++;                                                                      \
             fprintf(stderr, "%s:%d: %s -> %s \"%s\", expected %s with \"%s\"\n", __FILE__,   \
                     __LINE__, #expr, ngpt_status_string(t_s_), t_m_, ngpt_status_string(status), \
-                    t_contains("", (needle)) ? "" : "<needle>");                                               \
+                    t_str(needle));                                               \
         }                                                                                    \
     } while (0)
 
