@@ -773,7 +773,8 @@ int main(void)
     nx_backend *gpu = NULL;
     ngpt_status st = nx_cuda_backend_create(&gpu, 0, NULL, NULL);
     if (st != NGPT_OK) {
-        fprintf(stderr, "SKIP: no usable CUDA device: %s\n", ngpt_last_error());
+        const char *why = ngpt_last_error();
+        fprintf(stderr, "SKIP: %s%s\n", strstr(why, "no usable CUDA device") == why ? "" : "no usable CUDA device: ", why);
         return TEST_SKIP;
     }
     g_gpu = gpu;
