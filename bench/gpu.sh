@@ -51,10 +51,16 @@ else
 fi || { say "configure failed: see $OUT/configure.log"; exit 1; }
 step build build.log ninja -C "$BUILD" -j "$JOBS" || { say "build failed: see $OUT/build.log"; exit 1; }
 
+counts() {  # the Ok/Fail/Skipped/Timeout counts of a meson test log, and any SKIP reasons
+    say "$(printf '%-28s %s' "" "$(grep -E '^(Ok|Fail|Skipped|Timeout): ' "$1" | tr -s ' ' | paste -sd' ')")"
+    grep -h '^SKIP: ' "$2" 2>/dev/null | sort -u | sed 's/^/                             /' | tee -a "$SUMMARY"
+}
 step "test suite gpu" test-gpu.log meson test -C "$BUILD" --suite gpu --print-errorlogs --timeout-multiplier 2
 cp "$BUILD/meson-logs/testlog.txt" "$OUT/testlog-gpu.txt" 2>/dev/null
+counts "$OUT/test-gpu.log" "$OUT/testlog-gpu.txt"
 step "test suite unit" test-unit.log meson test -C "$BUILD" --suite unit --print-errorlogs
 cp "$BUILD/meson-logs/testlog.txt" "$OUT/testlog-unit.txt" 2>/dev/null
+counts "$OUT/test-unit.log" "$OUT/testlog-unit.txt"
 
 # Golden cases on CUDA: the golden suite honours NGPT_DEVICE (cpu|cuda|auto) for ngpt-case.
 if [ -x "$BUILD/tools/ngpt-case" ]; then
