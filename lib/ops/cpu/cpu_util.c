@@ -1,0 +1,197 @@
+/* cpu_util.c — parallel-for over the pool in contiguous chunks, CPU feature detection. */
+#include "cpu_util.h"
+
+#include <stdatomic.h>
+
+#define NX_PAR_MIN_WORK 32768  /* below this many element-touches a job runs on the caller */
+
+typedef struct {
+    nx_range_fn fn;
+    void *arg;
+    int64_t n;
+} par_job;
+
+static void par_task(int64_t t, int64_t n_tasks, void *vp)
+{
+    par_job *j = vp;
+    int64_t i0 = j->n * t / n_tasks, i1 = j->n * (t + 1) / n_tasks;
+    if (i1 > i0) j->fn(i0, i1, j->arg);
+}
+
+void nx_cpu_parallel_for(nx_backend *be, int64_t n, int64_t item_cost, nx_range_fn fn, void *arg)
+{
+    if (n <= 0) return;
+    int threads = nx_pool_threads(be ? be->pool : NULL);
+    if (item_cost < 1) item_cost = 1;
+    if (threads <= 1 || n == 1 || n * item_cost < NX_PAR_MIN_WORK) {
+        fn(0, n, arg);
+        return;
+    }
+    int64_t tasks = (int64_t)threads * 4;
+    int64_t max_by_work = n * item_cost / (NX_PAR_MIN_WORK / 4);
+    if (tasks > max_by_work) tasks = max_by_work;
+    if (tasks > n) tasks = n;
+    if (tasks < 2) {
+        fn(0, n, arg);
+        return;
+    }
+    par_job j = {fn, arg, n};
+    nx_pool_run(be->pool, tasks, par_task, &j);
+}
+
+bool nx_cpu_has_avx512(void)
+{
+    static _Atomic int cached = -1;
+    int c = atomic_load(&cached);
+    if (c < 0) {
+        __builtin_cpu_init();
+        c = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+        atomic_store(&cached, c);
+    }
+    return c != 0;
+}
+
+#include "../../core/alloc.h"
+
+#include <immintrin.h>
+
+const float *nx_cpu_as_f32(const nx_tensor *t, float **tmp)
+{
+    *tmp = NULL;
+    if (t->dtype == NGPT_DTYPE_F32) return t->data;
+    size_t n = (size_t)nx_numel(t);
+    float *f = nx_malloc((n ? n : 1) * sizeof *f);
+    if (!f) return NULL;
+    if (t->dtype == NGPT_DTYPE_F16)
+        nx_f16_to_f32_n(t->data, f, n);
+    else
+        nx_bf16_to_f32_n(t->data, f, n);
+    *tmp = f;
+    return f;
+}
+
+/* ---- AVX-512 ---- */
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+AVX512 static inline __mmask16 tail_mask(int64_t left) { return (__mmask16)((1u << left) - 1u); }
+
+AVX512 static float sum_avx512(const float *x, int64_t n)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
+        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + i + 16));
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
+    if (i < n) a1 = _mm512_add_ps(a1, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+AVX512 static float sumsqdev_avx512(const float *x, float mean, int64_t n)
+{
+    __m512 m = _mm512_set1_ps(mean);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 v0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), m), v1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m);
+        a0 = _mm512_fmadd_ps(v0, v0, a0);
+        a1 = _mm512_fmadd_ps(v1, v1, a1);
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + i), m);
+        a0 = _mm512_fmadd_ps(v, v, a0);
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + i), m);
+        a1 = _mm512_fmadd_ps(v, v, a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+AVX512 static void norm_wb_avx512(float *y, const float *x, float mean, float s, const float *w, const float *b,
+                                  int64_t n)
+{
+    __m512 m = _mm512_set1_ps(mean), sv = _mm512_set1_ps(s);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), sv);
+        if (w) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, w + i));
+        if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b + i));
+        _mm512_mask_storeu_ps(y + i, k, v);
+    }
+}
+
+AVX512 static void affine_avx512(float *y, const float *x, float a, float c, int64_t n)
+{
+    __m512 av = _mm512_set1_ps(a), cv = _mm512_set1_ps(c);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, x + i), av, cv));
+    }
+}
+
+/* ---- portable (8 independent accumulators so the compiler can keep them in a vector) ---- */
+
+static float sum_c(const float *x, int64_t n)
+{
+    float a[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) a[j] += x[i + j];
+    for (; i < n; i++) a[0] += x[i];
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+static float sumsqdev_c(const float *x, float mean, int64_t n)
+{
+    float a[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            float d = x[i + j] - mean;
+            a[j] += d * d;
+        }
+    for (; i < n; i++) a[0] += (x[i] - mean) * (x[i] - mean);
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+float nx_vsum(const float *x, int64_t n) { return nx_cpu_has_avx512() ? sum_avx512(x, n) : sum_c(x, n); }
+
+float nx_vsumsq(const float *x, int64_t n) { return nx_vsumsqdev(x, 0.0f, n); }
+
+float nx_vsumsqdev(const float *x, float mean, int64_t n)
+{
+    return nx_cpu_has_avx512() ? sumsqdev_avx512(x, mean, n) : sumsqdev_c(x, mean, n);
+}
+
+void nx_vnorm_wb(float *y, const float *x, float mean, float s, const float *w, const float *b, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        norm_wb_avx512(y, x, mean, s, w, b, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        float v = (x[i] - mean) * s;
+        if (w) v *= w[i];
+        if (b) v += b[i];
+        y[i] = v;
+    }
+}
+
+void nx_vscale_wb(float *y, const float *x, float s, const float *w, const float *b, int64_t n)
+{
+    nx_vnorm_wb(y, x, 0.0f, s, w, b, n);
+}
+
+void nx_vaffine(float *y, const float *x, float a, float c, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        affine_avx512(y, x, a, c, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + c;
+}
