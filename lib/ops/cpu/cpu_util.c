@@ -195,3 +195,107 @@ void nx_vaffine(float *y, const float *x, float a, float c, int64_t n)
     }
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + c;
 }
+
+/* ---- exp-based kernels ---- */
+
+#include <math.h>
+
+/* exp(x): n = round(x log2 e), r = x - n ln2 (two-part ln2), Taylor degree 6 on |r| <= ln2/2,
+ * scaled by 2^n with scalef (overflow -> inf, underflow -> 0). NaN passes through. */
+AVX512 static inline __m512 exp512(__m512 x)
+{
+    __m512 xc = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(89.0f)), _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 e = _mm512_scalef_ps(p, n);
+    return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+AVX512 static void silu_avx512(float *y, const float *x, int64_t n, int sig_only)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        __m512 d = _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)));
+        _mm512_mask_storeu_ps(y + i, k, _mm512_div_ps(sig_only ? one : v, d));
+    }
+}
+
+AVX512 static float exp_sum_avx512(float *y, const float *x, float scale, float shift, int64_t n)
+{
+    __m512 s = _mm512_set1_ps(scale), sh = _mm512_set1_ps(shift), a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 e0 = exp512(_mm512_fmsub_ps(_mm512_loadu_ps(x + i), s, sh));
+        __m512 e1 = exp512(_mm512_fmsub_ps(_mm512_loadu_ps(x + i + 16), s, sh));
+        _mm512_storeu_ps(y + i, e0);
+        _mm512_storeu_ps(y + i + 16, e1);
+        a0 = _mm512_add_ps(a0, e0);
+        a1 = _mm512_add_ps(a1, e1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, x + i), s, sh)));
+        _mm512_mask_storeu_ps(y + i, k, e);
+        a0 = _mm512_add_ps(a0, e);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+AVX512 static float max_scaled_avx512(const float *x, float scale, int64_t n)
+{
+    __m512 s = _mm512_set1_ps(scale), m = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        m = _mm512_mask_max_ps(m, k, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), s));
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
+void nx_vsilu(float *y, const float *x, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        silu_avx512(y, x, n, 0);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void nx_vsigmoid(float *y, const float *x, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        silu_avx512(y, x, n, 1);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+float nx_vexp_sum(float *y, const float *x, float scale, float shift, int64_t n)
+{
+    if (nx_cpu_has_avx512()) return exp_sum_avx512(y, x, scale, shift, n);
+    for (int64_t i = 0; i < n; i++) y[i] = expf(x[i] * scale - shift);
+    return sum_c(y, n);
+}
+
+float nx_vmax_scaled(const float *x, float scale, int64_t n)
+{
+    if (nx_cpu_has_avx512()) return max_scaled_avx512(x, scale, n);
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] * scale;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+void nx_vmul_scalar(float *y, float s, int64_t n) { nx_vaffine(y, y, s, 0.0f, n); }

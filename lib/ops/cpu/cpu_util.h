@@ -35,3 +35,14 @@ void nx_vscale_wb(float *y, const float *x, float s, const float *w, const float
 void nx_vnorm_wb(float *y, const float *x, float mean, float s, const float *w, const float *b, int64_t n);
 /* y = x * a + c; y may alias x. */
 void nx_vaffine(float *y, const float *x, float a, float c, int64_t n);
+
+/* y = x * sigmoid(x) (SiLU) / y = sigmoid(x); y may alias x. AVX-512 uses a degree-6 exp
+ * polynomial (about 2 ulp); the portable path uses expf. */
+void nx_vsilu(float *y, const float *x, int64_t n);
+void nx_vsigmoid(float *y, const float *x, int64_t n);
+/* y = exp(x * scale - shift); returns the sum of y (float, 32 lanes). y may alias x. */
+float nx_vexp_sum(float *y, const float *x, float scale, float shift, int64_t n);
+/* max(x * scale) (scale may be negative). */
+float nx_vmax_scaled(const float *x, float scale, int64_t n);
+/* y *= s */
+void nx_vmul_scalar(float *y, float s, int64_t n);

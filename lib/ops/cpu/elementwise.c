@@ -20,7 +20,7 @@ static void unary_run(float *y, const float *x, int64_t n, nx_unary op, float pa
         if (y != x) memmove(y, x, (size_t)n * sizeof *y);
         break;
     case NX_UNARY_SILU:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+        nx_vsilu(y, x, n);
         break;
     case NX_UNARY_GELU:
         for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
@@ -46,7 +46,7 @@ static void unary_run(float *y, const float *x, int64_t n, nx_unary op, float pa
         for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
         break;
     case NX_UNARY_SIGMOID:
-        for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        nx_vsigmoid(y, x, n);
         break;
     case NX_UNARY_EXP:
         for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]);
@@ -229,14 +229,9 @@ static void softmax_rows(int64_t r0, int64_t r1, void *vp)
     for (int64_t r = r0; r < r1; r++) {
         const float *x = j->x + r * c;
         float *y = j->y + r * c;
-        float mx = -INFINITY;
-        for (int64_t i = 0; i < c; i++) {
-            float v = x[i] * s;
-            mx = v > mx ? v : mx;
-        }
-        for (int64_t i = 0; i < c; i++) y[i] = expf(x[i] * s - mx);
-        float inv = 1.0f / nx_vsum(y, c);
-        for (int64_t i = 0; i < c; i++) y[i] *= inv;
+        float mx = nx_vmax_scaled(x, s, c);
+        float inv = 1.0f / nx_vexp_sum(y, x, s, mx, c);
+        nx_vmul_scalar(y, inv, c);
     }
 }
 

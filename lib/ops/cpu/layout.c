@@ -118,16 +118,54 @@ typedef struct {
         for (int64_t i = 0; i < n; i++) yd[i] = xs[i * s];                       \
     } while (0)
 
+/* Tiled transpose for the common case where the output's second-innermost dim is the input's
+ * innermost (st[m - 2] == 1): TILE output rows are filled together, reading TILE contiguous
+ * input elements per output column. */
+#define TILE 16
+#define PERM_TILE(T)                                                                 \
+    do {                                                                             \
+        const T *xs = (const T *)j->x + off;                                         \
+        T *yd = (T *)j->y + r * n;                                                   \
+        for (int64_t i0 = 0; i0 < n; i0 += TILE) {                                   \
+            int64_t i1 = i0 + TILE < n ? i0 + TILE : n;                              \
+            for (int64_t t = 0; t < tile; t++)                                       \
+                for (int64_t i = i0; i < i1; i++) yd[t * n + i] = xs[i * s + t];     \
+        }                                                                            \
+    } while (0)
+
+static int64_t perm_offset(const perm_job *j, int64_t r)
+{
+    int64_t rem = r, off = 0;
+    for (int k = j->m - 2; k >= 0; k--) {
+        off += (rem % j->ne[k]) * j->st[k];
+        rem /= j->ne[k];
+    }
+    return off;
+}
+
 static void permute_rows(int64_t r0, int64_t r1, void *vp)
 {
     const perm_job *j = vp;
     int64_t n = j->ne[j->m - 1], s = j->st[j->m - 1];
-    for (int64_t r = r0; r < r1; r++) {
-        int64_t rem = r, off = 0;
-        for (int k = j->m - 2; k >= 0; k--) {
-            off += (rem % j->ne[k]) * j->st[k];
-            rem /= j->ne[k];
+    if (j->m >= 2 && s != 1 && j->st[j->m - 2] == 1) {
+        int64_t rows_dim = j->ne[j->m - 2];
+        for (int64_t r = r0; r < r1;) {
+            int64_t tile = TILE, left_in_dim = rows_dim - r % rows_dim;
+            if (tile > r1 - r) tile = r1 - r;
+            if (tile > left_in_dim) tile = left_in_dim;
+            int64_t off = perm_offset(j, r);
+            switch (j->es) {
+            case 1: PERM_TILE(uint8_t); break;
+            case 2: PERM_TILE(uint16_t); break;
+            case 4: PERM_TILE(uint32_t); break;
+            default: PERM_TILE(uint64_t); break;
+            }
+            r += tile;
         }
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t off = perm_offset(j, r);
         if (s == 1) {
             memcpy(j->y + (size_t)(r * n) * j->es, j->x + (size_t)off * j->es, (size_t)n * j->es);
             continue;

@@ -1,7 +1,7 @@
 /* norm.c — RMSNorm, LayerNorm (over the last dim) and GroupNorm (+ fused SiLU) on F32 rows.
  * Row statistics accumulate in float over 16-32 lanes (LayerNorm: two passes, mean then the
- * squared deviations); GroupNorm statistics accumulate in double over whole groups. Weights may
- * be F32/F16/BF16: they are converted to F32 once per call. */
+ * squared deviations); GroupNorm statistics sum each channel in float lanes and the channels
+ * of a group in double. Weights may be F32/F16/BF16: they are converted to F32 once per call. */
 #include "cpu_ops.h"
 #include "cpu_util.h"
 
@@ -89,15 +89,12 @@ static void gn_groups(int64_t g0, int64_t g1, void *vp)
     for (int64_t gi = g0; gi < g1; gi++) {
         const float *x = j->x + gi * len;
         float *y = j->y + gi * len;
+        /* per-channel float sums (vectorised, 32 lanes) accumulated in double; two passes */
         double s = 0, ss = 0;
-        for (int64_t i = 0; i < len; i++) s += x[i];
-        double mean = s / (double)len;
-        for (int64_t i = 0; i < len; i++) {
-            double d = x[i] - mean;
-            ss += d * d;
-        }
+        for (int64_t ci = 0; ci < cg; ci++) s += nx_vsum(x + ci * j->spatial, j->spatial);
+        float meanf = (float)(s / (double)len);
+        for (int64_t ci = 0; ci < cg; ci++) ss += nx_vsumsqdev(x + ci * j->spatial, meanf, j->spatial);
         float rstd = (float)(1.0 / sqrt(ss / (double)len + j->eps));
-        float meanf = (float)mean;
         int64_t c0 = (gi % j->groups) * cg;
         for (int64_t ci = 0; ci < cg; ci++) {
             int64_t ch = c0 + ci;
@@ -105,8 +102,7 @@ static void gn_groups(int64_t g0, int64_t g1, void *vp)
             float sh = (j->b ? j->b[ch] : 0.0f) - meanf * a;
             float *yr = y + ci * j->spatial;
             nx_vaffine(yr, x + ci * j->spatial, a, sh, j->spatial);
-            if (j->silu)
-                for (int64_t i = 0; i < j->spatial; i++) yr[i] = yr[i] / (1.0f + expf(-yr[i]));
+            if (j->silu) nx_vsilu(yr, yr, j->spatial);
         }
     }
 }
