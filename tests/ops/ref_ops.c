@@ -94,8 +94,10 @@ double ref_unary1(nx_unary op, double x, double param)
     switch (op) {
     case NX_UNARY_IDENTITY: return x;
     case NX_UNARY_SILU: return x / (1.0 + exp(-x));
-    case NX_UNARY_GELU: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
-    case NX_UNARY_GELU_TANH: return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+    /* 0.5 (1 + erf(x / sqrt 2)) written with erfc, and 0.5 (1 + tanh(u)) as sigmoid(2u), so that
+     * the negative tails do not cancel */
+    case NX_UNARY_GELU: return 0.5 * x * erfc(-x / sqrt(2.0));
+    case NX_UNARY_GELU_TANH: return x / (1.0 + exp(-2.0 * sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
     case NX_UNARY_QUICK_GELU: return x / (1.0 + exp(-1.702 * x));
     case NX_UNARY_RELU: return x > 0 ? x : 0;
     case NX_UNARY_LEAKY_RELU: return x >= 0 ? x : x * param;

@@ -40,6 +40,10 @@ void nx_vaffine(float *y, const float *x, float a, float c, int64_t n);
  * polynomial (about 2 ulp); the portable path uses expf. */
 void nx_vsilu(float *y, const float *x, int64_t n);
 void nx_vsigmoid(float *y, const float *x, int64_t n);
+/* Exact (erf) GELU, tanh GELU, quick GELU; same accuracy class; y may alias x. */
+void nx_vgelu(float *y, const float *x, int64_t n);
+void nx_vgelu_tanh(float *y, const float *x, int64_t n);
+void nx_vquick_gelu(float *y, const float *x, int64_t n);
 /* y = exp(x * scale - shift); returns the sum of y (float, 32 lanes). y may alias x. */
 float nx_vexp_sum(float *y, const float *x, float scale, float shift, int64_t n);
 /* max(x * scale) (scale may be negative). */

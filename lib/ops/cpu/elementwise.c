@@ -23,18 +23,13 @@ static void unary_run(float *y, const float *x, int64_t n, nx_unary op, float pa
         nx_vsilu(y, x, n);
         break;
     case NX_UNARY_GELU:
-        for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+        nx_vgelu(y, x, n);
         break;
-    case NX_UNARY_GELU_TANH: {
-        const float k = 0.7978845608028654f;  /* sqrt(2 / pi) */
-        for (int64_t i = 0; i < n; i++) {
-            float v = x[i];
-            y[i] = 0.5f * v * (1.0f + tanhf(k * (v + 0.044715f * v * v * v)));
-        }
+    case NX_UNARY_GELU_TANH:
+        nx_vgelu_tanh(y, x, n);
         break;
-    }
     case NX_UNARY_QUICK_GELU:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+        nx_vquick_gelu(y, x, n);
         break;
     case NX_UNARY_RELU:
         for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
