@@ -472,6 +472,9 @@ ngpt_status nx_op_binary(nx_backend *be, nx_tensor *y, const nx_tensor *a, const
         ne[i] = da == 1 ? db : da;
     }
     NX_TRY(chk_out_shape(op, "y", y, r, ne));
+    if ((y->data == a->data && !nx_same_shape(y, a)) || (y->data == b->data && !nx_same_shape(y, b)))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s aliases an input of another shape (%s, %s)", op, D("y", y),
+                      D("a", a), D("b", b));
     if (!be->v->binary) return UNSUPPORTED(be, op);
     return be->v->binary(be, y, a, b, bop);
 }

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/pool.h"
 #include "ops/backend.h"
+#include "ops/cpu/cpu_util.h"
 
 static nx_backend *g_be;
 static test_rng g_rng = {0x9e3779b97f4a7c15ull};
@@ -725,6 +726,9 @@ static void test_validate_rest(void)
     obc.data = bo;
     CHECK_OK(nx_op_binary(be, &obc, &bc1, &bc2, NX_BINARY_ADD));
     CHECK(bo[0] == 2 && bo[23] == 11 && bo[5] == 4);
+    nx_tensor alias = obc;
+    alias.data = ba;  /* y over the smaller input's memory */
+    CHECK_ERR(nx_op_binary(be, &alias, &bc1, &bc2, NX_BINARY_ADD), E_ARG, "binary: y F32[2, 3, 4] aliases");
 
     nx_tensor gx2 = hv(F32, NE(3, 7)), gy2 = hv(F32, NE(3, 4)), gy3 = hv(F32, NE(3, 4));
     CHECK_ERR(nx_op_glu(be, &gy2, &gx2, NX_UNARY_SILU, true), E_SHAPE, "glu");
@@ -788,6 +792,7 @@ static void test_validate_rest(void)
     CHECK_ERR(nx_op_scale(be, &y, &bad, 1, 0), E_ARG, "scale");
     /* every op with a backend that lacks it */
     nx_tensor f1 = fv(F32, NE(4, 8)), f2 = fv(F32, NE(4, 8)), fw = fv(F32, NE(8));
+    fw.data = g_host + 1024;  /* views share g_host; y may not alias an input of another shape */
     CHECK_ERR(nx_op_rms_norm(fk, &f1, &f2, &fw, 1e-5f), E_UNSUP, "fake: op rms_norm not supported");
     CHECK_ERR(nx_op_layer_norm(fk, &f1, &f2, &fw, &fw, 1e-5f), E_UNSUP, "layer_norm");
     CHECK_ERR(nx_op_softmax(fk, &f1, &f2, 1), E_UNSUP, "softmax");
@@ -1075,6 +1080,23 @@ int main(void)
     RUN(test_permute);
     RUN(test_cast);
     RUN(test_resize);
+    /* the numeric tests again on the portable paths (what a CPU without AVX-512 runs) */
+    bool had = nx_cpu_allow_avx512(false);
+    nx_dtype_simd_limit(0);
+    fprintf(stderr, "-- portable paths (no AVX-512, no F16C):\n");
+    RUN(test_rms_norm);
+    RUN(test_layer_norm);
+    RUN(test_group_norm);
+    RUN(test_softmax);
+    RUN(test_unary);
+    RUN(test_binary);
+    RUN(test_scale_glu_argmax);
+    RUN(test_get_rows);
+    RUN(test_cast);
+    RUN(test_threads_identical);
+    nx_dtype_simd_limit(2);
+    nx_cpu_allow_avx512(had);
+    fprintf(stderr, "--\n");
     RUN(test_validate_linear_matmul);
     RUN(test_validate_conv_attention);
     RUN(test_validate_rest);

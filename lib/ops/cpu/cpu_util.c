@@ -39,9 +39,14 @@ void nx_cpu_parallel_for(nx_backend *be, int64_t n, int64_t item_cost, nx_range_
     nx_pool_run(be->pool, tasks, par_task, &j);
 }
 
+static _Atomic bool g_allow_avx512 = true;
+
+bool nx_cpu_allow_avx512(bool allow) { return atomic_exchange(&g_allow_avx512, allow); }
+
 bool nx_cpu_has_avx512(void)
 {
     static _Atomic int cached = -1;
+    if (!atomic_load(&g_allow_avx512)) return false;
     int c = atomic_load(&cached);
     if (c < 0) {
         __builtin_cpu_init();

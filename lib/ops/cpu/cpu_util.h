@@ -15,8 +15,11 @@ typedef void (*nx_range_fn)(int64_t i0, int64_t i1, void *arg);
  * independently of the split (then results do not depend on the thread count). */
 void nx_cpu_parallel_for(nx_backend *be, int64_t n, int64_t item_cost, nx_range_fn fn, void *arg);
 
-/* True when the CPU (and OS) support AVX-512 F+BW+VL+DQ (cached). */
+/* True when the CPU (and OS) support AVX-512 F+BW+VL+DQ (cached) and it is not disabled. */
 bool nx_cpu_has_avx512(void);
+/* Test hook: false makes the CPU ops take their portable paths (as on a CPU without AVX-512);
+ * returns the previous setting. Not to be flipped while ops run on other threads. */
+bool nx_cpu_allow_avx512(bool allow);
 
 #endif
 
