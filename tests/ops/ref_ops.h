@@ -42,7 +42,8 @@ void ref_resize(float *y, const float *x, int64_t n, int64_t c, int64_t h, int64
 
 /* For the GEMM/attention tests: y[m, n] = x[m, k] @ w[n, k]^T + b[n] (b may be NULL). */
 void ref_linear(float *y, const float *x, const float *w, const float *b, int64_t m, int64_t n, int64_t k);
-/* q[B, Sq, H, D], k/v[B, Skv, Hkv, D], mask NULL or [B or 1, Sq, Skv] (mask_batched: 1 if per batch). */
+/* q[B, Sq, H, D], k/v[B, Skv, Hkv, D], mask NULL or [B or 1, Sq, Skv] (mask_batched: 1 if per batch).
+ * Skv <= 8192 (and ref_rope: D <= 4096): fixed scratch arrays. */
 void ref_attention(float *out, const float *q, const float *k, const float *v, const float *mask, int mask_batched,
                    int64_t bsz, int64_t sq, int64_t skv, int64_t h, int64_t hkv, int64_t d, double scale, int causal);
 
