@@ -1,0 +1,277 @@
+/* backbone.c — ngpt_backbone (weights, shared, read-only) and ngpt_backbone_session (one
+ * sequence: KV cache, scratch, outputs) behind nextgpt.h, over lib/models/llama.c. */
+#include "context.h"
+
+#include "../core/alloc.h"
+#include "../core/error.h"
+#include "../models/llama.h"
+
+#include <string.h>
+
+#define NGPT_DELTA_PREFIX "llama_model.base_model.model."
+
+struct ngpt_backbone {
+    ngpt_context *ctx;
+    nx_llama     *m;
+    int32_t       n_ctx;
+};
+
+struct ngpt_backbone_session {
+    ngpt_backbone  *bb;
+    nx_llama_state *st;
+};
+
+/* Copy a caller's params struct (struct_size bytes of it) over the defaults. */
+static ngpt_status read_struct(void *dst, size_t dst_size, const void *src, const char *what)
+{
+    size_t ss;
+    memcpy(&ss, src, sizeof ss);
+    if (ss < sizeof(size_t) || ss > 65536)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: struct_size is %zu (call the _default function first)", what, ss);
+    memcpy(dst, src, ss < dst_size ? ss : dst_size);
+    memcpy(dst, &dst_size, sizeof dst_size);
+    return NGPT_OK;
+}
+
+static ngpt_status write_default(void *p, size_t struct_size, const void *d, size_t d_size, const char *what)
+{
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: p is NULL", what);
+    if (struct_size < sizeof(size_t)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: struct_size %zu too small", what, struct_size);
+    size_t n = struct_size < d_size ? struct_size : d_size;
+    memcpy(p, d, n);
+    memcpy(p, &n, sizeof n);
+    return NGPT_OK;
+}
+
+/* ---- backbone ---- */
+
+NGPT_API ngpt_status ngpt_backbone_params_default(ngpt_backbone_params *p, size_t struct_size)
+{
+    ngpt_backbone_params d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.lora_merge = 1;
+    d.compute_dtype = NGPT_DTYPE_F32;
+    return write_default(p, struct_size, &d, sizeof d, "ngpt_backbone_params_default");
+}
+
+NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx, const char *model_dir,
+                                          const ngpt_backbone_params *params)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: out is NULL");
+    *out = NULL;
+    if (!ctx) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: ctx is NULL");
+    if (!model_dir) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: model_dir is NULL");
+    ngpt_backbone_params p;
+    ngpt_backbone_params_default(&p, sizeof p);
+    if (params) NX_TRY(read_struct(&p, sizeof p, params, "ngpt_backbone_create: params"));
+    if (p.n_ctx < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: n_ctx %d < 0", p.n_ctx);
+    if (p.lora_r < 0 || p.lora_alpha < 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: lora_r %d / lora_alpha %g < 0", p.lora_r,
+                      (double)p.lora_alpha);
+    if (p.compute_dtype != NGPT_DTYPE_F32)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_backbone_create: compute dtype %s: only F32 in this version",
+                      ngpt_dtype_name(p.compute_dtype));
+
+    nx_llama_load_params lp;
+    memset(&lp, 0, sizeof lp);
+    lp.delta_path = p.delta_path;
+    lp.delta_prefix = p.delta_key_prefix ? p.delta_key_prefix : NGPT_DELTA_PREFIX;
+    lp.lora_r = p.lora_r;
+    lp.lora_alpha = p.lora_alpha;
+    lp.lora_merge = p.lora_merge != 0;
+    lp.progress = p.progress;
+    lp.progress_user = p.progress_user_data;
+
+    ngpt_backbone *bb = nx_calloc(1, sizeof *bb);
+    if (!bb) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_create: out of memory");
+    bb->ctx = ctx;
+    ngpt_status st = nx_llama_load(&bb->m, ctx->be, ctx->cpu, model_dir, &lp);
+    if (st) {
+        nx_free(bb);
+        return st;
+    }
+    bb->n_ctx = p.n_ctx ? p.n_ctx : bb->m->cfg.max_pos;
+    *out = bb;
+    return NGPT_OK;
+}
+
+NGPT_API void ngpt_backbone_free(ngpt_backbone *bb)
+{
+    if (!bb) return;
+    nx_llama_free(bb->m);
+    nx_free(bb);
+}
+
+NGPT_API int32_t ngpt_backbone_n_vocab(const ngpt_backbone *bb) { return bb ? bb->m->cfg.vocab : 0; }
+NGPT_API int32_t ngpt_backbone_n_embd(const ngpt_backbone *bb) { return bb ? bb->m->cfg.hidden : 0; }
+NGPT_API int32_t ngpt_backbone_n_layer(const ngpt_backbone *bb) { return bb ? bb->m->cfg.n_layers : 0; }
+NGPT_API int32_t ngpt_backbone_n_ctx(const ngpt_backbone *bb) { return bb ? bb->n_ctx : 0; }
+
+NGPT_API ngpt_status ngpt_backbone_embed_tokens(float *rows, const ngpt_backbone *bb, const int32_t *ids, int32_t n)
+{
+    if (!rows || !bb || (!ids && n > 0) || n < 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_embed_tokens: NULL argument or n %d < 0", n);
+    const nx_llama *m = bb->m;
+    const int32_t V = m->cfg.vocab;
+    for (int32_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_embed_tokens: token id %d at position %d is outside "
+                          "the vocabulary [0, %d)", ids[i], i, V);
+    if (n == 0) return NGPT_OK;
+    nx_backend *be = m->be;
+    int64_t ne_i[1] = {n}, ne_y[2] = {n, m->cfg.hidden};
+    nx_tensor tid, y;
+    NX_TRY(nx_tensor_alloc(&tid, be, NGPT_DTYPE_I32, 1, ne_i));
+    ngpt_status st = nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, 2, ne_y);
+    if (!st) {
+        st = nx_tensor_upload(&tid, ids, (size_t)n * sizeof(int32_t));
+        if (!st) st = nx_op_get_rows(be, &y, &m->embed, &tid);
+        if (!st) st = nx_tensor_download(&y, rows, nx_nbytes(&y));
+        nx_tensor_free(&y);
+    }
+    nx_tensor_free(&tid);
+    return st;
+}
+
+/* ---- session ---- */
+
+NGPT_API ngpt_status ngpt_backbone_session_params_default(ngpt_backbone_session_params *p, size_t struct_size)
+{
+    ngpt_backbone_session_params d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    return write_default(p, struct_size, &d, sizeof d, "ngpt_backbone_session_params_default");
+}
+
+NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, ngpt_backbone *bb,
+                                                  const ngpt_backbone_session_params *params)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_create: out is NULL");
+    *out = NULL;
+    if (!bb) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_create: bb is NULL");
+    ngpt_backbone_session_params p;
+    ngpt_backbone_session_params_default(&p, sizeof p);
+    if (params) NX_TRY(read_struct(&p, sizeof p, params, "ngpt_backbone_session_create: params"));
+    if (p.n_ctx < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_create: n_ctx %d < 0", p.n_ctx);
+    ngpt_backbone_session *s = nx_calloc(1, sizeof *s);
+    if (!s) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_session_create: out of memory");
+    s->bb = bb;
+    ngpt_status st = nx_llama_state_create(&s->st, bb->m, p.n_ctx ? p.n_ctx : bb->n_ctx);
+    if (st) {
+        nx_free(s);
+        return st;
+    }
+    *out = s;
+    return NGPT_OK;
+}
+
+NGPT_API void ngpt_backbone_session_free(ngpt_backbone_session *s)
+{
+    if (!s) return;
+    nx_llama_state_free(s->st);
+    nx_free(s);
+}
+
+NGPT_API int32_t ngpt_backbone_session_n_past(const ngpt_backbone_session *s) { return s ? s->st->n_past : 0; }
+
+NGPT_API ngpt_status ngpt_backbone_session_reset(ngpt_backbone_session *s)
+{
+    return ngpt_backbone_session_truncate(s, 0);
+}
+
+NGPT_API ngpt_status ngpt_backbone_session_truncate(ngpt_backbone_session *s, int32_t n_past)
+{
+    if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_truncate: s is NULL");
+    if (n_past < 0 || n_past > s->st->n_past)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_truncate: n_past %d outside [0, %d]", n_past,
+                      s->st->n_past);
+    s->st->n_past = n_past;
+    s->st->n_out = 0;
+    return NGPT_OK;
+}
+
+NGPT_API ngpt_status ngpt_backbone_batch_default(ngpt_backbone_batch *b, size_t struct_size)
+{
+    ngpt_backbone_batch d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.output = NGPT_OUTPUT_LAST;
+    return write_default(b, struct_size, &d, sizeof d, "ngpt_backbone_batch_default");
+}
+
+NGPT_API ngpt_status ngpt_backbone_eval(ngpt_backbone_session *s, const ngpt_backbone_batch *batch)
+{
+    if (!s || !batch) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_eval: %s is NULL", s ? "batch" : "s");
+    ngpt_backbone_batch b;
+    ngpt_backbone_batch_default(&b, sizeof b);
+    NX_TRY(read_struct(&b, sizeof b, batch, "ngpt_backbone_eval: batch"));
+    return nx_llama_eval(s->st, b.n_tokens, b.ids, b.embeds, b.is_embed, (nx_llama_out)b.output);
+}
+
+NGPT_API const float *ngpt_backbone_get_logits(const ngpt_backbone_session *s, int32_t *n_rows)
+{
+    int32_t n = s ? s->st->n_out : 0;
+    if (n_rows) *n_rows = n;
+    return n ? s->st->h_logits : NULL;
+}
+
+NGPT_API const float *ngpt_backbone_get_hidden(const ngpt_backbone_session *s, int32_t *n_rows)
+{
+    int32_t n = s ? s->st->n_out : 0;
+    if (n_rows) *n_rows = n;
+    return n ? s->st->h_hidden : NULL;
+}
+
+/* ---- generation ---- */
+
+NGPT_API ngpt_status ngpt_generate_params_default(ngpt_generate_params *p, size_t struct_size)
+{
+    ngpt_generate_params d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.max_new_tokens = 16;
+    return write_default(p, struct_size, &d, sizeof d, "ngpt_generate_params_default");
+}
+
+static int32_t argmax_f32(const float *x, int32_t n)
+{
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone_session *s,
+                                                   const ngpt_generate_params *params, int32_t *ids, float *hidden)
+{
+    if (!n_out || !s || !params || !ids)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_generate_greedy: NULL argument");
+    *n_out = 0;
+    ngpt_generate_params p;
+    ngpt_generate_params_default(&p, sizeof p);
+    NX_TRY(read_struct(&p, sizeof p, params, "ngpt_backbone_generate_greedy: params"));
+    if (p.max_new_tokens < 0 || p.n_stop_ids < 0 || (p.n_stop_ids > 0 && !p.stop_ids))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_generate_greedy: max_new_tokens %d / n_stop_ids %d",
+                      p.max_new_tokens, p.n_stop_ids);
+    nx_llama_state *st = s->st;
+    if (p.max_new_tokens > 0 && st->n_out == 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_generate_greedy: no logits to start from (eval a prompt "
+                      "with NGPT_OUTPUT_LAST or ALL first)");
+    const int32_t V = s->bb->m->cfg.vocab, H = s->bb->m->cfg.hidden;
+    for (int32_t j = 0; j < p.max_new_tokens; j++) {
+        const int32_t last = st->n_out - 1;
+        int32_t tok = argmax_f32(st->h_logits + (size_t)last * (size_t)V, V);
+        ids[j] = tok;
+        if (hidden) memcpy(hidden + (size_t)j * (size_t)H, st->h_hidden + (size_t)last * (size_t)H, (size_t)H * sizeof(float));
+        *n_out = j + 1;
+        if (p.on_token && !p.on_token(tok, p.user_data))
+            return nx_err(NGPT_ERR_CANCELLED, "ngpt_backbone_generate_greedy: cancelled by the token callback after %d "
+                          "tokens", j + 1);
+        bool stop = false;
+        for (int32_t k = 0; k < p.n_stop_ids; k++) stop = stop || p.stop_ids[k] == tok;
+        if (stop || j + 1 == p.max_new_tokens) break;
+        NX_TRY(nx_llama_eval(st, 1, &tok, NULL, NULL, NX_LLAMA_OUT_LAST));
+    }
+    return NGPT_OK;
+}
