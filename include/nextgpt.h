@@ -386,6 +386,10 @@ NGPT_API int32_t ngpt_backbone_n_vocab(const ngpt_backbone *bb);
 NGPT_API int32_t ngpt_backbone_n_embd(const ngpt_backbone *bb);   /* hidden size */
 NGPT_API int32_t ngpt_backbone_n_layer(const ngpt_backbone *bb);
 NGPT_API int32_t ngpt_backbone_n_ctx(const ngpt_backbone *bb);    /* default session context */
+/* The tokenizer that goes with the weights (borrowed; lives as long as bb): the delta folder's
+ * when it has tokenizer.model, else model_dir's; NULL when neither has one. create checks that
+ * its vocabulary fits the embedding rows (and equals them with a delta: V + 38). */
+NGPT_API const ngpt_tokenizer *ngpt_backbone_tokenizer(const ngpt_backbone *bb);
 
 /* ids -> their embedding rows (F32, [n, n_embd] into `rows`), so a caller can build prompts of
  * token rows and soft tokens. An id outside [0, n_vocab) is NGPT_ERR_INVALID_ARGUMENT. */

@@ -6,13 +6,16 @@
 #include "../core/error.h"
 #include "../models/llama.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define NGPT_DELTA_PREFIX "llama_model.base_model.model."
 
 struct ngpt_backbone {
     ngpt_context *ctx;
     nx_llama     *m;
+    ngpt_tokenizer *tok;   /* the delta folder's tokenizer, else the model folder's; may be NULL */
     int32_t       n_ctx;
 };
 
@@ -44,6 +47,36 @@ static ngpt_status write_default(void *p, size_t struct_size, const void *d, siz
 }
 
 /* ---- backbone ---- */
+
+/* The tokenizer that goes with the weights: the delta folder's (it has the added tokens) when a
+ * delta is given and its folder has tokenizer.model, else the model folder's, else none. Its
+ * vocabulary must fit the embedding rows; with a delta it must equal them (V + 38). */
+static ngpt_status open_tokenizer(ngpt_backbone *bb, const char *model_dir, const char *delta_path)
+{
+    char dir[4096], file[4200];
+    struct stat sb;
+    dir[0] = 0;
+    if (delta_path) {
+        snprintf(dir, sizeof dir, "%s", delta_path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        else snprintf(dir, sizeof dir, ".");
+        snprintf(file, sizeof file, "%s/tokenizer.model", dir);
+        if (stat(file, &sb) != 0) dir[0] = 0;
+    }
+    if (!dir[0]) {
+        snprintf(dir, sizeof dir, "%s", model_dir);
+        snprintf(file, sizeof file, "%s/tokenizer.model", dir);
+        if (stat(file, &sb) != 0) return NGPT_OK;
+    }
+    NX_TRY(ngpt_tokenizer_create(&bb->tok, dir));
+    int32_t tv = ngpt_tokenizer_vocab_size(bb->tok), mv = bb->m->cfg.vocab;
+    if (tv > mv || (delta_path && tv != mv))
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: the tokenizer has %d tokens but the model's embed_tokens/lm_head "
+                      "have %d rows (vocab mismatch%s)", dir, tv, mv,
+                      delta_path ? ": the delta's added tokens must be exactly its extra rows" : "");
+    return NGPT_OK;
+}
 
 NGPT_API ngpt_status ngpt_backbone_params_default(ngpt_backbone_params *p, size_t struct_size)
 {
@@ -87,8 +120,9 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
     if (!bb) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_create: out of memory");
     bb->ctx = ctx;
     ngpt_status st = nx_llama_load(&bb->m, ctx->be, ctx->cpu, model_dir, &lp);
+    if (!st) st = open_tokenizer(bb, model_dir, p.delta_path);
     if (st) {
-        nx_free(bb);
+        ngpt_backbone_free(bb);
         return st;
     }
     bb->n_ctx = p.n_ctx ? p.n_ctx : bb->m->cfg.max_pos;
@@ -99,6 +133,7 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
 NGPT_API void ngpt_backbone_free(ngpt_backbone *bb)
 {
     if (!bb) return;
+    ngpt_tokenizer_free(bb->tok);
     nx_llama_free(bb->m);
     nx_free(bb);
 }
@@ -107,6 +142,7 @@ NGPT_API int32_t ngpt_backbone_n_vocab(const ngpt_backbone *bb) { return bb ? bb
 NGPT_API int32_t ngpt_backbone_n_embd(const ngpt_backbone *bb) { return bb ? bb->m->cfg.hidden : 0; }
 NGPT_API int32_t ngpt_backbone_n_layer(const ngpt_backbone *bb) { return bb ? bb->m->cfg.n_layers : 0; }
 NGPT_API int32_t ngpt_backbone_n_ctx(const ngpt_backbone *bb) { return bb ? bb->n_ctx : 0; }
+NGPT_API const ngpt_tokenizer *ngpt_backbone_tokenizer(const ngpt_backbone *bb) { return bb ? bb->tok : NULL; }
 
 NGPT_API ngpt_status ngpt_backbone_embed_tokens(float *rows, const ngpt_backbone *bb, const int32_t *ids, int32_t n)
 {

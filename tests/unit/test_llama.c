@@ -390,10 +390,15 @@ static void test_bad_delta(void)
     snprintf(name, sizeof name, "%slm_head.weight", pre);
     rewrite_st(src, p.delta_path, NULL, name, 1037, NULL);
     CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p), NGPT_ERR_SHAPE_MISMATCH, name);
+    /* no tokenizer next to the delta: the base's lacks the 38 added tokens */
+    rewrite_st(src, p.delta_path, NULL, NULL, 0, NULL);
+    CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p), NGPT_ERR_SHAPE_MISMATCH, "vocab mismatch");
     /* vocab: the delta's added tokens do not fit its matrices */
     copy_file(golden("models/nextgpt-delta-a/added_tokens.json"), tmp("delta/added_tokens.json"));
-    rewrite_st(src, p.delta_path, NULL, NULL, 0, NULL);
+    copy_file(golden("models/nextgpt-delta-a/tokenizer.model"), tmp("delta/tokenizer.model"));
     CHECK_OK(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p));
+    const ngpt_tokenizer *tok = ngpt_backbone_tokenizer(bb);
+    CHECK(tok && ngpt_tokenizer_vocab_size(tok) == 1038 && ngpt_tokenizer_piece_to_id(tok, "[IMG0]") == 1002);
     ngpt_backbone_free(bb);
     bb = NULL;
     FILE *f = fopen(tmp("delta/added_tokens.json"), "w");
@@ -403,6 +408,7 @@ static void test_bad_delta(void)
     }
     CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p), NGPT_ERR_SHAPE_MISMATCH, "vocab mismatch");
     unlink(tmp("delta/added_tokens.json"));
+    unlink(tmp("delta/tokenizer.model"));
     /* a delta for another hidden size */
     p.delta_path = golden("models/nextgpt-delta-a/delta.safetensors");
     CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/nextgpt-a"), &p), NGPT_ERR_SHAPE_MISMATCH, "embed_tokens");
