@@ -39,6 +39,8 @@ static const char *const k_projector_prefixes[] = {
     "gen_text_hidden_fcs_audio.",
 };
 
+static nx_weights *base_for(const nx_llama *m, const char *name);
+
 static bool file_exists(const char *path)
 {
     struct stat st;
@@ -228,7 +230,7 @@ static ngpt_status load_proj(nx_llama *m, const nx_llama_load_params *p, int l, 
     char name[512];
     const nx_wtensor *wt, *at, *bt;
     snprintf(name, sizeof name, "model.layers.%d.self_attn.%s.weight", l, k_proj_names[which]);
-    NX_TRY(get_w(m->base, name, 2, n_out, n_in, &wt));
+    NX_TRY(get_w(base_for(m, name), name, 2, n_out, n_in, &wt));
     if (!m->delta) return to_backend(m, wt, w);
     snprintf(name, sizeof name, "%smodel.layers.%d.self_attn.%s.lora_A.default.weight", p->delta_prefix, l,
              k_proj_names[which]);
@@ -243,6 +245,77 @@ static ngpt_status load_proj(nx_llama *m, const nx_llama_load_params *p, int l, 
     NX_TRY(to_backend(m, wt, w));
     NX_TRY(to_backend(m, at, &lora->a));
     return to_backend(m, bt, &lora->b);
+}
+
+/* The base shard holding `name` (the first one when none does, so that nx_weights_get reports
+ * the missing tensor). */
+static nx_weights *base_for(const nx_llama *m, const char *name)
+{
+    for (int i = 0; i < m->n_base; i++)
+        if (nx_weights_find(m->base[i], name)) return m->base[i];
+    return m->base[0];
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* Open the checkpoint. nx_weights reads a safetensors index itself; a pytorch_model.bin index
+ * (HF's sharded torch format, e.g. Vicuna's pytorch_model-0000N-of-0000M.bin) is read here and
+ * each shard opened through the restricted pickle reader. */
+static ngpt_status open_base(nx_llama *m, const char *path)
+{
+    if (!ends_with(path, ".bin.index.json")) {
+        NX_TRY(nx_weights_open(&m->base[0], path));
+        m->n_base = 1;
+        return NGPT_OK;
+    }
+    json_t *j = NULL;
+    NX_TRY(nx_json_load_file(&j, path));
+    json_t *wm = json_object_get(j, "weight_map");
+    ngpt_status st = NGPT_OK;
+    if (!json_is_object(wm) || json_object_size(wm) == 0)
+        st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: no \"weight_map\" object", path);
+    char dir[PATH_CAP], full[PATH_CAP];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    const char *key;
+    json_t *v;
+    const char *seen[NX_LLAMA_MAX_SHARDS];
+    int n_seen = 0;
+    json_object_foreach(wm, key, v) {
+        if (st) break;
+        const char *f = json_string_value(v);
+        if (!f || strchr(f, '/') || !strcmp(f, "..")) {
+            st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: the shard of '%s' is not a file name", path, key);
+            break;
+        }
+        int k = 0;
+        while (k < n_seen && strcmp(seen[k], f)) k++;
+        if (k < n_seen) continue;
+        if (n_seen == NX_LLAMA_MAX_SHARDS) {
+            st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: more than %d shards", path, NX_LLAMA_MAX_SHARDS);
+            break;
+        }
+        seen[n_seen++] = f;
+        st = join(full, dir, f);
+        if (!st) st = nx_weights_open(&m->base[m->n_base], full);
+        if (!st) m->n_base++;
+    }
+    /* every tensor the index names must be in the shard it names */
+    json_object_foreach(wm, key, v) {
+        if (st) break;
+        nx_weights *w = base_for(m, key);
+        const nx_wtensor *t = nx_weights_find(w, key);
+        if (!t) st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: tensor '%s' is listed in '%s' but not found there", path, key,
+                            json_string_value(v));
+    }
+    json_decref(j);
+    return st;
 }
 
 static ngpt_status find_checkpoint(char *path, const char *dir)
@@ -310,14 +383,14 @@ static ngpt_status load_all(nx_llama *m, const char *dir, const nx_llama_load_pa
     NX_TRY(read_config(c, dir));
     char path[PATH_CAP], name[512];
     NX_TRY(find_checkpoint(path, dir));
-    NX_TRY(nx_weights_open(&m->base, path));
+    NX_TRY(open_base(m, path));
 
     const int64_t H = c->hidden, I = c->ffn, HD = c->head_dim;
     const int64_t QD = (int64_t)c->n_heads * HD, KVD = (int64_t)c->n_kv_heads * HD;
 
     const nx_wtensor *emb, *head, *base_emb, *base_head;
-    NX_TRY(get_w(m->base, "model.embed_tokens.weight", 2, c->vocab_base, H, &base_emb));
-    NX_TRY(get_w(m->base, "lm_head.weight", 2, c->vocab_base, H, &base_head));
+    NX_TRY(get_w(base_for(m, "model.embed_tokens.weight"), "model.embed_tokens.weight", 2, c->vocab_base, H, &base_emb));
+    NX_TRY(get_w(base_for(m, "lm_head.weight"), "lm_head.weight", 2, c->vocab_base, H, &base_head));
     emb = base_emb;
     head = base_head;
     if (p->delta_path) {
@@ -329,7 +402,7 @@ static ngpt_status load_all(nx_llama *m, const char *dir, const nx_llama_load_pa
     }
     NX_TRY(to_backend(m, emb, &m->embed));
     NX_TRY(to_backend(m, head, &m->lm_head));
-    NX_TRY(bind(m, m->base, "model.norm.weight", 1, H, 0, &m->norm));
+    NX_TRY(bind(m, base_for(m, "model.norm.weight"), "model.norm.weight", 1, H, 0, &m->norm));
 
     m->layers = nx_calloc((size_t)c->n_layers, sizeof *m->layers);
     if (!m->layers) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "llama: out of memory for %d layers", c->n_layers);
@@ -337,7 +410,7 @@ static ngpt_status load_all(nx_llama *m, const char *dir, const nx_llama_load_pa
         nx_llama_layer *L = &m->layers[l];
 #define LW(field, fmt, rank, d0, d1)                                  \
         snprintf(name, sizeof name, "model.layers.%d." fmt, l);       \
-        NX_TRY(bind(m, m->base, name, rank, d0, d1, &L->field))
+        NX_TRY(bind(m, base_for(m, name), name, rank, d0, d1, &L->field))
         LW(attn_norm, "input_layernorm.weight", 1, H, 0);
         NX_TRY(load_proj(m, p, l, 0, QD, H, &L->wq, &L->lq));
         NX_TRY(load_proj(m, p, l, 1, KVD, H, &L->wk, &L->lk));
@@ -350,14 +423,14 @@ static ngpt_status load_all(nx_llama *m, const char *dir, const nx_llama_load_pa
 #undef LW
         /* transformers 4.29 saves the RoPE buffer in .bin checkpoints: accept it (recomputed) */
         snprintf(name, sizeof name, "model.layers.%d.self_attn.rotary_emb.inv_freq", l);
-        if (nx_weights_find(m->base, name)) {
+        if (nx_weights_find(base_for(m, name), name)) {
             const nx_wtensor *t;
-            NX_TRY(get_w(m->base, name, 1, HD / 2, 0, &t));
+            NX_TRY(get_w(base_for(m, name), name, 1, HD / 2, 0, &t));
         }
         if (p->progress && !p->progress((float)(l + 1) / (float)c->n_layers, p->progress_user))
             return nx_err(NGPT_ERR_CANCELLED, "llama: loading cancelled by the progress callback after layer %d", l);
     }
-    NX_TRY(nx_weights_check_unused(m->base));
+    for (int i = 0; i < m->n_base; i++) NX_TRY(nx_weights_check_unused(m->base[i]));
     if (m->delta) NX_TRY(nx_weights_check_unused(m->delta));
     return NGPT_OK;
 }
@@ -387,7 +460,7 @@ void nx_llama_free(nx_llama *m)
     nx_tensor_free(&m->norm);
     nx_tensor_free(&m->lm_head);
     nx_weights_close(m->delta);
-    nx_weights_close(m->base);
+    for (int i = 0; i < m->n_base; i++) nx_weights_close(m->base[i]);
     nx_free(m);
 }
 

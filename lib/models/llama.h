@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define NX_LLAMA_MAX_SHARDS 64
+
 typedef struct nx_llama_config {
     int32_t hidden;         /* hidden_size (H)                      4096 for 7B */
     int32_t ffn;            /* intermediate_size (I)                11008 */
@@ -67,7 +69,10 @@ typedef struct nx_llama {
     float           lora_scale; /* alpha / r of an unmerged delta */
     int32_t         lora_r;     /* 0: no delta */
     bool            lora_merged;
-    nx_weights     *base;   /* the base checkpoint, kept open: CPU weights point into its mmap */
+    nx_weights     *base[NX_LLAMA_MAX_SHARDS]; /* the base checkpoint (one file, a safetensors index,
+                             * or the shards of a pytorch_model.bin index), kept open: CPU
+                             * weights point into its mmap */
+    int             n_base;
     nx_weights     *delta;  /* the NExT-GPT delta, kept open (embed/lm_head/LoRA views) */
 } nx_llama;
 

@@ -63,6 +63,8 @@ static ngpt_status eval(ngpt_backbone_session *s, const int32_t *ids, const floa
     return ngpt_backbone_eval(s, &b);
 }
 
+static void copy_file(const char *src, const char *dst);
+
 static float max_diff(const float *a, const float *b, size_t n)
 {
     float d = 0;
@@ -143,11 +145,13 @@ static void test_kv_cache_equals_recompute(void)
     ngpt_backbone_free(bb);
 }
 
-static void last_logits(ngpt_backbone *bb, float *dst, int32_t n_ids)
+static const int32_t k_delta_ids[6] = {1, 1000, 1002, 1037, 5, 700};
+
+/* logits of every position of ids[0..n_ids) */
+static void last_logits(ngpt_backbone *bb, float *dst, const int32_t *ids, int32_t n_ids)
 {
     ngpt_backbone_session *s = NULL;
     CHECK_OK(ngpt_backbone_session_create(&s, bb, NULL));
-    static const int32_t ids[6] = {1, 1000, 1002, 1037, 5, 700};
     CHECK_OK(eval(s, ids, NULL, n_ids, NGPT_OUTPUT_ALL));
     int32_t rows = 0;
     const float *l = ngpt_backbone_get_logits(s, &rows);
@@ -164,9 +168,9 @@ static void test_lora_merged_unmerged_pt_st(void)
     CHECK(ngpt_backbone_n_vocab(m) == 1038 && ngpt_backbone_n_vocab(u) == 1038);
     size_t n = 6 * 1038;
     float *a = calloc(n, 4), *b = calloc(n, 4), *c = calloc(n, 4);
-    last_logits(m, a, 6);
-    last_logits(u, b, 6);
-    last_logits(s, c, 6);
+    last_logits(m, a, k_delta_ids, 6);
+    last_logits(u, b, k_delta_ids, 6);
+    last_logits(s, c, k_delta_ids, 6);
     float d = max_diff(a, b, n);
     CHECK_MSG(d <= 3e-5f, "LoRA merged vs unmerged: %g", d);
     CHECK_MSG(max_diff(a, c, n) == 0.0f, "delta .pt vs .safetensors: %g", max_diff(a, c, n));
@@ -232,6 +236,79 @@ static void test_generate(void)
     free(hid);
     ngpt_backbone_session_free(s);
     ngpt_backbone_free(bb);
+}
+
+/* The same weights split over two shards, with a model.safetensors.index.json or a
+ * pytorch_model.bin.index.json (shards are read by content, so safetensors bytes under .bin
+ * names exercise the .bin index path), give identical logits. */
+static void write_sharded(const char *dir, const char *shard_fmt, const char *index_name)
+{
+    nx_weights *w = NULL;
+    CHECK_OK(nx_weights_open(&w, golden("models/llama-a/model.safetensors")));
+    if (!w) return;
+    size_t n = nx_weights_count(w);
+    nx_st_entry *e = calloc(n, sizeof *e);
+    char path[1300], shard[2][128];
+    FILE *idx;
+    snprintf(path, sizeof path, "%s/%s", dir, index_name);
+    idx = fopen(path, "w");
+    fputs("{\"metadata\": {}, \"weight_map\": {", idx);
+    for (int part = 0; part < 2; part++) {
+        size_t k = 0;
+        snprintf(shard[part], sizeof shard[part], shard_fmt, part + 1);
+        for (size_t i = 0; i < n; i++) {
+            const nx_wtensor *t = nx_weights_at(w, i);
+            int in_first = strstr(t->name, "layers.0.") || strstr(t->name, "embed_tokens");
+            if (in_first != (part == 0)) continue;
+            e[k++] = (nx_st_entry){t->name, t->dtype, t->rank, t->shape, t->data};
+            fprintf(idx, "%s\"%s\": \"%s\"", (part || k > 1) ? ", " : "", t->name, shard[part]);
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, shard[part]);
+        CHECK_OK(nx_safetensors_write(path, e, k, NULL, 0));
+    }
+    fputs("}}", idx);
+    fclose(idx);
+    free(e);
+    nx_weights_close(w);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    copy_file(golden("models/llama-a/config.json"), path);
+}
+
+static void test_sharded(void)
+{
+    ngpt_backbone *ref = open_bb(golden("models/llama-a"), NULL, 1);
+    if (!ref) return;
+    float *a = calloc(6 * 1000, 4), *b = calloc(6 * 1000, 4);
+    last_logits(ref, a, k_ids, 6);
+    ngpt_backbone_free(ref);
+    static const char *const fmts[2][2] = {{"model-%05d-of-00002.safetensors", "model.safetensors.index.json"},
+                                           {"pytorch_model-%05d-of-00002.bin", "pytorch_model.bin.index.json"}};
+    for (int f = 0; f < 2; f++) {
+        char d[900], p[1300];
+        snprintf(d, sizeof d, "%s", tmp(f ? "shard_bin" : "shard_st"));
+        mkdir(d, 0700);
+        write_sharded(d, fmts[f][0], fmts[f][1]);
+        ngpt_backbone *bb = open_bb(d, NULL, 1);
+        if (bb) {
+            memset(b, 0, 6 * 1000 * 4);
+            last_logits(bb, b, k_ids, 6);
+            CHECK_MSG(max_diff(a, b, 6 * 1000) == 0.0f, "sharded (%s) differs", fmts[f][1]);
+            ngpt_backbone_free(bb);
+        }
+        for (int part = 1; part <= 2; part++) {
+            char sh[128];
+            snprintf(sh, sizeof sh, fmts[f][0], part);
+            snprintf(p, sizeof p, "%s/%s", d, sh);
+            unlink(p);
+        }
+        snprintf(p, sizeof p, "%s/%s", d, fmts[f][1]);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/config.json", d);
+        unlink(p);
+        rmdir(d);
+    }
+    free(a);
+    free(b);
 }
 
 /* ---- bad input ---- */
@@ -495,6 +572,7 @@ int main(void)
         RUN(test_kv_cache_equals_recompute);
         RUN(test_lora_merged_unmerged_pt_st);
         RUN(test_generate);
+        RUN(test_sharded);
         RUN(test_bad_delta);
     }
     RUN(test_bad_args);
