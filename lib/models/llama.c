@@ -486,16 +486,23 @@ ngpt_status nx_llama_load(nx_llama **out, nx_backend *be, nx_backend *cpu, const
 
 static void free_scratch(nx_llama_state *s)
 {
-    nx_tensor *ts[] = {&s->x, &s->xn, &s->q, &s->att, &s->proj, &s->gate, &s->up, &s->lora_t, &s->lora_y, &s->ids, &s->pos,
-                       &s->logits, &s->hidden};
+    nx_tensor *ts[] = {&s->x, &s->xn, &s->q, &s->att, &s->proj, &s->gate, &s->up, &s->lora_t, &s->lora_y, &s->ids, &s->pos};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) nx_tensor_free(ts[i]);
     s->n_cap = 0;
+}
+
+static void free_out(nx_llama_state *s)
+{
+    nx_tensor_free(&s->logits);
+    nx_tensor_free(&s->hidden);
+    s->o_cap = 0;
 }
 
 void nx_llama_state_free(nx_llama_state *s)
 {
     if (!s) return;
     free_scratch(s);
+    free_out(s);
     nx_tensor_free(&s->k_cache);
     nx_tensor_free(&s->v_cache);
     nx_free(s->h_logits);
@@ -550,13 +557,28 @@ static ngpt_status ensure_scratch(nx_llama_state *s, int32_t n)
     if (!st && m->lora_r && !m->lora_merged) st = alloc2(be, &s->lora_y, f, n, c->hidden > KVD ? c->hidden : KVD);
     if (!st) st = alloc2(be, &s->ids, NGPT_DTYPE_I32, n, 0);
     if (!st) st = alloc2(be, &s->pos, NGPT_DTYPE_I32, n, 0);
-    if (!st) st = alloc2(be, &s->logits, f, n, c->vocab);
-    if (!st) st = alloc2(be, &s->hidden, f, n, c->hidden);
     if (st) {
         free_scratch(s);
         return nx_err_wrap(st, "llama: scratch for a batch of %d: ", n);
     }
     s->n_cap = n;
+    return NGPT_OK;
+}
+
+/* Backend and host buffers for the logits/hidden of `rows` positions (grown on demand, so a
+ * long prefill asking for the last row only does not hold [n, V] logits). */
+static ngpt_status ensure_out(nx_llama_state *s, int32_t rows)
+{
+    if (rows <= s->o_cap) return NGPT_OK;
+    free_out(s);
+    const nx_llama_config *c = &s->m->cfg;
+    ngpt_status st = alloc2(s->m->be, &s->logits, NGPT_DTYPE_F32, rows, c->vocab);
+    if (!st) st = alloc2(s->m->be, &s->hidden, NGPT_DTYPE_F32, rows, c->hidden);
+    if (st) {
+        free_out(s);
+        return nx_err_wrap(st, "llama: outputs of %d positions: ", rows);
+    }
+    s->o_cap = rows;
     return NGPT_OK;
 }
 
@@ -642,8 +664,11 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
     NX_TRY(st);
 
     /* x = embed_tokens[ids], then the caller's rows over the soft-token positions */
-    NX_TRY(nx_op_get_rows(be, &x, &m->embed, &tid));
-    for (int32_t i = 0; embeds && i < n; i++) {
+    if (!ids) /* every row an embedding: one upload */
+        NX_TRY(nx_tensor_upload(&x, embeds, (size_t)n * (size_t)H * sizeof(float)));
+    else
+        NX_TRY(nx_op_get_rows(be, &x, &m->embed, &tid));
+    for (int32_t i = 0; ids && embeds && i < n; i++) {
         if (is_embed && !is_embed[i]) continue;
         nx_tensor r = rows(&x, i, 1);
         NX_TRY(nx_tensor_upload(&r, embeds + (size_t)i * (size_t)H, (size_t)H * sizeof(float)));
@@ -688,6 +713,7 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
 
     /* final norm + lm_head over the rows asked for */
     int32_t r = out == NX_LLAMA_OUT_ALL ? n : 1;
+    NX_TRY(ensure_out(s, r));
     nx_tensor xs = rows(&x, n - r, r), hid = rows(&s->hidden, 0, r), lg = rows(&s->logits, 0, r);
     NX_TRY(nx_op_rms_norm(be, &hid, &xs, &m->norm, c->eps));
     NX_TRY(nx_op_linear(be, &lg, &hid, &m->lm_head, NULL));

@@ -121,8 +121,9 @@ typedef struct nx_llama_state {
     nx_tensor lora_y;       /* (n, max(H, nkv*hd)) B A x */
     nx_tensor ids;          /* (n) I32 */
     nx_tensor pos;          /* (n) I32 */
-    nx_tensor logits;       /* (n, V) */
-    nx_tensor hidden;       /* (n, H) final-norm output */
+    int32_t   o_cap;        /* rows of logits/hidden */
+    nx_tensor logits;       /* (o_cap, V) */
+    nx_tensor hidden;       /* (o_cap, H) final-norm output */
     /* host copies of the last eval's outputs */
     float    *h_logits;     /* [n_out, V] */
     float    *h_hidden;     /* [n_out, H] */
