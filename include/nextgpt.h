@@ -239,6 +239,104 @@ typedef struct ngpt_projector ngpt_projector;
 typedef struct ngpt_decoder   ngpt_decoder;
 typedef struct ngpt_pipeline  ngpt_pipeline;
 
+/* ---------------------------------------------------------------------------------------------
+ * Media preprocessing
+ *
+ * Decoded media and ImageBind's input transforms, reproducing NExT-GPT's Python pipeline
+ * (ImageBind data.py with Pillow 9.4, torchvision 0.14, torchaudio 0.13, pytorchvideo):
+ *
+ *     ngpt_image *img = NULL;
+ *     if (ngpt_image_load(&img, "cat.jpg") != NGPT_OK) { ... ngpt_last_error() ... }
+ *     ngpt_tensor pixels;                        // F32 [3,224,224], library-owned
+ *     ngpt_image_preprocess(&pixels, img);
+ *     ... feed to the vision encoder ...
+ *     ngpt_tensor_free(&pixels);
+ *     ngpt_image_free(img);
+ *
+ * Images: JPEG (baseline, progressive, grayscale, CMYK; libjpeg-turbo) and PNG (every colour
+ * type and bit depth, interlaced; libpng), recognised by their first bytes, not by the file name.
+ * Pixels are RGB8 as Pillow's convert("RGB") gives them: alpha is dropped (not composited),
+ * palettes looked up, 16-bit samples reduced as Pillow does, EXIF orientation NOT applied.
+ * Images larger than 16384 pixels a side or 2^28 pixels are refused (NGPT_ERR_UNSUPPORTED).
+ * Audio: whatever libsndfile reads (WAV, FLAC, OGG/Vorbis, AIFF, ...); samples are float,
+ * integer PCM scaled by 1/2^(bits-1).
+ * Errors: NGPT_ERR_NOT_FOUND / NGPT_ERR_IO (the file cannot be read), NGPT_ERR_BAD_FORMAT
+ * (empty, truncated, corrupt or not a supported media file), NGPT_ERR_UNSUPPORTED (a known but
+ * unsupported format, or too large); the message names the file (or the `name` given for a
+ * memory buffer) and what is wrong. The decoders never print.
+ * Handles are independent of any context and may be used from any thread, one at a time.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ngpt_image ngpt_image;  /* opaque: a decoded RGB8 image */
+typedef struct ngpt_audio ngpt_audio;  /* opaque: decoded float samples */
+
+/* Decode the image file at `path`. Free with ngpt_image_free. */
+NGPT_API ngpt_status ngpt_image_load(ngpt_image **out, const char *path);
+/* Decode an image held in memory (`size` bytes, copied as needed; the caller keeps `data`).
+ * `name` labels error messages; NULL = "<memory>". */
+NGPT_API ngpt_status ngpt_image_load_memory(ngpt_image **out, const void *data, size_t size,
+                                            const char *name);
+/* Wrap packed RGB8 pixels (copied): `height` rows of `width` x 3 bytes, `stride` bytes apart
+ * (0 = width * 3). */
+NGPT_API ngpt_status ngpt_image_from_rgb8(ngpt_image **out, const uint8_t *rgb, int32_t width,
+                                          int32_t height, size_t stride);
+/* Size in pixels (0 for NULL). */
+NGPT_API int32_t ngpt_image_width(const ngpt_image *img);
+NGPT_API int32_t ngpt_image_height(const ngpt_image *img);
+/* Packed RGB8, row-major, width * 3 bytes per row, no padding. Borrowed from img. */
+NGPT_API const uint8_t *ngpt_image_pixels(const ngpt_image *img);
+/* NULL is a no-op. */
+NGPT_API void ngpt_image_free(ngpt_image *img);
+
+/* ImageBind's vision transform: Resize(224, bicubic; Pillow's exact fixed-point filter, short
+ * side 224), CenterCrop(224), ToTensor, Normalize(CLIP mean/std). *out becomes a library-owned
+ * F32 [3,224,224] tensor (free with ngpt_tensor_free). */
+NGPT_API ngpt_status ngpt_image_preprocess(ngpt_tensor *out, const ngpt_image *img);
+
+/* The Stable Diffusion pipeline's last step: F32 [B,3,H,W] (a VAE output, nominally [-1,1]) ->
+ * library-owned U8 [B,H,W,3] = round_half_even(clamp(x / 2 + 0.5, 0, 1) * 255). */
+NGPT_API ngpt_status ngpt_image_postprocess(ngpt_tensor *out, const ngpt_tensor *image);
+
+/* Decode the audio file at `path`. Free with ngpt_audio_free. */
+NGPT_API ngpt_status ngpt_audio_load(ngpt_audio **out, const char *path);
+/* Decode audio held in memory; `name` labels error messages (NULL = "<memory>"). */
+NGPT_API ngpt_status ngpt_audio_load_memory(ngpt_audio **out, const void *data, size_t size,
+                                            const char *name);
+/* Wrap float samples (copied), interleaved [n_frames][channels], nominally in [-1, 1]. */
+NGPT_API ngpt_status ngpt_audio_from_pcm(ngpt_audio **out, const float *samples, int64_t n_frames,
+                                         int32_t channels, int32_t sample_rate);
+/* Sample rate in Hz, channel count, frames (samples per channel); 0 for NULL. */
+NGPT_API int32_t ngpt_audio_sample_rate(const ngpt_audio *a);
+NGPT_API int32_t ngpt_audio_channels(const ngpt_audio *a);
+NGPT_API int64_t ngpt_audio_frames(const ngpt_audio *a);
+/* Interleaved float samples [frames][channels]. Borrowed from a. */
+NGPT_API const float *ngpt_audio_samples(const ngpt_audio *a);
+/* NULL is a no-op. */
+NGPT_API void ngpt_audio_free(ngpt_audio *a);
+
+/* Where the clips of a media item start: pytorchvideo's ConstantClipsPerVideoSampler places
+ * clip k of n at k * max(duration - clip, 0) / DIV. */
+typedef enum ngpt_clip_rule {
+    NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 = 0, /* DIV = n (PyPI 0.1.5, pinned by NExT-GPT; default) */
+    NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED = 1  /* DIV = n - 1 (the later fix that ImageBind pins) */
+} ngpt_clip_rule;
+
+typedef struct ngpt_audio_preprocess_params {
+    size_t         struct_size; /* sizeof(ngpt_audio_preprocess_params), set by _default */
+    ngpt_clip_rule clip_rule;   /* default NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 */
+    uint32_t       flags;       /* reserved, 0 */
+} ngpt_audio_preprocess_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_audio_preprocess_params). */
+NGPT_API ngpt_status ngpt_audio_preprocess_params_default(ngpt_audio_preprocess_params *p,
+                                                          size_t struct_size);
+/* ImageBind's audio transform: resample to 16 kHz (torchaudio's windowed sinc), 3 clips of 2 s,
+ * per clip mean removal and Kaldi fbank of the first channel (128 mel bins, 25 ms / 10 ms,
+ * Hann, HTK mel), padded or cropped to 204 frames, normalised (x + 4.268) / 9.138.
+ * *out becomes a library-owned F32 [3,1,128,204] tensor. `p` may be NULL (defaults). */
+NGPT_API ngpt_status ngpt_audio_preprocess(ngpt_tensor *out, const ngpt_audio *a,
+                                           const ngpt_audio_preprocess_params *p);
+
 #ifdef __cplusplus
 }
 #endif
