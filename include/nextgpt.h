@@ -334,7 +334,7 @@ NGPT_API int32_t ngpt_tokenizer_eos_id(const ngpt_tokenizer *tok);
  * palettes looked up, 16-bit samples reduced as Pillow does, EXIF orientation NOT applied.
  * Images larger than 16384 pixels a side or 2^28 pixels are refused (NGPT_ERR_UNSUPPORTED).
  * Audio: whatever libsndfile reads (WAV, FLAC, OGG/Vorbis, AIFF, ...); samples are float,
- * integer PCM scaled by 1/2^(bits-1).
+ * integer PCM scaled by 1/2^(bits-1). Video: whatever libavformat/libavcodec read.
  * Errors: NGPT_ERR_NOT_FOUND / NGPT_ERR_IO (the file cannot be read), NGPT_ERR_BAD_FORMAT
  * (empty, truncated, corrupt or not a supported media file), NGPT_ERR_UNSUPPORTED (a known but
  * unsupported format, or too large); the message names the file (or the `name` given for a
@@ -411,6 +411,30 @@ NGPT_API ngpt_status ngpt_audio_preprocess_params_default(ngpt_audio_preprocess_
  * *out becomes a library-owned F32 [3,1,128,204] tensor. `p` may be NULL (defaults). */
 NGPT_API ngpt_status ngpt_audio_preprocess(ngpt_tensor *out, const ngpt_audio *a,
                                            const ngpt_audio_preprocess_params *p);
+
+typedef struct ngpt_video_preprocess_params {
+    size_t         struct_size; /* sizeof(ngpt_video_preprocess_params), set by _default */
+    ngpt_clip_rule clip_rule;   /* default NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 */
+    uint32_t       flags;       /* reserved, 0 */
+} ngpt_video_preprocess_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_video_preprocess_params). */
+NGPT_API ngpt_status ngpt_video_preprocess_params_default(ngpt_video_preprocess_params *p,
+                                                          size_t struct_size);
+/* ImageBind's video transform of the video file at `path` (any container and codec this
+ * build's FFmpeg decodes; the best video stream, audio ignored): 5 clips of 2 s (frame indices
+ * as decord + pytorchvideo 0.1.5 compute them), the first and last frame of each, RGB (BT.601,
+ * limited range), short side scaled to 224 (bilinear), Normalize(CLIP mean/std), 3 crops
+ * (left/centre/right; top/centre/bottom for portrait). *out becomes a library-owned F32
+ * [15,3,2,224,224] tensor: index 3 * clip + crop, then channel, frame, y, x. `p` may be NULL.
+ * FFmpeg's log level is process-wide: the first call sets it to AV_LOG_QUIET if it is still
+ * FFmpeg's default, so that the library prints nothing. */
+NGPT_API ngpt_status ngpt_video_preprocess(ngpt_tensor *out, const char *path,
+                                           const ngpt_video_preprocess_params *p);
+/* The same for a video held in memory; `name` labels error messages (NULL = "<memory>"). */
+NGPT_API ngpt_status ngpt_video_preprocess_memory(ngpt_tensor *out, const void *data, size_t size,
+                                                  const char *name,
+                                                  const ngpt_video_preprocess_params *p);
 
 #ifdef __cplusplus
 }

@@ -298,3 +298,73 @@ NGPT_API ngpt_status ngpt_audio_preprocess(ngpt_tensor *out, const ngpt_audio *a
     *out = t;
     return NGPT_OK;
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Video
+ * ------------------------------------------------------------------------------------------- */
+
+NGPT_API ngpt_status ngpt_video_preprocess_params_default(ngpt_video_preprocess_params *p, size_t struct_size)
+{
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess_params_default: p is NULL");
+    if (struct_size < sizeof(size_t))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess_params_default: struct_size %zu too small",
+                      struct_size);
+    ngpt_video_preprocess_params d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    d.clip_rule = NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5;
+    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
+    memcpy(p, &d, n);
+    p->struct_size = n;
+    return NGPT_OK;
+}
+
+static ngpt_status video_run(ngpt_tensor *out, const uint8_t *data, size_t size, const char *name,
+                             const ngpt_video_preprocess_params *params)
+{
+    ngpt_video_preprocess_params p;
+    ngpt_video_preprocess_params_default(&p, sizeof p);
+    if (params) {
+        if (params->struct_size < sizeof(size_t) || params->struct_size > 65536)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT,
+                          "ngpt_video_preprocess: params->struct_size is %zu (call ngpt_video_preprocess_params_default first)",
+                          params->struct_size);
+        memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
+    }
+    if (p.clip_rule != NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 && p.clip_rule != NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess: unknown clip rule %d", (int)p.clip_rule);
+    const int64_t shape[5] = {3 * NX_VIDEO_CLIPS, 3, 2, NX_IMAGE_SIZE, NX_IMAGE_SIZE};
+    ngpt_tensor t;
+    NX_TRY(ngpt_tensor_create(&t, NGPT_DTYPE_F32, 5, shape));
+    int rule = p.clip_rule == NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED ? NX_CLIP_RULE_PTV_FIXED : NX_CLIP_RULE_PTV015;
+    ngpt_status st = nx_video_preprocess(data, size, name, rule, t.data);
+    if (st != NGPT_OK) {
+        ngpt_tensor_free(&t);
+        return st;
+    }
+    *out = t;
+    return NGPT_OK;
+}
+
+NGPT_API ngpt_status ngpt_video_preprocess(ngpt_tensor *out, const char *path, const ngpt_video_preprocess_params *p)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!path) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess: path is NULL");
+    uint8_t *buf;
+    size_t len;
+    NX_TRY(read_file(path, &buf, &len));
+    ngpt_status st = video_run(out, buf, len, path, p);
+    nx_free(buf);
+    return st;
+}
+
+NGPT_API ngpt_status ngpt_video_preprocess_memory(ngpt_tensor *out, const void *data, size_t size, const char *name,
+                                                  const ngpt_video_preprocess_params *p)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess_memory: out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!name) name = "<memory>";
+    if (!data && size) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess_memory: %s: data is NULL", name);
+    return video_run(out, data, size, name, p);
+}

@@ -71,4 +71,12 @@ ngpt_status nx_audio_resample(const float *src, int64_t n, ptrdiff_t stride, int
 /* Sample range [*a, *b) of clip k (0..2) for a 16 kHz waveform of n samples (unclamped end). */
 void nx_audio_clip_range(int64_t n, int clip_rule, int k, int64_t *a, int64_t *b);
 
+/* ---- video (video.c) ---- */
+
+#define NX_VIDEO_CLIPS 5
+
+/* ImageBind load_and_transform_video_data for one file held in memory: out is F32
+ * [15,3,2,224,224] (3 crops per clip, clips in time order). */
+ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name, int clip_rule, float *out);
+
 #endif

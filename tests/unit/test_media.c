@@ -1,5 +1,5 @@
 /* test_media.c — media decoding and ImageBind preprocessing through the public API:
- * the golden image.preprocess / audio.fbank / image.postprocess cases (../shared/golden and
+ * the golden image.preprocess / audio.fbank / video.preprocess / image.postprocess cases (../shared/golden and
  * tests/golden), decoded pixels of our own fixtures (tests/data/media, made by
  * tools/make_media_fixtures.py) against Pillow's, and bad inputs (each must fail with the
  * right status and a message naming the file, never crash or print). */
@@ -105,6 +105,13 @@ static const char *param_str(json_t *cj, const char *key)
     return json_string_value(json_object_get(json_object_get(cj, "params"), key));
 }
 
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 1024), (int)e - 25);
+    return sign ? -v : v;
+}
+
 static void check_expected_f32(const char *dir, json_t *cj, const char *name, const ngpt_tensor *t)
 {
     char p[2400];
@@ -113,7 +120,11 @@ static void check_expected_f32(const char *dir, json_t *cj, const char *name, co
     CHECK_MSG(st_open(&s, p), "%s", p);
     int64_t shape[8];
     const void *data = NULL;
-    int rank = st_get(&s, name, "F32", shape, &data);
+    int rank = st_get(&s, name, "F32", shape, &data), f16 = 0;
+    if (rank < 0) {
+        rank = st_get(&s, name, "F16", shape, &data);
+        f16 = 1;
+    }
     CHECK_MSG(rank == t->rank, "%s: rank %d vs %d", dir, rank, t->rank);
     if (rank == t->rank) {
         int same = 1;
@@ -122,7 +133,15 @@ static void check_expected_f32(const char *dir, json_t *cj, const char *name, co
         if (same) {
             size_t n = (size_t)ngpt_tensor_numel(t);
             float *exp = malloc(n * sizeof *exp);
-            memcpy(exp, data, n * sizeof *exp);
+            if (f16) {
+                for (size_t i = 0; i < n; i++) {
+                    uint16_t h;
+                    memcpy(&h, (const unsigned char *)data + 2 * i, 2);
+                    exp[i] = f16_to_f32(h);
+                }
+            } else {
+                memcpy(exp, data, n * sizeof *exp);
+            }
             test_close(dir, t->data, exp, n, (float)json_number_value(json_object_get(cj, "atol")),
                        (float)json_number_value(json_object_get(cj, "rtol")));
             free(exp);
@@ -161,6 +180,20 @@ static void audio_case(const char *dir, json_t *cj)
     check_expected_f32(dir, cj, "fbank", &t);
     ngpt_tensor_free(&t);
     ngpt_audio_free(a);
+}
+
+static void video_case(const char *dir, json_t *cj)
+{
+    char p[2400];
+    snprintf(p, sizeof p, "%s/%s", dir, param_str(cj, "file"));
+    ngpt_video_preprocess_params vp;
+    CHECK_OK(ngpt_video_preprocess_params_default(&vp, sizeof vp));
+    const char *rule = param_str(cj, "clip_rule");
+    if (rule && strcmp(rule, "pytorchvideo-fixed") == 0) vp.clip_rule = NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED;
+    ngpt_tensor t;
+    CHECK_OK(ngpt_video_preprocess(&t, p, &vp));
+    if (t.data) check_expected_f32(dir, cj, "pixels", &t);
+    ngpt_tensor_free(&t);
 }
 
 static void postprocess_case(const char *dir, json_t *cj)
@@ -204,6 +237,7 @@ static void test_golden(void)
         n += run_cases(roots[r], "image.preprocess", image_case);
         n += run_cases(roots[r], "audio.fbank", audio_case);
         n += run_cases(roots[r], "image.postprocess", postprocess_case);
+        n += run_cases(roots[r], "video.preprocess", video_case);
     }
     if (!have_shared) fprintf(stderr, "  (shared golden cases not found at %s: only ours run)\n", g_shared);
     CHECK(n > 0);
@@ -381,6 +415,43 @@ static void test_bad_audio(void)
     ngpt_audio_free(NULL);
 }
 
+static void test_bad_video(void)
+{
+    char dir[] = "/tmp/ngpt_media_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char p[256];
+    ngpt_tensor t;
+    snprintf(p, sizeof p, "%s/missing.mp4", dir);
+    CHECK_ERR(ngpt_video_preprocess(&t, p, NULL), NGPT_ERR_NOT_FOUND, "missing.mp4");
+    snprintf(p, sizeof p, "%s/empty.mp4", dir);
+    write_file(p, "", 0);
+    CHECK_ERR(ngpt_video_preprocess(&t, p, NULL), NGPT_ERR_BAD_FORMAT, "empty.mp4");
+    snprintf(p, sizeof p, "%s/garbage.mp4", dir);
+    char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (char)(i * 131 + 7);
+    write_file(p, junk, sizeof junk);
+    CHECK_ERR(ngpt_video_preprocess(&t, p, NULL), NGPT_ERR_BAD_FORMAT, "garbage.mp4");
+    /* an audio file is not a video */
+    char src[1400];
+    snprintf(src, sizeof src, "%s/tests/data/media/stereo44k.wav", g_src);
+    CHECK_ERR(ngpt_video_preprocess(&t, src, NULL), NGPT_ERR_BAD_FORMAT, "stereo44k.wav");
+    /* the shared golden video, truncated at several lengths: an error naming it, never a crash */
+    snprintf(src, sizeof src, "%s/vision/video.preprocess/mandelbrot_h264_24fps_4_5s/input.mp4", g_shared);
+    size_t len;
+    unsigned char *buf = slurp(src, &len);
+    if (!buf) return;
+    size_t cuts[] = {100, len / 3, len - 5000};
+    for (int c = 0; c < 3; c++) {
+        snprintf(p, sizeof p, "%s/cut%d.mp4", dir, c);
+        write_file(p, buf, cuts[c]);
+        ngpt_status st = ngpt_video_preprocess(&t, p, NULL);
+        CHECK_MSG(st == NGPT_OK || (st == NGPT_ERR_BAD_FORMAT && strstr(ngpt_last_error(), p)), "cut at %zu: %s %s",
+                  cuts[c], ngpt_status_string(st), ngpt_last_error());
+        ngpt_tensor_free(&t);
+    }
+    free(buf);
+}
+
 int main(void)
 {
     const char *src = getenv("NGPT_SOURCE_ROOT");
@@ -392,5 +463,6 @@ int main(void)
     RUN(test_decode_fixtures);
     RUN(test_bad_images);
     RUN(test_bad_audio);
+    RUN(test_bad_video);
     return test_done();
 }

@@ -60,3 +60,31 @@ ngpt_status case_image_postprocess(const case_ctx *c, case_out *out)
     nx_free(data);
     return st;
 }
+
+static ngpt_status clip_rule_param(const case_ctx *c, ngpt_clip_rule *out)
+{
+    const char *rule;
+    NX_TRY(nx_json_str_opt(c->params, "clip_rule", "case.json params", "pytorchvideo-0.1.5", &rule));
+    if (strcmp(rule, "pytorchvideo-0.1.5") == 0)
+        *out = NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5;
+    else if (strcmp(rule, "pytorchvideo-fixed") == 0)
+        *out = NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED;
+    else
+        return nx_err(NGPT_ERR_BAD_FORMAT, "case.json params: unknown clip_rule '%s'", rule);
+    return NGPT_OK;
+}
+
+ngpt_status case_video_preprocess(const case_ctx *c, case_out *out)
+{
+    ngpt_video_preprocess_params p;
+    NX_TRY(ngpt_video_preprocess_params_default(&p, sizeof p));
+    NX_TRY(clip_rule_param(c, &p.clip_rule));
+    char *path = NULL;
+    NX_TRY(case_param_path(c, "file", &path));
+    ngpt_tensor t = {0};
+    ngpt_status st = ngpt_video_preprocess(&t, path, &p);
+    if (st == NGPT_OK) st = case_out_add(out, "pixels", t.dtype, t.rank, t.shape, t.data);
+    ngpt_tensor_free(&t);
+    nx_free(path);
+    return st;
+}
