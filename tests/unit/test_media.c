@@ -5,6 +5,7 @@
  * right status and a message naming the file, never crash or print). */
 #include "nextgpt.h"
 #include "test.h"
+#include "core/alloc.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -452,6 +453,54 @@ static void test_bad_video(void)
     free(buf);
 }
 
+/* Every allocation of ours failing in turn: NGPT_ERR_OUT_OF_MEMORY, nothing leaked. */
+static ngpt_status alloc_case(int which)
+{
+    char p[1400];
+    ngpt_status st;
+    ngpt_tensor t = {0};
+    if (which < 3) {
+        static const char *files[] = {"interlaced.png", "cmyk.jpg", "palette4.png"};
+        snprintf(p, sizeof p, "%s/tests/data/media/%s", g_src, files[which]);
+        ngpt_image *img = NULL;
+        st = ngpt_image_load(&img, p);
+        if (st == NGPT_OK) st = ngpt_image_preprocess(&t, img);
+        ngpt_image_free(img);
+    } else {
+        snprintf(p, sizeof p, "%s/tests/data/media/stereo44k.wav", g_src);
+        ngpt_audio *a = NULL;
+        st = ngpt_audio_load(&a, p);
+        if (st == NGPT_OK) st = ngpt_audio_preprocess(&t, a, NULL);
+        ngpt_audio_free(a);
+    }
+    ngpt_tensor_free(&t);
+    return st;
+}
+
+static void test_alloc_failures(void)
+{
+    for (int which = 0; which < 4; which++) {
+        int64_t blocks = nx_alloc_blocks();
+        int ok = 0;
+        for (int64_t nth = 1; nth < 200 && !ok; nth++) {
+            nx_alloc_fail_at(nth);
+            ngpt_status st = alloc_case(which);
+            int fired = nx_alloc_fail_fired();
+            nx_alloc_fail_at(0);
+            if (!fired) {
+                CHECK_OK(st);
+                ok = 1;
+            } else {
+                CHECK_MSG(st == NGPT_ERR_OUT_OF_MEMORY, "case %d, allocation %lld: %s %s", which, (long long)nth,
+                          ngpt_status_string(st), ngpt_last_error());
+            }
+            CHECK_MSG(nx_alloc_blocks() == blocks, "case %d, allocation %lld: leaked %lld blocks", which,
+                      (long long)nth, (long long)(nx_alloc_blocks() - blocks));
+        }
+        CHECK(ok);
+    }
+}
+
 int main(void)
 {
     const char *src = getenv("NGPT_SOURCE_ROOT");
@@ -464,5 +513,6 @@ int main(void)
     RUN(test_bad_images);
     RUN(test_bad_audio);
     RUN(test_bad_video);
+    RUN(test_alloc_failures);
     return test_done();
 }
