@@ -134,8 +134,11 @@ ngpt_status nx_audio_resample(const float *src, int64_t n, ptrdiff_t stride, int
     int64_t width = (int64_t)ceil(lpw * (double)o / base);
     int64_t ntap = 2 * width + o;
     int64_t nout = (m * n + o - 1) / o; /* ceil(m * n / o) */
-    if (m > 100000 || ntap > 1000000)
-        return nx_err(NGPT_ERR_UNSUPPORTED, "resample %d -> %d Hz: ratio too complex", from, to);
+    /* torchaudio builds an m x ntap kernel; for rates with a tiny gcd (44101 Hz: 16000 x 44119
+     * taps) that is gigabytes. Refuse beyond 2^26 taps (every common rate is under 2^17). */
+    if (m * ntap > ((int64_t)1 << 26))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "resample %d -> %d Hz: rate ratio %lld/%lld too complex (kernel of %lld taps)",
+                      from, to, (long long)m, (long long)o, (long long)(m * ntap));
     float *kern = nx_malloc(sizeof *kern * (size_t)(m * ntap));
     float *out = nx_malloc(sizeof *out * (size_t)(nout > 0 ? nout : 1));
     if (!kern || !out) {

@@ -413,6 +413,10 @@ static void test_bad_audio(void)
     ngpt_tensor_free(&t);
     ngpt_audio_free(a);
     CHECK_ERR(ngpt_audio_from_pcm(&a, pcm, 0, 2, 8000), NGPT_ERR_INVALID_ARGUMENT, "");
+    /* a sample rate whose ratio to 16 kHz would need a gigabyte kernel: refused, not attempted */
+    CHECK_OK(ngpt_audio_from_pcm(&a, pcm, 300, 2, 44101));
+    CHECK_ERR(ngpt_audio_preprocess(&t, a, NULL), NGPT_ERR_UNSUPPORTED, "44101");
+    ngpt_audio_free(a);
     ngpt_audio_free(NULL);
 }
 
