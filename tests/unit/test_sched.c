@@ -88,6 +88,7 @@ static void run_case(const char *dir, const char *stage)
            : !strcmp(stage, "scheduler.pndm") ? NGPT_SCHEDULER_PNDM : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
     json_t *eta = json_object_get(params, "eta");
     if (eta) p.eta = (float)json_number_value(eta);
+    p.use_clipped_model_output = json_is_true(json_object_get(params, "use_clipped_model_output"));
     ngpt_scheduler *s = NULL;
     CHECK_OK(ngpt_scheduler_create_from_json(&s, txt, strlen(txt), &p));
     free(txt);
