@@ -877,7 +877,7 @@ NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_o
     size_t idx = s->n_ts;
     for (size_t i = 0; i < s->n_ts; i++)
         if (s->ts[i] == timestep) { idx = i; break; }
-    if (idx == s->n_ts || timestep < 0 || timestep >= s->T)
+    if (idx == s->n_ts || timestep < -s->T || timestep >= s->T)  /* DDIM trailing can end at -1 (diffusers indexes from the end) */
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: timestep %lld is not in the schedule "
                       "(%zu timesteps from %lld)", (long long)timestep, s->n_ts, (long long)(s->n_ts ? s->ts[0] : -1));
     switch (s->kind) {
