@@ -240,6 +240,81 @@ typedef struct ngpt_decoder   ngpt_decoder;
 typedef struct ngpt_pipeline  ngpt_pipeline;
 
 /* ---------------------------------------------------------------------------------------------
+ * Tokenizer: the LLaMA tokenizer of NExT-GPT's language model
+ *
+ * Reads a tokenizer folder in the Hugging Face layout: tokenizer.model (a SentencePiece BPE
+ * model, required) and, when present, added_tokens.json (NExT-GPT's 38 signal tokens <Img>,
+ * </Img>, [IMG0]..[IMG3], [VID0]..[VID23], [AUD0]..[AUD7], ids after the SentencePiece pieces),
+ * special_tokens_map.json and tokenizer_config.json (bos/eos/unk/pad strings, add_bos_token,
+ * add_eos_token). The result is identical to transformers 4.29's slow LlamaTokenizer
+ * (use_fast=False, as NExT-GPT loads it) over sentencepiece 0.1.97:
+ *
+ *     ngpt_tokenizer *tok = NULL;
+ *     if (ngpt_tokenizer_create(&tok, "models/nextgpt/tokenizer") != NGPT_OK) ... ngpt_last_error()
+ *     size_t n = 0;
+ *     ngpt_tokenizer_encode(tok, text, strlen(text), 1, NULL, 0, &n);  // BUFFER_TOO_SMALL, n = count
+ *     int32_t *ids = malloc(n * sizeof *ids);
+ *     ngpt_tokenizer_encode(tok, text, strlen(text), 1, ids, n, &n);   // NGPT_OK
+ *     ...
+ *     ngpt_tokenizer_free(tok);
+ *
+ * Encoding splits the text at the special tokens' strings ("<s>", "</s>", "<unk>") and the added
+ * tokens (leftmost, longest), strips whitespace next to added tokens (so "a [IMG0] [IMG1]\n###"
+ * gives ids for "a", [IMG0], [IMG1], "###"), and encodes each remaining piece separately with
+ * SentencePiece (a dummy-prefix space in front of each piece; characters outside the vocabulary
+ * fall back to byte tokens <0xNN>). Text is UTF-8; invalid bytes are not an error: like
+ * sentencepiece, each invalid byte is read as U+FFFD.
+ * Decoding is transformers' _decode with skip_special_tokens as given,
+ * spaces_between_special_tokens=True and no clean-up: added tokens are joined to the
+ * neighbouring text with one space ("text [IMG0] [IMG1]"); byte tokens that do not form valid
+ * UTF-8 become U+FFFD, one per byte.
+ *
+ * A tokenizer does not need a context. It is immutable once created: encode, decode and the
+ * getters may be called on one tokenizer from several threads at the same time.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ngpt_tokenizer ngpt_tokenizer;  /* opaque */
+
+/* Load the tokenizer in folder `model_dir`. NGPT_ERR_NOT_FOUND without tokenizer.model;
+ * NGPT_ERR_BAD_FORMAT for a corrupt file ("<dir>/tokenizer.model: piece 17: truncated field");
+ * NGPT_ERR_UNSUPPORTED for a SentencePiece model that is not BPE with identity normalization.
+ * Free with ngpt_tokenizer_free. */
+NGPT_API ngpt_status ngpt_tokenizer_create(ngpt_tokenizer **out, const char *model_dir);
+/* NULL is a no-op. */
+NGPT_API void ngpt_tokenizer_free(ngpt_tokenizer *tok);
+
+/* Token ids of `text` (text_len bytes, need not be NUL-terminated; NULL allowed when text_len
+ * is 0). add_bos nonzero = transformers' add_special_tokens=True: BOS first (when
+ * tokenizer_config.json's add_bos_token, default true) and EOS last (when add_eos_token,
+ * default false). Two-call sizing: *n_out always receives the number of ids; when `ids` is NULL
+ * or `cap` is smaller, nothing is written and NGPT_ERR_BUFFER_TOO_SMALL is returned. Empty text
+ * gives no ids (or just BOS). */
+NGPT_API ngpt_status ngpt_tokenizer_encode(const ngpt_tokenizer *tok, const char *text, size_t text_len,
+                                           int32_t add_bos, int32_t *ids, size_t cap, size_t *n_out);
+
+/* UTF-8 text of `n` ids. skip_special_tokens nonzero drops the ids of BOS, EOS, UNK (and PAD
+ * when the folder sets one); added tokens are never dropped. An id outside
+ * [0, ngpt_tokenizer_vocab_size) is NGPT_ERR_INVALID_ARGUMENT. Two-call sizing: *len_out always
+ * receives the length in bytes, not counting a terminator; when `text` is NULL or cap < length,
+ * nothing is written and NGPT_ERR_BUFFER_TOO_SMALL is returned. A NUL is appended when
+ * cap > length (pass length + 1 to get a C string). The text may itself contain NUL bytes (from
+ * the byte token <0x00>); *len_out is the authority. */
+NGPT_API ngpt_status ngpt_tokenizer_decode(const ngpt_tokenizer *tok, const int32_t *ids, size_t n,
+                                           int32_t skip_special_tokens, char *text, size_t cap,
+                                           size_t *len_out);
+
+/* Number of token ids: SentencePiece pieces + added tokens (32000 + 38 for NExT-GPT). */
+NGPT_API int32_t ngpt_tokenizer_vocab_size(const ngpt_tokenizer *tok);
+/* The piece of `id` as stored ("▁the", "<0x0A>", "<s>", "[IMG0]"), borrowed from tok; NULL when id
+ * is out of range. For text use ngpt_tokenizer_decode. */
+NGPT_API const char *ngpt_tokenizer_token_to_piece(const ngpt_tokenizer *tok, int32_t id);
+/* The id whose piece is exactly `piece` (added tokens included), or -1 when there is none. */
+NGPT_API int32_t ngpt_tokenizer_piece_to_id(const ngpt_tokenizer *tok, const char *piece);
+/* Ids of the BOS ("<s>", 1) and EOS ("</s>", 2) tokens; -1 when not defined. */
+NGPT_API int32_t ngpt_tokenizer_bos_id(const ngpt_tokenizer *tok);
+NGPT_API int32_t ngpt_tokenizer_eos_id(const ngpt_tokenizer *tok);
+
+/* ---------------------------------------------------------------------------------------------
  * Diffusion schedulers
  *
  * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio

@@ -28,7 +28,8 @@ typedef struct nx_wtensor {
     ngpt_dtype  dtype;
     int         rank;
     int64_t     shape[NGPT_MAX_DIMS];
-    const void *data;        /* little-endian, contiguous, row-major; valid while the file is open */
+    const void *data;        /* little-endian, contiguous, row-major, aligned to the element size
+                              * (misaligned tensors are copied); valid while the file is open */
     size_t      nbytes;
     const char *file;        /* the file it came from (for messages) */
     bool        used;        /* set by nx_weights_get / nx_weights_mark_used */

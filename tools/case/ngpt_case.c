@@ -12,7 +12,6 @@
  * 1 a wrong output or a case that could not be run or read, 2 usage, 3 (`run` only) the stage
  * is not implemented yet.
  */
-#define _GNU_SOURCE
 #include "compare.h"
 #include "stage.h"
 

@@ -4,8 +4,8 @@
 
 const case_stage case_stages[] = {
     /* llm */
-    {"tokenizer.encode", NULL},
-    {"tokenizer.decode", NULL},
+    {"tokenizer.encode", case_tokenizer_encode},
+    {"tokenizer.decode", case_tokenizer_decode},
     {"llama.logits", NULL},
     {"llama.logits_embeds", NULL},
     {"llama.generate_greedy", NULL},
