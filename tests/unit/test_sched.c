@@ -3,6 +3,7 @@
  * and tests/golden), plus error paths and reset. Reads safetensors with a tiny reader of its own
  * (F32 / I64 only). */
 #include "nextgpt.h"
+#include "core/alloc.h"
 #include "test.h"
 
 #include <dirent.h>
@@ -274,10 +275,40 @@ static void test_add_noise(void)
     ngpt_scheduler_free(s);
 }
 
+/* Every allocation failure is reported as OUT_OF_MEMORY and frees what was held. */
+static void test_alloc_failures(void)
+{
+    const char *cfgs[3] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+                           "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}"};
+    float x[16] = {0}, m[16] = {0};
+    for (int c = 0; c < 3; c++) {
+        for (int64_t nth = 1; nth < 40; nth++) {
+            const int64_t blocks = nx_alloc_blocks();
+            nx_alloc_fail_at(nth);
+            ngpt_scheduler *s = NULL;
+            ngpt_status st = from(cfgs[c], NGPT_SCHEDULER_AUTO, &s);
+            if (st == NGPT_OK) st = ngpt_scheduler_set_timesteps(s, 10);
+            const int64_t *ts = NULL;
+            size_t n = 0;
+            if (st == NGPT_OK) st = ngpt_scheduler_timesteps(s, &ts, &n);
+            for (size_t k = 0; st == NGPT_OK && k < 3; k++) st = ngpt_scheduler_step(s, m, ts[k], x, 16, NULL);
+            const int fired = nx_alloc_fail_fired();
+            nx_alloc_fail_at(0);
+            CHECK_MSG(st == NGPT_OK || st == NGPT_ERR_OUT_OF_MEMORY, "config %d, failing allocation %lld: %s", c,
+                      (long long)nth, ngpt_status_string(st));
+            CHECK(fired || st == NGPT_OK);
+            ngpt_scheduler_free(s);
+            CHECK_MSG(nx_alloc_blocks() == blocks, "config %d, failing allocation %lld: leak", c, (long long)nth);
+            if (!fired) break;
+        }
+    }
+}
+
 int main(void)
 {
     RUN(test_golden);
     RUN(test_errors);
     RUN(test_add_noise);
+    RUN(test_alloc_failures);
     return test_done();
 }
