@@ -11,8 +11,10 @@
 #include "../core/alloc.h"
 #include "../core/error.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 enum { SPACING_LEADING = 0, SPACING_TRAILING = 1 };
@@ -62,6 +64,12 @@ static ngpt_status cfg_num(const json_t *o, const char *k, double def, double *o
 {
     const json_t *v = json_object_get(o, k);
     if (!v || json_is_null(v)) { *out = def; return NGPT_OK; }
+    if (json_is_string(v)) {  /* Python's json writes -Infinity / Infinity / NaN; see quote_nonfinite */
+        const char *t = json_string_value(v);
+        if (!strcmp(t, "-Infinity")) { *out = -INFINITY; return NGPT_OK; }
+        if (!strcmp(t, "Infinity")) { *out = INFINITY; return NGPT_OK; }
+        if (!strcmp(t, "NaN")) { *out = NAN; return NGPT_OK; }
+    }
     if (!json_is_number(v))
         return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: '%s' is not a number", k);
     *out = json_number_value(v);
@@ -407,18 +415,69 @@ static ngpt_status create_from(ngpt_scheduler **out, const json_t *cfg, const ng
     return NGPT_OK;
 }
 
+/* diffusers saves configs with Python's json module, which writes the non-standard tokens
+ * -Infinity, Infinity and NaN (DPMSolverMultistepScheduler's lambda_min_clipped defaults to
+ * -inf). jansson rejects them, so outside strings they are quoted ("-Infinity") before parsing
+ * and cfg_num reads them back. Returns a new NUL-terminated buffer (nx_free) or NULL. */
+static char *quote_nonfinite(const char *in, size_t len, size_t *out_len)
+{
+    static const char *const tok[3] = {"-Infinity", "Infinity", "NaN"};
+    char *out = nx_malloc(len + len / 3 * 2 + 3);  /* each token of >= 3 chars grows by 2 */
+    if (!out) return NULL;
+    size_t o = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        const char ch = in[i];
+        if (in_str) {
+            out[o++] = ch;
+            if (ch == '\\' && i + 1 < len) out[o++] = in[++i];
+            else if (ch == '"') in_str = false;
+            continue;
+        }
+        if (ch == '"') { in_str = true; out[o++] = ch; continue; }
+        int hit = -1;
+        for (int t = 0; t < 3 && hit < 0; t++) {
+            size_t tl = strlen(tok[t]);
+            if (i + tl <= len && !memcmp(in + i, tok[t], tl)) hit = t;
+        }
+        if (hit >= 0) {
+            size_t tl = strlen(tok[hit]);
+            out[o++] = '"';
+            memcpy(out + o, tok[hit], tl);
+            o += tl;
+            out[o++] = '"';
+            i += tl - 1;
+        } else {
+            out[o++] = ch;
+        }
+    }
+    out[o] = 0;
+    *out_len = o;
+    return out;
+}
+
+static ngpt_status create_from_text(ngpt_scheduler **out, const char *text, size_t len, const char *what,
+                                    const ngpt_scheduler_params *p)
+{
+    size_t qlen;
+    char *q = quote_nonfinite(text, len, &qlen);
+    if (!q) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
+    json_error_t je;
+    json_t *cfg = json_loadb(q, qlen, 0, &je);
+    nx_free(q);
+    if (!cfg) return nx_err(NGPT_ERR_BAD_FORMAT, "%s:%d:%d: %s", what, je.line, je.column, je.text);
+    ngpt_status st = create_from(out, cfg, p);
+    json_decref(cfg);
+    return st;
+}
+
 NGPT_API ngpt_status ngpt_scheduler_create_from_json(ngpt_scheduler **out, const char *json_text, size_t len,
                                                      const ngpt_scheduler_params *p)
 {
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create_from_json: out is NULL");
     *out = NULL;
     if (!json_text) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create_from_json: json_text is NULL");
-    json_error_t je;
-    json_t *cfg = json_loadb(json_text, len, 0, &je);
-    if (!cfg) return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config:%d:%d: %s", je.line, je.column, je.text);
-    ngpt_status st = create_from(out, cfg, p);
-    json_decref(cfg);
-    return st;
+    return create_from_text(out, json_text, len, "scheduler config", p);
 }
 
 NGPT_API ngpt_status ngpt_scheduler_create(ngpt_scheduler **out, const char *path, const ngpt_scheduler_params *p)
@@ -426,17 +485,28 @@ NGPT_API ngpt_status ngpt_scheduler_create(ngpt_scheduler **out, const char *pat
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create: out is NULL");
     *out = NULL;
     if (!path) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create: path is NULL");
-    json_error_t je;
-    json_t *cfg = json_load_file(path, 0, &je);
-    if (!cfg) {
-        if (je.line < 0 || strstr(je.text, "unable to open"))
-            return nx_err(NGPT_ERR_NOT_FOUND, "%s: %s", path, je.text);
-        return nx_err(NGPT_ERR_BAD_FORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    FILE *f = fopen(path, "rb");
+    if (!f) return nx_err(errno == ENOENT ? NGPT_ERR_NOT_FOUND : NGPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4096;
+            char *nb = nx_realloc(buf, cap);
+            if (!nb) { nx_free(buf); fclose(f); return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", path); }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) break;
     }
-    ngpt_status st = create_from(out, cfg, p);
-    json_decref(cfg);
-    if (st != NGPT_OK) return nx_err_wrap(st, "%s: ", path);
-    return NGPT_OK;
+    const int rd_err = ferror(f);
+    fclose(f);
+    if (rd_err) { nx_free(buf); return nx_err(NGPT_ERR_IO, "%s: read error", path); }
+    ngpt_status st = create_from_text(out, buf, len, path, p);
+    nx_free(buf);
+    if (st != NGPT_OK && !strstr(ngpt_last_error(), path)) return nx_err_wrap(st, "%s: ", path);
+    return st;
 }
 
 NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s)

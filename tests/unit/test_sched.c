@@ -194,6 +194,16 @@ static void test_golden(void)
     snprintf(b, sizeof b, "%s/tests/golden", src);
     run_root(a);
     run_root(b);
+    const char *models[3] = {"sd-a", "audioldm-a", "zeroscope-a"};
+    const ngpt_scheduler_kind kinds[3] = {NGPT_SCHEDULER_PNDM, NGPT_SCHEDULER_DDIM, NGPT_SCHEDULER_DDIM};
+    for (int i = 0; i < 3; i++) {
+        char path[8192];
+        snprintf(path, sizeof path, "%s/models/%s/scheduler/scheduler_config.json", a, models[i]);
+        ngpt_scheduler *s = NULL;
+        CHECK_OK(ngpt_scheduler_create(&s, path, NULL));
+        CHECK(ngpt_scheduler_get_kind(s) == kinds[i]);
+        ngpt_scheduler_free(s);
+    }
     fprintf(stderr, "  golden scheduler cases: %d passed of %d\n", n_passed, n_cases);
     CHECK(n_cases > 0);
 }
@@ -226,6 +236,13 @@ static void test_errors(void)
     CHECK_ERR(from("{\"use_karras_sigmas\": true}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "karras");
     CHECK_ERR(from("{\"solver_order\": 4}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "solver_order");
     CHECK_ERR(ngpt_scheduler_create(&s, "/nonexistent/scheduler_config.json", NULL), NGPT_ERR_NOT_FOUND, "nonexistent");
+    /* Python's json writes -Infinity (DPM-Solver's lambda_min_clipped); strings keep the token */
+    CHECK_OK(from("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"lambda_min_clipped\": -Infinity, "
+                  "\"variance_type\": \"NaN Infinity\"}", NGPT_SCHEDULER_AUTO, &s));
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 10));
+    ngpt_scheduler_free(s);
+    s = NULL;
+    CHECK_ERR(from("{\"lambda_min_clipped\": -Inf}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_BAD_FORMAT, "");
     CHECK_ERR(ngpt_scheduler_create_from_json(NULL, "{}", 2, NULL), NGPT_ERR_INVALID_ARGUMENT, "");
     ngpt_scheduler_free(NULL);
 
