@@ -901,7 +901,8 @@ static ngpt_status step_dpm(ngpt_scheduler *s, const float *mo_in, int64_t t, si
         c.cn = sigma_t * sqrtf(expf(2.0f * h) - 1.0f);
     }
     if (order >= 2) {
-        const int64_t s1 = s->ts[idx - 1];
+        /* python indexing, as diffusers: a step repeated at the first timestep reads ts[-1] */
+        const int64_t s1 = s->ts[(idx + s->n_ts - 1) % s->n_ts];
         const float lam_s1 = s->lambda_t[s1];
         const float h0 = lam_s0 - lam_s1;
         const float r0 = h0 / h;
@@ -916,7 +917,7 @@ static ngpt_status step_dpm(ngpt_scheduler *s, const float *mo_in, int64_t t, si
                 c.c1 = s->heun ? -(2.0f * (sigma_t * ((ep - 1.0f) / h - 1.0f))) : -(sigma_t * (ep - 1.0f));
             }
         } else {
-            const int64_t s2 = s->ts[idx - 2];
+            const int64_t s2 = s->ts[(idx + 2 * s->n_ts - 2) % s->n_ts];
             const float h1 = lam_s1 - s->lambda_t[s2];
             const float r1 = h1 / h;
             c.inv_r1 = 1.0f / r1;

@@ -270,6 +270,15 @@ static void test_errors(void)
     CHECK_OK(ngpt_scheduler_step(s, m, 901, x, 4, m));
     ngpt_scheduler_free(s);
 
+    /* DPM-Solver stepped twice at its first timestep: no out-of-bounds history read (ASan) */
+    CHECK_OK(from("{\"solver_order\": 3}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s));
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 5));
+    const int64_t *ts;
+    size_t nts;
+    CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &nts));
+    for (int k = 0; k < 3; k++) CHECK_OK(ngpt_scheduler_step(s, m, ts[0], x, 4, NULL));
+    ngpt_scheduler_free(s);
+
     /* an older, shorter params struct is accepted; unknown flags are not */
     p.flags = 1;
     CHECK_ERR(ngpt_scheduler_create_from_json(&s, k_sd, strlen(k_sd), &p), NGPT_ERR_INVALID_ARGUMENT, "flags");
