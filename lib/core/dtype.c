@@ -1,6 +1,12 @@
 /* dtype.c — dtype table and IEEE half conversions (bit-exact, no F16C dependency: the scalar
- * forms are the reference; the bulk forms are what hot loops call). */
+ * forms are the reference; the bulk forms are what hot loops call, with AVX-512 and F16C paths
+ * chosen at run time that give the same bits as the scalar forms, NaN payloads included). */
 #include "dtype.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#  define NX_X86 1
+#  include <immintrin.h>
+#endif
 
 static const struct {
     const char *name;
@@ -53,7 +59,7 @@ float nx_f16_to_f32(uint16_t h)
             u = sign | (exp << 23) | (man << 13);
         }
     } else if (exp == 31) {
-        u = sign | 0x7f800000u | (man << 13);
+        u = sign | 0x7f800000u | (man << 13) | (man ? 0x400000u : 0u);  /* NaN comes out quiet (as F16C) */
     } else {
         u = sign | ((exp + 127 - 15) << 23) | (man << 13);
     }
@@ -68,7 +74,7 @@ uint16_t nx_f32_to_f16(float f)
     memcpy(&u, &f, 4);
     uint32_t sign = (u >> 16) & 0x8000u;
     uint32_t absu = u & 0x7fffffffu;
-    if (absu > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);           /* NaN */
+    if (absu > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((absu >> 13) & 0x3ffu)); /* NaN: quiet, payload kept (as F16C) */
     if (absu >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);          /* overflow -> inf */
     if (absu < 0x38800000u) {                                            /* subnormal or zero */
         if (absu < 0x33000000u) return (uint16_t)sign;                   /* < half the min subnormal */
@@ -88,22 +94,183 @@ uint16_t nx_f32_to_f16(float f)
     return (uint16_t)(sign | r);
 }
 
-void nx_f16_to_f32_n(const uint16_t *src, float *dst, size_t n)
+/* ---- bulk conversions ---- */
+
+static void f16_to_f32_c(const uint16_t *src, float *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = nx_f16_to_f32(src[i]);
 }
 
-void nx_bf16_to_f32_n(const uint16_t *src, float *dst, size_t n)
+static void bf16_to_f32_c(const uint16_t *src, float *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = nx_bf16_to_f32(src[i]);
 }
 
-void nx_f32_to_f16_n(const float *src, uint16_t *dst, size_t n)
+static void f32_to_f16_c(const float *src, uint16_t *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = nx_f32_to_f16(src[i]);
 }
 
-void nx_f32_to_bf16_n(const float *src, uint16_t *dst, size_t n)
+static void f32_to_bf16_c(const float *src, uint16_t *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++) dst[i] = nx_f32_to_bf16(src[i]);
 }
+
+#ifdef NX_X86
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define F16C __attribute__((target("avx,f16c")))
+
+AVX512 static inline __mmask16 tail16(size_t left) { return (__mmask16)((1u << left) - 1u); }
+
+AVX512 static void f16_to_f32_avx512(const uint16_t *src, float *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
+    if (i < n) {
+        __mmask16 k = tail16(n - i);
+        _mm512_mask_storeu_ps(dst + i, k, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, src + i)));
+    }
+}
+
+AVX512 static void f32_to_f16_avx512(const float *src, uint16_t *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (i < n) {
+        __mmask16 k = tail16(n - i);
+        __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(k, src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_mask_storeu_epi16(dst + i, k, h);
+    }
+}
+
+AVX512 static void bf16_to_f32_avx512(const uint16_t *src, float *dst, size_t n)
+{
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail16(n - i);
+        __m512i u = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, src + i)), 16);
+        _mm512_mask_storeu_ps(dst + i, k, _mm512_castsi512_ps(u));
+    }
+}
+
+/* Integer round-to-nearest-even like nx_f32_to_bf16 (the BF16 instructions flush subnormals). */
+AVX512 static void f32_to_bf16_avx512(const float *src, uint16_t *dst, size_t n)
+{
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    const __m512i absmask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i qnan = _mm512_set1_epi32(0x40);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail16(n - i);
+        __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(k, src + i));
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absmask), inf);
+        __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+        r = _mm512_srli_epi32(r, 16);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), qnan));
+        _mm256_mask_storeu_epi16(dst + i, k, _mm512_cvtepi32_epi16(r));
+    }
+}
+
+F16C static void f16_to_f32_f16c(const uint16_t *src, float *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    f16_to_f32_c(src + i, dst + i, n - i);
+}
+
+F16C static void f32_to_f16_f16c(const float *src, uint16_t *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    f32_to_f16_c(src + i, dst + i, n - i);
+}
+
+enum { ISA_NONE = 0, ISA_F16C = 1, ISA_AVX512 = 2 };
+
+static int g_isa_cap = ISA_AVX512;
+
+static int isa(void)
+{
+    static int cached = -1;  /* a benign race: every thread computes the same value */
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+            c = ISA_AVX512;
+        else if (__builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c"))
+            c = ISA_F16C;
+        else
+            c = ISA_NONE;
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
+    }
+    int cap = __atomic_load_n(&g_isa_cap, __ATOMIC_RELAXED);
+    return c < cap ? c : cap;
+}
+#endif
+
+int nx_dtype_simd_limit(int level)
+{
+#ifdef NX_X86
+    int old = __atomic_exchange_n(&g_isa_cap, level, __ATOMIC_RELAXED);
+    return old;
+#else
+    (void)level;
+    return 0;
+#endif
+}
+
+void nx_f16_to_f32_n(const uint16_t *src, float *dst, size_t n)
+{
+#ifdef NX_X86
+    int c = isa();
+    if (c == ISA_AVX512) {
+        f16_to_f32_avx512(src, dst, n);
+        return;
+    }
+    if (c == ISA_F16C) {
+        f16_to_f32_f16c(src, dst, n);
+        return;
+    }
+#endif
+    f16_to_f32_c(src, dst, n);
+}
+
+void nx_bf16_to_f32_n(const uint16_t *src, float *dst, size_t n)
+{
+#ifdef NX_X86
+    if (isa() == ISA_AVX512) {
+        bf16_to_f32_avx512(src, dst, n);
+        return;
+    }
+#endif
+    bf16_to_f32_c(src, dst, n);  /* a shift: the compiler vectorises it */
+}
+
+void nx_f32_to_f16_n(const float *src, uint16_t *dst, size_t n)
+{
+#ifdef NX_X86
+    int c = isa();
+    if (c == ISA_AVX512) {
+        f32_to_f16_avx512(src, dst, n);
+        return;
+    }
+    if (c == ISA_F16C) {
+        f32_to_f16_f16c(src, dst, n);
+        return;
+    }
+#endif
+    f32_to_f16_c(src, dst, n);
+}
+
+void nx_f32_to_bf16_n(const float *src, uint16_t *dst, size_t n)
+{
+#ifdef NX_X86
+    if (isa() == ISA_AVX512) {
+        f32_to_bf16_avx512(src, dst, n);
+        return;
+    }
+#endif
+    f32_to_bf16_c(src, dst, n);
+}
+

@@ -1,6 +1,8 @@
 /* stages.c — every stage named in ../shared/golden/<family>/STAGES.md, and the function that
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
+#include "stage_sched.h"
+#include "stage_tokenizer.h"
 
 const case_stage case_stages[] = {
     /* llm */
@@ -20,8 +22,8 @@ const case_stage case_stages[] = {
     {"projector.output", NULL},
     {"unet2d", NULL},
     {"vae.decode", NULL},
-    {"scheduler.ddim", NULL},
-    {"scheduler.pndm", NULL},
+    {"scheduler.ddim", case_scheduler_ddim},
+    {"scheduler.pndm", case_scheduler_pndm},
     {"sd.generate", NULL},
     {"image.postprocess", NULL},
     /* audio out */
@@ -34,6 +36,6 @@ const case_stage case_stages[] = {
     {"zeroscope.vae_decode", NULL},
     {"video.postprocess", NULL},
     {"zeroscope.generate", NULL},
-    {"scheduler.dpmsolver", NULL},
+    {"scheduler.dpmsolver", case_scheduler_dpmsolver},
     {NULL, NULL},
 };

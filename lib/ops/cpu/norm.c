@@ -1,40 +1,129 @@
-/* norm.c — placeholder: these ops are not implemented yet (NGPT_ERR_UNIMPLEMENTED). */
+/* norm.c — RMSNorm, LayerNorm (over the last dim) and GroupNorm (+ fused SiLU) on F32 rows.
+ * Row statistics accumulate in float over 16-32 lanes (LayerNorm: two passes, mean then the
+ * squared deviations); GroupNorm statistics sum each channel in float lanes and the channels
+ * of a group in double. Weights may be F32/F16/BF16: they are converted to F32 once per call. */
 #include "cpu_ops.h"
+#include "cpu_util.h"
 
+#include "../../core/alloc.h"
 #include "../../core/error.h"
+
+#include <math.h>
+
+typedef struct {
+    const float *x;
+    float *y;
+    const float *w, *b;
+    int64_t c;
+    float eps;
+} row_norm_job;
+
+static void rms_rows(int64_t r0, int64_t r1, void *vp)
+{
+    const row_norm_job *j = vp;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * j->c;
+        float ms = nx_vsumsq(x, j->c) / (float)j->c;
+        nx_vscale_wb(j->y + r * j->c, x, 1.0f / sqrtf(ms + j->eps), j->w, NULL, j->c);
+    }
+}
+
+static void ln_rows(int64_t r0, int64_t r1, void *vp)
+{
+    const row_norm_job *j = vp;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * j->c;
+        float mean = nx_vsum(x, j->c) / (float)j->c;
+        float var = nx_vsumsqdev(x, mean, j->c) / (float)j->c;
+        nx_vnorm_wb(j->y + r * j->c, x, mean, 1.0f / sqrtf(var + j->eps), j->w, j->b, j->c);
+    }
+}
+
+static ngpt_status oom(const char *op) { return nx_err(NGPT_ERR_OUT_OF_MEMORY, "cpu %s: out of memory", op); }
 
 ngpt_status nx_cpu_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps)
 {
-    (void)be;
-    (void)y;
-    (void)x;
-    (void)w;
-    (void)eps;
-    return nx_err(NGPT_ERR_UNIMPLEMENTED, "cpu: rms_norm is not implemented yet");
+    float *wt = NULL;
+    const float *wf = NULL;
+    if (w && !(wf = nx_cpu_as_f32(w, &wt))) return oom("rms_norm");
+    int64_t c = x->ne[x->rank - 1];
+    int64_t rows = c ? nx_numel(x) / c : 0;
+    row_norm_job j = {x->data, y->data, wf, NULL, c, eps};
+    nx_cpu_parallel_for(be, rows, 2 * c, rms_rows, &j);
+    nx_free(wt);
+    return NGPT_OK;
 }
 
 ngpt_status nx_cpu_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                               const nx_tensor *b, float eps)
 {
-    (void)be;
-    (void)y;
-    (void)x;
-    (void)w;
-    (void)b;
-    (void)eps;
-    return nx_err(NGPT_ERR_UNIMPLEMENTED, "cpu: layer_norm is not implemented yet");
+    float *wt = NULL, *bt = NULL;
+    const float *wf = NULL, *bf = NULL;
+    if (w && !(wf = nx_cpu_as_f32(w, &wt))) return oom("layer_norm");
+    if (b && !(bf = nx_cpu_as_f32(b, &bt))) {
+        nx_free(wt);
+        return oom("layer_norm");
+    }
+    int64_t c = x->ne[x->rank - 1];
+    int64_t rows = c ? nx_numel(x) / c : 0;
+    row_norm_job j = {x->data, y->data, wf, bf, c, eps};
+    nx_cpu_parallel_for(be, rows, 3 * c, ln_rows, &j);
+    nx_free(wt);
+    nx_free(bt);
+    return NGPT_OK;
+}
+
+typedef struct {
+    const float *x;
+    float *y;
+    const float *w, *b;
+    int64_t c, groups, spatial;
+    float eps;
+    bool silu;
+} gn_job;
+
+static void gn_groups(int64_t g0, int64_t g1, void *vp)
+{
+    const gn_job *j = vp;
+    int64_t cg = j->c / j->groups, len = cg * j->spatial;
+    for (int64_t gi = g0; gi < g1; gi++) {
+        const float *x = j->x + gi * len;
+        float *y = j->y + gi * len;
+        /* per-channel float sums (vectorised, 32 lanes) accumulated in double; two passes */
+        double s = 0, ss = 0;
+        for (int64_t ci = 0; ci < cg; ci++) s += nx_vsum(x + ci * j->spatial, j->spatial);
+        float meanf = (float)(s / (double)len);
+        for (int64_t ci = 0; ci < cg; ci++) ss += nx_vsumsqdev(x + ci * j->spatial, meanf, j->spatial);
+        float rstd = (float)(1.0 / sqrt(ss / (double)len + j->eps));
+        int64_t c0 = (gi % j->groups) * cg;
+        for (int64_t ci = 0; ci < cg; ci++) {
+            int64_t ch = c0 + ci;
+            float a = rstd * (j->w ? j->w[ch] : 1.0f);
+            float sh = (j->b ? j->b[ch] : 0.0f) - meanf * a;
+            float *yr = y + ci * j->spatial;
+            nx_vaffine(yr, x + ci * j->spatial, a, sh, j->spatial);
+            if (j->silu) nx_vsilu(yr, yr, j->spatial);
+        }
+    }
 }
 
 ngpt_status nx_cpu_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                               const nx_tensor *b, int groups, float eps, bool silu)
 {
-    (void)be;
-    (void)y;
-    (void)x;
-    (void)w;
-    (void)b;
-    (void)groups;
-    (void)eps;
-    (void)silu;
-    return nx_err(NGPT_ERR_UNIMPLEMENTED, "cpu: group_norm is not implemented yet");
+    float *wt = NULL, *bt = NULL;
+    const float *wf = NULL, *bf = NULL;
+    if (w && !(wf = nx_cpu_as_f32(w, &wt))) return oom("group_norm");
+    if (b && !(bf = nx_cpu_as_f32(b, &bt))) {
+        nx_free(wt);
+        return oom("group_norm");
+    }
+    int64_t spatial = 1;
+    for (int i = 2; i < x->rank; i++) spatial *= x->ne[i];
+    gn_job j = {x->data, y->data, wf, bf, x->ne[1], groups, spatial, eps, silu};
+    int64_t n_groups = x->ne[0] * groups;
+    if (spatial > 0 && x->ne[1] > 0)
+        nx_cpu_parallel_for(be, n_groups, 4 * (x->ne[1] / groups) * spatial, gn_groups, &j);
+    nx_free(wt);
+    nx_free(bt);
+    return NGPT_OK;
 }

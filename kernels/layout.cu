@@ -1,0 +1,196 @@
+// layout.cu — rope, get_rows, permute, resize.
+#include "common.cuh"
+
+using namespace nxk;
+
+namespace {
+
+constexpr int kBlock = 256;
+
+#define GRID_STRIDE(i, n) \
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+// One thread per rotated pair; pass-through dims are copied by rope_copy_kernel when y != x.
+template <typename T>
+__global__ void rope_kernel(T *y, const T *x, const int32_t *pos, int64_t rows, int64_t S, int64_t H, int64_t D,
+                            int n_rot, float theta, int mode)
+{
+    // rows = B * S * H; row r is (b, s, h) with s = (r / H) % S. Each pair is read and written
+    // by exactly one thread, so y may alias x.
+    int64_t half = n_rot / 2;
+    GRID_STRIDE(t, rows * half) {
+        int64_t row = t / half, i = t - row * half;
+        int64_t s = (row / H) % S;
+        // inv_freq and angle in f32, like HF's LlamaRotaryEmbedding
+        float inv_freq = powf(theta, -(float)(2 * i) / (float)n_rot);
+        float ang = (float)pos[s] * inv_freq;
+        float sn, cs;
+        sincosf(ang, &sn, &cs);
+        int64_t i0 = mode == 0 ? i : 2 * i;
+        int64_t i1 = mode == 0 ? i + half : 2 * i + 1;
+        const T *xr = x + row * D;
+        T *yr = y + row * D;
+        float a = to_f32(xr[i0]), b = to_f32(xr[i1]);
+        yr[i0] = from_f32<T>(a * cs - b * sn);
+        yr[i1] = from_f32<T>(b * cs + a * sn);
+    }
+}
+
+template <typename T>
+__global__ void rope_copy_kernel(T *y, const T *x, int64_t rows, int64_t D, int n_rot)
+{
+    int64_t rest = D - n_rot;
+    GRID_STRIDE(t, rows * rest) {
+        int64_t row = t / rest, i = n_rot + (t - row * rest);
+        y[row * D + i] = x[row * D + i];
+    }
+}
+
+template <typename Y, typename Tb>
+__global__ void get_rows_kernel(Y *y, const Tb *table, const int32_t *ids, int64_t n, int64_t D, int64_t V,
+                                int32_t *bad_pos)
+{
+    GRID_STRIDE(t, n * D) {
+        int64_t r = t / D, c = t - r * D;
+        int32_t id = ids[r];
+        if (id < 0 || id >= V) {
+            if (c == 0) atomicMin(bad_pos, (int32_t)r);
+            y[t] = from_f32<Y>(0.f);
+            continue;
+        }
+        y[t] = from_f32<Y>(to_f32(table[(int64_t)id * D + c]));
+    }
+}
+
+struct perm_args {
+    int rank;
+    int64_t yne[NXK_MAX_DIMS];  // y's shape
+    int64_t xs[NXK_MAX_DIMS];   // x's stride of the x dim that y dim i comes from
+};
+
+template <typename E>
+__global__ void permute_kernel(E *y, const E *x, int64_t n, perm_args a)
+{
+    GRID_STRIDE(t, n) {
+        int64_t r = t, off = 0;
+        for (int d = a.rank - 1; d >= 0; d--) {
+            int64_t c = r % a.yne[d];
+            r /= a.yne[d];
+            off += c * a.xs[d];
+        }
+        y[t] = x[off];
+    }
+}
+
+template <typename T>
+__global__ void resize_kernel(T *y, const T *x, int64_t NC, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int mode,
+                              int align_corners)
+{
+    GRID_STRIDE(t, NC * Ho * Wo) {
+        int64_t ox = t % Wo, oy = (t / Wo) % Ho, nc = t / (Wo * Ho);
+        const T *xp = x + nc * H * W;
+        if (mode == 0) {  // nearest: src = floor(dst * in / out), as PyTorch's "nearest"
+            int64_t sy = (int64_t)floorf((float)oy * ((float)H / (float)Ho));
+            int64_t sx = (int64_t)floorf((float)ox * ((float)W / (float)Wo));
+            if (sy > H - 1) sy = H - 1;
+            if (sx > W - 1) sx = W - 1;
+            y[t] = xp[sy * W + sx];
+            continue;
+        }
+        float fy, fx;
+        if (align_corners) {
+            fy = Ho > 1 ? (float)oy * (float)(H - 1) / (float)(Ho - 1) : 0.f;
+            fx = Wo > 1 ? (float)ox * (float)(W - 1) / (float)(Wo - 1) : 0.f;
+        } else {
+            fy = ((float)oy + 0.5f) * ((float)H / (float)Ho) - 0.5f;
+            fx = ((float)ox + 0.5f) * ((float)W / (float)Wo) - 0.5f;
+            if (fy < 0.f) fy = 0.f;
+            if (fx < 0.f) fx = 0.f;
+        }
+        int64_t y0 = (int64_t)fy, x0 = (int64_t)fx;
+        if (y0 > H - 1) y0 = H - 1;
+        if (x0 > W - 1) x0 = W - 1;
+        int64_t y1 = y0 + 1 < H ? y0 + 1 : H - 1, x1 = x0 + 1 < W ? x0 + 1 : W - 1;
+        float ly = fy - (float)y0, lx = fx - (float)x0;
+        float v00 = to_f32(xp[y0 * W + x0]), v01 = to_f32(xp[y0 * W + x1]);
+        float v10 = to_f32(xp[y1 * W + x0]), v11 = to_f32(xp[y1 * W + x1]);
+        float v = (1.f - ly) * ((1.f - lx) * v00 + lx * v01) + ly * ((1.f - lx) * v10 + lx * v11);
+        y[t] = from_f32<T>(v);
+    }
+}
+
+}  // namespace
+
+extern "C" cudaError_t nxk_rope(void *y, const void *x, int dt, const int32_t *pos, int64_t B, int64_t S, int64_t H,
+                                int64_t D, int n_rot, float theta, int mode, cudaStream_t s)
+{
+    if (B <= 0 || S <= 0 || H <= 0 || D <= 0) return cudaSuccess;
+    if (n_rot < 0 || (n_rot & 1) || n_rot > D) return cudaErrorInvalidValue;
+    int64_t rows = B * S * H;
+    if (n_rot > 0)
+        NXK_DISPATCH_FLOAT(dt, T, rope_kernel<<<grid_for(rows * (n_rot / 2), kBlock), kBlock, 0, s>>>((T *)y, (const T *)x, pos, rows, S, H, D, n_rot, theta, mode));
+    if (y != x && n_rot < D)
+        NXK_DISPATCH_FLOAT(dt, T, rope_copy_kernel<<<grid_for(rows * (D - n_rot), kBlock), kBlock, 0, s>>>((T *)y, (const T *)x, rows, D, n_rot));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_get_rows(void *y, int y_dt, const void *table, int t_dt, const int32_t *ids, int64_t n,
+                                    int64_t D, int64_t V, int32_t *bad_pos, cudaStream_t s)
+{
+    if (n <= 0 || D <= 0) return cudaSuccess;
+    unsigned g = grid_for(n * D, kBlock);
+    NXK_DISPATCH_FLOAT(y_dt, Y, {
+        switch (t_dt) {
+        case NXK_F32: get_rows_kernel<<<g, kBlock, 0, s>>>((Y *)y, (const float *)table, ids, n, D, V, bad_pos); break;
+        case NXK_F16: get_rows_kernel<<<g, kBlock, 0, s>>>((Y *)y, (const __half *)table, ids, n, D, V, bad_pos); break;
+        case NXK_BF16: get_rows_kernel<<<g, kBlock, 0, s>>>((Y *)y, (const __nv_bfloat16 *)table, ids, n, D, V, bad_pos); break;
+        default: return cudaErrorInvalidValue;
+        }
+    });
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_permute(void *y, const void *x, int elsize, int rank, const int64_t *ne, const int *perm,
+                                   cudaStream_t s)
+{
+    if (rank < 0 || rank > NXK_MAX_DIMS) return cudaErrorInvalidValue;
+    perm_args a;
+    a.rank = rank;
+    int64_t xs[NXK_MAX_DIMS], st = 1, n = 1;
+    for (int d = rank - 1; d >= 0; d--) {
+        xs[d] = st;
+        st *= ne[d];
+    }
+    for (int d = 0; d < rank; d++) {
+        if (perm[d] < 0 || perm[d] >= rank) return cudaErrorInvalidValue;
+        a.yne[d] = ne[perm[d]];
+        a.xs[d] = xs[perm[d]];
+        n *= a.yne[d];
+    }
+    if (rank == 0) {
+        a.rank = 1;
+        a.yne[0] = 1;
+        a.xs[0] = 0;
+        n = 1;
+    }
+    if (n <= 0) return cudaSuccess;
+    unsigned g = grid_for(n, kBlock);
+    switch (elsize) {
+    case 1: permute_kernel<<<g, kBlock, 0, s>>>((uint8_t *)y, (const uint8_t *)x, n, a); break;
+    case 2: permute_kernel<<<g, kBlock, 0, s>>>((uint16_t *)y, (const uint16_t *)x, n, a); break;
+    case 4: permute_kernel<<<g, kBlock, 0, s>>>((uint32_t *)y, (const uint32_t *)x, n, a); break;
+    case 8: permute_kernel<<<g, kBlock, 0, s>>>((uint64_t *)y, (const uint64_t *)x, n, a); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_resize(void *y, const void *x, int dt, int64_t NC, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
+                                  int mode, int align_corners, cudaStream_t s)
+{
+    int64_t n = NC * Ho * Wo;
+    if (n <= 0) return cudaSuccess;
+    if (H <= 0 || W <= 0) return cudaErrorInvalidValue;
+    NXK_DISPATCH_FLOAT(dt, T, resize_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>((T *)y, (const T *)x, NC, H, W, Ho, Wo, mode, align_corners));
+    return cudaGetLastError();
+}

@@ -1,0 +1,189 @@
+// norm.cu — row reductions: rms_norm, layer_norm, group_norm (+SiLU), softmax, argmax.
+// One block per row (per (n, group) for group_norm); statistics in f32, two passes over the
+// row for mean/variance (no single-pass cancellation).
+#include "common.cuh"
+
+using namespace nxk;
+
+namespace {
+
+constexpr int kBlock = 256;
+
+template <typename T>
+__global__ void rms_norm_kernel(T *y, const T *x, const void *w, int w_dt, int64_t cols, float eps)
+{
+    __shared__ float sh[32];
+    const T *xr = x + blockIdx.x * cols;
+    T *yr = y + blockIdx.x * cols;
+    float ss = 0.f;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        float v = to_f32(xr[i]);
+        ss += v * v;
+    }
+    ss = block_sum(ss, sh);
+    float r = rsqrtf(ss / (float)cols + eps);
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        float v = to_f32(xr[i]) * r;
+        if (w) v *= load_dyn(w, w_dt, i);
+        yr[i] = from_f32<T>(v);
+    }
+}
+
+template <typename T>
+__global__ void layer_norm_kernel(T *y, const T *x, const void *w, int w_dt, const void *b, int b_dt, int64_t cols,
+                                  float eps)
+{
+    __shared__ float sh[32];
+    const T *xr = x + blockIdx.x * cols;
+    T *yr = y + blockIdx.x * cols;
+    float s = 0.f;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) s += to_f32(xr[i]);
+    float mean = block_sum(s, sh) / (float)cols;
+    float sq = 0.f;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        float d = to_f32(xr[i]) - mean;
+        sq += d * d;
+    }
+    float r = rsqrtf(block_sum(sq, sh) / (float)cols + eps);
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        float v = (to_f32(xr[i]) - mean) * r;
+        if (w) v *= load_dyn(w, w_dt, i);
+        if (b) v += load_dyn(b, b_dt, i);
+        yr[i] = from_f32<T>(v);
+    }
+}
+
+// grid: N * groups blocks; the group's (C / groups) channels x S positions are contiguous.
+template <typename T>
+__global__ void group_norm_kernel(T *y, const T *x, const void *w, int w_dt, const void *b, int b_dt, int64_t C,
+                                  int64_t S, int groups, float eps, int silu)
+{
+    __shared__ float sh[32];
+    int64_t cpg = C / groups;
+    int g = blockIdx.x % groups;
+    int64_t len = cpg * S;
+    int64_t base = (int64_t)blockIdx.x * len;  // == (n * C + g * cpg) * S
+    const T *xr = x + base;
+    T *yr = y + base;
+    float s = 0.f;
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += to_f32(xr[i]);
+    float mean = block_sum(s, sh) / (float)len;
+    float sq = 0.f;
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+        float d = to_f32(xr[i]) - mean;
+        sq += d * d;
+    }
+    float r = rsqrtf(block_sum(sq, sh) / (float)len + eps);
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+        int64_t c = g * cpg + i / S;
+        float v = (to_f32(xr[i]) - mean) * r;
+        if (w) v *= load_dyn(w, w_dt, c);
+        if (b) v += load_dyn(b, b_dt, c);
+        if (silu) v = v / (1.f + expf(-v));
+        yr[i] = from_f32<T>(v);
+    }
+}
+
+template <typename T>
+__global__ void softmax_kernel(T *y, const T *x, int64_t cols, float scale)
+{
+    __shared__ float sh[32];
+    const T *xr = x + blockIdx.x * cols;
+    T *yr = y + blockIdx.x * cols;
+    float m = -INFINITY;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) m = fmaxf(m, to_f32(xr[i]) * scale);
+    m = block_max(m, sh);
+    float s = 0.f;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) s += expf(to_f32(xr[i]) * scale - m);
+    float inv = 1.f / block_sum(s, sh);
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) yr[i] = from_f32<T>(expf(to_f32(xr[i]) * scale - m) * inv);
+}
+
+template <typename T>
+__global__ void argmax_kernel(int32_t *y, const T *x, int64_t cols)
+{
+    __shared__ float sv[32];
+    __shared__ int64_t si[32];
+    const T *xr = x + blockIdx.x * cols;
+    float bv = -INFINITY;
+    int64_t bi = -1;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {  // per thread: increasing i, keep first max
+        float v = to_f32(xr[i]);
+        if (bi < 0 || v > bv) {
+            bv = v;
+            bi = i;
+        }
+    }
+    // (value, index) reduction: larger value wins, the smaller index on ties; bi < 0 = empty
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        int64_t oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (oi >= 0 && (bi < 0 || ov > bv || (ov == bv && oi < bi))) {
+            bv = ov;
+            bi = oi;
+        }
+    }
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    if (lane == 0) {
+        sv[w] = bv;
+        si[w] = bi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float v = sv[0];
+        int64_t id = si[0];
+        for (int k = 1; k < (int)(blockDim.x >> 5); k++)
+            if (si[k] >= 0 && (id < 0 || sv[k] > v || (sv[k] == v && si[k] < id))) {
+                v = sv[k];
+                id = si[k];
+            }
+        y[blockIdx.x] = (int32_t)(id < 0 ? 0 : id);
+    }
+}
+
+bool rows_ok(int64_t rows) { return rows <= 0x7fffffffLL; }
+
+}  // namespace
+
+extern "C" cudaError_t nxk_rms_norm(void *y, const void *x, int dt, const void *w, int w_dt, int64_t rows, int64_t cols,
+                                    float eps, cudaStream_t s)
+{
+    if (rows <= 0 || cols <= 0) return cudaSuccess;
+    if (!rows_ok(rows)) return cudaErrorInvalidValue;
+    NXK_DISPATCH_FLOAT(dt, T, rms_norm_kernel<<<(unsigned)rows, kBlock, 0, s>>>((T *)y, (const T *)x, w, w_dt, cols, eps));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_layer_norm(void *y, const void *x, int dt, const void *w, int w_dt, const void *b, int b_dt,
+                                      int64_t rows, int64_t cols, float eps, cudaStream_t s)
+{
+    if (rows <= 0 || cols <= 0) return cudaSuccess;
+    if (!rows_ok(rows)) return cudaErrorInvalidValue;
+    NXK_DISPATCH_FLOAT(dt, T, layer_norm_kernel<<<(unsigned)rows, kBlock, 0, s>>>((T *)y, (const T *)x, w, w_dt, b, b_dt, cols, eps));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_group_norm(void *y, const void *x, int dt, const void *w, int w_dt, const void *b, int b_dt,
+                                      int64_t N, int64_t C, int64_t S, int groups, float eps, int silu, cudaStream_t s)
+{
+    if (N <= 0 || C <= 0 || S <= 0) return cudaSuccess;
+    if (groups <= 0 || C % groups || !rows_ok(N * groups)) return cudaErrorInvalidValue;
+    NXK_DISPATCH_FLOAT(dt, T, group_norm_kernel<<<(unsigned)(N * groups), kBlock, 0, s>>>((T *)y, (const T *)x, w, w_dt, b, b_dt, C, S, groups, eps, silu));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_softmax(void *y, const void *x, int dt, int64_t rows, int64_t cols, float scale, cudaStream_t s)
+{
+    if (rows <= 0 || cols <= 0) return cudaSuccess;
+    if (!rows_ok(rows)) return cudaErrorInvalidValue;
+    NXK_DISPATCH_FLOAT(dt, T, softmax_kernel<<<(unsigned)rows, kBlock, 0, s>>>((T *)y, (const T *)x, cols, scale));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_argmax(int32_t *y, const void *x, int dt, int64_t rows, int64_t cols, cudaStream_t s)
+{
+    if (rows <= 0) return cudaSuccess;
+    if (!rows_ok(rows)) return cudaErrorInvalidValue;
+    NXK_DISPATCH_FLOAT(dt, T, argmax_kernel<<<(unsigned)rows, kBlock, 0, s>>>(y, (const T *)x, cols));
+    return cudaGetLastError();
+}

@@ -1,0 +1,220 @@
+/* backend.c — the CUDA backend: device selection, stream and library handles, device memory,
+ * and the op table (the ops are in gemm.c, conv.c and kernel_ops.c). */
+#include "cuda_internal.h"
+
+#include "../core/alloc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+ngpt_status nx_cuda_check(cudaError_t e, const char *op, const char *call)
+{
+    if (e == cudaSuccess) return NGPT_OK;
+    (void)cudaGetLastError();  /* clear a non-sticky error so the next call starts clean */
+    return nx_err(NGPT_ERR_DEVICE, "cuda: %s: %s: %s", op, call, cudaGetErrorString(e));
+}
+
+ngpt_status nx_cublas_check(cublasStatus_t s, const char *op, const char *call)
+{
+    if (s == CUBLAS_STATUS_SUCCESS) return NGPT_OK;
+    return nx_err(NGPT_ERR_DEVICE, "cuda: %s: %s: %s", op, call, cublasGetStatusString(s));
+}
+
+ngpt_status nx_cudnn_check(cudnnStatus_t s, const char *op, const char *call)
+{
+    if (s == CUDNN_STATUS_SUCCESS) return NGPT_OK;
+    return nx_err(NGPT_ERR_DEVICE, "cuda: %s: %s: %s", op, call, cudnnGetErrorString(s));
+}
+
+ngpt_status nx_cuda_tmp_alloc(nx_backend *be, void **out, size_t nbytes, const char *op)
+{
+    *out = NULL;
+    cudaError_t e = cudaMallocAsync(out, nbytes ? nbytes : 1, nx_cuda_of(be)->stream);
+    if (e != cudaSuccess) {
+        *out = NULL;
+        (void)cudaGetLastError();
+        return nx_err(e == cudaErrorMemoryAllocation ? NGPT_ERR_OUT_OF_MEMORY : NGPT_ERR_DEVICE,
+                      "cuda: %s: cudaMallocAsync(%zu bytes of scratch): %s", op, nbytes, cudaGetErrorString(e));
+    }
+    return NGPT_OK;
+}
+
+void nx_cuda_tmp_free(nx_backend *be, void *p)
+{
+    if (p) (void)cudaFreeAsync(p, nx_cuda_of(be)->stream);
+}
+
+ngpt_status nx_cuda_dnn(nx_backend *be, cudnnHandle_t *out, const char *op)
+{
+    nx_cuda *c = nx_cuda_of(be);
+    if (!c->dnn) {
+        cudnnHandle_t h = NULL;
+        CUDNN_TRY(op, cudnnCreate, (&h));
+        cudnnStatus_t s = cudnnSetStream(h, c->stream);
+        if (s != CUDNN_STATUS_SUCCESS) {
+            cudnnDestroy(h);
+            return nx_cudnn_check(s, op, "cudnnSetStream");
+        }
+        c->dnn = h;
+    }
+    *out = c->dnn;
+    return NGPT_OK;
+}
+
+/* ---- memory ---- */
+
+static ngpt_status cuda_alloc(nx_backend *be, void **out, size_t nbytes)
+{
+    *out = NULL;
+    cudaError_t e = cudaMalloc(out, nbytes);
+    if (e != cudaSuccess) {
+        *out = NULL;
+        (void)cudaGetLastError();
+        return nx_err(e == cudaErrorMemoryAllocation ? NGPT_ERR_OUT_OF_MEMORY : NGPT_ERR_DEVICE,
+                      "cuda: alloc: cudaMalloc(%zu bytes) on %s: %s", nbytes, be->device_name, cudaGetErrorString(e));
+    }
+    return NGPT_OK;
+}
+
+static void cuda_free(nx_backend *be, void *p)
+{
+    (void)be;
+    if (p) (void)cudaFree(p);  /* cudaFree waits for the device: no op still uses p */
+}
+
+static ngpt_status cuda_upload(nx_backend *be, void *dst, const void *host, size_t nbytes)
+{
+    nx_cuda *c = nx_cuda_of(be);
+    if (!nbytes) return NGPT_OK;
+    CU_TRY("upload", cudaMemcpyAsync, (dst, host, nbytes, cudaMemcpyHostToDevice, c->stream));
+    CU_TRY("upload", cudaStreamSynchronize, (c->stream));
+    return NGPT_OK;
+}
+
+static ngpt_status cuda_download(nx_backend *be, void *host, const void *src, size_t nbytes)
+{
+    nx_cuda *c = nx_cuda_of(be);
+    if (!nbytes) return NGPT_OK;
+    CU_TRY("download", cudaMemcpyAsync, (host, src, nbytes, cudaMemcpyDeviceToHost, c->stream));
+    CU_TRY("download", cudaStreamSynchronize, (c->stream));
+    return NGPT_OK;
+}
+
+static ngpt_status cuda_sync(nx_backend *be)
+{
+    CU_TRY("sync", cudaStreamSynchronize, (nx_cuda_of(be)->stream));
+    return NGPT_OK;
+}
+
+static void cuda_destroy(nx_backend *be)
+{
+    if (!be) return;
+    nx_cuda *c = be->impl;
+    if (c) {
+        if (c->stream) (void)cudaStreamSynchronize(c->stream);
+        if (c->dnn) cudnnDestroy(c->dnn);
+        if (c->blas) cublasDestroy(c->blas);
+        if (c->d_flag) (void)cudaFree(c->d_flag);
+        if (c->stream) (void)cudaStreamDestroy(c->stream);
+        nx_free(c);
+    }
+    nx_free(be);
+}
+
+static const nx_backend_vtbl k_cuda_vtbl = {
+    .name = "cuda",
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .sync = cuda_sync,
+    .destroy = cuda_destroy,
+    .linear = nx_cuda_linear,
+    .matmul = nx_cuda_matmul,
+    .conv = nx_cuda_conv,
+    .conv_transpose1d = nx_cuda_conv_transpose1d,
+    .attention = nx_cuda_attention,
+    .rms_norm = nx_cuda_rms_norm,
+    .layer_norm = nx_cuda_layer_norm,
+    .group_norm = nx_cuda_group_norm,
+    .rope = nx_cuda_rope,
+    .softmax = nx_cuda_softmax,
+    .unary = nx_cuda_unary,
+    .binary = nx_cuda_binary,
+    .scale = nx_cuda_scale,
+    .glu = nx_cuda_glu,
+    .get_rows = nx_cuda_get_rows,
+    .concat = nx_cuda_concat,
+    .slice = nx_cuda_slice,
+    .permute = nx_cuda_permute,
+    .cast = nx_cuda_cast,
+    .resize = nx_cuda_resize,
+    .argmax = nx_cuda_argmax,
+};
+
+/* Everything after the device is chosen; on failure the caller destroys the half-built backend. */
+static ngpt_status cuda_init(nx_backend *be, nx_cuda *c, int device_index)
+{
+    const char *op = "no usable CUDA device";
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return nx_err(NGPT_ERR_DEVICE, "%s: cudaGetDeviceCount: %s", op, cudaGetErrorString(e));
+    }
+    if (n <= 0) return nx_err(NGPT_ERR_DEVICE, "%s: cudaGetDeviceCount found no device", op);
+    if (device_index >= n)
+        return nx_err(NGPT_ERR_DEVICE, "%s: device index %d requested but only %d CUDA device%s present", op,
+                      device_index, n, n == 1 ? " is" : "s are");
+    CU_TRY(op, cudaSetDevice, (device_index));
+    c->device = device_index;
+    struct cudaDeviceProp prop;
+    CU_TRY(op, cudaGetDeviceProperties, (&prop, device_index));
+    c->cc = prop.major * 10 + prop.minor;
+    snprintf(be->device_name, sizeof be->device_name, "%.90s (sm_%d, %.0f GiB)", prop.name, c->cc,
+             (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    if (prop.major < 8)
+        return nx_err(NGPT_ERR_DEVICE, "%s: %s has compute capability %d.%d; libnextgpt needs 8.0 or newer (bf16)",
+                      op, prop.name, prop.major, prop.minor);
+    /* Were the kernels compiled for this GPU (-Dgpu_archs)? */
+    e = nxk_probe();
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return nx_err(NGPT_ERR_DEVICE, "%s: %s (sm_%d): the kernels were not built for it (meson -Dgpu_archs): %s",
+                      op, prop.name, c->cc, cudaGetErrorString(e));
+    }
+    CU_TRY(op, cudaStreamCreateWithFlags, (&c->stream, cudaStreamNonBlocking));
+    CU_TRY(op, cudaMalloc, ((void **)&c->d_flag, sizeof(int32_t)));
+    CUBLAS_TRY(op, cublasCreate, (&c->blas));
+    CUBLAS_TRY(op, cublasSetStream, (c->blas, c->stream));
+    /* F32 GEMMs stay true F32 (no TF32): the CPU reference and the goldens are F32. */
+    CUBLAS_TRY(op, cublasSetMathMode, (c->blas, CUBLAS_DEFAULT_MATH));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *pool, const nx_logger *log)
+{
+    *out = NULL;
+    nx_backend *be = nx_calloc(1, sizeof *be);
+    nx_cuda *c = nx_calloc(1, sizeof *c);
+    if (!be || !c) {
+        nx_free(be);
+        nx_free(c);
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "cuda backend: out of memory");
+    }
+    be->v = &k_cuda_vtbl;
+    be->kind = NGPT_BACKEND_CUDA;
+    be->act_dtypes = NX_FLOAT_DTYPES;
+    be->pool = pool;
+    if (log) be->log = *log;
+    be->impl = c;
+    snprintf(be->device_name, sizeof be->device_name, "cuda:%d", device_index);
+    ngpt_status st = cuda_init(be, c, device_index);
+    if (st != NGPT_OK) {
+        cuda_destroy(be);
+        return st;
+    }
+    nx_log(&be->log, NGPT_LOG_INFO, "cuda: using %s", be->device_name);
+    *out = be;
+    return NGPT_OK;
+}

@@ -1,0 +1,75 @@
+/* cuda_internal.h — the CUDA backend's private state and error helpers (the lib/cuda C files only).
+ *
+ * Every CUDA / cuBLAS / cuDNN failure becomes NGPT_ERR_DEVICE with the message
+ * "cuda: <op>: <call>: <error string>"; nothing here exits or aborts. */
+#ifndef NX_CUDA_INTERNAL_H
+#define NX_CUDA_INTERNAL_H
+
+#include "../ops/backend.h"
+#include "../core/error.h"
+#include "../../kernels/kernels.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+typedef struct nx_cuda {
+    int            device;
+    int            cc;         /* compute capability, 10 * major + minor */
+    cudaStream_t   stream;     /* every op is enqueued here, in order */
+    cublasHandle_t blas;
+    cudnnHandle_t  dnn;        /* created on first conv (loading cuDNN costs ~1 s) */
+    int32_t       *d_flag;     /* one device int for kernels that report a bad input (get_rows) */
+} nx_cuda;
+
+static inline nx_cuda *nx_cuda_of(nx_backend *be) { return (nx_cuda *)be->impl; }
+
+ngpt_status nx_cuda_check(cudaError_t e, const char *op, const char *call);
+ngpt_status nx_cublas_check(cublasStatus_t s, const char *op, const char *call);
+ngpt_status nx_cudnn_check(cudnnStatus_t s, const char *op, const char *call);
+
+/* CU_TRY("linear", cudaMemcpyAsync, (dst, src, n, kind, stream)); — returns on failure. */
+#define CU_TRY(op, fn, args) NX_TRY(nx_cuda_check(fn args, op, #fn))
+#define CUBLAS_TRY(op, fn, args) NX_TRY(nx_cublas_check(fn args, op, #fn))
+#define CUDNN_TRY(op, fn, args) NX_TRY(nx_cudnn_check(fn args, op, #fn))
+
+/* Stream-ordered scratch memory (cudaMallocAsync on the backend's stream); NULL-safe free. */
+ngpt_status nx_cuda_tmp_alloc(nx_backend *be, void **out, size_t nbytes, const char *op);
+void nx_cuda_tmp_free(nx_backend *be, void *p);
+/* The cuDNN handle, created on first use. */
+ngpt_status nx_cuda_dnn(nx_backend *be, cudnnHandle_t *out, const char *op);
+
+/* gemm.c */
+ngpt_status nx_cuda_linear(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
+ngpt_status nx_cuda_matmul(nx_backend *, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,
+                           bool trans_a, bool trans_b, float alpha, float beta);
+/* conv.c */
+ngpt_status nx_cuda_conv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                         const nx_tensor *b, const nx_conv_params *p);
+ngpt_status nx_cuda_conv_transpose1d(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                                     const nx_tensor *b, int stride, int pad, int output_padding,
+                                     int dilation, int groups);
+/* kernel_ops.c */
+ngpt_status nx_cuda_attention(nx_backend *, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                              const nx_tensor *v, const nx_tensor *mask, float scale, bool causal);
+ngpt_status nx_cuda_rms_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps);
+ngpt_status nx_cuda_layer_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                               const nx_tensor *b, float eps);
+ngpt_status nx_cuda_group_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                               const nx_tensor *b, int groups, float eps, bool silu);
+ngpt_status nx_cuda_rope(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos,
+                         int n_rot, float theta, nx_rope_mode mode);
+ngpt_status nx_cuda_softmax(nx_backend *, nx_tensor *y, const nx_tensor *x, float scale);
+ngpt_status nx_cuda_unary(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_unary op, float param);
+ngpt_status nx_cuda_binary(nx_backend *, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, nx_binary op);
+ngpt_status nx_cuda_scale(nx_backend *, nx_tensor *y, const nx_tensor *x, float alpha, float beta);
+ngpt_status nx_cuda_glu(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first);
+ngpt_status nx_cuda_get_rows(nx_backend *, nx_tensor *y, const nx_tensor *table, const nx_tensor *ids);
+ngpt_status nx_cuda_concat(nx_backend *, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, int axis);
+ngpt_status nx_cuda_slice(nx_backend *, nx_tensor *y, const nx_tensor *x, int axis, int64_t start);
+ngpt_status nx_cuda_permute(nx_backend *, nx_tensor *y, const nx_tensor *x, const int *perm);
+ngpt_status nx_cuda_cast(nx_backend *, nx_tensor *y, const nx_tensor *x);
+ngpt_status nx_cuda_resize(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners);
+ngpt_status nx_cuda_argmax(nx_backend *, nx_tensor *y, const nx_tensor *x);
+
+#endif

@@ -1,0 +1,202 @@
+/* kernel_ops.c — the ops that run hand-written kernels (the kernels/ .cu files, through kernels.h), plus
+ * concat/slice as strided cudaMemcpy2DAsync. Arguments are already validated by ops.c; this
+ * file only flattens shapes into the launchers' integers and maps errors. */
+#include "cuda_internal.h"
+
+#include <stdio.h>
+
+#define STREAM(be) (nx_cuda_of(be)->stream)
+#define KTRY(op, fn, args) NX_TRY(nx_cuda_check(fn args, op, #fn))
+
+static int64_t last_dim(const nx_tensor *t) { return t->rank ? t->ne[t->rank - 1] : 1; }
+static int64_t rows_of(const nx_tensor *t)
+{
+    int64_t c = last_dim(t);
+    return c ? nx_numel(t) / c : 0;
+}
+
+ngpt_status nx_cuda_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                              const nx_tensor *v, const nx_tensor *mask, float scale, bool causal)
+{
+    if (q->ne[3] > NXK_ATTN_MAX_D)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: attention: head dim %lld > %d is not supported",
+                      (long long)q->ne[3], NXK_ATTN_MAX_D);
+    for (int i = 0; i < 4; i++)
+        if (q->ne[i] > INT32_MAX || k->ne[i] > INT32_MAX)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: attention: dimension beyond 2^31");
+    nxk_attn_params p = {
+        .q = q->data, .k = k->data, .v = v->data, .out = out->data,
+        .mask = mask ? (const float *)mask->data : NULL,
+        .B = (int)q->ne[0], .Sq = (int)q->ne[1], .H = (int)q->ne[2], .D = (int)q->ne[3],
+        .Skv = (int)k->ne[1], .Hkv = (int)k->ne[2],
+        .scale = scale, .causal = causal ? 1 : 0, .dt = (int)q->dtype,
+    };
+    /* [Sq, Skv] is shared by the batch; [B, Sq, Skv] / [B, 1, Sq, Skv] is per batch item
+     * (a batch dim of 1 broadcasts too) */
+    p.mask_bstride = 0;
+    if (mask && mask->rank >= 3 && mask->ne[0] > 1) p.mask_bstride = (int64_t)p.Sq * p.Skv;
+    if (p.B == 0 || p.Sq == 0 || p.H == 0) return NGPT_OK;
+    KTRY("attention", nxk_attention, (&p, STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps)
+{
+    KTRY("rms_norm", nxk_rms_norm, (y->data, x->data, (int)x->dtype, w ? w->data : NULL, w ? (int)w->dtype : 0,
+                                    rows_of(x), last_dim(x), eps, STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                               const nx_tensor *b, float eps)
+{
+    KTRY("layer_norm", nxk_layer_norm, (y->data, x->data, (int)x->dtype, w ? w->data : NULL, w ? (int)w->dtype : 0,
+                                        b ? b->data : NULL, b ? (int)b->dtype : 0, rows_of(x), last_dim(x), eps,
+                                        STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                               const nx_tensor *b, int groups, float eps, bool silu)
+{
+    int64_t N = x->ne[0], C = x->ne[1];
+    int64_t S = (N != 0 && C != 0) ? nx_numel(x) / (N * C) : 0;
+    KTRY("group_norm", nxk_group_norm, (y->data, x->data, (int)x->dtype, w ? w->data : NULL, w ? (int)w->dtype : 0,
+                                        b ? b->data : NULL, b ? (int)b->dtype : 0, N, C, S, groups, eps, silu ? 1 : 0,
+                                        STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos, int n_rot,
+                         float theta, nx_rope_mode mode)
+{
+    KTRY("rope", nxk_rope, (y->data, x->data, (int)x->dtype, (const int32_t *)pos->data, x->ne[0], x->ne[1], x->ne[2],
+                            x->ne[3], n_rot, theta, (int)mode, STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_softmax(nx_backend *be, nx_tensor *y, const nx_tensor *x, float scale)
+{
+    KTRY("softmax", nxk_softmax, (y->data, x->data, (int)x->dtype, rows_of(x), last_dim(x), scale, STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_unary(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary op, float param)
+{
+    KTRY("unary", nxk_unary, (y->data, x->data, (int)x->dtype, nx_numel(x), (int)op, param, STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_binary(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, nx_binary op)
+{
+    nxk_bcast bc = {0};
+    bc.rank = y->rank;
+    int64_t sa = 1, sb = 1;
+    for (int d = y->rank - 1; d >= 0; d--) {
+        bc.ne[d] = y->ne[d];
+        int da = d - (y->rank - a->rank), db = d - (y->rank - b->rank);
+        int64_t na = da >= 0 ? a->ne[da] : 1, nb = db >= 0 ? b->ne[db] : 1;
+        bc.sa[d] = na == 1 ? 0 : sa;
+        bc.sb[d] = nb == 1 ? 0 : sb;
+        sa *= na;
+        sb *= nb;
+    }
+    if (y->rank == 0) {  /* scalars */
+        bc.rank = 1;
+        bc.ne[0] = 1;
+        bc.sa[0] = bc.sb[0] = 0;
+    }
+    KTRY("binary", nxk_binary, (y->data, a->data, b->data, (int)y->dtype, &bc, (int)op, STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_scale(nx_backend *be, nx_tensor *y, const nx_tensor *x, float alpha, float beta)
+{
+    KTRY("scale", nxk_scale, (y->data, x->data, (int)x->dtype, nx_numel(x), alpha, beta, STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_glu(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first)
+{
+    KTRY("glu", nxk_glu, (y->data, x->data, (int)x->dtype, rows_of(y), last_dim(y), (int)act, gate_first ? 1 : 0,
+                          STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_get_rows(nx_backend *be, nx_tensor *y, const nx_tensor *table, const nx_tensor *ids)
+{
+    nx_cuda *c = nx_cuda_of(be);
+    int64_t n = nx_numel(ids), D = table->ne[1], V = table->ne[0];
+    if (n == 0) return NGPT_OK;
+    int32_t none = INT32_MAX, bad = INT32_MAX;
+    CU_TRY("get_rows", cudaMemcpyAsync, (c->d_flag, &none, sizeof none, cudaMemcpyHostToDevice, c->stream));
+    KTRY("get_rows", nxk_get_rows, (y->data, (int)y->dtype, table->data, (int)table->dtype, (const int32_t *)ids->data,
+                                    n, D, V, c->d_flag, c->stream));
+    /* ids live on the device: the out-of-range check costs one small download and a sync */
+    CU_TRY("get_rows", cudaMemcpyAsync, (&bad, c->d_flag, sizeof bad, cudaMemcpyDeviceToHost, c->stream));
+    CU_TRY("get_rows", cudaStreamSynchronize, (c->stream));
+    if (bad != INT32_MAX) {
+        int32_t id = 0;
+        CU_TRY("get_rows", cudaMemcpy, (&id, (const int32_t *)ids->data + bad, sizeof id, cudaMemcpyDeviceToHost));
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "get_rows: id %d at position %d is outside [0, %lld)", (int)id, (int)bad,
+                      (long long)V);
+    }
+    return NGPT_OK;
+}
+
+/* Copy src [outer, src_w] bytes into dst [outer, dst_w] at byte column col. */
+static ngpt_status copy_2d(nx_backend *be, const char *op, void *dst, size_t dst_w, size_t col, const void *src,
+                           size_t src_w, size_t width, size_t src_col, size_t outer)
+{
+    if (!width || !outer) return NGPT_OK;
+    CU_TRY(op, cudaMemcpy2DAsync, ((char *)dst + col, dst_w, (const char *)src + src_col, src_w, width, outer,
+                                   cudaMemcpyDeviceToDevice, STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_concat(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, int axis)
+{
+    size_t es = nx_dtype_size(y->dtype);
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; i++) outer *= y->ne[i];
+    for (int i = axis + 1; i < y->rank; i++) inner *= y->ne[i];
+    size_t wa = (size_t)(a->ne[axis] * inner) * es, wb = (size_t)(b->ne[axis] * inner) * es, wy = wa + wb;
+    NX_TRY(copy_2d(be, "concat", y->data, wy, 0, a->data, wa, wa, 0, (size_t)outer));
+    NX_TRY(copy_2d(be, "concat", y->data, wy, wa, b->data, wb, wb, 0, (size_t)outer));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_slice(nx_backend *be, nx_tensor *y, const nx_tensor *x, int axis, int64_t start)
+{
+    size_t es = nx_dtype_size(y->dtype);
+    int64_t outer = 1, inner = 1;
+    for (int i = 0; i < axis; i++) outer *= x->ne[i];
+    for (int i = axis + 1; i < x->rank; i++) inner *= x->ne[i];
+    size_t wx = (size_t)(x->ne[axis] * inner) * es, wy = (size_t)(y->ne[axis] * inner) * es;
+    return copy_2d(be, "slice", y->data, wy, 0, x->data, wx, wy, (size_t)(start * inner) * es, (size_t)outer);
+}
+
+ngpt_status nx_cuda_permute(nx_backend *be, nx_tensor *y, const nx_tensor *x, const int *perm)
+{
+    KTRY("permute", nxk_permute, (y->data, x->data, (int)nx_dtype_size(x->dtype), x->rank, x->ne, perm, STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x)
+{
+    KTRY("cast", nxk_cast, (y->data, (int)y->dtype, x->data, (int)x->dtype, nx_numel(x), STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners)
+{
+    KTRY("resize", nxk_resize, (y->data, x->data, (int)x->dtype, x->ne[0] * x->ne[1], x->ne[2], x->ne[3], y->ne[2],
+                                y->ne[3], (int)mode, align_corners ? 1 : 0, STREAM(be)));
+    return NGPT_OK;
+}
+
+ngpt_status nx_cuda_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x)
+{
+    KTRY("argmax", nxk_argmax, ((int32_t *)y->data, x->data, (int)x->dtype, rows_of(x), last_dim(x), STREAM(be)));
+    return NGPT_OK;
+}

@@ -1,0 +1,371 @@
+/* cpu_util.c — parallel-for over the pool in contiguous chunks, CPU feature detection. */
+#include "cpu_util.h"
+
+#include <stdatomic.h>
+
+#define NX_PAR_MIN_WORK 32768  /* below this many element-touches a job runs on the caller */
+
+typedef struct {
+    nx_range_fn fn;
+    void *arg;
+    int64_t n;
+} par_job;
+
+static void par_task(int64_t t, int64_t n_tasks, void *vp)
+{
+    par_job *j = vp;
+    int64_t i0 = j->n * t / n_tasks, i1 = j->n * (t + 1) / n_tasks;
+    if (i1 > i0) j->fn(i0, i1, j->arg);
+}
+
+void nx_cpu_parallel_for(nx_backend *be, int64_t n, int64_t item_cost, nx_range_fn fn, void *arg)
+{
+    if (n <= 0) return;
+    int threads = nx_pool_threads(be ? be->pool : NULL);
+    if (item_cost < 1) item_cost = 1;
+    if (threads <= 1 || n == 1 || n * item_cost < NX_PAR_MIN_WORK) {
+        fn(0, n, arg);
+        return;
+    }
+    int64_t tasks = (int64_t)threads * 4;
+    int64_t max_by_work = n * item_cost / (NX_PAR_MIN_WORK / 4);
+    if (tasks > max_by_work) tasks = max_by_work;
+    if (tasks > n) tasks = n;
+    if (tasks < 2) {
+        fn(0, n, arg);
+        return;
+    }
+    par_job j = {fn, arg, n};
+    nx_pool_run(be->pool, tasks, par_task, &j);
+}
+
+static _Atomic bool g_allow_avx512 = true;
+
+bool nx_cpu_allow_avx512(bool allow) { return atomic_exchange(&g_allow_avx512, allow); }
+
+bool nx_cpu_has_avx512(void)
+{
+    static _Atomic int cached = -1;
+    if (!atomic_load(&g_allow_avx512)) return false;
+    int c = atomic_load(&cached);
+    if (c < 0) {
+        __builtin_cpu_init();
+        c = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+        atomic_store(&cached, c);
+    }
+    return c != 0;
+}
+
+#include "../../core/alloc.h"
+
+#include <immintrin.h>
+
+const float *nx_cpu_as_f32(const nx_tensor *t, float **tmp)
+{
+    *tmp = NULL;
+    if (t->dtype == NGPT_DTYPE_F32) return t->data;
+    size_t n = (size_t)nx_numel(t);
+    float *f = nx_malloc((n ? n : 1) * sizeof *f);
+    if (!f) return NULL;
+    if (t->dtype == NGPT_DTYPE_F16)
+        nx_f16_to_f32_n(t->data, f, n);
+    else
+        nx_bf16_to_f32_n(t->data, f, n);
+    *tmp = f;
+    return f;
+}
+
+/* ---- AVX-512 ---- */
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+AVX512 static inline __mmask16 tail_mask(int64_t left) { return (__mmask16)((1u << left) - 1u); }
+
+AVX512 static float sum_avx512(const float *x, int64_t n)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
+        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + i + 16));
+    }
+    for (; i + 16 <= n; i += 16) a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
+    if (i < n) a1 = _mm512_add_ps(a1, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+AVX512 static float sumsqdev_avx512(const float *x, float mean, int64_t n)
+{
+    __m512 m = _mm512_set1_ps(mean);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 v0 = _mm512_sub_ps(_mm512_loadu_ps(x + i), m), v1 = _mm512_sub_ps(_mm512_loadu_ps(x + i + 16), m);
+        a0 = _mm512_fmadd_ps(v0, v0, a0);
+        a1 = _mm512_fmadd_ps(v1, v1, a1);
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_sub_ps(_mm512_loadu_ps(x + i), m);
+        a0 = _mm512_fmadd_ps(v, v, a0);
+    }
+    if (i < n) {
+        __mmask16 k = tail_mask(n - i);
+        __m512 v = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + i), m);
+        a1 = _mm512_fmadd_ps(v, v, a1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+AVX512 static void norm_wb_avx512(float *y, const float *x, float mean, float s, const float *w, const float *b,
+                                  int64_t n)
+{
+    __m512 m = _mm512_set1_ps(mean), sv = _mm512_set1_ps(s);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), sv);
+        if (w) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(k, w + i));
+        if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, b + i));
+        _mm512_mask_storeu_ps(y + i, k, v);
+    }
+}
+
+AVX512 static void affine_avx512(float *y, const float *x, float a, float c, int64_t n)
+{
+    __m512 av = _mm512_set1_ps(a), cv = _mm512_set1_ps(c);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, x + i), av, cv));
+    }
+}
+
+/* ---- portable (8 independent accumulators so the compiler can keep them in a vector) ---- */
+
+static float sum_c(const float *x, int64_t n)
+{
+    float a[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) a[j] += x[i + j];
+    for (; i < n; i++) a[0] += x[i];
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+static float sumsqdev_c(const float *x, float mean, int64_t n)
+{
+    float a[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            float d = x[i + j] - mean;
+            a[j] += d * d;
+        }
+    for (; i < n; i++) a[0] += (x[i] - mean) * (x[i] - mean);
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+float nx_vsum(const float *x, int64_t n) { return nx_cpu_has_avx512() ? sum_avx512(x, n) : sum_c(x, n); }
+
+float nx_vsumsq(const float *x, int64_t n) { return nx_vsumsqdev(x, 0.0f, n); }
+
+float nx_vsumsqdev(const float *x, float mean, int64_t n)
+{
+    return nx_cpu_has_avx512() ? sumsqdev_avx512(x, mean, n) : sumsqdev_c(x, mean, n);
+}
+
+void nx_vnorm_wb(float *y, const float *x, float mean, float s, const float *w, const float *b, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        norm_wb_avx512(y, x, mean, s, w, b, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        float v = (x[i] - mean) * s;
+        if (w) v *= w[i];
+        if (b) v += b[i];
+        y[i] = v;
+    }
+}
+
+void nx_vscale_wb(float *y, const float *x, float s, const float *w, const float *b, int64_t n)
+{
+    nx_vnorm_wb(y, x, 0.0f, s, w, b, n);
+}
+
+void nx_vaffine(float *y, const float *x, float a, float c, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        affine_avx512(y, x, a, c, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + c;
+}
+
+/* ---- exp-based kernels ---- */
+
+#include <math.h>
+
+/* exp(x): n = round(x log2 e), r = x - n ln2 (two-part ln2), Taylor degree 6 on |r| <= ln2/2,
+ * scaled by 2^n with scalef (overflow -> inf, underflow -> 0). NaN passes through. */
+AVX512 static inline __m512 exp512(__m512 x)
+{
+    __m512 xc = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(89.0f)), _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 e = _mm512_scalef_ps(p, n);
+    return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+enum { SIG_SILU, SIG_SIGMOID, SIG_QUICK_GELU, SIG_GELU_TANH };
+
+/* Everything of the form num / (1 + exp(-a)): SiLU (x, a = x), sigmoid (1, x), quick GELU
+ * (x, 1.702 x) and tanh-GELU (x, 2 sqrt(2/pi) (x + 0.044715 x^3)), since
+ * 0.5 (1 + tanh(u)) = sigmoid(2u). */
+AVX512 static void sig_avx512(float *y, const float *x, int64_t n, int mode)
+{
+    const __m512 one = _mm512_set1_ps(1.0f), zero = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i), a = v;
+        if (mode == SIG_QUICK_GELU) a = _mm512_mul_ps(v, _mm512_set1_ps(1.702f));
+        if (mode == SIG_GELU_TANH) {
+            __m512 v3 = _mm512_mul_ps(_mm512_mul_ps(v, v), v);
+            a = _mm512_mul_ps(_mm512_fmadd_ps(v3, _mm512_set1_ps(0.044715f), v), _mm512_set1_ps(1.5957691216057308f));
+        }
+        __m512 d = _mm512_add_ps(one, exp512(_mm512_sub_ps(zero, a)));
+        _mm512_mask_storeu_ps(y + i, k, _mm512_div_ps(mode == SIG_SIGMOID ? one : v, d));
+    }
+}
+
+/* Exact GELU x * Phi(x), Phi(x) = erfc(-x / sqrt 2) / 2, with the Numerical Recipes erfc
+ * (relative error < 1.2e-7 for all z >= 0, so the negative tail stays accurate). */
+AVX512 static void gelu_avx512(float *y, const float *x, int64_t n)
+{
+    static const float c[10] = {-1.26551223f, 1.00002368f, 0.37409196f, 0.09678418f, -0.18628806f,
+                                0.27886807f, -1.13520398f, 1.48851587f, -0.82215223f, 0.17087277f};
+    const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        __m512 z = _mm512_mul_ps(_mm512_abs_ps(v), _mm512_set1_ps(0.70710678118654752f));
+        __m512 t = _mm512_div_ps(one, _mm512_fmadd_ps(half, z, one));
+        __m512 p = _mm512_set1_ps(c[9]);
+        for (int j = 8; j >= 0; j--) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(c[j]));
+        /* exp(p - x^2 / 2) with x^2 = xx + xl exactly (FMA), so the tail keeps its accuracy */
+        __m512 xx = _mm512_mul_ps(v, v), xl = _mm512_fmsub_ps(v, v, xx);
+        __m512 e = exp512(_mm512_fnmadd_ps(half, xx, p));
+        e = _mm512_mul_ps(t, _mm512_fnmadd_ps(_mm512_mul_ps(half, xl), e, e));  /* erfc(z) */
+        __m512 ph = _mm512_mul_ps(half, e);                              /* Phi(-|x|) */
+        __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+        ph = _mm512_mask_sub_ps(ph, pos, one, ph);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_mul_ps(v, ph));
+    }
+}
+
+void nx_vgelu(float *y, const float *x, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        gelu_avx512(y, x, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * erfcf(-x[i] * 0.70710678118654752f);  /* no cancellation */
+}
+
+void nx_vgelu_tanh(float *y, const float *x, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        sig_avx512(y, x, n, SIG_GELU_TANH);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {  /* 0.5 (1 + tanh(u)) = sigmoid(2u) */
+        float v = x[i];
+        y[i] = v / (1.0f + expf(-1.5957691216057308f * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void nx_vquick_gelu(float *y, const float *x, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        sig_avx512(y, x, n, SIG_QUICK_GELU);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+}
+
+AVX512 static float exp_sum_avx512(float *y, const float *x, float scale, float shift, int64_t n)
+{
+    __m512 s = _mm512_set1_ps(scale), sh = _mm512_set1_ps(shift), a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 e0 = exp512(_mm512_fmsub_ps(_mm512_loadu_ps(x + i), s, sh));
+        __m512 e1 = exp512(_mm512_fmsub_ps(_mm512_loadu_ps(x + i + 16), s, sh));
+        _mm512_storeu_ps(y + i, e0);
+        _mm512_storeu_ps(y + i + 16, e1);
+        a0 = _mm512_add_ps(a0, e0);
+        a1 = _mm512_add_ps(a1, e1);
+    }
+    for (; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, x + i), s, sh)));
+        _mm512_mask_storeu_ps(y + i, k, e);
+        a0 = _mm512_add_ps(a0, e);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+
+AVX512 static float max_scaled_avx512(const float *x, float scale, int64_t n)
+{
+    __m512 s = _mm512_set1_ps(scale), m = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        m = _mm512_mask_max_ps(m, k, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), s));
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
+void nx_vsilu(float *y, const float *x, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        sig_avx512(y, x, n, SIG_SILU);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
+}
+
+void nx_vsigmoid(float *y, const float *x, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        sig_avx512(y, x, n, SIG_SIGMOID);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+float nx_vexp_sum(float *y, const float *x, float scale, float shift, int64_t n)
+{
+    if (nx_cpu_has_avx512()) return exp_sum_avx512(y, x, scale, shift, n);
+    for (int64_t i = 0; i < n; i++) y[i] = expf(x[i] * scale - shift);
+    return sum_c(y, n);
+}
+
+float nx_vmax_scaled(const float *x, float scale, int64_t n)
+{
+    if (nx_cpu_has_avx512()) return max_scaled_avx512(x, scale, n);
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i] * scale;
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+void nx_vmul_scalar(float *y, float s, int64_t n) { nx_vaffine(y, y, s, 0.0f, n); }

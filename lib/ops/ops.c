@@ -1,0 +1,646 @@
+/* ops.c — the op layer's front door: every nx_op_* checks its arguments completely (NULLs,
+ * residency, ranks, shapes, dtypes, parameter ranges) and only then calls the backend, so that
+ * backends implement math only (backend.h). Errors name the op and describe the tensors:
+ *   "linear: w F16[64, 32] does not match x F32[5, 48] (K 32 != 48)". */
+#include "backend.h"
+
+#include "../core/error.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- describing tensors in messages ---- */
+
+/* "role F32[2, 3]" or "role 'name' F32[2, 3]". */
+static char *desc(char *buf, size_t cap, const char *role, const nx_tensor *t)
+{
+    char sh[160];
+    if (!t) {
+        snprintf(buf, cap, "%s (NULL)", role);
+        return buf;
+    }
+    int rank = t->rank < 0 ? 0 : t->rank > NX_MAX_DIMS ? NX_MAX_DIMS : t->rank;
+    nx_shape_str(sh, sizeof sh, rank, t->ne);
+    if (t->name)
+        snprintf(buf, cap, "%s '%s' %s%s", role, t->name, nx_dtype_name(t->dtype), sh);
+    else
+        snprintf(buf, cap, "%s %s%s", role, nx_dtype_name(t->dtype), sh);
+    return buf;
+}
+
+/* A description valid until the end of the enclosing full expression. */
+#define D(role, t) desc((char[256]){0}, 256, (role), (t))
+
+static char *shape_of(char *buf, size_t cap, int rank, const int64_t *ne)
+{
+    return nx_shape_str(buf, cap, rank, ne);
+}
+#define S(rank, ne) shape_of((char[160]){0}, 160, (rank), (ne))
+
+#define WEIGHT_DTYPES NX_FLOAT_DTYPES
+
+/* ---- generic checks ---- */
+
+static ngpt_status chk_be(nx_backend *be, const char *op)
+{
+    if (!be || !be->v) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: backend is NULL", op);
+    return NGPT_OK;
+}
+
+/* Present, well-formed, resident on be, dtype in mask (0: any known dtype). */
+static ngpt_status chk_tensor(nx_backend *be, const char *op, const char *role, const nx_tensor *t,
+                              unsigned dtype_mask, const char *dtype_what)
+{
+    if (!t) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s is NULL", op, role);
+    if (t->rank < 0 || t->rank > NX_MAX_DIMS)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s has rank %d (0..%d allowed)", op, role, t->rank, NX_MAX_DIMS);
+    for (int i = 0; i < t->rank; i++)
+        if (t->ne[i] < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s has a negative dimension", op, D(role, t));
+    if (nx_dtype_size(t->dtype) == 0)
+        return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s: %s has an unknown dtype %d", op, role, (int)t->dtype);
+    if (t->be != be) {
+        if (!(t->be == NULL && be->kind == NGPT_BACKEND_CPU)) {
+            const char *where = t->be ? t->be->v->name : "host memory";
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s lives in %s%s, not on the %s backend", op, D(role, t), where,
+                          t->be ? "'s memory" : "", be->v->name);
+        }
+    }
+    if (!t->data && nx_numel(t) > 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s has no data", op, D(role, t));
+    if (dtype_mask && !(dtype_mask & NX_DTYPE_BIT(t->dtype)))
+        return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s: %s: %s is not %s", op, D(role, t), nx_dtype_name(t->dtype), dtype_what);
+    return NGPT_OK;
+}
+
+static ngpt_status chk_act(nx_backend *be, const char *op, const char *role, const nx_tensor *t)
+{
+    const char *what = be->act_dtypes == NX_DTYPE_BIT(NGPT_DTYPE_F32) ? "F32 (the activation dtype of this backend)"
+                                                                    : "an activation dtype of this backend";
+    return chk_tensor(be, op, role, t, be->act_dtypes, what);
+}
+
+static ngpt_status chk_weight(nx_backend *be, const char *op, const char *role, const nx_tensor *t)
+{
+    return chk_tensor(be, op, role, t, WEIGHT_DTYPES, "a weight dtype (F32, F16 or BF16)");
+}
+
+static ngpt_status chk_rank(const char *op, const char *role, const nx_tensor *t, int lo, int hi)
+{
+    if (t->rank >= lo && t->rank <= hi) return NGPT_OK;
+    if (lo == hi) return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s must have rank %d", op, D(role, t), lo);
+    return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s must have rank %d..%d", op, D(role, t), lo, hi);
+}
+
+/* y must have exactly shape ne[rank]. */
+static ngpt_status chk_out_shape(const char *op, const char *role, const nx_tensor *y, int rank, const int64_t *ne)
+{
+    bool ok = y->rank == rank;
+    for (int i = 0; ok && i < rank; i++) ok = y->ne[i] == ne[i];
+    if (ok) return NGPT_OK;
+    return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s should be %s", op, D(role, y), S(rank, ne));
+}
+
+static ngpt_status chk_same_shape(const char *op, const char *ry, const nx_tensor *y, const char *rx, const nx_tensor *x)
+{
+    if (nx_same_shape(y, x)) return NGPT_OK;
+    return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (same shape required)", op, D(ry, y), D(rx, x));
+}
+
+static ngpt_status chk_same_dtype(const char *op, const char *ry, const nx_tensor *y, const char *rx, const nx_tensor *x)
+{
+    if (y->dtype == x->dtype) return NGPT_OK;
+    return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s: %s and %s must have the same dtype", op, D(ry, y), D(rx, x));
+}
+
+/* Optional per-channel vector v[C]. */
+static ngpt_status chk_vec_opt(nx_backend *be, const char *op, const char *role, const nx_tensor *v, int64_t c,
+                               const char *against_role, const nx_tensor *against)
+{
+    if (!v) return NGPT_OK;
+    NX_TRY(chk_weight(be, op, role, v));
+    if (v->rank != 1 || v->ne[0] != c)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (expected [%lld])", op, D(role, v),
+                      D(against_role, against), (long long)c);
+    return NGPT_OK;
+}
+
+static ngpt_status chk_eps(const char *op, float eps)
+{
+    if (!(eps > 0.0f) || !isfinite(eps)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: eps %g must be > 0", op, (double)eps);
+    return NGPT_OK;
+}
+
+static ngpt_status chk_finite(const char *op, const char *what, float v)
+{
+    if (!isfinite(v)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s %g is not finite", op, what, (double)v);
+    return NGPT_OK;
+}
+
+static bool unary_valid(nx_unary u) { return (unsigned)u <= (unsigned)NX_UNARY_NEG; }
+
+static const char *unary_name(nx_unary u)
+{
+    static const char *const names[] = {"identity", "silu", "gelu", "gelu_tanh", "quick_gelu", "relu",
+                                        "leaky_relu", "tanh", "sigmoid", "exp", "sqrt", "neg"};
+    return unary_valid(u) ? names[u] : "?";
+}
+
+#define UNSUPPORTED(be, op) nx_err(NGPT_ERR_UNSUPPORTED, "%s: op %s not supported", (be)->v->name, (op))
+
+/* Normalise a possibly negative axis into [0, rank). */
+static ngpt_status chk_axis(const char *op, int *axis, int rank, const char *role, const nx_tensor *t)
+{
+    int a = *axis;
+    if (a < -rank || a >= rank)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: axis %d out of range for %s", op, a, D(role, t));
+    *axis = a < 0 ? a + rank : a;
+    return NGPT_OK;
+}
+
+/* ---- ops ---- */
+
+nx_conv_params nx_conv_params_default(void)
+{
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    for (int i = 0; i < 3; i++) {
+        p.stride[i] = 1;
+        p.pad[i] = 0;
+        p.dilation[i] = 1;
+    }
+    p.groups = 1;
+    return p;
+}
+
+ngpt_status nx_op_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b)
+{
+    static const char op[] = "linear";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_weight(be, op, "w", w));
+    NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
+    NX_TRY(chk_rank(op, "w", w, 2, 2));
+    int64_t k = x->ne[x->rank - 1];
+    if (w->ne[1] != k)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (K %lld != %lld)", op, D("w", w), D("x", x),
+                      (long long)w->ne[1], (long long)k);
+    int64_t n = w->ne[0];
+    if (b) {
+        NX_TRY(chk_weight(be, op, "b", b));
+        if (b->rank != 1 || b->ne[0] != n)
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (expected [%lld])", op, D("b", b), D("w", w),
+                          (long long)n);
+    }
+    int64_t ne[NX_MAX_DIMS];
+    memcpy(ne, x->ne, sizeof ne);
+    ne[x->rank - 1] = n;
+    NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
+    if (!be->v->linear) return UNSUPPORTED(be, op);
+    return be->v->linear(be, y, x, w, b);
+}
+
+ngpt_status nx_op_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, const nx_tensor *b, bool trans_a,
+                         bool trans_b, float alpha, float beta)
+{
+    static const char op[] = "matmul";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "c", c));
+    NX_TRY(chk_act(be, op, "a", a));
+    NX_TRY(chk_act(be, op, "b", b));
+    NX_TRY(chk_rank(op, "a", a, 2, 3));
+    NX_TRY(chk_rank(op, "b", b, 2, 3));
+    NX_TRY(chk_rank(op, "c", c, 2, 3));
+    NX_TRY(chk_finite(op, "alpha", alpha));
+    NX_TRY(chk_finite(op, "beta", beta));
+    int64_t ba = a->rank == 3 ? a->ne[0] : 1, bb = b->rank == 3 ? b->ne[0] : 1;
+    const int64_t *ma = a->ne + (a->rank - 2), *mb = b->ne + (b->rank - 2);
+    int64_t m = trans_a ? ma[1] : ma[0], ka = trans_a ? ma[0] : ma[1];
+    int64_t kb = trans_b ? mb[1] : mb[0], n = trans_b ? mb[0] : mb[1];
+    if (ka != kb)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s%s does not match %s%s (K %lld != %lld)", op, D("a", a),
+                      trans_a ? " (transposed)" : "", D("b", b), trans_b ? " (transposed)" : "", (long long)ka,
+                      (long long)kb);
+    if (ba != bb && ba != 1 && bb != 1)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: batch of %s does not match %s (%lld vs %lld)", op, D("a", a),
+                      D("b", b), (long long)ba, (long long)bb);
+    int64_t bt = ba > bb ? ba : bb;
+    if (c->rank == 2) {
+        if (bt != 1)
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s should be [%lld, %lld, %lld]", op, D("c", c), (long long)bt,
+                          (long long)m, (long long)n);
+        int64_t ne[2] = {m, n};
+        NX_TRY(chk_out_shape(op, "c", c, 2, ne));
+    } else {
+        int64_t ne[3] = {bt, m, n};
+        NX_TRY(chk_out_shape(op, "c", c, 3, ne));
+    }
+    if (!be->v->matmul) return UNSUPPORTED(be, op);
+    return be->v->matmul(be, c, a, b, trans_a, trans_b, alpha, beta);
+}
+
+ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
+                       const nx_conv_params *p)
+{
+    static const char op[] = "conv";
+    NX_TRY(chk_be(be, op));
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: params are NULL (use nx_conv_params_default)", op);
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_weight(be, op, "w", w));
+    NX_TRY(chk_rank(op, "x", x, 3, 5));
+    int sd = x->rank - 2;
+    if (w->rank != x->rank)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (rank %d != %d)", op, D("w", w), D("x", x),
+                      w->rank, x->rank);
+    int g = p->groups;
+    int64_t cin = x->ne[1], o = w->ne[0];
+    if (g < 1 || cin % g != 0 || o % g != 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: groups %d must be >= 1 and divide C of %s and O of %s", op, g,
+                      D("x", x), D("w", w));
+    if (w->ne[1] != cin / g)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (C/groups %lld != %lld)", op, D("w", w),
+                      D("x", x), (long long)w->ne[1], (long long)(cin / g));
+    int64_t ne[5] = {x->ne[0], o, 0, 0, 0};
+    for (int i = 0; i < sd; i++) {
+        if (p->stride[i] < 1 || p->pad[i] < 0 || p->dilation[i] < 1)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: spatial dim %d: stride %d, pad %d, dilation %d out of range", op, i,
+                          p->stride[i], p->pad[i], p->dilation[i]);
+        int64_t k = w->ne[2 + i];
+        int64_t span = x->ne[2 + i] + 2 * (int64_t)p->pad[i] - (int64_t)p->dilation[i] * (k - 1) - 1;
+        if (k < 1 || span < 0)
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s with %s, pad %d, dilation %d gives an empty output", op, D("x", x),
+                          D("w", w), p->pad[i], p->dilation[i]);
+        ne[2 + i] = span / p->stride[i] + 1;
+    }
+    NX_TRY(chk_vec_opt(be, op, "b", b, o, "w", w));
+    NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
+    if (!be->v->conv) return UNSUPPORTED(be, op);
+    return be->v->conv(be, y, x, w, b, p);
+}
+
+ngpt_status nx_op_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                                   const nx_tensor *b, int stride, int pad, int output_padding, int dilation, int groups)
+{
+    static const char op[] = "conv_transpose1d";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_weight(be, op, "w", w));
+    NX_TRY(chk_rank(op, "x", x, 3, 3));
+    NX_TRY(chk_rank(op, "w", w, 3, 3));
+    if (stride < 1 || pad < 0 || dilation < 1 || output_padding < 0 ||
+        (output_padding >= stride && output_padding >= dilation))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT,
+                      "%s: stride %d, pad %d, output_padding %d, dilation %d out of range (output_padding must be "
+                      "smaller than stride or dilation)",
+                      op, stride, pad, output_padding, dilation);
+    int64_t c = x->ne[1];
+    if (groups < 1 || c % groups != 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: groups %d must be >= 1 and divide C of %s", op, groups, D("x", x));
+    if (w->ne[0] != c)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (C %lld != %lld)", op, D("w", w), D("x", x),
+                      (long long)w->ne[0], (long long)c);
+    int64_t o = w->ne[1] * groups, k = w->ne[2];
+    int64_t lo = (x->ne[2] - 1) * stride - 2 * (int64_t)pad + (int64_t)dilation * (k - 1) + output_padding + 1;
+    if (k < 1 || x->ne[2] < 1 || lo < 1)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s with %s, stride %d, pad %d gives an empty output", op, D("x", x),
+                      D("w", w), stride, pad);
+    NX_TRY(chk_vec_opt(be, op, "b", b, o, "w", w));
+    int64_t ne[3] = {x->ne[0], o, lo};
+    NX_TRY(chk_out_shape(op, "y", y, 3, ne));
+    if (!be->v->conv_transpose1d) return UNSUPPORTED(be, op);
+    return be->v->conv_transpose1d(be, y, x, w, b, stride, pad, output_padding, dilation, groups);
+}
+
+ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                            const nx_tensor *v, const nx_tensor *mask, float scale, bool causal)
+{
+    static const char op[] = "attention";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "out", out));
+    NX_TRY(chk_act(be, op, "q", q));
+    NX_TRY(chk_act(be, op, "k", k));
+    NX_TRY(chk_act(be, op, "v", v));
+    NX_TRY(chk_rank(op, "q", q, 4, 4));
+    NX_TRY(chk_rank(op, "k", k, 4, 4));
+    NX_TRY(chk_same_shape(op, "v", v, "k", k));
+    NX_TRY(chk_same_dtype(op, "k", k, "q", q));
+    NX_TRY(chk_same_dtype(op, "v", v, "q", q));
+    NX_TRY(chk_finite(op, "scale", scale));
+    int64_t bs = q->ne[0], sq = q->ne[1], h = q->ne[2], d = q->ne[3];
+    int64_t skv = k->ne[1], hkv = k->ne[2];
+    if (k->ne[0] != bs || k->ne[3] != d)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (B and D must agree)", op, D("k", k), D("q", q));
+    if (hkv < 1 || h % hkv != 0)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: heads of %s (%lld) are not a multiple of those of %s (%lld)", op,
+                      D("q", q), (long long)h, D("k", k), (long long)hkv);
+    if (d < 1 || skv < 1)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s with %s: D and Skv must be >= 1", op, D("q", q), D("k", k));
+    if (causal && sq > skv)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: causal with Sq %lld > Skv %lld leaves queries without keys", op,
+                      (long long)sq, (long long)skv);
+    if (mask) {
+        NX_TRY(chk_tensor(be, op, "mask", mask, NX_DTYPE_BIT(NGPT_DTYPE_F32), "F32"));
+        bool ok = false;
+        if (mask->rank == 2) ok = mask->ne[0] == sq && mask->ne[1] == skv;
+        if (mask->rank == 3) ok = mask->ne[0] == bs && mask->ne[1] == sq && mask->ne[2] == skv;
+        if (mask->rank == 4) ok = mask->ne[0] == bs && mask->ne[1] == 1 && mask->ne[2] == sq && mask->ne[3] == skv;
+        if (!ok)
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s should be [%lld, %lld], [%lld, %lld, %lld] or [%lld, 1, %lld, %lld]",
+                          op, D("mask", mask), (long long)sq, (long long)skv, (long long)bs, (long long)sq,
+                          (long long)skv, (long long)bs, (long long)sq, (long long)skv);
+    }
+    NX_TRY(chk_out_shape(op, "out", out, 4, q->ne));
+    if (!be->v->attention) return UNSUPPORTED(be, op);
+    return be->v->attention(be, out, q, k, v, mask, scale, causal);
+}
+
+ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps)
+{
+    static const char op[] = "rms_norm";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
+    NX_TRY(chk_eps(op, eps));
+    NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[x->rank - 1], "x", x));
+    NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    if (!be->v->rms_norm) return UNSUPPORTED(be, op);
+    return be->v->rms_norm(be, y, x, w, eps);
+}
+
+ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
+                             float eps)
+{
+    static const char op[] = "layer_norm";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
+    NX_TRY(chk_eps(op, eps));
+    NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[x->rank - 1], "x", x));
+    NX_TRY(chk_vec_opt(be, op, "b", b, x->ne[x->rank - 1], "x", x));
+    NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    if (!be->v->layer_norm) return UNSUPPORTED(be, op);
+    return be->v->layer_norm(be, y, x, w, b, eps);
+}
+
+ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
+                             int groups, float eps, bool silu)
+{
+    static const char op[] = "group_norm";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_rank(op, "x", x, 2, NX_MAX_DIMS));
+    NX_TRY(chk_eps(op, eps));
+    if (groups < 1 || x->ne[1] % groups != 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: groups %d must be >= 1 and divide C of %s", op, groups, D("x", x));
+    NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[1], "x", x));
+    NX_TRY(chk_vec_opt(be, op, "b", b, x->ne[1], "x", x));
+    NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    if (!be->v->group_norm) return UNSUPPORTED(be, op);
+    return be->v->group_norm(be, y, x, w, b, groups, eps, silu);
+}
+
+ngpt_status nx_op_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos, int n_rot, float theta,
+                       nx_rope_mode mode)
+{
+    static const char op[] = "rope";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_tensor(be, op, "pos", pos, NX_DTYPE_BIT(NGPT_DTYPE_I32), "I32"));
+    NX_TRY(chk_rank(op, "x", x, 4, 4));
+    if (pos->rank != 1 || pos->ne[0] != x->ne[1])
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (expected [%lld])", op, D("pos", pos),
+                      D("x", x), (long long)x->ne[1]);
+    if (n_rot < 2 || n_rot % 2 != 0 || n_rot > x->ne[3])
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: n_rot %d must be even, >= 2 and <= D of %s", op, n_rot, D("x", x));
+    if (!(theta > 0.0f) || !isfinite(theta))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: theta %g must be > 0", op, (double)theta);
+    if (mode != NX_ROPE_HALF && mode != NX_ROPE_INTERLEAVED)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown mode %d", op, (int)mode);
+    NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    if (!be->v->rope) return UNSUPPORTED(be, op);
+    return be->v->rope(be, y, x, pos, n_rot, theta, mode);
+}
+
+ngpt_status nx_op_softmax(nx_backend *be, nx_tensor *y, const nx_tensor *x, float scale)
+{
+    static const char op[] = "softmax";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
+    NX_TRY(chk_finite(op, "scale", scale));
+    NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    if (!be->v->softmax) return UNSUPPORTED(be, op);
+    return be->v->softmax(be, y, x, scale);
+}
+
+ngpt_status nx_op_unary(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary u, float param)
+{
+    static const char op[] = "unary";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    if (!unary_valid(u)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown function %d", op, (int)u);
+    if (u == NX_UNARY_LEAKY_RELU) NX_TRY(chk_finite(op, "leaky_relu slope", param));
+    NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    if (!be->v->unary) return UNSUPPORTED(be, op);
+    return be->v->unary(be, y, x, u, param);
+}
+
+ngpt_status nx_op_binary(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, nx_binary bop)
+{
+    static const char op[] = "binary";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "a", a));
+    NX_TRY(chk_act(be, op, "b", b));
+    if ((unsigned)bop > (unsigned)NX_BINARY_DIV) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown op %d", op, (int)bop);
+    int r = a->rank > b->rank ? a->rank : b->rank;
+    int64_t ne[NX_MAX_DIMS];
+    for (int i = 0; i < r; i++) {
+        int ia = i - (r - a->rank), ib = i - (r - b->rank);
+        int64_t da = ia >= 0 ? a->ne[ia] : 1, db = ib >= 0 ? b->ne[ib] : 1;
+        if (da != db && da != 1 && db != 1)
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s and %s do not broadcast (dim %d: %lld vs %lld)", op, D("a", a),
+                          D("b", b), i, (long long)da, (long long)db);
+        ne[i] = da == 1 ? db : da;
+    }
+    NX_TRY(chk_out_shape(op, "y", y, r, ne));
+    if ((y->data == a->data && !nx_same_shape(y, a)) || (y->data == b->data && !nx_same_shape(y, b)))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s aliases an input of another shape (%s, %s)", op, D("y", y),
+                      D("a", a), D("b", b));
+    if (!be->v->binary) return UNSUPPORTED(be, op);
+    return be->v->binary(be, y, a, b, bop);
+}
+
+ngpt_status nx_op_scale(nx_backend *be, nx_tensor *y, const nx_tensor *x, float alpha, float beta)
+{
+    static const char op[] = "scale";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_finite(op, "alpha", alpha));
+    NX_TRY(chk_finite(op, "beta", beta));
+    NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    if (!be->v->scale) return UNSUPPORTED(be, op);
+    return be->v->scale(be, y, x, alpha, beta);
+}
+
+ngpt_status nx_op_glu(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first)
+{
+    static const char op[] = "glu";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
+    if (!unary_valid(act) || act == NX_UNARY_LEAKY_RELU)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: activation %d (%s) not allowed", op, (int)act, unary_name(act));
+    int64_t last = x->ne[x->rank - 1];
+    if (last % 2 != 0)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: last dim of %s must be even", op, D("x", x));
+    int64_t ne[NX_MAX_DIMS];
+    memcpy(ne, x->ne, sizeof ne);
+    ne[x->rank - 1] = last / 2;
+    NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
+    if (!be->v->glu) return UNSUPPORTED(be, op);
+    return be->v->glu(be, y, x, act, gate_first);
+}
+
+ngpt_status nx_op_get_rows(nx_backend *be, nx_tensor *y, const nx_tensor *table, const nx_tensor *ids)
+{
+    static const char op[] = "get_rows";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_weight(be, op, "table", table));
+    NX_TRY(chk_tensor(be, op, "ids", ids, NX_DTYPE_BIT(NGPT_DTYPE_I32), "I32"));
+    NX_TRY(chk_rank(op, "table", table, 2, 2));
+    NX_TRY(chk_rank(op, "ids", ids, 1, 1));
+    int64_t ne[2] = {ids->ne[0], table->ne[1]};
+    NX_TRY(chk_out_shape(op, "y", y, 2, ne));
+    if (!be->v->get_rows) return UNSUPPORTED(be, op);
+    return be->v->get_rows(be, y, table, ids);
+}
+
+ngpt_status nx_op_concat(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, int axis)
+{
+    static const char op[] = "concat";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "a", a));
+    NX_TRY(chk_act(be, op, "b", b));
+    NX_TRY(chk_same_dtype(op, "b", b, "a", a));
+    NX_TRY(chk_same_dtype(op, "y", y, "a", a));
+    NX_TRY(chk_rank(op, "a", a, 1, NX_MAX_DIMS));
+    NX_TRY(chk_axis(op, &axis, a->rank, "a", a));
+    if (b->rank != a->rank)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s and %s differ in rank", op, D("a", a), D("b", b));
+    int64_t ne[NX_MAX_DIMS];
+    for (int i = 0; i < a->rank; i++) {
+        if (i != axis && a->ne[i] != b->ne[i])
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s and %s differ in dim %d (concat axis %d)", op, D("a", a),
+                          D("b", b), i, axis);
+        ne[i] = i == axis ? a->ne[i] + b->ne[i] : a->ne[i];
+    }
+    NX_TRY(chk_out_shape(op, "y", y, a->rank, ne));
+    if (!be->v->concat) return UNSUPPORTED(be, op);
+    return be->v->concat(be, y, a, b, axis);
+}
+
+ngpt_status nx_op_slice(nx_backend *be, nx_tensor *y, const nx_tensor *x, int axis, int64_t start)
+{
+    static const char op[] = "slice";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
+    NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
+    NX_TRY(chk_axis(op, &axis, x->rank, "x", x));
+    if (y->rank != x->rank)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s and %s differ in rank", op, D("y", y), D("x", x));
+    for (int i = 0; i < x->rank; i++)
+        if (i != axis && x->ne[i] != y->ne[i])
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s and %s differ in dim %d (slice axis %d)", op, D("y", y),
+                          D("x", x), i, axis);
+    if (start < 0 || start > x->ne[axis] - y->ne[axis])
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: [%lld:%lld] along axis %d is out of range for %s", op,
+                      (long long)start, (long long)(start + y->ne[axis]), axis, D("x", x));
+    if (!be->v->slice) return UNSUPPORTED(be, op);
+    return be->v->slice(be, y, x, axis, start);
+}
+
+ngpt_status nx_op_permute(nx_backend *be, nx_tensor *y, const nx_tensor *x, const int *perm)
+{
+    static const char op[] = "permute";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
+    if (!perm) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: perm is NULL", op);
+    bool seen[NX_MAX_DIMS] = {0};
+    int64_t ne[NX_MAX_DIMS];
+    for (int i = 0; i < x->rank; i++) {
+        int p = perm[i];
+        if (p < 0 || p >= x->rank || seen[p])
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: perm is not a permutation of the %d dims of %s (entry %d = %d)",
+                          op, x->rank, D("x", x), i, p);
+        seen[p] = true;
+        ne[i] = x->ne[p];
+    }
+    NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
+    if (!be->v->permute) return UNSUPPORTED(be, op);
+    return be->v->permute(be, y, x, perm);
+}
+
+ngpt_status nx_op_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x)
+{
+    static const char op[] = "cast";
+    const unsigned ok = NX_FLOAT_DTYPES | NX_DTYPE_BIT(NGPT_DTYPE_I32);
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_tensor(be, op, "y", y, ok, "F32, F16, BF16 or I32"));
+    NX_TRY(chk_tensor(be, op, "x", x, ok, "F32, F16, BF16 or I32"));
+    bool xi = x->dtype == NGPT_DTYPE_I32, yi = y->dtype == NGPT_DTYPE_I32;
+    if (xi != yi && (xi ? y->dtype : x->dtype) != NGPT_DTYPE_F32)
+        return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s: %s to %s: I32 converts to and from F32 only", op, D("x", x), D("y", y));
+    NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    if (!be->v->cast) return UNSUPPORTED(be, op);
+    return be->v->cast(be, y, x);
+}
+
+ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners)
+{
+    static const char op[] = "resize";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_rank(op, "x", x, 4, 4));
+    NX_TRY(chk_rank(op, "y", y, 4, 4));
+    if (mode != NX_RESIZE_NEAREST && mode != NX_RESIZE_BILINEAR)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown mode %d", op, (int)mode);
+    if (mode == NX_RESIZE_NEAREST && align_corners)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: align_corners only applies to bilinear", op);
+    if (y->ne[0] != x->ne[0] || y->ne[1] != x->ne[1] || y->ne[2] < 1 || y->ne[3] < 1 || x->ne[2] < 1 || x->ne[3] < 1)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (N, C equal, spatial sizes >= 1)", op, D("y", y),
+                      D("x", x));
+    if (!be->v->resize) return UNSUPPORTED(be, op);
+    return be->v->resize(be, y, x, mode, align_corners);
+}
+
+ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x)
+{
+    static const char op[] = "argmax";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_tensor(be, op, "y", y, NX_DTYPE_BIT(NGPT_DTYPE_I32), "I32"));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
+    if (x->ne[x->rank - 1] < 1)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: last dim of %s is empty", op, D("x", x));
+    NX_TRY(chk_out_shape(op, "y", y, x->rank - 1, x->ne));
+    if (!be->v->argmax) return UNSUPPORTED(be, op);
+    return be->v->argmax(be, y, x);
+}

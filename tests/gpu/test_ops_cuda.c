@@ -1,0 +1,810 @@
+/* test_ops_cuda.c — op parity, CUDA vs the CPU reference backend (suite 'gpu').
+ *
+ * Every op runs with random inputs on the CPU backend (F32 activations) and on CUDA in F32, F16
+ * and BF16. Inputs are rounded to the tested dtype first, so both backends see identical values
+ * and the only differences are the CUDA side's compute/output precision; the tolerances below are
+ * per op and per dtype. Attention is also checked against an independent float64 reference
+ * written here: the CUDA error must stay within 2x the error of a naive attention computed in the
+ * same precision (scores and probabilities rounded to the dtype, as in FlashAttention's tests),
+ * plus a small absolute floor. cast is checked against the host conversions of lib/core/dtype.h.
+ *
+ * The backends are called through their vtables (lib/ops/backend.h) with valid arguments, so this
+ * test does not depend on lib/ops/ops.c. A CPU op that is still NGPT_ERR_UNIMPLEMENTED fails the
+ * case, unless NGPT_GPU_TEST_ALLOW_CPU_UNIMPLEMENTED=1 (then it is reported and skipped).
+ * Without a usable GPU the test prints "SKIP: no usable CUDA device: <why>" and exits 77. */
+#include "test.h"
+
+#include "core/dtype.h"
+#include "ops/backend.h"
+
+#include <stdbool.h>
+
+static nx_backend *g_cpu, *g_gpu;
+static int g_cpu_missing;
+static bool g_allow_missing;
+static test_rng g_rng = {0x9e3779b97f4a7c15ull};
+
+static const ngpt_dtype k_dts[3] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16};
+
+/* ---- host helpers ---- */
+
+static float round_dt(ngpt_dtype dt, float v)
+{
+    if (dt == NGPT_DTYPE_F16) return nx_f16_to_f32(nx_f32_to_f16(v));
+    if (dt == NGPT_DTYPE_BF16) return nx_bf16_to_f32(nx_f32_to_bf16(v));
+    return v;
+}
+
+/* f32 host values -> bytes of dtype dt (values already representable) */
+static void *to_bytes(const float *h, int64_t n, ngpt_dtype dt)
+{
+    void *b = malloc((size_t)(n ? n : 1) * nx_dtype_size(dt));
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == NGPT_DTYPE_F32) ((float *)b)[i] = h[i];
+        else if (dt == NGPT_DTYPE_F16) ((uint16_t *)b)[i] = nx_f32_to_f16(h[i]);
+        else if (dt == NGPT_DTYPE_BF16) ((uint16_t *)b)[i] = nx_f32_to_bf16(h[i]);
+        else if (dt == NGPT_DTYPE_I32) ((int32_t *)b)[i] = (int32_t)h[i];
+    }
+    return b;
+}
+
+static void from_bytes(float *h, const void *b, int64_t n, ngpt_dtype dt)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == NGPT_DTYPE_F32) h[i] = ((const float *)b)[i];
+        else if (dt == NGPT_DTYPE_F16) h[i] = nx_f16_to_f32(((const uint16_t *)b)[i]);
+        else if (dt == NGPT_DTYPE_BF16) h[i] = nx_bf16_to_f32(((const uint16_t *)b)[i]);
+        else if (dt == NGPT_DTYPE_I32) h[i] = (float)((const int32_t *)b)[i];
+    }
+}
+
+/* A tensor pair: the same values on the CPU backend (c) and on CUDA (g). */
+typedef struct pt {
+    nx_tensor c, g;
+    float *h;  /* host values (inputs: what was uploaded) */
+    int64_t n;
+} pt;
+
+static int64_t numel_of(int rank, const int64_t *ne)
+{
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) n *= ne[i];
+    return n;
+}
+
+static bool upload(nx_tensor *t, nx_backend *be, ngpt_dtype dt, int rank, const int64_t *ne, const float *h)
+{
+    ngpt_status st = nx_tensor_alloc(t, be, dt, rank, ne);
+    if (st != NGPT_OK) {
+        fprintf(stderr, "alloc on %s: %s\n", be->v->name, ngpt_last_error());
+        t_failed++;
+        return false;
+    }
+    void *b = to_bytes(h, nx_numel(t), dt);
+    st = nx_tensor_upload(t, b, nx_nbytes(t));
+    free(b);
+    if (st != NGPT_OK) {
+        fprintf(stderr, "upload to %s: %s\n", be->v->name, ngpt_last_error());
+        t_failed++;
+        return false;
+    }
+    return true;
+}
+
+/* Input with explicit values; cdt/gdt are the CPU and CUDA dtypes (values must be exact in both). */
+static pt mk_vals(int rank, const int64_t *ne, ngpt_dtype cdt, ngpt_dtype gdt, const float *vals)
+{
+    pt p;
+    memset(&p, 0, sizeof p);
+    p.n = numel_of(rank, ne);
+    p.h = malloc((size_t)(p.n ? p.n : 1) * sizeof(float));
+    memcpy(p.h, vals, (size_t)p.n * sizeof(float));
+    upload(&p.c, g_cpu, cdt, rank, ne, p.h);
+    upload(&p.g, g_gpu, gdt, rank, ne, p.h);
+    return p;
+}
+
+/* Random input in [lo, hi), rounded so that both dtypes represent it exactly. */
+static pt mk(int rank, const int64_t *ne, ngpt_dtype cdt, ngpt_dtype gdt, float lo, float hi)
+{
+    int64_t n = numel_of(rank, ne);
+    float *v = malloc((size_t)(n ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        float x = test_rng_f(&g_rng, lo, hi);
+        if (cdt == NGPT_DTYPE_BF16 || gdt == NGPT_DTYPE_BF16) x = round_dt(NGPT_DTYPE_BF16, x);
+        if (cdt == NGPT_DTYPE_F16 || gdt == NGPT_DTYPE_F16) x = round_dt(NGPT_DTYPE_F16, x);
+        v[i] = x;
+    }
+    pt p = mk_vals(rank, ne, cdt, gdt, v);
+    free(v);
+    return p;
+}
+
+/* An activation: F32 on the CPU, dt on CUDA. */
+static pt act(int rank, const int64_t *ne, ngpt_dtype dt, float lo, float hi)
+{
+    return mk(rank, ne, NGPT_DTYPE_F32, dt, lo, hi);
+}
+
+/* Output tensors (contents irrelevant: zero-filled to make stale data visible as NaN-free). */
+static pt out(int rank, const int64_t *ne, ngpt_dtype cdt, ngpt_dtype gdt)
+{
+    int64_t n = numel_of(rank, ne);
+    float *z = calloc((size_t)(n ? n : 1), sizeof(float));
+    pt p = mk_vals(rank, ne, cdt, gdt, z);
+    free(z);
+    return p;
+}
+
+static void drop(pt *p)
+{
+    nx_tensor_free(&p->c);
+    nx_tensor_free(&p->g);
+    free(p->h);
+    memset(p, 0, sizeof *p);
+}
+
+static float *download_f32(const nx_tensor *t)
+{
+    int64_t n = nx_numel(t);
+    void *b = malloc(nx_nbytes(t) ? nx_nbytes(t) : 1);
+    float *h = malloc((size_t)(n ? n : 1) * sizeof(float));
+    ngpt_status st = nx_tensor_download(t, b, nx_nbytes(t));
+    if (st != NGPT_OK) {
+        fprintf(stderr, "download from %s: %s\n", t->be->v->name, ngpt_last_error());
+        t_failed++;
+        memset(h, 0, (size_t)n * sizeof(float));
+    } else {
+        from_bytes(h, b, n, t->dtype);
+    }
+    free(b);
+    return h;
+}
+
+typedef struct tol {
+    float atol, rtol;
+} tol;
+
+/* per-dtype tolerance triple: F32, F16, BF16 */
+static tol tol_for(ngpt_dtype dt, tol f32, tol f16, tol bf16)
+{
+    return dt == NGPT_DTYPE_F16 ? f16 : dt == NGPT_DTYPE_BF16 ? bf16 : f32;
+}
+
+/* Check both statuses; compare y.c (CPU) with y.g (CUDA). Returns true if compared and equal. */
+static bool finish(const char *what, ngpt_status sc, ngpt_status sg, const pt *y, tol t)
+{
+    t_checks++;
+    if (sg != NGPT_OK) {
+        t_failed++;
+        fprintf(stderr, "%s: cuda failed: %s: %s\n", what, ngpt_status_string(sg), ngpt_last_error());
+        return false;
+    }
+    ngpt_status ss = g_gpu->v->sync(g_gpu);
+    if (ss != NGPT_OK) {
+        t_failed++;
+        fprintf(stderr, "%s: cuda sync failed: %s\n", what, ngpt_last_error());
+        return false;
+    }
+    if (sc == NGPT_ERR_UNIMPLEMENTED) {
+        g_cpu_missing++;
+        fprintf(stderr, "%s: the CPU reference is not implemented yet: not compared\n", what);
+        if (!g_allow_missing) t_failed++;
+        return false;
+    }
+    if (sc != NGPT_OK) {
+        t_failed++;
+        fprintf(stderr, "%s: cpu failed: %s: %s\n", what, ngpt_status_string(sc), ngpt_last_error());
+        return false;
+    }
+    float *a = download_f32(&y->g), *b = download_f32(&y->c);
+    int ok = test_close(what, a, b, (size_t)y->g.rank ? (size_t)nx_numel(&y->g) : 1, t.atol, t.rtol);
+    free(a);
+    free(b);
+    return ok != 0;
+}
+
+static const char *dtn(ngpt_dtype dt) { return nx_dtype_name(dt); }
+
+/* ---- linear / matmul ---- */
+
+static void test_linear(void)
+{
+    const int64_t Ms[] = {1, 37};
+    for (int di = 0; di < 3; di++)
+        for (int wi = 0; wi < 3; wi++)
+            for (int mi = 0; mi < 2; mi++)
+                for (int bias = 0; bias < 2; bias++) {
+                    ngpt_dtype dt = k_dts[di], wdt = k_dts[wi];
+                    int64_t M = Ms[mi], K = 96, N = 72;
+                    int64_t xs[] = {M, K}, ws[] = {N, K}, bs[] = {N}, ys[] = {M, N};
+                    pt x = act(2, xs, dt, -1, 1), w = mk(2, ws, wdt, wdt, -0.5f, 0.5f);
+                    pt b = mk(1, bs, wdt, wdt, -1, 1), y = out(2, ys, NGPT_DTYPE_F32, dt);
+                    ngpt_status sc = g_cpu->v->linear(g_cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL);
+                    ngpt_status sg = g_gpu->v->linear(g_gpu, &y.g, &x.g, &w.g, bias ? &b.g : NULL);
+                    char what[96];
+                    snprintf(what, sizeof what, "linear act %s w %s M %lld bias %d", dtn(dt), dtn(wdt), (long long)M, bias);
+                    finish(what, sc, sg, &y, tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){4e-3f, 4e-3f}, (tol){2e-2f, 1e-2f}));
+                    drop(&x), drop(&w), drop(&b), drop(&y);
+                }
+}
+
+static void test_matmul(void)
+{
+    for (int di = 0; di < 3; di++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int bc = 0; bc < 3; bc++) { /* 0: both batched, 1: a batch 1, 2: b rank 2 */
+                    ngpt_dtype dt = k_dts[di];
+                    int64_t B = 3, M = 19, N = 33, K = 40;
+                    int64_t as[3] = {bc == 1 ? 1 : B, ta ? K : M, ta ? M : K};
+                    int64_t bs3[3] = {B, tb ? N : K, tb ? K : N};
+                    int64_t cs[3] = {B, M, N};
+                    pt a = act(3, as, dt, -1, 1);
+                    pt b = bc == 2 ? act(2, bs3 + 1, dt, -1, 1) : act(3, bs3, dt, -1, 1);
+                    pt c = act(3, cs, dt, -1, 1);
+                    float alpha = 0.75f, beta = (bc == 0) ? 0.5f : 0.0f;
+                    ngpt_status sc = g_cpu->v->matmul(g_cpu, &c.c, &a.c, &b.c, ta, tb, alpha, beta);
+                    ngpt_status sg = g_gpu->v->matmul(g_gpu, &c.g, &a.g, &b.g, ta, tb, alpha, beta);
+                    char what[96];
+                    snprintf(what, sizeof what, "matmul %s ta %d tb %d bcast %d", dtn(dt), ta, tb, bc);
+                    finish(what, sc, sg, &c, tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){4e-3f, 4e-3f}, (tol){2e-2f, 1e-2f}));
+                    drop(&a), drop(&b), drop(&c);
+                }
+}
+
+/* ---- convolutions ---- */
+
+typedef struct conv_case {
+    int nsp;             /* spatial dims */
+    int64_t N, C, O, sp[3], k[3];
+    int stride, pad, dil, groups;
+} conv_case;
+
+static int64_t conv_out(int64_t in, int64_t k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+static void test_conv(void)
+{
+    const conv_case cases[] = {
+        {1, 2, 8, 6, {50}, {3}, 1, 1, 1, 1},
+        {1, 1, 6, 9, {64}, {5}, 2, 2, 2, 3},
+        {2, 2, 8, 16, {17, 13}, {3, 3}, 1, 1, 1, 1},
+        {2, 1, 8, 8, {16, 16}, {3, 3}, 2, 1, 1, 2},
+        {2, 1, 4, 6, {9, 11}, {1, 1}, 1, 0, 1, 1},
+        {3, 1, 4, 6, {5, 8, 7}, {3, 3, 3}, 1, 1, 1, 1},
+        {3, 1, 4, 4, {4, 6, 6}, {1, 3, 3}, 1, 0, 1, 2},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int di = 0; di < 3; di++)
+            for (int bias = 0; bias < 2; bias++) {
+                const conv_case *cc = &cases[ci];
+                ngpt_dtype dt = k_dts[di];
+                int r = cc->nsp + 2;
+                int64_t xs[5] = {cc->N, cc->C}, ws[5] = {cc->O, cc->C / cc->groups}, ys[5] = {cc->N, cc->O}, bs[1] = {cc->O};
+                nx_conv_params p;
+                memset(&p, 0, sizeof p);
+                p.groups = cc->groups;
+                for (int i = 0; i < 3; i++) {
+                    p.stride[i] = i < cc->nsp ? cc->stride : 1;
+                    p.pad[i] = i < cc->nsp ? cc->pad : 0;
+                    p.dilation[i] = i < cc->nsp ? cc->dil : 1;
+                }
+                for (int i = 0; i < cc->nsp; i++) {
+                    /* 3-D case 6 has a 1-wide depth kernel: no pad along depth there */
+                    if (cc->k[i] == 1) p.pad[i] = 0;
+                    xs[2 + i] = cc->sp[i];
+                    ws[2 + i] = cc->k[i];
+                    ys[2 + i] = conv_out(cc->sp[i], cc->k[i], p.stride[i], p.pad[i], p.dilation[i]);
+                }
+                /* CUDA weights in the activation dtype, the CPU's in F32 with the same values */
+                pt x = act(r, xs, dt, -1, 1), w = mk(r, ws, NGPT_DTYPE_F32, dt, -0.5f, 0.5f);
+                pt b = mk(1, bs, NGPT_DTYPE_F32, dt, -1, 1), y = out(r, ys, NGPT_DTYPE_F32, dt);
+                ngpt_status sc = g_cpu->v->conv(g_cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL, &p);
+                ngpt_status sg = g_gpu->v->conv(g_gpu, &y.g, &x.g, &w.g, bias ? &b.g : NULL, &p);
+                char what[96];
+                snprintf(what, sizeof what, "conv%dd case %zu %s bias %d", cc->nsp, ci, dtn(dt), bias);
+                finish(what, sc, sg, &y, tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){5e-3f, 4e-3f}, (tol){3e-2f, 1e-2f}));
+                drop(&x), drop(&w), drop(&b), drop(&y);
+            }
+}
+
+static void test_conv_transpose1d(void)
+{
+    /* N, C, O, L, k, stride, pad, out_pad, dil, groups */
+    const int cases[][10] = {
+        {2, 8, 6, 20, 4, 2, 1, 0, 1, 1},
+        {1, 6, 4, 17, 3, 3, 1, 2, 1, 2},
+        {1, 4, 4, 9, 5, 1, 2, 0, 2, 1},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int di = 0; di < 3; di++) {
+            const int *c = cases[ci];
+            ngpt_dtype dt = k_dts[di];
+            int64_t N = c[0], C = c[1], O = c[2], L = c[3], k = c[4];
+            int s = c[5], pd = c[6], op = c[7], dl = c[8], g = c[9];
+            int64_t Lo = (L - 1) * s - 2 * pd + dl * (k - 1) + op + 1;
+            int64_t xs[] = {N, C, L}, ws[] = {C, O / g, k}, ys[] = {N, O, Lo}, bs[] = {O};
+            pt x = act(3, xs, dt, -1, 1), w = mk(3, ws, NGPT_DTYPE_F32, dt, -0.5f, 0.5f), b = mk(1, bs, NGPT_DTYPE_F32, dt, -1, 1);
+            pt y = out(3, ys, NGPT_DTYPE_F32, dt);
+            ngpt_status sc = g_cpu->v->conv_transpose1d(g_cpu, &y.c, &x.c, &w.c, &b.c, s, pd, op, dl, g);
+            ngpt_status sg = g_gpu->v->conv_transpose1d(g_gpu, &y.g, &x.g, &w.g, &b.g, s, pd, op, dl, g);
+            char what[96];
+            snprintf(what, sizeof what, "conv_transpose1d case %zu %s", ci, dtn(dt));
+            finish(what, sc, sg, &y, tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){5e-3f, 4e-3f}, (tol){3e-2f, 1e-2f}));
+            drop(&x), drop(&w), drop(&b), drop(&y);
+        }
+}
+
+/* ---- attention (independent reference) ---- */
+
+typedef struct attn_case {
+    int B, Sq, Skv, H, Hkv, D;
+    int causal;
+    int mask;  /* 0 none, 1 [Sq, Skv], 2 [B, Sq, Skv] */
+} attn_case;
+
+/* out[B, Sq, H, D] in double (rd = 0) or the naive same-precision version (rd = dtype: scores and
+ * probabilities rounded to it, f32 softmax, output rounded). A row with no visible key is 0. */
+static void attn_ref(const attn_case *c, const float *q, const float *k, const float *v, const float *mask, float scale,
+                     ngpt_dtype rd, bool naive, double *out)
+{
+    int off = c->Skv - c->Sq;
+    double *s = malloc((size_t)c->Skv * sizeof(double));
+    for (int b = 0; b < c->B; b++)
+        for (int i = 0; i < c->Sq; i++)
+            for (int h = 0; h < c->H; h++) {
+                int hk = h / (c->H / c->Hkv);
+                const float *qr = q + (((size_t)b * c->Sq + i) * c->H + h) * c->D;
+                double mx = -INFINITY;
+                for (int j = 0; j < c->Skv; j++) {
+                    if (c->causal && j > i + off) {
+                        s[j] = -INFINITY;
+                        continue;
+                    }
+                    const float *kr = k + (((size_t)b * c->Skv + j) * c->Hkv + hk) * c->D;
+                    double acc = 0;
+                    for (int d = 0; d < c->D; d++) acc += (double)qr[d] * kr[d];
+                    acc *= scale;
+                    if (naive) acc = round_dt(rd, (float)acc);
+                    if (mask) acc += mask[(c->mask == 2 ? (size_t)b * c->Sq * c->Skv : 0) + (size_t)i * c->Skv + j];
+                    s[j] = acc;
+                    if (acc > mx) mx = acc;
+                }
+                double sum = 0;
+                for (int j = 0; j < c->Skv; j++) {
+                    s[j] = s[j] == -INFINITY ? 0 : exp(s[j] - mx);
+                    if (naive) s[j] = (float)s[j];
+                    sum += s[j];
+                }
+                double *o = out + (((size_t)b * c->Sq + i) * c->H + h) * c->D;
+                for (int d = 0; d < c->D; d++) {
+                    double acc = 0;
+                    for (int j = 0; j < c->Skv; j++) {
+                        if (s[j] == 0) continue;
+                        double p = s[j] / sum;
+                        if (naive) p = round_dt(rd, (float)p);
+                        acc += p * v[(((size_t)b * c->Skv + j) * c->Hkv + hk) * c->D + d];
+                    }
+                    o[d] = naive ? round_dt(rd, (float)acc) : acc;
+                }
+            }
+    free(s);
+}
+
+static void test_attention(void)
+{
+    const attn_case cases[] = {
+        {1, 1, 1, 1, 1, 64, 0, 0},      /* single key */
+        {2, 37, 37, 4, 4, 64, 1, 0},    /* causal prefill */
+        {2, 37, 37, 4, 4, 64, 0, 0},
+        {1, 70, 70, 2, 1, 128, 1, 0},   /* GQA, several key tiles */
+        {1, 1, 93, 8, 2, 128, 1, 0},    /* decode with a cache */
+        {1, 5, 45, 4, 2, 80, 1, 1},     /* chunked prefill with a cache, shared mask */
+        {2, 33, 50, 2, 2, 40, 0, 2},    /* per-batch mask */
+        {1, 17, 17, 3, 3, 160, 1, 0},
+        {1, 20, 31, 2, 1, 72, 0, 0},    /* generic-D kernel */
+        {1, 9, 9, 2, 2, 33, 1, 1},      /* generic, odd D */
+        {1, 16, 40, 2, 2, 256, 0, 0},   /* generic at the maximum D */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int di = 0; di < 3; di++) {
+            const attn_case *c = &cases[ci];
+            ngpt_dtype dt = k_dts[di];
+            int64_t qs[] = {c->B, c->Sq, c->H, c->D}, ks[] = {c->B, c->Skv, c->Hkv, c->D};
+            int64_t ms[3] = {c->B, c->Sq, c->Skv};
+            pt q = act(4, qs, dt, -2, 2), k = act(4, ks, dt, -2, 2), v = act(4, ks, dt, -1, 1), o = out(4, qs, NGPT_DTYPE_F32, dt);
+            pt m;
+            memset(&m, 0, sizeof m);
+            if (c->mask == 1) m = mk(2, ms + 1, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -2, 0);
+            if (c->mask == 2) m = mk(3, ms, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -2, 0);
+            if (c->mask) { /* key 1 is masked out (-inf) for query 0; no row is fully masked */
+                m.h[1] = -INFINITY;
+                void *bytes = to_bytes(m.h, m.n, NGPT_DTYPE_F32);
+                CHECK_OK(nx_tensor_upload(&m.c, bytes, nx_nbytes(&m.c)));
+                CHECK_OK(nx_tensor_upload(&m.g, bytes, nx_nbytes(&m.g)));
+                free(bytes);
+            }
+            float scale = 1.0f / sqrtf((float)c->D);
+            ngpt_status sg = g_gpu->v->attention(g_gpu, &o.g, &q.g, &k.g, &v.g, c->mask ? &m.g : NULL, scale, c->causal);
+            char what[128];
+            snprintf(what, sizeof what, "attention B%d Sq%d Skv%d H%d/%d D%d causal %d mask %d %s", c->B, c->Sq, c->Skv,
+                     c->H, c->Hkv, c->D, c->causal, c->mask, dtn(dt));
+            if (sg != NGPT_OK || g_gpu->v->sync(g_gpu) != NGPT_OK) {
+                t_checks++, t_failed++;
+                fprintf(stderr, "%s: cuda failed: %s\n", what, ngpt_last_error());
+            } else {
+                size_t n = (size_t)o.n;
+                double *ref = malloc(n * sizeof(double)), *naive = malloc(n * sizeof(double));
+                attn_ref(c, q.h, k.h, v.h, c->mask ? m.h : NULL, scale, dt, false, ref);
+                attn_ref(c, q.h, k.h, v.h, c->mask ? m.h : NULL, scale, dt, true, naive);
+                float *got = download_f32(&o.g);
+                double e_gpu = 0, e_naive = 0;
+                size_t worst = 0;
+                for (size_t i = 0; i < n; i++) {
+                    double eg = fabs(got[i] - ref[i]), en = fabs(naive[i] - ref[i]);
+                    if (!(eg <= e_gpu)) e_gpu = eg, worst = i;
+                    if (en > e_naive) e_naive = en;
+                }
+                double limit = 2 * e_naive + (dt == NGPT_DTYPE_F32 ? 5e-6 : 1e-4);
+                CHECK_MSG(e_gpu <= limit, "%s: max error %g (at %zu: got %g want %g) > 2 x naive %s error %g + floor",
+                          what, e_gpu, worst, (double)got[worst], ref[worst], dtn(dt), e_naive);
+                /* and the CPU backend agrees (F32, its own precision) */
+                ngpt_status sc = g_cpu->v->attention(g_cpu, &o.c, &q.c, &k.c, &v.c, c->mask ? &m.c : NULL, scale, c->causal);
+                if (sc == NGPT_OK) {
+                    float *cpu = download_f32(&o.c);
+                    float *reff = malloc(n * sizeof(float));
+                    for (size_t i = 0; i < n; i++) reff[i] = (float)ref[i];
+                    char w2[160];
+                    snprintf(w2, sizeof w2, "%s (cpu backend vs f64 reference)", what);
+                    test_close(w2, cpu, reff, n, 1e-4f, 1e-4f);
+                    free(cpu);
+                    free(reff);
+                } else if (sc == NGPT_ERR_UNIMPLEMENTED) {
+                    g_cpu_missing++; /* the CUDA side was still checked against the f64 reference */
+                } else {
+                    t_checks++, t_failed++;
+                    fprintf(stderr, "%s: cpu failed: %s\n", what, ngpt_last_error());
+                }
+                free(got);
+                free(ref);
+                free(naive);
+            }
+            drop(&q), drop(&k), drop(&v), drop(&o);
+            if (c->mask) drop(&m);
+        }
+}
+
+/* ---- norms ---- */
+
+static void test_norms(void)
+{
+    for (int di = 0; di < 3; di++)
+        for (int aff = 0; aff < 2; aff++) {
+            ngpt_dtype dt = k_dts[di];
+            ngpt_dtype wdt = k_dts[(di + aff) % 3]; /* weights of another dtype too */
+            int64_t xs[] = {7, 3, 320}, ws[] = {320};
+            pt x = act(3, xs, dt, -3, 3), w = mk(1, ws, NGPT_DTYPE_F32, wdt, 0.5f, 1.5f);
+            pt b = mk(1, ws, NGPT_DTYPE_F32, wdt, -1, 1);
+            pt y = out(3, xs, NGPT_DTYPE_F32, dt);
+            tol t = tol_for(dt, (tol){1e-5f, 1e-4f}, (tol){4e-3f, 3e-3f}, (tol){3e-2f, 1e-2f});
+            char what[96];
+            snprintf(what, sizeof what, "rms_norm %s w %s affine %d", dtn(dt), dtn(wdt), aff);
+            finish(what, g_cpu->v->rms_norm(g_cpu, &y.c, &x.c, aff ? &w.c : NULL, 1e-6f),
+                   g_gpu->v->rms_norm(g_gpu, &y.g, &x.g, aff ? &w.g : NULL, 1e-6f), &y, t);
+            snprintf(what, sizeof what, "layer_norm %s w %s affine %d", dtn(dt), dtn(wdt), aff);
+            finish(what, g_cpu->v->layer_norm(g_cpu, &y.c, &x.c, aff ? &w.c : NULL, aff ? &b.c : NULL, 1e-5f),
+                   g_gpu->v->layer_norm(g_gpu, &y.g, &x.g, aff ? &w.g : NULL, aff ? &b.g : NULL, 1e-5f), &y, t);
+            drop(&x), drop(&w), drop(&b), drop(&y);
+        }
+    for (int di = 0; di < 3; di++)
+        for (int silu = 0; silu < 2; silu++)
+            for (int sp = 0; sp < 2; sp++) {
+                ngpt_dtype dt = k_dts[di];
+                int64_t xs4[] = {2, 64, 9, 7}, xs3[] = {1, 32, 50}, cs[] = {64};
+                int rank = sp ? 4 : 3;
+                int64_t *xs = sp ? xs4 : xs3;
+                cs[0] = xs[1];
+                pt x = act(rank, xs, dt, -2, 4), w = mk(1, cs, NGPT_DTYPE_F32, NGPT_DTYPE_F32, 0.5f, 1.5f);
+                pt b = mk(1, cs, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -1, 1), y = out(rank, xs, NGPT_DTYPE_F32, dt);
+                char what[96];
+                snprintf(what, sizeof what, "group_norm %s silu %d rank %d", dtn(dt), silu, rank);
+                finish(what, g_cpu->v->group_norm(g_cpu, &y.c, &x.c, &w.c, &b.c, 32, 1e-5f, silu),
+                       g_gpu->v->group_norm(g_gpu, &y.g, &x.g, &w.g, &b.g, 32, 1e-5f, silu), &y,
+                       tol_for(dt, (tol){1e-5f, 1e-4f}, (tol){4e-3f, 3e-3f}, (tol){3e-2f, 1e-2f}));
+                drop(&x), drop(&w), drop(&b), drop(&y);
+            }
+}
+
+/* ---- rope ---- */
+
+static void test_rope(void)
+{
+    for (int di = 0; di < 3; di++)
+        for (int mode = 0; mode < 2; mode++)
+            for (int partial = 0; partial < 2; partial++)
+                for (int inplace = 0; inplace < 2; inplace++) {
+                    ngpt_dtype dt = k_dts[di];
+                    int64_t xs[] = {2, 11, 3, 64}, ps[] = {11};
+                    int n_rot = partial ? 32 : 64;
+                    float pv[11];
+                    for (int i = 0; i < 11; i++) pv[i] = (float)(i * 37 + 5 * partial);  /* non-contiguous positions */
+                    pt x = act(4, xs, dt, -2, 2), pos = mk_vals(1, ps, NGPT_DTYPE_I32, NGPT_DTYPE_I32, pv);
+                    pt y = out(4, xs, NGPT_DTYPE_F32, dt);
+                    nx_tensor *yc = inplace ? &x.c : &y.c, *yg = inplace ? &x.g : &y.g;
+                    ngpt_status sc = g_cpu->v->rope(g_cpu, yc, &x.c, &pos.c, n_rot, 10000.0f, (nx_rope_mode)mode);
+                    ngpt_status sg = g_gpu->v->rope(g_gpu, yg, &x.g, &pos.g, n_rot, 10000.0f, (nx_rope_mode)mode);
+                    char what[96];
+                    snprintf(what, sizeof what, "rope %s mode %d n_rot %d inplace %d", dtn(dt), mode, n_rot, inplace);
+                    pt view = inplace ? x : y;
+                    /* F32: 2e-4 absolute covers a 1-ulp difference in the f32 angle (pos up to 375) */
+                    finish(what, sc, sg, &view, tol_for(dt, (tol){2e-4f, 1e-4f}, (tol){4e-3f, 3e-3f}, (tol){3e-2f, 1e-2f}));
+                    drop(&x), drop(&pos), drop(&y);
+                }
+}
+
+/* ---- element-wise ---- */
+
+static void test_softmax_unary_scale(void)
+{
+    for (int di = 0; di < 3; di++) {
+        ngpt_dtype dt = k_dts[di];
+        tol t = tol_for(dt, (tol){1e-6f, 1e-5f}, (tol){2e-3f, 2e-3f}, (tol){1e-2f, 8e-3f});
+        int64_t xs[] = {13, 1000};
+        pt x = act(2, xs, dt, -4, 4), y = out(2, xs, NGPT_DTYPE_F32, dt);
+        char what[96];
+        snprintf(what, sizeof what, "softmax %s", dtn(dt));
+        finish(what, g_cpu->v->softmax(g_cpu, &y.c, &x.c, 0.7f), g_gpu->v->softmax(g_gpu, &y.g, &x.g, 0.7f), &y, t);
+        snprintf(what, sizeof what, "scale %s", dtn(dt));
+        finish(what, g_cpu->v->scale(g_cpu, &y.c, &x.c, -1.5f, 0.25f), g_gpu->v->scale(g_gpu, &y.g, &x.g, -1.5f, 0.25f), &y, t);
+        drop(&x);
+        pt xp = act(2, xs, dt, 0.01f, 4);  /* SQRT wants x >= 0 */
+        x = act(2, xs, dt, -4, 4);
+        for (int op = NX_UNARY_IDENTITY; op <= NX_UNARY_NEG; op++) {
+            pt *in = op == NX_UNARY_SQRT ? &xp : &x;
+            snprintf(what, sizeof what, "unary %d %s", op, dtn(dt));
+            finish(what, g_cpu->v->unary(g_cpu, &y.c, &in->c, (nx_unary)op, 0.1f),
+                   g_gpu->v->unary(g_gpu, &y.g, &in->g, (nx_unary)op, 0.1f), &y,
+                   tol_for(dt, (tol){1e-5f, 2e-5f}, (tol){2e-3f, 2e-3f}, (tol){1e-2f, 8e-3f}));
+        }
+        /* in place */
+        snprintf(what, sizeof what, "unary silu in place %s", dtn(dt));
+        finish(what, g_cpu->v->unary(g_cpu, &x.c, &x.c, NX_UNARY_SILU, 0), g_gpu->v->unary(g_gpu, &x.g, &x.g, NX_UNARY_SILU, 0),
+               &x, tol_for(dt, (tol){1e-5f, 2e-5f}, (tol){2e-3f, 2e-3f}, (tol){1e-2f, 8e-3f}));
+        drop(&x), drop(&xp), drop(&y);
+    }
+}
+
+static void test_binary(void)
+{
+    /* (a shape, b shape) pairs; y is the broadcast shape */
+    const int64_t shapes[][2][4] = {
+        {{4, 5, 6, 7}, {4, 5, 6, 7}},
+        {{4, 5, 6, 7}, {1, 1, 1, 7}},
+        {{4, 5, 6, 7}, {1, 5, 1, 1}},
+        {{4, 1, 6, 1}, {1, 5, 1, 7}},
+        {{1, 1, 1, 1}, {4, 5, 6, 7}},
+    };
+    const int ranks[][2] = {{4, 4}, {4, 1}, {4, 3}, {4, 4}, {1, 4}};
+    for (int di = 0; di < 3; di++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            for (int op = 0; op < 4; op++) {
+                ngpt_dtype dt = k_dts[di];
+                int ra = ranks[si][0], rb = ranks[si][1];
+                const int64_t *a4 = shapes[si][0], *b4 = shapes[si][1];
+                int64_t ys[4];
+                for (int d = 0; d < 4; d++) ys[d] = a4[d] > b4[d] ? a4[d] : b4[d];
+                pt a = act(ra, a4 + (4 - ra), dt, -2, 2), b = act(rb, b4 + (4 - rb), dt, 0.5f, 2);
+                pt y = out(4, ys, NGPT_DTYPE_F32, dt);
+                char what[96];
+                snprintf(what, sizeof what, "binary op %d shapes %zu %s", op, si, dtn(dt));
+                finish(what, g_cpu->v->binary(g_cpu, &y.c, &a.c, &b.c, (nx_binary)op),
+                       g_gpu->v->binary(g_gpu, &y.g, &a.g, &b.g, (nx_binary)op), &y,
+                       tol_for(dt, (tol){1e-6f, 1e-6f}, (tol){2e-3f, 1e-3f}, (tol){1e-2f, 4e-3f}));
+                drop(&a), drop(&b), drop(&y);
+            }
+}
+
+static void test_glu(void)
+{
+    const nx_unary acts[] = {NX_UNARY_SILU, NX_UNARY_GELU, NX_UNARY_GELU_TANH};
+    for (int di = 0; di < 3; di++)
+        for (int ai = 0; ai < 3; ai++)
+            for (int gf = 0; gf < 2; gf++) {
+                ngpt_dtype dt = k_dts[di];
+                int64_t xs[] = {3, 9, 2 * 48}, ys[] = {3, 9, 48};
+                pt x = act(3, xs, dt, -3, 3), y = out(3, ys, NGPT_DTYPE_F32, dt);
+                char what[96];
+                snprintf(what, sizeof what, "glu act %d gate_first %d %s", (int)acts[ai], gf, dtn(dt));
+                finish(what, g_cpu->v->glu(g_cpu, &y.c, &x.c, acts[ai], gf), g_gpu->v->glu(g_gpu, &y.g, &x.g, acts[ai], gf), &y,
+                       tol_for(dt, (tol){1e-5f, 2e-5f}, (tol){3e-3f, 2e-3f}, (tol){2e-2f, 8e-3f}));
+                drop(&x), drop(&y);
+            }
+}
+
+/* ---- layout ---- */
+
+static void test_get_rows(void)
+{
+    for (int di = 0; di < 3; di++)
+        for (int ti = 0; ti < 3; ti++) {
+            ngpt_dtype dt = k_dts[di], tdt = k_dts[ti];
+            int64_t ts[] = {50, 24}, is[] = {7}, ys[] = {7, 24};
+            float ids[7] = {0, 49, 3, 3, 17, 22, 1};
+            pt t = mk(2, ts, tdt, tdt, -2, 2), id = mk_vals(1, is, NGPT_DTYPE_I32, NGPT_DTYPE_I32, ids);
+            /* values exact in the output dtype as well (get_rows only converts) */
+            pt y = out(2, ys, NGPT_DTYPE_F32, dt);
+            char what[96];
+            snprintf(what, sizeof what, "get_rows table %s out %s", dtn(tdt), dtn(dt));
+            tol t0 = tol_for(dt, (tol){0, 0}, (tol){0, 1e-3f}, (tol){0, 4e-3f});
+            finish(what, g_cpu->v->get_rows(g_cpu, &y.c, &t.c, &id.c), g_gpu->v->get_rows(g_gpu, &y.g, &t.g, &id.g), &y, t0);
+            if (di == 0 && ti == 0) {
+                float bad[7] = {0, 1, 2, 50, 4, -1, 6};
+                pt idb = mk_vals(1, is, NGPT_DTYPE_I32, NGPT_DTYPE_I32, bad);
+                CHECK_ERR(g_gpu->v->get_rows(g_gpu, &y.g, &t.g, &idb.g), NGPT_ERR_INVALID_ARGUMENT, "id 50 at position 3");
+                drop(&idb);
+            }
+            drop(&t), drop(&id), drop(&y);
+        }
+}
+
+static void test_concat_slice_permute(void)
+{
+    for (int di = 0; di < 3; di++) {
+        ngpt_dtype dt = k_dts[di];
+        tol exact = {0, 0};
+        for (int axis = 0; axis < 3; axis++) {
+            int64_t as[] = {3, 4, 5}, bs[] = {3, 4, 5}, ys[] = {3, 4, 5};
+            bs[axis] = 2;
+            ys[axis] = as[axis] + bs[axis];
+            pt a = act(3, as, dt, -2, 2), b = act(3, bs, dt, -2, 2), y = out(3, ys, NGPT_DTYPE_F32, dt);
+            char what[96];
+            snprintf(what, sizeof what, "concat axis %d %s", axis, dtn(dt));
+            finish(what, g_cpu->v->concat(g_cpu, &y.c, &a.c, &b.c, axis), g_gpu->v->concat(g_gpu, &y.g, &a.g, &b.g, axis), &y, exact);
+            int64_t ss[] = {3, 4, 5};
+            ss[axis] = 2;
+            pt s = out(3, ss, NGPT_DTYPE_F32, dt);
+            snprintf(what, sizeof what, "slice axis %d %s", axis, dtn(dt));
+            finish(what, g_cpu->v->slice(g_cpu, &s.c, &y.c, axis, 1), g_gpu->v->slice(g_gpu, &s.g, &y.g, axis, 1), &s, exact);
+            drop(&a), drop(&b), drop(&y), drop(&s);
+        }
+        const int perms[][4] = {{0, 2, 1, 3}, {3, 2, 1, 0}, {1, 0, 3, 2}, {0, 1, 2, 3}};
+        for (int pi = 0; pi < 4; pi++) {
+            int64_t xs[] = {2, 3, 5, 7}, ys[4];
+            for (int d = 0; d < 4; d++) ys[d] = xs[perms[pi][d]];
+            pt x = act(4, xs, dt, -2, 2), y = out(4, ys, NGPT_DTYPE_F32, dt);
+            char what[96];
+            snprintf(what, sizeof what, "permute %d%d%d%d %s", perms[pi][0], perms[pi][1], perms[pi][2], perms[pi][3], dtn(dt));
+            finish(what, g_cpu->v->permute(g_cpu, &y.c, &x.c, perms[pi]), g_gpu->v->permute(g_gpu, &y.g, &x.g, perms[pi]), &y, exact);
+            drop(&x), drop(&y);
+        }
+    }
+}
+
+/* cast on CUDA against the host conversions of lib/core/dtype.h (no CPU backend needed). */
+static void test_cast(void)
+{
+    const ngpt_dtype all[] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16, NGPT_DTYPE_I32};
+    int64_t ne[] = {1000};
+    float *src = malloc(1000 * sizeof(float));
+    for (int i = 0; i < 1000; i++) src[i] = test_rng_f(&g_rng, -300, 300);
+    src[0] = 0.5f, src[1] = -2.5f, src[2] = 60000.f, src[3] = 1e-6f;  /* rounding edge cases */
+    for (int si = 0; si < 4; si++)
+        for (int di = 0; di < 4; di++) {
+            ngpt_dtype sdt = all[si], ddt = all[di];
+            if ((sdt == NGPT_DTYPE_I32 && ddt != NGPT_DTYPE_F32 && ddt != NGPT_DTYPE_I32) ||
+                (ddt == NGPT_DTYPE_I32 && sdt != NGPT_DTYPE_F32 && sdt != NGPT_DTYPE_I32))
+                continue;
+            /* source values exactly representable in the source dtype */
+            float *sv = malloc(1000 * sizeof(float)), *want = malloc(1000 * sizeof(float));
+            for (int i = 0; i < 1000; i++) {
+                sv[i] = sdt == NGPT_DTYPE_I32 ? truncf(src[i]) : round_dt(sdt, src[i]);
+                want[i] = ddt == NGPT_DTYPE_I32 ? truncf(sv[i]) : round_dt(ddt, sv[i]);
+            }
+            nx_tensor x, y;
+            if (!upload(&x, g_gpu, sdt, 1, ne, sv)) continue;
+            CHECK_OK(nx_tensor_alloc(&y, g_gpu, ddt, 1, ne));
+            ngpt_status st = g_gpu->v->cast(g_gpu, &y, &x);
+            char what[64];
+            snprintf(what, sizeof what, "cast %s -> %s", dtn(sdt), dtn(ddt));
+            if (st != NGPT_OK) {
+                t_checks++, t_failed++;
+                fprintf(stderr, "%s: %s\n", what, ngpt_last_error());
+            } else {
+                float *got = download_f32(&y);
+                test_close(what, got, want, 1000, 0, 0);
+                free(got);
+            }
+            nx_tensor_free(&x);
+            nx_tensor_free(&y);
+            free(sv);
+            free(want);
+        }
+    free(src);
+}
+
+static void test_resize_argmax(void)
+{
+    const int64_t outs[][2] = {{16, 20}, {5, 3}, {8, 10}};
+    for (int di = 0; di < 3; di++) {
+        ngpt_dtype dt = k_dts[di];
+        for (int oi = 0; oi < 3; oi++)
+            for (int mode = 0; mode < 2; mode++)
+                for (int ac = 0; ac < 2; ac++) {
+                    if (mode == 0 && ac) continue;
+                    int64_t xs[] = {2, 3, 8, 10}, ys[] = {2, 3, outs[oi][0], outs[oi][1]};
+                    pt x = act(4, xs, dt, -2, 2), y = out(4, ys, NGPT_DTYPE_F32, dt);
+                    char what[96];
+                    snprintf(what, sizeof what, "resize %s %lldx%lld mode %d align %d", dtn(dt), (long long)ys[2],
+                             (long long)ys[3], mode, ac);
+                    finish(what, g_cpu->v->resize(g_cpu, &y.c, &x.c, (nx_resize_mode)mode, ac),
+                           g_gpu->v->resize(g_gpu, &y.g, &x.g, (nx_resize_mode)mode, ac), &y,
+                           tol_for(dt, (tol){1e-5f, 1e-5f}, (tol){2e-3f, 1e-3f}, (tol){1e-2f, 4e-3f}));
+                    drop(&x), drop(&y);
+                }
+        /* argmax, with ties (values on a coarse grid) and a vocabulary-sized row */
+        int64_t xs[] = {5, 32000}, ys[] = {5};
+        int64_t n = xs[0] * xs[1];
+        float *v = malloc((size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i++) v[i] = (float)(int)test_rng_f(&g_rng, 0, 50) * 0.25f;
+        v[3] = 100.f, v[32000 + 7] = 100.f, v[32000 + 31999] = 100.f;  /* ties: first index wins */
+        pt x = mk_vals(2, xs, NGPT_DTYPE_F32, dt, v), y = out(1, ys, NGPT_DTYPE_I32, NGPT_DTYPE_I32);
+        char what[64];
+        snprintf(what, sizeof what, "argmax %s", dtn(dt));
+        finish(what, g_cpu->v->argmax(g_cpu, &y.c, &x.c), g_gpu->v->argmax(g_gpu, &y.g, &x.g), &y, (tol){0, 0});
+        free(v);
+        drop(&x), drop(&y);
+    }
+}
+
+/* Errors are statuses with messages, and the backend stays usable after one. */
+static void test_errors(void)
+{
+    nx_tensor t;
+    int64_t huge[] = {(int64_t)1 << 50};
+    CHECK_ERR(nx_tensor_alloc(&t, g_gpu, NGPT_DTYPE_F32, 1, huge), NGPT_ERR_OUT_OF_MEMORY, "cudaMalloc");
+    int64_t ne[] = {4};
+    CHECK_OK(nx_tensor_alloc(&t, g_gpu, NGPT_DTYPE_F32, 1, ne));
+    nx_tensor_free(&t);
+    CHECK(strstr(g_gpu->device_name, "sm_") != NULL);
+    CHECK(g_gpu->act_dtypes == NX_FLOAT_DTYPES);
+}
+
+int main(void)
+{
+    nx_backend *gpu = NULL;
+    ngpt_status st = nx_cuda_backend_create(&gpu, 0, NULL, NULL);
+    if (st != NGPT_OK) {
+        const char *why = ngpt_last_error();
+        fprintf(stderr, "SKIP: %s%s\n", strstr(why, "no usable CUDA device") == why ? "" : "no usable CUDA device: ", why);
+        return TEST_SKIP;
+    }
+    g_gpu = gpu;
+    CHECK_OK(nx_cpu_backend_create(&g_cpu, NULL, NULL));
+    if (!g_cpu) return 1;
+    const char *allow = getenv("NGPT_GPU_TEST_ALLOW_CPU_UNIMPLEMENTED");
+    g_allow_missing = allow && allow[0] == '1';
+    fprintf(stderr, "device: %s\n", g_gpu->device_name);
+
+    RUN(test_errors);
+    RUN(test_cast);
+    RUN(test_attention);
+    RUN(test_linear);
+    RUN(test_matmul);
+    RUN(test_conv);
+    RUN(test_conv_transpose1d);
+    RUN(test_norms);
+    RUN(test_rope);
+    RUN(test_softmax_unary_scale);
+    RUN(test_binary);
+    RUN(test_glu);
+    RUN(test_get_rows);
+    RUN(test_concat_slice_permute);
+    RUN(test_resize_argmax);
+
+    if (g_cpu_missing)
+        fprintf(stderr, "%d case(s) had no CPU reference yet (NGPT_ERR_UNIMPLEMENTED)%s\n", g_cpu_missing,
+                g_allow_missing ? " and were skipped" : "");
+    nx_backend_free(g_cpu);
+    nx_backend_free(g_gpu);
+    return test_done();
+}
