@@ -1,6 +1,7 @@
 /* stages.c — every stage named in ../shared/golden/<family>/STAGES.md, and the function that
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
+#include "stage_media.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
 
@@ -13,9 +14,9 @@ const case_stage case_stages[] = {
     {"llama.generate_greedy", NULL},
     {"llama.lora", NULL},
     /* vision (encoders, projectors, image out) */
-    {"image.preprocess", NULL},
-    {"video.preprocess", NULL},
-    {"audio.fbank", NULL},
+    {"image.preprocess", case_image_preprocess},
+    {"video.preprocess", case_video_preprocess},
+    {"audio.fbank", case_audio_fbank},
     {"imagebind.vision", NULL},
     {"imagebind.audio", NULL},
     {"projector.input", NULL},
@@ -25,7 +26,7 @@ const case_stage case_stages[] = {
     {"scheduler.ddim", case_scheduler_ddim},
     {"scheduler.pndm", case_scheduler_pndm},
     {"sd.generate", NULL},
-    {"image.postprocess", NULL},
+    {"image.postprocess", case_image_postprocess},
     /* audio out */
     {"audioldm.unet", NULL},
     {"audioldm.vae_decode", NULL},
