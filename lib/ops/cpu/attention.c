@@ -61,28 +61,33 @@ NX_INLINE NX_AVX512 __m512 exp512(__m512 x)
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ), e);
 }
 
-/* ---- the tile, written once; V512 selects intrinsics (a constant after inlining) ---- */
+/* ---- the tile, written once; V512 selects intrinsics (a constant after inlining) ----
+ * Scores and P @ V work on 4 query rows at a time so each loaded K/V vector feeds 4 FMAs
+ * (FMA-bound rather than load-bound). */
 
-NX_INLINE void scores_row(const float *qs, const float *Kt, int64_t D, float *s, const bool V512);
-NX_INLINE void pv_row(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D, float corr,
-                      const bool V512);
-NX_INLINE float exp_row(float *s, float mnew, const bool V512);
-
-static inline NX_AVX512 void scores_row_512(const float *qs, const float *Kt, int64_t D, float *s)
+static inline NX_AVX512 void scores4_512(const float *qs, int64_t D, const float *Kt, float *s)
 {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    __m512 a[4][4];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) a[r][u] = _mm512_setzero_ps();
     for (int64_t d = 0; d < D; d++) {
-        __m512 qd = _mm512_set1_ps(qs[d]);
         const float *kr = Kt + d * BK;
-        a0 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(kr), a0);
-        a1 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(kr + 16), a1);
-        a2 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(kr + 32), a2);
-        a3 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(kr + 48), a3);
+        __m512 kv[4];
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) kv[u] = _mm512_loadu_ps(kr + 16 * u);
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            __m512 qd = _mm512_set1_ps(qs[r * D + d]);
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) a[r][u] = _mm512_fmadd_ps(qd, kv[u], a[r][u]);
+        }
     }
-    _mm512_storeu_ps(s, a0);
-    _mm512_storeu_ps(s + 16, a1);
-    _mm512_storeu_ps(s + 32, a2);
-    _mm512_storeu_ps(s + 48, a3);
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) _mm512_storeu_ps(s + r * BK + 16 * u, a[r][u]);
 }
 
 static inline NX_AVX512 float exp_row_512(float *s, float mnew)
@@ -96,39 +101,56 @@ static inline NX_AVX512 float exp_row_512(float *s, float mnew)
     return _mm512_reduce_add_ps(sum);
 }
 
-static inline NX_AVX512 void pv_row_512(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D,
-                                    float corr)
+/* o[r] = corr[r] * o[r] + sum_jj p[r][jj] v[jj] for 4 rows r */
+static inline NX_AVX512 void pv4_512(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D,
+                                     const float *corr)
 {
-    __m512 c = _mm512_set1_ps(corr);
     for (int64_t d = 0; d < D; d += 64) {
-        /* up to 4 vectors of the O row stay in registers across the keys */
         int64_t rem = D - d;
         __mmask16 mk[4];
+        _Pragma("GCC unroll 4")
         for (int u = 0; u < 4; u++) {
             int64_t r = rem - 16 * u;
             mk[u] = r >= 16 ? (__mmask16)0xffff : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1u);
         }
-        __m512 acc[4];
-        for (int u = 0; u < 4; u++) acc[u] = _mm512_mul_ps(c, _mm512_maskz_loadu_ps(mk[u], o + d + 16 * u));
-        for (int jj = 0; jj < nk; jj++) {
-            __m512 pj = _mm512_set1_ps(p[jj]);
-            const float *vr = v0 + jj * vstride + d;
-            for (int u = 0; u < 4; u++)
-                acc[u] = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(mk[u], vr + 16 * u), acc[u]);
+        __m512 acc[4][4];
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            __m512 c = _mm512_set1_ps(corr[r]);
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) acc[r][u] = _mm512_mul_ps(c, _mm512_maskz_loadu_ps(mk[u], o + r * D + d + 16 * u));
         }
-        for (int u = 0; u < 4; u++) _mm512_mask_storeu_ps(o + d + 16 * u, mk[u], acc[u]);
+        for (int jj = 0; jj < nk; jj++) {
+            const float *vr = v0 + jj * vstride + d;
+            __m512 vv[4];
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) vv[u] = _mm512_maskz_loadu_ps(mk[u], vr + 16 * u);
+            _Pragma("GCC unroll 4")
+            for (int r = 0; r < 4; r++) {
+                __m512 pj = _mm512_set1_ps(p[r * BK + jj]);
+                _Pragma("GCC unroll 4")
+                for (int u = 0; u < 4; u++) acc[r][u] = _mm512_fmadd_ps(pj, vv[u], acc[r][u]);
+            }
+        }
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++)
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) _mm512_mask_storeu_ps(o + r * D + d + 16 * u, mk[u], acc[r][u]);
     }
 }
 
-NX_INLINE void scores_row(const float *qs, const float *Kt, int64_t D, float *s, const bool V512)
+NX_INLINE void scores4(const float *qs, int64_t D, const float *Kt, float *s, const bool V512)
 {
     if (V512) {
-        scores_row_512(qs, Kt, D, s);
+        scores4_512(qs, D, Kt, s);
         return;
     }
-    for (int j = 0; j < BK; j++) s[j] = 0.0f;
-    for (int64_t d = 0; d < D; d++)
-        for (int j = 0; j < BK; j++) s[j] += qs[d] * Kt[d * BK + j];
+    for (int r = 0; r < 4; r++) {
+        float *sr = s + r * BK;
+        for (int j = 0; j < BK; j++) sr[j] = 0.0f;
+        for (int64_t d = 0; d < D; d++)
+            for (int j = 0; j < BK; j++) sr[j] += qs[r * D + d] * Kt[d * BK + j];
+    }
 }
 
 NX_INLINE float exp_row(float *s, float mnew, const bool V512)
@@ -142,16 +164,19 @@ NX_INLINE float exp_row(float *s, float mnew, const bool V512)
     return sum;
 }
 
-NX_INLINE void pv_row(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D, float corr,
-                      const bool V512)
+NX_INLINE void pv4(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D, const float *corr,
+                   const bool V512)
 {
     if (V512) {
-        pv_row_512(o, p, v0, vstride, nk, D, corr);
+        pv4_512(o, p, v0, vstride, nk, D, corr);
         return;
     }
-    for (int64_t d = 0; d < D; d++) o[d] *= corr;
-    for (int jj = 0; jj < nk; jj++)
-        for (int64_t d = 0; d < D; d++) o[d] += p[jj] * v0[jj * vstride + d];
+    for (int r = 0; r < 4; r++) {
+        float *orow = o + r * D;
+        for (int64_t d = 0; d < D; d++) orow[d] *= corr[r];
+        for (int jj = 0; jj < nk; jj++)
+            for (int64_t d = 0; d < D; d++) orow[d] += p[r * BK + jj] * v0[jj * vstride + d];
+    }
 }
 
 NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr, const bool V512)
@@ -159,15 +184,16 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
     const int64_t D = j->D, Sq = j->Sq, Skv = j->Skv, H = j->H, Hkv = j->Hkv;
     const int64_t hk = h / (H / Hkv), off = Skv - Sq;
     const int nq = (int)(Sq - q0 < BQ ? Sq - q0 : BQ);
-    float *Qs = scr;          /* [BQ][D] scaled queries */
+    const int nq4 = (nq + 3) & ~3;
+    float *Qs = scr;          /* [BQ][D] scaled queries (rows >= nq zero) */
     float *O = Qs + BQ * D;   /* [BQ][D] unnormalised output */
     float *Kt = O + BQ * D;   /* [D][BK] */
-    float *S = Kt + D * BK;   /* [BK] scores / probabilities of one row */
-    float m[BQ], l[BQ];
-    for (int i = 0; i < nq; i++) {
-        const float *qr = j->q + ((b * Sq + q0 + i) * H + h) * D;
+    float *S = Kt + D * BK;   /* [BQ][BK] scores, then probabilities */
+    float m[BQ], l[BQ], corr[BQ];
+    for (int i = 0; i < nq4; i++) {
+        const float *qr = i < nq ? j->q + ((b * Sq + q0 + i) * H + h) * D : NULL;
         for (int64_t d = 0; d < D; d++) {
-            Qs[i * D + d] = qr[d] * j->scale;
+            Qs[i * D + d] = qr ? qr[d] * j->scale : 0.0f;
             O[i * D + d] = 0.0f;
         }
         m[i] = -INFINITY;
@@ -184,26 +210,31 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
         for (int jj = nk; jj < BK; jj++)
             for (int64_t d = 0; d < D; d++) Kt[d * BK + jj] = 0.0f;
         const float *vb = j->v + ((b * Skv + j0) * Hkv + hk) * D;
-        for (int i = 0; i < nq; i++) {
-            int64_t nvalid = nk;
+        for (int i = 0; i < nq4; i += 4) scores4(Qs + i * D, D, Kt, S + i * BK, V512);
+        for (int i = 0; i < nq4; i++) {
+            float *Si = S + i * BK;
+            int64_t nvalid = i < nq ? nk : 0;
             if (j->causal && q0 + i + off - j0 + 1 < nvalid) nvalid = q0 + i + off - j0 + 1;
-            if (nvalid <= 0) continue;
-            scores_row(Qs + i * D, Kt, D, S, V512);
-            if (j->mask) {
-                const float *mr = j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0;
-                for (int jj = 0; jj < nvalid; jj++) S[jj] += mr[jj];
-            }
             float mx = -INFINITY;
-            for (int jj = 0; jj < nvalid; jj++) mx = S[jj] > mx ? S[jj] : mx;
-            for (int jj = (int)nvalid; jj < BK; jj++) S[jj] = -INFINITY;
+            if (nvalid > 0) {
+                if (j->mask) {
+                    const float *mr = j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0;
+                    for (int jj = 0; jj < nvalid; jj++) Si[jj] += mr[jj];
+                }
+                for (int jj = 0; jj < nvalid; jj++) mx = Si[jj] > mx ? Si[jj] : mx;
+            }
             float mnew = mx > m[i] ? mx : m[i];
-            if (mnew == -INFINITY) continue; /* every key so far hidden */
-            float corr = m[i] == -INFINITY ? 0.0f : expf(m[i] - mnew);
-            float sum = exp_row(S, mnew, V512);
-            l[i] = l[i] * corr + sum;
+            if (mnew == -INFINITY) { /* every key so far hidden: no contribution */
+                for (int jj = 0; jj < BK; jj++) Si[jj] = 0.0f;
+                corr[i] = 1.0f;
+                continue;
+            }
+            for (int jj = nvalid > 0 ? (int)nvalid : 0; jj < BK; jj++) Si[jj] = -INFINITY;
+            corr[i] = m[i] == -INFINITY ? 0.0f : expf(m[i] - mnew);
+            l[i] = l[i] * corr[i] + exp_row(Si, mnew, V512);
             m[i] = mnew;
-            pv_row(O + i * D, S, vb, kvrow, (int)nvalid, D, corr, V512);
         }
+        for (int i = 0; i < nq4; i += 4) pv4(O + i * D, S + i * BK, vb, kvrow, nk, D, corr + i, V512);
     }
     for (int i = 0; i < nq; i++) {
         float *orow = j->out + ((b * Sq + q0 + i) * H + h) * D;
@@ -227,7 +258,7 @@ static void attn_task(int64_t t, int64_t nt, void *arg)
     (void)nt;
     attn_job *j = arg;
     const int64_t qt = t % j->n_qt, bh = t / j->n_qt, h = bh % j->H, b = bh / j->H;
-    float *scr = nx_malloc_aligned((size_t)(2 * BQ * j->D + j->D * BK + BK) * sizeof(float));
+    float *scr = nx_malloc_aligned((size_t)(2 * BQ * j->D + j->D * BK + BQ * BK) * sizeof(float));
     if (!scr) {
         atomic_store(&j->oom, 1);
         return;

@@ -79,28 +79,38 @@ NX_INLINE NX_AVX512 void gemv_block(const gemv_job *j, int64_t n, const int M, c
 {
     const int64_t K = j->K;
     __m512 acc[4][GEMV_MAX_M];
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 4")
         for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_ps();
     int64_t k = 0;
     for (; k + 16 <= K; k += 16) {
         __m512 xv[GEMV_MAX_M];
+        _Pragma("GCC unroll 4")
         for (int m = 0; m < M; m++) xv[m] = _mm512_loadu_ps(j->x + m * K + k);
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < R; r++) {
             __m512 wv = ldw(j->w, dt, (n + r) * K + k, 0xffff);
+            _Pragma("GCC unroll 4")
             for (int m = 0; m < M; m++) acc[r][m] = _mm512_fmadd_ps(wv, xv[m], acc[r][m]);
         }
     }
     if (k < K) {
         __mmask16 mk = (__mmask16)((1u << (K - k)) - 1u);
         __m512 xv[GEMV_MAX_M];
+        _Pragma("GCC unroll 4")
         for (int m = 0; m < M; m++) xv[m] = _mm512_maskz_loadu_ps(mk, j->x + m * K + k);
+        _Pragma("GCC unroll 4")
         for (int r = 0; r < R; r++) {
             __m512 wv = ldw(j->w, dt, (n + r) * K + k, mk);
+            _Pragma("GCC unroll 4")
             for (int m = 0; m < M; m++) acc[r][m] = _mm512_fmadd_ps(wv, xv[m], acc[r][m]);
         }
     }
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++) {
         float bias = j->b ? load_scalar(j->b, j->bdt, n + r) : 0.0f;
+        _Pragma("GCC unroll 4")
         for (int m = 0; m < M; m++) j->y[m * j->N + n + r] = _mm512_reduce_add_ps(acc[r][m]) + bias;
     }
 }
