@@ -163,7 +163,7 @@ static double read_bw(const char *buf, size_t n)
 {
     rd_job j = {.p = buf, .n = n, .chunk = (size_t)4 << 20};
     double best = 1e30;
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < 8; r++) {
         double t0 = bench_now();
         nx_pool_run(pool, (int64_t)((n + j.chunk - 1) / j.chunk), rd_task, &j);
         double t = bench_now() - t0;
@@ -199,25 +199,36 @@ static void bench_gemv(void)
     fill(x, (size_t)K, 3);
     double bw = read_bw(buf, total);
     double cp = memcpy_bw(buf, total);
-    printf("\nread bandwidth ceiling (AVX-512 read loop, %d threads, 1.1 GiB): %.1f GB/s; memcpy (1 thread, read+write): "
-           "%.1f GB/s\n\n",
-           nx_pool_threads(pool), bw, cp);
-    printf("| W dtype | W bytes | time/call (ms) | GB/s | %% of read ceiling | GFLOP/s |\n|---|---|---|---|---|---|\n");
+    double res_t[3];
     const ngpt_dtype dts[3] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16};
     for (int d = 0; d < 3; d++) {
         size_t wbytes = (size_t)(N * K) * nx_dtype_size(dts[d]);
         int copies = (int)(total / wbytes);
         int64_t xs[2] = {1, K}, ws[2] = {N, K}, ys[2] = {1, N};
         nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2, xs, x, be), ty = nx_view(NGPT_DTYPE_F32, 2, ys, y, be);
-        int calls = copies * 4;
-        double t0 = 0;
-        for (int c = -copies; c < calls; c++) { /* first pass warms up */
-            if (c == 0) t0 = bench_now();
-            int i = (c + copies) % copies;
-            nx_tensor tw = nx_view(dts[d], 2, ws, buf + (size_t)i * wbytes, be);
-            nx_cpu_linear(be, &ty, &tx, &tw, NULL);
+        /* best of 5 passes over all copies (the 2 cores are shared: best-of filters out
+         * other tenants), after a warm-up pass */
+        double t = 1e30;
+        for (int pass = 0; pass < 6; pass++) {
+            double t0 = bench_now();
+            for (int i = 0; i < copies; i++) {
+                nx_tensor tw = nx_view(dts[d], 2, ws, buf + (size_t)i * wbytes, be);
+                nx_cpu_linear(be, &ty, &tx, &tw, NULL);
+            }
+            double tp = (bench_now() - t0) / copies;
+            if (pass > 0 && tp < t) t = tp;
         }
-        double t = (bench_now() - t0) / calls;
+        res_t[d] = t;
+    }
+    double bw2 = read_bw(buf, total);
+    if (bw2 > bw) bw = bw2; /* the 2 cores are shared: the better of two measurements */
+    printf("\nread bandwidth ceiling (AVX-512 read loop, %d threads, 1.1 GiB, best of before/after): %.1f GB/s; "
+           "memcpy (1 thread, read+write): %.1f GB/s\n\n",
+           nx_pool_threads(pool), bw, cp);
+    printf("| W dtype | W bytes | time/call (ms) | GB/s | %% of read ceiling | GFLOP/s |\n|---|---|---|---|---|---|\n");
+    for (int d = 0; d < 3; d++) {
+        size_t wbytes = (size_t)(N * K) * nx_dtype_size(dts[d]);
+        double t = res_t[d];
         double gbs = (double)wbytes / t * 1e-9;
         printf("| %s | %.0f MB | %.3f | %.1f | %.1f%% | %.1f |\n", nx_dtype_name(dts[d]), (double)wbytes * 1e-6, t * 1e3,
                gbs, 100.0 * gbs / bw, 2.0 * N * K / t * 1e-9);

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #define GEMV_MAX_M 4
+#define PF 1024
 
 typedef struct gemv_job {
     const float *x;    /* [M, K] */
@@ -78,6 +79,7 @@ NX_INLINE NX_AVX512 __m512 ldw(const void *w, ngpt_dtype dt, int64_t i, __mmask1
 NX_INLINE NX_AVX512 void gemv_block(const gemv_job *j, int64_t n, const int M, const int R, const ngpt_dtype dt)
 {
     const int64_t K = j->K;
+    const int64_t esz = dt == NGPT_DTYPE_F32 ? 4 : 2;
     __m512 acc[4][GEMV_MAX_M];
     _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++)
@@ -90,6 +92,9 @@ NX_INLINE NX_AVX512 void gemv_block(const gemv_job *j, int64_t n, const int M, c
         for (int m = 0; m < M; m++) xv[m] = _mm512_loadu_ps(j->x + m * K + k);
         _Pragma("GCC unroll 4")
         for (int r = 0; r < R; r++) {
+            /* software prefetch PF bytes ahead in each of the R weight streams (the hardware
+             * prefetcher alone left F16/BF16 at ~77% of the read ceiling) */
+            _mm_prefetch((const char *)j->w + ((n + r) * K + k) * esz + PF, _MM_HINT_T0);
             __m512 wv = ldw(j->w, dt, (n + r) * K + k, 0xffff);
             _Pragma("GCC unroll 4")
             for (int m = 0; m < M; m++) acc[r][m] = _mm512_fmadd_ps(wv, xv[m], acc[r][m]);
