@@ -111,6 +111,10 @@ int main(void)
     }
     RUN(test_attention_dims);
     RUN(test_attention_shapes);
+    nx_cpu_set_simd(false); /* the portable tile code */
+    RUN(test_attention_dims);
+    RUN(test_attention_shapes);
+    nx_cpu_set_simd(true);
     ops_test_fini();
     return test_done();
 }

@@ -151,6 +151,9 @@ int main(void)
     RUN(test_linear);
     RUN(test_linear_tiles_bf16);
     RUN(test_matmul);
+    nx_cpu_set_simd(false); /* the portable GEMV */
+    RUN(test_linear);
+    nx_cpu_set_simd(true);
     ops_test_fini();
     return test_done();
 }

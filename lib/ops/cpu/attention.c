@@ -268,24 +268,13 @@ static void attn_task(int64_t t, int64_t nt, void *arg)
     nx_free_aligned(scr);
 }
 
-static bool have_avx512(void)
-{
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    }
-    return cached != 0;
-}
-
 ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
                              const nx_tensor *v, const nx_tensor *mask, float scale, bool causal)
 {
     attn_job j = {
         .q = q->data, .k = k->data, .v = v->data, .mask = mask ? mask->data : NULL, .out = out->data,
         .B = q->ne[0], .Sq = q->ne[1], .H = q->ne[2], .D = q->ne[3], .Skv = k->ne[1], .Hkv = k->ne[2],
-        .scale = scale, .causal = causal, .avx512 = have_avx512(),
+        .scale = scale, .causal = causal, .avx512 = nx_cpu_have_avx512(),
     };
     atomic_init(&j.oom, 0);
     if (j.B == 0 || j.Sq == 0 || j.H == 0 || j.D == 0) return NGPT_OK;

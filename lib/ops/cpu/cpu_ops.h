@@ -14,6 +14,11 @@ ngpt_status nx_cpu_matmul(nx_backend *, nx_tensor *c, const nx_tensor *a, const 
  * accumulation and output. M <= 4 (the GEMV path) always computes in F32. (onednn.c) */
 void nx_cpu_set_bf16_compute(nx_backend *be, bool on);
 bool nx_cpu_bf16_compute(const nx_backend *be);
+/* gemv.c: runtime dispatch shared by gemv.c and attention.c: true when the CPU has AVX-512
+ * F/BW/VL/DQ and SIMD was not turned off; nx_cpu_set_simd(false) forces the portable paths
+ * (tests use it to check them on AVX-512 hosts). */
+bool nx_cpu_have_avx512(void);
+void nx_cpu_set_simd(bool on);
 /* gemv.c: y[M, N] = x[M, K] @ w[N, K]^T (+ b) for small M (any M works; fast for M <= 4). */
 ngpt_status nx_cpu_gemv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
 /* gemm.c: convert n elements between F32/F16/BF16 on the pool (also used by conv.c). */

@@ -144,9 +144,14 @@ static const gemv_rows_fn k_avx512[3][GEMV_MAX_M] = {
     {gemv_avx512_bf16_1, gemv_avx512_bf16_2, gemv_avx512_bf16_3, gemv_avx512_bf16_4},
 };
 
-static bool have_avx512(void)
+static int g_simd_off; /* test hook: nx_cpu_set_simd(false) */
+
+void nx_cpu_set_simd(bool on) { __atomic_store_n(&g_simd_off, on ? 0 : 1, __ATOMIC_RELAXED); }
+
+bool nx_cpu_have_avx512(void)
 {
     static int cached = -1;
+    if (__atomic_load_n(&g_simd_off, __ATOMIC_RELAXED)) return false;
     if (cached < 0) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -187,7 +192,7 @@ ngpt_status nx_cpu_gemv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const 
     if (per < 16) per = 16;
     gemv_job j = {
         .w = w->data, .b = b ? b->data : NULL, .bdt = b ? b->dtype : NGPT_DTYPE_F32,
-        .N = N, .K = K, .rows_per_task = per, .wdt = w->dtype, .avx512 = have_avx512(),
+        .N = N, .K = K, .rows_per_task = per, .wdt = w->dtype, .avx512 = nx_cpu_have_avx512(),
     };
     /* Rows of x in groups of up to 4: each group streams W once. */
     for (int64_t m0 = 0; m0 < M; m0 += GEMV_MAX_M) {
