@@ -136,6 +136,37 @@ static void bench_square(int64_t n)
     nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y), nx_free_aligned(xb), nx_free_aligned(wb);
 }
 
+/* Prefill-shaped linear y[M, N] = x[M, K] W^T (LLaMA MLP up: K 4096, N 11008) for each weight
+ * dtype, F32 compute (W converted tile by tile for F16/BF16) and BF16 compute. */
+static void bench_prefill_linear(int64_t M)
+{
+    const int64_t N = 11008, K = 4096;
+    float *x = nx_malloc_aligned((size_t)(M * K) * 4), *y = nx_malloc_aligned((size_t)(M * N) * 4);
+    float *w = nx_malloc_aligned((size_t)(N * K) * 4);
+    uint16_t *wh = nx_malloc_aligned((size_t)(N * K) * 2), *wb = nx_malloc_aligned((size_t)(N * K) * 2);
+    fill(x, (size_t)(M * K), 5);
+    fill(w, (size_t)(N * K), 6);
+    nx_f32_to_f16_n(w, wh, (size_t)(N * K));
+    nx_f32_to_bf16_n(w, wb, (size_t)(N * K));
+    int64_t xs[2] = {M, K}, ws[2] = {N, K}, ys[2] = {M, N};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2, xs, x, be), ty = nx_view(NGPT_DTYPE_F32, 2, ys, y, be);
+    nx_tensor tw[3] = {nx_view(NGPT_DTYPE_F32, 2, ws, w, be), nx_view(NGPT_DTYPE_F16, 2, ws, wh, be),
+                       nx_view(NGPT_DTYPE_BF16, 2, ws, wb, be)};
+    double gf = 2.0 * (double)M * N * K * 1e-9;
+    double t32 = 0;
+    for (int bf = 0; bf < 2; bf++)
+        for (int d = 0; d < 3; d++) {
+            nx_cpu_set_bf16_compute(be, bf);
+            double t = op_linear(&ty, &tx, &tw[d], 2);
+            nx_cpu_set_bf16_compute(be, false);
+            if (!bf && d == 0) t32 = t;
+            printf("| %lld x %lld x %lld | %s | %s | %.1f | %.1f | %.2f |\n", (long long)M, (long long)N, (long long)K,
+                   nx_dtype_name(tw[d].dtype), bf ? "bf16" : "f32", t * 1e3, gf / t, t32 / t);
+            fflush(stdout);
+        }
+    nx_free_aligned(x), nx_free_aligned(y), nx_free_aligned(w), nx_free_aligned(wh), nx_free_aligned(wb);
+}
+
 /* ---- bandwidth ceiling ---- */
 
 typedef struct rd_job {
@@ -271,6 +302,9 @@ int main(void)
     bench_square(1024);
     bench_square(2048);
     if (bench_full()) bench_square(4096);
+    printf("\n| M x N x K | W dtype | compute | ms | GFLOP/s | speed vs F32 W, F32 compute |\n|---|---|---|---|---|---|\n");
+    bench_prefill_linear(bench_full() ? 512 : 128);
+    if (bench_full()) bench_prefill_linear(16);
     bench_gemv();
     nx_backend_free(be);
     nx_pool_free(pool);

@@ -20,6 +20,7 @@
 #include "../../core/alloc.h"
 #include "../../core/error.h"
 
+#include <immintrin.h>
 #include <string.h>
 
 #define GEMV_MAX_ROWS 4
@@ -45,6 +46,41 @@ typedef struct cvt_job {
     int64_t     n, chunk;
 } cvt_job;
 
+/* AVX-512 conversions (core/dtype.c's bulk ones are scalar): exact F16/BF16 -> F32, and F32 ->
+ * BF16 with the same round-to-nearest-even and NaN quieting as nx_f32_to_bf16, F32 -> F16 RNE. */
+#define NX_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c")))
+
+static NX_AVX512 void cvt_to_f32_512(const uint16_t *s, float *d, int64_t n, bool f16)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 mk = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m256i h = _mm256_maskz_loadu_epi16(mk, s + i);
+        __m512 f = f16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        _mm512_mask_storeu_ps(d + i, mk, f);
+    }
+}
+
+static NX_AVX512 void cvt_from_f32_512(const float *s, uint16_t *d, int64_t n, bool f16)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 mk = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 f = _mm512_maskz_loadu_ps(mk, s + i);
+        __m256i h;
+        if (f16) {
+            h = _mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        } else {
+            __m512i u = _mm512_castps_si512(f);
+            __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+            __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+            __mmask16 nan = _mm512_cmp_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                  _mm512_set1_epi32(0x7f800000), _MM_CMPINT_NLE);
+            r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+            h = _mm512_cvtepi32_epi16(r);
+        }
+        _mm256_mask_storeu_epi16(d + i, mk, h);
+    }
+}
+
 static void cvt_task(int64_t t, int64_t nt, void *arg)
 {
     (void)nt;
@@ -53,22 +89,30 @@ static void cvt_task(int64_t t, int64_t nt, void *arg)
     size_t ss = nx_dtype_size(j->sdt), ds = nx_dtype_size(j->ddt);
     const void *s = (const char *)j->src + i0 * (int64_t)ss;
     void *d = (char *)j->dst + i0 * (int64_t)ds;
+    const bool v512 = nx_cpu_have_avx512();
     if (j->sdt == j->ddt) {
         memcpy(d, s, (size_t)n * ss);
     } else if (j->ddt == NGPT_DTYPE_F32) {
-        if (j->sdt == NGPT_DTYPE_F16) nx_f16_to_f32_n(s, d, (size_t)n);
+        if (v512) cvt_to_f32_512(s, d, n, j->sdt == NGPT_DTYPE_F16);
+        else if (j->sdt == NGPT_DTYPE_F16) nx_f16_to_f32_n(s, d, (size_t)n);
         else nx_bf16_to_f32_n(s, d, (size_t)n);
     } else if (j->sdt == NGPT_DTYPE_F32) {
-        if (j->ddt == NGPT_DTYPE_BF16) nx_f32_to_bf16_n(s, d, (size_t)n);
+        if (v512) cvt_from_f32_512(s, d, n, j->ddt == NGPT_DTYPE_F16);
+        else if (j->ddt == NGPT_DTYPE_BF16) nx_f32_to_bf16_n(s, d, (size_t)n);
         else nx_f32_to_f16_n(s, d, (size_t)n);
     } else { /* f16 <-> bf16 through f32 */
         float buf[256];
         for (int64_t i = 0; i < n; i += 256) {
-            size_t c = (size_t)(n - i < 256 ? n - i : 256);
-            if (j->sdt == NGPT_DTYPE_F16) nx_f16_to_f32_n((const uint16_t *)s + i, buf, c);
-            else nx_bf16_to_f32_n((const uint16_t *)s + i, buf, c);
-            if (j->ddt == NGPT_DTYPE_BF16) nx_f32_to_bf16_n(buf, (uint16_t *)d + i, c);
-            else nx_f32_to_f16_n(buf, (uint16_t *)d + i, c);
+            int64_t c = n - i < 256 ? n - i : 256;
+            if (v512) {
+                cvt_to_f32_512((const uint16_t *)s + i, buf, c, j->sdt == NGPT_DTYPE_F16);
+                cvt_from_f32_512(buf, (uint16_t *)d + i, c, j->ddt == NGPT_DTYPE_F16);
+                continue;
+            }
+            if (j->sdt == NGPT_DTYPE_F16) nx_f16_to_f32_n((const uint16_t *)s + i, buf, (size_t)c);
+            else nx_bf16_to_f32_n((const uint16_t *)s + i, buf, (size_t)c);
+            if (j->ddt == NGPT_DTYPE_BF16) nx_f32_to_bf16_n(buf, (uint16_t *)d + i, (size_t)c);
+            else nx_f32_to_f16_n(buf, (uint16_t *)d + i, (size_t)c);
         }
     }
 }
