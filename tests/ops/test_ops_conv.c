@@ -99,6 +99,10 @@ static void test_conv(void)
         check_conv(2, 2, 5, 7, (int64_t[]){9, 11}, (int64_t[]){3, 3}, 1, 1, 1, 1, dts[d], 1);
         check_conv(2, 1, 4, 6, (int64_t[]){10, 9}, (int64_t[]){3, 3}, 2, 1, 1, 1, dts[d], 1);
         check_conv(2, 1, 16, 8, (int64_t[]){5, 6}, (int64_t[]){1, 1}, 1, 0, 1, 1, dts[d], 0);
+        check_conv(2, 3, 17, 9, (int64_t[]){5, 7}, (int64_t[]){1, 1}, 1, 0, 1, 1, dts[d], 1); /* 1x1 -> matmul */
+        check_conv(1, 2, 12, 5, (int64_t[]){33}, (int64_t[]){1}, 1, 0, 1, 1, dts[d], 1);
+        check_conv(3, 2, 4, 6, (int64_t[]){3, 4, 5}, (int64_t[]){1, 1, 1}, 1, 0, 1, 1, dts[d], 1);
+        check_conv(2, 1, 8, 4, (int64_t[]){7, 9}, (int64_t[]){1, 1}, 2, 0, 1, 1, dts[d], 1);  /* strided 1x1: oneDNN conv */
         check_conv(2, 2, 6, 6, (int64_t[]){8, 7}, (int64_t[]){3, 3}, 1, 2, 2, 6, dts[d], 1);
         check_conv(2, 1, 3, 8, (int64_t[]){16, 16}, (int64_t[]){4, 4}, 4, 0, 1, 1, dts[d], 1);
         check_conv(2, 1, 8, 4, (int64_t[]){7, 9}, (int64_t[]){3, 2}, 1, 1, 1, 2, dts[d], 1);

@@ -23,6 +23,7 @@ typedef struct conv_desc {
     int64_t wei_strides[6];
     int     wnd;                      /* weight ndims */
     int     has_bias;
+    int     is_1x1;                   /* 1x1, stride 1, no pad, 1 group: a matmul (gemm.c) */
     int64_t stride[3], dil[3], pl[3], pr[3];
 } conv_desc;
 
@@ -108,6 +109,13 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         nx_cpu_convert(be, bc, NGPT_DTYPE_F32, b->data, b->dtype, nx_numel(b));
         bd = bc;
     }
+    ngpt_status s;
+    if (d->is_1x1) {
+        int64_t P = 1;
+        for (int i = 0; i < d->nsp; i++) P *= d->src[2 + i];
+        s = nx_cpu_conv1x1(be, y->data, x->data, wd, bd, d->src[0], d->dst[1], d->src[1], P);
+        goto done;
+    }
     nx_dnnl_key key = conv_key(d);
     void *h[4];
     int k = 0;
@@ -115,7 +123,8 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
     h[k++] = (void *)wd;
     if (b) h[k++] = (void *)bd;
     h[k++] = y->data;
-    ngpt_status s = nx_dnnl_run(be, &key, conv_build, (void *)d, h, what);
+    s = nx_dnnl_run(be, &key, conv_build, (void *)d, h, what);
+done:
     nx_free_aligned(wc);
     nx_free_aligned(bc);
     return s;
@@ -155,7 +164,9 @@ ngpt_status nx_cpu_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const 
         /* right pad implied by the output size (PyTorch floors, so it may be < pad) */
         d.pr[i] = (d.dst[2 + i] - 1) * d.stride[i] + (k - 1) * d.dil[i] + 1 - d.src[2 + i] - d.pl[i];
     }
-    (void)ksz;
+    d.is_1x1 = ksz == 1 && G == 1;
+    for (int i = 0; i < d.nsp; i++)
+        if (d.stride[i] != 1 || d.pl[i] != 0) d.is_1x1 = 0;
     return conv_run(be, &d, x, w, b, y, "conv");
 }
 

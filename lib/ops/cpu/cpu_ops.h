@@ -23,6 +23,9 @@ void nx_cpu_set_simd(bool on);
 ngpt_status nx_cpu_gemv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
 /* gemm.c: convert n elements between F32/F16/BF16 on the pool (also used by conv.c). */
 void nx_cpu_convert(nx_backend *be, void *dst, ngpt_dtype ddt, const void *src, ngpt_dtype sdt, int64_t n);
+/* gemm.c: 1x1 conv y[N, O, P] = w[O, C] @ x[N, C, P] (+ b[O]) as one batched matmul (all F32). */
+ngpt_status nx_cpu_conv1x1(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
+                           int64_t O, int64_t C, int64_t P);
 /* conv.c (oneDNN) */
 ngpt_status nx_cpu_conv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                         const nx_tensor *b, const nx_conv_params *p);
