@@ -348,8 +348,9 @@ ngpt_status nx_cpu_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, cons
 
 /* ---- 1x1 convolution as a batched matmul (conv.c) ----
  * y[n] (O x P) = W (O x C) @ x[n] (C x P) (+ b[O] per row), P = spatial size. oneDNN's
- * plain-layout (ncw/nchw) convolution runs 1x1 kernels through im2col + GEMM at ~1/4 of its
- * matmul speed (bench_conv), so conv.c routes stride-1, unpadded, ungrouped 1x1 convs here. */
+ * plain-layout (ncw/nchw) convolution runs 1x1 kernels as gemm:jit; its matmul was 1.06x of that
+ * on an idle host and up to 3.6x under load from other tenants (bench_conv), so conv.c routes
+ * stride-1, unpadded, ungrouped 1x1 convs here. */
 ngpt_status nx_cpu_conv1x1(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
                            int64_t O, int64_t C, int64_t P)
 {
