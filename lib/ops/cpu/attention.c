@@ -279,7 +279,7 @@ ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q,
     atomic_init(&j.oom, 0);
     if (j.B == 0 || j.Sq == 0 || j.H == 0 || j.D == 0) return NGPT_OK;
     /* [Sq, Skv] is shared by the batch; [B, Sq, Skv] and [B, 1, Sq, Skv] are per batch */
-    j.mask_bstride = mask && mask->rank >= 3 ? j.Sq * j.Skv : 0;
+    j.mask_bstride = mask && mask->rank >= 3 && mask->ne[0] > 1 ? j.Sq * j.Skv : 0; /* batch 1 broadcasts */
     j.n_qt = (j.Sq + BQ - 1) / BQ;
     nx_pool_run(be->pool, j.B * j.H * j.n_qt, attn_task, &j);
     if (atomic_load(&j.oom)) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "attention: cannot allocate tile scratch");
