@@ -471,6 +471,246 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
                                                    const ngpt_generate_params *params, int32_t *ids,
                                                    float *hidden);
 
+/* ---------------------------------------------------------------------------------------------
+ * Diffusion schedulers
+ *
+ * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio
+ * and video decoders), PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler) and DPM-Solver(++)
+ * multistep. A scheduler is built from a diffusers `scheduler_config.json`; it holds the noise
+ * schedule (alphas_cumprod in float32, as diffusers computes it), the timesteps and, for PNDM and
+ * DPM-Solver, the history of previous model outputs. It computes on host float32 arrays.
+ *
+ *     ngpt_scheduler *s = NULL;
+ *     if (ngpt_scheduler_create(&s, "sd/scheduler/scheduler_config.json", NULL) != NGPT_OK) ...
+ *     ngpt_scheduler_set_timesteps(s, 50);
+ *     const int64_t *ts; size_t nt;
+ *     ngpt_scheduler_timesteps(s, &ts, &nt);
+ *     for (size_t k = 0; k < nt; k++) {
+ *         ... eps = unet(latents, ts[k]) ...
+ *         ngpt_scheduler_step(s, eps, ts[k], latents, n, NULL);   // latents updated in place
+ *     }
+ *
+ * Randomness: the library draws no random numbers. Where diffusers would draw noise (DDIM with
+ * eta > 0, the SDE variants of DPM-Solver), the caller passes it as `variance_noise` (standard
+ * normal, one value per sample element, a fresh draw per step).
+ * Threads: a scheduler is stateful; use it from one thread at a time. Different schedulers are
+ * independent. Errors: NGPT_ERR_BAD_FORMAT (not JSON, a key of the wrong type),
+ * NGPT_ERR_UNSUPPORTED (an unknown _class_name / beta_schedule / prediction_type / algorithm,
+ * or a diffusers option not ported: thresholding, use_karras_sigmas, learned variance),
+ * NGPT_ERR_INVALID_ARGUMENT (NULL pointers, steps out of range, a timestep not in the schedule,
+ * step before set_timesteps, missing noise), NGPT_ERR_SHAPE_MISMATCH (n changed between steps).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ngpt_scheduler ngpt_scheduler;  /* opaque */
+
+typedef enum ngpt_scheduler_kind {
+    NGPT_SCHEDULER_AUTO                 = 0,  /* from the config's "_class_name" */
+    NGPT_SCHEDULER_DDIM                 = 1,  /* DDIMScheduler */
+    NGPT_SCHEDULER_PNDM                 = 2,  /* PNDMScheduler (PRK + PLMS, or PLMS only with skip_prk_steps) */
+    NGPT_SCHEDULER_DPMSOLVER_MULTISTEP  = 3   /* DPMSolverMultistepScheduler */
+} ngpt_scheduler_kind;
+
+typedef enum ngpt_prediction_type {
+    NGPT_PREDICTION_FROM_CONFIG = 0,
+    NGPT_PREDICTION_EPSILON     = 1,  /* the model predicts the noise */
+    NGPT_PREDICTION_V           = 2,  /* v-prediction */
+    NGPT_PREDICTION_SAMPLE      = 3   /* the model predicts x0 (not PNDM) */
+} ngpt_prediction_type;
+
+typedef enum ngpt_dpm_algorithm {
+    NGPT_DPM_ALGORITHM_FROM_CONFIG = 0,
+    NGPT_DPM_DPMSOLVER_PP          = 1,  /* "dpmsolver++" (data prediction) */
+    NGPT_DPM_DPMSOLVER             = 2,  /* "dpmsolver" (noise prediction) */
+    NGPT_DPM_SDE_DPMSOLVER_PP      = 3,  /* "sde-dpmsolver++": needs variance_noise every step */
+    NGPT_DPM_SDE_DPMSOLVER         = 4   /* "sde-dpmsolver": needs variance_noise every step */
+} ngpt_dpm_algorithm;
+
+typedef enum ngpt_dpm_solver_type {
+    NGPT_DPM_SOLVER_TYPE_FROM_CONFIG = 0,
+    NGPT_DPM_SOLVER_MIDPOINT         = 1,
+    NGPT_DPM_SOLVER_HEUN             = 2
+} ngpt_dpm_solver_type;
+
+typedef struct ngpt_scheduler_params {
+    size_t               struct_size;   /* sizeof(ngpt_scheduler_params), set by _default */
+    ngpt_scheduler_kind  kind;          /* default AUTO: from "_class_name" (then required) */
+    ngpt_prediction_type prediction_type; /* 0 = from config ("prediction_type", default epsilon) */
+    ngpt_dpm_algorithm   algorithm_type;  /* DPM-Solver only; 0 = from config (default dpmsolver++) */
+    ngpt_dpm_solver_type solver_type;     /* DPM-Solver only; 0 = from config (default midpoint) */
+    int32_t              solver_order;    /* DPM-Solver only, 1..3; 0 = from config (default 2) */
+    float                eta;             /* DDIM only: 0 = deterministic (default); > 0 needs
+                                             variance_noise in every step; NaN = 0 */
+    int32_t              use_clipped_model_output; /* DDIM only: 1 = re-derive eps from the
+                                             clipped x0 (diffusers' use_clipped_model_output) */
+    uint32_t             flags;           /* reserved, must be 0 */
+} ngpt_scheduler_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_scheduler_params). */
+NGPT_API ngpt_status ngpt_scheduler_params_default(ngpt_scheduler_params *p, size_t struct_size);
+/* Create a scheduler from a diffusers scheduler_config.json (`p` may be NULL: all defaults).
+ * Keys absent from the config take the diffusers 0.17 defaults of the chosen class; keys a class
+ * does not know are ignored, as diffusers does. Free with ngpt_scheduler_free. */
+NGPT_API ngpt_status ngpt_scheduler_create(ngpt_scheduler **out, const char *scheduler_config_json_path,
+                                           const ngpt_scheduler_params *p);
+/* The same from JSON text of `len` bytes (need not be NUL-terminated). */
+NGPT_API ngpt_status ngpt_scheduler_create_from_json(ngpt_scheduler **out, const char *json_text, size_t len,
+                                                     const ngpt_scheduler_params *p);
+/* NULL is a no-op. */
+NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s);
+/* The kind in use (never AUTO). */
+NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s);
+/* Compute the timesteps for n inference steps (1 <= n <= num_train_timesteps) and reset the
+ * stepping state. PNDM with skip_prk_steps gives n+1 timesteps (the second one repeated), PNDM
+ * with PRK steps more; DPM-Solver may give fewer (duplicates removed). */
+NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n);
+/* The timesteps, in stepping order (borrowed; valid until the next set_timesteps or free).
+ * Before set_timesteps: NGPT_ERR_INVALID_ARGUMENT. */
+NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int64_t **ts, size_t *n);
+/* One denoising step: sample (n floats, in/out) becomes the sample at the previous timestep.
+ * model_output: the model's prediction at `timestep` (n floats); timestep must be one of the
+ * schedule's (steps are taken in the schedule's order: PNDM and DPM-Solver remember previous
+ * outputs). variance_noise: n standard-normal floats when eta > 0 (DDIM) or for the SDE
+ * DPM-Solver variants, else NULL (ignored). n must stay the same until set_timesteps/reset. */
+NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_output, int64_t timestep,
+                                         float *sample, size_t n, const float *variance_noise);
+/* Forget the stepping history (PNDM's and DPM-Solver's previous outputs) but keep the
+ * timesteps: the next step starts the trajectory again. */
+NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s);
+/* alphas_cumprod, float32 [num_train_timesteps] (borrowed; lives as long as s). */
+NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, const float **acp, size_t *n);
+/* The standard deviation of the initial noise (1.0 for these schedulers). */
+NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s);
+/* scale_model_input: the identity for these schedulers (checks its arguments, changes nothing);
+ * call it before the model so that code stays correct for schedulers that do scale. */
+NGPT_API ngpt_status ngpt_scheduler_scale_model_input(const ngpt_scheduler *s, float *sample, size_t n,
+                                                      int64_t timestep);
+/* add_noise (img2img): out = sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise, 0 <= t <
+ * num_train_timesteps. out may alias original or noise. */
+NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *out, const float *original,
+                                              const float *noise, size_t n, int64_t timestep);
+
+/* ---------------------------------------------------------------------------------------------
+ * Media preprocessing
+ *
+ * Decoded media and ImageBind's input transforms, reproducing NExT-GPT's Python pipeline
+ * (ImageBind data.py with Pillow 9.4, torchvision 0.14, torchaudio 0.13, pytorchvideo):
+ *
+ *     ngpt_image *img = NULL;
+ *     if (ngpt_image_load(&img, "cat.jpg") != NGPT_OK) { ... ngpt_last_error() ... }
+ *     ngpt_tensor pixels;                        // F32 [3,224,224], library-owned
+ *     ngpt_image_preprocess(&pixels, img);
+ *     ... feed to the vision encoder ...
+ *     ngpt_tensor_free(&pixels);
+ *     ngpt_image_free(img);
+ *
+ * Images: JPEG (baseline, progressive, grayscale, CMYK; libjpeg-turbo) and PNG (every colour
+ * type and bit depth, interlaced; libpng), recognised by their first bytes, not by the file name.
+ * Pixels are RGB8 as Pillow's convert("RGB") gives them: alpha is dropped (not composited),
+ * palettes looked up, 16-bit samples reduced as Pillow does, EXIF orientation NOT applied.
+ * Images larger than 16384 pixels a side or 2^28 pixels are refused (NGPT_ERR_UNSUPPORTED).
+ * Audio: whatever libsndfile reads (WAV, FLAC, OGG/Vorbis, AIFF, ...); samples are float,
+ * integer PCM scaled by 1/2^(bits-1). Video: whatever libavformat/libavcodec read.
+ * Errors: NGPT_ERR_NOT_FOUND / NGPT_ERR_IO (the file cannot be read), NGPT_ERR_BAD_FORMAT
+ * (empty, truncated, corrupt or not a supported media file), NGPT_ERR_UNSUPPORTED (a known but
+ * unsupported format, or too large); the message names the file (or the `name` given for a
+ * memory buffer) and what is wrong. The decoders never print.
+ * Handles are independent of any context and may be used from any thread, one at a time.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ngpt_image ngpt_image;  /* opaque: a decoded RGB8 image */
+typedef struct ngpt_audio ngpt_audio;  /* opaque: decoded float samples */
+
+/* Decode the image file at `path`. Free with ngpt_image_free. */
+NGPT_API ngpt_status ngpt_image_load(ngpt_image **out, const char *path);
+/* Decode an image held in memory (`size` bytes, copied as needed; the caller keeps `data`).
+ * `name` labels error messages; NULL = "<memory>". */
+NGPT_API ngpt_status ngpt_image_load_memory(ngpt_image **out, const void *data, size_t size,
+                                            const char *name);
+/* Wrap packed RGB8 pixels (copied): `height` rows of `width` x 3 bytes, `stride` bytes apart
+ * (0 = width * 3). */
+NGPT_API ngpt_status ngpt_image_from_rgb8(ngpt_image **out, const uint8_t *rgb, int32_t width,
+                                          int32_t height, size_t stride);
+/* Size in pixels (0 for NULL). */
+NGPT_API int32_t ngpt_image_width(const ngpt_image *img);
+NGPT_API int32_t ngpt_image_height(const ngpt_image *img);
+/* Packed RGB8, row-major, width * 3 bytes per row, no padding. Borrowed from img. */
+NGPT_API const uint8_t *ngpt_image_pixels(const ngpt_image *img);
+/* NULL is a no-op. */
+NGPT_API void ngpt_image_free(ngpt_image *img);
+
+/* ImageBind's vision transform: Resize(224, bicubic; Pillow's exact fixed-point filter, short
+ * side 224), CenterCrop(224), ToTensor, Normalize(CLIP mean/std). *out becomes a library-owned
+ * F32 [3,224,224] tensor (free with ngpt_tensor_free). */
+NGPT_API ngpt_status ngpt_image_preprocess(ngpt_tensor *out, const ngpt_image *img);
+
+/* The Stable Diffusion pipeline's last step: F32 [B,3,H,W] (a VAE output, nominally [-1,1]) ->
+ * library-owned U8 [B,H,W,3] = round_half_even(clamp(x / 2 + 0.5, 0, 1) * 255). */
+NGPT_API ngpt_status ngpt_image_postprocess(ngpt_tensor *out, const ngpt_tensor *image);
+
+/* Decode the audio file at `path`. Free with ngpt_audio_free. */
+NGPT_API ngpt_status ngpt_audio_load(ngpt_audio **out, const char *path);
+/* Decode audio held in memory; `name` labels error messages (NULL = "<memory>"). */
+NGPT_API ngpt_status ngpt_audio_load_memory(ngpt_audio **out, const void *data, size_t size,
+                                            const char *name);
+/* Wrap float samples (copied), interleaved [n_frames][channels], nominally in [-1, 1]. */
+NGPT_API ngpt_status ngpt_audio_from_pcm(ngpt_audio **out, const float *samples, int64_t n_frames,
+                                         int32_t channels, int32_t sample_rate);
+/* Sample rate in Hz, channel count, frames (samples per channel); 0 for NULL. */
+NGPT_API int32_t ngpt_audio_sample_rate(const ngpt_audio *a);
+NGPT_API int32_t ngpt_audio_channels(const ngpt_audio *a);
+NGPT_API int64_t ngpt_audio_frames(const ngpt_audio *a);
+/* Interleaved float samples [frames][channels]. Borrowed from a. */
+NGPT_API const float *ngpt_audio_samples(const ngpt_audio *a);
+/* NULL is a no-op. */
+NGPT_API void ngpt_audio_free(ngpt_audio *a);
+
+/* Where the clips of a media item start: pytorchvideo's ConstantClipsPerVideoSampler places
+ * clip k of n at k * max(duration - clip, 0) / DIV. */
+typedef enum ngpt_clip_rule {
+    NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 = 0, /* DIV = n (PyPI 0.1.5, pinned by NExT-GPT; default) */
+    NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED = 1  /* DIV = n - 1 (the later fix that ImageBind pins) */
+} ngpt_clip_rule;
+
+typedef struct ngpt_audio_preprocess_params {
+    size_t         struct_size; /* sizeof(ngpt_audio_preprocess_params), set by _default */
+    ngpt_clip_rule clip_rule;   /* default NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 */
+    uint32_t       flags;       /* reserved, 0 */
+} ngpt_audio_preprocess_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_audio_preprocess_params). */
+NGPT_API ngpt_status ngpt_audio_preprocess_params_default(ngpt_audio_preprocess_params *p,
+                                                          size_t struct_size);
+/* ImageBind's audio transform: resample to 16 kHz (torchaudio's windowed sinc), 3 clips of 2 s,
+ * per clip mean removal and Kaldi fbank of the first channel (128 mel bins, 25 ms / 10 ms,
+ * Hann, HTK mel), padded or cropped to 204 frames, normalised (x + 4.268) / 9.138.
+ * *out becomes a library-owned F32 [3,1,128,204] tensor. `p` may be NULL (defaults). */
+NGPT_API ngpt_status ngpt_audio_preprocess(ngpt_tensor *out, const ngpt_audio *a,
+                                           const ngpt_audio_preprocess_params *p);
+
+typedef struct ngpt_video_preprocess_params {
+    size_t         struct_size; /* sizeof(ngpt_video_preprocess_params), set by _default */
+    ngpt_clip_rule clip_rule;   /* default NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 */
+    uint32_t       flags;       /* reserved, 0 */
+} ngpt_video_preprocess_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_video_preprocess_params). */
+NGPT_API ngpt_status ngpt_video_preprocess_params_default(ngpt_video_preprocess_params *p,
+                                                          size_t struct_size);
+/* ImageBind's video transform of the video file at `path` (any container and codec this
+ * build's FFmpeg decodes; the best video stream, audio ignored): 5 clips of 2 s (frame indices
+ * as decord + pytorchvideo 0.1.5 compute them), the first and last frame of each, RGB (BT.601,
+ * limited range), short side scaled to 224 (bilinear), Normalize(CLIP mean/std), 3 crops
+ * (left/centre/right; top/centre/bottom for portrait). *out becomes a library-owned F32
+ * [15,3,2,224,224] tensor: index 3 * clip + crop, then channel, frame, y, x. `p` may be NULL.
+ * FFmpeg's log level is process-wide: the first call sets it to AV_LOG_QUIET if it is still
+ * FFmpeg's default, so that the library prints nothing. */
+NGPT_API ngpt_status ngpt_video_preprocess(ngpt_tensor *out, const char *path,
+                                           const ngpt_video_preprocess_params *p);
+/* The same for a video held in memory; `name` labels error messages (NULL = "<memory>"). */
+NGPT_API ngpt_status ngpt_video_preprocess_memory(ngpt_tensor *out, const void *data, size_t size,
+                                                  const char *name,
+                                                  const ngpt_video_preprocess_params *p);
+
 #ifdef __cplusplus
 }
 #endif

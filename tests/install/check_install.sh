@@ -1,10 +1,14 @@
 #!/bin/sh
 # Install the build into a staging root and build a tiny C program against the INSTALLED library
 # using nothing but `pkg-config --cflags --libs nextgpt`, then run it.
-# usage: check_install.sh BUILD_DIR SOURCE_DIR
+# usage: check_install.sh BUILD_DIR SOURCE_DIR [B_SANITIZE]
+# (a sanitized library needs the app built with the same -fsanitize, as any app linking it would)
 set -eu
 build=$1
 src=$2
+san=${3:-none}
+extra=""
+[ "$san" != none ] && extra="-fsanitize=$san"
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 meson install -C "$build" --destdir "$root" --no-rebuild --quiet >/dev/null
@@ -37,5 +41,5 @@ int main(void)
     return strcmp(ngpt_version(), NGPT_VERSION_STRING) != 0;
 }
 C
-cc -std=c99 -Wall -Wextra -Werror -o "$root/app" "$root/app.c" $flags
+cc -std=c99 -Wall -Wextra -Werror $extra -o "$root/app" "$root/app.c" $flags
 LD_LIBRARY_PATH="$(dirname "$so")" "$root/app"

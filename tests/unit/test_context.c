@@ -1,6 +1,8 @@
 /* test_context.c — ngpt_context through the public API: defaults, struct_size handling for
  * older/newer callers, backend choice and fallback, logging, memory accounting, tensor helpers. */
 #include "nextgpt.h"
+#include "api/context.h"
+#include "ops/ops.h"
 #include "test.h"
 
 static int log_calls;
@@ -159,6 +161,30 @@ static void test_status_strings(void)
     CHECK(ngpt_last_error()[0] == 0);
 }
 
+/* memory_limit bounds the tensor memory a context's backend holds; used/peak follow it. */
+static void test_memory_limit(void)
+{
+    ngpt_context_params p;
+    ngpt_context_params_default(&p, sizeof p);
+    p.device = NGPT_DEVICE_CPU;
+    p.memory_limit = 4096;
+    ngpt_context *ctx = NULL;
+    CHECK_OK(ngpt_context_create(&ctx, &p));
+    if (!ctx) return;
+    nx_tensor a, b;
+    int64_t ne_a[1] = {512}, ne_b[1] = {600};
+    CHECK_OK(nx_tensor_alloc(&a, ctx->be, NGPT_DTYPE_F32, 1, ne_a)); /* 2048 bytes */
+    CHECK(ngpt_context_memory_used(ctx) == 2048);
+    CHECK_ERR(nx_tensor_alloc(&b, ctx->be, NGPT_DTYPE_F32, 1, ne_b), NGPT_ERR_OUT_OF_MEMORY, "memory limit");
+    CHECK(ngpt_context_memory_used(ctx) == 2048);
+    nx_tensor_free(&a);
+    CHECK(ngpt_context_memory_used(ctx) == 0);
+    CHECK(ngpt_context_memory_peak(ctx) == 2048);
+    CHECK_OK(nx_tensor_alloc(&b, ctx->be, NGPT_DTYPE_F32, 1, ne_b)); /* fits once a is freed */
+    nx_tensor_free(&b);
+    ngpt_context_free(ctx);
+}
+
 int main(void)
 {
     RUN(test_version);
@@ -168,5 +194,6 @@ int main(void)
     RUN(test_bad_params);
     RUN(test_tensor_helpers);
     RUN(test_status_strings);
+    RUN(test_memory_limit);
     return test_done();
 }

@@ -45,10 +45,6 @@ typedef struct case_stage {
     case_stage_fn run;   /* NULL = not implemented yet */
 } case_stage;
 
-/* Stage implementations (tools/case/stage_<family>.c). */
-ngpt_status case_tokenizer_encode(const case_ctx *c, case_out *out);
-ngpt_status case_tokenizer_decode(const case_ctx *c, case_out *out);
-
 /* The table (stages.c), terminated by {NULL, NULL}. */
 extern const case_stage case_stages[];
 

@@ -4,7 +4,7 @@
  *   tokenizer.encode  params text (string), add_bos (bool)          -> ids I32 [n]
  *   tokenizer.decode  params skip_special_tokens (bool), inputs ids -> text_utf8 U8 [bytes]
  */
-#include "stage.h"
+#include "stage_tokenizer.h"
 
 #include "core/alloc.h"
 #include "core/error.h"

@@ -2,6 +2,9 @@
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
 #include "stage_llama.h"
+#include "stage_media.h"
+#include "stage_sched.h"
+#include "stage_tokenizer.h"
 
 const case_stage case_stages[] = {
     /* llm */
@@ -12,19 +15,19 @@ const case_stage case_stages[] = {
     {"llama.generate_greedy", case_llama_generate_greedy},
     {"llama.lora", case_llama_lora},
     /* vision (encoders, projectors, image out) */
-    {"image.preprocess", NULL},
-    {"video.preprocess", NULL},
-    {"audio.fbank", NULL},
+    {"image.preprocess", case_image_preprocess},
+    {"video.preprocess", case_video_preprocess},
+    {"audio.fbank", case_audio_fbank},
     {"imagebind.vision", NULL},
     {"imagebind.audio", NULL},
     {"projector.input", NULL},
     {"projector.output", NULL},
     {"unet2d", NULL},
     {"vae.decode", NULL},
-    {"scheduler.ddim", NULL},
-    {"scheduler.pndm", NULL},
+    {"scheduler.ddim", case_scheduler_ddim},
+    {"scheduler.pndm", case_scheduler_pndm},
     {"sd.generate", NULL},
-    {"image.postprocess", NULL},
+    {"image.postprocess", case_image_postprocess},
     /* audio out */
     {"audioldm.unet", NULL},
     {"audioldm.vae_decode", NULL},
@@ -35,6 +38,6 @@ const case_stage case_stages[] = {
     {"zeroscope.vae_decode", NULL},
     {"video.postprocess", NULL},
     {"zeroscope.generate", NULL},
-    {"scheduler.dpmsolver", NULL},
+    {"scheduler.dpmsolver", case_scheduler_dpmsolver},
     {NULL, NULL},
 };

@@ -1,33 +1,287 @@
-/* LOCAL STUB (uncommitted): naive attention until opsb lands. */
+/* attention.c — scaled dot-product attention, flash style: each task takes one (batch, head,
+ * tile of BQ queries), walks the keys in tiles of BK with an online softmax (running max m,
+ * running sum l, rescaled accumulator O), so memory is O(BQ * (D + BK) + D * BK) per task,
+ * never [Sq, Skv]. Tasks run on the pool (dynamic balancing evens out causal tiles).
+ *
+ * Per key tile the tile of K is transposed once to Kt[D][BK] so that the scores of one query
+ * against BK keys are BK-wide vector FMAs (q[d] broadcast x Kt[d][:]); P @ V is D-wide FMAs
+ * into the query's O row. Both, and exp, are AVX-512 when the CPU has it (runtime dispatch),
+ * else plain C.
+ *
+ * Semantics: scores = scale * q.k + mask; causal hides key j from query i when
+ * j > i + (Skv - Sq) (bottom-right aligned). A query row whose keys are all hidden or all -inf
+ * (mask) has no defined softmax; we output ZEROS for it (not NaN, unlike a naive softmax), e.g.
+ * causal rows with i + Skv - Sq < 0. Mask values below ~-87 relative to the row max contribute
+ * exactly 0 in the AVX-512 path (exp underflow), as they would in F32 anyway. */
 #include "cpu_ops.h"
-#include "../../core/error.h"
+
 #include "../../core/alloc.h"
+#include "../../core/error.h"
+
+#include <immintrin.h>
 #include <math.h>
+#include <stdatomic.h>
+
+#define BQ 32
+#define BK 64
+
+typedef struct attn_job {
+    const float *q, *k, *v, *mask;
+    float       *out;
+    int64_t      B, Sq, Skv, H, Hkv, D;
+    int64_t      mask_bstride;  /* elements between batches of the mask (0: shared [Sq, Skv]) */
+    int64_t      n_qt;          /* query tiles */
+    float        scale;
+    bool         causal;
+    bool         avx512;
+    atomic_int   oom;
+} attn_job;
+
+#define NX_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define NX_INLINE static inline __attribute__((always_inline))
+
+/* ---- AVX-512 helpers ---- */
+
+/* exp(x) for 16 lanes, ~2 ulp on [-87, 88]; 0 below -87 (including -inf). Cephes expf. */
+NX_INLINE NX_AVX512 __m512 exp512(__m512 x)
+{
+    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512 e = _mm512_scalef_ps(p, n);
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ), e);
+}
+
+/* ---- the tile, written once; V512 selects intrinsics (a constant after inlining) ----
+ * Scores and P @ V work on 4 query rows at a time so each loaded K/V vector feeds 4 FMAs
+ * (FMA-bound rather than load-bound). */
+
+static inline NX_AVX512 void scores4_512(const float *qs, int64_t D, const float *Kt, float *s)
+{
+    __m512 a[4][4];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) a[r][u] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < D; d++) {
+        const float *kr = Kt + d * BK;
+        __m512 kv[4];
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) kv[u] = _mm512_loadu_ps(kr + 16 * u);
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            __m512 qd = _mm512_set1_ps(qs[r * D + d]);
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) a[r][u] = _mm512_fmadd_ps(qd, kv[u], a[r][u]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) _mm512_storeu_ps(s + r * BK + 16 * u, a[r][u]);
+}
+
+static inline NX_AVX512 float exp_row_512(float *s, float mnew)
+{
+    __m512 m = _mm512_set1_ps(mnew), sum = _mm512_setzero_ps();
+    for (int j = 0; j < BK; j += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(s + j), m));
+        _mm512_storeu_ps(s + j, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+/* o[r] = corr[r] * o[r] + sum_jj p[r][jj] v[jj] for 4 rows r */
+static inline NX_AVX512 void pv4_512(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D,
+                                     const float *corr)
+{
+    for (int64_t d = 0; d < D; d += 64) {
+        int64_t rem = D - d;
+        __mmask16 mk[4];
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) {
+            int64_t r = rem - 16 * u;
+            mk[u] = r >= 16 ? (__mmask16)0xffff : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1u);
+        }
+        __m512 acc[4][4];
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            __m512 c = _mm512_set1_ps(corr[r]);
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) acc[r][u] = _mm512_mul_ps(c, _mm512_maskz_loadu_ps(mk[u], o + r * D + d + 16 * u));
+        }
+        for (int jj = 0; jj < nk; jj++) {
+            const float *vr = v0 + jj * vstride + d;
+            __m512 vv[4];
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) vv[u] = _mm512_maskz_loadu_ps(mk[u], vr + 16 * u);
+            _Pragma("GCC unroll 4")
+            for (int r = 0; r < 4; r++) {
+                __m512 pj = _mm512_set1_ps(p[r * BK + jj]);
+                _Pragma("GCC unroll 4")
+                for (int u = 0; u < 4; u++) acc[r][u] = _mm512_fmadd_ps(pj, vv[u], acc[r][u]);
+            }
+        }
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++)
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) _mm512_mask_storeu_ps(o + r * D + d + 16 * u, mk[u], acc[r][u]);
+    }
+}
+
+NX_INLINE void scores4(const float *qs, int64_t D, const float *Kt, float *s, const bool V512)
+{
+    if (V512) {
+        scores4_512(qs, D, Kt, s);
+        return;
+    }
+    for (int r = 0; r < 4; r++) {
+        float *sr = s + r * BK;
+        for (int j = 0; j < BK; j++) sr[j] = 0.0f;
+        for (int64_t d = 0; d < D; d++)
+            for (int j = 0; j < BK; j++) sr[j] += qs[r * D + d] * Kt[d * BK + j];
+    }
+}
+
+NX_INLINE float exp_row(float *s, float mnew, const bool V512)
+{
+    if (V512) return exp_row_512(s, mnew);
+    float sum = 0.0f;
+    for (int j = 0; j < BK; j++) {
+        s[j] = expf(s[j] - mnew);
+        sum += s[j];
+    }
+    return sum;
+}
+
+NX_INLINE void pv4(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D, const float *corr,
+                   const bool V512)
+{
+    if (V512) {
+        pv4_512(o, p, v0, vstride, nk, D, corr);
+        return;
+    }
+    for (int r = 0; r < 4; r++) {
+        float *orow = o + r * D;
+        for (int64_t d = 0; d < D; d++) orow[d] *= corr[r];
+        for (int jj = 0; jj < nk; jj++)
+            for (int64_t d = 0; d < D; d++) orow[d] += p[r * BK + jj] * v0[jj * vstride + d];
+    }
+}
+
+NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr, const bool V512)
+{
+    const int64_t D = j->D, Sq = j->Sq, Skv = j->Skv, H = j->H, Hkv = j->Hkv;
+    const int64_t hk = h / (H / Hkv), off = Skv - Sq;
+    const int nq = (int)(Sq - q0 < BQ ? Sq - q0 : BQ);
+    const int nq4 = (nq + 3) & ~3;
+    float *Qs = scr;          /* [BQ][D] scaled queries (rows >= nq zero) */
+    float *O = Qs + BQ * D;   /* [BQ][D] unnormalised output */
+    float *Kt = O + BQ * D;   /* [D][BK] */
+    float *S = Kt + D * BK;   /* [BQ][BK] scores, then probabilities */
+    float m[BQ], l[BQ], corr[BQ];
+    for (int i = 0; i < nq4; i++) {
+        const float *qr = i < nq ? j->q + ((b * Sq + q0 + i) * H + h) * D : NULL;
+        for (int64_t d = 0; d < D; d++) {
+            Qs[i * D + d] = qr ? qr[d] * j->scale : 0.0f;
+            O[i * D + d] = 0.0f;
+        }
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+    }
+    int64_t kv_end = Skv;
+    if (j->causal && q0 + nq + off < kv_end) kv_end = q0 + nq + off; /* last query's keys */
+    const int64_t kvrow = Hkv * D;
+    for (int64_t j0 = 0; j0 < kv_end; j0 += BK) {
+        const int nk = (int)(kv_end - j0 < BK ? kv_end - j0 : BK);
+        const float *kb = j->k + ((b * Skv + j0) * Hkv + hk) * D;
+        for (int jj = 0; jj < nk; jj++)
+            for (int64_t d = 0; d < D; d++) Kt[d * BK + jj] = kb[jj * kvrow + d];
+        for (int jj = nk; jj < BK; jj++)
+            for (int64_t d = 0; d < D; d++) Kt[d * BK + jj] = 0.0f;
+        const float *vb = j->v + ((b * Skv + j0) * Hkv + hk) * D;
+        for (int i = 0; i < nq4; i += 4) scores4(Qs + i * D, D, Kt, S + i * BK, V512);
+        for (int i = 0; i < nq4; i++) {
+            float *Si = S + i * BK;
+            int64_t nvalid = i < nq ? nk : 0;
+            if (j->causal && q0 + i + off - j0 + 1 < nvalid) nvalid = q0 + i + off - j0 + 1;
+            float mx = -INFINITY;
+            if (nvalid > 0) {
+                if (j->mask) {
+                    const float *mr = j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0;
+                    for (int jj = 0; jj < nvalid; jj++) Si[jj] += mr[jj];
+                }
+                for (int jj = 0; jj < nvalid; jj++) mx = Si[jj] > mx ? Si[jj] : mx;
+            }
+            float mnew = mx > m[i] ? mx : m[i];
+            if (mnew == -INFINITY) { /* every key so far hidden: no contribution */
+                for (int jj = 0; jj < BK; jj++) Si[jj] = 0.0f;
+                corr[i] = 1.0f;
+                continue;
+            }
+            for (int jj = nvalid > 0 ? (int)nvalid : 0; jj < BK; jj++) Si[jj] = -INFINITY;
+            corr[i] = m[i] == -INFINITY ? 0.0f : expf(m[i] - mnew);
+            l[i] = l[i] * corr[i] + exp_row(Si, mnew, V512);
+            m[i] = mnew;
+        }
+        for (int i = 0; i < nq4; i += 4) pv4(O + i * D, S + i * BK, vb, kvrow, nk, D, corr + i, V512);
+    }
+    for (int i = 0; i < nq; i++) {
+        float *orow = j->out + ((b * Sq + q0 + i) * H + h) * D;
+        float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f; /* fully masked row -> zeros */
+        for (int64_t d = 0; d < D; d++) orow[d] = O[i * D + d] * inv;
+    }
+}
+
+static NX_AVX512 void attn_tile_avx512(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr)
+{
+    attn_tile(j, b, h, q0, scr, true);
+}
+
+static void attn_tile_plain(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr)
+{
+    attn_tile(j, b, h, q0, scr, false);
+}
+
+static void attn_task(int64_t t, int64_t nt, void *arg)
+{
+    (void)nt;
+    attn_job *j = arg;
+    const int64_t qt = t % j->n_qt, bh = t / j->n_qt, h = bh % j->H, b = bh / j->H;
+    float *scr = nx_malloc_aligned((size_t)(2 * BQ * j->D + j->D * BK + BQ * BK) * sizeof(float));
+    if (!scr) {
+        atomic_store(&j->oom, 1);
+        return;
+    }
+    if (j->avx512) attn_tile_avx512(j, b, h, qt * BQ, scr);
+    else attn_tile_plain(j, b, h, qt * BQ, scr);
+    nx_free_aligned(scr);
+}
+
 ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
                              const nx_tensor *v, const nx_tensor *mask, float scale, bool causal)
 {
-    (void)be;
-    if (mask) return nx_err(NGPT_ERR_UNIMPLEMENTED, "stub attention mask");
-    int64_t B = q->ne[0], Sq = q->ne[1], H = q->ne[2], D = q->ne[3], Skv = k->ne[1], Hk = k->ne[2];
-    double *s = nx_malloc((size_t)Skv * sizeof(double));
-    if (!s) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "stub");
-    const float *qd = q->data, *kd = k->data, *vd = v->data; float *od = out->data;
-    for (int64_t b = 0; b < B; b++) for (int64_t i = 0; i < Sq; i++) for (int64_t h = 0; h < H; h++) {
-        int64_t hk = h / (H / Hk), lim = causal ? i + (Skv - Sq) : Skv - 1;
-        const float *qr = qd + ((b * Sq + i) * H + h) * D;
-        double mx = -INFINITY;
-        for (int64_t j = 0; j <= lim; j++) {
-            const float *kr = kd + ((b * Skv + j) * Hk + hk) * D;
-            double a = 0; for (int64_t d = 0; d < D; d++) a += (double)qr[d] * kr[d];
-            s[j] = a * scale; if (s[j] > mx) mx = s[j];
-        }
-        double sum = 0; for (int64_t j = 0; j <= lim; j++) { s[j] = exp(s[j] - mx); sum += s[j]; }
-        float *o = od + ((b * Sq + i) * H + h) * D;
-        for (int64_t d = 0; d < D; d++) {
-            double a = 0; for (int64_t j = 0; j <= lim; j++) a += s[j] * vd[((b * Skv + j) * Hk + hk) * D + d];
-            o[d] = (float)(a / sum);
-        }
-    }
-    nx_free(s);
+    attn_job j = {
+        .q = q->data, .k = k->data, .v = v->data, .mask = mask ? mask->data : NULL, .out = out->data,
+        .B = q->ne[0], .Sq = q->ne[1], .H = q->ne[2], .D = q->ne[3], .Skv = k->ne[1], .Hkv = k->ne[2],
+        .scale = scale, .causal = causal, .avx512 = nx_cpu_have_avx512(),
+    };
+    atomic_init(&j.oom, 0);
+    if (j.B == 0 || j.Sq == 0 || j.H == 0 || j.D == 0) return NGPT_OK;
+    /* [Sq, Skv] is shared by the batch; [B, Sq, Skv] and [B, 1, Sq, Skv] are per batch */
+    j.mask_bstride = mask && mask->rank >= 3 && mask->ne[0] > 1 ? j.Sq * j.Skv : 0; /* batch 1 broadcasts */
+    j.n_qt = (j.Sq + BQ - 1) / BQ;
+    nx_pool_run(be->pool, j.B * j.H * j.n_qt, attn_task, &j);
+    if (atomic_load(&j.oom)) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "attention: cannot allocate tile scratch");
     return NGPT_OK;
 }

@@ -1,6 +1,7 @@
 /* backend.c — the CPU backend: host memory and the op table. The ops themselves live in the
  * other files of this folder (one per op family). */
 #include "cpu_ops.h"
+#include "onednn.h"  /* nx_cpu_state (be->impl): oneDNN engine + primitive cache (gemm/conv) */
 
 #include "../../core/alloc.h"
 #include "../../core/error.h"
@@ -35,7 +36,11 @@ static ngpt_status cpu_sync(nx_backend *be)
     return NGPT_OK;
 }
 
-static void cpu_destroy(nx_backend *be) { nx_free(be); }
+static void cpu_destroy(nx_backend *be)
+{
+    nx_cpu_state_free(be->impl);  /* onednn.c */
+    nx_free(be);
+}
 
 static const nx_backend_vtbl k_cpu_vtbl = {
     .name = "cpu",
@@ -99,6 +104,13 @@ ngpt_status nx_cpu_backend_create(nx_backend **out, nx_pool *pool, const nx_logg
     be->kind = NGPT_BACKEND_CPU;
     be->act_dtypes = NX_DTYPE_BIT(NGPT_DTYPE_F32);
     be->pool = pool;
+    /* ---- private state (onednn.c): oneDNN engine, primitive cache, bf16 option ---- */
+    ngpt_status st = nx_cpu_state_create((nx_cpu_state **)&be->impl);
+    if (st != NGPT_OK) {
+        nx_free(be);
+        return st;
+    }
+    /* ---- */
     if (log) be->log = *log;
     char model[100];
     cpu_model_name(model, sizeof model);

@@ -9,6 +9,23 @@
 ngpt_status nx_cpu_linear(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
 ngpt_status nx_cpu_matmul(nx_backend *, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,
                           bool trans_a, bool trans_b, float alpha, float beta);
+/* Linear with F16/BF16 (or F32) weights computes in F32 by default; with bf16 compute on, linear
+ * (M > 4) rounds x (and F32/F16 weights) to BF16 and runs oneDNN's BF16 (AMX) matmul with F32
+ * accumulation and output. M <= 4 (the GEMV path) always computes in F32. (onednn.c) */
+void nx_cpu_set_bf16_compute(nx_backend *be, bool on);
+bool nx_cpu_bf16_compute(const nx_backend *be);
+/* gemv.c: runtime dispatch shared by gemv.c and attention.c: true when the CPU has AVX-512
+ * F/BW/VL/DQ and SIMD was not turned off; nx_cpu_set_simd(false) forces the portable paths
+ * (tests use it to check them on AVX-512 hosts). */
+bool nx_cpu_have_avx512(void);
+void nx_cpu_set_simd(bool on);
+/* gemv.c: y[M, N] = x[M, K] @ w[N, K]^T (+ b) for small M (any M works; fast for M <= 4). */
+ngpt_status nx_cpu_gemv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
+/* gemm.c: convert n elements between F32/F16/BF16 on the pool (also used by conv.c). */
+void nx_cpu_convert(nx_backend *be, void *dst, ngpt_dtype ddt, const void *src, ngpt_dtype sdt, int64_t n);
+/* gemm.c: 1x1 conv y[N, O, P] = w[O, C] @ x[N, C, P] (+ b[O]) as one batched matmul (all F32). */
+ngpt_status nx_cpu_conv1x1(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
+                           int64_t O, int64_t C, int64_t P);
 /* conv.c (oneDNN) */
 ngpt_status nx_cpu_conv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                         const nx_tensor *b, const nx_conv_params *p);

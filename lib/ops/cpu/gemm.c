@@ -1,37 +1,366 @@
-/* LOCAL STUB (uncommitted): naive linear/matmul until opsb lands. */
+/* gemm.c — linear and batched matmul through oneDNN's matmul primitive (cached per shape in the
+ * backend state, see onednn.h); linear with M <= 4 goes to the hand-written GEMV (gemv.c).
+ *
+ * F16/BF16 weights: what was measured (2-core Xeon 6/207 KVM guest, bench/RESULTS.md) and chosen.
+ *  - oneDNN 2.6 has no "f32 activations x bf16/f16 weights" matmul (weights decompression came in
+ *    3.x), and its f16 matmul/reorders are reference-only or unimplemented here (an f16 -> f32
+ *    oneDNN reorder took 25x longer than the AVX-512 loop below). Keeping a converted F32 copy of
+ *    every weight would double the model's memory.
+ *  - Default, F32 compute: W is converted to F32 in tiles of NB rows (NB*K*4 ~ 8 MiB, so the tile
+ *    is still in cache for the GEMM), with AVX-512 conversion on the pool, and each tile is one
+ *    oneDNN f32 matmul writing y[:, n0:n0+NB] in place. Results equal an F32 GEMM on the exactly
+ *    converted weights. Measured at 128 x 11008 x 4096, 1 thread: F16/BF16 W at 0.84x of the F32-W
+ *    speed (the conversion is ~1/M of the GEMM's work, so less at larger M). With 2 threads on the
+ *    shared 2 cores it measured 0.5-0.7x (the pool's conversion and oneDNN's OpenMP workers, which
+ *    spin-wait after each matmul, compete; running the conversion on the OpenMP team instead was
+ *    tried and was not better on that noisy host). A fused convert-in-GEMM kernel is the next step.
+ *  - BF16 compute (nx_cpu_set_bf16_compute, opt-in): x is rounded to BF16 and BF16 W is used in
+ *    place by oneDNN's bf16 kernels with F32 accumulation and output; F32/F16 W are rounded tile by
+ *    tile as above. This guest exposes AVX512-BF16 but not AMX, and there oneDNN's bf16 matmul runs
+ *    at ~0.5x of its f32 (170 vs 326 GFLOP/s at 2048^3), so it is not the default; on a host with
+ *    AMX (DESIGN §7: 1,064 GFLOP/s) it is the fast path. It loses precision (x and F16 W lose 3+
+ *    mantissa bits).
+ *  - M <= 4 always uses gemv.c (F32 accumulation, weights read in their own dtype). */
 #include "cpu_ops.h"
+#include "onednn.h"
+
+#include "../../core/alloc.h"
 #include "../../core/error.h"
-static float wat(const nx_tensor *w, int64_t i)
+
+#include <immintrin.h>
+#include <string.h>
+
+#define GEMV_MAX_ROWS 4
+#define TILE_BYTES ((int64_t)8 << 20)
+
+enum { KEY_LINEAR = 1, KEY_MATMUL = 2 };
+
+static dnnl_data_type_t dnnl_dt(ngpt_dtype dt)
 {
-    if (w->dtype == NGPT_DTYPE_F32) return ((const float *)w->data)[i];
-    uint16_t h = ((const uint16_t *)w->data)[i];
-    return w->dtype == NGPT_DTYPE_F16 ? nx_f16_to_f32(h) : nx_bf16_to_f32(h);
+    switch (dt) {
+    case NGPT_DTYPE_F16: return dnnl_f16;
+    case NGPT_DTYPE_BF16: return dnnl_bf16;
+    default: return dnnl_f32;
+    }
 }
-ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b)
+
+/* ---- conversion on the pool ---- */
+
+typedef struct cvt_job {
+    const void *src;
+    void       *dst;
+    ngpt_dtype  sdt, ddt;
+    int64_t     n, chunk;
+} cvt_job;
+
+/* AVX-512 conversions (core/dtype.c's bulk ones are scalar): exact F16/BF16 -> F32, and F32 ->
+ * BF16 with the same round-to-nearest-even and NaN quieting as nx_f32_to_bf16, F32 -> F16 RNE. */
+#define NX_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c")))
+
+static NX_AVX512 void cvt_to_f32_512(const uint16_t *s, float *d, int64_t n, bool f16)
 {
-    (void)be;
-    int64_t N = w->ne[0], K = w->ne[1], M = nx_numel(x) / K;
-    const float *xd = x->data; float *yd = y->data;
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
-            double acc = b ? wat(b, n) : 0;
-            for (int64_t k = 0; k < K; k++) acc += (double)xd[m * K + k] * wat(w, n * K + k);
-            yd[m * N + n] = (float)acc;
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 mk = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m256i h = _mm256_maskz_loadu_epi16(mk, s + i);
+        __m512 f = f16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        _mm512_mask_storeu_ps(d + i, mk, f);
+    }
+}
+
+static NX_AVX512 void cvt_from_f32_512(const float *s, uint16_t *d, int64_t n, bool f16)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 mk = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m512 f = _mm512_maskz_loadu_ps(mk, s + i);
+        __m256i h;
+        if (f16) {
+            h = _mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        } else {
+            __m512i u = _mm512_castps_si512(f);
+            __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+            __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+            __mmask16 nan = _mm512_cmp_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                  _mm512_set1_epi32(0x7f800000), _MM_CMPINT_NLE);
+            r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+            h = _mm512_cvtepi32_epi16(r);
         }
+        _mm256_mask_storeu_epi16(d + i, mk, h);
+    }
+}
+
+static void cvt_task(int64_t t, int64_t nt, void *arg)
+{
+    (void)nt;
+    const cvt_job *j = arg;
+    int64_t i0 = t * j->chunk, n = j->n - i0 < j->chunk ? j->n - i0 : j->chunk;
+    size_t ss = nx_dtype_size(j->sdt), ds = nx_dtype_size(j->ddt);
+    const void *s = (const char *)j->src + i0 * (int64_t)ss;
+    void *d = (char *)j->dst + i0 * (int64_t)ds;
+    const bool v512 = nx_cpu_have_avx512();
+    if (j->sdt == j->ddt) {
+        memcpy(d, s, (size_t)n * ss);
+    } else if (j->ddt == NGPT_DTYPE_F32) {
+        if (v512) cvt_to_f32_512(s, d, n, j->sdt == NGPT_DTYPE_F16);
+        else if (j->sdt == NGPT_DTYPE_F16) nx_f16_to_f32_n(s, d, (size_t)n);
+        else nx_bf16_to_f32_n(s, d, (size_t)n);
+    } else if (j->sdt == NGPT_DTYPE_F32) {
+        if (v512) cvt_from_f32_512(s, d, n, j->ddt == NGPT_DTYPE_F16);
+        else if (j->ddt == NGPT_DTYPE_BF16) nx_f32_to_bf16_n(s, d, (size_t)n);
+        else nx_f32_to_f16_n(s, d, (size_t)n);
+    } else { /* f16 <-> bf16 through f32 */
+        float buf[256];
+        for (int64_t i = 0; i < n; i += 256) {
+            int64_t c = n - i < 256 ? n - i : 256;
+            if (v512) {
+                cvt_to_f32_512((const uint16_t *)s + i, buf, c, j->sdt == NGPT_DTYPE_F16);
+                cvt_from_f32_512(buf, (uint16_t *)d + i, c, j->ddt == NGPT_DTYPE_F16);
+                continue;
+            }
+            if (j->sdt == NGPT_DTYPE_F16) nx_f16_to_f32_n((const uint16_t *)s + i, buf, (size_t)c);
+            else nx_bf16_to_f32_n((const uint16_t *)s + i, buf, (size_t)c);
+            if (j->ddt == NGPT_DTYPE_BF16) nx_f32_to_bf16_n(buf, (uint16_t *)d + i, (size_t)c);
+            else nx_f32_to_f16_n(buf, (uint16_t *)d + i, (size_t)c);
+        }
+    }
+}
+
+/* Convert n elements src(sdt) -> dst(ddt) on the pool. */
+void nx_cpu_convert(nx_backend *be, void *dst, ngpt_dtype ddt, const void *src, ngpt_dtype sdt, int64_t n)
+{
+    if (n <= 0) return;
+    cvt_job j = {.src = src, .dst = dst, .sdt = sdt, .ddt = ddt, .n = n, .chunk = 1 << 16};
+    nx_pool_run(be->pool, (n + j.chunk - 1) / j.chunk, cvt_task, &j);
+}
+
+/* ---- oneDNN matmul builder ---- */
+
+typedef struct mm_desc {
+    int     ndims;             /* 2 or 3 */
+    int64_t src_dims[3], src_strides[3];
+    int64_t wei_dims[3], wei_strides[3];
+    int64_t dst_dims[3], dst_strides[3];
+    int     src_dt, wei_dt;    /* dnnl_data_type_t; dst is f32 */
+    int     has_bias;          /* bias f32 [1, N] (or [1, 1, N]); with bias_rows [1, M, 1] */
+    int     bias_rows;
+    float   alpha, beta;
+} mm_desc;
+
+static ngpt_status mm_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd, int *ids, int *n)
+{
+    const mm_desc *d = arg;
+    dnnl_memory_desc_t src, wei, dst, bias;
+    NX_TRY(nx_dnnl_md(&src, d->ndims, d->src_dims, (dnnl_data_type_t)d->src_dt, d->src_strides));
+    NX_TRY(nx_dnnl_md(&wei, d->ndims, d->wei_dims, (dnnl_data_type_t)d->wei_dt, d->wei_strides));
+    NX_TRY(nx_dnnl_md(&dst, d->ndims, d->dst_dims, dnnl_f32, d->dst_strides));
+    if (d->has_bias) {
+        int64_t bd[3] = {1, 1, 1};
+        if (d->bias_rows) bd[d->ndims - 2] = d->dst_dims[d->ndims - 2];
+        else bd[d->ndims - 1] = d->dst_dims[d->ndims - 1];
+        NX_TRY(nx_dnnl_md(&bias, d->ndims, bd, dnnl_f32, NULL));
+    }
+    dnnl_matmul_desc_t md;
+    dnnl_status_t r = dnnl_matmul_desc_init(&md, &src, &wei, d->has_bias ? &bias : NULL, &dst);
+    if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "matmul descriptor: %s", nx_dnnl_status_str(r));
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    r = dnnl_primitive_attr_create(&attr);
+    if (r == dnnl_success && d->alpha != 1.0f) r = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &d->alpha);
+    if (r == dnnl_success && d->beta != 0.0f) {
+        r = dnnl_post_ops_create(&po);
+        if (r == dnnl_success) r = dnnl_post_ops_append_sum(po, d->beta);
+        if (r == dnnl_success) r = dnnl_primitive_attr_set_post_ops(attr, po);
+    }
+    if (r == dnnl_success) r = dnnl_primitive_desc_create(pd, &md, attr, eng, NULL);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "matmul primitive descriptor: %s", nx_dnnl_status_str(r));
+    int k = 0;
+    ids[k++] = DNNL_ARG_SRC;
+    ids[k++] = DNNL_ARG_WEIGHTS;
+    if (d->has_bias) ids[k++] = DNNL_ARG_BIAS;
+    ids[k++] = DNNL_ARG_DST;
+    *n = k;
     return NGPT_OK;
 }
+
+static nx_dnnl_key mm_key(int tag, const mm_desc *d)
+{
+    nx_dnnl_key k;
+    memset(&k, 0, sizeof k);
+    int i = 0;
+    k.v[i++] = tag;
+    k.v[i++] = d->ndims;
+    for (int a = 0; a < 3; a++) {
+        k.v[i++] = d->src_dims[a];
+        k.v[i++] = d->src_strides[a];
+        k.v[i++] = d->wei_dims[a];
+        k.v[i++] = d->wei_strides[a];
+        k.v[i++] = d->dst_dims[a];
+        k.v[i++] = d->dst_strides[a];
+    }
+    k.v[i++] = d->src_dt;
+    k.v[i++] = d->wei_dt;
+    k.v[i++] = d->has_bias;
+    k.v[i++] = d->bias_rows;
+    uint32_t ua, ub;
+    memcpy(&ua, &d->alpha, 4);
+    memcpy(&ub, &d->beta, 4);
+    k.v[i++] = ua;
+    k.v[i++] = ub;
+    return k;
+}
+
+static ngpt_status mm_run(nx_backend *be, int tag, const mm_desc *d, const void *src, const void *wei,
+                          const float *bias, float *dst, const char *what)
+{
+    nx_dnnl_key key = mm_key(tag, d);
+    void *h[4];
+    int k = 0;
+    h[k++] = (void *)src;
+    h[k++] = (void *)wei;
+    if (d->has_bias) h[k++] = (void *)bias;
+    h[k++] = dst;
+    return nx_dnnl_run(be, &key, mm_build, (void *)d, h, what);
+}
+
+/* ---- linear ---- */
+
+ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b)
+{
+    const int64_t N = w->ne[0], K = w->ne[1];
+    const int64_t M = K ? nx_numel(x) / K : nx_numel(y) / (N ? N : 1);
+    if (M <= GEMV_MAX_ROWS || K == 0) return nx_cpu_gemv(be, y, x, w, b);
+    if (N == 0) return NGPT_OK;
+
+    const bool bf16 = nx_cpu_bf16_compute(be);
+    const ngpt_dtype cdt = bf16 ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32; /* compute dtype of x and W */
+    ngpt_status s = NGPT_OK;
+    void *xs = NULL, *wt = NULL;
+    float *bf = NULL;
+
+    const void *xsrc = x->data;
+    if (bf16) {
+        xs = nx_malloc_aligned((size_t)(M * K) * 2);
+        if (!xs) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: cannot allocate %lld x %lld bf16 input", (long long)M, (long long)K);
+        nx_cpu_convert(be, xs, NGPT_DTYPE_BF16, x->data, NGPT_DTYPE_F32, M * K);
+        xsrc = xs;
+    }
+    const float *bias = NULL;
+    if (b) {
+        if (b->dtype == NGPT_DTYPE_F32) {
+            bias = b->data;
+        } else {
+            bf = nx_malloc_aligned((size_t)N * sizeof(float));
+            if (!bf) {
+                s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: out of memory (bias)");
+                goto out;
+            }
+            nx_cpu_convert(be, bf, NGPT_DTYPE_F32, b->data, b->dtype, N);
+            bias = bf;
+        }
+    }
+
+    /* W used in place when its dtype is the compute dtype; otherwise converted tile by tile. */
+    int64_t NB = N;
+    const size_t csz = nx_dtype_size(cdt);
+    if (w->dtype != cdt) {
+        NB = TILE_BYTES / (K * (int64_t)csz);
+        NB = NB < 256 ? 256 : NB & ~(int64_t)63;
+        if (NB > N) NB = N;
+        wt = nx_malloc_aligned((size_t)(NB * K) * csz);
+        if (!wt) {
+            s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: cannot allocate a %lld x %lld weight tile", (long long)NB, (long long)K);
+            goto out;
+        }
+    }
+    for (int64_t n0 = 0; n0 < N; n0 += NB) {
+        const int64_t nb = N - n0 < NB ? N - n0 : NB;
+        const void *wsrc = (const char *)w->data + n0 * K * (int64_t)nx_dtype_size(w->dtype);
+        if (wt) {
+            nx_cpu_convert(be, wt, cdt, wsrc, w->dtype, nb * K);
+            wsrc = wt;
+        }
+        mm_desc d = {
+            .ndims = 2,
+            .src_dims = {M, K}, .src_strides = {K, 1},
+            .wei_dims = {K, nb}, .wei_strides = {1, K},   /* W[n, k] seen as [K, nb] */
+            .dst_dims = {M, nb}, .dst_strides = {N, 1},   /* columns n0.. of y */
+            .src_dt = dnnl_dt(cdt), .wei_dt = dnnl_dt(cdt),
+            .has_bias = bias != NULL, .alpha = 1.0f, .beta = 0.0f,
+        };
+        s = mm_run(be, KEY_LINEAR, &d, xsrc, wsrc, bias ? bias + n0 : NULL, (float *)y->data + n0, "linear");
+        if (s != NGPT_OK) break;
+    }
+out:
+    nx_free_aligned(xs);
+    nx_free_aligned(wt);
+    nx_free_aligned(bf);
+    return s;
+}
+
+/* ---- matmul ---- */
+
 ngpt_status nx_cpu_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,
                           bool trans_a, bool trans_b, float alpha, float beta)
 {
-    (void)be;
-    if (trans_a || trans_b || a->rank != 2 || b->rank != 2) return nx_err(NGPT_ERR_UNIMPLEMENTED, "stub matmul");
-    int64_t M = a->ne[0], K = a->ne[1], N = b->ne[1];
-    const float *ad = a->data, *bd = b->data; float *cd = c->data;
-    for (int64_t m = 0; m < M; m++)
-        for (int64_t n = 0; n < N; n++) {
-            double acc = 0;
-            for (int64_t k = 0; k < K; k++) acc += (double)ad[m * K + k] * bd[k * N + n];
-            cd[m * N + n] = (float)(alpha * acc + beta * cd[m * N + n]);
+    const int64_t M = c->ne[c->rank - 2], N = c->ne[c->rank - 1];
+    const int64_t K = trans_a ? a->ne[a->rank - 2] : a->ne[a->rank - 1];
+    const int64_t MK = M * K, KN = K * N, MN = M * N;
+    const int64_t Ba = nx_numel(a) / (MK > 0 ? MK : 1), Bb = nx_numel(b) / (KN > 0 ? KN : 1);
+    const int64_t B = nx_numel(c) / (MN > 0 ? MN : 1);
+    if (B == 0 || M == 0 || N == 0) return NGPT_OK;
+    float *cd = c->data;
+    if (K == 0 || Ba == 0 || Bb == 0) { /* c = beta * c */
+        for (int64_t i = 0; i < B * M * N; i++) cd[i] = beta == 0.0f ? 0.0f : beta * cd[i];
+        return NGPT_OK;
+    }
+    const bool bf16 = nx_cpu_bf16_compute(be);
+    void *ac = NULL, *bc = NULL;
+    const void *ad = a->data, *bd = b->data;
+    if (bf16) {
+        ac = nx_malloc_aligned((size_t)(Ba * M * K) * 2);
+        bc = nx_malloc_aligned((size_t)(Bb * K * N) * 2);
+        if (!ac || !bc) {
+            nx_free_aligned(ac);
+            nx_free_aligned(bc);
+            return nx_err(NGPT_ERR_OUT_OF_MEMORY, "matmul: cannot allocate bf16 operands");
         }
-    return NGPT_OK;
+        nx_cpu_convert(be, ac, NGPT_DTYPE_BF16, a->data, a->dtype, Ba * M * K);
+        nx_cpu_convert(be, bc, NGPT_DTYPE_BF16, b->data, b->dtype, Bb * K * N);
+        ad = ac;
+        bd = bc;
+    }
+    const int dt = bf16 ? dnnl_bf16 : dnnl_f32;
+    mm_desc d = {
+        .ndims = 3,
+        .src_dims = {Ba, M, K},
+        .src_strides = {M * K, trans_a ? 1 : K, trans_a ? M : 1},
+        .wei_dims = {Bb, K, N},
+        .wei_strides = {K * N, trans_b ? 1 : N, trans_b ? K : 1},
+        .dst_dims = {B, M, N}, .dst_strides = {M * N, N, 1},
+        .src_dt = dt, .wei_dt = dt, .has_bias = 0, .alpha = alpha, .beta = beta,
+    };
+    ngpt_status s = mm_run(be, KEY_MATMUL, &d, ad, bd, NULL, cd, "matmul");
+    nx_free_aligned(ac);
+    nx_free_aligned(bc);
+    return s;
+}
+
+/* ---- 1x1 convolution as a batched matmul (conv.c) ----
+ * y[n] (O x P) = W (O x C) @ x[n] (C x P) (+ b[O] per row), P = spatial size. oneDNN's
+ * plain-layout (ncw/nchw) convolution runs 1x1 kernels as gemm:jit; its matmul was 1.06x of that
+ * on an idle host and up to 3.6x under load from other tenants (bench_conv), so conv.c routes
+ * stride-1, unpadded, ungrouped 1x1 convs here. */
+ngpt_status nx_cpu_conv1x1(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
+                           int64_t O, int64_t C, int64_t P)
+{
+    mm_desc d = {
+        .ndims = 3,
+        .src_dims = {1, O, C}, .src_strides = {O * C, C, 1},
+        .wei_dims = {N, C, P}, .wei_strides = {C * P, P, 1},
+        .dst_dims = {N, O, P}, .dst_strides = {O * P, P, 1},
+        .src_dt = dnnl_f32, .wei_dt = dnnl_f32,
+        .has_bias = b != NULL, .bias_rows = 1, .alpha = 1.0f, .beta = 0.0f,
+    };
+    return mm_run(be, KEY_MATMUL, &d, w, x, b, y, "conv (1x1)");
 }

@@ -1,0 +1,123 @@
+/* bench_conv.c — CPU convolution: the op layer (oneDNN on the plain PyTorch layouts ncw/nchw,
+ * F16 weights converted per call) against oneDNN called directly in the same run (a) on the same
+ * plain layouts and (b) with blocked layouts (nChw16c...) and no reorders: the ceiling for a
+ * network whose activations and weights stay blocked end to end. (Letting oneDNN pick blocked
+ * layouts inside the op with per-call reorders of x, w and y was tried and measured slower than
+ * plain on most of these shapes: the reorders, weights especially, eat the gain.)
+ * Shapes: SD UNet / VAE 3x3 convs and a HiFi-GAN dilated conv1d. */
+#include "bench_util.h"
+
+#include "core/alloc.h"
+#include "core/dtype.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+
+static nx_pool *pool;
+static nx_backend *be;
+
+static double direct(int nd, const int64_t *xs, const int64_t *ws, const int64_t *ys, int pad, int dil, int any)
+{
+    dnnl_engine_t e;
+    dnnl_stream_t s;
+    dnnl_engine_create(&e, dnnl_cpu, 0);
+    dnnl_stream_create(&s, e, dnnl_stream_default_flags);
+    dnnl_format_tag_t tp = nd == 3 ? dnnl_ncw : dnnl_nchw, tw = nd == 3 ? dnnl_oiw : dnnl_oihw;
+    dnnl_dims_t a, b, c, st = {1, 1}, dl = {dil - 1, dil - 1}, pd = {pad, pad};
+    for (int i = 0; i < nd; i++) a[i] = xs[i], b[i] = ws[i], c[i] = ys[i];
+    dnnl_memory_desc_t ms, mw, md;
+    dnnl_memory_desc_init_by_tag(&ms, nd, a, dnnl_f32, any ? dnnl_format_tag_any : tp);
+    dnnl_memory_desc_init_by_tag(&mw, nd, b, dnnl_f32, any ? dnnl_format_tag_any : tw);
+    dnnl_memory_desc_init_by_tag(&md, nd, c, dnnl_f32, any ? dnnl_format_tag_any : tp);
+    dnnl_convolution_desc_t cd;
+    dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &ms, &mw, NULL, &md,
+                                               st, dl, pd, pd);
+    dnnl_primitive_desc_t pdsc;
+    if (dnnl_primitive_desc_create(&pdsc, &cd, NULL, e, NULL) != dnnl_success) return -1;
+    dnnl_primitive_t p;
+    dnnl_primitive_create(&p, pdsc);
+    dnnl_memory_t m[3];
+    const dnnl_query_t q[3] = {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md};
+    for (int i = 0; i < 3; i++)
+        dnnl_memory_create(&m[i], dnnl_primitive_desc_query_md(pdsc, q[i], 0), e, DNNL_MEMORY_ALLOCATE);
+    dnnl_primitive_desc_destroy(pdsc);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, m[0]}, {DNNL_ARG_WEIGHTS, m[1]}, {DNNL_ARG_DST, m[2]}};
+    omp_set_num_threads(nx_pool_threads(pool));
+    double best = 1e30;
+    for (int r = 0; r < 4; r++) {
+        double t0 = bench_now();
+        dnnl_primitive_execute(p, s, 3, args);
+        dnnl_stream_wait(s);
+        double t = bench_now() - t0;
+        if (r && t < best) best = t;
+    }
+    for (int i = 0; i < 3; i++) dnnl_memory_destroy(m[i]);
+    dnnl_primitive_destroy(p);
+    dnnl_stream_destroy(s);
+    dnnl_engine_destroy(e);
+    return best;
+}
+
+static void run(const char *name, int nd, const int64_t *xs, const int64_t *ws, int pad, int dil, ngpt_dtype wdt)
+{
+    int64_t ys[4] = {xs[0], ws[0]};
+    int64_t nx = xs[0] * xs[1], nw = ws[0] * ws[1], ny = ys[0] * ys[1], flops_k = ws[1];
+    for (int i = 2; i < nd; i++) {
+        ys[i] = xs[i] + 2 * pad - dil * (ws[i] - 1);
+        nx *= xs[i], nw *= ws[i], ny *= ys[i], flops_k *= ws[i];
+    }
+    float *x = nx_malloc_aligned((size_t)nx * 4), *w = nx_malloc_aligned((size_t)nw * 4), *y = nx_malloc_aligned((size_t)ny * 4);
+    for (int64_t i = 0; i < nx; i++) x[i] = (float)(i % 97) * 0.01f;
+    for (int64_t i = 0; i < nw; i++) w[i] = (float)(i % 89) * 0.001f;
+    void *wd = w;
+    if (wdt != NGPT_DTYPE_F32) {
+        wd = nx_malloc_aligned((size_t)nw * 2);
+        nx_f32_to_f16_n(w, wd, (size_t)nw);
+    }
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    for (int i = 0; i < 3; i++) p.stride[i] = 1, p.pad[i] = pad, p.dilation[i] = dil;
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, nd, xs, x, be), tw = nx_view(wdt, nd, ws, wd, be);
+    nx_tensor ty = nx_view(NGPT_DTYPE_F32, nd, ys, y, be);
+    double t_op = 1e30;
+    for (int r = 0; r < 4; r++) {
+        double t0 = bench_now();
+        if (nx_cpu_conv(be, &ty, &tx, &tw, NULL, &p) != NGPT_OK) {
+            printf("conv failed: %s\n", ngpt_last_error());
+            return;
+        }
+        double t = bench_now() - t0;
+        if (r && t < t_op) t_op = t;
+    }
+    double t_plain = direct(nd, xs, ws, ys, pad, dil, 0), t_blk = direct(nd, xs, ws, ys, pad, dil, 1);
+    double gf = 2.0 * (double)ny * flops_k * 1e-9;
+    printf("| %s | %s | %.2f | %.1f | %.1f | %.2f | %.1f | %.2f |\n", name, nx_dtype_name(wdt), t_op * 1e3, gf / t_op,
+           gf / t_plain, t_plain / t_op, gf / t_blk, t_blk / t_op);
+    fflush(stdout);
+    if (wd != w) nx_free_aligned(wd);
+    nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y);
+}
+
+int main(void)
+{
+    bench_header("bench_conv: op-layer conv vs oneDNN direct (plain layouts / blocked, no reorders)");
+    if (nx_pool_create(&pool, bench_threads()) != NGPT_OK || nx_cpu_backend_create(&be, pool, NULL) != NGPT_OK) {
+        fprintf(stderr, "setup failed: %s\n", ngpt_last_error());
+        return 1;
+    }
+    printf("# threads: %d\n\n", nx_pool_threads(pool));
+    printf("| shape | W | op ms | op GFLOP/s | oneDNN plain GFLOP/s | op / plain | oneDNN blocked GFLOP/s | op / blocked |\n"
+           "|---|---|---|---|---|---|---|---|\n");
+    run("UNet 2x320x64x64, 3x3", 4, (int64_t[]){2, 320, 64, 64}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+    run("UNet 2x320x64x64, 3x3", 4, (int64_t[]){2, 320, 64, 64}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F16);
+    run("UNet 2x1280x8x8, 3x3", 4, (int64_t[]){2, 1280, 8, 8}, (int64_t[]){1280, 1280, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+    run("UNet 2x640x32x32, 1x1", 4, (int64_t[]){2, 640, 32, 32}, (int64_t[]){640, 640, 1, 1}, 0, 1, NGPT_DTYPE_F32);
+    if (bench_full())
+        run("VAE 1x128x256x256, 3x3", 4, (int64_t[]){1, 128, 256, 256}, (int64_t[]){128, 128, 3, 3}, 1, 1,
+            NGPT_DTYPE_F32);
+    run("HiFi-GAN 1x256x8192, k3 d3", 3, (int64_t[]){1, 256, 8192}, (int64_t[]){256, 256, 3}, 3, 3, NGPT_DTYPE_F32);
+    nx_backend_free(be);
+    nx_pool_free(pool);
+    return 0;
+}

@@ -1,0 +1,312 @@
+/* bench_gemm.c — CPU GEMM and decode GEMV.
+ *
+ *  1. Square GEMM n^3 (n = 1024, 2048; 4096 with NGPT_BENCH_FULL=1): the op layer's linear
+ *     (y = x W^T, F32 weights; and BF16 weights with the bf16-compute option) against oneDNN's
+ *     matmul called directly (same layout, primitive created outside the timing) and OpenBLAS
+ *     cblas_sgemm, all in this run. Run with OPENBLAS_CORETYPE=SkylakeX: Debian's OpenBLAS 0.3.21
+ *     does not know these Xeons and otherwise uses its Prescott kernels (DESIGN §7).
+ *  2. Decode GEMV y[1, 11008] = x[1, 4096] W^T for F32/F16/BF16 W against a read-bandwidth
+ *     ceiling measured here (an AVX-512 read loop over the same ~1 GiB). The weights cycle through
+ *     copies totalling > 1 GiB so they come from DRAM, not the 260 MiB L3, as in a real decode.
+ *
+ * Threads: NGPT_BENCH_THREADS (default: all CPUs) for our pool; oneDNN gets the same through
+ * omp_set_num_threads; OpenBLAS uses its own (OPENBLAS_NUM_THREADS, default all). */
+#include "bench_util.h"
+
+#include "core/alloc.h"
+#include "core/dtype.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#ifdef NX_BENCH_OPENBLAS
+#include <cblas.h>
+#endif
+
+static nx_pool *pool;
+static nx_backend *be;
+
+static void fill(float *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (float)((seed >> 8) & 0xffff) / 65536.0f - 0.5f;
+    }
+}
+
+/* ---- oneDNN direct ---- */
+
+static double dnnl_direct(int64_t n, int bf16, const void *x, const void *w, float *y, int reps)
+{
+    dnnl_engine_t eng;
+    dnnl_stream_t str;
+    dnnl_engine_create(&eng, dnnl_cpu, 0);
+    dnnl_stream_create(&str, eng, dnnl_stream_default_flags);
+    dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
+    dnnl_memory_desc_t src, wei, dst;
+    dnnl_dims_t d = {n, n}, s_row = {n, 1}, s_col = {1, n};
+    dnnl_memory_desc_init_by_strides(&src, 2, d, dt, s_row);
+    dnnl_memory_desc_init_by_strides(&wei, 2, d, dt, s_col);
+    dnnl_memory_desc_init_by_strides(&dst, 2, d, dnnl_f32, s_row);
+    dnnl_matmul_desc_t md;
+    dnnl_matmul_desc_init(&md, &src, &wei, NULL, &dst);
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t prim;
+    if (dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) != dnnl_success) return -1;
+    dnnl_primitive_create(&prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_memory_t ms, mw, mdst;
+    dnnl_memory_create(&ms, &src, eng, (void *)x);
+    dnnl_memory_create(&mw, &wei, eng, (void *)w);
+    dnnl_memory_create(&mdst, &dst, eng, y);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, mdst}};
+    omp_set_num_threads(nx_pool_threads(pool));
+    double best = 1e30;
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = bench_now();
+        dnnl_primitive_execute(prim, str, 3, args);
+        dnnl_stream_wait(str);
+        double t = bench_now() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    dnnl_memory_destroy(ms);
+    dnnl_memory_destroy(mw);
+    dnnl_memory_destroy(mdst);
+    dnnl_primitive_destroy(prim);
+    dnnl_stream_destroy(str);
+    dnnl_engine_destroy(eng);
+    return best;
+}
+
+static double op_linear(nx_tensor *y, nx_tensor *x, nx_tensor *w, int reps)
+{
+    double best = 1e30;
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = bench_now();
+        if (nx_cpu_linear(be, y, x, w, NULL) != NGPT_OK) {
+            fprintf(stderr, "linear failed: %s\n", ngpt_last_error());
+            return -1;
+        }
+        double t = bench_now() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    return best;
+}
+
+static void bench_square(int64_t n)
+{
+    int reps = n >= 4096 ? 2 : 4;
+    size_t nn = (size_t)(n * n);
+    float *x = nx_malloc_aligned(nn * 4), *w = nx_malloc_aligned(nn * 4), *y = nx_malloc_aligned(nn * 4);
+    uint16_t *xb = nx_malloc_aligned(nn * 2), *wb = nx_malloc_aligned(nn * 2);
+    fill(x, nn, 1);
+    fill(w, nn, 2);
+    nx_f32_to_bf16_n(x, xb, nn);
+    nx_f32_to_bf16_n(w, wb, nn);
+    int64_t sh[2] = {n, n};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2, sh, x, be), tw = nx_view(NGPT_DTYPE_F32, 2, sh, w, be);
+    nx_tensor twb = nx_view(NGPT_DTYPE_BF16, 2, sh, wb, be), ty = nx_view(NGPT_DTYPE_F32, 2, sh, y, be);
+    double gf = 2.0 * (double)n * n * n * 1e-9;
+
+    double t_op = op_linear(&ty, &tx, &tw, reps);
+    double t_dn = dnnl_direct(n, 0, x, w, y, reps);
+    double t_ob = -1;
+#ifdef NX_BENCH_OPENBLAS
+    t_ob = 1e30;
+    for (int r = 0; r < reps + 1; r++) {
+        double t0 = bench_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)n, 1.0f, x, (int)n, w, (int)n, 0.0f,
+                    y, (int)n);
+        double t = bench_now() - t0;
+        if (r > 0 && t < t_ob) t_ob = t;
+    }
+#endif
+    printf("| %lld | f32 | %.1f | %.1f | %.3f | ", (long long)n, gf / t_op, gf / t_dn, t_dn / t_op);
+    if (t_ob > 0) printf("%.1f | %.2f |\n", gf / t_ob, t_ob / t_op);
+    else printf("- | - |\n");
+
+    nx_cpu_set_bf16_compute(be, true);
+    double t_opb = op_linear(&ty, &tx, &twb, reps);
+    nx_cpu_set_bf16_compute(be, false);
+    double t_dnb = dnnl_direct(n, 1, xb, wb, y, reps);
+    printf("| %lld | bf16 (x rounded per call, W bf16) | %.1f | %.1f | %.3f | - | - |\n", (long long)n, gf / t_opb,
+           gf / t_dnb, t_dnb / t_opb);
+    fflush(stdout);
+    nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y), nx_free_aligned(xb), nx_free_aligned(wb);
+}
+
+/* Prefill-shaped linear y[M, N] = x[M, K] W^T (LLaMA MLP up: K 4096, N 11008) for each weight
+ * dtype, F32 compute (W converted tile by tile for F16/BF16) and BF16 compute. */
+static void bench_prefill_linear(int64_t M)
+{
+    const int64_t N = 11008, K = 4096;
+    float *x = nx_malloc_aligned((size_t)(M * K) * 4), *y = nx_malloc_aligned((size_t)(M * N) * 4);
+    float *w = nx_malloc_aligned((size_t)(N * K) * 4);
+    uint16_t *wh = nx_malloc_aligned((size_t)(N * K) * 2), *wb = nx_malloc_aligned((size_t)(N * K) * 2);
+    fill(x, (size_t)(M * K), 5);
+    fill(w, (size_t)(N * K), 6);
+    nx_f32_to_f16_n(w, wh, (size_t)(N * K));
+    nx_f32_to_bf16_n(w, wb, (size_t)(N * K));
+    int64_t xs[2] = {M, K}, ws[2] = {N, K}, ys[2] = {M, N};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2, xs, x, be), ty = nx_view(NGPT_DTYPE_F32, 2, ys, y, be);
+    nx_tensor tw[3] = {nx_view(NGPT_DTYPE_F32, 2, ws, w, be), nx_view(NGPT_DTYPE_F16, 2, ws, wh, be),
+                       nx_view(NGPT_DTYPE_BF16, 2, ws, wb, be)};
+    double gf = 2.0 * (double)M * N * K * 1e-9;
+    double t32 = 0;
+    for (int bf = 0; bf < 2; bf++)
+        for (int d = 0; d < 3; d++) {
+            nx_cpu_set_bf16_compute(be, bf);
+            double t = op_linear(&ty, &tx, &tw[d], 2);
+            nx_cpu_set_bf16_compute(be, false);
+            if (!bf && d == 0) t32 = t;
+            printf("| %lld x %lld x %lld | %s | %s | %.1f | %.1f | %.2f |\n", (long long)M, (long long)N, (long long)K,
+                   nx_dtype_name(tw[d].dtype), bf ? "bf16" : "f32", t * 1e3, gf / t, t32 / t);
+            fflush(stdout);
+        }
+    nx_free_aligned(x), nx_free_aligned(y), nx_free_aligned(w), nx_free_aligned(wh), nx_free_aligned(wb);
+}
+
+/* ---- bandwidth ceiling ---- */
+
+typedef struct rd_job {
+    const char *p;
+    size_t      n, chunk;
+    double      sink[64];
+} rd_job;
+
+__attribute__((target("avx512f"))) static void rd_task(int64_t t, int64_t nt, void *arg)
+{
+    (void)nt;
+    rd_job *j = arg;
+    size_t i0 = (size_t)t * j->chunk, i1 = i0 + j->chunk < j->n ? i0 + j->chunk : j->n;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = i0; i + 256 <= i1; i += 256) {
+        a0 = _mm512_add_ps(a0, _mm512_load_ps((const float *)(j->p + i)));
+        a1 = _mm512_add_ps(a1, _mm512_load_ps((const float *)(j->p + i + 64)));
+        a2 = _mm512_add_ps(a2, _mm512_load_ps((const float *)(j->p + i + 128)));
+        a3 = _mm512_add_ps(a3, _mm512_load_ps((const float *)(j->p + i + 192)));
+    }
+    j->sink[t % 64] += _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+static double read_bw(const char *buf, size_t n)
+{
+    rd_job j = {.p = buf, .n = n, .chunk = (size_t)4 << 20};
+    double best = 1e30;
+    for (int r = 0; r < 8; r++) {
+        double t0 = bench_now();
+        nx_pool_run(pool, (int64_t)((n + j.chunk - 1) / j.chunk), rd_task, &j);
+        double t = bench_now() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    return (double)n / best * 1e-9;
+}
+
+static double memcpy_bw(char *buf, size_t n)
+{
+    size_t h = n / 2;
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {
+        double t0 = bench_now();
+        memcpy(buf, buf + h, h);
+        double t = bench_now() - t0;
+        if (r > 0 && t < best) best = t;
+    }
+    return 2.0 * (double)h / best * 1e-9; /* bytes read + written */
+}
+
+static void bench_gemv(void)
+{
+    const int64_t N = 11008, K = 4096;
+    const size_t total = (size_t)1152 << 20; /* > 4x the L3 */
+    char *buf = nx_malloc_aligned(total);
+    float *x = nx_malloc_aligned((size_t)K * 4), *y = nx_malloc_aligned((size_t)N * 4);
+    if (!buf || !x || !y) {
+        printf("GEMV: out of memory\n");
+        return;
+    }
+    for (size_t i = 0; i < total / 4; i++) ((float *)buf)[i] = (float)(i % 1024) * (1.0f / 1024.0f) - 0.5f;
+    fill(x, (size_t)K, 3);
+    double bw = read_bw(buf, total);
+    double cp = memcpy_bw(buf, total);
+    double res_t[3];
+    const ngpt_dtype dts[3] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16};
+    for (int d = 0; d < 3; d++) {
+        size_t wbytes = (size_t)(N * K) * nx_dtype_size(dts[d]);
+        int copies = (int)(total / wbytes);
+        int64_t xs[2] = {1, K}, ws[2] = {N, K}, ys[2] = {1, N};
+        nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2, xs, x, be), ty = nx_view(NGPT_DTYPE_F32, 2, ys, y, be);
+        /* best of 5 passes over all copies (the 2 cores are shared: best-of filters out
+         * other tenants), after a warm-up pass */
+        double t = 1e30;
+        for (int pass = 0; pass < 6; pass++) {
+            double t0 = bench_now();
+            for (int i = 0; i < copies; i++) {
+                nx_tensor tw = nx_view(dts[d], 2, ws, buf + (size_t)i * wbytes, be);
+                nx_cpu_linear(be, &ty, &tx, &tw, NULL);
+            }
+            double tp = (bench_now() - t0) / copies;
+            if (pass > 0 && tp < t) t = tp;
+        }
+        res_t[d] = t;
+    }
+    double bw2 = read_bw(buf, total);
+    if (bw2 > bw) bw = bw2; /* the 2 cores are shared: the better of two measurements */
+    printf("\nread bandwidth ceiling (AVX-512 read loop, %d threads, 1.1 GiB, best of before/after): %.1f GB/s; "
+           "memcpy (1 thread, read+write): %.1f GB/s\n\n",
+           nx_pool_threads(pool), bw, cp);
+    printf("| W dtype | W bytes | time/call (ms) | GB/s | %% of read ceiling | GFLOP/s |\n|---|---|---|---|---|---|\n");
+    for (int d = 0; d < 3; d++) {
+        size_t wbytes = (size_t)(N * K) * nx_dtype_size(dts[d]);
+        double t = res_t[d];
+        double gbs = (double)wbytes / t * 1e-9;
+        printf("| %s | %.0f MB | %.3f | %.1f | %.1f%% | %.1f |\n", nx_dtype_name(dts[d]), (double)wbytes * 1e-6, t * 1e3,
+               gbs, 100.0 * gbs / bw, 2.0 * N * K / t * 1e-9);
+    }
+    /* oneDNN on the decode shape, for reference (DESIGN §7: ~10 GFLOP/s) */
+    {
+        int64_t xs[2] = {5, K}, ws[2] = {N, K}, ys[2] = {5, N};
+        float *x5 = nx_malloc_aligned((size_t)(5 * K) * 4), *y5 = nx_malloc_aligned((size_t)(5 * N) * 4);
+        fill(x5, (size_t)(5 * K), 4);
+        nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2, xs, x5, be), ty = nx_view(NGPT_DTYPE_F32, 2, ys, y5, be);
+        nx_tensor tw = nx_view(NGPT_DTYPE_F32, 2, ws, buf, be);
+        nx_cpu_linear(be, &ty, &tx, &tw, NULL);
+        double t0 = bench_now();
+        for (int r = 0; r < 4; r++) {
+            tw.data = buf + (size_t)(r % 6) * (size_t)(N * K) * 4;
+            nx_cpu_linear(be, &ty, &tx, &tw, NULL);
+        }
+        double t = (bench_now() - t0) / 4;
+        printf("\n(for reference: M=5, the oneDNN path, F32 W: %.3f ms/call = %.1f GB/s of W)\n", t * 1e3,
+               (double)(N * K) * 4 / t * 1e-9);
+        nx_free_aligned(x5), nx_free_aligned(y5);
+    }
+    nx_free_aligned(buf), nx_free_aligned(x), nx_free_aligned(y);
+}
+
+int main(void)
+{
+    bench_header("bench_gemm: op-layer GEMM vs oneDNN direct vs OpenBLAS; decode GEMV vs read bandwidth");
+    if (nx_pool_create(&pool, bench_threads()) != NGPT_OK || nx_cpu_backend_create(&be, pool, NULL) != NGPT_OK) {
+        fprintf(stderr, "setup failed: %s\n", ngpt_last_error());
+        return 1;
+    }
+    printf("# threads: %d; oneDNN %d.%d.%d\n", nx_pool_threads(pool), dnnl_version()->major, dnnl_version()->minor,
+           dnnl_version()->patch);
+#ifndef NX_BENCH_OPENBLAS
+    printf("# OpenBLAS: not built in (no openblas pkg-config)\n");
+#endif
+    printf("\n| n | dtype | op layer GFLOP/s | oneDNN direct GFLOP/s | op/oneDNN | OpenBLAS GFLOP/s | op/OpenBLAS |\n"
+           "|---|---|---|---|---|---|---|\n");
+    bench_square(1024);
+    bench_square(2048);
+    if (bench_full()) bench_square(4096);
+    printf("\n| M x N x K | W dtype | compute | ms | GFLOP/s | speed vs F32 W, F32 compute |\n|---|---|---|---|---|---|\n");
+    bench_prefill_linear(bench_full() ? 512 : 128);
+    if (bench_full()) bench_prefill_linear(16);
+    bench_gemv();
+    nx_backend_free(be);
+    nx_pool_free(pool);
+    return 0;
+}

@@ -1,0 +1,82 @@
+/* media.h — media codecs and the ImageBind preprocessing, below the public ngpt_image /
+ * ngpt_audio handles (lib/api/media.c).
+ *
+ * Everything here reproduces one reference exactly (the sections image.preprocess, audio.fbank
+ * and image.postprocess of ../shared/golden/vision/STAGES.md): Pillow 9.4's decoding and
+ * convert("RGB"), its fixed-point bicubic resize, torchaudio 0.13's sinc resampler and Kaldi
+ * fbank, pytorchvideo's clip sampler. `name` arguments only label error messages (a file path,
+ * or "<memory>"). Nothing here prints; errors go through nx_err.
+ */
+#ifndef NX_MEDIA_H
+#define NX_MEDIA_H
+
+#include "../core/error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Largest accepted image: each side and the pixel count (a decompression-bomb guard). */
+#define NX_IMAGE_MAX_SIDE   16384
+#define NX_IMAGE_MAX_PIXELS (1u << 28)
+
+/* ---- images (image.c) ---- */
+
+/* Decode a JPEG or PNG (sniffed from the magic bytes) to packed RGB8 [h][w][3], converted as
+ * Pillow's Image.convert("RGB") does. *rgb is nx_malloc'ed. NGPT_ERR_BAD_FORMAT for corrupt,
+ * truncated or unrecognised data, NGPT_ERR_UNSUPPORTED for too large images. */
+ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name,
+                            int32_t *w, int32_t *h, uint8_t **rgb);
+
+/* ---- ImageBind vision preprocessing (resize.c) ---- */
+
+#define NX_IMAGE_SIZE 224
+
+/* Pillow's Image.resize(BICUBIC) of packed RGB8 (horizontal pass, then vertical, each skipped
+ * when that size is unchanged). dst holds dw*dh*3 bytes. */
+ngpt_status nx_resize_bicubic_rgb8(const uint8_t *src, int32_t sw, int32_t sh,
+                                   uint8_t *dst, int32_t dw, int32_t dh);
+
+/* Resize (short side 224) + CenterCrop 224 + ToTensor + Normalize (CLIP mean/std):
+ * out is F32 [3,224,224]. */
+ngpt_status nx_image_preprocess_rgb8(const uint8_t *rgb, int32_t w, int32_t h, float *out);
+
+/* image.postprocess: F32 [B,3,H,W] (VAE output, nominally [-1,1]) -> U8 [B,H,W,3]. */
+void nx_image_postprocess(const float *img, int64_t b, int64_t h, int64_t w, uint8_t *out);
+
+/* ---- audio (audio.c) ---- */
+
+/* Decode any libsndfile format to interleaved float [frames][channels] (integer PCM scaled by
+ * 1/2^(bits-1), as torchaudio.load does). *pcm is nx_malloc'ed. */
+ngpt_status nx_audio_decode(const uint8_t *buf, size_t len, const char *name, float **pcm,
+                            int64_t *frames, int32_t *channels, int32_t *rate);
+
+/* The clip rule of pytorchvideo's ConstantClipsPerVideoSampler (ngpt_clip_rule values). */
+enum { NX_CLIP_RULE_PTV015 = 0, NX_CLIP_RULE_PTV_FIXED = 1 };
+
+#define NX_FBANK_CLIPS  3
+#define NX_FBANK_MELS   128
+#define NX_FBANK_FRAMES 204
+
+/* ImageBind load_and_transform_audio_data after the load: resample to 16 kHz, 3 clips of 2 s,
+ * per clip mean removal (in place, shared waveform), Kaldi fbank of channel 0, pad/crop to 204
+ * frames, normalise. out is F32 [3,1,128,204]. */
+ngpt_status nx_audio_fbank(const float *pcm, int64_t frames, int32_t channels, int32_t rate,
+                           int clip_rule, const char *name, float *out);
+
+/* torchaudio.functional.resample (sinc_interpolation, width 6, rolloff 0.99) of one channel
+ * (src with stride `stride` floats). *dst (nx_malloc'ed) gets *n_out samples. */
+ngpt_status nx_audio_resample(const float *src, int64_t n, ptrdiff_t stride, int32_t from,
+                              int32_t to, float **dst, int64_t *n_out);
+
+/* Sample range [*a, *b) of clip k (0..2) for a 16 kHz waveform of n samples (unclamped end). */
+void nx_audio_clip_range(int64_t n, int clip_rule, int k, int64_t *a, int64_t *b);
+
+/* ---- video (video.c) ---- */
+
+#define NX_VIDEO_CLIPS 5
+
+/* ImageBind load_and_transform_video_data for one file held in memory: out is F32
+ * [15,3,2,224,224] (3 crops per clip, clips in time order). */
+ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name, int clip_rule, float *out);
+
+#endif

@@ -1,0 +1,182 @@
+/* onednn.c — engine/stream, the primitive cache and thread control for the CPU backend. */
+#include "onednn.h"
+
+#include "../../core/alloc.h"
+#include "../../core/error.h"
+
+#include <omp.h>
+#include <string.h>
+
+/* Primitives are small (a few KiB + JIT code); a model uses a few hundred distinct shapes. The
+ * cache keeps the most recently used ones and drops the least recently used beyond this. */
+#define NX_DNNL_CACHE_MAX 512
+
+const char *nx_dnnl_status_str(dnnl_status_t s)
+{
+    switch (s) {
+    case dnnl_success: return "success";
+    case dnnl_out_of_memory: return "out of memory";
+    case dnnl_invalid_arguments: return "invalid arguments";
+    case dnnl_unimplemented: return "unimplemented";
+    case dnnl_iterator_ends: return "iterator ends";
+    case dnnl_runtime_error: return "runtime error";
+    case dnnl_not_required: return "not required";
+    default: return "unknown error";
+    }
+}
+
+ngpt_status nx_cpu_state_create(nx_cpu_state **out)
+{
+    *out = NULL;
+    nx_cpu_state *st = nx_calloc(1, sizeof *st);
+    if (!st) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
+    pthread_mutex_init(&st->mu, NULL);
+    *out = st;
+    return NGPT_OK;
+}
+
+static void prim_free(nx_dnnl_prim *p)
+{
+    for (int i = 0; i < p->n_args; i++)
+        if (p->mem[i]) dnnl_memory_destroy(p->mem[i]);
+    if (p->prim) dnnl_primitive_destroy(p->prim);
+    nx_free(p);
+}
+
+void nx_cpu_state_free(nx_cpu_state *st)
+{
+    if (!st) return;
+    for (nx_dnnl_prim *p = st->cache, *n; p; p = n) {
+        n = p->next;
+        prim_free(p);
+    }
+    if (st->stream) dnnl_stream_destroy(st->stream);
+    if (st->engine) dnnl_engine_destroy(st->engine);
+    pthread_mutex_destroy(&st->mu);
+    nx_free(st);
+}
+
+void nx_cpu_set_bf16_compute(nx_backend *be, bool on)
+{
+    nx_cpu_state *st = be->impl;
+    pthread_mutex_lock(&st->mu);
+    st->bf16_compute = on;
+    pthread_mutex_unlock(&st->mu);
+}
+
+bool nx_cpu_bf16_compute(const nx_backend *be)
+{
+    const nx_cpu_state *st = be->impl;
+    return st && st->bf16_compute;
+}
+
+ngpt_status nx_dnnl_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt,
+                       const int64_t *strides)
+{
+    dnnl_dims_t d, s;
+    int64_t acc = 1;
+    for (int i = ndims - 1; i >= 0; i--) {
+        d[i] = dims[i];
+        s[i] = strides ? strides[i] : acc;
+        acc *= dims[i];
+    }
+    dnnl_status_t r = dnnl_memory_desc_init_by_strides(md, ndims, d, dt, s);
+    if (r != dnnl_success)
+        return nx_err(NGPT_ERR_INTERNAL, "oneDNN: memory descriptor (%d dims): %s", ndims, nx_dnnl_status_str(r));
+    return NGPT_OK;
+}
+
+/* Under st->mu. */
+static ngpt_status ensure_engine(nx_cpu_state *st)
+{
+    if (st->dnnl_ready) return NGPT_OK;
+    dnnl_status_t r = dnnl_engine_create(&st->engine, dnnl_cpu, 0);
+    if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "oneDNN: cannot create the CPU engine: %s", nx_dnnl_status_str(r));
+    r = dnnl_stream_create(&st->stream, st->engine, dnnl_stream_default_flags);
+    if (r != dnnl_success) {
+        dnnl_engine_destroy(st->engine);
+        st->engine = NULL;
+        return nx_err(NGPT_ERR_INTERNAL, "oneDNN: cannot create a stream: %s", nx_dnnl_status_str(r));
+    }
+    st->dnnl_ready = true;
+    return NGPT_OK;
+}
+
+/* Under st->mu: build a primitive and its (handle-less) memories. */
+static ngpt_status build_prim(nx_cpu_state *st, const nx_dnnl_key *key, nx_dnnl_build_fn build, void *arg,
+                              const char *what, nx_dnnl_prim **out)
+{
+    nx_dnnl_prim *p = nx_calloc(1, sizeof *p);
+    if (!p) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
+    p->key = *key;
+    dnnl_primitive_desc_t pd = NULL;
+    ngpt_status s = build(st->engine, arg, &pd, p->arg_ids, &p->n_args);
+    if (s != NGPT_OK) {
+        nx_free(p);
+        return nx_err_wrap(s, "%s: ", what);
+    }
+    dnnl_status_t r = dnnl_primitive_create(&p->prim, pd);
+    if (r == dnnl_success) {
+        for (int i = 0; i < p->n_args; i++) {
+            const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, p->arg_ids[i]);
+            r = md ? dnnl_memory_create(&p->mem[i], md, st->engine, DNNL_MEMORY_NONE) : dnnl_runtime_error;
+            if (r != dnnl_success) break;
+        }
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (r != dnnl_success) {
+        prim_free(p);
+        return nx_err(NGPT_ERR_INTERNAL, "%s: oneDNN cannot create the primitive: %s", what, nx_dnnl_status_str(r));
+    }
+    *out = p;
+    return NGPT_OK;
+}
+
+ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn build, void *arg,
+                        void *const *handles, const char *what)
+{
+    nx_cpu_state *st = be->impl;
+    pthread_mutex_lock(&st->mu);
+    ngpt_status s = ensure_engine(st);
+    if (s != NGPT_OK) goto out;
+
+    nx_dnnl_prim *p = NULL, *prev = NULL, *before_last = NULL;
+    for (nx_dnnl_prim *c = st->cache; c; prev = c, c = c->next) {
+        if (memcmp(&c->key, key, sizeof *key) == 0) {
+            p = c;
+            if (prev) { /* move to front */
+                prev->next = c->next;
+                c->next = st->cache;
+                st->cache = c;
+            }
+            break;
+        }
+        if (c->next && !c->next->next) before_last = c;
+    }
+    if (!p) {
+        s = build_prim(st, key, build, arg, what, &p);
+        if (s != NGPT_OK) goto out;
+        p->next = st->cache;
+        st->cache = p;
+        if (++st->n_cached > NX_DNNL_CACHE_MAX && before_last) {
+            prim_free(before_last->next);
+            before_last->next = NULL;
+            st->n_cached--;
+        }
+    }
+
+    dnnl_exec_arg_t args[NX_DNNL_MAX_ARGS];
+    for (int i = 0; i < p->n_args; i++) {
+        dnnl_memory_set_data_handle_v2(p->mem[i], handles[i], st->stream);
+        args[i].arg = p->arg_ids[i];
+        args[i].memory = p->mem[i];
+    }
+    /* OpenMP-built oneDNN: the team size of its parallel regions follows this thread's ICV. */
+    omp_set_num_threads(nx_pool_threads(be->pool));
+    dnnl_status_t r = dnnl_primitive_execute(p->prim, st->stream, p->n_args, args);
+    if (r == dnnl_success) r = dnnl_stream_wait(st->stream);
+    if (r != dnnl_success) s = nx_err(NGPT_ERR_INTERNAL, "%s: oneDNN execution failed: %s", what, nx_dnnl_status_str(r));
+out:
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}

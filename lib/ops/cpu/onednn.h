@@ -1,0 +1,67 @@
+/* onednn.h — the CPU backend's private state and its oneDNN glue: one engine + stream per
+ * backend, and a cache of primitives keyed by (op, shapes, dtypes, flags).
+ *
+ * Debian's libdnnl 2.6 is built with the OpenMP runtime (DNNL_CPU_RUNTIME == OMP, ldd shows
+ * libgomp), so oneDNN does not use our nx_pool: before every execute we call
+ * omp_set_num_threads(nx_pool_threads(be->pool)) on the calling thread, which is what makes
+ * oneDNN honour the context's thread count. Executions on one backend are serialised by a mutex
+ * (oneDNN already uses every thread we allow it). */
+#ifndef NX_CPU_ONEDNN_H
+#define NX_CPU_ONEDNN_H
+
+#include "cpu_ops.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+
+/* Cache key: an op tag and up to NX_DNNL_KEY_LEN integers (unused entries zero). */
+#define NX_DNNL_KEY_LEN 40
+typedef struct nx_dnnl_key {
+    int64_t v[NX_DNNL_KEY_LEN];
+} nx_dnnl_key;
+
+enum { NX_DNNL_MAX_ARGS = 6 };
+
+typedef struct nx_dnnl_prim {
+    nx_dnnl_key          key;
+    dnnl_primitive_t     prim;
+    int                  n_args;
+    int                  arg_ids[NX_DNNL_MAX_ARGS];
+    dnnl_memory_t        mem[NX_DNNL_MAX_ARGS];
+    struct nx_dnnl_prim *next;
+} nx_dnnl_prim;
+
+/* The CPU backend's be->impl. */
+typedef struct nx_cpu_state {
+    pthread_mutex_t mu;           /* guards everything below and oneDNN executions */
+    bool            dnnl_ready;
+    dnnl_engine_t   engine;
+    dnnl_stream_t   stream;
+    nx_dnnl_prim   *cache;        /* most recently used first */
+    int             n_cached;
+    bool            bf16_compute; /* nx_cpu_set_bf16_compute */
+} nx_cpu_state;
+
+ngpt_status nx_cpu_state_create(nx_cpu_state **out);
+void        nx_cpu_state_free(nx_cpu_state *st);
+
+/* Builds an op descriptor into a primitive descriptor (called once per new key, under the
+ * lock, with the engine). Sets *pd and the exec args (DNNL_ARG_*) the primitive takes, in the
+ * order nx_dnnl_run's `handles` will give them. */
+typedef ngpt_status (*nx_dnnl_build_fn)(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd,
+                                        int *arg_ids, int *n_args);
+
+/* Find or build the primitive for `key`, point its memories at handles[i] (same order as the
+ * build's arg_ids), run it with the backend's thread count and wait. `what` names the op in
+ * error messages. */
+ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn build, void *arg,
+                        void *const *handles, const char *what);
+
+/* A memory descriptor with explicit strides (elements), or dense row-major when strides is
+ * NULL. */
+ngpt_status nx_dnnl_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt,
+                       const int64_t *strides);
+
+const char *nx_dnnl_status_str(dnnl_status_t s);
+
+#endif

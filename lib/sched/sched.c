@@ -1,0 +1,959 @@
+/* sched.c — ngpt_scheduler: DDIM, PNDM and DPM-Solver multistep as in diffusers 0.17
+ * (scheduling_ddim.py, scheduling_pndm.py, scheduling_dpmsolver_multistep.py).
+ *
+ * Precision follows the reference: betas/alphas_cumprod are float32 tensors in diffusers
+ * (torch.linspace in float32, torch.cumprod accumulating in double on CPU and rounding each
+ * entry to float32); per-step scalars (alpha_prod_t ** 0.5, exp(-h), ...) are 0-dim float32
+ * tensors there, so they are float here; timestep arithmetic is numpy float64 / int64.
+ * The elementwise halves live in sched_step.c.
+ */
+#include "sched.h"
+#include "../core/alloc.h"
+#include "../core/error.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+enum { SPACING_LEADING = 0, SPACING_TRAILING = 1 };
+
+struct ngpt_scheduler {
+    ngpt_scheduler_kind kind;
+    /* ---- config (diffusers names) ---- */
+    int64_t T;                  /* num_train_timesteps */
+    int     pred;               /* ngpt_prediction_type */
+    bool    clip_sample;        /* DDIM */
+    float   clip_sample_range;  /* DDIM */
+    int64_t steps_offset;       /* DDIM, PNDM */
+    int     spacing;            /* DDIM timestep_spacing */
+    bool    skip_prk_steps;     /* PNDM */
+    int     order;              /* DPM solver_order */
+    int     algo;               /* DPM algorithm_type */
+    bool    heun;               /* DPM solver_type */
+    bool    lower_order_final;  /* DPM */
+    double  lambda_min_clipped; /* DPM */
+    float   eta;                /* DDIM step argument */
+    bool    use_clipped;        /* DDIM step argument */
+    /* ---- schedule ---- */
+    float  *acp;                /* alphas_cumprod [T] */
+    float   final_acp;          /* DDIM, PNDM */
+    float  *alpha_t, *sigma_t, *lambda_t;  /* DPM [T] */
+    /* ---- timesteps ---- */
+    int32_t  n_inference;       /* as passed to set_timesteps; 0 = not yet */
+    int64_t *ts;                /* [n_ts] */
+    size_t   n_ts;
+    size_t   n_prk;             /* PNDM: the first n_prk timesteps are PRK steps */
+    /* ---- stepping state ---- */
+    size_t n;                   /* elements per sample, fixed by the first step; 0 = none yet */
+    float *buf[6];              /* PNDM: ets ring (4) + cur_sample + cur_model_output; DPM: model_outputs (3) */
+    float *ets[4];              /* PNDM: history, ets[0] newest */
+    int    n_ets;
+    bool   have_cur_sample;
+    int64_t counter;            /* PNDM */
+    int    lower_order_nums;    /* DPM */
+    float *mo[3];               /* DPM: model_outputs, mo[0] newest */
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * config
+ * ------------------------------------------------------------------------------------------- */
+
+static ngpt_status cfg_num(const json_t *o, const char *k, double def, double *out)
+{
+    const json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) { *out = def; return NGPT_OK; }
+    if (json_is_string(v)) {  /* Python's json writes -Infinity / Infinity / NaN; see quote_nonfinite */
+        const char *t = json_string_value(v);
+        if (!strcmp(t, "-Infinity")) { *out = -INFINITY; return NGPT_OK; }
+        if (!strcmp(t, "Infinity")) { *out = INFINITY; return NGPT_OK; }
+        if (!strcmp(t, "NaN")) { *out = NAN; return NGPT_OK; }
+    }
+    if (!json_is_number(v))
+        return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: '%s' is not a number", k);
+    *out = json_number_value(v);
+    return NGPT_OK;
+}
+
+static ngpt_status cfg_int(const json_t *o, const char *k, int64_t def, int64_t *out)
+{
+    const json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) { *out = def; return NGPT_OK; }
+    if (json_is_integer(v)) { *out = (int64_t)json_integer_value(v); return NGPT_OK; }
+    if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)) && fabs(json_real_value(v)) < 1e15) {
+        *out = (int64_t)json_real_value(v);
+        return NGPT_OK;
+    }
+    return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: '%s' is not an integer", k);
+}
+
+static ngpt_status cfg_bool(const json_t *o, const char *k, bool def, bool *out)
+{
+    const json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) { *out = def; return NGPT_OK; }
+    if (!json_is_boolean(v))
+        return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: '%s' is not a boolean", k);
+    *out = json_is_true(v);
+    return NGPT_OK;
+}
+
+static ngpt_status cfg_str(const json_t *o, const char *k, const char *def, const char **out)
+{
+    const json_t *v = json_object_get(o, k);
+    if (!v || json_is_null(v)) { *out = def; return NGPT_OK; }
+    if (!json_is_string(v))
+        return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: '%s' is not a string", k);
+    *out = json_string_value(v);
+    return NGPT_OK;
+}
+
+static const char *kind_class(ngpt_scheduler_kind k)
+{
+    switch (k) {
+    case NGPT_SCHEDULER_DDIM: return "DDIMScheduler";
+    case NGPT_SCHEDULER_PNDM: return "PNDMScheduler";
+    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return "DPMSolverMultistepScheduler";
+    default: return "?";
+    }
+}
+
+
+/* torch.linspace(start, end, n, dtype=float32) as torch 1.13's CPU kernel computes it (checked
+ * bit for bit against torch on x86-64): step = (end - start) / (n - 1) in float; the output is
+ * filled in blocks of 16 = two 8-lane vectors (the remainder one by one); each vector (or single
+ * element) at index i gets base = start + step * i if i < n/2, else end - step * (n - 1 - i),
+ * which torch's AVX2 build evaluates with a fused multiply-add; lane j of a vector adds j * step
+ * (not fused). */
+static void linspace_f32(float *out, int64_t n, double start_d, double end_d)
+{
+    const float start = (float)start_d, end = (float)end_d;
+    if (n == 1) { out[0] = start; return; }
+    const float step = (end - start) / (float)(n - 1);
+    const int64_t half = n / 2;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int64_t blk = i; blk < i + 16; blk += 8) {
+            const float base = blk < half ? fmaf(step, (float)blk, start) : fmaf(-step, (float)(n - blk - 1), end);
+            for (int j = 0; j < 8; j++) out[blk + j] = base + (float)j * step;
+        }
+    }
+    for (; i < n; i++) out[i] = i < half ? fmaf(step, (float)i, start) : fmaf(-step, (float)(n - i - 1), end);
+}
+
+static ngpt_status build_schedule(ngpt_scheduler *s, const json_t *cfg, const char *beta_schedule, double beta_start,
+                                  double beta_end, bool zero_snr, bool set_alpha_to_one)
+{
+    const int64_t T = s->T;
+    float *betas = nx_malloc((size_t)T * sizeof *betas);
+    s->acp = nx_malloc((size_t)T * sizeof *s->acp);
+    if (!betas || !s->acp) { nx_free(betas); return nx_err(NGPT_ERR_OUT_OF_MEMORY, "scheduler: schedule of %lld steps", (long long)T); }
+
+    const json_t *tb = json_object_get(cfg, "trained_betas");
+    if (tb && !json_is_null(tb)) {
+        if (!json_is_array(tb) || (int64_t)json_array_size(tb) != T) {
+            nx_free(betas);
+            return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: 'trained_betas' must be an array of num_train_timesteps (%lld) numbers", (long long)T);
+        }
+        for (int64_t i = 0; i < T; i++) {
+            const json_t *v = json_array_get(tb, (size_t)i);
+            if (!json_is_number(v)) { nx_free(betas); return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: 'trained_betas'[%lld] is not a number", (long long)i); }
+            betas[i] = (float)json_number_value(v);
+        }
+    } else if (!strcmp(beta_schedule, "linear")) {
+        linspace_f32(betas, T, beta_start, beta_end);
+    } else if (!strcmp(beta_schedule, "scaled_linear")) {
+        linspace_f32(betas, T, sqrt(beta_start), sqrt(beta_end));
+        for (int64_t i = 0; i < T; i++) betas[i] = betas[i] * betas[i];
+    } else if (!strcmp(beta_schedule, "squaredcos_cap_v2")) {
+        for (int64_t i = 0; i < T; i++) {
+            double t1 = (double)i / (double)T, t2 = (double)(i + 1) / (double)T;
+            double a1 = cos((t1 + 0.008) / 1.008 * M_PI / 2), a2 = cos((t2 + 0.008) / 1.008 * M_PI / 2);
+            double b = 1 - (a2 * a2) / (a1 * a1);
+            betas[i] = (float)(b < 0.999 ? b : 0.999);
+        }
+    } else {
+        nx_free(betas);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: beta_schedule '%s' is not implemented for %s "
+                      "(linear, scaled_linear, squaredcos_cap_v2)", beta_schedule, kind_class(s->kind));
+    }
+
+    /* torch.cumprod on CPU accumulates in double (acc_type<float> = double). */
+    double acc = 1.0;
+    for (int64_t i = 0; i < T; i++) {
+        acc *= (double)(1.0f - betas[i]);
+        s->acp[i] = (float)acc;
+    }
+    if (zero_snr) {
+        /* rescale_zero_terminal_snr (float32 tensor ops) */
+        float *sq = betas;  /* reuse: alphas_bar_sqrt */
+        for (int64_t i = 0; i < T; i++) sq[i] = sqrtf(s->acp[i]);
+        const float s0 = sq[0], sT = sq[T - 1];
+        const float k = s0 / (s0 - sT);
+        for (int64_t i = 0; i < T; i++) { sq[i] -= sT; sq[i] *= k; }
+        float prev_bar = 0;
+        acc = 1.0;
+        for (int64_t i = 0; i < T; i++) {
+            const float bar = sq[i] * sq[i];
+            const float alpha = i == 0 ? bar : bar / prev_bar;
+            prev_bar = bar;
+            const float beta = 1.0f - alpha;
+            acc *= (double)(1.0f - beta);
+            s->acp[i] = (float)acc;
+        }
+    }
+    nx_free(betas);
+    s->final_acp = set_alpha_to_one ? 1.0f : s->acp[0];
+
+    if (s->kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP) {
+        s->alpha_t = nx_malloc((size_t)T * sizeof(float));
+        s->sigma_t = nx_malloc((size_t)T * sizeof(float));
+        s->lambda_t = nx_malloc((size_t)T * sizeof(float));
+        if (!s->alpha_t || !s->sigma_t || !s->lambda_t)
+            return nx_err(NGPT_ERR_OUT_OF_MEMORY, "scheduler: DPM-Solver tables of %lld steps", (long long)T);
+        for (int64_t i = 0; i < T; i++) {
+            s->alpha_t[i] = sqrtf(s->acp[i]);
+            s->sigma_t[i] = sqrtf(1.0f - s->acp[i]);
+            s->lambda_t[i] = logf(s->alpha_t[i]) - logf(s->sigma_t[i]);
+        }
+    }
+    return NGPT_OK;
+}
+
+static ngpt_status parse_pred(const char *v, int *out)
+{
+    if (!strcmp(v, "epsilon")) *out = NGPT_PREDICTION_EPSILON;
+    else if (!strcmp(v, "v_prediction")) *out = NGPT_PREDICTION_V;
+    else if (!strcmp(v, "sample")) *out = NGPT_PREDICTION_SAMPLE;
+    else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: prediction_type '%s' (epsilon, v_prediction, sample)", v);
+    return NGPT_OK;
+}
+
+static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_scheduler_params *p)
+{
+    if (!json_is_object(cfg)) return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: not a JSON object");
+    /* kind */
+    ngpt_scheduler_kind kind = p->kind;
+    if (kind == NGPT_SCHEDULER_AUTO) {
+        const char *cls = NULL;
+        NX_TRY(cfg_str(cfg, "_class_name", NULL, &cls));
+        if (!cls) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "scheduler config: no '_class_name' and kind AUTO: name the scheduler kind");
+        if (!strcmp(cls, "DDIMScheduler")) kind = NGPT_SCHEDULER_DDIM;
+        else if (!strcmp(cls, "PNDMScheduler")) kind = NGPT_SCHEDULER_PNDM;
+        else if (!strcmp(cls, "DPMSolverMultistepScheduler")) kind = NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+        else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: _class_name '%s' is not supported "
+                           "(DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler)", cls);
+    } else if (kind != NGPT_SCHEDULER_DDIM && kind != NGPT_SCHEDULER_PNDM && kind != NGPT_SCHEDULER_DPMSOLVER_MULTISTEP) {
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown kind %d", (int)kind);
+    }
+    s->kind = kind;
+    const bool ddim = kind == NGPT_SCHEDULER_DDIM, pndm = kind == NGPT_SCHEDULER_PNDM, dpm = !ddim && !pndm;
+
+    /* common keys, with each class's __init__ defaults */
+    double beta_start, beta_end;
+    const char *beta_schedule = "linear", *pred = "epsilon";
+    NX_TRY(cfg_int(cfg, "num_train_timesteps", 1000, &s->T));
+    if (s->T < 1 || s->T > 100000000)
+        return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: num_train_timesteps %lld out of range", (long long)s->T);
+    NX_TRY(cfg_num(cfg, "beta_start", 0.0001, &beta_start));
+    NX_TRY(cfg_num(cfg, "beta_end", 0.02, &beta_end));
+    NX_TRY(cfg_str(cfg, "beta_schedule", "linear", &beta_schedule));
+    NX_TRY(cfg_str(cfg, "prediction_type", "epsilon", &pred));
+    NX_TRY(parse_pred(pred, &s->pred));
+    if (p->prediction_type != NGPT_PREDICTION_FROM_CONFIG) {
+        if (p->prediction_type < NGPT_PREDICTION_EPSILON || p->prediction_type > NGPT_PREDICTION_SAMPLE)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown prediction_type %d", (int)p->prediction_type);
+        s->pred = p->prediction_type;
+    }
+    bool set_alpha_to_one = false, zero_snr = false;
+    if (ddim || pndm) {
+        NX_TRY(cfg_bool(cfg, "set_alpha_to_one", ddim, &set_alpha_to_one));
+        NX_TRY(cfg_int(cfg, "steps_offset", 0, &s->steps_offset));
+    }
+    if (ddim) {
+        double range;
+        bool thresholding;
+        const char *spacing;
+        NX_TRY(cfg_bool(cfg, "clip_sample", true, &s->clip_sample));
+        NX_TRY(cfg_num(cfg, "clip_sample_range", 1.0, &range));
+        s->clip_sample_range = (float)range;
+        NX_TRY(cfg_bool(cfg, "thresholding", false, &thresholding));
+        if (thresholding)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DDIM 'thresholding' (dynamic thresholding, "
+                          "per-batch-item quantiles) is not implemented");
+        NX_TRY(cfg_str(cfg, "timestep_spacing", "leading", &spacing));
+        if (!strcmp(spacing, "leading")) s->spacing = SPACING_LEADING;
+        else if (!strcmp(spacing, "trailing")) s->spacing = SPACING_TRAILING;
+        else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: timestep_spacing '%s' (DDIM in diffusers 0.17: leading, trailing)", spacing);
+        NX_TRY(cfg_bool(cfg, "rescale_betas_zero_snr", false, &zero_snr));
+        s->eta = isnan(p->eta) ? 0.0f : p->eta;
+        if (s->eta < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: eta %g is negative", (double)s->eta);
+        s->use_clipped = p->use_clipped_model_output != 0;
+    }
+    if (pndm) {
+        NX_TRY(cfg_bool(cfg, "skip_prk_steps", false, &s->skip_prk_steps));
+        if (s->pred == NGPT_PREDICTION_SAMPLE)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: PNDM supports prediction_type epsilon or v_prediction, not 'sample'");
+    }
+    if (dpm) {
+        int64_t order;
+        bool thresholding, karras;
+        const char *algo, *stype, *variance_type;
+        NX_TRY(cfg_int(cfg, "solver_order", 2, &order));
+        if (p->solver_order) order = p->solver_order;
+        if (order < 1 || order > 3)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: DPM-Solver solver_order %lld (1, 2 or 3)", (long long)order);
+        s->order = (int)order;
+        NX_TRY(cfg_str(cfg, "algorithm_type", "dpmsolver++", &algo));
+        if (!strcmp(algo, "dpmsolver++") || !strcmp(algo, "deis")) s->algo = NGPT_DPM_DPMSOLVER_PP;
+        else if (!strcmp(algo, "dpmsolver")) s->algo = NGPT_DPM_DPMSOLVER;
+        else if (!strcmp(algo, "sde-dpmsolver++")) s->algo = NGPT_DPM_SDE_DPMSOLVER_PP;
+        else if (!strcmp(algo, "sde-dpmsolver")) s->algo = NGPT_DPM_SDE_DPMSOLVER;
+        else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: algorithm_type '%s' is not implemented for DPMSolverMultistepScheduler", algo);
+        if (p->algorithm_type != NGPT_DPM_ALGORITHM_FROM_CONFIG) {
+            if (p->algorithm_type < NGPT_DPM_DPMSOLVER_PP || p->algorithm_type > NGPT_DPM_SDE_DPMSOLVER)
+                return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown algorithm_type %d", (int)p->algorithm_type);
+            s->algo = p->algorithm_type;
+        }
+        NX_TRY(cfg_str(cfg, "solver_type", "midpoint", &stype));
+        if (!strcmp(stype, "midpoint") || !strcmp(stype, "logrho") || !strcmp(stype, "bh1") || !strcmp(stype, "bh2")) s->heun = false;
+        else if (!strcmp(stype, "heun")) s->heun = true;
+        else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: solver_type '%s' is not implemented for DPMSolverMultistepScheduler", stype);
+        if (p->solver_type != NGPT_DPM_SOLVER_TYPE_FROM_CONFIG) {
+            if (p->solver_type != NGPT_DPM_SOLVER_MIDPOINT && p->solver_type != NGPT_DPM_SOLVER_HEUN)
+                return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown solver_type %d", (int)p->solver_type);
+            s->heun = p->solver_type == NGPT_DPM_SOLVER_HEUN;
+        }
+        if (s->order == 3 && (s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER))
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: the SDE DPM-Solver variants have no third-order update (solver_order 3)");
+        NX_TRY(cfg_bool(cfg, "lower_order_final", true, &s->lower_order_final));
+        NX_TRY(cfg_bool(cfg, "thresholding", false, &thresholding));
+        if (thresholding)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DPM-Solver 'thresholding' is not implemented");
+        NX_TRY(cfg_bool(cfg, "use_karras_sigmas", false, &karras));
+        if (karras)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DPM-Solver 'use_karras_sigmas' is not implemented");
+        NX_TRY(cfg_str(cfg, "variance_type", NULL, &variance_type));
+        if (variance_type && (!strcmp(variance_type, "learned") || !strcmp(variance_type, "learned_range")))
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DPM-Solver variance_type '%s' (model outputs with "
+                          "learned variance channels) is not implemented", variance_type);
+        NX_TRY(cfg_num(cfg, "lambda_min_clipped", -INFINITY, &s->lambda_min_clipped));
+    }
+    return build_schedule(s, cfg, beta_schedule, beta_start, beta_end, zero_snr, set_alpha_to_one);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * create / free
+ * ------------------------------------------------------------------------------------------- */
+
+NGPT_API ngpt_status ngpt_scheduler_params_default(ngpt_scheduler_params *p, size_t struct_size)
+{
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params_default: p is NULL");
+    if (struct_size < sizeof(size_t))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params_default: struct_size %zu too small", struct_size);
+    ngpt_scheduler_params d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = struct_size < sizeof d ? struct_size : sizeof d;
+    d.kind = NGPT_SCHEDULER_AUTO;
+    d.eta = 0.0f;
+    memcpy(p, &d, d.struct_size);
+    p->struct_size = struct_size;
+    return NGPT_OK;
+}
+
+/* Read the caller's params (possibly an older, shorter struct) into a full one. */
+static ngpt_status read_params(const ngpt_scheduler_params *in, ngpt_scheduler_params *p)
+{
+    ngpt_scheduler_params_default(p, sizeof *p);
+    if (!in) return NGPT_OK;
+    if (in->struct_size < sizeof(size_t))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: struct_size %zu: fill it with ngpt_scheduler_params_default", in->struct_size);
+    size_t n = in->struct_size < sizeof *p ? in->struct_size : sizeof *p;
+    memcpy(p, in, n);
+    p->struct_size = sizeof *p;
+    if (p->flags) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: flags 0x%x: no flags are defined", p->flags);
+    return NGPT_OK;
+}
+
+static void free_state(ngpt_scheduler *s)
+{
+    for (int i = 0; i < 6; i++) { nx_free(s->buf[i]); s->buf[i] = NULL; }
+    s->n = 0;
+}
+
+static void reset_state(ngpt_scheduler *s)
+{
+    s->n_ets = 0;
+    s->have_cur_sample = false;
+    s->counter = 0;
+    s->lower_order_nums = 0;
+    memset(s->ets, 0, sizeof s->ets);
+    memset(s->mo, 0, sizeof s->mo);
+}
+
+NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s)
+{
+    if (!s) return;
+    free_state(s);
+    nx_free(s->acp);
+    nx_free(s->alpha_t);
+    nx_free(s->sigma_t);
+    nx_free(s->lambda_t);
+    nx_free(s->ts);
+    nx_free(s);
+}
+
+static ngpt_status create_from(ngpt_scheduler **out, const json_t *cfg, const ngpt_scheduler_params *pin)
+{
+    ngpt_scheduler_params p;
+    NX_TRY(read_params(pin, &p));
+    ngpt_scheduler *s = nx_calloc(1, sizeof *s);
+    if (!s) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_create: out of memory");
+    ngpt_status st = configure(s, cfg, &p);
+    if (st != NGPT_OK) { ngpt_scheduler_free(s); return st; }
+    *out = s;
+    return NGPT_OK;
+}
+
+/* diffusers saves configs with Python's json module, which writes the non-standard tokens
+ * -Infinity, Infinity and NaN (DPMSolverMultistepScheduler's lambda_min_clipped defaults to
+ * -inf). jansson rejects them, so outside strings they are quoted ("-Infinity") before parsing
+ * and cfg_num reads them back. Returns a new NUL-terminated buffer (nx_free) or NULL. */
+static char *quote_nonfinite(const char *in, size_t len, size_t *out_len)
+{
+    static const char *const tok[3] = {"-Infinity", "Infinity", "NaN"};
+    char *out = nx_malloc(len + len / 3 * 2 + 3);  /* each token of >= 3 chars grows by 2 */
+    if (!out) return NULL;
+    size_t o = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        const char ch = in[i];
+        if (in_str) {
+            out[o++] = ch;
+            if (ch == '\\' && i + 1 < len) out[o++] = in[++i];
+            else if (ch == '"') in_str = false;
+            continue;
+        }
+        if (ch == '"') { in_str = true; out[o++] = ch; continue; }
+        int hit = -1;
+        for (int t = 0; t < 3 && hit < 0; t++) {
+            size_t tl = strlen(tok[t]);
+            if (i + tl <= len && !memcmp(in + i, tok[t], tl)) hit = t;
+        }
+        if (hit >= 0) {
+            size_t tl = strlen(tok[hit]);
+            out[o++] = '"';
+            memcpy(out + o, tok[hit], tl);
+            o += tl;
+            out[o++] = '"';
+            i += tl - 1;
+        } else {
+            out[o++] = ch;
+        }
+    }
+    out[o] = 0;
+    *out_len = o;
+    return out;
+}
+
+static ngpt_status create_from_text(ngpt_scheduler **out, const char *text, size_t len, const char *what,
+                                    const ngpt_scheduler_params *p)
+{
+    size_t qlen;
+    char *q = quote_nonfinite(text, len, &qlen);
+    if (!q) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
+    json_error_t je;
+    json_t *cfg = json_loadb(q, qlen, 0, &je);
+    nx_free(q);
+    if (!cfg) return nx_err(NGPT_ERR_BAD_FORMAT, "%s:%d:%d: %s", what, je.line, je.column, je.text);
+    ngpt_status st = create_from(out, cfg, p);
+    json_decref(cfg);
+    return st;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_create_from_json(ngpt_scheduler **out, const char *json_text, size_t len,
+                                                     const ngpt_scheduler_params *p)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create_from_json: out is NULL");
+    *out = NULL;
+    if (!json_text) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create_from_json: json_text is NULL");
+    return create_from_text(out, json_text, len, "scheduler config", p);
+}
+
+NGPT_API ngpt_status ngpt_scheduler_create(ngpt_scheduler **out, const char *path, const ngpt_scheduler_params *p)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create: out is NULL");
+    *out = NULL;
+    if (!path) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create: path is NULL");
+    FILE *f = fopen(path, "rb");
+    if (!f) return nx_err(errno == ENOENT ? NGPT_ERR_NOT_FOUND : NGPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4096;
+            char *nb = nx_realloc(buf, cap);
+            if (!nb) { nx_free(buf); fclose(f); return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", path); }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) break;
+    }
+    const int rd_err = ferror(f);
+    fclose(f);
+    if (rd_err) { nx_free(buf); return nx_err(NGPT_ERR_IO, "%s: read error", path); }
+    ngpt_status st = create_from_text(out, buf, len, path, p);
+    nx_free(buf);
+    if (st != NGPT_OK && !strstr(ngpt_last_error(), path)) return nx_err_wrap(st, "%s: ", path);
+    return st;
+}
+
+NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s)
+{
+    return s ? s->kind : NGPT_SCHEDULER_AUTO;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * timesteps
+ * ------------------------------------------------------------------------------------------- */
+
+static ngpt_status ts_alloc(ngpt_scheduler *s, size_t n)
+{
+    int64_t *ts = nx_malloc((n ? n : 1) * sizeof *ts);
+    if (!ts) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
+    nx_free(s->ts);
+    s->ts = ts;
+    s->n_ts = n;
+    return NGPT_OK;
+}
+
+static ngpt_status set_ddim(ngpt_scheduler *s, int32_t N)
+{
+    if (s->spacing == SPACING_LEADING) {
+        const int64_t ratio = s->T / N;
+        NX_TRY(ts_alloc(s, (size_t)N));
+        for (int32_t i = 0; i < N; i++) s->ts[i] = (int64_t)(N - 1 - i) * ratio + s->steps_offset;
+    } else {
+        /* np.round(np.arange(T, 0, -ratio)) - 1, numpy's float arange: len = ceil((stop - start) / step),
+         * values start + i * delta with delta = (start + step) - start. */
+        const double ratio = (double)s->T / (double)N, start = (double)s->T, step = -ratio;
+        const double len_d = ceil((0.0 - start) / step);
+        const size_t len = len_d > 0 ? (size_t)len_d : 0;
+        const double delta = (start + step) - start;
+        NX_TRY(ts_alloc(s, len));
+        for (size_t i = 0; i < len; i++) s->ts[i] = (int64_t)nearbyint(start + (double)i * delta) - 1;
+    }
+    return NGPT_OK;
+}
+
+static ngpt_status set_pndm(ngpt_scheduler *s, int32_t N)
+{
+    const int64_t ratio = s->T / N;
+    int64_t *base = nx_malloc((size_t)N * sizeof *base);  /* _timesteps, ascending */
+    if (!base) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
+    for (int32_t i = 0; i < N; i++) base[i] = (int64_t)i * ratio + s->steps_offset;
+    ngpt_status st;
+    if (s->skip_prk_steps) {
+        /* concat(_ts[:-1], _ts[-2:-1], _ts[-1:])[::-1] */
+        size_t n = (size_t)N - 1 + (N >= 2 ? 1 : 0) + 1;
+        st = ts_alloc(s, n);
+        if (st == NGPT_OK) {
+            size_t k = 0;
+            int64_t *fw = nx_malloc(n * sizeof *fw);
+            if (!fw) { nx_free(base); return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory"); }
+            for (int32_t i = 0; i < N - 1; i++) fw[k++] = base[i];
+            if (N >= 2) fw[k++] = base[N - 2];
+            fw[k++] = base[N - 1];
+            for (size_t i = 0; i < n; i++) s->ts[i] = fw[n - 1 - i];
+            nx_free(fw);
+            s->n_prk = 0;
+        }
+    } else {
+        /* prk = _ts[-4:].repeat(2) + tile([0, T//N//2], 4); prk = prk[:-1].repeat(2)[1:-1][::-1]
+         * plms = _ts[:-3][::-1] */
+        const int32_t m = N < 4 ? N : 4;
+        const int64_t half = s->T / N / 2;
+        int64_t rep[8], rep2[16];
+        for (int32_t i = 0; i < m; i++) { rep[2 * i] = base[N - m + i]; rep[2 * i + 1] = base[N - m + i]; }
+        /* np.tile([0, half], 4) has 8 entries: broadcasting against 2m entries needs m == 4 */
+        if (m != 4) {
+            nx_free(base);
+            return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_scheduler_set_timesteps: PNDM with PRK steps needs at least 4 "
+                          "inference steps (diffusers fails for %d)", N);
+        }
+        for (int i = 0; i < 8; i++) rep[i] += (i % 2) ? half : 0;
+        int k = 0;
+        for (int i = 0; i < 7; i++) { rep2[k++] = rep[i]; rep2[k++] = rep[i]; }
+        /* rep2[1 .. 12] reversed */
+        const size_t n_prk = 12, n_plms = N > 3 ? (size_t)N - 3 : 0;
+        st = ts_alloc(s, n_prk + n_plms);
+        if (st == NGPT_OK) {
+            for (size_t i = 0; i < n_prk; i++) s->ts[i] = rep2[12 - i];
+            for (size_t i = 0; i < n_plms; i++) s->ts[n_prk + i] = base[n_plms - 1 - i];
+            s->n_prk = n_prk;
+        }
+    }
+    nx_free(base);
+    return st;
+}
+
+static ngpt_status set_dpm(ngpt_scheduler *s, int32_t N)
+{
+    /* clipped_idx = torch.searchsorted(flip(lambda_t), lambda_min_clipped): entries below it */
+    int64_t clipped = 0;
+    const float lmin = (float)s->lambda_min_clipped;
+    for (int64_t i = s->T - 1; i >= 0; i--) {
+        if (s->lambda_t[i] < lmin) clipped++;
+        else break;
+    }
+    /* np.linspace(0, T - 1 - clipped, N + 1).round()[::-1][:-1], duplicates removed (first kept) */
+    const double stop = (double)(s->T - 1 - clipped);
+    const double step = stop / (double)N;
+    NX_TRY(ts_alloc(s, (size_t)N));
+    size_t k = 0;
+    for (int32_t j = N; j >= 1; j--) {
+        double v = (j == N) ? stop : (double)j * step;
+        int64_t t = (int64_t)nearbyint(v);
+        bool dup = false;
+        for (size_t q = 0; q < k; q++) if (s->ts[q] == t) { dup = true; break; }
+        if (!dup) s->ts[k++] = t;
+    }
+    s->n_ts = k;
+    return NGPT_OK;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)
+{
+    if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_set_timesteps: s is NULL");
+    if (n < 1 || (int64_t)n > s->T)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_set_timesteps: num_inference_steps %d must be in "
+                      "[1, num_train_timesteps = %lld]", n, (long long)s->T);
+    ngpt_status st;
+    switch (s->kind) {
+    case NGPT_SCHEDULER_DDIM: st = set_ddim(s, n); break;
+    case NGPT_SCHEDULER_PNDM: st = set_pndm(s, n); break;
+    default: st = set_dpm(s, n); break;
+    }
+    if (st != NGPT_OK) { s->n_inference = 0; s->n_ts = 0; return st; }
+    s->n_inference = n;
+    free_state(s);
+    reset_state(s);
+    return NGPT_OK;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int64_t **ts, size_t *n)
+{
+    if (!s || !ts || !n) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_timesteps: NULL argument");
+    if (!s->n_inference) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_timesteps: call ngpt_scheduler_set_timesteps first");
+    *ts = s->ts;
+    *n = s->n_ts;
+    return NGPT_OK;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s)
+{
+    if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_reset: s is NULL");
+    reset_state(s);
+    return NGPT_OK;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, const float **acp, size_t *n)
+{
+    if (!s || !acp || !n) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_alphas_cumprod: NULL argument");
+    *acp = s->acp;
+    *n = (size_t)s->T;
+    return NGPT_OK;
+}
+
+NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s)
+{
+    (void)s;
+    return 1.0f;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_scale_model_input(const ngpt_scheduler *s, float *sample, size_t n, int64_t timestep)
+{
+    (void)timestep;
+    if (!s || (n && !sample)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_scale_model_input: NULL argument");
+    return NGPT_OK;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *out, const float *original,
+                                              const float *noise, size_t n, int64_t t)
+{
+    if (!s || (n && (!out || !original || !noise)))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_add_noise: NULL argument");
+    if (t < 0 || t >= s->T)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_add_noise: timestep %lld outside [0, %lld)", (long long)t, (long long)s->T);
+    const float a = s->acp[t];
+    const float sa = sqrtf(a), sb = sqrtf(1.0f - a);
+    for (size_t i = 0; i < n; i++) out[i] = sa * original[i] + sb * noise[i];
+    return NGPT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * step
+ * ------------------------------------------------------------------------------------------- */
+
+static ngpt_status need_bufs(ngpt_scheduler *s, size_t n, int count)
+{
+    if (s->n && s->n != n)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_scheduler_step: n = %zu, but earlier steps had %zu "
+                      "(call ngpt_scheduler_set_timesteps or _reset to start a new trajectory)", n, s->n);
+    if (!s->n) {
+        for (int i = 0; i < count; i++) {
+            s->buf[i] = nx_malloc(n * sizeof(float));
+            if (!s->buf[i]) { free_state(s); reset_state(s); return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_step: state of %zu floats", n); }
+        }
+        s->n = n;
+    }
+    return NGPT_OK;
+}
+
+static float acp_at(const ngpt_scheduler *s, int64_t t)
+{
+    /* python indexing: a negative index counts from the end (only reachable with odd configs) */
+    return s->acp[t < 0 ? t + s->T : t];
+}
+
+static ngpt_status step_ddim(ngpt_scheduler *s, const float *mo, int64_t t, float *x, size_t n, const float *noise)
+{
+    const int64_t prev_t = t - s->T / s->n_inference;
+    const float a_t = acp_at(s, t);
+    const float a_prev = prev_t >= 0 ? acp_at(s, prev_t) : s->final_acp;
+    const float b_t = 1.0f - a_t, b_prev = 1.0f - a_prev;
+    nx_ddim_coef c;
+    memset(&c, 0, sizeof c);
+    c.pred = s->pred;
+    c.sqrt_a_t = sqrtf(a_t);
+    c.sqrt_b_t = sqrtf(b_t);
+    c.sqrt_a_prev = sqrtf(a_prev);
+    const float variance = (b_prev / b_t) * (1.0f - a_t / a_prev);
+    c.std_dev = s->eta * sqrtf(variance);
+    c.dir = sqrtf(1.0f - a_prev - c.std_dev * c.std_dev);
+    c.clip = s->clip_sample;
+    c.clip_range = s->clip_sample_range;
+    c.use_clipped = s->use_clipped;
+    c.add_noise = s->eta > 0;
+    if (c.add_noise && !noise)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: DDIM with eta = %g needs variance_noise", (double)s->eta);
+    nx_ddim_apply(&c, mo, x, noise, n);
+    return NGPT_OK;
+}
+
+static void pndm_coef(const ngpt_scheduler *s, int64_t t, int64_t prev_t, int combine, nx_pndm_coef *c)
+{
+    const float a_t = acp_at(s, t);
+    const float a_prev = prev_t >= 0 ? acp_at(s, prev_t) : s->final_acp;
+    const float b_t = 1.0f - a_t, b_prev = 1.0f - a_prev;
+    c->combine = combine;
+    c->v_pred = s->pred == NGPT_PREDICTION_V;
+    c->sqrt_a_t = sqrtf(a_t);
+    c->sqrt_b_t = sqrtf(b_t);
+    c->sample_coeff = sqrtf(a_prev / a_t);
+    c->denom = a_t * sqrtf(b_prev) + sqrtf(a_t * b_t * a_prev);
+    c->diff = a_prev - a_t;
+}
+
+/* ets.append: keep at most 4 (PLMS trims to the last 3 before appending). */
+static void ets_push(ngpt_scheduler *s, const float *m, size_t n)
+{
+    float *slot;
+    if (s->n_ets == 4) { slot = s->ets[3]; s->n_ets = 3; }
+    else {
+        /* a free buffer among buf[0..3] */
+        slot = NULL;
+        for (int b = 0; b < 4 && !slot; b++) {
+            bool used = false;
+            for (int j = 0; j < s->n_ets; j++) used |= s->ets[j] == s->buf[b];
+            if (!used) slot = s->buf[b];
+        }
+    }
+    memmove(&s->ets[1], &s->ets[0], (size_t)s->n_ets * sizeof s->ets[0]);
+    memcpy(slot, m, n * sizeof(float));
+    s->ets[0] = slot;
+    s->n_ets++;
+}
+
+static ngpt_status step_pndm(ngpt_scheduler *s, const float *mo, int64_t t, float *x, size_t n)
+{
+    NX_TRY(need_bufs(s, n, 6));
+    float *cur_sample = s->buf[4], *acc = s->buf[5];
+    const int64_t ratio = s->T / s->n_inference;
+    nx_pndm_coef c;
+    const float *e[4] = {s->ets[0], s->ets[1], s->ets[2], s->ets[3]};
+
+    if (s->counter < (int64_t)s->n_prk && !s->skip_prk_steps) {
+        /* step_prk */
+        const int64_t diff_to_prev = (s->counter % 2) ? 0 : ratio / 2;
+        const int64_t prev_t = t - diff_to_prev;
+        const int64_t tt = s->ts[s->counter / 4 * 4];
+        const int phase = (int)(s->counter % 4);
+        int combine = NX_PNDM_M;
+        if (phase == 0) {
+            const float k = (float)(1.0 / 6.0);
+            for (size_t i = 0; i < n; i++) acc[i] = k * mo[i];
+            ets_push(s, mo, n);
+            memcpy(cur_sample, x, n * sizeof(float));
+            s->have_cur_sample = true;
+        } else if (phase == 1 || phase == 2) {
+            const float k = (float)(1.0 / 3.0);
+            for (size_t i = 0; i < n; i++) acc[i] = acc[i] + k * mo[i];
+        } else {
+            combine = NX_PNDM_PRK_LAST;
+        }
+        pndm_coef(s, tt, prev_t, combine, &c);
+        nx_pndm_apply(&c, mo, e, acc, s->have_cur_sample ? cur_sample : x, x, n);
+        s->counter++;
+        return NGPT_OK;
+    }
+
+    /* step_plms */
+    if (!s->skip_prk_steps && s->n_ets < 3)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: PNDM without skip_prk_steps runs PLMS only "
+                      "after the PRK steps");
+    int64_t prev_t = t - ratio, tt = t;
+    if (s->counter != 1) {
+        if (s->n_ets > 3) s->n_ets = 3;
+        ets_push(s, mo, n);
+    } else {
+        prev_t = t;
+        tt = t + ratio;
+    }
+    e[0] = s->ets[0]; e[1] = s->ets[1]; e[2] = s->ets[2]; e[3] = s->ets[3];
+    const float *xin = x;
+    int combine;
+    if (s->n_ets == 1 && s->counter == 0) {
+        combine = NX_PNDM_M;
+        memcpy(cur_sample, x, n * sizeof(float));
+        s->have_cur_sample = true;
+    } else if (s->n_ets == 1 && s->counter == 1) {
+        combine = NX_PNDM_AVG2;
+        xin = cur_sample;
+        s->have_cur_sample = false;
+    } else if (s->n_ets == 2) combine = NX_PNDM_AB2;
+    else if (s->n_ets == 3) combine = NX_PNDM_AB3;
+    else combine = NX_PNDM_AB4;
+    pndm_coef(s, tt, prev_t, combine, &c);
+    nx_pndm_apply(&c, mo, e, acc, xin, x, n);
+    s->counter++;
+    return NGPT_OK;
+}
+
+static ngpt_status step_dpm(ngpt_scheduler *s, const float *mo_in, int64_t t, size_t idx, float *x, size_t n,
+                            const float *noise)
+{
+    const bool sde = s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER;
+    if (sde && !noise)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: the SDE DPM-Solver variants need variance_noise");
+    NX_TRY(need_bufs(s, n, s->order));
+    const size_t last = s->n_ts - 1;
+    const int64_t prev_t = idx == last ? 0 : s->ts[idx + 1];
+    const bool low_final = idx == last && s->lower_order_final && s->n_ts < 15;
+    const bool low_second = s->n_ts >= 2 && idx == last - 1 && s->lower_order_final && s->n_ts < 15;
+
+    /* model_outputs shift: the oldest buffer becomes the newest slot */
+    float *oldest = s->buf[0];
+    for (int b = 0; b < s->order; b++) {
+        bool used = false;
+        for (int j = 0; j < s->order - 1; j++) used |= s->mo[j] == s->buf[b];
+        if (!used) { oldest = s->buf[b]; break; }
+    }
+    for (int j = s->order - 1; j > 0; j--) s->mo[j] = s->mo[j - 1];
+    s->mo[0] = oldest;
+
+    int order;
+    if (s->order == 1 || s->lower_order_nums < 1 || low_final) order = 1;
+    else if (s->order == 2 || s->lower_order_nums < 2 || low_second) order = 2;
+    else order = 3;
+
+    nx_dpm_coef c;
+    memset(&c, 0, sizeof c);
+    c.algo = s->algo;
+    c.pred = s->pred;
+    c.order = order;
+    c.heun = s->heun;
+    c.conv_alpha = s->alpha_t[t];
+    c.conv_sigma = s->sigma_t[t];
+    const int64_t s0 = t;
+    const float lam_t = s->lambda_t[prev_t], lam_s0 = s->lambda_t[s0];
+    const float alpha_t = s->alpha_t[prev_t], alpha_s0 = s->alpha_t[s0];
+    const float sigma_t = s->sigma_t[prev_t], sigma_s0 = s->sigma_t[s0];
+    const float h = lam_t - lam_s0;
+    const bool pp = s->algo == NGPT_DPM_DPMSOLVER_PP;
+    const bool spp = s->algo == NGPT_DPM_SDE_DPMSOLVER_PP;
+    const bool plain = s->algo == NGPT_DPM_DPMSOLVER;
+    const float em = expf(-h), ep = expf(h);
+    if (pp) {
+        c.cx = sigma_t / sigma_s0;
+        c.c0 = -(alpha_t * (em - 1.0f));
+    } else if (plain) {
+        c.cx = alpha_t / alpha_s0;
+        c.c0 = -(sigma_t * (ep - 1.0f));
+    } else if (spp) {
+        c.cx = sigma_t / sigma_s0 * em;
+        c.c0 = alpha_t * (1.0f - expf(-2.0f * h));
+        c.cn = sigma_t * sqrtf(1.0f - expf(-2.0f * h));
+    } else {
+        c.cx = alpha_t / alpha_s0;
+        c.c0 = -(2.0f * (sigma_t * (ep - 1.0f)));
+        c.cn = sigma_t * sqrtf(expf(2.0f * h) - 1.0f);
+    }
+    if (order >= 2) {
+        /* python indexing, as diffusers: a step repeated at the first timestep reads ts[-1] */
+        const int64_t s1 = s->ts[(idx + s->n_ts - 1) % s->n_ts];
+        const float lam_s1 = s->lambda_t[s1];
+        const float h0 = lam_s0 - lam_s1;
+        const float r0 = h0 / h;
+        c.inv_r0 = 1.0f / r0;
+        if (order == 2) {
+            if (pp) c.c1 = s->heun ? alpha_t * ((em - 1.0f) / h + 1.0f) : -(0.5f * (alpha_t * (em - 1.0f)));
+            else if (plain) c.c1 = s->heun ? -(sigma_t * ((ep - 1.0f) / h - 1.0f)) : -(0.5f * (sigma_t * (ep - 1.0f)));
+            else if (spp) {
+                const float e2 = expf(-2.0f * h);
+                c.c1 = s->heun ? alpha_t * ((1.0f - e2) / (-2.0f * h) + 1.0f) : 0.5f * (alpha_t * (1.0f - e2));
+            } else {
+                c.c1 = s->heun ? -(2.0f * (sigma_t * ((ep - 1.0f) / h - 1.0f))) : -(sigma_t * (ep - 1.0f));
+            }
+        } else {
+            const int64_t s2 = s->ts[(idx + 2 * s->n_ts - 2) % s->n_ts];
+            const float h1 = lam_s1 - s->lambda_t[s2];
+            const float r1 = h1 / h;
+            c.inv_r1 = 1.0f / r1;
+            c.r0_r01 = r0 / (r0 + r1);
+            c.inv_r01 = 1.0f / (r0 + r1);
+            if (pp) {
+                c.c1 = alpha_t * ((em - 1.0f) / h + 1.0f);
+                c.c2 = -(alpha_t * ((em - 1.0f + h) / (h * h) - 0.5f));
+            } else {
+                c.c1 = -(sigma_t * ((ep - 1.0f) / h - 1.0f));
+                c.c2 = -(sigma_t * ((ep - 1.0f - h) / (h * h) - 0.5f));
+            }
+        }
+    }
+    nx_dpm_apply(&c, mo_in, s->mo, x, noise, n);
+    if (s->lower_order_nums < s->order) s->lower_order_nums++;
+    return NGPT_OK;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_output, int64_t timestep,
+                                         float *sample, size_t n, const float *variance_noise)
+{
+    if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: s is NULL");
+    if (n && (!model_output || !sample))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: model_output or sample is NULL");
+    if (!s->n_inference)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: call ngpt_scheduler_set_timesteps first");
+    size_t idx = s->n_ts;
+    for (size_t i = 0; i < s->n_ts; i++)
+        if (s->ts[i] == timestep) { idx = i; break; }
+    if (idx == s->n_ts || timestep < -s->T || timestep >= s->T)  /* DDIM trailing can end at -1 (diffusers indexes from the end) */
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: timestep %lld is not in the schedule "
+                      "(%zu timesteps from %lld)", (long long)timestep, s->n_ts, (long long)(s->n_ts ? s->ts[0] : -1));
+    switch (s->kind) {
+    case NGPT_SCHEDULER_DDIM: return step_ddim(s, model_output, timestep, sample, n, variance_noise);
+    case NGPT_SCHEDULER_PNDM: return step_pndm(s, model_output, timestep, sample, n);
+    default: return step_dpm(s, model_output, timestep, idx, sample, n, variance_noise);
+    }
+}

@@ -1,0 +1,181 @@
+/* test_ops_conv.c — CPU conv1d/2d/3d and conv_transpose1d (oneDNN) against naive double loops.
+ * Weights are rounded to their dtype first (the reference sees the stored values), so every
+ * dtype gets the F32 tolerance: 2e-6 relative to sum |x w| (+|bias|) per output. */
+#include "ops_test_util.h"
+
+static test_rng rng = {0x1234567887654321ull};
+
+/* Generic N-d conv reference over up to 3 spatial dims (unused dims have size 1). */
+static void ref_conv(const float *x, const float *w, const float *b, const int64_t *xs, const int64_t *ws,
+                     const int64_t *ys, int nsp, const nx_conv_params *p, double *y, double *sc)
+{
+    int64_t N = xs[0], C = xs[1], O = ws[0], G = p->groups, Cg = C / G, Og = O / G;
+    int64_t X[3] = {1, 1, 1}, Kk[3] = {1, 1, 1}, Y[3] = {1, 1, 1}, st[3] = {1, 1, 1}, pd[3] = {0, 0, 0},
+            dl[3] = {1, 1, 1};
+    for (int i = 0; i < nsp; i++) {
+        int j = 3 - nsp + i;
+        X[j] = xs[2 + i], Kk[j] = ws[2 + i], Y[j] = ys[2 + i];
+        st[j] = p->stride[i], pd[j] = p->pad[i], dl[j] = p->dilation[i];
+    }
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++) {
+            int64_t g = o / Og;
+            for (int64_t a = 0; a < Y[0]; a++)
+                for (int64_t bb = 0; bb < Y[1]; bb++)
+                    for (int64_t c = 0; c < Y[2]; c++) {
+                        double s = b ? b[o] : 0, sa = b ? fabs(b[o]) : 0;
+                        for (int64_t ci = 0; ci < Cg; ci++)
+                            for (int64_t ka = 0; ka < Kk[0]; ka++)
+                                for (int64_t kb = 0; kb < Kk[1]; kb++)
+                                    for (int64_t kc = 0; kc < Kk[2]; kc++) {
+                                        int64_t ia = a * st[0] - pd[0] + ka * dl[0];
+                                        int64_t ib = bb * st[1] - pd[1] + kb * dl[1];
+                                        int64_t ic = c * st[2] - pd[2] + kc * dl[2];
+                                        if (ia < 0 || ia >= X[0] || ib < 0 || ib >= X[1] || ic < 0 || ic >= X[2])
+                                            continue;
+                                        double xv = x[(((n * C + g * Cg + ci) * X[0] + ia) * X[1] + ib) * X[2] + ic];
+                                        double wv = w[(((o * Cg + ci) * Kk[0] + ka) * Kk[1] + kb) * Kk[2] + kc];
+                                        s += xv * wv;
+                                        sa += fabs(xv * wv);
+                                    }
+                        size_t yi = (size_t)((((n * O + o) * Y[0] + a) * Y[1] + bb) * Y[2] + c);
+                        y[yi] = s;
+                        sc[yi] = sa;
+                    }
+        }
+}
+
+static int64_t prod(const int64_t *v, int n)
+{
+    int64_t p = 1;
+    for (int i = 0; i < n; i++) p *= v[i];
+    return p;
+}
+
+/* sp: input spatial sizes, k: kernel sizes */
+static void check_conv(int nsp, int64_t N, int64_t C, int64_t O, const int64_t *sp, const int64_t *k, int stride, int pad,
+                       int dil, int groups, ngpt_dtype wdt, int bias)
+{
+    nx_conv_params p; /* not nx_conv_params_default(): that lives in ops.c, tested elsewhere */
+    memset(&p, 0, sizeof p);
+    p.groups = groups;
+    int64_t xs[5] = {N, C}, ws[5] = {O, C / groups}, ys[5] = {N, O};
+    for (int i = 0; i < nsp; i++) {
+        p.stride[i] = stride + (i == nsp - 1 ? 0 : 0);
+        p.pad[i] = pad;
+        p.dilation[i] = dil;
+        xs[2 + i] = sp[i];
+        ws[2 + i] = k[i];
+        ys[2 + i] = (sp[i] + 2 * pad - dil * (k[i] - 1) - 1) / stride + 1;
+    }
+    size_t nx = (size_t)prod(xs, 2 + nsp), nw = (size_t)prod(ws, 2 + nsp), ny = (size_t)prod(ys, 2 + nsp);
+    float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *y = malloc(4 * ny);
+    void *wenc = malloc(4 * nw);
+    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
+    test_fill(&rng, x, nx, -1, 1);
+    test_fill(&rng, w, nw, -1, 1);
+    test_fill(&rng, b, (size_t)O, -1, 1);
+    round_to(wdt, w, wenc, nw);
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2 + nsp, xs, x, t_be), tw = nx_view(wdt, 2 + nsp, ws, wenc, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 2 + nsp, ys, y, t_be);
+    CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, bias ? &tb : NULL, &p));
+    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, nsp, &p, want, sc);
+    char what[160];
+    snprintf(what, sizeof what, "conv%dd N=%lld C=%lld O=%lld s=%d p=%d d=%d g=%d %s bias=%d", nsp, (long long)N,
+             (long long)C, (long long)O, stride, pad, dil, groups, nx_dtype_name(wdt), bias);
+    close_scaled(what, y, want, sc, ny, 2e-6, 1e-6);
+    free(x), free(w), free(b), free(y), free(wenc), free(want), free(sc);
+}
+
+static void test_conv(void)
+{
+    const ngpt_dtype dts[3] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16};
+    for (int d = 0; d < 3; d++) {
+        /* 1d: HiFi-GAN-like (dilation, padding), strided, grouped */
+        check_conv(1, 2, 6, 10, (int64_t[]){37}, (int64_t[]){7}, 1, 3, 1, 1, dts[d], 1);
+        check_conv(1, 1, 8, 8, (int64_t[]){50}, (int64_t[]){3}, 1, 5, 5, 1, dts[d], 1);
+        check_conv(1, 2, 6, 9, (int64_t[]){41}, (int64_t[]){4}, 3, 2, 2, 3, dts[d], 0);
+        /* 2d: 3x3 same, strided downsample (floor), 1x1, depthwise, patch embed */
+        check_conv(2, 2, 5, 7, (int64_t[]){9, 11}, (int64_t[]){3, 3}, 1, 1, 1, 1, dts[d], 1);
+        check_conv(2, 1, 4, 6, (int64_t[]){10, 9}, (int64_t[]){3, 3}, 2, 1, 1, 1, dts[d], 1);
+        check_conv(2, 1, 16, 8, (int64_t[]){5, 6}, (int64_t[]){1, 1}, 1, 0, 1, 1, dts[d], 0);
+        check_conv(2, 3, 17, 9, (int64_t[]){5, 7}, (int64_t[]){1, 1}, 1, 0, 1, 1, dts[d], 1); /* 1x1 -> matmul */
+        check_conv(1, 2, 12, 5, (int64_t[]){33}, (int64_t[]){1}, 1, 0, 1, 1, dts[d], 1);
+        check_conv(3, 2, 4, 6, (int64_t[]){3, 4, 5}, (int64_t[]){1, 1, 1}, 1, 0, 1, 1, dts[d], 1);
+        check_conv(2, 1, 8, 4, (int64_t[]){7, 9}, (int64_t[]){1, 1}, 2, 0, 1, 1, dts[d], 1);  /* strided 1x1: oneDNN conv */
+        check_conv(2, 2, 6, 6, (int64_t[]){8, 7}, (int64_t[]){3, 3}, 1, 2, 2, 6, dts[d], 1);
+        check_conv(2, 1, 3, 8, (int64_t[]){16, 16}, (int64_t[]){4, 4}, 4, 0, 1, 1, dts[d], 1);
+        check_conv(2, 1, 8, 4, (int64_t[]){7, 9}, (int64_t[]){3, 2}, 1, 1, 1, 2, dts[d], 1);
+        /* 3d: ImageBind video patch embed (2, 14, 14)-like, and a padded 3x3x3 */
+        check_conv(3, 1, 3, 5, (int64_t[]){4, 14, 14}, (int64_t[]){2, 7, 7}, 2, 0, 1, 1, dts[d], 1);
+        check_conv(3, 2, 4, 6, (int64_t[]){5, 6, 7}, (int64_t[]){3, 3, 3}, 1, 1, 1, 2, dts[d], 0);
+    }
+}
+
+/* conv_transpose1d reference: y[n, o, t] += x[n, c, l] * w[c, o - g*Og, kk] where
+ * t = l * stride - pad + kk * dil. */
+static void check_convt(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k, int stride, int pad, int opad, int dil,
+                        int groups, ngpt_dtype wdt, int bias)
+{
+    int64_t Cg = C / groups, Og = O / groups;
+    int64_t Lo = (L - 1) * stride - 2 * pad + dil * (k - 1) + opad + 1;
+    size_t nx = (size_t)(N * C * L), nw = (size_t)(C * Og * k), ny = (size_t)(N * O * Lo);
+    float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *y = malloc(4 * ny);
+    void *wenc = malloc(4 * nw);
+    double *want = calloc(ny, 8), *sc = calloc(ny, 8);
+    test_fill(&rng, x, nx, -1, 1);
+    test_fill(&rng, w, nw, -1, 1);
+    test_fill(&rng, b, (size_t)O, -1, 1);
+    round_to(wdt, w, wenc, nw);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++) {
+            int64_t g = o / Og;
+            for (int64_t t = 0; t < Lo; t++) {
+                double s = bias ? b[o] : 0, sa = bias ? fabs(b[o]) : 0;
+                for (int64_t ci = 0; ci < Cg; ci++)
+                    for (int64_t l = 0; l < L; l++)
+                        for (int64_t kk = 0; kk < k; kk++) {
+                            if (l * stride - pad + kk * dil != t) continue;
+                            double v = (double)x[(n * C + g * Cg + ci) * L + l] * w[((g * Cg + ci) * Og + o % Og) * k + kk];
+                            s += v;
+                            sa += fabs(v);
+                        }
+                want[(n * O + o) * Lo + t] = s;
+                sc[(n * O + o) * Lo + t] = sa;
+            }
+        }
+    int64_t xs[3] = {N, C, L}, ws[3] = {C, Og, k}, ys[3] = {N, O, Lo};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(wdt, 3, ws, wenc, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
+    CHECK_OK(nx_cpu_conv_transpose1d(t_be, &ty, &tx, &tw, bias ? &tb : NULL, stride, pad, opad, dil, groups));
+    char what[160];
+    snprintf(what, sizeof what, "conv_transpose1d C=%lld O=%lld L=%lld k=%lld s=%d p=%d op=%d d=%d g=%d %s", (long long)C,
+             (long long)O, (long long)L, (long long)k, stride, pad, opad, dil, groups, nx_dtype_name(wdt));
+    close_scaled(what, y, want, sc, ny, 2e-6, 1e-6);
+    free(x), free(w), free(b), free(y), free(wenc), free(want), free(sc);
+}
+
+static void test_conv_transpose1d(void)
+{
+    const ngpt_dtype dts[3] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16};
+    for (int d = 0; d < 3; d++) {
+        /* HiFi-GAN upsamplers: k = 2u, stride u, pad (k - u) / 2 */
+        check_convt(1, 8, 4, 13, 16, 8, 4, 0, 1, 1, dts[d], 1);
+        check_convt(2, 6, 4, 9, 4, 2, 1, 0, 1, 1, dts[d], 1);
+        check_convt(1, 6, 9, 7, 3, 2, 1, 1, 1, 3, dts[d], 0);
+        check_convt(1, 4, 4, 10, 3, 1, 2, 0, 2, 2, dts[d], 1);
+        check_convt(2, 3, 5, 5, 5, 3, 0, 2, 1, 1, dts[d], 1);
+    }
+}
+
+int main(void)
+{
+    if (!ops_test_init(2)) {
+        fprintf(stderr, "cannot create the CPU backend: %s\n", ngpt_last_error());
+        return 1;
+    }
+    RUN(test_conv);
+    RUN(test_conv_transpose1d);
+    ops_test_fini();
+    return test_done();
+}

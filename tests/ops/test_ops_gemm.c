@@ -1,0 +1,159 @@
+/* test_ops_gemm.c — CPU linear (oneDNN + GEMV) and batched matmul against naive double loops.
+ *
+ * Tolerances, relative to sum_k |a_k b_k| (+|bias|) of each output:
+ *   F32 compute (any weight dtype: weights are rounded first, so the reference sees the same
+ *   values): 2e-6 (F32 accumulation over K <= 8192 with blocked sums).
+ *   BF16 compute: 8e-3 (x rounded to bf16: 2^-8 relative per term, plus the weight rounding
+ *   for F32/F16 weights). */
+#include "ops_test_util.h"
+
+#include "core/alloc.h"
+
+static test_rng rng = {0x9e3779b97f4a7c15ull};
+
+static void ref_linear(const float *x, const float *w, const float *b, int64_t M, int64_t N, int64_t K, double *y,
+                       double *sc)
+{
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = b ? b[n] : 0.0, a = b ? fabs(b[n]) : 0.0;
+            for (int64_t k = 0; k < K; k++) {
+                s += (double)x[m * K + k] * w[n * K + k];
+                a += fabs((double)x[m * K + k] * w[n * K + k]);
+            }
+            y[m * N + n] = s;
+            sc[m * N + n] = a;
+        }
+}
+
+static void check_linear(int64_t M, int64_t N, int64_t K, ngpt_dtype wdt, int bias, int bf16)
+{
+    float *x = malloc(sizeof(float) * (size_t)(M * K + 1)), *w = malloc(sizeof(float) * (size_t)(N * K + 1));
+    void *wenc = malloc(4 * (size_t)(N * K + 1));
+    float *b = malloc(sizeof(float) * (size_t)(N + 1)), *y = malloc(sizeof(float) * (size_t)(M * N + 1));
+    double *want = malloc(sizeof(double) * (size_t)(M * N + 1)), *sc = malloc(sizeof(double) * (size_t)(M * N + 1));
+    test_fill(&rng, x, (size_t)(M * K), -1, 1);
+    test_fill(&rng, w, (size_t)(N * K), -1, 1);
+    test_fill(&rng, b, (size_t)N, -1, 1);
+    round_to(wdt, w, wenc, (size_t)(N * K));
+    for (int64_t i = 0; i < M * N; i++) y[i] = NAN;
+    int64_t xs[2] = {M, K}, ws[2] = {N, K}, ys[2] = {M, N};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2, xs, x, t_be), tw = nx_view(wdt, 2, ws, wenc, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &N, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 2, ys, y, t_be);
+    nx_cpu_set_bf16_compute(t_be, bf16);
+    CHECK_OK(nx_cpu_linear(t_be, &ty, &tx, &tw, bias ? &tb : NULL));
+    nx_cpu_set_bf16_compute(t_be, false);
+    ref_linear(x, w, bias ? b : NULL, M, N, K, want, sc);
+    char what[128];
+    snprintf(what, sizeof what, "linear M=%lld N=%lld K=%lld %s bias=%d bf16=%d", (long long)M, (long long)N,
+             (long long)K, nx_dtype_name(wdt), bias, bf16);
+    /* bf16 compute only applies to the oneDNN path (M > 4) */
+    close_scaled(what, y, want, sc, (size_t)(M * N), bf16 && M > 4 ? 8e-3 : 2e-6, 1e-6);
+    free(x), free(w), free(wenc), free(b), free(y), free(want), free(sc);
+}
+
+static void test_linear(void)
+{
+    static const int64_t shapes[][3] = {
+        {1, 37, 19}, {1, 11008 / 8, 4096 / 8}, {2, 64, 100}, {3, 33, 257}, {4, 17, 16}, {1, 5, 1},
+        {5, 70, 45},  {17, 70, 45}, {17, 129, 511}, {64, 96, 128}, {33, 1, 7},
+    };
+    const ngpt_dtype dts[3] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int d = 0; d < 3; d++)
+            for (int bias = 0; bias < 2; bias++) check_linear(shapes[s][0], shapes[s][1], shapes[s][2], dts[d], bias, 0);
+}
+
+/* W tiled for conversion (N > NB = 256 rows at K = 8192), and the bf16 compute option */
+static void test_linear_tiles_bf16(void)
+{
+    check_linear(5, 300, 8192, NGPT_DTYPE_F16, 1, 0);
+    check_linear(6, 300, 8192, NGPT_DTYPE_BF16, 0, 0);
+    const ngpt_dtype dts[3] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16};
+    for (int d = 0; d < 3; d++) {
+        check_linear(17, 129, 511, dts[d], 1, 1);
+        check_linear(7, 300, 8192, dts[d], 0, 1);
+        check_linear(2, 33, 100, dts[d], 1, 1); /* GEMV: unaffected */
+    }
+}
+
+/* ---- matmul ---- */
+
+static void check_matmul(int64_t Ba, int64_t Bb, int64_t M, int64_t N, int64_t K, int ta, int tb, float alpha, float beta,
+                         int bf16)
+{
+    int64_t B = Ba > Bb ? Ba : Bb;
+    size_t na = (size_t)(Ba * M * K), nb = (size_t)(Bb * K * N), nc = (size_t)(B * M * N);
+    float *a = malloc(4 * na + 4), *b = malloc(4 * nb + 4), *c = malloc(4 * nc + 4);
+    double *want = malloc(8 * nc + 8), *sc = malloc(8 * nc + 8);
+    test_fill(&rng, a, na, -1, 1);
+    test_fill(&rng, b, nb, -1, 1);
+    test_fill(&rng, c, nc, -1, 1);
+    if (beta == 0.0f)
+        for (size_t i = 0; i < nc; i++) c[i] = NAN; /* beta = 0 must ignore c */
+    for (int64_t bi = 0; bi < B; bi++)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                const float *ab = a + (Ba == 1 ? 0 : bi) * M * K, *bb = b + (Bb == 1 ? 0 : bi) * K * N;
+                double s = 0, sa = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    double av = ta ? ab[k * M + m] : ab[m * K + k];
+                    double bv = tb ? bb[n * K + k] : bb[k * N + n];
+                    s += av * bv;
+                    sa += fabs(av * bv);
+                }
+                size_t ci = (size_t)((bi * M + m) * N + n);
+                double old = beta == 0.0f ? 0.0 : (double)beta * c[ci];
+                want[ci] = alpha * s + old;
+                sc[ci] = fabs(alpha) * sa + fabs(old);
+            }
+    int64_t as[3] = {Ba, ta ? K : M, ta ? M : K}, bs[3] = {Bb, tb ? N : K, tb ? K : N}, cs[3] = {B, M, N};
+    /* rank-2 operands for a batch of 1 */
+    nx_tensor tA = Ba == 1 ? nx_view(NGPT_DTYPE_F32, 2, as + 1, a, t_be) : nx_view(NGPT_DTYPE_F32, 3, as, a, t_be);
+    nx_tensor tB = Bb == 1 ? nx_view(NGPT_DTYPE_F32, 2, bs + 1, b, t_be) : nx_view(NGPT_DTYPE_F32, 3, bs, b, t_be);
+    nx_tensor tC = B == 1 ? nx_view(NGPT_DTYPE_F32, 2, cs + 1, c, t_be) : nx_view(NGPT_DTYPE_F32, 3, cs, c, t_be);
+    nx_cpu_set_bf16_compute(t_be, bf16);
+    CHECK_OK(nx_cpu_matmul(t_be, &tC, &tA, &tB, ta, tb, alpha, beta));
+    nx_cpu_set_bf16_compute(t_be, false);
+    char what[160];
+    snprintf(what, sizeof what, "matmul Ba=%lld Bb=%lld M=%lld N=%lld K=%lld ta=%d tb=%d alpha=%g beta=%g bf16=%d",
+             (long long)Ba, (long long)Bb, (long long)M, (long long)N, (long long)K, ta, tb, (double)alpha,
+             (double)beta, bf16);
+    close_scaled(what, c, want, sc, nc, bf16 ? 8e-3 : 2e-6, 1e-6);
+    free(a), free(b), free(c), free(want), free(sc);
+}
+
+static void test_matmul(void)
+{
+    static const int64_t shapes[][5] = {
+        /* Ba, Bb, M, N, K */
+        {1, 1, 1, 1, 1}, {1, 1, 3, 5, 7}, {2, 2, 17, 33, 19}, {3, 1, 17, 9, 40}, {1, 4, 5, 31, 64},
+        {4, 4, 64, 64, 80}, {2, 2, 1, 130, 257},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const int64_t *p = shapes[s];
+                check_matmul(p[0], p[1], p[2], p[3], p[4], ta, tb, 1.0f, 0.0f, 0);
+                check_matmul(p[0], p[1], p[2], p[3], p[4], ta, tb, 0.125f, 1.0f, 0);
+                check_matmul(p[0], p[1], p[2], p[3], p[4], ta, tb, -2.0f, 0.5f, 0);
+            }
+    check_matmul(2, 2, 33, 65, 129, 0, 1, 1.0f, 0.0f, 1);
+    check_matmul(1, 3, 33, 65, 129, 1, 0, 0.5f, 1.0f, 1);
+}
+
+int main(void)
+{
+    if (!ops_test_init(2)) {
+        fprintf(stderr, "cannot create the CPU backend: %s\n", ngpt_last_error());
+        return 1;
+    }
+    RUN(test_linear);
+    RUN(test_linear_tiles_bf16);
+    RUN(test_matmul);
+    nx_cpu_set_simd(false); /* the portable GEMV */
+    RUN(test_linear);
+    nx_cpu_set_simd(true);
+    ops_test_fini();
+    return test_done();
+}

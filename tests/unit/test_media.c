@@ -1,0 +1,522 @@
+/* test_media.c — media decoding and ImageBind preprocessing through the public API:
+ * the golden image.preprocess / audio.fbank / video.preprocess / image.postprocess cases (../shared/golden and
+ * tests/golden), decoded pixels of our own fixtures (tests/data/media, made by
+ * tools/make_media_fixtures.py) against Pillow's, and bad inputs (each must fail with the
+ * right status and a message naming the file, never crash or print). */
+#include "nextgpt.h"
+#include "test.h"
+#include "core/alloc.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <sys/stat.h>
+
+/* Paths are built in fixed buffers far larger than any test path. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+static char g_src[1024], g_shared[1024];
+
+/* ---- a tiny safetensors reader (the test must not depend on lib/core/weights.c) ---- */
+
+typedef struct st_file {
+    unsigned char *buf;
+    size_t len;
+    json_t *hdr;
+    size_t base;
+} st_file;
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
+    if (b && n > 0 && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    *len = n > 0 ? (size_t)n : 0;
+    return b;
+}
+
+static int st_open(st_file *s, const char *path)
+{
+    memset(s, 0, sizeof *s);
+    s->buf = slurp(path, &s->len);
+    if (!s->buf || s->len < 8) return 0;
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | s->buf[i];
+    if (hl > s->len - 8) return 0;
+    s->hdr = json_loadb((const char *)s->buf + 8, (size_t)hl, 0, NULL);
+    s->base = 8 + (size_t)hl;
+    return s->hdr != NULL;
+}
+
+static void st_close(st_file *s)
+{
+    json_decref(s->hdr);
+    free(s->buf);
+}
+
+/* Pointer to tensor `name` with dtype `dt`; shape into shape[] (returns rank, -1 if absent). */
+static int st_get(const st_file *s, const char *name, const char *dt, int64_t *shape, const void **data)
+{
+    json_t *t = json_object_get(s->hdr, name);
+    if (!t || strcmp(json_string_value(json_object_get(t, "dtype")), dt) != 0) return -1;
+    json_t *sh = json_object_get(t, "shape");
+    int rank = (int)json_array_size(sh);
+    for (int i = 0; i < rank; i++) shape[i] = json_integer_value(json_array_get(sh, (size_t)i));
+    *data = s->buf + s->base + json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
+    return rank;
+}
+
+/* ---- golden cases ---- */
+
+typedef void (*case_fn)(const char *dir, json_t *cj);
+
+static int run_cases(const char *root, const char *stage, case_fn fn)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/vision/%s", root, stage);
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char dir[2300], cjp[2400];
+        snprintf(dir, sizeof dir, "%s/%s", path, e->d_name);
+        snprintf(cjp, sizeof cjp, "%s/case.json", dir);
+        json_t *cj = json_load_file(cjp, 0, NULL);
+        if (!cj) continue;
+        fprintf(stderr, "  case %s/%s\n", stage, e->d_name);
+        fn(dir, cj);
+        json_decref(cj);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static const char *param_str(json_t *cj, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(cj, "params"), key));
+}
+
+static float f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 1024), (int)e - 25);
+    return sign ? -v : v;
+}
+
+static void check_expected_f32(const char *dir, json_t *cj, const char *name, const ngpt_tensor *t)
+{
+    char p[2400];
+    snprintf(p, sizeof p, "%s/expected.safetensors", dir);
+    st_file s;
+    CHECK_MSG(st_open(&s, p), "%s", p);
+    int64_t shape[8];
+    const void *data = NULL;
+    int rank = st_get(&s, name, "F32", shape, &data), f16 = 0;
+    if (rank < 0) {
+        rank = st_get(&s, name, "F16", shape, &data);
+        f16 = 1;
+    }
+    CHECK_MSG(rank == t->rank, "%s: rank %d vs %d", dir, rank, t->rank);
+    if (rank == t->rank) {
+        int same = 1;
+        for (int i = 0; i < rank; i++) same &= shape[i] == t->shape[i];
+        CHECK_MSG(same, "%s: shape", dir);
+        if (same) {
+            size_t n = (size_t)ngpt_tensor_numel(t);
+            float *exp = malloc(n * sizeof *exp);
+            if (f16) {
+                for (size_t i = 0; i < n; i++) {
+                    uint16_t h;
+                    memcpy(&h, (const unsigned char *)data + 2 * i, 2);
+                    exp[i] = f16_to_f32(h);
+                }
+            } else {
+                memcpy(exp, data, n * sizeof *exp);
+            }
+            test_close(dir, t->data, exp, n, (float)json_number_value(json_object_get(cj, "atol")),
+                       (float)json_number_value(json_object_get(cj, "rtol")));
+            free(exp);
+        }
+    }
+    st_close(&s);
+}
+
+static void image_case(const char *dir, json_t *cj)
+{
+    char p[2400];
+    snprintf(p, sizeof p, "%s/%s", dir, param_str(cj, "file"));
+    ngpt_image *img = NULL;
+    CHECK_OK(ngpt_image_load(&img, p));
+    if (!img) return;
+    ngpt_tensor t;
+    CHECK_OK(ngpt_image_preprocess(&t, img));
+    check_expected_f32(dir, cj, "pixels", &t);
+    ngpt_tensor_free(&t);
+    ngpt_image_free(img);
+}
+
+static void audio_case(const char *dir, json_t *cj)
+{
+    char p[2400];
+    snprintf(p, sizeof p, "%s/%s", dir, param_str(cj, "file"));
+    ngpt_audio *a = NULL;
+    CHECK_OK(ngpt_audio_load(&a, p));
+    if (!a) return;
+    ngpt_audio_preprocess_params ap;
+    CHECK_OK(ngpt_audio_preprocess_params_default(&ap, sizeof ap));
+    const char *rule = param_str(cj, "clip_rule");
+    if (rule && strcmp(rule, "pytorchvideo-fixed") == 0) ap.clip_rule = NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED;
+    ngpt_tensor t;
+    CHECK_OK(ngpt_audio_preprocess(&t, a, &ap));
+    check_expected_f32(dir, cj, "fbank", &t);
+    ngpt_tensor_free(&t);
+    ngpt_audio_free(a);
+}
+
+static void video_case(const char *dir, json_t *cj)
+{
+    char p[2400];
+    snprintf(p, sizeof p, "%s/%s", dir, param_str(cj, "file"));
+    ngpt_video_preprocess_params vp;
+    CHECK_OK(ngpt_video_preprocess_params_default(&vp, sizeof vp));
+    const char *rule = param_str(cj, "clip_rule");
+    if (rule && strcmp(rule, "pytorchvideo-fixed") == 0) vp.clip_rule = NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED;
+    ngpt_tensor t;
+    CHECK_OK(ngpt_video_preprocess(&t, p, &vp));
+    if (t.data) check_expected_f32(dir, cj, "pixels", &t);
+    ngpt_tensor_free(&t);
+}
+
+static void postprocess_case(const char *dir, json_t *cj)
+{
+    (void)cj;
+    char p[2400];
+    snprintf(p, sizeof p, "%s/inputs.safetensors", dir);
+    st_file in, ex;
+    CHECK(st_open(&in, p));
+    snprintf(p, sizeof p, "%s/expected.safetensors", dir);
+    CHECK(st_open(&ex, p));
+    ngpt_tensor img = {0}, out;
+    const void *d = NULL;
+    img.dtype = NGPT_DTYPE_F32;
+    img.rank = st_get(&in, "image", "F32", img.shape, &d);
+    size_t n = (size_t)ngpt_tensor_numel(&img);
+    img.data = malloc(n * 4);
+    memcpy(img.data, d, n * 4);
+    CHECK_OK(ngpt_image_postprocess(&out, &img));
+    int64_t es[8];
+    int er = st_get(&ex, "image_u8", "U8", es, &d);
+    CHECK(er == 4 && out.rank == 4 && es[0] == out.shape[0] && es[1] == out.shape[1] && es[2] == out.shape[2] &&
+          es[3] == out.shape[3]);
+    if (er == 4) CHECK_MSG(memcmp(out.data, d, ngpt_tensor_nbytes(&out)) == 0, "%s: u8 differs", dir);
+    ngpt_tensor_free(&out);
+    free(img.data);
+    st_close(&in);
+    st_close(&ex);
+}
+
+static void test_golden(void)
+{
+    struct stat sb;
+    int have_shared = stat(g_shared, &sb) == 0;
+    int n = 0;
+    char ours[1100];
+    snprintf(ours, sizeof ours, "%s/tests/golden", g_src);
+    const char *roots[2] = {have_shared ? g_shared : NULL, ours};
+    for (int r = 0; r < 2; r++) {
+        if (!roots[r]) continue;
+        n += run_cases(roots[r], "image.preprocess", image_case);
+        n += run_cases(roots[r], "audio.fbank", audio_case);
+        n += run_cases(roots[r], "image.postprocess", postprocess_case);
+        n += run_cases(roots[r], "video.preprocess", video_case);
+    }
+    if (!have_shared) fprintf(stderr, "  (shared golden cases not found at %s: only ours run)\n", g_shared);
+    CHECK(n > 0);
+}
+
+/* ---- our fixtures: decoded pixels vs Pillow's ---- */
+
+static void test_decode_fixtures(void)
+{
+    char p[1400];
+    snprintf(p, sizeof p, "%s/tests/data/media/pixels.safetensors", g_src);
+    st_file s;
+    CHECK_MSG(st_open(&s, p), "%s missing", p);
+    if (!s.hdr) return;
+    const char *key;
+    json_t *v;
+    int n = 0;
+    json_object_foreach(s.hdr, key, v) {
+        if (strcmp(key, "__metadata__") == 0) continue;
+        int64_t sh[8];
+        const void *d;
+        int rank = st_get(&s, key, "U8", sh, &d);
+        CHECK(rank == 3);
+        snprintf(p, sizeof p, "%s/tests/data/media/%s", g_src, key);
+        ngpt_image *img = NULL;
+        CHECK_OK(ngpt_image_load(&img, p));
+        if (!img) continue;
+        CHECK_MSG(ngpt_image_height(img) == sh[0] && ngpt_image_width(img) == sh[1], "%s size", key);
+        if (ngpt_image_height(img) == sh[0] && ngpt_image_width(img) == sh[1]) {
+            const uint8_t *px = ngpt_image_pixels(img), *ex = d;
+            size_t nb = (size_t)(sh[0] * sh[1] * 3), bad = 0;
+            int maxd = 0;
+            for (size_t i = 0; i < nb; i++)
+                if (px[i] != ex[i]) {
+                    bad++;
+                    int dd = abs((int)px[i] - (int)ex[i]);
+                    if (dd > maxd) maxd = dd;
+                }
+            CHECK_MSG(bad == 0, "%s: %zu bytes differ from Pillow (max %d)", key, bad, maxd);
+        }
+        /* the same bytes from memory */
+        size_t len;
+        unsigned char *buf = slurp(p, &len);
+        ngpt_image *m = NULL;
+        CHECK_OK(ngpt_image_load_memory(&m, buf, len, key));
+        CHECK(m && memcmp(ngpt_image_pixels(m), ngpt_image_pixels(img), (size_t)(sh[0] * sh[1] * 3)) == 0);
+        ngpt_image_free(m);
+        free(buf);
+        ngpt_image_free(img);
+        n++;
+    }
+    CHECK(n >= 5);
+    st_close(&s);
+}
+
+/* ---- bad inputs ---- */
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (n) fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+static void test_bad_images(void)
+{
+    char dir[] = "/tmp/ngpt_media_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char p[256], src[1400];
+    ngpt_image *img = (ngpt_image *)&img;
+
+    snprintf(p, sizeof p, "%s/missing.jpg", dir);
+    CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_NOT_FOUND, "missing.jpg");
+    CHECK(img == NULL);
+
+    snprintf(p, sizeof p, "%s/empty.png", dir);
+    write_file(p, "", 0);
+    CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "empty.png");
+
+    snprintf(p, sizeof p, "%s/garbage.jpg", dir);
+    write_file(p, "this is not an image at all, just text", 38);
+    CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "garbage.jpg");
+
+    snprintf(p, sizeof p, "%s/a.gif", dir);
+    write_file(p, "GIF89a\1\0\1\0", 10);
+    CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_UNSUPPORTED, "a.gif");
+
+    /* truncated JPEG / PNG, and a JPEG with garbage after its header, at several lengths */
+    const char *names[] = {"rgb_q90.jpg", "progressive.jpg", "rgb.png", "interlaced.png"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(src, sizeof src, "%s/tests/data/media/%s", g_src, names[i]);
+        size_t len;
+        unsigned char *buf = slurp(src, &len);
+        CHECK_MSG(buf != NULL, "%s", src);
+        if (!buf) continue;
+        size_t cuts[] = {2, 9, 30, len / 3, len / 2, len - 30};
+        for (int c = 0; c < 6; c++) {
+            snprintf(p, sizeof p, "%s/trunc_%d_%s", dir, c, names[i]);
+            write_file(p, buf, cuts[c]);
+            ngpt_status st = ngpt_image_load(&img, p);
+            CHECK_MSG(st == NGPT_ERR_BAD_FORMAT && strstr(ngpt_last_error(), p), "%s cut at %zu: %s %s", names[i],
+                      cuts[c], ngpt_status_string(st), ngpt_last_error());
+            ngpt_image_free(st == NGPT_OK ? img : NULL);
+        }
+        /* corrupt the middle: must not crash (may decode with garbage, or fail cleanly) */
+        for (size_t k = len / 4; k < len / 2; k++) buf[k] ^= 0x5a;
+        snprintf(p, sizeof p, "%s/corrupt_%s", dir, names[i]);
+        write_file(p, buf, len);
+        img = NULL;
+        ngpt_status st = ngpt_image_load(&img, p);
+        CHECK(st == NGPT_OK || (st == NGPT_ERR_BAD_FORMAT && strstr(ngpt_last_error(), p)));
+        ngpt_image_free(img);
+        free(buf);
+    }
+
+    /* absurd dimensions: a PNG header claiming 100000 x 100000 */
+    snprintf(src, sizeof src, "%s/tests/data/media/huge_header.png", g_src);
+    CHECK_ERR(ngpt_image_load(&img, src), NGPT_ERR_UNSUPPORTED, "huge_header.png");
+
+    CHECK_ERR(ngpt_image_load_memory(&img, "\xff\xd8\xff", 3, "mem.jpg"), NGPT_ERR_BAD_FORMAT, "mem.jpg");
+    CHECK_ERR(ngpt_image_load(NULL, p), NGPT_ERR_INVALID_ARGUMENT, "");
+    CHECK_ERR(ngpt_image_load(&img, NULL), NGPT_ERR_INVALID_ARGUMENT, "");
+    ngpt_tensor t;
+    CHECK_ERR(ngpt_image_preprocess(&t, NULL), NGPT_ERR_INVALID_ARGUMENT, "");
+    ngpt_image_free(NULL);
+}
+
+static void test_bad_audio(void)
+{
+    char dir[] = "/tmp/ngpt_media_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char p[256], src[1400];
+    ngpt_audio *a = NULL;
+    snprintf(p, sizeof p, "%s/missing.wav", dir);
+    CHECK_ERR(ngpt_audio_load(&a, p), NGPT_ERR_NOT_FOUND, "missing.wav");
+    snprintf(p, sizeof p, "%s/empty.wav", dir);
+    write_file(p, "", 0);
+    CHECK_ERR(ngpt_audio_load(&a, p), NGPT_ERR_BAD_FORMAT, "empty.wav");
+    snprintf(p, sizeof p, "%s/garbage.wav", dir);
+    write_file(p, "this is not audio, it is plain text and long enough", 52);
+    CHECK_ERR(ngpt_audio_load(&a, p), NGPT_ERR_BAD_FORMAT, "garbage.wav");
+
+    snprintf(src, sizeof src, "%s/tests/data/media/stereo44k.wav", g_src);
+    size_t len;
+    unsigned char *buf = slurp(src, &len);
+    CHECK_MSG(buf != NULL, "%s", src);
+    if (buf) {
+        /* a broken header: "fmt " chunk renamed, then a header cut in the middle */
+        unsigned char *b2 = malloc(len);
+        memcpy(b2, buf, len);
+        memcpy(b2 + 12, "xxxx", 4);
+        snprintf(p, sizeof p, "%s/broken_header.wav", dir);
+        write_file(p, b2, len);
+        CHECK_ERR(ngpt_audio_load(&a, p), NGPT_ERR_BAD_FORMAT, "broken_header.wav");
+        snprintf(p, sizeof p, "%s/cut_header.wav", dir);
+        write_file(p, buf, 30);
+        CHECK_ERR(ngpt_audio_load(&a, p), NGPT_ERR_BAD_FORMAT, "cut_header.wav");
+        free(b2);
+        free(buf);
+    }
+    CHECK_ERR(ngpt_audio_load_memory(&a, "RIFF", 4, "mem.wav"), NGPT_ERR_BAD_FORMAT, "mem.wav");
+
+    /* from PCM: round trip of the getters, and an empty clip region pads to 0.467 */
+    float pcm[2 * 300];
+    for (int i = 0; i < 600; i++) pcm[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+    CHECK_OK(ngpt_audio_from_pcm(&a, pcm, 300, 2, 8000));
+    CHECK(ngpt_audio_channels(a) == 2 && ngpt_audio_frames(a) == 300 && ngpt_audio_sample_rate(a) == 8000);
+    ngpt_tensor t;
+    CHECK_OK(ngpt_audio_preprocess(&t, a, NULL));
+    CHECK(t.rank == 4 && t.shape[0] == 3 && t.shape[1] == 1 && t.shape[2] == 128 && t.shape[3] == 204);
+    if (t.data) CHECK(fabsf(((float *)t.data)[203] - 4.268f / 9.138f) < 1e-6f); /* frame 203: padding */
+    ngpt_tensor_free(&t);
+    ngpt_audio_free(a);
+    CHECK_ERR(ngpt_audio_from_pcm(&a, pcm, 0, 2, 8000), NGPT_ERR_INVALID_ARGUMENT, "");
+    /* a sample rate whose ratio to 16 kHz would need a gigabyte kernel: refused, not attempted */
+    CHECK_OK(ngpt_audio_from_pcm(&a, pcm, 300, 2, 44101));
+    CHECK_ERR(ngpt_audio_preprocess(&t, a, NULL), NGPT_ERR_UNSUPPORTED, "44101");
+    ngpt_audio_free(a);
+    ngpt_audio_free(NULL);
+}
+
+static void test_bad_video(void)
+{
+    char dir[] = "/tmp/ngpt_media_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char p[256];
+    ngpt_tensor t;
+    snprintf(p, sizeof p, "%s/missing.mp4", dir);
+    CHECK_ERR(ngpt_video_preprocess(&t, p, NULL), NGPT_ERR_NOT_FOUND, "missing.mp4");
+    snprintf(p, sizeof p, "%s/empty.mp4", dir);
+    write_file(p, "", 0);
+    CHECK_ERR(ngpt_video_preprocess(&t, p, NULL), NGPT_ERR_BAD_FORMAT, "empty.mp4");
+    snprintf(p, sizeof p, "%s/garbage.mp4", dir);
+    char junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (char)(i * 131 + 7);
+    write_file(p, junk, sizeof junk);
+    CHECK_ERR(ngpt_video_preprocess(&t, p, NULL), NGPT_ERR_BAD_FORMAT, "garbage.mp4");
+    /* an audio file is not a video */
+    char src[1400];
+    snprintf(src, sizeof src, "%s/tests/data/media/stereo44k.wav", g_src);
+    CHECK_ERR(ngpt_video_preprocess(&t, src, NULL), NGPT_ERR_BAD_FORMAT, "stereo44k.wav");
+    /* the shared golden video, truncated at several lengths: an error naming it, never a crash */
+    snprintf(src, sizeof src, "%s/vision/video.preprocess/mandelbrot_h264_24fps_4_5s/input.mp4", g_shared);
+    size_t len;
+    unsigned char *buf = slurp(src, &len);
+    if (!buf) return;
+    size_t cuts[] = {100, len / 3, len - 5000};
+    for (int c = 0; c < 3; c++) {
+        snprintf(p, sizeof p, "%s/cut%d.mp4", dir, c);
+        write_file(p, buf, cuts[c]);
+        ngpt_status st = ngpt_video_preprocess(&t, p, NULL);
+        CHECK_MSG(st == NGPT_OK || (st == NGPT_ERR_BAD_FORMAT && strstr(ngpt_last_error(), p)), "cut at %zu: %s %s",
+                  cuts[c], ngpt_status_string(st), ngpt_last_error());
+        ngpt_tensor_free(&t);
+    }
+    free(buf);
+}
+
+/* Every allocation of ours failing in turn: NGPT_ERR_OUT_OF_MEMORY, nothing leaked. */
+static ngpt_status alloc_case(int which)
+{
+    char p[1400];
+    ngpt_status st;
+    ngpt_tensor t = {0};
+    if (which < 3) {
+        static const char *files[] = {"interlaced.png", "cmyk.jpg", "palette4.png"};
+        snprintf(p, sizeof p, "%s/tests/data/media/%s", g_src, files[which]);
+        ngpt_image *img = NULL;
+        st = ngpt_image_load(&img, p);
+        if (st == NGPT_OK) st = ngpt_image_preprocess(&t, img);
+        ngpt_image_free(img);
+    } else {
+        snprintf(p, sizeof p, "%s/tests/data/media/stereo44k.wav", g_src);
+        ngpt_audio *a = NULL;
+        st = ngpt_audio_load(&a, p);
+        if (st == NGPT_OK) st = ngpt_audio_preprocess(&t, a, NULL);
+        ngpt_audio_free(a);
+    }
+    ngpt_tensor_free(&t);
+    return st;
+}
+
+static void test_alloc_failures(void)
+{
+    for (int which = 0; which < 4; which++) {
+        int64_t blocks = nx_alloc_blocks();
+        int ok = 0;
+        for (int64_t nth = 1; nth < 200 && !ok; nth++) {
+            nx_alloc_fail_at(nth);
+            ngpt_status st = alloc_case(which);
+            int fired = nx_alloc_fail_fired();
+            nx_alloc_fail_at(0);
+            if (!fired) {
+                CHECK_OK(st);
+                ok = 1;
+            } else {
+                CHECK_MSG(st == NGPT_ERR_OUT_OF_MEMORY, "case %d, allocation %lld: %s %s", which, (long long)nth,
+                          ngpt_status_string(st), ngpt_last_error());
+            }
+            CHECK_MSG(nx_alloc_blocks() == blocks, "case %d, allocation %lld: leaked %lld blocks", which,
+                      (long long)nth, (long long)(nx_alloc_blocks() - blocks));
+        }
+        CHECK(ok);
+    }
+}
+
+int main(void)
+{
+    const char *src = getenv("NGPT_SOURCE_ROOT");
+    snprintf(g_src, sizeof g_src, "%s", src ? src : ".");
+    const char *gd = getenv("NGPT_GOLDEN_DIR");
+    if (gd) snprintf(g_shared, sizeof g_shared, "%s", gd);
+    else snprintf(g_shared, sizeof g_shared, "%s/../shared/golden", g_src);
+    RUN(test_golden);
+    RUN(test_decode_fixtures);
+    RUN(test_bad_images);
+    RUN(test_bad_audio);
+    RUN(test_bad_video);
+    RUN(test_alloc_failures);
+    return test_done();
+}

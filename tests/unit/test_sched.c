@@ -1,0 +1,340 @@
+/* test_sched.c — the diffusion schedulers (DDIM, PNDM, DPM-Solver multistep) against every
+ * golden case of stages scheduler.ddim / scheduler.pndm / scheduler.dpmsolver (the shared set
+ * and tests/golden), plus error paths and reset. Reads safetensors with a tiny reader of its own
+ * (F32 / I64 only). */
+#include "nextgpt.h"
+#include "core/alloc.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <jansson.h>
+
+/* ---- tiny safetensors reader ---- */
+typedef struct st_file { unsigned char *buf; size_t len; json_t *hdr; } st_file;
+
+static int st_open(st_file *f, const char *path)
+{
+    memset(f, 0, sizeof *f);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    f->buf = malloc((size_t)len);
+    f->len = (size_t)len;
+    size_t got = fread(f->buf, 1, (size_t)len, fp);
+    fclose(fp);
+    if (got != (size_t)len || len < 8) return 0;
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | f->buf[i];
+    f->hdr = json_loadb((const char *)f->buf + 8, (size_t)hl, 0, NULL);
+    return f->hdr != NULL;
+}
+
+static void st_close(st_file *f)
+{
+    json_decref(f->hdr);
+    free(f->buf);
+}
+
+/* Pointer to tensor `name` (NULL if absent), its dtype string, numel and shape. */
+static const void *st_get(const st_file *f, const char *name, const char **dtype, size_t *numel, int64_t *shape, int *rank)
+{
+    json_t *t = json_object_get(f->hdr, name);
+    if (!t) return NULL;
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | f->buf[i];
+    *dtype = json_string_value(json_object_get(t, "dtype"));
+    json_t *sh = json_object_get(t, "shape");
+    size_t n = 1;
+    *rank = (int)json_array_size(sh);
+    for (size_t i = 0; i < json_array_size(sh); i++) {
+        shape[i] = json_integer_value(json_array_get(sh, i));
+        n *= (size_t)shape[i];
+    }
+    *numel = n;
+    size_t off = (size_t)json_integer_value(json_array_get(json_object_get(t, "data_offsets"), 0));
+    return f->buf + 8 + hl + off;
+}
+
+static float *st_f32(const st_file *f, const char *name, size_t *numel, int64_t *shape, int *rank)
+{
+    const char *dt;
+    const void *p = st_get(f, name, &dt, numel, shape, rank);
+    if (!p || strcmp(dt, "F32")) return NULL;
+    float *out = malloc(*numel * sizeof *out + 1);
+    memcpy(out, p, *numel * sizeof *out);
+    return out;
+}
+
+/* ---- golden cases ---- */
+static int n_cases, n_passed;
+
+static void run_case(const char *dir, const char *stage)
+{
+    char path[8192];
+    snprintf(path, sizeof path, "%s/case.json", dir);
+    json_t *cj = json_load_file(path, 0, NULL);
+    CHECK_MSG(cj != NULL, "%s", path);
+    if (!cj) return;
+    n_cases++;
+    const int before = t_failed;
+    json_t *params = json_object_get(cj, "params");
+    const double atol = json_number_value(json_object_get(cj, "atol"));
+    const double rtol = json_number_value(json_object_get(cj, "rtol"));
+    char *txt = json_dumps(params, 0);
+    ngpt_scheduler_params p;
+    ngpt_scheduler_params_default(&p, sizeof p);
+    p.kind = !strcmp(stage, "scheduler.ddim") ? NGPT_SCHEDULER_DDIM
+           : !strcmp(stage, "scheduler.pndm") ? NGPT_SCHEDULER_PNDM : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+    json_t *eta = json_object_get(params, "eta");
+    if (eta) p.eta = (float)json_number_value(eta);
+    p.use_clipped_model_output = json_is_true(json_object_get(params, "use_clipped_model_output"));
+    ngpt_scheduler *s = NULL;
+    CHECK_OK(ngpt_scheduler_create_from_json(&s, txt, strlen(txt), &p));
+    free(txt);
+    st_file in, ex;
+    snprintf(path, sizeof path, "%s/inputs.safetensors", dir);
+    CHECK(st_open(&in, path));
+    snprintf(path, sizeof path, "%s/expected.safetensors", dir);
+    CHECK(st_open(&ex, path));
+    if (!s || !in.hdr || !ex.hdr) goto done;
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, (int32_t)json_integer_value(json_object_get(params, "num_inference_steps"))));
+
+    size_t n0, nm, ne, nacp, nts;
+    int64_t sh[8];
+    int rank;
+    float *x = st_f32(&in, "sample0", &n0, sh, &rank);
+    float *mo = st_f32(&in, "model_outputs", &nm, sh, &rank);
+    size_t nn = 0;
+    float *noise = st_f32(&in, "variance_noise", &nn, sh, &rank);
+    float *exp_s = st_f32(&ex, "samples", &ne, sh, &rank);
+    float *exp_acp = st_f32(&ex, "alphas_cumprod", &nacp, sh, &rank);
+    const char *dt;
+    const int64_t *exp_ts = st_get(&ex, "timesteps", &dt, &nts, sh, &rank);
+    CHECK(x && mo && exp_s && exp_acp && exp_ts);
+    if (!x || !mo || !exp_s || !exp_acp || !exp_ts) goto done2;
+
+    const int64_t *ts;
+    size_t T;
+    CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &T));
+    CHECK_MSG(T == nts, "%s: %zu timesteps, expected %zu", dir, T, nts);
+    for (size_t k = 0; k < T && k < nts; k++) CHECK_MSG(ts[k] == exp_ts[k], "%s: timestep %zu: %lld vs %lld", dir, k, (long long)ts[k], (long long)exp_ts[k]);
+    const float *acp;
+    size_t na;
+    CHECK_OK(ngpt_scheduler_alphas_cumprod(s, &acp, &na));
+    CHECK(na == nacp);
+    if (na == nacp) test_close("alphas_cumprod", acp, exp_acp, na, 0.0f, 0.0f);  /* bit exact */
+    if (T == nts && nm == T * n0 && ne == T * n0) {
+        for (int pass = 0; pass < 2; pass++) {  /* pass 1: after reset, the same trajectory */
+            float *cur = malloc(n0 * sizeof *cur);
+            memcpy(cur, x, n0 * sizeof *cur);
+            double worst = 0;
+            for (size_t k = 0; k < T; k++) {
+                CHECK_OK(ngpt_scheduler_step(s, mo + k * n0, ts[k], cur, n0, noise ? noise + k * n0 : NULL));
+                char what[8192];
+                snprintf(what, sizeof what, "%s step %zu", dir, k);
+                test_close(what, cur, exp_s + k * n0, n0, (float)atol, (float)rtol);
+                for (size_t i = 0; i < n0; i++) {
+                    double d = fabs((double)cur[i] - exp_s[k * n0 + i]);
+                    if (d > worst) worst = d;
+                }
+            }
+            if (pass == 0) fprintf(stderr, "  %s: max |diff| %.3g (atol %g)\n", dir, worst, atol);
+            free(cur);
+            CHECK_OK(ngpt_scheduler_reset(s));
+        }
+    } else {
+        CHECK_MSG(0, "%s: sizes: sample %zu, model_outputs %zu, samples %zu, T %zu", dir, n0, nm, ne, T);
+    }
+done2:
+    free(x); free(mo); free(noise); free(exp_s); free(exp_acp);
+done:
+    if (in.hdr || in.buf) st_close(&in);
+    if (ex.hdr || ex.buf) st_close(&ex);
+    ngpt_scheduler_free(s);
+    json_decref(cj);
+    if (t_failed == before) n_passed++;
+}
+
+static void run_root(const char *root)
+{
+    DIR *d = opendir(root);
+    if (!d) { fprintf(stderr, "  (no %s)\n", root); return; }
+    struct dirent *fam;
+    while ((fam = readdir(d))) {
+        if (fam->d_name[0] == '.') continue;
+        const char *stages[] = {"scheduler.ddim", "scheduler.pndm", "scheduler.dpmsolver"};
+        for (int i = 0; i < 3; i++) {
+            char sdir[4096];
+            snprintf(sdir, sizeof sdir, "%s/%s/%s", root, fam->d_name, stages[i]);
+            DIR *sd = opendir(sdir);
+            if (!sd) continue;
+            struct dirent *c;
+            while ((c = readdir(sd))) {
+                if (c->d_name[0] == '.') continue;
+                char cdir[4096 + 256];
+                snprintf(cdir, sizeof cdir, "%s/%s", sdir, c->d_name);
+                run_case(cdir, stages[i]);
+            }
+            closedir(sd);
+        }
+    }
+    closedir(d);
+}
+
+static void test_golden(void)
+{
+    const char *src = getenv("NGPT_SOURCE_ROOT");
+    const char *shared = getenv("NGPT_GOLDEN_DIR");
+    char a[4096], b[4096];
+    if (!src) src = ".";
+    if (shared) snprintf(a, sizeof a, "%s", shared);
+    else snprintf(a, sizeof a, "%s/../shared/golden", src);
+    snprintf(b, sizeof b, "%s/tests/golden", src);
+    run_root(a);
+    run_root(b);
+    const char *models[3] = {"sd-a", "audioldm-a", "zeroscope-a"};
+    const ngpt_scheduler_kind kinds[3] = {NGPT_SCHEDULER_PNDM, NGPT_SCHEDULER_DDIM, NGPT_SCHEDULER_DDIM};
+    for (int i = 0; i < 3; i++) {
+        char path[8192];
+        snprintf(path, sizeof path, "%s/models/%s/scheduler/scheduler_config.json", a, models[i]);
+        ngpt_scheduler *s = NULL;
+        CHECK_OK(ngpt_scheduler_create(&s, path, NULL));
+        CHECK(ngpt_scheduler_get_kind(s) == kinds[i]);
+        ngpt_scheduler_free(s);
+    }
+    fprintf(stderr, "  golden scheduler cases: %d passed of %d\n", n_passed, n_cases);
+    CHECK(n_cases > 0);
+}
+
+/* ---- errors ---- */
+static const char *k_sd = "{\"_class_name\": \"PNDMScheduler\", \"beta_start\": 0.00085, \"beta_end\": 0.012, "
+                          "\"beta_schedule\": \"scaled_linear\", \"num_train_timesteps\": 1000, \"skip_prk_steps\": true, "
+                          "\"steps_offset\": 1, \"set_alpha_to_one\": false, \"clip_sample\": false}";
+
+static ngpt_status from(const char *json, ngpt_scheduler_kind kind, ngpt_scheduler **s)
+{
+    ngpt_scheduler_params p;
+    ngpt_scheduler_params_default(&p, sizeof p);
+    p.kind = kind;
+    return ngpt_scheduler_create_from_json(s, json, strlen(json), &p);
+}
+
+static void test_errors(void)
+{
+    ngpt_scheduler *s = NULL;
+    CHECK_ERR(from("{\"beta_schedule\": \"cubic\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "cubic");
+    CHECK(s == NULL);
+    CHECK_ERR(from("{\"_class_name\": \"EulerDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "EulerDiscreteScheduler");
+    CHECK_ERR(from("{}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_INVALID_ARGUMENT, "_class_name");
+    CHECK_ERR(from("{\"beta_start\": ", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "");
+    CHECK_ERR(from("{\"beta_start\": \"x\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "beta_start");
+    CHECK_ERR(from("{\"prediction_type\": \"flow\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "flow");
+    CHECK_ERR(from("{\"thresholding\": true}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "thresholding");
+    CHECK_ERR(from("{\"algorithm_type\": \"foo\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "foo");
+    CHECK_ERR(from("{\"use_karras_sigmas\": true}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "karras");
+    CHECK_ERR(from("{\"solver_order\": 4}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "solver_order");
+    CHECK_ERR(ngpt_scheduler_create(&s, "/nonexistent/scheduler_config.json", NULL), NGPT_ERR_NOT_FOUND, "nonexistent");
+    /* Python's json writes -Infinity (DPM-Solver's lambda_min_clipped); strings keep the token */
+    CHECK_OK(from("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"lambda_min_clipped\": -Infinity, "
+                  "\"variance_type\": \"NaN Infinity\"}", NGPT_SCHEDULER_AUTO, &s));
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 10));
+    ngpt_scheduler_free(s);
+    s = NULL;
+    CHECK_ERR(from("{\"lambda_min_clipped\": -Inf}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_BAD_FORMAT, "");
+    CHECK_ERR(ngpt_scheduler_create_from_json(NULL, "{}", 2, NULL), NGPT_ERR_INVALID_ARGUMENT, "");
+    ngpt_scheduler_free(NULL);
+
+    CHECK_OK(from(k_sd, NGPT_SCHEDULER_AUTO, &s));
+    CHECK(ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_PNDM);
+    float x[4] = {0}, m[4] = {0};
+    CHECK_ERR(ngpt_scheduler_step(s, m, 1, x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "set_timesteps");
+    CHECK_ERR(ngpt_scheduler_set_timesteps(s, 0), NGPT_ERR_INVALID_ARGUMENT, "num_inference_steps");
+    CHECK_ERR(ngpt_scheduler_set_timesteps(s, 1001), NGPT_ERR_INVALID_ARGUMENT, "num_inference_steps");
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 10));
+    CHECK_ERR(ngpt_scheduler_step(s, m, 500, x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "not in the schedule");
+    CHECK_OK(ngpt_scheduler_step(s, m, 901, x, 4, NULL));
+    CHECK_ERR(ngpt_scheduler_step(s, m, 801, x, 3, NULL), NGPT_ERR_SHAPE_MISMATCH, "");
+    ngpt_scheduler_free(s);
+
+    /* DDIM eta > 0 needs noise */
+    ngpt_scheduler_params p;
+    ngpt_scheduler_params_default(&p, sizeof p);
+    p.kind = NGPT_SCHEDULER_DDIM;
+    p.eta = 0.5f;
+    CHECK_OK(ngpt_scheduler_create_from_json(&s, k_sd, strlen(k_sd), &p));
+    CHECK(ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_DDIM);
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 10));
+    CHECK_ERR(ngpt_scheduler_step(s, m, 901, x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "variance_noise");
+    CHECK_OK(ngpt_scheduler_step(s, m, 901, x, 4, m));
+    ngpt_scheduler_free(s);
+
+    /* DPM-Solver stepped twice at its first timestep: no out-of-bounds history read (ASan) */
+    CHECK_OK(from("{\"solver_order\": 3}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s));
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 5));
+    const int64_t *ts;
+    size_t nts;
+    CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &nts));
+    for (int k = 0; k < 3; k++) CHECK_OK(ngpt_scheduler_step(s, m, ts[0], x, 4, NULL));
+    ngpt_scheduler_free(s);
+
+    /* an older, shorter params struct is accepted; unknown flags are not */
+    p.flags = 1;
+    CHECK_ERR(ngpt_scheduler_create_from_json(&s, k_sd, strlen(k_sd), &p), NGPT_ERR_INVALID_ARGUMENT, "flags");
+}
+
+static void test_add_noise(void)
+{
+    ngpt_scheduler *s = NULL;
+    CHECK_OK(from(k_sd, NGPT_SCHEDULER_AUTO, &s));
+    const float *acp;
+    size_t n;
+    CHECK_OK(ngpt_scheduler_alphas_cumprod(s, &acp, &n));
+    CHECK(n == 1000);
+    float o[3] = {1, 2, 3}, e[3] = {0.5f, -1, 2}, out[3];
+    CHECK_OK(ngpt_scheduler_add_noise(s, out, o, e, 3, 500));
+    for (int i = 0; i < 3; i++) CHECK(out[i] == sqrtf(acp[500]) * o[i] + sqrtf(1.0f - acp[500]) * e[i]);
+    CHECK_ERR(ngpt_scheduler_add_noise(s, out, o, e, 3, 1000), NGPT_ERR_INVALID_ARGUMENT, "timestep");
+    CHECK(ngpt_scheduler_init_noise_sigma(s) == 1.0f);
+    CHECK_OK(ngpt_scheduler_scale_model_input(s, out, 3, 500));
+    ngpt_scheduler_free(s);
+}
+
+/* Every allocation failure is reported as OUT_OF_MEMORY and frees what was held. */
+static void test_alloc_failures(void)
+{
+    const char *cfgs[3] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+                           "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}"};
+    float x[16] = {0}, m[16] = {0};
+    for (int c = 0; c < 3; c++) {
+        for (int64_t nth = 1; nth < 40; nth++) {
+            const int64_t blocks = nx_alloc_blocks();
+            nx_alloc_fail_at(nth);
+            ngpt_scheduler *s = NULL;
+            ngpt_status st = from(cfgs[c], NGPT_SCHEDULER_AUTO, &s);
+            if (st == NGPT_OK) st = ngpt_scheduler_set_timesteps(s, 10);
+            const int64_t *ts = NULL;
+            size_t n = 0;
+            if (st == NGPT_OK) st = ngpt_scheduler_timesteps(s, &ts, &n);
+            for (size_t k = 0; st == NGPT_OK && k < 3; k++) st = ngpt_scheduler_step(s, m, ts[k], x, 16, NULL);
+            const int fired = nx_alloc_fail_fired();
+            nx_alloc_fail_at(0);
+            CHECK_MSG(st == NGPT_OK || st == NGPT_ERR_OUT_OF_MEMORY, "config %d, failing allocation %lld: %s", c,
+                      (long long)nth, ngpt_status_string(st));
+            CHECK(fired || st == NGPT_OK);
+            ngpt_scheduler_free(s);
+            CHECK_MSG(nx_alloc_blocks() == blocks, "config %d, failing allocation %lld: leak", c, (long long)nth);
+            if (!fired) break;
+        }
+    }
+}
+
+int main(void)
+{
+    RUN(test_golden);
+    RUN(test_errors);
+    RUN(test_add_noise);
+    RUN(test_alloc_failures);
+    return test_done();
+}

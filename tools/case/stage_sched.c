@@ -1,0 +1,86 @@
+/* stage_sched.c — the scheduler stages: params = the diffusers scheduler config plus
+ * num_inference_steps (and eta for DDIM); inputs sample0 [S...], model_outputs [T, S...] and,
+ * for DDIM with eta > 0 (our own cases), variance_noise [T, S...]; outputs timesteps I64 [T],
+ * samples F32 [T, S...] (the sample after each step), alphas_cumprod F32 [num_train_timesteps]. */
+#include "stage_sched.h"
+#include "core/alloc.h"
+
+#include <string.h>
+
+static ngpt_status run(const case_ctx *c, case_out *out, ngpt_scheduler_kind kind)
+{
+    ngpt_scheduler_params p;
+    ngpt_scheduler_params_default(&p, sizeof p);
+    p.kind = kind;
+    int64_t steps;
+    NX_TRY(nx_json_int(c->params, "num_inference_steps", "case.json params", &steps));
+    double eta = 0;
+    NX_TRY(nx_json_num_opt(c->params, "eta", "case.json params", 0.0, &eta));
+    p.eta = (float)eta;
+    bool clipped = false;
+    NX_TRY(nx_json_bool_opt(c->params, "use_clipped_model_output", "case.json params", false, &clipped));
+    p.use_clipped_model_output = clipped;
+
+    char *cfg = json_dumps(c->params, JSON_COMPACT);
+    if (!cfg) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot serialise params", c->case_dir);
+    ngpt_scheduler *s = NULL;
+    ngpt_status st = ngpt_scheduler_create_from_json(&s, cfg, strlen(cfg), &p);
+    free(cfg);  /* jansson's allocator */
+    if (st != NGPT_OK) return st;
+
+    float *x = NULL, *mo = NULL, *noise = NULL, *samples = NULL;
+    int rx, rm, rn;
+    int64_t sx[NGPT_MAX_DIMS], sm[NGPT_MAX_DIMS], sn[NGPT_MAX_DIMS];
+    const int64_t *ts;
+    size_t T;
+    if ((st = ngpt_scheduler_set_timesteps(s, (int32_t)steps)) != NGPT_OK) goto done;
+    if ((st = ngpt_scheduler_timesteps(s, &ts, &T)) != NGPT_OK) goto done;
+    if ((st = case_input_f32(c, "sample0", &x, &rx, sx)) != NGPT_OK) goto done;
+    if ((st = case_input_f32(c, "model_outputs", &mo, &rm, sm)) != NGPT_OK) goto done;
+    size_t n = 1;
+    for (int i = 0; i < rx; i++) n *= (size_t)sx[i];
+    if (rm != rx + 1 || (size_t)sm[0] != T || rx + 1 > NGPT_MAX_DIMS) {
+        st = nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: model_outputs must be [%zu, sample0 shape] (rank %d), got rank %d "
+                    "with %lld rows", c->case_dir, T, rx + 1, rm, (long long)sm[0]);
+        goto done;
+    }
+    for (int i = 0; i < rx; i++)
+        if (sm[i + 1] != sx[i]) { st = nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: model_outputs dim %d is %lld, sample0 has %lld",
+                                              c->case_dir, i + 1, (long long)sm[i + 1], (long long)sx[i]); goto done; }
+    if (c->inputs && nx_weights_find(c->inputs, "variance_noise")) {
+        if ((st = case_input_f32(c, "variance_noise", &noise, &rn, sn)) != NGPT_OK) goto done;
+        size_t nn = 1;
+        for (int i = 0; i < rn; i++) nn *= (size_t)sn[i];
+        if (nn != T * n) { st = nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: variance_noise must have %zu x %zu elements", c->case_dir, T, n); goto done; }
+    }
+    samples = nx_malloc(((T * n) > 0 ? T * n : 1) * sizeof *samples);
+    if (!samples) { st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: samples", c->case_dir); goto done; }
+    for (size_t k = 0; k < T; k++) {
+        if ((st = ngpt_scheduler_step(s, mo + k * n, ts[k], x, n, noise ? noise + k * n : NULL)) != NGPT_OK) goto done;
+        memcpy(samples + k * n, x, n * sizeof *x);
+    }
+    int64_t shape[NGPT_MAX_DIMS];
+    shape[0] = (int64_t)T;
+    for (int i = 0; i < rx; i++) shape[i + 1] = sx[i];
+    if ((st = case_out_add(out, "timesteps", NGPT_DTYPE_I64, 1, shape, ts)) != NGPT_OK) goto done;
+    if ((st = case_out_add(out, "samples", NGPT_DTYPE_F32, rx + 1, shape, samples)) != NGPT_OK) goto done;
+    const float *acp;
+    size_t na;
+    if ((st = ngpt_scheduler_alphas_cumprod(s, &acp, &na)) != NGPT_OK) goto done;
+    int64_t ashape[1] = {(int64_t)na};
+    st = case_out_add(out, "alphas_cumprod", NGPT_DTYPE_F32, 1, ashape, acp);
+done:
+    nx_free(x);
+    nx_free(mo);
+    nx_free(noise);
+    nx_free(samples);
+    ngpt_scheduler_free(s);
+    return st;
+}
+
+ngpt_status case_scheduler_ddim(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_DDIM); }
+ngpt_status case_scheduler_pndm(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_PNDM); }
+ngpt_status case_scheduler_dpmsolver(const case_ctx *c, case_out *out)
+{
+    return run(c, out, NGPT_SCHEDULER_DPMSOLVER_MULTISTEP);
+}

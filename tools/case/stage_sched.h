@@ -1,0 +1,12 @@
+/* stage_sched.h — ngpt-case stages scheduler.ddim, scheduler.pndm, scheduler.dpmsolver
+ * (see ../shared/golden/vision/STAGES.md and video/STAGES.md). */
+#ifndef NGPT_CASE_STAGE_SCHED_H
+#define NGPT_CASE_STAGE_SCHED_H
+
+#include "stage.h"
+
+ngpt_status case_scheduler_ddim(const case_ctx *c, case_out *out);
+ngpt_status case_scheduler_pndm(const case_ctx *c, case_out *out);
+ngpt_status case_scheduler_dpmsolver(const case_ctx *c, case_out *out);
+
+#endif

@@ -1,0 +1,499 @@
+#!/usr/bin/python3
+"""gen_sched_cases.py — our own golden cases for the scheduler stages (tests/golden/...).
+
+The expected outputs come from a PORT of diffusers 0.17.0's scheduling_ddim.py,
+scheduling_pndm.py and scheduling_dpmsolver_multistep.py (the classes below copy their
+__init__ / set_timesteps / step code line by line, torch float32 tensors as diffusers uses),
+not from diffusers itself, which is not installed here. It covers configurations the shared
+golden set lacks: DDIM eta > 0 with given noise, v_prediction, sample prediction, clip_sample,
+trailing spacing, zero-SNR rescale, linear/cosine betas; PNDM with PRK steps; DPM-Solver order 3,
+heun, algorithm dpmsolver, the SDE variant with given noise.
+
+Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_sched_cases.py
+(writes tests/golden/{vision,video}/scheduler.*/<case>/). Random data come from a seeded torch
+generator; the files are committed, so this script only needs re-running to add cases.
+"""
+import json, math, os, struct, sys
+import numpy as np
+import torch
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden")
+SOURCE = ("tools/gen_sched_cases.py: a torch float32 port of huggingface/diffusers v0.17.0 "
+          "{cls} (set_timesteps/step copied line by line), run on CPU; NOT diffusers itself")
+
+
+def betas_for_alpha_bar(num_diffusion_timesteps, max_beta=0.999):
+    def alpha_bar(time_step):
+        return math.cos((time_step + 0.008) / 1.008 * math.pi / 2) ** 2
+    betas = []
+    for i in range(num_diffusion_timesteps):
+        t1 = i / num_diffusion_timesteps
+        t2 = (i + 1) / num_diffusion_timesteps
+        betas.append(min(1 - alpha_bar(t2) / alpha_bar(t1), max_beta))
+    return torch.tensor(betas, dtype=torch.float32)
+
+
+def rescale_zero_terminal_snr(betas):
+    alphas = 1.0 - betas
+    alphas_cumprod = torch.cumprod(alphas, dim=0)
+    alphas_bar_sqrt = alphas_cumprod.sqrt()
+    alphas_bar_sqrt_0 = alphas_bar_sqrt[0].clone()
+    alphas_bar_sqrt_T = alphas_bar_sqrt[-1].clone()
+    alphas_bar_sqrt -= alphas_bar_sqrt_T
+    alphas_bar_sqrt *= alphas_bar_sqrt_0 / (alphas_bar_sqrt_0 - alphas_bar_sqrt_T)
+    alphas_bar = alphas_bar_sqrt**2
+    alphas = alphas_bar[1:] / alphas_bar[:-1]
+    alphas = torch.cat([alphas_bar[0:1], alphas])
+    betas = 1 - alphas
+    return betas
+
+
+def make_betas(c):
+    T, bs, be, sched = c["num_train_timesteps"], c["beta_start"], c["beta_end"], c["beta_schedule"]
+    if c.get("trained_betas") is not None:
+        return torch.tensor(c["trained_betas"], dtype=torch.float32)
+    if sched == "linear":
+        return torch.linspace(bs, be, T, dtype=torch.float32)
+    if sched == "scaled_linear":
+        return torch.linspace(bs**0.5, be**0.5, T, dtype=torch.float32) ** 2
+    if sched == "squaredcos_cap_v2":
+        return betas_for_alpha_bar(T)
+    raise NotImplementedError(sched)
+
+
+class DDIM:  # scheduling_ddim.py v0.17.0
+    defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
+                    prediction_type="epsilon", thresholding=False, dynamic_thresholding_ratio=0.995,
+                    clip_sample_range=1.0, sample_max_value=1.0, timestep_spacing="leading",
+                    rescale_betas_zero_snr=False)
+
+    def __init__(self, cfg):
+        self.config = c = {**self.defaults, **{k: v for k, v in cfg.items() if k in self.defaults}}
+        self.betas = make_betas(c)
+        if c["rescale_betas_zero_snr"]:
+            self.betas = rescale_zero_terminal_snr(self.betas)
+        self.alphas = 1.0 - self.betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self.final_alpha_cumprod = torch.tensor(1.0) if c["set_alpha_to_one"] else self.alphas_cumprod[0]
+
+    def _get_variance(self, timestep, prev_timestep):
+        alpha_prod_t = self.alphas_cumprod[timestep]
+        alpha_prod_t_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
+        beta_prod_t = 1 - alpha_prod_t
+        beta_prod_t_prev = 1 - alpha_prod_t_prev
+        return (beta_prod_t_prev / beta_prod_t) * (1 - alpha_prod_t / alpha_prod_t_prev)
+
+    def set_timesteps(self, num_inference_steps):
+        c = self.config
+        self.num_inference_steps = num_inference_steps
+        if c["timestep_spacing"] == "leading":
+            step_ratio = c["num_train_timesteps"] // self.num_inference_steps
+            timesteps = (np.arange(0, num_inference_steps) * step_ratio).round()[::-1].copy().astype(np.int64)
+            timesteps += c["steps_offset"]
+        elif c["timestep_spacing"] == "trailing":
+            step_ratio = c["num_train_timesteps"] / self.num_inference_steps
+            timesteps = np.round(np.arange(c["num_train_timesteps"], 0, -step_ratio)).astype(np.int64)
+            timesteps -= 1
+        self.timesteps = torch.from_numpy(timesteps)
+
+    def step(self, model_output, timestep, sample, eta=0.0, use_clipped_model_output=False, variance_noise=None):
+        c = self.config
+        prev_timestep = timestep - c["num_train_timesteps"] // self.num_inference_steps
+        alpha_prod_t = self.alphas_cumprod[timestep]
+        alpha_prod_t_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
+        beta_prod_t = 1 - alpha_prod_t
+        if c["prediction_type"] == "epsilon":
+            pred_original_sample = (sample - beta_prod_t ** (0.5) * model_output) / alpha_prod_t ** (0.5)
+            pred_epsilon = model_output
+        elif c["prediction_type"] == "sample":
+            pred_original_sample = model_output
+            pred_epsilon = (sample - alpha_prod_t ** (0.5) * pred_original_sample) / beta_prod_t ** (0.5)
+        elif c["prediction_type"] == "v_prediction":
+            pred_original_sample = (alpha_prod_t**0.5) * sample - (beta_prod_t**0.5) * model_output
+            pred_epsilon = (alpha_prod_t**0.5) * model_output + (beta_prod_t**0.5) * sample
+        if c["clip_sample"]:
+            pred_original_sample = pred_original_sample.clamp(-c["clip_sample_range"], c["clip_sample_range"])
+        variance = self._get_variance(timestep, prev_timestep)
+        std_dev_t = eta * variance ** (0.5)
+        if use_clipped_model_output:
+            pred_epsilon = (sample - alpha_prod_t ** (0.5) * pred_original_sample) / beta_prod_t ** (0.5)
+        pred_sample_direction = (1 - alpha_prod_t_prev - std_dev_t**2) ** (0.5) * pred_epsilon
+        prev_sample = alpha_prod_t_prev ** (0.5) * pred_original_sample + pred_sample_direction
+        if eta > 0:
+            variance = std_dev_t * variance_noise
+            prev_sample = prev_sample + variance
+        return prev_sample
+
+
+class PNDM:  # scheduling_pndm.py v0.17.0
+    defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    trained_betas=None, skip_prk_steps=False, set_alpha_to_one=False, prediction_type="epsilon",
+                    steps_offset=0)
+
+    def __init__(self, cfg):
+        self.config = c = {**self.defaults, **{k: v for k, v in cfg.items() if k in self.defaults}}
+        self.betas = make_betas(c)
+        self.alphas = 1.0 - self.betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self.final_alpha_cumprod = torch.tensor(1.0) if c["set_alpha_to_one"] else self.alphas_cumprod[0]
+        self.pndm_order = 4
+        self.cur_model_output = 0
+        self.counter = 0
+        self.cur_sample = None
+        self.ets = []
+
+    def set_timesteps(self, num_inference_steps):
+        c = self.config
+        self.num_inference_steps = num_inference_steps
+        step_ratio = c["num_train_timesteps"] // self.num_inference_steps
+        self._timesteps = (np.arange(0, num_inference_steps) * step_ratio).round()
+        self._timesteps += c["steps_offset"]
+        if c["skip_prk_steps"]:
+            self.prk_timesteps = np.array([])
+            self.plms_timesteps = np.concatenate([self._timesteps[:-1], self._timesteps[-2:-1],
+                                                  self._timesteps[-1:]])[::-1].copy()
+        else:
+            prk_timesteps = np.array(self._timesteps[-self.pndm_order:]).repeat(2) + np.tile(
+                np.array([0, c["num_train_timesteps"] // num_inference_steps // 2]), self.pndm_order)
+            self.prk_timesteps = (prk_timesteps[:-1].repeat(2)[1:-1])[::-1].copy()
+            self.plms_timesteps = self._timesteps[:-3][::-1].copy()
+        timesteps = np.concatenate([self.prk_timesteps, self.plms_timesteps]).astype(np.int64)
+        self.timesteps = torch.from_numpy(timesteps)
+        self.ets = []
+        self.counter = 0
+        self.cur_model_output = 0
+
+    def step(self, model_output, timestep, sample):
+        if self.counter < len(self.prk_timesteps) and not self.config["skip_prk_steps"]:
+            return self.step_prk(model_output, timestep, sample)
+        return self.step_plms(model_output, timestep, sample)
+
+    def step_prk(self, model_output, timestep, sample):
+        c = self.config
+        diff_to_prev = 0 if self.counter % 2 else c["num_train_timesteps"] // self.num_inference_steps // 2
+        prev_timestep = timestep - diff_to_prev
+        timestep = self.prk_timesteps[self.counter // 4 * 4]
+        if self.counter % 4 == 0:
+            self.cur_model_output += 1 / 6 * model_output
+            self.ets.append(model_output)
+            self.cur_sample = sample
+        elif (self.counter - 1) % 4 == 0:
+            self.cur_model_output += 1 / 3 * model_output
+        elif (self.counter - 2) % 4 == 0:
+            self.cur_model_output += 1 / 3 * model_output
+        elif (self.counter - 3) % 4 == 0:
+            model_output = self.cur_model_output + 1 / 6 * model_output
+            self.cur_model_output = 0
+        cur_sample = self.cur_sample if self.cur_sample is not None else sample
+        prev_sample = self._get_prev_sample(cur_sample, timestep, prev_timestep, model_output)
+        self.counter += 1
+        return prev_sample
+
+    def step_plms(self, model_output, timestep, sample):
+        c = self.config
+        prev_timestep = timestep - c["num_train_timesteps"] // self.num_inference_steps
+        if self.counter != 1:
+            self.ets = self.ets[-3:]
+            self.ets.append(model_output)
+        else:
+            prev_timestep = timestep
+            timestep = timestep + c["num_train_timesteps"] // self.num_inference_steps
+        if len(self.ets) == 1 and self.counter == 0:
+            model_output = model_output
+            self.cur_sample = sample
+        elif len(self.ets) == 1 and self.counter == 1:
+            model_output = (model_output + self.ets[-1]) / 2
+            sample = self.cur_sample
+            self.cur_sample = None
+        elif len(self.ets) == 2:
+            model_output = (3 * self.ets[-1] - self.ets[-2]) / 2
+        elif len(self.ets) == 3:
+            model_output = (23 * self.ets[-1] - 16 * self.ets[-2] + 5 * self.ets[-3]) / 12
+        else:
+            model_output = (1 / 24) * (55 * self.ets[-1] - 59 * self.ets[-2] + 37 * self.ets[-3] - 9 * self.ets[-4])
+        prev_sample = self._get_prev_sample(sample, timestep, prev_timestep, model_output)
+        self.counter += 1
+        return prev_sample
+
+    def _get_prev_sample(self, sample, timestep, prev_timestep, model_output):
+        alpha_prod_t = self.alphas_cumprod[timestep]
+        alpha_prod_t_prev = self.alphas_cumprod[prev_timestep] if prev_timestep >= 0 else self.final_alpha_cumprod
+        beta_prod_t = 1 - alpha_prod_t
+        beta_prod_t_prev = 1 - alpha_prod_t_prev
+        if self.config["prediction_type"] == "v_prediction":
+            model_output = (alpha_prod_t**0.5) * model_output + (beta_prod_t**0.5) * sample
+        sample_coeff = (alpha_prod_t_prev / alpha_prod_t) ** (0.5)
+        model_output_denom_coeff = alpha_prod_t * beta_prod_t_prev ** (0.5) + (
+            alpha_prod_t * beta_prod_t * alpha_prod_t_prev) ** (0.5)
+        prev_sample = (sample_coeff * sample - (alpha_prod_t_prev - alpha_prod_t) * model_output
+                       / model_output_denom_coeff)
+        return prev_sample
+
+
+class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / karras / learned variance)
+    defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    trained_betas=None, solver_order=2, prediction_type="epsilon", algorithm_type="dpmsolver++",
+                    solver_type="midpoint", lower_order_final=True, lambda_min_clipped=-float("inf"))
+
+    def __init__(self, cfg):
+        self.config = c = {**self.defaults, **{k: v for k, v in cfg.items() if k in self.defaults}}
+        self.betas = make_betas(c)
+        self.alphas = 1.0 - self.betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self.alpha_t = torch.sqrt(self.alphas_cumprod)
+        self.sigma_t = torch.sqrt(1 - self.alphas_cumprod)
+        self.lambda_t = torch.log(self.alpha_t) - torch.log(self.sigma_t)
+
+    def set_timesteps(self, num_inference_steps):
+        c = self.config
+        clipped_idx = torch.searchsorted(torch.flip(self.lambda_t, [0]), c["lambda_min_clipped"])
+        timesteps = (np.linspace(0, c["num_train_timesteps"] - 1 - clipped_idx, num_inference_steps + 1)
+                     .round()[::-1][:-1].copy().astype(np.int64))
+        _, unique_indices = np.unique(timesteps, return_index=True)
+        timesteps = timesteps[np.sort(unique_indices)]
+        self.timesteps = torch.from_numpy(timesteps)
+        self.num_inference_steps = len(timesteps)
+        self.model_outputs = [None] * c["solver_order"]
+        self.lower_order_nums = 0
+
+    def convert_model_output(self, model_output, timestep, sample):
+        c = self.config
+        if c["algorithm_type"] in ["dpmsolver++", "sde-dpmsolver++"]:
+            if c["prediction_type"] == "epsilon":
+                alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
+                return (sample - sigma_t * model_output) / alpha_t
+            if c["prediction_type"] == "sample":
+                return model_output
+            alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
+            return alpha_t * sample - sigma_t * model_output
+        if c["prediction_type"] == "epsilon":
+            return model_output
+        if c["prediction_type"] == "sample":
+            alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
+            return (sample - alpha_t * model_output) / sigma_t
+        alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
+        return alpha_t * model_output + sigma_t * sample
+
+    def first(self, model_output, timestep, prev_timestep, sample, noise=None):
+        a = self.config["algorithm_type"]
+        lambda_t, lambda_s = self.lambda_t[prev_timestep], self.lambda_t[timestep]
+        alpha_t, alpha_s = self.alpha_t[prev_timestep], self.alpha_t[timestep]
+        sigma_t, sigma_s = self.sigma_t[prev_timestep], self.sigma_t[timestep]
+        h = lambda_t - lambda_s
+        if a == "dpmsolver++":
+            x_t = (sigma_t / sigma_s) * sample - (alpha_t * (torch.exp(-h) - 1.0)) * model_output
+        elif a == "dpmsolver":
+            x_t = (alpha_t / alpha_s) * sample - (sigma_t * (torch.exp(h) - 1.0)) * model_output
+        elif a == "sde-dpmsolver++":
+            x_t = ((sigma_t / sigma_s * torch.exp(-h)) * sample
+                   + (alpha_t * (1 - torch.exp(-2.0 * h))) * model_output
+                   + sigma_t * torch.sqrt(1.0 - torch.exp(-2 * h)) * noise)
+        elif a == "sde-dpmsolver":
+            x_t = ((alpha_t / alpha_s) * sample
+                   - 2.0 * (sigma_t * (torch.exp(h) - 1.0)) * model_output
+                   + sigma_t * torch.sqrt(torch.exp(2 * h) - 1.0) * noise)
+        return x_t
+
+    def second(self, model_output_list, timestep_list, prev_timestep, sample, noise=None):
+        a, st = self.config["algorithm_type"], self.config["solver_type"]
+        t, s0, s1 = prev_timestep, timestep_list[-1], timestep_list[-2]
+        m0, m1 = model_output_list[-1], model_output_list[-2]
+        lambda_t, lambda_s0, lambda_s1 = self.lambda_t[t], self.lambda_t[s0], self.lambda_t[s1]
+        alpha_t, alpha_s0 = self.alpha_t[t], self.alpha_t[s0]
+        sigma_t, sigma_s0 = self.sigma_t[t], self.sigma_t[s0]
+        h, h_0 = lambda_t - lambda_s0, lambda_s0 - lambda_s1
+        r0 = h_0 / h
+        D0, D1 = m0, (1.0 / r0) * (m0 - m1)
+        if a == "dpmsolver++":
+            if st == "midpoint":
+                x_t = ((sigma_t / sigma_s0) * sample - (alpha_t * (torch.exp(-h) - 1.0)) * D0
+                       - 0.5 * (alpha_t * (torch.exp(-h) - 1.0)) * D1)
+            else:
+                x_t = ((sigma_t / sigma_s0) * sample - (alpha_t * (torch.exp(-h) - 1.0)) * D0
+                       + (alpha_t * ((torch.exp(-h) - 1.0) / h + 1.0)) * D1)
+        elif a == "dpmsolver":
+            if st == "midpoint":
+                x_t = ((alpha_t / alpha_s0) * sample - (sigma_t * (torch.exp(h) - 1.0)) * D0
+                       - 0.5 * (sigma_t * (torch.exp(h) - 1.0)) * D1)
+            else:
+                x_t = ((alpha_t / alpha_s0) * sample - (sigma_t * (torch.exp(h) - 1.0)) * D0
+                       - (sigma_t * ((torch.exp(h) - 1.0) / h - 1.0)) * D1)
+        elif a == "sde-dpmsolver++":
+            if st == "midpoint":
+                x_t = ((sigma_t / sigma_s0 * torch.exp(-h)) * sample + (alpha_t * (1 - torch.exp(-2.0 * h))) * D0
+                       + 0.5 * (alpha_t * (1 - torch.exp(-2.0 * h))) * D1
+                       + sigma_t * torch.sqrt(1.0 - torch.exp(-2 * h)) * noise)
+            else:
+                x_t = ((sigma_t / sigma_s0 * torch.exp(-h)) * sample + (alpha_t * (1 - torch.exp(-2.0 * h))) * D0
+                       + (alpha_t * ((1.0 - torch.exp(-2.0 * h)) / (-2.0 * h) + 1.0)) * D1
+                       + sigma_t * torch.sqrt(1.0 - torch.exp(-2 * h)) * noise)
+        elif a == "sde-dpmsolver":
+            if st == "midpoint":
+                x_t = ((alpha_t / alpha_s0) * sample - 2.0 * (sigma_t * (torch.exp(h) - 1.0)) * D0
+                       - (sigma_t * (torch.exp(h) - 1.0)) * D1
+                       + sigma_t * torch.sqrt(torch.exp(2 * h) - 1.0) * noise)
+            else:
+                x_t = ((alpha_t / alpha_s0) * sample - 2.0 * (sigma_t * (torch.exp(h) - 1.0)) * D0
+                       - 2.0 * (sigma_t * ((torch.exp(h) - 1.0) / h - 1.0)) * D1
+                       + sigma_t * torch.sqrt(torch.exp(2 * h) - 1.0) * noise)
+        return x_t
+
+    def third(self, model_output_list, timestep_list, prev_timestep, sample):
+        a = self.config["algorithm_type"]
+        t, s0, s1, s2 = prev_timestep, timestep_list[-1], timestep_list[-2], timestep_list[-3]
+        m0, m1, m2 = model_output_list[-1], model_output_list[-2], model_output_list[-3]
+        lambda_t, lambda_s0, lambda_s1, lambda_s2 = (self.lambda_t[t], self.lambda_t[s0], self.lambda_t[s1],
+                                                     self.lambda_t[s2])
+        alpha_t, alpha_s0 = self.alpha_t[t], self.alpha_t[s0]
+        sigma_t, sigma_s0 = self.sigma_t[t], self.sigma_t[s0]
+        h, h_0, h_1 = lambda_t - lambda_s0, lambda_s0 - lambda_s1, lambda_s1 - lambda_s2
+        r0, r1 = h_0 / h, h_1 / h
+        D0 = m0
+        D1_0, D1_1 = (1.0 / r0) * (m0 - m1), (1.0 / r1) * (m1 - m2)
+        D1 = D1_0 + (r0 / (r0 + r1)) * (D1_0 - D1_1)
+        D2 = (1.0 / (r0 + r1)) * (D1_0 - D1_1)
+        if a == "dpmsolver++":
+            x_t = ((sigma_t / sigma_s0) * sample - (alpha_t * (torch.exp(-h) - 1.0)) * D0
+                   + (alpha_t * ((torch.exp(-h) - 1.0) / h + 1.0)) * D1
+                   - (alpha_t * ((torch.exp(-h) - 1.0 + h) / h**2 - 0.5)) * D2)
+        else:
+            x_t = ((alpha_t / alpha_s0) * sample - (sigma_t * (torch.exp(h) - 1.0)) * D0
+                   - (sigma_t * ((torch.exp(h) - 1.0) / h - 1.0)) * D1
+                   - (sigma_t * ((torch.exp(h) - 1.0 - h) / h**2 - 0.5)) * D2)
+        return x_t
+
+    def step(self, model_output, timestep, sample, noise=None):
+        c = self.config
+        step_index = (self.timesteps == timestep).nonzero()
+        step_index = len(self.timesteps) - 1 if len(step_index) == 0 else step_index.item()
+        prev_timestep = 0 if step_index == len(self.timesteps) - 1 else self.timesteps[step_index + 1]
+        lower_order_final = ((step_index == len(self.timesteps) - 1) and c["lower_order_final"]
+                             and len(self.timesteps) < 15)
+        lower_order_second = ((step_index == len(self.timesteps) - 2) and c["lower_order_final"]
+                              and len(self.timesteps) < 15)
+        model_output = self.convert_model_output(model_output, timestep, sample)
+        for i in range(c["solver_order"] - 1):
+            self.model_outputs[i] = self.model_outputs[i + 1]
+        self.model_outputs[-1] = model_output
+        if c["solver_order"] == 1 or self.lower_order_nums < 1 or lower_order_final:
+            prev_sample = self.first(model_output, timestep, prev_timestep, sample, noise=noise)
+        elif c["solver_order"] == 2 or self.lower_order_nums < 2 or lower_order_second:
+            timestep_list = [self.timesteps[step_index - 1], timestep]
+            prev_sample = self.second(self.model_outputs, timestep_list, prev_timestep, sample, noise=noise)
+        else:
+            timestep_list = [self.timesteps[step_index - 2], self.timesteps[step_index - 1], timestep]
+            prev_sample = self.third(self.model_outputs, timestep_list, prev_timestep, sample)
+        if self.lower_order_nums < c["solver_order"]:
+            self.lower_order_nums += 1
+        return prev_sample
+
+
+# ---- safetensors writer (F32 / I64) ----
+def write_st(path, tensors):
+    hdr, blobs, off = {}, [], 0
+    for name, t in tensors.items():
+        a = t.numpy()
+        dt = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[a.dtype]
+        b = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
+        hdr[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+SD15 = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
+
+
+def gen(family, stage, name, cls, params, shape, seed, noise=False, atol=5e-5, rtol=1e-5, note=""):
+    g = torch.Generator().manual_seed(seed)
+    s = cls(params)
+    s.set_timesteps(params["num_inference_steps"])
+    T = len(s.timesteps)
+    x0 = torch.randn(shape, generator=g, dtype=torch.float32)
+    mo = torch.randn((T,) + tuple(shape), generator=g, dtype=torch.float32)
+    vn = torch.randn((T,) + tuple(shape), generator=g, dtype=torch.float32) if noise else None
+    if params.get("prediction_type") == "sample":
+        mo = mo * 0.8  # x0 predictions of a plausible size
+    x, out = x0.clone(), []
+    for k, t in enumerate(s.timesteps):
+        t = int(t)
+        if cls is DDIM:
+            x = s.step(mo[k], t, x, eta=params.get("eta", 0.0),
+                       use_clipped_model_output=params.get("use_clipped_model_output", False),
+                       variance_noise=vn[k] if noise else None)
+        elif cls is DPM:
+            x = s.step(mo[k], t, x, noise=vn[k] if noise else None)
+        else:
+            x = s.step(mo[k], t, x)
+        out.append(x.clone())
+    d = os.path.join(ROOT, family, stage, name)
+    os.makedirs(d, exist_ok=True)
+    inputs = {"sample0": x0, "model_outputs": mo}
+    if noise:
+        inputs["variance_noise"] = vn
+    write_st(os.path.join(d, "inputs.safetensors"), inputs)
+    write_st(os.path.join(d, "expected.safetensors"), {"timesteps": s.timesteps.to(torch.int64),
+                                                       "samples": torch.stack(out),
+                                                       "alphas_cumprod": s.alphas_cumprod})
+    case = {"stage": stage, "params": params, "atol": atol, "rtol": rtol,
+            "source": SOURCE.format(cls={DDIM: "DDIMScheduler", PNDM: "PNDMScheduler",
+                                         DPM: "DPMSolverMultistepScheduler"}[cls])}
+    if note:
+        case["note"] = note
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(case, f, indent=1)
+        f.write("\n")
+    print(d, T, "timesteps")
+
+
+def main():
+    img = (1, 4, 6, 6)
+    vid = (1, 4, 2, 4, 4)
+    ddim_sd = dict(SD15, steps_offset=1, set_alpha_to_one=False, clip_sample=False, prediction_type="epsilon")
+    gen("vision", "scheduler.ddim", "eta05_noise", DDIM, dict(num_inference_steps=7, eta=0.5, **ddim_sd), img, 1,
+        noise=True, note="eta > 0: the noise diffusers would draw is the input variance_noise [T, S...]")
+    gen("vision", "scheduler.ddim", "vpred_clip_trailing", DDIM,
+        dict(num_inference_steps=9, eta=0.0, use_clipped_model_output=True, beta_start=0.0001, beta_end=0.02,
+             beta_schedule="linear", num_train_timesteps=1000, clip_sample=True, clip_sample_range=1.5,
+             set_alpha_to_one=True, prediction_type="v_prediction", timestep_spacing="trailing"), img, 2,
+        note="v_prediction, clip_sample 1.5 with use_clipped_model_output, trailing spacing, linear betas")
+    gen("vision", "scheduler.ddim", "sample_cosine_zerosnr", DDIM,
+        dict(num_inference_steps=10, eta=1.0, num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+             rescale_betas_zero_snr=True, clip_sample=False, steps_offset=1, set_alpha_to_one=False,
+             prediction_type="sample"), img, 3, noise=True,
+        note="prediction_type sample, cosine betas rescaled to zero terminal SNR, eta 1 with variance_noise")
+    gen("vision", "scheduler.ddim", "audioldm_linear_n12", DDIM,
+        dict(num_inference_steps=12, eta=0.0, beta_start=0.0015, beta_end=0.0195, beta_schedule="linear",
+             num_train_timesteps=1000, steps_offset=1, set_alpha_to_one=False, clip_sample=False,
+             prediction_type="epsilon"), (1, 8, 4, 4), 4, note="AudioLDM's beta range with a linear schedule")
+    gen("vision", "scheduler.pndm", "prk_n8", PNDM,
+        dict(num_inference_steps=8, skip_prk_steps=False, steps_offset=1, set_alpha_to_one=False, **SD15), img, 5,
+        note="PRK warm-up (12 Runge-Kutta sub-steps) then PLMS")
+    gen("vision", "scheduler.pndm", "vpred_plms_n7", PNDM,
+        dict(num_inference_steps=7, skip_prk_steps=True, steps_offset=1, set_alpha_to_one=True,
+             prediction_type="v_prediction", **SD15), img, 6)
+    dpm_base = dict(SD15, steps_offset=1, set_alpha_to_one=False, clip_sample=False, skip_prk_steps=True)
+    gen("video", "scheduler.dpmsolver", "order3_n12", DPM,
+        dict(num_inference_steps=12, solver_order=3, prediction_type="epsilon", **dpm_base), vid, 7, atol=2e-4,
+        note="solver_order 3, dpmsolver++ midpoint, lower_order_final (12 < 15 steps)")
+    gen("video", "scheduler.dpmsolver", "dpmsolver_heun_vpred_n20", DPM,
+        dict(num_inference_steps=20, algorithm_type="dpmsolver", solver_type="heun", prediction_type="v_prediction",
+             **dpm_base), vid, 8, atol=2e-4, note="algorithm dpmsolver, heun, v_prediction, 20 steps (no lower-order final)")
+    gen("video", "scheduler.dpmsolver", "dpmsolver_order3_sample_n8", DPM,
+        dict(num_inference_steps=8, algorithm_type="dpmsolver", solver_order=3, prediction_type="sample",
+             **dpm_base), vid, 9, atol=2e-4)
+    gen("video", "scheduler.dpmsolver", "sde_pp_heun_noise_n6", DPM,
+        dict(num_inference_steps=6, algorithm_type="sde-dpmsolver++", solver_type="heun", prediction_type="epsilon",
+             **dpm_base), vid, 10, noise=True, atol=2e-4,
+        note="sde-dpmsolver++: the noise diffusers would draw each step is the input variance_noise [T, S...]")
+    gen("video", "scheduler.dpmsolver", "order1_linear_n4", DPM,
+        dict(num_inference_steps=4, solver_order=1, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+             num_train_timesteps=1000), vid, 11, atol=2e-4)
+
+
+if __name__ == "__main__":
+    main()

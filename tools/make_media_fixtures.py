@@ -1,0 +1,250 @@
+#!/usr/bin/python3
+"""make_media_fixtures.py — regenerate tests/data/media/ and our media golden cases.
+
+Run from the repository root with Debian's /usr/bin/python3 (numpy, Pillow 9.4, torch 1.13,
+torchaudio 0.13, torchvision 0.14 when installed):  /usr/bin/python3 tools/make_media_fixtures.py
+
+tests/data/media/
+  *.jpg, *.png           small images in every layout the decoder handles
+  pixels.safetensors     U8 [h,w,3] per image file name = Image.open(f).convert("RGB") (Pillow)
+  huge_header.png        a valid PNG signature + IHDR claiming 100000 x 100000 (must be refused)
+  stereo44k.wav          0.5 s, 2 channels, 44.1 kHz, 16-bit (bad-header tests start from it)
+tests/golden/vision/<stage>/<case>/   FORMAT.md layout; expected outputs from the reference code
+  (ImageBind data.py's transforms: PIL + torchvision for images, torchaudio for audio, the
+  pytorchvideo 0.1.5 ConstantClipsPerVideoSampler rule re-stated with Fractions).
+The tests never run Python: the outputs of this script are committed.
+"""
+import io, json, os, struct, sys, zlib
+from fractions import Fraction
+
+import numpy as np
+from PIL import Image
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "tests", "data", "media")
+GOLD = os.path.join(ROOT, "tests", "golden", "vision")
+
+
+def write_safetensors(path, tensors):
+    dt = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8"}
+    hdr, blobs, off = {}, [], 0
+    for k, a in tensors.items():
+        a = np.ascontiguousarray(a)
+        b = a.tobytes()
+        hdr[k] = {"dtype": dt[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def scene(w, h, seed):
+    """Smooth gradients + shapes + a little noise: exercises chroma and the resize filter."""
+    r = np.random.RandomState(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.stack([
+        128 + 100 * np.sin(x / (w / 5.0) + seed),
+        128 + 100 * np.cos(y / (h / 3.0)),
+        (x * 255.0 / w + y * 255.0 / h) / 2,
+    ], -1)
+    img[(x - w / 2) ** 2 + (y - h / 3) ** 2 < (min(w, h) / 4) ** 2] = [250, 30, 60]
+    img += r.normal(0, 12, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+
+
+def images():
+    out = {}
+    rgb = scene(61, 43, 1)
+    save = {}
+    im = Image.fromarray(rgb)
+    save["rgb_q90.jpg"] = (im, dict(format="JPEG", quality=90))
+    save["rgb_444.jpg"] = (im, dict(format="JPEG", quality=95, subsampling=0))
+    save["rgb_422.jpg"] = (im, dict(format="JPEG", quality=80, subsampling=1))
+    save["progressive.jpg"] = (Image.fromarray(scene(70, 50, 2)), dict(format="JPEG", quality=85, progressive=True))
+    save["gray.jpg"] = (im.convert("L"), dict(format="JPEG", quality=90))
+    save["cmyk.jpg"] = (Image.fromarray(scene(40, 30, 3)).convert("CMYK"), dict(format="JPEG", quality=92))
+    save["rgb.png"] = (im, dict(format="PNG"))
+    save["rgba.png"] = (Image.fromarray(np.dstack([rgb, (np.arange(61 * 43) % 256).reshape(43, 61).astype(np.uint8)])), dict(format="PNG"))
+    save["gray.png"] = (im.convert("L"), dict(format="PNG"))
+    save["la.png"] = (im.convert("LA"), dict(format="PNG"))
+    save["gray1.png"] = (im.convert("1"), dict(format="PNG"))
+    pal = im.convert("P", palette=Image.ADAPTIVE, colors=16)
+    save["palette4.png"] = (pal, dict(format="PNG", bits=4))
+    pt = im.convert("P", palette=Image.ADAPTIVE, colors=200)
+    save["palette_trns.png"] = (pt, dict(format="PNG", transparency=bytes(range(0, 200))))
+    g16 = (np.arange(43 * 61).reshape(43, 61) * 23 % 65536).astype(np.uint16)
+    save["gray16.png"] = (Image.fromarray(g16), dict(format="PNG"))
+    for name, (img, kw) in save.items():
+        b = io.BytesIO()
+        img.save(b, **kw)
+        out[name] = b.getvalue()
+    # Pillow cannot write interlaced PNGs or 16-bit RGB(A)/LA: build them with zlib by hand.
+    def png(w, h, ct, depth, rows, interlace=0):
+        ihdr = struct.pack(">IIBBBBB", w, h, depth, ct, 0, 0, interlace)
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    a = scene(37, 29, 4)
+    # Adam7: 7 passes of sub-images, filter type 0 on every row.
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    raw = b""
+    for x0, y0, dx, dy in passes:
+        sub = a[y0::dy, x0::dx]
+        if sub.size == 0:
+            continue
+        for row in sub:
+            raw += b"\0" + row.tobytes()
+    out["interlaced.png"] = png(37, 29, 2, 8, raw, 1)
+    r16 = (scene(33, 21, 5).astype(np.uint16) * 257 + np.random.RandomState(5).randint(0, 256, (21, 33, 3))).astype(">u2")
+    out["rgb16.png"] = png(33, 21, 2, 16, b"".join(b"\0" + row.tobytes() for row in r16))
+    a16 = np.dstack([r16, r16[..., :1]]).astype(">u2")
+    out["rgba16.png"] = png(33, 21, 6, 16, b"".join(b"\0" + row.tobytes() for row in a16))
+    la16 = np.dstack([r16[..., :1], r16[..., 1:2]]).astype(">u2")
+    out["la16.png"] = png(33, 21, 4, 16, b"".join(b"\0" + row.tobytes() for row in la16))
+    return out
+
+
+def imagebind_vision(path):
+    """ImageBind data.load_and_transform_vision_data for one image."""
+    img = Image.open(path).convert("RGB")
+    try:
+        from torchvision import transforms
+        t = transforms.Compose([
+            transforms.Resize(224, interpolation=transforms.InterpolationMode.BICUBIC),
+            transforms.CenterCrop(224), transforms.ToTensor(),
+            transforms.Normalize(mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711))])
+        return t(img).numpy(), "torchvision %s" % __import__("torchvision").__version__
+    except ImportError:  # the same steps, written out (torchvision 0.14 semantics)
+        w, h = img.size
+        s, l = min(w, h), max(w, h)
+        nw, nh = (224, int(224 * l / s)) if w <= h else (int(224 * l / s), 224)
+        img = img.resize((nw, nh), Image.BICUBIC)
+        top, left = int(round((nh - 224) / 2.0)), int(round((nw - 224) / 2.0))
+        x = torch.from_numpy(np.asarray(img)[top:top + 224, left:left + 224].copy()).permute(2, 0, 1).float().div(255)
+        m = torch.tensor((0.48145466, 0.4578275, 0.40821073))[:, None, None]
+        sd = torch.tensor((0.26862954, 0.26130258, 0.27577711))[:, None, None]
+        return x.sub_(m).div_(sd).numpy(), "torchvision-equivalent torch code (torchvision not installed)"
+
+
+def imagebind_audio(path, rule, dtype=torch.float32):
+    """ImageBind data.load_and_transform_audio_data for one file (clip sampler re-stated);
+    dtype float64 gives the reference for the tolerance (as the shared cases' generator did)."""
+    import torchaudio
+    w, sr = torchaudio.load(path)
+    w = w.to(dtype)
+    if sr != 16000:
+        w = torchaudio.functional.resample(w, orig_freq=sr, new_freq=16000)
+    dur = w.size(1) / 16000
+    ms = Fraction(max(dur - 2, 0))
+    step = ms / (3 if rule == "pytorchvideo-0.1.5" else 2)
+    clips = []
+    for k in range(3):
+        s = step * k
+        c = w[:, int(s * 16000):int((s + 2) * 16000)]
+        c -= c.mean()
+        fb = torchaudio.compliance.kaldi.fbank(c, htk_compat=True, sample_frequency=16000, use_energy=False,
+                                               window_type="hanning", num_mel_bins=128, dither=0.0,
+                                               frame_length=25, frame_shift=10).transpose(0, 1)
+        p = 204 - fb.size(1)
+        fb = torch.nn.functional.pad(fb, (0, p), mode="constant", value=0) if p > 0 else fb[:, :204]
+        clips.append(((fb.unsqueeze(0) - -4.268) / 9.138))
+    return torch.stack(clips).numpy()
+
+
+def audio_tol(path, rule):
+    """atol = max|fp32 - fp64| x 8 rounded up to 1/2/5 x 10^k, at least 2e-4 (STAGES.md rule)."""
+    import math
+    fb = imagebind_audio(path, rule)
+    d = float(np.abs(fb.astype(np.float64) - imagebind_audio(path, rule, torch.float64)).max()) * 8
+    k = math.floor(math.log10(d)) if d > 0 else -4
+    for m in (1, 2, 5, 10):
+        if m * 10.0 ** k >= d:
+            return fb, max(float("%.0e" % (m * 10.0 ** k)), 2e-4)
+
+
+def wav_bytes(x, sr):
+    import wave
+    b = io.BytesIO()
+    with wave.open(b, "wb") as f:
+        f.setnchannels(x.shape[1])
+        f.setsampwidth(2)
+        f.setframerate(sr)
+        f.writeframes(np.clip(x * 32768, -32768, 32767).astype("<i2").tobytes())
+    return b.getvalue()
+
+
+def signal(n, sr, ch, seed):
+    r = np.random.RandomState(seed)
+    t = np.arange(n) / sr
+    chirp = 0.3 * np.sin(2 * np.pi * (200 * t + 900 * t * t))
+    out = [chirp + 0.2 * np.sin(2 * np.pi * (440 + 300 * c) * t) + 0.02 * r.normal(size=n) + 0.05 * (c + 1)
+           for c in range(ch)]
+    return np.stack(out, 1)
+
+
+def case(stage, name, params, atol, rtol, source, note, files, expected):
+    d = os.path.join(GOLD, stage, name)
+    os.makedirs(d, exist_ok=True)
+    for fn, b in files.items():
+        open(os.path.join(d, fn), "wb").write(b)
+    json.dump({"stage": stage, "params": params, "atol": atol, "rtol": rtol, "source": source, "note": note},
+              open(os.path.join(d, "case.json"), "w"), indent=1)
+    write_safetensors(os.path.join(d, "expected.safetensors"), expected)
+
+
+def main():
+    os.makedirs(DATA, exist_ok=True)
+    imgs = images()
+    pixels = {}
+    for name, b in sorted(imgs.items()):
+        open(os.path.join(DATA, name), "wb").write(b)
+        pixels[name] = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))
+    write_safetensors(os.path.join(DATA, "pixels.safetensors"), pixels)
+    huge = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
+    open(os.path.join(DATA, "huge_header.png"), "wb").write(huge + chunk(b"IDAT", zlib.compress(b"\0" * 64)))
+    open(os.path.join(DATA, "stereo44k.wav"), "wb").write(wav_bytes(signal(22050, 44100, 2, 7), 44100))
+
+    # image.preprocess cases: the layouts the shared set lacks.
+    src_img = "ImageBind data.load_and_transform_vision_data steps (Pillow %s, %s), by tools/make_media_fixtures.py"
+    big = {}
+    b = io.BytesIO(); Image.fromarray(scene(300, 260, 11)).convert("CMYK").save(b, "JPEG", quality=90); big["cmyk_jpeg"] = ("input.jpg", b.getvalue(), "CMYK 300x260 jpg quality 90")
+    g16 = (np.add.outer(np.arange(240) * 3, np.arange(260) * 2) % 600).astype(np.uint16)
+    b = io.BytesIO(); Image.fromarray(g16).save(b, "PNG"); big["gray16_png"] = ("input.png", b.getvalue(), "16-bit gray 260x240 png (values 0..599: Pillow clips at 255)")
+    b = io.BytesIO(); Image.fromarray(scene(233, 225, 13)).convert("P", palette=Image.ADAPTIVE, colors=64).save(b, "PNG", transparency=bytes(range(0, 256, 4))); big["palette_trns_png"] = ("input.png", b.getvalue(), "P 233x225 png with tRNS (ignored by convert RGB)")
+    for name, (fn, data, note) in big.items():
+        tmp = os.path.join(DATA, ".tmp_" + fn)
+        open(tmp, "wb").write(data)
+        px, how = imagebind_vision(tmp)
+        os.remove(tmp)
+        case("image.preprocess", name, {"file": fn}, 1e-5, 1e-5, src_img % (Image.__version__, how), note,
+             {fn: data}, {"pixels": px.astype(np.float32)})
+
+    # audio.fbank cases: FLAC at 22.05 kHz, stereo 48 kHz WAV with the fixed clip rule.
+    import torchaudio
+    src_aud = ("ImageBind data.load_and_transform_audio_data steps (torchaudio %s, clip sampler rule re-stated), "
+               "by tools/make_media_fixtures.py" % torchaudio.__version__)
+    x = signal(int(22050 * 2.6), 22050, 1, 21)
+    tmp = os.path.join(DATA, ".tmp.flac")
+    torchaudio.save(tmp, torch.from_numpy((np.round(x.T * 32767) / 32768).astype(np.float32)), 22050,
+                    bits_per_sample=16, format="flac")
+    flac = open(tmp, "rb").read()
+    fb, tol = audio_tol(tmp, "pytorchvideo-0.1.5")
+    os.remove(tmp)
+    case("audio.fbank", "flac22k_2_6s", {"file": "input.flac", "clip_rule": "pytorchvideo-0.1.5"}, tol, 1e-4,
+         src_aud, "2.6 s, 22050 Hz, 1 channel, 16-bit FLAC", {"input.flac": flac}, {"fbank": fb})
+    wb = wav_bytes(signal(int(48000 * 2.4), 48000, 2, 22), 48000)
+    tmp = os.path.join(DATA, ".tmp.wav")
+    open(tmp, "wb").write(wb)
+    fb, tol = audio_tol(tmp, "pytorchvideo-fixed")
+    os.remove(tmp)
+    case("audio.fbank", "stereo48k_2_4s_fixedrule", {"file": "input.wav", "clip_rule": "pytorchvideo-fixed"}, tol,
+         1e-4, src_aud, "2.4 s, 48000 Hz, 2 channels, 16-bit PCM", {"input.wav": wb}, {"fbank": fb})
+
+
+if __name__ == "__main__":
+    main()
