@@ -321,8 +321,9 @@ NGPT_API int32_t ngpt_tokenizer_eos_id(const ngpt_tokenizer *tok);
  * embed_tokens + lm_head for the 38 added tokens, LoRA on q/k/v/o). Two objects, as llama.h's
  * model/context split:
  *  - ngpt_backbone: config + weights, read-only once created. Any number of sessions, on any
- *    threads, may share one backbone concurrently. On the CPU the weights stay in the
- *    checkpoint's memory map (zero copy); on CUDA they are uploaded once.
+ *    threads, may share one backbone (their evals take turns on the context's compute
+ *    resources: the library serialises them). On the CPU the weights stay in the checkpoint's
+ *    memory map (zero copy); on CUDA they are uploaded once.
  *  - ngpt_backbone_session: one sequence's KV cache, scratch and outputs. One thread at a time.
  *    A session must be freed before its backbone.
  *

@@ -6,6 +6,7 @@
 #include "../core/error.h"
 #include "../models/llama.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +18,9 @@ struct ngpt_backbone {
     nx_llama     *m;
     ngpt_tokenizer *tok;   /* the delta folder's tokenizer, else the model folder's; may be NULL */
     int32_t       n_ctx;
+    /* Serialises the compute of sessions sharing this backbone: the context's CPU thread pool
+     * (nx_pool_run) and the backend's memory accounting take one caller at a time. */
+    pthread_mutex_t mu;
 };
 
 struct ngpt_backbone_session {
@@ -119,6 +123,10 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
     ngpt_backbone *bb = nx_calloc(1, sizeof *bb);
     if (!bb) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_create: out of memory");
     bb->ctx = ctx;
+    if (pthread_mutex_init(&bb->mu, NULL) != 0) {
+        nx_free(bb);
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_create: cannot create a mutex");
+    }
     ngpt_status st = nx_llama_load(&bb->m, ctx->be, ctx->cpu, model_dir, &lp);
     if (!st) st = open_tokenizer(bb, model_dir, p.delta_path);
     if (st) {
@@ -135,6 +143,7 @@ NGPT_API void ngpt_backbone_free(ngpt_backbone *bb)
     if (!bb) return;
     ngpt_tokenizer_free(bb->tok);
     nx_llama_free(bb->m);
+    pthread_mutex_destroy(&bb->mu);
     nx_free(bb);
 }
 
@@ -158,19 +167,32 @@ NGPT_API ngpt_status ngpt_backbone_embed_tokens(float *rows, const ngpt_backbone
     nx_backend *be = m->be;
     int64_t ne_i[1] = {n}, ne_y[2] = {n, m->cfg.hidden};
     nx_tensor tid, y;
-    NX_TRY(nx_tensor_alloc(&tid, be, NGPT_DTYPE_I32, 1, ne_i));
-    ngpt_status st = nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, 2, ne_y);
+    pthread_mutex_lock(&((ngpt_backbone *)bb)->mu);
+    ngpt_status st = nx_tensor_alloc(&tid, be, NGPT_DTYPE_I32, 1, ne_i);
     if (!st) {
-        st = nx_tensor_upload(&tid, ids, (size_t)n * sizeof(int32_t));
-        if (!st) st = nx_op_get_rows(be, &y, &m->embed, &tid);
-        if (!st) st = nx_tensor_download(&y, rows, nx_nbytes(&y));
-        nx_tensor_free(&y);
+        st = nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, 2, ne_y);
+        if (!st) {
+            st = nx_tensor_upload(&tid, ids, (size_t)n * sizeof(int32_t));
+            if (!st) st = nx_op_get_rows(be, &y, &m->embed, &tid);
+            if (!st) st = nx_tensor_download(&y, rows, nx_nbytes(&y));
+            nx_tensor_free(&y);
+        }
+        nx_tensor_free(&tid);
     }
-    nx_tensor_free(&tid);
+    pthread_mutex_unlock(&((ngpt_backbone *)bb)->mu);
     return st;
 }
 
 /* ---- session ---- */
+
+static ngpt_status eval_locked(ngpt_backbone_session *s, int32_t n, const int32_t *ids, const float *embeds,
+                               const uint8_t *is_embed, nx_llama_out out)
+{
+    pthread_mutex_lock(&s->bb->mu);
+    ngpt_status st = nx_llama_eval(s->st, n, ids, embeds, is_embed, out);
+    pthread_mutex_unlock(&s->bb->mu);
+    return st;
+}
 
 NGPT_API ngpt_status ngpt_backbone_session_params_default(ngpt_backbone_session_params *p, size_t struct_size)
 {
@@ -193,7 +215,9 @@ NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, n
     ngpt_backbone_session *s = nx_calloc(1, sizeof *s);
     if (!s) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_session_create: out of memory");
     s->bb = bb;
+    pthread_mutex_lock(&bb->mu);
     ngpt_status st = nx_llama_state_create(&s->st, bb->m, p.n_ctx ? p.n_ctx : bb->n_ctx);
+    pthread_mutex_unlock(&bb->mu);
     if (st) {
         nx_free(s);
         return st;
@@ -205,7 +229,9 @@ NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, n
 NGPT_API void ngpt_backbone_session_free(ngpt_backbone_session *s)
 {
     if (!s) return;
+    pthread_mutex_lock(&s->bb->mu);
     nx_llama_state_free(s->st);
+    pthread_mutex_unlock(&s->bb->mu);
     nx_free(s);
 }
 
@@ -242,7 +268,7 @@ NGPT_API ngpt_status ngpt_backbone_eval(ngpt_backbone_session *s, const ngpt_bac
     ngpt_backbone_batch b;
     ngpt_backbone_batch_default(&b, sizeof b);
     NX_TRY(read_struct(&b, sizeof b, batch, "ngpt_backbone_eval: batch"));
-    return nx_llama_eval(s->st, b.n_tokens, b.ids, b.embeds, b.is_embed, (nx_llama_out)b.output);
+    return eval_locked(s, b.n_tokens, b.ids, b.embeds, b.is_embed, (nx_llama_out)b.output);
 }
 
 NGPT_API const float *ngpt_backbone_get_logits(const ngpt_backbone_session *s, int32_t *n_rows)
@@ -307,7 +333,7 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
         bool stop = false;
         for (int32_t k = 0; k < p.n_stop_ids; k++) stop = stop || p.stop_ids[k] == tok;
         if (stop || j + 1 == p.max_new_tokens) break;
-        NX_TRY(nx_llama_eval(st, 1, &tok, NULL, NULL, NX_LLAMA_OUT_LAST));
+        NX_TRY(eval_locked(s, 1, &tok, NULL, NULL, NX_LLAMA_OUT_LAST));
     }
     return NGPT_OK;
 }

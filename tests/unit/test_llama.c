@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/weights.h"
 
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include <stdbool.h>
@@ -311,6 +312,47 @@ static void test_sharded(void)
     free(b);
 }
 
+/* Two sessions of one backbone on two threads give the same tokens as one thread alone. */
+typedef struct thr_arg {
+    ngpt_backbone *bb;
+    int32_t ids[8];
+    int32_t n;
+    ngpt_status st;
+} thr_arg;
+
+static void *gen_thread(void *p)
+{
+    thr_arg *a = p;
+    ngpt_backbone_session *s = NULL;
+    a->st = ngpt_backbone_session_create(&s, a->bb, NULL);
+    for (int rep = 0; rep < 5 && !a->st; rep++) {
+        ngpt_generate_params gp;
+        ngpt_generate_params_default(&gp, sizeof gp);
+        gp.max_new_tokens = 8;
+        a->st = ngpt_backbone_session_reset(s);
+        if (!a->st) a->st = eval(s, k_ids, NULL, 5, NGPT_OUTPUT_LAST);
+        if (!a->st) a->st = ngpt_backbone_generate_greedy(&a->n, s, &gp, a->ids, NULL);
+    }
+    ngpt_backbone_session_free(s);
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    ngpt_backbone *bb = open_bb(golden("models/llama-a"), NULL, 1);
+    if (!bb) return;
+    thr_arg ref = {bb, {0}, 0, NGPT_OK}, a[2] = {{bb, {0}, 0, NGPT_OK}, {bb, {0}, 0, NGPT_OK}};
+    gen_thread(&ref);
+    CHECK(ref.st == NGPT_OK && ref.n == 8);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, gen_thread, &a[i]);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(a[i].st == NGPT_OK && a[i].n == 8 && !memcmp(a[i].ids, ref.ids, sizeof ref.ids));
+    }
+    ngpt_backbone_free(bb);
+}
+
 /* ---- bad input ---- */
 
 static void test_bad_args(void)
@@ -573,6 +615,7 @@ int main(void)
         RUN(test_lora_merged_unmerged_pt_st);
         RUN(test_generate);
         RUN(test_sharded);
+        RUN(test_threads);
         RUN(test_bad_delta);
     }
     RUN(test_bad_args);
