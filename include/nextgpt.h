@@ -459,15 +459,27 @@ typedef struct ngpt_generate_params {
     int32_t        n_stop_ids;
     ngpt_token_fn  on_token;      /* NULL = none */
     void          *user_data;
+    /* sampling (ngpt_backbone_generate; ngpt_backbone_generate_greedy ignores these). Applied as
+     * transformers does: repetition penalty, then temperature, top-k, top-p, then a draw. */
+    float          temperature;   /* 0 (default) = greedy argmax */
+    int32_t        top_k;         /* keep the k most likely; 0 (default) = all */
+    float          top_p;         /* keep the smallest set with probability >= top_p; 1 (default) = all */
+    float          repetition_penalty; /* CTRL-style on the tokens generated in this call (a
+                                        * logit l becomes l / p if l > 0 else l * p); 1 = off */
+    uint64_t       seed;          /* the draws are reproducible for a seed on one backend */
 } ngpt_generate_params;
 
 NGPT_API ngpt_status ngpt_generate_params_default(ngpt_generate_params *p, size_t struct_size);
-/* Greedy decoding (argmax, first index on ties) continuing from the session's last eval, which
- * must have produced outputs (NGPT_OUTPUT_LAST or ALL). ids: [max_new_tokens]; hidden: NULL or
- * [max_new_tokens, n_embd] — row j = the final-norm state of the position whose logits chose
- * ids[j] (row 0: the last prompt position). Each chosen token is fed back unless it is a stop
- * id or the last allowed. *n_out = tokens generated; also set (with ids/hidden filled so far)
- * when the callback cancels (NGPT_ERR_CANCELLED) or the context fills up (INVALID_ARGUMENT). */
+/* Generation continuing from the session's last eval, which must have produced outputs
+ * (NGPT_OUTPUT_LAST or ALL). ids: [max_new_tokens]; hidden: NULL or [max_new_tokens, n_embd] —
+ * row j = the final-norm state of the position whose logits chose ids[j] (row 0: the last prompt
+ * position; what NExT-GPT's output projectors read). Each chosen token is fed back unless it is
+ * a stop id or the last allowed. *n_out = tokens generated; also set (with ids/hidden filled so
+ * far) when the callback cancels (NGPT_ERR_CANCELLED) or the context fills up
+ * (NGPT_ERR_INVALID_ARGUMENT). */
+NGPT_API ngpt_status ngpt_backbone_generate(int32_t *n_out, ngpt_backbone_session *s,
+                                            const ngpt_generate_params *params, int32_t *ids, float *hidden);
+/* The same with greedy decoding (argmax, first index on ties) whatever the sampling fields say. */
 NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone_session *s,
                                                    const ngpt_generate_params *params, int32_t *ids,
                                                    float *hidden);

@@ -353,6 +353,64 @@ static void test_threads(void)
     ngpt_backbone_free(bb);
 }
 
+/* Sampling: temperature 0 and top_k 1 are greedy; a seed reproduces; the penalty prevents repeats. */
+static void gen_with(ngpt_backbone_session *s, const ngpt_generate_params *gp, int32_t *ids, int32_t *n)
+{
+    CHECK_OK(ngpt_backbone_session_reset(s));
+    CHECK_OK(eval(s, k_ids, NULL, 5, NGPT_OUTPUT_LAST));
+    CHECK_OK(ngpt_backbone_generate(n, s, gp, ids, NULL));
+}
+
+static void test_sampling(void)
+{
+    ngpt_backbone *bb = open_bb(golden("models/llama-a"), NULL, 1);
+    if (!bb) return;
+    ngpt_backbone_session *s = NULL;
+    CHECK_OK(ngpt_backbone_session_create(&s, bb, NULL));
+    ngpt_generate_params gp;
+    ngpt_generate_params_default(&gp, sizeof gp);
+    gp.max_new_tokens = 8;
+    int32_t g[8], a[8], b[8], n = 0;
+    CHECK_OK(ngpt_backbone_session_reset(s));
+    CHECK_OK(eval(s, k_ids, NULL, 5, NGPT_OUTPUT_LAST));
+    CHECK_OK(ngpt_backbone_generate_greedy(&n, s, &gp, g, NULL));
+    gen_with(s, &gp, a, &n); /* temperature 0 */
+    CHECK(n == 8 && !memcmp(a, g, sizeof g));
+    gp.temperature = 1.0f;
+    gp.top_k = 1;
+    gen_with(s, &gp, a, &n);
+    CHECK(n == 8 && !memcmp(a, g, sizeof g));
+    gp.top_k = 0;
+    gp.temperature = 3.0f;
+    gp.top_p = 0.95f;
+    gp.seed = 1234;
+    gen_with(s, &gp, a, &n);
+    gen_with(s, &gp, b, &n);
+    CHECK_MSG(!memcmp(a, b, sizeof a), "same seed, different tokens");
+    int differs = 0;
+    for (uint64_t seed = 1; seed < 6 && !differs; seed++) {
+        gp.seed = seed;
+        gen_with(s, &gp, b, &n);
+        differs = memcmp(a, b, sizeof a) != 0;
+    }
+    CHECK_MSG(differs, "five other seeds all gave the same tokens");
+    /* top_p tiny = only the most likely token = greedy */
+    gp.top_p = 1e-6f;
+    gen_with(s, &gp, a, &n);
+    CHECK(!memcmp(a, g, sizeof g));
+    /* repetition penalty */
+    ngpt_generate_params_default(&gp, sizeof gp);
+    gp.max_new_tokens = 8;
+    gp.repetition_penalty = 1e6f;
+    gen_with(s, &gp, a, &n);
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < i; j++) CHECK_MSG(a[i] != a[j], "token %d repeated with the penalty", a[i]);
+    gp.top_p = 0.0f;
+    CHECK_ERR(ngpt_backbone_generate(&n, s, &gp, a, NULL), NGPT_ERR_INVALID_ARGUMENT, "top_p");
+    ngpt_backbone_session_free(s);
+    ngpt_backbone_free(bb);
+}
+
 /* ---- bad input ---- */
 
 static void test_bad_args(void)
@@ -616,6 +674,7 @@ int main(void)
         RUN(test_generate);
         RUN(test_sharded);
         RUN(test_threads);
+        RUN(test_sampling);
         RUN(test_bad_delta);
     }
     RUN(test_bad_args);
