@@ -724,6 +724,73 @@ NGPT_API ngpt_status ngpt_video_preprocess_memory(ngpt_tensor *out, const void *
                                                   const char *name,
                                                   const ngpt_video_preprocess_params *p);
 
+/* ---------------------------------------------------------------------------------------------
+ * Decoders: conditioning -> image (Stable Diffusion 1.5), audio (AudioLDM), video (Zeroscope)
+ *
+ * A decoder is loaded from a diffusers pipeline folder (model_index.json + unet/, vae/,
+ * scheduler/, and vocoder/ for AudioLDM; text_encoder/ + tokenizer/ when present). The kind
+ * comes from model_index.json's "_class_name" (StableDiffusionPipeline -> IMAGE,
+ * AudioLDMPipeline -> AUDIO, TextToVideoSDPipeline -> VIDEO) unless the params name one.
+ * Every size is read from the components' config.json files.
+ *
+ * Stage by stage (all tensors host memory; outputs library-owned F32, free with
+ * ngpt_tensor_free):
+ *   ngpt_decoder_unet        one denoiser evaluation (UNet2DConditionModel / UNet3DConditionModel)
+ *   ngpt_decoder_vae_decode  latents (already divided by the VAE's scaling factor) -> pixels/mel
+ *   ngpt_decoder_vocoder     mel spectrogram -> waveform (AudioLDM's SpeechT5HifiGan)
+ *
+ * Threads: one thread at a time per decoder; weights are read-only after create.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ngpt_decoder_kind {
+    NGPT_DECODER_AUTO  = 0,  /* from model_index.json */
+    NGPT_DECODER_IMAGE = 1,  /* Stable Diffusion (UNet2DConditionModel + AutoencoderKL) */
+    NGPT_DECODER_AUDIO = 2,  /* AudioLDM (UNet2D with class embedding + mel VAE + HiFi-GAN) */
+    NGPT_DECODER_VIDEO = 3   /* Zeroscope (UNet3DConditionModel + frame-wise AutoencoderKL) */
+} ngpt_decoder_kind;
+
+/* Components to load (bit set); 0 = every component the folder has. */
+#define NGPT_DECODER_UNET         0x1u
+#define NGPT_DECODER_VAE          0x2u
+#define NGPT_DECODER_VOCODER      0x4u
+#define NGPT_DECODER_TEXT_ENCODER 0x8u
+
+typedef struct ngpt_decoder_params {
+    size_t            struct_size;  /* sizeof(ngpt_decoder_params), set by _default */
+    ngpt_decoder_kind kind;         /* default AUTO */
+    uint32_t          components;   /* NGPT_DECODER_* bits; 0 = all present */
+    uint32_t          flags;        /* reserved, 0 */
+} ngpt_decoder_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_decoder_params). */
+NGPT_API ngpt_status ngpt_decoder_params_default(ngpt_decoder_params *p, size_t struct_size);
+/* Load the decoder in folder `model_dir` onto ctx's backend (`p` may be NULL). Errors name the
+ * component folder and the file, tensor and shapes. Free with ngpt_decoder_free before ctx. */
+NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, const char *model_dir,
+                                         const ngpt_decoder_params *p);
+/* NULL is a no-op. */
+NGPT_API void ngpt_decoder_free(ngpt_decoder *d);
+/* The kind in use (never AUTO); AUTO for NULL. */
+NGPT_API ngpt_decoder_kind ngpt_decoder_get_kind(const ngpt_decoder *d);
+
+/* One denoiser evaluation: sample F32 [B, C, h, w] (IMAGE, AUDIO) or [B, C, F, h, w] (VIDEO);
+ * timesteps [B] or [1] (I64 or float; a single timestep is broadcast over the batch);
+ * encoder_hidden_states [B, S, cross_attention_dim] for IMAGE and VIDEO (NULL for AUDIO);
+ * class_labels [B, D] for AUDIO (the projected CLAP/NExT-GPT embedding; NULL otherwise).
+ * *out: F32 with the shape of sample. NGPT_ERR_UNSUPPORTED without a loaded UNet. */
+NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *sample,
+                                       const ngpt_tensor *timesteps,
+                                       const ngpt_tensor *encoder_hidden_states,
+                                       const ngpt_tensor *class_labels);
+/* VAE decode: latents F32 [B, latent_channels, h, w] ALREADY divided by the scaling factor
+ * (VIDEO: [B, C, F, h, w], decoded frame by frame) -> *out F32 [B, out_channels, 8h, 8w]
+ * (VIDEO [B, 3, F, 8h, 8w]), unclamped. */
+NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *latents);
+/* The VAE's scaling factor (from vae/config.json; 0.18215 for SD 1.5); 0 without a VAE. */
+NGPT_API float ngpt_decoder_vae_scaling_factor(const ngpt_decoder *d);
+/* AUDIO only: mel F32 [B, T, n_mels] (or [T, n_mels]) -> *out F32 [B, T * hop] waveform. */
+NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *mel);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,315 @@
+/* decoder.c — ngpt_decoder: a diffusers pipeline folder (SD 1.5, AudioLDM, Zeroscope) loaded
+ * component by component, and its stage-by-stage entry points. The networks live in
+ * lib/models (unet, vae, hifigan); this file reads model_index.json, checks the caller's
+ * tensors against the loaded configs and moves data across the ABI (bridge.h). */
+#include "bridge.h"
+#include "context.h"
+
+#include "../core/alloc.h"
+#include "../core/json.h"
+#include "../models/hifigan.h"
+#include "../models/unet.h"
+#include "../models/vae.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct ngpt_decoder {
+    ngpt_context     *ctx;
+    ngpt_decoder_kind kind;
+    char             *dir;
+    nx_unet          *unet;
+    nx_vae           *vae;
+    nx_hifigan       *vocoder;
+};
+
+NGPT_API ngpt_status ngpt_decoder_params_default(ngpt_decoder_params *p, size_t struct_size)
+{
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_params_default: p is NULL");
+    if (struct_size < sizeof(size_t))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_params_default: struct_size %zu too small", struct_size);
+    ngpt_decoder_params d;
+    memset(&d, 0, sizeof d);
+    d.struct_size = sizeof d;
+    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
+    memcpy(p, &d, n);
+    p->struct_size = n;
+    return NGPT_OK;
+}
+
+static bool is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static char *path_join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *p = nx_malloc(n);
+    if (p) snprintf(p, n, "%s/%s", a, b);
+    return p;
+}
+
+/* The kind named by model_index.json's _class_name. */
+static ngpt_status read_kind(const char *dir, ngpt_decoder_kind *kind)
+{
+    char *path = path_join(dir, "model_index.json");
+    if (!path) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
+    json_t *j = NULL;
+    ngpt_status s = nx_json_load_file(&j, path);
+    const char *cls = NULL;
+    if (s == NGPT_OK) s = nx_json_str(j, "_class_name", path, &cls);
+    if (s == NGPT_OK) {
+        if (strcmp(cls, "StableDiffusionPipeline") == 0) *kind = NGPT_DECODER_IMAGE;
+        else if (strcmp(cls, "AudioLDMPipeline") == 0) *kind = NGPT_DECODER_AUDIO;
+        else if (strcmp(cls, "TextToVideoSDPipeline") == 0) *kind = NGPT_DECODER_VIDEO;
+        else
+            s = nx_err(NGPT_ERR_UNSUPPORTED,
+                       "%s: pipeline '%s' is not supported (StableDiffusionPipeline, AudioLDMPipeline, "
+                       "TextToVideoSDPipeline are)", path, cls);
+    }
+    json_decref(j);
+    nx_free(path);
+    return s;
+}
+
+/* Load component `sub` of d->dir when wanted (bit set, or components == 0 and the folder has it). */
+static bool want(uint32_t components, uint32_t bit, const char *dir, const char *sub, ngpt_status *s, char **path)
+{
+    *path = NULL;
+    if (*s != NGPT_OK) return false;
+    *path = path_join(dir, sub);
+    if (!*path) {
+        *s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
+        return false;
+    }
+    bool present = is_dir(*path);
+    if (components && (components & bit) && !present) {
+        *s = nx_err(NGPT_ERR_NOT_FOUND, "%s: folder not found (the decoder was asked to load it)", *path);
+        return false;
+    }
+    return present && (!components || (components & bit));
+}
+
+NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, const char *model_dir,
+                                         const ngpt_decoder_params *params)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: out is NULL");
+    *out = NULL;
+    if (!ctx || !model_dir) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: ctx or model_dir is NULL");
+    ngpt_decoder_params p;
+    ngpt_decoder_params_default(&p, sizeof p);
+    if (params) {
+        if (params->struct_size < sizeof(size_t) || params->struct_size > 65536)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: params->struct_size is %zu", params->struct_size);
+        memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
+    }
+    if ((unsigned)p.kind > NGPT_DECODER_VIDEO)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown kind %d", (int)p.kind);
+    if (p.components & ~0xfu)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown component bits 0x%x", p.components);
+    if (!is_dir(model_dir)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: decoder folder not found", model_dir);
+
+    ngpt_decoder *d = nx_calloc(1, sizeof *d);
+    if (!d) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_create: out of memory");
+    d->ctx = ctx;
+    d->dir = nx_strdup(model_dir);
+    ngpt_status s = d->dir ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_create: out of memory");
+    d->kind = p.kind;
+    if (s == NGPT_OK && d->kind == NGPT_DECODER_AUTO) s = read_kind(model_dir, &d->kind);
+
+    char *sub = NULL;
+    if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) s = nx_unet_load(&d->unet, ctx->be, sub);
+    nx_free(sub);
+    if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false);
+    nx_free(sub);
+    if (d->kind == NGPT_DECODER_AUDIO) {
+        if (want(p.components, NGPT_DECODER_VOCODER, model_dir, "vocoder", &s, &sub))
+            s = nx_hifigan_load(&d->vocoder, ctx->be, sub);
+        nx_free(sub);
+    } else if (s == NGPT_OK && (p.components & NGPT_DECODER_VOCODER)) {
+        s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: only an audio decoder has a vocoder", model_dir);
+    }
+    if (s == NGPT_OK && (p.components & NGPT_DECODER_TEXT_ENCODER))
+        s = nx_err(NGPT_ERR_UNIMPLEMENTED, "%s: the text encoder is not implemented yet", model_dir);
+    if (s == NGPT_OK && d->unet && (nx_unet_is_3d(d->unet) != (d->kind == NGPT_DECODER_VIDEO)))
+        s = nx_err(NGPT_ERR_BAD_FORMAT, "%s/unet: a %s UNet in a %s pipeline", model_dir,
+                   nx_unet_is_3d(d->unet) ? "3-D" : "2-D", d->kind == NGPT_DECODER_VIDEO ? "video" : "non-video");
+    if (s != NGPT_OK) {
+        ngpt_decoder_free(d);
+        return s;
+    }
+    *out = d;
+    return NGPT_OK;
+}
+
+NGPT_API void ngpt_decoder_free(ngpt_decoder *d)
+{
+    if (!d) return;
+    nx_unet_free(d->unet);
+    nx_vae_free(d->vae);
+    nx_hifigan_free(d->vocoder);
+    nx_free(d->dir);
+    nx_free(d);
+}
+
+NGPT_API ngpt_decoder_kind ngpt_decoder_get_kind(const ngpt_decoder *d)
+{
+    return d ? d->kind : NGPT_DECODER_AUTO;
+}
+
+NGPT_API float ngpt_decoder_vae_scaling_factor(const ngpt_decoder *d)
+{
+    return d && d->vae ? nx_vae_scaling_factor(d->vae) : 0.0f;
+}
+
+/* Upload `t` as F32 and check its rank and (entries >= 0 of) its shape. */
+static ngpt_status upload_checked(ngpt_decoder *d, nx_tensor *dst, const ngpt_tensor *t, const char *what, int rank,
+                                  const int64_t *shape)
+{
+    NX_TRY(nx_api_check_tensor(t, what, rank));
+    for (int i = 0; i < rank; i++) {
+        if (shape[i] >= 0 && t->shape[i] != shape[i]) {
+            char got[160], want_s[160];
+            nx_shape_str(got, sizeof got, t->rank, t->shape);
+            nx_shape_str(want_s, sizeof want_s, rank, shape);
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s: expected %s (-1 = any), got %s", d->dir, what, want_s, got);
+        }
+    }
+    return nx_api_upload(dst, d->ctx->be, t, NGPT_DTYPE_F32, what);
+}
+
+NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *sample,
+                                       const ngpt_tensor *timesteps, const ngpt_tensor *ehs,
+                                       const ngpt_tensor *class_labels)
+{
+    if (!d || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_unet: decoder or out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!d->unet) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no UNet loaded", d->dir);
+    int rank = nx_unet_is_3d(d->unet) ? 5 : 4;
+    NX_TRY(nx_api_check_tensor(sample, "sample", rank));
+    int64_t B = sample->shape[0];
+    int64_t sshape[5] = {B, nx_unet_in_channels(d->unet), -1, -1, -1};
+    NX_TRY(nx_api_check_tensor(timesteps, "timesteps", 1));
+    if (timesteps->shape[0] != 1 && timesteps->shape[0] != B)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_unet: timesteps has %lld entries for a batch of %lld",
+                      (long long)timesteps->shape[0], (long long)B);
+    int cad = nx_unet_cross_attention_dim(d->unet), ced = nx_unet_class_embed_dim(d->unet);
+    if (cad && !ehs) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: this UNet needs encoder_hidden_states [B, S, %d]", d->dir, cad);
+    if (!cad && ehs) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: this UNet takes no encoder_hidden_states", d->dir);
+    if (ced && !class_labels) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: this UNet needs class_labels [B, %d]", d->dir, ced);
+    if (!ced && class_labels) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: this UNet takes no class_labels", d->dir);
+
+    float *ts = NULL;
+    int64_t nts = 0;
+    nx_tensor xs = {0}, xe = {0}, xc = {0}, y = {0};
+    ngpt_status s = nx_api_read_f32(timesteps, &ts, &nts, "timesteps");
+    float *tsb = NULL;
+    if (s == NGPT_OK) {
+        tsb = nx_malloc((size_t)(B ? B : 1) * sizeof *tsb);
+        if (!tsb) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_unet: out of memory");
+        for (int64_t i = 0; s == NGPT_OK && i < B; i++) tsb[i] = ts[nts == 1 ? 0 : i];
+    }
+    if (s == NGPT_OK) s = upload_checked(d, &xs, sample, "sample", rank, sshape);
+    if (s == NGPT_OK && ehs) {
+        int64_t es[3] = {B, -1, cad};
+        s = upload_checked(d, &xe, ehs, "encoder_hidden_states", 3, es);
+    }
+    if (s == NGPT_OK && class_labels) {
+        int64_t cs[2] = {B, ced};
+        s = upload_checked(d, &xc, class_labels, "class_labels", 2, cs);
+    }
+    if (s == NGPT_OK) {
+        int64_t oshape[5];
+        for (int i = 0; i < rank; i++) oshape[i] = sample->shape[i];
+        oshape[1] = nx_unet_out_channels(d->unet);
+        s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, rank, oshape);
+    }
+    if (s == NGPT_OK) s = nx_unet_forward(d->unet, &y, &xs, tsb, ehs ? &xe : NULL, class_labels ? &xc : NULL);
+    if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
+    nx_tensor_free(&xs);
+    nx_tensor_free(&xe);
+    nx_tensor_free(&xc);
+    nx_tensor_free(&y);
+    nx_free(ts);
+    nx_free(tsb);
+    return s;
+}
+
+NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *latents)
+{
+    if (!d || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_vae_decode: decoder or out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!d->vae) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no VAE loaded", d->dir);
+    bool video = d->kind == NGPT_DECODER_VIDEO;
+    int rank = video ? 5 : 4;
+    NX_TRY(nx_api_check_tensor(latents, "latents", rank));
+    int64_t lshape[5] = {-1, nx_vae_latent_channels(d->vae), -1, -1, -1};
+    nx_tensor x = {0}, y = {0}, xf = {0}, yf = {0};
+    ngpt_status s = upload_checked(d, &x, latents, "latents", rank, lshape);
+    int64_t sc = nx_vae_scale(d->vae), oc = nx_vae_out_channels(d->vae);
+    if (s == NGPT_OK && !video) {
+        int64_t os[4] = {latents->shape[0], oc, latents->shape[2] * sc, latents->shape[3] * sc};
+        s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 4, os);
+        if (s == NGPT_OK) s = nx_vae_decode(d->vae, &y, &x);
+    } else if (s == NGPT_OK) {
+        /* [B, C, F, h, w] -> frames [B*F, C, h, w] -> decode one frame at a time (bounded memory)
+         * -> [B, 3, F, H, W]; the permutes are done with the op layer. */
+        int64_t B = latents->shape[0], C = latents->shape[1], F = latents->shape[2];
+        int64_t h = latents->shape[3], w = latents->shape[4];
+        int64_t fs[5] = {B, F, C, h, w};
+        int perm[5] = {0, 2, 1, 3, 4};
+        s = nx_tensor_alloc(&xf, d->ctx->be, NGPT_DTYPE_F32, 5, fs);
+        if (s == NGPT_OK) s = nx_op_permute(d->ctx->be, &xf, &x, perm);
+        int64_t ys[5] = {B, F, oc, h * sc, w * sc};
+        if (s == NGPT_OK) s = nx_tensor_alloc(&yf, d->ctx->be, NGPT_DTYPE_F32, 5, ys);
+        size_t in_frame = (size_t)(C * h * w), out_frame = (size_t)(oc * h * sc * w * sc);
+        for (int64_t i = 0; s == NGPT_OK && i < B * F; i++) {
+            int64_t li[4] = {1, C, h, w}, lo[4] = {1, oc, h * sc, w * sc};
+            nx_tensor fi = nx_view(NGPT_DTYPE_F32, 4, li, (float *)xf.data + (size_t)i * in_frame, xf.be);
+            nx_tensor fo = nx_view(NGPT_DTYPE_F32, 4, lo, (float *)yf.data + (size_t)i * out_frame, yf.be);
+            s = nx_vae_decode(d->vae, &fo, &fi);
+        }
+        int64_t os[5] = {B, oc, F, h * sc, w * sc};
+        if (s == NGPT_OK) s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 5, os);
+        if (s == NGPT_OK) s = nx_op_permute(d->ctx->be, &y, &yf, perm);
+    }
+    if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
+    nx_tensor_free(&x);
+    nx_tensor_free(&y);
+    nx_tensor_free(&xf);
+    nx_tensor_free(&yf);
+    return s;
+}
+
+NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *mel)
+{
+    if (!d || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_vocoder: decoder or out is NULL");
+    memset(out, 0, sizeof *out);
+    if (!d->vocoder) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no vocoder loaded (only audio decoders have one)", d->dir);
+    NX_TRY(nx_api_check_tensor(mel, "mel", -1));
+    if (mel->rank != 2 && mel->rank != 3) return nx_err(NGPT_ERR_SHAPE_MISMATCH, "mel: expected [B, T, n_mels] or [T, n_mels]");
+    ngpt_tensor m3 = *mel;
+    if (mel->rank == 2) {
+        m3.rank = 3;
+        m3.shape[0] = 1;
+        m3.shape[1] = mel->shape[0];
+        m3.shape[2] = mel->shape[1];
+    }
+    int64_t ms[3] = {-1, -1, nx_hifigan_n_mels(d->vocoder)};
+    nx_tensor x = {0}, y = {0};
+    ngpt_status s = upload_checked(d, &x, &m3, "mel", 3, ms);
+    int64_t ws[2] = {m3.shape[0], m3.shape[1] * nx_hifigan_hop(d->vocoder)};
+    if (s == NGPT_OK) s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 2, ws);
+    if (s == NGPT_OK) s = nx_hifigan_forward(d->vocoder, &y, &x);
+    if (s == NGPT_OK && mel->rank == 2) {
+        y.rank = 1;
+        y.ne[0] = ws[1];
+    }
+    if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
+    nx_tensor_free(&x);
+    nx_tensor_free(&y);
+    return s;
+}

@@ -1,0 +1,33 @@
+/* unet.h — the diffusion denoisers: diffusers' UNet2DConditionModel (Stable Diffusion 1.5;
+ * AudioLDM with class_embed_type "simple_projection") and UNet3DConditionModel (Zeroscope),
+ * loaded from a diffusers unet/ folder (config.json + diffusion_pytorch_model.safetensors or
+ * .bin), computed through the op layer. */
+#ifndef NX_UNET_H
+#define NX_UNET_H
+
+#include "../ops/backend.h"
+
+typedef struct nx_unet nx_unet;
+
+/* Load unet_dir onto `be`; every size from config.json; every tensor's shape checked and every
+ * tensor used (else NGPT_ERR_UNEXPECTED_TENSOR naming them). */
+ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir);
+void nx_unet_free(nx_unet *u);
+
+/* True for UNet3DConditionModel (sample [B, C, F, h, w]). */
+bool nx_unet_is_3d(const nx_unet *u);
+int  nx_unet_in_channels(const nx_unet *u);
+int  nx_unet_out_channels(const nx_unet *u);
+/* cross_attention_dim (0 when the model has no cross-attention input, e.g. AudioLDM). */
+int  nx_unet_cross_attention_dim(const nx_unet *u);
+/* The class-embedding input width (AudioLDM: projection_class_embeddings_input_dim), else 0. */
+int  nx_unet_class_embed_dim(const nx_unet *u);
+
+/* out = unet(sample, timesteps, encoder_hidden_states, class_labels).sample.
+ * sample: F32 backend tensor [B, C, h, w] (3-D: [B, C, F, h, w]); timesteps: B host floats;
+ * ehs: [B, S, cross_attention_dim] or NULL; class_labels: [B, D] or NULL. out has sample's
+ * shape with out_channels and is allocated by the caller. */
+ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample, const float *timesteps,
+                            const nx_tensor *ehs, const nx_tensor *class_labels);
+
+#endif
