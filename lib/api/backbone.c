@@ -5,6 +5,7 @@
 #include "../core/alloc.h"
 #include "../core/error.h"
 #include "../models/llama.h"
+#include "../models/sampler.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -302,87 +303,6 @@ NGPT_API ngpt_status ngpt_generate_params_default(ngpt_generate_params *p, size_
     return write_default(p, struct_size, &d, sizeof d, "ngpt_generate_params_default");
 }
 
-static int32_t argmax_f32(const float *x, int32_t n)
-{
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
-/* splitmix64: a small, seedable, portable generator (same draws on every platform). */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-typedef struct sampler {
-    float   *work;   /* [V] logits after the penalty */
-    int32_t *idx;    /* [V] candidate ids, sorted by logit */
-    uint64_t rng;
-} sampler;
-
-static _Thread_local const float *g_sort_logits; /* qsort has no context argument */
-
-static int by_logit_desc(const void *a, const void *b)
-{
-    float x = g_sort_logits[*(const int32_t *)a], y = g_sort_logits[*(const int32_t *)b];
-    if (x != y) return x > y ? -1 : 1;
-    return *(const int32_t *)a < *(const int32_t *)b ? -1 : 1; /* ties: lower id first */
-}
-
-/* One token from a logits row (transformers' order: repetition penalty, temperature, top-k,
- * top-p, draw). temperature <= 0: argmax. */
-static int32_t sample(sampler *sm, const float *logits, int32_t V, const ngpt_generate_params *p, const int32_t *prev,
-                      int32_t n_prev)
-{
-    float *w = sm->work;
-    memcpy(w, logits, (size_t)V * sizeof *w);
-    if (p->repetition_penalty != 1.0f)
-        for (int32_t j = 0; j < n_prev; j++) {
-            float *l = &w[prev[j]];
-            /* each distinct token once (a repeated id must not be penalised twice) */
-            bool seen = false;
-            for (int32_t k = 0; k < j && !seen; k++) seen = prev[k] == prev[j];
-            if (!seen) *l = *l > 0 ? *l / p->repetition_penalty : *l * p->repetition_penalty;
-        }
-    if (!(p->temperature > 0.0f)) return argmax_f32(w, V);
-    for (int32_t i = 0; i < V; i++) {
-        w[i] /= p->temperature;
-        sm->idx[i] = i;
-    }
-    g_sort_logits = w;
-    qsort(sm->idx, (size_t)V, sizeof *sm->idx, by_logit_desc);
-    int32_t n = p->top_k > 0 && p->top_k < V ? p->top_k : V;
-    /* softmax over the candidates (max first, so exp(0) = 1 for it) */
-    float mx = w[sm->idx[0]];
-    double total = 0;
-    for (int32_t i = 0; i < n; i++) total += exp((double)(w[sm->idx[i]] - mx));
-    if (p->top_p < 1.0f) {
-        double cum = 0;
-        int32_t keep = n;
-        for (int32_t i = 0; i < n; i++) {
-            cum += exp((double)(w[sm->idx[i]] - mx)) / total;
-            if (cum >= p->top_p) {
-                keep = i + 1;
-                break;
-            }
-        }
-        total = 0;
-        for (int32_t i = 0; i < keep; i++) total += exp((double)(w[sm->idx[i]] - mx));
-        n = keep;
-    }
-    double u = (double)(rng_next(&sm->rng) >> 11) * (1.0 / 9007199254740992.0) * total;
-    for (int32_t i = 0; i < n; i++) {
-        u -= exp((double)(w[sm->idx[i]] - mx));
-        if (u < 0) return sm->idx[i];
-    }
-    return sm->idx[n - 1];
-}
-
 static ngpt_status generate(int32_t *n_out, ngpt_backbone_session *s, const ngpt_generate_params *params, int32_t *ids,
                             float *hidden, bool greedy, const char *fn)
 {
@@ -395,34 +315,28 @@ static ngpt_status generate(int32_t *n_out, ngpt_backbone_session *s, const ngpt
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: max_new_tokens %d / n_stop_ids %d", fn, p.max_new_tokens,
                       p.n_stop_ids);
     if (greedy) p.temperature = 0.0f, p.repetition_penalty = 1.0f;
-    if (!(p.temperature >= 0.0f) || !(p.top_p > 0.0f && p.top_p <= 1.0f) || p.top_k < 0 ||
-        !(p.repetition_penalty > 0.0f) || !isfinite(p.temperature) || !isfinite(p.repetition_penalty))
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: temperature %g (>= 0), top_k %d (>= 0), top_p %g (0, 1], "
-                      "repetition_penalty %g (> 0)", fn, (double)p.temperature, p.top_k, (double)p.top_p,
-                      (double)p.repetition_penalty);
     nx_llama_state *st = s->st;
     if (p.max_new_tokens > 0 && st->n_out == 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: no logits to start from (eval a prompt with NGPT_OUTPUT_LAST or "
                       "ALL first)", fn);
     const int32_t V = s->bb->m->cfg.vocab, H = s->bb->m->cfg.hidden;
-    sampler sm = {NULL, NULL, p.seed};
-    bool need = !greedy && (p.temperature > 0.0f || p.repetition_penalty != 1.0f);
-    if (need) {
-        sm.work = nx_malloc((size_t)V * sizeof *sm.work);
-        sm.idx = nx_malloc((size_t)V * sizeof *sm.idx);
-        if (!sm.work || !sm.idx) {
-            nx_free(sm.work);
-            nx_free(sm.idx);
-            return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory for the sampler", fn);
-        }
-    }
-    ngpt_status ret = NGPT_OK;
+    /* the shared host sampler (lib/models/sampler.h): transformers' processor order, seeded
+     * xoshiro256**; it validates the sampling fields */
+    nx_sampler_params sp;
+    nx_sampler_params_default(&sp);
+    sp.temperature = p.temperature;
+    sp.top_k = p.top_k;
+    sp.top_p = p.top_p;
+    sp.repetition_penalty = p.repetition_penalty;
+    sp.seed = p.seed;
+    nx_sampler *sm = NULL;
+    ngpt_status ret = nx_sampler_create(&sm, &sp, V);
+    if (ret) return nx_err_wrap(ret, "%s: ", fn);
     for (int32_t j = 0; j < p.max_new_tokens; j++) {
         const int32_t last = st->n_out - 1;
-        const float *lg = st->h_logits + (size_t)last * (size_t)V;
-        int32_t tok;
-        if (need) tok = sample(&sm, lg, V, &p, ids, j);
-        else tok = argmax_f32(lg, V);
+        int32_t tok = -1;
+        ret = nx_sampler_sample(sm, st->h_logits + (size_t)last * (size_t)V, V, ids, (size_t)j, &tok);
+        if (ret) break;
         ids[j] = tok;
         if (hidden) memcpy(hidden + (size_t)j * (size_t)H, st->h_hidden + (size_t)last * (size_t)H, (size_t)H * sizeof(float));
         *n_out = j + 1;
@@ -436,8 +350,7 @@ static ngpt_status generate(int32_t *n_out, ngpt_backbone_session *s, const ngpt
         ret = eval_locked(s, 1, &tok, NULL, NULL, NX_LLAMA_OUT_LAST);
         if (ret) break;
     }
-    nx_free(sm.work);
-    nx_free(sm.idx);
+    nx_sampler_free(sm);
     return ret;
 }
 
