@@ -405,7 +405,8 @@ typedef struct ngpt_backbone_session_params {
 } ngpt_backbone_session_params;
 
 NGPT_API ngpt_status ngpt_backbone_session_params_default(ngpt_backbone_session_params *p, size_t struct_size);
-/* A session (KV cache of n_ctx positions, F32) on `bb`; params may be NULL. */
+/* A session on `bb`; params may be NULL. Its KV cache is F32, 2 * n_layer * n_ctx * n_embd * 4
+ * bytes (2 GiB for Vicuna-7B at n_ctx 2048: set n_ctx to what the conversation needs). */
 NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, ngpt_backbone *bb,
                                                   const ngpt_backbone_session_params *params);
 /* NULL is a no-op. */

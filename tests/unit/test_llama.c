@@ -527,6 +527,14 @@ static void test_bad_base(void)
     }
     CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, tmp("base"), NULL), NGPT_ERR_SHAPE_MISMATCH, "vocab");
     unlink(tmp("base/added_tokens.json"));
+    /* a corrupt tokenizer.model next to the weights */
+    FILE *t = fopen(tmp("base/tokenizer.model"), "wb");
+    if (t) {
+        fputs("\x0a\xff\xff\xff\x0fnot a protobuf", t);
+        fclose(t);
+    }
+    CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, tmp("base"), NULL), NGPT_ERR_BAD_FORMAT, "tokenizer.model");
+    unlink(tmp("base/tokenizer.model"));
     CHECK(bb == NULL);
     unlink(tmp("base/model.safetensors"));
     unlink(tmp("base/config.json"));
