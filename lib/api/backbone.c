@@ -4,6 +4,7 @@
 
 #include "../core/alloc.h"
 #include "../core/error.h"
+#include "../core/params.h"
 #include "../models/llama.h"
 #include "../models/sampler.h"
 
@@ -30,28 +31,6 @@ struct ngpt_backbone_session {
     ngpt_backbone  *bb;
     nx_llama_state *st;
 };
-
-/* Copy a caller's params struct (struct_size bytes of it) over the defaults. */
-static ngpt_status read_struct(void *dst, size_t dst_size, const void *src, const char *what)
-{
-    size_t ss;
-    memcpy(&ss, src, sizeof ss);
-    if (ss < sizeof(size_t) || ss > 65536)
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: struct_size is %zu (call the _default function first)", what, ss);
-    memcpy(dst, src, ss < dst_size ? ss : dst_size);
-    memcpy(dst, &dst_size, sizeof dst_size);
-    return NGPT_OK;
-}
-
-static ngpt_status write_default(void *p, size_t struct_size, const void *d, size_t d_size, const char *what)
-{
-    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: p is NULL", what);
-    if (struct_size < sizeof(size_t)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: struct_size %zu too small", what, struct_size);
-    size_t n = struct_size < d_size ? struct_size : d_size;
-    memcpy(p, d, n);
-    memcpy(p, &n, sizeof n);
-    return NGPT_OK;
-}
 
 /* ---- backbone ---- */
 
@@ -92,7 +71,7 @@ NGPT_API ngpt_status ngpt_backbone_params_default(ngpt_backbone_params *p, size_
     d.struct_size = sizeof d;
     d.lora_merge = 1;
     d.compute_dtype = NGPT_DTYPE_F32;
-    return write_default(p, struct_size, &d, sizeof d, "ngpt_backbone_params_default");
+    return nx_params_default(p, struct_size, &d, sizeof d, "ngpt_backbone_params_default");
 }
 
 NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx, const char *model_dir,
@@ -102,9 +81,9 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
     *out = NULL;
     if (!ctx) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: ctx is NULL");
     if (!model_dir) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: model_dir is NULL");
-    ngpt_backbone_params p;
-    ngpt_backbone_params_default(&p, sizeof p);
-    if (params) NX_TRY(read_struct(&p, sizeof p, params, "ngpt_backbone_create: params"));
+    ngpt_backbone_params d, p;
+    ngpt_backbone_params_default(&d, sizeof d);
+    NX_TRY(nx_params_read(&p, params, &d, sizeof d, "ngpt_backbone_create"));
     if (p.n_ctx < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: n_ctx %d < 0", p.n_ctx);
     if (p.lora_r < 0 || p.lora_alpha < 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: lora_r %d / lora_alpha %g < 0", p.lora_r,
@@ -202,7 +181,7 @@ NGPT_API ngpt_status ngpt_backbone_session_params_default(ngpt_backbone_session_
     ngpt_backbone_session_params d;
     memset(&d, 0, sizeof d);
     d.struct_size = sizeof d;
-    return write_default(p, struct_size, &d, sizeof d, "ngpt_backbone_session_params_default");
+    return nx_params_default(p, struct_size, &d, sizeof d, "ngpt_backbone_session_params_default");
 }
 
 NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, ngpt_backbone *bb,
@@ -211,9 +190,9 @@ NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, n
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_create: out is NULL");
     *out = NULL;
     if (!bb) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_create: bb is NULL");
-    ngpt_backbone_session_params p;
-    ngpt_backbone_session_params_default(&p, sizeof p);
-    if (params) NX_TRY(read_struct(&p, sizeof p, params, "ngpt_backbone_session_create: params"));
+    ngpt_backbone_session_params d, p;
+    ngpt_backbone_session_params_default(&d, sizeof d);
+    NX_TRY(nx_params_read(&p, params, &d, sizeof d, "ngpt_backbone_session_create"));
     if (p.n_ctx < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_create: n_ctx %d < 0", p.n_ctx);
     ngpt_backbone_session *s = nx_calloc(1, sizeof *s);
     if (!s) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_session_create: out of memory");
@@ -262,15 +241,15 @@ NGPT_API ngpt_status ngpt_backbone_batch_default(ngpt_backbone_batch *b, size_t 
     memset(&d, 0, sizeof d);
     d.struct_size = sizeof d;
     d.output = NGPT_OUTPUT_LAST;
-    return write_default(b, struct_size, &d, sizeof d, "ngpt_backbone_batch_default");
+    return nx_params_default(b, struct_size, &d, sizeof d, "ngpt_backbone_batch_default");
 }
 
 NGPT_API ngpt_status ngpt_backbone_eval(ngpt_backbone_session *s, const ngpt_backbone_batch *batch)
 {
     if (!s || !batch) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_eval: %s is NULL", s ? "batch" : "s");
-    ngpt_backbone_batch b;
-    ngpt_backbone_batch_default(&b, sizeof b);
-    NX_TRY(read_struct(&b, sizeof b, batch, "ngpt_backbone_eval: batch"));
+    ngpt_backbone_batch d, b;
+    ngpt_backbone_batch_default(&d, sizeof d);
+    NX_TRY(nx_params_read(&b, batch, &d, sizeof d, "ngpt_backbone_eval"));
     return eval_locked(s, b.n_tokens, b.ids, b.embeds, b.is_embed, (nx_llama_out)b.output);
 }
 
@@ -300,7 +279,7 @@ NGPT_API ngpt_status ngpt_generate_params_default(ngpt_generate_params *p, size_
     d.top_k = 0;
     d.top_p = 1.0f;
     d.repetition_penalty = 1.0f;
-    return write_default(p, struct_size, &d, sizeof d, "ngpt_generate_params_default");
+    return nx_params_default(p, struct_size, &d, sizeof d, "ngpt_generate_params_default");
 }
 
 static ngpt_status generate(int32_t *n_out, ngpt_backbone_session *s, const ngpt_generate_params *params, int32_t *ids,
@@ -308,9 +287,9 @@ static ngpt_status generate(int32_t *n_out, ngpt_backbone_session *s, const ngpt
 {
     if (!n_out || !s || !params || !ids) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     *n_out = 0;
-    ngpt_generate_params p;
-    ngpt_generate_params_default(&p, sizeof p);
-    NX_TRY(read_struct(&p, sizeof p, params, fn));
+    ngpt_generate_params d, p;
+    ngpt_generate_params_default(&d, sizeof d);
+    NX_TRY(nx_params_read(&p, params, &d, sizeof d, fn));
     if (p.max_new_tokens < 0 || p.n_stop_ids < 0 || (p.n_stop_ids > 0 && !p.stop_ids))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: max_new_tokens %d / n_stop_ids %d", fn, p.max_new_tokens,
                       p.n_stop_ids);
