@@ -36,7 +36,9 @@
  * - Threads: `ngpt_version`, `ngpt_status_string`, `ngpt_last_error` and the `*_params_default`
  *   functions may be called from any thread at any time. A handle may be used from any thread
  *   but by one thread at a time (the caller serialises); different handles may be used
- *   concurrently, including handles created from the same context. The error message is
+ *   concurrently, including handles created from the same context (on the CPU backend their
+ *   computations take turns on the context's thread pool; on the CUDA backend, in this version,
+ *   use the handles of one context from one thread at a time). The error message is
  *   thread-local.
  * - The library never writes to stdout, never calls exit() or abort(), and writes to stderr
  *   only through the default log callback (replace it in `ngpt_context_params`).
