@@ -341,6 +341,7 @@ static void test_memory_peak(void)
         uint64_t before = ngpt_context_memory_used(ctx);
         CHECK_OK(ngpt_decoder_vae_decode(d, &y, &zt));
         uint64_t peak = ngpt_context_memory_peak(ctx);
+        fprintf(stderr, "sd-a decode 8x8 -> 64x64: activation peak %llu bytes\n", (unsigned long long)(peak - before));
         /* largest activation: 64 ch x 64 x 64 after the last upsample of the 64-channel
          * block, 1 MiB; the bound allows input + normed copy + conv output of the widest block */
         uint64_t largest = 64ull * 64 * 64 * 4;
