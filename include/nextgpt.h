@@ -791,8 +791,20 @@ NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const 
 NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *latents);
 /* The VAE's scaling factor (from vae/config.json; 0.18215 for SD 1.5); 0 without a VAE. */
 NGPT_API float ngpt_decoder_vae_scaling_factor(const ngpt_decoder *d);
-/* AUDIO only: mel F32 [B, T, n_mels] (or [T, n_mels]) -> *out F32 [B, T * hop] waveform. */
+/* AUDIO only: mel F32 [B, T, n_mels] (or [T, n_mels]) -> *out F32 [B, L] (or [L]) waveform,
+ * L = the exact ConvTranspose1d length of the vocoder: 160 T + 32 for AudioLDM's (T * hop
+ * when every upsample kernel minus its rate is even). Not cropped. */
 NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *mel);
+/* VAE encode (image-to-image, round trips): image F32 [B, in_channels, H, W] (pixels in [-1, 1];
+ * H, W multiples of the VAE's scale, 8 for SD) -> *mean F32 [B, latent_channels, H/8, W/8], the
+ * mean of AutoencoderKL.encode(image).latent_dist, NOT multiplied by the scaling factor (for
+ * latents as the UNet sees them: mean * ngpt_decoder_vae_scaling_factor). logvar may be NULL;
+ * else *logvar gets the distribution's log-variance, clamped to [-30, 20] as diffusers does
+ * (sample = mean + exp(0.5 * logvar) * noise). The encoder's weights are resolved on the first
+ * call (the decoder's VAE folder must hold them: NGPT_ERR_NOT_FOUND naming the tensor if not).
+ * Any decoder kind with a VAE (VIDEO: pass frames as the batch). */
+NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean, ngpt_tensor *logvar,
+                                             const ngpt_tensor *image);
 
 #ifdef __cplusplus
 }

@@ -5,6 +5,7 @@
 #include "stage_media.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
+#include "stage_vae.h"
 
 const case_stage case_stages[] = {
     /* llm */
@@ -23,19 +24,20 @@ const case_stage case_stages[] = {
     {"projector.input", NULL},
     {"projector.output", NULL},
     {"unet2d", NULL},
-    {"vae.decode", NULL},
+    {"vae.decode", case_vae_decode},
+    {"vae.encode", case_vae_encode},
     {"scheduler.ddim", case_scheduler_ddim},
     {"scheduler.pndm", case_scheduler_pndm},
     {"sd.generate", NULL},
     {"image.postprocess", case_image_postprocess},
     /* audio out */
     {"audioldm.unet", NULL},
-    {"audioldm.vae_decode", NULL},
-    {"vocoder.hifigan", NULL},
+    {"audioldm.vae_decode", case_audioldm_vae_decode},
+    {"vocoder.hifigan", case_vocoder_hifigan},
     {"audioldm.generate", NULL},
     /* video out */
     {"zeroscope.unet3d", NULL},
-    {"zeroscope.vae_decode", NULL},
+    {"zeroscope.vae_decode", case_zeroscope_vae_decode},
     {"video.postprocess", NULL},
     {"zeroscope.generate", NULL},
     {"scheduler.dpmsolver", case_scheduler_dpmsolver},
