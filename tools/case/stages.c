@@ -2,6 +2,7 @@
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
 #include "stage_media.h"
+#include "stage_projector.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
 
@@ -19,8 +20,8 @@ const case_stage case_stages[] = {
     {"audio.fbank", case_audio_fbank},
     {"imagebind.vision", NULL},
     {"imagebind.audio", NULL},
-    {"projector.input", NULL},
-    {"projector.output", NULL},
+    {"projector.input", case_projector_input},
+    {"projector.output", case_projector_output},
     {"unet2d", NULL},
     {"vae.decode", NULL},
     {"scheduler.ddim", case_scheduler_ddim},
