@@ -180,7 +180,6 @@ def main():
     gen_output(W, tok, "image", 1, 11, "delta_image_b1", folder)
     gen_output(W, tok, "audio", 2, 12, "delta_audio_b2_pt", pt)
     gen_output(W, tok, "video", 1, 13, "delta_video_b1_st", st)
-    gen_output(W, tok, "image", 3, 14, "delta_image_b3_pt", pt)
     gen_input(W, 2, 15, "delta_n2_pt", pt)
 
 
