@@ -315,6 +315,177 @@ NGPT_API int32_t ngpt_tokenizer_bos_id(const ngpt_tokenizer *tok);
 NGPT_API int32_t ngpt_tokenizer_eos_id(const ngpt_tokenizer *tok);
 
 /* ---------------------------------------------------------------------------------------------
+ * Backbone (language model)
+ *
+ * The LLaMA / Vicuna language model at the centre of NExT-GPT, with the NExT-GPT delta (full
+ * embed_tokens + lm_head for the 38 added tokens, LoRA on q/k/v/o). Two objects, as llama.h's
+ * model/context split:
+ *  - ngpt_backbone: config + weights, read-only once created. Any number of sessions, on any
+ *    threads, may share one backbone (their evals take turns on the context's compute
+ *    resources: the library serialises them). On the CPU the weights stay in the checkpoint's
+ *    memory map (zero copy); on CUDA they are uploaded once.
+ *  - ngpt_backbone_session: one sequence's KV cache, scratch and outputs. One thread at a time.
+ *    A session must be freed before its backbone.
+ *
+ *     ngpt_backbone_params bp;
+ *     ngpt_backbone_params_default(&bp, sizeof bp);
+ *     bp.delta_path = "nextgpt_7b_tiva_v0/pytorch_model.pt";   // or NULL for plain LLaMA
+ *     ngpt_backbone *bb = NULL;
+ *     ngpt_backbone_create(&bb, ctx, "vicuna-7b-v0", &bp);
+ *     ngpt_backbone_session *s = NULL;
+ *     ngpt_backbone_session_create(&s, bb, NULL);
+ *     ngpt_backbone_batch b;
+ *     ngpt_backbone_batch_default(&b, sizeof b);
+ *     b.n_tokens = n; b.ids = prompt_ids;                     // and/or b.embeds + b.is_embed
+ *     ngpt_backbone_eval(s, &b);                              // logits of the last position
+ *     ngpt_generate_params gp;
+ *     ngpt_generate_params_default(&gp, sizeof gp);
+ *     int32_t n_gen = 0;
+ *     ngpt_backbone_generate_greedy(&n_gen, s, &gp, out_ids, out_hidden);
+ *     ngpt_backbone_session_free(s);
+ *     ngpt_backbone_free(bb);
+ * ------------------------------------------------------------------------------------------- */
+
+#include <stdbool.h>
+
+/* Load progress in [0, 1]; return false to cancel (create then fails with NGPT_ERR_CANCELLED). */
+typedef bool (*ngpt_progress_fn)(float done, void *user_data);
+
+typedef struct ngpt_backbone_params {
+    size_t      struct_size;     /* sizeof(ngpt_backbone_params), set by _default */
+    int32_t     n_ctx;           /* default (and largest) session context; 0 = max_position_embeddings */
+    const char *delta_path;      /* NExT-GPT delta: pytorch_model.pt or delta.safetensors; NULL = none.
+                                  * Its folder's added_tokens.json (if any) must agree with its vocab. */
+    const char *delta_key_prefix;/* prefix of the backbone's tensors in the delta; NULL =
+                                  * "llama_model.base_model.model." (NExT-GPT, peft 0.3) */
+    int32_t     lora_r;          /* 0 = from the delta's lora_A shapes; else must match them */
+    float       lora_alpha;      /* 0 = lora_r (scaling alpha/r = 1, NExT-GPT's r = alpha = 32) */
+    int32_t     lora_merge;      /* 1 (default): W + (alpha/r) B A merged at load, in F32;
+                                  * 0: LoRA run unmerged as extra linears (as PEFT does) */
+    ngpt_dtype  compute_dtype;   /* activations and KV cache; only NGPT_DTYPE_F32 in this version */
+    ngpt_progress_fn progress;   /* NULL = none; called once per layer */
+    void       *progress_user_data;
+} ngpt_backbone_params;
+
+NGPT_API ngpt_status ngpt_backbone_params_default(ngpt_backbone_params *p, size_t struct_size);
+
+/* Load a Hugging Face LLaMA folder (config.json + model.safetensors, a sharded
+ * model.safetensors.index.json, or pytorch_model.bin read without executing pickle code), in
+ * F32, F16 or BF16, plus the optional delta. Every tensor's shape is checked; a tensor of the
+ * base or the delta that the model does not use is NGPT_ERR_UNEXPECTED_TENSOR naming it (the
+ * delta's projector tensors llama_proj.* and gen_text_hidden_fcs*.* are accepted: they belong
+ * to ngpt_projector). `params` may be NULL (defaults). Errors: NGPT_ERR_NOT_FOUND (file or
+ * tensor), NGPT_ERR_SHAPE_MISMATCH (incl. vocab mismatch), NGPT_ERR_UNEXPECTED_TENSOR,
+ * NGPT_ERR_BAD_FORMAT, NGPT_ERR_OUT_OF_MEMORY, NGPT_ERR_CANCELLED. */
+NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx, const char *model_dir,
+                                          const ngpt_backbone_params *params);
+/* Free a backbone (after all its sessions). NULL is a no-op. */
+NGPT_API void ngpt_backbone_free(ngpt_backbone *bb);
+
+/* Model facts (0 for a NULL handle). n_vocab includes the delta's added tokens. */
+NGPT_API int32_t ngpt_backbone_n_vocab(const ngpt_backbone *bb);
+NGPT_API int32_t ngpt_backbone_n_embd(const ngpt_backbone *bb);   /* hidden size */
+NGPT_API int32_t ngpt_backbone_n_layer(const ngpt_backbone *bb);
+NGPT_API int32_t ngpt_backbone_n_ctx(const ngpt_backbone *bb);    /* default session context */
+/* The tokenizer that goes with the weights (borrowed; lives as long as bb): the delta folder's
+ * when it has tokenizer.model, else model_dir's; NULL when neither has one. create checks that
+ * its vocabulary fits the embedding rows (and equals them with a delta: V + 38). */
+NGPT_API const ngpt_tokenizer *ngpt_backbone_tokenizer(const ngpt_backbone *bb);
+
+/* ids -> their embedding rows (F32, [n, n_embd] into `rows`), so a caller can build prompts of
+ * token rows and soft tokens. An id outside [0, n_vocab) is NGPT_ERR_INVALID_ARGUMENT. */
+NGPT_API ngpt_status ngpt_backbone_embed_tokens(float *rows, const ngpt_backbone *bb, const int32_t *ids,
+                                                int32_t n);
+
+typedef struct ngpt_backbone_session ngpt_backbone_session;
+
+typedef struct ngpt_backbone_session_params {
+    size_t  struct_size;         /* sizeof(ngpt_backbone_session_params), set by _default */
+    int32_t n_ctx;               /* positions of the KV cache; 0 = the backbone's n_ctx */
+} ngpt_backbone_session_params;
+
+NGPT_API ngpt_status ngpt_backbone_session_params_default(ngpt_backbone_session_params *p, size_t struct_size);
+/* A session on `bb`; params may be NULL. Its KV cache is F32, 2 * n_layer * n_ctx * n_embd * 4
+ * bytes (2 GiB for Vicuna-7B at n_ctx 2048: set n_ctx to what the conversation needs). */
+NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, ngpt_backbone *bb,
+                                                  const ngpt_backbone_session_params *params);
+/* NULL is a no-op. */
+NGPT_API void ngpt_backbone_session_free(ngpt_backbone_session *s);
+/* Positions in the KV cache. */
+NGPT_API int32_t ngpt_backbone_session_n_past(const ngpt_backbone_session *s);
+/* Forget everything (n_past = 0). */
+NGPT_API ngpt_status ngpt_backbone_session_reset(ngpt_backbone_session *s);
+/* Keep the first n_past positions (0 <= n_past <= current), e.g. to rewind a turn. */
+NGPT_API ngpt_status ngpt_backbone_session_truncate(ngpt_backbone_session *s, int32_t n_past);
+
+typedef enum ngpt_output_mode {
+    NGPT_OUTPUT_NONE = 0,        /* fill the KV cache only */
+    NGPT_OUTPUT_LAST = 1,        /* logits + hidden state of the batch's last position (default) */
+    NGPT_OUTPUT_ALL  = 2         /* logits + hidden states of every position of the batch */
+} ngpt_output_mode;
+
+/* A run of positions appended at the session's n_past: each a token id or an embedding row (a
+ * "soft token", e.g. a projected image). Caller-owned arrays, read during the call only. */
+typedef struct ngpt_backbone_batch {
+    size_t           struct_size; /* sizeof(ngpt_backbone_batch), set by _default */
+    int32_t          n_tokens;    /* positions in this batch (>= 1) */
+    const int32_t   *ids;         /* [n_tokens] token ids; NULL when every row is an embedding */
+    const float     *embeds;      /* [n_tokens, n_embd] F32 rows; NULL when every row is an id */
+    const uint8_t   *is_embed;    /* [n_tokens] 1 = take row i of embeds, 0 = ids[i]; required when
+                                   * both ids and embeds are given, else NULL */
+    ngpt_output_mode output;      /* default NGPT_OUTPUT_LAST */
+} ngpt_backbone_batch;
+
+NGPT_API ngpt_status ngpt_backbone_batch_default(ngpt_backbone_batch *b, size_t struct_size);
+/* Run the batch (one prefill, or a decode step of one position). Validates everything before
+ * touching the cache (ids in range, n_past + n_tokens <= n_ctx: else NGPT_ERR_INVALID_ARGUMENT);
+ * on failure n_past is unchanged. */
+NGPT_API ngpt_status ngpt_backbone_eval(ngpt_backbone_session *s, const ngpt_backbone_batch *batch);
+/* The last eval's outputs, row-major F32, borrowed from the session and valid until its next
+ * eval/generate/reset/free: logits [n_rows, n_vocab] (lm_head output) and hidden states
+ * [n_rows, n_embd] (after the final RMSNorm: what NExT-GPT's output projectors read). *n_rows
+ * (may be NULL) receives 1 (LAST), n_tokens (ALL) or 0 (NONE: the pointer is NULL). */
+NGPT_API const float *ngpt_backbone_get_logits(const ngpt_backbone_session *s, int32_t *n_rows);
+NGPT_API const float *ngpt_backbone_get_hidden(const ngpt_backbone_session *s, int32_t *n_rows);
+
+/* Called with each generated token (before it is fed back); return false to stop:
+ * generation then ends with NGPT_ERR_CANCELLED (the tokens so far are kept, see below). May be
+ * used to cancel from another thread by checking a flag the caller owns. */
+typedef bool (*ngpt_token_fn)(int32_t token, void *user_data);
+
+typedef struct ngpt_generate_params {
+    size_t         struct_size;   /* sizeof(ngpt_generate_params), set by _default */
+    int32_t        max_new_tokens;/* default 16; the capacity of the out arrays */
+    const int32_t *stop_ids;      /* tokens that end generation (included in the output); NULL = none */
+    int32_t        n_stop_ids;
+    ngpt_token_fn  on_token;      /* NULL = none */
+    void          *user_data;
+    /* sampling (ngpt_backbone_generate; ngpt_backbone_generate_greedy ignores these). Applied as
+     * transformers does: repetition penalty, then temperature, top-k, top-p, then a draw. */
+    float          temperature;   /* 0 (default) = greedy argmax */
+    int32_t        top_k;         /* keep the k most likely; 0 (default) = all */
+    float          top_p;         /* keep the smallest set with probability >= top_p; 1 (default) = all */
+    float          repetition_penalty; /* CTRL-style on the tokens generated in this call (a
+                                        * logit l becomes l / p if l > 0 else l * p); 1 = off */
+    uint64_t       seed;          /* the draws are reproducible for a seed on one backend */
+} ngpt_generate_params;
+
+NGPT_API ngpt_status ngpt_generate_params_default(ngpt_generate_params *p, size_t struct_size);
+/* Generation continuing from the session's last eval, which must have produced outputs
+ * (NGPT_OUTPUT_LAST or ALL). ids: [max_new_tokens]; hidden: NULL or [max_new_tokens, n_embd] —
+ * row j = the final-norm state of the position whose logits chose ids[j] (row 0: the last prompt
+ * position; what NExT-GPT's output projectors read). Each chosen token is fed back unless it is
+ * a stop id or the last allowed. *n_out = tokens generated; also set (with ids/hidden filled so
+ * far) when the callback cancels (NGPT_ERR_CANCELLED) or the context fills up
+ * (NGPT_ERR_INVALID_ARGUMENT). */
+NGPT_API ngpt_status ngpt_backbone_generate(int32_t *n_out, ngpt_backbone_session *s,
+                                            const ngpt_generate_params *params, int32_t *ids, float *hidden);
+/* The same with greedy decoding (argmax, first index on ties) whatever the sampling fields say. */
+NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone_session *s,
+                                                   const ngpt_generate_params *params, int32_t *ids,
+                                                   float *hidden);
+
+/* ---------------------------------------------------------------------------------------------
  * Diffusion schedulers
  *
  * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio

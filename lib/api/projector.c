@@ -5,6 +5,7 @@
 #include "context.h"
 
 #include "../core/alloc.h"
+#include "../core/params.h"
 #include "../models/projector.h"
 
 #include <string.h>
@@ -14,18 +15,11 @@ struct ngpt_projector {
     nx_projector *p;
 };
 
+static const ngpt_projector_params k_defaults = {.struct_size = sizeof(ngpt_projector_params)};
+
 NGPT_API ngpt_status ngpt_projector_params_default(ngpt_projector_params *p, size_t struct_size)
 {
-    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_params_default: p is NULL");
-    if (struct_size < sizeof(size_t))
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_params_default: struct_size %zu too small", struct_size);
-    ngpt_projector_params d;
-    memset(&d, 0, sizeof d);
-    d.struct_size = sizeof d;
-    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memcpy(p, &d, n);
-    p->struct_size = n;
-    return NGPT_OK;
+    return nx_params_default(p, struct_size, &k_defaults, sizeof k_defaults, "ngpt_projector_params_default");
 }
 
 NGPT_API ngpt_status ngpt_projector_create(ngpt_projector **out, ngpt_context *ctx, const char *path,
@@ -35,13 +29,7 @@ NGPT_API ngpt_status ngpt_projector_create(ngpt_projector **out, ngpt_context *c
     *out = NULL;
     if (!ctx || !path) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_create: ctx or path is NULL");
     ngpt_projector_params p;
-    ngpt_projector_params_default(&p, sizeof p);
-    if (params) {
-        if (params->struct_size < sizeof(size_t) || params->struct_size > 65536)
-            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_create: params->struct_size is %zu",
-                          params->struct_size);
-        memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
-    }
+    NX_TRY(nx_params_read(&p, params, &k_defaults, sizeof p, "ngpt_projector_create"));
     const uint32_t all = NGPT_PROJECTOR_INPUT | NGPT_PROJECTOR_IMAGE | NGPT_PROJECTOR_AUDIO | NGPT_PROJECTOR_VIDEO;
     if (p.modalities & ~all)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_create: unknown modality bits 0x%x", p.modalities);
@@ -193,7 +181,7 @@ NGPT_API ngpt_status ngpt_projector_output(ngpt_projector *proj, ngpt_tensor *ou
                                 (int)modality);
     const nx_textfc_cfg *c = nx_projector_out_cfg(proj->p, slot);
     if (!c) return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_projector_output: the %s output projector is not loaded",
-                          slot == NX_PROJ_IMAGE ? "image" : slot == NX_PROJ_AUDIO ? "audio" : "video");
+                          nx_modality_name((nx_modality)slot));
     nx_tensor h = {0}, e = {0}, y = {0};
     NX_TRY(upload_hidden(proj, &h, hidden, "hidden", c, -1));
     ngpt_status s = upload_hidden(proj, &e, input_embs, "input_embs", c, hidden->shape[0]);

@@ -89,10 +89,13 @@ struct nx_projector {
     textfc      out[NX_PROJ_N_OUT];
 };
 
-static const char *const slot_name[NX_PROJ_N_OUT] = {"image", "audio", "video"};
-static const char *const slot_key[NX_PROJ_N_OUT] = {"gen_text_hidden_fcs.0", "gen_text_hidden_fcs_audio.0",
-                                                    "gen_text_hidden_fcs_video.0"};
-static const int slot_n_in[NX_PROJ_N_OUT] = {4, 8, 24};   /* [IMG0..3], [AUD0..7], [VID0..23] */
+static const char *const slot_name[NX_PROJ_N_OUT] = {
+    [NX_PROJ_IMAGE] = "image", [NX_PROJ_AUDIO] = "audio", [NX_PROJ_VIDEO] = "video"};
+static const char *const slot_key[NX_PROJ_N_OUT] = {
+    [NX_PROJ_IMAGE] = "gen_text_hidden_fcs.0", [NX_PROJ_AUDIO] = "gen_text_hidden_fcs_audio.0",
+    [NX_PROJ_VIDEO] = "gen_text_hidden_fcs_video.0"};
+/* signal tokens: [IMG0..3], [AUD0..7], [VID0..23] */
+static const int slot_n_in[NX_PROJ_N_OUT] = {[NX_PROJ_IMAGE] = 4, [NX_PROJ_AUDIO] = 8, [NX_PROJ_VIDEO] = 24};
 static const char input_key[] = "llama_proj";
 static const char llm_prefix[] = "llama_model.";         /* LoRA, embed_tokens, lm_head of a delta */
 

@@ -15,9 +15,13 @@
 #define NX_PROJECTOR_H
 
 #include "../ops/backend.h"
+#include "modality.h"
 
-/* Output projector slots (the values of ngpt_modality minus 1). */
-enum { NX_PROJ_IMAGE = 0, NX_PROJ_AUDIO = 1, NX_PROJ_VIDEO = 2, NX_PROJ_N_OUT = 3 };
+/* Output projector slots: indexed by nx_modality (modality.h). */
+#define NX_PROJ_IMAGE NX_MODALITY_IMAGE
+#define NX_PROJ_AUDIO NX_MODALITY_AUDIO
+#define NX_PROJ_VIDEO NX_MODALITY_VIDEO
+#define NX_PROJ_N_OUT NX_MODALITY_COUNT
 
 typedef struct nx_projector_opts {
     bool     want_input;          /* load llama_proj */

@@ -1,6 +1,7 @@
 /* stages.c — every stage named in ../shared/golden/<family>/STAGES.md, and the function that
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
+#include "stage_llama.h"
 #include "stage_media.h"
 #include "stage_projector.h"
 #include "stage_sched.h"
@@ -10,10 +11,10 @@ const case_stage case_stages[] = {
     /* llm */
     {"tokenizer.encode", case_tokenizer_encode},
     {"tokenizer.decode", case_tokenizer_decode},
-    {"llama.logits", NULL},
-    {"llama.logits_embeds", NULL},
-    {"llama.generate_greedy", NULL},
-    {"llama.lora", NULL},
+    {"llama.logits", case_llama_logits},
+    {"llama.logits_embeds", case_llama_logits_embeds},
+    {"llama.generate_greedy", case_llama_generate_greedy},
+    {"llama.lora", case_llama_lora},
     /* vision (encoders, projectors, image out) */
     {"image.preprocess", case_image_preprocess},
     {"video.preprocess", case_video_preprocess},
