@@ -806,6 +806,113 @@ NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, con
 NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean, ngpt_tensor *logvar,
                                              const ngpt_tensor *image);
 
+/* ---------------------------------------------------------------------------------------------
+ * Projector: ImageBind embeddings -> LLM tokens (input), LLM hidden states -> decoder
+ * conditioning (output)
+ *
+ * NExT-GPT's trained glue, from the released delta: the input projector `llama_proj`
+ * (Linear 1024 -> 4096 with bias: one soft token per media item) and three output projectors
+ * (TextFcLayer, mode "transformer": Linear 4096 -> 512, nn.Transformer with 4 encoder + 4
+ * decoder pre-norm layers, 4 heads, FFN 2048, ReLU, learned query tokens, Linear 512 -> out):
+ * image -> [77, 768] (SD 1.5), audio -> [1, 512] (AudioLDM), video -> [77, 1024] (Zeroscope).
+ *
+ * `path` is either
+ *  - a projector folder: config.json (model_type "nextgpt_projectors", every size stated) +
+ *    model.safetensors with the delta's tensor names (llama_proj.*, gen_text_hidden_fcs.0.*,
+ *    gen_text_hidden_fcs_audio.0.*, gen_text_hidden_fcs_video.0.*); or
+ *  - the NExT-GPT delta itself: pytorch_model.pt (read without executing pickle code) or
+ *    delta.safetensors, or a folder holding one (delta.safetensors preferred). Only the
+ *    projector tensors are used; the LLM part (llama_model.*: LoRA, embed_tokens, lm_head) is
+ *    skipped. Sizes come from the tensor shapes; what shapes cannot tell is NExT-GPT's constant
+ *    unless the params say otherwise: 4 attention heads, 4 / 8 / 24 signal tokens.
+ * Any other tensor in the file is NGPT_ERR_UNEXPECTED_TENSOR (named) unless
+ * NGPT_PROJECTOR_ALLOW_UNKNOWN_TENSORS is set; a missing or misshaped tensor is
+ * NGPT_ERR_NOT_FOUND / NGPT_ERR_SHAPE_MISMATCH naming the file, tensor and shapes.
+ *
+ *     ngpt_projector *pj = NULL;
+ *     if (ngpt_projector_create(&pj, ctx, "nextgpt_7b_tiva_v0/pytorch_model.pt", NULL) != NGPT_OK) ...
+ *     ngpt_tensor tok;                                      // [n, 4096], one row per media item
+ *     ngpt_projector_input(pj, &tok, &imagebind_embeddings); // [n, 1024]
+ *     ngpt_tensor cond;                                     // [1, 77, 768]
+ *     ngpt_projector_output(pj, &cond, NGPT_MODALITY_IMAGE, &hidden, &input_embs);  // [1, 4, 4096] each
+ *     ngpt_tensor_free(&tok); ngpt_tensor_free(&cond);
+ *     ngpt_projector_free(pj);
+ *
+ * Threads: one thread at a time per projector; weights are read-only after create.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ngpt_modality {
+    NGPT_MODALITY_TEXT  = 0,
+    NGPT_MODALITY_IMAGE = 1,
+    NGPT_MODALITY_AUDIO = 2,
+    NGPT_MODALITY_VIDEO = 3
+} ngpt_modality;
+
+/* Projectors to load (bit set); 0 = every projector the file holds. */
+#define NGPT_PROJECTOR_INPUT  0x1u                                /* llama_proj */
+#define NGPT_PROJECTOR_IMAGE  (1u << NGPT_MODALITY_IMAGE)         /* 0x2: gen_text_hidden_fcs.0 */
+#define NGPT_PROJECTOR_AUDIO  (1u << NGPT_MODALITY_AUDIO)         /* 0x4: gen_text_hidden_fcs_audio.0 */
+#define NGPT_PROJECTOR_VIDEO  (1u << NGPT_MODALITY_VIDEO)         /* 0x8: gen_text_hidden_fcs_video.0 */
+
+/* flags */
+#define NGPT_PROJECTOR_ALLOW_UNKNOWN_TENSORS 0x1u  /* tensors no projector uses are not an error */
+
+typedef struct ngpt_projector_params {
+    size_t   struct_size;                   /* sizeof(ngpt_projector_params), set by _default */
+    uint32_t modalities;                    /* NGPT_PROJECTOR_* bits; 0 = all present */
+    int32_t  nhead;                         /* attention heads of the output projectors;
+                                             * 0 = config.json, or NExT-GPT's 4 for a delta */
+    int32_t  image_num_input_tokens;        /* signal tokens; 0 = config.json / NExT-GPT's 4 */
+    int32_t  audio_num_input_tokens;        /* 0 = config.json / 8 */
+    int32_t  video_num_input_tokens;        /* 0 = config.json / 24 */
+    int32_t  image_num_output_tokens;       /* query tokens expected; 0 = from query_embs (77);
+                                             * else must equal it (NGPT_ERR_SHAPE_MISMATCH) */
+    int32_t  audio_num_output_tokens;       /* 0 = from query_embs (1) */
+    int32_t  video_num_output_tokens;       /* 0 = from query_embs (77) */
+    uint32_t flags;                         /* NGPT_PROJECTOR_* flags; default 0 */
+} ngpt_projector_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_projector_params). */
+NGPT_API ngpt_status ngpt_projector_params_default(ngpt_projector_params *p, size_t struct_size);
+/* Load the projectors at `path` (folder or delta file, see above) onto ctx's backend; `p` may
+ * be NULL. Free with ngpt_projector_free before ctx. */
+NGPT_API ngpt_status ngpt_projector_create(ngpt_projector **out, ngpt_context *ctx, const char *path,
+                                           const ngpt_projector_params *p);
+/* NULL is a no-op. */
+NGPT_API void ngpt_projector_free(ngpt_projector *proj);
+
+/* Input projection, one row per media item: features [n, input_dim] (or [input_dim] for one
+ * item) -> *out F32 [n, llm_hidden] (= llama_proj(features)). NExT-GPT inserts each row as one
+ * soft token; NGPT_ERR_UNSUPPORTED without an input projector. */
+NGPT_API ngpt_status ngpt_projector_input(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features);
+/* Several media of one modality inside one <Image>...</Image> segment, as NExT-GPT combines
+ * them: each item projected (bias included), then the projections summed in order
+ * (torch.cat(features).sum(dim=0)): features [n, input_dim], n >= 1 -> *out F32 [1, llm_hidden].
+ * Note this is NOT llama_proj(sum of features): the bias counts n times. */
+NGPT_API ngpt_status ngpt_projector_input_sum(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features);
+/* Output projection (TextFcLayer.forward): hidden [B, n_in, llm_hidden] = the final (post-norm)
+ * LLM hidden states of the signal positions, input_embs [B, n_in, llm_hidden] = the input
+ * embedding rows of [X0..X(n_in-1)] (n_in = ngpt_projector_num_input_tokens) ->
+ * *out F32 [B, n_out, out_dim] (audio: [B, 1, out_dim]; NExT-GPT views it as [B, out_dim]).
+ * NGPT_ERR_UNSUPPORTED when that modality's projector is not loaded. */
+NGPT_API ngpt_status ngpt_projector_output(ngpt_projector *proj, ngpt_tensor *out, ngpt_modality modality,
+                                           const ngpt_tensor *hidden, const ngpt_tensor *input_embs);
+
+/* Nonzero when the input projector / the output projector of `modality` is loaded. */
+NGPT_API int32_t ngpt_projector_has_input(const ngpt_projector *proj);
+NGPT_API int32_t ngpt_projector_has_output(const ngpt_projector *proj, ngpt_modality modality);
+/* The LLM hidden size (4096 for NExT-GPT); 0 for NULL. */
+NGPT_API int32_t ngpt_projector_llm_hidden_size(const ngpt_projector *proj);
+/* The input projector's input width (1024); 0 without one. */
+NGPT_API int32_t ngpt_projector_input_dim(const ngpt_projector *proj);
+/* Per output projector (0 when not loaded): conditioning width (768 / 512 / 1024), signal
+ * tokens in (4 / 8 / 24), query tokens out (77 / 1 / 77), transformer width (512) and heads (4). */
+NGPT_API int32_t ngpt_projector_output_dim(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_num_input_tokens(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_num_output_tokens(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_d_model(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_nhead(const ngpt_projector *proj, ngpt_modality modality);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
 #include "stage.h"
 #include "stage_llama.h"
 #include "stage_media.h"
+#include "stage_projector.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
 #include "stage_vae.h"
@@ -21,8 +22,8 @@ const case_stage case_stages[] = {
     {"audio.fbank", case_audio_fbank},
     {"imagebind.vision", NULL},
     {"imagebind.audio", NULL},
-    {"projector.input", NULL},
-    {"projector.output", NULL},
+    {"projector.input", case_projector_input},
+    {"projector.output", case_projector_output},
     {"unet2d", NULL},
     {"vae.decode", case_vae_decode},
     {"vae.encode", case_vae_encode},
