@@ -77,16 +77,8 @@ NGPT_API void ngpt_projector_free(ngpt_projector *proj)
     nx_free(proj);
 }
 
-/* modality -> output slot, or -1 */
-static int slot_of(ngpt_modality m)
-{
-    switch (m) {
-    case NGPT_MODALITY_IMAGE: return NX_PROJ_IMAGE;
-    case NGPT_MODALITY_AUDIO: return NX_PROJ_AUDIO;
-    case NGPT_MODALITY_VIDEO: return NX_PROJ_VIDEO;
-    default: return -1;
-    }
-}
+/* modality -> output slot (an nx_modality), or -1 */
+static int slot_of(ngpt_modality m) { return nx_modality_from_api((int)m); }
 
 static const nx_textfc_cfg *cfg_of(const ngpt_projector *proj, ngpt_modality m)
 {
