@@ -806,6 +806,47 @@ NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, con
 NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean, ngpt_tensor *logvar,
                                              const ngpt_tensor *image);
 
+/* Called after every denoising step (step = 1..total, elapsed seconds since the call began);
+ * return false to cancel (the call then returns NGPT_ERR_CANCELLED). */
+typedef bool (*ngpt_step_fn)(int32_t step, int32_t total, float elapsed_s, void *user_data);
+
+typedef struct ngpt_decode_params {
+    size_t              struct_size;         /* sizeof(ngpt_decode_params), set by _default */
+    int32_t             num_inference_steps; /* 0 = 50 (NExT-GPT's setting) */
+    float               guidance_scale;      /* 0 = 7.5 (NExT-GPT's); <= 1 runs without guidance */
+    ngpt_scheduler_kind scheduler;           /* AUTO = the folder's scheduler_config.json class */
+    float               eta;                 /* DDIM eta (0 = deterministic; > 0 draws noise from seed) */
+    int32_t             height, width;       /* pixels; 0 = defaults: image 512x512 (unet sample_size x 8),
+                                                video 320x576; multiples of 8 */
+    int32_t             num_frames;          /* video; 0 = 24 */
+    float               audio_length_s;      /* audio; 0 = 5 s; at most 60 s */
+    uint64_t            seed;                /* initial noise when `latents` is NULL (see below) */
+    const ngpt_tensor  *latents;             /* the caller's initial noise, or NULL; shape
+                                                image [B, 4, h/8, w/8], audio [B, 8, frames/4, 16],
+                                                video [B, 4, F, h/8, w/8] */
+    ngpt_step_fn        on_step;             /* NULL = none */
+    void               *user_data;
+} ngpt_decode_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_decode_params). */
+NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t struct_size);
+
+/* The diffusers pipeline of the decoder's kind, as NExT-GPT calls it with prompt_embeds:
+ * latents (given, or standard-normal noise from `seed` — xoshiro256** seeded by splitmix64,
+ * Box-Muller pairs, in row-major order, generated on the host so CPU and CUDA start from the same
+ * latents) x init_noise_sigma; per timestep the UNet on [uncond; cond] (classifier-free guidance
+ * eps = u + g (c - u); the conditional batch only when g <= 1) and a scheduler step; then
+ *   IMAGE: *out F32 [B, H, W, 3] = clamp(vae.decode(latents / scaling) / 2 + 0.5, 0, 1);
+ *   AUDIO: *out F32 [B, int(audio_length_s * 16000)] = vocoder(mel)[:, :n], with
+ *          mel = vae.decode(latents / scaling) F32 [B, 1, frames, n_mels] returned in *aux;
+ *   VIDEO: *out F32 [B, 3, F, H, W] = vae.decode of each frame (unclamped, as the pipeline).
+ * cond: IMAGE/VIDEO [B, 77, cross_attention_dim] (the output projector's result), AUDIO [B, D].
+ * uncond: the same shape: the text encoder's embedding of "" (NExT-GPT's negative prompt); may be
+ * NULL only when guidance_scale <= 1 in this version. aux may be NULL (AUDIO only). */
+NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
+                                           const ngpt_tensor *cond, const ngpt_tensor *uncond,
+                                           const ngpt_decode_params *p);
+
 /* ---------------------------------------------------------------------------------------------
  * Projector: ImageBind embeddings -> LLM tokens (input), LLM hidden states -> decoder
  * conditioning (output)

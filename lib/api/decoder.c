@@ -4,26 +4,16 @@
  * tensors against the loaded configs and moves data across the ABI (bridge.h). */
 #include "bridge.h"
 #include "context.h"
+#include "decoder.h"
 
 #include "../core/alloc.h"
 #include "../core/json.h"
 #include "../core/params.h"
-#include "../models/hifigan.h"
-#include "../models/unet.h"
-#include "../models/vae.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
-struct ngpt_decoder {
-    ngpt_context     *ctx;
-    ngpt_decoder_kind kind;
-    char             *dir;
-    nx_unet          *unet;
-    nx_vae           *vae;
-    nx_hifigan       *vocoder;
-};
 
 static const ngpt_decoder_params k_defaults = {.struct_size = sizeof(ngpt_decoder_params), .kind = NGPT_DECODER_AUTO};
 
@@ -64,6 +54,19 @@ static ngpt_status read_kind(const char *dir, ngpt_decoder_kind *kind)
                        "%s: pipeline '%s' is not supported (StableDiffusionPipeline, AudioLDMPipeline, "
                        "TextToVideoSDPipeline are)", path, cls);
     }
+    json_decref(j);
+    nx_free(path);
+    return s;
+}
+
+/* unet/config.json's sample_size (the latent size the UNet was trained at; default image size / 8). */
+static ngpt_status read_sample_size(const char *unet_dir, int64_t *out)
+{
+    char *path = path_join(unet_dir, "config.json");
+    if (!path) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
+    json_t *j = NULL;
+    ngpt_status s = nx_json_load_file(&j, path);
+    if (s == NGPT_OK) s = nx_json_int_opt(j, "sample_size", path, 64, out);
     json_decref(j);
     nx_free(path);
     return s;
@@ -110,7 +113,10 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     if (s == NGPT_OK && d->kind == NGPT_DECODER_AUTO) s = read_kind(model_dir, &d->kind);
 
     char *sub = NULL;
-    if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) s = nx_unet_load(&d->unet, ctx->be, sub);
+    if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) {
+        s = nx_unet_load(&d->unet, ctx->be, sub);
+        if (s == NGPT_OK) s = read_sample_size(sub, &d->sample_size);
+    }
     nx_free(sub);
     if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false);
     nx_free(sub);
