@@ -1,6 +1,7 @@
 /* stages.c — every stage named in ../shared/golden/<family>/STAGES.md, and the function that
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
+#include "stage_encoder.h"
 #include "stage_media.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
@@ -17,8 +18,9 @@ const case_stage case_stages[] = {
     {"image.preprocess", case_image_preprocess},
     {"video.preprocess", case_video_preprocess},
     {"audio.fbank", case_audio_fbank},
-    {"imagebind.vision", NULL},
-    {"imagebind.audio", NULL},
+    {"imagebind.vision", case_imagebind_vision},
+    {"imagebind.video", case_imagebind_video},
+    {"imagebind.audio", case_imagebind_audio},
     {"projector.input", NULL},
     {"projector.output", NULL},
     {"unet2d", NULL},
