@@ -954,6 +954,90 @@ NGPT_API int32_t ngpt_projector_num_output_tokens(const ngpt_projector *proj, ng
 NGPT_API int32_t ngpt_projector_d_model(const ngpt_projector *proj, ngpt_modality modality);
 NGPT_API int32_t ngpt_projector_nhead(const ngpt_projector *proj, ngpt_modality modality);
 
+/* ---------------------------------------------------------------------------------------------
+ * Encoder (ImageBind): media -> one embedding per item
+ *
+ * The vision and audio branches of ImageBind-huge as NExT-GPT runs them (facebookresearch/
+ * ImageBind, NExT-GPT's copy): per clip a ViT (vision: Conv3d patch stem over 2 frames, 32
+ * blocks of width 1280; audio: Conv2d stem over the fbank, 12 blocks of width 768), head
+ * LayerNorm -> CLS -> Linear -> L2-normalised; the clips of one item (video: 15, audio: 3) are
+ * averaged and the mean is NOT re-normalised. NExT-GPT's copy does not multiply audio by
+ * ImageBind's logit scale 20 (a config.json with "audio_logit_scale_applied": true restores it).
+ *
+ *     ngpt_encoder *enc = NULL;
+ *     if (ngpt_encoder_create(&enc, ctx, "models/imagebind_huge.pth", NULL) != NGPT_OK) ... ngpt_last_error()
+ *     ngpt_image *img = NULL;
+ *     ngpt_image_load(&img, "cat.jpg");
+ *     ngpt_tensor emb;                              // F32 [1, 1024], library-owned
+ *     ngpt_encoder_encode_image(enc, &emb, img);
+ *     ...
+ *     ngpt_tensor_free(&emb);
+ *     ngpt_image_free(img);
+ *     ngpt_encoder_free(enc);
+ *
+ * `path` is a folder with config.json (ImageBindModel's constructor arguments: out_embed_dim,
+ * vision_embed_dim, vision_num_blocks, ...; absent keys take imagebind_huge's values) and
+ * model.safetensors (or model.safetensors.index.json, or imagebind_huge.pth), or one checkpoint
+ * file: the official imagebind_huge.pth (a torch.save state dict, read without executing
+ * pickle code) or a .safetensors with the same tensor names; a file alone is taken to be
+ * imagebind_huge (out 1024; vision 1280 / 32 blocks / 16 heads; audio 768 / 12 / 12).
+ * Only the branches asked for are loaded; the checkpoint's text, depth, thermal and IMU
+ * tensors are skipped, any other unknown tensor is NGPT_ERR_UNEXPECTED_TENSOR.
+ *
+ * Outputs are library-owned F32 [N, embed_dim] tensors (free with ngpt_tensor_free); inputs
+ * are borrowed for the call (any float dtype, converted to F32). Errors: NGPT_ERR_UNSUPPORTED
+ * (a modality whose branch was not loaded), NGPT_ERR_SHAPE_MISMATCH (the message gives the
+ * expected and the actual shape); create: NGPT_ERR_NOT_FOUND (file, or a tensor), _SHAPE_MISMATCH
+ * / _DTYPE_MISMATCH (a tensor, with both shapes), _UNEXPECTED_TENSOR, _BAD_FORMAT.
+ * Threads: weights are read-only after create; one thread at a time per encoder (scratch memory
+ * is per call, but the context's backend is shared). Free the encoder before its context.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Modalities to load (bit set); IMAGE and VIDEO share the vision branch (either bit loads it
+ * and enables both); 0 = every branch the checkpoint stores. */
+#define NGPT_ENCODER_IMAGE 0x1u
+#define NGPT_ENCODER_AUDIO 0x2u
+#define NGPT_ENCODER_VIDEO 0x4u
+
+typedef struct ngpt_encoder_params {
+    size_t   struct_size;  /* sizeof(ngpt_encoder_params), set by _default */
+    uint32_t modalities;   /* NGPT_ENCODER_* bits; 0 = all stored */
+    uint32_t flags;        /* reserved, 0 */
+} ngpt_encoder_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_encoder_params). */
+NGPT_API ngpt_status ngpt_encoder_params_default(ngpt_encoder_params *p, size_t struct_size);
+/* Load ImageBind from `path` (above) onto ctx's backend; `p` may be NULL (all defaults). */
+NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, const char *path,
+                                         const ngpt_encoder_params *p);
+/* NULL is a no-op. */
+NGPT_API void ngpt_encoder_free(ngpt_encoder *enc);
+/* The embedding size (out_embed_dim: 1024 for imagebind_huge); 0 for NULL. */
+NGPT_API int32_t ngpt_encoder_embed_dim(const ngpt_encoder *enc);
+/* The NGPT_ENCODER_* bits usable with this encoder (IMAGE | VIDEO when the vision branch is
+ * loaded, AUDIO when the audio branch is); 0 for NULL. */
+NGPT_API uint32_t ngpt_encoder_modalities(const ngpt_encoder *enc);
+
+/* Vision branch on preprocessed pixels (ngpt_image_preprocess / ngpt_video_preprocess output):
+ *   [N, 3, 224, 224]            N images (each repeated to 2 frames)     -> [N, D]
+ *   [N, 3, 2, 224, 224]         N single clips (T = 1 is repeated too)  -> [N, D], no averaging
+ *   [N, S, 3, 2, 224, 224]      N videos of S clips, averaged          -> [N, D]
+ * (224 and 2 are the config's image_size and video_frames.) A batch runs as one batch. */
+NGPT_API ngpt_status ngpt_encoder_encode_pixels(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_tensor *pixels);
+/* Audio branch on fbank clips (ngpt_audio_preprocess output):
+ *   [N, S, 1, 128, 204]  N sounds of S clips, averaged -> [N, D]
+ *   [S, 1, 128, 204]     one sound of S clips          -> [1, D] */
+NGPT_API ngpt_status ngpt_encoder_encode_fbank(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_tensor *fbank);
+/* One decoded image: ngpt_image_preprocess + encode_pixels -> [1, D]. */
+NGPT_API ngpt_status ngpt_encoder_encode_image(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_image *img);
+/* One decoded sound: ngpt_audio_preprocess(a, pp) (pp may be NULL) + encode_fbank -> [1, D]. */
+NGPT_API ngpt_status ngpt_encoder_encode_audio(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_audio *a,
+                                               const ngpt_audio_preprocess_params *pp);
+/* One video file: ngpt_video_preprocess(path, pp) (15 clips: 5 times x 3 crops; pp may be NULL)
+ * + the vision branch, averaged over the 15 clips -> [1, D]. */
+NGPT_API ngpt_status ngpt_encoder_encode_video_file(ngpt_encoder *enc, ngpt_tensor *out, const char *path,
+                                                    const ngpt_video_preprocess_params *pp);
+
 #ifdef __cplusplus
 }
 #endif

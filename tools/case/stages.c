@@ -1,6 +1,7 @@
 /* stages.c — every stage named in ../shared/golden/<family>/STAGES.md, and the function that
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
+#include "stage_encoder.h"
 #include "stage_llama.h"
 #include "stage_media.h"
 #include "stage_projector.h"
@@ -20,8 +21,9 @@ const case_stage case_stages[] = {
     {"image.preprocess", case_image_preprocess},
     {"video.preprocess", case_video_preprocess},
     {"audio.fbank", case_audio_fbank},
-    {"imagebind.vision", NULL},
-    {"imagebind.audio", NULL},
+    {"imagebind.vision", case_imagebind_vision},
+    {"imagebind.video", case_imagebind_video},
+    {"imagebind.audio", case_imagebind_audio},
     {"projector.input", case_projector_input},
     {"projector.output", case_projector_output},
     {"unet2d", NULL},
