@@ -35,7 +35,7 @@ static ngpt_status pipeline_dir(const case_ctx *c, char **out)
     return NGPT_OK;
 }
 
-static ngpt_status open_decoder(const case_ctx *c, ngpt_decoder **d, ngpt_decoder_kind kind, uint32_t comp, char **dir)
+ngpt_status case_open_decoder(const case_ctx *c, ngpt_decoder **d, ngpt_decoder_kind kind, uint32_t comp, char **dir)
 {
     NX_TRY(pipeline_dir(c, dir));
     ngpt_decoder_params p;
@@ -67,7 +67,7 @@ static ngpt_status decode(const case_ctx *c, case_out *out, ngpt_decoder_kind ki
 {
     ngpt_decoder *d = NULL;
     char *dir = NULL;
-    NX_TRY(open_decoder(c, &d, kind, NGPT_DECODER_VAE, &dir));
+    NX_TRY(case_open_decoder(c, &d, kind, NGPT_DECODER_VAE, &dir));
     float *x = NULL;
     int rank = 0;
     int64_t shape[NGPT_MAX_DIMS];
@@ -115,7 +115,7 @@ ngpt_status case_vae_encode(const case_ctx *c, case_out *out)
 {
     ngpt_decoder *d = NULL;
     char *dir = NULL;
-    NX_TRY(open_decoder(c, &d, NGPT_DECODER_AUTO, NGPT_DECODER_VAE, &dir));
+    NX_TRY(case_open_decoder(c, &d, NGPT_DECODER_AUTO, NGPT_DECODER_VAE, &dir));
     float *x = NULL;
     int rank = 0;
     int64_t shape[NGPT_MAX_DIMS];
@@ -142,7 +142,7 @@ ngpt_status case_vocoder_hifigan(const case_ctx *c, case_out *out)
 {
     ngpt_decoder *d = NULL;
     char *dir = NULL;
-    NX_TRY(open_decoder(c, &d, NGPT_DECODER_AUDIO, NGPT_DECODER_VOCODER, &dir));
+    NX_TRY(case_open_decoder(c, &d, NGPT_DECODER_AUDIO, NGPT_DECODER_VOCODER, &dir));
     float *x = NULL;
     int rank = 0;
     int64_t shape[NGPT_MAX_DIMS];

@@ -2,6 +2,7 @@
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
 #include "stage_encoder.h"
+#include "stage_generate.h"
 #include "stage_llama.h"
 #include "stage_media.h"
 #include "stage_projector.h"
@@ -31,18 +32,18 @@ const case_stage case_stages[] = {
     {"vae.encode", case_vae_encode},
     {"scheduler.ddim", case_scheduler_ddim},
     {"scheduler.pndm", case_scheduler_pndm},
-    {"sd.generate", NULL},
+    {"sd.generate", case_sd_generate},
     {"image.postprocess", case_image_postprocess},
     /* audio out */
     {"audioldm.unet", NULL},
     {"audioldm.vae_decode", case_audioldm_vae_decode},
     {"vocoder.hifigan", case_vocoder_hifigan},
-    {"audioldm.generate", NULL},
+    {"audioldm.generate", case_audioldm_generate},
     /* video out */
     {"zeroscope.unet3d", NULL},
     {"zeroscope.vae_decode", case_zeroscope_vae_decode},
     {"video.postprocess", NULL},
-    {"zeroscope.generate", NULL},
+    {"zeroscope.generate", case_zeroscope_generate},
     {"scheduler.dpmsolver", case_scheduler_dpmsolver},
     {NULL, NULL},
 };
