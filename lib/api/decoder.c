@@ -7,6 +7,7 @@
 
 #include "../core/alloc.h"
 #include "../core/json.h"
+#include "../core/params.h"
 #include "../models/hifigan.h"
 #include "../models/unet.h"
 #include "../models/vae.h"
@@ -24,18 +25,11 @@ struct ngpt_decoder {
     nx_hifigan       *vocoder;
 };
 
+static const ngpt_decoder_params k_defaults = {.struct_size = sizeof(ngpt_decoder_params), .kind = NGPT_DECODER_AUTO};
+
 NGPT_API ngpt_status ngpt_decoder_params_default(ngpt_decoder_params *p, size_t struct_size)
 {
-    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_params_default: p is NULL");
-    if (struct_size < sizeof(size_t))
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_params_default: struct_size %zu too small", struct_size);
-    ngpt_decoder_params d;
-    memset(&d, 0, sizeof d);
-    d.struct_size = sizeof d;
-    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memcpy(p, &d, n);
-    p->struct_size = n;
-    return NGPT_OK;
+    return nx_params_default(p, struct_size, &k_defaults, sizeof k_defaults, "ngpt_decoder_params_default");
 }
 
 static bool is_dir(const char *path)
@@ -100,12 +94,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     *out = NULL;
     if (!ctx || !model_dir) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: ctx or model_dir is NULL");
     ngpt_decoder_params p;
-    ngpt_decoder_params_default(&p, sizeof p);
-    if (params) {
-        if (params->struct_size < sizeof(size_t) || params->struct_size > 65536)
-            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: params->struct_size is %zu", params->struct_size);
-        memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
-    }
+    NX_TRY(nx_params_read(&p, params, &k_defaults, sizeof p, "ngpt_decoder_create"));
     if ((unsigned)p.kind > NGPT_DECODER_VIDEO)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown kind %d", (int)p.kind);
     if (p.components & ~0xfu)
