@@ -80,8 +80,10 @@ class Basics(unittest.TestCase):
 
     def test_context_gc_and_log_callback(self):
         seen = []
-        ctx = nextgpt.Context(device="cpu", log_level=nextgpt.LogLevel.DEBUG,
+        ctx = nextgpt.Context(device="auto", log_level=nextgpt.LogLevel.DEBUG,
                               log_callback=lambda lvl, msg: seen.append((lvl, msg)))
+        if ctx.backend == nextgpt.Backend.CPU:  # AUTO falling back to the CPU logs why, at INFO
+            self.assertIn((nextgpt.LogLevel.INFO, ctx.backend_note), seen)
         del ctx
         gc.collect()  # __del__ frees it; the callback object lived as long as the context
 
