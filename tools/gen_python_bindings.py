@@ -239,7 +239,10 @@ class Generator:
             if isinstance(p, c_ast.Typename) and isinstance(p.type, c_ast.TypeDecl) and \
                     isinstance(p.type.type, c_ast.IdentifierType) and p.type.type.names == ["void"]:
                 continue  # (void)
-            t = self.ctype(p.type, "%s parameter %d" % (ctx, i + 1))
+            pt = p.type
+            if isinstance(pt, c_ast.ArrayDecl):  # a parameter declared as an array is a pointer
+                pt = c_ast.PtrDecl([], pt.type, pt.coord)
+            t = self.ctype(pt, "%s parameter %d" % (ctx, i + 1))
             if t is None:
                 raise GenError("void parameter in %s%s" % (ctx, where(p)))
             types.append(t)

@@ -138,6 +138,7 @@ NGPT_API int32_t ngpt_make(ngpt_thing **out, const ngpt_outer *p, uint64_t flags
 NGPT_API void ngpt_get(const ngpt_thing *t, const int64_t **v, size_t *n);
 NGPT_API ngpt_color ngpt_color_of(ngpt_thing *t, ngpt_progress_fn cb, void *user);
 NGPT_API void ngpt_noargs(void);
+NGPT_API int32_t ngpt_arr(const int64_t shape[NGPT_A], const char *const *names);
 #endif
 """
 with tempfile.TemporaryDirectory() as d:
@@ -168,6 +169,8 @@ with tempfile.TemporaryDirectory() as d:
         check(f["ngpt_make"][1][0] == ctypes.POINTER(ctypes.POINTER(m.ngpt_thing))
               and f["ngpt_get"][1][1] == ctypes.POINTER(ctypes.POINTER(ctypes.c_int64))
               and f["ngpt_get"][1][2] == ctypes.POINTER(ctypes.c_size_t), "out-pointer parameters")
+        check(f["ngpt_arr"][1] == [ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_char_p)],
+              "array parameters decay to pointers; const char *const *")
         check(f["ngpt_color_of"][0] is m.ngpt_color and f["ngpt_noargs"] == (None, [], []), "enum return, (void)")
         layout_check(m, h, "synthetic header")
     bad = os.path.join(d, "bad.h")
