@@ -290,7 +290,7 @@ NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, con
     int64_t ms[3] = {-1, -1, nx_hifigan_n_mels(d->vocoder)};
     nx_tensor x = {0}, y = {0};
     ngpt_status s = upload_checked(d, &x, &m3, "mel", 3, ms);
-    int64_t ws[2] = {m3.shape[0], m3.shape[1] * nx_hifigan_hop(d->vocoder)};
+    int64_t ws[2] = {m3.shape[0], nx_hifigan_out_len(d->vocoder, m3.shape[1])};
     if (s == NGPT_OK) s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 2, ws);
     if (s == NGPT_OK) s = nx_hifigan_forward(d->vocoder, &y, &x);
     if (s == NGPT_OK && mel->rank == 2) {
@@ -300,5 +300,42 @@ NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, con
     if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
     nx_tensor_free(&x);
     nx_tensor_free(&y);
+    return s;
+}
+
+NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean, ngpt_tensor *logvar,
+                                             const ngpt_tensor *image)
+{
+    if (!d || !mean) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_vae_encode: decoder or mean is NULL");
+    memset(mean, 0, sizeof *mean);
+    if (logvar) memset(logvar, 0, sizeof *logvar);
+    if (!d->vae) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no VAE loaded", d->dir);
+    NX_TRY(nx_api_check_tensor(image, "image", 4));
+    int64_t sc = nx_vae_scale(d->vae);
+    int64_t ishape[4] = {-1, nx_vae_in_channels(d->vae), -1, -1};
+    if (image->shape[2] % sc || image->shape[3] % sc || image->shape[2] == 0 || image->shape[3] == 0)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: image height and width must be positive multiples of %lld, got %lldx%lld",
+                      d->dir, (long long)sc, (long long)image->shape[2], (long long)image->shape[3]);
+    NX_TRY(nx_vae_load_encoder(d->vae));
+    nx_tensor x = {0}, m = {0}, lv = {0};
+    ngpt_status s = upload_checked(d, &x, image, "image", 4, ishape);
+    int64_t ls[4] = {image->shape[0], nx_vae_latent_channels(d->vae), image->shape[2] / sc, image->shape[3] / sc};
+    if (s == NGPT_OK) s = nx_tensor_alloc(&m, d->ctx->be, NGPT_DTYPE_F32, 4, ls);
+    if (s == NGPT_OK && logvar) s = nx_tensor_alloc(&lv, d->ctx->be, NGPT_DTYPE_F32, 4, ls);
+    if (s == NGPT_OK) s = nx_vae_encode(d->vae, &m, logvar ? &lv : NULL, &x);
+    if (s == NGPT_OK) s = nx_api_download(mean, &m, NGPT_DTYPE_F32);
+    if (s == NGPT_OK && logvar) {
+        s = nx_api_download(logvar, &lv, NGPT_DTYPE_F32);
+        float *p = logvar->data;
+        for (int64_t i = 0; s == NGPT_OK && i < ngpt_tensor_numel(logvar); i++)  /* torch.clamp(logvar, -30, 20) */
+            p[i] = p[i] < -30.0f ? -30.0f : p[i] > 20.0f ? 20.0f : p[i];
+    }
+    if (s != NGPT_OK) {
+        ngpt_tensor_free(mean);
+        if (logvar) ngpt_tensor_free(logvar);
+    }
+    nx_tensor_free(&x);
+    nx_tensor_free(&m);
+    nx_tensor_free(&lv);
     return s;
 }
