@@ -127,8 +127,25 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     } else if (s == NGPT_OK && (p.components & NGPT_DECODER_VOCODER)) {
         s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: only an audio decoder has a vocoder", model_dir);
     }
-    if (s == NGPT_OK && (p.components & NGPT_DECODER_TEXT_ENCODER))
-        s = nx_err(NGPT_ERR_UNIMPLEMENTED, "%s: the text encoder is not implemented yet", model_dir);
+    if (d->kind == NGPT_DECODER_AUDIO) {
+        if (s == NGPT_OK && (p.components & NGPT_DECODER_TEXT_ENCODER))
+            s = nx_err(NGPT_ERR_UNIMPLEMENTED, "%s: AudioLDM's CLAP text encoder is not implemented (pass uncond)",
+                       model_dir);
+    } else if (s == NGPT_OK) {
+        /* the CLIP text encoder and its tokenizer, together: by default only when both are there */
+        char *te = path_join(model_dir, "text_encoder"), *tk = path_join(model_dir, "tokenizer");
+        if (!te || !tk) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
+        bool both = s == NGPT_OK && is_dir(te) && is_dir(tk);
+        if (s == NGPT_OK && (p.components & NGPT_DECODER_TEXT_ENCODER) && !both)
+            s = nx_err(NGPT_ERR_NOT_FOUND, "%s: folder not found (the decoder was asked to load the text encoder)",
+                       is_dir(te) ? tk : te);
+        if (s == NGPT_OK && both && (!p.components || (p.components & NGPT_DECODER_TEXT_ENCODER))) {
+            s = nx_clip_text_load(&d->text_encoder, ctx->be, te);
+            if (s == NGPT_OK) s = nx_clip_bpe_load(&d->tokenizer, tk);
+        }
+        nx_free(te);
+        nx_free(tk);
+    }
     if (s == NGPT_OK && d->unet && (nx_unet_is_3d(d->unet) != (d->kind == NGPT_DECODER_VIDEO)))
         s = nx_err(NGPT_ERR_BAD_FORMAT, "%s/unet: a %s UNet in a %s pipeline", model_dir,
                    nx_unet_is_3d(d->unet) ? "3-D" : "2-D", d->kind == NGPT_DECODER_VIDEO ? "video" : "non-video");
@@ -146,6 +163,9 @@ NGPT_API void ngpt_decoder_free(ngpt_decoder *d)
     nx_unet_free(d->unet);
     nx_vae_free(d->vae);
     nx_hifigan_free(d->vocoder);
+    nx_clip_text_free(d->text_encoder);
+    nx_clip_bpe_free(d->tokenizer);
+    nx_free(d->uncond);
     nx_free(d->dir);
     nx_free(d);
 }

@@ -5,9 +5,11 @@
 
 #include "context.h"
 
+#include "../models/clip_text.h"
 #include "../models/hifigan.h"
 #include "../models/unet.h"
 #include "../models/vae.h"
+#include "../tokenizer/clip_bpe.h"
 
 struct ngpt_decoder {
     ngpt_context     *ctx;
@@ -17,6 +19,17 @@ struct ngpt_decoder {
     nx_vae           *vae;
     nx_hifigan       *vocoder;
     int64_t           sample_size;  /* unet/config.json sample_size (latent pixels) */
+    nx_clip_text     *text_encoder; /* text_encoder/ (IMAGE, VIDEO), loaded with tokenizer */
+    nx_clip_bpe      *tokenizer;    /* tokenizer/ */
+    float            *uncond;       /* host F32 [1, uncond_len, hidden]: the text encoder on "",
+                                     * computed on first use (nx_decoder_uncond) */
+    int64_t           uncond_len;
 };
+
+/* The text encoder's output for "" padded to S tokens (the pipelines' negative prompt when
+ * NExT-GPT passes prompt_embeds of S tokens): host F32 [1, S, hidden], owned by the decoder and
+ * cached (computed once per decoder for a given S). NGPT_ERR_UNSUPPORTED without a text
+ * encoder. (decoder_text.c) */
+ngpt_status nx_decoder_uncond(ngpt_decoder *d, int64_t S, const float **emb);
 
 #endif

@@ -283,6 +283,22 @@ static ngpt_status finish(ngpt_decoder *d, const plan *pl, const float *lat, ngp
     return s;
 }
 
+/* uncond = the text encoder's embedding of "" padded to cond's token count, repeated over cond's
+ * batch (the pipelines' negative prompt when NExT-GPT passes only prompt_embeds). */
+static ngpt_status make_uncond(ngpt_decoder *d, const ngpt_tensor *cond, ngpt_tensor *out)
+{
+    int64_t B = cond->shape[0], S = cond->shape[1], D = cond->shape[2];
+    if (nx_clip_text_hidden(d->text_encoder) != D)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: the text encoder's hidden size %d differs from cond's width %lld",
+                      d->dir, nx_clip_text_hidden(d->text_encoder), (long long)D);
+    const float *e = NULL;
+    NX_TRY(nx_decoder_uncond(d, S, &e));
+    int64_t shape[3] = {B, S, D};
+    NX_TRY(nx_api_tensor_new(out, NGPT_DTYPE_F32, 3, shape));
+    for (int64_t b = 0; b < B; b++) memcpy((float *)out->data + b * S * D, e, (size_t)(S * D) * sizeof(float));
+    return NGPT_OK;
+}
+
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux, const ngpt_tensor *cond,
                                            const ngpt_tensor *uncond, const ngpt_decode_params *params)
 {
@@ -305,11 +321,17 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
     }
     plan pl;
     NX_TRY(make_plan(d, &p, cond, &pl));
+    ngpt_tensor own_uncond = {0};  /* the text encoder's "" embedding, repeated over the batch */
+    if (pl.cfg && !uncond) {
+        if (audio || !d->text_encoder)
+            return nx_err(NGPT_ERR_UNSUPPORTED,
+                          "ngpt_decoder_generate: guidance %g needs the unconditional embedding: pass uncond (%s)",
+                          (double)pl.guidance, audio ? "AudioLDM's CLAP text encoder is not implemented"
+                                                     : "this decoder has no text_encoder/ and tokenizer/ loaded");
+        NX_TRY(make_uncond(d, cond, &own_uncond));
+        uncond = &own_uncond;
+    }
     if (pl.cfg) {
-        if (!uncond)
-            return nx_err(NGPT_ERR_UNIMPLEMENTED,
-                          "ngpt_decoder_generate: guidance %g needs the unconditional embedding (the text encoder "
-                          "on \"\" is not implemented yet: pass uncond)", (double)pl.guidance);
         NX_TRY(nx_api_check_tensor(uncond, "uncond", cond->rank));
         for (int i = 0; i < cond->rank; i++)
             if (uncond->shape[i] != cond->shape[i])
@@ -340,5 +362,6 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
     nx_tensor_free(&cond_be);
     if (s == NGPT_OK) s = finish(d, &pl, lat, out, audio ? aux : NULL);
     nx_free(lat);
+    ngpt_tensor_free(&own_uncond);
     return s;
 }

@@ -1,6 +1,7 @@
 /* stages.c — every stage named in ../shared/golden/<family>/STAGES.md, and the function that
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
+#include "stage_clip.h"
 #include "stage_encoder.h"
 #include "stage_generate.h"
 #include "stage_llama.h"
@@ -33,6 +34,8 @@ const case_stage case_stages[] = {
     {"scheduler.ddim", case_scheduler_ddim},
     {"scheduler.pndm", case_scheduler_pndm},
     {"sd.generate", case_sd_generate},
+    {"clip.tokenize", case_clip_tokenize},
+    {"clip.text_encoder", case_clip_text_encoder},
     {"image.postprocess", case_image_postprocess},
     /* audio out */
     {"audioldm.unet", NULL},
