@@ -324,7 +324,7 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
     ngpt_tensor own_uncond = {0};  /* the text encoder's "" embedding, repeated over the batch */
     if (pl.cfg && !uncond) {
         if (audio || !d->text_encoder)
-            return nx_err(NGPT_ERR_UNSUPPORTED,
+            return nx_err(audio ? NGPT_ERR_UNIMPLEMENTED : NGPT_ERR_UNSUPPORTED,
                           "ngpt_decoder_generate: guidance %g needs the unconditional embedding: pass uncond (%s)",
                           (double)pl.guidance, audio ? "AudioLDM's CLAP text encoder is not implemented"
                                                      : "this decoder has no text_encoder/ and tokenizer/ loaded");
