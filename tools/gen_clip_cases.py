@@ -24,7 +24,7 @@ The expected outputs come from PORTS, not from transformers (not installed here)
   - CLIPTokenizer of huggingface/transformers v4.29.0 (models/clip/tokenization_clip.py) on the
     path it takes when ftfy is NOT installed: BasicTokenizer(strip_accents=False,
     do_split_on_punc=False) (clean control characters, whitespace -> " ", spaces around CJK
-    ideographs, split on whitespace, str.lower()), " ".join, regex findall with the CLIP
+    ideographs, NFC, split on whitespace, str.lower()), " ".join, regex findall with the CLIP
     pattern (the `regex` module, IGNORECASE), bytes_to_unicode, bpe() with the merges ranks and
     "</w>"; PreTrainedTokenizer.tokenize's split on the special tokens first (tokens_trie);
     then the call the diffusers pipelines make: padding="max_length", max_length=77,
@@ -116,6 +116,7 @@ def basic_tokenize(text):  # BasicTokenizer(strip_accents=False, do_split_on_pun
         out.append(" " if _is_whitespace(c) else c)
     text = "".join(out)
     text = "".join(" " + c + " " if _is_chinese_char(ord(c)) else c for c in text)
+    text = unicodedata.normalize("NFC", text)
     toks = [t.lower() for t in text.strip().split()]
     return " ".join(toks).strip().split()
 
@@ -339,6 +340,7 @@ TEXTS = {
     "cjk": "猫の写真, 一只可爱的猫",
     "emoji": "a cat 🐱 and a rocket 🚀✨",
     "accents": "Café résumé NAÏVE Straße",
+    "nfc_and_sigma": "Cafe\u0301 NAI\u0308VE \u0130STANBUL \u039f\u0394\u039f\u03a3 \u03a3\u039f\u03a6\u039f\u03a3 \uf900",
     "whitespace": "  a   photo\n\nof\ta\r\ncat  \u3000 ",
     "upper_case": "A PHOTO OF A CAT",
     "specials": "a <|endoftext|> b<<|startoftext|>c !x",

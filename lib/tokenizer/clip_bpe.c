@@ -8,11 +8,11 @@
 #include "../core/json.h"
 
 #include <limits.h>
-#include <locale.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <string.h>
-#include <wctype.h>
+#include <unicode/unorm2.h>
+#include <unicode/ustring.h>
 
 /* ------------------------------------------------------------------ string -> int map */
 
@@ -85,7 +85,6 @@ struct nx_clip_bpe {
     pcre2_general_context *gctx;
     pcre2_code *pat;               /* CLIP's pre-tokenizer pattern */
     pcre2_code *cls;               /* one character: (\p{C}) | (whitespace) */
-    locale_t    loc;               /* C.UTF-8 for towlower_l; (locale_t)0 = built-in fallback */
 };
 
 static void *pc_malloc(size_t n, void *u)
@@ -334,7 +333,6 @@ ngpt_status nx_clip_bpe_load(nx_clip_bpe **out, const char *dir)
     /* tokenization_utils' _is_control (category C*, but \t \n \r) and _is_whitespace (Zs), plus
      * the separators that str.split() splits on after BasicTokenizer._clean_text (Zl, Zp). */
     if (s == NGPT_OK) s = compile(t, &t->cls, "(?:([\\t\\n\\r\\p{Zs}\\p{Zl}\\p{Zp}])|(\\p{C}))", PCRE2_ANCHORED, dir);
-    if (s == NGPT_OK) t->loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
     if (s != NGPT_OK) {
         nx_clip_bpe_free(t);
         return s;
@@ -354,7 +352,6 @@ void nx_clip_bpe_free(nx_clip_bpe *t)
     pcre2_code_free(t->pat);
     pcre2_code_free(t->cls);
     pcre2_general_context_free(t->gctx);
-    if (t->loc) freelocale(t->loc);
     nx_free(t);
 }
 
@@ -409,21 +406,56 @@ static bool is_cjk(uint32_t cp)  /* BasicTokenizer._is_chinese_char */
            (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-/* str.lower() of one code point (simple mapping; U+0130 has Python's two-character one). */
-static ngpt_status put_lower(const nx_clip_bpe *t, nx_strbuf *b, uint32_t c)
+/* unicodedata.normalize("NFC", text) then str.lower() (full mapping: U+0130 -> "i\u0307",
+ * final sigma) through ICU, on `in` (UTF-8, n bytes) -> *out. ICU's lower-casing of the whole
+ * string equals Python's per-token lower(): spaces are not case-ignorable. */
+static ngpt_status nfc_lower(const char *in, size_t n, nx_strbuf *out)
 {
-    if (c < 0x80) return put_cp(b, c >= 'A' && c <= 'Z' ? c + 32 : c);
-    if (c == 0x130) {
-        NX_TRY(put_cp(b, 'i'));
-        return put_cp(b, 0x307);
+    if (n > INT32_MAX / 4) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "tokenizer: text too long");
+    int32_t cap = (int32_t)n + 16;  /* UTF-16 units: never more than UTF-8 bytes */
+    UChar *a = nx_malloc((size_t)cap * sizeof *a), *b = NULL;
+    ngpt_status s = a ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "tokenizer: out of memory");
+    UErrorCode e = U_ZERO_ERROR;
+    int32_t la = 0, lb = 0;
+    if (s == NGPT_OK) u_strFromUTF8(a, cap, &la, in, (int32_t)n, &e);
+    const UNormalizer2 *nfc = s == NGPT_OK && U_SUCCESS(e) ? unorm2_getNFCInstance(&e) : NULL;
+    for (int pass = 0; s == NGPT_OK && U_SUCCESS(e) && pass < 2; pass++) {
+        /* NFC (pass 0: a -> b) then lower (pass 1: b -> a), each sized by preflighting */
+        const UChar *src = pass ? b : a;
+        int32_t ls = pass ? lb : la;
+        int32_t need = pass ? u_strToLower(NULL, 0, src, ls, "", &e) : unorm2_normalize(nfc, src, ls, NULL, 0, &e);
+        if (e == U_BUFFER_OVERFLOW_ERROR) e = U_ZERO_ERROR;
+        UChar *dst = U_SUCCESS(e) ? nx_malloc((size_t)(need + 1) * sizeof *dst) : NULL;
+        if (U_SUCCESS(e) && !dst) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "tokenizer: out of memory");
+        if (s != NGPT_OK || U_FAILURE(e)) break;
+        int32_t got = pass ? u_strToLower(dst, need + 1, src, ls, "", &e) : unorm2_normalize(nfc, src, ls, dst, need + 1, &e);
+        if (pass) {
+            nx_free(a);
+            a = dst;
+            la = got;
+        } else {
+            b = dst;
+            lb = got;
+        }
     }
-    if (t->loc) return put_cp(b, (uint32_t)towlower_l((wint_t)c, t->loc));
-    /* no C.UTF-8: Latin-1, Greek and Cyrillic capitals */
-    if ((c >= 0xC0 && c <= 0xDE && c != 0xD7) || (c >= 0x391 && c <= 0x3AB && c != 0x3A2) || (c >= 0x410 && c <= 0x42F))
-        c += 32;
-    else if (c >= 0x400 && c <= 0x40F)
-        c += 80;
-    return put_cp(b, c);
+    int32_t n8 = 0;
+    if (s == NGPT_OK && U_SUCCESS(e)) {
+        u_strToUTF8(NULL, 0, &n8, a, la, &e);
+        if (e == U_BUFFER_OVERFLOW_ERROR) e = U_ZERO_ERROR;
+    }
+    out->n = 0;
+    char *u8 = NULL;
+    if (s == NGPT_OK && U_SUCCESS(e) && !(u8 = nx_malloc((size_t)n8 + 1)))
+        s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "tokenizer: out of memory");
+    if (s == NGPT_OK && U_SUCCESS(e)) u_strToUTF8(u8, n8 + 1, &n8, a, la, &e);
+    if (s == NGPT_OK && U_SUCCESS(e)) s = nx_strbuf_append(out, u8, (size_t)n8);
+    nx_free(u8);
+    if (s == NGPT_OK && U_FAILURE(e))
+        s = nx_err(e == U_MEMORY_ALLOCATION_ERROR ? NGPT_ERR_OUT_OF_MEMORY : NGPT_ERR_INTERNAL,
+                   "tokenizer: ICU: %s", u_errorName(e));
+    nx_free(a);
+    nx_free(b);
+    return s;
 }
 
 typedef enum { CH_TEXT, CH_SPACE, CH_DROP } ch_class;
@@ -452,13 +484,15 @@ static ngpt_status classify(const nx_clip_bpe *t, pcre2_match_data *md, const ui
 }
 
 /* BasicTokenizer(strip_accents=False, do_split_on_punc=False).tokenize joined by " ": the text
- * cleaned, CJK ideographs spaced, lower-cased, whitespace runs -> one space, trimmed. */
-static ngpt_status normalize(const nx_clip_bpe *t, pcre2_match_data *md, const char *text, size_t n, nx_strbuf *out)
+ * cleaned, CJK ideographs spaced, NFC, lower-cased, whitespace runs -> one space, trimmed.
+ * `tmp` is scratch. */
+static ngpt_status normalize(const nx_clip_bpe *t, pcre2_match_data *md, const char *text, size_t n, nx_strbuf *out,
+                             nx_strbuf *tmp)
 {
     const uint8_t *s = (const uint8_t *)text;
-    bool pending = false;  /* a space to write before the next character */
-    out->n = 0;
-    NX_TRY(nx_strbuf_append(out, "", 0));
+    bool pending = false, ascii = true;  /* pending: a space to write before the next character */
+    tmp->n = 0;
+    NX_TRY(nx_strbuf_append(tmp, "", 0));
     for (size_t i = 0; i < n;) {
         uint32_t cp = 0;
         int len = utf8_dec(s + i, n - i, &cp);  /* validated by the caller */
@@ -467,14 +501,20 @@ static ngpt_status normalize(const nx_clip_bpe *t, pcre2_match_data *md, const c
         i += (size_t)len;
         if (k == CH_DROP) continue;
         if (k == CH_SPACE) {
-            pending = out->n > 0;
+            pending = tmp->n > 0;
             continue;
         }
         bool cjk = is_cjk(cp);
-        if ((pending || cjk) && out->n > 0 && out->s[out->n - 1] != ' ') NX_TRY(nx_strbuf_append(out, " ", 1));
+        if ((pending || cjk) && tmp->n > 0) NX_TRY(nx_strbuf_append(tmp, " ", 1));
         pending = cjk;
-        NX_TRY(put_lower(t, out, cp));
+        ascii = ascii && cp < 0x80;
+        NX_TRY(put_cp(tmp, cp));
     }
+    if (!ascii) return nfc_lower(tmp->s, tmp->n, out);
+    out->n = 0;
+    NX_TRY(nx_strbuf_append(out, tmp->s, tmp->n));
+    for (size_t i = 0; i < out->n; i++)
+        if (out->s[i] >= 'A' && out->s[i] <= 'Z') out->s[i] = (char)(out->s[i] + 32);
     return NGPT_OK;
 }
 
@@ -572,9 +612,9 @@ static ngpt_status bpe_piece(const nx_clip_bpe *t, const char *p, size_t n, scra
 
 /* _tokenize on one chunk without special tokens. */
 static ngpt_status tokenize_chunk(const nx_clip_bpe *t, pcre2_match_data *md, const char *text, size_t n,
-                                  nx_strbuf *norm, scratch *sc, nx_i32vec *out)
+                                  nx_strbuf *norm, nx_strbuf *tmp, scratch *sc, nx_i32vec *out)
 {
-    NX_TRY(normalize(t, md, text, n, norm));
+    NX_TRY(normalize(t, md, text, n, norm, tmp));
     PCRE2_SIZE pos = 0, len = norm->n;
     while (pos < len) {
         int rc = pcre2_match(t->pat, (PCRE2_SPTR)norm->s, len, pos, PCRE2_NO_UTF_CHECK, md, NULL);
@@ -601,7 +641,7 @@ ngpt_status nx_clip_bpe_encode(const nx_clip_bpe *t, const char *text, nx_i32vec
     }
     pcre2_match_data *md = pcre2_match_data_create(8, t->gctx);
     if (!md) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "tokenizer: out of memory");
-    nx_strbuf norm = {0};
+    nx_strbuf norm = {0}, tmp = {0};
     scratch sc = {0};
     ngpt_status s = NGPT_OK;
     /* PreTrainedTokenizer.tokenize: split on the no-split (special) tokens, earliest match first,
@@ -621,14 +661,15 @@ ngpt_status nx_clip_bpe_encode(const nx_clip_bpe *t, const char *text, nx_i32vec
             i++;
             continue;
         }
-        if (i > start) s = tokenize_chunk(t, md, text + start, i - start, &norm, &sc, out);
+        if (i > start) s = tokenize_chunk(t, md, text + start, i - start, &norm, &tmp, &sc, out);
         if (s == NGPT_OK) s = push_token(t, t->special[best], bl, out);
         i += bl;
         start = i;
     }
-    if (s == NGPT_OK && start < n) s = tokenize_chunk(t, md, text + start, n - start, &norm, &sc, out);
+    if (s == NGPT_OK && start < n) s = tokenize_chunk(t, md, text + start, n - start, &norm, &tmp, &sc, out);
     pcre2_match_data_free(md);
     nx_free(norm.s);
+    nx_free(tmp.s);
     nx_free(sc.buf);
     nx_free(sc.a);
     nx_free(sc.b);

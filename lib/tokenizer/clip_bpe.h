@@ -5,12 +5,13 @@
  *   text -> split on the special tokens (bos, eos, unk, pad: PreTrainedTokenizer.tokenize's trie)
  *   -> per other chunk: BasicTokenizer(strip_accents=False, do_split_on_punc=False): drop NUL,
  *      U+FFFD and control/format/unassigned characters (\p{C} but \t \n \r), whitespace -> " ",
- *      spaces around CJK ideographs, split on whitespace, str.lower(), " ".join
+ *      spaces around CJK ideographs, NFC, split on whitespace, str.lower() (ICU: full mapping,
+ *      final sigma), " ".join
  *   -> the CLIP regex (PCRE2, UTF + UCP + CASELESS)
  *   -> each piece's UTF-8 bytes through bytes_to_unicode -> bpe() with merges.txt's ranks and
  *      "</w>" on the last symbol -> vocab ids (unknown pieces -> unk).
- * Not covered: NFC normalisation (newer transformers do it; 4.29 does not), Python's
- * context-dependent final sigma, lower-casing of characters newer than the C library's tables.
+ * Not covered: the ftfy path (ftfy.fix_text + whitespace_clean), added_tokens.json. Unicode
+ * tables are PCRE2's and ICU's, Python's may be a version apart.
  */
 #ifndef NX_CLIP_BPE_H
 #define NX_CLIP_BPE_H
