@@ -851,7 +851,7 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
 /* Text (IMAGE and VIDEO decoders with text_encoder/ + tokenizer/, loaded by default when the
  * folder has both, or on NGPT_DECODER_TEXT_ENCODER): the pipelines' CLIPTokenizer
  * (vocab.json + merges.txt; transformers 4.29's slow tokenizer without ftfy: control characters
- * dropped, whitespace collapsed, CJK ideographs split, lower-cased, CLIP's regex, byte-level BPE)
+ * dropped, whitespace collapsed, CJK ideographs split, NFC, lower-cased, CLIP's regex, byte-level BPE)
  * and CLIPTextModel (last_hidden_state). With them, ngpt_decoder_generate computes `uncond`
  * itself when it is NULL: the text encoder's output for "" padded to cond's token count,
  * computed once per decoder (NExT-GPT's negative prompt) — and a plain text prompt works:
