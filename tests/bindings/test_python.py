@@ -283,6 +283,26 @@ class DecoderTest(unittest.TestCase):
         ctx.close()  # closes the decoder first, as the C API requires
         self.assertTrue(dec.closed)
 
+    def test_text_encoder(self):
+        """clip-a (tests/golden/models) through the text API, against the clip.* golden cases."""
+        ctx = nextgpt.Context(device="cpu")
+        clip = os.path.join(SRC, "tests", "golden", "models", "clip-a")
+        dec = nextgpt.Decoder(ctx, clip, kind=nextgpt.DecoderKind.IMAGE)
+        self.assertEqual((dec.text_max_length, dec.text_hidden_size), (77, 32))
+        case = os.path.join(SRC, "tests", "golden", "vision", "clip.tokenize", "photo_of_a_cat")
+        with open(os.path.join(case, "case.json"), encoding="utf-8") as f:
+            text = json.load(f)["params"]["text"]
+        ids = dec.tokenize_text(text)
+        want = safetensors(os.path.join(case, "expected.safetensors"))["input_ids"]
+        self.assertEqual(ids, [int(x) for x in np.asarray(want).reshape(-1)])
+        a = dec.encode_text(text).numpy()
+        b = dec.encode_text_ids(np.array([ids], np.int64)).numpy()
+        self.assertEqual(a.shape, (1, 77, 32))
+        np.testing.assert_array_equal(a, b)
+        with self.assertRaises(nextgpt.Error):
+            dec.encode_text_ids(np.zeros((1, 78), np.int64))
+        ctx.close()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
