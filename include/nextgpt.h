@@ -46,6 +46,7 @@
 #ifndef NEXTGPT_H
 #define NEXTGPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -347,8 +348,6 @@ NGPT_API int32_t ngpt_tokenizer_eos_id(const ngpt_tokenizer *tok);
  *     ngpt_backbone_session_free(s);
  *     ngpt_backbone_free(bb);
  * ------------------------------------------------------------------------------------------- */
-
-#include <stdbool.h>
 
 /* Load progress in [0, 1]; return false to cancel (create then fails with NGPT_ERR_CANCELLED). */
 typedef bool (*ngpt_progress_fn)(float done, void *user_data);
