@@ -4,6 +4,7 @@
 #include "stage_media.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
+#include "stage_unet.h"
 
 const case_stage case_stages[] = {
     /* llm */
@@ -21,14 +22,14 @@ const case_stage case_stages[] = {
     {"imagebind.audio", NULL},
     {"projector.input", NULL},
     {"projector.output", NULL},
-    {"unet2d", NULL},
+    {"unet2d", case_unet2d},
     {"vae.decode", NULL},
     {"scheduler.ddim", case_scheduler_ddim},
     {"scheduler.pndm", case_scheduler_pndm},
     {"sd.generate", NULL},
     {"image.postprocess", case_image_postprocess},
     /* audio out */
-    {"audioldm.unet", NULL},
+    {"audioldm.unet", case_audioldm_unet},
     {"audioldm.vae_decode", NULL},
     {"vocoder.hifigan", NULL},
     {"audioldm.generate", NULL},
