@@ -23,14 +23,19 @@
 
 /* ---- weight fetching ---- */
 
+/* Receives every tensor a loader asks for (name, rank, shape), in load order. */
+typedef ngpt_status (*nx_wl_record_fn)(void *user, const char *name, int rank, const int64_t *shape);
+
 typedef struct nx_wload {
     nx_weights *w;
     nx_backend *be;
+    nx_wl_record_fn record;  /* non-NULL: dry run — report each tensor, fetch nothing (w, be unused) */
+    void       *record_user;
 } nx_wload;
 
 /* Fetch tensor `fmt...` (printf-style name) with exactly this shape (F32/F16/BF16) into *out: on
  * the CPU backend a view of the mapping (zero copy), otherwise a copy in backend memory. Free
- * with nx_tensor_free (a no-op for views). */
+ * with nx_tensor_free (a no-op for views). In a dry run (record set) *out is a data-less F32 view. */
 ngpt_status nx_wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *shape, const char *fmt, ...)
     NX_PRINTF(5, 6);
 
