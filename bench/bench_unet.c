@@ -70,7 +70,7 @@ static ngpt_status record(void *user, const char *name, int rank, const int64_t 
     size_t k = g->n++;
     g->names[k] = strdup(name);
     memcpy(g->shape[k], shape, (size_t)rank * sizeof *shape);
-    g->e[k] = (nx_st_entry){g->names[k], NGPT_DTYPE_F32, rank, g->shape[k], NULL};
+    g->e[k] = (nx_st_entry){g->names[k], NGPT_DTYPE_F32, rank, NULL, NULL};
     uint64_t numel = 1;
     for (int i = 0; i < rank; i++) numel *= (uint64_t)shape[i];
     g->params += numel;
@@ -125,6 +125,7 @@ int main(void)
         return 1;
     }
     g.flops = g.conv_flops + g.gemm_flops + g.attn_flops;
+    for (size_t k = 0; k < g.n; k++) g.e[k].shape = g.shape[k];  /* after the last realloc */
     double t0 = bench_now();
     for (size_t k = 0; k < g.n; k++) {
         nx_st_entry *e = &g.e[k];
