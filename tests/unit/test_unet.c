@@ -6,6 +6,7 @@
 #include "test.h"
 #include "alloc_fail.h"
 
+#include "core/dtype.h"
 #include "core/json.h"
 #include "core/weights.h"
 #include "models/unet.h"
@@ -43,7 +44,7 @@ static void copy_file(const char *from, const char *to)
     if (b) fclose(b);
 }
 
-typedef enum edit_kind { EDIT_NONE, EDIT_DROP, EDIT_RESHAPE, EDIT_EXTRA } edit_kind;
+typedef enum edit_kind { EDIT_NONE, EDIT_DROP, EDIT_RESHAPE, EDIT_EXTRA, EDIT_F16 } edit_kind;
 
 /* A copy of golden pipeline `model` in a new temp folder: model_index.json, unet/config.json with
  * `cfg_key` set to the JSON `cfg_val` (NULL: unchanged), and the weights rewritten with
@@ -85,6 +86,16 @@ static void make_copy(char *dir, const char *model, const char *cfg_key, const c
         if (hit && kind == EDIT_DROP) continue;
         memcpy(shapes[k], t->shape, sizeof shapes[k]);
         e[k] = (nx_st_entry){t->name, t->dtype, t->rank, shapes[k], t->data};
+        if (kind == EDIT_F16 && t->dtype == NGPT_DTYPE_F32) {  /* every tensor stored as F16 */
+            size_t ne = t->nbytes / 4;
+            uint16_t *h = malloc(ne * 2 + 2);
+            float *f = malloc(ne * 4 + 4);
+            nx_wtensor_to_f32(t, f);
+            for (size_t q = 0; q < ne; q++) h[q] = nx_f32_to_f16(f[q]);
+            free(f);
+            e[k].dtype = NGPT_DTYPE_F16;
+            e[k].data = h;
+        }
         if (hit && kind == EDIT_RESHAPE) {  /* same bytes, dims 0 and 1 swapped */
             shapes[k][0] = t->shape[1];
             shapes[k][1] = t->shape[0];
@@ -97,6 +108,9 @@ static void make_copy(char *dir, const char *model, const char *cfg_key, const c
     }
     snprintf(to, sizeof to, "%s/unet/diffusion_pytorch_model.safetensors", dir);
     CHECK_OK(nx_safetensors_write(to, e, k, NULL, 0));
+    if (kind == EDIT_F16)
+        for (size_t i = 0; i < k; i++)
+            if (e[i].dtype == NGPT_DTYPE_F16) free((void *)e[i].data);
     free(e);
     free(shapes);
     nx_weights_close(w);
@@ -283,6 +297,78 @@ static void test_batch(void)
     batch_check("audioldm-a", 8, 13, 16, 1, 24, true);  /* odd height: upsample to the skip's size */
 }
 
+/* ---- F16 weights (used in place, zero copy) give the F32 result within F16 rounding ---- */
+
+static void test_f16_weights(void)
+{
+    char dir[64], f32dir[1000];
+    make_copy(dir, "sd-a", NULL, NULL, EDIT_F16, NULL);
+    model_dir(f32dir, sizeof f32dir, "sd-a");
+    ngpt_decoder *a = NULL, *b = NULL;
+    CHECK_OK(open_dec(&a, f32dir));
+    CHECK_OK(open_dec(&b, dir));
+    float *x = rand_buf(2 * 4 * 8 * 8), *c = rand_buf(2 * 3 * 32);
+    float ts[2] = {999.0f, 1.0f};
+    ngpt_tensor xs = view(NGPT_DTYPE_F32, 4, (int64_t[]){2, 4, 8, 8}, x);
+    ngpt_tensor tt = view(NGPT_DTYPE_F32, 1, (int64_t[]){2}, ts);
+    ngpt_tensor cs = view(NGPT_DTYPE_F32, 3, (int64_t[]){2, 3, 32}, c);
+    ngpt_tensor ya = {0}, yb = {0};
+    if (a && b) {
+        CHECK_OK(ngpt_decoder_unet(a, &ya, &xs, &tt, &cs, NULL));
+        CHECK_OK(ngpt_decoder_unet(b, &yb, &xs, &tt, &cs, NULL));
+    }
+    if (ya.data && yb.data) {
+        double worst = 0, scale = 0;
+        for (int64_t i = 0; i < ngpt_tensor_numel(&ya); i++) {
+            double u = ((float *)ya.data)[i], v = ((float *)yb.data)[i];
+            worst = fmax(worst, fabs(u - v));
+            scale = fmax(scale, fabs(u));
+        }
+        CHECK_MSG(worst <= 1e-2 * (scale > 1 ? scale : 1), "F16 weights differ from F32 by %g (max |y| %g)", worst, scale);
+        CHECK(worst > 0);  /* the F16 copy really was used */
+    }
+    ngpt_tensor_free(&ya);
+    ngpt_tensor_free(&yb);
+    ngpt_decoder_free(a);
+    ngpt_decoder_free(b);
+    free(x);
+    free(c);
+    remove_copy(dir);
+}
+
+/* ---- nx_unet_list_tensors names exactly the tensors of the checkpoint, with their shapes ---- */
+
+typedef struct { nx_weights *w; int n, bad; } list_check;
+
+static ngpt_status list_cb(void *user, const char *name, int rank, const int64_t *shape)
+{
+    list_check *lc = user;
+    const nx_wtensor *t = nx_weights_find(lc->w, name);
+    bool ok = t && t->rank == rank;
+    for (int i = 0; ok && i < rank; i++) ok = t->shape[i] == shape[i];
+    if (!ok && lc->bad++ < 3) fprintf(stderr, "list_tensors: %s not in the checkpoint with that shape\n", name);
+    lc->n++;
+    return NGPT_OK;
+}
+
+static void test_list_tensors(void)
+{
+    const char *models[] = {"sd-a", "audioldm-a"};
+    for (int m = 0; m < 2; m++) {
+        char cfg[1100], st[1100];
+        snprintf(cfg, sizeof cfg, "%s/models/%s/unet/config.json", g_golden, models[m]);
+        snprintf(st, sizeof st, "%s/models/%s/unet/diffusion_pytorch_model.safetensors", g_golden, models[m]);
+        list_check lc = {0};
+        CHECK_OK(nx_weights_open(&lc.w, st));
+        if (!lc.w) continue;
+        CHECK_OK(nx_unet_list_tensors(cfg, list_cb, &lc));
+        CHECK(lc.bad == 0);
+        CHECK_MSG((size_t)lc.n == nx_weights_count(lc.w), "%s: listed %d of %zu tensors", models[m], lc.n,
+                  nx_weights_count(lc.w));
+        nx_weights_close(lc.w);
+    }
+}
+
 /* ---- timestep embedding: flip_sin_to_cos puts cos first; t = 0 gives cos 1, sin 0 ---- */
 
 static void test_timestep_embedding(void)
@@ -353,6 +439,8 @@ int main(void)
     RUN(test_load_errors);
     RUN(test_arg_errors);
     RUN(test_batch);
+    RUN(test_f16_weights);
+    RUN(test_list_tensors);
     ngpt_context_free(g_ctx);
     RUN(test_alloc_failures);
     return test_done();
