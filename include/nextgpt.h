@@ -36,7 +36,9 @@
  * - Threads: `ngpt_version`, `ngpt_status_string`, `ngpt_last_error` and the `*_params_default`
  *   functions may be called from any thread at any time. A handle may be used from any thread
  *   but by one thread at a time (the caller serialises); different handles may be used
- *   concurrently, including handles created from the same context. The error message is
+ *   concurrently, including handles created from the same context (on the CPU backend their
+ *   computations take turns on the context's thread pool; on the CUDA backend, in this version,
+ *   use the handles of one context from one thread at a time). The error message is
  *   thread-local.
  * - The library never writes to stdout, never calls exit() or abort(), and writes to stderr
  *   only through the default log callback (replace it in `ngpt_context_params`).
@@ -313,6 +315,177 @@ NGPT_API int32_t ngpt_tokenizer_piece_to_id(const ngpt_tokenizer *tok, const cha
 /* Ids of the BOS ("<s>", 1) and EOS ("</s>", 2) tokens; -1 when not defined. */
 NGPT_API int32_t ngpt_tokenizer_bos_id(const ngpt_tokenizer *tok);
 NGPT_API int32_t ngpt_tokenizer_eos_id(const ngpt_tokenizer *tok);
+
+/* ---------------------------------------------------------------------------------------------
+ * Backbone (language model)
+ *
+ * The LLaMA / Vicuna language model at the centre of NExT-GPT, with the NExT-GPT delta (full
+ * embed_tokens + lm_head for the 38 added tokens, LoRA on q/k/v/o). Two objects, as llama.h's
+ * model/context split:
+ *  - ngpt_backbone: config + weights, read-only once created. Any number of sessions, on any
+ *    threads, may share one backbone (their evals take turns on the context's compute
+ *    resources: the library serialises them). On the CPU the weights stay in the checkpoint's
+ *    memory map (zero copy); on CUDA they are uploaded once.
+ *  - ngpt_backbone_session: one sequence's KV cache, scratch and outputs. One thread at a time.
+ *    A session must be freed before its backbone.
+ *
+ *     ngpt_backbone_params bp;
+ *     ngpt_backbone_params_default(&bp, sizeof bp);
+ *     bp.delta_path = "nextgpt_7b_tiva_v0/pytorch_model.pt";   // or NULL for plain LLaMA
+ *     ngpt_backbone *bb = NULL;
+ *     ngpt_backbone_create(&bb, ctx, "vicuna-7b-v0", &bp);
+ *     ngpt_backbone_session *s = NULL;
+ *     ngpt_backbone_session_create(&s, bb, NULL);
+ *     ngpt_backbone_batch b;
+ *     ngpt_backbone_batch_default(&b, sizeof b);
+ *     b.n_tokens = n; b.ids = prompt_ids;                     // and/or b.embeds + b.is_embed
+ *     ngpt_backbone_eval(s, &b);                              // logits of the last position
+ *     ngpt_generate_params gp;
+ *     ngpt_generate_params_default(&gp, sizeof gp);
+ *     int32_t n_gen = 0;
+ *     ngpt_backbone_generate_greedy(&n_gen, s, &gp, out_ids, out_hidden);
+ *     ngpt_backbone_session_free(s);
+ *     ngpt_backbone_free(bb);
+ * ------------------------------------------------------------------------------------------- */
+
+#include <stdbool.h>
+
+/* Load progress in [0, 1]; return false to cancel (create then fails with NGPT_ERR_CANCELLED). */
+typedef bool (*ngpt_progress_fn)(float done, void *user_data);
+
+typedef struct ngpt_backbone_params {
+    size_t      struct_size;     /* sizeof(ngpt_backbone_params), set by _default */
+    int32_t     n_ctx;           /* default (and largest) session context; 0 = max_position_embeddings */
+    const char *delta_path;      /* NExT-GPT delta: pytorch_model.pt or delta.safetensors; NULL = none.
+                                  * Its folder's added_tokens.json (if any) must agree with its vocab. */
+    const char *delta_key_prefix;/* prefix of the backbone's tensors in the delta; NULL =
+                                  * "llama_model.base_model.model." (NExT-GPT, peft 0.3) */
+    int32_t     lora_r;          /* 0 = from the delta's lora_A shapes; else must match them */
+    float       lora_alpha;      /* 0 = lora_r (scaling alpha/r = 1, NExT-GPT's r = alpha = 32) */
+    int32_t     lora_merge;      /* 1 (default): W + (alpha/r) B A merged at load, in F32;
+                                  * 0: LoRA run unmerged as extra linears (as PEFT does) */
+    ngpt_dtype  compute_dtype;   /* activations and KV cache; only NGPT_DTYPE_F32 in this version */
+    ngpt_progress_fn progress;   /* NULL = none; called once per layer */
+    void       *progress_user_data;
+} ngpt_backbone_params;
+
+NGPT_API ngpt_status ngpt_backbone_params_default(ngpt_backbone_params *p, size_t struct_size);
+
+/* Load a Hugging Face LLaMA folder (config.json + model.safetensors, a sharded
+ * model.safetensors.index.json, or pytorch_model.bin read without executing pickle code), in
+ * F32, F16 or BF16, plus the optional delta. Every tensor's shape is checked; a tensor of the
+ * base or the delta that the model does not use is NGPT_ERR_UNEXPECTED_TENSOR naming it (the
+ * delta's projector tensors llama_proj.* and gen_text_hidden_fcs*.* are accepted: they belong
+ * to ngpt_projector). `params` may be NULL (defaults). Errors: NGPT_ERR_NOT_FOUND (file or
+ * tensor), NGPT_ERR_SHAPE_MISMATCH (incl. vocab mismatch), NGPT_ERR_UNEXPECTED_TENSOR,
+ * NGPT_ERR_BAD_FORMAT, NGPT_ERR_OUT_OF_MEMORY, NGPT_ERR_CANCELLED. */
+NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx, const char *model_dir,
+                                          const ngpt_backbone_params *params);
+/* Free a backbone (after all its sessions). NULL is a no-op. */
+NGPT_API void ngpt_backbone_free(ngpt_backbone *bb);
+
+/* Model facts (0 for a NULL handle). n_vocab includes the delta's added tokens. */
+NGPT_API int32_t ngpt_backbone_n_vocab(const ngpt_backbone *bb);
+NGPT_API int32_t ngpt_backbone_n_embd(const ngpt_backbone *bb);   /* hidden size */
+NGPT_API int32_t ngpt_backbone_n_layer(const ngpt_backbone *bb);
+NGPT_API int32_t ngpt_backbone_n_ctx(const ngpt_backbone *bb);    /* default session context */
+/* The tokenizer that goes with the weights (borrowed; lives as long as bb): the delta folder's
+ * when it has tokenizer.model, else model_dir's; NULL when neither has one. create checks that
+ * its vocabulary fits the embedding rows (and equals them with a delta: V + 38). */
+NGPT_API const ngpt_tokenizer *ngpt_backbone_tokenizer(const ngpt_backbone *bb);
+
+/* ids -> their embedding rows (F32, [n, n_embd] into `rows`), so a caller can build prompts of
+ * token rows and soft tokens. An id outside [0, n_vocab) is NGPT_ERR_INVALID_ARGUMENT. */
+NGPT_API ngpt_status ngpt_backbone_embed_tokens(float *rows, const ngpt_backbone *bb, const int32_t *ids,
+                                                int32_t n);
+
+typedef struct ngpt_backbone_session ngpt_backbone_session;
+
+typedef struct ngpt_backbone_session_params {
+    size_t  struct_size;         /* sizeof(ngpt_backbone_session_params), set by _default */
+    int32_t n_ctx;               /* positions of the KV cache; 0 = the backbone's n_ctx */
+} ngpt_backbone_session_params;
+
+NGPT_API ngpt_status ngpt_backbone_session_params_default(ngpt_backbone_session_params *p, size_t struct_size);
+/* A session on `bb`; params may be NULL. Its KV cache is F32, 2 * n_layer * n_ctx * n_embd * 4
+ * bytes (2 GiB for Vicuna-7B at n_ctx 2048: set n_ctx to what the conversation needs). */
+NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, ngpt_backbone *bb,
+                                                  const ngpt_backbone_session_params *params);
+/* NULL is a no-op. */
+NGPT_API void ngpt_backbone_session_free(ngpt_backbone_session *s);
+/* Positions in the KV cache. */
+NGPT_API int32_t ngpt_backbone_session_n_past(const ngpt_backbone_session *s);
+/* Forget everything (n_past = 0). */
+NGPT_API ngpt_status ngpt_backbone_session_reset(ngpt_backbone_session *s);
+/* Keep the first n_past positions (0 <= n_past <= current), e.g. to rewind a turn. */
+NGPT_API ngpt_status ngpt_backbone_session_truncate(ngpt_backbone_session *s, int32_t n_past);
+
+typedef enum ngpt_output_mode {
+    NGPT_OUTPUT_NONE = 0,        /* fill the KV cache only */
+    NGPT_OUTPUT_LAST = 1,        /* logits + hidden state of the batch's last position (default) */
+    NGPT_OUTPUT_ALL  = 2         /* logits + hidden states of every position of the batch */
+} ngpt_output_mode;
+
+/* A run of positions appended at the session's n_past: each a token id or an embedding row (a
+ * "soft token", e.g. a projected image). Caller-owned arrays, read during the call only. */
+typedef struct ngpt_backbone_batch {
+    size_t           struct_size; /* sizeof(ngpt_backbone_batch), set by _default */
+    int32_t          n_tokens;    /* positions in this batch (>= 1) */
+    const int32_t   *ids;         /* [n_tokens] token ids; NULL when every row is an embedding */
+    const float     *embeds;      /* [n_tokens, n_embd] F32 rows; NULL when every row is an id */
+    const uint8_t   *is_embed;    /* [n_tokens] 1 = take row i of embeds, 0 = ids[i]; required when
+                                   * both ids and embeds are given, else NULL */
+    ngpt_output_mode output;      /* default NGPT_OUTPUT_LAST */
+} ngpt_backbone_batch;
+
+NGPT_API ngpt_status ngpt_backbone_batch_default(ngpt_backbone_batch *b, size_t struct_size);
+/* Run the batch (one prefill, or a decode step of one position). Validates everything before
+ * touching the cache (ids in range, n_past + n_tokens <= n_ctx: else NGPT_ERR_INVALID_ARGUMENT);
+ * on failure n_past is unchanged. */
+NGPT_API ngpt_status ngpt_backbone_eval(ngpt_backbone_session *s, const ngpt_backbone_batch *batch);
+/* The last eval's outputs, row-major F32, borrowed from the session and valid until its next
+ * eval/generate/reset/free: logits [n_rows, n_vocab] (lm_head output) and hidden states
+ * [n_rows, n_embd] (after the final RMSNorm: what NExT-GPT's output projectors read). *n_rows
+ * (may be NULL) receives 1 (LAST), n_tokens (ALL) or 0 (NONE: the pointer is NULL). */
+NGPT_API const float *ngpt_backbone_get_logits(const ngpt_backbone_session *s, int32_t *n_rows);
+NGPT_API const float *ngpt_backbone_get_hidden(const ngpt_backbone_session *s, int32_t *n_rows);
+
+/* Called with each generated token (before it is fed back); return false to stop:
+ * generation then ends with NGPT_ERR_CANCELLED (the tokens so far are kept, see below). May be
+ * used to cancel from another thread by checking a flag the caller owns. */
+typedef bool (*ngpt_token_fn)(int32_t token, void *user_data);
+
+typedef struct ngpt_generate_params {
+    size_t         struct_size;   /* sizeof(ngpt_generate_params), set by _default */
+    int32_t        max_new_tokens;/* default 16; the capacity of the out arrays */
+    const int32_t *stop_ids;      /* tokens that end generation (included in the output); NULL = none */
+    int32_t        n_stop_ids;
+    ngpt_token_fn  on_token;      /* NULL = none */
+    void          *user_data;
+    /* sampling (ngpt_backbone_generate; ngpt_backbone_generate_greedy ignores these). Applied as
+     * transformers does: repetition penalty, then temperature, top-k, top-p, then a draw. */
+    float          temperature;   /* 0 (default) = greedy argmax */
+    int32_t        top_k;         /* keep the k most likely; 0 (default) = all */
+    float          top_p;         /* keep the smallest set with probability >= top_p; 1 (default) = all */
+    float          repetition_penalty; /* CTRL-style on the tokens generated in this call (a
+                                        * logit l becomes l / p if l > 0 else l * p); 1 = off */
+    uint64_t       seed;          /* the draws are reproducible for a seed on one backend */
+} ngpt_generate_params;
+
+NGPT_API ngpt_status ngpt_generate_params_default(ngpt_generate_params *p, size_t struct_size);
+/* Generation continuing from the session's last eval, which must have produced outputs
+ * (NGPT_OUTPUT_LAST or ALL). ids: [max_new_tokens]; hidden: NULL or [max_new_tokens, n_embd] —
+ * row j = the final-norm state of the position whose logits chose ids[j] (row 0: the last prompt
+ * position; what NExT-GPT's output projectors read). Each chosen token is fed back unless it is
+ * a stop id or the last allowed. *n_out = tokens generated; also set (with ids/hidden filled so
+ * far) when the callback cancels (NGPT_ERR_CANCELLED) or the context fills up
+ * (NGPT_ERR_INVALID_ARGUMENT). */
+NGPT_API ngpt_status ngpt_backbone_generate(int32_t *n_out, ngpt_backbone_session *s,
+                                            const ngpt_generate_params *params, int32_t *ids, float *hidden);
+/* The same with greedy decoding (argmax, first index on ties) whatever the sampling fields say. */
+NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone_session *s,
+                                                   const ngpt_generate_params *params, int32_t *ids,
+                                                   float *hidden);
 
 /* ---------------------------------------------------------------------------------------------
  * Diffusion schedulers
@@ -618,8 +791,252 @@ NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const 
 NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *latents);
 /* The VAE's scaling factor (from vae/config.json; 0.18215 for SD 1.5); 0 without a VAE. */
 NGPT_API float ngpt_decoder_vae_scaling_factor(const ngpt_decoder *d);
-/* AUDIO only: mel F32 [B, T, n_mels] (or [T, n_mels]) -> *out F32 [B, T * hop] waveform. */
+/* AUDIO only: mel F32 [B, T, n_mels] (or [T, n_mels]) -> *out F32 [B, L] (or [L]) waveform,
+ * L = the exact ConvTranspose1d length of the vocoder: 160 T + 32 for AudioLDM's (T * hop
+ * when every upsample kernel minus its rate is even). Not cropped. */
 NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *mel);
+/* VAE encode (image-to-image, round trips): image F32 [B, in_channels, H, W] (pixels in [-1, 1];
+ * H, W multiples of the VAE's scale, 8 for SD) -> *mean F32 [B, latent_channels, H/8, W/8], the
+ * mean of AutoencoderKL.encode(image).latent_dist, NOT multiplied by the scaling factor (for
+ * latents as the UNet sees them: mean * ngpt_decoder_vae_scaling_factor). logvar may be NULL;
+ * else *logvar gets the distribution's log-variance, clamped to [-30, 20] as diffusers does
+ * (sample = mean + exp(0.5 * logvar) * noise). The encoder's weights are resolved on the first
+ * call (the decoder's VAE folder must hold them: NGPT_ERR_NOT_FOUND naming the tensor if not).
+ * Any decoder kind with a VAE (VIDEO: pass frames as the batch). */
+NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean, ngpt_tensor *logvar,
+                                             const ngpt_tensor *image);
+
+/* Called after every denoising step (step = 1..total, elapsed seconds since the call began);
+ * return false to cancel (the call then returns NGPT_ERR_CANCELLED). */
+typedef bool (*ngpt_step_fn)(int32_t step, int32_t total, float elapsed_s, void *user_data);
+
+typedef struct ngpt_decode_params {
+    size_t              struct_size;         /* sizeof(ngpt_decode_params), set by _default */
+    int32_t             num_inference_steps; /* 0 = 50 (NExT-GPT's setting) */
+    float               guidance_scale;      /* 0 = 7.5 (NExT-GPT's); <= 1 runs without guidance */
+    ngpt_scheduler_kind scheduler;           /* AUTO = the folder's scheduler_config.json class */
+    float               eta;                 /* DDIM eta (0 = deterministic; > 0 draws noise from seed) */
+    int32_t             height, width;       /* pixels; 0 = defaults: image 512x512 (unet sample_size x 8),
+                                                video 320x576; multiples of 8 */
+    int32_t             num_frames;          /* video; 0 = 24 */
+    float               audio_length_s;      /* audio; 0 = 5 s; at most 60 s */
+    uint64_t            seed;                /* initial noise when `latents` is NULL (see below) */
+    const ngpt_tensor  *latents;             /* the caller's initial noise, or NULL; shape
+                                                image [B, 4, h/8, w/8], audio [B, 8, frames/4, 16],
+                                                video [B, 4, F, h/8, w/8] */
+    ngpt_step_fn        on_step;             /* NULL = none */
+    void               *user_data;
+} ngpt_decode_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_decode_params). */
+NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t struct_size);
+
+/* The diffusers pipeline of the decoder's kind, as NExT-GPT calls it with prompt_embeds:
+ * latents (given, or standard-normal noise from `seed` — xoshiro256** seeded by splitmix64,
+ * Box-Muller pairs, in row-major order, generated on the host so CPU and CUDA start from the same
+ * latents) x init_noise_sigma; per timestep the UNet on [uncond; cond] (classifier-free guidance
+ * eps = u + g (c - u); the conditional batch only when g <= 1) and a scheduler step; then
+ *   IMAGE: *out F32 [B, H, W, 3] = clamp(vae.decode(latents / scaling) / 2 + 0.5, 0, 1);
+ *   AUDIO: *out F32 [B, int(audio_length_s * 16000)] = vocoder(mel)[:, :n], with
+ *          mel = vae.decode(latents / scaling) F32 [B, 1, frames, n_mels] returned in *aux;
+ *   VIDEO: *out F32 [B, 3, F, H, W] = vae.decode of each frame (unclamped, as the pipeline).
+ * cond: IMAGE/VIDEO [B, 77, cross_attention_dim] (the output projector's result), AUDIO [B, D].
+ * uncond: the same shape: the text encoder's embedding of "" (NExT-GPT's negative prompt); may be
+ * NULL only when guidance_scale <= 1 in this version. aux may be NULL (AUDIO only). */
+NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
+                                           const ngpt_tensor *cond, const ngpt_tensor *uncond,
+                                           const ngpt_decode_params *p);
+
+/* ---------------------------------------------------------------------------------------------
+ * Projector: ImageBind embeddings -> LLM tokens (input), LLM hidden states -> decoder
+ * conditioning (output)
+ *
+ * NExT-GPT's trained glue, from the released delta: the input projector `llama_proj`
+ * (Linear 1024 -> 4096 with bias: one soft token per media item) and three output projectors
+ * (TextFcLayer, mode "transformer": Linear 4096 -> 512, nn.Transformer with 4 encoder + 4
+ * decoder pre-norm layers, 4 heads, FFN 2048, ReLU, learned query tokens, Linear 512 -> out):
+ * image -> [77, 768] (SD 1.5), audio -> [1, 512] (AudioLDM), video -> [77, 1024] (Zeroscope).
+ *
+ * `path` is either
+ *  - a projector folder: config.json (model_type "nextgpt_projectors", every size stated) +
+ *    model.safetensors with the delta's tensor names (llama_proj.*, gen_text_hidden_fcs.0.*,
+ *    gen_text_hidden_fcs_audio.0.*, gen_text_hidden_fcs_video.0.*); or
+ *  - the NExT-GPT delta itself: pytorch_model.pt (read without executing pickle code) or
+ *    delta.safetensors, or a folder holding one (delta.safetensors preferred). Only the
+ *    projector tensors are used; the LLM part (llama_model.*: LoRA, embed_tokens, lm_head) is
+ *    skipped. Sizes come from the tensor shapes; what shapes cannot tell is NExT-GPT's constant
+ *    unless the params say otherwise: 4 attention heads, 4 / 8 / 24 signal tokens.
+ * Any other tensor in the file is NGPT_ERR_UNEXPECTED_TENSOR (named) unless
+ * NGPT_PROJECTOR_ALLOW_UNKNOWN_TENSORS is set; a missing or misshaped tensor is
+ * NGPT_ERR_NOT_FOUND / NGPT_ERR_SHAPE_MISMATCH naming the file, tensor and shapes.
+ *
+ *     ngpt_projector *pj = NULL;
+ *     if (ngpt_projector_create(&pj, ctx, "nextgpt_7b_tiva_v0/pytorch_model.pt", NULL) != NGPT_OK) ...
+ *     ngpt_tensor tok;                                      // [n, 4096], one row per media item
+ *     ngpt_projector_input(pj, &tok, &imagebind_embeddings); // [n, 1024]
+ *     ngpt_tensor cond;                                     // [1, 77, 768]
+ *     ngpt_projector_output(pj, &cond, NGPT_MODALITY_IMAGE, &hidden, &input_embs);  // [1, 4, 4096] each
+ *     ngpt_tensor_free(&tok); ngpt_tensor_free(&cond);
+ *     ngpt_projector_free(pj);
+ *
+ * Threads: one thread at a time per projector; weights are read-only after create.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ngpt_modality {
+    NGPT_MODALITY_TEXT  = 0,
+    NGPT_MODALITY_IMAGE = 1,
+    NGPT_MODALITY_AUDIO = 2,
+    NGPT_MODALITY_VIDEO = 3
+} ngpt_modality;
+
+/* Projectors to load (bit set); 0 = every projector the file holds. */
+#define NGPT_PROJECTOR_INPUT  0x1u                                /* llama_proj */
+#define NGPT_PROJECTOR_IMAGE  (1u << NGPT_MODALITY_IMAGE)         /* 0x2: gen_text_hidden_fcs.0 */
+#define NGPT_PROJECTOR_AUDIO  (1u << NGPT_MODALITY_AUDIO)         /* 0x4: gen_text_hidden_fcs_audio.0 */
+#define NGPT_PROJECTOR_VIDEO  (1u << NGPT_MODALITY_VIDEO)         /* 0x8: gen_text_hidden_fcs_video.0 */
+
+/* flags */
+#define NGPT_PROJECTOR_ALLOW_UNKNOWN_TENSORS 0x1u  /* tensors no projector uses are not an error */
+
+typedef struct ngpt_projector_params {
+    size_t   struct_size;                   /* sizeof(ngpt_projector_params), set by _default */
+    uint32_t modalities;                    /* NGPT_PROJECTOR_* bits; 0 = all present */
+    int32_t  nhead;                         /* attention heads of the output projectors;
+                                             * 0 = config.json, or NExT-GPT's 4 for a delta */
+    int32_t  image_num_input_tokens;        /* signal tokens; 0 = config.json / NExT-GPT's 4 */
+    int32_t  audio_num_input_tokens;        /* 0 = config.json / 8 */
+    int32_t  video_num_input_tokens;        /* 0 = config.json / 24 */
+    int32_t  image_num_output_tokens;       /* query tokens expected; 0 = from query_embs (77);
+                                             * else must equal it (NGPT_ERR_SHAPE_MISMATCH) */
+    int32_t  audio_num_output_tokens;       /* 0 = from query_embs (1) */
+    int32_t  video_num_output_tokens;       /* 0 = from query_embs (77) */
+    uint32_t flags;                         /* NGPT_PROJECTOR_* flags; default 0 */
+} ngpt_projector_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_projector_params). */
+NGPT_API ngpt_status ngpt_projector_params_default(ngpt_projector_params *p, size_t struct_size);
+/* Load the projectors at `path` (folder or delta file, see above) onto ctx's backend; `p` may
+ * be NULL. Free with ngpt_projector_free before ctx. */
+NGPT_API ngpt_status ngpt_projector_create(ngpt_projector **out, ngpt_context *ctx, const char *path,
+                                           const ngpt_projector_params *p);
+/* NULL is a no-op. */
+NGPT_API void ngpt_projector_free(ngpt_projector *proj);
+
+/* Input projection, one row per media item: features [n, input_dim] (or [input_dim] for one
+ * item) -> *out F32 [n, llm_hidden] (= llama_proj(features)). NExT-GPT inserts each row as one
+ * soft token; NGPT_ERR_UNSUPPORTED without an input projector. */
+NGPT_API ngpt_status ngpt_projector_input(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features);
+/* Several media of one modality inside one <Image>...</Image> segment, as NExT-GPT combines
+ * them: each item projected (bias included), then the projections summed in order
+ * (torch.cat(features).sum(dim=0)): features [n, input_dim], n >= 1 -> *out F32 [1, llm_hidden].
+ * Note this is NOT llama_proj(sum of features): the bias counts n times. */
+NGPT_API ngpt_status ngpt_projector_input_sum(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features);
+/* Output projection (TextFcLayer.forward): hidden [B, n_in, llm_hidden] = the final (post-norm)
+ * LLM hidden states of the signal positions, input_embs [B, n_in, llm_hidden] = the input
+ * embedding rows of [X0..X(n_in-1)] (n_in = ngpt_projector_num_input_tokens) ->
+ * *out F32 [B, n_out, out_dim] (audio: [B, 1, out_dim]; NExT-GPT views it as [B, out_dim]).
+ * NGPT_ERR_UNSUPPORTED when that modality's projector is not loaded. */
+NGPT_API ngpt_status ngpt_projector_output(ngpt_projector *proj, ngpt_tensor *out, ngpt_modality modality,
+                                           const ngpt_tensor *hidden, const ngpt_tensor *input_embs);
+
+/* Nonzero when the input projector / the output projector of `modality` is loaded. */
+NGPT_API int32_t ngpt_projector_has_input(const ngpt_projector *proj);
+NGPT_API int32_t ngpt_projector_has_output(const ngpt_projector *proj, ngpt_modality modality);
+/* The LLM hidden size (4096 for NExT-GPT); 0 for NULL. */
+NGPT_API int32_t ngpt_projector_llm_hidden_size(const ngpt_projector *proj);
+/* The input projector's input width (1024); 0 without one. */
+NGPT_API int32_t ngpt_projector_input_dim(const ngpt_projector *proj);
+/* Per output projector (0 when not loaded): conditioning width (768 / 512 / 1024), signal
+ * tokens in (4 / 8 / 24), query tokens out (77 / 1 / 77), transformer width (512) and heads (4). */
+NGPT_API int32_t ngpt_projector_output_dim(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_num_input_tokens(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_num_output_tokens(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_d_model(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_nhead(const ngpt_projector *proj, ngpt_modality modality);
+
+/* ---------------------------------------------------------------------------------------------
+ * Encoder (ImageBind): media -> one embedding per item
+ *
+ * The vision and audio branches of ImageBind-huge as NExT-GPT runs them (facebookresearch/
+ * ImageBind, NExT-GPT's copy): per clip a ViT (vision: Conv3d patch stem over 2 frames, 32
+ * blocks of width 1280; audio: Conv2d stem over the fbank, 12 blocks of width 768), head
+ * LayerNorm -> CLS -> Linear -> L2-normalised; the clips of one item (video: 15, audio: 3) are
+ * averaged and the mean is NOT re-normalised. NExT-GPT's copy does not multiply audio by
+ * ImageBind's logit scale 20 (a config.json with "audio_logit_scale_applied": true restores it).
+ *
+ *     ngpt_encoder *enc = NULL;
+ *     if (ngpt_encoder_create(&enc, ctx, "models/imagebind_huge.pth", NULL) != NGPT_OK) ... ngpt_last_error()
+ *     ngpt_image *img = NULL;
+ *     ngpt_image_load(&img, "cat.jpg");
+ *     ngpt_tensor emb;                              // F32 [1, 1024], library-owned
+ *     ngpt_encoder_encode_image(enc, &emb, img);
+ *     ...
+ *     ngpt_tensor_free(&emb);
+ *     ngpt_image_free(img);
+ *     ngpt_encoder_free(enc);
+ *
+ * `path` is a folder with config.json (ImageBindModel's constructor arguments: out_embed_dim,
+ * vision_embed_dim, vision_num_blocks, ...; absent keys take imagebind_huge's values) and
+ * model.safetensors (or model.safetensors.index.json, or imagebind_huge.pth), or one checkpoint
+ * file: the official imagebind_huge.pth (a torch.save state dict, read without executing
+ * pickle code) or a .safetensors with the same tensor names; a file alone is taken to be
+ * imagebind_huge (out 1024; vision 1280 / 32 blocks / 16 heads; audio 768 / 12 / 12).
+ * Only the branches asked for are loaded; the checkpoint's text, depth, thermal and IMU
+ * tensors are skipped, any other unknown tensor is NGPT_ERR_UNEXPECTED_TENSOR.
+ *
+ * Outputs are library-owned F32 [N, embed_dim] tensors (free with ngpt_tensor_free); inputs
+ * are borrowed for the call (any float dtype, converted to F32). Errors: NGPT_ERR_UNSUPPORTED
+ * (a modality whose branch was not loaded), NGPT_ERR_SHAPE_MISMATCH (the message gives the
+ * expected and the actual shape); create: NGPT_ERR_NOT_FOUND (file, or a tensor), _SHAPE_MISMATCH
+ * / _DTYPE_MISMATCH (a tensor, with both shapes), _UNEXPECTED_TENSOR, _BAD_FORMAT.
+ * Threads: weights are read-only after create; one thread at a time per encoder (scratch memory
+ * is per call, but the context's backend is shared). Free the encoder before its context.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Modalities to load (bit set); IMAGE and VIDEO share the vision branch (either bit loads it
+ * and enables both); 0 = every branch the checkpoint stores. */
+#define NGPT_ENCODER_IMAGE 0x1u
+#define NGPT_ENCODER_AUDIO 0x2u
+#define NGPT_ENCODER_VIDEO 0x4u
+
+typedef struct ngpt_encoder_params {
+    size_t   struct_size;  /* sizeof(ngpt_encoder_params), set by _default */
+    uint32_t modalities;   /* NGPT_ENCODER_* bits; 0 = all stored */
+    uint32_t flags;        /* reserved, 0 */
+} ngpt_encoder_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_encoder_params). */
+NGPT_API ngpt_status ngpt_encoder_params_default(ngpt_encoder_params *p, size_t struct_size);
+/* Load ImageBind from `path` (above) onto ctx's backend; `p` may be NULL (all defaults). */
+NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, const char *path,
+                                         const ngpt_encoder_params *p);
+/* NULL is a no-op. */
+NGPT_API void ngpt_encoder_free(ngpt_encoder *enc);
+/* The embedding size (out_embed_dim: 1024 for imagebind_huge); 0 for NULL. */
+NGPT_API int32_t ngpt_encoder_embed_dim(const ngpt_encoder *enc);
+/* The NGPT_ENCODER_* bits usable with this encoder (IMAGE | VIDEO when the vision branch is
+ * loaded, AUDIO when the audio branch is); 0 for NULL. */
+NGPT_API uint32_t ngpt_encoder_modalities(const ngpt_encoder *enc);
+
+/* Vision branch on preprocessed pixels (ngpt_image_preprocess / ngpt_video_preprocess output):
+ *   [N, 3, 224, 224]            N images (each repeated to 2 frames)     -> [N, D]
+ *   [N, 3, 2, 224, 224]         N single clips (T = 1 is repeated too)  -> [N, D], no averaging
+ *   [N, S, 3, 2, 224, 224]      N videos of S clips, averaged          -> [N, D]
+ * (224 and 2 are the config's image_size and video_frames.) A batch runs as one batch. */
+NGPT_API ngpt_status ngpt_encoder_encode_pixels(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_tensor *pixels);
+/* Audio branch on fbank clips (ngpt_audio_preprocess output):
+ *   [N, S, 1, 128, 204]  N sounds of S clips, averaged -> [N, D]
+ *   [S, 1, 128, 204]     one sound of S clips          -> [1, D] */
+NGPT_API ngpt_status ngpt_encoder_encode_fbank(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_tensor *fbank);
+/* One decoded image: ngpt_image_preprocess + encode_pixels -> [1, D]. */
+NGPT_API ngpt_status ngpt_encoder_encode_image(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_image *img);
+/* One decoded sound: ngpt_audio_preprocess(a, pp) (pp may be NULL) + encode_fbank -> [1, D]. */
+NGPT_API ngpt_status ngpt_encoder_encode_audio(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_audio *a,
+                                               const ngpt_audio_preprocess_params *pp);
+/* One video file: ngpt_video_preprocess(path, pp) (15 clips: 5 times x 3 crops; pp may be NULL)
+ * + the vision branch, averaged over the 15 clips -> [1, D]. */
+NGPT_API ngpt_status ngpt_encoder_encode_video_file(ngpt_encoder *enc, ngpt_tensor *out, const char *path,
+                                                    const ngpt_video_preprocess_params *pp);
 
 #ifdef __cplusplus
 }

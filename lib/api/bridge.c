@@ -23,22 +23,6 @@ ngpt_status nx_api_check_tensor(const ngpt_tensor *t, const char *what, int rank
     return NGPT_OK;
 }
 
-static double elem(const ngpt_tensor *t, int64_t i)
-{
-    const unsigned char *p = t->data;
-    switch (t->dtype) {
-    case NGPT_DTYPE_F32: { float v; memcpy(&v, p + 4 * i, 4); return v; }
-    case NGPT_DTYPE_F64: { double v; memcpy(&v, p + 8 * i, 8); return v; }
-    case NGPT_DTYPE_F16: { uint16_t v; memcpy(&v, p + 2 * i, 2); return nx_f16_to_f32(v); }
-    case NGPT_DTYPE_BF16: { uint16_t v; memcpy(&v, p + 2 * i, 2); return nx_bf16_to_f32(v); }
-    case NGPT_DTYPE_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); return (double)v; }
-    case NGPT_DTYPE_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); return v; }
-    case NGPT_DTYPE_I16: { int16_t v; memcpy(&v, p + 2 * i, 2); return v; }
-    case NGPT_DTYPE_I8: return (int8_t)p[i];
-    case NGPT_DTYPE_U8: case NGPT_DTYPE_BOOL: return p[i];
-    }
-    return 0;
-}
 
 ngpt_status nx_api_read_f32(const ngpt_tensor *src, float **data, int64_t *n, const char *what)
 {
@@ -47,11 +31,7 @@ ngpt_status nx_api_read_f32(const ngpt_tensor *src, float **data, int64_t *n, co
     int64_t cnt = ngpt_tensor_numel(src);
     float *d = nx_malloc((size_t)(cnt ? cnt : 1) * sizeof(float));
     if (!d) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
-    if (src->dtype == NGPT_DTYPE_F32) memcpy(d, src->data, (size_t)cnt * sizeof(float));
-    else if (src->dtype == NGPT_DTYPE_F16) nx_f16_to_f32_n(src->data, d, (size_t)cnt);
-    else if (src->dtype == NGPT_DTYPE_BF16) nx_bf16_to_f32_n(src->data, d, (size_t)cnt);
-    else
-        for (int64_t i = 0; i < cnt; i++) d[i] = (float)elem(src, i);
+    nx_dtype_to_f32_n(src->data, src->dtype, d, (size_t)cnt);
     *data = d;
     if (n) *n = cnt;
     return NGPT_OK;
@@ -74,13 +54,13 @@ ngpt_status nx_api_upload(nx_tensor *out, nx_backend *be, const ngpt_tensor *src
             s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
         } else {
             for (int64_t i = 0; i < cnt; i++) {
-                double v = elem(src, i);
+                double v = nx_dtype_get(src->data, src->dtype, (size_t)i);
                 switch (dt) {
                 case NGPT_DTYPE_F32: ((float *)tmp)[i] = (float)v; break;
                 case NGPT_DTYPE_F16: ((uint16_t *)tmp)[i] = nx_f32_to_f16((float)v); break;
                 case NGPT_DTYPE_BF16: ((uint16_t *)tmp)[i] = nx_f32_to_bf16((float)v); break;
-                case NGPT_DTYPE_I32: ((int32_t *)tmp)[i] = (int32_t)v; break;
-                case NGPT_DTYPE_I64: ((int64_t *)tmp)[i] = (int64_t)v; break;
+                case NGPT_DTYPE_I32: ((int32_t *)tmp)[i] = (int32_t)nx_dtype_get_i64(src->data, src->dtype, (size_t)i); break;
+                case NGPT_DTYPE_I64: ((int64_t *)tmp)[i] = nx_dtype_get_i64(src->data, src->dtype, (size_t)i); break;
                 default:
                     s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: cannot convert to %s", what, nx_dtype_name(dt));
                     i = cnt;

@@ -5,6 +5,7 @@
 #include "../core/alloc.h"
 #include "../core/dtype.h"
 #include "../core/error.h"
+#include "../core/params.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,38 +23,17 @@ NGPT_API int32_t ngpt_has_cuda_build(void)
 #endif
 }
 
+static const ngpt_context_params k_defaults = {
+    .struct_size = sizeof(ngpt_context_params),
+    .device = NGPT_DEVICE_AUTO,
+    .device_index = 0,
+    .n_threads = 0,
+    .log_level = NGPT_LOG_WARN,
+};
+
 NGPT_API ngpt_status ngpt_context_params_default(ngpt_context_params *p, size_t struct_size)
 {
-    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_params_default: p is NULL");
-    if (struct_size < sizeof(size_t))
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_params_default: struct_size %zu too small", struct_size);
-    ngpt_context_params d;
-    memset(&d, 0, sizeof d);
-    d.struct_size = sizeof d;
-    d.device = NGPT_DEVICE_AUTO;
-    d.device_index = 0;
-    d.n_threads = 0;
-    d.log_level = NGPT_LOG_WARN;
-    /* An older caller's struct is shorter: fill only what it has room for. */
-    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memcpy(p, &d, n);
-    p->struct_size = n;
-    return NGPT_OK;
-}
-
-/* Copy the caller's params over the defaults, reading only the bytes the caller's struct has. */
-static ngpt_status read_params(ngpt_context_params *dst, const ngpt_context_params *src)
-{
-    ngpt_context_params_default(dst, sizeof *dst);
-    if (!src) return NGPT_OK;
-    if (src->struct_size < sizeof(size_t) || src->struct_size > 65536)
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT,
-                      "ngpt_context_create: params->struct_size is %zu (call ngpt_context_params_default first)",
-                      src->struct_size);
-    size_t n = src->struct_size < sizeof *dst ? src->struct_size : sizeof *dst;
-    memcpy(dst, src, n);
-    dst->struct_size = sizeof *dst;
-    return NGPT_OK;
+    return nx_params_default(p, struct_size, &k_defaults, sizeof k_defaults, "ngpt_context_params_default");
 }
 
 NGPT_API ngpt_status ngpt_context_create(ngpt_context **out, const ngpt_context_params *params)
@@ -61,7 +41,7 @@ NGPT_API ngpt_status ngpt_context_create(ngpt_context **out, const ngpt_context_
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_create: out is NULL");
     *out = NULL;
     ngpt_context_params p;
-    NX_TRY(read_params(&p, params));
+    NX_TRY(nx_params_read(&p, params, &k_defaults, sizeof p, "ngpt_context_create"));
     if (p.device != NGPT_DEVICE_AUTO && p.device != NGPT_DEVICE_CPU && p.device != NGPT_DEVICE_CUDA)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_context_create: unknown device kind %d", (int)p.device);
     if (p.n_threads < 0 || p.n_threads > 1024)

@@ -2,6 +2,7 @@
  * nextgpt.h) over lib/media: file reading, argument checks, library-owned output tensors. */
 #include "../core/alloc.h"
 #include "../core/error.h"
+#include "../core/params.h"
 #include "../media/media.h"
 
 #include <errno.h>
@@ -254,20 +255,14 @@ NGPT_API void ngpt_audio_free(ngpt_audio *a)
     nx_free(a);
 }
 
+static const ngpt_audio_preprocess_params k_audio_defaults = {
+    .struct_size = sizeof(ngpt_audio_preprocess_params),
+    .clip_rule = NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5,
+};
+
 NGPT_API ngpt_status ngpt_audio_preprocess_params_default(ngpt_audio_preprocess_params *p, size_t struct_size)
 {
-    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_audio_preprocess_params_default: p is NULL");
-    if (struct_size < sizeof(size_t))
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_audio_preprocess_params_default: struct_size %zu too small",
-                      struct_size);
-    ngpt_audio_preprocess_params d;
-    memset(&d, 0, sizeof d);
-    d.struct_size = sizeof d;
-    d.clip_rule = NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5;
-    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memcpy(p, &d, n);
-    p->struct_size = n;
-    return NGPT_OK;
+    return nx_params_default(p, struct_size, &k_audio_defaults, sizeof k_audio_defaults, "ngpt_audio_preprocess_params_default");
 }
 
 NGPT_API ngpt_status ngpt_audio_preprocess(ngpt_tensor *out, const ngpt_audio *a, const ngpt_audio_preprocess_params *params)
@@ -276,14 +271,7 @@ NGPT_API ngpt_status ngpt_audio_preprocess(ngpt_tensor *out, const ngpt_audio *a
     memset(out, 0, sizeof *out);
     if (!a) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_audio_preprocess: audio is NULL");
     ngpt_audio_preprocess_params p;
-    ngpt_audio_preprocess_params_default(&p, sizeof p);
-    if (params) {
-        if (params->struct_size < sizeof(size_t) || params->struct_size > 65536)
-            return nx_err(NGPT_ERR_INVALID_ARGUMENT,
-                          "ngpt_audio_preprocess: params->struct_size is %zu (call ngpt_audio_preprocess_params_default first)",
-                          params->struct_size);
-        memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
-    }
+    NX_TRY(nx_params_read(&p, params, &k_audio_defaults, sizeof p, "ngpt_audio_preprocess"));
     if (p.clip_rule != NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 && p.clip_rule != NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_audio_preprocess: unknown clip rule %d", (int)p.clip_rule);
     const int64_t shape[4] = {NX_FBANK_CLIPS, 1, NX_FBANK_MELS, NX_FBANK_FRAMES};
@@ -303,34 +291,21 @@ NGPT_API ngpt_status ngpt_audio_preprocess(ngpt_tensor *out, const ngpt_audio *a
  * Video
  * ------------------------------------------------------------------------------------------- */
 
+static const ngpt_video_preprocess_params k_video_defaults = {
+    .struct_size = sizeof(ngpt_video_preprocess_params),
+    .clip_rule = NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5,
+};
+
 NGPT_API ngpt_status ngpt_video_preprocess_params_default(ngpt_video_preprocess_params *p, size_t struct_size)
 {
-    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess_params_default: p is NULL");
-    if (struct_size < sizeof(size_t))
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess_params_default: struct_size %zu too small",
-                      struct_size);
-    ngpt_video_preprocess_params d;
-    memset(&d, 0, sizeof d);
-    d.struct_size = sizeof d;
-    d.clip_rule = NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5;
-    size_t n = struct_size < sizeof d ? struct_size : sizeof d;
-    memcpy(p, &d, n);
-    p->struct_size = n;
-    return NGPT_OK;
+    return nx_params_default(p, struct_size, &k_video_defaults, sizeof k_video_defaults, "ngpt_video_preprocess_params_default");
 }
 
 static ngpt_status video_run(ngpt_tensor *out, const uint8_t *data, size_t size, const char *name,
                              const ngpt_video_preprocess_params *params)
 {
     ngpt_video_preprocess_params p;
-    ngpt_video_preprocess_params_default(&p, sizeof p);
-    if (params) {
-        if (params->struct_size < sizeof(size_t) || params->struct_size > 65536)
-            return nx_err(NGPT_ERR_INVALID_ARGUMENT,
-                          "ngpt_video_preprocess: params->struct_size is %zu (call ngpt_video_preprocess_params_default first)",
-                          params->struct_size);
-        memcpy(&p, params, params->struct_size < sizeof p ? params->struct_size : sizeof p);
-    }
+    NX_TRY(nx_params_read(&p, params, &k_video_defaults, sizeof p, "ngpt_video_preprocess"));
     if (p.clip_rule != NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 && p.clip_rule != NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess: unknown clip rule %d", (int)p.clip_rule);
     const int64_t shape[5] = {3 * NX_VIDEO_CLIPS, 3, 2, NX_IMAGE_SIZE, NX_IMAGE_SIZE};

@@ -274,3 +274,42 @@ void nx_f32_to_bf16_n(const float *src, uint16_t *dst, size_t n)
     f32_to_bf16_c(src, dst, n);
 }
 
+
+double nx_dtype_get(const void *base, ngpt_dtype dt, size_t i)
+{
+    const unsigned char *p = base;
+    switch (dt) {
+    case NGPT_DTYPE_F32: { float v; memcpy(&v, p + 4 * i, 4); return v; }
+    case NGPT_DTYPE_F64: { double v; memcpy(&v, p + 8 * i, 8); return v; }
+    case NGPT_DTYPE_F16: { uint16_t v; memcpy(&v, p + 2 * i, 2); return nx_f16_to_f32(v); }
+    case NGPT_DTYPE_BF16: { uint16_t v; memcpy(&v, p + 2 * i, 2); return nx_bf16_to_f32(v); }
+    default: return (double)nx_dtype_get_i64(base, dt, i);
+    }
+}
+
+int64_t nx_dtype_get_i64(const void *base, ngpt_dtype dt, size_t i)
+{
+    const unsigned char *p = base;
+    switch (dt) {
+    case NGPT_DTYPE_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); return v; }
+    case NGPT_DTYPE_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); return v; }
+    case NGPT_DTYPE_I16: { int16_t v; memcpy(&v, p + 2 * i, 2); return v; }
+    case NGPT_DTYPE_I8: return (int8_t)p[i];
+    case NGPT_DTYPE_U8: return p[i];
+    case NGPT_DTYPE_BOOL: return p[i] != 0;
+    case NGPT_DTYPE_F32: case NGPT_DTYPE_F64: case NGPT_DTYPE_F16: case NGPT_DTYPE_BF16:
+        return (int64_t)nx_dtype_get(base, dt, i);
+    }
+    return 0;
+}
+
+void nx_dtype_to_f32_n(const void *src, ngpt_dtype dt, float *dst, size_t n)
+{
+    switch (dt) {
+    case NGPT_DTYPE_F32: memcpy(dst, src, n * 4); break;
+    case NGPT_DTYPE_F16: nx_f16_to_f32_n(src, dst, n); break;
+    case NGPT_DTYPE_BF16: nx_bf16_to_f32_n(src, dst, n); break;
+    default:
+        for (size_t i = 0; i < n; i++) dst[i] = (float)nx_dtype_get(src, dt, i);
+    }
+}

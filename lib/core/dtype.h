@@ -36,6 +36,13 @@ static inline uint16_t nx_f32_to_bf16(float f)
 float    nx_f16_to_f32(uint16_t h);
 uint16_t nx_f32_to_f16(float f);
 
+/* Element i of an array of dtype dt, as a double / an int64 (floats truncated toward zero;
+ * BOOL as 0/1). Unknown dtypes read as 0. For generic, not hot, code. */
+double  nx_dtype_get(const void *base, ngpt_dtype dt, size_t i);
+int64_t nx_dtype_get_i64(const void *base, ngpt_dtype dt, size_t i);
+/* n elements of any dtype to F32 (the F32/F16/BF16 paths are the vectorised bulk ones). */
+void nx_dtype_to_f32_n(const void *src, ngpt_dtype dt, float *dst, size_t n);
+
 /* Bulk conversions (vectorised where the CPU allows). */
 void nx_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);
 void nx_bf16_to_f32_n(const uint16_t *src, float *dst, size_t n);

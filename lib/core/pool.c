@@ -13,6 +13,7 @@ struct nx_pool {
     int              n_threads;   /* including the caller */
     pthread_t       *threads;
     int              n_started;
+    pthread_mutex_t  run_mu;      /* one job at a time: callers on different threads queue */
     pthread_mutex_t  mu;
     pthread_cond_t   wake;
     pthread_cond_t   done;
@@ -65,6 +66,7 @@ ngpt_status nx_pool_create(nx_pool **out, int n_threads)
     nx_pool *p = nx_calloc(1, sizeof *p);
     if (!p) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "thread pool: out of memory");
     p->n_threads = n_threads;
+    pthread_mutex_init(&p->run_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -94,6 +96,7 @@ void nx_pool_free(nx_pool *p)
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n_started; i++) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->run_mu);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
@@ -110,6 +113,7 @@ void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg)
         for (int64_t t = 0; t < n_tasks; t++) fn(t, n_tasks, arg);
         return;
     }
+    pthread_mutex_lock(&p->run_mu);
     pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
@@ -123,4 +127,5 @@ void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg)
     pthread_mutex_lock(&p->mu);
     while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->run_mu);
 }

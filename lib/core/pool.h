@@ -15,7 +15,9 @@ void nx_pool_free(nx_pool *p);
 int nx_pool_threads(const nx_pool *p);
 /* Run fn over [0, n_tasks) on all workers and wait. Tasks are handed out dynamically (an atomic
  * counter), so uneven tasks balance. Safe to call with p == NULL (runs on the caller).
- * Not re-entrant: fn must not call nx_pool_run on the same pool. */
+ * Callers on different threads are served one job at a time (the others wait), so handles
+ * sharing a context may be used concurrently. Not re-entrant: fn must not call nx_pool_run on
+ * the same pool. */
 void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg);
 
 /* Online CPUs (>= 1). */

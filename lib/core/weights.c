@@ -312,44 +312,5 @@ ngpt_status nx_weights_check_unused(const nx_weights *w)
 void nx_wtensor_to_f32(const nx_wtensor *t, float *dst)
 {
     size_t es = nx_dtype_size(t->dtype);
-    size_t n = es ? t->nbytes / es : 0;
-    const unsigned char *p = t->data;
-    switch (t->dtype) {
-    case NGPT_DTYPE_F32: memcpy(dst, p, n * 4); break;
-    case NGPT_DTYPE_F16: nx_f16_to_f32_n((const uint16_t *)p, dst, n); break;
-    case NGPT_DTYPE_BF16: nx_bf16_to_f32_n((const uint16_t *)p, dst, n); break;
-    case NGPT_DTYPE_F64:
-        for (size_t i = 0; i < n; i++) {
-            double d;
-            memcpy(&d, p + 8 * i, 8);
-            dst[i] = (float)d;
-        }
-        break;
-    case NGPT_DTYPE_I64:
-        for (size_t i = 0; i < n; i++) {
-            int64_t v;
-            memcpy(&v, p + 8 * i, 8);
-            dst[i] = (float)v;
-        }
-        break;
-    case NGPT_DTYPE_I32:
-        for (size_t i = 0; i < n; i++) {
-            int32_t v;
-            memcpy(&v, p + 4 * i, 4);
-            dst[i] = (float)v;
-        }
-        break;
-    case NGPT_DTYPE_I16:
-        for (size_t i = 0; i < n; i++) {
-            int16_t v;
-            memcpy(&v, p + 2 * i, 2);
-            dst[i] = (float)v;
-        }
-        break;
-    case NGPT_DTYPE_I8:
-        for (size_t i = 0; i < n; i++) dst[i] = (float)(int8_t)p[i];
-        break;
-    case NGPT_DTYPE_U8: for (size_t i = 0; i < n; i++) dst[i] = (float)p[i]; break;
-    case NGPT_DTYPE_BOOL: for (size_t i = 0; i < n; i++) dst[i] = p[i] ? 1.0f : 0.0f; break;
-    }
+    nx_dtype_to_f32_n(t->data, t->dtype, dst, es ? t->nbytes / es : 0);
 }

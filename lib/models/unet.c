@@ -156,6 +156,8 @@ static ngpt_status parse_config(unet_config *c, const json_t *j, const char *fil
     memset(c, 0, sizeof *c);
     const char *cls;
     NX_TRY(nx_json_str_opt(j, "_class_name", file, "UNet2DConditionModel", &cls));
+    if (!strcmp(cls, "UNet3DConditionModel"))  /* Zeroscope: planned (reuses unet_blocks.c) */
+        return nx_err(NGPT_ERR_UNIMPLEMENTED, "%s: the 3-D UNet (UNet3DConditionModel) is not implemented yet", file);
     if (strcmp(cls, "UNet2DConditionModel"))
         return unsupported(file, "_class_name", json_object_get(j, "_class_name"));
 

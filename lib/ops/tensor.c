@@ -69,15 +69,23 @@ ngpt_status nx_tensor_alloc(nx_tensor *out, nx_backend *be, ngpt_dtype dt, int r
     for (int i = 0; i < rank; i++)
         if (ne[i] < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "tensor alloc: negative dimension");
     size_t n = nx_nbytes(&t);
-    if (be->mem_limit && be->mem_used + n > be->mem_limit) {
+    /* Reserve first (atomically: stages on different threads share the backend), then allocate. */
+    uint64_t used = __atomic_add_fetch(&be->mem_used, n, __ATOMIC_RELAXED);
+    if (be->mem_limit && used > be->mem_limit) {
+        __atomic_sub_fetch(&be->mem_used, n, __ATOMIC_RELAXED);
         char s[192];
         return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: allocating %s (%zu bytes) would exceed the memory limit of %llu bytes (%llu in use)",
                       be->v->name, nx_tensor_str(s, sizeof s, &t), n, (unsigned long long)be->mem_limit,
-                      (unsigned long long)be->mem_used);
+                      (unsigned long long)(used - n));
     }
-    NX_TRY(be->v->alloc(be, &t.data, n ? n : 1));
-    be->mem_used += n;
-    if (be->mem_used > be->mem_peak) be->mem_peak = be->mem_used;
+    ngpt_status s = be->v->alloc(be, &t.data, n ? n : 1);
+    if (s != NGPT_OK) {
+        __atomic_sub_fetch(&be->mem_used, n, __ATOMIC_RELAXED);
+        return s;
+    }
+    uint64_t peak = __atomic_load_n(&be->mem_peak, __ATOMIC_RELAXED);
+    while (used > peak && !__atomic_compare_exchange_n(&be->mem_peak, &peak, used, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
     t.owns = true;
     *out = t;
     return NGPT_OK;
@@ -88,7 +96,7 @@ void nx_tensor_free(nx_tensor *t)
     if (!t) return;
     if (t->owns && t->be) {
         t->be->v->free(t->be, t->data);
-        t->be->mem_used -= nx_nbytes(t);
+        __atomic_sub_fetch(&t->be->mem_used, nx_nbytes(t), __ATOMIC_RELAXED);
     }
     memset(t, 0, sizeof *t);
 }
@@ -101,6 +109,19 @@ ngpt_status nx_tensor_upload(nx_tensor *t, const void *host, size_t nbytes)
         return NGPT_OK;
     }
     return t->be->v->upload(t->be, t->data, host, nbytes);
+}
+
+ngpt_status nx_tensor_upload_part(nx_tensor *t, const void *host, size_t nbytes, size_t offset)
+{
+    if (offset > nx_nbytes(t) || nbytes > nx_nbytes(t) - offset)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "upload: bytes [%zu, %zu) outside a tensor of %zu", offset, offset + nbytes,
+                      nx_nbytes(t));
+    void *dst = (char *)t->data + offset;
+    if (!t->be) {
+        memcpy(dst, host, nbytes);
+        return NGPT_OK;
+    }
+    return t->be->v->upload(t->be, dst, host, nbytes);
 }
 
 ngpt_status nx_tensor_download(const nx_tensor *t, void *host, size_t nbytes)

@@ -10,6 +10,7 @@
 #include "sched.h"
 #include "../core/alloc.h"
 #include "../core/error.h"
+#include "../core/params.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -346,31 +347,21 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
  * create / free
  * ------------------------------------------------------------------------------------------- */
 
+static const ngpt_scheduler_params k_defaults = {
+    .struct_size = sizeof(ngpt_scheduler_params),
+    .kind = NGPT_SCHEDULER_AUTO,
+    .eta = 0.0f,
+};
+
 NGPT_API ngpt_status ngpt_scheduler_params_default(ngpt_scheduler_params *p, size_t struct_size)
 {
-    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params_default: p is NULL");
-    if (struct_size < sizeof(size_t))
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params_default: struct_size %zu too small", struct_size);
-    ngpt_scheduler_params d;
-    memset(&d, 0, sizeof d);
-    d.struct_size = struct_size < sizeof d ? struct_size : sizeof d;
-    d.kind = NGPT_SCHEDULER_AUTO;
-    d.eta = 0.0f;
-    memcpy(p, &d, d.struct_size);
-    p->struct_size = struct_size;
-    return NGPT_OK;
+    return nx_params_default(p, struct_size, &k_defaults, sizeof k_defaults, "ngpt_scheduler_params_default");
 }
 
 /* Read the caller's params (possibly an older, shorter struct) into a full one. */
 static ngpt_status read_params(const ngpt_scheduler_params *in, ngpt_scheduler_params *p)
 {
-    ngpt_scheduler_params_default(p, sizeof *p);
-    if (!in) return NGPT_OK;
-    if (in->struct_size < sizeof(size_t))
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: struct_size %zu: fill it with ngpt_scheduler_params_default", in->struct_size);
-    size_t n = in->struct_size < sizeof *p ? in->struct_size : sizeof *p;
-    memcpy(p, in, n);
-    p->struct_size = sizeof *p;
+    NX_TRY(nx_params_read(p, in, &k_defaults, sizeof *p, "ngpt_scheduler_params"));
     if (p->flags) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: flags 0x%x: no flags are defined", p->flags);
     return NGPT_OK;
 }

@@ -18,31 +18,7 @@ static int64_t numel(const nx_wtensor *t)
     return n;
 }
 
-static double get_f(const nx_wtensor *t, int64_t i)
-{
-    const unsigned char *p = t->data;
-    switch (t->dtype) {
-    case NGPT_DTYPE_F32: { float v; memcpy(&v, p + 4 * i, 4); return v; }
-    case NGPT_DTYPE_F64: { double v; memcpy(&v, p + 8 * i, 8); return v; }
-    case NGPT_DTYPE_F16: { uint16_t v; memcpy(&v, p + 2 * i, 2); return nx_f16_to_f32(v); }
-    case NGPT_DTYPE_BF16: { uint16_t v; memcpy(&v, p + 2 * i, 2); return nx_bf16_to_f32(v); }
-    default: return NAN;
-    }
-}
 
-static int64_t get_i(const nx_wtensor *t, int64_t i)
-{
-    const unsigned char *p = t->data;
-    switch (t->dtype) {
-    case NGPT_DTYPE_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); return v; }
-    case NGPT_DTYPE_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); return v; }
-    case NGPT_DTYPE_I16: { int16_t v; memcpy(&v, p + 2 * i, 2); return v; }
-    case NGPT_DTYPE_I8: return (int8_t)p[i];
-    case NGPT_DTYPE_U8: return p[i];
-    case NGPT_DTYPE_BOOL: return p[i] != 0;
-    default: return 0;
-    }
-}
 
 #define OUT(...) do { if (report) fprintf(report, __VA_ARGS__); } while (0)
 
@@ -80,7 +56,7 @@ ngpt_status case_compare(const nx_weights *expected, const nx_weights *output, d
             double mabs = 0, mrel = 0;
             bool nan_seen = false;
             for (int64_t i = 0; i < cnt; i++) {
-                double ev = get_f(e, i), ov = get_f(o, i);
+                double ev = nx_dtype_get(e->data, e->dtype, (size_t)i), ov = nx_dtype_get(o->data, o->dtype, (size_t)i);
                 double d = fabs(ov - ev);
                 if (!(d <= atol + rtol * fabs(ev))) bad++;  /* NaN counts as bad */
                 if (isnan(d)) {
@@ -96,7 +72,7 @@ ngpt_status case_compare(const nx_weights *expected, const nx_weights *output, d
             if (nan_seen) mabs = NAN;
             OUT("  %s: %s%s max_abs=%.3e max_rel=%.3e (atol=%g rtol=%g) bad=%lld", e->name, nx_dtype_name(e->dtype), es,
                 mabs, mrel, atol, rtol, (long long)bad);
-            if (bad) OUT(" worst at %lld: got %.6g want %.6g", (long long)worst_i, get_f(o, worst_i), get_f(e, worst_i));
+            if (bad) OUT(" worst at %lld: got %.6g want %.6g", (long long)worst_i, nx_dtype_get(o->data, o->dtype, (size_t)worst_i), nx_dtype_get(e->data, e->dtype, (size_t)worst_i));
             OUT("  %s\n", bad ? "FAIL" : "PASS");
             if (bad) ok = 0;
         } else {
@@ -107,13 +83,13 @@ ngpt_status case_compare(const nx_weights *expected, const nx_weights *output, d
             }
             int64_t neq = 0, first = -1;
             for (int64_t i = 0; i < cnt; i++) {
-                if (get_i(o, i) != get_i(e, i)) {
+                if (nx_dtype_get_i64(o->data, o->dtype, (size_t)i) != nx_dtype_get_i64(e->data, e->dtype, (size_t)i)) {
                     if (first < 0) first = i;
                     neq++;
                 }
             }
             OUT("  %s: %s%s exact, mismatches=%lld", e->name, nx_dtype_name(e->dtype), es, (long long)neq);
-            if (neq) OUT(" first at flat index %lld: %lld != %lld", (long long)first, (long long)get_i(o, first), (long long)get_i(e, first));
+            if (neq) OUT(" first at flat index %lld: %lld != %lld", (long long)first, (long long)nx_dtype_get_i64(o->data, o->dtype, (size_t)first), (long long)nx_dtype_get_i64(e->data, e->dtype, (size_t)first));
             OUT("  %s\n", neq ? "FAIL" : "PASS");
             if (neq) ok = 0;
         }

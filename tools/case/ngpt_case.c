@@ -139,19 +139,13 @@ ngpt_status case_input_i32(const case_ctx *c, const char *name, int32_t **data, 
     size_t n = wt_numel(t);
     *data = nx_malloc((n ? n : 1) * sizeof(int32_t));
     if (!*data) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "input '%s': out of memory", name);
-    const unsigned char *p = t->data;
-    for (size_t i = 0; i < n; i++) {
-        switch (t->dtype) {
-        case NGPT_DTYPE_I32: memcpy(&(*data)[i], p + 4 * i, 4); break;
-        case NGPT_DTYPE_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); (*data)[i] = (int32_t)v; break; }
-        case NGPT_DTYPE_U8: case NGPT_DTYPE_BOOL: (*data)[i] = p[i]; break;
-        default:
-            nx_free(*data);
-            *data = NULL;
-            return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s/inputs.safetensors: '%s' is %s, expected an integer tensor",
-                          c->case_dir, name, nx_dtype_name(t->dtype));
-        }
+    if (t->dtype != NGPT_DTYPE_I32 && t->dtype != NGPT_DTYPE_I64 && t->dtype != NGPT_DTYPE_U8 && t->dtype != NGPT_DTYPE_BOOL) {
+        nx_free(*data);
+        *data = NULL;
+        return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s/inputs.safetensors: '%s' is %s, expected an integer tensor",
+                      c->case_dir, name, nx_dtype_name(t->dtype));
     }
+    for (size_t i = 0; i < n; i++) (*data)[i] = (int32_t)nx_dtype_get_i64(t->data, t->dtype, i);
     return NGPT_OK;
 }
 

@@ -1,43 +1,50 @@
 /* stages.c — every stage named in ../shared/golden/<family>/STAGES.md, and the function that
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
+#include "stage_encoder.h"
+#include "stage_generate.h"
+#include "stage_llama.h"
 #include "stage_media.h"
+#include "stage_projector.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
 #include "stage_unet.h"
+#include "stage_vae.h"
 
 const case_stage case_stages[] = {
     /* llm */
     {"tokenizer.encode", case_tokenizer_encode},
     {"tokenizer.decode", case_tokenizer_decode},
-    {"llama.logits", NULL},
-    {"llama.logits_embeds", NULL},
-    {"llama.generate_greedy", NULL},
-    {"llama.lora", NULL},
+    {"llama.logits", case_llama_logits},
+    {"llama.logits_embeds", case_llama_logits_embeds},
+    {"llama.generate_greedy", case_llama_generate_greedy},
+    {"llama.lora", case_llama_lora},
     /* vision (encoders, projectors, image out) */
     {"image.preprocess", case_image_preprocess},
     {"video.preprocess", case_video_preprocess},
     {"audio.fbank", case_audio_fbank},
-    {"imagebind.vision", NULL},
-    {"imagebind.audio", NULL},
-    {"projector.input", NULL},
-    {"projector.output", NULL},
+    {"imagebind.vision", case_imagebind_vision},
+    {"imagebind.video", case_imagebind_video},
+    {"imagebind.audio", case_imagebind_audio},
+    {"projector.input", case_projector_input},
+    {"projector.output", case_projector_output},
     {"unet2d", case_unet2d},
-    {"vae.decode", NULL},
+    {"vae.decode", case_vae_decode},
+    {"vae.encode", case_vae_encode},
     {"scheduler.ddim", case_scheduler_ddim},
     {"scheduler.pndm", case_scheduler_pndm},
-    {"sd.generate", NULL},
+    {"sd.generate", case_sd_generate},
     {"image.postprocess", case_image_postprocess},
     /* audio out */
     {"audioldm.unet", case_audioldm_unet},
-    {"audioldm.vae_decode", NULL},
-    {"vocoder.hifigan", NULL},
-    {"audioldm.generate", NULL},
+    {"audioldm.vae_decode", case_audioldm_vae_decode},
+    {"vocoder.hifigan", case_vocoder_hifigan},
+    {"audioldm.generate", case_audioldm_generate},
     /* video out */
     {"zeroscope.unet3d", NULL},
-    {"zeroscope.vae_decode", NULL},
+    {"zeroscope.vae_decode", case_zeroscope_vae_decode},
     {"video.postprocess", NULL},
-    {"zeroscope.generate", NULL},
+    {"zeroscope.generate", case_zeroscope_generate},
     {"scheduler.dpmsolver", case_scheduler_dpmsolver},
     {NULL, NULL},
 };
