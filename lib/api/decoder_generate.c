@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -58,6 +59,19 @@ typedef struct plan {
     bool     cfg;
 } plan;
 
+
+/* The duration as the double the caller wrote: the shortest decimal that round-trips to the float
+ * (0.32f is 0.3199999928..., whose int(x * 16000) would be 5119; the pipeline computes with the
+ * Python float 0.32 and gets 5120). */
+static double decimal_of(float f)
+{
+    char buf[32];
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    return (double)f;
+}
 static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p, const ngpt_tensor *cond, plan *pl)
 {
     memset(pl, 0, sizeof *pl);
@@ -77,9 +91,10 @@ static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p,
         /* AudioLDMPipeline: hop = prod(upsample_rates) / sampling_rate (float64); height = int(len / hop)
          * rounded up to a multiple of the VAE scale; n = int(len * 16000). */
         double hop = (double)nx_hifigan_hop(d->vocoder) / (double)nx_hifigan_sampling_rate(d->vocoder);
-        int64_t height = (int64_t)((double)secs / hop);
+        double len = decimal_of(secs);
+        int64_t height = (int64_t)(len / hop);
         if (height % sc) height = (height + sc - 1) / sc * sc;
-        pl->n_wave = (int64_t)((double)secs * 16000.0);
+        pl->n_wave = (int64_t)(len * 16000.0);
         int64_t n_mels = nx_hifigan_n_mels(d->vocoder);
         if (height < sc) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: audio_length_s %g is too short", (double)secs);
         pl->rank = 4;

@@ -8,6 +8,7 @@
 #include "stage_projector.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
+#include "stage_unet.h"
 #include "stage_vae.h"
 
 const case_stage case_stages[] = {
@@ -27,7 +28,7 @@ const case_stage case_stages[] = {
     {"imagebind.audio", case_imagebind_audio},
     {"projector.input", case_projector_input},
     {"projector.output", case_projector_output},
-    {"unet2d", NULL},
+    {"unet2d", case_unet2d},
     {"vae.decode", case_vae_decode},
     {"vae.encode", case_vae_encode},
     {"scheduler.ddim", case_scheduler_ddim},
@@ -35,7 +36,7 @@ const case_stage case_stages[] = {
     {"sd.generate", case_sd_generate},
     {"image.postprocess", case_image_postprocess},
     /* audio out */
-    {"audioldm.unet", NULL},
+    {"audioldm.unet", case_audioldm_unet},
     {"audioldm.vae_decode", case_audioldm_vae_decode},
     {"vocoder.hifigan", case_vocoder_hifigan},
     {"audioldm.generate", case_audioldm_generate},
