@@ -818,7 +818,8 @@ typedef struct ngpt_decode_params {
     int32_t             height, width;       /* pixels; 0 = defaults: image 512x512 (unet sample_size x 8),
                                                 video 320x576; multiples of 8 */
     int32_t             num_frames;          /* video; 0 = 24 */
-    float               audio_length_s;      /* audio; 0 = 5 s; at most 60 s */
+    double              audio_length_s;      /* audio; 0 = 5 s; at most 60 s (double, as the pipeline's
+                                                Python float: int(0.32 * 16000) must be 5120) */
     uint64_t            seed;                /* initial noise when `latents` is NULL (see below) */
     const ngpt_tensor  *latents;             /* the caller's initial noise, or NULL; shape
                                                 image [B, 4, h/8, w/8], audio [B, 8, frames/4, 16],
