@@ -1045,15 +1045,18 @@ NGPT_API ngpt_status ngpt_encoder_encode_video_file(ngpt_encoder *enc, ngpt_tens
  * OGG/Vorbis, video as MP4 or WebM, either in memory (an ngpt_blob: library-owned bytes) or
  * written to a file:
  *
- *     ngpt_tensor u8;                               // U8 [B,H,W,3] from ngpt_image_postprocess
+ *     ngpt_tensor u8;                                // U8 [1,H,W,3] from ngpt_image_postprocess
+ *     ngpt_tensor hw3 = {NGPT_DTYPE_U8, 3, {u8.shape[1], u8.shape[2], 3}, u8.data, NULL}; // a view
  *     ngpt_image *img = NULL;
- *     ngpt_tensor one = u8; one.rank = 3; one.shape[0] = u8.shape[1]; ...   // or a [H,W,3] view
- *     ngpt_image_from_tensor(&img, &one);
+ *     ngpt_image_from_tensor(&img, &hw3);            // copies the pixels
  *     ngpt_image_save(img, "out.png", NGPT_IMAGE_FORMAT_AUTO, 0, 0);  // format from ".png"
  *     ngpt_blob *jpg = NULL;
  *     ngpt_image_encode(&jpg, img, NGPT_IMAGE_FORMAT_JPEG, 90, 0);
  *     fwrite(ngpt_blob_data(jpg), 1, ngpt_blob_size(jpg), f);
  *     ngpt_blob_free(jpg);
+ *
+ *     ngpt_tensor frames;                            // U8 [F,H,W,3] from ngpt_video_postprocess
+ *     ngpt_video_save(&frames, "out.mp4", 8.0f, NGPT_VIDEO_FORMAT_AUTO);   // NExT-GPT's 8 fps
  *
  * Codecs: PNG through libpng (8-bit RGB, zlib level 6); JPEG through libjpeg-turbo (baseline,
  * 4:2:0 chroma unless NGPT_ENCODE_JPEG_444). Audio through libsndfile: WAV 16-bit PCM or

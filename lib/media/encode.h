@@ -57,6 +57,11 @@ enum { NX_VIDEO_MP4 = 1, NX_VIDEO_WEBM = 2 };
 ngpt_status nx_video_encode(const uint8_t *rgb, int64_t f, int32_t h, int32_t w, double fps, int fmt,
                             const char *what, nx_bytes *out, const char **codec);
 
+/* The same with the encoder named (one of the format's list above; NULL = first found):
+ * lets the tests exercise the fallbacks on a build that has the preferred encoders. */
+ngpt_status nx_video_encode_with(const uint8_t *rgb, int64_t f, int32_t h, int32_t w, double fps, int fmt,
+                                 const char *force_codec, const char *what, nx_bytes *out, const char **codec);
+
 /* The encoder nx_video_encode would use for fmt (static name), or NULL when none exists. */
 const char *nx_video_codec_name(int fmt);
 

@@ -145,13 +145,29 @@ const char *nx_video_codec_name(int fmt)
 ngpt_status nx_video_encode(const uint8_t *rgb, int64_t f, int32_t h, int32_t w, double fps, int fmt,
                             const char *what, nx_bytes *out, const char **codec_name)
 {
+    return nx_video_encode_with(rgb, f, h, w, fps, fmt, NULL, what, out, codec_name);
+}
+
+ngpt_status nx_video_encode_with(const uint8_t *rgb, int64_t f, int32_t h, int32_t w, double fps, int fmt,
+                                 const char *force_codec, const char *what, nx_bytes *out, const char **codec_name)
+{
     pthread_once(&g_log_once, quiet_ffmpeg);
     const char *container = fmt == NX_VIDEO_MP4 ? "mp4" : fmt == NX_VIDEO_WEBM ? "webm" : NULL;
     if (!container) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown video format %d", what, fmt);
     if ((w & 1) || (h & 1))
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: %dx%d: video width and height must be even (yuv420p)", what, w, h);
     const char *const *names = codec_list(fmt);
-    const AVCodec *codec = find_codec(fmt);
+    const AVCodec *codec = NULL;
+    if (force_codec) {
+        bool listed = false;
+        for (int i = 0; names[i]; i++) listed |= strcmp(names[i], force_codec) == 0;
+        if (!listed) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s: encoder %s is not one of this format's", what,
+                                   container, force_codec);
+        if (!(codec = avcodec_find_encoder_by_name(force_codec)))
+            return nx_err(NGPT_ERR_UNSUPPORTED, "%s: %s: this FFmpeg has no encoder %s", what, container, force_codec);
+    } else {
+        codec = find_codec(fmt);
+    }
     if (!codec)
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: %s: this FFmpeg has none of the encoders %s, %s", what, container,
                       names[0], names[1]);

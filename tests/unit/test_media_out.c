@@ -5,6 +5,7 @@
 #include "nextgpt.h"
 #include "test.h"
 #include "alloc_fail.h"
+#include "media/encode.h"
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -288,6 +289,38 @@ static void test_video(void)
         if (b && cases[k].fmt == NGPT_VIDEO_FORMAT_WEBM) CHECK(memcmp(ngpt_blob_data(b), "\x1a\x45\xdf\xa3", 4) == 0);
         ngpt_blob_free(b);
     }
+    /* the fallback encoders, forced (this FFmpeg may have the preferred ones) */
+    const struct {
+        const char *codec, *file, *id;
+        int fmt;
+    } fb[] = {{"mpeg4", "h.mp4", "mpeg4", NX_VIDEO_MP4}, {"libvpx", "i.webm", "vp8", NX_VIDEO_WEBM}};
+    for (int k = 0; k < 2; k++) {
+        nx_bytes bytes = {0};
+        const char *used = NULL;
+        ngpt_status st = nx_video_encode_with(frames, f, h, w, 8.0, fb[k].fmt, fb[k].codec, "fallback", &bytes, &used);
+        if (st == NGPT_ERR_UNSUPPORTED) {
+            fprintf(stderr, "  %s: not in this FFmpeg (%s)\n", fb[k].codec, ngpt_last_error());
+            continue;
+        }
+        CHECK_OK(st);
+        CHECK(used && strcmp(used, fb[k].codec) == 0);
+        char p2[512];
+        tmp_path(p2, sizeof p2, fb[k].file);
+        FILE *fo = fopen(p2, "wb");
+        if (fo) {
+            fwrite(bytes.data, 1, bytes.len, fo);
+            fclose(fo);
+        }
+        vinfo vi;
+        CHECK_MSG(probe_video(p2, &vi) == 0 && vi.frames == f && vi.w == w && vi.h == h && strcmp(vi.codec, fb[k].id) == 0 &&
+                      vi.rate.num == 8 * vi.rate.den,
+                  "%s: %s %d frames %dx%d %d/%d", fb[k].codec, vi.codec, vi.frames, vi.w, vi.h, vi.rate.num, vi.rate.den);
+        fprintf(stderr, "  fallback %s: %s, %d frames %dx%d\n", fb[k].file, vi.codec, vi.frames, vi.w, vi.h);
+        nx_bytes_free(&bytes);
+    }
+    nx_bytes bad = {0};
+    CHECK_ERR(nx_video_encode_with(frames, f, h, w, 8.0, NX_VIDEO_MP4, "libvpx", "x", &bad, NULL),
+              NGPT_ERR_INVALID_ARGUMENT, "not one of");
     /* another rate, one frame */
     char path[512];
     tmp_path(path, sizeof path, "g.mp4");
