@@ -43,7 +43,7 @@ const case_stage case_stages[] = {
     /* video out */
     {"zeroscope.unet3d", NULL},
     {"zeroscope.vae_decode", case_zeroscope_vae_decode},
-    {"video.postprocess", NULL},
+    {"video.postprocess", case_video_postprocess},
     {"zeroscope.generate", case_zeroscope_generate},
     {"scheduler.dpmsolver", case_scheduler_dpmsolver},
     {NULL, NULL},
