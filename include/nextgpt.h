@@ -46,6 +46,7 @@
 #ifndef NEXTGPT_H
 #define NEXTGPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -347,8 +348,6 @@ NGPT_API int32_t ngpt_tokenizer_eos_id(const ngpt_tokenizer *tok);
  *     ngpt_backbone_session_free(s);
  *     ngpt_backbone_free(bb);
  * ------------------------------------------------------------------------------------------- */
-
-#include <stdbool.h>
 
 /* Load progress in [0, 1]; return false to cancel (create then fails with NGPT_ERR_CANCELLED). */
 typedef bool (*ngpt_progress_fn)(float done, void *user_data);
@@ -819,7 +818,8 @@ typedef struct ngpt_decode_params {
     int32_t             height, width;       /* pixels; 0 = defaults: image 512x512 (unet sample_size x 8),
                                                 video 320x576; multiples of 8 */
     int32_t             num_frames;          /* video; 0 = 24 */
-    float               audio_length_s;      /* audio; 0 = 5 s; at most 60 s */
+    double              audio_length_s;      /* audio; 0 = 5 s; at most 60 s (double, as the pipeline's
+                                                Python float: int(0.32 * 16000) must be 5120) */
     uint64_t            seed;                /* initial noise when `latents` is NULL (see below) */
     const ngpt_tensor  *latents;             /* the caller's initial noise, or NULL; shape
                                                 image [B, 4, h/8, w/8], audio [B, 8, frames/4, 16],
@@ -1073,6 +1073,109 @@ NGPT_API ngpt_status ngpt_encoder_encode_audio(ngpt_encoder *enc, ngpt_tensor *o
  * + the vision branch, averaged over the 15 clips -> [1, D]. */
 NGPT_API ngpt_status ngpt_encoder_encode_video_file(ngpt_encoder *enc, ngpt_tensor *out, const char *path,
                                                     const ngpt_video_preprocess_params *pp);
+
+/* ---------------------------------------------------------------------------------------------
+ * Media output
+ *
+ * Encoded files for what the decoders produce: images as PNG or JPEG, sound as WAV, FLAC or
+ * OGG/Vorbis, video as MP4 or WebM, either in memory (an ngpt_blob: library-owned bytes) or
+ * written to a file:
+ *
+ *     ngpt_tensor u8;                                // U8 [1,H,W,3] from ngpt_image_postprocess
+ *     ngpt_tensor hw3 = {NGPT_DTYPE_U8, 3, {u8.shape[1], u8.shape[2], 3}, u8.data, NULL}; // a view
+ *     ngpt_image *img = NULL;
+ *     ngpt_image_from_tensor(&img, &hw3);            // copies the pixels
+ *     ngpt_image_save(img, "out.png", NGPT_IMAGE_FORMAT_AUTO, 0, 0);  // format from ".png"
+ *     ngpt_blob *jpg = NULL;
+ *     ngpt_image_encode(&jpg, img, NGPT_IMAGE_FORMAT_JPEG, 90, 0);
+ *     fwrite(ngpt_blob_data(jpg), 1, ngpt_blob_size(jpg), f);
+ *     ngpt_blob_free(jpg);
+ *
+ *     ngpt_tensor frames;                            // U8 [F,H,W,3] from ngpt_video_postprocess
+ *     ngpt_video_save(&frames, "out.mp4", 8.0f, NGPT_VIDEO_FORMAT_AUTO);   // NExT-GPT's 8 fps
+ *
+ * Codecs: PNG through libpng (8-bit RGB, zlib level 6); JPEG through libjpeg-turbo (baseline,
+ * 4:2:0 chroma unless NGPT_ENCODE_JPEG_444). Audio through libsndfile: WAV 16-bit PCM or
+ * 32-bit float, FLAC 16-bit, OGG/Vorbis (quality 0.4); integer formats clip to [-1, 1].
+ * Video through libavformat/libavcodec, yuv420p (BT.601, limited range), constant frame rate:
+ * MP4 uses H.264 (libx264, CRF 23) when this FFmpeg has that encoder, else MPEG-4 part 2
+ * ("mpeg4"); WebM uses VP9 (libvpx-vp9, CRF 32), else VP8 (libvpx). When no encoder of a
+ * format exists the call fails with NGPT_ERR_UNSUPPORTED naming the encoders it looked for.
+ * ngpt_media_video_codec() says which encoder a format will use.
+ * Errors: NGPT_ERR_INVALID_ARGUMENT (NULL, bad enum, quality or fps out of range, 0 frames,
+ * a format AUTO cannot resolve from the file name), NGPT_ERR_DTYPE_MISMATCH /
+ * NGPT_ERR_SHAPE_MISMATCH (tensors), NGPT_ERR_UNSUPPORTED (no encoder; odd video sizes, since
+ * yuv420p needs even ones: nothing is padded or cropped), NGPT_ERR_IO (the file cannot be
+ * written), NGPT_ERR_OUT_OF_MEMORY. Nothing prints; FFmpeg's process-wide log level is set to
+ * AV_LOG_QUIET once, only if it is still FFmpeg's default. Files are written whole: encoded in
+ * memory, then written to `path` (an existing file is replaced).
+ * All functions may be called from any thread; blobs, like other handles, one thread at a time.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ngpt_blob ngpt_blob;  /* opaque: encoded bytes owned by the library */
+
+/* The bytes (borrowed from b, valid until ngpt_blob_free; NULL for NULL) and their count. */
+NGPT_API const uint8_t *ngpt_blob_data(const ngpt_blob *b);
+NGPT_API size_t ngpt_blob_size(const ngpt_blob *b);
+/* NULL is a no-op. */
+NGPT_API void ngpt_blob_free(ngpt_blob *b);
+
+typedef enum ngpt_image_format {
+    NGPT_IMAGE_FORMAT_AUTO = 0,  /* save: from the extension (.png, .jpg/.jpeg); encode: PNG */
+    NGPT_IMAGE_FORMAT_PNG  = 1,
+    NGPT_IMAGE_FORMAT_JPEG = 2
+} ngpt_image_format;
+
+/* Flags of ngpt_image_encode / ngpt_image_save. */
+#define NGPT_ENCODE_JPEG_444 1u  /* JPEG: full-resolution chroma (4:4:4) instead of 4:2:0 */
+
+/* Encode img. quality: JPEG 1..100 (0 = 90); ignored for PNG (lossless). flags: NGPT_ENCODE_*
+ * bits (0 = defaults). *out is a new blob (free with ngpt_blob_free). */
+NGPT_API ngpt_status ngpt_image_encode(ngpt_blob **out, const ngpt_image *img, ngpt_image_format fmt,
+                                       int32_t quality, uint32_t flags);
+/* Encode img and write it to path (AUTO: the format from path's extension). */
+NGPT_API ngpt_status ngpt_image_save(const ngpt_image *img, const char *path, ngpt_image_format fmt,
+                                     int32_t quality, uint32_t flags);
+/* An image from a tensor: U8 [H,W,3] (copied), or F32 [H,W,3] in [0,1] converted as diffusers'
+ * numpy_to_pil does: round_half_even(clamp(x, 0, 1) * 255). Free with ngpt_image_free. */
+NGPT_API ngpt_status ngpt_image_from_tensor(ngpt_image **out, const ngpt_tensor *pixels);
+
+typedef enum ngpt_audio_format {
+    NGPT_AUDIO_FORMAT_AUTO      = 0,  /* save: from the extension (.wav -> WAV16, .flac, .ogg/.oga);
+                                         encode: WAV16 */
+    NGPT_AUDIO_FORMAT_WAV16     = 1,  /* WAV, 16-bit PCM */
+    NGPT_AUDIO_FORMAT_WAV_FLOAT = 2,  /* WAV, 32-bit IEEE float (lossless for float PCM) */
+    NGPT_AUDIO_FORMAT_FLAC      = 3,  /* FLAC, 16-bit */
+    NGPT_AUDIO_FORMAT_OGG       = 4   /* OGG/Vorbis */
+} ngpt_audio_format;
+
+/* Encode a's samples at its rate and channel count. *out is a new blob. */
+NGPT_API ngpt_status ngpt_audio_encode(ngpt_blob **out, const ngpt_audio *a, ngpt_audio_format fmt);
+/* Encode a and write it to path (AUTO: the format from path's extension). */
+NGPT_API ngpt_status ngpt_audio_save(const ngpt_audio *a, const char *path, ngpt_audio_format fmt);
+
+typedef enum ngpt_video_format {
+    NGPT_VIDEO_FORMAT_AUTO = 0,  /* save: from the extension (.mp4, .webm); encode: MP4 */
+    NGPT_VIDEO_FORMAT_MP4  = 1,  /* H.264 (libx264), else MPEG-4 part 2 */
+    NGPT_VIDEO_FORMAT_WEBM = 2   /* VP9 (libvpx-vp9), else VP8 (libvpx) */
+} ngpt_video_format;
+
+/* Zeroscope's last step, diffusers' tensor2vid: F32 [B,3,F,H,W] (a VAE output, nominally
+ * [-1,1]) -> library-owned U8 [F,H,B*W,3] = trunc(clamp(x * 0.5 + 0.5, 0, 1) * 255) in float32
+ * (truncation, not rounding, as the pipeline does; a batch is laid side by side along the
+ * width). */
+NGPT_API ngpt_status ngpt_video_postprocess(ngpt_tensor *out, const ngpt_tensor *video);
+
+/* Encode frames U8 [F,H,W,3] (RGB, F >= 1, H and W even) at `fps` frames per second (0 < fps
+ * <= 1000; NExT-GPT saves 8). *out is a new blob. */
+NGPT_API ngpt_status ngpt_video_encode(ngpt_blob **out, const ngpt_tensor *frames_u8, float fps,
+                                       ngpt_video_format fmt);
+/* Encode frames and write them to path (AUTO: the format from path's extension). */
+NGPT_API ngpt_status ngpt_video_save(const ngpt_tensor *frames_u8, const char *path, float fps,
+                                     ngpt_video_format fmt);
+/* The FFmpeg encoder fmt uses in this build ("libx264", "mpeg4", "libvpx-vp9", "libvpx"), or
+ * NULL when it has none (or fmt is unknown; AUTO means MP4). Static string. */
+NGPT_API const char *ngpt_media_video_codec(ngpt_video_format fmt);
 
 #ifdef __cplusplus
 }

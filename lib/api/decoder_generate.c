@@ -58,6 +58,7 @@ typedef struct plan {
     bool     cfg;
 } plan;
 
+
 static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p, const ngpt_tensor *cond, plan *pl)
 {
     memset(pl, 0, sizeof *pl);
@@ -71,15 +72,15 @@ static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p,
     int64_t lc = nx_unet_in_channels(d->unet);
     int64_t sc = nx_vae_scale(d->vae);
     if (d->kind == NGPT_DECODER_AUDIO) {
-        float secs = p->audio_length_s != 0.0f ? p->audio_length_s : 5.0f;
-        if (!(secs > 0.0f) || secs > 60.0f)
+        double secs = p->audio_length_s != 0.0 ? p->audio_length_s : 5.0;
+        if (!(secs > 0.0) || secs > 60.0)
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: audio_length_s %g out of (0, 60]", (double)secs);
         /* AudioLDMPipeline: hop = prod(upsample_rates) / sampling_rate (float64); height = int(len / hop)
          * rounded up to a multiple of the VAE scale; n = int(len * 16000). */
         double hop = (double)nx_hifigan_hop(d->vocoder) / (double)nx_hifigan_sampling_rate(d->vocoder);
-        int64_t height = (int64_t)((double)secs / hop);
+        int64_t height = (int64_t)(secs / hop);
         if (height % sc) height = (height + sc - 1) / sc * sc;
-        pl->n_wave = (int64_t)((double)secs * 16000.0);
+        pl->n_wave = (int64_t)(secs * 16000.0);
         int64_t n_mels = nx_hifigan_n_mels(d->vocoder);
         if (height < sc) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: audio_length_s %g is too short", (double)secs);
         pl->rank = 4;

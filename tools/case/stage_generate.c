@@ -50,7 +50,7 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
         p.height = (int32_t)h;
         p.width = (int32_t)w;
         p.num_frames = (int32_t)frames;
-        p.audio_length_s = (float)secs;
+        p.audio_length_s = secs;
         p.eta = (float)eta;
         if (strcmp(sched, "pndm") == 0) p.scheduler = NGPT_SCHEDULER_PNDM;
         else if (strcmp(sched, "ddim") == 0) p.scheduler = NGPT_SCHEDULER_DDIM;

@@ -9,6 +9,7 @@
 #include "stage_projector.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
+#include "stage_unet.h"
 #include "stage_vae.h"
 
 const case_stage case_stages[] = {
@@ -28,7 +29,7 @@ const case_stage case_stages[] = {
     {"imagebind.audio", case_imagebind_audio},
     {"projector.input", case_projector_input},
     {"projector.output", case_projector_output},
-    {"unet2d", NULL},
+    {"unet2d", case_unet2d},
     {"vae.decode", case_vae_decode},
     {"vae.encode", case_vae_encode},
     {"scheduler.ddim", case_scheduler_ddim},
@@ -38,14 +39,14 @@ const case_stage case_stages[] = {
     {"clip.text_encoder", case_clip_text_encoder},
     {"image.postprocess", case_image_postprocess},
     /* audio out */
-    {"audioldm.unet", NULL},
+    {"audioldm.unet", case_audioldm_unet},
     {"audioldm.vae_decode", case_audioldm_vae_decode},
     {"vocoder.hifigan", case_vocoder_hifigan},
     {"audioldm.generate", case_audioldm_generate},
     /* video out */
     {"zeroscope.unet3d", NULL},
     {"zeroscope.vae_decode", case_zeroscope_vae_decode},
-    {"video.postprocess", NULL},
+    {"video.postprocess", case_video_postprocess},
     {"zeroscope.generate", case_zeroscope_generate},
     {"scheduler.dpmsolver", case_scheduler_dpmsolver},
     {NULL, NULL},
