@@ -1177,6 +1177,195 @@ NGPT_API ngpt_status ngpt_video_save(const ngpt_tensor *frames_u8, const char *p
  * NULL when it has none (or fmt is unknown; AUTO means MP4). Static string. */
 NGPT_API const char *ngpt_media_video_codec(ngpt_video_format fmt);
 
+/* ---------------------------------------------------------------------------------------------
+ * Pipeline: one NExT-GPT conversation, every stage loaded once
+ *
+ * An ngpt_pipeline runs NExT-GPT end to end: media in -> ImageBind (ngpt_encoder) -> input
+ * projector (the items of one modality summed into one soft token, ngpt_projector_input_sum) ->
+ * the language model with NExT-GPT's prompt template (ngpt_backbone) -> for each signal group
+ * the output projector -> the decoder of its modality (ngpt_decoder_generate) -> encoded media
+ * (PNG images, WAV sound, MP4 video) in the result, with the answer text.
+ *
+ *     ngpt_pipeline *p = NULL;
+ *     if (ngpt_pipeline_create(&p, ctx, "models/nextgpt", NULL) != NGPT_OK) ... ngpt_last_error()
+ *     ngpt_pipeline_media m = {NGPT_MODALITY_IMAGE, "cat.jpg", NULL, 0, NULL, NULL};
+ *     ngpt_pipeline_turn_params tp;
+ *     ngpt_pipeline_turn_params_default(&tp, sizeof tp);
+ *     tp.force = NGPT_PIPELINE_FORCE(NGPT_MODALITY_IMAGE);      // always answer with an image
+ *     ngpt_pipeline_result *r = NULL;
+ *     if (ngpt_pipeline_turn(&r, p, "draw it in the snow", &m, 1, &tp) != NGPT_OK) ...
+ *     printf("%s\n", ngpt_pipeline_result_text(r, NULL));
+ *     for (int32_t i = 0; i < ngpt_pipeline_result_n_outputs(r); i++) {
+ *         const uint8_t *bytes; size_t n; const char *ext;
+ *         if (ngpt_pipeline_result_output(r, i, NULL, &bytes, &n, &ext) == NGPT_OK) ... write bytes
+ *         else ... ngpt_pipeline_result_output_message(r, i)      // e.g. no video decoder
+ *     }
+ *     ngpt_pipeline_result_free(r);
+ *     ngpt_pipeline_free(p);
+ *
+ * The bundle folder holds bundle.json, naming the parts by paths relative to the folder:
+ *     {"format": "nextgpt-bundle", "version": 1,
+ *      "llm": "vicuna-7b-v0",                    ngpt_backbone_create's model_dir
+ *      "delta": "nextgpt_7b_tiva_v0/pytorch_model.pt",   or null (a merged LLM folder)
+ *      "imagebind": "imagebind_huge.pth",        ngpt_encoder_create's path
+ *      "projectors": "nextgpt_7b_tiva_v0/pytorch_model.pt",   a projector folder or the delta;
+ *                                                null/absent = the delta
+ *      "decoders": {"image": "stable-diffusion-v1-5", "audio": "audioldm-l-full",
+ *                   "video": "zeroscope_v2_576w"},          diffusers folders; null/absent = none
+ *      "audio_uncond": "audio_uncond.safetensors",          optional: tensor "uncond" [1, D], the
+ *                                                AudioLDM negative embedding (CLAP of ""); without
+ *                                                it audio runs without guidance
+ *      "random_weights": false}                  true marks a test model
+ * For the official release these are: Vicuna-7B v0 in Hugging Face format (LLaMA-7B +
+ * lmsys/vicuna-7b-delta-v0 merged with FastChat's apply_delta); imagebind_huge.pth from
+ * dl.fbaipublicfiles.com/imagebind/imagebind_huge.pth; pytorch_model.pt (+ tokenizer.model,
+ * added_tokens.json) from huggingface.co/ChocoWu/nextgpt_7b_tiva_v0; the diffusers folders of
+ * runwayml/stable-diffusion-v1-5, cvssp/audioldm-l-full and cerspense/zeroscope_v2_576w (or
+ * the same parts converted to safetensors by ngpt-convert). libnextgpt installs a tiny bundle
+ * with random weights in <prefix>/share/libnextgpt/tiny (see README).
+ *
+ * Loading: the language model, ImageBind (vision and audio branches) and the projectors load at
+ * create; a decoder loads on its first use unless `preload` names it, and stays loaded until
+ * ngpt_pipeline_release_decoder or free. Conversation: turns accumulate in the backbone
+ * session's KV cache; ngpt_pipeline_reset starts over. A modality whose decoder is not in the
+ * bundle (or fails to load) does not fail the turn: its output carries the status and message
+ * and the text is still returned.
+ * Threads: one thread at a time per pipeline; `cancel` may be set from any thread.
+ * ------------------------------------------------------------------------------------------- */
+
+/* A turn's media item; exactly one source is set: a file path, encoded bytes in memory, or
+ * decoded pixels / samples. Borrowed during the call. Layout frozen (an array element). */
+typedef struct ngpt_pipeline_media {
+    ngpt_modality     modality;  /* IMAGE, AUDIO or VIDEO */
+    const char       *path;      /* a file, or NULL */
+    const void       *data;      /* encoded bytes (IMAGE, AUDIO), or NULL */
+    size_t            size;
+    const ngpt_image *image;     /* IMAGE: decoded pixels, or NULL */
+    const ngpt_audio *audio;     /* AUDIO: decoded samples, or NULL */
+} ngpt_pipeline_media;
+
+typedef enum ngpt_pipeline_event_kind {
+    NGPT_PIPELINE_EVENT_LOAD    = 0,  /* a component is being loaded (name: "image decoder" ...) */
+    NGPT_PIPELINE_EVENT_ENCODE  = 1,  /* media item `step` of `total` encoded */
+    NGPT_PIPELINE_EVENT_TOKEN   = 2,  /* answer text streamed: text/text_len (a token's piece) */
+    NGPT_PIPELINE_EVENT_DENOISE = 3,  /* denoising step `step` of `total` of `modality` */
+    NGPT_PIPELINE_EVENT_OUTPUT  = 4   /* output `step` (0-based) of `modality` is finished */
+} ngpt_pipeline_event_kind;
+
+typedef struct ngpt_pipeline_event {
+    ngpt_pipeline_event_kind kind;
+    ngpt_modality modality;      /* DENOISE, OUTPUT, ENCODE; TEXT otherwise */
+    int32_t       step, total;
+    const char   *text;          /* TOKEN: the piece (not NUL-terminated); LOAD: the component */
+    size_t        text_len;
+    double        elapsed_s;     /* since the call began */
+} ngpt_pipeline_event;
+
+/* One callback for every stage; return false to cancel (see ngpt_pipeline_turn). */
+typedef bool (*ngpt_pipeline_event_fn)(const ngpt_pipeline_event *ev, void *user_data);
+
+/* Bit of a modality in `force` / `preload`. */
+#define NGPT_PIPELINE_FORCE(m) (1u << (uint32_t)(m))
+
+typedef struct ngpt_pipeline_params {
+    size_t   struct_size;   /* sizeof(ngpt_pipeline_params), set by _default */
+    int32_t  n_ctx;         /* the conversation's KV cache; 0 = min(2048, the model's) */
+    uint32_t preload;       /* NGPT_PIPELINE_FORCE bits of decoders loaded at create; 0 = lazy */
+    uint32_t flags;         /* reserved, 0 */
+    ngpt_pipeline_event_fn on_event;  /* load events during create; NULL = none */
+    void    *user_data;
+} ngpt_pipeline_params;
+
+NGPT_API ngpt_status ngpt_pipeline_params_default(ngpt_pipeline_params *p, size_t struct_size);
+/* Load the bundle in `bundle_dir` (bundle.json, above) on ctx's backend; params may be NULL.
+ * Errors: NGPT_ERR_NOT_FOUND (bundle.json, a part), NGPT_ERR_BAD_FORMAT (bundle.json), and those
+ * of the stage creates (their message prefixed with the part). Free with ngpt_pipeline_free. */
+NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx, const char *bundle_dir,
+                                          const ngpt_pipeline_params *params);
+/* NULL is a no-op. */
+NGPT_API void ngpt_pipeline_free(ngpt_pipeline *p);
+/* Forget the conversation (the next turn is a first turn again). */
+NGPT_API ngpt_status ngpt_pipeline_reset(ngpt_pipeline *p);
+/* Free a loaded decoder (it reloads on its next use). */
+NGPT_API ngpt_status ngpt_pipeline_release_decoder(ngpt_pipeline *p, ngpt_modality modality);
+/* 1 when bundle.json says "random_weights": true (a test model), else 0. */
+NGPT_API int32_t ngpt_pipeline_is_test_model(const ngpt_pipeline *p);
+/* The stage handles, borrowed from p (NULL when absent; decoder: NULL until loaded). */
+NGPT_API ngpt_backbone  *ngpt_pipeline_backbone(const ngpt_pipeline *p);
+NGPT_API ngpt_encoder   *ngpt_pipeline_encoder(const ngpt_pipeline *p);
+NGPT_API ngpt_projector *ngpt_pipeline_projector(const ngpt_pipeline *p);
+NGPT_API ngpt_decoder   *ngpt_pipeline_decoder(const ngpt_pipeline *p, ngpt_modality modality);
+/* Absolute path of the bundle's decoder folder for modality, or NULL when it has none. */
+NGPT_API const char *ngpt_pipeline_decoder_path(const ngpt_pipeline *p, ngpt_modality modality);
+
+typedef struct ngpt_pipeline_turn_params {
+    size_t      struct_size;        /* sizeof(ngpt_pipeline_turn_params), set by _default */
+    uint32_t    force;              /* NGPT_PIPELINE_FORCE bits: answer with these modalities even
+                                     * when the model emits no signal tokens for them */
+    /* the language model's sampling (defaults: NExT-GPT's demo) */
+    float       temperature;        /* default 1.0; 0 = greedy */
+    int32_t     top_k;              /* default 0 = off */
+    float       top_p;              /* default 0.01 */
+    float       repetition_penalty; /* default 1 = off */
+    int32_t     max_new_tokens;     /* default 246 */
+    uint64_t    seed;               /* sampling and the decoders' initial noise; default 0 */
+    /* the decoders (0 = the decoder's default, as ngpt_decode_params) */
+    int32_t     steps;              /* denoising steps; 0 = 50 */
+    float       guidance_scale;     /* 0 = 7.5 */
+    ngpt_scheduler_kind scheduler;  /* AUTO = the folder's */
+    int32_t     height, width;      /* image/video pixels; 0 = the decoder's (SD: sample_size x 8) */
+    int32_t     num_frames;         /* video; 0 = 24 */
+    double      audio_length_s;     /* audio; 0 = 5 */
+    float       video_fps;          /* MP4 frame rate; 0 = 8 (NExT-GPT's) */
+    ngpt_pipeline_event_fn on_event;/* NULL = none */
+    void       *user_data;
+    const volatile int32_t *cancel; /* NULL = none; nonzero = stop at the next token or step */
+} ngpt_pipeline_turn_params;
+
+NGPT_API ngpt_status ngpt_pipeline_turn_params_default(ngpt_pipeline_turn_params *p, size_t struct_size);
+
+typedef struct ngpt_pipeline_result ngpt_pipeline_result;  /* opaque; ngpt_pipeline_result_free */
+
+/* One user turn: text (UTF-8; NULL = "") and n media items. On NGPT_OK *out is a result, also
+ * when outputs failed (their status says why) or the turn was cancelled by the callback or
+ * `cancel` (ngpt_pipeline_result_cancelled; outputs not produced get NGPT_ERR_CANCELLED).
+ * Errors (no result): NGPT_ERR_INVALID_ARGUMENT, media that cannot be read or encoded (the
+ * message names the file), NGPT_ERR_UNSUPPORTED (a modality the encoder or input projector
+ * lacks), errors of the language model. */
+NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipeline *p, const char *text,
+                                        const ngpt_pipeline_media *media, size_t n_media,
+                                        const ngpt_pipeline_turn_params *tp);
+
+/* The answer text (borrowed from r; *len may be NULL). */
+NGPT_API const char *ngpt_pipeline_result_text(const ngpt_pipeline_result *r, size_t *len);
+/* 1 when the turn was cancelled. */
+NGPT_API int32_t ngpt_pipeline_result_cancelled(const ngpt_pipeline_result *r);
+/* Media outputs (one per signal group, forced ones included). */
+NGPT_API int32_t ngpt_pipeline_result_n_outputs(const ngpt_pipeline_result *r);
+/* Output i: its modality, and (when it was produced) its encoded bytes (borrowed from r) and
+ * format extension ("png", "wav", "mp4"). Returns the output's status: NGPT_OK, or why it is
+ * missing (NGPT_ERR_NOT_FOUND: no decoder for the modality in the bundle; NGPT_ERR_CANCELLED;
+ * a decoder error) with *bytes = NULL, *size = 0. Any out pointer may be NULL. */
+NGPT_API ngpt_status ngpt_pipeline_result_output(const ngpt_pipeline_result *r, int32_t i, ngpt_modality *modality,
+                                                 const uint8_t **bytes, size_t *size, const char **format);
+/* The message of output i's failure ("" when it succeeded). */
+NGPT_API const char *ngpt_pipeline_result_output_message(const ngpt_pipeline_result *r, int32_t i);
+
+typedef enum ngpt_pipeline_stage {
+    NGPT_PIPELINE_STAGE_LOAD      = 0,  /* decoders loaded during the turn */
+    NGPT_PIPELINE_STAGE_ENCODE    = 1,  /* media decoding + ImageBind */
+    NGPT_PIPELINE_STAGE_PROJECT   = 2,  /* input and output projectors */
+    NGPT_PIPELINE_STAGE_LLM       = 3,  /* prompt + generation */
+    NGPT_PIPELINE_STAGE_DECODE    = 4,  /* diffusion + VAE (+ vocoder) */
+    NGPT_PIPELINE_STAGE_MEDIA_OUT = 5,  /* PNG / WAV / MP4 encoding */
+    NGPT_PIPELINE_STAGE_COUNT     = 6
+} ngpt_pipeline_stage;
+
+/* Wall-clock milliseconds the turn spent in a stage (0 for unknown stages). */
+NGPT_API double ngpt_pipeline_result_stage_ms(const ngpt_pipeline_result *r, ngpt_pipeline_stage stage);
+/* NULL is a no-op. */
+NGPT_API void ngpt_pipeline_result_free(ngpt_pipeline_result *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,881 @@
+/* pipeline.c — ngpt_pipeline: one NExT-GPT conversation over the stage handles.
+ *
+ * A turn: media -> encoder -> input projector (one summed soft token per modality) -> language
+ * model with NExT-GPT's template -> per signal group: output projector -> decoder -> PNG / WAV /
+ * MP4 bytes in the result. Everything here goes through the public stage API; this file adds
+ * the bundle manifest, lazy decoders, the template, signal-group extraction, forced groups,
+ * events/cancellation and timings.
+ *
+ * The language-model step (llm_turn below) builds the template and finds the signal groups itself;
+ * it is to be replaced by ngpt_backbone_turn (branch `chat`) once that lands.
+ */
+#include "nextgpt.h"
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/json.h"
+#include "core/params.h"
+#include "core/weights.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Objects
+ * ------------------------------------------------------------------------------------------- */
+
+#define PL_MAX_OUTPUTS 4   /* at most one group per modality (NExT-GPT's demo limit) */
+
+struct ngpt_pipeline {
+    ngpt_context          *ctx;
+    ngpt_pipeline_params   params;
+    char                  *dir;
+    char                  *dec_path[4];  /* indexed by ngpt_modality; NULL = none in the bundle */
+    ngpt_backbone         *bb;
+    ngpt_backbone_session *s;
+    ngpt_encoder          *enc;
+    ngpt_projector        *proj;
+    ngpt_decoder          *dec[4];
+    float                 *audio_uncond; /* [audio_uncond_dim] or NULL */
+    int32_t                audio_uncond_dim;
+    int32_t                random_weights;
+    int32_t                n_turns;
+};
+
+typedef struct pl_output {
+    ngpt_modality modality;
+    ngpt_status   status;
+    char         *message;
+    uint8_t      *bytes;
+    size_t        size;
+    const char   *format;
+} pl_output;
+
+struct ngpt_pipeline_result {
+    char     *text;
+    size_t    text_len;
+    int32_t   cancelled;
+    int32_t   n_outputs;
+    pl_output out[PL_MAX_OUTPUTS];
+    double    ms[NGPT_PIPELINE_STAGE_COUNT];
+};
+
+static const ngpt_pipeline_params k_params = {
+    .struct_size = sizeof(ngpt_pipeline_params),
+};
+
+static const ngpt_pipeline_turn_params k_turn = {
+    .struct_size = sizeof(ngpt_pipeline_turn_params),
+    .temperature = 1.0f,
+    .top_p = 0.01f,
+    .repetition_penalty = 1.0f,
+    .max_new_tokens = 246,
+};
+
+static const char *const k_mod_name[4] = {"text", "image", "audio", "video"};
+/* Signal tokens per modality: [IMG0..3], [AUD0..7], [VID0..23]. */
+static const char *const k_sig_fmt[4] = {NULL, "[IMG%d]", "[AUD%d]", "[VID%d]"};
+static const int32_t k_sig_n[4] = {0, 4, 8, 24};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = nx_malloc(n + 1);
+    if (d) memcpy(d, s, n + 1);
+    return d;
+}
+
+/* bundle_dir + "/" + rel (rel as it is when absolute). */
+static char *bundle_path(const char *dir, const char *rel)
+{
+    if (rel[0] == '/') return dup_str(rel);
+    size_t a = strlen(dir), b = strlen(rel);
+    char *p = nx_malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, rel, b + 1);
+    return p;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Events and cancellation
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pl_call {
+    ngpt_pipeline_event_fn fn;
+    void                  *ud;
+    const volatile int32_t *cancel;
+    double                 t0;
+    int                    cancelled;
+    ngpt_modality          modality;     /* for DENOISE events */
+    const ngpt_tokenizer  *tok;          /* for TOKEN events */
+} pl_call;
+
+static bool emit(pl_call *c, ngpt_pipeline_event_kind kind, ngpt_modality m, int32_t step, int32_t total,
+                 const char *text, size_t len)
+{
+    if (c->cancelled) return false;
+    if (c->cancel && *c->cancel) { c->cancelled = 1; return false; }
+    if (!c->fn) return true;
+    ngpt_pipeline_event ev = {kind, m, step, total, text, len, now_s() - c->t0};
+    if (!c->fn(&ev, c->ud)) { c->cancelled = 1; return false; }
+    return true;
+}
+
+static bool on_token(int32_t token, void *ud)
+{
+    pl_call *c = ud;
+    char piece[256];
+    size_t len = 0;
+    if (ngpt_tokenizer_decode(c->tok, &token, 1, 1, piece, sizeof piece, &len) != NGPT_OK) len = 0;
+    return emit(c, NGPT_PIPELINE_EVENT_TOKEN, NGPT_MODALITY_TEXT, 0, 0, piece, len);
+}
+
+static bool on_step(int32_t step, int32_t total, float elapsed_s, void *ud)
+{
+    (void)elapsed_s;
+    pl_call *c = ud;
+    return emit(c, NGPT_PIPELINE_EVENT_DENOISE, c->modality, step, total, NULL, 0);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Create / free
+ * ------------------------------------------------------------------------------------------- */
+
+NGPT_API ngpt_status ngpt_pipeline_params_default(ngpt_pipeline_params *p, size_t struct_size)
+{
+    return nx_params_default(p, struct_size, &k_params, sizeof k_params, "ngpt_pipeline_params_default");
+}
+
+NGPT_API ngpt_status ngpt_pipeline_turn_params_default(ngpt_pipeline_turn_params *p, size_t struct_size)
+{
+    return nx_params_default(p, struct_size, &k_turn, sizeof k_turn, "ngpt_pipeline_turn_params_default");
+}
+
+/* An optional string member of bundle.json resolved against the bundle folder: *out NULL when
+ * the key is absent or null. */
+static ngpt_status manifest_path(char **out, const json_t *j, const char *key, const char *dir, const char *file)
+{
+    *out = NULL;
+    const json_t *v = json_object_get(j, key);
+    if (!v || json_is_null(v)) return NGPT_OK;
+    if (!json_is_string(v)) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s' is not a string or null", file, key);
+    *out = bundle_path(dir, json_string_value(v));
+    return *out ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
+}
+
+static ngpt_status load_decoder(ngpt_pipeline *p, ngpt_modality m, pl_call *c)
+{
+    if (p->dec[m]) return NGPT_OK;
+    if (!p->dec_path[m])
+        return nx_err(NGPT_ERR_NOT_FOUND, "%s/bundle.json names no %s decoder", p->dir, k_mod_name[m]);
+    char what[32];
+    snprintf(what, sizeof what, "%s decoder", k_mod_name[m]);
+    if (c && !emit(c, NGPT_PIPELINE_EVENT_LOAD, m, 0, 0, what, strlen(what)))
+        return nx_err(NGPT_ERR_CANCELLED, "cancelled before loading the %s decoder", k_mod_name[m]);
+    ngpt_status st = ngpt_decoder_create(&p->dec[m], p->ctx, p->dec_path[m], NULL);
+    if (st != NGPT_OK) return nx_err_wrap(st, "%s decoder (%s): ", k_mod_name[m], p->dec_path[m]);
+    return NGPT_OK;
+}
+
+static ngpt_status load_audio_uncond(ngpt_pipeline *p, const char *path)
+{
+    nx_weights *w = NULL;
+    NX_TRY(nx_weights_open(&w, path));
+    const nx_wtensor *t = NULL;
+    int64_t shape[2] = {1, -1};
+    ngpt_status st = nx_weights_get(w, "uncond", 0, 2, shape, &t);
+    if (st == NGPT_OK) {
+        p->audio_uncond = nx_malloc((size_t)t->shape[1] * sizeof(float));
+        if (!p->audio_uncond) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+        else { nx_wtensor_to_f32(t, p->audio_uncond); p->audio_uncond_dim = (int32_t)t->shape[1]; }
+    }
+    nx_weights_close(w);
+    return st;
+}
+
+NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx, const char *bundle_dir,
+                                          const ngpt_pipeline_params *params)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: out is NULL");
+    *out = NULL;
+    if (!ctx || !bundle_dir) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: ctx or bundle_dir is NULL");
+    ngpt_pipeline *p = nx_calloc(1, sizeof *p);
+    if (!p) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_create: out of memory");
+    p->ctx = ctx;
+    ngpt_status st = nx_params_read(&p->params, params, &k_params, sizeof p->params, "ngpt_pipeline_create");
+    char *manifest = NULL, *llm = NULL, *delta = NULL, *ib = NULL, *pj = NULL, *uncond = NULL;
+    json_t *j = NULL;
+    if (st == NGPT_OK) {
+        p->dir = dup_str(bundle_dir);
+        manifest = bundle_path(bundle_dir, "bundle.json");
+        if (!p->dir || !manifest) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_create: out of memory");
+    }
+    if (st == NGPT_OK) st = nx_json_load_file(&j, manifest);
+    if (st == NGPT_OK && !json_is_object(j)) st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JSON object", manifest);
+    if (st == NGPT_OK) st = manifest_path(&llm, j, "llm", bundle_dir, manifest);
+    if (st == NGPT_OK && !llm) st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'llm' (the language model folder) is required", manifest);
+    if (st == NGPT_OK) st = manifest_path(&delta, j, "delta", bundle_dir, manifest);
+    if (st == NGPT_OK) st = manifest_path(&ib, j, "imagebind", bundle_dir, manifest);
+    if (st == NGPT_OK && !ib) st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'imagebind' is required", manifest);
+    if (st == NGPT_OK) st = manifest_path(&pj, j, "projectors", bundle_dir, manifest);
+    if (st == NGPT_OK && !pj && !delta)
+        st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'projectors' is required when there is no 'delta'", manifest);
+    if (st == NGPT_OK) st = manifest_path(&uncond, j, "audio_uncond", bundle_dir, manifest);
+    if (st == NGPT_OK) {
+        const json_t *d = json_object_get(j, "decoders");
+        if (d && !json_is_null(d) && !json_is_object(d))
+            st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'decoders' is not an object", manifest);
+        for (int m = NGPT_MODALITY_IMAGE; st == NGPT_OK && d && json_is_object(d) && m <= NGPT_MODALITY_VIDEO; m++)
+            st = manifest_path(&p->dec_path[m], d, k_mod_name[m], bundle_dir, manifest);
+        const json_t *rw = json_object_get(j, "random_weights");
+        p->random_weights = json_is_true(rw) ? 1 : 0;
+    }
+    pl_call c = {p->params.on_event, p->params.user_data, NULL, now_s(), 0, NGPT_MODALITY_TEXT, NULL};
+    if (st == NGPT_OK) {
+        ngpt_backbone_params bp;
+        ngpt_backbone_params_default(&bp, sizeof bp);
+        bp.delta_path = delta;
+        if (!emit(&c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, "language model", 14))
+            st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
+        else if ((st = ngpt_backbone_create(&p->bb, ctx, llm, &bp)) != NGPT_OK)
+            st = nx_err_wrap(st, "language model (%s): ", llm);
+    }
+    if (st == NGPT_OK) {
+        ngpt_backbone_session_params sp;
+        ngpt_backbone_session_params_default(&sp, sizeof sp);
+        int32_t n = p->params.n_ctx ? p->params.n_ctx : 2048;
+        if (n > ngpt_backbone_n_ctx(p->bb)) n = ngpt_backbone_n_ctx(p->bb);
+        sp.n_ctx = n;
+        st = ngpt_backbone_session_create(&p->s, p->bb, &sp);
+        if (st == NGPT_OK && !ngpt_backbone_tokenizer(p->bb))
+            st = nx_err(NGPT_ERR_NOT_FOUND, "language model (%s): no tokenizer.model", llm);
+    }
+    if (st == NGPT_OK) {
+        ngpt_encoder_params ep;
+        ngpt_encoder_params_default(&ep, sizeof ep);
+        ep.modalities = NGPT_ENCODER_IMAGE | NGPT_ENCODER_AUDIO;
+        if (!emit(&c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, "imagebind", 9))
+            st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
+        else if ((st = ngpt_encoder_create(&p->enc, ctx, ib, &ep)) != NGPT_OK)
+            st = nx_err_wrap(st, "imagebind (%s): ", ib);
+    }
+    if (st == NGPT_OK) {
+        ngpt_projector_params pp;
+        ngpt_projector_params_default(&pp, sizeof pp);
+        const char *path = pj ? pj : delta;
+        if (!pj) pp.flags |= NGPT_PROJECTOR_ALLOW_UNKNOWN_TENSORS;
+        if (!emit(&c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, "projectors", 10))
+            st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
+        else if ((st = ngpt_projector_create(&p->proj, ctx, path, &pp)) != NGPT_OK)
+            st = nx_err_wrap(st, "projectors (%s): ", path);
+    }
+    if (st == NGPT_OK && uncond) st = nx_err_wrap(load_audio_uncond(p, uncond), "audio_uncond: ");
+    for (int m = NGPT_MODALITY_IMAGE; st == NGPT_OK && m <= NGPT_MODALITY_VIDEO; m++)
+        if (p->params.preload & NGPT_PIPELINE_FORCE(m)) st = load_decoder(p, (ngpt_modality)m, &c);
+    json_decref(j);
+    nx_free(manifest); nx_free(llm); nx_free(delta); nx_free(ib); nx_free(pj); nx_free(uncond);
+    if (st != NGPT_OK) { ngpt_pipeline_free(p); return st; }
+    *out = p;
+    return NGPT_OK;
+}
+
+NGPT_API void ngpt_pipeline_free(ngpt_pipeline *p)
+{
+    if (!p) return;
+    for (int m = 0; m < 4; m++) { ngpt_decoder_free(p->dec[m]); nx_free(p->dec_path[m]); }
+    ngpt_projector_free(p->proj);
+    ngpt_encoder_free(p->enc);
+    ngpt_backbone_session_free(p->s);
+    ngpt_backbone_free(p->bb);
+    nx_free(p->audio_uncond);
+    nx_free(p->dir);
+    nx_free(p);
+}
+
+NGPT_API ngpt_status ngpt_pipeline_reset(ngpt_pipeline *p)
+{
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_reset: p is NULL");
+    p->n_turns = 0;
+    return ngpt_backbone_session_reset(p->s);
+}
+
+static int valid_out_modality(ngpt_modality m)
+{
+    return m == NGPT_MODALITY_IMAGE || m == NGPT_MODALITY_AUDIO || m == NGPT_MODALITY_VIDEO;
+}
+
+NGPT_API ngpt_status ngpt_pipeline_release_decoder(ngpt_pipeline *p, ngpt_modality m)
+{
+    if (!p || !valid_out_modality(m))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_release_decoder: NULL pipeline or bad modality %d", (int)m);
+    ngpt_decoder_free(p->dec[m]);
+    p->dec[m] = NULL;
+    return NGPT_OK;
+}
+
+NGPT_API int32_t ngpt_pipeline_is_test_model(const ngpt_pipeline *p) { return p ? p->random_weights : 0; }
+NGPT_API ngpt_backbone *ngpt_pipeline_backbone(const ngpt_pipeline *p) { return p ? p->bb : NULL; }
+NGPT_API ngpt_encoder *ngpt_pipeline_encoder(const ngpt_pipeline *p) { return p ? p->enc : NULL; }
+NGPT_API ngpt_projector *ngpt_pipeline_projector(const ngpt_pipeline *p) { return p ? p->proj : NULL; }
+NGPT_API ngpt_decoder *ngpt_pipeline_decoder(const ngpt_pipeline *p, ngpt_modality m)
+{
+    return p && valid_out_modality(m) ? p->dec[m] : NULL;
+}
+NGPT_API const char *ngpt_pipeline_decoder_path(const ngpt_pipeline *p, ngpt_modality m)
+{
+    return p && valid_out_modality(m) ? p->dec_path[m] : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Encoding the user's media: one soft token per modality
+ * ------------------------------------------------------------------------------------------- */
+
+static ngpt_status encode_item(ngpt_pipeline *p, ngpt_tensor *emb, const ngpt_pipeline_media *m, size_t idx)
+{
+    int n_src = (m->path != NULL) + (m->data != NULL) + (m->image != NULL) + (m->audio != NULL);
+    if (n_src != 1)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media[%zu] must set exactly one of path, data, image, audio", idx);
+    ngpt_status st;
+    switch (m->modality) {
+    case NGPT_MODALITY_IMAGE: {
+        if (m->audio) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media[%zu] is an image but gives audio", idx);
+        if (m->image) return ngpt_encoder_encode_image(p->enc, emb, m->image);
+        ngpt_image *img = NULL;
+        st = m->path ? ngpt_image_load(&img, m->path) : ngpt_image_load_memory(&img, m->data, m->size, NULL);
+        if (st == NGPT_OK) st = ngpt_encoder_encode_image(p->enc, emb, img);
+        ngpt_image_free(img);
+        return st;
+    }
+    case NGPT_MODALITY_AUDIO: {
+        if (m->image) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media[%zu] is audio but gives an image", idx);
+        if (m->audio) return ngpt_encoder_encode_audio(p->enc, emb, m->audio, NULL);
+        ngpt_audio *a = NULL;
+        st = m->path ? ngpt_audio_load(&a, m->path) : ngpt_audio_load_memory(&a, m->data, m->size, NULL);
+        if (st == NGPT_OK) st = ngpt_encoder_encode_audio(p->enc, emb, a, NULL);
+        ngpt_audio_free(a);
+        return st;
+    }
+    case NGPT_MODALITY_VIDEO:
+        if (!m->path)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_pipeline_turn: media[%zu]: video is read from a file only (set path)", idx);
+        return ngpt_encoder_encode_video_file(p->enc, emb, m->path, NULL);
+    default:
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media[%zu]: bad modality %d", idx, (int)m->modality);
+    }
+}
+
+/* soft[m] = [1, n_embd] summed projection of the modality's items (NULL when it has none). */
+static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pipeline_media *media, size_t n,
+                                pl_call *c, double *ms_encode, double *ms_project)
+{
+    int32_t d = ngpt_encoder_embed_dim(p->enc), h = ngpt_backbone_n_embd(p->bb);
+    for (int m = NGPT_MODALITY_IMAGE; m <= NGPT_MODALITY_VIDEO; m++) {
+        size_t cnt = 0;
+        for (size_t i = 0; i < n; i++) cnt += media[i].modality == (ngpt_modality)m;
+        if (!cnt) continue;
+        float *feat = nx_malloc(cnt * (size_t)d * sizeof *feat);
+        if (!feat) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+        size_t k = 0;
+        double t0 = now_s();
+        for (size_t i = 0; i < n; i++) {
+            if (media[i].modality != (ngpt_modality)m) continue;
+            ngpt_tensor emb = {0};
+            ngpt_status st = encode_item(p, &emb, &media[i], i);
+            if (st != NGPT_OK) {
+                nx_free(feat);
+                return nx_err_wrap(st, "media[%zu] (%s): ", i, media[i].path ? media[i].path : k_mod_name[m]);
+            }
+            memcpy(feat + k * (size_t)d, emb.data, (size_t)d * sizeof *feat);
+            ngpt_tensor_free(&emb);
+            k++;
+            emit(c, NGPT_PIPELINE_EVENT_ENCODE, (ngpt_modality)m, (int32_t)i + 1, (int32_t)n, NULL, 0);
+        }
+        *ms_encode += (now_s() - t0) * 1e3;
+        t0 = now_s();
+        ngpt_tensor f = {NGPT_DTYPE_F32, 2, {(int64_t)cnt, d}, feat, NULL}, tok = {0};
+        ngpt_status st = ngpt_projector_input_sum(p->proj, &tok, &f);
+        nx_free(feat);
+        if (st != NGPT_OK) return st;
+        soft[m] = nx_malloc((size_t)h * sizeof(float));
+        if (!soft[m]) { ngpt_tensor_free(&tok); return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory"); }
+        memcpy(soft[m], tok.data, (size_t)h * sizeof(float));
+        ngpt_tensor_free(&tok);
+        *ms_project += (now_s() - t0) * 1e3;
+    }
+    return NGPT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The language model: template, generation, signal groups (interim, until ngpt_backbone_turn)
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct pl_prompt {
+    int32_t *ids;
+    float   *embeds;   /* [n, n_embd] */
+    uint8_t *is_embed;
+    int32_t  n, cap, n_embd;
+} pl_prompt;
+
+static ngpt_status prompt_push(pl_prompt *q, int32_t id, const float *row)
+{
+    if (q->n == q->cap) {
+        int32_t cap = q->cap ? q->cap * 2 : 64;
+        int32_t *ids = nx_realloc(q->ids, (size_t)cap * sizeof *ids);
+        if (ids) q->ids = ids;
+        float *e = nx_realloc(q->embeds, (size_t)cap * (size_t)q->n_embd * sizeof *e);
+        if (e) q->embeds = e;
+        uint8_t *ie = nx_realloc(q->is_embed, (size_t)cap);
+        if (ie) q->is_embed = ie;
+        if (!ids || !e || !ie) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+        q->cap = cap;
+    }
+    q->ids[q->n] = row ? 0 : id;
+    q->is_embed[q->n] = row != NULL;
+    if (row) memcpy(q->embeds + (size_t)q->n * (size_t)q->n_embd, row, (size_t)q->n_embd * sizeof(float));
+    else memset(q->embeds + (size_t)q->n * (size_t)q->n_embd, 0, (size_t)q->n_embd * sizeof(float));
+    q->n++;
+    return NGPT_OK;
+}
+
+static ngpt_status prompt_text(pl_prompt *q, const ngpt_tokenizer *tok, const char *text)
+{
+    size_t n = 0;
+    ngpt_status st = ngpt_tokenizer_encode(tok, text, strlen(text), 0, NULL, 0, &n);
+    if (st != NGPT_OK && st != NGPT_ERR_BUFFER_TOO_SMALL) return st;
+    int32_t *ids = nx_malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+    st = ngpt_tokenizer_encode(tok, text, strlen(text), 0, ids, n, &n);
+    for (size_t i = 0; st == NGPT_OK && i < n; i++) st = prompt_push(q, ids[i], NULL);
+    nx_free(ids);
+    return st;
+}
+
+typedef struct pl_group {
+    ngpt_modality modality;
+    int32_t       n;
+    float        *hidden;      /* [n, n_embd] */
+    int32_t       ids[24];
+} pl_group;
+
+typedef struct pl_llm_out {
+    char    *text;
+    size_t   text_len;
+    pl_group groups[PL_MAX_OUTPUTS];
+    int32_t  n_groups;
+    int      cancelled;
+} pl_llm_out;
+
+static void llm_out_free(pl_llm_out *o)
+{
+    nx_free(o->text);
+    for (int i = 0; i < o->n_groups; i++) nx_free(o->groups[i].hidden);
+    memset(o, 0, sizeof *o);
+}
+
+static ngpt_status signal_ids(const ngpt_tokenizer *tok, ngpt_modality m, int32_t *ids)
+{
+    for (int32_t k = 0; k < k_sig_n[m]; k++) {
+        char piece[16];
+        snprintf(piece, sizeof piece, k_sig_fmt[m], k);
+        ids[k] = ngpt_tokenizer_piece_to_id(tok, piece);
+        if (ids[k] < 0) return nx_err(NGPT_ERR_UNSUPPORTED, "the tokenizer has no signal token %s", piece);
+    }
+    return NGPT_OK;
+}
+
+/* Run one user turn on the session: prompt, generation, groups (found, then forced). */
+static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const soft[4],
+                            const ngpt_pipeline_turn_params *tp, pl_call *c, pl_llm_out *o)
+{
+    const ngpt_tokenizer *tok = ngpt_backbone_tokenizer(p->bb);
+    const int32_t h = ngpt_backbone_n_embd(p->bb);
+    const int32_t bos = ngpt_tokenizer_bos_id(tok), eos = ngpt_tokenizer_eos_id(tok);
+    const int32_t img_open = ngpt_tokenizer_piece_to_id(tok, "<Img>"), img_close = ngpt_tokenizer_piece_to_id(tok, "</Img>");
+    int has_media = soft[1] || soft[2] || soft[3];
+    if (has_media && (img_open < 0 || img_close < 0))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_pipeline_turn: the tokenizer has no <Img> / </Img> tokens");
+
+    /* NExT-GPT's template (nextgpt-facts.md §1.4): [BOS]"### Human:" {<Img> soft </Img>}
+     * [BOS]" text\n### Assistant:" on the first turn; later turns continue with "\n### Human:". */
+    pl_prompt q = {.n_embd = h};
+    ngpt_status st = NGPT_OK;
+    const char *head = p->n_turns == 0 ? "### Human:" : "\n### Human:";
+    size_t tl = strlen(text);
+    char *body = nx_malloc(tl + 32);
+    if (!body) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+    snprintf(body, tl + 32, "%s%s\n### Assistant:", has_media ? " " : " ", text);
+    if (has_media) {
+        if (p->n_turns == 0 && bos >= 0) st = prompt_push(&q, bos, NULL);
+        if (st == NGPT_OK) st = prompt_text(&q, tok, head);
+        for (int m = NGPT_MODALITY_IMAGE; st == NGPT_OK && m <= NGPT_MODALITY_VIDEO; m++) {
+            if (!soft[m]) continue;
+            st = prompt_push(&q, img_open, NULL);
+            if (st == NGPT_OK) st = prompt_push(&q, 0, soft[m]);
+            if (st == NGPT_OK) st = prompt_push(&q, img_close, NULL);
+        }
+        if (st == NGPT_OK && bos >= 0) st = prompt_push(&q, bos, NULL);
+        if (st == NGPT_OK) st = prompt_text(&q, tok, body);
+    } else {
+        if (p->n_turns == 0 && bos >= 0) st = prompt_push(&q, bos, NULL);
+        size_t n = strlen(head) + strlen(body) + 2;
+        char *all = nx_malloc(n);
+        if (!all) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+        else { snprintf(all, n, "%s %s", head, body); if (st == NGPT_OK) st = prompt_text(&q, tok, all); nx_free(all); }
+    }
+    nx_free(body);
+
+    float *last_hidden = nx_malloc((size_t)h * sizeof(float));
+    int32_t maxn = tp->max_new_tokens > 0 ? tp->max_new_tokens : 1;
+    int32_t *ids = nx_malloc((size_t)maxn * sizeof *ids);
+    float *hid = nx_malloc((size_t)maxn * (size_t)h * sizeof *hid);
+    if (st == NGPT_OK && (!last_hidden || !ids || !hid)) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+    if (st == NGPT_OK) {
+        ngpt_backbone_batch b;
+        ngpt_backbone_batch_default(&b, sizeof b);
+        b.n_tokens = q.n;
+        b.ids = q.ids;
+        b.embeds = q.embeds;
+        b.is_embed = q.is_embed;
+        b.output = NGPT_OUTPUT_LAST;
+        st = ngpt_backbone_eval(p->s, &b);
+        if (st == NGPT_OK) memcpy(last_hidden, ngpt_backbone_get_hidden(p->s, NULL), (size_t)h * sizeof(float));
+    }
+    nx_free(q.ids); nx_free(q.embeds); nx_free(q.is_embed);
+
+    /* generation, stopping at EOS and "▁###" (835 in Vicuna's vocabulary) */
+    int32_t stops[2], n_stops = 0, n_gen = 0;
+    if (eos >= 0) stops[n_stops++] = eos;
+    int32_t hash = ngpt_tokenizer_piece_to_id(tok, "\xE2\x96\x81###");
+    if (hash >= 0) stops[n_stops++] = hash;
+    if (st == NGPT_OK) {
+        ngpt_generate_params gp;
+        ngpt_generate_params_default(&gp, sizeof gp);
+        gp.max_new_tokens = maxn;
+        gp.stop_ids = stops;
+        gp.n_stop_ids = n_stops;
+        gp.on_token = on_token;
+        gp.user_data = c;
+        gp.temperature = tp->temperature;
+        gp.top_k = tp->top_k;
+        gp.top_p = tp->top_p;
+        gp.repetition_penalty = tp->repetition_penalty;
+        gp.seed = tp->seed;
+        st = ngpt_backbone_generate(&n_gen, p->s, &gp, ids, hid);
+        if (st == NGPT_ERR_CANCELLED) { o->cancelled = 1; st = NGPT_OK; }
+    }
+
+    /* the answer text: ids before the first signal or added token, stop ids excluded */
+    int32_t first_added = img_open >= 0 ? img_open : ngpt_tokenizer_vocab_size(tok);
+    int32_t n_text = 0;
+    while (n_text < n_gen && ids[n_text] < first_added && ids[n_text] != eos && ids[n_text] != hash) n_text++;
+    if (st == NGPT_OK) {
+        size_t len = 0;
+        st = ngpt_tokenizer_decode(tok, ids, (size_t)n_text, 1, NULL, 0, &len);
+        if (st == NGPT_ERR_BUFFER_TOO_SMALL || st == NGPT_OK) {
+            o->text = nx_malloc(len + 1);
+            st = o->text ? ngpt_tokenizer_decode(tok, ids, (size_t)n_text, 1, o->text, len + 1, &len)
+                         : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+            const char *t = o->text;
+            if (st == NGPT_OK) {
+                while (*t == ' ') t++;           /* the first token's dummy-prefix space */
+                size_t k = strlen(t);
+                while (k && (t[k - 1] == ' ' || t[k - 1] == '\n')) k--;
+                memmove(o->text, t, k);
+                o->text[k] = 0;
+                o->text_len = k;
+            }
+        }
+    }
+
+    /* groups the model started: [X0..X(N-1)] in full; hidden rows g..g+N-1 predicted them */
+    static const ngpt_modality order[3] = {NGPT_MODALITY_IMAGE, NGPT_MODALITY_VIDEO, NGPT_MODALITY_AUDIO};
+    for (int oi = 0; st == NGPT_OK && oi < 3; oi++) {
+        ngpt_modality m = order[oi];
+        int32_t sig[24];
+        if (signal_ids(tok, m, sig) != NGPT_OK) { ngpt_clear_error(); continue; }
+        for (int32_t g = 0; g + k_sig_n[m] <= n_gen; g++) {
+            if (ids[g] != sig[0]) continue;
+            int ok = 1;
+            for (int32_t k = 1; k < k_sig_n[m]; k++) ok &= ids[g + k] == sig[k];
+            if (!ok) break;  /* NExT-GPT asserts here; we drop the broken group */
+            pl_group *G = &o->groups[o->n_groups];
+            G->hidden = nx_malloc((size_t)k_sig_n[m] * (size_t)h * sizeof(float));
+            if (!G->hidden) { st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory"); break; }
+            memcpy(G->hidden, hid + (size_t)g * (size_t)h, (size_t)k_sig_n[m] * (size_t)h * sizeof(float));
+            G->modality = m;
+            G->n = k_sig_n[m];
+            memcpy(G->ids, sig, sizeof sig);
+            o->n_groups++;
+            break;
+        }
+    }
+
+    /* forced groups: the state that predicts X0 is the last cache position's (after feeding a
+     * final non-stop token), then X0..X(N-1) are fed with every position's output */
+    int fed_last = 0;
+    for (int oi = 0; st == NGPT_OK && !o->cancelled && oi < 3; oi++) {
+        ngpt_modality m = order[oi];
+        if (!(tp->force & NGPT_PIPELINE_FORCE(m))) continue;
+        int have = 0;
+        for (int i = 0; i < o->n_groups; i++) have |= o->groups[i].modality == m;
+        if (have) continue;
+        pl_group *G = &o->groups[o->n_groups];
+        st = signal_ids(tok, m, G->ids);
+        if (st != NGPT_OK) break;
+        if (n_gen > 0 && !fed_last) {
+            fed_last = 1;
+            int32_t last = ids[n_gen - 1];
+            if (last == eos || last == hash) {
+                memcpy(last_hidden, hid + (size_t)(n_gen - 1) * (size_t)h, (size_t)h * sizeof(float));
+            } else {
+                ngpt_backbone_batch b;
+                ngpt_backbone_batch_default(&b, sizeof b);
+                b.n_tokens = 1;
+                b.ids = &last;
+                st = ngpt_backbone_eval(p->s, &b);
+                if (st != NGPT_OK) break;
+                memcpy(last_hidden, ngpt_backbone_get_hidden(p->s, NULL), (size_t)h * sizeof(float));
+            }
+        }
+        G->n = k_sig_n[m];
+        G->modality = m;
+        G->hidden = nx_malloc((size_t)G->n * (size_t)h * sizeof(float));
+        if (!G->hidden) { st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory"); break; }
+        o->n_groups++;
+        memcpy(G->hidden, last_hidden, (size_t)h * sizeof(float));
+        ngpt_backbone_batch b;
+        ngpt_backbone_batch_default(&b, sizeof b);
+        b.n_tokens = G->n;
+        b.ids = G->ids;
+        b.output = NGPT_OUTPUT_ALL;
+        st = ngpt_backbone_eval(p->s, &b);
+        if (st != NGPT_OK) break;
+        const float *rows = ngpt_backbone_get_hidden(p->s, NULL);
+        memcpy(G->hidden + h, rows, (size_t)(G->n - 1) * (size_t)h * sizeof(float));
+        memcpy(last_hidden, rows + (size_t)(G->n - 1) * (size_t)h, (size_t)h * sizeof(float));
+    }
+    nx_free(last_hidden); nx_free(ids); nx_free(hid);
+    if (st == NGPT_OK) p->n_turns++;
+    return st;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Output: projector -> decoder -> encoded bytes
+ * ------------------------------------------------------------------------------------------- */
+
+static ngpt_status blob_take(pl_output *o, ngpt_blob *b, const char *fmt)
+{
+    o->size = ngpt_blob_size(b);
+    o->bytes = nx_malloc(o->size ? o->size : 1);
+    if (!o->bytes) { ngpt_blob_free(b); return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory"); }
+    memcpy(o->bytes, ngpt_blob_data(b), o->size);
+    o->format = fmt;
+    ngpt_blob_free(b);
+    return NGPT_OK;
+}
+
+static ngpt_status run_output(ngpt_pipeline *p, pl_output *o, const pl_group *G, int idx,
+                              const ngpt_pipeline_turn_params *tp, pl_call *c, double *ms)
+{
+    ngpt_modality m = G->modality;
+    if (!ngpt_projector_has_output(p->proj, m))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "the bundle's projectors have no %s output projector", k_mod_name[m]);
+    double t0 = now_s();
+    if (!p->dec[m]) {
+        NX_TRY(load_decoder(p, m, c));
+        ms[NGPT_PIPELINE_STAGE_LOAD] += (now_s() - t0) * 1e3;
+    }
+    t0 = now_s();
+    int32_t h = ngpt_backbone_n_embd(p->bb);
+    float *embs = nx_malloc((size_t)G->n * (size_t)h * sizeof *embs);
+    if (!embs) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+    ngpt_status st = ngpt_backbone_embed_tokens(embs, p->bb, G->ids, G->n);
+    ngpt_tensor hid = {NGPT_DTYPE_F32, 3, {1, G->n, h}, G->hidden, NULL};
+    ngpt_tensor emb = {NGPT_DTYPE_F32, 3, {1, G->n, h}, embs, NULL};
+    ngpt_tensor cond = {0}, out = {0};
+    if (st == NGPT_OK) st = ngpt_projector_output(p->proj, &cond, m, &hid, &emb);
+    nx_free(embs);
+    ms[NGPT_PIPELINE_STAGE_PROJECT] += (now_s() - t0) * 1e3;
+    if (st != NGPT_OK) return st;
+
+    t0 = now_s();
+    ngpt_decode_params dp;
+    ngpt_decode_params_default(&dp, sizeof dp);
+    dp.num_inference_steps = tp->steps;
+    dp.guidance_scale = tp->guidance_scale;
+    dp.scheduler = tp->scheduler;
+    dp.height = tp->height;
+    dp.width = tp->width;
+    dp.num_frames = tp->num_frames;
+    dp.audio_length_s = tp->audio_length_s;
+    dp.seed = tp->seed + (uint64_t)idx;
+    dp.on_step = on_step;
+    dp.user_data = c;
+    c->modality = m;
+    ngpt_tensor uncond = {0}, *pu = NULL;
+    if (m == NGPT_MODALITY_AUDIO) {
+        cond.rank = 2;  /* [1, 1, D] -> [1, D], as NExT-GPT views it */
+        cond.shape[1] = cond.shape[2];
+        if (p->audio_uncond && p->audio_uncond_dim == cond.shape[1]) {
+            uncond = (ngpt_tensor){NGPT_DTYPE_F32, 2, {1, p->audio_uncond_dim}, p->audio_uncond, NULL};
+            pu = &uncond;
+        } else {
+            dp.guidance_scale = 1.0f;  /* no negative embedding: no classifier-free guidance */
+        }
+    }
+    st = ngpt_decoder_generate(p->dec[m], &out, NULL, &cond, pu, &dp);
+    ngpt_tensor_free(&cond);
+    ms[NGPT_PIPELINE_STAGE_DECODE] += (now_s() - t0) * 1e3;
+    if (st != NGPT_OK) { ngpt_tensor_free(&out); return st; }
+
+    t0 = now_s();
+    ngpt_blob *b = NULL;
+    if (m == NGPT_MODALITY_IMAGE) {
+        ngpt_tensor hw3 = {NGPT_DTYPE_F32, 3, {out.shape[1], out.shape[2], 3}, out.data, NULL};
+        ngpt_image *img = NULL;
+        st = ngpt_image_from_tensor(&img, &hw3);
+        if (st == NGPT_OK) st = ngpt_image_encode(&b, img, NGPT_IMAGE_FORMAT_PNG, 0, 0);
+        ngpt_image_free(img);
+        if (st == NGPT_OK) st = blob_take(o, b, "png");
+    } else if (m == NGPT_MODALITY_AUDIO) {
+        ngpt_audio *a = NULL;
+        st = ngpt_audio_from_pcm(&a, out.data, out.shape[out.rank - 1], 1, 16000);
+        if (st == NGPT_OK) st = ngpt_audio_encode(&b, a, NGPT_AUDIO_FORMAT_WAV16);
+        ngpt_audio_free(a);
+        if (st == NGPT_OK) st = blob_take(o, b, "wav");
+    } else {
+        ngpt_tensor frames = {0};
+        st = ngpt_video_postprocess(&frames, &out);
+        if (st == NGPT_OK) st = ngpt_video_encode(&b, &frames, tp->video_fps > 0 ? tp->video_fps : 8.0f, NGPT_VIDEO_FORMAT_MP4);
+        ngpt_tensor_free(&frames);
+        if (st == NGPT_OK) st = blob_take(o, b, "mp4");
+    }
+    ngpt_tensor_free(&out);
+    ms[NGPT_PIPELINE_STAGE_MEDIA_OUT] += (now_s() - t0) * 1e3;
+    return st;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The turn
+ * ------------------------------------------------------------------------------------------- */
+
+NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipeline *p, const char *text,
+                                        const ngpt_pipeline_media *media, size_t n_media,
+                                        const ngpt_pipeline_turn_params *params)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: out is NULL");
+    *out = NULL;
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: p is NULL");
+    if (n_media && !media) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media is NULL with n_media %zu", n_media);
+    ngpt_pipeline_turn_params tp;
+    NX_TRY(nx_params_read(&tp, params, &k_turn, sizeof tp, "ngpt_pipeline_turn"));
+    if (tp.force & ~(NGPT_PIPELINE_FORCE(1) | NGPT_PIPELINE_FORCE(2) | NGPT_PIPELINE_FORCE(3)))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: force 0x%x has bits other than image, audio, video", tp.force);
+    if (!text) text = "";
+
+    ngpt_pipeline_result *r = nx_calloc(1, sizeof *r);
+    if (!r) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+    pl_call c = {tp.on_event, tp.user_data, tp.cancel, now_s(), 0, NGPT_MODALITY_TEXT, ngpt_backbone_tokenizer(p->bb)};
+    float *soft[4] = {0};
+    ngpt_status st = encode_media(p, soft, media, n_media, &c, &r->ms[NGPT_PIPELINE_STAGE_ENCODE],
+                                  &r->ms[NGPT_PIPELINE_STAGE_PROJECT]);
+    pl_llm_out lo = {0};
+    if (st == NGPT_OK) {
+        int32_t n_past = ngpt_backbone_session_n_past(p->s);
+        double t0 = now_s();
+        st = llm_turn(p, text, soft, &tp, &c, &lo);
+        r->ms[NGPT_PIPELINE_STAGE_LLM] = (now_s() - t0) * 1e3;
+        if (st != NGPT_OK) ngpt_backbone_session_truncate(p->s, n_past);  /* the session as before */
+    }
+    for (int m = 0; m < 4; m++) nx_free(soft[m]);
+    if (st == NGPT_OK) {
+        r->text = lo.text;
+        r->text_len = lo.text_len;
+        lo.text = NULL;
+        for (int i = 0; i < lo.n_groups; i++) {
+            pl_output *o = &r->out[r->n_outputs++];
+            o->modality = lo.groups[i].modality;
+            if (c.cancelled || lo.cancelled) {
+                o->status = NGPT_ERR_CANCELLED;
+                o->message = dup_str("cancelled");
+                continue;
+            }
+            o->status = run_output(p, o, &lo.groups[i], i, &tp, &c, r->ms);
+            if (o->status != NGPT_OK) {
+                if (c.cancelled) o->status = NGPT_ERR_CANCELLED;
+                o->message = dup_str(ngpt_last_error());
+                ngpt_clear_error();
+            } else {
+                emit(&c, NGPT_PIPELINE_EVENT_OUTPUT, o->modality, i, lo.n_groups, NULL, 0);
+            }
+        }
+        r->cancelled = c.cancelled || lo.cancelled;
+    }
+    llm_out_free(&lo);
+    if (st != NGPT_OK) { ngpt_pipeline_result_free(r); return st; }
+    if (!r->text) r->text = dup_str("");
+    *out = r;
+    return NGPT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Result
+ * ------------------------------------------------------------------------------------------- */
+
+NGPT_API const char *ngpt_pipeline_result_text(const ngpt_pipeline_result *r, size_t *len)
+{
+    if (len) *len = r ? r->text_len : 0;
+    return r ? r->text : NULL;
+}
+
+NGPT_API int32_t ngpt_pipeline_result_cancelled(const ngpt_pipeline_result *r) { return r ? r->cancelled : 0; }
+NGPT_API int32_t ngpt_pipeline_result_n_outputs(const ngpt_pipeline_result *r) { return r ? r->n_outputs : 0; }
+
+NGPT_API ngpt_status ngpt_pipeline_result_output(const ngpt_pipeline_result *r, int32_t i, ngpt_modality *modality,
+                                                 const uint8_t **bytes, size_t *size, const char **format)
+{
+    if (bytes) *bytes = NULL;
+    if (size) *size = 0;
+    if (format) *format = NULL;
+    if (!r || i < 0 || i >= r->n_outputs)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_result_output: no output %d", (int)i);
+    const pl_output *o = &r->out[i];
+    if (modality) *modality = o->modality;
+    if (o->status != NGPT_OK) return nx_err(o->status, "%s", o->message ? o->message : "");
+    if (bytes) *bytes = o->bytes;
+    if (size) *size = o->size;
+    if (format) *format = o->format;
+    return NGPT_OK;
+}
+
+NGPT_API const char *ngpt_pipeline_result_output_message(const ngpt_pipeline_result *r, int32_t i)
+{
+    if (!r || i < 0 || i >= r->n_outputs || !r->out[i].message) return "";
+    return r->out[i].message;
+}
+
+NGPT_API double ngpt_pipeline_result_stage_ms(const ngpt_pipeline_result *r, ngpt_pipeline_stage stage)
+{
+    if (!r || (int)stage < 0 || stage >= NGPT_PIPELINE_STAGE_COUNT) return 0;
+    return r->ms[stage];
+}
+
+NGPT_API void ngpt_pipeline_result_free(ngpt_pipeline_result *r)
+{
+    if (!r) return;
+    for (int i = 0; i < r->n_outputs; i++) { nx_free(r->out[i].bytes); nx_free(r->out[i].message); }
+    nx_free(r->text);
+    nx_free(r);
+}
