@@ -1,0 +1,55 @@
+#!/bin/sh
+# test_cli.sh NEXTGPT SOURCE_ROOT TMP — the `nextgpt` command driven as a user would: `run` on the
+# embedded tiny model writes a PNG (and --json), bad arguments exit 2, a missing input file or a
+# bundle missing a part exits 1 naming it, `info` lists the components.
+set -u
+NG=$1; SRC=$2; TMP=$3
+rm -rf "$TMP"; mkdir -p "$TMP"
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+expect_rc() {  # expected-rc description command...
+  want=$1; what=$2; shift 2
+  "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
+  [ "$rc" -eq "$want" ] || { fail "$what: exit $rc, expected $want"; cat "$TMP/err" >&2; }
+}
+
+# run on the tiny model (no --model): a PNG, the random-weights notice, the text on stdout
+expect_rc 0 "run" "$NG" run --image "$SRC/data/tiny/cat.jpg" --prompt "Draw it in the snow." --force image \
+  --steps 2 --max-tokens 8 --out-dir "$TMP/out1"
+grep -q "RANDOM weights" "$TMP/err" || fail "run: no random-weights notice on stderr"
+grep -q "wrote $TMP/out1/image-0.png" "$TMP/out" || fail "run: no 'wrote' line"
+head -c 4 "$TMP/out1/image-0.png" 2>/dev/null | od -An -c | grep -q "P   N   G" || fail "run: image-0.png is not a PNG"
+
+# --json
+expect_rc 0 "run --json" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
+  --out-dir "$TMP/out2" --json
+grep -q '"status": "NGPT_OK"' "$TMP/out" || fail "run --json: no ok output"
+grep -q '"test_model": true' "$TMP/out" || fail "run --json: test_model not true"
+[ -f "$TMP/out2/image-0.png" ] || fail "run --json: no file written"
+
+# usage errors: exit 2
+expect_rc 2 "unknown option" "$NG" run --prompt x --bogus
+expect_rc 2 "missing --prompt" "$NG" run --image "$SRC/data/tiny/cat.jpg"
+expect_rc 2 "bad --steps" "$NG" run --prompt x --steps many
+expect_rc 2 "bad --force" "$NG" run --prompt x --force smell
+expect_rc 2 "option without value" "$NG" run --prompt
+expect_rc 2 "unknown command" "$NG" frobnicate
+
+# runtime errors: exit 1 with the file named
+expect_rc 1 "missing image" "$NG" run --prompt x --image "$TMP/no-such-cat.jpg"
+grep -q "no-such-cat.jpg" "$TMP/err" || fail "missing image: message does not name the file"
+printf 'not a jpeg' > "$TMP/bad.jpg"
+expect_rc 1 "corrupt image" "$NG" run --prompt x --image "$TMP/bad.jpg" --max-tokens 2
+grep -q "bad.jpg" "$TMP/err" || fail "corrupt image: message does not name the file"
+mkdir -p "$TMP/broken"
+printf '{"llm": "llm", "imagebind": "imagebind", "projectors": "projectors"}' > "$TMP/broken/bundle.json"
+expect_rc 1 "bundle missing a part" "$NG" run --model "$TMP/broken" --prompt x
+grep -q "broken/llm" "$TMP/err" || fail "bundle missing a part: message does not name it"
+expect_rc 1 "no bundle.json" "$NG" run --model "$TMP/nowhere" --prompt x
+
+# info
+expect_rc 0 "info" "$NG" info
+grep -q "llm" "$TMP/out" && grep -q "decoders/image/unet" "$TMP/out" || fail "info: components not listed"
+
+[ "$fails" -eq 0 ] && echo "test_cli: all passed" >&2
+exit $((fails > 0))
