@@ -465,7 +465,8 @@ static ngpt_status prompt_text(pl_prompt *q, const ngpt_tokenizer *tok, const ch
 typedef struct pl_group {
     ngpt_modality modality;
     int32_t       n;
-    float        *hidden;      /* [n, n_embd] */
+    float        *hidden;      /* [n, n_embd]: the states that predicted [X0..X(n-1)] */
+    float        *embs;        /* [n, n_embd]: embed_tokens rows of [X0..X(n-1)] */
     int32_t       ids[24];
 } pl_group;
 
@@ -480,7 +481,7 @@ typedef struct pl_llm_out {
 static void llm_out_free(pl_llm_out *o)
 {
     nx_free(o->text);
-    for (int i = 0; i < o->n_groups; i++) nx_free(o->groups[i].hidden);
+    for (int i = 0; i < o->n_groups; i++) { nx_free(o->groups[i].hidden); nx_free(o->groups[i].embs); }
     memset(o, 0, sizeof *o);
 }
 
@@ -515,7 +516,7 @@ static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const sof
     size_t tl = strlen(text);
     char *body = nx_malloc(tl + 32);
     if (!body) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-    snprintf(body, tl + 32, "%s%s\n### Assistant:", has_media ? " " : " ", text);
+    snprintf(body, tl + 32, " %s\n### Assistant:", text);
     if (has_media) {
         if (p->n_turns == 0 && bos >= 0) st = prompt_push(&q, bos, NULL);
         if (st == NGPT_OK) st = prompt_text(&q, tok, head);
@@ -666,6 +667,12 @@ static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const sof
         memcpy(G->hidden + h, rows, (size_t)(G->n - 1) * (size_t)h * sizeof(float));
         memcpy(last_hidden, rows + (size_t)(G->n - 1) * (size_t)h, (size_t)h * sizeof(float));
     }
+    for (int i = 0; st == NGPT_OK && i < o->n_groups; i++) {
+        pl_group *G = &o->groups[i];
+        G->embs = nx_malloc((size_t)G->n * (size_t)h * sizeof(float));
+        st = G->embs ? ngpt_backbone_embed_tokens(G->embs, p->bb, G->ids, G->n)
+                     : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+    }
     nx_free(last_hidden); nx_free(ids); nx_free(hid);
     if (st == NGPT_OK) p->n_turns++;
     return st;
@@ -699,14 +706,10 @@ static ngpt_status run_output(ngpt_pipeline *p, pl_output *o, const pl_group *G,
     }
     t0 = now_s();
     int32_t h = ngpt_backbone_n_embd(p->bb);
-    float *embs = nx_malloc((size_t)G->n * (size_t)h * sizeof *embs);
-    if (!embs) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-    ngpt_status st = ngpt_backbone_embed_tokens(embs, p->bb, G->ids, G->n);
     ngpt_tensor hid = {NGPT_DTYPE_F32, 3, {1, G->n, h}, G->hidden, NULL};
-    ngpt_tensor emb = {NGPT_DTYPE_F32, 3, {1, G->n, h}, embs, NULL};
+    ngpt_tensor emb = {NGPT_DTYPE_F32, 3, {1, G->n, h}, G->embs, NULL};
     ngpt_tensor cond = {0}, out = {0};
-    if (st == NGPT_OK) st = ngpt_projector_output(p->proj, &cond, m, &hid, &emb);
-    nx_free(embs);
+    ngpt_status st = ngpt_projector_output(p->proj, &cond, m, &hid, &emb);
     ms[NGPT_PIPELINE_STAGE_PROJECT] += (now_s() - t0) * 1e3;
     if (st != NGPT_OK) return st;
 
