@@ -496,6 +496,67 @@ static ngpt_status signal_ids(const ngpt_tokenizer *tok, ngpt_modality m, int32_
     return NGPT_OK;
 }
 
+#ifdef NGPT_MODALITY_BIT
+/* ---- with the chat API (ngpt_backbone_turn): template, stops, groups, forcing, streaming ---- */
+
+static bool on_text(const char *utf8, size_t len, void *ud)
+{
+    return emit(ud, NGPT_PIPELINE_EVENT_TOKEN, NGPT_MODALITY_TEXT, 0, 0, utf8, len);
+}
+
+static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const soft[4],
+                            const ngpt_pipeline_turn_params *tp, pl_call *c, pl_llm_out *o)
+{
+    static const ngpt_modality order[3] = {NGPT_MODALITY_IMAGE, NGPT_MODALITY_AUDIO, NGPT_MODALITY_VIDEO};
+    ngpt_turn_media tm[3];
+    size_t nm = 0;
+    for (int i = 0; i < 3; i++)
+        if (soft[order[i]]) tm[nm++] = (ngpt_turn_media){order[i], soft[order[i]], 1};
+    ngpt_turn_params pp;
+    ngpt_turn_params_default(&pp, sizeof pp);
+    pp.temperature = tp->temperature;
+    pp.top_k = tp->top_k;
+    pp.top_p = tp->top_p;
+    pp.repetition_penalty = tp->repetition_penalty;
+    pp.seed = tp->seed;
+    pp.max_new_tokens = tp->max_new_tokens;
+    pp.require_modalities = tp->force;  /* NGPT_PIPELINE_FORCE(m) == NGPT_MODALITY_BIT(m) */
+    pp.on_text = on_text;
+    pp.user_data = c;
+    pp.cancel = tp->cancel;
+    ngpt_turn_result *r = NULL;
+    NX_TRY(ngpt_backbone_turn(&r, p->s, text, nm ? tm : NULL, nm, &pp));
+    const int32_t h = ngpt_backbone_n_embd(p->bb);
+    ngpt_status st = NGPT_OK;
+    size_t len = 0;
+    const char *t = ngpt_turn_result_text(r, &len);
+    o->text = nx_malloc(len + 1);
+    if (!o->text) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+    else { memcpy(o->text, t, len); o->text[len] = 0; o->text_len = len; }
+    o->cancelled = ngpt_turn_result_stop_reason(r) == NGPT_STOP_CANCELLED;
+    for (int32_t i = 0; st == NGPT_OK && i < ngpt_turn_result_n_groups(r) && o->n_groups < PL_MAX_OUTPUTS; i++) {
+        ngpt_modality m;
+        int32_t n;
+        const float *hid, *embs;
+        st = ngpt_turn_result_group(r, i, &m, &n, &hid, &embs);
+        if (st != NGPT_OK) break;
+        pl_group *G = &o->groups[o->n_groups++];
+        G->modality = m;
+        G->n = n;
+        G->hidden = nx_malloc((size_t)n * (size_t)h * sizeof(float));
+        G->embs = nx_malloc((size_t)n * (size_t)h * sizeof(float));
+        if (!G->hidden || !G->embs) { st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory"); break; }
+        memcpy(G->hidden, hid, (size_t)n * (size_t)h * sizeof(float));
+        memcpy(G->embs, embs, (size_t)n * (size_t)h * sizeof(float));
+    }
+    ngpt_turn_result_free(r);
+    if (st == NGPT_OK) p->n_turns++;
+    return st;
+}
+
+#else
+/* ---- interim, before the chat API: the template and the groups written here ---- */
+
 /* Run one user turn on the session: prompt, generation, groups (found, then forced). */
 static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const soft[4],
                             const ngpt_pipeline_turn_params *tp, pl_call *c, pl_llm_out *o)
@@ -677,6 +738,8 @@ static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const sof
     if (st == NGPT_OK) p->n_turns++;
     return st;
 }
+
+#endif /* NGPT_MODALITY_BIT */
 
 /* ---------------------------------------------------------------------------------------------
  * Output: projector -> decoder -> encoded bytes
