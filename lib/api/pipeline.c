@@ -76,9 +76,6 @@ static const ngpt_pipeline_turn_params k_turn = {
 };
 
 static const char *const k_mod_name[4] = {"text", "image", "audio", "video"};
-/* Signal tokens per modality: [IMG0..3], [AUD0..7], [VID0..23]. */
-static const char *const k_sig_fmt[4] = {NULL, "[IMG%d]", "[AUD%d]", "[VID%d]"};
-static const int32_t k_sig_n[4] = {0, 4, 8, 24};
 
 static double now_s(void)
 {
@@ -133,6 +130,7 @@ static bool emit(pl_call *c, ngpt_pipeline_event_kind kind, ngpt_modality m, int
     return true;
 }
 
+#ifndef NGPT_MODALITY_BIT
 static bool on_token(int32_t token, void *ud)
 {
     pl_call *c = ud;
@@ -141,6 +139,7 @@ static bool on_token(int32_t token, void *ud)
     if (ngpt_tokenizer_decode(c->tok, &token, 1, 1, piece, sizeof piece, &len) != NGPT_OK) len = 0;
     return emit(c, NGPT_PIPELINE_EVENT_TOKEN, NGPT_MODALITY_TEXT, 0, 0, piece, len);
 }
+#endif
 
 static bool on_step(int32_t step, int32_t total, float elapsed_s, void *ud)
 {
@@ -421,47 +420,6 @@ static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pip
  * The language model: template, generation, signal groups (interim, until ngpt_backbone_turn)
  * ------------------------------------------------------------------------------------------- */
 
-typedef struct pl_prompt {
-    int32_t *ids;
-    float   *embeds;   /* [n, n_embd] */
-    uint8_t *is_embed;
-    int32_t  n, cap, n_embd;
-} pl_prompt;
-
-static ngpt_status prompt_push(pl_prompt *q, int32_t id, const float *row)
-{
-    if (q->n == q->cap) {
-        int32_t cap = q->cap ? q->cap * 2 : 64;
-        int32_t *ids = nx_realloc(q->ids, (size_t)cap * sizeof *ids);
-        if (ids) q->ids = ids;
-        float *e = nx_realloc(q->embeds, (size_t)cap * (size_t)q->n_embd * sizeof *e);
-        if (e) q->embeds = e;
-        uint8_t *ie = nx_realloc(q->is_embed, (size_t)cap);
-        if (ie) q->is_embed = ie;
-        if (!ids || !e || !ie) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-        q->cap = cap;
-    }
-    q->ids[q->n] = row ? 0 : id;
-    q->is_embed[q->n] = row != NULL;
-    if (row) memcpy(q->embeds + (size_t)q->n * (size_t)q->n_embd, row, (size_t)q->n_embd * sizeof(float));
-    else memset(q->embeds + (size_t)q->n * (size_t)q->n_embd, 0, (size_t)q->n_embd * sizeof(float));
-    q->n++;
-    return NGPT_OK;
-}
-
-static ngpt_status prompt_text(pl_prompt *q, const ngpt_tokenizer *tok, const char *text)
-{
-    size_t n = 0;
-    ngpt_status st = ngpt_tokenizer_encode(tok, text, strlen(text), 0, NULL, 0, &n);
-    if (st != NGPT_OK && st != NGPT_ERR_BUFFER_TOO_SMALL) return st;
-    int32_t *ids = nx_malloc((n ? n : 1) * sizeof *ids);
-    if (!ids) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-    st = ngpt_tokenizer_encode(tok, text, strlen(text), 0, ids, n, &n);
-    for (size_t i = 0; st == NGPT_OK && i < n; i++) st = prompt_push(q, ids[i], NULL);
-    nx_free(ids);
-    return st;
-}
-
 typedef struct pl_group {
     ngpt_modality modality;
     int32_t       n;
@@ -483,17 +441,6 @@ static void llm_out_free(pl_llm_out *o)
     nx_free(o->text);
     for (int i = 0; i < o->n_groups; i++) { nx_free(o->groups[i].hidden); nx_free(o->groups[i].embs); }
     memset(o, 0, sizeof *o);
-}
-
-static ngpt_status signal_ids(const ngpt_tokenizer *tok, ngpt_modality m, int32_t *ids)
-{
-    for (int32_t k = 0; k < k_sig_n[m]; k++) {
-        char piece[16];
-        snprintf(piece, sizeof piece, k_sig_fmt[m], k);
-        ids[k] = ngpt_tokenizer_piece_to_id(tok, piece);
-        if (ids[k] < 0) return nx_err(NGPT_ERR_UNSUPPORTED, "the tokenizer has no signal token %s", piece);
-    }
-    return NGPT_OK;
 }
 
 #ifdef NGPT_MODALITY_BIT
@@ -555,6 +502,64 @@ static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const sof
 }
 
 #else
+/* ---- interim, before the chat API: the template and the groups written here ---- */
+
+/* Signal tokens per modality: [IMG0..3], [AUD0..7], [VID0..23]. */
+static const char *const k_sig_fmt[4] = {NULL, "[IMG%d]", "[AUD%d]", "[VID%d]"};
+static const int32_t k_sig_n[4] = {0, 4, 8, 24};
+
+typedef struct pl_prompt {
+    int32_t *ids;
+    float   *embeds;   /* [n, n_embd] */
+    uint8_t *is_embed;
+    int32_t  n, cap, n_embd;
+} pl_prompt;
+
+static ngpt_status prompt_push(pl_prompt *q, int32_t id, const float *row)
+{
+    if (q->n == q->cap) {
+        int32_t cap = q->cap ? q->cap * 2 : 64;
+        int32_t *ids = nx_realloc(q->ids, (size_t)cap * sizeof *ids);
+        if (ids) q->ids = ids;
+        float *e = nx_realloc(q->embeds, (size_t)cap * (size_t)q->n_embd * sizeof *e);
+        if (e) q->embeds = e;
+        uint8_t *ie = nx_realloc(q->is_embed, (size_t)cap);
+        if (ie) q->is_embed = ie;
+        if (!ids || !e || !ie) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+        q->cap = cap;
+    }
+    q->ids[q->n] = row ? 0 : id;
+    q->is_embed[q->n] = row != NULL;
+    if (row) memcpy(q->embeds + (size_t)q->n * (size_t)q->n_embd, row, (size_t)q->n_embd * sizeof(float));
+    else memset(q->embeds + (size_t)q->n * (size_t)q->n_embd, 0, (size_t)q->n_embd * sizeof(float));
+    q->n++;
+    return NGPT_OK;
+}
+
+static ngpt_status prompt_text(pl_prompt *q, const ngpt_tokenizer *tok, const char *text)
+{
+    size_t n = 0;
+    ngpt_status st = ngpt_tokenizer_encode(tok, text, strlen(text), 0, NULL, 0, &n);
+    if (st != NGPT_OK && st != NGPT_ERR_BUFFER_TOO_SMALL) return st;
+    int32_t *ids = nx_malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+    st = ngpt_tokenizer_encode(tok, text, strlen(text), 0, ids, n, &n);
+    for (size_t i = 0; st == NGPT_OK && i < n; i++) st = prompt_push(q, ids[i], NULL);
+    nx_free(ids);
+    return st;
+}
+
+static ngpt_status signal_ids(const ngpt_tokenizer *tok, ngpt_modality m, int32_t *ids)
+{
+    for (int32_t k = 0; k < k_sig_n[m]; k++) {
+        char piece[16];
+        snprintf(piece, sizeof piece, k_sig_fmt[m], k);
+        ids[k] = ngpt_tokenizer_piece_to_id(tok, piece);
+        if (ids[k] < 0) return nx_err(NGPT_ERR_UNSUPPORTED, "the tokenizer has no signal token %s", piece);
+    }
+    return NGPT_OK;
+}
+
 /* ---- interim, before the chat API: the template and the groups written here ---- */
 
 /* Run one user turn on the session: prompt, generation, groups (found, then forced). */

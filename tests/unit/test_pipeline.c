@@ -23,8 +23,22 @@ static void turn_params(ngpt_pipeline_turn_params *tp)
     tp->seed = 42;
 }
 
+/* The index of the (first) image output; -1 when none. The random model may also start groups
+ * of its own (a video group, whose decoder is not implemented), so tests look the image up. */
+static int32_t image_output(const ngpt_pipeline_result *r)
+{
+    for (int32_t i = 0; i < ngpt_pipeline_result_n_outputs(r); i++) {
+        ngpt_modality m = NGPT_MODALITY_TEXT;
+        ngpt_pipeline_result_output(r, i, &m, NULL, NULL, NULL);
+        if (m == NGPT_MODALITY_IMAGE) return i;
+    }
+    return -1;
+}
+
 static void check_png(const ngpt_pipeline_result *r, int32_t i, int32_t size)
 {
+    CHECK(i >= 0);
+    if (i < 0) return;
     ngpt_modality m = NGPT_MODALITY_TEXT;
     const uint8_t *bytes = NULL;
     size_t n = 0;
@@ -56,7 +70,7 @@ static void test_image_turns(void)
     CHECK(ngpt_pipeline_result_text(r, NULL) != NULL);
     CHECK(ngpt_pipeline_result_n_outputs(r) >= 1);
     CHECK(ngpt_pipeline_result_cancelled(r) == 0);
-    check_png(r, 0, 64);  /* the tiny UNet's sample_size 8 x the VAE's 8 */
+    check_png(r, image_output(r), 64);  /* the tiny UNet's sample_size 8 x the VAE's 8 */
     CHECK(ngpt_pipeline_result_stage_ms(r, NGPT_PIPELINE_STAGE_DECODE) > 0);
     CHECK(ngpt_pipeline_result_stage_ms(r, NGPT_PIPELINE_STAGE_LLM) > 0);
     CHECK(ngpt_pipeline_result_stage_ms(r, NGPT_PIPELINE_STAGE_ENCODE) > 0);
@@ -64,13 +78,13 @@ static void test_image_turns(void)
     CHECK(ngpt_pipeline_decoder(p, NGPT_MODALITY_IMAGE) != NULL);
     size_t len1 = 0;
     const uint8_t *b1 = NULL;
-    ngpt_pipeline_result_output(r, 0, NULL, &b1, &len1, NULL);
+    ngpt_pipeline_result_output(r, image_output(r), NULL, &b1, &len1, NULL);
 
     /* a second turn continues the conversation, text only in, image forced out */
     ngpt_pipeline_result *r2 = NULL;
     CHECK_OK(ngpt_pipeline_turn(&r2, p, "now make it bigger", NULL, 0, &tp));
     if (r2) {
-        check_png(r2, 0, 64);
+        check_png(r2, image_output(r2), 64);
         ngpt_pipeline_result_free(r2);
     }
 
@@ -81,7 +95,7 @@ static void test_image_turns(void)
     if (r3) {
         size_t len3 = 0;
         const uint8_t *b3 = NULL;
-        CHECK_OK(ngpt_pipeline_result_output(r3, 0, NULL, &b3, &len3, NULL));
+        CHECK_OK(ngpt_pipeline_result_output(r3, image_output(r3), NULL, &b3, &len3, NULL));
         CHECK(len3 == len1 && b1 && b3 && memcmp(b1, b3, len1) == 0);
         CHECK(strcmp(ngpt_pipeline_result_text(r3, NULL), ngpt_pipeline_result_text(r, NULL)) == 0);
         ngpt_pipeline_result_free(r3);
@@ -135,11 +149,12 @@ static void test_missing_decoder(void)
     CHECK_OK(ngpt_pipeline_turn(&r, p, "draw a cat", NULL, 0, &tp));
     if (r) {
         CHECK(ngpt_pipeline_result_text(r, NULL) != NULL);
-        CHECK(ngpt_pipeline_result_n_outputs(r) == 1);
+        int32_t i = image_output(r);
+        CHECK(i >= 0);
         const uint8_t *b = (const uint8_t *)"x";
-        CHECK_ERR(ngpt_pipeline_result_output(r, 0, NULL, &b, NULL, NULL), NGPT_ERR_NOT_FOUND, "no image decoder");
+        CHECK_ERR(ngpt_pipeline_result_output(r, i, NULL, &b, NULL, NULL), NGPT_ERR_NOT_FOUND, "no image decoder");
         CHECK(b == NULL);
-        CHECK(t_contains(ngpt_pipeline_result_output_message(r, 0), "image decoder"));
+        CHECK(t_contains(ngpt_pipeline_result_output_message(r, i), "image decoder"));
         ngpt_pipeline_result_free(r);
     }
     ngpt_pipeline_free(p);
@@ -189,7 +204,8 @@ static void test_events_and_cancel(void)
     tp.user_data = &e;
     ngpt_pipeline_result *r = NULL;
     CHECK_OK(ngpt_pipeline_turn(&r, p, "a cat", NULL, 0, &tp));
-    CHECK(e.tokens >= 1 && e.denoise >= tp.steps && e.outputs == 1);
+    CHECK_MSG(e.denoise >= tp.steps && e.outputs >= 1, "tokens %d denoise %d outputs %d", e.tokens, e.denoise, e.outputs);
+    CHECK(e.tokens >= 1 || ngpt_pipeline_result_text(r, NULL)[0] == 0);  /* streamed text, when there is text */
     ngpt_pipeline_result_free(r);
 
     /* cancel at the second denoising step: the turn returns its text, the image is cancelled */
@@ -201,8 +217,7 @@ static void test_events_and_cancel(void)
         CHECK(ngpt_pipeline_result_cancelled(r) == 1);
         CHECK(e2.denoise == 2);
         CHECK(ngpt_pipeline_result_text(r, NULL) != NULL);
-        CHECK(ngpt_pipeline_result_n_outputs(r) == 1);
-        CHECK_ERR(ngpt_pipeline_result_output(r, 0, NULL, NULL, NULL, NULL), NGPT_ERR_CANCELLED, NULL);
+        CHECK_ERR(ngpt_pipeline_result_output(r, image_output(r), NULL, NULL, NULL, NULL), NGPT_ERR_CANCELLED, NULL);
         ngpt_pipeline_result_free(r);
     }
 
