@@ -6,8 +6,9 @@
  * the bundle manifest, lazy decoders, the template, signal-group extraction, forced groups,
  * events/cancellation and timings.
  *
- * The language-model step (llm_turn below) builds the template and finds the signal groups itself;
- * it is to be replaced by ngpt_backbone_turn (branch `chat`) once that lands.
+ * The language-model step (llm_turn) is ngpt_backbone_turn when the header has the chat API
+ * (NGPT_MODALITY_BIT); until then an interim version here builds the template and finds the
+ * signal groups itself (to be deleted once main has the chat API).
  */
 #include "nextgpt.h"
 
