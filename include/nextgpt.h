@@ -492,8 +492,9 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * ngpt_backbone_turn answers one user turn on a session: it appends the turn to the session's
  * KV cache with NExT-GPT's Vicuna-v0 template (nextgpt-facts.md §1.4), generates, and returns
  * the text and the signal groups. The first turn after create/reset writes the template's
- * opening
- *     [BOS]"### Human:" {<Img> soft </Img>} [BOS]" " text "\n### Assistant:"
+ * opening, "### Human: " {media " "} " " text "\n### Assistant:", as the demo does:
+ *     [BOS]"### Human:  describe\n### Assistant:"                           (no media)
+ *     [BOS]"### Human:" <Img> soft </Img> [BOS]" describe\n### Assistant:"  (one image)
  * (a [BOS] before every text segment, as the released inference code does); a later turn
  * appends only its own part, "\n### Human: " {media} " " text "\n### Assistant:" (the previous
  * answer's "\n###" included): the history stays in the KV cache and is not re-run. The cached

@@ -374,7 +374,15 @@ static ngpt_status generate(turn *t)
         if (t->r->reason == NGPT_STOP_CANCELLED) text_done = true; /* on_text said stop before a group */
     }
     /* the answer text */
-    if (t->r->reason != NGPT_STOP_ID && t->r->reason != NGPT_STOP_STRING) nx_stops_finish(t->stops);
+    if (t->r->reason != NGPT_STOP_ID && t->r->reason != NGPT_STOP_STRING) {
+        if (t->dt.npb) { /* a character cut by the end: U+FFFD per byte, as the full decode */
+            t->dt.out.n = 0;
+            NX_TRY(detok_drain(&t->dt, true));
+            nx_stop_reason sr;
+            NX_TRY(nx_stops_feed(t->stops, -1, t->dt.out.s, t->dt.out.n, &sr));
+        }
+        nx_stops_finish(t->stops);
+    }
     size_t a_len = answer_len(t);
     if (!synced) NX_TRY(sync_cache(t, a_len, answer_start, false));
     const char *text = nx_stops_text(t->stops, NULL);
