@@ -538,15 +538,18 @@ static ngpt_status short_turn(void *user)
     ngpt_backbone_session *s = NULL;
     ngpt_backbone_session_params sp;
     ngpt_backbone_session_params_default(&sp, sizeof sp);
-    sp.n_ctx = 128;
+    sp.n_ctx = 64;
     ngpt_status st = ngpt_backbone_session_create(&s, g_bb, &sp);
     if (st) return st;
     ngpt_turn_params p;
-    greedy_params(&p, 3);
-    p.require_modalities = NGPT_MODALITY_BIT(NGPT_MODALITY_AUDIO);
+    greedy_params(&p, 1);
+    p.require_modalities = NGPT_MODALITY_BIT(NGPT_MODALITY_IMAGE);
     ngpt_turn_result *r = NULL;
     st = ngpt_backbone_turn(&r, s, "hi there", NULL, 0, &p);
     ngpt_turn_result_free(r);
+    r = NULL;
+    p.max_new_tokens = 0;
+    p.require_modalities = 0;
     if (!st) st = ngpt_backbone_turn(&r, s, "again", NULL, 0, &p);
     ngpt_turn_result_free(r);
     ngpt_backbone_session_free(s);
@@ -556,6 +559,7 @@ static ngpt_status short_turn(void *user)
 static void test_alloc_failures(void)
 {
     int64_t n = test_alloc_fail_all("two short turns", short_turn, NULL);
+    fprintf(stderr, "alloc-fail: %lld allocations\n", (long long)n);
     CHECK(n > 10);
 }
 
