@@ -554,8 +554,8 @@ typedef struct ngpt_turn_params {
     float       top_p;              /* default 0.01 (demo_app.py); 1 = off */
     float       repetition_penalty; /* default 1 = off; over the ids generated in this turn */
     uint64_t    seed;               /* default 0 */
-    int32_t     max_new_tokens;     /* sampled positions (text + groups the model starts); default
-                                     * 246 (demo). Groups forced by require_modalities come on top */
+    int32_t     max_new_tokens;     /* sampled tokens; default 246 (demo). The forced rest of a group
+                                     * the model starts, and required groups, come on top */
     const char *const *stop_strings;/* matched on the text across tokens; NULL = {"###"} */
     int32_t     n_stop_strings;     /* with stop_strings != NULL; 0 = none */
     const int32_t *stop_ids;        /* NULL = {EOS}; their text never reaches the answer */

@@ -293,6 +293,33 @@ static void test_stop_string_rollback(void)
     ngpt_backbone_session_free(s);
 }
 
+/* A required group after a stop string that was rolled back: it follows the answer's last
+ * kept token, and its first hidden row is that position's state. */
+static void test_required_after_stop_string(void)
+{
+    ngpt_backbone_session *s = new_session();
+    ngpt_turn_params p;
+    greedy_params(&p, 10);
+    p.require_modalities = NGPT_MODALITY_BIT(NGPT_MODALITY_IMAGE);
+    no_force();
+    int32_t word = piece("▁the");
+    g_force[0] = word;
+    g_force[1] = piece("<0x0A>");
+    g_force[2] = g_force[3] = g_force[4] = piece("#");
+    nx_turn_logits_hook = hook;
+    ngpt_turn_result *r = NULL;
+    CHECK_OK(ngpt_backbone_turn(&r, s, "hi", NULL, 0, &p));
+    nx_turn_logits_hook = NULL;
+    CHECK(ngpt_turn_result_stop_reason(r) == NGPT_STOP_STRING);
+    CHECK(strcmp(ngpt_turn_result_text(r, NULL), "the") == 0);
+    int32_t np = ngpt_backbone_session_n_past(s), n0 = ngpt_turn_result_n_prompt(r);
+    CHECK_MSG(np == n0 + 5 && s->hist[n0] == word && s->hist[n0 + 1] == piece("[IMG0]"), "n_past %d", np);
+    CHECK(ngpt_turn_result_n_groups(r) == 1 && ngpt_turn_result_group_required(r, 0) == 1);
+    check_groups(s, r);
+    ngpt_turn_result_free(r);
+    ngpt_backbone_session_free(s);
+}
+
 static char g_stream[256];
 static size_t g_nstream;
 static bool collect_text(const char *u, size_t n, void *user)
@@ -594,6 +621,7 @@ int main(void)
     RUN(test_forced_modality);
     RUN(test_model_started_group);
     RUN(test_stop_string_rollback);
+    RUN(test_required_after_stop_string);
     RUN(test_detok_stream);
     RUN(test_cancel);
     RUN(test_multi_turn);
