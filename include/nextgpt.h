@@ -46,6 +46,7 @@
 #ifndef NEXTGPT_H
 #define NEXTGPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -348,8 +349,6 @@ NGPT_API int32_t ngpt_tokenizer_eos_id(const ngpt_tokenizer *tok);
  *     ngpt_backbone_free(bb);
  * ------------------------------------------------------------------------------------------- */
 
-#include <stdbool.h>
-
 /* Load progress in [0, 1]; return false to cancel (create then fails with NGPT_ERR_CANCELLED). */
 typedef bool (*ngpt_progress_fn)(float done, void *user_data);
 
@@ -487,151 +486,8 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
                                                    const ngpt_generate_params *params, int32_t *ids,
                                                    float *hidden);
 
-/* ---- Turns: NExT-GPT chat on a session (template, sampling, stops, signal groups) ----
- *
- * ngpt_backbone_turn answers one user turn on a session: it appends the turn to the session's
- * KV cache with NExT-GPT's Vicuna-v0 template (nextgpt-facts.md §1.4), generates, and returns
- * the text and the signal groups. The first turn after create/reset writes the template's
- * opening, "### Human: " {media " "} " " text "\n### Assistant:", as the demo does:
- *     [BOS]"### Human:  describe\n### Assistant:"                           (no media)
- *     [BOS]"### Human:" <Img> soft </Img> [BOS]" describe\n### Assistant:"  (one image)
- * (a [BOS] before every text segment, as the released inference code does); a later turn
- * appends only its own part, "\n### Human: " {media} " " text "\n### Assistant:" (the previous
- * answer's "\n###" included): the history stays in the KV cache and is not re-run. The cached
- * answer is the answer's text tokens as generated (signal groups included, stop string and the
- * whitespace before it rolled back), so the next turn continues exactly where the official
- * history string "{a}\n###" would. Differences from the official demo, which re-tokenizes and
- * re-runs the whole history string each turn: (1) turn 1 stays as it was fed ("### Human:  q",
- * two spaces) where the official history rewrites it as "### Human: q"; (2) the answer keeps the
- * ids it was generated with (the official re-tokenizes its text, which can split differently);
- * (3) the answer's signal groups stay in the cache (the official history keeps only the text,
- * see ngpt_backbone_add_assistant_media); (4) the joint "\n###" continuation is tokenized as
- * it would be inside one string (no dummy-prefix space), which equals the official tokens.
- *
- *     ngpt_turn_params tp;
- *     ngpt_turn_params_default(&tp, sizeof tp);
- *     tp.require_modalities = NGPT_MODALITY_BIT(NGPT_MODALITY_IMAGE);  // "force" an image
- *     ngpt_turn_result *r = NULL;
- *     ngpt_backbone_turn(&r, s, "draw a cat", NULL, 0, &tp);
- *     size_t len; const char *text = ngpt_turn_result_text(r, &len);
- *     for (int32_t g = 0; g < ngpt_turn_result_n_groups(r); g++) {
- *         ngpt_modality m; int32_t n; const float *hidden, *embs;
- *         ngpt_turn_result_group(r, g, &m, &n, &hidden, &embs);  // -> the output projector
- *     }
- *     ngpt_turn_result_free(r);
- *
- * Threads: one turn at a time per session (the session's rule); on_text runs on the calling
- * thread; `cancel` may be set from any thread. */
-
-typedef enum ngpt_modality {
-    NGPT_MODALITY_IMAGE = 0,   /* [IMG0..3], 4 signal tokens */
-    NGPT_MODALITY_VIDEO = 1,   /* [VID0..23], 24 */
-    NGPT_MODALITY_AUDIO = 2    /* [AUD0..7], 8 */
-} ngpt_modality;
-#define NGPT_MODALITY_COUNT 3
-#define NGPT_MODALITY_BIT(m) (1u << (uint32_t)(m))
-
-/* A medium of the user turn: its soft tokens as projected rows (the projector stage's output,
- * n_rows x n_embd F32; several rows are summed into one soft token, as the official
- * torch.cat(features).sum(0)). Borrowed during the call only. Layout frozen (an array element). */
-typedef struct ngpt_turn_media {
-    ngpt_modality modality;
-    const float  *soft_rows;   /* [n_rows, n_embd] */
-    int32_t       n_rows;      /* >= 1 */
-} ngpt_turn_media;
-
-/* Streamed answer text: UTF-8, whole characters, never a signal token, a stop string or a
- * prefix of one, nor the whitespace right before a stop (held back until the next text shows it
- * is not trailing). Return false to cancel. The concatenation of all calls is a prefix of the
- * result's text (equal to it unless the turn was cancelled). */
-typedef bool (*ngpt_text_fn)(const char *utf8, size_t len, void *user_data);
-
-typedef struct ngpt_turn_params {
-    size_t      struct_size;        /* sizeof(ngpt_turn_params), set by _default */
-    /* sampling, as ngpt_generate_params (lib/models/sampler.h order). Defaults: the demo's */
-    float       temperature;        /* default 1.0; 0 = greedy argmax */
-    int32_t     top_k;              /* default 0 = off */
-    float       top_p;              /* default 0.01 (demo_app.py); 1 = off */
-    float       repetition_penalty; /* default 1 = off; over the ids generated in this turn */
-    uint64_t    seed;               /* default 0 */
-    int32_t     max_new_tokens;     /* sampled tokens; default 246 (demo). The forced rest of a group
-                                     * the model starts, and required groups, come on top */
-    const char *const *stop_strings;/* matched on the text across tokens; NULL = {"###"} */
-    int32_t     n_stop_strings;     /* with stop_strings != NULL; 0 = none */
-    const int32_t *stop_ids;        /* NULL = {EOS}; their text never reaches the answer */
-    int32_t     n_stop_ids;         /* with stop_ids != NULL; 0 = none */
-    uint32_t    require_modalities; /* NGPT_MODALITY_BIT mask: a modality without a group when the
-                                     * text ends gets one forced there (image, video, audio order) */
-    int32_t     max_groups[NGPT_MODALITY_COUNT]; /* groups per modality; default 1 each (demo);
-                                     * 0 = no limit. Further first-tokens are dropped as strays */
-    int32_t     suppress_strays;    /* 1 = mask tokens that would be dropped (stray group tokens,
-                                     * <Img>, </Img>) out of the logits; default 0 */
-    const char *system;             /* first turn only: text before "### Human:" (our extension;
-                                     * NExT-GPT has none); NULL (default) = none */
-    ngpt_text_fn on_text;           /* NULL = no streaming */
-    void       *user_data;
-    const volatile int32_t *cancel; /* NULL = none; nonzero = stop before the next sampled token
-                                     * (a started group is completed first) */
-} ngpt_turn_params;
-
-NGPT_API ngpt_status ngpt_turn_params_default(ngpt_turn_params *p, size_t struct_size);
-
-typedef struct ngpt_turn_result ngpt_turn_result;  /* opaque; ngpt_turn_result_free */
-
-typedef enum ngpt_stop_reason {
-    NGPT_STOP_NONE         = 0,
-    NGPT_STOP_ID           = 1,  /* a stop id (EOS) */
-    NGPT_STOP_STRING       = 2,  /* a stop string ("###") */
-    NGPT_STOP_MAX_TOKENS   = 3,  /* max_new_tokens */
-    NGPT_STOP_CANCELLED    = 4,  /* on_text returned false or *cancel was set */
-    NGPT_STOP_CONTEXT_FULL = 5   /* the session's n_ctx was reached (required groups not forced) */
-} ngpt_stop_reason;
-
-/* Answer one user turn (see above). user_text: UTF-8, NULL = "". media: [n_media] (NULL when 0),
- * spliced in order before the text. params may be NULL (defaults). On NGPT_OK *out is a result
- * to free with ngpt_turn_result_free, also when the turn was cancelled (stop reason
- * NGPT_STOP_CANCELLED: the partial answer is kept in the session). On an error *out is NULL and,
- * when the prompt could not be evaluated, the session is as before. Errors:
- * NGPT_ERR_INVALID_ARGUMENT (NULL, a bad modality/row count/param, the prompt does not fit n_ctx),
- * NGPT_ERR_UNSUPPORTED (no tokenizer; require_modalities without the signal tokens),
- * NGPT_ERR_OUT_OF_MEMORY. */
-NGPT_API ngpt_status ngpt_backbone_turn(ngpt_turn_result **out, ngpt_backbone_session *s, const char *user_text,
-                                        const ngpt_turn_media *media, size_t n_media, const ngpt_turn_params *params);
-
-/* Getters borrow from the result (valid until it is freed); NULL results give 0 / NULL. */
-/* The answer: UTF-8, signal groups removed, stop string and the whitespace before it removed,
- * the dummy-prefix space of the first token removed (as tokenizer.decode(skip_special_tokens)). */
-NGPT_API const char *ngpt_turn_result_text(const ngpt_turn_result *r, size_t *len);
-NGPT_API int32_t ngpt_turn_result_n_groups(const ngpt_turn_result *r);
-/* Group i (generation order): modality, n_tokens (4/24/8), hidden [n_tokens, n_embd] (the
- * final-norm states of the positions that predicted [X0]..[X(n-1)], as the released code reads
- * them: lib/models/signal.h) and input_embs [n_tokens, n_embd] (embed_tokens rows of
- * [X0]..[X(n-1)], the projector's other input). Any out pointer may be NULL. */
-NGPT_API ngpt_status ngpt_turn_result_group(const ngpt_turn_result *r, int32_t i, ngpt_modality *modality,
-                                            int32_t *n_tokens, const float **hidden, const float **input_embs);
-/* 1 when group i was forced by require_modalities, 0 when the model started it. */
-NGPT_API int32_t ngpt_turn_result_group_required(const ngpt_turn_result *r, int32_t i);
-NGPT_API ngpt_stop_reason ngpt_turn_result_stop_reason(const ngpt_turn_result *r);
-/* Every id chosen in this turn, in order (text, group tokens, and the stop token last when the
- * turn ended on a stop id or stop string): [*n]. */
-NGPT_API const int32_t *ngpt_turn_result_ids(const ngpt_turn_result *r, int32_t *n);
-/* Positions of this turn's prompt (template + media). */
-NGPT_API int32_t ngpt_turn_result_n_prompt(const ngpt_turn_result *r);
-/* Wall-clock milliseconds: prompt evaluation, generation (any pointer may be NULL). */
-NGPT_API void ngpt_turn_result_timings(const ngpt_turn_result *r, double *prompt_ms, double *generate_ms);
-/* NULL is a no-op. */
-NGPT_API void ngpt_turn_result_free(ngpt_turn_result *r);
-
-/* Generated media re-entering the history (§1.4: the demo saves them and re-encodes them as
- * input). After a turn, re-writes the cached answer as the official history holds it:
- *     "### Assistant:" {<Img> soft </Img>} [BOS] answer-text
- * i.e. the KV cache is rolled back to the start of the answer (the history before it is kept)
- * and the media rows (encoded by the caller with ImageBind + the input projector) and the answer
- * text (signal groups removed) are evaluated again; the next turn then continues with "\n###".
- * Only right after a turn (else NGPT_ERR_INVALID_ARGUMENT). n_media >= 1. */
-NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s, const ngpt_turn_media *media,
-                                                       size_t n_media);
-/* ngpt_backbone_session_reset (above) also starts a new conversation for ngpt_backbone_turn. */
+/* Chat turns on a session (ngpt_backbone_turn, ngpt_turn_params, ngpt_turn_result): section
+ * "Chat turns" after the Projector section, where ngpt_modality is declared. */
 
 /* ---------------------------------------------------------------------------------------------
  * Diffusion schedulers
@@ -937,8 +793,503 @@ NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const 
 NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *latents);
 /* The VAE's scaling factor (from vae/config.json; 0.18215 for SD 1.5); 0 without a VAE. */
 NGPT_API float ngpt_decoder_vae_scaling_factor(const ngpt_decoder *d);
-/* AUDIO only: mel F32 [B, T, n_mels] (or [T, n_mels]) -> *out F32 [B, T * hop] waveform. */
+/* AUDIO only: mel F32 [B, T, n_mels] (or [T, n_mels]) -> *out F32 [B, L] (or [L]) waveform,
+ * L = the exact ConvTranspose1d length of the vocoder: 160 T + 32 for AudioLDM's (T * hop
+ * when every upsample kernel minus its rate is even). Not cropped. */
 NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *mel);
+/* VAE encode (image-to-image, round trips): image F32 [B, in_channels, H, W] (pixels in [-1, 1];
+ * H, W multiples of the VAE's scale, 8 for SD) -> *mean F32 [B, latent_channels, H/8, W/8], the
+ * mean of AutoencoderKL.encode(image).latent_dist, NOT multiplied by the scaling factor (for
+ * latents as the UNet sees them: mean * ngpt_decoder_vae_scaling_factor). logvar may be NULL;
+ * else *logvar gets the distribution's log-variance, clamped to [-30, 20] as diffusers does
+ * (sample = mean + exp(0.5 * logvar) * noise). The encoder's weights are resolved on the first
+ * call (the decoder's VAE folder must hold them: NGPT_ERR_NOT_FOUND naming the tensor if not).
+ * Any decoder kind with a VAE (VIDEO: pass frames as the batch). */
+NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean, ngpt_tensor *logvar,
+                                             const ngpt_tensor *image);
+
+/* Called after every denoising step (step = 1..total, elapsed seconds since the call began);
+ * return false to cancel (the call then returns NGPT_ERR_CANCELLED). */
+typedef bool (*ngpt_step_fn)(int32_t step, int32_t total, float elapsed_s, void *user_data);
+
+typedef struct ngpt_decode_params {
+    size_t              struct_size;         /* sizeof(ngpt_decode_params), set by _default */
+    int32_t             num_inference_steps; /* 0 = 50 (NExT-GPT's setting) */
+    float               guidance_scale;      /* 0 = 7.5 (NExT-GPT's); <= 1 runs without guidance */
+    ngpt_scheduler_kind scheduler;           /* AUTO = the folder's scheduler_config.json class */
+    float               eta;                 /* DDIM eta (0 = deterministic; > 0 draws noise from seed) */
+    int32_t             height, width;       /* pixels; 0 = defaults: image 512x512 (unet sample_size x 8),
+                                                video 320x576; multiples of 8 */
+    int32_t             num_frames;          /* video; 0 = 24 */
+    double              audio_length_s;      /* audio; 0 = 5 s; at most 60 s (double, as the pipeline's
+                                                Python float: int(0.32 * 16000) must be 5120) */
+    uint64_t            seed;                /* initial noise when `latents` is NULL (see below) */
+    const ngpt_tensor  *latents;             /* the caller's initial noise, or NULL; shape
+                                                image [B, 4, h/8, w/8], audio [B, 8, frames/4, 16],
+                                                video [B, 4, F, h/8, w/8] */
+    ngpt_step_fn        on_step;             /* NULL = none */
+    void               *user_data;
+} ngpt_decode_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_decode_params). */
+NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t struct_size);
+
+/* The diffusers pipeline of the decoder's kind, as NExT-GPT calls it with prompt_embeds:
+ * latents (given, or standard-normal noise from `seed` — xoshiro256** seeded by splitmix64,
+ * Box-Muller pairs, in row-major order, generated on the host so CPU and CUDA start from the same
+ * latents) x init_noise_sigma; per timestep the UNet on [uncond; cond] (classifier-free guidance
+ * eps = u + g (c - u); the conditional batch only when g <= 1) and a scheduler step; then
+ *   IMAGE: *out F32 [B, H, W, 3] = clamp(vae.decode(latents / scaling) / 2 + 0.5, 0, 1);
+ *   AUDIO: *out F32 [B, int(audio_length_s * 16000)] = vocoder(mel)[:, :n], with
+ *          mel = vae.decode(latents / scaling) F32 [B, 1, frames, n_mels] returned in *aux;
+ *   VIDEO: *out F32 [B, 3, F, H, W] = vae.decode of each frame (unclamped, as the pipeline).
+ * cond: IMAGE/VIDEO [B, 77, cross_attention_dim] (the output projector's result), AUDIO [B, D].
+ * uncond: the same shape: the text encoder's embedding of "" (NExT-GPT's negative prompt); may be
+ * NULL only when guidance_scale <= 1 in this version. aux may be NULL (AUDIO only). */
+NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
+                                           const ngpt_tensor *cond, const ngpt_tensor *uncond,
+                                           const ngpt_decode_params *p);
+
+/* ---------------------------------------------------------------------------------------------
+ * Projector: ImageBind embeddings -> LLM tokens (input), LLM hidden states -> decoder
+ * conditioning (output)
+ *
+ * NExT-GPT's trained glue, from the released delta: the input projector `llama_proj`
+ * (Linear 1024 -> 4096 with bias: one soft token per media item) and three output projectors
+ * (TextFcLayer, mode "transformer": Linear 4096 -> 512, nn.Transformer with 4 encoder + 4
+ * decoder pre-norm layers, 4 heads, FFN 2048, ReLU, learned query tokens, Linear 512 -> out):
+ * image -> [77, 768] (SD 1.5), audio -> [1, 512] (AudioLDM), video -> [77, 1024] (Zeroscope).
+ *
+ * `path` is either
+ *  - a projector folder: config.json (model_type "nextgpt_projectors", every size stated) +
+ *    model.safetensors with the delta's tensor names (llama_proj.*, gen_text_hidden_fcs.0.*,
+ *    gen_text_hidden_fcs_audio.0.*, gen_text_hidden_fcs_video.0.*); or
+ *  - the NExT-GPT delta itself: pytorch_model.pt (read without executing pickle code) or
+ *    delta.safetensors, or a folder holding one (delta.safetensors preferred). Only the
+ *    projector tensors are used; the LLM part (llama_model.*: LoRA, embed_tokens, lm_head) is
+ *    skipped. Sizes come from the tensor shapes; what shapes cannot tell is NExT-GPT's constant
+ *    unless the params say otherwise: 4 attention heads, 4 / 8 / 24 signal tokens.
+ * Any other tensor in the file is NGPT_ERR_UNEXPECTED_TENSOR (named) unless
+ * NGPT_PROJECTOR_ALLOW_UNKNOWN_TENSORS is set; a missing or misshaped tensor is
+ * NGPT_ERR_NOT_FOUND / NGPT_ERR_SHAPE_MISMATCH naming the file, tensor and shapes.
+ *
+ *     ngpt_projector *pj = NULL;
+ *     if (ngpt_projector_create(&pj, ctx, "nextgpt_7b_tiva_v0/pytorch_model.pt", NULL) != NGPT_OK) ...
+ *     ngpt_tensor tok;                                      // [n, 4096], one row per media item
+ *     ngpt_projector_input(pj, &tok, &imagebind_embeddings); // [n, 1024]
+ *     ngpt_tensor cond;                                     // [1, 77, 768]
+ *     ngpt_projector_output(pj, &cond, NGPT_MODALITY_IMAGE, &hidden, &input_embs);  // [1, 4, 4096] each
+ *     ngpt_tensor_free(&tok); ngpt_tensor_free(&cond);
+ *     ngpt_projector_free(pj);
+ *
+ * Threads: one thread at a time per projector; weights are read-only after create.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ngpt_modality {
+    NGPT_MODALITY_TEXT  = 0,
+    NGPT_MODALITY_IMAGE = 1,
+    NGPT_MODALITY_AUDIO = 2,
+    NGPT_MODALITY_VIDEO = 3
+} ngpt_modality;
+
+/* Projectors to load (bit set); 0 = every projector the file holds. */
+#define NGPT_PROJECTOR_INPUT  0x1u                                /* llama_proj */
+#define NGPT_PROJECTOR_IMAGE  (1u << NGPT_MODALITY_IMAGE)         /* 0x2: gen_text_hidden_fcs.0 */
+#define NGPT_PROJECTOR_AUDIO  (1u << NGPT_MODALITY_AUDIO)         /* 0x4: gen_text_hidden_fcs_audio.0 */
+#define NGPT_PROJECTOR_VIDEO  (1u << NGPT_MODALITY_VIDEO)         /* 0x8: gen_text_hidden_fcs_video.0 */
+
+/* flags */
+#define NGPT_PROJECTOR_ALLOW_UNKNOWN_TENSORS 0x1u  /* tensors no projector uses are not an error */
+
+typedef struct ngpt_projector_params {
+    size_t   struct_size;                   /* sizeof(ngpt_projector_params), set by _default */
+    uint32_t modalities;                    /* NGPT_PROJECTOR_* bits; 0 = all present */
+    int32_t  nhead;                         /* attention heads of the output projectors;
+                                             * 0 = config.json, or NExT-GPT's 4 for a delta */
+    int32_t  image_num_input_tokens;        /* signal tokens; 0 = config.json / NExT-GPT's 4 */
+    int32_t  audio_num_input_tokens;        /* 0 = config.json / 8 */
+    int32_t  video_num_input_tokens;        /* 0 = config.json / 24 */
+    int32_t  image_num_output_tokens;       /* query tokens expected; 0 = from query_embs (77);
+                                             * else must equal it (NGPT_ERR_SHAPE_MISMATCH) */
+    int32_t  audio_num_output_tokens;       /* 0 = from query_embs (1) */
+    int32_t  video_num_output_tokens;       /* 0 = from query_embs (77) */
+    uint32_t flags;                         /* NGPT_PROJECTOR_* flags; default 0 */
+} ngpt_projector_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_projector_params). */
+NGPT_API ngpt_status ngpt_projector_params_default(ngpt_projector_params *p, size_t struct_size);
+/* Load the projectors at `path` (folder or delta file, see above) onto ctx's backend; `p` may
+ * be NULL. Free with ngpt_projector_free before ctx. */
+NGPT_API ngpt_status ngpt_projector_create(ngpt_projector **out, ngpt_context *ctx, const char *path,
+                                           const ngpt_projector_params *p);
+/* NULL is a no-op. */
+NGPT_API void ngpt_projector_free(ngpt_projector *proj);
+
+/* Input projection, one row per media item: features [n, input_dim] (or [input_dim] for one
+ * item) -> *out F32 [n, llm_hidden] (= llama_proj(features)). NExT-GPT inserts each row as one
+ * soft token; NGPT_ERR_UNSUPPORTED without an input projector. */
+NGPT_API ngpt_status ngpt_projector_input(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features);
+/* Several media of one modality inside one <Image>...</Image> segment, as NExT-GPT combines
+ * them: each item projected (bias included), then the projections summed in order
+ * (torch.cat(features).sum(dim=0)): features [n, input_dim], n >= 1 -> *out F32 [1, llm_hidden].
+ * Note this is NOT llama_proj(sum of features): the bias counts n times. */
+NGPT_API ngpt_status ngpt_projector_input_sum(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features);
+/* Output projection (TextFcLayer.forward): hidden [B, n_in, llm_hidden] = the final (post-norm)
+ * LLM hidden states of the signal positions, input_embs [B, n_in, llm_hidden] = the input
+ * embedding rows of [X0..X(n_in-1)] (n_in = ngpt_projector_num_input_tokens) ->
+ * *out F32 [B, n_out, out_dim] (audio: [B, 1, out_dim]; NExT-GPT views it as [B, out_dim]).
+ * NGPT_ERR_UNSUPPORTED when that modality's projector is not loaded. */
+NGPT_API ngpt_status ngpt_projector_output(ngpt_projector *proj, ngpt_tensor *out, ngpt_modality modality,
+                                           const ngpt_tensor *hidden, const ngpt_tensor *input_embs);
+
+/* Nonzero when the input projector / the output projector of `modality` is loaded. */
+NGPT_API int32_t ngpt_projector_has_input(const ngpt_projector *proj);
+NGPT_API int32_t ngpt_projector_has_output(const ngpt_projector *proj, ngpt_modality modality);
+/* The LLM hidden size (4096 for NExT-GPT); 0 for NULL. */
+NGPT_API int32_t ngpt_projector_llm_hidden_size(const ngpt_projector *proj);
+/* The input projector's input width (1024); 0 without one. */
+NGPT_API int32_t ngpt_projector_input_dim(const ngpt_projector *proj);
+/* Per output projector (0 when not loaded): conditioning width (768 / 512 / 1024), signal
+ * tokens in (4 / 8 / 24), query tokens out (77 / 1 / 77), transformer width (512) and heads (4). */
+NGPT_API int32_t ngpt_projector_output_dim(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_num_input_tokens(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_num_output_tokens(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_d_model(const ngpt_projector *proj, ngpt_modality modality);
+NGPT_API int32_t ngpt_projector_nhead(const ngpt_projector *proj, ngpt_modality modality);
+
+/* ---------------------------------------------------------------------------------------------
+ * Chat turns: NExT-GPT chat on a backbone session (template, sampling, stops, signal groups)
+ *
+ * ngpt_backbone_turn answers one user turn on a session: it appends the turn to the session's
+ * KV cache with NExT-GPT's Vicuna-v0 template (nextgpt-facts.md §1.4), generates, and returns
+ * the text and the signal groups. The first turn after create/reset writes the template's
+ * opening, "### Human: " {media " "} " " text "\n### Assistant:", as the demo does:
+ *     [BOS]"### Human:  describe\n### Assistant:"                           (no media)
+ *     [BOS]"### Human:" <Img> soft </Img> [BOS]" describe\n### Assistant:"  (one image)
+ * (a [BOS] before every text segment, as the released inference code does); a later turn
+ * appends only its own part, "\n### Human: " {media} " " text "\n### Assistant:" (the previous
+ * answer's "\n###" included): the history stays in the KV cache and is not re-run. The cached
+ * answer is the answer's text tokens as generated (signal groups included, stop string and the
+ * whitespace before it rolled back), so the next turn continues exactly where the official
+ * history string "{a}\n###" would. Differences from the official demo, which re-tokenizes and
+ * re-runs the whole history string each turn: (1) turn 1 stays as it was fed ("### Human:  q",
+ * two spaces) where the official history rewrites it as "### Human: q"; (2) the answer keeps the
+ * ids it was generated with (the official re-tokenizes its text, which can split differently);
+ * (3) the answer's signal groups stay in the cache (the official history keeps only the text,
+ * see ngpt_backbone_add_assistant_media); (4) the joint "\n###" continuation is tokenized as
+ * it would be inside one string (no dummy-prefix space), which equals the official tokens.
+ *
+ *     ngpt_turn_params tp;
+ *     ngpt_turn_params_default(&tp, sizeof tp);
+ *     tp.require_modalities = NGPT_MODALITY_BIT(NGPT_MODALITY_IMAGE);  // "force" an image
+ *     ngpt_turn_result *r = NULL;
+ *     ngpt_backbone_turn(&r, s, "draw a cat", NULL, 0, &tp);
+ *     size_t len; const char *text = ngpt_turn_result_text(r, &len);
+ *     for (int32_t g = 0; g < ngpt_turn_result_n_groups(r); g++) {
+ *         ngpt_modality m; int32_t n; const float *hidden, *embs;
+ *         ngpt_turn_result_group(r, g, &m, &n, &hidden, &embs);  // -> the output projector
+ *     }
+ *     ngpt_turn_result_free(r);
+ *
+ * Threads: one turn at a time per session (the session's rule); on_text runs on the calling
+ * thread; `cancel` may be set from any thread.
+ * ------------------------------------------------------------------------------------------- */
+
+/* ngpt_modality (Projector section): IMAGE [IMG0..3] 4 signal tokens, AUDIO [AUD0..7] 8,
+ * VIDEO [VID0..23] 24; TEXT is not a group. Bit of a modality in require_modalities (the same
+ * bits as NGPT_PROJECTOR_IMAGE/AUDIO/VIDEO): */
+#define NGPT_MODALITY_BIT(m) (1u << (uint32_t)(m))
+
+/* A medium of the user turn: its soft tokens as projected rows (the projector stage's output,
+ * n_rows x n_embd F32; several rows are summed into one soft token, as the official
+ * torch.cat(features).sum(0)). Borrowed during the call only. Layout frozen (an array element). */
+typedef struct ngpt_turn_media {
+    ngpt_modality modality;
+    const float  *soft_rows;   /* [n_rows, n_embd] */
+    int32_t       n_rows;      /* >= 1 */
+} ngpt_turn_media;
+
+/* Streamed answer text: UTF-8, whole characters, never a signal token, a stop string or a
+ * prefix of one, nor the whitespace right before a stop (held back until the next text shows it
+ * is not trailing). Return false to cancel. The concatenation of all calls is a prefix of the
+ * result's text (equal to it unless the turn was cancelled). */
+typedef bool (*ngpt_text_fn)(const char *utf8, size_t len, void *user_data);
+
+typedef struct ngpt_turn_params {
+    size_t      struct_size;        /* sizeof(ngpt_turn_params), set by _default */
+    /* sampling, as ngpt_generate_params (lib/models/sampler.h order). Defaults: the demo's */
+    float       temperature;        /* default 1.0; 0 = greedy argmax */
+    int32_t     top_k;              /* default 0 = off */
+    float       top_p;              /* default 0.01 (demo_app.py); 1 = off */
+    float       repetition_penalty; /* default 1 = off; over the ids generated in this turn */
+    uint64_t    seed;               /* default 0 */
+    int32_t     max_new_tokens;     /* sampled tokens; default 246 (demo). The forced rest of a group
+                                     * the model starts, and required groups, come on top */
+    const char *const *stop_strings;/* matched on the text across tokens; NULL = {"###"} */
+    int32_t     n_stop_strings;     /* with stop_strings != NULL; 0 = none */
+    const int32_t *stop_ids;        /* NULL = {EOS}; their text never reaches the answer */
+    int32_t     n_stop_ids;         /* with stop_ids != NULL; 0 = none */
+    uint32_t    require_modalities; /* NGPT_MODALITY_BIT mask: a modality without a group when the
+                                     * text ends gets one forced there (image, video, audio order);
+                                     * NGPT_MODALITY_BIT(NGPT_MODALITY_TEXT) is invalid */
+    int32_t     max_groups[4];      /* indexed by ngpt_modality ([NGPT_MODALITY_TEXT] unused): groups
+                                     * per modality; default 1 each (demo); 0 = no limit. Further
+                                     * first tokens are dropped as strays */
+    int32_t     suppress_strays;    /* 1 = mask tokens that would be dropped (stray group tokens,
+                                     * <Img>, </Img>) out of the logits; default 0 */
+    const char *system;             /* first turn only: text before "### Human:" (our extension;
+                                     * NExT-GPT has none); NULL (default) = none */
+    ngpt_text_fn on_text;           /* NULL = no streaming */
+    void       *user_data;
+    const volatile int32_t *cancel; /* NULL = none; nonzero = stop before the next sampled token
+                                     * (a started group is completed first) */
+} ngpt_turn_params;
+
+NGPT_API ngpt_status ngpt_turn_params_default(ngpt_turn_params *p, size_t struct_size);
+
+typedef struct ngpt_turn_result ngpt_turn_result;  /* opaque; ngpt_turn_result_free */
+
+typedef enum ngpt_stop_reason {
+    NGPT_STOP_NONE         = 0,
+    NGPT_STOP_ID           = 1,  /* a stop id (EOS) */
+    NGPT_STOP_STRING       = 2,  /* a stop string ("###") */
+    NGPT_STOP_MAX_TOKENS   = 3,  /* max_new_tokens */
+    NGPT_STOP_CANCELLED    = 4,  /* on_text returned false or *cancel was set */
+    NGPT_STOP_CONTEXT_FULL = 5   /* the session's n_ctx was reached (required groups not forced) */
+} ngpt_stop_reason;
+
+/* Answer one user turn (see above). user_text: UTF-8, NULL = "". media: [n_media] (NULL when 0),
+ * spliced in order before the text. params may be NULL (defaults). On NGPT_OK *out is a result
+ * to free with ngpt_turn_result_free, also when the turn was cancelled (stop reason
+ * NGPT_STOP_CANCELLED: the partial answer is kept in the session). On an error *out is NULL and,
+ * when the prompt could not be evaluated, the session is as before. Errors:
+ * NGPT_ERR_INVALID_ARGUMENT (NULL, a bad modality/row count/param, the prompt does not fit n_ctx),
+ * NGPT_ERR_UNSUPPORTED (no tokenizer; require_modalities without the signal tokens),
+ * NGPT_ERR_OUT_OF_MEMORY. */
+NGPT_API ngpt_status ngpt_backbone_turn(ngpt_turn_result **out, ngpt_backbone_session *s, const char *user_text,
+                                        const ngpt_turn_media *media, size_t n_media, const ngpt_turn_params *params);
+
+/* Getters borrow from the result (valid until it is freed); NULL results give 0 / NULL. */
+/* The answer: UTF-8, signal groups removed, stop string and the whitespace before it removed,
+ * the dummy-prefix space of the first token removed (as tokenizer.decode(skip_special_tokens)). */
+NGPT_API const char *ngpt_turn_result_text(const ngpt_turn_result *r, size_t *len);
+NGPT_API int32_t ngpt_turn_result_n_groups(const ngpt_turn_result *r);
+/* Group i (generation order): modality, n_tokens (4/24/8), hidden [n_tokens, n_embd] (the
+ * final-norm states of the positions that predicted [X0]..[X(n-1)], as the released code reads
+ * them: lib/models/signal.h) and input_embs [n_tokens, n_embd] (embed_tokens rows of
+ * [X0]..[X(n-1)], the projector's other input). Any out pointer may be NULL. */
+NGPT_API ngpt_status ngpt_turn_result_group(const ngpt_turn_result *r, int32_t i, ngpt_modality *modality,
+                                            int32_t *n_tokens, const float **hidden, const float **input_embs);
+/* 1 when group i was forced by require_modalities, 0 when the model started it. */
+NGPT_API int32_t ngpt_turn_result_group_required(const ngpt_turn_result *r, int32_t i);
+NGPT_API ngpt_stop_reason ngpt_turn_result_stop_reason(const ngpt_turn_result *r);
+/* Every id chosen in this turn, in order (text, group tokens, and the stop token last when the
+ * turn ended on a stop id or stop string): [*n]. */
+NGPT_API const int32_t *ngpt_turn_result_ids(const ngpt_turn_result *r, int32_t *n);
+/* Positions of this turn's prompt (template + media). */
+NGPT_API int32_t ngpt_turn_result_n_prompt(const ngpt_turn_result *r);
+/* Wall-clock milliseconds: prompt evaluation, generation (any pointer may be NULL). */
+NGPT_API void ngpt_turn_result_timings(const ngpt_turn_result *r, double *prompt_ms, double *generate_ms);
+/* NULL is a no-op. */
+NGPT_API void ngpt_turn_result_free(ngpt_turn_result *r);
+
+/* Generated media re-entering the history (§1.4: the demo saves them and re-encodes them as
+ * input). After a turn, re-writes the cached answer as the official history holds it:
+ *     "### Assistant:" {<Img> soft </Img>} [BOS] answer-text
+ * i.e. the KV cache is rolled back to the start of the answer (the history before it is kept)
+ * and the media rows (encoded by the caller with ImageBind + the input projector) and the answer
+ * text (signal groups removed) are evaluated again; the next turn then continues with "\n###".
+ * Only right after a turn (else NGPT_ERR_INVALID_ARGUMENT). n_media >= 1. */
+NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s, const ngpt_turn_media *media,
+                                                       size_t n_media);
+/* ngpt_backbone_session_reset (above) also starts a new conversation for ngpt_backbone_turn. */
+
+/* ---------------------------------------------------------------------------------------------
+ * Encoder (ImageBind): media -> one embedding per item
+ *
+ * The vision and audio branches of ImageBind-huge as NExT-GPT runs them (facebookresearch/
+ * ImageBind, NExT-GPT's copy): per clip a ViT (vision: Conv3d patch stem over 2 frames, 32
+ * blocks of width 1280; audio: Conv2d stem over the fbank, 12 blocks of width 768), head
+ * LayerNorm -> CLS -> Linear -> L2-normalised; the clips of one item (video: 15, audio: 3) are
+ * averaged and the mean is NOT re-normalised. NExT-GPT's copy does not multiply audio by
+ * ImageBind's logit scale 20 (a config.json with "audio_logit_scale_applied": true restores it).
+ *
+ *     ngpt_encoder *enc = NULL;
+ *     if (ngpt_encoder_create(&enc, ctx, "models/imagebind_huge.pth", NULL) != NGPT_OK) ... ngpt_last_error()
+ *     ngpt_image *img = NULL;
+ *     ngpt_image_load(&img, "cat.jpg");
+ *     ngpt_tensor emb;                              // F32 [1, 1024], library-owned
+ *     ngpt_encoder_encode_image(enc, &emb, img);
+ *     ...
+ *     ngpt_tensor_free(&emb);
+ *     ngpt_image_free(img);
+ *     ngpt_encoder_free(enc);
+ *
+ * `path` is a folder with config.json (ImageBindModel's constructor arguments: out_embed_dim,
+ * vision_embed_dim, vision_num_blocks, ...; absent keys take imagebind_huge's values) and
+ * model.safetensors (or model.safetensors.index.json, or imagebind_huge.pth), or one checkpoint
+ * file: the official imagebind_huge.pth (a torch.save state dict, read without executing
+ * pickle code) or a .safetensors with the same tensor names; a file alone is taken to be
+ * imagebind_huge (out 1024; vision 1280 / 32 blocks / 16 heads; audio 768 / 12 / 12).
+ * Only the branches asked for are loaded; the checkpoint's text, depth, thermal and IMU
+ * tensors are skipped, any other unknown tensor is NGPT_ERR_UNEXPECTED_TENSOR.
+ *
+ * Outputs are library-owned F32 [N, embed_dim] tensors (free with ngpt_tensor_free); inputs
+ * are borrowed for the call (any float dtype, converted to F32). Errors: NGPT_ERR_UNSUPPORTED
+ * (a modality whose branch was not loaded), NGPT_ERR_SHAPE_MISMATCH (the message gives the
+ * expected and the actual shape); create: NGPT_ERR_NOT_FOUND (file, or a tensor), _SHAPE_MISMATCH
+ * / _DTYPE_MISMATCH (a tensor, with both shapes), _UNEXPECTED_TENSOR, _BAD_FORMAT.
+ * Threads: weights are read-only after create; one thread at a time per encoder (scratch memory
+ * is per call, but the context's backend is shared). Free the encoder before its context.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Modalities to load (bit set); IMAGE and VIDEO share the vision branch (either bit loads it
+ * and enables both); 0 = every branch the checkpoint stores. */
+#define NGPT_ENCODER_IMAGE 0x1u
+#define NGPT_ENCODER_AUDIO 0x2u
+#define NGPT_ENCODER_VIDEO 0x4u
+
+typedef struct ngpt_encoder_params {
+    size_t   struct_size;  /* sizeof(ngpt_encoder_params), set by _default */
+    uint32_t modalities;   /* NGPT_ENCODER_* bits; 0 = all stored */
+    uint32_t flags;        /* reserved, 0 */
+} ngpt_encoder_params;
+
+/* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_encoder_params). */
+NGPT_API ngpt_status ngpt_encoder_params_default(ngpt_encoder_params *p, size_t struct_size);
+/* Load ImageBind from `path` (above) onto ctx's backend; `p` may be NULL (all defaults). */
+NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, const char *path,
+                                         const ngpt_encoder_params *p);
+/* NULL is a no-op. */
+NGPT_API void ngpt_encoder_free(ngpt_encoder *enc);
+/* The embedding size (out_embed_dim: 1024 for imagebind_huge); 0 for NULL. */
+NGPT_API int32_t ngpt_encoder_embed_dim(const ngpt_encoder *enc);
+/* The NGPT_ENCODER_* bits usable with this encoder (IMAGE | VIDEO when the vision branch is
+ * loaded, AUDIO when the audio branch is); 0 for NULL. */
+NGPT_API uint32_t ngpt_encoder_modalities(const ngpt_encoder *enc);
+
+/* Vision branch on preprocessed pixels (ngpt_image_preprocess / ngpt_video_preprocess output):
+ *   [N, 3, 224, 224]            N images (each repeated to 2 frames)     -> [N, D]
+ *   [N, 3, 2, 224, 224]         N single clips (T = 1 is repeated too)  -> [N, D], no averaging
+ *   [N, S, 3, 2, 224, 224]      N videos of S clips, averaged          -> [N, D]
+ * (224 and 2 are the config's image_size and video_frames.) A batch runs as one batch. */
+NGPT_API ngpt_status ngpt_encoder_encode_pixels(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_tensor *pixels);
+/* Audio branch on fbank clips (ngpt_audio_preprocess output):
+ *   [N, S, 1, 128, 204]  N sounds of S clips, averaged -> [N, D]
+ *   [S, 1, 128, 204]     one sound of S clips          -> [1, D] */
+NGPT_API ngpt_status ngpt_encoder_encode_fbank(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_tensor *fbank);
+/* One decoded image: ngpt_image_preprocess + encode_pixels -> [1, D]. */
+NGPT_API ngpt_status ngpt_encoder_encode_image(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_image *img);
+/* One decoded sound: ngpt_audio_preprocess(a, pp) (pp may be NULL) + encode_fbank -> [1, D]. */
+NGPT_API ngpt_status ngpt_encoder_encode_audio(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_audio *a,
+                                               const ngpt_audio_preprocess_params *pp);
+/* One video file: ngpt_video_preprocess(path, pp) (15 clips: 5 times x 3 crops; pp may be NULL)
+ * + the vision branch, averaged over the 15 clips -> [1, D]. */
+NGPT_API ngpt_status ngpt_encoder_encode_video_file(ngpt_encoder *enc, ngpt_tensor *out, const char *path,
+                                                    const ngpt_video_preprocess_params *pp);
+
+/* ---------------------------------------------------------------------------------------------
+ * Media output
+ *
+ * Encoded files for what the decoders produce: images as PNG or JPEG, sound as WAV, FLAC or
+ * OGG/Vorbis, video as MP4 or WebM, either in memory (an ngpt_blob: library-owned bytes) or
+ * written to a file:
+ *
+ *     ngpt_tensor u8;                                // U8 [1,H,W,3] from ngpt_image_postprocess
+ *     ngpt_tensor hw3 = {NGPT_DTYPE_U8, 3, {u8.shape[1], u8.shape[2], 3}, u8.data, NULL}; // a view
+ *     ngpt_image *img = NULL;
+ *     ngpt_image_from_tensor(&img, &hw3);            // copies the pixels
+ *     ngpt_image_save(img, "out.png", NGPT_IMAGE_FORMAT_AUTO, 0, 0);  // format from ".png"
+ *     ngpt_blob *jpg = NULL;
+ *     ngpt_image_encode(&jpg, img, NGPT_IMAGE_FORMAT_JPEG, 90, 0);
+ *     fwrite(ngpt_blob_data(jpg), 1, ngpt_blob_size(jpg), f);
+ *     ngpt_blob_free(jpg);
+ *
+ *     ngpt_tensor frames;                            // U8 [F,H,W,3] from ngpt_video_postprocess
+ *     ngpt_video_save(&frames, "out.mp4", 8.0f, NGPT_VIDEO_FORMAT_AUTO);   // NExT-GPT's 8 fps
+ *
+ * Codecs: PNG through libpng (8-bit RGB, zlib level 6); JPEG through libjpeg-turbo (baseline,
+ * 4:2:0 chroma unless NGPT_ENCODE_JPEG_444). Audio through libsndfile: WAV 16-bit PCM or
+ * 32-bit float, FLAC 16-bit, OGG/Vorbis (quality 0.4); integer formats clip to [-1, 1].
+ * Video through libavformat/libavcodec, yuv420p (BT.601, limited range), constant frame rate:
+ * MP4 uses H.264 (libx264, CRF 23) when this FFmpeg has that encoder, else MPEG-4 part 2
+ * ("mpeg4"); WebM uses VP9 (libvpx-vp9, CRF 32), else VP8 (libvpx). When no encoder of a
+ * format exists the call fails with NGPT_ERR_UNSUPPORTED naming the encoders it looked for.
+ * ngpt_media_video_codec() says which encoder a format will use.
+ * Errors: NGPT_ERR_INVALID_ARGUMENT (NULL, bad enum, quality or fps out of range, 0 frames,
+ * a format AUTO cannot resolve from the file name), NGPT_ERR_DTYPE_MISMATCH /
+ * NGPT_ERR_SHAPE_MISMATCH (tensors), NGPT_ERR_UNSUPPORTED (no encoder; odd video sizes, since
+ * yuv420p needs even ones: nothing is padded or cropped), NGPT_ERR_IO (the file cannot be
+ * written), NGPT_ERR_OUT_OF_MEMORY. Nothing prints; FFmpeg's process-wide log level is set to
+ * AV_LOG_QUIET once, only if it is still FFmpeg's default. Files are written whole: encoded in
+ * memory, then written to `path` (an existing file is replaced).
+ * All functions may be called from any thread; blobs, like other handles, one thread at a time.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct ngpt_blob ngpt_blob;  /* opaque: encoded bytes owned by the library */
+
+/* The bytes (borrowed from b, valid until ngpt_blob_free; NULL for NULL) and their count. */
+NGPT_API const uint8_t *ngpt_blob_data(const ngpt_blob *b);
+NGPT_API size_t ngpt_blob_size(const ngpt_blob *b);
+/* NULL is a no-op. */
+NGPT_API void ngpt_blob_free(ngpt_blob *b);
+
+typedef enum ngpt_image_format {
+    NGPT_IMAGE_FORMAT_AUTO = 0,  /* save: from the extension (.png, .jpg/.jpeg); encode: PNG */
+    NGPT_IMAGE_FORMAT_PNG  = 1,
+    NGPT_IMAGE_FORMAT_JPEG = 2
+} ngpt_image_format;
+
+/* Flags of ngpt_image_encode / ngpt_image_save. */
+#define NGPT_ENCODE_JPEG_444 1u  /* JPEG: full-resolution chroma (4:4:4) instead of 4:2:0 */
+
+/* Encode img. quality: JPEG 1..100 (0 = 90); ignored for PNG (lossless). flags: NGPT_ENCODE_*
+ * bits (0 = defaults). *out is a new blob (free with ngpt_blob_free). */
+NGPT_API ngpt_status ngpt_image_encode(ngpt_blob **out, const ngpt_image *img, ngpt_image_format fmt,
+                                       int32_t quality, uint32_t flags);
+/* Encode img and write it to path (AUTO: the format from path's extension). */
+NGPT_API ngpt_status ngpt_image_save(const ngpt_image *img, const char *path, ngpt_image_format fmt,
+                                     int32_t quality, uint32_t flags);
+/* An image from a tensor: U8 [H,W,3] (copied), or F32 [H,W,3] in [0,1] converted as diffusers'
+ * numpy_to_pil does: round_half_even(clamp(x, 0, 1) * 255). Free with ngpt_image_free. */
+NGPT_API ngpt_status ngpt_image_from_tensor(ngpt_image **out, const ngpt_tensor *pixels);
+
+typedef enum ngpt_audio_format {
+    NGPT_AUDIO_FORMAT_AUTO      = 0,  /* save: from the extension (.wav -> WAV16, .flac, .ogg/.oga);
+                                         encode: WAV16 */
+    NGPT_AUDIO_FORMAT_WAV16     = 1,  /* WAV, 16-bit PCM */
+    NGPT_AUDIO_FORMAT_WAV_FLOAT = 2,  /* WAV, 32-bit IEEE float (lossless for float PCM) */
+    NGPT_AUDIO_FORMAT_FLAC      = 3,  /* FLAC, 16-bit */
+    NGPT_AUDIO_FORMAT_OGG       = 4   /* OGG/Vorbis */
+} ngpt_audio_format;
+
+/* Encode a's samples at its rate and channel count. *out is a new blob. */
+NGPT_API ngpt_status ngpt_audio_encode(ngpt_blob **out, const ngpt_audio *a, ngpt_audio_format fmt);
+/* Encode a and write it to path (AUTO: the format from path's extension). */
+NGPT_API ngpt_status ngpt_audio_save(const ngpt_audio *a, const char *path, ngpt_audio_format fmt);
+
+typedef enum ngpt_video_format {
+    NGPT_VIDEO_FORMAT_AUTO = 0,  /* save: from the extension (.mp4, .webm); encode: MP4 */
+    NGPT_VIDEO_FORMAT_MP4  = 1,  /* H.264 (libx264), else MPEG-4 part 2 */
+    NGPT_VIDEO_FORMAT_WEBM = 2   /* VP9 (libvpx-vp9), else VP8 (libvpx) */
+} ngpt_video_format;
+
+/* Zeroscope's last step, diffusers' tensor2vid: F32 [B,3,F,H,W] (a VAE output, nominally
+ * [-1,1]) -> library-owned U8 [F,H,B*W,3] = trunc(clamp(x * 0.5 + 0.5, 0, 1) * 255) in float32
+ * (truncation, not rounding, as the pipeline does; a batch is laid side by side along the
+ * width). */
+NGPT_API ngpt_status ngpt_video_postprocess(ngpt_tensor *out, const ngpt_tensor *video);
+
+/* Encode frames U8 [F,H,W,3] (RGB, F >= 1, H and W even) at `fps` frames per second (0 < fps
+ * <= 1000; NExT-GPT saves 8). *out is a new blob. */
+NGPT_API ngpt_status ngpt_video_encode(ngpt_blob **out, const ngpt_tensor *frames_u8, float fps,
+                                       ngpt_video_format fmt);
+/* Encode frames and write them to path (AUTO: the format from path's extension). */
+NGPT_API ngpt_status ngpt_video_save(const ngpt_tensor *frames_u8, const char *path, float fps,
+                                     ngpt_video_format fmt);
+/* The FFmpeg encoder fmt uses in this build ("libx264", "mpeg4", "libvpx-vp9", "libvpx"), or
+ * NULL when it has none (or fmt is unknown; AUTO means MP4). Static string. */
+NGPT_API const char *ngpt_media_video_codec(ngpt_video_format fmt);
 
 #ifdef __cplusplus
 }

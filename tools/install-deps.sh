@@ -2,12 +2,15 @@
 # Install the Debian 12 packages libnextgpt builds and tests with (run as root, or with sudo).
 # The CUDA toolkit (nvcc, cuBLAS, cuDNN) is not a Debian package: when /usr/local/cuda exists the
 # build uses it (meson -Dcuda=auto), otherwise the CPU-only library is built.
+# Bindings (-Dbindings=auto): python3-pycparser generates the ctypes module, python3-numpy is used
+# by its tests; bindgen (the CLI) and cargo build the Rust crates offline from Debian's crates.
 set -eu
 pkgs="meson ninja-build pkg-config gcc libc6-dev
       libdnnl-dev libjansson-dev
       libturbojpeg0-dev libpng-dev libsndfile1-dev
       libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
-      libpcre2-dev libopenblas-dev"
+      libpcre2-dev libopenblas-dev
+      python3 python3-pycparser python3-numpy bindgen cargo"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -4,26 +4,16 @@
  * tensors against the loaded configs and moves data across the ABI (bridge.h). */
 #include "bridge.h"
 #include "context.h"
+#include "decoder.h"
 
 #include "../core/alloc.h"
 #include "../core/json.h"
 #include "../core/params.h"
-#include "../models/hifigan.h"
-#include "../models/unet.h"
-#include "../models/vae.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
-struct ngpt_decoder {
-    ngpt_context     *ctx;
-    ngpt_decoder_kind kind;
-    char             *dir;
-    nx_unet          *unet;
-    nx_vae           *vae;
-    nx_hifigan       *vocoder;
-};
 
 static const ngpt_decoder_params k_defaults = {.struct_size = sizeof(ngpt_decoder_params), .kind = NGPT_DECODER_AUTO};
 
@@ -64,6 +54,19 @@ static ngpt_status read_kind(const char *dir, ngpt_decoder_kind *kind)
                        "%s: pipeline '%s' is not supported (StableDiffusionPipeline, AudioLDMPipeline, "
                        "TextToVideoSDPipeline are)", path, cls);
     }
+    json_decref(j);
+    nx_free(path);
+    return s;
+}
+
+/* unet/config.json's sample_size (the latent size the UNet was trained at; default image size / 8). */
+static ngpt_status read_sample_size(const char *unet_dir, int64_t *out)
+{
+    char *path = path_join(unet_dir, "config.json");
+    if (!path) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
+    json_t *j = NULL;
+    ngpt_status s = nx_json_load_file(&j, path);
+    if (s == NGPT_OK) s = nx_json_int_opt(j, "sample_size", path, 64, out);
     json_decref(j);
     nx_free(path);
     return s;
@@ -110,7 +113,10 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     if (s == NGPT_OK && d->kind == NGPT_DECODER_AUTO) s = read_kind(model_dir, &d->kind);
 
     char *sub = NULL;
-    if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) s = nx_unet_load(&d->unet, ctx->be, sub);
+    if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) {
+        s = nx_unet_load(&d->unet, ctx->be, sub);
+        if (s == NGPT_OK) s = read_sample_size(sub, &d->sample_size);
+    }
     nx_free(sub);
     if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false);
     nx_free(sub);
@@ -290,7 +296,7 @@ NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, con
     int64_t ms[3] = {-1, -1, nx_hifigan_n_mels(d->vocoder)};
     nx_tensor x = {0}, y = {0};
     ngpt_status s = upload_checked(d, &x, &m3, "mel", 3, ms);
-    int64_t ws[2] = {m3.shape[0], m3.shape[1] * nx_hifigan_hop(d->vocoder)};
+    int64_t ws[2] = {m3.shape[0], nx_hifigan_out_len(d->vocoder, m3.shape[1])};
     if (s == NGPT_OK) s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 2, ws);
     if (s == NGPT_OK) s = nx_hifigan_forward(d->vocoder, &y, &x);
     if (s == NGPT_OK && mel->rank == 2) {
@@ -300,5 +306,42 @@ NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, con
     if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
     nx_tensor_free(&x);
     nx_tensor_free(&y);
+    return s;
+}
+
+NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean, ngpt_tensor *logvar,
+                                             const ngpt_tensor *image)
+{
+    if (!d || !mean) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_vae_encode: decoder or mean is NULL");
+    memset(mean, 0, sizeof *mean);
+    if (logvar) memset(logvar, 0, sizeof *logvar);
+    if (!d->vae) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no VAE loaded", d->dir);
+    NX_TRY(nx_api_check_tensor(image, "image", 4));
+    int64_t sc = nx_vae_scale(d->vae);
+    int64_t ishape[4] = {-1, nx_vae_in_channels(d->vae), -1, -1};
+    if (image->shape[2] % sc || image->shape[3] % sc || image->shape[2] == 0 || image->shape[3] == 0)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: image height and width must be positive multiples of %lld, got %lldx%lld",
+                      d->dir, (long long)sc, (long long)image->shape[2], (long long)image->shape[3]);
+    NX_TRY(nx_vae_load_encoder(d->vae));
+    nx_tensor x = {0}, m = {0}, lv = {0};
+    ngpt_status s = upload_checked(d, &x, image, "image", 4, ishape);
+    int64_t ls[4] = {image->shape[0], nx_vae_latent_channels(d->vae), image->shape[2] / sc, image->shape[3] / sc};
+    if (s == NGPT_OK) s = nx_tensor_alloc(&m, d->ctx->be, NGPT_DTYPE_F32, 4, ls);
+    if (s == NGPT_OK && logvar) s = nx_tensor_alloc(&lv, d->ctx->be, NGPT_DTYPE_F32, 4, ls);
+    if (s == NGPT_OK) s = nx_vae_encode(d->vae, &m, logvar ? &lv : NULL, &x);
+    if (s == NGPT_OK) s = nx_api_download(mean, &m, NGPT_DTYPE_F32);
+    if (s == NGPT_OK && logvar) {
+        s = nx_api_download(logvar, &lv, NGPT_DTYPE_F32);
+        float *p = logvar->data;
+        for (int64_t i = 0; s == NGPT_OK && i < ngpt_tensor_numel(logvar); i++)  /* torch.clamp(logvar, -30, 20) */
+            p[i] = p[i] < -30.0f ? -30.0f : p[i] > 20.0f ? 20.0f : p[i];
+    }
+    if (s != NGPT_OK) {
+        ngpt_tensor_free(mean);
+        if (logvar) ngpt_tensor_free(logvar);
+    }
+    nx_tensor_free(&x);
+    nx_tensor_free(&m);
+    nx_tensor_free(&lv);
     return s;
 }

@@ -49,6 +49,22 @@ struct ngpt_turn_result {
     double           prompt_ms, gen_ms;
 };
 
+/* ngpt_modality (IMAGE 1, AUDIO 2, VIDEO 3) <-> nx_modality (IMAGE 0, VIDEO 1, AUDIO 2) */
+static bool is_media_modality(ngpt_modality m)
+{
+    return m == NGPT_MODALITY_IMAGE || m == NGPT_MODALITY_AUDIO || m == NGPT_MODALITY_VIDEO;
+}
+static nx_modality to_nx(ngpt_modality m)
+{
+    return m == NGPT_MODALITY_IMAGE ? NX_MODALITY_IMAGE : m == NGPT_MODALITY_VIDEO ? NX_MODALITY_VIDEO : NX_MODALITY_AUDIO;
+}
+static ngpt_modality from_nx(nx_modality m)
+{
+    return m == NX_MODALITY_IMAGE ? NGPT_MODALITY_IMAGE : m == NX_MODALITY_VIDEO ? NGPT_MODALITY_VIDEO : NGPT_MODALITY_AUDIO;
+}
+#define MEDIA_BITS (NGPT_MODALITY_BIT(NGPT_MODALITY_IMAGE) | NGPT_MODALITY_BIT(NGPT_MODALITY_AUDIO) | \
+                    NGPT_MODALITY_BIT(NGPT_MODALITY_VIDEO))
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -67,7 +83,7 @@ NGPT_API ngpt_status ngpt_turn_params_default(ngpt_turn_params *p, size_t struct
     d.top_p = 0.01f;
     d.repetition_penalty = 1.0f;
     d.max_new_tokens = 246;
-    for (int i = 0; i < NGPT_MODALITY_COUNT; i++) d.max_groups[i] = 1;
+    for (int i = 0; i < 4; i++) d.max_groups[i] = 1;
     return nx_params_default(p, struct_size, &d, sizeof d, "ngpt_turn_params_default");
 }
 
@@ -414,7 +430,7 @@ static ngpt_status collect(turn *t)
         const nx_signal_group *sg = nx_signal_group_at(t->sig, g);
         turn_group *o = &r->groups[g];
         r->n_groups++;
-        o->modality = (ngpt_modality)sg->modality;
+        o->modality = from_nx(sg->modality);
         o->n_tokens = sg->n_tokens;
         o->required = sg->required;
         size_t n = (size_t)sg->n_tokens * (size_t)t->H;
@@ -465,8 +481,8 @@ static ngpt_status check_media(const ngpt_turn_media *media, size_t n_media, con
 {
     if (n_media && !media) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: media is NULL with n_media %zu", fn, n_media);
     for (size_t i = 0; i < n_media; i++) {
-        if ((unsigned)media[i].modality >= NGPT_MODALITY_COUNT)
-            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: media[%zu].modality %d is not an ngpt_modality", fn, i,
+        if (!is_media_modality(media[i].modality))
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: media[%zu].modality %d is not an image/audio/video modality", fn, i,
                           (int)media[i].modality);
         if (!media[i].soft_rows || media[i].n_rows < 1)
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: media[%zu] has no soft rows (soft_rows %s, n_rows %d)", fn, i,
@@ -486,10 +502,10 @@ static ngpt_status check_params(const ngpt_turn_params *p)
     for (int32_t i = 0; p->stop_strings && i < p->n_stop_strings; i++)
         if (!p->stop_strings[i] || !p->stop_strings[i][0])
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: stop_strings[%d] is NULL or empty", fn, i);
-    if (p->require_modalities & ~((1u << NGPT_MODALITY_COUNT) - 1u))
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: require_modalities 0x%x has bits beyond NGPT_MODALITY_BIT(2)",
-                      fn, p->require_modalities);
-    for (int i = 0; i < NGPT_MODALITY_COUNT; i++)
+    if (p->require_modalities & ~MEDIA_BITS)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: require_modalities 0x%x has bits other than the image, audio and "
+                      "video NGPT_MODALITY_BIT (0x%x)", fn, p->require_modalities, MEDIA_BITS);
+    for (int i = 0; i < 4; i++)
         if (p->max_groups[i] < 0)
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: max_groups[%d] %d < 0", fn, i, p->max_groups[i]);
     return NGPT_OK;
@@ -540,8 +556,9 @@ static ngpt_status turn_run(turn *t, const char *user_text, const ngpt_turn_medi
         memset(&sgp, 0, sizeof sgp);
         sgp.n_embd = t->H;
         for (int i = 0; i < NX_MODALITY_COUNT; i++) {
-            sgp.max_groups[i] = p->max_groups[i];
-            sgp.required[i] = (p->require_modalities >> i) & 1u;
+            ngpt_modality m = from_nx((nx_modality)i);
+            sgp.max_groups[i] = p->max_groups[m];
+            sgp.required[i] = (p->require_modalities & NGPT_MODALITY_BIT(m)) != 0;
         }
         NX_TRY(nx_signal_create(&t->sig, &t->sid, &sgp));
     }
@@ -555,7 +572,7 @@ static ngpt_status turn_run(turn *t, const char *user_text, const ngpt_turn_medi
     nx_prompt_media *pmv = n_media <= 8 ? pm : nx_malloc(n_media * sizeof *pmv);
     if (!pmv) return oom();
     for (size_t i = 0; i < n_media; i++) {
-        pmv[i].modality = (nx_modality)media[i].modality;
+        pmv[i].modality = to_nx(media[i].modality);
         pmv[i].rows = media[i].soft_rows;
         pmv[i].n_rows = media[i].n_rows;
     }
@@ -700,7 +717,7 @@ NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s,
     nx_prompt_media *pmv = n_media <= 8 ? pm : nx_malloc(n_media * sizeof *pmv);
     if (!pmv) return oom();
     for (size_t i = 0; i < n_media; i++) {
-        pmv[i].modality = (nx_modality)media[i].modality;
+        pmv[i].modality = to_nx(media[i].modality);
         pmv[i].rows = media[i].soft_rows;
         pmv[i].n_rows = media[i].n_rows;
     }

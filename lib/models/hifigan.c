@@ -1,18 +1,360 @@
-/* hifigan.c — placeholder until the vocoder lands (NGPT_ERR_UNIMPLEMENTED). */
+/* hifigan.c — transformers 4.29's SpeechT5HifiGan (models/speecht5/modeling_speecht5.py),
+ * AudioLDM's vocoder, written against the op layer. Sizes from vocoder/config.json.
+ *
+ *   mel [B, T, n_mels] -> (normalize_before: (mel - mean) / scale) -> transpose [B, n_mels, T]
+ *   -> conv_pre (k 7, pad 3) -> for each upsample i: leaky_relu(slope) -> ConvTranspose1d
+ *      (C/2^i -> C/2^(i+1), kernel k_i, stride u_i, pad (k_i - u_i) // 2) -> mean over the
+ *      resblock_kernel_sizes of HifiGanResidualBlock(k, dilations)
+ *   -> leaky_relu (PyTorch's DEFAULT slope 0.01, not the config's) -> conv_post (C -> 1, k 7,
+ *      pad 3) -> tanh -> [B, L]
+ *
+ * HifiGanResidualBlock: for each dilation d: h = h + conv2(lrelu(conv1_d(lrelu(h)))), conv1 with
+ * dilation d and pad (k*d - d)/2, conv2 with dilation 1 and pad (k-1)/2.
+ * The output length is exact ConvTranspose1d arithmetic, L_{i+1} = (L_i - 1) u_i - 2 pad_i + k_i:
+ * for AudioLDM's rates (5,4,2,2,2) with kernels (16,16,8,4,4) that is 160 T + 32, not T * hop
+ * (see nx_hifigan_out_len).
+ */
 #include "hifigan.h"
+
+#include "mweights.h"
+
+#include "../core/alloc.h"
+#include "../core/json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define HG_MAX_UP 8
+#define HG_MAX_K  8
+#define HG_MAX_D  8
+
+typedef struct hg_config {
+    int   model_in_dim;                       /* n_mels (64 for AudioLDM) */
+    int   upsample_initial_channel;
+    int   n_up;
+    int   upsample_rates[HG_MAX_UP];
+    int   upsample_kernel_sizes[HG_MAX_UP];
+    int   n_k;
+    int   resblock_kernel_sizes[HG_MAX_K];
+    int   n_d[HG_MAX_K];
+    int   resblock_dilation_sizes[HG_MAX_K][HG_MAX_D];
+    float leaky_relu_slope;
+    bool  normalize_before;
+    int   sampling_rate;
+} hg_config;
+
+typedef struct hg_resblock {
+    int k, n_d, dil[HG_MAX_D];
+    const nx_tensor *c1_w[HG_MAX_D], *c1_b[HG_MAX_D];  /* [C, C, k], [C] (dilation dil[j]) */
+    const nx_tensor *c2_w[HG_MAX_D], *c2_b[HG_MAX_D];  /* [C, C, k], [C] */
+} hg_resblock;
+
+struct nx_hifigan {
+    nx_backend *be;
+    hg_config   cfg;
+    nx_mw       mw;
+    const nx_tensor *mean, *scale;                     /* [n_mels] (used when normalize_before) */
+    const nx_tensor *conv_pre_w, *conv_pre_b;          /* [C0, n_mels, 7], [C0] */
+    const nx_tensor *up_w[HG_MAX_UP], *up_b[HG_MAX_UP]; /* [C/2^i, C/2^(i+1), k_i], [C/2^(i+1)] */
+    hg_resblock res[HG_MAX_UP * HG_MAX_K];             /* [i * n_k + j] */
+    const nx_tensor *conv_post_w, *conv_post_b;        /* [1, C/2^n_up, 7], [1] */
+    const nx_tensor *n_kernels;                        /* F32 [1] = n_k (res_state / num_kernels) */
+};
+
+static ngpt_status int_list(const json_t *j, const char *key, const char *path, int *vals, int cap, int *n)
+{
+    int64_t v[HG_MAX_UP > HG_MAX_K ? HG_MAX_UP : HG_MAX_K];
+    size_t nn = 0;
+    json_t *a = json_object_get(j, key);
+    if (!a) return nx_err(NGPT_ERR_NOT_FOUND, "%s: '%s' missing", path, key);
+    if (json_is_array(a) && json_array_size(a) > (size_t)cap)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: '%s' has %zu entries (at most %d supported)", path, key,
+                      json_array_size(a), cap);
+    NX_TRY(nx_json_int_array(j, key, path, v, (size_t)cap, &nn));
+    if (nn == 0) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s' is empty", path, key);
+    for (size_t i = 0; i < nn; i++) {
+        if (v[i] < 1 || v[i] > 4096)
+            return nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s'[%zu] is %lld", path, key, i, (long long)v[i]);
+        vals[i] = (int)v[i];
+    }
+    *n = (int)nn;
+    return NGPT_OK;
+}
+
+static ngpt_status read_config(hg_config *c, const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    json_t *j = NULL;
+    NX_TRY(nx_json_load_file(&j, path));
+    ngpt_status s = NGPT_OK;
+    int64_t v;
+    const char *mt = NULL;
+    s = nx_json_str_opt(j, "model_type", path, "hifigan", &mt);
+    if (s == NGPT_OK && strcmp(mt, "hifigan") != 0)
+        s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: 'model_type' is '%s' (only SpeechT5HifiGan's 'hifigan' is supported)", path, mt);
+    json_t *arch = json_object_get(j, "architectures");
+    if (s == NGPT_OK && arch) {
+        const char *a0 = json_string_value(json_array_get(arch, 0));
+        if (!a0 || strcmp(a0, "SpeechT5HifiGan") != 0)
+            s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: 'architectures' is not [\"SpeechT5HifiGan\"]", path);
+    }
+#define GETI(key, def, field)                                                   \
+    if (s == NGPT_OK) s = nx_json_int_opt(j, key, path, def, &v);               \
+    if (s == NGPT_OK && (v < 1 || v > 1 << 20))                                 \
+        s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s' is %lld", path, key, (long long)v); \
+    if (s == NGPT_OK) c->field = (int)v;
+    GETI("model_in_dim", 80, model_in_dim)
+    GETI("upsample_initial_channel", 512, upsample_initial_channel)
+    GETI("sampling_rate", 16000, sampling_rate)
+#undef GETI
+    int nk = 0;
+    if (s == NGPT_OK) s = int_list(j, "upsample_rates", path, c->upsample_rates, HG_MAX_UP, &c->n_up);
+    if (s == NGPT_OK) s = int_list(j, "upsample_kernel_sizes", path, c->upsample_kernel_sizes, HG_MAX_UP, &nk);
+    if (s == NGPT_OK && nk != c->n_up)
+        s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'upsample_kernel_sizes' has %d entries, 'upsample_rates' %d", path, nk, c->n_up);
+    for (int i = 0; s == NGPT_OK && i < c->n_up; i++) {
+        if (c->upsample_kernel_sizes[i] < c->upsample_rates[i])
+            s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: 'upsample_kernel_sizes'[%d] %d is smaller than 'upsample_rates'[%d] %d",
+                       path, i, c->upsample_kernel_sizes[i], i, c->upsample_rates[i]);
+        if (s == NGPT_OK && (c->upsample_initial_channel >> (i + 1)) < 1)
+            s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'upsample_initial_channel' %d is too small for %d upsamplers", path,
+                       c->upsample_initial_channel, c->n_up);
+    }
+    if (s == NGPT_OK) s = int_list(j, "resblock_kernel_sizes", path, c->resblock_kernel_sizes, HG_MAX_K, &c->n_k);
+    json_t *dl = json_object_get(j, "resblock_dilation_sizes");
+    if (s == NGPT_OK && (!json_is_array(dl) || json_array_size(dl) != (size_t)c->n_k))
+        s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'resblock_dilation_sizes' must be a list of %d lists", path, c->n_k);
+    for (int k = 0; s == NGPT_OK && k < c->n_k; k++) {
+        json_t *row = json_array_get(dl, (size_t)k);
+        size_t nd = json_is_array(row) ? json_array_size(row) : 0;
+        if (nd == 0 || nd > HG_MAX_D)
+            s = nx_err(nd > HG_MAX_D ? NGPT_ERR_UNSUPPORTED : NGPT_ERR_BAD_FORMAT,
+                       "%s: 'resblock_dilation_sizes'[%d] must be a list of 1..%d integers", path, k, HG_MAX_D);
+        for (size_t d = 0; s == NGPT_OK && d < nd; d++) {
+            json_t *x = json_array_get(row, d);
+            if (!json_is_integer(x) || json_integer_value(x) < 1 || json_integer_value(x) > 4096)
+                s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'resblock_dilation_sizes'[%d][%zu] is not a positive integer", path, k, d);
+            else
+                c->resblock_dilation_sizes[k][d] = (int)json_integer_value(x);
+        }
+        c->n_d[k] = (int)nd;
+        /* "same" padding (k*d - d) / 2 only keeps the length for odd kernels */
+        if (s == NGPT_OK && c->resblock_kernel_sizes[k] % 2 == 0)
+            s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: 'resblock_kernel_sizes'[%d] %d is even (odd sizes are supported)", path, k,
+                       c->resblock_kernel_sizes[k]);
+    }
+    double slope = 0.1;
+    if (s == NGPT_OK) s = nx_json_num_opt(j, "leaky_relu_slope", path, 0.1, &slope);
+    c->leaky_relu_slope = (float)slope;
+    if (s == NGPT_OK) s = nx_json_bool_opt(j, "normalize_before", path, true, &c->normalize_before);
+    json_decref(j);
+    return s;
+}
+
+static ngpt_status get(nx_mw *m, const nx_tensor **t, int rank, int64_t d0, int64_t d1, int64_t d2, const char *fmt,
+                       int i, int j)
+{
+    char name[128];
+    snprintf(name, sizeof name, fmt, i, j);
+    int64_t shape[3] = {d0, d1, d2};
+    return nx_mw_get(m, t, name, rank, shape);
+}
+
+static ngpt_status load_weights(nx_hifigan *h)
+{
+    const hg_config *c = &h->cfg;
+    nx_mw *m = &h->mw;
+    int M = c->model_in_dim, C = c->upsample_initial_channel;
+    if (c->normalize_before) {
+        NX_TRY(get(m, &h->mean, 1, M, 0, 0, "mean", 0, 0));
+        NX_TRY(get(m, &h->scale, 1, M, 0, 0, "scale", 0, 0));
+    } else {
+        nx_weights_mark_used(m->w, "mean");   /* registered buffers, unused without normalize_before */
+        nx_weights_mark_used(m->w, "scale");
+    }
+    NX_TRY(get(m, &h->conv_pre_w, 3, C, M, 7, "conv_pre.weight", 0, 0));
+    NX_TRY(get(m, &h->conv_pre_b, 1, C, 0, 0, "conv_pre.bias", 0, 0));
+    for (int i = 0; i < c->n_up; i++) {
+        int ci = C >> i, co = C >> (i + 1);
+        NX_TRY(get(m, &h->up_w[i], 3, ci, co, c->upsample_kernel_sizes[i], "upsampler.%d.weight", i, 0));
+        NX_TRY(get(m, &h->up_b[i], 1, co, 0, 0, "upsampler.%d.bias", i, 0));
+        for (int k = 0; k < c->n_k; k++) {
+            int r = i * c->n_k + k, ks = c->resblock_kernel_sizes[k];
+            hg_resblock *b = &h->res[r];
+            b->k = ks;
+            b->n_d = c->n_d[k];
+            for (int d = 0; d < b->n_d; d++) {
+                b->dil[d] = c->resblock_dilation_sizes[k][d];
+                NX_TRY(get(m, &b->c1_w[d], 3, co, co, ks, "resblocks.%d.convs1.%d.weight", r, d));
+                NX_TRY(get(m, &b->c1_b[d], 1, co, 0, 0, "resblocks.%d.convs1.%d.bias", r, d));
+                NX_TRY(get(m, &b->c2_w[d], 3, co, co, ks, "resblocks.%d.convs2.%d.weight", r, d));
+                NX_TRY(get(m, &b->c2_b[d], 1, co, 0, 0, "resblocks.%d.convs2.%d.bias", r, d));
+            }
+        }
+    }
+    int cl = C >> c->n_up;
+    NX_TRY(get(m, &h->conv_post_w, 3, 1, cl, 7, "conv_post.weight", 0, 0));
+    NX_TRY(get(m, &h->conv_post_b, 1, 1, 0, 0, "conv_post.bias", 0, 0));
+    float nk = (float)c->n_k;
+    NX_TRY(nx_mw_const(m, &h->n_kernels, &nk, 1));
+    return nx_mw_check_unused(m);
+}
 
 ngpt_status nx_hifigan_load(nx_hifigan **out, nx_backend *be, const char *vocoder_dir)
 {
-    (void)be;
     *out = NULL;
-    return nx_err(NGPT_ERR_UNIMPLEMENTED, "%s: the HiFi-GAN vocoder is not implemented yet", vocoder_dir);
+    nx_hifigan *h = nx_calloc(1, sizeof *h);
+    if (!h) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", vocoder_dir);
+    h->be = be;
+    ngpt_status s = read_config(&h->cfg, vocoder_dir);
+    static const char *const files[] = {"model.safetensors", "pytorch_model.bin", NULL};
+    if (s == NGPT_OK) s = nx_mw_open(&h->mw, be, vocoder_dir, files);
+    if (s == NGPT_OK) s = load_weights(h);
+    if (s != NGPT_OK) {
+        nx_hifigan_free(h);
+        return s;
+    }
+    *out = h;
+    return NGPT_OK;
 }
-void nx_hifigan_free(nx_hifigan *h) { (void)h; }
-int nx_hifigan_n_mels(const nx_hifigan *h) { (void)h; return 0; }
-int nx_hifigan_hop(const nx_hifigan *h) { (void)h; return 0; }
-int nx_hifigan_sampling_rate(const nx_hifigan *h) { (void)h; return 0; }
+
+void nx_hifigan_free(nx_hifigan *h)
+{
+    if (!h) return;
+    nx_mw_close(&h->mw);
+    nx_free(h);
+}
+
+int nx_hifigan_n_mels(const nx_hifigan *h) { return h->cfg.model_in_dim; }
+int nx_hifigan_sampling_rate(const nx_hifigan *h) { return h->cfg.sampling_rate; }
+int nx_hifigan_hop(const nx_hifigan *h)
+{
+    int hop = 1;
+    for (int i = 0; i < h->cfg.n_up; i++) hop *= h->cfg.upsample_rates[i];
+    return hop;
+}
+
+static int64_t up_len(const hg_config *c, int i, int64_t L)
+{
+    int u = c->upsample_rates[i], k = c->upsample_kernel_sizes[i];
+    return (L - 1) * u - 2 * ((k - u) / 2) + k;
+}
+
+int64_t nx_hifigan_out_len(const nx_hifigan *h, int64_t T)
+{
+    int64_t L = T;
+    for (int i = 0; i < h->cfg.n_up; i++) L = up_len(&h->cfg, i, L);
+    return L;
+}
+
+/* ---- forward ---- */
+
+static ngpt_status conv1d(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
+                          int dil)
+{
+    int64_t k = w->ne[2];
+    int pad = (int)((k * dil - dil) / 2);
+    int64_t ne[3] = {x->ne[0], w->ne[0], x->ne[2] + 2 * pad - dil * (k - 1)};
+    NX_TRY(nx_tensor_alloc(y, be, NGPT_DTYPE_F32, 3, ne));
+    nx_conv_params p = nx_conv_params_default();
+    p.pad[0] = pad;
+    p.dilation[0] = dil;
+    ngpt_status s = nx_op_conv(be, y, x, w, b, &p);
+    if (s != NGPT_OK) nx_tensor_free(y);
+    return s;
+}
+
+static ngpt_status lrelu(nx_backend *be, nx_tensor *y, const nx_tensor *x, float slope)
+{
+    NX_TRY(nx_tensor_alloc(y, be, NGPT_DTYPE_F32, x->rank, x->ne));
+    ngpt_status s = nx_op_unary(be, y, x, NX_UNARY_LEAKY_RELU, slope);
+    if (s != NGPT_OK) nx_tensor_free(y);
+    return s;
+}
+
+/* HifiGanResidualBlock on x (not modified); *y allocated here. */
+static ngpt_status resblock_fwd(nx_backend *be, const hg_resblock *r, float slope, nx_tensor *y, const nx_tensor *x)
+{
+    nx_tensor h = {0}, a = {0}, b = {0};
+    const nx_tensor *cur = x;
+    ngpt_status s = NGPT_OK;
+    for (int d = 0; s == NGPT_OK && d < r->n_d; d++) {
+        s = lrelu(be, &a, cur, slope);
+        if (s == NGPT_OK) s = conv1d(be, &b, &a, r->c1_w[d], r->c1_b[d], r->dil[d]);
+        nx_tensor_free(&a);
+        if (s == NGPT_OK) s = nx_op_unary(be, &b, &b, NX_UNARY_LEAKY_RELU, slope);
+        if (s == NGPT_OK) s = conv1d(be, &a, &b, r->c2_w[d], r->c2_b[d], 1);
+        nx_tensor_free(&b);
+        if (s == NGPT_OK) s = nx_op_binary(be, &a, &a, cur, NX_BINARY_ADD);  /* + residual */
+        nx_tensor_free(&h);                                                  /* the previous h */
+        h = a;
+        memset(&a, 0, sizeof a);
+        cur = &h;
+    }
+    nx_tensor_free(&a);
+    if (s != NGPT_OK) {
+        nx_tensor_free(&h);
+        return s;
+    }
+    *y = h;
+    return NGPT_OK;
+}
+
 ngpt_status nx_hifigan_forward(nx_hifigan *h, nx_tensor *wave, const nx_tensor *mel)
 {
-    (void)h; (void)wave; (void)mel;
-    return nx_err(NGPT_ERR_UNIMPLEMENTED, "the HiFi-GAN vocoder is not implemented yet");
+    nx_backend *be = h->be;
+    const hg_config *c = &h->cfg;
+    if (mel->rank != 3 || mel->ne[2] != c->model_in_dim || mel->ne[1] < 1)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "vocoder: mel must be [B, T >= 1, %d]", c->model_in_dim);
+    int64_t B = mel->ne[0], T = mel->ne[1], L = nx_hifigan_out_len(h, T);
+    if (wave->rank != 2 || wave->ne[0] != B || wave->ne[1] != L)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "vocoder: the waveform must be [%lld, %lld]", (long long)B, (long long)L);
+    nx_tensor n = {0}, x = {0}, y = {0}, acc = {0}, r = {0};
+    ngpt_status s = NGPT_OK;
+    const nx_tensor *m = mel;
+    if (c->normalize_before) {                                   /* (spectrogram - mean) / scale */
+        s = nx_tensor_alloc(&n, be, NGPT_DTYPE_F32, 3, mel->ne);
+        if (s == NGPT_OK) s = nx_op_binary(be, &n, mel, h->mean, NX_BINARY_SUB);
+        if (s == NGPT_OK) s = nx_op_binary(be, &n, &n, h->scale, NX_BINARY_DIV);
+        m = &n;
+    }
+    int64_t bmt[3] = {B, c->model_in_dim, T};
+    static const int tr[3] = {0, 2, 1};
+    if (s == NGPT_OK) s = nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, 3, bmt);
+    if (s == NGPT_OK) s = nx_op_permute(be, &x, m, tr);         /* transpose(2, 1) */
+    nx_tensor_free(&n);
+    if (s == NGPT_OK) s = conv1d(be, &y, &x, h->conv_pre_w, h->conv_pre_b, 1);  /* conv_pre (pad 3) */
+    nx_tensor_free(&x);
+    for (int i = 0; s == NGPT_OK && i < c->n_up; i++) {
+        s = nx_op_unary(be, &y, &y, NX_UNARY_LEAKY_RELU, c->leaky_relu_slope);
+        int64_t ne[3] = {B, h->up_w[i]->ne[1], up_len(c, i, y.ne[2])};
+        int u = c->upsample_rates[i], k = c->upsample_kernel_sizes[i];
+        if (s == NGPT_OK) s = nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, 3, ne);
+        if (s == NGPT_OK) s = nx_op_conv_transpose1d(be, &x, &y, h->up_w[i], h->up_b[i], u, (k - u) / 2, 0, 1, 1);
+        nx_tensor_free(&y);
+        if (s == NGPT_OK) s = resblock_fwd(be, &h->res[i * c->n_k], c->leaky_relu_slope, &acc, &x);
+        for (int j = 1; s == NGPT_OK && j < c->n_k; j++) {
+            s = resblock_fwd(be, &h->res[i * c->n_k + j], c->leaky_relu_slope, &r, &x);
+            if (s == NGPT_OK) s = nx_op_binary(be, &acc, &acc, &r, NX_BINARY_ADD);
+            nx_tensor_free(&r);
+        }
+        nx_tensor_free(&x);
+        if (s == NGPT_OK) s = nx_op_binary(be, &acc, &acc, h->n_kernels, NX_BINARY_DIV);  /* / num_kernels */
+        y = acc;
+        memset(&acc, 0, sizeof acc);
+    }
+    if (s == NGPT_OK) s = nx_op_unary(be, &y, &y, NX_UNARY_LEAKY_RELU, 0.01f);  /* F.leaky_relu default slope */
+    int64_t b1l[3] = {B, 1, L};
+    nx_tensor w3;
+    if (s == NGPT_OK) s = nx_reshape(&w3, wave, 3, b1l);
+    if (s == NGPT_OK) {                                          /* conv_post, straight into wave */
+        nx_conv_params p = nx_conv_params_default();
+        p.pad[0] = 3;
+        s = nx_op_conv(be, &w3, &y, h->conv_post_w, h->conv_post_b, &p);
+    }
+    if (s == NGPT_OK) s = nx_op_unary(be, &w3, &w3, NX_UNARY_TANH, 0.0f);
+    nx_tensor_free(&y);
+    nx_tensor_free(&acc);
+    return s;
 }

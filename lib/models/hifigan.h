@@ -11,9 +11,13 @@ ngpt_status nx_hifigan_load(nx_hifigan **out, nx_backend *be, const char *vocode
 void nx_hifigan_free(nx_hifigan *h);
 int  nx_hifigan_n_mels(const nx_hifigan *h);        /* model_in_dim */
 int  nx_hifigan_hop(const nx_hifigan *h);           /* product of upsample_rates */
+/* Waveform samples for T mel frames: the ConvTranspose1d chain's exact length, each stage
+ * L -> L * u + ((k - u) mod 2); 160 T + 32 for AudioLDM's vocoder (T * hop when every k - u is
+ * even). */
+int64_t nx_hifigan_out_len(const nx_hifigan *h, int64_t T);
 int  nx_hifigan_sampling_rate(const nx_hifigan *h);
 
-/* wave [B, T * hop] = vocoder(mel [B, T, n_mels]); out allocated by the caller. */
+/* wave [B, nx_hifigan_out_len(T)] = vocoder(mel [B, T, n_mels]); out allocated by the caller. */
 ngpt_status nx_hifigan_forward(nx_hifigan *h, nx_tensor *wave, const nx_tensor *mel);
 
 #endif

@@ -30,4 +30,10 @@ int  nx_unet_class_embed_dim(const nx_unet *u);
 ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample, const float *timesteps,
                             const nx_tensor *ehs, const nx_tensor *class_labels);
 
+/* The tensors a UNet with this config.json has (name, rank, shape, in load order), without any
+ * weights file: for generators of random-weight models (bench/, tests). Config errors as for
+ * nx_unet_load. */
+typedef ngpt_status (*nx_unet_tensor_fn)(void *user, const char *name, int rank, const int64_t *shape);
+ngpt_status nx_unet_list_tensors(const char *config_path, nx_unet_tensor_fn fn, void *user);
+
 #endif

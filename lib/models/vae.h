@@ -19,4 +19,16 @@ int   nx_vae_scale(const nx_vae *v);
  * divided by the scaling factor; out allocated by the caller. */
 ngpt_status nx_vae_decode(nx_vae *v, nx_tensor *out, const nx_tensor *latents);
 
+/* The encoder (Encoder + quant_conv), when nx_vae_load was not asked for it: resolves its tensors
+ * from the still-open checkpoint (idempotent; on failure the decoder stays usable). */
+ngpt_status nx_vae_load_encoder(nx_vae *v);
+bool nx_vae_has_encoder(const nx_vae *v);
+int  nx_vae_in_channels(const nx_vae *v);
+
+/* mean, logvar [B, latent_channels, H/s, W/s] = the DiagonalGaussianDistribution of
+ * encode(image [B, in_channels, H, W]) (H, W multiples of s): moments = quant_conv(encoder(x)),
+ * mean, logvar = moments.chunk(2, dim=1); logvar NOT yet clamped to [-30, 20] (the caller does);
+ * logvar may be NULL. Not multiplied by the scaling factor. Outputs allocated by the caller. */
+ngpt_status nx_vae_encode(nx_vae *v, nx_tensor *mean, nx_tensor *logvar, const nx_tensor *image);
+
 #endif

@@ -57,6 +57,8 @@ void nx_tensor_free(nx_tensor *t);
 /* Copy host memory -> tensor / tensor -> host memory (nbytes must equal nx_nbytes(t)). */
 ngpt_status nx_tensor_upload(nx_tensor *t, const void *host, size_t nbytes);
 ngpt_status nx_tensor_download(const nx_tensor *t, void *host, size_t nbytes);
+/* Copy nbytes of host memory into the tensor's bytes [offset, offset + nbytes). */
+ngpt_status nx_tensor_upload_part(nx_tensor *t, const void *host, size_t nbytes, size_t offset);
 /* "name F32[2, 3]" for messages. */
 char *nx_tensor_str(char *buf, size_t cap, const nx_tensor *t);
 bool nx_same_shape(const nx_tensor *a, const nx_tensor *b);

@@ -111,6 +111,19 @@ ngpt_status nx_tensor_upload(nx_tensor *t, const void *host, size_t nbytes)
     return t->be->v->upload(t->be, t->data, host, nbytes);
 }
 
+ngpt_status nx_tensor_upload_part(nx_tensor *t, const void *host, size_t nbytes, size_t offset)
+{
+    if (offset > nx_nbytes(t) || nbytes > nx_nbytes(t) - offset)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "upload: bytes [%zu, %zu) outside a tensor of %zu", offset, offset + nbytes,
+                      nx_nbytes(t));
+    void *dst = (char *)t->data + offset;
+    if (!t->be) {
+        memcpy(dst, host, nbytes);
+        return NGPT_OK;
+    }
+    return t->be->v->upload(t->be, dst, host, nbytes);
+}
+
 ngpt_status nx_tensor_download(const nx_tensor *t, void *host, size_t nbytes)
 {
     if (nbytes != nx_nbytes(t)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "download: %zu bytes for a tensor of %zu", nbytes, nx_nbytes(t));

@@ -222,6 +222,24 @@ static void test_forced_modality(void)
     const char *text = ngpt_turn_result_text(r, NULL);
     CHECK(!strstr(text, "[IMG") && !strstr(text, "###"));
     ngpt_turn_result_free(r);
+    /* video and audio: forced in the order video, audio (signal.h), each with its own rows */
+    CHECK_OK(ngpt_backbone_session_reset(s));
+    p.require_modalities = NGPT_MODALITY_BIT(NGPT_MODALITY_AUDIO) | NGPT_MODALITY_BIT(NGPT_MODALITY_VIDEO);
+    p.max_new_tokens = 2;
+    CHECK_OK(ngpt_backbone_turn(&r, s, "a song and a clip", NULL, 0, &p));
+    ng = ngpt_turn_result_n_groups(r);
+    CHECK(ng >= 2);
+    int32_t nv = 0, na = 0;
+    for (int32_t g = 0; g < ng; g++) {
+        CHECK_OK(ngpt_turn_result_group(r, g, &m, &nt, NULL, NULL));
+        if (ngpt_turn_result_group_required(r, g)) {
+            nv += m == NGPT_MODALITY_VIDEO && nt == 24;
+            na += m == NGPT_MODALITY_AUDIO && nt == 8;
+        }
+    }
+    CHECK_MSG(nv == 1 && na == 1, "required video %d audio %d", nv, na);
+    check_groups(s, r);
+    ngpt_turn_result_free(r);
     ngpt_backbone_session_free(s);
 }
 
@@ -510,10 +528,14 @@ static void test_bad_args(void)
     float row[1] = {0};
     ngpt_turn_media m = {(ngpt_modality)7, row, 1};
     CHECK_ERR(ngpt_backbone_turn(&r, s, "x", &m, 1, NULL), NGPT_ERR_INVALID_ARGUMENT, "modality");
+    m.modality = NGPT_MODALITY_TEXT;
+    CHECK_ERR(ngpt_backbone_turn(&r, s, "x", &m, 1, NULL), NGPT_ERR_INVALID_ARGUMENT, "modality");
     m.modality = NGPT_MODALITY_AUDIO;
     m.n_rows = 0;
     CHECK_ERR(ngpt_backbone_turn(&r, s, "x", &m, 1, NULL), NGPT_ERR_INVALID_ARGUMENT, "soft rows");
-    p.require_modalities = 8;
+    p.require_modalities = NGPT_MODALITY_BIT(NGPT_MODALITY_TEXT);
+    CHECK_ERR(ngpt_backbone_turn(&r, s, "x", NULL, 0, &p), NGPT_ERR_INVALID_ARGUMENT, "require_modalities");
+    p.require_modalities = 0x10;
     CHECK_ERR(ngpt_backbone_turn(&r, s, "x", NULL, 0, &p), NGPT_ERR_INVALID_ARGUMENT, "require_modalities");
     ngpt_turn_params_default(&p, sizeof p);
     p.max_new_tokens = -1;

@@ -38,6 +38,11 @@ ngpt_status case_input_i32(const case_ctx *c, const char *name, int32_t **data, 
  * nx_free). */
 ngpt_status case_param_path(const case_ctx *c, const char *key, char **path);
 
+/* A decoder on the pipeline folder of c->model_dir (which may name the pipeline folder or one of
+ * its component subfolders), loading the `comp` components (NGPT_DECODER_* bits); *dir receives
+ * the pipeline folder (nx_free). Defined in stage_vae.c. */
+ngpt_status case_open_decoder(const case_ctx *c, ngpt_decoder **d, ngpt_decoder_kind kind, uint32_t comp, char **dir);
+
 typedef ngpt_status (*case_stage_fn)(const case_ctx *c, case_out *out);
 
 typedef struct case_stage {

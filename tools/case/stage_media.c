@@ -61,6 +61,22 @@ ngpt_status case_image_postprocess(const case_ctx *c, case_out *out)
     return st;
 }
 
+ngpt_status case_video_postprocess(const case_ctx *c, case_out *out)
+{
+    float *data = NULL;
+    int rank = 0;
+    int64_t shape[NGPT_MAX_DIMS];
+    NX_TRY(case_input_f32(c, "video", &data, &rank, shape));
+    ngpt_tensor in = {.dtype = NGPT_DTYPE_F32, .rank = rank, .data = data};
+    for (int i = 0; i < rank && i < NGPT_MAX_DIMS; i++) in.shape[i] = shape[i];
+    ngpt_tensor t = {0};
+    ngpt_status st = ngpt_video_postprocess(&t, &in);
+    if (st == NGPT_OK) st = case_out_add(out, "frames_u8", t.dtype, t.rank, t.shape, t.data);
+    ngpt_tensor_free(&t);
+    nx_free(data);
+    return st;
+}
+
 static ngpt_status clip_rule_param(const case_ctx *c, ngpt_clip_rule *out)
 {
     const char *rule;

@@ -1,5 +1,5 @@
 /* stage_media.h — golden-case stages of media preprocessing (STAGES.md image.preprocess,
- * audio.fbank, video.preprocess, image.postprocess), run through the public "Media preprocessing" API. */
+ * audio.fbank, video.preprocess, image.postprocess; video/STAGES.md video.postprocess), run through the public "Media preprocessing" API. */
 #ifndef NGPT_CASE_STAGE_MEDIA_H
 #define NGPT_CASE_STAGE_MEDIA_H
 
@@ -13,5 +13,7 @@ ngpt_status case_audio_fbank(const case_ctx *c, case_out *out);
 ngpt_status case_video_preprocess(const case_ctx *c, case_out *out);
 /* inputs image F32 [B,3,H,W] -> image_u8 U8 [B,H,W,3] */
 ngpt_status case_image_postprocess(const case_ctx *c, case_out *out);
+/* inputs video F32 [B,3,F,H,W] -> frames_u8 U8 [F,H,B*W,3] (tensor2vid, truncating) */
+ngpt_status case_video_postprocess(const case_ctx *c, case_out *out);
 
 #endif

@@ -1,10 +1,15 @@
 /* stages.c — every stage named in ../shared/golden/<family>/STAGES.md, and the function that
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
+#include "stage_encoder.h"
+#include "stage_generate.h"
 #include "stage_llama.h"
 #include "stage_media.h"
+#include "stage_projector.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
+#include "stage_unet.h"
+#include "stage_vae.h"
 
 const case_stage case_stages[] = {
     /* llm */
@@ -18,26 +23,28 @@ const case_stage case_stages[] = {
     {"image.preprocess", case_image_preprocess},
     {"video.preprocess", case_video_preprocess},
     {"audio.fbank", case_audio_fbank},
-    {"imagebind.vision", NULL},
-    {"imagebind.audio", NULL},
-    {"projector.input", NULL},
-    {"projector.output", NULL},
-    {"unet2d", NULL},
-    {"vae.decode", NULL},
+    {"imagebind.vision", case_imagebind_vision},
+    {"imagebind.video", case_imagebind_video},
+    {"imagebind.audio", case_imagebind_audio},
+    {"projector.input", case_projector_input},
+    {"projector.output", case_projector_output},
+    {"unet2d", case_unet2d},
+    {"vae.decode", case_vae_decode},
+    {"vae.encode", case_vae_encode},
     {"scheduler.ddim", case_scheduler_ddim},
     {"scheduler.pndm", case_scheduler_pndm},
-    {"sd.generate", NULL},
+    {"sd.generate", case_sd_generate},
     {"image.postprocess", case_image_postprocess},
     /* audio out */
-    {"audioldm.unet", NULL},
-    {"audioldm.vae_decode", NULL},
-    {"vocoder.hifigan", NULL},
-    {"audioldm.generate", NULL},
+    {"audioldm.unet", case_audioldm_unet},
+    {"audioldm.vae_decode", case_audioldm_vae_decode},
+    {"vocoder.hifigan", case_vocoder_hifigan},
+    {"audioldm.generate", case_audioldm_generate},
     /* video out */
     {"zeroscope.unet3d", NULL},
-    {"zeroscope.vae_decode", NULL},
-    {"video.postprocess", NULL},
-    {"zeroscope.generate", NULL},
+    {"zeroscope.vae_decode", case_zeroscope_vae_decode},
+    {"video.postprocess", case_video_postprocess},
+    {"zeroscope.generate", case_zeroscope_generate},
     {"scheduler.dpmsolver", case_scheduler_dpmsolver},
     {NULL, NULL},
 };

@@ -1,0 +1,696 @@
+"""libnextgpt for Python: a small hand-written layer over the ctypes module generated from
+include/nextgpt.h (nextgpt._capi, written by tools/gen_python_bindings.py at build time).
+
+    import nextgpt
+    with nextgpt.Context(device="cpu") as ctx:
+        print(nextgpt.version(), ctx.backend_name, ctx.device_name)
+    tok = nextgpt.Tokenizer("models/nextgpt/tokenizer")
+    ids = tok.encode("Hello [IMG0]")
+
+The library is loaded from $NGPT_LIBRARY (a path), else from the meson build tree this package
+was generated into, else by its soname libnextgpt.so.0. Every failing call raises
+nextgpt.Error, which carries the status and ngpt_last_error()'s message. Handles have close(),
+work as context managers and are freed by the garbage collector as a last resort; a handle made
+from a Context keeps the context alive, and Context.close() closes them first. Tensors come back
+as nextgpt.Tensor (numpy() when numpy is importable; tobytes()/tolist() always).
+
+Every C function is also reachable as nextgpt.lib.ngpt_* with the generated argtypes/restype
+(nextgpt.capi holds the structs, enums and constants), including ones this layer does not wrap.
+"""
+import array
+import ctypes
+import ctypes.util
+import enum
+import os
+import weakref
+
+from . import _capi as capi
+
+try:
+    import numpy as _np
+except ImportError:  # numpy is optional: lists, bytes and array.array work too
+    _np = None
+
+__all__ = ["Error", "Context", "Tensor", "Tokenizer", "Scheduler", "Image", "Audio", "Decoder",
+           "version", "version_number", "abi_version", "has_cuda_build", "video_preprocess",
+           "lib", "capi"]
+
+# ---- loading -------------------------------------------------------------------------------
+
+
+def _load_library():
+    tried = []
+    env = os.environ.get("NGPT_LIBRARY")
+    if env:
+        return ctypes.CDLL(env)  # an explicit choice: its failure is the error to show
+    # inside a meson build tree: <build>/bindings/python/nextgpt/ -> <build>/lib/libnextgpt.so
+    build = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+    cand = os.path.join(build, "lib", "libnextgpt.so")
+    if os.path.exists(os.path.join(build, "build.ninja")) and os.path.exists(cand):
+        return ctypes.CDLL(cand)
+    tried.append(cand)
+    for name in ("libnextgpt.so.%d" % capi.NGPT_ABI_VERSION, ctypes.util.find_library("nextgpt")):
+        if not name:
+            continue
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            tried.append(name)
+    raise ImportError("libnextgpt not found (set NGPT_LIBRARY to the path of libnextgpt.so); tried: "
+                      + ", ".join(tried))
+
+
+lib = _load_library()
+#: functions the header declares that the loaded library does not export (an older library)
+missing_functions = capi.bind(lib)
+if not missing_functions and lib.ngpt_abi_version() != capi.NGPT_ABI_VERSION:
+    raise ImportError("libnextgpt ABI %d loaded, these bindings are for ABI %d"
+                      % (lib.ngpt_abi_version(), capi.NGPT_ABI_VERSION))
+
+# ---- enums: one IntEnum per C enum, made from the generated tables ------------------------
+
+
+def _enum_class(cname, members):
+    words = cname[len("ngpt_"):].split("_")
+    pyname = "".join(w.capitalize() for w in words)
+    names = list(members)
+    prefix = os.path.commonprefix(names)
+    prefix = prefix[:prefix.rfind("_") + 1] if len(names) > 1 else "NGPT_"
+    while any(not n[len(prefix):] or n[len(prefix)].isdigit() for n in names):  # no "0_1_5"
+        prefix = prefix[:prefix[:-1].rfind("_") + 1]
+    return pyname, enum.IntEnum(pyname, [(n[len(prefix):] or n, v) for n, v in members.items()],
+                                module=__name__)
+
+
+for _c, _m in capi.ENUMS.items():
+    _n, _cls = _enum_class(_c, _m)
+    globals()[_n] = _cls
+    __all__.append(_n)
+del _c, _m, _n, _cls
+
+# ---- errors --------------------------------------------------------------------------------
+
+
+class Error(Exception):
+    """A libnextgpt call failed: .status (int, negative), .status_name ("NGPT_ERR_NOT_FOUND"),
+    .message (ngpt_last_error() right after the call), .function (the C function)."""
+
+    def __init__(self, status, message, function=""):
+        self.status = int(status)
+        self.status_name = lib.ngpt_status_string(self.status).decode()
+        self.message = message
+        self.function = function
+        super().__init__("%s: %s%s" % (self.status_name, message, " (in %s)" % function if function else ""))
+
+
+def _last_error():
+    return lib.ngpt_last_error().decode("utf-8", "replace")
+
+
+def _call(name, *args):
+    """Call lib.<name>; raise Error unless it returned NGPT_OK."""
+    st = getattr(lib, name)(*args)
+    if st != capi.NGPT_OK:
+        raise Error(st, _last_error(), name)
+    return st
+
+
+def _str(p):
+    return None if p is None else p.decode("utf-8", "replace")
+
+
+def _path(p):
+    return os.fsencode(p)
+
+
+def _params(struct, default_fn, **fields):
+    p = struct()
+    _call(default_fn, ctypes.byref(p), ctypes.sizeof(p))
+    for k, v in fields.items():
+        if v is not None:
+            setattr(p, k, int(v) if isinstance(v, enum.Enum) else v)
+    return p
+
+
+def version():
+    """The version of the library actually loaded ("0.1.0")."""
+    return lib.ngpt_version().decode()
+
+
+def version_number():
+    return lib.ngpt_version_number()
+
+
+def abi_version():
+    return lib.ngpt_abi_version()
+
+
+def has_cuda_build():
+    return bool(lib.ngpt_has_cuda_build())
+
+# ---- handles -------------------------------------------------------------------------------
+
+
+class _Handle:
+    """An owned C handle: close() frees it once; context manager; __del__ as a last resort."""
+    _free = None  # name of the ngpt_*_free function
+    _ptr = None
+    _ctx = None
+
+    def _adopt(self, ptr, ctx=None):
+        self._ptr = ptr
+        if ctx is not None:
+            self._ctx = ctx
+            ctx._children.add(self)
+
+    @property
+    def closed(self):
+        return not self._ptr
+
+    def _h(self):
+        if not self._ptr:
+            raise ValueError("%s is closed" % type(self).__name__)
+        return self._ptr
+
+    def close(self):
+        ptr, self._ptr = self._ptr, None
+        if ptr:
+            getattr(lib, self._free)(ptr)
+        if self._ctx is not None:
+            self._ctx._children.discard(self)
+            self._ctx = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may already be gone
+            pass
+
+
+class Context(_Handle):
+    """ngpt_context: device, threads, logging and memory accounting.
+
+    device: "auto" | "cpu" | "cuda" or a DeviceKind. log_callback(level: LogLevel, message: str)
+    replaces the default stderr logger; it is kept alive as long as the context."""
+    _free = "ngpt_context_free"
+
+    def __init__(self, device="auto", device_index=0, n_threads=0, log_level=None,
+                 log_callback=None, memory_limit=0):
+        self._children = weakref.WeakSet()
+        if isinstance(device, str):
+            device = {"auto": capi.NGPT_DEVICE_AUTO, "cpu": capi.NGPT_DEVICE_CPU,
+                      "cuda": capi.NGPT_DEVICE_CUDA}[device.lower()]
+        p = _params(capi.ngpt_context_params, "ngpt_context_params_default", device=device,
+                    device_index=device_index, n_threads=n_threads, log_level=log_level,
+                    memory_limit=memory_limit)
+        self._log = None
+        if log_callback is not None:
+            def tramp(level, message, _user, fn=log_callback):
+                try:
+                    fn(LogLevel(level), message.decode("utf-8", "replace"))  # noqa: F821
+                except Exception:  # never let a Python exception unwind into C
+                    pass
+            self._log = capi.ngpt_log_fn(tramp)
+            p.log_callback = self._log
+        out = ctypes.POINTER(capi.ngpt_context)()
+        _call("ngpt_context_create", ctypes.byref(out), ctypes.byref(p))
+        self._adopt(out)
+
+    def close(self):
+        for child in list(getattr(self, "_children", ())):
+            child.close()  # the C rule: stage handles are freed before their context
+        super().close()
+
+    @property
+    def backend(self):
+        return Backend(lib.ngpt_context_backend(self._h()))  # noqa: F821
+
+    @property
+    def backend_name(self):
+        return lib.ngpt_backend_name(lib.ngpt_context_backend(self._h())).decode()
+
+    @property
+    def device_name(self):
+        return _str(lib.ngpt_context_device_name(self._h()))
+
+    @property
+    def backend_note(self):
+        return _str(lib.ngpt_context_backend_note(self._h()))
+
+    @property
+    def n_threads(self):
+        return lib.ngpt_context_n_threads(self._h())
+
+    @property
+    def memory_used(self):
+        return lib.ngpt_context_memory_used(self._h())
+
+    @property
+    def memory_peak(self):
+        return lib.ngpt_context_memory_peak(self._h())
+
+# ---- tensors -------------------------------------------------------------------------------
+
+
+_NP_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "uint16", "I64": "int64", "I32": "int32",
+              "U8": "uint8", "BOOL": "bool", "F64": "float64", "I16": "int16", "I8": "int8"}
+_ARRAY_CODES = {"F32": "f", "F64": "d", "I64": "q", "I32": "i", "I16": "h", "I8": "b", "U8": "B",
+                "BOOL": "B", "F16": "H", "BF16": "H"}
+
+
+class Tensor:
+    """A library-owned ngpt_tensor (an output): .dtype (Dtype), .shape, numpy() (a copy; BF16 as
+    uint16 bits), tobytes(), tolist(). close() frees it; so does the garbage collector."""
+
+    def __init__(self, c_tensor):
+        self._t = c_tensor
+
+    @property
+    def dtype(self):
+        return Dtype(self._t.dtype)  # noqa: F821
+
+    @property
+    def shape(self):
+        return tuple(self._t.shape[i] for i in range(self._t.rank))
+
+    @property
+    def nbytes(self):
+        return lib.ngpt_tensor_nbytes(ctypes.byref(self._t))
+
+    def __len__(self):
+        return self.shape[0] if self._t.rank else 1
+
+    def tobytes(self):
+        if not self._t.data:
+            return b""
+        return ctypes.string_at(self._t.data, self.nbytes)
+
+    def numpy(self):
+        if _np is None:
+            raise RuntimeError("numpy is not installed: use tobytes() or tolist()")
+        name = lib.ngpt_dtype_name(self._t.dtype).decode()
+        return _np.frombuffer(self.tobytes(), dtype=_NP_DTYPES[name]).reshape(self.shape).copy()
+
+    def tolist(self):
+        name = lib.ngpt_dtype_name(self._t.dtype).decode()
+        flat = array.array(_ARRAY_CODES[name], self.tobytes()).tolist()
+        for d in reversed(self.shape[1:]):
+            flat = [flat[i:i + d] for i in range(0, len(flat), d)]
+        return flat if self.shape else flat[0]
+
+    def close(self):
+        lib.ngpt_tensor_free(ctypes.byref(self._t))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __repr__(self):
+        return "Tensor(%s, %s)" % (self.dtype.name, list(self.shape))
+
+
+def _new_tensor_out():
+    return capi.ngpt_tensor()
+
+
+def _tensor_view(x):
+    """A caller-owned ngpt_tensor viewing x (Tensor, numpy array); returns (view, keepalive)."""
+    if x is None:
+        return None, None
+    if isinstance(x, Tensor):
+        return ctypes.pointer(x._t), x
+    if _np is None:
+        raise TypeError("tensor inputs need numpy (or a nextgpt.Tensor)")
+    a = _np.ascontiguousarray(x)
+    codes = {v: k for k, v in _NP_DTYPES.items() if k != "BF16"}
+    if a.dtype.name not in codes:
+        raise TypeError("unsupported dtype %s" % a.dtype)
+    if a.ndim > capi.NGPT_MAX_DIMS:
+        raise ValueError("rank %d > NGPT_MAX_DIMS" % a.ndim)
+    t = capi.ngpt_tensor()
+    t.dtype = getattr(capi, "NGPT_DTYPE_" + codes[a.dtype.name])
+    t.rank = a.ndim
+    for i, d in enumerate(a.shape):
+        t.shape[i] = d
+    t.data = a.ctypes.data
+    t.owner = None
+    return ctypes.pointer(t), a
+
+
+def _floats(x, writable=False):
+    """(pointer to float, n, keepalive, result) for a sequence of floats. A writable float32
+    C-contiguous numpy array is used in place (result is x itself); anything else is copied."""
+    if _np is not None and isinstance(x, _np.ndarray):
+        a = x if (x.dtype == _np.float32 and x.flags.c_contiguous and (x.flags.writeable or not writable)) \
+            else _np.ascontiguousarray(x, dtype=_np.float32)
+        return a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), a.size, a, a
+    a = x if isinstance(x, array.array) and x.typecode == "f" else array.array("f", x)
+    if not len(a):
+        return None, 0, a, a
+    buf = (ctypes.c_float * len(a)).from_buffer(a)
+    return ctypes.cast(buf, ctypes.POINTER(ctypes.c_float)), len(a), (a, buf), a
+
+# ---- tokenizer -----------------------------------------------------------------------------
+
+
+class Tokenizer(_Handle):
+    """ngpt_tokenizer: the LLaMA tokenizer (+ NExT-GPT's added tokens) of a tokenizer folder."""
+    _free = "ngpt_tokenizer_free"
+
+    def __init__(self, model_dir):
+        out = ctypes.POINTER(capi.ngpt_tokenizer)()
+        _call("ngpt_tokenizer_create", ctypes.byref(out), _path(model_dir))
+        self._adopt(out)
+
+    def encode(self, text, add_bos=True):
+        """Token ids (list of int) of text (str or UTF-8 bytes)."""
+        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        n = ctypes.c_size_t(0)
+        st = lib.ngpt_tokenizer_encode(self._h(), data, len(data), int(add_bos), None, 0, ctypes.byref(n))
+        if st not in (capi.NGPT_OK, capi.NGPT_ERR_BUFFER_TOO_SMALL):
+            raise Error(st, _last_error(), "ngpt_tokenizer_encode")
+        ids = (ctypes.c_int32 * max(n.value, 1))()
+        _call("ngpt_tokenizer_encode", self._h(), data, len(data), int(add_bos), ids, n.value, ctypes.byref(n))
+        return list(ids[:n.value])
+
+    def decode_bytes(self, ids, skip_special_tokens=False):
+        """The UTF-8 bytes of ids (may contain NUL from the byte token <0x00>)."""
+        ids = list(ids)
+        arr = (ctypes.c_int32 * max(len(ids), 1))(*ids)
+        n = ctypes.c_size_t(0)
+        st = lib.ngpt_tokenizer_decode(self._h(), arr, len(ids), int(skip_special_tokens), None, 0,
+                                       ctypes.byref(n))
+        if st not in (capi.NGPT_OK, capi.NGPT_ERR_BUFFER_TOO_SMALL):
+            raise Error(st, _last_error(), "ngpt_tokenizer_decode")
+        buf = ctypes.create_string_buffer(n.value + 1)
+        _call("ngpt_tokenizer_decode", self._h(), arr, len(ids), int(skip_special_tokens), buf,
+              n.value + 1, ctypes.byref(n))
+        return buf.raw[:n.value]
+
+    def decode(self, ids, skip_special_tokens=False):
+        """The text of ids (str)."""
+        return self.decode_bytes(ids, skip_special_tokens).decode("utf-8", "replace")
+
+    @property
+    def vocab_size(self):
+        return lib.ngpt_tokenizer_vocab_size(self._h())
+
+    def __len__(self):
+        return self.vocab_size
+
+    def token_to_piece(self, id):
+        """The stored piece of id ("▁the", "<0x0A>", "[IMG0]"); None when out of range."""
+        return _str(lib.ngpt_tokenizer_token_to_piece(self._h(), id))
+
+    def piece_to_id(self, piece):
+        """The id of exactly this piece, or None."""
+        i = lib.ngpt_tokenizer_piece_to_id(self._h(), piece.encode("utf-8"))
+        return None if i < 0 else i
+
+    @property
+    def bos_id(self):
+        i = lib.ngpt_tokenizer_bos_id(self._h())
+        return None if i < 0 else i
+
+    @property
+    def eos_id(self):
+        i = lib.ngpt_tokenizer_eos_id(self._h())
+        return None if i < 0 else i
+
+# ---- schedulers ----------------------------------------------------------------------------
+
+
+class Scheduler(_Handle):
+    """ngpt_scheduler: DDIM / PNDM / DPM-Solver multistep from a diffusers scheduler_config.json.
+
+    Scheduler("sd/scheduler/scheduler_config.json") or Scheduler(json_text='{...}'); keyword
+    params are the ngpt_scheduler_params fields (kind, prediction_type, algorithm_type,
+    solver_type, solver_order, eta, use_clipped_model_output)."""
+    _free = "ngpt_scheduler_free"
+
+    def __init__(self, config_path=None, json_text=None, **params):
+        p = _params(capi.ngpt_scheduler_params, "ngpt_scheduler_params_default", **params)
+        out = ctypes.POINTER(capi.ngpt_scheduler)()
+        if (config_path is None) == (json_text is None):
+            raise ValueError("give exactly one of config_path and json_text")
+        if config_path is not None:
+            _call("ngpt_scheduler_create", ctypes.byref(out), _path(config_path), ctypes.byref(p))
+        else:
+            data = json_text.encode("utf-8") if isinstance(json_text, str) else bytes(json_text)
+            _call("ngpt_scheduler_create_from_json", ctypes.byref(out), data, len(data), ctypes.byref(p))
+        self._adopt(out)
+
+    @property
+    def kind(self):
+        return SchedulerKind(lib.ngpt_scheduler_get_kind(self._h()))  # noqa: F821
+
+    def set_timesteps(self, n):
+        _call("ngpt_scheduler_set_timesteps", self._h(), n)
+
+    @property
+    def timesteps(self):
+        """The timesteps in stepping order (a list of int)."""
+        ts = ctypes.POINTER(ctypes.c_int64)()
+        n = ctypes.c_size_t(0)
+        _call("ngpt_scheduler_timesteps", self._h(), ctypes.byref(ts), ctypes.byref(n))
+        return ts[:n.value]
+
+    @property
+    def alphas_cumprod(self):
+        acp = ctypes.POINTER(ctypes.c_float)()
+        n = ctypes.c_size_t(0)
+        _call("ngpt_scheduler_alphas_cumprod", self._h(), ctypes.byref(acp), ctypes.byref(n))
+        return acp[:n.value]
+
+    @property
+    def init_noise_sigma(self):
+        return lib.ngpt_scheduler_init_noise_sigma(self._h())
+
+    def step(self, model_output, timestep, sample, variance_noise=None):
+        """One denoising step. Returns the new sample: `sample` itself, updated in place, when it
+        is a writable float32 C-contiguous numpy array or an array('f'); else a new one."""
+        sp, n, keep_s, result = _floats(sample, writable=True)
+        mp, nm, keep_m, _ = _floats(model_output)
+        if nm != n:
+            raise ValueError("model_output has %d values, sample %d" % (nm, n))
+        vp, keep_v = None, None
+        if variance_noise is not None:
+            vp, nv, keep_v, _ = _floats(variance_noise)
+            if nv != n:
+                raise ValueError("variance_noise has %d values, sample %d" % (nv, n))
+        _call("ngpt_scheduler_step", self._h(), mp, int(timestep), sp, n, vp)
+        return result
+
+    def reset(self):
+        _call("ngpt_scheduler_reset", self._h())
+
+    def scale_model_input(self, sample, timestep):
+        sp, n, keep, result = _floats(sample, writable=True)
+        _call("ngpt_scheduler_scale_model_input", self._h(), sp, n, int(timestep))
+        return result
+
+    def add_noise(self, original, noise, timestep):
+        """sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (a new array)."""
+        op, n, keep_o, _ = _floats(original)
+        np_, nn, keep_n, _ = _floats(noise)
+        if nn != n:
+            raise ValueError("noise has %d values, original %d" % (nn, n))
+        outp, _, keep_out, result = _floats(_np.zeros(n, _np.float32) if _np is not None else [0.0] * n,
+                                            writable=True)
+        _call("ngpt_scheduler_add_noise", self._h(), outp, op, np_, n, int(timestep))
+        if _np is not None and isinstance(original, _np.ndarray):
+            return result.reshape(original.shape)
+        return result
+
+# ---- media ---------------------------------------------------------------------------------
+
+
+class Image(_Handle):
+    """ngpt_image: a decoded RGB8 image. Image(path), Image.from_bytes(data), Image.from_rgb8(...)."""
+    _free = "ngpt_image_free"
+
+    def __init__(self, path=None, _ptr=None):
+        if _ptr is None:
+            _ptr = ctypes.POINTER(capi.ngpt_image)()
+            _call("ngpt_image_load", ctypes.byref(_ptr), _path(path))
+        self._adopt(_ptr)
+
+    @classmethod
+    def from_bytes(cls, data, name=None):
+        out = ctypes.POINTER(capi.ngpt_image)()
+        data = bytes(data)
+        _call("ngpt_image_load_memory", ctypes.byref(out), data, len(data),
+              None if name is None else name.encode())
+        return cls(_ptr=out)
+
+    @classmethod
+    def from_rgb8(cls, pixels, width=None, height=None, stride=0):
+        """pixels: a numpy uint8 [h, w, 3] array, or bytes with width and height."""
+        if _np is not None and isinstance(pixels, _np.ndarray):
+            a = _np.ascontiguousarray(pixels, dtype=_np.uint8)
+            if a.ndim != 3 or a.shape[2] != 3:
+                raise ValueError("expected [height, width, 3] uint8, got %s" % (a.shape,))
+            height, width = a.shape[:2]
+            data = a.tobytes()
+        else:
+            data = bytes(pixels)
+        out = ctypes.POINTER(capi.ngpt_image)()
+        buf = (ctypes.c_uint8 * max(len(data), 1)).from_buffer_copy(data or b"\0")
+        _call("ngpt_image_from_rgb8", ctypes.byref(out), buf, int(width), int(height), stride)
+        return cls(_ptr=out)
+
+    @property
+    def width(self):
+        return lib.ngpt_image_width(self._h())
+
+    @property
+    def height(self):
+        return lib.ngpt_image_height(self._h())
+
+    def pixels(self):
+        """Packed RGB8: a numpy uint8 [h, w, 3] array, or bytes without numpy."""
+        n = self.width * self.height * 3
+        data = ctypes.string_at(lib.ngpt_image_pixels(self._h()), n)
+        if _np is None:
+            return data
+        return _np.frombuffer(data, _np.uint8).reshape(self.height, self.width, 3).copy()
+
+    def preprocess(self):
+        """ImageBind's vision transform: a Tensor F32 [3, 224, 224]."""
+        t = _new_tensor_out()
+        _call("ngpt_image_preprocess", ctypes.byref(t), self._h())
+        return Tensor(t)
+
+    @staticmethod
+    def postprocess(image):
+        """F32 [B, 3, H, W] (numpy or Tensor) -> Tensor U8 [B, H, W, 3]."""
+        view, keep = _tensor_view(image)
+        t = _new_tensor_out()
+        _call("ngpt_image_postprocess", ctypes.byref(t), view)
+        return Tensor(t)
+
+
+class Audio(_Handle):
+    """ngpt_audio: decoded float samples. Audio(path), Audio.from_bytes(data), Audio.from_pcm(...)."""
+    _free = "ngpt_audio_free"
+
+    def __init__(self, path=None, _ptr=None):
+        if _ptr is None:
+            _ptr = ctypes.POINTER(capi.ngpt_audio)()
+            _call("ngpt_audio_load", ctypes.byref(_ptr), _path(path))
+        self._adopt(_ptr)
+
+    @classmethod
+    def from_bytes(cls, data, name=None):
+        out = ctypes.POINTER(capi.ngpt_audio)()
+        data = bytes(data)
+        _call("ngpt_audio_load_memory", ctypes.byref(out), data, len(data),
+              None if name is None else name.encode())
+        return cls(_ptr=out)
+
+    @classmethod
+    def from_pcm(cls, samples, channels, sample_rate):
+        """samples: interleaved floats [frames][channels] (flat sequence or numpy array)."""
+        sp, n, keep, _ = _floats(samples)
+        out = ctypes.POINTER(capi.ngpt_audio)()
+        _call("ngpt_audio_from_pcm", ctypes.byref(out), sp, n // max(channels, 1), channels, sample_rate)
+        return cls(_ptr=out)
+
+    @property
+    def sample_rate(self):
+        return lib.ngpt_audio_sample_rate(self._h())
+
+    @property
+    def channels(self):
+        return lib.ngpt_audio_channels(self._h())
+
+    @property
+    def frames(self):
+        return lib.ngpt_audio_frames(self._h())
+
+    def samples(self):
+        """Interleaved samples: numpy float32 [frames, channels], or a list without numpy."""
+        n = self.frames * self.channels
+        p = lib.ngpt_audio_samples(self._h())
+        if _np is None:
+            return p[:n]
+        return _np.ctypeslib.as_array(p, (n,)).reshape(self.frames, self.channels).copy() if n else \
+            _np.zeros((0, self.channels), _np.float32)
+
+    def preprocess(self, clip_rule=None):
+        """ImageBind's audio transform: a Tensor F32 [3, 1, 128, 204]."""
+        p = _params(capi.ngpt_audio_preprocess_params, "ngpt_audio_preprocess_params_default",
+                    clip_rule=clip_rule)
+        t = _new_tensor_out()
+        _call("ngpt_audio_preprocess", ctypes.byref(t), self._h(), ctypes.byref(p))
+        return Tensor(t)
+
+
+def video_preprocess(video, clip_rule=None, name=None):
+    """ImageBind's video transform of a file path (str/PathLike) or bytes: a Tensor F32
+    [15, 3, 2, 224, 224]."""
+    p = _params(capi.ngpt_video_preprocess_params, "ngpt_video_preprocess_params_default",
+                clip_rule=clip_rule)
+    t = _new_tensor_out()
+    if isinstance(video, (bytes, bytearray, memoryview)):
+        data = bytes(video)
+        _call("ngpt_video_preprocess_memory", ctypes.byref(t), data, len(data),
+              None if name is None else name.encode(), ctypes.byref(p))
+    else:
+        _call("ngpt_video_preprocess", ctypes.byref(t), _path(video), ctypes.byref(p))
+    return Tensor(t)
+
+# ---- decoders ------------------------------------------------------------------------------
+
+
+class Decoder(_Handle):
+    """ngpt_decoder: a diffusers pipeline folder (SD 1.5 / AudioLDM / Zeroscope) on ctx's backend.
+    Tensor arguments are numpy arrays or nextgpt.Tensor; results are Tensors."""
+    _free = "ngpt_decoder_free"
+
+    def __init__(self, ctx, model_dir, kind=None, components=None):
+        p = _params(capi.ngpt_decoder_params, "ngpt_decoder_params_default", kind=kind,
+                    components=components)
+        out = ctypes.POINTER(capi.ngpt_decoder)()
+        _call("ngpt_decoder_create", ctypes.byref(out), ctx._h(), _path(model_dir), ctypes.byref(p))
+        self._adopt(out, ctx)
+
+    @property
+    def kind(self):
+        return DecoderKind(lib.ngpt_decoder_get_kind(self._h()))  # noqa: F821
+
+    @property
+    def vae_scaling_factor(self):
+        return lib.ngpt_decoder_vae_scaling_factor(self._h())
+
+    def unet(self, sample, timesteps, encoder_hidden_states=None, class_labels=None):
+        views = [_tensor_view(x) for x in (sample, timesteps, encoder_hidden_states, class_labels)]
+        t = _new_tensor_out()
+        _call("ngpt_decoder_unet", self._h(), ctypes.byref(t), *[v for v, _ in views])
+        return Tensor(t)
+
+    def vae_decode(self, latents):
+        view, keep = _tensor_view(latents)
+        t = _new_tensor_out()
+        _call("ngpt_decoder_vae_decode", self._h(), ctypes.byref(t), view)
+        return Tensor(t)
+
+    def vocoder(self, mel):
+        view, keep = _tensor_view(mel)
+        t = _new_tensor_out()
+        _call("ngpt_decoder_vocoder", self._h(), ctypes.byref(t), view)
+        return Tensor(t)

@@ -1,0 +1,149 @@
+//! The safe crate against the built library and the shared golden cases
+//! (NGPT_GOLDEN_DIR, else ../shared/golden beside the source tree).
+use std::path::PathBuf;
+
+fn golden() -> PathBuf {
+    match std::env::var_os("NGPT_GOLDEN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/golden"),
+    }
+}
+
+/// The bytes of tensor `name` in a safetensors file, with its dtype (enough for the golden files).
+fn tensor(path: &PathBuf, name: &str) -> (String, Vec<u8>) {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {}", path.display(), e));
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+    let head = std::str::from_utf8(&b[8..8 + n]).unwrap().replace(' ', "");
+    let entry = &head[head.find(&format!("\"{}\":{{", name)).expect("tensor not in file")..];
+    let entry = &entry[..entry.find('}').unwrap()];
+    let dtype = entry.split("\"dtype\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let offs = entry.split("\"data_offsets\":[").nth(1).unwrap().split(']').next().unwrap();
+    let v: Vec<usize> = offs.split(',').map(|x| x.parse().unwrap()).collect();
+    (dtype, b[8 + n + v[0]..8 + n + v[1]].to_vec())
+}
+
+fn i32s(b: &[u8]) -> Vec<i32> {
+    b.chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+#[test]
+fn version_matches_the_header() {
+    assert_eq!(nextgpt::version().as_bytes(), &nextgpt::sys::NGPT_VERSION_STRING[..5]);
+    assert_eq!(nextgpt::version_number(), nextgpt::sys::NGPT_VERSION_NUMBER as i32);
+    assert_eq!(nextgpt::abi_version(), nextgpt::sys::NGPT_ABI_VERSION as i32);
+}
+
+#[test]
+fn context_on_the_cpu() {
+    let ctx = nextgpt::Context::with_params(&nextgpt::ContextParams {
+        device: nextgpt::Device::Cpu,
+        n_threads: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(ctx.backend(), nextgpt::Backend::Cpu);
+    assert_eq!(ctx.backend_name(), "cpu");
+    assert!(!ctx.device_name().is_empty());
+    assert_eq!(ctx.n_threads(), 1);
+    assert!(ctx.memory_peak() >= ctx.memory_used());
+}
+
+#[test]
+fn errors_carry_status_and_message() {
+    let e = nextgpt::Tokenizer::new("/nonexistent/tokenizer-dir").err().expect("must fail");
+    assert_eq!(e.status, nextgpt::sys::NGPT_ERR_NOT_FOUND);
+    assert_eq!(e.status_name(), "NGPT_ERR_NOT_FOUND");
+    assert!(e.message.contains("/nonexistent/tokenizer-dir"), "{}", e.message);
+    assert!(e.to_string().starts_with("NGPT_ERR_NOT_FOUND: "));
+    let e = nextgpt::Image::from_memory(b"not an image", Some("junk.bin")).err().unwrap();
+    assert_eq!(e.status, nextgpt::sys::NGPT_ERR_BAD_FORMAT);
+    assert!(e.message.contains("junk.bin"));
+}
+
+#[test]
+fn tokenizer_matches_golden_cases() {
+    let tok = nextgpt::Tokenizer::new(golden().join("models/tok-a-nextgpt")).unwrap();
+    let case = golden().join("llm/tokenizer.encode/nextgpt_prompt");
+    let (dtype, ids) = tensor(&case.join("expected.safetensors"), "ids");
+    assert_eq!(dtype, "I32");
+    let text = "### Human: <Img>photo.jpg</Img> hello\n### Assistant:"; // the case's params.text
+    let cj = std::fs::read_to_string(case.join("case.json")).unwrap();
+    assert!(cj.contains("<Img>photo.jpg</Img> hello\\n### Assistant:"), "the case text changed");
+    assert_eq!(tok.encode(text, true).unwrap(), i32s(&ids));
+
+    let case = golden().join("llm/tokenizer.decode/signal_tokens");
+    let ids = i32s(&tensor(&case.join("inputs.safetensors"), "ids").1);
+    let want = tensor(&case.join("expected.safetensors"), "text_utf8").1;
+    assert_eq!(tok.decode_bytes(&ids, false).unwrap(), want);
+
+    assert_eq!((tok.bos_id(), tok.eos_id()), (Some(1), Some(2)));
+    let img0 = tok.piece_to_id("[IMG0]").unwrap();
+    assert_eq!(tok.token_to_piece(img0).as_deref(), Some("[IMG0]"));
+    assert_eq!(tok.token_to_piece(1 << 30), None);
+    assert_eq!(tok.decode(&tok.encode("hi [IMG0]", true).unwrap(), true).unwrap(), "hi [IMG0]");
+    let e = tok.decode(&[tok.vocab_size() + 1], false).unwrap_err();
+    assert_eq!(e.status, nextgpt::sys::NGPT_ERR_INVALID_ARGUMENT);
+    // Tokenizer is Send + Sync: share it between threads
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(!tok.encode("from a thread", true).unwrap().is_empty()));
+    });
+}
+
+#[test]
+fn scheduler_ddim_matches_golden_case() {
+    let case = golden().join("vision/scheduler.ddim/sd15_n6");
+    let cfg = r#"{"_class_name": "DDIMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+                  "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "steps_offset": 1,
+                  "set_alpha_to_one": false, "clip_sample": false, "prediction_type": "epsilon"}"#;
+    let mut s = nextgpt::Scheduler::from_json(cfg).unwrap();
+    assert_eq!(s.kind(), nextgpt::sys::NGPT_SCHEDULER_DDIM);
+    assert!(s.timesteps().is_err());
+    s.set_timesteps(6).unwrap();
+    let exp = case.join("expected.safetensors");
+    let ts: Vec<i64> = tensor(&exp, "timesteps").1.chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(s.timesteps().unwrap(), &ts[..]);
+    let mut sample = f32s(&tensor(&case.join("inputs.safetensors"), "sample0").1);
+    let outs = f32s(&tensor(&case.join("inputs.safetensors"), "model_outputs").1);
+    let want = f32s(&tensor(&exp, "samples").1);
+    let n = sample.len();
+    for (k, &t) in ts.iter().enumerate() {
+        s.scale_model_input(&mut sample, t).unwrap();
+        s.step(&outs[k * n..(k + 1) * n], t, &mut sample, None).unwrap();
+        for (g, w) in sample.iter().zip(&want[k * n..(k + 1) * n]) {
+            assert!((g - w).abs() <= 5e-5 + 1e-5 * w.abs(), "step {}: {} vs {}", k, g, w);
+        }
+    }
+    assert!(s.step(&sample.clone(), 123456, &mut sample, None).is_err());
+    assert!(s.step(&[0.0], ts[0], &mut sample, None).is_err()); // length mismatch, checked in Rust
+    let acp0 = s.alphas_cumprod().unwrap()[0];
+    let noisy = s.add_noise(&[1.0; 4], &[0.0; 4], 0).unwrap();
+    assert!((noisy[0] - acp0.sqrt()).abs() < 1e-6);
+    s.reset().unwrap();
+    assert_eq!(s.init_noise_sigma(), 1.0);
+}
+
+#[test]
+fn image_and_audio_preprocess() {
+    let case = golden().join("vision/image.preprocess/small_png");
+    let img = nextgpt::Image::load(case.join("input.png")).unwrap();
+    assert_eq!(img.pixels().len(), (img.width() * img.height() * 3) as usize);
+    let t = img.preprocess().unwrap();
+    assert_eq!(t.shape(), &[3, 224, 224]);
+    assert_eq!(t.dtype_name(), "F32");
+    let want = f32s(&tensor(&case.join("expected.safetensors"), "pixels").1);
+    for (g, w) in t.as_f32().unwrap().iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-5 + 1e-5 * w.abs());
+    }
+    let copy = nextgpt::Image::from_rgb8(img.pixels(), img.width(), img.height()).unwrap();
+    assert_eq!(copy.pixels(), img.pixels());
+    assert!(nextgpt::Image::from_rgb8(&[0; 5], 2, 2).is_err());
+
+    let a = nextgpt::Audio::from_pcm(&vec![0.0f32; 32000], 2, 16000).unwrap();
+    assert_eq!((a.frames(), a.channels(), a.sample_rate(), a.samples().len()), (16000, 2, 16000, 32000));
+    let t = a.preprocess().unwrap();
+    assert_eq!(t.shape(), &[3, 1, 128, 204]);
+}

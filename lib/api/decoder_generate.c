@@ -1,0 +1,345 @@
+/* decoder_generate.c — ngpt_decoder_generate: the three diffusers pipelines NExT-GPT calls
+ * (StableDiffusionPipeline, AudioLDMPipeline, TextToVideoSDPipeline with prompt_embeds), read top
+ * to bottom: initial noise, the denoising loop with classifier-free guidance, the decode.
+ *
+ * The UNet runs on the context's backend; the guidance combine and the scheduler step run on the
+ * host over the downloaded prediction (the scheduler's coefficient/apply split in lib/sched is
+ * what a fused CUDA step will reuse). */
+#include "bridge.h"
+#include "decoder.h"
+
+#include "../core/alloc.h"
+#include "../core/params.h"
+#include "../models/sampler.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const ngpt_decode_params k_defaults = {
+    .struct_size = sizeof(ngpt_decode_params),
+    .scheduler = NGPT_SCHEDULER_AUTO,
+};
+
+NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t struct_size)
+{
+    return nx_params_default(p, struct_size, &k_defaults, sizeof k_defaults, "ngpt_decode_params_default");
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Standard normal noise: xoshiro256** (splitmix64-seeded), Box-Muller pairs (cos then sin),
+ * row-major. Documented in nextgpt.h so callers can reproduce it. */
+static void gaussian_fill(float *x, size_t n, uint64_t seed)
+{
+    nx_rng r;
+    nx_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = nx_rng_uniform(&r), u2 = nx_rng_uniform(&r);
+        double rad = sqrt(-2.0 * log(1.0 - u1)); /* 1 - u1 in (0, 1] */
+        x[i] = (float)(rad * cos(2.0 * M_PI * u2));
+        if (i + 1 < n) x[i + 1] = (float)(rad * sin(2.0 * M_PI * u2));
+    }
+}
+
+/* What one generate call works with, resolved from the params and the loaded configs. */
+typedef struct plan {
+    int      rank;         /* latents rank: 4, or 5 for video */
+    int64_t  shape[5];     /* latents [B, C, (F,) h, w] */
+    int64_t  n_wave;       /* audio: samples kept */
+    int      steps;
+    float    guidance;
+    bool     cfg;
+} plan;
+
+
+static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p, const ngpt_tensor *cond, plan *pl)
+{
+    memset(pl, 0, sizeof *pl);
+    pl->steps = p->num_inference_steps ? p->num_inference_steps : 50;
+    pl->guidance = p->guidance_scale != 0.0f ? p->guidance_scale : 7.5f;
+    pl->cfg = pl->guidance > 1.0f;
+    if (pl->steps < 1 || pl->steps > 1000)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: num_inference_steps %d out of [1, 1000]", pl->steps);
+    if (!isfinite(pl->guidance)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: guidance_scale is not finite");
+    int64_t B = cond->shape[0];
+    int64_t lc = nx_unet_in_channels(d->unet);
+    int64_t sc = nx_vae_scale(d->vae);
+    if (d->kind == NGPT_DECODER_AUDIO) {
+        double secs = p->audio_length_s != 0.0 ? p->audio_length_s : 5.0;
+        if (!(secs > 0.0) || secs > 60.0)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: audio_length_s %g out of (0, 60]", (double)secs);
+        /* AudioLDMPipeline: hop = prod(upsample_rates) / sampling_rate (float64); height = int(len / hop)
+         * rounded up to a multiple of the VAE scale; n = int(len * 16000). */
+        double hop = (double)nx_hifigan_hop(d->vocoder) / (double)nx_hifigan_sampling_rate(d->vocoder);
+        int64_t height = (int64_t)(secs / hop);
+        if (height % sc) height = (height + sc - 1) / sc * sc;
+        pl->n_wave = (int64_t)(secs * 16000.0);
+        int64_t n_mels = nx_hifigan_n_mels(d->vocoder);
+        if (height < sc) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: audio_length_s %g is too short", (double)secs);
+        pl->rank = 4;
+        int64_t s[4] = {B, lc, height / sc, n_mels / sc};
+        memcpy(pl->shape, s, sizeof s);
+    } else {
+        bool video = d->kind == NGPT_DECODER_VIDEO;
+        int64_t h = p->height ? p->height : (video ? 320 : d->sample_size * sc);
+        int64_t w = p->width ? p->width : (video ? 576 : d->sample_size * sc);
+        if (h <= 0 || w <= 0 || h % 8 || w % 8 || h > 4096 || w > 4096)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: size %lldx%lld: not multiples of 8 in [8, 4096]",
+                          (long long)h, (long long)w);
+        if (video) {
+            int64_t f = p->num_frames ? p->num_frames : 24;
+            if (f < 1 || f > 256) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: num_frames %lld out of [1, 256]", (long long)f);
+            pl->rank = 5;
+            int64_t s[5] = {B, lc, f, h / sc, w / sc};
+            memcpy(pl->shape, s, sizeof s);
+        } else {
+            pl->rank = 4;
+            int64_t s[4] = {B, lc, h / sc, w / sc};
+            memcpy(pl->shape, s, sizeof s);
+        }
+    }
+    return NGPT_OK;
+}
+
+static int64_t numel(int rank, const int64_t *s)
+{
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) n *= s[i];
+    return n;
+}
+
+/* Concatenate [uncond; cond] (or cond alone) along the batch into one backend tensor. */
+static ngpt_status upload_conditioning(ngpt_decoder *d, nx_tensor *out, const ngpt_tensor *cond, const ngpt_tensor *uncond,
+                                       bool cfg)
+{
+    int64_t per = ngpt_tensor_numel(cond);
+    int64_t shape[NGPT_MAX_DIMS];
+    for (int i = 0; i < cond->rank; i++) shape[i] = cond->shape[i];
+    if (cfg) shape[0] *= 2;
+    float *host = nx_malloc((size_t)(per * (cfg ? 2 : 1)) * sizeof(float));
+    if (!host) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
+    float *c = NULL, *u = NULL;
+    ngpt_status s = nx_api_read_f32(cond, &c, NULL, "cond");
+    if (s == NGPT_OK && cfg) s = nx_api_read_f32(uncond, &u, NULL, "uncond");
+    if (s == NGPT_OK) {
+        if (cfg) {
+            memcpy(host, u, (size_t)per * sizeof(float));
+            memcpy(host + per, c, (size_t)per * sizeof(float));
+        } else {
+            memcpy(host, c, (size_t)per * sizeof(float));
+        }
+        s = nx_tensor_alloc(out, d->ctx->be, NGPT_DTYPE_F32, cond->rank, shape);
+    }
+    if (s == NGPT_OK) s = nx_tensor_upload(out, host, nx_nbytes(out));
+    nx_free(host);
+    nx_free(c);
+    nx_free(u);
+    return s;
+}
+
+/* The scheduler of the decoder's folder (scheduler/scheduler_config.json), kind overridable. */
+static ngpt_status open_scheduler(ngpt_decoder *d, const ngpt_decode_params *p, ngpt_scheduler **out)
+{
+    size_t n = strlen(d->dir) + 40;
+    char *path = nx_malloc(n);
+    if (!path) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
+    snprintf(path, n, "%s/scheduler/scheduler_config.json", d->dir);
+    ngpt_scheduler_params sp;
+    ngpt_scheduler_params_default(&sp, sizeof sp);
+    sp.kind = p->scheduler;
+    sp.eta = p->eta;
+    ngpt_status s = ngpt_scheduler_create(out, path, &sp);
+    nx_free(path);
+    return s;
+}
+
+/* The latents after the denoising loop (host F32, numel(pl) floats, in place). */
+static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_params *p, const nx_tensor *cond_be,
+                           float *lat)
+{
+    nx_backend *be = d->ctx->be;
+    int64_t n = numel(pl->rank, pl->shape);
+    int64_t B = pl->shape[0];
+    int mult = pl->cfg ? 2 : 1;
+    int64_t ushape[5];
+    memcpy(ushape, pl->shape, sizeof ushape);
+    ushape[0] = B * mult;
+
+    ngpt_scheduler *sch = NULL;
+    nx_tensor x = {0}, eps = {0};
+    float *pred = nx_malloc((size_t)(n * mult) * sizeof(float));
+    float *guided = nx_malloc((size_t)n * sizeof(float));
+    float *noise = p->eta > 0.0f ? nx_malloc((size_t)n * sizeof(float)) : NULL;
+    float *ts_b = nx_malloc((size_t)(B * mult) * sizeof(float));
+    ngpt_status s = pred && guided && ts_b && (noise || p->eta <= 0.0f)
+                        ? NGPT_OK
+                        : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
+    if (s == NGPT_OK) s = open_scheduler(d, p, &sch);
+    if (s == NGPT_OK) s = ngpt_scheduler_set_timesteps(sch, pl->steps);
+    const int64_t *ts = NULL;
+    size_t nts = 0;
+    if (s == NGPT_OK) s = ngpt_scheduler_timesteps(sch, &ts, &nts);
+    if (s == NGPT_OK) {
+        float sigma = ngpt_scheduler_init_noise_sigma(sch);
+        for (int64_t i = 0; i < n; i++) lat[i] *= sigma;
+    }
+    if (s == NGPT_OK) s = nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, pl->rank, ushape);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&eps, be, NGPT_DTYPE_F32, pl->rank, ushape);
+    const nx_tensor *ehs = d->kind == NGPT_DECODER_AUDIO ? NULL : cond_be;
+    const nx_tensor *cls = d->kind == NGPT_DECODER_AUDIO ? cond_be : NULL;
+    double t0 = now_s();
+    uint64_t noise_seed = p->seed ^ 0x9e3779b97f4a7c15ull;
+    for (size_t k = 0; s == NGPT_OK && k < nts; k++) {
+        /* the UNet on [latents; latents] (scale_model_input is the identity for these schedulers) */
+        s = ngpt_scheduler_scale_model_input(sch, lat, (size_t)n, ts[k]);
+        for (int m = 0; s == NGPT_OK && m < mult; m++) s = nx_tensor_upload_part(&x, lat, (size_t)n * sizeof(float), (size_t)(m * n) * sizeof(float));
+        for (int64_t i = 0; i < B * mult; i++) ts_b[i] = (float)ts[k];
+        if (s == NGPT_OK) s = nx_unet_forward(d->unet, &eps, &x, ts_b, ehs, cls);
+        if (s == NGPT_OK) s = nx_tensor_download(&eps, pred, nx_nbytes(&eps));
+        if (s != NGPT_OK) break;
+        const float *e = pred;
+        if (pl->cfg) { /* eps = u + g (c - u) */
+            for (int64_t i = 0; i < n; i++) guided[i] = pred[i] + pl->guidance * (pred[n + i] - pred[i]);
+            e = guided;
+        }
+        if (noise) gaussian_fill(noise, (size_t)n, noise_seed + k);
+        s = ngpt_scheduler_step(sch, e, ts[k], lat, (size_t)n, noise);
+        if (s == NGPT_OK && p->on_step && !p->on_step((int32_t)(k + 1), (int32_t)nts, (float)(now_s() - t0), p->user_data))
+            s = nx_err(NGPT_ERR_CANCELLED, "ngpt_decoder_generate: cancelled after step %zu of %zu", k + 1, nts);
+    }
+    nx_tensor_free(&x);
+    nx_tensor_free(&eps);
+    ngpt_scheduler_free(sch);
+    nx_free(pred);
+    nx_free(guided);
+    nx_free(noise);
+    nx_free(ts_b);
+    return s;
+}
+
+/* Decode the final latents into the kind's output. */
+static ngpt_status finish(ngpt_decoder *d, const plan *pl, const float *lat, ngpt_tensor *out, ngpt_tensor *aux)
+{
+    float inv = 1.0f / nx_vae_scaling_factor(d->vae);
+    int64_t n = numel(pl->rank, pl->shape);
+    float *scaled = nx_malloc((size_t)n * sizeof(float));
+    if (!scaled) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
+    for (int64_t i = 0; i < n; i++) scaled[i] = lat[i] * inv;
+    ngpt_tensor lt = {.dtype = NGPT_DTYPE_F32, .rank = pl->rank, .data = scaled};
+    memcpy(lt.shape, pl->shape, sizeof pl->shape);
+    ngpt_tensor dec = {0};
+    ngpt_status s = ngpt_decoder_vae_decode(d, &dec, &lt);
+    nx_free(scaled);
+    if (s != NGPT_OK) return s;
+
+    if (d->kind == NGPT_DECODER_IMAGE) { /* clamp(x / 2 + 0.5, 0, 1), NCHW -> NHWC */
+        int64_t B = dec.shape[0], C = dec.shape[1], H = dec.shape[2], W = dec.shape[3];
+        int64_t os[4] = {B, H, W, C};
+        s = ngpt_tensor_create(out, NGPT_DTYPE_F32, 4, os);
+        const float *src = dec.data;
+        float *dst = s == NGPT_OK ? out->data : NULL;
+        for (int64_t b = 0; dst && b < B; b++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < H * W; i++) {
+                    float v = src[(b * C + c) * H * W + i] * 0.5f + 0.5f;
+                    dst[(b * H * W + i) * C + c] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                }
+        ngpt_tensor_free(&dec);
+        return s;
+    }
+    if (d->kind == NGPT_DECODER_VIDEO) {
+        *out = dec;
+        return NGPT_OK;
+    }
+    /* AUDIO: mel [B, 1, T, n_mels] -> vocoder(mel.squeeze(1))[:, :n] */
+    ngpt_tensor mel3 = dec;
+    mel3.rank = 3;
+    mel3.shape[1] = dec.shape[2];
+    mel3.shape[2] = dec.shape[3];
+    ngpt_tensor wave = {0};
+    s = ngpt_decoder_vocoder(d, &wave, &mel3);
+    int64_t B = dec.shape[0], L = s == NGPT_OK ? wave.shape[1] : 0;
+    if (s == NGPT_OK && L < pl->n_wave)
+        s = nx_err(NGPT_ERR_INTERNAL, "ngpt_decoder_generate: the vocoder gave %lld samples, %lld wanted", (long long)L,
+                   (long long)pl->n_wave);
+    if (s == NGPT_OK) {
+        int64_t os[2] = {B, pl->n_wave};
+        s = ngpt_tensor_create(out, NGPT_DTYPE_F32, 2, os);
+        for (int64_t b = 0; s == NGPT_OK && b < B; b++)
+            memcpy((float *)out->data + b * pl->n_wave, (const float *)wave.data + b * L, (size_t)pl->n_wave * sizeof(float));
+    }
+    ngpt_tensor_free(&wave);
+    if (s == NGPT_OK && aux) {
+        *aux = dec;
+        return NGPT_OK;
+    }
+    ngpt_tensor_free(&dec);
+    return s;
+}
+
+NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux, const ngpt_tensor *cond,
+                                           const ngpt_tensor *uncond, const ngpt_decode_params *params)
+{
+    if (!d || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: decoder or out is NULL");
+    memset(out, 0, sizeof *out);
+    if (aux) memset(aux, 0, sizeof *aux);
+    ngpt_decode_params p;
+    NX_TRY(nx_params_read(&p, params, &k_defaults, sizeof p, "ngpt_decoder_generate"));
+    if (!d->unet || !d->vae || (d->kind == NGPT_DECODER_AUDIO && !d->vocoder))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: generate needs the UNet, the VAE%s loaded", d->dir,
+                      d->kind == NGPT_DECODER_AUDIO ? " and the vocoder" : "");
+    bool audio = d->kind == NGPT_DECODER_AUDIO;
+    NX_TRY(nx_api_check_tensor(cond, "cond", audio ? 2 : 3));
+    int64_t want = audio ? nx_unet_class_embed_dim(d->unet) : nx_unet_cross_attention_dim(d->unet);
+    if (cond->shape[cond->rank - 1] != want || cond->shape[0] < 1) {
+        char got[160];
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: cond %s: the last dimension must be %lld (%s)", d->dir,
+                      nx_shape_str(got, sizeof got, cond->rank, cond->shape), (long long)want,
+                      audio ? "the UNet's class-embedding input" : "the UNet's cross_attention_dim");
+    }
+    plan pl;
+    NX_TRY(make_plan(d, &p, cond, &pl));
+    if (pl.cfg) {
+        if (!uncond)
+            return nx_err(NGPT_ERR_UNIMPLEMENTED,
+                          "ngpt_decoder_generate: guidance %g needs the unconditional embedding (the text encoder "
+                          "on \"\" is not implemented yet: pass uncond)", (double)pl.guidance);
+        NX_TRY(nx_api_check_tensor(uncond, "uncond", cond->rank));
+        for (int i = 0; i < cond->rank; i++)
+            if (uncond->shape[i] != cond->shape[i])
+                return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_generate: uncond and cond differ in shape");
+    }
+    int64_t n = numel(pl.rank, pl.shape);
+    float *lat = NULL;
+    ngpt_status s = NGPT_OK;
+    if (p.latents) {
+        s = nx_api_check_tensor(p.latents, "latents", pl.rank);
+        for (int i = 0; s == NGPT_OK && i < pl.rank; i++) {
+            if (p.latents->shape[i] != pl.shape[i]) {
+                char got[160], exp[160];
+                s = nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_generate: latents %s, expected %s for these params",
+                           nx_shape_str(got, sizeof got, p.latents->rank, p.latents->shape),
+                           nx_shape_str(exp, sizeof exp, pl.rank, pl.shape));
+            }
+        }
+        if (s == NGPT_OK) s = nx_api_read_f32(p.latents, &lat, NULL, "latents");
+    } else {
+        lat = nx_malloc((size_t)n * sizeof(float));
+        if (!lat) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
+        else gaussian_fill(lat, (size_t)n, p.seed);
+    }
+    nx_tensor cond_be = {0};
+    if (s == NGPT_OK) s = upload_conditioning(d, &cond_be, cond, uncond, pl.cfg);
+    if (s == NGPT_OK) s = denoise(d, &pl, &p, &cond_be, lat);
+    nx_tensor_free(&cond_be);
+    if (s == NGPT_OK) s = finish(d, &pl, lat, out, audio ? aux : NULL);
+    nx_free(lat);
+    return s;
+}

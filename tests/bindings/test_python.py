@@ -1,0 +1,288 @@
+#!/usr/bin/python3
+"""The Python package (bindings/python/nextgpt) against the built library and the golden cases.
+
+Run by meson with Debian's /usr/bin/python3, PYTHONPATH=<build>/bindings/python and
+NGPT_LIBRARY=<build>/lib/libnextgpt.so. Golden cases: ../shared/golden beside the source root
+(NGPT_GOLDEN_DIR overrides). Exit 77 (SKIP) without numpy or without the golden folder.
+"""
+import array
+import gc
+import json
+import os
+import struct
+import sys
+import unittest
+
+try:
+    import numpy as np
+except ImportError:
+    print("SKIP: python3-numpy is not installed (apt-get install python3-numpy)")
+    sys.exit(77)
+
+import nextgpt  # noqa: E402
+
+SRC = os.environ.get("NGPT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+GOLDEN = os.environ.get("NGPT_GOLDEN_DIR", os.path.join(SRC, "..", "shared", "golden"))
+if not os.path.isdir(GOLDEN):
+    print("SKIP: the golden cases are not at %s (set NGPT_GOLDEN_DIR)" % GOLDEN)
+    sys.exit(77)
+TOK = os.path.join(GOLDEN, "models", "tok-a-nextgpt")
+NP = {"F32": np.float32, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
+
+
+def safetensors(path):
+    """{name: numpy array} of a safetensors file (enough of the format for the golden files)."""
+    with open(path, "rb") as f:
+        b = f.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    head = json.loads(b[8:8 + n])
+    head.pop("__metadata__", None)
+    out = {}
+    for k, v in head.items():
+        s, e = v["data_offsets"]
+        out[k] = np.frombuffer(b[8 + n + s:8 + n + e], NP[v["dtype"]]).reshape(v["shape"])
+    return out
+
+
+def case(*parts):
+    d = os.path.join(GOLDEN, *parts)
+    with open(os.path.join(d, "case.json")) as f:
+        return d, json.load(f)
+
+
+class Basics(unittest.TestCase):
+    def test_version(self):
+        self.assertEqual(nextgpt.version(), nextgpt.capi.NGPT_VERSION_STRING)
+        self.assertEqual(nextgpt.version_number(), nextgpt.capi.NGPT_VERSION_NUMBER)
+        self.assertEqual(nextgpt.abi_version(), nextgpt.capi.NGPT_ABI_VERSION)
+        self.assertIn(nextgpt.has_cuda_build(), (True, False))
+        self.assertEqual(nextgpt.missing_functions, [])
+
+    def test_enums(self):
+        self.assertEqual(nextgpt.Status.ERR_NOT_FOUND, nextgpt.capi.NGPT_ERR_NOT_FOUND)
+        self.assertEqual(nextgpt.Dtype.F32, 0)
+        self.assertEqual(nextgpt.DeviceKind.CPU, nextgpt.capi.NGPT_DEVICE_CPU)
+        self.assertEqual(nextgpt.lib.ngpt_status_string(-2), b"NGPT_ERR_NOT_FOUND")
+        self.assertEqual(nextgpt.lib.ngpt_dtype_size(nextgpt.Dtype.BF16), 2)
+
+    def test_context_cpu(self):
+        with nextgpt.Context(device="cpu", n_threads=1) as ctx:
+            self.assertEqual(ctx.backend, nextgpt.Backend.CPU)
+            self.assertEqual(ctx.backend_name, "cpu")
+            self.assertTrue(ctx.device_name)
+            self.assertEqual(ctx.backend_note, "")
+            self.assertEqual(ctx.n_threads, 1)
+            self.assertGreaterEqual(ctx.memory_peak, ctx.memory_used)
+        self.assertTrue(ctx.closed)
+        ctx.close()  # twice is harmless
+        with self.assertRaises(ValueError):
+            ctx.device_name
+
+    def test_context_gc_and_log_callback(self):
+        seen = []
+        ctx = nextgpt.Context(device="auto", log_level=nextgpt.LogLevel.DEBUG,
+                              log_callback=lambda lvl, msg: seen.append((lvl, msg)))
+        if ctx.backend == nextgpt.Backend.CPU:  # AUTO falling back to the CPU logs why, at INFO
+            self.assertIn((nextgpt.LogLevel.INFO, ctx.backend_note), seen)
+        del ctx
+        gc.collect()  # __del__ frees it; the callback object lived as long as the context
+
+    def test_error_carries_status_and_message(self):
+        with self.assertRaises(nextgpt.Error) as e:
+            nextgpt.Tokenizer("/nonexistent/tokenizer-folder")
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_NOT_FOUND)
+        self.assertEqual(e.exception.status_name, "NGPT_ERR_NOT_FOUND")
+        self.assertIn("/nonexistent/tokenizer-folder", e.exception.message)
+        self.assertIn(e.exception.message, str(e.exception))
+        with self.assertRaises(nextgpt.Error) as e:
+            nextgpt.Image("/nonexistent/x.png")
+        self.assertIn("x.png", e.exception.message)
+
+    def test_tensor_create_raw(self):
+        # the generated layer, without the wrapper: an out-pointer struct and a fixed array
+        t = nextgpt.capi.ngpt_tensor()
+        shape = (nextgpt.lib.ngpt_tensor_create.argtypes[3]._type_ * 2)(2, 3)
+        self.assertEqual(nextgpt.lib.ngpt_tensor_create(t, nextgpt.Dtype.I32, 2, shape), 0)
+        w = nextgpt.Tensor(t)
+        self.assertEqual((w.shape, w.dtype, w.nbytes), ((2, 3), nextgpt.Dtype.I32, 24))
+        self.assertEqual(nextgpt.lib.ngpt_tensor_numel(t), 6)
+        self.assertEqual(w.tolist(), [[0, 0, 0], [0, 0, 0]])
+        self.assertEqual(w.numpy().shape, (2, 3))
+        w.close()
+        self.assertEqual(t.rank, 0)
+
+
+class TokenizerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tok = nextgpt.Tokenizer(TOK)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tok.close()
+
+    def test_encode_golden(self):
+        for name in ("nextgpt_prompt", "signal_tokens", "signal_spaced"):
+            d, c = case("llm", "tokenizer.encode", name)
+            self.assertTrue(c["model"].endswith("tok-a-nextgpt"))
+            want = safetensors(os.path.join(d, "expected.safetensors"))["ids"].tolist()
+            self.assertEqual(self.tok.encode(c["params"]["text"], add_bos=c["params"]["add_bos"]), want, name)
+
+    def test_decode_golden(self):
+        for name in ("signal_tokens", "bos_eos_skipped", "partial_utf8_bytes"):
+            d, c = case("llm", "tokenizer.decode", name)
+            ids = safetensors(os.path.join(d, "inputs.safetensors"))["ids"].tolist()
+            want = safetensors(os.path.join(d, "expected.safetensors"))["text_utf8"].tobytes()
+            skip = c["params"].get("skip_special_tokens", False)
+            self.assertEqual(self.tok.decode_bytes(ids, skip), want, name)
+            self.assertEqual(self.tok.decode(ids, skip), want.decode("utf-8"), name)
+
+    def test_roundtrip_and_getters(self):
+        ids = self.tok.encode("hello world [IMG0]")
+        self.assertEqual(ids[0], self.tok.bos_id)
+        self.assertEqual(self.tok.decode(ids, skip_special_tokens=True), "hello world [IMG0]")
+        self.assertEqual(self.tok.encode("", add_bos=False), [])
+        self.assertEqual(self.tok.decode([]), "")
+        self.assertEqual(self.tok.piece_to_id("[IMG0]"), ids[-1])
+        self.assertEqual(self.tok.token_to_piece(ids[-1]), "[IMG0]")
+        self.assertIsNone(self.tok.token_to_piece(10 ** 6))
+        self.assertIsNone(self.tok.piece_to_id("no such piece at all"))
+        self.assertEqual(len(self.tok), self.tok.vocab_size)
+        self.assertEqual((self.tok.bos_id, self.tok.eos_id), (1, 2))
+
+    def test_decode_error(self):
+        with self.assertRaises(nextgpt.Error) as e:
+            self.tok.decode([self.tok.vocab_size + 5])
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+
+
+class SchedulerTest(unittest.TestCase):
+    def run_case(self, sample_as):
+        d, c = case("vision", "scheduler.ddim", "sd15_n6")
+        p = dict(c["params"])
+        steps = p.pop("num_inference_steps")
+        eta = p.pop("eta")
+        p["_class_name"] = "DDIMScheduler"
+        inp = safetensors(os.path.join(d, "inputs.safetensors"))
+        exp = safetensors(os.path.join(d, "expected.safetensors"))
+        with nextgpt.Scheduler(json_text=json.dumps(p), eta=eta) as s:
+            self.assertEqual(s.kind, nextgpt.SchedulerKind.DDIM)
+            s.set_timesteps(steps)
+            self.assertEqual(s.timesteps, exp["timesteps"].tolist())
+            np.testing.assert_allclose(s.alphas_cumprod, exp["alphas_cumprod"], rtol=1e-6)
+            self.assertEqual(s.init_noise_sigma, 1.0)
+            sample = sample_as(inp["sample0"].copy())
+            for k, t in enumerate(s.timesteps):
+                sample = s.scale_model_input(sample, t)
+                sample = s.step(inp["model_outputs"][k], t, sample)
+                got = np.asarray(sample, np.float32).reshape(exp["samples"][k].shape)
+                np.testing.assert_allclose(got, exp["samples"][k], atol=c["atol"], rtol=c["rtol"])
+            s.reset()
+
+    def test_ddim_golden_numpy_in_place(self):
+        self.run_case(lambda a: a)
+
+    def test_ddim_golden_array(self):
+        self.run_case(lambda a: array.array("f", a.ravel().tolist()))
+
+    def test_from_file_add_noise_and_errors(self):
+        cfg = os.path.join(GOLDEN, "models", "sd-a", "scheduler", "scheduler_config.json")
+        s = nextgpt.Scheduler(cfg)
+        with self.assertRaises(nextgpt.Error) as e:
+            s.timesteps  # before set_timesteps
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+        s.set_timesteps(4)
+        x = np.ones(8, np.float32)
+        out = s.add_noise(x, np.zeros(8, np.float32), 0)
+        acp0 = s.alphas_cumprod[0]
+        np.testing.assert_allclose(out, np.full(8, np.sqrt(acp0), np.float32), rtol=1e-6)
+        with self.assertRaises(nextgpt.Error):
+            s.step(x, 123456, x.copy())  # not a timestep of the schedule
+        with self.assertRaises(nextgpt.Error) as e:
+            nextgpt.Scheduler(json_text="{not json")
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_BAD_FORMAT)
+        del s
+        gc.collect()
+
+
+class MediaTest(unittest.TestCase):
+    def test_image_preprocess_golden(self):
+        for name in ("small_png", "landscape_jpeg"):
+            d, c = case("vision", "image.preprocess", name)
+            path = os.path.join(d, c["params"]["file"])
+            want = safetensors(os.path.join(d, "expected.safetensors"))["pixels"]
+            with nextgpt.Image(path) as img:
+                self.assertGreater(img.width * img.height, 0)
+                px = img.pixels()
+                self.assertEqual(px.shape, (img.height, img.width, 3))
+                with img.preprocess() as t:
+                    self.assertEqual(t.shape, (3, 224, 224))
+                    self.assertEqual(t.dtype, nextgpt.Dtype.F32)
+                    np.testing.assert_allclose(t.numpy(), want, atol=c["atol"], rtol=c["rtol"])
+            with open(path, "rb") as f:
+                img2 = nextgpt.Image.from_bytes(f.read(), name=name)
+            np.testing.assert_array_equal(img2.pixels(), px)
+            img3 = nextgpt.Image.from_rgb8(px)
+            np.testing.assert_array_equal(img3.pixels(), px)
+
+    def test_image_errors_and_postprocess(self):
+        with self.assertRaises(nextgpt.Error) as e:
+            nextgpt.Image.from_bytes(b"not an image", name="junk.bin")
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_BAD_FORMAT)
+        self.assertIn("junk.bin", e.exception.message)
+        x = np.zeros((1, 3, 2, 2), np.float32)
+        x[0, 0] = 1.0
+        u8 = nextgpt.Image.postprocess(x).numpy()
+        self.assertEqual(u8.shape, (1, 2, 2, 3))
+        self.assertEqual(u8[0, 0, 0].tolist(), [255, 128, 128])
+
+    def test_audio_preprocess_golden(self):
+        d, c = case("vision", "audio.fbank", "short_1_2s")
+        want = safetensors(os.path.join(d, "expected.safetensors"))["fbank"]
+        with nextgpt.Audio(os.path.join(d, c["params"]["file"])) as a:
+            self.assertGreater(a.sample_rate, 0)
+            self.assertEqual(a.samples().shape, (a.frames, a.channels))
+            t = a.preprocess(clip_rule=nextgpt.ClipRule.PYTORCHVIDEO_0_1_5)
+            np.testing.assert_allclose(t.numpy(), want, atol=c["atol"], rtol=c["rtol"])
+        b = nextgpt.Audio.from_pcm(np.zeros(1600, np.float32), channels=1, sample_rate=16000)
+        self.assertEqual((b.frames, b.channels, b.sample_rate), (1600, 1, 16000))
+
+    def test_video_error(self):
+        with self.assertRaises(nextgpt.Error) as e:
+            nextgpt.video_preprocess(b"\0" * 64, name="junk.mp4")
+        self.assertIn("junk.mp4", e.exception.message)
+
+
+class ExampleTest(unittest.TestCase):
+    def test_tokenize_example(self):
+        import subprocess
+        ex = os.path.join(SRC, "examples", "python", "tokenize_text.py")
+        r = subprocess.run([sys.executable, ex, TOK, "Hello [IMG0]"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("decoded: 'Hello [IMG0]'", r.stdout)
+        r = subprocess.run([sys.executable, ex, "/nonexistent"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("NGPT_ERR_NOT_FOUND", r.stderr)
+
+
+class DecoderTest(unittest.TestCase):
+    def test_decoder_create_and_children(self):
+        ctx = nextgpt.Context(device="cpu")
+        try:
+            dec = nextgpt.Decoder(ctx, os.path.join(GOLDEN, "models", "sd-a"))
+        except nextgpt.Error as e:  # a build without the decoder yet: the error must say so
+            self.assertIn(e.status, (nextgpt.capi.NGPT_ERR_UNIMPLEMENTED, nextgpt.capi.NGPT_ERR_UNSUPPORTED))
+            ctx.close()
+            return
+        self.assertEqual(dec.kind, nextgpt.DecoderKind.IMAGE)
+        self.assertGreater(dec.vae_scaling_factor, 0)
+        with self.assertRaises(nextgpt.Error):
+            dec.vocoder(np.zeros((1, 4, 8), np.float32))  # not an audio decoder
+        ctx.close()  # closes the decoder first, as the C API requires
+        self.assertTrue(dec.closed)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,447 @@
+/* test_unet.c — the UNet (lib/models/unet*.c) through ngpt_decoder_create/ngpt_decoder_unet on the
+ * golden tiny models (../shared/golden/models/sd-a, audioldm-a): load errors on rewritten copies
+ * (missing / misshaped / extra tensor, unsupported config values, each named), argument errors,
+ * batch consistency (a batch of 2 equals two batches of 1), the timestep embedding, and
+ * allocation-failure injection over the load. */
+#include "test.h"
+#include "alloc_fail.h"
+
+#include "core/dtype.h"
+#include "core/json.h"
+#include "core/weights.h"
+#include "models/unet.h"
+#include "models/unet_blocks.h"
+#include "ops/backend.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char g_golden[900];
+static ngpt_context *g_ctx;
+
+/* ---- helpers ---- */
+
+static ngpt_status open_dec(ngpt_decoder **d, const char *dir)
+{
+    ngpt_decoder_params p;
+    ngpt_decoder_params_default(&p, sizeof p);
+    p.components = NGPT_DECODER_UNET;
+    return ngpt_decoder_create(d, g_ctx, dir, &p);
+}
+
+static void model_dir(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/models/%s", g_golden, name);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
+    if (a) fclose(a);
+    if (b) fclose(b);
+}
+
+typedef enum edit_kind { EDIT_NONE, EDIT_DROP, EDIT_RESHAPE, EDIT_EXTRA, EDIT_F16 } edit_kind;
+
+/* A copy of golden pipeline `model` in a new temp folder: model_index.json, unet/config.json with
+ * `cfg_key` set to the JSON `cfg_val` (NULL: unchanged), and the weights rewritten with
+ * nx_safetensors_write with one edit on `tensor`. */
+static void make_copy(char *dir, const char *model, const char *cfg_key, const char *cfg_val, edit_kind kind,
+                      const char *tensor)
+{
+    strcpy(dir, "/tmp/ngpt_unet_XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    char src[1200], dst[1200];
+    model_dir(src, sizeof src, model);
+    char from[1300], to[1300];
+    snprintf(from, sizeof from, "%s/model_index.json", src);
+    snprintf(to, sizeof to, "%s/model_index.json", dir);
+    copy_file(from, to);
+    snprintf(dst, sizeof dst, "%s/unet", dir);
+    mkdir(dst, 0755);
+
+    json_t *cfg = NULL;
+    snprintf(from, sizeof from, "%s/unet/config.json", src);
+    CHECK_OK(nx_json_load_file(&cfg, from));
+    if (cfg_key) json_object_set_new(cfg, cfg_key, json_loads(cfg_val, JSON_DECODE_ANY, NULL));
+    snprintf(to, sizeof to, "%s/unet/config.json", dir);
+    CHECK(json_dump_file(cfg, to, JSON_INDENT(1)) == 0);
+    json_decref(cfg);
+
+    nx_weights *w = NULL;
+    snprintf(from, sizeof from, "%s/unet/diffusion_pytorch_model.safetensors", src);
+    CHECK_OK(nx_weights_open(&w, from));
+    if (!w) return;
+    size_t n = nx_weights_count(w);
+    nx_st_entry *e = calloc(n + 1, sizeof *e);
+    int64_t (*shapes)[NGPT_MAX_DIMS] = calloc(n + 1, sizeof *shapes);
+    static const float extra[4] = {1, 2, 3, 4};
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const nx_wtensor *t = nx_weights_at(w, i);
+        bool hit = tensor && !strcmp(t->name, tensor);
+        if (hit && kind == EDIT_DROP) continue;
+        memcpy(shapes[k], t->shape, sizeof shapes[k]);
+        e[k] = (nx_st_entry){t->name, t->dtype, t->rank, shapes[k], t->data};
+        if (kind == EDIT_F16 && t->dtype == NGPT_DTYPE_F32) {  /* every tensor stored as F16 */
+            size_t ne = t->nbytes / 4;
+            uint16_t *h = malloc(ne * 2 + 2);
+            float *f = malloc(ne * 4 + 4);
+            nx_wtensor_to_f32(t, f);
+            for (size_t q = 0; q < ne; q++) h[q] = nx_f32_to_f16(f[q]);
+            free(f);
+            e[k].dtype = NGPT_DTYPE_F16;
+            e[k].data = h;
+        }
+        if (hit && kind == EDIT_RESHAPE) {  /* same bytes, dims 0 and 1 swapped */
+            shapes[k][0] = t->shape[1];
+            shapes[k][1] = t->shape[0];
+        }
+        k++;
+    }
+    if (kind == EDIT_EXTRA) {
+        shapes[k][0] = 4;
+        e[k++] = (nx_st_entry){tensor, NGPT_DTYPE_F32, 1, shapes[k - 1], extra};
+    }
+    snprintf(to, sizeof to, "%s/unet/diffusion_pytorch_model.safetensors", dir);
+    CHECK_OK(nx_safetensors_write(to, e, k, NULL, 0));
+    if (kind == EDIT_F16)
+        for (size_t i = 0; i < k; i++)
+            if (e[i].dtype == NGPT_DTYPE_F16) free((void *)e[i].data);
+    free(e);
+    free(shapes);
+    nx_weights_close(w);
+}
+
+static void remove_copy(const char *dir)
+{
+    char p[1300];
+    snprintf(p, sizeof p, "%s/unet/config.json", dir), unlink(p);
+    snprintf(p, sizeof p, "%s/unet/diffusion_pytorch_model.safetensors", dir), unlink(p);
+    snprintf(p, sizeof p, "%s/unet", dir), rmdir(p);
+    snprintf(p, sizeof p, "%s/model_index.json", dir), unlink(p);
+    rmdir(dir);
+}
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static float frand(void)
+{
+    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
+    return (float)((g_rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+static float *rand_buf(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = frand();
+    return p;
+}
+
+static ngpt_tensor view(ngpt_dtype dt, int rank, const int64_t *shape, void *data)
+{
+    ngpt_tensor t = {0};
+    t.dtype = dt, t.rank = rank, t.data = data;
+    for (int i = 0; i < rank; i++) t.shape[i] = shape[i];
+    return t;
+}
+
+/* ---- load errors ---- */
+
+static void expect_load(const char *model, const char *key, const char *val, edit_kind kind, const char *tensor,
+                        ngpt_status want, const char *needle)
+{
+    char dir[64];
+    make_copy(dir, model, key, val, kind, tensor);
+    ngpt_decoder *d = (ngpt_decoder *)&d;
+    CHECK_ERR(open_dec(&d, dir), want, needle);
+    CHECK(d == NULL);
+    ngpt_decoder_free(d);
+    remove_copy(dir);
+}
+
+static void test_load_errors(void)
+{
+    /* an unchanged copy loads */
+    char dir[64];
+    make_copy(dir, "sd-a", NULL, NULL, EDIT_NONE, NULL);
+    ngpt_decoder *d = NULL;
+    CHECK_OK(open_dec(&d, dir));
+    ngpt_decoder_free(d);
+    remove_copy(dir);
+
+    expect_load("sd-a", NULL, NULL, EDIT_DROP, "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight",
+                NGPT_ERR_NOT_FOUND, "mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight");
+    expect_load("sd-a", NULL, NULL, EDIT_RESHAPE, "down_blocks.2.resnets.0.conv1.weight", NGPT_ERR_SHAPE_MISMATCH,
+                "down_blocks.2.resnets.0.conv1.weight");
+    expect_load("sd-a", NULL, NULL, EDIT_EXTRA, "down_blocks.0.surprise.weight", NGPT_ERR_UNEXPECTED_TENSOR,
+                "down_blocks.0.surprise.weight");
+    expect_load("audioldm-a", NULL, NULL, EDIT_DROP, "class_embedding.weight", NGPT_ERR_NOT_FOUND,
+                "class_embedding.weight");
+    /* config values this port does not implement: named key and value */
+    expect_load("sd-a", "act_fn", "\"gelu\"", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "act_fn = \"gelu\"");
+    expect_load("sd-a", "class_embed_type", "\"timestep\"", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED,
+                "class_embed_type = \"timestep\"");
+    expect_load("sd-a", "mid_block_type", "\"UNetMidBlock2DSimpleCrossAttn\"", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED,
+                "mid_block_type");
+    expect_load("sd-a", "down_block_types", "[\"AttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", "
+                "\"DownBlock2D\"]", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "down_block_types[0] = \"AttnDownBlock2D\"");
+    expect_load("sd-a", "resnet_time_scale_shift", "\"scale_shift\"", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED,
+                "resnet_time_scale_shift");
+    expect_load("sd-a", "addition_embed_type", "\"text\"", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "addition_embed_type");
+    expect_load("sd-a", "time_embedding_type", "\"fourier\"", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED,
+                "time_embedding_type");
+    expect_load("sd-a", "downsample_padding", "0", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "downsample_padding = 0");
+    expect_load("sd-a", "_class_name", "\"UNet2DModel\"", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "_class_name");
+    /* a config that does not match the weights: the first misshaped tensor is named */
+    expect_load("sd-a", "cross_attention_dim", "48", EDIT_NONE, NULL, NGPT_ERR_SHAPE_MISMATCH, "attn2.to_k.weight");
+    expect_load("sd-a", "use_linear_projection", "true", EDIT_NONE, NULL, NGPT_ERR_SHAPE_MISMATCH, "proj_in.weight");
+}
+
+/* ---- argument errors ---- */
+
+static void test_arg_errors(void)
+{
+    char dir[1000];
+    ngpt_decoder *sd = NULL, *au = NULL;
+    model_dir(dir, sizeof dir, "sd-a");
+    CHECK_OK(open_dec(&sd, dir));
+    model_dir(dir, sizeof dir, "audioldm-a");
+    CHECK_OK(open_dec(&au, dir));
+    if (!sd || !au) goto done;
+
+    float buf[2 * 8 * 16 * 16] = {0}, ehs[2 * 5 * 32] = {0}, cls[2 * 24] = {0};
+    int64_t t64[2] = {10, 20};
+    ngpt_tensor y = {0};
+    ngpt_tensor s4 = view(NGPT_DTYPE_F32, 4, (int64_t[]){1, 4, 8, 8}, buf);
+    ngpt_tensor s3 = view(NGPT_DTYPE_F32, 4, (int64_t[]){1, 3, 8, 8}, buf);
+    ngpt_tensor ts1 = view(NGPT_DTYPE_I64, 1, (int64_t[]){1}, t64);
+    ngpt_tensor ts3 = view(NGPT_DTYPE_I64, 1, (int64_t[]){3}, t64);
+    ngpt_tensor e = view(NGPT_DTYPE_F32, 3, (int64_t[]){1, 5, 32}, ehs);
+    ngpt_tensor e_bad = view(NGPT_DTYPE_F32, 3, (int64_t[]){1, 5, 16}, ehs);
+    ngpt_tensor c = view(NGPT_DTYPE_F32, 2, (int64_t[]){1, 24}, cls);
+    ngpt_tensor c_bad = view(NGPT_DTYPE_F32, 2, (int64_t[]){1, 12}, cls);
+    ngpt_tensor a8 = view(NGPT_DTYPE_F32, 4, (int64_t[]){1, 8, 8, 16}, buf);
+
+    CHECK_OK(ngpt_decoder_unet(sd, &y, &s4, &ts1, &e, NULL));
+    CHECK(y.rank == 4 && y.shape[1] == 4 && y.shape[2] == 8 && y.shape[3] == 8);
+    ngpt_tensor_free(&y);
+    CHECK_ERR(ngpt_decoder_unet(sd, &y, &s3, &ts1, &e, NULL), NGPT_ERR_SHAPE_MISMATCH, "sample");
+    CHECK_ERR(ngpt_decoder_unet(sd, &y, &s4, &ts1, NULL, NULL), NGPT_ERR_INVALID_ARGUMENT, "encoder_hidden_states");
+    CHECK_ERR(ngpt_decoder_unet(sd, &y, &s4, &ts1, &e, &c), NGPT_ERR_INVALID_ARGUMENT, "class_labels");
+    CHECK_ERR(ngpt_decoder_unet(sd, &y, &s4, &ts1, &e_bad, NULL), NGPT_ERR_SHAPE_MISMATCH, "encoder_hidden_states");
+    CHECK_ERR(ngpt_decoder_unet(sd, &y, &s4, &ts3, &e, NULL), NGPT_ERR_SHAPE_MISMATCH, "timesteps");
+    CHECK_ERR(ngpt_decoder_unet(sd, NULL, &s4, &ts1, &e, NULL), NGPT_ERR_INVALID_ARGUMENT, NULL);
+
+    CHECK_OK(ngpt_decoder_unet(au, &y, &a8, &ts1, NULL, &c));
+    CHECK(y.rank == 4 && y.shape[1] == 8 && y.shape[2] == 8 && y.shape[3] == 16);
+    ngpt_tensor_free(&y);
+    CHECK_ERR(ngpt_decoder_unet(au, &y, &a8, &ts1, NULL, NULL), NGPT_ERR_INVALID_ARGUMENT, "class_labels");
+    CHECK_ERR(ngpt_decoder_unet(au, &y, &a8, &ts1, &e, &c), NGPT_ERR_INVALID_ARGUMENT, "encoder_hidden_states");
+    CHECK_ERR(ngpt_decoder_unet(au, &y, &a8, &ts1, NULL, &c_bad), NGPT_ERR_SHAPE_MISMATCH, "class_labels");
+    CHECK_ERR(ngpt_decoder_unet(au, &y, &s4, &ts1, NULL, &c), NGPT_ERR_SHAPE_MISMATCH, "sample");
+done:
+    ngpt_decoder_free(sd);
+    ngpt_decoder_free(au);
+}
+
+/* ---- batch consistency ---- */
+
+static void batch_check(const char *model, int C, int64_t h, int64_t w, int cond_len, int cond_dim, bool audio)
+{
+    char dir[1000];
+    model_dir(dir, sizeof dir, model);
+    ngpt_decoder *d = NULL;
+    CHECK_OK(open_dec(&d, dir));
+    if (!d) return;
+    size_t ns = (size_t)(C * h * w), nc = (size_t)(cond_len * cond_dim);
+    float *x = rand_buf(2 * ns), *cond = rand_buf(2 * nc);
+    float ts[2] = {981.0f, 37.0f};
+    ngpt_tensor y2 = {0}, y1[2] = {{0}};
+    ngpt_tensor xs = view(NGPT_DTYPE_F32, 4, (int64_t[]){2, C, h, w}, x);
+    ngpt_tensor tt = view(NGPT_DTYPE_F32, 1, (int64_t[]){2}, ts);
+    ngpt_tensor cs = audio ? view(NGPT_DTYPE_F32, 2, (int64_t[]){2, cond_dim}, cond)
+                           : view(NGPT_DTYPE_F32, 3, (int64_t[]){2, cond_len, cond_dim}, cond);
+    CHECK_OK(ngpt_decoder_unet(d, &y2, &xs, &tt, audio ? NULL : &cs, audio ? &cs : NULL));
+    for (int b = 0; b < 2; b++) {
+        ngpt_tensor x1 = view(NGPT_DTYPE_F32, 4, (int64_t[]){1, C, h, w}, x + b * ns);
+        ngpt_tensor t1 = view(NGPT_DTYPE_F32, 1, (int64_t[]){1}, ts + b);
+        ngpt_tensor c1 = audio ? view(NGPT_DTYPE_F32, 2, (int64_t[]){1, cond_dim}, cond + b * nc)
+                               : view(NGPT_DTYPE_F32, 3, (int64_t[]){1, cond_len, cond_dim}, cond + b * nc);
+        CHECK_OK(ngpt_decoder_unet(d, &y1[b], &x1, &t1, audio ? NULL : &c1, audio ? &c1 : NULL));
+    }
+    if (y2.data && y1[0].data && y1[1].data) {
+        const float *a = y2.data;
+        double worst = 0;
+        for (int b = 0; b < 2; b++)
+            for (size_t i = 0; i < ns; i++) {
+                double e = fabs((double)a[b * ns + i] - ((const float *)y1[b].data)[i]);
+                if (e > worst) worst = e;
+            }
+        CHECK_MSG(worst <= 1e-5, "%s: batch of 2 vs two batches of 1 differ by %g", model, worst);
+        /* and the two samples really differ (the check is not vacuous) */
+        CHECK(fabs((double)a[0] - a[ns]) > 0 || fabs((double)a[1] - a[ns + 1]) > 0);
+    }
+    ngpt_tensor_free(&y2);
+    ngpt_tensor_free(&y1[0]);
+    ngpt_tensor_free(&y1[1]);
+    free(x);
+    free(cond);
+    ngpt_decoder_free(d);
+}
+
+static void test_batch(void)
+{
+    batch_check("sd-a", 4, 8, 16, 7, 32, false);
+    batch_check("audioldm-a", 8, 13, 16, 1, 24, true);  /* odd height: upsample to the skip's size */
+}
+
+/* ---- F16 weights (used in place, zero copy) give the F32 result within F16 rounding ---- */
+
+static void test_f16_weights(void)
+{
+    char dir[64], f32dir[1000];
+    make_copy(dir, "sd-a", NULL, NULL, EDIT_F16, NULL);
+    model_dir(f32dir, sizeof f32dir, "sd-a");
+    ngpt_decoder *a = NULL, *b = NULL;
+    CHECK_OK(open_dec(&a, f32dir));
+    CHECK_OK(open_dec(&b, dir));
+    float *x = rand_buf(2 * 4 * 8 * 8), *c = rand_buf(2 * 3 * 32);
+    float ts[2] = {999.0f, 1.0f};
+    ngpt_tensor xs = view(NGPT_DTYPE_F32, 4, (int64_t[]){2, 4, 8, 8}, x);
+    ngpt_tensor tt = view(NGPT_DTYPE_F32, 1, (int64_t[]){2}, ts);
+    ngpt_tensor cs = view(NGPT_DTYPE_F32, 3, (int64_t[]){2, 3, 32}, c);
+    ngpt_tensor ya = {0}, yb = {0};
+    if (a && b) {
+        CHECK_OK(ngpt_decoder_unet(a, &ya, &xs, &tt, &cs, NULL));
+        CHECK_OK(ngpt_decoder_unet(b, &yb, &xs, &tt, &cs, NULL));
+    }
+    if (ya.data && yb.data) {
+        double worst = 0, scale = 0;
+        for (int64_t i = 0; i < ngpt_tensor_numel(&ya); i++) {
+            double u = ((float *)ya.data)[i], v = ((float *)yb.data)[i];
+            worst = fmax(worst, fabs(u - v));
+            scale = fmax(scale, fabs(u));
+        }
+        CHECK_MSG(worst <= 1e-2 * (scale > 1 ? scale : 1), "F16 weights differ from F32 by %g (max |y| %g)", worst, scale);
+        CHECK(worst > 0);  /* the F16 copy really was used */
+    }
+    ngpt_tensor_free(&ya);
+    ngpt_tensor_free(&yb);
+    ngpt_decoder_free(a);
+    ngpt_decoder_free(b);
+    free(x);
+    free(c);
+    remove_copy(dir);
+}
+
+/* ---- nx_unet_list_tensors names exactly the tensors of the checkpoint, with their shapes ---- */
+
+typedef struct { nx_weights *w; int n, bad; } list_check;
+
+static ngpt_status list_cb(void *user, const char *name, int rank, const int64_t *shape)
+{
+    list_check *lc = user;
+    const nx_wtensor *t = nx_weights_find(lc->w, name);
+    bool ok = t && t->rank == rank;
+    for (int i = 0; ok && i < rank; i++) ok = t->shape[i] == shape[i];
+    if (!ok && lc->bad++ < 3) fprintf(stderr, "list_tensors: %s not in the checkpoint with that shape\n", name);
+    lc->n++;
+    return NGPT_OK;
+}
+
+static void test_list_tensors(void)
+{
+    const char *models[] = {"sd-a", "audioldm-a"};
+    for (int m = 0; m < 2; m++) {
+        char cfg[1100], st[1100];
+        snprintf(cfg, sizeof cfg, "%s/models/%s/unet/config.json", g_golden, models[m]);
+        snprintf(st, sizeof st, "%s/models/%s/unet/diffusion_pytorch_model.safetensors", g_golden, models[m]);
+        list_check lc = {0};
+        CHECK_OK(nx_weights_open(&lc.w, st));
+        if (!lc.w) continue;
+        CHECK_OK(nx_unet_list_tensors(cfg, list_cb, &lc));
+        CHECK(lc.bad == 0);
+        CHECK_MSG((size_t)lc.n == nx_weights_count(lc.w), "%s: listed %d of %zu tensors", models[m], lc.n,
+                  nx_weights_count(lc.w));
+        nx_weights_close(lc.w);
+    }
+}
+
+/* ---- timestep embedding: flip_sin_to_cos puts cos first; t = 0 gives cos 1, sin 0 ---- */
+
+static void test_timestep_embedding(void)
+{
+    float out[2 * 9], t[2] = {0.0f, 500.0f};
+    nx_timestep_embedding(out, t, 2, 9, true, 0.0f, 10000.0f);
+    for (int i = 0; i < 4; i++) CHECK(out[i] == 1.0f && out[4 + i] == 0.0f);
+    CHECK(out[8] == 0.0f && out[17] == 0.0f);
+    /* i = 0: frequency 1 */
+    CHECK(fabsf(out[9] - cosf(500.0f)) < 1e-6f && fabsf(out[13] - sinf(500.0f)) < 1e-6f);
+    nx_timestep_embedding(out, t + 1, 1, 8, false, 1.0f, 10000.0f);
+    CHECK(fabsf(out[0] - sinf(500.0f)) < 1e-6f && fabsf(out[4] - cosf(500.0f)) < 1e-6f);
+    /* shift 1: the last frequency is exp(-ln(1e4)) = 1e-4 */
+    CHECK(fabsf(out[3] - sinf(500.0f * 1e-4f)) < 1e-6f);
+}
+
+/* ---- allocation failures over the load ---- */
+
+typedef struct { char dir[1000]; } load_args;
+
+static ngpt_status load_once(void *user)
+{
+    const load_args *a = user;
+    nx_pool *pool = NULL;
+    nx_backend *be = NULL;
+    nx_unet *u = NULL;
+    ngpt_status st = nx_pool_create(&pool, 1);
+    if (st == NGPT_OK) st = nx_cpu_backend_create(&be, pool, NULL);
+    if (st == NGPT_OK) st = nx_unet_load(&u, be, a->dir);
+    nx_unet_free(u);
+    nx_backend_free(be);
+    nx_pool_free(pool);
+    return st;
+}
+
+static void test_alloc_failures(void)
+{
+    load_args a;
+    snprintf(a.dir, sizeof a.dir, "%s/models/sd-a/unet", g_golden);
+    int64_t n = test_alloc_fail_all("sd-a unet load", load_once, &a);
+    CHECK(n > 10);
+    snprintf(a.dir, sizeof a.dir, "%s/models/audioldm-a/unet", g_golden);
+    n = test_alloc_fail_all("audioldm-a unet load", load_once, &a);
+    CHECK(n > 10);
+}
+
+int main(void)
+{
+    const char *g = getenv("NGPT_GOLDEN_DIR");
+    const char *root = getenv("NGPT_SOURCE_ROOT");
+    if (g) snprintf(g_golden, sizeof g_golden, "%s", g);
+    else snprintf(g_golden, sizeof g_golden, "%s/../shared/golden", root ? root : ".");
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s/models/sd-a/unet/config.json", g_golden);
+    if (access(probe, R_OK) != 0) {
+        fprintf(stderr, "golden models not found under %s: skipping\n", g_golden);
+        return TEST_SKIP;
+    }
+    ngpt_context_params cp;
+    ngpt_context_params_default(&cp, sizeof cp);
+    cp.device = NGPT_DEVICE_CPU;
+    cp.n_threads = 2;
+    if (ngpt_context_create(&g_ctx, &cp) != NGPT_OK) {
+        fprintf(stderr, "context: %s\n", ngpt_last_error());
+        return 1;
+    }
+    RUN(test_timestep_embedding);
+    RUN(test_load_errors);
+    RUN(test_arg_errors);
+    RUN(test_batch);
+    RUN(test_f16_weights);
+    RUN(test_list_tensors);
+    ngpt_context_free(g_ctx);
+    RUN(test_alloc_failures);
+    return test_done();
+}

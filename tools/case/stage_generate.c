@@ -1,0 +1,83 @@
+/* stage_generate.c — the whole decoder pipelines through ngpt_decoder_generate: the case gives
+ * the initial latents, prompt_embeds and negative_prompt_embeds, and the pipeline parameters
+ * (num_inference_steps, guidance_scale, scheduler, size / length / frames, eta). */
+#include "stage_generate.h"
+
+#include "core/alloc.h"
+
+#include <math.h>
+#include <string.h>
+
+static ngpt_status num(const case_ctx *c, const char *key, double def, double *v)
+{
+    return nx_json_num_opt(c->params, key, "case.json params", def, v);
+}
+
+/* A case input as a caller-owned F32 ngpt_tensor view (data from case_input_f32, nx_free'd by
+ * the caller). */
+static ngpt_status input(const case_ctx *c, const char *name, ngpt_tensor *t)
+{
+    memset(t, 0, sizeof *t);
+    int rank = 0;
+    float *data = NULL;
+    NX_TRY(case_input_f32(c, name, &data, &rank, t->shape));
+    t->dtype = NGPT_DTYPE_F32;
+    t->rank = rank;
+    t->data = data;
+    return NGPT_OK;
+}
+
+static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind, const char *out_name)
+{
+    ngpt_decoder *d = NULL;
+    char *dir = NULL;
+    ngpt_tensor lat = {0}, cond = {0}, uncond = {0}, res = {0}, aux = {0};
+    ngpt_decode_params p;
+    ngpt_decode_params_default(&p, sizeof p);
+    double steps, g, h, w, frames, secs, eta;
+    const char *sched = NULL;
+    ngpt_status s = num(c, "num_inference_steps", 50, &steps);
+    if (s == NGPT_OK) s = num(c, "guidance_scale", 7.5, &g);
+    if (s == NGPT_OK) s = num(c, "height", 0, &h);
+    if (s == NGPT_OK) s = num(c, "width", 0, &w);
+    if (s == NGPT_OK) s = num(c, "num_frames", 0, &frames);
+    if (s == NGPT_OK) s = num(c, "audio_length_in_s", 0, &secs);
+    if (s == NGPT_OK) s = num(c, "eta", 0, &eta);
+    if (s == NGPT_OK) s = nx_json_str_opt(c->params, "scheduler", "case.json params", "", &sched);
+    if (s == NGPT_OK) {
+        p.num_inference_steps = (int32_t)steps;
+        p.guidance_scale = (float)g;
+        p.height = (int32_t)h;
+        p.width = (int32_t)w;
+        p.num_frames = (int32_t)frames;
+        p.audio_length_s = secs;
+        p.eta = (float)eta;
+        if (strcmp(sched, "pndm") == 0) p.scheduler = NGPT_SCHEDULER_PNDM;
+        else if (strcmp(sched, "ddim") == 0) p.scheduler = NGPT_SCHEDULER_DDIM;
+        else if (strcmp(sched, "dpmsolver") == 0) p.scheduler = NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+        else if (sched[0]) s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: scheduler '%s'", c->case_dir, sched);
+    }
+    if (s == NGPT_OK) s = input(c, "latents", &lat);
+    if (s == NGPT_OK) s = input(c, "prompt_embeds", &cond);
+    if (s == NGPT_OK && c->inputs && nx_weights_find(c->inputs, "negative_prompt_embeds"))
+        s = input(c, "negative_prompt_embeds", &uncond);
+    if (s == NGPT_OK) s = case_open_decoder(c, &d, kind, 0, &dir);
+    if (s == NGPT_OK) {
+        p.latents = &lat;
+        s = ngpt_decoder_generate(d, &res, kind == NGPT_DECODER_AUDIO ? &aux : NULL, &cond, uncond.data ? &uncond : NULL, &p);
+    }
+    if (s == NGPT_OK) s = case_out_add(out, out_name, NGPT_DTYPE_F32, res.rank, res.shape, res.data);
+    if (s == NGPT_OK && kind == NGPT_DECODER_AUDIO) s = case_out_add(out, "mel", NGPT_DTYPE_F32, aux.rank, aux.shape, aux.data);
+    ngpt_tensor_free(&res);
+    ngpt_tensor_free(&aux);
+    nx_free(lat.data);
+    nx_free(cond.data);
+    nx_free(uncond.data);
+    ngpt_decoder_free(d);
+    nx_free(dir);
+    return s;
+}
+
+ngpt_status case_sd_generate(const case_ctx *c, case_out *out) { return run(c, out, NGPT_DECODER_IMAGE, "image"); }
+ngpt_status case_audioldm_generate(const case_ctx *c, case_out *out) { return run(c, out, NGPT_DECODER_AUDIO, "waveform"); }
+ngpt_status case_zeroscope_generate(const case_ctx *c, case_out *out) { return run(c, out, NGPT_DECODER_VIDEO, "frames"); }

@@ -1,0 +1,187 @@
+#!/usr/bin/python3
+"""gen_projector_cases.py — our own golden cases for the projector stages on the NExT-GPT delta
+itself (tests/golden/vision/projector.{input,output}/delta_*), the route the shared cases (which
+use the projector-a folder) do not cover: sizes derived from the delta's tensor shapes.
+
+The model is ../shared/golden/models/nextgpt-delta-a (a tiny NExT-GPT delta: projector width
+d_model 16, 4 + 4 layers, dim_feedforward 64, the real output widths 768 / 512 / 1024, llm hidden
+64, llama_proj 1024 -> 64, F16 tensors). TextFcLayer below is NExT-GPT-Lagacy/code/model/layers.py
+(commit 60d618b) in mode "transformer": its __init__ with the hard-coded sizes (hidden_dim 512,
+nhead 4, 4 + 4 layers, dim_feedforward 2048) made parameters, and its forward copied line by line;
+nn.Transformer is torch 1.13's own. The weights are loaded with load_state_dict(strict=True) from
+delta.safetensors (read here without any library: F16 widened exactly to float32/float64).
+input_embs are the delta's embed_tokens rows of the signal tokens ([IMG0..3], [AUD0..7],
+[VID0..23], ids from added_tokens.json), as NExT-GPT looks them up; hidden are random.
+
+Tolerance: as the shared cases: the same code run in float64, atol = 8 x max |fp32 - fp64| rounded
+up to 1/2/5 x 10^k (floor 1e-6), rtol 1e-4. Each fp32 run is done twice and must agree
+(Debian's torch 1.13 occasionally returned garbage on a first call).
+
+Run: /usr/bin/python3 tools/gen_projector_cases.py   (from the repository root)
+"""
+import json, math, os, struct, sys
+import numpy as np
+import torch
+from torch import nn
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DELTA = os.path.join(REPO, "..", "shared", "golden", "models", "nextgpt-delta-a")
+OUT = os.path.join(REPO, "tests", "golden", "vision")
+# case folder tests/golden/vision/<stage>/<case>/ -> five ../ reach the repository root, six its parent
+MODEL_REL = "../../../../../../shared/golden/models/nextgpt-delta-a"
+SOURCE = ("port of NExT-GPT@60d618b NExT-GPT-Lagacy/code/model/layers.py TextFcLayer (mode transformer, "
+          "constructor sizes from the delta's shapes, nhead 4) on nextgpt-delta-a/delta.safetensors; "
+          "torch 1.13 nn.Transformer CPU fp32 (tools/gen_projector_cases.py)")
+
+ST_DT = {"F16": np.float16, "F32": np.float32, "BF16": None, "I64": np.int64}
+
+
+def read_st(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        hdr = json.loads(f.read(n))
+        base = 8 + n
+        out = {}
+        for k, v in hdr.items():
+            if k == "__metadata__":
+                continue
+            a, b = v["data_offsets"]
+            f.seek(base + a)
+            arr = np.frombuffer(f.read(b - a), dtype=np.dtype(ST_DT[v["dtype"]]).newbyteorder("<"))
+            out[k] = arr.reshape(v["shape"]).astype(np.float64)
+    return out
+
+
+def write_st(path, tensors):
+    hdr, blobs, off = {}, [], 0
+    for name, a in tensors.items():
+        a = np.ascontiguousarray(a, dtype="<f4")
+        b = a.tobytes()
+        hdr[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+class TextFcLayer(nn.Module):
+    """layers.py TextFcLayer, mode 'transformer' (sizes parameterised)."""
+
+    def __init__(self, in_dim, out_dim, num_input_tokens, num_output_tokens, hidden_dim, nhead, n_enc, n_dec, dff):
+        super().__init__()
+        self.num_input_tokens = num_input_tokens
+        self.num_output_tokens = num_output_tokens
+        self.mode = "transformer"
+        self.out_dim = out_dim
+        self.fc = nn.Linear(in_dim, hidden_dim)
+        self.tfm = nn.Transformer(batch_first=True, norm_first=True,
+                                  d_model=hidden_dim, num_encoder_layers=n_enc, num_decoder_layers=n_dec,
+                                  dim_feedforward=dff, dropout=0.0, nhead=nhead)
+        self.model = nn.Linear(hidden_dim, out_dim)
+        self.query_embs = nn.Parameter(torch.randn(1, num_output_tokens, hidden_dim))
+
+    def forward(self, x, input_embs):
+        x = x + input_embs
+        x = self.fc(x)
+        x = self.tfm(x, self.query_embs.repeat(x.shape[0], 1, 1))
+        outputs = self.model(x)
+        return outputs
+
+
+KEYS = {"image": ("gen_text_hidden_fcs.0", "IMG", 4), "audio": ("gen_text_hidden_fcs_audio.0", "AUD", 8),
+        "video": ("gen_text_hidden_fcs_video.0", "VID", 24)}
+
+
+def build(W, modality, dtype):
+    key = KEYS[modality][0]
+    sd = {k[len(key) + 1:]: torch.tensor(v, dtype=dtype) for k, v in W.items() if k.startswith(key + ".")}
+    d, in_dim = sd["fc.weight"].shape
+    out_dim = sd["model.weight"].shape[0]
+    n_out = sd["query_embs"].shape[1]
+    dff = sd["tfm.encoder.layers.0.linear1.weight"].shape[0]
+    n_enc = len({k.split(".")[3] for k in sd if k.startswith("tfm.encoder.layers.")})
+    n_dec = len({k.split(".")[3] for k in sd if k.startswith("tfm.decoder.layers.")})
+    m = TextFcLayer(in_dim, out_dim, KEYS[modality][2], n_out, d, 4, n_enc, n_dec, dff).to(dtype)
+    m.load_state_dict(sd, strict=True)
+    return m.eval()
+
+
+def nice_up(x, floor):
+    x = max(x, floor)
+    e = math.floor(math.log10(x))
+    for m in (1, 2, 5, 10):
+        if m * 10 ** e >= x:
+            return float(f"{m * 10 ** e:.0e}")
+
+
+def write_case(stage, name, model, params, inputs, expected, atol, rtol, note):
+    d = os.path.join(OUT, stage, name)
+    os.makedirs(d, exist_ok=True)
+    write_st(os.path.join(d, "inputs.safetensors"), inputs)
+    write_st(os.path.join(d, "expected.safetensors"), expected)
+    assert os.path.isdir(os.path.normpath(os.path.join(d, MODEL_REL.rsplit("/", 1)[0]))), "bad relative model path"
+    case = {"stage": stage, "model": model, "params": params, "atol": atol, "rtol": rtol, "source": SOURCE,
+            "note": note}
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(case, f, indent=1)
+        f.write("\n")
+    print(d, {k: v.shape for k, v in expected.items()}, "atol", atol)
+
+
+def gen_output(W, tok, modality, B, seed, name, model):
+    key, sig, n_in = KEYS[modality]
+    rng = np.random.default_rng(seed)
+    llm = W[key + ".fc.weight"].shape[1]
+    hidden = rng.standard_normal((B, n_in, llm)).astype(np.float32)
+    ids = [tok[f"[{sig}{i}]"] for i in range(n_in)]
+    emb = W["llama_model.base_model.model.model.embed_tokens.weight"][ids].astype(np.float32)
+    input_embs = np.broadcast_to(emb, (B, n_in, llm)).copy()
+    with torch.no_grad():
+        outs = []
+        for _ in range(2):
+            m32 = build(W, modality, torch.float32)
+            outs.append(m32(torch.from_numpy(hidden), torch.from_numpy(input_embs)).numpy())
+        assert np.array_equal(outs[0], outs[1]), "two fp32 runs disagree"
+        m64 = build(W, modality, torch.float64)
+        ref = m64(torch.from_numpy(hidden).double(), torch.from_numpy(input_embs).double()).numpy()
+    err = float(np.abs(outs[0] - ref).max())
+    write_case("projector.output", name, model, {"modality": modality},
+               {"hidden": hidden, "input_embs": input_embs}, {"conditioning": outs[0]},
+               nice_up(8 * err, 1e-6), 1e-4,
+               f"delta route: B={B}; input_embs = embed_tokens rows of [{sig}0..{sig}{n_in - 1}] (ids {ids[0]}..)")
+
+
+def gen_input(W, n, seed, name, model):
+    rng = np.random.default_rng(seed)
+    w, b = W["llama_proj.weight"], W["llama_proj.bias"]
+    feat = rng.standard_normal((n, w.shape[1])).astype(np.float32)
+    feat /= np.linalg.norm(feat, axis=1, keepdims=True)  # ImageBind outputs are L2-normalised
+    with torch.no_grad():
+        lin = nn.Linear(w.shape[1], w.shape[0])
+        lin.load_state_dict({"weight": torch.tensor(w, dtype=torch.float32), "bias": torch.tensor(b, dtype=torch.float32)})
+        y = lin(torch.from_numpy(feat)).numpy()
+        y2 = lin(torch.from_numpy(feat)).numpy()
+        assert np.array_equal(y, y2)
+        ref = feat.astype(np.float64) @ w.T + b
+    err = float(np.abs(y - ref).max())
+    write_case("projector.input", name, model, {}, {"feature": feat}, {"embeds": y}, nice_up(8 * err, 1e-6), 1e-5,
+               "delta route: llama_proj of the NExT-GPT delta (F16 widened), L2-normalised random features")
+
+
+def main():
+    W = read_st(os.path.join(DELTA, "delta.safetensors"))
+    with open(os.path.join(DELTA, "added_tokens.json")) as f:
+        tok = json.load(f)
+    folder = MODEL_REL
+    pt = MODEL_REL + "/pytorch_model.pt"
+    st = MODEL_REL + "/delta.safetensors"
+    gen_output(W, tok, "image", 1, 11, "delta_image_b1", folder)
+    gen_output(W, tok, "audio", 2, 12, "delta_audio_b2_pt", pt)
+    gen_output(W, tok, "video", 1, 13, "delta_video_b1_st", st)
+    gen_input(W, 2, 15, "delta_n2_pt", pt)
+
+
+if __name__ == "__main__":
+    main()

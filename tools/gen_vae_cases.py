@@ -1,0 +1,141 @@
+#!/usr/bin/python3
+"""gen_vae_cases.py — our own golden cases for the VAE encoder (stage "vae.encode").
+
+The shared golden set checks only the decoder. The expected outputs here come from a PORT of
+diffusers 0.17.0's AutoencoderKL.encode (models/vae.py Encoder: conv_in, DownEncoderBlock2D with
+ResnetBlock2D and Downsample2D(use_conv, padding=0: F.pad(0,1,0,1) + stride-2 conv),
+UNetMidBlock2D with the single-head VAE attention (baddbmm + float softmax + bmm, as the 0.17
+attention processor computes it), conv_norm_out + SiLU, conv_out with double_z; then quant_conv
+and DiagonalGaussianDistribution: mean, logvar = chunk(2, dim=1), logvar clamped to [-30, 20]),
+written with torch.nn.functional in float32 on the CPU — not diffusers itself, which is not
+installed here. Weights: the shared golden models (sd-a, audioldm-a) read from safetensors.
+
+Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_vae_cases.py
+(writes tests/golden/vision/vae.encode/<case>/). Inputs come from a seeded torch generator; the
+files are committed, so this only needs re-running to add cases.
+"""
+import json, os, struct
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "tests", "golden")
+MODELS = os.path.join(HERE, "..", "..", "shared", "golden", "models")
+SOURCE = ("tools/gen_vae_cases.py: a torch float32 port of huggingface/diffusers v0.17.0 "
+          "AutoencoderKL.encode (vae.py Encoder + quant_conv + DiagonalGaussianDistribution), run on CPU; "
+          "NOT diffusers itself")
+EPS = 1e-6
+
+
+def read_st(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        hdr = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in hdr.items():
+        if k == "__metadata__":
+            continue
+        assert v["dtype"] == "F32"
+        a, b = v["data_offsets"]
+        out[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype="<f4").copy().reshape(v["shape"]))
+    return out
+
+
+def write_st(path, tensors):
+    hdr, blobs, off = {}, [], 0
+    for name, t in tensors.items():
+        b = np.ascontiguousarray(t.numpy().astype("<f4")).tobytes()
+        hdr[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+class Port:
+    def __init__(self, model):
+        d = os.path.join(MODELS, model, "vae")
+        self.cfg = json.load(open(os.path.join(d, "config.json")))
+        self.w = read_st(os.path.join(d, "diffusion_pytorch_model.safetensors"))
+        self.groups = self.cfg["norm_num_groups"]
+
+    def resnet(self, x, p):  # ResnetBlock2D, temb None, output_scale_factor 1
+        w = self.w
+        h = F.silu(F.group_norm(x, self.groups, w[p + ".norm1.weight"], w[p + ".norm1.bias"], EPS))
+        h = F.conv2d(h, w[p + ".conv1.weight"], w[p + ".conv1.bias"], padding=1)
+        h = F.silu(F.group_norm(h, self.groups, w[p + ".norm2.weight"], w[p + ".norm2.bias"], EPS))
+        h = F.conv2d(h, w[p + ".conv2.weight"], w[p + ".conv2.bias"], padding=1)
+        if p + ".conv_shortcut.weight" in w:
+            x = F.conv2d(x, w[p + ".conv_shortcut.weight"], w[p + ".conv_shortcut.bias"])
+        return (x + h) / 1.0
+
+    def attention(self, x, p):  # the VAE's AttentionBlock: one head over H*W
+        w = self.w
+        B, C, H, W = x.shape
+        residual = x
+        h = F.group_norm(x, self.groups, w[p + ".group_norm.weight"], w[p + ".group_norm.bias"], EPS)
+        h = h.view(B, C, H * W).transpose(1, 2)
+        q = F.linear(h, w[p + ".query.weight"], w[p + ".query.bias"])
+        k = F.linear(h, w[p + ".key.weight"], w[p + ".key.bias"])
+        v = F.linear(h, w[p + ".value.weight"], w[p + ".value.bias"])
+        scale = 1 / (C ** 0.5)
+        scores = torch.baddbmm(torch.empty(B, H * W, H * W, dtype=q.dtype), q, k.transpose(-1, -2), beta=0, alpha=scale)
+        probs = scores.float().softmax(dim=-1).to(q.dtype)
+        h = torch.bmm(probs, v)
+        h = F.linear(h, w[p + ".proj_attn.weight"], w[p + ".proj_attn.bias"])
+        h = h.transpose(-1, -2).reshape(B, C, H, W)
+        return (h + residual) / 1.0
+
+    def encode(self, x):
+        w, c = self.w, self.cfg
+        h = F.conv2d(x, w["encoder.conv_in.weight"], w["encoder.conv_in.bias"], padding=1)
+        n = len(c["block_out_channels"])
+        for i in range(n):
+            for r in range(c["layers_per_block"]):
+                h = self.resnet(h, f"encoder.down_blocks.{i}.resnets.{r}")
+            if i != n - 1:  # Downsample2D(use_conv=True, padding=0)
+                h = F.pad(h, (0, 1, 0, 1), mode="constant", value=0)
+                h = F.conv2d(h, w[f"encoder.down_blocks.{i}.downsamplers.0.conv.weight"],
+                             w[f"encoder.down_blocks.{i}.downsamplers.0.conv.bias"], stride=2)
+        h = self.resnet(h, "encoder.mid_block.resnets.0")
+        h = self.attention(h, "encoder.mid_block.attentions.0")
+        h = self.resnet(h, "encoder.mid_block.resnets.1")
+        h = F.silu(F.group_norm(h, self.groups, w["encoder.conv_norm_out.weight"], w["encoder.conv_norm_out.bias"], EPS))
+        h = F.conv2d(h, w["encoder.conv_out.weight"], w["encoder.conv_out.bias"], padding=1)
+        moments = F.conv2d(h, w["quant_conv.weight"], w["quant_conv.bias"])
+        mean, logvar = torch.chunk(moments, 2, dim=1)
+        logvar = torch.clamp(logvar, -30.0, 20.0)
+        return mean, logvar
+
+
+def gen(name, model, shape, seed, note):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=g, dtype=torch.float32) * 2 - 1  # pixels in [-1, 1]
+    with torch.no_grad():
+        mean, logvar = Port(model).encode(x)
+    d = os.path.join(ROOT, "vision", "vae.encode", name)
+    os.makedirs(d, exist_ok=True)
+    write_st(os.path.join(d, "inputs.safetensors"), {"image": x})
+    write_st(os.path.join(d, "expected.safetensors"), {"mean": mean.contiguous(), "logvar": logvar.contiguous()})
+    case = {"stage": "vae.encode", "model": "../../../../../../shared/golden/models/" + model, "params": {},
+            "atol": 5e-5, "rtol": 1e-4, "source": SOURCE, "note": note}
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(case, f, indent=1)
+        f.write("\n")
+    print(d, tuple(mean.shape), float(mean.abs().max()), float(logvar.abs().max()))
+
+
+def main():
+    torch.set_num_threads(1)
+    gen("sd_b1_32x32", "sd-a", (1, 3, 32, 32), 1, "image U(-1,1) -> mean, logvar (clamped), unscaled")
+    gen("sd_b2_24x40", "sd-a", (2, 3, 24, 40), 2, "batch 2, non-square, odd latent width 5")
+    gen("audioldm_b1_36x64", "audioldm-a", (1, 1, 36, 64), 3,
+        "AudioLDM's mel VAE (1 input channel, 8 latent channels, scale 4); latent height 9 (odd)")
+
+
+if __name__ == "__main__":
+    main()
