@@ -330,6 +330,15 @@ static int check(const char *dir, const char *gguf, const model_info *mi, int th
     float *ours = malloc((size_t)n * (size_t)mi->V * sizeof *ours);
     memcpy(ours, a, (size_t)n * (size_t)mi->V * sizeof *ours);
     ng_destroy(&ng);
+    { /* for bench_torch.py --check: ids_fill(salt 1) logits of every position, f32 [n, V] */
+        char path[1024];
+        snprintf(path, sizeof path, "%s/logits_ngpt_%d.f32", dir, n);
+        FILE *f = fopen(path, "wb");
+        if (f) {
+            fwrite(ours, sizeof *ours, (size_t)n * (size_t)mi->V, f);
+            fclose(f);
+        }
+    }
 
     ll_engine ll;
     if (ll_create(&ll, gguf, threads, 256, 256, 1)) {
