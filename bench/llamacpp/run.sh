@@ -34,7 +34,7 @@ done
 
 : > "$LOG"
 say() { echo "$@" | tee -a "$LOG"; }
-say "# $(date -u '+%F %T UTC'), $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "# $(date -u '+%F %T UTC'), $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1) (family $(sed -n 's/^cpu family[^:]*: //p' /proc/cpuinfo | head -1) model $(sed -n 's/^model[^a-z:]*: //p' /proc/cpuinfo | head -1)), $(nproc) CPUs, $THREADS threads per engine, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "# llama.cpp $(basename "$(readlink "$HERE/.deps/src")" | sed 's/^src-//') from npm @node-llama-cpp/linux-x64 $(basename "$(dirname "$(dirname "$(readlink "$HERE/.deps/lib")")")" | sed 's/^bin-//')"
 
 # 1. correctness first: same model?
