@@ -68,7 +68,7 @@ static ngpt_status item_for(nx_prompt *p, nx_prompt_item_kind kind, nx_prompt_it
 
 static ngpt_status push_id(builder *b, int32_t id)
 {
-    nx_prompt_item *it;
+    nx_prompt_item *it = NULL;
     NX_TRY(item_for(b->p, NX_PROMPT_IDS, &it));
     NX_TRY(nx_i32vec_push(&b->p->ids, id));
     it->n_ids++;
