@@ -21,9 +21,10 @@ echo "## PyTorch"
 echo
 echo "## ratio (PyTorch s/image / libnextgpt s/image; > 1: libnextgpt faster)"
 awk -F'|' '
-  /^\| (f32|bf16)/ { gsub(/ /, "", $2); split($2, k, "("); key = k[1]; s = $4 + 0;
+  /^\| (f32|bf16)/ { key = $2; gsub(/ /, "", key); sub(/\(.*/, "", key); s = $4 + 0;
                      if (!(key in ours)) ours[key] = s; else theirs[key] = s }
-  /^decode\+preprocess/ { for (i = 1; i <= NF; i++) ; }
-  END { for (k in ours) if (k in theirs) printf "%s: %.2fx\n", k, theirs[k] / ours[k] }' "$OUT"
+  /^decode\+preprocess/ { ms = $0; sub(/.*best /, "", ms); ms += 0; if (!dec1) dec1 = ms; else dec2 = ms }
+  END { for (c in ours) if (c in theirs) printf "%s: %.2fx\n", c, theirs[c] / ours[c];
+        if (dec1 && dec2) printf "decode+preprocess (best): %.2fx\n", dec2 / dec1 }' "$OUT"
 grep '^decode+preprocess' "$OUT" | sed 's/^/  /'
 rm -f "$OUT"
