@@ -1189,6 +1189,13 @@ typedef struct ngpt_encoder_params {
     size_t   struct_size;  /* sizeof(ngpt_encoder_params), set by _default */
     uint32_t modalities;   /* NGPT_ENCODER_* bits; 0 = all stored */
     uint32_t flags;        /* reserved, 0 */
+    /* Appended in 0.x (callers built against the older struct get F32): */
+    ngpt_dtype compute_dtype; /* the encoder's GEMMs: NGPT_DTYPE_F32 (default), or NGPT_DTYPE_BF16
+                                 on the CPU backend (inputs of the linear layers rounded to BF16,
+                                 F32 accumulation; embeddings within cosine 0.99 of F32; fast where
+                                 the CPU has AVX512-BF16/AMX). Scoped to this encoder's calls: other
+                                 handles on the same context are unaffected. Anything else:
+                                 NGPT_ERR_UNSUPPORTED at create. */
 } ngpt_encoder_params;
 
 /* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_encoder_params). */

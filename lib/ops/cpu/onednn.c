@@ -64,10 +64,29 @@ void nx_cpu_set_bf16_compute(nx_backend *be, bool on)
     pthread_mutex_unlock(&st->mu);
 }
 
+/* The calling thread's override (nx_cpu_bf16_scope_begin): for `tl_bf16_be` only. */
+static _Thread_local const nx_backend *tl_bf16_be;
+static _Thread_local bool tl_bf16_on;
+
 bool nx_cpu_bf16_compute(const nx_backend *be)
 {
+    if (be && be == tl_bf16_be) return tl_bf16_on;
     const nx_cpu_state *st = be->impl;
     return st && st->bf16_compute;
+}
+
+nx_cpu_bf16_scope nx_cpu_bf16_scope_begin(const nx_backend *be, bool on)
+{
+    nx_cpu_bf16_scope prev = {tl_bf16_be, tl_bf16_on};
+    tl_bf16_be = be;
+    tl_bf16_on = on;
+    return prev;
+}
+
+void nx_cpu_bf16_scope_end(nx_cpu_bf16_scope prev)
+{
+    tl_bf16_be = prev.be;
+    tl_bf16_on = prev.on;
 }
 
 ngpt_status nx_dnnl_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt,
