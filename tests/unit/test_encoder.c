@@ -4,6 +4,8 @@
  * rewritten with nx_safetensors_write) and allocation failures over create + encode.
  * The numbers themselves are checked by the golden cases (imagebind.vision/audio/video). */
 #include "test.h"
+
+#include <pthread.h>
 #include "alloc_fail.h"
 
 #include "core/weights.h"
@@ -510,6 +512,44 @@ static ngpt_status create_and_encode(void *user)
     return st;
 }
 
+/* A handle used on one thread and then on another (oneDNN primitives are cached per context and
+ * built on the first thread): same result, no crash. */
+typedef struct {
+    ngpt_encoder *enc;
+    const ngpt_tensor *px;
+    ngpt_tensor out;
+    ngpt_status s;
+} thread_job;
+
+static void *encode_job(void *arg)
+{
+    thread_job *j = arg;
+    j->s = ngpt_encoder_encode_pixels(j->enc, &j->out, j->px);
+    return NULL;
+}
+
+static void test_other_thread(void)
+{
+    ngpt_encoder *e = open_enc(0);
+    if (!e) return;
+    static float px_data[3 * 224 * 224];
+    for (size_t i = 0; i < sizeof px_data / sizeof px_data[0]; i++) px_data[i] = (float)((i * 7919) % 255) / 255.0f - 0.5f;
+    const int64_t shape[4] = {1, 3, 224, 224};
+    ngpt_tensor px = tensor_of(px_data, 4, shape);
+    thread_job a = {.enc = e, .px = &px}, b = {.enc = e, .px = &px};
+    encode_job(&a);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, encode_job, &b) == 0);
+    pthread_join(t, NULL);
+    CHECK_OK(a.s);
+    CHECK_OK(b.s);
+    if (a.s == NGPT_OK && b.s == NGPT_OK)
+        CHECK(memcmp(a.out.data, b.out.data, ngpt_tensor_nbytes(&a.out)) == 0);
+    ngpt_tensor_free(&a.out);
+    ngpt_tensor_free(&b.out);
+    ngpt_encoder_free(e);
+}
+
 static void test_alloc_failures(void)
 {
     int64_t n = test_alloc_fail_all("ngpt_encoder_create + encode_fbank", create_and_encode, NULL);
@@ -540,6 +580,7 @@ int main(void)
     RUN(test_not_loaded_and_shapes);
     RUN(test_compute_dtype);
     RUN(test_bad_checkpoints);
+    RUN(test_other_thread);
     RUN(test_alloc_failures);
     ngpt_context_free(g_ctx);
     return test_done();
