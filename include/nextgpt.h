@@ -486,6 +486,9 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
                                                    const ngpt_generate_params *params, int32_t *ids,
                                                    float *hidden);
 
+/* Chat turns on a session (ngpt_backbone_turn, ngpt_turn_params, ngpt_turn_result): section
+ * "Chat turns" after the Projector section, where ngpt_modality is declared. */
+
 /* ---------------------------------------------------------------------------------------------
  * Diffusion schedulers
  *
@@ -991,6 +994,153 @@ NGPT_API int32_t ngpt_projector_d_model(const ngpt_projector *proj, ngpt_modalit
 NGPT_API int32_t ngpt_projector_nhead(const ngpt_projector *proj, ngpt_modality modality);
 
 /* ---------------------------------------------------------------------------------------------
+ * Chat turns: NExT-GPT chat on a backbone session (template, sampling, stops, signal groups)
+ *
+ * ngpt_backbone_turn answers one user turn on a session: it appends the turn to the session's
+ * KV cache with NExT-GPT's Vicuna-v0 template (nextgpt-facts.md §1.4), generates, and returns
+ * the text and the signal groups. The first turn after create/reset writes the template's
+ * opening, "### Human: " {media " "} " " text "\n### Assistant:", as the demo does:
+ *     [BOS]"### Human:  describe\n### Assistant:"                           (no media)
+ *     [BOS]"### Human:" <Img> soft </Img> [BOS]" describe\n### Assistant:"  (one image)
+ * (a [BOS] before every text segment, as the released inference code does); a later turn
+ * appends only its own part, "\n### Human: " {media} " " text "\n### Assistant:" (the previous
+ * answer's "\n###" included): the history stays in the KV cache and is not re-run. The cached
+ * answer is the answer's text tokens as generated (signal groups included, stop string and the
+ * whitespace before it rolled back), so the next turn continues exactly where the official
+ * history string "{a}\n###" would. Differences from the official demo, which re-tokenizes and
+ * re-runs the whole history string each turn: (1) turn 1 stays as it was fed ("### Human:  q",
+ * two spaces) where the official history rewrites it as "### Human: q"; (2) the answer keeps the
+ * ids it was generated with (the official re-tokenizes its text, which can split differently);
+ * (3) the answer's signal groups stay in the cache (the official history keeps only the text,
+ * see ngpt_backbone_add_assistant_media); (4) the joint "\n###" continuation is tokenized as
+ * it would be inside one string (no dummy-prefix space), which equals the official tokens.
+ *
+ *     ngpt_turn_params tp;
+ *     ngpt_turn_params_default(&tp, sizeof tp);
+ *     tp.require_modalities = NGPT_MODALITY_BIT(NGPT_MODALITY_IMAGE);  // "force" an image
+ *     ngpt_turn_result *r = NULL;
+ *     ngpt_backbone_turn(&r, s, "draw a cat", NULL, 0, &tp);
+ *     size_t len; const char *text = ngpt_turn_result_text(r, &len);
+ *     for (int32_t g = 0; g < ngpt_turn_result_n_groups(r); g++) {
+ *         ngpt_modality m; int32_t n; const float *hidden, *embs;
+ *         ngpt_turn_result_group(r, g, &m, &n, &hidden, &embs);  // -> the output projector
+ *     }
+ *     ngpt_turn_result_free(r);
+ *
+ * Threads: one turn at a time per session (the session's rule); on_text runs on the calling
+ * thread; `cancel` may be set from any thread.
+ * ------------------------------------------------------------------------------------------- */
+
+/* ngpt_modality (Projector section): IMAGE [IMG0..3] 4 signal tokens, AUDIO [AUD0..7] 8,
+ * VIDEO [VID0..23] 24; TEXT is not a group. Bit of a modality in require_modalities (the same
+ * bits as NGPT_PROJECTOR_IMAGE/AUDIO/VIDEO): */
+#define NGPT_MODALITY_BIT(m) (1u << (uint32_t)(m))
+
+/* A medium of the user turn: its soft tokens as projected rows (the projector stage's output,
+ * n_rows x n_embd F32; several rows are summed into one soft token, as the official
+ * torch.cat(features).sum(0)). Borrowed during the call only. Layout frozen (an array element). */
+typedef struct ngpt_turn_media {
+    ngpt_modality modality;
+    const float  *soft_rows;   /* [n_rows, n_embd] */
+    int32_t       n_rows;      /* >= 1 */
+} ngpt_turn_media;
+
+/* Streamed answer text: UTF-8, whole characters, never a signal token, a stop string or a
+ * prefix of one, nor the whitespace right before a stop (held back until the next text shows it
+ * is not trailing). Return false to cancel. The concatenation of all calls is a prefix of the
+ * result's text (equal to it unless the turn was cancelled). */
+typedef bool (*ngpt_text_fn)(const char *utf8, size_t len, void *user_data);
+
+typedef struct ngpt_turn_params {
+    size_t      struct_size;        /* sizeof(ngpt_turn_params), set by _default */
+    /* sampling, as ngpt_generate_params (lib/models/sampler.h order). Defaults: the demo's */
+    float       temperature;        /* default 1.0; 0 = greedy argmax */
+    int32_t     top_k;              /* default 0 = off */
+    float       top_p;              /* default 0.01 (demo_app.py); 1 = off */
+    float       repetition_penalty; /* default 1 = off; over the ids generated in this turn */
+    uint64_t    seed;               /* default 0 */
+    int32_t     max_new_tokens;     /* sampled tokens; default 246 (demo). The forced rest of a group
+                                     * the model starts, and required groups, come on top */
+    const char *const *stop_strings;/* matched on the text across tokens; NULL = {"###"} */
+    int32_t     n_stop_strings;     /* with stop_strings != NULL; 0 = none */
+    const int32_t *stop_ids;        /* NULL = {EOS}; their text never reaches the answer */
+    int32_t     n_stop_ids;         /* with stop_ids != NULL; 0 = none */
+    uint32_t    require_modalities; /* NGPT_MODALITY_BIT mask: a modality without a group when the
+                                     * text ends gets one forced there (image, video, audio order);
+                                     * NGPT_MODALITY_BIT(NGPT_MODALITY_TEXT) is invalid */
+    int32_t     max_groups[4];      /* indexed by ngpt_modality ([NGPT_MODALITY_TEXT] unused): groups
+                                     * per modality; default 1 each (demo); 0 = no limit. Further
+                                     * first tokens are dropped as strays */
+    int32_t     suppress_strays;    /* 1 = mask tokens that would be dropped (stray group tokens,
+                                     * <Img>, </Img>) out of the logits; default 0 */
+    const char *system;             /* first turn only: text before "### Human:" (our extension;
+                                     * NExT-GPT has none); NULL (default) = none */
+    ngpt_text_fn on_text;           /* NULL = no streaming */
+    void       *user_data;
+    const volatile int32_t *cancel; /* NULL = none; nonzero = stop before the next sampled token
+                                     * (a started group is completed first) */
+} ngpt_turn_params;
+
+NGPT_API ngpt_status ngpt_turn_params_default(ngpt_turn_params *p, size_t struct_size);
+
+typedef struct ngpt_turn_result ngpt_turn_result;  /* opaque; ngpt_turn_result_free */
+
+typedef enum ngpt_stop_reason {
+    NGPT_STOP_NONE         = 0,
+    NGPT_STOP_ID           = 1,  /* a stop id (EOS) */
+    NGPT_STOP_STRING       = 2,  /* a stop string ("###") */
+    NGPT_STOP_MAX_TOKENS   = 3,  /* max_new_tokens */
+    NGPT_STOP_CANCELLED    = 4,  /* on_text returned false or *cancel was set */
+    NGPT_STOP_CONTEXT_FULL = 5   /* the session's n_ctx was reached (required groups not forced) */
+} ngpt_stop_reason;
+
+/* Answer one user turn (see above). user_text: UTF-8, NULL = "". media: [n_media] (NULL when 0),
+ * spliced in order before the text. params may be NULL (defaults). On NGPT_OK *out is a result
+ * to free with ngpt_turn_result_free, also when the turn was cancelled (stop reason
+ * NGPT_STOP_CANCELLED: the partial answer is kept in the session). On an error *out is NULL and,
+ * when the prompt could not be evaluated, the session is as before. Errors:
+ * NGPT_ERR_INVALID_ARGUMENT (NULL, a bad modality/row count/param, the prompt does not fit n_ctx),
+ * NGPT_ERR_UNSUPPORTED (no tokenizer; require_modalities without the signal tokens),
+ * NGPT_ERR_OUT_OF_MEMORY. */
+NGPT_API ngpt_status ngpt_backbone_turn(ngpt_turn_result **out, ngpt_backbone_session *s, const char *user_text,
+                                        const ngpt_turn_media *media, size_t n_media, const ngpt_turn_params *params);
+
+/* Getters borrow from the result (valid until it is freed); NULL results give 0 / NULL. */
+/* The answer: UTF-8, signal groups removed, stop string and the whitespace before it removed,
+ * the dummy-prefix space of the first token removed (as tokenizer.decode(skip_special_tokens)). */
+NGPT_API const char *ngpt_turn_result_text(const ngpt_turn_result *r, size_t *len);
+NGPT_API int32_t ngpt_turn_result_n_groups(const ngpt_turn_result *r);
+/* Group i (generation order): modality, n_tokens (4/24/8), hidden [n_tokens, n_embd] (the
+ * final-norm states of the positions that predicted [X0]..[X(n-1)], as the released code reads
+ * them: lib/models/signal.h) and input_embs [n_tokens, n_embd] (embed_tokens rows of
+ * [X0]..[X(n-1)], the projector's other input). Any out pointer may be NULL. */
+NGPT_API ngpt_status ngpt_turn_result_group(const ngpt_turn_result *r, int32_t i, ngpt_modality *modality,
+                                            int32_t *n_tokens, const float **hidden, const float **input_embs);
+/* 1 when group i was forced by require_modalities, 0 when the model started it. */
+NGPT_API int32_t ngpt_turn_result_group_required(const ngpt_turn_result *r, int32_t i);
+NGPT_API ngpt_stop_reason ngpt_turn_result_stop_reason(const ngpt_turn_result *r);
+/* Every id chosen in this turn, in order (text, group tokens, and the stop token last when the
+ * turn ended on a stop id or stop string): [*n]. */
+NGPT_API const int32_t *ngpt_turn_result_ids(const ngpt_turn_result *r, int32_t *n);
+/* Positions of this turn's prompt (template + media). */
+NGPT_API int32_t ngpt_turn_result_n_prompt(const ngpt_turn_result *r);
+/* Wall-clock milliseconds: prompt evaluation, generation (any pointer may be NULL). */
+NGPT_API void ngpt_turn_result_timings(const ngpt_turn_result *r, double *prompt_ms, double *generate_ms);
+/* NULL is a no-op. */
+NGPT_API void ngpt_turn_result_free(ngpt_turn_result *r);
+
+/* Generated media re-entering the history (§1.4: the demo saves them and re-encodes them as
+ * input). After a turn, re-writes the cached answer as the official history holds it:
+ *     "### Assistant:" {<Img> soft </Img>} [BOS] answer-text
+ * i.e. the KV cache is rolled back to the start of the answer (the history before it is kept)
+ * and the media rows (encoded by the caller with ImageBind + the input projector) and the answer
+ * text (signal groups removed) are evaluated again; the next turn then continues with "\n###".
+ * Only right after a turn (else NGPT_ERR_INVALID_ARGUMENT). n_media >= 1. */
+NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s, const ngpt_turn_media *media,
+                                                       size_t n_media);
+/* ngpt_backbone_session_reset (above) also starts a new conversation for ngpt_backbone_turn. */
+
+/* ---------------------------------------------------------------------------------------------
  * Encoder (ImageBind): media -> one embedding per item
  *
  * The vision and audio branches of ImageBind-huge as NExT-GPT runs them (facebookresearch/
@@ -1039,6 +1189,13 @@ typedef struct ngpt_encoder_params {
     size_t   struct_size;  /* sizeof(ngpt_encoder_params), set by _default */
     uint32_t modalities;   /* NGPT_ENCODER_* bits; 0 = all stored */
     uint32_t flags;        /* reserved, 0 */
+    /* Appended in 0.x (callers built against the older struct get F32): */
+    ngpt_dtype compute_dtype; /* the encoder's GEMMs: NGPT_DTYPE_F32 (default), or NGPT_DTYPE_BF16
+                                 on the CPU backend (inputs of the linear layers rounded to BF16,
+                                 F32 accumulation; embeddings within cosine 0.99 of F32; fast where
+                                 the CPU has AVX512-BF16/AMX). Scoped to this encoder's calls: other
+                                 handles on the same context are unaffected. Anything else:
+                                 NGPT_ERR_UNSUPPORTED at create. */
 } ngpt_encoder_params;
 
 /* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_encoder_params). */

@@ -1,5 +1,6 @@
 /* backbone.c — ngpt_backbone (weights, shared, read-only) and ngpt_backbone_session (one
  * sequence: KV cache, scratch, outputs) behind nextgpt.h, over lib/models/llama.c. */
+#include "backbone_impl.h"
 #include "context.h"
 
 #include "../core/alloc.h"
@@ -16,21 +17,6 @@
 #include <sys/stat.h>
 
 #define NGPT_DELTA_PREFIX "llama_model.base_model.model."
-
-struct ngpt_backbone {
-    ngpt_context *ctx;
-    nx_llama     *m;
-    ngpt_tokenizer *tok;   /* the delta folder's tokenizer, else the model folder's; may be NULL */
-    int32_t       n_ctx;
-    /* Serialises the compute of sessions sharing this backbone: the context's CPU thread pool
-     * (nx_pool_run) and the backend's memory accounting take one caller at a time. */
-    pthread_mutex_t mu;
-};
-
-struct ngpt_backbone_session {
-    ngpt_backbone  *bb;
-    nx_llama_state *st;
-};
 
 /* ---- backbone ---- */
 
@@ -167,14 +153,19 @@ NGPT_API ngpt_status ngpt_backbone_embed_tokens(float *rows, const ngpt_backbone
 
 /* ---- session ---- */
 
-static ngpt_status eval_locked(ngpt_backbone_session *s, int32_t n, const int32_t *ids, const float *embeds,
-                               const uint8_t *is_embed, nx_llama_out out)
+ngpt_status nx_backbone_eval_locked(ngpt_backbone_session *s, int32_t n, const int32_t *ids, const float *embeds,
+                                    const uint8_t *is_embed, nx_llama_out out)
 {
+    const int32_t p0 = s->st->n_past;
     pthread_mutex_lock(&s->bb->mu);
     ngpt_status st = nx_llama_eval(s->st, n, ids, embeds, is_embed, out);
     pthread_mutex_unlock(&s->bb->mu);
+    if (st == NGPT_OK) /* what the cache holds: ids, -1 for embedding rows */
+        for (int32_t i = 0; i < n && p0 + i < s->st->n_ctx; i++)
+            s->hist[p0 + i] = (!ids || (is_embed && is_embed[i])) ? -1 : ids[i];
     return st;
 }
+#define eval_locked nx_backbone_eval_locked
 
 NGPT_API ngpt_status ngpt_backbone_session_params_default(ngpt_backbone_session_params *p, size_t struct_size)
 {
@@ -197,10 +188,18 @@ NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, n
     ngpt_backbone_session *s = nx_calloc(1, sizeof *s);
     if (!s) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_session_create: out of memory");
     s->bb = bb;
+    s->answer_start = -1;
     pthread_mutex_lock(&bb->mu);
     ngpt_status st = nx_llama_state_create(&s->st, bb->m, p.n_ctx ? p.n_ctx : bb->n_ctx);
     pthread_mutex_unlock(&bb->mu);
+    if (!st) {
+        s->hist = nx_malloc((size_t)s->st->n_ctx * sizeof *s->hist);
+        if (!s->hist) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_session_create: out of memory");
+    }
     if (st) {
+        pthread_mutex_lock(&bb->mu);
+        nx_llama_state_free(s->st);
+        pthread_mutex_unlock(&bb->mu);
         nx_free(s);
         return st;
     }
@@ -214,6 +213,9 @@ NGPT_API void ngpt_backbone_session_free(ngpt_backbone_session *s)
     pthread_mutex_lock(&s->bb->mu);
     nx_llama_state_free(s->st);
     pthread_mutex_unlock(&s->bb->mu);
+    nx_free(s->hist);
+    nx_free(s->pending.s);
+    nx_free(s->answer.s);
     nx_free(s);
 }
 
@@ -221,7 +223,9 @@ NGPT_API int32_t ngpt_backbone_session_n_past(const ngpt_backbone_session *s) { 
 
 NGPT_API ngpt_status ngpt_backbone_session_reset(ngpt_backbone_session *s)
 {
-    return ngpt_backbone_session_truncate(s, 0);
+    NX_TRY(ngpt_backbone_session_truncate(s, 0));
+    nx_backbone_session_forget_turns(s);
+    return NGPT_OK;
 }
 
 NGPT_API ngpt_status ngpt_backbone_session_truncate(ngpt_backbone_session *s, int32_t n_past)
@@ -232,6 +236,7 @@ NGPT_API ngpt_status ngpt_backbone_session_truncate(ngpt_backbone_session *s, in
                       s->st->n_past);
     s->st->n_past = n_past;
     s->st->n_out = 0;
+    if (n_past < s->answer_start) s->answer_start = -1; /* the answer add_assistant_media would re-write */
     return NGPT_OK;
 }
 

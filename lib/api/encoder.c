@@ -7,6 +7,7 @@
 
 #include "../core/alloc.h"
 #include "../models/imagebind.h"
+#include "../ops/cpu/cpu_ops.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 struct ngpt_encoder {
     ngpt_context *ctx;
     nx_imagebind *ib;
+    ngpt_dtype compute_dtype; /* F32, or BF16 (CPU backend only) */
 };
 
 NGPT_API ngpt_status ngpt_encoder_params_default(ngpt_encoder_params *p, size_t struct_size)
@@ -24,6 +26,7 @@ NGPT_API ngpt_status ngpt_encoder_params_default(ngpt_encoder_params *p, size_t 
     ngpt_encoder_params d;
     memset(&d, 0, sizeof d);
     d.struct_size = sizeof d;
+    d.compute_dtype = NGPT_DTYPE_F32;
     size_t n = struct_size < sizeof d ? struct_size : sizeof d;
     memcpy(p, &d, n);
     p->struct_size = n;
@@ -47,6 +50,9 @@ NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, 
     if (p.modalities & ~all)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_encoder_create: unknown modality bits 0x%x", p.modalities & ~all);
     if (p.flags) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_encoder_create: unknown flags 0x%x", p.flags);
+    if (p.compute_dtype != NGPT_DTYPE_F32 && !(p.compute_dtype == NGPT_DTYPE_BF16 && ctx->be == ctx->cpu))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_encoder_create: compute_dtype %s is not supported on the %s backend "
+                      "(F32, or BF16 on the CPU)", ngpt_dtype_name(p.compute_dtype), ctx->be == ctx->cpu ? "CPU" : "GPU");
     unsigned want = 0;
     if (p.modalities & (NGPT_ENCODER_IMAGE | NGPT_ENCODER_VIDEO)) want |= NX_IB_BIT(NX_IB_VISION);
     if (p.modalities & NGPT_ENCODER_AUDIO) want |= NX_IB_BIT(NX_IB_AUDIO);
@@ -54,6 +60,7 @@ NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, 
     ngpt_encoder *e = nx_calloc(1, sizeof *e);
     if (!e) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_encoder_create: out of memory");
     e->ctx = ctx;
+    e->compute_dtype = p.compute_dtype;
     ngpt_status s = nx_imagebind_load(&e->ib, ctx->be, path, want);
     if (s != NGPT_OK) {
         ngpt_encoder_free(e);
@@ -99,7 +106,15 @@ static ngpt_status encode(ngpt_encoder *enc, nx_ib_modality mod, ngpt_tensor *ou
     int64_t ys[2] = {items, nx_imagebind_get_config(enc->ib)->out_embed_dim};
     ngpt_status s = nx_api_upload(&x, be, &flat, NGPT_DTYPE_F32, what);
     if (s == NGPT_OK) s = nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, 2, ys);
-    if (s == NGPT_OK) s = nx_imagebind_encode(enc->ib, mod, &y, &x, clips);
+    if (s == NGPT_OK) {
+        /* BF16: this thread's linears on the CPU backend, for this call only (other handles
+         * sharing the context keep their setting, see nx_cpu_bf16_scope_begin) */
+        const bool scoped = enc->compute_dtype == NGPT_DTYPE_BF16;
+        nx_cpu_bf16_scope prev = {0};
+        if (scoped) prev = nx_cpu_bf16_scope_begin(be, true);
+        s = nx_imagebind_encode(enc->ib, mod, &y, &x, clips);
+        if (scoped) nx_cpu_bf16_scope_end(prev);
+    }
     if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
     nx_tensor_free(&x);
     nx_tensor_free(&y);

@@ -91,3 +91,6 @@ NGPT_API int32_t ngpt_tokenizer_piece_to_id(const ngpt_tokenizer *tok, const cha
 
 NGPT_API int32_t ngpt_tokenizer_bos_id(const ngpt_tokenizer *tok) { return tok ? nx_llama_tok_bos_id(tok->impl) : -1; }
 NGPT_API int32_t ngpt_tokenizer_eos_id(const ngpt_tokenizer *tok) { return tok ? nx_llama_tok_eos_id(tok->impl) : -1; }
+
+const nx_llama_tok *nx_tokenizer_impl(const ngpt_tokenizer *t);
+const nx_llama_tok *nx_tokenizer_impl(const ngpt_tokenizer *t) { return t ? t->impl : NULL; }

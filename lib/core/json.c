@@ -216,7 +216,7 @@ ngpt_status nx_json_int_array(const json_t *obj, const char *key, const char *fi
                       key, len, cap);
     for (size_t i = 0; i < len; i++) {
         json_t *e = json_array_get(v, i);
-        int64_t x;
+        int64_t x = 0;
         if (get_int(e, key, file, &x) != NGPT_OK)
             return nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s'[%zu] is %s, expected an integer", file ? file : "<json>",
                           key, i, type_name(e));

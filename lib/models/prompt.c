@@ -24,6 +24,7 @@ typedef struct builder {
     int64_t             n_embd;
     nx_strbuf           pend;
     bool                skip_space;
+    bool                cont;      /* the next text segment continues the cached history */
     int32_t             bos, img_open, img_close;
 } builder;
 
@@ -67,7 +68,7 @@ static ngpt_status item_for(nx_prompt *p, nx_prompt_item_kind kind, nx_prompt_it
 
 static ngpt_status push_id(builder *b, int32_t id)
 {
-    nx_prompt_item *it;
+    nx_prompt_item *it = NULL;
     NX_TRY(item_for(b->p, NX_PROMPT_IDS, &it));
     NX_TRY(nx_i32vec_push(&b->p->ids, id));
     it->n_ids++;
@@ -75,15 +76,47 @@ static ngpt_status push_id(builder *b, int32_t id)
     return NGPT_OK;
 }
 
-/* Flush the pending text as [BOS] + tokens (nothing when empty). */
+ngpt_status nx_prompt_encode_continuation(const nx_llama_tok *tok, const char *text, size_t len, nx_i32vec *out)
+{
+    /* "\n" is a byte-fallback piece that no merge involves, so the text after it is split as
+     * inside one longer string; drop the "\n" and the dummy-prefix "▁" before it. */
+    nx_strbuf t = {0};
+    nx_i32vec v = {0};
+    ngpt_status st = nx_strbuf_append(&t, "\n", 1);
+    if (st == NGPT_OK && len) st = nx_strbuf_append(&t, text, len);
+    if (st == NGPT_OK) st = nx_llama_tok_encode(tok, t.s, t.n, false, &v);
+    size_t skip = 0;
+    if (st == NGPT_OK) {
+        int32_t nl = nx_llama_tok_piece_to_id(tok, "<0x0A>", 6);
+        int32_t sp = nx_llama_tok_piece_to_id(tok, "\xe2\x96\x81", 3);
+        if (v.n >= 1 && v.v[0] == nl) skip = 1;
+        else if (v.n >= 2 && v.v[0] == sp && v.v[1] == nl) skip = 2;
+    }
+    if (st == NGPT_OK && skip == 0) {  /* an unusual vocabulary: plain encode */
+        v.n = 0;
+        st = nx_llama_tok_encode(tok, text, len, false, &v);
+    }
+    for (size_t i = skip; st == NGPT_OK && i < v.n; i++) st = nx_i32vec_push(out, v.v[i]);
+    nx_free(t.s);
+    nx_free(v.v);
+    return st;
+}
+
+/* Flush the pending text as [BOS] + tokens (nothing when empty); a continuation segment has no
+ * BOS and no dummy-prefix space. */
 static ngpt_status flush_text(builder *b)
 {
-    if (b->pend.n == 0) return NGPT_OK;
-    NX_TRY(push_id(b, b->bos));
+    if (b->pend.n == 0) {
+        b->cont = false;
+        return NGPT_OK;
+    }
+    if (!b->cont) NX_TRY(push_id(b, b->bos));
     nx_prompt_item *it;
     NX_TRY(item_for(b->p, NX_PROMPT_IDS, &it));
     size_t before = b->p->ids.n;
-    ngpt_status st = nx_llama_tok_encode(b->tok, b->pend.s, b->pend.n, false, &b->p->ids);
+    ngpt_status st = b->cont ? nx_prompt_encode_continuation(b->tok, b->pend.s, b->pend.n, &b->p->ids)
+                             : nx_llama_tok_encode(b->tok, b->pend.s, b->pend.n, false, &b->p->ids);
+    b->cont = false;
     if (st != NGPT_OK) return nx_err_wrap(st, "prompt: tokenizing a text segment: ");
     it = &b->p->items[b->p->n_items - 1];
     it->n_ids += b->p->ids.n - before;
@@ -187,8 +220,42 @@ static ngpt_status build(builder *b, const char *system, const nx_prompt_turn *t
     return flush_text(b);
 }
 
-ngpt_status nx_prompt_build(nx_prompt **out, const nx_llama_tok *tok, int64_t n_embd, const char *system,
-                            const nx_prompt_turn *turns, size_t n_turns)
+/* Modes of build_any: the whole prompt, the next turn after a cached history, or a re-written
+ * answer with assistant media. */
+typedef enum build_mode { MODE_FULL, MODE_NEXT, MODE_ANSWER } build_mode;
+
+static ngpt_status build_next(builder *b, const char *prefix, const nx_prompt_turn *t)
+{
+    if (t->n_user_media && !t->user_media)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "prompt: NULL media with a nonzero count");
+    b->cont = true;
+    NX_TRY(text(b, prefix));
+    NX_TRY(text(b, " Human: "));
+    for (size_t k = 0; k < t->n_user_media; k++) {
+        NX_TRY(media(b, &t->user_media[k], 0, "user", k));
+        NX_TRY(text(b, " "));
+    }
+    NX_TRY(text(b, " "));
+    NX_TRY(text(b, t->user));
+    NX_TRY(text(b, "\n### Assistant:"));
+    return flush_text(b);
+}
+
+static ngpt_status build_answer(builder *b, const nx_prompt_turn *t)
+{
+    if (!t->n_assistant_media || !t->assistant_media)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "prompt: no assistant media");
+    NX_TRY(text(b, " "));
+    for (size_t k = 0; k < t->n_assistant_media; k++) {
+        NX_TRY(media(b, &t->assistant_media[k], 0, "assistant", k));
+        NX_TRY(text(b, " "));
+    }
+    NX_TRY(text(b, t->assistant));
+    return flush_text(b);
+}
+
+static ngpt_status build_any(nx_prompt **out, const nx_llama_tok *tok, int64_t n_embd, const char *system,
+                             const nx_prompt_turn *turns, size_t n_turns, build_mode mode)
 {
     if (!out || !tok || !turns) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "nx_prompt_build: NULL argument");
     *out = NULL;
@@ -205,7 +272,8 @@ ngpt_status nx_prompt_build(nx_prompt **out, const nx_llama_tok *tok, int64_t n_
         return nx_err(NGPT_ERR_NOT_FOUND, "prompt: media given but the tokenizer has no \"<Img>\"/\"</Img>\" tokens");
     b.p = nx_calloc(1, sizeof *b.p);
     if (!b.p) return oom();
-    ngpt_status st = build(&b, system, turns, n_turns);
+    ngpt_status st = mode == MODE_FULL ? build(&b, system, turns, n_turns)
+                   : mode == MODE_NEXT ? build_next(&b, system, turns) : build_answer(&b, turns);
     nx_free(b.pend.s);
     if (st != NGPT_OK) {
         nx_prompt_free(b.p);
@@ -215,6 +283,24 @@ ngpt_status nx_prompt_build(nx_prompt **out, const nx_llama_tok *tok, int64_t n_
         if (b.p->items[i].kind == NX_PROMPT_IDS) b.p->items[i].ids = b.p->ids.v + b.p->id_off[i];
     *out = b.p;
     return NGPT_OK;
+}
+
+ngpt_status nx_prompt_build(nx_prompt **out, const nx_llama_tok *tok, int64_t n_embd, const char *system,
+                            const nx_prompt_turn *turns, size_t n_turns)
+{
+    return build_any(out, tok, n_embd, system, turns, n_turns, MODE_FULL);
+}
+
+ngpt_status nx_prompt_build_next(nx_prompt **out, const nx_llama_tok *tok, int64_t n_embd, const char *prefix,
+                                 const nx_prompt_turn *turn)
+{
+    return build_any(out, tok, n_embd, prefix ? prefix : "", turn, 1, MODE_NEXT);
+}
+
+ngpt_status nx_prompt_build_answer(nx_prompt **out, const nx_llama_tok *tok, int64_t n_embd,
+                                   const nx_prompt_turn *turn)
+{
+    return build_any(out, tok, n_embd, NULL, turn, 1, MODE_ANSWER);
 }
 
 size_t nx_prompt_n_items(const nx_prompt *p) { return p->n_items; }

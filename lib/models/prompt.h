@@ -43,6 +43,7 @@
 
 #include "nextgpt.h"
 #include "models/modality.h"
+#include "tokenizer/sentencepiece.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -85,6 +86,24 @@ typedef struct nx_prompt nx_prompt;
 ngpt_status nx_prompt_build(nx_prompt **out, const nx_llama_tok *tok, int64_t n_embd, const char *system,
                             const nx_prompt_turn *turns, size_t n_turns);
 void nx_prompt_free(nx_prompt *p);  /* NULL is a no-op */
+
+/* The next turn of a conversation whose history is already in a KV cache (ngpt_backbone_turn):
+ *     prefix " Human: " {M " "} " " q "\n### Assistant:"
+ * from turn->user / user_media (its assistant fields are ignored). The first text segment
+ * continues the cached text segment: no [BOS] and no dummy-prefix space (encoded with
+ * nx_prompt_encode_continuation); later segments (after media) are [BOS] + ids as usual.
+ * prefix: e.g. "\n###" closing the previous answer (NULL = ""). */
+ngpt_status nx_prompt_build_next(nx_prompt **out, const nx_llama_tok *tok, int64_t n_embd, const char *prefix,
+                                 const nx_prompt_turn *turn);
+/* An answer re-written with assistant media, as the official history holds it after
+ * "### Assistant:": {<Img> row </Img>} [BOS] ids(assistant). turn->assistant_media must be
+ * non-empty; the user fields are ignored. */
+ngpt_status nx_prompt_build_answer(nx_prompt **out, const nx_llama_tok *tok, int64_t n_embd,
+                                   const nx_prompt_turn *turn);
+/* Append the ids of `text` as they come inside a longer string after a non-space character:
+ * without SentencePiece's dummy-prefix "▁" (encodes "\n" + text and drops the leading
+ * ["▁"] "<0x0A>"; falls back to a plain encode for a vocabulary without them). */
+ngpt_status nx_prompt_encode_continuation(const nx_llama_tok *tok, const char *text, size_t len, nx_i32vec *out);
 
 size_t nx_prompt_n_items(const nx_prompt *p);
 const nx_prompt_item *nx_prompt_item_at(const nx_prompt *p, size_t i);

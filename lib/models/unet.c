@@ -10,8 +10,11 @@
  *   timestep ─ sinusoid ─ linear_1 ─ SiLU ─ linear_2 (─ [ , class_embedding(class_labels)]) = emb,
  *   and every resnet adds time_emb_proj(SiLU(emb)).
  *
- * The building blocks (ResnetBlock2D, Transformer2DModel ...) are in unet_blocks.c. */
+ * The building blocks (ResnetBlock2D, Transformer2DModel ...) are in unet_blocks.c. A
+ * UNet3DConditionModel config (Zeroscope) loads through the same nx_unet interface: nx_unet then
+ * holds an nx_unet3d (unet3d.c) and every nx_unet_* call goes to it. */
 #include "unet.h"
+#include "unet3d.h"
 #include "unet_blocks.h"
 
 #include "../core/alloc.h"
@@ -70,6 +73,7 @@ typedef struct unet_up {
 } unet_up;
 
 struct nx_unet {
+    nx_unet3d  *u3;                 /* UNet3DConditionModel: set, and everything below but be/w unused */
     unet_config c;
     nx_backend *be;
     nx_weights *w;
@@ -156,8 +160,6 @@ static ngpt_status parse_config(unet_config *c, const json_t *j, const char *fil
     memset(c, 0, sizeof *c);
     const char *cls;
     NX_TRY(nx_json_str_opt(j, "_class_name", file, "UNet2DConditionModel", &cls));
-    if (!strcmp(cls, "UNet3DConditionModel"))  /* Zeroscope: planned (reuses unet_blocks.c) */
-        return nx_err(NGPT_ERR_UNIMPLEMENTED, "%s: the 3-D UNet (UNet3DConditionModel) is not implemented yet", file);
     if (strcmp(cls, "UNet2DConditionModel"))
         return unsupported(file, "_class_name", json_object_get(j, "_class_name"));
 
@@ -276,11 +278,24 @@ static ngpt_status parse_config(unet_config *c, const json_t *j, const char *fil
     return NGPT_OK;
 }
 
+/* UNet3DConditionModel -> u->u3; anything else through parse_config. */
+static ngpt_status parse_any(nx_unet *u, const json_t *j, const char *file)
+{
+    const char *cls;
+    NX_TRY(nx_json_str_opt(j, "_class_name", file, "UNet2DConditionModel", &cls));
+    if (!strcmp(cls, "UNet3DConditionModel")) return nx_unet3d_create(&u->u3, j, file);
+    return parse_config(&u->c, j, file);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * load */
 
 static ngpt_status load_modules(nx_unet *u, nx_wload *wl)
 {
+    if (u->u3) {
+        NX_TRY(nx_unet3d_load(u->u3, wl));
+        return wl->record ? NGPT_OK : nx_weights_check_unused(u->w);
+    }
     const unet_config *c = &u->c;
     int n = c->n_blocks, C0 = c->block_out[0], T = c->time_dim, Tb = c->temb_ch;
     char p[128];
@@ -373,7 +388,7 @@ ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir)
     json_t *j = NULL;
     char *path = join(unet_dir, "config.json");
     ngpt_status s = path ? nx_json_load_file(&j, path) : nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", unet_dir);
-    if (s == NGPT_OK) s = parse_config(&u->c, j, path);
+    if (s == NGPT_OK) s = parse_any(u, j, path);
     json_decref(j);
     nx_free(path);
     path = NULL;
@@ -408,7 +423,7 @@ ngpt_status nx_unet_list_tensors(const char *config_path, nx_unet_tensor_fn fn, 
     if (!u) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", config_path);
     json_t *j = NULL;
     ngpt_status s = nx_json_load_file(&j, config_path);
-    if (s == NGPT_OK) s = parse_config(&u->c, j, config_path);
+    if (s == NGPT_OK) s = parse_any(u, j, config_path);
     json_decref(j);
     if (s == NGPT_OK) {
         nx_wload wl = {NULL, NULL, fn, user};
@@ -421,6 +436,7 @@ ngpt_status nx_unet_list_tensors(const char *config_path, nx_unet_tensor_fn fn, 
 void nx_unet_free(nx_unet *u)
 {
     if (!u) return;
+    nx_unet3d_free(u->u3);
     nx_tensor_free(&u->time1_w);
     nx_tensor_free(&u->time1_b);
     nx_tensor_free(&u->time2_w);
@@ -452,11 +468,15 @@ void nx_unet_free(nx_unet *u)
     nx_free(u);
 }
 
-bool nx_unet_is_3d(const nx_unet *u) { (void)u; return false; }
-int nx_unet_in_channels(const nx_unet *u) { return u->c.in_ch; }
-int nx_unet_out_channels(const nx_unet *u) { return u->c.out_ch; }
-int nx_unet_cross_attention_dim(const nx_unet *u) { return u->c.cross_input ? u->c.cross_dim[0] : 0; }
-int nx_unet_class_embed_dim(const nx_unet *u) { return u->c.class_in; }
+bool nx_unet_is_3d(const nx_unet *u) { return u->u3 != NULL; }
+int nx_unet_in_channels(const nx_unet *u) { return u->u3 ? nx_unet3d_in_channels(u->u3) : u->c.in_ch; }
+int nx_unet_out_channels(const nx_unet *u) { return u->u3 ? nx_unet3d_out_channels(u->u3) : u->c.out_ch; }
+int nx_unet_cross_attention_dim(const nx_unet *u)
+{
+    if (u->u3) return nx_unet3d_cross_attention_dim(u->u3);
+    return u->c.cross_input ? u->c.cross_dim[0] : 0;
+}
+int nx_unet_class_embed_dim(const nx_unet *u) { return u->u3 ? 0 : u->c.class_in; }
 
 /* ---------------------------------------------------------------------------------------------
  * forward */
@@ -475,6 +495,10 @@ static nx_tensor take(nx_tensor *src)
 ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample, const float *timesteps,
                             const nx_tensor *ehs, const nx_tensor *class_labels)
 {
+    if (u->u3) {
+        if (class_labels) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "unet3d: class_labels given to a UNet without a class embedding");
+        return nx_unet3d_forward(u->u3, u->be, out, sample, timesteps, ehs);
+    }
     const unet_config *c = &u->c;
     nx_backend *be = u->be;
     if (sample->rank != 4 || sample->ne[1] != c->in_ch || out->rank != 4 || out->ne[0] != sample->ne[0] ||

@@ -326,7 +326,7 @@ static ngpt_status parse_normalizer_spec(nx_sp_model *m, const uint8_t *data, si
 {
     const char *what = denorm ? "denormalizer_spec" : "normalizer_spec";
     pb r = {data, data + len};
-    pb_field f;
+    pb_field f = {0};
     const char *why = NULL;
     int k;
     while ((k = pb_next(&r, &f, &why)) > 0) {

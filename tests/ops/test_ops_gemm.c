@@ -9,6 +9,8 @@
 
 #include "core/alloc.h"
 
+#include <pthread.h>
+
 static test_rng rng = {0x9e3779b97f4a7c15ull};
 
 static void ref_linear(const float *x, const float *w, const float *b, int64_t M, int64_t N, int64_t K, double *y,
@@ -142,6 +144,38 @@ static void test_matmul(void)
     check_matmul(1, 3, 33, 65, 129, 1, 0, 0.5f, 1.0f, 1);
 }
 
+/* nx_cpu_bf16_scope_*: the override is the calling thread's, for its backend only, and nests. */
+static void *read_flag(void *arg)
+{
+    *(int *)arg = nx_cpu_bf16_compute(t_be) ? 1 : 0;
+    return NULL;
+}
+
+static void test_bf16_scope(void)
+{
+    CHECK(!nx_cpu_bf16_compute(t_be));
+    nx_cpu_bf16_scope outer = nx_cpu_bf16_scope_begin(t_be, true);
+    CHECK(nx_cpu_bf16_compute(t_be));
+    int other = -1;
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, read_flag, &other) == 0);
+    pthread_join(th, NULL);
+    CHECK_MSG(other == 0, "another thread saw the override (%d)", other);
+    nx_cpu_bf16_scope inner = nx_cpu_bf16_scope_begin(t_be, false);
+    CHECK(!nx_cpu_bf16_compute(t_be));
+    nx_cpu_bf16_scope_end(inner);
+    CHECK(nx_cpu_bf16_compute(t_be));
+    nx_cpu_bf16_scope_end(outer);
+    CHECK(!nx_cpu_bf16_compute(t_be));
+    /* the backend-wide setting still applies outside a scope, and a scope overrides it */
+    nx_cpu_set_bf16_compute(t_be, true);
+    nx_cpu_bf16_scope sc = nx_cpu_bf16_scope_begin(t_be, false);
+    CHECK(!nx_cpu_bf16_compute(t_be));
+    nx_cpu_bf16_scope_end(sc);
+    CHECK(nx_cpu_bf16_compute(t_be));
+    nx_cpu_set_bf16_compute(t_be, false);
+}
+
 int main(void)
 {
     if (!ops_test_init(2)) {
@@ -151,6 +185,7 @@ int main(void)
     RUN(test_linear);
     RUN(test_linear_tiles_bf16);
     RUN(test_matmul);
+    RUN(test_bf16_scope);
     nx_cpu_set_simd(false); /* the portable GEMV */
     RUN(test_linear);
     nx_cpu_set_simd(true);

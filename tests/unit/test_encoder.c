@@ -4,10 +4,14 @@
  * rewritten with nx_safetensors_write) and allocation failures over create + encode.
  * The numbers themselves are checked by the golden cases (imagebind.vision/audio/video). */
 #include "test.h"
+
+#include <pthread.h>
 #include "alloc_fail.h"
 
 #include "core/weights.h"
 
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +312,122 @@ static void write_variant(const char *drop, const char *reshape, int rank, const
     nx_weights_close(w);
 }
 
+/* compute_dtype: BF16 within cosine 0.99 of F32 (image and audio); scoped to the encoder's own
+ * calls (an F32 encoder on the same context, run before, after and concurrently on another
+ * thread, gives bit-identical results); F16 refused. */
+typedef struct cd_job {
+    ngpt_encoder *e;
+    const ngpt_tensor *px;
+    float out[4][32];
+    int n;
+    ngpt_status st;
+} cd_job;
+
+static void *cd_run(void *arg)
+{
+    cd_job *j = arg;
+    j->st = NGPT_OK;
+    for (int i = 0; i < j->n && j->st == NGPT_OK; i++) {
+        ngpt_tensor o = {0};
+        j->st = ngpt_encoder_encode_pixels(j->e, &o, j->px);
+        if (j->st == NGPT_OK) memcpy(j->out[i], o.data, sizeof j->out[i]);
+        ngpt_tensor_free(&o);
+    }
+    return NULL;
+}
+
+static double cosine(const float *a, const float *b, int n)
+{
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return ab / sqrt(aa * bb + 1e-30);
+}
+
+static void test_compute_dtype(void)
+{
+    ngpt_encoder_params p;
+    ngpt_encoder_params_default(&p, sizeof p);
+    CHECK(p.compute_dtype == NGPT_DTYPE_F32);
+    ngpt_encoder *bad = NULL;
+    p.compute_dtype = NGPT_DTYPE_F16;
+    CHECK_ERR(ngpt_encoder_create(&bad, g_ctx, g_model, &p), NGPT_ERR_UNSUPPORTED, "compute_dtype F16");
+    CHECK(bad == NULL);
+    /* a caller built before compute_dtype existed: its struct_size stops at flags -> F32 */
+    p.struct_size = offsetof(ngpt_encoder_params, compute_dtype);
+    p.compute_dtype = (ngpt_dtype)77; /* beyond the caller's struct: never read */
+    ngpt_encoder *old = NULL;
+    CHECK_OK(ngpt_encoder_create(&old, g_ctx, g_model, &p));
+    ngpt_encoder_free(old);
+
+    ngpt_encoder *f32 = open_enc(0), *bf = NULL;
+    ngpt_encoder_params_default(&p, sizeof p);
+    p.compute_dtype = NGPT_DTYPE_BF16;
+    CHECK_OK(ngpt_encoder_create(&bf, g_ctx, g_model, &p));
+    char path[1200];
+    snprintf(path, sizeof path, "%s/vision/image.preprocess/landscape_jpeg/input.jpg", g_shared);
+    ngpt_image *img = NULL;
+    CHECK_OK(ngpt_image_load(&img, path));
+    ngpt_tensor px = {0};
+    if (img) CHECK_OK(ngpt_image_preprocess(&px, img));
+    if (!f32 || !bf || !px.data) goto done;
+    ngpt_tensor p4 = px;
+    p4.rank = 4;
+    p4.shape[0] = 1;
+    p4.shape[1] = 3;
+    p4.shape[2] = p4.shape[3] = 224;
+    p4.owner = NULL;
+
+    cd_job a = {f32, &p4, {{0}}, 1, 0}, b = {bf, &p4, {{0}}, 1, 0}, a2 = {f32, &p4, {{0}}, 1, 0};
+    cd_run(&a);
+    cd_run(&b);
+    cd_run(&a2);
+    CHECK_OK(a.st);
+    CHECK_OK(b.st);
+    CHECK_OK(a2.st);
+    double c = cosine(a.out[0], b.out[0], 32);
+    CHECK_MSG(c > 0.99, "image: cosine(bf16, f32) = %.6f", c);
+    CHECK_MSG(memcmp(a.out[0], b.out[0], sizeof a.out[0]) != 0, "bf16 gave exactly the f32 result: not switched?");
+    CHECK_MSG(memcmp(a.out[0], a2.out[0], sizeof a.out[0]) == 0, "f32 changed after a bf16 call");
+
+    /* audio: a 1 s tone */
+    {
+        float pcm[16000];
+        for (int i = 0; i < 16000; i++) pcm[i] = 0.4f * sinf((float)i * 0.07f) + 0.1f * sinf((float)i * 0.9f);
+        ngpt_audio *au = NULL;
+        CHECK_OK(ngpt_audio_from_pcm(&au, pcm, 16000, 1, 16000));
+        ngpt_tensor ea = {0}, eb = {0};
+        CHECK_OK(ngpt_encoder_encode_audio(f32, &ea, au, NULL));
+        CHECK_OK(ngpt_encoder_encode_audio(bf, &eb, au, NULL));
+        if (ea.data && eb.data) {
+            double ca = cosine(ea.data, eb.data, 32);
+            CHECK_MSG(ca > 0.99, "audio: cosine(bf16, f32) = %.6f", ca);
+        }
+        ngpt_tensor_free(&ea);
+        ngpt_tensor_free(&eb);
+        ngpt_audio_free(au);
+    }
+
+    /* interleaved on one context: each keeps its own compute type (the per-thread scoping is
+     * checked across threads in tests/ops/test_ops_gemm.c) */
+    cd_job ta = {f32, &p4, {{0}}, 1, 0}, tb = {bf, &p4, {{0}}, 1, 0};
+    for (int i = 0; i < 2; i++) {
+        cd_run(&tb);
+        cd_run(&ta);
+        CHECK_MSG(ta.st == NGPT_OK && memcmp(ta.out[0], a.out[0], sizeof a.out[0]) == 0, "f32 run %d differs", i);
+        CHECK_MSG(tb.st == NGPT_OK && memcmp(tb.out[0], b.out[0], sizeof b.out[0]) == 0, "bf16 run %d differs", i);
+    }
+    printf("  compute_dtype: image cosine(bf16, f32) = %.6f\n", c);
+done:
+    ngpt_tensor_free(&px);
+    ngpt_image_free(img);
+    ngpt_encoder_free(f32);
+    ngpt_encoder_free(bf);
+}
+
 static void test_bad_checkpoints(void)
 {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/ngpt_test_encoder_XXXXXX");
@@ -392,6 +512,44 @@ static ngpt_status create_and_encode(void *user)
     return st;
 }
 
+/* A handle used on one thread and then on another (oneDNN primitives are cached per context and
+ * built on the first thread): same result, no crash. */
+typedef struct {
+    ngpt_encoder *enc;
+    const ngpt_tensor *px;
+    ngpt_tensor out;
+    ngpt_status s;
+} thread_job;
+
+static void *encode_job(void *arg)
+{
+    thread_job *j = arg;
+    j->s = ngpt_encoder_encode_pixels(j->enc, &j->out, j->px);
+    return NULL;
+}
+
+static void test_other_thread(void)
+{
+    ngpt_encoder *e = open_enc(0);
+    if (!e) return;
+    static float px_data[3 * 224 * 224];
+    for (size_t i = 0; i < sizeof px_data / sizeof px_data[0]; i++) px_data[i] = (float)((i * 7919) % 255) / 255.0f - 0.5f;
+    const int64_t shape[4] = {1, 3, 224, 224};
+    ngpt_tensor px = tensor_of(px_data, 4, shape);
+    thread_job a = {.enc = e, .px = &px}, b = {.enc = e, .px = &px};
+    encode_job(&a);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, encode_job, &b) == 0);
+    pthread_join(t, NULL);
+    CHECK_OK(a.s);
+    CHECK_OK(b.s);
+    if (a.s == NGPT_OK && b.s == NGPT_OK)
+        CHECK(memcmp(a.out.data, b.out.data, ngpt_tensor_nbytes(&a.out)) == 0);
+    ngpt_tensor_free(&a.out);
+    ngpt_tensor_free(&b.out);
+    ngpt_encoder_free(e);
+}
+
 static void test_alloc_failures(void)
 {
     int64_t n = test_alloc_fail_all("ngpt_encoder_create + encode_fbank", create_and_encode, NULL);
@@ -420,7 +578,9 @@ int main(void)
     RUN(test_image);
     RUN(test_audio_video);
     RUN(test_not_loaded_and_shapes);
+    RUN(test_compute_dtype);
     RUN(test_bad_checkpoints);
+    RUN(test_other_thread);
     RUN(test_alloc_failures);
     ngpt_context_free(g_ctx);
     return test_done();

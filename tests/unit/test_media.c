@@ -457,6 +457,192 @@ static void test_bad_video(void)
     free(buf);
 }
 
+/* ---- issue 5's remaining bad inputs, built here (no fixture needed) ---- */
+
+static uint32_t crc32_png(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xffffffffu;
+}
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16); p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+
+static void put_le(unsigned char *p, uint32_t v, int n)
+{
+    for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A PCM WAV: 16-bit, `channels` x `frames` of data, the data chunk declaring `declared` bytes. */
+static void write_wav(const char *path, int channels, int rate, uint32_t frames, uint32_t declared)
+{
+    size_t data = (size_t)frames * (size_t)(channels > 0 ? channels : 1) * 2;
+    unsigned char *b = calloc(1, 44 + data);
+    memcpy(b, "RIFF", 4);
+    put_le(b + 4, (uint32_t)(36 + data), 4);
+    memcpy(b + 8, "WAVEfmt ", 8);
+    put_le(b + 16, 16, 4);
+    put_le(b + 20, 1, 2);  /* PCM */
+    put_le(b + 22, (uint32_t)channels, 2);
+    put_le(b + 24, (uint32_t)rate, 4);
+    put_le(b + 28, (uint32_t)(rate * channels * 2), 4);
+    put_le(b + 32, (uint32_t)(channels * 2), 2);
+    put_le(b + 34, 16, 2);
+    memcpy(b + 36, "data", 4);
+    put_le(b + 40, declared, 4);
+    for (size_t i = 0; i < data / 2; i++) put_le(b + 44 + 2 * i, (uint32_t)(uint16_t)(int16_t)(i * 977 % 20000 - 10000), 2);
+    write_file(path, b, 44 + data);
+    free(b);
+}
+
+static void test_bad_edge_cases(void)
+{
+    char dir[] = "/tmp/ngpt_media_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char p[256], src[1400];
+    ngpt_image *img = NULL;
+    ngpt_tensor t = {0};
+
+    /* PNG with a bad CRC: in IHDR, and in the first IDAT (a data byte flipped, CRC left as is) */
+    snprintf(src, sizeof src, "%s/tests/data/media/rgb.png", g_src);
+    size_t len;
+    unsigned char *png = slurp(src, &len);
+    CHECK_MSG(png != NULL && len > 64, "%s", src);
+    if (png && len > 64) {
+        unsigned char *b = malloc(len);
+        memcpy(b, png, len);
+        b[29] ^= 0x01;  /* IHDR's CRC: 8 signature + 8 length/type + 13 data */
+        snprintf(p, sizeof p, "%s/bad_crc_ihdr.png", dir);
+        write_file(p, b, len);
+        CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "bad_crc_ihdr.png");
+        memcpy(b, png, len);
+        size_t off = 8;
+        while (off + 12 <= len && memcmp(b + off + 4, "IDAT", 4) != 0)
+            off += 12 + ((size_t)b[off] << 24 | (size_t)b[off + 1] << 16 | (size_t)b[off + 2] << 8 | b[off + 3]);
+        CHECK(off + 12 < len);
+        if (off + 12 < len) b[off + 8 + 2] ^= 0x10;
+        snprintf(p, sizeof p, "%s/bad_crc_idat.png", dir);
+        write_file(p, b, len);
+        CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "bad_crc_idat.png");
+        free(b);
+    }
+    free(png);
+
+    /* 1x1 image: works; preprocess resizes it to [3,224,224] of one colour */
+    {
+        uint8_t px[3] = {200, 100, 50};
+        ngpt_image *one = NULL;
+        CHECK_OK(ngpt_image_from_rgb8(&one, px, 1, 1, 3));
+        ngpt_blob *blob = NULL;
+        CHECK_OK(ngpt_image_encode(&blob, one, NGPT_IMAGE_FORMAT_PNG, 0, 0));
+        ngpt_image_free(one);
+        snprintf(p, sizeof p, "%s/one.png", dir);
+        if (blob) write_file(p, ngpt_blob_data(blob), ngpt_blob_size(blob));
+        ngpt_blob_free(blob);
+        CHECK_OK(ngpt_image_load(&img, p));
+        CHECK(ngpt_image_width(img) == 1 && ngpt_image_height(img) == 1);
+        CHECK_OK(ngpt_image_preprocess(&t, img));
+        CHECK(t.rank == 3 && t.shape[0] == 3 && t.shape[1] == 224 && t.shape[2] == 224);
+        if (t.data && t.rank == 3) {
+            const float *f = t.data;
+            /* CLIP normalisation of 200/255 in the red channel, everywhere */
+            float r = (200.0f / 255.0f - 0.48145466f) / 0.26862954f;
+            CHECK(fabsf(f[0] - r) < 1e-4f && fabsf(f[224 * 224 - 1] - r) < 1e-4f);
+        }
+        ngpt_tensor_free(&t);
+        ngpt_image_free(img);
+        img = NULL;
+    }
+
+    /* 20000 x 20000: a PNG IHDR (valid CRC) and a JPEG SOF claiming it: refused from the header,
+     * before any pixel buffer is allocated (an allocation that size would be 1.2 GB). */
+    {
+        unsigned char b[8 + 25 + 12 + 12];  /* signature, IHDR, an empty IDAT, IEND */
+        memcpy(b, "\x89PNG\r\n\x1a\n", 8);
+        put_be32(b + 8, 13);
+        memcpy(b + 12, "IHDR", 4);
+        put_be32(b + 16, 20000);
+        put_be32(b + 20, 20000);
+        memcpy(b + 24, "\x08\x02\x00\x00\x00", 5);
+        put_be32(b + 29, crc32_png(b + 12, 17));
+        for (int k = 0; k < 2; k++) {
+            unsigned char *c = b + 33 + 12 * k;
+            put_be32(c, 0);
+            memcpy(c + 4, k ? "IEND" : "IDAT", 4);
+            put_be32(c + 8, crc32_png(c + 4, 4));
+        }
+        snprintf(p, sizeof p, "%s/big20000.png", dir);
+        write_file(p, b, sizeof b);
+        CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_UNSUPPORTED, "big20000.png");
+        CHECK(t_contains(ngpt_last_error(), "20000x20000"));
+    }
+    snprintf(src, sizeof src, "%s/tests/data/media/rgb_q90.jpg", g_src);
+    unsigned char *jpg = slurp(src, &len);
+    CHECK_MSG(jpg != NULL, "%s", src);
+    if (jpg) {
+        size_t sof = 0;
+        for (size_t i = 2; i + 9 < len; i++)
+            if (jpg[i] == 0xff && (jpg[i + 1] == 0xc0 || jpg[i + 1] == 0xc1 || jpg[i + 1] == 0xc2)) { sof = i; break; }
+        CHECK(sof != 0);
+        if (sof) {
+            jpg[sof + 5] = 20000 >> 8; jpg[sof + 6] = 20000 & 0xff;  /* height */
+            jpg[sof + 7] = 20000 >> 8; jpg[sof + 8] = 20000 & 0xff;  /* width */
+            snprintf(p, sizeof p, "%s/big20000.jpg", dir);
+            write_file(p, jpg, len);
+            CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_UNSUPPORTED, "big20000.jpg");
+        }
+        free(jpg);
+    }
+
+    /* WAVs: no samples, one sample, 0 channels, a data chunk declaring ~4 GB over 10 real frames */
+    ngpt_audio *a = NULL;
+    snprintf(p, sizeof p, "%s/zero_len.wav", dir);
+    write_wav(p, 1, 16000, 0, 0);
+    CHECK_ERR(ngpt_audio_load(&a, p), NGPT_ERR_BAD_FORMAT, "zero_len.wav");
+    CHECK(a == NULL);
+    snprintf(p, sizeof p, "%s/one_sample.wav", dir);
+    write_wav(p, 1, 16000, 1, 2);
+    CHECK_OK(ngpt_audio_load(&a, p));  /* valid: one frame; its fbank clips are all padding */
+    CHECK(ngpt_audio_frames(a) == 1 && ngpt_audio_channels(a) == 1);
+    CHECK_OK(ngpt_audio_preprocess(&t, a, NULL));
+    CHECK(t.rank == 4 && t.shape[0] == 3 && t.shape[1] == 1 && t.shape[2] == 128 && t.shape[3] == 204);
+    if (t.data) CHECK(fabsf(((float *)t.data)[0] - 4.268f / 9.138f) < 1e-6f);
+    ngpt_tensor_free(&t);
+    ngpt_audio_free(a);
+    a = NULL;
+    snprintf(p, sizeof p, "%s/zero_channels.wav", dir);
+    write_wav(p, 0, 16000, 100, 200);
+    CHECK_ERR(ngpt_audio_load(&a, p), NGPT_ERR_BAD_FORMAT, "zero_channels.wav");
+    CHECK(a == NULL);
+    snprintf(p, sizeof p, "%s/huge_size.wav", dir);
+    write_wav(p, 1, 16000, 10, 0xfffffff0u);
+    /* libsndfile clamps the declared size to what the file holds: the 10 real frames, nothing
+     * allocated for the declared 2^31 */
+    CHECK_OK(ngpt_audio_load(&a, p));
+    CHECK_MSG(ngpt_audio_frames(a) == 10, "frames %lld", (long long)ngpt_audio_frames(a));
+    ngpt_audio_free(a);
+    a = NULL;
+
+    /* a "video" with no video stream: OGG/Vorbis made by our own encoder */
+    {
+        float pcm[8000];
+        for (int i = 0; i < 8000; i++) pcm[i] = 0.3f * sinf((float)i * 0.2f);
+        CHECK_OK(ngpt_audio_from_pcm(&a, pcm, 8000, 1, 16000));
+        snprintf(p, sizeof p, "%s/audio_only.ogg", dir);
+        CHECK_OK(ngpt_audio_save(a, p, NGPT_AUDIO_FORMAT_OGG));
+        ngpt_audio_free(a);
+        CHECK_ERR(ngpt_video_preprocess(&t, p, NULL), NGPT_ERR_BAD_FORMAT, "audio_only.ogg");
+        CHECK(t_contains(ngpt_last_error(), "no decodable video stream"));
+        CHECK(t.data == NULL);
+    }
+}
+
 /* Every allocation of ours failing in turn: NGPT_ERR_OUT_OF_MEMORY, nothing leaked. */
 static ngpt_status alloc_case(int which)
 {
@@ -517,6 +703,7 @@ int main(void)
     RUN(test_bad_images);
     RUN(test_bad_audio);
     RUN(test_bad_video);
+    RUN(test_bad_edge_cases);
     RUN(test_alloc_failures);
     return test_done();
 }

@@ -1,5 +1,6 @@
 /* test_unet.c — the UNet (lib/models/unet*.c) through ngpt_decoder_create/ngpt_decoder_unet on the
- * golden tiny models (../shared/golden/models/sd-a, audioldm-a): load errors on rewritten copies
+ * golden tiny models (../shared/golden/models/sd-a, audioldm-a, and zeroscope-a for the 3-D UNet
+ * of unet3d.c): load errors on rewritten copies
  * (missing / misshaped / extra tensor, unsupported config values, each named), argument errors,
  * batch consistency (a batch of 2 equals two batches of 1), the timestep embedding, and
  * allocation-failure injection over the load. */
@@ -199,6 +200,46 @@ static void test_load_errors(void)
     expect_load("sd-a", "use_linear_projection", "true", EDIT_NONE, NULL, NGPT_ERR_SHAPE_MISMATCH, "proj_in.weight");
 }
 
+static void test_load_errors_3d(void)
+{
+    char dir[64];
+    make_copy(dir, "zeroscope-a", NULL, NULL, EDIT_NONE, NULL);
+    ngpt_decoder *d = NULL;
+    CHECK_OK(open_dec(&d, dir));
+    ngpt_decoder_free(d);
+    remove_copy(dir);
+
+    /* a tensor of each temporal kind, named */
+    expect_load("zeroscope-a", NULL, NULL, EDIT_DROP, "down_blocks.1.temp_convs.0.conv4.3.weight", NGPT_ERR_NOT_FOUND,
+                "down_blocks.1.temp_convs.0.conv4.3.weight");
+    expect_load("zeroscope-a", NULL, NULL, EDIT_DROP, "up_blocks.2.temp_attentions.1.transformer_blocks.0.attn2.to_v.weight",
+                NGPT_ERR_NOT_FOUND, "up_blocks.2.temp_attentions.1.transformer_blocks.0.attn2.to_v.weight");
+    expect_load("zeroscope-a", NULL, NULL, EDIT_RESHAPE, "transformer_in.proj_in.weight", NGPT_ERR_SHAPE_MISMATCH,
+                "transformer_in.proj_in.weight");
+    expect_load("zeroscope-a", NULL, NULL, EDIT_RESHAPE, "down_blocks.3.resnets.0.conv1.weight",
+                NGPT_ERR_SHAPE_MISMATCH, "down_blocks.3.resnets.0.conv1.weight");
+    expect_load("zeroscope-a", NULL, NULL, EDIT_EXTRA, "mid_block.temp_convs.2.conv1.0.weight",
+                NGPT_ERR_UNEXPECTED_TENSOR, "mid_block.temp_convs.2.conv1.0.weight");
+    /* config values the 3-D port does not implement */
+    expect_load("zeroscope-a", "attention_head_dim", "[8, 8, 8, 8]", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED,
+                "attention_head_dim = [8,8,8,8]");
+    expect_load("zeroscope-a", "layers_per_block", "[1, 1, 1, 1]", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED,
+                "layers_per_block");
+    expect_load("zeroscope-a", "act_fn", "\"gelu\"", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "act_fn = \"gelu\"");
+    expect_load("zeroscope-a", "num_attention_heads", "8", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "num_attention_heads");
+    expect_load("zeroscope-a", "norm_num_groups", "null", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "norm_num_groups");
+    expect_load("zeroscope-a", "down_block_types", "[\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock3D\", "
+                "\"CrossAttnDownBlock3D\", \"DownBlock3D\"]", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED,
+                "down_block_types[0] = \"CrossAttnDownBlock2D\"");
+    /* widths the temporal convolutions' fixed 32 GroupNorm groups cannot take, even when
+     * norm_num_groups could */
+    expect_load("zeroscope-a", "block_out_channels", "[48, 48, 48, 64]", EDIT_NONE, NULL, NGPT_ERR_BAD_FORMAT,
+                "norm_num_groups 32");
+    /* a config that does not match the weights */
+    expect_load("zeroscope-a", "cross_attention_dim", "40", EDIT_NONE, NULL, NGPT_ERR_SHAPE_MISMATCH, "attn2.to_k.weight");
+    expect_load("zeroscope-a", "attention_head_dim", "16", EDIT_NONE, NULL, NGPT_ERR_SHAPE_MISMATCH, "transformer_in");
+}
+
 /* ---- argument errors ---- */
 
 static void test_arg_errors(void)
@@ -297,6 +338,98 @@ static void test_batch(void)
     batch_check("audioldm-a", 8, 13, 16, 1, 24, true);  /* odd height: upsample to the skip's size */
 }
 
+/* ---- the 3-D UNet: arguments, batch consistency, frames that interact ---- */
+
+/* y = unet(x [B, 4, F, 16, 16], ts[B], cond [B, 7, 48]) on zeroscope-a. */
+static ngpt_status run3d(ngpt_decoder *d, ngpt_tensor *y, float *x, float *ts, float *cond, int64_t B, int64_t F)
+{
+    ngpt_tensor xs = view(NGPT_DTYPE_F32, 5, (int64_t[]){B, 4, F, 16, 16}, x);
+    ngpt_tensor tt = view(NGPT_DTYPE_F32, 1, (int64_t[]){B}, ts);
+    ngpt_tensor cs = view(NGPT_DTYPE_F32, 3, (int64_t[]){B, 7, 48}, cond);
+    return ngpt_decoder_unet(d, y, &xs, &tt, &cs, NULL);
+}
+
+static double max_diff(const float *a, const float *b, size_t n)
+{
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - b[i]);
+        if (e > worst) worst = e;
+    }
+    return worst;
+}
+
+static void test_unet3d(void)
+{
+    char dir[1000];
+    model_dir(dir, sizeof dir, "zeroscope-a");
+    ngpt_decoder *d = NULL;
+    CHECK_OK(open_dec(&d, dir));
+    if (!d) return;
+    const int64_t F = 3;
+    size_t frame = 4 * 16 * 16, ns = (size_t)F * frame, nc = 7 * 48;
+    float *x = rand_buf(2 * ns), *cond = rand_buf(2 * nc), ts[2] = {981.0f, 37.0f};
+    ngpt_tensor y2 = {0}, y1[2] = {{0}}, yf = {0};
+
+    /* argument errors */
+    ngpt_tensor s4 = view(NGPT_DTYPE_F32, 4, (int64_t[]){1, 4, 16, 16}, x);
+    ngpt_tensor s5 = view(NGPT_DTYPE_F32, 5, (int64_t[]){1, 4, F, 16, 16}, x);
+    ngpt_tensor s5c = view(NGPT_DTYPE_F32, 5, (int64_t[]){1, 3, F, 16, 16}, x);
+    ngpt_tensor t1 = view(NGPT_DTYPE_F32, 1, (int64_t[]){1}, ts);
+    ngpt_tensor c1 = view(NGPT_DTYPE_F32, 3, (int64_t[]){1, 7, 48}, cond);
+    ngpt_tensor c_bad = view(NGPT_DTYPE_F32, 3, (int64_t[]){1, 7, 40}, cond);
+    ngpt_tensor cl = view(NGPT_DTYPE_F32, 2, (int64_t[]){1, 48}, cond);
+    CHECK_ERR(ngpt_decoder_unet(d, &y2, &s4, &t1, &c1, NULL), NGPT_ERR_SHAPE_MISMATCH, "sample");
+    CHECK_ERR(ngpt_decoder_unet(d, &y2, &s5c, &t1, &c1, NULL), NGPT_ERR_SHAPE_MISMATCH, "sample");
+    CHECK_ERR(ngpt_decoder_unet(d, &y2, &s5, &t1, NULL, NULL), NGPT_ERR_INVALID_ARGUMENT, "encoder_hidden_states");
+    CHECK_ERR(ngpt_decoder_unet(d, &y2, &s5, &t1, &c_bad, NULL), NGPT_ERR_SHAPE_MISMATCH, "encoder_hidden_states");
+    CHECK_ERR(ngpt_decoder_unet(d, &y2, &s5, &t1, &c1, &cl), NGPT_ERR_INVALID_ARGUMENT, "class_labels");
+
+    /* a batch of 2 equals two batches of 1 */
+    CHECK_OK(run3d(d, &y2, x, ts, cond, 2, F));
+    for (int b = 0; b < 2; b++) CHECK_OK(run3d(d, &y1[b], x + b * ns, ts + b, cond + b * nc, 1, F));
+    if (y2.data && y1[0].data && y1[1].data) {
+        CHECK(y2.rank == 5 && y2.shape[0] == 2 && y2.shape[1] == 4 && y2.shape[2] == F && y2.shape[3] == 16);
+        double e = fmax(max_diff(y2.data, y1[0].data, ns), max_diff((const float *)y2.data + ns, y1[1].data, ns));
+        double m = 0;
+        for (size_t i = 0; i < 2 * ns; i++) m = fmax(m, fabs(((const float *)y2.data)[i]));
+        /* float32 sums in another order (GEMM blocking by batch size): relative to the output scale */
+        CHECK_MSG(e <= 1e-5 * fmax(1.0, m), "zeroscope-a: batch of 2 vs two batches of 1 differ by %g (max |y| %g)", e, m);
+        CHECK(max_diff(y1[0].data, y1[1].data, ns) > 1e-3);
+    }
+    /* the frames interact (temporal layers): frame 0 of an F-frame clip is not frame 0 run alone,
+     * and changing only the last frame changes the first frame's output */
+    if (y1[0].data) {
+        float *x1 = malloc(frame * sizeof *x1);
+        for (int c = 0; c < 4; c++) memcpy(x1 + c * 256, x + (size_t)c * F * 256, 256 * sizeof *x1);
+        CHECK_OK(run3d(d, &yf, x1, ts, cond, 1, 1));
+        if (yf.data) {
+            double e = 0;
+            for (int c = 0; c < 4; c++)
+                e = fmax(e, max_diff((const float *)yf.data + c * 256, (const float *)y1[0].data + (size_t)c * F * 256, 256));
+            CHECK_MSG(e > 1e-4, "zeroscope-a: frame 0 alone equals frame 0 of the clip (%g)", e);
+        }
+        ngpt_tensor_free(&yf);
+        free(x1);
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < 256; i++) x[(size_t)c * F * 256 + (size_t)(F - 1) * 256 + i] += 0.5f;
+        CHECK_OK(run3d(d, &yf, x, ts, cond, 1, F));
+        if (yf.data) {
+            double e = 0;
+            for (int c = 0; c < 4; c++)
+                e = fmax(e, max_diff((const float *)yf.data + (size_t)c * F * 256, (const float *)y1[0].data + (size_t)c * F * 256, 256));
+            CHECK_MSG(e > 1e-4, "zeroscope-a: frame 0 ignores frame %d (%g)", (int)F - 1, e);
+        }
+    }
+    ngpt_tensor_free(&yf);
+    ngpt_tensor_free(&y2);
+    ngpt_tensor_free(&y1[0]);
+    ngpt_tensor_free(&y1[1]);
+    free(x);
+    free(cond);
+    ngpt_decoder_free(d);
+}
+
 /* ---- F16 weights (used in place, zero copy) give the F32 result within F16 rounding ---- */
 
 static void test_f16_weights(void)
@@ -353,8 +486,8 @@ static ngpt_status list_cb(void *user, const char *name, int rank, const int64_t
 
 static void test_list_tensors(void)
 {
-    const char *models[] = {"sd-a", "audioldm-a"};
-    for (int m = 0; m < 2; m++) {
+    const char *models[] = {"sd-a", "audioldm-a", "zeroscope-a"};
+    for (int m = 0; m < 3; m++) {
         char cfg[1100], st[1100];
         snprintf(cfg, sizeof cfg, "%s/models/%s/unet/config.json", g_golden, models[m]);
         snprintf(st, sizeof st, "%s/models/%s/unet/diffusion_pytorch_model.safetensors", g_golden, models[m]);
@@ -413,6 +546,9 @@ static void test_alloc_failures(void)
     snprintf(a.dir, sizeof a.dir, "%s/models/audioldm-a/unet", g_golden);
     n = test_alloc_fail_all("audioldm-a unet load", load_once, &a);
     CHECK(n > 10);
+    snprintf(a.dir, sizeof a.dir, "%s/models/zeroscope-a/unet", g_golden);
+    n = test_alloc_fail_all("zeroscope-a unet3d load", load_once, &a);
+    CHECK(n > 10);
 }
 
 int main(void)
@@ -437,7 +573,9 @@ int main(void)
     }
     RUN(test_timestep_embedding);
     RUN(test_load_errors);
+    RUN(test_load_errors_3d);
     RUN(test_arg_errors);
+    RUN(test_unet3d);
     RUN(test_batch);
     RUN(test_f16_weights);
     RUN(test_list_tensors);

@@ -37,7 +37,7 @@ ngpt_status case_tokenizer_encode(const case_ctx *c, case_out *out)
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s/case.json: params.text is missing or not a string", c->case_dir);
     const char *text = json_string_value(jt);
     size_t text_len = json_string_length(jt);
-    int32_t add_bos;
+    int32_t add_bos = 0;
     NX_TRY(param_bool(c, "add_bos", true, &add_bos));
     ngpt_tokenizer *tok = NULL;
     NX_TRY(open_tokenizer(c, &tok));
@@ -60,7 +60,7 @@ ngpt_status case_tokenizer_encode(const case_ctx *c, case_out *out)
 
 ngpt_status case_tokenizer_decode(const case_ctx *c, case_out *out)
 {
-    int32_t skip;
+    int32_t skip = 0;
     NX_TRY(param_bool(c, "skip_special_tokens", false, &skip));
     int32_t *ids = NULL;
     int rank = 0;

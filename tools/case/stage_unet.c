@@ -1,4 +1,4 @@
-/* stage_unet.c — one UNet evaluation through the public API: ngpt_decoder_create(the pipeline
+/* stage_unet.c — one UNet evaluation (2-D, or 3-D for Zeroscope: sample [B, 4, F, h, w]) through the public API: ngpt_decoder_create(the pipeline
  * folder, components = NGPT_DECODER_UNET) + ngpt_decoder_unet. case.json "model" may name the
  * pipeline folder (with model_index.json) or its unet/ subfolder. */
 #include "stage_unet.h"
@@ -71,3 +71,4 @@ static ngpt_status run(const case_ctx *c, case_out *out, const char *cond_name)
 
 ngpt_status case_unet2d(const case_ctx *c, case_out *out) { return run(c, out, "encoder_hidden_states"); }
 ngpt_status case_audioldm_unet(const case_ctx *c, case_out *out) { return run(c, out, "class_labels"); }
+ngpt_status case_zeroscope_unet3d(const case_ctx *c, case_out *out) { return run(c, out, "encoder_hidden_states"); }

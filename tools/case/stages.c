@@ -44,7 +44,7 @@ const case_stage case_stages[] = {
     {"vocoder.hifigan", case_vocoder_hifigan},
     {"audioldm.generate", case_audioldm_generate},
     /* video out */
-    {"zeroscope.unet3d", NULL},
+    {"zeroscope.unet3d", case_zeroscope_unet3d},
     {"zeroscope.vae_decode", case_zeroscope_vae_decode},
     {"video.postprocess", case_video_postprocess},
     {"zeroscope.generate", case_zeroscope_generate},

@@ -42,18 +42,21 @@ static ngpt_status conv_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_
         pl[i] = d->pl[i];
         pr[i] = d->pr[i];
     }
+    dnnl_primitive_attr_t attr = NULL;
+    NX_TRY(nx_dnnl_attr_new(&attr));
     dnnl_status_t r;
     if (d->deconv) {
         dnnl_deconvolution_desc_t cd;
         r = dnnl_dilated_deconvolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_deconvolution_direct, &src,
                                                          &wei, d->has_bias ? &bias : NULL, &dst, st, dl, pl, pr);
-        if (r == dnnl_success) r = dnnl_primitive_desc_create(pd, &cd, NULL, eng, NULL);
+        if (r == dnnl_success) r = dnnl_primitive_desc_create(pd, &cd, attr, eng, NULL);
     } else {
         dnnl_convolution_desc_t cd;
         r = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &src, &wei,
                                                        d->has_bias ? &bias : NULL, &dst, st, dl, pl, pr);
-        if (r == dnnl_success) r = dnnl_primitive_desc_create(pd, &cd, NULL, eng, NULL);
+        if (r == dnnl_success) r = dnnl_primitive_desc_create(pd, &cd, attr, eng, NULL);
     }
+    dnnl_primitive_attr_destroy(attr);
     if (r != dnnl_success)
         return nx_err(NGPT_ERR_INTERNAL, "oneDNN %s descriptor: %s", d->deconv ? "deconvolution" : "convolution",
                       nx_dnnl_status_str(r));

@@ -14,6 +14,17 @@ ngpt_status nx_cpu_matmul(nx_backend *, nx_tensor *c, const nx_tensor *a, const 
  * accumulation and output. M <= 4 (the GEMV path) always computes in F32. (onednn.c) */
 void nx_cpu_set_bf16_compute(nx_backend *be, bool on);
 bool nx_cpu_bf16_compute(const nx_backend *be);
+/* A per-thread override of the backend's bf16 setting, for one handle's calls: between begin
+ * and end, linears on `be` issued from the calling thread compute in BF16 iff `on`; other
+ * threads (other handles sharing the context, running concurrently) keep the backend's setting.
+ * The ops read the setting on the calling thread before handing work to the pool, so the pool's
+ * workers need no override. Scopes nest: end restores what begin returned. */
+typedef struct nx_cpu_bf16_scope {
+    const nx_backend *be;
+    bool on;
+} nx_cpu_bf16_scope;
+nx_cpu_bf16_scope nx_cpu_bf16_scope_begin(const nx_backend *be, bool on);
+void nx_cpu_bf16_scope_end(nx_cpu_bf16_scope prev);
 /* gemv.c: runtime dispatch shared by gemv.c and attention.c: true when the CPU has AVX-512
  * F/BW/VL/DQ and SIMD was not turned off; nx_cpu_set_simd(false) forces the portable paths
  * (tests use it to check them on AVX-512 hosts). */

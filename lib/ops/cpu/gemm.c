@@ -163,7 +163,7 @@ static ngpt_status mm_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t 
     if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "matmul descriptor: %s", nx_dnnl_status_str(r));
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
-    r = dnnl_primitive_attr_create(&attr);
+    NX_TRY(nx_dnnl_attr_new(&attr));
     if (r == dnnl_success && d->alpha != 1.0f) r = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &d->alpha);
     if (r == dnnl_success && d->beta != 0.0f) {
         r = dnnl_post_ops_create(&po);

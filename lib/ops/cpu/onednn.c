@@ -39,6 +39,7 @@ static void prim_free(nx_dnnl_prim *p)
 {
     for (int i = 0; i < p->n_args; i++)
         if (p->mem[i]) dnnl_memory_destroy(p->mem[i]);
+    if (p->scratch) dnnl_memory_destroy(p->scratch);
     if (p->prim) dnnl_primitive_destroy(p->prim);
     nx_free(p);
 }
@@ -64,10 +65,41 @@ void nx_cpu_set_bf16_compute(nx_backend *be, bool on)
     pthread_mutex_unlock(&st->mu);
 }
 
+/* The calling thread's override (nx_cpu_bf16_scope_begin): for `tl_bf16_be` only. */
+static _Thread_local const nx_backend *tl_bf16_be;
+static _Thread_local bool tl_bf16_on;
+
 bool nx_cpu_bf16_compute(const nx_backend *be)
 {
+    if (be && be == tl_bf16_be) return tl_bf16_on;
     const nx_cpu_state *st = be->impl;
     return st && st->bf16_compute;
+}
+
+nx_cpu_bf16_scope nx_cpu_bf16_scope_begin(const nx_backend *be, bool on)
+{
+    nx_cpu_bf16_scope prev = {tl_bf16_be, tl_bf16_on};
+    tl_bf16_be = be;
+    tl_bf16_on = on;
+    return prev;
+}
+
+void nx_cpu_bf16_scope_end(nx_cpu_bf16_scope prev)
+{
+    tl_bf16_be = prev.be;
+    tl_bf16_on = prev.on;
+}
+
+ngpt_status nx_dnnl_attr_new(dnnl_primitive_attr_t *attr)
+{
+    dnnl_status_t r = dnnl_primitive_attr_create(attr);
+    if (r == dnnl_success) r = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
+    if (r != dnnl_success) {
+        if (*attr) dnnl_primitive_attr_destroy(*attr);
+        *attr = NULL;
+        return nx_err(NGPT_ERR_INTERNAL, "oneDNN: primitive attribute: %s", nx_dnnl_status_str(r));
+    }
+    return NGPT_OK;
 }
 
 ngpt_status nx_dnnl_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt,
@@ -123,6 +155,11 @@ static ngpt_status build_prim(nx_cpu_state *st, const nx_dnnl_key *key, nx_dnnl_
             if (r != dnnl_success) break;
         }
     }
+    if (r == dnnl_success) {
+        const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        if (smd && dnnl_memory_desc_get_size(smd) > 0)
+            r = dnnl_memory_create(&p->scratch, smd, st->engine, DNNL_MEMORY_ALLOCATE);
+    }
     dnnl_primitive_desc_destroy(pd);
     if (r != dnnl_success) {
         prim_free(p);
@@ -165,15 +202,21 @@ ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn
         }
     }
 
-    dnnl_exec_arg_t args[NX_DNNL_MAX_ARGS];
+    dnnl_exec_arg_t args[NX_DNNL_MAX_ARGS + 1];
+    int n_args = p->n_args;
     for (int i = 0; i < p->n_args; i++) {
         dnnl_memory_set_data_handle_v2(p->mem[i], handles[i], st->stream);
         args[i].arg = p->arg_ids[i];
         args[i].memory = p->mem[i];
     }
+    if (p->scratch) {
+        args[n_args].arg = DNNL_ARG_SCRATCHPAD;
+        args[n_args].memory = p->scratch;
+        n_args++;
+    }
     /* OpenMP-built oneDNN: the team size of its parallel regions follows this thread's ICV. */
     omp_set_num_threads(nx_pool_threads(be->pool));
-    dnnl_status_t r = dnnl_primitive_execute(p->prim, st->stream, p->n_args, args);
+    dnnl_status_t r = dnnl_primitive_execute(p->prim, st->stream, n_args, args);
     if (r == dnnl_success) r = dnnl_stream_wait(st->stream);
     if (r != dnnl_success) s = nx_err(NGPT_ERR_INTERNAL, "%s: oneDNN execution failed: %s", what, nx_dnnl_status_str(r));
 out:

@@ -28,6 +28,7 @@ typedef struct nx_dnnl_prim {
     int                  n_args;
     int                  arg_ids[NX_DNNL_MAX_ARGS];
     dnnl_memory_t        mem[NX_DNNL_MAX_ARGS];
+    dnnl_memory_t        scratch;  /* the primitive's own scratchpad (NULL when it needs none) */
     struct nx_dnnl_prim *next;
 } nx_dnnl_prim;
 
@@ -59,6 +60,13 @@ ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn
 
 /* A memory descriptor with explicit strides (elements), or dense row-major when strides is
  * NULL. */
+/* A primitive attribute with a user-managed scratchpad. Every primitive gets its own scratchpad
+ * (allocated by build_prim, passed at execution): oneDNN's default library-managed scratchpad is
+ * per thread and breaks when a primitive created on one thread executes on another (seen as a
+ * crash in conv: handles sharing a context may run on different threads). Destroy with
+ * dnnl_primitive_attr_destroy. */
+ngpt_status nx_dnnl_attr_new(dnnl_primitive_attr_t *attr);
+
 ngpt_status nx_dnnl_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt,
                        const int64_t *strides);
 
