@@ -6,9 +6,8 @@
  * the bundle manifest, lazy decoders, the template, signal-group extraction, forced groups,
  * events/cancellation and timings.
  *
- * The language-model step (llm_turn) is ngpt_backbone_turn when the header has the chat API
- * (NGPT_MODALITY_BIT); until then an interim version here builds the template and finds the
- * signal groups itself (to be deleted once main has the chat API).
+ * The language-model step (llm_turn) is ngpt_backbone_turn: NExT-GPT's template, stop strings,
+ * signal groups with forced modalities and the multi-turn KV cache live there.
  */
 #include "nextgpt.h"
 
@@ -131,16 +130,6 @@ static bool emit(pl_call *c, ngpt_pipeline_event_kind kind, ngpt_modality m, int
     return true;
 }
 
-#ifndef NGPT_MODALITY_BIT
-static bool on_token(int32_t token, void *ud)
-{
-    pl_call *c = ud;
-    char piece[256];
-    size_t len = 0;
-    if (ngpt_tokenizer_decode(c->tok, &token, 1, 1, piece, sizeof piece, &len) != NGPT_OK) len = 0;
-    return emit(c, NGPT_PIPELINE_EVENT_TOKEN, NGPT_MODALITY_TEXT, 0, 0, piece, len);
-}
-#endif
 
 static bool on_step(int32_t step, int32_t total, float elapsed_s, void *ud)
 {
@@ -418,7 +407,7 @@ static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pip
 }
 
 /* ---------------------------------------------------------------------------------------------
- * The language model: template, generation, signal groups (interim, until ngpt_backbone_turn)
+ * The language model: one ngpt_backbone_turn, its text and signal groups
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct pl_group {
@@ -444,8 +433,7 @@ static void llm_out_free(pl_llm_out *o)
     memset(o, 0, sizeof *o);
 }
 
-#ifdef NGPT_MODALITY_BIT
-/* ---- with the chat API (ngpt_backbone_turn): template, stops, groups, forcing, streaming ---- */
+/* ---- the language-model step: ngpt_backbone_turn (template, stops, groups, forcing, streaming) ---- */
 
 static bool on_text(const char *utf8, size_t len, void *ud)
 {
@@ -502,250 +490,6 @@ static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const sof
     return st;
 }
 
-#else
-/* ---- interim, before the chat API: the template and the groups written here ---- */
-
-/* Signal tokens per modality: [IMG0..3], [AUD0..7], [VID0..23]. */
-static const char *const k_sig_fmt[4] = {NULL, "[IMG%d]", "[AUD%d]", "[VID%d]"};
-static const int32_t k_sig_n[4] = {0, 4, 8, 24};
-
-typedef struct pl_prompt {
-    int32_t *ids;
-    float   *embeds;   /* [n, n_embd] */
-    uint8_t *is_embed;
-    int32_t  n, cap, n_embd;
-} pl_prompt;
-
-static ngpt_status prompt_push(pl_prompt *q, int32_t id, const float *row)
-{
-    if (q->n == q->cap) {
-        int32_t cap = q->cap ? q->cap * 2 : 64;
-        int32_t *ids = nx_realloc(q->ids, (size_t)cap * sizeof *ids);
-        if (ids) q->ids = ids;
-        float *e = nx_realloc(q->embeds, (size_t)cap * (size_t)q->n_embd * sizeof *e);
-        if (e) q->embeds = e;
-        uint8_t *ie = nx_realloc(q->is_embed, (size_t)cap);
-        if (ie) q->is_embed = ie;
-        if (!ids || !e || !ie) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-        q->cap = cap;
-    }
-    q->ids[q->n] = row ? 0 : id;
-    q->is_embed[q->n] = row != NULL;
-    if (row) memcpy(q->embeds + (size_t)q->n * (size_t)q->n_embd, row, (size_t)q->n_embd * sizeof(float));
-    else memset(q->embeds + (size_t)q->n * (size_t)q->n_embd, 0, (size_t)q->n_embd * sizeof(float));
-    q->n++;
-    return NGPT_OK;
-}
-
-static ngpt_status prompt_text(pl_prompt *q, const ngpt_tokenizer *tok, const char *text)
-{
-    size_t n = 0;
-    ngpt_status st = ngpt_tokenizer_encode(tok, text, strlen(text), 0, NULL, 0, &n);
-    if (st != NGPT_OK && st != NGPT_ERR_BUFFER_TOO_SMALL) return st;
-    int32_t *ids = nx_malloc((n ? n : 1) * sizeof *ids);
-    if (!ids) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-    st = ngpt_tokenizer_encode(tok, text, strlen(text), 0, ids, n, &n);
-    for (size_t i = 0; st == NGPT_OK && i < n; i++) st = prompt_push(q, ids[i], NULL);
-    nx_free(ids);
-    return st;
-}
-
-static ngpt_status signal_ids(const ngpt_tokenizer *tok, ngpt_modality m, int32_t *ids)
-{
-    for (int32_t k = 0; k < k_sig_n[m]; k++) {
-        char piece[16];
-        snprintf(piece, sizeof piece, k_sig_fmt[m], k);
-        ids[k] = ngpt_tokenizer_piece_to_id(tok, piece);
-        if (ids[k] < 0) return nx_err(NGPT_ERR_UNSUPPORTED, "the tokenizer has no signal token %s", piece);
-    }
-    return NGPT_OK;
-}
-
-/* ---- interim, before the chat API: the template and the groups written here ---- */
-
-/* Run one user turn on the session: prompt, generation, groups (found, then forced). */
-static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const soft[4],
-                            const ngpt_pipeline_turn_params *tp, pl_call *c, pl_llm_out *o)
-{
-    const ngpt_tokenizer *tok = ngpt_backbone_tokenizer(p->bb);
-    const int32_t h = ngpt_backbone_n_embd(p->bb);
-    const int32_t bos = ngpt_tokenizer_bos_id(tok), eos = ngpt_tokenizer_eos_id(tok);
-    const int32_t img_open = ngpt_tokenizer_piece_to_id(tok, "<Img>"), img_close = ngpt_tokenizer_piece_to_id(tok, "</Img>");
-    int has_media = soft[1] || soft[2] || soft[3];
-    if (has_media && (img_open < 0 || img_close < 0))
-        return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_pipeline_turn: the tokenizer has no <Img> / </Img> tokens");
-
-    /* NExT-GPT's template (nextgpt-facts.md §1.4): [BOS]"### Human:" {<Img> soft </Img>}
-     * [BOS]" text\n### Assistant:" on the first turn; later turns continue with "\n### Human:". */
-    pl_prompt q = {.n_embd = h};
-    ngpt_status st = NGPT_OK;
-    const char *head = p->n_turns == 0 ? "### Human:" : "\n### Human:";
-    size_t tl = strlen(text);
-    char *body = nx_malloc(tl + 32);
-    if (!body) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-    snprintf(body, tl + 32, " %s\n### Assistant:", text);
-    if (has_media) {
-        if (p->n_turns == 0 && bos >= 0) st = prompt_push(&q, bos, NULL);
-        if (st == NGPT_OK) st = prompt_text(&q, tok, head);
-        for (int m = NGPT_MODALITY_IMAGE; st == NGPT_OK && m <= NGPT_MODALITY_VIDEO; m++) {
-            if (!soft[m]) continue;
-            st = prompt_push(&q, img_open, NULL);
-            if (st == NGPT_OK) st = prompt_push(&q, 0, soft[m]);
-            if (st == NGPT_OK) st = prompt_push(&q, img_close, NULL);
-        }
-        if (st == NGPT_OK && bos >= 0) st = prompt_push(&q, bos, NULL);
-        if (st == NGPT_OK) st = prompt_text(&q, tok, body);
-    } else {
-        if (p->n_turns == 0 && bos >= 0) st = prompt_push(&q, bos, NULL);
-        size_t n = strlen(head) + strlen(body) + 2;
-        char *all = nx_malloc(n);
-        if (!all) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-        else { snprintf(all, n, "%s %s", head, body); if (st == NGPT_OK) st = prompt_text(&q, tok, all); nx_free(all); }
-    }
-    nx_free(body);
-
-    float *last_hidden = nx_malloc((size_t)h * sizeof(float));
-    int32_t maxn = tp->max_new_tokens > 0 ? tp->max_new_tokens : 1;
-    int32_t *ids = nx_malloc((size_t)maxn * sizeof *ids);
-    float *hid = nx_malloc((size_t)maxn * (size_t)h * sizeof *hid);
-    if (st == NGPT_OK && (!last_hidden || !ids || !hid)) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-    if (st == NGPT_OK) {
-        ngpt_backbone_batch b;
-        ngpt_backbone_batch_default(&b, sizeof b);
-        b.n_tokens = q.n;
-        b.ids = q.ids;
-        b.embeds = q.embeds;
-        b.is_embed = q.is_embed;
-        b.output = NGPT_OUTPUT_LAST;
-        st = ngpt_backbone_eval(p->s, &b);
-        if (st == NGPT_OK) memcpy(last_hidden, ngpt_backbone_get_hidden(p->s, NULL), (size_t)h * sizeof(float));
-    }
-    nx_free(q.ids); nx_free(q.embeds); nx_free(q.is_embed);
-
-    /* generation, stopping at EOS and "▁###" (835 in Vicuna's vocabulary) */
-    int32_t stops[2], n_stops = 0, n_gen = 0;
-    if (eos >= 0) stops[n_stops++] = eos;
-    int32_t hash = ngpt_tokenizer_piece_to_id(tok, "\xE2\x96\x81###");
-    if (hash >= 0) stops[n_stops++] = hash;
-    if (st == NGPT_OK) {
-        ngpt_generate_params gp;
-        ngpt_generate_params_default(&gp, sizeof gp);
-        gp.max_new_tokens = maxn;
-        gp.stop_ids = stops;
-        gp.n_stop_ids = n_stops;
-        gp.on_token = on_token;
-        gp.user_data = c;
-        gp.temperature = tp->temperature;
-        gp.top_k = tp->top_k;
-        gp.top_p = tp->top_p;
-        gp.repetition_penalty = tp->repetition_penalty;
-        gp.seed = tp->seed;
-        st = ngpt_backbone_generate(&n_gen, p->s, &gp, ids, hid);
-        if (st == NGPT_ERR_CANCELLED) { o->cancelled = 1; st = NGPT_OK; }
-    }
-
-    /* the answer text: ids before the first signal or added token, stop ids excluded */
-    int32_t first_added = img_open >= 0 ? img_open : ngpt_tokenizer_vocab_size(tok);
-    int32_t n_text = 0;
-    while (n_text < n_gen && ids[n_text] < first_added && ids[n_text] != eos && ids[n_text] != hash) n_text++;
-    if (st == NGPT_OK) {
-        size_t len = 0;
-        st = ngpt_tokenizer_decode(tok, ids, (size_t)n_text, 1, NULL, 0, &len);
-        if (st == NGPT_ERR_BUFFER_TOO_SMALL || st == NGPT_OK) {
-            o->text = nx_malloc(len + 1);
-            st = o->text ? ngpt_tokenizer_decode(tok, ids, (size_t)n_text, 1, o->text, len + 1, &len)
-                         : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-            const char *t = o->text;
-            if (st == NGPT_OK) {
-                while (*t == ' ') t++;           /* the first token's dummy-prefix space */
-                size_t k = strlen(t);
-                while (k && (t[k - 1] == ' ' || t[k - 1] == '\n')) k--;
-                memmove(o->text, t, k);
-                o->text[k] = 0;
-                o->text_len = k;
-            }
-        }
-    }
-
-    /* groups the model started: [X0..X(N-1)] in full; hidden rows g..g+N-1 predicted them */
-    static const ngpt_modality order[3] = {NGPT_MODALITY_IMAGE, NGPT_MODALITY_VIDEO, NGPT_MODALITY_AUDIO};
-    for (int oi = 0; st == NGPT_OK && oi < 3; oi++) {
-        ngpt_modality m = order[oi];
-        int32_t sig[24];
-        if (signal_ids(tok, m, sig) != NGPT_OK) { ngpt_clear_error(); continue; }
-        for (int32_t g = 0; g + k_sig_n[m] <= n_gen; g++) {
-            if (ids[g] != sig[0]) continue;
-            int ok = 1;
-            for (int32_t k = 1; k < k_sig_n[m]; k++) ok &= ids[g + k] == sig[k];
-            if (!ok) break;  /* NExT-GPT asserts here; we drop the broken group */
-            pl_group *G = &o->groups[o->n_groups];
-            G->hidden = nx_malloc((size_t)k_sig_n[m] * (size_t)h * sizeof(float));
-            if (!G->hidden) { st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory"); break; }
-            memcpy(G->hidden, hid + (size_t)g * (size_t)h, (size_t)k_sig_n[m] * (size_t)h * sizeof(float));
-            G->modality = m;
-            G->n = k_sig_n[m];
-            memcpy(G->ids, sig, sizeof sig);
-            o->n_groups++;
-            break;
-        }
-    }
-
-    /* forced groups: the state that predicts X0 is the last cache position's (after feeding a
-     * final non-stop token), then X0..X(N-1) are fed with every position's output */
-    int fed_last = 0;
-    for (int oi = 0; st == NGPT_OK && !o->cancelled && oi < 3; oi++) {
-        ngpt_modality m = order[oi];
-        if (!(tp->force & NGPT_PIPELINE_FORCE(m))) continue;
-        int have = 0;
-        for (int i = 0; i < o->n_groups; i++) have |= o->groups[i].modality == m;
-        if (have) continue;
-        pl_group *G = &o->groups[o->n_groups];
-        st = signal_ids(tok, m, G->ids);
-        if (st != NGPT_OK) break;
-        if (n_gen > 0 && !fed_last) {
-            fed_last = 1;
-            int32_t last = ids[n_gen - 1];
-            if (last == eos || last == hash) {
-                memcpy(last_hidden, hid + (size_t)(n_gen - 1) * (size_t)h, (size_t)h * sizeof(float));
-            } else {
-                ngpt_backbone_batch b;
-                ngpt_backbone_batch_default(&b, sizeof b);
-                b.n_tokens = 1;
-                b.ids = &last;
-                st = ngpt_backbone_eval(p->s, &b);
-                if (st != NGPT_OK) break;
-                memcpy(last_hidden, ngpt_backbone_get_hidden(p->s, NULL), (size_t)h * sizeof(float));
-            }
-        }
-        G->n = k_sig_n[m];
-        G->modality = m;
-        G->hidden = nx_malloc((size_t)G->n * (size_t)h * sizeof(float));
-        if (!G->hidden) { st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory"); break; }
-        o->n_groups++;
-        memcpy(G->hidden, last_hidden, (size_t)h * sizeof(float));
-        ngpt_backbone_batch b;
-        ngpt_backbone_batch_default(&b, sizeof b);
-        b.n_tokens = G->n;
-        b.ids = G->ids;
-        b.output = NGPT_OUTPUT_ALL;
-        st = ngpt_backbone_eval(p->s, &b);
-        if (st != NGPT_OK) break;
-        const float *rows = ngpt_backbone_get_hidden(p->s, NULL);
-        memcpy(G->hidden + h, rows, (size_t)(G->n - 1) * (size_t)h * sizeof(float));
-        memcpy(last_hidden, rows + (size_t)(G->n - 1) * (size_t)h, (size_t)h * sizeof(float));
-    }
-    for (int i = 0; st == NGPT_OK && i < o->n_groups; i++) {
-        pl_group *G = &o->groups[i];
-        G->embs = nx_malloc((size_t)G->n * (size_t)h * sizeof(float));
-        st = G->embs ? ngpt_backbone_embed_tokens(G->embs, p->bb, G->ids, G->n)
-                     : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
-    }
-    nx_free(last_hidden); nx_free(ids); nx_free(hid);
-    if (st == NGPT_OK) p->n_turns++;
-    return st;
-}
-
-#endif /* NGPT_MODALITY_BIT */
 
 /* ---------------------------------------------------------------------------------------------
  * Output: projector -> decoder -> encoded bytes
