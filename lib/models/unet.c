@@ -91,10 +91,7 @@ struct nx_unet {
 
 static ngpt_status unsupported(const char *file, const char *key, const json_t *v)
 {
-    char *txt = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    ngpt_status s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: %s = %s is not supported", file, key, txt ? txt : "?");
-    free(txt);  /* jansson's allocator */
-    return s;
+    return nx_unet_cfg_unsupported(file, key, v, NULL);
 }
 
 /* key must be absent, null, or equal to the accepted value (a JSON literal). */
@@ -139,20 +136,7 @@ static ngpt_status int_or_list(const json_t *cfg, const char *file, const char *
 static ngpt_status block_types(const json_t *cfg, const char *file, const char *key, int n, const char *attn_name,
                                const char *plain_name, bool *attn)
 {
-    const json_t *v = json_object_get(cfg, key);
-    if (!json_is_array(v) || (int)json_array_size(v) != n)
-        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s' must be a list of %d block types", file, key, n);
-    for (int i = 0; i < n; i++) {
-        const char *t = json_string_value(json_array_get(v, (size_t)i));
-        if (t && !strcmp(t, attn_name)) attn[i] = true;
-        else if (t && !strcmp(t, plain_name)) attn[i] = false;
-        else {
-            char k[64];
-            snprintf(k, sizeof k, "%s[%d]", key, i);
-            return unsupported(file, k, json_array_get(v, (size_t)i));
-        }
-    }
-    return NGPT_OK;
+    return nx_unet_cfg_block_types(cfg, file, key, n, attn_name, plain_name, attn, NULL);
 }
 
 static ngpt_status parse_config(unet_config *c, const json_t *j, const char *file)

@@ -24,6 +24,7 @@
  * temporal transformer; transformer_in has 8 heads of attention_head_dim. Every Transformer2D is
  * built with use_linear_projection (get_down_block / get_up_block / the mid block default). */
 #include "unet3d.h"
+#include "unet_blocks.h"
 
 #include "../core/alloc.h"
 #include "../core/error.h"
@@ -222,30 +223,13 @@ struct nx_unet3d {
 
 static ngpt_status unsupported(const char *file, const char *key, const json_t *v)
 {
-    char *txt = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-    ngpt_status s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: %s = %s is not supported (UNet3DConditionModel)", file, key,
-                           txt ? txt : "?");
-    free(txt);  /* jansson's allocator */
-    return s;
+    return nx_unet_cfg_unsupported(file, key, v, "UNet3DConditionModel");
 }
 
 static ngpt_status block_types(const json_t *cfg, const char *file, const char *key, int n, const char *attn_name,
                                const char *plain_name, bool *attn)
 {
-    const json_t *v = json_object_get(cfg, key);
-    if (!json_is_array(v) || (int)json_array_size(v) != n)
-        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s' must be a list of %d block types", file, key, n);
-    for (int i = 0; i < n; i++) {
-        const char *t = json_string_value(json_array_get(v, (size_t)i));
-        if (t && !strcmp(t, attn_name)) attn[i] = true;
-        else if (t && !strcmp(t, plain_name)) attn[i] = false;
-        else {
-            char k[64];
-            snprintf(k, sizeof k, "%s[%d]", key, i);
-            return unsupported(file, k, json_array_get(v, (size_t)i));
-        }
-    }
-    return NGPT_OK;
+    return nx_unet_cfg_block_types(cfg, file, key, n, attn_name, plain_name, attn, "UNet3DConditionModel");
 }
 
 /* An integer key in [lo, hi] (a list, e.g. a per-block attention_head_dim, is unsupported: UNet3D

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------------------------------------
@@ -429,4 +430,32 @@ void nx_timestep_embedding(float *out, const float *t, int n, int dim, bool flip
         }
         if (dim % 2) o[dim - 1] = 0.0f;
     }
+}
+
+ngpt_status nx_unet_cfg_unsupported(const char *file, const char *key, const json_t *v, const char *model)
+{
+    char *txt = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    ngpt_status s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: %s = %s is not supported%s%s%s", file, key, txt ? txt : "?",
+                           model ? " (" : "", model ? model : "", model ? ")" : "");
+    free(txt); /* jansson's allocator */
+    return s;
+}
+
+ngpt_status nx_unet_cfg_block_types(const json_t *cfg, const char *file, const char *key, int n, const char *attn_name,
+                                    const char *plain_name, bool *attn, const char *model)
+{
+    const json_t *v = json_object_get(cfg, key);
+    if (!json_is_array(v) || (int)json_array_size(v) != n)
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s' must be a list of %d block types", file, key, n);
+    for (int i = 0; i < n; i++) {
+        const char *t = json_string_value(json_array_get(v, (size_t)i));
+        if (t && !strcmp(t, attn_name)) attn[i] = true;
+        else if (t && !strcmp(t, plain_name)) attn[i] = false;
+        else {
+            char k[64];
+            snprintf(k, sizeof k, "%s[%d]", key, i);
+            return nx_unet_cfg_unsupported(file, k, json_array_get(v, (size_t)i), model);
+        }
+    }
+    return NGPT_OK;
 }

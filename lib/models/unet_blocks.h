@@ -19,6 +19,7 @@
 #define NX_UNET_BLOCKS_H
 
 #include "../core/weights.h"
+#include "../core/json.h"
 #include "../ops/backend.h"
 
 /* ---- weight fetching ---- */
@@ -143,5 +144,12 @@ static inline ngpt_status nx_new(nx_backend *be, nx_tensor *t, int rank, const i
 {
     return nx_tensor_alloc(t, be, NGPT_DTYPE_F32, rank, ne);
 }
+
+/* config.json checks shared by the 2-D and 3-D UNets. `model` (may be NULL) is appended to the
+ * message, e.g. "(UNet3DConditionModel)". */
+ngpt_status nx_unet_cfg_unsupported(const char *file, const char *key, const json_t *v, const char *model);
+/* cfg[key] must be a list of n block types, each attn_name (attn[i] = true) or plain_name. */
+ngpt_status nx_unet_cfg_block_types(const json_t *cfg, const char *file, const char *key, int n, const char *attn_name,
+                                    const char *plain_name, bool *attn, const char *model);
 
 #endif
