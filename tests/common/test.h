@@ -4,6 +4,8 @@
 #ifndef NX_TEST_H
 #define NX_TEST_H
 
+#include "nextgpt.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -123,6 +125,19 @@ static inline int test_close(const char *what, const float *a, const float *b, s
         return 0;
     }
     return 1;
+}
+
+/* The context most tests run on: the CPU backend with n_threads threads; NULL (message on
+ * stderr) if it cannot be created. */
+static inline ngpt_context *test_cpu_context(int n_threads)
+{
+    ngpt_context_params cp;
+    ngpt_context_params_default(&cp, sizeof cp);
+    cp.device = NGPT_DEVICE_CPU;
+    cp.n_threads = n_threads;
+    ngpt_context *ctx = NULL;
+    if (ngpt_context_create(&ctx, &cp) != NGPT_OK) fprintf(stderr, "context: %s\n", ngpt_last_error());
+    return ctx;
 }
 
 #endif

@@ -548,14 +548,7 @@ int main(void)
         fprintf(stderr, "mkdtemp failed\n");
         return 1;
     }
-    ngpt_context_params cp;
-    ngpt_context_params_default(&cp, sizeof cp);
-    cp.device = NGPT_DEVICE_CPU;
-    cp.n_threads = 2;
-    if (ngpt_context_create(&g_ctx, &cp) != NGPT_OK) {
-        fprintf(stderr, "context: %s\n", ngpt_last_error());
-        return 1;
-    }
+    if (!(g_ctx = test_cpu_context(2))) return 1;
     RUN(test_tokenizer_edges);
     RUN(test_tokenizer_load_errors);
     RUN(test_encoder_load_errors);

@@ -247,14 +247,7 @@ int main(void)
         return TEST_SKIP;
     }
     snprintf(g_cat, sizeof g_cat, "%s/data/tiny/cat.jpg", root ? root : ".");
-    ngpt_context_params cp;
-    ngpt_context_params_default(&cp, sizeof cp);
-    cp.device = NGPT_DEVICE_CPU;
-    cp.n_threads = 2;
-    if (ngpt_context_create(&g_ctx, &cp) != NGPT_OK) {
-        fprintf(stderr, "%s\n", ngpt_last_error());
-        return 1;
-    }
+    if (!(g_ctx = test_cpu_context(2))) return 1;
     RUN(test_image_turns);
     RUN(test_missing_decoder);
     RUN(test_events_and_cancel);

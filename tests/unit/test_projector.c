@@ -425,14 +425,7 @@ int main(void)
     fclose(f);
     snprintf(g_tmp, sizeof g_tmp, "/tmp/ngpt_test_projector_XXXXXX");
     if (!mkdtemp(g_tmp)) return 1;
-    ngpt_context_params cp;
-    ngpt_context_params_default(&cp, sizeof cp);
-    cp.device = NGPT_DEVICE_CPU;
-    cp.n_threads = 2;
-    if (ngpt_context_create(&g_ctx, &cp) != NGPT_OK) {
-        fprintf(stderr, "context: %s\n", ngpt_last_error());
-        return 1;
-    }
+    if (!(g_ctx = test_cpu_context(2))) return 1;
     RUN(test_params_default);
     RUN(test_projector_a);
     RUN(test_delta);
