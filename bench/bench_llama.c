@@ -185,7 +185,9 @@ int main(int argc, char **argv)
 
     ngpt_context_params cp;
     ngpt_context_params_default(&cp, sizeof cp);
-    cp.device = NGPT_DEVICE_CPU;
+    /* NGPT_BENCH_DEVICE=cuda runs it on the GPU (bench/gpu_remote.sh); the CPU is the default. */
+    const char *bdev = getenv("NGPT_BENCH_DEVICE");
+    cp.device = bdev && !strcmp(bdev, "cuda") ? NGPT_DEVICE_CUDA : NGPT_DEVICE_CPU;
     cp.n_threads = threads;
     ngpt_context *ctx = NULL;
     ngpt_backbone *bb = NULL;
