@@ -3,7 +3,8 @@
 # prepared (device tool: carry [".device"], command bench/gpu_remote.sh). Writes a summary and one
 # log per step to $OUT. Steps: CUDA op parity with the CPU backend, device selection, every golden
 # case with --device cuda (media-decoding stages excepted: see gpu_pack.sh), attention and
-# LLaMA benchmarks. Every step runs even if an earlier one failed.
+# LLaMA benchmarks. Every step runs even if an earlier one failed; SKIP=REGEX skips the steps
+# whose names match.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-./out}
@@ -15,6 +16,7 @@ say() { echo "$*" | tee -a "$SUMMARY"; }
 step() {  # step NAME LOG SECONDS CMD...
     local name=$1 log=$2 lim=$3 t0=$SECONDS
     shift 3
+    if [ -n "${SKIP:-}" ] && [[ $name =~ $SKIP ]]; then say "$(printf '%-26s %s' "$name" "SKIP (SKIP=$SKIP)")"; return 0; fi
     timeout "$lim" "$@" > "$OUT/$log" 2>&1
     local rc=$? v=PASS
     if [ $rc -eq 77 ]; then v=SKIP; elif [ $rc -eq 124 ]; then v="TIMEOUT ${lim}s"; elif [ $rc -ne 0 ]; then v="FAIL (exit $rc)"; fi
@@ -38,12 +40,16 @@ step "context (device select)" context.log 60 "$B/test_context_cuda"
 step "ops parity cuda vs cpu" ops_cuda.log 150 "$B/test_ops_cuda"
 grep -iE "fail|mismatch|error|not compared" "$OUT/ops_cuda.log" | head -40 >> "$SUMMARY"
 tail -3 "$OUT/ops_cuda.log" >> "$SUMMARY"
+step "llama cuda vs cpu (f32/f16/bf16)" llama_cuda.log 120 "$B/test_llama_cuda"
+grep -E "rel err|FAIL|fail" "$OUT/llama_cuda.log" | head -30 >> "$SUMMARY"
+step "llama upstream dtype error" llama_dtype_error.log 90 python3 bench/llama_dtype_error.py ../shared/golden
+tail -3 "$OUT/llama_dtype_error.log" >> "$SUMMARY"
 step "golden cases --device cuda" golden_cuda.log 240 "$B/ngpt-case" all ../shared/golden tests/golden --device cuda
 grep -v "^PASS" "$OUT/golden_cuda.log" | head -60 >> "$SUMMARY"
 step "bench attention cuda" bench_attention_cuda.tsv 90 "$B/bench_attention_cuda"
 grep -v '^#' "$OUT/bench_attention_cuda.tsv" | head -40 >> "$SUMMARY"
-NGPT_BENCH_DEVICE=cuda step "bench llama cuda" bench_llama_cuda.log 90 "$B/bench_llama" 4 f16 512 32
+NGPT_BENCH_DEVICE=cuda step "bench llama cuda" bench_llama_cuda.log 150 "$B/bench_llama" 32 f16 512 32
 tail -6 "$OUT/bench_llama_cuda.log" >> "$SUMMARY"
-step "bench llama pytorch" bench_llama_torch.log 90 python3 bench/llama_torch.py 4 512 32
+step "bench llama pytorch" bench_llama_torch.log 90 python3 bench/llama_torch.py 32 512 32
 tail -4 "$OUT/bench_llama_torch.log" >> "$SUMMARY"
 say "done in ${SECONDS}s"

@@ -363,7 +363,11 @@ typedef struct ngpt_backbone_params {
     float       lora_alpha;      /* 0 = lora_r (scaling alpha/r = 1, NExT-GPT's r = alpha = 32) */
     int32_t     lora_merge;      /* 1 (default): W + (alpha/r) B A merged at load, in F32;
                                   * 0: LoRA run unmerged as extra linears (as PEFT does) */
-    ngpt_dtype  compute_dtype;   /* activations and KV cache; only NGPT_DTYPE_F32 in this version */
+    ngpt_dtype  compute_dtype;   /* activations, KV cache and logits: NGPT_DTYPE_F32 (default, any
+                                  * device, weights of any dtype), or F16 / BF16 on CUDA only
+                                  * (weights converted to it at load so GEMMs run on tensor
+                                  * cores; outputs still handed back as F32). F16/BF16 on the
+                                  * CPU: NGPT_ERR_UNSUPPORTED. */
     ngpt_progress_fn progress;   /* NULL = none; called once per layer */
     void       *progress_user_data;
 } ngpt_backbone_params;

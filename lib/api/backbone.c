@@ -74,9 +74,6 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
     if (p.lora_r < 0 || p.lora_alpha < 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: lora_r %d / lora_alpha %g < 0", p.lora_r,
                       (double)p.lora_alpha);
-    if (p.compute_dtype != NGPT_DTYPE_F32)
-        return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_backbone_create: compute dtype %s: only F32 in this version",
-                      ngpt_dtype_name(p.compute_dtype));
 
     nx_llama_load_params lp;
     memset(&lp, 0, sizeof lp);
@@ -87,6 +84,7 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
     lp.lora_merge = p.lora_merge != 0;
     lp.progress = p.progress;
     lp.progress_user = p.progress_user_data;
+    lp.compute_dtype = p.compute_dtype;
 
     ngpt_backbone *bb = nx_calloc(1, sizeof *bb);
     if (!bb) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_create: out of memory");

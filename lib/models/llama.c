@@ -156,6 +156,32 @@ static ngpt_status check_added_tokens(const char *dir, int32_t vocab, int32_t *n
  * weights
  * ---------------------------------------------------------------------------------------- */
 
+/* Host data (dtype src) uploaded to the compute backend. With an F16/BF16 compute dtype the
+ * weight is converted to it once here (upload as stored, nx_op_cast on the device), so that
+ * every GEMM runs with one dtype on tensor cores instead of widening the weight per call. */
+static ngpt_status upload_as(const nx_llama *m, const void *data, ngpt_dtype src, int rank, const int64_t *shape,
+                             const char *name, nx_tensor *t)
+{
+    ngpt_dtype dst = m->cdt != NGPT_DTYPE_F32 ? m->cdt : src;
+    nx_tensor staged = {0};
+    NX_TRY(nx_tensor_alloc(t, m->be, dst, rank, shape));
+    nx_tensor *first = t;
+    ngpt_status st = NGPT_OK;
+    if (dst != src) {
+        st = nx_tensor_alloc(&staged, m->be, src, rank, shape);
+        first = &staged;
+    }
+    if (!st) st = nx_tensor_upload(first, data, nx_nbytes(first));
+    if (!st && first != t) st = nx_op_cast(m->be, t, &staged);
+    nx_tensor_free(&staged);
+    if (st) {
+        nx_tensor_free(t);
+        return nx_err_wrap(st, "uploading %s: ", name);
+    }
+    t->name = name;
+    return NGPT_OK;
+}
+
 /* A checkpoint tensor as an op tensor: a view of the mapping on the CPU, an upload on CUDA. */
 static ngpt_status to_backend(const nx_llama *m, const nx_wtensor *wt, nx_tensor *t)
 {
@@ -164,14 +190,7 @@ static ngpt_status to_backend(const nx_llama *m, const nx_wtensor *wt, nx_tensor
         t->name = wt->name;
         return NGPT_OK;
     }
-    NX_TRY(nx_tensor_alloc(t, m->be, wt->dtype, wt->rank, wt->shape));
-    ngpt_status st = nx_tensor_upload(t, wt->data, wt->nbytes);
-    if (st) {
-        nx_tensor_free(t);
-        return nx_err_wrap(st, "uploading %s: ", wt->name);
-    }
-    t->name = wt->name;
-    return NGPT_OK;
+    return upload_as(m, wt->data, wt->dtype, wt->rank, wt->shape, wt->name, t);
 }
 
 static ngpt_status get_w(nx_weights *w, const char *name, int rank, int64_t d0, int64_t d1, const nx_wtensor **out)
@@ -215,10 +234,7 @@ static ngpt_status merge_lora(nx_llama *m, const nx_wtensor *w, const nx_wtensor
         *out = w32;
         return NGPT_OK;
     }
-    st = nx_tensor_alloc(out, m->be, NGPT_DTYPE_F32, w32.rank, w32.ne);
-    if (!st) st = nx_tensor_upload(out, w32.data, nx_nbytes(&w32));
-    if (st) nx_tensor_free(out);
-    out->name = w->name;
+    st = upload_as(m, w32.data, NGPT_DTYPE_F32, w32.rank, w32.ne, w->name, out);
     nx_tensor_free(&w32);
     return st;
 }
@@ -471,7 +487,15 @@ ngpt_status nx_llama_load(nx_llama **out, nx_backend *be, nx_backend *cpu, const
     if (!m) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "llama: out of memory");
     m->be = be;
     m->cpu = cpu;
-    ngpt_status st = load_all(m, dir, p);
+    m->cdt = p->compute_dtype;
+    ngpt_status st = NGPT_OK;
+    if (m->cdt != NGPT_DTYPE_F32 && m->cdt != NGPT_DTYPE_F16 && m->cdt != NGPT_DTYPE_BF16)
+        st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "llama: compute dtype %s (expected F32, F16 or BF16)",
+                    nx_dtype_name(m->cdt));
+    else if (m->cdt != NGPT_DTYPE_F32 && be->kind == NGPT_BACKEND_CPU)
+        st = nx_err(NGPT_ERR_UNSUPPORTED, "llama: compute dtype %s needs the CUDA backend (the CPU backend computes "
+                    "in F32, from weights of any dtype)", nx_dtype_name(m->cdt));
+    if (!st) st = load_all(m, dir, p);
     if (st) {
         nx_llama_free(m);
         return st;
@@ -486,7 +510,8 @@ ngpt_status nx_llama_load(nx_llama **out, nx_backend *be, nx_backend *cpu, const
 
 static void free_scratch(nx_llama_state *s)
 {
-    nx_tensor *ts[] = {&s->x, &s->xn, &s->q, &s->att, &s->proj, &s->gate, &s->up, &s->lora_t, &s->lora_y, &s->ids, &s->pos};
+    nx_tensor *ts[] = {&s->x,      &s->xn,     &s->q,   &s->att, &s->proj, &s->gate,
+                       &s->up,     &s->lora_t, &s->lora_y, &s->ids, &s->pos, &s->emb32};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) nx_tensor_free(ts[i]);
     s->n_cap = 0;
 }
@@ -495,6 +520,8 @@ static void free_out(nx_llama_state *s)
 {
     nx_tensor_free(&s->logits);
     nx_tensor_free(&s->hidden);
+    nx_tensor_free(&s->logits_c);
+    nx_tensor_free(&s->hidden_c);
     s->o_cap = 0;
 }
 
@@ -519,8 +546,8 @@ ngpt_status nx_llama_state_create(nx_llama_state **out, const nx_llama *m, int32
     s->m = m;
     s->n_ctx = n_ctx;
     int64_t ne[3] = {c->n_layers, n_ctx, (int64_t)c->n_kv_heads * c->head_dim};
-    ngpt_status st = nx_tensor_alloc(&s->k_cache, m->be, NGPT_DTYPE_F32, 3, ne);
-    if (!st) st = nx_tensor_alloc(&s->v_cache, m->be, NGPT_DTYPE_F32, 3, ne);
+    ngpt_status st = nx_tensor_alloc(&s->k_cache, m->be, m->cdt, 3, ne);
+    if (!st) st = nx_tensor_alloc(&s->v_cache, m->be, m->cdt, 3, ne);
     if (st) {
         nx_llama_state_free(s);
         return nx_err_wrap(st, "llama: KV cache for %d positions: ", n_ctx);
@@ -544,7 +571,7 @@ static ngpt_status ensure_scratch(nx_llama_state *s, int32_t n)
     const nx_llama_config *c = &m->cfg;
     nx_backend *be = m->be;
     const int64_t QD = (int64_t)c->n_heads * c->head_dim, KVD = (int64_t)c->n_kv_heads * c->head_dim;
-    const ngpt_dtype f = NGPT_DTYPE_F32;
+    const ngpt_dtype f = m->cdt;
     ngpt_status st = NGPT_OK;
     if (!st) st = alloc2(be, &s->x, f, n, c->hidden);
     if (!st) st = alloc2(be, &s->xn, f, n, c->hidden);
@@ -557,6 +584,7 @@ static ngpt_status ensure_scratch(nx_llama_state *s, int32_t n)
     if (!st && m->lora_r && !m->lora_merged) st = alloc2(be, &s->lora_y, f, n, c->hidden > KVD ? c->hidden : KVD);
     if (!st) st = alloc2(be, &s->ids, NGPT_DTYPE_I32, n, 0);
     if (!st) st = alloc2(be, &s->pos, NGPT_DTYPE_I32, n, 0);
+    if (!st && f != NGPT_DTYPE_F32) st = alloc2(be, &s->emb32, NGPT_DTYPE_F32, n, c->hidden);
     if (st) {
         free_scratch(s);
         return nx_err_wrap(st, "llama: scratch for a batch of %d: ", n);
@@ -574,6 +602,8 @@ static ngpt_status ensure_out(nx_llama_state *s, int32_t rows)
     const nx_llama_config *c = &s->m->cfg;
     ngpt_status st = alloc2(s->m->be, &s->logits, NGPT_DTYPE_F32, rows, c->vocab);
     if (!st) st = alloc2(s->m->be, &s->hidden, NGPT_DTYPE_F32, rows, c->hidden);
+    if (!st && s->m->cdt != NGPT_DTYPE_F32) st = alloc2(s->m->be, &s->logits_c, s->m->cdt, rows, c->vocab);
+    if (!st && s->m->cdt != NGPT_DTYPE_F32) st = alloc2(s->m->be, &s->hidden_c, s->m->cdt, rows, c->hidden);
     if (st) {
         free_out(s);
         return nx_err_wrap(st, "llama: outputs of %d positions: ", rows);
@@ -628,11 +658,23 @@ static ngpt_status proj(nx_llama_state *s, nx_tensor *y, const nx_tensor *x, con
     if (!lora->a.data) return NGPT_OK;
     int64_t n = x->ne[0];
     nx_tensor t = rows(&s->lora_t, 0, n);
-    nx_tensor u = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){n, y->ne[1]}, s->lora_y.data, s->lora_y.be);
+    nx_tensor u = nx_view(s->lora_y.dtype, 2, (int64_t[]){n, y->ne[1]}, s->lora_y.data, s->lora_y.be);
     NX_TRY(nx_op_linear(be, &t, x, &lora->a, NULL));
     NX_TRY(nx_op_linear(be, &u, &t, &lora->b, NULL));
     NX_TRY(nx_op_scale(be, &u, &u, s->m->lora_scale, 0.0f));
     return nx_op_binary(be, y, y, &u, NX_BINARY_ADD);
+}
+
+/* Rows [r0, r0 + n) of x = the caller's F32 embedding rows (through the F32 staging buffer and
+ * a cast when the compute dtype is F16/BF16). */
+static ngpt_status put_embeds(nx_llama_state *s, const nx_tensor *x, int32_t r0, int32_t n, const float *src)
+{
+    nx_tensor dst = rows(x, r0, n);
+    size_t nb = (size_t)n * (size_t)s->m->cfg.hidden * sizeof(float);
+    if (x->dtype == NGPT_DTYPE_F32) return nx_tensor_upload(&dst, src, nb);
+    nx_tensor stage = rows(&s->emb32, r0, n);
+    NX_TRY(nx_tensor_upload(&stage, src, nb));
+    return nx_op_cast(s->m->be, &dst, &stage);
 }
 
 static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, const float *embeds, const uint8_t *is_embed,
@@ -665,27 +707,27 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
 
     /* x = embed_tokens[ids], then the caller's rows over the soft-token positions */
     if (!ids) /* every row an embedding: one upload */
-        NX_TRY(nx_tensor_upload(&x, embeds, (size_t)n * (size_t)H * sizeof(float)));
+        NX_TRY(put_embeds(s, &x, 0, n, embeds));
     else
         NX_TRY(nx_op_get_rows(be, &x, &m->embed, &tid));
     for (int32_t i = 0; ids && embeds && i < n; i++) {
         if (is_embed && !is_embed[i]) continue;
-        nx_tensor r = rows(&x, i, 1);
-        NX_TRY(nx_tensor_upload(&r, embeds + (size_t)i * (size_t)H, (size_t)H * sizeof(float)));
+        NX_TRY(put_embeds(s, &x, i, 1, embeds + (size_t)i * (size_t)H));
     }
 
     const float scale = 1.0f / sqrtf((float)HD);
-    const size_t es = sizeof(float);
+    const ngpt_dtype cdt = m->cdt;
+    const size_t es = nx_dtype_size(cdt);
     for (int l = 0; l < c->n_layers; l++) {
         const nx_llama_layer *L = &m->layers[l];
         /* this layer's cache, and the rows p0 .. p0 + n - 1 this batch writes */
         char *kc = (char *)s->k_cache.data + (size_t)l * (size_t)s->n_ctx * (size_t)KVD * es;
         char *vc = (char *)s->v_cache.data + (size_t)l * (size_t)s->n_ctx * (size_t)KVD * es;
         int64_t new_ne[2] = {n, KVD}, all_ne[4] = {1, p0 + n, NKV, HD};
-        nx_tensor k_new = nx_view(NGPT_DTYPE_F32, 2, new_ne, kc + (size_t)p0 * KVD * es, be);
-        nx_tensor v_new = nx_view(NGPT_DTYPE_F32, 2, new_ne, vc + (size_t)p0 * KVD * es, be);
-        nx_tensor k_all = nx_view(NGPT_DTYPE_F32, 4, all_ne, kc, be);
-        nx_tensor v_all = nx_view(NGPT_DTYPE_F32, 4, all_ne, vc, be);
+        nx_tensor k_new = nx_view(cdt, 2, new_ne, kc + (size_t)p0 * KVD * es, be);
+        nx_tensor v_new = nx_view(cdt, 2, new_ne, vc + (size_t)p0 * KVD * es, be);
+        nx_tensor k_all = nx_view(cdt, 4, all_ne, kc, be);
+        nx_tensor v_all = nx_view(cdt, 4, all_ne, vc, be);
         nx_tensor q4 = heads4(&q, NH, HD), k4 = heads4(&k_new, NKV, HD), att4 = heads4(&att, NH, HD);
 
         /* attention block */
@@ -715,8 +757,16 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
     int32_t r = out == NX_LLAMA_OUT_ALL ? n : 1;
     NX_TRY(ensure_out(s, r));
     nx_tensor xs = rows(&x, n - r, r), hid = rows(&s->hidden, 0, r), lg = rows(&s->logits, 0, r);
-    NX_TRY(nx_op_rms_norm(be, &hid, &xs, &m->norm, c->eps));
-    NX_TRY(nx_op_linear(be, &lg, &hid, &m->lm_head, NULL));
+    if (cdt == NGPT_DTYPE_F32) {
+        NX_TRY(nx_op_rms_norm(be, &hid, &xs, &m->norm, c->eps));
+        NX_TRY(nx_op_linear(be, &lg, &hid, &m->lm_head, NULL));
+    } else { /* computed in the compute dtype (as PyTorch's half model does), widened for the caller */
+        nx_tensor hid_c = rows(&s->hidden_c, 0, r), lg_c = rows(&s->logits_c, 0, r);
+        NX_TRY(nx_op_rms_norm(be, &hid_c, &xs, &m->norm, c->eps));
+        NX_TRY(nx_op_linear(be, &lg_c, &hid_c, &m->lm_head, NULL));
+        NX_TRY(nx_op_cast(be, &hid, &hid_c));
+        NX_TRY(nx_op_cast(be, &lg, &lg_c));
+    }
     NX_TRY(ensure_host_out(s, r));
     NX_TRY(nx_tensor_download(&hid, s->h_hidden, nx_nbytes(&hid)));
     NX_TRY(nx_tensor_download(&lg, s->h_logits, nx_nbytes(&lg)));

@@ -74,6 +74,7 @@ typedef struct nx_llama {
                              * weights point into its mmap */
     int             n_base;
     nx_weights     *delta;  /* the NExT-GPT delta, kept open (embed/lm_head/LoRA views) */
+    ngpt_dtype      cdt;    /* compute dtype: activations, KV cache and (on CUDA) the weights */
 } nx_llama;
 
 typedef bool (*nx_progress_fn)(float done, void *user);
@@ -86,6 +87,7 @@ typedef struct nx_llama_load_params {
     bool        lora_merge;   /* merge at load (default) or run the LoRA as extra linears */
     nx_progress_fn progress;  /* may be NULL; returning false cancels */
     void       *progress_user;
+    ngpt_dtype  compute_dtype; /* F32 (0, any backend); F16/BF16 on CUDA only */
 } nx_llama_load_params;
 
 /* Load a Hugging Face LLaMA folder (config.json + model.safetensors | model.safetensors.index.json
@@ -106,8 +108,8 @@ typedef struct nx_llama_state {
     const nx_llama *m;
     int32_t   n_ctx;        /* positions the KV cache holds */
     int32_t   n_past;       /* positions already in the cache */
-    nx_tensor k_cache;      /* (L, n_ctx, nkv*hd) F32 */
-    nx_tensor v_cache;      /* (L, n_ctx, nkv*hd) F32 */
+    nx_tensor k_cache;      /* (L, n_ctx, nkv*hd) in the compute dtype */
+    nx_tensor v_cache;      /* (L, n_ctx, nkv*hd) in the compute dtype */
     /* scratch for up to n_cap positions (regrown when a bigger batch comes) */
     int32_t   n_cap;
     nx_tensor x;            /* (n, H)     the residual stream */
@@ -124,6 +126,9 @@ typedef struct nx_llama_state {
     int32_t   o_cap;        /* rows of logits/hidden */
     nx_tensor logits;       /* (o_cap, V) */
     nx_tensor hidden;       /* (o_cap, H) final-norm output */
+    nx_tensor logits_c;     /* (o_cap, V) and (o_cap, H) in the compute dtype when it is not */
+    nx_tensor hidden_c;     /*   F32 (cast to logits/hidden for the download); else unused */
+    nx_tensor emb32;        /* (n_cap, H) F32 staging of caller embedding rows (compute dtype != F32) */
     /* host copies of the last eval's outputs */
     float    *h_logits;     /* [n_out, V] */
     float    *h_hidden;     /* [n_out, H] */

@@ -427,6 +427,11 @@ static void test_bad_args(void)
     p.compute_dtype = NGPT_DTYPE_F16;
     CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p), NGPT_ERR_UNSUPPORTED, "F16");
     CHECK(bb == NULL);
+    p.compute_dtype = NGPT_DTYPE_BF16; /* a CUDA option: the CPU says so */
+    CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p), NGPT_ERR_UNSUPPORTED, "CUDA");
+    p.compute_dtype = NGPT_DTYPE_I32;
+    CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p), NGPT_ERR_INVALID_ARGUMENT, "I32");
+    CHECK(bb == NULL);
     ngpt_backbone_free(NULL);
     ngpt_backbone_session_free(NULL);
     CHECK(ngpt_backbone_n_vocab(NULL) == 0);
