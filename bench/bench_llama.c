@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/dtype.h"
 #include "core/weights.h"
+#include "ops/ops.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -238,6 +239,19 @@ int main(int argc, char **argv)
         }
         double dtm = now() - t0;
         if (dtm < best) best = dtm;
+    }
+    if (getenv("NGPT_BENCH_PROFILE")) { /* where the time goes: ops bracketed by syncs (slower overall) */
+        nx_ops_profile_enable(true);
+        b.n_tokens = prompt;
+        b.ids = ids;
+        if (ngpt_backbone_session_reset(s) || ngpt_backbone_eval(s, &b)) return 1;
+        nx_ops_profile_report(stdout, "prefill");
+        b.n_tokens = 1;
+        b.ids = &tok;
+        for (int i = 0; i < 8; i++)
+            if (ngpt_backbone_eval(s, &b)) return 1;
+        nx_ops_profile_report(stdout, "8 decode steps");
+        nx_ops_profile_enable(false);
     }
     size_t per_tok = layer_bytes + (size_t)V * H * es; /* all layers' matrices + lm_head */
     printf("device: %s, %d threads; LLaMA-7B dims, %d layers, %s weights, %s compute, vocab %d\n",

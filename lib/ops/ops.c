@@ -7,6 +7,10 @@
 #include "../core/error.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -147,6 +151,79 @@ static const char *unary_name(nx_unary u)
 
 #define UNSUPPORTED(be, op) nx_err(NGPT_ERR_UNSUPPORTED, "%s: op %s not supported", (be)->v->name, (op))
 
+/* ---- per-op profile (benchmarks only: nx_ops_profile_enable) ----
+ * Each op is bracketed by backend syncs so that its wall time is its own (on CUDA the work is
+ * otherwise asynchronous); that serialisation is why it is off by default. */
+#define PROF_MAX 32
+typedef struct prof_row {
+    const char *op;
+    long calls;
+    double seconds;
+} prof_row;
+static prof_row g_prof[PROF_MAX];
+static int g_prof_n;
+static _Atomic bool g_prof_on;
+static pthread_mutex_t g_prof_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void nx_ops_profile_enable(bool on) { g_prof_on = on; }
+
+static double prof_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double prof_begin(nx_backend *be)
+{
+    if (be->v->sync) (void)be->v->sync(be);
+    return prof_now();
+}
+
+static void prof_end(nx_backend *be, const char *op, double t0)
+{
+    if (be->v->sync) (void)be->v->sync(be);
+    double dt = prof_now() - t0;
+    pthread_mutex_lock(&g_prof_mu);
+    int i = 0;
+    while (i < g_prof_n && strcmp(g_prof[i].op, op) != 0) i++;
+    if (i == g_prof_n && g_prof_n < PROF_MAX) g_prof[g_prof_n++] = (prof_row){op, 0, 0.0};
+    if (i < g_prof_n) {
+        g_prof[i].calls++;
+        g_prof[i].seconds += dt;
+    }
+    pthread_mutex_unlock(&g_prof_mu);
+}
+
+static int prof_cmp(const void *a, const void *b)
+{
+    double x = ((const prof_row *)a)->seconds, y = ((const prof_row *)b)->seconds;
+    return (x < y) - (x > y);
+}
+
+void nx_ops_profile_report(FILE *f, const char *title)
+{
+    pthread_mutex_lock(&g_prof_mu);
+    qsort(g_prof, (size_t)g_prof_n, sizeof *g_prof, prof_cmp);
+    double total = 0.0;
+    for (int i = 0; i < g_prof_n; i++) total += g_prof[i].seconds;
+    fprintf(f, "# op profile: %s (ops bracketed by syncs; total %.3f ms)\n", title, total * 1e3);
+    for (int i = 0; i < g_prof_n; i++)
+        fprintf(f, "#   %-18s %7ld calls %10.3f ms %5.1f%%\n", g_prof[i].op, g_prof[i].calls, g_prof[i].seconds * 1e3,
+                total > 0 ? 100.0 * g_prof[i].seconds / total : 0.0);
+    g_prof_n = 0;
+    pthread_mutex_unlock(&g_prof_mu);
+}
+
+#define PROFILED(be, opname, call)                        \
+    do {                                                  \
+        if (!g_prof_on) return (call);                    \
+        double t0_ = prof_begin(be);                      \
+        ngpt_status st_ = (call);                         \
+        prof_end((be), (opname), t0_);                    \
+        return st_;                                       \
+    } while (0)
+
 /* Normalise a possibly negative axis into [0, rank). */
 static ngpt_status chk_axis(const char *op, int *axis, int rank, const char *role, const nx_tensor *t)
 {
@@ -197,7 +274,7 @@ ngpt_status nx_op_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
     ne[x->rank - 1] = n;
     NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
     if (!be->v->linear) return UNSUPPORTED(be, op);
-    return be->v->linear(be, y, x, w, b);
+    PROFILED(be, op, be->v->linear(be, y, x, w, b));
 }
 
 ngpt_status nx_op_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, const nx_tensor *b, bool trans_a,
@@ -236,7 +313,7 @@ ngpt_status nx_op_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, const
         NX_TRY(chk_out_shape(op, "c", c, 3, ne));
     }
     if (!be->v->matmul) return UNSUPPORTED(be, op);
-    return be->v->matmul(be, c, a, b, trans_a, trans_b, alpha, beta);
+    PROFILED(be, op, be->v->matmul(be, c, a, b, trans_a, trans_b, alpha, beta));
 }
 
 ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
@@ -276,7 +353,7 @@ ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
     NX_TRY(chk_vec_opt(be, op, "b", b, o, "w", w));
     NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
     if (!be->v->conv) return UNSUPPORTED(be, op);
-    return be->v->conv(be, y, x, w, b, p);
+    PROFILED(be, op, be->v->conv(be, y, x, w, b, p));
 }
 
 ngpt_status nx_op_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
@@ -310,7 +387,7 @@ ngpt_status nx_op_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor
     int64_t ne[3] = {x->ne[0], o, lo};
     NX_TRY(chk_out_shape(op, "y", y, 3, ne));
     if (!be->v->conv_transpose1d) return UNSUPPORTED(be, op);
-    return be->v->conv_transpose1d(be, y, x, w, b, stride, pad, output_padding, dilation, groups);
+    PROFILED(be, op, be->v->conv_transpose1d(be, y, x, w, b, stride, pad, output_padding, dilation, groups));
 }
 
 ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
@@ -353,7 +430,7 @@ ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, 
     }
     NX_TRY(chk_out_shape(op, "out", out, 4, q->ne));
     if (!be->v->attention) return UNSUPPORTED(be, op);
-    return be->v->attention(be, out, q, k, v, mask, scale, causal);
+    PROFILED(be, op, be->v->attention(be, out, q, k, v, mask, scale, causal));
 }
 
 ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps)
@@ -367,7 +444,7 @@ ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, con
     NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[x->rank - 1], "x", x));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->rms_norm) return UNSUPPORTED(be, op);
-    return be->v->rms_norm(be, y, x, w, eps);
+    PROFILED(be, op, be->v->rms_norm(be, y, x, w, eps));
 }
 
 ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
@@ -383,7 +460,7 @@ ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
     NX_TRY(chk_vec_opt(be, op, "b", b, x->ne[x->rank - 1], "x", x));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->layer_norm) return UNSUPPORTED(be, op);
-    return be->v->layer_norm(be, y, x, w, b, eps);
+    PROFILED(be, op, be->v->layer_norm(be, y, x, w, b, eps));
 }
 
 ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
@@ -401,7 +478,7 @@ ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
     NX_TRY(chk_vec_opt(be, op, "b", b, x->ne[1], "x", x));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->group_norm) return UNSUPPORTED(be, op);
-    return be->v->group_norm(be, y, x, w, b, groups, eps, silu);
+    PROFILED(be, op, be->v->group_norm(be, y, x, w, b, groups, eps, silu));
 }
 
 ngpt_status nx_op_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos, int n_rot, float theta,
@@ -424,7 +501,7 @@ ngpt_status nx_op_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown mode %d", op, (int)mode);
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->rope) return UNSUPPORTED(be, op);
-    return be->v->rope(be, y, x, pos, n_rot, theta, mode);
+    PROFILED(be, op, be->v->rope(be, y, x, pos, n_rot, theta, mode));
 }
 
 ngpt_status nx_op_softmax(nx_backend *be, nx_tensor *y, const nx_tensor *x, float scale)
@@ -437,7 +514,7 @@ ngpt_status nx_op_softmax(nx_backend *be, nx_tensor *y, const nx_tensor *x, floa
     NX_TRY(chk_finite(op, "scale", scale));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->softmax) return UNSUPPORTED(be, op);
-    return be->v->softmax(be, y, x, scale);
+    PROFILED(be, op, be->v->softmax(be, y, x, scale));
 }
 
 ngpt_status nx_op_unary(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary u, float param)
@@ -450,7 +527,7 @@ ngpt_status nx_op_unary(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_una
     if (u == NX_UNARY_LEAKY_RELU) NX_TRY(chk_finite(op, "leaky_relu slope", param));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->unary) return UNSUPPORTED(be, op);
-    return be->v->unary(be, y, x, u, param);
+    PROFILED(be, op, be->v->unary(be, y, x, u, param));
 }
 
 ngpt_status nx_op_binary(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, nx_binary bop)
@@ -476,7 +553,7 @@ ngpt_status nx_op_binary(nx_backend *be, nx_tensor *y, const nx_tensor *a, const
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s aliases an input of another shape (%s, %s)", op, D("y", y),
                       D("a", a), D("b", b));
     if (!be->v->binary) return UNSUPPORTED(be, op);
-    return be->v->binary(be, y, a, b, bop);
+    PROFILED(be, op, be->v->binary(be, y, a, b, bop));
 }
 
 ngpt_status nx_op_scale(nx_backend *be, nx_tensor *y, const nx_tensor *x, float alpha, float beta)
@@ -489,7 +566,7 @@ ngpt_status nx_op_scale(nx_backend *be, nx_tensor *y, const nx_tensor *x, float 
     NX_TRY(chk_finite(op, "beta", beta));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->scale) return UNSUPPORTED(be, op);
-    return be->v->scale(be, y, x, alpha, beta);
+    PROFILED(be, op, be->v->scale(be, y, x, alpha, beta));
 }
 
 ngpt_status nx_op_glu(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first)
@@ -509,7 +586,7 @@ ngpt_status nx_op_glu(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary
     ne[x->rank - 1] = last / 2;
     NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
     if (!be->v->glu) return UNSUPPORTED(be, op);
-    return be->v->glu(be, y, x, act, gate_first);
+    PROFILED(be, op, be->v->glu(be, y, x, act, gate_first));
 }
 
 ngpt_status nx_op_get_rows(nx_backend *be, nx_tensor *y, const nx_tensor *table, const nx_tensor *ids)
@@ -524,7 +601,7 @@ ngpt_status nx_op_get_rows(nx_backend *be, nx_tensor *y, const nx_tensor *table,
     int64_t ne[2] = {ids->ne[0], table->ne[1]};
     NX_TRY(chk_out_shape(op, "y", y, 2, ne));
     if (!be->v->get_rows) return UNSUPPORTED(be, op);
-    return be->v->get_rows(be, y, table, ids);
+    PROFILED(be, op, be->v->get_rows(be, y, table, ids));
 }
 
 ngpt_status nx_op_concat(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, int axis)
@@ -549,7 +626,7 @@ ngpt_status nx_op_concat(nx_backend *be, nx_tensor *y, const nx_tensor *a, const
     }
     NX_TRY(chk_out_shape(op, "y", y, a->rank, ne));
     if (!be->v->concat) return UNSUPPORTED(be, op);
-    return be->v->concat(be, y, a, b, axis);
+    PROFILED(be, op, be->v->concat(be, y, a, b, axis));
 }
 
 ngpt_status nx_op_slice(nx_backend *be, nx_tensor *y, const nx_tensor *x, int axis, int64_t start)
@@ -571,7 +648,7 @@ ngpt_status nx_op_slice(nx_backend *be, nx_tensor *y, const nx_tensor *x, int ax
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: [%lld:%lld] along axis %d is out of range for %s", op,
                       (long long)start, (long long)(start + y->ne[axis]), axis, D("x", x));
     if (!be->v->slice) return UNSUPPORTED(be, op);
-    return be->v->slice(be, y, x, axis, start);
+    PROFILED(be, op, be->v->slice(be, y, x, axis, start));
 }
 
 ngpt_status nx_op_permute(nx_backend *be, nx_tensor *y, const nx_tensor *x, const int *perm)
@@ -594,7 +671,7 @@ ngpt_status nx_op_permute(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
     }
     NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
     if (!be->v->permute) return UNSUPPORTED(be, op);
-    return be->v->permute(be, y, x, perm);
+    PROFILED(be, op, be->v->permute(be, y, x, perm));
 }
 
 ngpt_status nx_op_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x)
@@ -609,7 +686,7 @@ ngpt_status nx_op_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x)
         return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s: %s to %s: I32 converts to and from F32 only", op, D("x", x), D("y", y));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->cast) return UNSUPPORTED(be, op);
-    return be->v->cast(be, y, x);
+    PROFILED(be, op, be->v->cast(be, y, x));
 }
 
 ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners)
@@ -628,7 +705,7 @@ ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_re
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (N, C equal, spatial sizes >= 1)", op, D("y", y),
                       D("x", x));
     if (!be->v->resize) return UNSUPPORTED(be, op);
-    return be->v->resize(be, y, x, mode, align_corners);
+    PROFILED(be, op, be->v->resize(be, y, x, mode, align_corners));
 }
 
 ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x)
@@ -642,5 +719,5 @@ ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: last dim of %s is empty", op, D("x", x));
     NX_TRY(chk_out_shape(op, "y", y, x->rank - 1, x->ne));
     if (!be->v->argmax) return UNSUPPORTED(be, op);
-    return be->v->argmax(be, y, x);
+    PROFILED(be, op, be->v->argmax(be, y, x));
 }

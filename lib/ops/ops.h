@@ -27,6 +27,7 @@
 #include "../core/dtype.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #define NX_MAX_DIMS 8
 
@@ -197,5 +198,11 @@ ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_re
 
 /* y[...] (I32) = argmax over the last dim of x (first index on ties). */
 ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x);
+
+/* Per-op profile for benchmarks: when enabled (process-wide), every op is bracketed by backend
+ * syncs and its wall time added to a total per op name; report prints the totals (largest
+ * first) to f and resets them. Off by default: the syncs serialise CUDA work. */
+void nx_ops_profile_enable(bool on);
+void nx_ops_profile_report(FILE *f, const char *title);
 
 #endif
