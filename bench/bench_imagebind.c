@@ -151,6 +151,62 @@ static double loadavg(void)
     return l;
 }
 
+/* NGPT_BENCH_DEVICE=cuda: the encoder on the GPU in F32, F16 and BF16 compute at batch 1 and 16
+ * (random pixels), after a warm-up; ms per batch, images/s and achieved TFLOP/s. The PyTorch
+ * baseline on the same weights: bench/imagebind_torch.py WEIGHTS --cuda. */
+static int bench_cuda(const char *wp, int reps)
+{
+    ngpt_context_params cp;
+    ngpt_context_params_default(&cp, sizeof cp);
+    cp.device = NGPT_DEVICE_CUDA;
+    ngpt_context *ctx = NULL;
+    if (ngpt_context_create(&ctx, &cp) != NGPT_OK) {
+        fprintf(stderr, "context: %s\n", ngpt_last_error());
+        return 77;
+    }
+    printf("# device: %s\n", ngpt_context_device_name(ctx));
+    const int batches[2] = {1, 16};
+    float *px = malloc((size_t)16 * 3 * IMG * IMG * sizeof(float));
+    if (!px) return 1;
+    fill_uniform(px, (size_t)16 * 3 * IMG * IMG, 1.0f);
+    const double gf = vit_flops() * 1e-9;
+    printf("| compute | batch | ms/batch (best of %d) | images/s | TFLOP/s |\n|---|---|---|---|---|\n", reps);
+    static const ngpt_dtype dts[3] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16};
+    for (int d = 0; d < 3; d++) {
+        ngpt_encoder_params ep;
+        ngpt_encoder_params_default(&ep, sizeof ep);
+        ep.modalities = NGPT_ENCODER_IMAGE;
+        ep.compute_dtype = dts[d];
+        ngpt_encoder *enc = NULL;
+        if (ngpt_encoder_create(&enc, ctx, wp, &ep) != NGPT_OK) {
+            fprintf(stderr, "encoder: %s\n", ngpt_last_error());
+            return 1;
+        }
+        for (int bi = 0; bi < 2; bi++) {
+            ngpt_tensor in = {NGPT_DTYPE_F32, 4, {batches[bi], 3, IMG, IMG}, px, NULL}, e = {0};
+            double best = 1e30;
+            for (int r = 0; r <= reps; r++) { /* r = 0: warm-up */
+                ngpt_tensor_free(&e);
+                double t0 = bench_now();
+                if (ngpt_encoder_encode_pixels(enc, &e, &in) != NGPT_OK) {
+                    fprintf(stderr, "encode: %s\n", ngpt_last_error());
+                    return 1;
+                }
+                double t = bench_now() - t0;
+                if (r > 0 && t < best) best = t;
+            }
+            ngpt_tensor_free(&e);
+            printf("| %s | %d | %.2f | %.1f | %.1f |\n", ngpt_dtype_name(dts[d]), batches[bi], best * 1e3,
+                   batches[bi] / best, gf * batches[bi] / best * 1e-3);
+            fflush(stdout);
+        }
+        ngpt_encoder_free(enc);
+    }
+    free(px);
+    ngpt_context_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const int reps = argc > 1 && atoi(argv[1]) > 0 ? atoi(argv[1]) : 1;
@@ -164,6 +220,9 @@ int main(int argc, char **argv)
         if (!write_weights(wp)) return 1;
         printf("# wrote %s in %.1f s\n", wp, bench_now() - t0);
     }
+
+    const char *bdev = getenv("NGPT_BENCH_DEVICE");
+    if (bdev && !strcmp(bdev, "cuda")) return bench_cuda(wp, reps);
 
     ngpt_context_params cp;
     ngpt_context_params_default(&cp, sizeof cp);

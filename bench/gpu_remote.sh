@@ -11,13 +11,16 @@ OUT=${OUT:-./out}
 D=.device
 mkdir -p "$OUT"
 SUMMARY="$OUT/summary.txt"
+# the device tool brings back at most 8 files: step logs go to $LOGS, tarred into $OUT at the end
+LOGS=$(mktemp -d /tmp/gpu_logs.XXXXXX)
+trap 'tar -C "$LOGS" -czf "$OUT/logs.tgz" . 2>/dev/null' EXIT
 : > "$SUMMARY"
 say() { echo "$*" | tee -a "$SUMMARY"; }
 step() {  # step NAME LOG SECONDS CMD...
     local name=$1 log=$2 lim=$3 t0=$SECONDS
     shift 3
     if [ -n "${SKIP:-}" ] && [[ $name =~ $SKIP ]]; then say "$(printf '%-26s %s' "$name" "SKIP (SKIP=$SKIP)")"; return 0; fi
-    timeout "$lim" "$@" > "$OUT/$log" 2>&1
+    timeout "$lim" "$@" > "$LOGS/$log" 2>&1
     local rc=$? v=PASS
     if [ $rc -eq 77 ]; then v=SKIP; elif [ $rc -eq 124 ]; then v="TIMEOUT ${lim}s"; elif [ $rc -ne 0 ]; then v="FAIL (exit $rc)"; fi
     say "$(printf '%-26s %-14s %4ds' "$name" "$v" $((SECONDS - t0)))"
@@ -32,24 +35,31 @@ rm -rf tests/golden/vision/image.preprocess tests/golden/vision/audio.fbank
 libdir() { find /usr /opt -name "$1" 2>/dev/null | head -1 | xargs -r dirname; }
 export LD_LIBRARY_PATH="$PWD/$D/bin:$PWD/$D/lib:$(libdir libcudnn.so.9):$(libdir libcublas.so.13):$(libdir libcudart.so.13):/usr/local/cuda/lib64"
 say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-ldd "$D/bin/libnextgpt.so.0" > "$OUT/ldd.txt" 2>&1
-grep -q "not found" "$OUT/ldd.txt" && say "missing: $(grep 'not found' "$OUT/ldd.txt" | tr -s ' \t' ' ' | paste -sd,)"
+ldd "$D/bin/libnextgpt.so.0" > "$LOGS/ldd.txt" 2>&1
+grep -q "not found" "$LOGS/ldd.txt" && say "missing: $(grep 'not found' "$LOGS/ldd.txt" | tr -s ' \t' ' ' | paste -sd,)"
 export NGPT_LOG_LEVEL=${NGPT_LOG_LEVEL:-info}
 B=$D/bin
 step "context (device select)" context.log 60 "$B/test_context_cuda"
 step "ops parity cuda vs cpu" ops_cuda.log 150 "$B/test_ops_cuda"
-grep -iE "fail|mismatch|error|not compared" "$OUT/ops_cuda.log" | head -40 >> "$SUMMARY"
-tail -3 "$OUT/ops_cuda.log" >> "$SUMMARY"
+grep -iE "fail|mismatch|error|not compared" "$LOGS/ops_cuda.log" | head -40 >> "$SUMMARY"
+tail -3 "$LOGS/ops_cuda.log" >> "$SUMMARY"
 step "llama cuda vs cpu (f32/f16/bf16)" llama_cuda.log 120 "$B/test_llama_cuda"
-grep -E "rel err|FAIL|fail" "$OUT/llama_cuda.log" | head -30 >> "$SUMMARY"
+grep -E "rel err|FAIL|fail" "$LOGS/llama_cuda.log" | head -30 >> "$SUMMARY"
+step "encoder cuda vs cpu (f32/f16/bf16)" encoder_cuda.log 120 "$B/test_encoder_cuda"
+grep -E "cosine|FAIL|fail" "$LOGS/encoder_cuda.log" | head -20 >> "$SUMMARY"
 step "llama upstream dtype error" llama_dtype_error.log 90 python3 bench/llama_dtype_error.py ../shared/golden
-tail -3 "$OUT/llama_dtype_error.log" >> "$SUMMARY"
+tail -3 "$LOGS/llama_dtype_error.log" >> "$SUMMARY"
 step "golden cases --device cuda" golden_cuda.log 240 "$B/ngpt-case" all ../shared/golden tests/golden --device cuda
-grep -v "^PASS" "$OUT/golden_cuda.log" | head -60 >> "$SUMMARY"
+grep -v "^PASS" "$LOGS/golden_cuda.log" | head -60 >> "$SUMMARY"
 step "bench attention cuda" bench_attention_cuda.tsv 90 "$B/bench_attention_cuda"
-grep -v '^#' "$OUT/bench_attention_cuda.tsv" | head -40 >> "$SUMMARY"
-NGPT_BENCH_DEVICE=cuda step "bench llama cuda" bench_llama_cuda.log 150 "$B/bench_llama" 32 f16 512 32
-tail -6 "$OUT/bench_llama_cuda.log" >> "$SUMMARY"
+grep -v '^#' "$LOGS/bench_attention_cuda.tsv" | head -40 >> "$SUMMARY"
+NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda" bench_llama_cuda.log 150 "$B/bench_llama" 32 f16 512 32
+cat "$LOGS/bench_llama_cuda.log" >> "$SUMMARY"
 step "bench llama pytorch" bench_llama_torch.log 90 python3 bench/llama_torch.py 32 512 32
-tail -4 "$OUT/bench_llama_torch.log" >> "$SUMMARY"
+tail -4 "$LOGS/bench_llama_torch.log" >> "$SUMMARY"
+export NGPT_IB_WEIGHTS=/tmp/ngpt_ib_huge_vision.safetensors
+NGPT_BENCH_DEVICE=cuda step "bench imagebind cuda" bench_imagebind_cuda.log 120 "$B/bench_imagebind" 5
+grep -E "^\||^# device" "$LOGS/bench_imagebind_cuda.log" >> "$SUMMARY"
+step "bench imagebind pytorch" bench_imagebind_torch.log 120 python3 bench/imagebind_torch.py "$NGPT_IB_WEIGHTS" 5 2 --cuda
+grep -E "^\||^# torch" "$LOGS/bench_imagebind_torch.log" >> "$SUMMARY"
 say "done in ${SECONDS}s"

@@ -6,6 +6,7 @@ Linear, L2 normalise) on the weights bench_imagebind wrote (read from the safete
 and decode + preprocess of the same JPEG with PIL + torchvision (ImageBind data.py's transforms).
 
   OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 bench/imagebind_torch.py WEIGHTS [reps] [threads]
+  python3 bench/imagebind_torch.py WEIGHTS reps threads --cuda    (GPU: f32/f16/bf16, batch 1 and 16)
 
 Prints the same table rows as bench_imagebind plus the cosine of its embedding against ours
 (WEIGHTS.emb.<f32|bf16>.f32) on the same pixels (WEIGHTS.px.f32)."""
@@ -85,6 +86,32 @@ def gemm_peak(bf16):
     return 2.0 * n ** 3 * 1e-9 / best
 
 
+def main_cuda():
+    """--cuda: the same forward on the GPU, model cast to f32/f16/bf16, batch 1 and 16, best of reps after a
+    warm-up (the baseline of NGPT_BENCH_DEVICE=cuda bench_imagebind)."""
+    W32 = {k: v.cuda() for k, v in load_safetensors(path).items()}
+    T = 257.0
+    gf = (2 * 256 * D * 3 * 2 * 14 * 14 + NB * (2 * T * D * (3 * D + D + 8 * D) + 4 * T * T * D) + 2 * D * 1024) * 1e-9
+    print("# torch %s on %s" % (torch.__version__, torch.cuda.get_device_name()))
+    print("| compute | batch | ms/batch (best of %d) | images/s | TFLOP/s |" % reps)
+    print("|---|---|---|---|---|")
+    for dt in (torch.float32, torch.float16, torch.bfloat16):
+        W = {k: v.to(dt) for k, v in W32.items()}
+        for b in (1, 16):
+            px = torch.rand(b, 3, 224, 224, device="cuda", dtype=dt)
+            best = 1e30
+            with torch.inference_mode():
+                for r in range(reps + 1):
+                    torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    forward(W, px).float().cpu()
+                    t = time.perf_counter() - t0
+                    if r > 0:
+                        best = min(best, t)
+            print("| %s | %d | %.2f | %.1f | %.1f |" % (str(dt).replace("torch.", "").upper().replace("FLOAT", "F")
+                                                       , b, best * 1e3, b / best, gf * b / best * 1e-3))
+
+
 def main():
     print("# torch %s, %d threads, OPENBLAS_CORETYPE=%s, load average %.2f" %
           (torch.__version__, torch.get_num_threads(), os.environ.get("OPENBLAS_CORETYPE", "(unset)"), os.getloadavg()[0]))
@@ -146,4 +173,4 @@ def main():
         sys.stdout.flush()
 
 
-main()
+main_cuda() if "--cuda" in sys.argv else main()

@@ -1198,7 +1198,9 @@ typedef struct ngpt_encoder_params {
                                  on the CPU backend (inputs of the linear layers rounded to BF16,
                                  F32 accumulation; embeddings within cosine 0.99 of F32; fast where
                                  the CPU has AVX512-BF16/AMX). Scoped to this encoder's calls: other
-                                 handles on the same context are unaffected. Anything else:
+                                 handles on the same context are unaffected. On CUDA: F16 or
+                                 BF16 = weights and activations in that dtype (tensor cores; the
+                                 embedding is still returned as F32). Anything else:
                                  NGPT_ERR_UNSUPPORTED at create. */
 } ngpt_encoder_params;
 

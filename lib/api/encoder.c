@@ -50,9 +50,12 @@ NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, 
     if (p.modalities & ~all)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_encoder_create: unknown modality bits 0x%x", p.modalities & ~all);
     if (p.flags) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_encoder_create: unknown flags 0x%x", p.flags);
-    if (p.compute_dtype != NGPT_DTYPE_F32 && !(p.compute_dtype == NGPT_DTYPE_BF16 && ctx->be == ctx->cpu))
+    const bool on_cpu = ctx->be == ctx->cpu;
+    const bool half = p.compute_dtype == NGPT_DTYPE_F16 || p.compute_dtype == NGPT_DTYPE_BF16;
+    if (p.compute_dtype != NGPT_DTYPE_F32 && !(on_cpu ? p.compute_dtype == NGPT_DTYPE_BF16 : half))
         return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_encoder_create: compute_dtype %s is not supported on the %s backend "
-                      "(F32, or BF16 on the CPU)", ngpt_dtype_name(p.compute_dtype), ctx->be == ctx->cpu ? "CPU" : "GPU");
+                      "(F32, or BF16 on the CPU; F16 or BF16 on CUDA)", ngpt_dtype_name(p.compute_dtype),
+                      on_cpu ? "CPU" : "CUDA");
     unsigned want = 0;
     if (p.modalities & (NGPT_ENCODER_IMAGE | NGPT_ENCODER_VIDEO)) want |= NX_IB_BIT(NX_IB_VISION);
     if (p.modalities & NGPT_ENCODER_AUDIO) want |= NX_IB_BIT(NX_IB_AUDIO);
@@ -61,7 +64,9 @@ NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, 
     if (!e) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_encoder_create: out of memory");
     e->ctx = ctx;
     e->compute_dtype = p.compute_dtype;
-    ngpt_status s = nx_imagebind_load(&e->ib, ctx->be, path, want);
+    /* CPU BF16 is a GEMM mode (F32 activations, oneDNN bf16: the scope in encode()); on CUDA the
+     * compute dtype is the activation dtype */
+    ngpt_status s = nx_imagebind_load(&e->ib, ctx->be, path, want, on_cpu ? NGPT_DTYPE_F32 : p.compute_dtype);
     if (s != NGPT_OK) {
         ngpt_encoder_free(e);
         return s;
@@ -109,7 +114,7 @@ static ngpt_status encode(ngpt_encoder *enc, nx_ib_modality mod, ngpt_tensor *ou
     if (s == NGPT_OK) {
         /* BF16: this thread's linears on the CPU backend, for this call only (other handles
          * sharing the context keep their setting, see nx_cpu_bf16_scope_begin) */
-        const bool scoped = enc->compute_dtype == NGPT_DTYPE_BF16;
+        const bool scoped = enc->compute_dtype == NGPT_DTYPE_BF16 && be == enc->ctx->cpu;
         nx_cpu_bf16_scope prev = {0};
         if (scoped) prev = nx_cpu_bf16_scope_begin(be, true);
         s = nx_imagebind_encode(enc->ib, mod, &y, &x, clips);

@@ -22,11 +22,16 @@
  *
  * The head's LayerNorm runs on token 0 only (LayerNorm is per token, so this equals LN-then-select).
  * Weights live in one backend allocation (`blob`); matrices keep the checkpoint's dtype (F32,
- * F16 or BF16), norms, biases and embeddings are F32.
+ * F16 or BF16), norms, biases and embeddings are F32. With an F16/BF16 activation dtype (CUDA)
+ * the matrices, the embeddings and the activations are in that dtype (converted once at load, so
+ * GEMMs, convolutions and attention run one dtype on tensor cores); norms and biases stay F32
+ * (the kernels read them in their own dtype) and the head output is widened to F32 before the
+ * normalisation.
  */
 #include "imagebind.h"
 
 #include "../core/alloc.h"
+#include "../core/dtype.h"
 #include "../core/json.h"
 #include "../core/weights.h"
 
@@ -79,7 +84,8 @@ struct nx_imagebind {
     ib_branch           br[NX_IB_N];
     nx_tensor           blob;           // every tensor above, one allocation
     nx_tensor           zero_ids;       // I32 (IB_CHUNK) zeros: get_rows ids broadcasting a (1, D) row
-    nx_tensor           zero_frames;    // F32 (1, 1, video_frames, 1, 1): PadIm2Video's repeat by broadcast
+    nx_tensor           zero_frames;    // (1, 1, video_frames, 1, 1): PadIm2Video's repeat by broadcast
+    ngpt_dtype          cdt;            // activation dtype: F32, or F16/BF16 (CUDA)
 };
 
 void nx_imagebind_config_huge(nx_imagebind_config *c)
@@ -216,6 +222,7 @@ typedef struct ib_loader {
     size_t      n, cap, bytes;
     void       *host[8];     // host buffers to free after the upload
     int         n_host;
+    ngpt_dtype  mat_dt;      // dtype of matrices and embeddings: F32 (0) = matrices as stored
 } ib_loader;
 
 static ngpt_status ld_add(ib_loader *L, nx_tensor *dst, ngpt_dtype dt, int rank, const int64_t *ne,
@@ -259,7 +266,8 @@ static ngpt_status ld_get(ib_loader *L, nx_tensor *dst, bool keep_dtype, const n
     NX_TRY(nx_weights_get(L->w, name, NX_FLOAT_DTYPES, rank, shape, &t));
     if (srcp) *srcp = t;
     if (!dst) return NGPT_OK;
-    return ld_add(L, dst, keep_dtype ? t->dtype : NGPT_DTYPE_F32, rank, shape, t, NULL);
+    ngpt_dtype dt = !keep_dtype ? NGPT_DTYPE_F32 : L->mat_dt != NGPT_DTYPE_F32 ? L->mat_dt : t->dtype;
+    return ld_add(L, dst, dt, rank, shape, t, NULL);
 }
 
 static ngpt_status ld_upload(nx_imagebind *m, ib_loader *L)
@@ -271,13 +279,24 @@ static ngpt_status ld_upload(nx_imagebind *m, ib_loader *L)
         it->dst->data = (char *)m->blob.data + it->off;
         it->dst->be = m->be;
         size_t n = nx_nbytes(it->dst);
-        if (it->host || it->src->dtype == it->dst->dtype) {
+        ngpt_dtype dt = it->dst->dtype;
+        bool host_same = it->host && (dt == NGPT_DTYPE_F32 || dt == NGPT_DTYPE_I32);  // host data is F32 or I32
+        if (host_same || (!it->host && it->src->dtype == dt)) {
             NX_TRY(nx_tensor_upload(it->dst, it->host ? it->host : it->src->data, n));
             continue;
         }
-        float *tmp = nx_malloc(n ? n : 1);  // dst is F32 here
-        if (!tmp) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory converting %s", it->src->name);
-        nx_wtensor_to_f32(it->src, tmp);
+        // convert on the host: through F32, then narrowed when dst is F16/BF16
+        size_t count = (size_t)nx_numel(it->dst);
+        float *tmp = nx_malloc(count ? count * sizeof(float) : 1);
+        if (!tmp)
+            return nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory converting %s",
+                          it->src ? it->src->name : "an embedding");
+        if (it->host) memcpy(tmp, it->host, count * sizeof(float));
+        else nx_wtensor_to_f32(it->src, tmp);
+        if (dt == NGPT_DTYPE_F16 || dt == NGPT_DTYPE_BF16) {  // in place: 2-byte values over the 4-byte ones
+            uint16_t *h = (uint16_t *)tmp;
+            for (size_t j = 0; j < count; j++) h[j] = dt == NGPT_DTYPE_F16 ? nx_f32_to_f16(tmp[j]) : nx_f32_to_bf16(tmp[j]);
+        }
         ngpt_status s = nx_tensor_upload(it->dst, tmp, n);
         nx_free(tmp);
         NX_TRY(s);
@@ -335,8 +354,8 @@ static ngpt_status list_branch(nx_imagebind *m, ib_loader *L, int mod)
     for (int64_t d = 0; d < D; d++) pe[d] = ct[d] + pe[d];
     nx_free(ct);
     int64_t s1[2] = {1, D}, s2[3] = {1, b->n_patch, D};
-    NX_TRY(ld_add(L, &b->cls_pos, NGPT_DTYPE_F32, 2, s1, NULL, pe));
-    NX_TRY(ld_add(L, &b->pos_patch, NGPT_DTYPE_F32, 3, s2, NULL, pe + D));
+    NX_TRY(ld_add(L, &b->cls_pos, m->cdt, 2, s1, NULL, pe));
+    NX_TRY(ld_add(L, &b->pos_patch, m->cdt, 3, s2, NULL, pe + D));
 
     // trunk
     int64_t vd[1] = {D}, v3d[1] = {3 * D}, m3d[2] = {3 * D, D}, mdd[2] = {D, D}, bkv[3] = {1, 1, D};
@@ -489,15 +508,21 @@ static ngpt_status resolve(nx_imagebind *m, const char *path)
     return nx_err(NGPT_ERR_NOT_FOUND, "%s: no model.safetensors, model.safetensors.index.json or imagebind_huge.pth", path);
 }
 
-ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *path, unsigned modalities)
+ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *path, unsigned modalities,
+                              ngpt_dtype act_dtype)
 {
     *out = NULL;
     if (modalities & ~(NX_IB_BIT(NX_IB_VISION) | NX_IB_BIT(NX_IB_AUDIO)))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "imagebind: unknown modality bits 0x%x", modalities);
+    if (act_dtype != NGPT_DTYPE_F32 && act_dtype != NGPT_DTYPE_F16 && act_dtype != NGPT_DTYPE_BF16)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "imagebind: activation dtype %s (expected F32, F16 or BF16)",
+                      nx_dtype_name(act_dtype));
     nx_imagebind *m = nx_calloc(1, sizeof *m);
     if (!m) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory");
     m->be = be;
+    m->cdt = act_dtype;
     ib_loader L = {0};
+    L.mat_dt = act_dtype;
     ngpt_status s = resolve(m, path);
     if (s == NGPT_OK) s = nx_weights_open(&L.w, m->file);
     unsigned want = modalities;
@@ -514,7 +539,7 @@ ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *pa
     void *zf = s == NGPT_OK ? ld_host(&L, (size_t)m->cfg.video_frames * sizeof(float)) : NULL;
     if (s == NGPT_OK && (!zi || !zf)) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory");
     if (s == NGPT_OK) s = ld_add(&L, &m->zero_ids, NGPT_DTYPE_I32, 1, zn, NULL, zi);
-    if (s == NGPT_OK) s = ld_add(&L, &m->zero_frames, NGPT_DTYPE_F32, 5, fz, NULL, zf);
+    if (s == NGPT_OK) s = ld_add(&L, &m->zero_frames, m->cdt, 5, fz, NULL, zf);
     if (s == NGPT_OK) s = skip_others(m, L.w);
     if (s == NGPT_OK) s = ld_upload(m, &L);
     if (s == NGPT_OK) make_views(m);
@@ -557,6 +582,7 @@ typedef struct ib_scratch {
     nx_tensor o;   // (M, L, D)
     nx_tensor f;   // (M, L, R*D) MLP hidden
     nx_tensor rep; // vision (M, 3, F, H, W): PadIm2Video output, when the input needs the repeat
+    nx_tensor in;  // (M, clip...) the input clips in the activation dtype (when it is not F32)
 } ib_scratch;
 
 static void scratch_free(ib_scratch *s)
@@ -569,6 +595,7 @@ static void scratch_free(ib_scratch *s)
     nx_tensor_free(&s->o);
     nx_tensor_free(&s->f);
     nx_tensor_free(&s->rep);
+    nx_tensor_free(&s->in);
 }
 
 /* A view of the first elements of buffer t, with another shape. */
@@ -638,16 +665,16 @@ static ngpt_status clips_forward(nx_imagebind *m, int mod, nx_tensor *e, const n
         int64_t F = c->video_frames;
         if (xc->rank == 4 || xc->ne[2] != F) {  // PadIm2Video(repeat): x (M,3,1,H,W) + zeros (1,1,F,1,1)
             int64_t ne5[5] = {M, 3, 1, xc->ne[xc->rank - 2], xc->ne[xc->rank - 1]};
-            x5 = nx_view(NGPT_DTYPE_F32, 5, ne5, xc->data, xc->be);
+            x5 = nx_view(xc->dtype, 5, ne5, xc->data, xc->be);
             ne5[2] = F;
-            nx_tensor rep = nx_view(NGPT_DTYPE_F32, 5, ne5, s->rep.data, s->rep.be);
+            nx_tensor rep = nx_view(s->rep.dtype, 5, ne5, s->rep.data, s->rep.be);
             NX_TRY(nx_op_binary(be, &rep, &x5, &m->zero_frames, NX_BINARY_ADD));
             x5 = rep;
             in = &x5;
         }
         for (int i = 0; i < 3; i++) cp.stride[i] = c->kernel_size[i];
         int64_t ne5[5] = {M, D, b->grid[0], b->grid[1], b->grid[2]};
-        nx_tensor y5 = nx_view(NGPT_DTYPE_F32, 5, ne5, s->q.data, be);
+        nx_tensor y5 = nx_view(s->q.dtype, 5, ne5, s->q.data, be);
         NX_TRY(nx_op_conv(be, &y5, in, &b->stem_w, NULL, &cp));
     } else {
         cp.stride[0] = cp.stride[1] = c->audio_stride;
@@ -729,44 +756,60 @@ ngpt_status nx_imagebind_encode(nx_imagebind *m, nx_ib_modality mod, nx_tensor *
     int64_t M = total < IB_CHUNK ? total : IB_CHUNK;
     int64_t D = b->D, L = 1 + b->n_patch, Lk = L + (m->cfg.add_bias_kv[mod] ? 1 : 0);
     int64_t sd[3] = {M, L, D}, sk[3] = {M, Lk, D}, sf[3] = {M, L, b->R * D}, se[2] = {total, out};
+    const ngpt_dtype cdt = m->cdt;
     ib_scratch s = {0};
-    nx_tensor e = {0}, en = {0};
-    ngpt_status st = nx_tensor_alloc(&s.x, be, NGPT_DTYPE_F32, 3, sd);
-    if (st == NGPT_OK) st = nx_tensor_alloc(&s.h, be, NGPT_DTYPE_F32, 3, sd);
-    if (st == NGPT_OK) st = nx_tensor_alloc(&s.q, be, NGPT_DTYPE_F32, 3, sd);
-    if (st == NGPT_OK) st = nx_tensor_alloc(&s.k, be, NGPT_DTYPE_F32, 3, sk);
-    if (st == NGPT_OK) st = nx_tensor_alloc(&s.v, be, NGPT_DTYPE_F32, 3, sk);
-    if (st == NGPT_OK) st = nx_tensor_alloc(&s.o, be, NGPT_DTYPE_F32, 3, sd);
-    if (st == NGPT_OK) st = nx_tensor_alloc(&s.f, be, NGPT_DTYPE_F32, 3, sf);
+    nx_tensor e = {0}, e32 = {0}, en = {0};
+    ngpt_status st = nx_tensor_alloc(&s.x, be, cdt, 3, sd);
+    if (st == NGPT_OK) st = nx_tensor_alloc(&s.h, be, cdt, 3, sd);
+    if (st == NGPT_OK) st = nx_tensor_alloc(&s.q, be, cdt, 3, sd);
+    if (st == NGPT_OK) st = nx_tensor_alloc(&s.k, be, cdt, 3, sk);
+    if (st == NGPT_OK) st = nx_tensor_alloc(&s.v, be, cdt, 3, sk);
+    if (st == NGPT_OK) st = nx_tensor_alloc(&s.o, be, cdt, 3, sd);
+    if (st == NGPT_OK) st = nx_tensor_alloc(&s.f, be, cdt, 3, sf);
     if (st == NGPT_OK && mod == NX_IB_VISION && (x->rank == 4 || x->ne[2] != m->cfg.video_frames)) {
         int64_t sr[5] = {M, 3, m->cfg.video_frames, x->ne[x->rank - 2], x->ne[x->rank - 1]};
-        st = nx_tensor_alloc(&s.rep, be, NGPT_DTYPE_F32, 5, sr);
+        st = nx_tensor_alloc(&s.rep, be, cdt, 5, sr);
     }
-    if (st == NGPT_OK) st = nx_tensor_alloc(&e, be, NGPT_DTYPE_F32, 2, se);
+    if (st == NGPT_OK && cdt != NGPT_DTYPE_F32) {
+        int64_t si[NX_MAX_DIMS];
+        memcpy(si, x->ne, sizeof si);
+        si[0] = M;
+        st = nx_tensor_alloc(&s.in, be, cdt, x->rank, si);
+    }
+    if (st == NGPT_OK) st = nx_tensor_alloc(&e, be, cdt, 2, se);
+    if (st == NGPT_OK && cdt != NGPT_DTYPE_F32) st = nx_tensor_alloc(&e32, be, NGPT_DTYPE_F32, 2, se);
     if (st == NGPT_OK) st = nx_tensor_alloc(&en, be, NGPT_DTYPE_F32, 2, se);
 
-    size_t clip_elems = (size_t)(nx_numel(x) / total);
+    size_t clip_elems = (size_t)(nx_numel(x) / total), es = nx_dtype_size(cdt);
     for (int64_t i0 = 0; st == NGPT_OK && i0 < total; i0 += M) {
         int64_t n = total - i0 < M ? total - i0 : M;
         nx_tensor xc = *x, ec = vw(&e, 2, n, out, 0, 0);
         xc.ne[0] = n;
         xc.data = (float *)x->data + (size_t)i0 * clip_elems;
-        ec.data = (float *)e.data + (size_t)(i0 * out);
-        st = clips_forward(m, mod, &ec, &xc, &s);
+        ec.data = (char *)e.data + (size_t)(i0 * out) * es;
+        if (cdt != NGPT_DTYPE_F32) {  // the F32 pixels / fbank narrowed to the activation dtype
+            nx_tensor xi = s.in;
+            xi.ne[0] = n;
+            st = nx_op_cast(be, &xi, &xc);
+            xc = xi;
+        }
+        if (st == NGPT_OK) st = clips_forward(m, mod, &ec, &xc, &s);
     }
+    if (st == NGPT_OK && cdt != NGPT_DTYPE_F32) st = nx_op_cast(be, &e32, &e);
+    const nx_tensor *ef = cdt != NGPT_DTYPE_F32 ? &e32 : &e;
 
     // F.normalize(p=2, eps=1e-12) = x / max(|x|, 1e-12): rms_norm gives x / sqrt(mean(x^2) + eps),
     // so scale by 1/sqrt(out) (eps 1e-24/out: the same clamp, squared); then the upstream logit scale
     float alpha = 1.0f / sqrtf((float)out);
     if (b->logit_scale > 0.0f) alpha *= b->logit_scale;
-    if (st == NGPT_OK) st = nx_op_rms_norm(be, &en, &e, NULL, 1e-24f / (float)out);
+    if (st == NGPT_OK) st = nx_op_rms_norm(be, &en, ef, NULL, 1e-24f / (float)out);
     if (st == NGPT_OK) st = nx_op_scale(be, &en, &en, alpha, 0.0f);
 
     // mean over the clips of each item (not re-normalised)
     int64_t N = total / clips;
     if (st == NGPT_OK && clips == 1) st = nx_op_scale(be, y, &en, 1.0f, 0.0f);
     if (st == NGPT_OK && clips > 1) {
-        nx_tensor e3 = vw(&en, 3, N, clips, out, 0), y3 = vw(y, 3, N, 1, out, 0), t3 = vw(&e, 3, N, 1, out, 0);
+        nx_tensor e3 = vw(&en, 3, N, clips, out, 0), y3 = vw(y, 3, N, 1, out, 0), t3 = vw(ef, 3, N, 1, out, 0);
         st = nx_op_slice(be, &y3, &e3, 1, 0);
         for (int64_t c = 1; st == NGPT_OK && c < clips; c++) {
             st = nx_op_slice(be, &t3, &e3, 1, c);
@@ -776,6 +819,7 @@ ngpt_status nx_imagebind_encode(nx_imagebind *m, nx_ib_modality mod, nx_tensor *
     }
     scratch_free(&s);
     nx_tensor_free(&e);
+    nx_tensor_free(&e32);
     nx_tensor_free(&en);
     return st;
 }

@@ -48,7 +48,10 @@ void nx_imagebind_config_huge(nx_imagebind_config *c);
 /* Load the branches in `modalities` (NX_IB_BIT set; 0 = every vision/audio branch stored).
  * Tensors of the other ImageBind modalities (text, depth, thermal, imu) and of branches not
  * asked for are skipped; any other tensor is NGPT_ERR_UNEXPECTED_TENSOR. */
-ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *path, unsigned modalities);
+/* act_dtype: F32 (any backend; matrices kept as stored), or F16/BF16 (CUDA: matrices, embeddings
+ * and activations in that dtype; the caller checks the backend). */
+ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *path, unsigned modalities,
+                              ngpt_dtype act_dtype);
 void nx_imagebind_free(nx_imagebind *m);  /* NULL is a no-op */
 const nx_imagebind_config *nx_imagebind_get_config(const nx_imagebind *m);
 bool nx_imagebind_has(const nx_imagebind *m, nx_ib_modality mod);
