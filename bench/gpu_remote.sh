@@ -3,7 +3,9 @@
 # prepared (device tool: carry [".device"], command bench/gpu_remote.sh). Writes a summary and one
 # log per step to $OUT. Steps: CUDA op parity with the CPU backend, device selection, every golden
 # case with --device cuda (media-decoding stages excepted: see gpu_pack.sh), attention and
-# LLaMA benchmarks. Every step runs even if an earlier one failed.
+# LLaMA benchmarks, the decoders' compute_dtype (F16/BF16 vs the CPU on the golden SD model) and the
+# SD 1.5 UNet/VAE benchmark. Every step runs even if an earlier one failed. STEPS (an extended
+# regex, default all) runs only the steps whose name matches, e.g. STEPS='^sd|dtype'.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-./out}
@@ -15,6 +17,7 @@ say() { echo "$*" | tee -a "$SUMMARY"; }
 step() {  # step NAME LOG SECONDS CMD...
     local name=$1 log=$2 lim=$3 t0=$SECONDS
     shift 3
+    if [ -n "${STEPS:-}" ] && ! echo "$name" | grep -qE "$STEPS"; then return 0; fi
     timeout "$lim" "$@" > "$OUT/$log" 2>&1
     local rc=$? v=PASS
     if [ $rc -eq 77 ]; then v=SKIP; elif [ $rc -eq 124 ]; then v="TIMEOUT ${lim}s"; elif [ $rc -ne 0 ]; then v="FAIL (exit $rc)"; fi
@@ -46,4 +49,8 @@ NGPT_BENCH_DEVICE=cuda step "bench llama cuda" bench_llama_cuda.log 90 "$B/bench
 tail -6 "$OUT/bench_llama_cuda.log" >> "$SUMMARY"
 step "bench llama pytorch" bench_llama_torch.log 90 python3 bench/llama_torch.py 4 512 32
 tail -4 "$OUT/bench_llama_torch.log" >> "$SUMMARY"
+step "decoder dtype cuda" decoder_dtype_cuda.log 120 "$B/test_decoder_dtype_cuda"
+grep -E "rel L2|FAIL|failed" "$OUT/decoder_dtype_cuda.log" | head -20 >> "$SUMMARY"
+NGPT_BENCH_DEVICE=cuda step "sd bench unet f16 cuda" bench_unet_cuda.log 90 "$B/bench_unet" f16 50
+grep -E "^(unet|vae|generate)|^#" "$OUT/bench_unet_cuda.log" | head -8 >> "$SUMMARY"
 say "done in ${SECONDS}s"
