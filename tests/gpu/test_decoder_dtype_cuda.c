@@ -26,11 +26,15 @@
  * while the latents it updates are ~ |eps| in size and the image goes through the VAE and the
  * clamp (which only shrinks differences); three steps add up to ~sqrt(3) more:
  *     image after generate:  F16 5e-2, BF16 3e-1 (F32 on CUDA: 1e-3).
+ * Also compared: the 3-D UNet (zeroscope-a; twice the one-pass bounds for twice the depth) and the
+ * CLIP text encoder (tests/golden/models/clip-a; the one-pass bounds).
  * The errors measured are printed, so the bounds can be tightened from the first GPU runs. */
 #include "test.h"
 
 #include "nextgpt.h"
 
+#include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char g_golden[900];
@@ -143,6 +147,100 @@ static void test_sd_dtypes(void)
     ngpt_decoder_free(ref);
 }
 
+static ngpt_decoder *open_comp(ngpt_context *ctx, const char *dir, ngpt_dtype dt, uint32_t comp)
+{
+    ngpt_decoder_params p;
+    ngpt_decoder_params_default(&p, sizeof p);
+    p.compute_dtype = dt;
+    p.components = comp;
+    ngpt_decoder *d = NULL;
+    CHECK_OK(ngpt_decoder_create(&d, ctx, dir, &p));
+    return d;
+}
+
+/* The 3-D UNet (golden zeroscope-a: temporal convs and attention on top of the 2-D blocks, about
+ * twice the rounding stages of sd-a's UNet, hence twice the one-pass bounds). */
+static void test_unet3d_dtypes(void)
+{
+    char dir[1000];
+    snprintf(dir, sizeof dir, "%s/models/zeroscope-a", g_golden);
+    ngpt_decoder *ref = open_comp(g_cpu, dir, NGPT_DTYPE_F32, NGPT_DECODER_UNET);
+    if (!ref) return;
+    test_rng r = {0x3d3d3dull};
+    static float sample[1 * 4 * 2 * 8 * 8], ehs[1 * 77 * 48];
+    test_fill(&r, sample, sizeof sample / sizeof *sample, -1.5f, 1.5f);
+    test_fill(&r, ehs, sizeof ehs / sizeof *ehs, -1.0f, 1.0f);
+    float ts = 301.0f;
+    int64_t ss[5] = {1, 4, 2, 8, 8}, es[3] = {1, 77, 48}, one = 1;
+    ngpt_tensor ts_t = f32(1, &one, &ts), s_t = f32(5, ss, sample), e_t = f32(3, es, ehs), ru = {0};
+    CHECK_OK(ngpt_decoder_unet(ref, &ru, &s_t, &ts_t, &e_t, NULL));
+    for (size_t k = 0; k < sizeof k_bounds / sizeof *k_bounds; k++) {
+        ngpt_decoder *d = open_comp(g_gpu, dir, k_bounds[k].dt, NGPT_DECODER_UNET);
+        if (!d) continue;
+        ngpt_tensor gu = {0};
+        CHECK_OK(ngpt_decoder_unet(d, &gu, &s_t, &ts_t, &e_t, NULL));
+        check_rel("unet3d", k_bounds[k].dt, &gu, &ru, 2 * k_bounds[k].pass);
+        ngpt_tensor_free(&gu);
+        ngpt_decoder_free(d);
+    }
+    ngpt_tensor_free(&ru);
+    ngpt_decoder_free(ref);
+}
+
+/* The CLIP text encoder (tests/golden/models/clip-a joined to sd-a's model_index.json in a
+ * temporary folder): a transformer of 12 + 1 rounding stages per layer, within the one-pass
+ * bounds. Skipped when the source tree's tests/golden is not there. */
+static void test_text_encoder_dtypes(void)
+{
+    const char *root = getenv("NGPT_SOURCE_ROOT");
+    char clip[1200], abs_clip[PATH_MAX], tmp[600], a[PATH_MAX + 1400], b[PATH_MAX + 1400];
+    snprintf(clip, sizeof clip, "%s/tests/golden/models/clip-a", root ? root : ".");
+    if (!realpath(clip, abs_clip)) {
+        fprintf(stderr, "  %s not found: text encoder not compared\n", clip);
+        return;
+    }
+    snprintf(tmp, sizeof tmp, "%s/ngpt_test_dtype_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmp)) {
+        CHECK_MSG(0, "mkdtemp %s failed", tmp);
+        return;
+    }
+    snprintf(a, sizeof a, "%s/models/sd-a/model_index.json", g_golden);
+    snprintf(b, sizeof b, "%s/model_index.json", tmp);
+    FILE *fi = fopen(a, "rb"), *fo = fopen(b, "wb");
+    CHECK(fi && fo);
+    char buf[4096];
+    size_t n;
+    while (fi && fo && (n = fread(buf, 1, sizeof buf, fi)) > 0) CHECK(fwrite(buf, 1, n, fo) == n);
+    if (fi) fclose(fi);
+    if (fo) fclose(fo);
+    const char *sub[2] = {"text_encoder", "tokenizer"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(a, sizeof a, "%s/%s", abs_clip, sub[i]);
+        snprintf(b, sizeof b, "%s/%s", tmp, sub[i]);
+        CHECK(symlink(a, b) == 0);
+    }
+    ngpt_decoder *ref = open_comp(g_cpu, tmp, NGPT_DTYPE_F32, NGPT_DECODER_TEXT_ENCODER);
+    ngpt_tensor re = {0};
+    if (ref) CHECK_OK(ngpt_decoder_encode_text(ref, &re, "a photo of an astronaut riding a horse"));
+    for (size_t k = 0; ref && k < sizeof k_bounds / sizeof *k_bounds; k++) {
+        ngpt_decoder *d = open_comp(g_gpu, tmp, k_bounds[k].dt, NGPT_DECODER_TEXT_ENCODER);
+        if (!d) continue;
+        ngpt_tensor ge = {0};
+        CHECK_OK(ngpt_decoder_encode_text(d, &ge, "a photo of an astronaut riding a horse"));
+        check_rel("clip text encoder", k_bounds[k].dt, &ge, &re, k_bounds[k].pass);
+        ngpt_tensor_free(&ge);
+        ngpt_decoder_free(d);
+    }
+    ngpt_tensor_free(&re);
+    ngpt_decoder_free(ref);
+    const char *f[3] = {"model_index.json", "text_encoder", "tokenizer"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(b, sizeof b, "%s/%s", tmp, f[i]);
+        unlink(b);
+    }
+    rmdir(tmp);
+}
+
 /* A dtype that is no float compute dtype is rejected on CUDA too. */
 static void test_bad_dtype(void)
 {
@@ -180,6 +278,8 @@ int main(void)
     if (!(g_cpu = test_cpu_context(2))) return 1;
     fprintf(stderr, "GPU: %s\n", ngpt_context_device_name(g_gpu));
     RUN(test_sd_dtypes);
+    RUN(test_unet3d_dtypes);
+    RUN(test_text_encoder_dtypes);
     RUN(test_bad_dtype);
     ngpt_context_free(g_gpu);
     ngpt_context_free(g_cpu);
