@@ -13,6 +13,18 @@
  *   ./bench/bench_unet                 32x32 latents, F32 weights
  *   NGPT_BENCH_UNET_RES=64 ./bench/bench_unet      512x512 images
  *   NGPT_BENCH_UNET_F16=1  ./bench/bench_unet      F16 weights (converted per call)
+ *
+ * CUDA mode (bench/gpu_remote.sh): NGPT_BENCH_DEVICE=cuda ./bench/bench_unet [f16|bf16|f32] [steps]
+ * writes a full-size random SD 1.5 pipeline folder (UNet + VAE in the compute dtype, PNDM
+ * scheduler config; about 1.8 GB in F16, generated in a few seconds) to /tmp, loads it with
+ * ngpt_decoder_params.compute_dtype and times, at 512x512 (64x64 latents; NGPT_BENCH_UNET_RES):
+ *   - one UNet CFG step (batch 2, encoder_hidden_states [2, 77, 768]) on device tensors:
+ *     two warm-up steps, then the mean of 10;
+ *   - ngpt_decoder_generate: `steps` (default 50) PNDM steps with CFG 7.5 + VAE decode, the whole
+ *     public call (host scheduler, per-step latent upload and eps download included);
+ *   - ngpt_decoder_vae_decode alone (1x4x64x64 -> 1x3x512x512): one warm-up, mean of 3;
+ * and prints them next to issue 6's anchors (UNet CFG step f16: goal <= 8 ms on H100,
+ * stable-fast 9.6 ms, eager PyTorch 18.3 ms; 50 steps + VAE: goal <= 0.5 s).
  */
 #include "bench_util.h"
 
@@ -20,6 +32,8 @@
 #include "core/dtype.h"
 #include "core/weights.h"
 #include "models/unet.h"
+#include "models/mweights.h"
+#include "api/decoder.h"
 
 #include <math.h>
 #include <sys/stat.h>
@@ -100,8 +114,277 @@ static inline float urand(void)
     return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
 }
 
-int main(void)
+/* ---------------------------------------------------------------------------------------------
+ * CUDA mode: a full-size SD 1.5 pipeline folder with random weights, timed through the decoder */
+
+static const char sd15_vae_config[] =
+    "{\"_class_name\": \"AutoencoderKL\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
+    " \"block_out_channels\": [128, 256, 512, 512], \"down_block_types\": [\"DownEncoderBlock2D\","
+    " \"DownEncoderBlock2D\", \"DownEncoderBlock2D\", \"DownEncoderBlock2D\"], \"in_channels\": 3,"
+    " \"latent_channels\": 4, \"layers_per_block\": 2, \"norm_num_groups\": 32, \"out_channels\": 3,"
+    " \"sample_size\": 512, \"scaling_factor\": 0.18215, \"up_block_types\": [\"UpDecoderBlock2D\","
+    " \"UpDecoderBlock2D\", \"UpDecoderBlock2D\", \"UpDecoderBlock2D\"]}";
+static const char sd15_model_index[] =
+    "{\"_class_name\": \"StableDiffusionPipeline\", \"_diffusers_version\": \"0.17.0\","
+    " \"scheduler\": [\"diffusers\", \"PNDMScheduler\"], \"unet\": [\"diffusers\", \"UNet2DConditionModel\"],"
+    " \"vae\": [\"diffusers\", \"AutoencoderKL\"]}";
+static const char sd15_scheduler[] =
+    "{\"_class_name\": \"PNDMScheduler\", \"_diffusers_version\": \"0.6.0\", \"beta_start\": 0.00085,"
+    " \"beta_end\": 0.012, \"beta_schedule\": \"scaled_linear\", \"num_train_timesteps\": 1000,"
+    " \"skip_prk_steps\": true, \"steps_offset\": 1, \"set_alpha_to_one\": false, \"clip_sample\": false,"
+    " \"prediction_type\": \"epsilon\", \"trained_betas\": null}";
+
+static bool write_text(const char *dir, const char *name, const char *text)
 {
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    if (!f) return false;
+    bool ok = fputs(text, f) >= 0;
+    return (fclose(f) == 0) && ok;
+}
+
+/* The AutoencoderKL decoder's tensors (what nx_vae_load fetches without the encoder), for the
+ * config above: post_quant_conv, decoder.conv_in, mid block (2 resnets + attention), 4 up blocks
+ * of 3 resnets (+ upsampler on the first 3), conv_norm_out, conv_out. */
+static void vae_add(gen *g, const char *name, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+{
+    int64_t sh[4] = {d0, d1, d2, d3};
+    record(g, name, rank, sh);
+}
+static void vae_resnet(gen *g, const char *p, int64_t cin, int64_t cout)
+{
+    char n[160];
+#define T(suf, ...) (snprintf(n, sizeof n, "%s.%s", p, suf), vae_add(g, n, __VA_ARGS__))
+    T("norm1.weight", 1, cin, 0, 0, 0); T("norm1.bias", 1, cin, 0, 0, 0);
+    T("conv1.weight", 4, cout, cin, 3, 3); T("conv1.bias", 1, cout, 0, 0, 0);
+    T("norm2.weight", 1, cout, 0, 0, 0); T("norm2.bias", 1, cout, 0, 0, 0);
+    T("conv2.weight", 4, cout, cout, 3, 3); T("conv2.bias", 1, cout, 0, 0, 0);
+    if (cin != cout) { T("conv_shortcut.weight", 4, cout, cin, 1, 1); T("conv_shortcut.bias", 1, cout, 0, 0, 0); }
+#undef T
+}
+static void vae_tensors(gen *g)
+{
+    static const int64_t ch[4] = {128, 256, 512, 512};
+    char n[160];
+    vae_add(g, "post_quant_conv.weight", 4, 4, 4, 1, 1);
+    vae_add(g, "post_quant_conv.bias", 1, 4, 0, 0, 0);
+    vae_add(g, "decoder.conv_in.weight", 4, 512, 4, 3, 3);
+    vae_add(g, "decoder.conv_in.bias", 1, 512, 0, 0, 0);
+    vae_resnet(g, "decoder.mid_block.resnets.0", 512, 512);
+    static const char *const an[] = {"group_norm", "to_q", "to_k", "to_v", "to_out.0"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s.weight", an[i]);
+        vae_add(g, n, i ? 2 : 1, 512, 512, 0, 0);
+        snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s.bias", an[i]);
+        vae_add(g, n, 1, 512, 0, 0, 0);
+    }
+    vae_resnet(g, "decoder.mid_block.resnets.1", 512, 512);
+    int64_t cout = 512;
+    for (int i = 0; i < 4; i++) {
+        int64_t cin = cout;
+        cout = ch[3 - i];
+        for (int r = 0; r < 3; r++) {
+            snprintf(n, sizeof n, "decoder.up_blocks.%d.resnets.%d", i, r);
+            vae_resnet(g, n, r ? cout : cin, cout);
+        }
+        if (i != 3) {
+            snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv.weight", i);
+            vae_add(g, n, 4, cout, cout, 3, 3);
+            snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv.bias", i);
+            vae_add(g, n, 1, cout, 0, 0, 0);
+        }
+    }
+    vae_add(g, "decoder.conv_norm_out.weight", 1, 128, 0, 0, 0);
+    vae_add(g, "decoder.conv_norm_out.bias", 1, 128, 0, 0, 0);
+    vae_add(g, "decoder.conv_out.weight", 4, 3, 128, 3, 3);
+    vae_add(g, "decoder.conv_out.bias", 1, 3, 0, 0, 0);
+}
+
+/* Fill g's tensors with random values in dtype dt (uniform, fan-in scaled; norm weights 1) and
+ * write them to path; frees the tensor list. */
+static bool write_random(gen *g, const char *path, ngpt_dtype dt)
+{
+    for (size_t k = 0; k < g->n; k++) g->e[k].shape = g->shape[k];
+    bool ok = true;
+    for (size_t k = 0; k < g->n && ok; k++) {
+        nx_st_entry *e = &g->e[k];
+        size_t numel = 1;
+        for (int i = 0; i < e->rank; i++) numel *= (size_t)e->shape[i];
+        bool norm = e->rank == 1 && strstr(e->name, "norm") && strstr(e->name, ".weight");
+        float sc = e->rank > 1 ? sqrtf(3.0f * (float)e->shape[0] / (float)numel) : 0.0f;
+        size_t es = nx_dtype_size(dt);
+        void *d = malloc(numel * es);
+        if (!d) { ok = false; break; }
+        for (size_t i = 0; i < numel; i++) {
+            float v = norm ? 1.0f : e->rank == 1 ? 0.02f * urand() : sc * urand();
+            if (dt == NGPT_DTYPE_F16) ((uint16_t *)d)[i] = nx_f32_to_f16(v);
+            else if (dt == NGPT_DTYPE_BF16) ((uint16_t *)d)[i] = nx_f32_to_bf16(v);
+            else ((float *)d)[i] = v;
+        }
+        e->data = d;
+        e->dtype = dt;
+    }
+    ok = ok && nx_safetensors_write(path, g->e, g->n, NULL, 0) == NGPT_OK;
+    for (size_t k = 0; k < g->n; k++) free((void *)g->e[k].data), free(g->names[k]);
+    free(g->e), free(g->shape), free(g->names);
+    memset(g, 0, sizeof *g);
+    return ok;
+}
+
+static int cuda_fail(const char *what)
+{
+    fprintf(stderr, "bench_unet (cuda): %s: %s\n", what, ngpt_last_error());
+    return 1;
+}
+
+static int cuda_main(int argc, char **argv)
+{
+    const char *dts = argc > 1 ? argv[1] : "f16";
+    int steps = argc > 2 ? atoi(argv[2]) : 50;
+    int res = getenv("NGPT_BENCH_UNET_RES") ? atoi(getenv("NGPT_BENCH_UNET_RES")) : 64;
+    ngpt_dtype dt = !strcmp(dts, "f32") ? NGPT_DTYPE_F32 : !strcmp(dts, "bf16") ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F16;
+    if ((strcmp(dts, "f16") && strcmp(dts, "bf16") && strcmp(dts, "f32")) || steps < 1 || res < 8 || res % 8) {
+        fprintf(stderr, "usage: NGPT_BENCH_DEVICE=cuda bench_unet [f16|bf16|f32] [steps >= 1]"
+                        " (NGPT_BENCH_UNET_RES: latent size, multiple of 8)\n");
+        return 2;
+    }
+    printf("# bench_unet (cuda): SD 1.5 UNet + VAE, random weights, compute %s, %dx%d pixels\n", nx_dtype_name(dt),
+           8 * res, 8 * res);
+    char dir[] = "/tmp/ngpt_bench_sd_XXXXXX", p[600];
+    if (!mkdtemp(dir)) return 1;
+    snprintf(p, sizeof p, "%s/unet", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/vae", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/scheduler", dir);
+    mkdir(p, 0755);
+    if (!write_text(dir, "model_index.json", sd15_model_index) || !write_text(dir, "unet/config.json", sd15_config) ||
+        !write_text(dir, "vae/config.json", sd15_vae_config) ||
+        !write_text(dir, "scheduler/scheduler_config.json", sd15_scheduler)) {
+        fprintf(stderr, "bench_unet (cuda): cannot write %s\n", dir);
+        return 1;
+    }
+    double t0 = bench_now();
+    gen g = {0};
+    g.res = res, g.batch = 2;
+    snprintf(p, sizeof p, "%s/unet/config.json", dir);
+    if (nx_unet_list_tensors(p, record, &g) != NGPT_OK) return cuda_fail("list");
+    double flops = g.conv_flops + g.gemm_flops + g.attn_flops;
+    snprintf(p, sizeof p, "%s/unet/diffusion_pytorch_model.safetensors", dir);
+    if (!write_random(&g, p, dt)) return cuda_fail("write unet");
+    vae_tensors(&g);
+    snprintf(p, sizeof p, "%s/vae/diffusion_pytorch_model.safetensors", dir);
+    if (!write_random(&g, p, dt)) return cuda_fail("write vae");
+    printf("# random checkpoint (%s weights) written in %.1f s\n", nx_dtype_name(dt), bench_now() - t0);
+
+    ngpt_context_params cp;
+    ngpt_context_params_default(&cp, sizeof cp);
+    cp.device = NGPT_DEVICE_CUDA;
+    ngpt_context *ctx = NULL;
+    if (ngpt_context_create(&ctx, &cp) != NGPT_OK) return cuda_fail("context");
+    ngpt_decoder_params dp;
+    ngpt_decoder_params_default(&dp, sizeof dp);
+    dp.compute_dtype = dt;
+    ngpt_decoder *dec = NULL;
+    t0 = bench_now();
+    if (ngpt_decoder_create(&dec, ctx, dir, &dp) != NGPT_OK) return cuda_fail("decoder_create");
+    printf("# device: %s; load (upload + convert): %.2f s\n", ngpt_context_device_name(ctx), bench_now() - t0);
+
+    /* one UNet CFG step on device tensors in the compute dtype */
+    nx_backend *be = ctx->be;
+    int B = 2;
+    int64_t xs[4] = {B, 4, res, res}, es[3] = {B, CTX_LEN, 768};
+    size_t nx_ = (size_t)(B * 4 * res * res), ne_ = (size_t)(B * CTX_LEN * 768);
+    float *hx = malloc(nx_ * sizeof *hx), *he = malloc(ne_ * sizeof *he);
+    if (!hx || !he) return 1;
+    for (size_t i = 0; i < nx_; i++) hx[i] = urand();
+    for (size_t i = 0; i < ne_; i++) he[i] = urand();
+    nx_tensor x = {0}, e = {0}, y = {0};
+    if (nx_upload_f32_as(&x, be, dt, 4, xs, hx) != NGPT_OK || nx_upload_f32_as(&e, be, dt, 3, es, he) != NGPT_OK ||
+        nx_tensor_alloc(&y, be, dt, 4, xs) != NGPT_OK)
+        return cuda_fail("inputs");
+    float ts[2] = {981.0f, 981.0f};
+    void *sync = malloc(nx_nbytes(&y));
+    for (int w = 0; w < 2; w++)
+        if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
+    if (nx_tensor_download(&y, sync, nx_nbytes(&y)) != NGPT_OK) return cuda_fail("download");
+    enum { REPS = 10 };
+    t0 = bench_now();
+    for (int r = 0; r < REPS; r++)
+        if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
+    if (nx_tensor_download(&y, sync, nx_nbytes(&y)) != NGPT_OK) return cuda_fail("download");
+    double step_ms = 1e3 * (bench_now() - t0) / REPS;
+    printf("unet cfg step (batch 2, %dx%d, %s): %.2f ms (mean of %d after 2 warm-up), %.1f TFLOP/s"
+           "  [issue 6 f16 anchors: goal <= 8 ms on H100; stable-fast 9.6 ms; eager PyTorch 18.3 ms]\n",
+           8 * res, 8 * res, nx_dtype_name(dt), step_ms, REPS, flops / (step_ms * 1e9));
+    nx_tensor_free(&x), nx_tensor_free(&e), nx_tensor_free(&y);
+    free(sync), free(hx), free(he);
+
+    /* VAE decode alone */
+    int64_t ls[4] = {1, 4, res, res};
+    size_t nl = (size_t)(4 * res * res);
+    float *lat = malloc(nl * sizeof *lat);
+    if (!lat) return 1;
+    for (size_t i = 0; i < nl; i++) lat[i] = urand();
+    ngpt_tensor lt = {.dtype = NGPT_DTYPE_F32, .rank = 4, .data = lat};
+    memcpy(lt.shape, ls, sizeof ls);
+    ngpt_tensor img = {0};
+    if (ngpt_decoder_vae_decode(dec, &img, &lt) != NGPT_OK) return cuda_fail("vae decode");
+    ngpt_tensor_free(&img);
+    t0 = bench_now();
+    for (int r = 0; r < 3; r++) {
+        if (ngpt_decoder_vae_decode(dec, &img, &lt) != NGPT_OK) return cuda_fail("vae decode");
+        ngpt_tensor_free(&img);
+    }
+    double vae_ms = 1e3 * (bench_now() - t0) / 3;
+    printf("vae decode (1x4x%dx%d -> 1x3x%dx%d, %s): %.1f ms (mean of 3 after 1 warm-up, host copies included)\n", res,
+           res, 8 * res, 8 * res, nx_dtype_name(dt), vae_ms);
+    free(lat);
+
+    /* the whole pipeline: steps x (UNet CFG + PNDM) + VAE decode */
+    int64_t cs[3] = {1, CTX_LEN, 768};
+    float *hc = malloc((size_t)(CTX_LEN * 768) * sizeof *hc), *hu = malloc((size_t)(CTX_LEN * 768) * sizeof *hu);
+    if (!hc || !hu) return 1;
+    for (int i = 0; i < CTX_LEN * 768; i++) hc[i] = urand(), hu[i] = urand();
+    ngpt_tensor cond = {.dtype = NGPT_DTYPE_F32, .rank = 3, .data = hc}, unc = {.dtype = NGPT_DTYPE_F32, .rank = 3, .data = hu};
+    memcpy(cond.shape, cs, sizeof cs);
+    memcpy(unc.shape, cs, sizeof cs);
+    ngpt_decode_params gp;
+    ngpt_decode_params_default(&gp, sizeof gp);
+    gp.num_inference_steps = steps;
+    gp.guidance_scale = 7.5f;
+    gp.height = gp.width = 8 * res;
+    gp.seed = 42;
+    t0 = bench_now();
+    if (ngpt_decoder_generate(dec, &img, NULL, &cond, &unc, &gp) != NGPT_OK) return cuda_fail("generate");
+    double gen_s = bench_now() - t0;
+    bool finite = true;
+    for (int64_t i = 0; i < ngpt_tensor_numel(&img); i++) finite &= isfinite(((float *)img.data)[i]) != 0;
+    ngpt_tensor_free(&img);
+    printf("generate %d steps + vae decode (%dx%d, CFG 7.5, PNDM, %s): %.3f s (%.2f ms/step incl. host scheduler)"
+           "  [issue 6 anchor: goal <= 0.5 s for 50 steps + VAE]; image finite: %s\n",
+           steps, 8 * res, 8 * res, nx_dtype_name(dt), gen_s, 1e3 * (gen_s - vae_ms / 1e3) / steps,
+           finite ? "yes" : "NO");
+    free(hc), free(hu);
+    ngpt_decoder_free(dec);
+    ngpt_context_free(ctx);
+    static const char *const files[] = {"unet/diffusion_pytorch_model.safetensors", "unet/config.json",
+                                        "vae/diffusion_pytorch_model.safetensors", "vae/config.json",
+                                        "scheduler/scheduler_config.json", "model_index.json", "unet", "vae",
+                                        "scheduler"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        if (unlink(p) != 0) rmdir(p);
+    }
+    rmdir(dir);
+    return finite ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *bdev = getenv("NGPT_BENCH_DEVICE");
+    if (bdev && !strcmp(bdev, "cuda")) return cuda_main(argc, argv);
     bench_header("bench_unet: one SD-1.5-config UNet step (random weights), CPU");
     int res = getenv("NGPT_BENCH_UNET_RES") ? atoi(getenv("NGPT_BENCH_UNET_RES")) : 32;
     bool f16 = getenv("NGPT_BENCH_UNET_F16") && atoi(getenv("NGPT_BENCH_UNET_F16"));
@@ -164,7 +447,7 @@ int main(void)
         return 1;
     }
     t0 = bench_now();
-    if (nx_unet_load(&u, be, dir) != NGPT_OK) {
+    if (nx_unet_load(&u, be, dir, NGPT_DTYPE_F32) != NGPT_OK) {
         fprintf(stderr, "load: %s\n", ngpt_last_error());
         return 1;
     }

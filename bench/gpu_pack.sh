@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gpu_pack.sh — prepare .device/ (git-ignored) for a GPU run through the `device` tool, whose
 # machines are bare (no Debian packages, nothing to install from) and take at most 64 MiB of tree:
-#   - the CUDA build's test, case-runner and benchmark binaries (built here, sm_90);
+#   - the CUDA build's test, case-runner and benchmark binaries (built here, sm_90; bench_unet
+#     writes its full-size random SD 1.5 checkpoint on the GPU machine at run time, nothing carried);
 #   - the non-system libraries they need (oneDNN, ICU, PCRE2, jansson, libgomp), xz-compressed;
 #   - stand-ins for the media codec libraries (bench/gpu_stubs.py explains why);
 #   - the shared golden cases minus the media-decoding stages (the stubs cannot decode).
@@ -15,7 +16,7 @@ if [ -d "$B" ]; then meson configure "$B" -Dcuda=enabled -Dgpu_archs=90 -Dbuildt
 else meson setup "$B" -Dcuda=enabled -Dgpu_archs=90 -Dbuildtype=release > /dev/null; fi
 ninja -C "$B" > /dev/null
 rm -rf "$D" && mkdir -p "$D/stage/bin" "$D/stage/lib"
-bins="tools/ngpt-case tests/gpu/test_ops_cuda tests/gpu/test_context_cuda tests/gpu/test_llama_cuda tests/gpu/test_encoder_cuda bench/bench_attention_cuda bench/bench_llama bench/bench_imagebind"
+bins="tools/ngpt-case tests/gpu/test_ops_cuda tests/gpu/test_context_cuda tests/gpu/test_llama_cuda tests/gpu/test_encoder_cuda tests/gpu/test_decoder_dtype_cuda bench/bench_attention_cuda bench/bench_llama bench/bench_imagebind bench/bench_unet"
 for b in $bins; do cp "$B/$b" "$D/stage/bin/"; done
 cp -L "$B/lib/libnextgpt.so.0" "$D/stage/bin/"
 python3 bench/gpu_stubs.py "$D/stage/lib" "$D/stage/bin/libnextgpt.so.0" $(for b in $bins; do echo "$D/stage/bin/$(basename $b)"; done)

@@ -3,8 +3,9 @@
 # prepared (device tool: carry [".device"], command bench/gpu_remote.sh). Writes a summary and one
 # log per step to $OUT. Steps: CUDA op parity with the CPU backend, device selection, every golden
 # case with --device cuda (media-decoding stages excepted: see gpu_pack.sh), attention and
-# LLaMA benchmarks. Every step runs even if an earlier one failed; SKIP=REGEX skips the steps
-# whose names match.
+# LLaMA benchmarks, the encoder's and decoders' compute dtypes (F16/BF16 vs the CPU on the golden
+# models), the ImageBind and SD 1.5 UNet/VAE benchmarks. Every step runs even if an earlier one
+# failed. STEPS=REGEX runs only the steps whose names match; SKIP=REGEX skips those that match.
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-./out}
@@ -19,7 +20,8 @@ say() { echo "$*" | tee -a "$SUMMARY"; }
 step() {  # step NAME LOG SECONDS CMD...
     local name=$1 log=$2 lim=$3 t0=$SECONDS
     shift 3
-    if [ -n "${SKIP:-}" ] && [[ $name =~ $SKIP ]]; then say "$(printf '%-26s %s' "$name" "SKIP (SKIP=$SKIP)")"; return 0; fi
+    if [ -n "${STEPS:-}" ] && ! echo "$name" | grep -qE "$STEPS"; then return 0; fi
+    if [ -n "${SKIP:-}" ] && echo "$name" | grep -qE "$SKIP"; then say "$(printf '%-26s %s' "$name" "SKIP (SKIP=$SKIP)")"; return 0; fi
     timeout "$lim" "$@" > "$LOGS/$log" 2>&1
     local rc=$? v=PASS
     if [ $rc -eq 77 ]; then v=SKIP; elif [ $rc -eq 124 ]; then v="TIMEOUT ${lim}s"; elif [ $rc -ne 0 ]; then v="FAIL (exit $rc)"; fi
@@ -49,6 +51,8 @@ step "encoder cuda vs cpu (f32/f16/bf16)" encoder_cuda.log 120 "$B/test_encoder_
 grep -E "cosine|FAIL|fail" "$LOGS/encoder_cuda.log" | head -20 >> "$SUMMARY"
 step "llama upstream dtype error" llama_dtype_error.log 90 python3 bench/llama_dtype_error.py ../shared/golden
 tail -3 "$LOGS/llama_dtype_error.log" >> "$SUMMARY"
+step "decoder dtype cuda" decoder_dtype_cuda.log 120 "$B/test_decoder_dtype_cuda"
+grep -E "rel L2|FAIL|failed" "$LOGS/decoder_dtype_cuda.log" | head -20 >> "$SUMMARY"
 step "golden cases --device cuda" golden_cuda.log 240 "$B/ngpt-case" all ../shared/golden tests/golden --device cuda
 grep -v "^PASS" "$LOGS/golden_cuda.log" | head -60 >> "$SUMMARY"
 step "bench attention cuda" bench_attention_cuda.tsv 90 "$B/bench_attention_cuda"
@@ -62,4 +66,6 @@ NGPT_BENCH_DEVICE=cuda step "bench imagebind cuda" bench_imagebind_cuda.log 120 
 grep -E "^\||^# device" "$LOGS/bench_imagebind_cuda.log" >> "$SUMMARY"
 step "bench imagebind pytorch" bench_imagebind_torch.log 120 python3 bench/imagebind_torch.py "$NGPT_IB_WEIGHTS" 5 2 --cuda
 grep -E "^\||^# torch" "$LOGS/bench_imagebind_torch.log" >> "$SUMMARY"
+NGPT_BENCH_DEVICE=cuda step "sd bench unet f16 cuda" bench_unet_cuda.log 120 "$B/bench_unet" f16 50
+grep -E "^(unet|vae|generate)|^#" "$LOGS/bench_unet_cuda.log" | head -12 >> "$SUMMARY"
 say "done in ${SECONDS}s"

@@ -769,6 +769,13 @@ typedef struct ngpt_decoder_params {
     ngpt_decoder_kind kind;         /* default AUTO */
     uint32_t          components;   /* NGPT_DECODER_* bits; 0 = all present */
     uint32_t          flags;        /* reserved, 0 */
+    ngpt_dtype        compute_dtype; /* activations of the UNet, VAE and text encoder, and the dtype
+                                      * their weights are converted to once at create:
+                                      * NGPT_DTYPE_F32 (default), or NGPT_DTYPE_F16 / NGPT_DTYPE_BF16
+                                      * on the CUDA backend (tensor-core GEMMs and convolutions; CPU:
+                                      * NGPT_ERR_UNSUPPORTED). Scheduler math, the guidance combine
+                                      * and every tensor across this API stay F32; the vocoder
+                                      * (AUDIO) computes in F32 in any case. */
 } ngpt_decoder_params;
 
 /* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_decoder_params). */

@@ -15,7 +15,8 @@
 #include <sys/stat.h>
 
 
-static const ngpt_decoder_params k_defaults = {.struct_size = sizeof(ngpt_decoder_params), .kind = NGPT_DECODER_AUTO};
+static const ngpt_decoder_params k_defaults = {.struct_size = sizeof(ngpt_decoder_params), .kind = NGPT_DECODER_AUTO,
+                                               .compute_dtype = NGPT_DTYPE_F32};
 
 NGPT_API ngpt_status ngpt_decoder_params_default(ngpt_decoder_params *p, size_t struct_size)
 {
@@ -102,6 +103,13 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown kind %d", (int)p.kind);
     if (p.components & ~0xfu)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown component bits 0x%x", p.components);
+    if (p.compute_dtype != NGPT_DTYPE_F32 && p.compute_dtype != NGPT_DTYPE_F16 && p.compute_dtype != NGPT_DTYPE_BF16)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: compute_dtype %s (%d) is not F32, F16 or BF16",
+                      ngpt_dtype_name(p.compute_dtype), (int)p.compute_dtype);
+    if (!(ctx->be->act_dtypes & NX_DTYPE_BIT(p.compute_dtype)))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_decoder_create: compute_dtype %s needs a backend that computes in it "
+                      "(the CUDA backend); the %s backend computes decoders in F32", ngpt_dtype_name(p.compute_dtype),
+                      ctx->be->v->name);
     if (!is_dir(model_dir)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: decoder folder not found", model_dir);
 
     ngpt_decoder *d = nx_calloc(1, sizeof *d);
@@ -110,15 +118,16 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     d->dir = nx_strdup(model_dir);
     ngpt_status s = d->dir ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_create: out of memory");
     d->kind = p.kind;
+    d->dt = p.compute_dtype;
     if (s == NGPT_OK && d->kind == NGPT_DECODER_AUTO) s = read_kind(model_dir, &d->kind);
 
     char *sub = NULL;
     if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) {
-        s = nx_unet_load(&d->unet, ctx->be, sub);
+        s = nx_unet_load(&d->unet, ctx->be, sub, d->dt);
         if (s == NGPT_OK) s = read_sample_size(sub, &d->sample_size);
     }
     nx_free(sub);
-    if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false);
+    if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false, d->dt);
     nx_free(sub);
     if (d->kind == NGPT_DECODER_AUDIO) {
         if (want(p.components, NGPT_DECODER_VOCODER, model_dir, "vocoder", &s, &sub))
@@ -140,7 +149,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
             s = nx_err(NGPT_ERR_NOT_FOUND, "%s: folder not found (the decoder was asked to load the text encoder)",
                        is_dir(te) ? tk : te);
         if (s == NGPT_OK && both && (!p.components || (p.components & NGPT_DECODER_TEXT_ENCODER))) {
-            s = nx_clip_text_load(&d->text_encoder, ctx->be, te);
+            s = nx_clip_text_load(&d->text_encoder, ctx->be, te, d->dt);
             if (s == NGPT_OK) s = nx_clip_bpe_load(&d->tokenizer, tk);
         }
         nx_free(te);
@@ -182,7 +191,7 @@ NGPT_API float ngpt_decoder_vae_scaling_factor(const ngpt_decoder *d)
 
 /* Upload `t` as F32 and check its rank and (entries >= 0 of) its shape. */
 static ngpt_status upload_checked(ngpt_decoder *d, nx_tensor *dst, const ngpt_tensor *t, const char *what, int rank,
-                                  const int64_t *shape)
+                                  const int64_t *shape, ngpt_dtype dt)
 {
     NX_TRY(nx_api_check_tensor(t, what, rank));
     for (int i = 0; i < rank; i++) {
@@ -193,7 +202,7 @@ static ngpt_status upload_checked(ngpt_decoder *d, nx_tensor *dst, const ngpt_te
             return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s: expected %s (-1 = any), got %s", d->dir, what, want_s, got);
         }
     }
-    return nx_api_upload(dst, d->ctx->be, t, NGPT_DTYPE_F32, what);
+    return nx_api_upload(dst, d->ctx->be, t, dt, what);
 }
 
 NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *sample,
@@ -227,20 +236,20 @@ NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const 
         if (!tsb) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_unet: out of memory");
         for (int64_t i = 0; s == NGPT_OK && i < B; i++) tsb[i] = ts[nts == 1 ? 0 : i];
     }
-    if (s == NGPT_OK) s = upload_checked(d, &xs, sample, "sample", rank, sshape);
+    if (s == NGPT_OK) s = upload_checked(d, &xs, sample, "sample", rank, sshape, d->dt);
     if (s == NGPT_OK && ehs) {
         int64_t es[3] = {B, -1, cad};
-        s = upload_checked(d, &xe, ehs, "encoder_hidden_states", 3, es);
+        s = upload_checked(d, &xe, ehs, "encoder_hidden_states", 3, es, d->dt);
     }
     if (s == NGPT_OK && class_labels) {
         int64_t cs[2] = {B, ced};
-        s = upload_checked(d, &xc, class_labels, "class_labels", 2, cs);
+        s = upload_checked(d, &xc, class_labels, "class_labels", 2, cs, d->dt);
     }
     if (s == NGPT_OK) {
         int64_t oshape[5];
         for (int i = 0; i < rank; i++) oshape[i] = sample->shape[i];
         oshape[1] = nx_unet_out_channels(d->unet);
-        s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, rank, oshape);
+        s = nx_tensor_alloc(&y, d->ctx->be, d->dt, rank, oshape);
     }
     if (s == NGPT_OK) s = nx_unet_forward(d->unet, &y, &xs, tsb, ehs ? &xe : NULL, class_labels ? &xc : NULL);
     if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
@@ -263,11 +272,11 @@ NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, 
     NX_TRY(nx_api_check_tensor(latents, "latents", rank));
     int64_t lshape[5] = {-1, nx_vae_latent_channels(d->vae), -1, -1, -1};
     nx_tensor x = {0}, y = {0}, xf = {0}, yf = {0};
-    ngpt_status s = upload_checked(d, &x, latents, "latents", rank, lshape);
+    ngpt_status s = upload_checked(d, &x, latents, "latents", rank, lshape, d->dt);
     int64_t sc = nx_vae_scale(d->vae), oc = nx_vae_out_channels(d->vae);
     if (s == NGPT_OK && !video) {
         int64_t os[4] = {latents->shape[0], oc, latents->shape[2] * sc, latents->shape[3] * sc};
-        s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 4, os);
+        s = nx_tensor_alloc(&y, d->ctx->be, d->dt, 4, os);
         if (s == NGPT_OK) s = nx_vae_decode(d->vae, &y, &x);
     } else if (s == NGPT_OK) {
         /* [B, C, F, h, w] -> frames [B*F, C, h, w] -> decode one frame at a time (bounded memory)
@@ -276,19 +285,19 @@ NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, 
         int64_t h = latents->shape[3], w = latents->shape[4];
         int64_t fs[5] = {B, F, C, h, w};
         int perm[5] = {0, 2, 1, 3, 4};
-        s = nx_tensor_alloc(&xf, d->ctx->be, NGPT_DTYPE_F32, 5, fs);
+        s = nx_tensor_alloc(&xf, d->ctx->be, d->dt, 5, fs);
         if (s == NGPT_OK) s = nx_op_permute(d->ctx->be, &xf, &x, perm);
         int64_t ys[5] = {B, F, oc, h * sc, w * sc};
-        if (s == NGPT_OK) s = nx_tensor_alloc(&yf, d->ctx->be, NGPT_DTYPE_F32, 5, ys);
-        size_t in_frame = (size_t)(C * h * w), out_frame = (size_t)(oc * h * sc * w * sc);
+        if (s == NGPT_OK) s = nx_tensor_alloc(&yf, d->ctx->be, d->dt, 5, ys);
+        size_t in_frame = (size_t)(C * h * w), out_frame = (size_t)(oc * h * sc * w * sc), es = nx_dtype_size(d->dt);
         for (int64_t i = 0; s == NGPT_OK && i < B * F; i++) {
             int64_t li[4] = {1, C, h, w}, lo[4] = {1, oc, h * sc, w * sc};
-            nx_tensor fi = nx_view(NGPT_DTYPE_F32, 4, li, (float *)xf.data + (size_t)i * in_frame, xf.be);
-            nx_tensor fo = nx_view(NGPT_DTYPE_F32, 4, lo, (float *)yf.data + (size_t)i * out_frame, yf.be);
+            nx_tensor fi = nx_view(d->dt, 4, li, (char *)xf.data + (size_t)i * in_frame * es, xf.be);
+            nx_tensor fo = nx_view(d->dt, 4, lo, (char *)yf.data + (size_t)i * out_frame * es, yf.be);
             s = nx_vae_decode(d->vae, &fo, &fi);
         }
         int64_t os[5] = {B, oc, F, h * sc, w * sc};
-        if (s == NGPT_OK) s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 5, os);
+        if (s == NGPT_OK) s = nx_tensor_alloc(&y, d->ctx->be, d->dt, 5, os);
         if (s == NGPT_OK) s = nx_op_permute(d->ctx->be, &y, &yf, perm);
     }
     if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
@@ -315,7 +324,7 @@ NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, con
     }
     int64_t ms[3] = {-1, -1, nx_hifigan_n_mels(d->vocoder)};
     nx_tensor x = {0}, y = {0};
-    ngpt_status s = upload_checked(d, &x, &m3, "mel", 3, ms);
+    ngpt_status s = upload_checked(d, &x, &m3, "mel", 3, ms, NGPT_DTYPE_F32);
     int64_t ws[2] = {m3.shape[0], nx_hifigan_out_len(d->vocoder, m3.shape[1])};
     if (s == NGPT_OK) s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 2, ws);
     if (s == NGPT_OK) s = nx_hifigan_forward(d->vocoder, &y, &x);
@@ -344,10 +353,10 @@ NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean,
                       d->dir, (long long)sc, (long long)image->shape[2], (long long)image->shape[3]);
     NX_TRY(nx_vae_load_encoder(d->vae));
     nx_tensor x = {0}, m = {0}, lv = {0};
-    ngpt_status s = upload_checked(d, &x, image, "image", 4, ishape);
+    ngpt_status s = upload_checked(d, &x, image, "image", 4, ishape, d->dt);
     int64_t ls[4] = {image->shape[0], nx_vae_latent_channels(d->vae), image->shape[2] / sc, image->shape[3] / sc};
-    if (s == NGPT_OK) s = nx_tensor_alloc(&m, d->ctx->be, NGPT_DTYPE_F32, 4, ls);
-    if (s == NGPT_OK && logvar) s = nx_tensor_alloc(&lv, d->ctx->be, NGPT_DTYPE_F32, 4, ls);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&m, d->ctx->be, d->dt, 4, ls);
+    if (s == NGPT_OK && logvar) s = nx_tensor_alloc(&lv, d->ctx->be, d->dt, 4, ls);
     if (s == NGPT_OK) s = nx_vae_encode(d->vae, &m, logvar ? &lv : NULL, &x);
     if (s == NGPT_OK) s = nx_api_download(mean, &m, NGPT_DTYPE_F32);
     if (s == NGPT_OK && logvar) {

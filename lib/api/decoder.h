@@ -14,6 +14,7 @@
 struct ngpt_decoder {
     ngpt_context     *ctx;
     ngpt_decoder_kind kind;
+    ngpt_dtype        dt;           /* compute dtype of the UNet, VAE, text encoder (params.compute_dtype) */
     char             *dir;
     nx_unet          *unet;
     nx_vae           *vae;

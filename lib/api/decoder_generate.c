@@ -10,6 +10,7 @@
 
 #include "../core/alloc.h"
 #include "../core/params.h"
+#include "../models/mweights.h"
 #include "../models/sampler.h"
 
 #include <math.h>
@@ -135,9 +136,8 @@ static ngpt_status upload_conditioning(ngpt_decoder *d, nx_tensor *out, const ng
         } else {
             memcpy(host, c, (size_t)per * sizeof(float));
         }
-        s = nx_tensor_alloc(out, d->ctx->be, NGPT_DTYPE_F32, cond->rank, shape);
+        s = nx_upload_f32_as(out, d->ctx->be, d->dt, cond->rank, shape, host);  /* in the UNet's dtype */
     }
-    if (s == NGPT_OK) s = nx_tensor_upload(out, host, nx_nbytes(out));
     nx_free(host);
     nx_free(c);
     nx_free(u);
@@ -173,7 +173,11 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     ushape[0] = B * mult;
 
     ngpt_scheduler *sch = NULL;
-    nx_tensor x = {0}, eps = {0};
+    /* x, eps: F32 (the host latents and the scheduler's input); xc, epsc: the same in the compute
+     * dtype when that is F16/BF16 (the latents are cast before the UNet, its output back to F32
+     * before the guidance combine and the scheduler step, which stay F32 on the host) */
+    nx_tensor x = {0}, eps = {0}, xc = {0}, epsc = {0};
+    bool narrow = d->dt != NGPT_DTYPE_F32;
     float *pred = nx_malloc((size_t)(n * mult) * sizeof(float));
     float *guided = nx_malloc((size_t)n * sizeof(float));
     float *noise = p->eta > 0.0f ? nx_malloc((size_t)n * sizeof(float)) : NULL;
@@ -192,6 +196,8 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     }
     if (s == NGPT_OK) s = nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, pl->rank, ushape);
     if (s == NGPT_OK) s = nx_tensor_alloc(&eps, be, NGPT_DTYPE_F32, pl->rank, ushape);
+    if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&xc, be, d->dt, pl->rank, ushape);
+    if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&epsc, be, d->dt, pl->rank, ushape);
     const nx_tensor *ehs = d->kind == NGPT_DECODER_AUDIO ? NULL : cond_be;
     const nx_tensor *cls = d->kind == NGPT_DECODER_AUDIO ? cond_be : NULL;
     double t0 = now_s();
@@ -201,7 +207,9 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
         s = ngpt_scheduler_scale_model_input(sch, lat, (size_t)n, ts[k]);
         for (int m = 0; s == NGPT_OK && m < mult; m++) s = nx_tensor_upload_part(&x, lat, (size_t)n * sizeof(float), (size_t)(m * n) * sizeof(float));
         for (int64_t i = 0; i < B * mult; i++) ts_b[i] = (float)ts[k];
-        if (s == NGPT_OK) s = nx_unet_forward(d->unet, &eps, &x, ts_b, ehs, cls);
+        if (s == NGPT_OK && narrow) s = nx_op_cast(be, &xc, &x);
+        if (s == NGPT_OK) s = nx_unet_forward(d->unet, narrow ? &epsc : &eps, narrow ? &xc : &x, ts_b, ehs, cls);
+        if (s == NGPT_OK && narrow) s = nx_op_cast(be, &eps, &epsc);
         if (s == NGPT_OK) s = nx_tensor_download(&eps, pred, nx_nbytes(&eps));
         if (s != NGPT_OK) break;
         const float *e = pred;
@@ -216,6 +224,8 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     }
     nx_tensor_free(&x);
     nx_tensor_free(&eps);
+    nx_tensor_free(&xc);
+    nx_tensor_free(&epsc);
     ngpt_scheduler_free(sch);
     nx_free(pred);
     nx_free(guided);

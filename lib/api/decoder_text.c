@@ -51,7 +51,7 @@ static ngpt_status encode_ids(ngpt_decoder *d, ngpt_tensor *out, const int32_t *
                           (long long)i, (int)ids[i], (int)V);
     nx_tensor y = {0};
     int64_t shape[3] = {B, S, nx_clip_text_hidden(d->text_encoder)};
-    ngpt_status s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 3, shape);
+    ngpt_status s = nx_tensor_alloc(&y, d->ctx->be, nx_clip_text_dtype(d->text_encoder), 3, shape);
     if (s == NGPT_OK) s = nx_clip_text_forward(d->text_encoder, &y, ids, B, S);
     if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
     nx_tensor_free(&y);

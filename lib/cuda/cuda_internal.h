@@ -43,6 +43,12 @@ ngpt_status nx_cuda_dnn(nx_backend *be, cudnnHandle_t *out, const char *op);
 ngpt_status nx_cuda_linear(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
 ngpt_status nx_cuda_matmul(nx_backend *, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,
                            bool trans_a, bool trans_b, float alpha, float beta);
+/* c[batch, M, N] (c_dt) = alpha * op(a) @ op(b), a and b row-major of dtype ab_dt (a [M, K] or
+ * [K, M] with trans_a, b [K, N] or [N, K] with trans_b; batch strides in elements, 0
+ * broadcasts), F32 accumulate; c_dt may differ from ab_dt (F32 scores from F16 inputs). */
+ngpt_status nx_cuda_gemm_typed(nx_backend *be, const char *op, const void *a, const void *b, ngpt_dtype ab_dt, void *c,
+                               ngpt_dtype c_dt, int64_t batch, int64_t M, int64_t N, int64_t K, int64_t stride_a,
+                               int64_t stride_b, bool trans_a, bool trans_b, float alpha);
 /* conv.c */
 ngpt_status nx_cuda_conv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                          const nx_tensor *b, const nx_conv_params *p);

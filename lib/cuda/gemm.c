@@ -132,3 +132,25 @@ ngpt_status nx_cuda_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, con
     };
     return gemm_mixed(be, "matmul", g, a->dtype, b->dtype, nx_numel(a), nx_numel(b), nx_numel(c));
 }
+
+ngpt_status nx_cuda_gemm_typed(nx_backend *be, const char *op, const void *a, const void *b, ngpt_dtype ab_dt, void *c,
+                               ngpt_dtype c_dt, int64_t batch, int64_t M, int64_t N, int64_t K, int64_t stride_a,
+                               int64_t stride_b, bool trans_a, bool trans_b, float alpha)
+{
+    nx_cuda *cu = nx_cuda_of(be);
+    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || batch > INT32_MAX)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: %s: GEMM dimensions beyond 2^31 (M %lld N %lld K %lld)", op,
+                      (long long)M, (long long)N, (long long)K);
+    if (M == 0 || N == 0 || batch == 0) return NGPT_OK;
+    cudaDataType_t tab = cuda_dt(ab_dt), tc = cuda_dt(c_dt);
+    int m = (int)N, n = (int)M, k = (int)K;
+    cublasOperation_t opA = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    int lda = trans_b ? k : m;
+    cublasOperation_t opB = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    int ldb = trans_a ? n : k;
+    float beta = 0.0f;
+    CUBLAS_TRY(op, cublasGemmStridedBatchedEx,
+               (cu->blas, opA, opB, m, n, k, &alpha, b, tab, lda, (long long)stride_b, a, tab, ldb, (long long)stride_a,
+                &beta, c, tc, m, (long long)(M * N), (int)batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return NGPT_OK;
+}

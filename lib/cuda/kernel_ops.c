@@ -15,12 +15,46 @@ static int64_t rows_of(const nx_tensor *t)
     return c ? nx_numel(t) / c : 0;
 }
 
+/* Single-head attention with a head dim beyond the flash kernels' NXK_ATTN_MAX_D (the SD VAE's
+ * mid-block attention: one head of width 512 over h*w positions), unmasked and non-causal,
+ * through cuBLAS: scores F32 [B, Sq, Skv] = scale q k^T (F32 accumulate), softmax in F32, the
+ * probabilities rounded to the activation dtype (as eager PyTorch feeds them to the second
+ * bmm), out = P v. Memory: B Sq Skv (8 + dtype size) bytes of scratch (4096^2: 160 MiB in F16). */
+static ngpt_status attention_gemm(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                                  const nx_tensor *v, float scale)
+{
+    static const char op[] = "attention";
+    int64_t B = q->ne[0], Sq = q->ne[1], D = q->ne[3], Skv = k->ne[1];
+    ngpt_dtype dt = q->dtype;
+    size_t n = (size_t)(B * Sq * Skv);
+    void *sc = NULL, *pf = NULL, *pd = NULL;
+    ngpt_status st = nx_cuda_tmp_alloc(be, &sc, n * 4, op);
+    if (st == NGPT_OK) st = nx_cuda_tmp_alloc(be, &pf, n * 4, op);
+    if (st == NGPT_OK && dt != NGPT_DTYPE_F32) st = nx_cuda_tmp_alloc(be, &pd, n * nx_dtype_size(dt), op);
+    if (st == NGPT_OK)
+        st = nx_cuda_gemm_typed(be, op, q->data, k->data, dt, sc, NGPT_DTYPE_F32, B, Sq, Skv, D, Sq * D, Skv * D, false,
+                                true, scale);
+    if (st == NGPT_OK)
+        st = nx_cuda_check(nxk_softmax(pf, sc, NXK_F32, B * Sq, Skv, 1.0f, STREAM(be)), op, "nxk_softmax");
+    if (st == NGPT_OK && pd)
+        st = nx_cuda_check(nxk_cast(pd, (int)dt, pf, NXK_F32, (int64_t)n, STREAM(be)), op, "nxk_cast");
+    if (st == NGPT_OK)
+        st = nx_cuda_gemm_typed(be, op, pd ? pd : pf, v->data, dt, out->data, dt, B, Sq, D, Skv, Sq * Skv, Skv * D, false,
+                                false, 1.0f);
+    nx_cuda_tmp_free(be, sc);
+    nx_cuda_tmp_free(be, pf);
+    nx_cuda_tmp_free(be, pd);
+    return st;
+}
+
 ngpt_status nx_cuda_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
                               const nx_tensor *v, const nx_tensor *mask, float scale, bool causal)
 {
-    if (q->ne[3] > NXK_ATTN_MAX_D)
-        return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: attention: head dim %lld > %d is not supported",
-                      (long long)q->ne[3], NXK_ATTN_MAX_D);
+    if (q->ne[3] > NXK_ATTN_MAX_D) {
+        if (q->ne[2] == 1 && k->ne[2] == 1 && !mask && !causal) return attention_gemm(be, out, q, k, v, scale);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: attention: head dim %lld > %d is supported single-head, unmasked "
+                      "and non-causal only", (long long)q->ne[3], NXK_ATTN_MAX_D);
+    }
     for (int i = 0; i < 4; i++)
         if (q->ne[i] > INT32_MAX || k->ne[i] > INT32_MAX)
             return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: attention: dimension beyond 2^31");

@@ -137,7 +137,7 @@ static ngpt_status load_weights(nx_clip_text *m)
     return nx_mw_check_unused(w);
 }
 
-ngpt_status nx_clip_text_load(nx_clip_text **out, nx_backend *be, const char *dir)
+ngpt_status nx_clip_text_load(nx_clip_text **out, nx_backend *be, const char *dir, ngpt_dtype dt)
 {
     *out = NULL;
     nx_clip_text *m = nx_calloc(1, sizeof *m);
@@ -146,6 +146,7 @@ ngpt_status nx_clip_text_load(nx_clip_text **out, nx_backend *be, const char *di
     ngpt_status s = read_config(&m->cfg, dir);
     static const char *const files[] = {"model.safetensors", "pytorch_model.bin", NULL};
     if (s == NGPT_OK) s = nx_mw_open(&m->mw, be, dir, files);
+    m->mw.dt = dt;
     if (s == NGPT_OK) s = load_weights(m);
     if (s != NGPT_OK) {
         nx_clip_text_free(m);
@@ -163,6 +164,7 @@ void nx_clip_text_free(nx_clip_text *m)
 }
 
 int nx_clip_text_hidden(const nx_clip_text *m) { return m->cfg.hidden; }
+ngpt_dtype nx_clip_text_dtype(const nx_clip_text *m) { return m->mw.dt; }
 int nx_clip_text_max_positions(const nx_clip_text *m) { return m->cfg.max_pos; }
 int nx_clip_text_vocab_size(const nx_clip_text *m) { return m->cfg.vocab_size; }
 
@@ -172,6 +174,7 @@ ngpt_status nx_clip_text_forward(nx_clip_text *m, nx_tensor *out, const int32_t 
 {
     const ct_config *c = &m->cfg;
     nx_backend *be = m->be;
+    ngpt_dtype dt = out->dtype;  /* the compute dtype (the load's dt) */
     int64_t D = c->hidden, H = c->heads, hd = D / H;
     if (B < 1 || S < 1 || S > c->max_pos)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "text encoder: %lld x %lld tokens (1..%d per sequence)", (long long)B,
@@ -190,17 +193,17 @@ ngpt_status nx_clip_text_forward(nx_clip_text *m, nx_tensor *out, const int32_t 
     if (s == NGPT_OK) s = nx_tensor_upload(&tid, ids, (size_t)n_tok * sizeof *ids);
     if (s == NGPT_OK) s = nx_tensor_alloc(&pid, be, NGPT_DTYPE_I32, 1, sp);
     if (s == NGPT_OK) s = nx_tensor_upload(&pid, pos_host, (size_t)S * sizeof *pos_host);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, 3, sx);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&pe, be, NGPT_DTYPE_F32, 2, spe);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&h, be, NGPT_DTYPE_F32, 3, sx);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&q, be, NGPT_DTYPE_F32, 3, sx);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&k, be, NGPT_DTYPE_F32, 3, sx);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&v, be, NGPT_DTYPE_F32, 3, sx);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&a, be, NGPT_DTYPE_F32, 3, sx);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&f, be, NGPT_DTYPE_F32, 3, sf);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&x, be, dt, 3, sx);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&pe, be, dt, 2, spe);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&h, be, dt, 3, sx);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&q, be, dt, 3, sx);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&k, be, dt, 3, sx);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&v, be, dt, 3, sx);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&a, be, dt, 3, sx);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&f, be, dt, 3, sf);
     if (s == NGPT_OK) {
         int64_t s2[2] = {n_tok, D};
-        nx_tensor x2 = nx_view(NGPT_DTYPE_F32, 2, s2, x.data, x.be);
+        nx_tensor x2 = nx_view(dt, 2, s2, x.data, x.be);
         s = nx_op_get_rows(be, &x2, m->tok, &tid);
     }
     if (s == NGPT_OK) s = nx_op_get_rows(be, &pe, m->pos, &pid);
@@ -214,8 +217,8 @@ ngpt_status nx_clip_text_forward(nx_clip_text *m, nx_tensor *out, const int32_t 
         if (s == NGPT_OK) s = nx_op_linear(be, &k, &h, L->k_w, L->k_b);
         if (s == NGPT_OK) s = nx_op_linear(be, &v, &h, L->v_w, L->v_b);
         if (s == NGPT_OK) {
-            nx_tensor q4 = nx_view(NGPT_DTYPE_F32, 4, s4, q.data, q.be), k4 = nx_view(NGPT_DTYPE_F32, 4, s4, k.data, k.be);
-            nx_tensor v4 = nx_view(NGPT_DTYPE_F32, 4, s4, v.data, v.be), a4 = nx_view(NGPT_DTYPE_F32, 4, s4, a.data, a.be);
+            nx_tensor q4 = nx_view(dt, 4, s4, q.data, q.be), k4 = nx_view(dt, 4, s4, k.data, k.be);
+            nx_tensor v4 = nx_view(dt, 4, s4, v.data, v.be), a4 = nx_view(dt, 4, s4, a.data, a.be);
             s = nx_op_attention(be, &a4, &q4, &k4, &v4, NULL, scale, true);
         }
         if (s == NGPT_OK) s = nx_op_linear(be, &h, &a, L->o_w, L->o_b);

@@ -49,23 +49,58 @@ static ngpt_status push(nx_mw *m, nx_tensor **slot)
     return NGPT_OK;
 }
 
+ngpt_status nx_weight_fetch(nx_tensor *out, nx_backend *be, const nx_wtensor *wt, int rank, const int64_t *shape,
+                            ngpt_dtype dt)
+{
+    memset(out, 0, sizeof *out);
+    if (be->kind == NGPT_BACKEND_CPU) {
+        *out = nx_view(wt->dtype, rank, shape, (void *)wt->data, NULL);
+        out->name = wt->name;
+        return NGPT_OK;
+    }
+    nx_tensor raw = {0};
+    NX_TRY(nx_tensor_alloc(&raw, be, wt->dtype, rank, shape));
+    ngpt_status s = nx_tensor_upload(&raw, wt->data, wt->nbytes);
+    if (s == NGPT_OK && dt != NGPT_DTYPE_F32 && wt->dtype != dt) {
+        s = nx_tensor_alloc(out, be, dt, rank, shape);
+        if (s == NGPT_OK) s = nx_op_cast(be, out, &raw);
+        nx_tensor_free(&raw);
+        if (s != NGPT_OK) nx_tensor_free(out);
+    } else if (s == NGPT_OK) {
+        *out = raw;
+    } else {
+        nx_tensor_free(&raw);
+    }
+    if (s == NGPT_OK) out->name = wt->name;
+    return s;
+}
+
+ngpt_status nx_upload_f32_as(nx_tensor *out, nx_backend *be, ngpt_dtype dt, int rank, const int64_t *shape,
+                             const float *host)
+{
+    memset(out, 0, sizeof *out);
+    nx_tensor raw = {0};
+    NX_TRY(nx_tensor_alloc(&raw, be, NGPT_DTYPE_F32, rank, shape));
+    ngpt_status s = nx_tensor_upload(&raw, host, nx_nbytes(&raw));
+    if (s != NGPT_OK || dt == NGPT_DTYPE_F32) {
+        if (s == NGPT_OK) *out = raw;
+        else nx_tensor_free(&raw);
+        return s;
+    }
+    s = nx_tensor_alloc(out, be, dt, rank, shape);
+    if (s == NGPT_OK) s = nx_op_cast(be, out, &raw);
+    nx_tensor_free(&raw);
+    if (s != NGPT_OK) nx_tensor_free(out);
+    return s;
+}
+
 ngpt_status nx_mw_get(nx_mw *m, const nx_tensor **out, const char *name, int rank, const int64_t *shape)
 {
     const nx_wtensor *wt = NULL;
     NX_TRY(nx_weights_get(m->w, name, NX_FLOAT_DTYPES, rank, shape, &wt));
     nx_tensor *t = NULL;
     NX_TRY(push(m, &t));
-    if (m->be->kind == NGPT_BACKEND_CPU) {
-        *t = nx_view(wt->dtype, wt->rank, wt->shape, (void *)wt->data, NULL);
-    } else {
-        NX_TRY(nx_tensor_alloc(t, m->be, wt->dtype, wt->rank, wt->shape));
-        ngpt_status s = nx_tensor_upload(t, wt->data, wt->nbytes);
-        if (s != NGPT_OK) {
-            nx_tensor_free(t);
-            return s;
-        }
-    }
-    t->name = wt->name;
+    NX_TRY(nx_weight_fetch(t, m->be, wt, wt->rank, wt->shape, m->dt));
     m->n++;
     *out = t;
     return NGPT_OK;
@@ -75,12 +110,7 @@ ngpt_status nx_mw_const(nx_mw *m, const nx_tensor **out, const float *vals, int6
 {
     nx_tensor *t = NULL;
     NX_TRY(push(m, &t));
-    NX_TRY(nx_tensor_alloc(t, m->be, NGPT_DTYPE_F32, 1, &n));
-    ngpt_status s = nx_tensor_upload(t, vals, (size_t)n * sizeof *vals);
-    if (s != NGPT_OK) {
-        nx_tensor_free(t);
-        return s;
-    }
+    NX_TRY(nx_upload_f32_as(t, m->be, m->dt, 1, &n, vals));
     m->n++;
     *out = t;
     return NGPT_OK;

@@ -18,7 +18,20 @@ typedef struct nx_mw {
     char       *path;   /* its path (messages) */
     nx_tensor  *t;      /* [cap] tensors handed out */
     size_t      n, cap;
+    ngpt_dtype  dt;     /* the model's compute dtype (set after nx_mw_open; F32 = keep the checkpoint's
+                         * dtype): F16/BF16 convert every float tensor to it once, at fetch */
 } nx_mw;
+
+/* A checkpoint tensor as a backend tensor: on the CPU backend (compute dtype F32 there) a view
+ * of the mapping (zero copy); elsewhere uploaded in the checkpoint's dtype and, when `dt` is
+ * F16/BF16 and differs, converted to `dt` on the device (nx_op_cast) so that every GEMM and
+ * convolution of the model runs same-dtype. dt F32 keeps the checkpoint's dtype (the ops widen
+ * F16/BF16 weights under F32 activations exactly). */
+ngpt_status nx_weight_fetch(nx_tensor *out, nx_backend *be, const nx_wtensor *wt, int rank, const int64_t *shape,
+                            ngpt_dtype dt);
+/* An F32 host array as a backend tensor of dtype dt (allocated here; converted on the device). */
+ngpt_status nx_upload_f32_as(nx_tensor *out, nx_backend *be, ngpt_dtype dt, int rank, const int64_t *shape,
+                             const float *host);
 
 /* Open the first of `files` (NULL-terminated names) that exists in `dir`; NGPT_ERR_NOT_FOUND
  * listing them when none does. */
@@ -27,7 +40,7 @@ ngpt_status nx_mw_open(nx_mw *m, nx_backend *be, const char *dir, const char *co
 ngpt_status nx_mw_get(nx_mw *m, const nx_tensor **out, const char *name, int rank, const int64_t *shape);
 /* Mark every tensor whose name starts with `prefix` as used (parts a model does not load). */
 void nx_mw_skip_prefix(nx_mw *m, const char *prefix);
-/* A small F32 constant tensor owned by the table (e.g. a divisor for nx_op_binary). */
+/* A small constant tensor (in the table's dtype dt, F32 by default) owned by the table (e.g. a divisor for nx_op_binary). */
 ngpt_status nx_mw_const(nx_mw *m, const nx_tensor **out, const float *vals, int64_t n);
 /* NGPT_ERR_UNEXPECTED_TENSOR naming the tensors nobody fetched. */
 ngpt_status nx_mw_check_unused(const nx_mw *m);

@@ -363,7 +363,7 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir)
+ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir, ngpt_dtype dt)
 {
     *out = NULL;
     nx_unet *u = nx_calloc(1, sizeof *u);
@@ -390,7 +390,7 @@ ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir)
     if (s == NGPT_OK) s = nx_weights_open(&u->w, path);
     nx_free(path);
     if (s == NGPT_OK) {
-        nx_wload wl = {u->w, be, NULL, NULL};
+        nx_wload wl = {u->w, be, NULL, NULL, dt};
         s = load_modules(u, &wl);
     }
     if (s != NGPT_OK) {
@@ -410,7 +410,7 @@ ngpt_status nx_unet_list_tensors(const char *config_path, nx_unet_tensor_fn fn, 
     if (s == NGPT_OK) s = parse_any(u, j, config_path);
     json_decref(j);
     if (s == NGPT_OK) {
-        nx_wload wl = {NULL, NULL, fn, user};
+        nx_wload wl = {NULL, NULL, fn, user, NGPT_DTYPE_F32};
         s = load_modules(u, &wl);
     }
     nx_unet_free(u);  /* only views and block arrays: nothing was fetched */
@@ -485,6 +485,10 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
     }
     const unet_config *c = &u->c;
     nx_backend *be = u->be;
+    ngpt_dtype dt = sample->dtype;  /* the compute dtype: the caller's sample, out and ehs share it */
+    if (out->dtype != dt || (ehs && ehs->dtype != dt) || (class_labels && class_labels->dtype != dt))
+        return nx_err(NGPT_ERR_DTYPE_MISMATCH, "unet: sample, out, encoder_hidden_states and class_labels must share "
+                      "one dtype (sample is %s)", nx_dtype_name(dt));
     if (sample->rank != 4 || sample->ne[1] != c->in_ch || out->rank != 4 || out->ne[0] != sample->ne[0] ||
         out->ne[1] != c->out_ch || out->ne[2] != sample->ne[2] || out->ne[3] != sample->ne[3])
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "unet: sample must be [B, %d, h, w] and out [B, %d, h, w]", c->in_ch, c->out_ch);
@@ -512,18 +516,17 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
     host = nx_malloc((size_t)(B * C0) * sizeof *host);
     if (!host) { s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "unet: out of memory"); goto done; }
     nx_timestep_embedding(host, timesteps, (int)B, (int)C0, c->flip_sin_to_cos, c->freq_shift, 10000.0f);
-    TRYG(nx_new(be, &t0, 2, (int64_t[]){B, C0}));
-    TRYG(nx_tensor_upload(&t0, host, (size_t)(B * C0) * sizeof *host));
-    TRYG(nx_new(be, &e1, 2, (int64_t[]){B, T}));
+    TRYG(nx_upload_f32_as(&t0, be, dt, 2, (int64_t[]){B, C0}, host));
+    TRYG(nx_new(be, dt, &e1, 2, (int64_t[]){B, T}));
     TRYG(nx_op_linear(be, &e1, &t0, &u->time1_w, &u->time1_b));
     TRYG(nx_op_unary(be, &e1, &e1, NX_UNARY_SILU, 0));
-    TRYG(nx_new(be, &e2, 2, (int64_t[]){B, T}));
+    TRYG(nx_new(be, dt, &e2, 2, (int64_t[]){B, T}));
     TRYG(nx_op_linear(be, &e2, &e1, &u->time2_w, &u->time2_b));
     if (c->class_in) {
-        TRYG(nx_new(be, &ce, 2, (int64_t[]){B, T}));
+        TRYG(nx_new(be, dt, &ce, 2, (int64_t[]){B, T}));
         TRYG(nx_op_linear(be, &ce, class_labels, &u->class_w, &u->class_b));
         if (c->class_concat) {
-            TRYG(nx_new(be, &emb, 2, (int64_t[]){B, 2 * T}));
+            TRYG(nx_new(be, dt, &emb, 2, (int64_t[]){B, 2 * T}));
             TRYG(nx_op_concat(be, &emb, &e2, &ce, 1));
         } else {
             TRYG(nx_op_binary(be, &e2, &e2, &ce, NX_BINARY_ADD));
@@ -532,14 +535,14 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
     } else {
         emb = take(&e2);
     }
-    TRYG(nx_new(be, &temb, 2, emb.ne));
+    TRYG(nx_new(be, dt, &temb, 2, emb.ne));
     TRYG(nx_op_unary(be, &temb, &emb, NX_UNARY_SILU, 0));
     nx_tensor_free(&t0), nx_tensor_free(&e1), nx_tensor_free(&e2), nx_tensor_free(&ce), nx_tensor_free(&emb);
 
     /* ---- conv_in; every down-block output is kept on the skip stack ---- */
     const nx_tensor *in = sample;
     if (c->center_input) {
-        TRYG(nx_new(be, &cen, 4, sample->ne));
+        TRYG(nx_new(be, dt, &cen, 4, sample->ne));
         TRYG(nx_op_scale(be, &cen, sample, 2.0f, -1.0f));
         in = &cen;
     }
@@ -551,10 +554,10 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
         const unet_down *d = &u->down[i];
         for (int j = 0; j < d->n_layers; j++) {
             const nx_tensor *h = &skips[ns - 1];
-            TRYG(nx_new(be, &a, 4, (int64_t[]){B, d->resnets[j].out_ch, h->ne[2], h->ne[3]}));
+            TRYG(nx_new(be, dt, &a, 4, (int64_t[]){B, d->resnets[j].out_ch, h->ne[2], h->ne[3]}));
             TRYG(nx_resnet2d_forward(be, &d->resnets[j], &a, h, &temb));
             if (d->has_attn) {
-                TRYG(nx_new(be, &b, 4, a.ne));
+                TRYG(nx_new(be, dt, &b, 4, a.ne));
                 TRYG(nx_transformer2d_forward(be, &d->attns[j], &b, &a, ehs));
                 nx_tensor_free(&a);
                 a = take(&b);
@@ -570,9 +573,9 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
     /* ---- mid block: resnet, transformer, resnet ---- */
     {
         const nx_tensor *h = &skips[ns - 1];
-        TRYG(nx_new(be, &a, 4, h->ne));
+        TRYG(nx_new(be, dt, &a, 4, h->ne));
         TRYG(nx_resnet2d_forward(be, &u->mid_res[0], &a, h, &temb));
-        TRYG(nx_new(be, &b, 4, h->ne));
+        TRYG(nx_new(be, dt, &b, 4, h->ne));
         TRYG(nx_transformer2d_forward(be, &u->mid_attn, &b, &a, ehs));
         TRYG(nx_resnet2d_forward(be, &u->mid_res[1], &a, &b, &temb));
         nx_tensor_free(&b);
@@ -584,15 +587,15 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
         const unet_up *p = &u->up[i];
         for (int j = 0; j < p->n_layers; j++) {
             nx_tensor *sk = &skips[--ns];
-            TRYG(nx_new(be, &a, 4, (int64_t[]){B, x.ne[1] + sk->ne[1], x.ne[2], x.ne[3]}));
+            TRYG(nx_new(be, dt, &a, 4, (int64_t[]){B, x.ne[1] + sk->ne[1], x.ne[2], x.ne[3]}));
             TRYG(nx_op_concat(be, &a, &x, sk, 1));
             nx_tensor_free(&x);
             nx_tensor_free(sk);
-            TRYG(nx_new(be, &x, 4, (int64_t[]){B, p->resnets[j].out_ch, a.ne[2], a.ne[3]}));
+            TRYG(nx_new(be, dt, &x, 4, (int64_t[]){B, p->resnets[j].out_ch, a.ne[2], a.ne[3]}));
             TRYG(nx_resnet2d_forward(be, &p->resnets[j], &x, &a, &temb));
             nx_tensor_free(&a);
             if (p->has_attn) {
-                TRYG(nx_new(be, &a, 4, x.ne));
+                TRYG(nx_new(be, dt, &a, 4, x.ne));
                 TRYG(nx_transformer2d_forward(be, &p->attns[j], &a, &x, ehs));
                 nx_tensor_free(&x);
                 x = take(&a);
@@ -602,7 +605,7 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
             /* F.interpolate(scale_factor=2) when the sample is a multiple of 2^num_upsamplers,
              * else F.interpolate(size=the next skip's size) (same as 2x where that is 2x) */
             const nx_tensor *nxt = &skips[ns - 1];
-            TRYG(nx_new(be, &a, 4, (int64_t[]){B, x.ne[1], nxt->ne[2], nxt->ne[3]}));
+            TRYG(nx_new(be, dt, &a, 4, (int64_t[]){B, x.ne[1], nxt->ne[2], nxt->ne[3]}));
             TRYG(nx_op_resize(be, &a, &x, NX_RESIZE_NEAREST, false));
             nx_tensor_free(&x);
             TRYG(nx_conv2d_new(be, &p->up, &x, &a));
@@ -611,7 +614,7 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
     }
 
     /* ---- conv_norm_out + SiLU, conv_out ---- */
-    TRYG(nx_new(be, &a, 4, x.ne));
+    TRYG(nx_new(be, dt, &a, 4, x.ne));
     TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps, true));
     nx_tensor_free(&x);
     TRYG(nx_conv2d_forward(be, &u->conv_out, out, &a));

@@ -10,8 +10,10 @@
 typedef struct nx_unet nx_unet;
 
 /* Load unet_dir onto `be`; every size from config.json; every tensor's shape checked and every
- * tensor used (else NGPT_ERR_UNEXPECTED_TENSOR naming them). */
-ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir);
+ * tensor used (else NGPT_ERR_UNEXPECTED_TENSOR naming them). dt: the compute dtype; F16/BF16
+ * (backends with those activation dtypes only) convert every weight to it at load, F32 keeps
+ * the checkpoint's dtype. */
+ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir, ngpt_dtype dt);
 void nx_unet_free(nx_unet *u);
 
 /* True for UNet3DConditionModel (sample [B, C, F, h, w]). */
@@ -23,8 +25,9 @@ int  nx_unet_cross_attention_dim(const nx_unet *u);
 /* The class-embedding input width (AudioLDM: projection_class_embeddings_input_dim), else 0. */
 int  nx_unet_class_embed_dim(const nx_unet *u);
 
-/* out = unet(sample, timesteps, encoder_hidden_states, class_labels).sample.
- * sample: F32 backend tensor [B, C, h, w] (3-D: [B, C, F, h, w]); timesteps: B host floats;
+/* out = unet(sample, timesteps, encoder_hidden_states, class_labels).sample, computed in
+ * sample's dtype (the load's dt; sample, out, ehs and class_labels share it).
+ * sample: backend tensor [B, C, h, w] (3-D: [B, C, F, h, w]); timesteps: B host floats;
  * ehs: [B, S, cross_attention_dim] or NULL; class_labels: [B, D] or NULL. out has sample's
  * shape with out_channels and is allocated by the caller. */
 ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample, const float *timesteps,

@@ -94,10 +94,10 @@ static ngpt_status tconv_forward(nx_backend *be, const tconv *t, nx_tensor *y, c
     nx_tensor a = {0}, g = {0}, c = {0}, x5, y5;
     ngpt_status s;
     TRYG(nx_reshape(&x5, x, 5, SHAPE(B, F, C, H, W)));
-    TRYG(nx_new(be, &a, 5, SHAPE(B, C, F, H, W)));
+    TRYG(nx_new(be, x->dtype, &a, 5, SHAPE(B, C, F, H, W)));
     TRYG(nx_op_permute(be, &a, &x5, swap12));
-    TRYG(nx_new(be, &g, 5, a.ne));
-    TRYG(nx_new(be, &c, 5, a.ne));
+    TRYG(nx_new(be, x->dtype, &g, 5, a.ne));
+    TRYG(nx_new(be, x->dtype, &c, 5, a.ne));
     for (int k = 0; k < 4; k++) {
         TRYG(nx_op_group_norm(be, &g, k == 0 ? &a : &c, &t->norm_w[k], &t->norm_b[k], TCONV_GROUPS, 1e-5f, true));
         TRYG(nx_op_conv(be, &c, &g, &t->conv_w[k], &t->conv_b[k], &cp));
@@ -151,16 +151,16 @@ static ngpt_status ttrans_forward(nx_backend *be, const ttrans *t, nx_tensor *y,
     nx_tensor a = {0}, g = {0}, p = {0}, h = {0}, x5, p3, p5, y5;
     ngpt_status s;
     TRYG(nx_reshape(&x5, x, 5, SHAPE(B, F, C, H, W)));
-    TRYG(nx_new(be, &a, 5, SHAPE(B, C, F, H, W)));
+    TRYG(nx_new(be, x->dtype, &a, 5, SHAPE(B, C, F, H, W)));
     TRYG(nx_op_permute(be, &a, &x5, swap12));
-    TRYG(nx_new(be, &g, 5, a.ne));
+    TRYG(nx_new(be, x->dtype, &g, 5, a.ne));
     TRYG(nx_op_group_norm(be, &g, &a, &t->norm_w, &t->norm_b, t->groups, 1e-6f, false));
     nx_tensor_free(&a);
-    TRYG(nx_new(be, &p, 5, SHAPE(B, H, W, F, C)));
+    TRYG(nx_new(be, x->dtype, &p, 5, SHAPE(B, H, W, F, C)));
     TRYG(nx_op_permute(be, &p, &g, to_tok));
     nx_tensor_free(&g);
     TRYG(nx_reshape(&p3, &p, 3, SHAPE(B * H * W, F, C)));
-    TRYG(nx_new(be, &h, 3, SHAPE(B * H * W, F, t->inner)));
+    TRYG(nx_new(be, x->dtype, &h, 3, SHAPE(B * H * W, F, t->inner)));
     TRYG(nx_op_linear(be, &h, &p3, &t->proj_in_w, &t->proj_in_b));
     TRYG(nx_tblock_forward(be, &t->block, &h, NULL));
     TRYG(nx_op_linear(be, &p3, &h, &t->proj_out_w, &t->proj_out_b));
@@ -445,7 +445,7 @@ int nx_unet3d_cross_attention_dim(const nx_unet3d *u) { return u->c.cross_dim; }
 static ngpt_status step_resnet(nx_backend *be, const nx_resnet2d *r, nx_tensor *x, const nx_tensor *temb)
 {
     nx_tensor y = {0};
-    NX_TRY(nx_new(be, &y, 4, SHAPE(x->ne[0], r->out_ch, x->ne[2], x->ne[3])));
+    NX_TRY(nx_new(be, x->dtype, &y, 4, SHAPE(x->ne[0], r->out_ch, x->ne[2], x->ne[3])));
     ngpt_status s = nx_resnet2d_forward(be, r, &y, x, temb);
     if (s != NGPT_OK) { nx_tensor_free(&y); return s; }
     nx_tensor_free(x);
@@ -456,7 +456,7 @@ static ngpt_status step_resnet(nx_backend *be, const nx_resnet2d *r, nx_tensor *
 static ngpt_status step_tconv(nx_backend *be, const tconv *t, nx_tensor *x, int64_t F)
 {
     nx_tensor y = {0};
-    NX_TRY(nx_new(be, &y, 4, x->ne));
+    NX_TRY(nx_new(be, x->dtype, &y, 4, x->ne));
     ngpt_status s = tconv_forward(be, t, &y, x, F);
     if (s != NGPT_OK) { nx_tensor_free(&y); return s; }
     nx_tensor_free(x);
@@ -469,7 +469,7 @@ static ngpt_status step_attn(nx_backend *be, const nx_transformer2d *a, const tt
                              const nx_tensor *ehs, int64_t F)
 {
     nx_tensor y = {0};
-    NX_TRY(nx_new(be, &y, 4, x->ne));
+    NX_TRY(nx_new(be, x->dtype, &y, 4, x->ne));
     ngpt_status s = nx_transformer2d_forward(be, a, &y, x, ehs);
     if (s == NGPT_OK) s = ttrans_forward(be, ta, x, &y, F);
     nx_tensor_free(&y);
@@ -493,6 +493,10 @@ ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, cons
     if (ehs->rank != 3 || ehs->ne[0] != B || ehs->ne[1] < 1 || ehs->ne[2] != c->cross_dim)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "unet3d: encoder_hidden_states must be [%lld, S, %d]", (long long)B,
                       c->cross_dim);
+    ngpt_dtype dt = sample->dtype;  /* the compute dtype (sample, out and ehs share it) */
+    if (out->dtype != dt || ehs->dtype != dt)
+        return nx_err(NGPT_ERR_DTYPE_MISMATCH, "unet3d: sample, out and encoder_hidden_states must share one dtype "
+                      "(sample is %s)", nx_dtype_name(dt));
     int64_t S = ehs->ne[1];
     static const int swap12[5] = {0, 2, 1, 3, 4};  /* [B,C,F,h,w] <-> [B,F,C,h,w] */
 
@@ -507,25 +511,23 @@ ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, cons
     host = nx_malloc((size_t)(B * C0 + F) * sizeof *host);
     if (!host) { s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "unet3d: out of memory"); goto done; }
     nx_timestep_embedding(host, timesteps, (int)B, (int)C0, true, 0.0f, 10000.0f);
-    TRYG(nx_new(be, &t0, 2, SHAPE(B, C0)));
-    TRYG(nx_tensor_upload(&t0, host, (size_t)(B * C0) * sizeof *host));
-    TRYG(nx_new(be, &e1, 2, SHAPE(B, T)));
+    TRYG(nx_upload_f32_as(&t0, be, dt, 2, SHAPE(B, C0), host));
+    TRYG(nx_new(be, dt, &e1, 2, SHAPE(B, T)));
     TRYG(nx_op_linear(be, &e1, &t0, &u->time1_w, &u->time1_b));
     TRYG(nx_op_unary(be, &e1, &e1, NX_UNARY_SILU, 0));
-    TRYG(nx_new(be, &e2, 2, SHAPE(B, T)));
+    TRYG(nx_new(be, dt, &e2, 2, SHAPE(B, T)));
     TRYG(nx_op_linear(be, &e2, &e1, &u->time2_w, &u->time2_b));
     TRYG(nx_op_unary(be, &e2, &e2, NX_UNARY_SILU, 0));
     memset(host, 0, (size_t)F * sizeof *host);  /* zeros [F]: repeat_interleave as a broadcast add */
-    TRYG(nx_new(be, &zf, 1, SHAPE(F)));
-    TRYG(nx_tensor_upload(&zf, host, (size_t)F * sizeof *host));
+    TRYG(nx_upload_f32_as(&zf, be, dt, 1, SHAPE(F), host));
     {
         nx_tensor ev, zv, tv, hv, zv4, fv;
-        TRYG(nx_new(be, &temb, 2, SHAPE(N, T)));
+        TRYG(nx_new(be, dt, &temb, 2, SHAPE(N, T)));
         TRYG(nx_reshape(&ev, &e2, 3, SHAPE(B, 1, T)));
         TRYG(nx_reshape(&zv, &zf, 3, SHAPE(1, F, 1)));
         TRYG(nx_reshape(&tv, &temb, 3, SHAPE(B, F, T)));
         TRYG(nx_op_binary(be, &tv, &ev, &zv, NX_BINARY_ADD));
-        TRYG(nx_new(be, &ehs_f, 3, SHAPE(N, S, c->cross_dim)));
+        TRYG(nx_new(be, dt, &ehs_f, 3, SHAPE(N, S, c->cross_dim)));
         TRYG(nx_reshape(&hv, ehs, 4, SHAPE(B, 1, S, c->cross_dim)));
         TRYG(nx_reshape(&zv4, &zf, 4, SHAPE(1, F, 1, 1)));
         TRYG(nx_reshape(&fv, &ehs_f, 4, SHAPE(B, F, S, c->cross_dim)));
@@ -536,13 +538,13 @@ ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, cons
     /* ---- frames into the batch; conv_in; transformer_in; the skip stack ---- */
     {
         nx_tensor av;
-        TRYG(nx_new(be, &a, 5, SHAPE(B, F, c->in_ch, H, W)));
+        TRYG(nx_new(be, dt, &a, 5, SHAPE(B, F, c->in_ch, H, W)));
         TRYG(nx_op_permute(be, &a, sample, swap12));
         TRYG(nx_reshape(&av, &a, 4, SHAPE(N, c->in_ch, H, W)));
         TRYG(nx_conv2d_new(be, &u->conv_in, &x, &av));
         nx_tensor_free(&a);
     }
-    TRYG(nx_new(be, &skips[ns], 4, x.ne));
+    TRYG(nx_new(be, dt, &skips[ns], 4, x.ne));
     TRYG(ttrans_forward(be, &u->tin, &skips[ns], &x, F));
     ns++;
     nx_tensor_free(&x);
@@ -552,7 +554,7 @@ ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, cons
         const u3_block *d = &u->down[i];
         for (int j = 0; j < d->n_layers; j++) {
             const nx_tensor *h = &skips[ns - 1];
-            TRYG(nx_new(be, &x, 4, SHAPE(N, d->resnets[j].out_ch, h->ne[2], h->ne[3])));
+            TRYG(nx_new(be, dt, &x, 4, SHAPE(N, d->resnets[j].out_ch, h->ne[2], h->ne[3])));
             TRYG(nx_resnet2d_forward(be, &d->resnets[j], &x, h, &temb));
             TRYG(step_tconv(be, &d->tconvs[j], &x, F));
             if (d->has_attn) TRYG(step_attn(be, &d->attns[j], &d->tattns[j], &x, &ehs_f, F));
@@ -566,7 +568,7 @@ ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, cons
     }
 
     /* ---- mid: resnet, temp_conv, attention, temp_attention, resnet, temp_conv ---- */
-    TRYG(nx_new(be, &x, 4, skips[ns - 1].ne));
+    TRYG(nx_new(be, dt, &x, 4, skips[ns - 1].ne));
     TRYG(nx_resnet2d_forward(be, &u->mid_res[0], &x, &skips[ns - 1], &temb));
     TRYG(step_tconv(be, &u->mid_tconv[0], &x, F));
     TRYG(step_attn(be, &u->mid_attn, &u->mid_tattn, &x, &ehs_f, F));
@@ -578,7 +580,7 @@ ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, cons
         const u3_block *p = &u->up[i];
         for (int j = 0; j < p->n_layers; j++) {
             nx_tensor *sk = &skips[--ns];
-            TRYG(nx_new(be, &a, 4, SHAPE(N, x.ne[1] + sk->ne[1], x.ne[2], x.ne[3])));
+            TRYG(nx_new(be, dt, &a, 4, SHAPE(N, x.ne[1] + sk->ne[1], x.ne[2], x.ne[3])));
             TRYG(nx_op_concat(be, &a, &x, sk, 1));
             nx_tensor_free(&x);
             nx_tensor_free(sk);
@@ -591,7 +593,7 @@ ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, cons
         if (p->has_resample) {
             /* nearest 2x, or to the next skip's size when h, w are not multiples of 2^upsamplers */
             const nx_tensor *nxt = &skips[ns - 1];
-            TRYG(nx_new(be, &a, 4, SHAPE(N, x.ne[1], nxt->ne[2], nxt->ne[3])));
+            TRYG(nx_new(be, dt, &a, 4, SHAPE(N, x.ne[1], nxt->ne[2], nxt->ne[3])));
             TRYG(nx_op_resize(be, &a, &x, NX_RESIZE_NEAREST, false));
             nx_tensor_free(&x);
             TRYG(nx_conv2d_new(be, &p->resample, &x, &a));
@@ -602,7 +604,7 @@ ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, cons
     /* ---- conv_norm_out + SiLU, conv_out, frames back out of the batch ---- */
     {
         nx_tensor ov;
-        TRYG(nx_new(be, &a, 4, x.ne));
+        TRYG(nx_new(be, dt, &a, 4, x.ne));
         TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps, true));
         nx_tensor_free(&x);
         TRYG(nx_conv2d_new(be, &u->conv_out, &x, &a));

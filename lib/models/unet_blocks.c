@@ -28,15 +28,7 @@ ngpt_status nx_wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *sha
     }
     const nx_wtensor *wt;
     NX_TRY(nx_weights_get(wl->w, name, NX_FLOAT_DTYPES, rank, shape, &wt));
-    if (wl->be->kind == NGPT_BACKEND_CPU) {
-        *out = nx_view(wt->dtype, rank, shape, (void *)wt->data, NULL);
-    } else {
-        NX_TRY(nx_tensor_alloc(out, wl->be, wt->dtype, rank, shape));
-        ngpt_status s = nx_tensor_upload(out, wt->data, wt->nbytes);
-        if (s != NGPT_OK) { nx_tensor_free(out); return s; }
-    }
-    out->name = wt->name;
-    return NGPT_OK;
+    return nx_weight_fetch(out, wl->be, wt, rank, shape, wl->dt);
 }
 
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
@@ -71,7 +63,7 @@ ngpt_status nx_conv2d_new(nx_backend *be, const nx_conv2d *c, nx_tensor *y, cons
 {
     int64_t ho = (x->ne[2] + 2 * c->pad - c->k) / c->stride + 1;
     int64_t wo = (x->ne[3] + 2 * c->pad - c->k) / c->stride + 1;
-    NX_TRY(nx_new(be, y, 4, SHAPE(x->ne[0], c->out_ch, ho, wo)));
+    NX_TRY(nx_new(be, x->dtype, y, 4, SHAPE(x->ne[0], c->out_ch, ho, wo)));
     ngpt_status s = nx_conv2d_forward(be, c, y, x);
     if (s != NGPT_OK) nx_tensor_free(y);
     return s;
@@ -124,21 +116,21 @@ ngpt_status nx_resnet2d_forward(nx_backend *be, const nx_resnet2d *r, nx_tensor 
     nx_tensor a = {0}, h = {0}, t = {0}, t4;
     ngpt_status s;
     /* h = conv1(silu(norm1(x))) */
-    NX_TRYG(nx_new(be, &a, 4, x->ne));
+    NX_TRYG(nx_new(be, x->dtype, &a, 4, x->ne));
     NX_TRYG(nx_op_group_norm(be, &a, x, &r->norm1_w, &r->norm1_b, r->groups, r->eps, true));
-    NX_TRYG(nx_new(be, &h, 4, SHAPE(N, r->out_ch, H, W)));
+    NX_TRYG(nx_new(be, x->dtype, &h, 4, SHAPE(N, r->out_ch, H, W)));
     NX_TRYG(nx_conv2d_forward(be, &r->conv1, &h, &a));
     nx_tensor_free(&a);
     /* h += time_emb_proj(silu(temb))[:, :, None, None] */
     if (r->temb_ch > 0 && temb_act) {
-        NX_TRYG(nx_new(be, &t, 2, SHAPE(N, r->out_ch)));
+        NX_TRYG(nx_new(be, x->dtype, &t, 2, SHAPE(N, r->out_ch)));
         NX_TRYG(nx_op_linear(be, &t, temb_act, &r->temb_w, &r->temb_b));
         NX_TRYG(nx_reshape(&t4, &t, 4, SHAPE(N, r->out_ch, 1, 1)));
         NX_TRYG(nx_op_binary(be, &h, &h, &t4, NX_BINARY_ADD));
         nx_tensor_free(&t);
     }
     /* h = conv2(dropout(silu(norm2(h)))) (dropout is the identity at inference) */
-    NX_TRYG(nx_new(be, &a, 4, h.ne));
+    NX_TRYG(nx_new(be, x->dtype, &a, 4, h.ne));
     NX_TRYG(nx_op_group_norm(be, &a, &h, &r->norm2_w, &r->norm2_b, r->groups, r->eps, true));
     NX_TRYG(nx_conv2d_forward(be, &r->conv2, &h, &a));
     nx_tensor_free(&a);
@@ -201,13 +193,13 @@ ngpt_status nx_attn_forward(nx_backend *be, const nx_attn *a, nx_tensor *y, cons
                       (long long)ctx->ne[2], a->k_w.name ? a->k_w.name : "", a->kv_dim);
     nx_tensor q = {0}, k = {0}, v = {0}, o = {0}, q4, k4, v4, o3;
     ngpt_status s;
-    NX_TRYG(nx_new(be, &q, 3, SHAPE(N, L, H * D)));
+    NX_TRYG(nx_new(be, x->dtype, &q, 3, SHAPE(N, L, H * D)));
     NX_TRYG(nx_op_linear(be, &q, x, &a->q_w, NULL));
-    NX_TRYG(nx_new(be, &k, 3, SHAPE(N, S, H * D)));
+    NX_TRYG(nx_new(be, x->dtype, &k, 3, SHAPE(N, S, H * D)));
     NX_TRYG(nx_op_linear(be, &k, ctx, &a->k_w, NULL));
-    NX_TRYG(nx_new(be, &v, 3, SHAPE(N, S, H * D)));
+    NX_TRYG(nx_new(be, x->dtype, &v, 3, SHAPE(N, S, H * D)));
     NX_TRYG(nx_op_linear(be, &v, ctx, &a->v_w, NULL));
-    NX_TRYG(nx_new(be, &o, 4, SHAPE(N, L, H, D)));
+    NX_TRYG(nx_new(be, x->dtype, &o, 4, SHAPE(N, L, H, D)));
     NX_TRYG(nx_reshape(&q4, &q, 4, SHAPE(N, L, H, D)));
     NX_TRYG(nx_reshape(&k4, &k, 4, SHAPE(N, S, H, D)));
     NX_TRYG(nx_reshape(&v4, &v, 4, SHAPE(N, S, H, D)));
@@ -271,8 +263,8 @@ ngpt_status nx_tblock_forward(nx_backend *be, const nx_tblock *t, nx_tensor *h, 
     int64_t N = h->ne[0], L = h->ne[1];
     nx_tensor n = {0}, o = {0}, f = {0}, g = {0};
     ngpt_status s;
-    NX_TRYG(nx_new(be, &n, 3, h->ne));
-    NX_TRYG(nx_new(be, &o, 3, h->ne));
+    NX_TRYG(nx_new(be, h->dtype, &n, 3, h->ne));
+    NX_TRYG(nx_new(be, h->dtype, &o, 3, h->ne));
     /* h += attn1(norm1(h)) */
     NX_TRYG(nx_op_layer_norm(be, &n, h, &t->norm1_w, &t->norm1_b, 1e-5f));
     NX_TRYG(nx_attn_forward(be, &t->attn1, &o, &n, NULL));
@@ -285,10 +277,10 @@ ngpt_status nx_tblock_forward(nx_backend *be, const nx_tblock *t, nx_tensor *h, 
     }
     /* h += ff(norm3(h)), ff = net.2(GEGLU(net.0.proj)) */
     NX_TRYG(nx_op_layer_norm(be, &n, h, &t->norm3_w, &t->norm3_b, 1e-5f));
-    NX_TRYG(nx_new(be, &f, 3, SHAPE(N, L, 2 * t->ff_inner)));
+    NX_TRYG(nx_new(be, h->dtype, &f, 3, SHAPE(N, L, 2 * t->ff_inner)));
     NX_TRYG(nx_op_linear(be, &f, &n, &t->ff1_w, &t->ff1_b));
     nx_tensor_free(&n);
-    NX_TRYG(nx_new(be, &g, 3, SHAPE(N, L, t->ff_inner)));
+    NX_TRYG(nx_new(be, h->dtype, &g, 3, SHAPE(N, L, t->ff_inner)));
     NX_TRYG(nx_op_glu(be, &g, &f, NX_UNARY_GELU, false));
     nx_tensor_free(&f);
     NX_TRYG(nx_op_linear(be, &o, &g, &t->ff2_w, &t->ff2_b));
@@ -370,13 +362,13 @@ ngpt_status nx_transformer2d_forward(nx_backend *be, const nx_transformer2d *t, 
     nx_tensor g = {0}, p = {0}, h = {0}, p3, o4;
     ngpt_status s;
     /* h = proj_in(norm(x) as [N, HW, C]) */
-    NX_TRYG(nx_new(be, &g, 4, x->ne));
+    NX_TRYG(nx_new(be, x->dtype, &g, 4, x->ne));
     NX_TRYG(nx_op_group_norm(be, &g, x, &t->norm_w, &t->norm_b, t->groups, 1e-6f, false));
-    NX_TRYG(nx_new(be, &p, 4, SHAPE(N, H, W, C)));
+    NX_TRYG(nx_new(be, x->dtype, &p, 4, SHAPE(N, H, W, C)));
     NX_TRYG(nx_op_permute(be, &p, &g, to_nhwc));
     nx_tensor_free(&g);
     NX_TRYG(nx_reshape(&p3, &p, 3, SHAPE(N, H * W, C)));
-    NX_TRYG(nx_new(be, &h, 3, SHAPE(N, H * W, t->inner)));
+    NX_TRYG(nx_new(be, x->dtype, &h, 3, SHAPE(N, H * W, t->inner)));
     NX_TRYG(nx_op_linear(be, &h, &p3, &t->proj_in_w, &t->proj_in_b));
     /* transformer blocks */
     for (int i = 0; i < t->n_layers; i++) NX_TRYG(nx_tblock_forward(be, &t->blocks[i], &h, ehs));

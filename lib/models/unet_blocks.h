@@ -21,6 +21,7 @@
 #include "../core/weights.h"
 #include "../core/json.h"
 #include "../ops/backend.h"
+#include "mweights.h"
 
 /* ---- weight fetching ---- */
 
@@ -32,6 +33,8 @@ typedef struct nx_wload {
     nx_backend *be;
     nx_wl_record_fn record;  /* non-NULL: dry run — report each tensor, fetch nothing (w, be unused) */
     void       *record_user;
+    ngpt_dtype  dt;          /* the model's compute dtype: F16/BF16 convert every weight to it once at
+                              * load (nx_weight_fetch); F32 (0) keeps the checkpoint's dtype */
 } nx_wload;
 
 /* Fetch tensor `fmt...` (printf-style name) with exactly this shape (F32/F16/BF16) into *out: on
@@ -139,10 +142,12 @@ void nx_transformer2d_free(nx_transformer2d *t);
 void nx_timestep_embedding(float *out, const float *t, int n, int dim, bool flip_sin_to_cos, float shift,
                            float max_period);
 
-/* Allocate an F32 tensor on be (small helper for forward code). */
-static inline ngpt_status nx_new(nx_backend *be, nx_tensor *t, int rank, const int64_t *ne)
+/* Allocate an activation tensor of dtype dt on be (small helper for forward code). The blocks
+ * compute in the dtype of their input (F32, or F16/BF16 on CUDA with compute_dtype set), so
+ * every temporary is allocated with the input's dtype. */
+static inline ngpt_status nx_new(nx_backend *be, ngpt_dtype dt, nx_tensor *t, int rank, const int64_t *ne)
 {
-    return nx_tensor_alloc(t, be, NGPT_DTYPE_F32, rank, ne);
+    return nx_tensor_alloc(t, be, dt, rank, ne);
 }
 
 /* config.json checks shared by the 2-D and 3-D UNets. `model` (may be NULL) is appended to the

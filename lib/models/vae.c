@@ -337,7 +337,7 @@ static ngpt_status load_encoder(nx_vae *v)
     return NGPT_OK;
 }
 
-ngpt_status nx_vae_load(nx_vae **out, nx_backend *be, const char *vae_dir, bool load_enc)
+ngpt_status nx_vae_load(nx_vae **out, nx_backend *be, const char *vae_dir, bool load_enc, ngpt_dtype dt)
 {
     *out = NULL;
     nx_vae *v = nx_calloc(1, sizeof *v);
@@ -348,6 +348,7 @@ ngpt_status nx_vae_load(nx_vae **out, nx_backend *be, const char *vae_dir, bool 
     if (s == NGPT_OK) s = read_config(&v->cfg, vae_dir);
     static const char *const files[] = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", NULL};
     if (s == NGPT_OK) s = nx_mw_open(&v->mw, be, vae_dir, files);
+    v->mw.dt = dt;  /* weights converted to the compute dtype at fetch (encoder too, on demand) */
     if (s == NGPT_OK) s = load_decoder(v);
     if (s == NGPT_OK && load_enc) s = load_encoder(v);
     if (s == NGPT_OK) v->has_encoder = load_enc;
@@ -414,7 +415,7 @@ static ngpt_status conv2d(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
 {
     int64_t k = w->ne[2];
     int64_t ne[4] = {x->ne[0], w->ne[0], (x->ne[2] + 2 * pad - k) / stride + 1, (x->ne[3] + 2 * pad - k) / stride + 1};
-    NX_TRY(nx_tensor_alloc(y, be, NGPT_DTYPE_F32, 4, ne));
+    NX_TRY(nx_tensor_alloc(y, be, x->dtype, 4, ne));
     nx_conv_params p = nx_conv_params_default();
     p.stride[0] = p.stride[1] = stride;
     p.pad[0] = p.pad[1] = pad;
@@ -426,7 +427,7 @@ static ngpt_status conv2d(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
 static ngpt_status norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
                         int groups, bool silu)
 {
-    NX_TRY(nx_tensor_alloc(y, be, NGPT_DTYPE_F32, x->rank, x->ne));
+    NX_TRY(nx_tensor_alloc(y, be, x->dtype, x->rank, x->ne));
     ngpt_status s = nx_op_group_norm(be, y, x, w, b, groups, VAE_EPS, silu);
     if (s != NGPT_OK) nx_tensor_free(y);
     return s;
@@ -461,14 +462,14 @@ static ngpt_status attn_fwd(nx_backend *be, const attn *a, int groups, nx_tensor
     int64_t bhwc[4] = {B, H, W, C}, bsc[3] = {B, S, C}, bs1c[4] = {B, S, 1, C};
     static const int to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
     ngpt_status s = norm(be, &n, x, a->norm_w, a->norm_b, groups, false);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&t, be, NGPT_DTYPE_F32, 4, bhwc);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&t, be, x->dtype, 4, bhwc);
     if (s == NGPT_OK) s = nx_op_permute(be, &t, &n, to_nhwc);
     nx_tensor_free(&n);
     nx_tensor t3;
     if (s == NGPT_OK) s = nx_reshape(&t3, &t, 3, bsc);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&q, be, NGPT_DTYPE_F32, 4, bs1c);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&k, be, NGPT_DTYPE_F32, 4, bs1c);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&v, be, NGPT_DTYPE_F32, 4, bs1c);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&q, be, x->dtype, 4, bs1c);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&k, be, x->dtype, 4, bs1c);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&v, be, x->dtype, 4, bs1c);
     nx_tensor q3, k3, v3;
     if (s == NGPT_OK) s = nx_reshape(&q3, &q, 3, bsc);
     if (s == NGPT_OK) s = nx_reshape(&k3, &k, 3, bsc);
@@ -477,19 +478,19 @@ static ngpt_status attn_fwd(nx_backend *be, const attn *a, int groups, nx_tensor
     if (s == NGPT_OK) s = nx_op_linear(be, &k3, &t3, a->k_w, a->k_b);
     if (s == NGPT_OK) s = nx_op_linear(be, &v3, &t3, a->v_w, a->v_b);
     nx_tensor_free(&t);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&o, be, NGPT_DTYPE_F32, 4, bs1c);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&o, be, x->dtype, 4, bs1c);
     if (s == NGPT_OK) s = nx_op_attention(be, &o, &q, &k, &v, NULL, 1.0f / sqrtf((float)C), false);
     nx_tensor_free(&q);
     nx_tensor_free(&k);
     nx_tensor_free(&v);
     nx_tensor o3;
     if (s == NGPT_OK) s = nx_reshape(&o3, &o, 3, bsc);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&p, be, NGPT_DTYPE_F32, 4, bhwc);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&p, be, x->dtype, 4, bhwc);
     nx_tensor p3;
     if (s == NGPT_OK) s = nx_reshape(&p3, &p, 3, bsc);
     if (s == NGPT_OK) s = nx_op_linear(be, &p3, &o3, a->o_w, a->o_b);
     nx_tensor_free(&o);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&n, be, NGPT_DTYPE_F32, 4, x->ne);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&n, be, x->dtype, 4, x->ne);
     if (s == NGPT_OK) s = nx_op_permute(be, &n, &p, to_nchw);
     nx_tensor_free(&p);
     if (s == NGPT_OK) s = nx_op_binary(be, x, &n, x, NX_BINARY_ADD);  /* (hidden + residual) / 1.0 */
@@ -509,7 +510,7 @@ static ngpt_status upsample_fwd(nx_backend *be, const nx_tensor *w, const nx_ten
 {
     nx_tensor u = {0}, y = {0};
     int64_t ne[4] = {x->ne[0], x->ne[1], x->ne[2] * 2, x->ne[3] * 2};
-    ngpt_status s = nx_tensor_alloc(&u, be, NGPT_DTYPE_F32, 4, ne);
+    ngpt_status s = nx_tensor_alloc(&u, be, x->dtype, 4, ne);
     if (s == NGPT_OK) s = nx_op_resize(be, &u, x, NX_RESIZE_NEAREST, false);
     if (s == NGPT_OK) {
         nx_tensor_free(x);
@@ -521,9 +522,9 @@ static ngpt_status upsample_fwd(nx_backend *be, const nx_tensor *w, const nx_ten
 }
 
 /* A zero tensor of shape ne (host zeros uploaded: F.pad's zeros are exact whatever x holds). */
-static ngpt_status zeros(nx_backend *be, nx_tensor *z, const int64_t *ne)
+static ngpt_status zeros(nx_backend *be, nx_tensor *z, ngpt_dtype dt, const int64_t *ne)
 {
-    NX_TRY(nx_tensor_alloc(z, be, NGPT_DTYPE_F32, 4, ne));
+    NX_TRY(nx_tensor_alloc(z, be, dt, 4, ne));  /* all-zero bytes are 0.0 in F32, F16 and BF16 */
     size_t nb = nx_nbytes(z);
     void *h = nx_calloc(nb ? nb : 1, 1);
     ngpt_status s = h ? nx_tensor_upload(z, h, nb) : nx_err(NGPT_ERR_OUT_OF_MEMORY, "vae: out of memory");
@@ -538,12 +539,12 @@ static ngpt_status downsample_fwd(nx_backend *be, const nx_tensor *w, const nx_t
     int64_t B = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3];
     int64_t zc[4] = {B, C, H, 1}, pw[4] = {B, C, H, W + 1}, zr[4] = {B, C, 1, W + 1}, ph[4] = {B, C, H + 1, W + 1};
     nx_tensor z = {0}, a = {0}, y = {0};
-    ngpt_status s = zeros(be, &z, zc);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&a, be, NGPT_DTYPE_F32, 4, pw);
+    ngpt_status s = zeros(be, &z, x->dtype, zc);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&a, be, x->dtype, 4, pw);
     if (s == NGPT_OK) s = nx_op_concat(be, &a, x, &z, 3);
     nx_tensor_free(&z);
-    if (s == NGPT_OK) s = zeros(be, &z, zr);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, 4, ph);
+    if (s == NGPT_OK) s = zeros(be, &z, x->dtype, zr);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&y, be, x->dtype, 4, ph);
     if (s == NGPT_OK) s = nx_op_concat(be, &y, &a, &z, 2);
     nx_tensor_free(&z);
     nx_tensor_free(&a);

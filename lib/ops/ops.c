@@ -324,6 +324,7 @@ ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
     if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: params are NULL (use nx_conv_params_default)", op);
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_weight(be, op, "w", w));
     NX_TRY(chk_rank(op, "x", x, 3, 5));
     int sd = x->rank - 2;
@@ -363,6 +364,7 @@ ngpt_status nx_op_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_weight(be, op, "w", w));
     NX_TRY(chk_rank(op, "x", x, 3, 3));
     NX_TRY(chk_rank(op, "w", w, 3, 3));
@@ -404,6 +406,7 @@ ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, 
     NX_TRY(chk_same_shape(op, "v", v, "k", k));
     NX_TRY(chk_same_dtype(op, "k", k, "q", q));
     NX_TRY(chk_same_dtype(op, "v", v, "q", q));
+    NX_TRY(chk_same_dtype(op, "out", out, "q", q));
     NX_TRY(chk_finite(op, "scale", scale));
     int64_t bs = q->ne[0], sq = q->ne[1], h = q->ne[2], d = q->ne[3];
     int64_t skv = k->ne[1], hkv = k->ne[2];
@@ -439,6 +442,7 @@ ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, con
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
     NX_TRY(chk_eps(op, eps));
     NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[x->rank - 1], "x", x));
@@ -454,6 +458,7 @@ ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
     NX_TRY(chk_eps(op, eps));
     NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[x->rank - 1], "x", x));
@@ -470,6 +475,7 @@ ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_rank(op, "x", x, 2, NX_MAX_DIMS));
     NX_TRY(chk_eps(op, eps));
     if (groups < 1 || x->ne[1] % groups != 0)
@@ -488,6 +494,7 @@ ngpt_status nx_op_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_tensor(be, op, "pos", pos, NX_DTYPE_BIT(NGPT_DTYPE_I32), "I32"));
     NX_TRY(chk_rank(op, "x", x, 4, 4));
     if (pos->rank != 1 || pos->ne[0] != x->ne[1])
@@ -510,6 +517,7 @@ ngpt_status nx_op_softmax(nx_backend *be, nx_tensor *y, const nx_tensor *x, floa
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
     NX_TRY(chk_finite(op, "scale", scale));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
@@ -523,6 +531,7 @@ ngpt_status nx_op_unary(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_una
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     if (!unary_valid(u)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown function %d", op, (int)u);
     if (u == NX_UNARY_LEAKY_RELU) NX_TRY(chk_finite(op, "leaky_relu slope", param));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
@@ -537,6 +546,8 @@ ngpt_status nx_op_binary(nx_backend *be, nx_tensor *y, const nx_tensor *a, const
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "a", a));
     NX_TRY(chk_act(be, op, "b", b));
+    NX_TRY(chk_same_dtype(op, "b", b, "a", a));
+    NX_TRY(chk_same_dtype(op, "y", y, "a", a));
     if ((unsigned)bop > (unsigned)NX_BINARY_DIV) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown op %d", op, (int)bop);
     int r = a->rank > b->rank ? a->rank : b->rank;
     int64_t ne[NX_MAX_DIMS];
@@ -562,6 +573,7 @@ ngpt_status nx_op_scale(nx_backend *be, nx_tensor *y, const nx_tensor *x, float 
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_finite(op, "alpha", alpha));
     NX_TRY(chk_finite(op, "beta", beta));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
@@ -575,6 +587,7 @@ ngpt_status nx_op_glu(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
     if (!unary_valid(act) || act == NX_UNARY_LEAKY_RELU)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: activation %d (%s) not allowed", op, (int)act, unary_name(act));
@@ -695,6 +708,7 @@ ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_re
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_rank(op, "x", x, 4, 4));
     NX_TRY(chk_rank(op, "y", y, 4, 4));
     if (mode != NX_RESIZE_NEAREST && mode != NX_RESIZE_BILINEAR)

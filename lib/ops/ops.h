@@ -16,7 +16,9 @@
  * ------
  * Activations are F32 on the CPU backend; the CUDA backend also computes in F16/BF16. Weights
  * (the `w` of linear/conv/get_rows) may be F32, F16 or BF16 on both. Op outputs have the dtype
- * of the output tensor the caller allocated. Index tensors are I32.
+ * of the output tensor the caller allocated; element-wise ops, norms, convolutions and attention
+ * want y in x's dtype and binary's a, b, y in one dtype (checked: the CUDA kernels read every
+ * operand in one dtype). Index tensors are I32.
  *
  * Every op returns NGPT_OK or an ngpt_status with the message set (nx_err).
  */

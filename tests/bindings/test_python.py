@@ -283,6 +283,15 @@ class DecoderTest(unittest.TestCase):
         ctx.close()  # closes the decoder first, as the C API requires
         self.assertTrue(dec.closed)
 
+    def test_decoder_compute_dtype_cpu(self):
+        """compute_dtype F16 is a CUDA option: the CPU backend refuses it by name."""
+        ctx = nextgpt.Context(device="cpu")
+        with self.assertRaises(nextgpt.Error) as cm:
+            nextgpt.Decoder(ctx, os.path.join(GOLDEN, "models", "sd-a"), compute_dtype=nextgpt.Dtype.F16)
+        self.assertEqual(cm.exception.status, nextgpt.capi.NGPT_ERR_UNSUPPORTED)
+        self.assertIn("compute_dtype", str(cm.exception))
+        ctx.close()
+
     def test_text_encoder(self):
         """clip-a (tests/golden/models) through the text API, against the clip.* golden cases."""
         ctx = nextgpt.Context(device="cpu")

@@ -405,6 +405,7 @@ static void test_attention(void)
         {1, 20, 31, 2, 1, 72, 0, 0},    /* generic-D kernel */
         {1, 9, 9, 2, 2, 33, 1, 1},      /* generic, odd D */
         {1, 16, 40, 2, 2, 256, 0, 0},   /* generic at the maximum D */
+        {2, 70, 64, 1, 1, 512, 0, 0},   /* beyond it: one head (the SD VAE's), the cuBLAS path */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int di = 0; di < 3; di++) {

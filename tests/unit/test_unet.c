@@ -14,6 +14,7 @@
 #include "models/unet_blocks.h"
 #include "ops/backend.h"
 
+#include <stddef.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -530,7 +531,7 @@ static ngpt_status load_once(void *user)
     nx_unet *u = NULL;
     ngpt_status st = nx_pool_create(&pool, 1);
     if (st == NGPT_OK) st = nx_cpu_backend_create(&be, pool, NULL);
-    if (st == NGPT_OK) st = nx_unet_load(&u, be, a->dir);
+    if (st == NGPT_OK) st = nx_unet_load(&u, be, a->dir, NGPT_DTYPE_F32);
     nx_unet_free(u);
     nx_backend_free(be);
     nx_pool_free(pool);
@@ -549,6 +550,33 @@ static void test_alloc_failures(void)
     snprintf(a.dir, sizeof a.dir, "%s/models/zeroscope-a/unet", g_golden);
     n = test_alloc_fail_all("zeroscope-a unet3d load", load_once, &a);
     CHECK(n > 10);
+}
+
+/* compute_dtype: F16/BF16 are CUDA options, the CPU backend refuses them by name; a non-float
+ * dtype is an argument error; an older caller's struct without the field gets F32. */
+static void test_compute_dtype_cpu(void)
+{
+    char dir[1000];
+    model_dir(dir, sizeof dir, "sd-a");
+    ngpt_decoder_params p;
+    ngpt_decoder_params_default(&p, sizeof p);
+    CHECK(p.compute_dtype == NGPT_DTYPE_F32);
+    ngpt_decoder *d = NULL;
+    p.compute_dtype = NGPT_DTYPE_F16;
+    CHECK_ERR(ngpt_decoder_create(&d, g_ctx, dir, &p), NGPT_ERR_UNSUPPORTED, "compute_dtype F16 needs a backend");
+    CHECK(d == NULL);
+    p.compute_dtype = NGPT_DTYPE_BF16;
+    CHECK_ERR(ngpt_decoder_create(&d, g_ctx, dir, &p), NGPT_ERR_UNSUPPORTED, "computes decoders in F32");
+    CHECK(d == NULL);
+    p.compute_dtype = NGPT_DTYPE_I64;
+    CHECK_ERR(ngpt_decoder_create(&d, g_ctx, dir, &p), NGPT_ERR_INVALID_ARGUMENT, "is not F32, F16 or BF16");
+    CHECK(d == NULL);
+    /* an older caller: struct_size ends before compute_dtype, so the bytes after it are ignored */
+    p.compute_dtype = NGPT_DTYPE_BF16;
+    p.struct_size = offsetof(ngpt_decoder_params, compute_dtype);
+    p.components = NGPT_DECODER_UNET;
+    CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, &p));
+    ngpt_decoder_free(d);
 }
 
 int main(void)
@@ -572,6 +600,7 @@ int main(void)
     RUN(test_batch);
     RUN(test_f16_weights);
     RUN(test_list_tensors);
+    RUN(test_compute_dtype_cpu);
     ngpt_context_free(g_ctx);
     RUN(test_alloc_failures);
     return test_done();

@@ -662,9 +662,10 @@ class Decoder(_Handle):
     Tensor arguments are numpy arrays or nextgpt.Tensor; results are Tensors."""
     _free = "ngpt_decoder_free"
 
-    def __init__(self, ctx, model_dir, kind=None, components=None):
+    def __init__(self, ctx, model_dir, kind=None, components=None, compute_dtype=None):
+        """compute_dtype: Dtype.F32 (default), or F16 / BF16 on a CUDA context."""
         p = _params(capi.ngpt_decoder_params, "ngpt_decoder_params_default", kind=kind,
-                    components=components)
+                    components=components, compute_dtype=compute_dtype)
         out = ctypes.POINTER(capi.ngpt_decoder)()
         _call("ngpt_decoder_create", ctypes.byref(out), ctx._h(), _path(model_dir), ctypes.byref(p))
         self._adopt(out, ctx)

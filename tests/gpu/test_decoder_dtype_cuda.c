@@ -1,0 +1,287 @@
+/* test_decoder_dtype_cuda.c — ngpt_decoder_params.compute_dtype on the CUDA backend (suite 'gpu';
+ * exits 77 without a usable GPU or without the golden models).
+ *
+ * On the golden SD model (../shared/golden/models/sd-a, or $NGPT_GOLDEN_DIR/models/sd-a: a tiny
+ * UNet2DConditionModel + AutoencoderKL with the SD 1.5 layout) the UNet, the VAE decode and a
+ * short ngpt_decoder_generate run in F32 on the CPU (the reference: the golden cases pin it to
+ * diffusers) and with compute_dtype F32, F16 and BF16 on CUDA; the outputs (F32 across the API in
+ * every case) are compared by relative L2 error ||got - ref|| / ||ref||.
+ *
+ * Bounds, and why. Under compute_dtype F16/BF16 the weights are rounded once to the dtype and
+ * every op's output is rounded to it (the ops accumulate in F32 inside: cuBLAS/cuDNN compute
+ * type 32F, the hand-written kernels in float). One rounding has a relative error of at most
+ * u = 2^-11 (F16) or 2^-8 (BF16), about u/sqrt(3) RMS. These errors are independent from op to
+ * op, so along the network they add as a random walk: ~ sqrt(L) u/sqrt(3) for L rounding stages
+ * on the longest path. The golden UNet has about 150 of them (conv_in, 4 down blocks of resnet +
+ * transformer, mid, 4 up blocks of 2 resnets + transformers, each resnet ~6 stages, each
+ * transformer block ~20), its VAE decoder about 60; residual adds and the norms keep the relative
+ * error from compounding multiplicatively, and softmax/SiLU/GroupNorm have condition numbers of
+ * order 1 on these activations. That gives ~3.5e-3 (F16) and ~2.8e-2 (BF16) for the UNet; the
+ * bounds allow a further factor ~3 for the ill-conditioned corners (near-cancelling GroupNorm
+ * groups, attention rows with one dominating key):
+ *     one UNet or VAE pass:  F16 1e-2, BF16 8e-2.
+ * CUDA F32 against the CPU only reorders F32 sums (and F32 has u = 2^-24): 1e-4.
+ * generate (3 PNDM steps, CFG 7.5): the guidance combine u + g (c - u) carries the errors of u and
+ * c with weights (1 - g) and g, sqrt(6.5^2 + 7.5^2) ~ 10 times a pass's error relative to |eps|,
+ * while the latents it updates are ~ |eps| in size and the image goes through the VAE and the
+ * clamp (which only shrinks differences); three steps add up to ~sqrt(3) more:
+ *     image after generate:  F16 5e-2, BF16 3e-1 (F32 on CUDA: 1e-3).
+ * Also compared: the 3-D UNet (zeroscope-a; twice the one-pass bounds for twice the depth) and the
+ * CLIP text encoder (tests/golden/models/clip-a; the one-pass bounds).
+ * The errors measured are printed, so the bounds can be tightened from the first GPU runs. */
+#include "test.h"
+
+#include "nextgpt.h"
+
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char g_golden[900];
+static ngpt_context *g_cpu, *g_gpu;
+
+/* ||a - b|| / ||b|| (inf when b is 0 or a has a NaN) */
+static double rel_l2(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    if (!(num == num) || den == 0) return INFINITY;
+    return sqrt(num / den);
+}
+
+static ngpt_tensor f32(int rank, const int64_t *shape, float *data)
+{
+    ngpt_tensor t;
+    memset(&t, 0, sizeof t);
+    t.dtype = NGPT_DTYPE_F32;
+    t.rank = rank;
+    for (int i = 0; i < rank; i++) t.shape[i] = shape[i];
+    t.data = data;
+    return t;
+}
+
+static ngpt_decoder *open_sd(ngpt_context *ctx, ngpt_dtype dt)
+{
+    char dir[1000];
+    snprintf(dir, sizeof dir, "%s/models/sd-a", g_golden);
+    ngpt_decoder_params p;
+    ngpt_decoder_params_default(&p, sizeof p);
+    p.compute_dtype = dt;
+    ngpt_decoder *d = NULL;
+    CHECK_OK(ngpt_decoder_create(&d, ctx, dir, &p));
+    return d;
+}
+
+typedef struct bounds {
+    ngpt_dtype dt;
+    double pass, gen;
+} bounds;
+
+static const bounds k_bounds[] = {
+    {NGPT_DTYPE_F32, 1e-4, 1e-3},
+    {NGPT_DTYPE_F16, 1e-2, 5e-2},
+    {NGPT_DTYPE_BF16, 8e-2, 3e-1},
+};
+
+static void check_rel(const char *what, ngpt_dtype dt, const ngpt_tensor *got, const ngpt_tensor *ref, double bound)
+{
+    CHECK(got->dtype == NGPT_DTYPE_F32 && ref->dtype == NGPT_DTYPE_F32);
+    CHECK(ngpt_tensor_numel(got) == ngpt_tensor_numel(ref));
+    if (ngpt_tensor_numel(got) != ngpt_tensor_numel(ref) || !got->data || !ref->data) return;
+    double e = rel_l2(got->data, ref->data, (size_t)ngpt_tensor_numel(ref));
+    fprintf(stderr, "  %-22s %-4s rel L2 %.3e (bound %.0e)\n", what, ngpt_dtype_name(dt), e, bound);
+    CHECK_MSG(e <= bound, "%s in %s: relative L2 error %.3e > %.0e", what, ngpt_dtype_name(dt), e, bound);
+}
+
+/* UNet on a CFG-shaped batch, VAE decode, and a 3-step generate: CPU F32 vs CUDA in each dtype. */
+static void test_sd_dtypes(void)
+{
+    ngpt_decoder *ref = open_sd(g_cpu, NGPT_DTYPE_F32);
+    if (!ref) return;
+    test_rng r = {0x5eed5eedull};
+    /* UNet: sample [2, 4, 8, 8], timestep 501, encoder_hidden_states [2, 77, 32] */
+    static float sample[2 * 4 * 8 * 8], ehs[2 * 77 * 32], lat[1 * 4 * 8 * 8], cond[77 * 32], unc[77 * 32];
+    test_fill(&r, sample, sizeof sample / sizeof *sample, -1.5f, 1.5f);
+    test_fill(&r, ehs, sizeof ehs / sizeof *ehs, -1.0f, 1.0f);
+    test_fill(&r, lat, sizeof lat / sizeof *lat, -1.0f, 1.0f);
+    test_fill(&r, cond, sizeof cond / sizeof *cond, -1.0f, 1.0f);
+    test_fill(&r, unc, sizeof unc / sizeof *unc, -1.0f, 1.0f);
+    float ts = 501.0f;
+    int64_t ss[4] = {2, 4, 8, 8}, es[3] = {2, 77, 32}, ls[4] = {1, 4, 8, 8}, cs[3] = {1, 77, 32}, one = 1;
+    ngpt_tensor ts_t = f32(1, &one, &ts), s_t = f32(4, ss, sample), e_t = f32(3, es, ehs), l_t = f32(4, ls, lat);
+    ngpt_tensor c_t = f32(3, cs, cond), u_t = f32(3, cs, unc);
+    ngpt_decode_params gp;
+    ngpt_decode_params_default(&gp, sizeof gp);
+    gp.num_inference_steps = 3;
+    gp.guidance_scale = 7.5f;
+    gp.height = gp.width = 64;
+    gp.seed = 1234;
+
+    ngpt_tensor ru = {0}, rv = {0}, rg = {0};
+    CHECK_OK(ngpt_decoder_unet(ref, &ru, &s_t, &ts_t, &e_t, NULL));
+    CHECK_OK(ngpt_decoder_vae_decode(ref, &rv, &l_t));
+    CHECK_OK(ngpt_decoder_generate(ref, &rg, NULL, &c_t, &u_t, &gp));
+    for (size_t k = 0; k < sizeof k_bounds / sizeof *k_bounds; k++) {
+        const bounds *b = &k_bounds[k];
+        ngpt_decoder *d = open_sd(g_gpu, b->dt);
+        if (!d) continue;
+        ngpt_tensor gu = {0}, gv = {0}, gg = {0};
+        CHECK_OK(ngpt_decoder_unet(d, &gu, &s_t, &ts_t, &e_t, NULL));
+        check_rel("unet", b->dt, &gu, &ru, b->pass);
+        CHECK_OK(ngpt_decoder_vae_decode(d, &gv, &l_t));
+        check_rel("vae decode", b->dt, &gv, &rv, b->pass);
+        CHECK_OK(ngpt_decoder_generate(d, &gg, NULL, &c_t, &u_t, &gp));
+        check_rel("generate (3 steps)", b->dt, &gg, &rg, b->gen);
+        ngpt_tensor_free(&gu);
+        ngpt_tensor_free(&gv);
+        ngpt_tensor_free(&gg);
+        ngpt_decoder_free(d);
+    }
+    ngpt_tensor_free(&ru);
+    ngpt_tensor_free(&rv);
+    ngpt_tensor_free(&rg);
+    ngpt_decoder_free(ref);
+}
+
+static ngpt_decoder *open_comp(ngpt_context *ctx, const char *dir, ngpt_dtype dt, uint32_t comp)
+{
+    ngpt_decoder_params p;
+    ngpt_decoder_params_default(&p, sizeof p);
+    p.compute_dtype = dt;
+    p.components = comp;
+    ngpt_decoder *d = NULL;
+    CHECK_OK(ngpt_decoder_create(&d, ctx, dir, &p));
+    return d;
+}
+
+/* The 3-D UNet (golden zeroscope-a: temporal convs and attention on top of the 2-D blocks, about
+ * twice the rounding stages of sd-a's UNet, hence twice the one-pass bounds). */
+static void test_unet3d_dtypes(void)
+{
+    char dir[1000];
+    snprintf(dir, sizeof dir, "%s/models/zeroscope-a", g_golden);
+    ngpt_decoder *ref = open_comp(g_cpu, dir, NGPT_DTYPE_F32, NGPT_DECODER_UNET);
+    if (!ref) return;
+    test_rng r = {0x3d3d3dull};
+    static float sample[1 * 4 * 2 * 8 * 8], ehs[1 * 77 * 48];
+    test_fill(&r, sample, sizeof sample / sizeof *sample, -1.5f, 1.5f);
+    test_fill(&r, ehs, sizeof ehs / sizeof *ehs, -1.0f, 1.0f);
+    float ts = 301.0f;
+    int64_t ss[5] = {1, 4, 2, 8, 8}, es[3] = {1, 77, 48}, one = 1;
+    ngpt_tensor ts_t = f32(1, &one, &ts), s_t = f32(5, ss, sample), e_t = f32(3, es, ehs), ru = {0};
+    CHECK_OK(ngpt_decoder_unet(ref, &ru, &s_t, &ts_t, &e_t, NULL));
+    for (size_t k = 0; k < sizeof k_bounds / sizeof *k_bounds; k++) {
+        ngpt_decoder *d = open_comp(g_gpu, dir, k_bounds[k].dt, NGPT_DECODER_UNET);
+        if (!d) continue;
+        ngpt_tensor gu = {0};
+        CHECK_OK(ngpt_decoder_unet(d, &gu, &s_t, &ts_t, &e_t, NULL));
+        check_rel("unet3d", k_bounds[k].dt, &gu, &ru, 2 * k_bounds[k].pass);
+        ngpt_tensor_free(&gu);
+        ngpt_decoder_free(d);
+    }
+    ngpt_tensor_free(&ru);
+    ngpt_decoder_free(ref);
+}
+
+/* The CLIP text encoder (tests/golden/models/clip-a joined to sd-a's model_index.json in a
+ * temporary folder): a transformer of 12 + 1 rounding stages per layer, within the one-pass
+ * bounds. Skipped when the source tree's tests/golden is not there. */
+static void test_text_encoder_dtypes(void)
+{
+    const char *root = getenv("NGPT_SOURCE_ROOT");
+    char clip[1200], abs_clip[PATH_MAX], tmp[600], a[PATH_MAX + 1400], b[PATH_MAX + 1400];
+    snprintf(clip, sizeof clip, "%s/tests/golden/models/clip-a", root ? root : ".");
+    if (!realpath(clip, abs_clip)) {
+        fprintf(stderr, "  %s not found: text encoder not compared\n", clip);
+        return;
+    }
+    snprintf(tmp, sizeof tmp, "%s/ngpt_test_dtype_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmp)) {
+        CHECK_MSG(0, "mkdtemp %s failed", tmp);
+        return;
+    }
+    snprintf(a, sizeof a, "%s/models/sd-a/model_index.json", g_golden);
+    snprintf(b, sizeof b, "%s/model_index.json", tmp);
+    FILE *fi = fopen(a, "rb"), *fo = fopen(b, "wb");
+    CHECK(fi && fo);
+    char buf[4096];
+    size_t n;
+    while (fi && fo && (n = fread(buf, 1, sizeof buf, fi)) > 0) CHECK(fwrite(buf, 1, n, fo) == n);
+    if (fi) fclose(fi);
+    if (fo) fclose(fo);
+    const char *sub[2] = {"text_encoder", "tokenizer"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(a, sizeof a, "%s/%s", abs_clip, sub[i]);
+        snprintf(b, sizeof b, "%s/%s", tmp, sub[i]);
+        CHECK(symlink(a, b) == 0);
+    }
+    ngpt_decoder *ref = open_comp(g_cpu, tmp, NGPT_DTYPE_F32, NGPT_DECODER_TEXT_ENCODER);
+    ngpt_tensor re = {0};
+    if (ref) CHECK_OK(ngpt_decoder_encode_text(ref, &re, "a photo of an astronaut riding a horse"));
+    for (size_t k = 0; ref && k < sizeof k_bounds / sizeof *k_bounds; k++) {
+        ngpt_decoder *d = open_comp(g_gpu, tmp, k_bounds[k].dt, NGPT_DECODER_TEXT_ENCODER);
+        if (!d) continue;
+        ngpt_tensor ge = {0};
+        CHECK_OK(ngpt_decoder_encode_text(d, &ge, "a photo of an astronaut riding a horse"));
+        check_rel("clip text encoder", k_bounds[k].dt, &ge, &re, k_bounds[k].pass);
+        ngpt_tensor_free(&ge);
+        ngpt_decoder_free(d);
+    }
+    ngpt_tensor_free(&re);
+    ngpt_decoder_free(ref);
+    const char *f[3] = {"model_index.json", "text_encoder", "tokenizer"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(b, sizeof b, "%s/%s", tmp, f[i]);
+        unlink(b);
+    }
+    rmdir(tmp);
+}
+
+/* A dtype that is no float compute dtype is rejected on CUDA too. */
+static void test_bad_dtype(void)
+{
+    char dir[1000];
+    snprintf(dir, sizeof dir, "%s/models/sd-a", g_golden);
+    ngpt_decoder_params p;
+    ngpt_decoder_params_default(&p, sizeof p);
+    p.compute_dtype = NGPT_DTYPE_I32;
+    ngpt_decoder *d = NULL;
+    CHECK_ERR(ngpt_decoder_create(&d, g_gpu, dir, &p), NGPT_ERR_INVALID_ARGUMENT, "compute_dtype");
+    CHECK(d == NULL);
+}
+
+int main(void)
+{
+    const char *g = getenv("NGPT_GOLDEN_DIR");
+    const char *root = getenv("NGPT_SOURCE_ROOT");
+    if (!root) root = ".";
+    if (g) snprintf(g_golden, sizeof g_golden, "%s", g);
+    else snprintf(g_golden, sizeof g_golden, "%s/../shared/golden", root);
+    char probe[1000];
+    snprintf(probe, sizeof probe, "%s/models/sd-a/unet/config.json", g_golden);
+    if (access(probe, R_OK) != 0) {
+        fprintf(stderr, "golden models not found under %s: skipping\n", g_golden);
+        return TEST_SKIP;
+    }
+    ngpt_context_params cp;
+    ngpt_context_params_default(&cp, sizeof cp);
+    cp.device = NGPT_DEVICE_CUDA;
+    cp.log_level = NGPT_LOG_NONE;
+    if (ngpt_context_create(&g_gpu, &cp) != NGPT_OK) {
+        fprintf(stderr, "no usable GPU (%s): skipping\n", ngpt_last_error());
+        return TEST_SKIP;
+    }
+    if (!(g_cpu = test_cpu_context(2))) return 1;
+    fprintf(stderr, "GPU: %s\n", ngpt_context_device_name(g_gpu));
+    RUN(test_sd_dtypes);
+    RUN(test_unet3d_dtypes);
+    RUN(test_text_encoder_dtypes);
+    RUN(test_bad_dtype);
+    ngpt_context_free(g_gpu);
+    ngpt_context_free(g_cpu);
+    return test_done();
+}
