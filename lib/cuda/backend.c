@@ -63,23 +63,27 @@ ngpt_status nx_cuda_dnn(nx_backend *be, cudnnHandle_t *out, const char *op)
 
 /* ---- memory ---- */
 
+/* Stream-ordered allocation from the device's memory pool (kept, not returned to the driver:
+ * release threshold raised in cuda_init). Models allocate and free activations per op; plain
+ * cudaFree synchronises the whole device, which serialised every op of a UNet step. All work of
+ * a backend is on its one stream, so a block freed here is reused only by work queued after it. */
 static ngpt_status cuda_alloc(nx_backend *be, void **out, size_t nbytes)
 {
     *out = NULL;
-    cudaError_t e = cudaMalloc(out, nbytes);
+    cudaError_t e = cudaMallocAsync(out, nbytes ? nbytes : 1, nx_cuda_of(be)->stream);
     if (e != cudaSuccess) {
         *out = NULL;
         (void)cudaGetLastError();
         return nx_err(e == cudaErrorMemoryAllocation ? NGPT_ERR_OUT_OF_MEMORY : NGPT_ERR_DEVICE,
-                      "cuda: alloc: cudaMalloc(%zu bytes) on %s: %s", nbytes, be->device_name, cudaGetErrorString(e));
+                      "cuda: alloc: cudaMallocAsync(%zu bytes) on %s: %s", nbytes, be->device_name,
+                      cudaGetErrorString(e));
     }
     return NGPT_OK;
 }
 
 static void cuda_free(nx_backend *be, void *p)
 {
-    (void)be;
-    if (p) (void)cudaFree(p);  /* cudaFree waits for the device: no op still uses p */
+    if (p) (void)cudaFreeAsync(p, nx_cuda_of(be)->stream);  /* after every op queued on p */
 }
 
 static ngpt_status cuda_upload(nx_backend *be, void *dst, const void *host, size_t nbytes)
@@ -112,6 +116,9 @@ static void cuda_destroy(nx_backend *be)
     nx_cuda *c = be->impl;
     if (c) {
         if (c->stream) (void)cudaStreamSynchronize(c->stream);
+        cudaMemPool_t pool;  /* hand the cached blocks back to the driver */
+        if (c->stream && cudaDeviceGetDefaultMemPool(&pool, c->device) == cudaSuccess) (void)cudaMemPoolTrimTo(pool, 0);
+        (void)cudaGetLastError();
         if (c->dnn) cudnnDestroy(c->dnn);
         if (c->blas) cublasDestroy(c->blas);
         if (c->d_flag) (void)cudaFree(c->d_flag);
@@ -184,6 +191,10 @@ static ngpt_status cuda_init(nx_backend *be, nx_cuda *c, int device_index)
                       op, prop.name, c->cc, cudaGetErrorString(e));
     }
     CU_TRY(op, cudaStreamCreateWithFlags, (&c->stream, cudaStreamNonBlocking));
+    cudaMemPool_t pool;  /* keep freed blocks for reuse (see cuda_alloc) */
+    CU_TRY(op, cudaDeviceGetDefaultMemPool, (&pool, device_index));
+    uint64_t keep = UINT64_MAX;
+    CU_TRY(op, cudaMemPoolSetAttribute, (pool, cudaMemPoolAttrReleaseThreshold, &keep));
     CU_TRY(op, cudaMalloc, ((void **)&c->d_flag, sizeof(int32_t)));
     CUBLAS_TRY(op, cublasCreate, (&c->blas));
     CUBLAS_TRY(op, cublasSetStream, (c->blas, c->stream));
