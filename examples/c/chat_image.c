@@ -42,12 +42,14 @@ static int ask(ngpt_pipeline *p, const char *question, const ngpt_pipeline_media
     printf("\n");
     /* The model may also decide to answer with media (signal tokens); a chat program would
      * save them as nextgpt.c does. Here they are only listed. */
+    static const char *const names[4] = {"text", "image", "audio", "video"};
     for (int32_t i = 0; i < ngpt_pipeline_result_n_outputs(r); i++) {
         ngpt_modality m;
         size_t size = 0;
-        ngpt_status st = ngpt_pipeline_result_output(r, i, &m, NULL, &size, NULL);
-        printf("(output %d: modality %d, %s%s%zu bytes)\n", (int)i, (int)m,
-               st == NGPT_OK ? "" : ngpt_pipeline_result_output_message(r, i), st == NGPT_OK ? "" : ", ", size);
+        if (ngpt_pipeline_result_output(r, i, &m, NULL, &size, NULL) == NGPT_OK)
+            printf("(output %d: %s, %zu bytes)\n", (int)i, names[m & 3], size);
+        else  /* e.g. the bundle has no decoder for it: the message says so */
+            printf("(output %d: %s, %s)\n", (int)i, names[m & 3], ngpt_pipeline_result_output_message(r, i));
     }
     ngpt_pipeline_result_free(r);
     return 0;

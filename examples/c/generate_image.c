@@ -20,6 +20,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s BUNDLE PROMPT OUT.png [STEPS]\n", argv[0]);
         return 2;
     }
+    int32_t steps = argc > 4 ? atoi(argv[4]) : 0;
+    if (argc > 4 && steps <= 0) {
+        fprintf(stderr, "generate_image: STEPS must be a positive number, not '%s'\n", argv[4]);
+        return 2;
+    }
     int rc = 1;
     ngpt_context *ctx = NULL;
     ngpt_pipeline *p = NULL;
@@ -39,11 +44,7 @@ int main(int argc, char **argv)
     ngpt_pipeline_turn_params_default(&tp, sizeof tp);
     tp.force = NGPT_PIPELINE_FORCE(NGPT_MODALITY_IMAGE);  /* always answer with an image */
     tp.max_new_tokens = 32;
-    tp.steps = argc > 4 ? atoi(argv[4]) : 0;              /* 0 = the decoder's default, 50 */
-    if (tp.steps < 0 || (argc > 4 && tp.steps == 0)) {
-        fprintf(stderr, "generate_image: STEPS must be a positive number, not '%s'\n", argv[4]);
-        goto done;
-    }
+    tp.steps = steps;                                     /* 0 = the decoder's default, 50 */
     tp.seed = 1;                                          /* same seed, same picture */
     if (ngpt_pipeline_turn(&r, p, argv[2], NULL, 0, &tp) != NGPT_OK) goto fail;
     printf("answer: %s\n", ngpt_pipeline_result_text(r, NULL));

@@ -39,6 +39,10 @@ int main(int argc, char **argv)
     }
     const char *prompt = argc > 7 ? argv[7] : "Draw this in the snow.";
     int32_t steps = argc > 8 ? atoi(argv[8]) : 0;  /* 0 = the decoder's default, 50 */
+    if (argc > 8 && steps <= 0) {
+        fprintf(stderr, "stages: STEPS must be a positive number, not '%s'\n", argv[8]);
+        return 2;
+    }
     int rc = 1;
     char s1[64], s2[64];
     ngpt_context *ctx = NULL;

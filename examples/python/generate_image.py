@@ -19,10 +19,11 @@ def main():
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     bundle, prompt, out_path = sys.argv[1:4]
-    steps = int(sys.argv[4]) if len(sys.argv) > 4 else 0  # 0 = the decoder's default, 50
-    if steps < 0 or (len(sys.argv) > 4 and steps == 0):
-        print("generate_image: STEPS must be a positive number", file=sys.stderr)
+    steps = sys.argv[4] if len(sys.argv) > 4 else "0"  # 0 = the decoder's default, 50
+    if not steps.isdigit() or (len(sys.argv) > 4 and int(steps) == 0):
+        print("generate_image: STEPS must be a positive number, not %r" % steps, file=sys.stderr)
         return 2
+    steps = int(steps)
     try:
         with nextgpt.Context() as ctx:
             # Preloading the image decoder makes a load error show up here, not in the output.

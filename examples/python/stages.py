@@ -29,7 +29,11 @@ def main():
         return 2
     imagebind, llm, projectors, decoder_dir, image_path, out_path = sys.argv[1:7]
     prompt = sys.argv[7] if len(sys.argv) > 7 else "Draw this in the snow."
-    steps = int(sys.argv[8]) if len(sys.argv) > 8 else 0  # 0 = the decoder's default, 50
+    steps = sys.argv[8] if len(sys.argv) > 8 else "0"  # 0 = the decoder's default, 50
+    if not steps.isdigit() or (len(sys.argv) > 8 and int(steps) == 0):
+        print("stages: STEPS must be a positive number, not %r" % steps, file=sys.stderr)
+        return 2
+    steps = int(steps)
     try:
         # The context: device, threads and memory accounting shared by every handle below.
         with nextgpt.Context() as ctx:
