@@ -4,7 +4,7 @@ and write (suite 'examples'), so the examples cannot rot.
 
 usage: check_examples.py LANG SOURCE_ROOT BUILD_ROOT TINY_BUNDLE NEXTGPT TMP
   LANG: c (build/examples/c/*), python (examples/python/*.py with /usr/bin/python3; PYTHONPATH
-  set by meson), rust (cargo examples of bindings/rust, built offline here; exit 77 without cargo
+  set by meson; exit 77 without numpy), rust (cargo examples of bindings/rust, built offline here; exit 77 without cargo
   or bindgen).
 
 Checks: embed_image prints an embedding of the encoder's size with unit L2 norm (and, outside C,
@@ -66,6 +66,10 @@ def main():
         def cmd(name):
             return [os.path.join(build, "examples", "c", name)]
     elif lang == "python":
+        if subprocess.run(["/usr/bin/python3", "-c", "import numpy"], capture_output=True).returncode != 0:
+            print("SKIP: the Python examples need python3-numpy (apt-get install python3-numpy)")
+            return 77
+
         def cmd(name):
             return ["/usr/bin/python3", os.path.join(ex, "python", name + ".py")]
     elif lang == "rust":
