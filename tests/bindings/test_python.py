@@ -313,5 +313,91 @@ class DecoderTest(unittest.TestCase):
         ctx.close()
 
 
+TINY = os.environ.get("NGPT_TINY_BUNDLE", "")
+
+
+@unittest.skipUnless(os.path.isdir(TINY), "the tiny bundle (NGPT_TINY_BUNDLE) is not built")
+class StagesTest(unittest.TestCase):
+    """Encoder, Projector, Backbone/Session, Decoder.generate, Image.from_tensor/save/encode and
+    Pipeline on the embedded tiny bundle (the examples run them end to end: suite 'examples')."""
+
+    def setUp(self):
+        self.ctx = nextgpt.Context(device="cpu")
+        self.cat = os.path.join(SRC, "data", "tiny", "cat.jpg")
+
+    def tearDown(self):
+        self.ctx.close()
+
+    def test_stage_handles(self):
+        M = nextgpt.Modality
+        enc = nextgpt.Encoder(self.ctx, os.path.join(TINY, "imagebind"), modalities="image")
+        emb = enc.encode_image(self.cat).numpy()
+        self.assertEqual(emb.shape, (1, enc.embed_dim))
+        self.assertAlmostEqual(float(np.linalg.norm(emb)), 1.0, places=5)
+        with self.assertRaises(nextgpt.Error):  # the audio branch was not loaded
+            enc.encode_audio(nextgpt.Audio.from_pcm([0.0] * 16000, 1, 16000))
+        with self.assertRaises(nextgpt.Error) as e:
+            nextgpt.Encoder(self.ctx, os.path.join(TINY, "nope"))
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_NOT_FOUND)
+
+        pj = nextgpt.Projector(self.ctx, os.path.join(TINY, "projectors"), input=True, outputs=[M.IMAGE])
+        self.assertTrue(pj.has_input and pj.has_output(M.IMAGE) and not pj.has_output(M.AUDIO))
+        soft = pj.input(emb)
+        self.assertEqual(soft.shape, (1, pj.llm_hidden_size))
+
+        bb = nextgpt.Backbone(self.ctx, os.path.join(TINY, "llm"))
+        s = bb.session(n_ctx=256)
+        turn = s.turn("draw it", media=[(M.IMAGE, soft)], require=[M.IMAGE], max_new_tokens=4)
+        self.assertGreater(s.n_past, 0)
+        g = [g for g in turn.groups if g.modality == M.IMAGE][0]
+        self.assertEqual(g.hidden.shape, (pj.num_input_tokens(M.IMAGE), bb.n_embd))
+        self.assertEqual(g.input_embs.shape, g.hidden.shape)
+        with self.assertRaises(ValueError):  # a soft token of the wrong width
+            s.turn("x", media=[(M.IMAGE, np.zeros((1, 3), np.float32))])
+        cond = pj.output(M.IMAGE, g.hidden, g.input_embs)
+        self.assertEqual(cond.shape[:2], (1, pj.num_output_tokens(M.IMAGE)))
+        with self.assertRaises(nextgpt.Error):  # not loaded
+            pj.output(M.AUDIO, g.hidden, g.input_embs)
+
+        dec = nextgpt.Decoder(self.ctx, os.path.join(TINY, "decoders", "image"))
+        steps = []
+        px = dec.generate(cond, steps=2, on_step=lambda i, n: steps.append((i, n)))
+        self.assertTrue(steps and steps[-1][0] == steps[-1][1] >= 2)  # PNDM may add a warm-up step
+        self.assertEqual(px.shape, (1, 64, 64, 3))
+        with self.assertRaises(nextgpt.Error):  # cancelled by the callback
+            dec.generate(cond, steps=2, on_step=lambda i, n: False)
+        img = nextgpt.Image.from_tensor(px)
+        self.assertEqual((img.width, img.height), (64, 64))
+        self.assertEqual(img.encode()[:4], b"\x89PNG")
+        with self.assertRaises(nextgpt.Error):
+            img.save(os.path.join(TINY, "no-such-dir", "x.png"))
+        self.ctx.close()  # sessions before their backbone, every handle before the context
+        self.assertTrue(s.closed and bb.closed and enc.closed and dec.closed)
+
+    def test_pipeline(self):
+        M = nextgpt.Modality
+        p = nextgpt.Pipeline(self.ctx, TINY)
+        self.assertTrue(p.is_test_model)
+        pieces, events = [], []
+        r = p.turn("draw it", media=[(M.IMAGE, self.cat)], force=[M.IMAGE], steps=2, max_new_tokens=6,
+                   on_token=pieces.append, on_event=lambda *ev: events.append(ev[0]))
+        self.assertEqual("".join(pieces), r.text)
+        self.assertIn(nextgpt.PipelineEventKind.DENOISE, events)
+        out = [o for o in r.outputs if o.modality == M.IMAGE][0]
+        self.assertTrue(out.ok)
+        self.assertEqual((out.format, out.data[:4]), ("png", b"\x89PNG"))
+        self.assertGreater(r.stage_ms[nextgpt.PipelineStage.DECODE], 0)
+        with open(self.cat, "rb") as f:
+            r2 = p.turn("again", media=[nextgpt.Image.from_bytes(f.read())], steps=1, max_new_tokens=2,
+                        on_token=lambda t: False)  # cancelled at the first token
+        self.assertTrue(r2.cancelled)
+        p.reset()
+        with self.assertRaises(nextgpt.Error) as e:
+            p.turn("x", media=[(M.IMAGE, os.path.join(TINY, "no-such-cat.jpg"))])
+        self.assertIn("no-such-cat.jpg", e.exception.message)
+        with self.assertRaises(nextgpt.Error):
+            nextgpt.Pipeline(self.ctx, os.path.join(TINY, "nope"))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

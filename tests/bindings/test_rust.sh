@@ -16,6 +16,7 @@ export NGPT_LIB_DIR="$build/lib"
 export LD_LIBRARY_PATH="$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CARGO_TARGET_DIR="$build/bindings/rust/target"
 export NGPT_HEADER="$src/include/nextgpt.h"
+export NGPT_TINY_BUNDLE="$build/tools/tiny"
 cd "$src/bindings/rust"
 cargo test --offline --quiet --workspace 2>&1
 cargo run --offline --quiet --example version 2>&1

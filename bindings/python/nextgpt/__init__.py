@@ -32,7 +32,8 @@ except ImportError:  # numpy is optional: lists, bytes and array.array work too
     _np = None
 
 __all__ = ["Error", "Context", "Tensor", "Tokenizer", "Scheduler", "Image", "Audio", "Decoder",
-           "version", "version_number", "abi_version", "has_cuda_build", "video_preprocess",
+           "Encoder", "Projector", "Backbone", "Session", "TurnResult", "TurnGroup", "Pipeline",
+           "PipelineResult", "PipelineOutput", "version", "version_number", "abi_version", "has_cuda_build", "video_preprocess",
            "lib", "capi"]
 
 # ---- loading -------------------------------------------------------------------------------
@@ -575,6 +576,35 @@ class Image(_Handle):
         _call("ngpt_image_preprocess", ctypes.byref(t), self._h())
         return Tensor(t)
 
+    @classmethod
+    def from_tensor(cls, pixels):
+        """An image from pixels [H, W, 3]: uint8, or float32 in [0, 1] (rounded as diffusers'
+        numpy_to_pil). pixels: a numpy array or a Tensor; a batch of one, [1, H, W, 3] (what
+        Decoder.generate returns for one image), is taken as its image."""
+        view, keep = _tensor_view(pixels)
+        if view is not None and view.contents.rank == 4 and view.contents.shape[0] == 1:
+            t = capi.ngpt_tensor()
+            t.dtype, t.rank, t.data, t.owner = view.contents.dtype, 3, view.contents.data, None
+            for i in range(3):
+                t.shape[i] = view.contents.shape[i + 1]
+            view = ctypes.pointer(t)
+        out = ctypes.POINTER(capi.ngpt_image)()
+        _call("ngpt_image_from_tensor", ctypes.byref(out), view)
+        return cls(_ptr=out)
+
+    def encode(self, format="png", quality=0):
+        """The encoded file as bytes; format "png" or "jpeg" (quality 1..100, 0 = 90)."""
+        blob = ctypes.POINTER(capi.ngpt_blob)()
+        _call("ngpt_image_encode", ctypes.byref(blob), self._h(), _image_format(format), quality, 0)
+        try:
+            return ctypes.string_at(lib.ngpt_blob_data(blob), lib.ngpt_blob_size(blob))
+        finally:
+            lib.ngpt_blob_free(blob)
+
+    def save(self, path, format=None, quality=0):
+        """Encode and write to path; format None = from the extension (.png, .jpg/.jpeg)."""
+        _call("ngpt_image_save", self._h(), _path(path), _image_format(format), quality, 0)
+
     @staticmethod
     def postprocess(image):
         """F32 [B, 3, H, W] (numpy or Tensor) -> Tensor U8 [B, H, W, 3]."""
@@ -582,6 +612,15 @@ class Image(_Handle):
         t = _new_tensor_out()
         _call("ngpt_image_postprocess", ctypes.byref(t), view)
         return Tensor(t)
+
+
+def _image_format(fmt):
+    if fmt is None:
+        return capi.NGPT_IMAGE_FORMAT_AUTO
+    if isinstance(fmt, str):
+        return {"png": capi.NGPT_IMAGE_FORMAT_PNG, "jpeg": capi.NGPT_IMAGE_FORMAT_JPEG,
+                "jpg": capi.NGPT_IMAGE_FORMAT_JPEG}[fmt.lower()]
+    return int(fmt)
 
 
 class Audio(_Handle):
@@ -725,3 +764,467 @@ class Decoder(_Handle):
         t = _new_tensor_out()
         _call("ngpt_decoder_encode_text_ids", self._h(), ctypes.byref(t), view)
         return Tensor(t)
+
+    def generate(self, cond, uncond=None, steps=0, guidance_scale=0.0, seed=0, scheduler=None,
+                 height=0, width=0, num_frames=0, audio_length_s=0.0, eta=0.0, on_step=None):
+        """The diffusers pipeline of this decoder on conditioning `cond` (numpy or Tensor; the
+        output projector's result): a Tensor F32 — image [B, H, W, 3] in [0, 1], audio [B, n],
+        video [B, 3, F, H, W]. uncond None = the decoder's text encoder on "" (image, video).
+        0 = the decoder's defaults (50 steps, guidance 7.5, its size). on_step(step, total) ->
+        False cancels."""
+        p = _params(capi.ngpt_decode_params, "ngpt_decode_params_default", num_inference_steps=steps,
+                    guidance_scale=guidance_scale, seed=seed, scheduler=scheduler, height=height,
+                    width=width, num_frames=num_frames, audio_length_s=audio_length_s, eta=eta)
+        cb = None
+        if on_step is not None:
+            def tramp(step, total, _elapsed, _user):
+                try:
+                    return on_step(step, total) is not False
+                except Exception:  # never unwind into C; cancel instead
+                    return False
+            cb = capi.ngpt_step_fn(tramp)
+            p.on_step = cb
+        cv, keep_c = _tensor_view(cond)
+        uv, keep_u = _tensor_view(uncond)
+        t = _new_tensor_out()
+        _call("ngpt_decoder_generate", self._h(), ctypes.byref(t), None, cv, uv, ctypes.byref(p))
+        return Tensor(t)
+
+# ---- encoder and projectors ------------------------------------------------------------------
+
+
+def _modality_bits(modalities):
+    """An iterable of Modality (or one) -> the NGPT_MODALITY_BIT mask."""
+    if modalities is None:
+        return 0
+    if isinstance(modalities, int):
+        modalities = [modalities]
+    bits = 0
+    for m in modalities:
+        bits |= 1 << int(m)
+    return bits
+
+
+class Encoder(_Handle):
+    """ngpt_encoder: ImageBind (vision and audio branches) on ctx's backend.
+
+    path: imagebind_huge.pth, a .safetensors, or a folder with config.json + weights.
+    modalities: "image", "audio", "video" names or ENCODER_* bits to load (None = all stored)."""
+    _free = "ngpt_encoder_free"
+
+    def __init__(self, ctx, path, modalities=None):
+        bits = 0
+        for m in ([modalities] if isinstance(modalities, (str, int)) else modalities or []):
+            bits |= {"image": capi.NGPT_ENCODER_IMAGE, "audio": capi.NGPT_ENCODER_AUDIO,
+                     "video": capi.NGPT_ENCODER_VIDEO}[m] if isinstance(m, str) else int(m)
+        p = _params(capi.ngpt_encoder_params, "ngpt_encoder_params_default", modalities=bits)
+        out = ctypes.POINTER(capi.ngpt_encoder)()
+        _call("ngpt_encoder_create", ctypes.byref(out), ctx._h(), _path(path), ctypes.byref(p))
+        self._adopt(out, ctx)
+
+    @property
+    def embed_dim(self):
+        """The embedding size (1024 for imagebind_huge)."""
+        return lib.ngpt_encoder_embed_dim(self._h())
+
+    def encode_image(self, image):
+        """One image (an Image, or a path): Tensor F32 [1, embed_dim], L2-normalised."""
+        if not isinstance(image, Image):
+            with Image(image) as img:
+                return self.encode_image(img)
+        t = _new_tensor_out()
+        _call("ngpt_encoder_encode_image", self._h(), ctypes.byref(t), image._h())
+        return Tensor(t)
+
+    def encode_pixels(self, pixels):
+        """Preprocessed pixels ([N, 3, 224, 224], ...): Tensor F32 [N, embed_dim]."""
+        view, keep = _tensor_view(pixels)
+        t = _new_tensor_out()
+        _call("ngpt_encoder_encode_pixels", self._h(), ctypes.byref(t), view)
+        return Tensor(t)
+
+    def encode_audio(self, audio):
+        """One sound (an Audio, or a path): Tensor F32 [1, embed_dim]."""
+        if not isinstance(audio, Audio):
+            with Audio(audio) as a:
+                return self.encode_audio(a)
+        t = _new_tensor_out()
+        _call("ngpt_encoder_encode_audio", self._h(), ctypes.byref(t), audio._h(), None)
+        return Tensor(t)
+
+    def encode_video_file(self, path):
+        """One video file: Tensor F32 [1, embed_dim] (the mean over its 15 clips)."""
+        t = _new_tensor_out()
+        _call("ngpt_encoder_encode_video_file", self._h(), ctypes.byref(t), _path(path), None)
+        return Tensor(t)
+
+
+class Projector(_Handle):
+    """ngpt_projector: NExT-GPT's input projector (ImageBind embedding -> soft token) and output
+    projectors (signal hidden states -> decoder conditioning), from a projector folder or the
+    NExT-GPT delta. input: load the input projector; outputs: Modality values to load (both None
+    = everything the file holds)."""
+    _free = "ngpt_projector_free"
+
+    def __init__(self, ctx, path, input=None, outputs=None):
+        bits = 0
+        if input or outputs is not None:
+            bits = (capi.NGPT_PROJECTOR_INPUT if input else 0) | _modality_bits(outputs)
+        p = _params(capi.ngpt_projector_params, "ngpt_projector_params_default", modalities=bits)
+        out = ctypes.POINTER(capi.ngpt_projector)()
+        _call("ngpt_projector_create", ctypes.byref(out), ctx._h(), _path(path), ctypes.byref(p))
+        self._adopt(out, ctx)
+
+    def input(self, features):
+        """features [n, input_dim] (numpy or Tensor) -> Tensor F32 [n, llm_hidden]: one soft
+        token per row."""
+        view, keep = _tensor_view(features)
+        t = _new_tensor_out()
+        _call("ngpt_projector_input", self._h(), ctypes.byref(t), view)
+        return Tensor(t)
+
+    def input_sum(self, features):
+        """Several items of one modality as NExT-GPT combines them: Tensor F32 [1, llm_hidden]."""
+        view, keep = _tensor_view(features)
+        t = _new_tensor_out()
+        _call("ngpt_projector_input_sum", self._h(), ctypes.byref(t), view)
+        return Tensor(t)
+
+    def output(self, modality, hidden, input_embs):
+        """hidden, input_embs [B, n_in, llm_hidden] (or [n_in, llm_hidden] for B = 1) -> Tensor
+        F32 [B, n_out, out_dim]: the decoder's conditioning."""
+        if _np is not None:
+            hidden, input_embs = (_np.asarray(x, _np.float32) if not isinstance(x, Tensor) else x
+                                  for x in (hidden, input_embs))
+            hidden, input_embs = (x[None] if not isinstance(x, Tensor) and x.ndim == 2 else x
+                                  for x in (hidden, input_embs))
+        hv, keep_h = _tensor_view(hidden)
+        ev, keep_e = _tensor_view(input_embs)
+        t = _new_tensor_out()
+        _call("ngpt_projector_output", self._h(), ctypes.byref(t), int(modality), hv, ev)
+        return Tensor(t)
+
+    @property
+    def has_input(self):
+        return bool(lib.ngpt_projector_has_input(self._h()))
+
+    def has_output(self, modality):
+        return bool(lib.ngpt_projector_has_output(self._h(), int(modality)))
+
+    @property
+    def llm_hidden_size(self):
+        return lib.ngpt_projector_llm_hidden_size(self._h())
+
+    @property
+    def input_dim(self):
+        return lib.ngpt_projector_input_dim(self._h())
+
+    def output_dim(self, modality):
+        return lib.ngpt_projector_output_dim(self._h(), int(modality))
+
+    def num_input_tokens(self, modality):
+        return lib.ngpt_projector_num_input_tokens(self._h(), int(modality))
+
+    def num_output_tokens(self, modality):
+        return lib.ngpt_projector_num_output_tokens(self._h(), int(modality))
+
+# ---- backbone and chat turns -----------------------------------------------------------------
+
+
+class Backbone(_Handle):
+    """ngpt_backbone: the LLaMA/Vicuna language model (+ the NExT-GPT delta), read-only once
+    loaded; conversations live in Sessions (backbone.session())."""
+    _free = "ngpt_backbone_free"
+
+    def __init__(self, ctx, model_dir, delta_path=None, n_ctx=0):
+        self._sessions = weakref.WeakSet()
+        p = _params(capi.ngpt_backbone_params, "ngpt_backbone_params_default", n_ctx=n_ctx)
+        keep = None
+        if delta_path is not None:
+            keep = _path(delta_path)
+            p.delta_path = keep
+        out = ctypes.POINTER(capi.ngpt_backbone)()
+        _call("ngpt_backbone_create", ctypes.byref(out), ctx._h(), _path(model_dir), ctypes.byref(p))
+        self._adopt(out, ctx)
+
+    def close(self):
+        for s in list(getattr(self, "_sessions", ())):
+            s.close()  # the C rule: sessions are freed before their backbone
+        super().close()
+
+    def session(self, n_ctx=0):
+        """A new conversation (KV cache of n_ctx positions; 0 = the backbone's)."""
+        return Session(self, n_ctx)
+
+    @property
+    def n_vocab(self):
+        return lib.ngpt_backbone_n_vocab(self._h())
+
+    @property
+    def n_embd(self):
+        return lib.ngpt_backbone_n_embd(self._h())
+
+    @property
+    def n_layer(self):
+        return lib.ngpt_backbone_n_layer(self._h())
+
+    @property
+    def n_ctx(self):
+        return lib.ngpt_backbone_n_ctx(self._h())
+
+
+class TurnGroup:
+    """A signal group of a turn: .modality, .hidden and .input_embs ([n_tokens, n_embd] float32
+    numpy arrays, or array('f') without numpy), .required (forced, not started by the model)."""
+
+    def __init__(self, modality, hidden, input_embs, required):
+        self.modality, self.hidden, self.input_embs, self.required = modality, hidden, input_embs, required
+
+    def __repr__(self):
+        return "TurnGroup(%s, %d tokens)" % (self.modality.name, len(self.hidden))
+
+
+class TurnResult:
+    """A turn's answer: .text, .groups (TurnGroup list), .stop_reason (StopReason), .ids,
+    .n_prompt. A plain copy: nothing to close."""
+
+    def __init__(self, ptr, n_embd):
+        n = ctypes.c_size_t(0)
+        text = lib.ngpt_turn_result_text(ptr, ctypes.byref(n))
+        self.text = ctypes.string_at(ctypes.cast(text, ctypes.c_void_p), n.value).decode("utf-8", "replace")
+        self.stop_reason = StopReason(lib.ngpt_turn_result_stop_reason(ptr))  # noqa: F821
+        nid = ctypes.c_int32(0)
+        ids = lib.ngpt_turn_result_ids(ptr, ctypes.byref(nid))
+        self.ids = ids[:nid.value] if nid.value else []
+        self.n_prompt = lib.ngpt_turn_result_n_prompt(ptr)
+        self.groups = []
+        for g in range(lib.ngpt_turn_result_n_groups(ptr)):
+            m = capi.ngpt_modality()
+            nt = ctypes.c_int32(0)
+            hid, emb = ctypes.POINTER(ctypes.c_float)(), ctypes.POINTER(ctypes.c_float)()
+            _call("ngpt_turn_result_group", ptr, g, ctypes.byref(m), ctypes.byref(nt), ctypes.byref(hid),
+                  ctypes.byref(emb))
+            rows = [_rows(p, nt.value, n_embd) for p in (hid, emb)]
+            self.groups.append(TurnGroup(Modality(m.value), rows[0], rows[1],  # noqa: F821
+                                         bool(lib.ngpt_turn_result_group_required(ptr, g))))
+
+
+def _rows(p, n, width):
+    """A copy of n x width floats at p: numpy [n, width], or array('f')."""
+    data = ctypes.string_at(p, n * width * 4)
+    if _np is None:
+        return array.array("f", data)
+    return _np.frombuffer(data, _np.float32).reshape(n, width).copy()
+
+
+def _text_cb(fn):
+    """A ngpt_text_fn / token trampoline around fn(str) -> False to cancel."""
+    def tramp(utf8, n, _user):
+        try:
+            return fn(utf8[:n].decode("utf-8", "replace")) is not False
+        except Exception:  # never unwind into C; cancel instead
+            return False
+    return tramp
+
+
+class Session(_Handle):
+    """ngpt_backbone_session: one conversation's KV cache on a Backbone."""
+    _free = "ngpt_backbone_session_free"
+
+    def __init__(self, backbone, n_ctx=0):
+        p = _params(capi.ngpt_backbone_session_params, "ngpt_backbone_session_params_default", n_ctx=n_ctx)
+        out = ctypes.POINTER(capi.ngpt_backbone_session)()
+        _call("ngpt_backbone_session_create", ctypes.byref(out), backbone._h(), ctypes.byref(p))
+        self._adopt(out)
+        self._bb = backbone  # keeps the backbone alive; it closes us first
+        backbone._sessions.add(self)
+
+    @property
+    def n_past(self):
+        return lib.ngpt_backbone_session_n_past(self._h())
+
+    def reset(self):
+        """Forget the conversation."""
+        _call("ngpt_backbone_session_reset", self._h())
+
+    def turn(self, text, media=(), require=None, max_new_tokens=None, temperature=None, top_p=None,
+             top_k=None, seed=None, on_text=None):
+        """Answer one user turn with NExT-GPT's template. media: (Modality, rows) pairs, rows =
+        projected soft tokens [n_rows, n_embd] (numpy or Tensor; several rows are summed).
+        require: Modality values whose signal group is appended when the model does not start
+        one. on_text(str) receives the streamed answer; returning False cancels. -> TurnResult."""
+        p = _params(capi.ngpt_turn_params, "ngpt_turn_params_default", max_new_tokens=max_new_tokens,
+                    temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
+                    require_modalities=_modality_bits(require))
+        cb = None
+        if on_text is not None:
+            cb = capi.ngpt_text_fn(_text_cb(on_text))
+            p.on_text = cb
+        media = list(media)
+        arr = (capi.ngpt_turn_media * max(len(media), 1))()
+        keep = []
+        width = self._bb.n_embd
+        for i, (m, rows) in enumerate(media):
+            if isinstance(rows, Tensor):
+                if rows.dtype != Dtype.F32:  # noqa: F821
+                    raise ValueError("soft rows must be F32, not %s" % rows.dtype.name)
+                shape, ptr = rows.shape, rows._t.data
+            else:
+                a = _np.ascontiguousarray(rows, dtype=_np.float32)
+                keep.append(a)
+                shape, ptr = a.shape, a.ctypes.data
+            # the C struct carries no width: a wrong one would be read past its end
+            if len(shape) not in (1, 2) or shape[-1] != width or (len(shape) == 2 and shape[0] < 1):
+                raise ValueError("soft rows of %s must be [n_rows, %d], not %s" % (Modality(int(m)).name,  # noqa: F821
+                                                                                  width, list(shape)))
+            n_rows = shape[0] if len(shape) == 2 else 1
+            arr[i].modality = int(m)
+            arr[i].soft_rows = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
+            arr[i].n_rows = n_rows
+        out = ctypes.POINTER(capi.ngpt_turn_result)()
+        data = text.encode("utf-8")
+        _call("ngpt_backbone_turn", ctypes.byref(out), self._h(), data, arr if media else None, len(media),
+              ctypes.byref(p))
+        try:
+            return TurnResult(out, self._bb.n_embd)
+        finally:
+            lib.ngpt_turn_result_free(out)
+
+# ---- pipeline --------------------------------------------------------------------------------
+
+
+class PipelineOutput:
+    """A media output of a pipeline turn: .modality, .status (0 = produced), .status_name,
+    .data (the encoded bytes, or None), .format ("png", "wav", "mp4"), .message (why not)."""
+
+    def __init__(self, modality, status, data, format, message):
+        self.modality, self.status, self.data, self.format, self.message = modality, status, data, format, message
+        self.status_name = lib.ngpt_status_string(status).decode()
+
+    @property
+    def ok(self):
+        return self.status == capi.NGPT_OK
+
+    def save(self, path):
+        """Write the encoded bytes to path (Error when the output was not produced)."""
+        if not self.ok:
+            raise Error(self.status, self.message, "PipelineOutput.save")
+        with open(path, "wb") as f:
+            f.write(self.data)
+
+    def __repr__(self):
+        return "PipelineOutput(%s, %s, %s)" % (self.modality.name, self.status_name,
+                                               "%d bytes" % len(self.data) if self.ok else self.message)
+
+
+class PipelineResult:
+    """A pipeline turn: .text, .outputs (PipelineOutput list), .cancelled, .stage_ms (dict of
+    PipelineStage -> milliseconds). A plain copy: nothing to close."""
+
+    def __init__(self, ptr):
+        n = ctypes.c_size_t(0)
+        text = lib.ngpt_pipeline_result_text(ptr, ctypes.byref(n))
+        self.text = ctypes.string_at(ctypes.cast(text, ctypes.c_void_p), n.value).decode("utf-8", "replace")
+        self.cancelled = bool(lib.ngpt_pipeline_result_cancelled(ptr))
+        self.outputs = []
+        for i in range(lib.ngpt_pipeline_result_n_outputs(ptr)):
+            m = capi.ngpt_modality()
+            data = ctypes.POINTER(ctypes.c_uint8)()
+            size = ctypes.c_size_t(0)
+            fmt = ctypes.c_char_p()
+            st = lib.ngpt_pipeline_result_output(ptr, i, ctypes.byref(m), ctypes.byref(data), ctypes.byref(size),
+                                                 ctypes.byref(fmt))
+            self.outputs.append(PipelineOutput(
+                Modality(m.value), st, ctypes.string_at(data, size.value) if st == capi.NGPT_OK else None,  # noqa: F821
+                _str(fmt.value), _str(lib.ngpt_pipeline_result_output_message(ptr, i))))
+        self.stage_ms = {PipelineStage(s): lib.ngpt_pipeline_result_stage_ms(ptr, s)  # noqa: F821
+                         for s in range(capi.NGPT_PIPELINE_STAGE_COUNT)}
+
+
+def _event_text(ev):
+    """The event's text (not NUL-terminated: read exactly text_len bytes)."""
+    off = capi.ngpt_pipeline_event.text.offset
+    addr = ctypes.c_void_p.from_buffer(ev, off).value
+    return ctypes.string_at(addr, ev.text_len).decode("utf-8", "replace") if addr else ""
+
+
+class Pipeline(_Handle):
+    """ngpt_pipeline: a whole NExT-GPT conversation from a bundle folder (bundle.json), every
+    stage loaded once. preload: Modality values whose decoders load now (else on first use)."""
+    _free = "ngpt_pipeline_free"
+
+    def __init__(self, ctx, bundle_dir, preload=None, n_ctx=0):
+        p = _params(capi.ngpt_pipeline_params, "ngpt_pipeline_params_default", n_ctx=n_ctx,
+                    preload=_modality_bits(preload))
+        out = ctypes.POINTER(capi.ngpt_pipeline)()
+        _call("ngpt_pipeline_create", ctypes.byref(out), ctx._h(), _path(bundle_dir), ctypes.byref(p))
+        self._adopt(out, ctx)
+
+    @property
+    def is_test_model(self):
+        """True for a bundle with random weights (the tiny test model)."""
+        return bool(lib.ngpt_pipeline_is_test_model(self._h()))
+
+    def reset(self):
+        """Forget the conversation."""
+        _call("ngpt_pipeline_reset", self._h())
+
+    def release_decoder(self, modality):
+        _call("ngpt_pipeline_release_decoder", self._h(), int(modality))
+
+    def turn(self, text, media=(), force=None, steps=0, seed=0, max_new_tokens=None, temperature=None,
+             top_p=None, guidance_scale=0.0, height=0, width=0, on_token=None, on_event=None):
+        """One user turn. media: items that are an Image, an Audio, or (Modality, source) with
+        source a path, encoded bytes, Image or Audio. force: Modality values to answer with even
+        when the model emits no signal tokens for them. on_token(str): the streamed answer;
+        on_event(kind: PipelineEventKind, modality, step, total, text): every stage. Either
+        returning False cancels (the result then says .cancelled). -> PipelineResult."""
+        p = _params(capi.ngpt_pipeline_turn_params, "ngpt_pipeline_turn_params_default", force=_modality_bits(force),
+                    steps=steps, seed=seed, max_new_tokens=max_new_tokens, temperature=temperature,
+                    top_p=top_p, guidance_scale=guidance_scale, height=height, width=width)
+        cb = None
+        if on_token is not None or on_event is not None:
+            def tramp(evp, _user):
+                try:
+                    ev = evp.contents
+                    kind = PipelineEventKind(ev.kind)  # noqa: F821
+                    if on_event is not None and on_event(kind, Modality(ev.modality), ev.step, ev.total,  # noqa: F821
+                                                         _event_text(ev)) is False:
+                        return False
+                    if on_token is not None and kind == PipelineEventKind.TOKEN:  # noqa: F821
+                        return on_token(_event_text(ev)) is not False
+                    return True
+                except Exception:  # never unwind into C; cancel instead
+                    return False
+            cb = capi.ngpt_pipeline_event_fn(tramp)
+            p.on_event = cb
+        media = list(media)
+        arr = (capi.ngpt_pipeline_media * max(len(media), 1))()
+        keep = []
+        for i, item in enumerate(media):
+            if isinstance(item, Image):
+                item = (capi.NGPT_MODALITY_IMAGE, item)
+            elif isinstance(item, Audio):
+                item = (capi.NGPT_MODALITY_AUDIO, item)
+            m, src = item
+            arr[i].modality = int(m)
+            if isinstance(src, Image):
+                arr[i].image = src._h()
+            elif isinstance(src, Audio):
+                arr[i].audio = src._h()
+            elif isinstance(src, (bytes, bytearray, memoryview)):
+                b = bytes(src)
+                keep.append(b)
+                arr[i].data = ctypes.cast(ctypes.c_char_p(b), ctypes.c_void_p)
+                arr[i].size = len(b)
+            else:
+                b = _path(src)
+                keep.append(b)
+                arr[i].path = b
+        out = ctypes.POINTER(capi.ngpt_pipeline_result)()
+        _call("ngpt_pipeline_turn", ctypes.byref(out), self._h(), text.encode("utf-8"), arr if media else None,
+              len(media), ctypes.byref(p))
+        try:
+            return PipelineResult(out)
+        finally:
+            lib.ngpt_pipeline_result_free(out)

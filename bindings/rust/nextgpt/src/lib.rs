@@ -19,7 +19,8 @@
 
 use std::ffi::{CStr, CString};
 use std::fmt;
-use std::os::raw::c_char;
+use std::marker::PhantomData;
+use std::os::raw::{c_char, c_void};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::ptr::{self, NonNull};
@@ -589,6 +590,27 @@ impl Image {
         check(unsafe { sys::ngpt_image_preprocess(&mut t.t, self.ptr.as_ptr()) })?;
         Ok(t)
     }
+
+    /// An image from pixels [H, W, 3] (U8, or F32 in [0, 1] rounded as diffusers' numpy_to_pil);
+    /// a batch of one, [1, H, W, 3] (what [`Decoder::generate`] returns for one image), is taken
+    /// as its image.
+    pub fn from_tensor(pixels: &Tensor) -> Result<Image> {
+        let mut view = pixels.t;
+        view.owner = ptr::null_mut(); // a borrowed view: the library must not free it
+        if view.rank == 4 && view.shape[0] == 1 {
+            view.rank = 3;
+            view.shape = [view.shape[1], view.shape[2], view.shape[3], 0, 0, 0, 0, 0];
+        }
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::ngpt_image_from_tensor(&mut out, &view) })?;
+        Ok(Image { ptr: NonNull::new(out).expect("ngpt_image_from_tensor returned NULL") })
+    }
+
+    /// Encode as PNG and write to `path`.
+    pub fn save_png<P: AsRef<Path>>(&self, path: P) -> Result<()> {
+        let p = c_path(path.as_ref())?;
+        check(unsafe { sys::ngpt_image_save(self.ptr.as_ptr(), p.as_ptr(), sys::NGPT_IMAGE_FORMAT_PNG, 0, 0) })
+    }
 }
 
 impl Drop for Image {
@@ -653,5 +675,539 @@ impl Audio {
 impl Drop for Audio {
     fn drop(&mut self) {
         unsafe { sys::ngpt_audio_free(self.ptr.as_ptr()) }
+    }
+}
+
+// ---- modalities -------------------------------------------------------------------------------
+
+/// What a media item or a signal group is (`ngpt_modality`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Modality {
+    Text,
+    Image,
+    Audio,
+    Video,
+}
+
+impl Modality {
+    fn raw(self) -> sys::ngpt_modality {
+        match self {
+            Modality::Text => sys::NGPT_MODALITY_TEXT,
+            Modality::Image => sys::NGPT_MODALITY_IMAGE,
+            Modality::Audio => sys::NGPT_MODALITY_AUDIO,
+            Modality::Video => sys::NGPT_MODALITY_VIDEO,
+        }
+    }
+
+    fn from_raw(m: sys::ngpt_modality) -> Modality {
+        match m {
+            sys::NGPT_MODALITY_IMAGE => Modality::Image,
+            sys::NGPT_MODALITY_AUDIO => Modality::Audio,
+            sys::NGPT_MODALITY_VIDEO => Modality::Video,
+            _ => Modality::Text,
+        }
+    }
+
+    /// The modality's bit (`NGPT_MODALITY_BIT` / `NGPT_PIPELINE_FORCE`).
+    pub fn bit(self) -> u32 {
+        1u32 << self.raw()
+    }
+}
+
+fn bits(ms: &[Modality]) -> u32 {
+    ms.iter().fold(0, |b, m| b | m.bit())
+}
+
+/// A borrowed F32 view of `data` with `shape`, for arguments (owner NULL: never freed by the library).
+fn f32_view(data: &[f32], shape: &[i64]) -> Result<sys::ngpt_tensor> {
+    if shape.len() > 8 || shape.iter().product::<i64>() != data.len() as i64 {
+        return Err(Error::invalid("the data does not hold the shape's element count"));
+    }
+    // SAFETY: an all-zero ngpt_tensor is an empty caller-owned view.
+    let mut t: sys::ngpt_tensor = unsafe { std::mem::zeroed() };
+    t.dtype = sys::NGPT_DTYPE_F32;
+    t.rank = shape.len() as i32;
+    t.shape[..shape.len()].copy_from_slice(shape);
+    t.data = data.as_ptr() as *mut c_void;
+    Ok(t)
+}
+
+/// A borrowed view of a library tensor, for arguments.
+fn borrow(t: &Tensor) -> sys::ngpt_tensor {
+    let mut v = t.t;
+    v.owner = ptr::null_mut();
+    v
+}
+
+// ---- encoder ----------------------------------------------------------------------------------
+
+/// `ngpt_encoder`: ImageBind (vision and audio branches). Borrows its [`Context`].
+pub struct Encoder<'c> {
+    ptr: NonNull<sys::ngpt_encoder>,
+    _ctx: PhantomData<&'c Context>,
+}
+
+// SAFETY: one thread at a time (the stateful calls take &mut self).
+unsafe impl Send for Encoder<'_> {}
+
+impl<'c> Encoder<'c> {
+    /// Load ImageBind from `path` (imagebind_huge.pth, a .safetensors, or a folder with
+    /// config.json); `modalities` = `sys::NGPT_ENCODER_*` bits to load, 0 = every stored branch.
+    pub fn new<P: AsRef<Path>>(ctx: &'c Context, path: P, modalities: u32) -> Result<Encoder<'c>> {
+        let path = c_path(path.as_ref())?;
+        // SAFETY: a zeroed POD struct filled by _default with our own size.
+        let mut p: sys::ngpt_encoder_params = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::ngpt_encoder_params_default(&mut p, std::mem::size_of_val(&p)) })?;
+        p.modalities = modalities;
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::ngpt_encoder_create(&mut out, ctx.as_ptr(), path.as_ptr(), &p) })?;
+        Ok(Encoder { ptr: NonNull::new(out).expect("ngpt_encoder_create returned NULL"), _ctx: PhantomData })
+    }
+
+    /// The embedding size (1024 for imagebind_huge).
+    pub fn embed_dim(&self) -> i32 {
+        unsafe { sys::ngpt_encoder_embed_dim(self.ptr.as_ptr()) }
+    }
+
+    /// One image -> F32 [1, embed_dim], L2-normalised.
+    pub fn encode_image(&mut self, image: &Image) -> Result<Tensor> {
+        let mut t = Tensor::empty();
+        check(unsafe { sys::ngpt_encoder_encode_image(self.ptr.as_ptr(), &mut t.t, image.ptr.as_ptr()) })?;
+        Ok(t)
+    }
+
+    /// One sound (default clip rule) -> F32 [1, embed_dim].
+    pub fn encode_audio(&mut self, audio: &Audio) -> Result<Tensor> {
+        let mut t = Tensor::empty();
+        check(unsafe {
+            sys::ngpt_encoder_encode_audio(self.ptr.as_ptr(), &mut t.t, audio.ptr.as_ptr(), ptr::null())
+        })?;
+        Ok(t)
+    }
+}
+
+impl Drop for Encoder<'_> {
+    fn drop(&mut self) {
+        unsafe { sys::ngpt_encoder_free(self.ptr.as_ptr()) }
+    }
+}
+
+// ---- projectors -------------------------------------------------------------------------------
+
+/// `ngpt_projector`: NExT-GPT's input projector (embedding -> soft token) and output projectors
+/// (signal hidden states -> decoder conditioning). Borrows its [`Context`].
+pub struct Projector<'c> {
+    ptr: NonNull<sys::ngpt_projector>,
+    _ctx: PhantomData<&'c Context>,
+}
+
+// SAFETY: one thread at a time (the compute calls take &mut self).
+unsafe impl Send for Projector<'_> {}
+
+impl<'c> Projector<'c> {
+    /// Load the projectors at `path` (a projector folder or the NExT-GPT delta). `input`: load
+    /// the input projector; `outputs`: the output projectors to load (both empty/false = all).
+    pub fn new<P: AsRef<Path>>(ctx: &'c Context, path: P, input: bool, outputs: &[Modality]) -> Result<Projector<'c>> {
+        let path = c_path(path.as_ref())?;
+        let mut p: sys::ngpt_projector_params = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::ngpt_projector_params_default(&mut p, std::mem::size_of_val(&p)) })?;
+        p.modalities = if input { sys::NGPT_PROJECTOR_INPUT } else { 0 } | bits(outputs);
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::ngpt_projector_create(&mut out, ctx.as_ptr(), path.as_ptr(), &p) })?;
+        Ok(Projector { ptr: NonNull::new(out).expect("ngpt_projector_create returned NULL"), _ctx: PhantomData })
+    }
+
+    /// features [n, input_dim] -> F32 [n, llm_hidden]: one soft token per row.
+    pub fn input(&mut self, features: &Tensor) -> Result<Tensor> {
+        let f = borrow(features);
+        let mut t = Tensor::empty();
+        check(unsafe { sys::ngpt_projector_input(self.ptr.as_ptr(), &mut t.t, &f) })?;
+        Ok(t)
+    }
+
+    /// One signal group (batch 1): `hidden` and `input_embs` are [n_tokens, llm_hidden] row-major
+    /// -> F32 [1, n_out, out_dim], the decoder's conditioning.
+    pub fn output(&mut self, modality: Modality, hidden: &[f32], input_embs: &[f32]) -> Result<Tensor> {
+        let h = self.llm_hidden_size() as i64;
+        if h == 0 || hidden.len() as i64 % h != 0 || hidden.len() != input_embs.len() {
+            return Err(Error::invalid("hidden and input_embs must both be [n_tokens, llm_hidden]"));
+        }
+        let shape = [1, hidden.len() as i64 / h, h];
+        let (hv, ev) = (f32_view(hidden, &shape)?, f32_view(input_embs, &shape)?);
+        let mut t = Tensor::empty();
+        check(unsafe { sys::ngpt_projector_output(self.ptr.as_ptr(), &mut t.t, modality.raw(), &hv, &ev) })?;
+        Ok(t)
+    }
+
+    /// The LLM hidden size (4096 for NExT-GPT).
+    pub fn llm_hidden_size(&self) -> i32 {
+        unsafe { sys::ngpt_projector_llm_hidden_size(self.ptr.as_ptr()) }
+    }
+
+    /// Signal tokens the output projector of `modality` reads (4 / 8 / 24); 0 when not loaded.
+    pub fn num_input_tokens(&self, modality: Modality) -> i32 {
+        unsafe { sys::ngpt_projector_num_input_tokens(self.ptr.as_ptr(), modality.raw()) }
+    }
+}
+
+impl Drop for Projector<'_> {
+    fn drop(&mut self) {
+        unsafe { sys::ngpt_projector_free(self.ptr.as_ptr()) }
+    }
+}
+
+// ---- backbone and chat turns ------------------------------------------------------------------
+
+/// `ngpt_backbone`: the LLaMA/Vicuna language model (+ the NExT-GPT delta), read-only once
+/// loaded. Conversations are [`Session`]s, which borrow it. Borrows its [`Context`].
+pub struct Backbone<'c> {
+    ptr: NonNull<sys::ngpt_backbone>,
+    _ctx: PhantomData<&'c Context>,
+}
+
+// SAFETY: the header lets any number of sessions on any threads share a backbone.
+unsafe impl Send for Backbone<'_> {}
+unsafe impl Sync for Backbone<'_> {}
+
+impl<'c> Backbone<'c> {
+    /// Load a Hugging Face LLaMA folder, with the NExT-GPT `delta` (pytorch_model.pt or
+    /// delta.safetensors) when given.
+    pub fn new<P: AsRef<Path>>(ctx: &'c Context, model_dir: P, delta: Option<&Path>) -> Result<Backbone<'c>> {
+        let dir = c_path(model_dir.as_ref())?;
+        let delta = delta.map(c_path).transpose()?;
+        let mut p: sys::ngpt_backbone_params = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::ngpt_backbone_params_default(&mut p, std::mem::size_of_val(&p)) })?;
+        p.delta_path = delta.as_ref().map_or(ptr::null(), |d| d.as_ptr());
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::ngpt_backbone_create(&mut out, ctx.as_ptr(), dir.as_ptr(), &p) })?;
+        Ok(Backbone { ptr: NonNull::new(out).expect("ngpt_backbone_create returned NULL"), _ctx: PhantomData })
+    }
+
+    /// The hidden size (4096 for Vicuna-7B).
+    pub fn n_embd(&self) -> i32 {
+        unsafe { sys::ngpt_backbone_n_embd(self.ptr.as_ptr()) }
+    }
+
+    pub fn n_vocab(&self) -> i32 {
+        unsafe { sys::ngpt_backbone_n_vocab(self.ptr.as_ptr()) }
+    }
+
+    /// A new conversation with a KV cache of `n_ctx` positions (0 = the backbone's).
+    pub fn session(&self, n_ctx: i32) -> Result<Session<'_>> {
+        let mut p: sys::ngpt_backbone_session_params = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::ngpt_backbone_session_params_default(&mut p, std::mem::size_of_val(&p)) })?;
+        p.n_ctx = n_ctx;
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::ngpt_backbone_session_create(&mut out, self.ptr.as_ptr(), &p) })?;
+        Ok(Session { ptr: NonNull::new(out).expect("ngpt_backbone_session_create returned NULL"),
+                     n_embd: self.n_embd() as usize, _bb: PhantomData })
+    }
+}
+
+impl Drop for Backbone<'_> {
+    fn drop(&mut self) {
+        unsafe { sys::ngpt_backbone_free(self.ptr.as_ptr()) }
+    }
+}
+
+/// Options of [`Session::turn`]; `None` / empty = the library's defaults (NExT-GPT's demo).
+#[derive(Clone, Debug, Default)]
+pub struct TurnParams {
+    /// Modalities whose signal group is appended when the model does not start one.
+    pub require: Vec<Modality>,
+    pub max_new_tokens: Option<i32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<u64>,
+}
+
+/// A signal group of a turn: the hidden states of its positions and the embedding rows of its
+/// tokens, each [n_tokens, n_embd] row-major — the output projector's two inputs.
+#[derive(Clone, Debug)]
+pub struct TurnGroup {
+    pub modality: Modality,
+    pub n_tokens: usize,
+    pub hidden: Vec<f32>,
+    pub input_embs: Vec<f32>,
+    /// Appended because the modality was required, not started by the model.
+    pub required: bool,
+}
+
+/// A turn's answer (a copy; the C result is freed inside [`Session::turn`]).
+#[derive(Clone, Debug)]
+pub struct TurnResult {
+    pub text: String,
+    pub groups: Vec<TurnGroup>,
+    /// `sys::NGPT_STOP_*`.
+    pub stop_reason: sys::ngpt_stop_reason,
+}
+
+/// `ngpt_backbone_session`: one conversation's KV cache. Borrows its [`Backbone`].
+pub struct Session<'b> {
+    ptr: NonNull<sys::ngpt_backbone_session>,
+    n_embd: usize,
+    _bb: PhantomData<&'b ()>,
+}
+
+// SAFETY: one thread at a time (turn takes &mut self).
+unsafe impl Send for Session<'_> {}
+
+impl Session<'_> {
+    /// Answer one user turn with NExT-GPT's template. `media`: (modality, soft rows) pairs,
+    /// rows = projected soft tokens [n_rows, n_embd] row-major (several rows are summed).
+    pub fn turn(&mut self, text: &str, media: &[(Modality, &[f32])], p: &TurnParams) -> Result<TurnResult> {
+        let text = c_str(text)?;
+        let mut tp: sys::ngpt_turn_params = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::ngpt_turn_params_default(&mut tp, std::mem::size_of_val(&tp)) })?;
+        tp.require_modalities = bits(&p.require);
+        if let Some(v) = p.max_new_tokens { tp.max_new_tokens = v; }
+        if let Some(v) = p.temperature { tp.temperature = v; }
+        if let Some(v) = p.top_p { tp.top_p = v; }
+        if let Some(v) = p.seed { tp.seed = v; }
+        let mut tm = Vec::with_capacity(media.len());
+        for (m, rows) in media {
+            if rows.is_empty() || rows.len() % self.n_embd != 0 {
+                return Err(Error::invalid("soft rows must be [n_rows, n_embd]"));
+            }
+            tm.push(sys::ngpt_turn_media { modality: m.raw(), soft_rows: rows.as_ptr(),
+                                           n_rows: (rows.len() / self.n_embd) as i32 });
+        }
+        let mut out = ptr::null_mut();
+        check(unsafe {
+            sys::ngpt_backbone_turn(&mut out, self.ptr.as_ptr(), text.as_ptr(),
+                                    if tm.is_empty() { ptr::null() } else { tm.as_ptr() }, tm.len(), &tp)
+        })?;
+        // Copy what the result holds, then free it (also on a failed group read).
+        let r = out;
+        let collect = || -> Result<TurnResult> {
+            let mut len = 0usize;
+            let t = unsafe { sys::ngpt_turn_result_text(r, &mut len) };
+            let text = String::from_utf8_lossy(unsafe { slice(t as *const u8, len) }).into_owned();
+            let mut groups = Vec::new();
+            for g in 0..unsafe { sys::ngpt_turn_result_n_groups(r) } {
+                let (mut m, mut n) = (0, 0);
+                let (mut hid, mut emb) = (ptr::null(), ptr::null());
+                check(unsafe { sys::ngpt_turn_result_group(r, g, &mut m, &mut n, &mut hid, &mut emb) })?;
+                let k = n.max(0) as usize * self.n_embd;
+                groups.push(TurnGroup {
+                    modality: Modality::from_raw(m),
+                    n_tokens: n.max(0) as usize,
+                    hidden: unsafe { slice(hid, k) }.to_vec(),
+                    input_embs: unsafe { slice(emb, k) }.to_vec(),
+                    required: unsafe { sys::ngpt_turn_result_group_required(r, g) } != 0,
+                });
+            }
+            Ok(TurnResult { text, groups, stop_reason: unsafe { sys::ngpt_turn_result_stop_reason(r) } })
+        };
+        let res = collect();
+        unsafe { sys::ngpt_turn_result_free(r) };
+        res
+    }
+
+    /// Forget the conversation.
+    pub fn reset(&mut self) -> Result<()> {
+        check(unsafe { sys::ngpt_backbone_session_reset(self.ptr.as_ptr()) })
+    }
+
+    /// Positions in the KV cache.
+    pub fn n_past(&self) -> i32 {
+        unsafe { sys::ngpt_backbone_session_n_past(self.ptr.as_ptr()) }
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        unsafe { sys::ngpt_backbone_session_free(self.ptr.as_ptr()) }
+    }
+}
+
+// ---- decoders ---------------------------------------------------------------------------------
+
+/// Options of [`Decoder::generate`]; 0 = the decoder's defaults (50 steps, guidance 7.5, its size).
+#[derive(Clone, Debug, Default)]
+pub struct DecodeParams {
+    pub steps: i32,
+    pub guidance_scale: f32,
+    pub seed: u64,
+    pub height: i32,
+    pub width: i32,
+}
+
+/// `ngpt_decoder`: a diffusers pipeline folder (SD 1.5 / AudioLDM / Zeroscope). Borrows its
+/// [`Context`].
+pub struct Decoder<'c> {
+    ptr: NonNull<sys::ngpt_decoder>,
+    _ctx: PhantomData<&'c Context>,
+}
+
+// SAFETY: one thread at a time (generate takes &mut self).
+unsafe impl Send for Decoder<'_> {}
+
+impl<'c> Decoder<'c> {
+    /// Load the decoder folder `model_dir` (kind from model_index.json, every component present).
+    pub fn new<P: AsRef<Path>>(ctx: &'c Context, model_dir: P) -> Result<Decoder<'c>> {
+        let dir = c_path(model_dir.as_ref())?;
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::ngpt_decoder_create(&mut out, ctx.as_ptr(), dir.as_ptr(), ptr::null()) })?;
+        Ok(Decoder { ptr: NonNull::new(out).expect("ngpt_decoder_create returned NULL"), _ctx: PhantomData })
+    }
+
+    /// The diffusers pipeline on conditioning `cond` (the output projector's result), with the
+    /// decoder's text encoder supplying the unconditional embedding: image F32 [B, H, W, 3] in
+    /// [0, 1], video [B, 3, F, H, W]. (Audio needs an explicit uncond: use [`sys`].)
+    pub fn generate(&mut self, cond: &Tensor, p: &DecodeParams) -> Result<Tensor> {
+        let mut dp: sys::ngpt_decode_params = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::ngpt_decode_params_default(&mut dp, std::mem::size_of_val(&dp)) })?;
+        dp.num_inference_steps = p.steps;
+        dp.guidance_scale = p.guidance_scale;
+        dp.seed = p.seed;
+        dp.height = p.height;
+        dp.width = p.width;
+        let c = borrow(cond);
+        let mut t = Tensor::empty();
+        check(unsafe {
+            sys::ngpt_decoder_generate(self.ptr.as_ptr(), &mut t.t, ptr::null_mut(), &c, ptr::null(), &dp)
+        })?;
+        Ok(t)
+    }
+}
+
+impl Drop for Decoder<'_> {
+    fn drop(&mut self) {
+        unsafe { sys::ngpt_decoder_free(self.ptr.as_ptr()) }
+    }
+}
+
+// ---- pipeline ---------------------------------------------------------------------------------
+
+/// Options of [`Pipeline::turn`]; `None` / 0 / empty = the library's defaults.
+#[derive(Clone, Debug, Default)]
+pub struct PipelineTurnParams {
+    /// Answer with these modalities even when the model emits no signal tokens for them.
+    pub force: Vec<Modality>,
+    /// Denoising steps (0 = 50).
+    pub steps: i32,
+    /// Sampling and the decoders' initial noise.
+    pub seed: u64,
+    pub max_new_tokens: Option<i32>,
+}
+
+/// A media output of a pipeline turn.
+#[derive(Clone, Debug)]
+pub struct PipelineOutput {
+    pub modality: Modality,
+    /// The encoded file (PNG / WAV / MP4), or the reason it was not produced.
+    pub result: std::result::Result<Vec<u8>, Error>,
+    /// "png", "wav", "mp4" ("" when not produced).
+    pub format: String,
+}
+
+/// A pipeline turn (a copy; the C result is freed inside [`Pipeline::turn`]).
+#[derive(Clone, Debug)]
+pub struct PipelineResult {
+    pub text: String,
+    pub outputs: Vec<PipelineOutput>,
+    pub cancelled: bool,
+}
+
+/// `ngpt_pipeline`: a whole NExT-GPT conversation from a bundle folder, every stage loaded once.
+/// Borrows its [`Context`].
+pub struct Pipeline<'c> {
+    ptr: NonNull<sys::ngpt_pipeline>,
+    _ctx: PhantomData<&'c Context>,
+}
+
+// SAFETY: one thread at a time (turn takes &mut self).
+unsafe impl Send for Pipeline<'_> {}
+
+type TokenFn<'a> = &'a mut dyn FnMut(&str) -> bool;
+
+unsafe extern "C" fn pipeline_event(ev: *const sys::ngpt_pipeline_event, user: *mut c_void) -> bool {
+    // SAFETY: user is the &mut TokenFn passed by Pipeline::turn, alive for the call; ev is valid
+    // during the callback and its text holds text_len bytes (not NUL-terminated).
+    let (ev, f) = unsafe { (&*ev, &mut *(user as *mut TokenFn)) };
+    if ev.kind != sys::NGPT_PIPELINE_EVENT_TOKEN {
+        return true;
+    }
+    let piece = String::from_utf8_lossy(unsafe { slice(ev.text as *const u8, ev.text_len) });
+    // A panic must not unwind into C: treat it as a cancel.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&piece))).unwrap_or(false)
+}
+
+impl<'c> Pipeline<'c> {
+    /// Load the bundle in `bundle_dir` (bundle.json); `preload`: decoders to load now (else on
+    /// first use).
+    pub fn new<P: AsRef<Path>>(ctx: &'c Context, bundle_dir: P, preload: &[Modality]) -> Result<Pipeline<'c>> {
+        let dir = c_path(bundle_dir.as_ref())?;
+        let mut p: sys::ngpt_pipeline_params = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::ngpt_pipeline_params_default(&mut p, std::mem::size_of_val(&p)) })?;
+        p.preload = bits(preload);
+        let mut out = ptr::null_mut();
+        check(unsafe { sys::ngpt_pipeline_create(&mut out, ctx.as_ptr(), dir.as_ptr(), &p) })?;
+        Ok(Pipeline { ptr: NonNull::new(out).expect("ngpt_pipeline_create returned NULL"), _ctx: PhantomData })
+    }
+
+    /// True for a bundle with random weights (the tiny test model).
+    pub fn is_test_model(&self) -> bool {
+        unsafe { sys::ngpt_pipeline_is_test_model(self.ptr.as_ptr()) != 0 }
+    }
+
+    /// Forget the conversation.
+    pub fn reset(&mut self) -> Result<()> {
+        check(unsafe { sys::ngpt_pipeline_reset(self.ptr.as_ptr()) })
+    }
+
+    /// One user turn: `text` and media files (modality, path). `on_token` receives the answer
+    /// as it is generated; returning false cancels (the result then says `cancelled`).
+    pub fn turn(&mut self, text: &str, media: &[(Modality, &Path)], p: &PipelineTurnParams,
+                on_token: Option<&mut dyn FnMut(&str) -> bool>) -> Result<PipelineResult> {
+        let text = c_str(text)?;
+        let paths = media.iter().map(|(_, path)| c_path(path)).collect::<Result<Vec<_>>>()?;
+        let items: Vec<sys::ngpt_pipeline_media> = media.iter().zip(&paths).map(|((m, _), path)| {
+            sys::ngpt_pipeline_media { modality: m.raw(), path: path.as_ptr(), data: ptr::null(), size: 0,
+                                       image: ptr::null(), audio: ptr::null() }
+        }).collect();
+        let mut tp: sys::ngpt_pipeline_turn_params = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::ngpt_pipeline_turn_params_default(&mut tp, std::mem::size_of_val(&tp)) })?;
+        tp.force = bits(&p.force);
+        tp.steps = p.steps;
+        tp.seed = p.seed;
+        if let Some(v) = p.max_new_tokens { tp.max_new_tokens = v; }
+        let mut f: Option<TokenFn> = on_token;
+        if let Some(f) = f.as_mut() {
+            tp.on_event = Some(pipeline_event);
+            tp.user_data = f as *mut TokenFn as *mut c_void;
+        }
+        let mut out = ptr::null_mut();
+        check(unsafe {
+            sys::ngpt_pipeline_turn(&mut out, self.ptr.as_ptr(), text.as_ptr(),
+                                    if items.is_empty() { ptr::null() } else { items.as_ptr() }, items.len(), &tp)
+        })?;
+        let r = out;
+        let mut len = 0usize;
+        let t = unsafe { sys::ngpt_pipeline_result_text(r, &mut len) };
+        let text = String::from_utf8_lossy(unsafe { slice(t as *const u8, len) }).into_owned();
+        let mut outputs = Vec::new();
+        for i in 0..unsafe { sys::ngpt_pipeline_result_n_outputs(r) } {
+            let (mut m, mut bytes, mut size, mut fmt) = (0, ptr::null(), 0usize, ptr::null());
+            let st = unsafe { sys::ngpt_pipeline_result_output(r, i, &mut m, &mut bytes, &mut size, &mut fmt) };
+            let result = if st == sys::NGPT_OK {
+                Ok(unsafe { slice(bytes, size) }.to_vec())
+            } else {
+                let message = unsafe { owned(sys::ngpt_pipeline_result_output_message(r, i)) }.unwrap_or_default();
+                Err(Error { status: st as i32, message })
+            };
+            outputs.push(PipelineOutput { modality: Modality::from_raw(m), result,
+                                          format: unsafe { owned(fmt) }.unwrap_or_default() });
+        }
+        let cancelled = unsafe { sys::ngpt_pipeline_result_cancelled(r) } != 0;
+        unsafe { sys::ngpt_pipeline_result_free(r) };
+        Ok(PipelineResult { text, outputs, cancelled })
+    }
+}
+
+impl Drop for Pipeline<'_> {
+    fn drop(&mut self) {
+        unsafe { sys::ngpt_pipeline_free(self.ptr.as_ptr()) }
     }
 }

@@ -147,3 +147,58 @@ fn image_and_audio_preprocess() {
     let t = a.preprocess().unwrap();
     assert_eq!(t.shape(), &[3, 1, 128, 204]);
 }
+
+/// The stage handles and the pipeline on the embedded tiny bundle (NGPT_TINY_BUNDLE, set by
+/// tests/bindings/test_rust.sh); the examples run them end to end (suite 'examples').
+#[test]
+fn stages_and_pipeline_on_the_tiny_bundle() {
+    use nextgpt::{Modality, TurnParams};
+    let Some(tiny) = std::env::var_os("NGPT_TINY_BUNDLE").map(PathBuf::from) else {
+        eprintln!("NGPT_TINY_BUNDLE is not set: skipped");
+        return;
+    };
+    let cat = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../data/tiny/cat.jpg");
+    let ctx = nextgpt::Context::new(nextgpt::Device::Cpu).unwrap();
+    let mut enc = nextgpt::Encoder::new(&ctx, tiny.join("imagebind"), nextgpt::sys::NGPT_ENCODER_IMAGE).unwrap();
+    let emb = enc.encode_image(&nextgpt::Image::load(&cat).unwrap()).unwrap();
+    assert_eq!(emb.shape(), &[1, enc.embed_dim() as i64]);
+    let norm: f32 = emb.as_f32().unwrap().iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5);
+    let e = nextgpt::Encoder::new(&ctx, tiny.join("nope"), 0).err().unwrap();
+    assert_eq!(e.status, nextgpt::sys::NGPT_ERR_NOT_FOUND as i32);
+
+    let mut pj = nextgpt::Projector::new(&ctx, tiny.join("projectors"), true, &[Modality::Image]).unwrap();
+    let soft = pj.input(&emb).unwrap();
+    let bb = nextgpt::Backbone::new(&ctx, tiny.join("llm"), None).unwrap();
+    assert_eq!(soft.shape(), &[1, bb.n_embd() as i64]);
+    let mut s = bb.session(256).unwrap();
+    let p = TurnParams { require: vec![Modality::Image], max_new_tokens: Some(4), ..Default::default() };
+    assert!(s.turn("x", &[(Modality::Image, &[0.0; 3][..])], &p).is_err()); // wrong width
+    let turn = s.turn("draw it", &[(Modality::Image, soft.as_f32().unwrap())], &p).unwrap();
+    let g = turn.groups.iter().find(|g| g.modality == Modality::Image).unwrap();
+    assert_eq!(g.n_tokens as i32, pj.num_input_tokens(Modality::Image));
+    assert_eq!(g.hidden.len(), g.n_tokens * bb.n_embd() as usize);
+    assert!(pj.output(Modality::Audio, &g.hidden, &g.input_embs).is_err()); // not loaded
+    let cond = pj.output(Modality::Image, &g.hidden, &g.input_embs).unwrap();
+    let mut dec = nextgpt::Decoder::new(&ctx, tiny.join("decoders/image")).unwrap();
+    let px = dec.generate(&cond, &nextgpt::DecodeParams { steps: 2, ..Default::default() }).unwrap();
+    assert_eq!(px.shape(), &[1, 64, 64, 3]);
+    let img = nextgpt::Image::from_tensor(&px).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 64));
+    assert!(img.save_png(tiny.join("no-such-dir/x.png")).is_err());
+
+    let mut pl = nextgpt::Pipeline::new(&ctx, &tiny, &[]).unwrap();
+    assert!(pl.is_test_model());
+    let mut streamed = String::new();
+    let mut on_token = |t: &str| { streamed.push_str(t); true };
+    let params = nextgpt::PipelineTurnParams { force: vec![Modality::Image], steps: 2, seed: 0, max_new_tokens: Some(6) };
+    let r = pl.turn("draw it", &[(Modality::Image, cat.as_path())], &params, Some(&mut on_token)).unwrap();
+    assert_eq!(streamed, r.text);
+    let out = r.outputs.iter().find(|o| o.modality == Modality::Image).unwrap();
+    assert_eq!(&out.result.as_ref().unwrap()[..4], b"\x89PNG");
+    let mut cancel = |_: &str| false;
+    assert!(pl.turn("again", &[], &params, Some(&mut cancel)).unwrap().cancelled);
+    let missing = tiny.join("no-such-cat.jpg");
+    let e = pl.turn("x", &[(Modality::Image, missing.as_path())], &params, None).err().unwrap();
+    assert!(e.message.contains("no-such-cat.jpg"), "{}", e.message);
+}
