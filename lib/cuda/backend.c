@@ -70,20 +70,24 @@ ngpt_status nx_cuda_dnn(nx_backend *be, cudnnHandle_t *out, const char *op)
 static ngpt_status cuda_alloc(nx_backend *be, void **out, size_t nbytes)
 {
     *out = NULL;
-    cudaError_t e = cudaMallocAsync(out, nbytes ? nbytes : 1, nx_cuda_of(be)->stream);
+    nx_cuda *c = nx_cuda_of(be);
+    cudaError_t e = c->pooled ? cudaMallocAsync(out, nbytes ? nbytes : 1, c->stream) : cudaMalloc(out, nbytes ? nbytes : 1);
     if (e != cudaSuccess) {
         *out = NULL;
         (void)cudaGetLastError();
         return nx_err(e == cudaErrorMemoryAllocation ? NGPT_ERR_OUT_OF_MEMORY : NGPT_ERR_DEVICE,
-                      "cuda: alloc: cudaMallocAsync(%zu bytes) on %s: %s", nbytes, be->device_name,
-                      cudaGetErrorString(e));
+                      "cuda: alloc: %s(%zu bytes) on %s: %s", c->pooled ? "cudaMallocAsync" : "cudaMalloc", nbytes,
+                      be->device_name, cudaGetErrorString(e));
     }
     return NGPT_OK;
 }
 
 static void cuda_free(nx_backend *be, void *p)
 {
-    if (p) (void)cudaFreeAsync(p, nx_cuda_of(be)->stream);  /* after every op queued on p */
+    if (!p) return;
+    nx_cuda *c = nx_cuda_of(be);
+    if (c->pooled) (void)cudaFreeAsync(p, c->stream);  /* after every op queued on p */
+    else (void)cudaFree(p);                            /* waits for the device: no op still uses p */
 }
 
 static ngpt_status cuda_upload(nx_backend *be, void *dst, const void *host, size_t nbytes)
@@ -117,7 +121,7 @@ static void cuda_destroy(nx_backend *be)
     if (c) {
         if (c->stream) (void)cudaStreamSynchronize(c->stream);
         cudaMemPool_t pool;  /* hand the cached blocks back to the driver */
-        if (c->stream && cudaDeviceGetDefaultMemPool(&pool, c->device) == cudaSuccess) (void)cudaMemPoolTrimTo(pool, 0);
+        if (c->pooled && cudaDeviceGetDefaultMemPool(&pool, c->device) == cudaSuccess) (void)cudaMemPoolTrimTo(pool, 0);
         (void)cudaGetLastError();
         if (c->dnn) cudnnDestroy(c->dnn);
         if (c->blas) cublasDestroy(c->blas);
@@ -191,10 +195,16 @@ static ngpt_status cuda_init(nx_backend *be, nx_cuda *c, int device_index)
                       op, prop.name, c->cc, cudaGetErrorString(e));
     }
     CU_TRY(op, cudaStreamCreateWithFlags, (&c->stream, cudaStreamNonBlocking));
-    cudaMemPool_t pool;  /* keep freed blocks for reuse (see cuda_alloc) */
-    CU_TRY(op, cudaDeviceGetDefaultMemPool, (&pool, device_index));
+    /* Stream-ordered allocation where the device and runtime support memory pools (keep freed
+     * blocks for reuse, see cuda_alloc); else plain cudaMalloc/cudaFree. */
+    int pools = 0;
+    cudaMemPool_t pool;
     uint64_t keep = UINT64_MAX;
-    CU_TRY(op, cudaMemPoolSetAttribute, (pool, cudaMemPoolAttrReleaseThreshold, &keep));
+    c->pooled = cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device_index) == cudaSuccess && pools &&
+                cudaDeviceGetDefaultMemPool(&pool, device_index) == cudaSuccess &&
+                cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep) == cudaSuccess;
+    (void)cudaGetLastError();
+    if (!c->pooled) nx_log(&be->log, NGPT_LOG_INFO, "cuda: no stream-ordered memory pool: plain cudaMalloc");
     CU_TRY(op, cudaMalloc, ((void **)&c->d_flag, sizeof(int32_t)));
     CUBLAS_TRY(op, cublasCreate, (&c->blas));
     CUBLAS_TRY(op, cublasSetStream, (c->blas, c->stream));

@@ -20,6 +20,7 @@ typedef struct nx_cuda {
     cublasHandle_t blas;
     cudnnHandle_t  dnn;        /* created on first conv (loading cuDNN costs ~1 s) */
     int32_t       *d_flag;     /* one device int for kernels that report a bad input (get_rows) */
+    bool           pooled;     /* stream-ordered allocation (cudaMallocAsync) is available */
 } nx_cuda;
 
 static inline nx_cuda *nx_cuda_of(nx_backend *be) { return (nx_cuda *)be->impl; }
