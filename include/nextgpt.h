@@ -1386,8 +1386,9 @@ NGPT_API const char *ngpt_media_video_codec(ngpt_video_format fmt);
  *      "decoders": {"image": "stable-diffusion-v1-5", "audio": "audioldm-l-full",
  *                   "video": "zeroscope_v2_576w"},          diffusers folders; null/absent = none
  *      "audio_uncond": "audio_uncond.safetensors",          optional: tensor "uncond" [1, D], the
- *                                                AudioLDM negative embedding (CLAP of ""); without
- *                                                it audio runs without guidance
+ *                                                AudioLDM negative embedding (CLAP of ""), used when
+ *                                                the audio decoder has no text_encoder/ + tokenizer/
+ *                                                to compute it; with neither, no guidance
  *      "random_weights": false}                  true marks a test model
  * For the official release these are: Vicuna-7B v0 in Hugging Face format (LLaMA-7B +
  * lmsys/vicuna-7b-delta-v0 merged with FastChat's apply_delta); imagebind_huge.pth from
