@@ -856,46 +856,62 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  *   VIDEO: *out F32 [B, 3, F, H, W] = vae.decode of each frame (unclamped, as the pipeline).
  * cond: IMAGE/VIDEO [B, 77, cross_attention_dim] (the output projector's result), AUDIO [B, D].
  * uncond: the same shape: the text encoder's embedding of "" (NExT-GPT's negative prompt); NULL
- * = computed by the decoder's text encoder (IMAGE, VIDEO; see "Text" below), or not needed when
- * guidance_scale <= 1. aux may be NULL (AUDIO only). */
+ * = computed by the decoder's text encoder (see "Text" below; NGPT_ERR_UNSUPPORTED without
+ * one), or not needed when guidance_scale <= 1. aux may be NULL (AUDIO only). */
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
                                            const ngpt_tensor *cond, const ngpt_tensor *uncond,
                                            const ngpt_decode_params *p);
 
-/* Text (IMAGE and VIDEO decoders with text_encoder/ + tokenizer/, loaded by default when the
- * folder has both, or on NGPT_DECODER_TEXT_ENCODER): the pipelines' CLIPTokenizer
- * (vocab.json + merges.txt; transformers 4.29's slow tokenizer without ftfy: control characters
- * dropped, whitespace collapsed, CJK ideographs split, NFC, lower-cased, CLIP's regex, byte-level BPE)
- * and CLIPTextModel (last_hidden_state). With them, ngpt_decoder_generate computes `uncond`
- * itself when it is NULL: the text encoder's output for "" padded to cond's token count,
- * computed once per decoder (NExT-GPT's negative prompt) — and a plain text prompt works:
+/* Text (decoders with text_encoder/ + tokenizer/, loaded by default when the folder has both,
+ * or on NGPT_DECODER_TEXT_ENCODER):
+ *  - IMAGE, VIDEO: the pipelines' CLIPTokenizer (vocab.json + merges.txt; transformers 4.29's
+ *    slow tokenizer without ftfy: control characters dropped, whitespace collapsed, CJK
+ *    ideographs split, NFC, lower-cased, CLIP's regex, byte-level BPE) and CLIPTextModel
+ *    (last_hidden_state [B, S, hidden]).
+ *  - AUDIO: AudioLDM's RobertaTokenizer (GPT-2's byte-level BPE, no normalisation) and CLAP's
+ *    text branch, ClapTextModelWithProjection (RoBERTa, pooler, projection): the embedding is
+ *    AudioLDMPipeline._encode_prompt's F.normalize(text_embeds, dim=-1), [B, projection_dim]
+ *    (512), computed with the tokenizer's attention mask. The embedding of "" is computed once,
+ *    at ngpt_decoder_create.
+ * With them, ngpt_decoder_generate computes `uncond` itself when it is NULL: the text encoder's
+ * output for "" (padded to cond's token count for CLIP), computed once per decoder (NExT-GPT's
+ * negative prompt) — and a plain text prompt works:
  *
- *     ngpt_tensor cond;                                    // F32 [1, 77, hidden], library-owned
+ *     ngpt_tensor cond;                                    // F32 [1, 77, hidden] ([1, 512] audio)
  *     ngpt_decoder_encode_text(dec, &cond, "a photo of a cat");
  *     ngpt_decoder_generate(dec, &image, NULL, &cond, NULL, &params);
  *     ngpt_tensor_free(&cond);
  *
- * AudioLDM's CLAP text encoder is not implemented: AUDIO decoders still need `uncond` (and
- * NGPT_DECODER_TEXT_ENCODER is NGPT_ERR_UNIMPLEMENTED for them). Without a text encoder these
- * calls return NGPT_ERR_UNSUPPORTED. Text is NUL-terminated UTF-8 (else NGPT_ERR_INVALID_ARGUMENT). */
+ * Without a text encoder these calls return NGPT_ERR_UNSUPPORTED. Text is NUL-terminated UTF-8
+ * (else NGPT_ERR_INVALID_ARGUMENT). */
 
-/* The padded token count the pipelines use: tokenizer_config.json's model_max_length (77),
- * at most the text encoder's max_position_embeddings; 0 without a text encoder. */
+/* The padded token count the pipelines use: tokenizer_config.json's model_max_length (77; 512
+ * for AudioLDM), at most what the text encoder's position table allows; 0 without a text
+ * encoder. */
 NGPT_API int32_t ngpt_decoder_text_max_length(const ngpt_decoder *d);
-/* The text encoder's hidden_size (768 for SD 1.5, 1024 for Zeroscope); 0 without one. */
+/* The width of the text embedding: hidden_size (768 for SD 1.5, 1024 for Zeroscope), AUDIO
+ * projection_dim (512); 0 without a text encoder. */
 NGPT_API int32_t ngpt_decoder_text_hidden_size(const ngpt_decoder *d);
 /* tokenizer(prompt, padding="max_length", max_length=n_ids, truncation=True).input_ids:
  * ids[0..n_ids) = [bos] + tokens[:n_ids - 2] + [eos] + [pad]... (pad as the tokenizer files
- * name it: "<|endoftext|>" for SD 1.5, "!" for OpenCLIP's). n_ids: 2..max_position_embeddings
- * (usually ngpt_decoder_text_max_length). *n_tokens (may be NULL): the count before padding. */
+ * name it: "<|endoftext|>" for SD 1.5, "!" for OpenCLIP's; RoBERTa: <s> ... </s> <pad>...).
+ * n_ids: 2..max_position_embeddings (AUDIO: max_position_embeddings - pad_token_id - 1)
+ * (usually ngpt_decoder_text_max_length). *n_tokens (may be NULL): the count before padding
+ * (the tokenizer's attention_mask is 1 for these). */
 NGPT_API ngpt_status ngpt_decoder_tokenize_text(ngpt_decoder *d, int32_t *ids, int32_t n_ids, const char *prompt,
                                                 int32_t *n_tokens);
-/* The text encoder on the tokenized prompt: *out F32 [1, ngpt_decoder_text_max_length, hidden]. */
+/* The text encoder on the tokenized prompt: *out F32 [1, ngpt_decoder_text_max_length, hidden]
+ * (AUDIO: [1, projection_dim], normalised: the pipeline's prompt_embeds, usable as `cond`). */
 NGPT_API ngpt_status ngpt_decoder_encode_text(ngpt_decoder *d, ngpt_tensor *out, const char *prompt);
 /* The text encoder on ids: input_ids I32/I64 [B, S] (S <= max_position_embeddings, ids in the
  * vocabulary) -> *out F32 [B, S, hidden] (last_hidden_state; causal mask, no padding mask, as
- * the pipelines call it). */
+ * the pipelines call it; AUDIO: [B, projection_dim], normalised, every token attended). */
 NGPT_API ngpt_status ngpt_decoder_encode_text_ids(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *input_ids);
+/* The same with attention_mask I32/I64 [B, S] of 0/1 (AUDIO only: transformers' additive mask;
+ * NULL = all ones, as transformers defaults it) -> AUDIO *out F32 [B, projection_dim]
+ * (normalised). A mask on a CLIP text encoder is NGPT_ERR_UNSUPPORTED. */
+NGPT_API ngpt_status ngpt_decoder_encode_text_masked(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *input_ids,
+                                                     const ngpt_tensor *attention_mask);
 
 /* ---------------------------------------------------------------------------------------------
  * Projector: ImageBind embeddings -> LLM tokens (input), LLM hidden states -> decoder
@@ -1383,8 +1399,9 @@ NGPT_API const char *ngpt_media_video_codec(ngpt_video_format fmt);
  *      "decoders": {"image": "stable-diffusion-v1-5", "audio": "audioldm-l-full",
  *                   "video": "zeroscope_v2_576w"},          diffusers folders; null/absent = none
  *      "audio_uncond": "audio_uncond.safetensors",          optional: tensor "uncond" [1, D], the
- *                                                AudioLDM negative embedding (CLAP of ""); without
- *                                                it audio runs without guidance
+ *                                                AudioLDM negative embedding (CLAP of ""), used when
+ *                                                the audio decoder has no text_encoder/ + tokenizer/
+ *                                                to compute it; with neither, no guidance
  *      "random_weights": false}                  true marks a test model
  * For the official release these are: Vicuna-7B v0 in Hugging Face format (LLaMA-7B +
  * lmsys/vicuna-7b-delta-v0 merged with FastChat's apply_delta); imagebind_huge.pth from

@@ -136,12 +136,9 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     } else if (s == NGPT_OK && (p.components & NGPT_DECODER_VOCODER)) {
         s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: only an audio decoder has a vocoder", model_dir);
     }
-    if (d->kind == NGPT_DECODER_AUDIO) {
-        if (s == NGPT_OK && (p.components & NGPT_DECODER_TEXT_ENCODER))
-            s = nx_err(NGPT_ERR_UNIMPLEMENTED, "%s: AudioLDM's CLAP text encoder is not implemented (pass uncond)",
-                       model_dir);
-    } else if (s == NGPT_OK) {
-        /* the CLIP text encoder and its tokenizer, together: by default only when both are there */
+    if (s == NGPT_OK) {
+        /* the text encoder and its tokenizer, together: by default only when both are there;
+         * CLIP (IMAGE, VIDEO) or CLAP's RoBERTa text branch (AUDIO) */
         char *te = path_join(model_dir, "text_encoder"), *tk = path_join(model_dir, "tokenizer");
         if (!te || !tk) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
         bool both = s == NGPT_OK && is_dir(te) && is_dir(tk);
@@ -149,8 +146,16 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
             s = nx_err(NGPT_ERR_NOT_FOUND, "%s: folder not found (the decoder was asked to load the text encoder)",
                        is_dir(te) ? tk : te);
         if (s == NGPT_OK && both && (!p.components || (p.components & NGPT_DECODER_TEXT_ENCODER))) {
-            s = nx_clip_text_load(&d->text_encoder, ctx->be, te, d->dt);
-            if (s == NGPT_OK) s = nx_clip_bpe_load(&d->tokenizer, tk);
+            if (d->kind == NGPT_DECODER_AUDIO) {
+                s = nx_clap_text_load(&d->clap, ctx->be, te);
+                if (s == NGPT_OK) s = nx_bpe_load(&d->tokenizer, tk, NX_BPE_ROBERTA);
+                const float *e = NULL;  /* the unconditional embedding, once per decoder */
+                if (s == NGPT_OK && (s = nx_decoder_uncond(d, 0, &e)) != NGPT_OK)
+                    nx_err_wrap(s, "%s: the CLAP embedding of \"\": ", te);
+            } else {
+                s = nx_clip_text_load(&d->text_encoder, ctx->be, te, d->dt);
+                if (s == NGPT_OK) s = nx_clip_bpe_load(&d->tokenizer, tk);
+            }
         }
         nx_free(te);
         nx_free(tk);
@@ -173,6 +178,7 @@ NGPT_API void ngpt_decoder_free(ngpt_decoder *d)
     nx_vae_free(d->vae);
     nx_hifigan_free(d->vocoder);
     nx_clip_text_free(d->text_encoder);
+    nx_clap_text_free(d->clap);
     nx_clip_bpe_free(d->tokenizer);
     nx_free(d->uncond);
     nx_free(d->dir);

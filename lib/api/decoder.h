@@ -5,6 +5,7 @@
 
 #include "context.h"
 
+#include "../models/clap_text.h"
 #include "../models/clip_text.h"
 #include "../models/hifigan.h"
 #include "../models/unet.h"
@@ -21,16 +22,20 @@ struct ngpt_decoder {
     nx_hifigan       *vocoder;
     int64_t           sample_size;  /* unet/config.json sample_size (latent pixels) */
     nx_clip_text     *text_encoder; /* text_encoder/ (IMAGE, VIDEO), loaded with tokenizer */
-    nx_clip_bpe      *tokenizer;    /* tokenizer/ */
+    nx_clap_text     *clap;         /* text_encoder/ (AUDIO: CLAP's text branch) */
+    nx_clip_bpe      *tokenizer;    /* tokenizer/ (CLIP's BPE; RoBERTa's for AUDIO) */
     float            *uncond;       /* host F32 [1, uncond_len, hidden]: the text encoder on "",
-                                     * computed on first use (nx_decoder_uncond) */
+                                     * computed on first use (nx_decoder_uncond); AUDIO: [1, P],
+                                     * the normalised CLAP text_embeds of "", computed at create */
     int64_t           uncond_len;
 };
 
 /* The text encoder's output for "" padded to S tokens (the pipelines' negative prompt when
  * NExT-GPT passes prompt_embeds of S tokens): host F32 [1, S, hidden], owned by the decoder and
- * cached (computed once per decoder for a given S). NGPT_ERR_UNSUPPORTED without a text
- * encoder. (decoder_text.c) */
+ * cached (computed once per decoder for a given S). AUDIO: host F32 [1, projection_dim], the
+ * L2-normalised CLAP text_embeds of "" (S is ignored: the pipeline pads "" to
+ * prompt_embeds.shape[1] tokens under an attention mask, which leaves the first token's output
+ * as it is unpadded). NGPT_ERR_UNSUPPORTED without a text encoder. (decoder_text.c) */
 ngpt_status nx_decoder_uncond(ngpt_decoder *d, int64_t S, const float **emb);
 
 #endif

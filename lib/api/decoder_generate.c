@@ -298,6 +298,18 @@ static ngpt_status finish(ngpt_decoder *d, const plan *pl, const float *lat, ngp
  * batch (the pipelines' negative prompt when NExT-GPT passes only prompt_embeds). */
 static ngpt_status make_uncond(ngpt_decoder *d, const ngpt_tensor *cond, ngpt_tensor *out)
 {
+    if (d->clap) {  /* AUDIO: the normalised CLAP text_embeds of "" [1, P], repeated over cond's batch */
+        int64_t B = cond->shape[0], P = cond->shape[1];
+        if (nx_clap_text_projection_dim(d->clap) != P)
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: the CLAP text encoder's projection_dim %d differs from cond's "
+                          "width %lld", d->dir, nx_clap_text_projection_dim(d->clap), (long long)P);
+        const float *e = NULL;
+        NX_TRY(nx_decoder_uncond(d, 1, &e));
+        int64_t shape[2] = {B, P};
+        NX_TRY(nx_api_tensor_new(out, NGPT_DTYPE_F32, 2, shape));
+        for (int64_t b = 0; b < B; b++) memcpy((float *)out->data + b * P, e, (size_t)P * sizeof(float));
+        return NGPT_OK;
+    }
     int64_t B = cond->shape[0], S = cond->shape[1], D = cond->shape[2];
     if (nx_clip_text_hidden(d->text_encoder) != D)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: the text encoder's hidden size %d differs from cond's width %lld",
@@ -334,11 +346,10 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
     NX_TRY(make_plan(d, &p, cond, &pl));
     ngpt_tensor own_uncond = {0};  /* the text encoder's "" embedding, repeated over the batch */
     if (pl.cfg && !uncond) {
-        if (audio || !d->text_encoder)
-            return nx_err(audio ? NGPT_ERR_UNIMPLEMENTED : NGPT_ERR_UNSUPPORTED,
-                          "ngpt_decoder_generate: guidance %g needs the unconditional embedding: pass uncond (%s)",
-                          (double)pl.guidance, audio ? "AudioLDM's CLAP text encoder is not implemented"
-                                                     : "this decoder has no text_encoder/ and tokenizer/ loaded");
+        if (audio ? !d->clap : !d->text_encoder)
+            return nx_err(NGPT_ERR_UNSUPPORTED,
+                          "ngpt_decoder_generate: guidance %g needs the unconditional embedding: pass uncond (this "
+                          "decoder has no text_encoder/ and tokenizer/ loaded)", (double)pl.guidance);
         NX_TRY(make_uncond(d, cond, &own_uncond));
         uncond = &own_uncond;
     }

@@ -544,7 +544,9 @@ static ngpt_status run_output(ngpt_pipeline *p, pl_output *o, const pl_group *G,
     if (m == NGPT_MODALITY_AUDIO) {
         cond.rank = 2;  /* [1, 1, D] -> [1, D], as NExT-GPT views it */
         cond.shape[1] = cond.shape[2];
-        if (p->audio_uncond && p->audio_uncond_dim == cond.shape[1]) {
+        if (ngpt_decoder_text_hidden_size(p->dec[m]) == cond.shape[1]) {
+            /* the decoder's CLAP text branch computed the embedding of "" at load: uncond NULL */
+        } else if (p->audio_uncond && p->audio_uncond_dim == cond.shape[1]) {
             uncond = (ngpt_tensor){NGPT_DTYPE_F32, 2, {1, p->audio_uncond_dim}, p->audio_uncond, NULL};
             pu = &uncond;
         } else {

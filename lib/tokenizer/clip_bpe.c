@@ -1,6 +1,7 @@
 /* clip_bpe.c — see clip_bpe.h. A port of transformers 4.29's CLIPTokenizer (slow) on the path it
- * takes without ftfy (tokenization_clip.py, tokenization_utils.py); the regexes run on PCRE2,
- * whose allocations go through nx_malloc (so allocation-failure tests reach them). */
+ * takes without ftfy (tokenization_clip.py, tokenization_utils.py), and of RobertaTokenizer
+ * (tokenization_roberta.py: GPT-2's byte-level BPE) on the same machinery; the regexes run on
+ * PCRE2, whose allocations go through nx_malloc (so allocation-failure tests reach them). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "clip_bpe.h"
 
@@ -73,11 +74,14 @@ static bool sm_get(const strmap *m, const char *k, size_t n, int32_t *v)
 #define CLIP_MAX_SPECIAL 16
 
 struct nx_clip_bpe {
+    nx_bpe_flavour flavour;
     strmap  vocab;                 /* token string -> id */
     char   *vocab_keys;            /* arena of the vocab strings */
     strmap  ranks;                 /* "first second" -> merge rank */
     char   *merges;                /* merges.txt, rewritten in place into the "a b" keys */
     char   *special[CLIP_MAX_SPECIAL];  /* no-split tokens (nx_strdup'd), matched longest first */
+    bool    lstrip[CLIP_MAX_SPECIAL], rstrip[CLIP_MAX_SPECIAL];  /* AddedToken flags: strip the
+                                         * whitespace left / right of the token */
     int     n_special;
     int32_t bos, eos, pad, unk, n_vocab, max_len;
     char    byte_enc[256][3];      /* bytes_to_unicode: byte -> UTF-8 of its stand-in character */
@@ -172,9 +176,10 @@ static ngpt_status load_vocab(nx_clip_bpe *t, const char *path)
     return s;
 }
 
-/* merges.txt as tokenization_clip.py reads it: read().strip().split("\n")[1 : 49152 - 256 - 2 + 1],
- * each line split on whitespace; a line that is not exactly two symbols keeps its rank but can
- * never match a pair. */
+/* merges.txt as tokenization_clip.py reads it: read().strip().split("\n")[1 : 49152 - 256 - 2 + 1];
+ * as tokenization_roberta.py does: read().split("\n")[1:-1] (no strip, no limit: the last line
+ * is dropped, which is the empty one after a final newline). Each line split on whitespace; a
+ * line that is not exactly two symbols keeps its rank but can never match a pair. */
 static ngpt_status load_merges(nx_clip_bpe *t, const char *path)
 {
     size_t len = 0;
@@ -183,11 +188,15 @@ static ngpt_status load_merges(nx_clip_bpe *t, const char *path)
     for (size_t i = 0; i < len; i++) lines += t->merges[i] == '\n';
     NX_TRY(sm_init(&t->ranks, lines, path));
     char *p = t->merges, *end = p + len;
-    while (p < end && strchr(" \t\r\n\v\f", *p)) p++;  /* strip() */
-    while (end > p && strchr(" \t\r\n\v\f", end[-1])) end--;
+    int64_t last = 49152 - 256 - 2;
+    if (t->flavour == NX_BPE_CLIP) {
+        while (p < end && strchr(" \t\r\n\v\f", *p)) p++;  /* strip() */
+        while (end > p && strchr(" \t\r\n\v\f", end[-1])) end--;
+    } else {
+        last = (int64_t)lines - 2;  /* [1:-1] */
+    }
     *end = 0;
     int64_t line = 0;
-    const int64_t last = 49152 - 256 - 2;
     while (p <= end && line <= last) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         char *le = nl ? nl : end;
@@ -230,15 +239,39 @@ static const char *special_str(const json_t *map, const json_t *cfg, const char 
     return def;
 }
 
-static ngpt_status add_special(nx_clip_bpe *t, const char *s, const char *dir)
+/* The AddedToken flags of special token `key`: an object's "lstrip"/"rstrip", else the
+ * tokenizer's own default for a plain string (RobertaTokenizer: mask_token lstrip=True). */
+static void special_flags(const json_t *map, const json_t *cfg, const char *key, bool def_lstrip, bool *ls, bool *rs)
+{
+    const json_t *srcs[2] = {map, cfg};
+    *ls = def_lstrip;
+    *rs = false;
+    for (int i = 0; i < 2; i++) {
+        json_t *v = srcs[i] ? json_object_get(srcs[i], key) : NULL;
+        if (json_is_object(v)) {
+            *ls = json_is_true(json_object_get(v, "lstrip"));
+            *rs = json_is_true(json_object_get(v, "rstrip"));
+            return;
+        }
+        if (json_is_string(v)) return;
+    }
+}
+
+/* A later definition of the same string overrides the flags (the last one in
+ * all_special_tokens_extended wins). */
+static ngpt_status add_special(nx_clip_bpe *t, const char *s, bool ls, bool rs, const char *dir)
 {
     if (!s[0]) return NGPT_OK;
-    for (int i = 0; i < t->n_special; i++)
-        if (strcmp(t->special[i], s) == 0) return NGPT_OK;
-    if (t->n_special == CLIP_MAX_SPECIAL)
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: more than %d special tokens", dir, CLIP_MAX_SPECIAL);
-    if (!(t->special[t->n_special] = nx_strdup(s))) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
-    t->n_special++;
+    int i = 0;
+    while (i < t->n_special && strcmp(t->special[i], s) != 0) i++;
+    if (i == t->n_special) {
+        if (t->n_special == CLIP_MAX_SPECIAL)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "%s: more than %d special tokens", dir, CLIP_MAX_SPECIAL);
+        if (!(t->special[i] = nx_strdup(s))) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
+        t->n_special++;
+    }
+    t->lstrip[i] = ls;
+    t->rstrip[i] = rs;
     return NGPT_OK;
 }
 
@@ -263,22 +296,35 @@ static ngpt_status load_specials(nx_clip_bpe *t, const char *dir, char *path, si
         if (r == NGPT_ERR_NOT_FOUND) ngpt_clear_error();
         else if (r != NGPT_OK) s = r;
     }
-    const char *bos = special_str(map, cfg, "bos_token", "<|startoftext|>");
-    const char *eos = special_str(map, cfg, "eos_token", "<|endoftext|>");
-    const char *unk = special_str(map, cfg, "unk_token", "<|endoftext|>");
-    const char *pad = special_str(map, cfg, "pad_token", "<|endoftext|>");
-    if (s == NGPT_OK) s = special_id(t, bos, "bos_token", dir, &t->bos);
-    if (s == NGPT_OK) s = special_id(t, eos, "eos_token", dir, &t->eos);
-    if (s == NGPT_OK) s = special_id(t, unk, "unk_token", dir, &t->unk);
-    if (s == NGPT_OK) s = special_id(t, pad, "pad_token", dir, &t->pad);
-    const char *sp[4] = {bos, eos, unk, pad};
-    for (int i = 0; s == NGPT_OK && i < 4; i++) s = add_special(t, sp[i], dir);
+    bool rob = t->flavour == NX_BPE_ROBERTA;
+    /* SPECIAL_TOKENS_ATTRIBUTES order: bos, eos, unk, sep, pad, cls, mask */
+    static const char *const keys[7] = {"bos_token", "eos_token", "unk_token", "sep_token",
+                                        "pad_token", "cls_token", "mask_token"};
+    static const char *const clip_def[7] = {"<|startoftext|>", "<|endoftext|>", "<|endoftext|>", "",
+                                            "<|endoftext|>", "", ""};
+    static const char *const rob_def[7] = {"<s>", "</s>", "<unk>", "</s>", "<pad>", "<s>", "<mask>"};
+    const char *sp[7];
+    for (int i = 0; i < 7; i++) sp[i] = special_str(map, cfg, keys[i], rob ? rob_def[i] : clip_def[i]);
+    if (s == NGPT_OK) s = special_id(t, sp[rob ? 5 : 0], rob ? "cls_token" : "bos_token", dir, &t->bos);
+    if (s == NGPT_OK) s = special_id(t, sp[rob ? 3 : 1], rob ? "sep_token" : "eos_token", dir, &t->eos);
+    if (s == NGPT_OK) s = special_id(t, sp[2], "unk_token", dir, &t->unk);
+    if (s == NGPT_OK) s = special_id(t, sp[4], "pad_token", dir, &t->pad);
+    for (int i = 0; s == NGPT_OK && i < 7; i++) {
+        if (!sp[i][0]) continue;
+        int32_t id;
+        if (rob && i == 6) s = special_id(t, sp[i], keys[i], dir, &id);
+        bool ls, rs;
+        special_flags(map, cfg, keys[i], rob && i == 6, &ls, &rs);
+        if (s == NGPT_OK) s = add_special(t, sp[i], ls, rs, dir);
+    }
     json_t *extra = map ? json_object_get(map, "additional_special_tokens") : NULL;
     if (!extra && cfg) extra = json_object_get(cfg, "additional_special_tokens");
     for (size_t i = 0; s == NGPT_OK && i < json_array_size(extra); i++) {
         json_t *v = json_array_get(extra, i);
+        bool ls = json_is_object(v) && json_is_true(json_object_get(v, "lstrip"));
+        bool rs = json_is_object(v) && json_is_true(json_object_get(v, "rstrip"));
         if (json_is_object(v)) v = json_object_get(v, "content");
-        if (json_is_string(v)) s = add_special(t, json_string_value(v), dir);
+        if (json_is_string(v)) s = add_special(t, json_string_value(v), ls, rs, dir);
     }
     json_t *ml = cfg ? json_object_get(cfg, "model_max_length") : NULL;
     if (json_is_integer(ml) && json_integer_value(ml) >= 2 && json_integer_value(ml) <= 1 << 20)
@@ -306,10 +352,18 @@ static ngpt_status compile(nx_clip_bpe *t, pcre2_code **out, const char *pattern
 
 ngpt_status nx_clip_bpe_load(nx_clip_bpe **out, const char *dir)
 {
-    if (!out || !dir) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "nx_clip_bpe_load: NULL argument");
+    return nx_bpe_load(out, dir, NX_BPE_CLIP);
+}
+
+ngpt_status nx_bpe_load(nx_clip_bpe **out, const char *dir, nx_bpe_flavour flavour)
+{
+    if (!out || !dir) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "nx_bpe_load: NULL argument");
     *out = NULL;
+    if (flavour != NX_BPE_CLIP && flavour != NX_BPE_ROBERTA)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "nx_bpe_load: unknown flavour %d", (int)flavour);
     nx_clip_bpe *t = nx_calloc(1, sizeof *t);
     if (!t) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
+    t->flavour = flavour;
     init_byte_enc(t);
     size_t cap = strlen(dir) + 64;
     char *path = nx_malloc(cap);
@@ -326,10 +380,13 @@ ngpt_status nx_clip_bpe_load(nx_clip_bpe **out, const char *dir)
     nx_free(path);
     if (s == NGPT_OK && !(t->gctx = pcre2_general_context_create(pc_malloc, pc_free, NULL)))
         s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", dir);
-    if (s == NGPT_OK)
+    if (s == NGPT_OK && flavour == NX_BPE_CLIP)
         s = compile(t, &t->pat,
                     "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+",
                     PCRE2_CASELESS, dir);
+    if (s == NGPT_OK && flavour == NX_BPE_ROBERTA)  /* GPT-2's pattern, case-sensitive */
+        s = compile(t, &t->pat, "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", 0,
+                    dir);
     /* tokenization_utils' _is_control (category C*, but \t \n \r) and _is_whitespace (Zs), plus
      * the separators that str.split() splits on after BasicTokenizer._clean_text (Zl, Zp). */
     if (s == NGPT_OK) s = compile(t, &t->cls, "(?:([\\t\\n\\r\\p{Zs}\\p{Zl}\\p{Zp}])|(\\p{C}))", PCRE2_ANCHORED, dir);
@@ -560,7 +617,9 @@ static bool sym_eq(const char *buf, sym x, sym y)
 /* CLIPTokenizer.bpe() on one regex match, then _convert_token_to_id on each symbol. */
 static ngpt_status bpe_piece(const nx_clip_bpe *t, const char *p, size_t n, scratch *sc, nx_i32vec *out)
 {
-    if ((n == 15 && memcmp(p, "<|startoftext|>", 15) == 0) || (n == 13 && memcmp(p, "<|endoftext|>", 13) == 0))
+    bool clip = t->flavour == NX_BPE_CLIP;
+    if (clip &&
+        ((n == 15 && memcmp(p, "<|startoftext|>", 15) == 0) || (n == 13 && memcmp(p, "<|endoftext|>", 13) == 0)))
         return push_token(t, p, n, out);  /* the cache's two entries: never split */
     NX_TRY(grow((void **)&sc->buf, &sc->buf_cap, 2 * n + 5, 1));
     NX_TRY(grow((void **)&sc->a, &sc->cap_a, n, sizeof(sym)));
@@ -572,8 +631,10 @@ static ngpt_status bpe_piece(const nx_clip_bpe *t, const char *p, size_t n, scra
         sc->a[ns++] = (sym){(uint32_t)off, t->byte_enc_len[c]};
         off += t->byte_enc_len[c];
     }
-    memcpy(sc->buf + off, "</w>", 4);
-    sc->a[ns - 1].len += 4;
+    if (clip) {  /* CLIP marks the word's end; GPT-2/RoBERTa do not */
+        memcpy(sc->buf + off, "</w>", 4);
+        sc->a[ns - 1].len += 4;
+    }
     sym *w = sc->a, *b = sc->b;
     ngpt_status s = NGPT_OK;
     while (ns > 1) {
@@ -614,7 +675,12 @@ static ngpt_status bpe_piece(const nx_clip_bpe *t, const char *p, size_t n, scra
 static ngpt_status tokenize_chunk(const nx_clip_bpe *t, pcre2_match_data *md, const char *text, size_t n,
                                   nx_strbuf *norm, nx_strbuf *tmp, scratch *sc, nx_i32vec *out)
 {
-    NX_TRY(normalize(t, md, text, n, norm, tmp));
+    if (t->flavour == NX_BPE_CLIP) {
+        NX_TRY(normalize(t, md, text, n, norm, tmp));
+    } else {  /* RobertaTokenizer: no normalisation (add_prefix_space false) */
+        norm->n = 0;
+        NX_TRY(nx_strbuf_append(norm, text, n));
+    }
     PCRE2_SIZE pos = 0, len = norm->n;
     while (pos < len) {
         int rc = pcre2_match(t->pat, (PCRE2_SPTR)norm->s, len, pos, PCRE2_NO_UTF_CHECK, md, NULL);
@@ -627,6 +693,38 @@ static ngpt_status tokenize_chunk(const nx_clip_bpe *t, pcre2_match_data *md, co
         pos = ov[1];
     }
     return NGPT_OK;
+}
+
+/* Python's str.isspace() for one code point. */
+static bool py_isspace(uint32_t c)
+{
+    return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* str.lstrip() / str.rstrip() on the valid UTF-8 text[a, e): the new start / end. */
+static size_t skip_space(const char *text, size_t a, size_t e)
+{
+    while (a < e) {
+        uint32_t cp;
+        int l = utf8_dec((const uint8_t *)text + a, e - a, &cp);
+        if (!l || !py_isspace(cp)) break;
+        a += (size_t)l;
+    }
+    return a;
+}
+
+static size_t trim_space(const char *text, size_t a, size_t e)
+{
+    while (e > a) {
+        size_t b = e - 1;
+        while (b > a && ((uint8_t)text[b] & 0xC0) == 0x80) b--;
+        uint32_t cp;
+        int l = utf8_dec((const uint8_t *)text + b, e - b, &cp);
+        if (!l || !py_isspace(cp)) break;
+        e = b;
+    }
+    return e;
 }
 
 ngpt_status nx_clip_bpe_encode(const nx_clip_bpe *t, const char *text, nx_i32vec *out)
@@ -645,8 +743,10 @@ ngpt_status nx_clip_bpe_encode(const nx_clip_bpe *t, const char *text, nx_i32vec
     scratch sc = {0};
     ngpt_status s = NGPT_OK;
     /* PreTrainedTokenizer.tokenize: split on the no-split (special) tokens, earliest match first,
-     * the longest one at that position; they map to their ids directly. */
+     * the longest one at that position; they map to their ids directly. A token with lstrip /
+     * rstrip takes the (Python) whitespace off the end / start of its neighbouring chunk. */
     size_t start = 0;
+    bool skip_ws = false;  /* the previous special token has rstrip */
     for (size_t i = 0; i < n && s == NGPT_OK;) {
         int best = -1;
         size_t bl = 0;
@@ -661,11 +761,16 @@ ngpt_status nx_clip_bpe_encode(const nx_clip_bpe *t, const char *text, nx_i32vec
             i++;
             continue;
         }
-        if (i > start) s = tokenize_chunk(t, md, text + start, i - start, &norm, &tmp, &sc, out);
+        size_t a = start, e = i;
+        if (skip_ws) a = skip_space(text, a, e);
+        if (t->lstrip[best]) e = trim_space(text, a, e);
+        if (e > a) s = tokenize_chunk(t, md, text + a, e - a, &norm, &tmp, &sc, out);
         if (s == NGPT_OK) s = push_token(t, t->special[best], bl, out);
+        skip_ws = t->rstrip[best];
         i += bl;
         start = i;
     }
+    if (s == NGPT_OK && skip_ws) start = skip_space(text, start, n);
     if (s == NGPT_OK && start < n) s = tokenize_chunk(t, md, text + start, n - start, &norm, &tmp, &sc, out);
     pcre2_match_data_free(md);
     nx_free(norm.s);

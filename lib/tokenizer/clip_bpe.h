@@ -20,8 +20,20 @@
 
 typedef struct nx_clip_bpe nx_clip_bpe;
 
+/* Which byte-level BPE tokenizer the folder holds. */
+typedef enum nx_bpe_flavour {
+    NX_BPE_CLIP    = 0,  /* CLIPTokenizer, as above */
+    NX_BPE_ROBERTA = 1   /* RobertaTokenizer (GPT-2's BPE; AudioLDM's CLAP text branch): no
+                          * normalisation, GPT-2's pattern
+                          *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+                          * (case-sensitive), no "</w>", merges.txt read as split("\n")[1:-1];
+                          * specials <s> </s> <unk> <pad> <mask> (mask lstrip: the whitespace
+                          * before it is dropped); tokenize() gives <s> ... </s> <pad>... */
+} nx_bpe_flavour;
+
 /* Load from a tokenizer/ folder. Errors name the file (NGPT_ERR_NOT_FOUND, NGPT_ERR_BAD_FORMAT). */
-ngpt_status nx_clip_bpe_load(nx_clip_bpe **out, const char *dir);
+ngpt_status nx_clip_bpe_load(nx_clip_bpe **out, const char *dir);  /* NX_BPE_CLIP */
+ngpt_status nx_bpe_load(nx_clip_bpe **out, const char *dir, nx_bpe_flavour flavour);
 void nx_clip_bpe_free(nx_clip_bpe *t);
 
 /* Token ids of `text` (NUL-terminated UTF-8), without bos/eos, appended to *out.
@@ -29,7 +41,8 @@ void nx_clip_bpe_free(nx_clip_bpe *t);
 ngpt_status nx_clip_bpe_encode(const nx_clip_bpe *t, const char *text, nx_i32vec *out);
 
 /* The pipelines' call: tokenizer(text, padding="max_length", max_length=n, truncation=True):
- * ids[0..n) = [bos] + encode(text)[:n-2] + [eos] + [pad]...; n >= 2. *n_tokens (may be NULL)
+ * ids[0..n) = [bos] + encode(text)[:n-2] + [eos] + [pad]...; n >= 2 (RoBERTa: cls and sep,
+ * i.e. <s> and </s>; its attention_mask is 1 for the first *n_tokens). *n_tokens (may be NULL)
  * receives the count before padding (bos and eos included). */
 ngpt_status nx_clip_bpe_tokenize(const nx_clip_bpe *t, const char *text, int32_t *ids, int32_t n, int32_t *n_tokens);
 

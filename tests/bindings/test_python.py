@@ -312,6 +312,25 @@ class DecoderTest(unittest.TestCase):
             dec.encode_text_ids(np.zeros((1, 78), np.int64))
         ctx.close()
 
+    def test_clap_text_encoder(self):
+        """clap-a (AudioLDM's CLAP text branch) through the text API, against the clap.* golden cases."""
+        ctx = nextgpt.Context(device="cpu")
+        clap = os.path.join(SRC, "tests", "golden", "models", "clap-a")
+        dec = nextgpt.Decoder(ctx, clap)
+        self.assertEqual((dec.text_max_length, dec.text_hidden_size), (512, 24))
+        case = os.path.join(SRC, "tests", "golden", "audio", "clap.text_encoder", "text_dog_barking_512")
+        with open(os.path.join(case, "case.json"), encoding="utf-8") as f:
+            c = json.load(f)
+        want = np.asarray(safetensors(os.path.join(case, "expected.safetensors"))["prompt_embeds"])
+        a = dec.encode_text(c["params"]["text"]).numpy()
+        self.assertEqual(a.shape, (1, 24))
+        np.testing.assert_allclose(a, want, atol=c["atol"], rtol=c["rtol"])
+        ids = dec.tokenize_text(c["params"]["text"])
+        mask = [int(i < ids.index(2) + 1) for i in range(len(ids))]
+        b = dec.encode_text_masked(np.array([ids], np.int64), np.array([mask], np.int64)).numpy()
+        np.testing.assert_array_equal(a, b)
+        ctx.close()
+
 
 TINY = os.environ.get("NGPT_TINY_BUNDLE", "")
 

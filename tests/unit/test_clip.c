@@ -312,8 +312,8 @@ static void test_encoder_load_errors(void)
     ngpt_decoder_free(d);
     d = NULL;
     te_rm(dst);
-    /* AudioLDM's CLAP text branch is not implemented */
-    CHECK_ERR(open_dec(&d, g_clip, NGPT_DECODER_AUDIO, TE), NGPT_ERR_UNIMPLEMENTED, "CLAP");
+    /* an AUDIO decoder reads text_encoder/ as CLAP's text branch (tests/unit/test_clap.c) */
+    CHECK_ERR(open_dec(&d, g_clip, NGPT_DECODER_AUDIO, TE), NGPT_ERR_UNSUPPORTED, "clap_text_model");
 }
 
 static void test_text_api(void)

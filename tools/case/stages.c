@@ -1,6 +1,7 @@
 /* stages.c — every stage named in ../shared/golden/<family>/STAGES.md, and the function that
  * runs it (NULL until the stage is implemented: ngpt-case reports it as "unimplemented"). */
 #include "stage.h"
+#include "stage_clap.h"
 #include "stage_clip.h"
 #include "stage_encoder.h"
 #include "stage_generate.h"
@@ -43,6 +44,8 @@ const case_stage case_stages[] = {
     {"audioldm.vae_decode", case_audioldm_vae_decode},
     {"vocoder.hifigan", case_vocoder_hifigan},
     {"audioldm.generate", case_audioldm_generate},
+    {"roberta.tokenize", case_roberta_tokenize},
+    {"clap.text_encoder", case_clap_text_encoder},
     /* video out */
     {"zeroscope.unet3d", case_zeroscope_unet3d},
     {"zeroscope.vae_decode", case_zeroscope_vae_decode},

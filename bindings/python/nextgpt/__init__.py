@@ -737,7 +737,7 @@ class Decoder(_Handle):
 
     @property
     def text_max_length(self):
-        """Padded token count of the CLIP text encoder (77); 0 without one."""
+        """Padded token count of the text encoder (CLIP 77, AudioLDM's CLAP 512); 0 without one."""
         return lib.ngpt_decoder_text_max_length(self._h())  # noqa: F821
 
     @property
@@ -745,24 +745,34 @@ class Decoder(_Handle):
         return lib.ngpt_decoder_text_hidden_size(self._h())  # noqa: F821
 
     def tokenize_text(self, prompt, max_length=None):
-        """The pipelines' CLIP tokenization of prompt (str): a list of max_length ids (bos, tokens,
-        eos, padding)."""
+        """The pipelines' tokenization of prompt (str; CLIP, or RoBERTa for AUDIO): a list of
+        max_length ids (bos, tokens, eos, padding)."""
         n = max_length or self.text_max_length
         ids = (ctypes.c_int32 * max(n, 1))()
         _call("ngpt_decoder_tokenize_text", self._h(), ids, n, prompt.encode("utf-8"), None)
         return list(ids[:n])
 
     def encode_text(self, prompt):
-        """The CLIP text encoder on prompt (str): Tensor F32 [1, 77, hidden]."""
+        """The text encoder on prompt (str): Tensor F32 [1, 77, hidden] (CLIP); AUDIO: [1, 512],
+        the normalised CLAP embedding (usable as cond)."""
         t = _new_tensor_out()
         _call("ngpt_decoder_encode_text", self._h(), ctypes.byref(t), prompt.encode("utf-8"))
         return Tensor(t)
 
     def encode_text_ids(self, input_ids):
-        """The CLIP text encoder on input_ids (I32/I64 [B, S]): Tensor F32 [B, S, hidden]."""
+        """The text encoder on input_ids (I32/I64 [B, S]): Tensor F32 [B, S, hidden] (CLIP);
+        AUDIO: [B, 512], normalised."""
         view, keep = _tensor_view(input_ids)
         t = _new_tensor_out()
         _call("ngpt_decoder_encode_text_ids", self._h(), ctypes.byref(t), view)
+        return Tensor(t)
+
+    def encode_text_masked(self, input_ids, attention_mask):
+        """AUDIO: CLAP on input_ids with attention_mask (I32/I64 [B, S] of 0/1): Tensor F32 [B, 512]."""
+        view, keep = _tensor_view(input_ids)
+        mview, mkeep = _tensor_view(attention_mask)
+        t = _new_tensor_out()
+        _call("ngpt_decoder_encode_text_masked", self._h(), ctypes.byref(t), view, mview)
         return Tensor(t)
 
     def generate(self, cond, uncond=None, steps=0, guidance_scale=0.0, seed=0, scheduler=None,
