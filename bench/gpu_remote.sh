@@ -2,8 +2,8 @@
 # gpu_remote.sh — the GPU checks, run on a lent machine over the tree that bench/gpu_pack.sh
 # prepared (device tool: carry [".device"], command bench/gpu_remote.sh). Writes a summary and one
 # log per step to $OUT. Steps: CUDA op parity with the CPU backend, device selection, every golden
-# case with --device cuda (media-decoding stages excepted: see gpu_pack.sh), attention and
-# LLaMA benchmarks, the encoder's and decoders' compute dtypes (F16/BF16 vs the CPU on the golden
+# case with --device cuda (media-decoding stages excepted: see gpu_pack.sh), attention (ours and
+# torch SDPA, with a ratio table) and LLaMA benchmarks, the encoder's and decoders' compute dtypes (F16/BF16 vs the CPU on the golden
 # models), the ImageBind and SD 1.5 UNet/VAE benchmarks. Every step runs even if an earlier one
 # failed. STEPS=REGEX runs only the steps whose names match; SKIP=REGEX skips those that match.
 set -u
@@ -55,8 +55,16 @@ step "decoder dtype cuda" decoder_dtype_cuda.log 120 "$B/test_decoder_dtype_cuda
 grep -E "rel L2|FAIL|failed" "$LOGS/decoder_dtype_cuda.log" | head -20 >> "$SUMMARY"
 step "golden cases --device cuda" golden_cuda.log 240 "$B/ngpt-case" all ../shared/golden tests/golden --device cuda
 grep -v "^PASS" "$LOGS/golden_cuda.log" | head -60 >> "$SUMMARY"
-step "bench attention cuda" bench_attention_cuda.tsv 90 "$B/bench_attention_cuda"
-grep -v '^#' "$LOGS/bench_attention_cuda.tsv" | head -40 >> "$SUMMARY"
+step "bench attention cuda" bench_attention_cuda.tsv 60 "$B/bench_attention_cuda"
+step "bench attention pytorch" bench_attention_torch.tsv 60 python3 bench/attention_torch.py
+# ours vs torch SDPA, joined on the shape columns (dtype .. heads); ratio > 1 = ours faster
+say "attention forward TFLOP/s, libnextgpt vs torch SDPA (same card, same shapes):"
+awk -F'\t' '/^#/ || $1 == "dtype" || NF < 9 { next }
+    FILENAME == ARGV[1] { t[$1 FS $2 FS $3 FS $4 FS $5 FS $6 FS $7] = $9; next }
+    { k = $1 FS $2 FS $3 FS $4 FS $5 FS $6 FS $7
+      printf "%-4s hd %3d causal %d S %4d Skv %4d B %2d H %2d  ours %6.1f  torch %6s  ratio %s\n",
+             $1, $2, $3, $4, $5, $6, $7, $9, (k in t) ? t[k] : "-", (k in t && t[k] > 0) ? sprintf("%.2f", $9 / t[k]) : "-" }' \
+    "$LOGS/bench_attention_torch.tsv" "$LOGS/bench_attention_cuda.tsv" | tee -a "$SUMMARY"
 NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda" bench_llama_cuda.log 150 "$B/bench_llama" 32 f16 512 32
 cat "$LOGS/bench_llama_cuda.log" >> "$SUMMARY"
 step "bench llama pytorch" bench_llama_torch.log 90 python3 bench/llama_torch.py 32 512 32

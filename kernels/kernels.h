@@ -91,8 +91,10 @@ typedef struct nxk_attn_params {
     int causal;              /* bottom-right aligned: key j visible to query i iff j <= i + Skv - Sq */
     int dt;                  /* q/k/v/out dtype */
 } nxk_attn_params;
-/* Flash-style forward (online softmax in f32). Head dims 40/64/80/128/160 are compile-time
- * instantiations; any other D <= 256 takes the generic kernel; D > 256 is cudaErrorInvalidValue. */
+/* Flash-style forward (online softmax in f32). F16/BF16 without a mask at head dims
+ * 40/64/80/128/160 run on tensor cores (attention_mma.cuh; sm_80+, 16-byte aligned pointers);
+ * the rest on CUDA cores (attention.cuh): those head dims are compile-time instantiations, any
+ * other D <= 256 takes the generic kernel; D > 256 is cudaErrorInvalidValue. */
 cudaError_t nxk_attention(const nxk_attn_params *p, cudaStream_t stream);
 /* The largest head dim nxk_attention accepts. */
 #define NXK_ATTN_MAX_D 256

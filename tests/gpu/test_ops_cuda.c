@@ -406,6 +406,26 @@ static void test_attention(void)
         {1, 9, 9, 2, 2, 33, 1, 1},      /* generic, odd D */
         {1, 16, 40, 2, 2, 256, 0, 0},   /* generic at the maximum D */
         {2, 70, 64, 1, 1, 512, 0, 0},   /* beyond it: one head (the SD VAE's), the cuBLAS path */
+        /* F16/BF16 without a mask take the tensor-core kernel (attention_mma.cuh: 128-query
+         * blocks and 64-key tiles; 64 and 32 for D 160) for D 40/64/80/128/160: query and key tails, several
+         * tiles, causal tiles that need the per-element test and those that do not, GQA, decode,
+         * Skv = 77 cross-attention (SD1.5), Sq < Skv causal (chunked prefill). F32 and the masked
+         * cases above keep the CUDA-core kernel. */
+        {2, 130, 130, 2, 2, 40, 0, 0},  /* SD self-attention shape class, padded D (40 -> 48) */
+        {2, 100, 77, 2, 2, 40, 0, 0},   /* cross-attention over 77 text tokens */
+        {1, 67, 67, 2, 2, 40, 1, 0},
+        {1, 129, 129, 4, 2, 64, 1, 0},  /* causal, GQA 2:1, one-row query tail */
+        {1, 1, 200, 4, 1, 64, 1, 0},    /* decode, GQA 4:1, 4 key tiles with a tail */
+        {2, 64, 64, 2, 2, 64, 0, 0},    /* exactly one key tile */
+        {1, 128, 128, 2, 2, 128, 1, 0}, /* exactly one query block, two key tiles */
+        {2, 65, 77, 2, 2, 80, 0, 0},
+        {1, 96, 96, 2, 2, 80, 1, 0},
+        {1, 150, 150, 4, 4, 128, 1, 0}, /* causal across 3 query blocks and 3 key tiles */
+        {1, 1, 129, 8, 2, 128, 0, 0},   /* decode without causal */
+        {1, 40, 100, 2, 1, 128, 1, 0},  /* chunked prefill: Sq < Skv causal, bottom-right aligned */
+        {2, 70, 77, 2, 2, 160, 0, 0},
+        {1, 100, 100, 2, 2, 160, 1, 0}, /* causal over 32-key tiles */
+        {1, 3, 250, 2, 2, 160, 1, 0},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int di = 0; di < 3; di++) {
@@ -447,6 +467,7 @@ static void test_attention(void)
                     if (en > e_naive) e_naive = en;
                 }
                 double limit = 2 * e_naive + (dt == NGPT_DTYPE_F32 ? 5e-6 : 1e-4);
+                printf("%-60s max err %.3g (naive %.3g, limit %.3g)\n", what, e_gpu, e_naive, limit);
                 CHECK_MSG(e_gpu <= limit, "%s: max error %g (at %zu: got %g want %g) > 2 x naive %s error %g + floor",
                           what, e_gpu, worst, (double)got[worst], ref[worst], dtn(dt), e_naive);
                 /* and the CPU backend agrees (F32, its own precision) */
