@@ -423,6 +423,24 @@ static void test_media_history(void)
     /* reset forgets it */
     CHECK_OK(ngpt_pipeline_reset(p));
     CHECK(ngpt_backbone_session_n_past(ps) == 0);
+
+    /* every modality re-enters: image (JPEG), audio (the samples), video (the MP4 bytes) */
+    tp.force = NGPT_PIPELINE_FORCE(NGPT_MODALITY_IMAGE) | NGPT_PIPELINE_FORCE(NGPT_MODALITY_AUDIO) |
+               NGPT_PIPELINE_FORCE(NGPT_MODALITY_VIDEO);
+    tp.steps = 2;
+    ngpt_pipeline_result *r3 = NULL;
+    CHECK_OK(ngpt_pipeline_turn(&r3, p, "a cat, its purr and a clip of it", NULL, 0, &tp));
+    if (r3) {
+        int32_t ok = 0, seen = 0, kh = -1;
+        for (int32_t i = 0; i < ngpt_pipeline_result_n_outputs(r3); i++) {
+            ngpt_modality m = NGPT_MODALITY_TEXT;
+            if (ngpt_pipeline_result_output(r3, i, &m, NULL, NULL, NULL) == NGPT_OK) ok++, seen |= 1 << m;
+        }
+        ngpt_clear_error();
+        CHECK_OK(ngpt_pipeline_result_history(r3, &kh));
+        CHECK_MSG(seen == 0xE && kh == ok, "produced modalities 0x%x, %d outputs, %d in the history", seen, ok, kh);
+        ngpt_pipeline_result_free(r3);
+    }
 done:
     ngpt_turn_result_free(tr);
     ngpt_turn_result_free(tr2);
