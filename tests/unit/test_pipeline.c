@@ -427,7 +427,10 @@ static void test_media_history(void)
     /* every modality re-enters: image (JPEG), audio (the samples), video (the MP4 bytes) */
     tp.force = NGPT_PIPELINE_FORCE(NGPT_MODALITY_IMAGE) | NGPT_PIPELINE_FORCE(NGPT_MODALITY_AUDIO) |
                NGPT_PIPELINE_FORCE(NGPT_MODALITY_VIDEO);
-    tp.steps = 2;
+    tp.steps = 1;
+    tp.num_frames = 2;        /* small: this runs under the sanitizers too */
+    tp.audio_length_s = 0.5;
+    tp.max_new_tokens = 2;
     ngpt_pipeline_result *r3 = NULL;
     CHECK_OK(ngpt_pipeline_turn(&r3, p, "a cat, its purr and a clip of it", NULL, 0, &tp));
     if (r3) {
