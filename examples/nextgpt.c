@@ -3,17 +3,22 @@
  *   nextgpt run [--model DIR] --prompt TEXT [--image F]... [--audio F]... [--video F]...
  *               [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]
  *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N]
- *   nextgpt info [--model DIR] [--device ...] [--threads N]
+ *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S]
+ *               [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N]
+ *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N]
  *   nextgpt convert ARGS...        (runs ngpt-convert: official pickles -> safetensors)
  *
- * Without --model, `run` uses the embedded tiny test model (random weights: the answer and the
- * media are noise) from the build tree or <prefix>/share/libnextgpt/tiny, and says so on stderr.
- * Exit status: 0 success, 1 a runtime error (the library's message on stderr), 2 bad usage.
- * Progress goes to stderr when it is a terminal; --json prints one JSON object on stdout.
+ * Without --model, `run` and `chat` use the embedded tiny test model (random weights: the answer
+ * and the media are noise) from the build tree or <prefix>/share/libnextgpt/tiny, and say so on
+ * stderr. `chat` reads the conversation from stdin, one line per message or command (chat_help).
+ * Exit status: 0 success, 1 a runtime error (the library's message on stderr; for chat: any line
+ * failed), 2 bad usage. Progress goes to stderr when it is a terminal; --json prints one JSON
+ * object on stdout (run, info) or one per turn and per failed line (chat).
  */
 #include <nextgpt.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,11 +43,44 @@ static int usage(FILE *f)
         "usage: nextgpt run [--model DIR] --prompt TEXT [--image F]... [--audio F]... [--video F]...\n"
         "                   [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]\n"
         "                   [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N]\n"
-        "       nextgpt info [--model DIR] [--device auto|cpu|cuda] [--threads N]\n"
+        "       nextgpt chat [--model DIR] [--out-dir D] [--force image|audio|video]... [--steps N]\n"
+        "                   [--seed S] [--max-tokens N] [--no-media-history] [--json]\n"
+        "                   [--device auto|cpu|cuda] [--threads N]      (nextgpt chat --help: commands)\n"
+        "       nextgpt info [--model DIR] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "       nextgpt convert ARGS...   (ngpt-convert: official pickles -> safetensors)\n"
         "       nextgpt --version\n"
         "Without --model, the embedded tiny test model (random weights) is used.\n"
         "Exit status: 0 ok, 1 runtime error, 2 usage error.\n");
+    return f == stdout ? 0 : 2;
+}
+
+static int chat_help(FILE *f)
+{
+    usage(f);
+    fprintf(f,
+        "\n"
+        "nextgpt chat: a multi-turn conversation read from stdin, one line at a time (typed, or piped).\n"
+        "One pipeline for the whole conversation: the history stays in its KV cache, and generated\n"
+        "media re-enter it as NExT-GPT's demo does (--no-media-history: they do not).\n"
+        "A line is a message (sent as one turn, with the media attached before it), or a command:\n"
+        "  /image PATH    attach an image to the next message (also /audio PATH, /video PATH;\n"
+        "                 several may be attached; the file must be readable)\n"
+        "  /force MODALITY  the next message must answer with image, audio or video (repeatable;\n"
+        "                 --force applies to every message)\n"
+        "  /reset         forget the conversation and the pending attachments\n"
+        "  /help          this text (on stderr)\n"
+        "  /quit          end (as does the end of stdin; /exit too)\n"
+        "  //TEXT         the message \"/TEXT\"\n"
+        "Ctrl-C during a turn cancels it (the partial answer is kept; \"cancelled\": true).\n"
+        "Empty lines are ignored. The answer goes to stdout; generated media are written to --out-dir\n"
+        "as turnN-MODALITY-I.EXT and each is named on a 'wrote' line. A line that fails (an unknown\n"
+        "command, a missing file, a turn the library refuses) is reported on stderr and the chat\n"
+        "goes on, the conversation unchanged; the exit status is then 1.\n"
+        "--json: one JSON object per line on stdout: for a turn {\"turn\", \"test_model\", \"text\",\n"
+        "\"outputs\", \"history_media\", \"history_error\", \"n_past\", \"cancelled\", \"timings_ms\"} (turn: the\n"
+        "message's number, failed ones included); for a failed line\n"
+        "{\"error\": {\"line\": N, \"input\": LINE, \"message\": TEXT}}; commands that succeed print\n"
+        "nothing.\n");
     return f == stdout ? 0 : 2;
 }
 
@@ -71,14 +109,35 @@ static const char *tiny_model(void)
     return NULL;
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), 0 when p does not start one. */
+static int utf8_seq(const unsigned char *p)
+{
+    int n = p[0] < 0x80 ? 1 : p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+          : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+    for (int i = 1; i < n; i++) {
+        unsigned lo = 0x80, hi = 0xBF;
+        if (i == 1 && p[0] == 0xE0) lo = 0xA0;
+        if (i == 1 && p[0] == 0xED) hi = 0x9F;
+        if (i == 1 && p[0] == 0xF0) lo = 0x90;
+        if (i == 1 && p[0] == 0xF4) hi = 0x8F;
+        if (p[i] < lo || p[i] > hi) return 0;
+    }
+    return n;
+}
+
+/* A JSON string: escapes, and U+FFFD for each byte that is not valid UTF-8 (user input may be
+ * any bytes), so that the output always parses. */
 static void json_str(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        int n = utf8_seq(p);
+        if (n == 0) { fputs("\\ufffd", f); p++; continue; }
         if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
         else if (*p == '\n') fputs("\\n", f);
         else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
+        else fwrite(p, 1, (size_t)n, f);
+        p += n;
     }
     fputc('"', f);
 }
@@ -98,7 +157,10 @@ typedef struct opts {
     int32_t steps, max_tokens;
     uint64_t seed;
     int json;
+    int no_media_history;
 } opts;
+
+enum { MODE_INFO = 0, MODE_RUN = 1, MODE_CHAT = 2 };
 
 static int parse_modality(const char *s, ngpt_modality *m)
 {
@@ -120,14 +182,20 @@ static int parse_int(const char *s, long long lo, long long hi, long long *v)
 }
 
 /* Returns -1 when all is well, else the exit status. */
-static int parse(opts *o, int argc, char **argv, int run)
+static int parse(opts *o, int argc, char **argv, int mode)
 {
+    const int run = mode == MODE_RUN, gen = mode != MODE_INFO;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
         long long v;
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return usage(stdout);
-        if (!has && a[0] == '-' && strcmp(a, "--json") != 0) return bad_usage("%s needs a value", a);
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return mode == MODE_CHAT ? chat_help(stdout) : usage(stdout);
+        if (strcmp(a, "--json") == 0) { o->json = 1; continue; }
+        if (mode == MODE_CHAT && strcmp(a, "--no-media-history") == 0) { o->no_media_history = 1; continue; }
+        if (mode == MODE_CHAT && (strcmp(a, "--prompt") == 0 || strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 ||
+                                  strcmp(a, "--video") == 0))
+            return bad_usage("chat: %s is given in the conversation (a message line, /image PATH ...): see nextgpt chat --help", a);
+        if (!has && a[0] == '-') return bad_usage("%s needs a value", a);
         if (strcmp(a, "--model") == 0) o->model = argv[++i];
         else if (strcmp(a, "--device") == 0) {
             const char *d = argv[++i];
@@ -139,30 +207,29 @@ static int parse(opts *o, int argc, char **argv, int run)
             if (!parse_int(argv[++i], 0, 1024, &v)) return bad_usage("--threads: '%s' is not a count", argv[i]);
             o->cp.n_threads = (int32_t)v;
         } else if (run && strcmp(a, "--prompt") == 0) o->prompt = argv[++i];
-        else if (run && strcmp(a, "--out-dir") == 0) o->out_dir = argv[++i];
+        else if (gen && strcmp(a, "--out-dir") == 0) o->out_dir = argv[++i];
         else if (run && (strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 || strcmp(a, "--video") == 0)) {
             if (o->n_media == MAX_MEDIA) return bad_usage("at most 64 media items (%s)", a);
             ngpt_modality m;
             parse_modality(a + 2, &m);
             o->media[o->n_media++] = (ngpt_pipeline_media){m, argv[++i], NULL, 0, NULL, NULL};
-        } else if (run && strcmp(a, "--force") == 0) {
+        } else if (gen && strcmp(a, "--force") == 0) {
             ngpt_modality m;
             if (!parse_modality(argv[++i], &m)) return bad_usage("--force: '%s' is not image, audio or video", argv[i]);
             o->force |= NGPT_PIPELINE_FORCE(m);
-        } else if (run && strcmp(a, "--steps") == 0) {
+        } else if (gen && strcmp(a, "--steps") == 0) {
             if (!parse_int(argv[++i], 1, 1000, &v)) return bad_usage("--steps: '%s' is not in 1..1000", argv[i]);
             o->steps = (int32_t)v;
-        } else if (run && strcmp(a, "--max-tokens") == 0) {
+        } else if (gen && strcmp(a, "--max-tokens") == 0) {
             if (!parse_int(argv[++i], 1, 100000, &v)) return bad_usage("--max-tokens: '%s' is not in 1..100000", argv[i]);
             o->max_tokens = (int32_t)v;
-        } else if (run && strcmp(a, "--seed") == 0) {
+        } else if (gen && strcmp(a, "--seed") == 0) {
             char *end;
             errno = 0;
             unsigned long long s = strtoull(argv[++i], &end, 10);
             if (errno || end == argv[i] || *end) return bad_usage("--seed: '%s' is not a number", argv[i]);
             o->seed = s;
-        } else if (run && strcmp(a, "--json") == 0) o->json = 1;
-        else return bad_usage("unknown argument '%s'", a);
+        } else return bad_usage("unknown argument '%s'", a);
     }
     return -1;
 }
@@ -206,70 +273,78 @@ static bool progress(const ngpt_pipeline_event *ev, void *ud)
     return true;
 }
 
-static int cmd_run(int argc, char **argv)
+static const char *const k_names[4] = {"text", "image", "audio", "video"};
+
+/* --model, or the embedded tiny bundle (with the random-weights notice); NULL (message printed)
+ * when there is none. */
+static const char *pick_model(const opts *o)
 {
-    opts o = {0};
-    ngpt_context_params_default(&o.cp, sizeof o.cp);
-    o.out_dir = ".";
-    int rc = parse(&o, argc, argv, 1);
-    if (rc >= 0) return rc;
-    if (!o.prompt) return bad_usage("run: --prompt is required%s", "");
-    for (size_t i = 0; i < o.n_media; i++)
-        if (access(o.media[i].path, R_OK) != 0) {
-            fprintf(stderr, "nextgpt: cannot read %s: %s\n", o.media[i].path, strerror(errno));
-            return 1;
-        }
-    const char *model = o.model;
+    if (o->model) return o->model;
+    const char *model = tiny_model();
     if (!model) {
-        model = tiny_model();
-        if (!model) {
-            fprintf(stderr, "nextgpt: no --model given and the embedded tiny model was not found (looked in "
-                            "$NEXTGPT_TINY_MODEL, %s, %s)\n", NGPT_TINY_BUILD_DIR, NGPT_TINY_INSTALL_DIR);
-            return 1;
-        }
-        fprintf(stderr, "nextgpt: no --model given: using the embedded tiny test model (%s).\n"
-                        "nextgpt: NOTE: it has RANDOM weights; its answers and media are noise. Pass --model DIR "
-                        "for a real NExT-GPT bundle.\n", model);
+        fprintf(stderr, "nextgpt: no --model given and the embedded tiny model was not found (looked in "
+                        "$NEXTGPT_TINY_MODEL, %s, %s)\n", NGPT_TINY_BUILD_DIR, NGPT_TINY_INSTALL_DIR);
+        return NULL;
     }
-    if (mkdir(o.out_dir, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "nextgpt: cannot create --out-dir %s: %s\n", o.out_dir, strerror(errno));
+    fprintf(stderr, "nextgpt: no --model given: using the embedded tiny test model (%s).\n"
+                    "nextgpt: NOTE: it has RANDOM weights; its answers and media are noise. Pass --model DIR "
+                    "for a real NExT-GPT bundle.\n", model);
+    return model;
+}
+
+/* The context and the pipeline (--out-dir created first); 0, or 1 with the message printed. */
+static int open_pipeline(const opts *o, int tty, uint32_t flags, ngpt_context **ctx, ngpt_pipeline **p)
+{
+    *ctx = NULL;
+    *p = NULL;
+    const char *model = pick_model(o);
+    if (!model) return 1;
+    if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "nextgpt: cannot create --out-dir %s: %s\n", o->out_dir, strerror(errno));
         return 1;
     }
-    int tty = isatty(2) && !o.json;
-    ngpt_context *ctx = make_context(&o);
-    if (!ctx) return 1;
+    if (!(*ctx = make_context(o))) return 1;
     ngpt_pipeline_params pp;
     ngpt_pipeline_params_default(&pp, sizeof pp);
+    pp.flags = flags;
     if (tty) pp.on_event = progress;
-    ngpt_pipeline *p = NULL;
-    if (ngpt_pipeline_create(&p, ctx, model, &pp) != NGPT_OK) {
+    if (ngpt_pipeline_create(p, *ctx, model, &pp) != NGPT_OK) {
         if (tty) fprintf(stderr, "\r\033[K");
         fprintf(stderr, "nextgpt: %s\n", ngpt_last_error());
-        ngpt_context_free(ctx);
+        ngpt_context_free(*ctx);
+        *ctx = NULL;
         return 1;
     }
-    ngpt_pipeline_turn_params tp;
-    ngpt_pipeline_turn_params_default(&tp, sizeof tp);
-    tp.force = o.force;
-    tp.steps = o.steps;
-    tp.seed = o.seed;
-    if (o.max_tokens) tp.max_new_tokens = o.max_tokens;
-    if (tty) tp.on_event = progress;
-    ngpt_pipeline_result *r = NULL;
-    ngpt_status st = ngpt_pipeline_turn(&r, p, o.prompt, o.media, o.n_media, &tp);
-    if (tty) fprintf(stderr, "\r\033[K");
-    if (st != NGPT_OK) {
-        fprintf(stderr, "nextgpt: %s\n", ngpt_last_error());
-        ngpt_pipeline_free(p);
-        ngpt_context_free(ctx);
-        return 1;
+    return 0;
+}
+
+static void turn_params(const opts *o, int tty, uint32_t force, ngpt_pipeline_turn_params *tp)
+{
+    ngpt_pipeline_turn_params_default(tp, sizeof *tp);
+    tp->force = o->force | force;
+    tp->steps = o->steps;
+    tp->seed = o->seed;
+    if (o->max_tokens) tp->max_new_tokens = o->max_tokens;
+    if (tty) tp->on_event = progress;
+}
+
+/* Write the result's media into --out-dir as PREFIX MODALITY-I.EXT and print the answer: text
+ * lines, or one JSON object (turn > 0: chat's fields too). 0, or 1 when a file could not be
+ * written. */
+static int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r, int turn)
+{
+    int rc = 0;
+    char prefix[32] = "";
+    if (turn > 0) snprintf(prefix, sizeof prefix, "turn%d-", turn);
+    if (o->json) {
+        printf("{");
+        if (turn > 0) printf("\"turn\": %d, ", turn);
+        printf("\"test_model\": %s, \"text\": ", ngpt_pipeline_is_test_model(p) ? "true" : "false");
+        json_str(stdout, ngpt_pipeline_result_text(r, NULL));
+        printf(", \"outputs\": [");
+    } else {
+        printf("%s\n", ngpt_pipeline_result_text(r, NULL));
     }
-    static const char *const names[4] = {"text", "image", "audio", "video"};
-    rc = 0;
-    if (o.json) printf("{\"test_model\": %s, \"text\": ", ngpt_pipeline_is_test_model(p) ? "true" : "false");
-    if (o.json) json_str(stdout, ngpt_pipeline_result_text(r, NULL));
-    else printf("%s\n", ngpt_pipeline_result_text(r, NULL));
-    if (o.json) printf(", \"outputs\": [");
     for (int32_t i = 0; i < ngpt_pipeline_result_n_outputs(r); i++) {
         ngpt_modality m;
         const uint8_t *bytes;
@@ -279,7 +354,7 @@ static int cmd_run(int argc, char **argv)
         char path[4096] = "";
         const char *msg = os == NGPT_OK ? "" : ngpt_pipeline_result_output_message(r, i);
         if (os == NGPT_OK) {
-            snprintf(path, sizeof path, "%s/%s-%d.%s", o.out_dir, names[m & 3], (int)i, fmt);
+            snprintf(path, sizeof path, "%s/%s%s-%d.%s", o->out_dir, prefix, k_names[m & 3], (int)i, fmt);
             FILE *f = fopen(path, "wb");
             if (!f || fwrite(bytes, 1, n, f) != n) {
                 fprintf(stderr, "nextgpt: cannot write %s: %s\n", path, strerror(errno));
@@ -289,14 +364,15 @@ static int cmd_run(int argc, char **argv)
             } else if (fclose(f) != 0) {
                 fprintf(stderr, "nextgpt: cannot write %s: %s\n", path, strerror(errno));
                 rc = 1;
-            } else if (!o.json) {
-                printf("wrote %s (%s, %zu bytes)\n", path, names[m & 3], n);
+                path[0] = 0;
+            } else if (!o->json) {
+                printf("wrote %s (%s, %zu bytes)\n", path, k_names[m & 3], n);
             }
         } else {
-            fprintf(stderr, "nextgpt: %s output not produced: %s\n", names[m & 3], msg);
+            fprintf(stderr, "nextgpt: %s output not produced: %s\n", k_names[m & 3], msg);
         }
-        if (o.json) {
-            printf("%s{\"modality\": \"%s\", \"status\": \"%s\", \"file\": ", i ? ", " : "", names[m & 3],
+        if (o->json) {
+            printf("%s{\"modality\": \"%s\", \"status\": \"%s\", \"file\": ", i ? ", " : "", k_names[m & 3],
                    ngpt_status_string(os));
             if (path[0]) json_str(stdout, path); else printf("null");
             printf(", \"bytes\": %zu, \"message\": ", os == NGPT_OK ? n : (size_t)0);
@@ -304,17 +380,208 @@ static int cmd_run(int argc, char **argv)
             printf("}");
         }
     }
-    if (o.json) {
+    int32_t n_hist = 0;
+    const char *hist_msg = NULL;
+    if (turn > 0 && ngpt_pipeline_result_history(r, &n_hist) != NGPT_OK) {
+        hist_msg = ngpt_last_error();
+        fprintf(stderr, "nextgpt: generated media did not re-enter the history: %s\n", hist_msg);
+    }
+    if (o->json) {
         static const char *const stages[NGPT_PIPELINE_STAGE_COUNT] = {"load", "encode", "project", "llm", "decode", "media_out"};
-        printf("], \"cancelled\": %s, \"timings_ms\": {", ngpt_pipeline_result_cancelled(r) ? "true" : "false");
+        printf("]");
+        if (turn > 0) {
+            printf(", \"history_media\": %d, \"history_error\": ", (int)n_hist);
+            if (hist_msg) json_str(stdout, hist_msg); else printf("null");
+            printf(", \"n_past\": %d", (int)ngpt_backbone_session_n_past(ngpt_pipeline_session(p)));
+        }
+        printf(", \"cancelled\": %s, \"timings_ms\": {", ngpt_pipeline_result_cancelled(r) ? "true" : "false");
         for (int s = 0; s < NGPT_PIPELINE_STAGE_COUNT; s++)
             printf("%s\"%s\": %.3f", s ? ", " : "", stages[s], ngpt_pipeline_result_stage_ms(r, (ngpt_pipeline_stage)s));
         printf("}}\n");
     }
+    fflush(stdout);
+    return rc;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    opts o = {0};
+    ngpt_context_params_default(&o.cp, sizeof o.cp);
+    o.out_dir = ".";
+    int rc = parse(&o, argc, argv, MODE_RUN);
+    if (rc >= 0) return rc;
+    if (!o.prompt) return bad_usage("run: --prompt is required%s", "");
+    for (size_t i = 0; i < o.n_media; i++)
+        if (access(o.media[i].path, R_OK) != 0) {
+            fprintf(stderr, "nextgpt: cannot read %s: %s\n", o.media[i].path, strerror(errno));
+            return 1;
+        }
+    int tty = isatty(2) && !o.json;
+    ngpt_context *ctx = NULL;
+    ngpt_pipeline *p = NULL;
+    /* one turn: nothing follows, so generated media need not re-enter the history */
+    if (open_pipeline(&o, tty, NGPT_PIPELINE_NO_MEDIA_HISTORY, &ctx, &p) != 0) return 1;
+    ngpt_pipeline_turn_params tp;
+    turn_params(&o, tty, 0, &tp);
+    ngpt_pipeline_result *r = NULL;
+    ngpt_status st = ngpt_pipeline_turn(&r, p, o.prompt, o.media, o.n_media, &tp);
+    if (tty) fprintf(stderr, "\r\033[K");
+    if (st != NGPT_OK) {
+        fprintf(stderr, "nextgpt: %s\n", ngpt_last_error());
+        ngpt_pipeline_free(p);
+        ngpt_context_free(ctx);
+        return 1;
+    }
+    rc = report(&o, p, r, 0);
     ngpt_pipeline_result_free(r);
     ngpt_pipeline_free(p);
     ngpt_context_free(ctx);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * chat: one pipeline, the conversation read from stdin line by line (chat_help)
+ * ------------------------------------------------------------------------------------------- */
+
+/* Ctrl-C during a chat turn cancels the turn (the partial answer is kept); elsewhere it ends the
+ * program as usual. sig_atomic_t is int32_t on the platforms this builds on. */
+static volatile sig_atomic_t g_cancel;
+_Static_assert(sizeof(sig_atomic_t) == sizeof(int32_t), "sig_atomic_t is not 32-bit");
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    g_cancel = 1;
+}
+
+typedef struct chat {
+    opts       *o;
+    int         line_no;
+    int         failed;
+    char       *paths[MAX_MEDIA];  /* the pending attachments (owned copies) */
+    ngpt_modality mods[MAX_MEDIA];
+    size_t      n_media;
+    uint32_t    force;             /* /force for the next message */
+} chat;
+
+static void chat_clear(chat *c)
+{
+    for (size_t i = 0; i < c->n_media; i++) free(c->paths[i]);
+    c->n_media = 0;
+    c->force = 0;
+}
+
+/* A line that failed: stderr, and with --json an error object on stdout. */
+static void chat_error(chat *c, const char *input, const char *fmt, const char *arg)
+{
+    char msg[4096];
+    snprintf(msg, sizeof msg, fmt, arg);
+    fprintf(stderr, "nextgpt: line %d: %s\n", c->line_no, msg);
+    if (c->o->json) {
+        printf("{\"error\": {\"line\": %d, \"input\": ", c->line_no);
+        json_str(stdout, input);
+        printf(", \"message\": ");
+        json_str(stdout, msg);
+        printf("}}\n");
+        fflush(stdout);
+    }
+    c->failed = 1;
+}
+
+/* A command line ("/..."): 1 = go on, 0 = /quit. */
+static int chat_command(chat *c, ngpt_pipeline *p, const char *line)
+{
+    const char *sp = strchr(line, ' ');
+    size_t cl = sp ? (size_t)(sp - line) : strlen(line);
+    const char *arg = sp ? sp + 1 : "";
+    while (*arg == ' ') arg++;
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "%.*s", (int)(cl < sizeof cmd - 1 ? cl : sizeof cmd - 1), line);
+    ngpt_modality m;
+    if (strcmp(cmd, "/quit") == 0 || strcmp(cmd, "/exit") == 0) return 0;
+    if (strcmp(cmd, "/help") == 0) {
+        chat_help(stderr);
+    } else if (strcmp(cmd, "/reset") == 0) {
+        chat_clear(c);
+        if (ngpt_pipeline_reset(p) != NGPT_OK) chat_error(c, line, "%s", ngpt_last_error());
+    } else if (parse_modality(cmd + 1, &m)) {
+        if (!*arg) chat_error(c, line, "%s needs a file: /image PATH, /audio PATH or /video PATH", cmd);
+        else if (access(arg, R_OK) != 0) {
+            char msg[4096];
+            snprintf(msg, sizeof msg, "cannot read %s: %s", arg, strerror(errno));
+            chat_error(c, line, "%s", msg);
+        } else if (c->n_media == MAX_MEDIA) chat_error(c, line, "at most %s media per message", "64");
+        else if (!(c->paths[c->n_media] = strdup(arg))) chat_error(c, line, "%s", "out of memory");
+        else c->mods[c->n_media++] = m;
+    } else if (strcmp(cmd, "/force") == 0) {
+        if (!parse_modality(arg, &m)) chat_error(c, line, "/force: '%s' is not image, audio or video", arg);
+        else c->force |= NGPT_PIPELINE_FORCE(m);
+    } else {
+        chat_error(c, line, "unknown command '%s' (/image, /audio, /video, /force, /reset, /help, /quit; "
+                   "//TEXT sends \"/TEXT\")", cmd);
+    }
+    return 1;
+}
+
+static int cmd_chat(int argc, char **argv)
+{
+    opts o = {0};
+    ngpt_context_params_default(&o.cp, sizeof o.cp);
+    o.out_dir = ".";
+    int rc = parse(&o, argc, argv, MODE_CHAT);
+    if (rc >= 0) return rc;
+    int tty = isatty(2) && !o.json;
+    int prompt = isatty(0) && isatty(2);
+    ngpt_context *ctx = NULL;
+    ngpt_pipeline *p = NULL;
+    if (open_pipeline(&o, tty, o.no_media_history ? NGPT_PIPELINE_NO_MEDIA_HISTORY : 0, &ctx, &p) != 0) return 1;
+    if (prompt) fprintf(stderr, "nextgpt chat: type a message, /help for the commands, /quit to end.\n");
+    chat c = {.o = &o};
+    int turn = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    for (;;) {
+        if (prompt) { fprintf(stderr, c.n_media ? "(%zu attached)> " : "> ", c.n_media); fflush(stderr); }
+        ssize_t len = getline(&line, &cap, stdin);
+        if (len < 0) break;
+        c.line_no++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) continue;
+        const char *msg = line;
+        if (line[0] == '/' && line[1] != '/') {
+            if (!chat_command(&c, p, line)) break;
+            continue;
+        }
+        if (line[0] == '/') msg = line + 1;  /* "//TEXT" */
+        ngpt_pipeline_media media[MAX_MEDIA];
+        for (size_t i = 0; i < c.n_media; i++)
+            media[i] = (ngpt_pipeline_media){c.mods[i], c.paths[i], NULL, 0, NULL, NULL};
+        ngpt_pipeline_turn_params tp;
+        turn_params(&o, tty, c.force, &tp);
+        ngpt_pipeline_result *r = NULL;
+        turn++;
+        g_cancel = 0;
+        tp.cancel = (const volatile int32_t *)&g_cancel;
+        struct sigaction sa = {0}, old;
+        sa.sa_handler = on_sigint;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, &old);
+        ngpt_status st = ngpt_pipeline_turn(&r, p, msg, media, c.n_media, &tp);
+        sigaction(SIGINT, &old, NULL);
+        if (tty) fprintf(stderr, "\r\033[K");
+        chat_clear(&c);
+        if (st != NGPT_OK) {
+            chat_error(&c, line, "%s (the conversation is unchanged)", ngpt_last_error());
+            continue;
+        }
+        if (report(&o, p, r, turn) != 0) c.failed = 1;
+        ngpt_pipeline_result_free(r);
+    }
+    free(line);
+    chat_clear(&c);
+    ngpt_pipeline_free(p);
+    ngpt_context_free(ctx);
+    return c.failed ? 1 : 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -363,7 +630,19 @@ static int scan_safetensors(const char *path, tally *t)
 
 #include <dirent.h>
 
-static void scan_tree(const char *root, const char *rel, int depth)
+/* One folder with weights. */
+typedef struct component {
+    char      rel[512];
+    long long tensors, bytes, pickle_bytes;
+    char      dtypes[128];
+} component;
+
+typedef struct components {
+    component c[256];
+    int       n;
+} components;
+
+static void scan_tree(components *out, const char *root, const char *rel, int depth)
 {
     char dir[4096];
     if (snprintf(dir, sizeof dir, "%s%s%s", root, rel[0] ? "/" : "", rel) >= (int)sizeof dir) return;
@@ -391,25 +670,81 @@ static void scan_tree(const char *root, const char *rel, int depth)
                  strcmp(e->d_name + l - 4, ".bin") == 0))) { other += st.st_size; files++; }
     }
     closedir(d);
-    if (files)
-        printf("  %-36s %6lld tensors  %-10s %9.2f MiB%s\n", rel[0] ? rel : ".", t.tensors,
-               t.dtypes[0] ? t.dtypes : "-", (double)(t.bytes + other) / (1024.0 * 1024.0),
-               other ? " (incl. pickles, not counted)" : "");
+    if (files && out->n < 256) {
+        component *c = &out->c[out->n++];
+        snprintf(c->rel, sizeof c->rel, "%s", rel[0] ? rel : ".");
+        c->tensors = t.tensors;
+        c->bytes = t.bytes + other;
+        c->pickle_bytes = other;
+        snprintf(c->dtypes, sizeof c->dtypes, "%s", t.dtypes);
+    }
     for (int i = 0; i < n_subs; i++) {
         char r[4096];
         if (snprintf(r, sizeof r, "%s%s%s", rel, rel[0] ? "/" : "", subs[i]) >= (int)sizeof r) continue;
-        scan_tree(root, r, depth + 1);
+        scan_tree(out, root, r, depth + 1);
     }
+}
+
+/* info --json: {"version", "abi", "cuda_build", "backend", "device", "threads", "note", "model":
+ * null | {"path", "test_model", "components": [{"path", "tensors", "dtypes": [...], "bytes",
+ * "pickle_bytes"}]}} */
+static void info_json(ngpt_context *ctx, const char *model, int tiny, const components *cs)
+{
+    printf("{\"version\": ");
+    json_str(stdout, ngpt_version());
+    printf(", \"abi\": %d, \"cuda_build\": %s, \"backend\": ", ngpt_abi_version(), ngpt_has_cuda_build() ? "true" : "false");
+    json_str(stdout, ngpt_backend_name(ngpt_context_backend(ctx)));
+    printf(", \"device\": ");
+    json_str(stdout, ngpt_context_device_name(ctx));
+    printf(", \"threads\": %d, \"note\": ", ngpt_context_n_threads(ctx));
+    json_str(stdout, ngpt_context_backend_note(ctx));
+    printf(", \"model\": ");
+    if (!model) {
+        printf("null}\n");
+        return;
+    }
+    printf("{\"path\": ");
+    json_str(stdout, model);
+    printf(", \"test_model\": %s, \"components\": [", tiny ? "true" : "false");
+    for (int i = 0; i < cs->n; i++) {
+        const component *c = &cs->c[i];
+        printf("%s{\"path\": ", i ? ", " : "");
+        json_str(stdout, c->rel);
+        printf(", \"tensors\": %lld, \"dtypes\": [", c->tensors);
+        const char *d = c->dtypes;
+        for (int k = 0; *d; k++) {
+            const char *e = strchr(d, ',');
+            size_t n = e ? (size_t)(e - d) : strlen(d);
+            printf("%s\"%.*s\"", k ? ", " : "", (int)n, d);
+            d += n + (e ? 1 : 0);
+        }
+        printf("], \"bytes\": %lld, \"pickle_bytes\": %lld}", c->bytes, c->pickle_bytes);
+    }
+    printf("]}}\n");
 }
 
 static int cmd_info(int argc, char **argv)
 {
     opts o = {0};
     ngpt_context_params_default(&o.cp, sizeof o.cp);
-    int rc = parse(&o, argc, argv, 0);
+    int rc = parse(&o, argc, argv, MODE_INFO);
     if (rc >= 0) return rc;
     ngpt_context *ctx = make_context(&o);
     if (!ctx) return 1;
+    const char *model = o.model ? o.model : tiny_model();
+    if (model && !is_dir_with_manifest(model)) {
+        fprintf(stderr, "nextgpt: %s/bundle.json: %s\n", model, strerror(errno ? errno : ENOENT));
+        ngpt_context_free(ctx);
+        return 1;
+    }
+    static components cs;
+    cs.n = 0;
+    if (model) scan_tree(&cs, model, "", 0);
+    if (o.json) {
+        info_json(ctx, model, model && !o.model, &cs);
+        ngpt_context_free(ctx);
+        return 0;
+    }
     printf("libnextgpt %s (ABI %d)\n", ngpt_version(), ngpt_abi_version());
     printf("cuda build: %s\n", ngpt_has_cuda_build() ? "yes" : "no");
     printf("backend:    %s\n", ngpt_backend_name(ngpt_context_backend(ctx)));
@@ -418,15 +753,14 @@ static int cmd_info(int argc, char **argv)
     const char *note = ngpt_context_backend_note(ctx);
     if (note[0]) printf("note:       %s\n", note);
     ngpt_context_free(ctx);
-    const char *model = o.model ? o.model : tiny_model();
     if (!model) return 0;
-    if (!is_dir_with_manifest(model)) {
-        fprintf(stderr, "nextgpt: %s/bundle.json: %s\n", model, strerror(errno ? errno : ENOENT));
-        return 1;
-    }
     printf("model:      %s%s\n", model, o.model ? "" : " (embedded tiny test model, random weights)");
     printf("components (weights on disk; on the CPU they are memory-mapped, on CUDA uploaded once):\n");
-    scan_tree(model, "", 0);
+    for (int i = 0; i < cs.n; i++) {
+        const component *c = &cs.c[i];
+        printf("  %-36s %6lld tensors  %-10s %9.2f MiB%s\n", c->rel, c->tensors, c->dtypes[0] ? c->dtypes : "-",
+               (double)c->bytes / (1024.0 * 1024.0), c->pickle_bytes ? " (incl. pickles, not counted)" : "");
+    }
     return 0;
 }
 
@@ -467,7 +801,8 @@ int main(int argc, char **argv)
         return usage(stdout);
     if (argc < 2 || strcmp(argv[1], "info") == 0) return cmd_info(argc < 2 ? 0 : argc - 2, argv + 2);
     if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(argv[1], "chat") == 0) return cmd_chat(argc - 2, argv + 2);
     if (strcmp(argv[1], "convert") == 0) return cmd_convert(argc - 2, argv + 2, argv[0]);
     if (argv[1][0] == '-') return cmd_info(argc - 1, argv + 1);  /* `nextgpt --device cpu`: info */
-    return bad_usage("unknown command '%s' (run, info, convert)", argv[1]);
+    return bad_usage("unknown command '%s' (run, chat, info, convert)", argv[1]);
 }

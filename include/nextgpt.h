@@ -1414,7 +1414,17 @@ NGPT_API const char *ngpt_media_video_codec(ngpt_video_format fmt);
  * Loading: the language model, ImageBind (vision and audio branches) and the projectors load at
  * create; a decoder loads on its first use unless `preload` names it, and stays loaded until
  * ngpt_pipeline_release_decoder or free. Conversation: turns accumulate in the backbone
- * session's KV cache; ngpt_pipeline_reset starts over. A modality whose decoder is not in the
+ * session's KV cache; ngpt_pipeline_reset starts over. Generated media re-enter the history as
+ * the official demo puts them there (nextgpt-facts §1.4: it saves each output to a file and its
+ * next prompt holds "### Assistant: <Image>temp/x.jpg</Image> answer", re-encoded by ImageBind):
+ * after a turn whose outputs were produced, each produced output is re-encoded from the file the
+ * demo would write (image: JPEG at PIL's default quality 75; audio: the float samples, as its
+ * float WAV; video: the MP4 bytes of the result) by ImageBind and the input projector, and the
+ * cached answer is re-written as "{<Img> soft </Img>} [BOS] answer-text" in output order
+ * (ngpt_backbone_add_assistant_media; the answer's signal tokens leave the cache).
+ * NGPT_PIPELINE_NO_MEDIA_HISTORY keeps the answer as generated instead; a turn without produced
+ * outputs (none asked for, all failed, cancelled) keeps it too. ngpt_pipeline_result_history
+ * says what happened. A modality whose decoder is not in the
  * bundle (or fails to load) does not fail the turn: its output carries the status and message
  * and the text is still returned.
  * Threads: one thread at a time per pipeline; `cancel` may be set from any thread.
@@ -1454,11 +1464,15 @@ typedef bool (*ngpt_pipeline_event_fn)(const ngpt_pipeline_event *ev, void *user
 /* Bit of a modality in `force` / `preload`. */
 #define NGPT_PIPELINE_FORCE(m) (1u << (uint32_t)(m))
 
+/* ngpt_pipeline_params.flags bits. */
+#define NGPT_PIPELINE_NO_MEDIA_HISTORY 1u  /* generated media do not re-enter the history (the
+                                              cached answer keeps its signal tokens) */
+
 typedef struct ngpt_pipeline_params {
     size_t   struct_size;   /* sizeof(ngpt_pipeline_params), set by _default */
     int32_t  n_ctx;         /* the conversation's KV cache; 0 = min(2048, the model's) */
     uint32_t preload;       /* NGPT_PIPELINE_FORCE bits of decoders loaded at create; 0 = lazy */
-    uint32_t flags;         /* reserved, 0 */
+    uint32_t flags;         /* NGPT_PIPELINE_* bits (0 = the demo's behaviour); others invalid */
     ngpt_pipeline_event_fn on_event;  /* load events during create; NULL = none */
     void    *user_data;
 } ngpt_pipeline_params;
@@ -1484,6 +1498,10 @@ NGPT_API ngpt_projector *ngpt_pipeline_projector(const ngpt_pipeline *p);
 NGPT_API ngpt_decoder   *ngpt_pipeline_decoder(const ngpt_pipeline *p, ngpt_modality modality);
 /* Absolute path of the bundle's decoder folder for modality, or NULL when it has none. */
 NGPT_API const char *ngpt_pipeline_decoder_path(const ngpt_pipeline *p, ngpt_modality modality);
+/* The conversation's backbone session, borrowed from p, for inspection (n_past, logits and
+ * hidden rows of the last evaluated position); running turns or evals on it directly desyncs
+ * the pipeline. */
+NGPT_API ngpt_backbone_session *ngpt_pipeline_session(const ngpt_pipeline *p);
 
 typedef struct ngpt_pipeline_turn_params {
     size_t      struct_size;        /* sizeof(ngpt_pipeline_turn_params), set by _default */
@@ -1537,6 +1555,14 @@ NGPT_API ngpt_status ngpt_pipeline_result_output(const ngpt_pipeline_result *r, 
                                                  const uint8_t **bytes, size_t *size, const char **format);
 /* The message of output i's failure ("" when it succeeded). */
 NGPT_API const char *ngpt_pipeline_result_output_message(const ngpt_pipeline_result *r, int32_t i);
+/* Generated media re-entering the history (see the section's text): *n_media (may be NULL) = how
+ * many of the turn's outputs are now in the conversation's history as media (0 when none were
+ * produced or NGPT_PIPELINE_NO_MEDIA_HISTORY is set). Returns NGPT_OK, or the error that kept
+ * them out (a produced output that could not be re-encoded, the re-written answer not fitting
+ * n_ctx; message in ngpt_last_error()): the cached answer then stays as generated, except after
+ * a failure while the re-written answer was being evaluated, when the cache ends where the
+ * answer began (ngpt_pipeline_reset to start clean). */
+NGPT_API ngpt_status ngpt_pipeline_result_history(const ngpt_pipeline_result *r, int32_t *n_media);
 
 typedef enum ngpt_pipeline_stage {
     NGPT_PIPELINE_STAGE_LOAD      = 0,  /* decoders loaded during the turn */

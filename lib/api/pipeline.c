@@ -52,6 +52,8 @@ typedef struct pl_output {
     uint8_t      *bytes;
     size_t        size;
     const char   *format;
+    ngpt_image   *hist_img;   /* IMAGE: the pixels, kept for the history until the turn ends */
+    ngpt_audio   *hist_aud;   /* AUDIO: the samples, likewise */
 } pl_output;
 
 struct ngpt_pipeline_result {
@@ -61,6 +63,9 @@ struct ngpt_pipeline_result {
     int32_t   n_outputs;
     pl_output out[PL_MAX_OUTPUTS];
     double    ms[NGPT_PIPELINE_STAGE_COUNT];
+    ngpt_status hist_status;   /* generated media re-entering the history */
+    char       *hist_message;
+    int32_t     n_hist;
 };
 
 static const ngpt_pipeline_params k_params = {
@@ -204,6 +209,8 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
     if (!p) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_create: out of memory");
     p->ctx = ctx;
     ngpt_status st = nx_params_read(&p->params, params, &k_params, sizeof p->params, "ngpt_pipeline_create");
+    if (st == NGPT_OK && (p->params.flags & ~NGPT_PIPELINE_NO_MEDIA_HISTORY))
+        st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: flags 0x%x has unknown bits", p->params.flags);
     char *manifest = NULL, *llm = NULL, *delta = NULL, *ib = NULL, *pj = NULL, *uncond = NULL;
     json_t *j = NULL;
     if (st == NGPT_OK) {
@@ -326,6 +333,7 @@ NGPT_API const char *ngpt_pipeline_decoder_path(const ngpt_pipeline *p, ngpt_mod
 {
     return p && valid_out_modality(m) ? p->dec_path[m] : NULL;
 }
+NGPT_API ngpt_backbone_session *ngpt_pipeline_session(const ngpt_pipeline *p) { return p ? p->s : NULL; }
 
 /* ---------------------------------------------------------------------------------------------
  * Encoding the user's media: one soft token per modality
@@ -565,12 +573,14 @@ static ngpt_status run_output(ngpt_pipeline *p, pl_output *o, const pl_group *G,
         ngpt_image *img = NULL;
         st = ngpt_image_from_tensor(&img, &hw3);
         if (st == NGPT_OK) st = ngpt_image_encode(&b, img, NGPT_IMAGE_FORMAT_PNG, 0, 0);
+        if (st == NGPT_OK && !(p->params.flags & NGPT_PIPELINE_NO_MEDIA_HISTORY)) o->hist_img = img, img = NULL;
         ngpt_image_free(img);
         if (st == NGPT_OK) st = blob_take(o, b, "png");
     } else if (m == NGPT_MODALITY_AUDIO) {
         ngpt_audio *a = NULL;
         st = ngpt_audio_from_pcm(&a, out.data, out.shape[out.rank - 1], 1, 16000);
         if (st == NGPT_OK) st = ngpt_audio_encode(&b, a, NGPT_AUDIO_FORMAT_WAV16);
+        if (st == NGPT_OK && !(p->params.flags & NGPT_PIPELINE_NO_MEDIA_HISTORY)) o->hist_aud = a, a = NULL;
         ngpt_audio_free(a);
         if (st == NGPT_OK) st = blob_take(o, b, "wav");
     } else {
@@ -582,6 +592,96 @@ static ngpt_status run_output(ngpt_pipeline *p, pl_output *o, const pl_group *G,
     }
     ngpt_tensor_free(&out);
     ms[NGPT_PIPELINE_STAGE_MEDIA_OUT] += (now_s() - t0) * 1e3;
+    return st;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Generated media re-entering the history (nextgpt-facts §1.4)
+ *
+ * The demo saves each output (save_image_to_local: PIL JPEG at its default quality 75;
+ * save_audio_to_local: the float samples as a float WAV; save_video_to_local: MP4 at 8 fps) and
+ * its history holds "<Image>temp/x.jpg</Image> answer", which the next prompt re-encodes with
+ * ImageBind, one soft token per tag. Here the same files, in memory.
+ * ------------------------------------------------------------------------------------------- */
+
+/* ImageBind embedding [1, D] of output o as the demo's saved file gives it. */
+static ngpt_status history_embed(ngpt_pipeline *p, const pl_output *o, ngpt_tensor *emb)
+{
+    ngpt_status st;
+    switch (o->modality) {
+    case NGPT_MODALITY_IMAGE: {
+        if (!o->hist_img) return nx_err(NGPT_ERR_INTERNAL, "generated image: pixels not kept");
+        ngpt_blob *jpg = NULL;
+        ngpt_image *back = NULL;
+        st = ngpt_image_encode(&jpg, o->hist_img, NGPT_IMAGE_FORMAT_JPEG, 75, 0);
+        if (st == NGPT_OK) st = ngpt_image_load_memory(&back, ngpt_blob_data(jpg), ngpt_blob_size(jpg), "generated.jpg");
+        if (st == NGPT_OK) st = ngpt_encoder_encode_image(p->enc, emb, back);
+        ngpt_image_free(back);
+        ngpt_blob_free(jpg);
+        return st;
+    }
+    case NGPT_MODALITY_AUDIO:
+        if (!o->hist_aud) return nx_err(NGPT_ERR_INTERNAL, "generated audio: samples not kept");
+        return ngpt_encoder_encode_audio(p->enc, emb, o->hist_aud, NULL);
+    case NGPT_MODALITY_VIDEO: {
+        ngpt_tensor px = {0};
+        NX_TRY(ngpt_video_preprocess_memory(&px, o->bytes, o->size, "generated.mp4", NULL));
+        ngpt_tensor b = px;  /* [15, 3, 2, H, W] -> [1, 15, 3, 2, H, W]: the mean over its clips */
+        b.rank = px.rank + 1;
+        b.shape[0] = 1;
+        for (int i = 0; i < px.rank; i++) b.shape[1 + i] = px.shape[i];
+        st = ngpt_encoder_encode_pixels(p->enc, emb, &b);
+        ngpt_tensor_free(&px);
+        return st;
+    }
+    default:
+        return nx_err(NGPT_ERR_INTERNAL, "generated output of modality %d", (int)o->modality);
+    }
+}
+
+/* Re-write the cached answer with the produced outputs (ngpt_backbone_add_assistant_media). */
+static ngpt_status history_media(ngpt_pipeline *p, ngpt_pipeline_result *r, double *ms)
+{
+    const int32_t h = ngpt_backbone_n_embd(p->bb), d = ngpt_encoder_embed_dim(p->enc);
+    ngpt_turn_media tm[PL_MAX_OUTPUTS];
+    size_t n = 0;
+    for (int32_t i = 0; i < r->n_outputs; i++) n += r->out[i].status == NGPT_OK;
+    if (n == 0) return NGPT_OK;
+    float *soft = nx_malloc(n * (size_t)h * sizeof *soft);
+    if (!soft) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
+    ngpt_status st = NGPT_OK;
+    n = 0;
+    for (int32_t i = 0; st == NGPT_OK && i < r->n_outputs; i++) {
+        const pl_output *o = &r->out[i];
+        if (o->status != NGPT_OK) continue;
+        double t0 = now_s();
+        ngpt_tensor emb = {0}, tok = {0};
+        st = history_embed(p, o, &emb);
+        ms[NGPT_PIPELINE_STAGE_ENCODE] += (now_s() - t0) * 1e3;
+        if (st != NGPT_OK) {
+            st = nx_err_wrap(st, "generated %s (output %d) re-entering the history: ", k_mod_name[o->modality], (int)i);
+            ngpt_tensor_free(&emb);
+            break;
+        }
+        t0 = now_s();
+        ngpt_tensor f = {NGPT_DTYPE_F32, 2, {1, d}, emb.data, NULL};
+        st = ngpt_projector_input_sum(p->proj, &tok, &f);
+        ngpt_tensor_free(&emb);
+        if (st == NGPT_OK) {
+            memcpy(soft + n * (size_t)h, tok.data, (size_t)h * sizeof *soft);
+            tm[n] = (ngpt_turn_media){o->modality, soft + n * (size_t)h, 1};
+            n++;
+        }
+        ngpt_tensor_free(&tok);
+        ms[NGPT_PIPELINE_STAGE_PROJECT] += (now_s() - t0) * 1e3;
+    }
+    if (st == NGPT_OK) {
+        double t0 = now_s();
+        st = ngpt_backbone_add_assistant_media(p->s, tm, n);
+        ms[NGPT_PIPELINE_STAGE_LLM] += (now_s() - t0) * 1e3;
+    }
+    nx_free(soft);
+    if (st == NGPT_OK) r->n_hist = (int32_t)n;
     return st;
 }
 
@@ -640,6 +740,19 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
             }
         }
         r->cancelled = c.cancelled || lo.cancelled;
+        if (!r->cancelled && !(p->params.flags & NGPT_PIPELINE_NO_MEDIA_HISTORY)) {
+            r->hist_status = history_media(p, r, r->ms);
+            if (r->hist_status != NGPT_OK) {
+                r->hist_message = dup_str(ngpt_last_error());
+                ngpt_clear_error();
+            }
+        }
+        for (int i = 0; i < r->n_outputs; i++) {
+            ngpt_image_free(r->out[i].hist_img);
+            ngpt_audio_free(r->out[i].hist_aud);
+            r->out[i].hist_img = NULL;
+            r->out[i].hist_aud = NULL;
+        }
     }
     llm_out_free(&lo);
     if (st != NGPT_OK) { ngpt_pipeline_result_free(r); return st; }
@@ -684,6 +797,14 @@ NGPT_API const char *ngpt_pipeline_result_output_message(const ngpt_pipeline_res
     return r->out[i].message;
 }
 
+NGPT_API ngpt_status ngpt_pipeline_result_history(const ngpt_pipeline_result *r, int32_t *n_media)
+{
+    if (n_media) *n_media = r ? r->n_hist : 0;
+    if (!r) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_result_history: r is NULL");
+    if (r->hist_status != NGPT_OK) return nx_err(r->hist_status, "%s", r->hist_message ? r->hist_message : "");
+    return NGPT_OK;
+}
+
 NGPT_API double ngpt_pipeline_result_stage_ms(const ngpt_pipeline_result *r, ngpt_pipeline_stage stage)
 {
     if (!r || (int)stage < 0 || stage >= NGPT_PIPELINE_STAGE_COUNT) return 0;
@@ -693,7 +814,13 @@ NGPT_API double ngpt_pipeline_result_stage_ms(const ngpt_pipeline_result *r, ngp
 NGPT_API void ngpt_pipeline_result_free(ngpt_pipeline_result *r)
 {
     if (!r) return;
-    for (int i = 0; i < r->n_outputs; i++) { nx_free(r->out[i].bytes); nx_free(r->out[i].message); }
+    for (int i = 0; i < r->n_outputs; i++) {
+        nx_free(r->out[i].bytes);
+        nx_free(r->out[i].message);
+        ngpt_image_free(r->out[i].hist_img);
+        ngpt_audio_free(r->out[i].hist_aud);
+    }
+    nx_free(r->hist_message);
     nx_free(r->text);
     nx_free(r);
 }

@@ -1,7 +1,8 @@
 /* test_pipeline.c — ngpt_pipeline end to end on the embedded tiny bundle (NGPT_TINY_BUNDLE, set by
  * meson to build/tools/tiny): text + image in -> text + PNG out with a forced image, two turns,
  * the same seed giving the same bytes, a bundle without the image decoder (per-output status,
- * text still returned), cancellation mid-denoise, events, argument errors. */
+ * text still returned), cancellation mid-denoise, events, argument errors, and generated media
+ * re-entering the history (checked against the same conversation built by hand). */
 #include "nextgpt.h"
 #include "test.h"
 
@@ -234,6 +235,228 @@ static void test_events_and_cancel(void)
     ngpt_pipeline_free(p);
 }
 
+/* ---- generated media re-entering the history (nextgpt-facts §1.4) ----
+ * The pipeline's conversation is rebuilt by hand on a second session of the same backbone with
+ * the stage API: the same turn, then the pipeline's own output re-encoded as the demo's saved
+ * file (PNG -> pixels -> JPEG quality 75 -> ImageBind -> input projector) and spliced with
+ * ngpt_backbone_add_assistant_media. The pipeline's session must then hold the same positions
+ * (n_past = prompt + {<Img> soft </Img>} + [BOS] + the answer's text ids) with the same logits,
+ * and its next turn must answer as the hand-built one does. A control built with another image
+ * (cat.jpg) must not match, and a pipeline with NGPT_PIPELINE_NO_MEDIA_HISTORY keeps the answer
+ * as generated. */
+
+/* The soft token [n_embd] of an image through ImageBind + the input projector. */
+static int soft_of_image(ngpt_pipeline *p, const ngpt_image *img, float *row)
+{
+    ngpt_tensor emb = {0}, tok = {0};
+    int ok = 0;
+    CHECK_OK(ngpt_encoder_encode_image(ngpt_pipeline_encoder(p), &emb, img));
+    if (emb.data) {
+        ngpt_tensor f = {NGPT_DTYPE_F32, 2, {1, emb.shape[1]}, emb.data, NULL};
+        CHECK_OK(ngpt_projector_input_sum(ngpt_pipeline_projector(p), &tok, &f));
+        if (tok.data) {
+            memcpy(row, tok.data, (size_t)ngpt_backbone_n_embd(ngpt_pipeline_backbone(p)) * sizeof(float));
+            ok = 1;
+        }
+    }
+    ngpt_tensor_free(&emb);
+    ngpt_tensor_free(&tok);
+    return ok;
+}
+
+/* The demo's re-read of a generated image: PNG bytes -> JPEG (PIL's default quality 75) -> pixels. */
+static ngpt_image *as_demo_jpeg(const uint8_t *png, size_t n)
+{
+    ngpt_image *img = NULL, *back = NULL;
+    ngpt_blob *jpg = NULL;
+    CHECK_OK(ngpt_image_load_memory(&img, png, n, "output.png"));
+    if (img) CHECK_OK(ngpt_image_encode(&jpg, img, NGPT_IMAGE_FORMAT_JPEG, 75, 0));
+    if (jpg) CHECK_OK(ngpt_image_load_memory(&back, ngpt_blob_data(jpg), ngpt_blob_size(jpg), "generated.jpg"));
+    ngpt_blob_free(jpg);
+    ngpt_image_free(img);
+    return back;
+}
+
+static float max_abs_diff(const float *a, const float *b, int32_t n)
+{
+    float m = 0;
+    for (int32_t i = 0; i < n; i++) {
+        float d = a[i] > b[i] ? a[i] - b[i] : b[i] - a[i];
+        if (d > m) m = d;
+    }
+    return m;
+}
+
+static void test_media_history(void)
+{
+    ngpt_pipeline *p = NULL, *q = NULL;
+    ngpt_pipeline_params pp;
+    ngpt_pipeline_params_default(&pp, sizeof pp);
+    pp.flags = 1u << 9;
+    CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, g_bundle, &pp), NGPT_ERR_INVALID_ARGUMENT, "flags");
+    CHECK_OK(ngpt_pipeline_create(&p, g_ctx, g_bundle, NULL));
+    pp.flags = NGPT_PIPELINE_NO_MEDIA_HISTORY;
+    CHECK_OK(ngpt_pipeline_create(&q, g_ctx, g_bundle, &pp));
+    if (!p || !q) { ngpt_pipeline_free(p); ngpt_pipeline_free(q); return; }
+    ngpt_backbone *bb = ngpt_pipeline_backbone(p);
+    const int32_t H = ngpt_backbone_n_embd(bb), V = ngpt_backbone_n_vocab(bb);
+    ngpt_backbone_session *ps = ngpt_pipeline_session(p), *qs = ngpt_pipeline_session(q);
+    CHECK(ps != NULL && qs != NULL && ngpt_pipeline_session(NULL) == NULL);
+
+    ngpt_pipeline_turn_params tp;
+    turn_params(&tp);
+    tp.temperature = 0;  /* greedy: the hand-built session must choose the same ids */
+    ngpt_pipeline_result *r = NULL, *rq = NULL;
+    CHECK_OK(ngpt_pipeline_turn(&r, p, "draw a cat", NULL, 0, &tp));
+    CHECK_OK(ngpt_pipeline_turn(&rq, q, "draw a cat", NULL, 0, &tp));
+    ngpt_backbone_session *s = NULL, *s2 = NULL;
+    ngpt_backbone_session_params sp;
+    ngpt_backbone_session_params_default(&sp, sizeof sp);
+    sp.n_ctx = ngpt_backbone_n_ctx(bb) < 2048 ? ngpt_backbone_n_ctx(bb) : 2048;
+    CHECK_OK(ngpt_backbone_session_create(&s, bb, &sp));
+    CHECK_OK(ngpt_backbone_session_create(&s2, bb, &sp));
+    float *rows = calloc((size_t)4 * (size_t)H, sizeof(float));
+    float *cat_row = calloc((size_t)H, sizeof(float));
+    ngpt_turn_result *tr = NULL, *tr2 = NULL;
+    if (!r || !rq || !s || !s2 || !rows || !cat_row) goto done;
+
+    /* which outputs re-entered: every produced one (the image at least), in output order */
+    int32_t k = -1, n_ok = 0, kq = -1;
+    for (int32_t i = 0; i < ngpt_pipeline_result_n_outputs(r); i++)
+        n_ok += ngpt_pipeline_result_output(r, i, NULL, NULL, NULL, NULL) == NGPT_OK;
+    ngpt_clear_error();
+    CHECK_OK(ngpt_pipeline_result_history(r, &k));
+    CHECK_MSG(k == n_ok && k >= 1, "history media %d, produced outputs %d", k, n_ok);
+    CHECK_OK(ngpt_pipeline_result_history(rq, &kq));
+    CHECK(kq == 0);
+    CHECK_ERR(ngpt_pipeline_result_history(NULL, &kq), NGPT_ERR_INVALID_ARGUMENT, NULL);
+    CHECK(strcmp(ngpt_pipeline_result_text(r, NULL), ngpt_pipeline_result_text(rq, NULL)) == 0);
+
+    /* the same turn by hand */
+    ngpt_turn_params ttp;
+    ngpt_turn_params_default(&ttp, sizeof ttp);
+    ttp.temperature = 0;
+    ttp.top_p = tp.top_p;
+    ttp.seed = tp.seed;
+    ttp.max_new_tokens = tp.max_new_tokens;
+    ttp.require_modalities = NGPT_MODALITY_BIT(NGPT_MODALITY_IMAGE);
+    CHECK_OK(ngpt_backbone_turn(&tr, s, "draw a cat", NULL, 0, &ttp));
+    if (!tr) goto done;
+    size_t alen = 0;
+    const char *answer = ngpt_turn_result_text(tr, &alen);
+    CHECK(strcmp(answer, ngpt_pipeline_result_text(r, NULL)) == 0);
+    /* without re-entry the cache holds the answer as generated: the hand session before splicing */
+    CHECK_MSG(ngpt_backbone_session_n_past(qs) == ngpt_backbone_session_n_past(s), "no-history n_past %d, hand %d",
+              ngpt_backbone_session_n_past(qs), ngpt_backbone_session_n_past(s));
+
+    /* the pipeline's outputs as the demo re-reads them */
+    ngpt_turn_media tm[4];
+    int32_t n = 0, only_images = 1;
+    for (int32_t i = 0; i < ngpt_pipeline_result_n_outputs(r) && n < 4; i++) {
+        ngpt_modality m = NGPT_MODALITY_TEXT;
+        const uint8_t *bytes = NULL;
+        size_t nb = 0;
+        if (ngpt_pipeline_result_output(r, i, &m, &bytes, &nb, NULL) != NGPT_OK) continue;
+        if (m != NGPT_MODALITY_IMAGE) { only_images = 0; continue; }
+        ngpt_image *img = as_demo_jpeg(bytes, nb);
+        if (img && soft_of_image(p, img, rows + (size_t)n * (size_t)H))
+            tm[n] = (ngpt_turn_media){NGPT_MODALITY_IMAGE, rows + (size_t)n * (size_t)H, 1}, n++;
+        ngpt_image_free(img);
+    }
+    CHECK_MSG(only_images, "the greedy tiny model produced a non-image output: adjust the prompt");
+    CHECK(n == k);
+    if (n < 1 || !only_images) goto done;
+    int32_t n_prompt = ngpt_turn_result_n_prompt(tr);
+    CHECK_OK(ngpt_backbone_add_assistant_media(s, tm, (size_t)n));
+
+    /* positions: the prompt, then <Img> soft </Img> per medium, then [BOS] + the answer's ids */
+    size_t n_text = 0;
+    if (alen) ngpt_tokenizer_encode(ngpt_backbone_tokenizer(bb), answer, alen, 0, NULL, 0, &n_text);
+    int32_t want = n_prompt + 3 * n + (alen ? 1 + (int32_t)n_text : 0);
+    CHECK_MSG(ngpt_backbone_session_n_past(ps) == want && ngpt_backbone_session_n_past(s) == want,
+              "n_past pipeline %d, hand %d, expected %d", ngpt_backbone_session_n_past(ps),
+              ngpt_backbone_session_n_past(s), want);
+    int32_t nr1 = 0, nr2 = 0;
+    const float *lp = ngpt_backbone_get_logits(ps, &nr1), *ls = ngpt_backbone_get_logits(s, &nr2);
+    CHECK(lp && ls && nr1 == 1 && nr2 == 1);
+    if (lp && ls) {
+        float d = max_abs_diff(lp, ls, V);
+        CHECK_MSG(d < 1e-4f, "logits after re-entry: max |diff| %g", (double)d);
+        fprintf(stderr, "     media history: %d medium, n_past %d (answer as generated: %d), answer %zu bytes, "
+                "logits vs hand-built max |diff| %g\n", (int)n, (int)want, (int)ngpt_backbone_session_n_past(qs),
+                alen, (double)d);
+    }
+
+    /* control: the same splice with another image (cat.jpg) gives other logits */
+    ngpt_image *cat = NULL;
+    CHECK_OK(ngpt_image_load(&cat, g_cat));
+    if (cat && soft_of_image(p, cat, cat_row)) {
+        CHECK_OK(ngpt_backbone_turn(&tr2, s2, "draw a cat", NULL, 0, &ttp));
+        ngpt_turn_media cm[4];
+        for (int32_t i = 0; i < n; i++) cm[i] = (ngpt_turn_media){NGPT_MODALITY_IMAGE, cat_row, 1};
+        CHECK_OK(ngpt_backbone_add_assistant_media(s2, cm, (size_t)n));
+        const float *lc = ngpt_backbone_get_logits(s2, NULL);
+        if (lc && lp) {
+            float d = max_abs_diff(lp, lc, V);
+            CHECK_MSG(d > 1e-3f, "logits with another image: max |diff| only %g", (double)d);
+            fprintf(stderr, "     control (cat.jpg instead): max |diff| %g\n", (double)d);
+        }
+    }
+    ngpt_image_free(cat);
+
+    /* the next turn sees the generated image: the pipeline answers as the hand-built history */
+    ngpt_pipeline_result *r2 = NULL;
+    tp.force = 0;
+    ngpt_turn_result *t2 = NULL;
+    ttp.require_modalities = 0;
+    CHECK_OK(ngpt_pipeline_turn(&r2, p, "what did you draw?", NULL, 0, &tp));
+    CHECK_OK(ngpt_backbone_turn(&t2, s, "what did you draw?", NULL, 0, &ttp));
+    if (r2 && t2) {
+        CHECK(strcmp(ngpt_pipeline_result_text(r2, NULL), ngpt_turn_result_text(t2, NULL)) == 0);
+        CHECK_MSG(ngpt_backbone_session_n_past(ps) == ngpt_backbone_session_n_past(s) ||
+                  ngpt_pipeline_result_n_outputs(r2) > 0, "turn 2 n_past pipeline %d, hand %d",
+                  ngpt_backbone_session_n_past(ps), ngpt_backbone_session_n_past(s));
+    }
+    ngpt_pipeline_result_free(r2);
+    ngpt_turn_result_free(t2);
+
+    /* reset forgets it */
+    CHECK_OK(ngpt_pipeline_reset(p));
+    CHECK(ngpt_backbone_session_n_past(ps) == 0);
+
+    /* every modality re-enters: image (JPEG), audio (the samples), video (the MP4 bytes) */
+    tp.force = NGPT_PIPELINE_FORCE(NGPT_MODALITY_IMAGE) | NGPT_PIPELINE_FORCE(NGPT_MODALITY_AUDIO) |
+               NGPT_PIPELINE_FORCE(NGPT_MODALITY_VIDEO);
+    tp.steps = 1;
+    tp.num_frames = 2;        /* small: this runs under the sanitizers too */
+    tp.audio_length_s = 0.5;
+    tp.max_new_tokens = 2;
+    ngpt_pipeline_result *r3 = NULL;
+    CHECK_OK(ngpt_pipeline_turn(&r3, p, "a cat, its purr and a clip of it", NULL, 0, &tp));
+    if (r3) {
+        int32_t ok = 0, seen = 0, kh = -1;
+        for (int32_t i = 0; i < ngpt_pipeline_result_n_outputs(r3); i++) {
+            ngpt_modality m = NGPT_MODALITY_TEXT;
+            if (ngpt_pipeline_result_output(r3, i, &m, NULL, NULL, NULL) == NGPT_OK) ok++, seen |= 1 << m;
+        }
+        ngpt_clear_error();
+        CHECK_OK(ngpt_pipeline_result_history(r3, &kh));
+        CHECK_MSG(seen == 0xE && kh == ok, "produced modalities 0x%x, %d outputs, %d in the history", seen, ok, kh);
+        ngpt_pipeline_result_free(r3);
+    }
+done:
+    ngpt_turn_result_free(tr);
+    ngpt_turn_result_free(tr2);
+    free(rows);
+    free(cat_row);
+    ngpt_backbone_session_free(s);
+    ngpt_backbone_session_free(s2);
+    ngpt_pipeline_result_free(r);
+    ngpt_pipeline_result_free(rq);
+    ngpt_pipeline_free(p);
+    ngpt_pipeline_free(q);
+}
+
 int main(void)
 {
     static char bundle_abs[4096];
@@ -251,6 +474,7 @@ int main(void)
     RUN(test_image_turns);
     RUN(test_missing_decoder);
     RUN(test_events_and_cancel);
+    RUN(test_media_history);
     ngpt_context_free(g_ctx);
     return test_done();
 }
