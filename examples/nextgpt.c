@@ -77,7 +77,8 @@ static int chat_help(FILE *f)
         "command, a missing file, a turn the library refuses) is reported on stderr and the chat\n"
         "goes on, the conversation unchanged; the exit status is then 1.\n"
         "--json: one JSON object per line on stdout: for a turn {\"turn\", \"test_model\", \"text\",\n"
-        "\"outputs\", \"history_media\", \"history_error\", \"n_past\", \"cancelled\", \"timings_ms\"} (turn: the\n"
+        "\"outputs\", \"history_media\", \"history_error\", \"n_past\", \"cancelled\", \"timings_ms\","
+        " \"peak_host_bytes\", \"peak_device_bytes\"} (turn: the\n"
         "message's number, failed ones included); for a failed line\n"
         "{\"error\": {\"line\": N, \"input\": LINE, \"message\": TEXT}}; commands that succeed print\n"
         "nothing.\n");
@@ -397,6 +398,14 @@ static int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r
         printf(", \"cancelled\": %s, \"timings_ms\": {", ngpt_pipeline_result_cancelled(r) ? "true" : "false");
         for (int s = 0; s < NGPT_PIPELINE_STAGE_COUNT; s++)
             printf("%s\"%s\": %.3f", s ? ", " : "", stages[s], ngpt_pipeline_result_stage_ms(r, (ngpt_pipeline_stage)s));
+        for (int dev = 0; dev < 2; dev++) { /* per-stage tensor-memory high-water marks */
+            printf("}, \"peak_%s_bytes\": {", dev ? "device" : "host");
+            for (int s = 0; s < NGPT_PIPELINE_STAGE_COUNT; s++) {
+                uint64_t h = 0, d = 0;
+                ngpt_pipeline_result_stage_memory(r, (ngpt_pipeline_stage)s, &h, &d);
+                printf("%s\"%s\": %llu", s ? ", " : "", stages[s], (unsigned long long)(dev ? d : h));
+            }
+        }
         printf("}}\n");
     }
     fflush(stdout);

@@ -1576,6 +1576,14 @@ typedef enum ngpt_pipeline_stage {
 
 /* Wall-clock milliseconds the turn spent in a stage (0 for unknown stages). */
 NGPT_API double ngpt_pipeline_result_stage_ms(const ngpt_pipeline_result *r, ngpt_pipeline_stage stage);
+/* Peak tensor memory, in bytes, the context held during a stage of the turn (the high-water mark
+ * over the stage's intervals): on the host (the CPU backend's allocations; weights the CPU reads
+ * straight from the mmapped checkpoint are not allocations and are not counted) and on the device
+ * (0 on a CPU context). Everything the context holds counts — the loaded stages' weights on CUDA,
+ * the KV cache — and, when other handles of the context work at the same time, their tensors too.
+ * Unknown stages (or r NULL) give 0. Either pointer may be NULL. */
+NGPT_API void ngpt_pipeline_result_stage_memory(const ngpt_pipeline_result *r, ngpt_pipeline_stage stage,
+                                                uint64_t *host_bytes, uint64_t *device_bytes);
 /* NULL is a no-op. */
 NGPT_API void ngpt_pipeline_result_free(ngpt_pipeline_result *r);
 

@@ -16,6 +16,8 @@
 #include "core/json.h"
 #include "core/params.h"
 #include "core/weights.h"
+#include "ops/ops.h"
+#include "context.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -56,13 +58,21 @@ typedef struct pl_output {
     ngpt_audio   *hist_aud;   /* AUDIO: the samples, likewise */
 } pl_output;
 
+/* A turn's wall time and tensor-memory high-water marks per stage (the context's host and
+ * device backends; a stage's intervals accumulate time and keep the largest peak). */
+typedef struct pl_stats {
+    double   ms[NGPT_PIPELINE_STAGE_COUNT];
+    uint64_t host[NGPT_PIPELINE_STAGE_COUNT];
+    uint64_t device[NGPT_PIPELINE_STAGE_COUNT];
+} pl_stats;
+
 struct ngpt_pipeline_result {
     char     *text;
     size_t    text_len;
     int32_t   cancelled;
     int32_t   n_outputs;
     pl_output out[PL_MAX_OUTPUTS];
-    double    ms[NGPT_PIPELINE_STAGE_COUNT];
+    pl_stats  stats;
     ngpt_status hist_status;   /* generated media re-entering the history */
     char       *hist_message;
     int32_t     n_hist;
@@ -87,6 +97,23 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A stage interval: its wall time, and the context's tensor-memory high-water marks over it. */
+static double stage_begin(const ngpt_pipeline *p)
+{
+    nx_mem_window_begin(p->ctx->cpu);
+    if (p->ctx->be != p->ctx->cpu) nx_mem_window_begin(p->ctx->be);
+    return now_s();
+}
+
+static void stage_end(const ngpt_pipeline *p, pl_stats *sx, ngpt_pipeline_stage k, double t0)
+{
+    sx->ms[k] += (now_s() - t0) * 1e3;
+    uint64_t h = nx_mem_window_peak(p->ctx->cpu);
+    uint64_t d = p->ctx->be != p->ctx->cpu ? nx_mem_window_peak(p->ctx->be) : 0;
+    if (h > sx->host[k]) sx->host[k] = h;
+    if (d > sx->device[k]) sx->device[k] = d;
 }
 
 static char *dup_str(const char *s)
@@ -375,7 +402,7 @@ static ngpt_status encode_item(ngpt_pipeline *p, ngpt_tensor *emb, const ngpt_pi
 
 /* soft[m] = [1, n_embd] summed projection of the modality's items (NULL when it has none). */
 static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pipeline_media *media, size_t n,
-                                pl_call *c, double *ms_encode, double *ms_project)
+                                pl_call *c, pl_stats *sx)
 {
     int32_t d = ngpt_encoder_embed_dim(p->enc), h = ngpt_backbone_n_embd(p->bb);
     for (int m = NGPT_MODALITY_IMAGE; m <= NGPT_MODALITY_VIDEO; m++) {
@@ -385,7 +412,7 @@ static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pip
         float *feat = nx_malloc(cnt * (size_t)d * sizeof *feat);
         if (!feat) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
         size_t k = 0;
-        double t0 = now_s();
+        double t0 = stage_begin(p);
         for (size_t i = 0; i < n; i++) {
             if (media[i].modality != (ngpt_modality)m) continue;
             ngpt_tensor emb = {0};
@@ -399,8 +426,8 @@ static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pip
             k++;
             emit(c, NGPT_PIPELINE_EVENT_ENCODE, (ngpt_modality)m, (int32_t)i + 1, (int32_t)n, NULL, 0);
         }
-        *ms_encode += (now_s() - t0) * 1e3;
-        t0 = now_s();
+        stage_end(p, sx, NGPT_PIPELINE_STAGE_ENCODE, t0);
+        t0 = stage_begin(p);
         ngpt_tensor f = {NGPT_DTYPE_F32, 2, {(int64_t)cnt, d}, feat, NULL}, tok = {0};
         ngpt_status st = ngpt_projector_input_sum(p->proj, &tok, &f);
         nx_free(feat);
@@ -409,7 +436,7 @@ static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pip
         if (!soft[m]) { ngpt_tensor_free(&tok); return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory"); }
         memcpy(soft[m], tok.data, (size_t)h * sizeof(float));
         ngpt_tensor_free(&tok);
-        *ms_project += (now_s() - t0) * 1e3;
+        stage_end(p, sx, NGPT_PIPELINE_STAGE_PROJECT, t0);
     }
     return NGPT_OK;
 }
@@ -515,26 +542,26 @@ static ngpt_status blob_take(pl_output *o, ngpt_blob *b, const char *fmt)
 }
 
 static ngpt_status run_output(ngpt_pipeline *p, pl_output *o, const pl_group *G, int idx,
-                              const ngpt_pipeline_turn_params *tp, pl_call *c, double *ms)
+                              const ngpt_pipeline_turn_params *tp, pl_call *c, pl_stats *sx)
 {
     ngpt_modality m = G->modality;
     if (!ngpt_projector_has_output(p->proj, m))
         return nx_err(NGPT_ERR_UNSUPPORTED, "the bundle's projectors have no %s output projector", k_mod_name[m]);
-    double t0 = now_s();
+    double t0 = stage_begin(p);
     if (!p->dec[m]) {
         NX_TRY(load_decoder(p, m, c));
-        ms[NGPT_PIPELINE_STAGE_LOAD] += (now_s() - t0) * 1e3;
+        stage_end(p, sx, NGPT_PIPELINE_STAGE_LOAD, t0);
     }
-    t0 = now_s();
+    t0 = stage_begin(p);
     int32_t h = ngpt_backbone_n_embd(p->bb);
     ngpt_tensor hid = {NGPT_DTYPE_F32, 3, {1, G->n, h}, G->hidden, NULL};
     ngpt_tensor emb = {NGPT_DTYPE_F32, 3, {1, G->n, h}, G->embs, NULL};
     ngpt_tensor cond = {0}, out = {0};
     ngpt_status st = ngpt_projector_output(p->proj, &cond, m, &hid, &emb);
-    ms[NGPT_PIPELINE_STAGE_PROJECT] += (now_s() - t0) * 1e3;
+    stage_end(p, sx, NGPT_PIPELINE_STAGE_PROJECT, t0);
     if (st != NGPT_OK) return st;
 
-    t0 = now_s();
+    t0 = stage_begin(p);
     ngpt_decode_params dp;
     ngpt_decode_params_default(&dp, sizeof dp);
     dp.num_inference_steps = tp->steps;
@@ -563,10 +590,10 @@ static ngpt_status run_output(ngpt_pipeline *p, pl_output *o, const pl_group *G,
     }
     st = ngpt_decoder_generate(p->dec[m], &out, NULL, &cond, pu, &dp);
     ngpt_tensor_free(&cond);
-    ms[NGPT_PIPELINE_STAGE_DECODE] += (now_s() - t0) * 1e3;
+    stage_end(p, sx, NGPT_PIPELINE_STAGE_DECODE, t0);
     if (st != NGPT_OK) { ngpt_tensor_free(&out); return st; }
 
-    t0 = now_s();
+    t0 = stage_begin(p);
     ngpt_blob *b = NULL;
     if (m == NGPT_MODALITY_IMAGE) {
         ngpt_tensor hw3 = {NGPT_DTYPE_F32, 3, {out.shape[1], out.shape[2], 3}, out.data, NULL};
@@ -591,7 +618,7 @@ static ngpt_status run_output(ngpt_pipeline *p, pl_output *o, const pl_group *G,
         if (st == NGPT_OK) st = blob_take(o, b, "mp4");
     }
     ngpt_tensor_free(&out);
-    ms[NGPT_PIPELINE_STAGE_MEDIA_OUT] += (now_s() - t0) * 1e3;
+    stage_end(p, sx, NGPT_PIPELINE_STAGE_MEDIA_OUT, t0);
     return st;
 }
 
@@ -640,7 +667,7 @@ static ngpt_status history_embed(ngpt_pipeline *p, const pl_output *o, ngpt_tens
 }
 
 /* Re-write the cached answer with the produced outputs (ngpt_backbone_add_assistant_media). */
-static ngpt_status history_media(ngpt_pipeline *p, ngpt_pipeline_result *r, double *ms)
+static ngpt_status history_media(ngpt_pipeline *p, ngpt_pipeline_result *r, pl_stats *sx)
 {
     const int32_t h = ngpt_backbone_n_embd(p->bb), d = ngpt_encoder_embed_dim(p->enc);
     ngpt_turn_media tm[PL_MAX_OUTPUTS];
@@ -654,16 +681,16 @@ static ngpt_status history_media(ngpt_pipeline *p, ngpt_pipeline_result *r, doub
     for (int32_t i = 0; st == NGPT_OK && i < r->n_outputs; i++) {
         const pl_output *o = &r->out[i];
         if (o->status != NGPT_OK) continue;
-        double t0 = now_s();
+        double t0 = stage_begin(p);
         ngpt_tensor emb = {0}, tok = {0};
         st = history_embed(p, o, &emb);
-        ms[NGPT_PIPELINE_STAGE_ENCODE] += (now_s() - t0) * 1e3;
+        stage_end(p, sx, NGPT_PIPELINE_STAGE_ENCODE, t0);
         if (st != NGPT_OK) {
             st = nx_err_wrap(st, "generated %s (output %d) re-entering the history: ", k_mod_name[o->modality], (int)i);
             ngpt_tensor_free(&emb);
             break;
         }
-        t0 = now_s();
+        t0 = stage_begin(p);
         ngpt_tensor f = {NGPT_DTYPE_F32, 2, {1, d}, emb.data, NULL};
         st = ngpt_projector_input_sum(p->proj, &tok, &f);
         ngpt_tensor_free(&emb);
@@ -673,12 +700,12 @@ static ngpt_status history_media(ngpt_pipeline *p, ngpt_pipeline_result *r, doub
             n++;
         }
         ngpt_tensor_free(&tok);
-        ms[NGPT_PIPELINE_STAGE_PROJECT] += (now_s() - t0) * 1e3;
+        stage_end(p, sx, NGPT_PIPELINE_STAGE_PROJECT, t0);
     }
     if (st == NGPT_OK) {
-        double t0 = now_s();
+        double t0 = stage_begin(p);
         st = ngpt_backbone_add_assistant_media(p->s, tm, n);
-        ms[NGPT_PIPELINE_STAGE_LLM] += (now_s() - t0) * 1e3;
+        stage_end(p, sx, NGPT_PIPELINE_STAGE_LLM, t0);
     }
     nx_free(soft);
     if (st == NGPT_OK) r->n_hist = (int32_t)n;
@@ -707,14 +734,13 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
     if (!r) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
     pl_call c = {tp.on_event, tp.user_data, tp.cancel, now_s(), 0, NGPT_MODALITY_TEXT, ngpt_backbone_tokenizer(p->bb)};
     float *soft[4] = {0};
-    ngpt_status st = encode_media(p, soft, media, n_media, &c, &r->ms[NGPT_PIPELINE_STAGE_ENCODE],
-                                  &r->ms[NGPT_PIPELINE_STAGE_PROJECT]);
+    ngpt_status st = encode_media(p, soft, media, n_media, &c, &r->stats);
     pl_llm_out lo = {0};
     if (st == NGPT_OK) {
         int32_t n_past = ngpt_backbone_session_n_past(p->s);
-        double t0 = now_s();
+        double t0 = stage_begin(p);
         st = llm_turn(p, text, soft, &tp, &c, &lo);
-        r->ms[NGPT_PIPELINE_STAGE_LLM] = (now_s() - t0) * 1e3;
+        stage_end(p, &r->stats, NGPT_PIPELINE_STAGE_LLM, t0);
         if (st != NGPT_OK) ngpt_backbone_session_truncate(p->s, n_past);  /* the session as before */
     }
     for (int m = 0; m < 4; m++) nx_free(soft[m]);
@@ -730,7 +756,7 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
                 o->message = dup_str("cancelled");
                 continue;
             }
-            o->status = run_output(p, o, &lo.groups[i], i, &tp, &c, r->ms);
+            o->status = run_output(p, o, &lo.groups[i], i, &tp, &c, &r->stats);
             if (o->status != NGPT_OK) {
                 if (c.cancelled) o->status = NGPT_ERR_CANCELLED;
                 o->message = dup_str(ngpt_last_error());
@@ -741,7 +767,7 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
         }
         r->cancelled = c.cancelled || lo.cancelled;
         if (!r->cancelled && !(p->params.flags & NGPT_PIPELINE_NO_MEDIA_HISTORY)) {
-            r->hist_status = history_media(p, r, r->ms);
+            r->hist_status = history_media(p, r, &r->stats);
             if (r->hist_status != NGPT_OK) {
                 r->hist_message = dup_str(ngpt_last_error());
                 ngpt_clear_error();
@@ -808,7 +834,15 @@ NGPT_API ngpt_status ngpt_pipeline_result_history(const ngpt_pipeline_result *r,
 NGPT_API double ngpt_pipeline_result_stage_ms(const ngpt_pipeline_result *r, ngpt_pipeline_stage stage)
 {
     if (!r || (int)stage < 0 || stage >= NGPT_PIPELINE_STAGE_COUNT) return 0;
-    return r->ms[stage];
+    return r->stats.ms[stage];
+}
+
+NGPT_API void ngpt_pipeline_result_stage_memory(const ngpt_pipeline_result *r, ngpt_pipeline_stage stage,
+                                                uint64_t *host_bytes, uint64_t *device_bytes)
+{
+    bool ok = r && (int)stage >= 0 && stage < NGPT_PIPELINE_STAGE_COUNT;
+    if (host_bytes) *host_bytes = ok ? r->stats.host[stage] : 0;
+    if (device_bytes) *device_bytes = ok ? r->stats.device[stage] : 0;
 }
 
 NGPT_API void ngpt_pipeline_result_free(ngpt_pipeline_result *r)

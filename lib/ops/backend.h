@@ -66,6 +66,7 @@ struct nx_backend {
     uint64_t     mem_limit;      /* 0 = none */
     uint64_t     mem_used;
     uint64_t     mem_peak;
+    uint64_t     mem_window;  /* the peak since the last nx_mem_window_begin (per-stage reports) */
     void        *impl;           /* backend-private state */
 };
 

@@ -55,6 +55,11 @@ nx_tensor nx_view(ngpt_dtype dt, int rank, const int64_t *ne, void *data, nx_bac
 ngpt_status nx_reshape(nx_tensor *out, const nx_tensor *t, int rank, const int64_t *ne);
 /* Allocate uninitialised backend memory (counts against the context's memory limit). */
 ngpt_status nx_tensor_alloc(nx_tensor *out, nx_backend *be, ngpt_dtype dt, int rank, const int64_t *ne);
+/* A high-water mark of the backend's tensor memory over an interval (per-stage memory reports):
+ * begin sets it to the bytes held now; peak reads the most held since. One interval at a time
+ * per backend; allocations of other threads on the backend count too. */
+void nx_mem_window_begin(nx_backend *be);
+uint64_t nx_mem_window_peak(const nx_backend *be);
 /* Free what nx_tensor_alloc allocated; views are only reset. NULL is a no-op. */
 void nx_tensor_free(nx_tensor *t);
 /* Copy host memory -> tensor / tensor -> host memory (nbytes must equal nx_nbytes(t)). */

@@ -86,10 +86,20 @@ ngpt_status nx_tensor_alloc(nx_tensor *out, nx_backend *be, ngpt_dtype dt, int r
     uint64_t peak = __atomic_load_n(&be->mem_peak, __ATOMIC_RELAXED);
     while (used > peak && !__atomic_compare_exchange_n(&be->mem_peak, &peak, used, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
+    peak = __atomic_load_n(&be->mem_window, __ATOMIC_RELAXED);
+    while (used > peak && !__atomic_compare_exchange_n(&be->mem_window, &peak, used, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
     t.owns = true;
     *out = t;
     return NGPT_OK;
 }
+
+void nx_mem_window_begin(nx_backend *be)
+{
+    __atomic_store_n(&be->mem_window, __atomic_load_n(&be->mem_used, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+}
+
+uint64_t nx_mem_window_peak(const nx_backend *be) { return __atomic_load_n(&be->mem_window, __ATOMIC_RELAXED); }
 
 void nx_tensor_free(nx_tensor *t)
 {

@@ -71,7 +71,9 @@ def check_schema(obj, schema, what):
 
 OUTPUT = {"modality": str, "status": str, "file": NULLABLE_STR, "bytes": int, "message": str}
 STAGES = {k: NUM for k in ("load", "encode", "project", "llm", "decode", "media_out")}
-RUN = {"test_model": bool, "text": str, "outputs": [OUTPUT], "cancelled": bool, "timings_ms": STAGES}
+BYTES = {k: int for k in ("load", "encode", "project", "llm", "decode", "media_out")}
+RUN = {"test_model": bool, "text": str, "outputs": [OUTPUT], "cancelled": bool, "timings_ms": STAGES,
+       "peak_host_bytes": BYTES, "peak_device_bytes": BYTES}
 TURN = dict(RUN, turn=int, history_media=int, history_error=NULLABLE_STR, n_past=int)
 ERROR = {"error": {"line": int, "input": str, "message": str}}
 COMPONENT = {"path": str, "tensors": int, "dtypes": [str], "bytes": int, "pickle_bytes": int}
@@ -125,6 +127,8 @@ if check(len(objs) == 1, "run --json: %d objects on stdout, expected 1" % len(ob
     imgs = [o for o in r.get("outputs", []) if o.get("modality") == "image" and o.get("status") == "NGPT_OK"]
     check(len(imgs) >= 1 and is_png(imgs[0]["file"]), "run --json: no PNG image output")
     check(all(v >= 0 for v in r.get("timings_ms", {}).values()), "run --json: a negative timing")
+    check(r.get("peak_host_bytes", {}).get("decode", 0) > 0, "run --json: no host memory reported for decode")
+    check(all(v == 0 for v in r.get("peak_device_bytes", {}).values()), "run --json: device bytes on the CPU")
 check("RANDOM weights" in err, "run --json: no random-weights notice on stderr")
 
 # ---- info --json ----------------------------------------------------------------------------

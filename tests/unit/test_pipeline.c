@@ -76,6 +76,20 @@ static void test_image_turns(void)
     CHECK(ngpt_pipeline_result_stage_ms(r, NGPT_PIPELINE_STAGE_LLM) > 0);
     CHECK(ngpt_pipeline_result_stage_ms(r, NGPT_PIPELINE_STAGE_ENCODE) > 0);
     CHECK(ngpt_pipeline_result_stage_ms(r, (ngpt_pipeline_stage)99) == 0);
+    /* per-stage memory: host high-water marks (CPU context: nothing on a device); the LLM stage
+     * holds at least the KV cache, the decode stage the UNet's activations; none above the
+     * context's all-time peak */
+    for (int k = 0; k < NGPT_PIPELINE_STAGE_COUNT; k++) {
+        uint64_t host = 1, dev = 1;
+        ngpt_pipeline_result_stage_memory(r, (ngpt_pipeline_stage)k, &host, &dev);
+        CHECK_MSG(dev == 0, "stage %d: %llu device bytes on a CPU context", k, (unsigned long long)dev);
+        CHECK(host <= ngpt_context_memory_peak(g_ctx));
+    }
+    uint64_t llm = 0, dec = 0, unknown = 1;
+    ngpt_pipeline_result_stage_memory(r, NGPT_PIPELINE_STAGE_LLM, &llm, NULL);
+    ngpt_pipeline_result_stage_memory(r, NGPT_PIPELINE_STAGE_DECODE, &dec, NULL);
+    ngpt_pipeline_result_stage_memory(r, (ngpt_pipeline_stage)99, &unknown, NULL);
+    CHECK(llm > 0 && dec > 0 && unknown == 0);
     CHECK(ngpt_pipeline_decoder(p, NGPT_MODALITY_IMAGE) != NULL);
     size_t len1 = 0;
     const uint8_t *b1 = NULL;
