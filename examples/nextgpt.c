@@ -2,9 +2,9 @@
  *
  *   nextgpt run [--model DIR] --prompt TEXT [--image F]... [--audio F]... [--video F]...
  *               [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]
- *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N]
+ *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]
  *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S]
- *               [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N]
+ *               [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N] [--dtype ...]
  *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N]
  *   nextgpt convert ARGS...        (runs ngpt-convert: official pickles -> safetensors)
  *
@@ -43,9 +43,11 @@ static int usage(FILE *f)
         "usage: nextgpt run [--model DIR] --prompt TEXT [--image F]... [--audio F]... [--video F]...\n"
         "                   [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]\n"
         "                   [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N]\n"
+        "                   [--dtype f32|f16|bf16]   (f16/bf16: compute dtype on CUDA)\n"
         "       nextgpt chat [--model DIR] [--out-dir D] [--force image|audio|video]... [--steps N]\n"
         "                   [--seed S] [--max-tokens N] [--no-media-history] [--json]\n"
-        "                   [--device auto|cpu|cuda] [--threads N]      (nextgpt chat --help: commands)\n"
+        "                   [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]\n"
+        "                   (nextgpt chat --help: commands)\n"
         "       nextgpt info [--model DIR] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "       nextgpt convert ARGS...   (ngpt-convert: official pickles -> safetensors)\n"
         "       nextgpt --version\n"
@@ -159,6 +161,7 @@ typedef struct opts {
     uint64_t seed;
     int json;
     int no_media_history;
+    ngpt_dtype dtype;  /* --dtype: the pipeline's compute dtype (F32 default; f16/bf16 on CUDA) */
 } opts;
 
 enum { MODE_INFO = 0, MODE_RUN = 1, MODE_CHAT = 2 };
@@ -207,6 +210,12 @@ static int parse(opts *o, int argc, char **argv, int mode)
         } else if (strcmp(a, "--threads") == 0) {
             if (!parse_int(argv[++i], 0, 1024, &v)) return bad_usage("--threads: '%s' is not a count", argv[i]);
             o->cp.n_threads = (int32_t)v;
+        } else if (gen && strcmp(a, "--dtype") == 0) {
+            const char *d = argv[++i];
+            if (strcmp(d, "f32") == 0) o->dtype = NGPT_DTYPE_F32;
+            else if (strcmp(d, "f16") == 0) o->dtype = NGPT_DTYPE_F16;
+            else if (strcmp(d, "bf16") == 0) o->dtype = NGPT_DTYPE_BF16;
+            else return bad_usage("--dtype: '%s' is not f32, f16 or bf16", d);
         } else if (run && strcmp(a, "--prompt") == 0) o->prompt = argv[++i];
         else if (gen && strcmp(a, "--out-dir") == 0) o->out_dir = argv[++i];
         else if (run && (strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 || strcmp(a, "--video") == 0)) {
@@ -308,6 +317,7 @@ static int open_pipeline(const opts *o, int tty, uint32_t flags, ngpt_context **
     ngpt_pipeline_params pp;
     ngpt_pipeline_params_default(&pp, sizeof pp);
     pp.flags = flags;
+    pp.compute_dtype = o->dtype;
     if (tty) pp.on_event = progress;
     if (ngpt_pipeline_create(p, *ctx, model, &pp) != NGPT_OK) {
         if (tty) fprintf(stderr, "\r\033[K");

@@ -1475,6 +1475,11 @@ typedef struct ngpt_pipeline_params {
     uint32_t flags;         /* NGPT_PIPELINE_* bits (0 = the demo's behaviour); others invalid */
     ngpt_pipeline_event_fn on_event;  /* load events during create; NULL = none */
     void    *user_data;
+    /* Appended in 0.x (callers built against the older struct get F32): */
+    ngpt_dtype compute_dtype; /* NGPT_DTYPE_F32 (default), or F16 / BF16 on a CUDA context: the
+                                 backbone, ImageBind and the decoders compute in it (weights
+                                 converted once at load); the vocoder stays F32. F16/BF16 on a
+                                 CPU context: NGPT_ERR_UNSUPPORTED at create. */
 } ngpt_pipeline_params;
 
 NGPT_API ngpt_status ngpt_pipeline_params_default(ngpt_pipeline_params *p, size_t struct_size);

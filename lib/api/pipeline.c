@@ -205,7 +205,10 @@ static ngpt_status load_decoder(ngpt_pipeline *p, ngpt_modality m, pl_call *c)
     snprintf(what, sizeof what, "%s decoder", k_mod_name[m]);
     if (c && !emit(c, NGPT_PIPELINE_EVENT_LOAD, m, 0, 0, what, strlen(what)))
         return nx_err(NGPT_ERR_CANCELLED, "cancelled before loading the %s decoder", k_mod_name[m]);
-    ngpt_status st = ngpt_decoder_create(&p->dec[m], p->ctx, p->dec_path[m], NULL);
+    ngpt_decoder_params dp;
+    ngpt_decoder_params_default(&dp, sizeof dp);
+    dp.compute_dtype = p->params.compute_dtype;
+    ngpt_status st = ngpt_decoder_create(&p->dec[m], p->ctx, p->dec_path[m], &dp);
     if (st != NGPT_OK) return nx_err_wrap(st, "%s decoder (%s): ", k_mod_name[m], p->dec_path[m]);
     return NGPT_OK;
 }
@@ -238,6 +241,13 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
     ngpt_status st = nx_params_read(&p->params, params, &k_params, sizeof p->params, "ngpt_pipeline_create");
     if (st == NGPT_OK && (p->params.flags & ~NGPT_PIPELINE_NO_MEDIA_HISTORY))
         st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: flags 0x%x has unknown bits", p->params.flags);
+    const ngpt_dtype cdt = p->params.compute_dtype;
+    if (st == NGPT_OK && cdt != NGPT_DTYPE_F32 && cdt != NGPT_DTYPE_F16 && cdt != NGPT_DTYPE_BF16)
+        st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: compute_dtype %s (expected F32, F16 or BF16)",
+                    ngpt_dtype_name(cdt));
+    else if (st == NGPT_OK && cdt != NGPT_DTYPE_F32 && ngpt_context_backend(ctx) != NGPT_BACKEND_CUDA)
+        st = nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_pipeline_create: compute_dtype %s needs a CUDA context (the CPU "
+                    "backend computes in F32)", ngpt_dtype_name(cdt));
     char *manifest = NULL, *llm = NULL, *delta = NULL, *ib = NULL, *pj = NULL, *uncond = NULL;
     json_t *j = NULL;
     if (st == NGPT_OK) {
@@ -270,6 +280,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
         ngpt_backbone_params bp;
         ngpt_backbone_params_default(&bp, sizeof bp);
         bp.delta_path = delta;
+        bp.compute_dtype = cdt;
         if (!emit(&c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, "language model", 14))
             st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
         else if ((st = ngpt_backbone_create(&p->bb, ctx, llm, &bp)) != NGPT_OK)
@@ -289,6 +300,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
         ngpt_encoder_params ep;
         ngpt_encoder_params_default(&ep, sizeof ep);
         ep.modalities = NGPT_ENCODER_IMAGE | NGPT_ENCODER_AUDIO;
+        ep.compute_dtype = cdt;
         if (!emit(&c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, "imagebind", 9))
             st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
         else if ((st = ngpt_encoder_create(&p->enc, ctx, ib, &ep)) != NGPT_OK)

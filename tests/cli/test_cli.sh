@@ -34,6 +34,9 @@ expect_rc 2 "bad --steps" "$NG" run --prompt x --steps many
 expect_rc 2 "bad --force" "$NG" run --prompt x --force smell
 expect_rc 2 "option without value" "$NG" run --prompt
 expect_rc 2 "unknown command" "$NG" frobnicate
+expect_rc 2 "bad --dtype" "$NG" run --prompt x --dtype f8
+expect_rc 1 "--dtype f16 on the CPU" "$NG" run --prompt x --device cpu --dtype f16
+grep -q "needs a CUDA context" "$TMP/err" || fail "--dtype f16 on the CPU: message does not say why"
 
 # runtime errors: exit 1 with the file named
 expect_rc 1 "missing image" "$NG" run --prompt x --image "$TMP/no-such-cat.jpg"

@@ -308,6 +308,13 @@ static void test_media_history(void)
     ngpt_pipeline_params_default(&pp, sizeof pp);
     pp.flags = 1u << 9;
     CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, g_bundle, &pp), NGPT_ERR_INVALID_ARGUMENT, "flags");
+    pp.flags = 0; /* compute dtype: F16/BF16 are CUDA options, and only float dtypes exist */
+    pp.compute_dtype = NGPT_DTYPE_F16;
+    CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, g_bundle, &pp), NGPT_ERR_UNSUPPORTED, "needs a CUDA context");
+    pp.compute_dtype = NGPT_DTYPE_I32;
+    CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, g_bundle, &pp), NGPT_ERR_INVALID_ARGUMENT, "compute_dtype I32");
+    CHECK(p == NULL);
+    pp.compute_dtype = NGPT_DTYPE_F32;
     CHECK_OK(ngpt_pipeline_create(&p, g_ctx, g_bundle, NULL));
     pp.flags = NGPT_PIPELINE_NO_MEDIA_HISTORY;
     CHECK_OK(ngpt_pipeline_create(&q, g_ctx, g_bundle, &pp));
