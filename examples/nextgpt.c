@@ -691,7 +691,7 @@ static void scan_tree(components *out, const char *root, const char *rel, int de
     closedir(d);
     if (files && out->n < 256) {
         component *c = &out->c[out->n++];
-        snprintf(c->rel, sizeof c->rel, "%s", rel[0] ? rel : ".");
+        snprintf(c->rel, sizeof c->rel, "%.*s", (int)sizeof c->rel - 1, rel[0] ? rel : ".");  /* paths past 511 bytes shown cut */
         c->tensors = t.tensors;
         c->bytes = t.bytes + other;
         c->pickle_bytes = other;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Build libnextgpt twice — the default configuration (CUDA kernels too when the toolkit is
-# present) and a CPU-only ASan+UBSan build — run the whole test suite in both, and end with
-# one line "N passed, N failed, N skipped" over all tests of both builds.
+# present) and a CPU-only ASan+UBSan build — run the whole test suite in both, compile a
+# release build (no tests), and end with one line "N passed, N failed, N skipped" over all
+# tests of both test builds.
 # usage: tools/run-tests.sh            (dependencies: tools/install-deps.sh)
 set -u
 cd "$(dirname "$0")/.."
@@ -34,6 +35,16 @@ run_suite() {  # name, build dir, meson options...
 run_suite default build-test -Dbuildtype=debugoptimized
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_suite asan build-test-asan -Dcuda=disabled -Dbench=false -Db_sanitize=address,undefined -Db_lundef=false
+
+# A release (-O3) build, compiled only: gcc's -O3 analyses (format truncation, ...) warn where -O2
+# does not, and -Werror makes them build failures for users who build release.
+echo "=== release: build (-O3, CPU-only; compiled, not tested again)"
+if [ ! -f build-test-release/build.ninja ]; then
+    meson setup build-test-release -Dbuildtype=release -Dcuda=disabled >build-test-release.setup.log 2>&1 ||
+        { cat build-test-release.setup.log; broken=1; }
+fi
+[ -f build-test-release/build.ninja ] &&
+    { ninja -C build-test-release -j "$jobs" >build-test-release.build.log 2>&1 || { tail -n 60 build-test-release.build.log; broken=1; }; }
 
 [ "$broken" -ne 0 ] && failed=$((failed + 1)) && echo "a build or test run could not complete (counted as one failure)"
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int t_checks, t_failed;
 
@@ -138,6 +139,39 @@ static inline ngpt_context *test_cpu_context(int n_threads)
     ngpt_context *ctx = NULL;
     if (ngpt_context_create(&ctx, &cp) != NGPT_OK) fprintf(stderr, "context: %s\n", ngpt_last_error());
     return ctx;
+}
+
+/* A CUDA context for the GPU tests; NULL after printing why on stderr ("SKIP: no usable CUDA
+ * device: ..."), and the test then exits TEST_SKIP. */
+static inline ngpt_context *test_cuda_context(void)
+{
+    ngpt_context_params cp;
+    ngpt_context_params_default(&cp, sizeof cp);
+    cp.device = NGPT_DEVICE_CUDA;
+    cp.log_level = NGPT_LOG_NONE;
+    ngpt_context *ctx = NULL;
+    if (ngpt_context_create(&ctx, &cp) != NGPT_OK) {
+        fprintf(stderr, "SKIP: no usable CUDA device: %s\n", ngpt_last_error());
+        return NULL;
+    }
+    fprintf(stderr, "GPU: %s\n", ngpt_context_device_name(ctx));
+    return ctx;
+}
+
+/* The shared golden folder (NGPT_GOLDEN_DIR, else $NGPT_SOURCE_ROOT/../shared/golden) into buf;
+ * 0 after printing "SKIP: ..." when `probe` (a path under it) is not readable. */
+static inline int test_golden_dir(char *buf, size_t cap, const char *probe)
+{
+    const char *g = getenv("NGPT_GOLDEN_DIR"), *root = getenv("NGPT_SOURCE_ROOT");
+    if (g) snprintf(buf, cap, "%s", g);
+    else snprintf(buf, cap, "%s/../shared/golden", root ? root : ".");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", buf, probe);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "SKIP: %s not found (set NGPT_GOLDEN_DIR)\n", path);
+        return 0;
+    }
+    return 1;
 }
 
 #endif

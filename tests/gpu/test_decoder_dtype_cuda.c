@@ -256,27 +256,9 @@ static void test_bad_dtype(void)
 
 int main(void)
 {
-    const char *g = getenv("NGPT_GOLDEN_DIR");
-    const char *root = getenv("NGPT_SOURCE_ROOT");
-    if (!root) root = ".";
-    if (g) snprintf(g_golden, sizeof g_golden, "%s", g);
-    else snprintf(g_golden, sizeof g_golden, "%s/../shared/golden", root);
-    char probe[1000];
-    snprintf(probe, sizeof probe, "%s/models/sd-a/unet/config.json", g_golden);
-    if (access(probe, R_OK) != 0) {
-        fprintf(stderr, "golden models not found under %s: skipping\n", g_golden);
-        return TEST_SKIP;
-    }
-    ngpt_context_params cp;
-    ngpt_context_params_default(&cp, sizeof cp);
-    cp.device = NGPT_DEVICE_CUDA;
-    cp.log_level = NGPT_LOG_NONE;
-    if (ngpt_context_create(&g_gpu, &cp) != NGPT_OK) {
-        fprintf(stderr, "no usable GPU (%s): skipping\n", ngpt_last_error());
-        return TEST_SKIP;
-    }
+    if (!test_golden_dir(g_golden, sizeof g_golden, "models/sd-a/unet/config.json")) return TEST_SKIP;
+    if (!(g_gpu = test_cuda_context())) return TEST_SKIP;
     if (!(g_cpu = test_cpu_context(2))) return 1;
-    fprintf(stderr, "GPU: %s\n", ngpt_context_device_name(g_gpu));
     RUN(test_sd_dtypes);
     RUN(test_unet3d_dtypes);
     RUN(test_text_encoder_dtypes);

@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_model[1000];
+static char g_golden[900], g_model[1000];
 static ngpt_context *g_cpu, *g_cuda;
 
 static double cosine(const float *a, const float *b, int64_t n)
@@ -126,24 +126,9 @@ static void test_cpu_refuses_f16(void)
 
 int main(void)
 {
-    const char *g = getenv("NGPT_GOLDEN_DIR");
-    const char *root = getenv("NGPT_SOURCE_ROOT");
-    if (g) snprintf(g_model, sizeof g_model, "%s/models/imagebind-a", g);
-    else snprintf(g_model, sizeof g_model, "%s/../shared/golden/models/imagebind-a", root ? root : ".");
-    char probe[1100];
-    snprintf(probe, sizeof probe, "%s/config.json", g_model);
-    if (access(probe, R_OK) != 0) {
-        fprintf(stderr, "SKIP: the golden ImageBind model is not at %s (set NGPT_GOLDEN_DIR)\n", g_model);
-        return TEST_SKIP;
-    }
-    ngpt_context_params p;
-    ngpt_context_params_default(&p, sizeof p);
-    p.device = NGPT_DEVICE_CUDA;
-    p.log_level = NGPT_LOG_NONE;
-    if (ngpt_context_create(&g_cuda, &p) != NGPT_OK) {
-        fprintf(stderr, "SKIP: no usable CUDA device: %s\n", ngpt_last_error());
-        return TEST_SKIP;
-    }
+    if (!test_golden_dir(g_golden, sizeof g_golden, "models/imagebind-a/config.json")) return TEST_SKIP;
+    snprintf(g_model, sizeof g_model, "%s/models/imagebind-a", g_golden);
+    if (!(g_cuda = test_cuda_context())) return TEST_SKIP;
     if (!(g_cpu = test_cpu_context(0))) return 1;
     RUN(test_images);
     RUN(test_video);

@@ -179,23 +179,8 @@ static void test_delta(void)
 
 int main(void)
 {
-    const char *g = getenv("NGPT_GOLDEN_DIR");
-    const char *root = getenv("NGPT_SOURCE_ROOT");
-    if (!root) root = ".";
-    if (g) snprintf(g_golden, sizeof g_golden, "%s", g);
-    else snprintf(g_golden, sizeof g_golden, "%s/../shared/golden", root);
-    if (access(golden("models/llama-a/model.safetensors"), R_OK) != 0) {
-        fprintf(stderr, "SKIP: golden models not found under %s (set NGPT_GOLDEN_DIR)\n", g_golden);
-        return TEST_SKIP;
-    }
-    ngpt_context_params p;
-    ngpt_context_params_default(&p, sizeof p);
-    p.device = NGPT_DEVICE_CUDA;
-    p.log_level = NGPT_LOG_NONE;
-    if (ngpt_context_create(&g_cuda, &p) != NGPT_OK) {
-        fprintf(stderr, "SKIP: no usable CUDA device: %s\n", ngpt_last_error());
-        return TEST_SKIP;
-    }
+    if (!test_golden_dir(g_golden, sizeof g_golden, "models/llama-a/model.safetensors")) return TEST_SKIP;
+    if (!(g_cuda = test_cuda_context())) return TEST_SKIP;
     if (!(g_cpu = test_cpu_context(0))) return 1;
     RUN(test_prefill);
     RUN(test_prefill_then_decode);
