@@ -19,7 +19,9 @@
  *   NGPT_BENCH_ZS_MEM=24 ./bench/bench_unet3d                   peak-memory mode: decode 24 frames of
  *       576x320 (latents 1x4x24x40x72) frame by frame into one [1,3,24,320,576] buffer, print the
  *       backend's peak allocation and the process's peak RSS; no UNet step.
- *   NGPT_BENCH_PROFILE=1: one more UNet step with the per-op profile printed. */
+ *   NGPT_BENCH_PROFILE=1: one more UNet step with the per-op profile printed.
+ *   NGPT_BENCH_ZS_CONV=1: only the level-0 temporal Conv3d and spatial 3x3 conv shapes, alone
+ *       (unet3d_torch.py --conv times the same in PyTorch). */
 #include "bench_util.h"
 
 #include "core/alloc.h"
@@ -312,6 +314,51 @@ static int mem_main(nx_backend *be, const char *dir, int F)
     return 0;
 }
 
+/* NGPT_BENCH_ZS_CONV=1: the two conv shapes that dominate level 0 of the step, alone: the temporal
+ * Conv3d (3,1,1) pad (1,0,0) on [2, 320, 8, 32, 32] and the spatial 3x3 on the same data as
+ * [16, 320, 32, 32] (same FLOPs: 2 x 320 x 320 x 3 x 16384 vs x 9), best of 5 after a warm-up. */
+static int conv_main(nx_backend *be)
+{
+    int64_t x5[5] = {2, 320, 8, 32, 32}, w5[5] = {320, 320, 3, 1, 1}, x4[4] = {16, 320, 32, 32}, w4[4] = {320, 320, 3, 3};
+    int64_t b1[1] = {320};
+    nx_tensor x = {0}, y = {0}, w = {0}, w2 = {0}, b = {0};
+    if (nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, 5, x5) != NGPT_OK || nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, 5, x5) != NGPT_OK ||
+        nx_tensor_alloc(&w, be, NGPT_DTYPE_F32, 5, w5) != NGPT_OK || nx_tensor_alloc(&w2, be, NGPT_DTYPE_F32, 4, w4) != NGPT_OK ||
+        nx_tensor_alloc(&b, be, NGPT_DTYPE_F32, 1, b1) != NGPT_OK)
+        return fail("alloc");
+    for (int64_t i = 0; i < nx_numel(&x); i++) ((float *)x.data)[i] = urand();
+    for (int64_t i = 0; i < nx_numel(&w); i++) ((float *)w.data)[i] = 0.03f * urand();
+    for (int64_t i = 0; i < nx_numel(&w2); i++) ((float *)w2.data)[i] = 0.01f * urand();
+    for (int64_t i = 0; i < 320; i++) ((float *)b.data)[i] = 0.02f * urand();
+    nx_conv_params p3 = nx_conv_params_default(), p2 = nx_conv_params_default();
+    p3.pad[0] = 1;
+    p2.pad[0] = p2.pad[1] = 1;
+    nx_tensor x2 = nx_view(NGPT_DTYPE_F32, 4, x4, x.data, be), y2 = nx_view(NGPT_DTYPE_F32, 4, x4, y.data, be);
+    /* the temporal conv as a 2-D (3, 1) conv over [B, C, F, h*w] (same math) */
+    int64_t xt[4] = {2, 320, 8, 1024}, wt[4] = {320, 320, 3, 1};
+    nx_tensor xtv = nx_view(NGPT_DTYPE_F32, 4, xt, x.data, be), ytv = nx_view(NGPT_DTYPE_F32, 4, xt, y.data, be);
+    nx_tensor wtv = nx_view(NGPT_DTYPE_F32, 4, wt, w.data, be);
+    nx_conv_params pt = nx_conv_params_default();
+    pt.pad[0] = 1;
+    for (int k = 0; k < 3; k++) {
+        double best = 1e30;
+        for (int r = 0; r < 6; r++) {
+            double t0 = bench_now();
+            ngpt_status s = k == 0 ? nx_op_conv(be, &y, &x, &w, &b, &p3)
+                          : k == 1 ? nx_op_conv(be, &y2, &x2, &w2, &b, &p2) : nx_op_conv(be, &ytv, &xtv, &wtv, &b, &pt);
+            if (s != NGPT_OK) return fail("conv");
+            double t = bench_now() - t0;
+            if (r > 0 && t < best) best = t;
+        }
+        double gf = 2.0 * 320 * 320 * (k == 1 ? 9 : 3) * 16384 / 1e9;
+        printf("| ours | %s | %.1f ms | %.1f GFLOP/s | load %.2f |\n",
+               k == 0 ? "conv3d 3x1x1 [2,320,8,32,32]" : k == 1 ? "conv2d 3x3 [16,320,32,32]" : "conv2d 3x1 [2,320,8,1024]",
+               best * 1e3, gf / best, bench_loadavg());
+    }
+    nx_tensor_free(&x), nx_tensor_free(&y), nx_tensor_free(&w), nx_tensor_free(&w2), nx_tensor_free(&b);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bench_header("bench_unet3d: Zeroscope v2 576w UNet3D CFG step + VAE decode per frame (random weights), CPU");
@@ -331,6 +378,12 @@ int main(int argc, char **argv)
     if (nx_pool_create(&pool, bench_threads()) != NGPT_OK || nx_cpu_backend_create(&be, pool, NULL) != NGPT_OK)
         return fail("setup");
     printf("# threads: %d; load average %.2f\n", nx_pool_threads(pool), bench_loadavg());
+    if (getenv("NGPT_BENCH_ZS_CONV") && atoi(getenv("NGPT_BENCH_ZS_CONV"))) {
+        int r = conv_main(be);
+        nx_backend_free(be);
+        nx_pool_free(pool);
+        return r;
+    }
     if (mem_frames > 0) {
         int r = mem_main(be, dir, mem_frames);
         nx_backend_free(be);

@@ -19,6 +19,9 @@ installed here): proven against the golden cases that diffusers 0.17 produced (-
       decode per frame in the configurations below (best of reps each), prints table rows in the
       same format as bench_unet3d and the max difference against libnextgpt's outputs.
 
+  /usr/bin/python3 bench/unet3d_torch.py --conv [threads]
+      the level-0 temporal Conv3d and spatial 3x3 conv alone (bench_unet3d's NGPT_BENCH_ZS_CONV=1).
+
 PyTorch configurations tried (torch 1.13 CPU has no scaled_dot_product_attention):
   f32          NCHW contiguous, torch.inference_mode
   f32-cl       channels_last activations and conv weights (oneDNN's preferred conv layout)
@@ -395,10 +398,40 @@ def bench(d, threads, reps, bf16):
         del vae
 
 
+def conv(threads):
+    """--conv: the shapes of bench_unet3d's NGPT_BENCH_ZS_CONV=1, best of 5 after a warm-up."""
+    torch.set_num_threads(threads)
+    x = torch.rand(2, 320, 8, 32, 32) * 2 - 1
+    w3, w2, b = torch.rand(320, 320, 3, 1, 1) * 0.06 - 0.03, torch.rand(320, 320, 3, 3) * 0.02 - 0.01, torch.zeros(320)
+    for cl in (False, True):
+        x2 = x.permute(0, 2, 1, 3, 4).reshape(16, 320, 32, 32)
+        xx, ww3, ww2 = x, w3, w2
+        if cl:
+            xx, ww3 = x.contiguous(memory_format=torch.channels_last_3d), w3.contiguous(memory_format=torch.channels_last_3d)
+            x2, ww2 = x2.contiguous(memory_format=torch.channels_last), w2.contiguous(memory_format=torch.channels_last)
+        for k in range(2):
+            best = 1e30
+            with torch.inference_mode():
+                for r in range(6):
+                    t0 = time.perf_counter()
+                    if k == 0:
+                        F.conv3d(xx, ww3, b, padding=(1, 0, 0))
+                    else:
+                        F.conv2d(x2, ww2, b, padding=1)
+                    if r:
+                        best = min(best, time.perf_counter() - t0)
+            gf = 2.0 * 320 * 320 * (3 if k == 0 else 9) * 16384 / 1e9
+            print("| torch%s | %s | %.1f ms | %.1f GFLOP/s | load %.2f |" % (
+                " channels_last" if cl else "", "conv3d 3x1x1 [2,320,8,32,32]" if k == 0 else "conv2d 3x3 [16,320,32,32]",
+                best * 1e3, gf / best, os.getloadavg()[0]))
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--check":
         torch.set_num_threads(2)
         sys.exit(check(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--conv":
+        conv(int(sys.argv[2]) if len(sys.argv) > 2 else 2)
     elif len(sys.argv) > 2 and sys.argv[1] == "--bench":
         args = [a for a in sys.argv[2:] if not a.startswith("--")]
         bench(args[0], int(args[1]) if len(args) > 1 else 2, int(args[2]) if len(args) > 2 else 1, "--bf16" in sys.argv)
