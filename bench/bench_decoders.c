@@ -1,0 +1,489 @@
+/* bench_decoders.c — the diffusion decoders at full size on the CPU, for the same-run PyTorch
+ * comparison of bench/run_decoders.sh (PyTorch side: bench/unet_torch.py on the same weights and
+ * inputs).
+ *
+ *   bench_decoders write DIR sd|audioldm
+ *       writes a diffusers-layout folder with random F32 weights in the upstream tensor names
+ *       (once: existing weight files are kept): Stable Diffusion 1.5's unet/ (config as
+ *       bench_unet) and vae/ (decoder tensors), or AudioLDM-l-full's unet/ (block_out 256, 512,
+ *       768, 1280, 2 layers, 8 heads, class_embed_type simple_projection 512 -> 1024 concatenated
+ *       with the time embedding, no cross-attention input), mel vae/ (128, 256, 512; 8 latent
+ *       channels) and the SpeechT5HifiGan vocoder/ (upsample_initial_channel 1024). The UNet's
+ *       tensor list is nx_unet_list_tensors', i.e. exactly what the loader asks for.
+ *
+ *   bench_decoders run DIR sd|audioldm unet|vae|vocoder SIZE REPS
+ *       SIZE: pixels for sd (256, 512), seconds of audio for audioldm (5). Makes seeded inputs
+ *       (UNet: CFG batch 2, timestep 981, SD: encoder_hidden_states [2, 77, 768], AudioLDM:
+ *       class_labels [2, 512]; VAE: 1 latent; vocoder: the mel of SIZE seconds), writes them to
+ *       DIR/io/TAG.inputs.safetensors (+ TAG.json naming the component), runs libnextgpt's forward
+ *       REPS times per compute mode (UNet: f32 and bf16 = BF16 linears/attention projections via
+ *       nx_cpu_set_bf16_compute, the convolutions stay F32 on the CPU backend; VAE and vocoder:
+ *       f32 only — they are convolutions), prints the best time, and writes the f32 output to
+ *       DIR/io/TAG.ours.f32.safetensors for unet_torch.py to compare against.
+ *       NGPT_BENCH_PROFILE=1: one more forward per mode with the per-op profile printed.
+ */
+#include "bench_util.h"
+
+#include "core/alloc.h"
+#include "core/dtype.h"
+#include "core/weights.h"
+#include "models/hifigan.h"
+#include "models/unet.h"
+#include "models/vae.h"
+
+#include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char sd15_unet[] =
+    "{\"_class_name\": \"UNet2DConditionModel\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
+    " \"attention_head_dim\": 8, \"block_out_channels\": [320, 640, 1280, 1280], \"center_input_sample\": false,"
+    " \"cross_attention_dim\": 768, \"down_block_types\": [\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\","
+    " \"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"downsample_padding\": 1, \"flip_sin_to_cos\": true,"
+    " \"freq_shift\": 0, \"in_channels\": 4, \"layers_per_block\": 2, \"mid_block_scale_factor\": 1,"
+    " \"norm_eps\": 1e-05, \"norm_num_groups\": 32, \"out_channels\": 4, \"sample_size\": 64,"
+    " \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"]}";
+static const char sd15_vae[] =
+    "{\"_class_name\": \"AutoencoderKL\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
+    " \"block_out_channels\": [128, 256, 512, 512], \"down_block_types\": [\"DownEncoderBlock2D\","
+    " \"DownEncoderBlock2D\", \"DownEncoderBlock2D\", \"DownEncoderBlock2D\"], \"in_channels\": 3,"
+    " \"latent_channels\": 4, \"layers_per_block\": 2, \"norm_num_groups\": 32, \"out_channels\": 3,"
+    " \"sample_size\": 512, \"scaling_factor\": 0.18215, \"up_block_types\": [\"UpDecoderBlock2D\","
+    " \"UpDecoderBlock2D\", \"UpDecoderBlock2D\", \"UpDecoderBlock2D\"]}";
+/* AudioLDM-l-full as diffusers' convert_original_audioldm_to_diffusers.py writes it (model_channels
+ * 256, channel_mult 1, 2, 3, 5; the cvssp/audioldm-m-full config of the same converter has
+ * 192, 384, 576, 960 and attention_head_dim 8). */
+static const char ldm_unet[] =
+    "{\"_class_name\": \"UNet2DConditionModel\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
+    " \"attention_head_dim\": 8, \"block_out_channels\": [256, 512, 768, 1280], \"center_input_sample\": false,"
+    " \"class_embed_type\": \"simple_projection\", \"class_embeddings_concat\": true,"
+    " \"cross_attention_dim\": [256, 512, 768, 1280], \"down_block_types\": [\"DownBlock2D\","
+    " \"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\"], \"downsample_padding\": 1,"
+    " \"flip_sin_to_cos\": true, \"freq_shift\": 0, \"in_channels\": 8, \"layers_per_block\": 2,"
+    " \"mid_block_scale_factor\": 1, \"mid_block_type\": \"UNetMidBlock2DCrossAttn\", \"norm_eps\": 1e-05,"
+    " \"norm_num_groups\": 32, \"out_channels\": 8, \"projection_class_embeddings_input_dim\": 512,"
+    " \"sample_size\": 128, \"up_block_types\": [\"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\","
+    " \"CrossAttnUpBlock2D\", \"UpBlock2D\"], \"use_linear_projection\": false}";
+static const char ldm_vae[] =
+    "{\"_class_name\": \"AutoencoderKL\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
+    " \"block_out_channels\": [128, 256, 512], \"down_block_types\": [\"DownEncoderBlock2D\","
+    " \"DownEncoderBlock2D\", \"DownEncoderBlock2D\"], \"in_channels\": 1, \"latent_channels\": 8,"
+    " \"layers_per_block\": 2, \"norm_num_groups\": 32, \"out_channels\": 1, \"sample_size\": 512,"
+    " \"scaling_factor\": 0.9654927849769592, \"up_block_types\": [\"UpDecoderBlock2D\", \"UpDecoderBlock2D\","
+    " \"UpDecoderBlock2D\"]}";
+static const char ldm_vocoder[] =
+    "{\"architectures\": [\"SpeechT5HifiGan\"], \"model_type\": \"hifigan\", \"leaky_relu_slope\": 0.1,"
+    " \"model_in_dim\": 64, \"normalize_before\": false, \"resblock_dilation_sizes\": [[1, 3, 5], [1, 3, 5],"
+    " [1, 3, 5]], \"resblock_kernel_sizes\": [3, 7, 11], \"sampling_rate\": 16000,"
+    " \"upsample_initial_channel\": 1024, \"upsample_kernel_sizes\": [16, 16, 8, 4, 4],"
+    " \"upsample_rates\": [5, 4, 2, 2, 2], \"torch_dtype\": \"float32\"}";
+
+typedef struct gen {
+    nx_st_entry *e;
+    int64_t (*shape)[NGPT_MAX_DIMS];
+    char **names;
+    size_t n, cap;
+    uint64_t params;
+} gen;
+
+static ngpt_status record(void *user, const char *name, int rank, const int64_t *shape)
+{
+    gen *g = user;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 512;
+        g->e = realloc(g->e, cap * sizeof *g->e);
+        g->shape = realloc(g->shape, cap * sizeof *g->shape);
+        g->names = realloc(g->names, cap * sizeof *g->names);
+        if (!g->e || !g->shape || !g->names) return NGPT_ERR_OUT_OF_MEMORY;
+        g->cap = cap;
+    }
+    size_t k = g->n++;
+    g->names[k] = strdup(name);
+    memcpy(g->shape[k], shape, (size_t)rank * sizeof *shape);
+    g->e[k] = (nx_st_entry){g->names[k], NGPT_DTYPE_F32, rank, NULL, NULL};
+    uint64_t numel = 1;
+    for (int i = 0; i < rank; i++) numel *= (uint64_t)shape[i];
+    g->params += numel;
+    return NGPT_OK;
+}
+
+static void add(gen *g, const char *name, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
+{
+    int64_t sh[4] = {d0, d1, d2, d3};
+    record(g, name, rank, sh);
+}
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static inline float urand(void)
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+/* Fill g's tensors with uniform values of variance 1/fan_in (norm weights 1, biases +-0.02) and
+ * write them to path; frees the list. */
+static bool write_random(gen *g, const char *path)
+{
+    for (size_t k = 0; k < g->n; k++) g->e[k].shape = g->shape[k];
+    bool ok = true;
+    for (size_t k = 0; k < g->n && ok; k++) {
+        nx_st_entry *e = &g->e[k];
+        size_t numel = 1;
+        for (int i = 0; i < e->rank; i++) numel *= (size_t)e->shape[i];
+        bool norm = e->rank == 1 && strstr(e->name, "norm") && strstr(e->name, ".weight");
+        bool scale = !strcmp(e->name, "scale");
+        float sc = e->rank > 1 ? sqrtf(3.0f * (float)e->shape[0] / (float)numel) : 0.0f;
+        float *d = malloc(numel * sizeof *d);
+        if (!d) { ok = false; break; }
+        for (size_t i = 0; i < numel; i++) d[i] = norm || scale ? 1.0f : e->rank == 1 ? 0.02f * urand() : sc * urand();
+        e->data = d;
+    }
+    ok = ok && nx_safetensors_write(path, g->e, g->n, NULL, 0) == NGPT_OK;
+    for (size_t k = 0; k < g->n; k++) free((void *)g->e[k].data), free(g->names[k]);
+    free(g->e), free(g->shape), free(g->names);
+    memset(g, 0, sizeof *g);
+    return ok;
+}
+
+/* AutoencoderKL decoder tensors (new attention names) for block_out ch[0..n-1]. */
+static void vae_resnet(gen *g, const char *p, int64_t cin, int64_t cout)
+{
+    char n[200];
+#define T(suf, ...) (snprintf(n, sizeof n, "%s.%s", p, suf), add(g, n, __VA_ARGS__))
+    T("norm1.weight", 1, cin, 0, 0, 0); T("norm1.bias", 1, cin, 0, 0, 0);
+    T("conv1.weight", 4, cout, cin, 3, 3); T("conv1.bias", 1, cout, 0, 0, 0);
+    T("norm2.weight", 1, cout, 0, 0, 0); T("norm2.bias", 1, cout, 0, 0, 0);
+    T("conv2.weight", 4, cout, cout, 3, 3); T("conv2.bias", 1, cout, 0, 0, 0);
+    if (cin != cout) { T("conv_shortcut.weight", 4, cout, cin, 1, 1); T("conv_shortcut.bias", 1, cout, 0, 0, 0); }
+#undef T
+}
+static void vae_tensors(gen *g, const int64_t *ch, int nb, int layers, int64_t lat, int64_t out)
+{
+    char n[200];
+    int64_t top = ch[nb - 1];
+    add(g, "post_quant_conv.weight", 4, lat, lat, 1, 1);
+    add(g, "post_quant_conv.bias", 1, lat, 0, 0, 0);
+    add(g, "decoder.conv_in.weight", 4, top, lat, 3, 3);
+    add(g, "decoder.conv_in.bias", 1, top, 0, 0, 0);
+    vae_resnet(g, "decoder.mid_block.resnets.0", top, top);
+    static const char *const an[] = {"group_norm", "to_q", "to_k", "to_v", "to_out.0"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s.weight", an[i]);
+        add(g, n, i ? 2 : 1, top, top, 0, 0);
+        snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s.bias", an[i]);
+        add(g, n, 1, top, 0, 0, 0);
+    }
+    vae_resnet(g, "decoder.mid_block.resnets.1", top, top);
+    int64_t cout = top;
+    for (int i = 0; i < nb; i++) {
+        int64_t cin = cout;
+        cout = ch[nb - 1 - i];
+        for (int r = 0; r <= layers; r++) {
+            snprintf(n, sizeof n, "decoder.up_blocks.%d.resnets.%d", i, r);
+            vae_resnet(g, n, r ? cout : cin, cout);
+        }
+        if (i != nb - 1) {
+            snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv.weight", i);
+            add(g, n, 4, cout, cout, 3, 3);
+            snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv.bias", i);
+            add(g, n, 1, cout, 0, 0, 0);
+        }
+    }
+    add(g, "decoder.conv_norm_out.weight", 1, ch[0], 0, 0, 0);
+    add(g, "decoder.conv_norm_out.bias", 1, ch[0], 0, 0, 0);
+    add(g, "decoder.conv_out.weight", 4, out, ch[0], 3, 3);
+    add(g, "decoder.conv_out.bias", 1, out, 0, 0, 0);
+}
+
+/* SpeechT5HifiGan tensors for AudioLDM's vocoder config. */
+static void vocoder_tensors(gen *g)
+{
+    static const int up_k[5] = {16, 16, 8, 4, 4}, rb_k[3] = {3, 7, 11};
+    const int64_t C = 1024, M = 64;
+    char n[200];
+    add(g, "mean", 1, M, 0, 0, 0);
+    add(g, "scale", 1, M, 0, 0, 0);
+    add(g, "conv_pre.weight", 3, C, M, 7, 0);
+    add(g, "conv_pre.bias", 1, C, 0, 0, 0);
+    for (int i = 0; i < 5; i++) {
+        snprintf(n, sizeof n, "upsampler.%d.weight", i);
+        add(g, n, 3, C >> i, C >> (i + 1), up_k[i], 0);
+        snprintf(n, sizeof n, "upsampler.%d.bias", i);
+        add(g, n, 1, C >> (i + 1), 0, 0, 0);
+    }
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 3; j++)
+            for (int c = 1; c <= 2; c++)
+                for (int m = 0; m < 3; m++) {
+                    int64_t ch = C >> (i + 1);
+                    snprintf(n, sizeof n, "resblocks.%d.convs%d.%d.weight", 3 * i + j, c, m);
+                    add(g, n, 3, ch, ch, rb_k[j], 0);
+                    snprintf(n, sizeof n, "resblocks.%d.convs%d.%d.bias", 3 * i + j, c, m);
+                    add(g, n, 1, ch, 0, 0, 0);
+                }
+    add(g, "conv_post.weight", 3, 1, C >> 5, 7, 0);
+    add(g, "conv_post.bias", 1, 1, 0, 0, 0);
+}
+
+static bool write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return false;
+    bool ok = fputs(text, f) >= 0;
+    return (fclose(f) == 0) && ok;
+}
+
+static bool exists(const char *p)
+{
+    struct stat s;
+    return stat(p, &s) == 0;
+}
+
+static int cmd_write(const char *dir, bool ldm)
+{
+    char p[600];
+    mkdir(dir, 0755);
+    const char *subs[3] = {"unet", "vae", "vocoder"};
+    for (int s = 0; s < (ldm ? 3 : 2); s++) {
+        snprintf(p, sizeof p, "%s/%s", dir, subs[s]);
+        mkdir(p, 0755);
+    }
+    double t0 = bench_now();
+    gen g = {0};
+    /* unet */
+    snprintf(p, sizeof p, "%s/unet/config.json", dir);
+    if (!write_text(p, ldm ? ldm_unet : sd15_unet)) return fprintf(stderr, "cannot write %s\n", p), 1;
+    snprintf(p, sizeof p, "%s/unet/diffusion_pytorch_model.safetensors", dir);
+    if (!exists(p)) {
+        char cfg[600];
+        snprintf(cfg, sizeof cfg, "%s/unet/config.json", dir);
+        if (nx_unet_list_tensors(cfg, record, &g) != NGPT_OK) return fprintf(stderr, "list: %s\n", ngpt_last_error()), 1;
+        printf("# unet: %zu tensors, %.1fM parameters\n", g.n, (double)g.params / 1e6);
+        if (!write_random(&g, p)) return fprintf(stderr, "write %s: %s\n", p, ngpt_last_error()), 1;
+    }
+    /* vae */
+    snprintf(p, sizeof p, "%s/vae/config.json", dir);
+    if (!write_text(p, ldm ? ldm_vae : sd15_vae)) return fprintf(stderr, "cannot write %s\n", p), 1;
+    snprintf(p, sizeof p, "%s/vae/diffusion_pytorch_model.safetensors", dir);
+    if (!exists(p)) {
+        static const int64_t sd_ch[4] = {128, 256, 512, 512}, ldm_ch[3] = {128, 256, 512};
+        if (ldm) vae_tensors(&g, ldm_ch, 3, 2, 8, 1);
+        else vae_tensors(&g, sd_ch, 4, 2, 4, 3);
+        printf("# vae decoder: %zu tensors, %.1fM parameters\n", g.n, (double)g.params / 1e6);
+        if (!write_random(&g, p)) return fprintf(stderr, "write %s: %s\n", p, ngpt_last_error()), 1;
+    }
+    if (ldm) {
+        snprintf(p, sizeof p, "%s/vocoder/config.json", dir);
+        if (!write_text(p, ldm_vocoder)) return fprintf(stderr, "cannot write %s\n", p), 1;
+        snprintf(p, sizeof p, "%s/vocoder/model.safetensors", dir);
+        if (!exists(p)) {
+            vocoder_tensors(&g);
+            printf("# vocoder: %zu tensors, %.1fM parameters\n", g.n, (double)g.params / 1e6);
+            if (!write_random(&g, p)) return fprintf(stderr, "write %s: %s\n", p, ngpt_last_error()), 1;
+        }
+    }
+    printf("# %s: random F32 checkpoint ready in %s (%.1f s)\n", ldm ? "AudioLDM-l-full" : "SD 1.5", dir,
+           bench_now() - t0);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+
+typedef struct io {
+    const char *name;
+    int rank;
+    int64_t shape[4];
+    float *data;
+} io;
+
+static void io_fill(io *t, float lo, float hi)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++) n *= t->shape[i];
+    t->data = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) t->data[i] = lo + (hi - lo) * 0.5f * (urand() + 1.0f);
+}
+
+static bool write_ios(const char *path, const io *t, int n)
+{
+    nx_st_entry e[4];
+    for (int i = 0; i < n; i++) e[i] = (nx_st_entry){t[i].name, NGPT_DTYPE_F32, t[i].rank, t[i].shape, t[i].data};
+    return nx_safetensors_write(path, e, (size_t)n, NULL, 0) == NGPT_OK;
+}
+
+static double loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "bench_decoders: %s: %s\n", what, ngpt_last_error());
+    return 1;
+}
+
+static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int reps)
+{
+    char p[700], tag[100];
+    snprintf(tag, sizeof tag, "%s_%s_%d%s", ldm ? "audioldm" : "sd", comp, size, ldm ? "s" : "px");
+    snprintf(p, sizeof p, "%s/io", dir);
+    mkdir(p, 0755);
+    nx_pool *pool = NULL;
+    nx_backend *be = NULL;
+    if (nx_pool_create(&pool, bench_threads()) != NGPT_OK || nx_cpu_backend_create(&be, pool, NULL) != NGPT_OK)
+        return fail("setup");
+    /* AudioLDM: mel height = int(s / 0.01) rounded up to a multiple of 4, latent height / 4 */
+    int mel_t = ldm ? ((size * 100 + 3) / 4) * 4 : 0, lat_h = ldm ? mel_t / 4 : size / 8;
+    int lat_w = ldm ? 16 : size / 8;
+    io in[3] = {{0}};
+    int nin = 0;
+    int64_t oshape[4] = {0};
+    int orank = 4;
+    bool unet = !strcmp(comp, "unet"), vae = !strcmp(comp, "vae"), voc = !strcmp(comp, "vocoder");
+    if (!(unet || vae || (voc && ldm))) {
+        fprintf(stderr, "bench_decoders: unknown component %s\n", comp);
+        return 2;
+    }
+    rng = 0x9e3779b97f4a7c15ull;
+    if (unet) {
+        int C = ldm ? 8 : 4;
+        in[0] = (io){"sample", 4, {2, C, lat_h, lat_w}, NULL};
+        io_fill(&in[0], -1, 1);
+        in[1] = (io){"timestep", 1, {2}, NULL};
+        io_fill(&in[1], 981, 981);
+        if (ldm) in[2] = (io){"class_labels", 2, {2, 512}, NULL};
+        else in[2] = (io){"encoder_hidden_states", 3, {2, 77, 768}, NULL};
+        io_fill(&in[2], -1, 1);
+        nin = 3;
+        memcpy(oshape, in[0].shape, sizeof oshape);
+    } else if (vae) {
+        in[0] = (io){"latents", 4, {1, ldm ? 8 : 4, lat_h, lat_w}, NULL};
+        io_fill(&in[0], -1, 1);
+        nin = 1;
+        int64_t os[4] = {1, ldm ? 1 : 3, 8 * lat_h, 8 * lat_w};
+        if (ldm) os[2] = 4 * lat_h, os[3] = 4 * lat_w;
+        memcpy(oshape, os, sizeof os);
+    } else {
+        in[0] = (io){"mel", 3, {1, mel_t, 64}, NULL};
+        io_fill(&in[0], -9, -1);
+        nin = 1;
+    }
+    snprintf(p, sizeof p, "%s/io/%s.inputs.safetensors", dir, tag);
+    if (!write_ios(p, in, nin)) return fail("write inputs");
+    snprintf(p, sizeof p, "%s/io/%s.json", dir, tag);
+    char meta[200];
+    snprintf(meta, sizeof meta, "{\"component\": \"%s\", \"model\": \"%s\"}\n", comp, comp);
+    if (!write_text(p, meta)) return fail("write meta");
+
+    nx_unet *u = NULL;
+    nx_vae *v = NULL;
+    nx_hifigan *h = NULL;
+    double t0 = bench_now();
+    snprintf(p, sizeof p, "%s/%s", dir, comp);
+    if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_F32) != NGPT_OK) return fail("unet load");
+    if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32) != NGPT_OK) return fail("vae load");
+    if (voc && nx_hifigan_load(&h, be, p) != NGPT_OK) return fail("vocoder load");
+    double tload = bench_now() - t0;
+    if (voc) orank = 2, oshape[0] = 1, oshape[1] = nx_hifigan_out_len(h, mel_t);
+
+    nx_tensor x[3], y;
+    for (int i = 0; i < nin; i++) {
+        if (unet && i == 1) continue;
+        if (nx_tensor_alloc(&x[i], be, NGPT_DTYPE_F32, in[i].rank, in[i].shape) != NGPT_OK) return fail("alloc");
+        memcpy(x[i].data, in[i].data, nx_nbytes(&x[i]));
+    }
+    if (nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, orank, oshape) != NGPT_OK) return fail("alloc");
+    float *ref = malloc(nx_nbytes(&y));
+    printf("# %s: threads %d, load (mmap) %.2f s; inputs:", tag, nx_pool_threads(pool), tload);
+    for (int i = 0; i < nin; i++) {
+        printf(" %s [", in[i].name);
+        for (int d = 0; d < in[i].rank; d++) printf("%s%lld", d ? "," : "", (long long)in[i].shape[d]);
+        printf("]");
+    }
+    printf("\n");
+    int nmodes = unet ? 2 : 1;
+    for (int mode = 0; mode < nmodes; mode++) {
+        nx_cpu_set_bf16_compute(be, mode == 1);
+        double best = 1e30;
+        for (int r = 0; r < reps; r++) {
+            double t = bench_now();
+            ngpt_status st = unet ? nx_unet_forward(u, &y, &x[0], in[1].data, ldm ? NULL : &x[2], ldm ? &x[2] : NULL)
+                             : vae ? nx_vae_decode(v, &y, &x[0])
+                                   : nx_hifigan_forward(h, &y, &x[0]);
+            if (st != NGPT_OK) return fail("forward");
+            t = bench_now() - t;
+            if (t < best) best = t;
+        }
+        bool finite = true;
+        const float *o = y.data;
+        int64_t n = nx_numel(&y);
+        double maxo = 0, maxd = 0;
+        for (int64_t i = 0; i < n; i++) {
+            finite &= isfinite(o[i]) != 0;
+            if (fabs(o[i]) > maxo) maxo = fabs(o[i]);
+            if (mode == 1 && fabs(o[i] - ref[i]) > maxd) maxd = fabs(o[i] - ref[i]);
+        }
+        char note[160];
+        if (mode == 0) {
+            memcpy(ref, o, nx_nbytes(&y));
+            snprintf(note, sizeof note, "output finite: %s, max |out| %.3g", finite ? "yes" : "NO", maxo);
+            snprintf(p, sizeof p, "%s/io/%s.ours.f32.safetensors", dir, tag);
+            io out = {"out", orank, {0}, ref};
+            memcpy(out.shape, oshape, sizeof oshape);
+            if (!write_ios(p, &out, 1)) return fail("write output");
+        } else {
+            snprintf(note, sizeof note, "max |ours bf16 - ours f32| %.2e (rel %.2e)", maxd, maxd / (maxo > 0 ? maxo : 1));
+        }
+        printf("| %s | libnextgpt | %s | %.3f | %s | %.2f |\n", tag, mode ? "bf16" : "f32", best, note,
+               loadavg());
+        fflush(stdout);
+        if (getenv("NGPT_BENCH_PROFILE")) { /* where the time goes: one more forward, ops timed */
+            nx_ops_profile_enable(true);
+            if ((unet ? nx_unet_forward(u, &y, &x[0], in[1].data, ldm ? NULL : &x[2], ldm ? &x[2] : NULL)
+                 : vae ? nx_vae_decode(v, &y, &x[0])
+                       : nx_hifigan_forward(h, &y, &x[0])) != NGPT_OK)
+                return fail("forward");
+            char title[160];
+            snprintf(title, sizeof title, "%s %s", tag, mode ? "bf16" : "f32");
+            nx_ops_profile_report(stdout, title);
+            nx_ops_profile_enable(false);
+        }
+    }
+    nx_cpu_set_bf16_compute(be, false);
+    if (voc) printf("# vocoder real-time factor (audio seconds / compute seconds) is computed by run_decoders.sh\n");
+    for (int i = 0; i < nin; i++) {
+        if (!(unet && i == 1)) nx_tensor_free(&x[i]);
+        free(in[i].data);
+    }
+    nx_tensor_free(&y);
+    free(ref);
+    nx_unet_free(u);
+    nx_vae_free(v);
+    nx_hifigan_free(h);
+    nx_backend_free(be);
+    nx_pool_free(pool);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && !strcmp(argv[1], "write") && (!strcmp(argv[3], "sd") || !strcmp(argv[3], "audioldm")))
+        return cmd_write(argv[2], !strcmp(argv[3], "audioldm"));
+    if (argc == 7 && !strcmp(argv[1], "run") && (!strcmp(argv[3], "sd") || !strcmp(argv[3], "audioldm")) &&
+        atoi(argv[5]) > 0 && atoi(argv[6]) > 0) {
+        bool ldm = !strcmp(argv[3], "audioldm");
+        int size = atoi(argv[5]);
+        if (!ldm && size % 64) return fprintf(stderr, "bench_decoders: sd SIZE must be a multiple of 64\n"), 2;
+        return cmd_run(argv[2], ldm, argv[4], size, atoi(argv[6]));
+    }
+    fprintf(stderr, "usage: bench_decoders write DIR sd|audioldm\n"
+                    "       bench_decoders run DIR sd|audioldm unet|vae|vocoder SIZE REPS\n"
+                    "       (SIZE: pixels for sd, seconds of audio for audioldm)\n");
+    return 2;
+}
