@@ -23,6 +23,7 @@
  *       NGPT_BENCH_PROFILE=1: one more forward per mode with the per-op profile printed.
  */
 #include "bench_util.h"
+#include "bench_ckpt.h"
 
 #include "core/alloc.h"
 #include "core/dtype.h"
@@ -78,138 +79,25 @@ static const char ldm_vocoder[] =
     " \"upsample_initial_channel\": 1024, \"upsample_kernel_sizes\": [16, 16, 8, 4, 4],"
     " \"upsample_rates\": [5, 4, 2, 2, 2], \"torch_dtype\": \"float32\"}";
 
-typedef struct gen {
-    nx_st_entry *e;
-    int64_t (*shape)[NGPT_MAX_DIMS];
-    char **names;
-    size_t n, cap;
-    uint64_t params;
-} gen;
 
-static ngpt_status record(void *user, const char *name, int rank, const int64_t *shape)
-{
-    gen *g = user;
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? 2 * g->cap : 512;
-        g->e = realloc(g->e, cap * sizeof *g->e);
-        g->shape = realloc(g->shape, cap * sizeof *g->shape);
-        g->names = realloc(g->names, cap * sizeof *g->names);
-        if (!g->e || !g->shape || !g->names) return NGPT_ERR_OUT_OF_MEMORY;
-        g->cap = cap;
-    }
-    size_t k = g->n++;
-    g->names[k] = strdup(name);
-    memcpy(g->shape[k], shape, (size_t)rank * sizeof *shape);
-    g->e[k] = (nx_st_entry){g->names[k], NGPT_DTYPE_F32, rank, NULL, NULL};
-    uint64_t numel = 1;
-    for (int i = 0; i < rank; i++) numel *= (uint64_t)shape[i];
-    g->params += numel;
-    return NGPT_OK;
-}
 
-static void add(gen *g, const char *name, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
-{
-    int64_t sh[4] = {d0, d1, d2, d3};
-    record(g, name, rank, sh);
-}
 
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static inline float urand(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-}
-
-/* Fill g's tensors with uniform values of variance 1/fan_in (norm weights 1, biases +-0.02) and
- * write them to path; frees the list. */
-static bool write_random(gen *g, const char *path)
-{
-    for (size_t k = 0; k < g->n; k++) g->e[k].shape = g->shape[k];
-    bool ok = true;
-    for (size_t k = 0; k < g->n && ok; k++) {
-        nx_st_entry *e = &g->e[k];
-        size_t numel = 1;
-        for (int i = 0; i < e->rank; i++) numel *= (size_t)e->shape[i];
-        bool norm = e->rank == 1 && strstr(e->name, "norm") && strstr(e->name, ".weight");
-        bool scale = !strcmp(e->name, "scale");
-        float sc = e->rank > 1 ? sqrtf(3.0f * (float)e->shape[0] / (float)numel) : 0.0f;
-        float *d = malloc(numel * sizeof *d);
-        if (!d) { ok = false; break; }
-        for (size_t i = 0; i < numel; i++) d[i] = norm || scale ? 1.0f : e->rank == 1 ? 0.02f * urand() : sc * urand();
-        e->data = d;
-    }
-    ok = ok && nx_safetensors_write(path, g->e, g->n, NULL, 0) == NGPT_OK;
-    for (size_t k = 0; k < g->n; k++) free((void *)g->e[k].data), free(g->names[k]);
-    free(g->e), free(g->shape), free(g->names);
-    memset(g, 0, sizeof *g);
-    return ok;
-}
-
-/* AutoencoderKL decoder tensors (new attention names) for block_out ch[0..n-1]. */
-static void vae_resnet(gen *g, const char *p, int64_t cin, int64_t cout)
-{
-    char n[200];
-#define T(suf, ...) (snprintf(n, sizeof n, "%s.%s", p, suf), add(g, n, __VA_ARGS__))
-    T("norm1.weight", 1, cin, 0, 0, 0); T("norm1.bias", 1, cin, 0, 0, 0);
-    T("conv1.weight", 4, cout, cin, 3, 3); T("conv1.bias", 1, cout, 0, 0, 0);
-    T("norm2.weight", 1, cout, 0, 0, 0); T("norm2.bias", 1, cout, 0, 0, 0);
-    T("conv2.weight", 4, cout, cout, 3, 3); T("conv2.bias", 1, cout, 0, 0, 0);
-    if (cin != cout) { T("conv_shortcut.weight", 4, cout, cin, 1, 1); T("conv_shortcut.bias", 1, cout, 0, 0, 0); }
-#undef T
-}
-static void vae_tensors(gen *g, const int64_t *ch, int nb, int layers, int64_t lat, int64_t out)
-{
-    char n[200];
-    int64_t top = ch[nb - 1];
-    add(g, "post_quant_conv.weight", 4, lat, lat, 1, 1);
-    add(g, "post_quant_conv.bias", 1, lat, 0, 0, 0);
-    add(g, "decoder.conv_in.weight", 4, top, lat, 3, 3);
-    add(g, "decoder.conv_in.bias", 1, top, 0, 0, 0);
-    vae_resnet(g, "decoder.mid_block.resnets.0", top, top);
-    static const char *const an[] = {"group_norm", "to_q", "to_k", "to_v", "to_out.0"};
-    for (int i = 0; i < 5; i++) {
-        snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s.weight", an[i]);
-        add(g, n, i ? 2 : 1, top, top, 0, 0);
-        snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s.bias", an[i]);
-        add(g, n, 1, top, 0, 0, 0);
-    }
-    vae_resnet(g, "decoder.mid_block.resnets.1", top, top);
-    int64_t cout = top;
-    for (int i = 0; i < nb; i++) {
-        int64_t cin = cout;
-        cout = ch[nb - 1 - i];
-        for (int r = 0; r <= layers; r++) {
-            snprintf(n, sizeof n, "decoder.up_blocks.%d.resnets.%d", i, r);
-            vae_resnet(g, n, r ? cout : cin, cout);
-        }
-        if (i != nb - 1) {
-            snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv.weight", i);
-            add(g, n, 4, cout, cout, 3, 3);
-            snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv.bias", i);
-            add(g, n, 1, cout, 0, 0, 0);
-        }
-    }
-    add(g, "decoder.conv_norm_out.weight", 1, ch[0], 0, 0, 0);
-    add(g, "decoder.conv_norm_out.bias", 1, ch[0], 0, 0, 0);
-    add(g, "decoder.conv_out.weight", 4, out, ch[0], 3, 3);
-    add(g, "decoder.conv_out.bias", 1, out, 0, 0, 0);
-}
 
 /* SpeechT5HifiGan tensors for AudioLDM's vocoder config. */
-static void vocoder_tensors(gen *g)
+static void vocoder_tensors(bench_ckpt *g)
 {
     static const int up_k[5] = {16, 16, 8, 4, 4}, rb_k[3] = {3, 7, 11};
     const int64_t C = 1024, M = 64;
     char n[200];
-    add(g, "mean", 1, M, 0, 0, 0);
-    add(g, "scale", 1, M, 0, 0, 0);
-    add(g, "conv_pre.weight", 3, C, M, 7, 0);
-    add(g, "conv_pre.bias", 1, C, 0, 0, 0);
+    bench_ckpt_add(g, "mean", 1, M, 0, 0, 0);
+    bench_ckpt_add(g, "scale", 1, M, 0, 0, 0);
+    bench_ckpt_add(g, "conv_pre.weight", 3, C, M, 7, 0);
+    bench_ckpt_add(g, "conv_pre.bias", 1, C, 0, 0, 0);
     for (int i = 0; i < 5; i++) {
         snprintf(n, sizeof n, "upsampler.%d.weight", i);
-        add(g, n, 3, C >> i, C >> (i + 1), up_k[i], 0);
+        bench_ckpt_add(g, n, 3, C >> i, C >> (i + 1), up_k[i], 0);
         snprintf(n, sizeof n, "upsampler.%d.bias", i);
-        add(g, n, 1, C >> (i + 1), 0, 0, 0);
+        bench_ckpt_add(g, n, 1, C >> (i + 1), 0, 0, 0);
     }
     for (int i = 0; i < 5; i++)
         for (int j = 0; j < 3; j++)
@@ -217,12 +105,12 @@ static void vocoder_tensors(gen *g)
                 for (int m = 0; m < 3; m++) {
                     int64_t ch = C >> (i + 1);
                     snprintf(n, sizeof n, "resblocks.%d.convs%d.%d.weight", 3 * i + j, c, m);
-                    add(g, n, 3, ch, ch, rb_k[j], 0);
+                    bench_ckpt_add(g, n, 3, ch, ch, rb_k[j], 0);
                     snprintf(n, sizeof n, "resblocks.%d.convs%d.%d.bias", 3 * i + j, c, m);
-                    add(g, n, 1, ch, 0, 0, 0);
+                    bench_ckpt_add(g, n, 1, ch, 0, 0, 0);
                 }
-    add(g, "conv_post.weight", 3, 1, C >> 5, 7, 0);
-    add(g, "conv_post.bias", 1, 1, 0, 0, 0);
+    bench_ckpt_add(g, "conv_post.weight", 3, 1, C >> 5, 7, 0);
+    bench_ckpt_add(g, "conv_post.bias", 1, 1, 0, 0, 0);
 }
 
 static bool write_text(const char *path, const char *text)
@@ -249,7 +137,7 @@ static int cmd_write(const char *dir, bool ldm)
         mkdir(p, 0755);
     }
     double t0 = bench_now();
-    gen g = {0};
+    bench_ckpt g = {0};
     /* unet */
     snprintf(p, sizeof p, "%s/unet/config.json", dir);
     if (!write_text(p, ldm ? ldm_unet : sd15_unet)) return fprintf(stderr, "cannot write %s\n", p), 1;
@@ -257,9 +145,9 @@ static int cmd_write(const char *dir, bool ldm)
     if (!exists(p)) {
         char cfg[600];
         snprintf(cfg, sizeof cfg, "%s/unet/config.json", dir);
-        if (nx_unet_list_tensors(cfg, record, &g) != NGPT_OK) return fprintf(stderr, "list: %s\n", ngpt_last_error()), 1;
+        if (nx_unet_list_tensors(cfg, bench_ckpt_record, &g) != NGPT_OK) return fprintf(stderr, "list: %s\n", ngpt_last_error()), 1;
         printf("# unet: %zu tensors, %.1fM parameters\n", g.n, (double)g.params / 1e6);
-        if (!write_random(&g, p)) return fprintf(stderr, "write %s: %s\n", p, ngpt_last_error()), 1;
+        if (!bench_ckpt_write(&g, p, NGPT_DTYPE_F32)) return fprintf(stderr, "write %s: %s\n", p, ngpt_last_error()), 1;
     }
     /* vae */
     snprintf(p, sizeof p, "%s/vae/config.json", dir);
@@ -267,10 +155,10 @@ static int cmd_write(const char *dir, bool ldm)
     snprintf(p, sizeof p, "%s/vae/diffusion_pytorch_model.safetensors", dir);
     if (!exists(p)) {
         static const int64_t sd_ch[4] = {128, 256, 512, 512}, ldm_ch[3] = {128, 256, 512};
-        if (ldm) vae_tensors(&g, ldm_ch, 3, 2, 8, 1);
-        else vae_tensors(&g, sd_ch, 4, 2, 4, 3);
+        if (ldm) bench_ckpt_vae_decoder(&g, ldm_ch, 3, 2, 8, 1);
+        else bench_ckpt_vae_decoder(&g, sd_ch, 4, 2, 4, 3);
         printf("# vae decoder: %zu tensors, %.1fM parameters\n", g.n, (double)g.params / 1e6);
-        if (!write_random(&g, p)) return fprintf(stderr, "write %s: %s\n", p, ngpt_last_error()), 1;
+        if (!bench_ckpt_write(&g, p, NGPT_DTYPE_F32)) return fprintf(stderr, "write %s: %s\n", p, ngpt_last_error()), 1;
     }
     if (ldm) {
         snprintf(p, sizeof p, "%s/vocoder/config.json", dir);
@@ -279,7 +167,7 @@ static int cmd_write(const char *dir, bool ldm)
         if (!exists(p)) {
             vocoder_tensors(&g);
             printf("# vocoder: %zu tensors, %.1fM parameters\n", g.n, (double)g.params / 1e6);
-            if (!write_random(&g, p)) return fprintf(stderr, "write %s: %s\n", p, ngpt_last_error()), 1;
+            if (!bench_ckpt_write(&g, p, NGPT_DTYPE_F32)) return fprintf(stderr, "write %s: %s\n", p, ngpt_last_error()), 1;
         }
     }
     printf("# %s: random F32 checkpoint ready in %s (%.1f s)\n", ldm ? "AudioLDM-l-full" : "SD 1.5", dir,
@@ -350,7 +238,7 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
         fprintf(stderr, "bench_decoders: unknown component %s\n", comp);
         return 2;
     }
-    rng = 0x9e3779b97f4a7c15ull;
+    bench_rng = 0x9e3779b97f4a7c15ull;
     if (unet) {
         int C = ldm ? 8 : 4;
         in[0] = (io){"sample", 4, {2, C, lat_h, lat_w}, NULL};

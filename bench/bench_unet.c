@@ -27,6 +27,7 @@
  * stable-fast 9.6 ms, eager PyTorch 18.3 ms; 50 steps + VAE: goal <= 0.5 s).
  */
 #include "bench_util.h"
+#include "bench_ckpt.h"
 
 #include "core/alloc.h"
 #include "core/dtype.h"
@@ -50,14 +51,12 @@ static const char sd15_config[] =
 
 enum { N_LEVELS = 4, CTX_LEN = 77 };
 
+/* The tensor list (bench_ckpt.h) plus the UNet's FLOPs at the benchmark's resolution, counted
+ * from each weight's shape as the loader lists it. */
 typedef struct gen {
-    nx_st_entry *e;
-    int64_t (*shape)[NGPT_MAX_DIMS];
-    char **names;
-    size_t n, cap;
+    bench_ckpt ck;
     int res, batch;
     double flops, conv_flops, gemm_flops, attn_flops;
-    uint64_t params;
 } gen;
 
 /* Spatial size of the feature map a tensor's module runs at (down i: res >> i; its downsampler
@@ -74,20 +73,10 @@ static int level_of(const char *name)
 static ngpt_status record(void *user, const char *name, int rank, const int64_t *shape)
 {
     gen *g = user;
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? 2 * g->cap : 512;
-        g->e = realloc(g->e, cap * sizeof *g->e);
-        g->shape = realloc(g->shape, cap * sizeof *g->shape);
-        g->names = realloc(g->names, cap * sizeof *g->names);
-        g->cap = cap;
-    }
-    size_t k = g->n++;
-    g->names[k] = strdup(name);
-    memcpy(g->shape[k], shape, (size_t)rank * sizeof *shape);
-    g->e[k] = (nx_st_entry){g->names[k], NGPT_DTYPE_F32, rank, NULL, NULL};
+    ngpt_status st = bench_ckpt_record(&g->ck, name, rank, shape);
+    if (st != NGPT_OK) return st;
     uint64_t numel = 1;
     for (int i = 0; i < rank; i++) numel *= (uint64_t)shape[i];
-    g->params += numel;
 
     /* FLOPs (2 per multiply-add) */
     double side = (double)(g->res >> level_of(name)), tokens = side * side, B = g->batch;
@@ -105,13 +94,6 @@ static ngpt_status record(void *user, const char *name, int rank, const int64_t 
         if (strstr(name, "attn2.to_q")) g->attn_flops += 4.0 * tokens * CTX_LEN * (double)shape[0] * B;
     }
     return NGPT_OK;
-}
-
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static inline float urand(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -144,93 +126,7 @@ static bool write_text(const char *dir, const char *name, const char *text)
     return (fclose(f) == 0) && ok;
 }
 
-/* The AutoencoderKL decoder's tensors (what nx_vae_load fetches without the encoder), for the
- * config above: post_quant_conv, decoder.conv_in, mid block (2 resnets + attention), 4 up blocks
- * of 3 resnets (+ upsampler on the first 3), conv_norm_out, conv_out. */
-static void vae_add(gen *g, const char *name, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
-{
-    int64_t sh[4] = {d0, d1, d2, d3};
-    record(g, name, rank, sh);
-}
-static void vae_resnet(gen *g, const char *p, int64_t cin, int64_t cout)
-{
-    char n[160];
-#define T(suf, ...) (snprintf(n, sizeof n, "%s.%s", p, suf), vae_add(g, n, __VA_ARGS__))
-    T("norm1.weight", 1, cin, 0, 0, 0); T("norm1.bias", 1, cin, 0, 0, 0);
-    T("conv1.weight", 4, cout, cin, 3, 3); T("conv1.bias", 1, cout, 0, 0, 0);
-    T("norm2.weight", 1, cout, 0, 0, 0); T("norm2.bias", 1, cout, 0, 0, 0);
-    T("conv2.weight", 4, cout, cout, 3, 3); T("conv2.bias", 1, cout, 0, 0, 0);
-    if (cin != cout) { T("conv_shortcut.weight", 4, cout, cin, 1, 1); T("conv_shortcut.bias", 1, cout, 0, 0, 0); }
-#undef T
-}
-static void vae_tensors(gen *g)
-{
-    static const int64_t ch[4] = {128, 256, 512, 512};
-    char n[160];
-    vae_add(g, "post_quant_conv.weight", 4, 4, 4, 1, 1);
-    vae_add(g, "post_quant_conv.bias", 1, 4, 0, 0, 0);
-    vae_add(g, "decoder.conv_in.weight", 4, 512, 4, 3, 3);
-    vae_add(g, "decoder.conv_in.bias", 1, 512, 0, 0, 0);
-    vae_resnet(g, "decoder.mid_block.resnets.0", 512, 512);
-    static const char *const an[] = {"group_norm", "to_q", "to_k", "to_v", "to_out.0"};
-    for (int i = 0; i < 5; i++) {
-        snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s.weight", an[i]);
-        vae_add(g, n, i ? 2 : 1, 512, 512, 0, 0);
-        snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s.bias", an[i]);
-        vae_add(g, n, 1, 512, 0, 0, 0);
-    }
-    vae_resnet(g, "decoder.mid_block.resnets.1", 512, 512);
-    int64_t cout = 512;
-    for (int i = 0; i < 4; i++) {
-        int64_t cin = cout;
-        cout = ch[3 - i];
-        for (int r = 0; r < 3; r++) {
-            snprintf(n, sizeof n, "decoder.up_blocks.%d.resnets.%d", i, r);
-            vae_resnet(g, n, r ? cout : cin, cout);
-        }
-        if (i != 3) {
-            snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv.weight", i);
-            vae_add(g, n, 4, cout, cout, 3, 3);
-            snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv.bias", i);
-            vae_add(g, n, 1, cout, 0, 0, 0);
-        }
-    }
-    vae_add(g, "decoder.conv_norm_out.weight", 1, 128, 0, 0, 0);
-    vae_add(g, "decoder.conv_norm_out.bias", 1, 128, 0, 0, 0);
-    vae_add(g, "decoder.conv_out.weight", 4, 3, 128, 3, 3);
-    vae_add(g, "decoder.conv_out.bias", 1, 3, 0, 0, 0);
-}
 
-/* Fill g's tensors with random values in dtype dt (uniform, fan-in scaled; norm weights 1) and
- * write them to path; frees the tensor list. */
-static bool write_random(gen *g, const char *path, ngpt_dtype dt)
-{
-    for (size_t k = 0; k < g->n; k++) g->e[k].shape = g->shape[k];
-    bool ok = true;
-    for (size_t k = 0; k < g->n && ok; k++) {
-        nx_st_entry *e = &g->e[k];
-        size_t numel = 1;
-        for (int i = 0; i < e->rank; i++) numel *= (size_t)e->shape[i];
-        bool norm = e->rank == 1 && strstr(e->name, "norm") && strstr(e->name, ".weight");
-        float sc = e->rank > 1 ? sqrtf(3.0f * (float)e->shape[0] / (float)numel) : 0.0f;
-        size_t es = nx_dtype_size(dt);
-        void *d = malloc(numel * es);
-        if (!d) { ok = false; break; }
-        for (size_t i = 0; i < numel; i++) {
-            float v = norm ? 1.0f : e->rank == 1 ? 0.02f * urand() : sc * urand();
-            if (dt == NGPT_DTYPE_F16) ((uint16_t *)d)[i] = nx_f32_to_f16(v);
-            else if (dt == NGPT_DTYPE_BF16) ((uint16_t *)d)[i] = nx_f32_to_bf16(v);
-            else ((float *)d)[i] = v;
-        }
-        e->data = d;
-        e->dtype = dt;
-    }
-    ok = ok && nx_safetensors_write(path, g->e, g->n, NULL, 0) == NGPT_OK;
-    for (size_t k = 0; k < g->n; k++) free((void *)g->e[k].data), free(g->names[k]);
-    free(g->e), free(g->shape), free(g->names);
-    memset(g, 0, sizeof *g);
-    return ok;
-}
 
 static int cuda_fail(const char *what)
 {
@@ -272,10 +168,10 @@ static int cuda_main(int argc, char **argv)
     if (nx_unet_list_tensors(p, record, &g) != NGPT_OK) return cuda_fail("list");
     double flops = g.conv_flops + g.gemm_flops + g.attn_flops;
     snprintf(p, sizeof p, "%s/unet/diffusion_pytorch_model.safetensors", dir);
-    if (!write_random(&g, p, dt)) return cuda_fail("write unet");
-    vae_tensors(&g);
+    if (!bench_ckpt_write(&g.ck, p, dt)) return cuda_fail("write unet");
+    bench_ckpt_sd_vae_decoder(&g.ck);
     snprintf(p, sizeof p, "%s/vae/diffusion_pytorch_model.safetensors", dir);
-    if (!write_random(&g, p, dt)) return cuda_fail("write vae");
+    if (!bench_ckpt_write(&g.ck, p, dt)) return cuda_fail("write vae");
     printf("# random checkpoint (%s weights) written in %.1f s\n", nx_dtype_name(dt), bench_now() - t0);
 
     ngpt_context_params cp;
@@ -408,35 +304,15 @@ int main(int argc, char **argv)
         return 1;
     }
     g.flops = g.conv_flops + g.gemm_flops + g.attn_flops;
-    for (size_t k = 0; k < g.n; k++) g.e[k].shape = g.shape[k];  /* after the last realloc */
+    size_t n_tensors = g.ck.n;
+    uint64_t n_params = g.ck.params;
     double t0 = bench_now();
-    for (size_t k = 0; k < g.n; k++) {
-        nx_st_entry *e = &g.e[k];
-        size_t numel = 1;
-        for (int i = 0; i < e->rank; i++) numel *= (size_t)e->shape[i];
-        float *d = malloc(numel * sizeof *d);
-        bool norm = e->rank == 1 && strstr(e->name, "norm") && strstr(e->name, ".weight");
-        float sc = e->rank > 1 ? sqrtf(3.0f * (float)e->shape[0] / (float)numel) : 0.0f;
-        for (size_t i = 0; i < numel; i++) d[i] = norm ? 1.0f : e->rank == 1 ? 0.02f * urand() : sc * urand();
-        if (f16) {
-            uint16_t *h = malloc(numel * sizeof *h);
-            for (size_t i = 0; i < numel; i++) h[i] = nx_f32_to_f16(d[i]);
-            free(d);
-            e->data = h;
-            e->dtype = NGPT_DTYPE_F16;
-        } else {
-            e->data = d;
-        }
-    }
     snprintf(path, sizeof path, "%s/diffusion_pytorch_model.safetensors", dir);
-    ngpt_status st = nx_safetensors_write(path, g.e, g.n, NULL, 0);
-    for (size_t k = 0; k < g.n; k++) free((void *)g.e[k].data), free(g.names[k]);
-    free(g.e), free(g.shape), free(g.names);
-    if (st != NGPT_OK) {
+    if (!bench_ckpt_write(&g.ck, path, f16 ? NGPT_DTYPE_F16 : NGPT_DTYPE_F32)) {
         fprintf(stderr, "write: %s\n", ngpt_last_error());
         return 1;
     }
-    printf("# model: %zu tensors, %.1fM parameters, %s weights, written in %.1f s\n", g.n, (double)g.params / 1e6,
+    printf("# model: %zu tensors, %.1fM parameters, %s weights, written in %.1f s\n", n_tensors, (double)n_params / 1e6,
            f16 ? "F16" : "F32", bench_now() - t0);
 
     nx_pool *pool = NULL;

@@ -23,6 +23,7 @@
  *   NGPT_BENCH_ZS_CONV=1: only the level-0 temporal Conv3d and spatial 3x3 conv shapes, alone
  *       (unet3d_torch.py --conv times the same in PyTorch). */
 #include "bench_util.h"
+#include "bench_ckpt.h"
 
 #include "core/alloc.h"
 #include "core/weights.h"
@@ -57,122 +58,10 @@ enum { CTX = 77, CROSS = 1024 };
 /* ---------------------------------------------------------------------------------------------
  * the random checkpoint */
 
-typedef struct gen {
-    nx_st_entry *e;
-    int64_t (*shape)[NGPT_MAX_DIMS];
-    char **names;
-    size_t n, cap;
-    uint64_t params;
-} gen;
 
-static ngpt_status record(void *user, const char *name, int rank, const int64_t *shape)
-{
-    gen *g = user;
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? 2 * g->cap : 512;
-        g->e = realloc(g->e, cap * sizeof *g->e);
-        g->shape = realloc(g->shape, cap * sizeof *g->shape);
-        g->names = realloc(g->names, cap * sizeof *g->names);
-        if (!g->e || !g->shape || !g->names) return NGPT_ERR_OUT_OF_MEMORY;
-        g->cap = cap;
-    }
-    size_t k = g->n++;
-    g->names[k] = strdup(name);
-    memcpy(g->shape[k], shape, (size_t)rank * sizeof *shape);
-    g->e[k] = (nx_st_entry){g->names[k], NGPT_DTYPE_F32, rank, NULL, NULL};
-    uint64_t numel = 1;
-    for (int i = 0; i < rank; i++) numel *= (uint64_t)shape[i];
-    g->params += numel;
-    return NGPT_OK;
-}
 
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-static inline float urand(void)
-{
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-}
 
-static void add(gen *g, const char *name, int rank, int64_t d0, int64_t d1, int64_t d2, int64_t d3)
-{
-    int64_t sh[4] = {d0, d1, d2, d3};
-    record(g, name, rank, sh);
-}
 
-/* AutoencoderKL's decoder tensors (SD layout; mid attention in the to_q/to_k/to_v/to_out.0 names) */
-static void vae_resnet(gen *g, const char *p, int64_t cin, int64_t cout)
-{
-    char n[160];
-#define T(suf, ...) (snprintf(n, sizeof n, "%s.%s", p, suf), add(g, n, __VA_ARGS__))
-    T("norm1.weight", 1, cin, 0, 0, 0); T("norm1.bias", 1, cin, 0, 0, 0);
-    T("conv1.weight", 4, cout, cin, 3, 3); T("conv1.bias", 1, cout, 0, 0, 0);
-    T("norm2.weight", 1, cout, 0, 0, 0); T("norm2.bias", 1, cout, 0, 0, 0);
-    T("conv2.weight", 4, cout, cout, 3, 3); T("conv2.bias", 1, cout, 0, 0, 0);
-    if (cin != cout) { T("conv_shortcut.weight", 4, cout, cin, 1, 1); T("conv_shortcut.bias", 1, cout, 0, 0, 0); }
-#undef T
-}
-
-static void vae_tensors(gen *g)
-{
-    static const int64_t ch[4] = {128, 256, 512, 512};
-    char n[160];
-    add(g, "post_quant_conv.weight", 4, 4, 4, 1, 1);
-    add(g, "post_quant_conv.bias", 1, 4, 0, 0, 0);
-    add(g, "decoder.conv_in.weight", 4, 512, 4, 3, 3);
-    add(g, "decoder.conv_in.bias", 1, 512, 0, 0, 0);
-    vae_resnet(g, "decoder.mid_block.resnets.0", 512, 512);
-    static const char *const an[] = {"group_norm", "to_q", "to_k", "to_v", "to_out.0"};
-    for (int i = 0; i < 5; i++) {
-        snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s.weight", an[i]);
-        add(g, n, i ? 2 : 1, 512, 512, 0, 0);
-        snprintf(n, sizeof n, "decoder.mid_block.attentions.0.%s.bias", an[i]);
-        add(g, n, 1, 512, 0, 0, 0);
-    }
-    vae_resnet(g, "decoder.mid_block.resnets.1", 512, 512);
-    int64_t cout = 512;
-    for (int i = 0; i < 4; i++) {
-        int64_t cin = cout;
-        cout = ch[3 - i];
-        for (int r = 0; r < 3; r++) {
-            snprintf(n, sizeof n, "decoder.up_blocks.%d.resnets.%d", i, r);
-            vae_resnet(g, n, r ? cout : cin, cout);
-        }
-        if (i != 3) {
-            snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv.weight", i);
-            add(g, n, 4, cout, cout, 3, 3);
-            snprintf(n, sizeof n, "decoder.up_blocks.%d.upsamplers.0.conv.bias", i);
-            add(g, n, 1, cout, 0, 0, 0);
-        }
-    }
-    add(g, "decoder.conv_norm_out.weight", 1, 128, 0, 0, 0);
-    add(g, "decoder.conv_norm_out.bias", 1, 128, 0, 0, 0);
-    add(g, "decoder.conv_out.weight", 4, 3, 128, 3, 3);
-    add(g, "decoder.conv_out.bias", 1, 3, 0, 0, 0);
-}
-
-/* Random F32 values (uniform with std 1/sqrt(fan_in); biases 0.02 U(-1,1); norm weights 1) for
- * g's tensors, written to path; frees the list. */
-static bool write_random(gen *g, const char *path)
-{
-    for (size_t k = 0; k < g->n; k++) g->e[k].shape = g->shape[k];
-    bool ok = true;
-    for (size_t k = 0; k < g->n && ok; k++) {
-        nx_st_entry *e = &g->e[k];
-        size_t numel = 1;
-        for (int i = 0; i < e->rank; i++) numel *= (size_t)e->shape[i];
-        bool norm = e->rank == 1 && strstr(e->name, "norm") && strstr(e->name, ".weight");
-        float sc = e->rank > 1 ? sqrtf(3.0f * (float)e->shape[0] / (float)numel) : 0.0f;
-        float *d = malloc(numel * sizeof *d);
-        if (!d) { ok = false; break; }
-        for (size_t i = 0; i < numel; i++) d[i] = norm ? 1.0f : e->rank == 1 ? 0.02f * urand() : sc * urand();
-        e->data = d;
-    }
-    ok = ok && nx_safetensors_write(path, g->e, g->n, NULL, 0) == NGPT_OK;
-    for (size_t k = 0; k < g->n; k++) free((void *)g->e[k].data), free(g->names[k]);
-    free(g->e), free(g->shape), free(g->names);
-    memset(g, 0, sizeof *g);
-    return ok;
-}
 
 static bool write_text(const char *path, const char *text)
 {
@@ -213,9 +102,9 @@ static bool ensure_checkpoint(const char *dir, uint64_t *unet_params)
     snprintf(p, sizeof p, "%s/vae/config.json", dir);
     if (!write_text(p, zs_vae_config)) return false;
 
-    gen g = {0};
+    bench_ckpt g = {0};
     snprintf(p, sizeof p, "%s/unet/config.json", dir);
-    if (nx_unet_list_tensors(p, record, &g) != NGPT_OK) {
+    if (nx_unet_list_tensors(p, bench_ckpt_record, &g) != NGPT_OK) {
         fprintf(stderr, "list: %s\n", ngpt_last_error());
         return false;
     }
@@ -224,17 +113,15 @@ static bool ensure_checkpoint(const char *dir, uint64_t *unet_params)
     snprintf(w, sizeof w, "%s/unet/diffusion_pytorch_model.safetensors", dir);
     bool wrote = false;
     if (!exists(w)) {
-        if (!write_random(&g, w)) return false;
+        if (!bench_ckpt_write(&g, w, NGPT_DTYPE_F32)) return false;
         wrote = true;
     } else {
-        for (size_t k = 0; k < g.n; k++) free(g.names[k]);
-        free(g.e), free(g.shape), free(g.names);
-        memset(&g, 0, sizeof g);
+        bench_ckpt_clear(&g);
     }
     snprintf(w, sizeof w, "%s/vae/diffusion_pytorch_model.safetensors", dir);
     if (!exists(w)) {
-        vae_tensors(&g);
-        if (!write_random(&g, w)) return false;
+        bench_ckpt_sd_vae_decoder(&g);
+        if (!bench_ckpt_write(&g, w, NGPT_DTYPE_F32)) return false;
         wrote = true;
     }
     if (wrote) printf("# random checkpoint written to %s in %.1f s\n", dir, bench_now() - t0);
