@@ -8,6 +8,7 @@
  * clap.text_encoder golden cases.) */
 #include "test.h"
 #include "alloc_fail.h"
+#include "fixture.h"
 
 #include "api/decoder.h"
 #include "core/alloc.h"
@@ -31,25 +32,7 @@ static ngpt_status open_dec(ngpt_decoder **d, const char *dir, ngpt_decoder_kind
     return ngpt_decoder_create(d, g_ctx, dir, &p);
 }
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (!f) return;
-    fputs(text, f);
-    fclose(f);
-}
 
-static void copy_file(const char *from, const char *to)
-{
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    CHECK(a && b);
-    char buf[65536];
-    size_t n;
-    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) CHECK(fwrite(buf, 1, n, b) == n);
-    if (a) fclose(a);
-    if (b) fclose(b);
-}
 
 /* ---- tokenizer ---- */
 
@@ -108,7 +91,7 @@ static void tok_copy(const char *dst, const char *skip)
         snprintf(a, sizeof a, "%s/tokenizer/%s", g_clap, f[i]);
         snprintf(b, sizeof b, "%s/tokenizer/%s", dst, f[i]);
         unlink(b);
-        if (!skip || strcmp(skip, f[i]) != 0) copy_file(a, b);
+        if (!skip || strcmp(skip, f[i]) != 0) test_copy_file(a, b);
     }
     snprintf(a, sizeof a, "%s/text_encoder", g_clap);
     snprintf(b, sizeof b, "%s/text_encoder", dst);
@@ -153,13 +136,13 @@ static void test_tokenizer_load_errors(void)
     CHECK_ERR(open_dec(&d, dst, NGPT_DECODER_AUDIO, TE), NGPT_ERR_NOT_FOUND, "merges.txt");
     tok_copy(dst, NULL);
     snprintf(p, sizeof p, "%s/tokenizer/vocab.json", dst);
-    write_text(p, "[1, 2");
+    test_write_text(p, "[1, 2");
     CHECK_ERR(open_dec(&d, dst, NGPT_DECODER_AUDIO, TE), NGPT_ERR_BAD_FORMAT, "vocab.json");
-    write_text(p, "{\"<s>\": 0, \"<pad>\": 1, \"</s>\": 2, \"<unk>\": 3}");  /* no <mask> */
+    test_write_text(p, "{\"<s>\": 0, \"<pad>\": 1, \"</s>\": 2, \"<unk>\": 3}");  /* no <mask> */
     CHECK_ERR(open_dec(&d, dst, NGPT_DECODER_AUDIO, TE), NGPT_ERR_BAD_FORMAT, "<mask>");
     tok_copy(dst, NULL);
     snprintf(p, sizeof p, "%s/tokenizer/special_tokens_map.json", dst);
-    write_text(p, "{\"pad_token\": \"<nothere>\"}");
+    test_write_text(p, "{\"pad_token\": \"<nothere>\"}");
     CHECK_ERR(open_dec(&d, dst, NGPT_DECODER_AUDIO, TE), NGPT_ERR_BAD_FORMAT, "<nothere>");
     CHECK(d == NULL);
     rm_tree(dst);
@@ -167,13 +150,9 @@ static void test_tokenizer_load_errors(void)
 
 /* ---- text encoder ---- */
 
-typedef struct edit {
-    const char *drop, *reshape, *extra, *cfg_key, *cfg_val;
-    bool truncate, no_model;
-} edit;
 
 /* dst/text_encoder = clap-a's with the edits; dst/tokenizer -> clap-a's (symlink). */
-static void te_copy(const char *dst, const edit *e)
+static void te_copy(const char *dst, const test_edit *e)
 {
     char a[1400], b[1400];
     mkdir(dst, 0700);
@@ -181,59 +160,10 @@ static void te_copy(const char *dst, const edit *e)
     snprintf(b, sizeof b, "%s/tokenizer", dst);
     unlink(b);
     CHECK(symlink(a, b) == 0);
+    snprintf(a, sizeof a, "%s/text_encoder", g_clap);
     snprintf(b, sizeof b, "%s/text_encoder", dst);
     mkdir(b, 0700);
-    snprintf(a, sizeof a, "%s/text_encoder/config.json", g_clap);
-    json_t *cfg = NULL;
-    CHECK_OK(nx_json_load_file(&cfg, a));
-    if (cfg && e->cfg_key) {
-        json_error_t err;
-        json_object_set_new(cfg, e->cfg_key, json_loads(e->cfg_val, JSON_DECODE_ANY, &err));
-    }
-    snprintf(b, sizeof b, "%s/text_encoder/config.json", dst);
-    CHECK(cfg && json_dump_file(cfg, b, JSON_INDENT(1)) == 0);
-    json_decref(cfg);
-    if (e->no_model) return;
-    snprintf(a, sizeof a, "%s/text_encoder/model.safetensors", g_clap);
-    snprintf(b, sizeof b, "%s/text_encoder/model.safetensors", dst);
-    if (e->truncate) {  /* a corrupt file: the header says more than there is */
-        FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
-        CHECK(in && out);
-        char buf[4096];
-        size_t n = in ? fread(buf, 1, sizeof buf, in) : 0;
-        if (out) fwrite(buf, 1, n, out);
-        if (in) fclose(in);
-        if (out) fclose(out);
-        return;
-    }
-    nx_weights *w = NULL;
-    CHECK_OK(nx_weights_open(&w, a));
-    if (!w) return;
-    size_t n = nx_weights_count(w), k = 0;
-    nx_st_entry *ent = calloc(n + 1, sizeof *ent);
-    int64_t(*shapes)[NGPT_MAX_DIMS] = calloc(n + 1, sizeof *shapes);
-    for (size_t i = 0; i < n; i++) {
-        const nx_wtensor *t = nx_weights_at(w, i);
-        if (e->drop && strcmp(t->name, e->drop) == 0) continue;
-        memcpy(shapes[k], t->shape, sizeof shapes[k]);
-        if (e->reshape && strcmp(t->name, e->reshape) == 0) {
-            int64_t s0 = shapes[k][0];
-            shapes[k][0] = shapes[k][1];
-            shapes[k][1] = s0;
-        }
-        ent[k] = (nx_st_entry){t->name, t->dtype, t->rank, shapes[k], t->data};
-        k++;
-    }
-    if (e->extra) {
-        const nx_wtensor *t = nx_weights_find(w, "text_model.pooler.dense.bias");
-        memcpy(shapes[k], t->shape, sizeof shapes[k]);
-        ent[k] = (nx_st_entry){e->extra, t->dtype, t->rank, shapes[k], t->data};
-        k++;
-    }
-    CHECK_OK(nx_safetensors_write(b, ent, k, NULL, 0));
-    free(ent);
-    free(shapes);
-    nx_weights_close(w);
+    test_copy_edited(a, b, "model.safetensors", e);
 }
 
 static void test_encoder_load_errors(void)
@@ -243,7 +173,7 @@ static void test_encoder_load_errors(void)
     ngpt_decoder *d = NULL;
     const uint32_t TE = NGPT_DECODER_TEXT_ENCODER;
     static const struct {
-        edit e;
+        test_edit e;
         ngpt_status st;
         const char *needle;
     } cases[] = {
@@ -252,7 +182,7 @@ static void test_encoder_load_errors(void)
         {{.drop = "text_projection.linear2.bias"}, NGPT_ERR_NOT_FOUND, "text_projection.linear2.bias"},
         {{.reshape = "text_projection.linear1.weight"}, NGPT_ERR_SHAPE_MISMATCH, "text_projection.linear1.weight"},
         {{.reshape = "text_model.encoder.layer.0.intermediate.dense.weight"}, NGPT_ERR_SHAPE_MISMATCH, "intermediate"},
-        {{.extra = "text_model.encoder.layer.2.output.dense.bias"}, NGPT_ERR_UNEXPECTED_TENSOR, "layer.2.output"},
+        {{.extra_like = "text_model.pooler.dense.bias", .extra = "text_model.encoder.layer.2.output.dense.bias"}, NGPT_ERR_UNEXPECTED_TENSOR, "layer.2.output"},
         {{.cfg_key = "hidden_act", .cfg_val = "\"mish\""}, NGPT_ERR_UNSUPPORTED, "mish"},
         {{.cfg_key = "projection_hidden_act", .cfg_val = "\"elu\""}, NGPT_ERR_UNSUPPORTED, "projection_hidden_act"},
         {{.cfg_key = "model_type", .cfg_val = "\"clip_text_model\""}, NGPT_ERR_UNSUPPORTED, "clip_text_model"},
@@ -272,11 +202,11 @@ static void test_encoder_load_errors(void)
         rm_tree(dst);
     }
     /* config.json that is not JSON */
-    edit none = {0};
+    test_edit none = {0};
     te_copy(dst, &none);
     char p[1000];
     snprintf(p, sizeof p, "%s/text_encoder/config.json", dst);
-    write_text(p, "{\"hidden_size\": ");
+    test_write_text(p, "{\"hidden_size\": ");
     CHECK_ERR(open_dec(&d, dst, NGPT_DECODER_AUDIO, TE), NGPT_ERR_BAD_FORMAT, "config.json");
     rm_tree(dst);
     /* the unedited copy loads */

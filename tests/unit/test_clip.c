@@ -7,6 +7,7 @@
  * (The ids and hidden states themselves are checked by the clip.* golden cases.) */
 #include "test.h"
 #include "alloc_fail.h"
+#include "fixture.h"
 
 #include "api/decoder.h"
 #include "core/alloc.h"
@@ -29,25 +30,7 @@ static ngpt_status open_dec(ngpt_decoder **d, const char *dir, ngpt_decoder_kind
     return ngpt_decoder_create(d, g_ctx, dir, &p);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    CHECK(a && b);
-    char buf[65536];
-    size_t n;
-    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) CHECK(fwrite(buf, 1, n, b) == n);
-    if (a) fclose(a);
-    if (b) fclose(b);
-}
 
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (!f) return;
-    fputs(text, f);
-    fclose(f);
-}
 
 /* ---- tokenizer ---- */
 
@@ -137,7 +120,7 @@ static void tok_copy(const char *dst, const char *skip)
         unlink(b);
         if (skip && strcmp(skip, files[i]) == 0) continue;
         snprintf(a, sizeof a, "%s/tokenizer/%s", g_clip, files[i]);
-        copy_file(a, b);
+        test_copy_file(a, b);
     }
 }
 
@@ -163,13 +146,13 @@ static void test_tokenizer_load_errors(void)
     CHECK_ERR(nx_clip_bpe_load(&t, dst), NGPT_ERR_NOT_FOUND, "merges.txt");
     tok_copy(dst, NULL);
     snprintf(p, sizeof p, "%s/vocab.json", dst);
-    write_text(p, "{\"a\": 0, ");
+    test_write_text(p, "{\"a\": 0, ");
     CHECK_ERR(nx_clip_bpe_load(&t, dst), NGPT_ERR_BAD_FORMAT, "vocab.json");
-    write_text(p, "{\"a\": \"x\"}");
+    test_write_text(p, "{\"a\": \"x\"}");
     CHECK_ERR(nx_clip_bpe_load(&t, dst), NGPT_ERR_BAD_FORMAT, "no valid id");
     tok_copy(dst, NULL);
     snprintf(p, sizeof p, "%s/special_tokens_map.json", dst);
-    write_text(p, "{\"pad_token\": \"<|nothere|>\"}");
+    test_write_text(p, "{\"pad_token\": \"<|nothere|>\"}");
     CHECK_ERR(nx_clip_bpe_load(&t, dst), NGPT_ERR_BAD_FORMAT, "<|nothere|>");
     /* without special_tokens_map.json / tokenizer_config.json: CLIPTokenizer's defaults */
     tok_copy(dst, "special_tokens_map.json");
@@ -182,7 +165,7 @@ static void test_tokenizer_load_errors(void)
     /* an OpenCLIP-style pad "!": "!" becomes a special token */
     tok_copy(dst, NULL);
     snprintf(p, sizeof p, "%s/special_tokens_map.json", dst);
-    write_text(p, "{\"pad_token\": \"!\"}");
+    test_write_text(p, "{\"pad_token\": \"!\"}");
     CHECK_OK(nx_clip_bpe_load(&t, dst));
     if (t) {
         nx_i32vec v = {0};
@@ -197,12 +180,9 @@ static void test_tokenizer_load_errors(void)
 
 /* ---- text encoder ---- */
 
-typedef struct edit {
-    const char *drop, *reshape, *extra, *cfg_key, *cfg_val;
-} edit;
 
 /* dst/text_encoder = clip-a's with the edits; dst/tokenizer -> clip-a's (symlink). */
-static void te_copy(const char *dst, const edit *e)
+static void te_copy(const char *dst, const test_edit *e)
 {
     char a[1400], b[1400];
     mkdir(dst, 0700);
@@ -210,48 +190,10 @@ static void te_copy(const char *dst, const edit *e)
     snprintf(b, sizeof b, "%s/tokenizer", dst);
     unlink(b);
     CHECK(symlink(a, b) == 0);
+    snprintf(a, sizeof a, "%s/text_encoder", g_clip);
     snprintf(b, sizeof b, "%s/text_encoder", dst);
     mkdir(b, 0700);
-    snprintf(a, sizeof a, "%s/text_encoder/config.json", g_clip);
-    json_t *cfg = NULL;
-    CHECK_OK(nx_json_load_file(&cfg, a));
-    if (cfg && e->cfg_key) {
-        json_error_t err;
-        json_object_set_new(cfg, e->cfg_key, json_loads(e->cfg_val, JSON_DECODE_ANY, &err));
-    }
-    snprintf(b, sizeof b, "%s/text_encoder/config.json", dst);
-    CHECK(cfg && json_dump_file(cfg, b, JSON_INDENT(1)) == 0);
-    json_decref(cfg);
-    snprintf(a, sizeof a, "%s/text_encoder/model.safetensors", g_clip);
-    nx_weights *w = NULL;
-    CHECK_OK(nx_weights_open(&w, a));
-    if (!w) return;
-    size_t n = nx_weights_count(w), k = 0;
-    nx_st_entry *ent = calloc(n + 1, sizeof *ent);
-    int64_t(*shapes)[NGPT_MAX_DIMS] = calloc(n + 1, sizeof *shapes);
-    for (size_t i = 0; i < n; i++) {
-        const nx_wtensor *t = nx_weights_at(w, i);
-        if (e->drop && strcmp(t->name, e->drop) == 0) continue;
-        memcpy(shapes[k], t->shape, sizeof shapes[k]);
-        if (e->reshape && strcmp(t->name, e->reshape) == 0) {
-            int64_t s0 = shapes[k][0];
-            shapes[k][0] = shapes[k][1];
-            shapes[k][1] = s0;
-        }
-        ent[k] = (nx_st_entry){t->name, t->dtype, t->rank, shapes[k], t->data};
-        k++;
-    }
-    if (e->extra) {
-        const nx_wtensor *t = nx_weights_find(w, "text_model.final_layer_norm.bias");
-        memcpy(shapes[k], t->shape, sizeof shapes[k]);
-        ent[k] = (nx_st_entry){e->extra, t->dtype, t->rank, shapes[k], t->data};
-        k++;
-    }
-    snprintf(b, sizeof b, "%s/text_encoder/model.safetensors", dst);
-    CHECK_OK(nx_safetensors_write(b, ent, k, NULL, 0));
-    free(ent);
-    free(shapes);
-    nx_weights_close(w);
+    test_copy_edited(a, b, "model.safetensors", e);
 }
 
 static void te_rm(const char *dst)
@@ -272,7 +214,7 @@ static void test_encoder_load_errors(void)
     ngpt_decoder *d = NULL;
     const uint32_t TE = NGPT_DECODER_TEXT_ENCODER;
     static const struct {
-        edit e;
+        test_edit e;
         ngpt_status st;
         const char *needle;
     } cases[] = {
@@ -280,7 +222,7 @@ static void test_encoder_load_errors(void)
         {{.drop = "text_model.final_layer_norm.bias"}, NGPT_ERR_NOT_FOUND, "final_layer_norm.bias"},
         {{.reshape = "text_model.encoder.layers.0.mlp.fc2.weight"}, NGPT_ERR_SHAPE_MISMATCH, "layers.0.mlp.fc2.weight"},
         {{.reshape = "text_model.embeddings.token_embedding.weight"}, NGPT_ERR_SHAPE_MISMATCH, "token_embedding"},
-        {{.extra = "text_model.encoder.layers.2.layer_norm1.bias"}, NGPT_ERR_UNEXPECTED_TENSOR, "layers.2.layer_norm1"},
+        {{.extra_like = "text_model.final_layer_norm.bias", .extra = "text_model.encoder.layers.2.layer_norm1.bias"}, NGPT_ERR_UNEXPECTED_TENSOR, "layers.2.layer_norm1"},
         {{.cfg_key = "hidden_act", .cfg_val = "\"relu\""}, NGPT_ERR_UNSUPPORTED, "relu"},
         {{.cfg_key = "model_type", .cfg_val = "\"clap_text_model\""}, NGPT_ERR_UNSUPPORTED, "clap_text_model"},
         {{.cfg_key = "num_attention_heads", .cfg_val = "5"}, NGPT_ERR_BAD_FORMAT, "num_attention_heads"},
@@ -295,7 +237,7 @@ static void test_encoder_load_errors(void)
         te_rm(dst);
     }
     /* the unedited copy loads; gelu works too */
-    edit gelu = {.cfg_key = "hidden_act", .cfg_val = "\"gelu\""};
+    test_edit gelu = {.cfg_key = "hidden_act", .cfg_val = "\"gelu\""};
     te_copy(dst, &gelu);
     CHECK_OK(open_dec(&d, dst, NGPT_DECODER_IMAGE, TE));
     CHECK(ngpt_decoder_text_hidden_size(d) == 32 && ngpt_decoder_text_max_length(d) == 77);
@@ -364,7 +306,7 @@ static void pipeline(const char *dst)
     mkdir(dst, 0700);
     snprintf(a, sizeof a, "%s/model_index.json", g_sd);
     snprintf(b, sizeof b, "%s/model_index.json", dst);
-    copy_file(a, b);
+    test_copy_file(a, b);
     const char *sd[] = {"unet", "vae", "scheduler"}, *cl[] = {"text_encoder", "tokenizer"};
     for (int i = 0; i < 3; i++) {
         snprintf(a, sizeof a, "%s/%s", g_sd, sd[i]);
