@@ -16,6 +16,7 @@
  *    linears per projection, like PEFT.
  */
 #include "llama.h"
+#include "mweights.h"
 
 #include "../core/alloc.h"
 #include "../core/error.h"
@@ -156,41 +157,13 @@ static ngpt_status check_added_tokens(const char *dir, int32_t vocab, int32_t *n
  * weights
  * ---------------------------------------------------------------------------------------- */
 
-/* Host data (dtype src) uploaded to the compute backend. With an F16/BF16 compute dtype the
- * weight is converted to it once here (upload as stored, nx_op_cast on the device), so that
- * every GEMM runs with one dtype on tensor cores instead of widening the weight per call. */
-static ngpt_status upload_as(const nx_llama *m, const void *data, ngpt_dtype src, int rank, const int64_t *shape,
-                             const char *name, nx_tensor *t)
-{
-    ngpt_dtype dst = m->cdt != NGPT_DTYPE_F32 ? m->cdt : src;
-    nx_tensor staged = {0};
-    NX_TRY(nx_tensor_alloc(t, m->be, dst, rank, shape));
-    nx_tensor *first = t;
-    ngpt_status st = NGPT_OK;
-    if (dst != src) {
-        st = nx_tensor_alloc(&staged, m->be, src, rank, shape);
-        first = &staged;
-    }
-    if (!st) st = nx_tensor_upload(first, data, nx_nbytes(first));
-    if (!st && first != t) st = nx_op_cast(m->be, t, &staged);
-    nx_tensor_free(&staged);
-    if (st) {
-        nx_tensor_free(t);
-        return nx_err_wrap(st, "uploading %s: ", name);
-    }
-    t->name = name;
-    return NGPT_OK;
-}
-
-/* A checkpoint tensor as an op tensor: a view of the mapping on the CPU, an upload on CUDA. */
+/* A checkpoint tensor as an op tensor: a view of the mapping on the CPU, an upload on CUDA —
+ * converted there once to an F16/BF16 compute dtype, so that every GEMM runs with one dtype on
+ * tensor cores instead of widening the weight per call (nx_weight_fetch). */
 static ngpt_status to_backend(const nx_llama *m, const nx_wtensor *wt, nx_tensor *t)
 {
-    if (m->be->kind == NGPT_BACKEND_CPU) {
-        *t = nx_view(wt->dtype, wt->rank, wt->shape, (void *)wt->data, NULL);
-        t->name = wt->name;
-        return NGPT_OK;
-    }
-    return upload_as(m, wt->data, wt->dtype, wt->rank, wt->shape, wt->name, t);
+    ngpt_status st = nx_weight_fetch(t, m->be, wt, wt->rank, wt->shape, m->cdt);
+    return st ? nx_err_wrap(st, "uploading %s: ", wt->name) : NGPT_OK;
 }
 
 static ngpt_status get_w(nx_weights *w, const char *name, int rank, int64_t d0, int64_t d1, const nx_wtensor **out)
@@ -234,9 +207,11 @@ static ngpt_status merge_lora(nx_llama *m, const nx_wtensor *w, const nx_wtensor
         *out = w32;
         return NGPT_OK;
     }
-    st = upload_as(m, w32.data, NGPT_DTYPE_F32, w32.rank, w32.ne, w->name, out);
+    st = nx_upload_f32_as(out, m->be, m->cdt, w32.rank, w32.ne, w32.data);
     nx_tensor_free(&w32);
-    return st;
+    if (st) return nx_err_wrap(st, "uploading %s: ", w->name);
+    out->name = w->name;
+    return NGPT_OK;
 }
 
 /* One of q/k/v/o of layer l: the base matrix [out, in], plus the delta's LoRA when present. */
