@@ -7,6 +7,7 @@
  *   bench_llama [layers=2] [dtype=f16|bf16|f32] [prompt=128] [decode=16] [threads=0]
  */
 #include "nextgpt.h"
+#include "bench_membw.h"
 #include "core/alloc.h"
 #include "core/dtype.h"
 #include "core/weights.h"
@@ -53,78 +54,6 @@ static void *rand_tensor(ngpt_dtype dt, size_t n, float scale)
     return p;
 }
 
-typedef struct rd_arg {
-    const uint64_t *p;
-    size_t n;
-    uint64_t sum;
-} rd_arg;
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-__attribute__((target("avx512f"))) static uint64_t sum512(const uint64_t *p, size_t n)
-{
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p + i));
-        a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(p + i + 8));
-        a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(p + i + 16));
-        a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + i + 24));
-    }
-    a0 = _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3));
-    return (uint64_t)_mm512_reduce_add_epi64(a0);
-}
-#endif
-
-/* AVX-512 loads where the CPU has them (the GEMV's own path), so the reader is not
- * compute-bound and the ceiling is the memory's, not this loop's. */
-static void *rd(void *a)
-{
-    rd_arg *r = a;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx512f")) {
-        r->sum = sum512(r->p, r->n);
-        return NULL;
-    }
-#endif
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = 0; i + 4 <= r->n; i += 4) {
-        s0 += r->p[i];
-        s1 += r->p[i + 1];
-        s2 += r->p[i + 2];
-        s3 += r->p[i + 3];
-    }
-    r->sum = s0 ^ s1 ^ s2 ^ s3;
-    return NULL;
-}
-
-/* GB/s reading `bytes` with `threads` threads (best of 10). */
-static double read_bw(size_t bytes, int threads)
-{
-    size_t n = bytes / 8;
-    uint64_t *buf = malloc(n * 8);
-    memset(buf, 1, n * 8);
-    double best = 1e30;
-    uint64_t sink = 0;
-    for (int rep = 0; rep < 10; rep++) {
-        pthread_t th[64];
-        rd_arg ar[64];
-        double t0 = now();
-        for (int t = 0; t < threads; t++) {
-            ar[t] = (rd_arg){buf + n / threads * t, n / threads, 0};
-            pthread_create(&th[t], NULL, rd, &ar[t]);
-        }
-        for (int t = 0; t < threads; t++) {
-            pthread_join(th[t], NULL);
-            sink ^= ar[t].sum;
-        }
-        double dt = now() - t0;
-        if (dt < best) best = dt;
-    }
-    free(buf);
-    if (sink == 42) fprintf(stderr, " ");
-    return (double)bytes / best / 1e9;
-}
 
 int main(int argc, char **argv)
 {
@@ -261,7 +190,7 @@ int main(int argc, char **argv)
         printf("decode (best of %d): %.3f ms = %.1f tok/s; weights read per token %.1f MB -> %.0f GB/s effective\n",
                decode, best * 1e3, 1.0 / best, per_tok / 1e6, per_tok / best / 1e9);
     } else {
-        double bw = read_bw(per_tok, nthr);
+        double bw = bench_read_bw(per_tok, nthr);
         double ceiling = bw * 1e9 / (double)per_tok;
         printf("decode (best of %d): %.2f ms = %.1f tok/s; weights read per token %.1f MB; read bandwidth %.1f GB/s "
                "(same run) -> ceiling %.1f tok/s; %.0f%% of it\n", decode, best * 1e3, 1.0 / best, per_tok / 1e6, bw,

@@ -19,6 +19,7 @@
  * Output lines starting with "RESULT" are machine-readable (run.sh builds its table from them).
  */
 #include "nextgpt.h"
+#include "../bench_membw.h"
 
 #include "ggml-backend.h"
 #include "llama.h"
@@ -200,77 +201,6 @@ static int ng_eval(ng_engine *e, const int32_t *ids, int n, int all)
     return 0;
 }
 
-/* ---- read bandwidth (as bench/bench_llama.c) ---------------------------------------------- */
-
-typedef struct rd_arg {
-    const uint64_t *p;
-    size_t n;
-    uint64_t sum;
-} rd_arg;
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-__attribute__((target("avx512f"))) static uint64_t sum512(const uint64_t *p, size_t n)
-{
-    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-    for (size_t i = 0; i + 32 <= n; i += 32) {
-        a0 = _mm512_add_epi64(a0, _mm512_loadu_si512(p + i));
-        a1 = _mm512_add_epi64(a1, _mm512_loadu_si512(p + i + 8));
-        a2 = _mm512_add_epi64(a2, _mm512_loadu_si512(p + i + 16));
-        a3 = _mm512_add_epi64(a3, _mm512_loadu_si512(p + i + 24));
-    }
-    a0 = _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3));
-    return (uint64_t)_mm512_reduce_add_epi64(a0);
-}
-#endif
-
-static void *rd(void *a)
-{
-    rd_arg *r = a;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (__builtin_cpu_supports("avx512f")) {
-        r->sum = sum512(r->p, r->n);
-        return NULL;
-    }
-#endif
-    uint64_t s0 = 0, s1 = 0;
-    for (size_t i = 0; i + 2 <= r->n; i += 2) {
-        s0 += r->p[i];
-        s1 += r->p[i + 1];
-    }
-    r->sum = s0 ^ s1;
-    return NULL;
-}
-
-/* GB/s reading `bytes` with `threads` threads (best of 10). */
-static double read_bw(size_t bytes, int threads)
-{
-    size_t n = bytes / 8;
-    uint64_t *buf = malloc(n * 8);
-    if (!buf) return 0;
-    memset(buf, 1, n * 8);
-    double best = 1e30;
-    uint64_t sink = 0;
-    for (int rep = 0; rep < 10; rep++) {
-        pthread_t th[64];
-        rd_arg ar[64];
-        double t0 = now();
-        for (int t = 0; t < threads; t++) {
-            ar[t] = (rd_arg){buf + n / threads * t, n / threads, 0};
-            pthread_create(&th[t], NULL, rd, &ar[t]);
-        }
-        for (int t = 0; t < threads; t++) {
-            pthread_join(th[t], NULL);
-            sink ^= ar[t].sum;
-        }
-        double dt = now() - t0;
-        if (dt < best) best = dt;
-    }
-    free(buf);
-    if (sink == 42) fprintf(stderr, " ");
-    return (double)bytes / best / 1e9;
-}
-
 /* ---- config -------------------------------------------------------------------------------- */
 
 typedef struct model_info {
@@ -397,7 +327,7 @@ static int speed(const char *dir, const char *gguf, const model_info *mi, int th
         fprintf(stderr, "llama.cpp could not load %s\n", gguf);
         return 1;
     }
-    double bw = read_bw(per_tok, threads);
+    double bw = bench_read_bw(per_tok, threads);
     /* warm-up: page the weights in for both (first touch of the mmapped files) */
     if (ng_eval(&ng, ids, prompt, 0) || ll_eval(&ll, ids, prompt, 0, 0)) return 1;
     ngpt_backbone_session_reset(ng.s);
@@ -446,7 +376,7 @@ static int speed(const char *dir, const char *gguf, const model_info *mi, int th
         fprintf(stderr, "  rep %d: pp%d ours %.1f / llama.cpp %.1f tok/s; tg%d ours %.2f / llama.cpp %.2f tok/s\n", r,
                 pp, pp / ng_pp, pp / ll_pp, tg, tg / ng_tg, tg / ll_tg);
     }
-    double bw2 = read_bw(per_tok, threads);
+    double bw2 = bench_read_bw(per_tok, threads);
     if (bw2 > bw) bw = bw2;
     double ceil_tok = bw * 1e9 / (double)per_tok;
     double ng_d = tg / ng_tg, ll_d = tg / ll_tg;
