@@ -36,8 +36,8 @@ static inline void test_copy_file(const char *from, const char *to)
 
 typedef struct test_edit {
     const char *drop;        /* tensor left out */
-    const char *reshape;     /* tensor whose first two dimensions are swapped */
-    const char *extra;       /* tensor name added (a copy of extra_like's data and shape) */
+    const char *reshape;     /* tensor whose first two dimensions are swapped (rank >= 2) */
+    const char *extra;       /* tensor name added: a copy of extra_like (NULL: of the first tensor) */
     const char *extra_like;
     const char *cfg_key, *cfg_val;  /* config.json key replaced by this JSON value */
     bool truncate;           /* the weights file cut after 4 KiB (its header promises more) */
@@ -53,7 +53,9 @@ static inline void test_copy_edited(const char *src, const char *dst, const char
     CHECK_OK(nx_json_load_file(&cfg, a));
     if (cfg && e->cfg_key) {
         json_error_t err;
-        json_object_set_new(cfg, e->cfg_key, json_loads(e->cfg_val, JSON_DECODE_ANY, &err));
+        json_t *v = json_loads(e->cfg_val, JSON_DECODE_ANY, &err);
+        CHECK(v != NULL);
+        json_object_set_new(cfg, e->cfg_key, v);
     }
     snprintf(b, sizeof b, "%s/config.json", dst);
     CHECK(cfg && json_dump_file(cfg, b, JSON_INDENT(1)) == 0);
@@ -81,7 +83,7 @@ static inline void test_copy_edited(const char *src, const char *dst, const char
         const nx_wtensor *t = nx_weights_at(w, i);
         if (e->drop && strcmp(t->name, e->drop) == 0) continue;
         memcpy(shapes[k], t->shape, sizeof shapes[k]);
-        if (e->reshape && strcmp(t->name, e->reshape) == 0) {
+        if (e->reshape && strcmp(t->name, e->reshape) == 0 && t->rank >= 2) {
             int64_t s0 = shapes[k][0];
             shapes[k][0] = shapes[k][1];
             shapes[k][1] = s0;
@@ -89,7 +91,7 @@ static inline void test_copy_edited(const char *src, const char *dst, const char
         ent[k] = (nx_st_entry){t->name, t->dtype, t->rank, shapes[k], t->data};
         k++;
     }
-    const nx_wtensor *like = e->extra && e->extra_like ? nx_weights_find(w, e->extra_like) : NULL;
+    const nx_wtensor *like = !e->extra ? NULL : e->extra_like ? nx_weights_find(w, e->extra_like) : nx_weights_at(w, 0);
     CHECK(!e->extra || like);
     if (ent && shapes && like) {
         memcpy(shapes[k], like->shape, sizeof shapes[k]);

@@ -4,6 +4,7 @@
  * allocation-failure injection over loading, and the decode's memory peak. */
 #include "test.h"
 #include "alloc_fail.h"
+#include "fixture.h"
 
 #include "core/alloc.h"
 #include "core/json.h"
@@ -46,79 +47,18 @@ static ngpt_tensor f32(int rank, const int64_t *shape, float *data)
 
 /* ---- copies of a golden model with edits ---- */
 
-static void copy_file(const char *from, const char *to)
-{
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    CHECK(a && b);
-    char buf[65536];
-    size_t n;
-    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) CHECK(fwrite(buf, 1, n, b) == n);
-    if (a) fclose(a);
-    if (b) fclose(b);
-}
-
-typedef struct edit {
-    const char *drop;       /* tensor left out */
-    const char *reshape;    /* tensor written with its first two dims swapped (or [n] -> [n+1 elems]) */
-    const char *extra;      /* tensor added (a copy of the first) */
-    const char *cfg_key;    /* config key set to cfg_val (JSON text) */
-    const char *cfg_val;
-} edit;
-
 /* dst/<sub>/ = src/<sub>/ with the edits; dst/model_index.json copied. */
-static void make_copy(const char *src, const char *dst, const char *sub, const char *wfile, const edit *e)
+static void make_copy(const char *src, const char *dst, const char *sub, const char *wfile, const test_edit *e)
 {
     char a[1400], b[1400];
     mkdir(dst, 0700);
     snprintf(a, sizeof a, "%s/model_index.json", src);
     snprintf(b, sizeof b, "%s/model_index.json", dst);
-    copy_file(a, b);
+    test_copy_file(a, b);
+    snprintf(a, sizeof a, "%s/%s", src, sub);
     snprintf(b, sizeof b, "%s/%s", dst, sub);
     mkdir(b, 0700);
-    /* config */
-    snprintf(a, sizeof a, "%s/%s/config.json", src, sub);
-    json_t *cfg = NULL;
-    CHECK_OK(nx_json_load_file(&cfg, a));
-    if (e->cfg_key) {
-        json_error_t err;
-        json_t *v = json_loads(e->cfg_val, JSON_DECODE_ANY, &err);
-        CHECK(v != NULL);
-        json_object_set_new(cfg, e->cfg_key, v);
-    }
-    snprintf(b, sizeof b, "%s/%s/config.json", dst, sub);
-    CHECK(json_dump_file(cfg, b, JSON_INDENT(1)) == 0);
-    json_decref(cfg);
-    /* weights */
-    snprintf(a, sizeof a, "%s/%s/%s", src, sub, wfile);
-    nx_weights *w = NULL;
-    CHECK_OK(nx_weights_open(&w, a));
-    if (!w) return;
-    size_t n = nx_weights_count(w);
-    nx_st_entry *ent = calloc(n + 1, sizeof *ent);
-    int64_t (*shapes)[NGPT_MAX_DIMS] = calloc(n + 1, sizeof *shapes);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const nx_wtensor *t = nx_weights_at(w, i);
-        if (e->drop && strcmp(t->name, e->drop) == 0) continue;
-        memcpy(shapes[k], t->shape, sizeof shapes[k]);
-        ent[k] = (nx_st_entry){t->name, t->dtype, t->rank, shapes[k], t->data};
-        if (e->reshape && strcmp(t->name, e->reshape) == 0 && t->rank >= 2) {
-            int64_t s0 = shapes[k][0];
-            shapes[k][0] = shapes[k][1];
-            shapes[k][1] = s0;
-        }
-        k++;
-    }
-    if (e->extra) {
-        const nx_wtensor *t = nx_weights_at(w, 0);
-        memcpy(shapes[k], t->shape, sizeof shapes[k]);
-        ent[k++] = (nx_st_entry){e->extra, t->dtype, t->rank, shapes[k - 1], t->data};
-    }
-    snprintf(b, sizeof b, "%s/%s/%s", dst, sub, wfile);
-    CHECK_OK(nx_safetensors_write(b, ent, k, NULL, 0));
-    free(ent);
-    free(shapes);
-    nx_weights_close(w);
+    test_copy_edited(a, b, wfile, e);
 }
 
 static void rm_copy(const char *dst, const char *sub, const char *wfile)
@@ -186,7 +126,7 @@ static void test_load_errors(void)
     const char *W = "diffusion_pytorch_model.safetensors";
     ngpt_decoder *d = NULL;
     struct {
-        edit e;
+        test_edit e;
         ngpt_status want;
         const char *needle;
     } cases[] = {
@@ -214,7 +154,7 @@ static void test_load_errors(void)
     }
     /* a decoder-only checkpoint: loads and decodes; encode names the missing tensor and the
      * decoder stays usable */
-    make_copy(sd, dst, "vae", W, &(edit){.drop = "quant_conv.weight"});
+    make_copy(sd, dst, "vae", W, &(test_edit){.drop = "quant_conv.weight"});
     CHECK_OK(open_dec(&d, dst, NGPT_DECODER_AUTO, NGPT_DECODER_VAE));
     if (d) {
         float z[1 * 4 * 2 * 2] = {0.1f, -0.2f, 0.3f, 0.4f}, im[1 * 3 * 16 * 16] = {0};
@@ -235,7 +175,7 @@ static void test_load_errors(void)
     const char *al = golden("models/audioldm-a");
     const char *VW = "model.safetensors";
     struct {
-        edit e;
+        test_edit e;
         ngpt_status want;
         const char *needle;
     } vc[] = {
@@ -256,7 +196,7 @@ static void test_load_errors(void)
         rm_copy(dst, "vocoder", VW);
     }
     /* normalize_before true with the buffers present: loads, and (mel - mean) / scale runs */
-    make_copy(al, dst, "vocoder", VW, &(edit){.cfg_key = "normalize_before", .cfg_val = "true"});
+    make_copy(al, dst, "vocoder", VW, &(test_edit){.cfg_key = "normalize_before", .cfg_val = "true"});
     CHECK_OK(open_dec(&d, dst, NGPT_DECODER_AUDIO, NGPT_DECODER_VOCODER));
     if (d) {
         float mel[5 * 64];
