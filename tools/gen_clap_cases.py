@@ -40,11 +40,12 @@ The expected outputs come from PORTS, not from transformers (not installed here)
 
 Run with Debian's python (numpy + torch 1.13 + python3-regex): /usr/bin/python3 tools/gen_clap_cases.py
 """
-import json, os, shutil, struct
+import json, os, shutil
 import numpy as np
 import regex
 import torch
 import torch.nn.functional as F
+from golden_st import write_st
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "tests", "golden")
@@ -57,24 +58,6 @@ SRC_ENC = ("tools/gen_clap_cases.py: a torch float32 port of huggingface/transfo
 MAXLEN = 512      # tokenizer_config.json model_max_length (AudioLDM's)
 MAXPOS = 514      # max_position_embeddings (AudioLDM's)
 PAD_ID = 1
-
-
-# ---------------------------------------------------------------- safetensors
-def write_st(path, tensors):
-    hdr, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        a = t.numpy() if isinstance(t, torch.Tensor) else t
-        if a.dtype == np.int64:
-            dt, b = "I64", np.ascontiguousarray(a.astype("<i8")).tobytes()
-        else:
-            dt, b = "F32", np.ascontiguousarray(a.astype("<f4")).tobytes()
-        hdr[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(hdr, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 # ---------------------------------------------------------------- tokenizer port

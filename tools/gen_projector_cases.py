@@ -23,6 +23,7 @@ import json, math, os, struct, sys
 import numpy as np
 import torch
 from torch import nn
+from golden_st import write_st
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DELTA = os.path.join(REPO, "..", "shared", "golden", "models", "nextgpt-delta-a")
@@ -52,18 +53,6 @@ def read_st(path):
     return out
 
 
-def write_st(path, tensors):
-    hdr, blobs, off = {}, [], 0
-    for name, a in tensors.items():
-        a = np.ascontiguousarray(a, dtype="<f4")
-        b = a.tobytes()
-        hdr[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(hdr, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 class TextFcLayer(nn.Module):

@@ -13,9 +13,10 @@ Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_sched_
 (writes tests/golden/{vision,video}/scheduler.*/<case>/). Random data come from a seeded torch
 generator; the files are committed, so this script only needs re-running to add cases.
 """
-import json, math, os, struct, sys
+import json, math, os, sys
 import numpy as np
 import torch
+from golden_st import write_st
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden")
 SOURCE = ("tools/gen_sched_cases.py: a torch float32 port of huggingface/diffusers v0.17.0 "
@@ -390,19 +391,6 @@ class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / karra
 
 
 # ---- safetensors writer (F32 / I64) ----
-def write_st(path, tensors):
-    hdr, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        a = t.numpy()
-        dt = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[a.dtype]
-        b = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()
-        hdr[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(hdr, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 SD15 = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)

@@ -18,6 +18,7 @@ import json, os, struct
 import numpy as np
 import torch
 import torch.nn.functional as F
+from golden_st import write_st
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "tests", "golden")
@@ -43,17 +44,6 @@ def read_st(path):
     return out
 
 
-def write_st(path, tensors):
-    hdr, blobs, off = {}, [], 0
-    for name, t in tensors.items():
-        b = np.ascontiguousarray(t.numpy().astype("<f4")).tobytes()
-        hdr[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(hdr, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 class Port:
