@@ -122,13 +122,6 @@ static ngpt_status read_config(cl_config *c, const char *dir)
     return s;
 }
 
-static ngpt_status get(nx_mw *m, const nx_tensor **t, int64_t d0, int64_t d1, const char *fmt, int i)
-{
-    char name[160];
-    snprintf(name, sizeof name, fmt, i);
-    int64_t shape[2] = {d0, d1};
-    return nx_mw_get(m, t, name, d1 ? 2 : 1, shape);
-}
 
 static ngpt_status load_weights(nx_clap_text *m)
 {
@@ -136,41 +129,41 @@ static ngpt_status load_weights(nx_clap_text *m)
     nx_mw *w = &m->mw;
     int64_t D = c->hidden, I = c->inter, P = c->proj;
 #define E "text_model.embeddings."
-    NX_TRY(get(w, &m->word, c->vocab_size, D, E "word_embeddings.weight", 0));
-    NX_TRY(get(w, &m->pos, c->max_pos, D, E "position_embeddings.weight", 0));
-    NX_TRY(get(w, &m->type, c->type_vocab, D, E "token_type_embeddings.weight", 0));
-    NX_TRY(get(w, &m->lne_w, D, 0, E "LayerNorm.weight", 0));
-    NX_TRY(get(w, &m->lne_b, D, 0, E "LayerNorm.bias", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->word, c->vocab_size, D, E "word_embeddings.weight", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->pos, c->max_pos, D, E "position_embeddings.weight", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->type, c->type_vocab, D, E "token_type_embeddings.weight", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->lne_w, D, 0, E "LayerNorm.weight", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->lne_b, D, 0, E "LayerNorm.bias", 0));
     nx_weights_mark_used(w->w, E "position_ids");    /* buffers: arange(P), zeros */
     nx_weights_mark_used(w->w, E "token_type_ids");
 #undef E
     for (int i = 0; i < c->layers; i++) {
         cl_layer *L = &m->layer[i];
 #define P_ "text_model.encoder.layer.%d."
-        NX_TRY(get(w, &L->q_w, D, D, P_ "attention.self.query.weight", i));
-        NX_TRY(get(w, &L->q_b, D, 0, P_ "attention.self.query.bias", i));
-        NX_TRY(get(w, &L->k_w, D, D, P_ "attention.self.key.weight", i));
-        NX_TRY(get(w, &L->k_b, D, 0, P_ "attention.self.key.bias", i));
-        NX_TRY(get(w, &L->v_w, D, D, P_ "attention.self.value.weight", i));
-        NX_TRY(get(w, &L->v_b, D, 0, P_ "attention.self.value.bias", i));
-        NX_TRY(get(w, &L->o_w, D, D, P_ "attention.output.dense.weight", i));
-        NX_TRY(get(w, &L->o_b, D, 0, P_ "attention.output.dense.bias", i));
-        NX_TRY(get(w, &L->ln1_w, D, 0, P_ "attention.output.LayerNorm.weight", i));
-        NX_TRY(get(w, &L->ln1_b, D, 0, P_ "attention.output.LayerNorm.bias", i));
-        NX_TRY(get(w, &L->fc1_w, I, D, P_ "intermediate.dense.weight", i));
-        NX_TRY(get(w, &L->fc1_b, I, 0, P_ "intermediate.dense.bias", i));
-        NX_TRY(get(w, &L->fc2_w, D, I, P_ "output.dense.weight", i));
-        NX_TRY(get(w, &L->fc2_b, D, 0, P_ "output.dense.bias", i));
-        NX_TRY(get(w, &L->ln2_w, D, 0, P_ "output.LayerNorm.weight", i));
-        NX_TRY(get(w, &L->ln2_b, D, 0, P_ "output.LayerNorm.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->q_w, D, D, P_ "attention.self.query.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->q_b, D, 0, P_ "attention.self.query.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->k_w, D, D, P_ "attention.self.key.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->k_b, D, 0, P_ "attention.self.key.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->v_w, D, D, P_ "attention.self.value.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->v_b, D, 0, P_ "attention.self.value.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->o_w, D, D, P_ "attention.output.dense.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->o_b, D, 0, P_ "attention.output.dense.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->ln1_w, D, 0, P_ "attention.output.LayerNorm.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->ln1_b, D, 0, P_ "attention.output.LayerNorm.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->fc1_w, I, D, P_ "intermediate.dense.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->fc1_b, I, 0, P_ "intermediate.dense.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->fc2_w, D, I, P_ "output.dense.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->fc2_b, D, 0, P_ "output.dense.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->ln2_w, D, 0, P_ "output.LayerNorm.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->ln2_b, D, 0, P_ "output.LayerNorm.bias", i));
 #undef P_
     }
-    NX_TRY(get(w, &m->pool_w, D, D, "text_model.pooler.dense.weight", 0));
-    NX_TRY(get(w, &m->pool_b, D, 0, "text_model.pooler.dense.bias", 0));
-    NX_TRY(get(w, &m->p1_w, P, D, "text_projection.linear1.weight", 0));
-    NX_TRY(get(w, &m->p1_b, P, 0, "text_projection.linear1.bias", 0));
-    NX_TRY(get(w, &m->p2_w, P, P, "text_projection.linear2.weight", 0));
-    NX_TRY(get(w, &m->p2_b, P, 0, "text_projection.linear2.bias", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->pool_w, D, D, "text_model.pooler.dense.weight", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->pool_b, D, 0, "text_model.pooler.dense.bias", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->p1_w, P, D, "text_projection.linear1.weight", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->p1_b, P, 0, "text_projection.linear1.bias", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->p2_w, P, P, "text_projection.linear2.weight", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->p2_b, P, 0, "text_projection.linear2.bias", 0));
     return nx_mw_check_unused(w);
 }
 

@@ -94,46 +94,39 @@ static ngpt_status read_config(ct_config *c, const char *dir)
     return s;
 }
 
-static ngpt_status get(nx_mw *m, const nx_tensor **t, int64_t d0, int64_t d1, const char *fmt, int i)
-{
-    char name[160];
-    snprintf(name, sizeof name, fmt, i);
-    int64_t shape[2] = {d0, d1};
-    return nx_mw_get(m, t, name, d1 ? 2 : 1, shape);
-}
 
 static ngpt_status load_weights(nx_clip_text *m)
 {
     const ct_config *c = &m->cfg;
     nx_mw *w = &m->mw;
     int64_t D = c->hidden, I = c->inter;
-    NX_TRY(get(w, &m->tok, c->vocab_size, D, "text_model.embeddings.token_embedding.weight", 0));
-    NX_TRY(get(w, &m->pos, c->max_pos, D, "text_model.embeddings.position_embedding.weight", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->tok, c->vocab_size, D, "text_model.embeddings.token_embedding.weight", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->pos, c->max_pos, D, "text_model.embeddings.position_embedding.weight", 0));
     nx_weights_mark_used(w->w, "text_model.embeddings.position_ids");  /* a buffer: arange(P) */
     nx_mw_skip_prefix(w, "text_projection.");                            /* CLIPTextModelWithProjection */
     for (int i = 0; i < c->layers; i++) {
         ct_layer *L = &m->layer[i];
 #define P "text_model.encoder.layers.%d."
-        NX_TRY(get(w, &L->ln1_w, D, 0, P "layer_norm1.weight", i));
-        NX_TRY(get(w, &L->ln1_b, D, 0, P "layer_norm1.bias", i));
-        NX_TRY(get(w, &L->q_w, D, D, P "self_attn.q_proj.weight", i));
-        NX_TRY(get(w, &L->q_b, D, 0, P "self_attn.q_proj.bias", i));
-        NX_TRY(get(w, &L->k_w, D, D, P "self_attn.k_proj.weight", i));
-        NX_TRY(get(w, &L->k_b, D, 0, P "self_attn.k_proj.bias", i));
-        NX_TRY(get(w, &L->v_w, D, D, P "self_attn.v_proj.weight", i));
-        NX_TRY(get(w, &L->v_b, D, 0, P "self_attn.v_proj.bias", i));
-        NX_TRY(get(w, &L->o_w, D, D, P "self_attn.out_proj.weight", i));
-        NX_TRY(get(w, &L->o_b, D, 0, P "self_attn.out_proj.bias", i));
-        NX_TRY(get(w, &L->ln2_w, D, 0, P "layer_norm2.weight", i));
-        NX_TRY(get(w, &L->ln2_b, D, 0, P "layer_norm2.bias", i));
-        NX_TRY(get(w, &L->fc1_w, I, D, P "mlp.fc1.weight", i));
-        NX_TRY(get(w, &L->fc1_b, I, 0, P "mlp.fc1.bias", i));
-        NX_TRY(get(w, &L->fc2_w, D, I, P "mlp.fc2.weight", i));
-        NX_TRY(get(w, &L->fc2_b, D, 0, P "mlp.fc2.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->ln1_w, D, 0, P "layer_norm1.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->ln1_b, D, 0, P "layer_norm1.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->q_w, D, D, P "self_attn.q_proj.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->q_b, D, 0, P "self_attn.q_proj.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->k_w, D, D, P "self_attn.k_proj.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->k_b, D, 0, P "self_attn.k_proj.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->v_w, D, D, P "self_attn.v_proj.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->v_b, D, 0, P "self_attn.v_proj.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->o_w, D, D, P "self_attn.out_proj.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->o_b, D, 0, P "self_attn.out_proj.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->ln2_w, D, 0, P "layer_norm2.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->ln2_b, D, 0, P "layer_norm2.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->fc1_w, I, D, P "mlp.fc1.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->fc1_b, I, 0, P "mlp.fc1.bias", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->fc2_w, D, I, P "mlp.fc2.weight", i));
+        NX_TRY(nx_mw_get_fmt(w, &L->fc2_b, D, 0, P "mlp.fc2.bias", i));
 #undef P
     }
-    NX_TRY(get(w, &m->lnf_w, D, 0, "text_model.final_layer_norm.weight", 0));
-    NX_TRY(get(w, &m->lnf_b, D, 0, "text_model.final_layer_norm.bias", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->lnf_w, D, 0, "text_model.final_layer_norm.weight", 0));
+    NX_TRY(nx_mw_get_fmt(w, &m->lnf_b, D, 0, "text_model.final_layer_norm.bias", 0));
     return nx_mw_check_unused(w);
 }
 

@@ -106,6 +106,14 @@ ngpt_status nx_mw_get(nx_mw *m, const nx_tensor **out, const char *name, int ran
     return NGPT_OK;
 }
 
+ngpt_status nx_mw_get_fmt(nx_mw *m, const nx_tensor **out, int64_t d0, int64_t d1, const char *fmt, int i)
+{
+    char name[160];
+    snprintf(name, sizeof name, fmt, i);
+    int64_t shape[2] = {d0, d1};
+    return nx_mw_get(m, out, name, d1 ? 2 : 1, shape);
+}
+
 ngpt_status nx_mw_const(nx_mw *m, const nx_tensor **out, const float *vals, int64_t n)
 {
     nx_tensor *t = NULL;

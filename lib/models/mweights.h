@@ -38,6 +38,9 @@ ngpt_status nx_upload_f32_as(nx_tensor *out, nx_backend *be, ngpt_dtype dt, int 
 ngpt_status nx_mw_open(nx_mw *m, nx_backend *be, const char *dir, const char *const *files);
 /* Fetch tensor `name` (F32/F16/BF16) with the given shape (-1 = any) and mark it used. */
 ngpt_status nx_mw_get(nx_mw *m, const nx_tensor **out, const char *name, int rank, const int64_t *shape);
+/* nx_mw_get of the tensor named fmt formatted with i (e.g. "...layer.%d.bias"): [d0] when d1 is 0,
+ * else [d0, d1]. */
+ngpt_status nx_mw_get_fmt(nx_mw *m, const nx_tensor **out, int64_t d0, int64_t d1, const char *fmt, int i);
 /* Mark every tensor whose name starts with `prefix` as used (parts a model does not load). */
 void nx_mw_skip_prefix(nx_mw *m, const char *prefix);
 /* A small constant tensor (in the table's dtype dt, F32 by default) owned by the table (e.g. a divisor for nx_op_binary). */
