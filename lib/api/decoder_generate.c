@@ -385,5 +385,6 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
     if (s == NGPT_OK) s = finish(d, &pl, lat, out, audio ? aux : NULL);
     nx_free(lat);
     ngpt_tensor_free(&own_uncond);
+    nx_backend_trim(d->ctx->be);  /* the steps' and the VAE's activations, kept for reuse until here */
     return s;
 }

@@ -97,6 +97,14 @@ void nx_free_aligned(void *p)
     if (p) nx_free(((void **)p)[-1]);
 }
 
+size_t nx_aligned_size(const void *p)
+{
+    const unsigned char *raw = ((void *const *)p)[-1];
+    size_t size;
+    memcpy(&size, raw - HDR, sizeof size);
+    return size - (size_t)((const unsigned char *)p - raw); /* raw holds size + 64 + 8 */
+}
+
 uint64_t nx_alloc_bytes(void) { return atomic_load(&g_bytes); }
 int64_t nx_alloc_blocks(void) { return atomic_load(&g_blocks); }
 

@@ -17,6 +17,8 @@ char *nx_strndup(const char *s, size_t n);
 /* 64-byte aligned (for SIMD and oneDNN); free with nx_free_aligned. */
 void *nx_malloc_aligned(size_t size);
 void  nx_free_aligned(void *p);
+/* The usable bytes at p (from nx_malloc_aligned): at least the size asked. */
+size_t nx_aligned_size(const void *p);
 
 /* Bytes currently allocated through nx_* and the number of live blocks (tests check both
  * return to their starting values after an error path). */

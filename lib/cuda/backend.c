@@ -114,6 +114,16 @@ static ngpt_status cuda_sync(nx_backend *be)
     return NGPT_OK;
 }
 
+static void cuda_trim(nx_backend *be)
+{
+    nx_cuda *c = be->impl;
+    cudaMemPool_t pool;
+    if (!c || !c->pooled) return;
+    (void)cudaStreamSynchronize(c->stream);  /* frees queued on the stream return to the pool first */
+    if (cudaDeviceGetDefaultMemPool(&pool, c->device) == cudaSuccess) (void)cudaMemPoolTrimTo(pool, 0);
+    (void)cudaGetLastError();
+}
+
 static void cuda_destroy(nx_backend *be)
 {
     if (!be) return;
@@ -140,6 +150,7 @@ static const nx_backend_vtbl k_cuda_vtbl = {
     .download = cuda_download,
     .sync = cuda_sync,
     .destroy = cuda_destroy,
+    .trim = cuda_trim,
     .linear = nx_cuda_linear,
     .matmul = nx_cuda_matmul,
     .conv = nx_cuda_conv,

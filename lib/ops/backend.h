@@ -22,6 +22,8 @@ typedef struct nx_backend_vtbl {
     ngpt_status (*download)(nx_backend *be, void *host, const void *src, size_t nbytes);
     ngpt_status (*sync)(nx_backend *be);
     void        (*destroy)(nx_backend *be);
+    /* optional: hand memory the backend keeps for reuse back to the system (nx_backend_trim) */
+    void        (*trim)(nx_backend *be);
 
     /* ops: same arguments as the nx_op_* of the same name, already validated */
     ngpt_status (*linear)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
@@ -80,5 +82,8 @@ ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *
                                    const nx_logger *log);
 
 void nx_backend_free(nx_backend *be);
+/* Release the memory a backend keeps for reuse (the CPU's freed large blocks, CUDA's stream-
+ * ordered pool): called where a burst of large activations ends (a decoder call, a turn). */
+void nx_backend_trim(nx_backend *be);
 
 #endif

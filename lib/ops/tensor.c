@@ -148,3 +148,8 @@ void nx_backend_free(nx_backend *be)
 {
     if (be && be->v && be->v->destroy) be->v->destroy(be);
 }
+
+void nx_backend_trim(nx_backend *be)
+{
+    if (be && be->v && be->v->trim) be->v->trim(be);
+}

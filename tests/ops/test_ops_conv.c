@@ -112,6 +112,45 @@ static void test_conv(void)
     }
 }
 
+/* Winograd (nx_cpu_set_conv_winograd): forced on small 3x3 shapes against the reference, and
+ * taken by the AUTO rule on a shape it selects, where it must differ from direct in the last
+ * bits (else the Winograd path did not run) and agree to the F32 tolerance. */
+static void test_conv_winograd(void)
+{
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    check_conv(2, 2, 32, 48, (int64_t[]){12, 10}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F32, 1);
+    check_conv(2, 1, 64, 16, (int64_t[]){9, 17}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F16, 0);
+    check_conv(2, 1, 16, 16, (int64_t[]){8, 8}, (int64_t[]){3, 3}, 2, 1, 1, 1, NGPT_DTYPE_F32, 1); /* strided: direct */
+
+    const int64_t xs[4] = {1, 64, 128, 128}, ws[4] = {64, 64, 3, 3}, O = 64;
+    const size_t nx = (size_t)prod(xs, 4), nw = (size_t)prod(ws, 4);
+    float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * O), *yd = malloc(4 * nx), *yw = malloc(4 * nx);
+    test_fill(&rng, x, nx, -1, 1);
+    test_fill(&rng, w, nw, -1, 1);
+    test_fill(&rng, b, (size_t)O, -1, 1);
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    for (int i = 0; i < 2; i++) p.stride[i] = 1, p.pad[i] = 1, p.dilation[i] = 1;
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be);
+    nx_tensor tyd = nx_view(NGPT_DTYPE_F32, 4, xs, yd, t_be), tyw = nx_view(NGPT_DTYPE_F32, 4, xs, yw, t_be);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_OFF);
+    CHECK_OK(nx_cpu_conv(t_be, &tyd, &tx, &tw, &tb, &p));
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    CHECK_OK(nx_cpu_conv(t_be, &tyw, &tx, &tw, &tb, &p));
+    size_t differ = 0;
+    double worst = 0, mx = 0;
+    for (size_t i = 0; i < nx; i++) {
+        differ += yd[i] != yw[i];
+        worst = fmax(worst, fabs((double)yd[i] - yw[i]));
+        mx = fmax(mx, fabs((double)yd[i]));
+    }
+    CHECK_MSG(differ > 0, "AUTO on 1x64x128x128 3x3 took the Winograd path (outputs differ from direct in the last bits)");
+    CHECK_MSG(worst <= 1e-5 * mx, "Winograd vs direct: max |diff| %.3g vs max |y| %.3g (want <= 1e-5 relative)", worst, mx);
+    free(x), free(w), free(b), free(yd), free(yw);
+}
+
 /* conv_transpose1d reference: y[n, o, t] += x[n, c, l] * w[c, o - g*Og, kk] where
  * t = l * stride - pad + kk * dil. */
 static void check_convt(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k, int stride, int pad, int opad, int dil,
@@ -175,6 +214,7 @@ int main(void)
         return 1;
     }
     RUN(test_conv);
+    RUN(test_conv_winograd);
     RUN(test_conv_transpose1d);
     ops_test_fini();
     return test_done();

@@ -25,6 +25,26 @@ typedef struct nx_cpu_bf16_scope {
 } nx_cpu_bf16_scope;
 nx_cpu_bf16_scope nx_cpu_bf16_scope_begin(const nx_backend *be, bool on);
 void nx_cpu_bf16_scope_end(nx_cpu_bf16_scope prev);
+/* 3x3 convolutions through oneDNN's Winograd (F(4x4,3x3) / F(2x2,3x3)) instead of direct:
+ * ~2x less arithmetic, errors of the same order as direct's F32 rounding (~5e-6 relative),
+ * but blocked layouts, so x, y and the weights are reordered on every call. AUTO (the default)
+ * takes it where that pays off: stride 1, pad 1, no dilation or groups, >= 64 channels in and
+ * out and N*H*W >= 16384 (SD's VAE decoder at 128²-512², Zeroscope's frames batched); OFF
+ * never, ALWAYS wherever oneDNN supports it (tests: the path on small shapes). (conv.c) */
+typedef enum nx_conv_winograd_mode {
+    NX_CONV_WINOGRAD_AUTO = 0,
+    NX_CONV_WINOGRAD_OFF = 1,
+    NX_CONV_WINOGRAD_ALWAYS = 2,
+} nx_conv_winograd_mode;
+void nx_cpu_set_conv_winograd(nx_backend *be, nx_conv_winograd_mode mode);
+nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be);
+/* backend.c: host memory for activations and scratch, 64-byte aligned. Blocks of
+ * NX_CPU_BLOCK_MIN and more are kept when freed (up to NX_CPU_BLOCKS_CAP in all, oldest dropped
+ * first) and handed out again for requests of up to their size and at least 2/3 of it;
+ * nx_cpu_trim releases them. */
+void *nx_cpu_block_alloc(nx_backend *be, size_t nbytes);
+void  nx_cpu_block_free(nx_backend *be, void *p);
+void  nx_cpu_trim(nx_backend *be);
 /* gemv.c: runtime dispatch shared by gemv.c and attention.c: true when the CPU has AVX-512
  * F/BW/VL/DQ and SIMD was not turned off; nx_cpu_set_simd(false) forces the portable paths
  * (tests use it to check them on AVX-512 hosts). */

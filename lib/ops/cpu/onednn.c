@@ -31,14 +31,18 @@ ngpt_status nx_cpu_state_create(nx_cpu_state **out)
     nx_cpu_state *st = nx_calloc(1, sizeof *st);
     if (!st) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "cpu backend: out of memory");
     pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->blocks.mu, NULL);
     *out = st;
     return NGPT_OK;
 }
 
 static void prim_free(nx_dnnl_prim *p)
 {
-    for (int i = 0; i < p->n_args; i++)
+    for (int i = 0; i < p->n_args; i++) {
         if (p->mem[i]) dnnl_memory_destroy(p->mem[i]);
+        if (p->user_mem[i]) dnnl_memory_destroy(p->user_mem[i]);
+        if (p->reorder[i]) dnnl_primitive_destroy(p->reorder[i]);
+    }
     if (p->scratch) dnnl_memory_destroy(p->scratch);
     if (p->prim) dnnl_primitive_destroy(p->prim);
     nx_free(p);
@@ -53,6 +57,7 @@ void nx_cpu_state_free(nx_cpu_state *st)
     }
     if (st->stream) dnnl_stream_destroy(st->stream);
     if (st->engine) dnnl_engine_destroy(st->engine);
+    pthread_mutex_destroy(&st->blocks.mu);
     pthread_mutex_destroy(&st->mu);
     nx_free(st);
 }
@@ -68,6 +73,20 @@ void nx_cpu_set_bf16_compute(nx_backend *be, bool on)
 /* The calling thread's override (nx_cpu_bf16_scope_begin): for `tl_bf16_be` only. */
 static _Thread_local const nx_backend *tl_bf16_be;
 static _Thread_local bool tl_bf16_on;
+
+void nx_cpu_set_conv_winograd(nx_backend *be, nx_conv_winograd_mode mode)
+{
+    nx_cpu_state *st = be->impl;
+    pthread_mutex_lock(&st->mu);
+    st->conv_winograd = mode;
+    pthread_mutex_unlock(&st->mu);
+}
+
+nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be)
+{
+    const nx_cpu_state *st = be->impl;
+    return st ? (nx_conv_winograd_mode)st->conv_winograd : NX_CONV_WINOGRAD_AUTO;
+}
 
 bool nx_cpu_bf16_compute(const nx_backend *be)
 {
@@ -135,14 +154,39 @@ static ngpt_status ensure_engine(nx_cpu_state *st)
 }
 
 /* Under st->mu: build a primitive and its (handle-less) memories. */
-static ngpt_status build_prim(nx_cpu_state *st, const nx_dnnl_key *key, nx_dnnl_build_fn build, void *arg,
-                              const char *what, nx_dnnl_prim **out)
+/* Under st->mu: for a blocked primitive, the reorders between user_mds and its own layouts. */
+static dnnl_status_t build_reorders(nx_cpu_state *st, nx_dnnl_prim *p, dnnl_primitive_desc_t pd,
+                                    const dnnl_memory_desc_t *user_mds)
+{
+    for (int i = 0; i < p->n_args; i++) {
+        const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, p->arg_ids[i]);
+        if (!md) return dnnl_runtime_error;
+        if (dnnl_memory_desc_equal(md, &user_mds[i])) continue;
+        const bool out = p->arg_ids[i] == DNNL_ARG_DST;
+        dnnl_primitive_desc_t rpd = NULL;
+        dnnl_status_t r = out ? dnnl_reorder_primitive_desc_create(&rpd, md, st->engine, &user_mds[i], st->engine, NULL)
+                              : dnnl_reorder_primitive_desc_create(&rpd, &user_mds[i], st->engine, md, st->engine, NULL);
+        if (r == dnnl_success) r = dnnl_primitive_create(&p->reorder[i], rpd);
+        if (rpd) dnnl_primitive_desc_destroy(rpd);
+        if (r == dnnl_success) r = dnnl_memory_create(&p->user_mem[i], &user_mds[i], st->engine, DNNL_MEMORY_NONE);
+        if (r != dnnl_success) return r;
+        p->buf_size[i] = dnnl_memory_desc_get_size(md);
+    }
+    return dnnl_success;
+}
+
+/* Under st->mu: build a primitive (through build, or build_blocked with its reorders) and its
+ * (handle-less) memories. */
+static ngpt_status build_prim(nx_cpu_state *st, const nx_dnnl_key *key, nx_dnnl_build_fn build,
+                              nx_dnnl_build_blocked_fn build_blocked, void *arg, const char *what, nx_dnnl_prim **out)
 {
     nx_dnnl_prim *p = nx_calloc(1, sizeof *p);
     if (!p) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
     p->key = *key;
     dnnl_primitive_desc_t pd = NULL;
-    ngpt_status s = build(st->engine, arg, &pd, p->arg_ids, &p->n_args);
+    dnnl_memory_desc_t user_mds[NX_DNNL_MAX_ARGS];
+    ngpt_status s = build ? build(st->engine, arg, &pd, p->arg_ids, &p->n_args)
+                          : build_blocked(st->engine, arg, &pd, p->arg_ids, user_mds, &p->n_args);
     if (s != NGPT_OK) {
         nx_free(p);
         return nx_err_wrap(s, "%s: ", what);
@@ -155,6 +199,7 @@ static ngpt_status build_prim(nx_cpu_state *st, const nx_dnnl_key *key, nx_dnnl_
             if (r != dnnl_success) break;
         }
     }
+    if (r == dnnl_success && build_blocked) r = build_reorders(st, p, pd, user_mds);
     if (r == dnnl_success) {
         const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
         if (smd && dnnl_memory_desc_get_size(smd) > 0)
@@ -169,14 +214,13 @@ static ngpt_status build_prim(nx_cpu_state *st, const nx_dnnl_key *key, nx_dnnl_
     return NGPT_OK;
 }
 
-ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn build, void *arg,
-                        void *const *handles, const char *what)
+/* Under st->mu: the cached primitive for key (moved to the front), or a new one. */
+static ngpt_status find_or_build(nx_cpu_state *st, const nx_dnnl_key *key, nx_dnnl_build_fn build,
+                                 nx_dnnl_build_blocked_fn build_blocked, void *arg, const char *what,
+                                 nx_dnnl_prim **out)
 {
-    nx_cpu_state *st = be->impl;
-    pthread_mutex_lock(&st->mu);
     ngpt_status s = ensure_engine(st);
-    if (s != NGPT_OK) goto out;
-
+    if (s != NGPT_OK) return s;
     nx_dnnl_prim *p = NULL, *prev = NULL, *before_last = NULL;
     for (nx_dnnl_prim *c = st->cache; c; prev = c, c = c->next) {
         if (memcmp(&c->key, key, sizeof *key) == 0) {
@@ -191,8 +235,8 @@ ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn
         if (c->next && !c->next->next) before_last = c;
     }
     if (!p) {
-        s = build_prim(st, key, build, arg, what, &p);
-        if (s != NGPT_OK) goto out;
+        s = build_prim(st, key, build, build_blocked, arg, what, &p);
+        if (s != NGPT_OK) return s;
         p->next = st->cache;
         st->cache = p;
         if (++st->n_cached > NX_DNNL_CACHE_MAX && before_last) {
@@ -201,11 +245,37 @@ ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn
             st->n_cached--;
         }
     }
+    *out = p;
+    return NGPT_OK;
+}
 
+/* Under st->mu: run one primitive on the stream and wait. */
+static dnnl_status_t exec(nx_cpu_state *st, dnnl_primitive_t prim, int n_args, const dnnl_exec_arg_t *args)
+{
+    dnnl_status_t r = dnnl_primitive_execute(prim, st->stream, n_args, args);
+    return r == dnnl_success ? dnnl_stream_wait(st->stream) : r;
+}
+
+/* Under st->mu: run p (and its reorders) on handles, with buffers for the blocked args. */
+static ngpt_status run_prim(nx_backend *be, nx_cpu_state *st, nx_dnnl_prim *p, void *const *handles, const char *what)
+{
+    void *buf[NX_DNNL_MAX_ARGS] = {0};
     dnnl_exec_arg_t args[NX_DNNL_MAX_ARGS + 1];
     int n_args = p->n_args;
+    ngpt_status s = NGPT_OK;
     for (int i = 0; i < p->n_args; i++) {
-        dnnl_memory_set_data_handle_v2(p->mem[i], handles[i], st->stream);
+        void *h = handles[i];
+        if (p->reorder[i]) {
+            buf[i] = nx_cpu_block_alloc(be, p->buf_size[i]);
+            if (!buf[i]) {
+                s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes for a blocked layout", what,
+                           p->buf_size[i]);
+                goto done;
+            }
+            dnnl_memory_set_data_handle_v2(p->user_mem[i], handles[i], st->stream);
+            h = buf[i];
+        }
+        dnnl_memory_set_data_handle_v2(p->mem[i], h, st->stream);
         args[i].arg = p->arg_ids[i];
         args[i].memory = p->mem[i];
     }
@@ -216,10 +286,44 @@ ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn
     }
     /* OpenMP-built oneDNN: the team size of its parallel regions follows this thread's ICV. */
     omp_set_num_threads(nx_pool_threads(be->pool));
-    dnnl_status_t r = dnnl_primitive_execute(p->prim, st->stream, n_args, args);
-    if (r == dnnl_success) r = dnnl_stream_wait(st->stream);
+    dnnl_status_t r = dnnl_success;
+    for (int i = 0; i < p->n_args && r == dnnl_success; i++)
+        if (p->reorder[i] && p->arg_ids[i] != DNNL_ARG_DST) {
+            dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, p->user_mem[i]}, {DNNL_ARG_TO, p->mem[i]}};
+            r = exec(st, p->reorder[i], 2, ra);
+        }
+    if (r == dnnl_success) r = exec(st, p->prim, n_args, args);
+    for (int i = 0; i < p->n_args && r == dnnl_success; i++)
+        if (p->reorder[i] && p->arg_ids[i] == DNNL_ARG_DST) {
+            dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, p->mem[i]}, {DNNL_ARG_TO, p->user_mem[i]}};
+            r = exec(st, p->reorder[i], 2, ra);
+        }
     if (r != dnnl_success) s = nx_err(NGPT_ERR_INTERNAL, "%s: oneDNN execution failed: %s", what, nx_dnnl_status_str(r));
-out:
+done:
+    for (int i = 0; i < p->n_args; i++) nx_cpu_block_free(be, buf[i]);
+    return s;
+}
+
+ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn build, void *arg,
+                        void *const *handles, const char *what)
+{
+    nx_cpu_state *st = be->impl;
+    pthread_mutex_lock(&st->mu);
+    nx_dnnl_prim *p = NULL;
+    ngpt_status s = find_or_build(st, key, build, NULL, arg, what, &p);
+    if (s == NGPT_OK) s = run_prim(be, st, p, handles, what);
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+ngpt_status nx_dnnl_run_blocked(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_blocked_fn build, void *arg,
+                                void *const *handles, const char *what)
+{
+    nx_cpu_state *st = be->impl;
+    pthread_mutex_lock(&st->mu);
+    nx_dnnl_prim *p = NULL;
+    ngpt_status s = find_or_build(st, key, NULL, build, arg, what, &p);
+    if (s == NGPT_OK) s = run_prim(be, st, p, handles, what);
     pthread_mutex_unlock(&st->mu);
     return s;
 }

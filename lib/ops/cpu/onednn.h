@@ -29,11 +29,32 @@ typedef struct nx_dnnl_prim {
     int                  arg_ids[NX_DNNL_MAX_ARGS];
     dnnl_memory_t        mem[NX_DNNL_MAX_ARGS];
     dnnl_memory_t        scratch;  /* the primitive's own scratchpad (NULL when it needs none) */
+    /* nx_dnnl_run_blocked only: per arg, the reorder between the caller's plain layout and the
+     * primitive's own (NULL where they agree), the caller-side memory and the size of the
+     * primitive-side buffer, allocated per call. */
+    dnnl_primitive_t     reorder[NX_DNNL_MAX_ARGS];
+    dnnl_memory_t        user_mem[NX_DNNL_MAX_ARGS];
+    size_t               buf_size[NX_DNNL_MAX_ARGS];
     struct nx_dnnl_prim *next;
 } nx_dnnl_prim;
 
+/* Freed large blocks kept for reuse (backend.c): a fresh multi-MiB block from malloc is a new
+ * mapping whose every page faults on first touch (the SD VAE's 134-268 MiB activations spent
+ * ~40 % of a copy in page faults), and the same sizes come back every layer and every step. */
+enum { NX_CPU_BLOCKS_MAX = 16 };
+#define NX_CPU_BLOCK_MIN   ((size_t)4 << 20)
+#define NX_CPU_BLOCKS_CAP  ((size_t)1 << 30)
+typedef struct nx_cpu_blocks {
+    pthread_mutex_t mu;           /* its own lock: st->mu is held through whole oneDNN executions */
+    void           *p[NX_CPU_BLOCKS_MAX];  /* oldest first */
+    size_t          size[NX_CPU_BLOCKS_MAX];
+    int             n;
+    size_t          bytes;
+} nx_cpu_blocks;
+
 /* The CPU backend's be->impl. */
 typedef struct nx_cpu_state {
+    nx_cpu_blocks   blocks;
     pthread_mutex_t mu;           /* guards everything below and oneDNN executions */
     bool            dnnl_ready;
     dnnl_engine_t   engine;
@@ -41,6 +62,7 @@ typedef struct nx_cpu_state {
     nx_dnnl_prim   *cache;        /* most recently used first */
     int             n_cached;
     bool            bf16_compute; /* nx_cpu_set_bf16_compute */
+    int             conv_winograd; /* nx_cpu_set_conv_winograd (nx_conv_winograd_mode) */
 } nx_cpu_state;
 
 ngpt_status nx_cpu_state_create(nx_cpu_state **out);
@@ -57,6 +79,18 @@ typedef ngpt_status (*nx_dnnl_build_fn)(dnnl_engine_t eng, void *arg, dnnl_primi
  * error messages. */
 ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn build, void *arg,
                         void *const *handles, const char *what);
+
+/* Like nx_dnnl_build_fn, for a primitive built with format_tag_any (oneDNN picks blocked
+ * layouts): also sets user_mds[i], the caller's layout of each arg. */
+typedef ngpt_status (*nx_dnnl_build_blocked_fn)(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd,
+                                                int *arg_ids, dnnl_memory_desc_t *user_mds, int *n_args);
+
+/* nx_dnnl_run for a primitive whose layouts differ from the caller's: every arg whose layout
+ * differs goes through a buffer in the primitive's layout (allocated for the call) and a cached
+ * reorder — before the primitive for inputs, after it for DNNL_ARG_DST. Pays off only where the
+ * primitive's gain exceeds the reorders (see conv.c's Winograd rule). */
+ngpt_status nx_dnnl_run_blocked(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_blocked_fn build, void *arg,
+                                void *const *handles, const char *what);
 
 /* A memory descriptor with explicit strides (elements), or dense row-major when strides is
  * NULL. */
