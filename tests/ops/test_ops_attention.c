@@ -101,6 +101,9 @@ static void test_attention_shapes(void)
     check_attn(2, 33, 70, 2, 2, 128, 0, 2, 1);   /* -inf entries and a fully masked row */
     check_attn(1, 64, 64, 1, 1, 3, 1, 1, 1);     /* tiny odd D */
     check_attn(1, 1, 1, 1, 1, 1, 0, 0, 0);
+    check_attn(2, 70, 90, 1, 1, 256, 0, 0, 0);   /* one wide head: the GEMM path (the VAE's) */
+    check_attn(1, 150, 8192, 1, 1, 256, 0, 0, 0); /* ... over two blocks of query rows */
+    check_attn(1, 40, 90, 1, 1, 256, 1, 0, 0);   /* causal: flash tiles */
 }
 
 int main(void)

@@ -268,9 +268,47 @@ static void attn_task(int64_t t, int64_t nt, void *arg)
     nx_free_aligned(scr);
 }
 
+/* Single-head, unmasked, non-causal attention with a wide head (the VAE mid-block's one head of
+ * 512 over 64² = 4096 tokens) as two oneDNN GEMMs per block of query rows: S = scale Q K^T,
+ * row softmax, O = P V. The flash tiles above keep a D-wide accumulator per query row, which
+ * at D >= 256 no longer fits in registers (they ran that attention at ~75 GFLOP/s against
+ * ~250 for the GEMMs). S is ~4 MiB per block (from 64 rows up). */
+enum { GEMM_ATTN_MIN_D = 256 };
+
+static ngpt_status attention_gemm(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                                  const nx_tensor *v, float scale)
+{
+    const int64_t B = q->ne[0], Sq = q->ne[1], D = q->ne[3], Skv = k->ne[1];
+    int64_t QB = ((int64_t)1 << 20) / (Skv > 0 ? Skv : 1);
+    QB = QB < 64 ? 64 : QB > Sq ? Sq : QB;
+    float *sc = nx_cpu_block_alloc(be, (size_t)(QB * Skv) * sizeof(float));
+    if (!sc) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "attention: cannot allocate %lld x %lld scores", (long long)QB,
+                           (long long)Skv);
+    ngpt_status s = NGPT_OK;
+    for (int64_t b = 0; b < B && s == NGPT_OK; b++) {
+        float *qb = (float *)q->data + b * Sq * D, *ob = (float *)out->data + b * Sq * D;
+        nx_tensor tk = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){Skv, D}, (float *)k->data + b * Skv * D, be);
+        nx_tensor tv = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){Skv, D}, (float *)v->data + b * Skv * D, be);
+        for (int64_t q0 = 0; q0 < Sq && s == NGPT_OK; q0 += QB) {
+            const int64_t n = Sq - q0 < QB ? Sq - q0 : QB;
+            nx_tensor tq = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){n, D}, qb + q0 * D, be);
+            nx_tensor ts = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){n, Skv}, sc, be);
+            nx_tensor to = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){n, D}, ob + q0 * D, be);
+            s = nx_cpu_matmul(be, &ts, &tq, &tk, false, true, scale, 0.0f);
+            if (s == NGPT_OK) s = nx_cpu_softmax(be, &ts, &ts, 1.0f);
+            if (s == NGPT_OK) s = nx_cpu_matmul(be, &to, &ts, &tv, false, false, 1.0f, 0.0f);
+        }
+    }
+    nx_cpu_block_free(be, sc);
+    return s;
+}
+
 ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
                              const nx_tensor *v, const nx_tensor *mask, float scale, bool causal)
 {
+    if (q->ne[2] == 1 && k->ne[2] == 1 && q->ne[3] >= GEMM_ATTN_MIN_D && !mask && !causal &&
+        !nx_cpu_bf16_compute(be) && q->ne[1] * k->ne[1] >= 64 * 64)
+        return attention_gemm(be, out, q, k, v, scale);
     attn_job j = {
         .q = q->data, .k = k->data, .v = v->data, .mask = mask ? mask->data : NULL, .out = out->data,
         .B = q->ne[0], .Sq = q->ne[1], .H = q->ne[2], .D = q->ne[3], .Skv = k->ne[1], .Hkv = k->ne[2],
