@@ -80,20 +80,30 @@ static void run(const char *name, int nd, const int64_t *xs, const int64_t *ws, 
     for (int i = 0; i < 3; i++) p.stride[i] = 1, p.pad[i] = pad, p.dilation[i] = dil;
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, nd, xs, x, be), tw = nx_view(wdt, nd, ws, wd, be);
     nx_tensor ty = nx_view(NGPT_DTYPE_F32, nd, ys, y, be);
-    double t_op = 1e30;
-    for (int r = 0; r < 4; r++) {
-        double t0 = bench_now();
-        if (nx_cpu_conv(be, &ty, &tx, &tw, NULL, &p) != NGPT_OK) {
-            printf("conv failed: %s\n", ngpt_last_error());
-            return;
+    /* the op with Winograd off (direct), then forced (3x3 only; reorders and transform included) */
+    double t_mode[2] = {1e30, 1e30};
+    const int wino = nd == 4 && ws[2] == 3 && ws[3] == 3 && pad == 1 && dil == 1;
+    for (int m = 0; m < 1 + wino; m++) {
+        nx_cpu_set_conv_winograd(be, m ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        for (int r = 0; r < 4; r++) {
+            double t0 = bench_now();
+            if (nx_cpu_conv(be, &ty, &tx, &tw, NULL, &p) != NGPT_OK) {
+                printf("conv failed: %s\n", ngpt_last_error());
+                return;
+            }
+            double t = bench_now() - t0;
+            if (r && t < t_mode[m]) t_mode[m] = t;
         }
-        double t = bench_now() - t0;
-        if (r && t < t_op) t_op = t;
     }
+    nx_cpu_set_conv_winograd(be, NX_CONV_WINOGRAD_AUTO);
+    const double t_op = t_mode[0];
     double t_plain = direct(nd, xs, ws, ys, pad, dil, 0), t_blk = direct(nd, xs, ws, ys, pad, dil, 1);
     double gf = 2.0 * (double)ny * flops_k * 1e-9;
-    printf("| %s | %s | %.2f | %.1f | %.1f | %.2f | %.1f | %.2f |\n", name, nx_dtype_name(wdt), t_op * 1e3, gf / t_op,
-           gf / t_plain, t_plain / t_op, gf / t_blk, t_blk / t_op);
+    char wcol[64] = "-";
+    if (wino) snprintf(wcol, sizeof wcol, "%.2f | %.2fx", t_mode[1] * 1e3, t_op / t_mode[1]);
+    else snprintf(wcol, sizeof wcol, "- | -");
+    printf("| %s | %s | %.2f | %.1f | %.1f | %.2f | %.1f | %.2f | %s |\n", name, nx_dtype_name(wdt), t_op * 1e3,
+           gf / t_op, gf / t_plain, t_plain / t_op, gf / t_blk, t_blk / t_op, wcol);
     fflush(stdout);
     if (wd != w) nx_free_aligned(wd);
     nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y);
@@ -107,14 +117,22 @@ int main(void)
         return 1;
     }
     printf("# threads: %d\n\n", nx_pool_threads(pool));
-    printf("| shape | W | op ms | op GFLOP/s | oneDNN plain GFLOP/s | op / plain | oneDNN blocked GFLOP/s | op / blocked |\n"
-           "|---|---|---|---|---|---|---|---|\n");
+    printf("| shape | W | op ms | op GFLOP/s | oneDNN plain GFLOP/s | op / plain | oneDNN blocked GFLOP/s | op / blocked "
+           "| op Winograd ms | direct / Winograd |\n"
+           "|---|---|---|---|---|---|---|---|---|---|\n");
     run("UNet 2x320x64x64, 3x3", 4, (int64_t[]){2, 320, 64, 64}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F32);
     run("UNet 2x320x64x64, 3x3", 4, (int64_t[]){2, 320, 64, 64}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F16);
+    run("UNet 2x640x32x32, 3x3", 4, (int64_t[]){2, 640, 32, 32}, (int64_t[]){640, 640, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+    run("UNet 2x1280x16x16, 3x3", 4, (int64_t[]){2, 1280, 16, 16}, (int64_t[]){1280, 1280, 3, 3}, 1, 1, NGPT_DTYPE_F32);
     run("UNet 2x1280x8x8, 3x3", 4, (int64_t[]){2, 1280, 8, 8}, (int64_t[]){1280, 1280, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+    run("UNet3D 16x320x32x32, 3x3", 4, (int64_t[]){16, 320, 32, 32}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+    run("UNet3D 16x640x16x16, 3x3", 4, (int64_t[]){16, 640, 16, 16}, (int64_t[]){640, 640, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+    run("VAE 1x512x64x64, 3x3", 4, (int64_t[]){1, 512, 64, 64}, (int64_t[]){512, 512, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+    run("VAE 1x512x128x128, 3x3", 4, (int64_t[]){1, 512, 128, 128}, (int64_t[]){512, 512, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+    run("VAE 1x256x256x256, 3x3", 4, (int64_t[]){1, 256, 256, 256}, (int64_t[]){256, 256, 3, 3}, 1, 1, NGPT_DTYPE_F32);
     run("UNet 2x640x32x32, 1x1", 4, (int64_t[]){2, 640, 32, 32}, (int64_t[]){640, 640, 1, 1}, 0, 1, NGPT_DTYPE_F32);
     if (bench_full())
-        run("VAE 1x128x256x256, 3x3", 4, (int64_t[]){1, 128, 256, 256}, (int64_t[]){128, 128, 3, 3}, 1, 1,
+        run("VAE 1x128x512x512, 3x3", 4, (int64_t[]){1, 128, 512, 512}, (int64_t[]){128, 128, 3, 3}, 1, 1,
             NGPT_DTYPE_F32);
     run("HiFi-GAN 1x256x8192, k3 d3", 3, (int64_t[]){1, 256, 8192}, (int64_t[]){256, 256, 3}, 3, 3, NGPT_DTYPE_F32);
     nx_backend_free(be);

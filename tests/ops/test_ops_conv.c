@@ -112,19 +112,13 @@ static void test_conv(void)
     }
 }
 
-/* Winograd (nx_cpu_set_conv_winograd): forced on small 3x3 shapes against the reference, and
- * taken by the AUTO rule on a shape it selects, where it must differ from direct in the last
- * bits (else the Winograd path did not run) and agree to the F32 tolerance. */
-static void test_conv_winograd(void)
+/* y = conv3x3(x) + b with Winograd in `mode` and with it OFF (direct): they must agree to F32
+ * tolerance, and differ in the last bits iff `wino` (the Winograd path ran). */
+static void compare_winograd(nx_conv_winograd_mode mode, int wino, int64_t N, int64_t C, int64_t O, int64_t H, int64_t W)
 {
-    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
-    check_conv(2, 2, 32, 48, (int64_t[]){12, 10}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F32, 1);
-    check_conv(2, 1, 64, 16, (int64_t[]){9, 17}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F16, 0);
-    check_conv(2, 1, 16, 16, (int64_t[]){8, 8}, (int64_t[]){3, 3}, 2, 1, 1, 1, NGPT_DTYPE_F32, 1); /* strided: direct */
-
-    const int64_t xs[4] = {1, 64, 128, 128}, ws[4] = {64, 64, 3, 3}, O = 64;
-    const size_t nx = (size_t)prod(xs, 4), nw = (size_t)prod(ws, 4);
-    float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * O), *yd = malloc(4 * nx), *yw = malloc(4 * nx);
+    const int64_t xs[4] = {N, C, H, W}, ws[4] = {O, C, 3, 3}, ys[4] = {N, O, H, W};
+    const size_t nx = (size_t)prod(xs, 4), nw = (size_t)prod(ws, 4), ny = (size_t)prod(ys, 4);
+    float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *yd = malloc(4 * ny), *yw = malloc(4 * ny);
     test_fill(&rng, x, nx, -1, 1);
     test_fill(&rng, w, nw, -1, 1);
     test_fill(&rng, b, (size_t)O, -1, 1);
@@ -134,21 +128,41 @@ static void test_conv_winograd(void)
     for (int i = 0; i < 2; i++) p.stride[i] = 1, p.pad[i] = 1, p.dilation[i] = 1;
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be);
-    nx_tensor tyd = nx_view(NGPT_DTYPE_F32, 4, xs, yd, t_be), tyw = nx_view(NGPT_DTYPE_F32, 4, xs, yw, t_be);
+    nx_tensor tyd = nx_view(NGPT_DTYPE_F32, 4, ys, yd, t_be), tyw = nx_view(NGPT_DTYPE_F32, 4, ys, yw, t_be);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_OFF);
     CHECK_OK(nx_cpu_conv(t_be, &tyd, &tx, &tw, &tb, &p));
-    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_set_conv_winograd(t_be, mode);
     CHECK_OK(nx_cpu_conv(t_be, &tyw, &tx, &tw, &tb, &p));
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
     size_t differ = 0;
     double worst = 0, mx = 0;
-    for (size_t i = 0; i < nx; i++) {
+    for (size_t i = 0; i < ny; i++) {
         differ += yd[i] != yw[i];
         worst = fmax(worst, fabs((double)yd[i] - yw[i]));
         mx = fmax(mx, fabs((double)yd[i]));
     }
-    CHECK_MSG(differ > 0, "AUTO on 1x64x128x128 3x3 took the Winograd path (outputs differ from direct in the last bits)");
-    CHECK_MSG(worst <= 1e-5 * mx, "Winograd vs direct: max |diff| %.3g vs max |y| %.3g (want <= 1e-5 relative)", worst, mx);
+    CHECK_MSG((differ > 0) == (wino != 0), "%lldx%lldx%lldx%lld -> %lld: the Winograd path %s (%zu outputs differ from direct)",
+              (long long)N, (long long)C, (long long)H, (long long)W, (long long)O, wino ? "ran" : "did not run", differ);
+    CHECK_MSG(worst <= 1e-5 * mx, "%lldx%lldx%lldx%lld -> %lld: Winograd vs direct: max |diff| %.3g vs max |y| %.3g",
+              (long long)N, (long long)C, (long long)H, (long long)W, (long long)O, worst, mx);
     free(x), free(w), free(b), free(yd), free(yw);
+}
+
+/* Winograd (nx_cpu_set_conv_winograd): forced on small 3x3 shapes against the reference; the
+ * F(4x4, 3x3) kernels (whose weights winograd.c transforms, oneDNN picks them for wider
+ * images), padded channel blocks included; and the AUTO rule on a shape it selects. */
+static void test_conv_winograd(void)
+{
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    check_conv(2, 2, 32, 48, (int64_t[]){12, 10}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F32, 1);
+    check_conv(2, 1, 64, 16, (int64_t[]){9, 17}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F16, 0);
+    check_conv(2, 1, 16, 16, (int64_t[]){8, 8}, (int64_t[]){3, 3}, 2, 1, 1, 1, NGPT_DTYPE_F32, 1); /* strided: direct */
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    compare_winograd(NX_CONV_WINOGRAD_ALWAYS, 1, 1, 256, 256, 32, 32);
+    compare_winograd(NX_CONV_WINOGRAD_ALWAYS, 1, 2, 320, 336, 24, 20);
+    compare_winograd(NX_CONV_WINOGRAD_AUTO, 1, 2, 64, 64, 32, 32);  /* N*H*W = 2048: the rule takes it */
+    compare_winograd(NX_CONV_WINOGRAD_AUTO, 0, 2, 64, 64, 16, 16);  /* 512: direct */
+    compare_winograd(NX_CONV_WINOGRAD_AUTO, 0, 2, 48, 64, 32, 32);  /* < 64 channels in: direct */
 }
 
 /* conv_transpose1d reference: y[n, o, t] += x[n, c, l] * w[c, o - g*Og, kk] where

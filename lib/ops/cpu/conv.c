@@ -98,9 +98,10 @@ static ngpt_status conv_build_blocked(dnnl_engine_t eng, void *arg, dnnl_primiti
 }
 
 /* The Winograd rule (see nx_cpu_set_conv_winograd). Measured on 2 AVX-512 cores with oneDNN
- * 2.6, reorders included: 1.3-1.9x over direct from N*H*W = 16384 up (128²-512² at 64-512
- * channels, 16 frames of 32²), break-even at 8192, 0.1-0.8x below, where the per-call weight
- * transform (~40 ns per weight) dominates. */
+ * 2.6, reorders and weight transform included (bench_conv): 1.3x over direct at N*H*W = 2048
+ * (640 channels), 1.6-2.8x from 4096 up (SD's UNet at 64² latents and its VAE, Zeroscope's
+ * frames); a loss at 512 (0.6x) and below, where transforming the weights on every call costs
+ * more than the arithmetic saved. */
 static int use_winograd(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_winograd(be);
@@ -111,7 +112,7 @@ static int use_winograd(nx_backend *be, const conv_desc *d)
     const int64_t C = d->src[1], O = d->dst[1];
     if (C % 16 || O % 16) return 0; /* oneDNN's Winograd kernels work on 16-channel blocks */
     if (mode == NX_CONV_WINOGRAD_ALWAYS) return 1;
-    return C >= 64 && O >= 64 && d->src[0] * d->src[2] * d->src[3] >= 16384;
+    return C >= 64 && O >= 64 && d->src[0] * d->src[2] * d->src[3] >= 2048;
 }
 
 static nx_dnnl_key conv_key(const conv_desc *d)

@@ -26,11 +26,12 @@ typedef struct nx_cpu_bf16_scope {
 nx_cpu_bf16_scope nx_cpu_bf16_scope_begin(const nx_backend *be, bool on);
 void nx_cpu_bf16_scope_end(nx_cpu_bf16_scope prev);
 /* 3x3 convolutions through oneDNN's Winograd (F(4x4,3x3) / F(2x2,3x3)) instead of direct:
- * ~2x less arithmetic, errors of the same order as direct's F32 rounding (~5e-6 relative),
- * but blocked layouts, so x, y and the weights are reordered on every call. AUTO (the default)
- * takes it where that pays off: stride 1, pad 1, no dilation or groups, >= 64 channels in and
- * out and N*H*W >= 16384 (SD's VAE decoder at 128²-512², Zeroscope's frames batched); OFF
- * never, ALWAYS wherever oneDNN supports it (tests: the path on small shapes). (conv.c) */
+ * ~2-4x less arithmetic, errors of the same order as direct's F32 rounding (~5e-6 relative),
+ * but blocked layouts, so x and y are reordered and the weights transformed on every call.
+ * AUTO (the default) takes it where that pays off: stride 1, pad 1, no dilation or groups, >= 64
+ * channels in and out and N*H*W >= 2048 (SD's UNet at 32²-64² latents and its VAE, Zeroscope's
+ * batched frames); OFF never, ALWAYS wherever oneDNN supports it (tests: the path on small
+ * shapes). (conv.c) */
 typedef enum nx_conv_winograd_mode {
     NX_CONV_WINOGRAD_AUTO = 0,
     NX_CONV_WINOGRAD_OFF = 1,
@@ -45,6 +46,15 @@ nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be);
 void *nx_cpu_block_alloc(nx_backend *be, size_t nbytes);
 void  nx_cpu_block_free(nx_backend *be, void *p);
 void  nx_cpu_trim(nx_backend *be);
+/* winograd.c: the F(4x4, 3x3) weight transform of w[O, C, 3, 3] (F32, dense) into oneDNN's
+ * jit_wino_4x3 layout (dnnl_wino_wei_OBaaIBOIio), whose blocking (from the primitive's weights
+ * descriptor) is given here without oneDNN types; channels padded by the layout get zeros. */
+typedef struct nx_wino_layout {
+    int64_t ic, oc;                /* padded channel counts */
+    int64_t ic_block, oc_block, ic2_block, oc2_block;
+} nx_wino_layout;
+bool nx_cpu_wino_layout_ok(const nx_wino_layout *l);
+void nx_cpu_wino_weights_4x3(nx_backend *be, float *dst, const nx_wino_layout *l, const float *w, int64_t O, int64_t C);
 /* gemv.c: runtime dispatch shared by gemv.c and attention.c: true when the CPU has AVX-512
  * F/BW/VL/DQ and SIMD was not turned off; nx_cpu_set_simd(false) forces the portable paths
  * (tests use it to check them on AVX-512 hosts). */

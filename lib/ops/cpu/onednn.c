@@ -154,6 +154,32 @@ static ngpt_status ensure_engine(nx_cpu_state *st)
 }
 
 /* Under st->mu: build a primitive and its (handle-less) memories. */
+/* Weights in the F(4x4, 3x3) Winograd layout from dense F32 [O, C, 3, 3]: winograd.c's transform
+ * (oneDNN's reorder for it is single-threaded; see there). Records the layout in p. */
+static bool own_wino_weights(nx_dnnl_prim *p, int i, const dnnl_memory_desc_t *md, const dnnl_memory_desc_t *user)
+{
+    if (p->arg_ids[i] != DNNL_ARG_WEIGHTS || md->format_kind != dnnl_format_kind_wino) return false;
+    const dnnl_wino_desc_t *wd = &md->format_desc.wino_desc;
+    if (wd->wino_format != dnnl_wino_wei_OBaaIBOIio || wd->r != 3 || wd->alpha != 6 || md->data_type != dnnl_f32)
+        return false;
+    if (user->ndims != 4 || user->data_type != dnnl_f32 || user->format_kind != dnnl_blocked ||
+        user->dims[2] != 3 || user->dims[3] != 3)
+        return false;
+    const dnnl_dims_t *st = &user->format_desc.blocking.strides;
+    if (user->format_desc.blocking.inner_nblks != 0 || (*st)[3] != 1 || (*st)[2] != 3 || (*st)[1] != 9 ||
+        (*st)[0] != 9 * user->dims[1])
+        return false;
+    nx_wino_layout l = {wd->ic, wd->oc, wd->ic_block, wd->oc_block, wd->ic2_block, wd->oc2_block};
+    if (!nx_cpu_wino_layout_ok(&l) || l.oc < user->dims[0] || l.ic < user->dims[1] ||
+        p->buf_size[i] < (size_t)(36 * l.oc * l.ic) * sizeof(float))
+        return false;
+    p->own_wino[i] = true;
+    p->wino[i] = l;
+    p->wino_oc[i] = user->dims[0];
+    p->wino_ic[i] = user->dims[1];
+    return true;
+}
+
 /* Under st->mu: for a blocked primitive, the reorders between user_mds and its own layouts. */
 static dnnl_status_t build_reorders(nx_cpu_state *st, nx_dnnl_prim *p, dnnl_primitive_desc_t pd,
                                     const dnnl_memory_desc_t *user_mds)
@@ -162,6 +188,8 @@ static dnnl_status_t build_reorders(nx_cpu_state *st, nx_dnnl_prim *p, dnnl_prim
         const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, p->arg_ids[i]);
         if (!md) return dnnl_runtime_error;
         if (dnnl_memory_desc_equal(md, &user_mds[i])) continue;
+        p->buf_size[i] = dnnl_memory_desc_get_size(md);
+        if (own_wino_weights(p, i, md, &user_mds[i])) continue;
         const bool out = p->arg_ids[i] == DNNL_ARG_DST;
         dnnl_primitive_desc_t rpd = NULL;
         dnnl_status_t r = out ? dnnl_reorder_primitive_desc_create(&rpd, md, st->engine, &user_mds[i], st->engine, NULL)
@@ -170,7 +198,6 @@ static dnnl_status_t build_reorders(nx_cpu_state *st, nx_dnnl_prim *p, dnnl_prim
         if (rpd) dnnl_primitive_desc_destroy(rpd);
         if (r == dnnl_success) r = dnnl_memory_create(&p->user_mem[i], &user_mds[i], st->engine, DNNL_MEMORY_NONE);
         if (r != dnnl_success) return r;
-        p->buf_size[i] = dnnl_memory_desc_get_size(md);
     }
     return dnnl_success;
 }
@@ -265,14 +292,15 @@ static ngpt_status run_prim(nx_backend *be, nx_cpu_state *st, nx_dnnl_prim *p, v
     ngpt_status s = NGPT_OK;
     for (int i = 0; i < p->n_args; i++) {
         void *h = handles[i];
-        if (p->reorder[i]) {
+        if (p->reorder[i] || p->own_wino[i]) {
             buf[i] = nx_cpu_block_alloc(be, p->buf_size[i]);
             if (!buf[i]) {
                 s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes for a blocked layout", what,
                            p->buf_size[i]);
                 goto done;
             }
-            dnnl_memory_set_data_handle_v2(p->user_mem[i], handles[i], st->stream);
+            if (p->reorder[i]) dnnl_memory_set_data_handle_v2(p->user_mem[i], handles[i], st->stream);
+            else nx_cpu_wino_weights_4x3(be, buf[i], &p->wino[i], handles[i], p->wino_oc[i], p->wino_ic[i]);
             h = buf[i];
         }
         dnnl_memory_set_data_handle_v2(p->mem[i], h, st->stream);

@@ -35,6 +35,11 @@ typedef struct nx_dnnl_prim {
     dnnl_primitive_t     reorder[NX_DNNL_MAX_ARGS];
     dnnl_memory_t        user_mem[NX_DNNL_MAX_ARGS];
     size_t               buf_size[NX_DNNL_MAX_ARGS];
+    /* ... and, for F(4x4, 3x3) Winograd weights, our transform instead of oneDNN's reorder
+     * (winograd.c): the layout and the kernel's [O, C] */
+    bool                 own_wino[NX_DNNL_MAX_ARGS];
+    nx_wino_layout       wino[NX_DNNL_MAX_ARGS];
+    int64_t              wino_oc[NX_DNNL_MAX_ARGS], wino_ic[NX_DNNL_MAX_ARGS];
     struct nx_dnnl_prim *next;
 } nx_dnnl_prim;
 
