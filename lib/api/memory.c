@@ -520,8 +520,14 @@ static ngpt_status text_params(const char *dir, bool clap, double *params, doubl
     return NGPT_OK;
 }
 
-/* SpeechT5HifiGan: parameters and the peak activation elements for T mel frames. */
-static ngpt_status vocoder_params(const char *dir, double T, double *params, double *work, double *hop)
+/* SpeechT5HifiGan: its mel bins, seconds per mel frame, parameters, and the peak activation
+ * elements for the mel frames of `secs` seconds (rounded up to a multiple of the VAE factor sc, as
+ * ngpt_decoder_generate does; *frames gets that count). */
+typedef struct voc_shape {
+    double n_mels, hop_s, frames, params, work;
+} voc_shape;
+
+static ngpt_status read_vocoder(voc_shape *o, const char *dir, double secs, double sc)
 {
     char file[4096];
     json_t *j = NULL;
@@ -537,7 +543,11 @@ static ngpt_status vocoder_params(const char *dir, double T, double *params, dou
     if (s == NGPT_OK && (nr != nk || nr == 0))
         s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'upsample_rates' and 'upsample_kernel_sizes' differ in length", file);
     const json_t *dil = s == NGPT_OK ? json_object_get(j, "resblock_dilation_sizes") : NULL;
-    double p = 7.0 * (double)in * (double)C0 + (double)C0 + 2.0 * (double)in, w = 0, C = (double)C0, len = T, h = 1;
+    double hop = 1;
+    for (size_t i = 0; s == NGPT_OK && i < nr; i++) hop *= (double)rates[i];
+    double T = s == NGPT_OK ? (double)(int64_t)(secs / (hop / (double)sr)) : 0;
+    T = (double)(((int64_t)T + (int64_t)sc - 1) / (int64_t)sc * (int64_t)sc);
+    double p = 7.0 * (double)in * (double)C0 + (double)C0 + 2.0 * (double)in, w = 0, C = (double)C0, len = T;
     for (size_t i = 0; s == NGPT_OK && i < nr; i++) {
         double Co = C / 2;
         p += C * Co * (double)kern[i] + Co;
@@ -547,16 +557,13 @@ static ngpt_status vocoder_params(const char *dir, double T, double *params, dou
             p += 2 * nd * (Co * Co * (double)rk[k] + Co);
         }
         len *= (double)rates[i];
-        h *= (double)rates[i];
         w = maxd(w, C * len / (double)rates[i] + 5 * Co * len);  /* input, upsampled, resblock temporaries, sum */
         C = Co;
     }
     if (s == NGPT_OK) p += 7 * C + 1;
     json_decref(j);
     NX_TRY(s);
-    *params = p;
-    *work = w;
-    *hop = h / (double)sr;
+    *o = (voc_shape){(double)in, hop / (double)sr, T, p, w};
     return NGPT_OK;
 }
 
@@ -573,7 +580,8 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
     memset(&v, 0, sizeof v);
     NX_TRY(read_vae(&v, dir, "vae"));
     const double sc = (double)(1 << (v.n - 1));
-    double text = 0, text_work = 0, voc = 0, voc_work = 0, hop = 0;
+    double text = 0, text_work = 0;
+    voc_shape voc = {0};
     char te[4096], tk[4096];
     snprintf(te, sizeof te, "%s/text_encoder", dir);
     snprintf(tk, sizeof tk, "%s/tokenizer", dir);
@@ -582,26 +590,12 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
     double h, w, frames = 1, out_elems;
     if (m == NGPT_MODALITY_AUDIO) {
         double secs = E->p->audio_length_s > 0 ? E->p->audio_length_s : 5.0;
-        double voc_in = 64;
         snprintf(file, sizeof file, "%s/vocoder/config.json", dir);
         if (!is_file(file)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: not found (an audio decoder needs its vocoder)", file);
-        NX_TRY(vocoder_params(dir, 1, &voc, &voc_work, &hop));  /* hop first */
-        double height = (double)(int64_t)(secs / hop);
-        height = (double)(((int64_t)height + (int64_t)sc - 1) / (int64_t)sc * (int64_t)sc);
-        {   /* the mel bins: model_in_dim */
-            json_t *j = NULL;
-            int64_t x = 64;
-            char f2[4096];
-            NX_TRY(load_config(&j, dir, "vocoder", f2, sizeof f2));
-            ngpt_status s = cfg_size(j, "model_in_dim", f2, 64, &x);
-            json_decref(j);
-            NX_TRY(s);
-            voc_in = (double)x;
-        }
-        NX_TRY(vocoder_params(dir, height, &voc, &voc_work, &hop));
-        h = height / sc;
-        w = voc_in / sc;
-        out_elems = height * voc_in + height * hop * 16000 * 2;
+        NX_TRY(read_vocoder(&voc, dir, secs, sc));
+        h = voc.frames / sc;
+        w = voc.n_mels / sc;
+        out_elems = voc.frames * voc.n_mels + voc.frames * voc.hop_s * 16000 * 2;  /* mel, wave (+ a copy) */
     } else {
         double sample = 64;
         {
@@ -633,12 +627,12 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
     double loop = (1 + 2 * B) * frames * u.in_ch * h * w * act + 2 * 77 * 1024 * act;
     double stage_work = maxd(unet_work, vae_work + out_elems * act) + loop + out_elems * 4.0;
     stage_work = maxd(stage_work, text_work * act);
-    if (m == NGPT_MODALITY_AUDIO) stage_work = maxd(stage_work, voc_work * 4.0 + loop + out_elems * 4.0);
+    if (m == NGPT_MODALITY_AUDIO) stage_work = maxd(stage_work, voc.work * 4.0 + loop + out_elems * 4.0);
     /* weights: stored F32 (diffusers' default); on CUDA converted to F16/BF16 when asked; the
      * vocoder and CLAP stay F32 */
     const double conv = E->cuda && E->p->compute_dtype != NGPT_DTYPE_F32 ? act : 4.0;
     const double unet_vae_text = (u.params + v.params + (m == NGPT_MODALITY_AUDIO ? 0 : text)) * conv;
-    const double f32 = (m == NGPT_MODALITY_AUDIO ? text + voc : 0) * 4.0;
+    const double f32 = (m == NGPT_MODALITY_AUDIO ? text + voc.params : 0) * 4.0;
     P->weights = (uint64_t)(unet_vae_text + f32);
     P->mapped = E->cuda ? 0 : P->weights;
     P->work = (uint64_t)stage_work;
@@ -724,12 +718,10 @@ static ngpt_status estimate(ngpt_memory_estimate *e, const char *dir)
         }
         res += resident(P);
     }
-    const mem_part *bb = &e->part[NGPT_MEMORY_BACKBONE];
     e->stage[NGPT_PIPELINE_STAGE_LOAD] = res;
     e->stage[NGPT_PIPELINE_STAGE_ENCODE] = res + e->part[NGPT_MEMORY_ENCODER].work;
     e->stage[NGPT_PIPELINE_STAGE_PROJECT] = res + e->part[NGPT_MEMORY_PROJECTOR].work;
     e->stage[NGPT_PIPELINE_STAGE_LLM] = res;  /* the scratch is resident already */
-    (void)bb;
     e->stage[NGPT_PIPELINE_STAGE_DECODE] = res + dec_work;
     e->stage[NGPT_PIPELINE_STAGE_MEDIA_OUT] = res;
     e->overhead = E.cuda ? MEM_CUDA_OVERHEAD : 0;
