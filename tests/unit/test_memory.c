@@ -17,6 +17,7 @@
 #include "nextgpt.h"
 #include "test.h"
 #include "fixture.h"
+#include "alloc_fail.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -385,6 +386,20 @@ static void test_errors(void)
     CHECK(ngpt_memory_estimate_has_part(NULL, NGPT_MEMORY_BACKBONE) == 0);
 }
 
+/* every allocation of an estimate made to fail in turn: NGPT_ERR_OUT_OF_MEMORY, nothing leaked */
+static ngpt_status estimate_and_free(void *dir)
+{
+    ngpt_memory_estimate *e = NULL;
+    ngpt_status st = ngpt_pipeline_estimate_memory(&e, dir, NULL);
+    ngpt_memory_estimate_free(e);
+    return st;
+}
+
+static void test_alloc_fail(void)
+{
+    CHECK(test_alloc_fail_all("estimate (tiny bundle)", estimate_and_free, (void *)g_tiny) > 10);
+}
+
 int main(void)
 {
     static char tiny_abs[4096];
@@ -400,6 +415,7 @@ int main(void)
     if (g_tiny && access(probe, R_OK) == 0) {
         RUN(test_tiny_weights);
         RUN(test_tiny_turn_bound);
+        RUN(test_alloc_fail);
     } else {
         fprintf(stderr, "NGPT_TINY_BUNDLE (the tiny bundle) not found: the tiny-bundle checks are skipped\n");
     }
