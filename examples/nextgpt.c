@@ -5,7 +5,9 @@
  *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]
  *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S]
  *               [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N] [--dtype ...]
- *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N]
+ *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N] [--dtype ...] [--ctx N]
+ *               [--size WxH] [--force M]...   (memory estimate of a turn: its device, dtype,
+ *               context, image size and output modalities; default: image)
  *   nextgpt convert ARGS...        (runs ngpt-convert: official pickles -> safetensors)
  *
  * Without --model, `run` and `chat` use the embedded tiny test model (random weights: the answer
@@ -49,6 +51,9 @@ static int usage(FILE *f)
         "                   [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]\n"
         "                   (nextgpt chat --help: commands)\n"
         "       nextgpt info [--model DIR] [--json] [--device auto|cpu|cuda] [--threads N]\n"
+        "                   [--dtype f32|f16|bf16] [--ctx N] [--size WxH] [--force image|audio|video]...\n"
+        "                   (components, and the memory a turn needs on that device: --force names\n"
+        "                   the output decoders, default image; --size the image/video size)\n"
         "       nextgpt convert ARGS...   (ngpt-convert: official pickles -> safetensors)\n"
         "       nextgpt --version\n"
         "Without --model, the embedded tiny test model (random weights) is used.\n"
@@ -162,6 +167,8 @@ typedef struct opts {
     int json;
     int no_media_history;
     ngpt_dtype dtype;  /* --dtype: the pipeline's compute dtype (F32 default; f16/bf16 on CUDA) */
+    int32_t n_ctx;     /* info --ctx: the conversation's context (0 = the pipeline's default) */
+    int32_t width, height;  /* info --size WxH (0 = the decoder's) */
 } opts;
 
 enum { MODE_INFO = 0, MODE_RUN = 1, MODE_CHAT = 2 };
@@ -210,7 +217,17 @@ static int parse(opts *o, int argc, char **argv, int mode)
         } else if (strcmp(a, "--threads") == 0) {
             if (!parse_int(argv[++i], 0, 1024, &v)) return bad_usage("--threads: '%s' is not a count", argv[i]);
             o->cp.n_threads = (int32_t)v;
-        } else if (gen && strcmp(a, "--dtype") == 0) {
+        } else if (!gen && strcmp(a, "--ctx") == 0) {
+            if (!parse_int(argv[++i], 1, 1 << 20, &v)) return bad_usage("--ctx: '%s' is not in 1..1048576", argv[i]);
+            o->n_ctx = (int32_t)v;
+        } else if (!gen && strcmp(a, "--size") == 0) {
+            int w = 0, h = 0, n = 0;
+            const char *sz = argv[++i];
+            if (sscanf(sz, "%dx%d%n", &w, &h, &n) != 2 || sz[n] || w < 8 || h < 8 || w > 16384 || h > 16384)
+                return bad_usage("--size: '%s' is not WxH (8..16384 each)", sz);
+            o->width = w;
+            o->height = h;
+        } else if (strcmp(a, "--dtype") == 0) {
             const char *d = argv[++i];
             if (strcmp(d, "f32") == 0) o->dtype = NGPT_DTYPE_F32;
             else if (strcmp(d, "f16") == 0) o->dtype = NGPT_DTYPE_F16;
@@ -223,7 +240,7 @@ static int parse(opts *o, int argc, char **argv, int mode)
             ngpt_modality m;
             parse_modality(a + 2, &m);
             o->media[o->n_media++] = (ngpt_pipeline_media){m, argv[++i], NULL, 0, NULL, NULL};
-        } else if (gen && strcmp(a, "--force") == 0) {
+        } else if (strcmp(a, "--force") == 0) {
             ngpt_modality m;
             if (!parse_modality(argv[++i], &m)) return bad_usage("--force: '%s' is not image, audio or video", argv[i]);
             o->force |= NGPT_PIPELINE_FORCE(m);
@@ -704,10 +721,109 @@ static void scan_tree(components *out, const char *root, const char *rel, int de
     }
 }
 
+static const char *const k_part_names[NGPT_MEMORY_PART_COUNT] = {"backbone", "encoder", "projector", "image_decoder",
+                                                                 "audio_decoder", "video_decoder"};
+static const char *const k_stage_names[NGPT_PIPELINE_STAGE_COUNT] = {"load", "encode", "project", "llm", "decode",
+                                                                     "media_out"};
+
+/* The memory estimate of a turn for info: on the backend --device names (auto: the context's),
+ * in --dtype, with --ctx, --size and --force (the output decoders; default image). NULL with the
+ * library's message on stderr when the bundle's configs cannot be read. */
+static ngpt_memory_estimate *info_estimate(const opts *o, ngpt_context *ctx, const char *model, ngpt_memory_params *mp)
+{
+    ngpt_memory_params_default(mp, sizeof *mp);
+    mp->backend = o->cp.device == NGPT_DEVICE_CUDA ? NGPT_BACKEND_CUDA
+                : o->cp.device == NGPT_DEVICE_CPU ? NGPT_BACKEND_CPU : ngpt_context_backend(ctx);
+    mp->compute_dtype = o->dtype;
+    mp->n_ctx = o->n_ctx;
+    mp->width = o->width;
+    mp->height = o->height;
+    if (o->force) mp->outputs = o->force;
+    ngpt_memory_estimate *e = NULL;
+    if (ngpt_pipeline_estimate_memory(&e, model, mp) != NGPT_OK) {
+        fprintf(stderr, "nextgpt: memory estimate: %s\n", ngpt_last_error());
+        return NULL;
+    }
+    return e;
+}
+
+static void print_bytes(char *buf, size_t n, uint64_t b)
+{
+    if (b == 0) snprintf(buf, n, "0");
+    else if (b >= (1ull << 30)) snprintf(buf, n, "%.2f GiB", (double)b / (1024.0 * 1024.0 * 1024.0));
+    else if (b >= (1ull << 20)) snprintf(buf, n, "%.1f MiB", (double)b / (1024.0 * 1024.0));
+    else snprintf(buf, n, "%.1f KiB", (double)b / 1024.0);
+}
+
+static void info_memory_table(const ngpt_memory_estimate *e, const ngpt_memory_params *mp)
+{
+    char a[32], b[32], c[32], d[32];
+    printf("memory estimate of a turn (%s, %s, context %s, outputs:%s%s%s; from the configs, see\n"
+           "docs/architecture.md \"Memory estimate\"):\n",
+           ngpt_backend_name(mp->backend), ngpt_dtype_name(mp->compute_dtype), mp->n_ctx ? "--ctx" : "min(2048, model)",
+           (mp->outputs & NGPT_PIPELINE_FORCE(NGPT_MODALITY_IMAGE)) ? " image" : "",
+           (mp->outputs & NGPT_PIPELINE_FORCE(NGPT_MODALITY_AUDIO)) ? " audio" : "",
+           (mp->outputs & NGPT_PIPELINE_FORCE(NGPT_MODALITY_VIDEO)) ? " video" : "");
+    printf("  %-14s %12s %12s %12s %12s\n", "part", "weights", "mmapped", "KV cache", "working");
+    for (int i = 0; i < NGPT_MEMORY_PART_COUNT; i++) {
+        if (!ngpt_memory_estimate_has_part(e, (ngpt_memory_part)i)) continue;
+        uint64_t w, m, kv, wk;
+        ngpt_memory_estimate_part(e, (ngpt_memory_part)i, &w, &m, &kv, &wk);
+        print_bytes(a, sizeof a, w), print_bytes(b, sizeof b, m), print_bytes(c, sizeof c, kv), print_bytes(d, sizeof d, wk);
+        printf("  %-14s %12s %12s %12s %12s\n", k_part_names[i], a, b, c, d);
+    }
+    printf("  stage peaks (%s tensor memory):", mp->backend == NGPT_BACKEND_CUDA ? "device" : "host");
+    for (int s = 0; s < NGPT_PIPELINE_STAGE_COUNT; s++) {
+        print_bytes(a, sizeof a, ngpt_memory_estimate_stage(e, (ngpt_pipeline_stage)s));
+        printf("%s %s %s", s ? "," : "", k_stage_names[s], a);
+    }
+    uint64_t peak, over, mapped;
+    ngpt_memory_estimate_peak(e, &peak, &over, &mapped);
+    print_bytes(a, sizeof a, peak), print_bytes(b, sizeof b, over), print_bytes(c, sizeof c, mapped);
+    printf("\n  turn peak: %s%s%s%s; weights read from mmapped files, not included: %s\n", a,
+           over ? " (incl. " : "", over ? b : "", over ? " for the CUDA context and workspaces)" : "", c);
+}
+
+static void info_memory_json(const ngpt_memory_estimate *e, const ngpt_memory_params *mp)
+{
+    if (!e) {
+        printf("null");
+        return;
+    }
+    uint64_t peak, over, mapped;
+    ngpt_memory_estimate_peak(e, &peak, &over, &mapped);
+    printf("{\"backend\": \"%s\", \"dtype\": \"%s\", \"n_ctx\": %d, \"width\": %d, \"height\": %d, \"outputs\": [",
+           ngpt_backend_name(mp->backend), ngpt_dtype_name(mp->compute_dtype), (int)mp->n_ctx, (int)mp->width,
+           (int)mp->height);
+    int k = 0;
+    for (int m = NGPT_MODALITY_IMAGE; m <= NGPT_MODALITY_VIDEO; m++)
+        if (mp->outputs & NGPT_PIPELINE_FORCE(m)) printf("%s\"%s\"", k++ ? ", " : "", k_names[m]);
+    printf("], \"parts\": {");
+    k = 0;
+    for (int i = 0; i < NGPT_MEMORY_PART_COUNT; i++) {
+        if (!ngpt_memory_estimate_has_part(e, (ngpt_memory_part)i)) continue;
+        uint64_t w, m, kv, wk;
+        ngpt_memory_estimate_part(e, (ngpt_memory_part)i, &w, &m, &kv, &wk);
+        printf("%s\"%s\": {\"weight_bytes\": %llu, \"mapped_bytes\": %llu, \"kv_bytes\": %llu, \"work_bytes\": %llu}",
+               k++ ? ", " : "", k_part_names[i], (unsigned long long)w, (unsigned long long)m, (unsigned long long)kv,
+               (unsigned long long)wk);
+    }
+    printf("}, \"stage_peak_bytes\": {");
+    for (int s = 0; s < NGPT_PIPELINE_STAGE_COUNT; s++)
+        printf("%s\"%s\": %llu", s ? ", " : "", k_stage_names[s],
+               (unsigned long long)ngpt_memory_estimate_stage(e, (ngpt_pipeline_stage)s));
+    printf("}, \"peak_bytes\": %llu, \"overhead_bytes\": %llu, \"mapped_bytes\": %llu}", (unsigned long long)peak,
+           (unsigned long long)over, (unsigned long long)mapped);
+}
+
 /* info --json: {"version", "abi", "cuda_build", "backend", "device", "threads", "note", "model":
  * null | {"path", "test_model", "components": [{"path", "tensors", "dtypes": [...], "bytes",
- * "pickle_bytes"}]}} */
-static void info_json(ngpt_context *ctx, const char *model, int tiny, const components *cs)
+ * "pickle_bytes"}], "memory": null (configs unreadable) | {"backend", "dtype", "n_ctx", "width",
+ * "height", "outputs": [...], "parts": {"backbone": {"weight_bytes", "mapped_bytes", "kv_bytes",
+ * "work_bytes"}, ...}, "stage_peak_bytes": {"load", ..., "media_out"}, "peak_bytes",
+ * "overhead_bytes", "mapped_bytes"}}} */
+static void info_json(ngpt_context *ctx, const char *model, int tiny, const components *cs,
+                      const ngpt_memory_estimate *e, const ngpt_memory_params *mp)
 {
     printf("{\"version\": ");
     json_str(stdout, ngpt_version());
@@ -739,7 +855,9 @@ static void info_json(ngpt_context *ctx, const char *model, int tiny, const comp
         }
         printf("], \"bytes\": %lld, \"pickle_bytes\": %lld}", c->bytes, c->pickle_bytes);
     }
-    printf("]}}\n");
+    printf("], \"memory\": ");
+    info_memory_json(e, mp);
+    printf("}}\n");
 }
 
 static int cmd_info(int argc, char **argv)
@@ -748,7 +866,15 @@ static int cmd_info(int argc, char **argv)
     ngpt_context_params_default(&o.cp, sizeof o.cp);
     int rc = parse(&o, argc, argv, MODE_INFO);
     if (rc >= 0) return rc;
-    ngpt_context *ctx = make_context(&o);
+    ngpt_context *ctx = NULL;
+    if (o.cp.device == NGPT_DEVICE_CUDA && ngpt_context_create(&ctx, &o.cp) != NGPT_OK) {
+        /* info describes: without a usable GPU it still estimates for CUDA, on a CPU context */
+        fprintf(stderr, "nextgpt: %s\nnextgpt: describing the CPU; the memory estimate is for CUDA\n", ngpt_last_error());
+        ngpt_context_params cp = o.cp;
+        cp.device = NGPT_DEVICE_CPU;
+        if (ngpt_context_create(&ctx, &cp) != NGPT_OK) ctx = NULL;
+    }
+    if (!ctx) ctx = make_context(&o);
     if (!ctx) return 1;
     const char *model = o.model ? o.model : tiny_model();
     if (model && !is_dir_with_manifest(model)) {
@@ -759,10 +885,14 @@ static int cmd_info(int argc, char **argv)
     static components cs;
     cs.n = 0;
     if (model) scan_tree(&cs, model, "", 0);
+    ngpt_memory_params mp;
+    ngpt_memory_estimate *e = model ? info_estimate(&o, ctx, model, &mp) : NULL;
+    int rc_mem = model && !e ? 1 : 0;
     if (o.json) {
-        info_json(ctx, model, model && !o.model, &cs);
+        info_json(ctx, model, model && !o.model, &cs, e, &mp);
+        ngpt_memory_estimate_free(e);
         ngpt_context_free(ctx);
-        return 0;
+        return rc_mem;
     }
     printf("libnextgpt %s (ABI %d)\n", ngpt_version(), ngpt_abi_version());
     printf("cuda build: %s\n", ngpt_has_cuda_build() ? "yes" : "no");
@@ -780,7 +910,9 @@ static int cmd_info(int argc, char **argv)
         printf("  %-36s %6lld tensors  %-10s %9.2f MiB%s\n", c->rel, c->tensors, c->dtypes[0] ? c->dtypes : "-",
                (double)c->bytes / (1024.0 * 1024.0), c->pickle_bytes ? " (incl. pickles, not counted)" : "");
     }
-    return 0;
+    if (e) info_memory_table(e, &mp);
+    ngpt_memory_estimate_free(e);
+    return rc_mem;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -1592,6 +1592,94 @@ NGPT_API void ngpt_pipeline_result_stage_memory(const ngpt_pipeline_result *r, n
 /* NULL is a no-op. */
 NGPT_API void ngpt_pipeline_result_free(ngpt_pipeline_result *r);
 
+/* ---------------------------------------------------------------------------------------------
+ * Memory estimate: what a pipeline turn needs, from a bundle's configs alone
+ *
+ * ngpt_pipeline_estimate_memory reads the config files of a bundle (bundle.json, the language
+ * model's config.json, ImageBind's config.json (none or a checkpoint file: imagebind_huge), the
+ * projector config (none: NExT-GPT 7b_tiva_v0's sizes), each decoder's unet/, vae/,
+ * text_encoder/ and vocoder/ config.json) — no weights are opened, so it works on a folder of
+ * configs and before a download — and returns, per part of the pipeline, the bytes of its weights
+ * in the form the backend holds them, its KV cache, and its peak working memory (activations and
+ * scratch while it computes), and per pipeline stage the tensor memory the context holds at that
+ * stage's peak: the same accounting as ngpt_pipeline_result_stage_memory (host bytes on a CPU
+ * backend, device bytes on CUDA), so the estimate is an upper bound of what a turn reports. The
+ * formulas and their assumptions are in docs/architecture.md ("Memory estimate").
+ *
+ *     ngpt_memory_params mp;
+ *     ngpt_memory_params_default(&mp, sizeof mp);
+ *     mp.backend = NGPT_BACKEND_CUDA;
+ *     mp.compute_dtype = NGPT_DTYPE_F16;
+ *     ngpt_memory_estimate *e = NULL;
+ *     if (ngpt_pipeline_estimate_memory(&e, "models/nextgpt", &mp) != NGPT_OK) ... ngpt_last_error()
+ *     uint64_t peak;
+ *     ngpt_memory_estimate_peak(e, &peak, NULL, NULL);
+ *     ngpt_memory_estimate_free(e);
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum ngpt_memory_part {
+    NGPT_MEMORY_BACKBONE      = 0,  /* the language model and its session */
+    NGPT_MEMORY_ENCODER       = 1,  /* ImageBind, vision + audio branches */
+    NGPT_MEMORY_PROJECTOR     = 2,  /* input and output projectors */
+    NGPT_MEMORY_IMAGE_DECODER = 3,  /* UNet + VAE decoder + text encoder (+ vocoder: audio) */
+    NGPT_MEMORY_AUDIO_DECODER = 4,
+    NGPT_MEMORY_VIDEO_DECODER = 5,
+    NGPT_MEMORY_PART_COUNT    = 6
+} ngpt_memory_part;
+
+typedef struct ngpt_memory_params {
+    size_t       struct_size;   /* sizeof(ngpt_memory_params), set by _default */
+    ngpt_backend backend;       /* where the pipeline runs: NGPT_BACKEND_CPU (default) or CUDA; no
+                                   device is needed to estimate either */
+    ngpt_dtype   compute_dtype; /* as ngpt_pipeline_params: F32 (default); F16 / BF16 with CUDA */
+    int32_t      n_ctx;         /* as ngpt_pipeline_params: 0 = min(2048, the model's) */
+    int32_t      n_batch;       /* positions of the longest single language-model evaluation (the
+                                   turn's prompt, or the answer re-written with generated media);
+                                   0 = 512; at most n_ctx */
+    uint32_t     inputs;        /* NGPT_PIPELINE_FORCE bits of the media the turn encodes;
+                                   default image */
+    uint32_t     outputs;       /* NGPT_PIPELINE_FORCE bits of the decoders the turn runs (their
+                                   outputs re-enter the history through ImageBind); default image */
+    uint32_t     preload;       /* as ngpt_pipeline_params: decoders held from create (counted in
+                                   every stage); decoders in `outputs` are counted too, since a
+                                   lazily loaded decoder stays loaded */
+    int32_t      height, width; /* as ngpt_pipeline_turn_params: 0 = the decoder's default */
+    int32_t      num_frames;    /* video; 0 = 24 */
+    double       audio_length_s;/* audio; 0 = 5 */
+} ngpt_memory_params;
+
+typedef struct ngpt_memory_estimate ngpt_memory_estimate;  /* opaque; ngpt_memory_estimate_free */
+
+NGPT_API ngpt_status ngpt_memory_params_default(ngpt_memory_params *p, size_t struct_size);
+/* Estimate the memory of a pipeline turn on bundle_dir (params may be NULL: defaults). Errors:
+ * NGPT_ERR_INVALID_ARGUMENT (params), NGPT_ERR_NOT_FOUND (bundle.json, a part's folder or
+ * config.json; the message names the file), NGPT_ERR_BAD_FORMAT / NGPT_ERR_UNSUPPORTED (a config
+ * the loaders would refuse, named as they name it). Free with ngpt_memory_estimate_free. */
+NGPT_API ngpt_status ngpt_pipeline_estimate_memory(ngpt_memory_estimate **out, const char *bundle_dir,
+                                                   const ngpt_memory_params *params);
+/* 1 when the bundle has the part (a decoder named in bundle.json), else 0. */
+NGPT_API int32_t ngpt_memory_estimate_has_part(const ngpt_memory_estimate *e, ngpt_memory_part part);
+/* A part's bytes: weights as the backend holds them (CPU: views of the mmapped checkpoint in its
+ * stored dtype, except what the loaders copy; CUDA: uploaded, in compute_dtype), of which
+ * `mapped` are views of the files (not allocations: not counted by the context); the KV cache
+ * (backbone only); and the peak working memory while the part computes (the backbone's scratch
+ * stays allocated between evaluations). Unknown parts (or e NULL) give 0. Any pointer may be NULL. */
+NGPT_API void ngpt_memory_estimate_part(const ngpt_memory_estimate *e, ngpt_memory_part part, uint64_t *weight_bytes,
+                                        uint64_t *mapped_bytes, uint64_t *kv_bytes, uint64_t *work_bytes);
+/* The tensor memory the context holds at the peak of a stage of a turn (the accounting of
+ * ngpt_pipeline_result_stage_memory: host bytes on CPU, device bytes on CUDA): everything resident
+ * (the parts' allocated weights, the KV cache and scratch, the decoders in preload | outputs) plus
+ * the stage's working memory. 0 for unknown stages. */
+NGPT_API uint64_t ngpt_memory_estimate_stage(const ngpt_memory_estimate *e, ngpt_pipeline_stage stage);
+/* The turn: *peak = the largest stage + *overhead, the memory no tensor accounts for (CUDA: an
+ * allowance of 1 GiB for the CUDA context, cuBLAS/cuDNN workspaces and memory-pool slack; CPU: 0);
+ * *mapped = the weights read from the mmapped files on the CPU (resident only when touched, not
+ * in *peak). Any pointer may be NULL. */
+NGPT_API void ngpt_memory_estimate_peak(const ngpt_memory_estimate *e, uint64_t *peak, uint64_t *overhead,
+                                        uint64_t *mapped);
+/* NULL is a no-op. */
+NGPT_API void ngpt_memory_estimate_free(ngpt_memory_estimate *e);
+
 #ifdef __cplusplus
 }
 #endif

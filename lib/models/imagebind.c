@@ -481,6 +481,20 @@ static char *join(const char *a, const char *b)
     return p;
 }
 
+ngpt_status nx_imagebind_read_config(nx_imagebind_config *c, const char *path)
+{
+    nx_imagebind_config_huge(c);
+    if (!is_dir(path)) {
+        if (!is_file(path)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: no such ImageBind folder or checkpoint file", path);
+        return NGPT_OK;  /* a checkpoint file: imagebind_huge's constructor */
+    }
+    char *cfg = join(path, "config.json");
+    if (!cfg) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory");
+    ngpt_status s = is_file(cfg) ? read_config(c, cfg) : NGPT_OK;
+    nx_free(cfg);
+    return s;
+}
+
 /* The checkpoint file and the config of `path` (a folder or a file). */
 static ngpt_status resolve(nx_imagebind *m, const char *path)
 {

@@ -44,6 +44,9 @@ typedef struct nx_imagebind nx_imagebind;
 
 /* imagebind_huge's constructor (what a checkpoint without config.json is taken to be). */
 void nx_imagebind_config_huge(nx_imagebind_config *c);
+/* The config nx_imagebind_load would use for `path`: a folder's config.json (absent keys, or no
+ * config.json: imagebind_huge), or imagebind_huge's for a checkpoint file. No weights are read. */
+ngpt_status nx_imagebind_read_config(nx_imagebind_config *c, const char *path);
 
 /* Load the branches in `modalities` (NX_IB_BIT set; 0 = every vision/audio branch stored).
  * Tensors of the other ImageBind modalities (text, depth, thermal, imu) and of branches not

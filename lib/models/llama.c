@@ -61,7 +61,7 @@ static ngpt_status join(char *buf, const char *dir, const char *name)
  * config
  * ---------------------------------------------------------------------------------------- */
 
-static ngpt_status read_config(nx_llama_config *c, const char *dir)
+ngpt_status nx_llama_read_config(nx_llama_config *c, const char *dir)
 {
     char path[PATH_CAP];
     NX_TRY(join(path, dir, "config.json"));
@@ -371,7 +371,7 @@ static ngpt_status open_delta(nx_llama *m, const nx_llama_load_params *p, const 
 static ngpt_status load_all(nx_llama *m, const char *dir, const nx_llama_load_params *p)
 {
     nx_llama_config *c = &m->cfg;
-    NX_TRY(read_config(c, dir));
+    NX_TRY(nx_llama_read_config(c, dir));
     char path[PATH_CAP], name[512];
     NX_TRY(find_checkpoint(path, dir));
     NX_TRY(open_base(m, path));

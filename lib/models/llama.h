@@ -90,6 +90,10 @@ typedef struct nx_llama_load_params {
     ngpt_dtype  compute_dtype; /* F32 (0, any backend); F16/BF16 on CUDA only */
 } nx_llama_load_params;
 
+/* config.json of a Hugging Face LLaMA folder (transformers 4.29 LlamaConfig; the checks of
+ * nx_llama_load): no weights are read. vocab = vocab_base = config's vocab_size. */
+ngpt_status nx_llama_read_config(nx_llama_config *c, const char *dir);
+
 /* Load a Hugging Face LLaMA folder (config.json + model.safetensors | model.safetensors.index.json
  * | pytorch_model.bin | pytorch_model.bin.index.json) and optionally a NExT-GPT delta. */
 ngpt_status nx_llama_load(nx_llama **out, nx_backend *be, nx_backend *cpu, const char *dir,

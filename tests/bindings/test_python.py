@@ -417,6 +417,27 @@ class StagesTest(unittest.TestCase):
         with self.assertRaises(nextgpt.Error):
             nextgpt.Pipeline(self.ctx, os.path.join(TINY, "nope"))
 
+    def test_estimate_memory(self):
+        M, P = nextgpt.Modality, nextgpt.MemoryPart
+        e = nextgpt.estimate_memory(TINY)
+        self.assertEqual(len(e.parts), 6)  # the tiny bundle has every part
+        bb = e.parts[P.BACKBONE]
+        self.assertEqual(bb["kv_bytes"], 2 * 3 * 2048 * 128 * 4)  # F32 cache of the tiny LLaMA
+        self.assertEqual(bb["mapped_bytes"], bb["weight_bytes"])   # CPU: views of the mmapped file
+        self.assertEqual(e.peak, max(e.stages.values()))
+        self.assertEqual(e.overhead, 0)
+        g = nextgpt.estimate_memory(TINY, backend=nextgpt.Backend.CUDA, compute_dtype=nextgpt.Dtype.F16, n_ctx=512,
+                                    outputs=[M.IMAGE, M.AUDIO], width=128, height=128)
+        self.assertEqual(g.parts[P.BACKBONE]["kv_bytes"], 2 * 3 * 512 * 128 * 2)
+        self.assertEqual(g.overhead, 1 << 30)
+        self.assertEqual(g.peak, max(g.stages.values()) + g.overhead)
+        with self.assertRaises(nextgpt.Error) as err:
+            nextgpt.estimate_memory(TINY, compute_dtype=nextgpt.Dtype.F16)  # the CPU computes in F32
+        self.assertEqual(err.exception.status, nextgpt.Status.ERR_UNSUPPORTED)
+        with self.assertRaises(nextgpt.Error) as err:
+            nextgpt.estimate_memory(os.path.join(TINY, "nope"))
+        self.assertIn("bundle.json", err.exception.message)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -53,6 +53,9 @@ expect_rc 1 "no bundle.json" "$NG" run --model "$TMP/nowhere" --prompt x
 # info
 expect_rc 0 "info" "$NG" info
 grep -q "llm" "$TMP/out" && grep -q "decoders/image/unet" "$TMP/out" || fail "info: components not listed"
+grep -q "memory estimate of a turn (cpu, F32" "$TMP/out" && grep -q "turn peak:" "$TMP/out" || fail "info: no memory estimate"
+expect_rc 0 "info --device cuda --dtype f16 (estimated without a GPU)" "$NG" info --device cuda --dtype f16
+grep -q "memory estimate of a turn (cuda, F16" "$TMP/out" || fail "info --device cuda: no CUDA estimate"
 
 [ "$fails" -eq 0 ] && echo "test_cli: all passed" >&2
 exit $((fails > 0))

@@ -77,8 +77,13 @@ RUN = {"test_model": bool, "text": str, "outputs": [OUTPUT], "cancelled": bool, 
 TURN = dict(RUN, turn=int, history_media=int, history_error=NULLABLE_STR, n_past=int)
 ERROR = {"error": {"line": int, "input": str, "message": str}}
 COMPONENT = {"path": str, "tensors": int, "dtypes": [str], "bytes": int, "pickle_bytes": int}
+PART = {"weight_bytes": int, "mapped_bytes": int, "kv_bytes": int, "work_bytes": int}
+MEMORY = {"backend": str, "dtype": str, "n_ctx": int, "width": int, "height": int, "outputs": [str],
+          "parts": {k: PART for k in ("backbone", "encoder", "projector", "image_decoder", "audio_decoder",
+                                      "video_decoder")},
+          "stage_peak_bytes": BYTES, "peak_bytes": int, "overhead_bytes": int, "mapped_bytes": int}
 INFO = {"version": str, "abi": int, "cuda_build": bool, "backend": str, "device": str, "threads": int,
-        "note": str, "model": {"path": str, "test_model": bool, "components": [COMPONENT]}}
+        "note": str, "model": {"path": str, "test_model": bool, "components": [COMPONENT], "memory": MEMORY}}
 
 
 def lines_json(out, what):
@@ -143,6 +148,38 @@ if check(len(objs) == 1, "info --json: %d objects, expected 1" % len(objs)):
     check(all(c["tensors"] > 0 and c["bytes"] > 0 and c["dtypes"] for c in comps.values()),
           "info --json: a component without tensors, bytes or dtypes")
     check(i.get("model", {}).get("test_model") is True, "info --json: the tiny model is not marked test_model")
+    mem = i.get("model", {}).get("memory") or {}
+    check(mem.get("backend") == "cpu" and mem.get("dtype") == "F32" and mem.get("outputs") == ["image"],
+          "info --json: memory estimate not for the CPU, F32, image: %r" % {k: mem.get(k) for k in ("backend", "dtype", "outputs")})
+    st = mem.get("stage_peak_bytes", {})
+    check(mem.get("peak_bytes", 0) == max(st.values() or [0]) > 0 and mem.get("overhead_bytes") == 0,
+          "info --json: CPU turn peak is not the largest stage")
+    bb = mem.get("parts", {}).get("backbone", {})
+    check(bb.get("kv_bytes") == 2 * 3 * 2048 * 128 * 4 and bb.get("mapped_bytes") == bb.get("weight_bytes") > 0,
+          "info --json: tiny backbone KV cache / mapped weights: %r" % bb)
+# the estimate for a GPU needs none: f16, a shorter context, a bigger image, image + audio out
+rc, out, err = ng(["info", "--json", "--device", "cuda", "--dtype", "f16", "--ctx", "1024", "--size", "256x128",
+                   "--force", "image", "--force", "audio"])
+check(rc == 0, "info --json --device cuda: exit %d: %s" % (rc, err))
+objs = lines_json(out, "info --json --device cuda")
+if check(len(objs) == 1, "info --json --device cuda: %d objects" % len(objs)):
+    check_schema(objs[0], INFO, "info --json --device cuda")
+    mem = objs[0].get("model", {}).get("memory") or {}
+    check(mem.get("backend") == "cuda" and mem.get("dtype") == "F16" and mem.get("n_ctx") == 1024 and
+          mem.get("width") == 256 and mem.get("height") == 128 and mem.get("outputs") == ["image", "audio"],
+          "info --device cuda: the estimate's settings: %r" % {k: mem.get(k) for k in ("backend", "dtype", "n_ctx", "outputs")})
+    check(mem.get("overhead_bytes") == 1 << 30 and mem.get("mapped_bytes") == 0,
+          "info --device cuda: no CUDA allowance, or weights still mapped")
+    check(mem.get("parts", {}).get("backbone", {}).get("kv_bytes") == 2 * 3 * 1024 * 128 * 2,
+          "info --device cuda: KV cache not f16 x 1024 positions")
+rc, out, err = ng(["info", "--json", "--device", "cpu", "--dtype", "f16"])
+check(rc == 1 and "CUDA" in err, "info --dtype f16 on the CPU: exit %d, %r" % (rc, err))
+objs = lines_json(out, "info --dtype f16 on the CPU")
+check(len(objs) == 1 and objs[0].get("model", {}).get("memory", 0) is None,
+      "info --dtype f16 on the CPU: memory is not null")
+for bad in (["--size", "12"], ["--size", "0x64"], ["--ctx", "0"], ["--force", "text"], ["--dtype", "f8"]):
+    rc, out, err = ng(["info"] + bad)
+    check(rc == 2 and out == "", "info %s: exit %d (expected 2)" % (" ".join(bad), rc))
 rc, out, err = ng(["info", "--json", "--model", os.path.join(TMP, "nowhere")])
 check(rc == 1 and "bundle.json" in err and out == "", "info --json on a folder without bundle.json: exit %d" % rc)
 

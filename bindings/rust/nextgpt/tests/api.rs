@@ -187,6 +187,17 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
     assert_eq!((img.width(), img.height()), (64, 64));
     assert!(img.save_png(tiny.join("no-such-dir/x.png")).is_err());
 
+    let est = nextgpt::estimate_memory(&tiny, &nextgpt::MemoryParams::default()).unwrap();
+    let bbm = est.parts[0].unwrap();
+    assert_eq!(bbm.kv, 2 * 3 * 2048 * 128 * 4); // the tiny LLaMA's F32 KV cache
+    assert_eq!(bbm.mapped, bbm.weights);
+    assert_eq!(est.peak, *est.stages.iter().max().unwrap());
+    let gpu = nextgpt::MemoryParams { backend: nextgpt::Backend::Cuda, compute_dtype: nextgpt::sys::NGPT_DTYPE_F16,
+                                      ..Default::default() };
+    assert_eq!(nextgpt::estimate_memory(&tiny, &gpu).unwrap().overhead, 1 << 30);
+    let f16_cpu = nextgpt::MemoryParams { compute_dtype: nextgpt::sys::NGPT_DTYPE_F16, ..Default::default() };
+    assert_eq!(nextgpt::estimate_memory(&tiny, &f16_cpu).err().unwrap().status, nextgpt::sys::NGPT_ERR_UNSUPPORTED as i32);
+
     let mut pl = nextgpt::Pipeline::new(&ctx, &tiny, &[]).unwrap();
     assert!(pl.is_test_model());
     let mut streamed = String::new();
