@@ -477,7 +477,10 @@ static ngpt_status read_vae(vae_shape *v, const char *dir, const char *sub)
     return NGPT_OK;
 }
 
-static double vae_ws(const vae_shape *v, double h, double w, double *scores)
+/* cpu: the Winograd convolutions (lib/ops/cpu/conv.c) hold blocked copies of their input and
+ * output besides the tensors, one input's worth more than the normed copy the formula already
+ * counts at the widest resnet. */
+static double vae_ws(const vae_shape *v, double h, double w, double *scores, bool cpu)
 {
     double hw = h * w, Cn = v->boc[v->n - 1], ws = 5 * Cn * hw, prev = Cn;
     *scores = hw * hw;  /* mid-block attention: one head of width Cn over h*w positions */
@@ -485,7 +488,7 @@ static double vae_ws(const vae_shape *v, double h, double w, double *scores)
         double C = v->boc[v->n - 1 - i];
         for (int l = 0; l <= v->layers; l++) {
             double ci = l == 0 ? prev : C;
-            ws = maxd(ws, (2 * ci + 2 * C) * hw);
+            ws = maxd(ws, (2 * ci + 2 * C + (cpu ? ci : 0)) * hw);
         }
         if (i < v->n - 1) {
             ws = maxd(ws, C * hw + 2 * C * 4 * hw);
@@ -618,7 +621,7 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
     const double B = 2;  /* CFG: the unconditional and the conditional branch in one batch */
     const double act = (double)E->act;
     double unet_work = B * frames * unet_ws(&u, h, w) * act;
-    double scores = 0, vae_work = vae_ws(&v, h, w, &scores) * act;
+    double scores = 0, vae_work = vae_ws(&v, h, w, &scores, !E->cuda) * act;
     /* the mid-block attention's scores exist only where the kernel materialises them: CUDA's
      * single-head D > 256 path (F32 scores + probabilities in the compute dtype) */
     if (E->cuda && v.boc[v.n - 1] > 256) vae_work += scores * (4.0 + act);
