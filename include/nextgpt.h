@@ -361,7 +361,9 @@ typedef struct ngpt_backbone_params {
                                   * "llama_model.base_model.model." (NExT-GPT, peft 0.3) */
     int32_t     lora_r;          /* 0 = from the delta's lora_A shapes; else must match them */
     float       lora_alpha;      /* 0 = lora_r (scaling alpha/r = 1, NExT-GPT's r = alpha = 32) */
-    int32_t     lora_merge;      /* 1 (default): W + (alpha/r) B A merged at load, in F32;
+    int32_t     lora_merge;      /* -1 (default): 0 on the CPU, 1 on CUDA;
+                                  * 1: W + (alpha/r) B A merged at load, in F32 (on the CPU an
+                                  * owned copy of q/k/v/o beside the mapped checkpoint);
                                   * 0: LoRA run unmerged as extra linears (as PEFT does) */
     ngpt_dtype  compute_dtype;   /* activations, KV cache and logits: NGPT_DTYPE_F32 (default, any
                                   * device, weights of any dtype), or F16 / BF16 on CUDA only

@@ -55,7 +55,7 @@ NGPT_API ngpt_status ngpt_backbone_params_default(ngpt_backbone_params *p, size_
     ngpt_backbone_params d;
     memset(&d, 0, sizeof d);
     d.struct_size = sizeof d;
-    d.lora_merge = 1;
+    d.lora_merge = -1;
     d.compute_dtype = NGPT_DTYPE_F32;
     return nx_params_default(p, struct_size, &d, sizeof d, "ngpt_backbone_params_default");
 }
@@ -81,7 +81,10 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
     lp.delta_prefix = p.delta_key_prefix ? p.delta_key_prefix : NGPT_DELTA_PREFIX;
     lp.lora_r = p.lora_r;
     lp.lora_alpha = p.lora_alpha;
-    lp.lora_merge = p.lora_merge != 0;
+    /* auto: unmerged on the CPU, where merging would own an F32 copy of every q/k/v/o (8 GiB for
+     * Vicuna-7B) next to the mapped checkpoint, for two rank-32 linears per projection (~1 %);
+     * merged on CUDA, where the weights are uploaded anyway */
+    lp.lora_merge = p.lora_merge < 0 ? ctx->be->kind != NGPT_BACKEND_CPU : p.lora_merge != 0;
     lp.progress = p.progress;
     lp.progress_user = p.progress_user_data;
     lp.compute_dtype = p.compute_dtype;

@@ -5,7 +5,7 @@
  * tensor list from its config.json; the VAE, CLIP/CLAP text encoders, vocoder and projectors
  * read the handful of sizes their formulas need), opens no weights, and adds up per part:
  *  - weights as the backend holds them (CPU: mmapped views in the stored dtype, except the copies
- *    the loaders make: ImageBind's blob, the projectors in F32, the merged LoRA in F32; CUDA: every
+ *    the loaders make: the projectors in F32, the LoRA A/B in F32; CUDA: every
  *    tensor uploaded, in compute_dtype when that is F16/BF16),
  *  - the KV cache (backbone),
  *  - the peak working memory while the part computes (activations + scratch that are tensors).
@@ -124,6 +124,8 @@ static ngpt_status cfg_size(const json_t *j, const char *key, const char *file, 
     return NGPT_OK;
 }
 
+enum { MEM_LORA_R = 32 };
+
 static uint64_t dsize(ngpt_dtype d) { return (uint64_t)ngpt_dtype_size(d); }
 
 static double maxd(double a, double b) { return a > b ? a : b; }
@@ -143,13 +145,11 @@ static ngpt_status est_backbone(const mem_env *E, const char *llm, bool delta, m
     const uint64_t sd = dsize(c.wdtype);                            /* stored dtype: torch_dtype */
     const uint64_t cdt = dsize(E->p->compute_dtype);
     if (!E->cuda) {
-        /* views of the checkpoint; a delta's LoRA is merged into owned F32 q/k/v/o */
+        /* views of the checkpoint; a delta's LoRA runs unmerged (lora_merge's CPU default): its
+         * A/B of rank MEM_LORA_R (NExT-GPT's) counted as owned F32 */
         P->weights = (uint64_t)((rest + attn) * (double)sd);
         P->mapped = P->weights;
-        if (delta) {
-            P->weights = (uint64_t)(rest * (double)sd + attn * 4.0);
-            P->mapped = (uint64_t)(rest * (double)sd);
-        }
+        if (delta) P->weights += (uint64_t)(L * 2.0 * MEM_LORA_R * (2 * H + Dq + Dkv) * 4.0);
     } else if (E->p->compute_dtype != NGPT_DTYPE_F32) {
         P->weights = (uint64_t)((rest + attn) * (double)cdt);
     } else {
@@ -215,11 +215,12 @@ static ngpt_status est_encoder(const mem_env *E, const char *path, mem_part *P)
             work = maxd(work, w);
         }
     }
-    /* one blob: matrices and embeddings in their stored dtype (assumed F32: imagebind_huge.pth) or
-     * the compute dtype when F16/BF16, norms and biases F32; owned on every backend */
+    /* matrices and embeddings in their stored dtype (assumed F32: imagebind_huge.pth) or the
+     * compute dtype when F16/BF16, norms and biases F32: one owned blob on CUDA; on the CPU views
+     * of the mapped checkpoint (the split positional embedding, a few MB, is not counted) */
     const double md = E->p->compute_dtype != NGPT_DTYPE_F32 ? (double)E->act : 4.0;
     P->weights = (uint64_t)(mat * md + vec * 4.0);
-    P->mapped = 0;
+    P->mapped = E->cuda ? 0 : P->weights;
     P->work = (uint64_t)work;
     P->present = 1;
     return NGPT_OK;

@@ -21,7 +21,8 @@
  *           mean is not re-normalised.
  *
  * The head's LayerNorm runs on token 0 only (LayerNorm is per token, so this equals LN-then-select).
- * Weights live in one backend allocation (`blob`); matrices keep the checkpoint's dtype (F32,
+ * Weights live in one backend allocation (`blob`) — on the CPU, those already in their dtype are
+ * views of the mapped checkpoint instead (ld_upload); matrices keep the checkpoint's dtype (F32,
  * F16 or BF16), norms, biases and embeddings are F32. With an F16/BF16 activation dtype (CUDA)
  * the matrices, the embeddings and the activations are in that dtype (converted once at load, so
  * GEMMs, convolutions and attention run one dtype on tensor cores); norms and biases stay F32
@@ -82,7 +83,8 @@ struct nx_imagebind {
     nx_imagebind_config cfg;
     char               *file;           // the checkpoint (for messages)
     ib_branch           br[NX_IB_N];
-    nx_tensor           blob;           // every tensor above, one allocation
+    nx_tensor           blob;           // every tensor above that is not a view of w, one allocation
+    nx_weights         *w;              // the open checkpoint (CPU: matrices are views of its mapping)
     nx_tensor           zero_ids;       // I32 (IB_CHUNK) zeros: get_rows ids broadcasting a (1, D) row
     nx_tensor           zero_frames;    // (1, 1, video_frames, 1, 1): PadIm2Video's repeat by broadcast
     ngpt_dtype          cdt;            // activation dtype: F32, or F16/BF16 (CUDA)
@@ -206,20 +208,20 @@ static ngpt_status patch_grid(const nx_imagebind_config *c, int m, int64_t g[3],
 }
 
 // ----------------------------------------------------------------------------
-// loading: pass 1 lists every tensor (name, dtype, shape, where it goes in the blob),
-// pass 2 allocates the blob once and uploads
+// loading: pass 1 lists every tensor (name, dtype, shape, source), pass 2 makes the views, places
+// the rest in the blob, allocates it once and uploads
 
 typedef struct ib_item {
     nx_tensor        *dst;
     const nx_wtensor *src;   // from the checkpoint, or
     const void       *host;  // host data of dst's dtype
-    size_t            off;
+    size_t            off;   // in the blob (pass 2)
 } ib_item;
 
 typedef struct ib_loader {
     nx_weights *w;
     ib_item    *items;
-    size_t      n, cap, bytes;
+    size_t      n, cap;
     void       *host[8];     // host buffers to free after the upload
     int         n_host;
     ngpt_dtype  mat_dt;      // dtype of matrices and embeddings: F32 (0) = matrices as stored
@@ -236,9 +238,7 @@ static ngpt_status ld_add(ib_loader *L, nx_tensor *dst, ngpt_dtype dt, int rank,
         L->cap = cap;
     }
     *dst = nx_view(dt, rank, ne, NULL, NULL);
-    size_t off = (L->bytes + 63) & ~(size_t)63;
-    L->items[L->n++] = (ib_item){dst, src, host, off};
-    L->bytes = off + nx_nbytes(dst);
+    L->items[L->n++] = (ib_item){dst, src, host, 0};
     return NGPT_OK;
 }
 
@@ -270,12 +270,33 @@ static ngpt_status ld_get(ib_loader *L, nx_tensor *dst, bool keep_dtype, const n
     return ld_add(L, dst, dt, rank, shape, t, NULL);
 }
 
+/* On the CPU a checkpoint tensor already in its destination dtype is a view of the mapping (the
+ * weights stay open with the model): ImageBind-huge's 2.7 GB of F32 are not copied. The blob
+ * holds the rest: converted tensors, the split positional embedding, the constants. */
+static bool ld_is_view(const nx_imagebind *m, const ib_item *it)
+{
+    return m->be->kind == NGPT_BACKEND_CPU && !it->host && it->src->dtype == it->dst->dtype &&
+           it->src->nbytes == nx_nbytes(it->dst) && (uintptr_t)it->src->data % 16 == 0;
+}
+
 static ngpt_status ld_upload(nx_imagebind *m, ib_loader *L)
 {
-    int64_t nb = (int64_t)(L->bytes ? L->bytes : 1);
+    size_t bytes = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        ib_item *it = &L->items[i];
+        if (ld_is_view(m, it)) {
+            it->dst->data = (void *)it->src->data;
+            it->dst->be = m->be;
+            continue;
+        }
+        it->off = (bytes + 63) & ~(size_t)63;
+        bytes = it->off + nx_nbytes(it->dst);
+    }
+    int64_t nb = (int64_t)(bytes ? bytes : 1);
     NX_TRY(nx_tensor_alloc(&m->blob, m->be, NGPT_DTYPE_U8, 1, &nb));
     for (size_t i = 0; i < L->n; i++) {
         ib_item *it = &L->items[i];
+        if (ld_is_view(m, it)) continue;
         it->dst->data = (char *)m->blob.data + it->off;
         it->dst->be = m->be;
         size_t n = nx_nbytes(it->dst);
@@ -559,7 +580,7 @@ ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *pa
     if (s == NGPT_OK) make_views(m);
     for (int i = 0; i < L.n_host; i++) nx_free(L.host[i]);
     nx_free(L.items);
-    nx_weights_close(L.w);
+    m->w = L.w;  /* open while views of it may exist (closed by nx_imagebind_free) */
     if (s != NGPT_OK) {
         nx_imagebind_free(m);
         return s;
@@ -572,6 +593,7 @@ void nx_imagebind_free(nx_imagebind *m)
 {
     if (!m) return;
     nx_tensor_free(&m->blob);
+    nx_weights_close(m->w);
     for (int mod = 0; mod < NX_IB_N; mod++) nx_free(m->br[mod].blocks);
     nx_free(m->file);
     nx_free(m);
