@@ -110,10 +110,11 @@ typedef enum nx_llama_out {
 
 typedef struct nx_llama_state {
     const nx_llama *m;
-    int32_t   n_ctx;        /* positions the KV cache holds */
+    int32_t   n_ctx;        /* positions the KV cache can grow to */
     int32_t   n_past;       /* positions already in the cache */
-    nx_tensor k_cache;      /* (L, n_ctx, nkv*hd) in the compute dtype */
-    nx_tensor v_cache;      /* (L, n_ctx, nkv*hd) in the compute dtype */
+    int32_t   kv_cap;       /* positions allocated (grows with the session, see kv_reserve) */
+    nx_tensor k_cache;      /* (L, kv_cap, nkv*hd) in the compute dtype */
+    nx_tensor v_cache;      /* (L, kv_cap, nkv*hd) in the compute dtype */
     /* scratch for up to n_cap positions (regrown when a bigger batch comes) */
     int32_t   n_cap;
     nx_tensor x;            /* (n, H)     the residual stream */

@@ -6,7 +6,7 @@
  *    (ngpt_pipeline_result_stage_memory, host bytes on the CPU) from above, by at most a factor
  *    of 2.5. Why 2.5: the estimate assumes the longest language-model batch is 512 positions
  *    (the turn's prompt here is ~30: the backbone scratch is then ~2.7 MB instead of ~0.1 MB,
- *    against a 6 MiB KV cache), and every block's working set is counted as if all its
+ *    against a 0.75 MiB KV cache of 256 positions), and every block's working set is counted as if all its
  *    temporaries were alive at once; measured, the ratios are 1.3-1.5.
  * 2. Real sizes, configs only (Vicuna-7B v0 + the NExT-GPT delta, ImageBind-huge vision + audio,
  *    NExT-GPT's projectors, SD 1.5), checked against numbers computed by hand below, and the
@@ -109,7 +109,12 @@ static void test_tiny_turn_bound(void)
     ngpt_pipeline *p = NULL;
     CHECK_OK(ngpt_pipeline_create(&p, ctx, g_tiny, NULL));
     ngpt_memory_estimate *e = NULL;
-    CHECK_OK(ngpt_pipeline_estimate_memory(&e, g_tiny, NULL));  /* defaults: CPU, image in and out */
+    /* CPU, image in and out; a context of 256: the session's KV cache grows with use, in steps
+     * of 256 positions, and this turn stays within the first (the estimate is for a full one) */
+    ngpt_memory_params emp;
+    ngpt_memory_params_default(&emp, sizeof emp);
+    emp.n_ctx = 256;
+    CHECK_OK(ngpt_pipeline_estimate_memory(&e, g_tiny, &emp));
     if (!p || !e) { ngpt_pipeline_free(p); ngpt_memory_estimate_free(e); ngpt_context_free(ctx); return; }
     char cat[2048];
     const char *root = getenv("NGPT_SOURCE_ROOT");
@@ -222,12 +227,13 @@ static void write_real_bundle(void)
     put("sd/text_encoder/config.json", k_clip_l);
 }
 
-static ngpt_memory_estimate *real_estimate(ngpt_backend be, ngpt_dtype dt)
+static ngpt_memory_estimate *real_estimate(ngpt_backend be, ngpt_dtype dt, int32_t n_ctx)
 {
     ngpt_memory_params mp;
     CHECK_OK(ngpt_memory_params_default(&mp, sizeof mp));
     mp.backend = be;
     mp.compute_dtype = dt;
+    mp.n_ctx = n_ctx;
     ngpt_memory_estimate *e = NULL;
     CHECK_OK(ngpt_pipeline_estimate_memory(&e, g_tmp, &mp));
     return e;
@@ -236,8 +242,8 @@ static ngpt_memory_estimate *real_estimate(ngpt_backend be, ngpt_dtype dt)
 static void test_real_sizes(void)
 {
     write_real_bundle();
-    ngpt_memory_estimate *g = real_estimate(NGPT_BACKEND_CUDA, NGPT_DTYPE_F16);
-    ngpt_memory_estimate *c = real_estimate(NGPT_BACKEND_CPU, NGPT_DTYPE_F32);
+    ngpt_memory_estimate *g = real_estimate(NGPT_BACKEND_CUDA, NGPT_DTYPE_F16, 0);
+    ngpt_memory_estimate *c = real_estimate(NGPT_BACKEND_CPU, NGPT_DTYPE_F32, 0);
     if (!g || !c) { ngpt_memory_estimate_free(g); ngpt_memory_estimate_free(c); return; }
     uint64_t w, mapped, kv, work;
 
@@ -311,6 +317,16 @@ static void test_real_sizes(void)
     /* 2 GiB KV (F32) + 0.4 GB projectors + 0.13 GiB LoRA A/B + the decode's working memory; the
      * backbone and ImageBind are views of their checkpoints */
     CHECK(cpu_peak > 3 * (uint64_t)GIB && cpu_peak < 9 * (uint64_t)GIB / 2);
+    /* a short turn: the KV cache grows with use and holds 512 positions (0.5 GiB) */
+    ngpt_memory_estimate *c512 = real_estimate(NGPT_BACKEND_CPU, NGPT_DTYPE_F32, 512);
+    if (c512) {
+        uint64_t p512;
+        ngpt_memory_estimate_peak(c512, &p512, NULL, NULL);
+        fprintf(stderr, "real sizes, CPU F32, 512^2 image turn holding 512 positions: %.2f GiB beyond the mapped "
+                "weights (goal 2 GiB: %s)\n", p512 / GIB, p512 <= 2 * (uint64_t)GIB ? "met" : "NOT met");
+        CHECK(cpu_peak - p512 == 3ull << 29);  /* 2048 - 512 positions x 2 x 32 x 4096 x 4 B = 1.5 GiB less KV */
+        ngpt_memory_estimate_free(c512);
+    }
     ngpt_memory_estimate_free(g);
     ngpt_memory_estimate_free(c);
 }
