@@ -260,6 +260,10 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
         }
     }
 
+    if (!bf16 && nx_cpu_linear_wcvt_ok(w->dtype)) {
+        s = nx_cpu_linear_wcvt(be, y->data, x->data, w->data, w->dtype, bias, M, N, K);
+        goto out;
+    }
     /* W used in place when its dtype is the compute dtype; otherwise converted tile by tile. */
     int64_t NB = N;
     const size_t csz = nx_dtype_size(cdt);
