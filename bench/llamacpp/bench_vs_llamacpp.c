@@ -16,10 +16,13 @@
  *       bandwidth over a buffer of the weight bytes read per decoded token (measured before and
  *       after, best), and each engine's decode as a fraction of bytes/token / bandwidth.
  *       llama.cpp runs in its defaults otherwise (F16 KV cache, flash attention auto).
+ * Environment: NGPT_BENCH_WCVT=0 runs our F16/BF16-weight linears through the oneDNN path the
+ * fused convert GEMM replaced (lib/ops/cpu/gemm_wcvt.c), for a before/after in one binary.
  * Output lines starting with "RESULT" are machine-readable (run.sh builds its table from them).
  */
 #include "nextgpt.h"
 #include "../bench_membw.h"
+#include "ops/cpu/cpu_ops.h"
 
 #include "ggml-backend.h"
 #include "llama.h"
@@ -402,6 +405,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *libdir = argv[1], *dir = argv[2], *mode = argv[3];
+    /* NGPT_BENCH_WCVT=0: our F16/BF16 linears through the pre-fused oneDNN path (before/after) */
+    if (getenv("NGPT_BENCH_WCVT") && atoi(getenv("NGPT_BENCH_WCVT")) == 0) nx_cpu_set_wcvt(false);
     int threads = argc > 4 ? atoi(argv[4]) : 2;
     model_info mi;
     if (read_info(dir, &mi) || mi.H <= 0 || mi.L <= 0 || mi.V <= 0 || mi.I <= 0) {

@@ -1,19 +1,20 @@
 /* gemm.c — linear and batched matmul through oneDNN's matmul primitive (cached per shape in the
- * backend state, see onednn.h); linear with M <= 4 goes to the hand-written GEMV (gemv.c).
+ * backend state, see onednn.h); linear with M <= 4 goes to the hand-written GEMV (gemv.c), and
+ * with F16/BF16 weights (F32 compute, AVX-512) to the fused convert GEMM (gemm_wcvt.c).
  *
  * F16/BF16 weights: what was measured (2-core Xeon 6/207 KVM guest, bench/RESULTS.md) and chosen.
  *  - oneDNN 2.6 has no "f32 activations x bf16/f16 weights" matmul (weights decompression came in
  *    3.x), and its f16 matmul/reorders are reference-only or unimplemented here (an f16 -> f32
  *    oneDNN reorder took 25x longer than the AVX-512 loop below). Keeping a converted F32 copy of
  *    every weight would double the model's memory.
- *  - Default, F32 compute: W is converted to F32 in tiles of NB rows (NB*K*4 ~ 8 MiB, so the tile
- *    is still in cache for the GEMM), with AVX-512 conversion on the pool, and each tile is one
- *    oneDNN f32 matmul writing y[:, n0:n0+NB] in place. Results equal an F32 GEMM on the exactly
- *    converted weights. Measured at 128 x 11008 x 4096, 1 thread: F16/BF16 W at 0.84x of the F32-W
- *    speed (the conversion is ~1/M of the GEMM's work, so less at larger M). With 2 threads on the
- *    shared 2 cores it measured 0.5-0.7x (the pool's conversion and oneDNN's OpenMP workers, which
- *    spin-wait after each matmul, compete; running the conversion on the OpenMP team instead was
- *    tried and was not better on that noisy host). A fused convert-in-GEMM kernel is the next step.
+ *  - Default, F32 compute, AVX-512: gemm_wcvt.c, a GEMM that converts W block by block inside
+ *    itself on our pool (0.9-1.1x of oneDNN f32 on F32 W; why there, in its header).
+ *  - F32 compute without AVX-512 (or nx_cpu_set_wcvt(false)): W is converted to F32 in tiles of
+ *    NB rows (NB*K*4 ~ 8 MiB, so the tile is still in cache for the GEMM) on the pool, and each
+ *    tile is one oneDNN f32 matmul writing y[:, n0:n0+NB] in place. Results equal an F32 GEMM on
+ *    the exactly converted weights. With 2 threads on the shared 2 cores this ran at 0.2-0.6x of
+ *    F32 W: not the conversion (~8% of the time) but the ~20 short oneDNN calls per linear,
+ *    whose spinning OpenMP waiters suffer from other tenants (bench/RESULTS.md, "F16 prefill").
  *  - BF16 compute (nx_cpu_set_bf16_compute, opt-in): x is rounded to BF16 and BF16 W is used in
  *    place by oneDNN's bf16 kernels with F32 accumulation and output; F32/F16 W are rounded tile by
  *    tile as above. This guest exposes AVX512-BF16 but not AMX, and there oneDNN's bf16 matmul runs
