@@ -83,11 +83,12 @@ static void test_linear_tiles_bf16(void)
 /* ---- matmul ---- */
 
 /* The fused convert-in-GEMM path (gemm_wcvt.c) at its block edges: M around the 32-row x
- * panel, N around the 14-row micro-tile and the 112-row task, K around the 256 K block. */
+ * panel (M <= 16 goes to the GEMV instead), N around the 14-row micro-tile and the 112-row
+ * task, K around the 256 K block. */
 static void test_linear_fused(void)
 {
     static const int64_t shapes[][3] = {
-        {5, 1, 1}, {31, 15, 255}, {32, 14, 16}, {33, 113, 257}, {64, 112, 256}, {70, 300, 600}, {40, 225, 1000},
+        {5, 1, 1}, {16, 20, 33}, {17, 1, 1}, {31, 15, 255}, {32, 14, 16}, {33, 113, 257}, {64, 112, 256}, {70, 300, 600}, {40, 225, 1000},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int d = 0; d < 2; d++)

@@ -21,7 +21,8 @@
  *    at ~0.5x of its f32 (170 vs 326 GFLOP/s at 2048^3), so it is not the default; on a host with
  *    AMX (DESIGN §7: 1,064 GFLOP/s) it is the fast path. It loses precision (x and F16 W lose 3+
  *    mantissa bits).
- *  - M <= 4 always uses gemv.c (F32 accumulation, weights read in their own dtype). */
+ *  - M <= 4 always uses gemv.c (F32 accumulation, weights read in their own dtype), and so do
+ *    F16/BF16 W up to WCVT_GEMV_MAX_ROWS where the fused GEMM would run (see there). */
 #include "cpu_ops.h"
 #include "onednn.h"
 
@@ -32,6 +33,10 @@
 #include <string.h>
 
 #define GEMV_MAX_ROWS 4
+/* F16/BF16 W, F32 compute: up to this many rows the GEMV (one pass over W per 4 rows, memory
+ * bound) beat the fused GEMM (which pads M to its 32-row x panel): at 11008 x 4096, load 3,
+ * M 5/8/12/13/16: 13.3/14.4/21.5/27.3/28.5 ms vs 31.4/32.2/32.2/31.2/34.7 (bench/RESULTS.md). */
+#define WCVT_GEMV_MAX_ROWS 16
 #define TILE_BYTES ((int64_t)8 << 20)
 
 enum { KEY_LINEAR = 1, KEY_MATMUL = 2 };
@@ -234,6 +239,7 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
     if (N == 0) return NGPT_OK;
 
     const bool bf16 = nx_cpu_bf16_compute(be);
+    if (!bf16 && M <= WCVT_GEMV_MAX_ROWS && nx_cpu_linear_wcvt_ok(w->dtype)) return nx_cpu_gemv(be, y, x, w, b);
     const ngpt_dtype cdt = bf16 ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32; /* compute dtype of x and W */
     ngpt_status s = NGPT_OK;
     void *xs = NULL, *wt = NULL;
