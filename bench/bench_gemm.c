@@ -137,7 +137,8 @@ static void bench_square(int64_t n)
 }
 
 /* Prefill-shaped linear y[M, N] = x[M, K] W^T (LLaMA MLP up: K 4096, N 11008) for each weight
- * dtype, F32 compute (W converted tile by tile for F16/BF16) and BF16 compute. */
+ * dtype: F32 compute (F16/BF16 W through the fused convert GEMM, and through the oneDNN path it
+ * replaced, alternating in this process) and BF16 compute. */
 static void bench_prefill_linear(int64_t M)
 {
     const int64_t N = 11008, K = 4096;
@@ -154,14 +155,21 @@ static void bench_prefill_linear(int64_t M)
                        nx_view(NGPT_DTYPE_BF16, 2, ws, wb, be)};
     double gf = 2.0 * (double)M * N * K * 1e-9;
     double t32 = 0;
-    for (int bf = 0; bf < 2; bf++)
+    /* mode 0: F32 compute, 1: the same through the oneDNN path (W converted tile by tile, what
+     * the fused GEMM replaced; F16/BF16 W only), 2: BF16 compute */
+    for (int mode = 0; mode < 3; mode++)
         for (int d = 0; d < 3; d++) {
-            nx_cpu_set_bf16_compute(be, bf);
+            if (mode == 1 && d == 0) continue;
+            nx_cpu_set_bf16_compute(be, mode == 2);
+            nx_cpu_set_wcvt(mode != 1);
             double t = op_linear(&ty, &tx, &tw[d], 2);
+            nx_cpu_set_wcvt(true);
             nx_cpu_set_bf16_compute(be, false);
-            if (!bf && d == 0) t32 = t;
-            printf("| %lld x %lld x %lld | %s | %s | %.1f | %.1f | %.2f |\n", (long long)M, (long long)N, (long long)K,
-                   nx_dtype_name(tw[d].dtype), bf ? "bf16" : "f32", t * 1e3, gf / t, t32 / t);
+            if (mode == 0 && d == 0) t32 = t;
+            const char *how = mode == 2 ? "bf16" : d == 0 ? "f32 (oneDNN)" : mode == 0 ? "f32 (fused convert GEMM)"
+                                                                                      : "f32 (tiles + oneDNN)";
+            printf("| %lld x %lld x %lld | %s | %s | %.1f | %.1f | %.2f | %s |\n", (long long)M, (long long)N,
+                   (long long)K, nx_dtype_name(tw[d].dtype), how, t * 1e3, gf / t, t32 / t, bench_load());
             fflush(stdout);
         }
     nx_free_aligned(x), nx_free_aligned(y), nx_free_aligned(w), nx_free_aligned(wh), nx_free_aligned(wb);
@@ -302,8 +310,11 @@ int main(void)
     bench_square(1024);
     bench_square(2048);
     if (bench_full()) bench_square(4096);
-    printf("\n| M x N x K | W dtype | compute | ms | GFLOP/s | speed vs F32 W, F32 compute |\n|---|---|---|---|---|---|\n");
-    bench_prefill_linear(bench_full() ? 512 : 128);
+    printf("\n| M x N x K | W dtype | compute | ms | GFLOP/s | speed vs F32 W, F32 compute | load 1/5/15 |\n"
+           "|---|---|---|---|---|---|---|\n");
+    bench_prefill_linear(32);
+    bench_prefill_linear(128);
+    if (bench_full()) bench_prefill_linear(512);
     if (bench_full()) bench_prefill_linear(16);
     bench_gemv();
     nx_backend_free(be);

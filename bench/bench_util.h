@@ -51,6 +51,17 @@ static inline void bench_header(const char *what)
            ct ? ct : "(unset)", ot ? ot : "(unset)", getenv("NGPT_BENCH_FULL") ? getenv("NGPT_BENCH_FULL") : "(unset)");
 }
 
+/* "1/5/15-minute load averages" (the host is shared: every figure is printed next to its load).
+ * Returns a static buffer. */
+static inline const char *bench_load(void)
+{
+    static char buf[64];
+    double l[3] = {0, 0, 0};
+    if (getloadavg(l, 3) != 3) return "?";
+    snprintf(buf, sizeof buf, "%.2f %.2f %.2f", l[0], l[1], l[2]);
+    return buf;
+}
+
 static inline int bench_full(void) { return getenv("NGPT_BENCH_FULL") && atoi(getenv("NGPT_BENCH_FULL")) != 0; }
 
 /* Threads: NGPT_BENCH_THREADS or all online CPUs. */

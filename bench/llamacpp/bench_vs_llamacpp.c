@@ -16,10 +16,14 @@
  *       bandwidth over a buffer of the weight bytes read per decoded token (measured before and
  *       after, best), and each engine's decode as a fraction of bytes/token / bandwidth.
  *       llama.cpp runs in its defaults otherwise (F16 KV cache, flash attention auto).
+ * Environment: NGPT_BENCH_WCVT=0 runs our F16/BF16-weight linears through the oneDNN path the
+ * fused convert GEMM replaced (lib/ops/cpu/gemm_wcvt.c); NGPT_BENCH_WCVT=both times that path as
+ * a third prefill contestant in the same loop (before/after in one process).
  * Output lines starting with "RESULT" are machine-readable (run.sh builds its table from them).
  */
 #include "nextgpt.h"
 #include "../bench_membw.h"
+#include "ops/cpu/cpu_ops.h"
 
 #include "ggml-backend.h"
 #include "llama.h"
@@ -333,14 +337,24 @@ static int speed(const char *dir, const char *gguf, const model_info *mi, int th
     ngpt_backbone_session_reset(ng.s);
     ll_reset(&ll);
 
-    double ng_pp = 1e30, ll_pp = 1e30, ng_tg = 1e30, ll_tg = 1e30;
+    /* NGPT_BENCH_WCVT=both: a third prefill contestant, ours through the oneDNN path */
+    const int both = getenv("NGPT_BENCH_WCVT") && !strcmp(getenv("NGPT_BENCH_WCVT"), "both");
+    double ng_pp = 1e30, ll_pp = 1e30, ng_tg = 1e30, ll_tg = 1e30, old_pp = 1e30;
     for (int r = 0; r < reps; r++) {
         /* alternate which engine goes first */
-        for (int k = 0; k < 2; k++) {
-            int ours = (k + r) % 2 == 0;
+        for (int k = 0; k < 2 + both; k++) {
+            int which = (k + r) % (2 + both), ours = which == 0;
             pause_ms(200);
             double t0 = now();
-            if (ours) {
+            if (which == 2) {
+                nx_cpu_set_wcvt(false);
+                int rc = ng_eval(&ng, ids, pp, 0);
+                nx_cpu_set_wcvt(true);
+                if (rc) return 1;
+                double t = now() - t0;
+                if (t < old_pp) old_pp = t;
+                ngpt_backbone_session_reset(ng.s);
+            } else if (ours) {
                 if (ng_eval(&ng, ids, pp, 0)) return 1;
                 double t = now() - t0;
                 if (t < ng_pp) ng_pp = t;
@@ -376,6 +390,9 @@ static int speed(const char *dir, const char *gguf, const model_info *mi, int th
         fprintf(stderr, "  rep %d: pp%d ours %.1f / llama.cpp %.1f tok/s; tg%d ours %.2f / llama.cpp %.2f tok/s\n", r,
                 pp, pp / ng_pp, pp / ll_pp, tg, tg / ng_tg, tg / ll_tg);
     }
+    if (both)
+        printf("%s, %d threads, %d layers: prefill pp%d ours through the oneDNN path (before the fused GEMM) "
+               "%.1f tok/s (fused / that %.2f)\n", mi->dtype, threads, mi->L, pp, pp / old_pp, old_pp / ng_pp);
     double bw2 = bench_read_bw(per_tok, threads);
     if (bw2 > bw) bw = bw2;
     double ceil_tok = bw * 1e9 / (double)per_tok;
@@ -402,6 +419,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *libdir = argv[1], *dir = argv[2], *mode = argv[3];
+    /* NGPT_BENCH_WCVT=0: our F16/BF16 linears through the pre-fused oneDNN path (before/after) */
+    if (getenv("NGPT_BENCH_WCVT") && !strcmp(getenv("NGPT_BENCH_WCVT"), "0")) nx_cpu_set_wcvt(false);
     int threads = argc > 4 ? atoi(argv[4]) : 2;
     model_info mi;
     if (read_info(dir, &mi) || mi.H <= 0 || mi.L <= 0 || mi.V <= 0 || mi.I <= 0) {

@@ -1,4 +1,5 @@
-/* test_ops_gemm.c — CPU linear (oneDNN + GEMV) and batched matmul against naive double loops.
+/* test_ops_gemm.c — CPU linear (oneDNN, fused F16/BF16 GEMM, GEMV) and batched matmul against
+ * naive double loops.
  *
  * Tolerances, relative to sum_k |a_k b_k| (+|bias|) of each output:
  *   F32 compute (any weight dtype: weights are rounded first, so the reference sees the same
@@ -80,6 +81,20 @@ static void test_linear_tiles_bf16(void)
 }
 
 /* ---- matmul ---- */
+
+/* The fused convert-in-GEMM path (gemm_wcvt.c) at its block edges: M around the 32-row x
+ * panel (M <= 16 goes to the GEMV instead), N around the 14-row micro-tile and the 112-row
+ * task, K around the 256 K block. */
+static void test_linear_fused(void)
+{
+    static const int64_t shapes[][3] = {
+        {5, 1, 1}, {16, 20, 33}, {17, 1, 1}, {31, 15, 255}, {32, 14, 16}, {33, 113, 257}, {64, 112, 256}, {70, 300, 600}, {40, 225, 1000},
+    };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int d = 0; d < 2; d++)
+            for (int bias = 0; bias < 2; bias++)
+                check_linear(shapes[s][0], shapes[s][1], shapes[s][2], d ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F16, bias, 0);
+}
 
 static void check_matmul(int64_t Ba, int64_t Bb, int64_t M, int64_t N, int64_t K, int ta, int tb, float alpha, float beta,
                          int bf16)
@@ -186,7 +201,13 @@ int main(void)
     RUN(test_linear_tiles_bf16);
     RUN(test_matmul);
     RUN(test_bf16_scope);
-    nx_cpu_set_simd(false); /* the portable GEMV */
+    RUN(test_linear_fused);
+    nx_cpu_set_wcvt(false); /* F16/BF16 W: AVX-512 conversion + oneDNN (the fused path's fallback) */
+    RUN(test_linear);
+    RUN(test_linear_fused);
+    RUN(test_linear_tiles_bf16);
+    nx_cpu_set_wcvt(true);
+    nx_cpu_set_simd(false); /* the portable GEMV; F16/BF16 W: scalar conversion + oneDNN */
     RUN(test_linear);
     nx_cpu_set_simd(true);
     ops_test_fini();

@@ -62,6 +62,12 @@ bool nx_cpu_have_avx512(void);
 void nx_cpu_set_simd(bool on);
 /* gemv.c: y[M, N] = x[M, K] @ w[N, K]^T (+ b) for small M (any M works; fast for M <= 4). */
 ngpt_status nx_cpu_gemv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
+/* gemm_wcvt.c: y[M, N] = x[M, K] @ w[N, K]^T (+ bias) with F16/BF16 w converted inside the GEMM,
+ * all in F32 (nx_cpu_linear's F32-compute path for those weights); only where _ok says so. */
+bool        nx_cpu_linear_wcvt_ok(ngpt_dtype wdt);
+void        nx_cpu_set_wcvt(bool on); /* false: the oneDNN path instead (tests, bench_gemm) */
+ngpt_status nx_cpu_linear_wcvt(nx_backend *be, float *y, const float *x, const void *w, ngpt_dtype wdt,
+                               const float *bias, int64_t M, int64_t N, int64_t K);
 /* gemm.c: convert n elements between F32/F16/BF16 on the pool (also used by conv.c). */
 void nx_cpu_convert(nx_backend *be, void *dst, ngpt_dtype ddt, const void *src, ngpt_dtype sdt, int64_t n);
 /* gemm.c: 1x1 conv y[N, O, P] = w[O, C] @ x[N, C, P] (+ b[O]) as one batched matmul (all F32). */

@@ -1,26 +1,28 @@
 /* gemm.c — linear and batched matmul through oneDNN's matmul primitive (cached per shape in the
- * backend state, see onednn.h); linear with M <= 4 goes to the hand-written GEMV (gemv.c).
+ * backend state, see onednn.h); linear with M <= 4 goes to the hand-written GEMV (gemv.c), and
+ * with F16/BF16 weights (F32 compute, AVX-512) to the fused convert GEMM (gemm_wcvt.c).
  *
  * F16/BF16 weights: what was measured (2-core Xeon 6/207 KVM guest, bench/RESULTS.md) and chosen.
  *  - oneDNN 2.6 has no "f32 activations x bf16/f16 weights" matmul (weights decompression came in
  *    3.x), and its f16 matmul/reorders are reference-only or unimplemented here (an f16 -> f32
  *    oneDNN reorder took 25x longer than the AVX-512 loop below). Keeping a converted F32 copy of
  *    every weight would double the model's memory.
- *  - Default, F32 compute: W is converted to F32 in tiles of NB rows (NB*K*4 ~ 8 MiB, so the tile
- *    is still in cache for the GEMM), with AVX-512 conversion on the pool, and each tile is one
- *    oneDNN f32 matmul writing y[:, n0:n0+NB] in place. Results equal an F32 GEMM on the exactly
- *    converted weights. Measured at 128 x 11008 x 4096, 1 thread: F16/BF16 W at 0.84x of the F32-W
- *    speed (the conversion is ~1/M of the GEMM's work, so less at larger M). With 2 threads on the
- *    shared 2 cores it measured 0.5-0.7x (the pool's conversion and oneDNN's OpenMP workers, which
- *    spin-wait after each matmul, compete; running the conversion on the OpenMP team instead was
- *    tried and was not better on that noisy host). A fused convert-in-GEMM kernel is the next step.
+ *  - Default, F32 compute, AVX-512: gemm_wcvt.c, a GEMM that converts W block by block inside
+ *    itself on our pool (0.9-1.1x of oneDNN f32 on F32 W; why there, in its header).
+ *  - F32 compute without AVX-512 (or nx_cpu_set_wcvt(false)): W is converted to F32 in tiles of
+ *    NB rows (NB*K*4 ~ 8 MiB, so the tile is still in cache for the GEMM) on the pool, and each
+ *    tile is one oneDNN f32 matmul writing y[:, n0:n0+NB] in place. Results equal an F32 GEMM on
+ *    the exactly converted weights. With 2 threads on the shared 2 cores this ran at 0.2-0.6x of
+ *    F32 W: not the conversion (~8% of the time) but the ~20 short oneDNN calls per linear,
+ *    whose spinning OpenMP waiters suffer from other tenants (bench/RESULTS.md, "F16 prefill").
  *  - BF16 compute (nx_cpu_set_bf16_compute, opt-in): x is rounded to BF16 and BF16 W is used in
  *    place by oneDNN's bf16 kernels with F32 accumulation and output; F32/F16 W are rounded tile by
  *    tile as above. This guest exposes AVX512-BF16 but not AMX, and there oneDNN's bf16 matmul runs
  *    at ~0.5x of its f32 (170 vs 326 GFLOP/s at 2048^3), so it is not the default; on a host with
  *    AMX (DESIGN §7: 1,064 GFLOP/s) it is the fast path. It loses precision (x and F16 W lose 3+
  *    mantissa bits).
- *  - M <= 4 always uses gemv.c (F32 accumulation, weights read in their own dtype). */
+ *  - M <= 4 always uses gemv.c (F32 accumulation, weights read in their own dtype), and so do
+ *    F16/BF16 W up to WCVT_GEMV_MAX_ROWS where the fused GEMM would run (see there). */
 #include "cpu_ops.h"
 #include "onednn.h"
 
@@ -31,6 +33,10 @@
 #include <string.h>
 
 #define GEMV_MAX_ROWS 4
+/* F16/BF16 W, F32 compute: up to this many rows the GEMV (one pass over W per 4 rows, memory
+ * bound) beat the fused GEMM (which pads M to its 32-row x panel): at 11008 x 4096, load 3,
+ * M 5/8/12/13/16: 13.3/14.4/21.5/27.3/28.5 ms vs 31.4/32.2/32.2/31.2/34.7 (bench/RESULTS.md). */
+#define WCVT_GEMV_MAX_ROWS 16
 #define TILE_BYTES ((int64_t)8 << 20)
 
 enum { KEY_LINEAR = 1, KEY_MATMUL = 2 };
@@ -233,6 +239,7 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
     if (N == 0) return NGPT_OK;
 
     const bool bf16 = nx_cpu_bf16_compute(be);
+    if (!bf16 && M <= WCVT_GEMV_MAX_ROWS && nx_cpu_linear_wcvt_ok(w->dtype)) return nx_cpu_gemv(be, y, x, w, b);
     const ngpt_dtype cdt = bf16 ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32; /* compute dtype of x and W */
     ngpt_status s = NGPT_OK;
     void *xs = NULL, *wt = NULL;
@@ -260,6 +267,10 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
         }
     }
 
+    if (!bf16 && nx_cpu_linear_wcvt_ok(w->dtype)) {
+        s = nx_cpu_linear_wcvt(be, y->data, x->data, w->data, w->dtype, bias, M, N, K);
+        goto out;
+    }
     /* W used in place when its dtype is the compute dtype; otherwise converted tile by tile. */
     int64_t NB = N;
     const size_t csz = nx_dtype_size(cdt);
