@@ -6,6 +6,7 @@
 #include "context.h"
 #include "decoder.h"
 
+#include "../core/fs.h"
 #include "../core/alloc.h"
 #include "../core/json.h"
 #include "../core/params.h"
@@ -21,12 +22,6 @@ static const ngpt_decoder_params k_defaults = {.struct_size = sizeof(ngpt_decode
 NGPT_API ngpt_status ngpt_decoder_params_default(ngpt_decoder_params *p, size_t struct_size)
 {
     return nx_params_default(p, struct_size, &k_defaults, sizeof k_defaults, "ngpt_decoder_params_default");
-}
-
-static bool is_dir(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
 static char *path_join(const char *a, const char *b)
@@ -83,7 +78,7 @@ static bool want(uint32_t components, uint32_t bit, const char *dir, const char 
         *s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
         return false;
     }
-    bool present = is_dir(*path);
+    bool present = nx_is_dir(*path);
     if (components && (components & bit) && !present) {
         *s = nx_err(NGPT_ERR_NOT_FOUND, "%s: folder not found (the decoder was asked to load it)", *path);
         return false;
@@ -110,7 +105,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
         return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_decoder_create: compute_dtype %s needs a backend that computes in it "
                       "(the CUDA backend); the %s backend computes decoders in F32", ngpt_dtype_name(p.compute_dtype),
                       ctx->be->v->name);
-    if (!is_dir(model_dir)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: decoder folder not found", model_dir);
+    if (!nx_is_dir(model_dir)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: decoder folder not found", model_dir);
 
     ngpt_decoder *d = nx_calloc(1, sizeof *d);
     if (!d) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_create: out of memory");
@@ -141,10 +136,10 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
          * CLIP (IMAGE, VIDEO) or CLAP's RoBERTa text branch (AUDIO) */
         char *te = path_join(model_dir, "text_encoder"), *tk = path_join(model_dir, "tokenizer");
         if (!te || !tk) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
-        bool both = s == NGPT_OK && is_dir(te) && is_dir(tk);
+        bool both = s == NGPT_OK && nx_is_dir(te) && nx_is_dir(tk);
         if (s == NGPT_OK && (p.components & NGPT_DECODER_TEXT_ENCODER) && !both)
             s = nx_err(NGPT_ERR_NOT_FOUND, "%s: folder not found (the decoder was asked to load the text encoder)",
-                       is_dir(te) ? tk : te);
+                       nx_is_dir(te) ? tk : te);
         if (s == NGPT_OK && both && (!p.components || (p.components & NGPT_DECODER_TEXT_ENCODER))) {
             if (d->kind == NGPT_DECODER_AUDIO) {
                 s = nx_clap_text_load(&d->clap, ctx->be, te);

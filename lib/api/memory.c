@@ -14,6 +14,7 @@
  */
 #include "nextgpt.h"
 
+#include "core/fs.h"
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/json.h"
@@ -69,18 +70,6 @@ typedef struct mem_env {
     uint64_t act;  /* bytes of an activation element: compute dtype (the CPU computes in F32) */
 } mem_env;
 
-static bool is_dir(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-static bool is_file(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 /* dir + "/" + rel (rel as it is when absolute); NULL when out of memory (error set). */
 static char *path_join(const char *dir, const char *rel)
 {
@@ -105,7 +94,7 @@ static ngpt_status load_config(json_t **j, const char *dir, const char *sub, cha
     *j = NULL;
     int n = sub ? snprintf(path, cap, "%s/%s/config.json", dir, sub) : snprintf(path, cap, "%s/config.json", dir);
     if (n < 0 || (size_t)n >= cap) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "path too long: %s", dir);
-    if (!is_file(path)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: not found", path);
+    if (!nx_is_file(path)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: not found", path);
     NX_TRY(nx_json_load_file(j, path));
     if (!json_is_object(*j)) {
         json_decref(*j);
@@ -261,9 +250,9 @@ static ngpt_status est_projector(const mem_env *E, const char *path, int64_t llm
     char file[4096];
     json_t *j = NULL;
     ngpt_status s = NGPT_OK;
-    if (is_dir(path)) {
+    if (nx_is_dir(path)) {
         snprintf(file, sizeof file, "%s/config.json", path);
-        if (is_file(file)) {
+        if (nx_is_file(file)) {
             NX_TRY(load_config(&j, path, NULL, file, sizeof file));
             const char *mt = NULL;
             s = nx_json_str_opt(j, "model_type", file, "", &mt);
@@ -573,10 +562,10 @@ static ngpt_status read_vocoder(voc_shape *o, const char *dir, double secs, doub
 
 static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality m, mem_part *P)
 {
-    if (!is_dir(dir)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: decoder folder not found", dir);
+    if (!nx_is_dir(dir)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: decoder folder not found", dir);
     char file[4096];
     snprintf(file, sizeof file, "%s/unet/config.json", dir);
-    if (!is_file(file)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: not found", file);
+    if (!nx_is_file(file)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: not found", file);
     unet_shape u;
     memset(&u, 0, sizeof u);
     NX_TRY(nx_unet_list_tensors(file, unet_record, &u));
@@ -589,13 +578,13 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
     char te[4096], tk[4096];
     snprintf(te, sizeof te, "%s/text_encoder", dir);
     snprintf(tk, sizeof tk, "%s/tokenizer", dir);
-    if (is_dir(te) && is_dir(tk)) NX_TRY(text_params(dir, m == NGPT_MODALITY_AUDIO, &text, &text_work));
+    if (nx_is_dir(te) && nx_is_dir(tk)) NX_TRY(text_params(dir, m == NGPT_MODALITY_AUDIO, &text, &text_work));
     /* latent size, batch 2 (classifier-free guidance), frames */
     double h, w, frames = 1, out_elems;
     if (m == NGPT_MODALITY_AUDIO) {
         double secs = E->p->audio_length_s > 0 ? E->p->audio_length_s : 5.0;
         snprintf(file, sizeof file, "%s/vocoder/config.json", dir);
-        if (!is_file(file)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: not found (an audio decoder needs its vocoder)", file);
+        if (!nx_is_file(file)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: not found (an audio decoder needs its vocoder)", file);
         NX_TRY(read_vocoder(&voc, dir, secs, sc));
         h = voc.frames / sc;
         w = voc.n_mels / sc;
@@ -661,7 +650,7 @@ static ngpt_status estimate(ngpt_memory_estimate *e, const char *dir)
     char *manifest = path_join(dir, "bundle.json");
     if (!manifest) return NGPT_ERR_OUT_OF_MEMORY;
     json_t *j = NULL;
-    ngpt_status s = is_file(manifest) ? nx_json_load_file(&j, manifest)
+    ngpt_status s = nx_is_file(manifest) ? nx_json_load_file(&j, manifest)
                                       : nx_err(NGPT_ERR_NOT_FOUND, "%s: not found", manifest);
     if (s == NGPT_OK && !json_is_object(j)) s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JSON object", manifest);
     static const char *const key[] = {"llm", "imagebind", "projectors", "delta"};

@@ -31,6 +31,7 @@
  */
 #include "imagebind.h"
 
+#include "../core/fs.h"
 #include "../core/alloc.h"
 #include "../core/dtype.h"
 #include "../core/json.h"
@@ -482,18 +483,6 @@ static ngpt_status skip_others(nx_imagebind *m, nx_weights *w)
     return s == NGPT_OK ? s : nx_err_wrap(s, "imagebind: ");
 }
 
-static bool is_dir(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-static bool is_file(const char *p)
-{
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 static char *join(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 2;
@@ -505,13 +494,13 @@ static char *join(const char *a, const char *b)
 ngpt_status nx_imagebind_read_config(nx_imagebind_config *c, const char *path)
 {
     nx_imagebind_config_huge(c);
-    if (!is_dir(path)) {
-        if (!is_file(path)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: no such ImageBind folder or checkpoint file", path);
+    if (!nx_is_dir(path)) {
+        if (!nx_is_file(path)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: no such ImageBind folder or checkpoint file", path);
         return NGPT_OK;  /* a checkpoint file: imagebind_huge's constructor */
     }
     char *cfg = join(path, "config.json");
     if (!cfg) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory");
-    ngpt_status s = is_file(cfg) ? read_config(c, cfg) : NGPT_OK;
+    ngpt_status s = nx_is_file(cfg) ? read_config(c, cfg) : NGPT_OK;
     nx_free(cfg);
     return s;
 }
@@ -520,21 +509,21 @@ ngpt_status nx_imagebind_read_config(nx_imagebind_config *c, const char *path)
 static ngpt_status resolve(nx_imagebind *m, const char *path)
 {
     nx_imagebind_config_huge(&m->cfg);
-    if (!is_dir(path)) {
-        if (!is_file(path)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: no such ImageBind folder or checkpoint file", path);
+    if (!nx_is_dir(path)) {
+        if (!nx_is_file(path)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: no such ImageBind folder or checkpoint file", path);
         m->file = nx_strdup(path);
         return m->file ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory");
     }
     char *cfg = join(path, "config.json");
     if (!cfg) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory");
-    ngpt_status s = is_file(cfg) ? read_config(&m->cfg, cfg) : NGPT_OK;
+    ngpt_status s = nx_is_file(cfg) ? read_config(&m->cfg, cfg) : NGPT_OK;
     nx_free(cfg);
     NX_TRY(s);
     static const char *const names[] = {"model.safetensors", "model.safetensors.index.json", "imagebind_huge.pth"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char *f = join(path, names[i]);
         if (!f) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory");
-        if (is_file(f)) {
+        if (nx_is_file(f)) {
             m->file = f;
             return NGPT_OK;
         }

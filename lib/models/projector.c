@@ -21,6 +21,7 @@
  */
 #include "projector.h"
 
+#include "../core/fs.h"
 #include "../core/alloc.h"
 #include "../core/json.h"
 #include "../core/weights.h"
@@ -366,18 +367,6 @@ static ngpt_status config_cfg(const json_t *pj, const char *file, int slot, cons
     return NGPT_OK;
 }
 
-static bool is_dir(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
-static bool is_file(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 /* Decide the route: a projector folder (config.json with model_type "nextgpt_projectors"), a
  * delta folder (delta.safetensors, else pytorch_model.pt) or a delta file. */
 static ngpt_status resolve(const char *path, char **weights_file, json_t **cfg, char **cfg_file)
@@ -385,11 +374,11 @@ static ngpt_status resolve(const char *path, char **weights_file, json_t **cfg, 
     *weights_file = NULL;
     *cfg = NULL;
     *cfg_file = NULL;
-    if (is_file(path)) {
+    if (nx_is_file(path)) {
         *weights_file = nx_strdup(path);
         return *weights_file ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "projector: out of memory");
     }
-    if (!is_dir(path)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: projector file or folder not found", path);
+    if (!nx_is_dir(path)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: projector file or folder not found", path);
     size_t n = strlen(path) + 32;
     char *cf = nx_malloc(n), *wf = nx_malloc(n);
     if (!cf || !wf) {
@@ -399,7 +388,7 @@ static ngpt_status resolve(const char *path, char **weights_file, json_t **cfg, 
     }
     snprintf(cf, n, "%s/config.json", path);
     ngpt_status s = NGPT_OK;
-    if (is_file(cf)) {
+    if (nx_is_file(cf)) {
         json_t *j = NULL;
         s = nx_json_load_file(&j, cf);
         const char *mt = NULL;
@@ -419,8 +408,8 @@ static ngpt_status resolve(const char *path, char **weights_file, json_t **cfg, 
         return s;
     }
     snprintf(wf, n, "%s/delta.safetensors", path);
-    if (!is_file(wf)) snprintf(wf, n, "%s/pytorch_model.pt", path);
-    if (!is_file(wf)) {
+    if (!nx_is_file(wf)) snprintf(wf, n, "%s/pytorch_model.pt", path);
+    if (!nx_is_file(wf)) {
         nx_free(wf);
         return nx_err(NGPT_ERR_NOT_FOUND, "%s: neither a projector folder (config.json with model_type "
                       "\"nextgpt_projectors\") nor a NExT-GPT delta folder (delta.safetensors or pytorch_model.pt)", path);

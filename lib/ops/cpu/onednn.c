@@ -332,26 +332,26 @@ done:
     return s;
 }
 
-ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn build, void *arg,
-                        void *const *handles, const char *what)
+static ngpt_status run_locked(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn build,
+                              nx_dnnl_build_blocked_fn build_blocked, void *arg, void *const *handles, const char *what)
 {
     nx_cpu_state *st = be->impl;
     pthread_mutex_lock(&st->mu);
     nx_dnnl_prim *p = NULL;
-    ngpt_status s = find_or_build(st, key, build, NULL, arg, what, &p);
+    ngpt_status s = find_or_build(st, key, build, build_blocked, arg, what, &p);
     if (s == NGPT_OK) s = run_prim(be, st, p, handles, what);
     pthread_mutex_unlock(&st->mu);
     return s;
 }
 
+ngpt_status nx_dnnl_run(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_fn build, void *arg,
+                        void *const *handles, const char *what)
+{
+    return run_locked(be, key, build, NULL, arg, handles, what);
+}
+
 ngpt_status nx_dnnl_run_blocked(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_blocked_fn build, void *arg,
                                 void *const *handles, const char *what)
 {
-    nx_cpu_state *st = be->impl;
-    pthread_mutex_lock(&st->mu);
-    nx_dnnl_prim *p = NULL;
-    ngpt_status s = find_or_build(st, key, NULL, build, arg, what, &p);
-    if (s == NGPT_OK) s = run_prim(be, st, p, handles, what);
-    pthread_mutex_unlock(&st->mu);
-    return s;
+    return run_locked(be, key, NULL, build, arg, handles, what);
 }
