@@ -162,6 +162,8 @@ static void test_conv_winograd(void)
     compare_winograd(NX_CONV_WINOGRAD_ALWAYS, 1, 2, 320, 336, 24, 20);
     compare_winograd(NX_CONV_WINOGRAD_AUTO, 1, 2, 64, 64, 32, 32);  /* N*H*W = 2048: the rule takes it */
     compare_winograd(NX_CONV_WINOGRAD_AUTO, 0, 2, 64, 64, 16, 16);  /* 512: direct */
+    compare_winograd(NX_CONV_WINOGRAD_AUTO, 0, 1, 64, 64, 32, 32);  /* 1024 (break-even): direct */
+    compare_winograd(NX_CONV_WINOGRAD_AUTO, 1, 1, 64, 64, 125, 16); /* 2000 (the mel VAE's): Winograd */
     compare_winograd(NX_CONV_WINOGRAD_AUTO, 0, 2, 48, 64, 32, 32);  /* < 64 channels in: direct */
 }
 

@@ -98,8 +98,9 @@ static ngpt_status conv_build_blocked(dnnl_engine_t eng, void *arg, dnnl_primiti
 }
 
 /* The Winograd rule (see nx_cpu_set_conv_winograd). Measured on 2 AVX-512 cores with oneDNN
- * 2.6, reorders and weight transform included (bench_conv): 1.3x over direct at N*H*W = 2048
- * (640 channels), 1.6-2.8x from 4096 up (SD's UNet at 64² latents and its VAE, Zeroscope's
+ * 2.6, reorders and weight transform included (bench_conv, quiet host): break-even at N*H*W =
+ * 1024 (1.0x at 320-1280 channels), 1.3x at 2000 (AudioLDM's mel VAE, 512 channels), 1.6x at
+ * 2048 (640 channels), 2.0-2.9x from 4096 up (SD's UNet at 64² latents and its VAE, Zeroscope's
  * frames); a loss at 512 (0.6x) and below, where transforming the weights on every call costs
  * more than the arithmetic saved. */
 static int use_winograd(nx_backend *be, const conv_desc *d)
@@ -112,7 +113,7 @@ static int use_winograd(nx_backend *be, const conv_desc *d)
     const int64_t C = d->src[1], O = d->dst[1];
     if (C % 16 || O % 16) return 0; /* oneDNN's Winograd kernels work on 16-channel blocks */
     if (mode == NX_CONV_WINOGRAD_ALWAYS) return 1;
-    return C >= 64 && O >= 64 && d->src[0] * d->src[2] * d->src[3] >= 2048;
+    return C >= 64 && O >= 64 && d->src[0] * d->src[2] * d->src[3] >= 1536;
 }
 
 static nx_dnnl_key conv_key(const conv_desc *d)

@@ -29,7 +29,7 @@ void nx_cpu_bf16_scope_end(nx_cpu_bf16_scope prev);
  * ~2-4x less arithmetic, errors of the same order as direct's F32 rounding (~5e-6 relative),
  * but blocked layouts, so x and y are reordered and the weights transformed on every call.
  * AUTO (the default) takes it where that pays off: stride 1, pad 1, no dilation or groups, >= 64
- * channels in and out and N*H*W >= 2048 (SD's UNet at 32²-64² latents and its VAE, Zeroscope's
+ * channels in and out and N*H*W >= 1536 (SD's UNet at 32²-64² latents and its VAE, Zeroscope's
  * batched frames); OFF never, ALWAYS wherever oneDNN supports it (tests: the path on small
  * shapes). (conv.c) */
 typedef enum nx_conv_winograd_mode {
