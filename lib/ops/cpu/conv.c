@@ -178,7 +178,7 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         nx_dnnl_key key = conv_key(&dw);
         s = nx_dnnl_run_blocked(be, &key, conv_build_blocked, &dw, h, what);
         if (s != NGPT_ERR_INTERNAL) goto done;
-        /* oneDNN has no Winograd kernel for this shape or CPU: direct below */
+        ngpt_clear_error();  /* oneDNN has no Winograd kernel for this shape or CPU: direct below */
     }
     nx_dnnl_key key = conv_key(d);
     s = nx_dnnl_run(be, &key, conv_build, (void *)d, h, what);
