@@ -164,4 +164,14 @@ static inline void bench_ckpt_sd_vae_decoder(bench_ckpt *g)
     bench_ckpt_vae_decoder(g, ch, 4, 2, 4, 3);
 }
 
+/* SD 1.5's unet/config.json (runwayml/stable-diffusion-v1-5), for bench_unet and bench_decoders */
+static const char bench_sd15_unet_config[] =
+    "{\"_class_name\": \"UNet2DConditionModel\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
+    " \"attention_head_dim\": 8, \"block_out_channels\": [320, 640, 1280, 1280], \"center_input_sample\": false,"
+    " \"cross_attention_dim\": 768, \"down_block_types\": [\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\","
+    " \"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"downsample_padding\": 1, \"flip_sin_to_cos\": true,"
+    " \"freq_shift\": 0, \"in_channels\": 4, \"layers_per_block\": 2, \"mid_block_scale_factor\": 1,"
+    " \"norm_eps\": 1e-05, \"norm_num_groups\": 32, \"out_channels\": 4, \"sample_size\": 64,"
+    " \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"]}";
+
 #endif

@@ -36,14 +36,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char sd15_unet[] =
-    "{\"_class_name\": \"UNet2DConditionModel\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
-    " \"attention_head_dim\": 8, \"block_out_channels\": [320, 640, 1280, 1280], \"center_input_sample\": false,"
-    " \"cross_attention_dim\": 768, \"down_block_types\": [\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\","
-    " \"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"downsample_padding\": 1, \"flip_sin_to_cos\": true,"
-    " \"freq_shift\": 0, \"in_channels\": 4, \"layers_per_block\": 2, \"mid_block_scale_factor\": 1,"
-    " \"norm_eps\": 1e-05, \"norm_num_groups\": 32, \"out_channels\": 4, \"sample_size\": 64,"
-    " \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"]}";
 static const char sd15_vae[] =
     "{\"_class_name\": \"AutoencoderKL\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
     " \"block_out_channels\": [128, 256, 512, 512], \"down_block_types\": [\"DownEncoderBlock2D\","
@@ -140,7 +132,7 @@ static int cmd_write(const char *dir, bool ldm)
     bench_ckpt g = {0};
     /* unet */
     snprintf(p, sizeof p, "%s/unet/config.json", dir);
-    if (!write_text(p, ldm ? ldm_unet : sd15_unet)) return fprintf(stderr, "cannot write %s\n", p), 1;
+    if (!write_text(p, ldm ? ldm_unet : bench_sd15_unet_config)) return fprintf(stderr, "cannot write %s\n", p), 1;
     snprintf(p, sizeof p, "%s/unet/diffusion_pytorch_model.safetensors", dir);
     if (!exists(p)) {
         char cfg[600];
@@ -197,17 +189,6 @@ static bool write_ios(const char *path, const io *t, int n)
     nx_st_entry e[4];
     for (int i = 0; i < n; i++) e[i] = (nx_st_entry){t[i].name, NGPT_DTYPE_F32, t[i].rank, t[i].shape, t[i].data};
     return nx_safetensors_write(path, e, (size_t)n, NULL, 0) == NGPT_OK;
-}
-
-static double loadavg(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
 }
 
 static int fail(const char *what)
@@ -329,7 +310,7 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
             snprintf(note, sizeof note, "max |ours bf16 - ours f32| %.2e (rel %.2e)", maxd, maxd / (maxo > 0 ? maxo : 1));
         }
         printf("| %s | libnextgpt | %s | %.3f | %s | %.2f |\n", tag, mode ? "bf16" : "f32", best, note,
-               loadavg());
+               bench_load1());
         fflush(stdout);
         if (getenv("NGPT_BENCH_PROFILE")) { /* where the time goes: one more forward, ops timed */
             nx_ops_profile_enable(true);

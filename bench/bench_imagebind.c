@@ -140,17 +140,6 @@ static void save(const char *path, const void *p, size_t n)
     }
 }
 
-static double loadavg(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
 /* NGPT_BENCH_DEVICE=cuda: the encoder on the GPU in F32, F16 and BF16 compute at batch 1 and 16
  * (random pixels), after a warm-up; ms per batch, images/s and achieved TFLOP/s. The PyTorch
  * baseline on the same weights: bench/imagebind_torch.py WEIGHTS --cuda. */
@@ -233,7 +222,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "context: %s\n", ngpt_last_error());
         return 1;
     }
-    printf("# threads %d, load average at start %.2f\n", ngpt_context_n_threads(ctx), loadavg());
+    printf("# threads %d, load average at start %.2f\n", ngpt_context_n_threads(ctx), bench_load1());
 
     /* the JPEG: 1024x768 of smooth gradients + texture, quality 90 */
     const int W = 1024, H = 768;
@@ -317,7 +306,7 @@ int main(int argc, char **argv)
         ngpt_encoder_free(enc);
         double peak = gemm_peak(ctx->be, bf, 3);
         printf("| %s | %.1f | %.2f | %.1f | %.1f | %.2f | %.2f |\n", bf ? "bf16" : "f32", tl, best, gf / best, peak,
-               gf / best / peak, loadavg());
+               gf / best / peak, bench_load1());
         fflush(stdout);
     }
     ngpt_tensor_free(&px);

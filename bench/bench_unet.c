@@ -40,14 +40,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char sd15_config[] =
-    "{\"_class_name\": \"UNet2DConditionModel\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
-    " \"attention_head_dim\": 8, \"block_out_channels\": [320, 640, 1280, 1280], \"center_input_sample\": false,"
-    " \"cross_attention_dim\": 768, \"down_block_types\": [\"CrossAttnDownBlock2D\", \"CrossAttnDownBlock2D\","
-    " \"CrossAttnDownBlock2D\", \"DownBlock2D\"], \"downsample_padding\": 1, \"flip_sin_to_cos\": true,"
-    " \"freq_shift\": 0, \"in_channels\": 4, \"layers_per_block\": 2, \"mid_block_scale_factor\": 1,"
-    " \"norm_eps\": 1e-05, \"norm_num_groups\": 32, \"out_channels\": 4, \"sample_size\": 64,"
-    " \"up_block_types\": [\"UpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\", \"CrossAttnUpBlock2D\"]}";
 
 enum { N_LEVELS = 4, CTX_LEN = 77 };
 
@@ -155,7 +147,7 @@ static int cuda_main(int argc, char **argv)
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/scheduler", dir);
     mkdir(p, 0755);
-    if (!write_text(dir, "model_index.json", sd15_model_index) || !write_text(dir, "unet/config.json", sd15_config) ||
+    if (!write_text(dir, "model_index.json", sd15_model_index) || !write_text(dir, "unet/config.json", bench_sd15_unet_config) ||
         !write_text(dir, "vae/config.json", sd15_vae_config) ||
         !write_text(dir, "scheduler/scheduler_config.json", sd15_scheduler)) {
         fprintf(stderr, "bench_unet (cuda): cannot write %s\n", dir);
@@ -293,7 +285,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir)) return 1;
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
     FILE *f = fopen(cfg, "w");
-    fputs(sd15_config, f);
+    fputs(bench_sd15_unet_config, f);
     fclose(f);
 
     /* the tensor list, FLOPs, random weights */

@@ -129,17 +129,6 @@ static bool ensure_checkpoint(const char *dir, uint64_t *unet_params)
     return true;
 }
 
-static double bench_loadavg(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
 static double peak_rss_mib(void)
 {
     struct rusage ru;
@@ -240,7 +229,7 @@ static int conv_main(nx_backend *be)
         double gf = 2.0 * 320 * 320 * (k == 1 ? 9 : 3) * 16384 / 1e9;
         printf("| ours | %s | %.1f ms | %.1f GFLOP/s | load %.2f |\n",
                k == 0 ? "conv3d 3x1x1 [2,320,8,32,32]" : k == 1 ? "conv2d 3x3 [16,320,32,32]" : "conv2d 3x1 [2,320,8,1024]",
-               best * 1e3, gf / best, bench_loadavg());
+               best * 1e3, gf / best, bench_load1());
     }
     nx_tensor_free(&x), nx_tensor_free(&y), nx_tensor_free(&w), nx_tensor_free(&w2), nx_tensor_free(&b);
     return 0;
@@ -264,7 +253,7 @@ int main(int argc, char **argv)
     nx_backend *be = NULL;
     if (nx_pool_create(&pool, bench_threads()) != NGPT_OK || nx_cpu_backend_create(&be, pool, NULL) != NGPT_OK)
         return fail("setup");
-    printf("# threads: %d; load average %.2f\n", nx_pool_threads(pool), bench_loadavg());
+    printf("# threads: %d; load average %.2f\n", nx_pool_threads(pool), bench_load1());
     if (getenv("NGPT_BENCH_ZS_CONV") && atoi(getenv("NGPT_BENCH_ZS_CONV"))) {
         int r = conv_main(be);
         nx_backend_free(be);
@@ -319,7 +308,7 @@ int main(int argc, char **argv)
     bool finite = true;
     for (int64_t i = 0; i < nx_numel(&y); i++) finite &= isfinite(((float *)y.data)[i]) != 0;
     if (!write_f32(dir, "eps.ours.f32", y.data, (size_t)nx_numel(&y))) return fail("write eps");
-    printf("| ours f32 | unet cfg step | %.2f | %.3f | - | %.0f | %.2f |\n", tl, best, peak_rss_mib(), bench_loadavg());
+    printf("| ours f32 | unet cfg step | %.2f | %.3f | - | %.0f | %.2f |\n", tl, best, peak_rss_mib(), bench_load1());
     fflush(stdout);
     nx_tensor_free(&x), nx_tensor_free(&e), nx_tensor_free(&y);
     nx_unet_free(u);
@@ -349,7 +338,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nfr; i++) finite &= isfinite(frames[i]) != 0;
     if (!write_f32(dir, "frames.ours.f32", frames, nfr)) return fail("write frames");
     printf("| ours f32 | vae decode / frame | %.2f | %.3f | - | %.0f | %.2f |\n", tl, best / vf, peak_rss_mib(),
-           bench_loadavg());
+           bench_load1());
     printf("\n# backend peak activation memory: unet cfg step (2x8 frames, 32x32) %.1f MiB; vae decode (one frame "
            "256x256 at a time) %.1f MiB; outputs finite: %s\n", unet_peak, vae_peak, finite ? "yes" : "NO");
     snprintf(p, sizeof p, "%s/io/meta.json", dir);

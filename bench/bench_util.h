@@ -62,6 +62,13 @@ static inline const char *bench_load(void)
     return buf;
 }
 
+/* The 1-minute load average alone (-1 when unknown), for table columns. */
+static inline double bench_load1(void)
+{
+    double l = -1;
+    return getloadavg(&l, 1) == 1 ? l : -1;
+}
+
 static inline int bench_full(void) { return getenv("NGPT_BENCH_FULL") && atoi(getenv("NGPT_BENCH_FULL")) != 0; }
 
 /* Threads: NGPT_BENCH_THREADS or all online CPUs. */
