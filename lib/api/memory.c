@@ -5,8 +5,9 @@
  * tensor list from its config.json; the VAE, CLIP/CLAP text encoders, vocoder and projectors
  * read the handful of sizes their formulas need), opens no weights, and adds up per part:
  *  - weights as the backend holds them (CPU: mmapped views in the stored dtype, except the copies
- *    the loaders make: the projectors in F32, the LoRA A/B in F32; CUDA: every
- *    tensor uploaded, in compute_dtype when that is F16/BF16),
+ *    the loaders make: the projectors' biases/norms in F32, the LoRA A/B in F32; CUDA: every
+ *    tensor uploaded, in compute_dtype when that is F16/BF16, the projectors' matrices in their
+ *    stored dtype),
  *  - the KV cache (backbone),
  *  - the peak working memory while the part computes (activations + scratch that are tensors).
  * The formulas and their assumptions are in docs/architecture.md, "Memory estimate"; every count
@@ -225,12 +226,19 @@ typedef struct proj_cfg {
 
 /* nn.Transformer layers (norm_first): self-attention (in_proj 3d x d + 3d, out_proj), 2 (enc) or 3
  * (dec) LayerNorms, linear1/linear2; the decoder adds the cross-attention; one final norm each;
- * plus fc (in -> d), query_embs [n_out, d] and model (d -> out). */
-static double proj_params(const proj_cfg *c)
+ * plus fc (in -> d), query_embs [n_out, d] and model (d -> out). The matrices (held in the
+ * stored dtype) and the rest (biases, norms, queries: F32 copies) apart. */
+static double proj_matrices(const proj_cfg *c)
 {
-    const double d = c->d, att = 4 * d * d + 4 * d, ff = 2 * d * c->d_ff + c->d_ff + d;
-    return c->n_enc * (att + ff + 4 * d) + 2 * d + c->n_dec * (2 * att + ff + 6 * d) + 2 * d +
-           c->in_dim * d + d + c->n_out * d + d * c->out_dim + c->out_dim;
+    const double d = c->d, ff = 2 * d * c->d_ff;
+    return c->n_enc * (4 * d * d + ff) + c->n_dec * (8 * d * d + ff) + c->in_dim * d + d * c->out_dim;
+}
+
+static double proj_vectors(const proj_cfg *c)
+{
+    const double d = c->d, ff = c->d_ff + d;
+    return c->n_enc * (4 * d + ff + 4 * d) + 2 * d + c->n_dec * (8 * d + ff + 6 * d) + 2 * d + d + c->n_out * d +
+           c->out_dim;
 }
 
 static double proj_work(const proj_cfg *c)
@@ -241,12 +249,12 @@ static double proj_work(const proj_cfg *c)
 
 static ngpt_status est_projector(const mem_env *E, const char *path, int64_t llm_hidden, mem_part *P)
 {
-    (void)E;
     static const char *const slot[3] = {"image", "audio", "video"};
     /* NExT-GPT 7b_tiva_v0 (the delta holds the projectors and no config) */
     proj_cfg pc[3] = {{4096, 768, 4, 77, 512, 2048, 4, 4}, {4096, 512, 8, 1, 512, 2048, 4, 4},
                       {4096, 1024, 24, 77, 512, 2048, 4, 4}};
     double in_dim = 1024, out = (double)llm_hidden;
+    ngpt_dtype sd = NGPT_DTYPE_F16;  /* the delta's HalfStorage; a projector folder: its torch_dtype */
     char file[4096];
     json_t *j = NULL;
     ngpt_status s = NGPT_OK;
@@ -264,6 +272,10 @@ static ngpt_status est_projector(const mem_env *E, const char *path, int64_t llm
         int64_t v;
         if (!json_is_object(ip) || !json_is_object(ops))
             s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'input_projector' and 'output_projectors' must be objects", file);
+        const char *dt = NULL;
+        if (s == NGPT_OK) s = nx_json_str_opt(j, "torch_dtype", file, "float32", &dt);
+        if (s == NGPT_OK) sd = !strcmp(dt, "float16") ? NGPT_DTYPE_F16 : !strcmp(dt, "bfloat16") ? NGPT_DTYPE_BF16
+                                                                                                 : NGPT_DTYPE_F32;
         if (s == NGPT_OK && (s = cfg_size(ip, "in_dim", file, 1024, &v)) == NGPT_OK) in_dim = (double)v;
         if (s == NGPT_OK && (s = cfg_size(ip, "out_dim", file, llm_hidden, &v)) == NGPT_OK) out = (double)v;
         static const char *const k[8] = {"in_dim", "out_dim", "num_input_tokens", "num_output_tokens", "d_model",
@@ -283,14 +295,16 @@ static ngpt_status est_projector(const mem_env *E, const char *path, int64_t llm
     }
     json_decref(j);
     NX_TRY(s);
-    double params = in_dim * out + out, work = 4.0 * (in_dim + out) * 16;
+    double mats = in_dim * out, vecs = out, work = 4.0 * (in_dim + out) * 16;
     for (int i = 0; i < 3; i++) {
         if (pc[i].d == 0) continue;
-        params += proj_params(&pc[i]);
+        mats += proj_matrices(&pc[i]);
+        vecs += proj_vectors(&pc[i]);
         work = maxd(work, proj_work(&pc[i]));
     }
-    P->weights = (uint64_t)(params * 4.0);
-    P->mapped = 0;
+    /* matrices in the stored dtype: views of the mapping on the CPU, uploaded as they are on CUDA */
+    P->mapped = E->cuda ? 0 : (uint64_t)(mats * (double)dsize(sd));
+    P->weights = (uint64_t)(mats * (double)dsize(sd) + vecs * 4.0);
     P->work = (uint64_t)work;
     P->present = 1;
     return NGPT_OK;

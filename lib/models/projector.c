@@ -16,10 +16,14 @@
  * FF(h) = linear2(relu(linear1(h))). MHA packs q, k, v in in_proj_{weight,bias} rows
  * [0:d | d:2d | 2d:3d]; heads of size d / nhead, softmax(q k^T / sqrt(head)) v, then out_proj.
  *
- * Every weight is stored on the backend in F32 (checkpoints hold F16 for the real delta: widened
- * exactly), so the result is the fp32 computation the golden cases describe.
+ * The weight matrices stay in the checkpoint's dtype (the real delta holds F16): on the CPU as
+ * views of the mapped file, which the projector keeps open, elsewhere uploaded once. nn.Linear
+ * widens F16/BF16 weights exactly under F32 activations, so the result is still the fp32
+ * computation the golden cases describe — without 0.37 GiB of F32 copies of NExT-GPT's
+ * projectors. Biases, norms and the query embeddings (a few MB) are widened to F32 copies.
  */
 #include "projector.h"
+#include "mweights.h"
 
 #include "../core/fs.h"
 #include "../core/alloc.h"
@@ -82,6 +86,7 @@ typedef struct textfc {
 
 struct nx_projector {
     nx_backend *be;
+    nx_weights *w;                /* the checkpoint, open while matrices are views of it (CPU) */
     int         llm_hidden;
     bool        has_input;
     int         in_dim;
@@ -134,17 +139,31 @@ static ngpt_status get_f32(loader *L, nx_tensor *dst, const char *prefix, const 
     return NGPT_OK;
 }
 
+/* Fetch the matrix `prefix.suffix` [s0, s1] in its stored dtype (see the top of the file). */
+static ngpt_status get_mat(loader *L, nx_tensor *dst, const char *prefix, const char *suffix, int64_t s0, int64_t s1)
+{
+    char name[NAME_MAX_LEN];
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    int64_t shape[2] = {s0, s1};
+    const nx_wtensor *t = NULL;
+    NX_TRY(nx_weights_get(L->w, name, NX_FLOAT_DTYPES, 2, shape, &t));
+    ngpt_status s = nx_weight_fetch(dst, L->be, t, 2, shape, NGPT_DTYPE_F32);
+    return s != NGPT_OK ? nx_err_wrap(s, "%s: '%s': ", L->file, name) : NGPT_OK;
+}
+
 static ngpt_status load_mha(loader *L, mha_w *m, const char *prefix, int64_t d)
 {
-    NX_TRY(get_f32(L, &m->in_w, prefix, "in_proj_weight", 2, 3 * d, d, 0));
+    NX_TRY(get_mat(L, &m->in_w, prefix, "in_proj_weight", 3 * d, d));
     NX_TRY(get_f32(L, &m->in_b, prefix, "in_proj_bias", 1, 3 * d, 0, 0));
-    NX_TRY(get_f32(L, &m->out_w, prefix, "out_proj.weight", 2, d, d, 0));
+    NX_TRY(get_mat(L, &m->out_w, prefix, "out_proj.weight", d, d));
     NX_TRY(get_f32(L, &m->out_b, prefix, "out_proj.bias", 1, d, 0, 0));
     int64_t wne[2] = {d, d}, bne[1] = {d};
-    float *w = m->in_w.data, *b = m->in_b.data;
-    m->q_w = nx_view(NGPT_DTYPE_F32, 2, wne, w, L->be);
-    m->k_w = nx_view(NGPT_DTYPE_F32, 2, wne, w + d * d, L->be);
-    m->v_w = nx_view(NGPT_DTYPE_F32, 2, wne, w + 2 * d * d, L->be);
+    char *w = m->in_w.data;
+    float *b = m->in_b.data;
+    const size_t wb = (size_t)(d * d) * nx_dtype_size(m->in_w.dtype);
+    m->q_w = nx_view(m->in_w.dtype, 2, wne, w, m->in_w.be);
+    m->k_w = nx_view(m->in_w.dtype, 2, wne, w + wb, m->in_w.be);
+    m->v_w = nx_view(m->in_w.dtype, 2, wne, w + 2 * wb, m->in_w.be);
     m->q_b = nx_view(NGPT_DTYPE_F32, 1, bne, b, L->be);
     m->k_b = nx_view(NGPT_DTYPE_F32, 1, bne, b + d, L->be);
     m->v_b = nx_view(NGPT_DTYPE_F32, 1, bne, b + 2 * d, L->be);
@@ -161,9 +180,9 @@ static void free_mha(mha_w *m)
 
 static ngpt_status load_ff(loader *L, ff_w *f, const char *prefix, int64_t d, int64_t dff)
 {
-    NX_TRY(get_f32(L, &f->lin1_w, prefix, "linear1.weight", 2, dff, d, 0));
+    NX_TRY(get_mat(L, &f->lin1_w, prefix, "linear1.weight", dff, d));
     NX_TRY(get_f32(L, &f->lin1_b, prefix, "linear1.bias", 1, dff, 0, 0));
-    NX_TRY(get_f32(L, &f->lin2_w, prefix, "linear2.weight", 2, d, dff, 0));
+    NX_TRY(get_mat(L, &f->lin2_w, prefix, "linear2.weight", d, dff));
     NX_TRY(get_f32(L, &f->lin2_b, prefix, "linear2.bias", 1, d, 0, 0));
     return NGPT_OK;
 }
@@ -228,7 +247,7 @@ static ngpt_status load_textfc(loader *L, textfc *t, const char *key)
     const nx_textfc_cfg *c = &t->c;
     int64_t d = c->d_model, dff = c->d_ff;
     char p[NAME_MAX_LEN];
-    NX_TRY(get_f32(L, &t->fc_w, key, "fc.weight", 2, d, c->in_dim, 0));
+    NX_TRY(get_mat(L, &t->fc_w, key, "fc.weight", d, c->in_dim));
     NX_TRY(get_f32(L, &t->fc_b, key, "fc.bias", 1, d, 0, 0));
     t->enc = nx_calloc((size_t)c->n_enc, sizeof *t->enc);
     t->dec = nx_calloc((size_t)c->n_dec, sizeof *t->dec);
@@ -260,7 +279,7 @@ static ngpt_status load_textfc(loader *L, textfc *t, const char *key)
     }
     snprintf(p, sizeof p, "%s.tfm.decoder", key);
     NX_TRY(load_norm(L, &t->dec_norm_w, &t->dec_norm_b, p, "norm", d));
-    NX_TRY(get_f32(L, &t->model_w, key, "model.weight", 2, c->out_dim, d, 0));
+    NX_TRY(get_mat(L, &t->model_w, key, "model.weight", c->out_dim, d));
     NX_TRY(get_f32(L, &t->model_b, key, "model.bias", 1, c->out_dim, 0, 0));
 
     char name[NAME_MAX_LEN];
@@ -458,7 +477,7 @@ static ngpt_status load_all(nx_projector *P, loader *L, const json_t *cfg, const
     if (want_in) {
         if (!cfg && in_dim == 0)
             return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: tensor '%s.weight' must be 2-D [llm_hidden, in_dim]", file, ipkey);
-        NX_TRY(get_f32(L, &P->proj_w, ipkey, "weight", 2, llm, in_dim, 0));
+        NX_TRY(get_mat(L, &P->proj_w, ipkey, "weight", llm, in_dim));
         NX_TRY(get_f32(L, &P->proj_b, ipkey, "bias", 1, llm, 0, 0));
         P->has_input = true;
         P->in_dim = (int)in_dim;
@@ -529,7 +548,9 @@ ngpt_status nx_projector_load(nx_projector **out, nx_backend *be, const char *pa
         loader L = {be, w, wf};
         s = load_all(P, &L, cfg, cfg_file, o);
     }
-    nx_weights_close(w);   /* every tensor was copied to the backend */
+    /* the CPU's matrices are views of the mapping; other backends hold copies of everything */
+    if (s == NGPT_OK && be->kind == NGPT_BACKEND_CPU) P->w = w;
+    else nx_weights_close(w);
     json_decref(cfg);
     nx_free(cfg_file);
     nx_free(wf);
@@ -547,6 +568,7 @@ void nx_projector_free(nx_projector *p)
     nx_tensor_free(&p->proj_w);
     nx_tensor_free(&p->proj_b);
     for (int s = 0; s < NX_PROJ_N_OUT; s++) free_textfc(&p->out[s]);
+    nx_weights_close(p->w);
     nx_free(p);
 }
 

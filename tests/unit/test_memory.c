@@ -277,15 +277,18 @@ static void test_real_sizes(void)
      *   = 1,436,772,352 + 2,715,652 = 1,439,488,004 bytes (1.34 GiB) */
     ngpt_memory_estimate_part(g, NGPT_MEMORY_ENCODER, &w, NULL, NULL, NULL);
     CHECK_MSG(w == 1439488004ull, "imagebind f16 weights %llu", (unsigned long long)w);
-    /* projectors, F32 (delta: NExT-GPT's sizes): llama_proj 1024*4096 + 4096 = 4,198,400; each
+    /* projectors (delta: NExT-GPT's sizes), 100,035,840 params: llama_proj 1024*4096 + 4096; each
      * output transformer (d 512, 4 + 4 layers, ff 2048): encoder layers 4 * (4d^2+4d + 2d*2048+2048+d
-     * + 2 LN) = 12,609,536 + its norm 1,024; decoder layers 4 * (2 attentions + FF + 3 LN) =
-     * 16,816,128 + its norm 1,024; fc 4096*512 + 512 = 2,097,664: 31,525,376, plus queries and the
-     * output linear: image 77*512 + 512*768 + 768 = 433,408; audio 512 + 262,656 = 263,168; video
-     * 39,424 + 525,312 = 564,736 -> the three: 95,837,440 (= nextgpt-facts' count of the delta's
-     * projectors) + 4,198,400 = 100,035,840 params = 400,143,360 bytes */
-    ngpt_memory_estimate_part(g, NGPT_MEMORY_PROJECTOR, &w, NULL, NULL, NULL);
-    CHECK_MSG(w == 400143360ull, "projector weights %llu", (unsigned long long)w);
+     * + 2 LN) + its norm; decoder layers 4 * (2 attentions + FF + 3 LN) + its norm; fc 4096*512 + 512;
+     * plus queries and the output linear (image 512 -> 768, audio -> 512, video -> 1024): 95,837,440
+     * (= nextgpt-facts' count of the delta's projectors) + 4,198,400. The matrices stay in the
+     * delta's F16: 4,194,304 + 3 * (4 * (4d^2 + 2d*2048) + 4 * (8d^2 + 2d*2048) + 4096*512)
+     * + 512 * (768 + 512 + 1024) = 99,745,792 params * 2 B = 199,491,584; the other 290,048
+     * (biases, norms, queries) F32 copies: 1,160,192 -> 200,651,776 bytes */
+    ngpt_memory_estimate_part(g, NGPT_MEMORY_PROJECTOR, &w, &mapped, NULL, NULL);
+    CHECK_MSG(w == 200651776ull && mapped == 0, "projector weights %llu", (unsigned long long)w);
+    ngpt_memory_estimate_part(c, NGPT_MEMORY_PROJECTOR, &w, &mapped, NULL, NULL);
+    CHECK(w == 200651776ull && mapped == 199491584ull);  /* CPU: the matrices are views of the mapping */
     /* SD 1.5: UNet 859,520,964 params (diffusers' count), VAE decoder + post_quant_conv 49,490,199,
      * CLIP-L text 49408*768 + 77*768 + 12 * 7,087,872 + 1,536 = 123,060,480 (no position_ids
      * buffer) -> 1,032,071,643 params; f16: 2,064,143,286 bytes */
@@ -304,7 +307,7 @@ static void test_real_sizes(void)
     CHECK(over == 1ull << 30 && mp == 0);
     uint64_t dec = ngpt_memory_estimate_stage(g, NGPT_PIPELINE_STAGE_DECODE);
     CHECK(peak == dec + over);  /* the decode stage is the turn's peak */
-    /* resident f16: 13.48 GB + 1.44 GB + 0.40 GB + 2.06 GB + 1 GiB KV + 0.04 GB scratch = 18.5 GB
+    /* resident f16: 13.48 GB + 1.44 GB + 0.20 GB + 2.06 GB + 1 GiB KV + 0.04 GB scratch = 18.5 GB
      * (17.2 GiB); + decode 0.55 GB + 1 GiB CUDA allowance = about 18.7 GiB */
     fprintf(stderr, "real sizes, CUDA f16, 2k context, text+image in and out: peak %.2f GiB (tensors %.2f GiB + "
             "CUDA allowance %.2f GiB); goal 18 GiB: %s\n", peak / GIB, dec / GIB, over / GIB,
@@ -314,7 +317,7 @@ static void test_real_sizes(void)
     ngpt_memory_estimate_peak(c, &cpu_peak, NULL, &cpu_mapped);
     fprintf(stderr, "real sizes, CPU F32, 512^2 image turn: %.2f GiB beyond the %.2f GiB of mapped weights "
             "(goal 2 GiB: %s)\n", cpu_peak / GIB, cpu_mapped / GIB, cpu_peak <= 2 * (uint64_t)GIB ? "met" : "NOT met");
-    /* 2 GiB KV (F32) + 0.4 GB projectors + 0.13 GiB LoRA A/B + the decode's working memory; the
+    /* 2 GiB KV (F32) + 1 MB of projector vectors + 0.13 GiB LoRA A/B + the decode's working memory; the
      * backbone and ImageBind are views of their checkpoints */
     CHECK(cpu_peak > 3 * (uint64_t)GIB && cpu_peak < 9 * (uint64_t)GIB / 2);
     /* a short turn: the KV cache grows with use and holds 512 positions (0.5 GiB) */

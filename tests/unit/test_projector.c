@@ -9,6 +9,7 @@
 #include "test.h"
 #include "alloc_fail.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,56 @@ done:
     ngpt_projector_free(a);
     ngpt_projector_free(b);
     ngpt_projector_free(c);
+}
+
+/* The delta's F16 matrices stay F16 (views of the mapping on the CPU) and are widened inside
+ * nn.Linear; a copy of the delta widened to F32 up front must give the same outputs. */
+static void test_f16_matrices(void)
+{
+    char f32[1100];
+    snprintf(f32, sizeof f32, "%s/delta_f32.safetensors", g_tmp);
+    nx_weights *w = NULL;
+    CHECK_OK(nx_weights_open(&w, g_st));
+    if (!w) return;
+    size_t n = nx_weights_count(w), n_f16 = 0;
+    nx_st_entry *ent = calloc(n, sizeof *ent);
+    float **bufs = calloc(n, sizeof *bufs);
+    for (size_t i = 0; ent && bufs && i < n; i++) {
+        const nx_wtensor *t = nx_weights_at(w, i);
+        size_t k = 1;
+        for (int d = 0; d < t->rank; d++) k *= (size_t)t->shape[d];
+        bufs[i] = malloc((k ? k : 1) * sizeof(float));
+        if (!bufs[i]) continue;
+        nx_wtensor_to_f32(t, bufs[i]);
+        n_f16 += t->dtype == NGPT_DTYPE_F16;
+        ent[i] = (nx_st_entry){t->name, NGPT_DTYPE_F32, t->rank, t->shape, bufs[i]};
+    }
+    CHECK_MSG(n_f16 > 100, "the golden delta should hold F16 tensors (%zu)", n_f16);
+    if (ent && bufs) CHECK_OK(nx_safetensors_write(f32, ent, n, NULL, 0));
+    for (size_t i = 0; bufs && i < n; i++) free(bufs[i]);
+    free(bufs);
+    free(ent);
+    nx_weights_close(w);
+
+    ngpt_projector *a = create(g_st, NULL), *b = create(f32, NULL);
+    if (a && b) {
+        float *ra, *rb;
+        size_t na, nb;
+        run_all(a, &ra, &na);
+        run_all(b, &rb, &nb);
+        CHECK(na == nb && na > 0);
+        double worst = 0;
+        for (size_t i = 0; na == nb && i < na; i++) {
+            double e = fabs((double)ra[i] - rb[i]) / (1.0 + fabs((double)rb[i]));
+            if (e > worst) worst = e;
+        }
+        CHECK_MSG(worst <= 1e-5, "F16 matrices vs their F32 widening: worst error %.3g", worst);
+        free(ra);
+        free(rb);
+    }
+    ngpt_projector_free(a);
+    ngpt_projector_free(b);
+    unlink(f32);
 }
 
 static void test_batch_and_sum(void)
@@ -429,6 +480,7 @@ int main(void)
     RUN(test_params_default);
     RUN(test_projector_a);
     RUN(test_delta);
+    RUN(test_f16_matrices);
     RUN(test_batch_and_sum);
     RUN(test_bad_files);
     RUN(test_alloc_fail);
