@@ -133,23 +133,10 @@ NGPT_API ngpt_status ngpt_backbone_embed_tokens(float *rows, const ngpt_backbone
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_embed_tokens: token id %d at position %d is outside "
                           "the vocabulary [0, %d)", ids[i], i, V);
     if (n == 0) return NGPT_OK;
-    nx_backend *be = m->be;
+    /* embed_tokens is a host view on every backend: read-only, no lock needed */
     int64_t ne_i[1] = {n}, ne_y[2] = {n, m->cfg.hidden};
-    nx_tensor tid, y;
-    pthread_mutex_lock(&((ngpt_backbone *)bb)->mu);
-    ngpt_status st = nx_tensor_alloc(&tid, be, NGPT_DTYPE_I32, 1, ne_i);
-    if (!st) {
-        st = nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, 2, ne_y);
-        if (!st) {
-            st = nx_tensor_upload(&tid, ids, (size_t)n * sizeof(int32_t));
-            if (!st) st = nx_op_get_rows(be, &y, &m->embed, &tid);
-            if (!st) st = nx_tensor_download(&y, rows, nx_nbytes(&y));
-            nx_tensor_free(&y);
-        }
-        nx_tensor_free(&tid);
-    }
-    pthread_mutex_unlock(&((ngpt_backbone *)bb)->mu);
-    return st;
+    nx_tensor tid = nx_view(NGPT_DTYPE_I32, 1, ne_i, (void *)ids, NULL), y = nx_view(NGPT_DTYPE_F32, 2, ne_y, rows, NULL);
+    return nx_op_get_rows(m->cpu, &y, &m->embed, &tid);
 }
 
 /* ---- session ---- */

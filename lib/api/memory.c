@@ -140,10 +140,12 @@ static ngpt_status est_backbone(const mem_env *E, const char *llm, bool delta, m
         P->weights = (uint64_t)((rest + attn) * (double)sd);
         P->mapped = P->weights;
         if (delta) P->weights += (uint64_t)(L * 2.0 * MEM_LORA_R * (2 * H + Dq + Dkv) * 4.0);
-    } else if (E->p->compute_dtype != NGPT_DTYPE_F32) {
-        P->weights = (uint64_t)((rest + attn) * (double)cdt);
     } else {
-        P->weights = (uint64_t)(rest * (double)sd + attn * (delta ? 4.0 : (double)sd));
+        /* uploaded, except embed_tokens: a host view of the mapped checkpoint on every backend */
+        const double dev = rest - V * H, emb = V * H * (double)sd;
+        if (E->p->compute_dtype != NGPT_DTYPE_F32) P->weights = (uint64_t)((dev + attn) * (double)cdt + emb);
+        else P->weights = (uint64_t)(dev * (double)sd + attn * (delta ? 4.0 : (double)sd) + emb);
+        P->mapped = (uint64_t)emb;
     }
     int64_t n_ctx = E->p->n_ctx ? E->p->n_ctx : 2048;
     if (n_ctx > c.max_pos) n_ctx = c.max_pos;

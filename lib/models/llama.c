@@ -391,7 +391,11 @@ static ngpt_status load_all(nx_llama *m, const char *dir, const nx_llama_load_pa
         int32_t n_added = 0;
         NX_TRY(check_added_tokens(dir, c->vocab, &n_added));
     }
-    NX_TRY(to_backend(m, emb, &m->embed));
+    /* embed_tokens stays in host memory on every backend: an eval reads n of its V rows, so a GPU
+     * keeps V x H of memory (0.24 GiB for NExT-GPT's 32038 x 4096 F16) for the price of uploading
+     * n x H F32 per eval; on the CPU it is the view it always was */
+    m->embed = nx_view(emb->dtype, 2, emb->shape, (void *)emb->data, NULL);
+    m->embed.name = emb->name;
     NX_TRY(to_backend(m, head, &m->lm_head));
     NX_TRY(bind(m, base_for(m, "model.norm.weight"), "model.norm.weight", 1, H, 0, &m->norm));
 
@@ -486,7 +490,7 @@ ngpt_status nx_llama_load(nx_llama **out, nx_backend *be, nx_backend *cpu, const
 static void free_scratch(nx_llama_state *s)
 {
     nx_tensor *ts[] = {&s->x,      &s->xn,     &s->q,   &s->att, &s->proj, &s->gate,
-                       &s->up,     &s->lora_t, &s->lora_y, &s->ids, &s->pos, &s->emb32};
+                       &s->up,     &s->lora_t, &s->lora_y, &s->pos, &s->emb32};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) nx_tensor_free(ts[i]);
     s->n_cap = 0;
 }
@@ -598,7 +602,6 @@ static ngpt_status ensure_scratch(nx_llama_state *s, int32_t n)
     if (!st) st = alloc2(be, &s->up, f, n, c->ffn);
     if (!st && m->lora_r && !m->lora_merged) st = alloc2(be, &s->lora_t, f, n, m->lora_r);
     if (!st && m->lora_r && !m->lora_merged) st = alloc2(be, &s->lora_y, f, n, c->hidden > KVD ? c->hidden : KVD);
-    if (!st) st = alloc2(be, &s->ids, NGPT_DTYPE_I32, n, 0);
     if (!st) st = alloc2(be, &s->pos, NGPT_DTYPE_I32, n, 0);
     if (!st && f != NGPT_DTYPE_F32) st = alloc2(be, &s->emb32, NGPT_DTYPE_F32, n, c->hidden);
     if (st) {
@@ -681,8 +684,8 @@ static ngpt_status proj(nx_llama_state *s, nx_tensor *y, const nx_tensor *x, con
     return nx_op_binary(be, y, y, &u, NX_BINARY_ADD);
 }
 
-/* Rows [r0, r0 + n) of x = the caller's F32 embedding rows (through the F32 staging buffer and
- * a cast when the compute dtype is F16/BF16). */
+/* Rows [r0, r0 + n) of x = F32 host rows (through the F32 staging buffer and a cast when the
+ * compute dtype is F16/BF16). */
 static ngpt_status put_embeds(nx_llama_state *s, const nx_tensor *x, int32_t r0, int32_t n, const float *src)
 {
     nx_tensor dst = rows(x, r0, n);
@@ -693,43 +696,57 @@ static ngpt_status put_embeds(nx_llama_state *s, const nx_tensor *x, int32_t r0,
     return nx_op_cast(s->m->be, &dst, &stage);
 }
 
+/* x = embed_tokens[ids] with the caller's rows over the soft-token positions. embed_tokens is in
+ * host memory (see load_all): the rows are gathered on the host by the CPU backend's get_rows
+ * (F16/BF16 widened) — straight into x when x is host F32 — and uploaded once. */
+static ngpt_status embed_input(nx_llama_state *s, const nx_tensor *x, int32_t n, const int32_t *ids,
+                               const float *embeds, const uint8_t *is_embed)
+{
+    if (!ids) return put_embeds(s, x, 0, n, embeds);  /* every row an embedding */
+    const nx_llama *m = s->m;
+    const int64_t H = m->cfg.hidden;
+    const size_t row = (size_t)H * sizeof(float);
+    const bool direct = m->be->kind == NGPT_BACKEND_CPU && x->dtype == NGPT_DTYPE_F32;
+    float *h = direct ? x->data : nx_malloc((size_t)n * row);
+    int32_t *tid = nx_malloc((size_t)n * sizeof *tid);
+    ngpt_status st = h && tid ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "llama: out of memory for %d input rows", n);
+    for (int32_t i = 0; st == NGPT_OK && i < n; i++) tid[i] = is_embed && is_embed[i] ? 0 : ids[i];
+    if (st == NGPT_OK) {
+        int64_t ne_h[2] = {n, H}, ne_i[1] = {n};
+        nx_tensor hv = nx_view(NGPT_DTYPE_F32, 2, ne_h, h, NULL), iv = nx_view(NGPT_DTYPE_I32, 1, ne_i, tid, NULL);
+        st = nx_op_get_rows(m->cpu, &hv, &m->embed, &iv);
+    }
+    for (int32_t i = 0; st == NGPT_OK && embeds && is_embed && i < n; i++)
+        if (is_embed[i]) memcpy(h + (size_t)i * (size_t)H, embeds + (size_t)i * (size_t)H, row);
+    if (st == NGPT_OK && !direct) st = put_embeds(s, x, 0, n, h);
+    if (!direct) nx_free(h);
+    nx_free(tid);
+    return st;
+}
+
 static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, const float *embeds, const uint8_t *is_embed,
                            nx_llama_out out)
 {
     const nx_llama *m = s->m;
     const nx_llama_config *c = &m->cfg;
     nx_backend *be = m->be;
-    const int64_t H = c->hidden, HD = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads, KVD = NKV * HD;
+    const int64_t HD = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads, KVD = NKV * HD;
     const int32_t p0 = s->n_past;
 
     NX_TRY(ensure_scratch(s, n));
     nx_tensor x = rows(&s->x, 0, n), xn = rows(&s->xn, 0, n), q = rows(&s->q, 0, n), att = rows(&s->att, 0, n);
     nx_tensor pr = rows(&s->proj, 0, n), gate = rows(&s->gate, 0, n), up = rows(&s->up, 0, n);
-    nx_tensor tid = rows(&s->ids, 0, n), tpos = rows(&s->pos, 0, n);
-    tid.rank = tpos.rank = 1;
+    nx_tensor tpos = rows(&s->pos, 0, n);
+    tpos.rank = 1;
 
-    /* token ids (0 where the row is an embedding) and positions p0 .. p0 + n - 1 */
-    int32_t *hbuf = nx_malloc((size_t)n * 2 * sizeof(int32_t));
-    if (!hbuf) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "llama: out of memory for %d positions", n);
-    for (int32_t i = 0; i < n; i++) {
-        bool e = is_embed ? is_embed[i] != 0 : ids == NULL;
-        hbuf[i] = e ? 0 : ids[i];
-        hbuf[n + i] = p0 + i;
-    }
-    ngpt_status st = nx_tensor_upload(&tid, hbuf, (size_t)n * sizeof(int32_t));
-    if (!st) st = nx_tensor_upload(&tpos, hbuf + n, (size_t)n * sizeof(int32_t));
-    nx_free(hbuf);
+    /* positions p0 .. p0 + n - 1 */
+    int32_t *hpos = nx_malloc((size_t)n * sizeof *hpos);
+    if (!hpos) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "llama: out of memory for %d positions", n);
+    for (int32_t i = 0; i < n; i++) hpos[i] = p0 + i;
+    ngpt_status st = nx_tensor_upload(&tpos, hpos, (size_t)n * sizeof(int32_t));
+    nx_free(hpos);
     NX_TRY(st);
-
-    /* x = embed_tokens[ids], then the caller's rows over the soft-token positions */
-    if (!ids) /* every row an embedding: one upload */
-        NX_TRY(put_embeds(s, &x, 0, n, embeds));
-    else
-        NX_TRY(nx_op_get_rows(be, &x, &m->embed, &tid));
-    for (int32_t i = 0; ids && embeds && i < n; i++) {
-        if (is_embed && !is_embed[i]) continue;
-        NX_TRY(put_embeds(s, &x, i, 1, embeds + (size_t)i * (size_t)H));
-    }
+    NX_TRY(embed_input(s, &x, n, ids, embeds, is_embed));
 
     const float scale = 1.0f / sqrtf((float)HD);
     const ngpt_dtype cdt = m->cdt;

@@ -62,7 +62,8 @@ typedef struct nx_llama {
     nx_llama_config cfg;
     nx_backend     *be;     /* computes here (borrowed from the context) */
     nx_backend     *cpu;    /* host work: the LoRA merge (borrowed) */
-    nx_tensor       embed;  /* (V, H)  model.embed_tokens.weight (the delta's when one is given) */
+    nx_tensor       embed;  /* (V, H)  model.embed_tokens.weight (the delta's when one is given):
+                             * a host view of the mapped checkpoint on every backend */
     nx_llama_layer *layers; /* [L] */
     nx_tensor       norm;   /* (H)     model.norm.weight */
     nx_tensor       lm_head;/* (V, H)  lm_head.weight (the delta's when one is given) */
@@ -126,14 +127,13 @@ typedef struct nx_llama_state {
     nx_tensor up;           /* (n, I) */
     nx_tensor lora_t;       /* (n, r)     A x (unmerged LoRA) */
     nx_tensor lora_y;       /* (n, max(H, nkv*hd)) B A x */
-    nx_tensor ids;          /* (n) I32 */
     nx_tensor pos;          /* (n) I32 */
     int32_t   o_cap;        /* rows of logits/hidden */
     nx_tensor logits;       /* (o_cap, V) */
     nx_tensor hidden;       /* (o_cap, H) final-norm output */
     nx_tensor logits_c;     /* (o_cap, V) and (o_cap, H) in the compute dtype when it is not */
     nx_tensor hidden_c;     /*   F32 (cast to logits/hidden for the download); else unused */
-    nx_tensor emb32;        /* (n_cap, H) F32 staging of caller embedding rows (compute dtype != F32) */
+    nx_tensor emb32;        /* (n_cap, H) F32 staging of input rows (compute dtype != F32) */
     /* host copies of the last eval's outputs */
     float    *h_logits;     /* [n_out, V] */
     float    *h_hidden;     /* [n_out, H] */
