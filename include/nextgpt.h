@@ -766,11 +766,20 @@ typedef enum ngpt_decoder_kind {
 #define NGPT_DECODER_VOCODER      0x4u
 #define NGPT_DECODER_TEXT_ENCODER 0x8u
 
+/* ngpt_decoder_params.flags: compute the text encoder's embedding of "" (the unconditional input
+ * of classifier-free guidance: [1, ngpt_decoder_text_max_length, hidden], AUDIO [1, projection
+ * dim]) at create, then free the text encoder and tokenizer. For callers that condition on
+ * embeddings only, as the pipeline does: the text encoder's memory (CLIP-L: 0.23 GiB in F16) is
+ * not held. ngpt_decoder_generate with uncond NULL then works for conditioning of that token
+ * count; the text calls return NGPT_ERR_UNSUPPORTED; text_max_length and text_hidden_size keep
+ * describing the kept embedding. No effect on a decoder without a text encoder. */
+#define NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER 0x1u
+
 typedef struct ngpt_decoder_params {
     size_t            struct_size;  /* sizeof(ngpt_decoder_params), set by _default */
     ngpt_decoder_kind kind;         /* default AUTO */
     uint32_t          components;   /* NGPT_DECODER_* bits; 0 = all present */
-    uint32_t          flags;        /* reserved, 0 */
+    uint32_t          flags;        /* NGPT_DECODER_FLAG_* bits, default 0 */
     ngpt_dtype        compute_dtype; /* activations of the UNet, VAE and text encoder, and the dtype
                                       * their weights are converted to once at create:
                                       * NGPT_DTYPE_F32 (default), or NGPT_DTYPE_F16 / NGPT_DTYPE_BF16

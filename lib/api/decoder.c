@@ -98,6 +98,8 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown kind %d", (int)p.kind);
     if (p.components & ~0xfu)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown component bits 0x%x", p.components);
+    if (p.flags & ~NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown flag bits 0x%x", p.flags);
     if (p.compute_dtype != NGPT_DTYPE_F32 && p.compute_dtype != NGPT_DTYPE_F16 && p.compute_dtype != NGPT_DTYPE_BF16)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: compute_dtype %s (%d) is not F32, F16 or BF16",
                       ngpt_dtype_name(p.compute_dtype), (int)p.compute_dtype);
@@ -155,6 +157,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
         nx_free(te);
         nx_free(tk);
     }
+    if (s == NGPT_OK && (p.flags & NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER)) s = nx_decoder_release_text(d);
     if (s == NGPT_OK && d->unet && (nx_unet_is_3d(d->unet) != (d->kind == NGPT_DECODER_VIDEO)))
         s = nx_err(NGPT_ERR_BAD_FORMAT, "%s/unet: a %s UNet in a %s pipeline", model_dir,
                    nx_unet_is_3d(d->unet) ? "3-D" : "2-D", d->kind == NGPT_DECODER_VIDEO ? "video" : "non-video");

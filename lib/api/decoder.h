@@ -28,6 +28,8 @@ struct ngpt_decoder {
                                      * computed on first use (nx_decoder_uncond); AUDIO: [1, P],
                                      * the normalised CLAP text_embeds of "", computed at create */
     int64_t           uncond_len;
+    bool              text_released; /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: only uncond is left */
+    int32_t           text_max_len, text_hidden; /* what the released text encoder reported */
 };
 
 /* The text encoder's output for "" padded to S tokens (the pipelines' negative prompt when
@@ -37,5 +39,9 @@ struct ngpt_decoder {
  * prompt_embeds.shape[1] tokens under an attention mask, which leaves the first token's output
  * as it is unpadded). NGPT_ERR_UNSUPPORTED without a text encoder. (decoder_text.c) */
 ngpt_status nx_decoder_uncond(ngpt_decoder *d, int64_t S, const float **emb);
+
+/* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: compute uncond for text_max_length tokens, then free
+ * the text encoder and tokenizer (no-op without them). (decoder_text.c) */
+ngpt_status nx_decoder_release_text(ngpt_decoder *d);
 
 #endif

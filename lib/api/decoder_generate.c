@@ -298,26 +298,15 @@ static ngpt_status finish(ngpt_decoder *d, const plan *pl, const float *lat, ngp
  * batch (the pipelines' negative prompt when NExT-GPT passes only prompt_embeds). */
 static ngpt_status make_uncond(ngpt_decoder *d, const ngpt_tensor *cond, ngpt_tensor *out)
 {
-    if (d->clap) {  /* AUDIO: the normalised CLAP text_embeds of "" [1, P], repeated over cond's batch */
-        int64_t B = cond->shape[0], P = cond->shape[1];
-        if (nx_clap_text_projection_dim(d->clap) != P)
-            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: the CLAP text encoder's projection_dim %d differs from cond's "
-                          "width %lld", d->dir, nx_clap_text_projection_dim(d->clap), (long long)P);
-        const float *e = NULL;
-        NX_TRY(nx_decoder_uncond(d, 1, &e));
-        int64_t shape[2] = {B, P};
-        NX_TRY(nx_api_tensor_new(out, NGPT_DTYPE_F32, 2, shape));
-        for (int64_t b = 0; b < B; b++) memcpy((float *)out->data + b * P, e, (size_t)P * sizeof(float));
-        return NGPT_OK;
-    }
-    int64_t B = cond->shape[0], S = cond->shape[1], D = cond->shape[2];
-    if (nx_clip_text_hidden(d->text_encoder) != D)
-        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: the text encoder's hidden size %d differs from cond's width %lld",
-                      d->dir, nx_clip_text_hidden(d->text_encoder), (long long)D);
+    /* AUDIO: the normalised CLAP text_embeds of "" [1, P] (S = 1); else [1, S, D] for cond's S */
+    const bool audio = d->kind == NGPT_DECODER_AUDIO;
+    int64_t B = cond->shape[0], S = audio ? 1 : cond->shape[1], D = cond->shape[cond->rank - 1];
+    if (ngpt_decoder_text_hidden_size(d) != D)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: the text encoder's %s %d differs from cond's width %lld", d->dir,
+                      audio ? "projection_dim" : "hidden size", (int)ngpt_decoder_text_hidden_size(d), (long long)D);
     const float *e = NULL;
     NX_TRY(nx_decoder_uncond(d, S, &e));
-    int64_t shape[3] = {B, S, D};
-    NX_TRY(nx_api_tensor_new(out, NGPT_DTYPE_F32, 3, shape));
+    NX_TRY(nx_api_tensor_new(out, NGPT_DTYPE_F32, cond->rank, cond->shape));
     for (int64_t b = 0; b < B; b++) memcpy((float *)out->data + b * S * D, e, (size_t)(S * D) * sizeof(float));
     return NGPT_OK;
 }
@@ -346,7 +335,7 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
     NX_TRY(make_plan(d, &p, cond, &pl));
     ngpt_tensor own_uncond = {0};  /* the text encoder's "" embedding, repeated over the batch */
     if (pl.cfg && !uncond) {
-        if (audio ? !d->clap : !d->text_encoder)
+        if (!d->text_released && (audio ? !d->clap : !d->text_encoder))
             return nx_err(NGPT_ERR_UNSUPPORTED,
                           "ngpt_decoder_generate: guidance %g needs the unconditional embedding: pass uncond (this "
                           "decoder has no text_encoder/ and tokenizer/ loaded)", (double)pl.guidance);

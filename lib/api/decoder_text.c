@@ -16,6 +16,10 @@
 static ngpt_status need_text(const ngpt_decoder *d, const char *fn)
 {
     if (!d) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: decoder is NULL", fn);
+    if (d->text_released)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: the text encoder was released at create "
+                      "(NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER); only the embedding of \"\" for %d tokens is kept",
+                      d->dir, (int)d->text_max_len);
     if ((!d->text_encoder && !d->clap) || !d->tokenizer)
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no text encoder loaded (text_encoder/ and tokenizer/)", d->dir);
     return NGPT_OK;
@@ -29,6 +33,7 @@ static int32_t max_tokens(const ngpt_decoder *d)
 
 NGPT_API int32_t ngpt_decoder_text_max_length(const ngpt_decoder *d)
 {
+    if (d && d->text_released) return d->text_max_len;
     if (!d || (!d->text_encoder && !d->clap) || !d->tokenizer) return 0;
     int32_t ml = nx_clip_bpe_model_max_length(d->tokenizer), mp = max_tokens(d);
     return ml > 0 && ml < mp ? ml : mp;
@@ -37,6 +42,7 @@ NGPT_API int32_t ngpt_decoder_text_max_length(const ngpt_decoder *d)
 NGPT_API int32_t ngpt_decoder_text_hidden_size(const ngpt_decoder *d)
 {
     if (!d) return 0;
+    if (d->text_released) return d->text_hidden;
     if (d->clap) return nx_clap_text_projection_dim(d->clap);
     return d->text_encoder ? nx_clip_text_hidden(d->text_encoder) : 0;
 }
@@ -173,12 +179,12 @@ NGPT_API ngpt_status ngpt_decoder_encode_text(ngpt_decoder *d, ngpt_tensor *out,
 ngpt_status nx_decoder_uncond(ngpt_decoder *d, int64_t S, const float **emb)
 {
     *emb = NULL;
-    NX_TRY(need_text(d, "ngpt_decoder_generate"));
-    if (d->clap) S = 1;  /* one [1, P] embedding whatever the padding (see decoder.h) */
-    if (d->uncond && d->uncond_len == S) {
+    if (d && d->kind == NGPT_DECODER_AUDIO) S = 1;  /* one [1, P] embedding whatever the padding (see decoder.h) */
+    if (d && d->uncond && d->uncond_len == S) {
         *emb = d->uncond;
         return NGPT_OK;
     }
+    NX_TRY(need_text(d, "ngpt_decoder_generate"));
     int32_t mp = max_tokens(d);
     if (!d->clap && (S < 2 || S > mp))
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: cond has %lld tokens; the unconditional embedding can be computed "
@@ -200,5 +206,23 @@ ngpt_status nx_decoder_uncond(ngpt_decoder *d, int64_t S, const float **emb)
     d->uncond = host;
     d->uncond_len = S;
     *emb = host;
+    return NGPT_OK;
+}
+
+ngpt_status nx_decoder_release_text(ngpt_decoder *d)
+{
+    if ((!d->text_encoder && !d->clap) || !d->tokenizer) return NGPT_OK;
+    const int32_t S = ngpt_decoder_text_max_length(d), hidden = ngpt_decoder_text_hidden_size(d);
+    const float *e = NULL;
+    NX_TRY(nx_decoder_uncond(d, S, &e));
+    nx_clip_text_free(d->text_encoder);
+    nx_clap_text_free(d->clap);
+    nx_clip_bpe_free(d->tokenizer);
+    d->text_encoder = NULL;
+    d->clap = NULL;
+    d->tokenizer = NULL;
+    d->text_released = true;
+    d->text_max_len = S;
+    d->text_hidden = hidden;
     return NGPT_OK;
 }

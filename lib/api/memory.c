@@ -486,10 +486,11 @@ static ngpt_status read_vae(vae_shape *v, const char *dir, const char *sub)
 /* cpu: the Winograd convolutions (lib/ops/cpu/conv.c) hold blocked copies of their input and
  * output besides the tensors, one input's worth more than the normed copy the formula already
  * counts at the widest resnet. */
-static double vae_ws(const vae_shape *v, double h, double w, double *scores, bool cpu)
+static double vae_ws(const vae_shape *v, double h, double w, double score_elems, bool cpu)
 {
-    double hw = h * w, Cn = v->boc[v->n - 1], ws = 5 * Cn * hw, prev = Cn;
-    *scores = hw * hw;  /* mid-block attention: one head of width Cn over h*w positions */
+    /* the mid-block at the latent size: its attention (one head of width Cn over h*w positions)
+     * with score_elems per score where the kernel materialises them — alive only there */
+    double hw = h * w, Cn = v->boc[v->n - 1], ws = 5 * Cn * hw + score_elems * hw * hw, prev = Cn;
     for (int i = 0; i < v->n; i++) {
         double C = v->boc[v->n - 1 - i];
         for (int l = 0; l <= v->layers; l++) {
@@ -627,22 +628,23 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
     const double B = 2;  /* CFG: the unconditional and the conditional branch in one batch */
     const double act = (double)E->act;
     double unet_work = B * frames * unet_ws(&u, h, w) * act;
-    double scores = 0, vae_work = vae_ws(&v, h, w, &scores, !E->cuda) * act;
     /* the mid-block attention's scores exist only where the kernel materialises them: CUDA's
      * single-head D > 256 path (F32 scores + probabilities in the compute dtype) */
-    if (E->cuda && v.boc[v.n - 1] > 256) vae_work += scores * (4.0 + act);
+    const double score_elems = E->cuda && v.boc[v.n - 1] > 256 ? (4.0 + act) / act : 0;
+    double vae_work = vae_ws(&v, h, w, score_elems, !E->cuda) * act;
     /* the loop: latents, model input and output at batch 2, the text conditioning; the video VAE
      * decodes frame by frame into [F, 3, H, W] and permutes it; the output in F32 */
     double loop = (1 + 2 * B) * frames * u.in_ch * h * w * act + 2 * 77 * 1024 * act;
     double stage_work = maxd(unet_work, vae_work + out_elems * act) + loop + out_elems * 4.0;
-    stage_work = maxd(stage_work, text_work * act);
     if (m == NGPT_MODALITY_AUDIO) stage_work = maxd(stage_work, voc.work * 4.0 + loop + out_elems * 4.0);
     /* weights: stored F32 (diffusers' default); on CUDA converted to F16/BF16 when asked; the
-     * vocoder and CLAP stay F32 */
+     * vocoder and CLAP stay F32. The pipeline releases the text encoder once it has the embedding
+     * of "" (NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER): its weights (CUDA; mapped on the CPU) are
+     * held only while the decoder loads, with the UNet and VAE — counted as working memory. */
     const double conv = E->cuda && E->p->compute_dtype != NGPT_DTYPE_F32 ? act : 4.0;
-    const double unet_vae_text = (u.params + v.params + (m == NGPT_MODALITY_AUDIO ? 0 : text)) * conv;
-    const double f32 = (m == NGPT_MODALITY_AUDIO ? text + voc.params : 0) * 4.0;
-    P->weights = (uint64_t)(unet_vae_text + f32);
+    const double text_bytes = E->cuda ? text * (m == NGPT_MODALITY_AUDIO ? 4.0 : conv) : 0;
+    stage_work = maxd(stage_work, text_bytes + text_work * act);
+    P->weights = (uint64_t)((u.params + v.params) * conv + (m == NGPT_MODALITY_AUDIO ? voc.params : 0) * 4.0);
     P->mapped = E->cuda ? 0 : P->weights;
     P->work = (uint64_t)stage_work;
     P->present = 1;

@@ -208,6 +208,9 @@ static ngpt_status load_decoder(ngpt_pipeline *p, ngpt_modality m, pl_call *c)
     ngpt_decoder_params dp;
     ngpt_decoder_params_default(&dp, sizeof dp);
     dp.compute_dtype = p->params.compute_dtype;
+    /* the pipeline conditions on projector outputs only: of the text encoder it needs the
+     * embedding of "" (the negative prompt), not the weights */
+    dp.flags = NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER;
     ngpt_status st = ngpt_decoder_create(&p->dec[m], p->ctx, p->dec_path[m], &dp);
     if (st != NGPT_OK) return nx_err_wrap(st, "%s decoder (%s): ", k_mod_name[m], p->dec_path[m]);
     return NGPT_OK;
