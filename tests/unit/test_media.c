@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <jansson.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Paths are built in fixed buffers far larger than any test path. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -303,6 +304,21 @@ static void write_file(const char *path, const void *data, size_t n)
     fclose(f);
 }
 
+/* Remove the files a test wrote into its mkdtemp folder, then the folder. */
+static void rm_tmpdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char p[512];
+    while (d && (e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        CHECK_MSG(unlink(p) == 0, "cannot remove %s", p);
+    }
+    if (d) closedir(d);
+    CHECK_MSG(rmdir(dir) == 0, "cannot remove %s", dir);
+}
+
 static void test_bad_images(void)
 {
     char dir[] = "/tmp/ngpt_media_XXXXXX";
@@ -364,6 +380,7 @@ static void test_bad_images(void)
     ngpt_tensor t;
     CHECK_ERR(ngpt_image_preprocess(&t, NULL), NGPT_ERR_INVALID_ARGUMENT, "");
     ngpt_image_free(NULL);
+    rm_tmpdir(dir);
 }
 
 static void test_bad_audio(void)
@@ -418,6 +435,7 @@ static void test_bad_audio(void)
     CHECK_ERR(ngpt_audio_preprocess(&t, a, NULL), NGPT_ERR_UNSUPPORTED, "44101");
     ngpt_audio_free(a);
     ngpt_audio_free(NULL);
+    rm_tmpdir(dir);
 }
 
 static void test_bad_video(void)
@@ -455,6 +473,7 @@ static void test_bad_video(void)
         ngpt_tensor_free(&t);
     }
     free(buf);
+    rm_tmpdir(dir);
 }
 
 /* ---- issue 5's remaining bad inputs, built here (no fixture needed) ---- */
@@ -641,6 +660,7 @@ static void test_bad_edge_cases(void)
         CHECK(t_contains(ngpt_last_error(), "no decodable video stream"));
         CHECK(t.data == NULL);
     }
+    rm_tmpdir(dir);
 }
 
 /* Every allocation of ours failing in turn: NGPT_ERR_OUT_OF_MEMORY, nothing leaked. */
