@@ -106,6 +106,19 @@ static void test_attention_shapes(void)
     check_attn(1, 40, 90, 1, 1, 256, 1, 0, 0);   /* causal: flash tiles */
 }
 
+/* 1-3 query rows: the row path (AVX-512 hosts) — decode steps, the audio projector's one query */
+static void test_attention_few_rows(void)
+{
+    check_attn(1, 1, 517, 32, 32, 128, 1, 0, 0); /* LLaMA-7B decode at 517 positions */
+    check_attn(2, 2, 70, 4, 2, 40, 1, 0, 0);     /* two rows, causal, GQA */
+    check_attn(1, 3, 2, 2, 2, 16, 1, 0, 0);      /* Sq > Skv: the first row sees nothing -> 0 */
+    check_attn(2, 3, 33, 2, 1, 24, 0, 1, 0);     /* shared mask */
+    check_attn(2, 2, 33, 2, 2, 80, 0, 2, 1);     /* -inf entries and a fully masked row */
+    check_attn(2, 1, 47, 3, 3, 17, 1, 3, 0);     /* [B,1,Sq,Skv] + causal, D 17 */
+    check_attn(1, 1, 1, 1, 1, 3, 0, 0, 0);       /* one key, tiny D */
+    check_attn(1, 1, 77, 4, 4, 64, 0, 0, 0);     /* cross-attention of one query (audio projector) */
+}
+
 int main(void)
 {
     if (!ops_test_init(2)) {
@@ -113,6 +126,7 @@ int main(void)
         return 1;
     }
     RUN(test_attention_dims);
+    RUN(test_attention_few_rows);
     RUN(test_attention_shapes);
     nx_cpu_set_simd(false); /* the portable tile code */
     RUN(test_attention_dims);
