@@ -51,6 +51,13 @@ cudaError_t nxk_glu(void *y, const void *x, int dt, int64_t rows, int64_t n, int
 cudaError_t nxk_bias_add(void *y, int dt, const void *b, int b_dt, int64_t outer, int64_t C, int64_t inner,
                          cudaStream_t stream);
 
+/* ---- gemv.cu ---- */
+#define NXK_GEMV_MAX_M 8
+/* y[M, N] = x[M, K] w[N, K]^T (+ b[N]; b may be NULL) for 1 <= M <= NXK_GEMV_MAX_M; x, w, b and
+ * y each F32/F16/BF16 (their own dtype codes), F32 accumulation. */
+cudaError_t nxk_gemv(void *y, int y_dt, const void *x, int x_dt, const void *w, int w_dt, const void *b, int b_dt,
+                     int64_t M, int64_t N, int64_t K, cudaStream_t stream);
+
 /* ---- norm.cu ---- (w/b may be NULL; their dtypes are w_dt/b_dt) */
 cudaError_t nxk_rms_norm(void *y, const void *x, int dt, const void *w, int w_dt, int64_t rows, int64_t cols,
                          float eps, cudaStream_t stream);

@@ -1,4 +1,5 @@
-/* gemm.c — linear and matmul through cuBLAS (cublasGemmStridedBatchedEx, F32 accumulate).
+/* gemm.c — linear and matmul through cuBLAS (cublasGemmStridedBatchedEx, F32 accumulate);
+ * a linear of at most NXK_GEMV_MAX_M rows through our GEMV kernel (kernels/gemv.cu).
  *
  * Row-major to cuBLAS: a row-major C[M, N] is a column-major C^T[N, M], and
  * C^T = op(b)^T op(a)^T, so cuBLAS is called with the operands swapped (b first) and m = N,
@@ -104,6 +105,10 @@ ngpt_status nx_cuda_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, con
     int64_t N = w->ne[0];
     int64_t M = K ? nx_numel(x) / K : 0;
     if (K == 0) M = nx_numel(y) / (N ? N : 1);
+    if (M >= 1 && M <= NXK_GEMV_MAX_M) /* decode steps: memory-bound, see kernels/gemv.cu */
+        return nx_cuda_check(nxk_gemv(y->data, (int)y->dtype, x->data, (int)x->dtype, w->data, (int)w->dtype,
+                                      b ? b->data : NULL, b ? (int)b->dtype : NXK_F32, M, N, K,
+                                      nx_cuda_of(be)->stream), "linear", "nxk_gemv");
     gemm_args g = {
         .a = x->data, .b = w->data, .c = y->data, .dt = y->dtype,
         .batch = 1, .M = M, .N = N, .K = K, .stride_a = 0, .stride_b = 0,

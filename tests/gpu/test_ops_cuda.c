@@ -210,20 +210,22 @@ static const char *dtn(ngpt_dtype dt) { return nx_dtype_name(dt); }
 
 static void test_linear(void)
 {
-    const int64_t Ms[] = {1, 37};
+    /* M <= 8: the GEMV kernel (K 96: 16-byte loads; K 100: the element-wise loop); 37: cuBLAS */
+    const int64_t Ms[] = {1, 3, 8, 37}, Ks[] = {96, 100};
     for (int di = 0; di < 3; di++)
         for (int wi = 0; wi < 3; wi++)
-            for (int mi = 0; mi < 2; mi++)
+            for (int mi = 0; mi < 8; mi++)
                 for (int bias = 0; bias < 2; bias++) {
                     ngpt_dtype dt = k_dts[di], wdt = k_dts[wi];
-                    int64_t M = Ms[mi], K = 96, N = 72;
+                    int64_t M = Ms[mi % 4], K = Ks[mi / 4], N = 72;
                     int64_t xs[] = {M, K}, ws[] = {N, K}, bs[] = {N}, ys[] = {M, N};
                     pt x = act(2, xs, dt, -1, 1), w = mk(2, ws, wdt, wdt, -0.5f, 0.5f);
                     pt b = mk(1, bs, wdt, wdt, -1, 1), y = out(2, ys, NGPT_DTYPE_F32, dt);
                     ngpt_status sc = g_cpu->v->linear(g_cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL);
                     ngpt_status sg = g_gpu->v->linear(g_gpu, &y.g, &x.g, &w.g, bias ? &b.g : NULL);
-                    char what[96];
-                    snprintf(what, sizeof what, "linear act %s w %s M %lld bias %d", dtn(dt), dtn(wdt), (long long)M, bias);
+                    char what[112];
+                    snprintf(what, sizeof what, "linear act %s w %s M %lld K %lld bias %d", dtn(dt), dtn(wdt), (long long)M,
+                             (long long)K, bias);
                     finish(what, sc, sg, &y, tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){4e-3f, 4e-3f}, (tol){2e-2f, 1e-2f}));
                     drop(&x), drop(&w), drop(&b), drop(&y);
                 }
