@@ -117,6 +117,10 @@ static void test_attention_few_rows(void)
     check_attn(2, 1, 47, 3, 3, 17, 1, 3, 0);     /* [B,1,Sq,Skv] + causal, D 17 */
     check_attn(1, 1, 1, 1, 1, 3, 0, 0, 0);       /* one key, tiny D */
     check_attn(1, 1, 77, 4, 4, 64, 0, 0, 0);     /* cross-attention of one query (audio projector) */
+    /* up to 16 keys, any number of rows: the row path too (Zeroscope's temporal attention) */
+    check_attn(3, 8, 8, 5, 5, 64, 0, 0, 0);      /* 8 frames */
+    check_attn(1, 9, 16, 2, 1, 24, 1, 1, 1);     /* causal + shared mask with -inf, MQA */
+    check_attn(2, 20, 5, 2, 2, 17, 1, 2, 0);     /* Sq > Skv, causal: early rows -> 0 */
 }
 
 int main(void)

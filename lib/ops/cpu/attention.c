@@ -1,7 +1,8 @@
 /* attention.c — scaled dot-product attention, flash style: each task takes one (batch, head,
  * tile of BQ queries), walks the keys in tiles of BK with an online softmax (running max m,
  * running sum l, rescaled accumulator O), so memory is O(BQ * (D + BK) + D * BK) per task,
- * never [Sq, Skv]. Tasks run on the pool (dynamic balancing evens out causal tiles).
+ * never [Sq, Skv]. The pool runs chunks of tiles (dynamic balancing evens out causal tiles), one
+ * scratch allocation per chunk.
  *
  * Per key tile the tile of K is transposed once to Kt[D][BK] so that the scores of one query
  * against BK keys are BK-wide vector FMAs (q[d] broadcast x Kt[d][:]); P @ V is D-wide FMAs
@@ -22,7 +23,7 @@
 #include <math.h>
 #include <stdatomic.h>
 
-#define BQ 32
+#define BQ 256
 #define BK 64
 
 typedef struct attn_job {
@@ -31,6 +32,8 @@ typedef struct attn_job {
     int64_t      B, Sq, Skv, H, Hkv, D;
     int64_t      mask_bstride;  /* elements between batches of the mask (0: shared [Sq, Skv]) */
     int64_t      n_qt;          /* query tiles */
+    int64_t      n_units;       /* tiles (or rows, on the row path) in all */
+    int64_t      n_chunks;      /* pool tasks: each runs a contiguous range of units on one scratch */
     float        scale;
     bool         causal;
     bool         avx512;
@@ -88,6 +91,28 @@ static inline NX_AVX512 void scores4_512(const float *qs, int64_t D, const float
     for (int r = 0; r < 4; r++)
         _Pragma("GCC unroll 4")
         for (int u = 0; u < 4; u++) _mm512_storeu_ps(s + r * BK + 16 * u, a[r][u]);
+}
+
+static inline NX_AVX512 __mmask16 tail_mask(int64_t rem)
+{
+    return rem >= 16 ? (__mmask16)0xffff : rem <= 0 ? (__mmask16)0 : (__mmask16)((1u << rem) - 1u);
+}
+
+/* max over s[0, n) after s += mask row mr (when given), vectorised: the tiles' per-row scalar
+ * loop cost as much as a quarter of the score FMAs at D 64 */
+static inline NX_AVX512 float row_max_512(float *s, int n, const float *mr)
+{
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 k = tail_mask(n - j);
+        __m512 v = _mm512_maskz_loadu_ps(k, s + j);
+        if (mr) {
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, mr + j));
+            _mm512_mask_storeu_ps(s + j, k, v);
+        }
+        m = _mm512_mask_max_ps(m, k, m, v);
+    }
+    return _mm512_reduce_max_ps(m);
 }
 
 static inline NX_AVX512 float exp_row_512(float *s, float mnew)
@@ -153,6 +178,17 @@ NX_INLINE void scores4(const float *qs, int64_t D, const float *Kt, float *s, co
     }
 }
 
+NX_INLINE float row_max(float *s, int n, const float *mr, const bool V512)
+{
+    if (V512) return row_max_512(s, n, mr);
+    float mx = -INFINITY;
+    for (int jj = 0; jj < n; jj++) {
+        if (mr) s[jj] += mr[jj];
+        mx = s[jj] > mx ? s[jj] : mx;
+    }
+    return mx;
+}
+
 NX_INLINE float exp_row(float *s, float mnew, const bool V512)
 {
     if (V512) return exp_row_512(s, mnew);
@@ -216,13 +252,8 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
             int64_t nvalid = i < nq ? nk : 0;
             if (j->causal && q0 + i + off - j0 + 1 < nvalid) nvalid = q0 + i + off - j0 + 1;
             float mx = -INFINITY;
-            if (nvalid > 0) {
-                if (j->mask) {
-                    const float *mr = j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0;
-                    for (int jj = 0; jj < nvalid; jj++) Si[jj] += mr[jj];
-                }
-                for (int jj = 0; jj < nvalid; jj++) mx = Si[jj] > mx ? Si[jj] : mx;
-            }
+            if (nvalid > 0)
+                mx = row_max(Si, (int)nvalid, j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0 : NULL, V512);
             float mnew = mx > m[i] ? mx : m[i];
             if (mnew == -INFINITY) { /* every key so far hidden: no contribution */
                 for (int jj = 0; jj < BK; jj++) Si[jj] = 0.0f;
@@ -253,33 +284,39 @@ static void attn_tile_plain(const attn_job *j, int64_t b, int64_t h, int64_t q0,
     attn_tile(j, b, h, q0, scr, false);
 }
 
+/* Units [t * n_units / n_chunks, (t + 1) * n_units / n_chunks) of task t. */
+static void chunk_range(const attn_job *j, int64_t t, int64_t *u0, int64_t *u1)
+{
+    *u0 = t * j->n_units / j->n_chunks;
+    *u1 = (t + 1) * j->n_units / j->n_chunks;
+}
+
 static void attn_task(int64_t t, int64_t nt, void *arg)
 {
     (void)nt;
     attn_job *j = arg;
-    const int64_t qt = t % j->n_qt, bh = t / j->n_qt, h = bh % j->H, b = bh / j->H;
     float *scr = nx_malloc_aligned((size_t)(2 * BQ * j->D + j->D * BK + BQ * BK) * sizeof(float));
     if (!scr) {
         atomic_store(&j->oom, 1);
         return;
     }
-    if (j->avx512) attn_tile_avx512(j, b, h, qt * BQ, scr);
-    else attn_tile_plain(j, b, h, qt * BQ, scr);
+    int64_t u0, u1;
+    chunk_range(j, t, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t qt = u % j->n_qt, bh = u / j->n_qt, h = bh % j->H, b = bh / j->H;
+        if (j->avx512) attn_tile_avx512(j, b, h, qt * BQ, scr);
+        else attn_tile_plain(j, b, h, qt * BQ, scr);
+    }
     nx_free_aligned(scr);
 }
 
-/* ---- few query rows (decode): one task per (batch, head, row), straight from the K/V rows ----
+/* ---- few query rows (decode) or few keys: per (batch, head, row), straight from the K/V rows ----
  * The tiles above compute 4 query rows for every row that exists and transpose each K tile with
  * scalar copies; for the backbone's decode step (1 query row against the whole cache) that made
  * attention ~2.5 ms per layer at 512 positions, about 8x what reading K and V costs. Here the
  * scores are D-wide dot products over the K rows as they lie, then exp, then P @ V over the V
  * rows: K and V are read once. AVX-512 only (elsewhere the tiles run). */
-enum { ROW_PATH_MAX_SQ = 3 };
-
-static inline NX_AVX512 __mmask16 tail_mask(int64_t rem)
-{
-    return rem >= 16 ? (__mmask16)0xffff : rem <= 0 ? (__mmask16)0 : (__mmask16)((1u << rem) - 1u);
-}
+enum { ROW_PATH_MAX_SQ = 3, ROW_PATH_MAX_SKV = 16 };
 
 static NX_AVX512 void attn_row_avx512(const attn_job *j, int64_t b, int64_t h, int64_t i, float *s)
 {
@@ -341,13 +378,17 @@ static void attn_row_task(int64_t t, int64_t nt, void *arg)
 {
     (void)nt;
     attn_job *j = arg;
-    const int64_t i = t % j->Sq, bh = t / j->Sq, h = bh % j->H, b = bh / j->H;
     float *s = nx_malloc((size_t)(j->Skv > 0 ? j->Skv : 1) * sizeof(float));
     if (!s) {
         atomic_store(&j->oom, 1);
         return;
     }
-    attn_row_avx512(j, b, h, i, s);
+    int64_t u0, u1;
+    chunk_range(j, t, &u0, &u1);
+    for (int64_t u = u0; u < u1; u++) {
+        const int64_t i = u % j->Sq, bh = u / j->Sq, h = bh % j->H, b = bh / j->H;
+        attn_row_avx512(j, b, h, i, s);
+    }
     nx_free(s);
 }
 
@@ -402,8 +443,15 @@ ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q,
     /* [Sq, Skv] is shared by the batch; [B, Sq, Skv] and [B, 1, Sq, Skv] are per batch */
     j.mask_bstride = mask && mask->rank >= 3 && mask->ne[0] > 1 ? j.Sq * j.Skv : 0; /* batch 1 broadcasts */
     j.n_qt = (j.Sq + BQ - 1) / BQ;
-    if (j.avx512 && j.Sq <= ROW_PATH_MAX_SQ) nx_pool_run(be->pool, j.B * j.H * j.Sq, attn_row_task, &j);
-    else nx_pool_run(be->pool, j.B * j.H * j.n_qt, attn_task, &j);
+    /* a few query rows, or a few keys (Zeroscope's temporal attention: 8 frames), waste most of a
+     * tile's 4-row groups and BK-wide key blocks: the row path */
+    const bool rows = j.avx512 && (j.Sq <= ROW_PATH_MAX_SQ || j.Skv <= ROW_PATH_MAX_SKV);
+    j.n_units = j.B * j.H * (rows ? j.Sq : j.n_qt);
+    /* chunks of units so each task allocates its scratch once; enough of them per thread for the
+     * pool's dynamic balancing (causal tiles differ in cost) */
+    const int64_t per_thread = 16 * (int64_t)nx_pool_threads(be->pool);
+    j.n_chunks = j.n_units < per_thread ? j.n_units : per_thread;
+    nx_pool_run(be->pool, j.n_chunks, rows ? attn_row_task : attn_task, &j);
     if (atomic_load(&j.oom)) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "attention: cannot allocate tile scratch");
     return NGPT_OK;
 }
