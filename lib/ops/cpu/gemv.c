@@ -90,11 +90,14 @@ NX_INLINE NX_AVX512 void gemv_block(const gemv_job *j, int64_t n, const int M, c
         __m512 xv[GEMV_MAX_M];
         _Pragma("GCC unroll 4")
         for (int m = 0; m < M; m++) xv[m] = _mm512_loadu_ps(j->x + m * K + k);
+        /* software prefetch PF bytes ahead in each of the R weight streams (the hardware
+         * prefetcher alone left F16/BF16 at ~77% of the read ceiling); past the end of a row,
+         * into the same stream's row of the next block (R rows on), so every row starts
+         * prefetched — not into row n + r + 1, which this block is already reading */
+        const int64_t off = k * esz + PF, wrap = off >= K * esz ? (int64_t)(R - 1) * K * esz : 0;
         _Pragma("GCC unroll 4")
         for (int r = 0; r < R; r++) {
-            /* software prefetch PF bytes ahead in each of the R weight streams (the hardware
-             * prefetcher alone left F16/BF16 at ~77% of the read ceiling) */
-            _mm_prefetch((const char *)j->w + ((n + r) * K + k) * esz + PF, _MM_HINT_T0);
+            _mm_prefetch((const char *)j->w + (n + r) * K * esz + off + wrap, _MM_HINT_T0);
             __m512 wv = ldw(j->w, dt, (n + r) * K + k, 0xffff);
             _Pragma("GCC unroll 4")
             for (int m = 0; m < M; m++) acc[r][m] = _mm512_fmadd_ps(wv, xv[m], acc[r][m]);
