@@ -9,6 +9,7 @@
 #include "test.h"
 #include "alloc_fail.h"
 #include "fixture.h"
+#include "release_text.h"
 
 #include "api/decoder.h"
 #include "core/alloc.h"
@@ -354,29 +355,7 @@ static void test_generate_without_uncond(void)
     ngpt_decoder_free(d);
     d = NULL;
     /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: the "" embedding is kept, the text encoder freed */
-    {
-        ngpt_decoder_params dp;
-        ngpt_decoder_params_default(&dp, sizeof dp);
-        dp.flags = NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER | 0x80u;
-        ngpt_decoder *r = NULL;
-        CHECK_ERR(ngpt_decoder_create(&r, g_ctx, dst, &dp), NGPT_ERR_INVALID_ARGUMENT, "flag bits");
-        dp.flags = NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER;
-        CHECK_OK(ngpt_decoder_create(&r, g_ctx, dst, &dp));
-        if (r) {
-            CHECK(ngpt_decoder_text_hidden_size(r) == 24 && ngpt_decoder_text_max_length(r) == 512);
-            CHECK(r->text_released && !r->tokenizer && r->uncond);
-            ngpt_tensor t = {0};
-            CHECK_ERR(ngpt_decoder_encode_text(r, &t, "a cat"), NGPT_ERR_UNSUPPORTED, "released");
-            memcpy(empty.data, r->uncond, ngpt_tensor_nbytes(&empty));
-            CHECK_OK(ngpt_decoder_generate(r, &x, NULL, &cond, NULL, &p));
-            CHECK_OK(ngpt_decoder_generate(r, &y, NULL, &cond, &empty, &p));
-            CHECK(x.data && y.data && ngpt_tensor_nbytes(&x) == ngpt_tensor_nbytes(&y) &&
-                  memcmp(x.data, y.data, ngpt_tensor_nbytes(&x)) == 0);
-            ngpt_tensor_free(&x);
-            ngpt_tensor_free(&y);
-        }
-        ngpt_decoder_free(r);
-    }
+    test_release_text_encoder(g_ctx, dst, 24, 512, &cond, &empty, &p);
     /* without the text encoder, uncond stays required */
     CHECK_OK(open_dec(&d, dst, NGPT_DECODER_AUTO, NGPT_DECODER_UNET | NGPT_DECODER_VAE | NGPT_DECODER_VOCODER));
     if (d) CHECK_ERR(ngpt_decoder_generate(d, &x, NULL, &cond, NULL, &p), NGPT_ERR_UNSUPPORTED, "pass uncond");

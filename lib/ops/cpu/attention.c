@@ -34,6 +34,8 @@ typedef struct attn_job {
     int64_t      n_qt;          /* query tiles */
     int64_t      n_units;       /* tiles (or rows, on the row path) in all */
     int64_t      n_chunks;      /* pool tasks: each runs a contiguous range of units on one scratch */
+    size_t       scr_floats;    /* scratch per task */
+    void       (*unit)(const struct attn_job *j, int64_t u, float *scr);
     float        scale;
     bool         causal;
     bool         avx512;
@@ -284,32 +286,6 @@ static void attn_tile_plain(const attn_job *j, int64_t b, int64_t h, int64_t q0,
     attn_tile(j, b, h, q0, scr, false);
 }
 
-/* Units [t * n_units / n_chunks, (t + 1) * n_units / n_chunks) of task t. */
-static void chunk_range(const attn_job *j, int64_t t, int64_t *u0, int64_t *u1)
-{
-    *u0 = t * j->n_units / j->n_chunks;
-    *u1 = (t + 1) * j->n_units / j->n_chunks;
-}
-
-static void attn_task(int64_t t, int64_t nt, void *arg)
-{
-    (void)nt;
-    attn_job *j = arg;
-    float *scr = nx_malloc_aligned((size_t)(2 * BQ * j->D + j->D * BK + BQ * BK) * sizeof(float));
-    if (!scr) {
-        atomic_store(&j->oom, 1);
-        return;
-    }
-    int64_t u0, u1;
-    chunk_range(j, t, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        const int64_t qt = u % j->n_qt, bh = u / j->n_qt, h = bh % j->H, b = bh / j->H;
-        if (j->avx512) attn_tile_avx512(j, b, h, qt * BQ, scr);
-        else attn_tile_plain(j, b, h, qt * BQ, scr);
-    }
-    nx_free_aligned(scr);
-}
-
 /* ---- few query rows (decode) or few keys: per (batch, head, row), straight from the K/V rows ----
  * The tiles above compute 4 query rows for every row that exists and transpose each K tile with
  * scalar copies; for the backbone's decode step (1 query row against the whole cache) that made
@@ -374,22 +350,33 @@ static NX_AVX512 void attn_row_avx512(const attn_job *j, int64_t b, int64_t h, i
     }
 }
 
-static void attn_row_task(int64_t t, int64_t nt, void *arg)
+/* ---- the pool's tasks: chunks of units (query tiles, or rows on the row path) ---- */
+
+static void tile_unit(const attn_job *j, int64_t u, float *scr)
+{
+    const int64_t qt = u % j->n_qt, bh = u / j->n_qt, h = bh % j->H, b = bh / j->H;
+    if (j->avx512) attn_tile_avx512(j, b, h, qt * BQ, scr);
+    else attn_tile_plain(j, b, h, qt * BQ, scr);
+}
+
+static void row_unit(const attn_job *j, int64_t u, float *scr)
+{
+    const int64_t i = u % j->Sq, bh = u / j->Sq, h = bh % j->H, b = bh / j->H;
+    attn_row_avx512(j, b, h, i, scr);
+}
+
+/* Task t runs units [t * n_units / n_chunks, (t + 1) * n_units / n_chunks) on one scratch. */
+static void chunk_task(int64_t t, int64_t nt, void *arg)
 {
     (void)nt;
     attn_job *j = arg;
-    float *s = nx_malloc((size_t)(j->Skv > 0 ? j->Skv : 1) * sizeof(float));
-    if (!s) {
+    float *scr = nx_malloc_aligned(j->scr_floats * sizeof(float));
+    if (!scr) {
         atomic_store(&j->oom, 1);
         return;
     }
-    int64_t u0, u1;
-    chunk_range(j, t, &u0, &u1);
-    for (int64_t u = u0; u < u1; u++) {
-        const int64_t i = u % j->Sq, bh = u / j->Sq, h = bh % j->H, b = bh / j->H;
-        attn_row_avx512(j, b, h, i, s);
-    }
-    nx_free(s);
+    for (int64_t u = t * j->n_units / j->n_chunks; u < (t + 1) * j->n_units / j->n_chunks; u++) j->unit(j, u, scr);
+    nx_free_aligned(scr);
 }
 
 /* Single-head, unmasked, non-causal attention with a wide head (the VAE mid-block's one head of
@@ -447,11 +434,13 @@ ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q,
      * tile's 4-row groups and BK-wide key blocks: the row path */
     const bool rows = j.avx512 && (j.Sq <= ROW_PATH_MAX_SQ || j.Skv <= ROW_PATH_MAX_SKV);
     j.n_units = j.B * j.H * (rows ? j.Sq : j.n_qt);
+    j.unit = rows ? row_unit : tile_unit;
+    j.scr_floats = rows ? (size_t)(j.Skv > 0 ? j.Skv : 1) : (size_t)(2 * BQ * j.D + j.D * BK + BQ * BK);
     /* chunks of units so each task allocates its scratch once; enough of them per thread for the
      * pool's dynamic balancing (causal tiles differ in cost) */
     const int64_t per_thread = 16 * (int64_t)nx_pool_threads(be->pool);
     j.n_chunks = j.n_units < per_thread ? j.n_units : per_thread;
-    nx_pool_run(be->pool, j.n_chunks, rows ? attn_row_task : attn_task, &j);
+    nx_pool_run(be->pool, j.n_chunks, chunk_task, &j);
     if (atomic_load(&j.oom)) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "attention: cannot allocate tile scratch");
     return NGPT_OK;
 }
