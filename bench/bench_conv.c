@@ -109,6 +109,46 @@ static void run(const char *name, int nd, const int64_t *xs, const int64_t *ws, 
     nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y);
 }
 
+/* A conv along one axis — conv1d [N, C, L], or (k, 1) over [N, C, L, P] with pad (pad, 0) — with
+ * the Winograd mode OFF (oneDNN direct) and ALWAYS (wino1d.c's F(4, 3)): ms and GFLOP/s of the
+ * direct work. */
+static void run1d(const char *name, int64_t N, int64_t C, int64_t L, int64_t P, int64_t k, int dil)
+{
+    const int pad = dil * (int)(k - 1) / 2, nd = P ? 4 : 3;
+    int64_t xs[4] = {N, C, L, P}, ws[4] = {C, C, k, 1}, ys[4] = {N, C, L, P};
+    const int64_t nx = N * C * L * (P ? P : 1), nw = C * C * k;
+    float *x = nx_malloc_aligned((size_t)nx * 4), *w = nx_malloc_aligned((size_t)nw * 4), *y = nx_malloc_aligned((size_t)nx * 4);
+    for (int64_t i = 0; i < nx; i++) x[i] = (float)(i % 97) * 0.01f;
+    for (int64_t i = 0; i < nw; i++) w[i] = (float)(i % 89) * 0.001f;
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    p.stride[0] = p.stride[1] = 1;
+    p.dilation[0] = dil;
+    p.dilation[1] = 1;
+    p.pad[0] = pad;
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, nd, xs, x, be), tw = nx_view(NGPT_DTYPE_F32, nd, ws, w, be);
+    nx_tensor ty = nx_view(NGPT_DTYPE_F32, nd, ys, y, be);
+    double t[2] = {1e30, 1e30};
+    for (int m = 0; m < 2; m++) {
+        nx_cpu_set_conv_winograd(be, m ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        for (int r = 0; r < 4; r++) {
+            double t0 = bench_now();
+            if (nx_cpu_conv(be, &ty, &tx, &tw, NULL, &p) != NGPT_OK) {
+                printf("conv failed: %s\n", ngpt_last_error());
+                return;
+            }
+            double dt = bench_now() - t0;
+            if (r && dt < t[m]) t[m] = dt;
+        }
+    }
+    nx_cpu_set_conv_winograd(be, NX_CONV_WINOGRAD_AUTO);
+    const double gf = 2.0 * (double)N * C * C * k * L * (P ? P : 1) * 1e-9;
+    printf("| %s | %.2f | %.1f | %.2f | %.1f | %.2fx |\n", name, t[0] * 1e3, gf / t[0], t[1] * 1e3, gf / t[1], t[0] / t[1]);
+    fflush(stdout);
+    nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y);
+}
+
 int main(void)
 {
     bench_header("bench_conv: op-layer conv vs oneDNN direct (plain layouts / blocked, no reorders)");
@@ -135,6 +175,20 @@ int main(void)
         run("VAE 1x128x512x512, 3x3", 4, (int64_t[]){1, 128, 512, 512}, (int64_t[]){128, 128, 3, 3}, 1, 1,
             NGPT_DTYPE_F32);
     run("HiFi-GAN 1x256x8192, k3 d3", 3, (int64_t[]){1, 256, 8192}, (int64_t[]){256, 256, 3}, 3, 3, NGPT_DTYPE_F32);
+    printf("\n| conv along one axis | direct ms | direct GFLOP/s | 1-D Winograd ms | GFLOP/s (direct work) | direct / "
+           "Winograd |\n|---|---|---|---|---|---|\n");
+    const int64_t vc[5] = {512, 256, 128, 64, 32}, vl[5] = {2500, 10000, 20000, 40000, 80000}, vk[3] = {3, 7, 11};
+    for (int st = 0; st < 5; st++)
+        for (int kk = 0; kk < 3; kk++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, "HiFi-GAN 1x%lldx%lld, k%lld d3", (long long)vc[st], (long long)vl[st], (long long)vk[kk]);
+            run1d(nm, 1, vc[st], vl[st], 0, vk[kk], 3);
+        }
+    run1d("HiFi-GAN 1x512x2500, k3 d1", 1, 512, 2500, 0, 3, 1);
+    run1d("UNet3D temporal 2x320x8x1024, (3,1)", 2, 320, 8, 1024, 3, 1);
+    run1d("UNet3D temporal 2x640x8x256, (3,1)", 2, 640, 8, 256, 3, 1);
+    run1d("UNet3D temporal 2x1280x8x64, (3,1)", 2, 1280, 8, 64, 3, 1);
+    run1d("UNet3D temporal 2x1280x8x16, (3,1)", 2, 1280, 8, 16, 3, 1);
     nx_backend_free(be);
     nx_pool_free(pool);
     return 0;

@@ -207,6 +207,7 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
     nx_backend *be = NULL;
     if (nx_pool_create(&pool, bench_threads()) != NGPT_OK || nx_cpu_backend_create(&be, pool, NULL) != NGPT_OK)
         return fail("setup");
+    bench_winograd_env(be);
     /* AudioLDM: mel height = int(s / 0.01) rounded up to a multiple of 4, latent height / 4 */
     int mel_t = ldm ? ((size * 100 + 3) / 4) * 4 : 0, lat_h = ldm ? mel_t / 4 : size / 8;
     int lat_w = ldm ? 16 : size / 8;

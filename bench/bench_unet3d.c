@@ -253,6 +253,7 @@ int main(int argc, char **argv)
     nx_backend *be = NULL;
     if (nx_pool_create(&pool, bench_threads()) != NGPT_OK || nx_cpu_backend_create(&be, pool, NULL) != NGPT_OK)
         return fail("setup");
+    bench_winograd_env(be);
     printf("# threads: %d; load average %.2f\n", nx_pool_threads(pool), bench_load1());
     if (getenv("NGPT_BENCH_ZS_CONV") && atoi(getenv("NGPT_BENCH_ZS_CONV"))) {
         int r = conv_main(be);

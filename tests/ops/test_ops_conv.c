@@ -2,6 +2,7 @@
  * Weights are rounded to their dtype first (the reference sees the stored values), so every
  * dtype gets the F32 tolerance: 2e-6 relative to sum |x w| (+|bias|) per output. */
 #include "ops_test_util.h"
+#include "alloc_fail.h"
 
 static test_rng rng = {0x1234567887654321ull};
 
@@ -167,6 +168,106 @@ static void test_conv_winograd(void)
     compare_winograd(NX_CONV_WINOGRAD_AUTO, 0, 2, 48, 64, 32, 32);  /* < 64 channels in: direct */
 }
 
+/* The 1-D Winograd (wino1d.c) on x[N, C, L] (P 0) or x[N, C, L, P] with a (k, 1) kernel, pad
+ * (pad, 0), dilation (dil, 1): against the double reference (2e-6 of sum |x w| as for direct),
+ * and against direct with the mode OFF — differing in the last bits iff `wino` (the path ran). */
+static void check_wino1d(nx_conv_winograd_mode mode, int wino, int64_t N, int64_t C, int64_t O, int64_t L, int64_t P,
+                         int64_t k, int pad, int dil, int bias)
+{
+    const int nsp = P ? 2 : 1;
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    p.stride[0] = p.stride[1] = 1;
+    p.pad[0] = pad;
+    p.dilation[0] = dil;
+    p.dilation[1] = 1;
+    const int64_t Lo = L + 2 * pad - dil * (k - 1);
+    int64_t xs[4] = {N, C, L, P}, ws[4] = {O, C, k, 1}, ys[4] = {N, O, Lo, P};
+    const size_t nx = (size_t)prod(xs, 2 + nsp), nw = (size_t)prod(ws, 2 + nsp), ny = (size_t)prod(ys, 2 + nsp);
+    float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *yd = malloc(4 * ny), *yw = malloc(4 * ny);
+    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
+    test_fill(&rng, x, nx, -1, 1);
+    test_fill(&rng, w, nw, -1, 1);
+    test_fill(&rng, b, (size_t)O, -1, 1);
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2 + nsp, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 2 + nsp, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be);
+    nx_tensor tyd = nx_view(NGPT_DTYPE_F32, 2 + nsp, ys, yd, t_be), tyw = nx_view(NGPT_DTYPE_F32, 2 + nsp, ys, yw, t_be);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_OFF);
+    CHECK_OK(nx_cpu_conv(t_be, &tyd, &tx, &tw, bias ? &tb : NULL, &p));
+    nx_cpu_set_conv_winograd(t_be, mode);
+    CHECK_OK(nx_cpu_conv(t_be, &tyw, &tx, &tw, bias ? &tb : NULL, &p));
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    char what[192];
+    snprintf(what, sizeof what, "wino1d N=%lld C=%lld O=%lld L=%lld P=%lld k=%lld pad=%d dil=%d bias=%d", (long long)N,
+             (long long)C, (long long)O, (long long)L, (long long)P, (long long)k, pad, dil, bias);
+    if ((double)ny * (double)(C * k) < 4e7) { /* the double reference where it is quick */
+        ref_conv(x, w, bias ? b : NULL, xs, ws, ys, nsp, &p, want, sc);
+        close_scaled(what, yw, want, sc, ny, 2e-6, 1e-6);
+    }
+    size_t differ = 0;
+    double worst = 0, mx = 0;
+    for (size_t i = 0; i < ny; i++) {
+        differ += yd[i] != yw[i];
+        worst = fmax(worst, fabs((double)yd[i] - yw[i]));
+        mx = fmax(mx, fabs((double)yd[i]));
+    }
+    CHECK_MSG(worst <= 1e-5 * mx, "%s: Winograd vs direct: max |diff| %.3g vs max |y| %.3g", what, worst, mx);
+    CHECK_MSG((differ > 0) == (wino != 0), "%s: the 1-D Winograd path %s (%zu outputs differ from direct)", what,
+              wino ? "ran" : "did not run", differ);
+    free(x), free(w), free(b), free(yd), free(yw), free(want), free(sc);
+}
+
+/* every allocation of the 1-D Winograd path made to fail in turn: NGPT_ERR_OUT_OF_MEMORY, nothing
+ * left behind (the block cache trimmed after each run) */
+static ngpt_status wino1d_once(void *u)
+{
+    (void)u;
+    const int64_t xs[3] = {1, 32, 50}, ws[3] = {24, 32, 7}, ys[3] = {1, 24, 50}, O = 24;
+    static float x[32 * 50], w[24 * 32 * 7], b[24], y[24 * 50];
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    p.stride[0] = 1;
+    p.pad[0] = 3;
+    p.dilation[0] = 1;
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    ngpt_status s = nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_trim(t_be);
+    return s;
+}
+
+static void test_conv_wino1d(void)
+{
+    CHECK_OK(wino1d_once(NULL)); /* warm oneDNN's per-shape primitive cache (owned by the backend) */
+    CHECK(test_alloc_fail_all("1-D Winograd conv", wino1d_once, NULL) >= 4);
+    const nx_conv_winograd_mode AL = NX_CONV_WINOGRAD_ALWAYS, AU = NX_CONV_WINOGRAD_AUTO;
+    /* HiFi-GAN's resblock convs: k 3/7/11, dilation 1/3/5, "same" padding; lengths not multiples
+     * of 4 or 4 d; channels not multiples of 16; one and two batch items */
+    const int64_t ks[4] = {3, 5, 7, 11};
+    for (int i = 0; i < 4; i++)
+        for (int dil = 1; dil <= 5; dil += 2)
+            check_wino1d(AL, 1, 1 + (i & 1), 19, 13, 61 + 4 * i, 0, ks[i], (int)(dil * (ks[i] - 1) / 2), dil, i != 2);
+    check_wino1d(AL, 1, 2, 8, 8, 9, 0, 3, 0, 1, 1);      /* no padding: Lo = L - 2 */
+    check_wino1d(AL, 1, 1, 5, 7, 2, 0, 7, 3, 1, 1);      /* L < k */
+    check_wino1d(AL, 1, 1, 4, 4, 1, 0, 3, 1, 1, 1);      /* L = 1 */
+    check_wino1d(AL, 1, 1, 6, 5, 23, 0, 7, 4, 2, 0);     /* padding larger than "same" */
+    /* Zeroscope's temporal conv: (3, 1) over [B, C, F, h*w], pad (1, 0) */
+    check_wino1d(AL, 1, 2, 24, 20, 8, 37, 3, 1, 1, 1);
+    check_wino1d(AL, 1, 1, 17, 16, 5, 9, 3, 1, 1, 0);
+    /* the AUTO rule (conv.c use_wino1d): where bench_conv measured a win */
+    check_wino1d(AU, 1, 1, 256, 256, 60, 0, 7, 9, 3, 1);   /* vocoder: 7 taps at 256 channels */
+    check_wino1d(AU, 1, 1, 512, 512, 40, 0, 3, 1, 1, 0);   /* 3 undilated taps at 512 */
+    check_wino1d(AU, 0, 1, 128, 128, 60, 0, 11, 15, 3, 1); /* 128 channels: direct */
+    check_wino1d(AU, 0, 1, 256, 256, 60, 0, 3, 3, 3, 1);   /* 3 dilated taps: direct */
+    check_wino1d(AU, 1, 1, 320, 320, 8, 512, 3, 1, 1, 1);  /* temporal: 320 channels x 1024 columns */
+    check_wino1d(AU, 0, 2, 1280, 1280, 8, 16, 3, 1, 1, 1); /* temporal at 4x4 pixels: direct */
+    check_wino1d(AU, 0, 1, 256, 256, 8, 512, 3, 1, 1, 1);  /* temporal at 256 channels: direct */
+}
+
 /* conv_transpose1d reference: y[n, o, t] += x[n, c, l] * w[c, o - g*Og, kk] where
  * t = l * stride - pad + kk * dil. */
 static void check_convt(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k, int stride, int pad, int opad, int dil,
@@ -231,6 +332,7 @@ int main(void)
     }
     RUN(test_conv);
     RUN(test_conv_winograd);
+    RUN(test_conv_wino1d);
     RUN(test_conv_transpose1d);
     ops_test_fini();
     return test_done();

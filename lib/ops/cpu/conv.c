@@ -116,6 +116,27 @@ static int use_winograd(nx_backend *be, const conv_desc *d)
     return C >= 64 && O >= 64 && d->src[0] * d->src[2] * d->src[3] >= 1536;
 }
 
+/* The 1-D Winograd rule (wino1d.c): a conv along one axis — conv1d, or conv2d with a (k, 1)
+ * kernel and nothing along the second axis — of k >= 3 taps, stride 1, no groups, F32 compute.
+ * AUTO only where bench_conv's "conv along one axis" table measured a win on 2 AVX-512 cores
+ * (direct runs at ~280 GFLOP/s there, and the transforms are memory-bound passes over V and M):
+ * Zeroscope's temporal (3, 1) convs with >= 320 channels and >= 1024 columns (1.2-1.3x), and
+ * HiFi-GAN's resblock convs at >= 256 channels with 7 or 11 taps (1.1-1.5x) or 3 taps undilated
+ * at 512 (1.1-1.3x). Narrower vocoder stages (32-128 channels) and 3 dilated taps lose (0.4-0.9x). */
+static int use_wino1d(nx_backend *be, const conv_desc *d)
+{
+    const nx_conv_winograd_mode mode = nx_cpu_conv_winograd(be);
+    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || nx_cpu_bf16_compute(be)) return 0;
+    if (d->wnd != d->nsp + 2 || d->wei[2] < 3 || d->stride[0] != 1) return 0; /* groups give wnd + 1 */
+    if (d->nsp == 2 && (d->wei[3] != 1 || d->stride[1] != 1 || d->pl[1] != 0 || d->pr[1] != 0)) return 0;
+    if (d->nsp != 1 && d->nsp != 2) return 0;
+    if (d->pl[0] < 0 || d->pr[0] < 0) return 0;
+    if (mode == NX_CONV_WINOGRAD_ALWAYS) return 1;
+    const int64_t C = d->src[1], O = d->dst[1], k = d->wei[2], ch = C < O ? C : O;
+    if (d->nsp == 2) return ch >= 320 && d->src[0] * d->dst[2] * d->dst[3] / 4 >= 1024;
+    return (k >= 7 && ch >= 256) || (k == 3 && d->dil[0] == 1 && ch >= 512);
+}
+
 static nx_dnnl_key conv_key(const conv_desc *d)
 {
     nx_dnnl_key k;
@@ -164,6 +185,11 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         int64_t P = 1;
         for (int i = 0; i < d->nsp; i++) P *= d->src[2 + i];
         s = nx_cpu_conv1x1(be, y->data, x->data, wd, bd, d->src[0], d->dst[1], d->src[1], P);
+        goto done;
+    }
+    if (use_wino1d(be, d)) {
+        s = nx_cpu_conv_wino1d(be, y->data, x->data, wd, bd, d->src[0], d->src[1], d->dst[1], d->src[2],
+                               d->nsp == 2 ? d->src[3] : 1, d->dst[2], d->wei[2], d->dil[0], d->pl[0]);
         goto done;
     }
     void *h[4];
