@@ -15,7 +15,9 @@
 #include "compare.h"
 #include "stage.h"
 
+#include "api/context.h"
 #include "core/alloc.h"
+#include "ops/cpu/cpu_ops.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -357,6 +359,19 @@ static int parse_device(const char *s, ngpt_device_kind *d)
     return 0;
 }
 
+/* NGPT_CASE_WINOGRAD=off|always (default auto): the CPU backend's Winograd mode (2-D 3x3 and 1-D
+ * one-axis convolutions), so the golden cases can be run through both paths whatever the rule
+ * in conv.c picks for their sizes. */
+static void force_winograd(ngpt_context *ctx)
+{
+    const char *v = getenv("NGPT_CASE_WINOGRAD");
+    if (!v || !ctx->cpu) return;
+    nx_cpu_set_conv_winograd(ctx->cpu, !strcmp(v, "off")      ? NX_CONV_WINOGRAD_OFF
+                                       : !strcmp(v, "always") ? NX_CONV_WINOGRAD_ALWAYS
+                                                              : NX_CONV_WINOGRAD_AUTO);
+    fprintf(stderr, "ngpt-case: NGPT_CASE_WINOGRAD=%s\n", v);
+}
+
 static ngpt_context *make_context(ngpt_device_kind dev)
 {
     ngpt_context_params p;
@@ -367,6 +382,7 @@ static ngpt_context *make_context(ngpt_device_kind dev)
         fprintf(stderr, "ngpt-case: %s\n", ngpt_last_error());
         return NULL;
     }
+    force_winograd(ctx);
     return ctx;
 }
 
