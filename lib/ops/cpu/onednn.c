@@ -229,8 +229,8 @@ static ngpt_status build_prim(nx_cpu_state *st, const nx_dnnl_key *key, nx_dnnl_
     if (r == dnnl_success && build_blocked) r = build_reorders(st, p, pd, user_mds);
     if (r == dnnl_success) {
         const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-        if (smd && dnnl_memory_desc_get_size(smd) > 0)
-            r = dnnl_memory_create(&p->scratch, smd, st->engine, DNNL_MEMORY_ALLOCATE);
+        if (smd && (p->scratch_size = dnnl_memory_desc_get_size(smd)) > 0)
+            r = dnnl_memory_create(&p->scratch, smd, st->engine, DNNL_MEMORY_NONE);
     }
     dnnl_primitive_desc_destroy(pd);
     if (r != dnnl_success) {
@@ -286,7 +286,7 @@ static dnnl_status_t exec(nx_cpu_state *st, dnnl_primitive_t prim, int n_args, c
 /* Under st->mu: run p (and its reorders) on handles, with buffers for the blocked args. */
 static ngpt_status run_prim(nx_backend *be, nx_cpu_state *st, nx_dnnl_prim *p, void *const *handles, const char *what)
 {
-    void *buf[NX_DNNL_MAX_ARGS] = {0};
+    void *buf[NX_DNNL_MAX_ARGS] = {0}, *scratch = NULL;
     dnnl_exec_arg_t args[NX_DNNL_MAX_ARGS + 1];
     int n_args = p->n_args;
     ngpt_status s = NGPT_OK;
@@ -308,6 +308,12 @@ static ngpt_status run_prim(nx_backend *be, nx_cpu_state *st, nx_dnnl_prim *p, v
         args[i].memory = p->mem[i];
     }
     if (p->scratch) {
+        scratch = nx_cpu_block_alloc(be, p->scratch_size);
+        if (!scratch) {
+            s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate the %zu-byte oneDNN scratchpad", what, p->scratch_size);
+            goto done;
+        }
+        dnnl_memory_set_data_handle_v2(p->scratch, scratch, st->stream);
         args[n_args].arg = DNNL_ARG_SCRATCHPAD;
         args[n_args].memory = p->scratch;
         n_args++;
@@ -329,6 +335,7 @@ static ngpt_status run_prim(nx_backend *be, nx_cpu_state *st, nx_dnnl_prim *p, v
     if (r != dnnl_success) s = nx_err(NGPT_ERR_INTERNAL, "%s: oneDNN execution failed: %s", what, nx_dnnl_status_str(r));
 done:
     for (int i = 0; i < p->n_args; i++) nx_cpu_block_free(be, buf[i]);
+    nx_cpu_block_free(be, scratch);
     return s;
 }
 

@@ -28,7 +28,8 @@ typedef struct nx_dnnl_prim {
     int                  n_args;
     int                  arg_ids[NX_DNNL_MAX_ARGS];
     dnnl_memory_t        mem[NX_DNNL_MAX_ARGS];
-    dnnl_memory_t        scratch;  /* the primitive's own scratchpad (NULL when it needs none) */
+    dnnl_memory_t        scratch;  /* the scratchpad's memory object (NULL when it needs none); its */
+    size_t               scratch_size; /* buffer comes from the block cache for each run */
     /* nx_dnnl_run_blocked only: per arg, the reorder between the caller's plain layout and the
      * primitive's own (NULL where they agree), the caller-side memory and the size of the
      * primitive-side buffer, allocated per call. */
@@ -99,11 +100,13 @@ ngpt_status nx_dnnl_run_blocked(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_
 
 /* A memory descriptor with explicit strides (elements), or dense row-major when strides is
  * NULL. */
-/* A primitive attribute with a user-managed scratchpad. Every primitive gets its own scratchpad
- * (allocated by build_prim, passed at execution): oneDNN's default library-managed scratchpad is
- * per thread and breaks when a primitive created on one thread executes on another (seen as a
- * crash in conv: handles sharing a context may run on different threads). Destroy with
- * dnnl_primitive_attr_destroy. */
+/* A primitive attribute with a user-managed scratchpad, passed at execution: oneDNN's default
+ * library-managed scratchpad is per thread and breaks when a primitive created on one thread
+ * executes on another (seen as a crash in conv: handles sharing a context may run on different
+ * threads). The buffer is taken from the CPU block cache for each run and handed back after it,
+ * not owned by the cached primitive: Winograd convolutions at 512² need 0.3-1.1 GiB of
+ * scratchpad each, and a cache of primitives that each kept theirs held ~4 GiB after an SD
+ * decode (bench/pipeline_memory). Destroy with dnnl_primitive_attr_destroy. */
 ngpt_status nx_dnnl_attr_new(dnnl_primitive_attr_t *attr);
 
 ngpt_status nx_dnnl_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt,
