@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <time.h>
 
@@ -76,6 +77,42 @@ static bool on_event(const ngpt_pipeline_event *ev, void *user)
     }
     g_cur_stage = s;
     return true;
+}
+
+/* With PIPELINE_MEMORY_SMAPS set: the anonymous memory of each mapping of >= 8 MiB (where it is:
+ * large malloc blocks are mappings of their own), largest first. */
+static void print_smaps(const char *when)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return;
+    char line[512], range[128] = "", path[256] = "";
+    struct { char r[128], p[256]; uint64_t kb; } top[64];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (sscanf(line, "Anonymous: %llu kB", &kb) == 1) {
+            if (kb >= 8192 && n < 64) {
+                snprintf(top[n].r, sizeof top[n].r, "%s", range);
+                snprintf(top[n].p, sizeof top[n].p, "%s", path);
+                top[n++].kb = kb;
+            }
+        } else if (strchr(line, '-') && line[0] != ' ' && !strchr(line, ':')) {
+            char a[128] = "", perm[8] = "", off[32] = "", dev[32] = "", ino[32] = "", pth[256] = "";
+            sscanf(line, "%127s %7s %31s %31s %31s %255s", a, perm, off, dev, ino, pth);
+            snprintf(range, sizeof range, "%s %s", a, perm);
+            snprintf(path, sizeof path, "%s", pth);
+        } else if (isxdigit((unsigned char)line[0]) && strchr(line, '-')) {
+            char a[128] = "", perm[8] = "", off[32] = "", dev[32] = "", ino[32] = "", pth[256] = "";
+            sscanf(line, "%127s %7s %31s %31s %31s %255s", a, perm, off, dev, ino, pth);
+            snprintf(range, sizeof range, "%s %s", a, perm);
+            snprintf(path, sizeof path, "%s", pth);
+        }
+    }
+    fclose(f);
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++) sum += top[i].kb;
+    printf("smaps %s: %d mappings with >= 8 MiB anonymous, %.1f MiB in all:\n", when, n, (double)sum / 1024.0);
+    for (int i = 0; i < n; i++) printf("  %9.1f MiB  %s %s\n", (double)top[i].kb / 1024.0, top[i].r, top[i].p);
 }
 
 static ngpt_memory_estimate *estimate(const char *bundle, int n_ctx, int size)
@@ -146,6 +183,7 @@ int main(int argc, char **argv)
     pthread_join(th, NULL);
     uint64_t hwm = status_kb("VmHWM"), rss_file = status_kb("RssFile"), rss_anon = status_kb("RssAnon");
     uint64_t peak_anon = atomic_load(&g_peak_total);
+    if (getenv("PIPELINE_MEMORY_SMAPS")) print_smaps("after the turn");
 
     ngpt_memory_estimate *e = estimate(bundle, n_ctx, size), *e512 = estimate(bundle, 512, size);
     if (!e || !e512) return 1;
