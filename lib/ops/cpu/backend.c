@@ -19,21 +19,41 @@ void *nx_cpu_block_alloc(nx_backend *be, size_t nbytes)
         for (int i = 0; i < bl->n; i++)
             if (bl->size[i] >= nbytes && bl->size[i] / 3 * 2 <= nbytes && (best < 0 || bl->size[i] < bl->size[best]))
                 best = i;
-        void *p = NULL;
+        void *p = NULL, *drop[NX_CPU_BLOCKS_MAX];
+        int n_drop = 0;
         if (best >= 0) {
             p = bl->p[best];
             bl->bytes -= bl->size[best];
             bl->n--;
             memmove(&bl->p[best], &bl->p[best + 1], (size_t)(bl->n - best) * sizeof bl->p[0]);
             memmove(&bl->size[best], &bl->size[best + 1], (size_t)(bl->n - best) * sizeof bl->size[0]);
+        } else {
+            /* a miss: the cached blocks plus the new one stay within the cap (oldest dropped),
+             * so idle cached blocks never add to the peak beside a large fresh allocation (a
+             * 0.3-1.1 GiB Winograd scratchpad beside 1 GiB of cache was most of the CPU peak
+             * of an SD decode, bench/pipeline_memory) */
+            while (bl->n > 0 && bl->bytes + nbytes > NX_CPU_BLOCKS_CAP) {
+                drop[n_drop++] = bl->p[0];
+                bl->bytes -= bl->size[0];
+                bl->n--;
+                memmove(&bl->p[0], &bl->p[1], (size_t)bl->n * sizeof bl->p[0]);
+                memmove(&bl->size[0], &bl->size[1], (size_t)bl->n * sizeof bl->size[0]);
+            }
         }
         pthread_mutex_unlock(&bl->mu);
+        for (int i = 0; i < n_drop; i++) nx_free_aligned(drop[i]);
         if (p) return p;
     }
+    return nbytes >= NX_CPU_BLOCK_MIN ? nx_cpu_huge_alloc(nbytes) : nx_malloc_aligned(nbytes);
+}
+
+void *nx_cpu_huge_alloc(size_t nbytes)
+{
     void *p = nx_malloc_aligned(nbytes);
 #ifdef MADV_HUGEPAGE
-    /* 2 MiB pages where the kernel's THP mode is "madvise": 512x fewer first-touch faults */
-    if (p && nbytes >= NX_CPU_BLOCK_MIN) {
+    /* 2 MiB pages where the kernel's THP mode is "madvise": 512x fewer first-touch faults and
+     * TLB misses */
+    if (p) {
         uintptr_t a = ((uintptr_t)p + (2u << 20) - 1) & ~(uintptr_t)((2u << 20) - 1);
         uintptr_t e = ((uintptr_t)p + nbytes) & ~(uintptr_t)((2u << 20) - 1);
         if (e > a) (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
@@ -70,13 +90,19 @@ void nx_cpu_block_free(nx_backend *be, void *p)
 
 void nx_cpu_trim(nx_backend *be)
 {
-    nx_cpu_blocks *bl = be && be->impl ? &((nx_cpu_state *)be->impl)->blocks : NULL;
-    if (!bl) return;
+    nx_cpu_state *st = be ? be->impl : NULL;
+    if (!st) return;
+    nx_cpu_blocks *bl = &st->blocks;
     pthread_mutex_lock(&bl->mu);
     for (int i = 0; i < bl->n; i++) nx_free_aligned(bl->p[i]);
     bl->n = 0;
     bl->bytes = 0;
     pthread_mutex_unlock(&bl->mu);
+    pthread_mutex_lock(&st->mu);  /* oneDNN's shared scratchpad */
+    nx_free_aligned(st->scratch);
+    st->scratch = NULL;
+    st->scratch_cap = 0;
+    pthread_mutex_unlock(&st->mu);
 }
 
 static ngpt_status cpu_alloc(nx_backend *be, void **out, size_t nbytes)

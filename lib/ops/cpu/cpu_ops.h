@@ -51,6 +51,8 @@ ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const f
  * first) and handed out again for requests of up to their size and at least 2/3 of it;
  * nx_cpu_trim releases them. */
 void *nx_cpu_block_alloc(nx_backend *be, size_t nbytes);
+/* nx_malloc_aligned with transparent huge pages requested (free with nx_free_aligned). */
+void *nx_cpu_huge_alloc(size_t nbytes);
 void  nx_cpu_block_free(nx_backend *be, void *p);
 void  nx_cpu_trim(nx_backend *be);
 /* winograd.c: the F(4x4, 3x3) weight transform of w[O, C, 3, 3] (F32, dense) into oneDNN's

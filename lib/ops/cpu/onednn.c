@@ -55,6 +55,7 @@ void nx_cpu_state_free(nx_cpu_state *st)
         n = p->next;
         prim_free(p);
     }
+    nx_free_aligned(st->scratch);
     if (st->stream) dnnl_stream_destroy(st->stream);
     if (st->engine) dnnl_engine_destroy(st->engine);
     pthread_mutex_destroy(&st->blocks.mu);
@@ -286,7 +287,7 @@ static dnnl_status_t exec(nx_cpu_state *st, dnnl_primitive_t prim, int n_args, c
 /* Under st->mu: run p (and its reorders) on handles, with buffers for the blocked args. */
 static ngpt_status run_prim(nx_backend *be, nx_cpu_state *st, nx_dnnl_prim *p, void *const *handles, const char *what)
 {
-    void *buf[NX_DNNL_MAX_ARGS] = {0}, *scratch = NULL;
+    void *buf[NX_DNNL_MAX_ARGS] = {0}, *small_scratch = NULL;
     dnnl_exec_arg_t args[NX_DNNL_MAX_ARGS + 1];
     int n_args = p->n_args;
     ngpt_status s = NGPT_OK;
@@ -308,12 +309,23 @@ static ngpt_status run_prim(nx_backend *be, nx_cpu_state *st, nx_dnnl_prim *p, v
         args[i].memory = p->mem[i];
     }
     if (p->scratch) {
-        scratch = nx_cpu_block_alloc(be, p->scratch_size);
-        if (!scratch) {
-            s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate the %zu-byte oneDNN scratchpad", what, p->scratch_size);
+        /* small scratchpads per run; large ones share the backend's buffer (see onednn.h) */
+        const bool shared = p->scratch_size >= NX_CPU_BLOCK_MIN;
+        if (shared && p->scratch_size > st->scratch_cap) {
+            nx_free_aligned(st->scratch);
+            st->scratch_cap = 0;
+            st->scratch = nx_cpu_huge_alloc(p->scratch_size);
+            if (st->scratch) st->scratch_cap = p->scratch_size;
+        } else if (!shared) {
+            small_scratch = nx_malloc_aligned(p->scratch_size);
+        }
+        void *sp = shared ? st->scratch : small_scratch;
+        if (!sp) {
+            s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate the %zu-byte oneDNN scratchpad", what,
+                       p->scratch_size);
             goto done;
         }
-        dnnl_memory_set_data_handle_v2(p->scratch, scratch, st->stream);
+        dnnl_memory_set_data_handle_v2(p->scratch, sp, st->stream);
         args[n_args].arg = DNNL_ARG_SCRATCHPAD;
         args[n_args].memory = p->scratch;
         n_args++;
@@ -335,7 +347,7 @@ static ngpt_status run_prim(nx_backend *be, nx_cpu_state *st, nx_dnnl_prim *p, v
     if (r != dnnl_success) s = nx_err(NGPT_ERR_INTERNAL, "%s: oneDNN execution failed: %s", what, nx_dnnl_status_str(r));
 done:
     for (int i = 0; i < p->n_args; i++) nx_cpu_block_free(be, buf[i]);
-    nx_cpu_block_free(be, scratch);
+    nx_free_aligned(small_scratch);
     return s;
 }
 

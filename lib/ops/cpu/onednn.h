@@ -28,8 +28,8 @@ typedef struct nx_dnnl_prim {
     int                  n_args;
     int                  arg_ids[NX_DNNL_MAX_ARGS];
     dnnl_memory_t        mem[NX_DNNL_MAX_ARGS];
-    dnnl_memory_t        scratch;  /* the scratchpad's memory object (NULL when it needs none); its */
-    size_t               scratch_size; /* buffer comes from the block cache for each run */
+    dnnl_memory_t        scratch;  /* the scratchpad's memory object (NULL when it needs none), */
+    size_t               scratch_size; /* over the backend's shared buffer */
     /* nx_dnnl_run_blocked only: per arg, the reorder between the caller's plain layout and the
      * primitive's own (NULL where they agree), the caller-side memory and the size of the
      * primitive-side buffer, allocated per call. */
@@ -67,6 +67,8 @@ typedef struct nx_cpu_state {
     dnnl_stream_t   stream;
     nx_dnnl_prim   *cache;        /* most recently used first */
     int             n_cached;
+    void           *scratch;      /* the scratchpad every primitive runs with (one runs at a time, */
+    size_t          scratch_cap;  /* under mu): grown to the largest asked for, freed by nx_cpu_trim */
     bool            bf16_compute; /* nx_cpu_set_bf16_compute */
     int             conv_winograd; /* nx_cpu_set_conv_winograd (nx_conv_winograd_mode) */
 } nx_cpu_state;
@@ -103,10 +105,10 @@ ngpt_status nx_dnnl_run_blocked(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_
 /* A primitive attribute with a user-managed scratchpad, passed at execution: oneDNN's default
  * library-managed scratchpad is per thread and breaks when a primitive created on one thread
  * executes on another (seen as a crash in conv: handles sharing a context may run on different
- * threads). The buffer is taken from the CPU block cache for each run and handed back after it,
- * not owned by the cached primitive: Winograd convolutions at 512² need 0.3-1.1 GiB of
- * scratchpad each, and a cache of primitives that each kept theirs held ~4 GiB after an SD
- * decode (bench/pipeline_memory). Destroy with dnnl_primitive_attr_destroy. */
+ * threads). All primitives share one scratchpad (nx_cpu_state.scratch), the size of the largest:
+ * Winograd convolutions at 512² need 0.3-1.1 GiB each, and a cache of primitives that each owned
+ * theirs held ~4 GiB after an SD decode (bench/pipeline_memory); allocating it per run instead
+ * made that decode 40 % slower (page faults). Destroy with dnnl_primitive_attr_destroy. */
 ngpt_status nx_dnnl_attr_new(dnnl_primitive_attr_t *attr);
 
 ngpt_status nx_dnnl_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt,
