@@ -58,6 +58,29 @@ static double direct(int nd, const int64_t *xs, const int64_t *ws, const int64_t
     return best;
 }
 
+/* The op with the Winograd mode OFF (t[0], direct) and, when n_modes is 2, ALWAYS (t[1]): best of
+ * 3 after a warm-up run. 0 when the conv fails (printed). */
+static int time_modes(nx_tensor *ty, const nx_tensor *tx, const nx_tensor *tw, const nx_conv_params *p, int n_modes,
+                      double *t)
+{
+    for (int m = 0; m < n_modes; m++) {
+        nx_cpu_set_conv_winograd(be, m ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        for (int r = 0; r < 4; r++) {
+            double t0 = bench_now();
+            if (nx_cpu_conv(be, ty, tx, tw, NULL, p) != NGPT_OK) {
+                printf("conv failed: %s\n", ngpt_last_error());
+                nx_cpu_set_conv_winograd(be, NX_CONV_WINOGRAD_AUTO);
+                return 0;
+            }
+            double dt = bench_now() - t0;
+            if (r && dt < t[m]) t[m] = dt;
+        }
+    }
+    nx_cpu_set_conv_winograd(be, NX_CONV_WINOGRAD_AUTO);
+    return 1;
+}
+
+
 static void run(const char *name, int nd, const int64_t *xs, const int64_t *ws, int pad, int dil, ngpt_dtype wdt)
 {
     int64_t ys[4] = {xs[0], ws[0]};
@@ -83,19 +106,7 @@ static void run(const char *name, int nd, const int64_t *xs, const int64_t *ws, 
     /* the op with Winograd off (direct), then forced (3x3 only; reorders and transform included) */
     double t_mode[2] = {1e30, 1e30};
     const int wino = nd == 4 && ws[2] == 3 && ws[3] == 3 && pad == 1 && dil == 1;
-    for (int m = 0; m < 1 + wino; m++) {
-        nx_cpu_set_conv_winograd(be, m ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
-        for (int r = 0; r < 4; r++) {
-            double t0 = bench_now();
-            if (nx_cpu_conv(be, &ty, &tx, &tw, NULL, &p) != NGPT_OK) {
-                printf("conv failed: %s\n", ngpt_last_error());
-                return;
-            }
-            double t = bench_now() - t0;
-            if (r && t < t_mode[m]) t_mode[m] = t;
-        }
-    }
-    nx_cpu_set_conv_winograd(be, NX_CONV_WINOGRAD_AUTO);
+    if (!time_modes(&ty, &tx, &tw, &p, 1 + wino, t_mode)) return;
     const double t_op = t_mode[0];
     double t_plain = direct(nd, xs, ws, ys, pad, dil, 0), t_blk = direct(nd, xs, ws, ys, pad, dil, 1);
     double gf = 2.0 * (double)ny * flops_k * 1e-9;
@@ -130,19 +141,7 @@ static void run1d(const char *name, int64_t N, int64_t C, int64_t L, int64_t P, 
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, nd, xs, x, be), tw = nx_view(NGPT_DTYPE_F32, nd, ws, w, be);
     nx_tensor ty = nx_view(NGPT_DTYPE_F32, nd, ys, y, be);
     double t[2] = {1e30, 1e30};
-    for (int m = 0; m < 2; m++) {
-        nx_cpu_set_conv_winograd(be, m ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
-        for (int r = 0; r < 4; r++) {
-            double t0 = bench_now();
-            if (nx_cpu_conv(be, &ty, &tx, &tw, NULL, &p) != NGPT_OK) {
-                printf("conv failed: %s\n", ngpt_last_error());
-                return;
-            }
-            double dt = bench_now() - t0;
-            if (r && dt < t[m]) t[m] = dt;
-        }
-    }
-    nx_cpu_set_conv_winograd(be, NX_CONV_WINOGRAD_AUTO);
+    if (!time_modes(&ty, &tx, &tw, &p, 2, t)) return;
     const double gf = 2.0 * (double)N * C * C * k * L * (P ? P : 1) * 1e-9;
     printf("| %s | %.2f | %.1f | %.2f | %.1f | %.2fx |\n", name, t[0] * 1e3, gf / t[0], t[1] * 1e3, gf / t[1], t[0] / t[1]);
     fflush(stdout);

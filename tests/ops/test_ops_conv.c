@@ -113,6 +113,22 @@ static void test_conv(void)
     }
 }
 
+/* yw (a Winograd path, or not, per `wino`) against yd (direct): within 1e-5 of max |yd|, and
+ * differing in the last bits iff the Winograd path ran. */
+static void check_vs_direct(const char *what, const float *yd, const float *yw, size_t ny, int wino)
+{
+    size_t differ = 0;
+    double worst = 0, mx = 0;
+    for (size_t i = 0; i < ny; i++) {
+        differ += yd[i] != yw[i];
+        worst = fmax(worst, fabs((double)yd[i] - yw[i]));
+        mx = fmax(mx, fabs((double)yd[i]));
+    }
+    CHECK_MSG(worst <= 1e-5 * mx, "%s: Winograd vs direct: max |diff| %.3g vs max |y| %.3g", what, worst, mx);
+    CHECK_MSG((differ > 0) == (wino != 0), "%s: the Winograd path %s (%zu outputs differ from direct)", what,
+              wino ? "ran" : "did not run", differ);
+}
+
 /* y = conv3x3(x) + b with Winograd in `mode` and with it OFF (direct): they must agree to F32
  * tolerance, and differ in the last bits iff `wino` (the Winograd path ran). */
 static void compare_winograd(nx_conv_winograd_mode mode, int wino, int64_t N, int64_t C, int64_t O, int64_t H, int64_t W)
@@ -135,17 +151,10 @@ static void compare_winograd(nx_conv_winograd_mode mode, int wino, int64_t N, in
     nx_cpu_set_conv_winograd(t_be, mode);
     CHECK_OK(nx_cpu_conv(t_be, &tyw, &tx, &tw, &tb, &p));
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
-    size_t differ = 0;
-    double worst = 0, mx = 0;
-    for (size_t i = 0; i < ny; i++) {
-        differ += yd[i] != yw[i];
-        worst = fmax(worst, fabs((double)yd[i] - yw[i]));
-        mx = fmax(mx, fabs((double)yd[i]));
-    }
-    CHECK_MSG((differ > 0) == (wino != 0), "%lldx%lldx%lldx%lld -> %lld: the Winograd path %s (%zu outputs differ from direct)",
-              (long long)N, (long long)C, (long long)H, (long long)W, (long long)O, wino ? "ran" : "did not run", differ);
-    CHECK_MSG(worst <= 1e-5 * mx, "%lldx%lldx%lldx%lld -> %lld: Winograd vs direct: max |diff| %.3g vs max |y| %.3g",
-              (long long)N, (long long)C, (long long)H, (long long)W, (long long)O, worst, mx);
+    char what[96];
+    snprintf(what, sizeof what, "%lldx%lldx%lldx%lld -> %lld", (long long)N, (long long)C, (long long)H, (long long)W,
+             (long long)O);
+    check_vs_direct(what, yd, yw, ny, wino);
     free(x), free(w), free(b), free(yd), free(yw);
 }
 
@@ -205,16 +214,7 @@ static void check_wino1d(nx_conv_winograd_mode mode, int wino, int64_t N, int64_
         ref_conv(x, w, bias ? b : NULL, xs, ws, ys, nsp, &p, want, sc);
         close_scaled(what, yw, want, sc, ny, 2e-6, 1e-6);
     }
-    size_t differ = 0;
-    double worst = 0, mx = 0;
-    for (size_t i = 0; i < ny; i++) {
-        differ += yd[i] != yw[i];
-        worst = fmax(worst, fabs((double)yd[i] - yw[i]));
-        mx = fmax(mx, fabs((double)yd[i]));
-    }
-    CHECK_MSG(worst <= 1e-5 * mx, "%s: Winograd vs direct: max |diff| %.3g vs max |y| %.3g", what, worst, mx);
-    CHECK_MSG((differ > 0) == (wino != 0), "%s: the 1-D Winograd path %s (%zu outputs differ from direct)", what,
-              wino ? "ran" : "did not run", differ);
+    check_vs_direct(what, yd, yw, ny, wino);
     free(x), free(w), free(b), free(yd), free(yw), free(want), free(sc);
 }
 

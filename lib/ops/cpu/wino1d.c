@@ -61,6 +61,17 @@ typedef struct w1_job {
 #define NX_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 #define NX_INLINE static inline __attribute__((always_inline))
 
+/* name(i0, i1, arg) for nx_cpu_parallel_for: name_t compiled twice, for AVX-512 and plain, picked
+ * at run time */
+#define W1_DISPATCH(name)                                                                              \
+    static NX_AVX512 void name##_avx512(const w1_job *j, int64_t a, int64_t b) { name##_t(j, a, b); } \
+    static void name##_plain(const w1_job *j, int64_t a, int64_t b) { name##_t(j, a, b); }            \
+    static void name(int64_t a, int64_t b, void *arg)                                                 \
+    {                                                                                                  \
+        if (nx_cpu_has_avx512()) name##_avx512(arg, a, b);                                             \
+        else name##_plain(arg, a, b);                                                                  \
+    }
+
 /* U[a][o][g C + c] over output channels [o0, o1). */
 NX_INLINE void weight_rows_t(const w1_job *j, int64_t o0, int64_t o1)
 {
@@ -75,14 +86,7 @@ NX_INLINE void weight_rows_t(const w1_job *j, int64_t o0, int64_t o1)
             }
 }
 
-static NX_AVX512 void weight_rows_avx512(const w1_job *j, int64_t a, int64_t b) { weight_rows_t(j, a, b); }
-static void weight_rows_plain(const w1_job *j, int64_t a, int64_t b) { weight_rows_t(j, a, b); }
-
-static void weight_rows(int64_t a, int64_t b, void *arg)
-{
-    if (nx_cpu_has_avx512()) weight_rows_avx512(arg, a, b);
-    else weight_rows_plain(arg, a, b);
-}
+W1_DISPATCH(weight_rows)
 
 /* First output position of tile `tile` (tiles: blocks of 4 d outputs, d residues each). */
 static inline int64_t tile_t0(const w1_job *j, int64_t tile)
@@ -123,14 +127,7 @@ NX_INLINE void input_rows_t(const w1_job *j, int64_t r0, int64_t r1)
     }
 }
 
-static NX_AVX512 void input_rows_avx512(const w1_job *j, int64_t a, int64_t b) { input_rows_t(j, a, b); }
-static void input_rows_plain(const w1_job *j, int64_t a, int64_t b) { input_rows_t(j, a, b); }
-
-static void input_rows(int64_t a, int64_t b, void *arg)
-{
-    if (nx_cpu_has_avx512()) input_rows_avx512(arg, a, b);
-    else input_rows_plain(arg, a, b);
-}
+W1_DISPATCH(input_rows)
 
 /* ---- P == 1 (conv1d): columns are col = res * nblk + blk (tile t0 = 4 d blk + res) ---- */
 
@@ -174,14 +171,7 @@ NX_INLINE void input_rows_p1_t(const w1_job *j, int64_t r0, int64_t r1)
     }
 }
 
-static NX_AVX512 void input_rows_p1_avx512(const w1_job *j, int64_t r0, int64_t r1) { input_rows_p1_t(j, r0, r1); }
-static void input_rows_p1_plain(const w1_job *j, int64_t r0, int64_t r1) { input_rows_p1_t(j, r0, r1); }
-
-static void input_rows_p1(int64_t r0, int64_t r1, void *arg)
-{
-    if (nx_cpu_has_avx512()) input_rows_p1_avx512(arg, r0, r1);
-    else input_rows_p1_plain(arg, r0, r1);
-}
+W1_DISPATCH(input_rows_p1)
 
 /* y[o][(4 blk + i) d + res] = (A^T M)_i + b[o] for output channels [o0, o1). */
 NX_INLINE void output_rows_p1_t(const w1_job *j, int64_t o0, int64_t o1, float *tmp)
@@ -250,14 +240,7 @@ NX_INLINE void output_rows_t(const w1_job *j, int64_t o0, int64_t o1)
     }
 }
 
-static NX_AVX512 void output_rows_avx512(const w1_job *j, int64_t a, int64_t b) { output_rows_t(j, a, b); }
-static void output_rows_plain(const w1_job *j, int64_t a, int64_t b) { output_rows_t(j, a, b); }
-
-static void output_rows(int64_t a, int64_t b, void *arg)
-{
-    if (nx_cpu_has_avx512()) output_rows_avx512(arg, a, b);
-    else output_rows_plain(arg, a, b);
-}
+W1_DISPATCH(output_rows)
 
 ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
                                int64_t C, int64_t O, int64_t L, int64_t P, int64_t Lo, int64_t k, int64_t dil,
