@@ -10,6 +10,27 @@
 #include <string.h>
 #include <sys/mman.h>
 
+/* Under bl->mu: remove cached block i and return it. */
+static void *take(nx_cpu_blocks *bl, int i)
+{
+    void *p = bl->p[i];
+    bl->bytes -= bl->size[i];
+    bl->n--;
+    memmove(&bl->p[i], &bl->p[i + 1], (size_t)(bl->n - i) * sizeof bl->p[0]);
+    memmove(&bl->size[i], &bl->size[i + 1], (size_t)(bl->n - i) * sizeof bl->size[0]);
+    return p;
+}
+
+/* Under bl->mu: drop the oldest cached blocks into drop[] (freed by the caller, outside the lock)
+ * until `nbytes` more fit under the cap, and a slot is free when `slot` is asked for. */
+static int make_room(nx_cpu_blocks *bl, size_t nbytes, bool slot, void **drop)
+{
+    int n_drop = 0;
+    while (bl->n > 0 && ((slot && bl->n == NX_CPU_BLOCKS_MAX) || bl->bytes + nbytes > NX_CPU_BLOCKS_CAP))
+        drop[n_drop++] = take(bl, 0);
+    return n_drop;
+}
+
 void *nx_cpu_block_alloc(nx_backend *be, size_t nbytes)
 {
     nx_cpu_blocks *bl = be && be->impl ? &((nx_cpu_state *)be->impl)->blocks : NULL;
@@ -21,25 +42,12 @@ void *nx_cpu_block_alloc(nx_backend *be, size_t nbytes)
                 best = i;
         void *p = NULL, *drop[NX_CPU_BLOCKS_MAX];
         int n_drop = 0;
-        if (best >= 0) {
-            p = bl->p[best];
-            bl->bytes -= bl->size[best];
-            bl->n--;
-            memmove(&bl->p[best], &bl->p[best + 1], (size_t)(bl->n - best) * sizeof bl->p[0]);
-            memmove(&bl->size[best], &bl->size[best + 1], (size_t)(bl->n - best) * sizeof bl->size[0]);
-        } else {
-            /* a miss: the cached blocks plus the new one stay within the cap (oldest dropped),
-             * so idle cached blocks never add to the peak beside a large fresh allocation (a
-             * 0.3-1.1 GiB Winograd scratchpad beside 1 GiB of cache was most of the CPU peak
-             * of an SD decode, bench/pipeline_memory) */
-            while (bl->n > 0 && bl->bytes + nbytes > NX_CPU_BLOCKS_CAP) {
-                drop[n_drop++] = bl->p[0];
-                bl->bytes -= bl->size[0];
-                bl->n--;
-                memmove(&bl->p[0], &bl->p[1], (size_t)bl->n * sizeof bl->p[0]);
-                memmove(&bl->size[0], &bl->size[1], (size_t)bl->n * sizeof bl->size[0]);
-            }
-        }
+        /* a miss: the cached blocks plus the new one stay within the cap (oldest dropped), so
+         * idle cached blocks never add to the peak beside a large fresh allocation (a 0.3-1.1 GiB
+         * Winograd scratchpad beside 1 GiB of cache was most of the CPU peak of an SD decode,
+         * bench/pipeline_memory) */
+        if (best >= 0) p = take(bl, best);
+        else n_drop = make_room(bl, nbytes, false, drop);
         pthread_mutex_unlock(&bl->mu);
         for (int i = 0; i < n_drop; i++) nx_free_aligned(drop[i]);
         if (p) return p;
@@ -72,15 +80,8 @@ void nx_cpu_block_free(nx_backend *be, void *p)
         return;
     }
     void *drop[NX_CPU_BLOCKS_MAX];
-    int n_drop = 0;
     pthread_mutex_lock(&bl->mu);
-    while (bl->n > 0 && (bl->n == NX_CPU_BLOCKS_MAX || bl->bytes + size > NX_CPU_BLOCKS_CAP)) {
-        drop[n_drop++] = bl->p[0];
-        bl->bytes -= bl->size[0];
-        bl->n--;
-        memmove(&bl->p[0], &bl->p[1], (size_t)bl->n * sizeof bl->p[0]);
-        memmove(&bl->size[0], &bl->size[1], (size_t)bl->n * sizeof bl->size[0]);
-    }
+    const int n_drop = make_room(bl, size, true, drop);
     bl->p[bl->n] = p;
     bl->size[bl->n++] = size;
     bl->bytes += size;
