@@ -63,13 +63,16 @@ static double direct(int nd, const int64_t *xs, const int64_t *ws, const int64_t
 static int time_modes(nx_tensor *ty, const nx_tensor *tx, const nx_tensor *tw, const nx_conv_params *p, int n_modes,
                       double *t)
 {
+    /* mode 0: oneDNN direct; 1: Winograd forced; 2: the direct conv1d forced (conv1d_direct.c) */
     for (int m = 0; m < n_modes; m++) {
-        nx_cpu_set_conv_winograd(be, m ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        nx_cpu_set_conv_winograd(be, m == 1 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        nx_cpu_set_conv_direct1d(be, m == 2 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
         for (int r = 0; r < 4; r++) {
             double t0 = bench_now();
             if (nx_cpu_conv(be, ty, tx, tw, NULL, p) != NGPT_OK) {
                 printf("conv failed: %s\n", ngpt_last_error());
                 nx_cpu_set_conv_winograd(be, NX_CONV_WINOGRAD_AUTO);
+                nx_cpu_set_conv_direct1d(be, NX_CONV_WINOGRAD_AUTO);
                 return 0;
             }
             double dt = bench_now() - t0;
@@ -77,6 +80,7 @@ static int time_modes(nx_tensor *ty, const nx_tensor *tx, const nx_tensor *tw, c
         }
     }
     nx_cpu_set_conv_winograd(be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_set_conv_direct1d(be, NX_CONV_WINOGRAD_AUTO);
     return 1;
 }
 
@@ -120,9 +124,9 @@ static void run(const char *name, int nd, const int64_t *xs, const int64_t *ws, 
     nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y);
 }
 
-/* A conv along one axis — conv1d [N, C, L], or (k, 1) over [N, C, L, P] with pad (pad, 0) — with
- * the Winograd mode OFF (oneDNN direct) and ALWAYS (wino1d.c's F(4, 3)): ms and GFLOP/s of the
- * direct work. */
+/* A conv along one axis — conv1d [N, C, L], or (k, 1) over [N, C, L, P] with pad (pad, 0) —
+ * through oneDNN direct, wino1d.c's F(4, 3) and (conv1d only) conv1d_direct.c: ms and GFLOP/s of
+ * the direct work. */
 static void run1d(const char *name, int64_t N, int64_t C, int64_t L, int64_t P, int64_t k, int dil)
 {
     const int pad = dil * (int)(k - 1) / 2, nd = P ? 4 : 3;
@@ -140,10 +144,13 @@ static void run1d(const char *name, int64_t N, int64_t C, int64_t L, int64_t P, 
     p.pad[0] = pad;
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, nd, xs, x, be), tw = nx_view(NGPT_DTYPE_F32, nd, ws, w, be);
     nx_tensor ty = nx_view(NGPT_DTYPE_F32, nd, ys, y, be);
-    double t[2] = {1e30, 1e30};
-    if (!time_modes(&ty, &tx, &tw, &p, 2, t)) return;
+    double t[3] = {1e30, 1e30, 1e30};
+    if (!time_modes(&ty, &tx, &tw, &p, P ? 2 : 3, t)) return;
     const double gf = 2.0 * (double)N * C * C * k * L * (P ? P : 1) * 1e-9;
-    printf("| %s | %.2f | %.1f | %.2f | %.1f | %.2fx |\n", name, t[0] * 1e3, gf / t[0], t[1] * 1e3, gf / t[1], t[0] / t[1]);
+    char dcol[64] = "- | - | -";
+    if (!P) snprintf(dcol, sizeof dcol, "%.2f | %.1f | %.2fx", t[2] * 1e3, gf / t[2], t[0] / t[2]);
+    printf("| %s | %.2f | %.1f | %.2f | %.1f | %.2fx | %s |\n", name, t[0] * 1e3, gf / t[0], t[1] * 1e3, gf / t[1],
+           t[0] / t[1], dcol);
     fflush(stdout);
     nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y);
 }
@@ -174,8 +181,8 @@ int main(void)
         run("VAE 1x128x512x512, 3x3", 4, (int64_t[]){1, 128, 512, 512}, (int64_t[]){128, 128, 3, 3}, 1, 1,
             NGPT_DTYPE_F32);
     run("HiFi-GAN 1x256x8192, k3 d3", 3, (int64_t[]){1, 256, 8192}, (int64_t[]){256, 256, 3}, 3, 3, NGPT_DTYPE_F32);
-    printf("\n| conv along one axis | direct ms | direct GFLOP/s | 1-D Winograd ms | GFLOP/s (direct work) | direct / "
-           "Winograd |\n|---|---|---|---|---|---|\n");
+    printf("\n| conv along one axis | oneDNN direct ms | GFLOP/s | 1-D Winograd ms | GFLOP/s (direct work) | oneDNN / "
+           "Winograd | own direct ms | GFLOP/s | oneDNN / own direct |\n|---|---|---|---|---|---|---|---|---|\n");
     const int64_t vc[5] = {512, 256, 128, 64, 32}, vl[5] = {2500, 10000, 20000, 40000, 80000}, vk[3] = {3, 7, 11};
     for (int st = 0; st < 5; st++)
         for (int kk = 0; kk < 3; kk++) {

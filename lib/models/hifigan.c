@@ -250,8 +250,10 @@ int64_t nx_hifigan_out_len(const nx_hifigan *h, int64_t T)
 
 /* ---- forward ---- */
 
+/* y = conv(x) + b, then leaky_relu(slope) when `leaky`, then + res when res is set (one fused
+ * epilogue on the CPU, see nx_conv_params). */
 static ngpt_status conv1d(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
-                          int dil)
+                          int dil, bool leaky, float slope, const nx_tensor *res)
 {
     int64_t k = w->ne[2];
     int pad = (int)((k * dil - dil) / 2);
@@ -260,6 +262,11 @@ static ngpt_status conv1d(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
     nx_conv_params p = nx_conv_params_default();
     p.pad[0] = pad;
     p.dilation[0] = dil;
+    if (leaky) {
+        p.act = NX_UNARY_LEAKY_RELU;
+        p.act_param = slope;
+    }
+    p.residual = res;
     ngpt_status s = nx_op_conv(be, y, x, w, b, &p);
     if (s != NGPT_OK) nx_tensor_free(y);
     return s;
@@ -281,12 +288,10 @@ static ngpt_status resblock_fwd(nx_backend *be, const hg_resblock *r, float slop
     ngpt_status s = NGPT_OK;
     for (int d = 0; s == NGPT_OK && d < r->n_d; d++) {
         s = lrelu(be, &a, cur, slope);
-        if (s == NGPT_OK) s = conv1d(be, &b, &a, r->c1_w[d], r->c1_b[d], r->dil[d]);
+        if (s == NGPT_OK) s = conv1d(be, &b, &a, r->c1_w[d], r->c1_b[d], r->dil[d], true, slope, NULL);
         nx_tensor_free(&a);
-        if (s == NGPT_OK) s = nx_op_unary(be, &b, &b, NX_UNARY_LEAKY_RELU, slope);
-        if (s == NGPT_OK) s = conv1d(be, &a, &b, r->c2_w[d], r->c2_b[d], 1);
+        if (s == NGPT_OK) s = conv1d(be, &a, &b, r->c2_w[d], r->c2_b[d], 1, false, 0.0f, cur);  /* + residual */
         nx_tensor_free(&b);
-        if (s == NGPT_OK) s = nx_op_binary(be, &a, &a, cur, NX_BINARY_ADD);  /* + residual */
         nx_tensor_free(&h);                                                  /* the previous h */
         h = a;
         memset(&a, 0, sizeof a);
@@ -324,7 +329,7 @@ ngpt_status nx_hifigan_forward(nx_hifigan *h, nx_tensor *wave, const nx_tensor *
     if (s == NGPT_OK) s = nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, 3, bmt);
     if (s == NGPT_OK) s = nx_op_permute(be, &x, m, tr);         /* transpose(2, 1) */
     nx_tensor_free(&n);
-    if (s == NGPT_OK) s = conv1d(be, &y, &x, h->conv_pre_w, h->conv_pre_b, 1);  /* conv_pre (pad 3) */
+    if (s == NGPT_OK) s = conv1d(be, &y, &x, h->conv_pre_w, h->conv_pre_b, 1, false, 0.0f, NULL);  /* conv_pre (pad 3) */
     nx_tensor_free(&x);
     for (int i = 0; s == NGPT_OK && i < c->n_up; i++) {
         s = nx_op_unary(be, &y, &y, NX_UNARY_LEAKY_RELU, c->leaky_relu_slope);

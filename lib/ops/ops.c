@@ -353,7 +353,28 @@ ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
     }
     NX_TRY(chk_vec_opt(be, op, "b", b, o, "w", w));
     NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
+    const bool epi = p->act != NX_UNARY_IDENTITY || p->residual;
+    if (epi) {
+        if (!unary_valid(p->act)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown epilogue function %d", op, (int)p->act);
+        if (p->act == NX_UNARY_LEAKY_RELU) NX_TRY(chk_finite(op, "leaky_relu slope", p->act_param));
+    }
+    if (p->residual) {
+        NX_TRY(chk_act(be, op, "residual", p->residual));
+        NX_TRY(chk_same_dtype(op, "y", y, "residual", p->residual));
+        NX_TRY(chk_same_shape(op, "y", y, "residual", p->residual));
+        if (p->residual->data == y->data)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: the residual must not be y itself (%s)", op, D("y", y));
+    }
     if (!be->v->conv) return UNSUPPORTED(be, op);
+    if (epi && !be->v->conv_epilogue) { /* the conv, then the epilogue as ops */
+        nx_conv_params q = *p;
+        q.act = NX_UNARY_IDENTITY;
+        q.residual = NULL;
+        NX_TRY(nx_op_conv(be, y, x, w, b, &q));
+        if (p->act != NX_UNARY_IDENTITY) NX_TRY(nx_op_unary(be, y, y, p->act, p->act_param));
+        if (p->residual) NX_TRY(nx_op_binary(be, y, y, p->residual, NX_BINARY_ADD));
+        return NGPT_OK;
+    }
     PROFILED(be, op, be->v->conv(be, y, x, w, b, p));
 }
 

@@ -130,8 +130,15 @@ typedef struct nx_conv_params {
     int pad[3];
     int dilation[3];
     int groups;
+    /* epilogue: y = act(conv(x) + b) + residual. act NX_UNARY_IDENTITY (the default) for none,
+     * act_param its parameter (the LEAKY_RELU slope); residual NULL (the default) or a tensor of
+     * y's shape and dtype that is not y. Backends that fuse it (the CPU's own conv1d paths) save
+     * HiFi-GAN's passes over its activations; the others run the unary and binary ops after. */
+    nx_unary act;
+    float act_param;
+    const nx_tensor *residual;
 } nx_conv_params;
-nx_conv_params nx_conv_params_default(void);  /* stride 1, pad 0, dilation 1, groups 1 */
+nx_conv_params nx_conv_params_default(void);  /* stride 1, pad 0, dilation 1, groups 1, no epilogue */
 ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                        const nx_tensor *b, const nx_conv_params *p);
 /* conv_transpose1d: x[N, C, L], w[C, O/groups, k] (PyTorch ConvTranspose1d layout), y[N, O, Lo]

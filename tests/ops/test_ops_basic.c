@@ -646,6 +646,24 @@ static void test_validate_conv_attention(void)
     nx_tensor x5 = fv(F32, NE(1, 2, 3, 4, 5)), w5 = fv(F32, NE(3, 2, 1, 3, 3)), y5 = fv(F32, NE(1, 3, 3, 2, 3));
     CHECK_ERR(nx_op_conv(fk, &y5, &x5, &w5, NULL, &p), E_UNSUP, "conv");
     CHECK_ERR(nx_op_conv(fk, &y5, &x5, &w1, NULL, &p), E_SHAPE, "conv");
+    /* the epilogue: a residual of y's shape and dtype that is not y, a known finite activation */
+    nx_tensor r1 = fv(F32, NE(1, 6, 16)), r1s = fv(F32, NE(1, 6, 15));
+    r1.data = (char *)r1.data + 64; /* fv() views share one buffer; the residual must not be y */
+    p.residual = &r1;
+    p.act = NX_UNARY_LEAKY_RELU;
+    p.act_param = 0.1f;
+    CHECK_ERR(nx_op_conv(fk, &y1, &x1, &w1, NULL, &p), E_UNSUP, "conv");
+    p.residual = &r1s;
+    CHECK_ERR(nx_op_conv(fk, &y1, &x1, &w1, NULL, &p), E_SHAPE, "conv: y F32[1, 6, 16] does not match residual F32[1, 6, 15]");
+    p.residual = &y1;
+    CHECK_ERR(nx_op_conv(fk, &y1, &x1, &w1, NULL, &p), E_ARG, "conv: the residual must not be y itself");
+    p.residual = NULL;
+    p.act_param = NAN;
+    CHECK_ERR(nx_op_conv(fk, &y1, &x1, &w1, NULL, &p), E_ARG, "conv");
+    p.act = (nx_unary)99;
+    CHECK_ERR(nx_op_conv(fk, &y1, &x1, &w1, NULL, &p), E_ARG, "conv: unknown epilogue function 99");
+    p = nx_conv_params_default();
+    CHECK(p.act == NX_UNARY_IDENTITY && p.residual == NULL);
 
     /* conv_transpose1d: Lo = (L - 1) * s - 2p + d (k - 1) + op + 1 = 9 * 4 - 4 + 7 + 1 + 1 = 41 */
     nx_tensor xt = fv(F32, NE(1, 6, 10)), wt = fv(F32, NE(6, 2, 8)), yt = fv(F32, NE(1, 4, 41));

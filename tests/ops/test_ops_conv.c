@@ -3,6 +3,7 @@
  * dtype gets the F32 tolerance: 2e-6 relative to sum |x w| (+|bias|) per output. */
 #include "ops_test_util.h"
 #include "alloc_fail.h"
+#include "ops/cpu/cpu_util.h"
 
 static test_rng rng = {0x1234567887654321ull};
 
@@ -51,6 +52,20 @@ static int64_t prod(const int64_t *v, int n)
     int64_t p = 1;
     for (int i = 0; i < n; i++) p *= v[i];
     return p;
+}
+
+/* The conv epilogue on the reference: y = act(y) + res, and its error scale grows by |res|. */
+static void ref_epilogue(double *y, double *sc, size_t n, const nx_conv_params *p)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p->act == NX_UNARY_LEAKY_RELU && y[i] < 0) y[i] *= p->act_param;
+        if (p->act == NX_UNARY_RELU && y[i] < 0) y[i] = 0;
+        if (p->residual) {
+            const double r = ((const float *)p->residual->data)[i];
+            y[i] += r;
+            sc[i] += fabs(r);
+        }
+    }
 }
 
 /* sp: input spatial sizes, k: kernel sizes */
@@ -259,7 +274,9 @@ static void test_conv_wino1d(void)
     check_wino1d(AL, 1, 2, 24, 20, 8, 37, 3, 1, 1, 1);
     check_wino1d(AL, 1, 1, 17, 16, 5, 9, 3, 1, 1, 0);
     /* the AUTO rule (conv.c use_wino1d): where bench_conv measured a win */
-    check_wino1d(AU, 1, 1, 256, 256, 60, 0, 7, 9, 3, 1);   /* vocoder: 7 taps at 256 channels */
+    check_wino1d(AU, 1, 1, 256, 256, 60, 0, 11, 15, 3, 1); /* vocoder: 11 taps at 256 channels */
+    check_wino1d(AU, !nx_cpu_has_avx512(), 1, 256, 256, 60, 0, 7, 9, 3, 1); /* 7 taps: the direct conv1d */
+    check_wino1d(AU, nx_cpu_has_avx512(), 1, 512, 512, 40, 0, 3, 3, 3, 1);  /* 3 dilated taps at 512 */
     check_wino1d(AU, 1, 1, 512, 512, 40, 0, 3, 1, 1, 0);   /* 3 undilated taps at 512 */
     check_wino1d(AU, 0, 1, 128, 128, 60, 0, 11, 15, 3, 1); /* 128 channels: direct */
     check_wino1d(AU, 0, 1, 256, 256, 60, 0, 3, 3, 3, 1);   /* 3 dilated taps: direct */
@@ -324,6 +341,136 @@ static void test_conv_transpose1d(void)
     }
 }
 
+/* The direct conv1d (conv1d_direct.c) on x[N, C, L] with w[O, C, k]: against the double
+ * reference and against oneDNN (nx_cpu_set_conv_direct1d OFF), with the fused epilogue when
+ * `epi` (1: leaky ReLU, 2: + residual, 3: both). Without AVX-512 both runs are oneDNN's. */
+static void check_direct1d(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k, int pad, int dil, int bias, int epi)
+{
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    p.stride[0] = 1;
+    p.pad[0] = pad;
+    p.dilation[0] = dil;
+    const int64_t Lo = L + 2 * pad - dil * (k - 1);
+    const int64_t xs[3] = {N, C, L}, ws[3] = {O, C, k}, ys[3] = {N, O, Lo};
+    const size_t nx = (size_t)prod(xs, 3), nw = (size_t)prod(ws, 3), ny = (size_t)prod(ys, 3);
+    float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *y1 = malloc(4 * ny), *y0 = malloc(4 * ny);
+    float *r = malloc(4 * ny);
+    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
+    test_fill(&rng, x, nx, -1, 1);
+    test_fill(&rng, w, nw, -1, 1);
+    test_fill(&rng, b, (size_t)O, -1, 1);
+    test_fill(&rng, r, ny, -1, 1);
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), tr = nx_view(NGPT_DTYPE_F32, 3, ys, r, t_be);
+    nx_tensor ty1 = nx_view(NGPT_DTYPE_F32, 3, ys, y1, t_be), ty0 = nx_view(NGPT_DTYPE_F32, 3, ys, y0, t_be);
+    if (epi & 1) {
+        p.act = NX_UNARY_LEAKY_RELU;
+        p.act_param = 0.1f;
+    }
+    if (epi & 2) p.residual = &tr;
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_OFF); /* 256+ channels: not wino1d either */
+    CHECK_OK(nx_cpu_conv(t_be, &ty1, &tx, &tw, bias ? &tb : NULL, &p));
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_OFF);
+    CHECK_OK(nx_cpu_conv(t_be, &ty0, &tx, &tw, bias ? &tb : NULL, &p));
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, 1, &p, want, sc);
+    ref_epilogue(want, sc, ny, &p);
+    char what[192];
+    snprintf(what, sizeof what, "direct1d N=%lld C=%lld O=%lld L=%lld k=%lld pad=%d dil=%d bias=%d epi=%d", (long long)N,
+             (long long)C, (long long)O, (long long)L, (long long)k, pad, dil, bias, epi);
+    close_scaled(what, y1, want, sc, ny, 2e-6, 1e-6);
+    close_scaled(what, y0, want, sc, ny, 2e-6, 1e-6);
+    free(x), free(w), free(b), free(y1), free(y0), free(r), free(want), free(sc);
+}
+
+/* every allocation of the direct conv1d made to fail in turn */
+static ngpt_status direct1d_once(void *u)
+{
+    (void)u;
+    const int64_t xs[3] = {1, 16, 300}, ws[3] = {12, 16, 7}, ys[3] = {1, 12, 300}, O = 12;
+    static float x[16 * 300], w[12 * 16 * 7], b[12], y[12 * 300];
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    p.stride[0] = 1;
+    p.pad[0] = 9;
+    p.dilation[0] = 3;
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
+    ngpt_status s = nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+    nx_cpu_trim(t_be);
+    return s;
+}
+
+static void test_conv_direct1d(void)
+{
+    if (!nx_cpu_has_avx512()) fprintf(stderr, "  (no AVX-512: the direct conv1d is not taken; oneDNN both ways)\n");
+    CHECK_OK(direct1d_once(NULL)); /* trims what earlier tests left in the block cache */
+    if (nx_cpu_has_avx512()) CHECK(test_alloc_fail_all("direct conv1d", direct1d_once, NULL) >= 3);
+    /* HiFi-GAN's resblock convs, "same" padding, k 3/7/11, dilations 1/3/5, the fused epilogue */
+    const int64_t ks[3] = {3, 7, 11};
+    for (int i = 0; i < 3; i++)
+        for (int dil = 1; dil <= 5; dil += 2)
+            check_direct1d(1 + (i & 1), 32, 32, 150 + 7 * i, ks[i], (int)(dil * (ks[i] - 1) / 2), dil, 1, (i + dil) & 3);
+    /* output channels off the 8-row block, lengths off the 48-position tile, both edges in one
+     * tile, padding wider than the kernel, no padding, one tap, one channel */
+    check_direct1d(2, 5, 9, 49, 3, 1, 1, 1, 3);
+    check_direct1d(1, 3, 7, 1, 3, 1, 1, 0, 0);      /* L = 1 */
+    check_direct1d(1, 6, 17, 5, 7, 3, 1, 1, 1);     /* L < k */
+    check_direct1d(1, 4, 8, 47, 5, 9, 2, 1, 2);     /* pad > the kernel's span */
+    check_direct1d(1, 8, 16, 96, 3, 0, 1, 0, 0);    /* no padding */
+    check_direct1d(1, 7, 1, 100, 1, 2, 1, 1, 3);    /* one tap, padded: not the 1x1 path */
+    check_direct1d(2, 1, 24, 200, 11, 25, 5, 1, 3);
+    check_direct1d(1, 64, 128, 1000, 11, 15, 3, 1, 3); /* the widest it takes */
+    check_direct1d(1, 40, 256, 300, 7, 3, 1, 1, 3);    /* 256 out: oneDNN both ways */
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    check_direct1d(1, 40, 256, 300, 7, 3, 1, 1, 3);    /* ... unless forced */
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
+    /* the epilogue on the paths that do not fuse it (oneDNN, Winograd 2-D) and on wino1d */
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_OFF);
+    check_direct1d(1, 16, 24, 80, 5, 2, 1, 1, 3);
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
+}
+
+/* The epilogue after a 2-D conv (oneDNN, unfused) and after the 1-D Winograd (fused). */
+static void test_conv_epilogue(void)
+{
+    for (int path = 0; path < 2; path++) {
+        const int64_t N = 2, C = 8, O = 12, H = 10, W = path ? 1 : 9, k = 3;
+        const int64_t xs[4] = {N, C, H, W}, ws[4] = {O, C, k, path ? 1 : k}, ys[4] = {N, O, H, W};
+        const size_t nx = (size_t)prod(xs, 4), nw = (size_t)prod(ws, 4), ny = (size_t)prod(ys, 4);
+        float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *y = malloc(4 * ny), *r = malloc(4 * ny);
+        double *want = malloc(8 * ny), *sc = malloc(8 * ny);
+        test_fill(&rng, x, nx, -1, 1);
+        test_fill(&rng, w, nw, -1, 1);
+        test_fill(&rng, b, (size_t)O, -1, 1);
+        test_fill(&rng, r, ny, -1, 1);
+        nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
+        nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
+        nx_tensor tr = nx_view(NGPT_DTYPE_F32, 4, ys, r, t_be);
+        nx_conv_params p;
+        memset(&p, 0, sizeof p);
+        p.groups = 1;
+        p.stride[0] = p.stride[1] = 1;
+        p.dilation[0] = p.dilation[1] = 1;
+        p.pad[0] = 1;
+        p.pad[1] = path ? 0 : 1;
+        p.act = path ? NX_UNARY_LEAKY_RELU : NX_UNARY_RELU;
+        p.act_param = 0.2f;
+        p.residual = &tr;
+        if (path) nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS); /* (3, 1) kernel: wino1d */
+        CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p));
+        nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+        ref_conv(x, w, b, xs, ws, ys, 2, &p, want, sc);
+        ref_epilogue(want, sc, ny, &p);
+        close_scaled(path ? "epilogue after wino1d" : "epilogue after a 2-D conv", y, want, sc, ny, 2e-6, 1e-6);
+        free(x), free(w), free(b), free(y), free(r), free(want), free(sc);
+    }
+}
+
 int main(void)
 {
     if (!ops_test_init(2)) {
@@ -333,6 +480,8 @@ int main(void)
     RUN(test_conv);
     RUN(test_conv_winograd);
     RUN(test_conv_wino1d);
+    RUN(test_conv_direct1d);
+    RUN(test_conv_epilogue);
     RUN(test_conv_transpose1d);
     ops_test_fini();
     return test_done();

@@ -9,6 +9,7 @@
  * UNet kernel is 1280x1280x3x3: 15 M elements, ~4 ms of conversion on 2 cores against ~0.1-1 s of
  * convolution), and a cache keyed on weight pointers would keep a second copy of the model. */
 #include "cpu_ops.h"
+#include "cpu_util.h"
 #include "onednn.h"
 
 #include "../../core/alloc.h"
@@ -119,10 +120,11 @@ static int use_winograd(nx_backend *be, const conv_desc *d)
 /* The 1-D Winograd rule (wino1d.c): a conv along one axis — conv1d, or conv2d with a (k, 1)
  * kernel and nothing along the second axis — of k >= 3 taps, stride 1, no groups, F32 compute.
  * AUTO only where bench_conv's "conv along one axis" table measured a win on 2 AVX-512 cores
- * (direct runs at ~280 GFLOP/s there, and the transforms are memory-bound passes over V and M):
- * Zeroscope's temporal (3, 1) convs with >= 320 channels and >= 1024 columns (1.2-1.3x), and
- * HiFi-GAN's resblock convs at >= 256 channels with 7 or 11 taps (1.1-1.5x) or 3 taps undilated
- * at 512 (1.1-1.3x). Narrower vocoder stages (32-128 channels) and 3 dilated taps lose (0.4-0.9x). */
+ * over the best direct path (oneDNN, or conv1d_direct.c for conv1d; the transforms are
+ * memory-bound passes over V and M): Zeroscope's temporal (3, 1) convs with >= 320 channels and
+ * >= 1024 columns (1.2-1.3x over oneDNN), and HiFi-GAN's resblock convs with 11 taps at >= 256
+ * channels or 3 taps at 512 (1.1-1.2x over the direct conv1d). 7 taps (4.5 of them zeros in
+ * F(4, 3)'s 3-tap groups) and narrower stages go to the direct conv1d. */
 static int use_wino1d(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_winograd(be);
@@ -134,7 +136,19 @@ static int use_wino1d(nx_backend *be, const conv_desc *d)
     if (mode == NX_CONV_WINOGRAD_ALWAYS) return 1;
     const int64_t C = d->src[1], O = d->dst[1], k = d->wei[2], ch = C < O ? C : O;
     if (d->nsp == 2) return ch >= 320 && d->src[0] * d->dst[2] * d->dst[3] / 4 >= 1024;
-    return (k >= 7 && ch >= 256) || (k == 3 && d->dil[0] == 1 && ch >= 512);
+    if (!nx_cpu_has_avx512()) return (k >= 7 && ch >= 256) || (k == 3 && d->dil[0] == 1 && ch >= 512); /* vs oneDNN */
+    return (k >= 11 && ch >= 256) || (k == 3 && ch >= 512);
+}
+
+/* The direct conv1d rule (conv1d_direct.c): F32 conv1d at stride 1 without groups on AVX-512,
+ * wherever the 1-D Winograd is not taken (bench_conv's "conv along one axis" table: 1.2-3.4x
+ * oneDNN's ncw path on HiFi-GAN's 32-256-channel stages, on par at 512, where it still saves the
+ * epilogue's passes). */
+static int use_direct1d(nx_backend *be, const conv_desc *d)
+{
+    const nx_conv_winograd_mode mode = nx_cpu_conv_direct1d(be);
+    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || nx_cpu_bf16_compute(be) || !nx_cpu_has_avx512()) return 0;
+    return d->nsp == 1 && d->wnd == 3 && d->stride[0] == 1 && d->pl[0] >= 0 && d->pr[0] >= 0;
 }
 
 static nx_dnnl_key conv_key(const conv_desc *d)
@@ -159,10 +173,24 @@ static nx_dnnl_key conv_key(const conv_desc *d)
     return k;
 }
 
-/* F32 views of w and b (converted into scratch when needed) and the run. */
-static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor *x, const nx_tensor *w,
-                            const nx_tensor *b, nx_tensor *y, const char *what)
+/* The epilogue after a path that does not fuse it: the same unary and binary ops run in place. */
+static ngpt_status epilogue_ops(nx_backend *be, nx_tensor *y, const nx_conv_params *p)
 {
+    if (p->act != NX_UNARY_IDENTITY) NX_TRY(nx_cpu_unary(be, y, y, p->act, p->act_param));
+    if (p->residual) NX_TRY(nx_cpu_binary(be, y, y, p->residual, NX_BINARY_ADD));
+    return NGPT_OK;
+}
+
+/* F32 views of w and b (converted into scratch when needed) and the run; p (NULL: none) carries
+ * the epilogue, fused where the path can. */
+static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor *x, const nx_tensor *w,
+                            const nx_tensor *b, nx_tensor *y, const nx_conv_params *p, const char *what)
+{
+    const bool has_epi = p && (p->act != NX_UNARY_IDENTITY || p->residual);
+    const bool fusable = !has_epi || p->act == NX_UNARY_IDENTITY || p->act == NX_UNARY_LEAKY_RELU;
+    nx_conv_epi epi = {.leaky = has_epi && p->act == NX_UNARY_LEAKY_RELU, .slope = p ? p->act_param : 0.0f,
+                       .res = has_epi && p->residual ? p->residual->data : NULL};
+    bool fused = false;
     void *wc = NULL, *bc = NULL;
     const void *wd = w->data, *bd = b ? b->data : NULL;
     if (w->dtype != NGPT_DTYPE_F32) {
@@ -188,8 +216,16 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         goto done;
     }
     if (use_wino1d(be, d)) {
+        fused = fusable;
         s = nx_cpu_conv_wino1d(be, y->data, x->data, wd, bd, d->src[0], d->src[1], d->dst[1], d->src[2],
-                               d->nsp == 2 ? d->src[3] : 1, d->dst[2], d->wei[2], d->dil[0], d->pl[0]);
+                               d->nsp == 2 ? d->src[3] : 1, d->dst[2], d->wei[2], d->dil[0], d->pl[0],
+                               fused && has_epi ? &epi : NULL);
+        goto done;
+    }
+    if (use_direct1d(be, d)) {
+        fused = fusable;
+        s = nx_cpu_conv1d_direct(be, y->data, x->data, wd, bd, d->src[0], d->src[1], d->dst[1], d->src[2], d->dst[2],
+                                 d->wei[2], d->dil[0], d->pl[0], fused && has_epi ? &epi : NULL);
         goto done;
     }
     void *h[4];
@@ -211,6 +247,7 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
 done:
     nx_free_aligned(wc);
     nx_free_aligned(bc);
+    if (s == NGPT_OK && has_epi && !fused) s = epilogue_ops(be, y, p);
     return s;
 }
 
@@ -251,7 +288,7 @@ ngpt_status nx_cpu_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const 
     d.is_1x1 = ksz == 1 && G == 1;
     for (int i = 0; i < d.nsp; i++)
         if (d.stride[i] != 1 || d.pl[i] != 0) d.is_1x1 = 0;
-    return conv_run(be, &d, x, w, b, y, "conv");
+    return conv_run(be, &d, x, w, b, y, p, "conv");
 }
 
 ngpt_status nx_cpu_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
@@ -287,5 +324,5 @@ ngpt_status nx_cpu_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tenso
     d.dil[0] = dilation;
     d.pl[0] = pad;
     d.pr[0] = (x->ne[2] - 1) * stride + (k - 1) * dilation + 1 - pad - y->ne[2];
-    return conv_run(be, &d, x, w, b, y, "conv_transpose1d");
+    return conv_run(be, &d, x, w, b, y, NULL, "conv_transpose1d");
 }

@@ -39,13 +39,31 @@ typedef enum nx_conv_winograd_mode {
 } nx_conv_winograd_mode;
 void nx_cpu_set_conv_winograd(nx_backend *be, nx_conv_winograd_mode mode);
 nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be);
+/* The conv epilogue (nx_conv_params.act/residual) as the CPU's own conv paths fuse it into their
+ * stores: y = (leaky ? leaky_relu(v, slope) : v) + (res ? res[i] : 0) with v = conv + bias;
+ * res is laid out as y. NULL: none. */
+typedef struct nx_conv_epi {
+    bool         leaky;
+    float        slope;
+    const float *res;
+} nx_conv_epi;
 /* wino1d.c: y[N, O, Lo, P] = conv of x[N, C, L, P] with w[O, C, k] along L (dilation dil, left
  * pad `pad`, zeros outside [0, L); stride 1) + b[O] (may be NULL), through a 1-D Winograd F(4, 3)
  * over 3-tap groups of the kernel. conv.c takes it for conv1d and (k, 1) conv2d under the
  * Winograd mode (AUTO: where it pays, see use_wino1d). */
 ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
                                int64_t C, int64_t O, int64_t L, int64_t P, int64_t Lo, int64_t k, int64_t dil,
-                               int64_t pad);
+                               int64_t pad, const nx_conv_epi *epi);
+/* conv1d_direct.c: y[N, O, Lo] = conv1d of x[N, C, L] with w[O, C, k] (dilation dil, left pad
+ * `pad`, zeros outside [0, L); stride 1, no groups) + b[O] (may be NULL), F32, AVX-512 only: a
+ * register-blocked direct convolution on the plain ncw layout. conv.c takes it (use_direct1d) for
+ * every such conv1d the 1-D Winograd does not take, unless the mode (the Winograd enum's values)
+ * is OFF: every conv1d to oneDNN (tests compare the two). */
+ngpt_status nx_cpu_conv1d_direct(nx_backend *be, float *y, const float *x, const float *w, const float *b,
+                                 int64_t N, int64_t C, int64_t O, int64_t L, int64_t Lo, int64_t k, int64_t dil,
+                                 int64_t pad, const nx_conv_epi *epi);
+void nx_cpu_set_conv_direct1d(nx_backend *be, nx_conv_winograd_mode mode); /* AUTO = ALWAYS, or OFF */
+nx_conv_winograd_mode nx_cpu_conv_direct1d(const nx_backend *be);
 /* backend.c: host memory for activations and scratch, 64-byte aligned. Blocks of
  * NX_CPU_BLOCK_MIN and more are kept when freed (up to NX_CPU_BLOCKS_CAP in all, oldest dropped
  * first) and handed out again for requests of up to their size and at least 2/3 of it;

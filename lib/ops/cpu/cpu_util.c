@@ -139,6 +139,18 @@ AVX512 static void affine_avx512(float *y, const float *x, float a, float c, int
     }
 }
 
+/* x >= 0 ? x : x * slope (slope 0: ReLU); NaN stays NaN (x * slope) */
+AVX512 static void leaky_avx512(float *y, const float *x, float slope, int64_t n)
+{
+    const __m512 sv = _mm512_set1_ps(slope), zero = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : tail_mask(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(k, x + i);
+        __mmask16 pos = _mm512_cmp_ps_mask(v, zero, _CMP_GE_OQ);
+        _mm512_mask_storeu_ps(y + i, k, _mm512_mask_blend_ps(pos, _mm512_mul_ps(v, sv), v));
+    }
+}
+
 /* ---- portable (8 independent accumulators so the compiler can keep them in a vector) ---- */
 
 static float sum_c(const float *x, int64_t n)
@@ -199,6 +211,15 @@ void nx_vaffine(float *y, const float *x, float a, float c, int64_t n)
         return;
     }
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + c;
+}
+
+void nx_vleaky_relu(float *y, const float *x, float slope, int64_t n)
+{
+    if (nx_cpu_has_avx512()) {
+        leaky_avx512(y, x, slope, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] >= 0.0f ? x[i] : x[i] * slope;
 }
 
 /* ---- exp-based kernels ---- */

@@ -39,6 +39,9 @@ void nx_vnorm_wb(float *y, const float *x, float mean, float s, const float *w, 
 /* y = x * a + c; y may alias x. */
 void nx_vaffine(float *y, const float *x, float a, float c, int64_t n);
 
+/* y = x >= 0 ? x : x * slope (slope 0: ReLU, but -0 and NaN kept as x * 0); y may alias x. The
+ * branchy scalar loop stayed scalar and mispredicted on every sign change. */
+void nx_vleaky_relu(float *y, const float *x, float slope, int64_t n);
 /* y = x * sigmoid(x) (SiLU) / y = sigmoid(x); y may alias x. AVX-512 uses a degree-6 exp
  * polynomial (about 2 ulp); the portable path uses expf. */
 void nx_vsilu(float *y, const float *x, int64_t n);

@@ -35,7 +35,7 @@ static void unary_run(float *y, const float *x, int64_t n, nx_unary op, float pa
         for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
         break;
     case NX_UNARY_LEAKY_RELU:
-        for (int64_t i = 0; i < n; i++) y[i] = x[i] >= 0.0f ? x[i] : x[i] * param;
+        nx_vleaky_relu(y, x, param, n);
         break;
     case NX_UNARY_TANH:
         for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);

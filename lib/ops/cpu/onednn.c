@@ -89,6 +89,20 @@ nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be)
     return st ? (nx_conv_winograd_mode)st->conv_winograd : NX_CONV_WINOGRAD_AUTO;
 }
 
+void nx_cpu_set_conv_direct1d(nx_backend *be, nx_conv_winograd_mode mode)
+{
+    nx_cpu_state *st = be->impl;
+    pthread_mutex_lock(&st->mu);
+    st->conv_direct1d = mode;
+    pthread_mutex_unlock(&st->mu);
+}
+
+nx_conv_winograd_mode nx_cpu_conv_direct1d(const nx_backend *be)
+{
+    const nx_cpu_state *st = be->impl;
+    return st ? (nx_conv_winograd_mode)st->conv_direct1d : NX_CONV_WINOGRAD_AUTO;
+}
+
 bool nx_cpu_bf16_compute(const nx_backend *be)
 {
     if (be && be == tl_bf16_be) return tl_bf16_on;

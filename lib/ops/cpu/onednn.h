@@ -71,6 +71,7 @@ typedef struct nx_cpu_state {
     size_t          scratch_cap;  /* under mu): grown to the largest asked for, freed by nx_cpu_trim */
     bool            bf16_compute; /* nx_cpu_set_bf16_compute */
     int             conv_winograd; /* nx_cpu_set_conv_winograd (nx_conv_winograd_mode) */
+    int             conv_direct1d; /* nx_cpu_set_conv_direct1d (nx_conv_winograd_mode) */
 } nx_cpu_state;
 
 ngpt_status nx_cpu_state_create(nx_cpu_state **out);

@@ -56,7 +56,17 @@ typedef struct w1_job {
     float       *X4;
     int64_t      J;
     float       *Tb;             /* P == 1: [O, chunk] staging of one output row before its scatter */
+    bool         leaky;          /* the fused epilogue (nx_conv_epi) */
+    float        slope;
+    const float *res, *resn;     /* residual [N, O, Lo, P] and this batch item's */
 } w1_job;
+
+/* the epilogue of one output, y[i] = epi(v) with r = i's residual offset */
+static inline float epi1(const w1_job *j, float v, int64_t i)
+{
+    if (j->leaky) v = v >= 0.f ? v : v * j->slope;
+    return j->resn ? v + j->resn[i] : v;
+}
 
 #define NX_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 #define NX_INLINE static inline __attribute__((always_inline))
@@ -190,7 +200,7 @@ NX_INLINE void output_rows_p1_t(const w1_job *j, int64_t o0, int64_t o1, float *
                 const int64_t res = col / j->nblk, b0 = col % j->nblk;
                 const int64_t nb = j->nblk - b0 < j->ncol - q ? j->nblk - b0 : j->ncol - q;
                 int64_t t = (4 * b0 + i) * j->d + res;
-                for (int64_t bb = 0; bb < nb && t < j->Lo; bb++, t += 4 * j->d) yo[t] = tmp[q + bb];
+                for (int64_t bb = 0; bb < nb && t < j->Lo; bb++, t += 4 * j->d) yo[t] = epi1(j, tmp[q + bb], o * j->Lo + t);
                 q += nb;
                 col += nb;
             }
@@ -233,7 +243,7 @@ NX_INLINE void output_rows_t(const w1_job *j, int64_t o0, int64_t o1)
                 for (int64_t p = p_lo; p < p_hi; p++) {
                     float acc = bias;
                     for (int a = 0; a < A; a++) acc += AT[i][a] * j->M[((int64_t)a * j->O + o) * j->ncol + col + p];
-                    yr[p] = acc;
+                    yr[p] = epi1(j, acc, (o * j->Lo + t) * P + p);
                 }
             }
         }
@@ -244,10 +254,15 @@ W1_DISPATCH(output_rows)
 
 ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
                                int64_t C, int64_t O, int64_t L, int64_t P, int64_t Lo, int64_t k, int64_t dil,
-                               int64_t pad)
+                               int64_t pad, const nx_conv_epi *epi)
 {
     w1_job j = {.x = x, .w = w, .b = b, .y = y, .C = C, .O = O, .L = L, .P = P, .Lo = Lo, .k = k, .d = dil,
                 .pad = pad, .ng = (k + R - 1) / R};
+    if (epi) {
+        j.leaky = epi->leaky;
+        j.slope = epi->slope;
+        j.res = epi->res;
+    }
     j.Kc = j.ng * C;
     j.nblk = (Lo + T * dil - 1) / (T * dil);
     const int64_t cols = j.nblk * dil * P;
@@ -270,6 +285,7 @@ ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const f
     for (int64_t n = 0; s == NGPT_OK && n < N; n++) {
         j.xn = x + n * C * L * P;
         j.yn = y + n * O * Lo * P;
+        j.resn = j.res ? j.res + n * O * Lo * P : NULL;
         if (P == 1) nx_cpu_parallel_for(be, C, dil * 4 * j.J, phase_rows, &j);
         for (j.col0 = 0; s == NGPT_OK && j.col0 < cols; j.col0 += chunk) {
             j.ncol = cols - j.col0 < chunk ? cols - j.col0 : chunk;
