@@ -155,6 +155,39 @@ static void run1d(const char *name, int64_t N, int64_t C, int64_t L, int64_t P, 
     nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y);
 }
 
+/* ConvTranspose1d [1, C, L] -> [1, C / 2, (L - 1) s - 2 pad + k] (HiFi-GAN's upsamplers) through
+ * oneDNN's deconvolution and through the direct conv1d per output phase: ms, GFLOP/s, ratio. */
+static void run1dt(const char *name, int64_t C, int64_t L, int64_t k, int s)
+{
+    const int64_t O = C / 2, pad = (k - s) / 2, Lo = (L - 1) * s - 2 * pad + k;
+    const int64_t xs[3] = {1, C, L}, ws[3] = {C, O, k}, ys[3] = {1, O, Lo};
+    float *x = nx_malloc_aligned((size_t)(C * L) * 4), *w = nx_malloc_aligned((size_t)(C * O * k) * 4);
+    float *y = nx_malloc_aligned((size_t)(O * Lo) * 4);
+    for (int64_t i = 0; i < C * L; i++) x[i] = (float)(i % 97) * 0.01f;
+    for (int64_t i = 0; i < C * O * k; i++) w[i] = (float)(i % 89) * 0.001f;
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, be);
+    nx_tensor ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, be);
+    double t[2] = {1e30, 1e30};
+    for (int m = 0; m < 2; m++) {
+        nx_cpu_set_conv_direct1d(be, m ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        for (int r = 0; r < 4; r++) {
+            const double t0 = bench_now();
+            if (nx_cpu_conv_transpose1d(be, &ty, &tx, &tw, NULL, s, (int)pad, 0, 1, 1) != NGPT_OK) {
+                printf("conv_transpose1d failed: %s\n", ngpt_last_error());
+                break;
+            }
+            const double dt = bench_now() - t0;
+            if (r && dt < t[m]) t[m] = dt;
+        }
+    }
+    nx_cpu_set_conv_direct1d(be, NX_CONV_WINOGRAD_AUTO);
+    const double gf = 2.0 * (double)C * O * k * L * 1e-9;
+    printf("| %s | %.2f | %.1f | - | - | - | %.2f | %.1f | %.2fx |\n", name, t[0] * 1e3, gf / t[0], t[1] * 1e3, gf / t[1],
+           t[0] / t[1]);
+    fflush(stdout);
+    nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y);
+}
+
 int main(void)
 {
     bench_header("bench_conv: op-layer conv vs oneDNN direct (plain layouts / blocked, no reorders)");
@@ -191,6 +224,11 @@ int main(void)
             run1d(nm, 1, vc[st], vl[st], 0, vk[kk], 3);
         }
     run1d("HiFi-GAN 1x512x2500, k3 d1", 1, 512, 2500, 0, 3, 1);
+    run1dt("HiFi-GAN upsampler 1x1024x500, k16 s5", 1024, 500, 16, 5);
+    run1dt("HiFi-GAN upsampler 1x512x2501, k16 s4", 512, 2501, 16, 4);
+    run1dt("HiFi-GAN upsampler 1x256x10004, k8 s2", 256, 10004, 8, 2);
+    run1dt("HiFi-GAN upsampler 1x128x20008, k4 s2", 128, 20008, 4, 2);
+    run1dt("HiFi-GAN upsampler 1x64x40016, k4 s2", 64, 40016, 4, 2);
     run1d("UNet3D temporal 2x320x8x1024, (3,1)", 2, 320, 8, 1024, 3, 1);
     run1d("UNet3D temporal 2x640x8x256, (3,1)", 2, 640, 8, 256, 3, 1);
     run1d("UNet3D temporal 2x1280x8x64, (3,1)", 2, 1280, 8, 64, 3, 1);

@@ -280,15 +280,17 @@ static ngpt_status lrelu(nx_backend *be, nx_tensor *y, const nx_tensor *x, float
     return s;
 }
 
-/* HifiGanResidualBlock on x (not modified); *y allocated here. */
-static ngpt_status resblock_fwd(nx_backend *be, const hg_resblock *r, float slope, nx_tensor *y, const nx_tensor *x)
+/* HifiGanResidualBlock on x (not modified), xa = leaky_relu(x) (shared by a stage's resblocks);
+ * *y allocated here. */
+static ngpt_status resblock_fwd(nx_backend *be, const hg_resblock *r, float slope, nx_tensor *y, const nx_tensor *x,
+                                const nx_tensor *xa)
 {
     nx_tensor h = {0}, a = {0}, b = {0};
     const nx_tensor *cur = x;
     ngpt_status s = NGPT_OK;
     for (int d = 0; s == NGPT_OK && d < r->n_d; d++) {
-        s = lrelu(be, &a, cur, slope);
-        if (s == NGPT_OK) s = conv1d(be, &b, &a, r->c1_w[d], r->c1_b[d], r->dil[d], true, slope, NULL);
+        if (d > 0) s = lrelu(be, &a, cur, slope);
+        if (s == NGPT_OK) s = conv1d(be, &b, d ? &a : xa, r->c1_w[d], r->c1_b[d], r->dil[d], true, slope, NULL);
         nx_tensor_free(&a);
         if (s == NGPT_OK) s = conv1d(be, &a, &b, r->c2_w[d], r->c2_b[d], 1, false, 0.0f, cur);  /* + residual */
         nx_tensor_free(&b);
@@ -338,12 +340,15 @@ ngpt_status nx_hifigan_forward(nx_hifigan *h, nx_tensor *wave, const nx_tensor *
         if (s == NGPT_OK) s = nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, 3, ne);
         if (s == NGPT_OK) s = nx_op_conv_transpose1d(be, &x, &y, h->up_w[i], h->up_b[i], u, (k - u) / 2, 0, 1, 1);
         nx_tensor_free(&y);
-        if (s == NGPT_OK) s = resblock_fwd(be, &h->res[i * c->n_k], c->leaky_relu_slope, &acc, &x);
+        nx_tensor xa = {0};
+        if (s == NGPT_OK) s = lrelu(be, &xa, &x, c->leaky_relu_slope);
+        if (s == NGPT_OK) s = resblock_fwd(be, &h->res[i * c->n_k], c->leaky_relu_slope, &acc, &x, &xa);
         for (int j = 1; s == NGPT_OK && j < c->n_k; j++) {
-            s = resblock_fwd(be, &h->res[i * c->n_k + j], c->leaky_relu_slope, &r, &x);
+            s = resblock_fwd(be, &h->res[i * c->n_k + j], c->leaky_relu_slope, &r, &x, &xa);
             if (s == NGPT_OK) s = nx_op_binary(be, &acc, &acc, &r, NX_BINARY_ADD);
             nx_tensor_free(&r);
         }
+        nx_tensor_free(&xa);
         nx_tensor_free(&x);
         if (s == NGPT_OK) s = nx_op_binary(be, &acc, &acc, h->n_kernels, NX_BINARY_DIV);  /* / num_kernels */
         y = acc;

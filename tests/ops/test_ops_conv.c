@@ -320,11 +320,17 @@ static void check_convt(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k, i
     int64_t xs[3] = {N, C, L}, ws[3] = {C, Og, k}, ys[3] = {N, O, Lo};
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(wdt, 3, ws, wenc, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
-    CHECK_OK(nx_cpu_conv_transpose1d(t_be, &ty, &tx, &tw, bias ? &tb : NULL, stride, pad, opad, dil, groups));
-    char what[160];
-    snprintf(what, sizeof what, "conv_transpose1d C=%lld O=%lld L=%lld k=%lld s=%d p=%d op=%d d=%d g=%d %s", (long long)C,
-             (long long)O, (long long)L, (long long)k, stride, pad, opad, dil, groups, nx_dtype_name(wdt));
-    close_scaled(what, y, want, sc, ny, 2e-6, 1e-6);
+    for (int mode = 0; mode < 2; mode++) { /* the direct conv1d per phase (where it applies), then oneDNN */
+        nx_cpu_set_conv_direct1d(t_be, mode ? NX_CONV_WINOGRAD_OFF : NX_CONV_WINOGRAD_AUTO);
+        memset(y, 0xff, 4 * ny); /* NaN: every output must be written */
+        CHECK_OK(nx_cpu_conv_transpose1d(t_be, &ty, &tx, &tw, bias ? &tb : NULL, stride, pad, opad, dil, groups));
+        char what[192];
+        snprintf(what, sizeof what, "conv_transpose1d C=%lld O=%lld L=%lld k=%lld s=%d p=%d op=%d d=%d g=%d %s %s",
+                 (long long)C, (long long)O, (long long)L, (long long)k, stride, pad, opad, dil, groups,
+                 nx_dtype_name(wdt), mode ? "oneDNN" : "auto");
+        close_scaled(what, y, want, sc, ny, 2e-6, 1e-6);
+    }
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
     free(x), free(w), free(b), free(y), free(wenc), free(want), free(sc);
 }
 
@@ -339,6 +345,17 @@ static void test_conv_transpose1d(void)
         check_convt(1, 4, 4, 10, 3, 1, 2, 0, 2, 2, dts[d], 1);
         check_convt(2, 3, 5, 5, 5, 3, 0, 2, 1, 1, dts[d], 1);
     }
+    /* AudioLDM's upsamplers (rates 5, 4, 2, 2 with kernels 16, 16, 8, 4), more input channels than
+     * one L1 chunk, output channels off the 8-row block; kernels shorter than the stride (phases
+     * with no tap: the bias alone), pads past the kernel, output padding, one input sample */
+    check_convt(1, 100, 12, 30, 16, 5, 5, 0, 1, 1, NGPT_DTYPE_F32, 1);
+    check_convt(2, 24, 20, 61, 16, 4, 6, 0, 1, 1, NGPT_DTYPE_F32, 1);
+    check_convt(1, 16, 8, 130, 8, 2, 3, 0, 1, 1, NGPT_DTYPE_F16, 1);
+    check_convt(1, 8, 4, 75, 4, 2, 1, 0, 1, 1, NGPT_DTYPE_F32, 0);
+    check_convt(1, 5, 3, 9, 2, 3, 0, 0, 1, 1, NGPT_DTYPE_F32, 1);
+    check_convt(1, 5, 3, 9, 2, 3, 0, 2, 1, 1, NGPT_DTYPE_F32, 1);
+    check_convt(1, 4, 6, 7, 3, 2, 4, 1, 1, 1, NGPT_DTYPE_F32, 1);
+    check_convt(2, 7, 9, 1, 5, 3, 1, 0, 1, 1, NGPT_DTYPE_F32, 1);
 }
 
 /* The direct conv1d (conv1d_direct.c) on x[N, C, L] with w[O, C, k]: against the double
@@ -386,7 +403,7 @@ static void check_direct1d(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k
     free(x), free(w), free(b), free(y1), free(y0), free(r), free(want), free(sc);
 }
 
-/* every allocation of the direct conv1d made to fail in turn */
+/* every allocation of the direct conv1d (and of the transposed one) made to fail in turn */
 static ngpt_status direct1d_once(void *u)
 {
     (void)u;
@@ -401,6 +418,11 @@ static ngpt_status direct1d_once(void *u)
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
     ngpt_status s = nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+    /* ConvTranspose1d 16 -> 12, k 8, stride 4, pad 2: (300 - 1) 4 - 4 + 8 = 1200 */
+    static float wt[16 * 12 * 8], yt[12 * 1200];
+    const int64_t wts[3] = {16, 12, 8}, yts[3] = {1, 12, 1200};
+    nx_tensor twt = nx_view(NGPT_DTYPE_F32, 3, wts, wt, t_be), tyt = nx_view(NGPT_DTYPE_F32, 3, yts, yt, t_be);
+    if (s == NGPT_OK) s = nx_cpu_conv_transpose1d(t_be, &tyt, &tx, &twt, &tb, 4, 2, 0, 1, 1);
     nx_cpu_trim(t_be);
     return s;
 }
@@ -409,7 +431,7 @@ static void test_conv_direct1d(void)
 {
     if (!nx_cpu_has_avx512()) fprintf(stderr, "  (no AVX-512: the direct conv1d is not taken; oneDNN both ways)\n");
     CHECK_OK(direct1d_once(NULL)); /* trims what earlier tests left in the block cache */
-    if (nx_cpu_has_avx512()) CHECK(test_alloc_fail_all("direct conv1d", direct1d_once, NULL) >= 3);
+    if (nx_cpu_has_avx512()) CHECK(test_alloc_fail_all("direct conv1d", direct1d_once, NULL) >= 5);
     /* HiFi-GAN's resblock convs, "same" padding, k 3/7/11, dilations 1/3/5, the fused epilogue */
     const int64_t ks[3] = {3, 7, 11};
     for (int i = 0; i < 3; i++)

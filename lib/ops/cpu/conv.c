@@ -143,11 +143,15 @@ static int use_wino1d(nx_backend *be, const conv_desc *d)
 /* The direct conv1d rule (conv1d_direct.c): F32 conv1d at stride 1 without groups on AVX-512,
  * wherever the 1-D Winograd is not taken (bench_conv's "conv along one axis" table: 1.2-3.4x
  * oneDNN's ncw path on HiFi-GAN's 32-256-channel stages, on par at 512, where it still saves the
- * epilogue's passes). */
+ * epilogue's passes); and narrow ConvTranspose1d without dilation or groups, as one such conv per
+ * output phase (HiFi-GAN's last upsamplers). */
 static int use_direct1d(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_direct1d(be);
-    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || nx_cpu_bf16_compute(be) || !nx_cpu_has_avx512()) return 0;
+    if (mode == NX_CONV_WINOGRAD_OFF || nx_cpu_bf16_compute(be) || !nx_cpu_has_avx512()) return 0;
+    /* ConvTranspose1d: no groups or dilation, any stride; 1.1-1.3x oneDNN's deconvolution from 128
+     * input channels down, a loss at 512-1024 (bench_conv's upsampler rows), so there only */
+    if (d->deconv) return d->wnd == 3 && d->dil[0] == 1 && d->pl[0] >= 0 && d->src[1] <= 256;
     return d->nsp == 1 && d->wnd == 3 && d->stride[0] == 1 && d->pl[0] >= 0 && d->pr[0] >= 0;
 }
 
@@ -220,6 +224,12 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         s = nx_cpu_conv_wino1d(be, y->data, x->data, wd, bd, d->src[0], d->src[1], d->dst[1], d->src[2],
                                d->nsp == 2 ? d->src[3] : 1, d->dst[2], d->wei[2], d->dil[0], d->pl[0],
                                fused && has_epi ? &epi : NULL);
+        goto done;
+    }
+    if (d->deconv && use_direct1d(be, d)) {
+        fused = fusable;
+        s = nx_cpu_conv_transpose1d_direct(be, y->data, x->data, wd, bd, d->src[0], d->src[1], d->dst[1], d->src[2],
+                                           d->dst[2], d->wei[d->wnd - 1], d->stride[0], d->pl[0]);
         goto done;
     }
     if (use_direct1d(be, d)) {

@@ -62,6 +62,12 @@ ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const f
 ngpt_status nx_cpu_conv1d_direct(nx_backend *be, float *y, const float *x, const float *w, const float *b,
                                  int64_t N, int64_t C, int64_t O, int64_t L, int64_t Lo, int64_t k, int64_t dil,
                                  int64_t pad, const nx_conv_epi *epi);
+/* y[N, O, Lo] = ConvTranspose1d of x[N, C, L] with w[C, O, k] (PyTorch's layout; stride, pad;
+ * dilation 1, no groups, output padding implied by Lo) + b[O], through the same kernel: one conv1d
+ * per output phase. Taken under the same mode. */
+ngpt_status nx_cpu_conv_transpose1d_direct(nx_backend *be, float *y, const float *x, const float *w, const float *b,
+                                           int64_t N, int64_t C, int64_t O, int64_t L, int64_t Lo, int64_t k,
+                                           int64_t stride, int64_t pad);
 void nx_cpu_set_conv_direct1d(nx_backend *be, nx_conv_winograd_mode mode); /* AUTO = ALWAYS, or OFF */
 nx_conv_winograd_mode nx_cpu_conv_direct1d(const nx_backend *be);
 /* backend.c: host memory for activations and scratch, 64-byte aligned. Blocks of
