@@ -116,6 +116,21 @@ __global__ void bias_add_kernel(T *y, const void *b, int b_dt, int64_t outer, in
     }
 }
 
+/* the conv epilogue: y = act(y + b[c]) + res[i] (b, res optional; act < 0: none) */
+template <typename T>
+__global__ void bias_act_add_kernel(T *y, const void *b, int b_dt, const T *res, int64_t outer, int64_t C,
+                                    int64_t inner, int act, float param)
+{
+    int64_t total = outer * C * inner;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        float v = to_f32(y[i]);
+        if (b) v += load_dyn(b, b_dt, (i / inner) % C);
+        if (act >= 0) v = unary_f(act, v, param);
+        if (res) v += to_f32(res[i]);
+        y[i] = from_f32<T>(v);
+    }
+}
+
 constexpr int kBlock = 256;
 
 template <typename D>
@@ -194,6 +209,16 @@ extern "C" cudaError_t nxk_glu(void *y, const void *x, int dt, int64_t rows, int
 {
     if (rows * n <= 0) return cudaSuccess;
     NXK_DISPATCH_FLOAT(dt, T, glu_kernel<<<grid_for(rows * n, kBlock), kBlock, 0, s>>>((T *)y, (const T *)x, rows, n, act, gate_first));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_bias_act_add(void *y, int dt, const void *b, int b_dt, const void *res, int64_t outer,
+                                        int64_t C, int64_t inner, int act, float param, cudaStream_t s)
+{
+    int64_t n = outer * C * inner;
+    if (n <= 0) return cudaSuccess;
+    NXK_DISPATCH_FLOAT(dt, T, bias_act_add_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>((T *)y, b, b_dt, (const T *)res,
+                                                                                         outer, C, inner, act, param));
     return cudaGetLastError();
 }
 

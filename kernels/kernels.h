@@ -50,6 +50,10 @@ cudaError_t nxk_glu(void *y, const void *x, int dt, int64_t rows, int64_t n, int
 /* y[outer, C, inner] += b[C] (b of dtype b_dt). */
 cudaError_t nxk_bias_add(void *y, int dt, const void *b, int b_dt, int64_t outer, int64_t C, int64_t inner,
                          cudaStream_t stream);
+/* The conv epilogue in one pass: y = act(y + b[c]) + res[i] over y[outer, C, inner]; b (b_dt)
+ * and res (y's dtype and shape) may be NULL; act an nx_unary value, or -1 for none. */
+cudaError_t nxk_bias_act_add(void *y, int dt, const void *b, int b_dt, const void *res, int64_t outer, int64_t C,
+                             int64_t inner, int act, float param, cudaStream_t s);
 
 /* ---- gemv.cu ---- */
 #define NXK_GEMV_MAX_M 8

@@ -182,10 +182,13 @@ ngpt_status nx_cuda_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
     ngpt_status st = make_descs(op, &d, y->dtype, nd, xs, ys, ws, pad, stride, dil, p->groups > 0 ? p->groups : 1);
     if (st == NGPT_OK) st = filter_in(be, op, w, y->dtype, &wp, &wtmp);
     if (st == NGPT_OK) st = conv_fwd(be, op, &d, x->data, wp, y->data, y->dtype);
-    if (st == NGPT_OK && b) {
+    const bool act = p->act != NX_UNARY_IDENTITY;
+    if (st == NGPT_OK && (b || act || p->residual)) { /* bias and the epilogue in one pass */
         int64_t inner = nx_numel(y) / (y->ne[0] * y->ne[1]);
-        st = nx_cuda_check(nxk_bias_add(y->data, (int)y->dtype, b->data, (int)b->dtype, y->ne[0], y->ne[1], inner,
-                                        nx_cuda_of(be)->stream), op, "nxk_bias_add");
+        st = nx_cuda_check(nxk_bias_act_add(y->data, (int)y->dtype, b ? b->data : NULL, b ? (int)b->dtype : 0,
+                                            p->residual ? p->residual->data : NULL, y->ne[0], y->ne[1], inner,
+                                            act ? (int)p->act : -1, p->act_param, nx_cuda_of(be)->stream),
+                           op, "nxk_bias_act_add");
     }
     nx_cuda_tmp_free(be, wtmp);
     descs_free(&d);

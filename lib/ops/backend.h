@@ -31,8 +31,6 @@ typedef struct nx_backend_vtbl {
                           bool trans_a, bool trans_b, float alpha, float beta);
     ngpt_status (*conv)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                         const nx_tensor *b, const nx_conv_params *p);
-    /* true: conv applies p->act and p->residual itself; false: nx_op_conv runs unary + binary */
-    bool conv_epilogue;
     ngpt_status (*conv_transpose1d)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                                     const nx_tensor *b, int stride, int pad, int output_padding,
                                     int dilation, int groups);

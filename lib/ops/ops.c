@@ -366,15 +366,6 @@ ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: the residual must not be y itself (%s)", op, D("y", y));
     }
     if (!be->v->conv) return UNSUPPORTED(be, op);
-    if (epi && !be->v->conv_epilogue) { /* the conv, then the epilogue as ops */
-        nx_conv_params q = *p;
-        q.act = NX_UNARY_IDENTITY;
-        q.residual = NULL;
-        NX_TRY(nx_op_conv(be, y, x, w, b, &q));
-        if (p->act != NX_UNARY_IDENTITY) NX_TRY(nx_op_unary(be, y, y, p->act, p->act_param));
-        if (p->residual) NX_TRY(nx_op_binary(be, y, y, p->residual, NX_BINARY_ADD));
-        return NGPT_OK;
-    }
     PROFILED(be, op, be->v->conv(be, y, x, w, b, p));
 }
 

@@ -132,8 +132,9 @@ typedef struct nx_conv_params {
     int groups;
     /* epilogue: y = act(conv(x) + b) + residual. act NX_UNARY_IDENTITY (the default) for none,
      * act_param its parameter (the LEAKY_RELU slope); residual NULL (the default) or a tensor of
-     * y's shape and dtype that is not y. Backends that fuse it (the CPU's own conv1d paths) save
-     * HiFi-GAN's passes over its activations; the others run the unary and binary ops after. */
+     * y's shape and dtype that is not y. Every backend applies it: the CPU's own conv1d paths in
+     * their stores (HiFi-GAN's passes over its activations saved), its oneDNN paths and CUDA in
+     * one pass after the convolution. */
     nx_unary act;
     float act_param;
     const nx_tensor *residual;

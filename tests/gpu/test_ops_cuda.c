@@ -278,7 +278,7 @@ static void test_conv(void)
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int di = 0; di < 3; di++)
-            for (int bias = 0; bias < 2; bias++) {
+            for (int bias = 0; bias < 3; bias++) { /* 2: bias and the epilogue (leaky ReLU + residual) */
                 const conv_case *cc = &cases[ci];
                 ngpt_dtype dt = k_dts[di];
                 int r = cc->nsp + 2;
@@ -301,12 +301,20 @@ static void test_conv(void)
                 /* CUDA weights in the activation dtype, the CPU's in F32 with the same values */
                 pt x = act(r, xs, dt, -1, 1), w = mk(r, ws, NGPT_DTYPE_F32, dt, -0.5f, 0.5f);
                 pt b = mk(1, bs, NGPT_DTYPE_F32, dt, -1, 1), y = out(r, ys, NGPT_DTYPE_F32, dt);
-                ngpt_status sc = g_cpu->v->conv(g_cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL, &p);
-                ngpt_status sg = g_gpu->v->conv(g_gpu, &y.g, &x.g, &w.g, bias ? &b.g : NULL, &p);
+                pt res = act(r, ys, dt, -1, 1);
+                nx_conv_params pc = p, pg = p;
+                if (bias == 2) {
+                    pc.act = pg.act = NX_UNARY_LEAKY_RELU;
+                    pc.act_param = pg.act_param = 0.1f;
+                    pc.residual = &res.c;
+                    pg.residual = &res.g;
+                }
+                ngpt_status sc = g_cpu->v->conv(g_cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL, &pc);
+                ngpt_status sg = g_gpu->v->conv(g_gpu, &y.g, &x.g, &w.g, bias ? &b.g : NULL, &pg);
                 char what[96];
                 snprintf(what, sizeof what, "conv%dd case %zu %s bias %d", cc->nsp, ci, dtn(dt), bias);
                 finish(what, sc, sg, &y, tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){5e-3f, 4e-3f}, (tol){3e-2f, 1e-2f}));
-                drop(&x), drop(&w), drop(&b), drop(&y);
+                drop(&x), drop(&w), drop(&b), drop(&y), drop(&res);
             }
 }
 

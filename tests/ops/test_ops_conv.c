@@ -505,6 +505,13 @@ int main(void)
     RUN(test_conv_direct1d);
     RUN(test_conv_epilogue);
     RUN(test_conv_transpose1d);
+    fprintf(stderr, "-- without AVX-512 (oneDNN for every conv1d and ConvTranspose1d, the other 1-D Winograd rule):\n");
+    nx_cpu_allow_avx512(false);
+    RUN(test_conv_wino1d);
+    RUN(test_conv_direct1d);
+    RUN(test_conv_epilogue);
+    RUN(test_conv_transpose1d);
+    nx_cpu_allow_avx512(true);
     ops_test_fini();
     return test_done();
 }

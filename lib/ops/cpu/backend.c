@@ -147,7 +147,6 @@ static const nx_backend_vtbl k_cpu_vtbl = {
     .linear = nx_cpu_linear,
     .matmul = nx_cpu_matmul,
     .conv = nx_cpu_conv,
-    .conv_epilogue = true,
     .conv_transpose1d = nx_cpu_conv_transpose1d,
     .attention = nx_cpu_attention,
     .rms_norm = nx_cpu_rms_norm,
