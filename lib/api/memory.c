@@ -23,6 +23,7 @@
 #include "models/imagebind.h"
 #include "models/llama.h"
 #include "models/unet.h"
+#include "ops/cpu/cpu_ops.h" /* nx_cpu_conv_winograd_stripe: the CPU's Winograd memory bound */
 
 #include <jansson.h>
 #include <stdio.h>
@@ -119,6 +120,7 @@ enum { MEM_LORA_R = 32 };
 static uint64_t dsize(ngpt_dtype d) { return (uint64_t)ngpt_dtype_size(d); }
 
 static double maxd(double a, double b) { return a > b ? a : b; }
+static double mind(double a, double b) { return a < b ? a : b; }
 
 /* ---------------------------------------------------------------------------------------------
  * Backbone: LLaMA + the NExT-GPT delta
@@ -483,9 +485,15 @@ static ngpt_status read_vae(vae_shape *v, const char *dir, const char *sub)
     return NGPT_OK;
 }
 
-/* cpu: the Winograd convolutions (lib/ops/cpu/conv.c) hold blocked copies of their input and
- * output besides the tensors, one input's worth more than the normed copy the formula already
- * counts at the widest resnet. */
+/* cpu: a Winograd 3x3 convolution (lib/ops/cpu/conv.c) holds its scratchpad and blocked copies of
+ * its input and output, (36/16 + 1) (C_in + C_out) floats per pixel, up to the stripe budget
+ * past which it runs in row stripes (winograd_run) — measured, these were most of an SD decode's
+ * CPU peak before the stripes (bench/pipeline_memory). */
+static double wino_ws(double ci, double co, double hw)
+{
+    return mind(3.25 * (ci + co) * hw, (double)nx_cpu_conv_winograd_stripe(NULL) / sizeof(float));
+}
+
 static double vae_ws(const vae_shape *v, double h, double w, double score_elems, bool cpu)
 {
     /* the mid-block at the latent size: its attention (one head of width Cn over h*w positions)
@@ -495,7 +503,7 @@ static double vae_ws(const vae_shape *v, double h, double w, double score_elems,
         double C = v->boc[v->n - 1 - i];
         for (int l = 0; l <= v->layers; l++) {
             double ci = l == 0 ? prev : C;
-            ws = maxd(ws, (2 * ci + 2 * C + (cpu ? ci : 0)) * hw);
+            ws = maxd(ws, (2 * ci + 2 * C) * hw + (cpu ? wino_ws(ci, C, hw) : 0));
         }
         if (i < v->n - 1) {
             ws = maxd(ws, C * hw + 2 * C * 4 * hw);

@@ -190,6 +190,20 @@ static void test_conv_winograd(void)
     compare_winograd(NX_CONV_WINOGRAD_AUTO, 0, 1, 64, 64, 32, 32);  /* 1024 (break-even): direct */
     compare_winograd(NX_CONV_WINOGRAD_AUTO, 1, 1, 64, 64, 125, 16); /* 2000 (the mel VAE's): Winograd */
     compare_winograd(NX_CONV_WINOGRAD_AUTO, 0, 2, 48, 64, 32, 32);  /* < 64 channels in: direct */
+    /* in row stripes (nx_cpu_set_conv_winograd_stripe): a budget of a few rows of (36/16 + 1)
+     * (C + O) N W floats, so first, middle, last and short last stripes, and 4-row stripes */
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    nx_cpu_set_conv_winograd_stripe(t_be, (size_t)(3.25 * 80 * 2 * 10 * 4 * 8)); /* 8 rows: 8+8+8+8+5 */
+    check_conv(2, 2, 32, 48, (int64_t[]){37, 10}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F32, 1);
+    nx_cpu_set_conv_winograd_stripe(t_be, 1); /* 4 rows: 4 + 2 */
+    check_conv(2, 1, 16, 24, (int64_t[]){6, 13}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F16, 0);
+    check_conv(2, 1, 16, 24, (int64_t[]){5, 9}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F32, 1);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_set_conv_winograd_stripe(t_be, (size_t)(3.25 * 512 * 32 * 4 * 12)); /* F(4x4, 3x3): 12 + 12 + 8 */
+    compare_winograd(NX_CONV_WINOGRAD_ALWAYS, 1, 1, 256, 256, 32, 32);
+    nx_cpu_set_conv_winograd_stripe(t_be, (size_t)(3.25 * 656 * 2 * 20 * 4 * 8)); /* 2 batch items: 8 + 8 + 8 */
+    compare_winograd(NX_CONV_WINOGRAD_ALWAYS, 1, 2, 320, 336, 24, 20);
+    nx_cpu_set_conv_winograd_stripe(t_be, 0);
 }
 
 /* The 1-D Winograd (wino1d.c) on x[N, C, L] (P 0) or x[N, C, L, P] with a (k, 1) kernel, pad

@@ -29,7 +29,19 @@ typedef struct conv_desc {
     int     has_bias;
     int     is_1x1;                   /* 1x1, stride 1, no pad, 1 group: a matmul (gemm.c) */
     int64_t stride[3], dil[3], pl[3], pr[3];
+    int64_t src_hfull, dst_hfull;     /* 0, or a row stripe of 2-D tensors this many rows high */
 } conv_desc;
+
+/* Strides of a [N, C, h, W] stripe of a [N, C, hfull, W] tensor. */
+static const int64_t *stripe_strides(int64_t *s, const int64_t *dims, int64_t hfull)
+{
+    if (!hfull) return NULL;
+    s[3] = 1;
+    s[2] = dims[3];
+    s[1] = hfull * dims[3];
+    s[0] = dims[1] * s[1];
+    return s;
+}
 
 /* The primitive for d, and the caller's (plain) layout of each arg in user_mds. The primitive
  * takes those layouts too, except under Winograd, where oneDNN picks its own (format_tag_any). */
@@ -37,9 +49,10 @@ static ngpt_status conv_pd(dnnl_engine_t eng, const conv_desc *d, dnnl_primitive
                            dnnl_memory_desc_t *user_mds, int *n)
 {
     dnnl_memory_desc_t src, wei, dst, bias;
-    NX_TRY(nx_dnnl_md(&src, 2 + d->nsp, d->src, dnnl_f32, NULL));
+    int64_t ss[4], ds[4];
+    NX_TRY(nx_dnnl_md(&src, 2 + d->nsp, d->src, dnnl_f32, stripe_strides(ss, d->src, d->src_hfull)));
     NX_TRY(nx_dnnl_md(&wei, d->wnd, d->wei, dnnl_f32, d->wei_strides));
-    NX_TRY(nx_dnnl_md(&dst, 2 + d->nsp, d->dst, dnnl_f32, NULL));
+    NX_TRY(nx_dnnl_md(&dst, 2 + d->nsp, d->dst, dnnl_f32, stripe_strides(ds, d->dst, d->dst_hfull)));
     if (d->has_bias) NX_TRY(nx_dnnl_md(&bias, 1, &d->dst[1], dnnl_f32, NULL));
     int k = 0;
     ids[k] = DNNL_ARG_SRC, user_mds[k++] = src;
@@ -174,7 +187,50 @@ static nx_dnnl_key conv_key(const conv_desc *d)
         k.v[i++] = d->pl[a];
         k.v[i++] = d->pr[a];
     }
+    k.v[i++] = d->src_hfull;
+    k.v[i++] = d->dst_hfull;
     return k;
+}
+
+/* oneDNN's F(4x4, 3x3) Winograd keeps the transformed input and output of a whole call in its
+ * scratchpad, 36/16 (C + O) floats per output pixel, beside blocked copies of x and y: 1.1 GiB of
+ * scratchpad alone for the SD VAE's 256-channel convs at 512², most of the CPU turn's peak
+ * (bench/pipeline_memory). So a call that needs more than nx_cpu_conv_winograd_stripe (192 MiB)
+ * runs as stripes of output rows (multiples of 4, the tile height), each reading its rows of x
+ * and their 1-row halo in place through strided descriptors and writing its rows of y: the same
+ * arithmetic, ~1/7 of the memory at 512². */
+static ngpt_status winograd_run(nx_backend *be, const conv_desc *d, void *const *h, bool has_bias, const char *what)
+{
+    const int64_t N = d->src[0], C = d->src[1], O = d->dst[1], Hi = d->src[2], H = d->dst[2], W = d->dst[3];
+    const double row_bytes = (36.0 / 16.0 + 1.0) * (double)(C + O) * (double)(N * W) * sizeof(float);
+    int64_t rows = (int64_t)((double)nx_cpu_conv_winograd_stripe(be) / row_bytes) / 4 * 4;
+    rows = rows < 4 ? 4 : rows;
+    conv_desc ds = *d;
+    ds.winograd = 1;
+    if (rows >= H) { /* one call */
+        nx_dnnl_key key = conv_key(&ds);
+        return nx_dnnl_run_blocked(be, &key, conv_build_blocked, &ds, h, what);
+    }
+    const int xi = 0, yi = has_bias ? 3 : 2;
+    ngpt_status s = NGPT_OK;
+    for (int64_t r0 = 0; s == NGPT_OK && r0 < H; r0 += rows) {
+        const int64_t r1 = r0 + rows < H ? r0 + rows : H;
+        /* output row r reads input rows r - 1 .. r + 1 (pad 1, stride 1) */
+        const int64_t in0 = r0 > 0 ? r0 - 1 : 0, in1 = r1 + 1 < Hi ? r1 + 1 : Hi;
+        ds.src[2] = in1 - in0;
+        ds.dst[2] = r1 - r0;
+        ds.pl[0] = r0 == 0 ? 1 : 0;
+        ds.pr[0] = (r1 - r0 - 1) + 3 - ds.src[2] - ds.pl[0];
+        ds.src_hfull = Hi;
+        ds.dst_hfull = H;
+        void *hs[4];
+        memcpy(hs, h, sizeof hs);
+        hs[xi] = (float *)h[xi] + in0 * W;
+        hs[yi] = (float *)h[yi] + r0 * W;
+        nx_dnnl_key key = conv_key(&ds);
+        s = nx_dnnl_run_blocked(be, &key, conv_build_blocked, &ds, hs, what);
+    }
+    return s;
 }
 
 /* The epilogue after a path that does not fuse it: the same unary and binary ops run in place. */
@@ -245,10 +301,7 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
     if (b) h[k++] = (void *)bd;
     h[k++] = y->data;
     if (use_winograd(be, d)) {
-        conv_desc dw = *d;
-        dw.winograd = 1;
-        nx_dnnl_key key = conv_key(&dw);
-        s = nx_dnnl_run_blocked(be, &key, conv_build_blocked, &dw, h, what);
+        s = winograd_run(be, d, h, b != NULL, what);
         if (s != NGPT_ERR_INTERNAL) goto done;
         ngpt_clear_error();  /* oneDNN has no Winograd kernel for this shape or CPU: direct below */
     }

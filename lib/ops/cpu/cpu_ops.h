@@ -39,6 +39,11 @@ typedef enum nx_conv_winograd_mode {
 } nx_conv_winograd_mode;
 void nx_cpu_set_conv_winograd(nx_backend *be, nx_conv_winograd_mode mode);
 nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be);
+/* The bytes of oneDNN Winograd scratchpad and blocked copies one call may take before conv.c cuts
+ * it into stripes of output rows (winograd_run); 0 restores the default, 192 MiB (tests: small
+ * values, many stripes). be NULL: the default (lib/api/memory.c's estimate). */
+void   nx_cpu_set_conv_winograd_stripe(nx_backend *be, size_t bytes);
+size_t nx_cpu_conv_winograd_stripe(const nx_backend *be);
 /* The conv epilogue (nx_conv_params.act/residual) as the CPU's own conv paths fuse it into their
  * stores: y = (leaky ? leaky_relu(v, slope) : v) + (res ? res[i] : 0) with v = conv + bias;
  * res is laid out as y. NULL: none. */

@@ -89,6 +89,20 @@ nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be)
     return st ? (nx_conv_winograd_mode)st->conv_winograd : NX_CONV_WINOGRAD_AUTO;
 }
 
+void nx_cpu_set_conv_winograd_stripe(nx_backend *be, size_t bytes)
+{
+    nx_cpu_state *st = be->impl;
+    pthread_mutex_lock(&st->mu);
+    st->wino_stripe = bytes;
+    pthread_mutex_unlock(&st->mu);
+}
+
+size_t nx_cpu_conv_winograd_stripe(const nx_backend *be)
+{
+    const nx_cpu_state *st = be ? be->impl : NULL;
+    return st && st->wino_stripe ? st->wino_stripe : (size_t)192 << 20;
+}
+
 void nx_cpu_set_conv_direct1d(nx_backend *be, nx_conv_winograd_mode mode)
 {
     nx_cpu_state *st = be->impl;

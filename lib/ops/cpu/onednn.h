@@ -72,6 +72,7 @@ typedef struct nx_cpu_state {
     bool            bf16_compute; /* nx_cpu_set_bf16_compute */
     int             conv_winograd; /* nx_cpu_set_conv_winograd (nx_conv_winograd_mode) */
     int             conv_direct1d; /* nx_cpu_set_conv_direct1d (nx_conv_winograd_mode) */
+    size_t          wino_stripe;   /* nx_cpu_set_conv_winograd_stripe (0: the default) */
 } nx_cpu_state;
 
 ngpt_status nx_cpu_state_create(nx_cpu_state **out);
