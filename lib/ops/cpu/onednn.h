@@ -49,7 +49,7 @@ typedef struct nx_dnnl_prim {
  * ~40 % of a copy in page faults), and the same sizes come back every layer and every step. */
 enum { NX_CPU_BLOCKS_MAX = 16 };
 #define NX_CPU_BLOCK_MIN   ((size_t)4 << 20)
-#define NX_CPU_BLOCKS_CAP  ((size_t)1 << 30)
+#define NX_CPU_BLOCKS_CAP  ((size_t)512 << 20) /* 1 GiB held 0.27 GiB more at the real-width CPU turn's peak and was no faster (SD VAE 512², A/B) */
 typedef struct nx_cpu_blocks {
     pthread_mutex_t mu;           /* its own lock: st->mu is held through whole oneDNN executions */
     void           *p[NX_CPU_BLOCKS_MAX];  /* oldest first */
