@@ -247,23 +247,30 @@ static void check_wino1d(nx_conv_winograd_mode mode, int wino, int64_t N, int64_
     free(x), free(w), free(b), free(yd), free(yw), free(want), free(sc);
 }
 
+/* One "same"-length conv1d [1, C, L] -> [1, O, L] (k 7, pad 3 dil, zeros) through nx_cpu_conv, for
+ * the allocation-failure runs (C <= 32, O <= 24, L <= 300). */
+static ngpt_status conv1d_k7(int64_t C, int64_t O, int64_t L, int dil)
+{
+    static float x[32 * 300], w[24 * 32 * 7], b[24], y[24 * 300];
+    const int64_t xs[3] = {1, C, L}, ws[3] = {O, C, 7}, ys[3] = {1, O, L};
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    p.stride[0] = 1;
+    p.pad[0] = 3 * dil;
+    p.dilation[0] = dil;
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
+    return nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+}
+
 /* every allocation of the 1-D Winograd path made to fail in turn: NGPT_ERR_OUT_OF_MEMORY, nothing
  * left behind (the block cache trimmed after each run) */
 static ngpt_status wino1d_once(void *u)
 {
     (void)u;
-    const int64_t xs[3] = {1, 32, 50}, ws[3] = {24, 32, 7}, ys[3] = {1, 24, 50}, O = 24;
-    static float x[32 * 50], w[24 * 32 * 7], b[24], y[24 * 50];
-    nx_conv_params p;
-    memset(&p, 0, sizeof p);
-    p.groups = 1;
-    p.stride[0] = 1;
-    p.pad[0] = 3;
-    p.dilation[0] = 1;
-    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
-    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
-    ngpt_status s = nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+    ngpt_status s = conv1d_k7(32, 24, 50, 1);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
     nx_cpu_trim(t_be);
     return s;
@@ -372,6 +379,29 @@ static void test_conv_transpose1d(void)
     check_convt(2, 7, 9, 1, 5, 3, 1, 0, 1, 1, NGPT_DTYPE_F32, 1);
 }
 
+/* Random x, w, b and a residual r (in [-1, 1]), outputs y and y2, and the reference with its error
+ * scale, for the epilogue tests. */
+typedef struct conv_bufs {
+    float  *x, *w, *b, *r, *y, *y2;
+    double *want, *sc;
+} conv_bufs;
+
+static conv_bufs bufs_new(size_t nx, size_t nw, size_t no, size_t ny)
+{
+    conv_bufs c = {malloc(4 * nx), malloc(4 * nw), malloc(4 * no), malloc(4 * ny), malloc(4 * ny), malloc(4 * ny),
+                   malloc(8 * ny), malloc(8 * ny)};
+    test_fill(&rng, c.x, nx, -1, 1);
+    test_fill(&rng, c.w, nw, -1, 1);
+    test_fill(&rng, c.b, no, -1, 1);
+    test_fill(&rng, c.r, ny, -1, 1);
+    return c;
+}
+
+static void bufs_free(conv_bufs *c)
+{
+    free(c->x), free(c->w), free(c->b), free(c->r), free(c->y), free(c->y2), free(c->want), free(c->sc);
+}
+
 /* The direct conv1d (conv1d_direct.c) on x[N, C, L] with w[O, C, k]: against the double
  * reference and against oneDNN (nx_cpu_set_conv_direct1d OFF), with the fused epilogue when
  * `epi` (1: leaky ReLU, 2: + residual, 3: both). Without AVX-512 both runs are oneDNN's. */
@@ -386,16 +416,10 @@ static void check_direct1d(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k
     const int64_t Lo = L + 2 * pad - dil * (k - 1);
     const int64_t xs[3] = {N, C, L}, ws[3] = {O, C, k}, ys[3] = {N, O, Lo};
     const size_t nx = (size_t)prod(xs, 3), nw = (size_t)prod(ws, 3), ny = (size_t)prod(ys, 3);
-    float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *y1 = malloc(4 * ny), *y0 = malloc(4 * ny);
-    float *r = malloc(4 * ny);
-    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
-    test_fill(&rng, x, nx, -1, 1);
-    test_fill(&rng, w, nw, -1, 1);
-    test_fill(&rng, b, (size_t)O, -1, 1);
-    test_fill(&rng, r, ny, -1, 1);
-    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
-    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), tr = nx_view(NGPT_DTYPE_F32, 3, ys, r, t_be);
-    nx_tensor ty1 = nx_view(NGPT_DTYPE_F32, 3, ys, y1, t_be), ty0 = nx_view(NGPT_DTYPE_F32, 3, ys, y0, t_be);
+    conv_bufs c = bufs_new(nx, nw, (size_t)O, ny);
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, c.x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, c.w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, c.b, t_be), tr = nx_view(NGPT_DTYPE_F32, 3, ys, c.r, t_be);
+    nx_tensor ty1 = nx_view(NGPT_DTYPE_F32, 3, ys, c.y, t_be), ty0 = nx_view(NGPT_DTYPE_F32, 3, ys, c.y2, t_be);
     if (epi & 1) {
         p.act = NX_UNARY_LEAKY_RELU;
         p.act_param = 0.1f;
@@ -407,36 +431,27 @@ static void check_direct1d(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k
     CHECK_OK(nx_cpu_conv(t_be, &ty0, &tx, &tw, bias ? &tb : NULL, &p));
     nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
-    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, 1, &p, want, sc);
-    ref_epilogue(want, sc, ny, &p);
+    ref_conv(c.x, c.w, bias ? c.b : NULL, xs, ws, ys, 1, &p, c.want, c.sc);
+    ref_epilogue(c.want, c.sc, ny, &p);
     char what[192];
     snprintf(what, sizeof what, "direct1d N=%lld C=%lld O=%lld L=%lld k=%lld pad=%d dil=%d bias=%d epi=%d", (long long)N,
              (long long)C, (long long)O, (long long)L, (long long)k, pad, dil, bias, epi);
-    close_scaled(what, y1, want, sc, ny, 2e-6, 1e-6);
-    close_scaled(what, y0, want, sc, ny, 2e-6, 1e-6);
-    free(x), free(w), free(b), free(y1), free(y0), free(r), free(want), free(sc);
+    close_scaled(what, c.y, c.want, c.sc, ny, 2e-6, 1e-6);
+    close_scaled(what, c.y2, c.want, c.sc, ny, 2e-6, 1e-6);
+    bufs_free(&c);
 }
 
 /* every allocation of the direct conv1d (and of the transposed one) made to fail in turn */
 static ngpt_status direct1d_once(void *u)
 {
     (void)u;
-    const int64_t xs[3] = {1, 16, 300}, ws[3] = {12, 16, 7}, ys[3] = {1, 12, 300}, O = 12;
-    static float x[16 * 300], w[12 * 16 * 7], b[12], y[12 * 300];
-    nx_conv_params p;
-    memset(&p, 0, sizeof p);
-    p.groups = 1;
-    p.stride[0] = 1;
-    p.pad[0] = 9;
-    p.dilation[0] = 3;
-    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
-    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
-    ngpt_status s = nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+    ngpt_status s = conv1d_k7(16, 12, 300, 3);
     /* ConvTranspose1d 16 -> 12, k 8, stride 4, pad 2: (300 - 1) 4 - 4 + 8 = 1200 */
-    static float wt[16 * 12 * 8], yt[12 * 1200];
-    const int64_t wts[3] = {16, 12, 8}, yts[3] = {1, 12, 1200};
-    nx_tensor twt = nx_view(NGPT_DTYPE_F32, 3, wts, wt, t_be), tyt = nx_view(NGPT_DTYPE_F32, 3, yts, yt, t_be);
-    if (s == NGPT_OK) s = nx_cpu_conv_transpose1d(t_be, &tyt, &tx, &twt, &tb, 4, 2, 0, 1, 1);
+    static float x[16 * 300], w[16 * 12 * 8], y[12 * 1200];
+    const int64_t xs[3] = {1, 16, 300}, ws[3] = {16, 12, 8}, ys[3] = {1, 12, 1200};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
+    nx_tensor ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
+    if (s == NGPT_OK) s = nx_cpu_conv_transpose1d(t_be, &ty, &tx, &tw, NULL, 4, 2, 0, 1, 1);
     nx_cpu_trim(t_be);
     return s;
 }
@@ -478,15 +493,10 @@ static void test_conv_epilogue(void)
         const int64_t N = 2, C = 8, O = 12, H = 10, W = path ? 1 : 9, k = 3;
         const int64_t xs[4] = {N, C, H, W}, ws[4] = {O, C, k, path ? 1 : k}, ys[4] = {N, O, H, W};
         const size_t nx = (size_t)prod(xs, 4), nw = (size_t)prod(ws, 4), ny = (size_t)prod(ys, 4);
-        float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *y = malloc(4 * ny), *r = malloc(4 * ny);
-        double *want = malloc(8 * ny), *sc = malloc(8 * ny);
-        test_fill(&rng, x, nx, -1, 1);
-        test_fill(&rng, w, nw, -1, 1);
-        test_fill(&rng, b, (size_t)O, -1, 1);
-        test_fill(&rng, r, ny, -1, 1);
-        nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
-        nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
-        nx_tensor tr = nx_view(NGPT_DTYPE_F32, 4, ys, r, t_be);
+        conv_bufs c = bufs_new(nx, nw, (size_t)O, ny);
+        nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, c.x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, c.w, t_be);
+        nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, c.b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, c.y, t_be);
+        nx_tensor tr = nx_view(NGPT_DTYPE_F32, 4, ys, c.r, t_be);
         nx_conv_params p;
         memset(&p, 0, sizeof p);
         p.groups = 1;
@@ -500,10 +510,10 @@ static void test_conv_epilogue(void)
         if (path) nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS); /* (3, 1) kernel: wino1d */
         CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p));
         nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
-        ref_conv(x, w, b, xs, ws, ys, 2, &p, want, sc);
-        ref_epilogue(want, sc, ny, &p);
-        close_scaled(path ? "epilogue after wino1d" : "epilogue after a 2-D conv", y, want, sc, ny, 2e-6, 1e-6);
-        free(x), free(w), free(b), free(y), free(r), free(want), free(sc);
+        ref_conv(c.x, c.w, c.b, xs, ws, ys, 2, &p, c.want, c.sc);
+        ref_epilogue(c.want, c.sc, ny, &p);
+        close_scaled(path ? "epilogue after wino1d" : "epilogue after a 2-D conv", c.y, c.want, c.sc, ny, 2e-6, 1e-6);
+        bufs_free(&c);
     }
 }
 

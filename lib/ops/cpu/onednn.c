@@ -63,13 +63,17 @@ void nx_cpu_state_free(nx_cpu_state *st)
     nx_free(st);
 }
 
-void nx_cpu_set_bf16_compute(nx_backend *be, bool on)
+/* A setting of the backend (one of st's fields, n bytes), stored under st->mu. */
+static void set_setting(nx_backend *be, void *field, const void *value, size_t n)
 {
     nx_cpu_state *st = be->impl;
     pthread_mutex_lock(&st->mu);
-    st->bf16_compute = on;
+    memcpy(field, value, n);
     pthread_mutex_unlock(&st->mu);
 }
+#define SET(be, field, v) set_setting((be), &((nx_cpu_state *)(be)->impl)->field, &(v), sizeof(v))
+
+void nx_cpu_set_bf16_compute(nx_backend *be, bool on) { SET(be, bf16_compute, on); }
 
 /* The calling thread's override (nx_cpu_bf16_scope_begin): for `tl_bf16_be` only. */
 static _Thread_local const nx_backend *tl_bf16_be;
@@ -77,10 +81,8 @@ static _Thread_local bool tl_bf16_on;
 
 void nx_cpu_set_conv_winograd(nx_backend *be, nx_conv_winograd_mode mode)
 {
-    nx_cpu_state *st = be->impl;
-    pthread_mutex_lock(&st->mu);
-    st->conv_winograd = mode;
-    pthread_mutex_unlock(&st->mu);
+    const int m = (int)mode;
+    SET(be, conv_winograd, m);
 }
 
 nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be)
@@ -89,13 +91,7 @@ nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be)
     return st ? (nx_conv_winograd_mode)st->conv_winograd : NX_CONV_WINOGRAD_AUTO;
 }
 
-void nx_cpu_set_conv_winograd_stripe(nx_backend *be, size_t bytes)
-{
-    nx_cpu_state *st = be->impl;
-    pthread_mutex_lock(&st->mu);
-    st->wino_stripe = bytes;
-    pthread_mutex_unlock(&st->mu);
-}
+void nx_cpu_set_conv_winograd_stripe(nx_backend *be, size_t bytes) { SET(be, wino_stripe, bytes); }
 
 size_t nx_cpu_conv_winograd_stripe(const nx_backend *be)
 {
@@ -105,10 +101,8 @@ size_t nx_cpu_conv_winograd_stripe(const nx_backend *be)
 
 void nx_cpu_set_conv_direct1d(nx_backend *be, nx_conv_winograd_mode mode)
 {
-    nx_cpu_state *st = be->impl;
-    pthread_mutex_lock(&st->mu);
-    st->conv_direct1d = mode;
-    pthread_mutex_unlock(&st->mu);
+    const int m = (int)mode;
+    SET(be, conv_direct1d, m);
 }
 
 nx_conv_winograd_mode nx_cpu_conv_direct1d(const nx_backend *be)
@@ -116,6 +110,7 @@ nx_conv_winograd_mode nx_cpu_conv_direct1d(const nx_backend *be)
     const nx_cpu_state *st = be->impl;
     return st ? (nx_conv_winograd_mode)st->conv_direct1d : NX_CONV_WINOGRAD_AUTO;
 }
+#undef SET
 
 bool nx_cpu_bf16_compute(const nx_backend *be)
 {
