@@ -358,6 +358,8 @@ ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
         if (!unary_valid(p->act)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown epilogue function %d", op, (int)p->act);
         if (p->act == NX_UNARY_LEAKY_RELU) NX_TRY(chk_finite(op, "leaky_relu slope", p->act_param));
     }
+    if (y->data == x->data) /* every path reads x while it writes y */
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: y must not be x (%s)", op, D("y", y));
     if (p->residual) {
         NX_TRY(chk_act(be, op, "residual", p->residual));
         NX_TRY(chk_same_dtype(op, "y", y, "residual", p->residual));

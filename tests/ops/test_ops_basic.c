@@ -621,6 +621,7 @@ static void test_validate_conv_attention(void)
     nx_conv_params p = nx_conv_params_default();
     CHECK(p.stride[2] == 1 && p.pad[0] == 0 && p.dilation[1] == 1 && p.groups == 1);
     nx_tensor x = fv(F32, NE(2, 4, 9, 9)), w = fv(F16, NE(8, 4, 3, 3)), b = fv(F32, NE(8)), y = fv(F32, NE(2, 8, 7, 7));
+    x.data = g_host + 2048; /* views share g_host; a conv's y must not be its x */
     CHECK_ERR(nx_op_conv(fk, &y, &x, &w, &b, &p), E_UNSUP, "conv");
     p.stride[0] = p.stride[1] = 2;
     p.pad[0] = p.pad[1] = 1;
@@ -642,13 +643,15 @@ static void test_validate_conv_attention(void)
     nx_tensor b7 = fv(F32, NE(7));
     CHECK_ERR(nx_op_conv(fk, &y, &x, &w, &b7, &p), E_SHAPE, "conv");
     nx_tensor x1 = fv(F32, NE(1, 4, 20)), w1 = fv(F32, NE(6, 4, 5)), y1 = fv(F32, NE(1, 6, 16));
+    x1.data = g_host + 2048;
     CHECK_ERR(nx_op_conv(fk, &y1, &x1, &w1, NULL, &p), E_UNSUP, "conv");
     nx_tensor x5 = fv(F32, NE(1, 2, 3, 4, 5)), w5 = fv(F32, NE(3, 2, 1, 3, 3)), y5 = fv(F32, NE(1, 3, 3, 2, 3));
+    x5.data = g_host + 2048;
     CHECK_ERR(nx_op_conv(fk, &y5, &x5, &w5, NULL, &p), E_UNSUP, "conv");
     CHECK_ERR(nx_op_conv(fk, &y5, &x5, &w1, NULL, &p), E_SHAPE, "conv");
     /* the epilogue: a residual of y's shape and dtype that is not y, a known finite activation */
     nx_tensor r1 = fv(F32, NE(1, 6, 16)), r1s = fv(F32, NE(1, 6, 15));
-    r1.data = (char *)r1.data + 64; /* fv() views share one buffer; the residual must not be y */
+    r1.data = g_host + 4096; /* nor the residual y */
     p.residual = &r1;
     p.act = NX_UNARY_LEAKY_RELU;
     p.act_param = 0.1f;
@@ -664,6 +667,8 @@ static void test_validate_conv_attention(void)
     CHECK_ERR(nx_op_conv(fk, &y1, &x1, &w1, NULL, &p), E_ARG, "conv: unknown epilogue function 99");
     p = nx_conv_params_default();
     CHECK(p.act == NX_UNARY_IDENTITY && p.residual == NULL);
+    nx_tensor xs = fv(F32, NE(1, 6, 16)), ws = fv(F32, NE(6, 6, 1)); /* same shape in and out, same buffer */
+    CHECK_ERR(nx_op_conv(fk, &xs, &xs, &ws, NULL, &p), E_ARG, "conv: y must not be x");
 
     /* conv_transpose1d: Lo = (L - 1) * s - 2p + d (k - 1) + op + 1 = 9 * 4 - 4 + 7 + 1 + 1 = 41 */
     nx_tensor xt = fv(F32, NE(1, 6, 10)), wt = fv(F32, NE(6, 2, 8)), yt = fv(F32, NE(1, 4, 41));
