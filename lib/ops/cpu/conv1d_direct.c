@@ -1,6 +1,7 @@
-/* conv1d_direct.c — a direct conv1d (stride 1, no groups, any dilation) on AVX-512 for the narrow,
- * long convolutions of HiFi-GAN's last stages (32-128 channels over 20000-80000 samples, k 3/7/11,
- * dilations 1/3/5). oneDNN's plain-layout (ncw) path ran them at 60-200 GFLOP/s, well below the
+/* conv1d_direct.c — a direct conv1d (stride 1, no groups, any dilation) on AVX-512, written for
+ * HiFi-GAN's convolutions (32-512 channels over 2500-80000 samples, k 3/7/11, dilations 1/3/5) and
+ * taken for every conv1d the 1-D Winograd does not take (conv.c). oneDNN's plain-layout (ncw)
+ * path ran the narrow stages at 60-200 GFLOP/s, well below the
  * ~300 of its GEMMs: its im2col + GEMM pays a pass over k C x L columns, and at 32-64 output
  * channels the GEMM is thin. Here the input rows themselves are the GEMM's B panel: in ncw a
  * tap's 16 consecutive outputs read 16 consecutive inputs, so an 8-channel x 48-position block of
@@ -10,8 +11,8 @@
  *
  * Tiles whose window would read outside [0, L) (the first and last few) read a zero-padded copy
  * of their window instead, made before the parallel loop; every other tile reads x in place.
- * Each output is summed in the same order (c, then j) whatever the split, so results do not
- * depend on the thread count. */
+ * Each output is summed in the same order (c within fixed channel chunks, then j; the chunks'
+ * partial sums in order) whatever the split, so results do not depend on the thread count. */
 #include "cpu_ops.h"
 #include "cpu_util.h"
 
