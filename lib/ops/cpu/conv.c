@@ -162,6 +162,7 @@ static int use_direct1d(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_direct1d(be);
     if (mode == NX_CONV_WINOGRAD_OFF || nx_cpu_bf16_compute(be) || !nx_cpu_has_avx512()) return 0;
+    if (d->src[1] < 1) return 0; /* no input channels: no channel chunk runs, y would stay unwritten */
     /* ConvTranspose1d: no groups or dilation, any stride; 1.1-1.3x oneDNN's deconvolution from 128
      * input channels down, a loss at 512-1024 (bench_conv's upsampler rows), so there only */
     if (d->deconv) return d->wnd == 3 && d->dil[0] == 1 && d->pl[0] >= 0 && d->src[1] <= 256;
