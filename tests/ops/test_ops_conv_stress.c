@@ -1,0 +1,380 @@
+/* test_ops_conv_stress.c — randomized conv1d / ConvTranspose1d / 3x3 Winograd (in stripes)
+ * shapes against a double-precision reference: the direct conv1d (conv1d_direct.c), the 1-D
+ * Winograd (wino1d.c) and oneDNN, with and without bias and the fused epilogue (leaky ReLU,
+ * residual), N > 1, channels off the 8-row block and the L1 chunk, lengths off the 48-wide tile,
+ * pads past the kernel, output padding, k < stride. Buffers are allocated at their exact size
+ * (so an ASan build sees any overrun) and outputs are NaN-filled (every element must be
+ * written). The direct paths are also run on 1- and 3-thread backends and must agree bit for
+ * bit with the 2-thread run. */
+#include "ops_test_util.h"
+#include "ops/cpu/cpu_util.h"
+
+static test_rng rng = {0xc0ffee1234abcdefull};
+
+static int64_t rnd(int64_t lo, int64_t hi) { return lo + (int64_t)(test_rng_u64(&rng) % (uint64_t)(hi - lo + 1)); }
+
+static float *fill_new(size_t n)
+{
+    float *p = malloc(4 * (n ? n : 1));
+    test_fill(&rng, p, n, -1, 1);
+    return p;
+}
+
+static nx_backend *be1, *be3;
+static int big; /* NX_CONV_STRESS_BIG=1: longer rows, wider pads and strides, more iterations (minutes) */
+static nx_pool *pool1, *pool3;
+
+/* y = conv1d(x, w) + b, then the epilogue, in double; sc: the sum of |terms| */
+static void ref_conv1d(const float *x, const float *w, const float *b, const float *res, int act, float slope,
+                       int64_t N, int64_t C, int64_t O, int64_t L, int64_t Lo, int64_t k, int64_t d, int64_t pad,
+                       double *y, double *sc)
+{
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t t = 0; t < Lo; t++) {
+                double s = b ? b[o] : 0, sa = b ? fabs(b[o]) : 0;
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t j = 0; j < k; j++) {
+                        const int64_t u = t - pad + j * d;
+                        if (u < 0 || u >= L) continue;
+                        const double v = (double)x[(n * C + c) * L + u] * w[(o * C + c) * k + j];
+                        s += v;
+                        sa += fabs(v);
+                    }
+                const size_t i = (size_t)((n * O + o) * Lo + t);
+                if (act == 1 && s < 0) s *= slope;
+                if (act == 2 && s < 0) s = 0;
+                if (res) {
+                    s += res[i];
+                    sa += fabs(res[i]);
+                }
+                y[i] = s;
+                sc[i] = sa;
+            }
+}
+
+/* Winograd's transforms mix neighbouring outputs, so its error follows the row's largest scale,
+ * not each output's own (an output over padding alone comes out near, not at, the bias) */
+static double *row_scale(const double *sc, size_t n, int64_t row)
+{
+    double *r = malloc(8 * n);
+    for (size_t i0 = 0; i0 < n; i0 += (size_t)row) {
+        double m = 0;
+        for (size_t i = i0; i < i0 + (size_t)row; i++) m = fmax(m, sc[i]);
+        for (size_t i = i0; i < i0 + (size_t)row; i++) r[i] = m;
+    }
+    return r;
+}
+
+static int bitwise_same(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, 4 * n) == 0;
+}
+
+static void conv1d_case(int it)
+{
+    const int64_t N = rnd(1, 3), C = it % 10 == 0 ? rnd(71, 300) : rnd(1, 70), O = rnd(1, 40);
+    const int64_t L = big && it % 3 == 0 ? rnd(1, 2500) : rnd(1, 200);
+    const int64_t k = rnd(1, 12), d = rnd(1, big ? 12 : 6), pad = big && it % 2 ? rnd(0, 150) : rnd(0, 20);
+    const int64_t Lo = L + 2 * pad - d * (k - 1);
+    if (Lo < 1) return;
+    const int bias = (int)rnd(0, 1), epi = (int)rnd(0, 4); /* 1 leaky, 2 residual, 3 both, 4 ReLU + residual */
+    const size_t nx = (size_t)(N * C * L), nw = (size_t)(O * C * k), ny = (size_t)(N * O * Lo);
+    float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O), *r = fill_new(ny);
+    float *y = malloc(4 * ny), *y2 = malloc(4 * ny);
+    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
+    const int64_t xs[3] = {N, C, L}, ws[3] = {O, C, k}, ys[3] = {N, O, Lo};
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    p.stride[0] = 1;
+    p.pad[0] = (int)pad;
+    p.dilation[0] = (int)d;
+    const float slope = 0.15f;
+    int act = 0;
+    if (epi == 1 || epi == 3) p.act = NX_UNARY_LEAKY_RELU, p.act_param = slope, act = 1;
+    if (epi == 4) p.act = NX_UNARY_RELU, act = 2;
+    nx_tensor tr = nx_view(NGPT_DTYPE_F32, 3, ys, r, t_be);
+    if (epi >= 2) p.residual = &tr;
+    ref_conv1d(x, w, bias ? b : NULL, epi >= 2 ? r : NULL, act, slope, N, C, O, L, Lo, k, d, pad, want, sc);
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
+    nx_tensor ty2 = nx_view(NGPT_DTYPE_F32, 3, ys, y2, t_be);
+    static const char *const names[3] = {"direct", "wino1d", "oneDNN"};
+    for (int m = 0; m < 3; m++) {
+        nx_cpu_set_conv_direct1d(t_be, m == 2 ? NX_CONV_WINOGRAD_OFF : NX_CONV_WINOGRAD_ALWAYS);
+        nx_cpu_set_conv_winograd(t_be, m == 1 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        memset(y, 0xff, 4 * ny);
+        CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, bias ? &tb : NULL, &p));
+        char what[200];
+        snprintf(what, sizeof what, "conv1d %s N=%lld C=%lld O=%lld L=%lld k=%lld d=%lld pad=%lld bias=%d epi=%d",
+                 names[m], (long long)N, (long long)C, (long long)O, (long long)L, (long long)k, (long long)d,
+                 (long long)pad, bias, epi);
+        if (m == 1) {
+            double *rs = row_scale(sc, ny, Lo);
+            close_scaled(what, y, want, rs, ny, 1e-5, 1e-6);
+            free(rs);
+        } else {
+            close_scaled(what, y, want, sc, ny, 2e-6, 1e-6);
+        }
+        if (m == 0 && nx_cpu_has_avx512()) { /* thread-count independence of the direct path */
+            nx_backend *bes[2] = {be1, be3};
+            for (int q = 0; q < 2; q++) {
+                nx_cpu_set_conv_direct1d(bes[q], NX_CONV_WINOGRAD_ALWAYS);
+                nx_cpu_set_conv_winograd(bes[q], NX_CONV_WINOGRAD_OFF);
+                memset(y2, 0xff, 4 * ny);
+                CHECK_OK(nx_cpu_conv(bes[q], &ty2, &tx, &tw, bias ? &tb : NULL, &p));
+                CHECK_MSG(bitwise_same(y, y2, ny), "%s: %d threads differ from 2", what, q ? 3 : 1);
+            }
+        }
+    }
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    free(x), free(w), free(b), free(r), free(y), free(y2), free(want), free(sc);
+}
+
+static void test_conv1d_stress(void)
+{
+    const int n = big ? 2000 : nx_cpu_has_avx512() ? 250 : 60;
+    for (int it = 0; it < n; it++) conv1d_case(it);
+}
+
+static void convt_case(int it)
+{
+    const int64_t N = rnd(1, 3), C = it % 10 == 0 ? rnd(71, 256) : rnd(1, 70), O = rnd(1, 40);
+    const int64_t L = big && it % 3 == 0 ? rnd(1, 1500) : rnd(1, 200);
+    const int64_t k = rnd(1, big ? 24 : 12), s = rnd(1, big ? 12 : 6), pad = rnd(0, 20), opad = rnd(0, s - 1);
+    const int64_t Lo = (L - 1) * s - 2 * pad + (k - 1) + opad + 1;
+    if (Lo < 1) return;
+    const int bias = (int)rnd(0, 1);
+    const size_t nx = (size_t)(N * C * L), nw = (size_t)(C * O * k), ny = (size_t)(N * O * Lo);
+    float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O);
+    float *y = malloc(4 * ny), *y2 = malloc(4 * ny);
+    double *want = calloc(ny, 8), *sc = calloc(ny, 8);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++) {
+            double *wr = want + (n * O + o) * Lo, *sr = sc + (n * O + o) * Lo;
+            for (int64_t t = 0; t < Lo; t++) wr[t] = bias ? b[o] : 0, sr[t] = bias ? fabs(b[o]) : 0;
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t l = 0; l < L; l++)
+                    for (int64_t j = 0; j < k; j++) {
+                        const int64_t t = l * s - pad + j;
+                        if (t < 0 || t >= Lo) continue;
+                        const double v = (double)x[(n * C + c) * L + l] * w[(c * O + o) * k + j];
+                        wr[t] += v;
+                        sr[t] += fabs(v);
+                    }
+        }
+    const int64_t xs[3] = {N, C, L}, ws[3] = {C, O, k}, ys[3] = {N, O, Lo};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
+    nx_tensor ty2 = nx_view(NGPT_DTYPE_F32, 3, ys, y2, t_be);
+    for (int m = 0; m < 2; m++) {
+        nx_cpu_set_conv_direct1d(t_be, m ? NX_CONV_WINOGRAD_OFF : NX_CONV_WINOGRAD_ALWAYS);
+        memset(y, 0xff, 4 * ny);
+        CHECK_OK(nx_cpu_conv_transpose1d(t_be, &ty, &tx, &tw, bias ? &tb : NULL, (int)s, (int)pad, (int)opad, 1, 1));
+        char what[200];
+        snprintf(what, sizeof what, "convT %s N=%lld C=%lld O=%lld L=%lld k=%lld s=%lld pad=%lld opad=%lld bias=%d",
+                 m ? "oneDNN" : "direct", (long long)N, (long long)C, (long long)O, (long long)L, (long long)k,
+                 (long long)s, (long long)pad, (long long)opad, bias);
+        close_scaled(what, y, want, sc, ny, 2e-6, 1e-6);
+        if (m == 0 && nx_cpu_has_avx512()) {
+            nx_backend *bes[2] = {be1, be3};
+            for (int q = 0; q < 2; q++) {
+                nx_cpu_set_conv_direct1d(bes[q], NX_CONV_WINOGRAD_ALWAYS);
+                memset(y2, 0xff, 4 * ny);
+                CHECK_OK(nx_cpu_conv_transpose1d(bes[q], &ty2, &tx, &tw, bias ? &tb : NULL, (int)s, (int)pad, (int)opad,
+                                                 1, 1));
+                CHECK_MSG(bitwise_same(y, y2, ny), "%s: %d threads differ from 2", what, q ? 3 : 1);
+            }
+        }
+    }
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
+    free(x), free(w), free(b), free(y), free(y2), free(want), free(sc);
+}
+
+static void test_convt_stress(void)
+{
+    for (int it = 0; it < (big ? 2000 : 250); it++) convt_case(it);
+}
+
+/* (k, 1) conv2d over x[N, C, L, P] through the 1-D Winograd (P > 1: its other output path), with
+ * the fused epilogue */
+static void wino1d_2d_case(void)
+{
+    const int64_t N = rnd(1, 2), C = rnd(1, 40), O = rnd(1, 24), L = rnd(1, 60), P = rnd(2, 9);
+    const int64_t k = rnd(3, 9), d = rnd(1, 4), pad = rnd(0, 12), Lo = L + 2 * pad - d * (k - 1);
+    if (Lo < 1) return;
+    const int bias = (int)rnd(0, 1), epi = (int)rnd(0, 3);
+    const size_t nx = (size_t)(N * C * L * P), nw = (size_t)(O * C * k), ny = (size_t)(N * O * Lo * P);
+    float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O), *r = fill_new(ny), *y = malloc(4 * ny);
+    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t t = 0; t < Lo; t++)
+                for (int64_t q = 0; q < P; q++) {
+                    double s = bias ? b[o] : 0, sa = bias ? fabs(b[o]) : 0;
+                    for (int64_t c = 0; c < C; c++)
+                        for (int64_t j = 0; j < k; j++) {
+                            const int64_t u = t - pad + j * d;
+                            if (u < 0 || u >= L) continue;
+                            const double v = (double)x[((n * C + c) * L + u) * P + q] * w[(o * C + c) * k + j];
+                            s += v;
+                            sa += fabs(v);
+                        }
+                    const size_t i = (size_t)(((n * O + o) * Lo + t) * P + q);
+                    if ((epi & 1) && s < 0) s *= 0.3;
+                    if (epi & 2) s += r[i], sa += fabs(r[i]);
+                    want[i] = s;
+                    sc[i] = sa;
+                }
+    const int64_t xs[4] = {N, C, L, P}, ws[4] = {O, C, k, 1}, ys[4] = {N, O, Lo, P};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
+    nx_tensor tr = nx_view(NGPT_DTYPE_F32, 4, ys, r, t_be);
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    p.stride[0] = p.stride[1] = 1;
+    p.dilation[0] = (int)d, p.dilation[1] = 1;
+    p.pad[0] = (int)pad;
+    if (epi & 1) p.act = NX_UNARY_LEAKY_RELU, p.act_param = 0.3f;
+    if (epi & 2) p.residual = &tr;
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    memset(y, 0xff, 4 * ny);
+    CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, bias ? &tb : NULL, &p));
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    char what[200];
+    snprintf(what, sizeof what, "wino1d 2-D N=%lld C=%lld O=%lld L=%lld P=%lld k=%lld d=%lld pad=%lld bias=%d epi=%d",
+             (long long)N, (long long)C, (long long)O, (long long)L, (long long)P, (long long)k, (long long)d,
+             (long long)pad, bias, epi);
+    double *rs = row_scale(sc, ny, Lo * P);
+    close_scaled(what, y, want, rs, ny, 1e-5, 1e-6);
+    free(rs);
+    free(x), free(w), free(b), free(r), free(y), free(want), free(sc);
+}
+
+static void test_wino1d_2d_stress(void)
+{
+    const int n = big ? 400 : nx_cpu_has_avx512() ? 60 : 30;
+    for (int it = 0; it < n; it++) wino1d_2d_case();
+}
+
+/* 3x3 pad-1 conv2d through oneDNN's Winograd in 1-row-budget stripes (4 rows each) */
+static void wino_case(int it)
+{
+    const int64_t N = rnd(1, 2), H = rnd(1, 30), W = rnd(1, 30);
+    const int64_t C = it & 1 ? 16 * rnd(1, 2) : rnd(1, 40), O = it & 2 ? 16 * rnd(1, 2) : rnd(1, 40);
+    const int bias = (int)rnd(0, 1), epi = (int)rnd(0, 3);
+    const size_t nx = (size_t)(N * C * H * W), nw = (size_t)(O * C * 9), ny = (size_t)(N * O * H * W);
+    float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O), *r = fill_new(ny), *y = malloc(4 * ny);
+    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t i = 0; i < H; i++)
+                for (int64_t j = 0; j < W; j++) {
+                    double s = bias ? b[o] : 0, sa = bias ? fabs(b[o]) : 0;
+                    for (int64_t c = 0; c < C; c++)
+                        for (int64_t a = 0; a < 3; a++)
+                            for (int64_t e = 0; e < 3; e++) {
+                                const int64_t u = i - 1 + a, v = j - 1 + e;
+                                if (u < 0 || u >= H || v < 0 || v >= W) continue;
+                                const double t = (double)x[((n * C + c) * H + u) * W + v] * w[((o * C + c) * 3 + a) * 3 + e];
+                                s += t;
+                                sa += fabs(t);
+                            }
+                    const size_t q = (size_t)(((n * O + o) * H + i) * W + j);
+                    if ((epi & 1) && s < 0) s *= 0.1;
+                    if (epi & 2) s += r[q], sa += fabs(r[q]);
+                    want[q] = s;
+                    sc[q] = sa;
+                }
+    const int64_t xs[4] = {N, C, H, W}, ws[4] = {O, C, 3, 3}, ys[4] = {N, O, H, W};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
+    nx_tensor tr = nx_view(NGPT_DTYPE_F32, 4, ys, r, t_be);
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    for (int i = 0; i < 2; i++) p.stride[i] = 1, p.pad[i] = 1, p.dilation[i] = 1;
+    if (epi & 1) p.act = NX_UNARY_LEAKY_RELU, p.act_param = 0.1f;
+    if (epi & 2) p.residual = &tr;
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    for (int st = 0; st < 2; st++) {
+        nx_cpu_set_conv_winograd_stripe(t_be, st ? 1 : 0);
+        memset(y, 0xff, 4 * ny);
+        CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, bias ? &tb : NULL, &p));
+        char what[200];
+        snprintf(what, sizeof what, "winograd%s N=%lld C=%lld O=%lld H=%lld W=%lld bias=%d epi=%d", st ? " stripes" : "",
+                 (long long)N, (long long)C, (long long)O, (long long)H, (long long)W, bias, epi);
+        double *rs = row_scale(sc, ny, H * W);
+        close_scaled(what, y, want, rs, ny, 1e-5, 1e-6);
+        free(rs);
+    }
+    nx_cpu_set_conv_winograd_stripe(t_be, 0);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    free(x), free(w), free(b), free(r), free(y), free(want), free(sc);
+}
+
+static void test_winograd_stripes_stress(void)
+{
+    for (int it = 0; it < (big ? 400 : 80); it++) wino_case(it);
+}
+
+/* x with no channels (C = 0): y = the bias, or an error; never OK with y unwritten (the direct
+ * paths once returned OK without a store: no channel chunk ran) */
+static void test_no_channels(void)
+{
+    int64_t O = 3;
+    float x[1] = {0}, w[1] = {0}, b[3] = {1, -2, 3}, y[3 * 9];
+    const int64_t xs[3] = {2, 0, 4}, ws[3] = {O, 0, 3}, ys[3] = {2, O, 4}, wts[3] = {0, O, 3}, yts[3] = {2, O, 9};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be);
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    p.stride[0] = 1;
+    p.pad[0] = 1;
+    p.dilation[0] = 1;
+    for (int tr = 0; tr < 2; tr++) {
+        nx_tensor tw = nx_view(NGPT_DTYPE_F32, 3, tr ? wts : ws, w, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, tr ? yts : ys, y, t_be);
+        const int64_t Lo = tr ? 9 : 4;
+        memset(y, 0xff, sizeof y);
+        nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_ALWAYS);
+        nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_OFF);
+        const ngpt_status s = tr ? nx_cpu_conv_transpose1d(t_be, &ty, &tx, &tw, &tb, 2, 0, 0, 1, 1)
+                                 : nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+        int bad = 0;
+        for (int64_t i = 0; s == NGPT_OK && i < 2 * O * Lo; i++) bad += y[i] != b[(i / Lo) % O];
+        CHECK_MSG(bad == 0, "%s with C = 0: OK but %d outputs are not the bias", tr ? "conv_transpose1d" : "conv1d", bad);
+        ngpt_clear_error();
+    }
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+}
+
+int main(void)
+{
+    if (!ops_test_init(2) || nx_pool_create(&pool1, 1) != NGPT_OK || nx_pool_create(&pool3, 3) != NGPT_OK ||
+        nx_cpu_backend_create(&be1, pool1, NULL) != NGPT_OK || nx_cpu_backend_create(&be3, pool3, NULL) != NGPT_OK) {
+        fprintf(stderr, "cannot create the CPU backends: %s\n", ngpt_last_error());
+        return 1;
+    }
+    big = getenv("NX_CONV_STRESS_BIG") && atoi(getenv("NX_CONV_STRESS_BIG")) > 0;
+    if (!nx_cpu_has_avx512()) fprintf(stderr, "  (no AVX-512: the direct conv1d is not taken)\n");
+    RUN(test_no_channels);
+    RUN(test_conv1d_stress);
+    RUN(test_convt_stress);
+    RUN(test_wino1d_2d_stress);
+    RUN(test_winograd_stripes_stress);
+    fprintf(stderr, "-- without AVX-512 (oneDNN for every conv1d, wino1d's portable kernels):\n");
+    nx_cpu_allow_avx512(false);
+    RUN(test_conv1d_stress);
+    RUN(test_wino1d_2d_stress);
+    nx_cpu_allow_avx512(true);
+    nx_backend_free(be1);
+    nx_backend_free(be3);
+    nx_pool_free(pool1);
+    nx_pool_free(pool3);
+    ops_test_fini();
+    return test_done();
+}
