@@ -24,33 +24,35 @@ static nx_backend *be1, *be3;
 static int big; /* NX_CONV_STRESS_BIG=1: longer rows, wider pads and strides, more iterations (minutes) */
 static nx_pool *pool1, *pool3;
 
-/* y = conv1d(x, w) + b, then the epilogue, in double; sc: the sum of |terms| */
+/* y = conv1d(x, w) + b along L of x[N, C, L, P] (P 1: a conv1d), then the epilogue (act 1: leaky
+ * ReLU, 2: ReLU; + res), in double; sc: the sum of |terms| */
 static void ref_conv1d(const float *x, const float *w, const float *b, const float *res, int act, float slope,
-                       int64_t N, int64_t C, int64_t O, int64_t L, int64_t Lo, int64_t k, int64_t d, int64_t pad,
-                       double *y, double *sc)
+                       int64_t N, int64_t C, int64_t O, int64_t L, int64_t P, int64_t Lo, int64_t k, int64_t d,
+                       int64_t pad, double *y, double *sc)
 {
     for (int64_t n = 0; n < N; n++)
         for (int64_t o = 0; o < O; o++)
-            for (int64_t t = 0; t < Lo; t++) {
-                double s = b ? b[o] : 0, sa = b ? fabs(b[o]) : 0;
-                for (int64_t c = 0; c < C; c++)
-                    for (int64_t j = 0; j < k; j++) {
-                        const int64_t u = t - pad + j * d;
-                        if (u < 0 || u >= L) continue;
-                        const double v = (double)x[(n * C + c) * L + u] * w[(o * C + c) * k + j];
-                        s += v;
-                        sa += fabs(v);
+            for (int64_t t = 0; t < Lo; t++)
+                for (int64_t q = 0; q < P; q++) {
+                    double s = b ? b[o] : 0, sa = b ? fabs(b[o]) : 0;
+                    for (int64_t c = 0; c < C; c++)
+                        for (int64_t j = 0; j < k; j++) {
+                            const int64_t u = t - pad + j * d;
+                            if (u < 0 || u >= L) continue;
+                            const double v = (double)x[((n * C + c) * L + u) * P + q] * w[(o * C + c) * k + j];
+                            s += v;
+                            sa += fabs(v);
+                        }
+                    const size_t i = (size_t)(((n * O + o) * Lo + t) * P + q);
+                    if (act == 1 && s < 0) s *= slope;
+                    if (act == 2 && s < 0) s = 0;
+                    if (res) {
+                        s += res[i];
+                        sa += fabs(res[i]);
                     }
-                const size_t i = (size_t)((n * O + o) * Lo + t);
-                if (act == 1 && s < 0) s *= slope;
-                if (act == 2 && s < 0) s = 0;
-                if (res) {
-                    s += res[i];
-                    sa += fabs(res[i]);
+                    y[i] = s;
+                    sc[i] = sa;
                 }
-                y[i] = s;
-                sc[i] = sa;
-            }
 }
 
 /* Winograd's transforms mix neighbouring outputs, so its error follows the row's largest scale,
@@ -96,7 +98,7 @@ static void conv1d_case(int it)
     if (epi == 4) p.act = NX_UNARY_RELU, act = 2;
     nx_tensor tr = nx_view(NGPT_DTYPE_F32, 3, ys, r, t_be);
     if (epi >= 2) p.residual = &tr;
-    ref_conv1d(x, w, bias ? b : NULL, epi >= 2 ? r : NULL, act, slope, N, C, O, L, Lo, k, d, pad, want, sc);
+    ref_conv1d(x, w, bias ? b : NULL, epi >= 2 ? r : NULL, act, slope, N, C, O, L, 1, Lo, k, d, pad, want, sc);
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
     nx_tensor ty2 = nx_view(NGPT_DTYPE_F32, 3, ys, y2, t_be);
@@ -209,25 +211,7 @@ static void wino1d_2d_case(void)
     const size_t nx = (size_t)(N * C * L * P), nw = (size_t)(O * C * k), ny = (size_t)(N * O * Lo * P);
     float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O), *r = fill_new(ny), *y = malloc(4 * ny);
     double *want = malloc(8 * ny), *sc = malloc(8 * ny);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t o = 0; o < O; o++)
-            for (int64_t t = 0; t < Lo; t++)
-                for (int64_t q = 0; q < P; q++) {
-                    double s = bias ? b[o] : 0, sa = bias ? fabs(b[o]) : 0;
-                    for (int64_t c = 0; c < C; c++)
-                        for (int64_t j = 0; j < k; j++) {
-                            const int64_t u = t - pad + j * d;
-                            if (u < 0 || u >= L) continue;
-                            const double v = (double)x[((n * C + c) * L + u) * P + q] * w[(o * C + c) * k + j];
-                            s += v;
-                            sa += fabs(v);
-                        }
-                    const size_t i = (size_t)(((n * O + o) * Lo + t) * P + q);
-                    if ((epi & 1) && s < 0) s *= 0.3;
-                    if (epi & 2) s += r[i], sa += fabs(r[i]);
-                    want[i] = s;
-                    sc[i] = sa;
-                }
+    ref_conv1d(x, w, bias ? b : NULL, (epi & 2) ? r : NULL, (epi & 1) ? 1 : 0, 0.3f, N, C, O, L, P, Lo, k, d, pad, want, sc);
     const int64_t xs[4] = {N, C, L, P}, ws[4] = {O, C, k, 1}, ys[4] = {N, O, Lo, P};
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);

@@ -226,7 +226,7 @@ static ngpt_status winograd_run(nx_backend *be, const conv_desc *d, void *const 
         ds.dst_hfull = H;
         void *hs[4];
         memcpy(hs, h, sizeof hs);
-        hs[xi] = (float *)h[xi] + in0 * W;
+        hs[xi] = (float *)h[xi] + in0 * d->src[3];
         hs[yi] = (float *)h[yi] + r0 * W;
         nx_dnnl_key key = conv_key(&ds);
         s = nx_dnnl_run_blocked(be, &key, conv_build_blocked, &ds, hs, what);
