@@ -318,3 +318,80 @@ void ref_attention(float *out, const float *q, const float *k, const float *v, c
             }
         }
 }
+
+/* Generic N-d conv reference over up to 3 spatial dims (unused dims have size 1). */
+void ref_conv(const float *x, const float *w, const float *b, const int64_t *xs, const int64_t *ws,
+                     const int64_t *ys, int nsp, const nx_conv_params *p, double *y, double *sc)
+{
+    int64_t N = xs[0], C = xs[1], O = ws[0], G = p->groups, Cg = C / G, Og = O / G;
+    int64_t X[3] = {1, 1, 1}, Kk[3] = {1, 1, 1}, Y[3] = {1, 1, 1}, st[3] = {1, 1, 1}, pd[3] = {0, 0, 0},
+            dl[3] = {1, 1, 1};
+    for (int i = 0; i < nsp; i++) {
+        int j = 3 - nsp + i;
+        X[j] = xs[2 + i], Kk[j] = ws[2 + i], Y[j] = ys[2 + i];
+        st[j] = p->stride[i], pd[j] = p->pad[i], dl[j] = p->dilation[i];
+    }
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++) {
+            int64_t g = o / Og;
+            for (int64_t a = 0; a < Y[0]; a++)
+                for (int64_t bb = 0; bb < Y[1]; bb++)
+                    for (int64_t c = 0; c < Y[2]; c++) {
+                        double s = b ? b[o] : 0, sa = b ? fabs(b[o]) : 0;
+                        for (int64_t ci = 0; ci < Cg; ci++)
+                            for (int64_t ka = 0; ka < Kk[0]; ka++)
+                                for (int64_t kb = 0; kb < Kk[1]; kb++)
+                                    for (int64_t kc = 0; kc < Kk[2]; kc++) {
+                                        int64_t ia = a * st[0] - pd[0] + ka * dl[0];
+                                        int64_t ib = bb * st[1] - pd[1] + kb * dl[1];
+                                        int64_t ic = c * st[2] - pd[2] + kc * dl[2];
+                                        if (ia < 0 || ia >= X[0] || ib < 0 || ib >= X[1] || ic < 0 || ic >= X[2])
+                                            continue;
+                                        double xv = x[(((n * C + g * Cg + ci) * X[0] + ia) * X[1] + ib) * X[2] + ic];
+                                        double wv = w[(((o * Cg + ci) * Kk[0] + ka) * Kk[1] + kb) * Kk[2] + kc];
+                                        s += xv * wv;
+                                        sa += fabs(xv * wv);
+                                    }
+                        size_t yi = (size_t)((((n * O + o) * Y[0] + a) * Y[1] + bb) * Y[2] + c);
+                        y[yi] = s;
+                        sc[yi] = sa;
+                    }
+        }
+}
+
+/* The conv epilogue on the reference: y = act(y) + res, and its error scale grows by |res|. */
+void ref_epilogue(double *y, double *sc, size_t n, const nx_conv_params *p)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p->act == NX_UNARY_LEAKY_RELU && y[i] < 0) y[i] *= p->act_param;
+        if (p->act == NX_UNARY_RELU && y[i] < 0) y[i] = 0;
+        if (p->residual) {
+            const double r = ((const float *)p->residual->data)[i];
+            y[i] += r;
+            sc[i] += fabs(r);
+        }
+    }
+}
+
+/* See ref_ops.h. */
+void ref_conv_transpose1d(const float *x, const float *w, const float *b, int64_t N, int64_t C, int64_t O, int64_t L,
+                          int64_t Lo, int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t groups, double *y,
+                          double *sc)
+{
+    const int64_t Cg = C / groups, Og = O / groups;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++) {
+            const int64_t g = o / Og;
+            double *yr = y + (n * O + o) * Lo, *sr = sc + (n * O + o) * Lo;
+            for (int64_t t = 0; t < Lo; t++) yr[t] = b ? b[o] : 0, sr[t] = b ? fabs(b[o]) : 0;
+            for (int64_t ci = 0; ci < Cg; ci++)
+                for (int64_t l = 0; l < L; l++)
+                    for (int64_t kk = 0; kk < k; kk++) {
+                        const int64_t t = l * stride - pad + kk * dil;
+                        if (t < 0 || t >= Lo) continue;
+                        const double v = (double)x[(n * C + g * Cg + ci) * L + l] * w[((g * Cg + ci) * Og + o % Og) * k + kk];
+                        yr[t] += v;
+                        sr[t] += fabs(v);
+                    }
+        }
+}

@@ -6,6 +6,7 @@
 
 #include "ops/ops.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 int64_t ref_numel(int rank, const int64_t *ne);
@@ -46,5 +47,16 @@ void ref_linear(float *y, const float *x, const float *w, const float *b, int64_
  * Skv <= 8192 (and ref_rope: D <= 4096): fixed scratch arrays. */
 void ref_attention(float *out, const float *q, const float *k, const float *v, const float *mask, int mask_batched,
                    int64_t bsz, int64_t sq, int64_t skv, int64_t h, int64_t hkv, int64_t d, double scale, int causal);
+
+/* Convolutions in double; sc gets the sum of |terms| per output (the error scale).
+ * N-d conv over up to 3 spatial dims: x[xs], w[ws] (PyTorch's [O, C/groups, k...]), y[ys] */
+void ref_conv(const float *x, const float *w, const float *b, const int64_t *xs, const int64_t *ws,
+              const int64_t *ys, int nsp, const nx_conv_params *p, double *y, double *sc);
+/* p's epilogue (nx_conv_params.act: LEAKY_RELU or RELU; .residual, F32) applied to y[n] */
+void ref_epilogue(double *y, double *sc, size_t n, const nx_conv_params *p);
+/* ConvTranspose1d: x[N, C, L], w[C, O/groups, k] (PyTorch's layout), y[N, O, Lo] */
+void ref_conv_transpose1d(const float *x, const float *w, const float *b, int64_t N, int64_t C, int64_t O, int64_t L,
+                          int64_t Lo, int64_t k, int64_t stride, int64_t pad, int64_t dil, int64_t groups, double *y,
+                          double *sc);
 
 #endif

@@ -3,69 +3,16 @@
  * dtype gets the F32 tolerance: 2e-6 relative to sum |x w| (+|bias|) per output. */
 #include "ops_test_util.h"
 #include "alloc_fail.h"
+#include "ref_ops.h"
 #include "ops/cpu/cpu_util.h"
 
 static test_rng rng = {0x1234567887654321ull};
-
-/* Generic N-d conv reference over up to 3 spatial dims (unused dims have size 1). */
-static void ref_conv(const float *x, const float *w, const float *b, const int64_t *xs, const int64_t *ws,
-                     const int64_t *ys, int nsp, const nx_conv_params *p, double *y, double *sc)
-{
-    int64_t N = xs[0], C = xs[1], O = ws[0], G = p->groups, Cg = C / G, Og = O / G;
-    int64_t X[3] = {1, 1, 1}, Kk[3] = {1, 1, 1}, Y[3] = {1, 1, 1}, st[3] = {1, 1, 1}, pd[3] = {0, 0, 0},
-            dl[3] = {1, 1, 1};
-    for (int i = 0; i < nsp; i++) {
-        int j = 3 - nsp + i;
-        X[j] = xs[2 + i], Kk[j] = ws[2 + i], Y[j] = ys[2 + i];
-        st[j] = p->stride[i], pd[j] = p->pad[i], dl[j] = p->dilation[i];
-    }
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t o = 0; o < O; o++) {
-            int64_t g = o / Og;
-            for (int64_t a = 0; a < Y[0]; a++)
-                for (int64_t bb = 0; bb < Y[1]; bb++)
-                    for (int64_t c = 0; c < Y[2]; c++) {
-                        double s = b ? b[o] : 0, sa = b ? fabs(b[o]) : 0;
-                        for (int64_t ci = 0; ci < Cg; ci++)
-                            for (int64_t ka = 0; ka < Kk[0]; ka++)
-                                for (int64_t kb = 0; kb < Kk[1]; kb++)
-                                    for (int64_t kc = 0; kc < Kk[2]; kc++) {
-                                        int64_t ia = a * st[0] - pd[0] + ka * dl[0];
-                                        int64_t ib = bb * st[1] - pd[1] + kb * dl[1];
-                                        int64_t ic = c * st[2] - pd[2] + kc * dl[2];
-                                        if (ia < 0 || ia >= X[0] || ib < 0 || ib >= X[1] || ic < 0 || ic >= X[2])
-                                            continue;
-                                        double xv = x[(((n * C + g * Cg + ci) * X[0] + ia) * X[1] + ib) * X[2] + ic];
-                                        double wv = w[(((o * Cg + ci) * Kk[0] + ka) * Kk[1] + kb) * Kk[2] + kc];
-                                        s += xv * wv;
-                                        sa += fabs(xv * wv);
-                                    }
-                        size_t yi = (size_t)((((n * O + o) * Y[0] + a) * Y[1] + bb) * Y[2] + c);
-                        y[yi] = s;
-                        sc[yi] = sa;
-                    }
-        }
-}
 
 static int64_t prod(const int64_t *v, int n)
 {
     int64_t p = 1;
     for (int i = 0; i < n; i++) p *= v[i];
     return p;
-}
-
-/* The conv epilogue on the reference: y = act(y) + res, and its error scale grows by |res|. */
-static void ref_epilogue(double *y, double *sc, size_t n, const nx_conv_params *p)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (p->act == NX_UNARY_LEAKY_RELU && y[i] < 0) y[i] *= p->act_param;
-        if (p->act == NX_UNARY_RELU && y[i] < 0) y[i] = 0;
-        if (p->residual) {
-            const double r = ((const float *)p->residual->data)[i];
-            y[i] += r;
-            sc[i] += fabs(r);
-        }
-    }
 }
 
 /* sp: input spatial sizes, k: kernel sizes */
@@ -311,7 +258,7 @@ static void test_conv_wino1d(void)
 static void check_convt(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k, int stride, int pad, int opad, int dil,
                         int groups, ngpt_dtype wdt, int bias)
 {
-    int64_t Cg = C / groups, Og = O / groups;
+    int64_t Og = O / groups;
     int64_t Lo = (L - 1) * stride - 2 * pad + dil * (k - 1) + opad + 1;
     size_t nx = (size_t)(N * C * L), nw = (size_t)(C * Og * k), ny = (size_t)(N * O * Lo);
     float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *y = malloc(4 * ny);
@@ -321,23 +268,7 @@ static void check_convt(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k, i
     test_fill(&rng, w, nw, -1, 1);
     test_fill(&rng, b, (size_t)O, -1, 1);
     round_to(wdt, w, wenc, nw);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t o = 0; o < O; o++) {
-            int64_t g = o / Og;
-            for (int64_t t = 0; t < Lo; t++) {
-                double s = bias ? b[o] : 0, sa = bias ? fabs(b[o]) : 0;
-                for (int64_t ci = 0; ci < Cg; ci++)
-                    for (int64_t l = 0; l < L; l++)
-                        for (int64_t kk = 0; kk < k; kk++) {
-                            if (l * stride - pad + kk * dil != t) continue;
-                            double v = (double)x[(n * C + g * Cg + ci) * L + l] * w[((g * Cg + ci) * Og + o % Og) * k + kk];
-                            s += v;
-                            sa += fabs(v);
-                        }
-                want[(n * O + o) * Lo + t] = s;
-                sc[(n * O + o) * Lo + t] = sa;
-            }
-        }
+    ref_conv_transpose1d(x, w, bias ? b : NULL, N, C, O, L, Lo, k, stride, pad, dil, groups, want, sc);
     int64_t xs[3] = {N, C, L}, ws[3] = {C, Og, k}, ys[3] = {N, O, Lo};
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(wdt, 3, ws, wenc, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);

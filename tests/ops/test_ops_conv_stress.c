@@ -8,6 +8,7 @@
  * bit with the 2-thread run. */
 #include "ops_test_util.h"
 #include "ops/cpu/cpu_util.h"
+#include "ref_ops.h"
 
 static test_rng rng = {0xc0ffee1234abcdefull};
 
@@ -23,37 +24,6 @@ static float *fill_new(size_t n)
 static nx_backend *be1, *be3;
 static int big; /* NX_CONV_STRESS_BIG=1: longer rows, wider pads and strides, more iterations (minutes) */
 static nx_pool *pool1, *pool3;
-
-/* y = conv1d(x, w) + b along L of x[N, C, L, P] (P 1: a conv1d), then the epilogue (act 1: leaky
- * ReLU, 2: ReLU; + res), in double; sc: the sum of |terms| */
-static void ref_conv1d(const float *x, const float *w, const float *b, const float *res, int act, float slope,
-                       int64_t N, int64_t C, int64_t O, int64_t L, int64_t P, int64_t Lo, int64_t k, int64_t d,
-                       int64_t pad, double *y, double *sc)
-{
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t o = 0; o < O; o++)
-            for (int64_t t = 0; t < Lo; t++)
-                for (int64_t q = 0; q < P; q++) {
-                    double s = b ? b[o] : 0, sa = b ? fabs(b[o]) : 0;
-                    for (int64_t c = 0; c < C; c++)
-                        for (int64_t j = 0; j < k; j++) {
-                            const int64_t u = t - pad + j * d;
-                            if (u < 0 || u >= L) continue;
-                            const double v = (double)x[((n * C + c) * L + u) * P + q] * w[(o * C + c) * k + j];
-                            s += v;
-                            sa += fabs(v);
-                        }
-                    const size_t i = (size_t)(((n * O + o) * Lo + t) * P + q);
-                    if (act == 1 && s < 0) s *= slope;
-                    if (act == 2 && s < 0) s = 0;
-                    if (res) {
-                        s += res[i];
-                        sa += fabs(res[i]);
-                    }
-                    y[i] = s;
-                    sc[i] = sa;
-                }
-}
 
 /* Winograd's transforms mix neighbouring outputs, so its error follows the row's largest scale,
  * not each output's own (an output over padding alone comes out near, not at, the bias) */
@@ -92,13 +62,12 @@ static void conv1d_case(int it)
     p.stride[0] = 1;
     p.pad[0] = (int)pad;
     p.dilation[0] = (int)d;
-    const float slope = 0.15f;
-    int act = 0;
-    if (epi == 1 || epi == 3) p.act = NX_UNARY_LEAKY_RELU, p.act_param = slope, act = 1;
-    if (epi == 4) p.act = NX_UNARY_RELU, act = 2;
+    if (epi == 1 || epi == 3) p.act = NX_UNARY_LEAKY_RELU, p.act_param = 0.15f;
+    if (epi == 4) p.act = NX_UNARY_RELU;
     nx_tensor tr = nx_view(NGPT_DTYPE_F32, 3, ys, r, t_be);
     if (epi >= 2) p.residual = &tr;
-    ref_conv1d(x, w, bias ? b : NULL, epi >= 2 ? r : NULL, act, slope, N, C, O, L, 1, Lo, k, d, pad, want, sc);
+    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, 1, &p, want, sc);
+    ref_epilogue(want, sc, ny, &p);
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
     nx_tensor ty2 = nx_view(NGPT_DTYPE_F32, 3, ys, y2, t_be);
@@ -152,21 +121,8 @@ static void convt_case(int it)
     const size_t nx = (size_t)(N * C * L), nw = (size_t)(C * O * k), ny = (size_t)(N * O * Lo);
     float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O);
     float *y = malloc(4 * ny), *y2 = malloc(4 * ny);
-    double *want = calloc(ny, 8), *sc = calloc(ny, 8);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t o = 0; o < O; o++) {
-            double *wr = want + (n * O + o) * Lo, *sr = sc + (n * O + o) * Lo;
-            for (int64_t t = 0; t < Lo; t++) wr[t] = bias ? b[o] : 0, sr[t] = bias ? fabs(b[o]) : 0;
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t l = 0; l < L; l++)
-                    for (int64_t j = 0; j < k; j++) {
-                        const int64_t t = l * s - pad + j;
-                        if (t < 0 || t >= Lo) continue;
-                        const double v = (double)x[(n * C + c) * L + l] * w[(c * O + o) * k + j];
-                        wr[t] += v;
-                        sr[t] += fabs(v);
-                    }
-        }
+    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
+    ref_conv_transpose1d(x, w, bias ? b : NULL, N, C, O, L, Lo, k, s, pad, 1, 1, want, sc);
     const int64_t xs[3] = {N, C, L}, ws[3] = {C, O, k}, ys[3] = {N, O, Lo};
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
@@ -211,7 +167,6 @@ static void wino1d_2d_case(void)
     const size_t nx = (size_t)(N * C * L * P), nw = (size_t)(O * C * k), ny = (size_t)(N * O * Lo * P);
     float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O), *r = fill_new(ny), *y = malloc(4 * ny);
     double *want = malloc(8 * ny), *sc = malloc(8 * ny);
-    ref_conv1d(x, w, bias ? b : NULL, (epi & 2) ? r : NULL, (epi & 1) ? 1 : 0, 0.3f, N, C, O, L, P, Lo, k, d, pad, want, sc);
     const int64_t xs[4] = {N, C, L, P}, ws[4] = {O, C, k, 1}, ys[4] = {N, O, Lo, P};
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
@@ -224,6 +179,8 @@ static void wino1d_2d_case(void)
     p.pad[0] = (int)pad;
     if (epi & 1) p.act = NX_UNARY_LEAKY_RELU, p.act_param = 0.3f;
     if (epi & 2) p.residual = &tr;
+    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, 2, &p, want, sc);
+    ref_epilogue(want, sc, ny, &p);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
     memset(y, 0xff, 4 * ny);
     CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, bias ? &tb : NULL, &p));
@@ -253,26 +210,6 @@ static void wino_case(int it)
     const size_t nx = (size_t)(N * C * H * W), nw = (size_t)(O * C * 9), ny = (size_t)(N * O * H * W);
     float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O), *r = fill_new(ny), *y = malloc(4 * ny);
     double *want = malloc(8 * ny), *sc = malloc(8 * ny);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t o = 0; o < O; o++)
-            for (int64_t i = 0; i < H; i++)
-                for (int64_t j = 0; j < W; j++) {
-                    double s = bias ? b[o] : 0, sa = bias ? fabs(b[o]) : 0;
-                    for (int64_t c = 0; c < C; c++)
-                        for (int64_t a = 0; a < 3; a++)
-                            for (int64_t e = 0; e < 3; e++) {
-                                const int64_t u = i - 1 + a, v = j - 1 + e;
-                                if (u < 0 || u >= H || v < 0 || v >= W) continue;
-                                const double t = (double)x[((n * C + c) * H + u) * W + v] * w[((o * C + c) * 3 + a) * 3 + e];
-                                s += t;
-                                sa += fabs(t);
-                            }
-                    const size_t q = (size_t)(((n * O + o) * H + i) * W + j);
-                    if ((epi & 1) && s < 0) s *= 0.1;
-                    if (epi & 2) s += r[q], sa += fabs(r[q]);
-                    want[q] = s;
-                    sc[q] = sa;
-                }
     const int64_t xs[4] = {N, C, H, W}, ws[4] = {O, C, 3, 3}, ys[4] = {N, O, H, W};
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
@@ -283,6 +220,8 @@ static void wino_case(int it)
     for (int i = 0; i < 2; i++) p.stride[i] = 1, p.pad[i] = 1, p.dilation[i] = 1;
     if (epi & 1) p.act = NX_UNARY_LEAKY_RELU, p.act_param = 0.1f;
     if (epi & 2) p.residual = &tr;
+    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, 2, &p, want, sc);
+    ref_epilogue(want, sc, ny, &p);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
     for (int st = 0; st < 2; st++) {
         nx_cpu_set_conv_winograd_stripe(t_be, st ? 1 : 0);

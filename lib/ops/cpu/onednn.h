@@ -102,8 +102,6 @@ typedef ngpt_status (*nx_dnnl_build_blocked_fn)(dnnl_engine_t eng, void *arg, dn
 ngpt_status nx_dnnl_run_blocked(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_blocked_fn build, void *arg,
                                 void *const *handles, const char *what);
 
-/* A memory descriptor with explicit strides (elements), or dense row-major when strides is
- * NULL. */
 /* A primitive attribute with a user-managed scratchpad, passed at execution: oneDNN's default
  * library-managed scratchpad is per thread and breaks when a primitive created on one thread
  * executes on another (seen as a crash in conv: handles sharing a context may run on different
@@ -113,6 +111,8 @@ ngpt_status nx_dnnl_run_blocked(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_
  * made that decode 40 % slower (page faults). Destroy with dnnl_primitive_attr_destroy. */
 ngpt_status nx_dnnl_attr_new(dnnl_primitive_attr_t *attr);
 
+/* A memory descriptor with explicit strides (elements), or dense row-major when strides is
+ * NULL. */
 ngpt_status nx_dnnl_md(dnnl_memory_desc_t *md, int ndims, const int64_t *dims, dnnl_data_type_t dt,
                        const int64_t *strides);
 
