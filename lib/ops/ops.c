@@ -215,13 +215,29 @@ void nx_ops_profile_report(FILE *f, const char *title)
     pthread_mutex_unlock(&g_prof_mu);
 }
 
-#define PROFILED(be, opname, call)                        \
-    do {                                                  \
-        if (!g_prof_on) return (call);                    \
-        double t0_ = prof_begin(be);                      \
-        ngpt_status st_ = (call);                         \
-        prof_end((be), (opname), t0_);                    \
-        return st_;                                       \
+/* ---- per-op trace (tests only: nx_ops_trace) ---- */
+static nx_ops_trace_fn g_trace_fn;
+static void *g_trace_user;
+static _Atomic bool g_trace_on;
+
+void nx_ops_trace(nx_ops_trace_fn fn, void *user)
+{
+    g_trace_fn = fn;
+    g_trace_user = user;
+    g_trace_on = fn != NULL;
+}
+
+/* Runs the backend call; with the profile on, brackets it by syncs and adds its time; with a
+ * trace set, hands the op's output to the trace once it succeeded. */
+#define PROFILED(be, opname, out, call)                                      \
+    do {                                                                     \
+        if (!g_prof_on && !g_trace_on) return (call);                        \
+        bool prof_ = g_prof_on;                                              \
+        double t0_ = prof_ ? prof_begin(be) : 0.0;                           \
+        ngpt_status st_ = (call);                                            \
+        if (prof_) prof_end((be), (opname), t0_);                            \
+        if (st_ == NGPT_OK && g_trace_on) g_trace_fn(g_trace_user, (opname), (out)); \
+        return st_;                                                          \
     } while (0)
 
 /* Normalise a possibly negative axis into [0, rank). */
@@ -274,7 +290,7 @@ ngpt_status nx_op_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
     ne[x->rank - 1] = n;
     NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
     if (!be->v->linear) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->linear(be, y, x, w, b));
+    PROFILED(be, op, y, be->v->linear(be, y, x, w, b));
 }
 
 ngpt_status nx_op_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, const nx_tensor *b, bool trans_a,
@@ -313,7 +329,7 @@ ngpt_status nx_op_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, const
         NX_TRY(chk_out_shape(op, "c", c, 3, ne));
     }
     if (!be->v->matmul) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->matmul(be, c, a, b, trans_a, trans_b, alpha, beta));
+    PROFILED(be, op, c, be->v->matmul(be, c, a, b, trans_a, trans_b, alpha, beta));
 }
 
 ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
@@ -368,7 +384,7 @@ ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: the residual must not be y itself (%s)", op, D("y", y));
     }
     if (!be->v->conv) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->conv(be, y, x, w, b, p));
+    PROFILED(be, op, y, be->v->conv(be, y, x, w, b, p));
 }
 
 ngpt_status nx_op_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
@@ -403,7 +419,7 @@ ngpt_status nx_op_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor
     int64_t ne[3] = {x->ne[0], o, lo};
     NX_TRY(chk_out_shape(op, "y", y, 3, ne));
     if (!be->v->conv_transpose1d) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->conv_transpose1d(be, y, x, w, b, stride, pad, output_padding, dilation, groups));
+    PROFILED(be, op, y, be->v->conv_transpose1d(be, y, x, w, b, stride, pad, output_padding, dilation, groups));
 }
 
 ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
@@ -447,7 +463,7 @@ ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, 
     }
     NX_TRY(chk_out_shape(op, "out", out, 4, q->ne));
     if (!be->v->attention) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->attention(be, out, q, k, v, mask, scale, causal));
+    PROFILED(be, op, out, be->v->attention(be, out, q, k, v, mask, scale, causal));
 }
 
 ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps)
@@ -462,7 +478,7 @@ ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, con
     NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[x->rank - 1], "x", x));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->rms_norm) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->rms_norm(be, y, x, w, eps));
+    PROFILED(be, op, y, be->v->rms_norm(be, y, x, w, eps));
 }
 
 ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
@@ -479,7 +495,7 @@ ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
     NX_TRY(chk_vec_opt(be, op, "b", b, x->ne[x->rank - 1], "x", x));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->layer_norm) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->layer_norm(be, y, x, w, b, eps));
+    PROFILED(be, op, y, be->v->layer_norm(be, y, x, w, b, eps));
 }
 
 ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
@@ -498,7 +514,7 @@ ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
     NX_TRY(chk_vec_opt(be, op, "b", b, x->ne[1], "x", x));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->group_norm) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->group_norm(be, y, x, w, b, groups, eps, silu));
+    PROFILED(be, op, y, be->v->group_norm(be, y, x, w, b, groups, eps, silu));
 }
 
 ngpt_status nx_op_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos, int n_rot, float theta,
@@ -522,7 +538,7 @@ ngpt_status nx_op_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown mode %d", op, (int)mode);
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->rope) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->rope(be, y, x, pos, n_rot, theta, mode));
+    PROFILED(be, op, y, be->v->rope(be, y, x, pos, n_rot, theta, mode));
 }
 
 ngpt_status nx_op_softmax(nx_backend *be, nx_tensor *y, const nx_tensor *x, float scale)
@@ -536,7 +552,7 @@ ngpt_status nx_op_softmax(nx_backend *be, nx_tensor *y, const nx_tensor *x, floa
     NX_TRY(chk_finite(op, "scale", scale));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->softmax) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->softmax(be, y, x, scale));
+    PROFILED(be, op, y, be->v->softmax(be, y, x, scale));
 }
 
 ngpt_status nx_op_unary(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary u, float param)
@@ -550,7 +566,7 @@ ngpt_status nx_op_unary(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_una
     if (u == NX_UNARY_LEAKY_RELU) NX_TRY(chk_finite(op, "leaky_relu slope", param));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->unary) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->unary(be, y, x, u, param));
+    PROFILED(be, op, y, be->v->unary(be, y, x, u, param));
 }
 
 ngpt_status nx_op_binary(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, nx_binary bop)
@@ -578,7 +594,7 @@ ngpt_status nx_op_binary(nx_backend *be, nx_tensor *y, const nx_tensor *a, const
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s aliases an input of another shape (%s, %s)", op, D("y", y),
                       D("a", a), D("b", b));
     if (!be->v->binary) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->binary(be, y, a, b, bop));
+    PROFILED(be, op, y, be->v->binary(be, y, a, b, bop));
 }
 
 ngpt_status nx_op_scale(nx_backend *be, nx_tensor *y, const nx_tensor *x, float alpha, float beta)
@@ -592,7 +608,7 @@ ngpt_status nx_op_scale(nx_backend *be, nx_tensor *y, const nx_tensor *x, float 
     NX_TRY(chk_finite(op, "beta", beta));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->scale) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->scale(be, y, x, alpha, beta));
+    PROFILED(be, op, y, be->v->scale(be, y, x, alpha, beta));
 }
 
 ngpt_status nx_op_glu(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first)
@@ -613,7 +629,7 @@ ngpt_status nx_op_glu(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary
     ne[x->rank - 1] = last / 2;
     NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
     if (!be->v->glu) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->glu(be, y, x, act, gate_first));
+    PROFILED(be, op, y, be->v->glu(be, y, x, act, gate_first));
 }
 
 ngpt_status nx_op_get_rows(nx_backend *be, nx_tensor *y, const nx_tensor *table, const nx_tensor *ids)
@@ -628,7 +644,7 @@ ngpt_status nx_op_get_rows(nx_backend *be, nx_tensor *y, const nx_tensor *table,
     int64_t ne[2] = {ids->ne[0], table->ne[1]};
     NX_TRY(chk_out_shape(op, "y", y, 2, ne));
     if (!be->v->get_rows) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->get_rows(be, y, table, ids));
+    PROFILED(be, op, y, be->v->get_rows(be, y, table, ids));
 }
 
 ngpt_status nx_op_concat(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, int axis)
@@ -653,7 +669,7 @@ ngpt_status nx_op_concat(nx_backend *be, nx_tensor *y, const nx_tensor *a, const
     }
     NX_TRY(chk_out_shape(op, "y", y, a->rank, ne));
     if (!be->v->concat) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->concat(be, y, a, b, axis));
+    PROFILED(be, op, y, be->v->concat(be, y, a, b, axis));
 }
 
 ngpt_status nx_op_slice(nx_backend *be, nx_tensor *y, const nx_tensor *x, int axis, int64_t start)
@@ -675,7 +691,7 @@ ngpt_status nx_op_slice(nx_backend *be, nx_tensor *y, const nx_tensor *x, int ax
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: [%lld:%lld] along axis %d is out of range for %s", op,
                       (long long)start, (long long)(start + y->ne[axis]), axis, D("x", x));
     if (!be->v->slice) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->slice(be, y, x, axis, start));
+    PROFILED(be, op, y, be->v->slice(be, y, x, axis, start));
 }
 
 ngpt_status nx_op_permute(nx_backend *be, nx_tensor *y, const nx_tensor *x, const int *perm)
@@ -698,7 +714,7 @@ ngpt_status nx_op_permute(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
     }
     NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
     if (!be->v->permute) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->permute(be, y, x, perm));
+    PROFILED(be, op, y, be->v->permute(be, y, x, perm));
 }
 
 ngpt_status nx_op_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x)
@@ -713,7 +729,7 @@ ngpt_status nx_op_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x)
         return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s: %s to %s: I32 converts to and from F32 only", op, D("x", x), D("y", y));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->cast) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->cast(be, y, x));
+    PROFILED(be, op, y, be->v->cast(be, y, x));
 }
 
 ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners)
@@ -733,7 +749,7 @@ ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_re
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (N, C equal, spatial sizes >= 1)", op, D("y", y),
                       D("x", x));
     if (!be->v->resize) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->resize(be, y, x, mode, align_corners));
+    PROFILED(be, op, y, be->v->resize(be, y, x, mode, align_corners));
 }
 
 ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x)
@@ -747,5 +763,5 @@ ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: last dim of %s is empty", op, D("x", x));
     NX_TRY(chk_out_shape(op, "y", y, x->rank - 1, x->ne));
     if (!be->v->argmax) return UNSUPPORTED(be, op);
-    PROFILED(be, op, be->v->argmax(be, y, x));
+    PROFILED(be, op, y, be->v->argmax(be, y, x));
 }

@@ -220,4 +220,11 @@ ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x);
 void nx_ops_profile_enable(bool on);
 void nx_ops_profile_report(FILE *f, const char *title);
 
+/* Per-op trace for tests (tests/gpu/test_decoder_dtype_cuda.c finds the first op where CUDA in
+ * F16 leaves the CPU): when set, fn is called after every op that succeeded with the op's name
+ * and its output tensor, on the op's backend (reading it with nx_tensor_download synchronises).
+ * Process-wide, not synchronised: set it while no op runs; NULL turns it off. */
+typedef void (*nx_ops_trace_fn)(void *user, const char *op, const nx_tensor *y);
+void nx_ops_trace(nx_ops_trace_fn fn, void *user);
+
 #endif

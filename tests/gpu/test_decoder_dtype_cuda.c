@@ -32,6 +32,8 @@
 #include "test.h"
 
 #include "nextgpt.h"
+#include "core/dtype.h"
+#include "ops/ops.h"
 
 #include <limits.h>
 #include <sys/stat.h>
@@ -87,14 +89,96 @@ static const bounds k_bounds[] = {
     {NGPT_DTYPE_BF16, 8e-2, 3e-1},
 };
 
-static void check_rel(const char *what, ngpt_dtype dt, const ngpt_tensor *got, const ngpt_tensor *ref, double bound)
+/* false when the error is over the bound */
+static bool check_rel(const char *what, ngpt_dtype dt, const ngpt_tensor *got, const ngpt_tensor *ref, double bound)
 {
     CHECK(got->dtype == NGPT_DTYPE_F32 && ref->dtype == NGPT_DTYPE_F32);
     CHECK(ngpt_tensor_numel(got) == ngpt_tensor_numel(ref));
-    if (ngpt_tensor_numel(got) != ngpt_tensor_numel(ref) || !got->data || !ref->data) return;
+    if (ngpt_tensor_numel(got) != ngpt_tensor_numel(ref) || !got->data || !ref->data) return false;
     double e = rel_l2(got->data, ref->data, (size_t)ngpt_tensor_numel(ref));
     fprintf(stderr, "  %-22s %-4s rel L2 %.3e (bound %.0e)\n", what, ngpt_dtype_name(dt), e, bound);
     CHECK_MSG(e <= bound, "%s in %s: relative L2 error %.3e > %.0e", what, ngpt_dtype_name(dt), e, bound);
+    return e <= bound;
+}
+
+/* ---- where a failing model leaves the CPU: every op's output recorded (nx_ops_trace) on both
+ * backends and compared in order, so one GPU run names the op that goes wrong. */
+typedef struct trace_rec {
+    const char *op;
+    int rank;
+    int64_t ne[NX_MAX_DIMS];
+    ngpt_dtype dt;
+    float *v;  /* NULL for a non-float output or when the copy failed */
+} trace_rec;
+
+typedef struct trace_log {
+    trace_rec *r;
+    int n, cap;
+} trace_log;
+
+static void trace_cb(void *user, const char *op, const nx_tensor *y)
+{
+    trace_log *L = user;
+    if (L->n == L->cap) {
+        int cap = L->cap ? 2 * L->cap : 256;
+        trace_rec *r = realloc(L->r, (size_t)cap * sizeof *r);
+        if (!r) return;
+        L->r = r, L->cap = cap;
+    }
+    trace_rec *t = &L->r[L->n++];
+    memset(t, 0, sizeof *t);
+    t->op = op, t->rank = y->rank, t->dt = y->dtype;
+    memcpy(t->ne, y->ne, sizeof t->ne);
+    size_t n = (size_t)nx_numel(y), nb = nx_nbytes(y);
+    if (y->dtype != NGPT_DTYPE_F32 && y->dtype != NGPT_DTYPE_F16 && y->dtype != NGPT_DTYPE_BF16) return;
+    void *raw = malloc(nb ? nb : 1);
+    t->v = malloc((n ? n : 1) * sizeof(float));
+    if (raw && t->v && nx_tensor_download(y, raw, nb) == NGPT_OK) {
+        nx_dtype_to_f32_n(raw, y->dtype, t->v, n);
+    } else {
+        free(t->v);
+        t->v = NULL;
+    }
+    free(raw);
+}
+
+static void trace_free(trace_log *L)
+{
+    for (int i = 0; i < L->n; i++) free(L->r[i].v);
+    free(L->r);
+    memset(L, 0, sizeof *L);
+}
+
+/* Prints every op with its relative L2 error against the reference run (to stderr, for the log)
+ * and, in a TRACE-FIRST line each, the first few whose error is over `jump` and more than twice
+ * any earlier op's: where the error enters rather than where it is carried along. */
+static void trace_report(const char *what, ngpt_dtype dt, const trace_log *ref, const trace_log *got, double jump)
+{
+    int n = ref->n < got->n ? ref->n : got->n, shown = 0;
+    double worst = 0;
+    fprintf(stderr, "  trace %s %s: %d ops on the CPU, %d on CUDA\n", what, ngpt_dtype_name(dt), ref->n, got->n);
+    for (int i = 0; i < n; i++) {
+        const trace_rec *a = &got->r[i], *b = &ref->r[i];
+        char shape[96] = "";
+        size_t o = 0;
+        for (int d = 0; d < b->rank && o < sizeof shape - 24; d++)
+            o += (size_t)snprintf(shape + o, sizeof shape - o, d ? "x%lld" : "%lld", (long long)b->ne[d]);
+        size_t na = 1, nb = 1;
+        for (int d = 0; d < a->rank; d++) na *= (size_t)a->ne[d];
+        for (int d = 0; d < b->rank; d++) nb *= (size_t)b->ne[d];
+        if (strcmp(a->op, b->op) != 0 || na != nb) {
+            fprintf(stderr, "  trace #%d: the op sequences part (CUDA %s, CPU %s [%s]): stop\n", i, a->op, b->op, shape);
+            return;
+        }
+        double e = a->v && b->v ? rel_l2(a->v, b->v, nb) : -1.0;
+        /* an error that appears here rather than one carried in from earlier ops */
+        bool bad = (e > jump && e > 2 * worst) || e < 0;
+        if (e > worst) worst = e;
+        fprintf(stderr, "  trace #%-4d %-16s [%s] %s rel L2 %.3e%s\n", i, a->op, shape, ngpt_dtype_name(a->dt), e,
+                bad ? "  <--" : "");
+        if (bad && shown++ < 6)
+            fprintf(stderr, "  TRACE-FIRST %s %s #%d %s [%s] rel L2 %.3e\n", what, ngpt_dtype_name(dt), i, a->op, shape, e);
+    }
 }
 
 /* UNet on a CFG-shaped batch, VAE decode, and a 3-step generate: CPU F32 vs CUDA in each dtype. */
@@ -179,7 +263,18 @@ static void test_unet3d_dtypes(void)
         if (!d) continue;
         ngpt_tensor gu = {0};
         CHECK_OK(ngpt_decoder_unet(d, &gu, &s_t, &ts_t, &e_t, NULL));
-        check_rel("unet3d", k_bounds[k].dt, &gu, &ru, 2 * k_bounds[k].pass);
+        if (!check_rel("unet3d", k_bounds[k].dt, &gu, &ru, 2 * k_bounds[k].pass)) {
+            trace_log lr = {0}, lg = {0};
+            ngpt_tensor t1 = {0}, t2 = {0};
+            nx_ops_trace(trace_cb, &lr);
+            (void)ngpt_decoder_unet(ref, &t1, &s_t, &ts_t, &e_t, NULL);
+            nx_ops_trace(trace_cb, &lg);
+            (void)ngpt_decoder_unet(d, &t2, &s_t, &ts_t, &e_t, NULL);
+            nx_ops_trace(NULL, NULL);
+            trace_report("unet3d", k_bounds[k].dt, &lr, &lg, k_bounds[k].pass);
+            trace_free(&lr), trace_free(&lg);
+            ngpt_tensor_free(&t1), ngpt_tensor_free(&t2);
+        }
         ngpt_tensor_free(&gu);
         ngpt_decoder_free(d);
     }
