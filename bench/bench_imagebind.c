@@ -187,6 +187,15 @@ static int bench_cuda(const char *wp, int reps)
             ngpt_tensor_free(&e);
             printf("| %s | %d | %.2f | %.1f | %.1f |\n", ngpt_dtype_name(dts[d]), batches[bi], best * 1e3,
                    batches[bi] / best, gf * batches[bi] / best * 1e-3);
+            if (getenv("NGPT_BENCH_PROFILE") && dts[d] == NGPT_DTYPE_F16) { /* where the time goes */
+                nx_ops_profile_enable(true);
+                if (ngpt_encoder_encode_pixels(enc, &e, &in) != NGPT_OK) return 1;
+                ngpt_tensor_free(&e);
+                char title[64];
+                snprintf(title, sizeof title, "F16 batch %d", batches[bi]);
+                nx_ops_profile_report(stdout, title);
+                nx_ops_profile_enable(false);
+            }
             fflush(stdout);
         }
         ngpt_encoder_free(enc);

@@ -70,10 +70,10 @@ cat "$LOGS/bench_llama_cuda.log" >> "$SUMMARY"
 step "bench llama pytorch" bench_llama_torch.log 90 python3 bench/llama_torch.py 32 512 32
 tail -4 "$LOGS/bench_llama_torch.log" >> "$SUMMARY"
 export NGPT_IB_WEIGHTS=/tmp/ngpt_ib_huge_vision.safetensors
-NGPT_BENCH_DEVICE=cuda step "bench imagebind cuda" bench_imagebind_cuda.log 120 "$B/bench_imagebind" 5
-grep -E "^\||^# device" "$LOGS/bench_imagebind_cuda.log" >> "$SUMMARY"
+NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "bench imagebind cuda" bench_imagebind_cuda.log 120 "$B/bench_imagebind" 5
+grep -E "^\||^# device|^# op profile|^#   " "$LOGS/bench_imagebind_cuda.log" >> "$SUMMARY"
 step "bench imagebind pytorch" bench_imagebind_torch.log 120 python3 bench/imagebind_torch.py "$NGPT_IB_WEIGHTS" 5 2 --cuda
 grep -E "^\||^# torch" "$LOGS/bench_imagebind_torch.log" >> "$SUMMARY"
-NGPT_BENCH_DEVICE=cuda step "sd bench unet f16 cuda" bench_unet_cuda.log 120 "$B/bench_unet" f16 50
-grep -E "^(unet|vae|generate)|^#" "$LOGS/bench_unet_cuda.log" | head -12 >> "$SUMMARY"
+NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "sd bench unet f16 cuda" bench_unet_cuda.log 150 "$B/bench_unet" f16 50
+grep -E "^(unet|vae|generate)|^#" "$LOGS/bench_unet_cuda.log" | head -60 >> "$SUMMARY"
 say "done in ${SECONDS}s"

@@ -46,14 +46,34 @@ __device__ __forceinline__ void store_dyn(void *p, int dt, int64_t i, float v)
     }
 }
 
+// W's 16 bytes at p, read once: streamed past L1 (x, re-read by every warp, keeps the cache).
+template <typename T> __device__ __forceinline__ uint4 load_w16(const T *__restrict__ p)
+{
+    return __ldcs((const uint4 *)p);
+}
+
+template <typename T, int V> __device__ __forceinline__ void unpack16(const uint4 &u, float *f)
+{
+    static_assert(V * (int)sizeof(T) == 16, "16 bytes");
+    const T *t = (const T *)&u;
+#pragma unroll
+    for (int i = 0; i < V; i++) f[i] = to_f32(t[i]);
+}
+
 // vec: W and x are 16-byte aligned and K % 8 == 0, so every row start is too (8 elements of
-// any of the dtypes are 16 or 32 bytes); else the element-wise loop alone.
+// any of the dtypes are 16 or 32 bytes); else the element-wise loop alone. The vector loop
+// issues kGemvUnroll 16-byte loads of W per lane before it uses any (8 KB of a 4096-wide F16 row
+// in flight per warp): a decode-step GEMV is latency-bound per warp, and one load at a time read
+// the 7B model's weights at ~45% of an H200's bandwidth (bench/RESULTS.md, GPU run 3).
+constexpr int kGemvUnroll = 8;
+
 template <typename Tw, typename Tx, int M>
 __global__ void __launch_bounds__(32 * kGemvWarps)
 gemv_kernel(void *__restrict__ y, int y_dt, const Tx *__restrict__ x, const Tw *__restrict__ W,
             const void *__restrict__ b, int b_dt, int64_t N, int64_t K, int vec)
 {
     constexpr int V = 16 / (int)sizeof(Tw);  // W elements per 16-byte load
+    constexpr int U = kGemvUnroll;
     const int lane = threadIdx.x & 31;
     const int64_t n = (int64_t)blockIdx.x * kGemvWarps + (threadIdx.x >> 5);
     if (n >= N) return;  // whole warps leave together: n is per warp
@@ -62,16 +82,24 @@ gemv_kernel(void *__restrict__ y, int y_dt, const Tx *__restrict__ x, const Tw *
 #pragma unroll
     for (int m = 0; m < M; m++) acc[m] = 0.f;
     const int64_t kv = vec ? K / V * V : 0;
-#pragma unroll 4
-    for (int64_t k = (int64_t)lane * V; k < kv; k += 32 * V) {
-        float wf[V];
-        load_vec<Tw, V>(wr + k, wf);
+    for (int64_t k0 = (int64_t)lane * V; k0 < kv; k0 += 32 * V * U) {
+        uint4 raw[U];
 #pragma unroll
-        for (int m = 0; m < M; m++) {
-            float xf[V];
-            load_vec<Tx, V>(x + m * K + k, xf);
+        for (int u = 0; u < U; u++)
+            if (k0 + (int64_t)u * 32 * V < kv) raw[u] = load_w16(wr + k0 + (int64_t)u * 32 * V);
 #pragma unroll
-            for (int i = 0; i < V; i++) acc[m] = fmaf(wf[i], xf[i], acc[m]);
+        for (int u = 0; u < U; u++) {
+            const int64_t k = k0 + (int64_t)u * 32 * V;
+            if (k >= kv) break;
+            float wf[V];
+            unpack16<Tw, V>(raw[u], wf);
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                float xf[V];
+                load_vec<Tx, V>(x + m * K + k, xf);
+#pragma unroll
+                for (int i = 0; i < V; i++) acc[m] = fmaf(wf[i], xf[i], acc[m]);
+            }
         }
     }
     for (int64_t k = kv + lane; k < K; k += 32) {

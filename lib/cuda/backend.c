@@ -133,6 +133,7 @@ static void cuda_destroy(nx_backend *be)
         cudaMemPool_t pool;  /* hand the cached blocks back to the driver */
         if (c->pooled && cudaDeviceGetDefaultMemPool(&pool, c->device) == cudaSuccess) (void)cudaMemPoolTrimTo(pool, 0);
         (void)cudaGetLastError();
+        nx_cuda_conv_plans_free(c);
         if (c->dnn) cudnnDestroy(c->dnn);
         if (c->blas) cublasDestroy(c->blas);
         if (c->d_flag) (void)cudaFree(c->d_flag);

@@ -1,12 +1,22 @@
 /* conv.c — conv1d/2d/3d and conv_transpose1d through cuDNN's legacy convolution API
- * (cudnnConvolutionForward / cudnnConvolutionBackwardData, cuDNN 9's cudnn_cnn), then a bias
- * add kernel. 1-D convolutions run as 2-D with a height of 1 (cuDNN wants >= 4-D tensors).
- * The filter must have the activation dtype: a weight of another dtype is converted into
- * scratch first (exact for F16/BF16 weights under F32 activations). F32 runs with
- * CUDNN_FMA_MATH (no TF32), F16/BF16 with tensor cores; accumulation is F32 in all cases. */
+ * (cudnnConvolutionForward / cudnnConvolutionBackwardData, cuDNN 9's cudnn_cnn), then one
+ * bias + activation + residual kernel. 1-D convolutions run as 2-D with a height of 1 (cuDNN
+ * wants >= 4-D tensors). The filter must have the activation dtype: a weight of another dtype is
+ * converted into scratch first (exact for F16/BF16 weights under F32 activations). F32 runs with
+ * CUDNN_FMA_MATH (no TF32), F16/BF16 may use tensor cores; accumulation is F32 in all cases.
+ *
+ * Plans. A model runs the same few dozen convolution shapes over and over (a UNet step: ~60 calls
+ * of ~25 shapes), and in cuDNN 9 both choosing an algorithm and building the descriptors cost far
+ * more than a small convolution itself. So each shape gets a plan — descriptors plus the algorithm
+ * — made on its first call and kept in the backend (PLANS_MAX, oldest replaced first). The
+ * algorithm is measured on that first call (cudnnFind...AlgorithmEx, as PyTorch's
+ * cudnn.benchmark does: the fastest of the candidates on this GPU) unless the backend is set to
+ * cuDNN's heuristic (nx_cuda_set_conv_search). */
 #include "cuda_internal.h"
+#include "../core/alloc.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define WS_LIMIT ((size_t)2 << 30)  /* skip algorithms wanting more than 2 GiB of workspace */
 
@@ -86,65 +96,165 @@ static ngpt_status filter_in(nx_backend *be, const char *op, const nx_tensor *w,
     return nx_cuda_check(nxk_cast(*owned, (int)dt, w->data, (int)w->dtype, n, nx_cuda_of(be)->stream), op, "nxk_cast");
 }
 
-static ngpt_status conv_fwd(nx_backend *be, const char *op, conv_descs *d, const void *x, const void *w, void *y,
-                            ngpt_dtype dt)
+/* ---- plans ---- */
+
+#define FIND_WS ((size_t)256 << 20)  /* workspace offered to the algorithm search */
+
+typedef struct conv_key {
+    int bwd;  /* 0: forward (conv), 1: backward data (conv_transpose1d) */
+    int dt, nd, groups;
+    int xs[5], ys[5], ws[5], pad[3], stride[3], dil[3];
+} conv_key;
+
+struct nx_cuda_conv_plan {
+    conv_key key;
+    conv_descs d;
+    int algo;        /* cudnnConvolutionFwdAlgo_t or cudnnConvolutionBwdDataAlgo_t */
+    size_t ws_bytes;
+};
+
+void nx_cuda_conv_plans_free(nx_cuda *c)
 {
-    cudnnHandle_t h;
-    NX_TRY(nx_cuda_dnn(be, &h, op));
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int n = 0;
-    CUDNN_TRY(op, cudnnGetConvolutionForwardAlgorithm_v7,
-              (h, d->x, d->w, d->conv, d->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf));
-    cudnnMathType_t want = dt == NGPT_DTYPE_F32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
-    int pick = -1;
-    for (int pass = 0; pass < 2 && pick < 0; pass++)
-        for (int i = 0; i < n; i++)
-            if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= WS_LIMIT &&
-                (pass == 1 || perf[i].mathType == want)) {
-                pick = i;
-                break;
-            }
-    if (pick < 0) return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: %s: cuDNN offers no forward algorithm for this convolution", op);
-    /* F32 keeps CUDNN_FMA_MATH on the descriptor (no TF32); F16/BF16 take the algorithm's own */
-    if (dt != NGPT_DTYPE_F32) CUDNN_TRY(op, cudnnSetConvolutionMathType, (d->conv, perf[pick].mathType));
-    void *ws = NULL;
-    if (perf[pick].memory) NX_TRY(nx_cuda_tmp_alloc(be, &ws, perf[pick].memory, op));
-    float one = 1.0f, zero = 0.0f;
-    cudnnStatus_t s = cudnnConvolutionForward(h, &one, d->x, x, d->w, w, d->conv, perf[pick].algo, ws, perf[pick].memory,
-                                              &zero, d->y, y);
-    nx_cuda_tmp_free(be, ws);
-    return nx_cudnn_check(s, op, "cudnnConvolutionForward");
+    for (int i = 0; i < c->n_plans; i++) descs_free(&c->plans[i].d);
+    nx_free(c->plans);
+    c->plans = NULL;
+    c->n_plans = 0;
 }
 
-static ngpt_status conv_bwd_data(nx_backend *be, const char *op, conv_descs *d, const void *x, const void *w, void *y,
-                                 ngpt_dtype dt)
+void nx_cuda_set_conv_search(nx_backend *be, bool measure)
 {
-    /* transpose conv: x plays dy (the forward conv's output), y plays dx */
+    if (!be || be->kind != NGPT_BACKEND_CUDA) return;
+    nx_cuda *c = nx_cuda_of(be);
+    c->conv_heuristic = !measure;
+    nx_cuda_conv_plans_free(c);  /* plans made the other way are not reused */
+}
+
+/* The first acceptable candidate of cuDNN's list (fastest first for a search, best first for the
+ * heuristic): F32 only with CUDNN_FMA_MATH (TF32 would round the inputs to 10 bits), else any
+ * math; within WS_LIMIT; -1 when none. */
+#define PICK(perf, n, dt, out)                                                                        \
+    do {                                                                                              \
+        (out) = -1;                                                                                   \
+        for (int i_ = 0; i_ < (n) && (out) < 0; i_++)                                                 \
+            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && (perf)[i_].memory <= WS_LIMIT &&         \
+                ((dt) != NGPT_DTYPE_F32 || (perf)[i_].mathType == CUDNN_FMA_MATH))                    \
+                (out) = i_;                                                                           \
+    } while (0)
+
+/* Choose the algorithm of a new plan (descriptors made): measured on these buffers, or cuDNN's
+ * heuristic. A search writes y; the caller then runs the convolution into it for real. */
+static ngpt_status plan_choose(nx_backend *be, const char *op, struct nx_cuda_conv_plan *pl, const void *x,
+                               const void *w, void *y)
+{
+    nx_cuda *c = nx_cuda_of(be);
     cudnnHandle_t h;
     NX_TRY(nx_cuda_dnn(be, &h, op));
-    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    int n = 0;
-    CUDNN_TRY(op, cudnnGetConvolutionBackwardDataAlgorithm_v7,
-              (h, d->w, d->x, d->conv, d->y, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf));
-    cudnnMathType_t want = dt == NGPT_DTYPE_F32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
-    int pick = -1;
-    for (int pass = 0; pass < 2 && pick < 0; pass++)
-        for (int i = 0; i < n; i++)
-            if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= WS_LIMIT &&
-                (pass == 1 || perf[i].mathType == want)) {
-                pick = i;
-                break;
-            }
-    if (pick < 0) return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: %s: cuDNN offers no backward-data algorithm for this convolution", op);
-    /* F32 keeps CUDNN_FMA_MATH on the descriptor (no TF32); F16/BF16 take the algorithm's own */
-    if (dt != NGPT_DTYPE_F32) CUDNN_TRY(op, cudnnSetConvolutionMathType, (d->conv, perf[pick].mathType));
+    conv_descs *d = &pl->d;
+    ngpt_dtype dt = (ngpt_dtype)pl->key.dt;
     void *ws = NULL;
-    if (perf[pick].memory) NX_TRY(nx_cuda_tmp_alloc(be, &ws, perf[pick].memory, op));
-    float one = 1.0f, zero = 0.0f;
-    cudnnStatus_t s = cudnnConvolutionBackwardData(h, &one, d->w, w, d->x, x, d->conv, perf[pick].algo, ws,
-                                                   perf[pick].memory, &zero, d->y, y);
+    if (!c->conv_heuristic && nx_cuda_tmp_alloc(be, &ws, FIND_WS, op) != NGPT_OK) ws = NULL; /* heuristic then */
+    int n = 0, pick = -1;
+    cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
+    cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+    /* the search first where it may run; cuDNN's heuristic when it cannot or finds nothing */
+    for (int heur = ws ? 0 : 1; heur < 2 && pick < 0; heur++) {
+        if (!pl->key.bwd) {
+            cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+            s = !heur ? cudnnFindConvolutionForwardAlgorithmEx(h, d->x, x, d->w, w, d->conv, d->y, y,
+                                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, ws, FIND_WS)
+                      : cudnnGetConvolutionForwardAlgorithm_v7(h, d->x, d->w, d->conv, d->y,
+                                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf);
+            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, dt, pick);
+            if (pick >= 0) pl->algo = (int)perf[pick].algo, pl->ws_bytes = perf[pick].memory, math = perf[pick].mathType;
+        } else {
+            cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+            s = !heur ? cudnnFindConvolutionBackwardDataAlgorithmEx(h, d->w, w, d->x, x, d->conv, d->y, y,
+                                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf,
+                                                                    ws, FIND_WS)
+                      : cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d->w, d->x, d->conv, d->y,
+                                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf);
+            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, dt, pick);
+            if (pick >= 0) pl->algo = (int)perf[pick].algo, pl->ws_bytes = perf[pick].memory, math = perf[pick].mathType;
+        }
+    }
     nx_cuda_tmp_free(be, ws);
-    return nx_cudnn_check(s, op, "cudnnConvolutionBackwardData");
+    NX_TRY(nx_cudnn_check(s, op, "cudnnGet...Algorithm_v7"));
+    if (pick < 0)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: %s: cuDNN offers no %s algorithm for this convolution", op,
+                      pl->key.bwd ? "backward-data" : "forward");
+    /* F32 keeps CUDNN_FMA_MATH on the descriptor (no TF32); F16/BF16 take the algorithm's own */
+    if (dt != NGPT_DTYPE_F32) CUDNN_TRY(op, cudnnSetConvolutionMathType, (d->conv, math));
+    return NGPT_OK;
+}
+
+/* The plan for key: the kept one, or a new one (descriptors, algorithm) added to the backend's. */
+static ngpt_status plan_get(nx_backend *be, const char *op, const conv_key *key, const void *x, const void *w,
+                            void *y, const struct nx_cuda_conv_plan **out)
+{
+    nx_cuda *c = nx_cuda_of(be);
+    for (int i = c->n_plans - 1; i >= 0; i--)
+        if (memcmp(&c->plans[i].key, key, sizeof *key) == 0) {
+            *out = &c->plans[i];
+            return NGPT_OK;
+        }
+    struct nx_cuda_conv_plan pl;
+    memset(&pl, 0, sizeof pl);
+    pl.key = *key;
+    ngpt_status st = make_descs(op, &pl.d, (ngpt_dtype)key->dt, key->nd, key->xs, key->ys, key->ws, key->pad,
+                                key->stride, key->dil, key->groups);
+    if (st == NGPT_OK) st = plan_choose(be, op, &pl, x, w, y);
+    if (st != NGPT_OK) {
+        descs_free(&pl.d);
+        return st;
+    }
+    if (!c->plans) {
+        c->plans = nx_calloc(NX_CUDA_PLANS_MAX, sizeof *c->plans);
+        if (!c->plans) {
+            descs_free(&pl.d);
+            return nx_err(NGPT_ERR_OUT_OF_MEMORY, "cuda: %s: out of memory for the convolution plans", op);
+        }
+    }
+    if (c->n_plans == NX_CUDA_PLANS_MAX) { /* full: drop the oldest */
+        descs_free(&c->plans[0].d);
+        memmove(c->plans, c->plans + 1, (size_t)(NX_CUDA_PLANS_MAX - 1) * sizeof *c->plans);
+        c->n_plans--;
+    }
+    c->plans[c->n_plans] = pl;
+    *out = &c->plans[c->n_plans++];
+    return NGPT_OK;
+}
+
+static ngpt_status plan_run(nx_backend *be, const char *op, const struct nx_cuda_conv_plan *pl, const void *x,
+                            const void *w, void *y)
+{
+    cudnnHandle_t h;
+    NX_TRY(nx_cuda_dnn(be, &h, op));
+    void *ws = NULL;
+    if (pl->ws_bytes) NX_TRY(nx_cuda_tmp_alloc(be, &ws, pl->ws_bytes, op));
+    float one = 1.0f, zero = 0.0f;
+    const conv_descs *d = &pl->d;
+    cudnnStatus_t s =
+        pl->key.bwd
+            ? cudnnConvolutionBackwardData(h, &one, d->w, w, d->x, x, d->conv, (cudnnConvolutionBwdDataAlgo_t)pl->algo,
+                                           ws, pl->ws_bytes, &zero, d->y, y)
+            : cudnnConvolutionForward(h, &one, d->x, x, d->w, w, d->conv, (cudnnConvolutionFwdAlgo_t)pl->algo, ws,
+                                      pl->ws_bytes, &zero, d->y, y);
+    nx_cuda_tmp_free(be, ws);
+    return nx_cudnn_check(s, op, pl->key.bwd ? "cudnnConvolutionBackwardData" : "cudnnConvolutionForward");
+}
+
+/* Filter conversion, plan, run. */
+static ngpt_status conv_exec(nx_backend *be, const char *op, const conv_key *key, const void *x, const nx_tensor *w,
+                             void *y)
+{
+    const void *wp = NULL;
+    void *wtmp = NULL;
+    const struct nx_cuda_conv_plan *pl = NULL;
+    ngpt_status st = filter_in(be, op, w, (ngpt_dtype)key->dt, &wp, &wtmp);
+    if (st == NGPT_OK) st = plan_get(be, op, key, x, wp, y, &pl);
+    if (st == NGPT_OK) st = plan_run(be, op, pl, x, wp, y);
+    nx_cuda_tmp_free(be, wtmp);
+    return st;
 }
 
 ngpt_status nx_cuda_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
@@ -155,33 +265,21 @@ ngpt_status nx_cuda_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
         return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: %s: tensors beyond 2^31 elements", op);
     if (nx_numel(y) == 0) return NGPT_OK;
     int nsp = x->rank - 2;
-    int nd = nsp == 1 ? 4 : x->rank;
-    int xs[5], ys[5], ws[5], pad[3], stride[3], dil[3];
+    conv_key k;
+    memset(&k, 0, sizeof k);
+    k.bwd = 0, k.dt = (int)y->dtype, k.nd = nsp == 1 ? 4 : x->rank, k.groups = p->groups > 0 ? p->groups : 1;
     if (nsp == 1) {
         /* [N, C, L] as [N, C, 1, L] */
-        xs[0] = (int)x->ne[0]; xs[1] = (int)x->ne[1]; xs[2] = 1; xs[3] = (int)x->ne[2];
-        ys[0] = (int)y->ne[0]; ys[1] = (int)y->ne[1]; ys[2] = 1; ys[3] = (int)y->ne[2];
-        ws[0] = (int)w->ne[0]; ws[1] = (int)w->ne[1]; ws[2] = 1; ws[3] = (int)w->ne[2];
-        pad[0] = 0; stride[0] = 1; dil[0] = 1;
-        pad[1] = p->pad[0]; stride[1] = p->stride[0]; dil[1] = p->dilation[0];
+        int xs[4] = {(int)x->ne[0], (int)x->ne[1], 1, (int)x->ne[2]}, ys[4] = {(int)y->ne[0], (int)y->ne[1], 1, (int)y->ne[2]};
+        int ws[4] = {(int)w->ne[0], (int)w->ne[1], 1, (int)w->ne[2]};
+        memcpy(k.xs, xs, sizeof xs), memcpy(k.ys, ys, sizeof ys), memcpy(k.ws, ws, sizeof ws);
+        k.pad[0] = 0, k.stride[0] = 1, k.dil[0] = 1;
+        k.pad[1] = p->pad[0], k.stride[1] = p->stride[0], k.dil[1] = p->dilation[0];
     } else {
-        for (int i = 0; i < nd; i++) {
-            xs[i] = (int)x->ne[i];
-            ys[i] = (int)y->ne[i];
-            ws[i] = (int)w->ne[i];
-        }
-        for (int i = 0; i < nsp; i++) {
-            pad[i] = p->pad[i];
-            stride[i] = p->stride[i];
-            dil[i] = p->dilation[i];
-        }
+        for (int i = 0; i < k.nd; i++) k.xs[i] = (int)x->ne[i], k.ys[i] = (int)y->ne[i], k.ws[i] = (int)w->ne[i];
+        for (int i = 0; i < nsp; i++) k.pad[i] = p->pad[i], k.stride[i] = p->stride[i], k.dil[i] = p->dilation[i];
     }
-    conv_descs d = {0};
-    const void *wp = NULL;
-    void *wtmp = NULL;
-    ngpt_status st = make_descs(op, &d, y->dtype, nd, xs, ys, ws, pad, stride, dil, p->groups > 0 ? p->groups : 1);
-    if (st == NGPT_OK) st = filter_in(be, op, w, y->dtype, &wp, &wtmp);
-    if (st == NGPT_OK) st = conv_fwd(be, op, &d, x->data, wp, y->data, y->dtype);
+    ngpt_status st = conv_exec(be, op, &k, x->data, w, y->data);
     const bool act = p->act != NX_UNARY_IDENTITY;
     if (st == NGPT_OK && (b || act || p->residual)) { /* bias and the epilogue in one pass */
         int64_t inner = nx_numel(y) / (y->ne[0] * y->ne[1]);
@@ -190,8 +288,6 @@ ngpt_status nx_cuda_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
                                             act ? (int)p->act : -1, p->act_param, nx_cuda_of(be)->stream),
                            op, "nxk_bias_act_add");
     }
-    nx_cuda_tmp_free(be, wtmp);
-    descs_free(&d);
     return st;
 }
 
@@ -208,21 +304,17 @@ ngpt_status nx_cuda_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tens
     if (nx_numel(y) == 0) return NGPT_OK;
     /* The backward-data of a forward conv from y-shaped [N, O, 1, Lo] to x-shaped [N, C, 1, L],
      * whose filter [C, O/groups, 1, k] is exactly ConvTranspose1d's weight layout. */
-    int xs[4] = {(int)x->ne[0], (int)x->ne[1], 1, (int)x->ne[2]};
-    int ys[4] = {(int)y->ne[0], (int)y->ne[1], 1, (int)y->ne[2]};
-    int ws[4] = {(int)w->ne[0], (int)w->ne[1], 1, (int)w->ne[2]};
-    int pd[2] = {0, pad}, sd[2] = {1, stride}, dd[2] = {1, dilation};
-    conv_descs d = {0};
-    const void *wp = NULL;
-    void *wtmp = NULL;
+    conv_key k;
+    memset(&k, 0, sizeof k);
+    k.bwd = 1, k.dt = (int)y->dtype, k.nd = 4, k.groups = groups > 0 ? groups : 1;
     /* descriptor "x" = the forward conv's output = our x; "y" = the forward conv's input = our y */
-    ngpt_status st = make_descs(op, &d, y->dtype, 4, xs, ys, ws, pd, sd, dd, groups > 0 ? groups : 1);
-    if (st == NGPT_OK) st = filter_in(be, op, w, y->dtype, &wp, &wtmp);
-    if (st == NGPT_OK) st = conv_bwd_data(be, op, &d, x->data, wp, y->data, y->dtype);
+    int xs[4] = {(int)x->ne[0], (int)x->ne[1], 1, (int)x->ne[2]}, ys[4] = {(int)y->ne[0], (int)y->ne[1], 1, (int)y->ne[2]};
+    int ws[4] = {(int)w->ne[0], (int)w->ne[1], 1, (int)w->ne[2]};
+    memcpy(k.xs, xs, sizeof xs), memcpy(k.ys, ys, sizeof ys), memcpy(k.ws, ws, sizeof ws);
+    k.pad[1] = pad, k.stride[0] = 1, k.stride[1] = stride, k.dil[0] = 1, k.dil[1] = dilation;
+    ngpt_status st = conv_exec(be, op, &k, x->data, w, y->data);
     if (st == NGPT_OK && b)
         st = nx_cuda_check(nxk_bias_add(y->data, (int)y->dtype, b->data, (int)b->dtype, y->ne[0], y->ne[1], y->ne[2],
                                         nx_cuda_of(be)->stream), op, "nxk_bias_add");
-    nx_cuda_tmp_free(be, wtmp);
-    descs_free(&d);
     return st;
 }

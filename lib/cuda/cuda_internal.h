@@ -21,7 +21,12 @@ typedef struct nx_cuda {
     cudnnHandle_t  dnn;        /* created on first conv (loading cuDNN costs ~1 s) */
     int32_t       *d_flag;     /* one device int for kernels that report a bad input (get_rows) */
     bool           pooled;     /* stream-ordered allocation (cudaMallocAsync) is available */
+    bool           conv_heuristic;  /* conv algorithms from cuDNN's heuristic, not measured (conv.c) */
+    struct nx_cuda_conv_plan *plans;  /* conv.c: descriptors + algorithm per shape, oldest first */
+    int            n_plans;
 } nx_cuda;
+
+#define NX_CUDA_PLANS_MAX 256
 
 static inline nx_cuda *nx_cuda_of(nx_backend *be) { return (nx_cuda *)be->impl; }
 
@@ -51,6 +56,7 @@ ngpt_status nx_cuda_gemm_typed(nx_backend *be, const char *op, const void *a, co
                                ngpt_dtype c_dt, int64_t batch, int64_t M, int64_t N, int64_t K, int64_t stride_a,
                                int64_t stride_b, bool trans_a, bool trans_b, float alpha);
 /* conv.c */
+void nx_cuda_conv_plans_free(nx_cuda *c);
 ngpt_status nx_cuda_conv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                          const nx_tensor *b, const nx_conv_params *p);
 ngpt_status nx_cuda_conv_transpose1d(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,

@@ -10,3 +10,9 @@ ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *
     *out = NULL;
     return nx_err(NGPT_ERR_UNSUPPORTED, "this libnextgpt was built without CUDA (meson -Dcuda=disabled or no CUDA toolkit found)");
 }
+
+void nx_cuda_set_conv_search(nx_backend *be, bool measure)
+{
+    (void)be;
+    (void)measure;
+}

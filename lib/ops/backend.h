@@ -81,6 +81,10 @@ ngpt_status nx_cpu_backend_create(nx_backend **out, nx_pool *pool, const nx_logg
 ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *pool,
                                    const nx_logger *log);
 
+/* How a CUDA backend picks each new convolution shape's cuDNN algorithm: measured on the first
+ * call (true, the default) or cuDNN's heuristic (false, for benchmarks). Drops the kept plans. */
+void nx_cuda_set_conv_search(nx_backend *be, bool measure);
+
 void nx_backend_free(nx_backend *be);
 /* Release the memory a backend keeps for reuse (the CPU's freed large blocks, CUDA's stream-
  * ordered pool): called where a burst of large activations ends (a decoder call, a turn). */

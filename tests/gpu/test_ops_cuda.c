@@ -265,9 +265,48 @@ typedef struct conv_case {
 
 static int64_t conv_out(int64_t in, int64_t k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
 
+/* Every case with the algorithms measured (the default: cudnnFind on a shape's first call, the
+ * plan kept) and with cuDNN's heuristic; each shape runs three times per mode, so kept plans are
+ * reused too. */
+static void conv_cases(const char *mode);
+
 static void test_conv(void)
 {
+    nx_cuda_set_conv_search(g_gpu, false);
+    conv_cases("heuristic");
+    nx_cuda_set_conv_search(g_gpu, true);
+    conv_cases("measured");
+}
+
+/* More shapes than the backend keeps plans for (NX_CUDA_PLANS_MAX = 256): the oldest are
+ * replaced and made again when they come back. */
+static void test_conv_plan_eviction(void)
+{
+    int bad = 0;
+    for (int round = 0; round < 2; round++)
+        for (int L = 8; L < 8 + 300; L++) {
+            int64_t xs[3] = {1, 2, L}, ws[3] = {3, 2, 3}, ys[3] = {1, 3, L};
+            pt x = act(3, xs, NGPT_DTYPE_F32, -1, 1), w = mk(3, ws, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -1, 1);
+            pt y = out(3, ys, NGPT_DTYPE_F32, NGPT_DTYPE_F32);
+            nx_conv_params p = nx_conv_params_default();
+            p.pad[0] = 1;
+            ngpt_status sc = g_cpu->v->conv(g_cpu, &y.c, &x.c, &w.c, NULL, &p);
+            ngpt_status sg = g_gpu->v->conv(g_gpu, &y.g, &x.g, &w.g, NULL, &p);
+            if (L % 50 == 0 || sc != NGPT_OK || sg != NGPT_OK) {
+                char what[64];
+                snprintf(what, sizeof what, "conv1d plan round %d L %d", round, L);
+                finish(what, sc, sg, &y, (tol){1e-5f, 1e-5f});
+            }
+            bad += sc != NGPT_OK || sg != NGPT_OK;
+            drop(&x), drop(&w), drop(&y);
+        }
+    CHECK(bad == 0);
+}
+
+static void conv_cases(const char *mode)
+{
     const conv_case cases[] = {
+        {2, 1, 32, 32, {2, 64}, {3, 1}, 1, 1, 1, 1}, /* the UNet3D's temporal conv as 2-D: (3, 1) over frames */
         {1, 2, 8, 6, {50}, {3}, 1, 1, 1, 1},
         {1, 1, 6, 9, {64}, {5}, 2, 2, 2, 3},
         {2, 2, 8, 16, {17, 13}, {3, 3}, 1, 1, 1, 1},
@@ -312,7 +351,7 @@ static void test_conv(void)
                 ngpt_status sc = g_cpu->v->conv(g_cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL, &pc);
                 ngpt_status sg = g_gpu->v->conv(g_gpu, &y.g, &x.g, &w.g, bias ? &b.g : NULL, &pg);
                 char what[96];
-                snprintf(what, sizeof what, "conv%dd case %zu %s bias %d", cc->nsp, ci, dtn(dt), bias);
+                snprintf(what, sizeof what, "conv%dd case %zu %s bias %d (%s)", cc->nsp, ci, dtn(dt), bias, mode);
                 finish(what, sc, sg, &y, tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){5e-3f, 4e-3f}, (tol){3e-2f, 1e-2f}));
                 drop(&x), drop(&w), drop(&b), drop(&y), drop(&res);
             }
@@ -405,6 +444,8 @@ static void test_attention(void)
 {
     const attn_case cases[] = {
         {1, 1, 1, 1, 1, 64, 0, 0},      /* single key */
+        {64, 2, 2, 4, 4, 8, 0, 0},      /* the UNet3D's temporal attention: frames as keys, pixels as batch */
+        {64, 24, 24, 4, 4, 64, 0, 0},   /* the same at Zeroscope's 24 frames and head size */
         {2, 37, 37, 4, 4, 64, 1, 0},    /* causal prefill */
         {2, 37, 37, 4, 4, 64, 0, 0},
         {1, 70, 70, 2, 1, 128, 1, 0},   /* GQA, several key tiles */
@@ -530,11 +571,12 @@ static void test_norms(void)
         }
     for (int di = 0; di < 3; di++)
         for (int silu = 0; silu < 2; silu++)
-            for (int sp = 0; sp < 2; sp++) {
+            for (int sp = 0; sp < 3; sp++) {
                 ngpt_dtype dt = k_dts[di];
-                int64_t xs4[] = {2, 64, 9, 7}, xs3[] = {1, 32, 50}, cs[] = {64};
-                int rank = sp ? 4 : 3;
-                int64_t *xs = sp ? xs4 : xs3;
+                /* sp 2: the UNet3D's temporal GroupNorm, 32 groups of one channel over frames x pixels */
+                int64_t xs4[] = {2, 64, 9, 7}, xs3[] = {1, 32, 50}, xs5[] = {1, 32, 2, 8, 8}, cs[] = {64};
+                int rank = sp == 2 ? 5 : sp ? 4 : 3;
+                int64_t *xs = sp == 2 ? xs5 : sp ? xs4 : xs3;
                 cs[0] = xs[1];
                 pt x = act(rank, xs, dt, -2, 4), w = mk(1, cs, NGPT_DTYPE_F32, NGPT_DTYPE_F32, 0.5f, 1.5f);
                 pt b = mk(1, cs, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -1, 1), y = out(rank, xs, NGPT_DTYPE_F32, dt);
@@ -699,6 +741,17 @@ static void test_concat_slice_permute(void)
             finish(what, g_cpu->v->slice(g_cpu, &s.c, &y.c, axis, 1), g_gpu->v->slice(g_gpu, &s.g, &y.g, axis, 1), &s, exact);
             drop(&a), drop(&b), drop(&y), drop(&s);
         }
+        const int perms5[][5] = {{0, 2, 1, 3, 4}, {0, 3, 4, 2, 1}, {0, 3, 4, 1, 2}}; /* the UNet3D's */
+        for (int pi = 0; pi < 3; pi++) {
+            int64_t xs[] = {2, 3, 4, 5, 6}, ys[5];
+            for (int d = 0; d < 5; d++) ys[d] = xs[perms5[pi][d]];
+            pt x = act(5, xs, dt, -2, 2), y = out(5, ys, NGPT_DTYPE_F32, dt);
+            char what[96];
+            snprintf(what, sizeof what, "permute %d%d%d%d%d %s", perms5[pi][0], perms5[pi][1], perms5[pi][2],
+                     perms5[pi][3], perms5[pi][4], dtn(dt));
+            finish(what, g_cpu->v->permute(g_cpu, &y.c, &x.c, perms5[pi]), g_gpu->v->permute(g_gpu, &y.g, &x.g, perms5[pi]), &y, exact);
+            drop(&x), drop(&y);
+        }
         const int perms[][4] = {{0, 2, 1, 3}, {3, 2, 1, 0}, {1, 0, 3, 2}, {0, 1, 2, 3}};
         for (int pi = 0; pi < 4; pi++) {
             int64_t xs[] = {2, 3, 5, 7}, ys[4];
@@ -823,6 +876,7 @@ int main(void)
     RUN(test_linear);
     RUN(test_matmul);
     RUN(test_conv);
+    RUN(test_conv_plan_eviction);
     RUN(test_conv_transpose1d);
     RUN(test_norms);
     RUN(test_rope);
