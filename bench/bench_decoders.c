@@ -341,8 +341,93 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
     return 0;
 }
 
+/* ------------------------------------------------------------------------------------------- */
+/* gen: the whole pipeline through the public API (ngpt_decoder_generate), on the device that
+ * NGPT_BENCH_DEVICE names (cpu or cuda), for the GPU rows of issues 8 and 9 (bench/gpu_remote.sh;
+ * PyTorch side: unet_torch.py --gen / unet3d_torch.py --gen on the same folder). */
+
+typedef struct gen_clock {
+    double t0, t_last; /* start, the end of the last denoising step */
+} gen_clock;
+
+static bool gen_on_step(int32_t step, int32_t total, float elapsed_s, void *user)
+{
+    (void)elapsed_s;
+    gen_clock *c = user;
+    if (step + 1 >= total) c->t_last = bench_now();
+    return true;
+}
+
+static int cmd_gen(const char *dir, const char *kind, double size, int steps, const char *dts)
+{
+    bool video = !strcmp(kind, "zeroscope");
+    ngpt_dtype dt = !strcmp(dts, "f32") ? NGPT_DTYPE_F32 : !strcmp(dts, "bf16") ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F16;
+    const char *dev = getenv("NGPT_BENCH_DEVICE");
+    bool cuda = dev && !strcmp(dev, "cuda");
+    ngpt_context_params cp;
+    ngpt_context_params_default(&cp, sizeof cp);
+    cp.device = cuda ? NGPT_DEVICE_CUDA : NGPT_DEVICE_CPU;
+    cp.n_threads = bench_threads();
+    ngpt_context *ctx = NULL;
+    if (ngpt_context_create(&ctx, &cp) != NGPT_OK) return fail("context");
+    ngpt_decoder_params dp;
+    ngpt_decoder_params_default(&dp, sizeof dp);
+    dp.compute_dtype = cuda ? dt : NGPT_DTYPE_F32;
+    ngpt_decoder *dec = NULL;
+    double t0 = bench_now();
+    if (ngpt_decoder_create(&dec, ctx, dir, &dp) != NGPT_OK) return fail("decoder_create");
+    printf("# bench_decoders gen: %s, %s, compute %s; load %.2f s\n", kind, ngpt_context_device_name(ctx),
+           ngpt_dtype_name(dp.compute_dtype), bench_now() - t0);
+    /* conditioning: video [1, 77, 1024] (the output projector's), audio [1, 512] (the class label) */
+    int64_t cs[3] = {1, 77, 1024}, as[2] = {1, 512};
+    size_t n = video ? 77 * 1024 : 512;
+    float *hc = malloc(n * sizeof *hc), *hu = malloc(n * sizeof *hu);
+    if (!hc || !hu) return 1;
+    for (size_t i = 0; i < n; i++) hc[i] = urand(), hu[i] = urand();
+    ngpt_tensor cond = {.dtype = NGPT_DTYPE_F32, .rank = video ? 3 : 2, .data = hc};
+    ngpt_tensor unc = {.dtype = NGPT_DTYPE_F32, .rank = video ? 3 : 2, .data = hu};
+    memcpy(cond.shape, video ? cs : as, (size_t)cond.rank * sizeof(int64_t));
+    memcpy(unc.shape, video ? cs : as, (size_t)unc.rank * sizeof(int64_t));
+    ngpt_decode_params gp;
+    ngpt_decode_params_default(&gp, sizeof gp);
+    gp.num_inference_steps = steps;
+    gp.guidance_scale = 7.5f;
+    gp.seed = 42;
+    if (video) gp.num_frames = (int32_t)size, gp.height = 320, gp.width = 576;
+    else gp.audio_length_s = size;
+    gen_clock clk = {0};
+    gp.on_step = gen_on_step;
+    gp.user_data = &clk;
+    int rc = 0;
+    for (int r = 0; r < 2 && rc == 0; r++) { /* r = 0: warm-up with 2 steps (plans, pools) */
+        gp.num_inference_steps = r == 0 ? 2 : steps;
+        ngpt_tensor out = {0}, aux = {0};
+        clk.t0 = bench_now();
+        if (ngpt_decoder_generate(dec, &out, video ? NULL : &aux, &cond, &unc, &gp) != NGPT_OK) return fail("generate");
+        double t = bench_now() - clk.t0;
+        bool finite = true;
+        for (int64_t i = 0; i < ngpt_tensor_numel(&out); i++) finite &= isfinite(((float *)out.data)[i]) != 0;
+        if (r == 1)
+            printf("generate %s %g %s, %d steps, CFG 7.5, %s: %.3f s (denoise %.3f s = %.1f ms/step, decode %.3f s);"
+                   " peak device memory %.2f GiB; output finite: %s\n",
+                   kind, size, video ? "frames 576x320" : "s of audio", steps, ngpt_dtype_name(dp.compute_dtype), t,
+                   clk.t_last - clk.t0, 1e3 * (clk.t_last - clk.t0) / steps, t - (clk.t_last - clk.t0),
+                   (double)ngpt_context_memory_peak(ctx) / (1024.0 * 1024.0 * 1024.0), finite ? "yes" : "NO");
+        rc = finite ? 0 : 1;
+        ngpt_tensor_free(&out);
+        ngpt_tensor_free(&aux);
+    }
+    free(hc), free(hu);
+    ngpt_decoder_free(dec);
+    ngpt_context_free(ctx);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 7 && !strcmp(argv[1], "gen") && (!strcmp(argv[3], "audioldm") || !strcmp(argv[3], "zeroscope")) &&
+        atof(argv[4]) > 0 && atoi(argv[5]) > 0)
+        return cmd_gen(argv[2], argv[3], atof(argv[4]), atoi(argv[5]), argv[6]);
     if (argc == 4 && !strcmp(argv[1], "write") && (!strcmp(argv[3], "sd") || !strcmp(argv[3], "audioldm")))
         return cmd_write(argv[2], !strcmp(argv[3], "audioldm"));
     if (argc == 7 && !strcmp(argv[1], "run") && (!strcmp(argv[3], "sd") || !strcmp(argv[3], "audioldm")) &&
@@ -354,6 +439,7 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "usage: bench_decoders write DIR sd|audioldm\n"
                     "       bench_decoders run DIR sd|audioldm unet|vae|vocoder SIZE REPS\n"
-                    "       (SIZE: pixels for sd, seconds of audio for audioldm)\n");
+                    "       (SIZE: pixels for sd, seconds of audio for audioldm)\n"
+                    "       [NGPT_BENCH_DEVICE=cuda] bench_decoders gen DIR audioldm|zeroscope SECONDS|FRAMES STEPS f16|bf16|f32\n");
     return 2;
 }

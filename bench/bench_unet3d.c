@@ -16,6 +16,7 @@
  * frames.ours.f32, meta.json) for the torch script's agreement check.
  *
  *   NGPT_BENCH_THREADS=2 ./bench/bench_unet3d [reps]            (or bench/run_unet3d.sh)
+ *   ./bench/bench_unet3d write      only the checkpoint (for bench_decoders gen DIR zeroscope ...)
  *   NGPT_BENCH_ZS_MEM=24 ./bench/bench_unet3d                   peak-memory mode: decode 24 frames of
  *       576x320 (latents 1x4x24x40x72) frame by frame into one [1,3,24,320,576] buffer, print the
  *       backend's peak allocation and the process's peak RSS; no UNet step.
@@ -242,12 +243,17 @@ int main(int argc, char **argv)
     const char *dir = getenv("NGPT_ZS_DIR") ? getenv("NGPT_ZS_DIR") : "/tmp/ngpt_bench_zeroscope";
     int vf = getenv("NGPT_BENCH_ZS_VAE_FRAMES") ? atoi(getenv("NGPT_BENCH_ZS_VAE_FRAMES")) : 4;
     int mem_frames = getenv("NGPT_BENCH_ZS_MEM") ? atoi(getenv("NGPT_BENCH_ZS_MEM")) : 0;
-    if (reps < 1 || vf < 1) {
+    const bool write_only = argc > 1 && !strcmp(argv[1], "write");
+    if ((!write_only && reps < 1) || vf < 1) {
         fprintf(stderr, "usage: bench_unet3d [reps >= 1] (NGPT_BENCH_ZS_VAE_FRAMES >= 1)\n");
         return 2;
     }
     uint64_t params = 0;
     if (!ensure_checkpoint(dir, &params)) return fail("write checkpoint");
+    if (write_only) { /* the folder alone (bench_decoders gen on a GPU) */
+        printf("# checkpoint ready in %s\n", dir);
+        return 0;
+    }
 
     nx_pool *pool = NULL;
     nx_backend *be = NULL;

@@ -16,7 +16,7 @@ if [ -d "$B" ]; then meson configure "$B" -Dcuda=enabled -Dgpu_archs=90 -Dbuildt
 else meson setup "$B" -Dcuda=enabled -Dgpu_archs=90 -Dbuildtype=release > /dev/null; fi
 ninja -C "$B" > /dev/null
 rm -rf "$D" && mkdir -p "$D/stage/bin" "$D/stage/lib"
-bins="tools/ngpt-case tests/gpu/test_ops_cuda tests/gpu/test_context_cuda tests/gpu/test_llama_cuda tests/gpu/test_encoder_cuda tests/gpu/test_decoder_dtype_cuda bench/bench_attention_cuda bench/bench_llama bench/bench_imagebind bench/bench_unet"
+bins="tools/ngpt-case tests/gpu/test_ops_cuda tests/gpu/test_context_cuda tests/gpu/test_llama_cuda tests/gpu/test_encoder_cuda tests/gpu/test_decoder_dtype_cuda bench/bench_attention_cuda bench/bench_llama bench/bench_imagebind bench/bench_unet bench/bench_decoders bench/bench_unet3d"
 for b in $bins; do cp "$B/$b" "$D/stage/bin/"; done
 cp -L "$B/lib/libnextgpt.so.0" "$D/stage/bin/"
 python3 bench/gpu_stubs.py "$D/stage/lib" "$D/stage/bin/libnextgpt.so.0" $(for b in $bins; do echo "$D/stage/bin/$(basename $b)"; done)

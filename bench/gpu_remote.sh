@@ -4,7 +4,8 @@
 # log per step to $OUT. Steps: CUDA op parity with the CPU backend, device selection, every golden
 # case with --device cuda (media-decoding stages excepted: see gpu_pack.sh), attention (ours and
 # torch SDPA, with a ratio table) and LLaMA benchmarks, the encoder's and decoders' compute dtypes (F16/BF16 vs the CPU on the golden
-# models), the ImageBind and SD 1.5 UNet/VAE benchmarks. Every step runs even if an earlier one
+# models), the ImageBind and SD 1.5 UNet/VAE benchmarks, AudioLDM and Zeroscope end to end (ours
+# and PyTorch's). Every step runs even if an earlier one
 # failed. STEPS=REGEX runs only the steps whose names match; SKIP=REGEX skips those that match.
 set -u
 cd "$(dirname "$0")/.."
@@ -76,4 +77,22 @@ step "bench imagebind pytorch" bench_imagebind_torch.log 120 python3 bench/image
 grep -E "^\||^# torch" "$LOGS/bench_imagebind_torch.log" >> "$SUMMARY"
 NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "sd bench unet f16 cuda" bench_unet_cuda.log 150 "$B/bench_unet" f16 50
 grep -E "^(unet|vae|generate)|^#" "$LOGS/bench_unet_cuda.log" | head -60 >> "$SUMMARY"
+# Issues 8 and 9: AudioLDM-l-full and Zeroscope v2 576w end to end, f16, ours vs PyTorch eager on the
+# same random-weight folders (bench_decoders / bench_unet3d write them; the scheduler and
+# model_index.json come from the golden tiny models, which have the real pipelines' ones).
+G=../shared/golden/models
+step "gen: write folders" gen_write.log 150 bash -c "$B/bench_decoders write /tmp/ngpt_ldm audioldm &&
+    NGPT_ZS_DIR=/tmp/ngpt_zs $B/bench_unet3d write &&
+    cp -r $G/audioldm-a/scheduler $G/audioldm-a/model_index.json /tmp/ngpt_ldm/ &&
+    cp -r $G/zeroscope-a/scheduler $G/zeroscope-a/model_index.json /tmp/ngpt_zs/"
+for secs in 5 9; do
+    NGPT_BENCH_DEVICE=cuda step "gen audioldm ${secs}s cuda" gen_ldm${secs}_cuda.log 120 "$B/bench_decoders" gen /tmp/ngpt_ldm audioldm $secs 50 f16
+    grep -E "^generate|^#" "$LOGS/gen_ldm${secs}_cuda.log" >> "$SUMMARY"
+    step "gen audioldm ${secs}s torch" gen_ldm${secs}_torch.log 120 python3 bench/gen_torch.py audioldm /tmp/ngpt_ldm $secs 50
+    grep -E "generate|^#" "$LOGS/gen_ldm${secs}_torch.log" >> "$SUMMARY"
+done
+NGPT_BENCH_DEVICE=cuda step "gen zeroscope 24f cuda" gen_zs_cuda.log 240 "$B/bench_decoders" gen /tmp/ngpt_zs zeroscope 24 50 f16
+grep -E "^generate|^#" "$LOGS/gen_zs_cuda.log" >> "$SUMMARY"
+step "gen zeroscope 24f torch" gen_zs_torch.log 240 python3 bench/gen_torch.py zeroscope /tmp/ngpt_zs 24 50
+grep -E "generate|^#" "$LOGS/gen_zs_torch.log" >> "$SUMMARY"
 say "done in ${SECONDS}s"

@@ -130,9 +130,12 @@ class UNet3D:
             return t.reshape(B, t.shape[1], heads, d).permute(0, 2, 1, 3).reshape(B * heads, t.shape[1], d)
 
         q, k, v = h2b(q), h2b(k), h2b(v)
-        s = torch.baddbmm(torch.zeros(q.shape[0], q.shape[1], k.shape[1], dtype=q.dtype), q, k.transpose(-1, -2),
-                          beta=1, alpha=d ** -0.5)  # diffusers: empty + beta=0 (NaN on Debian's torch 1.13)
-        o = torch.bmm(s.softmax(dim=-1).to(v.dtype), v)
+        if q.is_cuda and hasattr(F, "scaled_dot_product_attention"):  # torch >= 2 on a GPU: as diffusers there
+            o = F.scaled_dot_product_attention(q, k, v)
+        else:
+            s = torch.baddbmm(torch.zeros(q.shape[0], q.shape[1], k.shape[1], dtype=q.dtype, device=q.device), q,
+                              k.transpose(-1, -2), beta=1, alpha=d ** -0.5)  # diffusers: empty + beta=0 (NaN on 1.13)
+            o = torch.bmm(s.softmax(dim=-1).to(v.dtype), v)
         o = o.reshape(B, heads, L, d).permute(0, 2, 1, 3).reshape(B, L, heads * d)
         return self.lin(o, p + ".to_out.0")
 
@@ -177,9 +180,9 @@ class UNet3D:
         B, _, nf, H, W = sample.shape
         bo = c["block_out_channels"]
         n = len(bo)
-        t = torch.as_tensor(timestep).reshape(-1).expand(B).float()
+        t = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(B).float()
         half = bo[0] // 2
-        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=sample.device) / half)
         e = t[:, None] * freqs[None, :]
         e = torch.cat([torch.cos(e), torch.sin(e)], dim=-1)  # flip_sin_to_cos, shift 0
         emb = self.lin(F.silu(self.lin(e.to(sample.dtype), "time_embedding.linear_1")), "time_embedding.linear_2")
@@ -276,8 +279,12 @@ class VAEDecoder:
         B, C, H, W = x.shape
         h = self.gn(x, p + ".group_norm").reshape(B, C, H * W).transpose(1, 2)
         q, k, v = (F.linear(h, w[f"{p}.{nm}.weight"], w[f"{p}.{nm}.bias"]) for nm in names[:3])
-        s = torch.baddbmm(torch.zeros(B, H * W, H * W, dtype=q.dtype), q, k.transpose(-1, -2), beta=1, alpha=C ** -0.5)
-        h = torch.bmm(s.softmax(dim=-1).to(v.dtype), v)
+        if q.is_cuda and hasattr(F, "scaled_dot_product_attention"):
+            h = F.scaled_dot_product_attention(q, k, v)
+        else:
+            s = torch.baddbmm(torch.zeros(B, H * W, H * W, dtype=q.dtype, device=q.device), q, k.transpose(-1, -2),
+                              beta=1, alpha=C ** -0.5)
+            h = torch.bmm(s.softmax(dim=-1).to(v.dtype), v)
         h = F.linear(h, w[f"{p}.{names[3]}.weight"], w[f"{p}.{names[3]}.bias"])
         h = h.transpose(-1, -2).reshape(B, C, H, W)
         if self.cl:

@@ -123,8 +123,11 @@ def attention(q, k, v, heads):
     q = q.reshape(B, L, heads, d).transpose(1, 2).reshape(B * heads, L, d)
     k = k.reshape(B, S, heads, d).transpose(1, 2).reshape(B * heads, S, d)
     v = v.reshape(B, S, heads, d).transpose(1, 2).reshape(B * heads, S, d)
-    a = torch.softmax(torch.bmm(q * (d ** -0.5), k.transpose(1, 2)), dim=-1)
-    o = torch.bmm(a, v)
+    if q.is_cuda and hasattr(F, "scaled_dot_product_attention"):  # torch >= 2 on a GPU: as diffusers 0.17 there
+        o = F.scaled_dot_product_attention(q, k, v)
+    else:
+        a = torch.softmax(torch.bmm(q * (d ** -0.5), k.transpose(1, 2)), dim=-1)
+        o = torch.bmm(a, v)
     return o.reshape(B, heads, L, d).transpose(1, 2).reshape(B, L, C)
 
 
@@ -180,7 +183,8 @@ class UNet(Model):
         # time embedding (Timesteps: sinusoid in float32, then the model's dtype)
         t = timestep.to(torch.float32).reshape(-1).expand(B)
         half = self.bo[0] // 2
-        ex = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / (half - c.get("freq_shift", 0)))
+        ex = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=sample.device) /
+                       (half - c.get("freq_shift", 0)))
         e = t[:, None] * ex[None]
         e = torch.cat([torch.sin(e), torch.cos(e)], -1)
         if c.get("flip_sin_to_cos", True):
@@ -240,8 +244,12 @@ class VAEDecoder(Model):
         h = h.reshape(B, C, H * W).transpose(1, 2)
         q, k, v = (self.lin(h, p + "." + nm) for nm in names[:3])
         # upcast_softmax: the scores' softmax in float32
-        s = torch.bmm(q * (C ** -0.5), k.transpose(1, 2)).float().softmax(-1).to(q.dtype)
-        h = self.lin(torch.bmm(s, v), p + "." + names[3])
+        if q.is_cuda and hasattr(F, "scaled_dot_product_attention"):
+            a = F.scaled_dot_product_attention(q, k, v)
+        else:
+            s = torch.bmm(q * (C ** -0.5), k.transpose(1, 2)).float().softmax(-1).to(q.dtype)
+            a = torch.bmm(s, v)
+        h = self.lin(a, p + "." + names[3])
         h = h.transpose(1, 2).reshape(B, C, H, W)
         if self.cl:
             h = h.contiguous(memory_format=torch.channels_last)

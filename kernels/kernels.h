@@ -67,9 +67,12 @@ cudaError_t nxk_rms_norm(void *y, const void *x, int dt, const void *w, int w_dt
                          float eps, cudaStream_t stream);
 cudaError_t nxk_layer_norm(void *y, const void *x, int dt, const void *w, int w_dt, const void *b, int b_dt,
                            int64_t rows, int64_t cols, float eps, cudaStream_t stream);
-/* x[N, C, S] (S = product of the spatial dims) */
+/* x[N, C, S] (S = product of the spatial dims). Groups of more than a chunk's elements are split
+ * across blocks: scratch then holds nxk_group_norm_parts(C, S, groups) * N * groups float2 (8-byte
+ * aligned device memory; NULL when parts is 0). */
+int64_t nxk_group_norm_parts(int64_t C, int64_t S, int groups);
 cudaError_t nxk_group_norm(void *y, const void *x, int dt, const void *w, int w_dt, const void *b, int b_dt,
-                           int64_t N, int64_t C, int64_t S, int groups, float eps, int silu,
+                           int64_t N, int64_t C, int64_t S, int groups, float eps, int silu, void *scratch,
                            cudaStream_t stream);
 cudaError_t nxk_softmax(void *y, const void *x, int dt, int64_t rows, int64_t cols, float scale,
                         cudaStream_t stream);

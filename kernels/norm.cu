@@ -84,6 +84,82 @@ __global__ void group_norm_kernel(T *y, const T *x, const void *w, int w_dt, con
     }
 }
 
+// Large groups (the SD VAE's: 4 channels x 512^2 positions = 1M elements, 32 groups) would leave
+// one block per group streaming megabytes while most SMs idle. Then each group is cut into
+// chunks of kGnChunk elements: one block per chunk writes the chunk's mean and M2 (sum of squared
+// deviations from that mean, two passes over the chunk, the second from cache), and a second
+// kernel's blocks, one per chunk again, combine their group's partials (Chan et al.'s parallel
+// variance, no single-pass cancellation) and normalise their chunk.
+constexpr int64_t kGnChunk = 8192;
+
+template <typename T>
+__global__ void group_norm_stats_kernel(float2 *part, const T *x, int64_t len, int64_t splits)
+{
+    __shared__ float sh[32];
+    const int64_t row = blockIdx.x / splits, sp = blockIdx.x % splits;
+    const int64_t lo = sp * kGnChunk, hi = lo + kGnChunk < len ? lo + kGnChunk : len;
+    const T *xr = x + row * len;
+    float s = 0.f;
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) s += to_f32(xr[i]);
+    const float mean = block_sum(s, sh) / (float)(hi - lo);
+    float sq = 0.f;
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+        float d = to_f32(xr[i]) - mean;
+        sq += d * d;
+    }
+    sq = block_sum(sq, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = make_float2(mean, sq);
+}
+
+// (n, mean, m2) += (nb, mb, m2b)
+__device__ __forceinline__ void chan_add(float &n, float &mean, float &m2, float nb, float mb, float m2b)
+{
+    const float nn = n + nb;
+    if (nn <= 0.f) return;
+    const float d = mb - mean;
+    mean += d * (nb / nn);
+    m2 += m2b + d * d * (n * nb / nn);
+    n = nn;
+}
+
+template <typename T>
+__global__ void group_norm_apply_kernel(T *y, const T *x, const float2 *part, const void *w, int w_dt, const void *b,
+                                        int b_dt, int64_t C, int64_t S, int groups, int64_t len, int64_t splits,
+                                        float eps, int silu)
+{
+    __shared__ float stat[2];
+    const int64_t row = blockIdx.x / splits, sp = blockIdx.x % splits;
+    if (threadIdx.x < 32) { // one warp combines the group's partials
+        float n = 0.f, mean = 0.f, m2 = 0.f;
+        for (int64_t k = threadIdx.x; k < splits; k += 32) {
+            const int64_t klo = k * kGnChunk, khi = klo + kGnChunk < len ? klo + kGnChunk : len;
+            const float2 p = part[row * splits + k];
+            chan_add(n, mean, m2, (float)(khi - klo), p.x, p.y);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            const float nb = __shfl_down_sync(0xffffffffu, n, o), mb = __shfl_down_sync(0xffffffffu, mean, o),
+                        m2b = __shfl_down_sync(0xffffffffu, m2, o);
+            chan_add(n, mean, m2, nb, mb, m2b);
+        }
+        if (threadIdx.x == 0) stat[0] = mean, stat[1] = rsqrtf(m2 / (float)len + eps);
+    }
+    __syncthreads();
+    const float mean = stat[0], r = stat[1];
+    const int64_t cpg = C / groups, g = row % groups;
+    const int64_t lo = sp * kGnChunk, hi = lo + kGnChunk < len ? lo + kGnChunk : len;
+    const T *xr = x + row * len;
+    T *yr = y + row * len;
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+        const int64_t c = g * cpg + i / S;
+        float v = (to_f32(xr[i]) - mean) * r;
+        if (w) v *= load_dyn(w, w_dt, c);
+        if (b) v += load_dyn(b, b_dt, c);
+        if (silu) v = v / (1.f + expf(-v));
+        yr[i] = from_f32<T>(v);
+    }
+}
+
 template <typename T>
 __global__ void softmax_kernel(T *y, const T *x, int64_t cols, float scale)
 {
@@ -163,12 +239,32 @@ extern "C" cudaError_t nxk_layer_norm(void *y, const void *x, int dt, const void
     return cudaGetLastError();
 }
 
+extern "C" int64_t nxk_group_norm_parts(int64_t C, int64_t S, int groups)
+{
+    if (groups <= 0 || C <= 0 || S <= 0) return 0;
+    const int64_t len = C / groups * S;
+    return len > kGnChunk ? (len + kGnChunk - 1) / kGnChunk : 0;
+}
+
 extern "C" cudaError_t nxk_group_norm(void *y, const void *x, int dt, const void *w, int w_dt, const void *b, int b_dt,
-                                      int64_t N, int64_t C, int64_t S, int groups, float eps, int silu, cudaStream_t s)
+                                      int64_t N, int64_t C, int64_t S, int groups, float eps, int silu, void *scratch,
+                                      cudaStream_t s)
 {
     if (N <= 0 || C <= 0 || S <= 0) return cudaSuccess;
     if (groups <= 0 || C % groups || !rows_ok(N * groups)) return cudaErrorInvalidValue;
-    NXK_DISPATCH_FLOAT(dt, T, group_norm_kernel<<<(unsigned)(N * groups), kBlock, 0, s>>>((T *)y, (const T *)x, w, w_dt, b, b_dt, C, S, groups, eps, silu));
+    const int64_t splits = nxk_group_norm_parts(C, S, groups);
+    if (splits == 0) {
+        NXK_DISPATCH_FLOAT(dt, T, group_norm_kernel<<<(unsigned)(N * groups), kBlock, 0, s>>>((T *)y, (const T *)x, w, w_dt, b, b_dt, C, S, groups, eps, silu));
+        return cudaGetLastError();
+    }
+    if (!scratch || !rows_ok(N * groups * splits)) return cudaErrorInvalidValue;
+    const int64_t len = C / groups * S;
+    const unsigned blocks = (unsigned)(N * groups * splits);
+    float2 *part = (float2 *)scratch;
+    NXK_DISPATCH_FLOAT(dt, T, group_norm_stats_kernel<<<blocks, kBlock, 0, s>>>(part, (const T *)x, len, splits));
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    NXK_DISPATCH_FLOAT(dt, T, group_norm_apply_kernel<<<blocks, kBlock, 0, s>>>((T *)y, (const T *)x, part, w, w_dt, b, b_dt, C, S, groups, len, splits, eps, silu));
     return cudaGetLastError();
 }
 

@@ -95,10 +95,15 @@ ngpt_status nx_cuda_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x,
 {
     int64_t N = x->ne[0], C = x->ne[1];
     int64_t S = (N != 0 && C != 0) ? nx_numel(x) / (N * C) : 0;
-    KTRY("group_norm", nxk_group_norm, (y->data, x->data, (int)x->dtype, w ? w->data : NULL, w ? (int)w->dtype : 0,
-                                        b ? b->data : NULL, b ? (int)b->dtype : 0, N, C, S, groups, eps, silu ? 1 : 0,
-                                        STREAM(be)));
-    return NGPT_OK;
+    int64_t parts = nxk_group_norm_parts(C, S, groups);
+    void *scratch = NULL;
+    if (parts > 0 && N > 0) NX_TRY(nx_cuda_tmp_alloc(be, &scratch, (size_t)(N * groups * parts) * 2 * sizeof(float), "group_norm"));
+    ngpt_status st = nx_cuda_check(nxk_group_norm(y->data, x->data, (int)x->dtype, w ? w->data : NULL, w ? (int)w->dtype : 0,
+                                                  b ? b->data : NULL, b ? (int)b->dtype : 0, N, C, S, groups, eps,
+                                                  silu ? 1 : 0, scratch, STREAM(be)),
+                                   "group_norm", "nxk_group_norm");
+    nx_cuda_tmp_free(be, scratch);
+    return st;
 }
 
 ngpt_status nx_cuda_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos, int n_rot,

@@ -81,8 +81,8 @@ ngpt_status nx_cpu_backend_create(nx_backend **out, nx_pool *pool, const nx_logg
 ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *pool,
                                    const nx_logger *log);
 
-/* How a CUDA backend picks each new convolution shape's cuDNN algorithm: measured on the first
- * call (true, the default) or cuDNN's heuristic (false, for benchmarks). Drops the kept plans. */
+/* How a CUDA backend picks each new convolution shape's cuDNN algorithm: cuDNN's heuristic (false,
+ * the default) or measured on the first call (true). Drops the kept plans; no-op on other backends. */
 void nx_cuda_set_conv_search(nx_backend *be, bool measure);
 
 void nx_backend_free(nx_backend *be);

@@ -154,11 +154,15 @@ static void trace_free(trace_log *L)
  * any earlier op's: where the error enters rather than where it is carried along. */
 static void trace_report(const char *what, ngpt_dtype dt, const trace_log *ref, const trace_log *got, double jump)
 {
-    int n = ref->n < got->n ? ref->n : got->n, shown = 0;
+    int shown = 0;
     double worst = 0;
     fprintf(stderr, "  trace %s %s: %d ops on the CPU, %d on CUDA\n", what, ngpt_dtype_name(dt), ref->n, got->n);
-    for (int i = 0; i < n; i++) {
-        const trace_rec *a = &got->r[i], *b = &ref->r[i];
+    /* casts are skipped on both sides: CUDA converts the F32 inputs to the compute dtype */
+    for (int i = 0, j = 0;; i++, j++) {
+        while (i < got->n && strcmp(got->r[i].op, "cast") == 0) i++;
+        while (j < ref->n && strcmp(ref->r[j].op, "cast") == 0) j++;
+        if (i >= got->n || j >= ref->n) break;
+        const trace_rec *a = &got->r[i], *b = &ref->r[j];
         char shape[96] = "";
         size_t o = 0;
         for (int d = 0; d < b->rank && o < sizeof shape - 24; d++)
@@ -167,17 +171,18 @@ static void trace_report(const char *what, ngpt_dtype dt, const trace_log *ref, 
         for (int d = 0; d < a->rank; d++) na *= (size_t)a->ne[d];
         for (int d = 0; d < b->rank; d++) nb *= (size_t)b->ne[d];
         if (strcmp(a->op, b->op) != 0 || na != nb) {
-            fprintf(stderr, "  trace #%d: the op sequences part (CUDA %s, CPU %s [%s]): stop\n", i, a->op, b->op, shape);
+            fprintf(stderr, "  trace #%d/%d: the op sequences part (CUDA %s, CPU %s [%s]): stop\n", i, j, a->op, b->op,
+                    shape);
             return;
         }
         double e = a->v && b->v ? rel_l2(a->v, b->v, nb) : -1.0;
         /* an error that appears here rather than one carried in from earlier ops */
         bool bad = (e > jump && e > 2 * worst) || e < 0;
         if (e > worst) worst = e;
-        fprintf(stderr, "  trace #%-4d %-16s [%s] %s rel L2 %.3e%s\n", i, a->op, shape, ngpt_dtype_name(a->dt), e,
+        fprintf(stderr, "  trace #%-4d %-16s [%s] %s rel L2 %.3e%s\n", j, a->op, shape, ngpt_dtype_name(a->dt), e,
                 bad ? "  <--" : "");
         if (bad && shown++ < 6)
-            fprintf(stderr, "  TRACE-FIRST %s %s #%d %s [%s] rel L2 %.3e\n", what, ngpt_dtype_name(dt), i, a->op, shape, e);
+            fprintf(stderr, "  TRACE-FIRST %s %s #%d %s [%s] rel L2 %.3e\n", what, ngpt_dtype_name(dt), j, a->op, shape, e);
     }
 }
 

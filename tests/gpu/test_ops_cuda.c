@@ -265,17 +265,17 @@ typedef struct conv_case {
 
 static int64_t conv_out(int64_t in, int64_t k, int s, int p, int d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
 
-/* Every case with the algorithms measured (the default: cudnnFind on a shape's first call, the
- * plan kept) and with cuDNN's heuristic; each shape runs three times per mode, so kept plans are
+/* Every case with the algorithms measured (cudnnFind on a shape's first call) and with cuDNN's
+ * heuristic (the default, left set); each shape runs three times per mode, so kept plans are
  * reused too. */
 static void conv_cases(const char *mode);
 
 static void test_conv(void)
 {
-    nx_cuda_set_conv_search(g_gpu, false);
-    conv_cases("heuristic");
     nx_cuda_set_conv_search(g_gpu, true);
     conv_cases("measured");
+    nx_cuda_set_conv_search(g_gpu, false);
+    conv_cases("heuristic");
 }
 
 /* More shapes than the backend keeps plans for (NX_CUDA_PLANS_MAX = 256): the oldest are
@@ -571,17 +571,19 @@ static void test_norms(void)
         }
     for (int di = 0; di < 3; di++)
         for (int silu = 0; silu < 2; silu++)
-            for (int sp = 0; sp < 3; sp++) {
+            for (int sp = 0; sp < 4; sp++) {
                 ngpt_dtype dt = k_dts[di];
-                /* sp 2: the UNet3D's temporal GroupNorm, 32 groups of one channel over frames x pixels */
-                int64_t xs4[] = {2, 64, 9, 7}, xs3[] = {1, 32, 50}, xs5[] = {1, 32, 2, 8, 8}, cs[] = {64};
+                /* sp 2: the UNet3D's temporal GroupNorm, 32 groups of one channel over frames x pixels;
+                 * sp 3: groups of 18000 elements, split across blocks (3 chunks, the last partial) */
+                int64_t xs4[] = {2, 64, 9, 7}, xs3[] = {1, 32, 50}, xs5[] = {1, 32, 2, 8, 8}, xsb[] = {2, 64, 100, 90};
+                int64_t cs[] = {64};
                 int rank = sp == 2 ? 5 : sp ? 4 : 3;
-                int64_t *xs = sp == 2 ? xs5 : sp ? xs4 : xs3;
+                int64_t *xs = sp == 3 ? xsb : sp == 2 ? xs5 : sp ? xs4 : xs3;
                 cs[0] = xs[1];
                 pt x = act(rank, xs, dt, -2, 4), w = mk(1, cs, NGPT_DTYPE_F32, NGPT_DTYPE_F32, 0.5f, 1.5f);
                 pt b = mk(1, cs, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -1, 1), y = out(rank, xs, NGPT_DTYPE_F32, dt);
                 char what[96];
-                snprintf(what, sizeof what, "group_norm %s silu %d rank %d", dtn(dt), silu, rank);
+                snprintf(what, sizeof what, "group_norm %s silu %d rank %d%s", dtn(dt), silu, rank, sp == 3 ? " split" : "");
                 finish(what, g_cpu->v->group_norm(g_cpu, &y.c, &x.c, &w.c, &b.c, 32, 1e-5f, silu),
                        g_gpu->v->group_norm(g_gpu, &y.g, &x.g, &w.g, &b.g, 32, 1e-5f, silu), &y,
                        tol_for(dt, (tol){1e-5f, 1e-4f}, (tol){4e-3f, 3e-3f}, (tol){3e-2f, 1e-2f}));
