@@ -23,6 +23,7 @@
  *       NGPT_BENCH_PROFILE=1: one more forward per mode with the per-op profile printed.
  */
 #include "bench_util.h"
+#include "ops/ops.h"
 #include "bench_ckpt.h"
 
 #include "core/alloc.h"
@@ -414,6 +415,16 @@ static int cmd_gen(const char *dir, const char *kind, double size, int steps, co
                    clk.t_last - clk.t0, 1e3 * (clk.t_last - clk.t0) / steps, t - (clk.t_last - clk.t0),
                    (double)ngpt_context_memory_peak(ctx) / (1024.0 * 1024.0 * 1024.0), finite ? "yes" : "NO");
         rc = finite ? 0 : 1;
+        ngpt_tensor_free(&out);
+        ngpt_tensor_free(&aux);
+    }
+    if (rc == 0 && getenv("NGPT_BENCH_PROFILE")) { /* where a step and the decode spend their time */
+        gp.num_inference_steps = 1;
+        ngpt_tensor out = {0}, aux = {0};
+        nx_ops_profile_enable(true);
+        if (ngpt_decoder_generate(dec, &out, video ? NULL : &aux, &cond, &unc, &gp) != NGPT_OK) return fail("generate");
+        nx_ops_profile_report(stdout, "generate with 1 step (CFG batch 2) + decode");
+        nx_ops_profile_enable(false);
         ngpt_tensor_free(&out);
         ngpt_tensor_free(&aux);
     }

@@ -12,7 +12,8 @@
  * algorithm — made on its first call and kept in the backend (NX_CUDA_PLANS_MAX, oldest replaced
  * first). The algorithm is cuDNN's heuristic pick by default; nx_cuda_set_conv_search(be, true)
  * measures the candidates on the first call instead (cudnnFind...AlgorithmEx, as PyTorch's
- * cudnn.benchmark does), which made the same UNet step slower (25.7 ms): kept as an option. */
+ * cudnn.benchmark does), which made the same UNet step no faster (25.7 vs 22.7 ms in run 4, 15.7
+ * vs 15.8 ms in run 5): kept as an option. */
 #include "cuda_internal.h"
 #include "../core/alloc.h"
 
