@@ -369,16 +369,20 @@ static int cmd_gen(const char *dir, const char *kind, double size, int steps, co
     ngpt_context_params_default(&cp, sizeof cp);
     cp.device = cuda ? NGPT_DEVICE_CUDA : NGPT_DEVICE_CPU;
     cp.n_threads = bench_threads();
+    cp.log_level = NGPT_LOG_INFO;  /* a step not recorded as a CUDA graph says why */
     ngpt_context *ctx = NULL;
     if (ngpt_context_create(&ctx, &cp) != NGPT_OK) return fail("context");
     ngpt_decoder_params dp;
     ngpt_decoder_params_default(&dp, sizeof dp);
     dp.compute_dtype = cuda ? dt : NGPT_DTYPE_F32;
+    const char *gr = getenv("NGPT_BENCH_CUDA_GRAPH");
+    if (gr && atoi(gr)) dp.flags |= NGPT_DECODER_FLAG_CUDA_GRAPH;
     ngpt_decoder *dec = NULL;
     double t0 = bench_now();
     if (ngpt_decoder_create(&dec, ctx, dir, &dp) != NGPT_OK) return fail("decoder_create");
-    printf("# bench_decoders gen: %s, %s, compute %s; load %.2f s\n", kind, ngpt_context_device_name(ctx),
-           ngpt_dtype_name(dp.compute_dtype), bench_now() - t0);
+    printf("# bench_decoders gen: %s, %s, compute %s%s; load %.2f s\n", kind, ngpt_context_device_name(ctx),
+           ngpt_dtype_name(dp.compute_dtype), dp.flags & NGPT_DECODER_FLAG_CUDA_GRAPH ? ", step as a CUDA graph" : "",
+           bench_now() - t0);
     /* conditioning: video [1, 77, 1024] (the output projector's), audio [1, 512] (the class label) */
     int64_t cs[3] = {1, 77, 1024}, as[2] = {1, 512};
     size_t n = video ? 77 * 1024 : 512;

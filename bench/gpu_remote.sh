@@ -95,4 +95,10 @@ NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "gen zeroscope 24f cuda" gen_zs
 grep -E "^generate|^#" "$LOGS/gen_zs_cuda.log" | head -30 >> "$SUMMARY"
 step "gen zeroscope 24f torch" gen_zs_torch.log 240 python3 bench/gen_torch.py zeroscope /tmp/ngpt_zs 24 50
 grep -E "generate|^#" "$LOGS/gen_zs_torch.log" >> "$SUMMARY"
+# the step recorded as a CUDA graph (NGPT_DECODER_FLAG_CUDA_GRAPH); the log says if it fell back
+for g in "audioldm 9 ldm" "zeroscope 24 zs"; do
+    set -- $g
+    NGPT_BENCH_CUDA_GRAPH=1 NGPT_BENCH_DEVICE=cuda step "gen $1 graph cuda" gen_$1_graph.log 240 "$B/bench_decoders" gen "/tmp/ngpt_$3" "$1" "$2" 50 f16
+    grep -E "^generate|^#|not captured" "$LOGS/gen_$1_graph.log" >> "$SUMMARY"
+done
 say "done in ${SECONDS}s"

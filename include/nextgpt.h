@@ -774,6 +774,13 @@ typedef enum ngpt_decoder_kind {
  * count; the text calls return NGPT_ERR_UNSUPPORTED; text_max_length and text_hidden_size keep
  * describing the kept embedding. No effect on a decoder without a text encoder. */
 #define NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER 0x1u
+/* ngpt_decoder_params.flags: on a CUDA context, record one denoising step (the UNet and its
+ * dtype casts) as a CUDA graph at the second step of each ngpt_decoder_generate and replay it for
+ * the rest, instead of launching its ~1000 operations one by one. Same results as without (the
+ * same kernels on the same buffers). Where the step cannot be recorded it runs as without the
+ * flag and the reason is logged at INFO. No effect on the CPU. Off by default until measured on
+ * a GPU (bench/RESULTS.md). */
+#define NGPT_DECODER_FLAG_CUDA_GRAPH 0x2u
 
 typedef struct ngpt_decoder_params {
     size_t            struct_size;  /* sizeof(ngpt_decoder_params), set by _default */

@@ -98,7 +98,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown kind %d", (int)p.kind);
     if (p.components & ~0xfu)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown component bits 0x%x", p.components);
-    if (p.flags & ~NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER)
+    if (p.flags & ~(NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER | NGPT_DECODER_FLAG_CUDA_GRAPH))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown flag bits 0x%x", p.flags);
     if (p.compute_dtype != NGPT_DTYPE_F32 && p.compute_dtype != NGPT_DTYPE_F16 && p.compute_dtype != NGPT_DTYPE_BF16)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: compute_dtype %s (%d) is not F32, F16 or BF16",
@@ -116,6 +116,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     ngpt_status s = d->dir ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_create: out of memory");
     d->kind = p.kind;
     d->dt = p.compute_dtype;
+    d->cuda_graph = (p.flags & NGPT_DECODER_FLAG_CUDA_GRAPH) != 0;
     if (s == NGPT_OK && d->kind == NGPT_DECODER_AUTO) s = read_kind(model_dir, &d->kind);
 
     char *sub = NULL;

@@ -29,6 +29,7 @@ struct ngpt_decoder {
                                      * the normalised CLAP text_embeds of "", computed at create */
     int64_t           uncond_len;
     bool              text_released; /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: only uncond is left */
+    bool              cuda_graph;    /* NGPT_DECODER_FLAG_CUDA_GRAPH (decoder_generate.c) */
     int32_t           text_max_len, text_hidden; /* what the released text encoder reported */
 };
 

@@ -9,6 +9,7 @@
 #include "decoder.h"
 
 #include "../core/alloc.h"
+#include "../core/log.h"
 #include "../core/params.h"
 #include "../models/mweights.h"
 #include "../models/sampler.h"
@@ -160,6 +161,54 @@ static ngpt_status open_scheduler(ngpt_decoder *d, const ngpt_decode_params *p, 
     return s;
 }
 
+/* One UNet evaluation of the denoising loop on device buffers that stay put across steps: the
+ * latents x (F32) cast to the compute dtype, the timestep input likewise, the UNet, its output
+ * cast back to F32 eps. Everything here stays on the device, so it can be recorded as a graph. */
+typedef struct unet_step {
+    nx_unet *unet;
+    nx_backend *be;
+    bool narrow;                      /* compute dtype F16/BF16: xc, epsc, tin used */
+    nx_tensor *x, *xc, *eps, *epsc, *tin32, *tin;
+    const nx_tensor *ehs, *cls;
+} unet_step;
+
+static ngpt_status step_run(const unet_step *u)
+{
+    ngpt_status s = NGPT_OK;
+    if (u->narrow) s = nx_op_cast(u->be, u->xc, u->x);
+    if (s == NGPT_OK && u->narrow) s = nx_op_cast(u->be, u->tin, u->tin32);
+    if (s == NGPT_OK)
+        s = nx_unet_forward_t(u->unet, u->narrow ? u->epsc : u->eps, u->narrow ? u->xc : u->x,
+                              u->narrow ? u->tin : u->tin32, u->ehs, u->cls);
+    if (s == NGPT_OK && u->narrow) s = nx_op_cast(u->be, u->eps, u->epsc);
+    return s;
+}
+
+/* Record the step into *graph and run it once (recording runs nothing). When the backend cannot
+ * record it (an op that needs the host, a driver refusal), the step runs directly, *graph stays
+ * NULL and the reason goes to the log at INFO: the graph is a speed-up, never a new failure. */
+static ngpt_status step_captured(const unet_step *u, nx_graph **graph)
+{
+    *graph = NULL;
+    char why[256] = "";
+    ngpt_status s = nx_backend_capture_begin(u->be);
+    if (s == NGPT_OK) {
+        ngpt_status r = step_run(u);
+        if (r != NGPT_OK) snprintf(why, sizeof why, "%s", ngpt_last_error());  /* the cause, not the end's */
+        s = nx_backend_capture_end(u->be, graph);
+        if (r != NGPT_OK) {
+            nx_backend_graph_free(u->be, *graph);
+            *graph = NULL;
+            s = r;
+        }
+    }
+    if (s == NGPT_OK) return nx_backend_graph_launch(u->be, *graph);
+    if (!why[0]) snprintf(why, sizeof why, "%s", ngpt_last_error());
+    nx_log(&u->be->log, NGPT_LOG_INFO, "ngpt_decoder_generate: the denoising step was not captured as a graph (%s); "
+           "running it op by op", why);
+    return step_run(u);
+}
+
 /* The latents after the denoising loop (host F32, numel(pl) floats, in place). */
 static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_params *p, const nx_tensor *cond_be,
                            float *lat)
@@ -194,12 +243,25 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
         float sigma = ngpt_scheduler_init_noise_sigma(sch);
         for (int64_t i = 0; i < n; i++) lat[i] *= sigma;
     }
+    /* the sinusoidal timestep input: host F32 -> tin32 -> tin (the compute dtype) */
+    int64_t tc = nx_unet_time_channels(d->unet);
+    int64_t tshape[2] = {B * mult, tc};
+    float *tin_host = nx_malloc((size_t)(B * mult * tc) * sizeof(float));
+    nx_tensor tin32 = {0}, tin = {0};
+    if (s == NGPT_OK && !tin_host) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
     if (s == NGPT_OK) s = nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, pl->rank, ushape);
     if (s == NGPT_OK) s = nx_tensor_alloc(&eps, be, NGPT_DTYPE_F32, pl->rank, ushape);
     if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&xc, be, d->dt, pl->rank, ushape);
     if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&epsc, be, d->dt, pl->rank, ushape);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&tin32, be, NGPT_DTYPE_F32, 2, tshape);
+    if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&tin, be, d->dt, 2, tshape);
     const nx_tensor *ehs = d->kind == NGPT_DECODER_AUDIO ? NULL : cond_be;
     const nx_tensor *cls = d->kind == NGPT_DECODER_AUDIO ? cond_be : NULL;
+    unet_step st = {d->unet, be, narrow, &x, &xc, &eps, &epsc, &tin32, &tin, ehs, cls};
+    /* NGPT_DECODER_FLAG_CUDA_GRAPH: the step (casts + UNet) recorded at step 2 — step 1 has made
+     * the convolution plans, pools and constants the recording must find — and replayed */
+    bool want_graph = d->cuda_graph && be->v->capture_begin;
+    nx_graph *graph = NULL;
     double t0 = now_s();
     uint64_t noise_seed = p->seed ^ 0x9e3779b97f4a7c15ull;
     for (size_t k = 0; s == NGPT_OK && k < nts; k++) {
@@ -207,9 +269,16 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
         s = ngpt_scheduler_scale_model_input(sch, lat, (size_t)n, ts[k]);
         for (int m = 0; s == NGPT_OK && m < mult; m++) s = nx_tensor_upload_part(&x, lat, (size_t)n * sizeof(float), (size_t)(m * n) * sizeof(float));
         for (int64_t i = 0; i < B * mult; i++) ts_b[i] = (float)ts[k];
-        if (s == NGPT_OK && narrow) s = nx_op_cast(be, &xc, &x);
-        if (s == NGPT_OK) s = nx_unet_forward(d->unet, narrow ? &epsc : &eps, narrow ? &xc : &x, ts_b, ehs, cls);
-        if (s == NGPT_OK && narrow) s = nx_op_cast(be, &eps, &epsc);
+        nx_unet_time_input(d->unet, ts_b, B * mult, tin_host);
+        if (s == NGPT_OK) s = nx_tensor_upload(&tin32, tin_host, nx_nbytes(&tin32));
+        if (s == NGPT_OK && graph) {
+            s = nx_backend_graph_launch(be, graph);
+        } else if (s == NGPT_OK && want_graph && k >= 1) {
+            want_graph = false;  /* one attempt */
+            s = step_captured(&st, &graph);
+        } else if (s == NGPT_OK) {
+            s = step_run(&st);
+        }
         if (s == NGPT_OK) s = nx_tensor_download(&eps, pred, nx_nbytes(&eps));
         if (s != NGPT_OK) break;
         const float *e = pred;
@@ -222,10 +291,14 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
         if (s == NGPT_OK && p->on_step && !p->on_step((int32_t)(k + 1), (int32_t)nts, (float)(now_s() - t0), p->user_data))
             s = nx_err(NGPT_ERR_CANCELLED, "ngpt_decoder_generate: cancelled after step %zu of %zu", k + 1, nts);
     }
+    nx_backend_graph_free(be, graph);
     nx_tensor_free(&x);
     nx_tensor_free(&eps);
     nx_tensor_free(&xc);
     nx_tensor_free(&epsc);
+    nx_tensor_free(&tin32);
+    nx_tensor_free(&tin);
+    nx_free(tin_host);
     ngpt_scheduler_free(sch);
     nx_free(pred);
     nx_free(guided);

@@ -90,9 +90,19 @@ static void cuda_free(nx_backend *be, void *p)
     else (void)cudaFree(p);                            /* waits for the device: no op still uses p */
 }
 
+/* A host copy or a sync would end a capture with an error deep inside the driver; refuse it
+ * here instead, naming what was refused. */
+static ngpt_status no_capture(const nx_cuda *c, const char *what)
+{
+    if (!c->capturing) return NGPT_OK;
+    return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: %s during a graph capture (the captured ops must stay on the device)",
+                  what);
+}
+
 static ngpt_status cuda_upload(nx_backend *be, void *dst, const void *host, size_t nbytes)
 {
     nx_cuda *c = nx_cuda_of(be);
+    NX_TRY(no_capture(c, "upload"));
     if (!nbytes) return NGPT_OK;
     CU_TRY("upload", cudaMemcpyAsync, (dst, host, nbytes, cudaMemcpyHostToDevice, c->stream));
     CU_TRY("upload", cudaStreamSynchronize, (c->stream));
@@ -102,6 +112,7 @@ static ngpt_status cuda_upload(nx_backend *be, void *dst, const void *host, size
 static ngpt_status cuda_download(nx_backend *be, void *host, const void *src, size_t nbytes)
 {
     nx_cuda *c = nx_cuda_of(be);
+    NX_TRY(no_capture(c, "download"));
     if (!nbytes) return NGPT_OK;
     CU_TRY("download", cudaMemcpyAsync, (host, src, nbytes, cudaMemcpyDeviceToHost, c->stream));
     CU_TRY("download", cudaStreamSynchronize, (c->stream));
@@ -110,8 +121,69 @@ static ngpt_status cuda_download(nx_backend *be, void *host, const void *src, si
 
 static ngpt_status cuda_sync(nx_backend *be)
 {
+    NX_TRY(no_capture(nx_cuda_of(be), "sync"));
     CU_TRY("sync", cudaStreamSynchronize, (nx_cuda_of(be)->stream));
     return NGPT_OK;
+}
+
+/* ---- graphs: stream capture of the backend's one stream, instantiated once, replayed ---- */
+struct nx_graph {
+    cudaGraphExec_t exec;
+};
+
+static ngpt_status cuda_capture_begin(nx_backend *be)
+{
+    nx_cuda *c = nx_cuda_of(be);
+    if (c->capturing) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "cuda: capture_begin: a capture is already open");
+    if (!c->pooled)  /* a plain cudaMalloc inside a capture is refused by the driver */
+        return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: graph capture needs stream-ordered allocation (cudaMallocAsync)");
+    /* thread-local: other threads' CUDA calls (another context) are not drawn into the capture */
+    CU_TRY("capture_begin", cudaStreamBeginCapture, (c->stream, cudaStreamCaptureModeThreadLocal));
+    c->capturing = true;
+    return NGPT_OK;
+}
+
+static ngpt_status cuda_capture_end(nx_backend *be, nx_graph **out)
+{
+    nx_cuda *c = nx_cuda_of(be);
+    *out = NULL;
+    if (!c->capturing) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "cuda: capture_end without capture_begin");
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+    c->capturing = false;
+    if (e != cudaSuccess) {
+        if (g) (void)cudaGraphDestroy(g);
+        return nx_cuda_check(e, "capture_end", "cudaStreamEndCapture");
+    }
+    cudaGraphExec_t x = NULL;
+    e = cudaGraphInstantiate(&x, g, 0);
+    (void)cudaGraphDestroy(g);
+    if (e != cudaSuccess) return nx_cuda_check(e, "capture_end", "cudaGraphInstantiate");
+    nx_graph *ng = nx_calloc(1, sizeof *ng);
+    if (!ng) {
+        (void)cudaGraphExecDestroy(x);
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "cuda: capture_end: out of memory");
+    }
+    ng->exec = x;
+    *out = ng;
+    return NGPT_OK;
+}
+
+static ngpt_status cuda_graph_launch(nx_backend *be, nx_graph *g)
+{
+    nx_cuda *c = nx_cuda_of(be);
+    NX_TRY(no_capture(c, "graph launch"));
+    CU_TRY("graph_launch", cudaGraphLaunch, (g->exec, c->stream));
+    return NGPT_OK;
+}
+
+static void cuda_graph_free(nx_backend *be, nx_graph *g)
+{
+    (void)be;
+    if (!g) return;
+    (void)cudaGraphExecDestroy(g->exec);
+    (void)cudaGetLastError();
+    nx_free(g);
 }
 
 static void cuda_trim(nx_backend *be)
@@ -136,6 +208,7 @@ static void cuda_destroy(nx_backend *be)
         nx_cuda_conv_plans_free(c);
         if (c->dnn) cudnnDestroy(c->dnn);
         if (c->blas) cublasDestroy(c->blas);
+        if (c->blas_ws) (void)cudaFree(c->blas_ws);
         if (c->d_flag) (void)cudaFree(c->d_flag);
         if (c->stream) (void)cudaStreamDestroy(c->stream);
         nx_free(c);
@@ -152,6 +225,10 @@ static const nx_backend_vtbl k_cuda_vtbl = {
     .sync = cuda_sync,
     .destroy = cuda_destroy,
     .trim = cuda_trim,
+    .capture_begin = cuda_capture_begin,
+    .capture_end = cuda_capture_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
     .linear = nx_cuda_linear,
     .matmul = nx_cuda_matmul,
     .conv = nx_cuda_conv,
@@ -221,6 +298,10 @@ static ngpt_status cuda_init(nx_backend *be, nx_cuda *c, int device_index)
     CU_TRY(op, cudaMalloc, ((void **)&c->d_flag, sizeof(int32_t)));
     CUBLAS_TRY(op, cublasCreate, (&c->blas));
     CUBLAS_TRY(op, cublasSetStream, (c->blas, c->stream));
+    /* our own workspace (32 MiB, NVIDIA's size for Hopper): cuBLAS then allocates nothing per
+     * call, which a captured GEMM requires */
+    CU_TRY(op, cudaMalloc, (&c->blas_ws, (size_t)32 << 20));
+    CUBLAS_TRY(op, cublasSetWorkspace, (c->blas, c->blas_ws, (size_t)32 << 20));
     /* F32 GEMMs stay true F32 (no TF32): the CPU reference and the goldens are F32. */
     CUBLAS_TRY(op, cublasSetMathMode, (c->blas, CUBLAS_DEFAULT_MATH));
     return NGPT_OK;

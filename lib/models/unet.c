@@ -476,12 +476,40 @@ static nx_tensor take(nx_tensor *src)
     return t;
 }
 
+int64_t nx_unet_time_channels(const nx_unet *u)
+{
+    return u->u3 ? nx_unet3d_time_channels(u->u3) : u->c.block_out[0];
+}
+
+void nx_unet_time_input(const nx_unet *u, const float *timesteps, int64_t B, float *host)
+{
+    if (u->u3) nx_unet3d_time_input(u->u3, timesteps, B, host);
+    else nx_timestep_embedding(host, timesteps, (int)B, u->c.block_out[0], u->c.flip_sin_to_cos, u->c.freq_shift, 10000.0f);
+}
+
 ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample, const float *timesteps,
                             const nx_tensor *ehs, const nx_tensor *class_labels)
 {
+    if (!sample || sample->rank < 1 || sample->ne[0] < 1)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "unet: sample must be [B, C, ...] with B >= 1");
+    int64_t B = sample->ne[0], C0 = nx_unet_time_channels(u);
+    float *host = nx_malloc((size_t)(B * C0) * sizeof *host);
+    if (!host) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "unet: out of memory");
+    nx_unet_time_input(u, timesteps, B, host);
+    nx_tensor tin = {0};
+    ngpt_status s = nx_upload_f32_as(&tin, u->be, sample->dtype, 2, (int64_t[]){B, C0}, host);
+    nx_free(host);
+    if (s == NGPT_OK) s = nx_unet_forward_t(u, out, sample, &tin, ehs, class_labels);
+    nx_tensor_free(&tin);
+    return s;
+}
+
+ngpt_status nx_unet_forward_t(nx_unet *u, nx_tensor *out, const nx_tensor *sample, const nx_tensor *tin,
+                              const nx_tensor *ehs, const nx_tensor *class_labels)
+{
     if (u->u3) {
         if (class_labels) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "unet3d: class_labels given to a UNet without a class embedding");
-        return nx_unet3d_forward(u->u3, u->be, out, sample, timesteps, ehs);
+        return nx_unet3d_forward_t(u->u3, u->be, out, sample, tin, ehs);
     }
     const unet_config *c = &u->c;
     nx_backend *be = u->be;
@@ -504,21 +532,20 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
     if (class_labels && (class_labels->rank != 2 || class_labels->ne[0] != B || class_labels->ne[1] != c->class_in))
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "unet: class_labels must be [%lld, %d]", (long long)B, c->class_in);
 
+    if (!tin || tin->rank != 2 || tin->ne[0] != B || tin->ne[1] != C0 || tin->dtype != dt)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "unet: the timestep input must be [%lld, %lld] %s", (long long)B,
+                      (long long)C0, nx_dtype_name(dt));
+
     ngpt_status s = NGPT_OK;
-    float *host = NULL;
-    nx_tensor t0 = {0}, e1 = {0}, e2 = {0}, ce = {0}, emb = {0}, temb = {0};
+    nx_tensor e1 = {0}, e2 = {0}, ce = {0}, emb = {0}, temb = {0};
     nx_tensor x = {0}, a = {0}, b = {0}, cen = {0};
     nx_tensor skips[SKIP_CAP];
     int ns = 0;
     memset(skips, 0, sizeof skips);
 
     /* ---- time (and class) embedding: emb [B, Tb]; temb = SiLU(emb), the resnets' input ---- */
-    host = nx_malloc((size_t)(B * C0) * sizeof *host);
-    if (!host) { s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "unet: out of memory"); goto done; }
-    nx_timestep_embedding(host, timesteps, (int)B, (int)C0, c->flip_sin_to_cos, c->freq_shift, 10000.0f);
-    TRYG(nx_upload_f32_as(&t0, be, dt, 2, (int64_t[]){B, C0}, host));
     TRYG(nx_new(be, dt, &e1, 2, (int64_t[]){B, T}));
-    TRYG(nx_op_linear(be, &e1, &t0, &u->time1_w, &u->time1_b));
+    TRYG(nx_op_linear(be, &e1, tin, &u->time1_w, &u->time1_b));
     TRYG(nx_op_unary(be, &e1, &e1, NX_UNARY_SILU, 0));
     TRYG(nx_new(be, dt, &e2, 2, (int64_t[]){B, T}));
     TRYG(nx_op_linear(be, &e2, &e1, &u->time2_w, &u->time2_b));
@@ -537,7 +564,7 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
     }
     TRYG(nx_new(be, dt, &temb, 2, emb.ne));
     TRYG(nx_op_unary(be, &temb, &emb, NX_UNARY_SILU, 0));
-    nx_tensor_free(&t0), nx_tensor_free(&e1), nx_tensor_free(&e2), nx_tensor_free(&ce), nx_tensor_free(&emb);
+    nx_tensor_free(&e1), nx_tensor_free(&e2), nx_tensor_free(&ce), nx_tensor_free(&emb);
 
     /* ---- conv_in; every down-block output is kept on the skip stack ---- */
     const nx_tensor *in = sample;
@@ -619,8 +646,7 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
     nx_tensor_free(&x);
     TRYG(nx_conv2d_forward(be, &u->conv_out, out, &a));
 done:
-    nx_free(host);
-    nx_tensor_free(&t0), nx_tensor_free(&e1), nx_tensor_free(&e2), nx_tensor_free(&ce), nx_tensor_free(&emb);
+    nx_tensor_free(&e1), nx_tensor_free(&e2), nx_tensor_free(&ce), nx_tensor_free(&emb);
     nx_tensor_free(&temb), nx_tensor_free(&x), nx_tensor_free(&a), nx_tensor_free(&b), nx_tensor_free(&cen);
     for (int i = 0; i < SKIP_CAP; i++) nx_tensor_free(&skips[i]);
     return s;

@@ -224,6 +224,8 @@ struct nx_unet3d {
     u3_block  up[MAX_BLOCKS];
     nx_tensor norm_out_w, norm_out_b;  /* conv_norm_out (C0) */
     nx_conv2d conv_out;            /* (out_ch, C0, 3, 3) */
+    nx_tensor zeros;               /* [F] zeros of the last forward (repeat_interleave as a broadcast
+                                      add), kept: a captured step must not upload them */
 };
 
 static ngpt_status unsupported(const char *file, const char *key, const json_t *v)
@@ -415,6 +417,7 @@ static void block_free(u3_block *b)
 void nx_unet3d_free(nx_unet3d *u)
 {
     if (!u) return;
+    nx_tensor_free(&u->zeros);
     nx_tensor_free(&u->time1_w);
     nx_tensor_free(&u->time1_b);
     nx_tensor_free(&u->time2_w);
@@ -481,8 +484,32 @@ static ngpt_status step_attn(nx_backend *be, const nx_transformer2d *a, const tt
     return s;
 }
 
+int64_t nx_unet3d_time_channels(const nx_unet3d *u) { return u->c.block_out[0]; }
+
+void nx_unet3d_time_input(const nx_unet3d *u, const float *timesteps, int64_t B, float *host)
+{
+    nx_timestep_embedding(host, timesteps, (int)B, u->c.block_out[0], true, 0.0f, 10000.0f);
+}
+
 ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, const nx_tensor *sample,
                               const float *timesteps, const nx_tensor *ehs)
+{
+    if (!sample || sample->rank < 1 || sample->ne[0] < 1)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "unet3d: sample must be [B, %d, F, h, w]", u->c.in_ch);
+    int64_t B = sample->ne[0], C0 = u->c.block_out[0];
+    float *host = nx_malloc((size_t)(B * C0) * sizeof *host);
+    if (!host) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "unet3d: out of memory");
+    nx_unet3d_time_input(u, timesteps, B, host);
+    nx_tensor tin = {0};
+    ngpt_status s = nx_upload_f32_as(&tin, be, sample->dtype, 2, SHAPE(B, C0), host);
+    nx_free(host);
+    if (s == NGPT_OK) s = nx_unet3d_forward_t(u, be, out, sample, &tin, ehs);
+    nx_tensor_free(&tin);
+    return s;
+}
+
+ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, const nx_tensor *sample,
+                                const nx_tensor *tin, const nx_tensor *ehs)
 {
     const u3_config *c = &u->c;
     if (sample->rank != 5 || sample->ne[1] != c->in_ch || out->rank != 5 || out->ne[0] != sample->ne[0] ||
@@ -505,40 +532,48 @@ ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, cons
     int64_t S = ehs->ne[1];
     static const int swap12[5] = {0, 2, 1, 3, 4};  /* [B,C,F,h,w] <-> [B,F,C,h,w] */
 
+    if (!tin || tin->rank != 2 || tin->ne[0] != B || tin->ne[1] != C0 || tin->dtype != dt)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "unet3d: the timestep input must be [%lld, %lld] %s", (long long)B,
+                      (long long)C0, nx_dtype_name(dt));
+
     ngpt_status s = NGPT_OK;
-    float *host = NULL;
-    nx_tensor t0 = {0}, e1 = {0}, e2 = {0}, zf = {0}, temb = {0}, ehs_f = {0}, x = {0}, a = {0};
+    nx_tensor e1 = {0}, e2 = {0}, temb = {0}, ehs_f = {0}, x = {0}, a = {0};
     nx_tensor skips[SKIP_CAP];
     int ns = 0;
     memset(skips, 0, sizeof skips);
 
+    /* zeros [F] in the compute dtype: made on the first forward with F frames and kept */
+    if (!u->zeros.data || u->zeros.ne[0] != F || u->zeros.dtype != dt || u->zeros.be != be) {
+        nx_tensor_free(&u->zeros);
+        float *z = nx_calloc((size_t)F, sizeof *z);
+        if (!z) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "unet3d: out of memory");
+        s = nx_upload_f32_as(&u->zeros, be, dt, 1, SHAPE(F), z);
+        nx_free(z);
+        if (s != NGPT_OK) return s;
+    }
+    const nx_tensor *zf = &u->zeros;
+
     /* ---- emb [B, T]; temb = SiLU(emb) repeated per frame [B*F, T]; ehs repeated [B*F, S, D] ---- */
-    host = nx_malloc((size_t)(B * C0 + F) * sizeof *host);
-    if (!host) { s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "unet3d: out of memory"); goto done; }
-    nx_timestep_embedding(host, timesteps, (int)B, (int)C0, true, 0.0f, 10000.0f);
-    TRYG(nx_upload_f32_as(&t0, be, dt, 2, SHAPE(B, C0), host));
     TRYG(nx_new(be, dt, &e1, 2, SHAPE(B, T)));
-    TRYG(nx_op_linear(be, &e1, &t0, &u->time1_w, &u->time1_b));
+    TRYG(nx_op_linear(be, &e1, tin, &u->time1_w, &u->time1_b));
     TRYG(nx_op_unary(be, &e1, &e1, NX_UNARY_SILU, 0));
     TRYG(nx_new(be, dt, &e2, 2, SHAPE(B, T)));
     TRYG(nx_op_linear(be, &e2, &e1, &u->time2_w, &u->time2_b));
     TRYG(nx_op_unary(be, &e2, &e2, NX_UNARY_SILU, 0));
-    memset(host, 0, (size_t)F * sizeof *host);  /* zeros [F]: repeat_interleave as a broadcast add */
-    TRYG(nx_upload_f32_as(&zf, be, dt, 1, SHAPE(F), host));
     {
         nx_tensor ev, zv, tv, hv, zv4, fv;
         TRYG(nx_new(be, dt, &temb, 2, SHAPE(N, T)));
         TRYG(nx_reshape(&ev, &e2, 3, SHAPE(B, 1, T)));
-        TRYG(nx_reshape(&zv, &zf, 3, SHAPE(1, F, 1)));
+        TRYG(nx_reshape(&zv, zf, 3, SHAPE(1, F, 1)));
         TRYG(nx_reshape(&tv, &temb, 3, SHAPE(B, F, T)));
         TRYG(nx_op_binary(be, &tv, &ev, &zv, NX_BINARY_ADD));
         TRYG(nx_new(be, dt, &ehs_f, 3, SHAPE(N, S, c->cross_dim)));
         TRYG(nx_reshape(&hv, ehs, 4, SHAPE(B, 1, S, c->cross_dim)));
-        TRYG(nx_reshape(&zv4, &zf, 4, SHAPE(1, F, 1, 1)));
+        TRYG(nx_reshape(&zv4, zf, 4, SHAPE(1, F, 1, 1)));
         TRYG(nx_reshape(&fv, &ehs_f, 4, SHAPE(B, F, S, c->cross_dim)));
         TRYG(nx_op_binary(be, &fv, &hv, &zv4, NX_BINARY_ADD));
     }
-    nx_tensor_free(&t0), nx_tensor_free(&e1), nx_tensor_free(&e2), nx_tensor_free(&zf);
+    nx_tensor_free(&e1), nx_tensor_free(&e2);
 
     /* ---- frames into the batch; conv_in; transformer_in; the skip stack ---- */
     {
@@ -618,8 +653,7 @@ ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, cons
         TRYG(nx_op_permute(be, out, &ov, swap12));
     }
 done:
-    nx_free(host);
-    nx_tensor_free(&t0), nx_tensor_free(&e1), nx_tensor_free(&e2), nx_tensor_free(&zf);
+    nx_tensor_free(&e1), nx_tensor_free(&e2);
     nx_tensor_free(&temb), nx_tensor_free(&ehs_f), nx_tensor_free(&x), nx_tensor_free(&a);
     for (int i = 0; i < SKIP_CAP; i++) nx_tensor_free(&skips[i]);
     return s;

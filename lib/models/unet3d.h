@@ -26,5 +26,11 @@ int nx_unet3d_cross_attention_dim(const nx_unet3d *u);
  * ehs [B, S, cross_attention_dim]).sample; out allocated by the caller. */
 ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, const nx_tensor *sample,
                               const float *timesteps, const nx_tensor *ehs);
+/* The same with the sinusoidal timestep input already on the device: tin [B, time channels] in
+ * sample's dtype, as nx_unet3d_time_input writes it on the host (see nx_unet_forward_t). */
+int64_t nx_unet3d_time_channels(const nx_unet3d *u);
+void nx_unet3d_time_input(const nx_unet3d *u, const float *timesteps, int64_t B, float *host);
+ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, const nx_tensor *sample,
+                                const nx_tensor *tin, const nx_tensor *ehs);
 
 #endif

@@ -12,6 +12,8 @@
 #include "../core/log.h"
 #include "../core/pool.h"
 
+typedef struct nx_graph nx_graph;  /* a recorded op sequence (backend-private) */
+
 typedef struct nx_backend_vtbl {
     const char *name;  /* "cpu", "cuda" */
 
@@ -24,6 +26,11 @@ typedef struct nx_backend_vtbl {
     void        (*destroy)(nx_backend *be);
     /* optional: hand memory the backend keeps for reuse back to the system (nx_backend_trim) */
     void        (*trim)(nx_backend *be);
+    /* optional: graph capture (nx_backend_capture_begin and the rest, below) */
+    ngpt_status (*capture_begin)(nx_backend *be);
+    ngpt_status (*capture_end)(nx_backend *be, nx_graph **out);
+    ngpt_status (*graph_launch)(nx_backend *be, nx_graph *g);
+    void        (*graph_free)(nx_backend *be, nx_graph *g);
 
     /* ops: same arguments as the nx_op_* of the same name, already validated */
     ngpt_status (*linear)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
@@ -84,6 +91,20 @@ ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *
 /* How a CUDA backend picks each new convolution shape's cuDNN algorithm: cuDNN's heuristic (false,
  * the default) or measured on the first call (true). Drops the kept plans; no-op on other backends. */
 void nx_cuda_set_conv_search(nx_backend *be, bool measure);
+
+/* Graph capture, for a sequence of ops replayed many times with the same shapes and buffers (a
+ * denoising step). Between capture_begin and capture_end the backend records what the ops enqueue
+ * instead of running it; graph_launch then runs the recording, reading and writing the same
+ * device buffers (refill the inputs in place before each launch). The recorded ops must not copy
+ * to or from the host or synchronise (upload, download, sync, an op that checks a device flag):
+ * that fails the capture, and capture_end then returns the error with *out NULL — the caller runs
+ * the ops directly instead. Tensors allocated during the capture must be freed during it.
+ * NGPT_ERR_UNSUPPORTED from a backend without graphs (the CPU: its ops run as they are called, so
+ * there is nothing to save). capture_end always ends the capture. */
+ngpt_status nx_backend_capture_begin(nx_backend *be);
+ngpt_status nx_backend_capture_end(nx_backend *be, nx_graph **out);
+ngpt_status nx_backend_graph_launch(nx_backend *be, nx_graph *g);
+void nx_backend_graph_free(nx_backend *be, nx_graph *g);  /* NULL-safe */
 
 void nx_backend_free(nx_backend *be);
 /* Release the memory a backend keeps for reuse (the CPU's freed large blocks, CUDA's stream-

@@ -153,3 +153,27 @@ void nx_backend_trim(nx_backend *be)
 {
     if (be && be->v && be->v->trim) be->v->trim(be);
 }
+
+ngpt_status nx_backend_capture_begin(nx_backend *be)
+{
+    if (!be->v->capture_begin) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no graph capture", be->v->name);
+    return be->v->capture_begin(be);
+}
+
+ngpt_status nx_backend_capture_end(nx_backend *be, nx_graph **out)
+{
+    *out = NULL;
+    if (!be->v->capture_end) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no graph capture", be->v->name);
+    return be->v->capture_end(be, out);
+}
+
+ngpt_status nx_backend_graph_launch(nx_backend *be, nx_graph *g)
+{
+    if (!be->v->graph_launch || !g) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no graph to launch", be->v->name);
+    return be->v->graph_launch(be, g);
+}
+
+void nx_backend_graph_free(nx_backend *be, nx_graph *g)
+{
+    if (g && be && be->v->graph_free) be->v->graph_free(be, g);
+}

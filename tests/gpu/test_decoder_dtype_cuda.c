@@ -41,6 +41,15 @@
 
 static char g_golden[900];
 static ngpt_context *g_cpu, *g_gpu;
+static ngpt_context *g_gpu_log;  /* another CUDA context, logging at INFO through on_log */
+static int g_fallbacks;          /* "not captured" messages seen */
+
+static void on_log(ngpt_log_level level, const char *message, void *user)
+{
+    (void)user;
+    fprintf(stderr, "  [log %d] %s\n", (int)level, message);
+    if (strstr(message, "not captured")) g_fallbacks++;
+}
 
 /* ||a - b|| / ||b|| (inf when b is 0 or a has a NaN) */
 static double rel_l2(const float *a, const float *b, size_t n)
@@ -66,17 +75,20 @@ static ngpt_tensor f32(int rank, const int64_t *shape, float *data)
     return t;
 }
 
-static ngpt_decoder *open_sd(ngpt_context *ctx, ngpt_dtype dt)
+static ngpt_decoder *open_sd_flags(ngpt_context *ctx, ngpt_dtype dt, uint32_t flags)
 {
     char dir[1000];
     snprintf(dir, sizeof dir, "%s/models/sd-a", g_golden);
     ngpt_decoder_params p;
     ngpt_decoder_params_default(&p, sizeof p);
     p.compute_dtype = dt;
+    p.flags = flags;
     ngpt_decoder *d = NULL;
     CHECK_OK(ngpt_decoder_create(&d, ctx, dir, &p));
     return d;
 }
+
+static ngpt_decoder *open_sd(ngpt_context *ctx, ngpt_dtype dt) { return open_sd_flags(ctx, dt, 0); }
 
 typedef struct bounds {
     ngpt_dtype dt;
@@ -225,6 +237,19 @@ static void test_sd_dtypes(void)
         check_rel("vae decode", b->dt, &gv, &rv, b->pass);
         CHECK_OK(ngpt_decoder_generate(d, &gg, NULL, &c_t, &u_t, &gp));
         check_rel("generate (3 steps)", b->dt, &gg, &rg, b->gen);
+        /* NGPT_DECODER_FLAG_CUDA_GRAPH: steps 2 and 3 replayed from a recording of the same
+         * kernels on the same buffers: the same image, and no "not captured" fallback logged */
+        ngpt_decoder *dg = open_sd_flags(g_gpu_log, b->dt, NGPT_DECODER_FLAG_CUDA_GRAPH);
+        if (dg) {
+            ngpt_tensor gr = {0};
+            g_fallbacks = 0;
+            CHECK_OK(ngpt_decoder_generate(dg, &gr, NULL, &c_t, &u_t, &gp));
+            check_rel("generate, CUDA graph", b->dt, &gr, &gg, 1e-6);
+            CHECK_MSG(g_fallbacks == 0, "%s: the step was not recorded as a graph (see the log above)",
+                      ngpt_dtype_name(b->dt));
+            ngpt_tensor_free(&gr);
+            ngpt_decoder_free(dg);
+        }
         ngpt_tensor_free(&gu);
         ngpt_tensor_free(&gv);
         ngpt_tensor_free(&gg);
@@ -365,10 +390,18 @@ int main(void)
     if (!test_golden_dir(g_golden, sizeof g_golden, "models/sd-a/unet/config.json")) return TEST_SKIP;
     if (!(g_gpu = test_cuda_context())) return TEST_SKIP;
     if (!(g_cpu = test_cpu_context(2))) return 1;
+    ngpt_context_params lp;
+    ngpt_context_params_default(&lp, sizeof lp);
+    lp.device = NGPT_DEVICE_CUDA;
+    lp.log_level = NGPT_LOG_INFO;
+    lp.log_callback = on_log;
+    CHECK_OK(ngpt_context_create(&g_gpu_log, &lp));
+    if (!g_gpu_log) return test_done();
     RUN(test_sd_dtypes);
     RUN(test_unet3d_dtypes);
     RUN(test_text_encoder_dtypes);
     RUN(test_bad_dtype);
+    ngpt_context_free(g_gpu_log);
     ngpt_context_free(g_gpu);
     ngpt_context_free(g_cpu);
     return test_done();

@@ -10,6 +10,8 @@
 #include "core/dtype.h"
 #include "core/json.h"
 #include "core/weights.h"
+#include "api/context.h"
+#include "api/decoder.h"
 #include "models/unet.h"
 #include "models/unet_blocks.h"
 #include "ops/backend.h"
@@ -579,6 +581,80 @@ static void test_compute_dtype_cpu(void)
     ngpt_decoder_free(d);
 }
 
+/* NGPT_DECODER_FLAG_CUDA_GRAPH on the CPU: accepted, nothing recorded, the same images bit for
+ * bit; the backend's capture calls are refusals; nx_unet_forward_t with the timestep input made by
+ * nx_unet_time_input equals nx_unet_forward, and a wrong input is a named error. */
+static void test_graph_flag_cpu(void)
+{
+    char dir[1000];
+    model_dir(dir, sizeof dir, "sd-a");
+    ngpt_decoder_params p;
+    ngpt_decoder_params_default(&p, sizeof p);
+    ngpt_decoder *plain = NULL, *graph = NULL, *bad = NULL;
+    CHECK_OK(ngpt_decoder_create(&plain, g_ctx, dir, &p));
+    p.flags = NGPT_DECODER_FLAG_CUDA_GRAPH;
+    CHECK_OK(ngpt_decoder_create(&graph, g_ctx, dir, &p));
+    p.flags = 0x4u;
+    CHECK_ERR(ngpt_decoder_create(&bad, g_ctx, dir, &p), NGPT_ERR_INVALID_ARGUMENT, "unknown flag bits 0x4");
+    CHECK(bad == NULL);
+    if (!plain || !graph) {
+        ngpt_decoder_free(plain);
+        ngpt_decoder_free(graph);
+        return;
+    }
+    static float cond[77 * 32], unc[77 * 32];
+    test_rng r = {0x6a09e667ull};
+    test_fill(&r, cond, 77 * 32, -1.0f, 1.0f);
+    test_fill(&r, unc, 77 * 32, -1.0f, 1.0f);
+    ngpt_tensor c = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, 77, 32}, .data = cond};
+    ngpt_tensor u = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, 77, 32}, .data = unc};
+    ngpt_decode_params gp;
+    ngpt_decode_params_default(&gp, sizeof gp);
+    gp.num_inference_steps = 3;
+    gp.height = gp.width = 64;
+    gp.seed = 7;
+    ngpt_tensor a = {0}, b = {0};
+    CHECK_OK(ngpt_decoder_generate(plain, &a, NULL, &c, &u, &gp));
+    CHECK_OK(ngpt_decoder_generate(graph, &b, NULL, &c, &u, &gp));
+    CHECK(ngpt_tensor_numel(&a) == ngpt_tensor_numel(&b) && ngpt_tensor_numel(&a) > 0);
+    if (a.data && b.data && ngpt_tensor_numel(&a) == ngpt_tensor_numel(&b))
+        CHECK(memcmp(a.data, b.data, (size_t)ngpt_tensor_numel(&a) * sizeof(float)) == 0);
+    ngpt_tensor_free(&a), ngpt_tensor_free(&b);
+
+    nx_backend *be = g_ctx->be;
+    nx_graph *gr = (nx_graph *)&gr;
+    CHECK_ERR(nx_backend_capture_begin(be), NGPT_ERR_UNSUPPORTED, "no graph capture");
+    CHECK_ERR(nx_backend_capture_end(be, &gr), NGPT_ERR_UNSUPPORTED, "no graph capture");
+    CHECK(gr == NULL);
+    CHECK_ERR(nx_backend_graph_launch(be, NULL), NGPT_ERR_UNSUPPORTED, "no graph");
+    nx_backend_graph_free(be, NULL);
+
+    /* forward_t == forward; the timestep input checked */
+    nx_unet *un = plain->unet;
+    int64_t xs[4] = {2, 4, 8, 8}, es[3] = {2, 77, 32}, C0 = nx_unet_time_channels(un);
+    nx_tensor x = {0}, e = {0}, y1 = {0}, y2 = {0}, tin = {0}, bad_t = {0};
+    CHECK_OK(nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, 4, xs));
+    CHECK_OK(nx_tensor_alloc(&e, be, NGPT_DTYPE_F32, 3, es));
+    CHECK_OK(nx_tensor_alloc(&y1, be, NGPT_DTYPE_F32, 4, xs));
+    CHECK_OK(nx_tensor_alloc(&y2, be, NGPT_DTYPE_F32, 4, xs));
+    CHECK_OK(nx_tensor_alloc(&tin, be, NGPT_DTYPE_F32, 2, (int64_t[]){2, C0}));
+    CHECK_OK(nx_tensor_alloc(&bad_t, be, NGPT_DTYPE_F32, 2, (int64_t[]){2, C0 + 1}));
+    if (x.data && e.data && tin.data) {
+        test_fill(&r, x.data, (size_t)nx_numel(&x), -1.0f, 1.0f);
+        test_fill(&r, e.data, (size_t)nx_numel(&e), -1.0f, 1.0f);
+        const float ts[2] = {981.0f, 21.0f};
+        nx_unet_time_input(un, ts, 2, tin.data);
+        CHECK_OK(nx_unet_forward(un, &y1, &x, ts, &e, NULL));
+        CHECK_OK(nx_unet_forward_t(un, &y2, &x, &tin, &e, NULL));
+        CHECK(memcmp(y1.data, y2.data, nx_nbytes(&y1)) == 0);
+        CHECK_ERR(nx_unet_forward_t(un, &y2, &x, &bad_t, &e, NULL), NGPT_ERR_SHAPE_MISMATCH, "timestep input must be");
+    }
+    nx_tensor_free(&x), nx_tensor_free(&e), nx_tensor_free(&y1), nx_tensor_free(&y2);
+    nx_tensor_free(&tin), nx_tensor_free(&bad_t);
+    ngpt_decoder_free(plain);
+    ngpt_decoder_free(graph);
+}
+
 int main(void)
 {
     const char *g = getenv("NGPT_GOLDEN_DIR");
@@ -601,6 +677,7 @@ int main(void)
     RUN(test_f16_weights);
     RUN(test_list_tensors);
     RUN(test_compute_dtype_cpu);
+    RUN(test_graph_flag_cpu);
     ngpt_context_free(g_ctx);
     RUN(test_alloc_failures);
     return test_done();
