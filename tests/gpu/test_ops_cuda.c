@@ -278,6 +278,56 @@ static void test_conv(void)
     conv_cases("heuristic");
 }
 
+/* Non-overlapping ("patchify") convolutions, which CUDA runs as a gather + GEMM: ImageBind's
+ * vision stem shape class (Conv3d 2x14x14 over two frames), a 2-D and a 1-D one, with a bias and
+ * with the epilogue; and a near miss (one pad) that stays with cuDNN. */
+static void test_conv_patchify(void)
+{
+    typedef struct pc {
+        int nsp;
+        int64_t N, C, O, sp[3], k[3];
+        int pad;
+    } pc;
+    const pc cases[] = {
+        {3, 2, 3, 16, {2, 28, 42}, {2, 14, 14}, 0},
+        {2, 2, 5, 12, {12, 16}, {4, 4}, 0},
+        {1, 3, 7, 9, {30}, {5}, 0},
+        {2, 1, 4, 8, {12, 12}, {4, 4}, 1},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int di = 0; di < 3; di++)
+            for (int epi = 0; epi < 2; epi++) {
+                const pc *c = &cases[ci];
+                ngpt_dtype dt = k_dts[di];
+                int r = c->nsp + 2;
+                int64_t xs[5] = {c->N, c->C}, ws[5] = {c->O, c->C}, ys[5] = {c->N, c->O}, bs[1] = {c->O};
+                nx_conv_params p = nx_conv_params_default();
+                for (int i = 0; i < c->nsp; i++) {
+                    p.stride[i] = (int)c->k[i];
+                    p.pad[i] = c->pad;
+                    xs[2 + i] = c->sp[i];
+                    ws[2 + i] = c->k[i];
+                    ys[2 + i] = conv_out(c->sp[i], c->k[i], p.stride[i], c->pad, 1);
+                }
+                pt x = act(r, xs, dt, -1, 1), w = mk(r, ws, NGPT_DTYPE_F32, dt, -0.5f, 0.5f);
+                pt b = mk(1, bs, NGPT_DTYPE_F32, dt, -1, 1), y = out(r, ys, NGPT_DTYPE_F32, dt);
+                pt res = act(r, ys, dt, -1, 1);
+                nx_conv_params pcpu = p, pgpu = p;
+                if (epi) {
+                    pcpu.act = pgpu.act = NX_UNARY_LEAKY_RELU;
+                    pcpu.act_param = pgpu.act_param = 0.1f;
+                    pcpu.residual = &res.c;
+                    pgpu.residual = &res.g;
+                }
+                char what[96];
+                snprintf(what, sizeof what, "conv%dd patchify case %zu %s epilogue %d", c->nsp, ci, dtn(dt), epi);
+                finish(what, g_cpu->v->conv(g_cpu, &y.c, &x.c, &w.c, &b.c, &pcpu),
+                       g_gpu->v->conv(g_gpu, &y.g, &x.g, &w.g, &b.g, &pgpu), &y,
+                       tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){5e-3f, 4e-3f}, (tol){3e-2f, 1e-2f}));
+                drop(&x), drop(&w), drop(&b), drop(&y), drop(&res);
+            }
+}
+
 /* More shapes than the backend keeps plans for (NX_CUDA_PLANS_MAX = 256): the oldest are
  * replaced and made again when they come back. */
 static void test_conv_plan_eviction(void)
@@ -879,6 +929,7 @@ int main(void)
     RUN(test_matmul);
     RUN(test_conv);
     RUN(test_conv_plan_eviction);
+    RUN(test_conv_patchify);
     RUN(test_conv_transpose1d);
     RUN(test_norms);
     RUN(test_rope);
