@@ -11,10 +11,12 @@
 #include "nextgpt.h"
 #include "bench_membw.h"
 #include "bench_util.h"
+#include "api/context.h"
 #include "core/alloc.h"
 #include "core/dtype.h"
 #include "core/weights.h"
 #include "ops/cpu/cpu_ops.h"
+#include "ops/backend.h"
 #include "ops/ops.h"
 
 #include <pthread.h>
@@ -143,6 +145,11 @@ int main(int argc, char **argv)
         ngpt_backbone_session_create(&s, bb, NULL)) {
         fprintf(stderr, "setup: %s\n", ngpt_last_error());
         return 1;
+    }
+    /* NGPT_BENCH_ATTN_SPLIT=1: decode attention through the split-KV kernel (off by default) */
+    if (cuda && getenv("NGPT_BENCH_ATTN_SPLIT") && atoi(getenv("NGPT_BENCH_ATTN_SPLIT"))) {
+        nx_cuda_set_attention_split(ctx->be, true);
+        printf("# decode attention: split-KV kernel\n");
     }
     int nthr = ngpt_context_n_threads(ctx);
     int32_t *ids = malloc((size_t)prompt * sizeof *ids);

@@ -68,6 +68,8 @@ awk -F'\t' '/^#/ || $1 == "dtype" || NF < 9 { next }
     "$LOGS/bench_attention_torch.tsv" "$LOGS/bench_attention_cuda.tsv" | tee -a "$SUMMARY"
 NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda" bench_llama_cuda.log 150 "$B/bench_llama" 32 f16 512 32
 cat "$LOGS/bench_llama_cuda.log" >> "$SUMMARY"
+NGPT_BENCH_ATTN_SPLIT=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda split-KV" bench_llama_split.log 150 "$B/bench_llama" 32 f16 512 32
+grep -E "^prefill|^decode|split" "$LOGS/bench_llama_split.log" >> "$SUMMARY"
 step "bench llama pytorch" bench_llama_torch.log 90 python3 bench/llama_torch.py 32 512 32
 tail -4 "$LOGS/bench_llama_torch.log" >> "$SUMMARY"
 export NGPT_IB_WEIGHTS=/tmp/ngpt_ib_huge_vision.safetensors

@@ -112,6 +112,11 @@ typedef struct nxk_attn_params {
 cudaError_t nxk_attention(const nxk_attn_params *p, cudaStream_t stream);
 /* The largest head dim nxk_attention accepts. */
 #define NXK_ATTN_MAX_D 256
+/* Split-KV attention for decode steps (attention_decode.cu): Sq 1, no mask, D 64 or 128, any
+ * float dtype. _scratch: the F32 scratch bytes it needs (4-byte aligned device memory), 0 when
+ * the call is not one it takes. */
+size_t nxk_attention_decode_scratch(const nxk_attn_params *p);
+cudaError_t nxk_attention_decode(const nxk_attn_params *p, float *scratch, cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -70,8 +70,21 @@ ngpt_status nx_cuda_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q
     p.mask_bstride = 0;
     if (mask && mask->rank >= 3 && mask->ne[0] > 1) p.mask_bstride = (int64_t)p.Sq * p.Skv;
     if (p.B == 0 || p.Sq == 0 || p.H == 0) return NGPT_OK;
+    size_t split = nx_cuda_of(be)->attn_split ? nxk_attention_decode_scratch(&p) : 0;
+    if (split) { /* a decode step: keys spread over many blocks (kernels/attention_decode.cu) */
+        void *scratch = NULL;
+        NX_TRY(nx_cuda_tmp_alloc(be, &scratch, split, "attention"));
+        ngpt_status st = nx_cuda_check(nxk_attention_decode(&p, scratch, STREAM(be)), "attention", "nxk_attention_decode");
+        nx_cuda_tmp_free(be, scratch);
+        return st;
+    }
     KTRY("attention", nxk_attention, (&p, STREAM(be)));
     return NGPT_OK;
+}
+
+void nx_cuda_set_attention_split(nx_backend *be, bool on)
+{
+    if (be && be->kind == NGPT_BACKEND_CUDA) nx_cuda_of(be)->attn_split = on;
 }
 
 ngpt_status nx_cuda_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps)

@@ -16,3 +16,9 @@ void nx_cuda_set_conv_search(nx_backend *be, bool measure)
     (void)be;
     (void)measure;
 }
+
+void nx_cuda_set_attention_split(nx_backend *be, bool on)
+{
+    (void)be;
+    (void)on;
+}

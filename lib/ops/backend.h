@@ -91,6 +91,10 @@ ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *
 /* How a CUDA backend picks each new convolution shape's cuDNN algorithm: cuDNN's heuristic (false,
  * the default) or measured on the first call (true). Drops the kept plans; no-op on other backends. */
 void nx_cuda_set_conv_search(nx_backend *be, bool measure);
+/* Decode-step attention (one query row, no mask, head dim 64/128) through the split-KV kernel
+ * (kernels/attention_decode.cu) instead of the flash kernel. Off by default until measured on a
+ * GPU; no-op on other backends. */
+void nx_cuda_set_attention_split(nx_backend *be, bool on);
 
 /* Graph capture, for a sequence of ops replayed many times with the same shapes and buffers (a
  * denoising step). Between capture_begin and capture_end the backend records what the ops enqueue

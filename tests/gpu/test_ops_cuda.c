@@ -495,6 +495,9 @@ static void test_attention(void)
     const attn_case cases[] = {
         {1, 1, 1, 1, 1, 64, 0, 0},      /* single key */
         {64, 2, 2, 4, 4, 8, 0, 0},      /* the UNet3D's temporal attention: frames as keys, pixels as batch */
+        {2, 1, 700, 8, 2, 128, 1, 0},   /* decode at 700 positions, GQA 4:1: 11 key chunks when split */
+        {1, 1, 64, 4, 4, 64, 0, 0},     /* decode, exactly one chunk */
+        {1, 1, 3, 4, 4, 128, 1, 0},     /* decode, fewer keys than the split kernel's warps */
         {64, 24, 24, 4, 4, 64, 0, 0},   /* the same at Zeroscope's 24 frames and head size */
         {2, 37, 37, 4, 4, 64, 1, 0},    /* causal prefill */
         {2, 37, 37, 4, 4, 64, 0, 0},
@@ -925,6 +928,10 @@ int main(void)
     RUN(test_errors);
     RUN(test_cast);
     RUN(test_attention);
+    /* again with decode steps (Sq 1) through the split-KV kernel */
+    nx_cuda_set_attention_split(g_gpu, true);
+    RUN(test_attention);
+    nx_cuda_set_attention_split(g_gpu, false);
     RUN(test_linear);
     RUN(test_matmul);
     RUN(test_conv);
