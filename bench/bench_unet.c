@@ -216,6 +216,25 @@ static int cuda_main(int argc, char **argv)
                8 * res, 8 * res, nx_dtype_name(dt), measure ? "measured" : "cuDNN heuristic", step_ms, REPS,
                flops / (step_ms * 1e9));
     }
+    /* the 2-D convolutions on channels-last copies (nx_cuda_set_conv_nhwc), then back to the default */
+    nx_cuda_set_conv_nhwc(be, true);
+    for (int w = 0; w < 2; w++)
+        if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward (nhwc)");
+    if (nx_tensor_download(&y, sync, nx_nbytes(&y)) != NGPT_OK) return cuda_fail("download");
+    t0 = bench_now();
+    for (int r = 0; r < REPS; r++)
+        if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward (nhwc)");
+    if (nx_tensor_download(&y, sync, nx_nbytes(&y)) != NGPT_OK) return cuda_fail("download");
+    double nhwc_ms = 1e3 * (bench_now() - t0) / REPS;
+    printf("unet cfg step (batch 2, %dx%d, %s, convolutions on NHWC copies): %.2f ms, %.1f TFLOP/s\n", 8 * res, 8 * res,
+           nx_dtype_name(dt), nhwc_ms, flops / (nhwc_ms * 1e9));
+    if (getenv("NGPT_BENCH_PROFILE")) {
+        nx_ops_profile_enable(true);
+        if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
+        nx_ops_profile_report(stdout, "one unet cfg step, NHWC convolutions");
+        nx_ops_profile_enable(false);
+    }
+    nx_cuda_set_conv_nhwc(be, false);
     if (getenv("NGPT_BENCH_PROFILE")) {
         printf("# step FLOPs: conv %.3f T, GEMM %.3f T, attention %.3f T\n", g.conv_flops * 1e-12,
                g.gemm_flops * 1e-12, g.attn_flops * 1e-12);

@@ -78,7 +78,7 @@ grep -E "^\||^# device|^# op profile|^#   " "$LOGS/bench_imagebind_cuda.log" >> 
 step "bench imagebind pytorch" bench_imagebind_torch.log 120 python3 bench/imagebind_torch.py "$NGPT_IB_WEIGHTS" 5 2 --cuda
 grep -E "^\||^# torch" "$LOGS/bench_imagebind_torch.log" >> "$SUMMARY"
 NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "sd bench unet f16 cuda" bench_unet_cuda.log 150 "$B/bench_unet" f16 50
-grep -E "^(unet|vae|generate)|^#" "$LOGS/bench_unet_cuda.log" | head -60 >> "$SUMMARY"
+grep -E "^(unet|vae|generate)|^#" "$LOGS/bench_unet_cuda.log" | head -80 >> "$SUMMARY"
 # Issues 8 and 9: AudioLDM-l-full and Zeroscope v2 576w end to end, f16, ours vs PyTorch eager on the
 # same random-weight folders (bench_decoders / bench_unet3d write them; the scheduler and
 # model_index.json come from the golden tiny models, which have the real pipelines' ones).

@@ -67,16 +67,22 @@ static bool fits_int(const nx_tensor *t)
 /* Build the descriptors. xs/ys/ws are the tensors as cuDNN sees them (nd dims, 1-D lifted to
  * 2-D by the caller); the conv has nd - 2 spatial dims. */
 static ngpt_status make_descs(const char *op, conv_descs *d, ngpt_dtype dt, int nd, const int *xs, const int *ys,
-                              const int *ws, const int *pad, const int *stride, const int *dil, int groups)
+                              const int *ws, const int *pad, const int *stride, const int *dil, int groups, bool nhwc)
 {
     cudnnDataType_t t = dnn_dt(dt);
     CUDNN_TRY(op, cudnnCreateTensorDescriptor, (&d->x));
     CUDNN_TRY(op, cudnnCreateTensorDescriptor, (&d->y));
     CUDNN_TRY(op, cudnnCreateFilterDescriptor, (&d->w));
     CUDNN_TRY(op, cudnnCreateConvolutionDescriptor, (&d->conv));
-    NX_TRY(set_tensor(op, d->x, t, nd, xs));
-    NX_TRY(set_tensor(op, d->y, t, nd, ys));
-    CUDNN_TRY(op, cudnnSetFilterNdDescriptor, (d->w, t, CUDNN_TENSOR_NCHW, nd, ws));
+    if (nhwc) { /* 2-D only; dims still given in N, C, H, W order */
+        CUDNN_TRY(op, cudnnSetTensor4dDescriptor, (d->x, CUDNN_TENSOR_NHWC, t, xs[0], xs[1], xs[2], xs[3]));
+        CUDNN_TRY(op, cudnnSetTensor4dDescriptor, (d->y, CUDNN_TENSOR_NHWC, t, ys[0], ys[1], ys[2], ys[3]));
+        CUDNN_TRY(op, cudnnSetFilter4dDescriptor, (d->w, t, CUDNN_TENSOR_NHWC, ws[0], ws[1], ws[2], ws[3]));
+    } else {
+        NX_TRY(set_tensor(op, d->x, t, nd, xs));
+        NX_TRY(set_tensor(op, d->y, t, nd, ys));
+        CUDNN_TRY(op, cudnnSetFilterNdDescriptor, (d->w, t, CUDNN_TENSOR_NCHW, nd, ws));
+    }
     CUDNN_TRY(op, cudnnSetConvolutionNdDescriptor,
               (d->conv, nd - 2, pad, stride, dil, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     CUDNN_TRY(op, cudnnSetConvolutionGroupCount, (d->conv, groups));
@@ -104,6 +110,7 @@ static ngpt_status filter_in(nx_backend *be, const char *op, const nx_tensor *w,
 
 typedef struct conv_key {
     int bwd;  /* 0: forward (conv), 1: backward data (conv_transpose1d) */
+    int nhwc; /* 2-D forward on channels-last copies (conv_exec_nhwc) */
     int dt, nd, groups;
     int xs[5], ys[5], ws[5], pad[3], stride[3], dil[3];
 } conv_key;
@@ -203,7 +210,7 @@ static ngpt_status plan_get(nx_backend *be, const char *op, const conv_key *key,
     memset(&pl, 0, sizeof pl);
     pl.key = *key;
     ngpt_status st = make_descs(op, &pl.d, (ngpt_dtype)key->dt, key->nd, key->xs, key->ys, key->ws, key->pad,
-                                key->stride, key->dil, key->groups);
+                                key->stride, key->dil, key->groups, key->nhwc != 0);
     if (st == NGPT_OK) st = plan_choose(be, op, &pl, x, w, y);
     if (st != NGPT_OK) {
         descs_free(&pl.d);
@@ -257,6 +264,52 @@ static ngpt_status conv_exec(nx_backend *be, const char *op, const conv_key *key
     if (st == NGPT_OK) st = plan_run(be, op, pl, x, wp, y);
     nx_cuda_tmp_free(be, wtmp);
     return st;
+}
+
+/* A 2-D F16/BF16 convolution on channels-last copies (nx_cuda_set_conv_nhwc): cuDNN's tensor-core
+ * kernels are NHWC-native, and the NCHW path ran the SD UNet's convolutions at ~55 TFLOP/s on an
+ * H200 (GPU run 6). x and the filter are permuted into scratch, the result permuted back: three
+ * extra passes over memory per call, to be weighed against the faster kernel by bench_unet. */
+static bool nhwc_applies(const nx_cuda *c, const conv_key *k)
+{
+    return c->conv_nhwc && !k->bwd && k->nd == 4 && k->groups == 1 &&
+           (k->dt == NGPT_DTYPE_F16 || k->dt == NGPT_DTYPE_BF16);
+}
+
+static ngpt_status conv_exec_nhwc(nx_backend *be, const char *op, const conv_key *key, const void *x,
+                                  const nx_tensor *w, void *y)
+{
+    conv_key k = *key;
+    k.nhwc = 1;
+    ngpt_dtype dt = (ngpt_dtype)k.dt;
+    size_t es = nx_dtype_size(dt);
+    cudaStream_t st = nx_cuda_of(be)->stream;
+    const int N = k.xs[0], C = k.xs[1], H = k.xs[2], W = k.xs[3];
+    const int O = k.ws[0], KH = k.ws[2], KW = k.ws[3], Ho = k.ys[2], Wo = k.ys[3];
+    const int to_last[4] = {0, 2, 3, 1}, to_first[4] = {0, 3, 1, 2};
+    const int64_t xne[4] = {N, C, H, W}, wne[4] = {O, C, KH, KW}, yne[4] = {N, Ho, Wo, O};
+    const void *wp = NULL;
+    void *wtmp = NULL, *xt = NULL, *wt = NULL, *yt = NULL;
+    const struct nx_cuda_conv_plan *pl = NULL;
+    ngpt_status s = filter_in(be, op, w, dt, &wp, &wtmp);
+    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &xt, (size_t)N * C * H * W * es, op);
+    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &wt, (size_t)O * C * KH * KW * es, op);
+    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &yt, (size_t)N * O * Ho * Wo * es, op);
+    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(xt, x, (int)es, 4, xne, to_last, st), op, "nxk_permute");
+    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(wt, wp, (int)es, 4, wne, to_last, st), op, "nxk_permute");
+    if (s == NGPT_OK) s = plan_get(be, op, &k, xt, wt, yt, &pl);
+    if (s == NGPT_OK) s = plan_run(be, op, pl, xt, wt, yt);
+    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(y, yt, (int)es, 4, yne, to_first, st), op, "nxk_permute");
+    nx_cuda_tmp_free(be, yt);
+    nx_cuda_tmp_free(be, wt);
+    nx_cuda_tmp_free(be, xt);
+    nx_cuda_tmp_free(be, wtmp);
+    return s;
+}
+
+void nx_cuda_set_conv_nhwc(nx_backend *be, bool on)
+{
+    if (be && be->kind == NGPT_BACKEND_CUDA) nx_cuda_of(be)->conv_nhwc = on;
 }
 
 /* Non-overlapping convolutions ("patchify": stride == kernel along every axis, no padding or
@@ -342,7 +395,9 @@ ngpt_status nx_cuda_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
         for (int i = 0; i < k.nd; i++) k.xs[i] = (int)x->ne[i], k.ys[i] = (int)y->ne[i], k.ws[i] = (int)w->ne[i];
         for (int i = 0; i < nsp; i++) k.pad[i] = p->pad[i], k.stride[i] = p->stride[i], k.dil[i] = p->dilation[i];
     }
-    ngpt_status st = is_patchify(x, w, p) ? conv_patchify(be, op, y, x, w) : conv_exec(be, op, &k, x->data, w, y->data);
+    ngpt_status st = is_patchify(x, w, p)               ? conv_patchify(be, op, y, x, w)
+                     : nhwc_applies(nx_cuda_of(be), &k) ? conv_exec_nhwc(be, op, &k, x->data, w, y->data)
+                                                        : conv_exec(be, op, &k, x->data, w, y->data);
     const bool act = p->act != NX_UNARY_IDENTITY;
     if (st == NGPT_OK && (b || act || p->residual)) { /* bias and the epilogue in one pass */
         int64_t inner = nx_numel(y) / (y->ne[0] * y->ne[1]);

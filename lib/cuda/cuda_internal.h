@@ -22,6 +22,7 @@ typedef struct nx_cuda {
     int32_t       *d_flag;     /* one device int for kernels that report a bad input (get_rows) */
     bool           pooled;     /* stream-ordered allocation (cudaMallocAsync) is available */
     bool           conv_heuristic;  /* conv algorithms from cuDNN's heuristic, not measured (conv.c) */
+    bool           conv_nhwc;   /* 2-D F16/BF16 convolutions on channels-last copies (conv.c) */
     bool           attn_split;  /* decode steps (Sq 1) through the split-KV kernel (kernel_ops.c) */
     bool           capturing;  /* between capture_begin and capture_end: no host copies or syncs */
     void          *blas_ws;    /* cuBLAS's workspace, ours so that a captured GEMM allocates nothing */

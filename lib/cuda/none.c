@@ -22,3 +22,9 @@ void nx_cuda_set_attention_split(nx_backend *be, bool on)
     (void)be;
     (void)on;
 }
+
+void nx_cuda_set_conv_nhwc(nx_backend *be, bool on)
+{
+    (void)be;
+    (void)on;
+}

@@ -276,6 +276,9 @@ static void test_conv(void)
     conv_cases("measured");
     nx_cuda_set_conv_search(g_gpu, false);
     conv_cases("heuristic");
+    nx_cuda_set_conv_nhwc(g_gpu, true); /* the 2-D F16/BF16 cases on channels-last copies */
+    conv_cases("nhwc");
+    nx_cuda_set_conv_nhwc(g_gpu, false);
 }
 
 /* Non-overlapping ("patchify") convolutions, which CUDA runs as a gather + GEMM: ImageBind's
