@@ -126,6 +126,20 @@ static int cuda_fail(const char *what)
     return 1;
 }
 
+/* Mean ms of one UNet forward over reps, after 2 untimed ones; -1 on an error. */
+static double step_time_ms(nx_unet *u, nx_tensor *y, const nx_tensor *x, const float *ts, const nx_tensor *e, void *sync,
+                           int reps)
+{
+    for (int w = 0; w < 2; w++)
+        if (nx_unet_forward(u, y, x, ts, e, NULL) != NGPT_OK) return -1;
+    if (nx_tensor_download(y, sync, nx_nbytes(y)) != NGPT_OK) return -1;
+    double t0 = bench_now();
+    for (int r = 0; r < reps; r++)
+        if (nx_unet_forward(u, y, x, ts, e, NULL) != NGPT_OK) return -1;
+    if (nx_tensor_download(y, sync, nx_nbytes(y)) != NGPT_OK) return -1;
+    return 1e3 * (bench_now() - t0) / reps;
+}
+
 static int cuda_main(int argc, char **argv)
 {
     const char *dts = argc > 1 ? argv[1] : "f16";
@@ -195,39 +209,19 @@ static int cuda_main(int argc, char **argv)
         return cuda_fail("inputs");
     float ts[2] = {981.0f, 981.0f};
     void *sync = malloc(nx_nbytes(&y));
-    for (int w = 0; w < 2; w++)
-        if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
-    if (nx_tensor_download(&y, sync, nx_nbytes(&y)) != NGPT_OK) return cuda_fail("download");
     enum { REPS = 10 };
-    double step_ms = 0;
-    /* measured conv algorithms first, then cuDNN's heuristic (the default, kept for the rest) */
-    for (int measure = 1; measure >= 0; measure--) {
-        nx_cuda_set_conv_search(be, measure != 0);
-        for (int w = 0; w < 2; w++)
-            if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
-        if (nx_tensor_download(&y, sync, nx_nbytes(&y)) != NGPT_OK) return cuda_fail("download");
-        t0 = bench_now();
-        for (int r = 0; r < REPS; r++)
-            if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
-        if (nx_tensor_download(&y, sync, nx_nbytes(&y)) != NGPT_OK) return cuda_fail("download");
-        step_ms = 1e3 * (bench_now() - t0) / REPS;
-        printf("unet cfg step (batch 2, %dx%d, %s, conv algorithms %s): %.2f ms (mean of %d after 2 warm-up), %.1f TFLOP/s"
+    /* measured conv algorithms, cuDNN's heuristic (the default), then convolutions on NHWC copies */
+    static const char *const modes[3] = {"conv algorithms measured", "conv algorithms cuDNN heuristic",
+                                         "convolutions on NHWC copies"};
+    for (int m = 0; m < 3; m++) {
+        nx_cuda_set_conv_search(be, m == 0);
+        nx_cuda_set_conv_nhwc(be, m == 2);
+        double step_ms = step_time_ms(dec->unet, &y, &x, ts, &e, sync, REPS);
+        if (step_ms < 0) return cuda_fail("unet forward");
+        printf("unet cfg step (batch 2, %dx%d, %s, %s): %.2f ms (mean of %d after 2 warm-up), %.1f TFLOP/s"
                "  [issue 6 f16 anchors: goal <= 8 ms on H100; stable-fast 9.6 ms; eager PyTorch 18.3 ms]\n",
-               8 * res, 8 * res, nx_dtype_name(dt), measure ? "measured" : "cuDNN heuristic", step_ms, REPS,
-               flops / (step_ms * 1e9));
+               8 * res, 8 * res, nx_dtype_name(dt), modes[m], step_ms, REPS, flops / (step_ms * 1e9));
     }
-    /* the 2-D convolutions on channels-last copies (nx_cuda_set_conv_nhwc), then back to the default */
-    nx_cuda_set_conv_nhwc(be, true);
-    for (int w = 0; w < 2; w++)
-        if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward (nhwc)");
-    if (nx_tensor_download(&y, sync, nx_nbytes(&y)) != NGPT_OK) return cuda_fail("download");
-    t0 = bench_now();
-    for (int r = 0; r < REPS; r++)
-        if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward (nhwc)");
-    if (nx_tensor_download(&y, sync, nx_nbytes(&y)) != NGPT_OK) return cuda_fail("download");
-    double nhwc_ms = 1e3 * (bench_now() - t0) / REPS;
-    printf("unet cfg step (batch 2, %dx%d, %s, convolutions on NHWC copies): %.2f ms, %.1f TFLOP/s\n", 8 * res, 8 * res,
-           nx_dtype_name(dt), nhwc_ms, flops / (nhwc_ms * 1e9));
     if (getenv("NGPT_BENCH_PROFILE")) {
         nx_ops_profile_enable(true);
         if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
