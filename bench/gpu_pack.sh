@@ -27,6 +27,8 @@ done
 mkdir -p "$D/stage/golden"
 tar -C "$GOLDEN/.." -cf - --exclude='image.preprocess' --exclude='video.preprocess' --exclude='audio.fbank' \
     "$(basename "$GOLDEN")" | tar -C "$D/stage" -xf -
-XZ_OPT=-T2 tar -C "$D/stage" -cJf "$D/pack.tar.xz" .
+# the tree that travels is capped at 64 MiB: symbols out, strongest xz
+strip --strip-unneeded "$D"/stage/bin/* "$D"/stage/lib/*.so* 2> /dev/null || true
+XZ_OPT="-9 -T2" tar -C "$D/stage" -cJf "$D/pack.tar.xz" .
 rm -rf "$D/stage"
 ls -la "$D"
