@@ -103,4 +103,14 @@ for g in "audioldm 9 ldm" "zeroscope 24 zs"; do
     NGPT_BENCH_CUDA_GRAPH=1 NGPT_BENCH_DEVICE=cuda step "gen $1 graph cuda" gen_$1_graph.log 240 "$B/bench_decoders" gen "/tmp/ngpt_$3" "$1" "$2" 50 f16
     grep -E "^generate|^#|not captured" "$LOGS/gen_$1_graph.log" >> "$SUMMARY"
 done
+# Issue 7: the peak GPU memory of a real-size text + image-in, image-out turn (Vicuna-7B + delta,
+# ImageBind-huge, SD 1.5; F16; goal 18 GiB), with random weights at the real sizes written here
+# (~22 GB), nvidia-smi sampling the device's memory every 100 ms. Last: it takes the longest.
+step "pipeline memory: write bundle" bundle_write.log 300 python3 tools/make_sized_bundle.py /tmp/ngpt_real --preset real --list-tensors "$B/list_tensors"
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$LOGS/smi_memory.txt" 2>&1 &
+SMI=$!
+NGPT_BENCH_DEVICE=cuda step "pipeline memory cuda" pipeline_memory_cuda.log 240 "$B/pipeline_memory" /tmp/ngpt_real data/tiny/cat.jpg 512 2 0
+kill $SMI 2> /dev/null
+cat "$LOGS/pipeline_memory_cuda.log" | grep -vE "^smaps|^  " >> "$SUMMARY"
+say "nvidia-smi memory.used during the turn: min $(sort -n "$LOGS/smi_memory.txt" | head -1) MiB, peak $(sort -n "$LOGS/smi_memory.txt" | tail -1) MiB (goal 18 GiB = 18432 MiB)"
 say "done in ${SECONDS}s"

@@ -10,6 +10,11 @@
  * ~5 ms by a thread, peak per stage and overall), VmHWM and RssFile at the end; the mapped
  * weights. Use bench/run_pipeline_memory.sh, which also writes a random-weight bundle at real
  * widths (tools/make_sized_bundle.py).
+ *
+ * NGPT_BENCH_DEVICE=cuda: the same turn on the GPU with F16 compute (issue 7's setting), the
+ * library's device accounting per stage next to the CUDA estimate (the allowance included), and
+ * the context's peak; the device's own peak (CUDA context, libraries, pool slack) is read outside
+ * by bench/gpu_remote.sh with nvidia-smi.
  */
 #include "nextgpt.h"
 
@@ -115,10 +120,13 @@ static void print_smaps(const char *when)
     for (int i = 0; i < n; i++) printf("  %9.1f MiB  %s %s\n", (double)top[i].kb / 1024.0, top[i].r, top[i].p);
 }
 
+static bool g_cuda;  /* NGPT_BENCH_DEVICE=cuda */
+
 static ngpt_memory_estimate *estimate(const char *bundle, int n_ctx, int size)
 {
     ngpt_memory_params mp;
     ngpt_memory_params_default(&mp, sizeof mp);
+    if (g_cuda) mp.backend = NGPT_BACKEND_CUDA, mp.compute_dtype = NGPT_DTYPE_F16;
     mp.n_ctx = n_ctx;
     mp.height = mp.width = size;
     ngpt_memory_estimate *e = NULL;
@@ -142,14 +150,17 @@ int main(int argc, char **argv)
     pthread_create(&th, NULL, sampler, NULL);
     uint64_t anon0 = status_kb("RssAnon");
 
+    const char *bdev = getenv("NGPT_BENCH_DEVICE");
+    g_cuda = bdev && !strcmp(bdev, "cuda");
     ngpt_context_params cp;
     ngpt_context_params_default(&cp, sizeof cp);
-    cp.device = NGPT_DEVICE_CPU;
+    cp.device = g_cuda ? NGPT_DEVICE_CUDA : NGPT_DEVICE_CPU;
     ngpt_context *ctx = NULL;
     if (ngpt_context_create(&ctx, &cp) != NGPT_OK) { fprintf(stderr, "pipeline_memory: %s\n", ngpt_last_error()); return 1; }
     ngpt_pipeline_params pp;
     ngpt_pipeline_params_default(&pp, sizeof pp);
     pp.n_ctx = n_ctx;
+    if (g_cuda) pp.compute_dtype = NGPT_DTYPE_F16;
     ngpt_pipeline *p = NULL;
     struct timespec t0, t1, t2;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -198,9 +209,9 @@ int main(int argc, char **argv)
            n_ctx ? argv[5] : "default");
     printf("|---|---:|---:|---:|---:|\n");
     for (int s = 0; s < NGPT_PIPELINE_STAGE_COUNT; s++) {
-        uint64_t host = 0;
-        ngpt_pipeline_result_stage_memory(r, (ngpt_pipeline_stage)s, &host, NULL);
-        printf("| %s | %.1f | %.1f | %.1f | %.1f |\n", k_stage_name[s], (double)host / MIB,
+        uint64_t host = 0, dev = 0;
+        ngpt_pipeline_result_stage_memory(r, (ngpt_pipeline_stage)s, &host, &dev);
+        printf("| %s | %.1f | %.1f | %.1f | %.1f |\n", k_stage_name[s], (double)(g_cuda ? dev : host) / MIB,
                (double)ngpt_memory_estimate_stage(e, (ngpt_pipeline_stage)s) / MIB,
                (double)ngpt_memory_estimate_stage(e512, (ngpt_pipeline_stage)s) / MIB, (double)g_stage_anon[s] / MIB);
     }
@@ -210,8 +221,17 @@ int main(int argc, char **argv)
            (double)rss_anon / MIB, (double)hwm / MIB, (double)rss_file / MIB);
     printf("mapped weights (estimate's CPU views of the files): %.2f GiB\n", (double)mapped / GIB);
     printf("estimate peak: %.3f GiB (n_ctx default), %.3f GiB (n_ctx 512)\n", (double)est_peak / GIB, (double)est512_peak / GIB);
-    printf("CPU peak beyond mapped weights: %.3f GiB measured (anonymous), %.3f GiB estimated; goal 2 GiB\n",
-           (double)peak_anon / GIB, (double)(n_ctx == 512 ? est512_peak : est_peak) / GIB);
+    if (g_cuda) {
+        uint64_t ovh = 0;
+        ngpt_memory_estimate_peak(e, NULL, &ovh, NULL);
+        printf("GPU (%s): the context's peak tensor memory %.3f GiB; estimate %.3f GiB (%.3f GiB of it the allowance"
+               " for the CUDA context, libraries and pool slack); goal 18 GiB for the device's peak (see nvidia-smi)\n",
+               ngpt_context_device_name(ctx), (double)ngpt_context_memory_peak(ctx) / GIB, (double)est_peak / GIB,
+               (double)ovh / GIB);
+    } else {
+        printf("CPU peak beyond mapped weights: %.3f GiB measured (anonymous), %.3f GiB estimated; goal 2 GiB\n",
+               (double)peak_anon / GIB, (double)(n_ctx == 512 ? est512_peak : est_peak) / GIB);
+    }
     ngpt_memory_estimate_free(e);
     ngpt_memory_estimate_free(e512);
     ngpt_pipeline_result_free(r);
