@@ -7,6 +7,9 @@
 # models), the ImageBind and SD 1.5 UNet/VAE benchmarks, AudioLDM and Zeroscope end to end (ours
 # and PyTorch's). Every step runs even if an earlier one
 # failed. STEPS=REGEX runs only the steps whose names match; SKIP=REGEX skips those that match.
+# All of it is ~8-10 minutes on an H200, the real-size memory turn ~5 of them: within the device
+# tool's 10-minute limit per call, run it as two calls: SKIP='pipeline memory', then
+# STEPS='pipeline memory' (the same machine if it is still warm).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-./out}
