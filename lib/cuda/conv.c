@@ -13,7 +13,10 @@
  * first). The algorithm is cuDNN's heuristic pick by default; nx_cuda_set_conv_search(be, true)
  * measures the candidates on the first call instead (cudnnFind...AlgorithmEx, as PyTorch's
  * cudnn.benchmark does), which made the same UNet step no faster (25.7 vs 22.7 ms in run 4, 15.7
- * vs 15.8 ms in run 5): kept as an option. */
+ * vs 15.8 ms in run 5): kept as an option.
+ *
+ * Two other routes, below: non-overlapping ("patchify") convolutions as a patch gather + one GEMM,
+ * and a trial mode running 2-D F16/BF16 convolutions on NHWC copies (nx_cuda_set_conv_nhwc). */
 #include "cuda_internal.h"
 #include "../core/alloc.h"
 
