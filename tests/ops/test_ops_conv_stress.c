@@ -43,6 +43,44 @@ static int bitwise_same(const float *a, const float *b, size_t n)
     return memcmp(a, b, 4 * n) == 0;
 }
 
+/* One case's exact-size buffers and their op-layer views: random x, w, b (b has ys[1] elements)
+ * and, with `residual`, r (drawn in that order), the output y and, with `second`, y2 for the
+ * thread-count check, and the double reference `want` with its scale `sc`. */
+typedef struct case_bufs {
+    float *x, *w, *b, *r, *y, *y2;
+    double *want, *sc;
+    size_t ny;
+    nx_tensor tx, tw, tb, tr, ty, ty2;
+} case_bufs;
+
+static void bufs_new(case_bufs *c, int rank, const int64_t *xs, const int64_t *ws, const int64_t *ys, bool residual,
+                     bool second)
+{
+    memset(c, 0, sizeof *c);
+    size_t nx = 1, nw = 1, ny = 1;
+    for (int i = 0; i < rank; i++) nx *= (size_t)xs[i], nw *= (size_t)ws[i], ny *= (size_t)ys[i];
+    c->ny = ny;
+    c->x = fill_new(nx);
+    c->w = fill_new(nw);
+    c->b = fill_new((size_t)ys[1]);
+    if (residual) c->r = fill_new(ny);
+    c->y = malloc(4 * ny);
+    if (second) c->y2 = malloc(4 * ny);
+    c->want = malloc(8 * ny);
+    c->sc = malloc(8 * ny);
+    c->tx = nx_view(NGPT_DTYPE_F32, rank, xs, c->x, t_be);
+    c->tw = nx_view(NGPT_DTYPE_F32, rank, ws, c->w, t_be);
+    c->tb = nx_view(NGPT_DTYPE_F32, 1, &ys[1], c->b, t_be);
+    c->ty = nx_view(NGPT_DTYPE_F32, rank, ys, c->y, t_be);
+    if (residual) c->tr = nx_view(NGPT_DTYPE_F32, rank, ys, c->r, t_be);
+    if (second) c->ty2 = nx_view(NGPT_DTYPE_F32, rank, ys, c->y2, t_be);
+}
+
+static void bufs_free(case_bufs *c)
+{
+    free(c->x), free(c->w), free(c->b), free(c->r), free(c->y), free(c->y2), free(c->want), free(c->sc);
+}
+
 static void conv1d_case(int it)
 {
     const int64_t N = rnd(1, 3), C = it % 10 == 0 ? rnd(71, 300) : rnd(1, 70), O = rnd(1, 40);
@@ -51,11 +89,11 @@ static void conv1d_case(int it)
     const int64_t Lo = L + 2 * pad - d * (k - 1);
     if (Lo < 1) return;
     const int bias = (int)rnd(0, 1), epi = (int)rnd(0, 4); /* 1 leaky, 2 residual, 3 both, 4 ReLU + residual */
-    const size_t nx = (size_t)(N * C * L), nw = (size_t)(O * C * k), ny = (size_t)(N * O * Lo);
-    float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O), *r = fill_new(ny);
-    float *y = malloc(4 * ny), *y2 = malloc(4 * ny);
-    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
     const int64_t xs[3] = {N, C, L}, ws[3] = {O, C, k}, ys[3] = {N, O, Lo};
+    case_bufs c;
+    bufs_new(&c, 3, xs, ws, ys, true, true);
+    const size_t ny = c.ny;
+    float *y = c.y;
     nx_conv_params p;
     memset(&p, 0, sizeof p);
     p.groups = 1;
@@ -64,44 +102,40 @@ static void conv1d_case(int it)
     p.dilation[0] = (int)d;
     if (epi == 1 || epi == 3) p.act = NX_UNARY_LEAKY_RELU, p.act_param = 0.15f;
     if (epi == 4) p.act = NX_UNARY_RELU;
-    nx_tensor tr = nx_view(NGPT_DTYPE_F32, 3, ys, r, t_be);
-    if (epi >= 2) p.residual = &tr;
-    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, 1, &p, want, sc);
-    ref_epilogue(want, sc, ny, &p);
-    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
-    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
-    nx_tensor ty2 = nx_view(NGPT_DTYPE_F32, 3, ys, y2, t_be);
+    if (epi >= 2) p.residual = &c.tr;
+    ref_conv(c.x, c.w, bias ? c.b : NULL, xs, ws, ys, 1, &p, c.want, c.sc);
+    ref_epilogue(c.want, c.sc, ny, &p);
     static const char *const names[3] = {"direct", "wino1d", "oneDNN"};
     for (int m = 0; m < 3; m++) {
         nx_cpu_set_conv_direct1d(t_be, m == 2 ? NX_CONV_WINOGRAD_OFF : NX_CONV_WINOGRAD_ALWAYS);
         nx_cpu_set_conv_winograd(t_be, m == 1 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
         memset(y, 0xff, 4 * ny);
-        CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, bias ? &tb : NULL, &p));
+        CHECK_OK(nx_cpu_conv(t_be, &c.ty, &c.tx, &c.tw, bias ? &c.tb : NULL, &p));
         char what[200];
         snprintf(what, sizeof what, "conv1d %s N=%lld C=%lld O=%lld L=%lld k=%lld d=%lld pad=%lld bias=%d epi=%d",
                  names[m], (long long)N, (long long)C, (long long)O, (long long)L, (long long)k, (long long)d,
                  (long long)pad, bias, epi);
         if (m == 1) {
-            double *rs = row_scale(sc, ny, Lo);
-            close_scaled(what, y, want, rs, ny, 1e-5, 1e-6);
+            double *rs = row_scale(c.sc, ny, Lo);
+            close_scaled(what, y, c.want, rs, ny, 1e-5, 1e-6);
             free(rs);
         } else {
-            close_scaled(what, y, want, sc, ny, 2e-6, 1e-6);
+            close_scaled(what, y, c.want, c.sc, ny, 2e-6, 1e-6);
         }
         if (m == 0 && nx_cpu_has_avx512()) { /* thread-count independence of the direct path */
             nx_backend *bes[2] = {be1, be3};
             for (int q = 0; q < 2; q++) {
                 nx_cpu_set_conv_direct1d(bes[q], NX_CONV_WINOGRAD_ALWAYS);
                 nx_cpu_set_conv_winograd(bes[q], NX_CONV_WINOGRAD_OFF);
-                memset(y2, 0xff, 4 * ny);
-                CHECK_OK(nx_cpu_conv(bes[q], &ty2, &tx, &tw, bias ? &tb : NULL, &p));
-                CHECK_MSG(bitwise_same(y, y2, ny), "%s: %d threads differ from 2", what, q ? 3 : 1);
+                memset(c.y2, 0xff, 4 * ny);
+                CHECK_OK(nx_cpu_conv(bes[q], &c.ty2, &c.tx, &c.tw, bias ? &c.tb : NULL, &p));
+                CHECK_MSG(bitwise_same(y, c.y2, ny), "%s: %d threads differ from 2", what, q ? 3 : 1);
             }
         }
     }
     nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
-    free(x), free(w), free(b), free(r), free(y), free(y2), free(want), free(sc);
+    bufs_free(&c);
 }
 
 static void test_conv1d_stress(void)
@@ -118,37 +152,33 @@ static void convt_case(int it)
     const int64_t Lo = (L - 1) * s - 2 * pad + (k - 1) + opad + 1;
     if (Lo < 1) return;
     const int bias = (int)rnd(0, 1);
-    const size_t nx = (size_t)(N * C * L), nw = (size_t)(C * O * k), ny = (size_t)(N * O * Lo);
-    float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O);
-    float *y = malloc(4 * ny), *y2 = malloc(4 * ny);
-    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
-    ref_conv_transpose1d(x, w, bias ? b : NULL, N, C, O, L, Lo, k, s, pad, 1, 1, want, sc);
     const int64_t xs[3] = {N, C, L}, ws[3] = {C, O, k}, ys[3] = {N, O, Lo};
-    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, w, t_be);
-    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 3, ys, y, t_be);
-    nx_tensor ty2 = nx_view(NGPT_DTYPE_F32, 3, ys, y2, t_be);
+    case_bufs c;
+    bufs_new(&c, 3, xs, ws, ys, false, true);
+    const size_t ny = c.ny;
+    ref_conv_transpose1d(c.x, c.w, bias ? c.b : NULL, N, C, O, L, Lo, k, s, pad, 1, 1, c.want, c.sc);
     for (int m = 0; m < 2; m++) {
         nx_cpu_set_conv_direct1d(t_be, m ? NX_CONV_WINOGRAD_OFF : NX_CONV_WINOGRAD_ALWAYS);
-        memset(y, 0xff, 4 * ny);
-        CHECK_OK(nx_cpu_conv_transpose1d(t_be, &ty, &tx, &tw, bias ? &tb : NULL, (int)s, (int)pad, (int)opad, 1, 1));
+        memset(c.y, 0xff, 4 * ny);
+        CHECK_OK(nx_cpu_conv_transpose1d(t_be, &c.ty, &c.tx, &c.tw, bias ? &c.tb : NULL, (int)s, (int)pad, (int)opad, 1, 1));
         char what[200];
         snprintf(what, sizeof what, "convT %s N=%lld C=%lld O=%lld L=%lld k=%lld s=%lld pad=%lld opad=%lld bias=%d",
                  m ? "oneDNN" : "direct", (long long)N, (long long)C, (long long)O, (long long)L, (long long)k,
                  (long long)s, (long long)pad, (long long)opad, bias);
-        close_scaled(what, y, want, sc, ny, 2e-6, 1e-6);
+        close_scaled(what, c.y, c.want, c.sc, ny, 2e-6, 1e-6);
         if (m == 0 && nx_cpu_has_avx512()) {
             nx_backend *bes[2] = {be1, be3};
             for (int q = 0; q < 2; q++) {
                 nx_cpu_set_conv_direct1d(bes[q], NX_CONV_WINOGRAD_ALWAYS);
-                memset(y2, 0xff, 4 * ny);
-                CHECK_OK(nx_cpu_conv_transpose1d(bes[q], &ty2, &tx, &tw, bias ? &tb : NULL, (int)s, (int)pad, (int)opad,
-                                                 1, 1));
-                CHECK_MSG(bitwise_same(y, y2, ny), "%s: %d threads differ from 2", what, q ? 3 : 1);
+                memset(c.y2, 0xff, 4 * ny);
+                CHECK_OK(nx_cpu_conv_transpose1d(bes[q], &c.ty2, &c.tx, &c.tw, bias ? &c.tb : NULL, (int)s, (int)pad,
+                                                 (int)opad, 1, 1));
+                CHECK_MSG(bitwise_same(c.y, c.y2, ny), "%s: %d threads differ from 2", what, q ? 3 : 1);
             }
         }
     }
     nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
-    free(x), free(w), free(b), free(y), free(y2), free(want), free(sc);
+    bufs_free(&c);
 }
 
 static void test_convt_stress(void)
@@ -164,13 +194,9 @@ static void wino1d_2d_case(void)
     const int64_t k = rnd(3, 9), d = rnd(1, 4), pad = rnd(0, 12), Lo = L + 2 * pad - d * (k - 1);
     if (Lo < 1) return;
     const int bias = (int)rnd(0, 1), epi = (int)rnd(0, 3);
-    const size_t nx = (size_t)(N * C * L * P), nw = (size_t)(O * C * k), ny = (size_t)(N * O * Lo * P);
-    float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O), *r = fill_new(ny), *y = malloc(4 * ny);
-    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
     const int64_t xs[4] = {N, C, L, P}, ws[4] = {O, C, k, 1}, ys[4] = {N, O, Lo, P};
-    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
-    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
-    nx_tensor tr = nx_view(NGPT_DTYPE_F32, 4, ys, r, t_be);
+    case_bufs c;
+    bufs_new(&c, 4, xs, ws, ys, true, false);
     nx_conv_params p;
     memset(&p, 0, sizeof p);
     p.groups = 1;
@@ -178,21 +204,21 @@ static void wino1d_2d_case(void)
     p.dilation[0] = (int)d, p.dilation[1] = 1;
     p.pad[0] = (int)pad;
     if (epi & 1) p.act = NX_UNARY_LEAKY_RELU, p.act_param = 0.3f;
-    if (epi & 2) p.residual = &tr;
-    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, 2, &p, want, sc);
-    ref_epilogue(want, sc, ny, &p);
+    if (epi & 2) p.residual = &c.tr;
+    ref_conv(c.x, c.w, bias ? c.b : NULL, xs, ws, ys, 2, &p, c.want, c.sc);
+    ref_epilogue(c.want, c.sc, c.ny, &p);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
-    memset(y, 0xff, 4 * ny);
-    CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, bias ? &tb : NULL, &p));
+    memset(c.y, 0xff, 4 * c.ny);
+    CHECK_OK(nx_cpu_conv(t_be, &c.ty, &c.tx, &c.tw, bias ? &c.tb : NULL, &p));
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
     char what[200];
     snprintf(what, sizeof what, "wino1d 2-D N=%lld C=%lld O=%lld L=%lld P=%lld k=%lld d=%lld pad=%lld bias=%d epi=%d",
              (long long)N, (long long)C, (long long)O, (long long)L, (long long)P, (long long)k, (long long)d,
              (long long)pad, bias, epi);
-    double *rs = row_scale(sc, ny, Lo * P);
-    close_scaled(what, y, want, rs, ny, 1e-5, 1e-6);
+    double *rs = row_scale(c.sc, c.ny, Lo * P);
+    close_scaled(what, c.y, c.want, rs, c.ny, 1e-5, 1e-6);
     free(rs);
-    free(x), free(w), free(b), free(r), free(y), free(want), free(sc);
+    bufs_free(&c);
 }
 
 static void test_wino1d_2d_stress(void)
@@ -207,36 +233,32 @@ static void wino_case(int it)
     const int64_t N = rnd(1, 2), H = rnd(1, 30), W = rnd(1, 30);
     const int64_t C = it & 1 ? 16 * rnd(1, 2) : rnd(1, 40), O = it & 2 ? 16 * rnd(1, 2) : rnd(1, 40);
     const int bias = (int)rnd(0, 1), epi = (int)rnd(0, 3);
-    const size_t nx = (size_t)(N * C * H * W), nw = (size_t)(O * C * 9), ny = (size_t)(N * O * H * W);
-    float *x = fill_new(nx), *w = fill_new(nw), *b = fill_new((size_t)O), *r = fill_new(ny), *y = malloc(4 * ny);
-    double *want = malloc(8 * ny), *sc = malloc(8 * ny);
     const int64_t xs[4] = {N, C, H, W}, ws[4] = {O, C, 3, 3}, ys[4] = {N, O, H, W};
-    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
-    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
-    nx_tensor tr = nx_view(NGPT_DTYPE_F32, 4, ys, r, t_be);
+    case_bufs c;
+    bufs_new(&c, 4, xs, ws, ys, true, false);
     nx_conv_params p;
     memset(&p, 0, sizeof p);
     p.groups = 1;
     for (int i = 0; i < 2; i++) p.stride[i] = 1, p.pad[i] = 1, p.dilation[i] = 1;
     if (epi & 1) p.act = NX_UNARY_LEAKY_RELU, p.act_param = 0.1f;
-    if (epi & 2) p.residual = &tr;
-    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, 2, &p, want, sc);
-    ref_epilogue(want, sc, ny, &p);
+    if (epi & 2) p.residual = &c.tr;
+    ref_conv(c.x, c.w, bias ? c.b : NULL, xs, ws, ys, 2, &p, c.want, c.sc);
+    ref_epilogue(c.want, c.sc, c.ny, &p);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
     for (int st = 0; st < 2; st++) {
         nx_cpu_set_conv_winograd_stripe(t_be, st ? 1 : 0);
-        memset(y, 0xff, 4 * ny);
-        CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, bias ? &tb : NULL, &p));
+        memset(c.y, 0xff, 4 * c.ny);
+        CHECK_OK(nx_cpu_conv(t_be, &c.ty, &c.tx, &c.tw, bias ? &c.tb : NULL, &p));
         char what[200];
         snprintf(what, sizeof what, "winograd%s N=%lld C=%lld O=%lld H=%lld W=%lld bias=%d epi=%d", st ? " stripes" : "",
                  (long long)N, (long long)C, (long long)O, (long long)H, (long long)W, bias, epi);
-        double *rs = row_scale(sc, ny, H * W);
-        close_scaled(what, y, want, rs, ny, 1e-5, 1e-6);
+        double *rs = row_scale(c.sc, c.ny, H * W);
+        close_scaled(what, c.y, c.want, rs, c.ny, 1e-5, 1e-6);
         free(rs);
     }
     nx_cpu_set_conv_winograd_stripe(t_be, 0);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
-    free(x), free(w), free(b), free(r), free(y), free(want), free(sc);
+    bufs_free(&c);
 }
 
 static void test_winograd_stripes_stress(void)
