@@ -491,23 +491,6 @@ void nx_unet3d_time_input(const nx_unet3d *u, const float *timesteps, int64_t B,
     nx_timestep_embedding(host, timesteps, (int)B, u->c.block_out[0], true, 0.0f, 10000.0f);
 }
 
-ngpt_status nx_unet3d_forward(nx_unet3d *u, nx_backend *be, nx_tensor *out, const nx_tensor *sample,
-                              const float *timesteps, const nx_tensor *ehs)
-{
-    if (!sample || sample->rank < 1 || sample->ne[0] < 1)
-        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "unet3d: sample must be [B, %d, F, h, w]", u->c.in_ch);
-    int64_t B = sample->ne[0], C0 = u->c.block_out[0];
-    float *host = nx_malloc((size_t)(B * C0) * sizeof *host);
-    if (!host) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "unet3d: out of memory");
-    nx_unet3d_time_input(u, timesteps, B, host);
-    nx_tensor tin = {0};
-    ngpt_status s = nx_upload_f32_as(&tin, be, sample->dtype, 2, SHAPE(B, C0), host);
-    nx_free(host);
-    if (s == NGPT_OK) s = nx_unet3d_forward_t(u, be, out, sample, &tin, ehs);
-    nx_tensor_free(&tin);
-    return s;
-}
-
 ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, const nx_tensor *sample,
                                 const nx_tensor *tin, const nx_tensor *ehs)
 {
