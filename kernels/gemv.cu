@@ -15,6 +15,15 @@ namespace nxk {
 
 constexpr int kGemvWarps = 4;  // output rows per block
 
+// The V elements of T in 16 bytes as floats.
+template <typename T, int V> __device__ __forceinline__ void unpack16(const uint4 &u, float *f)
+{
+    static_assert(V * (int)sizeof(T) == 16, "16 bytes");
+    const T *t = (const T *)&u;
+#pragma unroll
+    for (int i = 0; i < V; i++) f[i] = to_f32(t[i]);
+}
+
 // V elements of T from p as floats; V * sizeof(T) is 8, 16 or 32 bytes, p aligned to 8 or 16.
 template <typename T, int V> __device__ __forceinline__ void load_vec(const T *__restrict__ p, float *f)
 {
@@ -28,12 +37,7 @@ template <typename T, int V> __device__ __forceinline__ void load_vec(const T *_
     } else {
         constexpr int per = 16 / (int)sizeof(T);
 #pragma unroll
-        for (int c = 0; c < B / 16; c++) {
-            uint4 u = __ldg((const uint4 *)p + c);
-            const T *t = (const T *)&u;
-#pragma unroll
-            for (int i = 0; i < per; i++) f[c * per + i] = to_f32(t[i]);
-        }
+        for (int c = 0; c < B / 16; c++) unpack16<T, per>(__ldg((const uint4 *)p + c), f + c * per);
     }
 }
 
@@ -50,14 +54,6 @@ __device__ __forceinline__ void store_dyn(void *p, int dt, int64_t i, float v)
 template <typename T> __device__ __forceinline__ uint4 load_w16(const T *__restrict__ p)
 {
     return __ldcs((const uint4 *)p);
-}
-
-template <typename T, int V> __device__ __forceinline__ void unpack16(const uint4 &u, float *f)
-{
-    static_assert(V * (int)sizeof(T) == 16, "16 bytes");
-    const T *t = (const T *)&u;
-#pragma unroll
-    for (int i = 0; i < V; i++) f[i] = to_f32(t[i]);
 }
 
 // vec: W and x are 16-byte aligned and K % 8 == 0, so every row start is too (8 elements of

@@ -53,6 +53,23 @@ __global__ void layer_norm_kernel(T *y, const T *x, const void *w, int w_dt, con
     }
 }
 
+// y[i] = (x[i] - mean) r, times w and plus b of its channel (c0 + i / S), SiLU'd, for the
+// block's share of i in [lo, hi): the normalising pass of both group_norm kernels.
+template <typename T>
+__device__ __forceinline__ void group_norm_out(T *yr, const T *xr, int64_t lo, int64_t hi, float mean, float r,
+                                               const void *w, int w_dt, const void *b, int b_dt, int64_t c0, int64_t S,
+                                               int silu)
+{
+    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
+        const int64_t c = c0 + i / S;
+        float v = (to_f32(xr[i]) - mean) * r;
+        if (w) v *= load_dyn(w, w_dt, c);
+        if (b) v += load_dyn(b, b_dt, c);
+        if (silu) v = v / (1.f + expf(-v));
+        yr[i] = from_f32<T>(v);
+    }
+}
+
 // grid: N * groups blocks; the group's (C / groups) channels x S positions are contiguous.
 template <typename T>
 __global__ void group_norm_kernel(T *y, const T *x, const void *w, int w_dt, const void *b, int b_dt, int64_t C,
@@ -74,14 +91,7 @@ __global__ void group_norm_kernel(T *y, const T *x, const void *w, int w_dt, con
         sq += d * d;
     }
     float r = rsqrtf(block_sum(sq, sh) / (float)len + eps);
-    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
-        int64_t c = g * cpg + i / S;
-        float v = (to_f32(xr[i]) - mean) * r;
-        if (w) v *= load_dyn(w, w_dt, c);
-        if (b) v += load_dyn(b, b_dt, c);
-        if (silu) v = v / (1.f + expf(-v));
-        yr[i] = from_f32<T>(v);
-    }
+    group_norm_out(yr, xr, 0, len, mean, r, w, w_dt, b, b_dt, g * cpg, S, silu);
 }
 
 // Large groups (the SD VAE's: 4 channels x 512^2 positions = 1M elements, 32 groups) would leave
@@ -148,16 +158,7 @@ __global__ void group_norm_apply_kernel(T *y, const T *x, const float2 *part, co
     const float mean = stat[0], r = stat[1];
     const int64_t cpg = C / groups, g = row % groups;
     const int64_t lo = sp * kGnChunk, hi = lo + kGnChunk < len ? lo + kGnChunk : len;
-    const T *xr = x + row * len;
-    T *yr = y + row * len;
-    for (int64_t i = lo + threadIdx.x; i < hi; i += blockDim.x) {
-        const int64_t c = g * cpg + i / S;
-        float v = (to_f32(xr[i]) - mean) * r;
-        if (w) v *= load_dyn(w, w_dt, c);
-        if (b) v += load_dyn(b, b_dt, c);
-        if (silu) v = v / (1.f + expf(-v));
-        yr[i] = from_f32<T>(v);
-    }
+    group_norm_out(y + row * len, x + row * len, lo, hi, mean, r, w, w_dt, b, b_dt, g * cpg, S, silu);
 }
 
 template <typename T>
