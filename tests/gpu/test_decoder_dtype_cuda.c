@@ -75,17 +75,24 @@ static ngpt_tensor f32(int rank, const int64_t *shape, float *data)
     return t;
 }
 
-static ngpt_decoder *open_sd_flags(ngpt_context *ctx, ngpt_dtype dt, uint32_t flags)
+/* A decoder from dir on ctx: compute dtype, components (0 = all), NGPT_DECODER_FLAG_* flags. */
+static ngpt_decoder *open_dec(ngpt_context *ctx, const char *dir, ngpt_dtype dt, uint32_t comp, uint32_t flags)
 {
-    char dir[1000];
-    snprintf(dir, sizeof dir, "%s/models/sd-a", g_golden);
     ngpt_decoder_params p;
     ngpt_decoder_params_default(&p, sizeof p);
     p.compute_dtype = dt;
+    p.components = comp;
     p.flags = flags;
     ngpt_decoder *d = NULL;
     CHECK_OK(ngpt_decoder_create(&d, ctx, dir, &p));
     return d;
+}
+
+static ngpt_decoder *open_sd_flags(ngpt_context *ctx, ngpt_dtype dt, uint32_t flags)
+{
+    char dir[1000];
+    snprintf(dir, sizeof dir, "%s/models/sd-a", g_golden);
+    return open_dec(ctx, dir, dt, 0, flags);
 }
 
 static ngpt_decoder *open_sd(ngpt_context *ctx, ngpt_dtype dt) { return open_sd_flags(ctx, dt, 0); }
@@ -263,13 +270,7 @@ static void test_sd_dtypes(void)
 
 static ngpt_decoder *open_comp(ngpt_context *ctx, const char *dir, ngpt_dtype dt, uint32_t comp)
 {
-    ngpt_decoder_params p;
-    ngpt_decoder_params_default(&p, sizeof p);
-    p.compute_dtype = dt;
-    p.components = comp;
-    ngpt_decoder *d = NULL;
-    CHECK_OK(ngpt_decoder_create(&d, ctx, dir, &p));
-    return d;
+    return open_dec(ctx, dir, dt, comp, 0);
 }
 
 /* The 3-D UNet (golden zeroscope-a: temporal convs and attention on top of the 2-D blocks, about
