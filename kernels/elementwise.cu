@@ -106,16 +106,6 @@ __global__ void glu_kernel(T *y, const T *x, int64_t rows, int64_t n, int act, i
     }
 }
 
-template <typename T>
-__global__ void bias_add_kernel(T *y, const void *b, int b_dt, int64_t outer, int64_t C, int64_t inner)
-{
-    int64_t total = outer * C * inner;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t c = (i / inner) % C;
-        y[i] = from_f32<T>(to_f32(y[i]) + load_dyn(b, b_dt, c));
-    }
-}
-
 /* the conv epilogue: y = act(y + b[c]) + res[i] (b, res optional; act < 0: none) */
 template <typename T>
 __global__ void bias_act_add_kernel(T *y, const void *b, int b_dt, const T *res, int64_t outer, int64_t C,
@@ -225,8 +215,5 @@ extern "C" cudaError_t nxk_bias_act_add(void *y, int dt, const void *b, int b_dt
 extern "C" cudaError_t nxk_bias_add(void *y, int dt, const void *b, int b_dt, int64_t outer, int64_t C, int64_t inner,
                                     cudaStream_t s)
 {
-    int64_t n = outer * C * inner;
-    if (n <= 0) return cudaSuccess;
-    NXK_DISPATCH_FLOAT(dt, T, bias_add_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>((T *)y, b, b_dt, outer, C, inner));
-    return cudaGetLastError();
+    return nxk_bias_act_add(y, dt, b, b_dt, NULL, outer, C, inner, -1, 0.f, s);  /* the epilogue without act or residual */
 }
