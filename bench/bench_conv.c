@@ -63,16 +63,20 @@ static double direct(int nd, const int64_t *xs, const int64_t *ws, const int64_t
 static int time_modes(nx_tensor *ty, const nx_tensor *tx, const nx_tensor *tw, const nx_conv_params *p, int n_modes,
                       double *t)
 {
-    /* mode 0: oneDNN direct; 1: Winograd forced; 2: the direct conv1d forced (conv1d_direct.c) */
+    /* mode 0: oneDNN direct; 1: Winograd forced (its GEMMs through oneDNN); 2: the direct conv1d
+     * forced (conv1d_direct.c); 3: Winograd forced with the own GEMM (conv1d); 4: the DFT conv1d
+     * forced (fftconv1d.c) */
     for (int m = 0; m < n_modes; m++) {
-        nx_cpu_set_conv_winograd(be, m == 1 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
-        nx_cpu_set_conv_direct1d(be, m == 2 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        nx_cpu_set_conv_winograd(be, m == 1 || m == 3 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        nx_cpu_set_conv_direct1d(be, m >= 2 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        nx_cpu_set_conv_fft1d(be, m == 4 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
         for (int r = 0; r < 4; r++) {
             double t0 = bench_now();
             if (nx_cpu_conv(be, ty, tx, tw, NULL, p) != NGPT_OK) {
                 printf("conv failed: %s\n", ngpt_last_error());
                 nx_cpu_set_conv_winograd(be, NX_CONV_WINOGRAD_AUTO);
                 nx_cpu_set_conv_direct1d(be, NX_CONV_WINOGRAD_AUTO);
+                nx_cpu_set_conv_fft1d(be, NX_CONV_WINOGRAD_AUTO);
                 return 0;
             }
             double dt = bench_now() - t0;
@@ -81,6 +85,7 @@ static int time_modes(nx_tensor *ty, const nx_tensor *tx, const nx_tensor *tw, c
     }
     nx_cpu_set_conv_winograd(be, NX_CONV_WINOGRAD_AUTO);
     nx_cpu_set_conv_direct1d(be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_set_conv_fft1d(be, NX_CONV_WINOGRAD_AUTO);
     return 1;
 }
 
@@ -144,13 +149,15 @@ static void run1d(const char *name, int64_t N, int64_t C, int64_t L, int64_t P, 
     p.pad[0] = pad;
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, nd, xs, x, be), tw = nx_view(NGPT_DTYPE_F32, nd, ws, w, be);
     nx_tensor ty = nx_view(NGPT_DTYPE_F32, nd, ys, y, be);
-    double t[3] = {1e30, 1e30, 1e30};
-    if (!time_modes(&ty, &tx, &tw, &p, P ? 2 : 3, t)) return;
+    double t[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
+    if (!time_modes(&ty, &tx, &tw, &p, P ? 2 : 5, t)) return;
     const double gf = 2.0 * (double)N * C * C * k * L * (P ? P : 1) * 1e-9;
-    char dcol[64] = "- | - | -";
+    char dcol[64] = "- | - | -", ocol[64] = "- | - | -", fcol[64] = "- | - | -";
     if (!P) snprintf(dcol, sizeof dcol, "%.2f | %.1f | %.2fx", t[2] * 1e3, gf / t[2], t[0] / t[2]);
-    printf("| %s | %.2f | %.1f | %.2f | %.1f | %.2fx | %s |\n", name, t[0] * 1e3, gf / t[0], t[1] * 1e3, gf / t[1],
-           t[0] / t[1], dcol);
+    if (!P) snprintf(ocol, sizeof ocol, "%.2f | %.1f | %.2fx", t[3] * 1e3, gf / t[3], t[0] / t[3]);
+    if (!P) snprintf(fcol, sizeof fcol, "%.2f | %.1f | %.2fx", t[4] * 1e3, gf / t[4], t[0] / t[4]);
+    printf("| %s | %.2f | %.1f | %.2f | %.1f | %.2fx | %s | %s | %s |\n", name, t[0] * 1e3, gf / t[0], t[1] * 1e3,
+           gf / t[1], t[0] / t[1], dcol, ocol, fcol);
     fflush(stdout);
     nx_free_aligned(x), nx_free_aligned(w), nx_free_aligned(y);
 }
@@ -215,7 +222,8 @@ int main(void)
             NGPT_DTYPE_F32);
     run("HiFi-GAN 1x256x8192, k3 d3", 3, (int64_t[]){1, 256, 8192}, (int64_t[]){256, 256, 3}, 3, 3, NGPT_DTYPE_F32);
     printf("\n| conv along one axis | oneDNN direct ms | GFLOP/s | 1-D Winograd ms | GFLOP/s (direct work) | oneDNN / "
-           "Winograd | own direct ms | GFLOP/s | oneDNN / own direct |\n|---|---|---|---|---|---|---|---|---|\n");
+           "Winograd | own direct ms | GFLOP/s | oneDNN / own direct | Winograd, own GEMM ms | GFLOP/s | oneDNN / it "
+           "| DFT ms | GFLOP/s | oneDNN / DFT |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     const int64_t vc[5] = {512, 256, 128, 64, 32}, vl[5] = {2500, 10000, 20000, 40000, 80000}, vk[3] = {3, 7, 11};
     for (int st = 0; st < 5; st++)
         for (int kk = 0; kk < 3; kk++) {

@@ -178,6 +178,7 @@ static void check_wino1d(nx_conv_winograd_mode mode, int wino, int64_t N, int64_
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2 + nsp, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 2 + nsp, ws, w, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be);
     nx_tensor tyd = nx_view(NGPT_DTYPE_F32, 2 + nsp, ys, yd, t_be), tyw = nx_view(NGPT_DTYPE_F32, 2 + nsp, ys, yw, t_be);
+    nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_OFF); /* it would take 7+ taps at 128+ channels first */
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_OFF);
     CHECK_OK(nx_cpu_conv(t_be, &tyd, &tx, &tw, bias ? &tb : NULL, &p));
     nx_cpu_set_conv_winograd(t_be, mode);
@@ -186,11 +187,23 @@ static void check_wino1d(nx_conv_winograd_mode mode, int wino, int64_t N, int64_
     char what[192];
     snprintf(what, sizeof what, "wino1d N=%lld C=%lld O=%lld L=%lld P=%lld k=%lld pad=%d dil=%d bias=%d", (long long)N,
              (long long)C, (long long)O, (long long)L, (long long)P, (long long)k, pad, dil, bias);
-    if ((double)ny * (double)(C * k) < 4e7) { /* the double reference where it is quick */
+    const bool ref = (double)ny * (double)(C * k) < 4e7; /* the double reference where it is quick */
+    if (ref) {
         ref_conv(x, w, bias ? b : NULL, xs, ws, ys, nsp, &p, want, sc);
         close_scaled(what, yw, want, sc, ny, 2e-6, 1e-6);
     }
     check_vs_direct(what, yd, yw, ny, wino);
+    if (!P && wino && nx_cpu_has_avx512()) { /* that ran the own GEMM; now oneDNN's batched matmul */
+        nx_cpu_set_conv_winograd(t_be, mode);
+        nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_OFF);
+        CHECK_OK(nx_cpu_conv(t_be, &tyw, &tx, &tw, bias ? &tb : NULL, &p));
+        nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
+        nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+        strcat(what, ", oneDNN GEMM");
+        if (ref) close_scaled(what, yw, want, sc, ny, 2e-6, 1e-6);
+        check_vs_direct(what, yd, yw, ny, 1);
+    }
+    nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_AUTO);
     free(x), free(w), free(b), free(yd), free(yw), free(want), free(sc);
 }
 
@@ -212,12 +225,14 @@ static ngpt_status conv1d_k7(int64_t C, int64_t O, int64_t L, int dil)
 }
 
 /* every allocation of the 1-D Winograd path made to fail in turn: NGPT_ERR_OUT_OF_MEMORY, nothing
- * left behind (the block cache trimmed after each run) */
-static ngpt_status wino1d_once(void *u)
+ * left behind (the block cache trimmed after each run); *gemm_mode picks the own GEMM (AUTO) or
+ * oneDNN's (OFF) */
+static ngpt_status wino1d_once(void *gemm_mode)
 {
-    (void)u;
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    if (gemm_mode) nx_cpu_set_conv_direct1d(t_be, *(const nx_conv_winograd_mode *)gemm_mode);
     ngpt_status s = conv1d_k7(32, 24, 50, 1);
+    nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
     nx_cpu_trim(t_be);
     return s;
@@ -225,8 +240,10 @@ static ngpt_status wino1d_once(void *u)
 
 static void test_conv_wino1d(void)
 {
-    CHECK_OK(wino1d_once(NULL)); /* warm oneDNN's per-shape primitive cache (owned by the backend) */
-    CHECK(test_alloc_fail_all("1-D Winograd conv", wino1d_once, NULL) >= 4);
+    nx_conv_winograd_mode gemm_onednn = NX_CONV_WINOGRAD_OFF;
+    CHECK_OK(wino1d_once(&gemm_onednn)); /* warm oneDNN's per-shape primitive cache (owned by the backend) */
+    CHECK(test_alloc_fail_all("1-D Winograd conv, oneDNN GEMM", wino1d_once, &gemm_onednn) >= 4);
+    CHECK(test_alloc_fail_all("1-D Winograd conv", wino1d_once, NULL) >= (nx_cpu_has_avx512() ? 3 : 4));
     const nx_conv_winograd_mode AL = NX_CONV_WINOGRAD_ALWAYS, AU = NX_CONV_WINOGRAD_AUTO;
     /* HiFi-GAN's resblock convs: k 3/7/11, dilation 1/3/5, "same" padding; lengths not multiples
      * of 4 or 4 d; channels not multiples of 16; one and two batch items */
@@ -417,6 +434,98 @@ static void test_conv_direct1d(void)
     nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
 }
 
+/* The DFT conv1d (fftconv1d.c) on x[N, C, L] with w[O, C, k] in `mode`: against the double
+ * reference (its error follows the row's scale, as Winograd's) and against the direct conv1d
+ * (nx_cpu_set_conv_fft1d OFF), from which it differs in the last bits iff `dft` (it ran). */
+static void check_fft1d(nx_conv_winograd_mode mode, int dft, int64_t N, int64_t C, int64_t O, int64_t L, int64_t k,
+                        int pad, int dil, int bias, int epi)
+{
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    p.stride[0] = 1;
+    p.pad[0] = pad;
+    p.dilation[0] = dil;
+    const int64_t Lo = L + 2 * pad - dil * (k - 1);
+    const int64_t xs[3] = {N, C, L}, ws[3] = {O, C, k}, ys[3] = {N, O, Lo};
+    const size_t nx = (size_t)prod(xs, 3), nw = (size_t)prod(ws, 3), ny = (size_t)prod(ys, 3);
+    conv_bufs c = bufs_new(nx, nw, (size_t)O, ny);
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, c.x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, c.w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, c.b, t_be), tr = nx_view(NGPT_DTYPE_F32, 3, ys, c.r, t_be);
+    nx_tensor ty1 = nx_view(NGPT_DTYPE_F32, 3, ys, c.y, t_be), ty0 = nx_view(NGPT_DTYPE_F32, 3, ys, c.y2, t_be);
+    if (epi & 1) {
+        p.act = NX_UNARY_LEAKY_RELU;
+        p.act_param = 0.1f;
+    }
+    if (epi & 2) p.residual = &tr;
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_OFF);
+    nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_OFF);
+    CHECK_OK(nx_cpu_conv(t_be, &ty0, &tx, &tw, bias ? &tb : NULL, &p));
+    nx_cpu_set_conv_fft1d(t_be, mode);
+    memset(c.y, 0xff, 4 * ny); /* NaN: every output must be written */
+    CHECK_OK(nx_cpu_conv(t_be, &ty1, &tx, &tw, bias ? &tb : NULL, &p));
+    nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    char what[192];
+    snprintf(what, sizeof what, "dft1d N=%lld C=%lld O=%lld L=%lld k=%lld pad=%d dil=%d bias=%d epi=%d", (long long)N,
+             (long long)C, (long long)O, (long long)L, (long long)k, pad, dil, bias, epi);
+    if ((double)ny * (double)(C * k) < 4e7) {
+        ref_conv(c.x, c.w, bias ? c.b : NULL, xs, ws, ys, 1, &p, c.want, c.sc);
+        ref_epilogue(c.want, c.sc, ny, &p);
+        for (size_t i0 = 0; i0 < ny; i0 += (size_t)Lo) { /* the row's largest scale */
+            double m = 0;
+            for (size_t i = i0; i < i0 + (size_t)Lo; i++) m = fmax(m, c.sc[i]);
+            for (size_t i = i0; i < i0 + (size_t)Lo; i++) c.sc[i] = m;
+        }
+        close_scaled(what, c.y, c.want, c.sc, ny, 1e-5, 1e-6);
+    }
+    check_vs_direct(what, c.y2, c.y, ny, dft);
+    bufs_free(&c);
+}
+
+/* every allocation of the DFT conv1d made to fail in turn */
+static ngpt_status fft1d_once(void *u)
+{
+    (void)u;
+    nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    ngpt_status s = conv1d_k7(32, 24, 300, 3);
+    nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_trim(t_be);
+    return s;
+}
+
+static void test_conv_fft1d(void)
+{
+    if (!nx_cpu_has_avx512()) {
+        fprintf(stderr, "  (no AVX-512: the DFT conv1d is not taken)\n");
+        check_fft1d(NX_CONV_WINOGRAD_ALWAYS, 0, 1, 16, 16, 100, 7, 3, 1, 1, 0);
+        return;
+    }
+    CHECK_OK(fft1d_once(NULL));
+    CHECK(test_alloc_fail_all("DFT conv1d", fft1d_once, NULL) >= 2);
+    const nx_conv_winograd_mode AL = NX_CONV_WINOGRAD_ALWAYS, AU = NX_CONV_WINOGRAD_AUTO;
+    /* HiFi-GAN's resblock convs: k 3/7/11, dilation 1/3/5, "same" padding, the fused epilogue;
+     * channels off the 8-row block, lengths off the 22-26-output blocks and the 16-column lanes */
+    const int64_t ks[4] = {3, 5, 7, 11};
+    for (int i = 0; i < 4; i++)
+        for (int dil = 1; dil <= 5; dil += 2) {
+            const int pad = (int)(dil * (ks[i] - 1) / 2);
+            check_fft1d(AL, 1, 1 + (i & 1), 19 + i, 13, 301 + 7 * i, ks[i], pad, dil, i != 2, (i + dil) & 3);
+        }
+    check_fft1d(AL, 1, 1, 5, 7, 2, 7, 3, 1, 1, 3);      /* L < k */
+    check_fft1d(AL, 1, 1, 4, 4, 1, 3, 1, 1, 1, 0);      /* L = 1 */
+    check_fft1d(AL, 1, 1, 6, 5, 40, 7, 9, 2, 0, 2);     /* padding wider than the kernel's span */
+    check_fft1d(AL, 1, 2, 8, 8, 64, 16, 0, 1, 1, 1);    /* 16 taps (blocks of 17 outputs), no padding */
+    check_fft1d(AL, 1, 1, 3, 9, 200, 2, 0, 7, 1, 0);    /* 2 taps, dilation 7 */
+    check_fft1d(AL, 1, 1, 33, 40, 3000, 11, 25, 5, 1, 3); /* many columns: chunks on both threads */
+    check_fft1d(AL, 0, 1, 8, 8, 64, 17, 8, 1, 1, 0);    /* 17 taps: not taken */
+    /* the AUTO rule (conv.c use_fft1d) */
+    check_fft1d(AU, 1, 1, 128, 128, 200, 7, 9, 3, 1, 3);   /* 7 taps at 128 channels */
+    check_fft1d(AU, 1, 1, 256, 256, 120, 11, 15, 3, 1, 0); /* 11 taps at 256 */
+    check_fft1d(AU, 0, 1, 64, 64, 200, 11, 5, 1, 1, 0);     /* 64 channels: direct */
+    check_fft1d(AU, 0, 1, 256, 256, 120, 3, 3, 3, 1, 0);    /* 3 taps: not taken */
+}
+
 /* The epilogue after a 2-D conv (oneDNN, unfused) and after the 1-D Winograd (fused). */
 static void test_conv_epilogue(void)
 {
@@ -458,12 +567,14 @@ int main(void)
     RUN(test_conv_winograd);
     RUN(test_conv_wino1d);
     RUN(test_conv_direct1d);
+    RUN(test_conv_fft1d);
     RUN(test_conv_epilogue);
     RUN(test_conv_transpose1d);
     fprintf(stderr, "-- without AVX-512 (oneDNN for every conv1d and ConvTranspose1d, the other 1-D Winograd rule):\n");
     nx_cpu_allow_avx512(false);
     RUN(test_conv_wino1d);
     RUN(test_conv_direct1d);
+    RUN(test_conv_fft1d);
     RUN(test_conv_epilogue);
     RUN(test_conv_transpose1d);
     nx_cpu_allow_avx512(true);

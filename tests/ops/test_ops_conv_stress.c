@@ -105,28 +105,32 @@ static void conv1d_case(int it)
     if (epi >= 2) p.residual = &c.tr;
     ref_conv(c.x, c.w, bias ? c.b : NULL, xs, ws, ys, 1, &p, c.want, c.sc);
     ref_epilogue(c.want, c.sc, ny, &p);
-    static const char *const names[3] = {"direct", "wino1d", "oneDNN"};
-    for (int m = 0; m < 3; m++) {
-        nx_cpu_set_conv_direct1d(t_be, m == 2 ? NX_CONV_WINOGRAD_OFF : NX_CONV_WINOGRAD_ALWAYS);
-        nx_cpu_set_conv_winograd(t_be, m == 1 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+    /* wino1d: with the own GEMM (AVX-512); "wino1d oneDNN": with oneDNN's batched matmul; dft:
+     * fftconv1d.c (k <= 16, AVX-512) */
+    static const char *const names[5] = {"direct", "wino1d", "oneDNN", "wino1d oneDNN", "dft"};
+    for (int m = 0; m < 5; m++) {
+        nx_cpu_set_conv_direct1d(t_be, m == 2 || m == 3 ? NX_CONV_WINOGRAD_OFF : NX_CONV_WINOGRAD_ALWAYS);
+        nx_cpu_set_conv_winograd(t_be, m == 1 || m == 3 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+        nx_cpu_set_conv_fft1d(t_be, m == 4 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
         memset(y, 0xff, 4 * ny);
         CHECK_OK(nx_cpu_conv(t_be, &c.ty, &c.tx, &c.tw, bias ? &c.tb : NULL, &p));
         char what[200];
         snprintf(what, sizeof what, "conv1d %s N=%lld C=%lld O=%lld L=%lld k=%lld d=%lld pad=%lld bias=%d epi=%d",
                  names[m], (long long)N, (long long)C, (long long)O, (long long)L, (long long)k, (long long)d,
                  (long long)pad, bias, epi);
-        if (m == 1) {
+        if (m == 1 || m == 3 || m == 4) {
             double *rs = row_scale(c.sc, ny, Lo);
             close_scaled(what, y, c.want, rs, ny, 1e-5, 1e-6);
             free(rs);
         } else {
             close_scaled(what, y, c.want, c.sc, ny, 2e-6, 1e-6);
         }
-        if (m == 0 && nx_cpu_has_avx512()) { /* thread-count independence of the direct path */
+        if ((m <= 1 || m == 4) && nx_cpu_has_avx512()) { /* thread-count independence of the own paths */
             nx_backend *bes[2] = {be1, be3};
             for (int q = 0; q < 2; q++) {
                 nx_cpu_set_conv_direct1d(bes[q], NX_CONV_WINOGRAD_ALWAYS);
-                nx_cpu_set_conv_winograd(bes[q], NX_CONV_WINOGRAD_OFF);
+                nx_cpu_set_conv_winograd(bes[q], m == 1 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
+                nx_cpu_set_conv_fft1d(bes[q], m == 4 ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_OFF);
                 memset(c.y2, 0xff, 4 * ny);
                 CHECK_OK(nx_cpu_conv(bes[q], &c.ty2, &c.tx, &c.tw, bias ? &c.tb : NULL, &p));
                 CHECK_MSG(bitwise_same(y, c.y2, ny), "%s: %d threads differ from 2", what, q ? 3 : 1);
@@ -135,6 +139,7 @@ static void conv1d_case(int it)
     }
     nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_AUTO);
     bufs_free(&c);
 }
 

@@ -153,6 +153,21 @@ static int use_wino1d(nx_backend *be, const conv_desc *d)
     return (k >= 11 && ch >= 256) || (k == 3 && ch >= 512);
 }
 
+/* The DFT conv1d rule (fftconv1d.c): F32 conv1d at stride 1 without groups on AVX-512 with 4-16
+ * taps. AUTO where bench_conv's "conv along one axis" table measured a win over the best of the
+ * direct conv1d and the 1-D Winograd: HiFi-GAN's 7- and 11-tap resblock convs at >= 128 channels
+ * (the DFTs cost 1/O of the GEMMs per column, so narrower stages stay direct). */
+static int use_fft1d(nx_backend *be, const conv_desc *d)
+{
+    const nx_conv_winograd_mode mode = nx_cpu_conv_fft1d(be);
+    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || nx_cpu_bf16_compute(be) || !nx_cpu_has_avx512()) return 0;
+    if (d->nsp != 1 || d->wnd != 3 || d->stride[0] != 1 || d->pl[0] < 0 || d->pr[0] < 0 || d->src[1] < 1) return 0;
+    if (!nx_cpu_conv1d_fft_fits(d->wei[2], d->src[2], d->dst[2])) return 0;
+    if (mode == NX_CONV_WINOGRAD_ALWAYS) return 1;
+    const int64_t ch = d->src[1] < d->dst[1] ? d->src[1] : d->dst[1];
+    return d->wei[2] >= 7 && ch >= 128;
+}
+
 /* The direct conv1d rule (conv1d_direct.c): F32 conv1d at stride 1 without groups on AVX-512,
  * wherever the 1-D Winograd is not taken (bench_conv's "conv along one axis" table: 1.2-3.4x
  * oneDNN's ncw path on HiFi-GAN's 32-256-channel stages, on par at 512, where it still saves the
@@ -274,6 +289,12 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         int64_t P = 1;
         for (int i = 0; i < d->nsp; i++) P *= d->src[2 + i];
         s = nx_cpu_conv1x1(be, y->data, x->data, wd, bd, d->src[0], d->dst[1], d->src[1], P);
+        goto done;
+    }
+    if (use_fft1d(be, d)) {
+        fused = fusable;
+        s = nx_cpu_conv1d_fft(be, y->data, x->data, wd, bd, d->src[0], d->src[1], d->dst[1], d->src[2], d->dst[2],
+                              d->wei[2], d->dil[0], d->pl[0], fused && has_epi ? &epi : NULL);
         goto done;
     }
     if (use_wino1d(be, d)) {

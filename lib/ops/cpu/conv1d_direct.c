@@ -181,6 +181,22 @@ static void tiles(int64_t i0, int64_t i1, void *arg)
     }
 }
 
+AVX512 void nx_cpu_gemm_tiles(float *y, int64_t ldy, const float *wp, const float *x, int64_t ldx, int64_t K, int64_t O,
+                              int64_t n)
+{
+    /* a k = 1 conv over [K, n] without bias or epilogue; block() stores y rows ldy apart */
+    const d1_job j = {.wp = wp, .C = K, .O = O, .L = n, .ldx = ldx, .Lo = ldy, .k = 1, .d = 1};
+    /* as tiles(): an O block's weights for a chunk of K stay in L1 across the tiles, which read
+     * the chunk's rows of x from L2 */
+    const int64_t cc = 4096 / TW;
+    for (int64_t c0 = 0; c0 < K; c0 += cc) {
+        const int64_t c1 = c0 + cc < K ? c0 + cc : K;
+        for (int64_t o0 = 0; o0 < O; o0 += RB)
+            for (int64_t t0 = 0; t0 < n; t0 += TW)
+                block(&j, x + t0, ldx, o0, c0, c1, y + o0 * ldy + t0, NULL, n - t0 < TW ? n - t0 : TW);
+    }
+}
+
 /* The packed weights wp[ob][c][t][rr] of output channel o = ob RB + rr, zero past O: w[o][c][t]
  * for a conv (w [O, C, k]); for a transposed conv (w [C, O, k]) one such array per output phase r
  * (M_r = ceil((k - r) / s) taps, t-th = w[c][o][r + (M_r - 1 - t) s]), one after the other, all

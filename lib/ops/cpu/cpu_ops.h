@@ -67,6 +67,22 @@ ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const f
 ngpt_status nx_cpu_conv1d_direct(nx_backend *be, float *y, const float *x, const float *w, const float *b,
                                  int64_t N, int64_t C, int64_t O, int64_t L, int64_t Lo, int64_t k, int64_t dil,
                                  int64_t pad, const nx_conv_epi *epi);
+/* fftconv1d.c: the same conv1d as nx_cpu_conv1d_direct (any dilation and pad, stride 1, no
+ * groups, F32, AVX-512 only) through 32-point DFTs of overlapping blocks: fewer multiplies from 7
+ * taps up. _fits: the shapes it takes (k <= 16, lengths within int32 indexing). conv.c takes it
+ * under nx_cpu_set_conv_fft1d (AUTO: where bench_conv measured a win, see use_fft1d). */
+bool nx_cpu_conv1d_fft_fits(int64_t k, int64_t L, int64_t Lo);
+ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
+                              int64_t C, int64_t O, int64_t L, int64_t Lo, int64_t k, int64_t dil, int64_t pad,
+                              const nx_conv_epi *epi);
+void nx_cpu_set_conv_fft1d(nx_backend *be, nx_conv_winograd_mode mode);
+nx_conv_winograd_mode nx_cpu_conv_fft1d(const nx_backend *be);
+/* y[O][n] = W x[K][n] with the direct conv's register tiles (AVX-512 only), on the calling
+ * thread: W packed as a k = 1 conv's weights, [ceil(O / 8)][K][8] (rows past O zero); x's rows ldx
+ * apart and readable to a whole number of 48 columns (lanes past n are read, not used); y's rows
+ * ldy apart. The 1-D Winograd's per-point GEMMs (wino1d.c). */
+void nx_cpu_gemm_tiles(float *y, int64_t ldy, const float *wp, const float *x, int64_t ldx, int64_t K, int64_t O,
+                       int64_t n);
 /* y[N, O, Lo] = ConvTranspose1d of x[N, C, L] with w[C, O, k] (PyTorch's layout; stride, pad;
  * dilation 1, no groups, output padding implied by Lo) + b[O], through the same kernel: one conv1d
  * per output phase. Taken under the same mode. */

@@ -110,6 +110,18 @@ nx_conv_winograd_mode nx_cpu_conv_direct1d(const nx_backend *be)
     const nx_cpu_state *st = be->impl;
     return st ? (nx_conv_winograd_mode)st->conv_direct1d : NX_CONV_WINOGRAD_AUTO;
 }
+
+void nx_cpu_set_conv_fft1d(nx_backend *be, nx_conv_winograd_mode mode)
+{
+    const int m = (int)mode;
+    SET(be, conv_fft1d, m);
+}
+
+nx_conv_winograd_mode nx_cpu_conv_fft1d(const nx_backend *be)
+{
+    const nx_cpu_state *st = be->impl;
+    return st ? (nx_conv_winograd_mode)st->conv_fft1d : NX_CONV_WINOGRAD_AUTO;
+}
 #undef SET
 
 bool nx_cpu_bf16_compute(const nx_backend *be)

@@ -15,7 +15,11 @@
  * 1.83x at 11 (k 7 and 11 pay for their zero taps). Points 0, +-1, +-2, inf (Lavin & Gray): in
  * F32 the result differs from direct by ~1e-6 relative.
  *
- * Columns (tile x inner position) are processed in chunks so V and M stay a few tens of MB. The
+ * The GEMMs: for conv1d on AVX-512 the direct conv's register tiles (nx_cpu_gemm_tiles), each
+ * task taking chunks of columns through all three steps in its own L2-sized buffers, so no
+ * oneDNN call alternates with the pool's transforms (GOMP's spinning waiters cost both); else
+ * (the (k, 1) conv2d, no AVX-512, or the direct paths switched off) one oneDNN batched matmul per
+ * chunk, columns (tile x inner position) in chunks so V and M stay a few tens of MB. The
  * weight transform is redone per call (ng C x 6 per output channel: cheap next to the GEMMs
  * wherever the rule in conv.c takes this path); caching it would keep 2-4x the weights. */
 #include "cpu_ops.h"
@@ -23,7 +27,9 @@
 
 #include "../../core/alloc.h"
 #include "../../core/error.h"
+#include "../../core/pool.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 enum { T = 4, A = 6, R = 3 };
@@ -49,6 +55,8 @@ typedef struct w1_job {
     int64_t      C, O, L, P, Lo, k, d, pad, ng, Kc;
     int64_t      nblk;           /* blocks of 4 d outputs; tiles = nblk * d */
     int64_t      col0, ncol;     /* this chunk's columns (tile * P + p) */
+    int64_t      ldv, ldm;       /* row strides of V and M (ncol, or the own GEMM's padded chunk) */
+    bool         own;            /* the own GEMM (nx_cpu_gemm_tiles): U packed [A][Op / 8][Kc][8] */
     const float *xn;             /* this batch item's x [C, L, P] */
     float       *yn;             /* and y [O, Lo, P] */
     /* P == 1: x split into phases, X4[c][res][q][jj] = x[(4 jj + q) d + res - pad] (0 outside
@@ -82,6 +90,15 @@ static inline float epi1(const w1_job *j, float v, int64_t i)
         else name##_plain(arg, a, b);                                                                  \
     }
 
+/* Where U_a[o][r] lives: [A][O][Kc] for oneDNN's matmul, or packed for the own GEMM (8-row
+ * blocks, zeros past O: see nx_cpu_gemm_tiles). */
+static inline int64_t u_at(const w1_job *j, int a, int64_t o, int64_t r)
+{
+    if (!j->own) return ((int64_t)a * j->O + o) * j->Kc + r;
+    const int64_t Op = (j->O + 7) / 8 * 8;
+    return ((int64_t)a * Op + o / 8 * 8) * j->Kc + r * 8 + o % 8;
+}
+
 /* U[a][o][g C + c] over output channels [o0, o1). */
 NX_INLINE void weight_rows_t(const w1_job *j, int64_t o0, int64_t o1)
 {
@@ -92,7 +109,7 @@ NX_INLINE void weight_rows_t(const w1_job *j, int64_t o0, int64_t o1)
                 float t[R];
                 for (int e = 0; e < R; e++) t[e] = 3 * g + e < j->k ? wr[3 * g + e] : 0.f;
                 for (int a = 0; a < A; a++)
-                    j->U[((int64_t)a * j->O + o) * j->Kc + g * j->C + c] = G[a][0] * t[0] + G[a][1] * t[1] + G[a][2] * t[2];
+                    j->U[u_at(j, a, o, g * j->C + c)] = G[a][0] * t[0] + G[a][1] * t[1] + G[a][2] * t[2];
             }
 }
 
@@ -125,7 +142,7 @@ NX_INLINE void input_rows_t(const w1_job *j, int64_t r0, int64_t r1)
                 }
                 const int64_t col = tile * P + p0 - j->col0;
                 for (int a = 0; a < A; a++) {
-                    float *v = j->V + ((int64_t)a * j->Kc + r) * j->ncol + col;
+                    float *v = j->V + ((int64_t)a * j->Kc + r) * j->ldv + col;
                     for (int64_t q = 0; q < np; q++) {
                         float acc = 0.f;
                         for (int m = 0; m < A; m++) acc += BT[a][m] * in[m][q];
@@ -171,7 +188,7 @@ NX_INLINE void input_rows_p1_t(const w1_job *j, int64_t r0, int64_t r1)
                 in[m] = j->X4 + ((c * j->d + res) * 4 + (e & 3)) * j->J + (e >> 2) + b0;
             }
             for (int a = 0; a < A; a++) {
-                float *v = j->V + ((int64_t)a * j->Kc + r) * j->ncol + (col - j->col0);
+                float *v = j->V + ((int64_t)a * j->Kc + r) * j->ldv + (col - j->col0);
                 const float b0a = BT[a][0], b1 = BT[a][1], b2 = BT[a][2], b3 = BT[a][3], b4 = BT[a][4], b5 = BT[a][5];
                 for (int64_t q = 0; q < nb; q++)
                     v[q] = b0a * in[0][q] + b1 * in[1][q] + b2 * in[2][q] + b3 * in[3][q] + b4 * in[4][q] + b5 * in[5][q];
@@ -190,7 +207,7 @@ NX_INLINE void output_rows_p1_t(const w1_job *j, int64_t o0, int64_t o1, float *
         const float bias = j->b ? j->b[o] : 0.f;
         float *yo = j->yn + o * j->Lo;
         const float *m[A];
-        for (int a = 0; a < A; a++) m[a] = j->M + ((int64_t)a * j->O + o) * j->ncol;
+        for (int a = 0; a < A; a++) m[a] = j->M + ((int64_t)a * j->O + o) * j->ldm;
         for (int i = 0; i < T; i++) {
             const float a0 = AT[i][0], a1 = AT[i][1], a2 = AT[i][2], a3 = AT[i][3], a4 = AT[i][4], a5 = AT[i][5];
             for (int64_t q = 0; q < j->ncol; q++)
@@ -242,7 +259,7 @@ NX_INLINE void output_rows_t(const w1_job *j, int64_t o0, int64_t o1)
                 float *yr = yo + t * P;
                 for (int64_t p = p_lo; p < p_hi; p++) {
                     float acc = bias;
-                    for (int a = 0; a < A; a++) acc += AT[i][a] * j->M[((int64_t)a * j->O + o) * j->ncol + col + p];
+                    for (int a = 0; a < A; a++) acc += AT[i][a] * j->M[((int64_t)a * j->O + o) * j->ldm + col + p];
                     yr[p] = epi1(j, acc, (o * j->Lo + t) * P + p);
                 }
             }
@@ -251,6 +268,50 @@ NX_INLINE void output_rows_t(const w1_job *j, int64_t o0, int64_t o1)
 }
 
 W1_DISPATCH(output_rows)
+
+/* ---- the own GEMM (P == 1, AVX-512): each task takes chunks of columns through all three steps,
+ * V and M in its own buffers, so they stay in L2 instead of making two passes through memory ---- */
+
+typedef struct w1_own {
+    const w1_job   *j;
+    float          *buf;         /* per task: V [A][Kc][ldv], M [A][O][ldv], Tb [O][ldv] */
+    int64_t         per_task;    /* floats */
+    int64_t         chunk, cols;
+    _Atomic int64_t next;        /* the next chunk to hand out */
+} w1_own;
+
+static NX_AVX512 void own_task(int64_t task, int64_t n_tasks, void *arg)
+{
+    (void)n_tasks;
+    w1_own *o = arg;
+    w1_job l = *o->j;
+    const int64_t Op = (l.O + 7) / 8 * 8;
+    l.V = o->buf + task * o->per_task;
+    l.M = l.V + A * l.Kc * l.ldv;
+    l.Tb = l.M + A * l.O * l.ldm;
+    for (int64_t c = atomic_fetch_add(&o->next, 1); c * o->chunk < o->cols; c = atomic_fetch_add(&o->next, 1)) {
+        l.col0 = c * o->chunk;
+        l.ncol = o->cols - l.col0 < o->chunk ? o->cols - l.col0 : o->chunk;
+        input_rows_p1_avx512(&l, 0, l.Kc);
+        if (l.ncol % 48) /* the GEMM reads whole 48-column tiles: no stale values (or denormals) there */
+            for (int64_t r = 0; r < A * l.Kc; r++) memset(l.V + r * l.ldv + l.ncol, 0, (size_t)(48 - l.ncol % 48) * sizeof(float));
+        for (int a = 0; a < A; a++)
+            nx_cpu_gemm_tiles(l.M + (int64_t)a * l.O * l.ldm, l.ldm, l.U + (int64_t)a * Op * l.Kc,
+                              l.V + (int64_t)a * l.Kc * l.ldv, l.ldv, l.Kc, l.O, l.ncol);
+        output_rows_p1_avx512(&l, 0, l.O, l.Tb);
+    }
+}
+
+/* Columns per chunk of the own path: a multiple of the GEMM's 48-column tiles with the chunk's V,
+ * M and staging rows (6 Kc + 7 O floats a column) within ~1 MiB, at least 2 tiles, and at least 4
+ * chunks a thread where there are columns for them. */
+static int64_t own_chunk(int64_t Kc, int64_t O, int64_t cols, int threads)
+{
+    int64_t c = ((int64_t)1 << 18) / (A * Kc + 7 * O) / 48 * 48;
+    c = c < 96 ? 96 : c;
+    const int64_t even = (cols / (4 * threads) + 47) / 48 * 48;
+    return c > even && even >= 96 ? even : c;
+}
 
 ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
                                int64_t C, int64_t O, int64_t L, int64_t P, int64_t Lo, int64_t k, int64_t dil,
@@ -265,30 +326,57 @@ ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const f
     }
     j.Kc = j.ng * C;
     j.nblk = (Lo + T * dil - 1) / (T * dil);
+    /* the own GEMM for conv1d on AVX-512 unless the direct paths are switched off (then oneDNN's
+     * batched matmul: the tests compare the two) */
+    j.own = P == 1 && nx_cpu_has_avx512() && nx_cpu_conv_direct1d(be) != NX_CONV_WINOGRAD_OFF;
     const int64_t cols = j.nblk * dil * P;
-    /* columns per chunk: V and M (6 x (Kc + O) x chunk floats) within ~48 MB */
-    int64_t chunk = ((int64_t)12 << 20) / (A * (j.Kc + O));
-    chunk = chunk < 256 ? 256 : chunk;
-    chunk = chunk > cols ? cols : chunk;
+    const int threads = nx_pool_threads(be ? be->pool : NULL);
+    int64_t chunk, per_task = 0, n_tasks = 0;
+    if (j.own) {
+        chunk = own_chunk(j.Kc, O, cols, threads);
+        j.ldv = j.ldm = chunk;
+        per_task = (A * j.Kc + A * O + O) * chunk;
+        n_tasks = (cols + chunk - 1) / chunk < threads ? (cols + chunk - 1) / chunk : threads;
+        n_tasks = n_tasks < 1 ? 1 : n_tasks;
+    } else {
+        /* columns per chunk: V and M (6 x (Kc + O) x chunk floats) within ~48 MB */
+        chunk = ((int64_t)12 << 20) / (A * (j.Kc + O));
+        chunk = chunk < 256 ? 256 : chunk;
+        chunk = chunk > cols ? cols : chunk;
+    }
     /* P == 1: phases up to the last block's farthest sample, 4 nblk + 3 (ng - 1) + 5 < 4 J */
     j.J = j.nblk + (3 * (j.ng - 1) + 5) / 4 + 1;
     if (P == 1) j.X4 = nx_cpu_block_alloc(be, (size_t)(C * dil * 4 * j.J) * sizeof(float));
-    if (P == 1) j.Tb = nx_cpu_block_alloc(be, (size_t)(O * chunk) * sizeof(float));
-    j.U = nx_cpu_block_alloc(be, (size_t)(A * O * j.Kc) * sizeof(float));
-    j.V = nx_cpu_block_alloc(be, (size_t)(A * j.Kc * chunk) * sizeof(float));
-    j.M = nx_cpu_block_alloc(be, (size_t)(A * O * chunk) * sizeof(float));
+    const int64_t Op = (O + 7) / 8 * 8; /* U's rows, padded for the own GEMM's 8-row blocks */
+    j.U = nx_cpu_block_alloc(be, (size_t)(A * Op * j.Kc) * sizeof(float));
+    float *own_buf = NULL;
+    if (j.own) {
+        own_buf = nx_cpu_block_alloc(be, (size_t)(n_tasks * per_task) * sizeof(float));
+    } else {
+        if (P == 1) j.Tb = nx_cpu_block_alloc(be, (size_t)(O * chunk) * sizeof(float));
+        j.V = nx_cpu_block_alloc(be, (size_t)(A * j.Kc * chunk) * sizeof(float));
+        j.M = nx_cpu_block_alloc(be, (size_t)(A * O * chunk) * sizeof(float));
+    }
     ngpt_status s = NGPT_OK;
-    if (!j.U || !j.V || !j.M || (P == 1 && (!j.X4 || !j.Tb)))
+    if (!j.U || (P == 1 && !j.X4) || (j.own ? !own_buf : !j.V || !j.M || (P == 1 && !j.Tb)))
         s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "conv: cannot allocate the 1-D Winograd buffers (%lld x %lld channels, "
                    "%lld columns)", (long long)O, (long long)j.Kc, (long long)chunk);
+    if (s == NGPT_OK && j.own) memset(j.U, 0, (size_t)(A * Op * j.Kc) * sizeof(float)); /* rows past O */
     if (s == NGPT_OK) nx_cpu_parallel_for(be, O, j.Kc * A, weight_rows, &j);
     for (int64_t n = 0; s == NGPT_OK && n < N; n++) {
         j.xn = x + n * C * L * P;
         j.yn = y + n * O * Lo * P;
         j.resn = j.res ? j.res + n * O * Lo * P : NULL;
         if (P == 1) nx_cpu_parallel_for(be, C, dil * 4 * j.J, phase_rows, &j);
+        if (j.own) {
+            w1_own o = {.j = &j, .buf = own_buf, .per_task = per_task, .chunk = chunk, .cols = cols};
+            atomic_init(&o.next, 0);
+            nx_pool_run(be ? be->pool : NULL, n_tasks, own_task, &o);
+            continue;
+        }
         for (j.col0 = 0; s == NGPT_OK && j.col0 < cols; j.col0 += chunk) {
             j.ncol = cols - j.col0 < chunk ? cols - j.col0 : chunk;
+            j.ldv = j.ldm = j.ncol;
             nx_cpu_parallel_for(be, j.Kc, j.ncol * A * A, P == 1 ? input_rows_p1 : input_rows, &j);
             nx_tensor tu = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){A, O, j.Kc}, j.U, be);
             nx_tensor tv = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){A, j.Kc, j.ncol}, j.V, be);
@@ -298,9 +386,13 @@ ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const f
         }
     }
     nx_cpu_block_free(be, j.X4);
-    nx_cpu_block_free(be, j.Tb);
     nx_cpu_block_free(be, j.U);
-    nx_cpu_block_free(be, j.V);
-    nx_cpu_block_free(be, j.M);
+    if (j.own) {
+        nx_cpu_block_free(be, own_buf);
+    } else {
+        nx_cpu_block_free(be, j.Tb);
+        nx_cpu_block_free(be, j.V);
+        nx_cpu_block_free(be, j.M);
+    }
     return s;
 }
