@@ -8,17 +8,17 @@
  * outputs; a block reads 32 consecutive phase samples s[i] (zeros outside x), and with S their DFT
  * and W the DFT of the reversed, zero-padded taps, the last m samples of the inverse DFT of S W
  * are the block's outputs (the first k - 1 wrap around). Per (input, output) channel pair a block
- * costs 2 real multiplies for bins 0 and 16 and 4 for each complex bin 1..15: 62 against k m
- * direct ones, 4.5x fewer at k 11, 2.9x at 7 (1.5x at 3, where the transforms eat it).
+ * costs 2 real multiplies for bins 0 and 16 and 3 for each complex bin 1..15 (Karatsuba: Wr Sr,
+ * Wi Si, (Wr + Wi)(Sr + Si)): 47 against k m direct ones, 5.1x fewer at k 11, 3.9x at 7 (1.9x
+ * at 3, where the transforms eat it).
  *
  * Per batch item: x is copied by phase (XP: a block's samples are then contiguous); for chunks of
  * columns (the blocks of all phases) the forward DFTs (16 columns a vector: 16 rows loaded and
- * transposed, then a symmetric DFT), 16 real GEMMs of [2 O, 2 C] x [2 C, columns] on the direct
- * conv's register tiles (nx_cpu_gemm_tiles; bin f in 1..15 is [[Wr, -Wi], [Wi, Wr]] on
- * [Sr; Si], bin 0 packs the two real bins as [[W_0, 0], [0, W_16]] on [S_0; S_16]), the inverse
- * DFTs with bias and activation, transposed back into YP (y by phase); then y = YP + residual.
- * Each step is one parallel loop: a GEMM task streams its rows of U once (with one big parallel
- * chunk per step, U, which is 64 C O floats, is read once per chunk, not once per small chunk).
+ * transposed, then a symmetric DFT), 47 real GEMMs of [O, C] x [C, columns] on the direct conv's
+ * register tiles (nx_cpu_gemm_tiles), the inverse DFTs with bias and activation, transposed back
+ * into YP (y by phase); then y = YP + residual. Each step is one parallel loop: a GEMM task
+ * streams its rows of U once (with one big chunk per step, U, 47 C O floats, is read once per
+ * chunk, not once per small chunk; the price is V and M passing through L3).
  * Gathers and scatters were avoided on purpose: on this host (a KVM guest) a 16-lane gather took
  * ~70 cycles, slower than the DFT it fed.
  *
@@ -38,7 +38,9 @@
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
-enum { NB = 32, NBIN = 16, LANES = 16, TILE = 48 };
+/* NPROD: the real products a bin takes (bins 1..15: Karatsuba's three; bin 0: two, DC and
+ * Nyquist); a product is an [Oq x C] x [C x columns] GEMM */
+enum { NB = 32, NBIN = 16, NPROD = 3, LANES = 16, TILE = 48 };
 
 typedef struct fc_job {
     const float *x, *w, *b, *res;
@@ -47,16 +49,15 @@ typedef struct fc_job {
     float        slope;
     int64_t      C, O, L, Lo, k, d, pad, m;
     int64_t      nblk, cols;     /* blocks per phase; columns = d nblk (col = res nblk + blk) */
-    int64_t      Oq, K, R;       /* O rounded up to 8; GEMM inner size 2 C; GEMM rows 2 Oq */
-    float       *U;              /* [NBIN][R / 8][K][8], see nx_cpu_gemm_tiles; real rows at o,
-                                  * imaginary rows at Oq + o (8-aligned blocks), padding rows zero */
+    int64_t      Oq;             /* O rounded up to 8: a product's GEMM rows */
+    float       *U;              /* [NBIN][NPROD][Oq / 8][C][8], see nx_cpu_gemm_tiles; rows past O zero */
     const float *xn, *resn;
     float       *yn;
     /* x and y by phase: XP [C][d][Lp], XP[c][qb][v - vmin] = x[c][d v + qb] (zeros outside x), so
      * a column's 32 samples are contiguous; YP [O][d][nblk m], YP[o][res][u] = y[o][d u + res] */
     float       *XP, *YP;
     int64_t      vmin, Lp;
-    float       *V, *M;          /* this chunk's [NBIN][K][ld] and [NBIN][R][ld] */
+    float       *V, *M;          /* this chunk's [NBIN][NPROD][C][ld] and [NBIN][NPROD][Oq][ld] */
     int64_t      col0, ncol, ld; /* the chunk's columns, and its row stride (whole 48-column tiles) */
     int64_t      rows_per_task;  /* GEMM rows a task takes (a multiple of 8) */
 } fc_job;
@@ -78,13 +79,13 @@ static void tables_init(void)
 }
 
 /* U for output-channel blocks [b0, b1) of 8: bins of the reversed taps, scaled by 1/32 (the
- * inverse DFT's factor). The packed layout keeps a block's 8 rows at one column together, so the
+ * inverse DFT's factor), as Karatsuba's three factors Wr, Wi, Wr + Wi (bin 0: W_0, W_16). The packed layout keeps a block's 8 rows at one column together, so the
  * 8 rows are the lanes: per (block, c) the taps are copied to wt[i][row] and each bin is k
  * multiply-adds of 8-float vectors, stored 8 floats at a time. */
 static AVX512 void weight_blocks(int64_t b0, int64_t b1, void *arg)
 {
     const fc_job *j = arg;
-    const int64_t C = j->C, K = j->K, k = j->k, ri = j->Oq / 8; /* ri: the imaginary rows' first block */
+    const int64_t C = j->C, k = j->k, ps = j->Oq * C; /* ps: one product's U */
     float wt[NB / 2][8];
     for (int64_t ob = b0; ob < b1; ob++)
         for (int64_t c = 0; c < C; c++) {
@@ -101,20 +102,10 @@ static AVX512 void weight_blocks(int64_t b0, int64_t b1, void *arg)
                     vi = _mm256_fnmadd_ps(_mm256_set1_ps(g_sin[f][i]), wv, vi);
                     if (f == 0) ny = (i & 1) ? _mm256_sub_ps(ny, wv) : _mm256_add_ps(ny, wv);
                 }
-                float *u = j->U + (int64_t)f * j->R * K;
-                float *rr_ = u + (ob * K + c) * 8, *ri_ = u + (ob * K + C + c) * 8; /* real rows: x re, x im */
-                float *ir = u + ((ri + ob) * K + c) * 8, *ii = u + ((ri + ob) * K + C + c) * 8; /* imaginary rows */
-                if (f == 0) { /* DC on the real rows, Nyquist on the imaginary ones */
-                    _mm256_storeu_ps(rr_, vr);
-                    _mm256_storeu_ps(ri_, _mm256_setzero_ps());
-                    _mm256_storeu_ps(ir, _mm256_setzero_ps());
-                    _mm256_storeu_ps(ii, ny);
-                } else {
-                    _mm256_storeu_ps(rr_, vr);
-                    _mm256_storeu_ps(ri_, _mm256_sub_ps(_mm256_setzero_ps(), vi));
-                    _mm256_storeu_ps(ir, vi);
-                    _mm256_storeu_ps(ii, vr);
-                }
+                float *u = j->U + (int64_t)f * NPROD * ps + (ob * C + c) * 8;
+                _mm256_storeu_ps(u, vr);              /* Wr (bin 0: W_0) */
+                _mm256_storeu_ps(u + ps, f ? vi : ny); /* Wi (bin 0: W_16) */
+                if (f) _mm256_storeu_ps(u + 2 * ps, _mm256_add_ps(vr, vi));
             }
         }
 }
@@ -188,13 +179,13 @@ static AVX512 inline void tr16(__m512 *r)
     }
 }
 
-/* The 17 bins of 16 real 32-sample sequences (lanes): bin f's real part to re + f bs, its
- * imaginary part to im + f bs, except bin 0, whose slots take the DC term (re) and the Nyquist
- * term (im). With e_i = s_i + s_{32-i}, o_i = s_i - s_{32-i} (i = 1..15), and bins f and 16 - f
+/* The 17 bins of 16 real 32-sample sequences (lanes) as Karatsuba's three factors: bin f's real
+ * part to v + f bs, its imaginary part to v + f bs + ps and their sum to v + f bs + 2 ps; bin 0's
+ * first two slots take the DC and the Nyquist term. With e_i = s_i + s_{32-i}, o_i = s_i - s_{32-i} (i = 1..15), and bins f and 16 - f
  * sharing the even- and odd-i halves of their sums (cos(2 pi (16 - f) i / 32) = (-1)^i
  * cos(2 pi f i / 32), sin(...) = (-1)^(i+1) sin(...)), it is 285 vector operations instead of
  * the plain DFT's 1024 multiply-adds. */
-static AVX512 inline void dft32(const __m512 *s, float *re, float *im, int64_t bs)
+static AVX512 inline void dft32(const __m512 *s, float *v, int64_t ps, int64_t bs)
 {
     __m512 e[16], o[16];
     for (int i = 1; i < 16; i++) {
@@ -205,8 +196,8 @@ static AVX512 inline void dft32(const __m512 *s, float *re, float *im, int64_t b
     __m512 ev = e[2], od = e[1];
     for (int i = 4; i < 16; i += 2) ev = _mm512_add_ps(ev, e[i]);
     for (int i = 3; i < 16; i += 2) od = _mm512_add_ps(od, e[i]);
-    _mm512_storeu_ps(re, _mm512_add_ps(s0p, _mm512_add_ps(ev, od))); /* DC */
-    _mm512_storeu_ps(im, _mm512_add_ps(s0p, _mm512_sub_ps(ev, od))); /* Nyquist */
+    _mm512_storeu_ps(v, _mm512_add_ps(s0p, _mm512_add_ps(ev, od)));      /* DC */
+    _mm512_storeu_ps(v + ps, _mm512_add_ps(s0p, _mm512_sub_ps(ev, od))); /* Nyquist */
     for (int f = 1; f <= 8; f++) {
         __m512 re_e = _mm512_setzero_ps(), re_o = _mm512_setzero_ps(), im_e = _mm512_setzero_ps(), im_o = _mm512_setzero_ps();
         for (int i = 2; i < 16; i += 2) {
@@ -219,11 +210,15 @@ static AVX512 inline void dft32(const __m512 *s, float *re, float *im, int64_t b
         }
         const __m512 base = (f & 1) ? s0m : s0p; /* s_0 + (-1)^f s_16 */
         const __m512 a = _mm512_add_ps(base, re_e);
-        _mm512_storeu_ps(re + f * bs, _mm512_add_ps(a, re_o));
-        _mm512_storeu_ps(im + f * bs, _mm512_sub_ps(_mm512_setzero_ps(), _mm512_add_ps(im_e, im_o)));
+        const __m512 r1 = _mm512_add_ps(a, re_o), i1 = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_add_ps(im_e, im_o));
+        _mm512_storeu_ps(v + f * bs, r1);
+        _mm512_storeu_ps(v + f * bs + ps, i1);
+        _mm512_storeu_ps(v + f * bs + 2 * ps, _mm512_add_ps(r1, i1));
         if (f < 8) {
-            _mm512_storeu_ps(re + (16 - f) * bs, _mm512_sub_ps(a, re_o));
-            _mm512_storeu_ps(im + (16 - f) * bs, _mm512_sub_ps(im_e, im_o));
+            const __m512 r2 = _mm512_sub_ps(a, re_o), i2 = _mm512_sub_ps(im_e, im_o);
+            _mm512_storeu_ps(v + (16 - f) * bs, r2);
+            _mm512_storeu_ps(v + (16 - f) * bs + ps, i2);
+            _mm512_storeu_ps(v + (16 - f) * bs + 2 * ps, _mm512_add_ps(r2, i2));
         }
     }
 }
@@ -250,21 +245,23 @@ static AVX512 void forward(int64_t g0, int64_t g1, void *arg)
             }
             tr16(s);
             tr16(s + LANES);
-            dft32(s, j->V + c * ld + g, j->V + (C + c) * ld + g, j->K * ld);
+            dft32(s, j->V + c * ld + g, C * ld, NPROD * C * ld);
         }
     }
 }
 
-/* The GEMMs, a task per (bin, block of rows_per_task rows): M_f[rows] = U_f[rows] V_f. */
+/* The GEMMs, a task per (bin, product, block of rows_per_task rows): M_fp[rows] = U_fp[rows] V_fp
+ * (bin 0 has no third product). */
 static void gemms(int64_t t0, int64_t t1, void *arg)
 {
     const fc_job *j = arg;
-    const int64_t per_bin = (j->R + j->rows_per_task - 1) / j->rows_per_task;
+    const int64_t per = (j->Oq + j->rows_per_task - 1) / j->rows_per_task, C = j->C;
     for (int64_t t = t0; t < t1; t++) {
-        const int64_t f = t / per_bin, r0 = t % per_bin * j->rows_per_task;
-        const int64_t nr = j->R - r0 < j->rows_per_task ? j->R - r0 : j->rows_per_task;
-        nx_cpu_gemm_tiles(j->M + (f * j->R + r0) * j->ld, j->ld, j->U + (f * j->R + r0) * j->K,
-                          j->V + f * j->K * j->ld, j->ld, j->K, nr, j->ncol);
+        const int64_t fp = t / per, r0 = t % per * j->rows_per_task;
+        if (fp == 2) continue; /* bin 0, product 2 */
+        const int64_t nr = j->Oq - r0 < j->rows_per_task ? j->Oq - r0 : j->rows_per_task;
+        nx_cpu_gemm_tiles(j->M + (fp * j->Oq + r0) * j->ld, j->ld, j->U + (fp * j->Oq + r0) * C,
+                          j->V + fp * C * j->ld, j->ld, C, nr, j->ncol);
     }
 }
 
@@ -288,10 +285,17 @@ static AVX512 void inverse(int64_t o0, int64_t o1, void *arg)
         }
         for (int64_t o = o0; o < o1; o++) {
             __m512 zr[NBIN], zi[NBIN], z[NB];
-            for (int f = 0; f < NBIN; f++) {
-                const float *mf = j->M + (int64_t)f * j->R * ld;
-                zr[f] = _mm512_loadu_ps(mf + o * ld + g);
-                zi[f] = _mm512_loadu_ps(mf + (j->Oq + o) * ld + g);
+            for (int f = 0; f < NBIN; f++) { /* Zr = P0 - P1, Zi = P2 - P0 - P1 (bin 0: Z_0, Z_16) */
+                const float *mf = j->M + ((int64_t)f * NPROD * j->Oq + o) * ld + g;
+                const __m512 p0 = _mm512_loadu_ps(mf), p1 = _mm512_loadu_ps(mf + j->Oq * ld);
+                if (!f) {
+                    zr[0] = p0;
+                    zi[0] = p1;
+                    continue;
+                }
+                const __m512 p2 = _mm512_loadu_ps(mf + 2 * j->Oq * ld);
+                zr[f] = _mm512_sub_ps(p0, p1);
+                zi[f] = _mm512_sub_ps(p2, _mm512_add_ps(p0, p1));
             }
             const __m512 bias = _mm512_set1_ps(j->b ? j->b[o] : 0.f);
             /* bins f and 16 - f share cos and sin up to (-1)^n: for even n they enter as
@@ -356,13 +360,11 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
     j.nblk = (per_phase + j.m - 1) / j.m;
     j.cols = dil * j.nblk;
     j.Oq = (O + 7) / 8 * 8;
-    j.K = 2 * C;
-    j.R = 2 * j.Oq;
     /* a task's rows of U within ~256 KiB (L2, beside its M rows and V), whole 8-row blocks */
-    j.rows_per_task = ((int64_t)1 << 16) / j.K / 8 * 8;
+    j.rows_per_task = ((int64_t)1 << 16) / C / 8 * 8;
     j.rows_per_task = j.rows_per_task < 8 ? 8 : j.rows_per_task;
     /* columns per chunk: V and M (16 (K + R) floats a column) within ~32 MiB, whole tiles */
-    int64_t chunk = ((int64_t)1 << 23) / (NBIN * (j.K + j.R)) / TILE * TILE;
+    int64_t chunk = ((int64_t)1 << 23) / (NBIN * NPROD * (C + j.Oq)) / TILE * TILE;
     chunk = chunk < TILE ? TILE : chunk;
     const int64_t cols_t = (j.cols + TILE - 1) / TILE * TILE;
     chunk = chunk > cols_t ? cols_t : chunk;
@@ -370,19 +372,19 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
     j.vmin = pad > 0 ? -((pad + dil - 1) / dil) : 0;
     const int64_t qa_max = (dil - 1 - pad) >= 0 ? (dil - 1 - pad) / dil : -((pad - dil + 1 + dil - 1) / dil);
     j.Lp = (j.nblk - 1) * j.m + qa_max + NB - j.vmin;
-    const size_t ubytes = (size_t)(NBIN * j.R * j.K) * sizeof(float);
+    const size_t ubytes = (size_t)(NBIN * NPROD * j.Oq * C) * sizeof(float);
     j.U = nx_cpu_block_alloc(be, ubytes);
     j.XP = nx_cpu_block_alloc(be, (size_t)(C * dil * j.Lp) * sizeof(float));
     j.YP = nx_cpu_block_alloc(be, (size_t)(O * dil * j.nblk * j.m) * sizeof(float));
-    j.V = nx_cpu_block_alloc(be, (size_t)(NBIN * j.K * chunk) * sizeof(float));
-    j.M = nx_cpu_block_alloc(be, (size_t)(NBIN * j.R * chunk) * sizeof(float));
+    j.V = nx_cpu_block_alloc(be, (size_t)(NBIN * NPROD * C * chunk) * sizeof(float));
+    j.M = nx_cpu_block_alloc(be, (size_t)(NBIN * NPROD * j.Oq * chunk) * sizeof(float));
     ngpt_status s = NGPT_OK;
     if (!j.U || !j.V || !j.M || !j.XP || !j.YP) {
         s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "conv: cannot allocate the DFT conv1d buffers (%lld x %lld channels, "
                    "%lld columns)", (long long)O, (long long)C, (long long)chunk);
     } else {
         nx_cpu_parallel_for(be, j.Oq / 8, 8 * C * (2 * k + 8 * NBIN), weight_blocks, &j);
-        const int64_t per_bin = (j.R + j.rows_per_task - 1) / j.rows_per_task;
+        const int64_t per = (j.Oq + j.rows_per_task - 1) / j.rows_per_task;
         for (int64_t n = 0; n < N; n++) {
             j.xn = x + n * C * L;
             j.yn = y + n * O * Lo;
@@ -392,7 +394,7 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
                 j.ncol = j.cols - j.col0 < chunk ? j.cols - j.col0 : chunk;
                 j.ld = (j.ncol + TILE - 1) / TILE * TILE;
                 nx_cpu_parallel_for(be, j.ld / LANES, C * NB * NB, forward, &j);
-                nx_cpu_parallel_for(be, NBIN * per_bin, j.rows_per_task * j.K * j.ncol, gemms, &j);
+                nx_cpu_parallel_for(be, NBIN * NPROD * per, j.rows_per_task * C * j.ncol, gemms, &j);
                 nx_cpu_parallel_for(be, O, j.ncol * (NB - k + 1) * NB, inverse, &j);
             }
             nx_cpu_parallel_for(be, O, Lo, phase_out, &j);
