@@ -33,7 +33,7 @@
 
 #include <immintrin.h>
 #include <math.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <string.h>
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
@@ -62,20 +62,18 @@ typedef struct fc_job {
     int64_t      rows_per_task;  /* GEMM rows a task takes (a multiple of 8) */
 } fc_job;
 
-/* cos and sin of 2 pi f i / 32, f, i < 32 */
+/* cos and sin of 2 pi f i / 32, f, i < 32 (filled once, pthread_once) */
 static float g_cos[NB][NB], g_sin[NB][NB];
-static _Atomic int g_tables;
+static pthread_once_t g_tables_once = PTHREAD_ONCE_INIT;
 
 static void tables_init(void)
 {
-    if (atomic_load(&g_tables)) return;
     for (int f = 0; f < NB; f++)
         for (int i = 0; i < NB; i++) {
             const double a = 2.0 * M_PI * (double)((f * i) % NB) / NB;
             g_cos[f][i] = (float)cos(a);
             g_sin[f][i] = (float)sin(a);
         }
-    atomic_store(&g_tables, 1); /* the same values if two threads race here */
 }
 
 /* U for output-channel blocks [b0, b1) of 8: bins of the reversed taps, scaled by 1/32 (the
@@ -348,7 +346,7 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
                               int64_t C, int64_t O, int64_t L, int64_t Lo, int64_t k, int64_t dil, int64_t pad,
                               const nx_conv_epi *epi)
 {
-    tables_init();
+    pthread_once(&g_tables_once, tables_init);
     fc_job j = {.x = x, .w = w, .b = b, .y = y, .C = C, .O = O, .L = L, .Lo = Lo, .k = k, .d = dil, .pad = pad};
     if (epi) {
         j.leaky = epi->leaky;
