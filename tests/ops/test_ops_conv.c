@@ -350,43 +350,71 @@ static void bufs_free(conv_bufs *c)
     free(c->x), free(c->w), free(c->b), free(c->r), free(c->y), free(c->y2), free(c->want), free(c->sc);
 }
 
-/* The direct conv1d (conv1d_direct.c) on x[N, C, L] with w[O, C, k]: against the double
- * reference and against oneDNN (nx_cpu_set_conv_direct1d OFF), with the fused epilogue when
- * `epi` (1: leaky ReLU, 2: + residual, 3: both). Without AVX-512 both runs are oneDNN's. */
+/* One conv1d case on x[N, C, L] with w[O, C, k] ("same"-style symmetric pad, dilation dil, the
+ * fused epilogue when `epi`: 1 leaky ReLU, 2 + residual, 3 both): params, random buffers and
+ * their views, ty1 / ty0 for the two paths compared. */
+typedef struct case1d {
+    nx_conv_params p;
+    int64_t        xs[3], ws[3], ys[3], Lo;
+    size_t         ny;
+    conv_bufs      c;
+    nx_tensor      tx, tw, tb, tr, ty1, ty0;
+} case1d;
+
+static void case1d_new(case1d *t, int64_t N, int64_t C, int64_t O, int64_t L, int64_t k, int pad, int dil, int epi)
+{
+    memset(t, 0, sizeof *t);
+    t->p.groups = 1;
+    t->p.stride[0] = 1;
+    t->p.pad[0] = pad;
+    t->p.dilation[0] = dil;
+    t->Lo = L + 2 * pad - dil * (k - 1);
+    const int64_t xs[3] = {N, C, L}, ws[3] = {O, C, k}, ys[3] = {N, O, t->Lo};
+    memcpy(t->xs, xs, sizeof xs), memcpy(t->ws, ws, sizeof ws), memcpy(t->ys, ys, sizeof ys);
+    t->ny = (size_t)prod(ys, 3);
+    t->c = bufs_new((size_t)prod(xs, 3), (size_t)prod(ws, 3), (size_t)O, t->ny);
+    t->tx = nx_view(NGPT_DTYPE_F32, 3, t->xs, t->c.x, t_be);
+    t->tw = nx_view(NGPT_DTYPE_F32, 3, t->ws, t->c.w, t_be);
+    t->tb = nx_view(NGPT_DTYPE_F32, 1, &t->ws[0], t->c.b, t_be);
+    t->tr = nx_view(NGPT_DTYPE_F32, 3, t->ys, t->c.r, t_be);
+    t->ty1 = nx_view(NGPT_DTYPE_F32, 3, t->ys, t->c.y, t_be);
+    t->ty0 = nx_view(NGPT_DTYPE_F32, 3, t->ys, t->c.y2, t_be);
+    if (epi & 1) {
+        t->p.act = NX_UNARY_LEAKY_RELU;
+        t->p.act_param = 0.1f;
+    }
+    if (epi & 2) t->p.residual = &t->tr;
+}
+
+/* the double reference of t's conv (bias when `bias`) and its epilogue into c.want / c.sc */
+static void case1d_ref(case1d *t, int bias)
+{
+    ref_conv(t->c.x, t->c.w, bias ? t->c.b : NULL, t->xs, t->ws, t->ys, 1, &t->p, t->c.want, t->c.sc);
+    ref_epilogue(t->c.want, t->c.sc, t->ny, &t->p);
+}
+
+/* The direct conv1d (conv1d_direct.c): against the double reference and against oneDNN
+ * (nx_cpu_set_conv_direct1d OFF). Without AVX-512 both runs are oneDNN's. */
 static void check_direct1d(int64_t N, int64_t C, int64_t O, int64_t L, int64_t k, int pad, int dil, int bias, int epi)
 {
-    nx_conv_params p;
-    memset(&p, 0, sizeof p);
-    p.groups = 1;
-    p.stride[0] = 1;
-    p.pad[0] = pad;
-    p.dilation[0] = dil;
-    const int64_t Lo = L + 2 * pad - dil * (k - 1);
-    const int64_t xs[3] = {N, C, L}, ws[3] = {O, C, k}, ys[3] = {N, O, Lo};
-    const size_t nx = (size_t)prod(xs, 3), nw = (size_t)prod(ws, 3), ny = (size_t)prod(ys, 3);
-    conv_bufs c = bufs_new(nx, nw, (size_t)O, ny);
-    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, c.x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, c.w, t_be);
-    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, c.b, t_be), tr = nx_view(NGPT_DTYPE_F32, 3, ys, c.r, t_be);
-    nx_tensor ty1 = nx_view(NGPT_DTYPE_F32, 3, ys, c.y, t_be), ty0 = nx_view(NGPT_DTYPE_F32, 3, ys, c.y2, t_be);
-    if (epi & 1) {
-        p.act = NX_UNARY_LEAKY_RELU;
-        p.act_param = 0.1f;
-    }
-    if (epi & 2) p.residual = &tr;
+    case1d t;
+    case1d_new(&t, N, C, O, L, k, pad, dil, epi);
+    const nx_tensor *b = bias ? &t.tb : NULL;
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_OFF); /* 256+ channels: not wino1d either */
-    CHECK_OK(nx_cpu_conv(t_be, &ty1, &tx, &tw, bias ? &tb : NULL, &p));
+    nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_OFF);
+    CHECK_OK(nx_cpu_conv(t_be, &t.ty1, &t.tx, &t.tw, b, &t.p));
     nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_OFF);
-    CHECK_OK(nx_cpu_conv(t_be, &ty0, &tx, &tw, bias ? &tb : NULL, &p));
+    CHECK_OK(nx_cpu_conv(t_be, &t.ty0, &t.tx, &t.tw, b, &t.p));
     nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_AUTO);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
-    ref_conv(c.x, c.w, bias ? c.b : NULL, xs, ws, ys, 1, &p, c.want, c.sc);
-    ref_epilogue(c.want, c.sc, ny, &p);
+    case1d_ref(&t, bias);
     char what[192];
     snprintf(what, sizeof what, "direct1d N=%lld C=%lld O=%lld L=%lld k=%lld pad=%d dil=%d bias=%d epi=%d", (long long)N,
              (long long)C, (long long)O, (long long)L, (long long)k, pad, dil, bias, epi);
-    close_scaled(what, c.y, c.want, c.sc, ny, 2e-6, 1e-6);
-    close_scaled(what, c.y2, c.want, c.sc, ny, 2e-6, 1e-6);
-    bufs_free(&c);
+    close_scaled(what, t.c.y, t.c.want, t.c.sc, t.ny, 2e-6, 1e-6);
+    close_scaled(what, t.c.y2, t.c.want, t.c.sc, t.ny, 2e-6, 1e-6);
+    bufs_free(&t.c);
 }
 
 /* every allocation of the direct conv1d (and of the transposed one) made to fail in turn */
@@ -434,53 +462,38 @@ static void test_conv_direct1d(void)
     nx_cpu_set_conv_direct1d(t_be, NX_CONV_WINOGRAD_AUTO);
 }
 
-/* The DFT conv1d (fftconv1d.c) on x[N, C, L] with w[O, C, k] in `mode`: against the double
- * reference (its error follows the row's scale, as Winograd's) and against the direct conv1d
- * (nx_cpu_set_conv_fft1d OFF), from which it differs in the last bits iff `dft` (it ran). */
+/* The DFT conv1d (fftconv1d.c) in `mode`: against the double reference (its error follows the
+ * row's scale, as Winograd's) and against the direct conv1d (nx_cpu_set_conv_fft1d OFF), from
+ * which it differs in the last bits iff `dft` (it ran). */
 static void check_fft1d(nx_conv_winograd_mode mode, int dft, int64_t N, int64_t C, int64_t O, int64_t L, int64_t k,
                         int pad, int dil, int bias, int epi)
 {
-    nx_conv_params p;
-    memset(&p, 0, sizeof p);
-    p.groups = 1;
-    p.stride[0] = 1;
-    p.pad[0] = pad;
-    p.dilation[0] = dil;
-    const int64_t Lo = L + 2 * pad - dil * (k - 1);
-    const int64_t xs[3] = {N, C, L}, ws[3] = {O, C, k}, ys[3] = {N, O, Lo};
-    const size_t nx = (size_t)prod(xs, 3), nw = (size_t)prod(ws, 3), ny = (size_t)prod(ys, 3);
-    conv_bufs c = bufs_new(nx, nw, (size_t)O, ny);
-    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 3, xs, c.x, t_be), tw = nx_view(NGPT_DTYPE_F32, 3, ws, c.w, t_be);
-    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, c.b, t_be), tr = nx_view(NGPT_DTYPE_F32, 3, ys, c.r, t_be);
-    nx_tensor ty1 = nx_view(NGPT_DTYPE_F32, 3, ys, c.y, t_be), ty0 = nx_view(NGPT_DTYPE_F32, 3, ys, c.y2, t_be);
-    if (epi & 1) {
-        p.act = NX_UNARY_LEAKY_RELU;
-        p.act_param = 0.1f;
-    }
-    if (epi & 2) p.residual = &tr;
+    case1d t;
+    case1d_new(&t, N, C, O, L, k, pad, dil, epi);
+    const nx_tensor *b = bias ? &t.tb : NULL;
+    const size_t ny = t.ny;
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_OFF);
     nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_OFF);
-    CHECK_OK(nx_cpu_conv(t_be, &ty0, &tx, &tw, bias ? &tb : NULL, &p));
+    CHECK_OK(nx_cpu_conv(t_be, &t.ty0, &t.tx, &t.tw, b, &t.p));
     nx_cpu_set_conv_fft1d(t_be, mode);
-    memset(c.y, 0xff, 4 * ny); /* NaN: every output must be written */
-    CHECK_OK(nx_cpu_conv(t_be, &ty1, &tx, &tw, bias ? &tb : NULL, &p));
+    memset(t.c.y, 0xff, 4 * ny); /* NaN: every output must be written */
+    CHECK_OK(nx_cpu_conv(t_be, &t.ty1, &t.tx, &t.tw, b, &t.p));
     nx_cpu_set_conv_fft1d(t_be, NX_CONV_WINOGRAD_AUTO);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
     char what[192];
     snprintf(what, sizeof what, "dft1d N=%lld C=%lld O=%lld L=%lld k=%lld pad=%d dil=%d bias=%d epi=%d", (long long)N,
              (long long)C, (long long)O, (long long)L, (long long)k, pad, dil, bias, epi);
     if ((double)ny * (double)(C * k) < 4e7) {
-        ref_conv(c.x, c.w, bias ? c.b : NULL, xs, ws, ys, 1, &p, c.want, c.sc);
-        ref_epilogue(c.want, c.sc, ny, &p);
-        for (size_t i0 = 0; i0 < ny; i0 += (size_t)Lo) { /* the row's largest scale */
+        case1d_ref(&t, bias);
+        for (size_t i0 = 0; i0 < ny; i0 += (size_t)t.Lo) { /* the row's largest scale */
             double m = 0;
-            for (size_t i = i0; i < i0 + (size_t)Lo; i++) m = fmax(m, c.sc[i]);
-            for (size_t i = i0; i < i0 + (size_t)Lo; i++) c.sc[i] = m;
+            for (size_t i = i0; i < i0 + (size_t)t.Lo; i++) m = fmax(m, t.c.sc[i]);
+            for (size_t i = i0; i < i0 + (size_t)t.Lo; i++) t.c.sc[i] = m;
         }
-        close_scaled(what, c.y, c.want, c.sc, ny, 1e-5, 1e-6);
+        close_scaled(what, t.c.y, t.c.want, t.c.sc, ny, 1e-5, 1e-6);
     }
-    check_vs_direct(what, c.y2, c.y, ny, dft);
-    bufs_free(&c);
+    check_vs_direct(what, t.c.y2, t.c.y, ny, dft);
+    bufs_free(&t.c);
 }
 
 /* every allocation of the DFT conv1d made to fail in turn */

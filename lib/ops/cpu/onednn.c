@@ -79,17 +79,23 @@ void nx_cpu_set_bf16_compute(nx_backend *be, bool on) { SET(be, bf16_compute, on
 static _Thread_local const nx_backend *tl_bf16_be;
 static _Thread_local bool tl_bf16_on;
 
-void nx_cpu_set_conv_winograd(nx_backend *be, nx_conv_winograd_mode mode)
-{
-    const int m = (int)mode;
-    SET(be, conv_winograd, m);
-}
+/* nx_cpu_set_conv_NAME / nx_cpu_conv_NAME: a convolution path's mode, in st->conv_NAME */
+#define CONV_MODE(name)                                                                 \
+    void nx_cpu_set_conv_##name(nx_backend *be, nx_conv_winograd_mode mode)            \
+    {                                                                                   \
+        const int m = (int)mode;                                                        \
+        SET(be, conv_##name, m);                                                        \
+    }                                                                                   \
+    nx_conv_winograd_mode nx_cpu_conv_##name(const nx_backend *be)                      \
+    {                                                                                   \
+        const nx_cpu_state *st = be->impl;                                              \
+        return st ? (nx_conv_winograd_mode)st->conv_##name : NX_CONV_WINOGRAD_AUTO;     \
+    }
 
-nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be)
-{
-    const nx_cpu_state *st = be->impl;
-    return st ? (nx_conv_winograd_mode)st->conv_winograd : NX_CONV_WINOGRAD_AUTO;
-}
+CONV_MODE(winograd)
+CONV_MODE(direct1d)
+CONV_MODE(fft1d)
+#undef CONV_MODE
 
 void nx_cpu_set_conv_winograd_stripe(nx_backend *be, size_t bytes) { SET(be, wino_stripe, bytes); }
 
@@ -99,29 +105,6 @@ size_t nx_cpu_conv_winograd_stripe(const nx_backend *be)
     return st && st->wino_stripe ? st->wino_stripe : (size_t)192 << 20;
 }
 
-void nx_cpu_set_conv_direct1d(nx_backend *be, nx_conv_winograd_mode mode)
-{
-    const int m = (int)mode;
-    SET(be, conv_direct1d, m);
-}
-
-nx_conv_winograd_mode nx_cpu_conv_direct1d(const nx_backend *be)
-{
-    const nx_cpu_state *st = be->impl;
-    return st ? (nx_conv_winograd_mode)st->conv_direct1d : NX_CONV_WINOGRAD_AUTO;
-}
-
-void nx_cpu_set_conv_fft1d(nx_backend *be, nx_conv_winograd_mode mode)
-{
-    const int m = (int)mode;
-    SET(be, conv_fft1d, m);
-}
-
-nx_conv_winograd_mode nx_cpu_conv_fft1d(const nx_backend *be)
-{
-    const nx_cpu_state *st = be->impl;
-    return st ? (nx_conv_winograd_mode)st->conv_fft1d : NX_CONV_WINOGRAD_AUTO;
-}
 #undef SET
 
 bool nx_cpu_bf16_compute(const nx_backend *be)
