@@ -1230,10 +1230,19 @@ NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s,
 #define NGPT_ENCODER_AUDIO 0x2u
 #define NGPT_ENCODER_VIDEO 0x4u
 
+/* ngpt_encoder_params.flags: on a CUDA context, the second encode call in a row with the same
+ * modality and input shape is recorded as a CUDA graph (ImageBind-huge vision: ~500 operations)
+ * and later calls of that shape replay it, the input copied into a buffer the encoder keeps (for
+ * repeated calls: batches of images, video clips; a new shape drops the recording). Same results
+ * as without (the same kernels on the same buffers). Where the call cannot be recorded it runs as
+ * without the flag and the reason is logged at INFO. No effect on the CPU. Off by default until
+ * measured on a GPU (bench/RESULTS.md). */
+#define NGPT_ENCODER_FLAG_CUDA_GRAPH 0x1u
+
 typedef struct ngpt_encoder_params {
     size_t   struct_size;  /* sizeof(ngpt_encoder_params), set by _default */
     uint32_t modalities;   /* NGPT_ENCODER_* bits; 0 = all stored */
-    uint32_t flags;        /* reserved, 0 */
+    uint32_t flags;        /* NGPT_ENCODER_FLAG_* bits, default 0 */
     /* Appended in 0.x (callers built against the older struct get F32): */
     ngpt_dtype compute_dtype; /* the encoder's GEMMs: NGPT_DTYPE_F32 (default), or NGPT_DTYPE_BF16
                                  on the CPU backend (inputs of the linear layers rounded to BF16,

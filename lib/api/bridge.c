@@ -37,39 +37,44 @@ ngpt_status nx_api_read_f32(const ngpt_tensor *src, float **data, int64_t *n, co
     return NGPT_OK;
 }
 
+ngpt_status nx_api_upload_into(nx_tensor *dst, const ngpt_tensor *src, const char *what)
+{
+    NX_TRY(nx_api_check_tensor(src, what, -1));
+    const int64_t cnt = ngpt_tensor_numel(src);
+    if (cnt != nx_numel(dst))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %lld elements for a device tensor of %lld", what, (long long)cnt,
+                      (long long)nx_numel(dst));
+    const ngpt_dtype dt = dst->dtype;
+    if (src->dtype == dt) return nx_tensor_upload(dst, src->data, nx_nbytes(dst));
+    size_t bytes = (size_t)(cnt ? cnt : 1) * nx_dtype_size(dt);
+    void *tmp = nx_malloc(bytes);
+    if (!tmp) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
+    ngpt_status s = NGPT_OK;
+    for (int64_t i = 0; i < cnt; i++) {
+        double v = nx_dtype_get(src->data, src->dtype, (size_t)i);
+        switch (dt) {
+        case NGPT_DTYPE_F32: ((float *)tmp)[i] = (float)v; break;
+        case NGPT_DTYPE_F16: ((uint16_t *)tmp)[i] = nx_f32_to_f16((float)v); break;
+        case NGPT_DTYPE_BF16: ((uint16_t *)tmp)[i] = nx_f32_to_bf16((float)v); break;
+        case NGPT_DTYPE_I32: ((int32_t *)tmp)[i] = (int32_t)nx_dtype_get_i64(src->data, src->dtype, (size_t)i); break;
+        case NGPT_DTYPE_I64: ((int64_t *)tmp)[i] = nx_dtype_get_i64(src->data, src->dtype, (size_t)i); break;
+        default:
+            s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: cannot convert to %s", what, nx_dtype_name(dt));
+            i = cnt;
+        }
+    }
+    if (s == NGPT_OK) s = nx_tensor_upload(dst, tmp, nx_nbytes(dst));
+    nx_free(tmp);
+    return s;
+}
+
 ngpt_status nx_api_upload(nx_tensor *out, nx_backend *be, const ngpt_tensor *src, ngpt_dtype dt, const char *what)
 {
     memset(out, 0, sizeof *out);
     NX_TRY(nx_api_check_tensor(src, what, -1));
-    int64_t cnt = ngpt_tensor_numel(src);
     NX_TRY(nx_tensor_alloc(out, be, dt, src->rank, src->shape));
     out->name = what;
-    ngpt_status s = NGPT_OK;
-    if (src->dtype == dt) {
-        s = nx_tensor_upload(out, src->data, nx_nbytes(out));
-    } else {
-        size_t bytes = (size_t)(cnt ? cnt : 1) * nx_dtype_size(dt);
-        void *tmp = nx_malloc(bytes);
-        if (!tmp) {
-            s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
-        } else {
-            for (int64_t i = 0; i < cnt; i++) {
-                double v = nx_dtype_get(src->data, src->dtype, (size_t)i);
-                switch (dt) {
-                case NGPT_DTYPE_F32: ((float *)tmp)[i] = (float)v; break;
-                case NGPT_DTYPE_F16: ((uint16_t *)tmp)[i] = nx_f32_to_f16((float)v); break;
-                case NGPT_DTYPE_BF16: ((uint16_t *)tmp)[i] = nx_f32_to_bf16((float)v); break;
-                case NGPT_DTYPE_I32: ((int32_t *)tmp)[i] = (int32_t)nx_dtype_get_i64(src->data, src->dtype, (size_t)i); break;
-                case NGPT_DTYPE_I64: ((int64_t *)tmp)[i] = nx_dtype_get_i64(src->data, src->dtype, (size_t)i); break;
-                default:
-                    s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: cannot convert to %s", what, nx_dtype_name(dt));
-                    i = cnt;
-                }
-            }
-            if (s == NGPT_OK) s = nx_tensor_upload(out, tmp, nx_nbytes(out));
-            nx_free(tmp);
-        }
-    }
+    ngpt_status s = nx_api_upload_into(out, src, what);
     if (s != NGPT_OK) nx_tensor_free(out);
     return s;
 }

@@ -14,6 +14,8 @@ ngpt_status nx_api_check_tensor(const ngpt_tensor *t, const char *what, int rank
 /* Copy a caller tensor into a new backend tensor of dtype `dt` (converting F32/F16/BF16/F64/
  * integers as needed). Free *out with nx_tensor_free. */
 ngpt_status nx_api_upload(nx_tensor *out, nx_backend *be, const ngpt_tensor *src, ngpt_dtype dt, const char *what);
+/* The same into an allocated backend tensor of as many elements (its dtype, its shape). */
+ngpt_status nx_api_upload_into(nx_tensor *dst, const ngpt_tensor *src, const char *what);
 
 /* Read a caller tensor as host F32 (allocated with nx_malloc, freed by the caller with nx_free);
  * *n receives the element count. */

@@ -172,8 +172,9 @@ typedef struct unet_step {
     const nx_tensor *ehs, *cls;
 } unet_step;
 
-static ngpt_status step_run(const unet_step *u)
+static ngpt_status step_run(void *arg)
 {
+    const unet_step *u = arg;
     ngpt_status s = NGPT_OK;
     if (u->narrow) s = nx_op_cast(u->be, u->xc, u->x);
     if (s == NGPT_OK && u->narrow) s = nx_op_cast(u->be, u->tin, u->tin32);
@@ -182,31 +183,6 @@ static ngpt_status step_run(const unet_step *u)
                               u->narrow ? u->tin : u->tin32, u->ehs, u->cls);
     if (s == NGPT_OK && u->narrow) s = nx_op_cast(u->be, u->eps, u->epsc);
     return s;
-}
-
-/* Record the step into *graph and run it once (recording runs nothing). When the backend cannot
- * record it (an op that needs the host, a driver refusal), the step runs directly, *graph stays
- * NULL and the reason goes to the log at INFO: the graph is a speed-up, never a new failure. */
-static ngpt_status step_captured(const unet_step *u, nx_graph **graph)
-{
-    *graph = NULL;
-    char why[256] = "";
-    ngpt_status s = nx_backend_capture_begin(u->be);
-    if (s == NGPT_OK) {
-        ngpt_status r = step_run(u);
-        if (r != NGPT_OK) snprintf(why, sizeof why, "%s", ngpt_last_error());  /* the cause, not the end's */
-        s = nx_backend_capture_end(u->be, graph);
-        if (r != NGPT_OK) {
-            nx_backend_graph_free(u->be, *graph);
-            *graph = NULL;
-            s = r;
-        }
-    }
-    if (s == NGPT_OK) return nx_backend_graph_launch(u->be, *graph);
-    if (!why[0]) snprintf(why, sizeof why, "%s", ngpt_last_error());
-    nx_log(&u->be->log, NGPT_LOG_INFO, "ngpt_decoder_generate: the denoising step was not captured as a graph (%s); "
-           "running it op by op", why);
-    return step_run(u);
 }
 
 /* The latents after the denoising loop (host F32, numel(pl) floats, in place). */
@@ -275,7 +251,7 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
             s = nx_backend_graph_launch(be, graph);
         } else if (s == NGPT_OK && want_graph && k >= 1) {
             want_graph = false;  /* one attempt */
-            s = step_captured(&st, &graph);
+            s = nx_backend_record(be, step_run, &st, &graph, "ngpt_decoder_generate: the denoising step");
         } else if (s == NGPT_OK) {
             s = step_run(&st);
         }

@@ -12,10 +12,25 @@
 #include <stdio.h>
 #include <string.h>
 
+/* NGPT_ENCODER_FLAG_CUDA_GRAPH: the recording of one encode shape (the last one seen twice in a
+ * row) with the device buffers it reads and writes, kept while the recording lives */
+typedef struct enc_graph {
+    nx_ib_modality mod;
+    int            rank;
+    int64_t        shape[NGPT_MAX_DIMS];
+    int64_t        clips;
+    bool           seen;    /* the previous call had this key */
+    bool           failed;  /* recording it failed: op by op until the key changes */
+    nx_tensor      x, y;
+    nx_graph      *g;
+} enc_graph;
+
 struct ngpt_encoder {
     ngpt_context *ctx;
     nx_imagebind *ib;
     ngpt_dtype compute_dtype; /* F32, or BF16 (CPU backend only) */
+    bool cuda_graph;          /* NGPT_ENCODER_FLAG_CUDA_GRAPH on a backend that records graphs */
+    enc_graph graph;
 };
 
 NGPT_API ngpt_status ngpt_encoder_params_default(ngpt_encoder_params *p, size_t struct_size)
@@ -49,7 +64,9 @@ NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, 
     const uint32_t all = NGPT_ENCODER_IMAGE | NGPT_ENCODER_AUDIO | NGPT_ENCODER_VIDEO;
     if (p.modalities & ~all)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_encoder_create: unknown modality bits 0x%x", p.modalities & ~all);
-    if (p.flags) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_encoder_create: unknown flags 0x%x", p.flags);
+    if (p.flags & ~NGPT_ENCODER_FLAG_CUDA_GRAPH)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_encoder_create: unknown flags 0x%x",
+                      p.flags & ~NGPT_ENCODER_FLAG_CUDA_GRAPH);
     const bool on_cpu = ctx->be == ctx->cpu;
     const bool half = p.compute_dtype == NGPT_DTYPE_F16 || p.compute_dtype == NGPT_DTYPE_BF16;
     if (p.compute_dtype != NGPT_DTYPE_F32 && !(on_cpu ? p.compute_dtype == NGPT_DTYPE_BF16 : half))
@@ -64,6 +81,7 @@ NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, 
     if (!e) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_encoder_create: out of memory");
     e->ctx = ctx;
     e->compute_dtype = p.compute_dtype;
+    e->cuda_graph = (p.flags & NGPT_ENCODER_FLAG_CUDA_GRAPH) && ctx->be->v->capture_begin;
     /* CPU BF16 is a GEMM mode (F32 activations, oneDNN bf16: the scope in encode()); on CUDA the
      * compute dtype is the activation dtype */
     ngpt_status s = nx_imagebind_load(&e->ib, ctx->be, path, want, on_cpu ? NGPT_DTYPE_F32 : p.compute_dtype);
@@ -75,9 +93,20 @@ NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, 
     return NGPT_OK;
 }
 
+/* Drop the recording and its buffers (a new key, or the encoder's end). */
+static void graph_reset(ngpt_encoder *enc)
+{
+    enc_graph *eg = &enc->graph;
+    nx_backend_graph_free(enc->ctx->be, eg->g);
+    nx_tensor_free(&eg->x);
+    nx_tensor_free(&eg->y);
+    memset(eg, 0, sizeof *eg);
+}
+
 NGPT_API void ngpt_encoder_free(ngpt_encoder *enc)
 {
     if (!enc) return;
+    graph_reset(enc);
     nx_imagebind_free(enc->ib);
     nx_free(enc);
 }
@@ -96,6 +125,63 @@ NGPT_API uint32_t ngpt_encoder_modalities(const ngpt_encoder *enc)
     return m;
 }
 
+typedef struct enc_run {
+    ngpt_encoder  *enc;
+    nx_ib_modality mod;
+    nx_tensor     *y;
+    const nx_tensor *x;
+    int64_t        clips;
+} enc_run;
+
+static ngpt_status run_branch(void *arg)
+{
+    const enc_run *r = arg;
+    return nx_imagebind_encode(r->enc->ib, r->mod, r->y, r->x, r->clips);
+}
+
+/* NGPT_ENCODER_FLAG_CUDA_GRAPH: the first call of a shape runs op by op (it makes the plans, pools
+ * and constants a recording must find); a second call in a row with the same shape uploads into
+ * buffers the encoder keeps, is recorded and launched; later calls of that shape refill the
+ * input buffer and launch the recording. *done false: the caller runs the call as usual. */
+static ngpt_status encode_graph(ngpt_encoder *enc, nx_ib_modality mod, ngpt_tensor *out, const ngpt_tensor *flat,
+                                int64_t clips, const int64_t *ys, const char *what, bool *done)
+{
+    enc_graph *eg = &enc->graph;
+    nx_backend *be = enc->ctx->be;
+    bool same = eg->seen && eg->mod == mod && eg->rank == flat->rank && eg->clips == clips &&
+                !memcmp(eg->shape, flat->shape, (size_t)flat->rank * sizeof(int64_t));
+    *done = false;
+    if (!same) {
+        graph_reset(enc);
+        eg->seen = true;
+        eg->mod = mod;
+        eg->rank = flat->rank;
+        eg->clips = clips;
+        memcpy(eg->shape, flat->shape, (size_t)flat->rank * sizeof(int64_t));
+        return NGPT_OK;
+    }
+    if (eg->failed) return NGPT_OK;
+    ngpt_status s = NGPT_OK;
+    if (!eg->g) {
+        s = nx_api_upload(&eg->x, be, flat, NGPT_DTYPE_F32, what);
+        if (s == NGPT_OK) s = nx_tensor_alloc(&eg->y, be, NGPT_DTYPE_F32, 2, ys);
+        enc_run r = {enc, mod, &eg->y, &eg->x, clips};
+        if (s == NGPT_OK) s = nx_backend_record(be, run_branch, &r, &eg->g, what);
+        if (s == NGPT_OK && !eg->g) eg->failed = true; /* ran op by op (logged): do not try again */
+    } else {
+        s = nx_api_upload_into(&eg->x, flat, what);
+        if (s == NGPT_OK) s = nx_backend_graph_launch(be, eg->g);
+    }
+    if (s == NGPT_OK) s = nx_api_download(out, &eg->y, NGPT_DTYPE_F32);
+    if (s != NGPT_OK) graph_reset(enc); /* a failed call leaves nothing recorded */
+    *done = true;
+    if (eg->failed) { /* the op-by-op run's buffers are not needed any more */
+        nx_tensor_free(&eg->x);
+        nx_tensor_free(&eg->y);
+    }
+    return s;
+}
+
 /* Run branch `mod` on `in` seen as [items * clips, clip shape...] (clip_rank dims per clip). */
 static ngpt_status encode(ngpt_encoder *enc, nx_ib_modality mod, ngpt_tensor *out, const ngpt_tensor *in,
                           int64_t items, int64_t clips, int clip_rank, const char *what)
@@ -109,6 +195,11 @@ static ngpt_status encode(ngpt_encoder *enc, nx_ib_modality mod, ngpt_tensor *ou
     nx_backend *be = enc->ctx->be;
     nx_tensor x = {0}, y = {0};
     int64_t ys[2] = {items, nx_imagebind_get_config(enc->ib)->out_embed_dim};
+    if (enc->cuda_graph) {
+        bool done = false;
+        ngpt_status s = encode_graph(enc, mod, out, &flat, clips, ys, what, &done);
+        if (done || s != NGPT_OK) return s;
+    }
     ngpt_status s = nx_api_upload(&x, be, &flat, NGPT_DTYPE_F32, what);
     if (s == NGPT_OK) s = nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, 2, ys);
     if (s == NGPT_OK) {

@@ -177,3 +177,25 @@ void nx_backend_graph_free(nx_backend *be, nx_graph *g)
 {
     if (g && be && be->v->graph_free) be->v->graph_free(be, g);
 }
+
+ngpt_status nx_backend_record(nx_backend *be, ngpt_status (*run)(void *arg), void *arg, nx_graph **graph,
+                              const char *what)
+{
+    *graph = NULL;
+    char why[256] = "";
+    ngpt_status s = nx_backend_capture_begin(be);
+    if (s == NGPT_OK) {
+        const ngpt_status r = run(arg);
+        if (r != NGPT_OK) snprintf(why, sizeof why, "%s", ngpt_last_error()); /* the cause, not the end's */
+        s = nx_backend_capture_end(be, graph);
+        if (r != NGPT_OK) {
+            nx_backend_graph_free(be, *graph);
+            *graph = NULL;
+            s = r;
+        }
+    }
+    if (s == NGPT_OK) return nx_backend_graph_launch(be, *graph);
+    if (!why[0]) snprintf(why, sizeof why, "%s", ngpt_last_error());
+    nx_log(&be->log, NGPT_LOG_INFO, "%s was not captured as a graph (%s); running it op by op", what, why);
+    return run(arg);
+}

@@ -114,6 +114,56 @@ static void test_audio(void)
     free(fb);
 }
 
+static int g_fallbacks; /* "not captured" messages seen on g_cuda_log */
+static ngpt_context *g_cuda_log;
+
+static void on_log(ngpt_log_level level, const char *message, void *user)
+{
+    (void)user;
+    fprintf(stderr, "  [log %d] %s\n", (int)level, message);
+    if (strstr(message, "not captured")) g_fallbacks++;
+}
+
+/* NGPT_ENCODER_FLAG_CUDA_GRAPH: four calls of one shape with other pixels each (call 1 op by op,
+ * call 2 recorded, calls 3 and 4 replayed with the input refilled) equal an encoder without the
+ * flag on the same pixels; a new shape (one image) drops the recording and still agrees; no
+ * "not captured" fallback is logged. */
+static void test_graph(void)
+{
+    const size_t n = (size_t)2 * 3 * 224 * 224;
+    ngpt_encoder_params p;
+    ngpt_encoder_params_default(&p, sizeof p);
+    p.compute_dtype = NGPT_DTYPE_F16;
+    ngpt_encoder *plain = NULL, *rec = NULL;
+    CHECK_OK(ngpt_encoder_create(&plain, g_cuda_log, g_model, &p));
+    p.flags = NGPT_ENCODER_FLAG_CUDA_GRAPH;
+    CHECK_OK(ngpt_encoder_create(&rec, g_cuda_log, g_model, &p));
+    g_fallbacks = 0;
+    for (int call = 0; plain && rec && call < 5; call++) {
+        float *px = randn(n, 100u + (uint32_t)call);
+        if (!px) break;
+        ngpt_tensor t = {NGPT_DTYPE_F32, 4, {call == 4 ? 1 : 2, 3, 224, 224}, px, NULL};
+        ngpt_tensor a = {0}, b = {0};
+        CHECK_OK(ngpt_encoder_encode_pixels(plain, &a, &t));
+        CHECK_OK(ngpt_encoder_encode_pixels(rec, &b, &t));
+        if (a.data && b.data) {
+            const int64_t cnt = a.shape[0] * a.shape[1];
+            float maxd = 0.f;
+            for (int64_t i = 0; i < cnt; i++) maxd = fmaxf(maxd, fabsf(((float *)a.data)[i] - ((float *)b.data)[i]));
+            fprintf(stderr, "imagebind cuda graph, call %d: max abs diff %.2e against no graph\n", call + 1,
+                    (double)maxd);
+            CHECK_MSG(b.shape[0] == a.shape[0] && maxd <= 1e-6f, "call %d: %.3g from the encoder without the flag",
+                      call + 1, (double)maxd);
+        }
+        ngpt_tensor_free(&a);
+        ngpt_tensor_free(&b);
+        free(px);
+    }
+    CHECK_MSG(g_fallbacks == 0, "the encode was not recorded as a graph (see the log above)");
+    ngpt_encoder_free(plain);
+    ngpt_encoder_free(rec);
+}
+
 static void test_cpu_refuses_f16(void)
 {
     ngpt_encoder_params p;
@@ -130,10 +180,18 @@ int main(void)
     snprintf(g_model, sizeof g_model, "%s/models/imagebind-a", g_golden);
     if (!(g_cuda = test_cuda_context())) return TEST_SKIP;
     if (!(g_cpu = test_cpu_context(0))) return 1;
+    ngpt_context_params lp;
+    ngpt_context_params_default(&lp, sizeof lp);
+    lp.device = NGPT_DEVICE_CUDA;
+    lp.log_level = NGPT_LOG_INFO;
+    lp.log_callback = on_log;
+    CHECK_OK(ngpt_context_create(&g_cuda_log, &lp));
     RUN(test_images);
     RUN(test_video);
     RUN(test_audio);
+    if (g_cuda_log) RUN(test_graph);
     RUN(test_cpu_refuses_f16);
+    ngpt_context_free(g_cuda_log);
     ngpt_context_free(g_cuda);
     ngpt_context_free(g_cpu);
     return test_done();

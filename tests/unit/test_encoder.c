@@ -65,6 +65,37 @@ static void test_basics(void)
     CHECK(bad == NULL);
     CHECK_ERR(ngpt_encoder_create(&bad, g_ctx, NULL, NULL), NGPT_ERR_INVALID_ARGUMENT, NULL);
     CHECK_ERR(ngpt_encoder_create(&bad, g_ctx, "/nonexistent/imagebind", NULL), NGPT_ERR_NOT_FOUND, "/nonexistent/imagebind");
+    ngpt_encoder_params_default(&p, sizeof p);
+    p.flags = 0x2;
+    CHECK_ERR(ngpt_encoder_create(&bad, g_ctx, g_model, &p), NGPT_ERR_INVALID_ARGUMENT, "flags 0x2");
+    CHECK(bad == NULL);
+}
+
+/* NGPT_ENCODER_FLAG_CUDA_GRAPH on the CPU: accepted, no effect (the same embeddings, call after
+ * call, as an encoder without it); test_encoder_cuda checks it where it records. */
+static void test_graph_flag_on_cpu(void)
+{
+    ngpt_encoder_params p;
+    ngpt_encoder_params_default(&p, sizeof p);
+    p.flags = NGPT_ENCODER_FLAG_CUDA_GRAPH;
+    ngpt_encoder *g = NULL, *e = open_enc(0);
+    CHECK_OK(ngpt_encoder_create(&g, g_ctx, g_model, &p));
+    const size_t n = (size_t)2 * 3 * 224 * 224;
+    float *px = malloc(n * sizeof(float));
+    for (size_t i = 0; px && i < n; i++) px[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    const ngpt_tensor t = {NGPT_DTYPE_F32, 4, {2, 3, 224, 224}, px, NULL};
+    for (int call = 0; px && g && e && call < 3; call++) {
+        ngpt_tensor a = {0}, b = {0};
+        CHECK_OK(ngpt_encoder_encode_pixels(e, &a, &t));
+        CHECK_OK(ngpt_encoder_encode_pixels(g, &b, &t));
+        CHECK(a.data && b.data && a.shape[0] == b.shape[0] && a.shape[1] == b.shape[1] &&
+              !memcmp(a.data, b.data, (size_t)(a.shape[0] * a.shape[1]) * sizeof(float)));
+        ngpt_tensor_free(&a);
+        ngpt_tensor_free(&b);
+    }
+    free(px);
+    ngpt_encoder_free(g);
+    ngpt_encoder_free(e);
 }
 
 /* encode_image == image_preprocess + encode_pixels; a batch equals its items one by one. */
@@ -579,6 +610,7 @@ int main(void)
     RUN(test_audio_video);
     RUN(test_not_loaded_and_shapes);
     RUN(test_compute_dtype);
+    RUN(test_graph_flag_on_cpu);
     RUN(test_bad_checkpoints);
     RUN(test_other_thread);
     RUN(test_alloc_failures);
