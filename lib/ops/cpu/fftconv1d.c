@@ -77,9 +77,10 @@ static void tables_init(void)
 }
 
 /* U for output-channel blocks [b0, b1) of 8: bins of the reversed taps, scaled by 1/32 (the
- * inverse DFT's factor), as Karatsuba's three factors Wr, Wi, Wr + Wi (bin 0: W_0, W_16). The packed layout keeps a block's 8 rows at one column together, so the
- * 8 rows are the lanes: per (block, c) the taps are copied to wt[i][row] and each bin is k
- * multiply-adds of 8-float vectors, stored 8 floats at a time. */
+ * inverse DFT's factor), as Karatsuba's three factors Wr, Wi, Wr + Wi (bin 0: W_0, W_16). The
+ * packed layout keeps a block's 8 rows at one column together, so the 8 rows are the lanes: per
+ * (block, c) the taps are copied to wt[i][row] and each bin is k multiply-adds of 8-float vectors,
+ * stored 8 floats at a time. */
 static AVX512 void weight_blocks(int64_t b0, int64_t b1, void *arg)
 {
     const fc_job *j = arg;
@@ -179,10 +180,10 @@ static AVX512 inline void tr16(__m512 *r)
 
 /* The 17 bins of 16 real 32-sample sequences (lanes) as Karatsuba's three factors: bin f's real
  * part to v + f bs, its imaginary part to v + f bs + ps and their sum to v + f bs + 2 ps; bin 0's
- * first two slots take the DC and the Nyquist term. With e_i = s_i + s_{32-i}, o_i = s_i - s_{32-i} (i = 1..15), and bins f and 16 - f
- * sharing the even- and odd-i halves of their sums (cos(2 pi (16 - f) i / 32) = (-1)^i
- * cos(2 pi f i / 32), sin(...) = (-1)^(i+1) sin(...)), it is 285 vector operations instead of
- * the plain DFT's 1024 multiply-adds. */
+ * first two slots take the DC and the Nyquist term. With e_i = s_i + s_{32-i} and
+ * o_i = s_i - s_{32-i} (i = 1..15), and bins f and 16 - f sharing the even- and odd-i halves of
+ * their sums (cos(2 pi (16 - f) i / 32) = (-1)^i cos(2 pi f i / 32), sin(...) = (-1)^(i+1)
+ * sin(...)), it is ~300 vector operations instead of the plain DFT's 1024 multiply-adds. */
 static AVX512 inline void dft32(const __m512 *s, float *v, int64_t ps, int64_t bs)
 {
     __m512 e[16], o[16];
@@ -197,7 +198,7 @@ static AVX512 inline void dft32(const __m512 *s, float *v, int64_t ps, int64_t b
     _mm512_storeu_ps(v, _mm512_add_ps(s0p, _mm512_add_ps(ev, od)));      /* DC */
     _mm512_storeu_ps(v + ps, _mm512_add_ps(s0p, _mm512_sub_ps(ev, od))); /* Nyquist */
     for (int f = 1; f <= 8; f++) {
-        __m512 re_e = _mm512_setzero_ps(), re_o = _mm512_setzero_ps(), im_e = _mm512_setzero_ps(), im_o = _mm512_setzero_ps();
+        __m512 re_e = _mm512_setzero_ps(), re_o = re_e, im_e = re_e, im_o = re_e;
         for (int i = 2; i < 16; i += 2) {
             re_e = _mm512_fmadd_ps(_mm512_set1_ps(g_cos[f][i]), e[i], re_e);
             im_e = _mm512_fmadd_ps(_mm512_set1_ps(g_sin[f][i]), o[i], im_e);

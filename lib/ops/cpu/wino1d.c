@@ -294,7 +294,8 @@ static NX_AVX512 void own_task(int64_t task, int64_t n_tasks, void *arg)
         l.ncol = o->cols - l.col0 < o->chunk ? o->cols - l.col0 : o->chunk;
         input_rows_p1_avx512(&l, 0, l.Kc);
         if (l.ncol % 48) /* the GEMM reads whole 48-column tiles: no stale values (or denormals) there */
-            for (int64_t r = 0; r < A * l.Kc; r++) memset(l.V + r * l.ldv + l.ncol, 0, (size_t)(48 - l.ncol % 48) * sizeof(float));
+            for (int64_t r = 0; r < A * l.Kc; r++)
+                memset(l.V + r * l.ldv + l.ncol, 0, (size_t)(48 - l.ncol % 48) * sizeof(float));
         for (int a = 0; a < A; a++)
             nx_cpu_gemm_tiles(l.M + (int64_t)a * l.O * l.ldm, l.ldm, l.U + (int64_t)a * Op * l.Kc,
                               l.V + (int64_t)a * l.Kc * l.ldv, l.ldv, l.Kc, l.O, l.ncol);
