@@ -122,14 +122,20 @@ static inline int64_t col_xp(const fc_job *j, int64_t col)
 static void phase_in(int64_t c0, int64_t c1, void *arg)
 {
     const fc_job *j = arg;
+    const int64_t d = j->d;
     for (int64_t c = c0; c < c1; c++)
-        for (int64_t qb = 0; qb < j->d; qb++) {
-            float *dst = j->XP + (c * j->d + qb) * j->Lp;
-            const float *xc = j->xn + c * j->L;
-            for (int64_t v = 0; v < j->Lp; v++) {
-                const int64_t t = j->d * (v + j->vmin) + qb;
-                dst[v] = t >= 0 && t < j->L ? xc[t] : 0.f;
-            }
+        for (int64_t qb = 0; qb < d; qb++) {
+            float *dst = j->XP + (c * d + qb) * j->Lp;
+            const float *xs = j->xn + c * j->L + qb; /* phase qb: xs[d u] = x[d u + qb] */
+            /* dst[v] = xs[d (v + vmin)] for v + vmin in [0, n), n = the phase's samples; zeros around */
+            const int64_t n = qb < j->L ? (j->L - qb + d - 1) / d : 0;
+            int64_t v0 = -j->vmin, v1 = n - j->vmin;
+            v0 = v0 < j->Lp ? v0 : j->Lp;
+            v1 = v1 < j->Lp ? v1 : j->Lp;
+            memset(dst, 0, (size_t)v0 * sizeof(float));
+            if (d == 1) memcpy(dst + v0, xs, (size_t)(v1 - v0) * sizeof(float));
+            else for (int64_t v = v0; v < v1; v++) dst[v] = xs[d * (v - v0)];
+            memset(dst + v1, 0, (size_t)(j->Lp - v1) * sizeof(float));
         }
 }
 
