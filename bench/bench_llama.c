@@ -5,8 +5,9 @@
  * buffer of the same size).
  *
  *   bench_llama [layers=2] [dtype=f16|bf16|f32] [prompt=128] [decode=16] [threads=0]
- *   env: NGPT_BENCH_PREFILL_REPS (best of n prefills), NGPT_BENCH_WCVT=0 (F16/BF16 W through the
- *   oneDNN path instead of the fused convert GEMM), NGPT_BENCH_PROFILE, NGPT_BENCH_DEVICE.
+ *   env: NGPT_BENCH_PREFILL_REPS (best of n prefills), NGPT_BENCH_CPU_BF16=1 (CPU compute dtype
+ *   BF16), NGPT_BENCH_WCVT=0 (F16/BF16 W through the oneDNN path instead of the fused convert
+ *   GEMM), NGPT_BENCH_PROFILE, NGPT_BENCH_DEVICE.
  */
 #include "nextgpt.h"
 #include "bench_membw.h"
@@ -137,6 +138,11 @@ int main(int argc, char **argv)
     ngpt_backbone_params bp;
     ngpt_backbone_params_default(&bp, sizeof bp);
     bp.compute_dtype = cuda ? dt : NGPT_DTYPE_F32;
+    /* NGPT_BENCH_CPU_BF16=1: compute dtype BF16 on the CPU (the prompt's linears with BF16 inputs) */
+    if (!cuda && getenv("NGPT_BENCH_CPU_BF16") && atoi(getenv("NGPT_BENCH_CPU_BF16"))) {
+        bp.compute_dtype = NGPT_DTYPE_BF16;
+        printf("# CPU compute dtype BF16 (prompt linears through oneDNN bf16)\n");
+    }
     bp.n_ctx = prompt + decode + 8;
     ngpt_context *ctx = NULL;
     ngpt_backbone *bb = NULL;

@@ -366,10 +366,15 @@ typedef struct ngpt_backbone_params {
                                   * owned copy of q/k/v/o beside the mapped checkpoint);
                                   * 0: LoRA run unmerged as extra linears (as PEFT does) */
     ngpt_dtype  compute_dtype;   /* activations, KV cache and logits: NGPT_DTYPE_F32 (default, any
-                                  * device, weights of any dtype), or F16 / BF16 on CUDA only
+                                  * device, weights of any dtype), or F16 / BF16 on CUDA
                                   * (weights converted to it at load so GEMMs run on tensor
-                                  * cores; outputs still handed back as F32). F16/BF16 on the
-                                  * CPU: NGPT_ERR_UNSUPPORTED. */
+                                  * cores; outputs still handed back as F32). BF16 on the CPU:
+                                  * activations, KV cache and logits stay F32, the linears of
+                                  * prompts (more than 4 tokens) take BF16 inputs with F32
+                                  * accumulation (oneDNN: fast where the CPU has AMX; on
+                                  * AVX512-BF16 alone slower than F32); decode steps read the
+                                  * weights in their own dtype as with F32. F16 on the CPU:
+                                  * NGPT_ERR_UNSUPPORTED. */
     ngpt_progress_fn progress;   /* NULL = none; called once per layer */
     void       *progress_user_data;
 } ngpt_backbone_params;

@@ -8,6 +8,7 @@
 #include "../core/params.h"
 #include "../models/llama.h"
 #include "../models/sampler.h"
+#include "../ops/cpu/cpu_ops.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -146,7 +147,12 @@ ngpt_status nx_backbone_eval_locked(ngpt_backbone_session *s, int32_t n, const i
 {
     const int32_t p0 = s->st->n_past;
     pthread_mutex_lock(&s->bb->mu);
+    /* compute dtype BF16 on the CPU: this thread's linears in BF16 for this call only */
+    const bool scoped = s->bb->m->cpu_bf16;
+    nx_cpu_bf16_scope prev = {0};
+    if (scoped) prev = nx_cpu_bf16_scope_begin(s->bb->m->be, true);
     ngpt_status st = nx_llama_eval(s->st, n, ids, embeds, is_embed, out);
+    if (scoped) nx_cpu_bf16_scope_end(prev);
     pthread_mutex_unlock(&s->bb->mu);
     if (st == NGPT_OK) /* what the cache holds: ids, -1 for embedding rows */
         for (int32_t i = 0; i < n && p0 + i < s->st->n_ctx; i++)

@@ -471,9 +471,15 @@ ngpt_status nx_llama_load(nx_llama **out, nx_backend *be, nx_backend *cpu, const
     if (m->cdt != NGPT_DTYPE_F32 && m->cdt != NGPT_DTYPE_F16 && m->cdt != NGPT_DTYPE_BF16)
         st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "llama: compute dtype %s (expected F32, F16 or BF16)",
                     nx_dtype_name(m->cdt));
-    else if (m->cdt != NGPT_DTYPE_F32 && be->kind == NGPT_BACKEND_CPU)
-        st = nx_err(NGPT_ERR_UNSUPPORTED, "llama: compute dtype %s needs the CUDA backend (the CPU backend computes "
-                    "in F32, from weights of any dtype)", nx_dtype_name(m->cdt));
+    else if (m->cdt == NGPT_DTYPE_F16 && be->kind == NGPT_BACKEND_CPU)
+        st = nx_err(NGPT_ERR_UNSUPPORTED, "llama: compute dtype F16 needs the CUDA backend (the CPU backend computes "
+                    "in F32, or with BF16 GEMM inputs, from weights of any dtype)");
+    /* BF16 on the CPU: F32 activations, KV cache and logits; the linears take BF16 inputs (oneDNN's
+     * bf16 GEMMs, AMX where the CPU has it) under the caller's scope (nx_backbone_eval_locked) */
+    if (!st && m->cdt == NGPT_DTYPE_BF16 && be->kind == NGPT_BACKEND_CPU) {
+        m->cpu_bf16 = true;
+        m->cdt = NGPT_DTYPE_F32;
+    }
     if (!st) st = load_all(m, dir, p);
     if (st) {
         nx_llama_free(m);

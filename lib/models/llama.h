@@ -76,6 +76,8 @@ typedef struct nx_llama {
     int             n_base;
     nx_weights     *delta;  /* the NExT-GPT delta, kept open (embed/lm_head/LoRA views) */
     ngpt_dtype      cdt;    /* compute dtype: activations, KV cache and (on CUDA) the weights */
+    bool            cpu_bf16; /* compute dtype BF16 on the CPU: cdt F32, the linears in BF16 (the
+                               * caller's eval runs under nx_cpu_bf16_scope_begin) */
 } nx_llama;
 
 typedef bool (*nx_progress_fn)(float done, void *user);
