@@ -154,10 +154,11 @@ static ngpt_status est_backbone(const mem_env *E, const char *llm, bool delta, m
     int64_t n = E->p->n_batch ? E->p->n_batch : 512;
     if (n > n_ctx) n = n_ctx;
     P->kv = (uint64_t)(2.0 * L * (double)n_ctx * Dkv) * E->act;
-    /* scratch for n positions (x, xn, proj [n, H]; q, att [n, Dq]; gate, up [n, I]; ids, pos),
-     * the logits and hidden rows of the last position (F32, and in the compute dtype when it is
-     * not F32, with an F32 staging buffer for caller embedding rows) — kept between evals */
-    double scratch = (double)n * (3 * H + 2 * Dq + 2 * I) * (double)E->act + (double)n * 8.0;
+    /* scratch for n positions (x, xn, proj [n, H]; q, att [n, Dq]; gate, up [n, I] — on CUDA
+     * gate is [n, 2 I], the fused [gate | up]; ids, pos), the logits and hidden rows of the last
+     * position (F32, and in the compute dtype when it is not F32, with an F32 staging buffer for
+     * caller embedding rows) — kept between evals */
+    double scratch = (double)n * (3 * H + 2 * Dq + (E->cuda ? 3 : 2) * I) * (double)E->act + (double)n * 8.0;
     double outs = (V + H) * 4.0;
     if (E->act != 4) outs += (V + H) * (double)E->act + (double)n * H * 4.0;
     P->work = (uint64_t)(scratch + outs);

@@ -8,9 +8,11 @@
  * Choices (docs/architecture.md, "Backbone"):
  *  - CPU: weights stay in the checkpoint's mmap (views, any of F32/F16/BF16 straight into
  *    nx_op_linear). CUDA: each tensor uploaded once.
- *  - gate/up are NOT fused into one [2I, H] matrix: on the CPU that would cost a copy of both
- *    (they are separate tensors in the file), so the MLP is two linears + silu(gate) * up
- *    (nx_op_unary + nx_op_binary), which reads the same bytes.
+ *  - gate/up: on the CPU two linears + silu(gate) * up (nx_op_unary + nx_op_binary): one
+ *    [2I, H] matrix would cost a copy of both (they are separate tensors in the file), and the
+ *    two read the same bytes. On CUDA, where every weight is uploaded anyway, they are one [gate;
+ *    up] matrix and the MLP is one linear + nx_op_glu: 2 of a layer's 16 launches fewer (a decode
+ *    step is ~500 small launches; bench/RESULTS.md).
  *  - LoRA merged at load by default: W' = W + (alpha/r) B@A computed in F32 (nx_op_matmul on
  *    the CPU backend) into owned memory; unmerged (flag) runs y += s * B(A x) as two extra
  *    linears per projection, like PEFT.
@@ -321,6 +323,19 @@ static ngpt_status find_checkpoint(char *path, const char *dir)
                   "or pytorch_model.bin.index.json", dir);
 }
 
+/* CUDA: [w_gate; w_up] as one (2I, H) matrix, the two uploads freed (the MLP's two linears become
+ * one; see the header) */
+static ngpt_status fuse_gate_up(nx_llama *m, nx_llama_layer *L)
+{
+    const int64_t ne[2] = {2 * L->w_gate.ne[0], L->w_gate.ne[1]};
+    NX_TRY(nx_tensor_alloc(&L->w_gu, m->be, L->w_gate.dtype, 2, ne));
+    L->w_gu.name = "mlp.gate_proj + up_proj";
+    NX_TRY(nx_op_concat(m->be, &L->w_gu, &L->w_gate, &L->w_up, 0));
+    nx_tensor_free(&L->w_gate);
+    nx_tensor_free(&L->w_up);
+    return NGPT_OK;
+}
+
 /* The delta's embed_tokens/lm_head (V' rows) and its LoRA rank; checks V' against the base and
  * the delta folder's added_tokens.json. */
 static ngpt_status open_delta(nx_llama *m, const nx_llama_load_params *p, const nx_wtensor **emb, const nx_wtensor **head)
@@ -416,6 +431,7 @@ static ngpt_status load_all(nx_llama *m, const char *dir, const nx_llama_load_pa
         LW(w_up, "mlp.up_proj.weight", 2, I, H);
         LW(w_down, "mlp.down_proj.weight", 2, H, I);
 #undef LW
+        if (m->be->kind != NGPT_BACKEND_CPU) NX_TRY(fuse_gate_up(m, L));
         /* transformers 4.29 saves the RoPE buffer in .bin checkpoints: accept it (recomputed) */
         snprintf(name, sizeof name, "model.layers.%d.self_attn.rotary_emb.inv_freq", l);
         if (nx_weights_find(base_for(m, name), name)) {
@@ -442,7 +458,8 @@ void nx_llama_free(nx_llama *m)
     if (m->layers) {
         for (int l = 0; l < m->cfg.n_layers; l++) {
             nx_llama_layer *L = &m->layers[l];
-            nx_tensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+            nx_tensor *ts[] = {&L->attn_norm, &L->wq,   &L->wk, &L->wv,    &L->wo,
+                               &L->ffn_norm,  &L->w_gate, &L->w_up, &L->w_gu, &L->w_down};
             for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) nx_tensor_free(ts[i]);
             free_lora(&L->lq);
             free_lora(&L->lk);
@@ -604,7 +621,8 @@ static ngpt_status ensure_scratch(nx_llama_state *s, int32_t n)
     if (!st) st = alloc2(be, &s->q, f, n, QD);
     if (!st) st = alloc2(be, &s->att, f, n, QD);
     if (!st) st = alloc2(be, &s->proj, f, n, c->hidden);
-    if (!st) st = alloc2(be, &s->gate, f, n, c->ffn);
+    const bool gu = m->layers && m->layers[0].w_gu.data; /* [gate | up] from one linear */
+    if (!st) st = alloc2(be, &s->gate, f, n, gu ? 2 * c->ffn : c->ffn);
     if (!st) st = alloc2(be, &s->up, f, n, c->ffn);
     if (!st && m->lora_r && !m->lora_merged) st = alloc2(be, &s->lora_t, f, n, m->lora_r);
     if (!st && m->lora_r && !m->lora_merged) st = alloc2(be, &s->lora_y, f, n, c->hidden > KVD ? c->hidden : KVD);
@@ -782,11 +800,17 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
 
         /* MLP block: down(silu(gate(xn)) * up(xn)) */
         NX_TRY(nx_op_rms_norm(be, &xn, &x, &L->ffn_norm, c->eps));
-        NX_TRY(nx_op_linear(be, &gate, &xn, &L->w_gate, NULL));
-        NX_TRY(nx_op_linear(be, &up, &xn, &L->w_up, NULL));
-        NX_TRY(nx_op_unary(be, &gate, &gate, NX_UNARY_SILU, 0.0f));
-        NX_TRY(nx_op_binary(be, &gate, &gate, &up, NX_BINARY_MUL));
-        NX_TRY(nx_op_linear(be, &pr, &gate, &L->w_down, NULL));
+        if (L->w_gu.data) { /* CUDA: [gate | up] = xn [gate; up]^T, up = silu(gate) * up */
+            NX_TRY(nx_op_linear(be, &gate, &xn, &L->w_gu, NULL));
+            NX_TRY(nx_op_glu(be, &up, &gate, NX_UNARY_SILU, true));
+            NX_TRY(nx_op_linear(be, &pr, &up, &L->w_down, NULL));
+        } else {
+            NX_TRY(nx_op_linear(be, &gate, &xn, &L->w_gate, NULL));
+            NX_TRY(nx_op_linear(be, &up, &xn, &L->w_up, NULL));
+            NX_TRY(nx_op_unary(be, &gate, &gate, NX_UNARY_SILU, 0.0f));
+            NX_TRY(nx_op_binary(be, &gate, &gate, &up, NX_BINARY_MUL));
+            NX_TRY(nx_op_linear(be, &pr, &gate, &L->w_down, NULL));
+        }
         NX_TRY(nx_op_binary(be, &x, &x, &pr, NX_BINARY_ADD));
     }
     s->n_out = 0;

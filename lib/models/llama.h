@@ -52,8 +52,9 @@ typedef struct nx_llama_layer {
     nx_tensor wv;           /* (nkv*hd, H)     self_attn.v_proj.weight */
     nx_tensor wo;           /* (H, nh*hd)      self_attn.o_proj.weight */
     nx_tensor ffn_norm;     /* (H)             post_attention_layernorm.weight */
-    nx_tensor w_gate;       /* (I, H)          mlp.gate_proj.weight */
-    nx_tensor w_up;         /* (I, H)          mlp.up_proj.weight */
+    nx_tensor w_gate;       /* (I, H)          mlp.gate_proj.weight (CPU) */
+    nx_tensor w_up;         /* (I, H)          mlp.up_proj.weight (CPU) */
+    nx_tensor w_gu;         /* (2 I, H)        [gate; up] in one matrix (CUDA: w_gate, w_up empty) */
     nx_tensor w_down;       /* (H, I)          mlp.down_proj.weight */
     nx_lora   lq, lk, lv, lo; /* unmerged LoRA (a.data == NULL: none) */
 } nx_llama_layer;
@@ -125,8 +126,8 @@ typedef struct nx_llama_state {
     nx_tensor q;            /* (n, nh*hd) */
     nx_tensor att;          /* (n, nh*hd) attention output */
     nx_tensor proj;         /* (n, H)     o_proj / down_proj output */
-    nx_tensor gate;         /* (n, I) */
-    nx_tensor up;           /* (n, I) */
+    nx_tensor gate;         /* (n, I); (n, 2 I) with w_gu: [gate | up] */
+    nx_tensor up;           /* (n, I); with w_gu: silu(gate) * up */
     nx_tensor lora_t;       /* (n, r)     A x (unmerged LoRA) */
     nx_tensor lora_y;       /* (n, max(H, nkv*hd)) B A x */
     nx_tensor pos;          /* (n) I32 */
