@@ -65,6 +65,9 @@ cudaError_t nxk_gemv(void *y, int y_dt, const void *x, int x_dt, const void *w, 
 /* ---- norm.cu ---- (w/b may be NULL; their dtypes are w_dt/b_dt) */
 cudaError_t nxk_rms_norm(void *y, const void *x, int dt, const void *w, int w_dt, int64_t rows, int64_t cols,
                          float eps, cudaStream_t stream);
+/* x += r (rounded to x's dtype), then y = rms_norm(x); x, r, y of dtype dt */
+cudaError_t nxk_rms_norm_add(void *y, void *x, const void *r, int dt, const void *w, int w_dt, int64_t rows,
+                             int64_t cols, float eps, cudaStream_t stream);
 cudaError_t nxk_layer_norm(void *y, const void *x, int dt, const void *w, int w_dt, const void *b, int b_dt,
                            int64_t rows, int64_t cols, float eps, cudaStream_t stream);
 /* x[N, C, S] (S = product of the spatial dims). Groups of more than a chunk's elements are split

@@ -29,6 +29,31 @@ __global__ void rms_norm_kernel(T *y, const T *x, const void *w, int w_dt, int64
     }
 }
 
+// x += r, then the rms_norm of the stored (rounded) row: the same numbers as the binary add's
+// kernel followed by rms_norm_kernel. Each thread re-reads only the elements it wrote itself.
+template <typename T>
+__global__ void rms_norm_add_kernel(T *y, T *x, const T *r, const void *w, int w_dt, int64_t cols, float eps)
+{
+    __shared__ float sh[32];
+    T *xr = x + blockIdx.x * cols;
+    const T *rr = r + blockIdx.x * cols;
+    T *yr = y + blockIdx.x * cols;
+    float ss = 0.f;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        const T s = from_f32<T>(to_f32(xr[i]) + to_f32(rr[i]));
+        xr[i] = s;
+        const float v = to_f32(s);
+        ss += v * v;
+    }
+    ss = block_sum(ss, sh);
+    float rs = rsqrtf(ss / (float)cols + eps);
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        float v = to_f32(xr[i]) * rs;
+        if (w) v *= load_dyn(w, w_dt, i);
+        yr[i] = from_f32<T>(v);
+    }
+}
+
 template <typename T>
 __global__ void layer_norm_kernel(T *y, const T *x, const void *w, int w_dt, const void *b, int b_dt, int64_t cols,
                                   float eps)
@@ -228,6 +253,16 @@ extern "C" cudaError_t nxk_rms_norm(void *y, const void *x, int dt, const void *
     if (rows <= 0 || cols <= 0) return cudaSuccess;
     if (!rows_ok(rows)) return cudaErrorInvalidValue;
     NXK_DISPATCH_FLOAT(dt, T, rms_norm_kernel<<<(unsigned)rows, kBlock, 0, s>>>((T *)y, (const T *)x, w, w_dt, cols, eps));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_rms_norm_add(void *y, void *x, const void *r, int dt, const void *w, int w_dt, int64_t rows,
+                                        int64_t cols, float eps, cudaStream_t s)
+{
+    if (rows <= 0 || cols <= 0) return cudaSuccess;
+    if (!rows_ok(rows)) return cudaErrorInvalidValue;
+    NXK_DISPATCH_FLOAT(dt, T, rms_norm_add_kernel<<<(unsigned)rows, kBlock, 0, s>>>((T *)y, (T *)x, (const T *)r, w, w_dt,
+                                                                                      cols, eps));
     return cudaGetLastError();
 }
 

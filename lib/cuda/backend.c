@@ -235,6 +235,7 @@ static const nx_backend_vtbl k_cuda_vtbl = {
     .conv_transpose1d = nx_cuda_conv_transpose1d,
     .attention = nx_cuda_attention,
     .rms_norm = nx_cuda_rms_norm,
+    .rms_norm_add = nx_cuda_rms_norm_add,
     .layer_norm = nx_cuda_layer_norm,
     .group_norm = nx_cuda_group_norm,
     .rope = nx_cuda_rope,

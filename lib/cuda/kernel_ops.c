@@ -94,6 +94,14 @@ ngpt_status nx_cuda_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
     return NGPT_OK;
 }
 
+ngpt_status nx_cuda_rms_norm_add(nx_backend *be, nx_tensor *y, nx_tensor *x, const nx_tensor *r, const nx_tensor *w,
+                                 float eps)
+{
+    KTRY("rms_norm_add", nxk_rms_norm_add, (y->data, x->data, r->data, (int)x->dtype, w ? w->data : NULL,
+                                            w ? (int)w->dtype : 0, rows_of(x), last_dim(x), eps, STREAM(be)));
+    return NGPT_OK;
+}
+
 ngpt_status nx_cuda_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                                const nx_tensor *b, float eps)
 {

@@ -775,6 +775,9 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
     const float scale = 1.0f / sqrtf((float)HD);
     const ngpt_dtype cdt = m->cdt;
     const size_t es = nx_dtype_size(cdt);
+    /* each residual add is fused with the norm that reads its result (nx_op_rms_norm_add): the
+     * attention block's with ffn_norm, the MLP's with the next layer's input norm */
+    if (c->n_layers > 0) NX_TRY(nx_op_rms_norm(be, &xn, &x, &m->layers[0].attn_norm, c->eps));
     for (int l = 0; l < c->n_layers; l++) {
         const nx_llama_layer *L = &m->layers[l];
         /* this layer's cache, and the rows p0 .. p0 + n - 1 this batch writes */
@@ -787,8 +790,7 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
         nx_tensor v_all = nx_view(cdt, 4, all_ne, vc, be);
         nx_tensor q4 = heads4(&q, NH, HD), k4 = heads4(&k_new, NKV, HD), att4 = heads4(&att, NH, HD);
 
-        /* attention block */
-        NX_TRY(nx_op_rms_norm(be, &xn, &x, &L->attn_norm, c->eps));
+        /* attention block (xn = attn_norm(x), made above) */
         NX_TRY(proj(s, &q, &xn, &L->wq, &L->lq));
         NX_TRY(proj(s, &k_new, &xn, &L->wk, &L->lk));
         NX_TRY(proj(s, &v_new, &xn, &L->wv, &L->lv));
@@ -796,10 +798,9 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
         NX_TRY(nx_op_rope(be, &k4, &k4, &tpos, (int)HD, c->rope_theta, NX_ROPE_HALF));
         NX_TRY(nx_op_attention(be, &att4, &q4, &k_all, &v_all, NULL, scale, true));
         NX_TRY(proj(s, &pr, &att, &L->wo, &L->lo));
-        NX_TRY(nx_op_binary(be, &x, &x, &pr, NX_BINARY_ADD));
 
-        /* MLP block: down(silu(gate(xn)) * up(xn)) */
-        NX_TRY(nx_op_rms_norm(be, &xn, &x, &L->ffn_norm, c->eps));
+        /* MLP block: x += attention; down(silu(gate(xn)) * up(xn)) with xn = ffn_norm(x) */
+        NX_TRY(nx_op_rms_norm_add(be, &xn, &x, &pr, &L->ffn_norm, c->eps));
         if (L->w_gu.data) { /* CUDA: [gate | up] = xn [gate; up]^T, up = silu(gate) * up */
             NX_TRY(nx_op_linear(be, &gate, &xn, &L->w_gu, NULL));
             NX_TRY(nx_op_glu(be, &up, &gate, NX_UNARY_SILU, true));
@@ -811,7 +812,10 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
             NX_TRY(nx_op_binary(be, &gate, &gate, &up, NX_BINARY_MUL));
             NX_TRY(nx_op_linear(be, &pr, &gate, &L->w_down, NULL));
         }
-        NX_TRY(nx_op_binary(be, &x, &x, &pr, NX_BINARY_ADD));
+        if (l + 1 < c->n_layers) /* x += MLP; the next layer's xn = attn_norm(x) */
+            NX_TRY(nx_op_rms_norm_add(be, &xn, &x, &pr, &m->layers[l + 1].attn_norm, c->eps));
+        else
+            NX_TRY(nx_op_binary(be, &x, &x, &pr, NX_BINARY_ADD));
     }
     s->n_out = 0;
     if (out == NX_LLAMA_OUT_NONE) return NGPT_OK;

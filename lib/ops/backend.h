@@ -44,6 +44,9 @@ typedef struct nx_backend_vtbl {
     ngpt_status (*attention)(nx_backend *, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
                              const nx_tensor *v, const nx_tensor *mask, float scale, bool causal);
     ngpt_status (*rms_norm)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps);
+    /* optional: nx_op_rms_norm_add (without it: binary ADD, then rms_norm) */
+    ngpt_status (*rms_norm_add)(nx_backend *, nx_tensor *y, nx_tensor *x, const nx_tensor *r, const nx_tensor *w,
+                                float eps);
     ngpt_status (*layer_norm)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                               const nx_tensor *b, float eps);
     ngpt_status (*group_norm)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,

@@ -481,6 +481,30 @@ ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, con
     PROFILED(be, op, y, be->v->rms_norm(be, y, x, w, eps));
 }
 
+ngpt_status nx_op_rms_norm_add(nx_backend *be, nx_tensor *y, nx_tensor *x, const nx_tensor *r, const nx_tensor *w,
+                               float eps)
+{
+    static const char op[] = "rms_norm_add";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_act(be, op, "r", r));
+    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
+    NX_TRY(chk_same_dtype(op, "r", r, "x", x));
+    NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
+    NX_TRY(chk_eps(op, eps));
+    NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[x->rank - 1], "x", x));
+    NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    NX_TRY(chk_same_shape(op, "r", r, "x", x));
+    if (y->data == x->data || y->data == r->data)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s aliases x or r", op, D("y", y));
+    if (!be->v->rms_norm_add) { /* the two ops it fuses */
+        NX_TRY(nx_op_binary(be, x, x, r, NX_BINARY_ADD));
+        return nx_op_rms_norm(be, y, x, w, eps);
+    }
+    PROFILED(be, op, y, be->v->rms_norm_add(be, y, x, r, w, eps));
+}
+
 ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
                              float eps)
 {

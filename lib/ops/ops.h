@@ -160,6 +160,11 @@ ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, 
 /* y = x * rsqrt(mean(x^2, last dim) + eps) * w[C]  (LLaMA RMSNorm; w may be NULL). */
 ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                            float eps);
+/* x += r, then y = rms_norm(x, w, eps): a transformer's residual add and the next norm in one
+ * launch (the same result as nx_op_binary ADD then nx_op_rms_norm: x is rounded to its dtype
+ * before the norm reads it). y, x, r of one shape and dtype; y must not alias x or r. */
+ngpt_status nx_op_rms_norm_add(nx_backend *be, nx_tensor *y, nx_tensor *x, const nx_tensor *r, const nx_tensor *w,
+                               float eps);
 /* y = (x - mean) / sqrt(var + eps) * w[C] + b[C] over the last dim (biased variance); w, b may
  * be NULL. */
 ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,

@@ -581,6 +581,16 @@ static void test_norms(void)
             finish(what, g_cpu->v->layer_norm(g_cpu, &y.c, &x.c, aff ? &w.c : NULL, aff ? &b.c : NULL, 1e-5f),
                    g_gpu->v->layer_norm(g_gpu, &y.g, &x.g, aff ? &w.g : NULL, aff ? &b.g : NULL, 1e-5f), &y, t);
             drop(&x), drop(&w), drop(&b), drop(&y);
+            /* rms_norm_add: the norm's output and the updated x, both compared */
+            pt xa = act(3, xs, dt, -3, 3), ra = act(3, xs, dt, -3, 3), ya = out(3, xs, NGPT_DTYPE_F32, dt);
+            w = mk(1, ws, NGPT_DTYPE_F32, wdt, 0.5f, 1.5f);
+            snprintf(what, sizeof what, "rms_norm_add %s w %s affine %d", dtn(dt), dtn(wdt), aff);
+            if (finish(what, g_cpu->v->rms_norm_add(g_cpu, &ya.c, &xa.c, &ra.c, aff ? &w.c : NULL, 1e-6f),
+                       g_gpu->v->rms_norm_add(g_gpu, &ya.g, &xa.g, &ra.g, aff ? &w.g : NULL, 1e-6f), &ya, t)) {
+                snprintf(what, sizeof what, "rms_norm_add %s: x + r", dtn(dt));
+                finish(what, NGPT_OK, NGPT_OK, &xa, t);
+            }
+            drop(&xa), drop(&ra), drop(&ya), drop(&w);
         }
     for (int di = 0; di < 3; di++)
         for (int silu = 0; silu < 2; silu++)

@@ -66,6 +66,37 @@ static float *fbuf(int64_t n) { return calloc((size_t)(n ? n : 1), sizeof(float)
 
 /* ---- norms ---- */
 
+/* rms_norm_add == binary ADD then rms_norm, bit for bit (x updated, y the norm); bad
+ * arguments named */
+static void test_rms_norm_add(void)
+{
+    const int64_t shapes[][3] = {{1, 1, 1}, {2, 5, 64}, {1, 3, 4096}, {3, 2, 33}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int wi = 0; wi < 2; wi++) {
+            const int64_t *s = shapes[si];
+            nx_tensor x = trand(NE(s[0], s[1], s[2]), -3, 3), r = trand(NE(s[0], s[1], s[2]), -3, 3);
+            nx_tensor x2 = tnew(NGPT_DTYPE_F32, NE(s[0], s[1], s[2]));
+            nx_tensor y = tnew(NGPT_DTYPE_F32, NE(s[0], s[1], s[2])), y2 = tnew(NGPT_DTYPE_F32, NE(s[0], s[1], s[2]));
+            memcpy(x2.data, x.data, nx_nbytes(&x));
+            float *wf = NULL;
+            nx_tensor w = wi ? tweight(NGPT_DTYPE_F32, NE(s[2]), 0.5f, 1.5f, &wf) : (nx_tensor){0};
+            CHECK_OK(nx_op_rms_norm_add(g_be, &y, &x, &r, wi ? &w : NULL, 1e-6f));
+            CHECK_OK(nx_op_binary(g_be, &x2, &x2, &r, NX_BINARY_ADD));
+            CHECK_OK(nx_op_rms_norm(g_be, &y2, &x2, wi ? &w : NULL, 1e-6f));
+            CHECK_MSG(!memcmp(x.data, x2.data, nx_nbytes(&x)) && !memcmp(y.data, y2.data, nx_nbytes(&y)),
+                      "rms_norm_add shape %zu w %d differs from add + rms_norm", si, wi);
+            if (si == 1 && wi == 0) {
+                CHECK_ERR(nx_op_rms_norm_add(g_be, &x, &x, &r, NULL, 1e-6f), NGPT_ERR_INVALID_ARGUMENT, "aliases");
+                nx_tensor small = tnew(NGPT_DTYPE_F32, NE(s[0], s[1], s[2] - 1));
+                CHECK_ERR(nx_op_rms_norm_add(g_be, &y, &x, &small, NULL, 1e-6f), NGPT_ERR_SHAPE_MISMATCH, "r");
+                nx_tensor_free(&small);
+            }
+            free(wf);
+            nx_tensor_free(&x), nx_tensor_free(&x2), nx_tensor_free(&r), nx_tensor_free(&y), nx_tensor_free(&y2);
+            nx_tensor_free(&w);
+        }
+}
+
 static void test_rms_norm(void)
 {
     const int64_t shapes[][3] = {{1, 1, 1}, {1, 3, 7}, {2, 5, 64}, {1, 1, 4096}, {3, 2, 33}, {1, 300, 129}};
@@ -1091,6 +1122,7 @@ int main(void)
         return 1;
     }
     RUN(test_rms_norm);
+    RUN(test_rms_norm_add);
     RUN(test_layer_norm);
     RUN(test_group_norm);
     RUN(test_rope);

@@ -150,6 +150,7 @@ static const nx_backend_vtbl k_cpu_vtbl = {
     .conv_transpose1d = nx_cpu_conv_transpose1d,
     .attention = nx_cpu_attention,
     .rms_norm = nx_cpu_rms_norm,
+    .rms_norm_add = nx_cpu_rms_norm_add,
     .layer_norm = nx_cpu_layer_norm,
     .group_norm = nx_cpu_group_norm,
     .rope = nx_cpu_rope,

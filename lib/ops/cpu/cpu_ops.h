@@ -138,6 +138,8 @@ ngpt_status nx_cpu_attention(nx_backend *, nx_tensor *out, const nx_tensor *q, c
                              const nx_tensor *v, const nx_tensor *mask, float scale, bool causal);
 /* norm.c */
 ngpt_status nx_cpu_rms_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps);
+ngpt_status nx_cpu_rms_norm_add(nx_backend *, nx_tensor *y, nx_tensor *x, const nx_tensor *r, const nx_tensor *w,
+                                float eps);
 ngpt_status nx_cpu_layer_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                               const nx_tensor *b, float eps);
 ngpt_status nx_cpu_group_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,

@@ -54,6 +54,39 @@ ngpt_status nx_cpu_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, co
     return NGPT_OK;
 }
 
+typedef struct {
+    row_norm_job n;
+    float *x;        /* in place: x += r */
+    const float *r;
+} rms_add_job;
+
+/* per row: x += r (the binary op's F32 sum), then the same RMSNorm of the stored row */
+static void rms_add_rows(int64_t r0, int64_t r1, void *vp)
+{
+    const rms_add_job *j = vp;
+    const int64_t c = j->n.c;
+    for (int64_t r = r0; r < r1; r++) {
+        float *x = j->x + r * c;
+        const float *a = j->r + r * c;
+        for (int64_t i = 0; i < c; i++) x[i] += a[i];
+        rms_rows(r, r + 1, (void *)&j->n);
+    }
+}
+
+ngpt_status nx_cpu_rms_norm_add(nx_backend *be, nx_tensor *y, nx_tensor *x, const nx_tensor *r, const nx_tensor *w,
+                                float eps)
+{
+    float *wt = NULL;
+    const float *wf = NULL;
+    if (w && !(wf = nx_cpu_as_f32(w, &wt))) return oom("rms_norm_add");
+    int64_t c = x->ne[x->rank - 1];
+    int64_t rows = c ? nx_numel(x) / c : 0;
+    rms_add_job j = {{x->data, y->data, wf, NULL, c, eps}, x->data, r->data};
+    nx_cpu_parallel_for(be, rows, 4 * c, rms_add_rows, &j);
+    nx_free(wt);
+    return NGPT_OK;
+}
+
 ngpt_status nx_cpu_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                               const nx_tensor *b, float eps)
 {
