@@ -9,17 +9,10 @@ namespace {
 
 constexpr int kBlock = 256;
 
+// y = x * rsqrt(ss / cols + eps) * w over one row, ss this thread's share of the sum of squares
 template <typename T>
-__global__ void rms_norm_kernel(T *y, const T *x, const void *w, int w_dt, int64_t cols, float eps)
+__device__ void rms_scale_row(T *yr, const T *xr, const void *w, int w_dt, int64_t cols, float eps, float ss, float *sh)
 {
-    __shared__ float sh[32];
-    const T *xr = x + blockIdx.x * cols;
-    T *yr = y + blockIdx.x * cols;
-    float ss = 0.f;
-    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
-        float v = to_f32(xr[i]);
-        ss += v * v;
-    }
     ss = block_sum(ss, sh);
     float r = rsqrtf(ss / (float)cols + eps);
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
@@ -27,6 +20,19 @@ __global__ void rms_norm_kernel(T *y, const T *x, const void *w, int w_dt, int64
         if (w) v *= load_dyn(w, w_dt, i);
         yr[i] = from_f32<T>(v);
     }
+}
+
+template <typename T>
+__global__ void rms_norm_kernel(T *y, const T *x, const void *w, int w_dt, int64_t cols, float eps)
+{
+    __shared__ float sh[32];
+    const T *xr = x + blockIdx.x * cols;
+    float ss = 0.f;
+    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
+        float v = to_f32(xr[i]);
+        ss += v * v;
+    }
+    rms_scale_row(y + blockIdx.x * cols, xr, w, w_dt, cols, eps, ss, sh);
 }
 
 // x += r, then the rms_norm of the stored (rounded) row: the same numbers as the binary add's
@@ -37,7 +43,6 @@ __global__ void rms_norm_add_kernel(T *y, T *x, const T *r, const void *w, int w
     __shared__ float sh[32];
     T *xr = x + blockIdx.x * cols;
     const T *rr = r + blockIdx.x * cols;
-    T *yr = y + blockIdx.x * cols;
     float ss = 0.f;
     for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
         const T s = from_f32<T>(to_f32(xr[i]) + to_f32(rr[i]));
@@ -45,13 +50,7 @@ __global__ void rms_norm_add_kernel(T *y, T *x, const T *r, const void *w, int w
         const float v = to_f32(s);
         ss += v * v;
     }
-    ss = block_sum(ss, sh);
-    float rs = rsqrtf(ss / (float)cols + eps);
-    for (int64_t i = threadIdx.x; i < cols; i += blockDim.x) {
-        float v = to_f32(xr[i]) * rs;
-        if (w) v *= load_dyn(w, w_dt, i);
-        yr[i] = from_f32<T>(v);
-    }
+    rms_scale_row(y + blockIdx.x * cols, xr, w, w_dt, cols, eps, ss, sh);
 }
 
 template <typename T>

@@ -466,9 +466,10 @@ ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, 
     PROFILED(be, op, out, be->v->attention(be, out, q, k, v, mask, scale, causal));
 }
 
-ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps)
+/* rms_norm's and rms_norm_add's common arguments */
+static ngpt_status chk_rms(nx_backend *be, const char *op, const nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                           float eps)
 {
-    static const char op[] = "rms_norm";
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
@@ -476,7 +477,13 @@ ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, con
     NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
     NX_TRY(chk_eps(op, eps));
     NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[x->rank - 1], "x", x));
-    NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    return chk_same_shape(op, "y", y, "x", x);
+}
+
+ngpt_status nx_op_rms_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps)
+{
+    static const char op[] = "rms_norm";
+    NX_TRY(chk_rms(be, op, y, x, w, eps));
     if (!be->v->rms_norm) return UNSUPPORTED(be, op);
     PROFILED(be, op, y, be->v->rms_norm(be, y, x, w, eps));
 }
@@ -485,16 +492,9 @@ ngpt_status nx_op_rms_norm_add(nx_backend *be, nx_tensor *y, nx_tensor *x, const
                                float eps)
 {
     static const char op[] = "rms_norm_add";
-    NX_TRY(chk_be(be, op));
-    NX_TRY(chk_act(be, op, "y", y));
-    NX_TRY(chk_act(be, op, "x", x));
+    NX_TRY(chk_rms(be, op, y, x, w, eps));
     NX_TRY(chk_act(be, op, "r", r));
-    NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_same_dtype(op, "r", r, "x", x));
-    NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
-    NX_TRY(chk_eps(op, eps));
-    NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[x->rank - 1], "x", x));
-    NX_TRY(chk_same_shape(op, "y", y, "x", x));
     NX_TRY(chk_same_shape(op, "r", r, "x", x));
     if (y->data == x->data || y->data == r->data)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s aliases x or r", op, D("y", y));

@@ -158,6 +158,33 @@ static inline ngpt_context *test_cuda_context(void)
     return ctx;
 }
 
+/* The CUDA-graph flags' tests: "not captured" messages (a recording that fell back to op-by-op
+ * launches) seen by a context made with test_cuda_logging_context, which logs at INFO to stderr. */
+static inline int *test_graph_fallbacks(void)
+{
+    static int n;
+    return &n;
+}
+
+static inline void test_graph_log(ngpt_log_level level, const char *message, void *user)
+{
+    (void)user;
+    fprintf(stderr, "  [log %d] %s\n", (int)level, message);
+    if (strstr(message, "not captured")) ++*test_graph_fallbacks();
+}
+
+static inline ngpt_context *test_cuda_logging_context(void)
+{
+    ngpt_context_params cp;
+    ngpt_context_params_default(&cp, sizeof cp);
+    cp.device = NGPT_DEVICE_CUDA;
+    cp.log_level = NGPT_LOG_INFO;
+    cp.log_callback = test_graph_log;
+    ngpt_context *ctx = NULL;
+    if (ngpt_context_create(&ctx, &cp) != NGPT_OK) fprintf(stderr, "context: %s\n", ngpt_last_error());
+    return ctx;
+}
+
 /* The shared golden folder (NGPT_GOLDEN_DIR, else $NGPT_SOURCE_ROOT/../shared/golden) into buf;
  * 0 after printing "SKIP: ..." when `probe` (a path under it) is not readable. */
 static inline int test_golden_dir(char *buf, size_t cap, const char *probe)

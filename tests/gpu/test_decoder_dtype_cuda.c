@@ -41,15 +41,7 @@
 
 static char g_golden[900];
 static ngpt_context *g_cpu, *g_gpu;
-static ngpt_context *g_gpu_log;  /* another CUDA context, logging at INFO through on_log */
-static int g_fallbacks;          /* "not captured" messages seen */
-
-static void on_log(ngpt_log_level level, const char *message, void *user)
-{
-    (void)user;
-    fprintf(stderr, "  [log %d] %s\n", (int)level, message);
-    if (strstr(message, "not captured")) g_fallbacks++;
-}
+static ngpt_context *g_gpu_log;  /* another CUDA context: test_cuda_logging_context */
 
 /* ||a - b|| / ||b|| (inf when b is 0 or a has a NaN) */
 static double rel_l2(const float *a, const float *b, size_t n)
@@ -249,10 +241,10 @@ static void test_sd_dtypes(void)
         ngpt_decoder *dg = open_sd_flags(g_gpu_log, b->dt, NGPT_DECODER_FLAG_CUDA_GRAPH);
         if (dg) {
             ngpt_tensor gr = {0};
-            g_fallbacks = 0;
+            *test_graph_fallbacks() = 0;
             CHECK_OK(ngpt_decoder_generate(dg, &gr, NULL, &c_t, &u_t, &gp));
             check_rel("generate, CUDA graph", b->dt, &gr, &gg, 1e-6);
-            CHECK_MSG(g_fallbacks == 0, "%s: the step was not recorded as a graph (see the log above)",
+            CHECK_MSG(*test_graph_fallbacks() == 0, "%s: the step was not recorded as a graph (see the log above)",
                       ngpt_dtype_name(b->dt));
             ngpt_tensor_free(&gr);
             ngpt_decoder_free(dg);
@@ -391,12 +383,7 @@ int main(void)
     if (!test_golden_dir(g_golden, sizeof g_golden, "models/sd-a/unet/config.json")) return TEST_SKIP;
     if (!(g_gpu = test_cuda_context())) return TEST_SKIP;
     if (!(g_cpu = test_cpu_context(2))) return 1;
-    ngpt_context_params lp;
-    ngpt_context_params_default(&lp, sizeof lp);
-    lp.device = NGPT_DEVICE_CUDA;
-    lp.log_level = NGPT_LOG_INFO;
-    lp.log_callback = on_log;
-    CHECK_OK(ngpt_context_create(&g_gpu_log, &lp));
+    CHECK(g_gpu_log = test_cuda_logging_context());
     if (!g_gpu_log) return test_done();
     RUN(test_sd_dtypes);
     RUN(test_unet3d_dtypes);

@@ -114,15 +114,7 @@ static void test_audio(void)
     free(fb);
 }
 
-static int g_fallbacks; /* "not captured" messages seen on g_cuda_log */
-static ngpt_context *g_cuda_log;
-
-static void on_log(ngpt_log_level level, const char *message, void *user)
-{
-    (void)user;
-    fprintf(stderr, "  [log %d] %s\n", (int)level, message);
-    if (strstr(message, "not captured")) g_fallbacks++;
-}
+static ngpt_context *g_cuda_log; /* test_cuda_logging_context */
 
 /* NGPT_ENCODER_FLAG_CUDA_GRAPH: four calls of one shape with other pixels each (call 1 op by op,
  * call 2 recorded, calls 3 and 4 replayed with the input refilled) equal an encoder without the
@@ -138,7 +130,7 @@ static void test_graph(void)
     CHECK_OK(ngpt_encoder_create(&plain, g_cuda_log, g_model, &p));
     p.flags = NGPT_ENCODER_FLAG_CUDA_GRAPH;
     CHECK_OK(ngpt_encoder_create(&rec, g_cuda_log, g_model, &p));
-    g_fallbacks = 0;
+    *test_graph_fallbacks() = 0;
     for (int call = 0; plain && rec && call < 5; call++) {
         float *px = randn(n, 100u + (uint32_t)call);
         if (!px) break;
@@ -159,7 +151,7 @@ static void test_graph(void)
         ngpt_tensor_free(&b);
         free(px);
     }
-    CHECK_MSG(g_fallbacks == 0, "the encode was not recorded as a graph (see the log above)");
+    CHECK_MSG(*test_graph_fallbacks() == 0, "the encode was not recorded as a graph (see the log above)");
     ngpt_encoder_free(plain);
     ngpt_encoder_free(rec);
 }
@@ -180,12 +172,7 @@ int main(void)
     snprintf(g_model, sizeof g_model, "%s/models/imagebind-a", g_golden);
     if (!(g_cuda = test_cuda_context())) return TEST_SKIP;
     if (!(g_cpu = test_cpu_context(0))) return 1;
-    ngpt_context_params lp;
-    ngpt_context_params_default(&lp, sizeof lp);
-    lp.device = NGPT_DEVICE_CUDA;
-    lp.log_level = NGPT_LOG_INFO;
-    lp.log_callback = on_log;
-    CHECK_OK(ngpt_context_create(&g_cuda_log, &lp));
+    CHECK(g_cuda_log = test_cuda_logging_context());
     RUN(test_images);
     RUN(test_video);
     RUN(test_audio);
