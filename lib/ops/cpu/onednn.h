@@ -47,7 +47,7 @@ typedef struct nx_dnnl_prim {
 /* Freed large blocks kept for reuse (backend.c): a fresh multi-MiB block from malloc is a new
  * mapping whose every page faults on first touch (the SD VAE's 134-268 MiB activations spent
  * ~40 % of a copy in page faults), and the same sizes come back every layer and every step. */
-enum { NX_CPU_BLOCKS_MAX = 32 };
+enum { NX_CPU_BLOCKS_MAX = 32 }; /* 16 made the vocoder's DFT convs (5 buffers each) miss 13 times a forward */
 #define NX_CPU_BLOCK_MIN   ((size_t)4 << 20)
 #define NX_CPU_BLOCKS_CAP  ((size_t)512 << 20) /* 1 GiB held 0.27 GiB more at the real-width CPU turn's peak and was no faster (SD VAE 512², A/B) */
 typedef struct nx_cpu_blocks {
