@@ -16,7 +16,8 @@
  * columns (the blocks of all phases) the forward DFTs (16 columns a vector: 16 rows loaded and
  * transposed, then a symmetric DFT), 47 real GEMMs of [O, C] x [C, columns] on the direct conv's
  * register tiles (nx_cpu_gemm_tiles), the inverse DFTs with bias and activation, transposed back
- * into YP (y by phase); then y = YP + residual. Each step is one parallel loop: a GEMM task
+ * into YP (y by phase; then y = YP + residual) or, without dilation, straight into y with the
+ * residual. Each step is one parallel loop: a GEMM task
  * streams its rows of U once (with one big chunk per step, U, 47 C O floats, is read once per
  * chunk, not once per small chunk; the price is V and M passing through L3).
  * Gathers and scatters were avoided on purpose: on this host (a KVM guest) a 16-lane gather took
@@ -274,7 +275,8 @@ static void gemms(int64_t t0, int64_t t1, void *arg)
  * u = n - (k - 1), n in [k - 1, 32), is
  *   z[n] = Z_0 + (-1)^n Z_16 + 2 sum_{f=1..15} (Zr_f cos(2 pi f n / 32) - Zi_f sin(2 pi f n / 32))
  * (the 1/32 is in U), + bias, the activation; transposed back to one row per column and stored to
- * YP[o][res][blk m + u], u < m (phase_out adds the residual on the way to y). */
+ * YP[o][res][blk m + u], u < m (phase_out adds the residual on the way to y), or with d = 1 to
+ * y[blk m + u] with the residual (u < m, blk m + u < Lo). */
 static AVX512 void inverse(int64_t o0, int64_t o1, void *arg)
 {
     const fc_job *j = arg;
@@ -335,6 +337,23 @@ static AVX512 void inverse(int64_t o0, int64_t o1, void *arg)
             }
             tr16(z);
             tr16(z + LANES);
+            if (j->d == 1) { /* one phase: the column's outputs are y[blk m + u] itself, + the residual */
+                float *yo = j->yn + o * j->Lo;
+                const float *ro = j->resn ? j->resn + o * j->Lo : NULL;
+                for (int64_t l = 0; l < nl; l++) {
+                    const int64_t rem = j->Lo - off[l]; /* outputs left in the row: > 0 */
+                    const __mmask16 k0 = m0 & (rem >= 16 ? 0xffff : (__mmask16)((1u << rem) - 1u));
+                    const __mmask16 k1 = m1 & (rem >= 32 ? 0xffff : rem <= 16 ? 0 : (__mmask16)((1u << (rem - 16)) - 1u));
+                    __m512 a = z[l], b = z[LANES + l];
+                    if (ro) {
+                        a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(k0, ro + off[l]));
+                        b = _mm512_add_ps(b, _mm512_maskz_loadu_ps(k1, ro + off[l] + LANES));
+                    }
+                    _mm512_mask_storeu_ps(yo + off[l], k0, a);
+                    if (k1) _mm512_mask_storeu_ps(yo + off[l] + LANES, k1, b);
+                }
+                continue;
+            }
             float *yp = j->YP + o * j->d * ph;
             for (int64_t l = 0; l < nl; l++) {
                 _mm512_mask_storeu_ps(yp + off[l], m0, z[l]);
@@ -380,11 +399,11 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
     const size_t ubytes = (size_t)(NBIN * NPROD * j.Oq * C) * sizeof(float);
     j.U = nx_cpu_block_alloc(be, ubytes);
     j.XP = nx_cpu_block_alloc(be, (size_t)(C * dil * j.Lp) * sizeof(float));
-    j.YP = nx_cpu_block_alloc(be, (size_t)(O * dil * j.nblk * j.m) * sizeof(float));
+    j.YP = dil > 1 ? nx_cpu_block_alloc(be, (size_t)(O * dil * j.nblk * j.m) * sizeof(float)) : NULL;
     j.V = nx_cpu_block_alloc(be, (size_t)(NBIN * NPROD * C * chunk) * sizeof(float));
     j.M = nx_cpu_block_alloc(be, (size_t)(NBIN * NPROD * j.Oq * chunk) * sizeof(float));
     ngpt_status s = NGPT_OK;
-    if (!j.U || !j.V || !j.M || !j.XP || !j.YP) {
+    if (!j.U || !j.V || !j.M || !j.XP || (dil > 1 && !j.YP)) {
         s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "conv: cannot allocate the DFT conv1d buffers (%lld x %lld channels, "
                    "%lld columns)", (long long)O, (long long)C, (long long)chunk);
     } else {
@@ -402,7 +421,7 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
                 nx_cpu_parallel_for(be, NBIN * NPROD * per, j.rows_per_task * C * j.ncol, gemms, &j);
                 nx_cpu_parallel_for(be, O, j.ncol * (NB - k + 1) * NB, inverse, &j);
             }
-            nx_cpu_parallel_for(be, O, Lo, phase_out, &j);
+            if (dil > 1) nx_cpu_parallel_for(be, O, Lo, phase_out, &j); /* d = 1: inverse wrote y */
         }
     }
     nx_cpu_block_free(be, j.U);
