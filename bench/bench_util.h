@@ -69,11 +69,6 @@ static inline double bench_load1(void)
     return getloadavg(&l, 1) == 1 ? l : -1;
 }
 
-static inline nx_conv_winograd_mode bench_mode(const char *v)
-{
-    return !strcmp(v, "off") ? NX_CONV_WINOGRAD_OFF : !strcmp(v, "always") ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_AUTO;
-}
-
 /* NGPT_BENCH_WINOGRAD=off|always (default auto): the CPU backend's Winograd mode for 3x3 and
  * one-axis convolutions; NGPT_BENCH_DFT1D=off|always: the DFT conv1d's (fftconv1d.c); for A/B
  * runs of the same binary. */
@@ -81,11 +76,11 @@ static inline void bench_winograd_env(nx_backend *be)
 {
     const char *v = getenv("NGPT_BENCH_WINOGRAD");
     if (v) {
-        nx_cpu_set_conv_winograd(be, bench_mode(v));
+        nx_cpu_set_conv_winograd(be, nx_cpu_conv_mode_from_name(v));
         fprintf(stderr, "# NGPT_BENCH_WINOGRAD=%s\n", v);
     }
     if ((v = getenv("NGPT_BENCH_DFT1D"))) {
-        nx_cpu_set_conv_fft1d(be, bench_mode(v));
+        nx_cpu_set_conv_fft1d(be, nx_cpu_conv_mode_from_name(v));
         fprintf(stderr, "# NGPT_BENCH_DFT1D=%s\n", v);
     }
 }

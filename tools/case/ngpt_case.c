@@ -359,11 +359,6 @@ static int parse_device(const char *s, ngpt_device_kind *d)
     return 0;
 }
 
-static nx_conv_winograd_mode mode_of(const char *v)
-{
-    return !strcmp(v, "off") ? NX_CONV_WINOGRAD_OFF : !strcmp(v, "always") ? NX_CONV_WINOGRAD_ALWAYS : NX_CONV_WINOGRAD_AUTO;
-}
-
 /* NGPT_CASE_WINOGRAD=off|always (default auto): the CPU backend's Winograd mode (2-D 3x3 and 1-D
  * one-axis convolutions); NGPT_CASE_DFT1D=off|always: the DFT conv1d's (fftconv1d.c); so the
  * golden cases can be run through every path whatever the rules in conv.c pick for their sizes. */
@@ -371,11 +366,11 @@ static void force_winograd(ngpt_context *ctx)
 {
     const char *v = getenv("NGPT_CASE_WINOGRAD");
     if (v && ctx->cpu) {
-        nx_cpu_set_conv_winograd(ctx->cpu, mode_of(v));
+        nx_cpu_set_conv_winograd(ctx->cpu, nx_cpu_conv_mode_from_name(v));
         fprintf(stderr, "ngpt-case: NGPT_CASE_WINOGRAD=%s\n", v);
     }
     if ((v = getenv("NGPT_CASE_DFT1D")) && ctx->cpu) {
-        nx_cpu_set_conv_fft1d(ctx->cpu, mode_of(v));
+        nx_cpu_set_conv_fft1d(ctx->cpu, nx_cpu_conv_mode_from_name(v));
         fprintf(stderr, "ngpt-case: NGPT_CASE_DFT1D=%s\n", v);
     }
 }

@@ -153,8 +153,8 @@ static int use_wino1d(nx_backend *be, const conv_desc *d)
     return (k >= 11 && ch >= 256) || (k == 3 && ch >= 512);
 }
 
-/* The DFT conv1d rule (fftconv1d.c): F32 conv1d at stride 1 without groups on AVX-512 with 4-16
- * taps. AUTO where bench_conv's "conv along one axis" table measured a win over the best of the
+/* The DFT conv1d rule (fftconv1d.c): F32 conv1d at stride 1 without groups on AVX-512 with 2-16
+ * taps (nx_cpu_conv1d_fft_fits). AUTO where bench_conv's "conv along one axis" table measured a win over the best of the
  * direct conv1d and the 1-D Winograd: HiFi-GAN's 7- and 11-tap resblock convs at >= 128 channels
  * (the DFTs cost 1/O of the GEMMs per column, so narrower stages stay direct). */
 static int use_fft1d(nx_backend *be, const conv_desc *d)

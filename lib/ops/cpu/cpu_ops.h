@@ -37,6 +37,8 @@ typedef enum nx_conv_winograd_mode {
     NX_CONV_WINOGRAD_OFF = 1,
     NX_CONV_WINOGRAD_ALWAYS = 2,
 } nx_conv_winograd_mode;
+/* "off" / "always" / anything else (auto): the tools' environment switches for these modes */
+nx_conv_winograd_mode nx_cpu_conv_mode_from_name(const char *name);
 void nx_cpu_set_conv_winograd(nx_backend *be, nx_conv_winograd_mode mode);
 nx_conv_winograd_mode nx_cpu_conv_winograd(const nx_backend *be);
 /* The bytes of oneDNN Winograd scratchpad and blocked copies one call may take before conv.c cuts

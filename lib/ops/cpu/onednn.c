@@ -92,6 +92,12 @@ static _Thread_local bool tl_bf16_on;
         return st ? (nx_conv_winograd_mode)st->conv_##name : NX_CONV_WINOGRAD_AUTO;     \
     }
 
+nx_conv_winograd_mode nx_cpu_conv_mode_from_name(const char *name)
+{
+    return !strcmp(name, "off") ? NX_CONV_WINOGRAD_OFF : !strcmp(name, "always") ? NX_CONV_WINOGRAD_ALWAYS
+                                                                                 : NX_CONV_WINOGRAD_AUTO;
+}
+
 CONV_MODE(winograd)
 CONV_MODE(direct1d)
 CONV_MODE(fft1d)
