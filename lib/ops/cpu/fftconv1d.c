@@ -44,15 +44,14 @@
 enum { NB = 32, NBIN = 16, NPROD = 3, LANES = 16, TILE = 48 };
 
 typedef struct fc_job {
-    const float *x, *w, *b, *res;
-    float       *y;
+    const float *w, *b, *res;
     bool         leaky;
     float        slope;
     int64_t      C, O, L, Lo, k, d, pad, m;
     int64_t      nblk, cols;     /* blocks per phase; columns = d nblk (col = res nblk + blk) */
     int64_t      Oq;             /* O rounded up to 8: a product's GEMM rows */
     float       *U;              /* [NBIN][NPROD][Oq / 8][C][8], see nx_cpu_gemm_tiles; rows past O zero */
-    const float *xn, *resn;
+    const float *xn, *resn;      /* this batch item's x and residual, and its y */
     float       *yn;
     /* x and y by phase: XP [C][d][Lp], XP[c][qb][v - vmin] = x[c][d v + qb] (zeros outside x), so
      * a column's 32 samples are contiguous; YP [O][d][nblk m], YP[o][res][u] = y[o][d u + res] */
@@ -373,7 +372,7 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
                               const nx_conv_epi *epi)
 {
     pthread_once(&g_tables_once, tables_init);
-    fc_job j = {.x = x, .w = w, .b = b, .y = y, .C = C, .O = O, .L = L, .Lo = Lo, .k = k, .d = dil, .pad = pad};
+    fc_job j = {.w = w, .b = b, .C = C, .O = O, .L = L, .Lo = Lo, .k = k, .d = dil, .pad = pad};
     if (epi) {
         j.leaky = epi->leaky;
         j.slope = epi->slope;
