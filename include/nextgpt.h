@@ -872,7 +872,8 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * latents (given, or standard-normal noise from `seed` — xoshiro256** seeded by splitmix64,
  * Box-Muller pairs, in row-major order, generated on the host so CPU and CUDA start from the same
  * latents) x init_noise_sigma; per timestep the UNet on [uncond; cond] (classifier-free guidance
- * eps = u + g (c - u); the conditional batch only when g <= 1) and a scheduler step; then
+ * eps = u + g (c - u); the conditional batch only when g <= 1) and a scheduler step, both on the
+ * context's device in F32 (the latents come back to the host once, for the decode); then
  *   IMAGE: *out F32 [B, H, W, 3] = clamp(vae.decode(latents / scaling) / 2 + 0.5, 0, 1);
  *   AUDIO: *out F32 [B, int(audio_length_s * 16000)] = vocoder(mel)[:, :n], with
  *          mel = vae.decode(latents / scaling) F32 [B, 1, frames, n_mels] returned in *aux;

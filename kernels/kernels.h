@@ -13,6 +13,8 @@
 #include <cuda_runtime_api.h>
 #include <stdint.h>
 
+#include "../lib/sched/sched_math.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -79,6 +81,13 @@ cudaError_t nxk_group_norm(void *y, const void *x, int dt, const void *w, int w_
                            cudaStream_t stream);
 cudaError_t nxk_softmax(void *y, const void *x, int dt, int64_t rows, int64_t cols, float scale,
                         cudaStream_t stream);
+/* ---- sched.cu ---- */
+/* One planned scheduler step fused with the CFG combine (lib/sched/sched_math.h): eps [n] or
+ * [2n] (p->cfg), x [n] in place, noise [n] when p->noise, slot[NX_SCHED_SLOTS] (NULL where the
+ * plan names none); all F32. */
+cudaError_t nxk_sched_step(const nx_sched_step *p, const float *eps, float *x, const float *noise,
+                           float *const *slot, cudaStream_t stream);
+
 /* y (I32) [rows] = argmax over cols, first index on ties */
 cudaError_t nxk_argmax(int32_t *y, const void *x, int dt, int64_t rows, int64_t cols, cudaStream_t stream);
 

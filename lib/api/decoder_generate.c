@@ -2,9 +2,10 @@
  * (StableDiffusionPipeline, AudioLDMPipeline, TextToVideoSDPipeline with prompt_embeds), read top
  * to bottom: initial noise, the denoising loop with classifier-free guidance, the decode.
  *
- * The UNet runs on the context's backend; the guidance combine and the scheduler step run on the
- * host over the downloaded prediction (the scheduler's coefficient/apply split in lib/sched is
- * what a fused CUDA step will reuse). */
+ * Everything per step runs on the context's backend: the UNet, then the guidance combine fused
+ * with the scheduler step (nx_op_sched_step over the plan lib/sched computes on the host), the
+ * latents and the scheduler's history staying in backend memory from the first step to the
+ * decode. The host only sends the step's timestep input (and the noise of DDIM eta > 0). */
 #include "bridge.h"
 #include "decoder.h"
 
@@ -13,6 +14,7 @@
 #include "../core/params.h"
 #include "../models/mweights.h"
 #include "../models/sampler.h"
+#include "../sched/sched.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -162,12 +164,14 @@ static ngpt_status open_scheduler(ngpt_decoder *d, const ngpt_decode_params *p, 
 }
 
 /* One UNet evaluation of the denoising loop on device buffers that stay put across steps: the
- * latents x (F32) cast to the compute dtype, the timestep input likewise, the UNet, its output
- * cast back to F32 eps. Everything here stays on the device, so it can be recorded as a graph. */
+ * latents (F32) doubled into x for CFG ([lat; lat]; without CFG x is the latents), cast to the
+ * compute dtype, the timestep input likewise, the UNet, its output cast back to F32 eps.
+ * Everything here stays on the device, so it can be recorded as a graph. */
 typedef struct unet_step {
     nx_unet *unet;
     nx_backend *be;
     bool narrow;                      /* compute dtype F16/BF16: xc, epsc, tin used */
+    const nx_tensor *lat;             /* the latents, when x is [lat; lat] (CFG), else NULL */
     nx_tensor *x, *xc, *eps, *epsc, *tin32, *tin;
     const nx_tensor *ehs, *cls;
 } unet_step;
@@ -176,7 +180,8 @@ static ngpt_status step_run(void *arg)
 {
     const unet_step *u = arg;
     ngpt_status s = NGPT_OK;
-    if (u->narrow) s = nx_op_cast(u->be, u->xc, u->x);
+    if (u->lat) s = nx_op_concat(u->be, u->x, u->lat, u->lat, 0);
+    if (s == NGPT_OK && u->narrow) s = nx_op_cast(u->be, u->xc, u->x);
     if (s == NGPT_OK && u->narrow) s = nx_op_cast(u->be, u->tin, u->tin32);
     if (s == NGPT_OK)
         s = nx_unet_forward_t(u->unet, u->narrow ? u->epsc : u->eps, u->narrow ? u->xc : u->x,
@@ -198,18 +203,18 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     ushape[0] = B * mult;
 
     ngpt_scheduler *sch = NULL;
-    /* x, eps: F32 (the host latents and the scheduler's input); xc, epsc: the same in the compute
-     * dtype when that is F16/BF16 (the latents are cast before the UNet, its output back to F32
-     * before the guidance combine and the scheduler step, which stay F32 on the host) */
-    nx_tensor x = {0}, eps = {0}, xc = {0}, epsc = {0};
+    /* latd: the latents (F32, updated in place by each step); x: the UNet's F32 input, [latd;
+     * latd] with CFG (else latd itself); eps: its F32 output; xc, epsc: the same in the compute
+     * dtype when that is F16/BF16; slot: the scheduler's history; noise: DDIM eta > 0 */
+    nx_tensor latd = {0}, x2 = {0}, eps = {0}, xc = {0}, epsc = {0}, noise_d = {0};
+    nx_tensor slot_t[NX_SCHED_SLOTS] = {{0}};
+    nx_tensor *slot[NX_SCHED_SLOTS] = {0};
+    int n_slots = 0;
     bool narrow = d->dt != NGPT_DTYPE_F32;
-    float *pred = nx_malloc((size_t)(n * mult) * sizeof(float));
-    float *guided = nx_malloc((size_t)n * sizeof(float));
     float *noise = p->eta > 0.0f ? nx_malloc((size_t)n * sizeof(float)) : NULL;
     float *ts_b = nx_malloc((size_t)(B * mult) * sizeof(float));
-    ngpt_status s = pred && guided && ts_b && (noise || p->eta <= 0.0f)
-                        ? NGPT_OK
-                        : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
+    ngpt_status s = ts_b && (noise || p->eta <= 0.0f) ? NGPT_OK
+                                                       : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
     if (s == NGPT_OK) s = open_scheduler(d, p, &sch);
     if (s == NGPT_OK) s = ngpt_scheduler_set_timesteps(sch, pl->steps);
     const int64_t *ts = NULL;
@@ -225,28 +230,36 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     float *tin_host = nx_malloc((size_t)(B * mult * tc) * sizeof(float));
     nx_tensor tin32 = {0}, tin = {0};
     if (s == NGPT_OK && !tin_host) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
-    if (s == NGPT_OK) s = nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, pl->rank, ushape);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&latd, be, NGPT_DTYPE_F32, pl->rank, pl->shape);
+    if (s == NGPT_OK && pl->cfg) s = nx_tensor_alloc(&x2, be, NGPT_DTYPE_F32, pl->rank, ushape);
     if (s == NGPT_OK) s = nx_tensor_alloc(&eps, be, NGPT_DTYPE_F32, pl->rank, ushape);
     if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&xc, be, d->dt, pl->rank, ushape);
     if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&epsc, be, d->dt, pl->rank, ushape);
     if (s == NGPT_OK) s = nx_tensor_alloc(&tin32, be, NGPT_DTYPE_F32, 2, tshape);
     if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&tin, be, d->dt, 2, tshape);
+    if (s == NGPT_OK && noise) s = nx_tensor_alloc(&noise_d, be, NGPT_DTYPE_F32, pl->rank, pl->shape);
+    if (s == NGPT_OK) n_slots = nx_sched_slots(sch);
+    for (int j = 0; s == NGPT_OK && j < n_slots; j++) {
+        s = nx_tensor_alloc(&slot_t[j], be, NGPT_DTYPE_F32, pl->rank, pl->shape);
+        slot[j] = &slot_t[j];
+    }
+    if (s == NGPT_OK) s = nx_tensor_upload(&latd, lat, (size_t)n * sizeof(float));
     const nx_tensor *ehs = d->kind == NGPT_DECODER_AUDIO ? NULL : cond_be;
     const nx_tensor *cls = d->kind == NGPT_DECODER_AUDIO ? cond_be : NULL;
-    unet_step st = {d->unet, be, narrow, &x, &xc, &eps, &epsc, &tin32, &tin, ehs, cls};
-    /* NGPT_DECODER_FLAG_CUDA_GRAPH: the step (casts + UNet) recorded at step 2 — step 1 has made
-     * the convolution plans, pools and constants the recording must find — and replayed */
+    unet_step st = {d->unet, be, narrow, pl->cfg ? &latd : NULL, pl->cfg ? &x2 : &latd, &xc, &eps, &epsc,
+                    &tin32, &tin, ehs, cls};
+    /* NGPT_DECODER_FLAG_CUDA_GRAPH: the step (concat, casts, UNet) recorded at step 2 — step 1
+     * has made the convolution plans, pools and constants the recording must find — and
+     * replayed. The scheduler step stays outside: its coefficients change every step. */
     bool want_graph = d->cuda_graph && be->v->capture_begin;
     nx_graph *graph = NULL;
     double t0 = now_s();
     uint64_t noise_seed = p->seed ^ 0x9e3779b97f4a7c15ull;
+    /* (scale_model_input is the identity for these schedulers, so the latents go in as they are) */
     for (size_t k = 0; s == NGPT_OK && k < nts; k++) {
-        /* the UNet on [latents; latents] (scale_model_input is the identity for these schedulers) */
-        s = ngpt_scheduler_scale_model_input(sch, lat, (size_t)n, ts[k]);
-        for (int m = 0; s == NGPT_OK && m < mult; m++) s = nx_tensor_upload_part(&x, lat, (size_t)n * sizeof(float), (size_t)(m * n) * sizeof(float));
         for (int64_t i = 0; i < B * mult; i++) ts_b[i] = (float)ts[k];
         nx_unet_time_input(d->unet, ts_b, B * mult, tin_host);
-        if (s == NGPT_OK) s = nx_tensor_upload(&tin32, tin_host, nx_nbytes(&tin32));
+        s = nx_tensor_upload(&tin32, tin_host, nx_nbytes(&tin32));
         if (s == NGPT_OK && graph) {
             s = nx_backend_graph_launch(be, graph);
         } else if (s == NGPT_OK && want_graph && k >= 1) {
@@ -255,29 +268,36 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
         } else if (s == NGPT_OK) {
             s = step_run(&st);
         }
-        if (s == NGPT_OK) s = nx_tensor_download(&eps, pred, nx_nbytes(&eps));
-        if (s != NGPT_OK) break;
-        const float *e = pred;
-        if (pl->cfg) { /* eps = u + g (c - u) */
-            for (int64_t i = 0; i < n; i++) guided[i] = pred[i] + pl->guidance * (pred[n + i] - pred[i]);
-            e = guided;
+        if (s == NGPT_OK && noise) {
+            gaussian_fill(noise, (size_t)n, noise_seed + k);
+            s = nx_tensor_upload(&noise_d, noise, (size_t)n * sizeof(float));
         }
-        if (noise) gaussian_fill(noise, (size_t)n, noise_seed + k);
-        s = ngpt_scheduler_step(sch, e, ts[k], lat, (size_t)n, noise);
-        if (s == NGPT_OK && p->on_step && !p->on_step((int32_t)(k + 1), (int32_t)nts, (float)(now_s() - t0), p->user_data))
-            s = nx_err(NGPT_ERR_CANCELLED, "ngpt_decoder_generate: cancelled after step %zu of %zu", k + 1, nts);
+        nx_sched_step plan;
+        if (s == NGPT_OK) s = nx_sched_plan(sch, ts[k], (size_t)n, noise != NULL, &plan);
+        if (s == NGPT_OK) {
+            plan.cfg = pl->cfg; /* eps = u + g (c - u), in the same pass */
+            plan.guidance = pl->guidance;
+            s = nx_op_sched_step(be, &plan, &latd, &eps, noise ? &noise_d : NULL, slot, n_slots);
+        }
+        if (s == NGPT_OK && p->on_step) {
+            s = be->v->sync(be);  /* the step's time, and cancellation, after its work is done */
+            if (s == NGPT_OK && !p->on_step((int32_t)(k + 1), (int32_t)nts, (float)(now_s() - t0), p->user_data))
+                s = nx_err(NGPT_ERR_CANCELLED, "ngpt_decoder_generate: cancelled after step %zu of %zu", k + 1, nts);
+        }
     }
+    if (s == NGPT_OK) s = nx_tensor_download(&latd, lat, (size_t)n * sizeof(float));
     nx_backend_graph_free(be, graph);
-    nx_tensor_free(&x);
+    nx_tensor_free(&latd);
+    nx_tensor_free(&x2);
     nx_tensor_free(&eps);
     nx_tensor_free(&xc);
     nx_tensor_free(&epsc);
     nx_tensor_free(&tin32);
     nx_tensor_free(&tin);
+    nx_tensor_free(&noise_d);
+    for (int j = 0; j < NX_SCHED_SLOTS; j++) nx_tensor_free(&slot_t[j]);
     nx_free(tin_host);
     ngpt_scheduler_free(sch);
-    nx_free(pred);
-    nx_free(guided);
     nx_free(noise);
     nx_free(ts_b);
     return s;

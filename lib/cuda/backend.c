@@ -251,6 +251,7 @@ static const nx_backend_vtbl k_cuda_vtbl = {
     .cast = nx_cuda_cast,
     .resize = nx_cuda_resize,
     .argmax = nx_cuda_argmax,
+    .sched_step = nx_cuda_sched_step,
 };
 
 /* Everything after the device is chosen; on failure the caller destroys the half-built backend. */

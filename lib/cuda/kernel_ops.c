@@ -260,3 +260,12 @@ ngpt_status nx_cuda_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x)
     KTRY("argmax", nxk_argmax, ((int32_t *)y->data, x->data, (int)x->dtype, rows_of(x), last_dim(x), STREAM(be)));
     return NGPT_OK;
 }
+
+ngpt_status nx_cuda_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *x, const nx_tensor *eps,
+                               const nx_tensor *noise, nx_tensor *const *slot)
+{
+    float *s[NX_SCHED_SLOTS];
+    for (int j = 0; j < NX_SCHED_SLOTS; j++) s[j] = slot[j] ? slot[j]->data : NULL;
+    KTRY("sched_step", nxk_sched_step, (p, eps->data, x->data, noise ? noise->data : NULL, s, STREAM(be)));
+    return NGPT_OK;
+}

@@ -789,3 +789,59 @@ ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x)
     if (!be->v->argmax) return UNSUPPORTED(be, op);
     PROFILED(be, op, y, be->v->argmax(be, y, x));
 }
+
+/* a state slot the plan names: present, F32, n elements */
+static ngpt_status chk_slot(nx_backend *be, const char *op, int idx, nx_tensor *const *slot, int n_slots, int64_t n,
+                            const char *role)
+{
+    if (idx < 0) return NGPT_OK;
+    if (idx >= NX_SCHED_SLOTS || idx >= n_slots || !slot || !slot[idx])
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: the plan's %s is state slot %d, but %d slots were given", op, role,
+                      idx, n_slots);
+    NX_TRY(chk_tensor(be, op, "slot", slot[idx], NX_DTYPE_BIT(NGPT_DTYPE_F32), "F32"));
+    if (nx_numel(slot[idx]) != n)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s has %lld elements, the plan %lld", op, D("slot", slot[idx]),
+                      (long long)nx_numel(slot[idx]), (long long)n);
+    return NGPT_OK;
+}
+
+ngpt_status nx_op_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *x, const nx_tensor *eps,
+                             const nx_tensor *noise, nx_tensor *const *slot, int n_slots)
+{
+    static const char op[] = "sched_step";
+    NX_TRY(chk_be(be, op));
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: no plan", op);
+    if (p->kind < NX_SCHED_KIND_DDIM || p->kind > NX_SCHED_KIND_DPM)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown scheduler kind %d", op, p->kind);
+    const unsigned f32 = NX_DTYPE_BIT(NGPT_DTYPE_F32);
+    NX_TRY(chk_tensor(be, op, "x", x, f32, "F32"));
+    NX_TRY(chk_tensor(be, op, "eps", eps, f32, "F32"));
+    const int64_t n = p->n;
+    if (nx_numel(x) != n || nx_numel(eps) != (p->cfg ? 2 * n : n))
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s and %s for a plan of %lld elements%s", op, D("x", x), D("eps", eps),
+                      (long long)n, p->cfg ? " (eps holds [uncond; cond]: twice that)" : "");
+    if (p->cfg) NX_TRY(chk_finite(op, "guidance", p->guidance));
+    if (p->noise) {
+        NX_TRY(chk_tensor(be, op, "noise", noise, f32, "F32"));
+        if (nx_numel(noise) != n)
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s for a plan of %lld elements", op, D("noise", noise), (long long)n);
+    }
+    if (n_slots < 0 || n_slots > NX_SCHED_SLOTS)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %d state slots (at most %d)", op, n_slots, NX_SCHED_SLOTS);
+    NX_TRY(chk_slot(be, op, p->push, slot, n_slots, n, "ets.append target"));
+    NX_TRY(chk_slot(be, op, p->save_x, slot, n_slots, n, "cur_sample"));
+    NX_TRY(chk_slot(be, op, p->acc, slot, n_slots, n, "accumulator"));
+    NX_TRY(chk_slot(be, op, p->xin, slot, n_slots, n, "sample"));
+    for (int j = 0; j < 4; j++) NX_TRY(chk_slot(be, op, p->e[j], slot, n_slots, n, "history"));
+    for (int j = 0; j < 3; j++) NX_TRY(chk_slot(be, op, p->m[j], slot, n_slots, n, "model output history"));
+    if (p->kind == NX_SCHED_KIND_DPM && p->m[0] < 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: a DPM-Solver plan without its model output slot", op);
+    bool alias = x->data == eps->data || (p->noise && x->data == noise->data);
+    for (int j = 0; j < n_slots; j++) alias |= slot[j] && slot[j]->data == x->data;
+    alias &= n > 0;
+    if (alias) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s aliases another operand", op, D("x", x));
+    nx_tensor *all[NX_SCHED_SLOTS] = {0};
+    for (int j = 0; j < n_slots; j++) all[j] = slot[j];
+    if (!be->v->sched_step) return UNSUPPORTED(be, op);
+    PROFILED(be, op, x, be->v->sched_step(be, p, x, eps, p->noise ? noise : NULL, all));
+}

@@ -27,6 +27,7 @@
 
 #include "nextgpt.h"
 #include "../core/dtype.h"
+#include "../sched/sched_math.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -218,6 +219,15 @@ ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_re
 
 /* y[...] (I32) = argmax over the last dim of x (first index on ties). */
 ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x);
+
+/* One planned diffusion-scheduler step (nx_sched_plan in lib/sched), fused with the
+ * classifier-free guidance combine, over F32 tensors of n = p->n elements: x [n] the latents (in
+ * place), eps the model output ([n], or [2n] = [uncond; cond] with p->cfg), noise [n] (read when
+ * p->noise, else may be NULL), slot[0 .. n_slots) the scheduler's state buffers (n floats each;
+ * those the plan names must be present). Each element is sched_math.h's nx_sched_elem, so the
+ * CPU backend equals ngpt_scheduler_step bit for bit. x may not alias another operand. */
+ngpt_status nx_op_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *x, const nx_tensor *eps,
+                             const nx_tensor *noise, nx_tensor *const *slot, int n_slots);
 
 /* Per-op profile for benchmarks: when enabled (process-wide), every op is bracketed by backend
  * syncs and its wall time added to a total per op name; report prints the totals (largest

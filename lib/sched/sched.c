@@ -5,7 +5,9 @@
  * (torch.linspace in float32, torch.cumprod accumulating in double on CPU and rounding each
  * entry to float32); per-step scalars (alpha_prod_t ** 0.5, exp(-h), ...) are 0-dim float32
  * tensors there, so they are float here; timestep arithmetic is numpy float64 / int64.
- * The elementwise halves live in sched_step.c.
+ * A step is planned here (nx_sched_plan: the bookkeeping, and the coefficients as an
+ * nx_sched_step) and run element by element by sched_math.h — on the host by sched_step.c, on a
+ * backend by nx_op_sched_step.
  */
 #include "sched.h"
 #include "../core/alloc.h"
@@ -48,13 +50,16 @@ struct ngpt_scheduler {
     size_t   n_prk;             /* PNDM: the first n_prk timesteps are PRK steps */
     /* ---- stepping state ---- */
     size_t n;                   /* elements per sample, fixed by the first step; 0 = none yet */
-    float *buf[6];              /* PNDM: ets ring (4) + cur_sample + cur_model_output; DPM: model_outputs (3) */
-    float *ets[4];              /* PNDM: history, ets[0] newest */
+    float *buf[NX_SCHED_SLOTS]; /* host stepping's state: PNDM ets ring (0-3) + cur_sample (4) + the PRK
+                                   accumulator (5); DPM model_outputs (0 .. order-1). Device stepping
+                                   (nx_sched_plan) keeps its own buffers in the same slots. */
+    size_t buf_n;               /* the elements buf[] were allocated for */
+    int    ets[4];              /* PNDM: history as slots, ets[0] newest; -1 unused */
     int    n_ets;
     bool   have_cur_sample;
     int64_t counter;            /* PNDM */
     int    lower_order_nums;    /* DPM */
-    float *mo[3];               /* DPM: model_outputs, mo[0] newest */
+    int    mo[3];               /* DPM: model_outputs as slots, mo[0] newest; -1 unused */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -368,7 +373,8 @@ static ngpt_status read_params(const ngpt_scheduler_params *in, ngpt_scheduler_p
 
 static void free_state(ngpt_scheduler *s)
 {
-    for (int i = 0; i < 6; i++) { nx_free(s->buf[i]); s->buf[i] = NULL; }
+    for (int i = 0; i < NX_SCHED_SLOTS; i++) { nx_free(s->buf[i]); s->buf[i] = NULL; }
+    s->buf_n = 0;
     s->n = 0;
 }
 
@@ -378,8 +384,8 @@ static void reset_state(ngpt_scheduler *s)
     s->have_cur_sample = false;
     s->counter = 0;
     s->lower_order_nums = 0;
-    memset(s->ets, 0, sizeof s->ets);
-    memset(s->mo, 0, sizeof s->mo);
+    for (int i = 0; i < 4; i++) s->ets[i] = -1;
+    for (int i = 0; i < 3; i++) s->mo[i] = -1;
 }
 
 NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s)
@@ -400,6 +406,7 @@ static ngpt_status create_from(ngpt_scheduler **out, const json_t *cfg, const ng
     NX_TRY(read_params(pin, &p));
     ngpt_scheduler *s = nx_calloc(1, sizeof *s);
     if (!s) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_create: out of memory");
+    reset_state(s);
     ngpt_status st = configure(s, cfg, &p);
     if (st != NGPT_OK) { ngpt_scheduler_free(s); return st; }
     *out = s;
@@ -645,6 +652,7 @@ NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int
 NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s)
 {
     if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_reset: s is NULL");
+    free_state(s);  /* a new trajectory may have another size */
     reset_state(s);
     return NGPT_OK;
 }
@@ -687,49 +695,33 @@ NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *ou
  * step
  * ------------------------------------------------------------------------------------------- */
 
-static ngpt_status need_bufs(ngpt_scheduler *s, size_t n, int count)
-{
-    if (s->n && s->n != n)
-        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_scheduler_step: n = %zu, but earlier steps had %zu "
-                      "(call ngpt_scheduler_set_timesteps or _reset to start a new trajectory)", n, s->n);
-    if (!s->n) {
-        for (int i = 0; i < count; i++) {
-            s->buf[i] = nx_malloc(n * sizeof(float));
-            if (!s->buf[i]) { free_state(s); reset_state(s); return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_step: state of %zu floats", n); }
-        }
-        s->n = n;
-    }
-    return NGPT_OK;
-}
-
 static float acp_at(const ngpt_scheduler *s, int64_t t)
 {
     /* python indexing: a negative index counts from the end (only reachable with odd configs) */
     return s->acp[t < 0 ? t + s->T : t];
 }
 
-static ngpt_status step_ddim(ngpt_scheduler *s, const float *mo, int64_t t, float *x, size_t n, const float *noise)
+static ngpt_status plan_ddim(ngpt_scheduler *s, int64_t t, bool have_noise, nx_sched_step *p)
 {
     const int64_t prev_t = t - s->T / s->n_inference;
     const float a_t = acp_at(s, t);
     const float a_prev = prev_t >= 0 ? acp_at(s, prev_t) : s->final_acp;
     const float b_t = 1.0f - a_t, b_prev = 1.0f - a_prev;
-    nx_ddim_coef c;
-    memset(&c, 0, sizeof c);
-    c.pred = s->pred;
-    c.sqrt_a_t = sqrtf(a_t);
-    c.sqrt_b_t = sqrtf(b_t);
-    c.sqrt_a_prev = sqrtf(a_prev);
+    nx_ddim_coef *c = &p->c.ddim;
+    c->pred = s->pred;
+    c->sqrt_a_t = sqrtf(a_t);
+    c->sqrt_b_t = sqrtf(b_t);
+    c->sqrt_a_prev = sqrtf(a_prev);
     const float variance = (b_prev / b_t) * (1.0f - a_t / a_prev);
-    c.std_dev = s->eta * sqrtf(variance);
-    c.dir = sqrtf(1.0f - a_prev - c.std_dev * c.std_dev);
-    c.clip = s->clip_sample;
-    c.clip_range = s->clip_sample_range;
-    c.use_clipped = s->use_clipped;
-    c.add_noise = s->eta > 0;
-    if (c.add_noise && !noise)
+    c->std_dev = s->eta * sqrtf(variance);
+    c->dir = sqrtf(1.0f - a_prev - c->std_dev * c->std_dev);
+    c->clip = s->clip_sample;
+    c->clip_range = s->clip_sample_range;
+    c->use_clipped = s->use_clipped;
+    c->add_noise = s->eta > 0;
+    if (c->add_noise && !have_noise)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: DDIM with eta = %g needs variance_noise", (double)s->eta);
-    nx_ddim_apply(&c, mo, x, noise, n);
+    p->noise = c->add_noise;
     return NGPT_OK;
 }
 
@@ -747,34 +739,29 @@ static void pndm_coef(const ngpt_scheduler *s, int64_t t, int64_t prev_t, int co
     c->diff = a_prev - a_t;
 }
 
-/* ets.append: keep at most 4 (PLMS trims to the last 3 before appending). */
-static void ets_push(ngpt_scheduler *s, const float *m, size_t n)
+/* ets.append (PLMS trims to the last 3 before appending, so at most 4 are kept): the slot that
+ * receives this step's model output. */
+static int ets_push(ngpt_scheduler *s)
 {
-    float *slot;
+    int slot = -1;
     if (s->n_ets == 4) { slot = s->ets[3]; s->n_ets = 3; }
-    else {
-        /* a free buffer among buf[0..3] */
-        slot = NULL;
-        for (int b = 0; b < 4 && !slot; b++) {
-            bool used = false;
-            for (int j = 0; j < s->n_ets; j++) used |= s->ets[j] == s->buf[b];
-            if (!used) slot = s->buf[b];
-        }
+    for (int b = 0; b < 4 && slot < 0; b++) {  /* a free slot among 0..3 */
+        bool used = false;
+        for (int j = 0; j < s->n_ets; j++) used |= s->ets[j] == b;
+        if (!used) slot = b;
     }
     memmove(&s->ets[1], &s->ets[0], (size_t)s->n_ets * sizeof s->ets[0]);
-    memcpy(slot, m, n * sizeof(float));
     s->ets[0] = slot;
     s->n_ets++;
+    return slot;
 }
 
-static ngpt_status step_pndm(ngpt_scheduler *s, const float *mo, int64_t t, float *x, size_t n)
-{
-    NX_TRY(need_bufs(s, n, 6));
-    float *cur_sample = s->buf[4], *acc = s->buf[5];
-    const int64_t ratio = s->T / s->n_inference;
-    nx_pndm_coef c;
-    const float *e[4] = {s->ets[0], s->ets[1], s->ets[2], s->ets[3]};
+enum { SLOT_CUR_SAMPLE = 4, SLOT_ACC = 5 };
 
+static ngpt_status plan_pndm(ngpt_scheduler *s, int64_t t, nx_sched_step *p)
+{
+    const int64_t ratio = s->T / s->n_inference;
+    p->acc = SLOT_ACC;
     if (s->counter < (int64_t)s->n_prk && !s->skip_prk_steps) {
         /* step_prk */
         const int64_t diff_to_prev = (s->counter % 2) ? 0 : ratio / 2;
@@ -783,19 +770,19 @@ static ngpt_status step_pndm(ngpt_scheduler *s, const float *mo, int64_t t, floa
         const int phase = (int)(s->counter % 4);
         int combine = NX_PNDM_M;
         if (phase == 0) {
-            const float k = (float)(1.0 / 6.0);
-            for (size_t i = 0; i < n; i++) acc[i] = k * mo[i];
-            ets_push(s, mo, n);
-            memcpy(cur_sample, x, n * sizeof(float));
+            p->acc_mode = NX_SCHED_ACC_SET;
+            p->acc_k = (float)(1.0 / 6.0);
+            p->push = ets_push(s);
+            p->save_x = SLOT_CUR_SAMPLE;
             s->have_cur_sample = true;
         } else if (phase == 1 || phase == 2) {
-            const float k = (float)(1.0 / 3.0);
-            for (size_t i = 0; i < n; i++) acc[i] = acc[i] + k * mo[i];
+            p->acc_mode = NX_SCHED_ACC_ADD;
+            p->acc_k = (float)(1.0 / 3.0);
         } else {
             combine = NX_PNDM_PRK_LAST;
         }
-        pndm_coef(s, tt, prev_t, combine, &c);
-        nx_pndm_apply(&c, mo, e, acc, s->have_cur_sample ? cur_sample : x, x, n);
+        pndm_coef(s, tt, prev_t, combine, &p->c.pndm);
+        if (s->have_cur_sample) p->xin = SLOT_CUR_SAMPLE;
         s->counter++;
         return NGPT_OK;
     }
@@ -807,49 +794,46 @@ static ngpt_status step_pndm(ngpt_scheduler *s, const float *mo, int64_t t, floa
     int64_t prev_t = t - ratio, tt = t;
     if (s->counter != 1) {
         if (s->n_ets > 3) s->n_ets = 3;
-        ets_push(s, mo, n);
+        p->push = ets_push(s);
     } else {
         prev_t = t;
         tt = t + ratio;
     }
-    e[0] = s->ets[0]; e[1] = s->ets[1]; e[2] = s->ets[2]; e[3] = s->ets[3];
-    const float *xin = x;
     int combine;
     if (s->n_ets == 1 && s->counter == 0) {
         combine = NX_PNDM_M;
-        memcpy(cur_sample, x, n * sizeof(float));
+        p->save_x = SLOT_CUR_SAMPLE;
         s->have_cur_sample = true;
     } else if (s->n_ets == 1 && s->counter == 1) {
         combine = NX_PNDM_AVG2;
-        xin = cur_sample;
+        p->xin = SLOT_CUR_SAMPLE;
         s->have_cur_sample = false;
     } else if (s->n_ets == 2) combine = NX_PNDM_AB2;
     else if (s->n_ets == 3) combine = NX_PNDM_AB3;
     else combine = NX_PNDM_AB4;
-    pndm_coef(s, tt, prev_t, combine, &c);
-    nx_pndm_apply(&c, mo, e, acc, xin, x, n);
+    for (int j = 0; j < 4; j++) p->e[j] = j < s->n_ets ? s->ets[j] : -1;
+    pndm_coef(s, tt, prev_t, combine, &p->c.pndm);
     s->counter++;
     return NGPT_OK;
 }
 
-static ngpt_status step_dpm(ngpt_scheduler *s, const float *mo_in, int64_t t, size_t idx, float *x, size_t n,
-                            const float *noise)
+static ngpt_status plan_dpm(ngpt_scheduler *s, int64_t t, size_t idx, bool have_noise, nx_sched_step *p)
 {
     const bool sde = s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER;
-    if (sde && !noise)
+    if (sde && !have_noise)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: the SDE DPM-Solver variants need variance_noise");
-    NX_TRY(need_bufs(s, n, s->order));
+    p->noise = sde;
     const size_t last = s->n_ts - 1;
     const int64_t prev_t = idx == last ? 0 : s->ts[idx + 1];
     const bool low_final = idx == last && s->lower_order_final && s->n_ts < 15;
     const bool low_second = s->n_ts >= 2 && idx == last - 1 && s->lower_order_final && s->n_ts < 15;
 
-    /* model_outputs shift: the oldest buffer becomes the newest slot */
-    float *oldest = s->buf[0];
+    /* model_outputs shift: the oldest slot becomes the newest */
+    int oldest = 0;
     for (int b = 0; b < s->order; b++) {
         bool used = false;
-        for (int j = 0; j < s->order - 1; j++) used |= s->mo[j] == s->buf[b];
-        if (!used) { oldest = s->buf[b]; break; }
+        for (int j = 0; j < s->order - 1; j++) used |= s->mo[j] == b;
+        if (!used) { oldest = b; break; }
     }
     for (int j = s->order - 1; j > 0; j--) s->mo[j] = s->mo[j - 1];
     s->mo[0] = oldest;
@@ -858,15 +842,15 @@ static ngpt_status step_dpm(ngpt_scheduler *s, const float *mo_in, int64_t t, si
     if (s->order == 1 || s->lower_order_nums < 1 || low_final) order = 1;
     else if (s->order == 2 || s->lower_order_nums < 2 || low_second) order = 2;
     else order = 3;
+    for (int j = 0; j < 3; j++) p->m[j] = j < order ? s->mo[j] : -1;
 
-    nx_dpm_coef c;
-    memset(&c, 0, sizeof c);
-    c.algo = s->algo;
-    c.pred = s->pred;
-    c.order = order;
-    c.heun = s->heun;
-    c.conv_alpha = s->alpha_t[t];
-    c.conv_sigma = s->sigma_t[t];
+    nx_dpm_coef *c = &p->c.dpm;
+    c->algo = s->algo;
+    c->pred = s->pred;
+    c->order = order;
+    c->heun = s->heun;
+    c->conv_alpha = s->alpha_t[t];
+    c->conv_sigma = s->sigma_t[t];
     const int64_t s0 = t;
     const float lam_t = s->lambda_t[prev_t], lam_s0 = s->lambda_t[s0];
     const float alpha_t = s->alpha_t[prev_t], alpha_s0 = s->alpha_t[s0];
@@ -877,19 +861,19 @@ static ngpt_status step_dpm(ngpt_scheduler *s, const float *mo_in, int64_t t, si
     const bool plain = s->algo == NGPT_DPM_DPMSOLVER;
     const float em = expf(-h), ep = expf(h);
     if (pp) {
-        c.cx = sigma_t / sigma_s0;
-        c.c0 = -(alpha_t * (em - 1.0f));
+        c->cx = sigma_t / sigma_s0;
+        c->c0 = -(alpha_t * (em - 1.0f));
     } else if (plain) {
-        c.cx = alpha_t / alpha_s0;
-        c.c0 = -(sigma_t * (ep - 1.0f));
+        c->cx = alpha_t / alpha_s0;
+        c->c0 = -(sigma_t * (ep - 1.0f));
     } else if (spp) {
-        c.cx = sigma_t / sigma_s0 * em;
-        c.c0 = alpha_t * (1.0f - expf(-2.0f * h));
-        c.cn = sigma_t * sqrtf(1.0f - expf(-2.0f * h));
+        c->cx = sigma_t / sigma_s0 * em;
+        c->c0 = alpha_t * (1.0f - expf(-2.0f * h));
+        c->cn = sigma_t * sqrtf(1.0f - expf(-2.0f * h));
     } else {
-        c.cx = alpha_t / alpha_s0;
-        c.c0 = -(2.0f * (sigma_t * (ep - 1.0f)));
-        c.cn = sigma_t * sqrtf(expf(2.0f * h) - 1.0f);
+        c->cx = alpha_t / alpha_s0;
+        c->c0 = -(2.0f * (sigma_t * (ep - 1.0f)));
+        c->cn = sigma_t * sqrtf(expf(2.0f * h) - 1.0f);
     }
     if (order >= 2) {
         /* python indexing, as diffusers: a step repeated at the first timestep reads ts[-1] */
@@ -897,35 +881,71 @@ static ngpt_status step_dpm(ngpt_scheduler *s, const float *mo_in, int64_t t, si
         const float lam_s1 = s->lambda_t[s1];
         const float h0 = lam_s0 - lam_s1;
         const float r0 = h0 / h;
-        c.inv_r0 = 1.0f / r0;
+        c->inv_r0 = 1.0f / r0;
         if (order == 2) {
-            if (pp) c.c1 = s->heun ? alpha_t * ((em - 1.0f) / h + 1.0f) : -(0.5f * (alpha_t * (em - 1.0f)));
-            else if (plain) c.c1 = s->heun ? -(sigma_t * ((ep - 1.0f) / h - 1.0f)) : -(0.5f * (sigma_t * (ep - 1.0f)));
+            if (pp) c->c1 = s->heun ? alpha_t * ((em - 1.0f) / h + 1.0f) : -(0.5f * (alpha_t * (em - 1.0f)));
+            else if (plain) c->c1 = s->heun ? -(sigma_t * ((ep - 1.0f) / h - 1.0f)) : -(0.5f * (sigma_t * (ep - 1.0f)));
             else if (spp) {
                 const float e2 = expf(-2.0f * h);
-                c.c1 = s->heun ? alpha_t * ((1.0f - e2) / (-2.0f * h) + 1.0f) : 0.5f * (alpha_t * (1.0f - e2));
+                c->c1 = s->heun ? alpha_t * ((1.0f - e2) / (-2.0f * h) + 1.0f) : 0.5f * (alpha_t * (1.0f - e2));
             } else {
-                c.c1 = s->heun ? -(2.0f * (sigma_t * ((ep - 1.0f) / h - 1.0f))) : -(sigma_t * (ep - 1.0f));
+                c->c1 = s->heun ? -(2.0f * (sigma_t * ((ep - 1.0f) / h - 1.0f))) : -(sigma_t * (ep - 1.0f));
             }
         } else {
             const int64_t s2 = s->ts[(idx + 2 * s->n_ts - 2) % s->n_ts];
             const float h1 = lam_s1 - s->lambda_t[s2];
             const float r1 = h1 / h;
-            c.inv_r1 = 1.0f / r1;
-            c.r0_r01 = r0 / (r0 + r1);
-            c.inv_r01 = 1.0f / (r0 + r1);
+            c->inv_r1 = 1.0f / r1;
+            c->r0_r01 = r0 / (r0 + r1);
+            c->inv_r01 = 1.0f / (r0 + r1);
             if (pp) {
-                c.c1 = alpha_t * ((em - 1.0f) / h + 1.0f);
-                c.c2 = -(alpha_t * ((em - 1.0f + h) / (h * h) - 0.5f));
+                c->c1 = alpha_t * ((em - 1.0f) / h + 1.0f);
+                c->c2 = -(alpha_t * ((em - 1.0f + h) / (h * h) - 0.5f));
             } else {
-                c.c1 = -(sigma_t * ((ep - 1.0f) / h - 1.0f));
-                c.c2 = -(sigma_t * ((ep - 1.0f - h) / (h * h) - 0.5f));
+                c->c1 = -(sigma_t * ((ep - 1.0f) / h - 1.0f));
+                c->c2 = -(sigma_t * ((ep - 1.0f - h) / (h * h) - 0.5f));
             }
         }
     }
-    nx_dpm_apply(&c, mo_in, s->mo, x, noise, n);
     if (s->lower_order_nums < s->order) s->lower_order_nums++;
     return NGPT_OK;
+}
+
+int nx_sched_slots(const ngpt_scheduler *s)
+{
+    switch (s->kind) {
+    case NGPT_SCHEDULER_DDIM: return 0;
+    case NGPT_SCHEDULER_PNDM: return NX_SCHED_SLOTS;
+    default: return s->order;
+    }
+}
+
+ngpt_status nx_sched_plan(ngpt_scheduler *s, int64_t timestep, size_t n, bool have_noise, nx_sched_step *p)
+{
+    if (!s->n_inference)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: call ngpt_scheduler_set_timesteps first");
+    if (s->n && s->n != n)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_scheduler_step: n = %zu, but earlier steps had %zu "
+                      "(call ngpt_scheduler_set_timesteps or _reset to start a new trajectory)", n, s->n);
+    size_t idx = s->n_ts;
+    for (size_t i = 0; i < s->n_ts; i++)
+        if (s->ts[i] == timestep) { idx = i; break; }
+    if (idx == s->n_ts || timestep < -s->T || timestep >= s->T)  /* DDIM trailing can end at -1 (diffusers indexes from the end) */
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: timestep %lld is not in the schedule "
+                      "(%zu timesteps from %lld)", (long long)timestep, s->n_ts, (long long)(s->n_ts ? s->ts[0] : -1));
+    memset(p, 0, sizeof *p);
+    p->n = (int64_t)n;
+    p->push = p->save_x = p->acc = p->xin = -1;
+    for (int j = 0; j < 4; j++) p->e[j] = -1;
+    for (int j = 0; j < 3; j++) p->m[j] = -1;
+    ngpt_status st;
+    switch (s->kind) {
+    case NGPT_SCHEDULER_DDIM: p->kind = NX_SCHED_KIND_DDIM; st = plan_ddim(s, timestep, have_noise, p); break;
+    case NGPT_SCHEDULER_PNDM: p->kind = NX_SCHED_KIND_PNDM; st = plan_pndm(s, timestep, p); break;
+    default: p->kind = NX_SCHED_KIND_DPM; st = plan_dpm(s, timestep, idx, have_noise, p); break;
+    }
+    if (st == NGPT_OK) s->n = n;
+    return st;
 }
 
 NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_output, int64_t timestep,
@@ -934,17 +954,22 @@ NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_o
     if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: s is NULL");
     if (n && (!model_output || !sample))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: model_output or sample is NULL");
-    if (!s->n_inference)
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: call ngpt_scheduler_set_timesteps first");
-    size_t idx = s->n_ts;
-    for (size_t i = 0; i < s->n_ts; i++)
-        if (s->ts[i] == timestep) { idx = i; break; }
-    if (idx == s->n_ts || timestep < -s->T || timestep >= s->T)  /* DDIM trailing can end at -1 (diffusers indexes from the end) */
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: timestep %lld is not in the schedule "
-                      "(%zu timesteps from %lld)", (long long)timestep, s->n_ts, (long long)(s->n_ts ? s->ts[0] : -1));
-    switch (s->kind) {
-    case NGPT_SCHEDULER_DDIM: return step_ddim(s, model_output, timestep, sample, n, variance_noise);
-    case NGPT_SCHEDULER_PNDM: return step_pndm(s, model_output, timestep, sample, n);
-    default: return step_dpm(s, model_output, timestep, idx, sample, n, variance_noise);
+    if (s->n && s->n != n) /* before the buffers are sized (nx_sched_plan says it again) */
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_scheduler_step: n = %zu, but earlier steps had %zu "
+                      "(call ngpt_scheduler_set_timesteps or _reset to start a new trajectory)", n, s->n);
+    /* the state buffers, before the plan advances the state, so that running out of memory
+     * leaves the trajectory where it was */
+    if (s->buf_n != n) {  /* (only before the first step: later ones have s->n == n) */
+        for (int i = 0; i < NX_SCHED_SLOTS; i++) { nx_free(s->buf[i]); s->buf[i] = NULL; }
+        s->buf_n = n;
     }
+    for (int i = 0; i < nx_sched_slots(s); i++) {
+        if (s->buf[i]) continue;
+        s->buf[i] = nx_malloc((n ? n : 1) * sizeof(float));
+        if (!s->buf[i]) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_step: state of %zu floats", n);
+    }
+    nx_sched_step p;
+    NX_TRY(nx_sched_plan(s, timestep, n, variance_noise != NULL, &p));
+    nx_sched_run_host(&p, model_output, sample, variance_noise, s->buf);
+    return NGPT_OK;
 }

@@ -16,6 +16,7 @@
 
 #include "core/dtype.h"
 #include "ops/backend.h"
+#include "sched/sched.h"
 
 #include <stdbool.h>
 
@@ -720,6 +721,67 @@ static void test_glu(void)
             }
 }
 
+/* ---- the scheduler step fused with the CFG combine (kernels/sched.cu) ----
+ * Each scheduler stepped along its trajectory on both backends from the same latents and
+ * model outputs ([uncond; cond], guidance 7.5); the latents and every state slot compared after
+ * each step. F32 throughout: only nvcc's FMA contraction separates the two. */
+static void test_sched_step(void)
+{
+    static const struct { const char *json; ngpt_scheduler_kind kind; float eta; int steps; } cases[] = {
+        {"{\"_class_name\": \"PNDMScheduler\", \"skip_prk_steps\": true, \"steps_offset\": 1}", NGPT_SCHEDULER_AUTO, 0, 8},
+        {"{\"_class_name\": \"PNDMScheduler\", \"skip_prk_steps\": false}", NGPT_SCHEDULER_AUTO, 0, 6},
+        {"{\"_class_name\": \"DDIMScheduler\", \"clip_sample\": true}", NGPT_SCHEDULER_AUTO, 0.5f, 5},
+        {"{\"solver_order\": 3}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 7},
+        {"{\"solver_order\": 2, \"algorithm_type\": \"sde-dpmsolver++\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 5},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        ngpt_scheduler_params sp;
+        ngpt_scheduler_params_default(&sp, sizeof sp);
+        sp.kind = cases[ci].kind;
+        sp.eta = cases[ci].eta;
+        ngpt_scheduler *sc = NULL, *sg = NULL;
+        CHECK_OK(ngpt_scheduler_create_from_json(&sc, cases[ci].json, strlen(cases[ci].json), &sp));
+        CHECK_OK(ngpt_scheduler_create_from_json(&sg, cases[ci].json, strlen(cases[ci].json), &sp));
+        if (!sc || !sg) { ngpt_scheduler_free(sc); ngpt_scheduler_free(sg); continue; }
+        CHECK_OK(ngpt_scheduler_set_timesteps(sc, cases[ci].steps));
+        CHECK_OK(ngpt_scheduler_set_timesteps(sg, cases[ci].steps));
+        const bool noisy = cases[ci].eta > 0 || strstr(cases[ci].json, "sde-");
+        const int64_t n = 4 * 24 * 40 + 3, ne1[1] = {n}, ne2[1] = {2 * n};
+        pt x = mk(1, ne1, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -2, 2), slot[NX_SCHED_SLOTS];
+        nx_tensor *slot_c[NX_SCHED_SLOTS] = {0}, *slot_g[NX_SCHED_SLOTS] = {0};
+        const int n_slots = nx_sched_slots(sc);
+        for (int j = 0; j < n_slots; j++) {
+            slot[j] = out(1, ne1, NGPT_DTYPE_F32, NGPT_DTYPE_F32);
+            slot_c[j] = &slot[j].c;
+            slot_g[j] = &slot[j].g;
+        }
+        const int64_t *ts = NULL;
+        size_t nts = 0;
+        CHECK_OK(ngpt_scheduler_timesteps(sc, &ts, &nts));
+        for (size_t k = 0; k < nts; k++) {
+            pt eps = mk(1, ne2, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -2, 2), nz = mk(1, ne1, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -2, 2);
+            nx_sched_step pc, pg;
+            CHECK_OK(nx_sched_plan(sc, ts[k], (size_t)n, noisy, &pc));
+            CHECK_OK(nx_sched_plan(sg, ts[k], (size_t)n, noisy, &pg));
+            pc.cfg = pg.cfg = true;
+            pc.guidance = pg.guidance = 7.5f;
+            char what[160];
+            snprintf(what, sizeof what, "sched_step %s step %zu", cases[ci].json, k);
+            finish(what, g_cpu->v->sched_step(g_cpu, &pc, &x.c, &eps.c, noisy ? &nz.c : NULL, slot_c),
+                   g_gpu->v->sched_step(g_gpu, &pg, &x.g, &eps.g, noisy ? &nz.g : NULL, slot_g), &x, (tol){1e-5f, 1e-5f});
+            for (int j = 0; j < n_slots; j++) {
+                snprintf(what, sizeof what, "sched_step %s step %zu slot %d", cases[ci].json, k, j);
+                finish(what, NGPT_OK, NGPT_OK, &slot[j], (tol){1e-5f, 1e-5f});
+            }
+            drop(&eps), drop(&nz);
+        }
+        drop(&x);
+        for (int j = 0; j < n_slots; j++) drop(&slot[j]);
+        ngpt_scheduler_free(sc);
+        ngpt_scheduler_free(sg);
+    }
+}
+
 /* ---- layout ---- */
 
 static void test_get_rows(void)
@@ -912,6 +974,7 @@ int main(void)
     RUN(test_softmax_unary_scale);
     RUN(test_binary);
     RUN(test_glu);
+    RUN(test_sched_step);
     RUN(test_get_rows);
     RUN(test_concat_slice_permute);
     RUN(test_resize_argmax);

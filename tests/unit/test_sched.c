@@ -4,6 +4,8 @@
  * (F32 / I64 only). */
 #include "nextgpt.h"
 #include "core/alloc.h"
+#include "ops/backend.h"
+#include "sched/sched.h"
 #include "test.h"
 
 #include <dirent.h>
@@ -330,9 +332,150 @@ static void test_alloc_failures(void)
     }
 }
 
+/* ---- the device step: nx_sched_plan + nx_op_sched_step (the decoder's loop) ---- */
+
+/* Configs that reach every branch of the plan: PNDM with and without PRK, DDIM with noise,
+ * clipping and v-prediction, DPM-Solver of each order, algorithm, solver type and prediction. */
+typedef struct dev_case {
+    const char *json;
+    ngpt_scheduler_kind kind;
+    float eta;
+    int steps;
+} dev_case;
+
+static const dev_case k_dev_cases[] = {
+    {"{\"_class_name\": \"PNDMScheduler\", \"skip_prk_steps\": true, \"steps_offset\": 1}", NGPT_SCHEDULER_AUTO, 0, 8},
+    {"{\"_class_name\": \"PNDMScheduler\", \"skip_prk_steps\": false}", NGPT_SCHEDULER_AUTO, 0, 6},
+    {"{\"_class_name\": \"PNDMScheduler\", \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_AUTO, 0, 5},
+    {"{\"_class_name\": \"DDIMScheduler\"}", NGPT_SCHEDULER_AUTO, 0, 5},
+    {"{\"_class_name\": \"DDIMScheduler\", \"clip_sample\": true, \"prediction_type\": \"v_prediction\"}",
+     NGPT_SCHEDULER_AUTO, 0.7f, 5},
+    {"{\"_class_name\": \"DDIMScheduler\", \"prediction_type\": \"sample\"}", NGPT_SCHEDULER_AUTO, 0, 4},
+    {"{\"solver_order\": 1}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 4},
+    {"{\"solver_order\": 2}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 6},
+    {"{\"solver_order\": 3, \"solver_type\": \"heun\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 7},
+    {"{\"solver_order\": 3, \"algorithm_type\": \"dpmsolver\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 7},
+    {"{\"solver_order\": 2, \"algorithm_type\": \"sde-dpmsolver++\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 5},
+    {"{\"solver_order\": 2, \"algorithm_type\": \"dpmsolver\", \"prediction_type\": \"v_prediction\"}",
+     NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 5},
+    {"{\"solver_order\": 3, \"prediction_type\": \"sample\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 6},
+};
+
+static ngpt_status dev_sched(const dev_case *c, ngpt_scheduler **s)
+{
+    ngpt_scheduler_params p;
+    ngpt_scheduler_params_default(&p, sizeof p);
+    p.kind = c->kind;
+    p.eta = c->eta;
+    ngpt_status st = ngpt_scheduler_create_from_json(s, c->json, strlen(c->json), &p);
+    if (st == NGPT_OK) st = ngpt_scheduler_set_timesteps(*s, c->steps);
+    return st;
+}
+
+/* Each config stepped two ways from the same latents and model outputs ([uncond; cond], guidance
+ * 5.5): the host API on the guided output, and the plan + nx_op_sched_step on the CPU backend
+ * with the combine fused. They run the same element function, so they must agree bit for bit. */
+static void test_device_step(void)
+{
+    nx_pool *pool = NULL;
+    nx_backend *be = NULL;
+    CHECK_OK(nx_pool_create(&pool, 1));
+    CHECK_OK(nx_cpu_backend_create(&be, pool, NULL));
+    if (!be) { nx_pool_free(pool); return; }
+    enum { N = 37 };
+    const float g = 5.5f;
+    test_rng rng = {42};
+    for (size_t ci = 0; ci < sizeof k_dev_cases / sizeof k_dev_cases[0]; ci++) {
+        const dev_case *c = &k_dev_cases[ci];
+        ngpt_scheduler *sh = NULL, *sd = NULL;
+        CHECK_OK(dev_sched(c, &sh));
+        CHECK_OK(dev_sched(c, &sd));
+        if (!sh || !sd) { ngpt_scheduler_free(sh); ngpt_scheduler_free(sd); continue; }
+        const bool sde = strstr(c->json, "sde-") != NULL;
+        const bool noisy = c->eta > 0 || sde;
+        float xh[N], eps[2 * N], guided[N], noise[N], xd[N];
+        for (int i = 0; i < N; i++) xh[i] = test_rng_f(&rng, -2.0f, 2.0f);
+        const int64_t ne1[1] = {N}, ne2[1] = {2 * N};
+        nx_tensor x = {0}, e = {0}, nz = {0}, slot_t[NX_SCHED_SLOTS] = {{0}};
+        nx_tensor *slot[NX_SCHED_SLOTS] = {0};
+        const int n_slots = nx_sched_slots(sd);
+        CHECK_OK(nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, 1, ne1));
+        CHECK_OK(nx_tensor_alloc(&e, be, NGPT_DTYPE_F32, 1, ne2));
+        CHECK_OK(nx_tensor_alloc(&nz, be, NGPT_DTYPE_F32, 1, ne1));
+        for (int j = 0; j < n_slots; j++) {
+            CHECK_OK(nx_tensor_alloc(&slot_t[j], be, NGPT_DTYPE_F32, 1, ne1));
+            slot[j] = &slot_t[j];
+        }
+        CHECK_OK(nx_tensor_upload(&x, xh, sizeof xh));
+        const int64_t *ts = NULL;
+        size_t nts = 0;
+        CHECK_OK(ngpt_scheduler_timesteps(sh, &ts, &nts));
+        bool same = true;
+        for (size_t k = 0; k < nts; k++) {
+            for (int i = 0; i < 2 * N; i++) eps[i] = test_rng_f(&rng, -2.0f, 2.0f);
+            for (int i = 0; i < N; i++) {
+                guided[i] = eps[i] + g * (eps[N + i] - eps[i]);
+                noise[i] = test_rng_f(&rng, -2.0f, 2.0f);
+            }
+            CHECK_OK(ngpt_scheduler_step(sh, guided, ts[k], xh, N, noisy ? noise : NULL));
+            nx_sched_step plan;
+            CHECK_OK(nx_sched_plan(sd, ts[k], N, noisy, &plan));
+            plan.cfg = true;
+            plan.guidance = g;
+            CHECK_OK(nx_tensor_upload(&e, eps, sizeof eps));
+            CHECK_OK(nx_tensor_upload(&nz, noise, sizeof noise));
+            CHECK_OK(nx_op_sched_step(be, &plan, &x, &e, noisy ? &nz : NULL, slot, n_slots));
+            CHECK_OK(nx_tensor_download(&x, xd, sizeof xd));
+            same &= memcmp(xh, xd, sizeof xd) == 0;
+        }
+        CHECK_MSG(same, "config %zu (%s): the op's steps differ from ngpt_scheduler_step's", ci, c->json);
+
+        /* the op's checks, on the last plan's shape */
+        nx_sched_step plan;
+        ngpt_scheduler_free(sd);
+        sd = NULL;
+        CHECK_OK(dev_sched(c, &sd));
+        CHECK_OK(nx_sched_plan(sd, ts[0], N, noisy, &plan));
+        CHECK_ERR(nx_op_sched_step(be, &plan, &x, &e, NULL, slot, n_slots), NGPT_ERR_SHAPE_MISMATCH, "plan of 37");
+        plan.cfg = true;
+        if (n_slots) CHECK_ERR(nx_op_sched_step(be, &plan, &x, &e, &nz, slot, 0), NGPT_ERR_INVALID_ARGUMENT, "slot");
+        if (noisy) CHECK_ERR(nx_op_sched_step(be, &plan, &x, &e, NULL, slot, n_slots), NGPT_ERR_INVALID_ARGUMENT, "noise");
+        CHECK_ERR(nx_op_sched_step(be, &plan, &x, &e, &nz, slot, NX_SCHED_SLOTS + 1), NGPT_ERR_INVALID_ARGUMENT, "slots");
+        if (n_slots) {
+            nx_tensor *alias[NX_SCHED_SLOTS] = {0};
+            for (int j = 0; j < n_slots; j++) alias[j] = &x;
+            CHECK_ERR(nx_op_sched_step(be, &plan, &x, &e, &nz, alias, n_slots), NGPT_ERR_INVALID_ARGUMENT, "alias");
+        }
+        for (int j = 0; j < NX_SCHED_SLOTS; j++) nx_tensor_free(&slot_t[j]);
+        nx_tensor_free(&x);
+        nx_tensor_free(&e);
+        nx_tensor_free(&nz);
+        ngpt_scheduler_free(sh);
+        ngpt_scheduler_free(sd);
+    }
+    /* a plan the scheduler's own checks refuse leaves the state alone */
+    ngpt_scheduler *s = NULL;
+    CHECK_OK(dev_sched(&k_dev_cases[4], &s)); /* DDIM eta 0.7 */
+    nx_sched_step plan;
+    const int64_t *ts = NULL;
+    size_t nts = 0;
+    CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &nts));
+    CHECK_ERR(nx_sched_plan(s, ts[0], N, false, &plan), NGPT_ERR_INVALID_ARGUMENT, "variance_noise");
+    CHECK_ERR(nx_sched_plan(s, 12345, N, true, &plan), NGPT_ERR_INVALID_ARGUMENT, "not in the schedule");
+    CHECK_OK(nx_sched_plan(s, ts[0], N, true, &plan));
+    CHECK_ERR(nx_sched_plan(s, ts[1], N + 1, true, &plan), NGPT_ERR_SHAPE_MISMATCH, "earlier steps");
+    /* reset starts a trajectory of any size */
+    CHECK_OK(ngpt_scheduler_reset(s));
+    CHECK_OK(nx_sched_plan(s, ts[0], N + 1, true, &plan));
+    ngpt_scheduler_free(s);
+    nx_backend_free(be);
+    nx_pool_free(pool);
+}
+
 int main(void)
 {
     RUN(test_golden);
+    RUN(test_device_step);
     RUN(test_errors);
     RUN(test_add_noise);
     RUN(test_alloc_failures);

@@ -156,6 +156,8 @@ ngpt_status nx_cpu_binary(nx_backend *, nx_tensor *y, const nx_tensor *a, const 
 ngpt_status nx_cpu_scale(nx_backend *, nx_tensor *y, const nx_tensor *x, float alpha, float beta);
 ngpt_status nx_cpu_glu(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first);
 ngpt_status nx_cpu_argmax(nx_backend *, nx_tensor *y, const nx_tensor *x);
+ngpt_status nx_cpu_sched_step(nx_backend *, const nx_sched_step *p, nx_tensor *x, const nx_tensor *eps,
+                              const nx_tensor *noise, nx_tensor *const *slot);
 /* layout.c */
 ngpt_status nx_cpu_get_rows(nx_backend *, nx_tensor *y, const nx_tensor *table, const nx_tensor *ids);
 ngpt_status nx_cpu_concat(nx_backend *, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, int axis);

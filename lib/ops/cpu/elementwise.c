@@ -295,3 +295,16 @@ ngpt_status nx_cpu_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x)
     nx_cpu_parallel_for(be, nx_numel(x) / j.c, j.c, argmax_rows, &j);
     return NGPT_OK;
 }
+
+/* The scheduler step: sched_math.h's element function, as ngpt_scheduler_step runs it on host
+ * arrays (so the two agree bit for bit). Tens of thousands of elements: one thread is enough. */
+ngpt_status nx_cpu_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *x, const nx_tensor *eps,
+                              const nx_tensor *noise, nx_tensor *const *slot)
+{
+    (void)be;
+    float *s[NX_SCHED_SLOTS];
+    for (int j = 0; j < NX_SCHED_SLOTS; j++) s[j] = slot[j] ? slot[j]->data : NULL;
+    const float *nz = noise ? noise->data : NULL;
+    for (int64_t i = 0; i < p->n; i++) nx_sched_elem(p, eps->data, x->data, nz, s, i);
+    return NGPT_OK;
+}

@@ -1,0 +1,220 @@
+/* sched_math.h — one scheduler step for one element, shared by the host (sched_step.c, the CPU
+ * backend's nx_op_sched_step) and the CUDA kernel (kernels/sched.cu), so that the three run the
+ * same expressions in the same order: diffusers 0.17's float32 tensor arithmetic.
+ *
+ * A step is data (nx_sched_step): the classifier-free guidance combine, the scheduler's state
+ * updates (PNDM's ets.append and cur_sample, its PRK accumulator, DPM-Solver's model_outputs) as
+ * slot indices into six state buffers, and the per-step coefficients that sched.c computes from
+ * the schedule. Everything a step does to element i reads and writes element i only, so the
+ * whole step is one pass over the latents — on a GPU one kernel, its inputs never leaving the
+ * device.
+ *
+ * Plain C structs, no pointers: they pass by value into a kernel. Compiled as C and as CUDA C++. */
+#ifndef NX_SCHED_MATH_H
+#define NX_SCHED_MATH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define NX_SCHED_FN static __host__ __device__ __forceinline__
+#else
+#define NX_SCHED_FN static inline
+#endif
+
+/* Values of ngpt_prediction_type / ngpt_dpm_algorithm (nextgpt.h; sched.c checks they agree). */
+#define NX_SCHED_PRED_EPSILON 1
+#define NX_SCHED_PRED_V       2
+#define NX_SCHED_PRED_SAMPLE  3
+#define NX_SCHED_DPM_PP       1
+#define NX_SCHED_DPM          2
+#define NX_SCHED_SDE_DPM_PP   3
+#define NX_SCHED_SDE_DPM      4
+
+/* ---- DDIM: x0/eps from the model output, optional clip, then the (12) update ---- */
+typedef struct nx_ddim_coef {
+    int   pred;           /* NX_SCHED_PRED_* */
+    float sqrt_a_t;       /* alpha_prod_t ** 0.5 */
+    float sqrt_b_t;       /* beta_prod_t ** 0.5 */
+    float sqrt_a_prev;    /* alpha_prod_t_prev ** 0.5 */
+    float dir;            /* (1 - alpha_prod_t_prev - std_dev_t**2) ** 0.5 */
+    float std_dev;        /* eta * variance ** 0.5 (0: no noise term) */
+    bool  clip;           /* clamp x0 to [-clip_range, clip_range] */
+    float clip_range;
+    bool  use_clipped;    /* re-derive eps from the clipped x0 */
+    bool  add_noise;      /* eta > 0 */
+} nx_ddim_coef;
+
+/* ---- PNDM: combine the eps history (PLMS / PRK), then _get_prev_sample ---- */
+typedef enum nx_pndm_combine {
+    NX_PNDM_M = 0,        /* m = model_output */
+    NX_PNDM_AVG2,         /* m = (m + e1) / 2                       (PLMS counter 1) */
+    NX_PNDM_AB2,          /* m = (3 e1 - e2) / 2 */
+    NX_PNDM_AB3,          /* m = (23 e1 - 16 e2 + 5 e3) / 12 */
+    NX_PNDM_AB4,          /* m = (1/24) (55 e1 - 59 e2 + 37 e3 - 9 e4) */
+    NX_PNDM_PRK_LAST      /* m = acc + (1/6) m                      (4th PRK sub-step) */
+} nx_pndm_combine;
+typedef struct nx_pndm_coef {
+    int   combine;        /* nx_pndm_combine */
+    bool  v_pred;         /* m = sqrt_a_t m + sqrt_b_t x before the update */
+    float sqrt_a_t, sqrt_b_t;
+    float sample_coeff;   /* (a_prev / a_t) ** 0.5 */
+    float diff;           /* a_prev - a_t */
+    float denom;          /* a_t b_prev**0.5 + (a_t b_t a_prev)**0.5 */
+} nx_pndm_coef;
+
+/* ---- DPM-Solver multistep: convert_model_output, then a 1st/2nd/3rd order update ---- */
+typedef struct nx_dpm_coef {
+    int   algo;           /* NX_SCHED_DPM_* */
+    int   pred;           /* NX_SCHED_PRED_* */
+    int   order;          /* 1, 2, 3: the update used this step */
+    bool  heun;           /* solver_type heun (else midpoint) */
+    float conv_alpha, conv_sigma;  /* alpha_t, sigma_t at the current timestep (conversion) */
+    float cx;             /* x' = cx x + c0 D0 + c1 D1 + c2 D2 + cn noise, summed left to right */
+    float c0, c1, c2;     /* signed coefficients of D0, D1, D2 (diffusers' "a - c*D" is "a + (-c)*D",
+                             which is exact in IEEE arithmetic) */
+    float inv_r0, inv_r1; /* 1/r0, 1/r1 */
+    float r0_r01;         /* r0 / (r0 + r1) */
+    float inv_r01;        /* 1 / (r0 + r1) */
+    float cn;             /* noise coefficient (SDE variants) */
+} nx_dpm_coef;
+
+#define NX_SCHED_SLOTS 6
+enum { NX_SCHED_KIND_DDIM = 1, NX_SCHED_KIND_PNDM = 2, NX_SCHED_KIND_DPM = 3 };
+enum { NX_SCHED_ACC_NONE = 0, NX_SCHED_ACC_SET = 1, NX_SCHED_ACC_ADD = 2 };
+
+/* One step over n elements. Slot fields are indices into the six state buffers, -1 for none. */
+typedef struct nx_sched_step {
+    int     kind;         /* NX_SCHED_KIND_* */
+    int64_t n;            /* elements of the sample */
+    bool    cfg;          /* the model output is [uncond; cond] (2n): m = u + guidance (c - u) */
+    float   guidance;
+    bool    noise;        /* the step reads variance noise [n] */
+    /* state updates, applied before the update in this order */
+    int     push;         /* PNDM ets.append: slot <- m */
+    int     save_x;       /* PNDM cur_sample: slot <- x */
+    int     acc_mode;     /* PNDM PRK: NX_SCHED_ACC_SET acc = k m, _ADD acc = acc + k m */
+    int     acc;          /* PNDM: the accumulator's slot (read by NX_PNDM_PRK_LAST) */
+    float   acc_k;
+    /* the update */
+    int     xin;          /* PNDM: the sample the update reads (-1: x itself, else cur_sample's slot) */
+    int     e[4];         /* PNDM: ets, newest first */
+    int     m[3];         /* DPM: m[0] receives this step's converted output; m[1], m[2] the previous */
+    union {
+        nx_ddim_coef ddim;
+        nx_pndm_coef pndm;
+        nx_dpm_coef  dpm;
+    } c;
+} nx_sched_step;
+
+NX_SCHED_FN float nx_sched_clampf(float v, float lo, float hi)
+{
+    /* torch.clamp: min(max(v, lo), hi) */
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
+/* DDIM's new sample from sample x, model output m and noise. */
+NX_SCHED_FN float nx_ddim_elem(const nx_ddim_coef *c, float x, float m, float noise)
+{
+    const float sa = c->sqrt_a_t, sb = c->sqrt_b_t, r = c->clip_range;
+    float x0, e;
+    switch (c->pred) {
+    case NX_SCHED_PRED_SAMPLE: x0 = m; e = (x - sa * x0) / sb; break;
+    case NX_SCHED_PRED_V:      x0 = sa * x - sb * m; e = sa * m + sb * x; break;
+    default:                   x0 = (x - sb * m) / sa; e = m; break;
+    }
+    if (c->clip) x0 = nx_sched_clampf(x0, -r, r);
+    if (c->use_clipped) e = (x - sa * x0) / sb;
+    float prev = c->sqrt_a_prev * x0 + c->dir * e;
+    if (c->add_noise) prev = prev + c->std_dev * noise;
+    return prev;
+}
+
+/* PNDM's new sample from model output m, history e1..e4 (newest first), acc and sample xi. */
+NX_SCHED_FN float nx_pndm_elem(const nx_pndm_coef *c, float m, float e1, float e2, float e3, float e4, float acc,
+                               float xi)
+{
+    const float sixth = (float)(1.0 / 6.0), k24 = (float)(1.0 / 24.0);
+    switch (c->combine) {
+    case NX_PNDM_AVG2: m = (m + e1) / 2.0f; break;
+    case NX_PNDM_AB2:  m = (3.0f * e1 - e2) / 2.0f; break;
+    case NX_PNDM_AB3:  m = (23.0f * e1 - 16.0f * e2 + 5.0f * e3) / 12.0f; break;
+    case NX_PNDM_AB4:  m = k24 * (55.0f * e1 - 59.0f * e2 + 37.0f * e3 - 9.0f * e4); break;
+    case NX_PNDM_PRK_LAST: m = acc + sixth * m; break;
+    default: break;
+    }
+    if (c->v_pred) m = c->sqrt_a_t * m + c->sqrt_b_t * xi;
+    return c->sample_coeff * xi - (c->diff * m) / c->denom;
+}
+
+/* DPM-Solver's new sample from sample x and model output mo; *m0 receives the converted output,
+ * m1/m2 are the previous ones (read when order >= 2 / 3). */
+NX_SCHED_FN float nx_dpm_elem(const nx_dpm_coef *c, float x, float mo, float *m0_out, float m1, float m2,
+                              float noise)
+{
+    const bool pp = c->algo == NX_SCHED_DPM_PP || c->algo == NX_SCHED_SDE_DPM_PP;
+    const bool sde = c->algo == NX_SCHED_SDE_DPM_PP || c->algo == NX_SCHED_SDE_DPM;
+    const float a = c->conv_alpha, s = c->conv_sigma;
+    float m0;
+    if (pp) {  /* convert_model_output -> x0_pred */
+        switch (c->pred) {
+        case NX_SCHED_PRED_SAMPLE: m0 = mo; break;
+        case NX_SCHED_PRED_V:      m0 = a * x - s * mo; break;
+        default:                   m0 = (x - s * mo) / a; break;
+        }
+    } else {   /* -> epsilon */
+        switch (c->pred) {
+        case NX_SCHED_PRED_SAMPLE: m0 = (x - a * mo) / s; break;
+        case NX_SCHED_PRED_V:      m0 = a * mo + s * x; break;
+        default:                   m0 = mo; break;
+        }
+    }
+    *m0_out = m0;
+    float r = c->cx * x + c->c0 * m0;
+    if (c->order == 2) {
+        const float d1 = c->inv_r0 * (m0 - m1);
+        r = r + c->c1 * d1;
+    } else if (c->order == 3) {
+        const float d10 = c->inv_r0 * (m0 - m1);
+        const float d11 = c->inv_r1 * (m1 - m2);
+        const float d1 = d10 + c->r0_r01 * (d10 - d11);
+        const float d2 = c->inv_r01 * (d10 - d11);
+        r = r + c->c1 * d1;
+        r = r + c->c2 * d2;
+    }
+    if (sde) r = r + c->cn * noise;
+    return r;
+}
+
+/* The whole step for element i: eps the model output ([n], or [2n] with cfg), x the sample
+ * (updated in place), noise [n] (read when p->noise), slot the six state buffers. */
+NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *x, const float *noise,
+                               float *const *slot, int64_t i)
+{
+    float m = eps[i];
+    if (p->cfg) m = m + p->guidance * (eps[p->n + i] - m);
+    const float xi = x[i];
+    const float nz = p->noise ? noise[i] : 0.0f;
+    if (p->kind == NX_SCHED_KIND_DDIM) {
+        x[i] = nx_ddim_elem(&p->c.ddim, xi, m, nz);
+        return;
+    }
+    if (p->kind == NX_SCHED_KIND_DPM) {
+        x[i] = nx_dpm_elem(&p->c.dpm, xi, m, &slot[p->m[0]][i], p->m[1] >= 0 ? slot[p->m[1]][i] : 0.0f,
+                           p->m[2] >= 0 ? slot[p->m[2]][i] : 0.0f, nz);
+        return;
+    }
+    if (p->push >= 0) slot[p->push][i] = m;
+    if (p->save_x >= 0) slot[p->save_x][i] = xi;
+    if (p->acc_mode == NX_SCHED_ACC_SET) slot[p->acc][i] = p->acc_k * m;
+    else if (p->acc_mode == NX_SCHED_ACC_ADD) slot[p->acc][i] = slot[p->acc][i] + p->acc_k * m;
+    const float e1 = p->e[0] >= 0 ? slot[p->e[0]][i] : 0.0f, e2 = p->e[1] >= 0 ? slot[p->e[1]][i] : 0.0f;
+    const float e3 = p->e[2] >= 0 ? slot[p->e[2]][i] : 0.0f, e4 = p->e[3] >= 0 ? slot[p->e[3]][i] : 0.0f;
+    const float acc = p->acc >= 0 ? slot[p->acc][i] : 0.0f;
+    const float xin = p->xin >= 0 ? slot[p->xin][i] : xi;
+    x[i] = nx_pndm_elem(&p->c.pndm, m, e1, e2, e3, e4, acc, xin);
+}
+
+#endif
