@@ -7,7 +7,8 @@
  *   bench_llama [layers=2] [dtype=f16|bf16|f32] [prompt=128] [decode=16] [threads=0]
  *   env: NGPT_BENCH_PREFILL_REPS (best of n prefills), NGPT_BENCH_CPU_BF16=1 (CPU compute dtype
  *   BF16), NGPT_BENCH_WCVT=0 (F16/BF16 W through the oneDNN path instead of the fused convert
- *   GEMM), NGPT_BENCH_PROFILE, NGPT_BENCH_DEVICE.
+ *   GEMM), NGPT_BENCH_PROFILE, NGPT_BENCH_DEVICE; on CUDA NGPT_BENCH_ATTN_SPLIT=1 (split-KV decode
+ *   attention) and NGPT_BENCH_GEMM_LT=1 (the prefill's linears through cuBLASLt, bias fused).
  */
 #include "nextgpt.h"
 #include "bench_membw.h"
@@ -144,6 +145,10 @@ int main(int argc, char **argv)
         printf("# CPU compute dtype BF16 (prompt linears through oneDNN bf16)\n");
     }
     bp.n_ctx = prompt + decode + 8;
+    /* NGPT_BENCH_GEMM_LT=1: linears of more than 8 rows through cuBLASLt, bias fused (off by default;
+     * the shapes it refuses are logged at INFO) */
+    const bool gemm_lt = cuda && getenv("NGPT_BENCH_GEMM_LT") && atoi(getenv("NGPT_BENCH_GEMM_LT"));
+    if (gemm_lt) cp.log_level = NGPT_LOG_INFO;
     ngpt_context *ctx = NULL;
     ngpt_backbone *bb = NULL;
     ngpt_backbone_session *s = NULL;
@@ -156,6 +161,10 @@ int main(int argc, char **argv)
     if (cuda && getenv("NGPT_BENCH_ATTN_SPLIT") && atoi(getenv("NGPT_BENCH_ATTN_SPLIT"))) {
         nx_cuda_set_attention_split(ctx->be, true);
         printf("# decode attention: split-KV kernel\n");
+    }
+    if (gemm_lt) {
+        nx_cuda_set_gemm_lt(ctx->be, true);
+        printf("# linears: cuBLASLt, bias in the epilogue\n");
     }
     int nthr = ngpt_context_n_threads(ctx);
     int32_t *ids = malloc((size_t)prompt * sizeof *ids);

@@ -25,6 +25,8 @@
  *   - ngpt_decoder_vae_decode alone (1x4x64x64 -> 1x3x512x512): one warm-up, mean of 3;
  * and prints them next to issue 6's anchors (UNet CFG step f16: goal <= 8 ms on H100,
  * stable-fast 9.6 ms, eager PyTorch 18.3 ms; 50 steps + VAE: goal <= 0.5 s).
+ * NGPT_BENCH_GEMM_LT=1 runs all of it with the linears through cuBLASLt, the bias fused
+ * (nx_cuda_set_gemm_lt; every line then says "cuBLASLt linears").
  */
 #include "bench_util.h"
 #include "bench_ckpt.h"
@@ -210,6 +212,10 @@ static int cuda_main(int argc, char **argv)
     float ts[2] = {981.0f, 981.0f};
     void *sync = malloc(nx_nbytes(&y));
     enum { REPS = 10 };
+    /* NGPT_BENCH_GEMM_LT=1: every row with the linears through cuBLASLt, bias fused (off by default) */
+    const bool gemm_lt = getenv("NGPT_BENCH_GEMM_LT") && atoi(getenv("NGPT_BENCH_GEMM_LT"));
+    nx_cuda_set_gemm_lt(be, gemm_lt);
+    const char *lt_label = gemm_lt ? ", cuBLASLt linears" : "";
     /* measured conv algorithms, cuDNN's heuristic (the default), then convolutions on NHWC copies */
     static const char *const modes[3] = {"conv algorithms measured", "conv algorithms cuDNN heuristic",
                                          "convolutions on NHWC copies"};
@@ -218,9 +224,9 @@ static int cuda_main(int argc, char **argv)
         nx_cuda_set_conv_nhwc(be, m == 2);
         double step_ms = step_time_ms(dec->unet, &y, &x, ts, &e, sync, REPS);
         if (step_ms < 0) return cuda_fail("unet forward");
-        printf("unet cfg step (batch 2, %dx%d, %s, %s): %.2f ms (mean of %d after 2 warm-up), %.1f TFLOP/s"
+        printf("unet cfg step (batch 2, %dx%d, %s, %s%s): %.2f ms (mean of %d after 2 warm-up), %.1f TFLOP/s"
                "  [issue 6 f16 anchors: goal <= 8 ms on H100; stable-fast 9.6 ms; eager PyTorch 18.3 ms]\n",
-               8 * res, 8 * res, nx_dtype_name(dt), modes[m], step_ms, REPS, flops / (step_ms * 1e9));
+               8 * res, 8 * res, nx_dtype_name(dt), modes[m], lt_label, step_ms, REPS, flops / (step_ms * 1e9));
     }
     if (getenv("NGPT_BENCH_PROFILE")) {
         nx_ops_profile_enable(true);
@@ -229,7 +235,7 @@ static int cuda_main(int argc, char **argv)
         nx_ops_profile_enable(false);
     }
     nx_cuda_set_conv_nhwc(be, false);
-    if (getenv("NGPT_BENCH_PROFILE")) {
+    if (getenv("NGPT_BENCH_PROFILE")) { /* "linear" is the row NGPT_BENCH_GEMM_LT=1 is for */
         printf("# step FLOPs: conv %.3f T, GEMM %.3f T, attention %.3f T\n", g.conv_flops * 1e-12,
                g.gemm_flops * 1e-12, g.attn_flops * 1e-12);
         nx_ops_profile_enable(true);
@@ -264,8 +270,8 @@ static int cuda_main(int argc, char **argv)
         nx_ops_profile_report(stdout, "one vae decode");
         nx_ops_profile_enable(false);
     }
-    printf("vae decode (1x4x%dx%d -> 1x3x%dx%d, %s): %.1f ms (mean of 3 after 1 warm-up, host copies included)\n", res,
-           res, 8 * res, 8 * res, nx_dtype_name(dt), vae_ms);
+    printf("vae decode (1x4x%dx%d -> 1x3x%dx%d, %s%s): %.1f ms (mean of 3 after 1 warm-up, host copies included)\n",
+           res, res, 8 * res, 8 * res, nx_dtype_name(dt), lt_label, vae_ms);
     free(lat);
 
     /* the whole pipeline: steps x (UNet CFG + PNDM) + VAE decode */
@@ -288,9 +294,9 @@ static int cuda_main(int argc, char **argv)
     bool finite = true;
     for (int64_t i = 0; i < ngpt_tensor_numel(&img); i++) finite &= isfinite(((float *)img.data)[i]) != 0;
     ngpt_tensor_free(&img);
-    printf("generate %d steps + vae decode (%dx%d, CFG 7.5, PNDM, %s): %.3f s (%.2f ms/step incl. host scheduler)"
+    printf("generate %d steps + vae decode (%dx%d, CFG 7.5, PNDM, %s%s): %.3f s (%.2f ms/step incl. host scheduler)"
            "  [issue 6 anchor: goal <= 0.5 s for 50 steps + VAE]; image finite: %s\n",
-           steps, 8 * res, 8 * res, nx_dtype_name(dt), gen_s, 1e3 * (gen_s - vae_ms / 1e3) / steps,
+           steps, 8 * res, 8 * res, nx_dtype_name(dt), lt_label, gen_s, 1e3 * (gen_s - vae_ms / 1e3) / steps,
            finite ? "yes" : "NO");
     /* the same with the step recorded as a CUDA graph (NGPT_DECODER_FLAG_CUDA_GRAPH; a warm-up
      * generate of 2 steps first, as the first one above had the plans to make) */
@@ -306,8 +312,8 @@ static int cuda_main(int argc, char **argv)
         if (ngpt_decoder_generate(dg, &img, NULL, &cond, &unc, &gp) != NGPT_OK) return cuda_fail("generate (graph)");
         double g_s = bench_now() - t0;
         ngpt_tensor_free(&img);
-        printf("generate %d steps + vae decode, step as a CUDA graph: %.3f s (%.2f ms/step incl. host scheduler)\n",
-               steps, g_s, 1e3 * (g_s - vae_ms / 1e3) / steps);
+        printf("generate %d steps + vae decode, step as a CUDA graph%s: %.3f s (%.2f ms/step incl. host scheduler)\n",
+               steps, lt_label, g_s, 1e3 * (g_s - vae_ms / 1e3) / steps);
         ngpt_decoder_free(dg);
     }
     free(hc), free(hu);

@@ -48,6 +48,8 @@ B=$D/bin
 step "context (device select)" context.log 60 "$B/test_context_cuda"
 step "ops parity cuda vs cpu" ops_cuda.log 150 "$B/test_ops_cuda"
 grep -iE "fail|mismatch|error|not compared" "$LOGS/ops_cuda.log" | head -40 >> "$SUMMARY"
+# the linears cuBLASLt refused (they ran on cuBLAS; the cases still compare): which shapes, why
+grep -E "cuBLASLt" "$LOGS/ops_cuda.log" | sort | uniq -c | head -20 >> "$SUMMARY"
 tail -3 "$LOGS/ops_cuda.log" >> "$SUMMARY"
 step "llama cuda vs cpu (f32/f16/bf16)" llama_cuda.log 120 "$B/test_llama_cuda"
 grep -E "rel err|FAIL|fail" "$LOGS/llama_cuda.log" | head -30 >> "$SUMMARY"
@@ -73,15 +75,24 @@ NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda" bench_llama_
 cat "$LOGS/bench_llama_cuda.log" >> "$SUMMARY"
 NGPT_BENCH_ATTN_SPLIT=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda split-KV" bench_llama_split.log 150 "$B/bench_llama" 32 f16 512 32
 grep -E "^prefill|^decode|split" "$LOGS/bench_llama_split.log" >> "$SUMMARY"
+# nx_cuda_set_gemm_lt: the prefill's linears through cuBLASLt (decode's M 1 stays on the GEMV)
+NGPT_BENCH_GEMM_LT=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda cuBLASLt" bench_llama_lt.log 150 "$B/bench_llama" 32 f16 512 32
+grep -E "^prefill|^decode|cuBLASLt" "$LOGS/bench_llama_lt.log" | head -20 >> "$SUMMARY"
 step "bench llama pytorch" bench_llama_torch.log 90 python3 bench/llama_torch.py 32 512 32
 tail -4 "$LOGS/bench_llama_torch.log" >> "$SUMMARY"
 export NGPT_IB_WEIGHTS=/tmp/ngpt_ib_huge_vision.safetensors
 NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "bench imagebind cuda" bench_imagebind_cuda.log 120 "$B/bench_imagebind" 5
 grep -E "^\||^# device|^# op profile|^#   " "$LOGS/bench_imagebind_cuda.log" >> "$SUMMARY"
+# the same with the linears through cuBLASLt, bias fused (rows "+ Lt"; the profile's linear row)
+NGPT_BENCH_PROFILE=1 NGPT_BENCH_GEMM_LT=1 NGPT_BENCH_DEVICE=cuda step "bench imagebind cuda cuBLASLt" bench_imagebind_lt.log 120 "$B/bench_imagebind" 5
+grep -E "^\||^# op profile|^#   linear|cuBLASLt" "$LOGS/bench_imagebind_lt.log" | head -40 >> "$SUMMARY"
 step "bench imagebind pytorch" bench_imagebind_torch.log 120 python3 bench/imagebind_torch.py "$NGPT_IB_WEIGHTS" 5 2 --cuda
 grep -E "^\||^# torch" "$LOGS/bench_imagebind_torch.log" >> "$SUMMARY"
 NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "sd bench unet f16 cuda" bench_unet_cuda.log 150 "$B/bench_unet" f16 50
 grep -E "^(unet|vae|generate)|^#" "$LOGS/bench_unet_cuda.log" | head -80 >> "$SUMMARY"
+# the same with the linears through cuBLASLt (every line says "cuBLASLt linears"; the profiles' linear rows)
+NGPT_BENCH_PROFILE=1 NGPT_BENCH_GEMM_LT=1 NGPT_BENCH_DEVICE=cuda step "sd bench unet f16 cuda cuBLASLt" bench_unet_lt.log 150 "$B/bench_unet" f16 50
+grep -E "^(unet|vae|generate)|^# op profile|^#   linear|cuBLASLt" "$LOGS/bench_unet_lt.log" | head -40 >> "$SUMMARY"
 # Issues 8 and 9: AudioLDM-l-full and Zeroscope v2 576w end to end, f16, ours vs PyTorch eager on the
 # same random-weight folders (bench_decoders / bench_unet3d write them; the scheduler and
 # model_index.json come from the golden tiny models, which have the real pipelines' ones).

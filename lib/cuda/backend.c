@@ -206,6 +206,7 @@ static void cuda_destroy(nx_backend *be)
         if (c->pooled && cudaDeviceGetDefaultMemPool(&pool, c->device) == cudaSuccess) (void)cudaMemPoolTrimTo(pool, 0);
         (void)cudaGetLastError();
         nx_cuda_conv_plans_free(c);
+        nx_cuda_lt_free(c);
         if (c->dnn) cudnnDestroy(c->dnn);
         if (c->blas) cublasDestroy(c->blas);
         if (c->blas_ws) (void)cudaFree(c->blas_ws);
@@ -301,11 +302,19 @@ static ngpt_status cuda_init(nx_backend *be, nx_cuda *c, int device_index)
     CUBLAS_TRY(op, cublasCreate, (&c->blas));
     CUBLAS_TRY(op, cublasSetStream, (c->blas, c->stream));
     /* our own workspace (32 MiB, NVIDIA's size for Hopper): cuBLAS then allocates nothing per
-     * call, which a captured GEMM requires */
-    CU_TRY(op, cudaMalloc, (&c->blas_ws, (size_t)32 << 20));
-    CUBLAS_TRY(op, cublasSetWorkspace, (c->blas, c->blas_ws, (size_t)32 << 20));
+     * call, which a captured GEMM requires; the cuBLASLt linears (gemm.c) are given it too */
+    CU_TRY(op, cudaMalloc, (&c->blas_ws, NX_CUDA_BLAS_WS_BYTES));
+    CUBLAS_TRY(op, cublasSetWorkspace, (c->blas, c->blas_ws, NX_CUDA_BLAS_WS_BYTES));
     /* F32 GEMMs stay true F32 (no TF32): the CPU reference and the goldens are F32. */
     CUBLAS_TRY(op, cublasSetMathMode, (c->blas, CUBLAS_DEFAULT_MATH));
+    /* The cuBLASLt handle for nx_cuda_set_gemm_lt, made here rather than on the first linear, which
+     * may be inside a graph capture. Without one the linears stay on cuBLAS: not a reason to fail. */
+    cublasStatus_t ls = cublasLtCreate(&c->lt);
+    if (ls != CUBLAS_STATUS_SUCCESS) {
+        c->lt = NULL;
+        nx_log(&be->log, NGPT_LOG_INFO, "cuda: cublasLtCreate: %s: linears through cuBLAS only",
+               cublasGetStatusString(ls));
+    }
     return NGPT_OK;
 }
 

@@ -9,6 +9,7 @@
 #include "../core/error.h"
 #include "../../kernels/kernels.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
@@ -24,13 +25,20 @@ typedef struct nx_cuda {
     bool           conv_heuristic;  /* conv algorithms from cuDNN's heuristic, not measured (conv.c) */
     bool           conv_nhwc;   /* 2-D F16/BF16 convolutions on channels-last copies (conv.c) */
     bool           attn_split;  /* decode steps (Sq 1) through the split-KV kernel (kernel_ops.c) */
+    bool           gemm_lt;     /* linears through cuBLASLt with the bias fused (gemm.c) */
     bool           capturing;  /* between capture_begin and capture_end: no host copies or syncs */
-    void          *blas_ws;    /* cuBLAS's workspace, ours so that a captured GEMM allocates nothing */
+    void          *blas_ws;    /* cuBLAS's workspace, ours so that a captured GEMM allocates nothing;
+                                  cuBLASLt's too (same stream, so the two never overlap) */
     struct nx_cuda_conv_plan *plans;  /* conv.c: descriptors + algorithm per shape, oldest first */
     int            n_plans;
+    cublasLtHandle_t lt;       /* cuBLASLt (gemm.c's nx_cuda_set_gemm_lt linears); NULL if creating it failed */
+    struct nx_cuda_lt_plan *lt_plans;  /* gemm.c: cuBLASLt descriptors + algorithm per shape, oldest first */
+    int            n_lt_plans;
 } nx_cuda;
 
 #define NX_CUDA_PLANS_MAX 256
+#define NX_CUDA_LT_PLANS_MAX 64
+#define NX_CUDA_BLAS_WS_BYTES ((size_t)32 << 20)  /* blas_ws: NVIDIA's size for Hopper */
 
 static inline nx_cuda *nx_cuda_of(nx_backend *be) { return (nx_cuda *)be->impl; }
 
@@ -50,6 +58,7 @@ void nx_cuda_tmp_free(nx_backend *be, void *p);
 ngpt_status nx_cuda_dnn(nx_backend *be, cudnnHandle_t *out, const char *op);
 
 /* gemm.c */
+void nx_cuda_lt_free(nx_cuda *c);  /* the cuBLASLt plans and handle */
 ngpt_status nx_cuda_linear(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
 ngpt_status nx_cuda_matmul(nx_backend *, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,
                            bool trans_a, bool trans_b, float alpha, float beta);

@@ -104,6 +104,11 @@ void nx_cuda_set_attention_split(nx_backend *be, bool on);
 /* 2-D F16/BF16 convolutions run by cuDNN on channels-last (NHWC) copies of x and the filter, the
  * result permuted back. Off by default until measured on a GPU; no-op on other backends. */
 void nx_cuda_set_conv_nhwc(nx_backend *be, bool on);
+/* Linears of more than NXK_GEMV_MAX_M rows whose x, w and y share a dtype run by cuBLASLt, the
+ * bias added in the GEMM's epilogue instead of by a second kernel; a shape or bias dtype cuBLASLt
+ * cannot do stays on the cuBLAS path. Off by default until measured on a GPU; no-op on other
+ * backends. */
+void nx_cuda_set_gemm_lt(nx_backend *be, bool on);
 
 /* Graph capture, for a sequence of ops replayed many times with the same shapes and buffers (a
  * denoising step). Between capture_begin and capture_end the backend records what the ops enqueue

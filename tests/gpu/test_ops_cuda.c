@@ -209,9 +209,12 @@ static const char *dtn(ngpt_dtype dt) { return nx_dtype_name(dt); }
 
 /* ---- linear / matmul ---- */
 
-static void test_linear(void)
+/* Every linear case runs with the cuBLASLt path (nx_cuda_set_gemm_lt) off, the default, and on:
+ * mode names which. */
+static void linear_cases(const char *mode)
 {
-    /* M <= 8: the GEMV kernel (K 96: 16-byte loads; K 100: the element-wise loop); 37: cuBLAS */
+    /* M <= 8: the GEMV kernel (K 96: 16-byte loads; K 100: the element-wise loop); 37: cuBLAS
+     * (cuBLASLt when on and x, w, y share a dtype) */
     const int64_t Ms[] = {1, 3, 8, 37}, Ks[] = {96, 100};
     for (int di = 0; di < 3; di++)
         for (int wi = 0; wi < 3; wi++)
@@ -224,12 +227,128 @@ static void test_linear(void)
                     pt b = mk(1, bs, wdt, wdt, -1, 1), y = out(2, ys, NGPT_DTYPE_F32, dt);
                     ngpt_status sc = g_cpu->v->linear(g_cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL);
                     ngpt_status sg = g_gpu->v->linear(g_gpu, &y.g, &x.g, &w.g, bias ? &b.g : NULL);
-                    char what[112];
-                    snprintf(what, sizeof what, "linear act %s w %s M %lld K %lld bias %d", dtn(dt), dtn(wdt), (long long)M,
-                             (long long)K, bias);
+                    char what[128];
+                    snprintf(what, sizeof what, "linear act %s w %s M %lld K %lld bias %d (%s)", dtn(dt), dtn(wdt),
+                             (long long)M, (long long)K, bias, mode);
                     finish(what, sc, sg, &y, tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){4e-3f, 4e-3f}, (tol){2e-2f, 1e-2f}));
                     drop(&x), drop(&w), drop(&b), drop(&y);
                 }
+}
+
+/* t's data seen from element off on, with shape ne (a less aligned view into a larger buffer). */
+static nx_tensor view_at(const nx_tensor *t, int64_t off, int rank, const int64_t *ne)
+{
+    return nx_view(t->dtype, rank, ne, (char *)t->data + off * (int64_t)nx_dtype_size(t->dtype), t->be);
+}
+
+/* Shapes for the cuBLASLt path, x, w and y of one dtype: M just above the GEMV's range, odd sizes,
+ * a tensor-core-sized one; each without a bias, with one in the activation dtype, in F32
+ * (cuBLASLt's CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE: fused or refused) and in a third dtype (never
+ * given to cuBLASLt). A shape runs twice with two different biases, both allocated (its plan
+ * reused, with the second bias's pointer), then once with x, y and the bias one element into
+ * their buffers (less aligned: another plan; element 0 of y must stay untouched). */
+static void linear_lt_cases(const char *mode)
+{
+    static const int64_t shapes[3][3] = {{9, 40, 64}, {130, 130, 257}, {256, 384, 320}}; /* M, N, K */
+    for (int di = 0; di < 3; di++)
+        for (int si = 0; si < 3; si++)
+            for (int bk = 0; bk < 4; bk++) { /* bias: 0 none, 1 activation dtype, 2 F32, 3 another */
+                ngpt_dtype dt = k_dts[di];
+                if (bk == 2 && dt == NGPT_DTYPE_F32) continue; /* = case 1 */
+                ngpt_dtype other = dt == NGPT_DTYPE_BF16 ? NGPT_DTYPE_F16 : NGPT_DTYPE_BF16;
+                ngpt_dtype bdt = bk == 1 ? dt : bk == 2 ? NGPT_DTYPE_F32 : other;
+                int64_t M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+                for (int off = 0; off < 2; off++) {
+                    int64_t xn[] = {M * K + off}, wn[] = {N, K}, bn[] = {N + off}, yn[] = {M * N + off};
+                    int64_t xs[] = {M, K}, bs[] = {N}, ys[] = {M, N};
+                    pt x = act(1, xn, dt, -1, 1), w = mk(2, wn, dt, dt, -0.5f, 0.5f);
+                    pt b1 = mk(1, bn, bdt, bdt, -1, 1), b2 = mk(1, bn, bdt, bdt, -1, 1);
+                    pt y = out(1, yn, NGPT_DTYPE_F32, dt);
+                    nx_tensor xc = view_at(&x.c, off, 2, xs), xg = view_at(&x.g, off, 2, xs);
+                    nx_tensor yc = view_at(&y.c, off, 2, ys), yg = view_at(&y.g, off, 2, ys);
+                    for (int rep = 0; rep < (off ? 1 : 2); rep++) {
+                        const pt *b = rep ? &b2 : &b1;
+                        nx_tensor bc = view_at(&b->c, off, 1, bs), bg = view_at(&b->g, off, 1, bs);
+                        ngpt_status sc = g_cpu->v->linear(g_cpu, &yc, &xc, &w.c, bk ? &bc : NULL);
+                        ngpt_status sg = g_gpu->v->linear(g_gpu, &yg, &xg, &w.g, bk ? &bg : NULL);
+                        char what[160];
+                        snprintf(what, sizeof what, "linear %s M %lld N %lld K %lld bias %s offset %d call %d (%s)",
+                                 dtn(dt), (long long)M, (long long)N, (long long)K, bk ? dtn(bdt) : "none", off, rep,
+                                 mode);
+                        finish(what, sc, sg, &y,
+                               tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){4e-3f, 4e-3f}, (tol){2e-2f, 1e-2f}));
+                    }
+                    drop(&x), drop(&w), drop(&b1), drop(&b2), drop(&y);
+                }
+            }
+}
+
+static void test_linear(void)
+{
+    linear_cases("cublas");
+    linear_lt_cases("cublas");
+    nx_cuda_set_gemm_lt(g_gpu, true);
+    linear_cases("cublaslt");
+    linear_lt_cases("cublaslt");
+    nx_cuda_set_gemm_lt(g_gpu, false); /* the default */
+}
+
+/* New random values into an input pair's existing tensors (what a graph launch then reads). */
+static void refill(pt *p, float lo, float hi)
+{
+    for (int64_t i = 0; i < p->n; i++) {
+        float v = test_rng_f(&g_rng, lo, hi);
+        if (p->c.dtype == NGPT_DTYPE_BF16 || p->g.dtype == NGPT_DTYPE_BF16) v = round_dt(NGPT_DTYPE_BF16, v);
+        if (p->c.dtype == NGPT_DTYPE_F16 || p->g.dtype == NGPT_DTYPE_F16) v = round_dt(NGPT_DTYPE_F16, v);
+        p->h[i] = v;
+    }
+    const nx_tensor *ts[2] = {&p->c, &p->g};
+    for (int i = 0; i < 2; i++) {
+        void *bytes = to_bytes(p->h, p->n, ts[i]->dtype);
+        CHECK_OK(nx_tensor_upload((nx_tensor *)ts[i], bytes, nx_nbytes(ts[i])));
+        free(bytes);
+    }
+}
+
+/* A linear recorded as a CUDA graph (nx_backend_capture_*), the cuBLAS path and the cuBLASLt one
+ * (its plan made during the capture: a new shape), then launched after x and the bias were
+ * refilled in place: the recording uses the backend's own workspace and reads the buffers anew. */
+static void test_linear_graph(void)
+{
+    for (int lt = 0; lt < 2; lt++)
+        for (int di = 0; di < 3; di++) {
+            ngpt_dtype dt = k_dts[di];
+            int64_t M = 64 + lt, N = 96, K = 128; /* M: a shape new to each mode */
+            int64_t xs[] = {M, K}, ws[] = {N, K}, bs[] = {N}, ys[] = {M, N};
+            pt x = act(2, xs, dt, -1, 1), w = mk(2, ws, dt, dt, -0.5f, 0.5f);
+            pt b = mk(1, bs, dt, dt, -1, 1), y = out(2, ys, NGPT_DTYPE_F32, dt);
+            nx_cuda_set_gemm_lt(g_gpu, lt);
+            char what[96];
+            snprintf(what, sizeof what, "linear %s M %lld graph (%s)", dtn(dt), (long long)M,
+                     lt ? "cublaslt" : "cublas");
+            nx_graph *gr = NULL;
+            ngpt_status sg = nx_backend_capture_begin(g_gpu);
+            if (sg == NGPT_ERR_UNSUPPORTED) { /* no stream-ordered allocation on this device */
+                fprintf(stderr, "%s: not tested: %s\n", what, ngpt_last_error());
+                drop(&x), drop(&w), drop(&b), drop(&y);
+                continue;
+            }
+            if (sg == NGPT_OK) {
+                sg = g_gpu->v->linear(g_gpu, &y.g, &x.g, &w.g, &b.g);
+                ngpt_status se = nx_backend_capture_end(g_gpu, &gr);
+                if (sg == NGPT_OK) sg = se;
+            }
+            if (sg == NGPT_OK) {
+                refill(&x, -1, 1);
+                refill(&b, -1, 1);
+                sg = nx_backend_graph_launch(g_gpu, gr);
+            }
+            ngpt_status sc = g_cpu->v->linear(g_cpu, &y.c, &x.c, &w.c, &b.c);
+            finish(what, sc, sg, &y, tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){4e-3f, 4e-3f}, (tol){2e-2f, 1e-2f}));
+            nx_backend_graph_free(g_gpu, gr);
+            drop(&x), drop(&w), drop(&b), drop(&y);
+        }
+    nx_cuda_set_gemm_lt(g_gpu, false);
 }
 
 static void test_matmul(void)
@@ -965,6 +1084,7 @@ int main(void)
     RUN(test_attention);
     nx_cuda_set_attention_split(g_gpu, false);
     RUN(test_linear);
+    RUN(test_linear_graph);
     RUN(test_matmul);
     RUN(test_conv);
     RUN(test_conv_plan_eviction);
