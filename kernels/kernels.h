@@ -13,6 +13,7 @@
 #include <cuda_runtime_api.h>
 #include <stdint.h>
 
+#include "../lib/ops/timestep_math.h"
 #include "../lib/sched/sched_math.h"
 
 #ifdef __cplusplus
@@ -81,15 +82,15 @@ cudaError_t nxk_group_norm(void *y, const void *x, int dt, const void *w, int w_
                            cudaStream_t stream);
 cudaError_t nxk_softmax(void *y, const void *x, int dt, int64_t rows, int64_t cols, float scale,
                         cudaStream_t stream);
+/* y (I32) [rows] = argmax over cols, first index on ties */
+cudaError_t nxk_argmax(int32_t *y, const void *x, int dt, int64_t rows, int64_t cols, cudaStream_t stream);
+
 /* ---- sched.cu ---- */
 /* One planned scheduler step fused with the CFG combine (lib/sched/sched_math.h): eps [n] or
  * [2n] (p->cfg), x [n] in place, noise [n] when p->noise, slot[NX_SCHED_SLOTS] (NULL where the
  * plan names none); all F32. */
 cudaError_t nxk_sched_step(const nx_sched_step *p, const float *eps, float *x, const float *noise,
                            float *const *slot, cudaStream_t stream);
-
-/* y (I32) [rows] = argmax over cols, first index on ties */
-cudaError_t nxk_argmax(int32_t *y, const void *x, int dt, int64_t rows, int64_t cols, cudaStream_t stream);
 
 /* ---- layout.cu ---- */
 /* x[B, S, H, D] -> y, pos I32 [S]; mode = nx_rope_mode. y may alias x. */
@@ -105,6 +106,9 @@ cudaError_t nxk_permute(void *y, const void *x, int elsize, int rank, const int6
 /* x[NC, H, W] -> y[NC, Ho, Wo]; mode = nx_resize_mode */
 cudaError_t nxk_resize(void *y, const void *x, int dt, int64_t NC, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
                        int mode, int align_corners, cudaStream_t stream);
+/* y [B, p->dim] (dt) = the sinusoidal embedding of t F32 [B] (lib/ops/timestep_math.h). */
+cudaError_t nxk_timestep_embedding(void *y, int dt, const float *t, int64_t B, const nx_timestep_params *p,
+                                   cudaStream_t stream);
 
 /* ---- attention*.cu ---- */
 typedef struct nxk_attn_params {

@@ -1,5 +1,7 @@
-// layout.cu — rope, get_rows, permute, resize.
+// layout.cu — rope, get_rows, permute, resize, the timestep embedding.
 #include "common.cuh"
+
+#include "../lib/ops/timestep_math.h"
 
 using namespace nxk;
 
@@ -9,6 +11,26 @@ constexpr int kBlock = 256;
 
 #define GRID_STRIDE(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
+
+// One thread per (timestep, frequency) pair; the odd dim's zero column by the i == 0 thread.
+template <typename T>
+__global__ void timestep_kernel(T *y, const float *t, int64_t B, nx_timestep_params p)
+{
+    const int half = p.dim / 2;
+    GRID_STRIDE(k, B * (half > 0 ? half : 1)) {
+        const int64_t b = half > 0 ? k / half : k;
+        const int i = half > 0 ? (int)(k % half) : 0;
+        T *o = y + b * p.dim;
+        if (half > 0) {
+            float sn, cs;
+            int js, jc;
+            nx_timestep_pair(&p, t[b], i, &sn, &cs, &js, &jc);
+            o[js] = from_f32<T>(sn);
+            o[jc] = from_f32<T>(cs);
+        }
+        if (i == 0 && (p.dim % 2)) o[p.dim - 1] = from_f32<T>(0.f);
+    }
+}
 
 // One thread per rotated pair; pass-through dims are copied by rope_copy_kernel when y != x.
 template <typename T>
@@ -192,5 +214,14 @@ extern "C" cudaError_t nxk_resize(void *y, const void *x, int dt, int64_t NC, in
     if (n <= 0) return cudaSuccess;
     if (H <= 0 || W <= 0) return cudaErrorInvalidValue;
     NXK_DISPATCH_FLOAT(dt, T, resize_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>((T *)y, (const T *)x, NC, H, W, Ho, Wo, mode, align_corners));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_timestep_embedding(void *y, int dt, const float *t, int64_t B, const nx_timestep_params *p,
+                                              cudaStream_t s)
+{
+    if (B <= 0 || p->dim <= 0) return cudaSuccess;
+    const int64_t n = B * (p->dim / 2 > 0 ? p->dim / 2 : 1);
+    NXK_DISPATCH_FLOAT(dt, T, timestep_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>((T *)y, t, B, *p));
     return cudaGetLastError();
 }

@@ -5,7 +5,7 @@
  * Everything per step runs on the context's backend: the UNet, then the guidance combine fused
  * with the scheduler step (nx_op_sched_step over the plan lib/sched computes on the host), the
  * latents and the scheduler's history staying in backend memory from the first step to the
- * decode. The host only sends the step's timestep input (and the noise of DDIM eta > 0). */
+ * decode. The host only sends the step's timesteps (and the noise of DDIM eta > 0). */
 #include "bridge.h"
 #include "decoder.h"
 
@@ -164,15 +164,18 @@ static ngpt_status open_scheduler(ngpt_decoder *d, const ngpt_decode_params *p, 
 }
 
 /* One UNet evaluation of the denoising loop on device buffers that stay put across steps: the
- * latents (F32) doubled into x for CFG ([lat; lat]; without CFG x is the latents), cast to the
- * compute dtype, the timestep input likewise, the UNet, its output cast back to F32 eps.
- * Everything here stays on the device, so it can be recorded as a graph. */
+ * latents (F32) doubled into x for CFG ([lat; lat]; without CFG x is the latents) and cast to the
+ * compute dtype, the sinusoidal time input tin made from the timesteps ts, the UNet, its output
+ * cast back to F32 eps. Everything here stays on the device, so it can be recorded as a graph. */
 typedef struct unet_step {
     nx_unet *unet;
     nx_backend *be;
-    bool narrow;                      /* compute dtype F16/BF16: xc, epsc, tin used */
+    bool narrow;                      /* compute dtype F16/BF16: xc, epsc used */
     const nx_tensor *lat;             /* the latents, when x is [lat; lat] (CFG), else NULL */
-    nx_tensor *x, *xc, *eps, *epsc, *tin32, *tin;
+    nx_tensor *x, *xc, *eps, *epsc;
+    const nx_tensor *ts;              /* F32 [B * mult]: this step's timestep per batch row */
+    nx_tensor *tin;                   /* [B * mult, time channels] in the compute dtype */
+    nx_timestep_params tp;
     const nx_tensor *ehs, *cls;
 } unet_step;
 
@@ -182,10 +185,9 @@ static ngpt_status step_run(void *arg)
     ngpt_status s = NGPT_OK;
     if (u->lat) s = nx_op_concat(u->be, u->x, u->lat, u->lat, 0);
     if (s == NGPT_OK && u->narrow) s = nx_op_cast(u->be, u->xc, u->x);
-    if (s == NGPT_OK && u->narrow) s = nx_op_cast(u->be, u->tin, u->tin32);
+    if (s == NGPT_OK) s = nx_op_timestep_embedding(u->be, u->tin, u->ts, &u->tp);
     if (s == NGPT_OK)
-        s = nx_unet_forward_t(u->unet, u->narrow ? u->epsc : u->eps, u->narrow ? u->xc : u->x,
-                              u->narrow ? u->tin : u->tin32, u->ehs, u->cls);
+        s = nx_unet_forward_t(u->unet, u->narrow ? u->epsc : u->eps, u->narrow ? u->xc : u->x, u->tin, u->ehs, u->cls);
     if (s == NGPT_OK && u->narrow) s = nx_op_cast(u->be, u->eps, u->epsc);
     return s;
 }
@@ -224,19 +226,16 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
         float sigma = ngpt_scheduler_init_noise_sigma(sch);
         for (int64_t i = 0; i < n; i++) lat[i] *= sigma;
     }
-    /* the sinusoidal timestep input: host F32 -> tin32 -> tin (the compute dtype) */
-    int64_t tc = nx_unet_time_channels(d->unet);
-    int64_t tshape[2] = {B * mult, tc};
-    float *tin_host = nx_malloc((size_t)(B * mult * tc) * sizeof(float));
-    nx_tensor tin32 = {0}, tin = {0};
-    if (s == NGPT_OK && !tin_host) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
+    /* the timesteps (F32, one per batch row) -> the sinusoidal time input tin, on the device */
+    int64_t tshape[2] = {B * mult, nx_unet_time_channels(d->unet)};
+    nx_tensor tsd = {0}, tin = {0};
     if (s == NGPT_OK) s = nx_tensor_alloc(&latd, be, NGPT_DTYPE_F32, pl->rank, pl->shape);
     if (s == NGPT_OK && pl->cfg) s = nx_tensor_alloc(&x2, be, NGPT_DTYPE_F32, pl->rank, ushape);
     if (s == NGPT_OK) s = nx_tensor_alloc(&eps, be, NGPT_DTYPE_F32, pl->rank, ushape);
     if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&xc, be, d->dt, pl->rank, ushape);
     if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&epsc, be, d->dt, pl->rank, ushape);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&tin32, be, NGPT_DTYPE_F32, 2, tshape);
-    if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&tin, be, d->dt, 2, tshape);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&tsd, be, NGPT_DTYPE_F32, 1, tshape);
+    if (s == NGPT_OK) s = nx_tensor_alloc(&tin, be, d->dt, 2, tshape);
     if (s == NGPT_OK && noise) s = nx_tensor_alloc(&noise_d, be, NGPT_DTYPE_F32, pl->rank, pl->shape);
     if (s == NGPT_OK) n_slots = nx_sched_slots(sch);
     for (int j = 0; s == NGPT_OK && j < n_slots; j++) {
@@ -247,8 +246,9 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     const nx_tensor *ehs = d->kind == NGPT_DECODER_AUDIO ? NULL : cond_be;
     const nx_tensor *cls = d->kind == NGPT_DECODER_AUDIO ? cond_be : NULL;
     unet_step st = {d->unet, be, narrow, pl->cfg ? &latd : NULL, pl->cfg ? &x2 : &latd, &xc, &eps, &epsc,
-                    &tin32, &tin, ehs, cls};
-    /* NGPT_DECODER_FLAG_CUDA_GRAPH: the step (concat, casts, UNet) recorded at step 2 — step 1
+                    &tsd, &tin, {0}, ehs, cls};
+    nx_unet_time_params(d->unet, &st.tp);
+    /* NGPT_DECODER_FLAG_CUDA_GRAPH: the step (concat, casts, time input, UNet) recorded at step 2 — step 1
      * has made the convolution plans, pools and constants the recording must find — and
      * replayed. The scheduler step stays outside: its coefficients change every step. */
     bool want_graph = d->cuda_graph && be->v->capture_begin;
@@ -258,8 +258,7 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     /* (scale_model_input is the identity for these schedulers, so the latents go in as they are) */
     for (size_t k = 0; s == NGPT_OK && k < nts; k++) {
         for (int64_t i = 0; i < B * mult; i++) ts_b[i] = (float)ts[k];
-        nx_unet_time_input(d->unet, ts_b, B * mult, tin_host);
-        s = nx_tensor_upload(&tin32, tin_host, nx_nbytes(&tin32));
+        s = nx_tensor_upload(&tsd, ts_b, nx_nbytes(&tsd));
         if (s == NGPT_OK && graph) {
             s = nx_backend_graph_launch(be, graph);
         } else if (s == NGPT_OK && want_graph && k >= 1) {
@@ -292,11 +291,10 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     nx_tensor_free(&eps);
     nx_tensor_free(&xc);
     nx_tensor_free(&epsc);
-    nx_tensor_free(&tin32);
+    nx_tensor_free(&tsd);
     nx_tensor_free(&tin);
     nx_tensor_free(&noise_d);
     for (int j = 0; j < NX_SCHED_SLOTS; j++) nx_tensor_free(&slot_t[j]);
-    nx_free(tin_host);
     ngpt_scheduler_free(sch);
     nx_free(noise);
     nx_free(ts_b);

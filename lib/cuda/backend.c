@@ -252,6 +252,7 @@ static const nx_backend_vtbl k_cuda_vtbl = {
     .cast = nx_cuda_cast,
     .resize = nx_cuda_resize,
     .argmax = nx_cuda_argmax,
+    .timestep_embedding = nx_cuda_timestep_embedding,
     .sched_step = nx_cuda_sched_step,
 };
 

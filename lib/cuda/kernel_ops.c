@@ -269,3 +269,9 @@ ngpt_status nx_cuda_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor
     KTRY("sched_step", nxk_sched_step, (p, eps->data, x->data, noise ? noise->data : NULL, s, STREAM(be)));
     return NGPT_OK;
 }
+
+ngpt_status nx_cuda_timestep_embedding(nx_backend *be, nx_tensor *y, const nx_tensor *t, const nx_timestep_params *p)
+{
+    KTRY("timestep_embedding", nxk_timestep_embedding, (y->data, (int)y->dtype, t->data, t->ne[0], p, STREAM(be)));
+    return NGPT_OK;
+}

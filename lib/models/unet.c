@@ -481,10 +481,17 @@ int64_t nx_unet_time_channels(const nx_unet *u)
     return u->u3 ? nx_unet3d_time_channels(u->u3) : u->c.block_out[0];
 }
 
+void nx_unet_time_params(const nx_unet *u, nx_timestep_params *p)
+{
+    if (u->u3) *p = (nx_timestep_params){(int)nx_unet3d_time_channels(u->u3), true, 0.0f, 10000.0f};
+    else *p = (nx_timestep_params){u->c.block_out[0], u->c.flip_sin_to_cos, u->c.freq_shift, 10000.0f};
+}
+
 void nx_unet_time_input(const nx_unet *u, const float *timesteps, int64_t B, float *host)
 {
-    if (u->u3) nx_unet3d_time_input(u->u3, timesteps, B, host);
-    else nx_timestep_embedding(host, timesteps, (int)B, u->c.block_out[0], u->c.flip_sin_to_cos, u->c.freq_shift, 10000.0f);
+    nx_timestep_params p;
+    nx_unet_time_params(u, &p);
+    nx_timestep_embedding(host, timesteps, (int)B, p.dim, p.flip_sin_to_cos, p.shift, p.max_period);
 }
 
 ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample, const float *timesteps,

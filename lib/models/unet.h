@@ -34,11 +34,13 @@ ngpt_status nx_unet_forward(nx_unet *u, nx_tensor *out, const nx_tensor *sample,
                             const nx_tensor *ehs, const nx_tensor *class_labels);
 
 /* nx_unet_forward in two parts, for a step recorded once and replayed (nx_backend_capture_begin),
- * which must not copy from the host: nx_unet_time_input writes the sinusoidal timestep input of
- * B timesteps on the host (F32 [B, nx_unet_time_channels]), the caller puts it in a device tensor
- * of sample's dtype, and nx_unet_forward_t runs the network from it. Same result as
+ * which must not copy from the host: the sinusoidal timestep input of B timesteps ([B,
+ * nx_unet_time_channels] in sample's dtype) is made either on the host by nx_unet_time_input (F32,
+ * for the caller to upload) or on the device by nx_op_timestep_embedding with
+ * nx_unet_time_params, and nx_unet_forward_t runs the network from it. Same result as
  * nx_unet_forward, which is exactly this. */
 int64_t nx_unet_time_channels(const nx_unet *u);
+void nx_unet_time_params(const nx_unet *u, nx_timestep_params *p);
 void nx_unet_time_input(const nx_unet *u, const float *timesteps, int64_t B, float *host);
 ngpt_status nx_unet_forward_t(nx_unet *u, nx_tensor *out, const nx_tensor *sample, const nx_tensor *tin,
                               const nx_tensor *ehs, const nx_tensor *class_labels);

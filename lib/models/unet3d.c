@@ -486,11 +486,6 @@ static ngpt_status step_attn(nx_backend *be, const nx_transformer2d *a, const tt
 
 int64_t nx_unet3d_time_channels(const nx_unet3d *u) { return u->c.block_out[0]; }
 
-void nx_unet3d_time_input(const nx_unet3d *u, const float *timesteps, int64_t B, float *host)
-{
-    nx_timestep_embedding(host, timesteps, (int)B, u->c.block_out[0], true, 0.0f, 10000.0f);
-}
-
 ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, const nx_tensor *sample,
                                 const nx_tensor *tin, const nx_tensor *ehs)
 {

@@ -24,10 +24,9 @@ int nx_unet3d_cross_attention_dim(const nx_unet3d *u);
 
 /* out [B, out_ch, F, h, w] = unet(sample [B, in_ch, F, h, w], timesteps, ehs [B, S,
  * cross_attention_dim]).sample, out allocated by the caller; the timesteps come as their
- * sinusoidal input tin [B, time channels] on the device in sample's dtype, as
- * nx_unet3d_time_input writes it on the host (nx_unet_forward does both: see unet.h). */
+ * sinusoidal input tin [B, time channels] on the device in sample's dtype (flip_sin_to_cos,
+ * shift 0: nx_unet_time_params; nx_unet_forward does both, see unet.h). */
 int64_t nx_unet3d_time_channels(const nx_unet3d *u);
-void nx_unet3d_time_input(const nx_unet3d *u, const float *timesteps, int64_t B, float *host);
 ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, const nx_tensor *sample,
                                 const nx_tensor *tin, const nx_tensor *ehs);
 

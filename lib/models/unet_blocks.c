@@ -406,19 +406,15 @@ void nx_transformer2d_free(nx_transformer2d *t)
 void nx_timestep_embedding(float *out, const float *t, int n, int dim, bool flip_sin_to_cos, float shift,
                            float max_period)
 {
-    int half = dim / 2;
-    float c = (float)(-log((double)max_period));
-    float den = (float)half - shift;
+    const nx_timestep_params p = {dim, flip_sin_to_cos, shift, max_period};
     for (int b = 0; b < n; b++) {
         float *o = out + (size_t)b * (size_t)dim;
-        for (int i = 0; i < half; i++) {
-            float e = (float)i * c;
-            e = e / den;
-            float f = expf(e);
-            float a = t[b] * f;
-            float sn = sinf(a), cs = cosf(a);
-            o[flip_sin_to_cos ? half + i : i] = sn;
-            o[flip_sin_to_cos ? i : half + i] = cs;
+        for (int i = 0; i < dim / 2; i++) {
+            float sn, cs;
+            int js, jc;
+            nx_timestep_pair(&p, t[b], i, &sn, &cs, &js, &jc);
+            o[js] = sn;
+            o[jc] = cs;
         }
         if (dim % 2) o[dim - 1] = 0.0f;
     }

@@ -845,3 +845,21 @@ ngpt_status nx_op_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *
     if (!be->v->sched_step) return UNSUPPORTED(be, op);
     PROFILED(be, op, x, be->v->sched_step(be, p, x, eps, p->noise ? noise : NULL, all));
 }
+
+ngpt_status nx_op_timestep_embedding(nx_backend *be, nx_tensor *y, const nx_tensor *t, const nx_timestep_params *p)
+{
+    static const char op[] = "timestep_embedding";
+    NX_TRY(chk_be(be, op));
+    if (!p || p->dim < 1 || !isfinite(p->shift) || !(p->max_period > 0.0f) || !isfinite(p->max_period))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: dim must be >= 1, shift finite and max_period positive", op);
+    if (p->dim / 2 > 0 && (float)(p->dim / 2) == p->shift)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: shift %g equals dim/2: the frequencies divide by zero", op,
+                      (double)p->shift);
+    NX_TRY(chk_act(be, op, "y", y));
+    NX_TRY(chk_tensor(be, op, "t", t, NX_DTYPE_BIT(NGPT_DTYPE_F32), "F32"));
+    if (t->rank != 1 || y->rank != 2 || y->ne[0] != t->ne[0] || y->ne[1] != p->dim)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s should be [%lld, %d] for %s", op, D("y", y),
+                      (long long)(t->rank >= 1 ? t->ne[0] : 0), p->dim, D("t", t));
+    if (!be->v->timestep_embedding) return UNSUPPORTED(be, op);
+    PROFILED(be, op, y, be->v->timestep_embedding(be, y, t, p));
+}

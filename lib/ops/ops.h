@@ -28,6 +28,7 @@
 #include "nextgpt.h"
 #include "../core/dtype.h"
 #include "../sched/sched_math.h"
+#include "timestep_math.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -219,6 +220,11 @@ ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_re
 
 /* y[...] (I32) = argmax over the last dim of x (first index on ties). */
 ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x);
+
+/* The sinusoidal timestep embedding (timestep_math.h): y[B, p->dim] (an activation dtype) from
+ * t F32 [B] — the UNet's time input made on the device, so a recorded denoising step only needs
+ * the new timesteps uploaded. */
+ngpt_status nx_op_timestep_embedding(nx_backend *be, nx_tensor *y, const nx_tensor *t, const nx_timestep_params *p);
 
 /* One planned diffusion-scheduler step (nx_sched_plan in lib/sched), fused with the
  * classifier-free guidance combine, over F32 tensors of n = p->n elements: x [n] the latents (in

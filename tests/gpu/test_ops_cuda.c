@@ -840,6 +840,26 @@ static void test_glu(void)
             }
 }
 
+/* ---- the UNet's sinusoidal time input (kernels/layout.cu) ---- */
+static void test_timestep_embedding(void)
+{
+    const nx_timestep_params ps[3] = {{320, true, 0.0f, 10000.0f}, {9, false, 1.0f, 10000.0f}, {1, true, 0.0f, 10000.0f}};
+    for (int di = 0; di < 3; di++)
+        for (int k = 0; k < 3; k++) {
+            ngpt_dtype dt = k_dts[di];
+            const int64_t tn[1] = {5}, ys[2] = {5, ps[k].dim};
+            const float tv[5] = {999.0f, 981.0f, 21.0f, 1.0f, 0.0f};
+            pt t = mk_vals(1, tn, NGPT_DTYPE_F32, NGPT_DTYPE_F32, tv), y = out(2, ys, NGPT_DTYPE_F32, dt);
+            char what[96];
+            snprintf(what, sizeof what, "timestep_embedding dim %d %s", ps[k].dim, dtn(dt));
+            /* |arguments| up to 999 rad: sinf/cosf on both sides are accurate to a few ulp of 1 */
+            finish(what, g_cpu->v->timestep_embedding(g_cpu, &y.c, &t.c, &ps[k]),
+                   g_gpu->v->timestep_embedding(g_gpu, &y.g, &t.g, &ps[k]), &y,
+                   tol_for(dt, (tol){2e-6f, 1e-5f}, (tol){1e-3f, 1e-3f}, (tol){8e-3f, 8e-3f}));
+            drop(&t), drop(&y);
+        }
+}
+
 /* ---- the scheduler step fused with the CFG combine (kernels/sched.cu) ----
  * Each scheduler stepped along its trajectory on both backends from the same latents and
  * model outputs ([uncond; cond], guidance 7.5); the latents and every state slot compared after
@@ -1094,6 +1114,7 @@ int main(void)
     RUN(test_softmax_unary_scale);
     RUN(test_binary);
     RUN(test_glu);
+    RUN(test_timestep_embedding);
     RUN(test_sched_step);
     RUN(test_get_rows);
     RUN(test_concat_slice_permute);

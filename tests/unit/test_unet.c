@@ -519,6 +519,38 @@ static void test_timestep_embedding(void)
     CHECK(fabsf(out[0] - sinf(500.0f)) < 1e-6f && fabsf(out[4] - cosf(500.0f)) < 1e-6f);
     /* shift 1: the last frequency is exp(-ln(1e4)) = 1e-4 */
     CHECK(fabsf(out[3] - sinf(500.0f * 1e-4f)) < 1e-6f);
+
+    /* nx_op_timestep_embedding (the decoder's loop makes the time input on the device) is the
+     * host function bit for bit: odd and even dims, both orders, a shift */
+    nx_backend *be = g_ctx->be;
+    const float ts[3] = {999.0f, 0.0f, 1.0f / 3.0f};
+    const nx_timestep_params ps[4] = {{320, true, 0.0f, 10000.0f}, {9, false, 1.0f, 10000.0f},
+                                      {1, true, 0.0f, 10000.0f}, {64, false, 0.5f, 100.0f}};
+    for (int k = 0; k < 4; k++) {
+        nx_tensor tt = {0}, y = {0};
+        CHECK_OK(nx_tensor_alloc(&tt, be, NGPT_DTYPE_F32, 1, (int64_t[]){3}));
+        CHECK_OK(nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, 2, (int64_t[]){3, ps[k].dim}));
+        float *want = malloc(sizeof(float) * 3 * (size_t)ps[k].dim);
+        if (tt.data && y.data && want) {
+            memcpy(tt.data, ts, sizeof ts);
+            nx_timestep_embedding(want, ts, 3, ps[k].dim, ps[k].flip_sin_to_cos, ps[k].shift, ps[k].max_period);
+            CHECK_OK(nx_op_timestep_embedding(be, &y, &tt, &ps[k]));
+            CHECK_MSG(memcmp(y.data, want, nx_nbytes(&y)) == 0, "timestep_embedding dim %d", ps[k].dim);
+        }
+        free(want);
+        nx_tensor_free(&y);
+        if (k == 0) { /* the op's checks */
+            nx_tensor bad = {0};
+            CHECK_OK(nx_tensor_alloc(&bad, be, NGPT_DTYPE_F32, 2, (int64_t[]){2, 320}));
+            CHECK_ERR(nx_op_timestep_embedding(be, &bad, &tt, &ps[0]), NGPT_ERR_SHAPE_MISMATCH, "should be [3, 320]");
+            const nx_timestep_params zero = {0, true, 0.0f, 10000.0f}, div0 = {320, true, 160.0f, 10000.0f};
+            CHECK_ERR(nx_op_timestep_embedding(be, &bad, &tt, &zero), NGPT_ERR_INVALID_ARGUMENT, "dim");
+            CHECK_ERR(nx_op_timestep_embedding(be, &bad, &tt, &div0), NGPT_ERR_INVALID_ARGUMENT, "divide by zero");
+            CHECK_ERR(nx_op_timestep_embedding(be, &bad, &tt, NULL), NGPT_ERR_INVALID_ARGUMENT, "");
+            nx_tensor_free(&bad);
+        }
+        nx_tensor_free(&tt);
+    }
 }
 
 /* ---- allocation failures over the load ---- */

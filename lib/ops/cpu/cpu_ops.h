@@ -156,6 +156,7 @@ ngpt_status nx_cpu_binary(nx_backend *, nx_tensor *y, const nx_tensor *a, const 
 ngpt_status nx_cpu_scale(nx_backend *, nx_tensor *y, const nx_tensor *x, float alpha, float beta);
 ngpt_status nx_cpu_glu(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first);
 ngpt_status nx_cpu_argmax(nx_backend *, nx_tensor *y, const nx_tensor *x);
+ngpt_status nx_cpu_timestep_embedding(nx_backend *, nx_tensor *y, const nx_tensor *t, const nx_timestep_params *p);
 ngpt_status nx_cpu_sched_step(nx_backend *, const nx_sched_step *p, nx_tensor *x, const nx_tensor *eps,
                               const nx_tensor *noise, nx_tensor *const *slot);
 /* layout.c */

@@ -308,3 +308,21 @@ ngpt_status nx_cpu_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor 
     for (int64_t i = 0; i < p->n; i++) nx_sched_elem(p, eps->data, x->data, nz, s, i);
     return NGPT_OK;
 }
+
+ngpt_status nx_cpu_timestep_embedding(nx_backend *be, nx_tensor *y, const nx_tensor *t, const nx_timestep_params *p)
+{
+    (void)be;
+    const float *tv = t->data;
+    for (int64_t b = 0; b < t->ne[0]; b++) {
+        float *o = (float *)y->data + b * p->dim;
+        for (int i = 0; i < p->dim / 2; i++) {
+            float sn, cs;
+            int js, jc;
+            nx_timestep_pair(p, tv[b], i, &sn, &cs, &js, &jc);
+            o[js] = sn;
+            o[jc] = cs;
+        }
+        if (p->dim % 2) o[p->dim - 1] = 0.0f;
+    }
+    return NGPT_OK;
+}
