@@ -641,9 +641,12 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
      * single-head D > 256 path (F32 scores + probabilities in the compute dtype) */
     const double score_elems = E->cuda && v.boc[v.n - 1] > 256 ? (4.0 + act) / act : 0;
     double vae_work = vae_ws(&v, h, w, score_elems, !E->cuda) * act;
-    /* the loop: latents, model input and output at batch 2, the text conditioning; the video VAE
-     * decodes frame by frame into [F, 3, H, W] and permutes it; the output in F32 */
-    double loop = (1 + 2 * B) * frames * u.in_ch * h * w * act + 2 * 77 * 1024 * act;
+    /* the loop (decoder_generate.c): F32 latents, the UNet's F32 input and output at batch 2B, up
+     * to six scheduler state buffers, and the input and output again in the compute dtype when
+     * that is narrower; the text conditioning; the video VAE decodes frame by frame into
+     * [F, 3, H, W] and permutes it; the output in F32 */
+    const double lat = frames * u.in_ch * h * w;
+    double loop = (1 + 2 * B + 2 * B + 6 * B) * lat * 4.0 + (act < 4.0 ? 4 * B * lat * act : 0.0) + 2 * 77 * 1024 * act;
     double stage_work = maxd(unet_work, vae_work + out_elems * act) + loop + out_elems * 4.0;
     if (m == NGPT_MODALITY_AUDIO) stage_work = maxd(stage_work, voc.work * 4.0 + loop + out_elems * 4.0);
     /* weights: stored F32 (diffusers' default); on CUDA converted to F16/BF16 when asked; the
