@@ -1,0 +1,310 @@
+/* test_fuzz.c — mutation fuzzing of the parsers that read files a user hands us: safetensors
+ * (length prefix, header JSON, offsets), torch zip checkpoints and the restricted pickle VM,
+ * SentencePiece's protobuf model, scheduler and model config JSON.
+ *
+ * Each seed (a valid file) is mutated many times — bytes flipped, cut short, lengths and counts
+ * overwritten with extreme integers, chunks dropped or repeated — and every mutant must give
+ * NGPT_OK (then whatever it loaded is exercised) or an error carrying a message, without leaking
+ * a block. Crashes and out-of-bounds reads are what the ASan/UBSan build of CI is there to catch.
+ * Deterministic (fixed seeds); NGPT_FUZZ_ITERS=N runs N mutants per seed (default 300). */
+#include "test.h"
+
+#include "core/alloc.h"
+#include "core/weights.h"
+#include "models/llama.h"
+#include "tokenizer/sentencepiece.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int g_iters = 300;
+static char g_tmp[512];
+static test_rng g_rng = {0x243f6a8885a308d3ull};
+
+static unsigned char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = n > 0 ? malloc((size_t)n) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    *len = b ? (size_t)n : 0;
+    return b;
+}
+
+static bool write_all(const char *path, const unsigned char *b, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return false;
+    bool ok = fwrite(b, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
+static uint64_t rnd(uint64_t n) { return n ? test_rng_u64(&g_rng) % n : 0; }
+
+/* A mutant of seed[0, n) in out (capacity 2n + 64); returns its length. `hot` bytes at the start
+ * (a header) draw half of the point mutations. */
+static size_t mutate(const unsigned char *seed, size_t n, unsigned char *out, size_t hot)
+{
+    memcpy(out, seed, n);
+    size_t m = n;
+    static const uint64_t extremes[] = {0, 1, 0x7f, 0xff, 0x7fff, 0xffff, 0x7fffffffull, 0xffffffffull,
+                                        0x7fffffffffffffffull, 0xffffffffffffffffull, 0x100000000ull, 4096};
+    const int rounds = 1 + (int)rnd(3);
+    for (int r = 0; r < rounds && m > 0; r++) {
+        size_t at = (hot && hot < m && rnd(2)) ? rnd(hot) : rnd(m);
+        switch (rnd(6)) {
+        case 0: /* flip bits */
+            out[at] ^= (unsigned char)(1u << rnd(8));
+            break;
+        case 1: /* a random byte */
+            out[at] = (unsigned char)rnd(256);
+            break;
+        case 2: /* cut short */
+            m = at;
+            break;
+        case 3: { /* an extreme integer over 1, 2, 4 or 8 bytes, little endian */
+            uint64_t v = extremes[rnd(sizeof extremes / sizeof extremes[0])];
+            size_t w = (size_t)1 << rnd(4);
+            for (size_t k = 0; k < w && at + k < m; k++) out[at + k] = (unsigned char)(v >> (8 * k));
+            break;
+        }
+        case 4: { /* drop a chunk */
+            size_t len = 1 + rnd(m - at < 64 ? m - at : 64);
+            memmove(out + at, out + at + len, m - at - len);
+            m -= len;
+            break;
+        }
+        default: { /* repeat a chunk (the buffer holds 2n + 64) */
+            size_t len = 1 + rnd(m - at < 64 ? m - at : 64);
+            if (m + len > 2 * n + 64) break;
+            memmove(out + at + len, out + at, m - at);
+            m += len;
+            break;
+        }
+        }
+    }
+    return m;
+}
+
+/* An error must say what went wrong. */
+static void check_status(const char *what, int iter, ngpt_status st)
+{
+    if (st == NGPT_OK) return;
+    const char *msg = ngpt_last_error();
+    CHECK_MSG(msg && msg[0], "%s mutant %d: %s without a message", what, iter, ngpt_status_string(st));
+}
+
+/* ---- checkpoints: safetensors and torch zip ---- */
+
+static void use_weights(nx_weights *w)
+{
+    for (size_t i = 0; i < nx_weights_count(w); i++) {
+        const nx_wtensor *t = nx_weights_at(w, i);
+        int64_t numel = 1;
+        for (int d = 0; d < t->rank; d++) numel *= t->shape[d];
+        if (numel < 0 || numel > (1 << 20)) continue;
+        float *dst = malloc((size_t)(numel ? numel : 1) * sizeof(float));
+        if (dst) nx_wtensor_to_f32(t, dst);
+        free(dst);
+        const nx_wtensor *got = NULL;
+        const int64_t shape[2] = {-1, 3};
+        (void)nx_weights_get(w, t->name, 0, 2, shape, &got); /* shape errors are expected */
+    }
+    (void)nx_weights_check_unused(w);
+}
+
+static void fuzz_checkpoint(const char *what, const unsigned char *seed, size_t n, size_t hot, const char *ext)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/mutant%s", g_tmp, ext);
+    unsigned char *buf = malloc(2 * n + 64);
+    int ok = 0;
+    for (int it = 0; buf && it < g_iters; it++) {
+        size_t m = mutate(seed, n, buf, hot);
+        if (!write_all(path, buf, m)) { CHECK_MSG(0, "cannot write %s", path); break; }
+        const int64_t blocks = nx_alloc_blocks();
+        nx_weights *w = NULL;
+        ngpt_status st = nx_weights_open(&w, path);
+        check_status(what, it, st);
+        if (st == NGPT_OK) {
+            ok++;
+            use_weights(w);
+            nx_weights_close(w);
+        }
+        CHECK_MSG(nx_alloc_blocks() == blocks, "%s mutant %d: leaked %lld blocks", what, it,
+                  (long long)(nx_alloc_blocks() - blocks));
+    }
+    fprintf(stderr, "  %s: %d mutants, %d opened\n", what, g_iters, ok);
+    free(buf);
+    unlink(path);
+}
+
+static void test_safetensors(void)
+{
+    /* a seed with every dtype the reader knows, odd sizes and metadata */
+    float f32[12];
+    for (int i = 0; i < 12; i++) f32[i] = (float)i - 5.5f;
+    uint16_t f16[5] = {0x3c00, 0xbc00, 0x7bff, 0x0001, 0x7e00}, bf16[8] = {0x3f80, 0xc000, 0, 1, 2, 3, 4, 5};
+    int64_t i64[2] = {-1, 1LL << 40};
+    uint8_t u8[7] = {0, 1, 2, 3, 254, 255, 7};
+    const int64_t s0[2] = {3, 4}, s1[1] = {5}, s2[3] = {2, 2, 2}, s3[1] = {2}, s4[1] = {7};
+    const nx_st_entry e[5] = {
+        {"model.layers.0.self_attn.q_proj.weight", NGPT_DTYPE_F32, 2, s0, f32},
+        {"h", NGPT_DTYPE_F16, 1, s1, f16},
+        {"b.bf", NGPT_DTYPE_BF16, 3, s2, bf16},
+        {"ids", NGPT_DTYPE_I64, 1, s3, i64},
+        {"mask", NGPT_DTYPE_U8, 1, s4, u8},
+    };
+    const char *meta[4] = {"format", "pt", "note", "seed"};
+    char path[600];
+    snprintf(path, sizeof path, "%s/seed.safetensors", g_tmp);
+    CHECK_OK(nx_safetensors_write(path, e, 5, meta, 2));
+    size_t n = 0;
+    unsigned char *seed = read_all(path, &n);
+    CHECK(seed != NULL);
+    if (seed) {
+        /* the 8-byte length and the header JSON are where the parsing is */
+        uint64_t hdr = 0;
+        for (int k = 0; k < 8; k++) hdr |= (uint64_t)seed[k] << (8 * k);
+        fuzz_checkpoint("safetensors", seed, n, (size_t)(8 + hdr), ".safetensors");
+    }
+    free(seed);
+    unlink(path);
+}
+
+static void test_torch_zip(void)
+{
+    const char *root = getenv("NGPT_SOURCE_ROOT");
+    const char *files[2] = {"tests/data/torch_nested.pt", "tests/data/bad/pkl_ok_tiny.pt"};
+    for (int f = 0; f < 2; f++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", root ? root : ".", files[f]);
+        size_t n = 0;
+        unsigned char *seed = read_all(path, &n);
+        CHECK_MSG(seed != NULL, "cannot read %s", path);
+        if (seed) fuzz_checkpoint(files[f], seed, n, 0, ".pt");
+        free(seed);
+    }
+}
+
+/* ---- SentencePiece model (our protobuf reader) ---- */
+
+static void test_sentencepiece(void)
+{
+    const char *root = getenv("NGPT_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/../shared/golden/models/llama-a/tokenizer.model", root ? root : ".");
+    size_t n = 0;
+    unsigned char *seed = read_all(path, &n);
+    if (!seed) {
+        fprintf(stderr, "  %s not found: SentencePiece fuzzing skipped\n", path);
+        return;
+    }
+    static const char *texts[] = {"Hello world", "  leading\tand\n\nnewlines  ", "数字 123 and emoji 🙂",
+                                  "\xff\xfe broken \xc3 utf-8", ""};
+    unsigned char *buf = malloc(2 * n + 64);
+    int ok = 0;
+    for (int it = 0; buf && it < g_iters; it++) {
+        size_t m = mutate(seed, n, buf, 0);
+        const int64_t blocks = nx_alloc_blocks();
+        nx_sp_model *sp = NULL;
+        ngpt_status st = nx_sp_load_buf(&sp, buf, m, "mutant tokenizer.model");
+        check_status("tokenizer.model", it, st);
+        if (st == NGPT_OK) {
+            ok++;
+            for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
+                nx_i32vec ids = {0};
+                ngpt_status se = nx_sp_encode(sp, texts[k], strlen(texts[k]), &ids);
+                check_status("encode", it, se);
+                nx_strbuf out = {0};
+                if (se == NGPT_OK) check_status("decode", it, nx_sp_decode(sp, ids.v, ids.n, &out));
+                const int32_t bad[2] = {-1, nx_sp_size(sp)};
+                CHECK(nx_sp_decode(sp, bad, 2, &out) == NGPT_ERR_INVALID_ARGUMENT);
+                nx_free(ids.v);
+                nx_free(out.s);
+            }
+            nx_sp_free(sp);
+        }
+        CHECK_MSG(nx_alloc_blocks() == blocks, "tokenizer.model mutant %d: leaked", it);
+    }
+    fprintf(stderr, "  tokenizer.model: %d mutants, %d loaded\n", g_iters, ok);
+    free(buf);
+    free(seed);
+}
+
+/* ---- JSON configs ---- */
+
+static void test_configs(void)
+{
+    static const char sched[] =
+        "{\"_class_name\": \"PNDMScheduler\", \"beta_start\": 0.00085, \"beta_end\": 0.012, \"beta_schedule\": "
+        "\"scaled_linear\", \"num_train_timesteps\": 1000, \"skip_prk_steps\": true, \"steps_offset\": 1, "
+        "\"set_alpha_to_one\": false, \"clip_sample\": false, \"prediction_type\": \"epsilon\", "
+        "\"solver_order\": 2, \"lambda_min_clipped\": -Infinity}";
+    static const char llama[] =
+        "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 172, "
+        "\"num_attention_heads\": 4, \"num_hidden_layers\": 2, \"num_key_value_heads\": 4, \"rms_norm_eps\": 1e-06, "
+        "\"rope_theta\": 10000.0, \"vocab_size\": 32000, \"max_position_embeddings\": 2048, \"bos_token_id\": 1, "
+        "\"eos_token_id\": 2, \"torch_dtype\": \"float16\", \"model_type\": \"llama\"}";
+    const size_t ns = sizeof sched - 1, nl = sizeof llama - 1;
+    unsigned char *buf = malloc(2 * (ns > nl ? ns : nl) + 64);
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/llama", g_tmp);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK(mkdir(dir, 0700) == 0);
+    const ngpt_scheduler_kind kinds[3] = {NGPT_SCHEDULER_AUTO, NGPT_SCHEDULER_DDIM, NGPT_SCHEDULER_DPMSOLVER_MULTISTEP};
+    int ok_s = 0, ok_l = 0;
+    for (int it = 0; buf && it < g_iters; it++) {
+        const int64_t blocks = nx_alloc_blocks();
+        size_t m = mutate((const unsigned char *)sched, ns, buf, 0);
+        ngpt_scheduler_params p;
+        ngpt_scheduler_params_default(&p, sizeof p);
+        p.kind = kinds[it % 3];
+        ngpt_scheduler *s = NULL;
+        ngpt_status st = ngpt_scheduler_create_from_json(&s, (const char *)buf, m, &p);
+        check_status("scheduler_config.json", it, st);
+        if (st == NGPT_OK) {
+            ok_s++;
+            float x[8] = {0}, e[8] = {1, -1, 2, -2, 0.5f, 0, 3, 1};
+            const int64_t *ts = NULL;
+            size_t nts = 0;
+            if (ngpt_scheduler_set_timesteps(s, 7) == NGPT_OK && ngpt_scheduler_timesteps(s, &ts, &nts) == NGPT_OK)
+                for (size_t k = 0; k < nts; k++) check_status("scheduler step", it, ngpt_scheduler_step(s, e, ts[k], x, 8, e));
+            ngpt_scheduler_free(s);
+        }
+        m = mutate((const unsigned char *)llama, nl, buf, 0);
+        if (write_all(path, buf, m)) {
+            nx_llama_config c;
+            st = nx_llama_read_config(&c, dir);
+            check_status("llama config.json", it, st);
+            ok_l += st == NGPT_OK;
+        }
+        CHECK_MSG(nx_alloc_blocks() == blocks, "config mutant %d: leaked", it);
+    }
+    fprintf(stderr, "  scheduler_config.json: %d mutants, %d accepted; llama config.json: %d accepted\n", g_iters,
+            ok_s, ok_l);
+    unlink(path);
+    rmdir(dir);
+    free(buf);
+}
+
+int main(void)
+{
+    const char *it = getenv("NGPT_FUZZ_ITERS");
+    if (it && atoi(it) > 0) g_iters = atoi(it);
+    snprintf(g_tmp, sizeof g_tmp, "%s/ngpt_fuzz_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(g_tmp)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    RUN(test_safetensors);
+    RUN(test_torch_zip);
+    RUN(test_sentencepiece);
+    RUN(test_configs);
+    rmdir(g_tmp);
+    return test_done();
+}
