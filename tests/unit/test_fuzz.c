@@ -1,6 +1,7 @@
 /* test_fuzz.c — mutation fuzzing of the parsers that read files a user hands us: safetensors
  * (length prefix, header JSON, offsets), torch zip checkpoints and the restricted pickle VM,
- * SentencePiece's protobuf model, scheduler and model config JSON.
+ * SentencePiece's protobuf model, scheduler and model config JSON (LLaMA, UNet 2-D/3-D, VAE: a
+ * config that parses must still match its weights, or say which tensor does not).
  *
  * Each seed (a valid file) is mutated many times — bytes flipped, cut short, lengths and counts
  * overwritten with extreme integers, chunks dropped or repeated — and every mutant must give
@@ -12,6 +13,9 @@
 #include "core/alloc.h"
 #include "core/weights.h"
 #include "models/llama.h"
+#include "models/unet.h"
+#include "models/vae.h"
+#include "ops/backend.h"
 #include "tokenizer/sentencepiece.h"
 
 #include <sys/stat.h>
@@ -292,6 +296,75 @@ static void test_configs(void)
     free(buf);
 }
 
+/* A model folder's config.json mutated next to its real weights (linked), then loaded. */
+typedef enum { MODEL_UNET, MODEL_VAE } model_kind;
+
+static void fuzz_model_config(nx_backend *be, const char *src_dir, const char *weights, model_kind kind, int iters)
+{
+    char cfg[1100], dir[700], link_path[800], path[800];
+    snprintf(cfg, sizeof cfg, "%s/config.json", src_dir);
+    size_t n = 0;
+    unsigned char *seed = read_all(cfg, &n);
+    if (!seed) {
+        fprintf(stderr, "  %s not found: skipped\n", cfg);
+        return;
+    }
+    snprintf(dir, sizeof dir, "%s/model", g_tmp);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    snprintf(link_path, sizeof link_path, "%s/%s", dir, weights);
+    char target[1200];
+    snprintf(target, sizeof target, "%s/%s", src_dir, weights);
+    CHECK(mkdir(dir, 0700) == 0);
+    CHECK(symlink(target, link_path) == 0);
+    unsigned char *buf = malloc(2 * n + 64);
+    int ok = 0;
+    for (int it = 0; buf && it < iters; it++) {
+        size_t m = mutate(seed, n, buf, 0);
+        if (!write_all(path, buf, m)) break;
+        const int64_t blocks = nx_alloc_blocks();
+        ngpt_status st;
+        if (kind == MODEL_UNET) {
+            nx_unet *u = NULL;
+            st = nx_unet_load(&u, be, dir, NGPT_DTYPE_F32);
+            nx_unet_free(u);
+        } else {
+            nx_vae *v = NULL;
+            st = nx_vae_load(&v, be, dir, true, NGPT_DTYPE_F32);
+            nx_vae_free(v);
+        }
+        check_status(src_dir, it, st);
+        ok += st == NGPT_OK;
+        CHECK_MSG(nx_alloc_blocks() == blocks, "%s config mutant %d: leaked", src_dir, it);
+    }
+    fprintf(stderr, "  %s/config.json: %d mutants, %d loaded\n", src_dir, iters, ok);
+    unlink(path);
+    unlink(link_path);
+    rmdir(dir);
+    free(buf);
+    free(seed);
+}
+
+static void test_model_configs(void)
+{
+    const char *root = getenv("NGPT_SOURCE_ROOT");
+    nx_pool *pool = NULL;
+    nx_backend *be = NULL;
+    CHECK_OK(nx_pool_create(&pool, 1));
+    CHECK_OK(nx_cpu_backend_create(&be, pool, NULL));
+    static const struct { const char *dir; model_kind kind; } m[] = {
+        {"sd-a/unet", MODEL_UNET}, {"audioldm-a/unet", MODEL_UNET}, {"zeroscope-a/unet", MODEL_UNET},
+        {"sd-a/vae", MODEL_VAE}, {"audioldm-a/vae", MODEL_VAE},
+    };
+    for (size_t i = 0; be && i < sizeof m / sizeof m[0]; i++) {
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s/../shared/golden/models/%s", root ? root : ".", m[i].dir);
+        /* each load maps and checks the whole model: a third of the mutants */
+        fuzz_model_config(be, dir, "diffusion_pytorch_model.safetensors", m[i].kind, g_iters / 3 + 1);
+    }
+    nx_backend_free(be);
+    nx_pool_free(pool);
+}
+
 int main(void)
 {
     const char *it = getenv("NGPT_FUZZ_ITERS");
@@ -305,6 +378,7 @@ int main(void)
     RUN(test_torch_zip);
     RUN(test_sentencepiece);
     RUN(test_configs);
+    RUN(test_model_configs);
     rmdir(g_tmp);
     return test_done();
 }
