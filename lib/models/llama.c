@@ -83,6 +83,30 @@ ngpt_status nx_llama_read_config(nx_llama_config *c, const char *dir)
     if (!st) st = nx_json_int(j, "vocab_size", path, &vocab);
     if (!st) st = nx_json_int_opt(j, "max_position_embeddings", path, 2048, &maxpos);
     if (!st) st = nx_json_str_opt(j, "torch_dtype", path, "float32", &dt);
+    bool tie = false, attn_bias = false, mlp_bias = false;
+    const char *act = NULL, *type = NULL;
+    int64_t head_dim = 0;
+    if (!st) st = nx_json_bool_opt(j, "tie_word_embeddings", path, false, &tie);
+    if (!st) st = nx_json_bool_opt(j, "attention_bias", path, false, &attn_bias);
+    if (!st) st = nx_json_bool_opt(j, "mlp_bias", path, false, &mlp_bias);
+    if (!st) st = nx_json_str_opt(j, "hidden_act", path, "silu", &act);
+    if (!st) st = nx_json_str_opt(j, "model_type", path, "llama", &type);
+    if (!st) st = nx_json_int_opt(j, "head_dim", path, 0, &head_dim);
+    /* what LlamaForCausalLM could be configured to do that this forward does not: refused by
+     * name rather than run as plain LLaMA (a silently different model gives garbage text) */
+    const json_t *scaling = st ? NULL : json_object_get(j, "rope_scaling");
+    if (!st && scaling && !json_is_null(scaling))
+        st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: rope_scaling is not supported (only plain RoPE with rope_theta)", path);
+    if (!st && strcmp(act, "silu") != 0)
+        st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: hidden_act '%s' is not supported (LLaMA's MLP is SiLU-gated)", path, act);
+    if (!st && strcmp(type, "llama") != 0)
+        st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: model_type '%s' is not supported (LLaMA / Vicuna only)", path, type);
+    if (!st && (attn_bias || mlp_bias))
+        st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: %s is not supported (LLaMA's projections have no bias)", path,
+                    attn_bias ? "attention_bias" : "mlp_bias");
+    if (!st && head_dim && nh > 0 && head_dim * nh != hidden)
+        st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: head_dim %lld with %lld heads is not hidden_size %lld / heads", path,
+                    (long long)head_dim, (long long)nh, (long long)hidden);
     if (!st) {
         if (!strcmp(dt, "float32")) c->wdtype = NGPT_DTYPE_F32;
         else if (!strcmp(dt, "float16")) c->wdtype = NGPT_DTYPE_F16;
@@ -112,6 +136,7 @@ ngpt_status nx_llama_read_config(nx_llama_config *c, const char *dir)
     c->max_pos = (int32_t)maxpos;
     c->eps = (float)eps;
     c->rope_theta = (float)theta;
+    c->tie_embeddings = tie;
     return NGPT_OK;
 }
 
@@ -396,7 +421,12 @@ static ngpt_status load_all(nx_llama *m, const char *dir, const nx_llama_load_pa
 
     const nx_wtensor *emb, *head, *base_emb, *base_head;
     NX_TRY(get_w(base_for(m, "model.embed_tokens.weight"), "model.embed_tokens.weight", 2, c->vocab_base, H, &base_emb));
-    NX_TRY(get_w(base_for(m, "lm_head.weight"), "lm_head.weight", 2, c->vocab_base, H, &base_head));
+    if (c->tie_embeddings) { /* transformers ties lm_head to embed_tokens; a saved copy is not read */
+        base_head = base_emb;
+        nx_weights_mark_used(base_for(m, "lm_head.weight"), "lm_head.weight");
+    } else {
+        NX_TRY(get_w(base_for(m, "lm_head.weight"), "lm_head.weight", 2, c->vocab_base, H, &base_head));
+    }
     emb = base_emb;
     head = base_head;
     if (p->delta_path) {

@@ -37,6 +37,7 @@ typedef struct nx_llama_config {
     float   eps;            /* rms_norm_eps                         1e-6 */
     float   rope_theta;     /* rope_theta (default 10000) */
     ngpt_dtype wdtype;      /* torch_dtype (F32/F16/BF16): informative; tensors keep their own */
+    bool    tie_embeddings; /* tie_word_embeddings: lm_head is embed_tokens (default false) */
 } nx_llama_config;
 
 /* LoRA of one projection: y += scale * B @ (A @ x). Only used when the delta is kept unmerged. */

@@ -638,6 +638,87 @@ static void test_bad_base(void)
     rmdir(tmp("base"));
 }
 
+/* The golden llama-a config.json with the first `from` replaced by `to` ("" -> "": as it is). */
+static void write_config(const char *path, const char *from, const char *to)
+{
+    FILE *f = fopen(golden("models/llama-a/config.json"), "rb");
+    char buf[4096];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    char out[4600];
+    const char *at = strstr(buf, from);
+    if (at) snprintf(out, sizeof out, "%.*s%s%s", (int)(at - buf), buf, to, at + strlen(from));
+    else snprintf(out, sizeof out, "%s", buf);
+    f = fopen(path, "wb");
+    if (f) {
+        fputs(out, f);
+        fclose(f);
+    }
+}
+
+/* What LlamaConfig can say that this forward does not do is refused by name; tied embeddings
+ * are supported (lm_head = embed_tokens; the checkpoint may omit lm_head.weight). */
+static void test_config_variants(void)
+{
+    static const struct { const char *from, *to, *msg; } bad[] = {
+        {"\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", "hidden_act 'gelu'"},
+        {"\"model_type\": \"llama\"", "\"model_type\": \"mistral\"", "model_type 'mistral'"},
+        {"\"rms_norm_eps\"", "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}, \"rms_norm_eps\"", "rope_scaling"},
+        {"\"rms_norm_eps\"", "\"attention_bias\": true, \"rms_norm_eps\"", "attention_bias"},
+        {"\"rms_norm_eps\"", "\"head_dim\": 32, \"rms_norm_eps\"", "head_dim 32"},
+    };
+    ngpt_backbone *bb = NULL;
+    make_base(NULL, NULL, 0, NULL);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_config(tmp("base/config.json"), bad[i].from, bad[i].to);
+        CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, tmp("base"), NULL), NGPT_ERR_UNSUPPORTED, bad[i].msg);
+        CHECK(bb == NULL);
+    }
+    /* rope_scaling null and head_dim = hidden / heads are plain LLaMA */
+    write_config(tmp("base/config.json"), "\"rms_norm_eps\"", "\"rope_scaling\": null, \"head_dim\": 16, \"rms_norm_eps\"");
+    bb = open_bb(tmp("base"), NULL, 1);
+    ngpt_backbone_free(bb);
+    bb = NULL;
+
+    /* tied: no lm_head.weight in the checkpoint; the logits are hidden . embed_tokens^T */
+    make_base("lm_head.weight", NULL, 0, NULL);
+    write_config(tmp("base/config.json"), "\"tie_word_embeddings\": false", "\"tie_word_embeddings\": true");
+    bb = open_bb(tmp("base"), NULL, 1);
+    nx_weights *w = NULL;
+    CHECK_OK(nx_weights_open(&w, golden("models/llama-a/model.safetensors")));
+    const nx_wtensor *emb = w ? nx_weights_find(w, "model.embed_tokens.weight") : NULL;
+    if (bb && emb) {
+        const int64_t V = emb->shape[0], H = emb->shape[1];
+        float *E = malloc((size_t)(V * H) * sizeof(float));
+        nx_wtensor_to_f32(emb, E);
+        ngpt_backbone_session *s = NULL;
+        CHECK_OK(ngpt_backbone_session_create(&s, bb, NULL));
+        CHECK_OK(eval(s, k_ids, NULL, 6, NGPT_OUTPUT_LAST));
+        int32_t r1 = 0, r2 = 0;
+        const float *lg = ngpt_backbone_get_logits(s, &r1), *hid = ngpt_backbone_get_hidden(s, &r2);
+        CHECK(lg && hid && r1 == 1 && r2 == 1);
+        float worst = 0;
+        for (int64_t v = 0; lg && hid && v < V; v++) {
+            double acc = 0;
+            for (int64_t h = 0; h < H; h++) acc += (double)hid[h] * E[v * H + h];
+            worst = fmaxf(worst, fabsf((float)acc - lg[v]));
+        }
+        CHECK_MSG(worst < 1e-4f, "tied lm_head: logits off by %g", (double)worst);
+        ngpt_backbone_session_free(s);
+        free(E);
+    }
+    nx_weights_close(w);
+    ngpt_backbone_free(bb);
+    /* untied without lm_head.weight: named */
+    bb = NULL;
+    write_config(tmp("base/config.json"), "", "");
+    CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, tmp("base"), NULL), NGPT_ERR_NOT_FOUND, "lm_head.weight");
+    unlink(tmp("base/model.safetensors"));
+    unlink(tmp("base/config.json"));
+    rmdir(tmp("base"));
+}
+
 static void test_bad_delta(void)
 {
     ngpt_backbone *bb = NULL;
@@ -779,6 +860,7 @@ int main(void)
     }
     RUN(test_bad_args);
     RUN(test_bad_base);
+    RUN(test_config_variants);
     RUN(test_alloc_failures);
     ngpt_context_free(g_ctx);
     rmdir(g_tmp);
