@@ -867,7 +867,8 @@ static void test_timestep_embedding(void)
 /* ---- the scheduler step fused with the CFG combine (kernels/sched.cu) ----
  * Each scheduler stepped along its trajectory on both backends from the same latents and
  * model outputs ([uncond; cond], guidance 7.5); the latents and every state slot compared after
- * each step. F32 throughout: only nvcc's FMA contraction separates the two. */
+ * each step. F32 throughout, and sched.cu is built without FMA contraction (--fmad=false), so the
+ * two should agree bit for bit; 1e-5 leaves room for a host compiler that contracts. */
 static void test_sched_step(void)
 {
     static const struct { const char *json; ngpt_scheduler_kind kind; float eta; int steps; } cases[] = {
