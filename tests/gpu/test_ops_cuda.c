@@ -856,10 +856,14 @@ static void test_timestep_embedding(void)
             pt t = mk_vals(1, tn, NGPT_DTYPE_F32, NGPT_DTYPE_F32, tv), y = out(2, ys, NGPT_DTYPE_F32, dt);
             char what[96];
             snprintf(what, sizeof what, "timestep_embedding dim %d %s", ps[k].dim, dtn(dt));
-            /* |arguments| up to 999 rad: sinf/cosf on both sides are accurate to a few ulp of 1 */
+            /* sinf/cosf on both sides are accurate to a few ulp of 1, but their argument t * expf(e)
+             * is not the same number: CUDA's expf is within 2 ulp, glibc's correctly rounded, and
+             * one ulp of a frequency near 1 times t = 999 moves the argument by ~1.2e-4 rad (two:
+             * 2.4e-4, checked on the host by perturbing expf). F32 gets that much absolute slack;
+             * F16/BF16 rounding already covers it. */
             finish(what, g_cpu->v->timestep_embedding(g_cpu, &y.c, &t.c, &ps[k]),
                    g_gpu->v->timestep_embedding(g_gpu, &y.g, &t.g, &ps[k]), &y,
-                   tol_for(dt, (tol){2e-6f, 1e-5f}, (tol){1e-3f, 1e-3f}, (tol){8e-3f, 8e-3f}));
+                   tol_for(dt, (tol){3e-4f, 1e-5f}, (tol){1e-3f, 1e-3f}, (tol){8e-3f, 8e-3f}));
             drop(&t), drop(&y);
         }
 }
