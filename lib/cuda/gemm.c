@@ -121,8 +121,9 @@ static ngpt_status gemm_mixed(nx_backend *be, const char *op, gemm_args g, ngpt_
  * shape gets a plan — matmul descriptor, the three layouts (C and D share one) and the algorithm —
  * made on its first call and kept in the backend (NX_CUDA_LT_PLANS_MAX, oldest replaced first, as
  * conv.c keeps its plans). The heuristic assumes 256-byte aligned buffers unless told otherwise,
- * and reads the bias pointer for its alignment, so the alignments of x, w, y and the bias are part
- * of the key and given to it. A shape cuBLASLt has no algorithm for (or whose matmul failed) keeps
+ * so the alignments of x, w and y are part of the key and given to it as preferences. No
+ * preference covers the bias: it must be 16-byte aligned to come here at all (lt_linear), and its
+ * alignment is part of the key too (the descriptor may be read with the first call's pointer). A shape cuBLASLt has no algorithm for (or whose matmul failed) keeps
  * a plan marked not ok and goes to the cuBLAS path from then on without asking again: the switch
  * never turns a linear the cuBLAS path can run into an error.
  *
@@ -284,6 +285,12 @@ static bool lt_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx
     if (M <= NXK_GEMV_MAX_M || N < 1 || K < 1 || M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) return false;
     /* a bias in y's dtype (cuBLASLt's default) or F32 (asked for explicitly, may be refused) */
     if (b && b->dtype != dt && b->dtype != NGPT_DTYPE_F32) return false;
+    /* cuBLASLt's alignment preferences cover A, B, C and D but not the epilogue's bias: the
+     * heuristic may pick a kernel that loads the bias 16 bytes at a time, which faults with a
+     * misaligned address (a sticky error: the context is lost) on a bias view that is not
+     * (PyTorch falls back to its unfused addmm for the same reason). Such a bias takes the
+     * cuBLAS path. */
+    if (b && align_of(b->data) < 16) return false;
     lt_key key;
     memset(&key, 0, sizeof key);
     key.M = M, key.N = N, key.K = K;
