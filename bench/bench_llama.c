@@ -8,7 +8,8 @@
  *   env: NGPT_BENCH_PREFILL_REPS (best of n prefills), NGPT_BENCH_CPU_BF16=1 (CPU compute dtype
  *   BF16), NGPT_BENCH_WCVT=0 (F16/BF16 W through the oneDNN path instead of the fused convert
  *   GEMM), NGPT_BENCH_PROFILE, NGPT_BENCH_DEVICE; on CUDA NGPT_BENCH_ATTN_SPLIT=1 (split-KV decode
- *   attention) and NGPT_BENCH_GEMM_LT=1 (the prefill's linears through cuBLASLt, bias fused).
+ *   attention), NGPT_BENCH_GEMM_LT=1 (the prefill's linears through cuBLASLt, bias fused) and
+ *   NGPT_BENCH_CUDA_GRAPH=1 (decode steps recorded and replayed: NGPT_BACKBONE_FLAG_CUDA_GRAPH).
  */
 #include "nextgpt.h"
 #include "bench_membw.h"
@@ -149,6 +150,12 @@ int main(int argc, char **argv)
      * the shapes it refuses are logged at INFO) */
     const bool gemm_lt = cuda && getenv("NGPT_BENCH_GEMM_LT") && atoi(getenv("NGPT_BENCH_GEMM_LT"));
     if (gemm_lt) cp.log_level = NGPT_LOG_INFO;
+    /* NGPT_BENCH_CUDA_GRAPH=1: decode steps as a recorded graph (a fallback is logged at INFO) */
+    if (cuda && getenv("NGPT_BENCH_CUDA_GRAPH") && atoi(getenv("NGPT_BENCH_CUDA_GRAPH"))) {
+        bp.flags |= NGPT_BACKBONE_FLAG_CUDA_GRAPH;
+        cp.log_level = NGPT_LOG_INFO;
+        printf("# decode steps: recorded once as a CUDA graph, replayed\n");
+    }
     ngpt_context *ctx = NULL;
     ngpt_backbone *bb = NULL;
     ngpt_backbone_session *s = NULL;

@@ -78,6 +78,10 @@ grep -E "^prefill|^decode|split" "$LOGS/bench_llama_split.log" >> "$SUMMARY"
 # nx_cuda_set_gemm_lt: the prefill's linears through cuBLASLt (decode's M 1 stays on the GEMV)
 NGPT_BENCH_GEMM_LT=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda cuBLASLt" bench_llama_lt.log 150 "$B/bench_llama" 32 f16 512 32
 grep -E "^prefill|^decode|cuBLASLt" "$LOGS/bench_llama_lt.log" | head -20 >> "$SUMMARY"
+# NGPT_BACKBONE_FLAG_CUDA_GRAPH: decode steps replayed from a recording (no profile: its syncs
+# would stop the capture)
+NGPT_BENCH_CUDA_GRAPH=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda graph" bench_llama_graph.log 150 "$B/bench_llama" 32 f16 512 32
+grep -E "^prefill|^decode|graph|captured" "$LOGS/bench_llama_graph.log" | head -20 >> "$SUMMARY"
 step "bench llama pytorch" bench_llama_torch.log 90 python3 bench/llama_torch.py 32 512 32
 tail -4 "$LOGS/bench_llama_torch.log" >> "$SUMMARY"
 export NGPT_IB_WEIGHTS=/tmp/ngpt_ib_huge_vision.safetensors

@@ -377,7 +377,19 @@ typedef struct ngpt_backbone_params {
                                   * NGPT_ERR_UNSUPPORTED. */
     ngpt_progress_fn progress;   /* NULL = none; called once per layer */
     void       *progress_user_data;
+    /* Appended in 0.x (an older caller's shorter struct reads as 0): */
+    uint32_t    flags;           /* NGPT_BACKBONE_FLAG_* bits, default 0 */
 } ngpt_backbone_params;
+
+/* ngpt_backbone_params.flags: on a CUDA context, a session's decode steps (one token, last
+ * logits) are recorded once as a CUDA graph and replayed: the new key and value rows go into the
+ * cache at a position, and the attention reads the length, from device memory, so one recording
+ * serves every step until the cache or the scratch buffers are reallocated (then the next steps
+ * record again). The step's ~400 kernel launches become one (LLaMA-7B: 32 layers). Where a step
+ * cannot be recorded it runs op by op and the reason is logged at INFO. Head dims 16, 32, 64, 80,
+ * 96, 128. On the CPU the decode steps take the same path without recording (same results as
+ * without the flag). Off by default until measured on a GPU (bench/RESULTS.md). */
+#define NGPT_BACKBONE_FLAG_CUDA_GRAPH 0x1u
 
 NGPT_API ngpt_status ngpt_backbone_params_default(ngpt_backbone_params *p, size_t struct_size);
 

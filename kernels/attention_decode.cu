@@ -7,6 +7,10 @@
 // then exp and the V accumulation in f32), merges its warps and writes the chunk's (max, sum,
 // accumulator); a second kernel merges the chunks of each head (the same rescaling as the
 // flash-decoding combine) and rounds once into out.
+//
+// With kv_len (a device I32) the keys are the first *kv_len of the Skv rows, read when the kernel
+// runs: the splits cover all Skv rows and those past the length write an empty partial. That is
+// what lets a decode step be recorded once as a CUDA graph and replayed as the cache fills.
 #include "common.cuh"
 
 namespace nxk {
@@ -18,35 +22,49 @@ constexpr int kDecChunk = 64;  // keys per block
 template <typename T, int D>
 __global__ void __launch_bounds__(32 * kDecWarps)
 decode_partial(const T *__restrict__ q, const T *__restrict__ k, const T *__restrict__ v, float *__restrict__ part,
-               int Skv, int H, int Hkv, float scale, int splits)
+               int Skv, const int32_t *__restrict__ kv_len, int H, int Hkv, float scale, int splits)
 {
-    constexpr int E = D / 32;  // elements of a row per lane (lane + 32 e: coalesced)
+    constexpr int E = (D + 31) / 32;  // elements of a row per lane (lane + 32 e: coalesced; D < 32 masks)
     const int sp = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int hk = h / (H / Hkv);
-    const int lo = sp * kDecChunk, hi = lo + kDecChunk < Skv ? lo + kDecChunk : Skv;
+    const int len = kv_len ? min(*kv_len, Skv) : Skv;
+    const int lo = sp * kDecChunk, hi = lo + kDecChunk < len ? lo + kDecChunk : len;
     const T *qr = q + ((int64_t)b * H + h) * D;
     float qf[E], acc[E];
 #pragma unroll
-    for (int e = 0; e < E; e++) qf[e] = to_f32(qr[lane + 32 * e]) * scale, acc[e] = 0.f;
+    for (int e = 0; e < E; e++) {
+        const int d = lane + 32 * e;
+        qf[e] = (D % 32 == 0 || d < D) ? to_f32(qr[d]) * scale : 0.f;
+        acc[e] = 0.f;
+    }
     float m = -INFINITY, l = 0.f;
     for (int j = lo + warp; j < hi; j += kDecWarps) {
         const int64_t row = (((int64_t)b * Skv + j) * Hkv + hk) * D;
         float sd = 0.f;
 #pragma unroll
-        for (int e = 0; e < E; e++) sd = fmaf(qf[e], to_f32(k[row + lane + 32 * e]), sd);
+        for (int e = 0; e < E; e++) {
+            const int d = lane + 32 * e;
+            if (D % 32 == 0 || d < D) sd = fmaf(qf[e], to_f32(k[row + d]), sd);
+        }
         sd = warp_sum(sd);
         const float mn = fmaxf(m, sd);
         const float corr = __expf(m - mn), pj = __expf(sd - mn);  // m = -inf at first: corr 0
         l = l * corr + pj;
 #pragma unroll
-        for (int e = 0; e < E; e++) acc[e] = acc[e] * corr + pj * to_f32(v[row + lane + 32 * e]);
+        for (int e = 0; e < E; e++) {
+            const int d = lane + 32 * e;
+            if (D % 32 == 0 || d < D) acc[e] = acc[e] * corr + pj * to_f32(v[row + d]);
+        }
         m = mn;
     }
     __shared__ float sm[kDecWarps], sl[kDecWarps], sacc[kDecWarps][D];
     if (lane == 0) sm[warp] = m, sl[warp] = l;
 #pragma unroll
-    for (int e = 0; e < E; e++) sacc[warp][lane + 32 * e] = acc[e];
+    for (int e = 0; e < E; e++) {
+        const int d = lane + 32 * e;
+        if (D % 32 == 0 || d < D) sacc[warp][d] = acc[e];
+    }
     __syncthreads();
     float M = -INFINITY;
 #pragma unroll
@@ -89,7 +107,7 @@ cudaError_t decode_launch(const nxk_attn_params &p, float *scratch, cudaStream_t
 {
     const int splits = (p.Skv + kDecChunk - 1) / kDecChunk;
     decode_partial<T, D><<<dim3((unsigned)splits, (unsigned)p.H, (unsigned)p.B), 32 * kDecWarps, 0, s>>>(
-        (const T *)p.q, (const T *)p.k, (const T *)p.v, scratch, p.Skv, p.H, p.Hkv, p.scale, splits);
+        (const T *)p.q, (const T *)p.k, (const T *)p.v, scratch, p.Skv, p.kv_len, p.H, p.Hkv, p.scale, splits);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
     decode_combine<T, D><<<dim3((unsigned)p.H, (unsigned)p.B), D, 0, s>>>((T *)p.out, scratch, p.H, splits);
@@ -99,11 +117,13 @@ cudaError_t decode_launch(const nxk_attn_params &p, float *scratch, cudaStream_t
 }  // namespace
 }  // namespace nxk
 
-// Sq 1, no mask (causal is then no restriction: the one query sees every key), head dims 64 and
-// 128, Skv >= 1, H a multiple of Hkv.
+static bool decode_d(int D) { return D == 16 || D == 32 || D == 64 || D == 80 || D == 96 || D == 128; }
+
+// Sq 1, no mask (causal is then no restriction: the one query sees every key), the head dims of
+// decode_d, Skv >= 1, H a multiple of Hkv.
 extern "C" size_t nxk_attention_decode_scratch(const nxk_attn_params *p)
 {
-    if (p->Sq != 1 || p->mask || (p->D != 64 && p->D != 128) || p->Skv < 1 || p->B < 1 || p->H < 1 || p->Hkv < 1 ||
+    if (p->Sq != 1 || p->mask || !decode_d(p->D) || p->Skv < 1 || p->B < 1 || p->H < 1 || p->Hkv < 1 ||
         p->H % p->Hkv || (p->dt != NXK_F32 && p->dt != NXK_F16 && p->dt != NXK_BF16))
         return 0;
     const size_t splits = ((size_t)p->Skv + nxk::kDecChunk - 1) / nxk::kDecChunk;
@@ -115,10 +135,13 @@ extern "C" cudaError_t nxk_attention_decode(const nxk_attn_params *p, float *scr
     using namespace nxk;
     if (!scratch || nxk_attention_decode_scratch(p) == 0) return cudaErrorInvalidValue;
     if ((int64_t)p->H > 65535 || (int64_t)p->B > 65535) return cudaErrorInvalidValue;
-    if (p->D == 64) {
-        NXK_DISPATCH_FLOAT(p->dt, T, return (decode_launch<T, 64>(*p, scratch, s)));
-    } else {
-        NXK_DISPATCH_FLOAT(p->dt, T, return (decode_launch<T, 128>(*p, scratch, s)));
+    switch (p->D) {
+    case 16: NXK_DISPATCH_FLOAT(p->dt, T, return (decode_launch<T, 16>(*p, scratch, s))); break;
+    case 32: NXK_DISPATCH_FLOAT(p->dt, T, return (decode_launch<T, 32>(*p, scratch, s))); break;
+    case 64: NXK_DISPATCH_FLOAT(p->dt, T, return (decode_launch<T, 64>(*p, scratch, s))); break;
+    case 80: NXK_DISPATCH_FLOAT(p->dt, T, return (decode_launch<T, 80>(*p, scratch, s))); break;
+    case 96: NXK_DISPATCH_FLOAT(p->dt, T, return (decode_launch<T, 96>(*p, scratch, s))); break;
+    default: NXK_DISPATCH_FLOAT(p->dt, T, return (decode_launch<T, 128>(*p, scratch, s))); break;
     }
     return cudaErrorInvalidValue;
 }

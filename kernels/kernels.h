@@ -106,6 +106,10 @@ cudaError_t nxk_permute(void *y, const void *x, int elsize, int rank, const int6
 /* x[NC, H, W] -> y[NC, Ho, Wo]; mode = nx_resize_mode */
 cudaError_t nxk_resize(void *y, const void *x, int dt, int64_t NC, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
                        int mode, int align_corners, cudaStream_t stream);
+/* dst[pos[i], :] = src[i, :] for i < n (rows of D elements of elsize 2 or 4 bytes); a position
+ * outside [0, R) is skipped. */
+cudaError_t nxk_set_rows(void *dst, const void *src, int elsize, const int32_t *pos, int64_t n, int64_t D, int64_t R,
+                         cudaStream_t stream);
 /* y [B, p->dim] (dt) = the sinusoidal embedding of t F32 [B] (lib/ops/timestep_math.h). */
 cudaError_t nxk_timestep_embedding(void *y, int dt, const float *t, int64_t B, const nx_timestep_params *p,
                                    cudaStream_t stream);
@@ -120,6 +124,8 @@ typedef struct nxk_attn_params {
     float scale;
     int causal;              /* bottom-right aligned: key j visible to query i iff j <= i + Skv - Sq */
     int dt;                  /* q/k/v/out dtype */
+    const int32_t *kv_len;   /* nxk_attention_decode only: NULL, or a device I32 in [1, Skv] — the
+                              * keys are the first *kv_len rows of the Skv (read at run time) */
 } nxk_attn_params;
 /* Flash-style forward (online softmax in f32). F16/BF16 without a mask at head dims
  * 40/64/80/128/160 run on tensor cores (attention_mma.cuh; sm_80+, 16-byte aligned pointers);
@@ -128,8 +134,8 @@ typedef struct nxk_attn_params {
 cudaError_t nxk_attention(const nxk_attn_params *p, cudaStream_t stream);
 /* The largest head dim nxk_attention accepts. */
 #define NXK_ATTN_MAX_D 256
-/* Split-KV attention for decode steps (attention_decode.cu): Sq 1, no mask, D 64 or 128, any
- * float dtype. _scratch: the F32 scratch bytes it needs (4-byte aligned device memory), 0 when
+/* Split-KV attention for decode steps (attention_decode.cu): Sq 1, no mask, D 16, 32, 64, 80,
+ * 96 or 128, any float dtype. _scratch: the F32 scratch bytes it needs (4-byte aligned device memory), 0 when
  * the call is not one it takes. */
 size_t nxk_attention_decode_scratch(const nxk_attn_params *p);
 cudaError_t nxk_attention_decode(const nxk_attn_params *p, float *scratch, cudaStream_t stream);

@@ -12,6 +12,18 @@ constexpr int kBlock = 256;
 #define GRID_STRIDE(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
+// dst[pos[i], :] = src[i, :], elements of 2 or 4 bytes moved as such; a row outside [0, R) is
+// skipped (the host guarantees there is none: no flag and no sync, so a graph can hold it).
+template <typename E>
+__global__ void set_rows_kernel(E *dst, const E *src, const int32_t *pos, int64_t n, int64_t D, int64_t R)
+{
+    GRID_STRIDE(k, n * D) {
+        const int64_t i = k / D, d = k % D;
+        const int32_t r = pos[i];
+        if (r >= 0 && r < R) dst[(int64_t)r * D + d] = src[k];
+    }
+}
+
 // One thread per (timestep, frequency) pair; the odd dim's zero column by the i == 0 thread.
 template <typename T>
 __global__ void timestep_kernel(T *y, const float *t, int64_t B, nx_timestep_params p)
@@ -223,5 +235,18 @@ extern "C" cudaError_t nxk_timestep_embedding(void *y, int dt, const float *t, i
     if (B <= 0 || p->dim <= 0) return cudaSuccess;
     const int64_t n = B * (p->dim / 2 > 0 ? p->dim / 2 : 1);
     NXK_DISPATCH_FLOAT(dt, T, timestep_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>((T *)y, t, B, *p));
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t nxk_set_rows(void *dst, const void *src, int elsize, const int32_t *pos, int64_t n, int64_t D,
+                                    int64_t R, cudaStream_t s)
+{
+    if (n <= 0 || D <= 0) return cudaSuccess;
+    if (elsize == 4)
+        set_rows_kernel<uint32_t><<<grid_for(n * D, kBlock), kBlock, 0, s>>>((uint32_t *)dst, (const uint32_t *)src, pos, n, D, R);
+    else if (elsize == 2)
+        set_rows_kernel<uint16_t><<<grid_for(n * D, kBlock), kBlock, 0, s>>>((uint16_t *)dst, (const uint16_t *)src, pos, n, D, R);
+    else
+        return cudaErrorInvalidValue;
     return cudaGetLastError();
 }

@@ -72,6 +72,9 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
     ngpt_backbone_params_default(&d, sizeof d);
     NX_TRY(nx_params_read(&p, params, &d, sizeof d, "ngpt_backbone_create"));
     if (p.n_ctx < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: n_ctx %d < 0", p.n_ctx);
+    if (p.flags & ~NGPT_BACKBONE_FLAG_CUDA_GRAPH)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: unknown flag bits 0x%x",
+                      p.flags & ~NGPT_BACKBONE_FLAG_CUDA_GRAPH);
     if (p.lora_r < 0 || p.lora_alpha < 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: lora_r %d / lora_alpha %g < 0", p.lora_r,
                       (double)p.lora_alpha);
@@ -89,6 +92,7 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
     lp.progress = p.progress;
     lp.progress_user = p.progress_user_data;
     lp.compute_dtype = p.compute_dtype;
+    lp.decode_graph = (p.flags & NGPT_BACKBONE_FLAG_CUDA_GRAPH) != 0;
 
     ngpt_backbone *bb = nx_calloc(1, sizeof *bb);
     if (!bb) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_create: out of memory");

@@ -252,6 +252,8 @@ static const nx_backend_vtbl k_cuda_vtbl = {
     .cast = nx_cuda_cast,
     .resize = nx_cuda_resize,
     .argmax = nx_cuda_argmax,
+    .set_rows = nx_cuda_set_rows,
+    .attention_len = nx_cuda_attention_len,
     .timestep_embedding = nx_cuda_timestep_embedding,
     .sched_step = nx_cuda_sched_step,
 };

@@ -79,6 +79,9 @@ ngpt_status nx_cuda_conv_transpose1d(nx_backend *, nx_tensor *y, const nx_tensor
 ngpt_status nx_cuda_attention(nx_backend *, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
                               const nx_tensor *v, const nx_tensor *mask, float scale, bool causal);
 ngpt_status nx_cuda_rms_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, float eps);
+ngpt_status nx_cuda_set_rows(nx_backend *, nx_tensor *dst, const nx_tensor *src, const nx_tensor *pos);
+ngpt_status nx_cuda_attention_len(nx_backend *, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                                  const nx_tensor *v, const nx_tensor *len, float scale);
 ngpt_status nx_cuda_timestep_embedding(nx_backend *, nx_tensor *y, const nx_tensor *t, const nx_timestep_params *p);
 ngpt_status nx_cuda_sched_step(nx_backend *, const nx_sched_step *p, nx_tensor *x, const nx_tensor *eps,
                                const nx_tensor *noise, nx_tensor *const *slot);

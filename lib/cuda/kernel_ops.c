@@ -82,6 +82,38 @@ ngpt_status nx_cuda_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q
     return NGPT_OK;
 }
 
+/* One query over the first len[0] keys: the decode kernel with the length read on the device. */
+ngpt_status nx_cuda_attention_len(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                                  const nx_tensor *v, const nx_tensor *len, float scale)
+{
+    for (int i = 0; i < 4; i++)
+        if (q->ne[i] > INT32_MAX || k->ne[i] > INT32_MAX)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: attention_len: dimension beyond 2^31");
+    nxk_attn_params p = {
+        .q = q->data, .k = k->data, .v = v->data, .out = out->data,
+        .B = (int)q->ne[0], .Sq = 1, .H = (int)q->ne[2], .D = (int)q->ne[3],
+        .Skv = (int)k->ne[1], .Hkv = (int)k->ne[2],
+        .scale = scale, .causal = 0, .dt = (int)q->dtype, .kv_len = (const int32_t *)len->data,
+    };
+    if (p.B == 0 || p.H == 0) return NGPT_OK;
+    const size_t bytes = nxk_attention_decode_scratch(&p);
+    if (!bytes)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: attention_len: head dim %d (the decode kernel has 16, 32, 64, 80, "
+                      "96 and 128)", p.D);
+    void *scratch = NULL;
+    NX_TRY(nx_cuda_tmp_alloc(be, &scratch, bytes, "attention_len"));
+    ngpt_status st = nx_cuda_check(nxk_attention_decode(&p, scratch, STREAM(be)), "attention_len", "nxk_attention_decode");
+    nx_cuda_tmp_free(be, scratch);
+    return st;
+}
+
+ngpt_status nx_cuda_set_rows(nx_backend *be, nx_tensor *dst, const nx_tensor *src, const nx_tensor *pos)
+{
+    KTRY("set_rows", nxk_set_rows, (dst->data, src->data, (int)nx_dtype_size(dst->dtype), pos->data, src->ne[0],
+                                    src->ne[1], dst->ne[0], STREAM(be)));
+    return NGPT_OK;
+}
+
 void nx_cuda_set_attention_split(nx_backend *be, bool on)
 {
     if (be && be->kind == NGPT_BACKEND_CUDA) nx_cuda_of(be)->attn_split = on;

@@ -23,6 +23,7 @@
 #include "../core/alloc.h"
 #include "../core/error.h"
 #include "../core/json.h"
+#include "../ops/backend.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -514,6 +515,7 @@ ngpt_status nx_llama_load(nx_llama **out, nx_backend *be, nx_backend *cpu, const
     m->be = be;
     m->cpu = cpu;
     m->cdt = p->compute_dtype;
+    m->decode_graph = p->decode_graph;
     ngpt_status st = NGPT_OK;
     if (m->cdt != NGPT_DTYPE_F32 && m->cdt != NGPT_DTYPE_F16 && m->cdt != NGPT_DTYPE_BF16)
         st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "llama: compute dtype %s (expected F32, F16 or BF16)",
@@ -532,6 +534,14 @@ ngpt_status nx_llama_load(nx_llama **out, nx_backend *be, nx_backend *cpu, const
         nx_llama_free(m);
         return st;
     }
+    /* the graph's decode path; CUDA's length-reading attention has these head dims */
+    const int hd = m->cfg.head_dim;
+    const bool hd_ok = hd == 16 || hd == 32 || hd == 64 || hd == 80 || hd == 96 || hd == 128;
+    m->decode_dyn = m->decode_graph && (be->kind == NGPT_BACKEND_CPU || hd_ok);
+    if (m->decode_graph && !m->decode_dyn)
+        nx_log(&be->log, NGPT_LOG_INFO, "llama: decode steps are not recorded as a graph: head dim %d (the decode "
+               "attention kernel has 16, 32, 64, 80, 96 and 128)", hd);
+    m->decode_graph = m->decode_dyn && be->v->capture_begin;
     *out = m;
     return NGPT_OK;
 }
@@ -542,8 +552,8 @@ ngpt_status nx_llama_load(nx_llama **out, nx_backend *be, nx_backend *cpu, const
 
 static void free_scratch(nx_llama_state *s)
 {
-    nx_tensor *ts[] = {&s->x,      &s->xn,     &s->q,   &s->att, &s->proj, &s->gate,
-                       &s->up,     &s->lora_t, &s->lora_y, &s->pos, &s->emb32};
+    nx_tensor *ts[] = {&s->x,      &s->xn,     &s->q,   &s->att, &s->proj, &s->gate,  &s->up,
+                       &s->lora_t, &s->lora_y, &s->pos, &s->emb32, &s->k1, &s->v1, &s->kv_len};
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) nx_tensor_free(ts[i]);
     s->n_cap = 0;
 }
@@ -560,6 +570,7 @@ static void free_out(nx_llama_state *s)
 void nx_llama_state_free(nx_llama_state *s)
 {
     if (!s) return;
+    nx_backend_graph_free(s->m->be, s->graph);
     free_scratch(s);
     free_out(s);
     nx_tensor_free(&s->k_cache);
@@ -658,6 +669,9 @@ static ngpt_status ensure_scratch(nx_llama_state *s, int32_t n)
     if (!st && m->lora_r && !m->lora_merged) st = alloc2(be, &s->lora_y, f, n, c->hidden > KVD ? c->hidden : KVD);
     if (!st) st = alloc2(be, &s->pos, NGPT_DTYPE_I32, n, 0);
     if (!st && f != NGPT_DTYPE_F32) st = alloc2(be, &s->emb32, NGPT_DTYPE_F32, n, c->hidden);
+    if (!st && m->decode_dyn) st = alloc2(be, &s->k1, f, 1, KVD);
+    if (!st && m->decode_dyn) st = alloc2(be, &s->v1, f, 1, KVD);
+    if (!st && m->decode_dyn) st = alloc2(be, &s->kv_len, NGPT_DTYPE_I32, 1, 0);
     if (st) {
         free_scratch(s);
         return nx_err_wrap(st, "llama: scratch for a batch of %d: ", n);
@@ -778,29 +792,30 @@ static ngpt_status embed_input(nx_llama_state *s, const nx_tensor *x, int32_t n,
     return st;
 }
 
-static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, const float *embeds, const uint8_t *is_embed,
-                           nx_llama_out out)
+/* The device half of a forward over n positions starting at p0: the layers, then the final norm
+ * and lm_head over the last r rows (r = 0: none) into s->hidden / s->logits. The input rows are
+ * in s->x and the positions in s->pos already. With dyn (a decode step, n = 1) the step's key and
+ * value go to the cache at the position in s->pos and the attention reads its length from
+ * s->kv_len, so nothing here depends on p0 and the same recording serves every step. */
+typedef struct fwd_body {
+    nx_llama_state *s;
+    int32_t n, p0, r;
+    bool dyn;
+} fwd_body;
+
+static ngpt_status forward_body(void *arg)
 {
+    const fwd_body *a = arg;
+    nx_llama_state *s = a->s;
+    const int32_t n = a->n, p0 = a->p0;
     const nx_llama *m = s->m;
     const nx_llama_config *c = &m->cfg;
     nx_backend *be = m->be;
     const int64_t HD = c->head_dim, NH = c->n_heads, NKV = c->n_kv_heads, KVD = NKV * HD;
-    const int32_t p0 = s->n_past;
-
-    NX_TRY(ensure_scratch(s, n));
     nx_tensor x = rows(&s->x, 0, n), xn = rows(&s->xn, 0, n), q = rows(&s->q, 0, n), att = rows(&s->att, 0, n);
     nx_tensor pr = rows(&s->proj, 0, n), gate = rows(&s->gate, 0, n), up = rows(&s->up, 0, n);
     nx_tensor tpos = rows(&s->pos, 0, n);
     tpos.rank = 1;
-
-    /* positions p0 .. p0 + n - 1 */
-    int32_t *hpos = nx_malloc((size_t)n * sizeof *hpos);
-    if (!hpos) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "llama: out of memory for %d positions", n);
-    for (int32_t i = 0; i < n; i++) hpos[i] = p0 + i;
-    ngpt_status st = nx_tensor_upload(&tpos, hpos, (size_t)n * sizeof(int32_t));
-    nx_free(hpos);
-    NX_TRY(st);
-    NX_TRY(embed_input(s, &x, n, ids, embeds, is_embed));
 
     const float scale = 1.0f / sqrtf((float)HD);
     const ngpt_dtype cdt = m->cdt;
@@ -810,12 +825,13 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
     if (c->n_layers > 0) NX_TRY(nx_op_rms_norm(be, &xn, &x, &m->layers[0].attn_norm, c->eps));
     for (int l = 0; l < c->n_layers; l++) {
         const nx_llama_layer *L = &m->layers[l];
-        /* this layer's cache, and the rows p0 .. p0 + n - 1 this batch writes */
+        /* this layer's cache, and the rows p0 .. p0 + n - 1 this batch writes (dyn: written
+         * through k1/v1 at the position in tpos, the whole cache attended up to kv_len) */
         char *kc = (char *)s->k_cache.data + (size_t)l * (size_t)s->kv_cap * (size_t)KVD * es;
         char *vc = (char *)s->v_cache.data + (size_t)l * (size_t)s->kv_cap * (size_t)KVD * es;
-        int64_t new_ne[2] = {n, KVD}, all_ne[4] = {1, p0 + n, NKV, HD};
-        nx_tensor k_new = nx_view(cdt, 2, new_ne, kc + (size_t)p0 * KVD * es, be);
-        nx_tensor v_new = nx_view(cdt, 2, new_ne, vc + (size_t)p0 * KVD * es, be);
+        int64_t new_ne[2] = {n, KVD}, all_ne[4] = {1, a->dyn ? s->kv_cap : p0 + n, NKV, HD};
+        nx_tensor k_new = a->dyn ? rows(&s->k1, 0, 1) : nx_view(cdt, 2, new_ne, kc + (size_t)p0 * KVD * es, be);
+        nx_tensor v_new = a->dyn ? rows(&s->v1, 0, 1) : nx_view(cdt, 2, new_ne, vc + (size_t)p0 * KVD * es, be);
         nx_tensor k_all = nx_view(cdt, 4, all_ne, kc, be);
         nx_tensor v_all = nx_view(cdt, 4, all_ne, vc, be);
         nx_tensor q4 = heads4(&q, NH, HD), k4 = heads4(&k_new, NKV, HD), att4 = heads4(&att, NH, HD);
@@ -826,7 +842,15 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
         NX_TRY(proj(s, &v_new, &xn, &L->wv, &L->lv));
         NX_TRY(nx_op_rope(be, &q4, &q4, &tpos, (int)HD, c->rope_theta, NX_ROPE_HALF));
         NX_TRY(nx_op_rope(be, &k4, &k4, &tpos, (int)HD, c->rope_theta, NX_ROPE_HALF));
-        NX_TRY(nx_op_attention(be, &att4, &q4, &k_all, &v_all, NULL, scale, true));
+        if (a->dyn) {
+            const int64_t cache_ne[2] = {s->kv_cap, KVD};
+            nx_tensor kcache = nx_view(cdt, 2, cache_ne, kc, be), vcache = nx_view(cdt, 2, cache_ne, vc, be);
+            NX_TRY(nx_op_set_rows(be, &kcache, &k_new, &tpos));
+            NX_TRY(nx_op_set_rows(be, &vcache, &v_new, &tpos));
+            NX_TRY(nx_op_attention_len(be, &att4, &q4, &k_all, &v_all, &s->kv_len, scale));
+        } else {
+            NX_TRY(nx_op_attention(be, &att4, &q4, &k_all, &v_all, NULL, scale, true));
+        }
         NX_TRY(proj(s, &pr, &att, &L->wo, &L->lo));
 
         /* MLP block: x += attention; down(silu(gate(xn)) * up(xn)) with xn = ffn_norm(x) */
@@ -847,24 +871,77 @@ static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, con
         else
             NX_TRY(nx_op_binary(be, &x, &x, &pr, NX_BINARY_ADD));
     }
-    s->n_out = 0;
-    if (out == NX_LLAMA_OUT_NONE) return NGPT_OK;
+    if (a->r == 0) return NGPT_OK;
 
     /* final norm + lm_head over the rows asked for */
-    int32_t r = out == NX_LLAMA_OUT_ALL ? n : 1;
-    NX_TRY(ensure_out(s, r));
+    const int32_t r = a->r;
     nx_tensor xs = rows(&x, n - r, r), hid = rows(&s->hidden, 0, r), lg = rows(&s->logits, 0, r);
     if (cdt == NGPT_DTYPE_F32) {
         NX_TRY(nx_op_rms_norm(be, &hid, &xs, &m->norm, c->eps));
-        NX_TRY(nx_op_linear(be, &lg, &hid, &m->lm_head, NULL));
-    } else { /* computed in the compute dtype (as PyTorch's half model does), widened for the caller */
-        nx_tensor hid_c = rows(&s->hidden_c, 0, r), lg_c = rows(&s->logits_c, 0, r);
-        NX_TRY(nx_op_rms_norm(be, &hid_c, &xs, &m->norm, c->eps));
-        NX_TRY(nx_op_linear(be, &lg_c, &hid_c, &m->lm_head, NULL));
-        NX_TRY(nx_op_cast(be, &hid, &hid_c));
-        NX_TRY(nx_op_cast(be, &lg, &lg_c));
+        return nx_op_linear(be, &lg, &hid, &m->lm_head, NULL);
     }
-    NX_TRY(ensure_host_out(s, r));
+    /* computed in the compute dtype (as PyTorch's half model does), widened for the caller */
+    nx_tensor hid_c = rows(&s->hidden_c, 0, r), lg_c = rows(&s->logits_c, 0, r);
+    NX_TRY(nx_op_rms_norm(be, &hid_c, &xs, &m->norm, c->eps));
+    NX_TRY(nx_op_linear(be, &lg_c, &hid_c, &m->lm_head, NULL));
+    NX_TRY(nx_op_cast(be, &hid, &hid_c));
+    return nx_op_cast(be, &lg, &lg_c);
+}
+
+/* A decode step of m->decode_graph: the second step on a set of buffers is recorded, later ones
+ * replay it; a new cache or scratch (another set of buffers) starts over. */
+static ngpt_status decode_graph_step(nx_llama_state *s, fwd_body *a)
+{
+    nx_backend *be = s->m->be;
+    const void *key[5] = {s->k_cache.data, s->v_cache.data, s->x.data, s->logits.data, (const void *)(intptr_t)s->kv_cap};
+    if (memcmp(key, s->graph_key, sizeof key) != 0) {
+        nx_backend_graph_free(be, s->graph);
+        s->graph = NULL;
+        memcpy(s->graph_key, key, sizeof key);
+        s->graph_steps = 0;
+        s->graph_failed = false;
+    }
+    if (s->graph) return nx_backend_graph_launch(be, s->graph);
+    /* the first step makes the pools and constants a recording must find already there */
+    if (s->graph_steps++ == 0 || s->graph_failed) return forward_body(a);
+    ngpt_status st = nx_backend_record(be, forward_body, a, &s->graph, "llama: the decode step");
+    if (!s->graph) s->graph_failed = true;
+    return st;
+}
+
+static ngpt_status forward(nx_llama_state *s, int32_t n, const int32_t *ids, const float *embeds, const uint8_t *is_embed,
+                           nx_llama_out out)
+{
+    const nx_llama *m = s->m;
+    const int32_t p0 = s->n_past;
+    const bool dyn = m->decode_dyn && n == 1;
+
+    NX_TRY(ensure_scratch(s, n));
+    nx_tensor x = rows(&s->x, 0, n);
+    nx_tensor tpos = rows(&s->pos, 0, n);
+    tpos.rank = 1;
+    const int32_t r = out == NX_LLAMA_OUT_NONE ? 0 : out == NX_LLAMA_OUT_ALL ? n : 1;
+    if (r) NX_TRY(ensure_out(s, r));
+    if (r) NX_TRY(ensure_host_out(s, r));
+
+    /* positions p0 .. p0 + n - 1; a decode step's attention length p0 + 1 */
+    int32_t *hpos = nx_malloc((size_t)n * sizeof *hpos);
+    if (!hpos) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "llama: out of memory for %d positions", n);
+    for (int32_t i = 0; i < n; i++) hpos[i] = p0 + i;
+    ngpt_status st = nx_tensor_upload(&tpos, hpos, (size_t)n * sizeof(int32_t));
+    nx_free(hpos);
+    NX_TRY(st);
+    if (dyn) {
+        const int32_t len = p0 + 1;
+        NX_TRY(nx_tensor_upload(&s->kv_len, &len, sizeof len));
+    }
+    NX_TRY(embed_input(s, &x, n, ids, embeds, is_embed));
+
+    fwd_body a = {s, n, p0, r, dyn};
+    s->n_out = 0;
+    NX_TRY(dyn && r == 1 && m->decode_graph ? decode_graph_step(s, &a) : forward_body(&a));
+    if (!r) return NGPT_OK;
+    nx_tensor hid = rows(&s->hidden, 0, r), lg = rows(&s->logits, 0, r);
     NX_TRY(nx_tensor_download(&hid, s->h_hidden, nx_nbytes(&hid)));
     NX_TRY(nx_tensor_download(&lg, s->h_logits, nx_nbytes(&lg)));
     s->n_out = r;

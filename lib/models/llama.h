@@ -80,6 +80,9 @@ typedef struct nx_llama {
     ngpt_dtype      cdt;    /* compute dtype: activations, KV cache and (on CUDA) the weights */
     bool            cpu_bf16; /* compute dtype BF16 on the CPU: cdt F32, the linears in BF16 (the
                                * caller's eval runs under nx_cpu_bf16_scope_begin) */
+    bool            decode_dyn;   /* decode steps append to the cache and attend by device-held
+                                   * position and length (nx_op_set_rows, nx_op_attention_len) */
+    bool            decode_graph; /* ... and are recorded as a graph where the backend can */
 } nx_llama;
 
 typedef bool (*nx_progress_fn)(float done, void *user);
@@ -93,6 +96,7 @@ typedef struct nx_llama_load_params {
     nx_progress_fn progress;  /* may be NULL; returning false cancels */
     void       *progress_user;
     ngpt_dtype  compute_dtype; /* F32 (0, any backend); F16/BF16 on CUDA only */
+    bool        decode_graph;  /* NGPT_BACKBONE_FLAG_CUDA_GRAPH */
 } nx_llama_load_params;
 
 /* config.json of a Hugging Face LLaMA folder (transformers 4.29 LlamaConfig; the checks of
@@ -143,6 +147,13 @@ typedef struct nx_llama_state {
     float    *h_hidden;     /* [n_out, H] */
     int32_t   n_out;        /* rows in h_logits / h_hidden */
     int32_t   h_cap;        /* rows allocated in h_logits / h_hidden */
+    /* decode steps by device-held position and length (m->decode_dyn) */
+    nx_tensor k1, v1;       /* (1, nkv*hd) this step's key and value before the cache append */
+    nx_tensor kv_len;       /* (1) I32: positions the step attends to (n_past + 1) */
+    struct nx_graph *graph; /* the recorded decode step (m->decode_graph), or NULL */
+    const void *graph_key[5]; /* the buffers it was recorded on; another set drops it */
+    int32_t   graph_steps;  /* decode steps run since graph_key was set */
+    bool      graph_failed; /* recording failed for this key: op by op until it changes */
 } nx_llama_state;
 
 ngpt_status nx_llama_state_create(nx_llama_state **out, const nx_llama *m, int32_t n_ctx);

@@ -65,6 +65,9 @@ typedef struct nx_backend_vtbl {
     ngpt_status (*cast)(nx_backend *, nx_tensor *y, const nx_tensor *x);
     ngpt_status (*resize)(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners);
     ngpt_status (*argmax)(nx_backend *, nx_tensor *y, const nx_tensor *x);
+    ngpt_status (*set_rows)(nx_backend *, nx_tensor *dst, const nx_tensor *src, const nx_tensor *pos);
+    ngpt_status (*attention_len)(nx_backend *, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                                 const nx_tensor *v, const nx_tensor *len, float scale);
     ngpt_status (*timestep_embedding)(nx_backend *, nx_tensor *y, const nx_tensor *t, const nx_timestep_params *p);
     /* slot[] holds NX_SCHED_SLOTS entries (NULL where the caller has none) */
     ngpt_status (*sched_step)(nx_backend *, const nx_sched_step *p, nx_tensor *x, const nx_tensor *eps,

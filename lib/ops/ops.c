@@ -863,3 +863,50 @@ ngpt_status nx_op_timestep_embedding(nx_backend *be, nx_tensor *y, const nx_tens
     if (!be->v->timestep_embedding) return UNSUPPORTED(be, op);
     PROFILED(be, op, y, be->v->timestep_embedding(be, y, t, p));
 }
+
+ngpt_status nx_op_set_rows(nx_backend *be, nx_tensor *dst, const nx_tensor *src, const nx_tensor *pos)
+{
+    static const char op[] = "set_rows";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "dst", dst));
+    NX_TRY(chk_act(be, op, "src", src));
+    NX_TRY(chk_same_dtype(op, "src", src, "dst", dst));
+    NX_TRY(chk_tensor(be, op, "pos", pos, NX_DTYPE_BIT(NGPT_DTYPE_I32), "I32"));
+    NX_TRY(chk_rank(op, "dst", dst, 2, 2));
+    NX_TRY(chk_rank(op, "src", src, 2, 2));
+    NX_TRY(chk_rank(op, "pos", pos, 1, 1));
+    if (src->ne[1] != dst->ne[1] || pos->ne[0] != src->ne[0])
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s, %s and %s: src [n, D] into dst [R, D] at pos [n]", op,
+                      D("dst", dst), D("src", src), D("pos", pos));
+    if (src->ne[0] > 0 && dst->data == src->data)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s aliases src", op, D("dst", dst));
+    if (!be->v->set_rows) return UNSUPPORTED(be, op);
+    PROFILED(be, op, dst, be->v->set_rows(be, dst, src, pos));
+}
+
+ngpt_status nx_op_attention_len(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                                const nx_tensor *v, const nx_tensor *len, float scale)
+{
+    static const char op[] = "attention_len";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_act(be, op, "out", out));
+    NX_TRY(chk_act(be, op, "q", q));
+    NX_TRY(chk_act(be, op, "k", k));
+    NX_TRY(chk_act(be, op, "v", v));
+    NX_TRY(chk_rank(op, "q", q, 4, 4));
+    NX_TRY(chk_rank(op, "k", k, 4, 4));
+    NX_TRY(chk_same_shape(op, "v", v, "k", k));
+    NX_TRY(chk_same_dtype(op, "k", k, "q", q));
+    NX_TRY(chk_same_dtype(op, "v", v, "q", q));
+    NX_TRY(chk_same_dtype(op, "out", out, "q", q));
+    NX_TRY(chk_finite(op, "scale", scale));
+    NX_TRY(chk_tensor(be, op, "len", len, NX_DTYPE_BIT(NGPT_DTYPE_I32), "I32"));
+    if (nx_numel(len) != 1) return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s must hold one length", op, D("len", len));
+    if (q->ne[1] != 1 || k->ne[0] != q->ne[0] || k->ne[3] != q->ne[3] || k->ne[1] < 1 || k->ne[2] < 1 ||
+        q->ne[2] % k->ne[2] != 0)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s with %s: q [B, 1, H, D], k [B, Skv >= 1, Hkv, D], H a "
+                      "multiple of Hkv", op, D("q", q), D("k", k));
+    NX_TRY(chk_out_shape(op, "out", out, 4, q->ne));
+    if (!be->v->attention_len) return UNSUPPORTED(be, op);
+    PROFILED(be, op, out, be->v->attention_len(be, out, q, k, v, len, scale));
+}

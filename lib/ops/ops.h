@@ -221,6 +221,20 @@ ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_re
 /* y[...] (I32) = argmax over the last dim of x (first index on ties). */
 ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x);
 
+/* dst[pos[i], :] = src[i, :] for i < n: dst [R, D], src [n, D] in dst's dtype, pos I32 [n] with
+ * every position in [0, R) — the caller's invariant, which the CPU checks and CUDA relies on
+ * (it skips a row outside rather than synchronise, so the op can be recorded in a graph). The KV
+ * cache append of a recorded decode step. */
+ngpt_status nx_op_set_rows(nx_backend *be, nx_tensor *dst, const nx_tensor *src, const nx_tensor *pos);
+
+/* Attention of one query per (batch, head) over the first len[0] of k's Skv keys: q [B, 1, H, D],
+ * k, v [B, Skv, Hkv, D] (H a multiple of Hkv), len I32 [1] in [1, Skv], out like q. The length
+ * is read when the op runs (on CUDA: by the kernel), so a recorded decode step replays as the KV
+ * cache fills. Same result as nx_op_attention on k[:, :len] (one query sees every key). CUDA:
+ * head dims 16, 32, 64, 80, 96, 128. */
+ngpt_status nx_op_attention_len(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                                const nx_tensor *v, const nx_tensor *len, float scale);
+
 /* The sinusoidal timestep embedding (timestep_math.h): y[B, p->dim] (an activation dtype) from
  * t F32 [B] — the UNet's time input made on the device, so a recorded denoising step only needs
  * the new timesteps uploaded. */

@@ -844,6 +844,103 @@ static void test_glu(void)
             }
 }
 
+/* ---- a decode step by device-held position and length (set_rows, attention_len) ---- */
+
+static void upload_i32(pt *p, const int32_t *v)
+{
+    CHECK_OK(nx_tensor_upload(&p->c, v, nx_nbytes(&p->c)));
+    CHECK_OK(nx_tensor_upload(&p->g, v, nx_nbytes(&p->g)));
+}
+
+static void test_set_rows(void)
+{
+    for (int di = 0; di < 3; di++) {
+        ngpt_dtype dt = k_dts[di];
+        const int64_t ds[] = {50, 40}, ss[] = {3, 40}, ps[] = {3};
+        pt dst = act(2, ds, dt, -1, 1), src = act(2, ss, dt, -1, 1);
+        pt pos = out(1, ps, NGPT_DTYPE_I32, NGPT_DTYPE_I32);
+        const int32_t where[3] = {0, 49, 17};
+        upload_i32(&pos, where);
+        char what[64];
+        snprintf(what, sizeof what, "set_rows %s", dtn(dt));
+        finish(what, g_cpu->v->set_rows(g_cpu, &dst.c, &src.c, &pos.c), g_gpu->v->set_rows(g_gpu, &dst.g, &src.g, &pos.g),
+               &dst, (tol){0.0f, 0.0f});
+        drop(&dst), drop(&src), drop(&pos);
+    }
+}
+
+static void test_attention_len(void)
+{
+    static const int ds[] = {16, 32, 64, 80, 96, 128};
+    static const int32_t lens[] = {1, 63, 64, 65, 200};
+    for (int di = 0; di < 3; di++)
+        for (size_t d = 0; d < sizeof ds / sizeof ds[0]; d++)
+            for (int gqa = 0; gqa < 2; gqa++)
+                for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+                    ngpt_dtype dt = k_dts[di];
+                    const int64_t B = 2, H = 4, Hkv = gqa ? 2 : 4, D = ds[d], Skv = 200;
+                    const int64_t qs[] = {B, 1, H, D}, ks[] = {B, Skv, Hkv, D}, ls[] = {1};
+                    pt q = act(4, qs, dt, -2, 2), k = act(4, ks, dt, -2, 2), v = act(4, ks, dt, -1, 1);
+                    pt o = out(4, qs, NGPT_DTYPE_F32, dt), len = out(1, ls, NGPT_DTYPE_I32, NGPT_DTYPE_I32);
+                    upload_i32(&len, &lens[li]);
+                    const float scale = 1.0f / sqrtf((float)D);
+                    char what[96];
+                    snprintf(what, sizeof what, "attention_len D%lld H%lld/%lld len %d %s", (long long)D, (long long)H,
+                             (long long)Hkv, lens[li], dtn(dt));
+                    finish(what, g_cpu->v->attention_len(g_cpu, &o.c, &q.c, &k.c, &v.c, &len.c, scale),
+                           g_gpu->v->attention_len(g_gpu, &o.g, &q.g, &k.g, &v.g, &len.g, scale), &o,
+                           tol_for(dt, (tol){1e-5f, 1e-4f}, (tol){2e-3f, 4e-3f}, (tol){1.6e-2f, 1.6e-2f}));
+                    drop(&q), drop(&k), drop(&v), drop(&o), drop(&len);
+                }
+}
+
+/* A recorded append + attention replayed at another position and length: what the backbone's
+ * decode graph relies on (the kernels read both when they run, not when they were recorded). */
+static void test_decode_step_graph(void)
+{
+    for (int di = 0; di < 3; di++) {
+        ngpt_dtype dt = k_dts[di];
+        const int64_t H = 4, D = 64, Skv = 300;
+        const int64_t qs[] = {1, 1, H, D}, rs[] = {1, H * D}, cs[] = {Skv, H * D}, ks[] = {1, Skv, H, D}, one[] = {1};
+        pt q = act(4, qs, dt, -2, 2), kr = act(2, rs, dt, -2, 2), cache = act(2, cs, dt, -2, 2);
+        pt v = act(4, ks, dt, -1, 1), o = out(4, qs, NGPT_DTYPE_F32, dt);
+        pt pos = out(1, one, NGPT_DTYPE_I32, NGPT_DTYPE_I32), len = out(1, one, NGPT_DTYPE_I32, NGPT_DTYPE_I32);
+        nx_tensor k4c = nx_view(cache.c.dtype, 4, ks, cache.c.data, cache.c.be);
+        nx_tensor k4g = nx_view(cache.g.dtype, 4, ks, cache.g.data, cache.g.be);
+        const float scale = 0.125f;
+        int32_t p = 10, l = 11;
+        upload_i32(&pos, &p);
+        upload_i32(&len, &l);
+        char what[96];
+        snprintf(what, sizeof what, "decode step graph %s", dtn(dt));
+        nx_graph *gr = NULL;
+        ngpt_status sg = nx_backend_capture_begin(g_gpu);
+        if (sg == NGPT_ERR_UNSUPPORTED) {
+            fprintf(stderr, "%s: not tested: %s\n", what, ngpt_last_error());
+        } else {
+            if (sg == NGPT_OK) {
+                sg = g_gpu->v->set_rows(g_gpu, &cache.g, &kr.g, &pos.g);
+                if (sg == NGPT_OK) sg = g_gpu->v->attention_len(g_gpu, &o.g, &q.g, &k4g, &v.g, &len.g, scale);
+                ngpt_status se = nx_backend_capture_end(g_gpu, &gr);
+                if (sg == NGPT_OK) sg = se;
+            }
+            /* replay at position 250, length 251, with a new key row */
+            p = 250, l = 251;
+            upload_i32(&pos, &p);
+            upload_i32(&len, &l);
+            refill(&kr, -2, 2);
+            if (sg == NGPT_OK) sg = nx_backend_graph_launch(g_gpu, gr);
+            ngpt_status sc = g_cpu->v->set_rows(g_cpu, &cache.c, &kr.c, &pos.c);
+            if (sc == NGPT_OK) sc = g_cpu->v->attention_len(g_cpu, &o.c, &q.c, &k4c, &v.c, &len.c, scale);
+            finish(what, sc, sg, &o, tol_for(dt, (tol){1e-5f, 1e-4f}, (tol){2e-3f, 4e-3f}, (tol){1.6e-2f, 1.6e-2f}));
+            snprintf(what, sizeof what, "decode step graph %s: the cache", dtn(dt));
+            finish(what, NGPT_OK, NGPT_OK, &cache, (tol){0.0f, 0.0f});
+            nx_backend_graph_free(g_gpu, gr);
+        }
+        drop(&q), drop(&kr), drop(&cache), drop(&v), drop(&o), drop(&pos), drop(&len);
+    }
+}
+
 /* ---- the UNet's sinusoidal time input (kernels/layout.cu) ---- */
 static void test_timestep_embedding(void)
 {
@@ -1123,6 +1220,9 @@ int main(void)
     RUN(test_softmax_unary_scale);
     RUN(test_binary);
     RUN(test_glu);
+    RUN(test_set_rows);
+    RUN(test_attention_len);
+    RUN(test_decode_step_graph);
     RUN(test_timestep_embedding);
     RUN(test_sched_step);
     RUN(test_get_rows);

@@ -1112,6 +1112,54 @@ static void test_op_oom(void)
     nx_tensor_free(&w);
 }
 
+/* set_rows and attention_len: the backbone's decode step by device-held position and length */
+static void test_decode_ops(void)
+{
+    /* set_rows: rows land where pos says, the others stay; a position outside is named */
+    nx_tensor dst = trand(NE(6, 5), -1, 1), src = trand(NE(2, 5), -1, 1), pos = tnew(NGPT_DTYPE_I32, NE(2));
+    float before[30];
+    memcpy(before, dst.data, sizeof before);
+    ((int32_t *)pos.data)[0] = 4, ((int32_t *)pos.data)[1] = 0;
+    CHECK_OK(nx_op_set_rows(g_be, &dst, &src, &pos));
+    const float *d = dst.data, *s = src.data;
+    CHECK(memcmp(d + 20, s, 5 * sizeof(float)) == 0 && memcmp(d, s + 5, 5 * sizeof(float)) == 0);
+    CHECK(memcmp(d + 5, before + 5, 15 * sizeof(float)) == 0 && memcmp(d + 25, before + 25, 5 * sizeof(float)) == 0);
+    ((int32_t *)pos.data)[1] = 6;
+    CHECK_ERR(nx_op_set_rows(g_be, &dst, &src, &pos), NGPT_ERR_INVALID_ARGUMENT, "position 6 (row 1) outside [0, 6)");
+    nx_tensor src3 = trand(NE(2, 4), -1, 1);
+    CHECK_ERR(nx_op_set_rows(g_be, &dst, &src3, &pos), NGPT_ERR_SHAPE_MISMATCH, "set_rows");
+    CHECK_ERR(nx_op_set_rows(g_be, &dst, &dst, &pos), NGPT_ERR_SHAPE_MISMATCH, "set_rows");
+
+    /* attention_len == attention over the first len keys, bit for bit (B 2, GQA) */
+    const int64_t B = 2, H = 4, Hkv = 2, D = 8, S = 20;
+    nx_tensor q = trand(NE(B, 1, H, D), -2, 2), k = trand(NE(B, S, Hkv, D), -2, 2), v = trand(NE(B, S, Hkv, D), -1, 1);
+    nx_tensor o = tnew(NGPT_DTYPE_F32, NE(B, 1, H, D)), o2 = tnew(NGPT_DTYPE_F32, NE(1, 1, H, D));
+    nx_tensor len = tnew(NGPT_DTYPE_I32, NE(1));
+    for (int32_t L = 1; L <= S; L += 6) {
+        *(int32_t *)len.data = L;
+        CHECK_OK(nx_op_attention_len(g_be, &o, &q, &k, &v, &len, 0.3f));
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t qn[4] = {1, 1, H, D}, kn[4] = {1, L, Hkv, D};
+            nx_tensor qb = nx_view(NGPT_DTYPE_F32, 4, qn, (float *)q.data + b * H * D, g_be);
+            nx_tensor kb = nx_view(NGPT_DTYPE_F32, 4, kn, (float *)k.data + b * S * Hkv * D, g_be);
+            nx_tensor vb = nx_view(NGPT_DTYPE_F32, 4, kn, (float *)v.data + b * S * Hkv * D, g_be);
+            CHECK_OK(nx_op_attention(g_be, &o2, &qb, &kb, &vb, NULL, 0.3f, false));
+            CHECK_MSG(memcmp((float *)o.data + b * H * D, o2.data, (size_t)(H * D) * sizeof(float)) == 0,
+                      "attention_len L %d batch %lld", L, (long long)b);
+        }
+    }
+    *(int32_t *)len.data = S + 1;
+    CHECK_ERR(nx_op_attention_len(g_be, &o, &q, &k, &v, &len, 0.3f), NGPT_ERR_INVALID_ARGUMENT, "length 21 outside [1, 20]");
+    *(int32_t *)len.data = 0;
+    CHECK_ERR(nx_op_attention_len(g_be, &o, &q, &k, &v, &len, 0.3f), NGPT_ERR_INVALID_ARGUMENT, "length 0");
+    nx_tensor q2 = trand(NE(B, 2, H, D), -2, 2), len2 = tnew(NGPT_DTYPE_I32, NE(2));
+    CHECK_ERR(nx_op_attention_len(g_be, &o, &q2, &k, &v, &len, 0.3f), NGPT_ERR_SHAPE_MISMATCH, "q [B, 1, H, D]");
+    CHECK_ERR(nx_op_attention_len(g_be, &o, &q, &k, &v, &len2, 0.3f), NGPT_ERR_SHAPE_MISMATCH, "one length");
+    CHECK_ERR(nx_op_attention_len(g_be, &o, &q, &k, &v, &k, 0.3f), NGPT_ERR_DTYPE_MISMATCH, "I32");
+    nx_tensor *ts[] = {&dst, &src, &pos, &src3, &q, &k, &v, &o, &o2, &len, &q2, &len2};
+    for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) nx_tensor_free(ts[i]);
+}
+
 int main(void)
 {
     nx_pool *pool = NULL;
@@ -1131,6 +1179,7 @@ int main(void)
     RUN(test_binary);
     RUN(test_scale_glu_argmax);
     RUN(test_get_rows);
+    RUN(test_decode_ops);
     RUN(test_concat_slice);
     RUN(test_permute);
     RUN(test_cast);

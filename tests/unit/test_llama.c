@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/weights.h"
+#include "ops/ops.h"
 
 #include <pthread.h>
 #include <sys/stat.h>
@@ -197,6 +198,75 @@ static void test_kv_cache_growth(void)
     ngpt_backbone_session_free(full);
     free(ids);
     ngpt_backbone_free(bb);
+}
+
+/* NGPT_BACKBONE_FLAG_CUDA_GRAPH on the CPU: decode steps take the device-position path (the
+ * cache append by nx_op_set_rows, the attention by nx_op_attention_len) without recording; the
+ * logits equal the plain backbone's bit for bit, across the cache growing past 256 and 512, with
+ * the delta's LoRA kept unmerged, and after a reset. Unknown flag bits are refused. */
+static int g_len_ops, g_set_ops;
+static void count_ops(void *user, const char *op, const nx_tensor *y)
+{
+    (void)user, (void)y;
+    g_len_ops += strcmp(op, "attention_len") == 0;
+    g_set_ops += strcmp(op, "set_rows") == 0;
+}
+
+static void test_decode_graph_flag_cpu(void)
+{
+    for (int with_delta = 0; with_delta < 2; with_delta++) {
+        const char *delta = with_delta ? golden("models/nextgpt-delta-a/delta.safetensors") : NULL;
+        ngpt_backbone_params p;
+        ngpt_backbone_params_default(&p, sizeof p);
+        p.delta_path = delta;
+        p.lora_merge = with_delta ? 0 : 1;
+        ngpt_backbone *plain = NULL, *flag = NULL;
+        CHECK_OK(ngpt_backbone_create(&plain, g_ctx, golden("models/llama-a"), &p));
+        p.flags = NGPT_BACKBONE_FLAG_CUDA_GRAPH;
+        CHECK_OK(ngpt_backbone_create(&flag, g_ctx, golden("models/llama-a"), &p));
+        if (!plain || !flag) {
+            ngpt_backbone_free(plain);
+            ngpt_backbone_free(flag);
+            return;
+        }
+        const int32_t V = ngpt_backbone_n_vocab(plain), N = 540;
+        ngpt_backbone_session *a = NULL, *b = NULL;
+        CHECK_OK(ngpt_backbone_session_create(&a, plain, NULL));
+        CHECK_OK(ngpt_backbone_session_create(&b, flag, NULL));
+        bool same = true;
+        for (int round = 0; round < 2 && a && b; round++) {
+            CHECK_OK(eval(a, k_ids, NULL, 7, NGPT_OUTPUT_LAST));
+            CHECK_OK(eval(b, k_ids, NULL, 7, NGPT_OUTPUT_LAST));
+            for (int32_t i = 7; i < (round ? 40 : N); i++) {
+                int32_t rows = 0;
+                const float *la = ngpt_backbone_get_logits(a, &rows), *lb = ngpt_backbone_get_logits(b, &rows);
+                same &= la && lb && memcmp(la, lb, (size_t)V * sizeof(float)) == 0;
+                const int32_t id = (int32_t)((i * 29 + 3) % (V - 40)) + 3;
+                CHECK_OK(eval(a, &id, NULL, 1, NGPT_OUTPUT_LAST));
+                CHECK_OK(eval(b, &id, NULL, 1, NGPT_OUTPUT_LAST));
+            }
+            CHECK_OK(ngpt_backbone_session_reset(a));
+            CHECK_OK(ngpt_backbone_session_reset(b));
+        }
+        /* the path taken: per decode step one attention_len and two set_rows per layer */
+        g_len_ops = g_set_ops = 0;
+        nx_ops_trace(count_ops, NULL);
+        CHECK_OK(eval(b, k_ids, NULL, 1, NGPT_OUTPUT_LAST));
+        nx_ops_trace(NULL, NULL);
+        CHECK_MSG(g_len_ops == 2 && g_set_ops == 4, "decode step: %d attention_len, %d set_rows ops", g_len_ops,
+                  g_set_ops);
+        CHECK_MSG(same, "decode steps with the graph flag differ from without (delta %d)", with_delta);
+        ngpt_backbone_session_free(a);
+        ngpt_backbone_session_free(b);
+        ngpt_backbone_free(plain);
+        ngpt_backbone_free(flag);
+    }
+    ngpt_backbone_params p;
+    ngpt_backbone_params_default(&p, sizeof p);
+    p.flags = 0x2u;
+    ngpt_backbone *bb = NULL;
+    CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p), NGPT_ERR_INVALID_ARGUMENT, "flag bits 0x2");
+    CHECK(bb == NULL);
 }
 
 static const int32_t k_delta_ids[6] = {1, 1000, 1002, 1037, 5, 700};
@@ -861,6 +931,7 @@ int main(void)
     RUN(test_bad_args);
     RUN(test_bad_base);
     RUN(test_config_variants);
+    RUN(test_decode_graph_flag_cpu);
     RUN(test_alloc_failures);
     ngpt_context_free(g_ctx);
     rmdir(g_tmp);

@@ -444,3 +444,24 @@ ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q,
     if (atomic_load(&j.oom)) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "attention: cannot allocate tile scratch");
     return NGPT_OK;
 }
+
+/* The first len keys of each batch item: nx_cpu_attention on views (one query: causal is no
+ * restriction, and the same call as a decode step's nx_op_attention makes, bit for bit). */
+ngpt_status nx_cpu_attention_len(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                                 const nx_tensor *v, const nx_tensor *len, float scale)
+{
+    const int32_t L = *(const int32_t *)len->data;
+    const int64_t B = q->ne[0], Skv = k->ne[1], kvrow = k->ne[2] * k->ne[3], qrow = q->ne[2] * q->ne[3];
+    if (L < 1 || L > Skv)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "attention_len: length %d outside [1, %lld]", L, (long long)Skv);
+    const size_t es = nx_dtype_size(q->dtype);
+    for (int64_t b = 0; b < B; b++) {
+        const int64_t qn[4] = {1, 1, q->ne[2], q->ne[3]}, kn[4] = {1, L, k->ne[2], k->ne[3]};
+        nx_tensor qb = nx_view(q->dtype, 4, qn, (char *)q->data + (size_t)(b * qrow) * es, q->be);
+        nx_tensor ob = nx_view(out->dtype, 4, qn, (char *)out->data + (size_t)(b * qrow) * es, out->be);
+        nx_tensor kb = nx_view(k->dtype, 4, kn, (char *)k->data + (size_t)(b * Skv * kvrow) * es, k->be);
+        nx_tensor vb = nx_view(v->dtype, 4, kn, (char *)v->data + (size_t)(b * Skv * kvrow) * es, v->be);
+        NX_TRY(nx_cpu_attention(be, &ob, &qb, &kb, &vb, NULL, scale, true));
+    }
+    return NGPT_OK;
+}

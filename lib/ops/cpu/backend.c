@@ -166,6 +166,8 @@ static const nx_backend_vtbl k_cpu_vtbl = {
     .cast = nx_cpu_cast,
     .resize = nx_cpu_resize,
     .argmax = nx_cpu_argmax,
+    .set_rows = nx_cpu_set_rows,
+    .attention_len = nx_cpu_attention_len,
     .timestep_embedding = nx_cpu_timestep_embedding,
     .sched_step = nx_cpu_sched_step,
 };

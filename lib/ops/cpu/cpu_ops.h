@@ -156,6 +156,9 @@ ngpt_status nx_cpu_binary(nx_backend *, nx_tensor *y, const nx_tensor *a, const 
 ngpt_status nx_cpu_scale(nx_backend *, nx_tensor *y, const nx_tensor *x, float alpha, float beta);
 ngpt_status nx_cpu_glu(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first);
 ngpt_status nx_cpu_argmax(nx_backend *, nx_tensor *y, const nx_tensor *x);
+ngpt_status nx_cpu_set_rows(nx_backend *, nx_tensor *dst, const nx_tensor *src, const nx_tensor *pos);
+ngpt_status nx_cpu_attention_len(nx_backend *, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                                 const nx_tensor *v, const nx_tensor *len, float scale);
 ngpt_status nx_cpu_timestep_embedding(nx_backend *, nx_tensor *y, const nx_tensor *t, const nx_timestep_params *p);
 ngpt_status nx_cpu_sched_step(nx_backend *, const nx_sched_step *p, nx_tensor *x, const nx_tensor *eps,
                               const nx_tensor *noise, nx_tensor *const *slot);

@@ -367,3 +367,17 @@ ngpt_status nx_cpu_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_r
     nx_free(ix);
     return NGPT_OK;
 }
+
+ngpt_status nx_cpu_set_rows(nx_backend *be, nx_tensor *dst, const nx_tensor *src, const nx_tensor *pos)
+{
+    (void)be;
+    const int64_t R = dst->ne[0], n = src->ne[0];
+    const size_t row = (size_t)dst->ne[1] * nx_dtype_size(dst->dtype);
+    const int32_t *p = pos->data;
+    for (int64_t i = 0; i < n; i++)
+        if (p[i] < 0 || p[i] >= R)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "set_rows: position %d (row %lld) outside [0, %lld)", p[i],
+                          (long long)i, (long long)R);
+    for (int64_t i = 0; i < n; i++) memcpy((char *)dst->data + (size_t)p[i] * row, (const char *)src->data + (size_t)i * row, row);
+    return NGPT_OK;
+}
