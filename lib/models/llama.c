@@ -621,6 +621,7 @@ static ngpt_status kv_reserve(nx_llama_state *s, int64_t need)
     s->k_cache = k;
     s->v_cache = v;
     s->kv_cap = (int32_t)cap;
+    s->buf_gen++;
     return NGPT_OK;
 }
 
@@ -677,6 +678,7 @@ static ngpt_status ensure_scratch(nx_llama_state *s, int32_t n)
         return nx_err_wrap(st, "llama: scratch for a batch of %d: ", n);
     }
     s->n_cap = n;
+    s->buf_gen++;
     return NGPT_OK;
 }
 
@@ -696,6 +698,7 @@ static ngpt_status ensure_out(nx_llama_state *s, int32_t rows)
         return nx_err_wrap(st, "llama: outputs of %d positions: ", rows);
     }
     s->o_cap = rows;
+    s->buf_gen++;
     return NGPT_OK;
 }
 
@@ -889,15 +892,14 @@ static ngpt_status forward_body(void *arg)
 }
 
 /* A decode step of m->decode_graph: the second step on a set of buffers is recorded, later ones
- * replay it; a new cache or scratch (another set of buffers) starts over. */
+ * replay it; a new cache, scratch or output buffer (buf_gen moved) starts over. */
 static ngpt_status decode_graph_step(nx_llama_state *s, fwd_body *a)
 {
     nx_backend *be = s->m->be;
-    const void *key[5] = {s->k_cache.data, s->v_cache.data, s->x.data, s->logits.data, (const void *)(intptr_t)s->kv_cap};
-    if (memcmp(key, s->graph_key, sizeof key) != 0) {
+    if (s->graph_gen != s->buf_gen) {
         nx_backend_graph_free(be, s->graph);
         s->graph = NULL;
-        memcpy(s->graph_key, key, sizeof key);
+        s->graph_gen = s->buf_gen;
         s->graph_steps = 0;
         s->graph_failed = false;
     }

@@ -151,8 +151,9 @@ typedef struct nx_llama_state {
     nx_tensor k1, v1;       /* (1, nkv*hd) this step's key and value before the cache append */
     nx_tensor kv_len;       /* (1) I32: positions the step attends to (n_past + 1) */
     struct nx_graph *graph; /* the recorded decode step (m->decode_graph), or NULL */
-    const void *graph_key[5]; /* the buffers it was recorded on; another set drops it */
-    int32_t   graph_steps;  /* decode steps run since graph_key was set */
+    uint32_t  buf_gen;      /* bumped whenever the cache, scratch or output buffers are reallocated */
+    uint32_t  graph_gen;    /* the buf_gen the graph was recorded on; another drops it */
+    int32_t   graph_steps;  /* decode steps run since graph_gen was set */
     bool      graph_failed; /* recording failed for this key: op by op until it changes */
 } nx_llama_state;
 
