@@ -6,6 +6,7 @@
 #include "nextgpt.h"
 #include "test.h"
 #include "core/alloc.h"
+#include "media/media.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -663,6 +664,64 @@ static void test_bad_edge_cases(void)
     rm_tmpdir(dir);
 }
 
+/* ---- extreme aspect ratios: only the centre crop is resampled ---- */
+
+/* preprocess of (w x h) against the full resize (nx_resize_bicubic_rgb8 to the whole
+ * short-side-224 size) then cropped, value for value. A 1-pixel-wide or -tall image (whose full
+ * resize would take gigabytes) is checked against the resize of its single column or row,
+ * which the other pass replicates exactly (one tap of weight 1). */
+static void check_crop_window(int32_t w, int32_t h)
+{
+    const int32_t S = 224;
+    uint8_t *px = malloc((size_t)w * h * 3);
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) px[i] = (uint8_t)((i * 2654435761u) >> 13);
+    ngpt_image *img = NULL;
+    CHECK_OK(ngpt_image_from_rgb8(&img, px, w, h, 0));
+    ngpt_tensor t = {0};
+    CHECK_OK(ngpt_image_preprocess(&t, img));
+    int32_t nw = w <= h ? S : (int32_t)((double)S * w / h), nh = w <= h ? (int32_t)((double)S * h / w) : S;
+    int32_t top = (nh - S) / 2, left = (nw - S) / 2;
+    if ((nh - S) % 2 && top % 2) top++; /* Python round: half to even */
+    if ((nw - S) % 2 && left % 2) left++;
+    /* the reference: a thin image resizes along its one long axis only, then is replicated */
+    int thin = w == 1 || h == 1;
+    int32_t rw = thin ? (w == 1 ? 1 : nw) : nw, rh = thin ? (h == 1 ? 1 : nh) : nh;
+    uint8_t *full = malloc((size_t)rw * rh * 3);
+    if (thin && w == 1 && h == 1) {
+        memcpy(full, px, 3);
+    } else if (thin) {
+        CHECK_OK(nx_resize_bicubic_rgb8(px, w, h, full, rw, rh));
+    } else {
+        CHECK_OK(nx_resize_bicubic_rgb8(px, w, h, full, nw, nh));
+    }
+    static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    static const float stdv[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    size_t bad = 0;
+    for (int c = 0; c < 3 && t.data; c++)
+        for (int32_t y = 0; y < S; y++)
+            for (int32_t x = 0; x < S; x++) {
+                int32_t sy = rh == 1 ? 0 : y + top, sx = rw == 1 ? 0 : x + left;
+                float v = (float)full[((size_t)sy * rw + sx) * 3 + c] / 255.0f;
+                bad += ((const float *)t.data)[((size_t)c * S + y) * S + x] != (v - mean[c]) / stdv[c];
+            }
+    CHECK_MSG(bad == 0, "%dx%d: %zu values differ from the full resize", w, h, bad);
+    free(full);
+    ngpt_tensor_free(&t);
+    ngpt_image_free(img);
+    free(px);
+}
+
+static void test_extreme_aspect(void)
+{
+    /* 1 x 16384 resizes to 224 x 3670016 (2.4 GB before this was cropped first) */
+    check_crop_window(1, 16384);
+    check_crop_window(16384, 1);
+    check_crop_window(5, 900);    /* full resize 224 x 40320: compared directly */
+    check_crop_window(3000, 17);
+    check_crop_window(223, 225);
+    check_crop_window(1, 1);
+}
+
 /* Every allocation of ours failing in turn: NGPT_ERR_OUT_OF_MEMORY, nothing leaked. */
 static ngpt_status alloc_case(int which)
 {
@@ -724,6 +783,7 @@ int main(void)
     RUN(test_bad_audio);
     RUN(test_bad_video);
     RUN(test_bad_edge_cases);
+    RUN(test_extreme_aspect);
     RUN(test_alloc_failures);
     return test_done();
 }
