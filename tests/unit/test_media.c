@@ -371,6 +371,16 @@ static void test_bad_images(void)
         free(buf);
     }
 
+    /* libjpeg warns ("Corrupt JPEG data"), then fails ("Bogus Huffman table definition"): an
+     * error, as Pillow's "broken data stream" (TurboJPEG reported it as a warning and the
+     * library returned the never-written pixel buffer) */
+    snprintf(src, sizeof src, "%s/tests/data/media/bad_progressive.jpg", g_src);
+    CHECK_ERR(ngpt_image_load(&img, src), NGPT_ERR_BAD_FORMAT, "bad_progressive.jpg");
+    CHECK(img == NULL);
+    /* known formats we do not decode: UNSUPPORTED, saying which */
+    CHECK_ERR(ngpt_image_load_memory(&img, "II*\0\x08\0\0\0", 8, "a.tif"), NGPT_ERR_UNSUPPORTED, "TIFF");
+    CHECK_ERR(ngpt_image_load_memory(&img, "\0\0\0\x18" "ftypheic\0\0\0\0", 16, "a.heic"), NGPT_ERR_UNSUPPORTED, "HEIF");
+
     /* absurd dimensions: a PNG header claiming 100000 x 100000 */
     snprintf(src, sizeof src, "%s/tests/data/media/huge_header.png", g_src);
     CHECK_ERR(ngpt_image_load(&img, src), NGPT_ERR_UNSUPPORTED, "huge_header.png");
@@ -550,6 +560,27 @@ static void test_bad_edge_cases(void)
         snprintf(p, sizeof p, "%s/bad_crc_idat.png", dir);
         write_file(p, b, len);
         CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "bad_crc_idat.png");
+        free(b);
+        /* a tEXt chunk after IHDR: fine with its CRC, an error with a wrong one (Pillow checks
+         * every chunk before IDAT; libpng only warned and dropped an ancillary chunk) */
+        static const unsigned char text[] = "tEXtComment\0hi";
+        size_t tl = sizeof text - 1; /* type + data */
+        b = malloc(len + tl + 8);
+        memcpy(b, png, 33);
+        put_be32(b + 33, (uint32_t)(tl - 4));
+        memcpy(b + 37, text, tl);
+        put_be32(b + 37 + tl, crc32_png(text, tl));
+        memcpy(b + 41 + tl, png + 33, len - 33);
+        snprintf(p, sizeof p, "%s/text_chunk.png", dir);
+        write_file(p, b, len + tl + 8);
+        CHECK_OK(ngpt_image_load(&img, p));
+        ngpt_image_free(img);
+        img = NULL;
+        b[37 + tl] ^= 0x40;
+        snprintf(p, sizeof p, "%s/bad_crc_text.png", dir);
+        write_file(p, b, len + tl + 8);
+        CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "bad_crc_text.png");
+        CHECK(t_contains(ngpt_last_error(), "CRC"));
         free(b);
     }
     free(png);
