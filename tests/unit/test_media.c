@@ -695,6 +695,68 @@ static void test_bad_edge_cases(void)
     rm_tmpdir(dir);
 }
 
+/* ---- samples as torchaudio.load (sox_io) gives them ---- */
+
+static void test_audio_like_sox(void)
+{
+    char dir[] = "/tmp/ngpt_media_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char p[256];
+    /* a float WAV with samples past full scale and a NaN: sox clips to [-1, 1], NaN to -1 */
+    static const float in[6] = {0.25f, 40.0f, -3.0f, NAN, INFINITY, -0.5f};
+    unsigned char b[58 + sizeof in];
+    memcpy(b, "RIFF", 4);
+    put_le(b + 4, (uint32_t)(50 + sizeof in), 4);
+    memcpy(b + 8, "WAVEfmt ", 8);
+    put_le(b + 16, 16, 4);
+    put_le(b + 20, 3, 2); /* IEEE float */
+    put_le(b + 22, 1, 2);
+    put_le(b + 24, 16000, 4);
+    put_le(b + 28, 64000, 4);
+    put_le(b + 32, 4, 2);
+    put_le(b + 34, 32, 2);
+    memcpy(b + 36, "fact", 4);
+    put_le(b + 40, 4, 4);
+    put_le(b + 44, 6, 4);
+    memcpy(b + 48, "data", 4);
+    put_le(b + 52, sizeof in, 4);
+    memcpy(b + 56, in, sizeof in);
+    snprintf(p, sizeof p, "%s/loud.wav", dir);
+    write_file(p, b, 56 + sizeof in);
+    ngpt_audio *a = NULL;
+    CHECK_OK(ngpt_audio_load(&a, p));
+    if (a && ngpt_audio_frames(a) == 6) {
+        const float *x = ngpt_audio_samples(a);
+        static const float want[6] = {0.25f, 1.0f, -1.0f, -1.0f, 1.0f, -0.5f};
+        for (int i = 0; i < 6; i++) CHECK_MSG(x[i] == want[i], "sample %d: %g, expected %g", i, x[i], want[i]);
+    } else {
+        CHECK_MSG(0, "loud.wav: %lld frames", (long long)ngpt_audio_frames(a));
+    }
+    ngpt_audio_free(a);
+    a = NULL;
+    /* Vorbis: sox decodes to 16-bit PCM (vorbisfile's ov_read), so every sample is k / 32768 */
+    float pcm[16000];
+    for (int i = 0; i < 16000; i++) pcm[i] = 0.6f * sinf((float)i * 0.031f) + 0.3f * sinf((float)i * 0.4f);
+    CHECK_OK(ngpt_audio_from_pcm(&a, pcm, 16000, 1, 16000));
+    snprintf(p, sizeof p, "%s/tone.ogg", dir);
+    CHECK_OK(ngpt_audio_save(a, p, NGPT_AUDIO_FORMAT_OGG));
+    ngpt_audio_free(a);
+    a = NULL;
+    CHECK_OK(ngpt_audio_load(&a, p));
+    if (a) {
+        const float *x = ngpt_audio_samples(a);
+        int64_t n = ngpt_audio_frames(a) * ngpt_audio_channels(a), off = 0, nonzero = 0;
+        for (int64_t i = 0; i < n; i++) {
+            off += x[i] * 32768.0f != rintf(x[i] * 32768.0f);
+            nonzero += x[i] != 0.0f;
+        }
+        CHECK_MSG(off == 0 && nonzero > 1000, "%lld of %lld Vorbis samples are not 16-bit values", (long long)off,
+                  (long long)n);
+    }
+    ngpt_audio_free(a);
+    rm_tmpdir(dir);
+}
+
 /* ---- extreme aspect ratios: only the centre crop is resampled ---- */
 
 /* preprocess of (w x h) against the full resize (nx_resize_bicubic_rgb8 to the whole
@@ -814,6 +876,7 @@ int main(void)
     RUN(test_bad_audio);
     RUN(test_bad_video);
     RUN(test_bad_edge_cases);
+    RUN(test_audio_like_sox);
     RUN(test_extreme_aspect);
     RUN(test_alloc_failures);
     return test_done();
