@@ -730,7 +730,8 @@ NGPT_API ngpt_status ngpt_video_preprocess_params_default(ngpt_video_preprocess_
 /* ImageBind's video transform of the video file at `path` (any container and codec this
  * build's FFmpeg decodes; the best video stream, audio ignored): 5 clips of 2 s (frame indices
  * as decord + pytorchvideo 0.1.5 compute them), the first and last frame of each, RGB (BT.601,
- * limited range), short side scaled to 224 (bilinear), Normalize(CLIP mean/std), 3 crops
+ * limited range), turned upright for a 90/180/270 degree rotation tag or display matrix (as
+ * decord does), short side scaled to 224 (bilinear), Normalize(CLIP mean/std), 3 crops
  * (left/centre/right; top/centre/bottom for portrait). *out becomes a library-owned F32
  * [15,3,2,224,224] tensor: index 3 * clip + crop, then channel, frame, y, x. `p` may be NULL.
  * FFmpeg's log level is process-wide: the first call sets it to AV_LOG_QUIET if it is still

@@ -815,6 +815,86 @@ static void test_extreme_aspect(void)
     check_crop_window(1, 1);
 }
 
+/* ---- video rotation (decord applies the display matrix) ---- */
+
+/* Set the first track header's matrix (the display matrix) to `deg` degrees clockwise. */
+static int set_tkhd_rotation(unsigned char *b, size_t len, int deg)
+{
+    for (size_t i = 4; i + 84 <= len; i++) {
+        if (memcmp(b + i, "tkhd", 4) != 0) continue;
+        size_t m = i + 4 + (b[i + 4] == 1 ? 4 + 8 + 8 + 4 + 4 + 8 : 4 + 4 + 4 + 4 + 4 + 4) + 8 + 8;
+        if (m + 36 > len) return 0;
+        int32_t a = 0, bb = 0, c = 0, d = 0, one = 0x10000;
+        if (deg == 90) { bb = one; c = -one; }
+        if (deg == 180) { a = -one; d = -one; }
+        if (deg == 270) { bb = -one; c = one; }
+        int32_t mat[9] = {a, bb, 0, c, d, 0, 0, 0, 0x40000000};
+        for (int k = 0; k < 9; k++) put_be32(b + m + 4 * k, (uint32_t)mat[k]);
+        return 1;
+    }
+    return 0;
+}
+
+static void test_video_rotation(void)
+{
+    /* 25 frames of 96 x 64, an asymmetric pattern, as MP4 (our own encoder) */
+    const int F = 25, H = 64, W = 96, S = 224;
+    int64_t shape[4] = {F, H, W, 3};
+    ngpt_tensor frames;
+    CHECK_OK(ngpt_tensor_create(&frames, NGPT_DTYPE_U8, 4, shape));
+    if (!frames.data) return;
+    uint8_t *px = frames.data;
+    for (int f = 0; f < F; f++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                uint8_t *p = px + (((size_t)f * H + y) * W + x) * 3;
+                p[0] = (uint8_t)(x * 255 / (W - 1));
+                p[1] = (uint8_t)(y * 255 / (H - 1));
+                p[2] = (uint8_t)((x < W / 3 && y < H / 2) ? 230 : 20 + 4 * f);
+            }
+    ngpt_blob *blob = NULL;
+    CHECK_OK(ngpt_video_encode(&blob, &frames, 25.0f, NGPT_VIDEO_FORMAT_MP4));
+    ngpt_tensor_free(&frames);
+    if (!blob) return;
+    size_t len = ngpt_blob_size(blob);
+    unsigned char *b = malloc(len);
+    memcpy(b, ngpt_blob_data(blob), len);
+    ngpt_blob_free(blob);
+    ngpt_tensor a = {0}, r = {0};
+    CHECK_OK(ngpt_video_preprocess_memory(&a, b, len, "upright.mp4", NULL));
+    static const int degs[3] = {90, 180, 270};
+    for (int di = 0; di < 3 && a.data; di++) {
+        int deg = degs[di];
+        CHECK(set_tkhd_rotation(b, len, deg));
+        CHECK_OK(ngpt_video_preprocess_memory(&r, b, len, "rotated.mp4", NULL));
+        if (!r.data) continue;
+        /* short side 224 either way (336 x 224 or 224 x 336); crops along the long side: the
+         * original's left crop becomes the top one (90), the right one (180), the bottom (270) */
+        const float *A = a.data, *R = r.data;
+        float maxd = 0.0f;
+        for (int clip = 0; clip < 5; clip++)
+            for (int crop = 0; crop < 3; crop++) {
+                int src_crop = deg == 90 ? crop : 2 - crop;
+                for (int ct = 0; ct < 6; ct++) /* channel x frame */
+                    for (int y = 0; y < S; y++)
+                        for (int x = 0; x < S; x++) {
+                            int sy, sx;
+                            if (deg == 90) { sy = S - 1 - x; sx = y; }
+                            else if (deg == 180) { sy = S - 1 - y; sx = S - 1 - x; }
+                            else { sy = x; sx = S - 1 - y; }
+                            float u = R[(((size_t)(3 * clip + crop) * 6 + ct) * S + y) * S + x];
+                            float v = A[(((size_t)(3 * clip + src_crop) * 6 + ct) * S + sy) * S + sx];
+                            float dd = fabsf(u - v);
+                            if (dd > maxd) maxd = dd;
+                        }
+            }
+        CHECK_MSG(maxd < 1e-4f, "rotation %d: max difference %g from the rotated upright result", deg, maxd);
+        ngpt_tensor_free(&r);
+    }
+    ngpt_tensor_free(&a);
+    free(b);
+}
+
 /* Every allocation of ours failing in turn: NGPT_ERR_OUT_OF_MEMORY, nothing leaked. */
 static ngpt_status alloc_case(int which)
 {
@@ -878,6 +958,7 @@ int main(void)
     RUN(test_bad_edge_cases);
     RUN(test_audio_like_sox);
     RUN(test_extreme_aspect);
+    RUN(test_video_rotation);
     RUN(test_alloc_failures);
     return test_done();
 }
