@@ -649,8 +649,10 @@ NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *ou
  * Pixels are RGB8 as Pillow's convert("RGB") gives them: alpha is dropped (not composited),
  * palettes looked up, 16-bit samples reduced as Pillow does, EXIF orientation NOT applied.
  * Images larger than 16384 pixels a side or 2^28 pixels are refused (NGPT_ERR_UNSUPPORTED).
- * Audio: whatever libsndfile reads (WAV, FLAC, OGG/Vorbis, AIFF, ...); samples are float,
- * integer PCM scaled by 1/2^(bits-1). Video: whatever libavformat/libavcodec read.
+ * Audio: whatever libsndfile reads (WAV, FLAC, OGG/Vorbis, AIFF, ...); samples are float as
+ * torchaudio.load gives them: integer PCM scaled by 1/2^(bits-1), float data clipped to [-1, 1]
+ * (NaN to -1), Vorbis rounded to 16-bit values (sox's decoder). Video: whatever
+ * libavformat/libavcodec read.
  * Errors: NGPT_ERR_NOT_FOUND / NGPT_ERR_IO (the file cannot be read), NGPT_ERR_BAD_FORMAT
  * (empty, truncated, corrupt or not a supported media file), NGPT_ERR_UNSUPPORTED (a known but
  * unsupported format, or too large); the message names the file (or the `name` given for a
@@ -740,7 +742,8 @@ NGPT_API ngpt_status ngpt_video_preprocess_params_default(ngpt_video_preprocess_
 /* ImageBind's video transform of the video file at `path` (any container and codec this
  * build's FFmpeg decodes; the best video stream, audio ignored): 5 clips of 2 s (frame indices
  * as decord + pytorchvideo 0.1.5 compute them), the first and last frame of each, RGB (BT.601,
- * limited range), short side scaled to 224 (bilinear), Normalize(CLIP mean/std), 3 crops
+ * limited range), turned upright for a 90/180/270 degree rotation tag or display matrix (as
+ * decord does), short side scaled to 224 (bilinear), Normalize(CLIP mean/std), 3 crops
  * (left/centre/right; top/centre/bottom for portrait). *out becomes a library-owned F32
  * [15,3,2,224,224] tensor: index 3 * clip + crop, then channel, frame, y, x. `p` may be NULL.
  * FFmpeg's log level is process-wide: the first call sets it to AV_LOG_QUIET if it is still
@@ -1375,7 +1378,8 @@ typedef enum ngpt_audio_format {
     NGPT_AUDIO_FORMAT_AUTO      = 0,  /* save: from the extension (.wav -> WAV16, .flac, .ogg/.oga);
                                          encode: WAV16 */
     NGPT_AUDIO_FORMAT_WAV16     = 1,  /* WAV, 16-bit PCM */
-    NGPT_AUDIO_FORMAT_WAV_FLOAT = 2,  /* WAV, 32-bit IEEE float (lossless for float PCM) */
+    NGPT_AUDIO_FORMAT_WAV_FLOAT = 2,  /* WAV, 32-bit IEEE float (lossless for float PCM; loading
+                                         clips to [-1, 1], as torchaudio.load does) */
     NGPT_AUDIO_FORMAT_FLAC      = 3,  /* FLAC, 16-bit */
     NGPT_AUDIO_FORMAT_OGG       = 4   /* OGG/Vorbis */
 } ngpt_audio_format;

@@ -8,6 +8,17 @@ tests/data/media/
   *.jpg, *.png           small images in every layout the decoder handles
   pixels.safetensors     U8 [h,w,3] per image file name = Image.open(f).convert("RGB") (Pillow)
   huge_header.png        a valid PNG signature + IHDR claiming 100000 x 100000 (must be refused)
+  extraneous.jpg         rgb_q90.jpg with 3 stray bytes before its DQT (libjpeg warns, Pillow decodes)
+  pal_short_plte.png     10x10 palette PNG whose PLTE has 10 entries for indices up to 255
+  bad_progressive.jpg    committed, not written here: a 223x225 progressive JPEG (Pillow, quality 80)
+                         with a few bytes changed, found by a fuzzing sweep: libjpeg warns, then
+                         fails ("Bogus Huffman table definition"; Pillow: "broken data stream"); it
+                         must be refused, not returned half decoded
+  samp_3x1.jpg, ycck.jpg committed, not written here: made with libjpeg's C API (sampling factors
+                         3x1,1x1,1x1 and a YCCK colour space, which Pillow cannot write) by
+                         tools/make_libjpeg_fixtures.c: `make_libjpeg_fixtures samp_3x1.jpg 61 43
+                         samp:3x1,1x1,1x1` and `... ycck.jpg 61 43 ycck`; their Pillow pixels are
+                         in pixels.safetensors like the others'
   stereo44k.wav          0.5 s, 2 channels, 44.1 kHz, 16-bit (bad-header tests start from it)
 tests/golden/vision/<stage>/<case>/   FORMAT.md layout; expected outputs from the reference code
   (ImageBind data.py's transforms: PIL + torchvision for images, torchaudio for audio, the
@@ -106,7 +117,17 @@ def images():
     out["rgba16.png"] = png(33, 21, 6, 16, b"".join(b"\0" + row.tobytes() for row in a16))
     la16 = np.dstack([r16[..., :1], r16[..., 1:2]]).astype(">u2")
     out["la16.png"] = png(33, 21, 4, 16, b"".join(b"\0" + row.tobytes() for row in la16))
+    j = out["rgb_q90.jpg"]
+    i = j.index(b"\xff\xdb")
+    out["extraneous.jpg"] = j[:i] + b"\0\1\2" + j[i:]
+    idx = np.random.RandomState(6).randint(0, 256, (10, 10)).astype(np.uint8)
+    ihdr = struct.pack(">IIBBBBB", 10, 10, 8, 3, 0, 0, 0)
+    out["pal_short_plte.png"] = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"PLTE", bytes(range(30))) +
+                                 chunk(b"IDAT", zlib.compress(b"".join(b"\0" + r.tobytes() for r in idx))) + chunk(b"IEND", b""))
     return out
+
+# Committed fixtures this script does not write (see the docstring); their pixels are recorded.
+KEPT = ["samp_3x1.jpg", "ycck.jpg"]
 
 
 def imagebind_vision(path):
@@ -204,6 +225,8 @@ def main():
     for name, b in sorted(imgs.items()):
         open(os.path.join(DATA, name), "wb").write(b)
         pixels[name] = np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))
+    for name in KEPT:
+        pixels[name] = np.asarray(Image.open(os.path.join(DATA, name)).convert("RGB"))
     write_safetensors(os.path.join(DATA, "pixels.safetensors"), pixels)
     huge = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
     open(os.path.join(DATA, "huge_header.png"), "wb").write(huge + chunk(b"IDAT", zlib.compress(b"\0" * 64)))

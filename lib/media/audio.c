@@ -3,6 +3,8 @@
  * (STAGES.md audio.fbank):
  *
  *   1. load: integer PCM scaled by 1/2^(bits-1) (libsndfile's float normalisation = torchaudio's);
+ *      everything clipped to [-1, 1] and Vorbis rounded to 16 bits, as torchaudio's sox_io gives
+ *      them (see nx_audio_decode);
  *   2. torchaudio.functional.resample to 16 kHz, every channel (Hann-windowed sinc, width 6,
  *      rolloff 0.99; kernel computed in float32 like torchaudio, the convolution summed in double);
  *   3. ConstantClipsPerVideoSampler(2 s, 3 clips) with exact rational clip times;
@@ -98,6 +100,16 @@ ngpt_status nx_audio_decode(const uint8_t *buf, size_t len, const char *name, fl
                     (long long)got, (long long)info.frames, sf_error(sf) ? ": " : "",
                     sf_error(sf) ? sf_strerror(sf) : "");
         goto done;
+    }
+    /* torchaudio.load (the sox_io backend) reads through sox's int32 samples: float and double
+     * data clip to [-1, 1] (NaN becomes -1: sox's float-to-int conversion gives INT_MIN on x86),
+     * and sox decodes Vorbis with vorbisfile's ov_read to 16-bit PCM, rint(x * 32768) clipped.
+     * libsndfile hands over the unclipped floats; integer PCM is in range already. */
+    bool vorbis = (info.format & SF_FORMAT_SUBMASK) == SF_FORMAT_VORBIS;
+    for (size_t i = 0; i < (size_t)info.frames * (size_t)info.channels; i++) {
+        float x = data[i];
+        if (vorbis) x = rintf(x * 32768.0f) / 32768.0f;
+        data[i] = !(x >= -1.0f) ? -1.0f : x > 1.0f ? 1.0f : x;
     }
     *pcm = data;
     data = NULL;

@@ -1,4 +1,4 @@
-/* image.c — JPEG (libturbojpeg) and PNG (libpng) decoding to RGB8, converted exactly as
+/* image.c — JPEG (libjpeg-turbo's libjpeg API) and PNG (libpng) decoding to RGB8, converted exactly as
  * Pillow 9.4's Image.open(f).convert("RGB") does (the reference of image.preprocess):
  *
  *   JPEG  YCbCr/RGB -> RGB with libjpeg-turbo's defaults (islow IDCT, fancy upsampling), as
@@ -8,12 +8,17 @@
  *   PNG   gray 1/2/4 bit scaled to 0..255 (x255, x85, x17); gray 16 bit becomes Pillow mode "I"
  *         whose convert("RGB") CLIPS at 255 (not >> 8: checked against Pillow 9.4);
  *         16-bit RGB/RGBA/LA keep the high byte; alpha dropped (not composited); palette
- *         looked up (tRNS ignored); gAMA/iCCP/sRGB ignored, as Pillow does.
+ *         looked up (tRNS ignored; an index past a short PLTE is gray (i, i, i), Pillow's
+ *         initial palette); gAMA/iCCP/sRGB ignored, as Pillow does. A CRC error in any chunk
+ *         read before the pixels, ancillary ones included, is an error (Pillow checks them all;
+ *         libpng would only warn and drop an ancillary chunk).
  *
- * Both libraries report errors without printing: TurboJPEG keeps its message in the handle;
- * libpng gets an error callback that records the message and longjmps back into
- * png_decode (the only setjmp, every resource reachable from a struct so nothing leaks), and a
- * warning callback that discards. EXIF orientation is not applied (Pillow does not either).
+ * Neither library prints: each gets an error callback that records the message and longjmps
+ * back into jpeg_decode / png_decode (one setjmp each, every resource reachable from a struct so
+ * nothing leaks), and a warning callback that discards, as Pillow ignores libjpeg's warnings.
+ * (Not TurboJPEG's tjDecompress2: after any warning it reports a later fatal error as a mere
+ * warning, leaving the pixel buffer unwritten, and its header call refuses sampling factors
+ * outside its TJSAMP_* set, e.g. 3x1 or 4x2 luma, which Pillow decodes.) EXIF orientation is not applied (Pillow does not either).
  */
 #include "media.h"
 
@@ -23,7 +28,8 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
-#include <turbojpeg.h>
+
+#include <jpeglib.h> /* after stdio.h, which it needs */
 
 static ngpt_status check_size(const char *name, const char *fmt, int64_t w, int64_t h)
 {
@@ -44,12 +50,17 @@ static ngpt_status check_size(const char *name, const char *fmt, int64_t w, int6
 /* True when the marker structure runs from SOI to an EOI within the buffer (Pillow reports a
  * JPEG without one as truncated; libjpeg would silently invent the missing end). Segments are
  * skipped by their lengths (so an EXIF thumbnail's EOI inside APP1 does not count), entropy-
- * coded data up to the next marker that is not a stuffed 0xFF00 or a restart. */
+ * coded data up to the next marker that is not a stuffed 0xFF00 or a restart. Stray bytes
+ * between segments are skipped up to the next 0xFF, as libjpeg's next_marker does (its
+ * "extraneous bytes before marker" warning, which Pillow ignores). */
 static bool jpeg_complete(const uint8_t *b, size_t len)
 {
     size_t i = 2;
     while (i + 1 < len) {
-        if (b[i] != 0xff) return false;
+        if (b[i] != 0xff) {
+            i++;
+            continue;
+        }
         uint8_t m = b[i + 1];
         if (m == 0xff) { i++; continue; } /* fill byte */
         if (m == 0xd9) return true;
@@ -66,72 +77,105 @@ static bool jpeg_complete(const uint8_t *b, size_t len)
     return false;
 }
 
+/* Everything that must be freed after libjpeg's error_exit longjmps lives here (not in locals). */
+typedef struct jpeg_ctx {
+    struct jpeg_decompress_struct di;
+    struct jpeg_error_mgr         jerr;
+    jmp_buf                       jb;
+    char                          msg[JMSG_LENGTH_MAX];
+    uint8_t                      *raw, *rgb;
+} jpeg_ctx;
+
+/* A fatal libjpeg error: keep the message, back to jpeg_decode's setjmp. */
+static void jpeg_on_error(j_common_ptr ci)
+{
+    jpeg_ctx *c = (jpeg_ctx *)ci->client_data;
+    (*ci->err->format_message)(ci, c->msg);
+    longjmp(c->jb, 1);
+}
+
+/* Warnings ("Corrupt JPEG data: ...", "Premature end of JPEG file") and trace messages:
+ * neither printed nor fatal, as in Pillow (whose decoder ignores libjpeg's warnings). */
+static void jpeg_on_message(j_common_ptr ci, int level)
+{
+    (void)ci;
+    (void)level;
+}
+
 static ngpt_status jpeg_decode(const uint8_t *buf, size_t len, const char *name, int32_t *ow,
                                int32_t *oh, uint8_t **out)
 {
     if (len > (size_t)0xffffffffu) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: JPEG larger than 4 GiB", name);
-    tjhandle tj = tjInitDecompress();
-    if (!tj) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot create a TurboJPEG decompressor", name);
-    int w = 0, h = 0, subsamp = 0, cs = 0;
+    jpeg_ctx c;
+    memset(&c, 0, sizeof c);
+    c.di.err = jpeg_std_error(&c.jerr);
+    c.jerr.error_exit = jpeg_on_error;
+    c.jerr.emit_message = jpeg_on_message;
+    c.di.client_data = &c;
     ngpt_status st = NGPT_OK;
-    uint8_t *raw = NULL, *rgb = NULL;
-    if (tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &subsamp, &cs) != 0) {
-        st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a valid JPEG: %s", name, tjGetErrorStr2(tj));
+    if (setjmp(c.jb)) {
+        st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt or truncated JPEG: %s", name, c.msg);
         goto done;
     }
+    jpeg_create_decompress(&c.di);
+    jpeg_mem_src(&c.di, buf, (unsigned long)len);
+    jpeg_read_header(&c.di, TRUE); /* no image (tables only, or cut before SOF): error_exit */
+    int32_t w = (int32_t)c.di.image_width, h = (int32_t)c.di.image_height;
     if ((st = check_size(name, "JPEG", w, h)) != NGPT_OK) goto done;
     if (!jpeg_complete(buf, len)) {
         st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: truncated JPEG (no end-of-image marker)", name);
         goto done;
     }
-    int pf, nc;
-    switch (cs) {
-    case TJCS_GRAY: pf = TJPF_GRAY; nc = 1; break;
-    case TJCS_CMYK:
-    case TJCS_YCCK: pf = TJPF_CMYK; nc = 4; break;
-    default: pf = TJPF_RGB; nc = 3; break;  /* YCbCr and RGB */
+    int nc;
+    switch (c.di.jpeg_color_space) {
+    case JCS_GRAYSCALE: c.di.out_color_space = JCS_GRAYSCALE; nc = 1; break;
+    case JCS_CMYK:
+    case JCS_YCCK: c.di.out_color_space = JCS_CMYK; nc = 4; break;
+    case JCS_YCbCr:
+    case JCS_RGB: c.di.out_color_space = JCS_RGB; nc = 3; break;
+    default:
+        st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: JPEG with %d components in an unknown colour space is not supported",
+                    name, c.di.num_components);
+        goto done;
     }
-    size_t npix = (size_t)w * (size_t)h;
-    raw = nx_malloc(npix * (size_t)nc);
-    rgb = nc == 3 ? raw : nx_malloc(npix * 3);
-    if (!raw || !rgb) {
+    /* libjpeg's defaults, as Pillow leaves them: accurate (islow) IDCT, fancy upsampling. */
+    jpeg_start_decompress(&c.di);
+    size_t npix = (size_t)w * (size_t)h, stride = (size_t)w * (size_t)nc;
+    c.raw = nx_malloc(npix * (size_t)nc);
+    c.rgb = nc == 3 ? c.raw : nx_malloc(npix * 3);
+    if (!c.raw || !c.rgb) {
         st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate a %dx%d image", name, w, h);
         goto done;
     }
-    /* flags 0: accurate (islow) IDCT, fancy upsampling: libjpeg's and Pillow's defaults. */
-    if (tjDecompress2(tj, buf, (unsigned long)len, raw, w, w * nc, h, pf, 0) != 0) {
-        const char *msg = tjGetErrorStr2(tj);
-        /* A warning (the image was decoded) is accepted, as Pillow accepts libjpeg's
-         * recoverable warnings ("extraneous bytes before marker"); truncation was refused
-         * above by jpeg_complete. */
-        if (tjGetErrorCode(tj) != TJERR_WARNING) {
-            st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt or truncated JPEG: %s", name, msg);
-            goto done;
-        }
+    while (c.di.output_scanline < c.di.output_height) {
+        JSAMPROW row = c.raw + (size_t)c.di.output_scanline * stride;
+        jpeg_read_scanlines(&c.di, &row, 1);
     }
+    jpeg_finish_decompress(&c.di);
+    uint8_t *raw = c.raw, *rgb = c.rgb;
     if (nc == 1) {
         for (size_t i = npix; i-- > 0;) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = raw[i];
     } else if (nc == 4) {
         for (size_t i = 0; i < npix; i++) {
             const uint8_t *p = raw + 4 * i;
             int nk = p[3];  /* 255 - k, k = inverted stored value */
-            for (int c = 0; c < 3; c++) {
-                int cv = 255 - p[c];
+            for (int k = 0; k < 3; k++) {
+                int cv = 255 - p[k];
                 int t = cv * nk + 128;
                 int v = nk - (((t >> 8) + t) >> 8);
-                rgb[3 * i + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                rgb[3 * i + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
             }
         }
     }
     *ow = w;
     *oh = h;
-    *out = rgb;
-    rgb = NULL;
-    if (nc == 3) raw = NULL;
+    *out = c.rgb;
+    if (c.raw == c.rgb) c.raw = NULL;
+    c.rgb = NULL;
 done:
-    if (rgb != raw) nx_free(rgb);
-    nx_free(raw);
-    tjDestroy(tj);
+    if (c.rgb != c.raw) nx_free(c.rgb);
+    nx_free(c.raw);
+    jpeg_destroy_decompress(&c.di);
     return st;
 }
 
@@ -188,6 +232,7 @@ static ngpt_status png_decode(const uint8_t *buf, size_t len, const char *name, 
         goto done;
     }
     png_set_read_fn(png, &c, png_read_mem);
+    png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_read_info(png, info);
     png_uint_32 w = 0, h = 0;
     int depth = 0, ct = 0, interlace = 0;
@@ -240,7 +285,9 @@ static ngpt_status png_decode(const uint8_t *buf, size_t len, const char *name, 
                     d[1] = pal[i].green;
                     d[2] = pal[i].blue;
                 } else {
-                    d[0] = d[1] = d[2] = 0; /* index past the palette: black, as Pillow */
+                    /* index past the palette: Pillow's palette starts as the gray ramp
+                     * (ImagingPaletteNew) and PLTE overwrites only its first npal entries */
+                    d[0] = d[1] = d[2] = (uint8_t)i;
                 }
                 break;
             }
@@ -282,5 +329,11 @@ ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name, in
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: WebP images are not supported (JPEG and PNG are)", name);
     if (len >= 2 && buf[0] == 'B' && buf[1] == 'M')
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: BMP images are not supported (JPEG and PNG are)", name);
+    if (len >= 4 && (memcmp(buf, "II*\0", 4) == 0 || memcmp(buf, "MM\0*", 4) == 0))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF images are not supported (JPEG and PNG are)", name);
+    if (len >= 12 && memcmp(buf + 4, "ftyp", 4) == 0 &&
+        (memcmp(buf + 8, "hei", 3) == 0 || memcmp(buf + 8, "hev", 3) == 0 || memcmp(buf + 8, "mif1", 4) == 0 ||
+         memcmp(buf + 8, "msf1", 4) == 0 || memcmp(buf + 8, "avif", 4) == 0 || memcmp(buf + 8, "avis", 4) == 0))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: HEIF/AVIF images are not supported (JPEG and PNG are)", name);
     return nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JPEG or PNG image (unrecognised signature)", name);
 }

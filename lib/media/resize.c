@@ -30,24 +30,27 @@ static double bicubic(double x)
     return 0.0;
 }
 
-/* Pillow's precompute_coeffs + normalize_coeffs_8bpc for in_size -> out_size. bounds[2*i] =
- * first tap, bounds[2*i+1] = tap count; kk[i*ksize + t] = fixed-point weight. */
-static ngpt_status coeffs(int in_size, int out_size, int **bounds_out, int32_t **kk_out, int *ksize_out)
+/* Pillow's precompute_coeffs + normalize_coeffs_8bpc for in_size -> out_size, for the n outputs
+ * o0 .. o0+n-1 only. bounds[2*i] = first tap, bounds[2*i+1] = tap count of output o0 + i;
+ * kk[i*ksize + t] = fixed-point weight. */
+static ngpt_status coeffs(int in_size, int out_size, int o0, int n, int **bounds_out, int32_t **kk_out,
+                          int *ksize_out)
 {
     double scale = (double)((float)in_size - 0.0f) / out_size;
     double filterscale = scale < 1.0 ? 1.0 : scale;
     double support = 2.0 * filterscale;
     int ksize = (int)ceil(support) * 2 + 1;
-    double *pre = nx_malloc(sizeof *pre * (size_t)out_size * (size_t)ksize);
-    int *bounds = nx_malloc(sizeof *bounds * (size_t)out_size * 2);
-    int32_t *kk = nx_malloc(sizeof *kk * (size_t)out_size * (size_t)ksize);
+    double *pre = nx_malloc(sizeof *pre * (size_t)n * (size_t)ksize);
+    int *bounds = nx_malloc(sizeof *bounds * (size_t)n * 2);
+    int32_t *kk = nx_malloc(sizeof *kk * (size_t)n * (size_t)ksize);
     if (!pre || !bounds || !kk) {
         nx_free(pre);
         nx_free(bounds);
         nx_free(kk);
         return nx_err(NGPT_ERR_OUT_OF_MEMORY, "image resize: cannot allocate filter coefficients");
     }
-    for (int xx = 0; xx < out_size; xx++) {
+    for (int i = 0; i < n; i++) {
+        int xx = o0 + i;
         double center = 0.0 + (xx + 0.5) * scale;
         double ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5);
@@ -55,7 +58,7 @@ static ngpt_status coeffs(int in_size, int out_size, int **bounds_out, int32_t *
         int xmax = (int)(center + support + 0.5);
         if (xmax > in_size) xmax = in_size;
         xmax -= xmin;
-        double *k = pre + (size_t)xx * ksize;
+        double *k = pre + (size_t)i * ksize;
         for (int x = 0; x < xmax; x++) {
             double wgt = bicubic((x + xmin - center + 0.5) * ss);
             k[x] = wgt;
@@ -64,10 +67,10 @@ static ngpt_status coeffs(int in_size, int out_size, int **bounds_out, int32_t *
         for (int x = 0; x < xmax; x++)
             if (ww != 0.0) k[x] /= ww;
         for (int x = xmax; x < ksize; x++) k[x] = 0;
-        bounds[2 * xx] = xmin;
-        bounds[2 * xx + 1] = xmax;
+        bounds[2 * i] = xmin;
+        bounds[2 * i + 1] = xmax;
     }
-    for (size_t i = 0; i < (size_t)out_size * ksize; i++)
+    for (size_t i = 0; i < (size_t)n * ksize; i++)
         kk[i] = pre[i] < 0 ? (int32_t)(-0.5 + pre[i] * (1 << PRECISION_BITS))
                            : (int32_t)(0.5 + pre[i] * (1 << PRECISION_BITS));
     nx_free(pre);
@@ -84,26 +87,31 @@ static inline uint8_t clip8(int64_t in)
     return (uint8_t)(in >> PRECISION_BITS);
 }
 
-/* One pass along x (horizontal) or y (vertical) of packed RGB8. */
-static ngpt_status pass(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw, int dh, int horizontal)
+/* One pass along x (horizontal) or y (vertical) of packed RGB8 sw x sh, resampled to out_size
+ * samples along that axis, of which only the n outputs o0 .. o0+n-1 are computed (each output
+ * depends on its own taps only, so this is a crop of the full pass). dst is n x sh (horizontal)
+ * or sw x n (vertical). */
+static ngpt_status pass(const uint8_t *src, int sw, int sh, uint8_t *dst, int out_size, int o0, int n,
+                        int horizontal)
 {
     int *bounds = NULL;
     int32_t *kk = NULL;
     int ksize = 0;
-    NX_TRY(coeffs(horizontal ? sw : sh, horizontal ? dw : dh, &bounds, &kk, &ksize));
+    NX_TRY(coeffs(horizontal ? sw : sh, out_size, o0, n, &bounds, &kk, &ksize));
+    int dw = horizontal ? n : sw, dh = horizontal ? sh : n;
     for (int y = 0; y < dh; y++) {
         for (int x = 0; x < dw; x++) {
             int o = horizontal ? x : y;
-            int xmin = bounds[2 * o], n = bounds[2 * o + 1];
+            int xmin = bounds[2 * o], nt = bounds[2 * o + 1];
             const int32_t *k = kk + (size_t)o * ksize;
             for (int c = 0; c < 3; c++) {
                 int64_t ss = (int64_t)1 << (PRECISION_BITS - 1);
                 if (horizontal) {
                     const uint8_t *row = src + ((size_t)y * sw + xmin) * 3 + c;
-                    for (int t = 0; t < n; t++) ss += (int64_t)row[3 * t] * k[t];
+                    for (int t = 0; t < nt; t++) ss += (int64_t)row[3 * t] * k[t];
                 } else {
                     const uint8_t *col = src + ((size_t)xmin * sw + x) * 3 + c;
-                    for (int t = 0; t < n; t++) ss += (int64_t)col[(size_t)t * sw * 3] * k[t];
+                    for (int t = 0; t < nt; t++) ss += (int64_t)col[(size_t)t * sw * 3] * k[t];
                 }
                 dst[((size_t)y * dw + x) * 3 + c] = clip8(ss);
             }
@@ -114,23 +122,35 @@ static ngpt_status pass(const uint8_t *src, int sw, int sh, uint8_t *dst, int dw
     return NGPT_OK;
 }
 
+/* The window [x0, x0+cw) x [y0, y0+ch) of Pillow's resize of src (sw x sh) to dw x dh, into dst
+ * (cw x ch). A pass whose size is unchanged is skipped (a plain copy of the window), as Pillow
+ * skips it; the horizontal pass computes cw columns of every source row, so memory is
+ * cw x sh, never the whole dw x dh result. */
+static ngpt_status resize_window(const uint8_t *src, int32_t sw, int32_t sh, int32_t dw, int32_t dh, int32_t x0,
+                                 int32_t y0, int32_t cw, int32_t ch, uint8_t *dst)
+{
+    uint8_t *tmp = nx_malloc((size_t)cw * sh * 3);
+    if (!tmp) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "image resize: cannot allocate %dx%d", cw, sh);
+    ngpt_status st = NGPT_OK;
+    if (sw == dw) {
+        for (int32_t y = 0; y < sh; y++) memcpy(tmp + (size_t)y * cw * 3, src + ((size_t)y * sw + x0) * 3, (size_t)cw * 3);
+    } else {
+        st = pass(src, sw, sh, tmp, dw, x0, cw, 1);
+    }
+    if (st == NGPT_OK) {
+        if (sh == dh) memcpy(dst, tmp + (size_t)y0 * cw * 3, (size_t)cw * ch * 3);
+        else st = pass(tmp, cw, sh, dst, dh, y0, ch, 0);
+    }
+    nx_free(tmp);
+    return st;
+}
+
 ngpt_status nx_resize_bicubic_rgb8(const uint8_t *src, int32_t sw, int32_t sh, uint8_t *dst,
                                    int32_t dw, int32_t dh)
 {
     if (sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "image resize: bad size %dx%d -> %dx%d", sw, sh, dw, dh);
-    if (sw == dw && sh == dh) {
-        memcpy(dst, src, (size_t)sw * sh * 3);
-        return NGPT_OK;
-    }
-    if (sw == dw) return pass(src, sw, sh, dst, dw, dh, 0);
-    if (sh == dh) return pass(src, sw, sh, dst, dw, dh, 1);
-    uint8_t *tmp = nx_malloc((size_t)dw * sh * 3);
-    if (!tmp) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "image resize: cannot allocate %dx%d", dw, sh);
-    ngpt_status st = pass(src, sw, sh, tmp, dw, sh, 1);
-    if (st == NGPT_OK) st = pass(tmp, dw, sh, dst, dw, dh, 0);
-    nx_free(tmp);
-    return st;
+    return resize_window(src, sw, sh, dw, dh, 0, 0, dw, dh, dst);
 }
 
 /* Python's int(round(d / 2.0)) for an integer d >= 0: halves go to the even neighbour. */
@@ -156,18 +176,21 @@ ngpt_status nx_image_preprocess_rgb8(const uint8_t *rgb, int32_t w, int32_t h, f
         nh = S;
         nw = (int32_t)((double)S * w / (double)h);
     }
-    uint8_t *rs = nx_malloc((size_t)nw * nh * 3);
-    if (!rs) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "image preprocess: cannot allocate %dx%d", nw, nh);
-    ngpt_status st = nx_resize_bicubic_rgb8(rgb, w, h, rs, nw, nh);
+    /* Only the S x S window CenterCrop keeps is resampled: the same bytes as resizing the whole
+     * image then cropping, but bounded memory and time for extreme aspect ratios (a 1 x 16384
+     * image resizes to 224 x 3670016, 2.4 GB that the crop throws away). */
+    int32_t top = round_half_even_div2(nh - S), left = round_half_even_div2(nw - S);
+    uint8_t *rs = nx_malloc((size_t)S * S * 3);
+    if (!rs) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "image preprocess: cannot allocate %dx%d", S, S);
+    ngpt_status st = resize_window(rgb, w, h, nw, nh, left, top, S, S, rs);
     if (st != NGPT_OK) {
         nx_free(rs);
         return st;
     }
-    int32_t top = round_half_even_div2(nh - S), left = round_half_even_div2(nw - S);
     for (int c = 0; c < 3; c++)
         for (int32_t y = 0; y < S; y++)
             for (int32_t x = 0; x < S; x++) {
-                float v = (float)rs[((size_t)(y + top) * nw + (x + left)) * 3 + c] / 255.0f;
+                float v = (float)rs[((size_t)y * S + x) * 3 + c] / 255.0f;
                 out[((size_t)c * S + y) * S + x] = (v - mean[c]) / stdv[c];
             }
     nx_free(rs);

@@ -9,7 +9,10 @@
  *                double(t) the correctly rounded double of the rational (Python float * Fraction).
  *   frames       the first and last frame of each clip (UniformTemporalSubsample(2)), decoded by
  *                libavcodec and converted to RGB24 by libswscale at the coded size (BT.601,
- *                limited range: what decord's avfilter graph does).
+ *                limited range: what decord's avfilter graph does), then turned upright as
+ *                decord 0.6.0 does: the stream's "rotate" tag, else its display matrix, as a
+ *                clockwise angle; 90, 180 and 270 degrees insert transpose filters (phone
+ *                videos), any other angle is ignored.
  *   transform    /255, ShortSideScale(224) = bilinear, half-pixel centres, no antialias (torch
  *                interpolate), Normalize (CLIP mean/std), 3 spatial crops (left/centre/right, or
  *                top/centre/bottom for portrait) -> F32 [15, 3, 2, 224, 224].
@@ -24,6 +27,7 @@
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/display.h>
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
 #include <math.h>
@@ -190,6 +194,49 @@ static void transform_frame(const scaler *sc, const uint8_t *rgb, int linesize, 
     }
 }
 
+/* ---- rotation (decord VideoReader::GetRotation + its transpose filters) ---- */
+
+/* The clockwise rotation decord applies: 90, 180, 270, or 0 for any other angle. decord takes
+ * atof of the "rotate" tag (FFmpeg 4's mov demuxer exported it as "%g" of the display matrix's
+ * angle; FFmpeg 5 exports only the matrix), else minus av_display_rotation_get of the matrix,
+ * reduced to [0, 360). The angle is rounded to whole degrees here, as the tag had it. */
+static int stream_rotation(AVStream *st)
+{
+    double theta = 0.0;
+    AVDictionaryEntry *tag = av_dict_get(st->metadata, "rotate", NULL, 0);
+    if (tag && *tag->value && strcmp(tag->value, "0") != 0) theta = atof(tag->value);
+    size_t sz = 0;
+    const uint8_t *dm = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, &sz);
+    if (dm && sz >= 9 * sizeof(int32_t) && theta == 0.0) theta = -av_display_rotation_get((const int32_t *)dm);
+    if (!isfinite(theta)) return 0;
+    theta = fmod(theta, 360.0);
+    if (theta < 0.0) theta += 360.0;
+    int deg = (int)lround(theta) % 360;
+    return deg == 90 || deg == 180 || deg == 270 ? deg : 0;
+}
+
+/* Packed RGB24 src (w x h) turned `rot` degrees clockwise into dst (h x w for 90 and 270):
+ * transpose=1 (clockwise), transpose=1 twice, transpose=2 (counter-clockwise). */
+static void rotate_rgb(const uint8_t *src, int w, int h, int rot, uint8_t *dst)
+{
+    int dw = rot == 180 ? w : h;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int dx, dy;
+            if (rot == 90) {
+                dx = h - 1 - y;
+                dy = x;
+            } else if (rot == 270) {
+                dx = y;
+                dy = w - 1 - x;
+            } else {
+                dx = w - 1 - x;
+                dy = h - 1 - y;
+            }
+            memcpy(dst + ((size_t)dy * dw + dx) * 3, src + ((size_t)y * w + x) * 3, 3);
+        }
+}
+
 /* ---- the whole transform ---- */
 
 typedef struct vctx {
@@ -200,6 +247,7 @@ typedef struct vctx {
     AVFrame         *frame;
     struct SwsContext *sws;
     uint8_t         *rgb;
+    uint8_t         *rot;   /* the upright frame when the stream is rotated */
     int64_t         *pts;
     AVPacket       **pkts;  /* the stream's packets in file order (decoded after indexing) */
     int64_t          npkts;
@@ -218,6 +266,7 @@ static void vctx_free(vctx *v)
         avio_context_free(&v->io);
     }
     nx_free(v->rgb);
+    nx_free(v->rot);
     for (int64_t i = 0; i < v->npkts; i++) av_packet_free(&v->pkts[i]);
     nx_free(v->pkts);
     nx_free(v->pts);
@@ -312,8 +361,13 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
         }
         av_packet_unref(v.pkt);
     }
-    if (r != AVERROR_EOF || n == 0) {
-        st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: %s", name, n == 0 ? "no video frames" : averr(r, eb, sizeof eb));
+    if (r != AVERROR_EOF) { /* decord stops with an error here too */
+        st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt or truncated video: reading packet %lld of the %dx%d %s stream failed: %s",
+                    name, (long long)n, w, h, codec->name, averr(r, eb, sizeof eb));
+        goto done;
+    }
+    if (n == 0) {
+        st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: the %dx%d %s stream has no frames", name, w, h, codec->name);
         goto done;
     }
     qsort(v.pts, (size_t)n, sizeof *v.pts, cmp_i64);
@@ -347,9 +401,12 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
         st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: cannot open the %s decoder: %s", name, codec->name, averr(r, eb, sizeof eb));
         goto done;
     }
-    if ((st = scaler_init(&v.sc, w, h, name)) != NGPT_OK) goto done;
+    int rot = stream_rotation(stream);
+    int uw = rot == 90 || rot == 270 ? h : w, uh = rot == 90 || rot == 270 ? w : h; /* upright size */
+    if ((st = scaler_init(&v.sc, uw, uh, name)) != NGPT_OK) goto done;
     v.rgb = nx_malloc((size_t)w * h * 3);
-    if (!v.rgb) {
+    if (rot) v.rot = nx_malloc((size_t)w * h * 3);
+    if (!v.rgb || (rot && !v.rot)) {
         st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate a frame", name);
         goto done;
     }
@@ -394,9 +451,10 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
                 uint8_t *dst[4] = {v.rgb, NULL, NULL, NULL};
                 int dls[4] = {w * 3, 0, 0, 0};
                 sws_scale(v.sws, (const uint8_t *const *)v.frame->data, v.frame->linesize, 0, h, dst, dls);
+                if (rot) rotate_rgb(v.rgb, w, h, rot, v.rot);
                 for (int i = 0; i < 10; i++)
                     if (want[i] == idx) {
-                        transform_frame(&v.sc, v.rgb, w * 3, i / 2, i % 2, out);
+                        transform_frame(&v.sc, rot ? v.rot : v.rgb, uw * 3, i / 2, i % 2, out);
                         done_count++;
                     }
             }

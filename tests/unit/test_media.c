@@ -6,6 +6,7 @@
 #include "nextgpt.h"
 #include "test.h"
 #include "core/alloc.h"
+#include "media/media.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -370,6 +371,16 @@ static void test_bad_images(void)
         free(buf);
     }
 
+    /* libjpeg warns ("Corrupt JPEG data"), then fails ("Bogus Huffman table definition"): an
+     * error, as Pillow's "broken data stream" (TurboJPEG reported it as a warning and the
+     * library returned the never-written pixel buffer) */
+    snprintf(src, sizeof src, "%s/tests/data/media/bad_progressive.jpg", g_src);
+    CHECK_ERR(ngpt_image_load(&img, src), NGPT_ERR_BAD_FORMAT, "bad_progressive.jpg");
+    CHECK(img == NULL);
+    /* known formats we do not decode: UNSUPPORTED, saying which */
+    CHECK_ERR(ngpt_image_load_memory(&img, "II*\0\x08\0\0\0", 8, "a.tif"), NGPT_ERR_UNSUPPORTED, "TIFF");
+    CHECK_ERR(ngpt_image_load_memory(&img, "\0\0\0\x18" "ftypheic\0\0\0\0", 16, "a.heic"), NGPT_ERR_UNSUPPORTED, "HEIF");
+
     /* absurd dimensions: a PNG header claiming 100000 x 100000 */
     snprintf(src, sizeof src, "%s/tests/data/media/huge_header.png", g_src);
     CHECK_ERR(ngpt_image_load(&img, src), NGPT_ERR_UNSUPPORTED, "huge_header.png");
@@ -550,6 +561,27 @@ static void test_bad_edge_cases(void)
         write_file(p, b, len);
         CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "bad_crc_idat.png");
         free(b);
+        /* a tEXt chunk after IHDR: fine with its CRC, an error with a wrong one (Pillow checks
+         * every chunk before IDAT; libpng only warned and dropped an ancillary chunk) */
+        static const unsigned char text[] = "tEXtComment\0hi";
+        size_t tl = sizeof text - 1; /* type + data */
+        b = malloc(len + tl + 8);
+        memcpy(b, png, 33);
+        put_be32(b + 33, (uint32_t)(tl - 4));
+        memcpy(b + 37, text, tl);
+        put_be32(b + 37 + tl, crc32_png(text, tl));
+        memcpy(b + 41 + tl, png + 33, len - 33);
+        snprintf(p, sizeof p, "%s/text_chunk.png", dir);
+        write_file(p, b, len + tl + 8);
+        CHECK_OK(ngpt_image_load(&img, p));
+        ngpt_image_free(img);
+        img = NULL;
+        b[37 + tl] ^= 0x40;
+        snprintf(p, sizeof p, "%s/bad_crc_text.png", dir);
+        write_file(p, b, len + tl + 8);
+        CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "bad_crc_text.png");
+        CHECK(t_contains(ngpt_last_error(), "CRC"));
+        free(b);
     }
     free(png);
 
@@ -663,6 +695,206 @@ static void test_bad_edge_cases(void)
     rm_tmpdir(dir);
 }
 
+/* ---- samples as torchaudio.load (sox_io) gives them ---- */
+
+static void test_audio_like_sox(void)
+{
+    char dir[] = "/tmp/ngpt_media_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char p[256];
+    /* a float WAV with samples past full scale and a NaN: sox clips to [-1, 1], NaN to -1 */
+    static const float in[6] = {0.25f, 40.0f, -3.0f, NAN, INFINITY, -0.5f};
+    unsigned char b[58 + sizeof in];
+    memcpy(b, "RIFF", 4);
+    put_le(b + 4, (uint32_t)(50 + sizeof in), 4);
+    memcpy(b + 8, "WAVEfmt ", 8);
+    put_le(b + 16, 16, 4);
+    put_le(b + 20, 3, 2); /* IEEE float */
+    put_le(b + 22, 1, 2);
+    put_le(b + 24, 16000, 4);
+    put_le(b + 28, 64000, 4);
+    put_le(b + 32, 4, 2);
+    put_le(b + 34, 32, 2);
+    memcpy(b + 36, "fact", 4);
+    put_le(b + 40, 4, 4);
+    put_le(b + 44, 6, 4);
+    memcpy(b + 48, "data", 4);
+    put_le(b + 52, sizeof in, 4);
+    memcpy(b + 56, in, sizeof in);
+    snprintf(p, sizeof p, "%s/loud.wav", dir);
+    write_file(p, b, 56 + sizeof in);
+    ngpt_audio *a = NULL;
+    CHECK_OK(ngpt_audio_load(&a, p));
+    if (a && ngpt_audio_frames(a) == 6) {
+        const float *x = ngpt_audio_samples(a);
+        static const float want[6] = {0.25f, 1.0f, -1.0f, -1.0f, 1.0f, -0.5f};
+        for (int i = 0; i < 6; i++) CHECK_MSG(x[i] == want[i], "sample %d: %g, expected %g", i, x[i], want[i]);
+    } else {
+        CHECK_MSG(0, "loud.wav: %lld frames", (long long)ngpt_audio_frames(a));
+    }
+    ngpt_audio_free(a);
+    a = NULL;
+    /* Vorbis: sox decodes to 16-bit PCM (vorbisfile's ov_read), so every sample is k / 32768 */
+    float pcm[16000];
+    for (int i = 0; i < 16000; i++) pcm[i] = 0.6f * sinf((float)i * 0.031f) + 0.3f * sinf((float)i * 0.4f);
+    CHECK_OK(ngpt_audio_from_pcm(&a, pcm, 16000, 1, 16000));
+    snprintf(p, sizeof p, "%s/tone.ogg", dir);
+    CHECK_OK(ngpt_audio_save(a, p, NGPT_AUDIO_FORMAT_OGG));
+    ngpt_audio_free(a);
+    a = NULL;
+    CHECK_OK(ngpt_audio_load(&a, p));
+    if (a) {
+        const float *x = ngpt_audio_samples(a);
+        int64_t n = ngpt_audio_frames(a) * ngpt_audio_channels(a), off = 0, nonzero = 0;
+        for (int64_t i = 0; i < n; i++) {
+            off += x[i] * 32768.0f != rintf(x[i] * 32768.0f);
+            nonzero += x[i] != 0.0f;
+        }
+        CHECK_MSG(off == 0 && nonzero > 1000, "%lld of %lld Vorbis samples are not 16-bit values", (long long)off,
+                  (long long)n);
+    }
+    ngpt_audio_free(a);
+    rm_tmpdir(dir);
+}
+
+/* ---- extreme aspect ratios: only the centre crop is resampled ---- */
+
+/* preprocess of (w x h) against the full resize (nx_resize_bicubic_rgb8 to the whole
+ * short-side-224 size) then cropped, value for value. A 1-pixel-wide or -tall image (whose full
+ * resize would take gigabytes) is checked against the resize of its single column or row,
+ * which the other pass replicates exactly (one tap of weight 1). */
+static void check_crop_window(int32_t w, int32_t h)
+{
+    const int32_t S = 224;
+    uint8_t *px = malloc((size_t)w * h * 3);
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) px[i] = (uint8_t)((i * 2654435761u) >> 13);
+    ngpt_image *img = NULL;
+    CHECK_OK(ngpt_image_from_rgb8(&img, px, w, h, 0));
+    ngpt_tensor t = {0};
+    CHECK_OK(ngpt_image_preprocess(&t, img));
+    int32_t nw = w <= h ? S : (int32_t)((double)S * w / h), nh = w <= h ? (int32_t)((double)S * h / w) : S;
+    int32_t top = (nh - S) / 2, left = (nw - S) / 2;
+    if ((nh - S) % 2 && top % 2) top++; /* Python round: half to even */
+    if ((nw - S) % 2 && left % 2) left++;
+    /* the reference: a thin image resizes along its one long axis only, then is replicated */
+    int thin = w == 1 || h == 1;
+    int32_t rw = thin ? (w == 1 ? 1 : nw) : nw, rh = thin ? (h == 1 ? 1 : nh) : nh;
+    uint8_t *full = malloc((size_t)rw * rh * 3);
+    if (thin && w == 1 && h == 1) {
+        memcpy(full, px, 3);
+    } else if (thin) {
+        CHECK_OK(nx_resize_bicubic_rgb8(px, w, h, full, rw, rh));
+    } else {
+        CHECK_OK(nx_resize_bicubic_rgb8(px, w, h, full, nw, nh));
+    }
+    static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    static const float stdv[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    size_t bad = 0;
+    for (int c = 0; c < 3 && t.data; c++)
+        for (int32_t y = 0; y < S; y++)
+            for (int32_t x = 0; x < S; x++) {
+                int32_t sy = rh == 1 ? 0 : y + top, sx = rw == 1 ? 0 : x + left;
+                float v = (float)full[((size_t)sy * rw + sx) * 3 + c] / 255.0f;
+                bad += ((const float *)t.data)[((size_t)c * S + y) * S + x] != (v - mean[c]) / stdv[c];
+            }
+    CHECK_MSG(bad == 0, "%dx%d: %zu values differ from the full resize", w, h, bad);
+    free(full);
+    ngpt_tensor_free(&t);
+    ngpt_image_free(img);
+    free(px);
+}
+
+static void test_extreme_aspect(void)
+{
+    /* 1 x 16384 resizes to 224 x 3670016 (2.4 GB before this was cropped first) */
+    check_crop_window(1, 16384);
+    check_crop_window(16384, 1);
+    check_crop_window(5, 900);    /* full resize 224 x 40320: compared directly */
+    check_crop_window(3000, 17);
+    check_crop_window(223, 225);
+    check_crop_window(1, 1);
+}
+
+/* ---- video rotation (decord applies the display matrix) ---- */
+
+/* Set the first track header's matrix (the display matrix) to `deg` degrees clockwise. */
+static int set_tkhd_rotation(unsigned char *b, size_t len, int deg)
+{
+    for (size_t i = 4; i + 84 <= len; i++) {
+        if (memcmp(b + i, "tkhd", 4) != 0) continue;
+        size_t m = i + 4 + (b[i + 4] == 1 ? 4 + 8 + 8 + 4 + 4 + 8 : 4 + 4 + 4 + 4 + 4 + 4) + 8 + 8;
+        if (m + 36 > len) return 0;
+        int32_t a = 0, bb = 0, c = 0, d = 0, one = 0x10000;
+        if (deg == 90) { bb = one; c = -one; }
+        if (deg == 180) { a = -one; d = -one; }
+        if (deg == 270) { bb = -one; c = one; }
+        int32_t mat[9] = {a, bb, 0, c, d, 0, 0, 0, 0x40000000};
+        for (int k = 0; k < 9; k++) put_be32(b + m + 4 * k, (uint32_t)mat[k]);
+        return 1;
+    }
+    return 0;
+}
+
+static void test_video_rotation(void)
+{
+    /* 25 frames of 96 x 64, an asymmetric pattern, as MP4 (our own encoder) */
+    const int F = 25, H = 64, W = 96, S = 224;
+    int64_t shape[4] = {F, H, W, 3};
+    ngpt_tensor frames;
+    CHECK_OK(ngpt_tensor_create(&frames, NGPT_DTYPE_U8, 4, shape));
+    if (!frames.data) return;
+    uint8_t *px = frames.data;
+    for (int f = 0; f < F; f++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                uint8_t *p = px + (((size_t)f * H + y) * W + x) * 3;
+                p[0] = (uint8_t)(x * 255 / (W - 1));
+                p[1] = (uint8_t)(y * 255 / (H - 1));
+                p[2] = (uint8_t)((x < W / 3 && y < H / 2) ? 230 : 20 + 4 * f);
+            }
+    ngpt_blob *blob = NULL;
+    CHECK_OK(ngpt_video_encode(&blob, &frames, 25.0f, NGPT_VIDEO_FORMAT_MP4));
+    ngpt_tensor_free(&frames);
+    if (!blob) return;
+    size_t len = ngpt_blob_size(blob);
+    unsigned char *b = malloc(len);
+    memcpy(b, ngpt_blob_data(blob), len);
+    ngpt_blob_free(blob);
+    ngpt_tensor a = {0}, r = {0};
+    CHECK_OK(ngpt_video_preprocess_memory(&a, b, len, "upright.mp4", NULL));
+    static const int degs[3] = {90, 180, 270};
+    for (int di = 0; di < 3 && a.data; di++) {
+        int deg = degs[di];
+        CHECK(set_tkhd_rotation(b, len, deg));
+        CHECK_OK(ngpt_video_preprocess_memory(&r, b, len, "rotated.mp4", NULL));
+        if (!r.data) continue;
+        /* short side 224 either way (336 x 224 or 224 x 336); crops along the long side: the
+         * original's left crop becomes the top one (90), the right one (180), the bottom (270) */
+        const float *A = a.data, *R = r.data;
+        float maxd = 0.0f;
+        for (int clip = 0; clip < 5; clip++)
+            for (int crop = 0; crop < 3; crop++) {
+                int src_crop = deg == 90 ? crop : 2 - crop;
+                for (int ct = 0; ct < 6; ct++) /* channel x frame */
+                    for (int y = 0; y < S; y++)
+                        for (int x = 0; x < S; x++) {
+                            int sy, sx;
+                            if (deg == 90) { sy = S - 1 - x; sx = y; }
+                            else if (deg == 180) { sy = S - 1 - y; sx = S - 1 - x; }
+                            else { sy = x; sx = S - 1 - y; }
+                            float u = R[(((size_t)(3 * clip + crop) * 6 + ct) * S + y) * S + x];
+                            float v = A[(((size_t)(3 * clip + src_crop) * 6 + ct) * S + sy) * S + sx];
+                            float dd = fabsf(u - v);
+                            if (dd > maxd) maxd = dd;
+                        }
+            }
+        CHECK_MSG(maxd < 1e-4f, "rotation %d: max difference %g from the rotated upright result", deg, maxd);
+        ngpt_tensor_free(&r);
+    }
+    ngpt_tensor_free(&a);
+    free(b);
+}
+
 /* Every allocation of ours failing in turn: NGPT_ERR_OUT_OF_MEMORY, nothing leaked. */
 static ngpt_status alloc_case(int which)
 {
@@ -724,6 +956,9 @@ int main(void)
     RUN(test_bad_audio);
     RUN(test_bad_video);
     RUN(test_bad_edge_cases);
+    RUN(test_audio_like_sox);
+    RUN(test_extreme_aspect);
+    RUN(test_video_rotation);
     RUN(test_alloc_failures);
     return test_done();
 }
