@@ -4,8 +4,8 @@
 #   - the CUDA build's test, case-runner and benchmark binaries (built here, sm_90; bench_unet
 #     writes its full-size random SD 1.5 checkpoint on the GPU machine at run time, nothing carried);
 #   - the non-system libraries they need (oneDNN, ICU, PCRE2, jansson, libgomp), xz-compressed;
-#   - stand-ins for the audio/video codec libraries (bench/gpu_stubs.py explains why; libpng and
-#     libturbojpeg travel as they are);
+#   - stand-ins for the audio/video codec libraries (bench/gpu_stubs.py explains why; libpng,
+#     libjpeg (decoding) and libturbojpeg (encoding) travel as they are);
 #   - the shared golden cases minus the media-decoding stages (the stubs cannot decode).
 # Then: device run with carry [".device"] and command `bench/gpu_remote.sh`.
 set -eu
@@ -21,7 +21,7 @@ bins="tools/ngpt-case tests/gpu/test_ops_cuda tests/gpu/test_context_cuda tests/
 for b in $bins; do cp "$B/$b" "$D/stage/bin/"; done
 cp -L "$B/lib/libnextgpt.so.0" "$D/stage/bin/"
 python3 bench/gpu_stubs.py "$D/stage/lib" "$D/stage/bin/libnextgpt.so.0" $(for b in $bins; do echo "$D/stage/bin/$(basename $b)"; done)
-for l in libdnnl.so libicuuc.so libicudata.so libpcre2-8.so libjansson.so libgomp.so libturbojpeg.so libpng16.so; do
+for l in libdnnl.so libicuuc.so libicudata.so libpcre2-8.so libjansson.so libgomp.so libturbojpeg.so libjpeg.so libpng16.so; do
     p=$(ldd "$D/stage/bin/libnextgpt.so.0" | awk -v l="$l" 'index($1, l) == 1 {print $3}')
     [ -n "$p" ] && cp -L "$p" "$D/stage/lib/"
 done

@@ -15,8 +15,8 @@ import re
 import subprocess
 import sys
 
-# libturbojpeg and libpng16 travel as they are (under 1 MB, nothing beyond libc and zlib): the
-# pipeline's memory turn on the GPU reads a JPEG and writes a PNG.
+# libjpeg, libturbojpeg and libpng16 travel as they are (under 1 MB each, nothing beyond libc and
+# zlib): the pipeline's memory turn on the GPU reads a JPEG and writes a PNG.
 STUBBED = ("libavformat", "libavcodec", "libavutil", "libswscale", "libsndfile")
 
 
