@@ -422,10 +422,11 @@ ngpt_status nx_op_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor
     PROFILED(be, op, y, be->v->conv_transpose1d(be, y, x, w, b, stride, pad, output_padding, dilation, groups));
 }
 
-ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
-                            const nx_tensor *v, const nx_tensor *mask, float scale, bool causal)
+/* attention's and attention_len's common arguments: four activations of one dtype, q and k of
+ * rank 4, v shaped like k, a finite scale */
+static ngpt_status chk_qkv(nx_backend *be, const char *op, const nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                           const nx_tensor *v, float scale)
 {
-    static const char op[] = "attention";
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "out", out));
     NX_TRY(chk_act(be, op, "q", q));
@@ -438,6 +439,14 @@ ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, 
     NX_TRY(chk_same_dtype(op, "v", v, "q", q));
     NX_TRY(chk_same_dtype(op, "out", out, "q", q));
     NX_TRY(chk_finite(op, "scale", scale));
+    return NGPT_OK;
+}
+
+ngpt_status nx_op_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,
+                            const nx_tensor *v, const nx_tensor *mask, float scale, bool causal)
+{
+    static const char op[] = "attention";
+    NX_TRY(chk_qkv(be, op, out, q, k, v, scale));
     int64_t bs = q->ne[0], sq = q->ne[1], h = q->ne[2], d = q->ne[3];
     int64_t skv = k->ne[1], hkv = k->ne[2];
     if (k->ne[0] != bs || k->ne[3] != d)
@@ -888,18 +897,7 @@ ngpt_status nx_op_attention_len(nx_backend *be, nx_tensor *out, const nx_tensor 
                                 const nx_tensor *v, const nx_tensor *len, float scale)
 {
     static const char op[] = "attention_len";
-    NX_TRY(chk_be(be, op));
-    NX_TRY(chk_act(be, op, "out", out));
-    NX_TRY(chk_act(be, op, "q", q));
-    NX_TRY(chk_act(be, op, "k", k));
-    NX_TRY(chk_act(be, op, "v", v));
-    NX_TRY(chk_rank(op, "q", q, 4, 4));
-    NX_TRY(chk_rank(op, "k", k, 4, 4));
-    NX_TRY(chk_same_shape(op, "v", v, "k", k));
-    NX_TRY(chk_same_dtype(op, "k", k, "q", q));
-    NX_TRY(chk_same_dtype(op, "v", v, "q", q));
-    NX_TRY(chk_same_dtype(op, "out", out, "q", q));
-    NX_TRY(chk_finite(op, "scale", scale));
+    NX_TRY(chk_qkv(be, op, out, q, k, v, scale));
     NX_TRY(chk_tensor(be, op, "len", len, NX_DTYPE_BIT(NGPT_DTYPE_I32), "I32"));
     if (nx_numel(len) != 1) return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s must hold one length", op, D("len", len));
     if (q->ne[1] != 1 || k->ne[0] != q->ne[0] || k->ne[3] != q->ne[3] || k->ne[1] < 1 || k->ne[2] < 1 ||
