@@ -3,8 +3,10 @@
  *   nextgpt run [--model DIR] --prompt TEXT [--image F]... [--audio F]... [--video F]...
  *               [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]
  *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]
+ *               [--cuda-graphs]
  *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S]
  *               [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N] [--dtype ...]
+ *               [--cuda-graphs]
  *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N] [--dtype ...] [--ctx N]
  *               [--size WxH] [--force M]...   (memory estimate of a turn: its device, dtype,
  *               context, image size and output modalities; default: image)
@@ -46,10 +48,11 @@ static int usage(FILE *f)
         "                   [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]\n"
         "                   [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "                   [--dtype f32|f16|bf16]   (f16/bf16: compute dtype on CUDA)\n"
+        "                   [--cuda-graphs]   (CUDA: stages recorded once as graphs and replayed)\n"
         "       nextgpt chat [--model DIR] [--out-dir D] [--force image|audio|video]... [--steps N]\n"
         "                   [--seed S] [--max-tokens N] [--no-media-history] [--json]\n"
         "                   [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]\n"
-        "                   (nextgpt chat --help: commands)\n"
+        "                   [--cuda-graphs]   (nextgpt chat --help: commands)\n"
         "       nextgpt info [--model DIR] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "                   [--dtype f32|f16|bf16] [--ctx N] [--size WxH] [--force image|audio|video]...\n"
         "                   (components, and the memory a turn needs on that device: --force names\n"
@@ -166,6 +169,7 @@ typedef struct opts {
     uint64_t seed;
     int json;
     int no_media_history;
+    int cuda_graphs;
     ngpt_dtype dtype;  /* --dtype: the pipeline's compute dtype (F32 default; f16/bf16 on CUDA) */
     int32_t n_ctx;     /* info --ctx: the conversation's context (0 = the pipeline's default) */
     int32_t width, height;  /* info --size WxH (0 = the decoder's) */
@@ -203,6 +207,7 @@ static int parse(opts *o, int argc, char **argv, int mode)
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) return mode == MODE_CHAT ? chat_help(stdout) : usage(stdout);
         if (strcmp(a, "--json") == 0) { o->json = 1; continue; }
         if (mode == MODE_CHAT && strcmp(a, "--no-media-history") == 0) { o->no_media_history = 1; continue; }
+        if (gen && strcmp(a, "--cuda-graphs") == 0) { o->cuda_graphs = 1; continue; }
         if (mode == MODE_CHAT && (strcmp(a, "--prompt") == 0 || strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 ||
                                   strcmp(a, "--video") == 0))
             return bad_usage("chat: %s is given in the conversation (a message line, /image PATH ...): see nextgpt chat --help", a);
@@ -333,7 +338,7 @@ static int open_pipeline(const opts *o, int tty, uint32_t flags, ngpt_context **
     if (!(*ctx = make_context(o))) return 1;
     ngpt_pipeline_params pp;
     ngpt_pipeline_params_default(&pp, sizeof pp);
-    pp.flags = flags;
+    pp.flags = flags | (o->cuda_graphs ? NGPT_PIPELINE_CUDA_GRAPHS : 0u);
     pp.compute_dtype = o->dtype;
     if (tty) pp.on_event = progress;
     if (ngpt_pipeline_create(p, *ctx, model, &pp) != NGPT_OK) {

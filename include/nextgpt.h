@@ -1516,6 +1516,11 @@ typedef bool (*ngpt_pipeline_event_fn)(const ngpt_pipeline_event *ev, void *user
 /* ngpt_pipeline_params.flags bits. */
 #define NGPT_PIPELINE_NO_MEDIA_HISTORY 1u  /* generated media do not re-enter the history (the
                                               cached answer keeps its signal tokens) */
+#define NGPT_PIPELINE_CUDA_GRAPHS 2u       /* each stage's CUDA graph flag: the backbone's decode
+                                              steps, the encoder's repeated calls and the
+                                              decoders' denoising steps recorded and replayed
+                                              (NGPT_BACKBONE_FLAG_CUDA_GRAPH and the others; no
+                                              effect on results; off until measured on a GPU) */
 
 typedef struct ngpt_pipeline_params {
     size_t   struct_size;   /* sizeof(ngpt_pipeline_params), set by _default */

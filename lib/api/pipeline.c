@@ -211,6 +211,7 @@ static ngpt_status load_decoder(ngpt_pipeline *p, ngpt_modality m, pl_call *c)
     /* the pipeline conditions on projector outputs only: of the text encoder it needs the
      * embedding of "" (the negative prompt), not the weights */
     dp.flags = NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER;
+    if (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) dp.flags |= NGPT_DECODER_FLAG_CUDA_GRAPH;
     ngpt_status st = ngpt_decoder_create(&p->dec[m], p->ctx, p->dec_path[m], &dp);
     if (st != NGPT_OK) return nx_err_wrap(st, "%s decoder (%s): ", k_mod_name[m], p->dec_path[m]);
     return NGPT_OK;
@@ -242,7 +243,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
     if (!p) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_create: out of memory");
     p->ctx = ctx;
     ngpt_status st = nx_params_read(&p->params, params, &k_params, sizeof p->params, "ngpt_pipeline_create");
-    if (st == NGPT_OK && (p->params.flags & ~NGPT_PIPELINE_NO_MEDIA_HISTORY))
+    if (st == NGPT_OK && (p->params.flags & ~(NGPT_PIPELINE_NO_MEDIA_HISTORY | NGPT_PIPELINE_CUDA_GRAPHS)))
         st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: flags 0x%x has unknown bits", p->params.flags);
     const ngpt_dtype cdt = p->params.compute_dtype;
     if (st == NGPT_OK && cdt != NGPT_DTYPE_F32 && cdt != NGPT_DTYPE_F16 && cdt != NGPT_DTYPE_BF16)
@@ -284,6 +285,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
         ngpt_backbone_params_default(&bp, sizeof bp);
         bp.delta_path = delta;
         bp.compute_dtype = cdt;
+        if (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) bp.flags = NGPT_BACKBONE_FLAG_CUDA_GRAPH;
         if (!emit(&c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, "language model", 14))
             st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
         else if ((st = ngpt_backbone_create(&p->bb, ctx, llm, &bp)) != NGPT_OK)
@@ -304,6 +306,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
         ngpt_encoder_params_default(&ep, sizeof ep);
         ep.modalities = NGPT_ENCODER_IMAGE | NGPT_ENCODER_AUDIO;
         ep.compute_dtype = cdt;
+        if (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) ep.flags = NGPT_ENCODER_FLAG_CUDA_GRAPH;
         if (!emit(&c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, "imagebind", 9))
             st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
         else if ((st = ngpt_encoder_create(&p->enc, ctx, ib, &ep)) != NGPT_OK)

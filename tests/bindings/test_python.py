@@ -417,6 +417,27 @@ class StagesTest(unittest.TestCase):
         with self.assertRaises(nextgpt.Error):
             nextgpt.Pipeline(self.ctx, os.path.join(TINY, "nope"))
 
+    def test_cuda_graph_flags(self):
+        """The stages' CUDA graph flags are accepted on the CPU and change nothing there."""
+        M, C = nextgpt.Modality, nextgpt.capi
+        outs = []
+        for flags in (0, C.NGPT_PIPELINE_CUDA_GRAPHS):
+            p = nextgpt.Pipeline(self.ctx, TINY, flags=flags)
+            r = p.turn("draw it", media=[(M.IMAGE, self.cat)], force=[M.IMAGE], steps=2, max_new_tokens=6)
+            outs.append((r.text, [o.data for o in r.outputs]))
+            p.close()
+        self.assertEqual(outs[0], outs[1])
+        with self.assertRaises(nextgpt.Error) as e:
+            nextgpt.Pipeline(self.ctx, TINY, flags=0x80)
+        self.assertEqual(e.exception.status, C.NGPT_ERR_INVALID_ARGUMENT)
+        bb = nextgpt.Backbone(self.ctx, os.path.join(TINY, "llm"), flags=C.NGPT_BACKBONE_FLAG_CUDA_GRAPH)
+        self.assertGreater(bb.n_vocab, 0)
+        bb.close()
+        enc = nextgpt.Encoder(self.ctx, os.path.join(TINY, "imagebind"), modalities="image",
+                              flags=C.NGPT_ENCODER_FLAG_CUDA_GRAPH)
+        self.assertEqual(enc.encode_image(self.cat).numpy().shape, (1, enc.embed_dim))
+        enc.close()
+
     def test_estimate_memory(self):
         M, P = nextgpt.Modality, nextgpt.MemoryPart
         e = nextgpt.estimate_memory(TINY)

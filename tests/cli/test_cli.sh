@@ -26,6 +26,10 @@ expect_rc 0 "run --json" "$NG" run --prompt "a cat" --force image --steps 2 --ma
 grep -q '"status": "NGPT_OK"' "$TMP/out" || fail "run --json: no ok output"
 grep -q '"test_model": true' "$TMP/out" || fail "run --json: test_model not true"
 [ -f "$TMP/out2/image-0.png" ] || fail "run --json: no file written"
+# --cuda-graphs: accepted on the CPU, the same answer and image
+expect_rc 0 "run --cuda-graphs" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
+  --out-dir "$TMP/out3" --cuda-graphs --device cpu
+cmp -s "$TMP/out2/image-0.png" "$TMP/out3/image-0.png" || fail "run --cuda-graphs: another image than without"
 
 # usage errors: exit 2
 expect_rc 2 "unknown option" "$NG" run --prompt x --bogus

@@ -701,10 +701,11 @@ class Decoder(_Handle):
     Tensor arguments are numpy arrays or nextgpt.Tensor; results are Tensors."""
     _free = "ngpt_decoder_free"
 
-    def __init__(self, ctx, model_dir, kind=None, components=None, compute_dtype=None):
-        """compute_dtype: Dtype.F32 (default), or F16 / BF16 on a CUDA context."""
+    def __init__(self, ctx, model_dir, kind=None, components=None, compute_dtype=None, flags=None):
+        """compute_dtype: Dtype.F32 (default), or F16 / BF16 on a CUDA context. flags:
+        NGPT_DECODER_FLAG_* bits (capi), e.g. capi.NGPT_DECODER_FLAG_CUDA_GRAPH."""
         p = _params(capi.ngpt_decoder_params, "ngpt_decoder_params_default", kind=kind,
-                    components=components, compute_dtype=compute_dtype)
+                    components=components, compute_dtype=compute_dtype, flags=flags)
         out = ctypes.POINTER(capi.ngpt_decoder)()
         _call("ngpt_decoder_create", ctypes.byref(out), ctx._h(), _path(model_dir), ctypes.byref(p))
         self._adopt(out, ctx)
@@ -822,12 +823,15 @@ class Encoder(_Handle):
     modalities: "image", "audio", "video" names or ENCODER_* bits to load (None = all stored)."""
     _free = "ngpt_encoder_free"
 
-    def __init__(self, ctx, path, modalities=None):
+    def __init__(self, ctx, path, modalities=None, compute_dtype=None, flags=None):
+        """compute_dtype: Dtype.F32 (default), or BF16 (CPU) / F16 / BF16 (CUDA). flags:
+        NGPT_ENCODER_FLAG_* bits (capi), e.g. capi.NGPT_ENCODER_FLAG_CUDA_GRAPH."""
         bits = 0
         for m in ([modalities] if isinstance(modalities, (str, int)) else modalities or []):
             bits |= {"image": capi.NGPT_ENCODER_IMAGE, "audio": capi.NGPT_ENCODER_AUDIO,
                      "video": capi.NGPT_ENCODER_VIDEO}[m] if isinstance(m, str) else int(m)
-        p = _params(capi.ngpt_encoder_params, "ngpt_encoder_params_default", modalities=bits)
+        p = _params(capi.ngpt_encoder_params, "ngpt_encoder_params_default", modalities=bits,
+                    compute_dtype=compute_dtype, flags=flags)
         out = ctypes.POINTER(capi.ngpt_encoder)()
         _call("ngpt_encoder_create", ctypes.byref(out), ctx._h(), _path(path), ctypes.byref(p))
         self._adopt(out, ctx)
@@ -946,9 +950,12 @@ class Backbone(_Handle):
     loaded; conversations live in Sessions (backbone.session())."""
     _free = "ngpt_backbone_free"
 
-    def __init__(self, ctx, model_dir, delta_path=None, n_ctx=0):
+    def __init__(self, ctx, model_dir, delta_path=None, n_ctx=0, compute_dtype=None, flags=None):
+        """compute_dtype: Dtype.F32 (default), BF16 (CPU: BF16 GEMM inputs), F16 / BF16 (CUDA).
+        flags: NGPT_BACKBONE_FLAG_* bits (capi), e.g. capi.NGPT_BACKBONE_FLAG_CUDA_GRAPH."""
         self._sessions = weakref.WeakSet()
-        p = _params(capi.ngpt_backbone_params, "ngpt_backbone_params_default", n_ctx=n_ctx)
+        p = _params(capi.ngpt_backbone_params, "ngpt_backbone_params_default", n_ctx=n_ctx,
+                    compute_dtype=compute_dtype, flags=flags)
         keep = None
         if delta_path is not None:
             keep = _path(delta_path)
@@ -1163,9 +1170,11 @@ class Pipeline(_Handle):
     stage loaded once. preload: Modality values whose decoders load now (else on first use)."""
     _free = "ngpt_pipeline_free"
 
-    def __init__(self, ctx, bundle_dir, preload=None, n_ctx=0):
+    def __init__(self, ctx, bundle_dir, preload=None, n_ctx=0, flags=None, compute_dtype=None):
+        """flags: NGPT_PIPELINE_* bits (capi: NGPT_PIPELINE_NO_MEDIA_HISTORY,
+        NGPT_PIPELINE_CUDA_GRAPHS); compute_dtype: Dtype.F32 (default), F16 / BF16 on CUDA."""
         p = _params(capi.ngpt_pipeline_params, "ngpt_pipeline_params_default", n_ctx=n_ctx,
-                    preload=_modality_bits(preload))
+                    preload=_modality_bits(preload), flags=flags, compute_dtype=compute_dtype)
         out = ctypes.POINTER(capi.ngpt_pipeline)()
         _call("ngpt_pipeline_create", ctypes.byref(out), ctx._h(), _path(bundle_dir), ctypes.byref(p))
         self._adopt(out, ctx)
