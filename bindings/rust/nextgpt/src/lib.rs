@@ -754,11 +754,18 @@ impl<'c> Encoder<'c> {
     /// Load ImageBind from `path` (imagebind_huge.pth, a .safetensors, or a folder with
     /// config.json); `modalities` = `sys::NGPT_ENCODER_*` bits to load, 0 = every stored branch.
     pub fn new<P: AsRef<Path>>(ctx: &'c Context, path: P, modalities: u32) -> Result<Encoder<'c>> {
+        Self::with_options(ctx, path, modalities, Options::default())
+    }
+
+    /// [`Encoder::new`] with a compute dtype and `sys::NGPT_ENCODER_FLAG_*` bits.
+    pub fn with_options<P: AsRef<Path>>(ctx: &'c Context, path: P, modalities: u32, o: Options) -> Result<Encoder<'c>> {
         let path = c_path(path.as_ref())?;
         // SAFETY: a zeroed POD struct filled by _default with our own size.
         let mut p: sys::ngpt_encoder_params = unsafe { std::mem::zeroed() };
         check(unsafe { sys::ngpt_encoder_params_default(&mut p, std::mem::size_of_val(&p)) })?;
         p.modalities = modalities;
+        p.compute_dtype = o.compute_dtype;
+        p.flags = o.flags;
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_encoder_create(&mut out, ctx.as_ptr(), path.as_ptr(), &p) })?;
         Ok(Encoder { ptr: NonNull::new(out).expect("ngpt_encoder_create returned NULL"), _ctx: PhantomData })
@@ -869,15 +876,39 @@ pub struct Backbone<'c> {
 unsafe impl Send for Backbone<'_> {}
 unsafe impl Sync for Backbone<'_> {}
 
+/// What the stages' `with_options` constructors take beyond the defaults: the compute dtype
+/// (`sys::NGPT_DTYPE_F32`, or F16 / BF16 on a CUDA context — see each stage in nextgpt.h) and the
+/// stage's flag bits (`sys::NGPT_BACKBONE_FLAG_*`, `NGPT_ENCODER_FLAG_*`, `NGPT_DECODER_FLAG_*`,
+/// `NGPT_PIPELINE_*`: e.g. the CUDA graph flags).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Options {
+    pub compute_dtype: sys::ngpt_dtype,
+    pub flags: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { compute_dtype: sys::NGPT_DTYPE_F32, flags: 0 }
+    }
+}
+
 impl<'c> Backbone<'c> {
     /// Load a Hugging Face LLaMA folder, with the NExT-GPT `delta` (pytorch_model.pt or
     /// delta.safetensors) when given.
     pub fn new<P: AsRef<Path>>(ctx: &'c Context, model_dir: P, delta: Option<&Path>) -> Result<Backbone<'c>> {
+        Self::with_options(ctx, model_dir, delta, Options::default())
+    }
+
+    /// [`Backbone::new`] with a compute dtype and `sys::NGPT_BACKBONE_FLAG_*` bits.
+    pub fn with_options<P: AsRef<Path>>(ctx: &'c Context, model_dir: P, delta: Option<&Path>, o: Options)
+                                        -> Result<Backbone<'c>> {
         let dir = c_path(model_dir.as_ref())?;
         let delta = delta.map(c_path).transpose()?;
         let mut p: sys::ngpt_backbone_params = unsafe { std::mem::zeroed() };
         check(unsafe { sys::ngpt_backbone_params_default(&mut p, std::mem::size_of_val(&p)) })?;
         p.delta_path = delta.as_ref().map_or(ptr::null(), |d| d.as_ptr());
+        p.compute_dtype = o.compute_dtype;
+        p.flags = o.flags;
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_backbone_create(&mut out, ctx.as_ptr(), dir.as_ptr(), &p) })?;
         Ok(Backbone { ptr: NonNull::new(out).expect("ngpt_backbone_create returned NULL"), _ctx: PhantomData })
@@ -1046,9 +1077,19 @@ unsafe impl Send for Decoder<'_> {}
 impl<'c> Decoder<'c> {
     /// Load the decoder folder `model_dir` (kind from model_index.json, every component present).
     pub fn new<P: AsRef<Path>>(ctx: &'c Context, model_dir: P) -> Result<Decoder<'c>> {
+        Self::with_options(ctx, model_dir, Options::default())
+    }
+
+    /// [`Decoder::new`] with a compute dtype and `sys::NGPT_DECODER_FLAG_*` bits.
+    pub fn with_options<P: AsRef<Path>>(ctx: &'c Context, model_dir: P, o: Options) -> Result<Decoder<'c>> {
         let dir = c_path(model_dir.as_ref())?;
+        // SAFETY: a zeroed POD struct filled by _default with our own size.
+        let mut p: sys::ngpt_decoder_params = unsafe { std::mem::zeroed() };
+        check(unsafe { sys::ngpt_decoder_params_default(&mut p, std::mem::size_of_val(&p)) })?;
+        p.compute_dtype = o.compute_dtype;
+        p.flags = o.flags;
         let mut out = ptr::null_mut();
-        check(unsafe { sys::ngpt_decoder_create(&mut out, ctx.as_ptr(), dir.as_ptr(), ptr::null()) })?;
+        check(unsafe { sys::ngpt_decoder_create(&mut out, ctx.as_ptr(), dir.as_ptr(), &p) })?;
         Ok(Decoder { ptr: NonNull::new(out).expect("ngpt_decoder_create returned NULL"), _ctx: PhantomData })
     }
 
@@ -1138,10 +1179,19 @@ impl<'c> Pipeline<'c> {
     /// Load the bundle in `bundle_dir` (bundle.json); `preload`: decoders to load now (else on
     /// first use).
     pub fn new<P: AsRef<Path>>(ctx: &'c Context, bundle_dir: P, preload: &[Modality]) -> Result<Pipeline<'c>> {
+        Self::with_options(ctx, bundle_dir, preload, Options::default())
+    }
+
+    /// [`Pipeline::new`] with a compute dtype and `sys::NGPT_PIPELINE_*` flag bits
+    /// (`NGPT_PIPELINE_NO_MEDIA_HISTORY`, `NGPT_PIPELINE_CUDA_GRAPHS`).
+    pub fn with_options<P: AsRef<Path>>(ctx: &'c Context, bundle_dir: P, preload: &[Modality], o: Options)
+                                        -> Result<Pipeline<'c>> {
         let dir = c_path(bundle_dir.as_ref())?;
         let mut p: sys::ngpt_pipeline_params = unsafe { std::mem::zeroed() };
         check(unsafe { sys::ngpt_pipeline_params_default(&mut p, std::mem::size_of_val(&p)) })?;
         p.preload = bits(preload);
+        p.compute_dtype = o.compute_dtype;
+        p.flags = o.flags;
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_pipeline_create(&mut out, ctx.as_ptr(), dir.as_ptr(), &p) })?;
         Ok(Pipeline { ptr: NonNull::new(out).expect("ngpt_pipeline_create returned NULL"), _ctx: PhantomData })

@@ -212,4 +212,24 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
     let missing = tiny.join("no-such-cat.jpg");
     let e = pl.turn("x", &[(Modality::Image, missing.as_path())], &params, None).err().unwrap();
     assert!(e.message.contains("no-such-cat.jpg"), "{}", e.message);
+
+    // the CUDA graph flags through with_options: accepted on the CPU, the same answer
+    use nextgpt::{sys, Options};
+    let graphs = Options { flags: sys::NGPT_PIPELINE_CUDA_GRAPHS, ..Default::default() };
+    let mut plain = nextgpt::Pipeline::new(&ctx, &tiny, &[]).unwrap();
+    let mut flagged = nextgpt::Pipeline::with_options(&ctx, &tiny, &[], graphs).unwrap();
+    let a = plain.turn("draw it", &[(Modality::Image, cat.as_path())], &params, None).unwrap();
+    let b = flagged.turn("draw it", &[(Modality::Image, cat.as_path())], &params, None).unwrap();
+    assert_eq!(a.text, b.text);
+    assert_eq!(a.outputs[0].result.as_ref().unwrap(), b.outputs[0].result.as_ref().unwrap());
+    let bad = Options { flags: 0x80, ..Default::default() };
+    assert_eq!(nextgpt::Pipeline::with_options(&ctx, &tiny, &[], bad).err().unwrap().status,
+               sys::NGPT_ERR_INVALID_ARGUMENT as i32);
+    let bbg = Options { flags: sys::NGPT_BACKBONE_FLAG_CUDA_GRAPH, ..Default::default() };
+    assert!(nextgpt::Backbone::with_options(&ctx, tiny.join("llm"), None, bbg).is_ok());
+    let f16 = Options { compute_dtype: sys::NGPT_DTYPE_F16, ..Default::default() };
+    assert_eq!(nextgpt::Decoder::with_options(&ctx, tiny.join("decoders/image"), f16).err().unwrap().status,
+               sys::NGPT_ERR_UNSUPPORTED as i32); // F16 needs CUDA
+    let encg = Options { flags: sys::NGPT_ENCODER_FLAG_CUDA_GRAPH, ..Default::default() };
+    assert!(nextgpt::Encoder::with_options(&ctx, tiny.join("imagebind"), sys::NGPT_ENCODER_IMAGE, encg).is_ok());
 }
