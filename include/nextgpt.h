@@ -861,6 +861,16 @@ NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean,
  * return false to cancel (the call then returns NGPT_ERR_CANCELLED). */
 typedef bool (*ngpt_step_fn)(int32_t step, int32_t total, float elapsed_s, void *user_data);
 
+/* A cheap look at the denoising in progress, after step `step` of `total`: `latents` F32 (the
+ * current latents, shaped as ngpt_decode_params.latents) and, for the 4-channel latents of
+ * IMAGE/VIDEO decoders, `rgb` F32 [B, h, w, 3] (VIDEO: [B, F, h, w, 3]) in [0, 1] at the latent
+ * resolution (h = height / 8): a fixed linear map of the 4 latent channels to RGB (the SD 1.x
+ * latent-to-RGB approximation preview tools use; no VAE run), NULL for AUDIO. Both are borrowed
+ * for the duration of the call. Return false to cancel (NGPT_ERR_CANCELLED). Setting it costs one
+ * download of the latents per step. */
+typedef bool (*ngpt_preview_fn)(int32_t step, int32_t total, const ngpt_tensor *latents, const ngpt_tensor *rgb,
+                                void *user_data);
+
 typedef struct ngpt_decode_params {
     size_t              struct_size;         /* sizeof(ngpt_decode_params), set by _default */
     int32_t             num_inference_steps; /* 0 = 50 (NExT-GPT's setting) */
@@ -877,7 +887,9 @@ typedef struct ngpt_decode_params {
                                                 image [B, 4, h/8, w/8], audio [B, 8, frames/4, 16],
                                                 video [B, 4, F, h/8, w/8] */
     ngpt_step_fn        on_step;             /* NULL = none */
-    void               *user_data;
+    void               *user_data;           /* on_step's and on_preview's */
+    /* Appended in 0.x (an older caller's shorter struct reads as NULL): */
+    ngpt_preview_fn     on_preview;          /* NULL = none; after on_step when both are set */
 } ngpt_decode_params;
 
 /* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_decode_params). */

@@ -192,6 +192,48 @@ static ngpt_status step_run(void *arg)
     return s;
 }
 
+/* The SD 1.x latent-to-RGB approximation (rows: latent channels; columns: R, G, B), the linear
+ * map preview tools fit to the VAE's output: x_rgb = latents . M, then [-1, 1] -> [0, 1]. */
+static const float k_latent_rgb[4][3] = {
+    {0.3512f, 0.2297f, 0.3227f},
+    {0.3250f, 0.4974f, 0.2350f},
+    {-0.2829f, 0.1762f, 0.2721f},
+    {-0.2120f, -0.2616f, -0.7177f},
+};
+
+/* on_preview: the latents (downloaded into lat) and, for 4 channels, their RGB approximation
+ * [B, (F,) h, w, 3] in [0, 1]. */
+static ngpt_status preview(const plan *pl, const ngpt_decode_params *p, const nx_tensor *latd, float *lat, int32_t step,
+                           int32_t total)
+{
+    const int64_t n = numel(pl->rank, pl->shape);
+    NX_TRY(nx_tensor_download(latd, lat, (size_t)n * sizeof(float)));
+    ngpt_tensor lt = {.dtype = NGPT_DTYPE_F32, .rank = pl->rank, .data = lat};
+    memcpy(lt.shape, pl->shape, sizeof pl->shape);
+    ngpt_tensor rgb = {0};
+    const int64_t B = pl->shape[0], C = pl->shape[1], pix = n / (B * C);
+    if (C == 4) {
+        int64_t s[5] = {B, 0, 0, 0, 3};
+        int r = 0;
+        for (int i = 2; i < pl->rank; i++) s[1 + r++] = pl->shape[i];
+        s[1 + r] = 3;
+        NX_TRY(ngpt_tensor_create(&rgb, NGPT_DTYPE_F32, pl->rank, s));
+        float *o = rgb.data;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t i = 0; i < pix; i++)
+                for (int k = 0; k < 3; k++) {
+                    float v = 0.0f;
+                    for (int c = 0; c < 4; c++) v += lat[(b * 4 + c) * pix + i] * k_latent_rgb[c][k];
+                    v = v * 0.5f + 0.5f;
+                    o[(b * pix + i) * 3 + k] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                }
+    }
+    const bool go = p->on_preview(step, total, &lt, C == 4 ? &rgb : NULL, p->user_data);
+    ngpt_tensor_free(&rgb);
+    return go ? NGPT_OK : nx_err(NGPT_ERR_CANCELLED, "ngpt_decoder_generate: cancelled by on_preview after step %d of %d",
+                                 step, total);
+}
+
 /* The latents after the denoising loop (host F32, numel(pl) floats, in place). */
 static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_params *p, const nx_tensor *cond_be,
                            float *lat)
@@ -283,6 +325,7 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
             if (s == NGPT_OK && !p->on_step((int32_t)(k + 1), (int32_t)nts, (float)(now_s() - t0), p->user_data))
                 s = nx_err(NGPT_ERR_CANCELLED, "ngpt_decoder_generate: cancelled after step %zu of %zu", k + 1, nts);
         }
+        if (s == NGPT_OK && p->on_preview) s = preview(pl, p, &latd, lat, (int32_t)(k + 1), (int32_t)nts);
     }
     if (s == NGPT_OK) s = nx_tensor_download(&latd, lat, (size_t)n * sizeof(float));
     nx_backend_graph_free(be, graph);

@@ -385,6 +385,12 @@ class StagesTest(unittest.TestCase):
         self.assertEqual(px.shape, (1, 64, 64, 3))
         with self.assertRaises(nextgpt.Error):  # cancelled by the callback
             dec.generate(cond, steps=2, on_step=lambda i, n: False)
+        previews = []
+        dec.generate(cond, steps=2, on_preview=lambda i, n, lat, rgb: previews.append((i, lat.shape, rgb.shape)))
+        self.assertTrue(previews and previews[0] == (1, (1, 4, 8, 8), (1, 8, 8, 3)), previews)
+        with self.assertRaises(nextgpt.Error) as e:  # cancelled by the preview
+            dec.generate(cond, steps=2, on_preview=lambda i, n, lat, rgb: False)
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_CANCELLED)
         img = nextgpt.Image.from_tensor(px)
         self.assertEqual((img.width, img.height), (64, 64))
         self.assertEqual(img.encode()[:4], b"\x89PNG")

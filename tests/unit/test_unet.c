@@ -613,6 +613,103 @@ static void test_compute_dtype_cpu(void)
     ngpt_decoder_free(d);
 }
 
+/* on_step and on_preview of ngpt_decoder_generate, for the three decoder kinds: called once per
+ * step in order; the latents shaped as the call's; the RGB approximation [B, (F,) h, w, 3] of
+ * 4-channel latents equal to the documented linear map (audio: none); either callback returning
+ * false cancels with NGPT_ERR_CANCELLED. */
+typedef struct cb_log {
+    int steps, previews, stop_step, stop_preview, rank;
+    int64_t shape[5];
+    bool rgb_ok, order_ok, had_rgb;
+} cb_log;
+
+static bool on_step_cb(int32_t step, int32_t total, float elapsed, void *user)
+{
+    cb_log *l = user;
+    l->order_ok &= step == l->steps + 1 && step <= total && elapsed >= 0.0f;
+    l->steps++;
+    return step != l->stop_step;
+}
+
+static bool on_preview_cb(int32_t step, int32_t total, const ngpt_tensor *lat, const ngpt_tensor *rgb, void *user)
+{
+    static const float m[4][3] = {{0.3512f, 0.2297f, 0.3227f}, {0.3250f, 0.4974f, 0.2350f},
+                                  {-0.2829f, 0.1762f, 0.2721f}, {-0.2120f, -0.2616f, -0.7177f}};
+    cb_log *l = user;
+    l->order_ok &= step == l->previews + 1 && step == l->steps && step <= total;
+    l->previews++;
+    l->order_ok &= lat->rank == l->rank && memcmp(lat->shape, l->shape, (size_t)l->rank * sizeof(int64_t)) == 0;
+    l->had_rgb |= rgb != NULL;
+    if (rgb) {
+        const int64_t B = lat->shape[0], pix = ngpt_tensor_numel(lat) / (B * 4);
+        l->rgb_ok &= rgb->rank == lat->rank && rgb->shape[0] == B && rgb->shape[rgb->rank - 1] == 3 &&
+                     ngpt_tensor_numel(rgb) == B * pix * 3;
+        const float *x = lat->data, *o = rgb->data;
+        for (int64_t b = 0; l->rgb_ok && b < B; b++)
+            for (int64_t i = 0; i < pix; i++)
+                for (int k = 0; k < 3; k++) {
+                    float v = 0.0f;
+                    for (int c = 0; c < 4; c++) v += x[(b * 4 + c) * pix + i] * m[c][k];
+                    v = fminf(fmaxf(v * 0.5f + 0.5f, 0.0f), 1.0f);
+                    l->rgb_ok &= fabsf(o[(b * pix + i) * 3 + k] - v) <= 1e-6f;
+                }
+    }
+    return step != l->stop_preview;
+}
+
+static void test_step_callbacks(void)
+{
+    static const struct { const char *model; int rank; int64_t shape[5]; int64_t cond[3]; } k[3] = {
+        {"sd-a", 4, {1, 4, 8, 8}, {1, 77, 32}},         /* cond: [B, 77, cross_attention_dim] */
+        {"zeroscope-a", 5, {1, 4, 2, 8, 8}, {1, 77, 48}},
+        {"audioldm-a", 4, {1, 8, 8, 16}, {1, 24, 0}},   /* [B, projection_class_embeddings_input_dim] */
+    };
+    for (int i = 0; i < 3; i++) {
+        char dir[1000];
+        model_dir(dir, sizeof dir, k[i].model);
+        ngpt_decoder *d = NULL;
+        CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, NULL));
+        if (!d) continue;
+        static float cond[77 * 1024];
+        test_rng r = {0x243f6a88ull + (uint64_t)i};
+        ngpt_tensor c = {.dtype = NGPT_DTYPE_F32, .data = cond};
+        c.rank = k[i].cond[2] ? 3 : 2;
+        memcpy(c.shape, k[i].cond, sizeof k[i].cond);
+        test_fill(&r, cond, (size_t)ngpt_tensor_numel(&c), -1.0f, 1.0f);
+        ngpt_decode_params gp;
+        ngpt_decode_params_default(&gp, sizeof gp);
+        gp.num_inference_steps = 3;
+        gp.guidance_scale = 1.0f; /* no uncond needed */
+        gp.height = gp.width = 64;
+        gp.num_frames = 2;
+        gp.audio_length_s = 0.32;
+        gp.on_step = on_step_cb;
+        gp.on_preview = on_preview_cb;
+        for (int run = 0; run < 3; run++) {
+            cb_log l = {0};
+            l.rank = k[i].rank, l.rgb_ok = l.order_ok = true;
+            memcpy(l.shape, k[i].shape, sizeof l.shape);
+            if (run == 1) l.stop_step = 2;
+            if (run == 2) l.stop_preview = 1;
+            gp.user_data = &l;
+            ngpt_tensor out = {0};
+            ngpt_status st = ngpt_decoder_generate(d, &out, NULL, &c, NULL, &gp);
+            ngpt_tensor_free(&out);
+            if (run == 0) {
+                CHECK_MSG(st == NGPT_OK, "%s: %s", k[i].model, ngpt_last_error());
+                CHECK_MSG(l.steps >= 3 && l.previews == l.steps, "%s: %d steps, %d previews", k[i].model, l.steps,
+                          l.previews);
+            } else {
+                CHECK_MSG(st == NGPT_ERR_CANCELLED, "%s run %d: %s", k[i].model, run, ngpt_status_string(st));
+                CHECK(run == 1 ? l.steps == 2 && l.previews == 1 : l.steps == 1 && l.previews == 1);
+            }
+            CHECK_MSG(l.order_ok, "%s run %d: callbacks out of order or latents of another shape", k[i].model, run);
+            CHECK_MSG(l.rgb_ok && l.had_rgb == (i < 2), "%s run %d: the RGB preview", k[i].model, run);
+        }
+        ngpt_decoder_free(d);
+    }
+}
+
 /* NGPT_DECODER_FLAG_CUDA_GRAPH on the CPU: accepted, nothing recorded, the same images bit for
  * bit; the backend's capture calls are refusals; nx_unet_forward_t with the timestep input made by
  * nx_unet_time_input equals nx_unet_forward, and a wrong input is a named error. */
@@ -710,6 +807,7 @@ int main(void)
     RUN(test_list_tensors);
     RUN(test_compute_dtype_cpu);
     RUN(test_graph_flag_cpu);
+    RUN(test_step_callbacks);
     ngpt_context_free(g_ctx);
     RUN(test_alloc_failures);
     return test_done();

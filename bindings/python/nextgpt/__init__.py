@@ -328,6 +328,20 @@ def _new_tensor_out():
     return capi.ngpt_tensor()
 
 
+def _copy_of(ptr):
+    """A library-owned Tensor copy of a borrowed ngpt_tensor (a callback's argument), or None."""
+    if not ptr:
+        return None
+    src = ptr.contents
+    t = capi.ngpt_tensor()
+    shape = (ctypes.c_int64 * max(src.rank, 1))(*[src.shape[i] for i in range(src.rank)])
+    _call("ngpt_tensor_create", ctypes.byref(t), src.dtype, src.rank, shape)
+    n = lib.ngpt_tensor_nbytes(ctypes.byref(t))
+    if n:
+        ctypes.memmove(t.data, src.data, n)
+    return Tensor(t)
+
+
 def _tensor_view(x):
     """A caller-owned ngpt_tensor viewing x (Tensor, numpy array); returns (view, keepalive)."""
     if x is None:
@@ -777,12 +791,15 @@ class Decoder(_Handle):
         return Tensor(t)
 
     def generate(self, cond, uncond=None, steps=0, guidance_scale=0.0, seed=0, scheduler=None,
-                 height=0, width=0, num_frames=0, audio_length_s=0.0, eta=0.0, on_step=None):
+                 height=0, width=0, num_frames=0, audio_length_s=0.0, eta=0.0, on_step=None,
+                 on_preview=None):
         """The diffusers pipeline of this decoder on conditioning `cond` (numpy or Tensor; the
         output projector's result): a Tensor F32 — image [B, H, W, 3] in [0, 1], audio [B, n],
         video [B, 3, F, H, W]. uncond None = the decoder's text encoder on "" (image, video).
         0 = the decoder's defaults (50 steps, guidance 7.5, its size). on_step(step, total) ->
-        False cancels."""
+        False cancels. on_preview(step, total, latents, rgb) -> False cancels: copies (Tensor) of
+        the current latents and, for image/video, their RGB approximation [B, (F,) h, w, 3] in
+        [0, 1] at the latent resolution (None for audio)."""
         p = _params(capi.ngpt_decode_params, "ngpt_decode_params_default", num_inference_steps=steps,
                     guidance_scale=guidance_scale, seed=seed, scheduler=scheduler, height=height,
                     width=width, num_frames=num_frames, audio_length_s=audio_length_s, eta=eta)
@@ -795,6 +812,15 @@ class Decoder(_Handle):
                     return False
             cb = capi.ngpt_step_fn(tramp)
             p.on_step = cb
+        pcb = None
+        if on_preview is not None:
+            def ptramp(step, total, lat, rgb, _user):
+                try:
+                    return on_preview(step, total, _copy_of(lat), _copy_of(rgb)) is not False
+                except Exception:  # never unwind into C; cancel instead
+                    return False
+            pcb = capi.ngpt_preview_fn(ptramp)
+            p.on_preview = pcb
         cv, keep_c = _tensor_view(cond)
         uv, keep_u = _tensor_view(uncond)
         t = _new_tensor_out()
