@@ -21,6 +21,8 @@
 #include "test.h"
 
 #include "nextgpt.h"
+#include "ops/backend.h"
+#include "ops/ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -240,6 +242,82 @@ static void test_decode_graph_long(void)
     ngpt_backbone_free(b);
 }
 
+/* Replay, truncation and two sessions with live graphs. Two sessions of one flagged backbone
+ * decode interleaved (each its own recording on the one stream), one is truncated mid-way (its
+ * graph is kept: position and length come from the device) and resumes, and every step's logits
+ * must stay with the same sequence on a plain backbone (F32, bound 1e-4 as above). An op trace
+ * checks that the steps after the recorded one are replayed: they run no op on the device (the
+ * embedding row is gathered on the host), while an op-by-op step runs one attention_len per
+ * layer — a silent fallback, or the flag not taking effect, fails here. */
+static int g_dev_ops, g_len_ops;
+static void count_ops(void *user, const char *op, const nx_tensor *y)
+{
+    (void)user;
+    g_dev_ops += y && y->be && y->be->kind == NGPT_BACKEND_CUDA;
+    g_len_ops += strcmp(op, "attention_len") == 0;
+}
+
+static void test_decode_graph_replay(void)
+{
+    ngpt_backbone_params p;
+    ngpt_backbone_params_default(&p, sizeof p);
+    p.n_ctx = 64;
+    ngpt_backbone *a = NULL, *b = NULL;
+    CHECK_OK(ngpt_backbone_create(&a, g_cuda, golden("models/llama-a"), &p));
+    p.flags = NGPT_BACKBONE_FLAG_CUDA_GRAPH;
+    CHECK_OK(ngpt_backbone_create(&b, g_cuda, golden("models/llama-a"), &p));
+    ngpt_backbone_session *sa[2] = {NULL, NULL}, *sb[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        if (a) CHECK_OK(ngpt_backbone_session_create(&sa[k], a, NULL));
+        if (b) CHECK_OK(ngpt_backbone_session_create(&sb[k], b, NULL));
+    }
+    if (sa[0] && sa[1] && sb[0] && sb[1]) {
+        const int32_t V = ngpt_backbone_n_vocab(a), n_layer = ngpt_backbone_n_layer(a);
+        float worst = 0.f;
+        int replay_ops = -1, replay_len = -1, first_len = -1;
+        for (int32_t i = 0; i < 24; i++) {
+            for (int k = 0; k < 2; k++) {
+                if (k == 1 && i == 12) { /* session 1 goes back 5 positions and goes on from there */
+                    CHECK_OK(ngpt_backbone_session_truncate(sa[1], ngpt_backbone_session_n_past(sa[1]) - 5));
+                    CHECK_OK(ngpt_backbone_session_truncate(sb[1], ngpt_backbone_session_n_past(sb[1]) - 5));
+                }
+                int32_t id = (int32_t)((i * 37 + k * 11 + 5) % (V - 10)) + 3;
+                ngpt_backbone_batch bt;
+                ngpt_backbone_batch_default(&bt, sizeof bt);
+                bt.n_tokens = i ? 1 : N_IDS;
+                bt.ids = i ? &id : k_ids;
+                CHECK_OK(ngpt_backbone_eval(sa[k], &bt));
+                const bool traced = k == 0 && (i == 1 || i == 5);
+                g_dev_ops = g_len_ops = 0;
+                if (traced) nx_ops_trace(count_ops, NULL);
+                CHECK_OK(ngpt_backbone_eval(sb[k], &bt));
+                if (traced) nx_ops_trace(NULL, NULL);
+                if (k == 0 && i == 1) first_len = g_len_ops; /* the first decode step: op by op */
+                if (k == 0 && i == 5) replay_ops = g_dev_ops, replay_len = g_len_ops;
+                int32_t r = 0;
+                const float *la = ngpt_backbone_get_logits(sa[k], &r), *lb = ngpt_backbone_get_logits(sb[k], &r);
+                if (!la || !lb) break;
+                worst = fmaxf(worst, rel_err(lb, la, (size_t)V));
+            }
+        }
+        fprintf(stderr, "llama cuda F32 two sessions, truncation, graph vs op by op: logits rel err %.2e (bound 1e-4); "
+                "first decode step %d attention_len ops, a replayed step %d device ops\n",
+                (double)worst, first_len, replay_ops);
+        CHECK_MSG(worst <= 1e-4f, "graph decode (two sessions, truncation) vs plain: logits rel err %g", (double)worst);
+        CHECK_MSG(first_len == n_layer, "the first decode step ran %d attention_len ops, expected %d (one per layer)",
+                  first_len, n_layer);
+        CHECK_MSG(replay_ops == 0 && replay_len == 0,
+                  "a decode step after the recorded one ran %d ops on the device (%d attention_len): not replayed",
+                  replay_ops, replay_len);
+    }
+    for (int k = 0; k < 2; k++) {
+        ngpt_backbone_session_free(sa[k]);
+        ngpt_backbone_session_free(sb[k]);
+    }
+    ngpt_backbone_free(a);
+    ngpt_backbone_free(b);
+}
+
 int main(void)
 {
     if (!test_golden_dir(g_golden, sizeof g_golden, "models/llama-a/model.safetensors")) return TEST_SKIP;
@@ -251,6 +329,7 @@ int main(void)
     RUN(test_delta);
     RUN(test_decode_graph);
     RUN(test_decode_graph_long);
+    RUN(test_decode_graph_replay);
     ngpt_context_free(g_cuda);
     ngpt_context_free(g_cpu);
     return test_done();
