@@ -761,8 +761,8 @@ enum { SLOT_CUR_SAMPLE = 4, SLOT_ACC = 5 };
 static ngpt_status plan_pndm(ngpt_scheduler *s, int64_t t, nx_sched_step *p)
 {
     const int64_t ratio = s->T / s->n_inference;
-    p->acc = SLOT_ACC;
     if (s->counter < (int64_t)s->n_prk && !s->skip_prk_steps) {
+        p->acc = SLOT_ACC; /* written by phase 0 before any read; PLMS steps leave it alone */
         /* step_prk */
         const int64_t diff_to_prev = (s->counter % 2) ? 0 : ratio / 2;
         const int64_t prev_t = t - diff_to_prev;
