@@ -1,7 +1,9 @@
 /* test_fuzz.c — mutation fuzzing of the parsers that read files a user hands us: safetensors
  * (length prefix, header JSON, offsets), torch zip checkpoints and the restricted pickle VM,
  * SentencePiece's protobuf model, scheduler and model config JSON (LLaMA, UNet 2-D/3-D, VAE: a
- * config that parses must still match its weights, or say which tensor does not).
+ * config that parses must still match its weights, or say which tensor does not), and media —
+ * JPEG and PNG (every colour type we ship a fixture of), WAV/FLAC/OGG and MP4/WebM made by the
+ * library's own encoders — through the public decode + preprocess calls.
  *
  * Each seed (a valid file) is mutated many times — bytes flipped, cut short, lengths and counts
  * overwritten with extreme integers, chunks dropped or repeated — and every mutant must give
@@ -18,6 +20,7 @@
 #include "ops/backend.h"
 #include "tokenizer/sentencepiece.h"
 
+#include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -365,6 +368,136 @@ static void test_model_configs(void)
     nx_pool_free(pool);
 }
 
+/* ---- media through the public API ---- */
+
+static bool finite_all(const ngpt_tensor *t)
+{
+    const float *x = t->data;
+    for (int64_t i = 0; i < ngpt_tensor_numel(t); i++)
+        if (!isfinite(x[i])) return false;
+    return true;
+}
+
+typedef enum { MEDIA_IMAGE, MEDIA_AUDIO, MEDIA_VIDEO } media_kind;
+
+static uint32_t crc32_of(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xffffffffu;
+}
+
+/* Give every whole chunk of a PNG mutant a correct CRC again, so that the mutation reaches the
+ * parser and the pixel conversion instead of stopping at the checksum. */
+static void png_fix_crcs(unsigned char *b, size_t n)
+{
+    size_t i = 8;
+    while (i + 12 <= n) {
+        const size_t len = (size_t)b[i] << 24 | (size_t)b[i + 1] << 16 | (size_t)b[i + 2] << 8 | b[i + 3];
+        if (len > n - i - 12) break;
+        const uint32_t c = crc32_of(b + i + 4, len + 4);
+        b[i + 8 + len] = (unsigned char)(c >> 24), b[i + 9 + len] = (unsigned char)(c >> 16);
+        b[i + 10 + len] = (unsigned char)(c >> 8), b[i + 11 + len] = (unsigned char)c;
+        i += len + 12;
+    }
+}
+
+static void fuzz_media(const char *what, media_kind kind, const unsigned char *seed, size_t n, size_t hot, int iters)
+{
+    unsigned char *buf = malloc(2 * n + 64);
+    int ok = 0;
+    for (int it = 0; buf && it < iters; it++) {
+        size_t m = mutate(seed, n, buf, hot);
+        if (kind == MEDIA_IMAGE && n > 8 && memcmp(seed, "\x89PNG", 4) == 0 && (it & 1)) png_fix_crcs(buf, m);
+        const int64_t blocks = nx_alloc_blocks();
+        ngpt_tensor t = {0};
+        ngpt_status st;
+        if (kind == MEDIA_IMAGE) {
+            ngpt_image *img = NULL;
+            st = ngpt_image_load_memory(&img, buf, m, what);
+            if (st == NGPT_OK) st = ngpt_image_preprocess(&t, img);
+            ngpt_image_free(img);
+        } else if (kind == MEDIA_AUDIO) {
+            ngpt_audio *a = NULL;
+            st = ngpt_audio_load_memory(&a, buf, m, what);
+            if (st == NGPT_OK) st = ngpt_audio_preprocess(&t, a, NULL);
+            ngpt_audio_free(a);
+        } else {
+            st = ngpt_video_preprocess_memory(&t, buf, m, what, NULL);
+        }
+        check_status(what, it, st);
+        if (st == NGPT_OK) {
+            ok++;
+            CHECK_MSG(finite_all(&t), "%s mutant %d: non-finite preprocessed values", what, it);
+        }
+        ngpt_tensor_free(&t);
+        CHECK_MSG(nx_alloc_blocks() == blocks, "%s mutant %d: leaked", what, it);
+    }
+    fprintf(stderr, "  %s: %d mutants, %d decoded\n", what, iters, ok);
+    free(buf);
+}
+
+static void test_images(void)
+{
+    const char *root = getenv("NGPT_SOURCE_ROOT");
+    static const char *files[] = {"progressive.jpg", "rgb_q90.jpg", "cmyk.jpg", "samp_3x1.jpg", "rgb.png",
+                                  "palette4.png", "interlaced.png", "gray16.png", "rgba16.png"};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/tests/data/media/%s", root ? root : ".", files[f]);
+        size_t n = 0;
+        unsigned char *seed = read_all(path, &n);
+        CHECK_MSG(seed != NULL, "cannot read %s", path);
+        /* headers (JPEG markers and tables, PNG IHDR/PLTE) take half of the point mutations */
+        if (seed) fuzz_media(files[f], MEDIA_IMAGE, seed, n, n < 600 ? n : 600, g_iters / 3 + 1);
+        free(seed);
+    }
+}
+
+static void test_audio_video(void)
+{
+    /* seeds made by the library's encoders: 0.3 s of a stereo chirp at 22050 Hz, 8 frames of 64x48 */
+    enum { FR = 6615 };
+    float *pcm = malloc(sizeof(float) * 2 * FR);
+    for (int i = 0; pcm && i < FR; i++) {
+        pcm[2 * i] = 0.5f * sinf(0.05f * (float)i + 1e-5f * (float)i * (float)i);
+        pcm[2 * i + 1] = 0.25f * sinf(0.11f * (float)i);
+    }
+    ngpt_audio *a = NULL;
+    CHECK_OK(ngpt_audio_from_pcm(&a, pcm, FR, 2, 22050));
+    static const struct { ngpt_audio_format f; const char *name; } af[] = {
+        {NGPT_AUDIO_FORMAT_WAV16, "wav16"}, {NGPT_AUDIO_FORMAT_WAV_FLOAT, "wav-float"},
+        {NGPT_AUDIO_FORMAT_FLAC, "flac"}, {NGPT_AUDIO_FORMAT_OGG, "ogg"}};
+    for (size_t i = 0; a && i < sizeof af / sizeof af[0]; i++) {
+        ngpt_blob *b = NULL;
+        CHECK_OK(ngpt_audio_encode(&b, a, af[i].f));
+        if (b) fuzz_media(af[i].name, MEDIA_AUDIO, ngpt_blob_data(b), ngpt_blob_size(b), 200, g_iters / 3 + 1);
+        ngpt_blob_free(b);
+    }
+    ngpt_audio_free(a);
+    free(pcm);
+
+    ngpt_tensor frames = {0};
+    const int64_t fs[4] = {8, 48, 64, 3};
+    CHECK_OK(ngpt_tensor_create(&frames, NGPT_DTYPE_U8, 4, fs));
+    uint8_t *px = frames.data;
+    for (int64_t i = 0; px && i < ngpt_tensor_numel(&frames); i++) px[i] = (uint8_t)((i * 7 + (i / 9216) * 31) & 0xff);
+    static const struct { ngpt_video_format f; const char *name; } vf[] = {
+        {NGPT_VIDEO_FORMAT_MP4, "mp4"}, {NGPT_VIDEO_FORMAT_WEBM, "webm"}};
+    for (size_t i = 0; px && i < sizeof vf / sizeof vf[0]; i++) {
+        if (!ngpt_media_video_codec(vf[i].f)) continue; /* no encoder in this FFmpeg build */
+        ngpt_blob *b = NULL;
+        CHECK_OK(ngpt_video_encode(&b, &frames, 8.0f, vf[i].f));
+        /* each decode scales 30 frames to 224: a sixth of the mutants */
+        if (b) fuzz_media(vf[i].name, MEDIA_VIDEO, ngpt_blob_data(b), ngpt_blob_size(b), 400, g_iters / 6 + 1);
+        ngpt_blob_free(b);
+    }
+    ngpt_tensor_free(&frames);
+}
+
 int main(void)
 {
     const char *it = getenv("NGPT_FUZZ_ITERS");
@@ -379,6 +512,8 @@ int main(void)
     RUN(test_sentencepiece);
     RUN(test_configs);
     RUN(test_model_configs);
+    RUN(test_images);
+    RUN(test_audio_video);
     rmdir(g_tmp);
     return test_done();
 }
