@@ -290,9 +290,9 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     unet_step st = {d->unet, be, narrow, pl->cfg ? &latd : NULL, pl->cfg ? &x2 : &latd, &xc, &eps, &epsc,
                     &tsd, &tin, {0}, ehs, cls};
     nx_unet_time_params(d->unet, &st.tp);
-    /* NGPT_DECODER_FLAG_CUDA_GRAPH: the step (concat, casts, time input, UNet) recorded at step 2 — step 1
-     * has made the convolution plans, pools and constants the recording must find — and
-     * replayed. The scheduler step stays outside: its coefficients change every step. */
+    /* NGPT_DECODER_FLAG_CUDA_GRAPH: the step (concat, casts, time input, UNet) recorded at
+     * step 2 — step 1 has made the convolution plans, pools and constants the recording must
+     * find — and replayed. The scheduler step stays outside: its coefficients change every step. */
     bool want_graph = d->cuda_graph && be->v->capture_begin;
     nx_graph *graph = NULL;
     double t0 = now_s();
