@@ -95,6 +95,17 @@ static inline uint64_t test_rng_u64(test_rng *r)
     return r->s * 2685821657736338717ull;
 }
 /* uniform in [lo, hi) */
+/* CRC-32 (IEEE, reflected: zlib's and PNG's), for tests that build or repair PNG chunks. */
+static inline uint32_t test_crc32(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xffffffffu;
+}
+
 static inline float test_rng_f(test_rng *r, float lo, float hi)
 {
     return lo + (hi - lo) * (float)((test_rng_u64(r) >> 40) * (1.0 / 16777216.0));

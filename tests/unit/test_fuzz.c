@@ -380,16 +380,6 @@ static bool finite_all(const ngpt_tensor *t)
 
 typedef enum { MEDIA_IMAGE, MEDIA_AUDIO, MEDIA_VIDEO } media_kind;
 
-static uint32_t crc32_of(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-    }
-    return c ^ 0xffffffffu;
-}
-
 /* Give every whole chunk of a PNG mutant a correct CRC again, so that the mutation reaches the
  * parser and the pixel conversion instead of stopping at the checksum. */
 static void png_fix_crcs(unsigned char *b, size_t n)
@@ -398,7 +388,7 @@ static void png_fix_crcs(unsigned char *b, size_t n)
     while (i + 12 <= n) {
         const size_t len = (size_t)b[i] << 24 | (size_t)b[i + 1] << 16 | (size_t)b[i + 2] << 8 | b[i + 3];
         if (len > n - i - 12) break;
-        const uint32_t c = crc32_of(b + i + 4, len + 4);
+        const uint32_t c = test_crc32(b + i + 4, len + 4);
         b[i + 8 + len] = (unsigned char)(c >> 24), b[i + 9 + len] = (unsigned char)(c >> 16);
         b[i + 10 + len] = (unsigned char)(c >> 8), b[i + 11 + len] = (unsigned char)c;
         i += len + 12;

@@ -489,16 +489,6 @@ static void test_bad_video(void)
 
 /* ---- issue 5's remaining bad inputs, built here (no fixture needed) ---- */
 
-static uint32_t crc32_png(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++) {
-        c ^= p[i];
-        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-    }
-    return c ^ 0xffffffffu;
-}
-
 static void put_be32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16); p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
@@ -569,7 +559,7 @@ static void test_bad_edge_cases(void)
         memcpy(b, png, 33);
         put_be32(b + 33, (uint32_t)(tl - 4));
         memcpy(b + 37, text, tl);
-        put_be32(b + 37 + tl, crc32_png(text, tl));
+        put_be32(b + 37 + tl, test_crc32(text, tl));
         memcpy(b + 41 + tl, png + 33, len - 33);
         snprintf(p, sizeof p, "%s/text_chunk.png", dir);
         write_file(p, b, len + tl + 8);
@@ -621,12 +611,12 @@ static void test_bad_edge_cases(void)
         put_be32(b + 16, 20000);
         put_be32(b + 20, 20000);
         memcpy(b + 24, "\x08\x02\x00\x00\x00", 5);
-        put_be32(b + 29, crc32_png(b + 12, 17));
+        put_be32(b + 29, test_crc32(b + 12, 17));
         for (int k = 0; k < 2; k++) {
             unsigned char *c = b + 33 + 12 * k;
             put_be32(c, 0);
             memcpy(c + 4, k ? "IEND" : "IDAT", 4);
-            put_be32(c + 8, crc32_png(c + 4, 4));
+            put_be32(c + 8, test_crc32(c + 4, 4));
         }
         snprintf(p, sizeof p, "%s/big20000.png", dir);
         write_file(p, b, sizeof b);
