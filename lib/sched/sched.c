@@ -920,13 +920,20 @@ int nx_sched_slots(const ngpt_scheduler *s)
     }
 }
 
+/* A trajectory keeps the element count of its first step. */
+static ngpt_status check_n(const ngpt_scheduler *s, size_t n)
+{
+    if (s->n && s->n != n)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_scheduler_step: n = %zu, but earlier steps had %zu "
+                      "(call ngpt_scheduler_set_timesteps or _reset to start a new trajectory)", n, s->n);
+    return NGPT_OK;
+}
+
 ngpt_status nx_sched_plan(ngpt_scheduler *s, int64_t timestep, size_t n, bool have_noise, nx_sched_step *p)
 {
     if (!s->n_inference)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: call ngpt_scheduler_set_timesteps first");
-    if (s->n && s->n != n)
-        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_scheduler_step: n = %zu, but earlier steps had %zu "
-                      "(call ngpt_scheduler_set_timesteps or _reset to start a new trajectory)", n, s->n);
+    NX_TRY(check_n(s, n));
     size_t idx = s->n_ts;
     for (size_t i = 0; i < s->n_ts; i++)
         if (s->ts[i] == timestep) { idx = i; break; }
@@ -954,9 +961,7 @@ NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_o
     if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: s is NULL");
     if (n && (!model_output || !sample))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: model_output or sample is NULL");
-    if (s->n && s->n != n) /* before the buffers are sized (nx_sched_plan says it again) */
-        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_scheduler_step: n = %zu, but earlier steps had %zu "
-                      "(call ngpt_scheduler_set_timesteps or _reset to start a new trajectory)", n, s->n);
+    NX_TRY(check_n(s, n)); /* before the buffers are sized for n (nx_sched_plan checks it again) */
     /* the state buffers, before the plan advances the state, so that running out of memory
      * leaves the trajectory where it was */
     if (s->buf_n != n) {  /* (only before the first step: later ones have s->n == n) */
