@@ -95,6 +95,26 @@ static inline uint64_t test_rng_u64(test_rng *r)
     return r->s * 2685821657736338717ull;
 }
 /* uniform in [lo, hi) */
+/* The bytes of the file at path (malloc'd; free() them) and their count in *len; NULL when it
+ * cannot be read. An empty file gives a 1-byte buffer and *len = 0. */
+static inline unsigned char *test_read_file(const char *path, size_t *len)
+{
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
+    if (b && n > 0 && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) *len = n > 0 ? (size_t)n : 0;
+    return b;
+}
+
 /* CRC-32 (IEEE, reflected: zlib's and PNG's), for tests that build or repair PNG chunks. */
 static inline uint32_t test_crc32(const unsigned char *p, size_t n)
 {

@@ -28,20 +28,6 @@ static int g_iters = 300;
 static char g_tmp[512];
 static test_rng g_rng = {0x243f6a8885a308d3ull};
 
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    fclose(f);
-    *len = b ? (size_t)n : 0;
-    return b;
-}
-
 static bool write_all(const char *path, const unsigned char *b, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -171,7 +157,7 @@ static void test_safetensors(void)
     snprintf(path, sizeof path, "%s/seed.safetensors", g_tmp);
     CHECK_OK(nx_safetensors_write(path, e, 5, meta, 2));
     size_t n = 0;
-    unsigned char *seed = read_all(path, &n);
+    unsigned char *seed = test_read_file(path, &n);
     CHECK(seed != NULL);
     if (seed) {
         /* the 8-byte length and the header JSON are where the parsing is */
@@ -191,7 +177,7 @@ static void test_torch_zip(void)
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", root ? root : ".", files[f]);
         size_t n = 0;
-        unsigned char *seed = read_all(path, &n);
+        unsigned char *seed = test_read_file(path, &n);
         CHECK_MSG(seed != NULL, "cannot read %s", path);
         if (seed) fuzz_checkpoint(files[f], seed, n, 0, ".pt");
         free(seed);
@@ -206,7 +192,7 @@ static void test_sentencepiece(void)
     char path[1024];
     snprintf(path, sizeof path, "%s/../shared/golden/models/llama-a/tokenizer.model", root ? root : ".");
     size_t n = 0;
-    unsigned char *seed = read_all(path, &n);
+    unsigned char *seed = test_read_file(path, &n);
     if (!seed) {
         fprintf(stderr, "  %s not found: SentencePiece fuzzing skipped\n", path);
         return;
@@ -307,7 +293,7 @@ static void fuzz_model_config(nx_backend *be, const char *src_dir, const char *w
     char cfg[1100], dir[700], link_path[800], path[800];
     snprintf(cfg, sizeof cfg, "%s/config.json", src_dir);
     size_t n = 0;
-    unsigned char *seed = read_all(cfg, &n);
+    unsigned char *seed = test_read_file(cfg, &n);
     if (!seed) {
         fprintf(stderr, "  %s not found: skipped\n", cfg);
         return;
@@ -439,7 +425,7 @@ static void test_images(void)
         char path[1024];
         snprintf(path, sizeof path, "%s/tests/data/media/%s", root ? root : ".", files[f]);
         size_t n = 0;
-        unsigned char *seed = read_all(path, &n);
+        unsigned char *seed = test_read_file(path, &n);
         CHECK_MSG(seed != NULL, "cannot read %s", path);
         /* headers (JPEG markers and tables, PNG IHDR/PLTE) take half of the point mutations */
         if (seed) fuzz_media(files[f], MEDIA_IMAGE, seed, n, n < 600 ? n : 600, g_iters / 3 + 1);

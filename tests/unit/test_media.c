@@ -27,27 +27,10 @@ typedef struct st_file {
     size_t base;
 } st_file;
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b && n > 0 && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = n > 0 ? (size_t)n : 0;
-    return b;
-}
-
 static int st_open(st_file *s, const char *path)
 {
     memset(s, 0, sizeof *s);
-    s->buf = slurp(path, &s->len);
+    s->buf = test_read_file(path, &s->len);
     if (!s->buf || s->len < 8) return 0;
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--) hl = hl << 8 | s->buf[i];
@@ -283,7 +266,7 @@ static void test_decode_fixtures(void)
         }
         /* the same bytes from memory */
         size_t len;
-        unsigned char *buf = slurp(p, &len);
+        unsigned char *buf = test_read_file(p, &len);
         ngpt_image *m = NULL;
         CHECK_OK(ngpt_image_load_memory(&m, buf, len, key));
         CHECK(m && memcmp(ngpt_image_pixels(m), ngpt_image_pixels(img), (size_t)(sh[0] * sh[1] * 3)) == 0);
@@ -348,7 +331,7 @@ static void test_bad_images(void)
     for (int i = 0; i < 4; i++) {
         snprintf(src, sizeof src, "%s/tests/data/media/%s", g_src, names[i]);
         size_t len;
-        unsigned char *buf = slurp(src, &len);
+        unsigned char *buf = test_read_file(src, &len);
         CHECK_MSG(buf != NULL, "%s", src);
         if (!buf) continue;
         size_t cuts[] = {2, 9, 30, len / 3, len / 2, len - 30};
@@ -411,7 +394,7 @@ static void test_bad_audio(void)
 
     snprintf(src, sizeof src, "%s/tests/data/media/stereo44k.wav", g_src);
     size_t len;
-    unsigned char *buf = slurp(src, &len);
+    unsigned char *buf = test_read_file(src, &len);
     CHECK_MSG(buf != NULL, "%s", src);
     if (buf) {
         /* a broken header: "fmt " chunk renamed, then a header cut in the middle */
@@ -472,7 +455,7 @@ static void test_bad_video(void)
     /* the shared golden video, truncated at several lengths: an error naming it, never a crash */
     snprintf(src, sizeof src, "%s/vision/video.preprocess/mandelbrot_h264_24fps_4_5s/input.mp4", g_shared);
     size_t len;
-    unsigned char *buf = slurp(src, &len);
+    unsigned char *buf = test_read_file(src, &len);
     if (!buf) return;
     size_t cuts[] = {100, len / 3, len - 5000};
     for (int c = 0; c < 3; c++) {
@@ -532,7 +515,7 @@ static void test_bad_edge_cases(void)
     /* PNG with a bad CRC: in IHDR, and in the first IDAT (a data byte flipped, CRC left as is) */
     snprintf(src, sizeof src, "%s/tests/data/media/rgb.png", g_src);
     size_t len;
-    unsigned char *png = slurp(src, &len);
+    unsigned char *png = test_read_file(src, &len);
     CHECK_MSG(png != NULL && len > 64, "%s", src);
     if (png && len > 64) {
         unsigned char *b = malloc(len);
@@ -624,7 +607,7 @@ static void test_bad_edge_cases(void)
         CHECK(t_contains(ngpt_last_error(), "20000x20000"));
     }
     snprintf(src, sizeof src, "%s/tests/data/media/rgb_q90.jpg", g_src);
-    unsigned char *jpg = slurp(src, &len);
+    unsigned char *jpg = test_read_file(src, &len);
     CHECK_MSG(jpg != NULL, "%s", src);
     if (jpg) {
         size_t sof = 0;

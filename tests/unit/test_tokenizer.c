@@ -26,28 +26,11 @@
  * Tiny safetensors reader (8-byte LE header length, JSON header, data)
  * ------------------------------------------------------------------------------------------- */
 
-static unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(len > 0 ? (size_t)len : 1);
-    if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *n = (size_t)len;
-    return buf;
-}
-
 /* Load tensor `name`: returns malloc'd data (NULL on failure) and its byte count; checks dtype. */
 static void *st_load(const char *path, const char *name, const char *dtype, size_t *nbytes)
 {
     size_t n;
-    unsigned char *buf = read_all(path, &n);
+    unsigned char *buf = test_read_file(path, &n);
     void *out = NULL;
     if (!buf || n < 8) goto done;
     uint64_t hl = 0;
@@ -362,7 +345,7 @@ static void test_corrupt_model(void)
     char p[4200];
     snprintf(p, sizeof p, "%s/tokenizer.model", g_plain_dir);
     size_t n;
-    unsigned char *buf = read_all(p, &n);
+    unsigned char *buf = test_read_file(p, &n);
     CHECK(buf != NULL);
     if (!buf) return;
     nx_sp_model *m = NULL;
@@ -485,7 +468,7 @@ static void test_bad_folder(void)
     char p[256], src[4200];
     snprintf(src, sizeof src, "%s/tokenizer.model", g_plain_dir);
     size_t n;
-    unsigned char *buf = read_all(src, &n);
+    unsigned char *buf = test_read_file(src, &n);
     snprintf(p, sizeof p, "%s/tokenizer.model", dir);
     FILE *f = fopen(p, "wb");
     fwrite(buf, 1, n, f);
