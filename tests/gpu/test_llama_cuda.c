@@ -201,17 +201,23 @@ static void test_decode_graph(void)
     ngpt_context_free(logging);
 }
 
+/* The golden LLaMA twice on CUDA (F32, context n_ctx): *a plain, *b with the decode graph flag. */
+static void open_pair(int32_t n_ctx, ngpt_backbone **a, ngpt_backbone **b)
+{
+    ngpt_backbone_params p;
+    ngpt_backbone_params_default(&p, sizeof p);
+    p.n_ctx = n_ctx;
+    CHECK_OK(ngpt_backbone_create(a, g_cuda, golden("models/llama-a"), &p));
+    p.flags = NGPT_BACKBONE_FLAG_CUDA_GRAPH;
+    CHECK_OK(ngpt_backbone_create(b, g_cuda, golden("models/llama-a"), &p));
+}
+
 /* 300 decode steps with and without the graph, F32 on CUDA: the cache regrows at 256 positions
  * (new buffers: the step is recorded again) and the logits must stay with the plain backbone's. */
 static void test_decode_graph_long(void)
 {
-    ngpt_backbone_params p;
-    ngpt_backbone_params_default(&p, sizeof p);
-    p.n_ctx = 600;
     ngpt_backbone *a = NULL, *b = NULL;
-    CHECK_OK(ngpt_backbone_create(&a, g_cuda, golden("models/llama-a"), &p));
-    p.flags = NGPT_BACKBONE_FLAG_CUDA_GRAPH;
-    CHECK_OK(ngpt_backbone_create(&b, g_cuda, golden("models/llama-a"), &p));
+    open_pair(600, &a, &b);
     ngpt_backbone_session *sa = NULL, *sb = NULL;
     if (a) CHECK_OK(ngpt_backbone_session_create(&sa, a, NULL));
     if (b) CHECK_OK(ngpt_backbone_session_create(&sb, b, NULL));
@@ -259,13 +265,8 @@ static void count_ops(void *user, const char *op, const nx_tensor *y)
 
 static void test_decode_graph_replay(void)
 {
-    ngpt_backbone_params p;
-    ngpt_backbone_params_default(&p, sizeof p);
-    p.n_ctx = 64;
     ngpt_backbone *a = NULL, *b = NULL;
-    CHECK_OK(ngpt_backbone_create(&a, g_cuda, golden("models/llama-a"), &p));
-    p.flags = NGPT_BACKBONE_FLAG_CUDA_GRAPH;
-    CHECK_OK(ngpt_backbone_create(&b, g_cuda, golden("models/llama-a"), &p));
+    open_pair(64, &a, &b);
     ngpt_backbone_session *sa[2] = {NULL, NULL}, *sb[2] = {NULL, NULL};
     for (int k = 0; k < 2; k++) {
         if (a) CHECK_OK(ngpt_backbone_session_create(&sa[k], a, NULL));
