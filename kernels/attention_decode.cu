@@ -119,6 +119,8 @@ cudaError_t decode_launch(const nxk_attn_params &p, float *scratch, cudaStream_t
 
 static bool decode_d(int D) { return D == 16 || D == 32 || D == 64 || D == 80 || D == 96 || D == 128; }
 
+extern "C" int nxk_attention_decode_head_dim(int D) { return decode_d(D); }
+
 // Sq 1, no mask (causal is then no restriction: the one query sees every key), the head dims of
 // decode_d, Skv >= 1, H a multiple of Hkv.
 extern "C" size_t nxk_attention_decode_scratch(const nxk_attn_params *p)

@@ -138,6 +138,8 @@ cudaError_t nxk_attention(const nxk_attn_params *p, cudaStream_t stream);
  * 96 or 128, any float dtype. _scratch: the F32 scratch bytes it needs (4-byte aligned device memory), 0 when
  * the call is not one it takes. */
 size_t nxk_attention_decode_scratch(const nxk_attn_params *p);
+/* 1 when the decode kernel has code for head dim D. */
+int nxk_attention_decode_head_dim(int D);
 cudaError_t nxk_attention_decode(const nxk_attn_params *p, float *scratch, cudaStream_t stream);
 
 #ifdef __cplusplus

@@ -114,6 +114,11 @@ ngpt_status nx_cuda_set_rows(nx_backend *be, nx_tensor *dst, const nx_tensor *sr
     return NGPT_OK;
 }
 
+bool nx_cuda_attention_len_head_dim(int64_t d)
+{
+    return d > 0 && d <= INT32_MAX && nxk_attention_decode_head_dim((int)d);
+}
+
 void nx_cuda_set_attention_split(nx_backend *be, bool on)
 {
     if (be && be->kind == NGPT_BACKEND_CUDA) nx_cuda_of(be)->attn_split = on;

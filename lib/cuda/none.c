@@ -23,6 +23,12 @@ void nx_cuda_set_attention_split(nx_backend *be, bool on)
     (void)on;
 }
 
+bool nx_cuda_attention_len_head_dim(int64_t d)
+{
+    (void)d;
+    return false;
+}
+
 void nx_cuda_set_conv_nhwc(nx_backend *be, bool on)
 {
     (void)be;

@@ -534,13 +534,12 @@ ngpt_status nx_llama_load(nx_llama **out, nx_backend *be, nx_backend *cpu, const
         nx_llama_free(m);
         return st;
     }
-    /* the graph's decode path; CUDA's length-reading attention has these head dims */
+    /* the graph's decode path, where the backend's length-reading attention takes the head dim */
     const int hd = m->cfg.head_dim;
-    const bool hd_ok = hd == 16 || hd == 32 || hd == 64 || hd == 80 || hd == 96 || hd == 128;
-    m->decode_dyn = m->decode_graph && (be->kind == NGPT_BACKEND_CPU || hd_ok);
+    m->decode_dyn = m->decode_graph && (be->kind == NGPT_BACKEND_CPU || nx_cuda_attention_len_head_dim(hd));
     if (m->decode_graph && !m->decode_dyn)
-        nx_log(&be->log, NGPT_LOG_INFO, "llama: decode steps are not recorded as a graph: head dim %d (the decode "
-               "attention kernel has 16, 32, 64, 80, 96 and 128)", hd);
+        nx_log(&be->log, NGPT_LOG_INFO, "llama: decode steps are not recorded as a graph: the CUDA decode attention "
+               "kernel has no code for head dim %d", hd);
     m->decode_graph = m->decode_dyn && be->v->capture_begin;
     *out = m;
     return NGPT_OK;

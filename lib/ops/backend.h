@@ -101,10 +101,13 @@ ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *
 /* How a CUDA backend picks each new convolution shape's cuDNN algorithm: cuDNN's heuristic (false,
  * the default) or measured on the first call (true). Drops the kept plans; no-op on other backends. */
 void nx_cuda_set_conv_search(nx_backend *be, bool measure);
-/* Decode-step attention (one query row, no mask, head dim 64/128) through the split-KV kernel
- * (kernels/attention_decode.cu) instead of the flash kernel. Off by default until measured on a
- * GPU; no-op on other backends. */
+/* Decode-step attention (one query row, no mask, a head dim of nx_cuda_attention_len_head_dim)
+ * through the split-KV kernel (kernels/attention_decode.cu) instead of the flash kernel. Off by
+ * default until measured on a GPU; no-op on other backends. */
 void nx_cuda_set_attention_split(nx_backend *be, bool on);
+/* Whether the CUDA backend's nx_op_attention_len (that split-KV kernel) has code for head dim
+ * d; false in a build without CUDA. */
+bool nx_cuda_attention_len_head_dim(int64_t d);
 /* 2-D F16/BF16 convolutions run by cuDNN on channels-last (NHWC) copies of x and the filter, the
  * result permuted back. Off by default until measured on a GPU; no-op on other backends. */
 void nx_cuda_set_conv_nhwc(nx_backend *be, bool on);
