@@ -80,6 +80,11 @@ int64_t nxk_group_norm_parts(int64_t C, int64_t S, int groups);
 cudaError_t nxk_group_norm(void *y, const void *x, int dt, const void *w, int w_dt, const void *b, int b_dt,
                            int64_t N, int64_t C, int64_t S, int groups, float eps, int silu, void *scratch,
                            cudaStream_t stream);
+/* Channels last: x[N, S, C]; scratch of nxk_group_norm_cl_scratch bytes (8-byte aligned). */
+size_t nxk_group_norm_cl_scratch(int64_t N, int64_t C, int64_t S, int groups);
+cudaError_t nxk_group_norm_cl(void *y, const void *x, int dt, const void *w, int w_dt, const void *b, int b_dt,
+                              int64_t N, int64_t C, int64_t S, int groups, float eps, int silu, void *scratch,
+                              cudaStream_t stream);
 cudaError_t nxk_softmax(void *y, const void *x, int dt, int64_t rows, int64_t cols, float scale,
                         cudaStream_t stream);
 /* y (I32) [rows] = argmax over cols, first index on ties */
@@ -103,9 +108,10 @@ cudaError_t nxk_get_rows(void *y, int y_dt, const void *table, int t_dt, const i
 /* y = x.permute(perm), elements of elsize bytes (1, 2, 4 or 8); ne = x's shape. */
 cudaError_t nxk_permute(void *y, const void *x, int elsize, int rank, const int64_t *ne, const int *perm,
                         cudaStream_t stream);
-/* x[NC, H, W] -> y[NC, Ho, Wo]; mode = nx_resize_mode */
-cudaError_t nxk_resize(void *y, const void *x, int dt, int64_t NC, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
-                       int mode, int align_corners, cudaStream_t stream);
+/* x[P, H, W, I] -> y[P, Ho, Wo, I]; mode = nx_resize_mode (NCHW: P = N * C, I = 1; channels
+ * last: P = N, I = C) */
+cudaError_t nxk_resize(void *y, const void *x, int dt, int64_t P, int64_t H, int64_t W, int64_t I, int64_t Ho,
+                       int64_t Wo, int mode, int align_corners, cudaStream_t stream);
 /* dst[pos[i], :] = src[i, :] for i < n (rows of D elements of elsize 2 or 4 bytes); a position
  * outside [0, R) is skipped. */
 cudaError_t nxk_set_rows(void *dst, const void *src, int elsize, const int32_t *pos, int64_t n, int64_t D, int64_t R,

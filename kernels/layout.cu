@@ -117,18 +117,20 @@ __global__ void permute_kernel(E *y, const E *x, int64_t n, perm_args a)
 }
 
 template <typename T>
-__global__ void resize_kernel(T *y, const T *x, int64_t NC, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int mode,
-                              int align_corners)
+__global__ void resize_kernel(T *y, const T *x, int64_t P, int64_t H, int64_t W, int64_t I, int64_t Ho, int64_t Wo,
+                              int mode, int align_corners)
 {
-    GRID_STRIDE(t, NC * Ho * Wo) {
-        int64_t ox = t % Wo, oy = (t / Wo) % Ho, nc = t / (Wo * Ho);
-        const T *xp = x + nc * H * W;
+    // x [P, H, W, I]: the pixel (sy, sx) of plane p is I elements at xp + (sy * W + sx) * I
+    GRID_STRIDE(t, P * Ho * Wo * I) {
+        int64_t i = t % I, q = t / I;
+        int64_t ox = q % Wo, oy = (q / Wo) % Ho, p = q / (Wo * Ho);
+        const T *xp = x + p * H * W * I + i;
         if (mode == 0) {  // nearest: src = floor(dst * in / out), as PyTorch's "nearest"
             int64_t sy = (int64_t)floorf((float)oy * ((float)H / (float)Ho));
             int64_t sx = (int64_t)floorf((float)ox * ((float)W / (float)Wo));
             if (sy > H - 1) sy = H - 1;
             if (sx > W - 1) sx = W - 1;
-            y[t] = xp[sy * W + sx];
+            y[t] = xp[(sy * W + sx) * I];
             continue;
         }
         float fy, fx;
@@ -146,8 +148,8 @@ __global__ void resize_kernel(T *y, const T *x, int64_t NC, int64_t H, int64_t W
         if (x0 > W - 1) x0 = W - 1;
         int64_t y1 = y0 + 1 < H ? y0 + 1 : H - 1, x1 = x0 + 1 < W ? x0 + 1 : W - 1;
         float ly = fy - (float)y0, lx = fx - (float)x0;
-        float v00 = to_f32(xp[y0 * W + x0]), v01 = to_f32(xp[y0 * W + x1]);
-        float v10 = to_f32(xp[y1 * W + x0]), v11 = to_f32(xp[y1 * W + x1]);
+        float v00 = to_f32(xp[(y0 * W + x0) * I]), v01 = to_f32(xp[(y0 * W + x1) * I]);
+        float v10 = to_f32(xp[(y1 * W + x0) * I]), v11 = to_f32(xp[(y1 * W + x1) * I]);
         float v = (1.f - ly) * ((1.f - lx) * v00 + lx * v01) + ly * ((1.f - lx) * v10 + lx * v11);
         y[t] = from_f32<T>(v);
     }
@@ -219,13 +221,13 @@ extern "C" cudaError_t nxk_permute(void *y, const void *x, int elsize, int rank,
     return cudaGetLastError();
 }
 
-extern "C" cudaError_t nxk_resize(void *y, const void *x, int dt, int64_t NC, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
-                                  int mode, int align_corners, cudaStream_t s)
+extern "C" cudaError_t nxk_resize(void *y, const void *x, int dt, int64_t P, int64_t H, int64_t W, int64_t I, int64_t Ho,
+                                  int64_t Wo, int mode, int align_corners, cudaStream_t s)
 {
-    int64_t n = NC * Ho * Wo;
+    int64_t n = P * Ho * Wo * I;
     if (n <= 0) return cudaSuccess;
     if (H <= 0 || W <= 0) return cudaErrorInvalidValue;
-    NXK_DISPATCH_FLOAT(dt, T, resize_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>((T *)y, (const T *)x, NC, H, W, Ho, Wo, mode, align_corners));
+    NXK_DISPATCH_FLOAT(dt, T, resize_kernel<<<grid_for(n, kBlock), kBlock, 0, s>>>((T *)y, (const T *)x, P, H, W, I, Ho, Wo, mode, align_corners));
     return cudaGetLastError();
 }
 

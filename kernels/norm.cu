@@ -1,4 +1,5 @@
-// norm.cu — row reductions: rms_norm, layer_norm, group_norm (+SiLU), softmax, argmax.
+// norm.cu — row reductions: rms_norm, layer_norm, group_norm (+SiLU; NCHW or channels last),
+// softmax, argmax.
 // One block per row (per (n, group) for group_norm); statistics in f32, two passes over the
 // row for mean/variance (no single-pass cancellation).
 #include "common.cuh"
@@ -185,6 +186,82 @@ __global__ void group_norm_apply_kernel(T *y, const T *x, const float2 *part, co
     group_norm_out(y + row * len, x + row * len, lo, hi, mean, r, w, w_dt, b, b_dt, g * cpg, S, silu);
 }
 
+// Channels last: x [N, S, C], the channels of group g a slice of every row. Three kernels:
+// stats (one block per (n, stripe of rows): each thread sums its channels over the stripe,
+// shifted by the group's first value x[n, 0, g * cpg] so the single pass does not cancel, and
+// adds them into shared per-group sums), combine (one warp per (n, group): the stripes' sums in
+// double -> mean, rstd) and an element-wise apply.
+constexpr int64_t kGnClChunk = 16384; // elements per stripe (rows = chunk / C, at least 1)
+
+template <typename T>
+__global__ void group_norm_cl_stats_kernel(float2 *part, const T *x, int64_t S, int64_t C, int groups, int64_t rows,
+                                           int64_t splits)
+{
+    extern __shared__ float gsh[]; // [2 * groups]
+    const int64_t n = blockIdx.x / splits, sp = blockIdx.x % splits;
+    const int64_t r0 = sp * rows, r1 = r0 + rows < S ? r0 + rows : S;
+    const int64_t cpg = C / groups;
+    for (int g = threadIdx.x; g < 2 * groups; g += blockDim.x) gsh[g] = 0.f;
+    __syncthreads();
+    const T *xn = x + n * S * C;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        const int g = (int)(c / cpg);
+        const float k = to_f32(xn[g * cpg]);
+        float s1 = 0.f, s2 = 0.f;
+        for (int64_t r = r0; r < r1; r++) {
+            const float v = to_f32(xn[r * C + c]) - k;
+            s1 += v;
+            s2 += v * v;
+        }
+        atomicAdd(&gsh[2 * g], s1);
+        atomicAdd(&gsh[2 * g + 1], s2);
+    }
+    __syncthreads();
+    for (int g = threadIdx.x; g < groups; g += blockDim.x)
+        part[(n * splits + sp) * groups + g] = make_float2(gsh[2 * g], gsh[2 * g + 1]);
+}
+
+// one warp per (n, g): stat = (mean, rstd)
+template <typename T>
+__global__ void group_norm_cl_combine_kernel(float2 *stat, const float2 *part, const T *x, int64_t S, int64_t C,
+                                             int groups, int64_t splits, float eps)
+{
+    const int64_t ng = blockIdx.x, n = ng / groups, g = ng % groups, cpg = C / groups;
+    double s1 = 0.0, s2 = 0.0;
+    for (int64_t k = threadIdx.x; k < splits; k += 32) {
+        const float2 p = part[(n * splits + k) * groups + g];
+        s1 += p.x;
+        s2 += p.y;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        s1 += __shfl_xor_sync(0xffffffffu, s1, o);
+        s2 += __shfl_xor_sync(0xffffffffu, s2, o);
+    }
+    if (threadIdx.x == 0) {
+        const double cnt = (double)S * (double)cpg, m = s1 / cnt;
+        double var = s2 / cnt - m * m;
+        if (var < 0.0) var = 0.0;
+        const float shift = to_f32(x[n * S * C + g * cpg]);
+        stat[ng] = make_float2(shift + (float)m, rsqrtf((float)var + eps));
+    }
+}
+
+template <typename T>
+__global__ void group_norm_cl_apply_kernel(T *y, const T *x, const float2 *stat, const void *w, int w_dt, const void *b,
+                                           int b_dt, int64_t N, int64_t S, int64_t C, int groups, int silu)
+{
+    const int64_t cpg = C / groups;
+    GRID_STRIDE(i, N * S * C) {
+        const int64_t c = i % C, n = i / (S * C);
+        const float2 st = stat[n * groups + c / cpg];
+        float v = (to_f32(x[i]) - st.x) * st.y;
+        if (w) v *= load_dyn(w, w_dt, c);
+        if (b) v += load_dyn(b, b_dt, c);
+        if (silu) v = v / (1.f + expf(-v));
+        y[i] = from_f32<T>(v);
+    }
+}
+
 template <typename T>
 __global__ void softmax_kernel(T *y, const T *x, int64_t cols, float scale)
 {
@@ -300,6 +377,35 @@ extern "C" cudaError_t nxk_group_norm(void *y, const void *x, int dt, const void
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
     NXK_DISPATCH_FLOAT(dt, T, group_norm_apply_kernel<<<blocks, kBlock, 0, s>>>((T *)y, (const T *)x, part, w, w_dt, b, b_dt, C, S, groups, len, splits, eps, silu));
+    return cudaGetLastError();
+}
+
+static int64_t gn_cl_rows(int64_t C) { return C >= kGnClChunk ? 1 : kGnClChunk / C; }
+
+extern "C" size_t nxk_group_norm_cl_scratch(int64_t N, int64_t C, int64_t S, int groups)
+{
+    if (N <= 0 || C <= 0 || S <= 0 || groups <= 0) return 0;
+    const int64_t splits = (S + gn_cl_rows(C) - 1) / gn_cl_rows(C);
+    return (size_t)(N * groups) * (size_t)(splits + 1) * sizeof(float2);
+}
+
+extern "C" cudaError_t nxk_group_norm_cl(void *y, const void *x, int dt, const void *w, int w_dt, const void *b,
+                                         int b_dt, int64_t N, int64_t C, int64_t S, int groups, float eps, int silu,
+                                         void *scratch, cudaStream_t s)
+{
+    if (N <= 0 || C <= 0 || S <= 0) return cudaSuccess;
+    if (groups <= 0 || C % groups || groups > 4096 || !scratch) return cudaErrorInvalidValue;
+    const int64_t rows = gn_cl_rows(C), splits = (S + rows - 1) / rows;
+    if (!rows_ok(N * splits) || !rows_ok(N * groups)) return cudaErrorInvalidValue;
+    float2 *part = (float2 *)scratch, *stat = part + N * groups * splits;
+    const size_t shm = (size_t)(2 * groups) * sizeof(float);
+    NXK_DISPATCH_FLOAT(dt, T, group_norm_cl_stats_kernel<<<(unsigned)(N * splits), kBlock, shm, s>>>(part, (const T *)x, S, C, groups, rows, splits));
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    NXK_DISPATCH_FLOAT(dt, T, group_norm_cl_combine_kernel<<<(unsigned)(N * groups), 32, 0, s>>>(stat, part, (const T *)x, S, C, groups, splits, eps));
+    e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    NXK_DISPATCH_FLOAT(dt, T, group_norm_cl_apply_kernel<<<grid_for(N * S * C, kBlock), kBlock, 0, s>>>((T *)y, (const T *)x, stat, w, w_dt, b, b_dt, N, S, C, groups, silu));
     return cudaGetLastError();
 }
 

@@ -15,8 +15,11 @@
  * cudnn.benchmark does), which made the same UNet step no faster (25.7 vs 22.7 ms in run 4, 15.7
  * vs 15.8 ms in run 5): kept as an option.
  *
+ * Channels last (nx_conv_params.channels_last: activations [N, H, W, C], filters [O, kh, kw, C/g])
+ * goes to cuDNN as NHWC descriptors, no copies: the layout its tensor-core kernels work in.
+ *
  * Two other routes, below: non-overlapping ("patchify") convolutions as a patch gather + one GEMM,
- * and a trial mode running 2-D F16/BF16 convolutions on NHWC copies (nx_cuda_set_conv_nhwc). */
+ * and a trial mode running 2-D F16/BF16 NCHW convolutions on NHWC copies (nx_cuda_set_conv_nhwc). */
 #include "cuda_internal.h"
 #include "../core/alloc.h"
 
@@ -394,18 +397,26 @@ ngpt_status nx_cuda_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
         memcpy(k.xs, xs, sizeof xs), memcpy(k.ys, ys, sizeof ys), memcpy(k.ws, ws, sizeof ws);
         k.pad[0] = 0, k.stride[0] = 1, k.dil[0] = 1;
         k.pad[1] = p->pad[0], k.stride[1] = p->stride[0], k.dil[1] = p->dilation[0];
+    } else if (p->channels_last) { /* x [N, H, W, C], w [O, kh, kw, C/g]: dims given in N, C, H, W order */
+        k.nhwc = 1;
+        const int perm[4] = {0, 3, 1, 2};
+        for (int i = 0; i < 4; i++)
+            k.xs[i] = (int)x->ne[perm[i]], k.ys[i] = (int)y->ne[perm[i]], k.ws[i] = (int)w->ne[perm[i]];
+        for (int i = 0; i < nsp; i++) k.pad[i] = p->pad[i], k.stride[i] = p->stride[i], k.dil[i] = p->dilation[i];
     } else {
         for (int i = 0; i < k.nd; i++) k.xs[i] = (int)x->ne[i], k.ys[i] = (int)y->ne[i], k.ws[i] = (int)w->ne[i];
         for (int i = 0; i < nsp; i++) k.pad[i] = p->pad[i], k.stride[i] = p->stride[i], k.dil[i] = p->dilation[i];
     }
-    ngpt_status st = is_patchify(x, w, p)               ? conv_patchify(be, op, y, x, w)
+    ngpt_status st = k.nhwc                             ? conv_exec(be, op, &k, x->data, w, y->data)
+                     : is_patchify(x, w, p)             ? conv_patchify(be, op, y, x, w)
                      : nhwc_applies(nx_cuda_of(be), &k) ? conv_exec_nhwc(be, op, &k, x->data, w, y->data)
                                                         : conv_exec(be, op, &k, x->data, w, y->data);
     const bool act = p->act != NX_UNARY_IDENTITY;
     if (st == NGPT_OK && (b || act || p->residual)) { /* bias and the epilogue in one pass */
-        int64_t inner = nx_numel(y) / (y->ne[0] * y->ne[1]);
+        /* y as [outer, C, inner] with C the output channels: [N, O, H * W], or [N * H * W, O, 1] */
+        const int64_t O = k.ys[1], outer = k.nhwc ? nx_numel(y) / O : y->ne[0], inner = nx_numel(y) / (outer * O);
         st = nx_cuda_check(nxk_bias_act_add(y->data, (int)y->dtype, b ? b->data : NULL, b ? (int)b->dtype : 0,
-                                            p->residual ? p->residual->data : NULL, y->ne[0], y->ne[1], inner,
+                                            p->residual ? p->residual->data : NULL, outer, O, inner,
                                             act ? (int)p->act : -1, p->act_param, nx_cuda_of(be)->stream),
                            op, "nxk_bias_act_add");
     }

@@ -90,7 +90,7 @@ ngpt_status nx_cuda_rms_norm_add(nx_backend *, nx_tensor *y, nx_tensor *x, const
 ngpt_status nx_cuda_layer_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                                const nx_tensor *b, float eps);
 ngpt_status nx_cuda_group_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
-                               const nx_tensor *b, int groups, float eps, bool silu);
+                               const nx_tensor *b, int groups, float eps, unsigned flags);
 ngpt_status nx_cuda_rope(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos,
                          int n_rot, float theta, nx_rope_mode mode);
 ngpt_status nx_cuda_softmax(nx_backend *, nx_tensor *y, const nx_tensor *x, float scale);
@@ -103,7 +103,8 @@ ngpt_status nx_cuda_concat(nx_backend *, nx_tensor *y, const nx_tensor *a, const
 ngpt_status nx_cuda_slice(nx_backend *, nx_tensor *y, const nx_tensor *x, int axis, int64_t start);
 ngpt_status nx_cuda_permute(nx_backend *, nx_tensor *y, const nx_tensor *x, const int *perm);
 ngpt_status nx_cuda_cast(nx_backend *, nx_tensor *y, const nx_tensor *x);
-ngpt_status nx_cuda_resize(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners);
+ngpt_status nx_cuda_resize(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners,
+                           bool channels_last);
 ngpt_status nx_cuda_argmax(nx_backend *, nx_tensor *y, const nx_tensor *x);
 
 #endif

@@ -149,17 +149,32 @@ ngpt_status nx_cuda_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x,
 }
 
 ngpt_status nx_cuda_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
-                               const nx_tensor *b, int groups, float eps, bool silu)
+                               const nx_tensor *b, int groups, float eps, unsigned flags)
 {
+    const int silu = (flags & NX_GN_SILU) ? 1 : 0;
+    void *scratch = NULL;
+    ngpt_status st;
+    if (flags & NX_GN_CHANNELS_LAST) {
+        const int64_t N = x->ne[0], C = x->ne[x->rank - 1];
+        const int64_t S = (N != 0 && C != 0) ? nx_numel(x) / (N * C) : 0;
+        const size_t bytes = nxk_group_norm_cl_scratch(N, C, S, groups);
+        if (bytes == 0) return NGPT_OK; /* empty */
+        NX_TRY(nx_cuda_tmp_alloc(be, &scratch, bytes, "group_norm"));
+        st = nx_cuda_check(nxk_group_norm_cl(y->data, x->data, (int)x->dtype, w ? w->data : NULL, w ? (int)w->dtype : 0,
+                                             b ? b->data : NULL, b ? (int)b->dtype : 0, N, C, S, groups, eps, silu,
+                                             scratch, STREAM(be)),
+                           "group_norm", "nxk_group_norm_cl");
+        nx_cuda_tmp_free(be, scratch);
+        return st;
+    }
     int64_t N = x->ne[0], C = x->ne[1];
     int64_t S = (N != 0 && C != 0) ? nx_numel(x) / (N * C) : 0;
     int64_t parts = nxk_group_norm_parts(C, S, groups);
-    void *scratch = NULL;
     if (parts > 0 && N > 0) NX_TRY(nx_cuda_tmp_alloc(be, &scratch, (size_t)(N * groups * parts) * 2 * sizeof(float), "group_norm"));
-    ngpt_status st = nx_cuda_check(nxk_group_norm(y->data, x->data, (int)x->dtype, w ? w->data : NULL, w ? (int)w->dtype : 0,
-                                                  b ? b->data : NULL, b ? (int)b->dtype : 0, N, C, S, groups, eps,
-                                                  silu ? 1 : 0, scratch, STREAM(be)),
-                                   "group_norm", "nxk_group_norm");
+    st = nx_cuda_check(nxk_group_norm(y->data, x->data, (int)x->dtype, w ? w->data : NULL, w ? (int)w->dtype : 0,
+                                      b ? b->data : NULL, b ? (int)b->dtype : 0, N, C, S, groups, eps, silu, scratch,
+                                      STREAM(be)),
+                       "group_norm", "nxk_group_norm");
     nx_cuda_tmp_free(be, scratch);
     return st;
 }
@@ -285,10 +300,15 @@ ngpt_status nx_cuda_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x)
     return NGPT_OK;
 }
 
-ngpt_status nx_cuda_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners)
+ngpt_status nx_cuda_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners,
+                           bool channels_last)
 {
-    KTRY("resize", nxk_resize, (y->data, x->data, (int)x->dtype, x->ne[0] * x->ne[1], x->ne[2], x->ne[3], y->ne[2],
-                                y->ne[3], (int)mode, align_corners ? 1 : 0, STREAM(be)));
+    if (channels_last)
+        KTRY("resize", nxk_resize, (y->data, x->data, (int)x->dtype, x->ne[0], x->ne[1], x->ne[2], x->ne[3], y->ne[1],
+                                    y->ne[2], (int)mode, align_corners ? 1 : 0, STREAM(be)));
+    else
+        KTRY("resize", nxk_resize, (y->data, x->data, (int)x->dtype, x->ne[0] * x->ne[1], x->ne[2], x->ne[3], 1,
+                                    y->ne[2], y->ne[3], (int)mode, align_corners ? 1 : 0, STREAM(be)));
     return NGPT_OK;
 }
 

@@ -640,7 +640,7 @@ ngpt_status nx_unet_forward_t(nx_unet *u, nx_tensor *out, const nx_tensor *sampl
              * else F.interpolate(size=the next skip's size) (same as 2x where that is 2x) */
             const nx_tensor *nxt = &skips[ns - 1];
             TRYG(nx_new(be, dt, &a, 4, (int64_t[]){B, x.ne[1], nxt->ne[2], nxt->ne[3]}));
-            TRYG(nx_op_resize(be, &a, &x, NX_RESIZE_NEAREST, false));
+            TRYG(nx_op_resize(be, &a, &x, NX_RESIZE_NEAREST, false, false));
             nx_tensor_free(&x);
             TRYG(nx_conv2d_new(be, &p->up, &x, &a));
             nx_tensor_free(&a);
@@ -649,7 +649,7 @@ ngpt_status nx_unet_forward_t(nx_unet *u, nx_tensor *out, const nx_tensor *sampl
 
     /* ---- conv_norm_out + SiLU, conv_out ---- */
     TRYG(nx_new(be, dt, &a, 4, x.ne));
-    TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps, true));
+    TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps, NX_GN_SILU));
     nx_tensor_free(&x);
     TRYG(nx_conv2d_forward(be, &u->conv_out, out, &a));
 done:

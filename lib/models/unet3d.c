@@ -103,7 +103,7 @@ static ngpt_status tconv_forward(nx_backend *be, const tconv *t, nx_tensor *y, c
     TRYG(nx_reshape(&g4, &g, 4, SHAPE(B, C, F, H * W)));
     TRYG(nx_reshape(&c4, &c, 4, SHAPE(B, C, F, H * W)));
     for (int k = 0; k < 4; k++) {
-        TRYG(nx_op_group_norm(be, &g, k == 0 ? &a : &c, &t->norm_w[k], &t->norm_b[k], TCONV_GROUPS, 1e-5f, true));
+        TRYG(nx_op_group_norm(be, &g, k == 0 ? &a : &c, &t->norm_w[k], &t->norm_b[k], TCONV_GROUPS, 1e-5f, NX_GN_SILU));
         TRYG(nx_reshape(&w4, &t->conv_w[k], 4, SHAPE(C, C, 3, 1)));
         TRYG(nx_op_conv(be, &c4, &g4, &w4, &t->conv_b[k], &cp));
     }
@@ -159,7 +159,7 @@ static ngpt_status ttrans_forward(nx_backend *be, const ttrans *t, nx_tensor *y,
     TRYG(nx_new(be, x->dtype, &a, 5, SHAPE(B, C, F, H, W)));
     TRYG(nx_op_permute(be, &a, &x5, swap12));
     TRYG(nx_new(be, x->dtype, &g, 5, a.ne));
-    TRYG(nx_op_group_norm(be, &g, &a, &t->norm_w, &t->norm_b, t->groups, 1e-6f, false));
+    TRYG(nx_op_group_norm(be, &g, &a, &t->norm_w, &t->norm_b, t->groups, 1e-6f, 0));
     nx_tensor_free(&a);
     TRYG(nx_new(be, x->dtype, &p, 5, SHAPE(B, H, W, F, C)));
     TRYG(nx_op_permute(be, &p, &g, to_tok));
@@ -612,7 +612,7 @@ ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, co
             /* nearest 2x, or to the next skip's size when h, w are not multiples of 2^upsamplers */
             const nx_tensor *nxt = &skips[ns - 1];
             TRYG(nx_new(be, dt, &a, 4, SHAPE(N, x.ne[1], nxt->ne[2], nxt->ne[3])));
-            TRYG(nx_op_resize(be, &a, &x, NX_RESIZE_NEAREST, false));
+            TRYG(nx_op_resize(be, &a, &x, NX_RESIZE_NEAREST, false, false));
             nx_tensor_free(&x);
             TRYG(nx_conv2d_new(be, &p->resample, &x, &a));
             nx_tensor_free(&a);
@@ -623,7 +623,7 @@ ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, co
     {
         nx_tensor ov;
         TRYG(nx_new(be, dt, &a, 4, x.ne));
-        TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps, true));
+        TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps, NX_GN_SILU));
         nx_tensor_free(&x);
         TRYG(nx_conv2d_new(be, &u->conv_out, &x, &a));
         nx_tensor_free(&a);

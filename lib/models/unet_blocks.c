@@ -117,7 +117,7 @@ ngpt_status nx_resnet2d_forward(nx_backend *be, const nx_resnet2d *r, nx_tensor 
     ngpt_status s;
     /* h = conv1(silu(norm1(x))) */
     NX_TRYG(nx_new(be, x->dtype, &a, 4, x->ne));
-    NX_TRYG(nx_op_group_norm(be, &a, x, &r->norm1_w, &r->norm1_b, r->groups, r->eps, true));
+    NX_TRYG(nx_op_group_norm(be, &a, x, &r->norm1_w, &r->norm1_b, r->groups, r->eps, NX_GN_SILU));
     NX_TRYG(nx_new(be, x->dtype, &h, 4, SHAPE(N, r->out_ch, H, W)));
     NX_TRYG(nx_conv2d_forward(be, &r->conv1, &h, &a));
     nx_tensor_free(&a);
@@ -131,7 +131,7 @@ ngpt_status nx_resnet2d_forward(nx_backend *be, const nx_resnet2d *r, nx_tensor 
     }
     /* h = conv2(dropout(silu(norm2(h)))) (dropout is the identity at inference) */
     NX_TRYG(nx_new(be, x->dtype, &a, 4, h.ne));
-    NX_TRYG(nx_op_group_norm(be, &a, &h, &r->norm2_w, &r->norm2_b, r->groups, r->eps, true));
+    NX_TRYG(nx_op_group_norm(be, &a, &h, &r->norm2_w, &r->norm2_b, r->groups, r->eps, NX_GN_SILU));
     NX_TRYG(nx_conv2d_forward(be, &r->conv2, &h, &a));
     nx_tensor_free(&a);
     /* y = (shortcut(x) + h) / output_scale_factor */
@@ -363,7 +363,7 @@ ngpt_status nx_transformer2d_forward(nx_backend *be, const nx_transformer2d *t, 
     ngpt_status s;
     /* h = proj_in(norm(x) as [N, HW, C]) */
     NX_TRYG(nx_new(be, x->dtype, &g, 4, x->ne));
-    NX_TRYG(nx_op_group_norm(be, &g, x, &t->norm_w, &t->norm_b, t->groups, 1e-6f, false));
+    NX_TRYG(nx_op_group_norm(be, &g, x, &t->norm_w, &t->norm_b, t->groups, 1e-6f, 0));
     NX_TRYG(nx_new(be, x->dtype, &p, 4, SHAPE(N, H, W, C)));
     NX_TRYG(nx_op_permute(be, &p, &g, to_nhwc));
     nx_tensor_free(&g);

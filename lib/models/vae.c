@@ -511,7 +511,7 @@ static ngpt_status upsample_fwd(nx_backend *be, const nx_tensor *w, const nx_ten
     nx_tensor u = {0}, y = {0};
     int64_t ne[4] = {x->ne[0], x->ne[1], x->ne[2] * 2, x->ne[3] * 2};
     ngpt_status s = nx_tensor_alloc(&u, be, x->dtype, 4, ne);
-    if (s == NGPT_OK) s = nx_op_resize(be, &u, x, NX_RESIZE_NEAREST, false);
+    if (s == NGPT_OK) s = nx_op_resize(be, &u, x, NX_RESIZE_NEAREST, false, false);
     if (s == NGPT_OK) {
         nx_tensor_free(x);
         s = conv2d(be, &y, &u, w, b, 1, 1);

@@ -50,7 +50,7 @@ typedef struct nx_backend_vtbl {
     ngpt_status (*layer_norm)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                               const nx_tensor *b, float eps);
     ngpt_status (*group_norm)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
-                              const nx_tensor *b, int groups, float eps, bool silu);
+                              const nx_tensor *b, int groups, float eps, unsigned flags); /* NX_GN_* */
     ngpt_status (*rope)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos,
                         int n_rot, float theta, nx_rope_mode mode);
     ngpt_status (*softmax)(nx_backend *, nx_tensor *y, const nx_tensor *x, float scale);
@@ -63,7 +63,8 @@ typedef struct nx_backend_vtbl {
     ngpt_status (*slice)(nx_backend *, nx_tensor *y, const nx_tensor *x, int axis, int64_t start);
     ngpt_status (*permute)(nx_backend *, nx_tensor *y, const nx_tensor *x, const int *perm);
     ngpt_status (*cast)(nx_backend *, nx_tensor *y, const nx_tensor *x);
-    ngpt_status (*resize)(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners);
+    ngpt_status (*resize)(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners,
+                          bool channels_last);
     ngpt_status (*argmax)(nx_backend *, nx_tensor *y, const nx_tensor *x);
     ngpt_status (*set_rows)(nx_backend *, nx_tensor *dst, const nx_tensor *src, const nx_tensor *pos);
     ngpt_status (*attention_len)(nx_backend *, nx_tensor *out, const nx_tensor *q, const nx_tensor *k,

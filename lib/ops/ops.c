@@ -342,30 +342,36 @@ ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
     NX_TRY(chk_act(be, op, "x", x));
     NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_weight(be, op, "w", w));
-    NX_TRY(chk_rank(op, "x", x, 3, 5));
+    const bool cl = p->channels_last;
+    if (cl) NX_TRY(chk_rank(op, "x (channels last)", x, 4, 4));
+    else NX_TRY(chk_rank(op, "x", x, 3, 5));
     int sd = x->rank - 2;
     if (w->rank != x->rank)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (rank %d != %d)", op, D("w", w), D("x", x),
                       w->rank, x->rank);
+    /* where C and the spatial dims sit: [N, C, *sp] / w [O, C/g, *k], or channels last
+     * [N, *sp, C] / w [O, *k, C/g] */
+    const int xc = cl ? x->rank - 1 : 1, xsp = cl ? 1 : 2;
     int g = p->groups;
-    int64_t cin = x->ne[1], o = w->ne[0];
+    int64_t cin = x->ne[xc], o = w->ne[0];
     if (g < 1 || cin % g != 0 || o % g != 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: groups %d must be >= 1 and divide C of %s and O of %s", op, g,
                       D("x", x), D("w", w));
-    if (w->ne[1] != cin / g)
+    if (w->ne[xc] != cin / g)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (C/groups %lld != %lld)", op, D("w", w),
-                      D("x", x), (long long)w->ne[1], (long long)(cin / g));
-    int64_t ne[5] = {x->ne[0], o, 0, 0, 0};
+                      D("x", x), (long long)w->ne[xc], (long long)(cin / g));
+    int64_t ne[5] = {x->ne[0], 0, 0, 0, 0};
+    ne[xc] = o;
     for (int i = 0; i < sd; i++) {
         if (p->stride[i] < 1 || p->pad[i] < 0 || p->dilation[i] < 1)
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: spatial dim %d: stride %d, pad %d, dilation %d out of range", op, i,
                           p->stride[i], p->pad[i], p->dilation[i]);
-        int64_t k = w->ne[2 + i];
-        int64_t span = x->ne[2 + i] + 2 * (int64_t)p->pad[i] - (int64_t)p->dilation[i] * (k - 1) - 1;
+        int64_t k = w->ne[xsp + i];
+        int64_t span = x->ne[xsp + i] + 2 * (int64_t)p->pad[i] - (int64_t)p->dilation[i] * (k - 1) - 1;
         if (k < 1 || span < 0)
             return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s with %s, pad %d, dilation %d gives an empty output", op, D("x", x),
                           D("w", w), p->pad[i], p->dilation[i]);
-        ne[2 + i] = span / p->stride[i] + 1;
+        ne[xsp + i] = span / p->stride[i] + 1;
     }
     NX_TRY(chk_vec_opt(be, op, "b", b, o, "w", w));
     NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
@@ -532,7 +538,7 @@ ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
 }
 
 ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
-                             int groups, float eps, bool silu)
+                             int groups, float eps, unsigned flags)
 {
     static const char op[] = "group_norm";
     NX_TRY(chk_be(be, op));
@@ -541,13 +547,17 @@ ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
     NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     NX_TRY(chk_rank(op, "x", x, 2, NX_MAX_DIMS));
     NX_TRY(chk_eps(op, eps));
-    if (groups < 1 || x->ne[1] % groups != 0)
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: groups %d must be >= 1 and divide C of %s", op, groups, D("x", x));
-    NX_TRY(chk_vec_opt(be, op, "w", w, x->ne[1], "x", x));
-    NX_TRY(chk_vec_opt(be, op, "b", b, x->ne[1], "x", x));
+    if (flags & ~(unsigned)(NX_GN_SILU | NX_GN_CHANNELS_LAST))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown flags 0x%x", op, flags);
+    const int64_t C = x->ne[flags & NX_GN_CHANNELS_LAST ? x->rank - 1 : 1];
+    if (groups < 1 || C % groups != 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: groups %d must be >= 1 and divide C of %s%s", op, groups, D("x", x),
+                      flags & NX_GN_CHANNELS_LAST ? " (channels last)" : "");
+    NX_TRY(chk_vec_opt(be, op, "w", w, C, "x", x));
+    NX_TRY(chk_vec_opt(be, op, "b", b, C, "x", x));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
     if (!be->v->group_norm) return UNSUPPORTED(be, op);
-    PROFILED(be, op, y, be->v->group_norm(be, y, x, w, b, groups, eps, silu));
+    PROFILED(be, op, y, be->v->group_norm(be, y, x, w, b, groups, eps, flags));
 }
 
 ngpt_status nx_op_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos, int n_rot, float theta,
@@ -765,7 +775,8 @@ ngpt_status nx_op_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x)
     PROFILED(be, op, y, be->v->cast(be, y, x));
 }
 
-ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners)
+ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners,
+                         bool channels_last)
 {
     static const char op[] = "resize";
     NX_TRY(chk_be(be, op));
@@ -778,11 +789,13 @@ ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_re
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown mode %d", op, (int)mode);
     if (mode == NX_RESIZE_NEAREST && align_corners)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: align_corners only applies to bilinear", op);
-    if (y->ne[0] != x->ne[0] || y->ne[1] != x->ne[1] || y->ne[2] < 1 || y->ne[3] < 1 || x->ne[2] < 1 || x->ne[3] < 1)
-        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (N, C equal, spatial sizes >= 1)", op, D("y", y),
-                      D("x", x));
+    const int c = channels_last ? 3 : 1, h = channels_last ? 1 : 2; /* C and H's dims */
+    if (y->ne[0] != x->ne[0] || y->ne[c] != x->ne[c] || y->ne[h] < 1 || y->ne[h + 1] < 1 || x->ne[h] < 1 ||
+        x->ne[h + 1] < 1)
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: %s does not match %s (N, C equal, spatial sizes >= 1%s)", op, D("y", y),
+                      D("x", x), channels_last ? "; channels last" : "");
     if (!be->v->resize) return UNSUPPORTED(be, op);
-    PROFILED(be, op, y, be->v->resize(be, y, x, mode, align_corners));
+    PROFILED(be, op, y, be->v->resize(be, y, x, mode, align_corners, channels_last));
 }
 
 ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x)

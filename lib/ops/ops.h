@@ -126,6 +126,7 @@ ngpt_status nx_op_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, const
  * conv1d: x[N, C, L]         w[O, C/groups, k]           y[N, O, Lo]
  * conv2d: x[N, C, H, W]      w[O, C/groups, kh, kw]      y[N, O, Ho, Wo]
  * conv3d: x[N, C, D, H, W]   w[O, C/groups, kd, kh, kw]  y[N, O, Do, Ho, Wo]
+ * conv2d, channels_last: x[N, H, W, C]  w[O, kh, kw, C/groups]  y[N, Ho, Wo, O]
  * b[O] may be NULL. stride/pad/dilation have one entry per spatial dim. */
 typedef struct nx_conv_params {
     int stride[3];
@@ -140,6 +141,12 @@ typedef struct nx_conv_params {
     nx_unary act;
     float act_param;
     const nx_tensor *residual;
+    /* conv2d only: activations channels last (x, y and the residual [N, H, W, C], PyTorch's
+     * channels_last memory format made contiguous) and the filter [O, kh, kw, C/groups] (PyTorch's
+     * weight permuted (0, 2, 3, 1): cuDNN's NHWC filter layout). cuDNN's tensor-core kernels are
+     * NHWC-native, so a network kept channels last end to end skips the transposes NCHW costs
+     * (kernels/, lib/cuda/conv.c); the CPU backend runs it through oneDNN's nhwc kernels. */
+    bool channels_last;
 } nx_conv_params;
 nx_conv_params nx_conv_params_default(void);  /* stride 1, pad 0, dilation 1, groups 1, no epilogue */
 ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
@@ -172,9 +179,12 @@ ngpt_status nx_op_rms_norm_add(nx_backend *be, nx_tensor *y, nx_tensor *x, const
 ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                              const nx_tensor *b, float eps);
 /* GroupNorm over x[N, C, *spatial] (C divisible by groups), per-channel w[C], b[C] (NULL ok),
- * then SiLU when silu is true (the fused ResNet-block pattern). */
+ * then SiLU with NX_GN_SILU (the fused ResNet-block pattern). With NX_GN_CHANNELS_LAST x is
+ * [N, *spatial, C] (the channels of group g: g * C/groups .. (g + 1) * C/groups - 1 of every
+ * position). */
+enum { NX_GN_SILU = 1u, NX_GN_CHANNELS_LAST = 2u };
 ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
-                             const nx_tensor *b, int groups, float eps, bool silu);
+                             const nx_tensor *b, int groups, float eps, unsigned flags);
 
 /* Rotary embedding on x[B, S, H, D] -> y (may alias x): position of row s is pos[s] (I32 [S]);
  * rotates the first n_rot dims (n_rot even, <= D; the rest pass through);
@@ -214,9 +224,10 @@ ngpt_status nx_op_permute(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
 /* y = x converted to y's dtype (same shape; F32/F16/BF16 among each other, I32 <-> F32). */
 ngpt_status nx_op_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x);
 
-/* Resize over the last two dims of x[N, C, H, W] to y[N, C, Ho, Wo]. */
+/* Resize over the last two dims of x[N, C, H, W] to y[N, C, Ho, Wo]; channels_last: over the
+ * middle two of x[N, H, W, C] to y[N, Ho, Wo, C]. */
 ngpt_status nx_op_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode,
-                         bool align_corners);
+                         bool align_corners, bool channels_last);
 
 /* y[...] (I32) = argmax over the last dim of x (first index on ties). */
 ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x);

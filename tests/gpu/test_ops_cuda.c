@@ -403,6 +403,7 @@ static void test_conv(void)
     nx_cuda_set_conv_nhwc(g_gpu, true); /* the 2-D F16/BF16 cases on channels-last copies */
     conv_cases("nhwc");
     nx_cuda_set_conv_nhwc(g_gpu, false);
+    conv_cases("channels last"); /* the 2-D cases with nx_conv_params.channels_last, both backends */
 }
 
 /* More shapes than the backend keeps plans for (NX_CUDA_PLANS_MAX = 256): the oldest are
@@ -449,10 +450,12 @@ static void conv_cases(const char *mode)
         {1, 3, 7, 9, {30}, {5}, 0, 0, 1, 1},
         {2, 1, 4, 8, {12, 12}, {4, 4}, 0, 1, 1, 1},
     };
+    const bool cl = strcmp(mode, "channels last") == 0;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int di = 0; di < 3; di++)
             for (int bias = 0; bias < 3; bias++) { /* 2: bias and the epilogue (leaky ReLU + residual) */
                 const conv_case *cc = &cases[ci];
+                if (cl && cc->nsp != 2) continue;
                 ngpt_dtype dt = k_dts[di];
                 int r = cc->nsp + 2;
                 int64_t xs[5] = {cc->N, cc->C}, ws[5] = {cc->O, cc->C / cc->groups}, ys[5] = {cc->N, cc->O}, bs[1] = {cc->O};
@@ -470,6 +473,14 @@ static void conv_cases(const char *mode)
                     xs[2 + i] = cc->sp[i];
                     ws[2 + i] = cc->k[i];
                     ys[2 + i] = conv_out(cc->sp[i], cc->k[i], p.stride[i], p.pad[i], p.dilation[i]);
+                }
+                if (cl) { /* [N, C, H, W] -> [N, H, W, C]; w [O, Cg, kh, kw] -> [O, kh, kw, Cg] */
+                    int64_t *sh[3] = {xs, ws, ys};
+                    for (int t = 0; t < 3; t++) {
+                        const int64_t c = sh[t][1];
+                        sh[t][1] = sh[t][2], sh[t][2] = sh[t][3], sh[t][3] = c;
+                    }
+                    p.channels_last = true;
                 }
                 /* CUDA weights in the activation dtype, the CPU's in F32 with the same values */
                 pt x = act(r, xs, dt, -1, 1), w = mk(r, ws, NGPT_DTYPE_F32, dt, -0.5f, 0.5f);
@@ -733,6 +744,28 @@ static void test_norms(void)
                 snprintf(what, sizeof what, "group_norm %s silu %d rank %d%s", dtn(dt), silu, rank, sp == 3 ? " split" : "");
                 finish(what, g_cpu->v->group_norm(g_cpu, &y.c, &x.c, &w.c, &b.c, 32, 1e-5f, silu),
                        g_gpu->v->group_norm(g_gpu, &y.g, &x.g, &w.g, &b.g, 32, 1e-5f, silu), &y,
+                       tol_for(dt, (tol){1e-5f, 1e-4f}, (tol){4e-3f, 3e-3f}, (tol){3e-2f, 1e-2f}));
+                drop(&x), drop(&w), drop(&b), drop(&y);
+            }
+    /* channels last (NX_GN_CHANNELS_LAST): x [N, *spatial, C]; the SD UNet's 320 channels in 32
+     * groups of 10, the VAE's 128 at a size that takes many row stripes, one channel per group,
+     * values offset far from 0 (the stats kernel's shifted sums must not cancel) */
+    for (int di = 0; di < 3; di++)
+        for (int silu = 0; silu < 2; silu++)
+            for (int sp = 0; sp < 4; sp++) {
+                ngpt_dtype dt = k_dts[di];
+                int64_t xa[] = {2, 9, 7, 320}, xb[] = {1, 160, 150, 128}, xc[] = {1, 2, 8, 8, 32}, xd[] = {2, 50, 64};
+                int64_t *xs = sp == 0 ? xa : sp == 1 ? xb : sp == 2 ? xc : xd;
+                const int rank = sp == 2 ? 5 : sp == 3 ? 3 : 4;
+                int64_t cs[] = {xs[rank - 1]};
+                const float off = sp == 3 ? 40.f : 0.f;
+                pt x = act(rank, xs, dt, off - 2, off + 4), w = mk(1, cs, NGPT_DTYPE_F32, NGPT_DTYPE_F32, 0.5f, 1.5f);
+                pt b = mk(1, cs, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -1, 1), y = out(rank, xs, NGPT_DTYPE_F32, dt);
+                const unsigned fl = NX_GN_CHANNELS_LAST | (silu ? NX_GN_SILU : 0);
+                char what[96];
+                snprintf(what, sizeof what, "group_norm channels last %s silu %d case %d", dtn(dt), silu, sp);
+                finish(what, g_cpu->v->group_norm(g_cpu, &y.c, &x.c, &w.c, &b.c, 32, 1e-5f, fl),
+                       g_gpu->v->group_norm(g_gpu, &y.g, &x.g, &w.g, &b.g, 32, 1e-5f, fl), &y,
                        tol_for(dt, (tol){1e-5f, 1e-4f}, (tol){4e-3f, 3e-3f}, (tol){3e-2f, 1e-2f}));
                 drop(&x), drop(&w), drop(&b), drop(&y);
             }
@@ -1146,15 +1179,17 @@ static void test_resize_argmax(void)
         ngpt_dtype dt = k_dts[di];
         for (int oi = 0; oi < 3; oi++)
             for (int mode = 0; mode < 2; mode++)
-                for (int ac = 0; ac < 2; ac++) {
-                    if (mode == 0 && ac) continue;
+                for (int ac = 0; ac < 4; ac++) { /* ac & 1: align_corners; ac & 2: channels last */
+                    const bool align = ac & 1, cl = ac & 2;
+                    if (mode == 0 && align) continue;
                     int64_t xs[] = {2, 3, 8, 10}, ys[] = {2, 3, outs[oi][0], outs[oi][1]};
-                    pt x = act(4, xs, dt, -2, 2), y = out(4, ys, NGPT_DTYPE_F32, dt);
+                    int64_t xl[] = {2, 8, 10, 3}, yl[] = {2, outs[oi][0], outs[oi][1], 3};
+                    pt x = act(4, cl ? xl : xs, dt, -2, 2), y = out(4, cl ? yl : ys, NGPT_DTYPE_F32, dt);
                     char what[96];
-                    snprintf(what, sizeof what, "resize %s %lldx%lld mode %d align %d", dtn(dt), (long long)ys[2],
-                             (long long)ys[3], mode, ac);
-                    finish(what, g_cpu->v->resize(g_cpu, &y.c, &x.c, (nx_resize_mode)mode, ac),
-                           g_gpu->v->resize(g_gpu, &y.g, &x.g, (nx_resize_mode)mode, ac), &y,
+                    snprintf(what, sizeof what, "resize %s %lldx%lld mode %d align %d%s", dtn(dt), (long long)ys[2],
+                             (long long)ys[3], mode, align, cl ? " channels last" : "");
+                    finish(what, g_cpu->v->resize(g_cpu, &y.c, &x.c, (nx_resize_mode)mode, align, cl),
+                           g_gpu->v->resize(g_gpu, &y.g, &x.g, (nx_resize_mode)mode, align, cl), &y,
                            tol_for(dt, (tol){1e-5f, 1e-5f}, (tol){2e-3f, 1e-3f}, (tol){1e-2f, 4e-3f}));
                     drop(&x), drop(&y);
                 }

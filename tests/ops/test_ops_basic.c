@@ -189,10 +189,55 @@ static void test_group_norm(void)
             }
     /* rank 3 (GroupNorm over [N, C, L]) */
     nx_tensor x = trand(NE(2, 6, 11), -1, 1), y = tnew(NGPT_DTYPE_F32, NE(2, 6, 11));
-    CHECK_OK(nx_op_group_norm(g_be, &y, &x, NULL, NULL, 2, 1e-6f, false));
+    CHECK_OK(nx_op_group_norm(g_be, &y, &x, NULL, NULL, 2, 1e-6f, 0));
     float want[132];
     ref_group_norm(want, x.data, 2, 6, 11, 2, NULL, NULL, 1e-6, 0);
     test_close("group_norm rank 3", y.data, want, 132, 1e-5f, 1e-5f);
+    nx_tensor_free(&x);
+    nx_tensor_free(&y);
+}
+
+/* [N, C, S] -> [N, S, C] on the host (the channels-last layout of an NCHW tensor) */
+static void host_to_nhwc(float *dst, const float *src, int64_t n, int64_t c, int64_t sp)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < c; k++)
+            for (int64_t p = 0; p < sp; p++) dst[(i * sp + p) * c + k] = src[(i * c + k) * sp + p];
+}
+
+/* NX_GN_CHANNELS_LAST: the same numbers as the NCHW op on the permuted tensor, for group sizes
+ * of 1 channel to all of them and sizes that do not fill the CPU's 64 row stripes */
+static void test_group_norm_channels_last(void)
+{
+    const struct { int64_t n, c, h, w; int groups; } cases[] = {
+        {1, 4, 1, 1, 2}, {2, 6, 3, 5, 3}, {1, 32, 8, 8, 32}, {2, 64, 9, 7, 32}, {1, 3, 1, 1, 1}, {2, 320, 16, 16, 32},
+        {1, 8, 130, 3, 4}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int silu = 0; silu < 2; silu++) {
+            const int64_t n = cases[ci].n, c = cases[ci].c, h = cases[ci].h, w_ = cases[ci].w;
+            nx_tensor x = trand(NE(n, c, h, w_), -4, 6), y = tnew(NGPT_DTYPE_F32, NE(n, c, h, w_));
+            nx_tensor xl = tnew(NGPT_DTYPE_F32, NE(n, h, w_, c)), yl = tnew(NGPT_DTYPE_F32, NE(n, h, w_, c));
+            float *wf = NULL, *bf = NULL;
+            nx_tensor w = tweight(NGPT_DTYPE_F16, NE(c), -2, 2, &wf), b = tweight(NGPT_DTYPE_F32, NE(c), -1, 1, &bf);
+            host_to_nhwc(xl.data, x.data, n, c, h * w_);
+            unsigned fl = silu ? NX_GN_SILU : 0;
+            CHECK_OK(nx_op_group_norm(g_be, &y, &x, &w, &b, cases[ci].groups, 1e-5f, fl));
+            CHECK_OK(nx_op_group_norm(g_be, &yl, &xl, &w, &b, cases[ci].groups, 1e-5f, fl | NX_GN_CHANNELS_LAST));
+            float *want = fbuf(nx_numel(&y));
+            host_to_nhwc(want, y.data, n, c, h * w_);
+            char what[80];
+            snprintf(what, sizeof what, "group_norm channels last case %zu silu %d", ci, silu);
+            test_close(what, yl.data, want, (size_t)nx_numel(&y), 1e-5f, 1e-5f);
+            free(want), free(wf), free(bf);
+            nx_tensor_free(&x), nx_tensor_free(&y), nx_tensor_free(&xl), nx_tensor_free(&yl);
+            nx_tensor_free(&w), nx_tensor_free(&b);
+        }
+    /* rank 3 [N, L, C] and the errors that name the layout */
+    nx_tensor x = trand(NE(2, 11, 6), -1, 1), y = tnew(NGPT_DTYPE_F32, NE(2, 11, 6));
+    CHECK_OK(nx_op_group_norm(g_be, &y, &x, NULL, NULL, 3, 1e-6f, NX_GN_CHANNELS_LAST));
+    CHECK_ERR(nx_op_group_norm(g_be, &y, &x, NULL, NULL, 4, 1e-6f, NX_GN_CHANNELS_LAST), NGPT_ERR_INVALID_ARGUMENT,
+              "channels last");
+    CHECK_ERR(nx_op_group_norm(g_be, &y, &x, NULL, NULL, 3, 1e-6f, 8u), NGPT_ERR_INVALID_ARGUMENT, "unknown flags");
     nx_tensor_free(&x);
     nx_tensor_free(&y);
 }
@@ -530,7 +575,7 @@ static void test_resize(void)
             int align = mode == 2;
             nx_tensor x = trand(NE(cases[ci].n, cases[ci].c, cases[ci].h, cases[ci].w), -1, 1);
             nx_tensor y = tnew(NGPT_DTYPE_F32, NE(cases[ci].n, cases[ci].c, cases[ci].ho, cases[ci].wo));
-            CHECK_OK(nx_op_resize(g_be, &y, &x, m, align));
+            CHECK_OK(nx_op_resize(g_be, &y, &x, m, align, false));
             float *want = fbuf(nx_numel(&y));
             ref_resize(want, x.data, cases[ci].n, cases[ci].c, cases[ci].h, cases[ci].w, cases[ci].ho, cases[ci].wo, m,
                        align);
@@ -547,11 +592,11 @@ static void test_resize(void)
     const float want_ac[9] = {0, 0.5f, 1, 1, 1.5f, 2, 2, 2.5f, 3};
     const float want_hp[9] = {0, 0.5f, 1, 1, 1.5f, 2, 2, 2.5f, 3};
     const float want_nn[9] = {0, 0, 1, 0, 0, 1, 2, 2, 3};
-    CHECK_OK(nx_op_resize(g_be, &y, &x, NX_RESIZE_BILINEAR, true));
+    CHECK_OK(nx_op_resize(g_be, &y, &x, NX_RESIZE_BILINEAR, true, false));
     test_close("bilinear align_corners", yv, want_ac, 9, 1e-6f, 1e-6f);
-    CHECK_OK(nx_op_resize(g_be, &y, &x, NX_RESIZE_BILINEAR, false));
+    CHECK_OK(nx_op_resize(g_be, &y, &x, NX_RESIZE_BILINEAR, false, false));
     test_close("bilinear half-pixel", yv, want_hp, 9, 1e-6f, 1e-6f);
-    CHECK_OK(nx_op_resize(g_be, &y, &x, NX_RESIZE_NEAREST, false));
+    CHECK_OK(nx_op_resize(g_be, &y, &x, NX_RESIZE_NEAREST, false, false));
     test_close("nearest", yv, want_nn, 9, 0, 0);
     /* torch 1.13 F.interpolate outputs for x[i] = ((37 i) % 11) / 7, shape 1x1x5x7 */
     static const struct { int64_t ho, wo; int mode, align; float y[130]; } tv[] = {
@@ -571,7 +616,7 @@ static void test_resize(void)
     for (size_t i = 0; i < sizeof tv / sizeof tv[0]; i++) {
         float out[130];
         nx_tensor ty = nx_view(NGPT_DTYPE_F32, NE(1, 1, tv[i].ho, tv[i].wo), out, NULL);
-        CHECK_OK(nx_op_resize(g_be, &ty, &tx, (nx_resize_mode)tv[i].mode, tv[i].align));
+        CHECK_OK(nx_op_resize(g_be, &ty, &tx, (nx_resize_mode)tv[i].mode, tv[i].align, false));
         char what[64];
         snprintf(what, sizeof what, "resize vs torch %zu", i);
         test_close(what, out, tv[i].y, (size_t)(tv[i].ho * tv[i].wo), 1e-6f, 1e-6f);
@@ -579,6 +624,37 @@ static void test_resize(void)
 }
 
 /* ---- validation ---- */
+
+
+/* channels last: the NCHW op's numbers on the permuted tensors */
+static void test_resize_channels_last(void)
+{
+    static const struct { int64_t n, c, h, w, ho, wo; } cases[] = {
+        {1, 1, 1, 1, 3, 2}, {1, 2, 4, 4, 8, 8}, {2, 3, 5, 7, 10, 14}, {1, 5, 5, 7, 3, 4}, {2, 64, 9, 5, 18, 10}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int mode = 0; mode < 3; mode++) {
+            const int64_t n = cases[ci].n, c = cases[ci].c;
+            nx_resize_mode m = mode == 0 ? NX_RESIZE_NEAREST : NX_RESIZE_BILINEAR;
+            nx_tensor x = trand(NE(n, c, cases[ci].h, cases[ci].w), -1, 1);
+            nx_tensor y = tnew(NGPT_DTYPE_F32, NE(n, c, cases[ci].ho, cases[ci].wo));
+            nx_tensor xl = tnew(NGPT_DTYPE_F32, NE(n, cases[ci].h, cases[ci].w, c));
+            nx_tensor yl = tnew(NGPT_DTYPE_F32, NE(n, cases[ci].ho, cases[ci].wo, c));
+            host_to_nhwc(xl.data, x.data, n, c, cases[ci].h * cases[ci].w);
+            CHECK_OK(nx_op_resize(g_be, &y, &x, m, mode == 2, false));
+            CHECK_OK(nx_op_resize(g_be, &yl, &xl, m, mode == 2, true));
+            float *want = fbuf(nx_numel(&y));
+            host_to_nhwc(want, y.data, n, c, cases[ci].ho * cases[ci].wo);
+            char what[64];
+            snprintf(what, sizeof what, "resize channels last case %zu mode %d", ci, mode);
+            test_close(what, yl.data, want, (size_t)nx_numel(&y), 0, 0);
+            free(want);
+            nx_tensor_free(&x), nx_tensor_free(&y), nx_tensor_free(&xl), nx_tensor_free(&yl);
+        }
+    /* C must match in the last dim, not the second */
+    nx_tensor x = tnew(NGPT_DTYPE_F32, NE(1, 4, 4, 3)), y = tnew(NGPT_DTYPE_F32, NE(1, 8, 8, 4));
+    CHECK_ERR(nx_op_resize(g_be, &y, &x, NX_RESIZE_NEAREST, false, true), NGPT_ERR_SHAPE_MISMATCH, "channels last");
+    nx_tensor_free(&x), nx_tensor_free(&y);
+}
 
 static float g_host[1 << 16];  /* backing store of views in validation tests (never read by failing calls) */
 
@@ -744,10 +820,10 @@ static void test_validate_rest(void)
     nx_tensor xi = hv(I32, NE(3, 8));
     CHECK_ERR(nx_op_layer_norm(be, &y, &xi, NULL, NULL, 1e-5f), E_DTYPE, "layer_norm");
     nx_tensor gx = hv(F32, NE(2, 4, 3, 3)), gy = hv(F32, NE(2, 4, 3, 3)), g1 = hv(F32, NE(4));
-    CHECK_ERR(nx_op_group_norm(be, &gy, &gx, NULL, NULL, 3, 1e-5f, false), E_ARG, "group_norm: groups 3");
-    CHECK_ERR(nx_op_group_norm(be, &gy, &gx, NULL, NULL, 0, 1e-5f, false), E_ARG, "group_norm");
-    CHECK_ERR(nx_op_group_norm(be, &g1, &g1, NULL, NULL, 1, 1e-5f, false), E_SHAPE, "group_norm");
-    CHECK_ERR(nx_op_group_norm(be, &gy, &gx, &w7, NULL, 2, 1e-5f, true), E_SHAPE, "group_norm");
+    CHECK_ERR(nx_op_group_norm(be, &gy, &gx, NULL, NULL, 3, 1e-5f, 0), E_ARG, "group_norm: groups 3");
+    CHECK_ERR(nx_op_group_norm(be, &gy, &gx, NULL, NULL, 0, 1e-5f, 0), E_ARG, "group_norm");
+    CHECK_ERR(nx_op_group_norm(be, &g1, &g1, NULL, NULL, 1, 1e-5f, 0), E_SHAPE, "group_norm");
+    CHECK_ERR(nx_op_group_norm(be, &gy, &gx, &w7, NULL, 2, 1e-5f, NX_GN_SILU), E_SHAPE, "group_norm");
 
     nx_tensor rx = hv(F32, NE(1, 4, 2, 8)), ry = hv(F32, NE(1, 4, 2, 8)), pos = hv(I32, NE(4)), posf = hv(F32, NE(4)),
               pos3 = hv(I32, NE(3));
@@ -827,10 +903,10 @@ static void test_validate_rest(void)
     CHECK_ERR(nx_op_cast(be, &cf, &c16), E_SHAPE, "cast");
 
     nx_tensor zx = hv(F32, NE(1, 2, 4, 4)), zy = hv(F32, NE(1, 3, 8, 8)), z3 = hv(F32, NE(2, 4, 4)), zy2 = hv(F32, NE(1, 2, 8, 8));
-    CHECK_ERR(nx_op_resize(be, &zy, &zx, NX_RESIZE_BILINEAR, false), E_SHAPE, "resize");
-    CHECK_ERR(nx_op_resize(be, &zy2, &z3, NX_RESIZE_BILINEAR, false), E_SHAPE, "resize");
-    CHECK_ERR(nx_op_resize(be, &zy2, &zx, (nx_resize_mode)7, false), E_ARG, "resize");
-    CHECK_ERR(nx_op_resize(be, &zy2, &zx, NX_RESIZE_NEAREST, true), E_ARG, "resize");
+    CHECK_ERR(nx_op_resize(be, &zy, &zx, NX_RESIZE_BILINEAR, false, false), E_SHAPE, "resize");
+    CHECK_ERR(nx_op_resize(be, &zy2, &z3, NX_RESIZE_BILINEAR, false, false), E_SHAPE, "resize");
+    CHECK_ERR(nx_op_resize(be, &zy2, &zx, (nx_resize_mode)7, false, false), E_ARG, "resize");
+    CHECK_ERR(nx_op_resize(be, &zy2, &zx, NX_RESIZE_NEAREST, true, false), E_ARG, "resize");
 
     nx_tensor mx = hv(F32, NE(3, 9)), my = hv(I32, NE(3)), myf = hv(F32, NE(3)), my2 = hv(I32, NE(3, 1));
     CHECK_ERR(nx_op_argmax(be, &myf, &mx), E_DTYPE, "argmax");
@@ -1042,11 +1118,11 @@ static size_t run_suite(nx_backend *be, unsigned char *out, size_t cap)
     nx_tensor gx = tnew(F32, NE(2, 64, 32, 32)), gy = tnew(F32, NE(2, 64, 32, 32)), gz = tnew(F32, NE(2, 64, 64, 64));
     memcpy(gx.data, x.data, nx_nbytes(&gx));
     nx_tensor w64 = nx_view(F32, NE(64), w.data, be);
-    CHECK_OK(nx_op_group_norm(be, &gy, &gx, &w64, NULL, 32, 1e-5f, true));
+    CHECK_OK(nx_op_group_norm(be, &gy, &gx, &w64, NULL, 32, 1e-5f, NX_GN_SILU));
     KEEP(gy);
-    CHECK_OK(nx_op_resize(be, &gz, &gy, NX_RESIZE_BILINEAR, false));
+    CHECK_OK(nx_op_resize(be, &gz, &gy, NX_RESIZE_BILINEAR, false, false));
     KEEP(gz);
-    CHECK_OK(nx_op_resize(be, &gz, &gy, NX_RESIZE_NEAREST, false));
+    CHECK_OK(nx_op_resize(be, &gz, &gy, NX_RESIZE_NEAREST, false, false));
     KEEP(gz);
     nx_tensor c = tnew(F32, NE(64, 8192));
     CHECK_OK(nx_op_concat(be, &c, &x, &y, 1));
@@ -1173,6 +1249,7 @@ int main(void)
     RUN(test_rms_norm_add);
     RUN(test_layer_norm);
     RUN(test_group_norm);
+    RUN(test_group_norm_channels_last);
     RUN(test_rope);
     RUN(test_softmax);
     RUN(test_unary);
@@ -1184,6 +1261,7 @@ int main(void)
     RUN(test_permute);
     RUN(test_cast);
     RUN(test_resize);
+    RUN(test_resize_channels_last);
     /* the numeric tests again on the portable paths (what a CPU without AVX-512 runs) */
     bool had = nx_cpu_allow_avx512(false);
     nx_dtype_simd_limit(0);

@@ -570,6 +570,101 @@ static void test_conv_epilogue(void)
     }
 }
 
+/* channels last (nx_conv_params.channels_last): x, y [N, H, W, C], w [O, kh, kw, C/g], checked
+ * against the NCHW reference permuted; through nx_op_conv, so the shape rules are exercised too */
+static void nchw_to_nhwc_f(float *d, const float *s, int64_t n, int64_t c, int64_t sp)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < c; k++)
+            for (int64_t q = 0; q < sp; q++) d[(i * sp + q) * c + k] = s[(i * c + k) * sp + q];
+}
+
+static void nchw_to_nhwc_d(double *d, const double *s, int64_t n, int64_t c, int64_t sp)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < c; k++)
+            for (int64_t q = 0; q < sp; q++) d[(i * sp + q) * c + k] = s[(i * c + k) * sp + q];
+}
+
+static void check_conv_cl(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, int64_t kh, int64_t kw, int stride,
+                          int pad, int dil, int groups, ngpt_dtype wdt, int bias, int epi)
+{
+    nx_conv_params p = nx_conv_params_default();
+    p.groups = groups;
+    for (int i = 0; i < 2; i++) p.stride[i] = stride, p.pad[i] = pad, p.dilation[i] = dil;
+    const int64_t Ho = (H + 2 * pad - dil * (kh - 1) - 1) / stride + 1, Wo = (W + 2 * pad - dil * (kw - 1) - 1) / stride + 1;
+    const int64_t xs[4] = {N, C, H, W}, ws[4] = {O, C / groups, kh, kw}, ys[4] = {N, O, Ho, Wo};
+    const int64_t xl[4] = {N, H, W, C}, wl[4] = {O, kh, kw, C / groups}, yl[4] = {N, Ho, Wo, O};
+    const size_t nx = (size_t)prod(xs, 4), nw = (size_t)prod(ws, 4), ny = (size_t)prod(ys, 4);
+    float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *r = malloc(4 * ny);
+    float *xc = malloc(4 * nx), *wc = malloc(4 * nw), *rc = malloc(4 * ny), *y = malloc(4 * ny);
+    void *wenc = malloc(4 * nw);
+    double *want = malloc(8 * ny), *sc = malloc(8 * ny), *wantc = malloc(8 * ny), *scc = malloc(8 * ny);
+    test_fill(&rng, x, nx, -1, 1);
+    test_fill(&rng, w, nw, -1, 1);
+    test_fill(&rng, b, (size_t)O, -1, 1);
+    test_fill(&rng, r, ny, -1, 1);
+    round_to(wdt, w, wenc, nw); /* w now holds the stored values; wenc them in wdt */
+    nchw_to_nhwc_f(xc, x, N, C, H * W);
+    nchw_to_nhwc_f(rc, r, N, O, Ho * Wo);
+    /* the filter [O, Cg, kh, kw] -> [O, kh, kw, Cg] in its dtype: permute the decoded values and
+     * encode them again (exact: they are representable) */
+    nchw_to_nhwc_f(wc, w, O, C / groups, kh * kw);
+    round_to(wdt, wc, wenc, nw);
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xl, xc, t_be), tw = nx_view(wdt, 4, wl, wenc, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, yl, y, t_be);
+    nx_tensor tr = nx_view(NGPT_DTYPE_F32, 4, yl, rc, t_be);
+    p.channels_last = true;
+    if (epi) {
+        p.act = NX_UNARY_LEAKY_RELU;
+        p.act_param = 0.1f;
+        p.residual = &tr;
+    }
+    CHECK_OK(nx_op_conv(t_be, &ty, &tx, &tw, bias ? &tb : NULL, &p));
+    nx_conv_params pr = p; /* the reference reads NCHW */
+    nx_tensor trn = nx_view(NGPT_DTYPE_F32, 4, ys, r, t_be);
+    pr.channels_last = false;
+    pr.residual = epi ? &trn : NULL;
+    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, 2, &pr, want, sc);
+    if (epi) ref_epilogue(want, sc, ny, &pr);
+    nchw_to_nhwc_d(wantc, want, N, O, Ho * Wo);
+    nchw_to_nhwc_d(scc, sc, N, O, Ho * Wo);
+    char what[160];
+    snprintf(what, sizeof what, "conv2d channels last N=%lld C=%lld O=%lld k=%lldx%lld s=%d p=%d d=%d g=%d %s bias=%d epi=%d",
+             (long long)N, (long long)C, (long long)O, (long long)kh, (long long)kw, stride, pad, dil, groups,
+             nx_dtype_name(wdt), bias, epi);
+    close_scaled(what, y, wantc, scc, ny, 2e-6, 1e-6);
+    free(x), free(w), free(b), free(r), free(xc), free(wc), free(rc), free(y), free(wenc);
+    free(want), free(sc), free(wantc), free(scc);
+}
+
+static void test_conv_channels_last(void)
+{
+    const ngpt_dtype dts[3] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16};
+    for (int d = 0; d < 3; d++) {
+        check_conv_cl(2, 5, 7, 9, 11, 3, 3, 1, 1, 1, 1, dts[d], 1, 0);   /* 3x3 same */
+        check_conv_cl(1, 4, 6, 10, 9, 3, 3, 2, 1, 1, 1, dts[d], 1, 0);   /* strided downsample */
+        check_conv_cl(2, 17, 9, 5, 7, 1, 1, 1, 0, 1, 1, dts[d], 1, 0);   /* 1x1: a linear layer */
+        check_conv_cl(2, 17, 9, 5, 7, 1, 1, 1, 0, 1, 1, dts[d], 0, 1);   /* 1x1 + epilogue, no bias */
+        check_conv_cl(2, 6, 6, 8, 7, 3, 3, 1, 2, 2, 6, dts[d], 1, 0);    /* depthwise, dilated */
+        check_conv_cl(1, 8, 4, 7, 9, 3, 2, 1, 1, 1, 2, dts[d], 1, 1);    /* grouped, rectangular, epilogue */
+        check_conv_cl(1, 8, 4, 7, 9, 3, 1, 1, 0, 1, 1, dts[d], 1, 0);    /* (3, 1): the temporal shape */
+    }
+    /* a size where the NCHW op takes Winograd (64 channels, 48x48): channels last must not */
+    check_conv_cl(1, 64, 64, 48, 48, 3, 3, 1, 1, 1, 1, NGPT_DTYPE_F32, 1, 1);
+    /* errors: rank 3 and 5, w in the NCHW layout */
+    nx_conv_params p = nx_conv_params_default();
+    p.channels_last = true;
+    float buf[4096];
+    nx_tensor x3 = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){1, 8, 4}, buf, t_be), y3 = x3;
+    nx_tensor w3 = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){4, 1, 4}, buf, t_be);
+    CHECK_ERR(nx_op_conv(t_be, &y3, &x3, &w3, NULL, &p), NGPT_ERR_SHAPE_MISMATCH, "channels last");
+    nx_tensor x4 = nx_view(NGPT_DTYPE_F32, 4, (int64_t[]){1, 6, 6, 8}, buf, t_be);
+    nx_tensor w4 = nx_view(NGPT_DTYPE_F32, 4, (int64_t[]){4, 8, 3, 3}, buf + 512, t_be);
+    nx_tensor y4 = nx_view(NGPT_DTYPE_F32, 4, (int64_t[]){1, 4, 4, 4}, buf + 2048, t_be);
+    CHECK_ERR(nx_op_conv(t_be, &y4, &x4, &w4, NULL, &p), NGPT_ERR_SHAPE_MISMATCH, "C/groups");
+}
+
 int main(void)
 {
     if (!ops_test_init(2)) {
@@ -582,6 +677,7 @@ int main(void)
     RUN(test_conv_direct1d);
     RUN(test_conv_fft1d);
     RUN(test_conv_epilogue);
+    RUN(test_conv_channels_last);
     RUN(test_conv_transpose1d);
     fprintf(stderr, "-- without AVX-512 (oneDNN for every conv1d and ConvTranspose1d, the other 1-D Winograd rule):\n");
     nx_cpu_allow_avx512(false);

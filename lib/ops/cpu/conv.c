@@ -1,6 +1,6 @@
 /* conv.c — conv1d/2d/3d and conv_transpose1d through oneDNN (primitives cached per shape in the
  * backend state, see onednn.h). Activations are F32, in PyTorch's plain layouts (ncw, nchw,
- * ncdhw), which oneDNN takes directly (no reorders) — except for the 3x3 convolutions that run
+ * ncdhw, or nhwc for channels-last conv2d), which oneDNN takes directly (no reorders) — except for the 3x3 convolutions that run
  * through Winograd (nx_cpu_set_conv_winograd in cpu_ops.h): those need oneDNN's blocked layouts,
  * so x, w and y are reordered around them on every call.
  *
@@ -28,6 +28,7 @@ typedef struct conv_desc {
     int     wnd;                      /* weight ndims */
     int     has_bias;
     int     is_1x1;                   /* 1x1, stride 1, no pad, 1 group: a matmul (gemm.c) */
+    int     cl;                       /* channels last: x, y [N, H, W, C], w [O, kh, kw, C/G] */
     int64_t stride[3], dil[3], pl[3], pr[3];
     int64_t src_hfull, dst_hfull;     /* 0, or a row stripe of 2-D tensors this many rows high */
 } conv_desc;
@@ -43,16 +44,31 @@ static const int64_t *stripe_strides(int64_t *s, const int64_t *dims, int64_t hf
     return s;
 }
 
+/* Strides of a channels-last [N, C, *sp] tensor (dims in oneDNN's order, data [N, *sp, C]). */
+static const int64_t *nxc_strides(int64_t *s, const int64_t *dims, int nd)
+{
+    int64_t acc = dims[1];
+    s[1] = 1;
+    for (int i = nd - 1; i >= 2; i--) {
+        s[i] = acc;
+        acc *= dims[i];
+    }
+    s[0] = acc;
+    return s;
+}
+
 /* The primitive for d, and the caller's (plain) layout of each arg in user_mds. The primitive
  * takes those layouts too, except under Winograd, where oneDNN picks its own (format_tag_any). */
 static ngpt_status conv_pd(dnnl_engine_t eng, const conv_desc *d, dnnl_primitive_desc_t *pd, int *ids,
                            dnnl_memory_desc_t *user_mds, int *n)
 {
     dnnl_memory_desc_t src, wei, dst, bias;
-    int64_t ss[4], ds[4];
-    NX_TRY(nx_dnnl_md(&src, 2 + d->nsp, d->src, dnnl_f32, stripe_strides(ss, d->src, d->src_hfull)));
+    int64_t ss[5], ds[5];
+    NX_TRY(nx_dnnl_md(&src, 2 + d->nsp, d->src, dnnl_f32,
+                      d->cl ? nxc_strides(ss, d->src, 2 + d->nsp) : stripe_strides(ss, d->src, d->src_hfull)));
     NX_TRY(nx_dnnl_md(&wei, d->wnd, d->wei, dnnl_f32, d->wei_strides));
-    NX_TRY(nx_dnnl_md(&dst, 2 + d->nsp, d->dst, dnnl_f32, stripe_strides(ds, d->dst, d->dst_hfull)));
+    NX_TRY(nx_dnnl_md(&dst, 2 + d->nsp, d->dst, dnnl_f32,
+                      d->cl ? nxc_strides(ds, d->dst, 2 + d->nsp) : stripe_strides(ds, d->dst, d->dst_hfull)));
     if (d->has_bias) NX_TRY(nx_dnnl_md(&bias, 1, &d->dst[1], dnnl_f32, NULL));
     int k = 0;
     ids[k] = DNNL_ARG_SRC, user_mds[k++] = src;
@@ -120,7 +136,7 @@ static ngpt_status conv_build_blocked(dnnl_engine_t eng, void *arg, dnnl_primiti
 static int use_winograd(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_winograd(be);
-    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || d->nsp != 2 || d->wnd != 4) return 0;
+    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || d->cl || d->nsp != 2 || d->wnd != 4) return 0;
     if (d->wei[2] != 3 || d->wei[3] != 3) return 0;
     for (int i = 0; i < 2; i++)
         if (d->stride[i] != 1 || d->dil[i] != 1 || d->pl[i] != 1 || d->pr[i] != 1) return 0;
@@ -141,7 +157,7 @@ static int use_winograd(nx_backend *be, const conv_desc *d)
 static int use_wino1d(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_winograd(be);
-    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || nx_cpu_bf16_compute(be)) return 0;
+    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || d->cl || nx_cpu_bf16_compute(be)) return 0;
     if (d->wnd != d->nsp + 2 || d->wei[2] < 3 || d->stride[0] != 1) return 0; /* groups give wnd + 1 */
     if (d->nsp == 2 && (d->wei[3] != 1 || d->stride[1] != 1 || d->pl[1] != 0 || d->pr[1] != 0)) return 0;
     if (d->nsp != 1 && d->nsp != 2) return 0;
@@ -205,6 +221,7 @@ static nx_dnnl_key conv_key(const conv_desc *d)
     }
     k.v[i++] = d->src_hfull;
     k.v[i++] = d->dst_hfull;
+    k.v[i++] = d->cl;
     return k;
 }
 
@@ -285,6 +302,15 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         bd = bc;
     }
     ngpt_status s;
+    if (d->is_1x1 && d->cl) { /* y [NHW, O] = x [NHW, C] . w [O, C]^T + b: a linear layer */
+        const int64_t P = nx_numel(x) / d->src[1];
+        nx_tensor xv = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){P, d->src[1]}, x->data, x->be);
+        nx_tensor yv = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){P, d->dst[1]}, y->data, y->be);
+        nx_tensor wv = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){d->dst[1], d->src[1]}, (void *)wd, w->be);
+        nx_tensor bv = nx_view(NGPT_DTYPE_F32, 1, &d->dst[1], (void *)bd, b ? b->be : NULL);
+        s = nx_cpu_linear(be, &yv, &xv, &wv, b ? &bv : NULL);
+        goto done;
+    }
     if (d->is_1x1) {
         int64_t P = 1;
         for (int i = 0; i < d->nsp; i++) P *= d->src[2 + i];
@@ -343,27 +369,44 @@ ngpt_status nx_cpu_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const 
     conv_desc d;
     memset(&d, 0, sizeof d);
     d.nsp = x->rank - 2;
-    const int64_t G = p->groups, O = w->ne[0], Cg = w->ne[1];
-    for (int i = 0; i < 2 + d.nsp; i++) {
-        d.src[i] = x->ne[i];
-        d.dst[i] = y->ne[i];
+    d.cl = p->channels_last;
+    /* dims in oneDNN's order ([N, C, *sp]) whatever the layout; the strides say where they are */
+    const int xc = d.cl ? x->rank - 1 : 1, xsp = d.cl ? 1 : 2;
+    const int64_t G = p->groups, O = w->ne[0], Cg = w->ne[xc];
+    d.src[0] = x->ne[0], d.dst[0] = y->ne[0];
+    d.src[1] = x->ne[xc], d.dst[1] = y->ne[xc];
+    for (int i = 0; i < d.nsp; i++) {
+        d.src[2 + i] = x->ne[xsp + i];
+        d.dst[2 + i] = y->ne[xsp + i];
     }
-    /* weights [G, O/G, C/G, k...] over PyTorch's dense [O, C/G, k...] */
+    /* weights [G, O/G, C/G, k...] over PyTorch's dense [O, C/G, k...], or [O, k..., C/G] */
     int64_t ksz = 1;
-    for (int i = 0; i < d.nsp; i++) ksz *= w->ne[2 + i];
+    for (int i = 0; i < d.nsp; i++) ksz *= w->ne[xsp + i];
     d.wnd = 0;
     if (G > 1) d.wei[d.wnd++] = G;
     d.wei[d.wnd++] = O / G;
     d.wei[d.wnd++] = Cg;
-    for (int i = 0; i < d.nsp; i++) d.wei[d.wnd++] = w->ne[2 + i];
-    int64_t acc = 1;
-    for (int i = d.wnd - 1; i >= 0; i--) {
-        d.wei_strides[i] = acc;
-        acc *= d.wei[i];
+    for (int i = 0; i < d.nsp; i++) d.wei[d.wnd++] = w->ne[xsp + i];
+    if (d.cl) { /* C/G innermost, then the kernel dims, then O/G, then G */
+        const int k0 = d.wnd - d.nsp;
+        int64_t acc = Cg;
+        d.wei_strides[k0 - 1] = 1;
+        for (int i = d.wnd - 1; i >= k0; i--) {
+            d.wei_strides[i] = acc;
+            acc *= d.wei[i];
+        }
+        d.wei_strides[k0 - 2] = acc; /* O/G */
+        if (G > 1) d.wei_strides[0] = acc * (O / G);
+    } else {
+        int64_t acc = 1;
+        for (int i = d.wnd - 1; i >= 0; i--) {
+            d.wei_strides[i] = acc;
+            acc *= d.wei[i];
+        }
     }
     d.has_bias = b != NULL;
     for (int i = 0; i < d.nsp; i++) {
-        int64_t k = w->ne[2 + i];
+        int64_t k = w->ne[xsp + i];
         d.stride[i] = p->stride[i];
         d.dil[i] = p->dilation[i];
         d.pl[i] = p->pad[i];

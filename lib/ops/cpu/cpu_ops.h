@@ -145,7 +145,7 @@ ngpt_status nx_cpu_rms_norm_add(nx_backend *, nx_tensor *y, nx_tensor *x, const 
 ngpt_status nx_cpu_layer_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                               const nx_tensor *b, float eps);
 ngpt_status nx_cpu_group_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
-                              const nx_tensor *b, int groups, float eps, bool silu);
+                              const nx_tensor *b, int groups, float eps, unsigned flags);
 /* rope.c */
 ngpt_status nx_cpu_rope(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos,
                         int n_rot, float theta, nx_rope_mode mode);
@@ -168,6 +168,7 @@ ngpt_status nx_cpu_concat(nx_backend *, nx_tensor *y, const nx_tensor *a, const 
 ngpt_status nx_cpu_slice(nx_backend *, nx_tensor *y, const nx_tensor *x, int axis, int64_t start);
 ngpt_status nx_cpu_permute(nx_backend *, nx_tensor *y, const nx_tensor *x, const int *perm);
 ngpt_status nx_cpu_cast(nx_backend *, nx_tensor *y, const nx_tensor *x);
-ngpt_status nx_cpu_resize(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners);
+ngpt_status nx_cpu_resize(nx_backend *, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners,
+                          bool channels_last);
 
 #endif

@@ -1,6 +1,7 @@
 /* layout.c — gathers and copies: get_rows (F32/F16/BF16 tables), concat, slice, permute
  * (any rank <= 8, dims collapsed first), cast (F32/F16/BF16/I32), and resize (nearest and
- * bilinear, index arithmetic as PyTorch's CPU upsample kernels do it, in float). */
+ * bilinear, index arithmetic as PyTorch's CPU upsample kernels do it, in float; NCHW or
+ * channels last). */
 #include "cpu_ops.h"
 #include "cpu_util.h"
 
@@ -329,7 +330,7 @@ static void make_ix(lerp_ix *ix, int64_t in, int64_t out, nx_resize_mode mode, b
 typedef struct {
     const float *x;
     float *y;
-    int64_t h, w, ho, wo;
+    int64_t h, w, ho, wo, c;  /* c: channels of a pixel (channels last), else 1 */
     const lerp_ix *ih, *iw;
     bool nearest;
 } resize_job;
@@ -355,15 +356,42 @@ static void resize_rows(int64_t r0, int64_t r1, void *vp)
     }
 }
 
-ngpt_status nx_cpu_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners)
+/* Channels last: row r = (n, oy) of y [N, Ho, Wo, C], each output pixel C contiguous floats. */
+static void resize_rows_cl(int64_t r0, int64_t r1, void *vp)
 {
-    int64_t h = x->ne[2], w = x->ne[3], ho = y->ne[2], wo = y->ne[3];
+    const resize_job *j = vp;
+    const int64_t C = j->c;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t n = r / j->ho, oy = r % j->ho;
+        const float *xp = j->x + n * j->h * j->w * C;
+        float *y = j->y + r * j->wo * C;
+        const lerp_ix *hy = &j->ih[oy];
+        const float *x0 = xp + hy->i0 * j->w * C, *x1 = xp + hy->i1 * j->w * C;
+        for (int64_t ox = 0; ox < j->wo; ox++, y += C) {
+            const lerp_ix *wx = &j->iw[ox];
+            if (j->nearest) {
+                memcpy(y, x0 + wx->i0 * C, (size_t)C * sizeof *y);
+                continue;
+            }
+            const float *a = x0 + wx->i0 * C, *b = x0 + wx->i1 * C, *c = x1 + wx->i0 * C, *d = x1 + wx->i1 * C;
+            for (int64_t k = 0; k < C; k++)
+                y[k] = hy->l0 * (wx->l0 * a[k] + wx->l1 * b[k]) + hy->l1 * (wx->l0 * c[k] + wx->l1 * d[k]);
+        }
+    }
+}
+
+ngpt_status nx_cpu_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_resize_mode mode, bool align_corners,
+                          bool channels_last)
+{
+    const int hd = channels_last ? 1 : 2; /* H's dim */
+    int64_t h = x->ne[hd], w = x->ne[hd + 1], ho = y->ne[hd], wo = y->ne[hd + 1];
     lerp_ix *ix = nx_malloc((size_t)(ho + wo) * sizeof *ix);
     if (!ix) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "cpu resize: out of memory");
     make_ix(ix, h, ho, mode, align_corners);
     make_ix(ix + ho, w, wo, mode, align_corners);
-    resize_job j = {x->data, y->data, h, w, ho, wo, ix, ix + ho, mode == NX_RESIZE_NEAREST};
-    nx_cpu_parallel_for(be, x->ne[0] * x->ne[1] * ho, wo * 4, resize_rows, &j);
+    resize_job j = {x->data, y->data, h, w, ho, wo, channels_last ? x->ne[3] : 1, ix, ix + ho, mode == NX_RESIZE_NEAREST};
+    if (channels_last) nx_cpu_parallel_for(be, x->ne[0] * ho, wo * j.c * 4, resize_rows_cl, &j);
+    else nx_cpu_parallel_for(be, x->ne[0] * x->ne[1] * ho, wo * 4, resize_rows, &j);
     nx_free(ix);
     return NGPT_OK;
 }

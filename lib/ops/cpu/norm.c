@@ -1,7 +1,8 @@
 /* norm.c — RMSNorm, LayerNorm (over the last dim) and GroupNorm (+ fused SiLU) on F32 rows.
  * Row statistics accumulate in float over 16-32 lanes (LayerNorm: two passes, mean then the
  * squared deviations); GroupNorm statistics sum each channel in float lanes and the channels
- * of a group in double. Weights may be F32/F16/BF16: they are converted to F32 once per call. */
+ * of a group in double (channels last: each channel over a stripe of rows in double). Weights
+ * may be F32/F16/BF16: they are converted to F32 once per call. */
 #include "cpu_ops.h"
 #include "cpu_util.h"
 
@@ -9,6 +10,7 @@
 #include "../../core/error.h"
 
 #include <math.h>
+#include <string.h>
 
 typedef struct {
     const float *x;
@@ -140,15 +142,119 @@ static void gn_groups(int64_t g0, int64_t g1, void *vp)
     }
 }
 
-ngpt_status nx_cpu_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
-                              const nx_tensor *b, int groups, float eps, bool silu)
+/* Channels last: x [N, S, C], a group's channels a slice of every row. Three passes, each
+ * parallel over stripes of rows (a task per (n, stripe)): per-channel sums, then squared
+ * deviations from the group mean, accumulated in double per channel and folded into the groups
+ * serially; then y = x * a[c] + sh[c] row by row. */
+#define GN_STRIPES 64
+
+typedef struct {
+    const float *x;
+    float *y;
+    int64_t S, C, stripes, rows;  /* rows per stripe */
+    double *acc;                  /* [N * stripes, C] per-channel sums of the pass */
+    const float *mean;            /* [N, C]: the group mean of each channel (pass 1) */
+    const float *a, *sh;          /* [N, C]: scale and shift (pass 2) */
+    int pass;
+    bool silu;
+} gncl_job;
+
+static void gncl_run(int64_t t0, int64_t t1, void *vp)
 {
+    const gncl_job *j = vp;
+    const int64_t C = j->C;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t n = t / j->stripes, r0 = (t % j->stripes) * j->rows;
+        const int64_t r1 = r0 + j->rows < j->S ? r0 + j->rows : j->S;
+        double *acc = j->acc + t * C;
+        for (int64_t r = r0; r < r1; r++) {
+            const float *x = j->x + (n * j->S + r) * C;
+            if (j->pass == 0) {
+                for (int64_t c = 0; c < C; c++) acc[c] += x[c];
+            } else if (j->pass == 1) {
+                const float *m = j->mean + n * C;
+                for (int64_t c = 0; c < C; c++) {
+                    const double d = (double)(x[c] - m[c]);
+                    acc[c] += d * d;
+                }
+            } else {
+                float *y = j->y + (n * j->S + r) * C;
+                const float *a = j->a + n * C, *sh = j->sh + n * C;
+                for (int64_t c = 0; c < C; c++) y[c] = x[c] * a[c] + sh[c];
+                if (j->silu) nx_vsilu(y, y, C);
+            }
+        }
+    }
+}
+
+/* Fold the stripes' per-channel sums into one value per (n, group), written to every channel
+ * of the group in out [N, C] divided by the group's element count. */
+static void gncl_fold(const gncl_job *j, int64_t N, int64_t groups, double *g_out)
+{
+    const int64_t C = j->C, cg = C / groups;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t g = 0; g < groups; g++) {
+            double s = 0;
+            for (int64_t t = 0; t < j->stripes; t++)
+                for (int64_t c = g * cg; c < (g + 1) * cg; c++) s += j->acc[(n * j->stripes + t) * C + c];
+            g_out[n * groups + g] = s / (double)(cg * j->S);
+        }
+}
+
+static ngpt_status group_norm_cl(nx_backend *be, nx_tensor *y, const nx_tensor *x, const float *wf, const float *bf,
+                                 int groups, float eps, bool silu)
+{
+    const int64_t N = x->ne[0], C = x->ne[x->rank - 1];
+    int64_t S = 1;
+    for (int i = 1; i < x->rank - 1; i++) S *= x->ne[i];
+    if (N == 0 || C == 0 || S == 0) return NGPT_OK;
+    const int64_t stripes = S < GN_STRIPES ? S : GN_STRIPES;
+    gncl_job j = {x->data, y->data, S, C, stripes, (S + stripes - 1) / stripes, NULL, NULL, NULL, NULL, 0, silu};
+    j.acc = nx_calloc((size_t)(N * stripes * C), sizeof *j.acc);
+    double *stat = nx_malloc((size_t)(N * groups) * sizeof *stat);
+    float *mean = nx_malloc((size_t)(N * C) * sizeof *mean), *a = nx_malloc((size_t)(N * C) * sizeof *a),
+          *sh = nx_malloc((size_t)(N * C) * sizeof *sh);
+    if (!j.acc || !stat || !mean || !a || !sh) {
+        nx_free(j.acc), nx_free(stat), nx_free(mean), nx_free(a), nx_free(sh);
+        return oom("group_norm");
+    }
+    const int64_t cg = C / groups, cost = j.rows * C * 2;
+    nx_cpu_parallel_for(be, N * stripes, cost, gncl_run, &j);
+    gncl_fold(&j, N, groups, stat);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) mean[n * C + c] = (float)stat[n * groups + c / cg];
+    memset(j.acc, 0, (size_t)(N * stripes * C) * sizeof *j.acc);
+    j.mean = mean, j.pass = 1;
+    nx_cpu_parallel_for(be, N * stripes, cost, gncl_run, &j);
+    gncl_fold(&j, N, groups, stat);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++) {
+            const float rstd = (float)(1.0 / sqrt(stat[n * groups + c / cg] + eps));
+            a[n * C + c] = rstd * (wf ? wf[c] : 1.0f);
+            sh[n * C + c] = (bf ? bf[c] : 0.0f) - mean[n * C + c] * a[n * C + c];
+        }
+    j.a = a, j.sh = sh, j.pass = 2;
+    nx_cpu_parallel_for(be, N * stripes, cost, gncl_run, &j);
+    nx_free(j.acc), nx_free(stat), nx_free(mean), nx_free(a), nx_free(sh);
+    return NGPT_OK;
+}
+
+ngpt_status nx_cpu_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                              const nx_tensor *b, int groups, float eps, unsigned flags)
+{
+    const bool silu = (flags & NX_GN_SILU) != 0;
     float *wt = NULL, *bt = NULL;
     const float *wf = NULL, *bf = NULL;
     if (w && !(wf = nx_cpu_as_f32(w, &wt))) return oom("group_norm");
     if (b && !(bf = nx_cpu_as_f32(b, &bt))) {
         nx_free(wt);
         return oom("group_norm");
+    }
+    if (flags & NX_GN_CHANNELS_LAST) {
+        ngpt_status s = group_norm_cl(be, y, x, wf, bf, groups, eps, silu);
+        nx_free(wt);
+        nx_free(bt);
+        return s;
     }
     int64_t spatial = 1;
     for (int i = 2; i < x->rank; i++) spatial *= x->ne[i];
