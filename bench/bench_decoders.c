@@ -257,8 +257,8 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
     nx_hifigan *h = NULL;
     double t0 = bench_now();
     snprintf(p, sizeof p, "%s/%s", dir, comp);
-    if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_F32) != NGPT_OK) return fail("unet load");
-    if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32) != NGPT_OK) return fail("vae load");
+    if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("unet load");
+    if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("vae load");
     if (voc && nx_hifigan_load(&h, be, p) != NGPT_OK) return fail("vocoder load");
     double tload = bench_now() - t0;
     if (voc) orank = 2, oshape[0] = 1, oshape[1] = nx_hifigan_out_len(h, mel_t);

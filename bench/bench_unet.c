@@ -26,7 +26,8 @@
  * and prints them next to issue 6's anchors (UNet CFG step f16: goal <= 8 ms on H100,
  * stable-fast 9.6 ms, eager PyTorch 18.3 ms; 50 steps + VAE: goal <= 0.5 s).
  * NGPT_BENCH_GEMM_LT=1 runs all of it with the linears through cuBLASLt, the bias fused
- * (nx_cuda_set_gemm_lt; every line then says "cuBLASLt linears").
+ * (nx_cuda_set_gemm_lt; every line then says "cuBLASLt linears"). The "channels last" lines are
+ * the same with NGPT_DECODER_FLAG_CHANNELS_LAST (NHWC activations end to end).
  */
 #include "bench_util.h"
 #include "bench_ckpt.h"
@@ -244,7 +245,7 @@ static int cuda_main(int argc, char **argv)
         nx_ops_profile_enable(false);
     }
     nx_tensor_free(&x), nx_tensor_free(&e), nx_tensor_free(&y);
-    free(sync), free(hx), free(he);
+    free(sync); /* hx, he: again for the channels-last step below */
 
     /* VAE decode alone */
     int64_t ls[4] = {1, 4, res, res};
@@ -316,7 +317,61 @@ static int cuda_main(int argc, char **argv)
                steps, lt_label, g_s, 1e3 * (g_s - vae_ms / 1e3) / steps);
         ngpt_decoder_free(dg);
     }
-    free(hc), free(hu);
+    /* channels last end to end (NGPT_DECODER_FLAG_CHANNELS_LAST: NHWC activations, filters
+     * permuted at load, cuDNN's NHWC kernels, no transposes): the step, the VAE and generate,
+     * then generate with the step also recorded as a CUDA graph */
+    for (int graph = 0; graph < 2; graph++) {
+        ngpt_decoder *dc = NULL;
+        dp.flags = NGPT_DECODER_FLAG_CHANNELS_LAST | (graph ? NGPT_DECODER_FLAG_CUDA_GRAPH : 0);
+        if (ngpt_decoder_create(&dc, ctx, dir, &dp) != NGPT_OK) return cuda_fail("decoder_create (channels last)");
+        if (!graph) {
+            nx_tensor cx = {0}, ce = {0}, cy = {0};
+            if (nx_upload_f32_as(&cx, be, dt, 4, xs, hx) != NGPT_OK || nx_upload_f32_as(&ce, be, dt, 3, es, he) != NGPT_OK ||
+                nx_tensor_alloc(&cy, be, dt, 4, xs) != NGPT_OK)
+                return cuda_fail("inputs (channels last)");
+            void *csync = malloc(nx_nbytes(&cy));
+            double step_ms = step_time_ms(dc->unet, &cy, &cx, ts, &ce, csync, REPS);
+            if (step_ms < 0) return cuda_fail("unet forward (channels last)");
+            printf("unet cfg step (batch 2, %dx%d, %s, channels last%s): %.2f ms (mean of %d after 2 warm-up), "
+                   "%.1f TFLOP/s\n", 8 * res, 8 * res, nx_dtype_name(dt), lt_label, step_ms, REPS, flops / (step_ms * 1e9));
+            if (getenv("NGPT_BENCH_PROFILE")) {
+                nx_ops_profile_enable(true);
+                if (nx_unet_forward(dc->unet, &cy, &cx, ts, &ce, NULL) != NGPT_OK) return cuda_fail("unet forward");
+                nx_ops_profile_report(stdout, "one unet cfg step, channels last");
+                nx_ops_profile_enable(false);
+            }
+            nx_tensor_free(&cx), nx_tensor_free(&ce), nx_tensor_free(&cy);
+            free(csync);
+            float *lat2 = malloc(nl * sizeof *lat2);
+            if (!lat2) return 1;
+            for (size_t i = 0; i < nl; i++) lat2[i] = urand();
+            ngpt_tensor lt2 = {.dtype = NGPT_DTYPE_F32, .rank = 4, .data = lat2};
+            memcpy(lt2.shape, ls, sizeof ls);
+            if (ngpt_decoder_vae_decode(dc, &img, &lt2) != NGPT_OK) return cuda_fail("vae decode (channels last)");
+            ngpt_tensor_free(&img);
+            t0 = bench_now();
+            for (int r = 0; r < 3; r++) {
+                if (ngpt_decoder_vae_decode(dc, &img, &lt2) != NGPT_OK) return cuda_fail("vae decode (channels last)");
+                ngpt_tensor_free(&img);
+            }
+            printf("vae decode (1x4x%dx%d, %s, channels last%s): %.1f ms (mean of 3 after 1 warm-up)\n", res, res,
+                   nx_dtype_name(dt), lt_label, 1e3 * (bench_now() - t0) / 3);
+            free(lat2);
+        }
+        ngpt_decode_params wp = gp;
+        wp.num_inference_steps = 2;
+        if (ngpt_decoder_generate(dc, &img, NULL, &cond, &unc, &wp) != NGPT_OK) return cuda_fail("generate (channels last)");
+        ngpt_tensor_free(&img);
+        t0 = bench_now();
+        if (ngpt_decoder_generate(dc, &img, NULL, &cond, &unc, &gp) != NGPT_OK) return cuda_fail("generate (channels last)");
+        double g_s = bench_now() - t0;
+        ngpt_tensor_free(&img);
+        printf("generate %d steps + vae decode, channels last%s%s: %.3f s"
+               "  [issue 6 anchor: goal <= 0.5 s for 50 steps + VAE]\n",
+               steps, graph ? ", step as a CUDA graph" : "", lt_label, g_s);
+        ngpt_decoder_free(dc);
+    }
+    free(hc), free(hu), free(hx), free(he);
     ngpt_decoder_free(dec);
     ngpt_context_free(ctx);
     static const char *const files[] = {"unet/diffusion_pytorch_model.safetensors", "unet/config.json",
@@ -377,7 +432,7 @@ int main(int argc, char **argv)
         return 1;
     }
     t0 = bench_now();
-    if (nx_unet_load(&u, be, dir, NGPT_DTYPE_F32) != NGPT_OK) {
+    if (nx_unet_load(&u, be, dir, NGPT_DTYPE_F32, false) != NGPT_OK) {
         fprintf(stderr, "load: %s\n", ngpt_last_error());
         return 1;
     }

@@ -171,7 +171,7 @@ static int mem_main(nx_backend *be, const char *dir, int F)
     snprintf(p, sizeof p, "%s/vae", dir);
     double rss0 = peak_rss_mib();
     nx_vae *v = NULL;
-    if (nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32) != NGPT_OK) return fail("vae load");
+    if (nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("vae load");
     size_t nl = (size_t)4 * F * H * W, nf = (size_t)3 * F * 64 * H * W;
     float *lat = malloc(nl * sizeof *lat), *frames = malloc(nf * sizeof *frames);
     if (!lat || !frames) return 1;
@@ -280,7 +280,7 @@ int main(int argc, char **argv)
     snprintf(p, sizeof p, "%s/unet", dir);
     nx_unet *u = NULL;
     double t0 = bench_now();
-    if (nx_unet_load(&u, be, p, NGPT_DTYPE_F32) != NGPT_OK) return fail("unet load");
+    if (nx_unet_load(&u, be, p, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("unet load");
     double tl = bench_now() - t0;
     printf("# UNet3D: %.1fM parameters, F32, mmapped (load %.2f s)\n", (double)params / 1e6, tl);
     int64_t xs[5] = {B, 4, NF, LH, LW}, es[3] = {B, CTX, CROSS};
@@ -324,7 +324,7 @@ int main(int argc, char **argv)
     snprintf(p, sizeof p, "%s/vae", dir);
     nx_vae *v = NULL;
     t0 = bench_now();
-    if (nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32) != NGPT_OK) return fail("vae load");
+    if (nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("vae load");
     tl = bench_now() - t0;
     size_t nl = (size_t)4 * vf * LH * LW, nfr = (size_t)3 * vf * 64 * LH * LW;
     float *lat = malloc(nl * sizeof *lat), *frames = malloc(nfr * sizeof *frames);

@@ -9,8 +9,6 @@ namespace {
 
 constexpr int kBlock = 256;
 
-#define GRID_STRIDE(i, n) \
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
 // dst[pos[i], :] = src[i, :], elements of 2 or 4 bytes moved as such; a row outside [0, R) is
 // skipped (the host guarantees there is none: no flag and no sync, so a graph can hold it).

@@ -98,7 +98,8 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown kind %d", (int)p.kind);
     if (p.components & ~0xfu)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown component bits 0x%x", p.components);
-    if (p.flags & ~(NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER | NGPT_DECODER_FLAG_CUDA_GRAPH))
+    if (p.flags & ~(NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER | NGPT_DECODER_FLAG_CUDA_GRAPH |
+                    NGPT_DECODER_FLAG_CHANNELS_LAST))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown flag bits 0x%x", p.flags);
     if (p.compute_dtype != NGPT_DTYPE_F32 && p.compute_dtype != NGPT_DTYPE_F16 && p.compute_dtype != NGPT_DTYPE_BF16)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: compute_dtype %s (%d) is not F32, F16 or BF16",
@@ -121,11 +122,11 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
 
     char *sub = NULL;
     if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) {
-        s = nx_unet_load(&d->unet, ctx->be, sub, d->dt);
+        s = nx_unet_load(&d->unet, ctx->be, sub, d->dt, (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) != 0);
         if (s == NGPT_OK) s = read_sample_size(sub, &d->sample_size);
     }
     nx_free(sub);
-    if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false, d->dt);
+    if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false, d->dt, (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) != 0);
     nx_free(sub);
     if (d->kind == NGPT_DECODER_AUDIO) {
         if (want(p.components, NGPT_DECODER_VOCODER, model_dir, "vocoder", &s, &sub))

@@ -106,6 +106,34 @@ ngpt_status nx_mw_get(nx_mw *m, const nx_tensor **out, const char *name, int ran
     return NGPT_OK;
 }
 
+ngpt_status nx_filter_to_nhwc(nx_backend *be, nx_tensor *w)
+{
+    const int64_t O = w->ne[0], C = w->ne[1], kh = w->ne[2], kw = w->ne[3];
+    if (kh * kw == 1) { /* the same bytes: only the shape changes (ownership kept) */
+        const bool owns = w->owns;
+        NX_TRY(nx_reshape(w, w, 4, (const int64_t[]){O, 1, 1, C}));
+        w->owns = owns;
+        return NGPT_OK;
+    }
+    nx_tensor t;
+    NX_TRY(nx_tensor_alloc(&t, be, w->dtype, 4, (const int64_t[]){O, kh, kw, C}));
+    ngpt_status s = nx_op_permute(be, &t, w, (const int[]){0, 2, 3, 1});
+    if (s != NGPT_OK) {
+        nx_tensor_free(&t);
+        return s;
+    }
+    t.name = w->name;
+    nx_tensor_free(w);
+    *w = t;
+    return NGPT_OK;
+}
+
+ngpt_status nx_mw_get_filter(nx_mw *m, const nx_tensor **out, const char *name, const int64_t *shape)
+{
+    NX_TRY(nx_mw_get(m, out, name, 4, shape));
+    return m->filters_nhwc ? nx_filter_to_nhwc(m->be, &m->t[m->n - 1]) : NGPT_OK;
+}
+
 ngpt_status nx_mw_get_fmt(nx_mw *m, const nx_tensor **out, int64_t d0, int64_t d1, const char *fmt, int i)
 {
     char name[160];

@@ -20,6 +20,7 @@ typedef struct nx_mw {
     size_t      n, cap;
     ngpt_dtype  dt;     /* the model's compute dtype (set after nx_mw_open; F32 = keep the checkpoint's
                          * dtype): F16/BF16 convert every float tensor to it once, at fetch */
+    bool        filters_nhwc; /* nx_mw_get_filter permutes conv filters for channels-last convs */
 } nx_mw;
 
 /* A checkpoint tensor as a backend tensor: on the CPU backend (compute dtype F32 there) a view
@@ -38,6 +39,12 @@ ngpt_status nx_upload_f32_as(nx_tensor *out, nx_backend *be, ngpt_dtype dt, int 
 ngpt_status nx_mw_open(nx_mw *m, nx_backend *be, const char *dir, const char *const *files);
 /* Fetch tensor `name` (F32/F16/BF16) with the given shape (-1 = any) and mark it used. */
 ngpt_status nx_mw_get(nx_mw *m, const nx_tensor **out, const char *name, int rank, const int64_t *shape);
+/* A conv filter [O, C, kh, kw] (shape checked as stored); with filters_nhwc set it is held
+ * permuted to [O, kh, kw, C], the layout of nx_conv_params.channels_last. */
+ngpt_status nx_mw_get_filter(nx_mw *m, const nx_tensor **out, const char *name, const int64_t *shape);
+/* w [O, C, kh, kw] -> [O, kh, kw, C] in place (a permuted copy replaces it; a 1x1 filter only
+ * changes shape). */
+ngpt_status nx_filter_to_nhwc(nx_backend *be, nx_tensor *w);
 /* nx_mw_get of the tensor named fmt formatted with i (e.g. "...layer.%d.bias"): [d0] when d1 is 0,
  * else [d0, d1]. */
 ngpt_status nx_mw_get_fmt(nx_mw *m, const nx_tensor **out, int64_t d0, int64_t d1, const char *fmt, int i);

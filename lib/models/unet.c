@@ -75,6 +75,7 @@ typedef struct unet_up {
 struct nx_unet {
     nx_unet3d  *u3;                 /* UNet3DConditionModel: set, and everything below but be/w unused */
     unet_config c;
+    bool        cl;                 /* activations channels last inside the forward (2-D only) */
     nx_backend *be;
     nx_weights *w;
     nx_tensor  time1_w, time1_b;    /* time_embedding.linear_1 (T, C0), (T) */
@@ -363,7 +364,7 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir, ngpt_dtype dt)
+ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir, ngpt_dtype dt, bool channels_last)
 {
     *out = NULL;
     nx_unet *u = nx_calloc(1, sizeof *u);
@@ -390,7 +391,8 @@ ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir, ng
     if (s == NGPT_OK) s = nx_weights_open(&u->w, path);
     nx_free(path);
     if (s == NGPT_OK) {
-        nx_wload wl = {u->w, be, NULL, NULL, dt};
+        u->cl = channels_last && !u->u3; /* the 3-D UNet's temporal layers are NCHW only */
+        nx_wload wl = {u->w, be, NULL, NULL, dt, u->cl};
         s = load_modules(u, &wl);
     }
     if (s != NGPT_OK) {
@@ -410,7 +412,7 @@ ngpt_status nx_unet_list_tensors(const char *config_path, nx_unet_tensor_fn fn, 
     if (s == NGPT_OK) s = parse_any(u, j, config_path);
     json_decref(j);
     if (s == NGPT_OK) {
-        nx_wload wl = {NULL, NULL, fn, user, NGPT_DTYPE_F32};
+        nx_wload wl = {NULL, NULL, fn, user, NGPT_DTYPE_F32, false};
         s = load_modules(u, &wl);
     }
     nx_unet_free(u);  /* only views and block arrays: nothing was fetched */
@@ -574,10 +576,17 @@ ngpt_status nx_unet_forward_t(nx_unet *u, nx_tensor *out, const nx_tensor *sampl
     nx_tensor_free(&e1), nx_tensor_free(&e2), nx_tensor_free(&ce), nx_tensor_free(&emb);
 
     /* ---- conv_in; every down-block output is kept on the skip stack ---- */
+    const bool cl = u->cl;
+    const nx_img sd = nx_img_of(sample, false);
     const nx_tensor *in = sample;
+    if (cl) { /* the latents channels last for the whole network; out is permuted back at the end */
+        TRYG(nx_img_new(be, dt, &cen, true, sd.n, sd.c, sd.h, sd.w));
+        TRYG(nx_img_to_nhwc(be, &cen, sample));
+        in = &cen;
+    }
     if (c->center_input) {
-        TRYG(nx_new(be, dt, &cen, 4, sample->ne));
-        TRYG(nx_op_scale(be, &cen, sample, 2.0f, -1.0f));
+        if (!cl) TRYG(nx_new(be, dt, &cen, 4, sample->ne));
+        TRYG(nx_op_scale(be, &cen, in, 2.0f, -1.0f));
         in = &cen;
     }
     TRYG(nx_conv2d_new(be, &u->conv_in, &skips[ns++], in));
@@ -588,7 +597,8 @@ ngpt_status nx_unet_forward_t(nx_unet *u, nx_tensor *out, const nx_tensor *sampl
         const unet_down *d = &u->down[i];
         for (int j = 0; j < d->n_layers; j++) {
             const nx_tensor *h = &skips[ns - 1];
-            TRYG(nx_new(be, dt, &a, 4, (int64_t[]){B, d->resnets[j].out_ch, h->ne[2], h->ne[3]}));
+            const nx_img hd = nx_img_of(h, cl);
+            TRYG(nx_img_new(be, dt, &a, cl, B, d->resnets[j].out_ch, hd.h, hd.w));
             TRYG(nx_resnet2d_forward(be, &d->resnets[j], &a, h, &temb));
             if (d->has_attn) {
                 TRYG(nx_new(be, dt, &b, 4, a.ne));
@@ -621,11 +631,12 @@ ngpt_status nx_unet_forward_t(nx_unet *u, nx_tensor *out, const nx_tensor *sampl
         const unet_up *p = &u->up[i];
         for (int j = 0; j < p->n_layers; j++) {
             nx_tensor *sk = &skips[--ns];
-            TRYG(nx_new(be, dt, &a, 4, (int64_t[]){B, x.ne[1] + sk->ne[1], x.ne[2], x.ne[3]}));
-            TRYG(nx_op_concat(be, &a, &x, sk, 1));
+            const nx_img xd = nx_img_of(&x, cl), kd = nx_img_of(sk, cl);
+            TRYG(nx_img_new(be, dt, &a, cl, B, xd.c + kd.c, xd.h, xd.w));
+            TRYG(nx_op_concat(be, &a, &x, sk, cl ? 3 : 1));
             nx_tensor_free(&x);
             nx_tensor_free(sk);
-            TRYG(nx_new(be, dt, &x, 4, (int64_t[]){B, p->resnets[j].out_ch, a.ne[2], a.ne[3]}));
+            TRYG(nx_img_new(be, dt, &x, cl, B, p->resnets[j].out_ch, xd.h, xd.w));
             TRYG(nx_resnet2d_forward(be, &p->resnets[j], &x, &a, &temb));
             nx_tensor_free(&a);
             if (p->has_attn) {
@@ -638,9 +649,9 @@ ngpt_status nx_unet_forward_t(nx_unet *u, nx_tensor *out, const nx_tensor *sampl
         if (p->has_up) {
             /* F.interpolate(scale_factor=2) when the sample is a multiple of 2^num_upsamplers,
              * else F.interpolate(size=the next skip's size) (same as 2x where that is 2x) */
-            const nx_tensor *nxt = &skips[ns - 1];
-            TRYG(nx_new(be, dt, &a, 4, (int64_t[]){B, x.ne[1], nxt->ne[2], nxt->ne[3]}));
-            TRYG(nx_op_resize(be, &a, &x, NX_RESIZE_NEAREST, false, false));
+            const nx_img nd = nx_img_of(&skips[ns - 1], cl), xd = nx_img_of(&x, cl);
+            TRYG(nx_img_new(be, dt, &a, cl, B, xd.c, nd.h, nd.w));
+            TRYG(nx_op_resize(be, &a, &x, NX_RESIZE_NEAREST, false, cl));
             nx_tensor_free(&x);
             TRYG(nx_conv2d_new(be, &p->up, &x, &a));
             nx_tensor_free(&a);
@@ -649,9 +660,15 @@ ngpt_status nx_unet_forward_t(nx_unet *u, nx_tensor *out, const nx_tensor *sampl
 
     /* ---- conv_norm_out + SiLU, conv_out ---- */
     TRYG(nx_new(be, dt, &a, 4, x.ne));
-    TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps, NX_GN_SILU));
+    TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps,
+                          NX_GN_SILU | (cl ? NX_GN_CHANNELS_LAST : 0)));
     nx_tensor_free(&x);
-    TRYG(nx_conv2d_forward(be, &u->conv_out, out, &a));
+    if (cl) {
+        TRYG(nx_conv2d_new(be, &u->conv_out, &x, &a));
+        TRYG(nx_img_to_nchw(be, out, &x));
+    } else {
+        TRYG(nx_conv2d_forward(be, &u->conv_out, out, &a));
+    }
 done:
     nx_tensor_free(&e1), nx_tensor_free(&e2), nx_tensor_free(&ce), nx_tensor_free(&emb);
     nx_tensor_free(&temb), nx_tensor_free(&x), nx_tensor_free(&a), nx_tensor_free(&b), nx_tensor_free(&cen);

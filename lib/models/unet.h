@@ -12,8 +12,10 @@ typedef struct nx_unet nx_unet;
 /* Load unet_dir onto `be`; every size from config.json; every tensor's shape checked and every
  * tensor used (else NGPT_ERR_UNEXPECTED_TENSOR naming them). dt: the compute dtype; F16/BF16
  * (backends with those activation dtypes only) convert every weight to it at load, F32 keeps
- * the checkpoint's dtype. */
-ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir, ngpt_dtype dt);
+ * the checkpoint's dtype. channels_last: a 2-D UNet runs its activations [N, H, W, C] inside
+ * the forward (its conv filters permuted once here; the sample and the output stay NCHW); the
+ * 3-D UNet ignores it. */
+ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir, ngpt_dtype dt, bool channels_last);
 void nx_unet_free(nx_unet *u);
 
 /* True for UNet3DConditionModel (sample [B, C, F, h, w]). */

@@ -35,6 +35,33 @@ ngpt_status nx_wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *sha
 #define NX_TRYG(expr) do { if ((s = (expr)) != NGPT_OK) goto done; } while (0)
 
 /* ---------------------------------------------------------------------------------------------
+ * layouts */
+
+ngpt_status nx_img_new(nx_backend *be, ngpt_dtype dt, nx_tensor *t, bool cl, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    return nx_new(be, dt, t, 4, cl ? SHAPE(n, h, w, c) : SHAPE(n, c, h, w));
+}
+
+ngpt_status nx_img_to_nhwc(nx_backend *be, nx_tensor *y, const nx_tensor *x)
+{
+    return nx_op_permute(be, y, x, (const int[]){0, 2, 3, 1});
+}
+
+ngpt_status nx_img_to_nchw(nx_backend *be, nx_tensor *y, const nx_tensor *x)
+{
+    return nx_op_permute(be, y, x, (const int[]){0, 3, 1, 2});
+}
+
+/* Reshape a loaded weight in place, keeping its ownership (a backend copy stays owned). */
+static ngpt_status reshape_weight(nx_tensor *w, int rank, const int64_t *ne)
+{
+    bool owns = w->owns;
+    NX_TRY(nx_reshape(w, w, rank, ne));
+    w->owns = owns;
+    return NGPT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Conv2d */
 
 ngpt_status nx_conv2d_load(nx_conv2d *c, nx_wload *wl, const char *prefix, int in_ch, int out_ch, int k,
@@ -42,8 +69,10 @@ ngpt_status nx_conv2d_load(nx_conv2d *c, nx_wload *wl, const char *prefix, int i
 {
     memset(c, 0, sizeof *c);
     c->in_ch = in_ch, c->out_ch = out_ch, c->k = k, c->stride = stride, c->pad = pad;
+    c->cl = wl->channels_last;
     ngpt_status s;
     NX_TRYG(nx_wl_get(wl, &c->w, 4, SHAPE(out_ch, in_ch, k, k), "%s.weight", prefix));
+    if (c->cl && !wl->record) NX_TRYG(nx_filter_to_nhwc(wl->be, &c->w));
     NX_TRYG(nx_wl_get(wl, &c->b, 1, SHAPE(out_ch), "%s.bias", prefix));
     return NGPT_OK;
 done:
@@ -56,14 +85,16 @@ ngpt_status nx_conv2d_forward(nx_backend *be, const nx_conv2d *c, nx_tensor *y, 
     nx_conv_params p = nx_conv_params_default();
     p.stride[0] = p.stride[1] = c->stride;
     p.pad[0] = p.pad[1] = c->pad;
+    p.channels_last = c->cl;
     return nx_op_conv(be, y, x, &c->w, &c->b, &p);
 }
 
 ngpt_status nx_conv2d_new(nx_backend *be, const nx_conv2d *c, nx_tensor *y, const nx_tensor *x)
 {
-    int64_t ho = (x->ne[2] + 2 * c->pad - c->k) / c->stride + 1;
-    int64_t wo = (x->ne[3] + 2 * c->pad - c->k) / c->stride + 1;
-    NX_TRY(nx_new(be, x->dtype, y, 4, SHAPE(x->ne[0], c->out_ch, ho, wo)));
+    const nx_img d = nx_img_of(x, c->cl);
+    int64_t ho = (d.h + 2 * c->pad - c->k) / c->stride + 1;
+    int64_t wo = (d.w + 2 * c->pad - c->k) / c->stride + 1;
+    NX_TRY(nx_img_new(be, x->dtype, y, c->cl, d.n, c->out_ch, ho, wo));
     ngpt_status s = nx_conv2d_forward(be, c, y, x);
     if (s != NGPT_OK) nx_tensor_free(y);
     return s;
@@ -83,7 +114,7 @@ ngpt_status nx_resnet2d_load(nx_resnet2d *r, nx_wload *wl, const char *prefix, i
 {
     memset(r, 0, sizeof *r);
     r->in_ch = in_ch, r->out_ch = out_ch, r->temb_ch = temb_ch, r->groups = groups;
-    r->eps = eps, r->out_scale = out_scale;
+    r->eps = eps, r->out_scale = out_scale, r->cl = wl->channels_last;
     char p[256];
     ngpt_status s;
     NX_TRYG(nx_wl_get(wl, &r->norm1_w, 1, SHAPE(in_ch), "%s.norm1.weight", prefix));
@@ -112,26 +143,27 @@ done:
 ngpt_status nx_resnet2d_forward(nx_backend *be, const nx_resnet2d *r, nx_tensor *y, const nx_tensor *x,
                                 const nx_tensor *temb_act)
 {
-    int64_t N = x->ne[0], H = x->ne[2], W = x->ne[3];
+    const nx_img d = nx_img_of(x, r->cl);
+    const unsigned gn = NX_GN_SILU | (r->cl ? NX_GN_CHANNELS_LAST : 0);
     nx_tensor a = {0}, h = {0}, t = {0}, t4;
     ngpt_status s;
     /* h = conv1(silu(norm1(x))) */
     NX_TRYG(nx_new(be, x->dtype, &a, 4, x->ne));
-    NX_TRYG(nx_op_group_norm(be, &a, x, &r->norm1_w, &r->norm1_b, r->groups, r->eps, NX_GN_SILU));
-    NX_TRYG(nx_new(be, x->dtype, &h, 4, SHAPE(N, r->out_ch, H, W)));
+    NX_TRYG(nx_op_group_norm(be, &a, x, &r->norm1_w, &r->norm1_b, r->groups, r->eps, gn));
+    NX_TRYG(nx_img_new(be, x->dtype, &h, r->cl, d.n, r->out_ch, d.h, d.w));
     NX_TRYG(nx_conv2d_forward(be, &r->conv1, &h, &a));
     nx_tensor_free(&a);
     /* h += time_emb_proj(silu(temb))[:, :, None, None] */
     if (r->temb_ch > 0 && temb_act) {
-        NX_TRYG(nx_new(be, x->dtype, &t, 2, SHAPE(N, r->out_ch)));
+        NX_TRYG(nx_new(be, x->dtype, &t, 2, SHAPE(d.n, r->out_ch)));
         NX_TRYG(nx_op_linear(be, &t, temb_act, &r->temb_w, &r->temb_b));
-        NX_TRYG(nx_reshape(&t4, &t, 4, SHAPE(N, r->out_ch, 1, 1)));
+        NX_TRYG(nx_reshape(&t4, &t, 4, r->cl ? SHAPE(d.n, 1, 1, r->out_ch) : SHAPE(d.n, r->out_ch, 1, 1)));
         NX_TRYG(nx_op_binary(be, &h, &h, &t4, NX_BINARY_ADD));
         nx_tensor_free(&t);
     }
     /* h = conv2(dropout(silu(norm2(h)))) (dropout is the identity at inference) */
     NX_TRYG(nx_new(be, x->dtype, &a, 4, h.ne));
-    NX_TRYG(nx_op_group_norm(be, &a, &h, &r->norm2_w, &r->norm2_b, r->groups, r->eps, NX_GN_SILU));
+    NX_TRYG(nx_op_group_norm(be, &a, &h, &r->norm2_w, &r->norm2_b, r->groups, r->eps, gn));
     NX_TRYG(nx_conv2d_forward(be, &r->conv2, &h, &a));
     nx_tensor_free(&a);
     /* y = (shortcut(x) + h) / output_scale_factor */
@@ -312,21 +344,13 @@ void nx_tblock_free(nx_tblock *t)
 /* ---------------------------------------------------------------------------------------------
  * Transformer2DModel */
 
-/* Reshape a loaded weight in place, keeping its ownership (a backend copy stays owned). */
-static ngpt_status reshape_weight(nx_tensor *w, int rank, const int64_t *ne)
-{
-    bool owns = w->owns;
-    NX_TRY(nx_reshape(w, w, rank, ne));
-    w->owns = owns;
-    return NGPT_OK;
-}
-
 ngpt_status nx_transformer2d_load(nx_transformer2d *t, nx_wload *wl, const char *prefix, int in_ch, int heads,
                                   int dim_head, int n_layers, int cross_dim, int groups, bool linear_proj)
 {
     memset(t, 0, sizeof *t);
     int inner = heads * dim_head;
     t->in_ch = in_ch, t->inner = inner, t->groups = groups, t->linear_proj = linear_proj;
+    t->cl = wl->channels_last;
     char p[256];
     ngpt_status s;
     NX_TRYG(nx_wl_get(wl, &t->norm_w, 1, SHAPE(in_ch), "%s.norm.weight", prefix));
@@ -357,27 +381,37 @@ done:
 ngpt_status nx_transformer2d_forward(nx_backend *be, const nx_transformer2d *t, nx_tensor *y, const nx_tensor *x,
                                      const nx_tensor *ehs)
 {
-    int64_t N = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3];
-    static const int to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
-    nx_tensor g = {0}, p = {0}, h = {0}, p3, o4;
+    const nx_img d = nx_img_of(x, t->cl);
+    const int64_t N = d.n, C = d.c, HW = d.h * d.w;
+    nx_tensor g = {0}, p = {0}, h = {0}, p3, o3, x3;
     ngpt_status s;
-    /* h = proj_in(norm(x) as [N, HW, C]) */
+    /* h = proj_in(norm(x) as [N, HW, C]): channels last is that layout already, NCHW permutes */
     NX_TRYG(nx_new(be, x->dtype, &g, 4, x->ne));
-    NX_TRYG(nx_op_group_norm(be, &g, x, &t->norm_w, &t->norm_b, t->groups, 1e-6f, 0));
-    NX_TRYG(nx_new(be, x->dtype, &p, 4, SHAPE(N, H, W, C)));
-    NX_TRYG(nx_op_permute(be, &p, &g, to_nhwc));
-    nx_tensor_free(&g);
-    NX_TRYG(nx_reshape(&p3, &p, 3, SHAPE(N, H * W, C)));
-    NX_TRYG(nx_new(be, x->dtype, &h, 3, SHAPE(N, H * W, t->inner)));
+    NX_TRYG(nx_op_group_norm(be, &g, x, &t->norm_w, &t->norm_b, t->groups, 1e-6f, t->cl ? NX_GN_CHANNELS_LAST : 0));
+    if (t->cl) {
+        p = g, g = (nx_tensor){0};
+    } else {
+        NX_TRYG(nx_img_new(be, x->dtype, &p, true, N, C, d.h, d.w));
+        NX_TRYG(nx_img_to_nhwc(be, &p, &g));
+        nx_tensor_free(&g);
+    }
+    NX_TRYG(nx_reshape(&p3, &p, 3, SHAPE(N, HW, C)));
+    NX_TRYG(nx_new(be, x->dtype, &h, 3, SHAPE(N, HW, t->inner)));
     NX_TRYG(nx_op_linear(be, &h, &p3, &t->proj_in_w, &t->proj_in_b));
     /* transformer blocks */
     for (int i = 0; i < t->n_layers; i++) NX_TRYG(nx_tblock_forward(be, &t->blocks[i], &h, ehs));
-    /* y = proj_out(h) as [N, C, H, W] + x */
-    NX_TRYG(nx_op_linear(be, &p3, &h, &t->proj_out_w, &t->proj_out_b));
-    nx_tensor_free(&h);
-    NX_TRYG(nx_reshape(&o4, &p, 4, SHAPE(N, H, W, C)));
-    NX_TRYG(nx_op_permute(be, y, &o4, to_nchw));
-    NX_TRYG(nx_op_binary(be, y, y, x, NX_BINARY_ADD));
+    /* y = proj_out(h) (as [N, C, H, W] when NCHW) + x */
+    if (t->cl) {
+        NX_TRYG(nx_reshape(&o3, y, 3, SHAPE(N, HW, C)));
+        NX_TRYG(nx_reshape(&x3, x, 3, SHAPE(N, HW, C)));
+        NX_TRYG(nx_op_linear(be, &o3, &h, &t->proj_out_w, &t->proj_out_b));
+        NX_TRYG(nx_op_binary(be, &o3, &o3, &x3, NX_BINARY_ADD));
+    } else {
+        NX_TRYG(nx_op_linear(be, &p3, &h, &t->proj_out_w, &t->proj_out_b));
+        nx_tensor_free(&h);
+        NX_TRYG(nx_img_to_nchw(be, y, &p));
+        NX_TRYG(nx_op_binary(be, y, y, x, NX_BINARY_ADD));
+    }
 done:
     nx_tensor_free(&g);
     nx_tensor_free(&p);

@@ -14,7 +14,9 @@
  *
  * Every block has _load (prefix = the module's state-dict path, shapes checked), _forward (a flat
  * list of op calls; temporaries allocated and freed inside, so the caller holds only the block's
- * input and output) and _free. Activations are [N, C, H, W] with N = batch (x frames in 3-D). */
+ * input and output) and _free. Activations are [N, C, H, W] with N = batch (x frames in 3-D), or
+ * [N, H, W, C] in blocks loaded channels last (nx_wload.channels_last: the layout cuDNN's
+ * tensor-core convolutions work in; the transformer then needs no permutes at all). */
 #ifndef NX_UNET_BLOCKS_H
 #define NX_UNET_BLOCKS_H
 
@@ -35,7 +37,23 @@ typedef struct nx_wload {
     void       *record_user;
     ngpt_dtype  dt;          /* the model's compute dtype: F16/BF16 convert every weight to it once at
                               * load (nx_weight_fetch); F32 (0) keeps the checkpoint's dtype */
+    bool        channels_last; /* blocks loaded now take and give [N, H, W, C]; their conv filters
+                                * are permuted to [O, kh, kw, C] at load (a copy, also on the CPU) */
 } nx_wload;
+
+/* An image activation's dims in either layout: [N, C, H, W], or channels last [N, H, W, C]. */
+typedef struct nx_img {
+    int64_t n, c, h, w;
+} nx_img;
+static inline nx_img nx_img_of(const nx_tensor *t, bool cl)
+{
+    return cl ? (nx_img){t->ne[0], t->ne[3], t->ne[1], t->ne[2]} : (nx_img){t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+}
+/* Allocate [n, c, h, w] in layout cl. */
+ngpt_status nx_img_new(nx_backend *be, ngpt_dtype dt, nx_tensor *t, bool cl, int64_t n, int64_t c, int64_t h, int64_t w);
+/* NCHW <-> channels last (a permuted copy into the caller's y of the other layout). */
+ngpt_status nx_img_to_nhwc(nx_backend *be, nx_tensor *y, const nx_tensor *x);
+ngpt_status nx_img_to_nchw(nx_backend *be, nx_tensor *y, const nx_tensor *x);
 
 /* Fetch tensor `fmt...` (printf-style name) with exactly this shape (F32/F16/BF16) into *out: on
  * the CPU backend a view of the mapping (zero copy), otherwise a copy in backend memory. Free
@@ -47,12 +65,13 @@ ngpt_status nx_wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *sha
 
 typedef struct nx_conv2d {
     int in_ch, out_ch, k, stride, pad;
-    nx_tensor w;  /* (out_ch, in_ch, k, k) */
+    bool cl;      /* channels last */
+    nx_tensor w;  /* (out_ch, in_ch, k, k), channels last (out_ch, k, k, in_ch) */
     nx_tensor b;  /* (out_ch) */
 } nx_conv2d;
 ngpt_status nx_conv2d_load(nx_conv2d *c, nx_wload *wl, const char *prefix, int in_ch, int out_ch, int k,
                            int stride, int pad);
-/* y [N, out_ch, Ho, Wo] allocated by the caller. */
+/* y [N, out_ch, Ho, Wo] (channels last [N, Ho, Wo, out_ch]) allocated by the caller. */
 ngpt_status nx_conv2d_forward(nx_backend *be, const nx_conv2d *c, nx_tensor *y, const nx_tensor *x);
 /* Allocates *y with the conv's output shape and runs it. */
 ngpt_status nx_conv2d_new(nx_backend *be, const nx_conv2d *c, nx_tensor *y, const nx_tensor *x);
@@ -63,6 +82,7 @@ void nx_conv2d_free(nx_conv2d *c);
 typedef struct nx_resnet2d {
     int   in_ch, out_ch, temb_ch, groups;
     float eps, out_scale;
+    bool  cl;                    /* channels last */
     nx_tensor norm1_w, norm1_b;  /* (in_ch) */
     nx_conv2d conv1;             /* (out_ch, in_ch, 3, 3) */
     nx_tensor temb_w, temb_b;    /* time_emb_proj (out_ch, temb_ch), (out_ch); none when temb_ch == 0 */
@@ -120,6 +140,7 @@ void nx_tblock_free(nx_tblock *t);
 typedef struct nx_transformer2d {
     int  in_ch, inner, groups, n_layers;
     bool linear_proj;            /* use_linear_projection */
+    bool cl;                     /* channels last: x, y [N, H, W, C], already the blocks' [N, HW, C] */
     nx_tensor norm_w, norm_b;    /* (in_ch), GroupNorm eps 1e-6 */
     nx_tensor proj_in_w;         /* (inner, in_ch) [linear] or (inner, in_ch, 1, 1) [conv], seen as (inner, in_ch) */
     nx_tensor proj_in_b;         /* (inner) */

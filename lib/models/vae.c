@@ -94,6 +94,7 @@ typedef struct coder {                   /* Decoder or Encoder */
 struct nx_vae {
     nx_backend *be;
     vae_config  cfg;
+    bool        cl;    /* activations channels last inside decode/encode (filters permuted at load) */
     nx_mw       mw;
     char       *dir;
     const nx_tensor *post_quant_w, *post_quant_b;  /* [L, L, 1, 1], [L] */
@@ -206,7 +207,8 @@ static ngpt_status get(nx_mw *m, const nx_tensor **t, int rank, int64_t d0, int6
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     int64_t shape[4] = {d0, d1, d2, d3};
-    return nx_mw_get(m, t, name, rank, shape);
+    /* every 4-D tensor of the VAE is a conv filter (permuted when the VAE runs channels last) */
+    return rank == 4 ? nx_mw_get_filter(m, t, name, shape) : nx_mw_get(m, t, name, rank, shape);
 }
 
 static ngpt_status load_resnet(nx_mw *m, resnet *r, int cin, int cout, const char *p)
@@ -337,7 +339,8 @@ static ngpt_status load_encoder(nx_vae *v)
     return NGPT_OK;
 }
 
-ngpt_status nx_vae_load(nx_vae **out, nx_backend *be, const char *vae_dir, bool load_enc, ngpt_dtype dt)
+ngpt_status nx_vae_load(nx_vae **out, nx_backend *be, const char *vae_dir, bool load_enc, ngpt_dtype dt,
+                        bool channels_last)
 {
     *out = NULL;
     nx_vae *v = nx_calloc(1, sizeof *v);
@@ -349,6 +352,7 @@ ngpt_status nx_vae_load(nx_vae **out, nx_backend *be, const char *vae_dir, bool 
     static const char *const files[] = {"diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", NULL};
     if (s == NGPT_OK) s = nx_mw_open(&v->mw, be, vae_dir, files);
     v->mw.dt = dt;  /* weights converted to the compute dtype at fetch (encoder too, on demand) */
+    v->cl = v->mw.filters_nhwc = channels_last;
     if (s == NGPT_OK) s = load_decoder(v);
     if (s == NGPT_OK && load_enc) s = load_encoder(v);
     if (s == NGPT_OK) v->has_encoder = load_enc;
@@ -409,43 +413,57 @@ static void replace(nx_tensor *x, nx_tensor *y)
     memset(y, 0, sizeof *y);
 }
 
-/* y = conv2d(x) (k x k, stride, symmetric pad), y allocated here. */
-static ngpt_status conv2d(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
-                          int stride, int pad)
+/* [B, C, H, W] or channels last [B, H, W, C] */
+static int64_t dim_c(const nx_tensor *x, bool cl) { return cl ? x->ne[3] : x->ne[1]; }
+static int64_t dim_h(const nx_tensor *x, bool cl) { return cl ? x->ne[1] : x->ne[2]; }
+static int64_t dim_w(const nx_tensor *x, bool cl) { return cl ? x->ne[2] : x->ne[3]; }
+static void shape4(int64_t *ne, bool cl, int64_t b, int64_t c, int64_t h, int64_t w)
 {
-    int64_t k = w->ne[2];
-    int64_t ne[4] = {x->ne[0], w->ne[0], (x->ne[2] + 2 * pad - k) / stride + 1, (x->ne[3] + 2 * pad - k) / stride + 1};
+    ne[0] = b;
+    if (cl) ne[1] = h, ne[2] = w, ne[3] = c;
+    else ne[1] = c, ne[2] = h, ne[3] = w;
+}
+
+/* y = conv2d(x) (k x k, stride, symmetric pad), y allocated here; cl: channels last (w then
+ * [O, k, k, C]). */
+static ngpt_status conv2d(nx_backend *be, bool cl, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                          const nx_tensor *b, int stride, int pad)
+{
+    int64_t k = cl ? w->ne[1] : w->ne[2], ne[4];
+    shape4(ne, cl, x->ne[0], w->ne[0], (dim_h(x, cl) + 2 * pad - k) / stride + 1, (dim_w(x, cl) + 2 * pad - k) / stride + 1);
     NX_TRY(nx_tensor_alloc(y, be, x->dtype, 4, ne));
     nx_conv_params p = nx_conv_params_default();
     p.stride[0] = p.stride[1] = stride;
     p.pad[0] = p.pad[1] = pad;
+    p.channels_last = cl;
     ngpt_status s = nx_op_conv(be, y, x, w, b, &p);
     if (s != NGPT_OK) nx_tensor_free(y);
     return s;
 }
 
-static ngpt_status norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
-                        int groups, bool silu)
+static ngpt_status norm(nx_backend *be, bool cl, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                        const nx_tensor *b, int groups, bool silu)
 {
     NX_TRY(nx_tensor_alloc(y, be, x->dtype, x->rank, x->ne));
-    ngpt_status s = nx_op_group_norm(be, y, x, w, b, groups, VAE_EPS, silu);
+    ngpt_status s = nx_op_group_norm(be, y, x, w, b, groups, VAE_EPS,
+                                     (silu ? NX_GN_SILU : 0) | (cl ? NX_GN_CHANNELS_LAST : 0));
     if (s != NGPT_OK) nx_tensor_free(y);
     return s;
 }
 
 /* ResnetBlock2D (temb None): x <- shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))) */
-static ngpt_status resnet_fwd(nx_backend *be, const resnet *r, int groups, nx_tensor *x)
+static ngpt_status resnet_fwd(nx_backend *be, bool cl, const resnet *r, int groups, nx_tensor *x)
 {
     nx_tensor a = {0}, h = {0}, sc = {0};
-    ngpt_status s = norm(be, &a, x, r->norm1_w, r->norm1_b, groups, true);
-    if (s == NGPT_OK) s = conv2d(be, &h, &a, r->conv1_w, r->conv1_b, 1, 1);
+    ngpt_status s = norm(be, cl, &a, x, r->norm1_w, r->norm1_b, groups, true);
+    if (s == NGPT_OK) s = conv2d(be, cl, &h, &a, r->conv1_w, r->conv1_b, 1, 1);
     nx_tensor_free(&a);
-    if (s == NGPT_OK) s = norm(be, &a, &h, r->norm2_w, r->norm2_b, groups, true);
+    if (s == NGPT_OK) s = norm(be, cl, &a, &h, r->norm2_w, r->norm2_b, groups, true);
     nx_tensor_free(&h);
-    if (s == NGPT_OK) s = conv2d(be, &h, &a, r->conv2_w, r->conv2_b, 1, 1);
+    if (s == NGPT_OK) s = conv2d(be, cl, &h, &a, r->conv2_w, r->conv2_b, 1, 1);
     nx_tensor_free(&a);
     if (s == NGPT_OK && r->short_w) {
-        s = conv2d(be, &sc, x, r->short_w, r->short_b, 1, 0);
+        s = conv2d(be, cl, &sc, x, r->short_w, r->short_b, 1, 0);
         if (s == NGPT_OK) replace(x, &sc);
     }
     if (s == NGPT_OK) s = nx_op_binary(be, &h, x, &h, NX_BINARY_ADD);  /* (input + hidden) / 1.0 */
@@ -454,17 +472,21 @@ static ngpt_status resnet_fwd(nx_backend *be, const resnet *r, int groups, nx_te
     return s;
 }
 
-/* The VAE's attention: one head of width C over the h*w positions, residual added. */
-static ngpt_status attn_fwd(nx_backend *be, const attn *a, int groups, nx_tensor *x)
+/* The VAE's attention: one head of width C over the h*w positions, residual added. The
+ * projections read [B, HW, C]: channels last is that already, NCHW is permuted there and back. */
+static ngpt_status attn_fwd(nx_backend *be, bool cl, const attn *a, int groups, nx_tensor *x)
 {
-    int64_t B = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3], S = H * W;
+    int64_t B = x->ne[0], C = dim_c(x, cl), H = dim_h(x, cl), W = dim_w(x, cl), S = H * W;
     nx_tensor n = {0}, t = {0}, q = {0}, k = {0}, v = {0}, o = {0}, p = {0};
     int64_t bhwc[4] = {B, H, W, C}, bsc[3] = {B, S, C}, bs1c[4] = {B, S, 1, C};
-    static const int to_nhwc[4] = {0, 2, 3, 1}, to_nchw[4] = {0, 3, 1, 2};
-    ngpt_status s = norm(be, &n, x, a->norm_w, a->norm_b, groups, false);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&t, be, x->dtype, 4, bhwc);
-    if (s == NGPT_OK) s = nx_op_permute(be, &t, &n, to_nhwc);
-    nx_tensor_free(&n);
+    ngpt_status s = norm(be, cl, &n, x, a->norm_w, a->norm_b, groups, false);
+    if (cl) {
+        t = n, n = (nx_tensor){0};
+    } else {
+        if (s == NGPT_OK) s = nx_tensor_alloc(&t, be, x->dtype, 4, bhwc);
+        if (s == NGPT_OK) s = nx_op_permute(be, &t, &n, (const int[]){0, 2, 3, 1});
+        nx_tensor_free(&n);
+    }
     nx_tensor t3;
     if (s == NGPT_OK) s = nx_reshape(&t3, &t, 3, bsc);
     if (s == NGPT_OK) s = nx_tensor_alloc(&q, be, x->dtype, 4, bs1c);
@@ -490,31 +512,36 @@ static ngpt_status attn_fwd(nx_backend *be, const attn *a, int groups, nx_tensor
     if (s == NGPT_OK) s = nx_reshape(&p3, &p, 3, bsc);
     if (s == NGPT_OK) s = nx_op_linear(be, &p3, &o3, a->o_w, a->o_b);
     nx_tensor_free(&o);
-    if (s == NGPT_OK) s = nx_tensor_alloc(&n, be, x->dtype, 4, x->ne);
-    if (s == NGPT_OK) s = nx_op_permute(be, &n, &p, to_nchw);
+    if (cl) {
+        if (s == NGPT_OK) s = nx_op_binary(be, x, &p, x, NX_BINARY_ADD);  /* (hidden + residual) / 1.0 */
+    } else {
+        if (s == NGPT_OK) s = nx_tensor_alloc(&n, be, x->dtype, 4, x->ne);
+        if (s == NGPT_OK) s = nx_op_permute(be, &n, &p, (const int[]){0, 3, 1, 2});
+        if (s == NGPT_OK) s = nx_op_binary(be, x, &n, x, NX_BINARY_ADD);
+    }
     nx_tensor_free(&p);
-    if (s == NGPT_OK) s = nx_op_binary(be, x, &n, x, NX_BINARY_ADD);  /* (hidden + residual) / 1.0 */
     nx_tensor_free(&n);
     return s;
 }
 
-static ngpt_status mid_fwd(nx_backend *be, const mid_block *m, int groups, nx_tensor *x)
+static ngpt_status mid_fwd(nx_backend *be, bool cl, const mid_block *m, int groups, nx_tensor *x)
 {
-    NX_TRY(resnet_fwd(be, &m->res[0], groups, x));
-    NX_TRY(attn_fwd(be, &m->att, groups, x));
-    return resnet_fwd(be, &m->res[1], groups, x);
+    NX_TRY(resnet_fwd(be, cl, &m->res[0], groups, x));
+    NX_TRY(attn_fwd(be, cl, &m->att, groups, x));
+    return resnet_fwd(be, cl, &m->res[1], groups, x);
 }
 
 /* Upsample2D: nearest x2, then 3x3 conv. */
-static ngpt_status upsample_fwd(nx_backend *be, const nx_tensor *w, const nx_tensor *b, nx_tensor *x)
+static ngpt_status upsample_fwd(nx_backend *be, bool cl, const nx_tensor *w, const nx_tensor *b, nx_tensor *x)
 {
     nx_tensor u = {0}, y = {0};
-    int64_t ne[4] = {x->ne[0], x->ne[1], x->ne[2] * 2, x->ne[3] * 2};
+    int64_t ne[4];
+    shape4(ne, cl, x->ne[0], dim_c(x, cl), dim_h(x, cl) * 2, dim_w(x, cl) * 2);
     ngpt_status s = nx_tensor_alloc(&u, be, x->dtype, 4, ne);
-    if (s == NGPT_OK) s = nx_op_resize(be, &u, x, NX_RESIZE_NEAREST, false, false);
+    if (s == NGPT_OK) s = nx_op_resize(be, &u, x, NX_RESIZE_NEAREST, false, cl);
     if (s == NGPT_OK) {
         nx_tensor_free(x);
-        s = conv2d(be, &y, &u, w, b, 1, 1);
+        s = conv2d(be, cl, &y, &u, w, b, 1, 1);
     }
     if (s == NGPT_OK) replace(x, &y);
     nx_tensor_free(&u);
@@ -534,23 +561,37 @@ static ngpt_status zeros(nx_backend *be, nx_tensor *z, ngpt_dtype dt, const int6
 }
 
 /* Downsample2D (use_conv, padding 0): F.pad(x, (0, 1, 0, 1)), then 3x3 stride-2 conv. */
-static ngpt_status downsample_fwd(nx_backend *be, const nx_tensor *w, const nx_tensor *b, nx_tensor *x)
+static ngpt_status downsample_fwd(nx_backend *be, bool cl, const nx_tensor *w, const nx_tensor *b, nx_tensor *x)
 {
-    int64_t B = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3];
-    int64_t zc[4] = {B, C, H, 1}, pw[4] = {B, C, H, W + 1}, zr[4] = {B, C, 1, W + 1}, ph[4] = {B, C, H + 1, W + 1};
+    const int64_t B = x->ne[0], C = dim_c(x, cl), H = dim_h(x, cl), W = dim_w(x, cl);
+    const int ax_h = cl ? 1 : 2, ax_w = cl ? 2 : 3;
+    int64_t zc[4], pw[4], zr[4], ph[4];
+    shape4(zc, cl, B, C, H, 1), shape4(pw, cl, B, C, H, W + 1), shape4(zr, cl, B, C, 1, W + 1), shape4(ph, cl, B, C, H + 1, W + 1);
     nx_tensor z = {0}, a = {0}, y = {0};
     ngpt_status s = zeros(be, &z, x->dtype, zc);
     if (s == NGPT_OK) s = nx_tensor_alloc(&a, be, x->dtype, 4, pw);
-    if (s == NGPT_OK) s = nx_op_concat(be, &a, x, &z, 3);
+    if (s == NGPT_OK) s = nx_op_concat(be, &a, x, &z, ax_w);
     nx_tensor_free(&z);
     if (s == NGPT_OK) s = zeros(be, &z, x->dtype, zr);
     if (s == NGPT_OK) s = nx_tensor_alloc(&y, be, x->dtype, 4, ph);
-    if (s == NGPT_OK) s = nx_op_concat(be, &y, &a, &z, 2);
+    if (s == NGPT_OK) s = nx_op_concat(be, &y, &a, &z, ax_h);
     nx_tensor_free(&z);
     nx_tensor_free(&a);
-    if (s == NGPT_OK) s = conv2d(be, &a, &y, w, b, 2, 0);
+    if (s == NGPT_OK) s = conv2d(be, cl, &a, &y, w, b, 2, 0);
     nx_tensor_free(&y);
     if (s == NGPT_OK) replace(x, &a);
+    return s;
+}
+
+/* The caller's NCHW tensor as the network's layout: x itself, or a channels-last copy in *tmp. */
+static ngpt_status layout_in(nx_vae *v, const nx_tensor *x, nx_tensor *tmp, const nx_tensor **in)
+{
+    *in = x;
+    if (!v->cl) return NGPT_OK;
+    NX_TRY(nx_tensor_alloc(tmp, v->be, x->dtype, 4, (const int64_t[]){x->ne[0], x->ne[2], x->ne[3], x->ne[1]}));
+    ngpt_status s = nx_op_permute(v->be, tmp, x, (const int[]){0, 2, 3, 1});
+    if (s != NGPT_OK) nx_tensor_free(tmp);
+    *in = tmp;
     return s;
 }
 
@@ -570,19 +611,27 @@ ngpt_status nx_vae_decode(nx_vae *v, nx_tensor *out, const nx_tensor *latents)
         out->ne[2] != latents->ne[2] * sc || out->ne[3] != latents->ne[3] * sc)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: decode output must be [B, %d, %lld*h, %lld*w]", v->dir,
                       c->out_channels, (long long)sc, (long long)sc);
-    nx_tensor z = {0}, x = {0};
-    ngpt_status s = conv2d(be, &z, latents, v->post_quant_w, v->post_quant_b, 1, 0);  /* post_quant_conv */
-    if (s == NGPT_OK) s = conv2d(be, &x, &z, d->conv_in_w, d->conv_in_b, 1, 1);        /* decoder.conv_in */
+    const bool cl = v->cl;
+    nx_tensor z = {0}, x = {0}, lt = {0};
+    const nx_tensor *lat = NULL;
+    ngpt_status s = layout_in(v, latents, &lt, &lat);
+    if (s == NGPT_OK) s = conv2d(be, cl, &z, lat, v->post_quant_w, v->post_quant_b, 1, 0);  /* post_quant_conv */
+    nx_tensor_free(&lt);
+    if (s == NGPT_OK) s = conv2d(be, cl, &x, &z, d->conv_in_w, d->conv_in_b, 1, 1);         /* decoder.conv_in */
     nx_tensor_free(&z);
-    if (s == NGPT_OK) s = mid_fwd(be, &d->mid, g, &x);                                 /* decoder.mid_block */
-    for (int i = 0; s == NGPT_OK && i < c->n_blocks; i++) {                             /* decoder.up_blocks */
+    if (s == NGPT_OK) s = mid_fwd(be, cl, &d->mid, g, &x);                                  /* decoder.mid_block */
+    for (int i = 0; s == NGPT_OK && i < c->n_blocks; i++) {                                  /* decoder.up_blocks */
         const sample_block *b = &d->blocks[i];
-        for (int r = 0; s == NGPT_OK && r < b->n_res; r++) s = resnet_fwd(be, &b->res[r], g, &x);
-        if (s == NGPT_OK && b->resample_w) s = upsample_fwd(be, b->resample_w, b->resample_b, &x);
+        for (int r = 0; s == NGPT_OK && r < b->n_res; r++) s = resnet_fwd(be, cl, &b->res[r], g, &x);
+        if (s == NGPT_OK && b->resample_w) s = upsample_fwd(be, cl, b->resample_w, b->resample_b, &x);
     }
-    if (s == NGPT_OK) s = norm(be, &z, &x, d->norm_out_w, d->norm_out_b, g, true);     /* conv_norm_out + SiLU */
+    if (s == NGPT_OK) s = norm(be, cl, &z, &x, d->norm_out_w, d->norm_out_b, g, true);      /* conv_norm_out + SiLU */
     nx_tensor_free(&x);
-    if (s == NGPT_OK) {                                                                  /* conv_out, into out */
+    if (s == NGPT_OK && cl) {                                                                /* conv_out, then NCHW */
+        s = conv2d(be, cl, &x, &z, d->conv_out_w, d->conv_out_b, 1, 1);
+        if (s == NGPT_OK) s = nx_op_permute(be, out, &x, (const int[]){0, 3, 1, 2});
+        nx_tensor_free(&x);
+    } else if (s == NGPT_OK) {                                                               /* conv_out, into out */
         nx_conv_params p = nx_conv_params_default();
         p.pad[0] = p.pad[1] = 1;
         s = nx_op_conv(be, out, &z, d->conv_out_w, d->conv_out_b, &p);
@@ -606,22 +655,32 @@ ngpt_status nx_vae_encode(nx_vae *v, nx_tensor *mean, nx_tensor *logvar, const n
     if (mean->rank != 4 || memcmp(mean->ne, ls, sizeof ls) || (logvar && (logvar->rank != 4 || memcmp(logvar->ne, ls, sizeof ls))))
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: encode outputs must be [B, %d, H/%lld, W/%lld]", v->dir, L,
                       (long long)sc, (long long)sc);
-    nx_tensor x = {0}, z = {0};
-    ngpt_status s = conv2d(be, &x, image, e->conv_in_w, e->conv_in_b, 1, 1);           /* encoder.conv_in */
-    for (int i = 0; s == NGPT_OK && i < c->n_blocks; i++) {                             /* encoder.down_blocks */
+    const bool cl = v->cl;
+    nx_tensor x = {0}, z = {0}, it = {0};
+    const nx_tensor *img = NULL;
+    ngpt_status s = layout_in(v, image, &it, &img);
+    if (s == NGPT_OK) s = conv2d(be, cl, &x, img, e->conv_in_w, e->conv_in_b, 1, 1);        /* encoder.conv_in */
+    nx_tensor_free(&it);
+    for (int i = 0; s == NGPT_OK && i < c->n_blocks; i++) {                                  /* encoder.down_blocks */
         const sample_block *b = &e->blocks[i];
-        for (int r = 0; s == NGPT_OK && r < b->n_res; r++) s = resnet_fwd(be, &b->res[r], g, &x);
-        if (s == NGPT_OK && b->resample_w) s = downsample_fwd(be, b->resample_w, b->resample_b, &x);
+        for (int r = 0; s == NGPT_OK && r < b->n_res; r++) s = resnet_fwd(be, cl, &b->res[r], g, &x);
+        if (s == NGPT_OK && b->resample_w) s = downsample_fwd(be, cl, b->resample_w, b->resample_b, &x);
     }
-    if (s == NGPT_OK) s = mid_fwd(be, &e->mid, g, &x);                                 /* encoder.mid_block */
-    if (s == NGPT_OK) s = norm(be, &z, &x, e->norm_out_w, e->norm_out_b, g, true);     /* conv_norm_out + SiLU */
+    if (s == NGPT_OK) s = mid_fwd(be, cl, &e->mid, g, &x);                                  /* encoder.mid_block */
+    if (s == NGPT_OK) s = norm(be, cl, &z, &x, e->norm_out_w, e->norm_out_b, g, true);      /* conv_norm_out + SiLU */
     nx_tensor_free(&x);
-    if (s == NGPT_OK) s = conv2d(be, &x, &z, e->conv_out_w, e->conv_out_b, 1, 1);      /* conv_out: 2L */
+    if (s == NGPT_OK) s = conv2d(be, cl, &x, &z, e->conv_out_w, e->conv_out_b, 1, 1);       /* conv_out: 2L */
     nx_tensor_free(&z);
-    if (s == NGPT_OK) s = conv2d(be, &z, &x, v->quant_w, v->quant_b, 1, 0);            /* quant_conv: moments */
+    if (s == NGPT_OK) s = conv2d(be, cl, &z, &x, v->quant_w, v->quant_b, 1, 0);             /* quant_conv: moments */
     nx_tensor_free(&x);
-    if (s == NGPT_OK) s = nx_op_slice(be, mean, &z, 1, 0);                              /* mean, logvar = chunk(2) */
+    if (s == NGPT_OK && cl) { /* moments back to NCHW */
+        s = nx_tensor_alloc(&x, be, z.dtype, 4, (const int64_t[]){z.ne[0], z.ne[3], z.ne[1], z.ne[2]});
+        if (s == NGPT_OK) s = nx_op_permute(be, &x, &z, (const int[]){0, 3, 1, 2});
+        if (s == NGPT_OK) replace(&z, &x);
+    }
+    if (s == NGPT_OK) s = nx_op_slice(be, mean, &z, 1, 0);                                   /* mean, logvar = chunk(2) */
     if (s == NGPT_OK && logvar) s = nx_op_slice(be, logvar, &z, 1, L);
+    nx_tensor_free(&x);
     nx_tensor_free(&z);
     return s;
 }

@@ -8,8 +8,11 @@
 typedef struct nx_vae nx_vae;
 
 /* dt: the compute dtype (F32, or F16/BF16 where the backend computes in them): weights are
- * converted to it at load, and decode/encode run in it (their tensors all have dtype dt). */
-ngpt_status nx_vae_load(nx_vae **out, nx_backend *be, const char *vae_dir, bool load_encoder, ngpt_dtype dt);
+ * converted to it at load, and decode/encode run in it (their tensors all have dtype dt).
+ * channels_last: decode/encode run their activations [B, H, W, C] inside (conv filters permuted
+ * once at load); their inputs and outputs stay NCHW. */
+ngpt_status nx_vae_load(nx_vae **out, nx_backend *be, const char *vae_dir, bool load_encoder, ngpt_dtype dt,
+                        bool channels_last);
 void nx_vae_free(nx_vae *v);
 float nx_vae_scaling_factor(const nx_vae *v);
 int   nx_vae_latent_channels(const nx_vae *v);

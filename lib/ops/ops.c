@@ -741,8 +741,10 @@ ngpt_status nx_op_permute(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
 {
     static const char op[] = "permute";
     NX_TRY(chk_be(be, op));
-    NX_TRY(chk_act(be, op, "y", y));
-    NX_TRY(chk_act(be, op, "x", x));
+    /* a copy: any float dtype on either backend (a loader also permutes F16/BF16 weights on the
+     * CPU, whose activations are F32) */
+    NX_TRY(chk_weight(be, op, "y", y));
+    NX_TRY(chk_weight(be, op, "x", x));
     NX_TRY(chk_same_dtype(op, "y", y, "x", x));
     if (!perm) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: perm is NULL", op);
     bool seen[NX_MAX_DIMS] = {0};

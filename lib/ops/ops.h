@@ -219,7 +219,8 @@ ngpt_status nx_op_get_rows(nx_backend *be, nx_tensor *y, const nx_tensor *table,
 ngpt_status nx_op_concat(nx_backend *be, nx_tensor *y, const nx_tensor *a, const nx_tensor *b, int axis);
 /* y = x[..., start:start+len, ...] along axis, len = y->ne[axis] (a copy). */
 ngpt_status nx_op_slice(nx_backend *be, nx_tensor *y, const nx_tensor *x, int axis, int64_t start);
-/* y = x.permute(perm) made contiguous; y's shape is x's permuted. */
+/* y = x.permute(perm) made contiguous; y's shape is x's permuted. F32, F16 or BF16 on every
+ * backend (weights too: the CPU's activations are F32, but a loader may permute F16 weights). */
 ngpt_status nx_op_permute(nx_backend *be, nx_tensor *y, const nx_tensor *x, const int *perm);
 /* y = x converted to y's dtype (same shape; F32/F16/BF16 among each other, I32 <-> F32). */
 ngpt_status nx_op_cast(nx_backend *be, nx_tensor *y, const nx_tensor *x);

@@ -314,11 +314,11 @@ static void fuzz_model_config(nx_backend *be, const char *src_dir, const char *w
         ngpt_status st;
         if (kind == MODEL_UNET) {
             nx_unet *u = NULL;
-            st = nx_unet_load(&u, be, dir, NGPT_DTYPE_F32);
+            st = nx_unet_load(&u, be, dir, NGPT_DTYPE_F32, false);
             nx_unet_free(u);
         } else {
             nx_vae *v = NULL;
-            st = nx_vae_load(&v, be, dir, true, NGPT_DTYPE_F32);
+            st = nx_vae_load(&v, be, dir, true, NGPT_DTYPE_F32, false);
             nx_vae_free(v);
         }
         check_status(src_dir, it, st);

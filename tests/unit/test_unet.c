@@ -565,7 +565,7 @@ static ngpt_status load_once(void *user)
     nx_unet *u = NULL;
     ngpt_status st = nx_pool_create(&pool, 1);
     if (st == NGPT_OK) st = nx_cpu_backend_create(&be, pool, NULL);
-    if (st == NGPT_OK) st = nx_unet_load(&u, be, a->dir, NGPT_DTYPE_F32);
+    if (st == NGPT_OK) st = nx_unet_load(&u, be, a->dir, NGPT_DTYPE_F32, false);
     nx_unet_free(u);
     nx_backend_free(be);
     nx_pool_free(pool);

@@ -361,7 +361,8 @@ static int parse_device(const char *s, ngpt_device_kind *d)
 
 /* NGPT_CASE_WINOGRAD=off|always (default auto): the CPU backend's Winograd mode (2-D 3x3 and 1-D
  * one-axis convolutions); NGPT_CASE_DFT1D=off|always: the DFT conv1d's (fftconv1d.c); so the
- * golden cases can be run through every path whatever the rules in conv.c pick for their sizes. */
+ * golden cases can be run through every path whatever the rules in conv.c pick for their sizes.
+ * NGPT_CASE_CHANNELS_LAST=1: every decoder with NGPT_DECODER_FLAG_CHANNELS_LAST (stage.h). */
 static void force_winograd(ngpt_context *ctx)
 {
     const char *v = getenv("NGPT_CASE_WINOGRAD");
@@ -369,6 +370,7 @@ static void force_winograd(ngpt_context *ctx)
         nx_cpu_set_conv_winograd(ctx->cpu, nx_cpu_conv_mode_from_name(v));
         fprintf(stderr, "ngpt-case: NGPT_CASE_WINOGRAD=%s\n", v);
     }
+    if (case_decoder_flags()) fprintf(stderr, "ngpt-case: NGPT_CASE_CHANNELS_LAST: decoders run channels last\n");
     if ((v = getenv("NGPT_CASE_DFT1D")) && ctx->cpu) {
         nx_cpu_set_conv_fft1d(ctx->cpu, nx_cpu_conv_mode_from_name(v));
         fprintf(stderr, "ngpt-case: NGPT_CASE_DFT1D=%s\n", v);

@@ -43,6 +43,11 @@ ngpt_status case_param_path(const case_ctx *c, const char *key, char **path);
  * the pipeline folder (nx_free). Defined in stage_vae.c. */
 ngpt_status case_open_decoder(const case_ctx *c, ngpt_decoder **d, ngpt_decoder_kind kind, uint32_t comp, char **dir);
 
+/* Decoder flags every stage adds (ngpt_decoder_params.flags): NGPT_DECODER_FLAG_CHANNELS_LAST
+ * when the environment has NGPT_CASE_CHANNELS_LAST=1, so that the decoder cases also run
+ * through the channels-last UNet and VAE. Defined in stage_vae.c. */
+uint32_t case_decoder_flags(void);
+
 typedef ngpt_status (*case_stage_fn)(const case_ctx *c, case_out *out);
 
 typedef struct case_stage {

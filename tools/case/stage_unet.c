@@ -51,6 +51,7 @@ static ngpt_status run(const case_ctx *c, case_out *out, const char *cond_name)
     ngpt_decoder_params p;
     ngpt_decoder_params_default(&p, sizeof p);
     p.components = NGPT_DECODER_UNET;
+    p.flags = case_decoder_flags();
     ngpt_decoder *d = NULL;
     ngpt_tensor y = {0}, sample, ts, cond;
     bool has_s, has_t, has_c;

@@ -6,6 +6,7 @@
 #include "core/alloc.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -35,6 +36,12 @@ static ngpt_status pipeline_dir(const case_ctx *c, char **out)
     return NGPT_OK;
 }
 
+uint32_t case_decoder_flags(void)
+{
+    const char *v = getenv("NGPT_CASE_CHANNELS_LAST");
+    return v && atoi(v) ? NGPT_DECODER_FLAG_CHANNELS_LAST : 0;
+}
+
 ngpt_status case_open_decoder(const case_ctx *c, ngpt_decoder **d, ngpt_decoder_kind kind, uint32_t comp, char **dir)
 {
     NX_TRY(pipeline_dir(c, dir));
@@ -42,6 +49,7 @@ ngpt_status case_open_decoder(const case_ctx *c, ngpt_decoder **d, ngpt_decoder_
     ngpt_decoder_params_default(&p, sizeof p);
     p.kind = kind;
     p.components = comp;
+    p.flags = case_decoder_flags();
     ngpt_status s = ngpt_decoder_create(d, c->ctx, *dir, &p);
     if (s != NGPT_OK) {
         nx_free(*dir);

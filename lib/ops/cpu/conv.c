@@ -82,6 +82,13 @@ static ngpt_status conv_pd(dnnl_engine_t eng, const conv_desc *d, dnnl_primitive
         if (r == dnnl_success) r = dnnl_memory_desc_init_by_tag(&awei, d->wnd, wei.dims, dnnl_f32, dnnl_format_tag_any);
         if (r == dnnl_success) r = dnnl_memory_desc_init_by_tag(&adst, 2 + d->nsp, dst.dims, dnnl_f32, dnnl_format_tag_any);
         if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "oneDNN: memory descriptor: %s", nx_dnnl_status_str(r));
+    } else if (d->cl) {
+        /* oneDNN's nhwc kernels want the weights in their own blocked layout (with ours they fall
+         * back to its reference kernel, ~100x slower): reordered per call, like F16 weights are
+         * converted per call */
+        asrc = src, adst = dst;
+        dnnl_status_t r = dnnl_memory_desc_init_by_tag(&awei, d->wnd, wei.dims, dnnl_f32, dnnl_format_tag_any);
+        if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "oneDNN: memory descriptor: %s", nx_dnnl_status_str(r));
     } else {
         asrc = src, awei = wei, adst = dst;
     }
@@ -354,7 +361,8 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         ngpt_clear_error();  /* oneDNN has no Winograd kernel for this shape or CPU: direct below */
     }
     nx_dnnl_key key = conv_key(d);
-    s = nx_dnnl_run(be, &key, conv_build, (void *)d, h, what);
+    s = d->cl ? nx_dnnl_run_blocked(be, &key, conv_build_blocked, (void *)d, h, what)
+              : nx_dnnl_run(be, &key, conv_build, (void *)d, h, what);
 done:
     nx_free_aligned(wc);
     nx_free_aligned(bc);
