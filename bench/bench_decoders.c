@@ -21,6 +21,7 @@
  *       f32 only — they are convolutions), prints the best time, and writes the f32 output to
  *       DIR/io/TAG.ours.f32.safetensors for unet_torch.py to compare against.
  *       NGPT_BENCH_PROFILE=1: one more forward per mode with the per-op profile printed.
+ *       NGPT_BENCH_CHANNELS_LAST=1: the UNet and VAE loaded channels last.
  */
 #include "bench_util.h"
 #include "ops/ops.h"
@@ -257,8 +258,11 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
     nx_hifigan *h = NULL;
     double t0 = bench_now();
     snprintf(p, sizeof p, "%s/%s", dir, comp);
-    if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("unet load");
-    if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("vae load");
+    /* NGPT_BENCH_CHANNELS_LAST=1: the UNet and VAE NHWC inside (NGPT_DECODER_FLAG_CHANNELS_LAST) */
+    const bool cl = getenv("NGPT_BENCH_CHANNELS_LAST") && atoi(getenv("NGPT_BENCH_CHANNELS_LAST"));
+    if (cl) printf("# channels last\n");
+    if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_F32, cl) != NGPT_OK) return fail("unet load");
+    if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, cl) != NGPT_OK) return fail("vae load");
     if (voc && nx_hifigan_load(&h, be, p) != NGPT_OK) return fail("vocoder load");
     double tload = bench_now() - t0;
     if (voc) orank = 2, oshape[0] = 1, oshape[1] = nx_hifigan_out_len(h, mel_t);

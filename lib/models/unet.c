@@ -75,7 +75,7 @@ typedef struct unet_up {
 struct nx_unet {
     nx_unet3d  *u3;                 /* UNet3DConditionModel: set, and everything below but be/w unused */
     unet_config c;
-    bool        cl;                 /* activations channels last inside the forward (2-D only) */
+    bool        cl;                 /* activations channels last inside the forward */
     nx_backend *be;
     nx_weights *w;
     nx_tensor  time1_w, time1_b;    /* time_embedding.linear_1 (T, C0), (T) */
@@ -391,7 +391,7 @@ ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir, ng
     if (s == NGPT_OK) s = nx_weights_open(&u->w, path);
     nx_free(path);
     if (s == NGPT_OK) {
-        u->cl = channels_last && !u->u3; /* the 3-D UNet's temporal layers are NCHW only */
+        u->cl = channels_last;
         nx_wload wl = {u->w, be, NULL, NULL, dt, u->cl};
         s = load_modules(u, &wl);
     }

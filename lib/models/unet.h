@@ -14,7 +14,7 @@ typedef struct nx_unet nx_unet;
  * (backends with those activation dtypes only) convert every weight to it at load, F32 keeps
  * the checkpoint's dtype. channels_last: a 2-D UNet runs its activations [N, H, W, C] inside
  * the forward (its conv filters permuted once here; the sample and the output stay NCHW); the
- * 3-D UNet ignores it. */
+ * 3-D UNet [B*F, h, w, C]. */
 ngpt_status nx_unet_load(nx_unet **out, nx_backend *be, const char *unet_dir, ngpt_dtype dt, bool channels_last);
 void nx_unet_free(nx_unet *u);
 

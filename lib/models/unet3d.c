@@ -20,6 +20,10 @@
  * reshapes the result back through (B,h,w,C,F) and (B,C,F,h,w) without permuting in between; the
  * two reinterpretations cancel, so the result is the plain inverse permutation used here.)
  *
+ * Channels last (nx_wload.channels_last): the frames-in-batch activations are [B*F, h, w, C] =
+ * [B, F, h*w, C]; the temporal conv is then a (3,1) NHWC conv over (F, h*w) and the GroupNorms
+ * read [B, F*h*w, C] with no permute; the temporal transformer's tokens are one permute away.
+ *
  * `attention_head_dim` is the head SIZE here: C / attention_head_dim heads per spatial and
  * temporal transformer; transformer_in has 8 heads of attention_head_dim. Every Transformer2D is
  * built with use_linear_projection (get_down_block / get_up_block / the mid block default). */
@@ -47,14 +51,16 @@
  * after a Dropout) (Conv3d). */
 typedef struct tconv {
     int ch;
+    bool cl;                         /* channels last */
     nx_tensor norm_w[4], norm_b[4];  /* (ch) */
-    nx_tensor conv_w[4];             /* (ch, ch, 3, 1, 1) */
+    nx_tensor conv_w[4];             /* (ch, ch, 3, 1, 1); channels last (ch, 3, 1, ch) */
     nx_tensor conv_b[4];             /* (ch) */
 } tconv;
 
 /* TransformerTemporalModel (transformer_temporal.py), num_layers 1. */
 typedef struct ttrans {
     int ch, inner, groups;
+    bool cl;                         /* channels last */
     nx_tensor norm_w, norm_b;        /* (ch), GroupNorm eps 1e-6 */
     nx_tensor proj_in_w, proj_in_b;  /* (inner, ch), (inner) */
     nx_tblock block;                 /* transformer_blocks.0, dim inner, attn2 = self-attention */
@@ -64,11 +70,18 @@ typedef struct ttrans {
 static ngpt_status tconv_load(tconv *t, nx_wload *wl, const char *prefix, int ch)
 {
     t->ch = ch;
+    t->cl = wl->channels_last;
     for (int k = 0; k < 4; k++) {
         int ci = k == 0 ? 2 : 3;
         NX_TRY(nx_wl_get(wl, &t->norm_w[k], 1, SHAPE(ch), "%s.conv%d.0.weight", prefix, k + 1));
         NX_TRY(nx_wl_get(wl, &t->norm_b[k], 1, SHAPE(ch), "%s.conv%d.0.bias", prefix, k + 1));
         NX_TRY(nx_wl_get(wl, &t->conv_w[k], 5, SHAPE(ch, ch, 3, 1, 1), "%s.conv%d.%d.weight", prefix, k + 1, ci));
+        if (t->cl && !wl->record) { /* the Conv3d (3,1,1) as a (3,1) conv2d filter, channels last */
+            const bool owns = t->conv_w[k].owns;
+            NX_TRY(nx_reshape(&t->conv_w[k], &t->conv_w[k], 4, SHAPE(ch, ch, 3, 1)));
+            t->conv_w[k].owns = owns;
+            NX_TRY(nx_filter_to_nhwc(wl->be, &t->conv_w[k]));
+        }
         NX_TRY(nx_wl_get(wl, &t->conv_b[k], 1, SHAPE(ch), "%s.conv%d.%d.bias", prefix, k + 1, ci));
     }
     return NGPT_OK;
@@ -87,8 +100,38 @@ static void tconv_free(tconv *t)
 /* y [B*F, C, h, w] = x + convs(x seen as [B, C, F, h, w]). The Conv3d (3,1,1) pad (1,0,0) is run
  * as the same-math 2-D conv with kernel (3,1), pad (1,0) over [B, C, F, h*w]: the CPU backend's
  * 3-D conv path was 4-7x slower than its 2-D one on these shapes (bench_unet3d NGPT_BENCH_ZS_CONV). */
+/* Channels last: x [B*F, h, w, C] is already [B, F, h*w, C], the (3,1) conv's NHWC input, and
+ * the GroupNorm's [B, F*h*w, C]: no permutes. */
+static ngpt_status tconv_forward_cl(nx_backend *be, const tconv *t, nx_tensor *y, const nx_tensor *x, int64_t F)
+{
+    const int64_t N = x->ne[0], H = x->ne[1], W = x->ne[2], C = x->ne[3], B = N / F;
+    nx_conv_params cp = nx_conv_params_default();
+    cp.pad[0] = 1;
+    cp.channels_last = true;
+    nx_tensor g = {0}, c = {0}, x4, g3, y4;
+    ngpt_status s;
+    TRYG(nx_reshape(&x4, x, 4, SHAPE(B, F, H * W, C)));
+    TRYG(nx_reshape(&y4, y, 4, SHAPE(B, F, H * W, C)));
+    TRYG(nx_new(be, x->dtype, &g, 4, x4.ne));
+    TRYG(nx_new(be, x->dtype, &c, 4, x4.ne));
+    TRYG(nx_reshape(&g3, &g, 3, SHAPE(B, F * H * W, C)));
+    for (int k = 0; k < 4; k++) {
+        nx_tensor in3;
+        TRYG(nx_reshape(&in3, k == 0 ? &x4 : (k % 2 ? &c : &y4), 3, SHAPE(B, F * H * W, C)));
+        TRYG(nx_op_group_norm(be, &g3, &in3, &t->norm_w[k], &t->norm_b[k], TCONV_GROUPS, 1e-5f,
+                              NX_GN_SILU | NX_GN_CHANNELS_LAST));
+        TRYG(nx_op_conv(be, k % 2 ? &y4 : &c, &g, &t->conv_w[k], &t->conv_b[k], &cp)); /* c, y, c, y */
+    }
+    TRYG(nx_op_binary(be, &y4, &y4, &x4, NX_BINARY_ADD));
+done:
+    nx_tensor_free(&g);
+    nx_tensor_free(&c);
+    return s;
+}
+
 static ngpt_status tconv_forward(nx_backend *be, const tconv *t, nx_tensor *y, const nx_tensor *x, int64_t F)
 {
+    if (t->cl) return tconv_forward_cl(be, t, y, x, F);
     int64_t N = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3], B = N / F;
     static const int swap12[5] = {0, 2, 1, 3, 4};  /* [B,F,C,h,w] <-> [B,C,F,h,w] */
     nx_conv_params cp = nx_conv_params_default();
@@ -122,7 +165,7 @@ static ngpt_status ttrans_load(ttrans *t, nx_wload *wl, const char *prefix, int 
 {
     int inner = heads * head_size;
     char p[256];
-    t->ch = ch, t->inner = inner, t->groups = groups;
+    t->ch = ch, t->inner = inner, t->groups = groups, t->cl = wl->channels_last;
     NX_TRY(nx_wl_get(wl, &t->norm_w, 1, SHAPE(ch), "%s.norm.weight", prefix));
     NX_TRY(nx_wl_get(wl, &t->norm_b, 1, SHAPE(ch), "%s.norm.bias", prefix));
     NX_TRY(nx_wl_get(wl, &t->proj_in_w, 2, SHAPE(inner, ch), "%s.proj_in.weight", prefix));
@@ -146,9 +189,41 @@ static void ttrans_free(ttrans *t)
     nx_tensor_free(&t->proj_out_b);
 }
 
+/* Channels last: x [B*F, h, w, C] = [B, F, h*w, C]; the norm reads it as [B, F*h*w, C], the
+ * tokens are one permute away ([B, h*w, F, C]) and one back. */
+static ngpt_status ttrans_forward_cl(nx_backend *be, const ttrans *t, nx_tensor *y, const nx_tensor *x, int64_t F)
+{
+    const int64_t N = x->ne[0], H = x->ne[1], W = x->ne[2], C = x->ne[3], B = N / F, P = H * W;
+    static const int swap12[4] = {0, 2, 1, 3}; /* [B, F, P, C] <-> [B, P, F, C] */
+    nx_tensor g = {0}, p = {0}, h = {0}, x3, g4, p3, y4;
+    ngpt_status s;
+    TRYG(nx_reshape(&x3, x, 3, SHAPE(B, F * P, C)));
+    TRYG(nx_new(be, x->dtype, &g, 3, x3.ne));
+    TRYG(nx_op_group_norm(be, &g, &x3, &t->norm_w, &t->norm_b, t->groups, 1e-6f, NX_GN_CHANNELS_LAST));
+    TRYG(nx_reshape(&g4, &g, 4, SHAPE(B, F, P, C)));
+    TRYG(nx_new(be, x->dtype, &p, 4, SHAPE(B, P, F, C)));
+    TRYG(nx_op_permute(be, &p, &g4, swap12));
+    nx_tensor_free(&g);
+    TRYG(nx_reshape(&p3, &p, 3, SHAPE(B * P, F, C)));
+    TRYG(nx_new(be, x->dtype, &h, 3, SHAPE(B * P, F, t->inner)));
+    TRYG(nx_op_linear(be, &h, &p3, &t->proj_in_w, &t->proj_in_b));
+    TRYG(nx_tblock_forward(be, &t->block, &h, NULL));
+    TRYG(nx_op_linear(be, &p3, &h, &t->proj_out_w, &t->proj_out_b));
+    nx_tensor_free(&h);
+    TRYG(nx_reshape(&y4, y, 4, SHAPE(B, F, P, C)));
+    TRYG(nx_op_permute(be, &y4, &p, swap12));
+    TRYG(nx_op_binary(be, y, y, x, NX_BINARY_ADD));
+done:
+    nx_tensor_free(&g);
+    nx_tensor_free(&p);
+    nx_tensor_free(&h);
+    return s;
+}
+
 /* y [B*F, C, h, w] = x + proj_out(block(proj_in(norm(x) as [B*h*w, F, C]))) back in x's layout. */
 static ngpt_status ttrans_forward(nx_backend *be, const ttrans *t, nx_tensor *y, const nx_tensor *x, int64_t F)
 {
+    if (t->cl) return ttrans_forward_cl(be, t, y, x, F);
     int64_t N = x->ne[0], C = x->ne[1], H = x->ne[2], W = x->ne[3], B = N / F;
     static const int swap12[5] = {0, 2, 1, 3, 4};  /* [B,F,C,h,w] -> [B,C,F,h,w] */
     static const int to_tok[5] = {0, 3, 4, 2, 1};  /* [B,C,F,h,w] -> [B,h,w,F,C] */
@@ -212,6 +287,7 @@ typedef struct u3_block {
 
 struct nx_unet3d {
     u3_config c;
+    bool      cl;                  /* activations [B*F, h, w, C] inside the forward */
     nx_tensor time1_w, time1_b;    /* time_embedding.linear_1 (T, C0), (T) */
     nx_tensor time2_w, time2_b;    /* time_embedding.linear_2 (T, T), (T) */
     nx_conv2d conv_in;             /* (C0, in_ch, 3, 3) */
@@ -350,6 +426,7 @@ ngpt_status nx_unet3d_load(nx_unet3d *u, nx_wload *wl)
     const u3_config *c = &u->c;
     int n = c->n_blocks, C0 = c->block_out[0], T = c->time_dim, Cn = c->block_out[n - 1];
     char p[128];
+    u->cl = wl->channels_last;
     NX_TRY(nx_conv2d_load(&u->conv_in, wl, "conv_in", c->in_ch, C0, 3, 1, 1));
     NX_TRY(nx_wl_get(wl, &u->time1_w, 2, SHAPE(T, C0), "time_embedding.linear_1.weight"));
     NX_TRY(nx_wl_get(wl, &u->time1_b, 1, SHAPE(T), "time_embedding.linear_1.bias"));
@@ -453,7 +530,8 @@ int nx_unet3d_cross_attention_dim(const nx_unet3d *u) { return u->c.cross_dim; }
 static ngpt_status step_resnet(nx_backend *be, const nx_resnet2d *r, nx_tensor *x, const nx_tensor *temb)
 {
     nx_tensor y = {0};
-    NX_TRY(nx_new(be, x->dtype, &y, 4, SHAPE(x->ne[0], r->out_ch, x->ne[2], x->ne[3])));
+    const nx_img d = nx_img_of(x, r->cl);
+    NX_TRY(nx_img_new(be, x->dtype, &y, r->cl, d.n, r->out_ch, d.h, d.w));
     ngpt_status s = nx_resnet2d_forward(be, r, &y, x, temb);
     if (s != NGPT_OK) { nx_tensor_free(&y); return s; }
     nx_tensor_free(x);
@@ -553,12 +631,14 @@ ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, co
     }
     nx_tensor_free(&e1), nx_tensor_free(&e2);
 
-    /* ---- frames into the batch; conv_in; transformer_in; the skip stack ---- */
+    /* ---- frames into the batch (channels last: [B, F, h, w, C]); conv_in; transformer_in; the skip stack ---- */
+    const bool cl = u->cl;
     {
         nx_tensor av;
-        TRYG(nx_new(be, dt, &a, 5, SHAPE(B, F, c->in_ch, H, W)));
-        TRYG(nx_op_permute(be, &a, sample, swap12));
-        TRYG(nx_reshape(&av, &a, 4, SHAPE(N, c->in_ch, H, W)));
+        static const int to_cl[5] = {0, 2, 3, 4, 1}; /* [B,C,F,h,w] -> [B,F,h,w,C] */
+        TRYG(nx_new(be, dt, &a, 5, cl ? SHAPE(B, F, H, W, c->in_ch) : SHAPE(B, F, c->in_ch, H, W)));
+        TRYG(nx_op_permute(be, &a, sample, cl ? to_cl : swap12));
+        TRYG(nx_reshape(&av, &a, 4, cl ? SHAPE(N, H, W, c->in_ch) : SHAPE(N, c->in_ch, H, W)));
         TRYG(nx_conv2d_new(be, &u->conv_in, &x, &av));
         nx_tensor_free(&a);
     }
@@ -572,7 +652,8 @@ ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, co
         const u3_block *d = &u->down[i];
         for (int j = 0; j < d->n_layers; j++) {
             const nx_tensor *h = &skips[ns - 1];
-            TRYG(nx_new(be, dt, &x, 4, SHAPE(N, d->resnets[j].out_ch, h->ne[2], h->ne[3])));
+            const nx_img hd = nx_img_of(h, cl);
+            TRYG(nx_img_new(be, dt, &x, cl, N, d->resnets[j].out_ch, hd.h, hd.w));
             TRYG(nx_resnet2d_forward(be, &d->resnets[j], &x, h, &temb));
             TRYG(step_tconv(be, &d->tconvs[j], &x, F));
             if (d->has_attn) TRYG(step_attn(be, &d->attns[j], &d->tattns[j], &x, &ehs_f, F));
@@ -598,8 +679,9 @@ ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, co
         const u3_block *p = &u->up[i];
         for (int j = 0; j < p->n_layers; j++) {
             nx_tensor *sk = &skips[--ns];
-            TRYG(nx_new(be, dt, &a, 4, SHAPE(N, x.ne[1] + sk->ne[1], x.ne[2], x.ne[3])));
-            TRYG(nx_op_concat(be, &a, &x, sk, 1));
+            const nx_img xd = nx_img_of(&x, cl), kd = nx_img_of(sk, cl);
+            TRYG(nx_img_new(be, dt, &a, cl, N, xd.c + kd.c, xd.h, xd.w));
+            TRYG(nx_op_concat(be, &a, &x, sk, cl ? 3 : 1));
             nx_tensor_free(&x);
             nx_tensor_free(sk);
             x = a;
@@ -610,9 +692,9 @@ ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, co
         }
         if (p->has_resample) {
             /* nearest 2x, or to the next skip's size when h, w are not multiples of 2^upsamplers */
-            const nx_tensor *nxt = &skips[ns - 1];
-            TRYG(nx_new(be, dt, &a, 4, SHAPE(N, x.ne[1], nxt->ne[2], nxt->ne[3])));
-            TRYG(nx_op_resize(be, &a, &x, NX_RESIZE_NEAREST, false, false));
+            const nx_img nd = nx_img_of(&skips[ns - 1], cl), xd = nx_img_of(&x, cl);
+            TRYG(nx_img_new(be, dt, &a, cl, N, xd.c, nd.h, nd.w));
+            TRYG(nx_op_resize(be, &a, &x, NX_RESIZE_NEAREST, false, cl));
             nx_tensor_free(&x);
             TRYG(nx_conv2d_new(be, &p->resample, &x, &a));
             nx_tensor_free(&a);
@@ -623,12 +705,14 @@ ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, co
     {
         nx_tensor ov;
         TRYG(nx_new(be, dt, &a, 4, x.ne));
-        TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps, NX_GN_SILU));
+        TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps,
+                              NX_GN_SILU | (cl ? NX_GN_CHANNELS_LAST : 0)));
         nx_tensor_free(&x);
         TRYG(nx_conv2d_new(be, &u->conv_out, &x, &a));
         nx_tensor_free(&a);
-        TRYG(nx_reshape(&ov, &x, 5, SHAPE(B, F, c->out_ch, H, W)));
-        TRYG(nx_op_permute(be, out, &ov, swap12));
+        static const int from_cl[5] = {0, 4, 1, 2, 3}; /* [B,F,h,w,C] -> [B,C,F,h,w] */
+        TRYG(nx_reshape(&ov, &x, 5, cl ? SHAPE(B, F, H, W, c->out_ch) : SHAPE(B, F, c->out_ch, H, W)));
+        TRYG(nx_op_permute(be, out, &ov, cl ? from_cl : swap12));
     }
 done:
     nx_tensor_free(&e1), nx_tensor_free(&e2);

@@ -249,6 +249,27 @@ static void test_sd_dtypes(void)
             ngpt_tensor_free(&gr);
             ngpt_decoder_free(dg);
         }
+        /* NGPT_DECODER_FLAG_CHANNELS_LAST: the UNet and VAE NHWC end to end, against the CPU's
+         * NCHW F32 within the same bounds (and, with the graph flag too, recorded as one) */
+        for (int graph = 0; graph < 2; graph++) {
+            const uint32_t fl = NGPT_DECODER_FLAG_CHANNELS_LAST | (graph ? NGPT_DECODER_FLAG_CUDA_GRAPH : 0);
+            ngpt_decoder *dc = open_sd_flags(g_gpu_log, b->dt, fl);
+            if (!dc) continue;
+            ngpt_tensor cu = {0}, cv = {0}, cg = {0};
+            *test_graph_fallbacks() = 0;
+            if (!graph) {
+                CHECK_OK(ngpt_decoder_unet(dc, &cu, &s_t, &ts_t, &e_t, NULL));
+                check_rel("unet, channels last", b->dt, &cu, &ru, b->pass);
+                CHECK_OK(ngpt_decoder_vae_decode(dc, &cv, &l_t));
+                check_rel("vae decode, channels last", b->dt, &cv, &rv, b->pass);
+            }
+            CHECK_OK(ngpt_decoder_generate(dc, &cg, NULL, &c_t, &u_t, &gp));
+            check_rel(graph ? "generate, channels last + CUDA graph" : "generate, channels last", b->dt, &cg, &rg, b->gen);
+            CHECK_MSG(*test_graph_fallbacks() == 0, "%s channels last: the step was not recorded (see the log above)",
+                      ngpt_dtype_name(b->dt));
+            ngpt_tensor_free(&cu), ngpt_tensor_free(&cv), ngpt_tensor_free(&cg);
+            ngpt_decoder_free(dc);
+        }
         ngpt_tensor_free(&gu);
         ngpt_tensor_free(&gv);
         ngpt_tensor_free(&gg);
