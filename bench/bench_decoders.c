@@ -381,12 +381,14 @@ static int cmd_gen(const char *dir, const char *kind, double size, int steps, co
     dp.compute_dtype = cuda ? dt : NGPT_DTYPE_F32;
     const char *gr = getenv("NGPT_BENCH_CUDA_GRAPH");
     if (gr && atoi(gr)) dp.flags |= NGPT_DECODER_FLAG_CUDA_GRAPH;
+    const char *clv = getenv("NGPT_BENCH_CHANNELS_LAST");
+    if (clv && atoi(clv)) dp.flags |= NGPT_DECODER_FLAG_CHANNELS_LAST;
     ngpt_decoder *dec = NULL;
     double t0 = bench_now();
     if (ngpt_decoder_create(&dec, ctx, dir, &dp) != NGPT_OK) return fail("decoder_create");
-    printf("# bench_decoders gen: %s, %s, compute %s%s; load %.2f s\n", kind, ngpt_context_device_name(ctx),
+    printf("# bench_decoders gen: %s, %s, compute %s%s%s; load %.2f s\n", kind, ngpt_context_device_name(ctx),
            ngpt_dtype_name(dp.compute_dtype), dp.flags & NGPT_DECODER_FLAG_CUDA_GRAPH ? ", step as a CUDA graph" : "",
-           bench_now() - t0);
+           dp.flags & NGPT_DECODER_FLAG_CHANNELS_LAST ? ", channels last" : "", bench_now() - t0);
     /* conditioning: video [1, 77, 1024] (the output projector's), audio [1, 512] (the class label) */
     int64_t cs[3] = {1, 77, 1024}, as[2] = {1, 512};
     size_t n = video ? 77 * 1024 : 512;

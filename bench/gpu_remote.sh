@@ -121,6 +121,12 @@ for g in "audioldm 9 ldm" "zeroscope 24 zs"; do
     NGPT_BENCH_CUDA_GRAPH=1 NGPT_BENCH_DEVICE=cuda step "gen $1 graph cuda" gen_$1_graph.log 240 "$B/bench_decoders" gen "/tmp/ngpt_$3" "$1" "$2" 50 f16
     grep -E "^generate|^#|not captured" "$LOGS/gen_$1_graph.log" >> "$SUMMARY"
 done
+# NGPT_DECODER_FLAG_CHANNELS_LAST: the UNets and VAEs NHWC end to end (cuDNN NHWC), with the graph
+for g in "audioldm 9 ldm" "zeroscope 24 zs"; do
+    set -- $g
+    NGPT_BENCH_CHANNELS_LAST=1 NGPT_BENCH_CUDA_GRAPH=1 NGPT_BENCH_DEVICE=cuda step "gen $1 channels last cuda" gen_$1_cl.log 240 "$B/bench_decoders" gen "/tmp/ngpt_$3" "$1" "$2" 50 f16
+    grep -E "^generate|^#|not captured" "$LOGS/gen_$1_cl.log" >> "$SUMMARY"
+done
 # Issue 7: the peak GPU memory of a real-size text + image-in, image-out turn (Vicuna-7B + delta,
 # ImageBind-huge, SD 1.5; F16; goal 18 GiB), with random weights at the real sizes written here
 # (~22 GB), nvidia-smi sampling the device's memory every 100 ms. Last: it takes the longest.

@@ -313,6 +313,72 @@ static ngpt_status conv_exec_nhwc(nx_backend *be, const char *op, const conv_key
     return s;
 }
 
+/* Channels last (nx_conv_params.channels_last): cuDNN's NHWC descriptors, no copies. Where cuDNN
+ * makes no NHWC plan for a shape (its NHWC support differs by dtype, groups and version), or when
+ * forced (nx_cuda_set_conv_cl_via_nchw, for the parity test), the convolution runs on NCHW copies
+ * instead: x and the filter permuted into scratch, the result permuted back. Logged once at INFO. */
+static ngpt_status conv_exec_cl_copies(nx_backend *be, const char *op, const conv_key *key, const void *x,
+                                       const nx_tensor *w, void *y)
+{
+    conv_key k = *key;
+    k.nhwc = 0;
+    ngpt_dtype dt = (ngpt_dtype)k.dt;
+    size_t es = nx_dtype_size(dt);
+    cudaStream_t st = nx_cuda_of(be)->stream;
+    const int N = k.xs[0], C = k.xs[1], H = k.xs[2], W = k.xs[3];
+    const int O = k.ws[0], Cg = k.ws[1], KH = k.ws[2], KW = k.ws[3], Ho = k.ys[2], Wo = k.ys[3];
+    const int to_first[4] = {0, 3, 1, 2}, to_last[4] = {0, 2, 3, 1};
+    const int64_t xne[4] = {N, H, W, C}, wne[4] = {O, KH, KW, Cg}, yne[4] = {N, O, Ho, Wo};
+    const void *wp = NULL;
+    void *wtmp = NULL, *xt = NULL, *wt = NULL, *yt = NULL;
+    const struct nx_cuda_conv_plan *pl = NULL;
+    ngpt_status s = filter_in(be, op, w, dt, &wp, &wtmp);
+    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &xt, (size_t)N * C * H * W * es, op);
+    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &wt, (size_t)O * Cg * KH * KW * es, op);
+    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &yt, (size_t)N * O * Ho * Wo * es, op);
+    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(xt, x, (int)es, 4, xne, to_first, st), op, "nxk_permute");
+    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(wt, wp, (int)es, 4, wne, to_first, st), op, "nxk_permute");
+    if (s == NGPT_OK) s = plan_get(be, op, &k, xt, wt, yt, &pl);
+    if (s == NGPT_OK) s = plan_run(be, op, pl, xt, wt, yt);
+    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(y, yt, (int)es, 4, yne, to_last, st), op, "nxk_permute");
+    nx_cuda_tmp_free(be, yt);
+    nx_cuda_tmp_free(be, wt);
+    nx_cuda_tmp_free(be, xt);
+    nx_cuda_tmp_free(be, wtmp);
+    return s;
+}
+
+static ngpt_status conv_exec_cl(nx_backend *be, const char *op, const conv_key *key, const void *x, const nx_tensor *w,
+                                void *y)
+{
+    nx_cuda *c = nx_cuda_of(be);
+    if (!c->conv_cl_via_nchw) {
+        const void *wp = NULL;
+        void *wtmp = NULL;
+        const struct nx_cuda_conv_plan *pl = NULL;
+        ngpt_status s = filter_in(be, op, w, (ngpt_dtype)key->dt, &wp, &wtmp);
+        if (s == NGPT_OK) {
+            s = plan_get(be, op, key, x, wp, y, &pl);
+            if (s == NGPT_OK) s = plan_run(be, op, pl, x, wp, y);
+            else if (s != NGPT_ERR_OUT_OF_MEMORY) s = NGPT_ERR_UNSUPPORTED; /* no NHWC plan: copies below */
+        }
+        nx_cuda_tmp_free(be, wtmp);
+        if (s != NGPT_ERR_UNSUPPORTED) return s;
+        if (!c->conv_cl_fallback_logged) {
+            nx_log(&be->log, NGPT_LOG_INFO, "cuda: %s: no NHWC plan (%s); such convolutions run on NCHW copies", op,
+                   ngpt_last_error());
+            c->conv_cl_fallback_logged = true;
+        }
+        ngpt_clear_error();
+    }
+    return conv_exec_cl_copies(be, op, key, x, w, y);
+}
+
+void nx_cuda_set_conv_cl_via_nchw(nx_backend *be, bool on)
+{
+    if (be && be->kind == NGPT_BACKEND_CUDA) nx_cuda_of(be)->conv_cl_via_nchw = on;
+}
+
 void nx_cuda_set_conv_nhwc(nx_backend *be, bool on)
 {
     if (be && be->kind == NGPT_BACKEND_CUDA) nx_cuda_of(be)->conv_nhwc = on;
@@ -407,7 +473,7 @@ ngpt_status nx_cuda_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
         for (int i = 0; i < k.nd; i++) k.xs[i] = (int)x->ne[i], k.ys[i] = (int)y->ne[i], k.ws[i] = (int)w->ne[i];
         for (int i = 0; i < nsp; i++) k.pad[i] = p->pad[i], k.stride[i] = p->stride[i], k.dil[i] = p->dilation[i];
     }
-    ngpt_status st = k.nhwc                             ? conv_exec(be, op, &k, x->data, w, y->data)
+    ngpt_status st = k.nhwc                             ? conv_exec_cl(be, op, &k, x->data, w, y->data)
                      : is_patchify(x, w, p)             ? conv_patchify(be, op, y, x, w)
                      : nhwc_applies(nx_cuda_of(be), &k) ? conv_exec_nhwc(be, op, &k, x->data, w, y->data)
                                                         : conv_exec(be, op, &k, x->data, w, y->data);

@@ -35,6 +35,12 @@ void nx_cuda_set_conv_nhwc(nx_backend *be, bool on)
     (void)on;
 }
 
+void nx_cuda_set_conv_cl_via_nchw(nx_backend *be, bool on)
+{
+    (void)be;
+    (void)on;
+}
+
 void nx_cuda_set_gemm_lt(nx_backend *be, bool on)
 {
     (void)be;

@@ -112,6 +112,9 @@ bool nx_cuda_attention_len_head_dim(int64_t d);
 /* 2-D F16/BF16 convolutions run by cuDNN on channels-last (NHWC) copies of x and the filter, the
  * result permuted back. Off by default until measured on a GPU; no-op on other backends. */
 void nx_cuda_set_conv_nhwc(nx_backend *be, bool on);
+/* Channels-last convolutions (nx_conv_params.channels_last) run on NCHW copies, the path taken
+ * where cuDNN makes no NHWC plan; for the parity test. No-op on other backends. */
+void nx_cuda_set_conv_cl_via_nchw(nx_backend *be, bool on);
 /* Linears of more than NXK_GEMV_MAX_M rows whose x, w and y share a dtype run by cuBLASLt, the
  * bias added in the GEMM's epilogue instead of by a second kernel; a shape or bias dtype cuBLASLt
  * cannot do stays on the cuBLAS path. Off by default until measured on a GPU; no-op on other

@@ -404,6 +404,9 @@ static void test_conv(void)
     conv_cases("nhwc");
     nx_cuda_set_conv_nhwc(g_gpu, false);
     conv_cases("channels last"); /* the 2-D cases with nx_conv_params.channels_last, both backends */
+    nx_cuda_set_conv_cl_via_nchw(g_gpu, true); /* the path where cuDNN makes no NHWC plan */
+    conv_cases("channels last via NCHW");
+    nx_cuda_set_conv_cl_via_nchw(g_gpu, false);
 }
 
 /* More shapes than the backend keeps plans for (NX_CUDA_PLANS_MAX = 256): the oldest are
@@ -450,7 +453,7 @@ static void conv_cases(const char *mode)
         {1, 3, 7, 9, {30}, {5}, 0, 0, 1, 1},
         {2, 1, 4, 8, {12, 12}, {4, 4}, 0, 1, 1, 1},
     };
-    const bool cl = strcmp(mode, "channels last") == 0;
+    const bool cl = strncmp(mode, "channels last", 13) == 0;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int di = 0; di < 3; di++)
             for (int bias = 0; bias < 3; bias++) { /* 2: bias and the epilogue (leaky ReLU + residual) */
