@@ -63,14 +63,18 @@ step "golden cases --device cuda" golden_cuda.log 240 "$B/ngpt-case" all ../shar
 grep -v "^PASS" "$LOGS/golden_cuda.log" | head -60 >> "$SUMMARY"
 step "bench attention cuda" bench_attention_cuda.tsv 60 "$B/bench_attention_cuda"
 step "bench attention pytorch" bench_attention_torch.tsv 60 python3 bench/attention_torch.py
-# ours vs torch SDPA, joined on the shape columns (dtype .. heads); ratio > 1 = ours faster
-say "attention forward TFLOP/s, libnextgpt vs torch SDPA (same card, same shapes):"
+step "bench attention cudnn" bench_attention_cudnn.tsv 60 python3 bench/attention_torch.py --backend cudnn
+# ours vs torch SDPA (its own pick) and vs cuDNN's fused attention (SDPA pinned to it), joined on
+# the shape columns (dtype .. heads); ratio > 1 = ours faster
+say "attention forward TFLOP/s, libnextgpt vs torch SDPA and cuDNN fused attention (same card, same shapes):"
 awk -F'\t' '/^#/ || $1 == "dtype" || NF < 9 { next }
     FILENAME == ARGV[1] { t[$1 FS $2 FS $3 FS $4 FS $5 FS $6 FS $7] = $9; next }
+    FILENAME == ARGV[2] { u[$1 FS $2 FS $3 FS $4 FS $5 FS $6 FS $7] = $9; next }
     { k = $1 FS $2 FS $3 FS $4 FS $5 FS $6 FS $7
-      printf "%-4s hd %3d causal %d S %4d Skv %4d B %2d H %2d  ours %6.1f  torch %6s  ratio %s\n",
-             $1, $2, $3, $4, $5, $6, $7, $9, (k in t) ? t[k] : "-", (k in t && t[k] > 0) ? sprintf("%.2f", $9 / t[k]) : "-" }' \
-    "$LOGS/bench_attention_torch.tsv" "$LOGS/bench_attention_cuda.tsv" | tee -a "$SUMMARY"
+      printf "%-4s hd %3d causal %d S %4d Skv %4d B %2d H %2d  ours %6.1f  torch %6s  ratio %5s  cudnn %6s  ratio %5s\n",
+             $1, $2, $3, $4, $5, $6, $7, $9, (k in t) ? t[k] : "-", (k in t && t[k] > 0) ? sprintf("%.2f", $9 / t[k]) : "-",
+             (k in u) ? u[k] : "-", (k in u && u[k] > 0) ? sprintf("%.2f", $9 / u[k]) : "-" }' \
+    "$LOGS/bench_attention_torch.tsv" "$LOGS/bench_attention_cudnn.tsv" "$LOGS/bench_attention_cuda.tsv" | tee -a "$SUMMARY"
 NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda" bench_llama_cuda.log 150 "$B/bench_llama" 32 f16 512 32
 cat "$LOGS/bench_llama_cuda.log" >> "$SUMMARY"
 NGPT_BENCH_ATTN_SPLIT=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda split-KV" bench_llama_split.log 150 "$B/bench_llama" 32 f16 512 32
