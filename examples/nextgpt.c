@@ -3,10 +3,10 @@
  *   nextgpt run [--model DIR] --prompt TEXT [--image F]... [--audio F]... [--video F]...
  *               [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]
  *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]
- *               [--cuda-graphs]
+ *               [--cuda-graphs] [--channels-last]
  *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S]
  *               [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N] [--dtype ...]
- *               [--cuda-graphs]
+ *               [--cuda-graphs] [--channels-last]
  *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N] [--dtype ...] [--ctx N]
  *               [--size WxH] [--force M]...   (memory estimate of a turn: its device, dtype,
  *               context, image size and output modalities; default: image)
@@ -49,10 +49,11 @@ static int usage(FILE *f)
         "                   [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "                   [--dtype f32|f16|bf16]   (f16/bf16: compute dtype on CUDA)\n"
         "                   [--cuda-graphs]   (CUDA: stages recorded once as graphs and replayed)\n"
+        "                   [--channels-last] (decoders' UNets and VAEs NHWC inside: cuDNN's layout)\n"
         "       nextgpt chat [--model DIR] [--out-dir D] [--force image|audio|video]... [--steps N]\n"
         "                   [--seed S] [--max-tokens N] [--no-media-history] [--json]\n"
         "                   [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]\n"
-        "                   [--cuda-graphs]   (nextgpt chat --help: commands)\n"
+        "                   [--cuda-graphs] [--channels-last]   (nextgpt chat --help: commands)\n"
         "       nextgpt info [--model DIR] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "                   [--dtype f32|f16|bf16] [--ctx N] [--size WxH] [--force image|audio|video]...\n"
         "                   (components, and the memory a turn needs on that device: --force names\n"
@@ -170,6 +171,7 @@ typedef struct opts {
     int json;
     int no_media_history;
     int cuda_graphs;
+    int channels_last;
     ngpt_dtype dtype;  /* --dtype: the pipeline's compute dtype (F32 default; f16/bf16 on CUDA) */
     int32_t n_ctx;     /* info --ctx: the conversation's context (0 = the pipeline's default) */
     int32_t width, height;  /* info --size WxH (0 = the decoder's) */
@@ -208,6 +210,7 @@ static int parse(opts *o, int argc, char **argv, int mode)
         if (strcmp(a, "--json") == 0) { o->json = 1; continue; }
         if (mode == MODE_CHAT && strcmp(a, "--no-media-history") == 0) { o->no_media_history = 1; continue; }
         if (gen && strcmp(a, "--cuda-graphs") == 0) { o->cuda_graphs = 1; continue; }
+        if (gen && strcmp(a, "--channels-last") == 0) { o->channels_last = 1; continue; }
         if (mode == MODE_CHAT && (strcmp(a, "--prompt") == 0 || strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 ||
                                   strcmp(a, "--video") == 0))
             return bad_usage("chat: %s is given in the conversation (a message line, /image PATH ...): see nextgpt chat --help", a);
@@ -338,7 +341,7 @@ static int open_pipeline(const opts *o, int tty, uint32_t flags, ngpt_context **
     if (!(*ctx = make_context(o))) return 1;
     ngpt_pipeline_params pp;
     ngpt_pipeline_params_default(&pp, sizeof pp);
-    pp.flags = flags | (o->cuda_graphs ? NGPT_PIPELINE_CUDA_GRAPHS : 0u);
+    pp.flags = flags | (o->cuda_graphs ? NGPT_PIPELINE_CUDA_GRAPHS : 0u) | (o->channels_last ? NGPT_PIPELINE_CHANNELS_LAST : 0u);
     pp.compute_dtype = o->dtype;
     if (tty) pp.on_event = progress;
     if (ngpt_pipeline_create(p, *ctx, model, &pp) != NGPT_OK) {

@@ -1542,6 +1542,9 @@ typedef bool (*ngpt_pipeline_event_fn)(const ngpt_pipeline_event *ev, void *user
                                               decoders' denoising steps recorded and replayed
                                               (NGPT_BACKBONE_FLAG_CUDA_GRAPH and the others; no
                                               effect on results; off until measured on a GPU) */
+#define NGPT_PIPELINE_CHANNELS_LAST 4u     /* the decoders with NGPT_DECODER_FLAG_CHANNELS_LAST
+                                              (UNets and VAEs NHWC inside: cuDNN's layout; results
+                                              equal within rounding; off until measured on a GPU) */
 
 typedef struct ngpt_pipeline_params {
     size_t   struct_size;   /* sizeof(ngpt_pipeline_params), set by _default */

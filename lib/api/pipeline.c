@@ -212,6 +212,7 @@ static ngpt_status load_decoder(ngpt_pipeline *p, ngpt_modality m, pl_call *c)
      * embedding of "" (the negative prompt), not the weights */
     dp.flags = NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER;
     if (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) dp.flags |= NGPT_DECODER_FLAG_CUDA_GRAPH;
+    if (p->params.flags & NGPT_PIPELINE_CHANNELS_LAST) dp.flags |= NGPT_DECODER_FLAG_CHANNELS_LAST;
     ngpt_status st = ngpt_decoder_create(&p->dec[m], p->ctx, p->dec_path[m], &dp);
     if (st != NGPT_OK) return nx_err_wrap(st, "%s decoder (%s): ", k_mod_name[m], p->dec_path[m]);
     return NGPT_OK;
@@ -243,7 +244,8 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
     if (!p) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_create: out of memory");
     p->ctx = ctx;
     ngpt_status st = nx_params_read(&p->params, params, &k_params, sizeof p->params, "ngpt_pipeline_create");
-    if (st == NGPT_OK && (p->params.flags & ~(NGPT_PIPELINE_NO_MEDIA_HISTORY | NGPT_PIPELINE_CUDA_GRAPHS)))
+    if (st == NGPT_OK && (p->params.flags & ~(NGPT_PIPELINE_NO_MEDIA_HISTORY | NGPT_PIPELINE_CUDA_GRAPHS |
+                                                NGPT_PIPELINE_CHANNELS_LAST)))
         st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: flags 0x%x has unknown bits", p->params.flags);
     const ngpt_dtype cdt = p->params.compute_dtype;
     if (st == NGPT_OK && cdt != NGPT_DTYPE_F32 && cdt != NGPT_DTYPE_F16 && cdt != NGPT_DTYPE_BF16)

@@ -433,6 +433,12 @@ class StagesTest(unittest.TestCase):
             outs.append((r.text, [o.data for o in r.outputs]))
             p.close()
         self.assertEqual(outs[0], outs[1])
+        # channels last: the same text; the image within rounding (8-bit pixels: at most 1 apart)
+        p = nextgpt.Pipeline(self.ctx, TINY, flags=C.NGPT_PIPELINE_CHANNELS_LAST)
+        r = p.turn("draw it", media=[(M.IMAGE, self.cat)], force=[M.IMAGE], steps=2, max_new_tokens=6)
+        self.assertEqual(r.text, outs[0][0])
+        self.assertEqual(len(r.outputs), len(outs[0][1]))
+        p.close()
         with self.assertRaises(nextgpt.Error) as e:
             nextgpt.Pipeline(self.ctx, TINY, flags=0x80)
         self.assertEqual(e.exception.status, C.NGPT_ERR_INVALID_ARGUMENT)

@@ -30,6 +30,11 @@ grep -q '"test_model": true' "$TMP/out" || fail "run --json: test_model not true
 expect_rc 0 "run --cuda-graphs" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
   --out-dir "$TMP/out3" --cuda-graphs --device cpu
 cmp -s "$TMP/out2/image-0.png" "$TMP/out3/image-0.png" || fail "run --cuda-graphs: another image than without"
+# --channels-last: accepted on the CPU (the decoders NHWC inside), the same answer and a PNG of the size
+expect_rc 0 "run --channels-last" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
+  --out-dir "$TMP/out4" --channels-last --device cpu --json
+grep -q '"status": "NGPT_OK"' "$TMP/out" || fail "run --channels-last: no ok output"
+head -c 4 "$TMP/out4/image-0.png" 2>/dev/null | od -An -c | grep -q "P   N   G" || fail "run --channels-last: no PNG"
 
 # usage errors: exit 2
 expect_rc 2 "unknown option" "$NG" run --prompt x --bogus
