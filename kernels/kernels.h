@@ -80,7 +80,9 @@ int64_t nxk_group_norm_parts(int64_t C, int64_t S, int groups);
 cudaError_t nxk_group_norm(void *y, const void *x, int dt, const void *w, int w_dt, const void *b, int b_dt,
                            int64_t N, int64_t C, int64_t S, int groups, float eps, int silu, void *scratch,
                            cudaStream_t stream);
-/* Channels last: x[N, S, C]; scratch of nxk_group_norm_cl_scratch bytes (8-byte aligned). */
+/* Channels last: x[N, S, C], at most NXK_GN_CL_MAX_GROUPS groups (their sums live in shared
+ * memory); scratch of nxk_group_norm_cl_scratch bytes (16-byte aligned). */
+#define NXK_GN_CL_MAX_GROUPS 2048
 size_t nxk_group_norm_cl_scratch(int64_t N, int64_t C, int64_t S, int groups);
 cudaError_t nxk_group_norm_cl(void *y, const void *x, int dt, const void *w, int w_dt, const void *b, int b_dt,
                               int64_t N, int64_t C, int64_t S, int groups, float eps, int silu, void *scratch,

@@ -187,29 +187,30 @@ __global__ void group_norm_apply_kernel(T *y, const T *x, const float2 *part, co
 }
 
 // Channels last: x [N, S, C], the channels of group g a slice of every row. Three kernels:
-// stats (one block per (n, stripe of rows): each thread sums its channels over the stripe,
-// shifted by the group's first value x[n, 0, g * cpg] so the single pass does not cancel, and
-// adds them into shared per-group sums), combine (one warp per (n, group): the stripes' sums in
-// double -> mean, rstd) and an element-wise apply.
+// stats (one block per (n, stripe of rows): each thread sums its channels over the stripe in
+// double, shifted by the group's first value x[n, 0, g * cpg] so the single pass does not cancel,
+// and adds them into shared per-group double sums), combine (one warp per (n, group): the stripes'
+// sums -> mean, rstd) and an element-wise apply.
 constexpr int64_t kGnClChunk = 16384; // elements per stripe (rows = chunk / C, at least 1)
 
 template <typename T>
-__global__ void group_norm_cl_stats_kernel(float2 *part, const T *x, int64_t S, int64_t C, int groups, int64_t rows,
+__global__ void group_norm_cl_stats_kernel(double2 *part, const T *x, int64_t S, int64_t C, int groups, int64_t rows,
                                            int64_t splits)
 {
-    extern __shared__ float gsh[]; // [2 * groups]
+    extern __shared__ double gsh[]; // [2 * groups]
     const int64_t n = blockIdx.x / splits, sp = blockIdx.x % splits;
     const int64_t r0 = sp * rows, r1 = r0 + rows < S ? r0 + rows : S;
     const int64_t cpg = C / groups;
-    for (int g = threadIdx.x; g < 2 * groups; g += blockDim.x) gsh[g] = 0.f;
+    for (int g = threadIdx.x; g < 2 * groups; g += blockDim.x) gsh[g] = 0.0;
     __syncthreads();
     const T *xn = x + n * S * C;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
         const int g = (int)(c / cpg);
-        const float k = to_f32(xn[g * cpg]);
-        float s1 = 0.f, s2 = 0.f;
+        const double k = (double)to_f32(xn[g * cpg]);
+        // in double: the shift is one sample, which may sit far from the group's mean
+        double s1 = 0.0, s2 = 0.0;
         for (int64_t r = r0; r < r1; r++) {
-            const float v = to_f32(xn[r * C + c]) - k;
+            const double v = (double)to_f32(xn[r * C + c]) - k;
             s1 += v;
             s2 += v * v;
         }
@@ -218,18 +219,18 @@ __global__ void group_norm_cl_stats_kernel(float2 *part, const T *x, int64_t S, 
     }
     __syncthreads();
     for (int g = threadIdx.x; g < groups; g += blockDim.x)
-        part[(n * splits + sp) * groups + g] = make_float2(gsh[2 * g], gsh[2 * g + 1]);
+        part[(n * splits + sp) * groups + g] = make_double2(gsh[2 * g], gsh[2 * g + 1]);
 }
 
 // one warp per (n, g): stat = (mean, rstd)
 template <typename T>
-__global__ void group_norm_cl_combine_kernel(float2 *stat, const float2 *part, const T *x, int64_t S, int64_t C,
+__global__ void group_norm_cl_combine_kernel(float2 *stat, const double2 *part, const T *x, int64_t S, int64_t C,
                                              int groups, int64_t splits, float eps)
 {
     const int64_t ng = blockIdx.x, n = ng / groups, g = ng % groups, cpg = C / groups;
     double s1 = 0.0, s2 = 0.0;
     for (int64_t k = threadIdx.x; k < splits; k += 32) {
-        const float2 p = part[(n * splits + k) * groups + g];
+        const double2 p = part[(n * splits + k) * groups + g];
         s1 += p.x;
         s2 += p.y;
     }
@@ -386,7 +387,7 @@ extern "C" size_t nxk_group_norm_cl_scratch(int64_t N, int64_t C, int64_t S, int
 {
     if (N <= 0 || C <= 0 || S <= 0 || groups <= 0) return 0;
     const int64_t splits = (S + gn_cl_rows(C) - 1) / gn_cl_rows(C);
-    return (size_t)(N * groups) * (size_t)(splits + 1) * sizeof(float2);
+    return (size_t)(N * groups) * (size_t)splits * sizeof(double2) + (size_t)(N * groups) * sizeof(float2);
 }
 
 extern "C" cudaError_t nxk_group_norm_cl(void *y, const void *x, int dt, const void *w, int w_dt, const void *b,
@@ -394,11 +395,12 @@ extern "C" cudaError_t nxk_group_norm_cl(void *y, const void *x, int dt, const v
                                          void *scratch, cudaStream_t s)
 {
     if (N <= 0 || C <= 0 || S <= 0) return cudaSuccess;
-    if (groups <= 0 || C % groups || groups > 4096 || !scratch) return cudaErrorInvalidValue;
+    if (groups <= 0 || C % groups || groups > NXK_GN_CL_MAX_GROUPS || !scratch) return cudaErrorInvalidValue;
     const int64_t rows = gn_cl_rows(C), splits = (S + rows - 1) / rows;
     if (!rows_ok(N * splits) || !rows_ok(N * groups)) return cudaErrorInvalidValue;
-    float2 *part = (float2 *)scratch, *stat = part + N * groups * splits;
-    const size_t shm = (size_t)(2 * groups) * sizeof(float);
+    double2 *part = (double2 *)scratch;
+    float2 *stat = (float2 *)(part + N * groups * splits);
+    const size_t shm = (size_t)(2 * groups) * sizeof(double);
     NXK_DISPATCH_FLOAT(dt, T, group_norm_cl_stats_kernel<<<(unsigned)(N * splits), kBlock, shm, s>>>(part, (const T *)x, S, C, groups, rows, splits));
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;

@@ -23,7 +23,11 @@ ngpt_status nx_cublas_check(cublasStatus_t s, const char *op, const char *call)
 ngpt_status nx_cudnn_check(cudnnStatus_t s, const char *op, const char *call)
 {
     if (s == CUDNN_STATUS_SUCCESS) return NGPT_OK;
-    return nx_err(NGPT_ERR_DEVICE, "cuda: %s: %s: %s", op, call, cudnnGetErrorString(s));
+    /* the CUDNN_STATUS_NOT_SUPPORTED family (3000-3999): what this cuDNN cannot do here (a caller
+     * may take another route); anything else (bad parameters, execution failures) is an error */
+    const bool unsupported = (int)s >= 3000 && (int)s < 4000;
+    return nx_err(unsupported ? NGPT_ERR_UNSUPPORTED : NGPT_ERR_DEVICE, "cuda: %s: %s: %s", op, call,
+                  cudnnGetErrorString(s));
 }
 
 ngpt_status nx_cuda_tmp_alloc(nx_backend *be, void **out, size_t nbytes, const char *op)

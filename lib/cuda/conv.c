@@ -209,6 +209,9 @@ static ngpt_status plan_get(nx_backend *be, const char *op, const conv_key *key,
     nx_cuda *c = nx_cuda_of(be);
     for (int i = c->n_plans - 1; i >= 0; i--)
         if (memcmp(&c->plans[i].key, key, sizeof *key) == 0) {
+            if (c->plans[i].algo < 0) /* remembered: cuDNN has no plan for this shape */
+                return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: %s: cuDNN made no %s plan for this shape", op,
+                              key->nhwc ? "NHWC" : "NCHW");
             *out = &c->plans[i];
             return NGPT_OK;
         }
@@ -220,7 +223,12 @@ static ngpt_status plan_get(nx_backend *be, const char *op, const conv_key *key,
     if (st == NGPT_OK) st = plan_choose(be, op, &pl, x, w, y);
     if (st != NGPT_OK) {
         descs_free(&pl.d);
-        return st;
+        if (st != NGPT_ERR_UNSUPPORTED) return st;
+        /* kept as a negative entry (algo -1, no descriptors): a later call of the shape is refused
+         * at once instead of asking cuDNN again (descriptors and the heuristic cost far more than
+         * a small convolution; see the top of this file) */
+        memset(&pl.d, 0, sizeof pl.d);
+        pl.algo = -1;
     }
     if (!c->plans) {
         c->plans = nx_calloc(NX_CUDA_PLANS_MAX, sizeof *c->plans);
@@ -236,7 +244,17 @@ static ngpt_status plan_get(nx_backend *be, const char *op, const conv_key *key,
     }
     c->plans[c->n_plans] = pl;
     *out = &c->plans[c->n_plans++];
-    return NGPT_OK;
+    return st;
+}
+
+/* Turn a kept plan into the negative entry of its shape (its algorithm failed when run). */
+static void plan_forget(const struct nx_cuda_conv_plan *pl)
+{
+    struct nx_cuda_conv_plan *p = (struct nx_cuda_conv_plan *)pl; /* one of the backend's plans */
+    descs_free(&p->d);
+    memset(&p->d, 0, sizeof p->d);
+    p->algo = -1;
+    p->ws_bytes = 0;
 }
 
 static ngpt_status plan_run(nx_backend *be, const char *op, const struct nx_cuda_conv_plan *pl, const void *x,
@@ -357,13 +375,16 @@ static ngpt_status conv_exec_cl(nx_backend *be, const char *op, const conv_key *
         void *wtmp = NULL;
         const struct nx_cuda_conv_plan *pl = NULL;
         ngpt_status s = filter_in(be, op, w, (ngpt_dtype)key->dt, &wp, &wtmp);
+        if (s == NGPT_OK) s = plan_get(be, op, key, x, wp, y, &pl);
         if (s == NGPT_OK) {
-            s = plan_get(be, op, key, x, wp, y, &pl);
-            if (s == NGPT_OK) s = plan_run(be, op, pl, x, wp, y);
-            else if (s != NGPT_ERR_OUT_OF_MEMORY) s = NGPT_ERR_UNSUPPORTED; /* no NHWC plan: copies below */
+            s = plan_run(be, op, pl, x, wp, y);
+            /* an algorithm the heuristic offered but cuDNN then refuses for this shape */
+            if (s == NGPT_ERR_UNSUPPORTED) plan_forget(pl);
         }
         nx_cuda_tmp_free(be, wtmp);
+        /* only "cuDNN cannot do this" falls back: bad parameters or a failed launch stay errors */
         if (s != NGPT_ERR_UNSUPPORTED) return s;
+        c->conv_cl_fallbacks++;
         if (!c->conv_cl_fallback_logged) {
             nx_log(&be->log, NGPT_LOG_INFO, "cuda: %s: no NHWC plan (%s); such convolutions run on NCHW copies", op,
                    ngpt_last_error());
@@ -372,6 +393,11 @@ static ngpt_status conv_exec_cl(nx_backend *be, const char *op, const conv_key *
         ngpt_clear_error();
     }
     return conv_exec_cl_copies(be, op, key, x, w, y);
+}
+
+uint64_t nx_cuda_conv_cl_fallbacks(const nx_backend *be)
+{
+    return be && be->kind == NGPT_BACKEND_CUDA ? nx_cuda_of((nx_backend *)be)->conv_cl_fallbacks : 0;
 }
 
 void nx_cuda_set_conv_cl_via_nchw(nx_backend *be, bool on)

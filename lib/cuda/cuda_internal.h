@@ -26,6 +26,7 @@ typedef struct nx_cuda {
     bool           conv_nhwc;   /* 2-D F16/BF16 convolutions on channels-last copies (conv.c) */
     bool           conv_cl_via_nchw;        /* channels-last convolutions forced onto NCHW copies (conv.c) */
     bool           conv_cl_fallback_logged; /* the "no NHWC plan" note was logged */
+    uint64_t       conv_cl_fallbacks;       /* channels-last convolutions that had no NHWC plan */
     bool           attn_split;  /* decode steps (Sq 1) through the split-KV kernel (kernel_ops.c) */
     bool           gemm_lt;     /* linears through cuBLASLt with the bias fused (gemm.c) */
     bool           capturing;  /* between capture_begin and capture_end: no host copies or syncs */

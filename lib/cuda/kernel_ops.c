@@ -157,8 +157,11 @@ ngpt_status nx_cuda_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x,
     if (flags & NX_GN_CHANNELS_LAST) {
         const int64_t N = x->ne[0], C = x->ne[x->rank - 1];
         const int64_t S = (N != 0 && C != 0) ? nx_numel(x) / (N * C) : 0;
+        if (groups > NXK_GN_CL_MAX_GROUPS)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: group_norm: channels last with %d groups (at most %d)", groups,
+                          NXK_GN_CL_MAX_GROUPS);
+        if (N == 0 || S == 0 || C == 0) return NGPT_OK; /* empty */
         const size_t bytes = nxk_group_norm_cl_scratch(N, C, S, groups);
-        if (bytes == 0) return NGPT_OK; /* empty */
         NX_TRY(nx_cuda_tmp_alloc(be, &scratch, bytes, "group_norm"));
         st = nx_cuda_check(nxk_group_norm_cl(y->data, x->data, (int)x->dtype, w ? w->data : NULL, w ? (int)w->dtype : 0,
                                              b ? b->data : NULL, b ? (int)b->dtype : 0, N, C, S, groups, eps, silu,

@@ -41,6 +41,12 @@ void nx_cuda_set_conv_cl_via_nchw(nx_backend *be, bool on)
     (void)on;
 }
 
+uint64_t nx_cuda_conv_cl_fallbacks(const nx_backend *be)
+{
+    (void)be;
+    return 0;
+}
+
 void nx_cuda_set_gemm_lt(nx_backend *be, bool on)
 {
     (void)be;

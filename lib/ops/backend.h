@@ -115,6 +115,9 @@ void nx_cuda_set_conv_nhwc(nx_backend *be, bool on);
 /* Channels-last convolutions (nx_conv_params.channels_last) run on NCHW copies, the path taken
  * where cuDNN makes no NHWC plan; for the parity test. No-op on other backends. */
 void nx_cuda_set_conv_cl_via_nchw(nx_backend *be, bool on);
+/* How many channels-last convolutions took those copies because cuDNN had no NHWC plan (0 on
+ * other backends). */
+uint64_t nx_cuda_conv_cl_fallbacks(const nx_backend *be);
 /* Linears of more than NXK_GEMV_MAX_M rows whose x, w and y share a dtype run by cuBLASLt, the
  * bias added in the GEMM's epilogue instead of by a second kernel; a shape or bias dtype cuBLASLt
  * cannot do stays on the cuBLAS path. Off by default until measured on a GPU; no-op on other

@@ -403,7 +403,14 @@ static void test_conv(void)
     nx_cuda_set_conv_nhwc(g_gpu, true); /* the 2-D F16/BF16 cases on channels-last copies */
     conv_cases("nhwc");
     nx_cuda_set_conv_nhwc(g_gpu, false);
-    conv_cases("channels last"); /* the 2-D cases with nx_conv_params.channels_last, both backends */
+    /* the 2-D cases with nx_conv_params.channels_last, both backends: with algorithms measured
+     * (which also drops the plans the NHWC-copies mode made for the same keys), then heuristic */
+    nx_cuda_set_conv_search(g_gpu, true);
+    conv_cases("channels last, measured");
+    nx_cuda_set_conv_search(g_gpu, false);
+    conv_cases("channels last");
+    fprintf(stderr, "  channels-last convolutions without an NHWC plan (ran on NCHW copies): %llu\n",
+            (unsigned long long)nx_cuda_conv_cl_fallbacks(g_gpu));
     nx_cuda_set_conv_cl_via_nchw(g_gpu, true); /* the path where cuDNN makes no NHWC plan */
     conv_cases("channels last via NCHW");
     nx_cuda_set_conv_cl_via_nchw(g_gpu, false);
@@ -452,8 +459,9 @@ static void conv_cases(const char *mode)
         {2, 2, 5, 12, {12, 16}, {4, 4}, 0, 0, 1, 1},
         {1, 3, 7, 9, {30}, {5}, 0, 0, 1, 1},
         {2, 1, 4, 8, {12, 12}, {4, 4}, 0, 1, 1, 1},
+        {2, 1, 8, 8, {13, 11}, {3, 3}, 1, 2, 2, 2}, /* dilated and grouped */
     };
-    const bool cl = strncmp(mode, "channels last", 13) == 0;
+    const bool cl = strncmp(mode, "channels last", 13) == 0, via_nchw = strstr(mode, "via NCHW") != NULL;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int di = 0; di < 3; di++)
             for (int bias = 0; bias < 3; bias++) { /* 2: bias and the epilogue (leaky ReLU + residual) */
@@ -496,10 +504,16 @@ static void conv_cases(const char *mode)
                     pc.residual = &res.c;
                     pg.residual = &res.g;
                 }
+                const uint64_t fb = nx_cuda_conv_cl_fallbacks(g_gpu);
                 ngpt_status sc = g_cpu->v->conv(g_cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL, &pc);
                 ngpt_status sg = g_gpu->v->conv(g_gpu, &y.g, &x.g, &w.g, bias ? &b.g : NULL, &pg);
                 char what[96];
                 snprintf(what, sizeof what, "conv%dd case %zu %s bias %d (%s)", cc->nsp, ci, dtn(dt), bias, mode);
+                /* F16/BF16 without groups is what cuDNN's NHWC kernels are for (the NHWC-copies
+                 * mode above runs them): the copies there would hide a descriptor bug */
+                if (cl && !via_nchw && dt != NGPT_DTYPE_F32 && cc->groups == 1)
+                    CHECK_MSG(nx_cuda_conv_cl_fallbacks(g_gpu) == fb, "%s: ran on NCHW copies (no NHWC plan): %s",
+                              what, ngpt_last_error());
                 finish(what, sc, sg, &y, tol_for(dt, (tol){1e-4f, 1e-4f}, (tol){5e-3f, 4e-3f}, (tol){3e-2f, 1e-2f}));
                 drop(&x), drop(&w), drop(&b), drop(&y), drop(&res);
             }
