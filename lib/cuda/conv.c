@@ -116,7 +116,7 @@ static ngpt_status filter_in(nx_backend *be, const char *op, const nx_tensor *w,
 
 typedef struct conv_key {
     int bwd;  /* 0: forward (conv), 1: backward data (conv_transpose1d) */
-    int nhwc; /* 2-D forward on channels-last copies (conv_exec_nhwc) */
+    int nhwc; /* NHWC descriptors (channels last, or NCHW run on NHWC copies: conv_on_copies) */
     int dt, nd, groups;
     int xs[5], ys[5], ws[5], pad[3], stride[3], dil[3];
 } conv_key;
@@ -300,30 +300,37 @@ static bool nhwc_applies(const nx_cuda *c, const conv_key *k)
            (k->dt == NGPT_DTYPE_F16 || k->dt == NGPT_DTYPE_BF16);
 }
 
-static ngpt_status conv_exec_nhwc(nx_backend *be, const char *op, const conv_key *key, const void *x,
+/* A 2-D convolution run in the other layout on permuted copies: `to_nhwc` (the caller's tensors
+ * are NCHW: x and the filter permuted to NHWC, the result back) or the reverse. The key is the
+ * caller's (dims in N, C, H, W order either way); nhwc is set for the copies' layout. */
+static ngpt_status conv_on_copies(nx_backend *be, const char *op, const conv_key *key, bool to_nhwc, const void *x,
                                   const nx_tensor *w, void *y)
 {
     conv_key k = *key;
-    k.nhwc = 1;
+    k.nhwc = to_nhwc;
     ngpt_dtype dt = (ngpt_dtype)k.dt;
     size_t es = nx_dtype_size(dt);
     cudaStream_t st = nx_cuda_of(be)->stream;
     const int N = k.xs[0], C = k.xs[1], H = k.xs[2], W = k.xs[3];
-    const int O = k.ws[0], KH = k.ws[2], KW = k.ws[3], Ho = k.ys[2], Wo = k.ys[3];
-    const int to_last[4] = {0, 2, 3, 1}, to_first[4] = {0, 3, 1, 2};
-    const int64_t xne[4] = {N, C, H, W}, wne[4] = {O, C, KH, KW}, yne[4] = {N, Ho, Wo, O};
+    const int O = k.ws[0], Cg = k.ws[1], KH = k.ws[2], KW = k.ws[3], Ho = k.ys[2], Wo = k.ys[3];
+    static const int to_last[4] = {0, 2, 3, 1}, to_first[4] = {0, 3, 1, 2};
+    const int *in = to_nhwc ? to_last : to_first, *back = to_nhwc ? to_first : to_last;
+    /* the shapes as stored in the caller's layout, and of the result in the copies' layout */
+    const int64_t xne[4] = {N, to_nhwc ? C : H, to_nhwc ? H : W, to_nhwc ? W : C};
+    const int64_t wne[4] = {O, to_nhwc ? Cg : KH, to_nhwc ? KH : KW, to_nhwc ? KW : Cg};
+    const int64_t yne[4] = {N, to_nhwc ? Ho : O, to_nhwc ? Wo : Ho, to_nhwc ? O : Wo};
     const void *wp = NULL;
     void *wtmp = NULL, *xt = NULL, *wt = NULL, *yt = NULL;
     const struct nx_cuda_conv_plan *pl = NULL;
     ngpt_status s = filter_in(be, op, w, dt, &wp, &wtmp);
     if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &xt, (size_t)N * C * H * W * es, op);
-    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &wt, (size_t)O * C * KH * KW * es, op);
+    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &wt, (size_t)O * Cg * KH * KW * es, op);
     if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &yt, (size_t)N * O * Ho * Wo * es, op);
-    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(xt, x, (int)es, 4, xne, to_last, st), op, "nxk_permute");
-    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(wt, wp, (int)es, 4, wne, to_last, st), op, "nxk_permute");
+    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(xt, x, (int)es, 4, xne, in, st), op, "nxk_permute");
+    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(wt, wp, (int)es, 4, wne, in, st), op, "nxk_permute");
     if (s == NGPT_OK) s = plan_get(be, op, &k, xt, wt, yt, &pl);
     if (s == NGPT_OK) s = plan_run(be, op, pl, xt, wt, yt);
-    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(y, yt, (int)es, 4, yne, to_first, st), op, "nxk_permute");
+    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(y, yt, (int)es, 4, yne, back, st), op, "nxk_permute");
     nx_cuda_tmp_free(be, yt);
     nx_cuda_tmp_free(be, wt);
     nx_cuda_tmp_free(be, xt);
@@ -334,38 +341,7 @@ static ngpt_status conv_exec_nhwc(nx_backend *be, const char *op, const conv_key
 /* Channels last (nx_conv_params.channels_last): cuDNN's NHWC descriptors, no copies. Where cuDNN
  * makes no NHWC plan for a shape (its NHWC support differs by dtype, groups and version), or when
  * forced (nx_cuda_set_conv_cl_via_nchw, for the parity test), the convolution runs on NCHW copies
- * instead: x and the filter permuted into scratch, the result permuted back. Logged once at INFO. */
-static ngpt_status conv_exec_cl_copies(nx_backend *be, const char *op, const conv_key *key, const void *x,
-                                       const nx_tensor *w, void *y)
-{
-    conv_key k = *key;
-    k.nhwc = 0;
-    ngpt_dtype dt = (ngpt_dtype)k.dt;
-    size_t es = nx_dtype_size(dt);
-    cudaStream_t st = nx_cuda_of(be)->stream;
-    const int N = k.xs[0], C = k.xs[1], H = k.xs[2], W = k.xs[3];
-    const int O = k.ws[0], Cg = k.ws[1], KH = k.ws[2], KW = k.ws[3], Ho = k.ys[2], Wo = k.ys[3];
-    const int to_first[4] = {0, 3, 1, 2}, to_last[4] = {0, 2, 3, 1};
-    const int64_t xne[4] = {N, H, W, C}, wne[4] = {O, KH, KW, Cg}, yne[4] = {N, O, Ho, Wo};
-    const void *wp = NULL;
-    void *wtmp = NULL, *xt = NULL, *wt = NULL, *yt = NULL;
-    const struct nx_cuda_conv_plan *pl = NULL;
-    ngpt_status s = filter_in(be, op, w, dt, &wp, &wtmp);
-    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &xt, (size_t)N * C * H * W * es, op);
-    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &wt, (size_t)O * Cg * KH * KW * es, op);
-    if (s == NGPT_OK) s = nx_cuda_tmp_alloc(be, &yt, (size_t)N * O * Ho * Wo * es, op);
-    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(xt, x, (int)es, 4, xne, to_first, st), op, "nxk_permute");
-    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(wt, wp, (int)es, 4, wne, to_first, st), op, "nxk_permute");
-    if (s == NGPT_OK) s = plan_get(be, op, &k, xt, wt, yt, &pl);
-    if (s == NGPT_OK) s = plan_run(be, op, pl, xt, wt, yt);
-    if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(y, yt, (int)es, 4, yne, to_last, st), op, "nxk_permute");
-    nx_cuda_tmp_free(be, yt);
-    nx_cuda_tmp_free(be, wt);
-    nx_cuda_tmp_free(be, xt);
-    nx_cuda_tmp_free(be, wtmp);
-    return s;
-}
-
+ * (conv_on_copies). Logged once at INFO. */
 static ngpt_status conv_exec_cl(nx_backend *be, const char *op, const conv_key *key, const void *x, const nx_tensor *w,
                                 void *y)
 {
@@ -392,7 +368,7 @@ static ngpt_status conv_exec_cl(nx_backend *be, const char *op, const conv_key *
         }
         ngpt_clear_error();
     }
-    return conv_exec_cl_copies(be, op, key, x, w, y);
+    return conv_on_copies(be, op, key, false, x, w, y);
 }
 
 uint64_t nx_cuda_conv_cl_fallbacks(const nx_backend *be)
@@ -501,7 +477,7 @@ ngpt_status nx_cuda_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
     }
     ngpt_status st = k.nhwc                             ? conv_exec_cl(be, op, &k, x->data, w, y->data)
                      : is_patchify(x, w, p)             ? conv_patchify(be, op, y, x, w)
-                     : nhwc_applies(nx_cuda_of(be), &k) ? conv_exec_nhwc(be, op, &k, x->data, w, y->data)
+                     : nhwc_applies(nx_cuda_of(be), &k) ? conv_on_copies(be, op, &k, true, x->data, w, y->data)
                                                         : conv_exec(be, op, &k, x->data, w, y->data);
     const bool act = p->act != NX_UNARY_IDENTITY;
     if (st == NGPT_OK && (b || act || p->residual)) { /* bias and the epilogue in one pass */

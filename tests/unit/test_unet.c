@@ -657,6 +657,31 @@ static bool on_preview_cb(int32_t step, int32_t total, const ngpt_tensor *lat, c
     return step != l->stop_preview;
 }
 
+/* Conditioning [1, 77, dim] (cond[2] != 0) or a class label [1, dim] (cond[2] == 0, AudioLDM) of
+ * uniform(-1, 1) values in buf, seeded. */
+static ngpt_tensor random_cond(float *buf, const int64_t cond[3], uint64_t seed)
+{
+    test_rng r = {seed};
+    ngpt_tensor c = {.dtype = NGPT_DTYPE_F32, .data = buf};
+    c.rank = cond[2] ? 3 : 2;
+    memcpy(c.shape, cond, 3 * sizeof *cond);
+    test_fill(&r, buf, (size_t)ngpt_tensor_numel(&c), -1.0f, 1.0f);
+    return c;
+}
+
+/* A few steps without guidance (no uncond), small sizes for every kind */
+static ngpt_decode_params small_decode(int steps)
+{
+    ngpt_decode_params gp;
+    ngpt_decode_params_default(&gp, sizeof gp);
+    gp.num_inference_steps = steps;
+    gp.guidance_scale = 1.0f;
+    gp.height = gp.width = 64;
+    gp.num_frames = 2;
+    gp.audio_length_s = 0.32;
+    return gp;
+}
+
 static void test_step_callbacks(void)
 {
     static const struct { const char *model; int rank; int64_t shape[5]; int64_t cond[3]; } k[3] = {
@@ -671,18 +696,8 @@ static void test_step_callbacks(void)
         CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, NULL));
         if (!d) continue;
         static float cond[77 * 1024];
-        test_rng r = {0x243f6a88ull + (uint64_t)i};
-        ngpt_tensor c = {.dtype = NGPT_DTYPE_F32, .data = cond};
-        c.rank = k[i].cond[2] ? 3 : 2;
-        memcpy(c.shape, k[i].cond, sizeof k[i].cond);
-        test_fill(&r, cond, (size_t)ngpt_tensor_numel(&c), -1.0f, 1.0f);
-        ngpt_decode_params gp;
-        ngpt_decode_params_default(&gp, sizeof gp);
-        gp.num_inference_steps = 3;
-        gp.guidance_scale = 1.0f; /* no uncond needed */
-        gp.height = gp.width = 64;
-        gp.num_frames = 2;
-        gp.audio_length_s = 0.32;
+        ngpt_tensor c = random_cond(cond, k[i].cond, 0x243f6a88ull + (uint64_t)i);
+        ngpt_decode_params gp = small_decode(3);
         gp.on_step = on_step_cb;
         gp.on_preview = on_preview_cb;
         for (int run = 0; run < 3; run++) {
@@ -816,20 +831,11 @@ static void test_channels_last_flag(void)
             continue;
         }
         static float cond[77 * 1024];
-        test_rng r = {0x3c6ef372ull + (uint64_t)i};
-        ngpt_tensor c = {.dtype = NGPT_DTYPE_F32, .data = cond};
-        c.rank = k[i].cond[2] ? 3 : 2;
-        memcpy(c.shape, k[i].cond, sizeof k[i].cond);
-        test_fill(&r, cond, (size_t)ngpt_tensor_numel(&c), -1.0f, 1.0f);
-        ngpt_decode_params gp;
-        ngpt_decode_params_default(&gp, sizeof gp);
-        gp.num_inference_steps = 2;
-        gp.guidance_scale = 1.0f;
+        ngpt_tensor c = random_cond(cond, k[i].cond, 0x3c6ef372ull + (uint64_t)i);
+        ngpt_decode_params gp = small_decode(2);
         /* zeroscope-a at 64x64 reaches a 1x1 level whose GroupNorm normalises pairs, which
          * amplifies rounding without bound (bench/RESULTS.md, GPU runs 4-6): 256x256 there */
-        gp.height = gp.width = i == 1 ? 256 : 64;
-        gp.num_frames = 2;
-        gp.audio_length_s = 0.32;
+        if (i == 1) gp.height = gp.width = 256;
         gp.seed = 11;
         ngpt_tensor a = {0}, b = {0};
         CHECK_OK(ngpt_decoder_generate(plain, &a, NULL, &c, NULL, &gp));
