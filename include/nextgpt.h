@@ -801,14 +801,14 @@ typedef enum ngpt_decoder_kind {
  * flag and the reason is logged at INFO. No effect on the CPU. Off by default until measured on
  * a GPU (bench/RESULTS.md). */
 #define NGPT_DECODER_FLAG_CUDA_GRAPH 0x2u
-/* ngpt_decoder_params.flags: run the 2-D UNet's and the VAE's activations channels last
+/* ngpt_decoder_params.flags: run the UNet's and the VAE's activations channels last
  * ([N, H, W, C] inside; every tensor across this API keeps its NCHW layout) with their conv
  * filters permuted once at create. On CUDA that is the layout cuDNN's tensor-core convolutions
  * work in (no transposes around each of a step's ~60 convolutions) and the UNet's transformers
  * then need no permutes. Same results as without within rounding. On the CPU it works too, but
  * the permuted filters are copies (not mapped from the file) and the NCHW paths are the faster
- * ones there. The 3-D UNet (VIDEO) ignores it; its VAE follows it. Off by default until
- * measured on a GPU (bench/RESULTS.md). */
+ * ones there. VIDEO's 3-D UNet too (its temporal convolutions and GroupNorms then need no
+ * permutes). Off by default until measured on a GPU (bench/RESULTS.md). */
 #define NGPT_DECODER_FLAG_CHANNELS_LAST 0x4u
 
 typedef struct ngpt_decoder_params {
