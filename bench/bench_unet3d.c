@@ -21,6 +21,7 @@
  *       576x320 (latents 1x4x24x40x72) frame by frame into one [1,3,24,320,576] buffer, print the
  *       backend's peak allocation and the process's peak RSS; no UNet step.
  *   NGPT_BENCH_PROFILE=1: one more UNet step with the per-op profile printed.
+ *   NGPT_BENCH_CHANNELS_LAST=1: the UNet3D and VAE loaded channels last.
  *   NGPT_BENCH_ZS_CONV=1: only the level-0 temporal Conv3d and spatial 3x3 conv shapes, alone
  *       (unet3d_torch.py --conv times the same in PyTorch). */
 #include "bench_util.h"
@@ -35,6 +36,13 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* NGPT_BENCH_CHANNELS_LAST=1: the models NHWC inside (NGPT_DECODER_FLAG_CHANNELS_LAST) */
+static bool bench_channels_last(void)
+{
+    const char *v = getenv("NGPT_BENCH_CHANNELS_LAST");
+    return v && atoi(v);
+}
 
 static const char zs_unet_config[] =
     "{\"_class_name\": \"UNet3DConditionModel\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
@@ -171,7 +179,7 @@ static int mem_main(nx_backend *be, const char *dir, int F)
     snprintf(p, sizeof p, "%s/vae", dir);
     double rss0 = peak_rss_mib();
     nx_vae *v = NULL;
-    if (nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("vae load");
+    if (nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, bench_channels_last()) != NGPT_OK) return fail("vae load");
     size_t nl = (size_t)4 * F * H * W, nf = (size_t)3 * F * 64 * H * W;
     float *lat = malloc(nl * sizeof *lat), *frames = malloc(nf * sizeof *frames);
     if (!lat || !frames) return 1;
@@ -280,7 +288,7 @@ int main(int argc, char **argv)
     snprintf(p, sizeof p, "%s/unet", dir);
     nx_unet *u = NULL;
     double t0 = bench_now();
-    if (nx_unet_load(&u, be, p, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("unet load");
+    if (nx_unet_load(&u, be, p, NGPT_DTYPE_F32, bench_channels_last()) != NGPT_OK) return fail("unet load");
     double tl = bench_now() - t0;
     printf("# UNet3D: %.1fM parameters, F32, mmapped (load %.2f s)\n", (double)params / 1e6, tl);
     int64_t xs[5] = {B, 4, NF, LH, LW}, es[3] = {B, CTX, CROSS};
@@ -324,7 +332,7 @@ int main(int argc, char **argv)
     snprintf(p, sizeof p, "%s/vae", dir);
     nx_vae *v = NULL;
     t0 = bench_now();
-    if (nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("vae load");
+    if (nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, bench_channels_last()) != NGPT_OK) return fail("vae load");
     tl = bench_now() - t0;
     size_t nl = (size_t)4 * vf * LH * LW, nfr = (size_t)3 * vf * 64 * LH * LW;
     float *lat = malloc(nl * sizeof *lat), *frames = malloc(nfr * sizeof *frames);
