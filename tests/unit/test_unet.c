@@ -555,7 +555,11 @@ static void test_timestep_embedding(void)
 
 /* ---- allocation failures over the load ---- */
 
-typedef struct { char dir[1000]; } load_args;
+typedef struct {
+    char dir[1000];
+    bool cl;      /* load channels last (filters permuted: allocations of their own) */
+    bool forward; /* and run one forward (every temporary of the layout's path) */
+} load_args;
 
 static ngpt_status load_once(void *user)
 {
@@ -563,9 +567,27 @@ static ngpt_status load_once(void *user)
     nx_pool *pool = NULL;
     nx_backend *be = NULL;
     nx_unet *u = NULL;
+    nx_tensor x = {0}, e = {0}, y = {0};
     ngpt_status st = nx_pool_create(&pool, 1);
     if (st == NGPT_OK) st = nx_cpu_backend_create(&be, pool, NULL);
-    if (st == NGPT_OK) st = nx_unet_load(&u, be, a->dir, NGPT_DTYPE_F32, false);
+    if (st == NGPT_OK) st = nx_unet_load(&u, be, a->dir, NGPT_DTYPE_F32, a->cl);
+    if (st == NGPT_OK && a->forward) { /* zeros: the shapes, not the values, decide the allocations */
+        const bool d3 = nx_unet_is_3d(u);
+        const int64_t xs[5] = {1, nx_unet_in_channels(u), 2, 8, 8}, es[3] = {1, 77, nx_unet_cross_attention_dim(u)};
+        int64_t xs4[4] = {1, xs[1], 8, 8}, ys[5];
+        memcpy(ys, d3 ? xs : xs4, (d3 ? 5 : 4) * sizeof *ys);
+        ys[1] = nx_unet_out_channels(u);
+        const float ts[1] = {981.0f};
+        st = nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, d3 ? 5 : 4, d3 ? xs : xs4);
+        if (st == NGPT_OK) st = nx_tensor_alloc(&e, be, NGPT_DTYPE_F32, 3, es);
+        if (st == NGPT_OK) st = nx_tensor_alloc(&y, be, NGPT_DTYPE_F32, d3 ? 5 : 4, ys);
+        if (st == NGPT_OK) {
+            memset(x.data, 0, nx_nbytes(&x));
+            memset(e.data, 0, nx_nbytes(&e));
+            st = nx_unet_forward(u, &y, &x, ts, &e, NULL);
+        }
+    }
+    nx_tensor_free(&x), nx_tensor_free(&e), nx_tensor_free(&y);
     nx_unet_free(u);
     nx_backend_free(be);
     nx_pool_free(pool);
@@ -574,7 +596,7 @@ static ngpt_status load_once(void *user)
 
 static void test_alloc_failures(void)
 {
-    load_args a;
+    load_args a = {.cl = false, .forward = false};
     snprintf(a.dir, sizeof a.dir, "%s/models/sd-a/unet", g_golden);
     int64_t n = test_alloc_fail_all("sd-a unet load", load_once, &a);
     CHECK(n > 10);
@@ -584,6 +606,16 @@ static void test_alloc_failures(void)
     snprintf(a.dir, sizeof a.dir, "%s/models/zeroscope-a/unet", g_golden);
     n = test_alloc_fail_all("zeroscope-a unet3d load", load_once, &a);
     CHECK(n > 10);
+    /* channels last: the load's filter copies and every temporary of a forward */
+    a.cl = a.forward = true;
+    snprintf(a.dir, sizeof a.dir, "%s/models/sd-a/unet", g_golden);
+    n = test_alloc_fail_all("sd-a unet channels last, load + forward", load_once, &a);
+    CHECK(n > 100);
+    /* the UNet3D repeats its temporal layers' allocation sites dozens of times over ~2000
+     * allocations: every 7th (all of them took 20 s here, minutes under ASan) */
+    snprintf(a.dir, sizeof a.dir, "%s/models/zeroscope-a/unet", g_golden);
+    n = test_alloc_fail_stride("zeroscope-a unet3d channels last, load + forward", load_once, &a, 7);
+    CHECK(n > 100);
 }
 
 /* compute_dtype: F16/BF16 are CUDA options, the CPU backend refuses them by name; a non-float

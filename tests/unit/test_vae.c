@@ -299,19 +299,31 @@ typedef struct load_args {
     const char *dir;
     uint32_t comp;
     bool encode;
+    uint32_t flags; /* NGPT_DECODER_FLAG_* */
 } load_args;
 
 static ngpt_status load_free(void *u)
 {
     const load_args *a = u;
     ngpt_decoder *d = NULL;
-    ngpt_status s = open_dec(&d, a->dir, NGPT_DECODER_AUTO, a->comp);
+    ngpt_decoder_params p;
+    ngpt_decoder_params_default(&p, sizeof p);
+    p.components = a->comp;
+    p.flags = a->flags;
+    ngpt_status s = ngpt_decoder_create(&d, g_ctx, a->dir, &p);
     if (s == NGPT_OK && a->encode) {
         float im[1 * 3 * 8 * 8] = {0};
         int64_t is[4] = {1, 3, 8, 8};
         ngpt_tensor it = f32(4, is, im), m = {0};
         s = ngpt_decoder_vae_encode(d, &m, NULL, &it);
         ngpt_tensor_free(&m);
+        if (s == NGPT_OK && (a->flags & NGPT_DECODER_FLAG_CHANNELS_LAST)) { /* and a decode */
+            float z[1 * 4 * 1 * 1] = {0};
+            int64_t zs[4] = {1, 4, 1, 1};
+            ngpt_tensor zt = f32(4, zs, z), y = {0};
+            s = ngpt_decoder_vae_decode(d, &y, &zt);
+            ngpt_tensor_free(&y);
+        }
     }
     ngpt_decoder_free(d);
     return s;
@@ -319,18 +331,23 @@ static ngpt_status load_free(void *u)
 
 static void test_alloc_fail(void)
 {
-    load_args a = {golden("models/sd-a"), NGPT_DECODER_VAE, false};
+    load_args a = {golden("models/sd-a"), NGPT_DECODER_VAE, false, 0};
     int64_t n = test_alloc_fail_all("sd-a vae", load_free, &a);
     CHECK(n > 5);
-    load_args b = {golden("models/audioldm-a"), NGPT_DECODER_VAE | NGPT_DECODER_VOCODER, false};
+    load_args b = {golden("models/audioldm-a"), NGPT_DECODER_VAE | NGPT_DECODER_VOCODER, false, 0};
     n = test_alloc_fail_all("audioldm-a vae+vocoder", load_free, &b);
     CHECK(n > 5);
     /* the CPU backend caches convolution primitives per shape in the context (freed with
      * it): one warm-up encode first, so the counted runs see a populated cache */
-    load_args c = {golden("models/sd-a"), NGPT_DECODER_VAE, true};
+    load_args c = {golden("models/sd-a"), NGPT_DECODER_VAE, true, 0};
     CHECK_OK(load_free(&c));
     n = test_alloc_fail_all("sd-a vae + encode", load_free, &c);
     CHECK(n > 5);
+    /* channels last: the permuted filters, an encode and a decode */
+    load_args d = {golden("models/sd-a"), NGPT_DECODER_VAE, true, NGPT_DECODER_FLAG_CHANNELS_LAST};
+    CHECK_OK(load_free(&d));
+    n = test_alloc_fail_all("sd-a vae channels last + encode + decode", load_free, &d);
+    CHECK(n > 20);
 }
 
 int main(void)
