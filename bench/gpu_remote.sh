@@ -10,8 +10,16 @@
 # All of it is ~8-10 minutes on an H200, the real-size memory turn ~5 of them: within the device
 # tool's 10-minute limit per call, run it as two calls: SKIP='pipeline memory', then
 # STEPS='pipeline memory' (the same machine if it is still warm).
+# QUICK=1 (for a session with little device time left): only the checks of code not yet run on a
+# GPU and the benchmarks that decide its switches, ~4 minutes: op parity, the backbone/encoder/
+# decoder tests (graphs, channels last), the golden cases, bench_llama with and without the
+# decode graph, bench_imagebind (its "+ graph" rows), bench_unet (every switch) and Zeroscope
+# end to end with ours and PyTorch's.
 set -u
 cd "$(dirname "$0")/.."
+if [ "${QUICK:-0}" = 1 ] && [ -z "${STEPS:-}" ]; then
+    STEPS='^(context|ops parity|llama cuda vs|encoder cuda vs|decoder dtype|golden cases|bench llama cuda$|bench llama cuda graph|bench imagebind cuda$|sd bench unet f16 cuda$|gen: write|gen zeroscope 24f|gen zeroscope channels last)'
+fi
 OUT=${OUT:-./out}
 D=.device
 mkdir -p "$OUT"
