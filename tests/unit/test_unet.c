@@ -883,6 +883,62 @@ static void test_channels_last_flag(void)
     }
 }
 
+/* Channels last against NCHW on the UNet forward alone, at sizes the golden cases do not have:
+ * odd latent heights and widths (the up blocks resize to the skip's size instead of 2x), a
+ * single row, three frames, one frame; same weights, same inputs, within F32 rounding.
+ * (zeroscope-a at 8x8 reaches a 1x1 level whose GroupNorms normalise pairs: there a 1e-6
+ * relative change of the input moves the NCHW output itself by 0.36, so one frame runs at
+ * 32x32.) */
+static void test_channels_last_shapes(void)
+{
+    static const struct { const char *model; int64_t shape[5]; } k[] = {
+        {"sd-a", {2, 4, 9, 13}}, {"sd-a", {1, 4, 8, 1}}, {"sd-a", {1, 4, 24, 8}},
+        {"audioldm-a", {2, 8, 25, 16}}, {"audioldm-a", {1, 8, 11, 8}},
+        {"zeroscope-a", {1, 4, 3, 16, 24}}, {"zeroscope-a", {2, 4, 1, 32, 32}}};
+    nx_backend *be = g_ctx->be;
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++) {
+        char dir[1000];
+        model_dir(dir, sizeof dir, k[i].model);
+        strncat(dir, "/unet", sizeof dir - strlen(dir) - 1);
+        nx_unet *a = NULL, *b = NULL;
+        CHECK_OK(nx_unet_load(&a, be, dir, NGPT_DTYPE_F32, false));
+        CHECK_OK(nx_unet_load(&b, be, dir, NGPT_DTYPE_F32, true));
+        if (!a || !b) {
+            nx_unet_free(a), nx_unet_free(b);
+            continue;
+        }
+        const bool d3 = nx_unet_is_3d(a), audio = nx_unet_class_embed_dim(a) > 0;
+        const int rank = d3 ? 5 : 4;
+        const int64_t B = k[i].shape[0];
+        int64_t ys[5];
+        memcpy(ys, k[i].shape, sizeof ys);
+        ys[1] = nx_unet_out_channels(a);
+        const int64_t es[3] = {B, 77, nx_unet_cross_attention_dim(a)}, cs[2] = {B, nx_unet_class_embed_dim(a)};
+        nx_tensor x = {0}, c = {0}, y1 = {0}, y2 = {0};
+        CHECK_OK(nx_tensor_alloc(&x, be, NGPT_DTYPE_F32, rank, k[i].shape));
+        CHECK_OK(audio ? nx_tensor_alloc(&c, be, NGPT_DTYPE_F32, 2, cs) : nx_tensor_alloc(&c, be, NGPT_DTYPE_F32, 3, es));
+        CHECK_OK(nx_tensor_alloc(&y1, be, NGPT_DTYPE_F32, rank, ys));
+        CHECK_OK(nx_tensor_alloc(&y2, be, NGPT_DTYPE_F32, rank, ys));
+        if (x.data && c.data && y1.data && y2.data) {
+            test_rng r = {0x510e527full + i};
+            test_fill(&r, x.data, (size_t)nx_numel(&x), -1.5f, 1.5f);
+            test_fill(&r, c.data, (size_t)nx_numel(&c), -1.0f, 1.0f);
+            const float ts[2] = {801.0f, 17.0f};
+            CHECK_OK(nx_unet_forward(a, &y1, &x, ts, audio ? NULL : &c, audio ? &c : NULL));
+            CHECK_OK(nx_unet_forward(b, &y2, &x, ts, audio ? NULL : &c, audio ? &c : NULL));
+            ngpt_tensor t1 = {.dtype = NGPT_DTYPE_F32, .rank = rank, .data = y1.data};
+            ngpt_tensor t2 = {.dtype = NGPT_DTYPE_F32, .rank = rank, .data = y2.data};
+            memcpy(t1.shape, ys, sizeof ys), memcpy(t2.shape, ys, sizeof ys);
+            const double e = max_rel(&t1, &t2);
+            CHECK_MSG(e < 1e-4, "%s [%lld, %lld, %lld, %lld%s]: channels last differs by %.3g", k[i].model,
+                      (long long)ys[0], (long long)k[i].shape[1], (long long)k[i].shape[2], (long long)k[i].shape[3],
+                      d3 ? ", .." : "", e);
+        }
+        nx_tensor_free(&x), nx_tensor_free(&c), nx_tensor_free(&y1), nx_tensor_free(&y2);
+        nx_unet_free(a), nx_unet_free(b);
+    }
+}
+
 int main(void)
 {
     const char *g = getenv("NGPT_GOLDEN_DIR");
@@ -907,6 +963,7 @@ int main(void)
     RUN(test_compute_dtype_cpu);
     RUN(test_graph_flag_cpu);
     RUN(test_channels_last_flag);
+    RUN(test_channels_last_shapes);
     RUN(test_step_callbacks);
     ngpt_context_free(g_ctx);
     RUN(test_alloc_failures);
