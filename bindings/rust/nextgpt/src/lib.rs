@@ -1183,7 +1183,7 @@ impl<'c> Pipeline<'c> {
     }
 
     /// [`Pipeline::new`] with a compute dtype and `sys::NGPT_PIPELINE_*` flag bits
-    /// (`NGPT_PIPELINE_NO_MEDIA_HISTORY`, `NGPT_PIPELINE_CUDA_GRAPHS`).
+    /// (`NGPT_PIPELINE_NO_MEDIA_HISTORY`, `NGPT_PIPELINE_CUDA_GRAPHS`, `NGPT_PIPELINE_CHANNELS_LAST`).
     pub fn with_options<P: AsRef<Path>>(ctx: &'c Context, bundle_dir: P, preload: &[Modality], o: Options)
                                         -> Result<Pipeline<'c>> {
         let dir = c_path(bundle_dir.as_ref())?;

@@ -232,4 +232,12 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
                sys::NGPT_ERR_UNSUPPORTED as i32); // F16 needs CUDA
     let encg = Options { flags: sys::NGPT_ENCODER_FLAG_CUDA_GRAPH, ..Default::default() };
     assert!(nextgpt::Encoder::with_options(&ctx, tiny.join("imagebind"), sys::NGPT_ENCODER_IMAGE, encg).is_ok());
+    // channels last: the decoders NHWC inside; the same answer text, an image
+    let cl = Options { flags: sys::NGPT_PIPELINE_CHANNELS_LAST, ..Default::default() };
+    let mut nhwc = nextgpt::Pipeline::with_options(&ctx, &tiny, &[], cl).unwrap();
+    let c = nhwc.turn("draw it", &[(Modality::Image, cat.as_path())], &params, None).unwrap();
+    assert_eq!(a.text, c.text);
+    assert_eq!(&c.outputs[0].result.as_ref().unwrap()[..4], b"\x89PNG");
+    let decl = Options { flags: sys::NGPT_DECODER_FLAG_CHANNELS_LAST, ..Default::default() };
+    assert!(nextgpt::Decoder::with_options(&ctx, tiny.join("decoders/image"), decl).is_ok());
 }
