@@ -136,6 +136,19 @@ static inline void test_fill(test_rng *r, float *p, size_t n, float lo, float hi
 }
 
 /* Compare: |a-b| <= atol + rtol*|b| everywhere; prints the worst element on failure. */
+/* max |a - b| / max |a| over two F32 API tensors of one size (a's scale; the difference itself
+ * when a is all zeros): how far apart two paths' outputs are, relative to the output. */
+static inline double test_max_rel_diff(const ngpt_tensor *a, const ngpt_tensor *b)
+{
+    const float *x = a->data, *y = b->data;
+    double m = 0, d = 0;
+    for (int64_t i = 0; i < ngpt_tensor_numel(a); i++) {
+        m = fmax(m, fabs((double)x[i]));
+        d = fmax(d, fabs((double)x[i] - (double)y[i]));
+    }
+    return m > 0 ? d / m : d;
+}
+
 static inline int test_close(const char *what, const float *a, const float *b, size_t n, float atol, float rtol)
 {
     size_t bad = 0, worst = 0;

@@ -834,17 +834,6 @@ static void test_graph_flag_cpu(void)
 /* NGPT_DECODER_FLAG_CHANNELS_LAST on the CPU: each kind's generate (SD, AudioLDM with its VAE,
  * Zeroscope's UNet3D) and the VAE round trip agree with the NCHW decoder's within F32 rounding;
  * the golden cases check it against upstream too (golden_cases_channels_last). */
-static double max_rel(const ngpt_tensor *a, const ngpt_tensor *b)
-{
-    const float *x = a->data, *y = b->data;
-    double m = 0, d = 0;
-    for (int64_t i = 0; i < ngpt_tensor_numel(a); i++) {
-        m = fmax(m, fabs((double)x[i]));
-        d = fmax(d, fabs((double)x[i] - (double)y[i]));
-    }
-    return m > 0 ? d / m : d;
-}
-
 static void test_channels_last_flag(void)
 {
     static const struct { const char *model; int64_t cond[3]; } k[3] = {
@@ -874,7 +863,7 @@ static void test_channels_last_flag(void)
         CHECK_OK(ngpt_decoder_generate(cl, &b, NULL, &c, NULL, &gp));
         CHECK(ngpt_tensor_numel(&a) == ngpt_tensor_numel(&b) && ngpt_tensor_numel(&a) > 0);
         if (a.data && b.data && ngpt_tensor_numel(&a) == ngpt_tensor_numel(&b)) {
-            const double e = max_rel(&a, &b);
+            const double e = test_max_rel_diff(&a, &b);
             CHECK_MSG(e < 1e-4, "%s: channels last differs from NCHW by %.3g (relative to max |out|)", k[i].model, e);
             CHECK_MSG(e > 0, "%s: channels last gave the NCHW result bit for bit: was it taken?", k[i].model);
         }
@@ -929,7 +918,7 @@ static void test_channels_last_shapes(void)
             ngpt_tensor t1 = {.dtype = NGPT_DTYPE_F32, .rank = rank, .data = y1.data};
             ngpt_tensor t2 = {.dtype = NGPT_DTYPE_F32, .rank = rank, .data = y2.data};
             memcpy(t1.shape, ys, sizeof ys), memcpy(t2.shape, ys, sizeof ys);
-            const double e = max_rel(&t1, &t2);
+            const double e = test_max_rel_diff(&t1, &t2);
             CHECK_MSG(e < 1e-4, "%s [%lld, %lld, %lld, %lld%s]: channels last differs by %.3g", k[i].model,
                       (long long)ys[0], (long long)k[i].shape[1], (long long)k[i].shape[2], (long long)k[i].shape[3],
                       d3 ? ", .." : "", e);
