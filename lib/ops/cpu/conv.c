@@ -1,8 +1,9 @@
 /* conv.c — conv1d/2d/3d and conv_transpose1d through oneDNN (primitives cached per shape in the
  * backend state, see onednn.h). Activations are F32, in PyTorch's plain layouts (ncw, nchw,
- * ncdhw, or nhwc for channels-last conv2d), which oneDNN takes directly (no reorders) — except for the 3x3 convolutions that run
- * through Winograd (nx_cpu_set_conv_winograd in cpu_ops.h): those need oneDNN's blocked layouts,
- * so x, w and y are reordered around them on every call.
+ * ncdhw, or nhwc for channels-last conv2d), which oneDNN takes directly (no reorders) — except
+ * for the 3x3 convolutions that run through Winograd (nx_cpu_set_conv_winograd in cpu_ops.h):
+ * those need oneDNN's blocked layouts, so x, w and y are reordered around them on every call;
+ * channels-last convolutions reorder their weights likewise (see conv_pd).
  *
  * F16/BF16 weights are converted to F32 once per call into a scratch buffer (on the pool), not
  * cached: conv weights are small next to the activations they are applied to (the largest SD

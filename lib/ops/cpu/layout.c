@@ -389,7 +389,8 @@ ngpt_status nx_cpu_resize(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_r
     if (!ix) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "cpu resize: out of memory");
     make_ix(ix, h, ho, mode, align_corners);
     make_ix(ix + ho, w, wo, mode, align_corners);
-    resize_job j = {x->data, y->data, h, w, ho, wo, channels_last ? x->ne[3] : 1, ix, ix + ho, mode == NX_RESIZE_NEAREST};
+    const int64_t c = channels_last ? x->ne[3] : 1;
+    resize_job j = {x->data, y->data, h, w, ho, wo, c, ix, ix + ho, mode == NX_RESIZE_NEAREST};
     if (channels_last) nx_cpu_parallel_for(be, x->ne[0] * ho, wo * j.c * 4, resize_rows_cl, &j);
     else nx_cpu_parallel_for(be, x->ne[0] * x->ne[1] * ho, wo * 4, resize_rows, &j);
     nx_free(ix);
