@@ -143,6 +143,45 @@ static double step_time_ms(nx_unet *u, nx_tensor *y, const nx_tensor *x, const f
     return 1e3 * (bench_now() - t0) / reps;
 }
 
+/* Mean ms of ngpt_decoder_vae_decode over 3 calls after 1 untimed (host copies included); -1 on
+ * an error. */
+static double vae_time_ms(ngpt_decoder *d, const ngpt_tensor *lt)
+{
+    ngpt_tensor img = {0};
+    if (ngpt_decoder_vae_decode(d, &img, lt) != NGPT_OK) return -1;
+    ngpt_tensor_free(&img);
+    double t0 = bench_now();
+    for (int r = 0; r < 3; r++) {
+        if (ngpt_decoder_vae_decode(d, &img, lt) != NGPT_OK) return -1;
+        ngpt_tensor_free(&img);
+    }
+    return 1e3 * (bench_now() - t0) / 3;
+}
+
+/* Seconds of one ngpt_decoder_generate; warm: a 2-step generate first (the plans a new decoder
+ * makes, the recording of a graph). *finite (may be NULL): every output value finite. -1 on an
+ * error. */
+static double generate_s(ngpt_decoder *d, const ngpt_tensor *cond, const ngpt_tensor *unc, const ngpt_decode_params *gp,
+                         bool warm, bool *finite)
+{
+    ngpt_tensor img = {0};
+    if (warm) {
+        ngpt_decode_params wp = *gp;
+        wp.num_inference_steps = 2;
+        if (ngpt_decoder_generate(d, &img, NULL, cond, unc, &wp) != NGPT_OK) return -1;
+        ngpt_tensor_free(&img);
+    }
+    double t0 = bench_now();
+    if (ngpt_decoder_generate(d, &img, NULL, cond, unc, gp) != NGPT_OK) return -1;
+    double sec = bench_now() - t0;
+    if (finite) {
+        *finite = true;
+        for (int64_t i = 0; i < ngpt_tensor_numel(&img); i++) *finite &= isfinite(((float *)img.data)[i]) != 0;
+    }
+    ngpt_tensor_free(&img);
+    return sec;
+}
+
 static int cuda_main(int argc, char **argv)
 {
     const char *dts = argc > 1 ? argv[1] : "f16";
@@ -244,8 +283,7 @@ static int cuda_main(int argc, char **argv)
         nx_ops_profile_report(stdout, "one unet cfg step");
         nx_ops_profile_enable(false);
     }
-    nx_tensor_free(&x), nx_tensor_free(&e), nx_tensor_free(&y);
-    free(sync); /* hx, he: again for the channels-last step below */
+    free(hx), free(he); /* x, e, y and sync stay: the channels-last step below runs on them */
 
     /* VAE decode alone */
     int64_t ls[4] = {1, 4, res, res};
@@ -256,14 +294,8 @@ static int cuda_main(int argc, char **argv)
     ngpt_tensor lt = {.dtype = NGPT_DTYPE_F32, .rank = 4, .data = lat};
     memcpy(lt.shape, ls, sizeof ls);
     ngpt_tensor img = {0};
-    if (ngpt_decoder_vae_decode(dec, &img, &lt) != NGPT_OK) return cuda_fail("vae decode");
-    ngpt_tensor_free(&img);
-    t0 = bench_now();
-    for (int r = 0; r < 3; r++) {
-        if (ngpt_decoder_vae_decode(dec, &img, &lt) != NGPT_OK) return cuda_fail("vae decode");
-        ngpt_tensor_free(&img);
-    }
-    double vae_ms = 1e3 * (bench_now() - t0) / 3;
+    double vae_ms = vae_time_ms(dec, &lt);
+    if (vae_ms < 0) return cuda_fail("vae decode");
     if (getenv("NGPT_BENCH_PROFILE")) {
         nx_ops_profile_enable(true);
         if (ngpt_decoder_vae_decode(dec, &img, &lt) != NGPT_OK) return cuda_fail("vae decode");
@@ -273,7 +305,6 @@ static int cuda_main(int argc, char **argv)
     }
     printf("vae decode (1x4x%dx%d -> 1x3x%dx%d, %s%s): %.1f ms (mean of 3 after 1 warm-up, host copies included)\n",
            res, res, 8 * res, 8 * res, nx_dtype_name(dt), lt_label, vae_ms);
-    free(lat);
 
     /* the whole pipeline: steps x (UNet CFG + PNDM) + VAE decode */
     int64_t cs[3] = {1, CTX_LEN, 768};
@@ -289,12 +320,9 @@ static int cuda_main(int argc, char **argv)
     gp.guidance_scale = 7.5f;
     gp.height = gp.width = 8 * res;
     gp.seed = 42;
-    t0 = bench_now();
-    if (ngpt_decoder_generate(dec, &img, NULL, &cond, &unc, &gp) != NGPT_OK) return cuda_fail("generate");
-    double gen_s = bench_now() - t0;
     bool finite = true;
-    for (int64_t i = 0; i < ngpt_tensor_numel(&img); i++) finite &= isfinite(((float *)img.data)[i]) != 0;
-    ngpt_tensor_free(&img);
+    double gen_s = generate_s(dec, &cond, &unc, &gp, false, &finite);
+    if (gen_s < 0) return cuda_fail("generate");
     printf("generate %d steps + vae decode (%dx%d, CFG 7.5, PNDM, %s%s): %.3f s (%.2f ms/step incl. host scheduler)"
            "  [issue 6 anchor: goal <= 0.5 s for 50 steps + VAE]; image finite: %s\n",
            steps, 8 * res, 8 * res, nx_dtype_name(dt), lt_label, gen_s, 1e3 * (gen_s - vae_ms / 1e3) / steps,
@@ -305,14 +333,8 @@ static int cuda_main(int argc, char **argv)
         ngpt_decoder *dg = NULL;
         dp.flags = NGPT_DECODER_FLAG_CUDA_GRAPH;
         if (ngpt_decoder_create(&dg, ctx, dir, &dp) != NGPT_OK) return cuda_fail("decoder_create (graph)");
-        ngpt_decode_params wp = gp;
-        wp.num_inference_steps = 2;
-        if (ngpt_decoder_generate(dg, &img, NULL, &cond, &unc, &wp) != NGPT_OK) return cuda_fail("generate (graph)");
-        ngpt_tensor_free(&img);
-        t0 = bench_now();
-        if (ngpt_decoder_generate(dg, &img, NULL, &cond, &unc, &gp) != NGPT_OK) return cuda_fail("generate (graph)");
-        double g_s = bench_now() - t0;
-        ngpt_tensor_free(&img);
+        double g_s = generate_s(dg, &cond, &unc, &gp, true, NULL);
+        if (g_s < 0) return cuda_fail("generate (graph)");
         printf("generate %d steps + vae decode, step as a CUDA graph%s: %.3f s (%.2f ms/step incl. host scheduler)\n",
                steps, lt_label, g_s, 1e3 * (g_s - vae_ms / 1e3) / steps);
         ngpt_decoder_free(dg);
@@ -325,53 +347,31 @@ static int cuda_main(int argc, char **argv)
         dp.flags = NGPT_DECODER_FLAG_CHANNELS_LAST | (graph ? NGPT_DECODER_FLAG_CUDA_GRAPH : 0);
         if (ngpt_decoder_create(&dc, ctx, dir, &dp) != NGPT_OK) return cuda_fail("decoder_create (channels last)");
         if (!graph) {
-            nx_tensor cx = {0}, ce = {0}, cy = {0};
-            if (nx_upload_f32_as(&cx, be, dt, 4, xs, hx) != NGPT_OK || nx_upload_f32_as(&ce, be, dt, 3, es, he) != NGPT_OK ||
-                nx_tensor_alloc(&cy, be, dt, 4, xs) != NGPT_OK)
-                return cuda_fail("inputs (channels last)");
-            void *csync = malloc(nx_nbytes(&cy));
-            double step_ms = step_time_ms(dc->unet, &cy, &cx, ts, &ce, csync, REPS);
+            double step_ms = step_time_ms(dc->unet, &y, &x, ts, &e, sync, REPS);
             if (step_ms < 0) return cuda_fail("unet forward (channels last)");
             printf("unet cfg step (batch 2, %dx%d, %s, channels last%s): %.2f ms (mean of %d after 2 warm-up), "
                    "%.1f TFLOP/s\n", 8 * res, 8 * res, nx_dtype_name(dt), lt_label, step_ms, REPS, flops / (step_ms * 1e9));
             if (getenv("NGPT_BENCH_PROFILE")) {
                 nx_ops_profile_enable(true);
-                if (nx_unet_forward(dc->unet, &cy, &cx, ts, &ce, NULL) != NGPT_OK) return cuda_fail("unet forward");
+                if (nx_unet_forward(dc->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
                 nx_ops_profile_report(stdout, "one unet cfg step, channels last");
                 nx_ops_profile_enable(false);
             }
-            nx_tensor_free(&cx), nx_tensor_free(&ce), nx_tensor_free(&cy);
-            free(csync);
-            float *lat2 = malloc(nl * sizeof *lat2);
-            if (!lat2) return 1;
-            for (size_t i = 0; i < nl; i++) lat2[i] = urand();
-            ngpt_tensor lt2 = {.dtype = NGPT_DTYPE_F32, .rank = 4, .data = lat2};
-            memcpy(lt2.shape, ls, sizeof ls);
-            if (ngpt_decoder_vae_decode(dc, &img, &lt2) != NGPT_OK) return cuda_fail("vae decode (channels last)");
-            ngpt_tensor_free(&img);
-            t0 = bench_now();
-            for (int r = 0; r < 3; r++) {
-                if (ngpt_decoder_vae_decode(dc, &img, &lt2) != NGPT_OK) return cuda_fail("vae decode (channels last)");
-                ngpt_tensor_free(&img);
-            }
+            double cl_vae_ms = vae_time_ms(dc, &lt);
+            if (cl_vae_ms < 0) return cuda_fail("vae decode (channels last)");
             printf("vae decode (1x4x%dx%d, %s, channels last%s): %.1f ms (mean of 3 after 1 warm-up)\n", res, res,
-                   nx_dtype_name(dt), lt_label, 1e3 * (bench_now() - t0) / 3);
-            free(lat2);
+                   nx_dtype_name(dt), lt_label, cl_vae_ms);
         }
-        ngpt_decode_params wp = gp;
-        wp.num_inference_steps = 2;
-        if (ngpt_decoder_generate(dc, &img, NULL, &cond, &unc, &wp) != NGPT_OK) return cuda_fail("generate (channels last)");
-        ngpt_tensor_free(&img);
-        t0 = bench_now();
-        if (ngpt_decoder_generate(dc, &img, NULL, &cond, &unc, &gp) != NGPT_OK) return cuda_fail("generate (channels last)");
-        double g_s = bench_now() - t0;
-        ngpt_tensor_free(&img);
+        double g_s = generate_s(dc, &cond, &unc, &gp, true, NULL);
+        if (g_s < 0) return cuda_fail("generate (channels last)");
         printf("generate %d steps + vae decode, channels last%s%s: %.3f s"
                "  [issue 6 anchor: goal <= 0.5 s for 50 steps + VAE]\n",
                steps, graph ? ", step as a CUDA graph" : "", lt_label, g_s);
         ngpt_decoder_free(dc);
     }
-    free(hc), free(hu), free(hx), free(he);
+    nx_tensor_free(&x), nx_tensor_free(&e), nx_tensor_free(&y);
+    free(sync), free(lat);
+    free(hc), free(hu);
     ngpt_decoder_free(dec);
     ngpt_context_free(ctx);
     static const char *const files[] = {"unet/diffusion_pytorch_model.safetensors", "unet/config.json",
