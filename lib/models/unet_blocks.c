@@ -35,22 +35,7 @@ ngpt_status nx_wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *sha
 #define NX_TRYG(expr) do { if ((s = (expr)) != NGPT_OK) goto done; } while (0)
 
 /* ---------------------------------------------------------------------------------------------
- * layouts */
-
-ngpt_status nx_img_new(nx_backend *be, ngpt_dtype dt, nx_tensor *t, bool cl, int64_t n, int64_t c, int64_t h, int64_t w)
-{
-    return nx_new(be, dt, t, 4, cl ? SHAPE(n, h, w, c) : SHAPE(n, c, h, w));
-}
-
-ngpt_status nx_img_to_nhwc(nx_backend *be, nx_tensor *y, const nx_tensor *x)
-{
-    return nx_op_permute(be, y, x, (const int[]){0, 2, 3, 1});
-}
-
-ngpt_status nx_img_to_nchw(nx_backend *be, nx_tensor *y, const nx_tensor *x)
-{
-    return nx_op_permute(be, y, x, (const int[]){0, 3, 1, 2});
-}
+ * weights */
 
 /* Reshape a loaded weight in place, keeping its ownership (a backend copy stays owned). */
 static ngpt_status reshape_weight(nx_tensor *w, int rank, const int64_t *ne)

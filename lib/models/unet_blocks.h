@@ -23,6 +23,7 @@
 #include "../core/weights.h"
 #include "../core/json.h"
 #include "../ops/backend.h"
+#include "img_layout.h"
 #include "mweights.h"
 
 /* ---- weight fetching ---- */
@@ -41,19 +42,6 @@ typedef struct nx_wload {
                                 * are permuted to [O, kh, kw, C] at load (a copy, also on the CPU) */
 } nx_wload;
 
-/* An image activation's dims in either layout: [N, C, H, W], or channels last [N, H, W, C]. */
-typedef struct nx_img {
-    int64_t n, c, h, w;
-} nx_img;
-static inline nx_img nx_img_of(const nx_tensor *t, bool cl)
-{
-    return cl ? (nx_img){t->ne[0], t->ne[3], t->ne[1], t->ne[2]} : (nx_img){t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
-}
-/* Allocate [n, c, h, w] in layout cl. */
-ngpt_status nx_img_new(nx_backend *be, ngpt_dtype dt, nx_tensor *t, bool cl, int64_t n, int64_t c, int64_t h, int64_t w);
-/* NCHW <-> channels last (a permuted copy into the caller's y of the other layout). */
-ngpt_status nx_img_to_nhwc(nx_backend *be, nx_tensor *y, const nx_tensor *x);
-ngpt_status nx_img_to_nchw(nx_backend *be, nx_tensor *y, const nx_tensor *x);
 
 /* Fetch tensor `fmt...` (printf-style name) with exactly this shape (F32/F16/BF16) into *out: on
  * the CPU backend a view of the mapping (zero copy), otherwise a copy in backend memory. Free

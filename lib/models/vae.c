@@ -26,6 +26,7 @@
  */
 #include "vae.h"
 
+#include "img_layout.h"
 #include "mweights.h"
 
 #include "../core/alloc.h"
@@ -413,25 +414,14 @@ static void replace(nx_tensor *x, nx_tensor *y)
     memset(y, 0, sizeof *y);
 }
 
-/* [B, C, H, W] or channels last [B, H, W, C] */
-static int64_t dim_c(const nx_tensor *x, bool cl) { return cl ? x->ne[3] : x->ne[1]; }
-static int64_t dim_h(const nx_tensor *x, bool cl) { return cl ? x->ne[1] : x->ne[2]; }
-static int64_t dim_w(const nx_tensor *x, bool cl) { return cl ? x->ne[2] : x->ne[3]; }
-static void shape4(int64_t *ne, bool cl, int64_t b, int64_t c, int64_t h, int64_t w)
-{
-    ne[0] = b;
-    if (cl) ne[1] = h, ne[2] = w, ne[3] = c;
-    else ne[1] = c, ne[2] = h, ne[3] = w;
-}
-
 /* y = conv2d(x) (k x k, stride, symmetric pad), y allocated here; cl: channels last (w then
  * [O, k, k, C]). */
 static ngpt_status conv2d(nx_backend *be, bool cl, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                           const nx_tensor *b, int stride, int pad)
 {
-    int64_t k = cl ? w->ne[1] : w->ne[2], ne[4];
-    shape4(ne, cl, x->ne[0], w->ne[0], (dim_h(x, cl) + 2 * pad - k) / stride + 1, (dim_w(x, cl) + 2 * pad - k) / stride + 1);
-    NX_TRY(nx_tensor_alloc(y, be, x->dtype, 4, ne));
+    const int64_t k = cl ? w->ne[1] : w->ne[2];
+    const nx_img d = nx_img_of(x, cl);
+    NX_TRY(nx_img_new(be, x->dtype, y, cl, d.n, w->ne[0], (d.h + 2 * pad - k) / stride + 1, (d.w + 2 * pad - k) / stride + 1));
     nx_conv_params p = nx_conv_params_default();
     p.stride[0] = p.stride[1] = stride;
     p.pad[0] = p.pad[1] = pad;
@@ -476,7 +466,8 @@ static ngpt_status resnet_fwd(nx_backend *be, bool cl, const resnet *r, int grou
  * projections read [B, HW, C]: channels last is that already, NCHW is permuted there and back. */
 static ngpt_status attn_fwd(nx_backend *be, bool cl, const attn *a, int groups, nx_tensor *x)
 {
-    int64_t B = x->ne[0], C = dim_c(x, cl), H = dim_h(x, cl), W = dim_w(x, cl), S = H * W;
+    const nx_img d = nx_img_of(x, cl);
+    const int64_t B = d.n, C = d.c, H = d.h, W = d.w, S = H * W;
     nx_tensor n = {0}, t = {0}, q = {0}, k = {0}, v = {0}, o = {0}, p = {0};
     int64_t bhwc[4] = {B, H, W, C}, bsc[3] = {B, S, C}, bs1c[4] = {B, S, 1, C};
     ngpt_status s = norm(be, cl, &n, x, a->norm_w, a->norm_b, groups, false);
@@ -484,7 +475,7 @@ static ngpt_status attn_fwd(nx_backend *be, bool cl, const attn *a, int groups, 
         t = n, n = (nx_tensor){0};
     } else {
         if (s == NGPT_OK) s = nx_tensor_alloc(&t, be, x->dtype, 4, bhwc);
-        if (s == NGPT_OK) s = nx_op_permute(be, &t, &n, (const int[]){0, 2, 3, 1});
+        if (s == NGPT_OK) s = nx_img_to_nhwc(be, &t, &n);
         nx_tensor_free(&n);
     }
     nx_tensor t3;
@@ -516,7 +507,7 @@ static ngpt_status attn_fwd(nx_backend *be, bool cl, const attn *a, int groups, 
         if (s == NGPT_OK) s = nx_op_binary(be, x, &p, x, NX_BINARY_ADD);  /* (hidden + residual) / 1.0 */
     } else {
         if (s == NGPT_OK) s = nx_tensor_alloc(&n, be, x->dtype, 4, x->ne);
-        if (s == NGPT_OK) s = nx_op_permute(be, &n, &p, (const int[]){0, 3, 1, 2});
+        if (s == NGPT_OK) s = nx_img_to_nchw(be, &n, &p);
         if (s == NGPT_OK) s = nx_op_binary(be, x, &n, x, NX_BINARY_ADD);
     }
     nx_tensor_free(&p);
@@ -535,9 +526,8 @@ static ngpt_status mid_fwd(nx_backend *be, bool cl, const mid_block *m, int grou
 static ngpt_status upsample_fwd(nx_backend *be, bool cl, const nx_tensor *w, const nx_tensor *b, nx_tensor *x)
 {
     nx_tensor u = {0}, y = {0};
-    int64_t ne[4];
-    shape4(ne, cl, x->ne[0], dim_c(x, cl), dim_h(x, cl) * 2, dim_w(x, cl) * 2);
-    ngpt_status s = nx_tensor_alloc(&u, be, x->dtype, 4, ne);
+    const nx_img d = nx_img_of(x, cl);
+    ngpt_status s = nx_img_new(be, x->dtype, &u, cl, d.n, d.c, d.h * 2, d.w * 2);
     if (s == NGPT_OK) s = nx_op_resize(be, &u, x, NX_RESIZE_NEAREST, false, cl);
     if (s == NGPT_OK) {
         nx_tensor_free(x);
@@ -563,10 +553,11 @@ static ngpt_status zeros(nx_backend *be, nx_tensor *z, ngpt_dtype dt, const int6
 /* Downsample2D (use_conv, padding 0): F.pad(x, (0, 1, 0, 1)), then 3x3 stride-2 conv. */
 static ngpt_status downsample_fwd(nx_backend *be, bool cl, const nx_tensor *w, const nx_tensor *b, nx_tensor *x)
 {
-    const int64_t B = x->ne[0], C = dim_c(x, cl), H = dim_h(x, cl), W = dim_w(x, cl);
+    const nx_img d = nx_img_of(x, cl);
     const int ax_h = cl ? 1 : 2, ax_w = cl ? 2 : 3;
     int64_t zc[4], pw[4], zr[4], ph[4];
-    shape4(zc, cl, B, C, H, 1), shape4(pw, cl, B, C, H, W + 1), shape4(zr, cl, B, C, 1, W + 1), shape4(ph, cl, B, C, H + 1, W + 1);
+    nx_img_shape(zc, cl, d.n, d.c, d.h, 1), nx_img_shape(pw, cl, d.n, d.c, d.h, d.w + 1);
+    nx_img_shape(zr, cl, d.n, d.c, 1, d.w + 1), nx_img_shape(ph, cl, d.n, d.c, d.h + 1, d.w + 1);
     nx_tensor z = {0}, a = {0}, y = {0};
     ngpt_status s = zeros(be, &z, x->dtype, zc);
     if (s == NGPT_OK) s = nx_tensor_alloc(&a, be, x->dtype, 4, pw);
@@ -588,8 +579,9 @@ static ngpt_status layout_in(nx_vae *v, const nx_tensor *x, nx_tensor *tmp, cons
 {
     *in = x;
     if (!v->cl) return NGPT_OK;
-    NX_TRY(nx_tensor_alloc(tmp, v->be, x->dtype, 4, (const int64_t[]){x->ne[0], x->ne[2], x->ne[3], x->ne[1]}));
-    ngpt_status s = nx_op_permute(v->be, tmp, x, (const int[]){0, 2, 3, 1});
+    const nx_img d = nx_img_of(x, false);
+    NX_TRY(nx_img_new(v->be, x->dtype, tmp, true, d.n, d.c, d.h, d.w));
+    ngpt_status s = nx_img_to_nhwc(v->be, tmp, x);
     if (s != NGPT_OK) nx_tensor_free(tmp);
     *in = tmp;
     return s;
@@ -629,7 +621,7 @@ ngpt_status nx_vae_decode(nx_vae *v, nx_tensor *out, const nx_tensor *latents)
     nx_tensor_free(&x);
     if (s == NGPT_OK && cl) {                                                                /* conv_out, then NCHW */
         s = conv2d(be, cl, &x, &z, d->conv_out_w, d->conv_out_b, 1, 1);
-        if (s == NGPT_OK) s = nx_op_permute(be, out, &x, (const int[]){0, 3, 1, 2});
+        if (s == NGPT_OK) s = nx_img_to_nchw(be, out, &x);
         nx_tensor_free(&x);
     } else if (s == NGPT_OK) {                                                               /* conv_out, into out */
         nx_conv_params p = nx_conv_params_default();
@@ -674,8 +666,9 @@ ngpt_status nx_vae_encode(nx_vae *v, nx_tensor *mean, nx_tensor *logvar, const n
     if (s == NGPT_OK) s = conv2d(be, cl, &z, &x, v->quant_w, v->quant_b, 1, 0);             /* quant_conv: moments */
     nx_tensor_free(&x);
     if (s == NGPT_OK && cl) { /* moments back to NCHW */
-        s = nx_tensor_alloc(&x, be, z.dtype, 4, (const int64_t[]){z.ne[0], z.ne[3], z.ne[1], z.ne[2]});
-        if (s == NGPT_OK) s = nx_op_permute(be, &x, &z, (const int[]){0, 3, 1, 2});
+        const nx_img d = nx_img_of(&z, true);
+        s = nx_img_new(be, z.dtype, &x, false, d.n, d.c, d.h, d.w);
+        if (s == NGPT_OK) s = nx_img_to_nchw(be, &x, &z);
         if (s == NGPT_OK) replace(&z, &x);
     }
     if (s == NGPT_OK) s = nx_op_slice(be, mean, &z, 1, 0);                                   /* mean, logvar = chunk(2) */
