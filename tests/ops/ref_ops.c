@@ -11,6 +11,20 @@ int64_t ref_numel(int rank, const int64_t *ne)
     return n;
 }
 
+void ref_to_nhwc(float *dst, const float *src, int64_t n, int64_t c, int64_t sp)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < c; k++)
+            for (int64_t q = 0; q < sp; q++) dst[(i * sp + q) * c + k] = src[(i * c + k) * sp + q];
+}
+
+void ref_to_nhwc_d(double *dst, const double *src, int64_t n, int64_t c, int64_t sp)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < c; k++)
+            for (int64_t q = 0; q < sp; q++) dst[(i * sp + q) * c + k] = src[(i * c + k) * sp + q];
+}
+
 void ref_rms_norm(float *y, const float *x, int64_t rows, int64_t c, const float *w, double eps)
 {
     for (int64_t r = 0; r < rows; r++) {

@@ -10,6 +10,10 @@
 #include <stdint.h>
 
 int64_t ref_numel(int rank, const int64_t *ne);
+/* [n, c, sp] -> [n, sp, c]: an NCHW array in the channels-last layout (F32, and F64 for the
+ * conv references) */
+void ref_to_nhwc(float *dst, const float *src, int64_t n, int64_t c, int64_t sp);
+void ref_to_nhwc_d(double *dst, const double *src, int64_t n, int64_t c, int64_t sp);
 
 /* x[rows, c] -> y */
 void ref_rms_norm(float *y, const float *x, int64_t rows, int64_t c, const float *w, double eps);

@@ -197,14 +197,6 @@ static void test_group_norm(void)
     nx_tensor_free(&y);
 }
 
-/* [N, C, S] -> [N, S, C] on the host (the channels-last layout of an NCHW tensor) */
-static void host_to_nhwc(float *dst, const float *src, int64_t n, int64_t c, int64_t sp)
-{
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t k = 0; k < c; k++)
-            for (int64_t p = 0; p < sp; p++) dst[(i * sp + p) * c + k] = src[(i * c + k) * sp + p];
-}
-
 /* NX_GN_CHANNELS_LAST: the same numbers as the NCHW op on the permuted tensor, for group sizes
  * of 1 channel to all of them and sizes that do not fill the CPU's 64 row stripes */
 static void test_group_norm_channels_last(void)
@@ -219,12 +211,12 @@ static void test_group_norm_channels_last(void)
             nx_tensor xl = tnew(NGPT_DTYPE_F32, NE(n, h, w_, c)), yl = tnew(NGPT_DTYPE_F32, NE(n, h, w_, c));
             float *wf = NULL, *bf = NULL;
             nx_tensor w = tweight(NGPT_DTYPE_F16, NE(c), -2, 2, &wf), b = tweight(NGPT_DTYPE_F32, NE(c), -1, 1, &bf);
-            host_to_nhwc(xl.data, x.data, n, c, h * w_);
+            ref_to_nhwc(xl.data, x.data, n, c, h * w_);
             unsigned fl = silu ? NX_GN_SILU : 0;
             CHECK_OK(nx_op_group_norm(g_be, &y, &x, &w, &b, cases[ci].groups, 1e-5f, fl));
             CHECK_OK(nx_op_group_norm(g_be, &yl, &xl, &w, &b, cases[ci].groups, 1e-5f, fl | NX_GN_CHANNELS_LAST));
             float *want = fbuf(nx_numel(&y));
-            host_to_nhwc(want, y.data, n, c, h * w_);
+            ref_to_nhwc(want, y.data, n, c, h * w_);
             char what[80];
             snprintf(what, sizeof what, "group_norm channels last case %zu silu %d", ci, silu);
             test_close(what, yl.data, want, (size_t)nx_numel(&y), 1e-5f, 1e-5f);
@@ -639,11 +631,11 @@ static void test_resize_channels_last(void)
             nx_tensor y = tnew(NGPT_DTYPE_F32, NE(n, c, cases[ci].ho, cases[ci].wo));
             nx_tensor xl = tnew(NGPT_DTYPE_F32, NE(n, cases[ci].h, cases[ci].w, c));
             nx_tensor yl = tnew(NGPT_DTYPE_F32, NE(n, cases[ci].ho, cases[ci].wo, c));
-            host_to_nhwc(xl.data, x.data, n, c, cases[ci].h * cases[ci].w);
+            ref_to_nhwc(xl.data, x.data, n, c, cases[ci].h * cases[ci].w);
             CHECK_OK(nx_op_resize(g_be, &y, &x, m, mode == 2, false));
             CHECK_OK(nx_op_resize(g_be, &yl, &xl, m, mode == 2, true));
             float *want = fbuf(nx_numel(&y));
-            host_to_nhwc(want, y.data, n, c, cases[ci].ho * cases[ci].wo);
+            ref_to_nhwc(want, y.data, n, c, cases[ci].ho * cases[ci].wo);
             char what[64];
             snprintf(what, sizeof what, "resize channels last case %zu mode %d", ci, mode);
             test_close(what, yl.data, want, (size_t)nx_numel(&y), 0, 0);

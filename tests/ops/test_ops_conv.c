@@ -572,20 +572,6 @@ static void test_conv_epilogue(void)
 
 /* channels last (nx_conv_params.channels_last): x, y [N, H, W, C], w [O, kh, kw, C/g], checked
  * against the NCHW reference permuted; through nx_op_conv, so the shape rules are exercised too */
-static void nchw_to_nhwc_f(float *d, const float *s, int64_t n, int64_t c, int64_t sp)
-{
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t k = 0; k < c; k++)
-            for (int64_t q = 0; q < sp; q++) d[(i * sp + q) * c + k] = s[(i * c + k) * sp + q];
-}
-
-static void nchw_to_nhwc_d(double *d, const double *s, int64_t n, int64_t c, int64_t sp)
-{
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t k = 0; k < c; k++)
-            for (int64_t q = 0; q < sp; q++) d[(i * sp + q) * c + k] = s[(i * c + k) * sp + q];
-}
-
 static void check_conv_cl(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, int64_t kh, int64_t kw, int stride,
                           int pad, int dil, int groups, ngpt_dtype wdt, int bias, int epi)
 {
@@ -605,11 +591,11 @@ static void check_conv_cl(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W,
     test_fill(&rng, b, (size_t)O, -1, 1);
     test_fill(&rng, r, ny, -1, 1);
     round_to(wdt, w, wenc, nw); /* w now holds the stored values; wenc them in wdt */
-    nchw_to_nhwc_f(xc, x, N, C, H * W);
-    nchw_to_nhwc_f(rc, r, N, O, Ho * Wo);
+    ref_to_nhwc(xc, x, N, C, H * W);
+    ref_to_nhwc(rc, r, N, O, Ho * Wo);
     /* the filter [O, Cg, kh, kw] -> [O, kh, kw, Cg] in its dtype: permute the decoded values and
      * encode them again (exact: they are representable) */
-    nchw_to_nhwc_f(wc, w, O, C / groups, kh * kw);
+    ref_to_nhwc(wc, w, O, C / groups, kh * kw);
     round_to(wdt, wc, wenc, nw);
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xl, xc, t_be), tw = nx_view(wdt, 4, wl, wenc, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, yl, y, t_be);
@@ -627,8 +613,8 @@ static void check_conv_cl(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W,
     pr.residual = epi ? &trn : NULL;
     ref_conv(x, w, bias ? b : NULL, xs, ws, ys, 2, &pr, want, sc);
     if (epi) ref_epilogue(want, sc, ny, &pr);
-    nchw_to_nhwc_d(wantc, want, N, O, Ho * Wo);
-    nchw_to_nhwc_d(scc, sc, N, O, Ho * Wo);
+    ref_to_nhwc_d(wantc, want, N, O, Ho * Wo);
+    ref_to_nhwc_d(scc, sc, N, O, Ho * Wo);
     char what[160];
     snprintf(what, sizeof what, "conv2d channels last N=%lld C=%lld O=%lld k=%lldx%lld s=%d p=%d d=%d g=%d %s bias=%d epi=%d",
              (long long)N, (long long)C, (long long)O, (long long)kh, (long long)kw, stride, pad, dil, groups,
