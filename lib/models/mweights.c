@@ -106,15 +106,18 @@ ngpt_status nx_mw_get(nx_mw *m, const nx_tensor **out, const char *name, int ran
     return NGPT_OK;
 }
 
+ngpt_status nx_weight_reshape(nx_tensor *w, int rank, const int64_t *ne)
+{
+    const bool owns = w->owns;
+    NX_TRY(nx_reshape(w, w, rank, ne));
+    w->owns = owns;
+    return NGPT_OK;
+}
+
 ngpt_status nx_filter_to_nhwc(nx_backend *be, nx_tensor *w)
 {
     const int64_t O = w->ne[0], C = w->ne[1], kh = w->ne[2], kw = w->ne[3];
-    if (kh * kw == 1) { /* the same bytes: only the shape changes (ownership kept) */
-        const bool owns = w->owns;
-        NX_TRY(nx_reshape(w, w, 4, (const int64_t[]){O, 1, 1, C}));
-        w->owns = owns;
-        return NGPT_OK;
-    }
+    if (kh * kw == 1) return nx_weight_reshape(w, 4, (const int64_t[]){O, 1, 1, C}); /* the same bytes */
     nx_tensor t;
     NX_TRY(nx_tensor_alloc(&t, be, w->dtype, 4, (const int64_t[]){O, kh, kw, C}));
     ngpt_status s = nx_op_permute(be, &t, w, (const int[]){0, 2, 3, 1});

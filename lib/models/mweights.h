@@ -42,6 +42,9 @@ ngpt_status nx_mw_get(nx_mw *m, const nx_tensor **out, const char *name, int ran
 /* A conv filter [O, C, kh, kw] (shape checked as stored); with filters_nhwc set it is held
  * permuted to [O, kh, kw, C], the layout of nx_conv_params.channels_last. */
 ngpt_status nx_mw_get_filter(nx_mw *m, const nx_tensor **out, const char *name, const int64_t *shape);
+/* A held weight seen with another shape of the same numel, in place; a backend copy stays owned
+ * (nx_reshape alone makes a view). */
+ngpt_status nx_weight_reshape(nx_tensor *w, int rank, const int64_t *ne);
 /* w [O, C, kh, kw] -> [O, kh, kw, C] in place (a permuted copy replaces it; a 1x1 filter only
  * changes shape). */
 ngpt_status nx_filter_to_nhwc(nx_backend *be, nx_tensor *w);

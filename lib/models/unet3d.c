@@ -77,9 +77,7 @@ static ngpt_status tconv_load(tconv *t, nx_wload *wl, const char *prefix, int ch
         NX_TRY(nx_wl_get(wl, &t->norm_b[k], 1, SHAPE(ch), "%s.conv%d.0.bias", prefix, k + 1));
         NX_TRY(nx_wl_get(wl, &t->conv_w[k], 5, SHAPE(ch, ch, 3, 1, 1), "%s.conv%d.%d.weight", prefix, k + 1, ci));
         if (t->cl && !wl->record) { /* the Conv3d (3,1,1) as a (3,1) conv2d filter, channels last */
-            const bool owns = t->conv_w[k].owns;
-            NX_TRY(nx_reshape(&t->conv_w[k], &t->conv_w[k], 4, SHAPE(ch, ch, 3, 1)));
-            t->conv_w[k].owns = owns;
+            NX_TRY(nx_weight_reshape(&t->conv_w[k], 4, SHAPE(ch, ch, 3, 1)));
             NX_TRY(nx_filter_to_nhwc(wl->be, &t->conv_w[k]));
         }
         NX_TRY(nx_wl_get(wl, &t->conv_b[k], 1, SHAPE(ch), "%s.conv%d.%d.bias", prefix, k + 1, ci));

@@ -35,18 +35,6 @@ ngpt_status nx_wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *sha
 #define NX_TRYG(expr) do { if ((s = (expr)) != NGPT_OK) goto done; } while (0)
 
 /* ---------------------------------------------------------------------------------------------
- * weights */
-
-/* Reshape a loaded weight in place, keeping its ownership (a backend copy stays owned). */
-static ngpt_status reshape_weight(nx_tensor *w, int rank, const int64_t *ne)
-{
-    bool owns = w->owns;
-    NX_TRY(nx_reshape(w, w, rank, ne));
-    w->owns = owns;
-    return NGPT_OK;
-}
-
-/* ---------------------------------------------------------------------------------------------
  * Conv2d */
 
 ngpt_status nx_conv2d_load(nx_conv2d *c, nx_wload *wl, const char *prefix, int in_ch, int out_ch, int k,
@@ -344,7 +332,7 @@ ngpt_status nx_transformer2d_load(nx_transformer2d *t, nx_wload *wl, const char 
      * linear layer with the conv weight seen as (out, in): one code path for both projections */
     if (linear_proj) NX_TRYG(nx_wl_get(wl, &t->proj_in_w, 2, SHAPE(inner, in_ch), "%s.proj_in.weight", prefix));
     else NX_TRYG(nx_wl_get(wl, &t->proj_in_w, 4, SHAPE(inner, in_ch, 1, 1), "%s.proj_in.weight", prefix));
-    NX_TRYG(reshape_weight(&t->proj_in_w, 2, SHAPE(inner, in_ch)));
+    NX_TRYG(nx_weight_reshape(&t->proj_in_w, 2, SHAPE(inner, in_ch)));
     NX_TRYG(nx_wl_get(wl, &t->proj_in_b, 1, SHAPE(inner), "%s.proj_in.bias", prefix));
     t->blocks = nx_calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof *t->blocks);
     if (!t->blocks) { s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", prefix); goto done; }
@@ -355,7 +343,7 @@ ngpt_status nx_transformer2d_load(nx_transformer2d *t, nx_wload *wl, const char 
     }
     if (linear_proj) NX_TRYG(nx_wl_get(wl, &t->proj_out_w, 2, SHAPE(in_ch, inner), "%s.proj_out.weight", prefix));
     else NX_TRYG(nx_wl_get(wl, &t->proj_out_w, 4, SHAPE(in_ch, inner, 1, 1), "%s.proj_out.weight", prefix));
-    NX_TRYG(reshape_weight(&t->proj_out_w, 2, SHAPE(in_ch, inner)));
+    NX_TRYG(nx_weight_reshape(&t->proj_out_w, 2, SHAPE(in_ch, inner)));
     NX_TRYG(nx_wl_get(wl, &t->proj_out_b, 1, SHAPE(in_ch), "%s.proj_out.bias", prefix));
     return NGPT_OK;
 done:
