@@ -259,7 +259,7 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
     double t0 = bench_now();
     snprintf(p, sizeof p, "%s/%s", dir, comp);
     /* NGPT_BENCH_CHANNELS_LAST=1: the UNet and VAE NHWC inside (NGPT_DECODER_FLAG_CHANNELS_LAST) */
-    const bool cl = getenv("NGPT_BENCH_CHANNELS_LAST") && atoi(getenv("NGPT_BENCH_CHANNELS_LAST"));
+    const bool cl = bench_channels_last();
     if (cl) printf("# channels last\n");
     if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_F32, cl) != NGPT_OK) return fail("unet load");
     if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, cl) != NGPT_OK) return fail("vae load");
@@ -381,8 +381,7 @@ static int cmd_gen(const char *dir, const char *kind, double size, int steps, co
     dp.compute_dtype = cuda ? dt : NGPT_DTYPE_F32;
     const char *gr = getenv("NGPT_BENCH_CUDA_GRAPH");
     if (gr && atoi(gr)) dp.flags |= NGPT_DECODER_FLAG_CUDA_GRAPH;
-    const char *clv = getenv("NGPT_BENCH_CHANNELS_LAST");
-    if (clv && atoi(clv)) dp.flags |= NGPT_DECODER_FLAG_CHANNELS_LAST;
+    if (bench_channels_last()) dp.flags |= NGPT_DECODER_FLAG_CHANNELS_LAST;
     ngpt_decoder *dec = NULL;
     double t0 = bench_now();
     if (ngpt_decoder_create(&dec, ctx, dir, &dp) != NGPT_OK) return fail("decoder_create");

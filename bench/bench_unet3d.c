@@ -37,13 +37,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* NGPT_BENCH_CHANNELS_LAST=1: the models NHWC inside (NGPT_DECODER_FLAG_CHANNELS_LAST) */
-static bool bench_channels_last(void)
-{
-    const char *v = getenv("NGPT_BENCH_CHANNELS_LAST");
-    return v && atoi(v);
-}
-
 static const char zs_unet_config[] =
     "{\"_class_name\": \"UNet3DConditionModel\", \"_diffusers_version\": \"0.17.0\", \"act_fn\": \"silu\","
     " \"attention_head_dim\": 64, \"block_out_channels\": [320, 640, 1280, 1280], \"cross_attention_dim\": 1024,"

@@ -87,6 +87,12 @@ static inline void bench_winograd_env(nx_backend *be)
 
 static inline int bench_full(void) { return getenv("NGPT_BENCH_FULL") && atoi(getenv("NGPT_BENCH_FULL")) != 0; }
 
+/* NGPT_BENCH_CHANNELS_LAST=1: the diffusion models loaded channels last (NGPT_DECODER_FLAG_CHANNELS_LAST) */
+static inline bool bench_channels_last(void)
+{
+    return getenv("NGPT_BENCH_CHANNELS_LAST") && atoi(getenv("NGPT_BENCH_CHANNELS_LAST")) != 0;
+}
+
 /* Threads: NGPT_BENCH_THREADS or all online CPUs. */
 static inline int bench_threads(void)
 {
