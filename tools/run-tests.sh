@@ -1,8 +1,8 @@
 #!/bin/bash
 # Build libnextgpt twice — the default configuration (CUDA kernels too when the toolkit is
 # present) and a CPU-only ASan+UBSan build — run the whole test suite in both, compile a
-# release build (no tests), and end with one line "N passed, N failed, N skipped" over all
-# tests of both test builds.
+# release build (no tests), run every libFuzzer target briefly (clang), and end with one line
+# "N passed, N failed, N skipped" over all tests of both test builds and the fuzz targets.
 # usage: tools/run-tests.sh            (dependencies: tools/install-deps.sh)
 set -u
 cd "$(dirname "$0")/.."
@@ -47,6 +47,32 @@ if [ ! -f build-test-release/build.ninja ]; then
 fi
 [ -f build-test-release/build.ninja ] &&
     { ninja -C build-test-release -j "$jobs" >build-test-release.build.log 2>&1 || { tail -n 60 build-test-release.build.log; broken=1; }; }
+
+# A short coverage-guided run of every libFuzzer target (clang, ASan+UBSan): keeps the -Dfuzz=true
+# build working and tries new mutants of every parser on each run; each target counts as one test.
+# Long runs are a developer's job (tests/fuzz/run.sh, docs/architecture.md).
+if command -v clang >/dev/null; then
+    echo "=== fuzz: build (clang, libFuzzer, ASan+UBSan)"
+    if [ ! -f build-test-fuzz/build.ninja ]; then
+        CC=clang meson setup build-test-fuzz -Dfuzz=true -Dcuda=disabled -Dbench=false -Dbindings=disabled \
+            -Db_sanitize=address,undefined -Db_lundef=false >build-test-fuzz.setup.log 2>&1 ||
+            { cat build-test-fuzz.setup.log; broken=1; }
+    fi
+    if [ -f build-test-fuzz/build.ninja ]; then
+        if ninja -C build-test-fuzz -j "$jobs" >build-test-fuzz.build.log 2>&1; then
+            echo "=== fuzz: ${NGPT_FUZZ_SECONDS:-20} s a target"
+            NGPT_FUZZ_WORK=$PWD/build-test-fuzz/fuzz-work bash tests/fuzz/run.sh build-test-fuzz "${NGPT_FUZZ_SECONDS:-20}" |
+                tee build-test-fuzz.run.log
+            ok=$(grep -c ': ok (' build-test-fuzz.run.log); fail=$(grep -c ': FAILED' build-test-fuzz.run.log)
+            passed=$((passed + ok)); failed=$((failed + fail))
+        else
+            tail -n 60 build-test-fuzz.build.log; broken=1
+        fi
+    fi
+else
+    echo "=== fuzz: clang not found (tools/install-deps.sh installs it): libFuzzer runs skipped"
+    skipped=$((skipped + 1))
+fi
 
 [ "$broken" -ne 0 ] && failed=$((failed + 1)) && echo "a build or test run could not complete (counted as one failure)"
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -6,6 +6,8 @@
 #if defined(__x86_64__) || defined(__i386__)
 #  define NX_X86 1
 #  include <immintrin.h>
+#  include <cpuid.h>
+#  include <stdbool.h>
 #endif
 
 static const struct {
@@ -190,6 +192,13 @@ enum { ISA_NONE = 0, ISA_F16C = 1, ISA_AVX512 = 2 };
 
 static int g_isa_cap = ISA_AVX512;
 
+/* cpuid rather than __builtin_cpu_supports("f16c"): clang before 16 has no such feature name. */
+static bool has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
 static int isa(void)
 {
     static int cached = -1;  /* a benign race: every thread computes the same value */
@@ -198,7 +207,7 @@ static int isa(void)
         __builtin_cpu_init();
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
             c = ISA_AVX512;
-        else if (__builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c"))
+        else if (__builtin_cpu_supports("avx") && has_f16c())
             c = ISA_F16C;
         else
             c = ISA_NONE;

@@ -63,7 +63,7 @@ static ngpt_status read_cd(zip *z)
     if (count == 0xffff || cd_size == 0xffffffffu || cd_off == 0xffffffffu) {
         if (eocd < 20 || memcmp(b + eocd - 20, "PK\x06\x07", 4) != 0) return zbad(z, "ZIP64 locator missing");
         uint64_t z64 = le(b + eocd - 20 + 8, 8);
-        if (z64 > len - 56 || memcmp(b + z64, "PK\x06\x06", 4) != 0) return zbad(z, "bad ZIP64 end record");
+        if (len < 56 || z64 > len - 56 || memcmp(b + z64, "PK\x06\x06", 4) != 0) return zbad(z, "bad ZIP64 end record");
         count = le(b + z64 + 32, 8);
         cd_size = le(b + z64 + 40, 8);
         cd_off = le(b + z64 + 48, 8);

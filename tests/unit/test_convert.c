@@ -14,7 +14,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifndef __clang__ /* a gcc-only warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 static char g_tool[1024], g_tmp[256], g_pt[1200], g_ref[1200];
 

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
+#ifndef __clang__ /* a gcc-only warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #endif
 
 /* ---------------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#ifndef __clang__ /* a gcc-only warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 static char g_tmp[256];
 

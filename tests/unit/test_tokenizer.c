@@ -19,7 +19,9 @@
 
 /* Paths here are built in fixed 4 KiB buffers; truncation would only make a case fail. */
 #if defined(__GNUC__) && !defined(__clang__)
+#ifndef __clang__ /* a gcc-only warning */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 #endif
 
 /* ---------------------------------------------------------------------------------------------

@@ -108,7 +108,8 @@ static void make_copy(char *dir, const char *model, const char *cfg_key, const c
     }
     if (kind == EDIT_EXTRA) {
         shapes[k][0] = 4;
-        e[k++] = (nx_st_entry){tensor, NGPT_DTYPE_F32, 1, shapes[k - 1], extra};
+        e[k] = (nx_st_entry){tensor, NGPT_DTYPE_F32, 1, shapes[k], extra};
+        k++;
     }
     snprintf(to, sizeof to, "%s/unet/diffusion_pytorch_model.safetensors", dir);
     CHECK_OK(nx_safetensors_write(to, e, k, NULL, 0));

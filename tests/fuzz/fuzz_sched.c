@@ -1,0 +1,59 @@
+/* fuzz_sched.c — scheduler_config.json text (diffusers' DDIM, PNDM and DPM-Solver keys) and the
+ * caller's overrides, then a whole denoising loop. A config that is accepted must give
+ * timesteps inside the training range and, with a proper noise schedule (every beta in (0, 1)),
+ * finite samples. */
+#include "fuzz.h"
+
+#include <math.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    ngpt_scheduler_params p;
+    ngpt_scheduler_params_default(&p, sizeof p);
+    p.kind = (ngpt_scheduler_kind)(fuzz_take(&data, &size, 1) % 4);
+    const uint32_t o = fuzz_take(&data, &size, 1);
+    p.prediction_type = (ngpt_prediction_type)(o % 4);
+    p.algorithm_type = (ngpt_dpm_algorithm)(o / 4 % 5);
+    p.solver_type = (ngpt_dpm_solver_type)(o / 20 % 3);
+    p.solver_order = (int32_t)(o / 60 % 5); /* 4 is out of range: refused */
+    const uint32_t e = fuzz_take(&data, &size, 1);
+    p.eta = e & 1 ? (float)(e >> 1) / 64.0f : 0.0f;
+    p.use_clipped_model_output = (int32_t)(e >> 7);
+    const int32_t steps = (int32_t)(fuzz_take(&data, &size, 2) % 1100);
+
+    const int64_t blocks = nx_alloc_blocks();
+    ngpt_scheduler *s = NULL;
+    ngpt_status st = ngpt_scheduler_create_from_json(&s, (const char *)data, size, &p);
+    fuzz_status("ngpt_scheduler_create_from_json", st);
+    if (s) {
+        const float *acp = NULL;
+        size_t n_train = 0;
+        FUZZ_REQUIRE(ngpt_scheduler_alphas_cumprod(s, &acp, &n_train) == NGPT_OK && n_train > 0, "no alphas_cumprod");
+        bool sane = true;
+        /* alphas_cumprod = 1 (a zero beta) makes 1 - acp vanish: DDIM with eta > 0 and DPM-Solver divide
+         * by it and give NaN, as diffusers does on the same config */
+        for (size_t i = 0; i < n_train; i++) sane &= acp[i] > 0.0f && acp[i] < 1.0f;
+        st = ngpt_scheduler_set_timesteps(s, steps);
+        fuzz_status("ngpt_scheduler_set_timesteps", st);
+        FUZZ_REQUIRE(st == NGPT_OK || steps < 1 || (size_t)steps > n_train, "%d of %zu steps refused: %s", steps,
+                     n_train, ngpt_last_error());
+        const int64_t *ts = NULL;
+        size_t nts = 0;
+        if (st == NGPT_OK && ngpt_scheduler_timesteps(s, &ts, &nts) == NGPT_OK) {
+            float x[8] = {1, -1, 0.5f, 0, 2, -2, 0.25f, 1}, eps[8], noise[8];
+            for (size_t k = 0; k < nts; k++) {
+                FUZZ_REQUIRE(ts[k] >= 0 && (size_t)ts[k] < n_train, "timestep %lld outside [0, %zu)",
+                             (long long)ts[k], n_train);
+                for (int i = 0; i < 8; i++) eps[i] = 0.1f * x[i] + 0.05f * (float)(i - 4), noise[i] = 0.3f * (float)(4 - i);
+                st = ngpt_scheduler_step(s, eps, ts[k], x, 8, noise);
+                fuzz_status("ngpt_scheduler_step", st);
+                if (st != NGPT_OK) break;
+                for (int i = 0; i < 8 && sane && isfinite(p.eta); i++)
+                    FUZZ_REQUIRE(isfinite(x[i]), "step %zu (t=%lld): sample %d is %g", k, (long long)ts[k], i, x[i]);
+            }
+        }
+        ngpt_scheduler_free(s);
+    }
+    fuzz_no_leak("scheduler", blocks);
+    return 0;
+}
