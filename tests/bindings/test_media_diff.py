@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""Our media decoding and ImageBind transforms against the upstream Python stack itself, on
+random inputs no fixed case list holds: Pillow 9.4 + torchvision 0.14 for images, torchaudio
+0.13 for audio (Debian 12's python3-pil, python3-torchvision, python3-torchaudio: the versions
+NExT-GPT pins). The reference steps are tools/make_media_fixtures.py's imagebind_vision and
+imagebind_audio (ImageBind data.py's, with the pytorchvideo 0.1.5 clip rule re-stated).
+
+Images: sizes from 1 x 1 to 3000 wide, extreme aspect ratios, every layout Pillow writes (RGB,
+L, LA, RGBA, P with and without transparency, 16-bit gray PNG, interlaced PNG; JPEG 4:2:0 /
+4:2:2 / 4:4:4, progressive, grayscale, CMYK) with random smooth-plus-noise content. Decoded
+pixels must equal Pillow's convert("RGB") exactly; the transform within 1e-5.
+Audio: 16-bit WAV at rates from 8 kHz to 96 kHz (odd ones too), 1 to 3 channels, 0.05 s to 7 s,
+both clip rules; within the fp32-vs-fp64 tolerance rule of the golden cases.
+
+Run by meson (suite 'bindings'); exit 77 (SKIP) without Pillow, torch, torchvision or torchaudio.
+NGPT_MEDIA_DIFF_N scales the number of inputs (default 40 images and 16 sounds).
+"""
+import io
+import os
+import random
+import sys
+import tempfile
+
+try:
+    import numpy as np
+    from PIL import Image
+    import torch  # noqa: F401
+    import torchaudio  # noqa: F401
+    import torchvision  # noqa: F401
+except ImportError as e:
+    print("SKIP: %s (apt-get install python3-pil python3-torchvision python3-torchaudio)" % e)
+    sys.exit(77)
+
+import nextgpt  # noqa: E402
+
+SRC = os.environ.get("NGPT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(SRC, "tools"))
+from make_media_fixtures import audio_tol, imagebind_audio, imagebind_vision, wav_bytes  # noqa: E402
+
+
+def content(rng, w, h, channels):
+    """Smooth gradients, a hard edge and noise: bicubic overshoot and clipping get exercised."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = []
+    for c in range(channels):
+        a, b, f = rng.uniform(-2, 2), rng.uniform(-2, 2), rng.uniform(0.01, 0.3)
+        v = 128 + 90 * np.sin(f * (a * x + b * y) + c)
+        v += np.where(x > w * rng.uniform(0.2, 0.8), rng.uniform(-100, 100), 0)
+        v += np.random.default_rng(rng.randrange(1 << 30)).normal(0, rng.uniform(0, 40), (h, w))
+        out.append(v)
+    return np.clip(np.stack(out, -1), 0, 255).astype(np.uint8)
+
+
+def random_image(rng):
+    kind = rng.random()
+    if kind < 0.15:
+        w, h = rng.randint(1, 40), rng.randint(1, 40)
+    elif kind < 0.3:  # extreme aspect ratios
+        w, h = rng.randint(1, 6), rng.randint(200, 3000)
+        if rng.random() < 0.5:
+            w, h = h, w
+    else:
+        w, h = rng.randint(100, 900), rng.randint(100, 700)
+    layout = rng.choice(["RGB", "L", "LA", "RGBA", "P", "Ptrns", "I16", "RGBi", "jpg420", "jpg422", "jpg444",
+                         "jpgprog", "jpgL", "jpgCMYK"])
+    b = io.BytesIO()
+    if layout.startswith("jpg"):
+        q = rng.randint(30, 98)
+        if layout == "jpgL":
+            Image.fromarray(content(rng, w, h, 1)[:, :, 0], "L").save(b, "JPEG", quality=q)
+        elif layout == "jpgCMYK":
+            Image.fromarray(content(rng, w, h, 3)).convert("CMYK").save(b, "JPEG", quality=q)
+        else:
+            sub = {"jpg420": 2, "jpg422": 1, "jpg444": 0, "jpgprog": 2}[layout]
+            Image.fromarray(content(rng, w, h, 3)).save(b, "JPEG", quality=q, subsampling=sub,
+                                                        progressive=layout == "jpgprog")
+    elif layout == "I16":
+        v = content(rng, w, h, 1)[:, :, 0].astype(np.uint16) * rng.choice([1, 3, 257])
+        Image.fromarray(v).save(b, "PNG")
+    else:
+        n = {"RGB": 3, "L": 1, "LA": 2, "RGBA": 4, "P": 3, "Ptrns": 3, "RGBi": 3}[layout]
+        px = content(rng, w, h, n)
+        img = Image.fromarray(px[:, :, 0] if n == 1 else px, {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[n])
+        if layout == "P":
+            img.convert("P", palette=Image.ADAPTIVE, colors=rng.choice([2, 16, 256])).save(b, "PNG")
+        elif layout == "Ptrns":
+            img.convert("P", palette=Image.ADAPTIVE, colors=64).save(b, "PNG", transparency=bytes(range(0, 256, 4)))
+        else:
+            img.save(b, "PNG", interlace=1 if layout == "RGBi" else 0)  # Pillow writes no interlace: harmless
+    return "%s %dx%d" % (layout, w, h), b.getvalue()
+
+
+def random_sound(rng):
+    sr = rng.choice([8000, 11025, 12345, 16000, 22050, 24000, 32000, 44100, 48000, 96000])
+    ch = rng.randint(1, 3)
+    dur = rng.choice([0.05, 0.3, 1.0, 1.99, 2.0, 2.01, 3.3, 7.0]) if rng.random() < 0.5 else rng.uniform(0.05, 7)
+    n = max(1, int(sr * dur))
+    t = np.arange(n) / sr
+    x = np.stack([0.5 * np.sin(2 * np.pi * (rng.uniform(50, 4000) + rng.uniform(0, 500) * t) * t)
+                  + np.random.default_rng(rng.randrange(1 << 30)).normal(0, rng.uniform(0, 0.2), n)
+                  for _ in range(ch)], -1)
+    return "%d Hz x %d, %.3f s" % (sr, ch, n / sr), wav_bytes(np.clip(x, -1, 1), sr)
+
+
+def main():
+    scale = float(os.environ.get("NGPT_MEDIA_DIFF_N", "1"))
+    rng = random.Random(20261127)
+    fails = []
+    with tempfile.TemporaryDirectory() as tmp:
+        n_img = int(40 * scale)
+        for k in range(n_img):
+            what, data = random_image(rng)
+            path = os.path.join(tmp, "img_%d" % k)
+            with open(path, "wb") as f:
+                f.write(data)
+            want_px = np.asarray(Image.open(path).convert("RGB"))
+            img = nextgpt.Image.from_bytes(data, name=what)
+            got_px = img.pixels()
+            if got_px.shape != want_px.shape or not np.array_equal(got_px, want_px):
+                diff = "shape %s vs %s" % (got_px.shape, want_px.shape) if got_px.shape != want_px.shape else \
+                    "%d pixels differ, max %d" % ((got_px != want_px).sum(),
+                                                  np.abs(got_px.astype(int) - want_px).max())
+                fails.append("image %s: decoded pixels differ from Pillow's: %s" % (what, diff))
+                continue
+            want, _ = imagebind_vision(path)
+            got = img.preprocess().numpy()
+            err = float(np.abs(got - want).max())
+            if got.shape != want.shape or err > 1e-5:
+                fails.append("image %s: transform differs by %.3g" % (what, err))
+        n_snd = int(16 * scale)
+        for k in range(n_snd):
+            what, data = random_sound(rng)
+            path = os.path.join(tmp, "snd_%d.wav" % k)
+            with open(path, "wb") as f:
+                f.write(data)
+            rule = rng.choice(["pytorchvideo-0.1.5", "pytorchvideo-fixed"])
+            want, tol = audio_tol(path, rule)
+            got = nextgpt.Audio.from_bytes(data, name=what).preprocess(
+                clip_rule=0 if rule == "pytorchvideo-0.1.5" else 1).numpy()
+            err = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+            if err > tol:
+                fails.append("audio %s (%s): fbank differs by %.3g (tolerance %.3g)" % (what, rule, err, tol))
+    for f in fails:
+        print(f)
+    print("%d images and %d sounds against Pillow %s, torchvision %s, torchaudio %s: %d differ"
+          % (n_img, n_snd, Image.__version__, torchvision.__version__, torchaudio.__version__, len(fails)))
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
