@@ -580,7 +580,9 @@ typedef struct ngpt_scheduler_params {
     ngpt_dpm_solver_type solver_type;     /* DPM-Solver only; 0 = from config (default midpoint) */
     int32_t              solver_order;    /* DPM-Solver only, 1..3; 0 = from config (default 2) */
     float                eta;             /* DDIM only: 0 = deterministic (default); > 0 needs
-                                             variance_noise in every step; NaN = 0 */
+                                             variance_noise in every step; NaN = 0; negative
+                                             is refused; above 1 a step whose square-root term
+                                             goes negative is refused (diffusers: NaN) */
     int32_t              use_clipped_model_output; /* DDIM only: 1 = re-derive eps from the
                                              clipped x0 (diffusers' use_clipped_model_output) */
     uint32_t             flags;           /* reserved, must be 0 */

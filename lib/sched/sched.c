@@ -714,7 +714,16 @@ static ngpt_status plan_ddim(ngpt_scheduler *s, int64_t t, bool have_noise, nx_s
     c->sqrt_a_prev = sqrtf(a_prev);
     const float variance = (b_prev / b_t) * (1.0f - a_t / a_prev);
     c->std_dev = s->eta * sqrtf(variance);
-    c->dir = sqrtf(1.0f - a_prev - c->std_dev * c->std_dev);
+    /* (1 - a_prev - std_dev^2) >= 0 for eta <= 1 (it is b_prev a_t (1/a_prev - 1) / b_t there, up to
+     * rounding); a larger eta can make it negative, where diffusers' ** 0.5 gives NaN latents */
+    float dir2 = 1.0f - a_prev - c->std_dev * c->std_dev;
+    if (dir2 < 0.0f && dir2 > -1e-6f) dir2 = 0.0f;
+    if (!(dir2 >= 0.0f))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT,
+                      "ngpt_scheduler_step: DDIM with eta = %g at timestep %lld: 1 - alphas_cumprod[prev] - std_dev^2 = %g "
+                      "is negative (the step would take its square root: NaN in diffusers); use eta <= 1",
+                      (double)s->eta, (long long)t, (double)dir2);
+    c->dir = sqrtf(dir2);
     c->clip = s->clip_sample;
     c->clip_range = s->clip_sample_range;
     c->use_clipped = s->use_clipped;

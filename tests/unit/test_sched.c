@@ -261,6 +261,8 @@ static void test_errors(void)
     ngpt_scheduler_free(s);
 
     /* DDIM eta > 0 needs noise */
+    const int64_t *ts_ddim;
+    size_t n_ddim;
     ngpt_scheduler_params p;
     ngpt_scheduler_params_default(&p, sizeof p);
     p.kind = NGPT_SCHEDULER_DDIM;
@@ -271,6 +273,31 @@ static void test_errors(void)
     CHECK_ERR(ngpt_scheduler_step(s, m, 901, x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "variance_noise");
     CHECK_OK(ngpt_scheduler_step(s, m, 901, x, 4, m));
     ngpt_scheduler_free(s);
+
+    /* eta = 1 runs a whole schedule with finite samples; eta = 2 is refused at the first step
+     * whose (1 - alphas_cumprod[prev] - std_dev^2) ** 0.5 would be NaN, before touching x */
+    for (int e = 1; e <= 2; e++) {
+        p.eta = (float)e;
+        CHECK_OK(ngpt_scheduler_create_from_json(&s, k_sd, strlen(k_sd), &p));
+        CHECK_OK(ngpt_scheduler_set_timesteps(s, 50));
+        CHECK_OK(ngpt_scheduler_timesteps(s, &ts_ddim, &n_ddim));
+        float xs[4] = {1, -1, 0.5f, 2};
+        ngpt_status st = NGPT_OK;
+        size_t k = 0;
+        for (; k < n_ddim && st == NGPT_OK; k++) {
+            float before[4];
+            memcpy(before, xs, sizeof xs);
+            st = ngpt_scheduler_step(s, m, ts_ddim[k], xs, 4, m);
+            if (st != NGPT_OK) {
+                CHECK(strstr(ngpt_last_error(), "eta = 2") != NULL);
+                CHECK(memcmp(before, xs, sizeof xs) == 0);
+            }
+            for (int i = 0; i < 4; i++) CHECK(isfinite(xs[i]));
+        }
+        CHECK_MSG(e == 1 ? st == NGPT_OK : st == NGPT_ERR_INVALID_ARGUMENT, "eta %d: %s after %zu steps", e,
+                  ngpt_status_string(st), k);
+        ngpt_scheduler_free(s);
+    }
 
     /* DPM-Solver stepped twice at its first timestep: no out-of-bounds history read (ASan) */
     CHECK_OK(from("{\"solver_order\": 3}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s));
