@@ -102,6 +102,14 @@ def random_sound(rng):
     return "%d Hz x %d, %.3f s" % (sr, ch, n / sr), wav_bytes(np.clip(x, -1, 1), sr)
 
 
+def saved(folder, name, data):
+    """data written to folder/name (the reference reads files); returns the path."""
+    path = os.path.join(folder, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
 def main():
     scale = float(os.environ.get("NGPT_MEDIA_DIFF_N", "1"))
     rng = random.Random(20261127)
@@ -110,9 +118,7 @@ def main():
         n_img = int(40 * scale)
         for k in range(n_img):
             what, data = random_image(rng)
-            path = os.path.join(tmp, "img_%d" % k)
-            with open(path, "wb") as f:
-                f.write(data)
+            path = saved(tmp, "img_%d" % k, data)
             want_px = np.asarray(Image.open(path).convert("RGB"))
             img = nextgpt.Image.from_bytes(data, name=what)
             got_px = img.pixels()
@@ -130,9 +136,7 @@ def main():
         n_snd = int(16 * scale)
         for k in range(n_snd):
             what, data = random_sound(rng)
-            path = os.path.join(tmp, "snd_%d.wav" % k)
-            with open(path, "wb") as f:
-                f.write(data)
+            path = saved(tmp, "snd_%d.wav" % k, data)
             rule = rng.choice(["pytorchvideo-0.1.5", "pytorchvideo-fixed"])
             want, tol = audio_tol(path, rule)
             got = nextgpt.Audio.from_bytes(data, name=what).preprocess(
