@@ -61,7 +61,7 @@ if command -v clang >/dev/null; then
     if [ -f build-test-fuzz/build.ninja ]; then
         if ninja -C build-test-fuzz -j "$jobs" >build-test-fuzz.build.log 2>&1; then
             echo "=== fuzz: ${NGPT_FUZZ_SECONDS:-20} s a target"
-            NGPT_FUZZ_WORK=$PWD/build-test-fuzz/fuzz-work bash tests/fuzz/run.sh build-test-fuzz "${NGPT_FUZZ_SECONDS:-20}" |
+            NGPT_FUZZ_SEED=${NGPT_FUZZ_SEED:-1} NGPT_FUZZ_WORK=$PWD/build-test-fuzz/fuzz-work bash tests/fuzz/run.sh build-test-fuzz "${NGPT_FUZZ_SECONDS:-20}" |
                 tee build-test-fuzz.run.log
             ok=$(grep -c ': ok (' build-test-fuzz.run.log); fail=$(grep -c ': FAILED' build-test-fuzz.run.log)
             passed=$((passed + ok)); failed=$((failed + fail))
