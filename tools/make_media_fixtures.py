@@ -267,6 +267,32 @@ def main():
     os.remove(tmp)
     case("audio.fbank", "stereo48k_2_4s_fixedrule", {"file": "input.wav", "clip_rule": "pytorchvideo-fixed"}, tol,
          1e-4, src_aud, "2.4 s, 48000 Hz, 2 channels, 16-bit PCM", {"input.wav": wb}, {"fbank": fb})
+    ffmpeg_audio_cases()
+
+
+def ffmpeg_audio_cases():
+    """audio.fbank cases of formats libsndfile cannot open, which torchaudio 0.13's load hands to
+    FFmpeg (torchaudio.io._compat.load_audio): AAC in MP4 (M4A) and Opus at 16 kHz (decoded at
+    48 kHz by every reference decoder). Written with torchaudio.io.StreamWriter."""
+    import torchaudio
+    from torchaudio.io import StreamWriter
+    src = ("ImageBind data.load_and_transform_audio_data steps (torchaudio %s, load through its FFmpeg fallback, "
+           "clip sampler rule re-stated), by tools/make_media_fixtures.py" % torchaudio.__version__)
+    for name, fmt, enc, sr, secs, ch, fn, note in [
+            ("m4a_aac_22k_2_3s", "mp4", "aac", 22050, 2.3, 2, "input.m4a", "2.3 s, 22050 Hz, 2 channels, AAC in MP4"),
+            ("opus_16k_1_7s", "ogg", "libopus", 16000, 1.7, 1, "input.opus",
+             "1.7 s, encoded from 16 kHz mono, Ogg Opus (decoded at 48 kHz)")]:
+        x = 0.6 * signal(int(sr * secs), sr, ch, 23)
+        tmp = os.path.join(DATA, ".tmp_" + fn)
+        w = StreamWriter(tmp, format=fmt)
+        w.add_audio_stream(sample_rate=sr, num_channels=ch, encoder=enc)
+        with w.open():
+            w.write_audio_chunk(0, torch.from_numpy(x.astype(np.float32)))
+        data = open(tmp, "rb").read()
+        fb, tol = audio_tol(tmp, "pytorchvideo-0.1.5")
+        os.remove(tmp)
+        case("audio.fbank", name, {"file": fn, "clip_rule": "pytorchvideo-0.1.5"}, tol, 1e-4, src, note, {fn: data},
+             {"fbank": fb})
 
 
 if __name__ == "__main__":

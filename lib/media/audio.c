@@ -31,7 +31,7 @@
 #define NBINS     (NFFT / 2)
 
 /* ---------------------------------------------------------------------------------------------
- * Decoding (libsndfile, from memory through sf_open_virtual)
+ * Decoding (libsndfile, from memory through sf_open_virtual; FFmpeg for the rest: audio_av.c)
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct vio {
@@ -73,10 +73,30 @@ ngpt_status nx_audio_decode(const uint8_t *buf, size_t len, const char *name, fl
     SF_INFO info;
     memset(&info, 0, sizeof info);
     SNDFILE *sf = sf_open_virtual(&io, SFM_READ, &info, &v);
-    if (!sf)
-        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a readable audio file: %s", name, sf_strerror(NULL));
+    if (!sf) {
+        /* torchaudio.load hands what sox cannot open to FFmpeg; we do the same with libsndfile */
+        char why[160];
+        snprintf(why, sizeof why, "%s", sf_strerror(NULL));
+        ngpt_status st = nx_audio_decode_av(buf, len, name, pcm, frames, channels, rate);
+        if (st != NGPT_OK) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", ngpt_last_error());
+            return nx_err(st, "%s (libsndfile: %s)", msg, why);
+        }
+        return st;
+    }
     ngpt_status st = NGPT_OK;
     float *data = NULL;
+    /* Opus: sox (opusfile) and FFmpeg decode at 48 kHz whatever rate the encoder was given;
+     * libsndfile would decode at that input rate (another filter, another length) */
+    if ((info.format & SF_FORMAT_SUBMASK) == SF_FORMAT_OPUS) {
+        int r48 = 48000;
+        if (sf_command(sf, SFC_SET_ORIGINAL_SAMPLERATE, &r48, sizeof r48) != SF_TRUE ||
+            sf_command(sf, SFC_GET_CURRENT_SF_INFO, &info, sizeof info) != 0 || info.samplerate != 48000) {
+            st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: this libsndfile cannot decode Opus at 48 kHz", name);
+            goto done;
+        }
+    }
     if (info.channels <= 0 || info.channels > 64 || info.samplerate <= 0 || info.samplerate > 768000) {
         st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: bad audio header (%d channels, %d Hz)", name,
                     info.channels, info.samplerate);

@@ -46,9 +46,13 @@ void nx_image_postprocess(const float *img, int64_t b, int64_t h, int64_t w, uin
 /* ---- audio (audio.c) ---- */
 
 /* Decode any libsndfile format to interleaved float [frames][channels] (integer PCM scaled by
- * 1/2^(bits-1), as torchaudio.load does). *pcm is nx_malloc'ed. */
+ * 1/2^(bits-1), as torchaudio.load does); what libsndfile cannot open goes through
+ * nx_audio_decode_av, as torchaudio falls back to FFmpeg. *pcm is nx_malloc'ed. */
 ngpt_status nx_audio_decode(const uint8_t *buf, size_t len, const char *name, float **pcm,
                             int64_t *frames, int32_t *channels, int32_t *rate);
+/* The same through libavformat/libavcodec (audio_av.c): torchaudio 0.13's FFmpeg fallback. */
+ngpt_status nx_audio_decode_av(const uint8_t *buf, size_t len, const char *name, float **pcm,
+                               int64_t *frames, int32_t *channels, int32_t *rate);
 
 /* The clip rule of pytorchvideo's ConstantClipsPerVideoSampler (ngpt_clip_rule values). */
 enum { NX_CLIP_RULE_PTV015 = 0, NX_CLIP_RULE_PTV_FIXED = 1 };

@@ -17,21 +17,18 @@
  *                interpolate), Normalize (CLIP mean/std), 3 spatial crops (left/centre/right, or
  *                top/centre/bottom for portrait) -> F32 [15, 3, 2, 224, 224].
  *
- * FFmpeg's logging: the library must not print, and av_log's level is process-wide; we set it to
- * AV_LOG_QUIET once, only if it is still FFmpeg's default (an application that configured
- * av_log itself keeps its setting).
+ * FFmpeg's logging: the library must not print (av_input.c quiets it once).
  */
 #include "media.h"
 
 #include "../core/alloc.h"
+#include "av_input.h"
 
 #include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
 #include <libavutil/display.h>
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,41 +70,6 @@ static void clip_times(double ms, int k, int q, double *start, double *end)
     } else {
         *end = *start + 2.0; /* only for absurd durations */
     }
-}
-
-/* ---- memory AVIO ---- */
-
-typedef struct mem_io {
-    const uint8_t *buf;
-    int64_t len, pos;
-} mem_io;
-
-static int mem_read(void *u, uint8_t *dst, int n)
-{
-    mem_io *m = u;
-    int64_t left = m->len - m->pos;
-    if (left <= 0) return AVERROR_EOF;
-    if (n > left) n = (int)left;
-    memcpy(dst, m->buf + m->pos, (size_t)n);
-    m->pos += n;
-    return n;
-}
-
-static int64_t mem_seek(void *u, int64_t off, int whence)
-{
-    mem_io *m = u;
-    if (whence & AVSEEK_SIZE) return m->len;
-    whence &= ~AVSEEK_FORCE;
-    int64_t p = whence == SEEK_SET ? off : whence == SEEK_CUR ? m->pos + off : m->len + off;
-    if (p < 0 || p > m->len) return -1;
-    m->pos = p;
-    return p;
-}
-
-static pthread_once_t g_log_once = PTHREAD_ONCE_INIT;
-static void quiet_ffmpeg(void)
-{
-    if (av_log_get_level() == AV_LOG_INFO) av_log_set_level(AV_LOG_QUIET);
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -240,8 +202,7 @@ static void rotate_rgb(const uint8_t *src, int w, int h, int rot, uint8_t *dst)
 /* ---- the whole transform ---- */
 
 typedef struct vctx {
-    AVFormatContext *fmt;
-    AVIOContext     *io;
+    nx_av_input      in;
     AVCodecContext  *dec;
     AVPacket        *pkt;
     AVFrame         *frame;
@@ -260,11 +221,7 @@ static void vctx_free(vctx *v)
     av_frame_free(&v->frame);
     av_packet_free(&v->pkt);
     avcodec_free_context(&v->dec);
-    if (v->fmt) avformat_close_input(&v->fmt);
-    if (v->io) {
-        av_freep(&v->io->buffer);
-        avio_context_free(&v->io);
-    }
+    nx_av_input_close(&v->in);
     nx_free(v->rgb);
     nx_free(v->rot);
     for (int64_t i = 0; i < v->npkts; i++) av_packet_free(&v->pkts[i]);
@@ -274,47 +231,22 @@ static void vctx_free(vctx *v)
     nx_free(v->sc.cy);
 }
 
-static const char *averr(int e, char *buf, size_t n)
-{
-    av_strerror(e, buf, n);
-    return buf;
-}
-
 ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name, int clip_rule, float *out)
 {
-    pthread_once(&g_log_once, quiet_ffmpeg);
-    if (len == 0) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: empty file, not a video", name);
     vctx v;
     memset(&v, 0, sizeof v);
-    mem_io m = {buf, (int64_t)len, 0};
     ngpt_status st = NGPT_OK;
     char eb[128];
     int r;
-    uint8_t *iobuf = av_malloc(65536);
-    if (!iobuf || !(v.io = avio_alloc_context(iobuf, 65536, 0, &m, mem_read, NULL, mem_seek)) ||
-        !(v.fmt = avformat_alloc_context())) {
-        if (!v.io) av_free(iobuf);
-        st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate a demuxer", name);
-        goto done;
-    }
-    v.fmt->pb = v.io;
-    if ((r = avformat_open_input(&v.fmt, NULL, NULL, NULL)) < 0) {
-        /* on failure avformat_open_input frees the context */
-        st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a readable video file: %s", name, averr(r, eb, sizeof eb));
-        goto done;
-    }
-    if ((r = avformat_find_stream_info(v.fmt, NULL)) < 0) {
-        st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: cannot read stream info: %s", name, averr(r, eb, sizeof eb));
-        goto done;
-    }
+    if ((st = nx_av_input_open(&v.in, buf, len, name, "video")) != NGPT_OK) goto done;
     const AVCodec *codec = NULL;
-    int si = av_find_best_stream(v.fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    int si = av_find_best_stream(v.in.fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
     if (si < 0 || !codec) {
         st = nx_err(si == AVERROR_DECODER_NOT_FOUND ? NGPT_ERR_UNSUPPORTED : NGPT_ERR_BAD_FORMAT,
-                    "%s: no decodable video stream: %s", name, averr(si < 0 ? si : AVERROR_DECODER_NOT_FOUND, eb, sizeof eb));
+                    "%s: no decodable video stream: %s", name, nx_av_err(si < 0 ? si : AVERROR_DECODER_NOT_FOUND, eb, sizeof eb));
         goto done;
     }
-    AVStream *stream = v.fmt->streams[si];
+    AVStream *stream = v.in.fmt->streams[si];
     AVRational afr = stream->avg_frame_rate;
     if (afr.num <= 0 || afr.den <= 0) {
         st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: video stream has no average frame rate", name);
@@ -336,7 +268,7 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
         goto done;
     }
     int64_t n = 0, cap = 0;
-    while ((r = av_read_frame(v.fmt, v.pkt)) >= 0) {
+    while ((r = av_read_frame(v.in.fmt, v.pkt)) >= 0) {
         if (v.pkt->stream_index == si) {
             if (n == cap) {
                 cap = cap ? 2 * cap : 256;
@@ -363,7 +295,7 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
     }
     if (r != AVERROR_EOF) { /* decord stops with an error here too */
         st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt or truncated video: reading packet %lld of the %dx%d %s stream failed: %s",
-                    name, (long long)n, w, h, codec->name, averr(r, eb, sizeof eb));
+                    name, (long long)n, w, h, codec->name, nx_av_err(r, eb, sizeof eb));
         goto done;
     }
     if (n == 0) {
@@ -398,7 +330,7 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
     }
     v.dec->thread_count = 1;
     if ((r = avcodec_open2(v.dec, codec, NULL)) < 0) {
-        st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: cannot open the %s decoder: %s", name, codec->name, averr(r, eb, sizeof eb));
+        st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: cannot open the %s decoder: %s", name, codec->name, nx_av_err(r, eb, sizeof eb));
         goto done;
     }
     int rot = stream_rotation(stream);
@@ -421,7 +353,7 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
                 r = avcodec_send_packet(v.dec, v.pkts[next]);
                 if (r != AVERROR(EAGAIN)) next++; /* EAGAIN: drain frames first, resend */
                 if (r < 0 && r != AVERROR(EAGAIN)) {
-                    st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt video data: %s", name, averr(r, eb, sizeof eb));
+                    st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt video data: %s", name, nx_av_err(r, eb, sizeof eb));
                     goto done;
                 }
             }
@@ -461,7 +393,7 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
             av_frame_unref(v.frame);
         }
         if (r != AVERROR(EAGAIN) && r != AVERROR_EOF) {
-            st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt video data: %s", name, averr(r, eb, sizeof eb));
+            st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt video data: %s", name, nx_av_err(r, eb, sizeof eb));
             goto done;
         }
         if (eof && (r == AVERROR_EOF || !got_any)) break;

@@ -779,6 +779,52 @@ static void check_crop_window(int32_t w, int32_t h)
     free(px);
 }
 
+/* What libsndfile cannot open goes to FFmpeg, as torchaudio.load falls back to it: AAC in MP4
+ * (the golden case's file), the same cut short, a video without sound, junk (both decoders'
+ * reasons in the message). */
+static void test_audio_through_ffmpeg(void)
+{
+    char src[1400];
+    snprintf(src, sizeof src, "%s/tests/golden/vision/audio.fbank/m4a_aac_22k_2_3s/input.m4a", g_src);
+    size_t len = 0;
+    unsigned char *m4a = test_read_file(src, &len);
+    CHECK_MSG(m4a != NULL, "%s", src);
+    if (!m4a) return;
+    ngpt_audio *a = NULL;
+    CHECK_OK(ngpt_audio_load_memory(&a, m4a, len, "song.m4a"));
+    /* 2.3 s at 22050 Hz, stereo; AAC adds up to one 1024-sample frame of padding at the end */
+    CHECK(ngpt_audio_channels(a) == 2 && ngpt_audio_sample_rate(a) == 22050);
+    CHECK(ngpt_audio_frames(a) >= 50715 && ngpt_audio_frames(a) <= 50715 + 1024);
+    float peak = 0;
+    for (int64_t i = 0; a && i < 2 * ngpt_audio_frames(a); i++) peak = fmaxf(peak, fabsf(ngpt_audio_samples(a)[i]));
+    CHECK_MSG(peak > 0.1f && peak < 1.0f, "peak %g", (double)peak);
+    ngpt_audio_free(a);
+    a = NULL;
+    /* cut in the middle of its data: an error that names the file, or the samples before the cut */
+    ngpt_status st = ngpt_audio_load_memory(&a, m4a, len / 2, "cut.m4a");
+    if (st == NGPT_OK) CHECK(ngpt_audio_frames(a) > 0 && ngpt_audio_frames(a) < 50715);
+    else CHECK(strstr(ngpt_last_error(), "cut.m4a") != NULL);
+    ngpt_audio_free(a);
+    a = NULL;
+    CHECK_ERR(ngpt_audio_load_memory(&a, m4a, 200, "head.m4a"), NGPT_ERR_BAD_FORMAT, "head.m4a");
+    free(m4a);
+
+    /* a video file with no sound track */
+    ngpt_tensor frames = {0};
+    const int64_t fs[4] = {4, 16, 16, 3};
+    CHECK_OK(ngpt_tensor_create(&frames, NGPT_DTYPE_U8, 4, fs));
+    if (frames.data) memset(frames.data, 90, (size_t)ngpt_tensor_numel(&frames));
+    ngpt_blob *b = NULL;
+    if (ngpt_media_video_codec(NGPT_VIDEO_FORMAT_MP4) && ngpt_video_encode(&b, &frames, 4.0f, NGPT_VIDEO_FORMAT_MP4) == NGPT_OK) {
+        CHECK_ERR(ngpt_audio_load_memory(&a, ngpt_blob_data(b), ngpt_blob_size(b), "silent.mp4"), NGPT_ERR_BAD_FORMAT,
+                  "no decodable audio stream");
+        ngpt_blob_free(b);
+    }
+    ngpt_tensor_free(&frames);
+    CHECK_ERR(ngpt_audio_load_memory(&a, "plain text, no audio in here at all", 35, "notes.txt"), NGPT_ERR_BAD_FORMAT,
+              "libsndfile:");
+}
+
 static void test_extreme_aspect(void)
 {
     /* 1 x 16384 resizes to 224 x 3670016 (2.4 GB before this was cropped first) */
@@ -884,7 +930,8 @@ static ngpt_status alloc_case(int which)
         if (st == NGPT_OK) st = ngpt_image_preprocess(&t, img);
         ngpt_image_free(img);
     } else {
-        snprintf(p, sizeof p, "%s/tests/data/media/stereo44k.wav", g_src);
+        if (which == 3) snprintf(p, sizeof p, "%s/tests/data/media/stereo44k.wav", g_src);
+        else snprintf(p, sizeof p, "%s/tests/golden/vision/audio.fbank/m4a_aac_22k_2_3s/input.m4a", g_src);
         ngpt_audio *a = NULL;
         st = ngpt_audio_load(&a, p);
         if (st == NGPT_OK) st = ngpt_audio_preprocess(&t, a, NULL);
@@ -896,7 +943,7 @@ static ngpt_status alloc_case(int which)
 
 static void test_alloc_failures(void)
 {
-    for (int which = 0; which < 4; which++) {
+    for (int which = 0; which < 5; which++) {  /* 3 images, a WAV, an M4A (the FFmpeg path) */
         int64_t blocks = nx_alloc_blocks();
         int ok = 0;
         for (int64_t nth = 1; nth < 200 && !ok; nth++) {
@@ -932,6 +979,7 @@ int main(void)
     RUN(test_bad_video);
     RUN(test_bad_edge_cases);
     RUN(test_audio_like_sox);
+    RUN(test_audio_through_ffmpeg);
     RUN(test_extreme_aspect);
     RUN(test_video_rotation);
     RUN(test_alloc_failures);
