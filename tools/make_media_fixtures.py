@@ -268,6 +268,29 @@ def main():
     case("audio.fbank", "stereo48k_2_4s_fixedrule", {"file": "input.wav", "clip_rule": "pytorchvideo-fixed"}, tol,
          1e-4, src_aud, "2.4 s, 48000 Hz, 2 channels, 16-bit PCM", {"input.wav": wb}, {"fbank": fb})
     ffmpeg_audio_cases()
+    webp_cases()
+
+
+def webp_cases():
+    """image.preprocess cases for WebP (Pillow 9.4 opens it through libwebp's WebPAnimDecoder)."""
+    src_img = "ImageBind data.load_and_transform_vision_data steps (Pillow %s, %s), by tools/make_media_fixtures.py"
+    rgba = np.concatenate([scene(150, 260, 31), (np.arange(150 * 260) % 256).reshape(260, 150, 1).astype(np.uint8)], 2)
+    items = []
+    b = io.BytesIO(); Image.fromarray(scene(233, 180, 29)).save(b, "WEBP", quality=80)
+    items.append(("webp_lossy_q80", b.getvalue(), "233x180 lossy WebP, quality 80"))
+    b = io.BytesIO(); Image.fromarray(rgba, "RGBA").save(b, "WEBP", lossless=True)
+    items.append(("webp_lossless_rgba", b.getvalue(), "150x260 lossless WebP with alpha (dropped by convert RGB)"))
+    b = io.BytesIO()
+    frames = [Image.fromarray(scene(300, 200, s)) for s in (33, 34)]
+    frames[0].save(b, "WEBP", save_all=True, append_images=frames[1:], quality=70, duration=80)
+    items.append(("webp_animated", b.getvalue(), "300x200 animated WebP, 2 frames: the first is read"))
+    for name, data, note in items:
+        tmp = os.path.join(DATA, ".tmp.webp")
+        open(tmp, "wb").write(data)
+        px, how = imagebind_vision(tmp)
+        os.remove(tmp)
+        case("image.preprocess", name, {"file": "input.webp"}, 1e-5, 1e-5, src_img % (Image.__version__, how), note,
+             {"input.webp": data}, {"pixels": px.astype(np.float32)})
 
 
 def ffmpeg_audio_cases():

@@ -31,7 +31,7 @@
 
 #include <jpeglib.h> /* after stdio.h, which it needs */
 
-static ngpt_status check_size(const char *name, const char *fmt, int64_t w, int64_t h)
+ngpt_status nx_image_check_size(const char *name, const char *fmt, int64_t w, int64_t h)
 {
     if (w <= 0 || h <= 0)
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: %s image has invalid size %lldx%lld", name, fmt,
@@ -121,7 +121,7 @@ static ngpt_status jpeg_decode(const uint8_t *buf, size_t len, const char *name,
     jpeg_mem_src(&c.di, buf, (unsigned long)len);
     jpeg_read_header(&c.di, TRUE); /* no image (tables only, or cut before SOF): error_exit */
     int32_t w = (int32_t)c.di.image_width, h = (int32_t)c.di.image_height;
-    if ((st = check_size(name, "JPEG", w, h)) != NGPT_OK) goto done;
+    if ((st = nx_image_check_size(name, "JPEG", w, h)) != NGPT_OK) goto done;
     if (!jpeg_complete(buf, len)) {
         st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: truncated JPEG (no end-of-image marker)", name);
         goto done;
@@ -237,7 +237,7 @@ static ngpt_status png_decode(const uint8_t *buf, size_t len, const char *name, 
     png_uint_32 w = 0, h = 0;
     int depth = 0, ct = 0, interlace = 0;
     png_get_IHDR(png, info, &w, &h, &depth, &ct, &interlace, NULL, NULL);
-    if ((st = check_size(name, "PNG", w, h)) != NGPT_OK) goto done;
+    if ((st = nx_image_check_size(name, "PNG", w, h)) != NGPT_OK) goto done;
     if (depth < 8) png_set_packing(png);  /* one byte per sample, values unscaled */
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
@@ -324,16 +324,16 @@ ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name, in
         return jpeg_decode(buf, len, name, w, h, rgb);
     if (len >= 8 && memcmp(buf, png_sig, 8) == 0) return png_decode(buf, len, name, w, h, rgb);
     if (len >= 6 && (memcmp(buf, "GIF87a", 6) == 0 || memcmp(buf, "GIF89a", 6) == 0))
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: GIF images are not supported (JPEG and PNG are)", name);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: GIF images are not supported (JPEG, PNG and WebP are)", name);
     if (len >= 12 && memcmp(buf, "RIFF", 4) == 0 && memcmp(buf + 8, "WEBP", 4) == 0)
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: WebP images are not supported (JPEG and PNG are)", name);
+        return nx_webp_decode(buf, len, name, w, h, rgb);
     if (len >= 2 && buf[0] == 'B' && buf[1] == 'M')
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: BMP images are not supported (JPEG and PNG are)", name);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: BMP images are not supported (JPEG, PNG and WebP are)", name);
     if (len >= 4 && (memcmp(buf, "II*\0", 4) == 0 || memcmp(buf, "MM\0*", 4) == 0))
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF images are not supported (JPEG and PNG are)", name);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF images are not supported (JPEG, PNG and WebP are)", name);
     if (len >= 12 && memcmp(buf + 4, "ftyp", 4) == 0 &&
         (memcmp(buf + 8, "hei", 3) == 0 || memcmp(buf + 8, "hev", 3) == 0 || memcmp(buf + 8, "mif1", 4) == 0 ||
          memcmp(buf + 8, "msf1", 4) == 0 || memcmp(buf + 8, "avif", 4) == 0 || memcmp(buf + 8, "avis", 4) == 0))
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: HEIF/AVIF images are not supported (JPEG and PNG are)", name);
-    return nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JPEG or PNG image (unrecognised signature)", name);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: HEIF/AVIF images are not supported (JPEG, PNG and WebP are)", name);
+    return nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JPEG, PNG or WebP image (unrecognised signature)", name);
 }

@@ -21,11 +21,16 @@
 
 /* ---- images (image.c) ---- */
 
-/* Decode a JPEG or PNG (sniffed from the magic bytes) to packed RGB8 [h][w][3], converted as
- * Pillow's Image.convert("RGB") does. *rgb is nx_malloc'ed. NGPT_ERR_BAD_FORMAT for corrupt,
+/* Decode a JPEG, PNG or WebP (sniffed from the magic bytes) to packed RGB8 [h][w][3], converted
+ * as Pillow's Image.convert("RGB") does. *rgb is nx_malloc'ed. NGPT_ERR_BAD_FORMAT for corrupt,
  * truncated or unrecognised data, NGPT_ERR_UNSUPPORTED for too large images. */
 ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name,
                             int32_t *w, int32_t *h, uint8_t **rgb);
+
+/* NGPT_OK when a w x h image is within NX_IMAGE_MAX_SIDE / _PIXELS; `fmt` names the format. */
+ngpt_status nx_image_check_size(const char *name, const char *fmt, int64_t w, int64_t h);
+/* WebP (image_webp.c): the first frame, as Pillow 9.4 reads it through libwebp's WebPAnimDecoder. */
+ngpt_status nx_webp_decode(const uint8_t *buf, size_t len, const char *name, int32_t *w, int32_t *h, uint8_t **rgb);
 
 /* ---- ImageBind vision preprocessing (resize.c) ---- */
 

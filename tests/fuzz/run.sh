@@ -24,7 +24,7 @@ bad=0
 for t in $targets; do
     case $t in
         weights) seeds="tests/fuzz/corpus/weights tests/data tests/data/bad" ;;
-        image) seeds="tests/data/media" ;;
+        image) seeds="tests/fuzz/corpus/image tests/data/media" ;;
         audio) seeds="tests/fuzz/corpus/audio tests/data/media/stereo44k.wav" ;;
         *) seeds="tests/fuzz/corpus/$t" ;;
     esac

@@ -356,6 +356,32 @@ static void test_bad_images(void)
         free(buf);
     }
 
+    /* WebP (still and animated), cut short: refused, naming the file */
+    const char *webps[] = {"webp_lossy_q80", "webp_animated", "webp_lossless_rgba"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(src, sizeof src, "%s/tests/golden/vision/image.preprocess/%s/input.webp", g_src, webps[i]);
+        size_t len;
+        unsigned char *buf = test_read_file(src, &len);
+        CHECK_MSG(buf != NULL, "%s", src);
+        if (!buf) continue;
+        CHECK_OK(ngpt_image_load_memory(&img, buf, len, webps[i]));
+        ngpt_image_free(img);
+        img = NULL;
+        size_t cuts[] = {2, 9, 30, len / 3, len / 2, len - 30};
+        for (int c = 0; c < 6; c++) {
+            ngpt_status st = ngpt_image_load_memory(&img, buf, cuts[c], webps[i]);
+            CHECK_MSG(st == NGPT_ERR_BAD_FORMAT && strstr(ngpt_last_error(), webps[i]), "%s cut at %zu: %s %s",
+                      webps[i], cuts[c], ngpt_status_string(st), ngpt_last_error());
+            ngpt_image_free(st == NGPT_OK ? img : NULL);
+            img = NULL;
+        }
+        free(buf);
+    }
+    /* a VP8X header claiming a 20000 x 20000 canvas (and no image): refused before any allocation */
+    static const unsigned char vp8x[30] = {'R', 'I', 'F', 'F', 22, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', 'X',
+                                           10, 0, 0, 0, 0, 0, 0, 0, 0x1f, 0x4e, 0, 0x1f, 0x4e, 0};
+    CHECK_ERR(ngpt_image_load_memory(&img, vp8x, sizeof vp8x, "huge.webp"), NGPT_ERR_UNSUPPORTED, "huge.webp");
+
     /* libjpeg warns ("Corrupt JPEG data"), then fails ("Bogus Huffman table definition"): an
      * error, as Pillow's "broken data stream" (TurboJPEG reported it as a warning and the
      * library returned the never-written pixel buffer) */
