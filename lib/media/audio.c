@@ -21,6 +21,7 @@
 #include "../core/alloc.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <sndfile.h>
 #include <string.h>
 
@@ -64,10 +65,37 @@ static sf_count_t vio_write(const void *src, sf_count_t n, void *u)
 }
 static sf_count_t vio_tell(void *u) { return ((vio *)u)->pos; }
 
+/* Would libsndfile hand this to libmpg123? Raw MPEG audio (a frame sync or an ID3v2 tag first) or
+ * MPEG Layer III in WAV (format tag 0x55, plain or in WAVE_FORMAT_EXTENSIBLE). libmpg123 prints
+ * its warnings on stderr ("Note: Skipped 1024 bytes in input.") for every odd file, and libsndfile
+ * does not ask it to be quiet: such files go to FFmpeg, whose log we control. A superset of
+ * libsndfile's own test is enough. */
+static bool mpeg_audio(const uint8_t *b, size_t n)
+{
+    if (n >= 3 && memcmp(b, "ID3", 3) == 0) return true;
+    if (n >= 2 && b[0] == 0xFF && (b[1] & 0xE0) == 0xE0) return true;
+    if (n < 12 || memcmp(b, "RIFF", 4) != 0 || memcmp(b + 8, "WAVE", 4) != 0) return false;
+    for (size_t at = 12; at + 8 <= n;) {
+        const uint32_t sz = (uint32_t)b[at + 4] | (uint32_t)b[at + 5] << 8 | (uint32_t)b[at + 6] << 16 |
+                            (uint32_t)b[at + 7] << 24;
+        if (memcmp(b + at, "fmt ", 4) == 0) {
+            if (at + 10 > n) return false;
+            const unsigned tag = b[at + 8] | b[at + 9] << 8;
+            if (tag == 0x55) return true;
+            return tag == 0xFFFE && at + 34 <= n && b[at + 32] == 0x55 && b[at + 33] == 0;
+        }
+        if (sz > n - at - 8) return false;
+        at += 8 + (size_t)sz + (sz & 1);
+    }
+    return false;
+}
+
 ngpt_status nx_audio_decode(const uint8_t *buf, size_t len, const char *name, float **pcm,
                             int64_t *frames, int32_t *channels, int32_t *rate)
 {
     if (len == 0) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: empty file, not an audio file", name);
+    /* MP3 through FFmpeg, clipped to [-1, 1] as sox's path clips (torchaudio reads MP3 with sox) */
+    if (mpeg_audio(buf, len)) return nx_audio_decode_av(buf, len, name, true, pcm, frames, channels, rate);
     vio v = {buf, (sf_count_t)len, 0};
     SF_VIRTUAL_IO io = {vio_len, vio_seek, vio_read, vio_write, vio_tell};
     SF_INFO info;
@@ -77,7 +105,7 @@ ngpt_status nx_audio_decode(const uint8_t *buf, size_t len, const char *name, fl
         /* torchaudio.load hands what sox cannot open to FFmpeg; we do the same with libsndfile */
         char why[160];
         snprintf(why, sizeof why, "%s", sf_strerror(NULL));
-        ngpt_status st = nx_audio_decode_av(buf, len, name, pcm, frames, channels, rate);
+        ngpt_status st = nx_audio_decode_av(buf, len, name, false, pcm, frames, channels, rate);
         if (st != NGPT_OK) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", ngpt_last_error());

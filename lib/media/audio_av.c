@@ -6,6 +6,8 @@
  *   the end; frames converted by "aformat=sample_fmts=fltp" — integers scaled by 1/2^(bits-1)
  *   (u8 centred on 128), float and double samples as they are, NOT clipped (sox's path clips).
  *
+ * MP3 comes here too (audio.c: libsndfile's libmpg123 prints on stderr), clipped as sox clips.
+ *
  * Stricter than torchaudio where it would hand back garbage: a decoding error, a sample format,
  * channel count or rate that changes mid-stream, or a non-finite sample is NGPT_ERR_BAD_FORMAT
  * (torchaudio stops quietly or passes NaN on to the fbank). */
@@ -28,6 +30,7 @@ typedef struct actx {
     float          *pcm;
     int64_t         frames, cap;  /* frames held / room for */
     int             channels, rate;
+    bool            clip;         /* sox's [-1, 1] */
 } actx;
 
 static float sample_at(const AVFrame *f, enum AVSampleFormat fmt, int ch, int channels, int i)
@@ -86,7 +89,7 @@ static ngpt_status take_frame(actx *a, const AVFrame *f, const char *name)
             if (!isfinite(x))
                 return nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt audio: sample %lld of channel %d is not finite", name,
                               (long long)(a->frames + i), c);
-            dst[(size_t)i * (size_t)channels + (size_t)c] = x;
+            dst[(size_t)i * (size_t)channels + (size_t)c] = a->clip ? fminf(fmaxf(x, -1.0f), 1.0f) : x;
         }
     a->frames += n;
     return NGPT_OK;
@@ -109,11 +112,12 @@ static ngpt_status decode(actx *a, const AVPacket *pkt, const char *name)
     }
 }
 
-ngpt_status nx_audio_decode_av(const uint8_t *buf, size_t len, const char *name, float **pcm, int64_t *frames,
-                               int32_t *channels, int32_t *rate)
+ngpt_status nx_audio_decode_av(const uint8_t *buf, size_t len, const char *name, bool sox_clip, float **pcm,
+                               int64_t *frames, int32_t *channels, int32_t *rate)
 {
     actx a;
     memset(&a, 0, sizeof a);
+    a.clip = sox_clip;
     char eb[128];
     int r;
     ngpt_status st = nx_av_input_open(&a.in, buf, len, name, "audio");

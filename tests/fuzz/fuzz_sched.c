@@ -30,9 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n_train = 0;
         FUZZ_REQUIRE(ngpt_scheduler_alphas_cumprod(s, &acp, &n_train) == NGPT_OK && n_train > 0, "no alphas_cumprod");
         bool sane = true;
-        /* alphas_cumprod = 1 (a zero beta) makes 1 - acp vanish: DDIM with eta > 0 and DPM-Solver divide
-         * by it and give NaN, as diffusers does on the same config */
-        for (size_t i = 0; i < n_train; i++) sane &= acp[i] > 0.0f && acp[i] < 1.0f;
+        /* a zero beta makes alphas_cumprod reach 1 (1 - acp vanishes) or repeat (two timesteps with
+         * one noise level, DPM-Solver's step h = 0): DDIM with eta > 0 and DPM-Solver divide by
+         * those and give NaN, as diffusers does on the same config. Sane: every beta in (0, 1). */
+        for (size_t i = 0; i < n_train; i++) sane &= acp[i] > 0.0f && acp[i] < 1.0f && (i == 0 || acp[i] < acp[i - 1]);
         st = ngpt_scheduler_set_timesteps(s, steps);
         fuzz_status("ngpt_scheduler_set_timesteps", st);
         /* PNDM's Runge-Kutta warm-up needs 4 steps (diffusers fails below that) */

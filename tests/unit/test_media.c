@@ -851,6 +851,92 @@ static void test_audio_through_ffmpeg(void)
               "libsndfile:");
 }
 
+/* The decoders never print: FFmpeg's log is quieted, libjpeg's and libpng's messages go to our
+ * handlers, and MP3 avoids libsndfile's libmpg123 ("Note: Skipped 1024 bytes in input." on
+ * stderr). Every damaged file of every format here decodes or fails with stdout and stderr
+ * (the file descriptors, so C libraries writing directly are caught too) left empty. */
+static void test_decoders_silent(void)
+{
+    static const char *files[] = {"tests/fuzz/corpus/audio/mp3.mp3", "tests/fuzz/corpus/audio/aac.m4a",
+                                  "tests/fuzz/corpus/audio/opus16k.opus", "tests/fuzz/corpus/audio/ogg.ogg",
+                                  "tests/fuzz/corpus/audio/flac.flac", "tests/fuzz/corpus/audio/wav16.wav",
+                                  "tests/fuzz/corpus/image/lossy.webp", "tests/fuzz/corpus/video/clip.mp4",
+                                  "tests/data/media/progressive.jpg", "tests/data/media/rgb.png"};
+    char dir[] = "/tmp/ngpt_media_XXXXXX", out[64];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(out, sizeof out, "%s/output", dir);
+    fflush(stdout);
+    fflush(stderr);
+    const int saved_out = dup(1), saved_err = dup(2);
+    FILE *sink = fopen(out, "w+");
+    CHECK(sink && saved_out >= 0 && saved_err >= 0);
+    if (!sink || saved_out < 0 || saved_err < 0) return;
+    dup2(fileno(sink), 1);
+    dup2(fileno(sink), 2);
+    int tried = 0;
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", g_src, files[f]);
+        size_t len = 0;
+        unsigned char *buf = test_read_file(path, &len);
+        if (!buf || len < 64) {
+            free(buf);
+            continue;
+        }
+        /* the file, then damaged: 2000 bytes of junk inserted at a third, cut at two thirds, bytes
+         * flipped through the middle */
+        unsigned char *bad = malloc(len + 2000);
+        for (int v = 0; bad && v < 4; v++) {
+            size_t n = len;
+            memcpy(bad, buf, len);
+            if (v == 1) {
+                memmove(bad + len / 3 + 2000, bad + len / 3, len - len / 3);
+                for (size_t k = 0; k < 2000; k++) bad[len / 3 + k] = (unsigned char)(k * 131 + 7);
+                n = len + 2000;
+            } else if (v == 2) {
+                n = 2 * len / 3;
+            } else if (v == 3) {
+                for (size_t k = len / 3; k < 2 * len / 3; k += 7) bad[k] ^= 0xA5;
+            }
+            ngpt_tensor t = {0};
+            if (strstr(files[f], "/audio/")) {
+                ngpt_audio *a = NULL;
+                if (ngpt_audio_load_memory(&a, bad, n, files[f]) == NGPT_OK) (void)ngpt_audio_preprocess(&t, a, NULL);
+                ngpt_audio_free(a);
+            } else if (strstr(files[f], "/video/")) {
+                (void)ngpt_video_preprocess_memory(&t, bad, n, files[f], NULL);
+            } else {
+                ngpt_image *img = NULL;
+                if (ngpt_image_load_memory(&img, bad, n, files[f]) == NGPT_OK) (void)ngpt_image_preprocess(&t, img);
+                ngpt_image_free(img);
+            }
+            ngpt_tensor_free(&t);
+            tried++;
+        }
+        free(bad);
+        free(buf);
+    }
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    fseek(sink, 0, SEEK_END);
+    const long printed = ftell(sink);
+    CHECK_MSG(tried >= 30, "only %d inputs tried", tried);
+    if (printed > 0) {
+        char text[512] = {0};
+        fseek(sink, 0, SEEK_SET);
+        size_t got = fread(text, 1, sizeof text - 1, sink);
+        text[got] = 0;
+        CHECK_MSG(0, "the decoders printed %ld bytes: %s", printed, text);
+    }
+    fclose(sink);
+    unlink(out);
+    rmdir(dir);
+}
+
 static void test_extreme_aspect(void)
 {
     /* 1 x 16384 resizes to 224 x 3670016 (2.4 GB before this was cropped first) */
@@ -1006,6 +1092,7 @@ int main(void)
     RUN(test_bad_edge_cases);
     RUN(test_audio_like_sox);
     RUN(test_audio_through_ffmpeg);
+    RUN(test_decoders_silent);
     RUN(test_extreme_aspect);
     RUN(test_video_rotation);
     RUN(test_alloc_failures);
