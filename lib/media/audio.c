@@ -73,7 +73,7 @@ static sf_count_t vio_tell(void *u) { return ((vio *)u)->pos; }
 static bool mpeg_audio(const uint8_t *b, size_t n)
 {
     if (n >= 3 && memcmp(b, "ID3", 3) == 0) return true;
-    if (n >= 2 && b[0] == 0xFF && (b[1] & 0xE0) == 0xE0) return true;
+    if (n >= 2 && b[0] == 0xFF && (b[1] & 0xE0) == 0xE0 && (b[1] & 0x06) != 0) return true; /* layer I-III, not ADTS */
     if (n < 12 || memcmp(b, "RIFF", 4) != 0 || memcmp(b + 8, "WAVE", 4) != 0) return false;
     for (size_t at = 12; at + 8 <= n;) {
         const uint32_t sz = (uint32_t)b[at + 4] | (uint32_t)b[at + 5] << 8 | (uint32_t)b[at + 6] << 16 |
