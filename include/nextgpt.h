@@ -647,8 +647,9 @@ NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *ou
  *     ngpt_image_free(img);
  *
  * Images: JPEG (baseline, progressive, grayscale, CMYK; libjpeg-turbo), PNG (every colour
- * type and bit depth, interlaced; libpng) and WebP (lossy, lossless, alpha; the first frame of
- * an animation; libwebp), recognised by their first bytes, not by the file name.
+ * type and bit depth, interlaced; libpng), WebP (lossy, lossless, alpha; the first frame of
+ * an animation; libwebp) and GIF (the first image, laid out as Pillow does; giflib),
+ * recognised by their first bytes, not by the file name.
  * Pixels are RGB8 as Pillow's convert("RGB") gives them: alpha is dropped (not composited),
  * palettes looked up, 16-bit samples reduced as Pillow does, EXIF orientation NOT applied.
  * Images larger than 16384 pixels a side or 2^28 pixels are refused (NGPT_ERR_UNSUPPORTED).

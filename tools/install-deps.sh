@@ -10,7 +10,7 @@
 set -eu
 pkgs="meson ninja-build pkg-config gcc libc6-dev
       libdnnl-dev libjansson-dev
-      libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libsndfile1-dev
+      libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libsndfile1-dev
       libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
       libpcre2-dev libicu-dev libopenblas-dev
       python3 python3-pycparser python3-numpy bindgen cargo"

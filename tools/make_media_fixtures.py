@@ -269,6 +269,7 @@ def main():
          1e-4, src_aud, "2.4 s, 48000 Hz, 2 channels, 16-bit PCM", {"input.wav": wb}, {"fbank": fb})
     ffmpeg_audio_cases()
     webp_cases()
+    gif_cases()
 
 
 def webp_cases():
@@ -291,6 +292,66 @@ def webp_cases():
         os.remove(tmp)
         case("image.preprocess", name, {"file": "input.webp"}, 1e-5, 1e-5, src_img % (Image.__version__, how), note,
              {"input.webp": data}, {"pixels": px.astype(np.float32)})
+
+
+def raw_gif(rng, w, h):
+    """A GIF Pillow does not write: a first image smaller than the screen at an offset or reaching
+    past it, a local or no colour table, a short table, a transparent index, interlaced rows."""
+    import struct
+    sw, sh = rng.randint(1, w + 8), rng.randint(1, h + 8)
+    x0, y0 = rng.randint(0, 6), rng.randint(0, 6)
+    bits = rng.randint(1, 8)
+    n_used = rng.randint(2, 1 << bits) if rng.random() < 0.7 else (1 << bits)
+    table = bytes(rng.randrange(256) for _ in range(3 * n_used)) + b"\0" * (3 * ((1 << bits) - n_used))
+    kind = rng.choice(["global", "local", "none"])
+    out = b"GIF89a" + struct.pack("<HH", sw, sh)
+    out += bytes([0x80 | (bits - 1) if kind != "none" else 0, rng.randrange(256), 0])
+    if kind != "none":
+        out += table
+    if rng.random() < 0.5:
+        out += b"\x21\xf9\x04" + bytes([1, 0, 0, rng.randrange(1 << bits), 0])
+    interlace = rng.random() < 0.3
+    flags = (0x40 if interlace else 0) | ((0x80 | (bits - 1)) if kind == "local" else 0)
+    out += b"," + struct.pack("<HHHH", x0, y0, w, h) + bytes([flags]) + (table if kind == "local" else b"")
+    # LZW with 9-bit codes only: a clear code every 200 pixels keeps the table from growing
+    codes = []
+    for i in range(w * h):
+        if i % 200 == 0:
+            codes.append(256)
+        codes.append(rng.randrange(1 << bits) if rng.random() < 0.9 else rng.randrange(256))
+    codes.append(257)
+    acc, nb, bs = 0, 0, bytearray()
+    for c in codes:
+        acc |= c << nb
+        nb += 9
+        while nb >= 8:
+            bs.append(acc & 255)
+            acc >>= 8
+            nb -= 8
+    if nb:
+        bs.append(acc & 255)
+    out += bytes([8]) + b"".join(bytes([len(bs[i:i + 255])]) + bytes(bs[i:i + 255]) for i in range(0, len(bs), 255))
+    return out + b"\0;"
+
+
+
+def gif_cases():
+    """image.preprocess cases for GIF: an interlaced adaptive-palette GIF from Pillow, and a hand-made
+    one (raw_gif) whose first image is offset in its screen."""
+    import random
+    src_img = "ImageBind data.load_and_transform_vision_data steps (Pillow %s, %s), by tools/make_media_fixtures.py"
+    b = io.BytesIO()
+    Image.fromarray(scene(241, 197, 41)).convert("P", palette=Image.ADAPTIVE, colors=64).save(b, "GIF", interlace=True)
+    items = [("gif_interlaced", b.getvalue(), "241x197 interlaced GIF, 64-colour adaptive palette (Pillow)")]
+    rng = random.Random(43)
+    items.append(("gif_offset_frame", raw_gif(rng, 150, 120), "hand-made GIF: first image offset in its screen"))
+    for name, data, note in items:
+        tmp = os.path.join(DATA, ".tmp.gif")
+        open(tmp, "wb").write(data)
+        px, how = imagebind_vision(tmp)
+        os.remove(tmp)
+        case("image.preprocess", name, {"file": "input.gif"}, 1e-5, 1e-5, src_img % (Image.__version__, how), note,
+             {"input.gif": data}, {"pixels": px.astype(np.float32)})
 
 
 def ffmpeg_audio_cases():

@@ -324,16 +324,16 @@ ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name, in
         return jpeg_decode(buf, len, name, w, h, rgb);
     if (len >= 8 && memcmp(buf, png_sig, 8) == 0) return png_decode(buf, len, name, w, h, rgb);
     if (len >= 6 && (memcmp(buf, "GIF87a", 6) == 0 || memcmp(buf, "GIF89a", 6) == 0))
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: GIF images are not supported (JPEG, PNG and WebP are)", name);
+        return nx_gif_decode(buf, len, name, w, h, rgb);
     if (len >= 12 && memcmp(buf, "RIFF", 4) == 0 && memcmp(buf + 8, "WEBP", 4) == 0)
         return nx_webp_decode(buf, len, name, w, h, rgb);
     if (len >= 2 && buf[0] == 'B' && buf[1] == 'M')
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: BMP images are not supported (JPEG, PNG and WebP are)", name);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: BMP images are not supported (JPEG, PNG, WebP and GIF are)", name);
     if (len >= 4 && (memcmp(buf, "II*\0", 4) == 0 || memcmp(buf, "MM\0*", 4) == 0))
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF images are not supported (JPEG, PNG and WebP are)", name);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF images are not supported (JPEG, PNG, WebP and GIF are)", name);
     if (len >= 12 && memcmp(buf + 4, "ftyp", 4) == 0 &&
         (memcmp(buf + 8, "hei", 3) == 0 || memcmp(buf + 8, "hev", 3) == 0 || memcmp(buf + 8, "mif1", 4) == 0 ||
          memcmp(buf + 8, "msf1", 4) == 0 || memcmp(buf + 8, "avif", 4) == 0 || memcmp(buf + 8, "avis", 4) == 0))
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: HEIF/AVIF images are not supported (JPEG, PNG and WebP are)", name);
-    return nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JPEG, PNG or WebP image (unrecognised signature)", name);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: HEIF/AVIF images are not supported (JPEG, PNG, WebP and GIF are)", name);
+    return nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JPEG, PNG, WebP or GIF image (unrecognised signature)", name);
 }

@@ -21,7 +21,7 @@
 
 /* ---- images (image.c) ---- */
 
-/* Decode a JPEG, PNG or WebP (sniffed from the magic bytes) to packed RGB8 [h][w][3], converted
+/* Decode a JPEG, PNG, WebP or GIF (sniffed from the magic bytes) to packed RGB8 [h][w][3], converted
  * as Pillow's Image.convert("RGB") does. *rgb is nx_malloc'ed. NGPT_ERR_BAD_FORMAT for corrupt,
  * truncated or unrecognised data, NGPT_ERR_UNSUPPORTED for too large images. */
 ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name,
@@ -31,6 +31,8 @@ ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name,
 ngpt_status nx_image_check_size(const char *name, const char *fmt, int64_t w, int64_t h);
 /* WebP (image_webp.c): the first frame, as Pillow 9.4 reads it through libwebp's WebPAnimDecoder. */
 ngpt_status nx_webp_decode(const uint8_t *buf, size_t len, const char *name, int32_t *w, int32_t *h, uint8_t **rgb);
+/* GIF (image_gif.c): the first image, laid out and converted as Pillow 9.4 does. */
+ngpt_status nx_gif_decode(const uint8_t *buf, size_t len, const char *name, int32_t *w, int32_t *h, uint8_t **rgb);
 
 /* ---- ImageBind vision preprocessing (resize.c) ---- */
 

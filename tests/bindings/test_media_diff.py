@@ -7,8 +7,9 @@ imagebind_audio (ImageBind data.py's, with the pytorchvideo 0.1.5 clip rule re-s
 
 Images: sizes from 1 x 1 to 3000 wide, extreme aspect ratios, every layout Pillow writes (RGB,
 L, LA, RGBA, P with and without transparency, 16-bit gray PNG, interlaced PNG; JPEG 4:2:0 /
-4:2:2 / 4:4:4, progressive, grayscale, CMYK; WebP lossy, lossless, with alpha, animated) with
-random smooth-plus-noise content. Decoded
+4:2:2 / 4:4:4, progressive, grayscale, CMYK; WebP lossy, lossless, with alpha, animated; GIF,
+animated, and hand-made GIFs with offset, oversized, interlaced first images, local, short or no
+colour tables and transparent indices) with random smooth-plus-noise content. Decoded
 pixels must equal Pillow's convert("RGB") exactly; the transform within 1e-5.
 Audio: 16-bit WAV at rates from 8 kHz to 96 kHz (odd ones too), 1 to 3 channels, 0.05 s to 7 s,
 and AAC (MP4), MP3, Opus and FLAC files written by FFmpeg; both clip rules; within the fp32-vs-fp64
@@ -37,7 +38,7 @@ import nextgpt  # noqa: E402
 
 SRC = os.environ.get("NGPT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tools"))
-from make_media_fixtures import audio_tol, imagebind_audio, imagebind_vision, wav_bytes  # noqa: E402
+from make_media_fixtures import audio_tol, imagebind_vision, raw_gif, wav_bytes  # noqa: E402
 
 
 def content(rng, w, h, channels):
@@ -64,9 +65,20 @@ def random_image(rng):
     else:
         w, h = rng.randint(100, 900), rng.randint(100, 700)
     layout = rng.choice(["RGB", "L", "LA", "RGBA", "P", "Ptrns", "I16", "RGBi", "jpg420", "jpg422", "jpg444",
-                         "jpgprog", "jpgL", "jpgCMYK", "webp", "webpLossless", "webpRGBA", "webpAnim"])
+                         "jpgprog", "jpgL", "jpgCMYK", "webp", "webpLossless", "webpRGBA", "webpAnim",
+                         "gif", "gifAnim", "gifRaw"])
     b = io.BytesIO()
-    if layout.startswith("webp"):
+    if layout == "gifRaw":
+        w, h = min(w, 200), min(h, 200)
+        return "%s %dx%d" % (layout, w, h), raw_gif(rng, w, h)
+    if layout.startswith("gif"):
+        img = Image.fromarray(content(rng, w, h, 3)).convert("P", palette=Image.ADAPTIVE, colors=rng.choice([4, 64, 256]))
+        if layout == "gifAnim":
+            img.save(b, "GIF", save_all=True, append_images=[img.rotate(90)], transparency=rng.randrange(4),
+                     interlace=rng.random() < 0.5)
+        else:
+            img.save(b, "GIF", interlace=rng.random() < 0.5)
+    elif layout.startswith("webp"):
         q = rng.randint(20, 100)
         if layout == "webpRGBA":
             Image.fromarray(content(rng, w, h, 4), "RGBA").save(b, "WEBP", quality=q, lossless=rng.random() < 0.5)

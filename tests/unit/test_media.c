@@ -326,7 +326,10 @@ static void test_bad_images(void)
 
     snprintf(p, sizeof p, "%s/a.gif", dir);
     write_file(p, "GIF89a\1\0\1\0", 10);
-    CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_UNSUPPORTED, "a.gif");
+    CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "a.gif"); /* cut in its screen descriptor */
+    snprintf(p, sizeof p, "%s/a.bmp", dir);
+    write_file(p, "BM\x36\0\0\0\0\0\0\0\x36\0\0\0", 14);
+    CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_UNSUPPORTED, "BMP");
 
     /* truncated JPEG / PNG, and a JPEG with garbage after its header, at several lengths */
     const char *names[] = {"rgb_q90.jpg", "progressive.jpg", "rgb.png", "interlaced.png"};
@@ -356,10 +359,11 @@ static void test_bad_images(void)
         free(buf);
     }
 
-    /* WebP (still and animated), cut short: refused, naming the file */
-    const char *webps[] = {"webp_lossy_q80", "webp_animated", "webp_lossless_rgba"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(src, sizeof src, "%s/tests/golden/vision/image.preprocess/%s/input.webp", g_src, webps[i]);
+    /* WebP (still and animated) and GIF, cut short: refused, naming the file */
+    const char *webps[] = {"webp_lossy_q80/input.webp", "webp_animated/input.webp", "webp_lossless_rgba/input.webp",
+                           "gif_interlaced/input.gif", "gif_offset_frame/input.gif"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(src, sizeof src, "%s/tests/golden/vision/image.preprocess/%s", g_src, webps[i]);
         size_t len;
         unsigned char *buf = test_read_file(src, &len);
         CHECK_MSG(buf != NULL, "%s", src);
@@ -369,6 +373,8 @@ static void test_bad_images(void)
         img = NULL;
         size_t cuts[] = {2, 9, 30, len / 3, len / 2, len - 30};
         for (int c = 0; c < 6; c++) {
+            /* a GIF cut after its image data (in the trailer) is whole: Pillow reads it too */
+            if (strstr(webps[i], ".gif") && cuts[c] >= len - 2) continue;
             ngpt_status st = ngpt_image_load_memory(&img, buf, cuts[c], webps[i]);
             CHECK_MSG(st == NGPT_ERR_BAD_FORMAT && strstr(ngpt_last_error(), webps[i]), "%s cut at %zu: %s %s",
                       webps[i], cuts[c], ngpt_status_string(st), ngpt_last_error());
