@@ -8,10 +8,12 @@
 # into tests/fuzz/corpus/TARGET/ with the fix, so that the replay test keeps it fixed.
 # NGPT_FUZZ_SEED fixes libFuzzer's seed (CI sets 1: the same mutants on every run, so that a
 # landing is never blocked by a find of chance; developers' runs default to a random seed).
+# -timeout=120: a 441-byte JPEG may legitimately claim 76 megapixels (Pillow decodes it too), a
+# second's work that ASan and the coverage hooks stretch past 30 s.
 # Exit 0 when every target ran clean.
 set -u
 cd "$(dirname "$0")/../.."
-[ $# -ge 2 ] || { sed -n 2,11p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,13p "$0"; exit 2; }
 build=$1 secs=$2
 shift 2
 targets=${*:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')}
@@ -36,7 +38,7 @@ for t in $targets; do
         dirs="$dirs $s"
     done
     # shellcheck disable=SC2086
-    "$build/tests/fuzz/fuzz_$t" -seed="${NGPT_FUZZ_SEED:-0}" -max_total_time="$secs" -timeout=30 -rss_limit_mb=6000 -max_len=65536 \
+    "$build/tests/fuzz/fuzz_$t" -seed="${NGPT_FUZZ_SEED:-0}" -max_total_time="$secs" -timeout=120 -rss_limit_mb=6000 -max_len=65536 \
         -artifact_prefix="$work/$t-" -print_final_stats=1 "$work/$t" $dirs >"$work/$t.log" 2>&1
     rc=$?
     execs=$(awk '/^stat::number_of_executed_units/ {print $2}' "$work/$t.log")
