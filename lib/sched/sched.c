@@ -275,6 +275,11 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
     if (ddim || pndm) {
         NX_TRY(cfg_bool(cfg, "set_alpha_to_one", ddim, &set_alpha_to_one));
         NX_TRY(cfg_int(cfg, "steps_offset", 0, &s->steps_offset));
+        /* beyond +-T every timestep falls outside alphas_cumprod (diffusers: IndexError at the
+         * first step); refusing it here also keeps i * ratio + steps_offset from overflowing */
+        if (s->steps_offset < -s->T || s->steps_offset > s->T)
+            return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: steps_offset %lld is outside [-%lld, %lld] "
+                          "(num_train_timesteps)", (long long)s->steps_offset, (long long)s->T, (long long)s->T);
     }
     if (ddim) {
         double range;
@@ -633,6 +638,13 @@ NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)
     case NGPT_SCHEDULER_PNDM: st = set_pndm(s, n); break;
     default: st = set_dpm(s, n); break;
     }
+    /* steps_offset can push the largest timesteps past the schedule (diffusers fails at the step,
+     * indexing alphas_cumprod; python's negative indices reach back to -T) */
+    for (size_t i = 0; st == NGPT_OK && i < s->n_ts; i++)
+        if (s->ts[i] < -s->T || s->ts[i] >= s->T)
+            st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_set_timesteps: %d steps with steps_offset %lld give "
+                        "timestep %lld, outside the %lld of alphas_cumprod", n, (long long)s->steps_offset,
+                        (long long)s->ts[i], (long long)s->T);
     if (st != NGPT_OK) { s->n_inference = 0; s->n_ts = 0; return st; }
     s->n_inference = n;
     free_state(s);

@@ -45,8 +45,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (st == NGPT_OK && ngpt_scheduler_timesteps(s, &ts, &nts) == NGPT_OK) {
             float x[8] = {1, -1, 0.5f, 0, 2, -2, 0.25f, 1}, eps[8], noise[8];
             for (size_t k = 0; k < nts; k++) {
-                FUZZ_REQUIRE(ts[k] >= 0 && (size_t)ts[k] < n_train, "timestep %lld outside [0, %zu)",
-                             (long long)ts[k], n_train);
+                /* a negative steps_offset gives python-style negative indices, down to -T */
+                FUZZ_REQUIRE(ts[k] >= -(int64_t)n_train && ts[k] < (int64_t)n_train, "timestep %lld outside [-%zu, %zu)",
+                             (long long)ts[k], n_train, n_train);
                 for (int i = 0; i < 8; i++) eps[i] = 0.1f * x[i] + 0.05f * (float)(i - 4), noise[i] = 0.3f * (float)(4 - i);
                 st = ngpt_scheduler_step(s, eps, ts[k], x, 8, noise);
                 fuzz_status("ngpt_scheduler_step", st);

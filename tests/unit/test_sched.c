@@ -299,6 +299,15 @@ static void test_errors(void)
         ngpt_scheduler_free(s);
     }
 
+    /* steps_offset past num_train_timesteps: refused at create; one that pushes the largest
+     * timestep past the schedule: refused at set_timesteps (diffusers: IndexError at the step) */
+    CHECK_ERR(from("{\"_class_name\": \"PNDMScheduler\", \"skip_prk_steps\": true, \"steps_offset\": 1555555555555555}",
+                   NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_BAD_FORMAT, "steps_offset");
+    CHECK_OK(from("{\"_class_name\": \"DDIMScheduler\", \"steps_offset\": 99}", NGPT_SCHEDULER_AUTO, &s));
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 10));                                      /* 900 + 99 is in, */
+    CHECK_ERR(ngpt_scheduler_set_timesteps(s, 1000), NGPT_ERR_INVALID_ARGUMENT, "1098"); /* 999 + 99 is not */
+    ngpt_scheduler_free(s);
+
     /* DPM-Solver stepped twice at its first timestep: no out-of-bounds history read (ASan) */
     CHECK_OK(from("{\"solver_order\": 3}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s));
     CHECK_OK(ngpt_scheduler_set_timesteps(s, 5));
