@@ -59,8 +59,9 @@ ngpt_status nx_gif_decode(const uint8_t *buf, size_t len, const char *name, int3
             int code = 0;
             GifByteType *ext = NULL;
             if (DGifGetExtension(g, &code, &ext) == GIF_ERROR) goto giferr;
-            /* the last graphic control block before the image decides (as Pillow reads them) */
-            if (code == GRAPHICS_EXT_FUNC_CODE && ext && ext[0] >= 4) trns = (ext[1] & 1) ? ext[4] : -1;
+            /* a graphic control block with the transparency flag sets the index; one without it
+             * leaves an earlier one's (as Pillow reads them) */
+            if (code == GRAPHICS_EXT_FUNC_CODE && ext && ext[0] >= 4 && (ext[1] & 1)) trns = ext[4];
             while (ext) if (DGifGetExtensionNext(g, &ext) == GIF_ERROR) goto giferr;
         }
     }
@@ -82,8 +83,8 @@ ngpt_status nx_gif_decode(const uint8_t *buf, size_t len, const char *name, int3
     }
     memset(idx, trns >= 0 ? trns : 0, (size_t)(cw * ch));
     static const int start[4] = {0, 4, 2, 1}, step[4] = {8, 8, 4, 2};
-    for (int pass = 0, k = 0; pass < (d->Interlace ? 4 : 1); pass++)
-        for (int64_t y = d->Interlace ? start[pass] : 0; y < fh; y += d->Interlace ? step[pass] : 1, k++) {
+    for (int pass = 0; pass < (d->Interlace ? 4 : 1); pass++)
+        for (int64_t y = d->Interlace ? start[pass] : 0; y < fh; y += d->Interlace ? step[pass] : 1) {
             if (DGifGetLine(g, row, (int)fw) == GIF_ERROR) goto giferr;
             memcpy(idx + (y0 + y) * cw + x0, row, (size_t)fw);
         }
