@@ -3,9 +3,11 @@
 # machines are bare (no Debian packages, nothing to install from) and take at most 64 MiB of tree:
 #   - the CUDA build's test, case-runner and benchmark binaries (built here, sm_90; bench_unet
 #     writes its full-size random SD 1.5 checkpoint on the GPU machine at run time, nothing carried);
-#   - the non-system libraries they need (oneDNN, ICU, PCRE2, jansson, libgomp), xz-compressed;
+#   - the non-system libraries they need (oneDNN, ICU (its data library emptied), PCRE2, jansson,
+#     libgomp), xz-compressed;
 #   - stand-ins for the audio/video codec libraries (bench/gpu_stubs.py explains why; libpng,
-#     libjpeg (decoding) and libturbojpeg (encoding) travel as they are);
+#     libjpeg (decoding), libturbojpeg (encoding), libwebp, libwebpdemux and libgif travel as
+#     they are: small, and nothing beyond libc);
 #   - the shared golden cases minus the media-decoding stages (the stubs cannot decode).
 # Then: device run with carry [".device"] and command `bench/gpu_remote.sh`.
 set -eu
@@ -21,15 +23,31 @@ bins="tools/ngpt-case tests/gpu/test_ops_cuda tests/gpu/test_context_cuda tests/
 for b in $bins; do cp "$B/$b" "$D/stage/bin/"; done
 cp -L "$B/lib/libnextgpt.so.0" "$D/stage/bin/"
 python3 bench/gpu_stubs.py "$D/stage/lib" "$D/stage/bin/libnextgpt.so.0" $(for b in $bins; do echo "$D/stage/bin/$(basename $b)"; done)
-for l in libdnnl.so libicuuc.so libicudata.so libpcre2-8.so libjansson.so libgomp.so libturbojpeg.so libjpeg.so libpng16.so; do
+for l in libdnnl.so libicuuc.so libpcre2-8.so libjansson.so libgomp.so libturbojpeg.so libjpeg.so libpng16.so \
+         libwebp.so libwebpdemux.so libgif.so; do
     p=$(ldd "$D/stage/bin/libnextgpt.so.0" | awk -v l="$l" 'index($1, l) == 1 {print $3}')
     [ -n "$p" ] && cp -L "$p" "$D/stage/lib/"
 done
+# ICU's data library is 31 MB (7 MB compressed) and the library needs none of it: NFC, case
+# mapping and character properties are built into libicuuc (all golden cases and test_clip pass
+# with an empty ICU data package, 2026-11-27). An empty package under the same SONAME travels
+# (icupkg and genccode: Debian's icu-devtools), else the real one.
+icudata=$(ldd "$D/stage/bin/libnextgpt.so.0" | awk 'index($1, "libicudata.so") == 1 {print $1 " " $3}')
+soname=${icudata%% *}
+if [ -n "$icudata" ] && command -v icupkg > /dev/null && command -v genccode > /dev/null; then
+    t=$(mktemp -d)
+    major=${soname##*.so.}
+    icupkg -tl new "$t/empty.dat" && genccode -d "$t" "$t/empty.dat" > /dev/null &&
+        sed -i "s/} empty_dat={/} icudt${major}_dat={/" "$t/empty_dat.c" &&
+        cc -shared -fPIC -O2 -Wl,-soname,"$soname" -o "$D/stage/lib/$soname" "$t/empty_dat.c"
+    rm -rf "$t"
+fi
+[ -n "$icudata" ] && [ ! -f "$D/stage/lib/$soname" ] && cp -L "${icudata#* }" "$D/stage/lib/"
 mkdir -p "$D/stage/golden"
 tar -C "$GOLDEN/.." -cf - --exclude='image.preprocess' --exclude='video.preprocess' --exclude='audio.fbank' \
     "$(basename "$GOLDEN")" | tar -C "$D/stage" -xf -
 # the tree that travels is capped at 64 MiB: symbols out, strongest xz
 strip --strip-unneeded "$D"/stage/bin/* "$D"/stage/lib/*.so* 2> /dev/null || true
-XZ_OPT="-9 -T2" tar -C "$D/stage" -cJf "$D/pack.tar.xz" .
+XZ_OPT="-9e -T1 --lzma2=preset=9e,dict=384MiB" tar -C "$D/stage" -cJf "$D/pack.tar.xz" .  # one window over every binary
 rm -rf "$D/stage"
 ls -la "$D"
