@@ -33,12 +33,12 @@ typedef struct actx {
     bool            clip;         /* sox's [-1, 1] */
 } actx;
 
-static float sample_at(const AVFrame *f, enum AVSampleFormat fmt, int ch, int channels, int i)
+/* packed: the frame's format without its planar flag; planar: whether it had one */
+static float sample_at(const AVFrame *f, enum AVSampleFormat packed, bool planar, int ch, int channels, int i)
 {
-    const bool planar = av_sample_fmt_is_planar(fmt);
     const uint8_t *p = planar ? f->extended_data[ch] : f->extended_data[0];
     const size_t k = planar ? (size_t)i : (size_t)i * (size_t)channels + (size_t)ch;
-    switch (av_get_packed_sample_fmt(fmt)) {
+    switch (packed) {
     case AV_SAMPLE_FMT_U8: return (float)((int)p[k] - 0x80) * (1.0f / (1 << 7));
     case AV_SAMPLE_FMT_S16: return (float)((const int16_t *)p)[k] * (1.0f / (1 << 15));
     case AV_SAMPLE_FMT_S32: return (float)((const int32_t *)p)[k] * (1.0f / (1u << 31));
@@ -56,7 +56,9 @@ static ngpt_status take_frame(actx *a, const AVFrame *f, const char *name)
     const int channels = f->ch_layout.nb_channels, rate = f->sample_rate;
     if (channels <= 0 || channels > 64 || rate <= 0 || rate > 768000 || f->nb_samples < 0)
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: bad audio frame (%d channels, %d Hz)", name, channels, rate);
-    switch (av_get_packed_sample_fmt(fmt)) {
+    const enum AVSampleFormat packed = av_get_packed_sample_fmt(fmt);
+    const bool planar = av_sample_fmt_is_planar(fmt);
+    switch (packed) {
     case AV_SAMPLE_FMT_U8: case AV_SAMPLE_FMT_S16: case AV_SAMPLE_FMT_S32: case AV_SAMPLE_FMT_S64:
     case AV_SAMPLE_FMT_FLT: case AV_SAMPLE_FMT_DBL: break;
     default:
@@ -85,7 +87,7 @@ static ngpt_status take_frame(actx *a, const AVFrame *f, const char *name)
     float *dst = a->pcm + a->frames * channels;
     for (int i = 0; i < f->nb_samples; i++)
         for (int c = 0; c < channels; c++) {
-            const float x = sample_at(f, fmt, c, channels, i);
+            const float x = sample_at(f, packed, planar, c, channels, i);
             if (!isfinite(x))
                 return nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt audio: sample %lld of channel %d is not finite", name,
                               (long long)(a->frames + i), c);
