@@ -95,6 +95,29 @@ static inline uint64_t test_rng_u64(test_rng *r)
     return r->s * 2685821657736338717ull;
 }
 /* uniform in [lo, hi) */
+/* A media file held in memory through the public calls a user makes: decode, then ImageBind's
+ * transform; *t receives the tensor (free it with ngpt_tensor_free, also after an error). */
+typedef enum { TEST_MEDIA_IMAGE, TEST_MEDIA_AUDIO, TEST_MEDIA_VIDEO } test_media_kind;
+static inline ngpt_status test_media_preprocess(test_media_kind kind, const void *buf, size_t n, const char *name,
+                                                ngpt_tensor *t)
+{
+    ngpt_status st;
+    if (kind == TEST_MEDIA_IMAGE) {
+        ngpt_image *img = NULL;
+        st = ngpt_image_load_memory(&img, buf, n, name);
+        if (st == NGPT_OK) st = ngpt_image_preprocess(t, img);
+        ngpt_image_free(img);
+    } else if (kind == TEST_MEDIA_AUDIO) {
+        ngpt_audio *a = NULL;
+        st = ngpt_audio_load_memory(&a, buf, n, name);
+        if (st == NGPT_OK) st = ngpt_audio_preprocess(t, a, NULL);
+        ngpt_audio_free(a);
+    } else {
+        st = ngpt_video_preprocess_memory(t, buf, n, name, NULL);
+    }
+    return st;
+}
+
 /* The bytes of the file at path (malloc'd; free() them) and their count in *len; NULL when it
  * cannot be read. An empty file gives a 1-byte buffer and *len = 0. */
 static inline unsigned char *test_read_file(const char *path, size_t *len)

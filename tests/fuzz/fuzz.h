@@ -76,6 +76,13 @@ static inline const char *fuzz_tiny_bundle(void)
 #endif
 }
 
+/* Every token id a tokenizer gave lies in [0, vocab). */
+static inline void fuzz_check_ids(const char *what, const int32_t *ids, size_t n, int32_t vocab)
+{
+    for (size_t i = 0; i < n; i++)
+        FUZZ_REQUIRE(ids[i] >= 0 && ids[i] < vocab, "%s: id %d outside [0, %d)", what, ids[i], vocab);
+}
+
 /* Reads n bytes of the input as an integer (little endian) and advances; 0 past the end. */
 static inline uint32_t fuzz_take(const uint8_t **data, size_t *size, size_t n)
 {

@@ -18,8 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             nx_i32vec ids = {0};
             const ngpt_status se = nx_sp_encode(sp, texts[k], strlen(texts[k]), &ids);
             fuzz_status("nx_sp_encode", se);
-            for (size_t i = 0; se == NGPT_OK && i < ids.n; i++)
-                FUZZ_REQUIRE(ids.v[i] >= 0 && ids.v[i] < n, "id %d outside [0, %d)", ids.v[i], n);
+            if (se == NGPT_OK) fuzz_check_ids("nx_sp_encode", ids.v, ids.n, n);
             nx_strbuf out = {0};
             if (se == NGPT_OK) fuzz_status("nx_sp_decode", nx_sp_decode(sp, ids.v, ids.n, &out));
             const int32_t bad[2] = {-1, n};

@@ -27,12 +27,6 @@ static void load_once(void)
     FUZZ_REQUIRE(nx_bpe_load(&g_roberta, dir, NX_BPE_ROBERTA) == NGPT_OK, "%s", ngpt_last_error());
 }
 
-static void check_ids(const char *what, const nx_i32vec *ids, int32_t vocab)
-{
-    for (size_t i = 0; i < ids->n; i++)
-        FUZZ_REQUIRE(ids->v[i] >= 0 && ids->v[i] < vocab, "%s: id %d outside [0, %d)", what, ids->v[i], vocab);
-}
-
 static void llama_text(const uint8_t *data, size_t size)
 {
     const int32_t vocab = nx_llama_tok_vocab_size(g_llama);
@@ -41,7 +35,7 @@ static void llama_text(const uint8_t *data, size_t size)
         ngpt_status st = nx_llama_tok_encode(g_llama, (const char *)data, size, special, &ids);
         fuzz_status("llama encode", st);
         if (st == NGPT_OK) {
-            check_ids("llama encode", &ids, vocab);
+            fuzz_check_ids("llama encode", ids.v, ids.n, vocab);
             nx_strbuf out = {0};
             fuzz_status("llama decode", nx_llama_tok_decode(g_llama, ids.v, ids.n, special, &out));
             nx_free(out.s);
@@ -51,7 +45,7 @@ static void llama_text(const uint8_t *data, size_t size)
     nx_i32vec ids = {0};
     ngpt_status st = nx_prompt_encode_continuation(g_llama, (const char *)data, size, &ids);
     fuzz_status("prompt continuation", st);
-    if (st == NGPT_OK) check_ids("prompt continuation", &ids, vocab);
+    if (st == NGPT_OK) fuzz_check_ids("prompt continuation", ids.v, ids.n, vocab);
     nx_free(ids.v);
 }
 
@@ -84,7 +78,7 @@ static void bpe_text(const char *what, const nx_clip_bpe *t, const char *text)
     nx_i32vec ids = {0};
     const ngpt_status st = nx_clip_bpe_encode(t, text, &ids);
     fuzz_status(what, st);
-    if (st == NGPT_OK) check_ids(what, &ids, nx_clip_bpe_vocab_size(t));
+    if (st == NGPT_OK) fuzz_check_ids(what, ids.v, ids.n, nx_clip_bpe_vocab_size(t));
     nx_free(ids.v);
     int32_t padded[16], n_tok = 0;
     const ngpt_status sp = nx_clip_bpe_tokenize(t, text, padded, 16, &n_tok);

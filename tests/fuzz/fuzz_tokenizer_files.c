@@ -93,12 +93,6 @@ static bool write_file(const char *path, const uint8_t *data, size_t size)
     return (fclose(f) == 0) & ok;
 }
 
-static void check_ids(const char *what, const nx_i32vec *ids, int32_t vocab)
-{
-    for (size_t i = 0; i < ids->n; i++)
-        FUZZ_REQUIRE(ids->v[i] >= 0 && ids->v[i] < vocab, "%s: id %d outside [0, %d)", what, ids->v[i], vocab);
-}
-
 static const char *k_text = "Hello <Img>[IMG0]</Img> world </s> <s> 数字 42 <mask> <|endoftext|>  ";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -122,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const ngpt_status se = nx_llama_tok_encode(t, k_text, strlen(k_text), true, &ids);
             fuzz_status("llama encode", se);
             if (se == NGPT_OK) {
-                check_ids("llama encode", &ids, nx_llama_tok_vocab_size(t));
+                fuzz_check_ids("llama encode", ids.v, ids.n, nx_llama_tok_vocab_size(t));
                 nx_strbuf out = {0};
                 fuzz_status("llama decode", nx_llama_tok_decode(t, ids.v, ids.n, false, &out));
                 nx_free(out.s);
@@ -138,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             nx_i32vec ids = {0};
             const ngpt_status se = nx_clip_bpe_encode(t, k_text, &ids);
             fuzz_status("bpe encode", se);
-            if (se == NGPT_OK) check_ids("bpe encode", &ids, nx_clip_bpe_vocab_size(t));
+            if (se == NGPT_OK) fuzz_check_ids("bpe encode", ids.v, ids.n, nx_clip_bpe_vocab_size(t));
             nx_free(ids.v);
             int32_t padded[12], n_tok = 0;
             fuzz_status("bpe tokenize", nx_clip_bpe_tokenize(t, k_text, padded, 12, &n_tok));

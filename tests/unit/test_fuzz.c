@@ -364,7 +364,6 @@ static bool finite_all(const ngpt_tensor *t)
     return true;
 }
 
-typedef enum { MEDIA_IMAGE, MEDIA_AUDIO, MEDIA_VIDEO } media_kind;
 
 /* Give every whole chunk of a PNG mutant a correct CRC again, so that the mutation reaches the
  * parser and the pixel conversion instead of stopping at the checksum. */
@@ -381,29 +380,16 @@ static void png_fix_crcs(unsigned char *b, size_t n)
     }
 }
 
-static void fuzz_media(const char *what, media_kind kind, const unsigned char *seed, size_t n, size_t hot, int iters)
+static void fuzz_media(const char *what, test_media_kind kind, const unsigned char *seed, size_t n, size_t hot, int iters)
 {
     unsigned char *buf = malloc(2 * n + 64);
     int ok = 0;
     for (int it = 0; buf && it < iters; it++) {
         size_t m = mutate(seed, n, buf, hot);
-        if (kind == MEDIA_IMAGE && n > 8 && memcmp(seed, "\x89PNG", 4) == 0 && (it & 1)) png_fix_crcs(buf, m);
+        if (kind == TEST_MEDIA_IMAGE && n > 8 && memcmp(seed, "\x89PNG", 4) == 0 && (it & 1)) png_fix_crcs(buf, m);
         const int64_t blocks = nx_alloc_blocks();
         ngpt_tensor t = {0};
-        ngpt_status st;
-        if (kind == MEDIA_IMAGE) {
-            ngpt_image *img = NULL;
-            st = ngpt_image_load_memory(&img, buf, m, what);
-            if (st == NGPT_OK) st = ngpt_image_preprocess(&t, img);
-            ngpt_image_free(img);
-        } else if (kind == MEDIA_AUDIO) {
-            ngpt_audio *a = NULL;
-            st = ngpt_audio_load_memory(&a, buf, m, what);
-            if (st == NGPT_OK) st = ngpt_audio_preprocess(&t, a, NULL);
-            ngpt_audio_free(a);
-        } else {
-            st = ngpt_video_preprocess_memory(&t, buf, m, what, NULL);
-        }
+        ngpt_status st = test_media_preprocess(kind, buf, m, what, &t);
         check_status(what, it, st);
         if (st == NGPT_OK) {
             ok++;
@@ -428,7 +414,7 @@ static void test_images(void)
         unsigned char *seed = test_read_file(path, &n);
         CHECK_MSG(seed != NULL, "cannot read %s", path);
         /* headers (JPEG markers and tables, PNG IHDR/PLTE) take half of the point mutations */
-        if (seed) fuzz_media(files[f], MEDIA_IMAGE, seed, n, n < 600 ? n : 600, g_iters / 3 + 1);
+        if (seed) fuzz_media(files[f], TEST_MEDIA_IMAGE, seed, n, n < 600 ? n : 600, g_iters / 3 + 1);
         free(seed);
     }
 }
@@ -450,7 +436,7 @@ static void test_audio_video(void)
     for (size_t i = 0; a && i < sizeof af / sizeof af[0]; i++) {
         ngpt_blob *b = NULL;
         CHECK_OK(ngpt_audio_encode(&b, a, af[i].f));
-        if (b) fuzz_media(af[i].name, MEDIA_AUDIO, ngpt_blob_data(b), ngpt_blob_size(b), 200, g_iters / 3 + 1);
+        if (b) fuzz_media(af[i].name, TEST_MEDIA_AUDIO, ngpt_blob_data(b), ngpt_blob_size(b), 200, g_iters / 3 + 1);
         ngpt_blob_free(b);
     }
     ngpt_audio_free(a);
@@ -468,7 +454,7 @@ static void test_audio_video(void)
         ngpt_blob *b = NULL;
         CHECK_OK(ngpt_video_encode(&b, &frames, 8.0f, vf[i].f));
         /* each decode scales 30 frames to 224: a sixth of the mutants */
-        if (b) fuzz_media(vf[i].name, MEDIA_VIDEO, ngpt_blob_data(b), ngpt_blob_size(b), 400, g_iters / 6 + 1);
+        if (b) fuzz_media(vf[i].name, TEST_MEDIA_VIDEO, ngpt_blob_data(b), ngpt_blob_size(b), 400, g_iters / 6 + 1);
         ngpt_blob_free(b);
     }
     ngpt_tensor_free(&frames);

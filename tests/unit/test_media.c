@@ -905,17 +905,10 @@ static void test_decoders_silent(void)
                 for (size_t k = len / 3; k < 2 * len / 3; k += 7) bad[k] ^= 0xA5;
             }
             ngpt_tensor t = {0};
-            if (strstr(files[f], "/audio/")) {
-                ngpt_audio *a = NULL;
-                if (ngpt_audio_load_memory(&a, bad, n, files[f]) == NGPT_OK) (void)ngpt_audio_preprocess(&t, a, NULL);
-                ngpt_audio_free(a);
-            } else if (strstr(files[f], "/video/")) {
-                (void)ngpt_video_preprocess_memory(&t, bad, n, files[f], NULL);
-            } else {
-                ngpt_image *img = NULL;
-                if (ngpt_image_load_memory(&img, bad, n, files[f]) == NGPT_OK) (void)ngpt_image_preprocess(&t, img);
-                ngpt_image_free(img);
-            }
+            const test_media_kind kind = strstr(files[f], "/audio/")   ? TEST_MEDIA_AUDIO
+                                         : strstr(files[f], "/video/") ? TEST_MEDIA_VIDEO
+                                                                       : TEST_MEDIA_IMAGE;
+            (void)test_media_preprocess(kind, bad, n, files[f], &t);
             ngpt_tensor_free(&t);
             tried++;
         }
