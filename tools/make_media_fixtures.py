@@ -218,6 +218,29 @@ def case(stage, name, params, atol, rtol, source, note, files, expected):
     write_safetensors(os.path.join(d, "expected.safetensors"), expected)
 
 
+def vision_case(name, fn, data, note):
+    """An image.preprocess case: the file `data` as `fn`, the reference's pixels as expected."""
+    tmp = os.path.join(DATA, ".tmp_" + fn)
+    open(tmp, "wb").write(data)
+    px, how = imagebind_vision(tmp)
+    os.remove(tmp)
+    src = "ImageBind data.load_and_transform_vision_data steps (Pillow %s, %s), by tools/make_media_fixtures.py"
+    case("image.preprocess", name, {"file": fn}, 1e-5, 1e-5, src % (Image.__version__, how), note, {fn: data},
+         {"pixels": px.astype(np.float32)})
+
+
+def encoded(x, sr, fmt, encoder):
+    """x [frames, channels] encoded by FFmpeg (torchaudio.io.StreamWriter) into a file's bytes."""
+    import tempfile
+    from torchaudio.io import StreamWriter
+    with tempfile.NamedTemporaryFile(suffix="." + fmt) as f:
+        w = StreamWriter(f.name, format=fmt)
+        w.add_audio_stream(sample_rate=sr, num_channels=x.shape[1], encoder=encoder)
+        with w.open():
+            w.write_audio_chunk(0, torch.from_numpy(x.astype(np.float32)))
+        return open(f.name, "rb").read()
+
+
 def main():
     os.makedirs(DATA, exist_ok=True)
     imgs = images()
@@ -233,19 +256,13 @@ def main():
     open(os.path.join(DATA, "stereo44k.wav"), "wb").write(wav_bytes(signal(22050, 44100, 2, 7), 44100))
 
     # image.preprocess cases: the layouts the shared set lacks.
-    src_img = "ImageBind data.load_and_transform_vision_data steps (Pillow %s, %s), by tools/make_media_fixtures.py"
     big = {}
     b = io.BytesIO(); Image.fromarray(scene(300, 260, 11)).convert("CMYK").save(b, "JPEG", quality=90); big["cmyk_jpeg"] = ("input.jpg", b.getvalue(), "CMYK 300x260 jpg quality 90")
     g16 = (np.add.outer(np.arange(240) * 3, np.arange(260) * 2) % 600).astype(np.uint16)
     b = io.BytesIO(); Image.fromarray(g16).save(b, "PNG"); big["gray16_png"] = ("input.png", b.getvalue(), "16-bit gray 260x240 png (values 0..599: Pillow clips at 255)")
     b = io.BytesIO(); Image.fromarray(scene(233, 225, 13)).convert("P", palette=Image.ADAPTIVE, colors=64).save(b, "PNG", transparency=bytes(range(0, 256, 4))); big["palette_trns_png"] = ("input.png", b.getvalue(), "P 233x225 png with tRNS (ignored by convert RGB)")
     for name, (fn, data, note) in big.items():
-        tmp = os.path.join(DATA, ".tmp_" + fn)
-        open(tmp, "wb").write(data)
-        px, how = imagebind_vision(tmp)
-        os.remove(tmp)
-        case("image.preprocess", name, {"file": fn}, 1e-5, 1e-5, src_img % (Image.__version__, how), note,
-             {fn: data}, {"pixels": px.astype(np.float32)})
+        vision_case(name, fn, data, note)
 
     # audio.fbank cases: FLAC at 22.05 kHz, stereo 48 kHz WAV with the fixed clip rule.
     import torchaudio
@@ -274,7 +291,6 @@ def main():
 
 def webp_cases():
     """image.preprocess cases for WebP (Pillow 9.4 opens it through libwebp's WebPAnimDecoder)."""
-    src_img = "ImageBind data.load_and_transform_vision_data steps (Pillow %s, %s), by tools/make_media_fixtures.py"
     rgba = np.concatenate([scene(150, 260, 31), (np.arange(150 * 260) % 256).reshape(260, 150, 1).astype(np.uint8)], 2)
     items = []
     b = io.BytesIO(); Image.fromarray(scene(233, 180, 29)).save(b, "WEBP", quality=80)
@@ -286,12 +302,7 @@ def webp_cases():
     frames[0].save(b, "WEBP", save_all=True, append_images=frames[1:], quality=70, duration=80)
     items.append(("webp_animated", b.getvalue(), "300x200 animated WebP, 2 frames: the first is read"))
     for name, data, note in items:
-        tmp = os.path.join(DATA, ".tmp.webp")
-        open(tmp, "wb").write(data)
-        px, how = imagebind_vision(tmp)
-        os.remove(tmp)
-        case("image.preprocess", name, {"file": "input.webp"}, 1e-5, 1e-5, src_img % (Image.__version__, how), note,
-             {"input.webp": data}, {"pixels": px.astype(np.float32)})
+        vision_case(name, "input.webp", data, note)
 
 
 def raw_gif(rng, w, h):
@@ -339,40 +350,29 @@ def gif_cases():
     """image.preprocess cases for GIF: an interlaced adaptive-palette GIF from Pillow, and a hand-made
     one (raw_gif) whose first image is offset in its screen."""
     import random
-    src_img = "ImageBind data.load_and_transform_vision_data steps (Pillow %s, %s), by tools/make_media_fixtures.py"
     b = io.BytesIO()
     Image.fromarray(scene(241, 197, 41)).convert("P", palette=Image.ADAPTIVE, colors=64).save(b, "GIF", interlace=True)
     items = [("gif_interlaced", b.getvalue(), "241x197 interlaced GIF, 64-colour adaptive palette (Pillow)")]
     rng = random.Random(43)
     items.append(("gif_offset_frame", raw_gif(rng, 150, 120), "hand-made GIF: first image offset in its screen"))
     for name, data, note in items:
-        tmp = os.path.join(DATA, ".tmp.gif")
-        open(tmp, "wb").write(data)
-        px, how = imagebind_vision(tmp)
-        os.remove(tmp)
-        case("image.preprocess", name, {"file": "input.gif"}, 1e-5, 1e-5, src_img % (Image.__version__, how), note,
-             {"input.gif": data}, {"pixels": px.astype(np.float32)})
+        vision_case(name, "input.gif", data, note)
 
 
 def ffmpeg_audio_cases():
     """audio.fbank cases of formats libsndfile cannot open, which torchaudio 0.13's load hands to
     FFmpeg (torchaudio.io._compat.load_audio): AAC in MP4 (M4A) and Opus at 16 kHz (decoded at
-    48 kHz by every reference decoder). Written with torchaudio.io.StreamWriter."""
+    48 kHz by every reference decoder), encoded by FFmpeg."""
     import torchaudio
-    from torchaudio.io import StreamWriter
     src = ("ImageBind data.load_and_transform_audio_data steps (torchaudio %s, load through its FFmpeg fallback, "
            "clip sampler rule re-stated), by tools/make_media_fixtures.py" % torchaudio.__version__)
     for name, fmt, enc, sr, secs, ch, fn, note in [
             ("m4a_aac_22k_2_3s", "mp4", "aac", 22050, 2.3, 2, "input.m4a", "2.3 s, 22050 Hz, 2 channels, AAC in MP4"),
             ("opus_16k_1_7s", "ogg", "libopus", 16000, 1.7, 1, "input.opus",
              "1.7 s, encoded from 16 kHz mono, Ogg Opus (decoded at 48 kHz)")]:
-        x = 0.6 * signal(int(sr * secs), sr, ch, 23)
+        data = encoded(0.6 * signal(int(sr * secs), sr, ch, 23), sr, fmt, enc)
         tmp = os.path.join(DATA, ".tmp_" + fn)
-        w = StreamWriter(tmp, format=fmt)
-        w.add_audio_stream(sample_rate=sr, num_channels=ch, encoder=enc)
-        with w.open():
-            w.write_audio_chunk(0, torch.from_numpy(x.astype(np.float32)))
-        data = open(tmp, "rb").read()
+        open(tmp, "wb").write(data)
         fb, tol = audio_tol(tmp, "pytorchvideo-0.1.5")
         os.remove(tmp)
         case("audio.fbank", name, {"file": fn, "clip_rule": "pytorchvideo-0.1.5"}, tol, 1e-4, src, note, {fn: data},

@@ -38,7 +38,7 @@ import nextgpt  # noqa: E402
 
 SRC = os.environ.get("NGPT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tools"))
-from make_media_fixtures import audio_tol, imagebind_vision, raw_gif, wav_bytes  # noqa: E402
+from make_media_fixtures import audio_tol, encoded, imagebind_vision, raw_gif, wav_bytes  # noqa: E402
 
 
 def content(rng, w, h, channels):
@@ -116,18 +116,6 @@ def random_image(rng):
 # Containers torchaudio.io.StreamWriter writes with this FFmpeg: (format, encoder, sample rates)
 CODECS = [("mp4", "aac", [8000, 16000, 22050, 44100, 48000]), ("mp3", "libmp3lame", [16000, 22050, 44100, 48000]),
           ("ogg", "libopus", [8000, 16000, 48000]), ("flac", "flac", [11025, 44100, 96000])]
-
-
-def encoded(x, sr, fmt, encoder):
-    """x [frames, channels] encoded by FFmpeg (torchaudio's StreamWriter) into a file's bytes."""
-    import torch
-    from torchaudio.io import StreamWriter
-    with tempfile.NamedTemporaryFile(suffix="." + fmt) as f:
-        w = StreamWriter(f.name, format=fmt)
-        w.add_audio_stream(sample_rate=sr, num_channels=x.shape[1], encoder=encoder)
-        with w.open():
-            w.write_audio_chunk(0, torch.from_numpy(x.astype(np.float32)))
-        return open(f.name, "rb").read()
 
 
 def random_sound(rng):
