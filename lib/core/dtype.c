@@ -3,10 +3,11 @@
  * chosen at run time that give the same bits as the scalar forms, NaN payloads included). */
 #include "dtype.h"
 
+#include "cpu_isa.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #  define NX_X86 1
 #  include <immintrin.h>
-#  include <cpuid.h>
 #  include <stdbool.h>
 #endif
 
@@ -188,56 +189,17 @@ F16C static void f32_to_f16_f16c(const float *src, uint16_t *dst, size_t n)
     f32_to_f16_c(src + i, dst + i, n - i);
 }
 
-enum { ISA_NONE = 0, ISA_F16C = 1, ISA_AVX512 = 2 };
-
-static int g_isa_cap = ISA_AVX512;
-
-/* cpuid rather than __builtin_cpu_supports("f16c"): clang before 16 has no such feature name. */
-static bool has_f16c(void)
-{
-    unsigned a, b, c, d;
-    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-}
-
-static int isa(void)
-{
-    static int cached = -1;  /* a benign race: every thread computes the same value */
-    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (c < 0) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-            c = ISA_AVX512;
-        else if (__builtin_cpu_supports("avx") && has_f16c())
-            c = ISA_F16C;
-        else
-            c = ISA_NONE;
-        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
-    }
-    int cap = __atomic_load_n(&g_isa_cap, __ATOMIC_RELAXED);
-    return c < cap ? c : cap;
-}
 #endif
-
-int nx_dtype_simd_limit(int level)
-{
-#ifdef NX_X86
-    int old = __atomic_exchange_n(&g_isa_cap, level, __ATOMIC_RELAXED);
-    return old;
-#else
-    (void)level;
-    return 0;
-#endif
-}
 
 void nx_f16_to_f32_n(const uint16_t *src, float *dst, size_t n)
 {
 #ifdef NX_X86
-    int c = isa();
-    if (c == ISA_AVX512) {
+    nx_isa c = nx_cpu_isa();
+    if (c == NX_ISA_AVX512) {
         f16_to_f32_avx512(src, dst, n);
         return;
     }
-    if (c == ISA_F16C) {
+    if (c == NX_ISA_AVX2) {
         f16_to_f32_f16c(src, dst, n);
         return;
     }
@@ -248,7 +210,7 @@ void nx_f16_to_f32_n(const uint16_t *src, float *dst, size_t n)
 void nx_bf16_to_f32_n(const uint16_t *src, float *dst, size_t n)
 {
 #ifdef NX_X86
-    if (isa() == ISA_AVX512) {
+    if (nx_cpu_isa() == NX_ISA_AVX512) {
         bf16_to_f32_avx512(src, dst, n);
         return;
     }
@@ -259,12 +221,12 @@ void nx_bf16_to_f32_n(const uint16_t *src, float *dst, size_t n)
 void nx_f32_to_f16_n(const float *src, uint16_t *dst, size_t n)
 {
 #ifdef NX_X86
-    int c = isa();
-    if (c == ISA_AVX512) {
+    nx_isa c = nx_cpu_isa();
+    if (c == NX_ISA_AVX512) {
         f32_to_f16_avx512(src, dst, n);
         return;
     }
-    if (c == ISA_F16C) {
+    if (c == NX_ISA_AVX2) {
         f32_to_f16_f16c(src, dst, n);
         return;
     }
@@ -275,7 +237,7 @@ void nx_f32_to_f16_n(const float *src, uint16_t *dst, size_t n)
 void nx_f32_to_bf16_n(const float *src, uint16_t *dst, size_t n)
 {
 #ifdef NX_X86
-    if (isa() == ISA_AVX512) {
+    if (nx_cpu_isa() == NX_ISA_AVX512) {
         f32_to_bf16_avx512(src, dst, n);
         return;
     }

@@ -48,9 +48,5 @@ void nx_f16_to_f32_n(const uint16_t *src, float *dst, size_t n);
 void nx_bf16_to_f32_n(const uint16_t *src, float *dst, size_t n);
 void nx_f32_to_f16_n(const float *src, uint16_t *dst, size_t n);
 void nx_f32_to_bf16_n(const float *src, uint16_t *dst, size_t n);
-/* Test hook: cap the bulk conversions' instruction set at 0 (portable C), 1 (F16C) or 2
- * (AVX-512, the default: the best the CPU has). Returns the previous cap. Not thread-safe
- * with concurrent conversions' choice of path (results are the same bits either way). */
-int nx_dtype_simd_limit(int level);
 
 #endif

@@ -68,6 +68,14 @@ static inline const char *t_str(const char *s) { return s ? s : ""; }
         }                                                                                    \
     } while (0)
 
+/* The statements after it run once at each SIMD level narrower than this CPU's widest (AVX2,
+ * then portable, on an AVX-512 machine), with the kernels capped there (nx_isa_limit); the cap
+ * is lifted after the last (needs core/cpu_isa.h). Use as: FOR_NARROWER_ISAS { RUN(a); RUN(b); } */
+#define FOR_NARROWER_ISAS                                                                            \
+    for (int isa_ = (int)nx_cpu_isa() - 1; isa_ >= (int)NX_ISA_PORTABLE || (nx_isa_limit(NX_ISA_AVX512), 0); \
+         isa_--)                                                                                     \
+        if (nx_isa_limit((nx_isa)isa_), fprintf(stderr, "-- %s kernels:\n", nx_isa_name((nx_isa)isa_)), 1)
+
 #define RUN(fn)                                                   \
     do {                                                          \
         int t_before_ = t_failed;                                 \

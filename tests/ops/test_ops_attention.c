@@ -132,10 +132,10 @@ int main(void)
     RUN(test_attention_dims);
     RUN(test_attention_few_rows);
     RUN(test_attention_shapes);
-    nx_cpu_set_simd(false); /* the portable tile code */
-    RUN(test_attention_dims);
-    RUN(test_attention_shapes);
-    nx_cpu_set_simd(true);
+    FOR_NARROWER_ISAS {
+        RUN(test_attention_dims);
+        RUN(test_attention_shapes);
+    }
     ops_test_fini();
     return test_done();
 }

@@ -1008,7 +1008,7 @@ static void test_bulk_conversions(void)
     float *f = malloc(N * 4), *f2 = malloc(N * 4);
     test_rng r = {777};
     for (int level = 0; level <= 2; level++) {
-        int old = nx_dtype_simd_limit(level);
+        nx_isa old = nx_isa_limit((nx_isa)level);
         /* all 16-bit patterns (+ a tail) through both widening conversions */
         for (int i = 0; i < N; i++) h[i] = (uint16_t)i;
         for (int kind = 0; kind < 2; kind++) {
@@ -1019,7 +1019,7 @@ static void test_bulk_conversions(void)
                 float s = kind == 0 ? nx_f16_to_f32(h[i]) : nx_bf16_to_f32(h[i]);
                 bad += f2u(s) != f2u(f[i]);
             }
-            CHECK_MSG(bad == 0, "simd level %d: bulk %s -> f32 differs from scalar in %d values", level,
+            CHECK_MSG(bad == 0, "%s: bulk %s -> f32 differs from scalar in %d values", nx_isa_name(nx_cpu_isa()),
                       kind ? "bf16" : "f16", bad);
         }
         /* random bit patterns (NaNs, infinities, subnormals included) and special values, narrowing */
@@ -1041,7 +1041,7 @@ static void test_bulk_conversions(void)
             if (kind == 0) nx_f32_to_f16_n(f, h2, N);
             else nx_f32_to_bf16_n(f, h2, N);
             for (int i = 0; i < N; i++) bad += h2[i] != (kind == 0 ? nx_f32_to_f16(f[i]) : nx_f32_to_bf16(f[i]));
-            CHECK_MSG(bad == 0, "simd level %d: bulk f32 -> %s differs from scalar in %d values", level,
+            CHECK_MSG(bad == 0, "%s: bulk f32 -> %s differs from scalar in %d values", nx_isa_name(nx_cpu_isa()),
                       kind ? "bf16" : "f16", bad);
         }
         /* widening tails */
@@ -1052,7 +1052,7 @@ static void test_bulk_conversions(void)
             for (int i = 0; i < len; i++) bad += f2[i] != nx_f16_to_f32(h[15360 + i]);
             CHECK(bad == 0);
         }
-        nx_dtype_simd_limit(old);
+        nx_isa_limit(old);
     }
     free(h);
     free(h2);
@@ -1254,22 +1254,19 @@ int main(void)
     RUN(test_cast);
     RUN(test_resize);
     RUN(test_resize_channels_last);
-    /* the numeric tests again on the portable paths (what a CPU without AVX-512 runs) */
-    bool had = nx_cpu_allow_avx512(false);
-    nx_dtype_simd_limit(0);
-    fprintf(stderr, "-- portable paths (no AVX-512, no F16C):\n");
-    RUN(test_rms_norm);
-    RUN(test_layer_norm);
-    RUN(test_group_norm);
-    RUN(test_softmax);
-    RUN(test_unary);
-    RUN(test_binary);
-    RUN(test_scale_glu_argmax);
-    RUN(test_get_rows);
-    RUN(test_cast);
-    RUN(test_threads_identical);
-    nx_dtype_simd_limit(2);
-    nx_cpu_allow_avx512(had);
+    /* the numeric tests again on the narrower kernels (what a CPU without AVX-512 runs) */
+    FOR_NARROWER_ISAS {
+        RUN(test_rms_norm);
+        RUN(test_layer_norm);
+        RUN(test_group_norm);
+        RUN(test_softmax);
+        RUN(test_unary);
+        RUN(test_binary);
+        RUN(test_scale_glu_argmax);
+        RUN(test_get_rows);
+        RUN(test_cast);
+        RUN(test_threads_identical);
+    }
     fprintf(stderr, "--\n");
     RUN(test_validate_linear_matmul);
     RUN(test_validate_conv_attention);

@@ -207,9 +207,11 @@ int main(void)
     RUN(test_linear_fused);
     RUN(test_linear_tiles_bf16);
     nx_cpu_set_wcvt(true);
-    nx_cpu_set_simd(false); /* the portable GEMV; F16/BF16 W: scalar conversion + oneDNN */
-    RUN(test_linear);
-    nx_cpu_set_simd(true);
+    FOR_NARROWER_ISAS { /* the narrower GEMVs; bf16 compute emulated below AVX-512 */
+        RUN(test_linear);
+        RUN(test_linear_tiles_bf16);
+        RUN(test_matmul);
+    }
     ops_test_fini();
     return test_done();
 }

@@ -423,7 +423,7 @@ ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q,
     attn_job j = {
         .q = q->data, .k = k->data, .v = v->data, .mask = mask ? mask->data : NULL, .out = out->data,
         .B = q->ne[0], .Sq = q->ne[1], .H = q->ne[2], .D = q->ne[3], .Skv = k->ne[1], .Hkv = k->ne[2],
-        .scale = scale, .causal = causal, .avx512 = nx_cpu_have_avx512(),
+        .scale = scale, .causal = causal, .avx512 = nx_cpu_has_avx512(),
     };
     atomic_init(&j.oom, 0);
     if (j.B == 0 || j.Sq == 0 || j.H == 0 || j.D == 0) return NGPT_OK;

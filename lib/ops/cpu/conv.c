@@ -145,6 +145,7 @@ static int use_winograd(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_winograd(be);
     if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || d->cl || d->nsp != 2 || d->wnd != 4) return 0;
+    if (!nx_cpu_has_avx512()) return 0; /* oneDNN 2.x has Winograd kernels for AVX-512 only */
     if (d->wei[2] != 3 || d->wei[3] != 3) return 0;
     for (int i = 0; i < 2; i++)
         if (d->stride[i] != 1 || d->dil[i] != 1 || d->pl[i] != 1 || d->pr[i] != 1) return 0;

@@ -4,6 +4,7 @@
 #define NX_CPU_OPS_H
 
 #include "../backend.h"
+#include "../../core/cpu_isa.h"
 
 /* gemm.c (oneDNN) + gemv.c (hand-written AVX-512 for M == 1) */
 ngpt_status nx_cpu_linear(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
@@ -111,11 +112,6 @@ typedef struct nx_wino_layout {
 } nx_wino_layout;
 bool nx_cpu_wino_layout_ok(const nx_wino_layout *l);
 void nx_cpu_wino_weights_4x3(nx_backend *be, float *dst, const nx_wino_layout *l, const float *w, int64_t O, int64_t C);
-/* gemv.c: runtime dispatch shared by gemv.c and attention.c: true when the CPU has AVX-512
- * F/BW/VL/DQ and SIMD was not turned off; nx_cpu_set_simd(false) forces the portable paths
- * (tests use it to check them on AVX-512 hosts). */
-bool nx_cpu_have_avx512(void);
-void nx_cpu_set_simd(bool on);
 /* gemv.c: y[M, N] = x[M, K] @ w[N, K]^T (+ b) for small M (any M works; fast for M <= 4). */
 ngpt_status nx_cpu_gemv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
 /* gemm_wcvt.c: y[M, N] = x[M, K] @ w[N, K]^T (+ bias) with F16/BF16 w converted inside the GEMM,

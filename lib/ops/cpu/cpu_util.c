@@ -1,7 +1,6 @@
-/* cpu_util.c — parallel-for over the pool in contiguous chunks, CPU feature detection. */
+/* cpu_util.c — parallel-for over the pool in contiguous chunks; the vector kernels. */
 #include "cpu_util.h"
 
-#include <stdatomic.h>
 
 #define NX_PAR_MIN_WORK 32768  /* below this many element-touches a job runs on the caller */
 
@@ -37,24 +36,6 @@ void nx_cpu_parallel_for(nx_backend *be, int64_t n, int64_t item_cost, nx_range_
     }
     par_job j = {fn, arg, n};
     nx_pool_run(be->pool, tasks, par_task, &j);
-}
-
-static _Atomic bool g_allow_avx512 = true;
-
-bool nx_cpu_allow_avx512(bool allow) { return atomic_exchange(&g_allow_avx512, allow); }
-
-bool nx_cpu_has_avx512(void)
-{
-    static _Atomic int cached = -1;
-    if (!atomic_load(&g_allow_avx512)) return false;
-    int c = atomic_load(&cached);
-    if (c < 0) {
-        __builtin_cpu_init();
-        c = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-        atomic_store(&cached, c);
-    }
-    return c != 0;
 }
 
 #include "../../core/alloc.h"
@@ -151,6 +132,107 @@ AVX512 static void leaky_avx512(float *y, const float *x, float slope, int64_t n
     }
 }
 
+/* ---- AVX2 (+FMA): the AVX-512 kernels 8 lanes wide; tails through maskload/maskstore ---- */
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static inline __m256i tail8(int64_t left)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left >= 8 ? 8 : (int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+AVX2 static inline float hsum8(__m256 v)
+{
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    return _mm_cvtss_f32(_mm_add_ss(a, _mm_movehdup_ps(a)));
+}
+
+AVX2 static float sum_avx2(const float *x, int64_t n)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_add_ps(a0, _mm256_loadu_ps(x + i));
+        a1 = _mm256_add_ps(a1, _mm256_loadu_ps(x + i + 8));
+        a2 = _mm256_add_ps(a2, _mm256_loadu_ps(x + i + 16));
+        a3 = _mm256_add_ps(a3, _mm256_loadu_ps(x + i + 24));
+    }
+    for (; i < n; i += 8) a0 = _mm256_add_ps(a0, _mm256_maskload_ps(x + i, tail8(n - i)));
+    return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+AVX2 static float sumsqdev_avx2(const float *x, float mean, int64_t n)
+{
+    const __m256 m = _mm256_set1_ps(mean);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 v0 = _mm256_sub_ps(_mm256_loadu_ps(x + i), m), v1 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 8), m);
+        __m256 v2 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 16), m), v3 = _mm256_sub_ps(_mm256_loadu_ps(x + i + 24), m);
+        a0 = _mm256_fmadd_ps(v0, v0, a0);
+        a1 = _mm256_fmadd_ps(v1, v1, a1);
+        a2 = _mm256_fmadd_ps(v2, v2, a2);
+        a3 = _mm256_fmadd_ps(v3, v3, a3);
+    }
+    for (; i < n; i += 8) {
+        __m256i k = tail8(n - i);
+        __m256 v = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), m), _mm256_castsi256_ps(k));
+        a0 = _mm256_fmadd_ps(v, v, a0);
+    }
+    return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+/* An elementwise AVX2 loop: BODY maps __m256 v (x[i..i+8)) to the value stored at y + i; full
+ * vectors with plain loads and stores (masked stores are slow on AMD), the tail masked. */
+#define AVX2_MAP(y, x, n, BODY)                                                      \
+    do {                                                                             \
+        int64_t i_ = 0;                                                              \
+        for (; i_ + 8 <= (n); i_ += 8) {                                             \
+            const int64_t i = i_;                                                    \
+            __m256 v = _mm256_loadu_ps((x) + i);                                     \
+            _mm256_storeu_ps((y) + i, (BODY));                                       \
+        }                                                                            \
+        if (i_ < (n)) {                                                              \
+            const int64_t i = i_;                                                    \
+            const __m256i k_ = tail8((n) - i);                                       \
+            __m256 v = _mm256_maskload_ps((x) + i, k_);                              \
+            _mm256_maskstore_ps((y) + i, k_, (BODY));                                \
+        }                                                                            \
+    } while (0)
+
+/* w[i..], b[i..] for a possibly partial vector (masked: no read past the end) */
+AVX2 static inline __m256 ld8(const float *p, int64_t i, int64_t n)
+{
+    return n - i >= 8 ? _mm256_loadu_ps(p + i) : _mm256_maskload_ps(p + i, tail8(n - i));
+}
+
+AVX2 static void norm_wb_avx2(float *y, const float *x, float mean, float s, const float *w, const float *b, int64_t n)
+{
+    const __m256 m = _mm256_set1_ps(mean), sv = _mm256_set1_ps(s);
+    if (w && b)
+        AVX2_MAP(y, x, n, _mm256_fmadd_ps(_mm256_mul_ps(_mm256_sub_ps(v, m), sv), ld8(w, i, n), ld8(b, i, n)));
+    else if (w)
+        AVX2_MAP(y, x, n, _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(v, m), sv), ld8(w, i, n)));
+    else if (b)
+        AVX2_MAP(y, x, n, _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(v, m), sv), ld8(b, i, n)));
+    else
+        AVX2_MAP(y, x, n, _mm256_mul_ps(_mm256_sub_ps(v, m), sv));
+}
+
+AVX2 static void affine_avx2(float *y, const float *x, float a, float c, int64_t n)
+{
+    const __m256 av = _mm256_set1_ps(a), cv = _mm256_set1_ps(c);
+    AVX2_MAP(y, x, n, _mm256_fmadd_ps(v, av, cv));
+}
+
+AVX2 static void leaky_avx2(float *y, const float *x, float slope, int64_t n)
+{
+    const __m256 sv = _mm256_set1_ps(slope), zero = _mm256_setzero_ps();
+    /* x < 0 or NaN: x * slope */
+    AVX2_MAP(y, x, n, _mm256_blendv_ps(v, _mm256_mul_ps(v, sv), _mm256_cmp_ps(v, zero, _CMP_NGE_UQ)));
+}
+
 /* ---- portable (8 independent accumulators so the compiler can keep them in a vector) ---- */
 
 static float sum_c(const float *x, int64_t n)
@@ -176,19 +258,45 @@ static float sumsqdev_c(const float *x, float mean, int64_t n)
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
-float nx_vsum(const float *x, int64_t n) { return nx_cpu_has_avx512() ? sum_avx512(x, n) : sum_c(x, n); }
+/* Sums run in blocks of SUM_BLOCK elements (F32 lanes) whose partial sums add up in double: an
+ * F32 running sum of thousands of values with a large common offset (LayerNorm's mean of
+ * activations around 100) lost ~1e-4 relative on the 8-lane forms. */
+#define SUM_BLOCK 512
+
+float nx_vsum(const float *x, int64_t n)
+{
+    const nx_isa isa = nx_cpu_isa();
+    double acc = 0;
+    for (int64_t i = 0; i < n; i += SUM_BLOCK) {
+        const int64_t m = n - i < SUM_BLOCK ? n - i : SUM_BLOCK;
+        acc += isa == NX_ISA_AVX512 ? sum_avx512(x + i, m) : isa == NX_ISA_AVX2 ? sum_avx2(x + i, m) : sum_c(x + i, m);
+    }
+    return (float)acc;
+}
 
 float nx_vsumsq(const float *x, int64_t n) { return nx_vsumsqdev(x, 0.0f, n); }
 
 float nx_vsumsqdev(const float *x, float mean, int64_t n)
 {
-    return nx_cpu_has_avx512() ? sumsqdev_avx512(x, mean, n) : sumsqdev_c(x, mean, n);
+    const nx_isa isa = nx_cpu_isa();
+    double acc = 0;
+    for (int64_t i = 0; i < n; i += SUM_BLOCK) {
+        const int64_t m = n - i < SUM_BLOCK ? n - i : SUM_BLOCK;
+        acc += isa == NX_ISA_AVX512 ? sumsqdev_avx512(x + i, mean, m)
+             : isa == NX_ISA_AVX2   ? sumsqdev_avx2(x + i, mean, m)
+                                    : sumsqdev_c(x + i, mean, m);
+    }
+    return (float)acc;
 }
 
 void nx_vnorm_wb(float *y, const float *x, float mean, float s, const float *w, const float *b, int64_t n)
 {
     if (nx_cpu_has_avx512()) {
         norm_wb_avx512(y, x, mean, s, w, b, n);
+        return;
+    }
+    if (nx_cpu_has_avx2()) {
+        norm_wb_avx2(y, x, mean, s, w, b, n);
         return;
     }
     for (int64_t i = 0; i < n; i++) {
@@ -210,6 +318,10 @@ void nx_vaffine(float *y, const float *x, float a, float c, int64_t n)
         affine_avx512(y, x, a, c, n);
         return;
     }
+    if (nx_cpu_has_avx2()) {
+        affine_avx2(y, x, a, c, n);
+        return;
+    }
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + c;
 }
 
@@ -217,6 +329,10 @@ void nx_vleaky_relu(float *y, const float *x, float slope, int64_t n)
 {
     if (nx_cpu_has_avx512()) {
         leaky_avx512(y, x, slope, n);
+        return;
+    }
+    if (nx_cpu_has_avx2()) {
+        leaky_avx2(y, x, slope, n);
         return;
     }
     for (int64_t i = 0; i < n; i++) y[i] = x[i] >= 0.0f ? x[i] : x[i] * slope;
@@ -292,10 +408,117 @@ AVX512 static void gelu_avx512(float *y, const float *x, int64_t n)
     }
 }
 
+/* exp(x) on 8 lanes, the same polynomial as exp512; 2^n applied as 2^(n/2) * 2^(n - n/2) (AVX2
+ * has no scalef), so the [-104, 89] range still overflows to inf and underflows gradually. */
+AVX2 static inline __m256 exp256(__m256 x)
+{
+    __m256 xc = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(89.0f)), _mm256_set1_ps(-104.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i ni = _mm256_cvtps_epi32(n);
+    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+    __m256 e = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    return _mm256_blendv_ps(e, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+AVX2 static inline __m256 sig256(__m256 v, int mode)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 a = v;
+    if (mode == SIG_QUICK_GELU) a = _mm256_mul_ps(v, _mm256_set1_ps(1.702f));
+    if (mode == SIG_GELU_TANH) {
+        __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
+        a = _mm256_mul_ps(_mm256_fmadd_ps(v3, _mm256_set1_ps(0.044715f), v), _mm256_set1_ps(1.5957691216057308f));
+    }
+    __m256 d = _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), a)));
+    return _mm256_div_ps(mode == SIG_SIGMOID ? one : v, d);
+}
+
+AVX2 static void sig_avx2(float *y, const float *x, int64_t n, int mode)
+{
+    switch (mode) { /* constant modes, so each loop is specialised */
+    case SIG_SILU: AVX2_MAP(y, x, n, sig256(v, SIG_SILU)); break;
+    case SIG_SIGMOID: AVX2_MAP(y, x, n, sig256(v, SIG_SIGMOID)); break;
+    case SIG_QUICK_GELU: AVX2_MAP(y, x, n, sig256(v, SIG_QUICK_GELU)); break;
+    default: AVX2_MAP(y, x, n, sig256(v, SIG_GELU_TANH)); break;
+    }
+}
+
+/* gelu_avx512 on 8 lanes */
+AVX2 static inline __m256 gelu256(__m256 v)
+{
+    static const float c[10] = {-1.26551223f, 1.00002368f, 0.37409196f, 0.09678418f, -0.18628806f,
+                                0.27886807f, -1.13520398f, 1.48851587f, -0.82215223f, 0.17087277f};
+    const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f);
+    __m256 z = _mm256_mul_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v), _mm256_set1_ps(0.70710678118654752f));
+    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(half, z, one));
+    __m256 p = _mm256_set1_ps(c[9]);
+    for (int j = 8; j >= 0; j--) p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(c[j]));
+    __m256 xx = _mm256_mul_ps(v, v), xl = _mm256_fmsub_ps(v, v, xx);
+    __m256 e = exp256(_mm256_fnmadd_ps(half, xx, p));
+    e = _mm256_mul_ps(t, _mm256_fnmadd_ps(_mm256_mul_ps(half, xl), e, e));
+    __m256 ph = _mm256_mul_ps(half, e);
+    ph = _mm256_blendv_ps(ph, _mm256_sub_ps(one, ph), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+    return _mm256_mul_ps(v, ph);
+}
+
+AVX2 static void gelu_avx2(float *y, const float *x, int64_t n) { AVX2_MAP(y, x, n, gelu256(v)); }
+
+AVX2 static float exp_sum_avx2(float *y, const float *x, float scale, float shift, int64_t n)
+{
+    const __m256 s = _mm256_set1_ps(scale), sh = _mm256_set1_ps(shift);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 e0 = exp256(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), s, sh));
+        __m256 e1 = exp256(_mm256_fmsub_ps(_mm256_loadu_ps(x + i + 8), s, sh));
+        _mm256_storeu_ps(y + i, e0);
+        _mm256_storeu_ps(y + i + 8, e1);
+        a0 = _mm256_add_ps(a0, e0);
+        a1 = _mm256_add_ps(a1, e1);
+    }
+    for (; i < n; i += 8) {
+        __m256i k = tail8(n - i);
+        __m256 e = _mm256_and_ps(exp256(_mm256_fmsub_ps(_mm256_maskload_ps(x + i, k), s, sh)), _mm256_castsi256_ps(k));
+        _mm256_maskstore_ps(y + i, k, e);
+        a0 = _mm256_add_ps(a0, e);
+    }
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+
+AVX2 static float max_scaled_avx2(const float *x, float scale, int64_t n)
+{
+    const __m256 s = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+    __m256 m = ninf;
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i k = tail8(n - i);
+        __m256 v = _mm256_blendv_ps(ninf, _mm256_mul_ps(_mm256_maskload_ps(x + i, k), s), _mm256_castsi256_ps(k));
+        m = _mm256_max_ps(m, v);
+    }
+    __m128 a = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    return _mm_cvtss_f32(_mm_max_ss(a, _mm_movehdup_ps(a)));
+}
+
 void nx_vgelu(float *y, const float *x, int64_t n)
 {
     if (nx_cpu_has_avx512()) {
         gelu_avx512(y, x, n);
+        return;
+    }
+    if (nx_cpu_has_avx2()) {
+        gelu_avx2(y, x, n);
         return;
     }
     for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * erfcf(-x[i] * 0.70710678118654752f);  /* no cancellation */
@@ -305,6 +528,10 @@ void nx_vgelu_tanh(float *y, const float *x, int64_t n)
 {
     if (nx_cpu_has_avx512()) {
         sig_avx512(y, x, n, SIG_GELU_TANH);
+        return;
+    }
+    if (nx_cpu_has_avx2()) {
+        sig_avx2(y, x, n, SIG_GELU_TANH);
         return;
     }
     for (int64_t i = 0; i < n; i++) {  /* 0.5 (1 + tanh(u)) = sigmoid(2u) */
@@ -317,6 +544,10 @@ void nx_vquick_gelu(float *y, const float *x, int64_t n)
 {
     if (nx_cpu_has_avx512()) {
         sig_avx512(y, x, n, SIG_QUICK_GELU);
+        return;
+    }
+    if (nx_cpu_has_avx2()) {
+        sig_avx2(y, x, n, SIG_QUICK_GELU);
         return;
     }
     for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
@@ -359,6 +590,10 @@ void nx_vsilu(float *y, const float *x, int64_t n)
         sig_avx512(y, x, n, SIG_SILU);
         return;
     }
+    if (nx_cpu_has_avx2()) {
+        sig_avx2(y, x, n, SIG_SILU);
+        return;
+    }
     for (int64_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i]));
 }
 
@@ -368,12 +603,17 @@ void nx_vsigmoid(float *y, const float *x, int64_t n)
         sig_avx512(y, x, n, SIG_SIGMOID);
         return;
     }
+    if (nx_cpu_has_avx2()) {
+        sig_avx2(y, x, n, SIG_SIGMOID);
+        return;
+    }
     for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
 }
 
 float nx_vexp_sum(float *y, const float *x, float scale, float shift, int64_t n)
 {
     if (nx_cpu_has_avx512()) return exp_sum_avx512(y, x, scale, shift, n);
+    if (nx_cpu_has_avx2()) return exp_sum_avx2(y, x, scale, shift, n);
     for (int64_t i = 0; i < n; i++) y[i] = expf(x[i] * scale - shift);
     return sum_c(y, n);
 }
@@ -381,6 +621,7 @@ float nx_vexp_sum(float *y, const float *x, float scale, float shift, int64_t n)
 float nx_vmax_scaled(const float *x, float scale, int64_t n)
 {
     if (nx_cpu_has_avx512()) return max_scaled_avx512(x, scale, n);
+    if (nx_cpu_has_avx2()) return max_scaled_avx2(x, scale, n);
     float m = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
         float v = x[i] * scale;

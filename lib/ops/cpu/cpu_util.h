@@ -1,9 +1,10 @@
 /* cpu_util.h — shared helpers of the CPU op files: a chunked parallel-for over the context's pool
- * and the CPU feature checks behind the AVX-512 paths. */
+ * and the vector kernels (nx_cpu_isa picks their AVX-512, AVX2 or portable form). */
 #ifndef NX_CPU_UTIL_H
 #define NX_CPU_UTIL_H
 
 #include "../backend.h"
+#include "../../core/cpu_isa.h"
 
 #include <stdbool.h>
 
@@ -15,11 +16,6 @@ typedef void (*nx_range_fn)(int64_t i0, int64_t i1, void *arg);
  * independently of the split (then results do not depend on the thread count). */
 void nx_cpu_parallel_for(nx_backend *be, int64_t n, int64_t item_cost, nx_range_fn fn, void *arg);
 
-/* True when the CPU (and OS) support AVX-512 F+BW+VL+DQ (cached) and it is not disabled. */
-bool nx_cpu_has_avx512(void);
-/* Test hook: false makes the CPU ops take their portable paths (as on a CPU without AVX-512);
- * returns the previous setting. Not to be flipped while ops run on other threads. */
-bool nx_cpu_allow_avx512(bool allow);
 
 #endif
 
@@ -27,7 +23,7 @@ bool nx_cpu_allow_avx512(bool allow);
  * (nx_malloc'd; free with nx_free). NULL with *tmp NULL on allocation failure. */
 const float *nx_cpu_as_f32(const nx_tensor *t, float **tmp);
 
-/* Vector kernels (AVX-512 when available, portable otherwise; each result is the same for every
+/* Vector kernels (AVX-512, AVX2 or portable by nx_cpu_isa; each result is the same for every
  * call on a given machine). */
 float nx_vsum(const float *x, int64_t n);
 float nx_vsumsq(const float *x, int64_t n);                 /* sum x^2 */
@@ -42,7 +38,7 @@ void nx_vaffine(float *y, const float *x, float a, float c, int64_t n);
 /* y = x >= 0 ? x : x * slope (slope 0: ReLU, but -0 and NaN kept as x * 0); y may alias x. The
  * branchy scalar loop stayed scalar and mispredicted on every sign change. */
 void nx_vleaky_relu(float *y, const float *x, float slope, int64_t n);
-/* y = x * sigmoid(x) (SiLU) / y = sigmoid(x); y may alias x. AVX-512 uses a degree-6 exp
+/* y = x * sigmoid(x) (SiLU) / y = sigmoid(x); y may alias x. AVX-512/AVX2 use a degree-6 exp
  * polynomial (about 2 ulp); the portable path uses expf. */
 void nx_vsilu(float *y, const float *x, int64_t n);
 void nx_vsigmoid(float *y, const float *x, int64_t n);

@@ -20,7 +20,7 @@
  *    tile as above. This guest exposes AVX512-BF16 but not AMX, and there oneDNN's bf16 matmul runs
  *    at ~0.5x of its f32 (170 vs 326 GFLOP/s at 2048^3), so it is not the default; on a host with
  *    AMX (DESIGN §7: 1,064 GFLOP/s) it is the fast path. It loses precision (x and F16 W lose 3+
- *    mantissa bits).
+ *    mantissa bits). Without AVX-512 oneDNN has no bf16 matmul: emulated (to_bf16_compute).
  *  - M <= 4 always uses gemv.c (F32 accumulation, weights read in their own dtype), and so do
  *    F16/BF16 W up to WCVT_GEMV_MAX_ROWS where the fused GEMM would run (see there). */
 #include "cpu_ops.h"
@@ -29,7 +29,6 @@
 #include "../../core/alloc.h"
 #include "../../core/error.h"
 
-#include <immintrin.h>
 #include <string.h>
 
 #define GEMV_MAX_ROWS 4
@@ -57,40 +56,17 @@ typedef struct cvt_job {
     void       *dst;
     ngpt_dtype  sdt, ddt;
     int64_t     n, chunk;
+    bool        bf16_round; /* F32 destination rounded to BF16 precision (round_bf16) */
 } cvt_job;
 
-/* AVX-512 conversions (core/dtype.c's bulk ones are scalar): exact F16/BF16 -> F32, and F32 ->
- * BF16 with the same round-to-nearest-even and NaN quieting as nx_f32_to_bf16, F32 -> F16 RNE. */
-#define NX_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c")))
-
-static NX_AVX512 void cvt_to_f32_512(const uint16_t *s, float *d, int64_t n, bool f16)
+/* x rounded to BF16 (nearest even, NaN quieted, as nx_f32_to_bf16) and widened back. */
+static void round_bf16(float *x, int64_t n)
 {
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 mk = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
-        __m256i h = _mm256_maskz_loadu_epi16(mk, s + i);
-        __m512 f = f16 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-        _mm512_mask_storeu_ps(d + i, mk, f);
-    }
-}
-
-static NX_AVX512 void cvt_from_f32_512(const float *s, uint16_t *d, int64_t n, bool f16)
-{
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 mk = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
-        __m512 f = _mm512_maskz_loadu_ps(mk, s + i);
-        __m256i h;
-        if (f16) {
-            h = _mm512_cvtps_ph(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        } else {
-            __m512i u = _mm512_castps_si512(f);
-            __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-            __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
-            __mmask16 nan = _mm512_cmp_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                                  _mm512_set1_epi32(0x7f800000), _MM_CMPINT_NLE);
-            r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-            h = _mm512_cvtepi32_epi16(r);
-        }
-        _mm256_mask_storeu_epi16(d + i, mk, h);
+    uint32_t *u = (uint32_t *)x;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t v = u[i];
+        u[i] = (v & 0x7fffffffu) > 0x7f800000u ? (v & 0xffff0000u) | 0x00400000u
+                                                : (v + 0x7fffu + ((v >> 16) & 1u)) & 0xffff0000u;
     }
 }
 
@@ -102,40 +78,50 @@ static void cvt_task(int64_t t, int64_t nt, void *arg)
     size_t ss = nx_dtype_size(j->sdt), ds = nx_dtype_size(j->ddt);
     const void *s = (const char *)j->src + i0 * (int64_t)ss;
     void *d = (char *)j->dst + i0 * (int64_t)ds;
-    const bool v512 = nx_cpu_have_avx512();
     if (j->sdt == j->ddt) {
         memcpy(d, s, (size_t)n * ss);
     } else if (j->ddt == NGPT_DTYPE_F32) {
-        if (v512) cvt_to_f32_512(s, d, n, j->sdt == NGPT_DTYPE_F16);
-        else if (j->sdt == NGPT_DTYPE_F16) nx_f16_to_f32_n(s, d, (size_t)n);
-        else nx_bf16_to_f32_n(s, d, (size_t)n);
+        nx_dtype_to_f32_n(s, j->sdt, d, (size_t)n);
     } else if (j->sdt == NGPT_DTYPE_F32) {
-        if (v512) cvt_from_f32_512(s, d, n, j->ddt == NGPT_DTYPE_F16);
-        else if (j->ddt == NGPT_DTYPE_BF16) nx_f32_to_bf16_n(s, d, (size_t)n);
+        if (j->ddt == NGPT_DTYPE_BF16) nx_f32_to_bf16_n(s, d, (size_t)n);
         else nx_f32_to_f16_n(s, d, (size_t)n);
     } else { /* f16 <-> bf16 through f32 */
         float buf[256];
         for (int64_t i = 0; i < n; i += 256) {
             int64_t c = n - i < 256 ? n - i : 256;
-            if (v512) {
-                cvt_to_f32_512((const uint16_t *)s + i, buf, c, j->sdt == NGPT_DTYPE_F16);
-                cvt_from_f32_512(buf, (uint16_t *)d + i, c, j->ddt == NGPT_DTYPE_F16);
-                continue;
-            }
-            if (j->sdt == NGPT_DTYPE_F16) nx_f16_to_f32_n((const uint16_t *)s + i, buf, (size_t)c);
-            else nx_bf16_to_f32_n((const uint16_t *)s + i, buf, (size_t)c);
+            nx_dtype_to_f32_n((const uint16_t *)s + i, j->sdt, buf, (size_t)c);
             if (j->ddt == NGPT_DTYPE_BF16) nx_f32_to_bf16_n(buf, (uint16_t *)d + i, (size_t)c);
             else nx_f32_to_f16_n(buf, (uint16_t *)d + i, (size_t)c);
         }
     }
+    if (j->bf16_round) round_bf16(d, n);
 }
 
-/* Convert n elements src(sdt) -> dst(ddt) on the pool. */
-void nx_cpu_convert(nx_backend *be, void *dst, ngpt_dtype ddt, const void *src, ngpt_dtype sdt, int64_t n)
+static void convert(nx_backend *be, void *dst, ngpt_dtype ddt, const void *src, ngpt_dtype sdt, int64_t n, bool round)
 {
     if (n <= 0) return;
-    cvt_job j = {.src = src, .dst = dst, .sdt = sdt, .ddt = ddt, .n = n, .chunk = 1 << 16};
+    cvt_job j = {.src = src, .dst = dst, .sdt = sdt, .ddt = ddt, .n = n, .chunk = 1 << 16, .bf16_round = round};
     nx_pool_run(be->pool, (n + j.chunk - 1) / j.chunk, cvt_task, &j);
+}
+
+/* Convert n elements src(sdt) -> dst(ddt) on the pool (exact widening, round-to-nearest-even
+ * narrowing: nx_f32_to_bf16 / nx_f32_to_f16). */
+void nx_cpu_convert(nx_backend *be, void *dst, ngpt_dtype ddt, const void *src, ngpt_dtype sdt, int64_t n)
+{
+    convert(be, dst, ddt, src, sdt, n, false);
+}
+
+/* BF16 compute. oneDNN 2.x multiplies bf16 only from AVX-512 (avx512_core) up: on AVX2 its bf16
+ * matmul is "unimplemented". There the operands are rounded to BF16 and widened back to F32 for
+ * an F32 matmul: a product of two BF16 values is exact in F32, so the result differs from a
+ * native BF16 GEMM (F32 accumulation) only in the order of the sums. */
+static bool bf16_native(void) { return nx_cpu_has_avx512(); }
+
+/* n operand elements src(sdt) in the BF16 compute type: BF16, or BF16-rounded F32 (see above). */
+static void to_bf16_compute(nx_backend *be, void *dst, const void *src, ngpt_dtype sdt, int64_t n)
+{
+    if (bf16_native()) convert(be, dst, NGPT_DTYPE_BF16, src, sdt, n, false);
+    else convert(be, dst, NGPT_DTYPE_F32, src, sdt, n, true);
 }
 
 /* ---- oneDNN matmul builder ---- */
@@ -240,16 +226,17 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
 
     const bool bf16 = nx_cpu_bf16_compute(be);
     if (!bf16 && M <= WCVT_GEMV_MAX_ROWS && nx_cpu_linear_wcvt_ok(w->dtype)) return nx_cpu_gemv(be, y, x, w, b);
-    const ngpt_dtype cdt = bf16 ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32; /* compute dtype of x and W */
+    /* dtype of x and W as oneDNN multiplies them (BF16 compute emulated in F32: to_bf16_compute) */
+    const ngpt_dtype cdt = bf16 && bf16_native() ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32;
     ngpt_status s = NGPT_OK;
     void *xs = NULL, *wt = NULL;
     float *bf = NULL;
 
     const void *xsrc = x->data;
     if (bf16) {
-        xs = nx_malloc_aligned((size_t)(M * K) * 2);
+        xs = nx_malloc_aligned((size_t)(M * K) * nx_dtype_size(cdt));
         if (!xs) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: cannot allocate %lld x %lld bf16 input", (long long)M, (long long)K);
-        nx_cpu_convert(be, xs, NGPT_DTYPE_BF16, x->data, NGPT_DTYPE_F32, M * K);
+        to_bf16_compute(be, xs, x->data, NGPT_DTYPE_F32, M * K);
         xsrc = xs;
     }
     const float *bias = NULL;
@@ -274,7 +261,7 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
     /* W used in place when its dtype is the compute dtype; otherwise converted tile by tile. */
     int64_t NB = N;
     const size_t csz = nx_dtype_size(cdt);
-    if (w->dtype != cdt) {
+    if (w->dtype != cdt || bf16) {
         NB = TILE_BYTES / (K * (int64_t)csz);
         NB = NB < 256 ? 256 : NB & ~(int64_t)63;
         if (NB > N) NB = N;
@@ -287,7 +274,10 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
     for (int64_t n0 = 0; n0 < N; n0 += NB) {
         const int64_t nb = N - n0 < NB ? N - n0 : NB;
         const void *wsrc = (const char *)w->data + n0 * K * (int64_t)nx_dtype_size(w->dtype);
-        if (wt) {
+        if (wt && bf16) {
+            to_bf16_compute(be, wt, wsrc, w->dtype, nb * K);
+            wsrc = wt;
+        } else if (wt) {
             nx_cpu_convert(be, wt, cdt, wsrc, w->dtype, nb * K);
             wsrc = wt;
         }
@@ -328,20 +318,21 @@ ngpt_status nx_cpu_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, cons
     const bool bf16 = nx_cpu_bf16_compute(be);
     void *ac = NULL, *bc = NULL;
     const void *ad = a->data, *bd = b->data;
+    const size_t csz = bf16 && bf16_native() ? 2 : 4;
     if (bf16) {
-        ac = nx_malloc_aligned((size_t)(Ba * M * K) * 2);
-        bc = nx_malloc_aligned((size_t)(Bb * K * N) * 2);
+        ac = nx_malloc_aligned((size_t)(Ba * M * K) * csz);
+        bc = nx_malloc_aligned((size_t)(Bb * K * N) * csz);
         if (!ac || !bc) {
             nx_free_aligned(ac);
             nx_free_aligned(bc);
             return nx_err(NGPT_ERR_OUT_OF_MEMORY, "matmul: cannot allocate bf16 operands");
         }
-        nx_cpu_convert(be, ac, NGPT_DTYPE_BF16, a->data, a->dtype, Ba * M * K);
-        nx_cpu_convert(be, bc, NGPT_DTYPE_BF16, b->data, b->dtype, Bb * K * N);
+        to_bf16_compute(be, ac, a->data, a->dtype, Ba * M * K);
+        to_bf16_compute(be, bc, b->data, b->dtype, Bb * K * N);
         ad = ac;
         bd = bc;
     }
-    const int dt = bf16 ? dnnl_bf16 : dnnl_f32;
+    const int dt = csz == 2 ? dnnl_bf16 : dnnl_f32;
     mm_desc d = {
         .ndims = 3,
         .src_dims = {Ba, M, K},

@@ -204,7 +204,7 @@ void nx_cpu_set_wcvt(bool on) { __atomic_store_n(&g_wcvt_off, on ? 0 : 1, __ATOM
 bool nx_cpu_linear_wcvt_ok(ngpt_dtype wdt)
 {
     return (wdt == NGPT_DTYPE_F16 || wdt == NGPT_DTYPE_BF16) && !__atomic_load_n(&g_wcvt_off, __ATOMIC_RELAXED) &&
-           nx_cpu_have_avx512();
+           nx_cpu_has_avx512();
 }
 
 ngpt_status nx_cpu_linear_wcvt(nx_backend *be, float *y, const float *x, const void *w, ngpt_dtype wdt,

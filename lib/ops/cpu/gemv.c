@@ -1,6 +1,6 @@
-/* gemv.c — y[M, N] = x[M, K] @ w[N, K]^T (+ b) for M <= 4 (batch-1 decode): a hand-written
- * AVX-512 kernel for F32, F16 (vcvtph2ps) and BF16 (shift into the high half) weights, with a
- * portable fallback. oneDNN reaches ~10 GFLOP/s on this shape (DESIGN §7); the work is reading W
+/* gemv.c — y[M, N] = x[M, K] @ w[N, K]^T (+ b) for M <= 4 (batch-1 decode): hand-written
+ * AVX-512 and AVX2 kernels for F32, F16 (vcvtph2ps) and BF16 (shift into the high half) weights,
+ * with a portable fallback. oneDNN reaches ~10 GFLOP/s on this shape (DESIGN §7); the work is reading W
  * once, so the kernel streams each weight row exactly once for all M rows of x, 4 rows of W at a
  * time (4 x M accumulators), and N is split into contiguous row ranges across the pool.
  * Accumulation is F32 (each lane sums K/16 products, then a tree reduction across lanes). */
@@ -22,7 +22,7 @@ typedef struct gemv_job {
     int64_t      M, N, K;
     int64_t      rows_per_task;
     ngpt_dtype   wdt;
-    bool         avx512;
+    nx_isa       isa;
 } gemv_job;
 
 static inline float load_scalar(const void *p, ngpt_dtype dt, int64_t i)
@@ -147,21 +147,85 @@ static const gemv_rows_fn k_avx512[3][GEMV_MAX_M] = {
     {gemv_avx512_bf16_1, gemv_avx512_bf16_2, gemv_avx512_bf16_3, gemv_avx512_bf16_4},
 };
 
-static int g_simd_off; /* test hook: nx_cpu_set_simd(false) */
+/* ---- AVX2 (+FMA, F16C): the same scheme 8 lanes wide. 16 ymm registers hold R x M
+ * accumulators plus M rows of x, so R is 4 for M <= 2 and 2 above; the K % 8 tail is scalar. ---- */
 
-void nx_cpu_set_simd(bool on) { __atomic_store_n(&g_simd_off, on ? 0 : 1, __ATOMIC_RELAXED); }
+#define NX_AVX2 __attribute__((target("avx2,fma,f16c")))
 
-bool nx_cpu_have_avx512(void)
+NX_INLINE NX_AVX2 __m256 ldw8(const void *w, ngpt_dtype dt, int64_t i)
 {
-    static int cached = -1;
-    if (__atomic_load_n(&g_simd_off, __ATOMIC_RELAXED)) return false;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    }
-    return cached != 0;
+    if (dt == NGPT_DTYPE_F32) return _mm256_loadu_ps((const float *)w + i);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+    if (dt == NGPT_DTYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
+
+NX_INLINE NX_AVX2 float hsum8(__m256 v)
+{
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    return _mm_cvtss_f32(_mm_add_ss(a, _mm_movehdup_ps(a)));
+}
+
+NX_INLINE NX_AVX2 void gemv_block8(const gemv_job *j, int64_t n, const int M, const int R, const ngpt_dtype dt)
+{
+    const int64_t K = j->K;
+    const int64_t esz = dt == NGPT_DTYPE_F32 ? 4 : 2;
+    __m256 acc[4][GEMV_MAX_M];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++)
+        _Pragma("GCC unroll 4")
+        for (int m = 0; m < M; m++) acc[r][m] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 xv[GEMV_MAX_M];
+        _Pragma("GCC unroll 4")
+        for (int m = 0; m < M; m++) xv[m] = _mm256_loadu_ps(j->x + m * K + k);
+        const int64_t off = k * esz + PF, wrap = off >= K * esz ? (int64_t)(R - 1) * K * esz : 0;
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < R; r++) {
+            if ((k & (64 / esz - 1)) == 0) /* one prefetch per 64-byte line */
+                _mm_prefetch((const char *)j->w + (n + r) * K * esz + off + wrap, _MM_HINT_T0);
+            __m256 wv = ldw8(j->w, dt, (n + r) * K + k);
+            _Pragma("GCC unroll 4")
+            for (int m = 0; m < M; m++) acc[r][m] = _mm256_fmadd_ps(wv, xv[m], acc[r][m]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        float bias = j->b ? load_scalar(j->b, j->bdt, n + r) : 0.0f;
+        _Pragma("GCC unroll 4")
+        for (int m = 0; m < M; m++) {
+            float t = hsum8(acc[r][m]);
+            for (int64_t kk = k; kk < K; kk++) t += load_scalar(j->w, dt, (n + r) * K + kk) * j->x[m * K + kk];
+            j->y[m * j->N + n + r] = t + bias;
+        }
+    }
+}
+
+NX_INLINE NX_AVX2 void gemv_rows_avx2_t(const gemv_job *j, int64_t n0, int64_t n1, const int M, const ngpt_dtype dt)
+{
+    const int R = M <= 2 ? 4 : 2;
+    int64_t n = n0;
+    for (; n + R <= n1; n += R) gemv_block8(j, n, M, R, dt);
+    for (; n < n1; n++) gemv_block8(j, n, M, 1, dt);
+}
+
+#define GEMV_INST8(M_, DT_, NAME_)                                                         \
+    static NX_AVX2 void gemv_avx2_##NAME_##_##M_(const gemv_job *j, int64_t n0, int64_t n1) \
+    {                                                                                      \
+        gemv_rows_avx2_t(j, n0, n1, M_, DT_);                                              \
+    }
+#define GEMV_INST8_M(DT_, NAME_) GEMV_INST8(1, DT_, NAME_) GEMV_INST8(2, DT_, NAME_) GEMV_INST8(3, DT_, NAME_) GEMV_INST8(4, DT_, NAME_)
+GEMV_INST8_M(NGPT_DTYPE_F32, f32)
+GEMV_INST8_M(NGPT_DTYPE_F16, f16)
+GEMV_INST8_M(NGPT_DTYPE_BF16, bf16)
+
+static const gemv_rows_fn k_avx2[3][GEMV_MAX_M] = {
+    {gemv_avx2_f32_1, gemv_avx2_f32_2, gemv_avx2_f32_3, gemv_avx2_f32_4},
+    {gemv_avx2_f16_1, gemv_avx2_f16_2, gemv_avx2_f16_3, gemv_avx2_f16_4},
+    {gemv_avx2_bf16_1, gemv_avx2_bf16_2, gemv_avx2_bf16_3, gemv_avx2_bf16_4},
+};
 
 static void gemv_task(int64_t task, int64_t n_tasks, void *arg)
 {
@@ -169,12 +233,10 @@ static void gemv_task(int64_t task, int64_t n_tasks, void *arg)
     const gemv_job *j = arg;
     int64_t n0 = task * j->rows_per_task;
     int64_t n1 = n0 + j->rows_per_task < j->N ? n0 + j->rows_per_task : j->N;
-    if (!j->avx512) {
-        gemv_rows_scalar(j, n0, n1);
-        return;
-    }
-    int d = j->wdt == NGPT_DTYPE_F32 ? 0 : j->wdt == NGPT_DTYPE_F16 ? 1 : 2;
-    k_avx512[d][j->M - 1](j, n0, n1);
+    const int d = j->wdt == NGPT_DTYPE_F32 ? 0 : j->wdt == NGPT_DTYPE_F16 ? 1 : 2;
+    if (j->isa == NX_ISA_AVX512) k_avx512[d][j->M - 1](j, n0, n1);
+    else if (j->isa == NX_ISA_AVX2) k_avx2[d][j->M - 1](j, n0, n1);
+    else gemv_rows_scalar(j, n0, n1);
 }
 
 ngpt_status nx_cpu_gemv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b)
@@ -195,7 +257,7 @@ ngpt_status nx_cpu_gemv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const 
     if (per < 16) per = 16;
     gemv_job j = {
         .w = w->data, .b = b ? b->data : NULL, .bdt = b ? b->dtype : NGPT_DTYPE_F32,
-        .N = N, .K = K, .rows_per_task = per, .wdt = w->dtype, .avx512 = nx_cpu_have_avx512(),
+        .N = N, .K = K, .rows_per_task = per, .wdt = w->dtype, .isa = nx_cpu_isa(),
     };
     /* Rows of x in groups of up to 4: each group streams W once. */
     for (int64_t m0 = 0; m0 < M; m0 += GEMV_MAX_M) {

@@ -1,0 +1,66 @@
+/* cpu_isa.c — CPU feature detection behind nx_cpu_isa (cpuid + XGETBV: the OS must save the
+ * wide registers too, which __builtin_cpu_supports checks on gcc but not on every clang). */
+#include "cpu_isa.h"
+
+#include <stdbool.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#  include <cpuid.h>
+#  define NX_X86 1
+#endif
+
+static int g_cap = NX_ISA_AVX512;
+
+#ifdef NX_X86
+static unsigned long long xgetbv0(void)
+{
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+static nx_isa detect(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return NX_ISA_PORTABLE;
+    const bool osxsave = c & bit_OSXSAVE, fma = c & bit_FMA, f16c = c & bit_F16C, avx = c & bit_AVX;
+    if (!osxsave || !avx) return NX_ISA_PORTABLE;
+    const unsigned long long xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return NX_ISA_PORTABLE; /* XMM and YMM state */
+    if (__get_cpuid_max(0, 0) < 7) return NX_ISA_PORTABLE;
+    __cpuid_count(7, 0, a, b, c, d);
+    const bool avx2 = b & bit_AVX2;
+    if (!avx2 || !fma || !f16c) return NX_ISA_PORTABLE;
+    const bool z512 = (b & bit_AVX512F) && (b & bit_AVX512BW) && (b & bit_AVX512VL) && (b & bit_AVX512DQ);
+    if (z512 && (xcr0 & 0xe6) == 0xe6) return NX_ISA_AVX512; /* + opmask, ZMM0-15 hi, ZMM16-31 */
+    return NX_ISA_AVX2;
+}
+#else
+static nx_isa detect(void) { return NX_ISA_PORTABLE; }
+#endif
+
+nx_isa nx_cpu_isa(void)
+{
+    static int cached = -1; /* a benign race: every thread computes the same value */
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
+        c = (int)detect();
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
+    }
+    int cap = __atomic_load_n(&g_cap, __ATOMIC_RELAXED);
+    return (nx_isa)(c < cap ? c : cap);
+}
+
+nx_isa nx_isa_limit(nx_isa cap)
+{
+    return (nx_isa)__atomic_exchange_n(&g_cap, (int)cap, __ATOMIC_RELAXED);
+}
+
+const char *nx_isa_name(nx_isa isa)
+{
+    switch (isa) {
+    case NX_ISA_AVX2: return "AVX2";
+    case NX_ISA_AVX512: return "AVX-512";
+    default: return "portable";
+    }
+}
