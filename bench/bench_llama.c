@@ -7,7 +7,7 @@
  *   bench_llama [layers=2] [dtype=f16|bf16|f32] [prompt=128] [decode=16] [threads=0]
  *   env: NGPT_BENCH_PREFILL_REPS (best of n prefills), NGPT_BENCH_CPU_BF16=1 (CPU compute dtype
  *   BF16), NGPT_BENCH_WCVT=0 (F16/BF16 W through the oneDNN path instead of the fused convert
- *   GEMM), NGPT_BENCH_PROFILE, NGPT_BENCH_DEVICE; on CUDA NGPT_BENCH_ATTN_SPLIT=1 (split-KV decode
+ *   GEMM), NGPT_BENCH_ISA=portable|avx2 (cap the CPU kernels), NGPT_BENCH_PROFILE, NGPT_BENCH_DEVICE; on CUDA NGPT_BENCH_ATTN_SPLIT=1 (split-KV decode
  *   attention), NGPT_BENCH_GEMM_LT=1 (the prefill's linears through cuBLASLt, bias fused) and
  *   NGPT_BENCH_CUDA_GRAPH=1 (decode steps recorded and replayed: NGPT_BACKBONE_FLAG_CUDA_GRAPH).
  */
@@ -129,6 +129,9 @@ int main(int argc, char **argv)
     /* NGPT_BENCH_WCVT=0: F16/BF16 weights through the oneDNN path (W converted tile by tile) instead
      * of the fused convert GEMM, for before/after comparisons with one binary. */
     if (getenv("NGPT_BENCH_WCVT") && atoi(getenv("NGPT_BENCH_WCVT")) == 0) nx_cpu_set_wcvt(false);
+    const char *isa = getenv("NGPT_BENCH_ISA"); /* cap the CPU kernels: portable | avx2 */
+    if (isa) nx_isa_limit(!strcmp(isa, "portable") ? NX_ISA_PORTABLE : !strcmp(isa, "avx2") ? NX_ISA_AVX2 : NX_ISA_AVX512);
+    fprintf(stderr, "CPU kernels: %s\n", nx_isa_name(nx_cpu_isa()));
     ngpt_context_params cp;
     ngpt_context_params_default(&cp, sizeof cp);
     /* NGPT_BENCH_DEVICE=cuda runs it on the GPU (bench/gpu_remote.sh); the CPU is the default. */

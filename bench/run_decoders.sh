@@ -18,7 +18,8 @@ REPS=${2:-2}
 [ $# -ge 2 ] && shift 2 || shift $#
 CONFIGS=${*:-sd_unet_256 sd_unet_512 sd_vae_512 audioldm_unet_5 audioldm_vae_5 audioldm_vocoder_5}
 THREADS=${NGPT_BENCH_THREADS:-2}
-export NGPT_BENCH_THREADS="$THREADS" OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX} OMP_NUM_THREADS="$THREADS"
+. "$(dirname "$0")/openblas_core.sh"
+export NGPT_BENCH_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS"
 HERE=$(dirname "$0")
 GOLDEN=${NGPT_GOLDEN_DIR:-$HERE/../../shared/golden}
 if [ -d "$GOLDEN" ]; then

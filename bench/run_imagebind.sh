@@ -11,7 +11,8 @@ BUILD=${1:-build-rel}
 REPS=${2:-1}
 THREADS=${NGPT_BENCH_THREADS:-2}
 W=${NGPT_IB_WEIGHTS:-/tmp/ngpt_ib_huge_vision.safetensors}
-export NGPT_IB_WEIGHTS="$W" NGPT_BENCH_THREADS="$THREADS" OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS="$THREADS"
+. "$(dirname "$0")/openblas_core.sh"
+export NGPT_IB_WEIGHTS="$W" NGPT_BENCH_THREADS="$THREADS" OMP_NUM_THREADS="$THREADS"
 OUT=$(mktemp)
 echo "## libnextgpt"
 "$BUILD/bench/bench_imagebind" "$REPS" | tee "$OUT"

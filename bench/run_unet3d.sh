@@ -12,7 +12,8 @@ BUILD=${1:-build}
 REPS=${2:-1}
 THREADS=${NGPT_BENCH_THREADS:-2}
 export NGPT_ZS_DIR="${NGPT_ZS_DIR:-/tmp/ngpt_bench_zeroscope}" NGPT_BENCH_THREADS="$THREADS"
-export OPENBLAS_CORETYPE=SkylakeX OMP_NUM_THREADS="$THREADS"
+. "$(dirname "$0")/openblas_core.sh"
+export OMP_NUM_THREADS="$THREADS"
 HERE=$(dirname "$0")
 OUT=$(mktemp)
 echo "## port check (diffusers 0.17 golden cases)"

@@ -14,6 +14,7 @@ TORCH=${TORCH:-1} TORCH_PP=${TORCH_PP:-128} TORCH_TG=${TORCH_TG:-16}
 MODELS=${MODELS:-/tmp/ngpt_llcpp} BUILD=${BUILD:-$ROOT/build}
 PY=/usr/bin/python3
 LOG=$MODELS/run.log
+. "$HERE/../openblas_core.sh"
 
 [ -f "$HERE/.deps/src/include/llama.h" ] || "$HERE/setup.sh"
 BIN=$BUILD/bench/bench_vs_llamacpp
@@ -45,7 +46,7 @@ fi
 "$BIN" "$LIB" "$MODELS/f16" check "$THREADS" 16 2>>"$LOG" | tee -a "$LOG" || true
 if [ "$TORCH" = 1 ]; then
     for dt in f32 f16; do
-        OPENBLAS_CORETYPE=SkylakeX $PY "$HERE/bench_torch.py" "$MODELS/$dt" --threads "$THREADS" --pp 1 --tg 1 \
+        $PY "$HERE/bench_torch.py" "$MODELS/$dt" --threads "$THREADS" --pp 1 --tg 1 \
             --reps 1 --check 16 2>>"$LOG" | grep torchcheck | tee -a "$LOG"
     done
 fi
@@ -60,7 +61,7 @@ for dt in f32 f16; do
     done
     if [ "$TORCH" = 1 ]; then
         say "# load average $(cut -d' ' -f1-3 /proc/loadavg)"
-        OPENBLAS_CORETYPE=SkylakeX $PY "$HERE/bench_torch.py" "$MODELS/$dt" --threads "$THREADS" --pp "$TORCH_PP" \
+        $PY "$HERE/bench_torch.py" "$MODELS/$dt" --threads "$THREADS" --pp "$TORCH_PP" \
             --tg "$TORCH_TG" --reps 2 2>>"$LOG" | tee -a "$LOG"
     fi
 done

@@ -940,6 +940,27 @@ static float u2f(uint32_t u)
     return f;
 }
 
+/* nx_cpu_isa: the level agrees with what the compiler's own CPU check says, and the cap lowers
+ * it and lifts again (the narrower-level reruns below depend on that). */
+static void test_isa_levels(void)
+{
+    __builtin_cpu_init();
+    const nx_isa isa = nx_cpu_isa();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const bool z512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    CHECK_MSG(isa == (z512 ? NX_ISA_AVX512 : avx2 ? NX_ISA_AVX2 : NX_ISA_PORTABLE),
+              "nx_cpu_isa %s, the compiler sees avx2 %d avx512 %d", nx_isa_name(isa), avx2, z512);
+    for (int cap = NX_ISA_PORTABLE; cap <= NX_ISA_AVX512; cap++) {
+        nx_isa old = nx_isa_limit((nx_isa)cap);
+        CHECK(old == NX_ISA_AVX512);
+        CHECK(nx_cpu_isa() == ((int)isa < cap ? isa : (nx_isa)cap));
+        CHECK(nx_isa_limit(old) == (nx_isa)cap);
+    }
+    CHECK(nx_cpu_isa() == isa);
+    fprintf(stderr, "  (this CPU: %s kernels)\n", nx_isa_name(isa));
+}
+
 static void test_f16_conversions(void)
 {
     /* every f16 value round-trips (NaNs come back quiet) */
@@ -1237,6 +1258,7 @@ int main(void)
         fprintf(stderr, "setup: %s\n", ngpt_last_error());
         return 1;
     }
+    RUN(test_isa_levels);
     RUN(test_rms_norm);
     RUN(test_rms_norm_add);
     RUN(test_layer_norm);

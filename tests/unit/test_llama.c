@@ -74,6 +74,13 @@ static float max_diff(const float *a, const float *b, size_t n)
     return d;
 }
 
+static float max_abs(const float *a, size_t n)
+{
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(a[i]));
+    return m;
+}
+
 /* ---- numerics ---- */
 
 static void test_kv_cache_equals_recompute(void)
@@ -100,7 +107,10 @@ static void test_kv_cache_equals_recompute(void)
         dl = fmaxf(dl, max_diff(li, lf + (size_t)i * V, (size_t)V));
         dh = fmaxf(dh, max_diff(hi, hf + (size_t)i * H, (size_t)H));
     }
-    CHECK_MSG(dl <= 1e-5f && dh <= 1e-5f, "incremental decode vs full: logits %g hidden %g", dl, dh);
+    /* F32 rounding of different summation orders (the decode GEMV's lanes vs oneDNN's blocks):
+     * relative to the largest logit / hidden value */
+    const float tl = lf ? 4e-6f * fmaxf(1.0f, max_abs(lf, 7 * (size_t)V)) : 0, th = hf ? 4e-6f * fmaxf(1.0f, max_abs(hf, 7 * (size_t)H)) : 0;
+    CHECK_MSG(dl <= tl && dh <= th, "incremental decode vs full: logits %g (tol %g) hidden %g (tol %g)", dl, tl, dh, th);
     CHECK(ngpt_backbone_session_n_past(inc) == 7);
 
     /* chunked prefill 3 + 4 == one prefill of 7 */
@@ -109,7 +119,9 @@ static void test_kv_cache_equals_recompute(void)
     CHECK_OK(eval(chunk, k_ids + 3, NULL, 4, NGPT_OUTPUT_ALL));
     const float *lc = ngpt_backbone_get_logits(chunk, &rows);
     CHECK(rows == 4);
-    if (lc && lf) CHECK_MSG(max_diff(lc, lf + 3 * (size_t)V, 4 * (size_t)V) <= 1e-5f, "chunked prefill differs");
+    if (lc && lf)
+        CHECK_MSG(max_diff(lc, lf + 3 * (size_t)V, 4 * (size_t)V) <= tl, "chunked prefill differs by %g (tol %g)",
+                  max_diff(lc, lf + 3 * (size_t)V, 4 * (size_t)V), tl);
 
     /* truncate + re-eval gives the same last logits again; reset empties */
     CHECK_OK(ngpt_backbone_session_truncate(chunk, 6));

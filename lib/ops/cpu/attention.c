@@ -6,8 +6,8 @@
  *
  * Per key tile the tile of K is transposed once to Kt[D][BK] so that the scores of one query
  * against BK keys are BK-wide vector FMAs (q[d] broadcast x Kt[d][:]); P @ V is D-wide FMAs
- * into the query's O row. Both, and exp, are AVX-512 when the CPU has it (runtime dispatch),
- * else plain C.
+ * into the query's O row. Both, and exp, are AVX-512 or AVX2 when the CPU has it (runtime
+ * dispatch, nx_cpu_isa), else plain C.
  *
  * Semantics: scores = scale * q.k + mask; causal hides key j from query i when
  * j > i + (Skv - Sq) (bottom-right aligned). A query row whose keys are all hidden or all -inf
@@ -38,7 +38,7 @@ typedef struct attn_job {
     void       (*unit)(const struct attn_job *j, int64_t u, float *scr);
     float        scale;
     bool         causal;
-    bool         avx512;
+    nx_isa       isa;
     atomic_int   oom;
 } attn_job;
 
@@ -66,7 +66,8 @@ NX_INLINE NX_AVX512 __m512 exp512(__m512 x)
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ), e);
 }
 
-/* ---- the tile, written once; V512 selects intrinsics (a constant after inlining) ----
+/* ---- the tile, written once; V (2: AVX-512, 1: AVX2, 0: plain C) selects intrinsics (a
+ * constant after inlining) ----
  * Scores and P @ V work on 4 query rows at a time so each loaded K/V vector feeds 4 FMAs
  * (FMA-bound rather than load-bound). */
 
@@ -166,10 +167,140 @@ static inline NX_AVX512 void pv4_512(float *o, const float *p, const float *v0, 
     }
 }
 
-NX_INLINE void scores4(const float *qs, int64_t D, const float *Kt, float *s, const bool V512)
+/* ---- AVX2 helpers: the AVX-512 ones 8 lanes wide (16 ymm registers: 4 rows x 2 vectors of
+ * accumulators per pass); tails through maskload/maskstore ---- */
+
+#define NX_AVX2 __attribute__((target("avx2,fma")))
+
+/* exp512 on 8 lanes: the same clamp, polynomial and flush to 0 below -87; n in [-126, 127],
+ * so 2^n is built in the exponent field directly */
+NX_INLINE NX_AVX2 __m256 exp256(__m256 x)
 {
-    if (V512) {
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256 two_n = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+    return _mm256_and_ps(_mm256_mul_ps(p, two_n), _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
+}
+
+NX_INLINE NX_AVX2 __m256i tail8(int64_t rem)
+{
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem >= 8 ? 8 : rem <= 0 ? 0 : (int)rem),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+NX_INLINE NX_AVX2 float hsum8(__m256 v)
+{
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    return _mm_cvtss_f32(_mm_add_ss(a, _mm_movehdup_ps(a)));
+}
+
+NX_INLINE NX_AVX2 float hmax8(__m256 v)
+{
+    __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    return _mm_cvtss_f32(_mm_max_ss(a, _mm_movehdup_ps(a)));
+}
+
+static inline NX_AVX2 void scores4_256(const float *qs, int64_t D, const float *Kt, float *s)
+{
+    for (int j0 = 0; j0 < BK; j0 += 16) {
+        __m256 a[4][2];
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
+        for (int64_t d = 0; d < D; d++) {
+            const float *kr = Kt + d * BK + j0;
+            __m256 k0 = _mm256_loadu_ps(kr), k1 = _mm256_loadu_ps(kr + 8);
+            _Pragma("GCC unroll 4")
+            for (int r = 0; r < 4; r++) {
+                __m256 qd = _mm256_broadcast_ss(qs + r * D + d);
+                a[r][0] = _mm256_fmadd_ps(qd, k0, a[r][0]);
+                a[r][1] = _mm256_fmadd_ps(qd, k1, a[r][1]);
+            }
+        }
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            _mm256_storeu_ps(s + r * BK + j0, a[r][0]);
+            _mm256_storeu_ps(s + r * BK + j0 + 8, a[r][1]);
+        }
+    }
+}
+
+static inline NX_AVX2 float row_max_256(float *s, int n, const float *mr)
+{
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    __m256 m = ninf;
+    for (int j = 0; j < n; j += 8) {
+        __m256i k = tail8(n - j);
+        __m256 v = _mm256_maskload_ps(s + j, k);
+        if (mr) {
+            v = _mm256_add_ps(v, _mm256_maskload_ps(mr + j, k));
+            _mm256_maskstore_ps(s + j, k, v);
+        }
+        m = _mm256_max_ps(m, _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(k)));
+    }
+    return hmax8(m);
+}
+
+static inline NX_AVX2 float exp_row_256(float *s, float mnew)
+{
+    __m256 m = _mm256_set1_ps(mnew), sum = _mm256_setzero_ps();
+    for (int j = 0; j < BK; j += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), m));
+        _mm256_storeu_ps(s + j, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    return hsum8(sum);
+}
+
+static inline NX_AVX2 void pv4_256(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D,
+                                   const float *corr)
+{
+    for (int64_t d = 0; d < D; d += 16) {
+        const __m256i k0 = tail8(D - d), k1 = tail8(D - d - 8);
+        __m256 acc[4][2];
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            __m256 c = _mm256_set1_ps(corr[r]);
+            acc[r][0] = _mm256_mul_ps(c, _mm256_maskload_ps(o + r * D + d, k0));
+            acc[r][1] = _mm256_mul_ps(c, _mm256_maskload_ps(o + r * D + d + 8, k1));
+        }
+        for (int jj = 0; jj < nk; jj++) {
+            const float *vr = v0 + jj * vstride + d;
+            __m256 v0v = _mm256_maskload_ps(vr, k0), v1v = _mm256_maskload_ps(vr + 8, k1);
+            _Pragma("GCC unroll 4")
+            for (int r = 0; r < 4; r++) {
+                __m256 pj = _mm256_broadcast_ss(p + r * BK + jj);
+                acc[r][0] = _mm256_fmadd_ps(pj, v0v, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(pj, v1v, acc[r][1]);
+            }
+        }
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            _mm256_maskstore_ps(o + r * D + d, k0, acc[r][0]);
+            _mm256_maskstore_ps(o + r * D + d + 8, k1, acc[r][1]);
+        }
+    }
+}
+
+NX_INLINE void scores4(const float *qs, int64_t D, const float *Kt, float *s, const int V)
+{
+    if (V == 2) {
         scores4_512(qs, D, Kt, s);
+        return;
+    }
+    if (V == 1) {
+        scores4_256(qs, D, Kt, s);
         return;
     }
     for (int r = 0; r < 4; r++) {
@@ -180,9 +311,10 @@ NX_INLINE void scores4(const float *qs, int64_t D, const float *Kt, float *s, co
     }
 }
 
-NX_INLINE float row_max(float *s, int n, const float *mr, const bool V512)
+NX_INLINE float row_max(float *s, int n, const float *mr, const int V)
 {
-    if (V512) return row_max_512(s, n, mr);
+    if (V == 2) return row_max_512(s, n, mr);
+    if (V == 1) return row_max_256(s, n, mr);
     float mx = -INFINITY;
     for (int jj = 0; jj < n; jj++) {
         if (mr) s[jj] += mr[jj];
@@ -191,9 +323,10 @@ NX_INLINE float row_max(float *s, int n, const float *mr, const bool V512)
     return mx;
 }
 
-NX_INLINE float exp_row(float *s, float mnew, const bool V512)
+NX_INLINE float exp_row(float *s, float mnew, const int V)
 {
-    if (V512) return exp_row_512(s, mnew);
+    if (V == 2) return exp_row_512(s, mnew);
+    if (V == 1) return exp_row_256(s, mnew);
     float sum = 0.0f;
     for (int j = 0; j < BK; j++) {
         s[j] = expf(s[j] - mnew);
@@ -203,10 +336,14 @@ NX_INLINE float exp_row(float *s, float mnew, const bool V512)
 }
 
 NX_INLINE void pv4(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D, const float *corr,
-                   const bool V512)
+                   const int V)
 {
-    if (V512) {
+    if (V == 2) {
         pv4_512(o, p, v0, vstride, nk, D, corr);
+        return;
+    }
+    if (V == 1) {
+        pv4_256(o, p, v0, vstride, nk, D, corr);
         return;
     }
     for (int r = 0; r < 4; r++) {
@@ -217,7 +354,7 @@ NX_INLINE void pv4(float *o, const float *p, const float *v0, int64_t vstride, i
     }
 }
 
-NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr, const bool V512)
+NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr, const int V)
 {
     const int64_t D = j->D, Sq = j->Sq, Skv = j->Skv, H = j->H, Hkv = j->Hkv;
     const int64_t hk = h / (H / Hkv), off = Skv - Sq;
@@ -248,14 +385,14 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
         for (int jj = nk; jj < BK; jj++)
             for (int64_t d = 0; d < D; d++) Kt[d * BK + jj] = 0.0f;
         const float *vb = j->v + ((b * Skv + j0) * Hkv + hk) * D;
-        for (int i = 0; i < nq4; i += 4) scores4(Qs + i * D, D, Kt, S + i * BK, V512);
+        for (int i = 0; i < nq4; i += 4) scores4(Qs + i * D, D, Kt, S + i * BK, V);
         for (int i = 0; i < nq4; i++) {
             float *Si = S + i * BK;
             int64_t nvalid = i < nq ? nk : 0;
             if (j->causal && q0 + i + off - j0 + 1 < nvalid) nvalid = q0 + i + off - j0 + 1;
             float mx = -INFINITY;
             if (nvalid > 0)
-                mx = row_max(Si, (int)nvalid, j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0 : NULL, V512);
+                mx = row_max(Si, (int)nvalid, j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0 : NULL, V);
             float mnew = mx > m[i] ? mx : m[i];
             if (mnew == -INFINITY) { /* every key so far hidden: no contribution */
                 for (int jj = 0; jj < BK; jj++) Si[jj] = 0.0f;
@@ -264,10 +401,10 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
             }
             for (int jj = nvalid > 0 ? (int)nvalid : 0; jj < BK; jj++) Si[jj] = -INFINITY;
             corr[i] = m[i] == -INFINITY ? 0.0f : expf(m[i] - mnew);
-            l[i] = l[i] * corr[i] + exp_row(Si, mnew, V512);
+            l[i] = l[i] * corr[i] + exp_row(Si, mnew, V);
             m[i] = mnew;
         }
-        for (int i = 0; i < nq4; i += 4) pv4(O + i * D, S + i * BK, vb, kvrow, nk, D, corr + i, V512);
+        for (int i = 0; i < nq4; i += 4) pv4(O + i * D, S + i * BK, vb, kvrow, nk, D, corr + i, V);
     }
     for (int i = 0; i < nq; i++) {
         float *orow = j->out + ((b * Sq + q0 + i) * H + h) * D;
@@ -278,12 +415,17 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
 
 static NX_AVX512 void attn_tile_avx512(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr)
 {
-    attn_tile(j, b, h, q0, scr, true);
+    attn_tile(j, b, h, q0, scr, 2);
+}
+
+static NX_AVX2 void attn_tile_avx2(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr)
+{
+    attn_tile(j, b, h, q0, scr, 1);
 }
 
 static void attn_tile_plain(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr)
 {
-    attn_tile(j, b, h, q0, scr, false);
+    attn_tile(j, b, h, q0, scr, 0);
 }
 
 /* ---- few query rows (decode) or few keys: per (batch, head, row), straight from the K/V rows ----
@@ -291,38 +433,23 @@ static void attn_tile_plain(const attn_job *j, int64_t b, int64_t h, int64_t q0,
  * scalar copies; for the backbone's decode step (1 query row against the whole cache) that made
  * attention ~2.5 ms per layer at 512 positions, about 8x what reading K and V costs. Here the
  * scores are D-wide dot products over the K rows as they lie, then exp, then P @ V over the V
- * rows: K and V are read once. AVX-512 only (elsewhere the tiles run). */
+ * rows: K and V are read once. AVX-512 and AVX2 (the portable build runs the tiles). */
 enum { ROW_PATH_MAX_SQ = 3, ROW_PATH_MAX_SKV = 16 };
 
-static NX_AVX512 void attn_row_avx512(const attn_job *j, int64_t b, int64_t h, int64_t i, float *s)
+/* the row path's three loops, per level: q . k over D; s[0, n) = exp(s - mx) with their sum;
+ * o = inv * sum_t s[t] v[t] */
+static inline NX_AVX512 float dot_512(const float *q, const float *k, int64_t D)
 {
-    const int64_t D = j->D, Sq = j->Sq, Skv = j->Skv, H = j->H, Hkv = j->Hkv;
-    const int64_t hk = h / (H / Hkv), kvrow = Hkv * D;
-    int64_t n = Skv;
-    if (j->causal) { /* keys 0 .. i + (Skv - Sq) */
-        int64_t lim = i + (Skv - Sq) + 1;
-        n = lim < 0 ? 0 : lim < n ? lim : n;
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t d = 0; d < D; d += 16) {
+        __mmask16 mk = tail_mask(D - d);
+        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, q + d), _mm512_maskz_loadu_ps(mk, k + d), acc);
     }
-    const float *q = j->q + ((b * Sq + i) * H + h) * D;
-    const float *kb = j->k + (b * Skv * Hkv + hk) * D, *vb = j->v + (b * Skv * Hkv + hk) * D;
-    const float *mr = j->mask ? j->mask + b * j->mask_bstride + i * Skv : NULL;
-    float *o = j->out + ((b * Sq + i) * H + h) * D;
-    float mx = -INFINITY;
-    for (int64_t t = 0; t < n; t++) {
-        const float *kr = kb + t * kvrow;
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t d = 0; d < D; d += 16) {
-            __mmask16 mk = tail_mask(D - d);
-            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, q + d), _mm512_maskz_loadu_ps(mk, kr + d), acc);
-        }
-        float x = _mm512_reduce_add_ps(acc) * j->scale + (mr ? mr[t] : 0.0f);
-        s[t] = x;
-        mx = x > mx ? x : mx;
-    }
-    if (mx == -INFINITY) { /* every key hidden (or no key): zeros, as the tiles do */
-        for (int64_t d = 0; d < D; d++) o[d] = 0.0f;
-        return;
-    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static inline NX_AVX512 float exp_sum_512(float *s, int64_t n, float mx)
+{
     __m512 m = _mm512_set1_ps(mx), sum = _mm512_setzero_ps();
     for (int64_t t = 0; t < n; t += 16) {
         __mmask16 mk = tail_mask(n - t);
@@ -330,7 +457,12 @@ static NX_AVX512 void attn_row_avx512(const attn_job *j, int64_t b, int64_t h, i
         _mm512_mask_storeu_ps(s + t, mk, e);
         sum = _mm512_add_ps(sum, e);
     }
-    const float inv = 1.0f / _mm512_reduce_add_ps(sum);
+    return _mm512_reduce_add_ps(sum);
+}
+
+static inline NX_AVX512 void pv_row_512(float *o, const float *s, const float *vb, int64_t kvrow, int64_t n, int64_t D,
+                                        float inv)
+{
     for (int64_t d = 0; d < D; d += 64) {
         __mmask16 mk[4];
         __m512 acc[4];
@@ -350,19 +482,105 @@ static NX_AVX512 void attn_row_avx512(const attn_job *j, int64_t b, int64_t h, i
     }
 }
 
+static inline NX_AVX2 float dot_256(const float *q, const float *k, int64_t D)
+{
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t d = 0; d < D; d += 8) {
+        __m256i mk = tail8(D - d);
+        acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + d, mk), _mm256_maskload_ps(k + d, mk), acc);
+    }
+    return hsum8(acc);
+}
+
+static inline NX_AVX2 float exp_sum_256(float *s, int64_t n, float mx)
+{
+    __m256 m = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
+    for (int64_t t = 0; t < n; t += 8) {
+        __m256i mk = tail8(n - t);
+        __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(s + t, mk), m)), _mm256_castsi256_ps(mk));
+        _mm256_maskstore_ps(s + t, mk, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    return hsum8(sum);
+}
+
+static inline NX_AVX2 void pv_row_256(float *o, const float *s, const float *vb, int64_t kvrow, int64_t n, int64_t D,
+                                      float inv)
+{
+    for (int64_t d = 0; d < D; d += 32) {
+        __m256i mk[4];
+        __m256 acc[4];
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) {
+            mk[u] = tail8(D - d - 8 * u);
+            acc[u] = _mm256_setzero_ps();
+        }
+        for (int64_t t = 0; t < n; t++) {
+            const float *vr = vb + t * kvrow + d;
+            __m256 pt = _mm256_broadcast_ss(s + t);
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) acc[u] = _mm256_fmadd_ps(pt, _mm256_maskload_ps(vr + 8 * u, mk[u]), acc[u]);
+        }
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) _mm256_maskstore_ps(o + d + 8 * u, mk[u], _mm256_mul_ps(acc[u], _mm256_set1_ps(inv)));
+    }
+}
+
+/* one query row (V: 2 AVX-512, 1 AVX2) */
+NX_INLINE void attn_row(const attn_job *j, int64_t b, int64_t h, int64_t i, float *s, const int V)
+{
+    const int64_t D = j->D, Sq = j->Sq, Skv = j->Skv, H = j->H, Hkv = j->Hkv;
+    const int64_t hk = h / (H / Hkv), kvrow = Hkv * D;
+    int64_t n = Skv;
+    if (j->causal) { /* keys 0 .. i + (Skv - Sq) */
+        int64_t lim = i + (Skv - Sq) + 1;
+        n = lim < 0 ? 0 : lim < n ? lim : n;
+    }
+    const float *q = j->q + ((b * Sq + i) * H + h) * D;
+    const float *kb = j->k + (b * Skv * Hkv + hk) * D, *vb = j->v + (b * Skv * Hkv + hk) * D;
+    const float *mr = j->mask ? j->mask + b * j->mask_bstride + i * Skv : NULL;
+    float *o = j->out + ((b * Sq + i) * H + h) * D;
+    float mx = -INFINITY;
+    for (int64_t t = 0; t < n; t++) {
+        const float *kr = kb + t * kvrow;
+        float x = (V == 2 ? dot_512(q, kr, D) : dot_256(q, kr, D)) * j->scale + (mr ? mr[t] : 0.0f);
+        s[t] = x;
+        mx = x > mx ? x : mx;
+    }
+    if (mx == -INFINITY) { /* every key hidden (or no key): zeros, as the tiles do */
+        for (int64_t d = 0; d < D; d++) o[d] = 0.0f;
+        return;
+    }
+    const float inv = 1.0f / (V == 2 ? exp_sum_512(s, n, mx) : exp_sum_256(s, n, mx));
+    if (V == 2) pv_row_512(o, s, vb, kvrow, n, D, inv);
+    else pv_row_256(o, s, vb, kvrow, n, D, inv);
+}
+
+static NX_AVX512 void attn_row_avx512(const attn_job *j, int64_t b, int64_t h, int64_t i, float *s)
+{
+    attn_row(j, b, h, i, s, 2);
+}
+
+static NX_AVX2 void attn_row_avx2(const attn_job *j, int64_t b, int64_t h, int64_t i, float *s)
+{
+    attn_row(j, b, h, i, s, 1);
+}
+
 /* ---- the pool's tasks: chunks of units (query tiles, or rows on the row path) ---- */
 
 static void tile_unit(const attn_job *j, int64_t u, float *scr)
 {
     const int64_t qt = u % j->n_qt, bh = u / j->n_qt, h = bh % j->H, b = bh / j->H;
-    if (j->avx512) attn_tile_avx512(j, b, h, qt * BQ, scr);
+    if (j->isa == NX_ISA_AVX512) attn_tile_avx512(j, b, h, qt * BQ, scr);
+    else if (j->isa == NX_ISA_AVX2) attn_tile_avx2(j, b, h, qt * BQ, scr);
     else attn_tile_plain(j, b, h, qt * BQ, scr);
 }
 
 static void row_unit(const attn_job *j, int64_t u, float *scr)
 {
     const int64_t i = u % j->Sq, bh = u / j->Sq, h = bh % j->H, b = bh / j->H;
-    attn_row_avx512(j, b, h, i, scr);
+    if (j->isa == NX_ISA_AVX512) attn_row_avx512(j, b, h, i, scr);
+    else attn_row_avx2(j, b, h, i, scr);
 }
 
 /* Task t runs units [t * n_units / n_chunks, (t + 1) * n_units / n_chunks) on one scratch. */
@@ -423,7 +641,7 @@ ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q,
     attn_job j = {
         .q = q->data, .k = k->data, .v = v->data, .mask = mask ? mask->data : NULL, .out = out->data,
         .B = q->ne[0], .Sq = q->ne[1], .H = q->ne[2], .D = q->ne[3], .Skv = k->ne[1], .Hkv = k->ne[2],
-        .scale = scale, .causal = causal, .avx512 = nx_cpu_has_avx512(),
+        .scale = scale, .causal = causal, .isa = nx_cpu_isa(),
     };
     atomic_init(&j.oom, 0);
     if (j.B == 0 || j.Sq == 0 || j.H == 0 || j.D == 0) return NGPT_OK;
@@ -432,7 +650,7 @@ ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q,
     j.n_qt = (j.Sq + BQ - 1) / BQ;
     /* a few query rows, or a few keys (Zeroscope's temporal attention: 8 frames), waste most of a
      * tile's 4-row groups and BK-wide key blocks: the row path */
-    const bool rows = j.avx512 && (j.Sq <= ROW_PATH_MAX_SQ || j.Skv <= ROW_PATH_MAX_SKV);
+    const bool rows = j.isa >= NX_ISA_AVX2 && (j.Sq <= ROW_PATH_MAX_SQ || j.Skv <= ROW_PATH_MAX_SKV);
     j.n_units = j.B * j.H * (rows ? j.Sq : j.n_qt);
     j.unit = rows ? row_unit : tile_unit;
     j.scr_floats = rows ? (size_t)(j.Skv > 0 ? j.Skv : 1) : (size_t)(2 * BQ * j.D + j.D * BK + BQ * BK);
