@@ -14,6 +14,7 @@
  * (mask) has no defined softmax; we output ZEROS for it (not NaN, unlike a naive softmax), e.g.
  * causal rows with i + Skv - Sq < 0. Mask values below ~-87 relative to the row max contribute
  * exactly 0 in the AVX-512 path (exp underflow), as they would in F32 anyway. */
+#include "avx2_util.h"
 #include "cpu_ops.h"
 
 #include "../../core/alloc.h"
@@ -170,8 +171,6 @@ static inline NX_AVX512 void pv4_512(float *o, const float *p, const float *v0, 
 /* ---- AVX2 helpers: the AVX-512 ones 8 lanes wide (16 ymm registers: 4 rows x 2 vectors of
  * accumulators per pass); tails through maskload/maskstore ---- */
 
-#define NX_AVX2 __attribute__((target("avx2,fma")))
-
 /* exp512 on 8 lanes: the same clamp, polynomial and flush to 0 below -87; n in [-126, 127],
  * so 2^n is built in the exponent field directly */
 NX_INLINE NX_AVX2 __m256 exp256(__m256 x)
@@ -190,26 +189,6 @@ NX_INLINE NX_AVX2 __m256 exp256(__m256 x)
     p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256 two_n = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
     return _mm256_and_ps(_mm256_mul_ps(p, two_n), _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ));
-}
-
-NX_INLINE NX_AVX2 __m256i tail8(int64_t rem)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(rem >= 8 ? 8 : rem <= 0 ? 0 : (int)rem),
-                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-NX_INLINE NX_AVX2 float hsum8(__m256 v)
-{
-    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
-    return _mm_cvtss_f32(_mm_add_ss(a, _mm_movehdup_ps(a)));
-}
-
-NX_INLINE NX_AVX2 float hmax8(__m256 v)
-{
-    __m128 a = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
-    return _mm_cvtss_f32(_mm_max_ss(a, _mm_movehdup_ps(a)));
 }
 
 static inline NX_AVX2 void scores4_256(const float *qs, int64_t D, const float *Kt, float *s)
@@ -241,7 +220,7 @@ static inline NX_AVX2 float row_max_256(float *s, int n, const float *mr)
     const __m256 ninf = _mm256_set1_ps(-INFINITY);
     __m256 m = ninf;
     for (int j = 0; j < n; j += 8) {
-        __m256i k = tail8(n - j);
+        __m256i k = nx_tail8(n - j);
         __m256 v = _mm256_maskload_ps(s + j, k);
         if (mr) {
             v = _mm256_add_ps(v, _mm256_maskload_ps(mr + j, k));
@@ -249,7 +228,7 @@ static inline NX_AVX2 float row_max_256(float *s, int n, const float *mr)
         }
         m = _mm256_max_ps(m, _mm256_blendv_ps(ninf, v, _mm256_castsi256_ps(k)));
     }
-    return hmax8(m);
+    return nx_hmax8(m);
 }
 
 static inline NX_AVX2 float exp_row_256(float *s, float mnew)
@@ -260,14 +239,14 @@ static inline NX_AVX2 float exp_row_256(float *s, float mnew)
         _mm256_storeu_ps(s + j, e);
         sum = _mm256_add_ps(sum, e);
     }
-    return hsum8(sum);
+    return nx_hsum8(sum);
 }
 
 static inline NX_AVX2 void pv4_256(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D,
                                    const float *corr)
 {
     for (int64_t d = 0; d < D; d += 16) {
-        const __m256i k0 = tail8(D - d), k1 = tail8(D - d - 8);
+        const __m256i k0 = nx_tail8(D - d), k1 = nx_tail8(D - d - 8);
         __m256 acc[4][2];
         _Pragma("GCC unroll 4")
         for (int r = 0; r < 4; r++) {
@@ -486,22 +465,22 @@ static inline NX_AVX2 float dot_256(const float *q, const float *k, int64_t D)
 {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t d = 0; d < D; d += 8) {
-        __m256i mk = tail8(D - d);
+        __m256i mk = nx_tail8(D - d);
         acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + d, mk), _mm256_maskload_ps(k + d, mk), acc);
     }
-    return hsum8(acc);
+    return nx_hsum8(acc);
 }
 
 static inline NX_AVX2 float exp_sum_256(float *s, int64_t n, float mx)
 {
     __m256 m = _mm256_set1_ps(mx), sum = _mm256_setzero_ps();
     for (int64_t t = 0; t < n; t += 8) {
-        __m256i mk = tail8(n - t);
+        __m256i mk = nx_tail8(n - t);
         __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(s + t, mk), m)), _mm256_castsi256_ps(mk));
         _mm256_maskstore_ps(s + t, mk, e);
         sum = _mm256_add_ps(sum, e);
     }
-    return hsum8(sum);
+    return nx_hsum8(sum);
 }
 
 static inline NX_AVX2 void pv_row_256(float *o, const float *s, const float *vb, int64_t kvrow, int64_t n, int64_t D,
@@ -512,7 +491,7 @@ static inline NX_AVX2 void pv_row_256(float *o, const float *s, const float *vb,
         __m256 acc[4];
         _Pragma("GCC unroll 4")
         for (int u = 0; u < 4; u++) {
-            mk[u] = tail8(D - d - 8 * u);
+            mk[u] = nx_tail8(D - d - 8 * u);
             acc[u] = _mm256_setzero_ps();
         }
         for (int64_t t = 0; t < n; t++) {

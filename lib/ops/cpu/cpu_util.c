@@ -1,6 +1,8 @@
 /* cpu_util.c — parallel-for over the pool in contiguous chunks; the vector kernels. */
 #include "cpu_util.h"
 
+#include "avx2_util.h"
+
 
 #define NX_PAR_MIN_WORK 32768  /* below this many element-touches a job runs on the caller */
 
@@ -134,21 +136,7 @@ AVX512 static void leaky_avx512(float *y, const float *x, float slope, int64_t n
 
 /* ---- AVX2 (+FMA): the AVX-512 kernels 8 lanes wide; tails through maskload/maskstore ---- */
 
-#define AVX2 __attribute__((target("avx2,fma")))
-
-AVX2 static inline __m256i tail8(int64_t left)
-{
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left >= 8 ? 8 : (int)left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-AVX2 static inline float hsum8(__m256 v)
-{
-    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
-    return _mm_cvtss_f32(_mm_add_ss(a, _mm_movehdup_ps(a)));
-}
-
-AVX2 static float sum_avx2(const float *x, int64_t n)
+NX_AVX2 static float sum_avx2(const float *x, int64_t n)
 {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
     int64_t i = 0;
@@ -158,11 +146,11 @@ AVX2 static float sum_avx2(const float *x, int64_t n)
         a2 = _mm256_add_ps(a2, _mm256_loadu_ps(x + i + 16));
         a3 = _mm256_add_ps(a3, _mm256_loadu_ps(x + i + 24));
     }
-    for (; i < n; i += 8) a0 = _mm256_add_ps(a0, _mm256_maskload_ps(x + i, tail8(n - i)));
-    return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    for (; i < n; i += 8) a0 = _mm256_add_ps(a0, _mm256_maskload_ps(x + i, nx_tail8(n - i)));
+    return nx_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
-AVX2 static float sumsqdev_avx2(const float *x, float mean, int64_t n)
+NX_AVX2 static float sumsqdev_avx2(const float *x, float mean, int64_t n)
 {
     const __m256 m = _mm256_set1_ps(mean);
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
@@ -176,11 +164,11 @@ AVX2 static float sumsqdev_avx2(const float *x, float mean, int64_t n)
         a3 = _mm256_fmadd_ps(v3, v3, a3);
     }
     for (; i < n; i += 8) {
-        __m256i k = tail8(n - i);
+        __m256i k = nx_tail8(n - i);
         __m256 v = _mm256_and_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), m), _mm256_castsi256_ps(k));
         a0 = _mm256_fmadd_ps(v, v, a0);
     }
-    return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    return nx_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
 }
 
 /* An elementwise AVX2 loop: BODY maps __m256 v (x[i..i+8)) to the value stored at y + i; full
@@ -195,19 +183,19 @@ AVX2 static float sumsqdev_avx2(const float *x, float mean, int64_t n)
         }                                                                            \
         if (i_ < (n)) {                                                              \
             const int64_t i = i_;                                                    \
-            const __m256i k_ = tail8((n) - i);                                       \
+            const __m256i k_ = nx_tail8((n) - i);                                       \
             __m256 v = _mm256_maskload_ps((x) + i, k_);                              \
             _mm256_maskstore_ps((y) + i, k_, (BODY));                                \
         }                                                                            \
     } while (0)
 
 /* w[i..], b[i..] for a possibly partial vector (masked: no read past the end) */
-AVX2 static inline __m256 ld8(const float *p, int64_t i, int64_t n)
+NX_AVX2 static inline __m256 ld8(const float *p, int64_t i, int64_t n)
 {
-    return n - i >= 8 ? _mm256_loadu_ps(p + i) : _mm256_maskload_ps(p + i, tail8(n - i));
+    return n - i >= 8 ? _mm256_loadu_ps(p + i) : _mm256_maskload_ps(p + i, nx_tail8(n - i));
 }
 
-AVX2 static void norm_wb_avx2(float *y, const float *x, float mean, float s, const float *w, const float *b, int64_t n)
+NX_AVX2 static void norm_wb_avx2(float *y, const float *x, float mean, float s, const float *w, const float *b, int64_t n)
 {
     const __m256 m = _mm256_set1_ps(mean), sv = _mm256_set1_ps(s);
     if (w && b)
@@ -220,13 +208,13 @@ AVX2 static void norm_wb_avx2(float *y, const float *x, float mean, float s, con
         AVX2_MAP(y, x, n, _mm256_mul_ps(_mm256_sub_ps(v, m), sv));
 }
 
-AVX2 static void affine_avx2(float *y, const float *x, float a, float c, int64_t n)
+NX_AVX2 static void affine_avx2(float *y, const float *x, float a, float c, int64_t n)
 {
     const __m256 av = _mm256_set1_ps(a), cv = _mm256_set1_ps(c);
     AVX2_MAP(y, x, n, _mm256_fmadd_ps(v, av, cv));
 }
 
-AVX2 static void leaky_avx2(float *y, const float *x, float slope, int64_t n)
+NX_AVX2 static void leaky_avx2(float *y, const float *x, float slope, int64_t n)
 {
     const __m256 sv = _mm256_set1_ps(slope), zero = _mm256_setzero_ps();
     /* x < 0 or NaN: x * slope */
@@ -410,7 +398,7 @@ AVX512 static void gelu_avx512(float *y, const float *x, int64_t n)
 
 /* exp(x) on 8 lanes, the same polynomial as exp512; 2^n applied as 2^(n/2) * 2^(n - n/2) (AVX2
  * has no scalef), so the [-104, 89] range still overflows to inf and underflows gradually. */
-AVX2 static inline __m256 exp256(__m256 x)
+NX_AVX2 static inline __m256 exp256(__m256 x)
 {
     __m256 xc = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(89.0f)), _mm256_set1_ps(-104.0f));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
@@ -432,7 +420,7 @@ AVX2 static inline __m256 exp256(__m256 x)
     return _mm256_blendv_ps(e, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
-AVX2 static inline __m256 sig256(__m256 v, int mode)
+NX_AVX2 static inline __m256 sig256(__m256 v, int mode)
 {
     const __m256 one = _mm256_set1_ps(1.0f);
     __m256 a = v;
@@ -445,7 +433,7 @@ AVX2 static inline __m256 sig256(__m256 v, int mode)
     return _mm256_div_ps(mode == SIG_SIGMOID ? one : v, d);
 }
 
-AVX2 static void sig_avx2(float *y, const float *x, int64_t n, int mode)
+NX_AVX2 static void sig_avx2(float *y, const float *x, int64_t n, int mode)
 {
     switch (mode) { /* constant modes, so each loop is specialised */
     case SIG_SILU: AVX2_MAP(y, x, n, sig256(v, SIG_SILU)); break;
@@ -456,7 +444,7 @@ AVX2 static void sig_avx2(float *y, const float *x, int64_t n, int mode)
 }
 
 /* gelu_avx512 on 8 lanes */
-AVX2 static inline __m256 gelu256(__m256 v)
+NX_AVX2 static inline __m256 gelu256(__m256 v)
 {
     static const float c[10] = {-1.26551223f, 1.00002368f, 0.37409196f, 0.09678418f, -0.18628806f,
                                 0.27886807f, -1.13520398f, 1.48851587f, -0.82215223f, 0.17087277f};
@@ -473,9 +461,9 @@ AVX2 static inline __m256 gelu256(__m256 v)
     return _mm256_mul_ps(v, ph);
 }
 
-AVX2 static void gelu_avx2(float *y, const float *x, int64_t n) { AVX2_MAP(y, x, n, gelu256(v)); }
+NX_AVX2 static void gelu_avx2(float *y, const float *x, int64_t n) { AVX2_MAP(y, x, n, gelu256(v)); }
 
-AVX2 static float exp_sum_avx2(float *y, const float *x, float scale, float shift, int64_t n)
+NX_AVX2 static float exp_sum_avx2(float *y, const float *x, float scale, float shift, int64_t n)
 {
     const __m256 s = _mm256_set1_ps(scale), sh = _mm256_set1_ps(shift);
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
@@ -489,26 +477,24 @@ AVX2 static float exp_sum_avx2(float *y, const float *x, float scale, float shif
         a1 = _mm256_add_ps(a1, e1);
     }
     for (; i < n; i += 8) {
-        __m256i k = tail8(n - i);
+        __m256i k = nx_tail8(n - i);
         __m256 e = _mm256_and_ps(exp256(_mm256_fmsub_ps(_mm256_maskload_ps(x + i, k), s, sh)), _mm256_castsi256_ps(k));
         _mm256_maskstore_ps(y + i, k, e);
         a0 = _mm256_add_ps(a0, e);
     }
-    return hsum8(_mm256_add_ps(a0, a1));
+    return nx_hsum8(_mm256_add_ps(a0, a1));
 }
 
-AVX2 static float max_scaled_avx2(const float *x, float scale, int64_t n)
+NX_AVX2 static float max_scaled_avx2(const float *x, float scale, int64_t n)
 {
     const __m256 s = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
     __m256 m = ninf;
     for (int64_t i = 0; i < n; i += 8) {
-        __m256i k = tail8(n - i);
+        __m256i k = nx_tail8(n - i);
         __m256 v = _mm256_blendv_ps(ninf, _mm256_mul_ps(_mm256_maskload_ps(x + i, k), s), _mm256_castsi256_ps(k));
         m = _mm256_max_ps(m, v);
     }
-    __m128 a = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    a = _mm_max_ps(a, _mm_movehl_ps(a, a));
-    return _mm_cvtss_f32(_mm_max_ss(a, _mm_movehdup_ps(a)));
+    return nx_hmax8(m);
 }
 
 void nx_vgelu(float *y, const float *x, int64_t n)

@@ -4,6 +4,7 @@
  * once, so the kernel streams each weight row exactly once for all M rows of x, 4 rows of W at a
  * time (4 x M accumulators), and N is split into contiguous row ranges across the pool.
  * Accumulation is F32 (each lane sums K/16 products, then a tree reduction across lanes). */
+#include "avx2_util.h"
 #include "cpu_ops.h"
 
 #include "../../core/error.h"
@@ -150,21 +151,12 @@ static const gemv_rows_fn k_avx512[3][GEMV_MAX_M] = {
 /* ---- AVX2 (+FMA, F16C): the same scheme 8 lanes wide. 16 ymm registers hold R x M
  * accumulators plus M rows of x, so R is 4 for M <= 2 and 2 above; the K % 8 tail is scalar. ---- */
 
-#define NX_AVX2 __attribute__((target("avx2,fma,f16c")))
-
 NX_INLINE NX_AVX2 __m256 ldw8(const void *w, ngpt_dtype dt, int64_t i)
 {
     if (dt == NGPT_DTYPE_F32) return _mm256_loadu_ps((const float *)w + i);
     __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
     if (dt == NGPT_DTYPE_F16) return _mm256_cvtph_ps(h);
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
-NX_INLINE NX_AVX2 float hsum8(__m256 v)
-{
-    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
-    return _mm_cvtss_f32(_mm_add_ss(a, _mm_movehdup_ps(a)));
 }
 
 NX_INLINE NX_AVX2 void gemv_block8(const gemv_job *j, int64_t n, const int M, const int R, const ngpt_dtype dt)
@@ -196,7 +188,7 @@ NX_INLINE NX_AVX2 void gemv_block8(const gemv_job *j, int64_t n, const int M, co
         float bias = j->b ? load_scalar(j->b, j->bdt, n + r) : 0.0f;
         _Pragma("GCC unroll 4")
         for (int m = 0; m < M; m++) {
-            float t = hsum8(acc[r][m]);
+            float t = nx_hsum8(acc[r][m]);
             for (int64_t kk = k; kk < K; kk++) t += load_scalar(j->w, dt, (n + r) * K + kk) * j->x[m * K + kk];
             j->y[m * j->N + n + r] = t + bias;
         }
