@@ -1,6 +1,6 @@
 /* bench_membw.h — the memory-read bandwidth the decode benchmarks state their ceiling against
  * (bench_llama, llamacpp/bench_vs_llamacpp): `threads` threads each summing its share of a
- * `bytes` buffer, best of 10. AVX-512 loads where the CPU has them (the GEMV's own path), so the
+ * `bytes` buffer, best of 10. AVX-512 (else AVX2) loads where the CPU has them (the GEMV's own paths), so the
  * reader is not compute-bound and the ceiling is the memory's, not this loop's. */
 #ifndef NX_BENCH_MEMBW_H
 #define NX_BENCH_MEMBW_H
@@ -32,6 +32,21 @@ __attribute__((target("avx512f"))) static inline uint64_t bench_sum512(const uin
     a0 = _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3));
     return (uint64_t)_mm512_reduce_add_epi64(a0);
 }
+
+__attribute__((target("avx2"))) static inline uint64_t bench_sum256(const uint64_t *p, size_t n)
+{
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i + 16 <= n; i += 16) {
+        a0 = _mm256_add_epi64(a0, _mm256_loadu_si256((const __m256i *)(p + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_loadu_si256((const __m256i *)(p + i + 4)));
+        a2 = _mm256_add_epi64(a2, _mm256_loadu_si256((const __m256i *)(p + i + 8)));
+        a3 = _mm256_add_epi64(a3, _mm256_loadu_si256((const __m256i *)(p + i + 12)));
+    }
+    a0 = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    uint64_t l[4];
+    _mm256_storeu_si256((__m256i *)l, a0);
+    return l[0] + l[1] + l[2] + l[3];
+}
 #endif
 
 static inline void *bench_rd(void *a)
@@ -40,6 +55,10 @@ static inline void *bench_rd(void *a)
 #if defined(__x86_64__) && defined(__GNUC__)
     if (__builtin_cpu_supports("avx512f")) {
         r->sum = bench_sum512(r->p, r->n);
+        return NULL;
+    }
+    if (__builtin_cpu_supports("avx2")) {
+        r->sum = bench_sum256(r->p, r->n);
         return NULL;
     }
 #endif
