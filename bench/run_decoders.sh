@@ -4,7 +4,7 @@
 # UNet2DConditionModel / AutoencoderKL decoder and transformers' SpeechT5HifiGan, checked against
 # the golden cases first) on the same random weights and the same inputs, then the ratios.
 # PyTorch in its best CPU configuration: Debian's /usr/bin/python3 (torch 1.13.1), 2 threads,
-# OPENBLAS_CORETYPE=SkylakeX, channels-last, bf16 by casting the model (autocast fails on GroupNorm).
+# bench/openblas_core.sh, channels-last, bf16 by casting the model (autocast fails on GroupNorm).
 # Run from the repository root after a release build:
 #   meson setup build-rel -Dcuda=disabled -Dbuildtype=release && ninja -C build-rel
 #   bench/run_decoders.sh [build-rel] [reps] [config ...]

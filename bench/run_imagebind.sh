@@ -1,7 +1,7 @@
 #!/bin/sh
 # run_imagebind.sh — full-size ImageBind-huge vision on one image, CPU, 2 threads: libnextgpt
 # (bench_imagebind, F32 and BF16 compute) and PyTorch (bench/imagebind_torch.py, Debian's
-# python3-torch, OPENBLAS_CORETYPE=SkylakeX, bf16 by torch.autocast) on the same weights and
+# python3-torch, bench/openblas_core.sh, bf16 by torch.autocast) on the same weights and
 # pixels, then the ratio. Run from the repository root after a release build:
 #   meson setup build-rel -Dcuda=disabled -Dbuildtype=release && ninja -C build-rel
 #   bench/run_imagebind.sh [build-rel] [reps]
