@@ -261,7 +261,7 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
     /* W used in place when its dtype is the compute dtype; otherwise converted tile by tile. */
     int64_t NB = N;
     const size_t csz = nx_dtype_size(cdt);
-    if (w->dtype != cdt || bf16) {
+    if (w->dtype != cdt || (bf16 && !bf16_native())) { /* emulated BF16 rounds even F32 W */
         NB = TILE_BYTES / (K * (int64_t)csz);
         NB = NB < 256 ? 256 : NB & ~(int64_t)63;
         if (NB > N) NB = N;
