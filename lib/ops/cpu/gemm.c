@@ -225,7 +225,12 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
     if (N == 0) return NGPT_OK;
 
     const bool bf16 = nx_cpu_bf16_compute(be);
-    if (!bf16 && M <= WCVT_GEMV_MAX_ROWS && nx_cpu_linear_wcvt_ok(w->dtype)) return nx_cpu_gemv(be, y, x, w, b);
+    /* F16/BF16 W, a few rows: the GEMV (ceil(M / 4) passes over W) beats both the fused GEMM and,
+     * without AVX-512, converting all of W for oneDNN (AVX2 host, 2 layers of 7B dims, 12-16
+     * tokens: see bench/RESULTS.md, session 11) */
+    if (!bf16 && M <= WCVT_GEMV_MAX_ROWS && w->dtype != NGPT_DTYPE_F32 &&
+        (nx_cpu_linear_wcvt_ok(w->dtype) || nx_cpu_isa() == NX_ISA_AVX2))
+        return nx_cpu_gemv(be, y, x, w, b);
     /* dtype of x and W as oneDNN multiplies them (BF16 compute emulated in F32: to_bf16_compute) */
     const ngpt_dtype cdt = bf16 && bf16_native() ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32;
     ngpt_status s = NGPT_OK;
