@@ -5,7 +5,7 @@
  * F16/BF16 weights: what was measured (2-core Xeon 6/207 KVM guest, bench/RESULTS.md) and chosen.
  *  - oneDNN 2.6 has no "f32 activations x bf16/f16 weights" matmul (weights decompression came in
  *    3.x), and its f16 matmul/reorders are reference-only or unimplemented here (an f16 -> f32
- *    oneDNN reorder took 25x longer than the AVX-512 loop below). Keeping a converted F32 copy of
+ *    oneDNN reorder took 25x longer than an AVX-512 loop: core/dtype.c's bulk conversions). Keeping a converted F32 copy of
  *    every weight would double the model's memory.
  *  - Default, F32 compute, AVX-512: gemm_wcvt.c, a GEMM that converts W block by block inside
  *    itself on our pool (0.9-1.1x of oneDNN f32 on F32 W; why there, in its header).
@@ -22,7 +22,8 @@
  *    AMX (DESIGN §7: 1,064 GFLOP/s) it is the fast path. It loses precision (x and F16 W lose 3+
  *    mantissa bits). Without AVX-512 oneDNN has no bf16 matmul: emulated (to_bf16_compute).
  *  - M <= 4 always uses gemv.c (F32 accumulation, weights read in their own dtype), and so do
- *    F16/BF16 W up to WCVT_GEMV_MAX_ROWS where the fused GEMM would run (see there). */
+ *    F16/BF16 W up to WCVT_GEMV_MAX_ROWS where the fused GEMM would run (see there) and on AVX2,
+ *    where the tiles above would convert all of W. */
 #include "cpu_ops.h"
 #include "onednn.h"
 

@@ -180,7 +180,8 @@ NX_INLINE NX_AVX2 void gemv_block8(const gemv_job *j, int64_t n, const int M, co
             const int64_t off = k * esz + PF, wrap = off >= K * esz ? (int64_t)(R - 1) * K * esz : 0;
             _Pragma("GCC unroll 4")
             for (int r = 0; r < R; r++) {
-                _mm_prefetch((const char *)j->w + (n + r) * K * esz + off + wrap, _MM_HINT_T0);
+                if ((k & (64 / esz - 1)) == 0) /* one prefetch per 64-byte line, as below */
+                    _mm_prefetch((const char *)j->w + (n + r) * K * esz + off + wrap, _MM_HINT_T0);
                 const __m256i w16 = _mm256_loadu_si256((const __m256i *)((const uint16_t *)j->w + (n + r) * K + k));
                 const __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(w16, 16));
                 const __m256 wo = _mm256_castsi256_ps(_mm256_and_si256(w16, hi));
