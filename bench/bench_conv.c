@@ -203,24 +203,28 @@ int main(void)
         return 1;
     }
     printf("# threads: %d\n\n", nx_pool_threads(pool));
-    printf("| shape | W | op ms | op GFLOP/s | oneDNN plain GFLOP/s | op / plain | oneDNN blocked GFLOP/s | op / blocked "
-           "| op Winograd ms | direct / Winograd |\n"
-           "|---|---|---|---|---|---|---|---|---|---|\n");
-    run("UNet 2x320x64x64, 3x3", 4, (int64_t[]){2, 320, 64, 64}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F32);
-    run("UNet 2x320x64x64, 3x3", 4, (int64_t[]){2, 320, 64, 64}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F16);
-    run("UNet 2x640x32x32, 3x3", 4, (int64_t[]){2, 640, 32, 32}, (int64_t[]){640, 640, 3, 3}, 1, 1, NGPT_DTYPE_F32);
-    run("UNet 2x1280x16x16, 3x3", 4, (int64_t[]){2, 1280, 16, 16}, (int64_t[]){1280, 1280, 3, 3}, 1, 1, NGPT_DTYPE_F32);
-    run("UNet 2x1280x8x8, 3x3", 4, (int64_t[]){2, 1280, 8, 8}, (int64_t[]){1280, 1280, 3, 3}, 1, 1, NGPT_DTYPE_F32);
-    run("UNet3D 16x320x32x32, 3x3", 4, (int64_t[]){16, 320, 32, 32}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F32);
-    run("UNet3D 16x640x16x16, 3x3", 4, (int64_t[]){16, 640, 16, 16}, (int64_t[]){640, 640, 3, 3}, 1, 1, NGPT_DTYPE_F32);
-    run("VAE 1x512x64x64, 3x3", 4, (int64_t[]){1, 512, 64, 64}, (int64_t[]){512, 512, 3, 3}, 1, 1, NGPT_DTYPE_F32);
-    run("VAE 1x512x128x128, 3x3", 4, (int64_t[]){1, 512, 128, 128}, (int64_t[]){512, 512, 3, 3}, 1, 1, NGPT_DTYPE_F32);
-    run("VAE 1x256x256x256, 3x3", 4, (int64_t[]){1, 256, 256, 256}, (int64_t[]){256, 256, 3, 3}, 1, 1, NGPT_DTYPE_F32);
-    run("UNet 2x640x32x32, 1x1", 4, (int64_t[]){2, 640, 32, 32}, (int64_t[]){640, 640, 1, 1}, 0, 1, NGPT_DTYPE_F32);
-    if (bench_full())
-        run("VAE 1x128x512x512, 3x3", 4, (int64_t[]){1, 128, 512, 512}, (int64_t[]){128, 128, 3, 3}, 1, 1,
-            NGPT_DTYPE_F32);
-    run("HiFi-GAN 1x256x8192, k3 d3", 3, (int64_t[]){1, 256, 8192}, (int64_t[]){256, 256, 3}, 3, 3, NGPT_DTYPE_F32);
+    /* NGPT_BENCH_CONV=1d: only the conv-along-one-axis table (the HiFi-GAN and UNet3D rows) */
+    const char *only = getenv("NGPT_BENCH_CONV");
+    if (!only || strcmp(only, "1d")) {
+        printf("| shape | W | op ms | op GFLOP/s | oneDNN plain GFLOP/s | op / plain | oneDNN blocked GFLOP/s | op / blocked "
+               "| op Winograd ms | direct / Winograd |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n");
+        run("UNet 2x320x64x64, 3x3", 4, (int64_t[]){2, 320, 64, 64}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+        run("UNet 2x320x64x64, 3x3", 4, (int64_t[]){2, 320, 64, 64}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F16);
+        run("UNet 2x640x32x32, 3x3", 4, (int64_t[]){2, 640, 32, 32}, (int64_t[]){640, 640, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+        run("UNet 2x1280x16x16, 3x3", 4, (int64_t[]){2, 1280, 16, 16}, (int64_t[]){1280, 1280, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+        run("UNet 2x1280x8x8, 3x3", 4, (int64_t[]){2, 1280, 8, 8}, (int64_t[]){1280, 1280, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+        run("UNet3D 16x320x32x32, 3x3", 4, (int64_t[]){16, 320, 32, 32}, (int64_t[]){320, 320, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+        run("UNet3D 16x640x16x16, 3x3", 4, (int64_t[]){16, 640, 16, 16}, (int64_t[]){640, 640, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+        run("VAE 1x512x64x64, 3x3", 4, (int64_t[]){1, 512, 64, 64}, (int64_t[]){512, 512, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+        run("VAE 1x512x128x128, 3x3", 4, (int64_t[]){1, 512, 128, 128}, (int64_t[]){512, 512, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+        run("VAE 1x256x256x256, 3x3", 4, (int64_t[]){1, 256, 256, 256}, (int64_t[]){256, 256, 3, 3}, 1, 1, NGPT_DTYPE_F32);
+        run("UNet 2x640x32x32, 1x1", 4, (int64_t[]){2, 640, 32, 32}, (int64_t[]){640, 640, 1, 1}, 0, 1, NGPT_DTYPE_F32);
+        if (bench_full())
+            run("VAE 1x128x512x512, 3x3", 4, (int64_t[]){1, 128, 512, 512}, (int64_t[]){128, 128, 3, 3}, 1, 1,
+                NGPT_DTYPE_F32);
+        run("HiFi-GAN 1x256x8192, k3 d3", 3, (int64_t[]){1, 256, 8192}, (int64_t[]){256, 256, 3}, 3, 3, NGPT_DTYPE_F32);
+    }
     printf("\n| conv along one axis | oneDNN direct ms | GFLOP/s | 1-D Winograd ms | GFLOP/s (direct work) | oneDNN / "
            "Winograd | own direct ms | GFLOP/s | oneDNN / own direct | Winograd, own GEMM ms | GFLOP/s | oneDNN / it "
            "| DFT ms | GFLOP/s | oneDNN / DFT |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");

@@ -401,7 +401,12 @@ def bench(d, tag, reps, threads):
           (torch.__version__, torch.get_num_threads(), os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
            "channels-last" if cl else "ncw", os.getloadavg()[0]))
     f32_out = None
+    # NGPT_BENCH_DTYPES=f32 skips the bf16 row: on CPUs without AVX-512 torch 1.13's bf16 is
+    # scalar (20x its f32 on a Zen 3), minutes per config for no information.
+    want = os.environ.get("NGPT_BENCH_DTYPES", "f32 bf16").split()
     for dt, name in ((torch.float32, "f32"), (torch.bfloat16, "bf16")):
+        if name not in want:
+            continue
         model = CLASSES[comp](mdir, dt, cl)
         times = []
         with torch.no_grad():

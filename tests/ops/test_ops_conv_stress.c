@@ -106,7 +106,7 @@ static void conv1d_case(int it)
     ref_conv(c.x, c.w, bias ? c.b : NULL, xs, ws, ys, 1, &p, c.want, c.sc);
     ref_epilogue(c.want, c.sc, ny, &p);
     /* wino1d: with the own GEMM (AVX-512); "wino1d oneDNN": with oneDNN's batched matmul; dft:
-     * fftconv1d.c (k <= 16, AVX-512) */
+     * fftconv1d.c (k <= 16; AVX2 and up) */
     static const char *const names[5] = {"direct", "wino1d", "oneDNN", "wino1d oneDNN", "dft"};
     for (int m = 0; m < 5; m++) {
         nx_cpu_set_conv_direct1d(t_be, m == 2 || m == 3 ? NX_CONV_WINOGRAD_OFF : NX_CONV_WINOGRAD_ALWAYS);

@@ -174,23 +174,24 @@ static int use_wino1d(nx_backend *be, const conv_desc *d)
     if (mode == NX_CONV_WINOGRAD_ALWAYS) return 1;
     const int64_t C = d->src[1], O = d->dst[1], k = d->wei[2], ch = C < O ? C : O;
     if (d->nsp == 2) return ch >= 320 && d->src[0] * d->dst[2] * d->dst[3] / 4 >= 1024;
-    if (!nx_cpu_has_avx512()) return (k >= 7 && ch >= 256) || (k == 3 && d->dil[0] == 1 && ch >= 512); /* vs oneDNN */
-    return (k >= 11 && ch >= 256) || (k == 3 && ch >= 512);
+    return (k >= 11 && ch >= 256) || (k == 3 && ch >= 512); /* on AVX2 too (vs oneDNN there: 1.1-1.3x at k 3) */
 }
 
-/* The DFT conv1d rule (fftconv1d.c): F32 conv1d at stride 1 without groups on AVX-512 with 2-16
- * taps (nx_cpu_conv1d_fft_fits). AUTO where bench_conv's "conv along one axis" table measured a win over the best of the
- * direct conv1d and the 1-D Winograd: HiFi-GAN's 7- and 11-tap resblock convs at >= 128 channels
- * (the DFTs cost 1/O of the GEMMs per column, so narrower stages stay direct). */
+/* The DFT conv1d rule (fftconv1d.c): F32 conv1d at stride 1 without groups on AVX2 or AVX-512
+ * with 2-16 taps (nx_cpu_conv1d_fft_fits). AUTO where bench_conv's "conv along one axis" table
+ * measured a win over the best of the direct conv1d (AVX2: oneDNN's) and the 1-D Winograd:
+ * HiFi-GAN's 7- and 11-tap resblock convs at >= 128 channels, and on AVX2 the 11-tap ones at 64
+ * too (1.1-1.2x oneDNN there; the DFTs cost 1/O of the GEMMs per column, so narrower stages stay
+ * direct). */
 static int use_fft1d(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_fft1d(be);
-    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || nx_cpu_bf16_compute(be) || !nx_cpu_has_avx512()) return 0;
+    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || nx_cpu_bf16_compute(be) || !nx_cpu_has_avx2()) return 0;
     if (d->nsp != 1 || d->wnd != 3 || d->stride[0] != 1 || d->pl[0] < 0 || d->pr[0] < 0 || d->src[1] < 1) return 0;
     if (!nx_cpu_conv1d_fft_fits(d->wei[2], d->src[2], d->dst[2])) return 0;
     if (mode == NX_CONV_WINOGRAD_ALWAYS) return 1;
     const int64_t ch = d->src[1] < d->dst[1] ? d->src[1] : d->dst[1];
-    return d->wei[2] >= 7 && ch >= 128;
+    return (d->wei[2] >= 7 && ch >= 128) || (d->wei[2] >= 11 && ch >= 64 && !nx_cpu_has_avx512());
 }
 
 /* The direct conv1d rule (conv1d_direct.c): F32 conv1d at stride 1 without groups on AVX-512,

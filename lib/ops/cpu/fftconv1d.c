@@ -13,11 +13,11 @@
  * at 3, where the transforms eat it).
  *
  * Per batch item: x is copied by phase (XP: a block's samples are then contiguous); for chunks of
- * columns (the blocks of all phases) the forward DFTs (16 columns a vector: 16 rows loaded and
- * transposed, then a symmetric DFT), 47 real GEMMs of [O, C] x [C, columns] on the direct conv's
- * register tiles (nx_cpu_gemm_tiles), the inverse DFTs with bias and activation, transposed back
+ * columns (the blocks of all phases) the forward DFTs (a vector's lanes are 16 or 8 columns:
+ * their rows loaded and transposed, then a symmetric DFT), 47 real GEMMs of [O, C] x [C, columns],
+ * the inverse DFTs with bias and activation, transposed back
  * into YP (y by phase; then y = YP + residual) or, without dilation, straight into y with the
- * residual. Each step is one parallel loop: a GEMM task
+ * residual. Each step is one parallel loop: an own-GEMM task
  * streams its rows of U once (with one big chunk per step, U, 47 C O floats, is read once per
  * chunk, not once per small chunk; the price is V and M passing through L3).
  * Gathers and scatters were avoided on purpose: on this host (a KVM guest) a 16-lane gather took
@@ -25,11 +25,20 @@
  *
  * In F32 the result differs from the direct sum by ~1e-6 relative (the DFT is orthogonal up to
  * scale: no growth like Winograd's points). The weights are transformed on every call, like
- * wino1d's (a cache would keep 64 C O floats per conv). AVX-512 only. */
+ * wino1d's (a cache would keep 64 C O floats per conv).
+ *
+ * Two forms, picked by cpu_isa.h: on AVX-512 the transforms run 16 lanes wide and the GEMMs on
+ * the direct conv's register tiles; on AVX2 the same transforms run 8 lanes wide
+ * (fftconv1d_lanes.h holds them once for both widths) and the 47 GEMMs are two oneDNN batched
+ * matmuls between the pool's loops (an AVX2 register-tile GEMM of our own ran slower than
+ * oneDNN's for the direct conv1d: bench/RESULTS.md, session 11). No portable form: without AVX2
+ * conv.c never picks this path. */
+#include "avx2_util.h"
 #include "cpu_ops.h"
 #include "cpu_util.h"
 
 #include "../../core/alloc.h"
+#include "../../core/cpu_isa.h"
 #include "../../core/error.h"
 
 #include <immintrin.h>
@@ -41,7 +50,7 @@
 
 /* NPROD: the real products a bin takes (bins 1..15: Karatsuba's three; bin 0: two, DC and
  * Nyquist); a product is an [Oq x C] x [C x columns] GEMM */
-enum { NB = 32, NBIN = 16, NPROD = 3, LANES = 16, TILE = 48 };
+enum { NB = 32, NBIN = 16, NPROD = 3, TILE = 48 };
 
 typedef struct fc_job {
     const float *w, *b, *res;
@@ -50,7 +59,9 @@ typedef struct fc_job {
     int64_t      C, O, L, Lo, k, d, pad, m;
     int64_t      nblk, cols;     /* blocks per phase; columns = d nblk (col = res nblk + blk) */
     int64_t      Oq;             /* O rounded up to 8: a product's GEMM rows */
-    float       *U;              /* [NBIN][NPROD][Oq / 8][C][8], see nx_cpu_gemm_tiles; rows past O zero */
+    bool         own;            /* AVX-512: the own GEMM (nx_cpu_gemm_tiles); else oneDNN's matmul */
+    float       *U;              /* own: [NBIN][NPROD][Oq / 8][C][8] (see nx_cpu_gemm_tiles); else
+                                  * [NBIN][NPROD][C][Oq], A transposed for the matmul; rows past O zero */
     const float *xn, *resn;      /* this batch item's x and residual, and its y */
     float       *yn;
     /* x and y by phase: XP [C][d][Lp], XP[c][qb][v - vmin] = x[c][d v + qb] (zeros outside x), so
@@ -76,36 +87,64 @@ static void tables_init(void)
         }
 }
 
-/* U for output-channel blocks [b0, b1) of 8: bins of the reversed taps, scaled by 1/32 (the
- * inverse DFT's factor), as Karatsuba's three factors Wr, Wi, Wr + Wi (bin 0: W_0, W_16). The
- * packed layout keeps a block's 8 rows at one column together, so the 8 rows are the lanes: per
- * (block, c) the taps are copied to wt[i][row] and each bin is k multiply-adds of 8-float vectors,
- * stored 8 floats at a time. */
-static AVX512 void weight_blocks(int64_t b0, int64_t b1, void *arg)
+/* wt[i][rr] = w[8 ob + rr][c][k - 1 - i] / 32: block ob's reversed taps at input channel c, the
+ * 8 rows as lanes (zeros past O), scaled by the inverse DFT's 1/32 */
+static void block_taps(const fc_job *j, int64_t ob, int64_t c, float wt[][8])
+{
+    for (int64_t i = 0; i < j->k; i++)
+        for (int rr = 0; rr < 8; rr++) {
+            const int64_t o = ob * 8 + rr;
+            wt[i][rr] = o < j->O ? j->w[(o * j->C + c) * j->k + j->k - 1 - i] * (1.0f / NB) : 0.f;
+        }
+}
+
+/* Bin f of a block's taps wt as Karatsuba's three factors Wr, Wi, Wr + Wi (bin 0: W_0, W_16),
+ * stored 8 floats (the block's rows) at u, u + ps and u + 2 ps. */
+static NX_AVX2 inline void block_bin(const float wt[][8], int64_t k, int f, float *u, int64_t ps)
+{
+    __m256 vr = _mm256_setzero_ps(), vi = _mm256_setzero_ps(), ny = _mm256_setzero_ps();
+    for (int64_t i = 0; i < k; i++) { /* W_f = sum_i wrev[i] e^{-2 pi i f i / 32} */
+        const __m256 wv = _mm256_loadu_ps(wt[i]);
+        vr = _mm256_fmadd_ps(_mm256_set1_ps(g_cos[f][i]), wv, vr);
+        vi = _mm256_fnmadd_ps(_mm256_set1_ps(g_sin[f][i]), wv, vi);
+        if (f == 0) ny = (i & 1) ? _mm256_sub_ps(ny, wv) : _mm256_add_ps(ny, wv);
+    }
+    _mm256_storeu_ps(u, vr);              /* Wr (bin 0: W_0) */
+    _mm256_storeu_ps(u + ps, f ? vi : ny); /* Wi (bin 0: W_16) */
+    if (f) _mm256_storeu_ps(u + 2 * ps, _mm256_add_ps(vr, vi));
+}
+
+/* U in the own GEMM's layout for output-channel blocks [b0, b1): per (block, c) the 47 factors,
+ * 8 floats each, at (ob C + c) 8 in every product's plane */
+static NX_AVX2 void weight_rows(int64_t b0, int64_t b1, void *arg)
 {
     const fc_job *j = arg;
-    const int64_t C = j->C, k = j->k, ps = j->Oq * C; /* ps: one product's U */
+    const int64_t ps = j->Oq * j->C; /* one product's U */
     float wt[NB / 2][8];
     for (int64_t ob = b0; ob < b1; ob++)
-        for (int64_t c = 0; c < C; c++) {
-            for (int64_t i = 0; i < k; i++) /* wt[i] = w[k - 1 - i] / 32: the reversed taps */
-                for (int rr = 0; rr < 8; rr++) {
-                    const int64_t o = ob * 8 + rr;
-                    wt[i][rr] = o < j->O ? j->w[(o * C + c) * k + k - 1 - i] * (1.0f / NB) : 0.f;
-                }
-            for (int f = 0; f < NBIN; f++) {
-                __m256 vr = _mm256_setzero_ps(), vi = _mm256_setzero_ps(), ny = _mm256_setzero_ps();
-                for (int64_t i = 0; i < k; i++) { /* W_f = sum_i wrev[i] e^{-2 pi i f i / 32} */
-                    const __m256 wv = _mm256_loadu_ps(wt[i]);
-                    vr = _mm256_fmadd_ps(_mm256_set1_ps(g_cos[f][i]), wv, vr);
-                    vi = _mm256_fnmadd_ps(_mm256_set1_ps(g_sin[f][i]), wv, vi);
-                    if (f == 0) ny = (i & 1) ? _mm256_sub_ps(ny, wv) : _mm256_add_ps(ny, wv);
-                }
-                float *u = j->U + (int64_t)f * NPROD * ps + (ob * C + c) * 8;
-                _mm256_storeu_ps(u, vr);              /* Wr (bin 0: W_0) */
-                _mm256_storeu_ps(u + ps, f ? vi : ny); /* Wi (bin 0: W_16) */
-                if (f) _mm256_storeu_ps(u + 2 * ps, _mm256_add_ps(vr, vi));
-            }
+        for (int64_t c = 0; c < j->C; c++) {
+            block_taps(j, ob, c, wt);
+            for (int f = 0; f < NBIN; f++) block_bin(wt, j->k, f, j->U + (int64_t)f * NPROD * ps + (ob * j->C + c) * 8, ps);
+        }
+}
+
+/* U in the matmul's layout ([fp][C][Oq]) for input channels [c0, c1): per c and group of 32
+ * blocks the taps, then one bin at a time over the group, so that the stores run along 3 planes'
+ * row c (1 KiB each) at a time. By block, 47 planes at once, this loop was a quarter of the
+ * conv's time at 512 channels. */
+static NX_AVX2 void weight_cols(int64_t c0, int64_t c1, void *arg)
+{
+    enum { GB = 32 };
+    const fc_job *j = arg;
+    const int64_t ps = j->Oq * j->C, nob = j->Oq / 8;
+    float wt[GB][NB / 2][8];
+    for (int64_t c = c0; c < c1; c++)
+        for (int64_t g0 = 0; g0 < nob; g0 += GB) {
+            const int64_t ng = nob - g0 < GB ? nob - g0 : GB;
+            for (int64_t b = 0; b < ng; b++) block_taps(j, g0 + b, c, wt[b]);
+            for (int f = 0; f < NBIN; f++)
+                for (int64_t b = 0; b < ng; b++)
+                    block_bin(wt[b], j->k, f, j->U + (int64_t)f * NPROD * ps + c * j->Oq + (g0 + b) * 8, ps);
         }
 }
 
@@ -184,77 +223,6 @@ static AVX512 inline void tr16(__m512 *r)
     }
 }
 
-/* The 17 bins of 16 real 32-sample sequences (lanes) as Karatsuba's three factors: bin f's real
- * part to v + f bs, its imaginary part to v + f bs + ps and their sum to v + f bs + 2 ps; bin 0's
- * first two slots take the DC and the Nyquist term. With e_i = s_i + s_{32-i} and
- * o_i = s_i - s_{32-i} (i = 1..15), and bins f and 16 - f sharing the even- and odd-i halves of
- * their sums (cos(2 pi (16 - f) i / 32) = (-1)^i cos(2 pi f i / 32), sin(...) = (-1)^(i+1)
- * sin(...)), it is ~300 vector operations instead of the plain DFT's 1024 multiply-adds. */
-static AVX512 inline void dft32(const __m512 *s, float *v, int64_t ps, int64_t bs)
-{
-    __m512 e[16], o[16];
-    for (int i = 1; i < 16; i++) {
-        e[i] = _mm512_add_ps(s[i], s[NB - i]);
-        o[i] = _mm512_sub_ps(s[i], s[NB - i]);
-    }
-    const __m512 s0p = _mm512_add_ps(s[0], s[16]), s0m = _mm512_sub_ps(s[0], s[16]);
-    __m512 ev = e[2], od = e[1];
-    for (int i = 4; i < 16; i += 2) ev = _mm512_add_ps(ev, e[i]);
-    for (int i = 3; i < 16; i += 2) od = _mm512_add_ps(od, e[i]);
-    _mm512_storeu_ps(v, _mm512_add_ps(s0p, _mm512_add_ps(ev, od)));      /* DC */
-    _mm512_storeu_ps(v + ps, _mm512_add_ps(s0p, _mm512_sub_ps(ev, od))); /* Nyquist */
-    for (int f = 1; f <= 8; f++) {
-        __m512 re_e = _mm512_setzero_ps(), re_o = re_e, im_e = re_e, im_o = re_e;
-        for (int i = 2; i < 16; i += 2) {
-            re_e = _mm512_fmadd_ps(_mm512_set1_ps(g_cos[f][i]), e[i], re_e);
-            im_e = _mm512_fmadd_ps(_mm512_set1_ps(g_sin[f][i]), o[i], im_e);
-        }
-        for (int i = 1; i < 16; i += 2) {
-            re_o = _mm512_fmadd_ps(_mm512_set1_ps(g_cos[f][i]), e[i], re_o);
-            im_o = _mm512_fmadd_ps(_mm512_set1_ps(g_sin[f][i]), o[i], im_o);
-        }
-        const __m512 base = (f & 1) ? s0m : s0p; /* s_0 + (-1)^f s_16 */
-        const __m512 a = _mm512_add_ps(base, re_e);
-        const __m512 r1 = _mm512_add_ps(a, re_o), i1 = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_add_ps(im_e, im_o));
-        _mm512_storeu_ps(v + f * bs, r1);
-        _mm512_storeu_ps(v + f * bs + ps, i1);
-        _mm512_storeu_ps(v + f * bs + 2 * ps, _mm512_add_ps(r1, i1));
-        if (f < 8) {
-            const __m512 r2 = _mm512_sub_ps(a, re_o), i2 = _mm512_sub_ps(im_e, im_o);
-            _mm512_storeu_ps(v + (16 - f) * bs, r2);
-            _mm512_storeu_ps(v + (16 - f) * bs + ps, i2);
-            _mm512_storeu_ps(v + (16 - f) * bs + 2 * ps, _mm512_add_ps(r2, i2));
-        }
-    }
-}
-
-/* Forward DFTs of the chunk's columns in 16-column groups [g0, g1) for every input channel into V:
- * bins 1..15 real parts in rows c, imaginary in C + c; bin 0 holds the DC term in row c and the
- * Nyquist term in C + c. A group's 32 samples come in as 16 rows (one per column, contiguous in
- * XP) and are transposed to lanes. Lanes past the chunk's columns are zeros (the GEMM reads
- * whole tiles). */
-static AVX512 void forward(int64_t g0, int64_t g1, void *arg)
-{
-    const fc_job *j = arg;
-    const int64_t C = j->C, ld = j->ld, chs = j->d * j->Lp;
-    for (int64_t g = g0 * LANES; g < g1 * LANES; g += LANES) {
-        const int64_t nl = j->ncol - g < LANES ? (j->ncol - g > 0 ? j->ncol - g : 0) : LANES;
-        int64_t off[LANES];
-        for (int64_t l = 0; l < nl; l++) off[l] = col_xp(j, j->col0 + g + l);
-        for (int64_t c = 0; c < C; c++) {
-            const float *xc = j->XP + c * chs;
-            __m512 s[NB];
-            for (int l = 0; l < LANES; l++) {
-                s[l] = l < nl ? _mm512_loadu_ps(xc + off[l]) : _mm512_setzero_ps();
-                s[LANES + l] = l < nl ? _mm512_loadu_ps(xc + off[l] + LANES) : _mm512_setzero_ps();
-            }
-            tr16(s);
-            tr16(s + LANES);
-            dft32(s, j->V + c * ld + g, C * ld, NPROD * C * ld);
-        }
-    }
-}
-
 /* The GEMMs, a task per (bin, product, block of rows_per_task rows): M_fp[rows] = U_fp[rows] V_fp
  * (bin 0 has no third product). */
 static void gemms(int64_t t0, int64_t t1, void *arg)
@@ -270,97 +238,85 @@ static void gemms(int64_t t0, int64_t t1, void *arg)
     }
 }
 
-/* Inverse DFTs of the chunk's columns for output channels [o0, o1) from M: block output
- * u = n - (k - 1), n in [k - 1, 32), is
- *   z[n] = Z_0 + (-1)^n Z_16 + 2 sum_{f=1..15} (Zr_f cos(2 pi f n / 32) - Zi_f sin(2 pi f n / 32))
- * (the 1/32 is in U), + bias, the activation; transposed back to one row per column and stored to
- * YP[o][res][blk m + u], u < m (phase_out adds the residual on the way to y), or with d = 1 to
- * y[blk m + u] with the residual (u < m, blk m + u < Lo). */
-static AVX512 void inverse(int64_t o0, int64_t o1, void *arg)
+/* Without AVX-512 the same products as two oneDNN batched matmuls, M_fp = U_fp^T V_fp over
+ * fp = 0, 1 (bin 0) and fp = 3 .. 47 (bins 1..15; slot 2 is unused). */
+static ngpt_status matmuls(nx_backend *be, const fc_job *j)
 {
-    const fc_job *j = arg;
-    const int64_t ld = j->ld, k = j->k, m = j->m, ph = j->nblk * m;
-    const __mmask16 m0 = m >= 16 ? 0xffff : (__mmask16)((1u << m) - 1u);
-    const __mmask16 m1 = m <= 16 ? 0 : (__mmask16)((1u << (m - 16)) - 1u);
-    for (int64_t g = 0; g < j->ncol; g += LANES) {
-        const int64_t nl = j->ncol - g < LANES ? j->ncol - g : LANES;
-        int64_t off[LANES]; /* YP offset of the column's u = 0 within an output channel's d ph */
-        for (int64_t l = 0; l < nl; l++) {
-            const int64_t col = j->col0 + g + l;
-            off[l] = col / j->nblk * ph + col % j->nblk * m;
-        }
-        for (int64_t o = o0; o < o1; o++) {
-            __m512 zr[NBIN], zi[NBIN], z[NB];
-            for (int f = 0; f < NBIN; f++) { /* Zr = P0 - P1, Zi = P2 - P0 - P1 (bin 0: Z_0, Z_16) */
-                const float *mf = j->M + ((int64_t)f * NPROD * j->Oq + o) * ld + g;
-                const __m512 p0 = _mm512_loadu_ps(mf), p1 = _mm512_loadu_ps(mf + j->Oq * ld);
-                if (!f) {
-                    zr[0] = p0;
-                    zi[0] = p1;
-                    continue;
-                }
-                const __m512 p2 = _mm512_loadu_ps(mf + 2 * j->Oq * ld);
-                zr[f] = _mm512_sub_ps(p0, p1);
-                zi[f] = _mm512_sub_ps(p2, _mm512_add_ps(p0, p1));
-            }
-            const __m512 bias = _mm512_set1_ps(j->b ? j->b[o] : 0.f);
-            /* bins f and 16 - f share cos and sin up to (-1)^n: for even n they enter as
-             * Zr_f + Zr_{16-f} and Zi_f - Zi_{16-f}, for odd n as Zr_f - Zr_{16-f} and Zi_f + Zi_{16-f} */
-            __m512 ae[8], be_[8], ao[8], bo[8];
-            for (int f = 1; f < 8; f++) {
-                ae[f] = _mm512_add_ps(zr[f], zr[16 - f]);
-                ao[f] = _mm512_sub_ps(zr[f], zr[16 - f]);
-                be_[f] = _mm512_sub_ps(zi[f], zi[16 - f]);
-                bo[f] = _mm512_add_ps(zi[f], zi[16 - f]);
-            }
-            for (int64_t u = 0; u < NB; u++) {
-                const int64_t n = u + k - 1;
-                if (n >= NB) {
-                    z[u] = _mm512_setzero_ps();
-                    continue;
-                }
-                const __m512 *A = (n & 1) ? ao : ae, *B = (n & 1) ? bo : be_;
-                __m512 v = (n & 1) ? _mm512_sub_ps(zr[0], zi[0]) : _mm512_add_ps(zr[0], zi[0]);
-                for (int f = 1; f < 8; f++) {
-                    v = _mm512_fmadd_ps(_mm512_set1_ps(2.f * g_cos[f][n]), A[f], v);
-                    v = _mm512_fnmadd_ps(_mm512_set1_ps(2.f * g_sin[f][n]), B[f], v);
-                }
-                v = _mm512_fmadd_ps(_mm512_set1_ps(2.f * g_cos[8][n]), zr[8], v);
-                v = _mm512_fnmadd_ps(_mm512_set1_ps(2.f * g_sin[8][n]), zi[8], v);
-                v = _mm512_add_ps(v, bias);
-                if (j->leaky) {
-                    const __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ);
-                    v = _mm512_mask_blend_ps(pos, _mm512_mul_ps(v, _mm512_set1_ps(j->slope)), v);
-                }
-                z[u] = v;
-            }
-            tr16(z);
-            tr16(z + LANES);
-            if (j->d == 1) { /* one phase: the column's outputs are y[blk m + u] itself, + the residual */
-                float *yo = j->yn + o * j->Lo;
-                const float *ro = j->resn ? j->resn + o * j->Lo : NULL;
-                for (int64_t l = 0; l < nl; l++) {
-                    const int64_t rem = j->Lo - off[l]; /* outputs left in the row: > 0 */
-                    const __mmask16 k0 = m0 & (rem >= 16 ? 0xffff : (__mmask16)((1u << rem) - 1u));
-                    const __mmask16 k1 = m1 & (rem >= 32 ? 0xffff : rem <= 16 ? 0 : (__mmask16)((1u << (rem - 16)) - 1u));
-                    __m512 a = z[l], b = z[LANES + l];
-                    if (ro) {
-                        a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(k0, ro + off[l]));
-                        b = _mm512_add_ps(b, _mm512_maskz_loadu_ps(k1, ro + off[l] + LANES));
-                    }
-                    _mm512_mask_storeu_ps(yo + off[l], k0, a);
-                    if (k1) _mm512_mask_storeu_ps(yo + off[l] + LANES, k1, b);
-                }
-                continue;
-            }
-            float *yp = j->YP + o * j->d * ph;
-            for (int64_t l = 0; l < nl; l++) {
-                _mm512_mask_storeu_ps(yp + off[l], m0, z[l]);
-                if (m1) _mm512_mask_storeu_ps(yp + off[l] + LANES, m1, z[LANES + l]);
-            }
-        }
+    static const int64_t first[2] = {0, NPROD}, count[2] = {2, (NBIN - 1) * NPROD};
+    ngpt_status s = NGPT_OK;
+    for (int i = 0; s == NGPT_OK && i < 2; i++) {
+        const int64_t fp = first[i], nb = count[i];
+        nx_tensor tu = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){nb, j->C, j->Oq}, j->U + fp * j->Oq * j->C, be);
+        nx_tensor tv = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){nb, j->C, j->ld}, j->V + fp * j->C * j->ld, be);
+        nx_tensor tm = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){nb, j->Oq, j->ld}, j->M + fp * j->Oq * j->ld, be);
+        s = nx_cpu_matmul(be, &tm, &tu, &tv, true, false, 1.0f, 0.0f);
+    }
+    return s;
+}
+
+/* r[i] <- column i of the 8 x 8 matrix whose rows are r[0..7] */
+static NX_AVX2 inline void tr8(__m256 *r)
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* u[4 G + q], 128-bit lane k: column 4 k + q of rows 4 G .. 4 G + 3 */
+    for (int G = 0; G < 2; G++) {
+        const __m256 a = t[4 * G], b = t[4 * G + 1], c = t[4 * G + 2], d = t[4 * G + 3];
+        u[4 * G] = _mm256_shuffle_ps(a, c, 0x44);
+        u[4 * G + 1] = _mm256_shuffle_ps(a, c, 0xEE);
+        u[4 * G + 2] = _mm256_shuffle_ps(b, d, 0x44);
+        u[4 * G + 3] = _mm256_shuffle_ps(b, d, 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {
+        r[q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x20);
+        r[4 + q] = _mm256_permute2f128_ps(u[q], u[4 + q], 0x31);
     }
 }
+
+/* The transforms at 16 lanes (AVX-512) ... */
+#define FC_W 16
+#define FC_TARGET AVX512
+#define FC_SFX avx512
+#define fvec __m512
+#define fmask __mmask16
+#define VLOAD _mm512_loadu_ps
+#define VSTORE _mm512_storeu_ps
+#define VADD _mm512_add_ps
+#define VSUB _mm512_sub_ps
+#define VFMA _mm512_fmadd_ps
+#define VFNMA _mm512_fnmadd_ps
+#define VSET1 _mm512_set1_ps
+#define VZERO _mm512_setzero_ps
+#define VMASK(n) ((__mmask16)((1u << (n)) - 1u)) /* 0 < n < 16 */
+#define VLOADM(mk, p) _mm512_maskz_loadu_ps(mk, p)
+#define VSTOREM(p, mk, v) _mm512_mask_storeu_ps(p, mk, v)
+#define VLEAKY(v, s) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GE_OQ), _mm512_mul_ps(v, s), v)
+#define FC_TR tr16
+#include "fftconv1d_lanes.h"
+
+/* ... and at 8 (AVX2) */
+#define FC_W 8
+#define FC_TARGET NX_AVX2
+#define FC_SFX avx2
+#define fvec __m256
+#define fmask __m256i
+#define VLOAD _mm256_loadu_ps
+#define VSTORE _mm256_storeu_ps
+#define VADD _mm256_add_ps
+#define VSUB _mm256_sub_ps
+#define VFMA _mm256_fmadd_ps
+#define VFNMA _mm256_fnmadd_ps
+#define VSET1 _mm256_set1_ps
+#define VZERO _mm256_setzero_ps
+#define VMASK(n) nx_tail8(n)
+#define VLOADM(mk, p) _mm256_maskload_ps(p, mk)
+#define VSTOREM(p, mk, v) _mm256_maskstore_ps(p, mk, v)
+#define VLEAKY(v, s) _mm256_blendv_ps(_mm256_mul_ps(v, s), v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ))
+#define FC_TR tr8
+#include "fftconv1d_lanes.h"
 
 bool nx_cpu_conv1d_fft_fits(int64_t k, int64_t L, int64_t Lo)
 {
@@ -371,8 +327,14 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
                               int64_t C, int64_t O, int64_t L, int64_t Lo, int64_t k, int64_t dil, int64_t pad,
                               const nx_conv_epi *epi)
 {
+    if (!nx_cpu_has_avx2()) /* conv.c does not pick this path then */
+        return nx_err(NGPT_ERR_INTERNAL, "conv: the DFT conv1d needs AVX2 (this CPU: %s)", nx_isa_name(nx_cpu_isa()));
     pthread_once(&g_tables_once, tables_init);
     fc_job j = {.w = w, .b = b, .C = C, .O = O, .L = L, .Lo = Lo, .k = k, .d = dil, .pad = pad};
+    j.own = nx_cpu_has_avx512();
+    const int64_t lanes = j.own ? 16 : 8;
+    void (*forward)(int64_t, int64_t, void *) = j.own ? forward_avx512 : forward_avx2;
+    void (*inverse)(int64_t, int64_t, void *) = j.own ? inverse_avx512 : inverse_avx2;
     if (epi) {
         j.leaky = epi->leaky;
         j.slope = epi->slope;
@@ -406,21 +368,25 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
         s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "conv: cannot allocate the DFT conv1d buffers (%lld x %lld channels, "
                    "%lld columns)", (long long)O, (long long)C, (long long)chunk);
     } else {
-        nx_cpu_parallel_for(be, j.Oq / 8, 8 * C * (2 * k + 8 * NBIN), weight_blocks, &j);
+        if (j.own) nx_cpu_parallel_for(be, j.Oq / 8, 8 * C * (2 * k + 8 * NBIN), weight_rows, &j);
+        else nx_cpu_parallel_for(be, C, j.Oq * (2 * k + 8 * NBIN), weight_cols, &j);
         const int64_t per = (j.Oq + j.rows_per_task - 1) / j.rows_per_task;
-        for (int64_t n = 0; n < N; n++) {
+        for (int64_t n = 0; s == NGPT_OK && n < N; n++) {
             j.xn = x + n * C * L;
             j.yn = y + n * O * Lo;
             j.resn = j.res ? j.res + n * O * Lo : NULL;
             nx_cpu_parallel_for(be, C, dil * j.Lp, phase_in, &j);
-            for (j.col0 = 0; j.col0 < j.cols; j.col0 += chunk) {
+            for (j.col0 = 0; s == NGPT_OK && j.col0 < j.cols; j.col0 += chunk) {
                 j.ncol = j.cols - j.col0 < chunk ? j.cols - j.col0 : chunk;
-                j.ld = (j.ncol + TILE - 1) / TILE * TILE;
-                nx_cpu_parallel_for(be, j.ld / LANES, C * NB * NB, forward, &j);
-                nx_cpu_parallel_for(be, NBIN * NPROD * per, j.rows_per_task * C * j.ncol, gemms, &j);
-                nx_cpu_parallel_for(be, O, j.ncol * (NB - k + 1) * NB, inverse, &j);
+                /* the own GEMM reads whole 48-column tiles; oneDNN's matmul takes any width */
+                const int64_t unit = j.own ? TILE : lanes;
+                j.ld = (j.ncol + unit - 1) / unit * unit;
+                nx_cpu_parallel_for(be, j.ld / lanes, C * NB * NB, forward, &j);
+                if (j.own) nx_cpu_parallel_for(be, NBIN * NPROD * per, j.rows_per_task * C * j.ncol, gemms, &j);
+                else s = matmuls(be, &j);
+                if (s == NGPT_OK) nx_cpu_parallel_for(be, O, j.ncol * (NB - k + 1) * NB, inverse, &j);
             }
-            if (dil > 1) nx_cpu_parallel_for(be, O, Lo, phase_out, &j); /* d = 1: inverse wrote y */
+            if (s == NGPT_OK && dil > 1) nx_cpu_parallel_for(be, O, Lo, phase_out, &j); /* d = 1: inverse wrote y */
         }
     }
     nx_cpu_block_free(be, j.U);
