@@ -125,7 +125,12 @@ static void conv1d_case(int it)
         } else {
             close_scaled(what, y, c.want, c.sc, ny, 2e-6, 1e-6);
         }
-        if ((m <= 1 || m == 4) && nx_cpu_has_avx512()) { /* thread-count independence of the own paths */
+        /* thread-count independence of the own paths: the direct conv1d (AVX-512), the 1-D
+         * Winograd (3+ taps) and the DFT conv1d (2-16 taps) on their own GEMM (AVX2 and up);
+         * what they do not take goes to oneDNN, whose sums may follow the thread count */
+        const bool own = nx_cpu_has_avx512() ? m <= 1 || m == 4
+                                             : nx_cpu_has_avx2() && ((m == 1 && k >= 3) || (m == 4 && k >= 2 && k <= 16));
+        if (own) {
             nx_backend *bes[2] = {be1, be3};
             for (int q = 0; q < 2; q++) {
                 nx_cpu_set_conv_direct1d(bes[q], NX_CONV_WINOGRAD_ALWAYS);

@@ -80,12 +80,15 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
                               const nx_conv_epi *epi);
 void nx_cpu_set_conv_fft1d(nx_backend *be, nx_conv_winograd_mode mode);
 nx_conv_winograd_mode nx_cpu_conv_fft1d(const nx_backend *be);
-/* y[O][n] = W x[K][n] with the direct conv's register tiles (AVX-512 only), on the calling
- * thread: W packed as a k = 1 conv's weights, [ceil(O / 8)][K][8] (rows past O zero); x's rows ldx
- * apart and readable to a whole number of 48 columns (lanes past n are read, not used); y's rows
- * ldy apart. The 1-D Winograd's per-point GEMMs (wino1d.c). */
+/* y[O][n] = W x[K][n] with register tiles (AVX2 or AVX-512: gemm_tiles_avx2.c, and the direct
+ * conv's own in conv1d_direct.c), on the calling thread: W packed as a k = 1 conv's weights,
+ * [ceil(O / 8)][K][8] (rows past O zero); x's rows ldx apart and readable to a whole number of
+ * 48 columns (lanes past n are read, not used); y's rows ldy apart. The 1-D Winograd's and the
+ * DFT conv1d's GEMMs. Needs AVX2. */
 void nx_cpu_gemm_tiles(float *y, int64_t ldy, const float *wp, const float *x, int64_t ldx, int64_t K, int64_t O,
                        int64_t n);
+void nx_cpu_gemm_tiles_avx512(float *y, int64_t ldy, const float *wp, const float *x, int64_t ldx, int64_t K,
+                              int64_t O, int64_t n);
 /* y[N, O, Lo] = ConvTranspose1d of x[N, C, L] with w[C, O, k] (PyTorch's layout; stride, pad;
  * dilation 1, no groups, output padding implied by Lo) + b[O], through the same kernel: one conv1d
  * per output phase. Taken under the same mode. */

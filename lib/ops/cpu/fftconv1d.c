@@ -27,12 +27,11 @@
  * scale: no growth like Winograd's points). The weights are transformed on every call, like
  * wino1d's (a cache would keep 64 C O floats per conv).
  *
- * Two forms, picked by cpu_isa.h: on AVX-512 the transforms run 16 lanes wide and the GEMMs on
- * the direct conv's register tiles; on AVX2 the same transforms run 8 lanes wide
- * (fftconv1d_lanes.h holds them once for both widths) and the 47 GEMMs are two oneDNN batched
- * matmuls between the pool's loops (an AVX2 register-tile GEMM of our own ran slower than
- * oneDNN's for the direct conv1d: bench/RESULTS.md, session 11). No portable form: without AVX2
- * conv.c never picks this path. */
+ * Two widths, picked by cpu_isa.h: the transforms run 16 lanes wide on AVX-512 and 8 on AVX2
+ * (fftconv1d_lanes.h holds them once for both), the GEMMs on the register tiles of either
+ * (nx_cpu_gemm_tiles). Not oneDNN's batched matmul: on a 2-core AMD EPYC its OpenMP team spun
+ * through the pool's transforms between the calls (the vocoder took 3.78 s that way, 3.57 s
+ * with the own tiles). No portable form: without AVX2 conv.c never picks this path. */
 #include "avx2_util.h"
 #include "cpu_ops.h"
 #include "cpu_util.h"
@@ -59,9 +58,7 @@ typedef struct fc_job {
     int64_t      C, O, L, Lo, k, d, pad, m;
     int64_t      nblk, cols;     /* blocks per phase; columns = d nblk (col = res nblk + blk) */
     int64_t      Oq;             /* O rounded up to 8: a product's GEMM rows */
-    bool         own;            /* AVX-512: the own GEMM (nx_cpu_gemm_tiles); else oneDNN's matmul */
-    float       *U;              /* own: [NBIN][NPROD][Oq / 8][C][8] (see nx_cpu_gemm_tiles); else
-                                  * [NBIN][NPROD][C][Oq], A transposed for the matmul; rows past O zero */
+    float       *U;              /* [NBIN][NPROD][Oq / 8][C][8], see nx_cpu_gemm_tiles; rows past O zero */
     const float *xn, *resn;      /* this batch item's x and residual, and its y */
     float       *yn;
     /* x and y by phase: XP [C][d][Lp], XP[c][qb][v - vmin] = x[c][d v + qb] (zeros outside x), so
@@ -87,15 +84,18 @@ static void tables_init(void)
         }
 }
 
-/* wt[i][rr] = w[8 ob + rr][c][k - 1 - i] / 32: block ob's reversed taps at input channel c, the
- * 8 rows as lanes (zeros past O), scaled by the inverse DFT's 1/32 */
-static void block_taps(const fc_job *j, int64_t ob, int64_t c, float wt[][8])
+/* wt[c - c0][i][rr] = w[8 ob + rr][c][k - 1 - i] / 32 for c in [c0, c1): block ob's reversed
+ * taps, the 8 rows as lanes (zeros past O), scaled by the inverse DFT's 1/32. Each row of w is
+ * read along its run of (c1 - c0) k floats. */
+static void block_taps(const fc_job *j, int64_t ob, int64_t c0, int64_t c1, float wt[][NB / 2][8])
 {
-    for (int64_t i = 0; i < j->k; i++)
-        for (int rr = 0; rr < 8; rr++) {
-            const int64_t o = ob * 8 + rr;
-            wt[i][rr] = o < j->O ? j->w[(o * j->C + c) * j->k + j->k - 1 - i] * (1.0f / NB) : 0.f;
-        }
+    const int64_t k = j->k;
+    for (int rr = 0; rr < 8; rr++) {
+        const int64_t o = ob * 8 + rr;
+        const float *wr = j->w + (o * j->C + c0) * k;
+        for (int64_t c = 0; c < c1 - c0; c++, wr += k)
+            for (int64_t i = 0; i < k; i++) wt[c][i][rr] = o < j->O ? wr[k - 1 - i] * (1.0f / NB) : 0.f;
+    }
 }
 
 /* Bin f of a block's taps wt as Karatsuba's three factors Wr, Wi, Wr + Wi (bin 0: W_0, W_16),
@@ -114,37 +114,23 @@ static NX_AVX2 inline void block_bin(const float wt[][8], int64_t k, int f, floa
     if (f) _mm256_storeu_ps(u + 2 * ps, _mm256_add_ps(vr, vi));
 }
 
-/* U in the own GEMM's layout for output-channel blocks [b0, b1): per (block, c) the 47 factors,
- * 8 floats each, at (ob C + c) 8 in every product's plane */
+/* U in the own GEMM's layout ([fp][Oq / 8][C][8]) for output-channel blocks [b0, b1): per block
+ * and chunk of CB input channels the taps, then one bin at a time over the chunk, so that the
+ * stores run along 3 planes at a time (2 KiB each). All 47 planes at once per (block, channel)
+ * made the transform as slow as the GEMMs on an AMD EPYC. */
 static NX_AVX2 void weight_rows(int64_t b0, int64_t b1, void *arg)
 {
+    enum { CB = 64 };
     const fc_job *j = arg;
     const int64_t ps = j->Oq * j->C; /* one product's U */
-    float wt[NB / 2][8];
+    float wt[CB][NB / 2][8];
     for (int64_t ob = b0; ob < b1; ob++)
-        for (int64_t c = 0; c < j->C; c++) {
-            block_taps(j, ob, c, wt);
-            for (int f = 0; f < NBIN; f++) block_bin(wt, j->k, f, j->U + (int64_t)f * NPROD * ps + (ob * j->C + c) * 8, ps);
-        }
-}
-
-/* U in the matmul's layout ([fp][C][Oq]) for input channels [c0, c1): per c and group of 32
- * blocks the taps, then one bin at a time over the group, so that the stores run along 3 planes'
- * row c (1 KiB each) at a time. By block, 47 planes at once, this loop was a quarter of the
- * conv's time at 512 channels. */
-static NX_AVX2 void weight_cols(int64_t c0, int64_t c1, void *arg)
-{
-    enum { GB = 32 };
-    const fc_job *j = arg;
-    const int64_t ps = j->Oq * j->C, nob = j->Oq / 8;
-    float wt[GB][NB / 2][8];
-    for (int64_t c = c0; c < c1; c++)
-        for (int64_t g0 = 0; g0 < nob; g0 += GB) {
-            const int64_t ng = nob - g0 < GB ? nob - g0 : GB;
-            for (int64_t b = 0; b < ng; b++) block_taps(j, g0 + b, c, wt[b]);
+        for (int64_t c0 = 0; c0 < j->C; c0 += CB) {
+            const int64_t c1 = j->C - c0 < CB ? j->C : c0 + CB;
+            block_taps(j, ob, c0, c1, wt);
             for (int f = 0; f < NBIN; f++)
-                for (int64_t b = 0; b < ng; b++)
-                    block_bin(wt[b], j->k, f, j->U + (int64_t)f * NPROD * ps + c * j->Oq + (g0 + b) * 8, ps);
+                for (int64_t c = c0; c < c1; c++)
+                    block_bin(wt[c - c0], j->k, f, j->U + (int64_t)f * NPROD * ps + (ob * j->C + c) * 8, ps);
         }
 }
 
@@ -238,22 +224,6 @@ static void gemms(int64_t t0, int64_t t1, void *arg)
     }
 }
 
-/* Without AVX-512 the same products as two oneDNN batched matmuls, M_fp = U_fp^T V_fp over
- * fp = 0, 1 (bin 0) and fp = 3 .. 47 (bins 1..15; slot 2 is unused). */
-static ngpt_status matmuls(nx_backend *be, const fc_job *j)
-{
-    static const int64_t first[2] = {0, NPROD}, count[2] = {2, (NBIN - 1) * NPROD};
-    ngpt_status s = NGPT_OK;
-    for (int i = 0; s == NGPT_OK && i < 2; i++) {
-        const int64_t fp = first[i], nb = count[i];
-        nx_tensor tu = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){nb, j->C, j->Oq}, j->U + fp * j->Oq * j->C, be);
-        nx_tensor tv = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){nb, j->C, j->ld}, j->V + fp * j->C * j->ld, be);
-        nx_tensor tm = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){nb, j->Oq, j->ld}, j->M + fp * j->Oq * j->ld, be);
-        s = nx_cpu_matmul(be, &tm, &tu, &tv, true, false, 1.0f, 0.0f);
-    }
-    return s;
-}
-
 /* r[i] <- column i of the 8 x 8 matrix whose rows are r[0..7] */
 static NX_AVX2 inline void tr8(__m256 *r)
 {
@@ -331,10 +301,10 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
         return nx_err(NGPT_ERR_INTERNAL, "conv: the DFT conv1d needs AVX2 (this CPU: %s)", nx_isa_name(nx_cpu_isa()));
     pthread_once(&g_tables_once, tables_init);
     fc_job j = {.w = w, .b = b, .C = C, .O = O, .L = L, .Lo = Lo, .k = k, .d = dil, .pad = pad};
-    j.own = nx_cpu_has_avx512();
-    const int64_t lanes = j.own ? 16 : 8;
-    void (*forward)(int64_t, int64_t, void *) = j.own ? forward_avx512 : forward_avx2;
-    void (*inverse)(int64_t, int64_t, void *) = j.own ? inverse_avx512 : inverse_avx2;
+    const bool w16 = nx_cpu_has_avx512();
+    const int64_t lanes = w16 ? 16 : 8;
+    void (*forward)(int64_t, int64_t, void *) = w16 ? forward_avx512 : forward_avx2;
+    void (*inverse)(int64_t, int64_t, void *) = w16 ? inverse_avx512 : inverse_avx2;
     if (epi) {
         j.leaky = epi->leaky;
         j.slope = epi->slope;
@@ -368,25 +338,21 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
         s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "conv: cannot allocate the DFT conv1d buffers (%lld x %lld channels, "
                    "%lld columns)", (long long)O, (long long)C, (long long)chunk);
     } else {
-        if (j.own) nx_cpu_parallel_for(be, j.Oq / 8, 8 * C * (2 * k + 8 * NBIN), weight_rows, &j);
-        else nx_cpu_parallel_for(be, C, j.Oq * (2 * k + 8 * NBIN), weight_cols, &j);
+        nx_cpu_parallel_for(be, j.Oq / 8, 8 * C * (2 * k + 8 * NBIN), weight_rows, &j);
         const int64_t per = (j.Oq + j.rows_per_task - 1) / j.rows_per_task;
-        for (int64_t n = 0; s == NGPT_OK && n < N; n++) {
+        for (int64_t n = 0; n < N; n++) {
             j.xn = x + n * C * L;
             j.yn = y + n * O * Lo;
             j.resn = j.res ? j.res + n * O * Lo : NULL;
             nx_cpu_parallel_for(be, C, dil * j.Lp, phase_in, &j);
-            for (j.col0 = 0; s == NGPT_OK && j.col0 < j.cols; j.col0 += chunk) {
+            for (j.col0 = 0; j.col0 < j.cols; j.col0 += chunk) {
                 j.ncol = j.cols - j.col0 < chunk ? j.cols - j.col0 : chunk;
-                /* the own GEMM reads whole 48-column tiles; oneDNN's matmul takes any width */
-                const int64_t unit = j.own ? TILE : lanes;
-                j.ld = (j.ncol + unit - 1) / unit * unit;
+                j.ld = (j.ncol + TILE - 1) / TILE * TILE; /* the GEMM reads whole 48-column tiles */
                 nx_cpu_parallel_for(be, j.ld / lanes, C * NB * NB, forward, &j);
-                if (j.own) nx_cpu_parallel_for(be, NBIN * NPROD * per, j.rows_per_task * C * j.ncol, gemms, &j);
-                else s = matmuls(be, &j);
-                if (s == NGPT_OK) nx_cpu_parallel_for(be, O, j.ncol * (NB - k + 1) * NB, inverse, &j);
+                nx_cpu_parallel_for(be, NBIN * NPROD * per, j.rows_per_task * C * j.ncol, gemms, &j);
+                nx_cpu_parallel_for(be, O, j.ncol * (NB - k + 1) * NB, inverse, &j);
             }
-            if (s == NGPT_OK && dil > 1) nx_cpu_parallel_for(be, O, Lo, phase_out, &j); /* d = 1: inverse wrote y */
+            if (dil > 1) nx_cpu_parallel_for(be, O, Lo, phase_out, &j); /* d = 1: inverse wrote y */
         }
     }
     nx_cpu_block_free(be, j.U);

@@ -15,17 +15,19 @@
  * 1.83x at 11 (k 7 and 11 pay for their zero taps). Points 0, +-1, +-2, inf (Lavin & Gray): in
  * F32 the result differs from direct by ~1e-6 relative.
  *
- * The GEMMs: for conv1d on AVX-512 the direct conv's register tiles (nx_cpu_gemm_tiles), each
+ * The GEMMs: for conv1d on AVX2 and AVX-512 register tiles of our own (nx_cpu_gemm_tiles), each
  * task taking chunks of columns through all three steps in its own L2-sized buffers, so no
  * oneDNN call alternates with the pool's transforms (GOMP's spinning waiters cost both); else
- * (the (k, 1) conv2d, no AVX-512, or the direct paths switched off) one oneDNN batched matmul per
+ * (the (k, 1) conv2d, no AVX2, or the direct paths switched off) one oneDNN batched matmul per
  * chunk, columns (tile x inner position) in chunks so V and M stay a few tens of MB. The
  * weight transform is redone per call (ng C x 6 per output channel: cheap next to the GEMMs
  * wherever the rule in conv.c takes this path); caching it would keep 2-4x the weights. */
+#include "avx2_util.h"
 #include "cpu_ops.h"
 #include "cpu_util.h"
 
 #include "../../core/alloc.h"
+#include "../../core/cpu_isa.h"
 #include "../../core/error.h"
 #include "../../core/pool.h"
 
@@ -79,14 +81,17 @@ static inline float epi1(const w1_job *j, float v, int64_t i)
 #define NX_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 #define NX_INLINE static inline __attribute__((always_inline))
 
-/* name(i0, i1, arg) for nx_cpu_parallel_for: name_t compiled twice, for AVX-512 and plain, picked
- * at run time */
+/* name(i0, i1, arg) for nx_cpu_parallel_for: name_t compiled three times, for AVX-512, AVX2 and
+ * plain, picked at run time */
 #define W1_DISPATCH(name)                                                                              \
     static NX_AVX512 void name##_avx512(const w1_job *j, int64_t a, int64_t b) { name##_t(j, a, b); } \
+    static NX_AVX2 void name##_avx2(const w1_job *j, int64_t a, int64_t b) { name##_t(j, a, b); }     \
     static void name##_plain(const w1_job *j, int64_t a, int64_t b) { name##_t(j, a, b); }            \
     static void name(int64_t a, int64_t b, void *arg)                                                 \
     {                                                                                                  \
-        if (nx_cpu_has_avx512()) name##_avx512(arg, a, b);                                             \
+        const nx_isa isa = nx_cpu_isa();                                                               \
+        if (isa == NX_ISA_AVX512) name##_avx512(arg, a, b);                                            \
+        else if (isa == NX_ISA_AVX2) name##_avx2(arg, a, b);                                           \
         else name##_plain(arg, a, b);                                                                  \
     }
 
@@ -229,13 +234,19 @@ static NX_AVX512 void output_rows_p1_avx512(const w1_job *j, int64_t o0, int64_t
 {
     output_rows_p1_t(j, o0, o1, tmp);
 }
+static NX_AVX2 void output_rows_p1_avx2(const w1_job *j, int64_t o0, int64_t o1, float *tmp)
+{
+    output_rows_p1_t(j, o0, o1, tmp);
+}
 static void output_rows_p1_plain(const w1_job *j, int64_t o0, int64_t o1, float *tmp) { output_rows_p1_t(j, o0, o1, tmp); }
 
 static void output_rows_p1(int64_t o0, int64_t o1, void *arg)
 {
     const w1_job *j = arg;
     float *tmp = j->Tb + o0 * j->ncol;  /* this range's rows of the staging buffer */
-    if (nx_cpu_has_avx512()) output_rows_p1_avx512(j, o0, o1, tmp);
+    const nx_isa isa = nx_cpu_isa();
+    if (isa == NX_ISA_AVX512) output_rows_p1_avx512(j, o0, o1, tmp);
+    else if (isa == NX_ISA_AVX2) output_rows_p1_avx2(j, o0, o1, tmp);
     else output_rows_p1_plain(j, o0, o1, tmp);
 }
 
@@ -269,7 +280,7 @@ NX_INLINE void output_rows_t(const w1_job *j, int64_t o0, int64_t o1)
 
 W1_DISPATCH(output_rows)
 
-/* ---- the own GEMM (P == 1, AVX-512): each task takes chunks of columns through all three steps,
+/* ---- the own GEMM (P == 1, AVX2 and AVX-512): each task takes chunks of columns through all three steps,
  * V and M in its own buffers, so they stay in L2 instead of making two passes through memory ---- */
 
 typedef struct w1_own {
@@ -280,7 +291,7 @@ typedef struct w1_own {
     _Atomic int64_t next;        /* the next chunk to hand out */
 } w1_own;
 
-static NX_AVX512 void own_task(int64_t task, int64_t n_tasks, void *arg)
+static void own_task(int64_t task, int64_t n_tasks, void *arg)
 {
     (void)n_tasks;
     w1_own *o = arg;
@@ -292,14 +303,14 @@ static NX_AVX512 void own_task(int64_t task, int64_t n_tasks, void *arg)
     for (int64_t c = atomic_fetch_add(&o->next, 1); c * o->chunk < o->cols; c = atomic_fetch_add(&o->next, 1)) {
         l.col0 = c * o->chunk;
         l.ncol = o->cols - l.col0 < o->chunk ? o->cols - l.col0 : o->chunk;
-        input_rows_p1_avx512(&l, 0, l.Kc);
+        input_rows_p1(0, l.Kc, &l);
         if (l.ncol % 48) /* the GEMM reads whole 48-column tiles: no stale values (or denormals) there */
             for (int64_t r = 0; r < A * l.Kc; r++)
                 memset(l.V + r * l.ldv + l.ncol, 0, (size_t)(48 - l.ncol % 48) * sizeof(float));
         for (int a = 0; a < A; a++)
             nx_cpu_gemm_tiles(l.M + (int64_t)a * l.O * l.ldm, l.ldm, l.U + (int64_t)a * Op * l.Kc,
                               l.V + (int64_t)a * l.Kc * l.ldv, l.ldv, l.Kc, l.O, l.ncol);
-        output_rows_p1_avx512(&l, 0, l.O, l.Tb);
+        output_rows_p1(0, l.O, &l); /* staged in l.Tb */
     }
 }
 
@@ -327,9 +338,9 @@ ngpt_status nx_cpu_conv_wino1d(nx_backend *be, float *y, const float *x, const f
     }
     j.Kc = j.ng * C;
     j.nblk = (Lo + T * dil - 1) / (T * dil);
-    /* the own GEMM for conv1d on AVX-512 unless the direct paths are switched off (then oneDNN's
+    /* the own GEMM for conv1d on AVX2 and AVX-512 unless the direct paths are switched off (then oneDNN's
      * batched matmul: the tests compare the two) */
-    j.own = P == 1 && nx_cpu_has_avx512() && nx_cpu_conv_direct1d(be) != NX_CONV_WINOGRAD_OFF;
+    j.own = P == 1 && nx_cpu_has_avx2() && nx_cpu_conv_direct1d(be) != NX_CONV_WINOGRAD_OFF;
     const int64_t cols = j.nblk * dil * P;
     const int threads = nx_pool_threads(be ? be->pool : NULL);
     int64_t chunk, per_task = 0, n_tasks = 0;
