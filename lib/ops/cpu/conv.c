@@ -194,16 +194,19 @@ static int use_fft1d(nx_backend *be, const conv_desc *d)
     return (d->wei[2] >= 7 && ch >= 128) || (d->wei[2] >= 11 && ch >= 64 && !nx_cpu_has_avx512());
 }
 
-/* The direct conv1d rule (conv1d_direct.c): F32 conv1d at stride 1 without groups on AVX-512,
- * wherever the 1-D Winograd is not taken (bench_conv's "conv along one axis" table: 1.2-3.4x
- * oneDNN's ncw path on HiFi-GAN's 32-256-channel stages, on par at 512, where it still saves the
- * epilogue's passes); and narrow ConvTranspose1d without dilation or groups, as one such conv per
- * output phase (HiFi-GAN's last upsamplers). */
+/* The direct conv1d rule (conv1d_direct.c): F32 conv1d at stride 1 without groups, wherever the
+ * DFT conv1d and the 1-D Winograd are not taken (bench_conv's "conv along one axis" table, AVX-512:
+ * 1.2-3.4x oneDNN's ncw path on HiFi-GAN's 32-256-channel stages, on par at 512, where it still
+ * saves the epilogue's passes); and narrow ConvTranspose1d without dilation or groups, as one
+ * such conv per output phase (HiFi-GAN's last upsamplers). On AVX2 (4 x 24 tiles) under AUTO only
+ * from 7 taps up: 1.2-1.4x oneDNN at 32 channels, on par at 64, but 0.6-0.7x with 3 taps and as
+ * the upsamplers' 2-4-tap phases (session 12, bench/RESULTS.md). */
 static int use_direct1d(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_direct1d(be);
-    if (mode == NX_CONV_WINOGRAD_OFF || nx_cpu_bf16_compute(be) || !nx_cpu_has_avx512()) return 0;
+    if (mode == NX_CONV_WINOGRAD_OFF || nx_cpu_bf16_compute(be) || !nx_cpu_has_avx2()) return 0;
     if (d->src[1] < 1) return 0; /* no input channels: no channel chunk runs, y would stay unwritten */
+    if (mode == NX_CONV_WINOGRAD_AUTO && !nx_cpu_has_avx512() && (d->deconv || d->wei[d->wnd - 1] < 7)) return 0;
     /* ConvTranspose1d: no groups or dilation, any stride; 1.1-1.3x oneDNN's deconvolution from 128
      * input channels down, a loss at 512-1024 (bench_conv's upsampler rows), so there only */
     if (d->deconv) return d->wnd == 3 && d->dil[0] == 1 && d->pl[0] >= 0 && d->src[1] <= 256;

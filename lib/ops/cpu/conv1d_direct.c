@@ -13,10 +13,12 @@
  * of their window instead, made before the parallel loop; every other tile reads x in place.
  * Each output is summed in the same order (c within fixed channel chunks, then j; the chunks'
  * partial sums in order) whatever the split, so results do not depend on the thread count. */
+#include "avx2_tile.h"
 #include "cpu_ops.h"
 #include "cpu_util.h"
 
 #include "../../core/alloc.h"
+#include "../../core/cpu_isa.h"
 #include "../../core/error.h"
 
 #include <immintrin.h>
@@ -41,6 +43,7 @@ typedef struct d1_job {
     int64_t      nl, r0;       /* tiles [0, nl) read edge_l, tiles [r0, nt) read edge_r */
     const float *edge_l, *edge_r; /* [N][C][nl * TW + win - TW], [N][C][(nt - r0) * TW + win - TW] */
     int64_t      wl, wr;       /* their row lengths */
+    bool         w16;          /* AVX-512 blocks (else AVX2's) */
 } d1_job;
 
 /* Zero-padded copy of x[n, c, u - pad] for u in [u0, u0 + w) into e[c][0 .. w). */
@@ -141,6 +144,40 @@ AVX512 static void block(const d1_job *j, const float *xs, int64_t xstride, int6
     STORE3(7);
 }
 
+/* The same RB x TW block on AVX2: 2 x 2 tiles of 4 rows x 24 positions (avx2_tile.h), the
+ * block's window of x read once per 4-row half (from L1: the channel chunk is sized for it). */
+NX_AVX2 static void block_avx2(const d1_job *j, const float *xs, int64_t xstride, int64_t o0, int64_t c0, int64_t c1,
+                               float *yt, const float *rt, int64_t nvalid)
+{
+    const bool first = c0 == 0, last = c1 == j->C;
+    const float *wq = j->wp + (o0 * j->C + c0 * RB) * j->k; /* [C][k][RB] of this channel block, from c0 */
+    const __m256 slope = _mm256_set1_ps(j->slope);
+    float out[4][24];
+    for (int h = 0; h < RB; h += 4)
+        for (int64_t q = 0; q < TW && q < nvalid; q += 24) {
+            nx_tile4x24(out, wq + h, xs + c0 * xstride + q, xstride, c1 - c0, j->k, j->d);
+            for (int r = 0; r < 4 && o0 + h + r < j->O; r++) {
+                float *yr = yt + (int64_t)(h + r) * j->Lo + q;
+                const float *rr = rt ? rt + (int64_t)(h + r) * j->Lo + q : NULL;
+                const __m256 bv = _mm256_set1_ps(last && j->b ? j->b[o0 + h + r] : 0.0f);
+                for (int64_t e = 0; e < 24 && q + e < nvalid; e += 8) {
+                    const int64_t cnt = nvalid - q - e;
+                    const __m256i m = nx_tail8(cnt);
+                    __m256 v = _mm256_loadu_ps(out[r] + e);
+                    if (!first) v = _mm256_add_ps(v, _mm256_maskload_ps(yr + e, m)); /* earlier chunks' sums */
+                    if (last) {
+                        v = _mm256_add_ps(v, bv);
+                        if (j->leaky)
+                            v = _mm256_blendv_ps(_mm256_mul_ps(v, slope), v,
+                                                 _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ));
+                        if (rr) v = _mm256_add_ps(v, _mm256_maskload_ps(rr + e, m));
+                    }
+                    _mm256_maskstore_ps(yr + e, m, v);
+                }
+            }
+        }
+}
+
 static void one_tile(const d1_job *j, int64_t i, int64_t o0, int64_t c0, int64_t c1)
 {
     const int64_t n = i / j->nt, tile = i % j->nt, t0 = tile * TW;
@@ -158,7 +195,8 @@ static void one_tile(const d1_job *j, int64_t i, int64_t o0, int64_t c0, int64_t
     }
     const int64_t nvalid = j->Lo - t0 < TW ? j->Lo - t0 : TW;
     const int64_t off = (n * j->O + o0) * j->Lo + t0;
-    block(j, xs, xstride, o0, c0, c1, j->y + off, j->res ? j->res + off : NULL, nvalid);
+    if (j->w16) block(j, xs, xstride, o0, c0, c1, j->y + off, j->res ? j->res + off : NULL, nvalid);
+    else block_avx2(j, xs, xstride, o0, c0, c1, j->y + off, j->res ? j->res + off : NULL, nvalid);
 }
 
 /* Items are (n, tile) pairs. A range is done in groups of tiles whose windows of x stay in L2, and
@@ -297,6 +335,7 @@ static ngpt_status run(nx_backend *be, d1_job *j, int64_t N, const float *wp)
         if (er) stage_edge(er + n * C * j->wr, j->x + n * C * j->ldx, C, L, j->ldx, pad, j->r0 * TW, j->wr);
     }
     j->wp = wp;
+    j->w16 = nx_cpu_has_avx512();
     j->edge_l = el;
     j->edge_r = er;
     nx_cpu_parallel_for(be, N * j->nt, 2 * Op * C * k * TW, tiles, j);

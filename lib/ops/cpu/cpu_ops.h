@@ -95,7 +95,8 @@ void nx_cpu_gemm_tiles_avx512(float *y, int64_t ldy, const float *wp, const floa
 ngpt_status nx_cpu_conv_transpose1d_direct(nx_backend *be, float *y, const float *x, const float *w, const float *b,
                                            int64_t N, int64_t C, int64_t O, int64_t L, int64_t Lo, int64_t k,
                                            int64_t stride, int64_t pad);
-void nx_cpu_set_conv_direct1d(nx_backend *be, nx_conv_winograd_mode mode); /* AUTO = ALWAYS, or OFF */
+/* OFF, AUTO (conv.c's rule: on AVX2 only from 7 taps and no ConvTranspose1d), or ALWAYS */
+void nx_cpu_set_conv_direct1d(nx_backend *be, nx_conv_winograd_mode mode);
 nx_conv_winograd_mode nx_cpu_conv_direct1d(const nx_backend *be);
 /* backend.c: host memory for activations and scratch, 64-byte aligned. Blocks of
  * NX_CPU_BLOCK_MIN and more are kept when freed (up to NX_CPU_BLOCKS_CAP in all, oldest dropped

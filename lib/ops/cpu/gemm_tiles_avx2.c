@@ -1,8 +1,6 @@
 /* gemm_tiles_avx2.c — nx_cpu_gemm_tiles' AVX2 form, and the dispatch between it and the AVX-512
  * form (conv1d_direct.c). y[O][n] = W x with W packed [ceil(O / 8)][K][8] (the direct conv1d's
- * k = 1 layout): each 8-row block is run as two 4-row x 24-column register tiles — 12 ymm
- * accumulators fed by 3 loads of x and 4 broadcasts of W per k, the widest tile AVX2's 16
- * registers hold. K is taken in chunks of KC and the columns in blocks of TB so that a half
+ * k = 1 layout): each 8-row block is run as two 4-row x 24-column register tiles (avx2_tile.h). K is taken in chunks of KC and the columns in blocks of TB so that a half
  * block's weights (KC x 8 floats) and a tile's panel of x (KC x 24) stay in L1 across the tiles
  * and the block's chunk of x (KC x TB, 96 KiB) in L2 across the row blocks; the partial sums of
  * earlier chunks wait in y. (Without the column blocks, 4000 columns ran at half the speed of 144.)
@@ -10,32 +8,12 @@
  * Why not oneDNN's matmul for these GEMMs: the callers (the DFT conv1d, the 1-D Winograd) run
  * their transforms on the library's pool, and every switch to oneDNN's OpenMP team and back left
  * one team spinning on the other's cores (15% of the vocoder's time on a 2-core AMD EPYC). */
-#include "avx2_util.h"
+#include "avx2_tile.h"
 #include "cpu_ops.h"
 
 #include "../../core/cpu_isa.h"
 
-#include <stdbool.h>
-
 enum { TR = 4, TC = 24, KC = 128, TB = 192 };
-
-#define FMA3(r)                                                    \
-    do {                                                           \
-        const __m256 wv = _mm256_broadcast_ss(w + r);              \
-        a##r##0 = _mm256_fmadd_ps(wv, x0, a##r##0);                \
-        a##r##1 = _mm256_fmadd_ps(wv, x1, a##r##1);                \
-        a##r##2 = _mm256_fmadd_ps(wv, x2, a##r##2);                \
-    } while (0)
-
-#define STORE3(r)                                                                       \
-    do {                                                                                \
-        if (r < nr) {                                                                   \
-            float *yr = y + (int64_t)r * ldy;                                           \
-            store8(yr, a##r##0, first, nc);                                             \
-            store8(yr + 8, a##r##1, first, nc - 8);                                     \
-            store8(yr + 16, a##r##2, first, nc - 16);                                   \
-        }                                                                               \
-    } while (0)
 
 /* y[0, cnt) (cnt clamped to [0, 8]) = v, or += v unless first */
 static NX_AVX2 inline void store8(float *y, __m256 v, bool first, int64_t cnt)
@@ -53,19 +31,10 @@ static NX_AVX2 inline void store8(float *y, __m256 v, bool first, int64_t cnt)
 static NX_AVX2 void tile(float *y, int64_t ldy, const float *w, const float *x, int64_t ldx, int64_t kc, bool first,
                          int nr, int64_t nc)
 {
-    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00;
-    __m256 a20 = a00, a21 = a00, a22 = a00, a30 = a00, a31 = a00, a32 = a00;
-    for (int64_t c = 0; c < kc; c++, w += 8, x += ldx) {
-        const __m256 x0 = _mm256_loadu_ps(x), x1 = _mm256_loadu_ps(x + 8), x2 = _mm256_loadu_ps(x + 16);
-        FMA3(0);
-        FMA3(1);
-        FMA3(2);
-        FMA3(3);
-    }
-    STORE3(0);
-    STORE3(1);
-    STORE3(2);
-    STORE3(3);
+    float out[4][24];
+    nx_tile4x24(out, w, x, ldx, kc, 1, 0);
+    for (int r = 0; r < nr; r++)
+        for (int q = 0; q < 3; q++) store8(y + r * ldy + 8 * q, _mm256_loadu_ps(out[r] + 8 * q), first, nc - 8 * q);
 }
 
 static NX_AVX2 void gemm_tiles_avx2(float *y, int64_t ldy, const float *wp, const float *x, int64_t ldx, int64_t K,
