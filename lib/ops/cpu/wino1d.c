@@ -25,6 +25,7 @@
 #include "avx2_util.h"
 #include "cpu_ops.h"
 #include "cpu_util.h"
+#include "wino_f43.h"
 
 #include "../../core/alloc.h"
 #include "../../core/cpu_isa.h"
@@ -34,22 +35,10 @@
 #include <stdatomic.h>
 #include <string.h>
 
-enum { T = 4, A = 6, R = 3 };
-
-static const float BT[A][A] = {
-    {4.f, 0.f, -5.f, 0.f, 1.f, 0.f},  {0.f, -4.f, -4.f, 1.f, 1.f, 0.f}, {0.f, 4.f, -4.f, -1.f, 1.f, 0.f},
-    {0.f, -2.f, -1.f, 2.f, 1.f, 0.f}, {0.f, 2.f, -1.f, -2.f, 1.f, 0.f}, {0.f, 4.f, 0.f, -5.f, 0.f, 1.f},
-};
-static const float G[A][R] = {
-    {1.f / 4, 0.f, 0.f},           {-1.f / 6, -1.f / 6, -1.f / 6}, {-1.f / 6, 1.f / 6, -1.f / 6},
-    {1.f / 24, 1.f / 12, 1.f / 6}, {1.f / 24, -1.f / 12, 1.f / 6}, {0.f, 0.f, 1.f},
-};
-static const float AT[T][A] = {
-    {1.f, 1.f, 1.f, 1.f, 1.f, 0.f},
-    {0.f, 1.f, -1.f, 2.f, -2.f, 0.f},
-    {0.f, 1.f, 1.f, 4.f, 4.f, 0.f},
-    {0.f, 1.f, -1.f, 8.f, -8.f, 1.f},
-};
+enum { T = NX_W43_T, A = NX_W43_A, R = NX_W43_R };
+#define BT NX_W43_BT
+#define G NX_W43_G
+#define AT NX_W43_AT
 
 typedef struct w1_job {
     const float *x, *w, *b;
