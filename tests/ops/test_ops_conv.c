@@ -16,6 +16,11 @@ static int64_t prod(const int64_t *v, int n)
 }
 
 /* sp: input spatial sizes, k: kernel sizes */
+/* check_conv's tolerance, relative to each output's sum |x w|: 2e-6 for the direct paths; the
+ * forced Winograd checks raise it to 1e-5, since F(4x4, 3x3)'s error follows the magnitudes of
+ * the whole tile (the transforms' growth), as the 1-D Winograd checks allow */
+static double g_conv_rel = 2e-6;
+
 static void check_conv(int nsp, int64_t N, int64_t C, int64_t O, const int64_t *sp, const int64_t *k, int stride, int pad,
                        int dil, int groups, ngpt_dtype wdt, int bias)
 {
@@ -46,7 +51,7 @@ static void check_conv(int nsp, int64_t N, int64_t C, int64_t O, const int64_t *
     char what[160];
     snprintf(what, sizeof what, "conv%dd N=%lld C=%lld O=%lld s=%d p=%d d=%d g=%d %s bias=%d", nsp, (long long)N,
              (long long)C, (long long)O, stride, pad, dil, groups, nx_dtype_name(wdt), bias);
-    close_scaled(what, y, want, sc, ny, 2e-6, 1e-6);
+    close_scaled(what, y, want, sc, ny, g_conv_rel, 1e-6);
     free(x), free(w), free(b), free(y), free(wenc), free(want), free(sc);
 }
 
@@ -116,8 +121,48 @@ static void compare_winograd(nx_conv_winograd_mode mode, int wino, int64_t N, in
     char what[96];
     snprintf(what, sizeof what, "%lldx%lldx%lldx%lld -> %lld", (long long)N, (long long)C, (long long)H, (long long)W,
              (long long)O);
-    check_vs_direct(what, yd, yw, ny, wino && nx_cpu_has_avx512()); /* oneDNN's Winograd is AVX-512 only */
+    check_vs_direct(what, yd, yw, ny, wino && nx_cpu_has_avx2()); /* oneDNN's (AVX-512) or wino2d.c (AVX2) */
     free(x), free(w), free(b), free(yd), free(yw);
+}
+
+/* every allocation of the own 2-D Winograd (wino2d.c, AVX2 without AVX-512) made to fail in turn */
+static ngpt_status wino2d_once(void *u)
+{
+    (void)u;
+    static float x[2 * 16 * 12 * 10], w[24 * 16 * 9], b[24], y[2 * 24 * 12 * 10];
+    const int64_t xs[4] = {2, 16, 12, 10}, ws[4] = {24, 16, 3, 3}, ys[4] = {2, 24, 12, 10}, O = 24;
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    for (int i = 0; i < 2; i++) p.stride[i] = 1, p.pad[i] = 1, p.dilation[i] = 1;
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    ngpt_status s = nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    nx_cpu_trim(t_be);
+    return s;
+}
+
+/* The own 2-D Winograd's edges, forced (on AVX-512 these run oneDNN's): images smaller than a
+ * tile and not multiples of 4, one channel, channel counts off the 8-row blocks, padding 0 and
+ * 2, several batch items whose tiles share a chunk, and columns in several chunks. */
+static void test_conv_wino2d(void)
+{
+    const bool own = nx_cpu_has_avx2() && !nx_cpu_has_avx512();
+    if (own) {
+        CHECK_OK(wino2d_once(NULL));
+        CHECK(test_alloc_fail_all("2-D Winograd conv", wino2d_once, NULL) >= 3);
+    }
+    g_conv_rel = 1e-5;
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
+    check_conv(2, 1, 1, 1, (int64_t[]){5, 7}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F32, 1);
+    check_conv(2, 3, 9, 13, (int64_t[]){11, 6}, (int64_t[]){3, 3}, 1, 0, 1, 1, NGPT_DTYPE_F32, 1);
+    check_conv(2, 2, 17, 10, (int64_t[]){3, 3}, (int64_t[]){3, 3}, 1, 2, 1, 1, NGPT_DTYPE_F32, 0);
+    check_conv(2, 2, 70, 90, (int64_t[]){21, 19}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F16, 1);
+    nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
+    g_conv_rel = 2e-6;
+    compare_winograd(NX_CONV_WINOGRAD_ALWAYS, 1, 4, 256, 200, 40, 40); /* 400 tiles: chunks of 336 */
 }
 
 /* Winograd (nx_cpu_set_conv_winograd): forced on small 3x3 shapes against the reference; the
@@ -125,6 +170,7 @@ static void compare_winograd(nx_conv_winograd_mode mode, int wino, int64_t N, in
  * images), padded channel blocks included; and the AUTO rule on a shape it selects. */
 static void test_conv_winograd(void)
 {
+    g_conv_rel = 1e-5;
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
     check_conv(2, 2, 32, 48, (int64_t[]){12, 10}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F32, 1);
     check_conv(2, 1, 64, 16, (int64_t[]){9, 17}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F16, 0);
@@ -151,6 +197,7 @@ static void test_conv_winograd(void)
     nx_cpu_set_conv_winograd_stripe(t_be, (size_t)(3.25 * 656 * 2 * 20 * 4 * 8)); /* 2 batch items: 8 + 8 + 8 */
     compare_winograd(NX_CONV_WINOGRAD_ALWAYS, 1, 2, 320, 336, 24, 20);
     nx_cpu_set_conv_winograd_stripe(t_be, 0);
+    g_conv_rel = 2e-6;
 }
 
 /* The 1-D Winograd (wino1d.c) on x[N, C, L] (P 0) or x[N, C, L, P] with a (k, 1) kernel, pad
@@ -666,6 +713,7 @@ int main(void)
     }
     RUN(test_conv);
     RUN(test_conv_winograd);
+    RUN(test_conv_wino2d);
     RUN(test_conv_wino1d);
     RUN(test_conv_direct1d);
     RUN(test_conv_fft1d);
@@ -675,6 +723,7 @@ int main(void)
     /* without AVX-512: oneDNN for every conv1d and ConvTranspose1d, the other 1-D Winograd rule */
     FOR_NARROWER_ISAS {
         RUN(test_conv_winograd);
+        RUN(test_conv_wino2d);
         RUN(test_conv_wino1d);
         RUN(test_conv_direct1d);
         RUN(test_conv_fft1d);

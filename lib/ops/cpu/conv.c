@@ -155,6 +155,23 @@ static int use_winograd(nx_backend *be, const conv_desc *d)
     return C >= 64 && O >= 64 && d->src[0] * d->src[2] * d->src[3] >= 1536;
 }
 
+/* The own 2-D Winograd rule (wino2d.c): where oneDNN has no Winograd kernels (no AVX-512), 3x3
+ * F32 convs at stride 1 without dilation or groups, NCHW, padding up to 2; under AUTO on the
+ * shapes bench_conv measured a win over oneDNN's direct conv on an AVX2 AMD EPYC (session 12). */
+static int use_wino2d(nx_backend *be, const conv_desc *d)
+{
+    const nx_conv_winograd_mode mode = nx_cpu_conv_winograd(be);
+    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || d->cl || d->nsp != 2 || d->wnd != 4) return 0;
+    if (nx_cpu_has_avx512() || !nx_cpu_has_avx2() || nx_cpu_bf16_compute(be) || d->src_hfull) return 0;
+    if (d->wei[2] != 3 || d->wei[3] != 3) return 0;
+    for (int i = 0; i < 2; i++)
+        if (d->stride[i] != 1 || d->dil[i] != 1 || d->pl[i] < 0 || d->pl[i] > 2 || d->pr[i] < 0 || d->pr[i] > 2)
+            return 0;
+    if (mode == NX_CONV_WINOGRAD_ALWAYS) return 1;
+    const int64_t C = d->src[1], O = d->dst[1];
+    return C >= 64 && O >= 64 && d->src[0] * d->src[2] * d->src[3] >= 1536;
+}
+
 /* The 1-D Winograd rule (wino1d.c): a conv along one axis — conv1d, or conv2d with a (k, 1)
  * kernel and nothing along the second axis — of k >= 3 taps, stride 1, no groups, F32 compute.
  * AUTO only where bench_conv's "conv along one axis" table measured a win on 2 AVX-512 cores
@@ -328,6 +345,11 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         int64_t P = 1;
         for (int i = 0; i < d->nsp; i++) P *= d->src[2 + i];
         s = nx_cpu_conv1x1(be, y->data, x->data, wd, bd, d->src[0], d->dst[1], d->src[1], P);
+        goto done;
+    }
+    if (use_wino2d(be, d)) {
+        s = nx_cpu_conv_wino2d(be, y->data, x->data, wd, bd, d->src[0], d->src[1], d->dst[1], d->src[2], d->src[3],
+                               d->dst[2], d->dst[3], d->pl[0], d->pl[1]);
         goto done;
     }
     if (use_fft1d(be, d)) {

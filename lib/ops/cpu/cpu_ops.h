@@ -80,6 +80,12 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
                               const nx_conv_epi *epi);
 void nx_cpu_set_conv_fft1d(nx_backend *be, nx_conv_winograd_mode mode);
 nx_conv_winograd_mode nx_cpu_conv_fft1d(const nx_backend *be);
+/* wino2d.c: y[N, O, Ho, Wo] = conv2d 3x3 (stride 1, dilation 1, no groups, top/left pad pt/pl,
+ * zeros past x's edges) of x[N, C, H, W] with w[O, C, 3, 3] + b[O] (b may be NULL), through
+ * F(4x4, 3x3) Winograd on nx_cpu_gemm_tiles. Needs AVX2. */
+ngpt_status nx_cpu_conv_wino2d(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
+                               int64_t C, int64_t O, int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t pt,
+                               int64_t pl);
 /* y[O][n] = W x[K][n] with register tiles (AVX2 or AVX-512: gemm_tiles_avx2.c, and the direct
  * conv's own in conv1d_direct.c), on the calling thread: W packed as a k = 1 conv's weights,
  * [ceil(O / 8)][K][8] (rows past O zero); x's rows ldx apart and readable to a whole number of
