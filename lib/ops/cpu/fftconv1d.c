@@ -181,6 +181,21 @@ static void phase_out(int64_t o0, int64_t o1, void *arg)
     }
 }
 
+/* The GEMMs, a task per (bin, product, block of rows_per_task rows): M_fp[rows] = U_fp[rows] V_fp
+ * (bin 0 has no third product). */
+static void gemms(int64_t t0, int64_t t1, void *arg)
+{
+    const fc_job *j = arg;
+    const int64_t per = (j->Oq + j->rows_per_task - 1) / j->rows_per_task, C = j->C;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t fp = t / per, r0 = t % per * j->rows_per_task;
+        if (fp == 2) continue; /* bin 0, product 2 */
+        const int64_t nr = j->Oq - r0 < j->rows_per_task ? j->Oq - r0 : j->rows_per_task;
+        nx_cpu_gemm_tiles(j->M + (fp * j->Oq + r0) * j->ld, j->ld, j->U + (fp * j->Oq + r0) * C,
+                          j->V + fp * C * j->ld, j->ld, C, nr, j->ncol);
+    }
+}
+
 /* r[i] <- column i of the 16 x 16 matrix whose rows are r[0..15] */
 static AVX512 inline void tr16(__m512 *r)
 {
@@ -206,21 +221,6 @@ static AVX512 inline void tr16(__m512 *r)
         r[4 + q] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
         r[8 + q] = _mm512_shuffle_f32x4(v1, v3, 0x88);
         r[12 + q] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
-    }
-}
-
-/* The GEMMs, a task per (bin, product, block of rows_per_task rows): M_fp[rows] = U_fp[rows] V_fp
- * (bin 0 has no third product). */
-static void gemms(int64_t t0, int64_t t1, void *arg)
-{
-    const fc_job *j = arg;
-    const int64_t per = (j->Oq + j->rows_per_task - 1) / j->rows_per_task, C = j->C;
-    for (int64_t t = t0; t < t1; t++) {
-        const int64_t fp = t / per, r0 = t % per * j->rows_per_task;
-        if (fp == 2) continue; /* bin 0, product 2 */
-        const int64_t nr = j->Oq - r0 < j->rows_per_task ? j->Oq - r0 : j->rows_per_task;
-        nx_cpu_gemm_tiles(j->M + (fp * j->Oq + r0) * j->ld, j->ld, j->U + (fp * j->Oq + r0) * C,
-                          j->V + fp * C * j->ld, j->ld, C, nr, j->ncol);
     }
 }
 
