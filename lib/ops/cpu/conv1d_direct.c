@@ -1,4 +1,5 @@
-/* conv1d_direct.c — a direct conv1d (stride 1, no groups, any dilation) on AVX-512, written for
+/* conv1d_direct.c — a direct conv1d (stride 1, no groups, any dilation) on AVX-512 (and, on the
+ * same blocks as 4 x 24 tiles, AVX2: block_avx2, which conv.c takes from 7 taps up), written for
  * HiFi-GAN's convolutions (32-512 channels over 2500-80000 samples, k 3/7/11, dilations 1/3/5) and
  * taken for every conv1d the 1-D Winograd does not take (conv.c). oneDNN's plain-layout (ncw)
  * path ran the narrow stages at 60-200 GFLOP/s, well below the

@@ -116,11 +116,11 @@ static NX_AVX2 inline void block_bin(const float wt[][8], int64_t k, int f, floa
 
 /* U in the own GEMM's layout ([fp][Oq / 8][C][8]) for output-channel blocks [b0, b1): per block
  * and chunk of CB input channels the taps, then one bin at a time over the chunk, so that the
- * stores run along 3 planes at a time (2 KiB each). All 47 planes at once per (block, channel)
+ * stores run along 3 planes at a time (1 KiB each). All 47 planes at once per (block, channel)
  * made the transform as slow as the GEMMs on an AMD EPYC. */
 static NX_AVX2 void weight_rows(int64_t b0, int64_t b1, void *arg)
 {
-    enum { CB = 64 };
+    enum { CB = 32 }; /* wt: 16 KiB of the stack (the caller's thread runs tasks too) */
     const fc_job *j = arg;
     const int64_t ps = j->Oq * j->C; /* one product's U */
     float wt[CB][NB / 2][8];

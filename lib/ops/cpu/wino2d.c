@@ -28,7 +28,7 @@
 
 #include <string.h>
 
-enum { T = NX_W43_T, A = NX_W43_A, R = NX_W43_R, P = A * A, L8 = 8, TILE = 48, CB = 64 };
+enum { T = NX_W43_T, A = NX_W43_A, R = NX_W43_R, P = A * A, L8 = 8, TILE = 48, CB = 16 };
 #define BT NX_W43_BT
 #define G NX_W43_G
 #define AT NX_W43_AT
@@ -47,7 +47,8 @@ typedef struct w2_job {
 
 /* U for output-channel blocks [b0, b1): per block and chunk of CB input channels the 36 points
  * of G w G^T for the block's 8 rows, then one point at a time over the chunk (one store stream
- * at a time: 36 at once is slow, fftconv1d.c found). */
+ * at a time: 36 at once is slow, fftconv1d.c found). u is 18 KiB of the stack: the caller's
+ * thread runs tasks too. */
 static NX_AVX2 void weight_blocks(int64_t b0, int64_t b1, void *arg)
 {
     const w2_job *j = arg;
