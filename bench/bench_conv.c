@@ -203,7 +203,8 @@ int main(void)
         return 1;
     }
     printf("# threads: %d\n\n", nx_pool_threads(pool));
-    /* NGPT_BENCH_CONV=1d: only the conv-along-one-axis table (the HiFi-GAN and UNet3D rows) */
+    /* NGPT_BENCH_CONV=1d: only the conv-along-one-axis table (the HiFi-GAN and UNet3D rows);
+     * =2d: only the first table */
     const char *only = getenv("NGPT_BENCH_CONV");
     if (!only || strcmp(only, "1d")) {
         printf("| shape | W | op ms | op GFLOP/s | oneDNN plain GFLOP/s | op / plain | oneDNN blocked GFLOP/s | op / blocked "
@@ -224,6 +225,11 @@ int main(void)
             run("VAE 1x128x512x512, 3x3", 4, (int64_t[]){1, 128, 512, 512}, (int64_t[]){128, 128, 3, 3}, 1, 1,
                 NGPT_DTYPE_F32);
         run("HiFi-GAN 1x256x8192, k3 d3", 3, (int64_t[]){1, 256, 8192}, (int64_t[]){256, 256, 3}, 3, 3, NGPT_DTYPE_F32);
+    }
+    if (only && !strcmp(only, "2d")) {
+        nx_backend_free(be);
+        nx_pool_free(pool);
+        return 0;
     }
     printf("\n| conv along one axis | oneDNN direct ms | GFLOP/s | 1-D Winograd ms | GFLOP/s (direct work) | oneDNN / "
            "Winograd | own direct ms | GFLOP/s | oneDNN / own direct | Winograd, own GEMM ms | GFLOP/s | oneDNN / it "

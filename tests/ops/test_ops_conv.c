@@ -160,6 +160,8 @@ static void test_conv_wino2d(void)
     check_conv(2, 3, 9, 13, (int64_t[]){11, 6}, (int64_t[]){3, 3}, 1, 0, 1, 1, NGPT_DTYPE_F32, 1);
     check_conv(2, 2, 17, 10, (int64_t[]){3, 3}, (int64_t[]){3, 3}, 1, 2, 1, 1, NGPT_DTYPE_F32, 0);
     check_conv(2, 2, 70, 90, (int64_t[]){21, 19}, (int64_t[]){3, 3}, 1, 1, 1, 1, NGPT_DTYPE_F16, 1);
+    /* no padding, 45 wide: 8 tiles of a row inside x and y, read and written as whole rows */
+    check_conv(2, 2, 5, 7, (int64_t[]){9, 45}, (int64_t[]){3, 3}, 1, 0, 1, 1, NGPT_DTYPE_F32, 1);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
     g_conv_rel = 2e-6;
     compare_winograd(NX_CONV_WINOGRAD_ALWAYS, 1, 4, 256, 200, 40, 40); /* 400 tiles: chunks of 336 */

@@ -13,7 +13,7 @@
  *
  * The columns (tiles of every batch item) go in chunks, V and M of a chunk a few tens of MB;
  * per chunk three parallel loops: the input transform (a task per input channel, 8 tiles in the
- * lanes of a vector), the 36 GEMMs (nx_cpu_gemm_tiles, a task per point and block of rows), the
+ * lanes of a vector; F(4, 3)'s integer matrices written out as a few adds and FMAs), the 36 GEMMs (nx_cpu_gemm_tiles, a task per point and block of rows), the
  * output transform with the bias (a task per output channel). The weights are transformed on
  * every call (36 O C floats; caching them would keep 4x the weights): the rule in conv.c takes
  * this path only where there are enough tiles for that to pay. The epilogue is left to conv.c. */
@@ -26,6 +26,7 @@
 #include "../../core/cpu_isa.h"
 #include "../../core/error.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 enum { T = NX_W43_T, A = NX_W43_A, R = NX_W43_R, P = A * A, L8 = 8, TILE = 48, CB = 16 };
@@ -75,50 +76,120 @@ static NX_AVX2 void weight_blocks(int64_t b0, int64_t b1, void *arg)
         }
 }
 
-/* V[a][c][col - col0] = (B^T d B)_a for input channels [c0, c1), 8 columns at a time in the
- * lanes; columns past the chunk's up to the GEMM's whole tiles are zeros. */
+/* r = B^T d for six vectors d[0..5] (wino_f43.h's rows written out: integer weights, few terms) */
+static NX_AVX2 inline void bt6(__m256 *r, const __m256 *d)
+{
+    const __m256 two = _mm256_set1_ps(2.f), four = _mm256_set1_ps(4.f), five = _mm256_set1_ps(5.f);
+    const __m256 d4m2 = _mm256_sub_ps(d[4], d[2]), d3m1 = _mm256_sub_ps(d[3], d[1]);
+    const __m256 p12 = _mm256_fmadd_ps(four, d[2], _mm256_mul_ps(four, d[1])); /* 4 d1 + 4 d2 */
+    const __m256 d34 = _mm256_add_ps(d[3], d[4]);
+    r[0] = _mm256_fnmadd_ps(five, d[2], _mm256_fmadd_ps(four, d[0], d[4]));
+    r[1] = _mm256_sub_ps(d34, p12);
+    r[2] = _mm256_sub_ps(_mm256_fmadd_ps(four, d[1], d[4]), _mm256_fmadd_ps(four, d[2], d[3]));
+    r[3] = _mm256_fmadd_ps(two, d3m1, d4m2);
+    r[4] = _mm256_fnmadd_ps(two, d3m1, d4m2);
+    r[5] = _mm256_fnmadd_ps(five, d[3], _mm256_fmadd_ps(four, d[1], d[5]));
+}
+
+/* E[q][l] = p[4 l + q], q < 4: the 32 floats at p split by their index mod 4 */
+static NX_AVX2 inline void split4(__m256 *E, const float *p)
+{
+    const __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8), v2 = _mm256_loadu_ps(p + 16);
+    const __m256 v3 = _mm256_loadu_ps(p + 24);
+    const __m256 p0 = _mm256_permute2f128_ps(v0, v2, 0x20), p1 = _mm256_permute2f128_ps(v0, v2, 0x31);
+    const __m256 p2 = _mm256_permute2f128_ps(v1, v3, 0x20), p3 = _mm256_permute2f128_ps(v1, v3, 0x31);
+    const __m256 t0 = _mm256_unpacklo_ps(p0, p1), t1 = _mm256_unpackhi_ps(p0, p1);
+    const __m256 t2 = _mm256_unpacklo_ps(p2, p3), t3 = _mm256_unpackhi_ps(p2, p3);
+    E[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+    E[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    E[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    E[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+/* p[4 l + k] = z[k][l], k < 4: split4 undone, 32 floats stored */
+static NX_AVX2 inline void join4(float *p, const __m256 *z)
+{
+    const __m256 t0 = _mm256_unpacklo_ps(z[0], z[1]), t1 = _mm256_unpackhi_ps(z[0], z[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(z[2], z[3]), t3 = _mm256_unpackhi_ps(z[2], z[3]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    _mm256_storeu_ps(p, _mm256_permute2f128_ps(u0, u1, 0x20));
+    _mm256_storeu_ps(p + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
+    _mm256_storeu_ps(p + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
+    _mm256_storeu_ps(p + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
+}
+
+/* Column col's tile: batch item, top-left output position */
+static inline void tile_at(const w2_job *j, int64_t col, int64_t *n, int64_t *h0, int64_t *w0)
+{
+    const int64_t tile = col % j->tiles;
+    *n = col / j->tiles;
+    *h0 = tile / j->tw * T;
+    *w0 = tile % j->tw * T;
+}
+
+/* Whether the 8 columns from col are 8 consecutive tiles of one tile row */
+static inline bool one_row(const w2_job *j, int64_t col)
+{
+    return col % j->tw + L8 <= j->tw && col / j->tiles == (col + L8 - 1) / j->tiles;
+}
+
+/* V[a][c][col - col0] = (B^T d B)_a for input channels [c0, c1), 8 columns (tiles) in the lanes
+ * of a vector. Eight tiles of one tile row whose patches lie inside x are read as rows of 36
+ * floats split by their index mod 4 (split4); others are gathered one by one with zeros outside.
+ * Columns past the chunk's, up to the GEMM's whole tiles, are zeros. */
 static NX_AVX2 void input_rows(int64_t c0, int64_t c1, void *arg)
 {
     const w2_job *j = arg;
     const int64_t ld = j->ld, C = j->C;
     for (int64_t c = c0; c < c1; c++)
         for (int64_t g = 0; g < ld; g += L8) {
-            float d[A][A][L8], t[A][A][L8];
-            for (int l = 0; l < L8; l++) {
-                const int64_t col = j->col0 + g + l;
-                if (g + l >= j->ncol) {
-                    for (int r = 0; r < A; r++)
-                        for (int q = 0; q < A; q++) d[r][q][l] = 0.f;
-                    continue;
-                }
-                const int64_t n = col / j->tiles, tile = col % j->tiles;
-                const int64_t h0 = tile / j->tw * T - j->pt, w0 = tile % j->tw * T - j->pl;
-                const float *xc = j->x + (n * C + c) * j->H * j->W;
+            __m256 d[A][A], t[A][A], col6[A], r6[A];
+            const int64_t col = j->col0 + g;
+            int64_t n, h0, w0;
+            tile_at(j, col, &n, &h0, &w0);
+            h0 -= j->pt;
+            w0 -= j->pl;
+            const float *xc = j->x + (n * C + c) * j->H * j->W;
+            if (g + L8 <= j->ncol && one_row(j, col) && h0 >= 0 && h0 + A <= j->H && w0 >= 0 &&
+                w0 + 4 * L8 + 4 <= j->W) {
                 for (int r = 0; r < A; r++) {
-                    const int64_t h = h0 + r;
-                    const bool in_h = h >= 0 && h < j->H;
-                    for (int q = 0; q < A; q++) {
-                        const int64_t wc = w0 + q;
-                        d[r][q][l] = in_h && wc >= 0 && wc < j->W ? xc[h * j->W + wc] : 0.f;
-                    }
+                    __m256 e[8];
+                    split4(e, xc + (h0 + r) * j->W + w0);
+                    split4(e + 4, xc + (h0 + r) * j->W + w0 + 4);
+                    for (int q = 0; q < A; q++) d[r][q] = e[q];
                 }
+            } else {
+                float buf[A][A][L8];
+                for (int l = 0; l < L8; l++) {
+                    if (g + l >= j->ncol) {
+                        for (int r = 0; r < A; r++)
+                            for (int q = 0; q < A; q++) buf[r][q][l] = 0.f;
+                        continue;
+                    }
+                    int64_t nl, hl, wl;
+                    tile_at(j, col + l, &nl, &hl, &wl);
+                    hl -= j->pt;
+                    wl -= j->pl;
+                    const float *xl = j->x + (nl * C + c) * j->H * j->W;
+                    for (int r = 0; r < A; r++)
+                        for (int q = 0; q < A; q++) {
+                            const int64_t h = hl + r, wc = wl + q;
+                            buf[r][q][l] = h >= 0 && h < j->H && wc >= 0 && wc < j->W ? xl[h * j->W + wc] : 0.f;
+                        }
+                }
+                for (int r = 0; r < A; r++)
+                    for (int q = 0; q < A; q++) d[r][q] = _mm256_loadu_ps(buf[r][q]);
             }
-            for (int i = 0; i < A; i++) /* t = B^T d */
-                for (int q = 0; q < A; q++)
-                    for (int l = 0; l < L8; l++) {
-                        float s = 0.f;
-                        for (int k = 0; k < A; k++) s += BT[i][k] * d[k][q][l];
-                        t[i][q][l] = s;
-                    }
-            for (int i = 0; i < A; i++) /* v = t B */
-                for (int k = 0; k < A; k++) {
-                    float *v = j->V + ((int64_t)(i * A + k) * C + c) * ld + g;
-                    for (int l = 0; l < L8; l++) {
-                        float s = 0.f;
-                        for (int q = 0; q < A; q++) s += t[i][q][l] * BT[k][q];
-                        v[l] = s;
-                    }
-                }
+            for (int q = 0; q < A; q++) { /* t = B^T d, a column at a time */
+                for (int r = 0; r < A; r++) col6[r] = d[r][q];
+                bt6(r6, col6);
+                for (int i = 0; i < A; i++) t[i][q] = r6[i];
+            }
+            for (int i = 0; i < A; i++) { /* v = t B: B^T applied to each row of t */
+                bt6(r6, t[i]);
+                for (int k = 0; k < A; k++) _mm256_storeu_ps(j->V + ((int64_t)(i * A + k) * C + c) * ld + g, r6[k]);
+            }
         }
 }
 
@@ -136,36 +207,55 @@ static void gemms(int64_t t0, int64_t t1, void *arg)
     }
 }
 
-/* y = A^T M A + b for output channels [o0, o1), 8 columns at a time in the lanes */
+/* r = A^T m for six vectors m[0..5] */
+static NX_AVX2 inline void at4(__m256 *r, const __m256 *m)
+{
+    const __m256 two = _mm256_set1_ps(2.f), four = _mm256_set1_ps(4.f), eight = _mm256_set1_ps(8.f);
+    const __m256 s12 = _mm256_add_ps(m[1], m[2]), d12 = _mm256_sub_ps(m[1], m[2]);
+    const __m256 s34 = _mm256_add_ps(m[3], m[4]), d34 = _mm256_sub_ps(m[3], m[4]);
+    r[0] = _mm256_add_ps(_mm256_add_ps(m[0], s12), s34);
+    r[1] = _mm256_fmadd_ps(two, d34, d12);
+    r[2] = _mm256_fmadd_ps(four, s34, s12);
+    r[3] = _mm256_add_ps(_mm256_fmadd_ps(eight, d34, d12), m[5]);
+}
+
+/* y = A^T M A + b for output channels [o0, o1), 8 columns (tiles) in the lanes. Eight tiles of
+ * one tile row inside y are stored as rows of 32 floats (join4); others one by one. */
 static NX_AVX2 void output_rows(int64_t o0, int64_t o1, void *arg)
 {
     const w2_job *j = arg;
     const int64_t ld = j->ld;
     for (int64_t o = o0; o < o1; o++) {
-        const float bias = j->b ? j->b[o] : 0.f;
+        const __m256 bias = _mm256_set1_ps(j->b ? j->b[o] : 0.f);
         for (int64_t g = 0; g < j->ncol; g += L8) {
-            float m[A][A][L8], t[T][A][L8], z[T][T][L8];
-            for (int a = 0; a < P; a++) memcpy(m[a / A][a % A], j->M + ((int64_t)a * j->O + o) * ld + g, sizeof m[0][0]);
-            for (int i = 0; i < T; i++) /* t = A^T m */
-                for (int q = 0; q < A; q++)
-                    for (int l = 0; l < L8; l++) {
-                        float s = 0.f;
-                        for (int k = 0; k < A; k++) s += AT[i][k] * m[k][q][l];
-                        t[i][q][l] = s;
-                    }
-            for (int i = 0; i < T; i++) /* z = t A + b */
-                for (int k = 0; k < T; k++)
-                    for (int l = 0; l < L8; l++) {
-                        float s = bias;
-                        for (int q = 0; q < A; q++) s += t[i][q][l] * AT[k][q];
-                        z[i][k][l] = s;
-                    }
+            __m256 m[A][A], t[T][A], z[T][T], col6[A], r4[T];
+            for (int a = 0; a < P; a++) m[a / A][a % A] = _mm256_loadu_ps(j->M + ((int64_t)a * j->O + o) * ld + g);
+            for (int q = 0; q < A; q++) { /* t = A^T m, a column at a time */
+                for (int r = 0; r < A; r++) col6[r] = m[r][q];
+                at4(r4, col6);
+                for (int i = 0; i < T; i++) t[i][q] = r4[i];
+            }
+            for (int i = 0; i < T; i++) { /* z = t A + b */
+                at4(r4, t[i]);
+                for (int k = 0; k < T; k++) z[i][k] = _mm256_add_ps(r4[k], bias);
+            }
+            const int64_t col = j->col0 + g;
+            int64_t n, h0, w0;
+            tile_at(j, col, &n, &h0, &w0);
+            if (g + L8 <= j->ncol && one_row(j, col) && h0 + T <= j->Ho && w0 + T * L8 <= j->Wo) {
+                float *yo = j->y + ((n * j->O + o) * j->Ho + h0) * j->Wo + w0;
+                for (int i = 0; i < T; i++) join4(yo + i * j->Wo, z[i]);
+                continue;
+            }
+            float buf[T][T][L8];
+            for (int i = 0; i < T; i++)
+                for (int k = 0; k < T; k++) _mm256_storeu_ps(buf[i][k], z[i][k]);
             for (int l = 0; l < L8 && g + l < j->ncol; l++) {
-                const int64_t col = j->col0 + g + l, n = col / j->tiles, tile = col % j->tiles;
-                const int64_t h0 = tile / j->tw * T, w0 = tile % j->tw * T;
-                float *yo = j->y + (n * j->O + o) * j->Ho * j->Wo;
-                for (int i = 0; i < T && h0 + i < j->Ho; i++)
-                    for (int k = 0; k < T && w0 + k < j->Wo; k++) yo[(h0 + i) * j->Wo + w0 + k] = z[i][k][l];
+                int64_t nl, hl, wl;
+                tile_at(j, col + l, &nl, &hl, &wl);
+                float *yo = j->y + (nl * j->O + o) * j->Ho * j->Wo;
+                for (int i = 0; i < T && hl + i < j->Ho; i++)
+                    for (int k = 0; k < T && wl + k < j->Wo; k++) yo[(hl + i) * j->Wo + wl + k] = buf[i][k][l];
             }
         }
     }
