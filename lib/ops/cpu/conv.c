@@ -162,7 +162,7 @@ static int use_wino2d(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_winograd(be);
     if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || d->cl || d->nsp != 2 || d->wnd != 4) return 0;
-    if (nx_cpu_has_avx512() || !nx_cpu_has_avx2() || nx_cpu_bf16_compute(be) || d->src_hfull) return 0;
+    if (nx_cpu_has_avx512() || !nx_cpu_has_avx2() || nx_cpu_bf16_compute(be) || d->src_hfull || d->src[1] < 1) return 0;
     if (d->wei[2] != 3 || d->wei[3] != 3) return 0;
     for (int i = 0; i < 2; i++)
         if (d->stride[i] != 1 || d->dil[i] != 1 || d->pl[i] < 0 || d->pl[i] > 2 || d->pr[i] < 0 || d->pr[i] > 2)

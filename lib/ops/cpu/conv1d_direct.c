@@ -220,8 +220,8 @@ static void tiles(int64_t i0, int64_t i1, void *arg)
     }
 }
 
-AVX512 void nx_cpu_gemm_tiles_avx512(float *y, int64_t ldy, const float *wp, const float *x, int64_t ldx, int64_t K, int64_t O,
-                              int64_t n)
+AVX512 void nx_cpu_gemm_tiles_avx512(float *y, int64_t ldy, const float *wp, const float *x, int64_t ldx, int64_t K,
+                                     int64_t O, int64_t n)
 {
     /* a k = 1 conv over [K, n] without bias or epilogue; block() stores y rows ldy apart */
     const d1_job j = {.wp = wp, .C = K, .O = O, .L = n, .ldx = ldx, .Lo = ldy, .k = 1, .d = 1};

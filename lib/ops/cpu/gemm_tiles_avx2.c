@@ -1,9 +1,10 @@
 /* gemm_tiles_avx2.c — nx_cpu_gemm_tiles' AVX2 form, and the dispatch between it and the AVX-512
  * form (conv1d_direct.c). y[O][n] = W x with W packed [ceil(O / 8)][K][8] (the direct conv1d's
- * k = 1 layout): each 8-row block is run as two 4-row x 24-column register tiles (avx2_tile.h). K is taken in chunks of KC and the columns in blocks of TB so that a half
- * block's weights (KC x 8 floats) and a tile's panel of x (KC x 24) stay in L1 across the tiles
- * and the block's chunk of x (KC x TB, 96 KiB) in L2 across the row blocks; the partial sums of
- * earlier chunks wait in y. (Without the column blocks, 4000 columns ran at half the speed of 144.)
+ * k = 1 layout): each 8-row block is run as two 4-row x 24-column register tiles (avx2_tile.h).
+ * K is taken in chunks of KC and the columns in blocks of TB so that a half block's weights
+ * (KC x 8 floats) and a tile's panel of x (KC x 24) stay in L1 across the tiles and the block's
+ * chunk of x (KC x TB, 96 KiB) in L2 across the row blocks; the partial sums of earlier chunks
+ * wait in y. (Without the column blocks, 4000 columns ran at half the speed of 144.)
  *
  * Why not oneDNN's matmul for these GEMMs: the callers (the DFT conv1d, the 1-D Winograd) run
  * their transforms on the library's pool, and every switch to oneDNN's OpenMP team and back left

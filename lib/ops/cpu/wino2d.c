@@ -9,12 +9,14 @@
  *     M_a [O, tiles] = U_a [O, C] . V_a [C, tiles]
  * 36 multiplies per 16 outputs and channel pair instead of 144 (4x fewer). The matrices are
  * F(4, 3)'s (wino_f43.h, points 0, +-1, +-2, inf): in F32 the result differs from the direct
- * sum by ~1e-6 of the row's scale, as oneDNN's own F(4x4, 3x3) does.
+ * sum by up to a few 1e-6 of each output's sum |x w| (the error follows the whole tile's
+ * magnitudes), as with oneDNN's own F(4x4, 3x3).
  *
  * The columns (tiles of every batch item) go in chunks, V and M of a chunk a few tens of MB;
  * per chunk three parallel loops: the input transform (a task per input channel, 8 tiles in the
- * lanes of a vector; F(4, 3)'s integer matrices written out as a few adds and FMAs), the 36 GEMMs (nx_cpu_gemm_tiles, a task per point and block of rows), the
- * output transform with the bias (a task per output channel). The weights are transformed on
+ * lanes of a vector; F(4, 3)'s integer matrices written out as a few adds and FMAs), the 36
+ * GEMMs (nx_cpu_gemm_tiles, a task per point and block of rows), the output transform with the
+ * bias (a task per output channel). The weights are transformed on
  * every call (36 O C floats; caching them would keep 4x the weights): the rule in conv.c takes
  * this path only where there are enough tiles for that to pay. The epilogue is left to conv.c. */
 #include "avx2_util.h"
@@ -70,7 +72,8 @@ static NX_AVX2 void weight_blocks(int64_t b0, int64_t b1, void *arg)
                     for (int i = 0; i < A; i++)
                         for (int q = 0; q < R; q++) t[i][q] = G[i][0] * g[q] + G[i][1] * g[3 + q] + G[i][2] * g[6 + q];
                     for (int i = 0; i < A; i++)
-                        for (int k = 0; k < A; k++) u[i * A + k][c][rr] = t[i][0] * G[k][0] + t[i][1] * G[k][1] + t[i][2] * G[k][2];
+                        for (int k = 0; k < A; k++)
+                            u[i * A + k][c][rr] = t[i][0] * G[k][0] + t[i][1] * G[k][1] + t[i][2] * G[k][2];
                 }
             for (int a = 0; a < P; a++) memcpy(j->U + a * ps + (ob * C + c0) * 8, u[a], (size_t)nc * 8 * sizeof(float));
         }
