@@ -135,41 +135,48 @@ static ngpt_status conv_build_blocked(dnnl_engine_t eng, void *arg, dnnl_primiti
     return conv_pd(eng, arg, pd, ids, user_mds, n);
 }
 
-/* The Winograd rule (see nx_cpu_set_conv_winograd). Measured on 2 AVX-512 cores with oneDNN
- * 2.6, reorders and weight transform included (bench_conv, quiet host): break-even at N*H*W =
- * 1024 (1.0x at 320-1280 channels), 1.3x at 2000 (AudioLDM's mel VAE, 512 channels), 1.6x at
- * 2048 (640 channels), 2.0-2.9x from 4096 up (SD's UNet at 64² latents and its VAE, Zeroscope's
- * frames); a loss at 512 (0.6x) and below, where transforming the weights on every call costs
- * more than the arithmetic saved. */
+/* An NCHW 3x3 conv at stride 1 without dilation or groups, each side padded by [pmin, pmax]: the
+ * shapes the 2-D Winograd paths can take. */
+static int is_3x3_unit(const conv_desc *d, int64_t pmin, int64_t pmax)
+{
+    if (d->deconv || d->cl || d->nsp != 2 || d->wnd != 4 || d->wei[2] != 3 || d->wei[3] != 3) return 0;
+    for (int i = 0; i < 2; i++)
+        if (d->stride[i] != 1 || d->dil[i] != 1 || d->pl[i] < pmin || d->pl[i] > pmax || d->pr[i] < pmin ||
+            d->pr[i] > pmax)
+            return 0;
+    return 1;
+}
+
+/* Where a 2-D Winograd pays under AUTO, oneDNN's or ours. Measured on 2 AVX-512 cores with
+ * oneDNN 2.6, reorders and weight transform included (bench_conv, quiet host): break-even at
+ * N*H*W = 1024 (1.0x at 320-1280 channels), 1.3x at 2000 (AudioLDM's mel VAE, 512 channels),
+ * 1.6x at 2048 (640 channels), 2.0-2.9x from 4096 up (SD's UNet at 64² latents and its VAE,
+ * Zeroscope's frames); a loss at 512 (0.6x) and below, where transforming the weights on every
+ * call costs more than the arithmetic saved. wino2d.c on an AVX2 AMD EPYC (session 12): 1.7-2.6x
+ * oneDNN's direct conv at 1536+, 0.93x at 512 with 1280 channels, 0.28x at 128. */
+static int winograd_pays(const conv_desc *d)
+{
+    return d->src[1] >= 64 && d->dst[1] >= 64 && d->src[0] * d->src[2] * d->src[3] >= 1536;
+}
+
+/* The Winograd rule (see nx_cpu_set_conv_winograd): oneDNN's kernels, AVX-512 only. */
 static int use_winograd(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_winograd(be);
-    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || d->cl || d->nsp != 2 || d->wnd != 4) return 0;
+    if (mode == NX_CONV_WINOGRAD_OFF || !is_3x3_unit(d, 1, 1)) return 0;
     if (!nx_cpu_has_avx512()) return 0; /* oneDNN 2.x has Winograd kernels for AVX-512 only */
-    if (d->wei[2] != 3 || d->wei[3] != 3) return 0;
-    for (int i = 0; i < 2; i++)
-        if (d->stride[i] != 1 || d->dil[i] != 1 || d->pl[i] != 1 || d->pr[i] != 1) return 0;
-    const int64_t C = d->src[1], O = d->dst[1];
-    if (C % 16 || O % 16) return 0; /* oneDNN's Winograd kernels work on 16-channel blocks */
-    if (mode == NX_CONV_WINOGRAD_ALWAYS) return 1;
-    return C >= 64 && O >= 64 && d->src[0] * d->src[2] * d->src[3] >= 1536;
+    if (d->src[1] % 16 || d->dst[1] % 16) return 0; /* oneDNN's Winograd kernels work on 16-channel blocks */
+    return mode == NX_CONV_WINOGRAD_ALWAYS || winograd_pays(d);
 }
 
-/* The own 2-D Winograd rule (wino2d.c): where oneDNN has no Winograd kernels (no AVX-512), 3x3
- * F32 convs at stride 1 without dilation or groups, NCHW, padding up to 2; under AUTO on the
- * shapes bench_conv measured a win over oneDNN's direct conv on an AVX2 AMD EPYC (session 12). */
+/* The own 2-D Winograd rule (wino2d.c): where oneDNN has no Winograd kernels (no AVX-512), F32
+ * compute, padding up to 2, the same AUTO rule. */
 static int use_wino2d(nx_backend *be, const conv_desc *d)
 {
     const nx_conv_winograd_mode mode = nx_cpu_conv_winograd(be);
-    if (mode == NX_CONV_WINOGRAD_OFF || d->deconv || d->cl || d->nsp != 2 || d->wnd != 4) return 0;
+    if (mode == NX_CONV_WINOGRAD_OFF || !is_3x3_unit(d, 0, 2)) return 0;
     if (nx_cpu_has_avx512() || !nx_cpu_has_avx2() || nx_cpu_bf16_compute(be) || d->src_hfull || d->src[1] < 1) return 0;
-    if (d->wei[2] != 3 || d->wei[3] != 3) return 0;
-    for (int i = 0; i < 2; i++)
-        if (d->stride[i] != 1 || d->dil[i] != 1 || d->pl[i] < 0 || d->pl[i] > 2 || d->pr[i] < 0 || d->pr[i] > 2)
-            return 0;
-    if (mode == NX_CONV_WINOGRAD_ALWAYS) return 1;
-    const int64_t C = d->src[1], O = d->dst[1];
-    return C >= 64 && O >= 64 && d->src[0] * d->src[2] * d->src[3] >= 1536;
+    return mode == NX_CONV_WINOGRAD_ALWAYS || winograd_pays(d);
 }
 
 /* The 1-D Winograd rule (wino1d.c): a conv along one axis — conv1d, or conv2d with a (k, 1)

@@ -95,6 +95,13 @@ void nx_cpu_gemm_tiles(float *y, int64_t ldy, const float *wp, const float *x, i
                        int64_t n);
 void nx_cpu_gemm_tiles_avx512(float *y, int64_t ldy, const float *wp, const float *x, int64_t ldx, int64_t K,
                               int64_t O, int64_t n);
+/* Rows of packed W that one task of nx_cpu_gemm_tiles calls takes (K >= 1): rows x K floats within
+ * ~256 KiB (L2, beside the panel of x), whole 8-row blocks, at least one. */
+static inline int64_t nx_cpu_gemm_tile_rows(int64_t K)
+{
+    const int64_t r = ((int64_t)1 << 16) / K / 8 * 8;
+    return r < 8 ? 8 : r;
+}
 /* y[N, O, Lo] = ConvTranspose1d of x[N, C, L] with w[C, O, k] (PyTorch's layout; stride, pad;
  * dilation 1, no groups, output padding implied by Lo) + b[O], through the same kernel: one conv1d
  * per output phase. Taken under the same mode. */

@@ -315,9 +315,7 @@ ngpt_status nx_cpu_conv1d_fft(nx_backend *be, float *y, const float *x, const fl
     j.nblk = (per_phase + j.m - 1) / j.m;
     j.cols = dil * j.nblk;
     j.Oq = (O + 7) / 8 * 8;
-    /* a task's rows of U within ~256 KiB (L2, beside its M rows and V), whole 8-row blocks */
-    j.rows_per_task = ((int64_t)1 << 16) / C / 8 * 8;
-    j.rows_per_task = j.rows_per_task < 8 ? 8 : j.rows_per_task;
+    j.rows_per_task = nx_cpu_gemm_tile_rows(C);
     /* columns per chunk: V and M (16 (K + R) floats a column) within ~32 MiB, whole tiles */
     int64_t chunk = ((int64_t)1 << 23) / (NBIN * NPROD * (C + j.Oq)) / TILE * TILE;
     chunk = chunk < TILE ? TILE : chunk;

@@ -153,9 +153,9 @@ static NX_AVX2 void input_rows(int64_t c0, int64_t c1, void *arg)
             tile_at(j, col, &n, &h0, &w0);
             h0 -= j->pt;
             w0 -= j->pl;
-            const float *xc = j->x + (n * C + c) * j->H * j->W;
             if (g + L8 <= j->ncol && one_row(j, col) && h0 >= 0 && h0 + A <= j->H && w0 >= 0 &&
-                w0 + 4 * L8 + 4 <= j->W) {
+                w0 + 4 * L8 + 4 <= j->W) { /* (n is a batch item's only for columns in the chunk) */
+                const float *xc = j->x + (n * C + c) * j->H * j->W;
                 for (int r = 0; r < A; r++) {
                     __m256 e[8];
                     split4(e, xc + (h0 + r) * j->W + w0);
@@ -276,9 +276,7 @@ ngpt_status nx_cpu_conv_wino2d(nx_backend *be, float *y, const float *x, const f
     j.tw = (Wo + T - 1) / T;
     j.tiles = j.th * j.tw;
     j.Op = (O + 7) / 8 * 8;
-    /* a task's rows of U within ~256 KiB (L2, beside the GEMM's panel of V), whole 8-row blocks */
-    j.rows_per_task = ((int64_t)1 << 16) / C / 8 * 8;
-    j.rows_per_task = j.rows_per_task < 8 ? 8 : j.rows_per_task;
+    j.rows_per_task = nx_cpu_gemm_tile_rows(C);
     /* columns per chunk: V and M (36 (C + O) floats a column) within ~24 MiB, whole tiles */
     const int64_t cols = N * j.tiles;
     int64_t chunk = ((int64_t)6 << 20) / (P * (C + O)) / TILE * TILE;
