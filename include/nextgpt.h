@@ -733,7 +733,9 @@ NGPT_API ngpt_status ngpt_audio_preprocess_params_default(ngpt_audio_preprocess_
 /* ImageBind's audio transform: resample to 16 kHz (torchaudio's windowed sinc), 3 clips of 2 s,
  * per clip mean removal and Kaldi fbank of the first channel (128 mel bins, 25 ms / 10 ms,
  * Hann, HTK mel), padded or cropped to 204 frames, normalised (x + 4.268) / 9.138.
- * *out becomes a library-owned F32 [3,1,128,204] tensor. `p` may be NULL (defaults). */
+ * *out becomes a library-owned F32 [3,1,128,204] tensor. `p` may be NULL (defaults).
+ * A sound shorter than one fbank window (400 samples at 16 kHz, 25 ms) has no such transform
+ * (upstream's Kaldi fbank raises): NGPT_ERR_INVALID_ARGUMENT. */
 NGPT_API ngpt_status ngpt_audio_preprocess(ngpt_tensor *out, const ngpt_audio *a,
                                            const ngpt_audio_preprocess_params *p);
 

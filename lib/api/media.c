@@ -18,8 +18,17 @@ struct ngpt_image {
 struct ngpt_audio {
     int32_t channels, rate;
     int64_t frames;
-    float  *pcm;  /* [frames][channels] */
+    float  *pcm;       /* [frames][channels] */
+    char    name[128]; /* the file or buffer name (its tail when longer), for messages */
 };
+
+/* a->name = name, or "..." + its last characters when it does not fit */
+static void audio_set_name(ngpt_audio *a, const char *name)
+{
+    size_t n = strlen(name), cap = sizeof a->name - 1;
+    if (n <= cap) memcpy(a->name, name, n + 1);
+    else snprintf(a->name, sizeof a->name, "...%s", name + n - (cap - 3));
+}
 
 /* Largest media file read into memory. */
 #define MEDIA_MAX_FILE ((uint64_t)1 << 32)
@@ -189,6 +198,7 @@ static ngpt_status audio_from_buffer(ngpt_audio **out, const uint8_t *data, size
         nx_free(a);
         return st;
     }
+    audio_set_name(a, name);
     *out = a;
     return NGPT_OK;
 }
@@ -239,6 +249,7 @@ NGPT_API ngpt_status ngpt_audio_from_pcm(ngpt_audio **out, const float *samples,
     a->frames = n_frames;
     a->channels = channels;
     a->rate = sample_rate;
+    audio_set_name(a, "PCM audio");
     *out = a;
     return NGPT_OK;
 }
@@ -278,7 +289,7 @@ NGPT_API ngpt_status ngpt_audio_preprocess(ngpt_tensor *out, const ngpt_audio *a
     ngpt_tensor t;
     NX_TRY(ngpt_tensor_create(&t, NGPT_DTYPE_F32, 4, shape));
     int rule = p.clip_rule == NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED ? NX_CLIP_RULE_PTV_FIXED : NX_CLIP_RULE_PTV015;
-    ngpt_status st = nx_audio_fbank(a->pcm, a->frames, a->channels, a->rate, rule, "audio", t.data);
+    ngpt_status st = nx_audio_fbank(a->pcm, a->frames, a->channels, a->rate, rule, a->name, t.data);
     if (st != NGPT_OK) {
         ngpt_tensor_free(&t);
         return st;

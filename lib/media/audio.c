@@ -387,6 +387,16 @@ ngpt_status nx_audio_fbank(const float *pcm, int64_t frames, int32_t channels, i
         int64_t g = gcd64(rate, SR);
         n = (SR / g * frames + rate / g - 1) / (rate / g);
     }
+    /* Every clip holds min(n, 2 s) samples, and Kaldi's fbank (torchaudio.compliance.kaldi) raises
+     * for fewer than one 25 ms window: ImageBind has no embedding for such a sound, so this is an
+     * error rather than a clip of padding. */
+    if (n < WIN) {
+        st = nx_err(NGPT_ERR_INVALID_ARGUMENT,
+                    "%s: %lld samples at %d Hz (%.2f ms) is too short for ImageBind's audio transform: its fbank "
+                    "needs one 25 ms window, %d samples at 16 kHz (this is %lld)",
+                    name, (long long)frames, (int)rate, 1000.0 * (double)frames / rate, WIN, (long long)n);
+        goto done;
+    }
     wave = nx_malloc(sizeof *wave * (size_t)(n > 0 ? n : 1) * (size_t)channels);
     if (!wave) {
         st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: audio preprocess: cannot allocate", name);
