@@ -6,6 +6,9 @@ torchaudio 0.13, torchvision 0.14 when installed):  /usr/bin/python3 tools/make_
 
 tests/data/media/
   *.jpg, *.png           small images in every layout the decoder handles
+  *.bmp, *.tif, *.p?m    BMP, TIFF and Netpbm in the layouts Pillow writes, and by hand (tiff(),
+                         bmp()) those it cannot: 4-bit gray WhiteIsZero and palettes, planar RGB,
+                         associated alpha, RGB555/565, OS/2 and short-palette BMPs, RLE8, maxvals
   pixels.safetensors     U8 [h,w,3] per image file name = Image.open(f).convert("RGB") (Pillow)
   huge_header.png        a valid PNG signature + IHDR claiming 100000 x 100000 (must be refused)
   extraneous.jpg         rgb_q90.jpg with 3 stray bytes before its DQT (libjpeg warns, Pillow decodes)
@@ -124,6 +127,107 @@ def images():
     ihdr = struct.pack(">IIBBBBB", 10, 10, 8, 3, 0, 0, 0)
     out["pal_short_plte.png"] = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"PLTE", bytes(range(30))) +
                                  chunk(b"IDAT", zlib.compress(b"".join(b"\0" + r.tobytes() for r in idx))) + chunk(b"IEND", b""))
+    out.update(images_av())
+    return out
+
+
+def tiff(w, h, bits, spp, photometric, strips, colormap=None, extra=None, planar=1):
+    """A little-endian TIFF, one IFD after the (uncompressed) strips: the layouts Pillow cannot write."""
+    off, offs = 8, []
+    for s in strips:
+        offs.append(off)
+        off += len(s)
+    tags = {256: (4, [w]), 257: (4, [h]), 258: (3, [bits] * spp), 259: (3, [1]), 262: (3, [photometric]),
+            273: (4, offs), 277: (3, [spp]), 278: (4, [h]), 279: (4, [len(s) for s in strips])}
+    if planar == 2:
+        tags[284] = (3, [2])
+    if colormap is not None:
+        tags[320] = (3, colormap)
+    if extra is not None:
+        tags[338] = (3, [extra])
+    arrays, entries = b"", b""
+    for t, (typ, vals) in sorted(tags.items()):
+        raw = b"".join(struct.pack("<H" if typ == 3 else "<I", v) for v in vals)
+        if len(raw) <= 4:
+            entries += struct.pack("<HHI", t, typ, len(vals)) + raw.ljust(4, b"\0")
+        else:
+            entries += struct.pack("<HHII", t, typ, len(vals), off + len(arrays))
+            arrays += raw + b"\0" * (len(raw) % 2)
+    ifd = struct.pack("<H", len(tags)) + entries + b"\0\0\0\0"
+    return b"II*\0" + struct.pack("<I", off + len(arrays)) + b"".join(strips) + arrays + ifd
+
+
+def bmp(w, h, bits, pixels, comp=0, pal=b"", hsize=40, masks=(), clr_used=0):
+    """A BMP with the given (already padded or RLE-coded) pixel bytes."""
+    if hsize == 12:
+        hdr = struct.pack("<IHHHH", 12, w, h, 1, bits)
+    else:
+        hdr = struct.pack("<IiiHHIIiiII", hsize, w, h, 1, bits, comp, len(pixels), 2835, 2835, clr_used, 0)
+        hdr += b"".join(struct.pack("<I", m) for m in masks)
+    off = 14 + len(hdr) + len(pal)
+    return b"BM" + struct.pack("<IHHI", off + len(pixels), 0, 0, off) + hdr + pal + pixels
+
+
+def images_av():
+    """BMP, TIFF and Netpbm: what Pillow writes, and by hand the layouts it cannot write."""
+    out, save = {}, {}
+    im = Image.fromarray(scene(23, 17, 21))
+    pal = im.convert("P", palette=Image.ADAPTIVE, colors=16)
+    save["rgb.bmp"] = (im, dict(format="BMP"))
+    save["pal8.bmp"] = (pal, dict(format="BMP"))
+    save["gray1.bmp"] = (im.convert("1"), dict(format="BMP"))
+    save["rgba.bmp"] = (im.convert("RGBA"), dict(format="BMP"))
+    save["rgb_lzw.tif"] = (im, dict(format="TIFF", compression="tiff_lzw"))
+    save["rgb_pred_deflate.tif"] = (im, dict(format="TIFF", compression="tiff_adobe_deflate", tiffinfo={317: 2}))
+    save["rgba_packbits.tif"] = (Image.fromarray(np.dstack([scene(23, 17, 21), scene(23, 17, 22)[..., 0]]), "RGBA"),
+                                 dict(format="TIFF", compression="packbits"))
+    save["la.tif"] = (im.convert("LA"), dict(format="TIFF"))
+    save["pal.tif"] = (pal, dict(format="TIFF"))
+    save["cmyk.tif"] = (im.convert("CMYK"), dict(format="TIFF", compression="tiff_lzw"))
+    save["g4.tif"] = (im.convert("1"), dict(format="TIFF", compression="group4"))
+    g16 = (np.arange(17 * 23).reshape(17, 23) * 7 % 600).astype(np.uint16)
+    save["gray16.tif"] = (Image.fromarray(g16), dict(format="TIFF"))
+    save["rgb.ppm"] = (im, dict(format="PPM"))
+    save["gray.pgm"] = (im.convert("L"), dict(format="PPM"))
+    save["bits.pbm"] = (im.convert("1"), dict(format="PPM"))
+    for name, (img, kw) in save.items():
+        b = io.BytesIO()
+        img.save(b, **kw)
+        out[name] = b.getvalue()
+    r = np.random.RandomState(23)
+    a = scene(19, 13, 23)
+    alpha = r.randint(0, 256, (13, 19, 1)).astype(np.uint8)
+    alpha[0, :4] = [[0], [255], [1], [128]]
+    premul = np.dstack([a.astype(np.int32) * alpha // 255, alpha]).astype(np.uint8)
+    out["rgba_assoc.tif"] = tiff(19, 13, 8, 4, 2, [premul.tobytes()], extra=1)
+    out["rgb_planar.tif"] = tiff(19, 13, 8, 3, 2, [a[..., c].tobytes() for c in range(3)], planar=2)
+    g4 = r.randint(0, 16, (13, 19))
+    packed = b"".join(bytes((int(row[x]) << 4) | (int(row[x + 1]) if x + 1 < 19 else 0) for x in range(0, 19, 2)) for row in g4)
+    out["gray4_miniswhite.tif"] = tiff(19, 13, 4, 1, 0, [packed])
+    out["pal4.tif"] = tiff(19, 13, 4, 1, 3, [packed], colormap=[int(v) for v in r.randint(0, 65536, 48)])
+    quad = lambda n: b"".join(bytes(list(r.randint(0, 256, 3)) + [0]) for _ in range(n))
+    rows = lambda rs: b"".join(row + b"\0" * (-len(row) % 4) for row in rs[::-1])  # bottom-up, 4-byte rows
+    v16 = r.randint(0, 65536, (13, 19)).astype("<u2")
+    out["rgb565.bmp"] = bmp(19, 13, 16, rows([row.tobytes() for row in v16]), comp=3, masks=(0xf800, 0x7e0, 0x1f))
+    out["rgb555.bmp"] = bmp(19, 13, 16, rows([row.tobytes() for row in v16]))
+    i8 = r.randint(0, 256, (13, 19)).astype(np.uint8)
+    out["pal8_short.bmp"] = bmp(19, 13, 8, rows([row.tobytes() for row in i8]), pal=quad(20), clr_used=20)
+    out["pal4_os2.bmp"] = bmp(19, 13, 4, rows([packed[y * 10:(y + 1) * 10] for y in range(13)]), pal=b"".join(bytes(list(r.randint(0, 256, 3))) for _ in range(16)), hsize=12)
+    # RLE8: runs, an absolute run, end of line short of the width (the rest is index 0), end of bitmap
+    rle = b""
+    for y in range(12, -1, -1):
+        row = i8[y]
+        if y == 5:
+            rle += b"\x04" + bytes([row[0]]) + b"\0\0"
+            continue
+        rle += b"\0" + bytes([19]) + row.tobytes() + b"\0" + b"\0\0"
+    out["rle8.bmp"] = bmp(19, 13, 8, rle + b"\0\1", comp=1, pal=quad(256))
+    # Netpbm beyond maxval 255: Pillow rescales (round half to even), mode "I" for gray
+    p5 = r.randint(0, 101, (13, 19)).astype(np.uint8)
+    out["maxval100.pgm"] = b"P5\n# a comment\n19 13\n100\n" + p5.tobytes()
+    p6 = r.randint(0, 1001, (13, 19, 3)).astype(">u2")
+    out["maxval1000.ppm"] = b"P6 19 13 1000\n" + p6.tobytes()
+    out["plain.ppm"] = ("P3\n19 13\n255\n" + " ".join(str(int(v)) for v in a.flatten()) + "\n").encode()
     return out
 
 # Committed fixtures this script does not write (see the docstring); their pixels are recorded.
@@ -287,6 +391,7 @@ def main():
     ffmpeg_audio_cases()
     webp_cases()
     gif_cases()
+    bmp_tiff_pnm_cases()
 
 
 def webp_cases():
@@ -357,6 +462,22 @@ def gif_cases():
     items.append(("gif_offset_frame", raw_gif(rng, 150, 120), "hand-made GIF: first image offset in its screen"))
     for name, data, note in items:
         vision_case(name, "input.gif", data, note)
+
+
+def bmp_tiff_pnm_cases():
+    """image.preprocess cases for the formats decoded through libavcodec, at sizes the resize works on."""
+    items = []
+    b = io.BytesIO(); Image.fromarray(scene(257, 203, 51)).save(b, "BMP")
+    items.append(("bmp_rgb24", "input.bmp", b.getvalue(), "257x203 24-bit BMP (Pillow)"))
+    b = io.BytesIO(); Image.fromarray(scene(190, 250, 52)).save(b, "TIFF", compression="tiff_lzw")
+    items.append(("tiff_lzw", "input.tif", b.getvalue(), "190x250 RGB TIFF, LZW (Pillow + libtiff)"))
+    b = io.BytesIO(); Image.fromarray(scene(240, 230, 53)).convert("CMYK").save(b, "TIFF", compression="tiff_adobe_deflate")
+    items.append(("tiff_cmyk_deflate", "input.tif", b.getvalue(), "240x230 CMYK TIFF, Deflate: Pillow's cmyk2rgb"))
+    g = (np.add.outer(np.arange(211) * 5, np.arange(230) * 3) % 1000).astype(">u2")
+    items.append(("pgm_maxval999", "input.pgm", b"P5\n230 211\n999\n" + g.tobytes(),
+                  "230x211 16-bit PGM, maxval 999 (Pillow mode I: rescaled to 65535, then clipped at 255)"))
+    for name, fn, data, note in items:
+        vision_case(name, fn, data, note)
 
 
 def ffmpeg_audio_cases():

@@ -36,6 +36,11 @@ static void quiet_ffmpeg(void)
     if (av_log_get_level() == AV_LOG_INFO) av_log_set_level(AV_LOG_QUIET);
 }
 
+void nx_av_quiet(void)
+{
+    pthread_once(&g_log_once, quiet_ffmpeg);
+}
+
 const char *nx_av_err(int e, char *buf, size_t n)
 {
     av_strerror(e, buf, n);
@@ -44,7 +49,7 @@ const char *nx_av_err(int e, char *buf, size_t n)
 
 ngpt_status nx_av_input_open(nx_av_input *in, const uint8_t *buf, size_t len, const char *name, const char *what)
 {
-    pthread_once(&g_log_once, quiet_ffmpeg);
+    nx_av_quiet();
     if (len == 0) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: empty file, not %s %s file", name,
                                 what[0] == 'a' ? "an" : "a", what);
     in->buf = buf;

@@ -23,6 +23,10 @@ typedef struct nx_av_input {
 ngpt_status nx_av_input_open(nx_av_input *in, const uint8_t *buf, size_t len, const char *name, const char *what);
 void nx_av_input_close(nx_av_input *in);
 
+/* Quiet FFmpeg's process-wide logging once, if the application left it at FFmpeg's default
+ * (every entry into libavformat/libavcodec calls this first). */
+void nx_av_quiet(void);
+
 /* FFmpeg's text for an error code, in buf. */
 const char *nx_av_err(int e, char *buf, size_t n);
 

@@ -9,7 +9,8 @@ Images: sizes from 1 x 1 to 3000 wide, extreme aspect ratios, every layout Pillo
 L, LA, RGBA, P with and without transparency, 16-bit gray PNG, interlaced PNG; JPEG 4:2:0 /
 4:2:2 / 4:4:4, progressive, grayscale, CMYK; WebP lossy, lossless, with alpha, animated; GIF,
 animated, and hand-made GIFs with offset, oversized, interlaced first images, local, short or no
-colour tables and transparent indices) with random smooth-plus-noise content. Decoded
+colour tables and transparent indices; BMP, TIFF in every compression and mode Pillow writes,
+PBM/PGM/PPM) with random smooth-plus-noise content. Decoded
 pixels must equal Pillow's convert("RGB") exactly; the transform within 1e-5.
 Audio: 16-bit WAV at rates from 8 kHz to 96 kHz (odd ones too), 1 to 3 channels, 0.05 s to 7 s,
 and AAC (MP4), MP3, Opus and FLAC files written by FFmpeg; both clip rules; within the fp32-vs-fp64
@@ -66,7 +67,7 @@ def random_image(rng):
         w, h = rng.randint(100, 900), rng.randint(100, 700)
     layout = rng.choice(["RGB", "L", "LA", "RGBA", "P", "Ptrns", "I16", "RGBi", "jpg420", "jpg422", "jpg444",
                          "jpgprog", "jpgL", "jpgCMYK", "webp", "webpLossless", "webpRGBA", "webpAnim",
-                         "gif", "gifAnim", "gifRaw"])
+                         "gif", "gifAnim", "gifRaw", "bmp", "tif", "pnm"])
     b = io.BytesIO()
     if layout == "gifRaw":
         w, h = min(w, 200), min(h, 200)
@@ -97,6 +98,23 @@ def random_image(rng):
             sub = {"jpg420": 2, "jpg422": 1, "jpg444": 0, "jpgprog": 2}[layout]
             Image.fromarray(content(rng, w, h, 3)).save(b, "JPEG", quality=q, subsampling=sub,
                                                         progressive=layout == "jpgprog")
+    elif layout in ("bmp", "tif", "pnm"):
+        modes = {"bmp": ["RGB", "RGBA", "L", "P", "1"], "pnm": ["RGB", "L", "1", "I"],
+                 "tif": ["RGB", "RGBA", "L", "LA", "P", "1", "I;16", "CMYK"]}[layout]
+        mode = rng.choice(modes)
+        src = Image.fromarray(content(rng, w, h, 4), "RGBA")
+        img = src.convert("RGB").convert(mode, palette=Image.ADAPTIVE) if mode == "P" else \
+            src.convert("L").convert("I").point(lambda v: v * 3) if mode in ("I", "I;16") else \
+            src if mode == "RGBA" else src.convert(mode)
+        if mode == "I;16":
+            img = Image.fromarray(np.asarray(img).astype(np.uint16))
+        kw = {}
+        if layout == "tif":
+            comps = [None, "tiff_lzw", "tiff_adobe_deflate", "packbits"] + (["group4"] if mode == "1" else [])
+            kw["compression"] = rng.choice(comps)
+            layout += "-%s" % kw["compression"]
+        img.save(b, {"bmp": "BMP", "pnm": "PPM"}.get(layout, "TIFF"), **kw)
+        layout += "-" + mode
     elif layout == "I16":
         v = content(rng, w, h, 1)[:, :, 0].astype(np.uint16) * rng.choice([1, 3, 257])
         Image.fromarray(v).save(b, "PNG")

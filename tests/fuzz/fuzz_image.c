@@ -1,6 +1,6 @@
 /* fuzz_image.c — image files (JPEG through libjpeg-turbo, PNG through libpng, WebP through
- * libwebp, GIF through giflib, anything else refused by its first bytes) through
- * ngpt_image_load_memory and ImageBind's vision transform. */
+ * libwebp, GIF through giflib, BMP/TIFF/Netpbm through libavcodec, anything else refused by its
+ * first bytes) through ngpt_image_load_memory and ImageBind's vision transform. */
 #include "fuzz_media.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

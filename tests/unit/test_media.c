@@ -329,11 +329,13 @@ static void test_bad_images(void)
     CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "a.gif"); /* cut in its screen descriptor */
     snprintf(p, sizeof p, "%s/a.bmp", dir);
     write_file(p, "BM\x36\0\0\0\0\0\0\0\x36\0\0\0", 14);
-    CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_UNSUPPORTED, "BMP");
+    CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_BAD_FORMAT, "a.bmp"); /* file header only */
 
-    /* truncated JPEG / PNG, and a JPEG with garbage after its header, at several lengths */
-    const char *names[] = {"rgb_q90.jpg", "progressive.jpg", "rgb.png", "interlaced.png"};
-    for (int i = 0; i < 4; i++) {
+    /* truncated JPEG / PNG / BMP / TIFF / Netpbm, and garbage in their middle, at several lengths
+     * (a BMP cut inside its pixels must not come back as the sheared image FFmpeg would make) */
+    const char *names[] = {"rgb_q90.jpg", "progressive.jpg", "rgb.png", "interlaced.png", "rgb.bmp", "rle8.bmp",
+                           "rgb_lzw.tif", "rgb_planar.tif", "rgb.ppm", "maxval1000.ppm"};
+    for (int i = 0; i < (int)(sizeof names / sizeof *names); i++) {
         snprintf(src, sizeof src, "%s/tests/data/media/%s", g_src, names[i]);
         size_t len;
         unsigned char *buf = test_read_file(src, &len);
@@ -394,8 +396,36 @@ static void test_bad_images(void)
     snprintf(src, sizeof src, "%s/tests/data/media/bad_progressive.jpg", g_src);
     CHECK_ERR(ngpt_image_load(&img, src), NGPT_ERR_BAD_FORMAT, "bad_progressive.jpg");
     CHECK(img == NULL);
-    /* known formats we do not decode: UNSUPPORTED, saying which */
-    CHECK_ERR(ngpt_image_load_memory(&img, "II*\0\x08\0\0\0", 8, "a.tif"), NGPT_ERR_UNSUPPORTED, "TIFF");
+    /* known formats and layouts we do not decode: UNSUPPORTED, saying which */
+    CHECK_ERR(ngpt_image_load_memory(&img, "II+\0\x08\0\0\0", 8, "a.tif"), NGPT_ERR_UNSUPPORTED, "BigTIFF");
+    {
+        /* a TIFF whose one IFD says w x h and compression c (and nothing else) */
+        unsigned char tif[8 + 2 + 3 * 12 + 4] = {'I', 'I', 42, 0, 8, 0, 0, 0, 3, 0};
+        const struct { uint32_t w, h; int comp; ngpt_status want; const char *msg; } tc[] = {
+            {64, 64, 7, NGPT_ERR_UNSUPPORTED, "JPEG-compressed TIFF"},
+            {64, 64, 34712, NGPT_ERR_UNSUPPORTED, "compression 34712"},
+            {20000, 20000, 1, NGPT_ERR_UNSUPPORTED, "20000x20000"},
+            {64, 64, 1, NGPT_ERR_BAD_FORMAT, "a.tif"}, /* no strips */
+        };
+        for (int i = 0; i < 4; i++) {
+            const uint32_t tags[3][2] = {{256, tc[i].w}, {257, tc[i].h}, {259, (uint32_t)tc[i].comp}};
+            for (int t = 0; t < 3; t++) {
+                unsigned char *e = tif + 10 + 12 * t;
+                memset(e, 0, 12);
+                e[0] = (unsigned char)tags[t][0], e[1] = (unsigned char)(tags[t][0] >> 8), e[2] = 4, e[4] = 1;
+                for (int k = 0; k < 4; k++) e[8 + k] = (unsigned char)(tags[t][1] >> (8 * k));
+            }
+            CHECK_ERR(ngpt_image_load_memory(&img, tif, sizeof tif, "a.tif"), tc[i].want, tc[i].msg);
+        }
+    }
+    /* BMP and PGM headers claiming 20000 x 20000: refused before any allocation */
+    unsigned char bmp[54] = {'B', 'M', 54, 0, 0, 0, 0, 0, 0, 0, 54, 0, 0, 0, 40, 0, 0, 0,
+                             0x20, 0x4e, 0, 0, 0x20, 0x4e, 0, 0, 1, 0, 24, 0};
+    CHECK_ERR(ngpt_image_load_memory(&img, bmp, sizeof bmp, "huge.bmp"), NGPT_ERR_UNSUPPORTED, "20000x20000");
+    CHECK_ERR(ngpt_image_load_memory(&img, "P5\n20000 20000\n255\n\0\0", 22, "huge.pgm"), NGPT_ERR_UNSUPPORTED,
+              "20000x20000");
+    CHECK_ERR(ngpt_image_load_memory(&img, "P5\n2 2\n0\n\0\0\0\0", 14, "a.pgm"), NGPT_ERR_BAD_FORMAT, "maxval 0");
+    CHECK_ERR(ngpt_image_load_memory(&img, "P6\n2 2\n", 8, "a.ppm"), NGPT_ERR_BAD_FORMAT, "header");
     CHECK_ERR(ngpt_image_load_memory(&img, "\0\0\0\x18" "ftypheic\0\0\0\0", 16, "a.heic"), NGPT_ERR_UNSUPPORTED, "HEIF");
 
     /* absurd dimensions: a PNG header claiming 100000 x 100000 */
@@ -1051,15 +1081,16 @@ static ngpt_status alloc_case(int which)
     char p[1400];
     ngpt_status st;
     ngpt_tensor t = {0};
-    if (which < 3) {
-        static const char *files[] = {"interlaced.png", "cmyk.jpg", "palette4.png"};
+    if (which < 6) {
+        static const char *files[] = {"interlaced.png", "cmyk.jpg", "palette4.png", "cmyk.tif", "rle8.bmp",
+                                      "maxval1000.ppm"};
         snprintf(p, sizeof p, "%s/tests/data/media/%s", g_src, files[which]);
         ngpt_image *img = NULL;
         st = ngpt_image_load(&img, p);
         if (st == NGPT_OK) st = ngpt_image_preprocess(&t, img);
         ngpt_image_free(img);
     } else {
-        if (which == 3) snprintf(p, sizeof p, "%s/tests/data/media/stereo44k.wav", g_src);
+        if (which == 6) snprintf(p, sizeof p, "%s/tests/data/media/stereo44k.wav", g_src);
         else snprintf(p, sizeof p, "%s/tests/golden/vision/audio.fbank/m4a_aac_22k_2_3s/input.m4a", g_src);
         ngpt_audio *a = NULL;
         st = ngpt_audio_load(&a, p);
@@ -1072,7 +1103,7 @@ static ngpt_status alloc_case(int which)
 
 static void test_alloc_failures(void)
 {
-    for (int which = 0; which < 5; which++) {  /* 3 images, a WAV, an M4A (the FFmpeg path) */
+    for (int which = 0; which < 8; which++) {  /* 6 images, a WAV, an M4A (the FFmpeg path) */
         int64_t blocks = nx_alloc_blocks();
         int ok = 0;
         for (int64_t nth = 1; nth < 200 && !ok; nth++) {
