@@ -6,9 +6,10 @@ torchaudio 0.13, torchvision 0.14 when installed):  /usr/bin/python3 tools/make_
 
 tests/data/media/
   *.jpg, *.png           small images in every layout the decoder handles
-  *.bmp, *.tif, *.p?m    BMP, TIFF and Netpbm in the layouts Pillow writes, and by hand (tiff(),
-                         bmp()) those it cannot: 4-bit gray WhiteIsZero and palettes, planar RGB,
-                         associated alpha, RGB555/565, OS/2 and short-palette BMPs, RLE8, maxvals
+  *.bmp *.tif *.p?m *.ico  BMP, TIFF, Netpbm and ICO in the layouts Pillow writes, and by hand
+                         (tiff(), bmp()) those it cannot: 4-bit gray WhiteIsZero and palettes,
+                         planar RGB, associated alpha, RGB555/565, OS/2 and short-palette BMPs,
+                         RLE8, maxvals, an ICO whose largest entry is a 4-bit DIB
   pixels.safetensors     U8 [h,w,3] per image file name = Image.open(f).convert("RGB") (Pillow)
   huge_header.png        a valid PNG signature + IHDR claiming 100000 x 100000 (must be refused)
   extraneous.jpg         rgb_q90.jpg with 3 stray bytes before its DQT (libjpeg warns, Pillow decodes)
@@ -228,6 +229,24 @@ def images_av():
     p6 = r.randint(0, 1001, (13, 19, 3)).astype(">u2")
     out["maxval1000.ppm"] = b"P6 19 13 1000\n" + p6.tobytes()
     out["plain.ppm"] = ("P3\n19 13\n255\n" + " ".join(str(int(v)) for v in a.flatten()) + "\n").encode()
+    # ICO: Pillow's (PNG entries; BMP entries), and a hand-made one whose largest entry is a 4-bit
+    # DIB (XOR image + AND mask) behind a smaller 32-bit one
+    rgba = Image.fromarray(np.dstack([scene(40, 40, 24), scene(40, 40, 25)[..., :1]]), "RGBA")
+    for fn, kw in (("png.ico", {}), ("bmp.ico", {"bitmap_format": "bmp"})):
+        b = io.BytesIO()
+        rgba.save(b, "ICO", sizes=[(16, 16), (40, 40)], **kw)
+        out[fn] = b.getvalue()
+    def dib(w, h, bits, pixels, pal=b""):
+        mask = r.randint(0, 256, (w + 31) // 32 * 4 * h).astype(np.uint8).tobytes()
+        return struct.pack("<IiiHHIIiiII", 40, w, 2 * h, 1, bits, 0, 0, 0, 0, 0, 0) + pal + pixels + mask
+    small = dib(8, 8, 32, rows([row.tobytes() for row in r.randint(0, 256, (8, 8, 4)).astype(np.uint8)]))
+    big = dib(19, 13, 4, rows([packed[y * 10:(y + 1) * 10] for y in range(13)]), quad(16))
+    entries = [(8, 8, 0, 32, small), (19, 13, 16, 4, big)]
+    head, body = struct.pack("<HHH", 0, 1, len(entries)), b""
+    for w, h, ncol, bits, data in entries:
+        head += struct.pack("<BBBBHHII", w, h, ncol, 0, 1, bits, len(data), 6 + 16 * len(entries) + len(body))
+        body += data
+    out["dib4.ico"] = head + body
     return out
 
 # Committed fixtures this script does not write (see the docstring); their pixels are recorded.

@@ -21,7 +21,7 @@
 
 /* ---- images (image.c) ---- */
 
-/* Decode a JPEG, PNG, WebP, GIF, BMP, TIFF or Netpbm image (sniffed from the magic bytes) to packed RGB8 [h][w][3], converted
+/* Decode a JPEG, PNG, WebP, GIF, BMP, TIFF, Netpbm or ICO image (sniffed from the magic bytes) to packed RGB8 [h][w][3], converted
  * as Pillow's Image.convert("RGB") does. *rgb is nx_malloc'ed. NGPT_ERR_BAD_FORMAT for corrupt,
  * truncated or unrecognised data, NGPT_ERR_UNSUPPORTED for too large images. */
 ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name,
@@ -33,6 +33,8 @@ ngpt_status nx_image_check_size(const char *name, const char *fmt, int64_t w, in
 typedef enum nx_image_codec { NX_IMAGE_BMP, NX_IMAGE_TIFF, NX_IMAGE_PBM, NX_IMAGE_PGM, NX_IMAGE_PPM } nx_image_codec;
 ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name, nx_image_codec codec,
                                int32_t *w, int32_t *h, uint8_t **rgb);
+/* ICO (image_ico.c): the entry Pillow 9.4 opens, a PNG or a DIB (through nx_image_decode_av). */
+ngpt_status nx_ico_decode(const uint8_t *buf, size_t len, const char *name, int32_t *w, int32_t *h, uint8_t **rgb);
 /* WebP (image_webp.c): the first frame, as Pillow 9.4 reads it through libwebp's WebPAnimDecoder. */
 ngpt_status nx_webp_decode(const uint8_t *buf, size_t len, const char *name, int32_t *w, int32_t *h, uint8_t **rgb);
 /* GIF (image_gif.c): the first image, laid out and converted as Pillow 9.4 does. */

@@ -10,7 +10,7 @@ L, LA, RGBA, P with and without transparency, 16-bit gray PNG, interlaced PNG; J
 4:2:2 / 4:4:4, progressive, grayscale, CMYK; WebP lossy, lossless, with alpha, animated; GIF,
 animated, and hand-made GIFs with offset, oversized, interlaced first images, local, short or no
 colour tables and transparent indices; BMP, TIFF in every compression and mode Pillow writes,
-PBM/PGM/PPM) with random smooth-plus-noise content. Decoded
+PBM/PGM/PPM, ICO with PNG or BMP entries) with random smooth-plus-noise content. Decoded
 pixels must equal Pillow's convert("RGB") exactly; the transform within 1e-5.
 Audio: 16-bit WAV at rates from 8 kHz to 96 kHz (odd ones too), 1 to 3 channels, 0.05 s to 7 s,
 and AAC (MP4), MP3, Opus and FLAC files written by FFmpeg; both clip rules; within the fp32-vs-fp64
@@ -67,7 +67,7 @@ def random_image(rng):
         w, h = rng.randint(100, 900), rng.randint(100, 700)
     layout = rng.choice(["RGB", "L", "LA", "RGBA", "P", "Ptrns", "I16", "RGBi", "jpg420", "jpg422", "jpg444",
                          "jpgprog", "jpgL", "jpgCMYK", "webp", "webpLossless", "webpRGBA", "webpAnim",
-                         "gif", "gifAnim", "gifRaw", "bmp", "tif", "pnm"])
+                         "gif", "gifAnim", "gifRaw", "bmp", "tif", "pnm", "ico"])
     b = io.BytesIO()
     if layout == "gifRaw":
         w, h = min(w, 200), min(h, 200)
@@ -98,6 +98,12 @@ def random_image(rng):
             sub = {"jpg420": 2, "jpg422": 1, "jpg444": 0, "jpgprog": 2}[layout]
             Image.fromarray(content(rng, w, h, 3)).save(b, "JPEG", quality=q, subsampling=sub,
                                                         progressive=layout == "jpgprog")
+    elif layout == "ico":  # Pillow writes the sizes that fit, largest first opened; PNG or BMP entries
+        w, h = min(w, 256), min(h, 256)
+        sizes = [(min(w, 16), min(h, 16)), (w, h)]
+        fmt = rng.choice(["png", "bmp"])
+        Image.fromarray(content(rng, w, h, 4), "RGBA").save(b, "ICO", sizes=sizes, bitmap_format=fmt)
+        layout += "-" + fmt
     elif layout in ("bmp", "tif", "pnm"):
         modes = {"bmp": ["RGB", "RGBA", "L", "P", "1"], "pnm": ["RGB", "L", "1", "I"],
                  "tif": ["RGB", "RGBA", "L", "LA", "P", "1", "I;16", "CMYK"]}[layout]

@@ -334,7 +334,7 @@ static void test_bad_images(void)
     /* truncated JPEG / PNG / BMP / TIFF / Netpbm, and garbage in their middle, at several lengths
      * (a BMP cut inside its pixels must not come back as the sheared image FFmpeg would make) */
     const char *names[] = {"rgb_q90.jpg", "progressive.jpg", "rgb.png", "interlaced.png", "rgb.bmp", "rle8.bmp",
-                           "rgb_lzw.tif", "rgb_planar.tif", "rgb.ppm", "maxval1000.ppm"};
+                           "rgb_lzw.tif", "rgb_planar.tif", "rgb.ppm", "maxval1000.ppm", "bmp.ico", "png.ico"};
     for (int i = 0; i < (int)(sizeof names / sizeof *names); i++) {
         snprintf(src, sizeof src, "%s/tests/data/media/%s", g_src, names[i]);
         size_t len;
@@ -426,6 +426,17 @@ static void test_bad_images(void)
               "20000x20000");
     CHECK_ERR(ngpt_image_load_memory(&img, "P5\n2 2\n0\n\0\0\0\0", 14, "a.pgm"), NGPT_ERR_BAD_FORMAT, "maxval 0");
     CHECK_ERR(ngpt_image_load_memory(&img, "P6\n2 2\n", 8, "a.ppm"), NGPT_ERR_BAD_FORMAT, "header");
+    /* ICO: no entries, a directory cut short, an entry past the end, an entry that is neither */
+    CHECK_ERR(ngpt_image_load_memory(&img, "\0\0\1\0\0\0", 6, "a.ico"), NGPT_ERR_BAD_FORMAT, "no image");
+    CHECK_ERR(ngpt_image_load_memory(&img, "\0\0\1\0\2\0\x10\x10", 8, "a.ico"), NGPT_ERR_BAD_FORMAT, "directory");
+    {
+        unsigned char ico[6 + 16 + 40] = {0, 0, 1, 0, 1, 0, 16, 16, 0, 0, 1, 0, 32, 0, 40, 0, 0, 0, 200, 0, 0, 0};
+        CHECK_ERR(ngpt_image_load_memory(&img, ico, sizeof ico, "a.ico"), NGPT_ERR_BAD_FORMAT, "offset 200");
+        ico[18] = 22; /* at the DIB: a header size of 0 */
+        CHECK_ERR(ngpt_image_load_memory(&img, ico, sizeof ico, "a.ico"), NGPT_ERR_BAD_FORMAT, "DIB header");
+        ico[22] = 40, ico[26] = 16, ico[30] = 32, ico[32] = 1, ico[34] = 32; /* 16 x 16 x 32 bits, no pixels */
+        CHECK_ERR(ngpt_image_load_memory(&img, ico, sizeof ico, "a.ico"), NGPT_ERR_BAD_FORMAT, "truncated");
+    }
     CHECK_ERR(ngpt_image_load_memory(&img, "\0\0\0\x18" "ftypheic\0\0\0\0", 16, "a.heic"), NGPT_ERR_UNSUPPORTED, "HEIF");
 
     /* absurd dimensions: a PNG header claiming 100000 x 100000 */
