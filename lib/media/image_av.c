@@ -14,8 +14,9 @@
  *   alpha       otherwise dropped, not composited.
  *
  * These are lossless codings (uncompressed, RLE, LZW, Deflate, PackBits, CCITT), so FFmpeg's
- * samples are the file's and the pixels equal Pillow's. JPEG-compressed TIFF is refused: FFmpeg
- * 5.1 returns garbage for it rather than failing, and its IDCT is not libjpeg's anyway.
+ * samples are the file's and the pixels equal Pillow's. JPEG-compressed and tiled TIFF are
+ * refused: FFmpeg 5.1 returns garbage for both rather than failing (and its IDCT is not
+ * libjpeg's anyway).
  *
  * Why FFmpeg and not libtiff: libavcodec is already linked for video; its BMP, TIFF and PNM
  * decoders cover what Pillow reads of these formats, and its get_buffer2 hook lets the size
@@ -146,6 +147,7 @@ static ngpt_status bmp_check(const char *name, const uint8_t *b, size_t len, con
 
 typedef struct tiff_info {
     uint32_t width, height, compression, photometric, samples, bits, extra;
+    bool     tiled;
     size_t   photometric_at;  /* file offset of the Photometric value, 0 if absent */
     size_t   photometric_size; /* 2 (SHORT) or 4 (LONG) */
 } tiff_info;
@@ -177,6 +179,7 @@ static bool tiff_read_ifd0(const uint8_t *b, size_t len, tiff_info *t)
         case 259: t->compression = x; break;
         case 262: t->photometric = x; t->photometric_at = at; t->photometric_size = size; break;
         case 277: t->samples = x; break;
+        case 322: case 323: case 324: case 325: t->tiled = true; break; /* TileWidth ... TileByteCounts */
         case 338: t->extra = x; break;
         }
     }
@@ -201,6 +204,8 @@ static ngpt_status tiff_check(const char *name, const tiff_info *t)
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF compression %u is not supported (uncompressed, LZW, Deflate, "
                       "PackBits and CCITT TIFF are)", name, t->compression);
     }
+    if (t->tiled) /* FFmpeg 5.1 reads a tiled TIFF's tiles as if they were rows: garbage, not an error */
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: tiled TIFF is not supported (TIFF in strips is)", name);
     if (t->photometric == UINT32_MAX) /* required; readers disagree on a default */
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: TIFF without a PhotometricInterpretation tag", name);
     bool cmyk = t->photometric == 5 && t->samples == 4 && t->bits == 8;

@@ -399,17 +399,21 @@ static void test_bad_images(void)
     /* known formats and layouts we do not decode: UNSUPPORTED, saying which */
     CHECK_ERR(ngpt_image_load_memory(&img, "II+\0\x08\0\0\0", 8, "a.tif"), NGPT_ERR_UNSUPPORTED, "BigTIFF");
     {
-        /* a TIFF whose one IFD says w x h and compression c (and nothing else) */
-        unsigned char tif[8 + 2 + 3 * 12 + 4] = {'I', 'I', 42, 0, 8, 0, 0, 0, 3, 0};
-        const struct { uint32_t w, h; int comp; ngpt_status want; const char *msg; } tc[] = {
-            {64, 64, 7, NGPT_ERR_UNSUPPORTED, "JPEG-compressed TIFF"},
-            {64, 64, 34712, NGPT_ERR_UNSUPPORTED, "compression 34712"},
-            {20000, 20000, 1, NGPT_ERR_UNSUPPORTED, "20000x20000"},
-            {64, 64, 1, NGPT_ERR_BAD_FORMAT, "a.tif"}, /* no strips */
+        /* a TIFF whose one IFD says w x h, compression c and one more tag (and nothing else) */
+        unsigned char tif[8 + 2 + 4 * 12 + 4] = {'I', 'I', 42, 0, 8, 0, 0, 0, 4, 0};
+        const struct { uint32_t w, h; int comp, tag, value; ngpt_status want; const char *msg; } tc[] = {
+            {64, 64, 7, 262, 2, NGPT_ERR_UNSUPPORTED, "JPEG-compressed TIFF"},
+            {64, 64, 34712, 262, 2, NGPT_ERR_UNSUPPORTED, "compression 34712"},
+            {20000, 20000, 1, 262, 2, NGPT_ERR_UNSUPPORTED, "20000x20000"},
+            {64, 64, 1, 262, 8, NGPT_ERR_UNSUPPORTED, "photometric interpretation 8"}, /* CIELab */
+            {64, 64, 1, 322, 16, NGPT_ERR_UNSUPPORTED, "tiled TIFF"},  /* FFmpeg would make garbage of it */
+            {64, 64, 1, 300, 0, NGPT_ERR_BAD_FORMAT, "PhotometricInterpretation"},
+            {64, 64, 1, 262, 2, NGPT_ERR_BAD_FORMAT, "a.tif"}, /* no strips */
         };
-        for (int i = 0; i < 4; i++) {
-            const uint32_t tags[3][2] = {{256, tc[i].w}, {257, tc[i].h}, {259, (uint32_t)tc[i].comp}};
-            for (int t = 0; t < 3; t++) {
+        for (int i = 0; i < (int)(sizeof tc / sizeof *tc); i++) {
+            const uint32_t tags[4][2] = {{256, tc[i].w}, {257, tc[i].h}, {259, (uint32_t)tc[i].comp},
+                                         {(uint32_t)tc[i].tag, (uint32_t)tc[i].value}};
+            for (int t = 0; t < 4; t++) {
                 unsigned char *e = tif + 10 + 12 * t;
                 memset(e, 0, 12);
                 e[0] = (unsigned char)tags[t][0], e[1] = (unsigned char)(tags[t][0] >> 8), e[2] = 4, e[4] = 1;
