@@ -9,7 +9,8 @@ tests/data/media/
   *.bmp *.tif *.p?m *.ico  BMP, TIFF, Netpbm and ICO in the layouts Pillow writes, and by hand
                          (tiff(), bmp()) those it cannot: 4-bit gray WhiteIsZero and palettes,
                          planar RGB, associated alpha, RGB555/565, OS/2 and short-palette BMPs,
-                         RLE8, maxvals, an ICO whose largest entry is a 4-bit DIB
+                         RLE8, maxvals, an ICO whose largest entry is a 4-bit DIB, TIFF
+                         Orientation (which Pillow applies on open)
   pixels.safetensors     U8 [h,w,3] per image file name = Image.open(f).convert("RGB") (Pillow)
   huge_header.png        a valid PNG signature + IHDR claiming 100000 x 100000 (must be refused)
   extraneous.jpg         rgb_q90.jpg with 3 stray bytes before its DQT (libjpeg warns, Pillow decodes)
@@ -188,6 +189,8 @@ def images_av():
     save["g4.tif"] = (im.convert("1"), dict(format="TIFF", compression="group4"))
     g16 = (np.arange(17 * 23).reshape(17, 23) * 7 % 600).astype(np.uint16)
     save["gray16.tif"] = (Image.fromarray(g16), dict(format="TIFF"))
+    save["orient6.tif"] = (im, dict(format="TIFF", tiffinfo={274: 6}))  # Pillow applies TIFF Orientation on open
+    save["orient7_lzw.tif"] = (im, dict(format="TIFF", compression="tiff_lzw", tiffinfo={274: 7}))
     save["rgb.ppm"] = (im, dict(format="PPM"))
     save["gray.pgm"] = (im.convert("L"), dict(format="PPM"))
     save["bits.pbm"] = (im.convert("1"), dict(format="PPM"))

@@ -11,7 +11,8 @@
  *   CMYK        Pillow's cmyk2rgb (FFmpeg's own conversion rounds differently: see prepare);
  *   RGBa        TIFF associated alpha un-premultiplied as Pillow's "RGBa" unpacker;
  *   maxval      Netpbm samples rescaled as Pillow does (pnm_lut);
- *   alpha       otherwise dropped, not composited.
+ *   alpha       otherwise dropped, not composited;
+ *   Orientation a TIFF's tag 274 applied after decoding, as Pillow's TIFF plugin does on load.
  *
  * These are lossless codings (uncompressed, RLE, LZW, Deflate, PackBits, CCITT), so FFmpeg's
  * samples are the file's and the pixels equal Pillow's. JPEG-compressed and tiled TIFF are
@@ -146,7 +147,7 @@ static ngpt_status bmp_check(const char *name, const uint8_t *b, size_t len, con
 /* ---- TIFF: what the first IFD says, read before FFmpeg sees the file ---- */
 
 typedef struct tiff_info {
-    uint32_t width, height, compression, photometric, samples, bits, extra;
+    uint32_t width, height, compression, photometric, samples, bits, extra, sample_format, orientation;
     bool     tiled;
     size_t   photometric_at;  /* file offset of the Photometric value, 0 if absent */
     size_t   photometric_size; /* 2 (SHORT) or 4 (LONG) */
@@ -157,7 +158,7 @@ typedef struct tiff_info {
 static bool tiff_read_ifd0(const uint8_t *b, size_t len, tiff_info *t)
 {
     bool be = b[0] == 'M';
-    *t = (tiff_info){.compression = 1, .photometric = UINT32_MAX, .samples = 1, .bits = 1};
+    *t = (tiff_info){.compression = 1, .photometric = UINT32_MAX, .samples = 1, .bits = 1, .sample_format = 1};
     if (len < 8) return false;
     size_t off = rd32(b + 4, be);
     if (off > len || len - off < 2) return false;
@@ -178,9 +179,11 @@ static bool tiff_read_ifd0(const uint8_t *b, size_t len, tiff_info *t)
         case 258: t->bits = x; break;
         case 259: t->compression = x; break;
         case 262: t->photometric = x; t->photometric_at = at; t->photometric_size = size; break;
+        case 274: t->orientation = x; break;
         case 277: t->samples = x; break;
         case 322: case 323: case 324: case 325: t->tiled = true; break; /* TileWidth ... TileByteCounts */
         case 338: t->extra = x; break;
+        case 339: t->sample_format = x; break;
         }
     }
     return true;
@@ -206,6 +209,9 @@ static ngpt_status tiff_check(const char *name, const tiff_info *t)
     }
     if (t->tiled) /* FFmpeg 5.1 reads a tiled TIFF's tiles as if they were rows: garbage, not an error */
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: tiled TIFF is not supported (TIFF in strips is)", name);
+    if (t->sample_format != 1) /* FFmpeg would read signed or float samples as unsigned integers */
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF with SampleFormat %u is not supported (unsigned integer samples "
+                      "are)", name, t->sample_format);
     if (t->photometric == UINT32_MAX) /* required; readers disagree on a default */
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: TIFF without a PhotometricInterpretation tag", name);
     bool cmyk = t->photometric == 5 && t->samples == 4 && t->bits == 8;
@@ -348,6 +354,7 @@ typedef struct av_job {
     int      npal;      /* BMP: palette entries the file holds */
     bool     cmyk;      /* TIFF CMYK, relabelled RGB(A) so that FFmpeg hands us the inks */
     bool     assoc;     /* TIFF RGBA with associated (premultiplied) alpha */
+    int      orientation; /* TIFF Orientation 2..8, applied after decoding as Pillow does */
     int      maxval;    /* Netpbm gray/colour: the file's maxval (the packet says 255 or 65535) */
 } av_job;
 
@@ -372,6 +379,7 @@ static ngpt_status prepare(av_job *j, const uint8_t *buf, size_t len, const char
             if (st != NGPT_OK) return st;
             j->cmyk = t.photometric == 5;
             j->assoc = t.photometric == 2 && t.samples == 4 && t.bits == 8 && t.extra == 1;
+            j->orientation = t.orientation >= 2 && t.orientation <= 8 ? (int)t.orientation : 0;
         }
     }
     if (j->codec == NX_IMAGE_PGM || j->codec == NX_IMAGE_PPM) {
@@ -464,6 +472,32 @@ static bool convert(const av_job *j, const AVFrame *f, uint8_t *rgb)
     return true;
 }
 
+/* Pillow's TiffImagePlugin.load_end: the Orientation tag's transpose, applied on open (unlike
+ * JPEG's EXIF orientation, which Pillow leaves alone). rgb is w x h; *out is ow x oh. */
+static uint8_t *orient(const uint8_t *rgb, int32_t w, int32_t h, int o, int32_t *ow, int32_t *oh)
+{
+    bool swap = o >= 5;
+    int32_t W = swap ? h : w, H = swap ? w : h;
+    uint8_t *out = nx_malloc((size_t)w * (size_t)h * 3);
+    if (!out) return NULL;
+    for (int32_t y = 0; y < H; y++)
+        for (int32_t x = 0; x < W; x++) {
+            int32_t sx, sy;
+            switch (o) {
+            case 2: sx = w - 1 - x, sy = y; break;             /* FLIP_LEFT_RIGHT */
+            case 3: sx = w - 1 - x, sy = h - 1 - y; break;     /* ROTATE_180 */
+            case 4: sx = x, sy = h - 1 - y; break;             /* FLIP_TOP_BOTTOM */
+            case 5: sx = y, sy = x; break;                     /* TRANSPOSE */
+            case 6: sx = y, sy = h - 1 - x; break;             /* ROTATE_270 */
+            case 7: sx = w - 1 - y, sy = h - 1 - x; break;     /* TRANSVERSE */
+            default: sx = w - 1 - y, sy = x; break;            /* 8: ROTATE_90 */
+            }
+            memcpy(out + ((size_t)y * W + x) * 3, rgb + ((size_t)sy * w + sx) * 3, 3);
+        }
+    *ow = W, *oh = H;
+    return out;
+}
+
 ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name, nx_image_codec codec,
                                int32_t *ow, int32_t *oh, uint8_t **out)
 {
@@ -525,6 +559,15 @@ ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name,
         st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: %s image with pixel layout %s is not supported", name, a.fmt,
                     pn ? pn : "unknown");
         goto done;
+    }
+    if (j.orientation) {
+        uint8_t *o = orient(rgb, w, h, j.orientation, &w, &h);
+        if (!o) {
+            st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate a %dx%d image", name, w, h);
+            goto done;
+        }
+        nx_free(rgb);
+        rgb = o;
     }
     *ow = w;
     *oh = h;
