@@ -10,7 +10,8 @@ tests/data/media/
                          (tiff(), bmp()) those it cannot: 4-bit gray WhiteIsZero and palettes,
                          planar RGB, associated alpha, RGB555/565, OS/2 and short-palette BMPs,
                          RLE8, maxvals, an ICO whose largest entry is a 4-bit DIB, TIFF
-                         Orientation (which Pillow applies on open)
+                         Orientation (which Pillow applies on open); libtiff writes (through
+                         ctypes, libtiff_write) the tiled and YCbCr-JPEG TIFFs
   pixels.safetensors     U8 [h,w,3] per image file name = Image.open(f).convert("RGB") (Pillow)
   huge_header.png        a valid PNG signature + IHDR claiming 100000 x 100000 (must be refused)
   extraneous.jpg         rgb_q90.jpg with 3 stray bytes before its DQT (libjpeg warns, Pillow decodes)
@@ -159,6 +160,49 @@ def tiff(w, h, bits, spp, photometric, strips, colormap=None, extra=None, planar
     return b"II*\0" + struct.pack("<I", off + len(arrays)) + b"".join(strips) + arrays + ifd
 
 
+def libtiff_write(arr, comp, photometric, tile=None, rps=None, planar=1, sub=None, quality=85):
+    """A TIFF written by libtiff itself (through ctypes): tiles, YCbCr JPEG, which Pillow cannot write."""
+    import ctypes
+    import tempfile
+    lt = ctypes.CDLL("libtiff.so.6")
+    lt.TIFFOpen.restype = ctypes.c_void_p
+    lt.TIFFOpen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    setf = lambda t, tag, *v: lt.TIFFSetField(ctypes.c_void_p(t), ctypes.c_uint32(tag), *[ctypes.c_int(x) for x in v])
+    h, w, c = arr.shape
+    with tempfile.NamedTemporaryFile(suffix=".tif") as f:
+        t = lt.TIFFOpen(f.name.encode(), b"w")
+        for tag, v in ((256, w), (257, h), (258, 8), (277, c), (259, comp), (262, photometric), (284, planar)):
+            setf(t, tag, v)
+        if tile:
+            setf(t, 322, tile[0]), setf(t, 323, tile[1])
+        else:
+            setf(t, 278, rps or h)
+        if comp == 7:
+            setf(t, 65537, quality)  # TIFFTAG_JPEGQUALITY
+        if comp == 7 and photometric == 6:
+            if sub:
+                setf(t, 530, *sub)
+            setf(t, 65538, 1)  # TIFFTAG_JPEGCOLORMODE = RGB: libtiff converts our RGB
+        planes = [arr] if planar == 1 else [arr[:, :, k:k + 1] for k in range(c)]
+        for p, pl in enumerate(planes):
+            if tile:
+                tw, th = tile
+                for ty in range(0, h, th):
+                    for tx in range(0, w, tw):
+                        tb = np.zeros((th, tw, pl.shape[2]), np.uint8)
+                        sub_ = pl[ty:ty + th, tx:tx + tw]
+                        tb[:sub_.shape[0], :sub_.shape[1]] = sub_
+                        idx = lt.TIFFComputeTile(ctypes.c_void_p(t), tx, ty, 0, p)
+                        lt.TIFFWriteEncodedTile(ctypes.c_void_p(t), idx, tb.tobytes(), tb.size)
+            else:
+                r = rps or h
+                for k, y in enumerate(range(0, h, r)):
+                    buf = pl[y:y + r].tobytes()
+                    lt.TIFFWriteEncodedStrip(ctypes.c_void_p(t), p * ((h + r - 1) // r) + k, buf, len(buf))
+        lt.TIFFClose(ctypes.c_void_p(t))
+        return open(f.name, "rb").read()
+
+
 def bmp(w, h, bits, pixels, comp=0, pal=b"", hsize=40, masks=(), clr_used=0):
     """A BMP with the given (already padded or RLE-coded) pixel bytes."""
     if hsize == 12:
@@ -232,6 +276,18 @@ def images_av():
     p6 = r.randint(0, 1001, (13, 19, 3)).astype(">u2")
     out["maxval1000.ppm"] = b"P6 19 13 1000\n" + p6.tobytes()
     out["plain.ppm"] = ("P3\n19 13\n255\n" + " ".join(str(int(v)) for v in a.flatten()) + "\n").encode()
+    # TIFF in tiles and JPEG-compressed TIFF (strips and tiles, RGB and subsampled YCbCr), which
+    # FFmpeg 5.1 decodes as garbage: Pillow writes JPEG strips; libtiff itself the rest
+    for fn, mode in (("jpeg.tif", "RGB"), ("jpeg_gray.tif", "L")):
+        b = io.BytesIO()
+        im.convert(mode).save(b, "TIFF", compression="jpeg", quality=85)
+        out[fn] = b.getvalue()
+    big = Image.fromarray(scene(45, 37, 26))
+    for fn, kw in (("tiled_lzw.tif", dict(comp=5, photometric=2, tile=(16, 32))),
+                   ("tiled_planar.tif", dict(comp=1, photometric=2, tile=(16, 16), planar=2)),
+                   ("jpeg_ycbcr21.tif", dict(comp=7, photometric=6, rps=16, sub=(2, 1))),
+                   ("jpeg_ycbcr_tiled.tif", dict(comp=7, photometric=6, tile=(32, 16)))):
+        out[fn] = libtiff_write(np.asarray(big), **kw)
     # ICO: Pillow's (PNG entries; BMP entries), and a hand-made one whose largest entry is a 4-bit
     # DIB (XOR image + AND mask) behind a smaller 32-bit one
     rgba = Image.fromarray(np.dstack([scene(40, 40, 24), scene(40, 40, 25)[..., :1]]), "RGBA")

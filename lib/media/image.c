@@ -14,7 +14,7 @@
  *         libpng would only warn and drop an ancillary chunk).
  *
  * Neither library prints: each gets an error callback that records the message and longjmps
- * back into jpeg_decode / png_decode (one setjmp each, every resource reachable from a struct so
+ * back into nx_jpeg_decode / png_decode (one setjmp each, every resource reachable from a struct so
  * nothing leaks), and a warning callback that discards, as Pillow ignores libjpeg's warnings.
  * (Not TurboJPEG's tjDecompress2: after any warning it reports a later fatal error as a mere
  * warning, leaving the pixel buffer unwritten, and its header call refuses sampling factors
@@ -86,7 +86,7 @@ typedef struct jpeg_ctx {
     uint8_t                      *raw, *rgb;
 } jpeg_ctx;
 
-/* A fatal libjpeg error: keep the message, back to jpeg_decode's setjmp. */
+/* A fatal libjpeg error: keep the message, back to nx_jpeg_decode's setjmp. */
 static void jpeg_on_error(j_common_ptr ci)
 {
     jpeg_ctx *c = (jpeg_ctx *)ci->client_data;
@@ -102,7 +102,7 @@ static void jpeg_on_message(j_common_ptr ci, int level)
     (void)level;
 }
 
-static ngpt_status jpeg_decode(const uint8_t *buf, size_t len, const char *name, int32_t *ow,
+ngpt_status nx_jpeg_decode(const uint8_t *buf, size_t len, const char *name, int32_t *ow,
                                int32_t *oh, uint8_t **out)
 {
     if (len > (size_t)0xffffffffu) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: JPEG larger than 4 GiB", name);
@@ -321,7 +321,7 @@ ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name, in
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (len == 0) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: empty file, not an image", name);
     if (len >= 3 && buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff)
-        return jpeg_decode(buf, len, name, w, h, rgb);
+        return nx_jpeg_decode(buf, len, name, w, h, rgb);
     if (len >= 8 && memcmp(buf, png_sig, 8) == 0) return png_decode(buf, len, name, w, h, rgb);
     if (len >= 6 && (memcmp(buf, "GIF87a", 6) == 0 || memcmp(buf, "GIF89a", 6) == 0))
         return nx_gif_decode(buf, len, name, w, h, rgb);

@@ -15,9 +15,9 @@
  *   Orientation a TIFF's tag 274 applied after decoding, as Pillow's TIFF plugin does on load.
  *
  * These are lossless codings (uncompressed, RLE, LZW, Deflate, PackBits, CCITT), so FFmpeg's
- * samples are the file's and the pixels equal Pillow's. JPEG-compressed and tiled TIFF are
- * refused: FFmpeg 5.1 returns garbage for both rather than failing (and its IDCT is not
- * libjpeg's anyway).
+ * samples are the file's and the pixels equal Pillow's. JPEG-compressed and tiled TIFF go to
+ * image_tiff.c instead: FFmpeg 5.1 returns garbage for both rather than failing (and its IDCT
+ * is not libjpeg's anyway).
  *
  * Why FFmpeg and not libtiff: libavcodec is already linked for video; its BMP, TIFF and PNM
  * decoders cover what Pillow reads of these formats, and its get_buffer2 hook lets the size
@@ -149,49 +149,25 @@ static ngpt_status bmp_check(const char *name, const uint8_t *b, size_t len, con
 typedef struct tiff_info {
     uint32_t width, height, compression, photometric, samples, bits, extra, sample_format, orientation;
     bool     tiled;
-    size_t   photometric_at;  /* file offset of the Photometric value, 0 if absent */
-    size_t   photometric_size; /* 2 (SHORT) or 4 (LONG) */
+    const nx_tiff_entry *photometric_entry;
 } tiff_info;
 
-/* The tags of IFD 0 that decide whether FFmpeg's pixels can be Pillow's. false when the IFD is
- * not inside the file (FFmpeg then reports the file as corrupt itself). */
-static bool tiff_read_ifd0(const uint8_t *b, size_t len, tiff_info *t)
+/* The tags of IFD 0 that decide whether FFmpeg's pixels can be Pillow's. */
+static tiff_info tiff_info_of(const uint8_t *b, const nx_tiff_ifd *ifd)
 {
-    bool be = b[0] == 'M';
-    *t = (tiff_info){.compression = 1, .photometric = UINT32_MAX, .samples = 1, .bits = 1, .sample_format = 1};
-    if (len < 8) return false;
-    size_t off = rd32(b + 4, be);
-    if (off > len || len - off < 2) return false;
-    size_t n = (size_t)rd16(b + off, be);
-    if ((len - off - 2) / 12 < n) return false;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *e = b + off + 2 + 12 * i;
-        int tag = rd16(e, be), type = rd16(e + 2, be);
-        uint32_t count = rd32(e + 4, be);
-        size_t size = type == 3 ? 2 : type == 4 ? 4 : 0; /* SHORT, LONG: all these tags use */
-        if (!size || count == 0) continue;
-        size_t at = (size_t)(e + 8 - b);                 /* the first value: inline if all fit */
-        if (count > 4 / size && ((at = rd32(e + 8, be)) > len || len - at < size)) continue;
-        uint32_t x = size == 2 ? (uint32_t)rd16(b + at, be) : rd32(b + at, be);
-        switch (tag) {
-        case 256: t->width = x; break;
-        case 257: t->height = x; break;
-        case 258: t->bits = x; break;
-        case 259: t->compression = x; break;
-        case 262: t->photometric = x; t->photometric_at = at; t->photometric_size = size; break;
-        case 274: t->orientation = x; break;
-        case 277: t->samples = x; break;
-        case 322: case 323: case 324: case 325: t->tiled = true; break; /* TileWidth ... TileByteCounts */
-        case 338: t->extra = x; break;
-        case 339: t->sample_format = x; break;
-        }
-    }
-    return true;
+    return (tiff_info){
+        .width = nx_tiff_value(b, ifd, 256, 0, 0), .height = nx_tiff_value(b, ifd, 257, 0, 0),
+        .bits = nx_tiff_value(b, ifd, 258, 0, 1), .compression = nx_tiff_value(b, ifd, 259, 0, 1),
+        .photometric = nx_tiff_value(b, ifd, 262, 0, UINT32_MAX), .orientation = nx_tiff_value(b, ifd, 274, 0, 1),
+        .samples = nx_tiff_value(b, ifd, 277, 0, 1), .extra = nx_tiff_value(b, ifd, 338, 0, 0),
+        .sample_format = nx_tiff_value(b, ifd, 339, 0, 1), .tiled = nx_tiff_find(ifd, 322) != NULL,
+        .photometric_entry = nx_tiff_find(ifd, 262),
+    };
 }
 
-/* Refuse what FFmpeg would decode differently from Pillow (libtiff): JPEG and other lossy or
- * exotic compressions (FFmpeg 5.1 returns garbage for JPEG-in-TIFF rather than failing) and
- * colour spaces other than gray, RGB, palette and 8-bit CMYK. */
+/* Refuse what neither FFmpeg nor image_tiff.c would decode as Pillow (libtiff) does: old-style
+ * JPEG and other lossy or exotic compressions, signed or float samples, and colour spaces other
+ * than gray, RGB, palette, 8-bit CMYK and (JPEG-compressed) YCbCr. */
 static ngpt_status tiff_check(const char *name, const tiff_info *t)
 {
     if (t->width && t->height) {
@@ -199,23 +175,21 @@ static ngpt_status tiff_check(const char *name, const tiff_info *t)
         if (st != NGPT_OK) return st;
     }
     switch (t->compression) {
-    case 1: case 2: case 3: case 4: case 5: case 8: case 32773: case 32946: break;
-    case 6: case 7:
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: JPEG-compressed TIFF is not supported (uncompressed, LZW, Deflate, "
-                      "PackBits and CCITT TIFF are)", name);
+    case 1: case 2: case 3: case 4: case 5: case 7: case 8: case 32773: case 32946: break;
+    case 6:
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: old-style JPEG TIFF (compression 6) is not supported (uncompressed, "
+                      "LZW, Deflate, PackBits, CCITT and JPEG (7) TIFF are)", name);
     default:
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF compression %u is not supported (uncompressed, LZW, Deflate, "
-                      "PackBits and CCITT TIFF are)", name, t->compression);
+                      "PackBits, CCITT and JPEG TIFF are)", name, t->compression);
     }
-    if (t->tiled) /* FFmpeg 5.1 reads a tiled TIFF's tiles as if they were rows: garbage, not an error */
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: tiled TIFF is not supported (TIFF in strips is)", name);
     if (t->sample_format != 1) /* FFmpeg would read signed or float samples as unsigned integers */
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF with SampleFormat %u is not supported (unsigned integer samples "
                       "are)", name, t->sample_format);
     if (t->photometric == UINT32_MAX) /* required; readers disagree on a default */
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: TIFF without a PhotometricInterpretation tag", name);
     bool cmyk = t->photometric == 5 && t->samples == 4 && t->bits == 8;
-    if (t->photometric > 3 && !cmyk)
+    if (t->photometric > 3 && !cmyk && !(t->photometric == 6 && t->compression == 7))
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF photometric interpretation %u with %u x %u-bit samples is not "
                       "supported (gray, RGB, palette and 8-bit CMYK are)", name, t->photometric, t->samples, t->bits);
     return NGPT_OK;
@@ -353,6 +327,7 @@ typedef struct av_job {
     size_t   len;
     int      npal;      /* BMP: palette entries the file holds */
     bool     cmyk;      /* TIFF CMYK, relabelled RGB(A) so that FFmpeg hands us the inks */
+    size_t   cmyk_at, cmyk_size; /* where its (first) Photometric value lies, and its bytes */
     bool     assoc;     /* TIFF RGBA with associated (premultiplied) alpha */
     int      orientation; /* TIFF Orientation 2..8, applied after decoding as Pillow does */
     int      maxval;    /* Netpbm gray/colour: the file's maxval (the packet says 255 or 65535) */
@@ -367,20 +342,10 @@ static ngpt_status prepare(av_job *j, const uint8_t *buf, size_t len, const char
     size_t body_len = len, head_len = 0;
     char head[64];
     bmp_info bm;
-    tiff_info t = {0};
     if (j->codec == NX_IMAGE_BMP && bmp_read_header(buf, len, &bm)) {
         ngpt_status st = bmp_check(name, buf, len, &bm);
         if (st != NGPT_OK) return st;
         j->npal = bm.npal;
-    }
-    if (j->codec == NX_IMAGE_TIFF) {
-        if (tiff_read_ifd0(buf, len, &t)) {
-            ngpt_status st = tiff_check(name, &t);
-            if (st != NGPT_OK) return st;
-            j->cmyk = t.photometric == 5;
-            j->assoc = t.photometric == 2 && t.samples == 4 && t.bits == 8 && t.extra == 1;
-            j->orientation = t.orientation >= 2 && t.orientation <= 8 ? (int)t.orientation : 0;
-        }
     }
     if (j->codec == NX_IMAGE_PGM || j->codec == NX_IMAGE_PPM) {
         size_t pos = 2;
@@ -406,10 +371,9 @@ static ngpt_status prepare(av_job *j, const uint8_t *buf, size_t len, const char
     memcpy(j->data, head, head_len);
     memcpy(j->data + head_len, body, body_len);
     if (j->cmyk) {
-        bool be = buf[0] == 'M';
-        uint8_t *v = j->data + t.photometric_at;
-        memset(v, 0, t.photometric_size);
-        v[be ? t.photometric_size - 1 : 0] = 2; /* RGB */
+        uint8_t *v = j->data + j->cmyk_at;
+        memset(v, 0, j->cmyk_size);
+        v[buf[0] == 'M' ? j->cmyk_size - 1 : 0] = 2; /* RGB */
     }
     return NGPT_OK;
 }
@@ -514,14 +478,37 @@ ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name,
     nx_av_quiet();
     const AVCodec *dec = avcodec_find_decoder(codecs[codec].id);
     if (!dec) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: this FFmpeg build has no %s decoder", name, a.fmt);
-    ngpt_status st = prepare(&j, buf, len, name, a.fmt);
-    if (st != NGPT_OK) return st;
-    AVCodecContext *cx = avcodec_alloc_context3(dec);
-    AVPacket *pkt = av_packet_alloc();
-    AVFrame *f = av_frame_alloc();
+    ngpt_status st = NGPT_OK;
+    AVCodecContext *cx = NULL;
+    AVPacket *pkt = NULL;
+    AVFrame *f = NULL;
     uint8_t *rgb = NULL;
     char eb[128];
     int r;
+    int32_t w, h;
+    if (codec == NX_IMAGE_TIFF) {
+        nx_tiff_ifd ifd;
+        if (nx_tiff_read_ifd0(buf, len, &ifd)) {
+            tiff_info t = tiff_info_of(buf, &ifd);
+            if ((st = tiff_check(name, &t)) != NGPT_OK) return st;
+            j.cmyk = t.photometric == 5;
+            if (t.photometric_entry) /* the first value, whatever the count */
+                j.cmyk_at = t.photometric_entry->at, j.cmyk_size = t.photometric_entry->size / t.photometric_entry->count;
+            j.assoc = t.photometric == 2 && t.samples == 4 && t.bits == 8 && t.extra == 1;
+            j.orientation = t.orientation >= 2 && t.orientation <= 8 ? (int)t.orientation : 0;
+            if (t.tiled || t.compression == 7) { /* FFmpeg 5.1 returns garbage for both */
+                if ((st = nx_tiff_decode_chunks(buf, len, &ifd, name, &w, &h, &rgb)) != NGPT_OK) return st;
+                goto transpose;
+            }
+        } else if (len >= 8) {
+            return nx_err(NGPT_ERR_BAD_FORMAT, "%s: TIFF whose first IFD is not inside the file or lists more than %d "
+                          "entries", name, NX_TIFF_MAX_ENTRIES);
+        }
+    }
+    if ((st = prepare(&j, buf, len, name, a.fmt)) != NGPT_OK) return st;
+    cx = avcodec_alloc_context3(dec);
+    pkt = av_packet_alloc();
+    f = av_frame_alloc();
     if (!cx || !pkt || !f || av_packet_from_data(pkt, j.data, (int)j.len) < 0) {
         st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate a %s decoder", name, a.fmt);
         goto done;
@@ -549,7 +536,7 @@ ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name,
                     "%s: corrupt, truncated or unsupported %s image: %s", name, a.fmt, nx_av_err(r, eb, sizeof eb));
         goto done;
     }
-    int32_t w = f->width, h = f->height;
+    w = f->width, h = f->height;
     if (!(rgb = nx_malloc((size_t)w * (size_t)h * 3))) {
         st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate a %dx%d image", name, w, h);
         goto done;
@@ -560,6 +547,7 @@ ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name,
                     pn ? pn : "unknown");
         goto done;
     }
+transpose:
     if (j.orientation) {
         uint8_t *o = orient(rgb, w, h, j.orientation, &w, &h);
         if (!o) {

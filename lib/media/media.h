@@ -33,6 +33,28 @@ ngpt_status nx_image_check_size(const char *name, const char *fmt, int64_t w, in
 typedef enum nx_image_codec { NX_IMAGE_BMP, NX_IMAGE_TIFF, NX_IMAGE_PBM, NX_IMAGE_PGM, NX_IMAGE_PPM } nx_image_codec;
 ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name, nx_image_codec codec,
                                int32_t *w, int32_t *h, uint8_t **rgb);
+/* TIFF's IFD 0 (image_tiff.c): the entries with known types whose values lie inside the file. */
+#define NX_TIFF_MAX_ENTRIES 512
+typedef struct nx_tiff_entry {
+    uint16_t tag, type;
+    uint32_t count;
+    size_t   at, size;   /* file offset and length of the values (inline ones too) */
+} nx_tiff_entry;
+typedef struct nx_tiff_ifd {
+    bool          be;    /* "MM" */
+    int           n;
+    nx_tiff_entry e[NX_TIFF_MAX_ENTRIES];
+} nx_tiff_ifd;
+/* false when IFD 0 is not inside the file or has more than NX_TIFF_MAX_ENTRIES entries. */
+bool nx_tiff_read_ifd0(const uint8_t *buf, size_t len, nx_tiff_ifd *ifd);
+const nx_tiff_entry *nx_tiff_find(const nx_tiff_ifd *ifd, int tag);
+/* The idx-th value of an integer tag, dflt when absent. */
+uint32_t nx_tiff_value(const uint8_t *buf, const nx_tiff_ifd *ifd, int tag, uint32_t idx, uint32_t dflt);
+/* A tiled or JPEG-compressed TIFF, chunk by chunk (FFmpeg 5.1 decodes neither correctly). */
+ngpt_status nx_tiff_decode_chunks(const uint8_t *buf, size_t len, const nx_tiff_ifd *ifd, const char *name,
+                                  int32_t *w, int32_t *h, uint8_t **rgb);
+/* JPEG (image.c), as nx_image_decode does it. */
+ngpt_status nx_jpeg_decode(const uint8_t *buf, size_t len, const char *name, int32_t *w, int32_t *h, uint8_t **rgb);
 /* ICO (image_ico.c): the entry Pillow 9.4 opens, a PNG or a DIB (through nx_image_decode_av). */
 ngpt_status nx_ico_decode(const uint8_t *buf, size_t len, const char *name, int32_t *w, int32_t *h, uint8_t **rgb);
 /* WebP (image_webp.c): the first frame, as Pillow 9.4 reads it through libwebp's WebPAnimDecoder. */

@@ -334,7 +334,8 @@ static void test_bad_images(void)
     /* truncated JPEG / PNG / BMP / TIFF / Netpbm, and garbage in their middle, at several lengths
      * (a BMP cut inside its pixels must not come back as the sheared image FFmpeg would make) */
     const char *names[] = {"rgb_q90.jpg", "progressive.jpg", "rgb.png", "interlaced.png", "rgb.bmp", "rle8.bmp",
-                           "rgb_lzw.tif", "rgb_planar.tif", "rgb.ppm", "maxval1000.ppm", "bmp.ico", "png.ico"};
+                           "rgb_lzw.tif", "rgb_planar.tif", "tiled_lzw.tif", "jpeg_ycbcr21.tif", "rgb.ppm",
+                           "maxval1000.ppm", "bmp.ico", "png.ico"};
     for (int i = 0; i < (int)(sizeof names / sizeof *names); i++) {
         snprintf(src, sizeof src, "%s/tests/data/media/%s", g_src, names[i]);
         size_t len;
@@ -399,21 +400,26 @@ static void test_bad_images(void)
     /* known formats and layouts we do not decode: UNSUPPORTED, saying which */
     CHECK_ERR(ngpt_image_load_memory(&img, "II+\0\x08\0\0\0", 8, "a.tif"), NGPT_ERR_UNSUPPORTED, "BigTIFF");
     {
-        /* a TIFF whose one IFD says w x h, compression c and one more tag (and nothing else) */
-        unsigned char tif[8 + 2 + 4 * 12 + 4] = {'I', 'I', 42, 0, 8, 0, 0, 0, 4, 0};
-        const struct { uint32_t w, h; int comp, tag, value; ngpt_status want; const char *msg; } tc[] = {
-            {64, 64, 7, 262, 2, NGPT_ERR_UNSUPPORTED, "JPEG-compressed TIFF"},
-            {64, 64, 34712, 262, 2, NGPT_ERR_UNSUPPORTED, "compression 34712"},
-            {20000, 20000, 1, 262, 2, NGPT_ERR_UNSUPPORTED, "20000x20000"},
-            {64, 64, 1, 262, 8, NGPT_ERR_UNSUPPORTED, "photometric interpretation 8"}, /* CIELab */
-            {64, 64, 1, 322, 16, NGPT_ERR_UNSUPPORTED, "tiled TIFF"},  /* FFmpeg would make garbage of it */
-            {64, 64, 1, 300, 0, NGPT_ERR_BAD_FORMAT, "PhotometricInterpretation"},
-            {64, 64, 1, 262, 2, NGPT_ERR_BAD_FORMAT, "a.tif"}, /* no strips */
+        /* a TIFF whose one IFD says w x h, compression c, photometric p (300, an unknown tag,
+         * when p < 0) and one more tag (and nothing else) */
+        unsigned char tif[8 + 2 + 5 * 12 + 4] = {'I', 'I', 42, 0, 8, 0, 0, 0, 5, 0};
+        const struct { uint32_t w, h; int comp, ph, tag, value; ngpt_status want; const char *msg; } tc[] = {
+            {64, 64, 6, 2, 339, 1, NGPT_ERR_UNSUPPORTED, "old-style JPEG"},
+            {64, 64, 34712, 2, 339, 1, NGPT_ERR_UNSUPPORTED, "compression 34712"},
+            {20000, 20000, 1, 2, 339, 1, NGPT_ERR_UNSUPPORTED, "20000x20000"},
+            {64, 64, 1, 8, 339, 1, NGPT_ERR_UNSUPPORTED, "photometric interpretation 8"}, /* CIELab */
+            {64, 64, 1, 2, 339, 3, NGPT_ERR_UNSUPPORTED, "SampleFormat 3"},                /* float */
+            {64, 64, 7, 5, 339, 1, NGPT_ERR_UNSUPPORTED, "photometric interpretation 5"},
+            {64, 64, 7, 2, 339, 1, NGPT_ERR_BAD_FORMAT, "fewer strips"},                    /* JPEG, no strips */
+            {64, 64, 1, 2, 322, 16, NGPT_ERR_BAD_FORMAT, "16x0"},  /* tiled, no TileLength */
+            {64, 64, 1, -1, 339, 1, NGPT_ERR_BAD_FORMAT, "PhotometricInterpretation"},
+            {64, 64, 1, 2, 339, 1, NGPT_ERR_BAD_FORMAT, "a.tif"},                           /* no strips */
         };
         for (int i = 0; i < (int)(sizeof tc / sizeof *tc); i++) {
-            const uint32_t tags[4][2] = {{256, tc[i].w}, {257, tc[i].h}, {259, (uint32_t)tc[i].comp},
+            const uint32_t tags[5][2] = {{256, tc[i].w}, {257, tc[i].h}, {259, (uint32_t)tc[i].comp},
+                                         {tc[i].ph < 0 ? 300 : 262, (uint32_t)(tc[i].ph < 0 ? 0 : tc[i].ph)},
                                          {(uint32_t)tc[i].tag, (uint32_t)tc[i].value}};
-            for (int t = 0; t < 4; t++) {
+            for (int t = 0; t < 5; t++) {
                 unsigned char *e = tif + 10 + 12 * t;
                 memset(e, 0, 12);
                 e[0] = (unsigned char)tags[t][0], e[1] = (unsigned char)(tags[t][0] >> 8), e[2] = 4, e[4] = 1;
