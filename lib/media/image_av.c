@@ -54,13 +54,8 @@ static int get_buffer(AVCodecContext *cx, AVFrame *f, int flags)
     return r;
 }
 
-static inline int rd16(const uint8_t *p, bool be) { return be ? p[0] << 8 | p[1] : p[1] << 8 | p[0]; }
-
-static uint32_t rd32(const uint8_t *p, bool be)
-{
-    return be ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]
-              : (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0];
-}
+static inline int rd16(const uint8_t *p, bool be) { return (int)nx_get_uint(p, 2, be); }
+static inline uint32_t rd32(const uint8_t *p, bool be) { return nx_get_uint(p, 4, be); }
 
 /* ---- BMP: what the headers say, read before FFmpeg sees the file ---- */
 

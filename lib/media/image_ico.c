@@ -10,8 +10,8 @@
 
 #include <string.h>
 
-static uint32_t le32(const uint8_t *p) { return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]; }
-static int le16(const uint8_t *p) { return p[1] << 8 | p[0]; }
+static uint32_t le32(const uint8_t *p) { return nx_get_uint(p, 4, false); }
+static int le16(const uint8_t *p) { return (int)nx_get_uint(p, 2, false); }
 
 /* Pillow's colour depth of an entry: bpp, else ceil(log2(colours)), else 256. */
 static int ico_depth(const uint8_t *e)

@@ -20,13 +20,6 @@
 /* A 16384 x 16384 image in 64 x 64 tiles; the usual 256 x 256 tiles stay far below. */
 #define NX_TIFF_MAX_CHUNKS 65536
 
-static uint32_t rd(const uint8_t *p, int size, bool be)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < size; i++) v |= (uint32_t)p[be ? size - 1 - i : i] << (8 * i);
-    return v;
-}
-
 static void wr(uint8_t *p, int size, bool be, uint32_t v)
 {
     for (int i = 0; i < size; i++) p[be ? size - 1 - i : i] = (uint8_t)(v >> (8 * i));
@@ -44,20 +37,20 @@ bool nx_tiff_read_ifd0(const uint8_t *b, size_t len, nx_tiff_ifd *ifd)
     ifd->be = len > 0 && b[0] == 'M';
     ifd->n = 0;
     if (len < 8) return false;
-    size_t off = rd(b + 4, 4, ifd->be);
+    size_t off = nx_get_uint(b + 4, 4, ifd->be);
     if (off > len || len - off < 2) return false;
-    size_t n = rd(b + off, 2, ifd->be);
+    size_t n = nx_get_uint(b + off, 2, ifd->be);
     if ((len - off - 2) / 12 < n || n > NX_TIFF_MAX_ENTRIES) return false;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *e = b + off + 2 + 12 * i;
         nx_tiff_entry *t = &ifd->e[ifd->n];
-        t->tag = (uint16_t)rd(e, 2, ifd->be);
-        t->type = (uint16_t)rd(e + 2, 2, ifd->be);
-        t->count = rd(e + 4, 4, ifd->be);
+        t->tag = (uint16_t)nx_get_uint(e, 2, ifd->be);
+        t->type = (uint16_t)nx_get_uint(e + 2, 2, ifd->be);
+        t->count = nx_get_uint(e + 4, 4, ifd->be);
         int ts = type_size(t->type);
         if (!ts || t->count == 0 || t->count > len / (size_t)ts) continue; /* unknown or impossible */
         t->size = (size_t)ts * t->count;
-        t->at = t->size <= 4 ? (size_t)(e + 8 - b) : rd(e + 8, 4, ifd->be); /* inline when it fits */
+        t->at = t->size <= 4 ? (size_t)(e + 8 - b) : nx_get_uint(e + 8, 4, ifd->be); /* inline when it fits */
         if (t->at > len || len - t->at < t->size) continue;
         ifd->n++;
     }
@@ -77,7 +70,7 @@ uint32_t nx_tiff_value(const uint8_t *b, const nx_tiff_ifd *ifd, int tag, uint32
     if (!t || idx >= t->count) return dflt;
     int ts = type_size(t->type);
     if (ts != 1 && ts != 2 && ts != 4) return dflt; /* not an integer field */
-    return rd(b + t->at + (size_t)ts * idx, ts, ifd->be);
+    return nx_get_uint(b + t->at + (size_t)ts * idx, ts, ifd->be);
 }
 
 /* ---- tiles through FFmpeg ---- */

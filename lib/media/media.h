@@ -33,6 +33,14 @@ ngpt_status nx_image_check_size(const char *name, const char *fmt, int64_t w, in
 typedef enum nx_image_codec { NX_IMAGE_BMP, NX_IMAGE_TIFF, NX_IMAGE_PBM, NX_IMAGE_PGM, NX_IMAGE_PPM } nx_image_codec;
 ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name, nx_image_codec codec,
                                int32_t *w, int32_t *h, uint8_t **rgb);
+/* An unsigned integer of `size` (1..4) bytes at p, big- or little-endian: the file headers. */
+static inline uint32_t nx_get_uint(const uint8_t *p, int size, bool be)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < size; i++) v |= (uint32_t)p[be ? size - 1 - i : i] << (8 * i);
+    return v;
+}
+
 /* TIFF's IFD 0 (image_tiff.c): the entries with known types whose values lie inside the file. */
 #define NX_TIFF_MAX_ENTRIES 512
 typedef struct nx_tiff_entry {
