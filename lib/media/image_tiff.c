@@ -75,10 +75,15 @@ uint32_t nx_tiff_value(const uint8_t *b, const nx_tiff_ifd *ifd, int tag, uint32
 
 /* ---- tiles through FFmpeg ---- */
 
-/* Tags the one-strip TIFF of a tile gets anew (or, for Orientation, leaves to our caller). */
-static bool replaced(int tag)
+/* The file's tags a tile's one-strip TIFF keeps: those that say how to decode the pixels (not
+ * the size and layout, which it gets anew, nor Orientation, which our caller applies, nor ICC,
+ * XMP, EXIF and other metadata, which would be copied for every tile). */
+static bool kept(int tag)
 {
-    return tag == 256 || tag == 257 || tag == 273 || tag == 274 || tag == 278 || tag == 279 || (tag >= 322 && tag <= 325);
+    static const uint16_t tags[] = {258, 259, 262, 266, 277, 284, 292, 293, 317, 320, 332, 338, 339};
+    for (size_t i = 0; i < sizeof tags / sizeof *tags; i++)
+        if (tags[i] == tag) return true;
+    return false;
 }
 
 /* A one-strip TIFF of width tw, height th whose strips (one per plane) are the chunks
@@ -91,7 +96,9 @@ static ngpt_status tile_tiff(const uint8_t *b, const nx_tiff_ifd *ifd, uint32_t 
     int n = 5;
     size_t extra = 0, data = 0;
     for (int i = 0; i < ifd->n; i++)
-        if (!replaced(ifd->e[i].tag)) n++, extra += ifd->e[i].size > 4 ? (ifd->e[i].size + 1) & ~(size_t)1 : 0;
+        if (kept(ifd->e[i].tag)) n++, extra += ifd->e[i].size > 4 ? (ifd->e[i].size + 1) & ~(size_t)1 : 0;
+    if (extra > (1u << 20)) /* a 16-bit ColorMap is 384 KiB; more is a file built to make us copy */
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: TIFF tag values of %zu bytes", name, extra);
     for (int p = 0; p < planes; p++) data += chunk_len[p];
     size_t ifd_len = 2 + 12 * (size_t)n + 4, arrays = planes > 1 ? 8 * (size_t)planes : 0;
     size_t total = 8 + ifd_len + extra + arrays + data;
@@ -125,7 +132,7 @@ static ngpt_status tile_tiff(const uint8_t *b, const nx_tiff_ifd *ifd, uint32_t 
             wr(e + 8, 4, be, v);
             e += 12, k++;
         }
-        if (!f || replaced(f->tag)) continue;
+        if (!f || !kept(f->tag)) continue;
         wr(e, 2, be, f->tag);
         wr(e + 2, 2, be, f->type);
         wr(e + 4, 4, be, f->count);
@@ -191,7 +198,11 @@ ngpt_status nx_tiff_decode_chunks(const uint8_t *b, size_t len, const nx_tiff_if
                             tiled ? "tile" : "strip", k, o, c, len);
                 break;
             }
-            chunk[p] = b + o, chunk_len[p] = c;
+            /* what a piece can need: its samples uncompressed, twice over (no coding expands more),
+             * so that pieces pointing at one large blob do not make us copy it again and again */
+            uint64_t cap = 2 * (uint64_t)cw * ch * (uint64_t)nx_tiff_value(b, ifd, 277, 0, 1) *
+                           ((nx_tiff_value(b, ifd, 258, 0, 8) + 7) / 8) + 4096;
+            chunk[p] = b + o, chunk_len[p] = c < cap ? c : (uint32_t)cap;
         }
         if (st != NGPT_OK) break;
         size_t plen = 0;
