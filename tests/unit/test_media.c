@@ -1102,16 +1102,16 @@ static ngpt_status alloc_case(int which)
     char p[1400];
     ngpt_status st;
     ngpt_tensor t = {0};
-    if (which < 6) {
+    if (which < 9) {
         static const char *files[] = {"interlaced.png", "cmyk.jpg", "palette4.png", "cmyk.tif", "rle8.bmp",
-                                      "maxval1000.ppm"};
+                                      "maxval1000.ppm", "tiled_planar.tif", "jpeg_ycbcr_tiled.tif", "dib4.ico"};
         snprintf(p, sizeof p, "%s/tests/data/media/%s", g_src, files[which]);
         ngpt_image *img = NULL;
         st = ngpt_image_load(&img, p);
         if (st == NGPT_OK) st = ngpt_image_preprocess(&t, img);
         ngpt_image_free(img);
     } else {
-        if (which == 6) snprintf(p, sizeof p, "%s/tests/data/media/stereo44k.wav", g_src);
+        if (which == 9) snprintf(p, sizeof p, "%s/tests/data/media/stereo44k.wav", g_src);
         else snprintf(p, sizeof p, "%s/tests/golden/vision/audio.fbank/m4a_aac_22k_2_3s/input.m4a", g_src);
         ngpt_audio *a = NULL;
         st = ngpt_audio_load(&a, p);
@@ -1124,7 +1124,7 @@ static ngpt_status alloc_case(int which)
 
 static void test_alloc_failures(void)
 {
-    for (int which = 0; which < 8; which++) {  /* 6 images, a WAV, an M4A (the FFmpeg path) */
+    for (int which = 0; which < 11; which++) {  /* 9 images, a WAV, an M4A (the FFmpeg path) */
         int64_t blocks = nx_alloc_blocks();
         int ok = 0;
         for (int64_t nth = 1; nth < 200 && !ok; nth++) {
