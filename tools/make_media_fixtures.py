@@ -445,6 +445,7 @@ def main():
     b = io.BytesIO(); Image.fromarray(scene(233, 225, 13)).convert("P", palette=Image.ADAPTIVE, colors=64).save(b, "PNG", transparency=bytes(range(0, 256, 4))); big["palette_trns_png"] = ("input.png", b.getvalue(), "P 233x225 png with tRNS (ignored by convert RGB)")
     for name, (fn, data, note) in big.items():
         vision_case(name, fn, data, note)
+    bmp_tiff_pnm_cases()
 
     # audio.fbank cases: FLAC at 22.05 kHz, stereo 48 kHz WAV with the fixed clip rule.
     import torchaudio
@@ -469,7 +470,6 @@ def main():
     ffmpeg_audio_cases()
     webp_cases()
     gif_cases()
-    bmp_tiff_pnm_cases()
 
 
 def webp_cases():
