@@ -278,7 +278,7 @@ def images_av():
     out["plain.ppm"] = ("P3\n19 13\n255\n" + " ".join(str(int(v)) for v in a.flatten()) + "\n").encode()
     # TIFF in tiles and JPEG-compressed TIFF (strips and tiles, RGB and subsampled YCbCr), which
     # FFmpeg 5.1 decodes as garbage: Pillow writes JPEG strips; libtiff itself the rest
-    for fn, mode in (("jpeg.tif", "RGB"), ("jpeg_gray.tif", "L")):
+    for fn, mode in (("jpeg.tif", "RGB"), ("jpeg_gray.tif", "L"), ("jpeg_cmyk.tif", "CMYK")):
         b = io.BytesIO()
         im.convert(mode).save(b, "TIFF", compression="jpeg", quality=85)
         out[fn] = b.getvalue()

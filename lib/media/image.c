@@ -102,8 +102,14 @@ static void jpeg_on_message(j_common_ptr ci, int level)
     (void)level;
 }
 
-ngpt_status nx_jpeg_decode(const uint8_t *buf, size_t len, const char *name, int32_t *ow,
-                               int32_t *oh, uint8_t **out)
+ngpt_status nx_jpeg_decode(const uint8_t *buf, size_t len, const char *name, int32_t *ow, int32_t *oh,
+                           uint8_t **out)
+{
+    return nx_jpeg_decode_as(buf, len, name, NX_JPEG_FILE, ow, oh, out);
+}
+
+ngpt_status nx_jpeg_decode_as(const uint8_t *buf, size_t len, const char *name, nx_jpeg_mode mode, int32_t *ow,
+                              int32_t *oh, uint8_t **out)
 {
     if (len > (size_t)0xffffffffu) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: JPEG larger than 4 GiB", name);
     jpeg_ctx c;
@@ -127,6 +133,9 @@ ngpt_status nx_jpeg_decode(const uint8_t *buf, size_t len, const char *name, int
         goto done;
     }
     int nc;
+    if (mode == NX_JPEG_TIFF_YCBCR && c.di.num_components == 3) c.di.jpeg_color_space = JCS_YCbCr;
+    if (mode == NX_JPEG_TIFF_RAW && c.di.num_components > 1) /* libtiff: no colour conversion at all */
+        c.di.jpeg_color_space = c.di.num_components == 3 ? JCS_RGB : c.di.num_components == 4 ? JCS_CMYK : JCS_UNKNOWN;
     switch (c.di.jpeg_color_space) {
     case JCS_GRAYSCALE: c.di.out_color_space = JCS_GRAYSCALE; nc = 1; break;
     case JCS_CMYK:
@@ -158,9 +167,10 @@ ngpt_status nx_jpeg_decode(const uint8_t *buf, size_t len, const char *name, int
     } else if (nc == 4) {
         for (size_t i = 0; i < npix; i++) {
             const uint8_t *p = raw + 4 * i;
-            int nk = p[3];  /* 255 - k, k = inverted stored value */
+            bool inv = mode == NX_JPEG_FILE; /* Pillow reads every 4-channel JPEG file as Adobe-inverted */
+            int nk = inv ? p[3] : 255 - p[3];  /* 255 - k */
             for (int k = 0; k < 3; k++) {
-                int cv = 255 - p[k];
+                int cv = inv ? 255 - p[k] : p[k];
                 int t = cv * nk + 128;
                 int v = nk - (((t >> 8) + t) >> 8);
                 rgb[3 * i + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);

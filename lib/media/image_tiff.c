@@ -6,9 +6,11 @@
  *                   tile's bytes), decoded through image_av.c as any TIFF, and placed;
  *   JPEG (7)        each chunk is a JPEG stream, abbreviated when the file has JPEGTables:
  *                   the tables' segments go in front of the chunk's and libjpeg decodes it as
- *                   our JPEG path does (image.c). Gray, RGB and YCbCr (libjpeg's conversion, as
- *                   libtiff's JPEGCOLORMODE_RGB, which Pillow sets) are taken; checked against
- *                   Pillow + libtiff on strips and tiles, YCbCr subsampled 1x1, 2x1 and 2x2.
+ *                   our JPEG path does (image.c), with libtiff's colour handling: YCbCr
+ *                   converted by libjpeg (JPEGCOLORMODE_RGB, which Pillow sets), gray, RGB and
+ *                   CMYK taken as stored (CMYK not inverted, unlike a JPEG file); checked
+ *                   against Pillow + libtiff on strips and tiles, YCbCr subsampled 1x1, 2x1
+ *                   and 2x2, CMYK.
  *
  * Pixels of a tile or strip past the image's edge are dropped, as libtiff does. */
 #include "media.h"
@@ -172,9 +174,10 @@ ngpt_status nx_tiff_decode_chunks(const uint8_t *b, size_t len, const nx_tiff_if
     if (jpeg && planes > 1)
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: JPEG-compressed TIFF with separate planes is not supported", name);
     uint32_t photometric = nx_tiff_value(b, ifd, 262, 0, 0);
-    if (jpeg && photometric != 1 && photometric != 2 && photometric != 6)
+    if (jpeg && photometric != 1 && photometric != 2 && photometric != 5 && photometric != 6)
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: JPEG-compressed TIFF with photometric interpretation %u is not "
-                      "supported (gray, RGB and YCbCr are)", name, photometric);
+                      "supported (gray, RGB, CMYK and YCbCr are)", name, photometric);
+    nx_jpeg_mode jmode = photometric == 6 ? NX_JPEG_TIFF_YCBCR : NX_JPEG_TIFF_RAW;
     uint32_t across = (w + cw - 1) / cw, down = (h + ch - 1) / ch, per_plane = across * down;
     if ((uint64_t)per_plane * (uint64_t)planes > NX_TIFF_MAX_CHUNKS) /* each is a decoder run: bound the work */
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: TIFF of %ux%u in %u %s of %ux%u: more than %d pieces", name, w, h,
@@ -222,7 +225,7 @@ ngpt_status nx_tiff_decode_chunks(const uint8_t *b, size_t len, const nx_tiff_if
             break;
         }
         int32_t pw = 0, ph = 0;
-        st = jpeg ? nx_jpeg_decode(piece, plen, name, &pw, &ph, &rgb) : nx_image_decode_av(piece, plen, name, NX_IMAGE_TIFF, &pw, &ph, &rgb);
+        st = jpeg ? nx_jpeg_decode_as(piece, plen, name, jmode, &pw, &ph, &rgb) : nx_image_decode_av(piece, plen, name, NX_IMAGE_TIFF, &pw, &ph, &rgb);
         nx_free(piece);
         piece = NULL;
         if (st != NGPT_OK) break;

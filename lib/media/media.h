@@ -61,8 +61,13 @@ uint32_t nx_tiff_value(const uint8_t *buf, const nx_tiff_ifd *ifd, int tag, uint
 /* A tiled or JPEG-compressed TIFF, chunk by chunk (FFmpeg 5.1 decodes neither correctly). */
 ngpt_status nx_tiff_decode_chunks(const uint8_t *buf, size_t len, const nx_tiff_ifd *ifd, const char *name,
                                   int32_t *w, int32_t *h, uint8_t **rgb);
-/* JPEG (image.c), as nx_image_decode does it. */
+/* JPEG (image.c), as nx_image_decode does it; _as for a JPEG inside a TIFF, as libtiff hands it
+ * to Pillow: NX_JPEG_TIFF_YCBCR (photometric YCbCr, JPEGCOLORMODE_RGB: libjpeg converts) or
+ * NX_JPEG_TIFF_RAW (no colour conversion: RGB as stored, CMYK not inverted). */
+typedef enum nx_jpeg_mode { NX_JPEG_FILE, NX_JPEG_TIFF_YCBCR, NX_JPEG_TIFF_RAW } nx_jpeg_mode;
 ngpt_status nx_jpeg_decode(const uint8_t *buf, size_t len, const char *name, int32_t *w, int32_t *h, uint8_t **rgb);
+ngpt_status nx_jpeg_decode_as(const uint8_t *buf, size_t len, const char *name, nx_jpeg_mode mode, int32_t *w,
+                              int32_t *h, uint8_t **rgb);
 /* ICO (image_ico.c): the entry Pillow 9.4 opens, a PNG or a DIB (through nx_image_decode_av). */
 ngpt_status nx_ico_decode(const uint8_t *buf, size_t len, const char *name, int32_t *w, int32_t *h, uint8_t **rgb);
 /* WebP (image_webp.c): the first frame, as Pillow 9.4 reads it through libwebp's WebPAnimDecoder. */

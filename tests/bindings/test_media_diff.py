@@ -129,7 +129,7 @@ def random_image(rng):
         kw = {}
         if layout == "tif":
             comps = [None, "tiff_lzw", "tiff_adobe_deflate", "packbits"] + (["group4"] if mode == "1" else []) + \
-                (["jpeg"] if mode in ("RGB", "L") else [])
+                (["jpeg"] if mode in ("RGB", "L", "CMYK") else [])
             kw["compression"] = rng.choice(comps)
             layout += "-%s" % kw["compression"]
         img.save(b, {"bmp": "BMP", "pnm": "PPM"}.get(layout, "TIFF"), **kw)
