@@ -337,19 +337,23 @@ ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name, in
         return nx_gif_decode(buf, len, name, w, h, rgb);
     if (len >= 12 && memcmp(buf, "RIFF", 4) == 0 && memcmp(buf + 8, "WEBP", 4) == 0)
         return nx_webp_decode(buf, len, name, w, h, rgb);
-    if (len >= 2 && buf[0] == 'B' && buf[1] == 'M') return nx_image_decode_av(buf, len, name, NX_IMAGE_BMP, w, h, rgb);
+    if (len >= 2 && buf[0] == 'B' && buf[1] == 'M')
+        return nx_image_decode_av(buf, len, name, NX_IMAGE_BMP, w, h, rgb);
     if (len >= 4 && (memcmp(buf, "II*\0", 4) == 0 || memcmp(buf, "MM\0*", 4) == 0))
         return nx_image_decode_av(buf, len, name, NX_IMAGE_TIFF, w, h, rgb);
     if (len >= 4 && (memcmp(buf, "II+\0", 4) == 0 || memcmp(buf, "MM\0+", 4) == 0))
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: BigTIFF images are not supported (Pillow 9.4 does not read them either)", name);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: BigTIFF images are not supported (Pillow 9.4 does not read them "
+                      "either)", name);
     if (len >= 4 && memcmp(buf, "\0\0\1\0", 4) == 0) return nx_ico_decode(buf, len, name, w, h, rgb);
-    if (len >= 3 && buf[0] == 'P' && buf[1] >= '1' && buf[1] <= '6' && strchr(" \t\r\n#", buf[2]) && buf[2]) {
+    if (len >= 3 && buf[0] == 'P' && buf[1] >= '1' && buf[1] <= '6' && buf[2] && strchr(" \t\r\n#", buf[2])) {
         static const nx_image_codec pnm[] = {NX_IMAGE_PBM, NX_IMAGE_PGM, NX_IMAGE_PPM};
         return nx_image_decode_av(buf, len, name, pnm[(buf[1] - '1') % 3], w, h, rgb);
     }
     if (len >= 12 && memcmp(buf + 4, "ftyp", 4) == 0 &&
         (memcmp(buf + 8, "hei", 3) == 0 || memcmp(buf + 8, "hev", 3) == 0 || memcmp(buf + 8, "mif1", 4) == 0 ||
          memcmp(buf + 8, "msf1", 4) == 0 || memcmp(buf + 8, "avif", 4) == 0 || memcmp(buf + 8, "avis", 4) == 0))
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: HEIF/AVIF images are not supported (JPEG, PNG, WebP, GIF, BMP, TIFF, Netpbm and ICO are)", name);
-    return nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JPEG, PNG, WebP, GIF, BMP, TIFF, Netpbm or ICO image (unrecognised signature)", name);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: HEIF/AVIF images are not supported (JPEG, PNG, WebP, GIF, BMP, "
+                      "TIFF, Netpbm and ICO are)", name);
+    return nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JPEG, PNG, WebP, GIF, BMP, TIFF, Netpbm or ICO image "
+                  "(unrecognised signature)", name);
 }

@@ -241,7 +241,8 @@ static bool convert_row(const AVFrame *f, int y, int npal, uint8_t *d)
     }
     case AV_PIX_FMT_MONOWHITE: case AV_PIX_FMT_MONOBLACK: {
         int on = pf == AV_PIX_FMT_MONOBLACK ? 255 : 0;
-        for (int x = 0; x < w; x++, d += 3) d[0] = d[1] = d[2] = (uint8_t)(s[x >> 3] >> (7 - (x & 7)) & 1 ? on : 255 - on);
+        for (int x = 0; x < w; x++, d += 3)
+            d[0] = d[1] = d[2] = (uint8_t)(s[x >> 3] >> (7 - (x & 7)) & 1 ? on : 255 - on);
         return true;
     }
     case AV_PIX_FMT_PAL8: {
@@ -487,8 +488,8 @@ ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name,
             tiff_info t = tiff_info_of(buf, &ifd);
             if ((st = tiff_check(name, &t)) != NGPT_OK) return st;
             j.cmyk = t.photometric == 5;
-            if (t.photometric_entry) /* the first value, whatever the count */
-                j.cmyk_at = t.photometric_entry->at, j.cmyk_size = t.photometric_entry->size / t.photometric_entry->count;
+            const nx_tiff_entry *ph = t.photometric_entry;
+            if (ph) j.cmyk_at = ph->at, j.cmyk_size = ph->size / ph->count; /* the first value, whatever the count */
             j.assoc = t.photometric == 2 && t.samples == 4 && t.bits == 8 && t.extra == 1;
             j.orientation = t.orientation >= 2 && t.orientation <= 8 ? (int)t.orientation : 0;
             if (t.tiled || t.compression == 7) { /* FFmpeg 5.1 returns garbage for both */

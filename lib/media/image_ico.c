@@ -39,11 +39,13 @@ ngpt_status nx_ico_decode(const uint8_t *buf, size_t len, const char *name, int3
         const uint8_t *e = buf + 6 + 16 * i;
         int64_t area = (int64_t)(e[0] ? e[0] : 256) * (e[1] ? e[1] : 256);
         int depth = ico_depth(e);
-        if (area > best_area || (area == best_area && depth >= best_depth)) best = e, best_area = area, best_depth = depth;
+        if (area > best_area || (area == best_area && depth >= best_depth))
+            best = e, best_area = area, best_depth = depth;
     }
     uint32_t off = le32(best + 12);
-    if (off >= len) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: ICO image at offset %u past the end of the file (%zu bytes)",
-                                  name, off, len);
+    if (off >= len)
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: ICO image at offset %u past the end of the file (%zu bytes)", name, off,
+                      len);
     const uint8_t *img = buf + off;
     size_t img_len = len - off;
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};

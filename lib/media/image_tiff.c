@@ -225,7 +225,8 @@ ngpt_status nx_tiff_decode_chunks(const uint8_t *b, size_t len, const nx_tiff_if
             break;
         }
         int32_t pw = 0, ph = 0;
-        st = jpeg ? nx_jpeg_decode_as(piece, plen, name, jmode, &pw, &ph, &rgb) : nx_image_decode_av(piece, plen, name, NX_IMAGE_TIFF, &pw, &ph, &rgb);
+        st = jpeg ? nx_jpeg_decode_as(piece, plen, name, jmode, &pw, &ph, &rgb)
+                  : nx_image_decode_av(piece, plen, name, NX_IMAGE_TIFF, &pw, &ph, &rgb);
         nx_free(piece);
         piece = NULL;
         if (st != NGPT_OK) break;
