@@ -21,9 +21,10 @@
 
 /* ---- images (image.c) ---- */
 
-/* Decode a JPEG, PNG, WebP, GIF, BMP, TIFF, Netpbm or ICO image (sniffed from the magic bytes) to packed RGB8 [h][w][3], converted
- * as Pillow's Image.convert("RGB") does. *rgb is nx_malloc'ed. NGPT_ERR_BAD_FORMAT for corrupt,
- * truncated or unrecognised data, NGPT_ERR_UNSUPPORTED for too large images. */
+/* Decode a JPEG, PNG, WebP, GIF, BMP, TIFF, Netpbm or ICO image (sniffed from the magic bytes)
+ * to packed RGB8 [h][w][3], converted as Pillow's Image.open(f).convert("RGB") does. *rgb is
+ * nx_malloc'ed. NGPT_ERR_BAD_FORMAT for corrupt, truncated or unrecognised data,
+ * NGPT_ERR_UNSUPPORTED for too large images and known layouts we do not decode. */
 ngpt_status nx_image_decode(const uint8_t *buf, size_t len, const char *name,
                             int32_t *w, int32_t *h, uint8_t **rgb);
 
