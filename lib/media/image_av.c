@@ -432,32 +432,6 @@ static bool convert(const av_job *j, const AVFrame *f, uint8_t *rgb)
     return true;
 }
 
-/* Pillow's TiffImagePlugin.load_end: the Orientation tag's transpose, applied on open (unlike
- * JPEG's EXIF orientation, which Pillow leaves alone). rgb is w x h; *out is ow x oh. */
-static uint8_t *orient(const uint8_t *rgb, int32_t w, int32_t h, int o, int32_t *ow, int32_t *oh)
-{
-    bool swap = o >= 5;
-    int32_t W = swap ? h : w, H = swap ? w : h;
-    uint8_t *out = nx_malloc((size_t)w * (size_t)h * 3);
-    if (!out) return NULL;
-    for (int32_t y = 0; y < H; y++)
-        for (int32_t x = 0; x < W; x++) {
-            int32_t sx, sy;
-            switch (o) {
-            case 2: sx = w - 1 - x, sy = y; break;             /* FLIP_LEFT_RIGHT */
-            case 3: sx = w - 1 - x, sy = h - 1 - y; break;     /* ROTATE_180 */
-            case 4: sx = x, sy = h - 1 - y; break;             /* FLIP_TOP_BOTTOM */
-            case 5: sx = y, sy = x; break;                     /* TRANSPOSE */
-            case 6: sx = y, sy = h - 1 - x; break;             /* ROTATE_270 */
-            case 7: sx = w - 1 - y, sy = h - 1 - x; break;     /* TRANSVERSE */
-            default: sx = w - 1 - y, sy = x; break;            /* 8: ROTATE_90 */
-            }
-            memcpy(out + ((size_t)y * W + x) * 3, rgb + ((size_t)sy * w + sx) * 3, 3);
-        }
-    *ow = W, *oh = H;
-    return out;
-}
-
 ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name, nx_image_codec codec,
                                int32_t *ow, int32_t *oh, uint8_t **out)
 {
@@ -544,11 +518,16 @@ ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name,
         goto done;
     }
 transpose:
-    if (j.orientation) {
-        uint8_t *o = orient(rgb, w, h, j.orientation, &w, &h);
+    if (j.orientation) { /* Pillow's TiffImagePlugin.load_end transposes on open (not so for JPEG's EXIF) */
+        uint8_t *o = nx_malloc((size_t)w * (size_t)h * 3);
         if (!o) {
             st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate a %dx%d image", name, w, h);
             goto done;
+        }
+        nx_rgb8_orient(rgb, w, h, j.orientation, o);
+        if (j.orientation >= 5) {
+            int32_t t = w;
+            w = h, h = t;
         }
         nx_free(rgb);
         rgb = o;

@@ -85,6 +85,11 @@ ngpt_status nx_gif_decode(const uint8_t *buf, size_t len, const char *name, int3
 ngpt_status nx_resize_bicubic_rgb8(const uint8_t *src, int32_t sw, int32_t sh,
                                    uint8_t *dst, int32_t dw, int32_t dh);
 
+/* src (w x h, packed RGB8) in the orientation an EXIF/TIFF Orientation value 1..8 describes,
+ * turned upright into dst as Pillow's exif_transpose does (5..8 swap the sides: dst is h x w).
+ * Also decord's video rotations: 6 is 90 degrees clockwise, 3 is 180, 8 is 270. */
+void nx_rgb8_orient(const uint8_t *src, int32_t w, int32_t h, int orientation, uint8_t *dst);
+
 /* Resize (short side 224) + CenterCrop 224 + ToTensor + Normalize (CLIP mean/std):
  * out is F32 [3,224,224]. */
 ngpt_status nx_image_preprocess_rgb8(const uint8_t *rgb, int32_t w, int32_t h, float *out);

@@ -10,6 +10,9 @@
  * Hand-written because no C library we link implements Pillow's exact fixed-point arithmetic
  * (libswscale and libvips bicubics differ in kernel, support and rounding), and one u8 step is
  * already ~0.015 after normalisation: anything but an exact port fails the golden cases.
+ *
+ * Also here, the other RGB8 geometry: nx_rgb8_orient, the 8 EXIF/TIFF orientations (a TIFF's
+ * Orientation tag, and a video stream's 90/180/270-degree rotation).
  */
 #include "media.h"
 
@@ -209,4 +212,24 @@ void nx_image_postprocess(const float *img, int64_t b, int64_t h, int64_t w, uin
                 if (v != v) v = 0.0f; /* NaN: numpy's astype would be undefined; pick 0 */
                 out[(n * h * w + i) * 3 + c] = (uint8_t)rintf(v * 255.0f);
             }
+}
+
+void nx_rgb8_orient(const uint8_t *src, int32_t w, int32_t h, int o, uint8_t *dst)
+{
+    int32_t W = o >= 5 ? h : w, H = o >= 5 ? w : h;
+    for (int32_t y = 0; y < H; y++)
+        for (int32_t x = 0; x < W; x++) {
+            int32_t sx, sy;
+            switch (o) {
+            case 2: sx = w - 1 - x, sy = y; break;             /* FLIP_LEFT_RIGHT */
+            case 3: sx = w - 1 - x, sy = h - 1 - y; break;     /* ROTATE_180 */
+            case 4: sx = x, sy = h - 1 - y; break;             /* FLIP_TOP_BOTTOM */
+            case 5: sx = y, sy = x; break;                     /* TRANSPOSE */
+            case 6: sx = y, sy = h - 1 - x; break;             /* ROTATE_270 (90 clockwise) */
+            case 7: sx = w - 1 - y, sy = h - 1 - x; break;     /* TRANSVERSE */
+            case 8: sx = w - 1 - y, sy = x; break;             /* ROTATE_90 (270 clockwise) */
+            default: sx = x, sy = y; break;                    /* 1: upright */
+            }
+            memcpy(dst + ((size_t)y * W + x) * 3, src + ((size_t)sy * w + sx) * 3, 3);
+        }
 }

@@ -177,28 +177,6 @@ static int stream_rotation(AVStream *st)
     return deg == 90 || deg == 180 || deg == 270 ? deg : 0;
 }
 
-/* Packed RGB24 src (w x h) turned `rot` degrees clockwise into dst (h x w for 90 and 270):
- * transpose=1 (clockwise), transpose=1 twice, transpose=2 (counter-clockwise). */
-static void rotate_rgb(const uint8_t *src, int w, int h, int rot, uint8_t *dst)
-{
-    int dw = rot == 180 ? w : h;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            int dx, dy;
-            if (rot == 90) {
-                dx = h - 1 - y;
-                dy = x;
-            } else if (rot == 270) {
-                dx = y;
-                dy = w - 1 - x;
-            } else {
-                dx = w - 1 - x;
-                dy = h - 1 - y;
-            }
-            memcpy(dst + ((size_t)dy * dw + dx) * 3, src + ((size_t)y * w + x) * 3, 3);
-        }
-}
-
 /* ---- the whole transform ---- */
 
 typedef struct vctx {
@@ -383,7 +361,7 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
                 uint8_t *dst[4] = {v.rgb, NULL, NULL, NULL};
                 int dls[4] = {w * 3, 0, 0, 0};
                 sws_scale(v.sws, (const uint8_t *const *)v.frame->data, v.frame->linesize, 0, h, dst, dls);
-                if (rot) rotate_rgb(v.rgb, w, h, rot, v.rot);
+                if (rot) nx_rgb8_orient(v.rgb, w, h, rot == 90 ? 6 : rot == 180 ? 3 : 8, v.rot);
                 for (int i = 0; i < 10; i++)
                     if (want[i] == idx) {
                         transform_frame(&v.sc, rot ? v.rot : v.rgb, uw * 3, i / 2, i % 2, out);
