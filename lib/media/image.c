@@ -167,14 +167,8 @@ ngpt_status nx_jpeg_decode_as(const uint8_t *buf, size_t len, const char *name, 
     } else if (nc == 4) {
         for (size_t i = 0; i < npix; i++) {
             const uint8_t *p = raw + 4 * i;
-            bool inv = mode == NX_JPEG_FILE; /* Pillow reads every 4-channel JPEG file as Adobe-inverted */
-            int nk = inv ? p[3] : 255 - p[3];  /* 255 - k */
-            for (int k = 0; k < 3; k++) {
-                int cv = inv ? 255 - p[k] : p[k];
-                int t = cv * nk + 128;
-                int v = nk - (((t >> 8) + t) >> 8);
-                rgb[3 * i + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-            }
+            int inv = mode == NX_JPEG_FILE ? 255 : 0; /* Pillow reads every 4-channel JPEG file as Adobe-inverted */
+            for (int k = 0; k < 3; k++) rgb[3 * i + k] = nx_cmyk2rgb(inv ^ p[k], inv ^ p[3]);
         }
     }
     *ow = w;

@@ -310,13 +310,6 @@ static void pnm_lut(uint8_t *lut, int maxval, bool gray)
     }
 }
 
-/* Pillow's cmyk2rgb: nk - MULDIV255(c, nk) with nk = 255 - k. */
-static uint8_t cmyk_channel(int c, int k)
-{
-    int nk = 255 - k, t = c * nk + 128;
-    return (uint8_t)(nk - (((t >> 8) + t) >> 8));
-}
-
 typedef struct av_job {
     nx_image_codec codec;
     uint8_t *data;      /* the packet's bytes: the file, patched where said below */
@@ -409,7 +402,7 @@ static bool convert(const av_job *j, const AVFrame *f, uint8_t *rgb)
                 int ink[4];
                 if (planar) ink[0] = p[2][x], ink[1] = p[0][x], ink[2] = p[1][x], ink[3] = p[3][x];
                 else for (int c = 0; c < 4; c++) ink[c] = p[0][4 * x + c];
-                for (int c = 0; c < 3; c++) d[c] = cmyk_channel(ink[c], ink[3]);
+                for (int c = 0; c < 3; c++) d[c] = nx_cmyk2rgb(ink[c], ink[3]);
             }
         }
         return true;

@@ -42,6 +42,13 @@ static inline uint32_t nx_get_uint(const uint8_t *p, int size, bool be)
     return v;
 }
 
+/* Pillow's cmyk2rgb for one channel: nk - MULDIV255(c, nk) with nk = 255 - k (0..255 in, out). */
+static inline uint8_t nx_cmyk2rgb(int c, int k)
+{
+    int nk = 255 - k, t = c * nk + 128;
+    return (uint8_t)(nk - (((t >> 8) + t) >> 8));
+}
+
 /* TIFF's IFD 0 (image_tiff.c): the entries with known types whose values lie inside the file. */
 #define NX_TIFF_MAX_ENTRIES 512
 typedef struct nx_tiff_entry {
