@@ -188,6 +188,10 @@ ngpt_status nx_tiff_decode_chunks(const uint8_t *b, size_t len, const nx_tiff_if
                       tiled ? "tiles" : "strips", w, h, cw, ch);
     const nx_tiff_entry *tables = jpeg ? nx_tiff_find(ifd, 347) : NULL;
     size_t tlen = tables && tables->size >= 4 ? tables->size - 2 : 0; /* its segments, without EOI */
+    /* what a piece can need: its samples uncompressed, twice over (no coding expands more), so
+     * that pieces pointing at one large blob do not make us copy it again and again */
+    uint64_t cap = 2 * (uint64_t)cw * ch * (uint64_t)nx_tiff_value(b, ifd, 277, 0, 1) *
+                   ((nx_tiff_value(b, ifd, 258, 0, 8) + 7) / 8) + 4096;
     uint8_t *img = nx_malloc((size_t)w * h * 3), *piece = NULL, *rgb = NULL;
     if (!img) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate a %ux%u image", name, w, h);
     for (uint32_t k = 0; k < per_plane && st == NGPT_OK; k++) {
@@ -201,10 +205,6 @@ ngpt_status nx_tiff_decode_chunks(const uint8_t *b, size_t len, const nx_tiff_if
                             tiled ? "tile" : "strip", k, o, c, len);
                 break;
             }
-            /* what a piece can need: its samples uncompressed, twice over (no coding expands more),
-             * so that pieces pointing at one large blob do not make us copy it again and again */
-            uint64_t cap = 2 * (uint64_t)cw * ch * (uint64_t)nx_tiff_value(b, ifd, 277, 0, 1) *
-                           ((nx_tiff_value(b, ifd, 258, 0, 8) + 7) / 8) + 4096;
             chunk[p] = b + o, chunk_len[p] = c < cap ? c : (uint32_t)cap;
         }
         if (st != NGPT_OK) break;
