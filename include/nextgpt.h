@@ -651,9 +651,10 @@ NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *ou
  * an animation; libwebp), GIF (the first image, laid out as Pillow does; giflib), BMP
  * (1 to 32 bits, RLE4/RLE8, bitfields, OS/2 headers), TIFF (uncompressed, LZW, Deflate,
  * PackBits, CCITT, JPEG; strips or tiles; gray, RGB(A), palette, CMYK, YCbCr JPEG; 1 to 16
- * bits) and Netpbm (PBM/PGM/PPM, raw
- * and plain, any maxval) through libavcodec, and ICO (the entry Pillow opens: the largest, then
- * the deepest; PNG or DIB), recognised by their first bytes, not by the file name. Old-style JPEG TIFF, BigTIFF and HEIF/AVIF are refused (NGPT_ERR_UNSUPPORTED).
+ * bits) and Netpbm (PBM/PGM/PPM, raw and plain, any maxval) through libavcodec, and ICO (the
+ * entry Pillow opens: the largest, then the deepest; PNG or DIB), recognised by their first
+ * bytes, not by the file name. Old-style JPEG TIFF, BigTIFF and HEIF/AVIF are refused
+ * (NGPT_ERR_UNSUPPORTED).
  * Pixels are RGB8 as Pillow's convert("RGB") gives them: alpha is dropped (not composited),
  * palettes looked up, 16-bit samples reduced as Pillow does; EXIF orientation (JPEG, PNG,
  * WebP) NOT applied, a TIFF's Orientation tag applied: Pillow 9.4 does the same on open.
