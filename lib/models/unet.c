@@ -25,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_BLOCKS 8
+#define MAX_BLOCKS NX_UNET_MAX_BLOCKS
 #define MAX_LAYERS 8  /* resnets per block (up blocks have layers_per_block + 1) */
 
 /* ---------------------------------------------------------------------------------------------
@@ -95,20 +95,6 @@ static ngpt_status unsupported(const char *file, const char *key, const json_t *
     return nx_unet_cfg_unsupported(file, key, v, NULL);
 }
 
-/* key must be absent, null, or equal to the accepted value (a JSON literal). */
-static ngpt_status want_value(const json_t *cfg, const char *file, const char *key, const char *accepted)
-{
-    const json_t *v = json_object_get(cfg, key);
-    if (!v || json_is_null(v)) return NGPT_OK;
-    if (accepted) {
-        json_t *a = json_loads(accepted, JSON_DECODE_ANY, NULL);
-        bool eq = a && json_equal(v, a);
-        json_decref(a);
-        if (eq) return NGPT_OK;
-    }
-    return unsupported(file, key, v);
-}
-
 /* An int or a list of n ints (per down block). */
 static ngpt_status int_or_list(const json_t *cfg, const char *file, const char *key, int n, int def, int *out)
 {
@@ -149,7 +135,7 @@ static ngpt_status parse_config(unet_config *c, const json_t *j, const char *fil
         return unsupported(file, "_class_name", json_object_get(j, "_class_name"));
 
     /* what this port does not implement: must be absent, null or the default */
-    static const struct { const char *key, *accepted; } fixed[] = {
+    static const nx_unet_fixed_key fixed[] = {
         {"act_fn", "\"silu\""},
         {"addition_embed_type", NULL},
         {"encoder_hid_dim", NULL},
@@ -171,24 +157,14 @@ static ngpt_status parse_config(unet_config *c, const json_t *j, const char *fil
         {"attention_type", "\"default\""},
         {"addition_time_embed_dim", NULL},
     };
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) NX_TRY(want_value(j, file, fixed[i].key, fixed[i].accepted));
+    NX_TRY(nx_unet_cfg_fixed(j, file, fixed, sizeof fixed / sizeof fixed[0], NULL));
 
     int64_t v;
     NX_TRY(nx_json_int_opt(j, "in_channels", file, 4, &v)); c->in_ch = (int)v;
     NX_TRY(nx_json_int_opt(j, "out_channels", file, 4, &v)); c->out_ch = (int)v;
     if (c->in_ch <= 0 || c->out_ch <= 0) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: in_channels/out_channels must be > 0", file);
 
-    int64_t bo[MAX_BLOCKS + 1];
-    size_t nb;
-    const json_t *bov = json_object_get(j, "block_out_channels");
-    if (json_is_array(bov) && json_array_size(bov) > MAX_BLOCKS) return unsupported(file, "block_out_channels", bov);
-    NX_TRY(nx_json_int_array(j, "block_out_channels", file, bo, MAX_BLOCKS, &nb));
-    if (nb < 1) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: block_out_channels is empty", file);
-    c->n_blocks = (int)nb;
-    for (int i = 0; i < c->n_blocks; i++) {
-        if (bo[i] <= 0 || bo[i] > 65536) return unsupported(file, "block_out_channels", bov);
-        c->block_out[i] = (int)bo[i];
-    }
+    NX_TRY(nx_unet_cfg_block_out(j, file, c->block_out, &c->n_blocks, NULL));
     NX_TRY(block_types(j, file, "down_block_types", c->n_blocks, "CrossAttnDownBlock2D", "DownBlock2D", c->down_attn));
     NX_TRY(block_types(j, file, "up_block_types", c->n_blocks, "CrossAttnUpBlock2D", "UpBlock2D", c->up_attn));
     NX_TRY(int_or_list(j, file, "layers_per_block", c->n_blocks, 2, c->layers));
@@ -211,7 +187,7 @@ static ngpt_status parse_config(unet_config *c, const json_t *j, const char *fil
     NX_TRY(nx_json_num_opt(j, "freq_shift", file, 0, &d)); c->freq_shift = (float)d;
     NX_TRY(nx_json_int_opt(j, "time_embedding_dim", file, 4 * c->block_out[0], &v)); c->time_dim = (int)v;
     if (c->time_dim <= 0) return unsupported(file, "time_embedding_dim", json_object_get(j, "time_embedding_dim"));
-    if (c->block_out[0] < 2) return unsupported(file, "block_out_channels", bov);
+    if (c->block_out[0] < 2) return unsupported(file, "block_out_channels", json_object_get(j, "block_out_channels"));
 
     const char *cet;
     NX_TRY(nx_json_str_opt(j, "class_embed_type", file, NULL, &cet));

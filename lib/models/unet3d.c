@@ -37,7 +37,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_BLOCKS 8
+#define MAX_BLOCKS NX_UNET_MAX_BLOCKS
 #define MAX_LAYERS 8     /* resnets per block (up blocks have layers_per_block + 1) */
 #define TCONV_GROUPS 32  /* TemporalConvLayer's GroupNorm(32, C), not norm_num_groups */
 #define IN_HEADS 8       /* transformer_in: num_attention_heads=8 */
@@ -328,34 +328,17 @@ static ngpt_status parse_config(u3_config *c, const json_t *j, const char *file)
 {
     memset(c, 0, sizeof *c);
     /* what diffusers 0.17's UNet3DConditionModel fixes (or later versions added): default only */
-    static const struct { const char *key, *accepted; } fixed[] = {
+    static const nx_unet_fixed_key fixed[] = {
         {"act_fn", "\"silu\""},
         {"downsample_padding", "1"},
         {"num_attention_heads", NULL},
         {"time_cond_proj_dim", NULL},
     };
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-        const json_t *v = json_object_get(j, fixed[i].key);
-        if (!v || json_is_null(v)) continue;
-        json_t *a = fixed[i].accepted ? json_loads(fixed[i].accepted, JSON_DECODE_ANY, NULL) : NULL;
-        bool eq = a && json_equal(v, a);
-        json_decref(a);
-        if (!eq) return unsupported(file, fixed[i].key, v);
-    }
+    NX_TRY(nx_unet_cfg_fixed(j, file, fixed, sizeof fixed / sizeof fixed[0], "UNet3DConditionModel"));
     NX_TRY(int_key(j, file, "in_channels", 4, 1, 65536, &c->in_ch));
     NX_TRY(int_key(j, file, "out_channels", 4, 1, 65536, &c->out_ch));
 
-    int64_t bo[MAX_BLOCKS];
-    size_t nb;
-    const json_t *bov = json_object_get(j, "block_out_channels");
-    if (json_is_array(bov) && json_array_size(bov) > MAX_BLOCKS) return unsupported(file, "block_out_channels", bov);
-    NX_TRY(nx_json_int_array(j, "block_out_channels", file, bo, MAX_BLOCKS, &nb));
-    if (nb < 1) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: block_out_channels is empty", file);
-    c->n_blocks = (int)nb;
-    for (int i = 0; i < c->n_blocks; i++) {
-        if (bo[i] <= 0 || bo[i] > 65536) return unsupported(file, "block_out_channels", bov);
-        c->block_out[i] = (int)bo[i];
-    }
+    NX_TRY(nx_unet_cfg_block_out(j, file, c->block_out, &c->n_blocks, "UNet3DConditionModel"));
     NX_TRY(block_types(j, file, "down_block_types", c->n_blocks, "CrossAttnDownBlock3D", "DownBlock3D", c->down_attn));
     NX_TRY(block_types(j, file, "up_block_types", c->n_blocks, "CrossAttnUpBlock3D", "UpBlock3D", c->up_attn));
     NX_TRY(int_key(j, file, "layers_per_block", 2, 1, MAX_LAYERS - 1, &c->layers));

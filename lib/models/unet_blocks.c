@@ -436,6 +436,37 @@ ngpt_status nx_unet_cfg_unsupported(const char *file, const char *key, const jso
     return s;
 }
 
+ngpt_status nx_unet_cfg_fixed(const json_t *cfg, const char *file, const nx_unet_fixed_key *keys, size_t n,
+                              const char *model)
+{
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_object_get(cfg, keys[i].key);
+        if (!v || json_is_null(v)) continue;
+        json_t *a = keys[i].accepted ? json_loads(keys[i].accepted, JSON_DECODE_ANY, NULL) : NULL;
+        bool eq = a && json_equal(v, a);
+        json_decref(a);
+        if (!eq) return nx_unet_cfg_unsupported(file, keys[i].key, v, model);
+    }
+    return NGPT_OK;
+}
+
+ngpt_status nx_unet_cfg_block_out(const json_t *cfg, const char *file, int *block_out, int *n_blocks, const char *model)
+{
+    int64_t bo[NX_UNET_MAX_BLOCKS];
+    size_t nb;
+    const json_t *v = json_object_get(cfg, "block_out_channels");
+    if (json_is_array(v) && json_array_size(v) > NX_UNET_MAX_BLOCKS)
+        return nx_unet_cfg_unsupported(file, "block_out_channels", v, model);
+    NX_TRY(nx_json_int_array(cfg, "block_out_channels", file, bo, NX_UNET_MAX_BLOCKS, &nb));
+    if (nb < 1) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: block_out_channels is empty", file);
+    for (size_t i = 0; i < nb; i++) {
+        if (bo[i] <= 0 || bo[i] > 65536) return nx_unet_cfg_unsupported(file, "block_out_channels", v, model);
+        block_out[i] = (int)bo[i];
+    }
+    *n_blocks = (int)nb;
+    return NGPT_OK;
+}
+
 ngpt_status nx_unet_cfg_block_types(const json_t *cfg, const char *file, const char *key, int n, const char *attn_name,
                                     const char *plain_name, bool *attn, const char *model)
 {

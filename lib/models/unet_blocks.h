@@ -162,6 +162,14 @@ static inline ngpt_status nx_new(nx_backend *be, ngpt_dtype dt, nx_tensor *t, in
 /* config.json checks shared by the 2-D and 3-D UNets. `model` (may be NULL) is appended to the
  * message, e.g. "(UNet3DConditionModel)". */
 ngpt_status nx_unet_cfg_unsupported(const char *file, const char *key, const json_t *v, const char *model);
+/* Keys this port fixes: each must be absent, null, or equal to `accepted` (a JSON literal; NULL:
+ * no value is accepted). */
+typedef struct { const char *key, *accepted; } nx_unet_fixed_key;
+ngpt_status nx_unet_cfg_fixed(const json_t *cfg, const char *file, const nx_unet_fixed_key *keys, size_t n,
+                              const char *model);
+/* block_out_channels: 1..NX_UNET_MAX_BLOCKS widths in 1..65536, into block_out[NX_UNET_MAX_BLOCKS]. */
+#define NX_UNET_MAX_BLOCKS 8
+ngpt_status nx_unet_cfg_block_out(const json_t *cfg, const char *file, int *block_out, int *n_blocks, const char *model);
 /* cfg[key] must be a list of n block types, each attn_name (attn[i] = true) or plain_name. */
 ngpt_status nx_unet_cfg_block_types(const json_t *cfg, const char *file, const char *key, int n, const char *attn_name,
                                     const char *plain_name, bool *attn, const char *model);
