@@ -2,9 +2,10 @@
  *
  *   nextgpt run [--model DIR] --prompt TEXT [--image F]... [--audio F]... [--video F]...
  *               [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]
+ *               [--scheduler ddim|pndm|dpm|euler|euler-a]
  *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]
  *               [--cuda-graphs] [--channels-last]
- *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S]
+ *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S] [--scheduler NAME]
  *               [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N] [--dtype ...]
  *               [--cuda-graphs] [--channels-last]
  *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N] [--dtype ...] [--ctx N]
@@ -46,12 +47,13 @@ static int usage(FILE *f)
     fprintf(f,
         "usage: nextgpt run [--model DIR] --prompt TEXT [--image F]... [--audio F]... [--video F]...\n"
         "                   [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]\n"
+        "                   [--scheduler ddim|pndm|dpm|euler|euler-a]   (default: each decoder's own)\n"
         "                   [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "                   [--dtype f32|f16|bf16]   (f16/bf16: compute dtype on CUDA)\n"
         "                   [--cuda-graphs]   (CUDA: stages recorded once as graphs and replayed)\n"
         "                   [--channels-last] (decoders' UNets and VAEs NHWC inside: cuDNN's layout)\n"
         "       nextgpt chat [--model DIR] [--out-dir D] [--force image|audio|video]... [--steps N]\n"
-        "                   [--seed S] [--max-tokens N] [--no-media-history] [--json]\n"
+        "                   [--seed S] [--scheduler NAME] [--max-tokens N] [--no-media-history] [--json]\n"
         "                   [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]\n"
         "                   [--cuda-graphs] [--channels-last]   (nextgpt chat --help: commands)\n"
         "       nextgpt info [--model DIR] [--json] [--device auto|cpu|cuda] [--threads N]\n"
@@ -168,6 +170,7 @@ typedef struct opts {
     uint32_t force;
     int32_t steps, max_tokens;
     uint64_t seed;
+    ngpt_scheduler_kind scheduler;  /* --scheduler (AUTO: each decoder folder's own) */
     int json;
     int no_media_history;
     int cuda_graphs;
@@ -255,6 +258,17 @@ static int parse(opts *o, int argc, char **argv, int mode)
         } else if (gen && strcmp(a, "--steps") == 0) {
             if (!parse_int(argv[++i], 1, 1000, &v)) return bad_usage("--steps: '%s' is not in 1..1000", argv[i]);
             o->steps = (int32_t)v;
+        } else if (gen && strcmp(a, "--scheduler") == 0) {
+            static const struct { const char *name; ngpt_scheduler_kind kind; } k[] = {
+                {"ddim", NGPT_SCHEDULER_DDIM}, {"pndm", NGPT_SCHEDULER_PNDM},
+                {"dpm", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP}, {"euler", NGPT_SCHEDULER_EULER},
+                {"euler-a", NGPT_SCHEDULER_EULER_ANCESTRAL}};
+            const char *name = argv[++i];
+            size_t j = 0;
+            while (j < sizeof k / sizeof k[0] && strcmp(k[j].name, name) != 0) j++;
+            if (j == sizeof k / sizeof k[0])
+                return bad_usage("--scheduler: '%s' is not ddim, pndm, dpm, euler or euler-a", name);
+            o->scheduler = k[j].kind;
         } else if (gen && strcmp(a, "--max-tokens") == 0) {
             if (!parse_int(argv[++i], 1, 100000, &v)) return bad_usage("--max-tokens: '%s' is not in 1..100000", argv[i]);
             o->max_tokens = (int32_t)v;
@@ -360,6 +374,7 @@ static void turn_params(const opts *o, int tty, uint32_t force, ngpt_pipeline_tu
     tp->force = o->force | force;
     tp->steps = o->steps;
     tp->seed = o->seed;
+    tp->scheduler = o->scheduler;
     if (o->max_tokens) tp->max_new_tokens = o->max_tokens;
     if (tty) tp->on_event = progress;
 }

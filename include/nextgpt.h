@@ -516,30 +516,39 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * Diffusion schedulers
  *
  * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio
- * and video decoders), PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler) and DPM-Solver(++)
- * multistep. A scheduler is built from a diffusers `scheduler_config.json`; it holds the noise
- * schedule (alphas_cumprod in float32, as diffusers computes it), the timesteps and, for PNDM and
- * DPM-Solver, the history of previous model outputs. It computes on host float32 arrays.
+ * and video decoders), PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler), DPM-Solver(++)
+ * multistep, and the k-diffusion samplers Euler and Euler ancestral. A scheduler is built from a
+ * diffusers `scheduler_config.json` (any of these classes can be asked for on another's config,
+ * as diffusers' `from_config` does); it holds the noise schedule (alphas_cumprod in float32, as
+ * diffusers computes it), the timesteps and, for PNDM and DPM-Solver, the history of previous
+ * model outputs. It computes on host float32 arrays.
  *
  *     ngpt_scheduler *s = NULL;
  *     if (ngpt_scheduler_create(&s, "sd/scheduler/scheduler_config.json", NULL) != NGPT_OK) ...
  *     ngpt_scheduler_set_timesteps(s, 50);
- *     const int64_t *ts; size_t nt;
- *     ngpt_scheduler_timesteps(s, &ts, &nt);
+ *     const double *ts; size_t nt;
+ *     ngpt_scheduler_timesteps_f64(s, &ts, &nt);
+ *     latents *= ngpt_scheduler_init_noise_sigma(s);
  *     for (size_t k = 0; k < nt; k++) {
- *         ... eps = unet(latents, ts[k]) ...
- *         ngpt_scheduler_step(s, eps, ts[k], latents, n, NULL);   // latents updated in place
+ *         in = latents; ngpt_scheduler_scale_model_input_f64(s, in, n, ts[k]);
+ *         ... eps = unet(in, (float)ts[k]) ...
+ *         ngpt_scheduler_step_f64(s, eps, ts[k], latents, n, NULL);   // latents updated in place
  *     }
  *
+ * Timesteps: DDIM, PNDM and DPM-Solver use integer timesteps, which the int64 calls
+ * (ngpt_scheduler_timesteps, _step, ...) take; the Euler samplers' are fractional (float64, as
+ * diffusers' numpy linspace gives them), so they need the _f64 calls, which serve every kind.
  * Randomness: the library draws no random numbers. Where diffusers would draw noise (DDIM with
- * eta > 0, the SDE variants of DPM-Solver), the caller passes it as `variance_noise` (standard
- * normal, one value per sample element, a fresh draw per step).
+ * eta > 0, the SDE variants of DPM-Solver, Euler ancestral), the caller passes it as
+ * `variance_noise` (standard normal, one value per sample element, a fresh draw per step).
  * Threads: a scheduler is stateful; use it from one thread at a time. Different schedulers are
  * independent. Errors: NGPT_ERR_BAD_FORMAT (not JSON, a key of the wrong type),
  * NGPT_ERR_UNSUPPORTED (an unknown _class_name / beta_schedule / prediction_type / algorithm,
- * or a diffusers option not ported: thresholding, use_karras_sigmas, learned variance),
- * NGPT_ERR_INVALID_ARGUMENT (NULL pointers, steps out of range, a timestep not in the schedule,
- * step before set_timesteps, missing noise), NGPT_ERR_SHAPE_MISMATCH (n changed between steps).
+ * or a diffusers option not ported: thresholding, DPM-Solver's use_karras_sigmas, learned
+ * variance, Euler's log_linear interpolation; fractional timesteps asked for through an int64
+ * call), NGPT_ERR_INVALID_ARGUMENT (NULL pointers, steps out of range, a timestep not in the
+ * schedule, step before set_timesteps, missing noise), NGPT_ERR_SHAPE_MISMATCH (n changed
+ * between steps).
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct ngpt_scheduler ngpt_scheduler;  /* opaque */
@@ -548,14 +557,18 @@ typedef enum ngpt_scheduler_kind {
     NGPT_SCHEDULER_AUTO                 = 0,  /* from the config's "_class_name" */
     NGPT_SCHEDULER_DDIM                 = 1,  /* DDIMScheduler */
     NGPT_SCHEDULER_PNDM                 = 2,  /* PNDMScheduler (PRK + PLMS, or PLMS only with skip_prk_steps) */
-    NGPT_SCHEDULER_DPMSOLVER_MULTISTEP  = 3   /* DPMSolverMultistepScheduler */
+    NGPT_SCHEDULER_DPMSOLVER_MULTISTEP  = 3,  /* DPMSolverMultistepScheduler */
+    NGPT_SCHEDULER_EULER                = 4,  /* EulerDiscreteScheduler (s_churn 0; Karras sigmas
+                                                 with the config's use_karras_sigmas) */
+    NGPT_SCHEDULER_EULER_ANCESTRAL      = 5   /* EulerAncestralDiscreteScheduler: needs
+                                                 variance_noise every step */
 } ngpt_scheduler_kind;
 
 typedef enum ngpt_prediction_type {
     NGPT_PREDICTION_FROM_CONFIG = 0,
     NGPT_PREDICTION_EPSILON     = 1,  /* the model predicts the noise */
     NGPT_PREDICTION_V           = 2,  /* v-prediction */
-    NGPT_PREDICTION_SAMPLE      = 3   /* the model predicts x0 (not PNDM) */
+    NGPT_PREDICTION_SAMPLE      = 3   /* the model predicts x0 (not PNDM, not Euler ancestral) */
 } ngpt_prediction_type;
 
 typedef enum ngpt_dpm_algorithm {
@@ -604,10 +617,11 @@ NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s);
 NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s);
 /* Compute the timesteps for n inference steps (1 <= n <= num_train_timesteps) and reset the
  * stepping state. PNDM with skip_prk_steps gives n+1 timesteps (the second one repeated), PNDM
- * with PRK steps more; DPM-Solver may give fewer (duplicates removed). */
+ * with PRK steps more; DPM-Solver may give fewer (duplicates removed); Euler gives n. */
 NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n);
 /* The timesteps, in stepping order (borrowed; valid until the next set_timesteps or free).
- * Before set_timesteps: NGPT_ERR_INVALID_ARGUMENT. */
+ * Before set_timesteps: NGPT_ERR_INVALID_ARGUMENT. The Euler kinds: NGPT_ERR_UNSUPPORTED (their
+ * timesteps are fractional: use ngpt_scheduler_timesteps_f64). */
 NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int64_t **ts, size_t *n);
 /* One denoising step: sample (n floats, in/out) becomes the sample at the previous timestep.
  * model_output: the model's prediction at `timestep` (n floats); timestep must be one of the
@@ -621,16 +635,31 @@ NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_o
 NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s);
 /* alphas_cumprod, float32 [num_train_timesteps] (borrowed; lives as long as s). */
 NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, const float **acp, size_t *n);
-/* The standard deviation of the initial noise (1.0 for these schedulers). */
+/* The standard deviation of the initial noise: 1.0, or for the Euler kinds the largest sigma of
+ * the training schedule (diffusers' init_noise_sigma, ~14.6 for SD 1.5); 1.0 for s NULL. */
 NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s);
-/* scale_model_input: the identity for these schedulers (checks its arguments, changes nothing);
- * call it before the model so that code stays correct for schedulers that do scale. */
+/* scale_model_input, sample (n floats) in place: the identity for DDIM, PNDM and DPM-Solver
+ * (checks its arguments, changes nothing); the Euler kinds divide by (sigma^2 + 1)^0.5 at the
+ * timestep, which must be one of the schedule's. Call it on the model's input every step. */
 NGPT_API ngpt_status ngpt_scheduler_scale_model_input(const ngpt_scheduler *s, float *sample, size_t n,
                                                       int64_t timestep);
 /* add_noise (img2img): out = sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise, 0 <= t <
- * num_train_timesteps. out may alias original or noise. */
+ * num_train_timesteps; the Euler kinds: out = original + sigma(t) * noise, t one of the
+ * schedule's timesteps. out may alias original or noise. */
 NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *out, const float *original,
                                               const float *noise, size_t n, int64_t timestep);
+/* The timesteps as float64, in stepping order (borrowed, as ngpt_scheduler_timesteps), for every
+ * kind: the integer ones exactly, Euler's fractional ones as diffusers computes them. The model
+ * sees them rounded to float32, as diffusers' time projection does. */
+NGPT_API ngpt_status ngpt_scheduler_timesteps_f64(const ngpt_scheduler *s, const double **ts, size_t *n);
+/* ngpt_scheduler_step, _scale_model_input and _add_noise with a float64 timestep (for every
+ * kind; one of ngpt_scheduler_timesteps_f64's, compared exactly). */
+NGPT_API ngpt_status ngpt_scheduler_step_f64(ngpt_scheduler *s, const float *model_output, double timestep,
+                                             float *sample, size_t n, const float *variance_noise);
+NGPT_API ngpt_status ngpt_scheduler_scale_model_input_f64(const ngpt_scheduler *s, float *sample, size_t n,
+                                                          double timestep);
+NGPT_API ngpt_status ngpt_scheduler_add_noise_f64(const ngpt_scheduler *s, float *out, const float *original,
+                                                  const float *noise, size_t n, double timestep);
 
 /* ---------------------------------------------------------------------------------------------
  * Media preprocessing
@@ -899,7 +928,8 @@ typedef struct ngpt_decode_params {
     size_t              struct_size;         /* sizeof(ngpt_decode_params), set by _default */
     int32_t             num_inference_steps; /* 0 = 50 (NExT-GPT's setting) */
     float               guidance_scale;      /* 0 = 7.5 (NExT-GPT's); <= 1 runs without guidance */
-    ngpt_scheduler_kind scheduler;           /* AUTO = the folder's scheduler_config.json class */
+    ngpt_scheduler_kind scheduler;           /* AUTO = the folder's scheduler_config.json class;
+                                                another kind runs on that config (from_config) */
     float               eta;                 /* DDIM eta (0 = deterministic; > 0 draws noise from seed) */
     int32_t             height, width;       /* pixels; 0 = defaults: image 512x512 (unet sample_size x 8),
                                                 video 320x576; multiples of 8 */
@@ -922,7 +952,8 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
 /* The diffusers pipeline of the decoder's kind, as NExT-GPT calls it with prompt_embeds:
  * latents (given, or standard-normal noise from `seed` — xoshiro256** seeded by splitmix64,
  * Box-Muller pairs, in row-major order, generated on the host so CPU and CUDA start from the same
- * latents) x init_noise_sigma; per timestep the UNet on [uncond; cond] (classifier-free guidance
+ * latents) x init_noise_sigma; per timestep the UNet on [uncond; cond] (through the scheduler's
+ * scale_model_input, at the timestep rounded to float32; classifier-free guidance
  * eps = u + g (c - u); the conditional batch only when g <= 1) and a scheduler step, both on the
  * context's device in F32 (the latents come back to the host once, for the decode); then
  *   IMAGE: *out F32 [B, H, W, 3] = clamp(vae.decode(latents / scaling) / 2 + 0.5, 0, 1);
@@ -932,7 +963,9 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * cond: IMAGE/VIDEO [B, 77, cross_attention_dim] (the output projector's result), AUDIO [B, D].
  * uncond: the same shape: the text encoder's embedding of "" (NExT-GPT's negative prompt); NULL
  * = computed by the decoder's text encoder (see "Text" below; NGPT_ERR_UNSUPPORTED without
- * one), or not needed when guidance_scale <= 1. aux may be NULL (AUDIO only). */
+ * one), or not needed when guidance_scale <= 1. aux may be NULL (AUDIO only). The noise a
+ * scheduler draws each step (DDIM eta > 0, SDE DPM-Solver, Euler ancestral) comes from `seed`
+ * too, so a seed gives the same output on every run. */
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
                                            const ngpt_tensor *cond, const ngpt_tensor *uncond,
                                            const ngpt_decode_params *p);

@@ -2,12 +2,15 @@
 """gen_sched_cases.py — our own golden cases for the scheduler stages (tests/golden/...).
 
 The expected outputs come from a PORT of diffusers 0.17.0's scheduling_ddim.py,
-scheduling_pndm.py and scheduling_dpmsolver_multistep.py (the classes below copy their
-__init__ / set_timesteps / step code line by line, torch float32 tensors as diffusers uses),
-not from diffusers itself, which is not installed here. It covers configurations the shared
-golden set lacks: DDIM eta > 0 with given noise, v_prediction, sample prediction, clip_sample,
-trailing spacing, zero-SNR rescale, linear/cosine betas; PNDM with PRK steps; DPM-Solver order 3,
-heun, algorithm dpmsolver, the SDE variant with given noise.
+scheduling_pndm.py, scheduling_dpmsolver_multistep.py, scheduling_euler_discrete.py and
+scheduling_euler_ancestral_discrete.py (the classes below copy their __init__ / set_timesteps /
+scale_model_input / step code line by line, torch float32 tensors and numpy float64 arrays as
+diffusers uses, NumPy 1.x casting included), not from diffusers itself, which is not installed
+here. It covers configurations the shared golden set lacks: DDIM eta > 0 with given noise,
+v_prediction, sample prediction, clip_sample, trailing spacing, zero-SNR rescale, linear/cosine
+betas; PNDM with PRK steps; DPM-Solver order 3, heun, algorithm dpmsolver, the SDE variant with
+given noise; Euler (linear and Karras sigmas, epsilon/v/sample) and Euler ancestral with given
+noise (stages scheduler.euler and scheduler.euler_ancestral, which the shared set has not).
 
 Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_sched_cases.py
 (writes tests/golden/{vision,video}/scheduler.*/<case>/). Random data come from a seeded torch
@@ -390,6 +393,152 @@ class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / karra
         return prev_sample
 
 
+class Euler:  # scheduling_euler_discrete.py v0.17.0 (step with s_churn 0, as the pipelines call it)
+    defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    trained_betas=None, prediction_type="epsilon", interpolation_type="linear",
+                    use_karras_sigmas=False)
+    ancestral = False
+
+    def __init__(self, cfg):
+        self.config = c = {**self.defaults, **{k: v for k, v in cfg.items() if k in self.defaults}}
+        self.betas = make_betas(c)
+        self.alphas = 1.0 - self.betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        sigmas = np.array(((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5)
+        sigmas = np.concatenate([sigmas[::-1], [0.0]]).astype(np.float32)
+        self.sigmas = torch.from_numpy(sigmas)
+        self.init_noise_sigma = self.sigmas.max()
+        self.use_karras_sigmas = c.get("use_karras_sigmas", False)
+
+    def scale_model_input(self, sample, timestep):
+        step_index = (self.timesteps == timestep).nonzero().item()
+        sigma = self.sigmas[step_index]
+        sample = sample / ((sigma**2 + 1) ** 0.5)
+        return sample
+
+    def set_timesteps(self, num_inference_steps):
+        c = self.config
+        self.num_inference_steps = num_inference_steps
+        timesteps = np.linspace(0, c["num_train_timesteps"] - 1, num_inference_steps, dtype=float)[::-1].copy()
+        sigmas = np.array(((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5)
+        log_sigmas = np.log(sigmas)
+        assert c.get("interpolation_type", "linear") == "linear"  # EulerAncestral: linear only
+        sigmas = np.interp(timesteps, np.arange(0, len(sigmas)), sigmas)
+        if self.use_karras_sigmas:
+            sigmas = self._convert_to_karras(in_sigmas=sigmas, num_inference_steps=self.num_inference_steps)
+            timesteps = np.array([self._sigma_to_t(sigma, log_sigmas) for sigma in sigmas])
+        sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
+        self.sigmas = torch.from_numpy(sigmas)
+        self.timesteps = torch.from_numpy(timesteps)
+
+    def _sigma_to_t(self, sigma, log_sigmas):
+        log_sigma = np.log(sigma)
+        dists = log_sigma - log_sigmas[:, np.newaxis]
+        low_idx = np.cumsum((dists >= 0), axis=0).argmax(axis=0).clip(max=log_sigmas.shape[0] - 2)
+        high_idx = low_idx + 1
+        low = log_sigmas[low_idx]
+        high = log_sigmas[high_idx]
+        w = (low - log_sigma) / (low - high)
+        w = np.clip(w, 0, 1)
+        t = (1 - w) * low_idx + w * high_idx
+        t = t.reshape(sigma.shape)
+        return t
+
+    def _convert_to_karras(self, in_sigmas, num_inference_steps):
+        sigma_min: float = in_sigmas[-1].item()
+        sigma_max: float = in_sigmas[0].item()
+        rho = 7.0
+        ramp = np.linspace(0, 1, num_inference_steps)
+        min_inv_rho = sigma_min ** (1 / rho)
+        max_inv_rho = sigma_max ** (1 / rho)
+        sigmas = (max_inv_rho + ramp * (min_inv_rho - max_inv_rho)) ** rho
+        return sigmas
+
+    def step(self, model_output, timestep, sample, noise=None, s_churn=0.0, s_tmin=0.0, s_tmax=float("inf"),
+             s_noise=1.0):
+        c = self.config
+        step_index = (self.timesteps == timestep).nonzero().item()
+        sigma = self.sigmas[step_index]
+        gamma = min(s_churn / (len(self.sigmas) - 1), 2**0.5 - 1) if s_tmin <= sigma <= s_tmax else 0.0
+        eps = torch.zeros_like(model_output) * s_noise  # randn_tensor in diffusers; unused with s_churn 0
+        sigma_hat = sigma * (gamma + 1)
+        if gamma > 0:
+            sample = sample + eps * (sigma_hat**2 - sigma**2) ** 0.5
+        if c["prediction_type"] == "original_sample" or c["prediction_type"] == "sample":
+            pred_original_sample = model_output
+        elif c["prediction_type"] == "epsilon":
+            pred_original_sample = sample - sigma_hat * model_output
+        elif c["prediction_type"] == "v_prediction":
+            pred_original_sample = model_output * (-sigma / (sigma**2 + 1) ** 0.5) + (sample / (sigma**2 + 1))
+        derivative = (sample - pred_original_sample) / sigma_hat
+        dt = self.sigmas[step_index + 1] - sigma_hat
+        prev_sample = sample + derivative * dt
+        return prev_sample
+
+
+class EulerAncestral(Euler):  # scheduling_euler_ancestral_discrete.py v0.17.0
+    defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    trained_betas=None, prediction_type="epsilon")
+    ancestral = True
+
+    def step(self, model_output, timestep, sample, noise=None):
+        c = self.config
+        step_index = (self.timesteps == timestep).nonzero().item()
+        sigma = self.sigmas[step_index]
+        if c["prediction_type"] == "epsilon":
+            pred_original_sample = sample - sigma * model_output
+        elif c["prediction_type"] == "v_prediction":
+            pred_original_sample = model_output * (-sigma / (sigma**2 + 1) ** 0.5) + (sample / (sigma**2 + 1))
+        sigma_from = self.sigmas[step_index]
+        sigma_to = self.sigmas[step_index + 1]
+        sigma_up = (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5
+        sigma_down = (sigma_to**2 - sigma_up**2) ** 0.5
+        derivative = (sample - pred_original_sample) / sigma
+        dt = sigma_down - sigma
+        prev_sample = sample + derivative * dt
+        prev_sample = prev_sample + noise * sigma_up  # noise: randn_tensor in diffusers, an input here
+        return prev_sample
+
+
+def gen_euler(name, cls, params, shape, seed, atol=5e-5, rtol=1e-5, note=""):
+    """A scheduler.euler[_ancestral] case: the pipelines' loop (latents * init_noise_sigma is the
+    caller's; per step scale_model_input, then step), recording the model inputs too."""
+    stage = "scheduler.euler_ancestral" if cls.ancestral else "scheduler.euler"
+    g = torch.Generator().manual_seed(seed)
+    s = cls(params)
+    s.set_timesteps(params["num_inference_steps"])
+    T = len(s.timesteps)
+    x0 = torch.randn(shape, generator=g, dtype=torch.float32) * s.init_noise_sigma
+    mo = torch.randn((T,) + tuple(shape), generator=g, dtype=torch.float32)
+    vn = torch.randn((T,) + tuple(shape), generator=g, dtype=torch.float32) if cls.ancestral else None
+    if params.get("prediction_type") == "sample":
+        mo = mo * 0.8
+    x, out, ins = x0.clone(), [], []
+    for k, t in enumerate(s.timesteps):
+        ins.append(s.scale_model_input(x, t).clone())
+        x = s.step(mo[k], t, x, noise=vn[k] if cls.ancestral else None)
+        out.append(x.clone())
+    d = os.path.join(ROOT, "vision", stage, name)
+    os.makedirs(d, exist_ok=True)
+    inputs = {"sample0": x0, "model_outputs": mo}
+    if cls.ancestral:
+        inputs["variance_noise"] = vn
+    write_st(os.path.join(d, "inputs.safetensors"), inputs)
+    write_st(os.path.join(d, "expected.safetensors"), {"timesteps": s.timesteps.numpy().astype(np.float64),
+                                                       "init_noise_sigma": s.init_noise_sigma.reshape(1),
+                                                       "model_inputs": torch.stack(ins),
+                                                       "samples": torch.stack(out),
+                                                       "alphas_cumprod": s.alphas_cumprod}, f64=("timesteps",))
+    case = {"stage": stage, "params": params, "atol": atol, "rtol": rtol,
+            "source": SOURCE.format(cls="EulerAncestralDiscreteScheduler" if cls.ancestral else "EulerDiscreteScheduler")}
+    if note:
+        case["note"] = note
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(case, f, indent=1)
+        f.write("\n")
+    print(d, T, "timesteps")
+
+
 # ---- safetensors writer (F32 / I64) ----
 
 
@@ -438,6 +587,26 @@ def gen(family, stage, name, cls, params, shape, seed, noise=False, atol=5e-5, r
     print(d, T, "timesteps")
 
 
+def main_euler():
+    img = (1, 4, 6, 6)
+    gen_euler("sd15_n12", Euler, dict(num_inference_steps=12, prediction_type="epsilon", **SD15), img, 21,
+              note="SD 1.5's betas, linear sigma interpolation; fractional timesteps (999, 908.18..., ...)")
+    gen_euler("karras_n9", Euler, dict(num_inference_steps=9, use_karras_sigmas=True, **SD15), img, 22, atol=1e-4,
+              note="use_karras_sigmas: rho-7 sigmas, timesteps mapped back through log-sigma interpolation")
+    gen_euler("vpred_linear_n7", Euler, dict(num_inference_steps=7, prediction_type="v_prediction",
+                                             beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                                             num_train_timesteps=1000), img, 23)
+    gen_euler("sample_cosine_n5", Euler, dict(num_inference_steps=5, prediction_type="sample",
+                                              beta_schedule="squaredcos_cap_v2", num_train_timesteps=1000), img, 24,
+              atol=1e-4)
+    gen_euler("one_step", Euler, dict(num_inference_steps=1, **SD15), img, 25,
+              note="one inference step: np.linspace(0, 999, 1) is [0], the smallest sigma")
+    gen_euler("sd15_n10", EulerAncestral, dict(num_inference_steps=10, **SD15), img, 26,
+              note="the noise diffusers would draw each step is the input variance_noise [T, S...]")
+    gen_euler("vpred_n6", EulerAncestral, dict(num_inference_steps=6, prediction_type="v_prediction", **SD15),
+              (1, 4, 2, 4, 4), 27)
+
+
 def main():
     img = (1, 4, 6, 6)
     vid = (1, 4, 2, 4, 4)
@@ -484,4 +653,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["euler"]:
+        main_euler()
+    else:
+        main()
+        main_euler()

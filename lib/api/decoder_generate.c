@@ -164,14 +164,17 @@ static ngpt_status open_scheduler(ngpt_decoder *d, const ngpt_decode_params *p, 
 }
 
 /* One UNet evaluation of the denoising loop on device buffers that stay put across steps: the
- * latents (F32) doubled into x for CFG ([lat; lat]; without CFG x is the latents) and cast to the
- * compute dtype, the sinusoidal time input tin made from the timesteps ts, the UNet, its output
- * cast back to F32 eps. Everything here stays on the device, so it can be recorded as a graph. */
+ * latents (F32) doubled into x for CFG ([lat; lat]; without CFG x is the latents), divided by the
+ * scheduler's input scale (Euler: scale_model_input) and cast to the compute dtype, the
+ * sinusoidal time input tin made from the timesteps ts, the UNet, its output cast back to F32
+ * eps. Everything here stays on the device, so it can be recorded as a graph. */
 typedef struct unet_step {
     nx_unet *unet;
     nx_backend *be;
     bool narrow;                      /* compute dtype F16/BF16: xc, epsc used */
-    const nx_tensor *lat;             /* the latents, when x is [lat; lat] (CFG), else NULL */
+    bool cfg;                         /* x = [lat; lat] */
+    const nx_tensor *lat;             /* the latents */
+    const nx_tensor *div;             /* F32 [1]: this step's input divisor, or NULL (x = lat without CFG) */
     nx_tensor *x, *xc, *eps, *epsc;
     const nx_tensor *ts;              /* F32 [B * mult]: this step's timestep per batch row */
     nx_tensor *tin;                   /* [B * mult, time channels] in the compute dtype */
@@ -183,7 +186,8 @@ static ngpt_status step_run(void *arg)
 {
     const unet_step *u = arg;
     ngpt_status s = NGPT_OK;
-    if (u->lat) s = nx_op_concat(u->be, u->x, u->lat, u->lat, 0);
+    if (u->cfg) s = nx_op_concat(u->be, u->x, u->lat, u->lat, 0);
+    if (s == NGPT_OK && u->div) s = nx_op_binary(u->be, u->x, u->cfg ? u->x : u->lat, u->div, NX_BINARY_DIV);
     if (s == NGPT_OK && u->narrow) s = nx_op_cast(u->be, u->xc, u->x);
     if (s == NGPT_OK) s = nx_op_timestep_embedding(u->be, u->tin, u->ts, &u->tp);
     if (s == NGPT_OK)
@@ -247,23 +251,27 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     ushape[0] = B * mult;
 
     ngpt_scheduler *sch = NULL;
-    /* latd: the latents (F32, updated in place by each step); x: the UNet's F32 input, [latd;
-     * latd] with CFG (else latd itself); eps: its F32 output; xc, epsc: the same in the compute
-     * dtype when that is F16/BF16; slot: the scheduler's history; noise: DDIM eta > 0 */
-    nx_tensor latd = {0}, x2 = {0}, eps = {0}, xc = {0}, epsc = {0}, noise_d = {0};
+    /* latd: the latents (F32, updated in place by each step); x2: the UNet's F32 input, [latd;
+     * latd] with CFG, latd / scale with an input-scaling scheduler (else latd itself is the
+     * input); divd: that scale; eps: the UNet's F32 output; xc, epsc: the same in the compute
+     * dtype when that is F16/BF16; slot: the scheduler's history; noise: for the schedulers that
+     * draw it (DDIM eta > 0, SDE DPM-Solver, Euler ancestral) */
+    nx_tensor latd = {0}, x2 = {0}, divd = {0}, eps = {0}, xc = {0}, epsc = {0}, noise_d = {0};
     nx_tensor slot_t[NX_SCHED_SLOTS] = {{0}};
     nx_tensor *slot[NX_SCHED_SLOTS] = {0};
     int n_slots = 0;
     bool narrow = d->dt != NGPT_DTYPE_F32;
-    float *noise = p->eta > 0.0f ? nx_malloc((size_t)n * sizeof(float)) : NULL;
+    float *noise = NULL;
     float *ts_b = nx_malloc((size_t)(B * mult) * sizeof(float));
-    ngpt_status s = ts_b && (noise || p->eta <= 0.0f) ? NGPT_OK
-                                                       : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
+    ngpt_status s = ts_b ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
     if (s == NGPT_OK) s = open_scheduler(d, p, &sch);
+    if (s == NGPT_OK && nx_sched_needs_noise(sch) && !(noise = nx_malloc((size_t)n * sizeof(float))))
+        s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
     if (s == NGPT_OK) s = ngpt_scheduler_set_timesteps(sch, pl->steps);
-    const int64_t *ts = NULL;
+    const double *ts = NULL;
     size_t nts = 0;
-    if (s == NGPT_OK) s = ngpt_scheduler_timesteps(sch, &ts, &nts);
+    if (s == NGPT_OK) s = ngpt_scheduler_timesteps_f64(sch, &ts, &nts);
+    const bool scaled = s == NGPT_OK && nx_sched_input_divisor(sch, 0) > 0.0f;
     if (s == NGPT_OK) {
         float sigma = ngpt_scheduler_init_noise_sigma(sch);
         for (int64_t i = 0; i < n; i++) lat[i] *= sigma;
@@ -272,7 +280,9 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     int64_t tshape[2] = {B * mult, nx_unet_time_channels(d->unet)};
     nx_tensor tsd = {0}, tin = {0};
     if (s == NGPT_OK) s = nx_tensor_alloc(&latd, be, NGPT_DTYPE_F32, pl->rank, pl->shape);
-    if (s == NGPT_OK && pl->cfg) s = nx_tensor_alloc(&x2, be, NGPT_DTYPE_F32, pl->rank, ushape);
+    if (s == NGPT_OK && (pl->cfg || scaled)) s = nx_tensor_alloc(&x2, be, NGPT_DTYPE_F32, pl->rank, ushape);
+    const int64_t one[1] = {1};
+    if (s == NGPT_OK && scaled) s = nx_tensor_alloc(&divd, be, NGPT_DTYPE_F32, 1, one);
     if (s == NGPT_OK) s = nx_tensor_alloc(&eps, be, NGPT_DTYPE_F32, pl->rank, ushape);
     if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&xc, be, d->dt, pl->rank, ushape);
     if (s == NGPT_OK && narrow) s = nx_tensor_alloc(&epsc, be, d->dt, pl->rank, ushape);
@@ -287,8 +297,8 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     if (s == NGPT_OK) s = nx_tensor_upload(&latd, lat, (size_t)n * sizeof(float));
     const nx_tensor *ehs = d->kind == NGPT_DECODER_AUDIO ? NULL : cond_be;
     const nx_tensor *cls = d->kind == NGPT_DECODER_AUDIO ? cond_be : NULL;
-    unet_step st = {d->unet, be, narrow, pl->cfg ? &latd : NULL, pl->cfg ? &x2 : &latd, &xc, &eps, &epsc,
-                    &tsd, &tin, {0}, ehs, cls};
+    unet_step st = {d->unet, be, narrow, pl->cfg, &latd, scaled ? &divd : NULL, pl->cfg || scaled ? &x2 : &latd,
+                    &xc, &eps, &epsc, &tsd, &tin, {0}, ehs, cls};
     nx_unet_time_params(d->unet, &st.tp);
     /* NGPT_DECODER_FLAG_CUDA_GRAPH: the step (concat, casts, time input, UNet) recorded at
      * step 2 — step 1 has made the convolution plans, pools and constants the recording must
@@ -297,10 +307,13 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     nx_graph *graph = NULL;
     double t0 = now_s();
     uint64_t noise_seed = p->seed ^ 0x9e3779b97f4a7c15ull;
-    /* (scale_model_input is the identity for these schedulers, so the latents go in as they are) */
     for (size_t k = 0; s == NGPT_OK && k < nts; k++) {
-        for (int64_t i = 0; i < B * mult; i++) ts_b[i] = (float)ts[k];
+        for (int64_t i = 0; i < B * mult; i++) ts_b[i] = (float)ts[k];  /* the time projection's .float() */
         s = nx_tensor_upload(&tsd, ts_b, nx_nbytes(&tsd));
+        if (s == NGPT_OK && scaled) {
+            const float dv = nx_sched_input_divisor(sch, k);
+            s = nx_tensor_upload(&divd, &dv, sizeof dv);
+        }
         if (s == NGPT_OK && graph) {
             s = nx_backend_graph_launch(be, graph);
         } else if (s == NGPT_OK && want_graph && k >= 1) {
@@ -331,6 +344,7 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     nx_backend_graph_free(be, graph);
     nx_tensor_free(&latd);
     nx_tensor_free(&x2);
+    nx_tensor_free(&divd);
     nx_tensor_free(&eps);
     nx_tensor_free(&xc);
     nx_tensor_free(&epsc);

@@ -1,5 +1,6 @@
-/* sched.c — ngpt_scheduler: DDIM, PNDM and DPM-Solver multistep as in diffusers 0.17
- * (scheduling_ddim.py, scheduling_pndm.py, scheduling_dpmsolver_multistep.py).
+/* sched.c — ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, Euler and Euler ancestral as in
+ * diffusers 0.17 (scheduling_ddim.py, scheduling_pndm.py, scheduling_dpmsolver_multistep.py,
+ * scheduling_euler_discrete.py, scheduling_euler_ancestral_discrete.py).
  *
  * Precision follows the reference: betas/alphas_cumprod are float32 tensors in diffusers
  * (torch.linspace in float32, torch.cumprod accumulating in double on CPU and rounding each
@@ -37,16 +38,22 @@ struct ngpt_scheduler {
     bool    heun;               /* DPM solver_type */
     bool    lower_order_final;  /* DPM */
     double  lambda_min_clipped; /* DPM */
+    bool    karras;             /* Euler use_karras_sigmas */
     float   eta;                /* DDIM step argument */
     bool    use_clipped;        /* DDIM step argument */
     /* ---- schedule ---- */
     float  *acp;                /* alphas_cumprod [T] */
     float   final_acp;          /* DDIM, PNDM */
     float  *alpha_t, *sigma_t, *lambda_t;  /* DPM [T] */
+    float  *train_sigma;        /* Euler [T]: ((1 - acp) / acp) ** 0.5 in float32 */
+    float   init_sigma;         /* Euler: init_noise_sigma, the largest of them */
     /* ---- timesteps ---- */
     int32_t  n_inference;       /* as passed to set_timesteps; 0 = not yet */
-    int64_t *ts;                /* [n_ts] */
+    int64_t *ts;                /* [n_ts] (not the Euler kinds': theirs are fractional) */
+    double  *tsf;               /* [n_ts]: every kind's timesteps as float64 */
+    float   *sigmas;            /* Euler [n_ts + 1]: the step sigmas, then 0 */
     size_t   n_ts;
+    size_t   next;              /* Euler: the step expected next (a repeated timestep resolves to it) */
     size_t   n_prk;             /* PNDM: the first n_prk timesteps are PRK steps */
     /* ---- stepping state ---- */
     size_t n;                   /* elements per sample, fixed by the first step; 0 = none yet */
@@ -120,10 +127,16 @@ static const char *kind_class(ngpt_scheduler_kind k)
     case NGPT_SCHEDULER_DDIM: return "DDIMScheduler";
     case NGPT_SCHEDULER_PNDM: return "PNDMScheduler";
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return "DPMSolverMultistepScheduler";
+    case NGPT_SCHEDULER_EULER: return "EulerDiscreteScheduler";
+    case NGPT_SCHEDULER_EULER_ANCESTRAL: return "EulerAncestralDiscreteScheduler";
     default: return "?";
     }
 }
 
+static bool is_euler(const ngpt_scheduler *s)
+{
+    return s->kind == NGPT_SCHEDULER_EULER || s->kind == NGPT_SCHEDULER_EULER_ANCESTRAL;
+}
 
 /* torch.linspace(start, end, n, dtype=float32) as torch 1.13's CPU kernel computes it (checked
  * bit for bit against torch on x86-64): step = (end - start) / (n - 1) in float; the output is
@@ -211,6 +224,17 @@ static ngpt_status build_schedule(ngpt_scheduler *s, const json_t *cfg, const ch
     nx_free(betas);
     s->final_acp = set_alpha_to_one ? 1.0f : s->acp[0];
 
+    if (is_euler(s)) {
+        /* sigmas = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5 (float32 tensor ops);
+         * init_noise_sigma = max(sigmas + [0]) */
+        s->train_sigma = nx_malloc((size_t)T * sizeof(float));
+        if (!s->train_sigma) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "scheduler: Euler sigmas of %lld steps", (long long)T);
+        s->init_sigma = 0.0f;
+        for (int64_t i = 0; i < T; i++) {
+            s->train_sigma[i] = sqrtf((1.0f - s->acp[i]) / s->acp[i]);
+            if (s->train_sigma[i] > s->init_sigma || isnan(s->train_sigma[i])) s->init_sigma = s->train_sigma[i];
+        }
+    }
     if (s->kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP) {
         s->alpha_t = nx_malloc((size_t)T * sizeof(float));
         s->sigma_t = nx_malloc((size_t)T * sizeof(float));
@@ -247,13 +271,17 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         if (!strcmp(cls, "DDIMScheduler")) kind = NGPT_SCHEDULER_DDIM;
         else if (!strcmp(cls, "PNDMScheduler")) kind = NGPT_SCHEDULER_PNDM;
         else if (!strcmp(cls, "DPMSolverMultistepScheduler")) kind = NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+        else if (!strcmp(cls, "EulerDiscreteScheduler")) kind = NGPT_SCHEDULER_EULER;
+        else if (!strcmp(cls, "EulerAncestralDiscreteScheduler")) kind = NGPT_SCHEDULER_EULER_ANCESTRAL;
         else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: _class_name '%s' is not supported "
-                           "(DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler)", cls);
-    } else if (kind != NGPT_SCHEDULER_DDIM && kind != NGPT_SCHEDULER_PNDM && kind != NGPT_SCHEDULER_DPMSOLVER_MULTISTEP) {
+                           "(DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, "
+                           "EulerAncestralDiscreteScheduler)", cls);
+    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_EULER_ANCESTRAL) {
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown kind %d", (int)kind);
     }
     s->kind = kind;
-    const bool ddim = kind == NGPT_SCHEDULER_DDIM, pndm = kind == NGPT_SCHEDULER_PNDM, dpm = !ddim && !pndm;
+    const bool ddim = kind == NGPT_SCHEDULER_DDIM, pndm = kind == NGPT_SCHEDULER_PNDM;
+    const bool dpm = kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, euler = is_euler(s);
 
     /* common keys, with each class's __init__ defaults */
     double beta_start, beta_end;
@@ -265,6 +293,8 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
     NX_TRY(cfg_num(cfg, "beta_end", 0.02, &beta_end));
     NX_TRY(cfg_str(cfg, "beta_schedule", "linear", &beta_schedule));
     NX_TRY(cfg_str(cfg, "prediction_type", "epsilon", &pred));
+    /* Euler keeps "original_sample" as another name of "sample" */
+    if (kind == NGPT_SCHEDULER_EULER && !strcmp(pred, "original_sample")) pred = "sample";
     NX_TRY(parse_pred(pred, &s->pred));
     if (p->prediction_type != NGPT_PREDICTION_FROM_CONFIG) {
         if (p->prediction_type < NGPT_PREDICTION_EPSILON || p->prediction_type > NGPT_PREDICTION_SAMPLE)
@@ -305,6 +335,21 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         NX_TRY(cfg_bool(cfg, "skip_prk_steps", false, &s->skip_prk_steps));
         if (s->pred == NGPT_PREDICTION_SAMPLE)
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: PNDM supports prediction_type epsilon or v_prediction, not 'sample'");
+    }
+    if (euler) {
+        if (kind == NGPT_SCHEDULER_EULER_ANCESTRAL && s->pred == NGPT_PREDICTION_SAMPLE)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: EulerAncestralDiscreteScheduler supports prediction_type "
+                          "epsilon or v_prediction, not 'sample' (diffusers 0.17: not implemented)");
+        if (kind == NGPT_SCHEDULER_EULER) {
+            const char *interp;
+            NX_TRY(cfg_str(cfg, "interpolation_type", "linear", &interp));
+            /* 0.17's log_linear builds num_inference_steps + 1 ascending sigmas for
+             * num_inference_steps descending timesteps: a broken schedule, not worth copying */
+            if (strcmp(interp, "linear"))
+                return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: Euler interpolation_type '%s' is not "
+                              "implemented (linear)", interp);
+            NX_TRY(cfg_bool(cfg, "use_karras_sigmas", false, &s->karras));
+        }
     }
     if (dpm) {
         int64_t order;
@@ -389,6 +434,7 @@ static void reset_state(ngpt_scheduler *s)
     s->have_cur_sample = false;
     s->counter = 0;
     s->lower_order_nums = 0;
+    s->next = 0;
     for (int i = 0; i < 4; i++) s->ets[i] = -1;
     for (int i = 0; i < 3; i++) s->mo[i] = -1;
 }
@@ -401,7 +447,10 @@ NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s)
     nx_free(s->alpha_t);
     nx_free(s->sigma_t);
     nx_free(s->lambda_t);
+    nx_free(s->train_sigma);
     nx_free(s->ts);
+    nx_free(s->tsf);
+    nx_free(s->sigmas);
     nx_free(s);
 }
 
@@ -524,9 +573,20 @@ NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s)
 static ngpt_status ts_alloc(ngpt_scheduler *s, size_t n)
 {
     int64_t *ts = nx_malloc((n ? n : 1) * sizeof *ts);
-    if (!ts) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
+    double *tsf = nx_malloc((n ? n : 1) * sizeof *tsf);
+    float *sigmas = is_euler(s) ? nx_malloc((n + 1) * sizeof *sigmas) : NULL;
+    if (!ts || !tsf || (is_euler(s) && !sigmas)) {
+        nx_free(ts);
+        nx_free(tsf);
+        nx_free(sigmas);
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
+    }
     nx_free(s->ts);
+    nx_free(s->tsf);
+    nx_free(s->sigmas);
     s->ts = ts;
+    s->tsf = tsf;
+    s->sigmas = sigmas;
     s->n_ts = n;
     return NGPT_OK;
 }
@@ -626,6 +686,75 @@ static ngpt_status set_dpm(ngpt_scheduler *s, int32_t N)
     return NGPT_OK;
 }
 
+/* np.linspace(0, stop, n) in float64: i * (stop / (n - 1)), the last one stop itself; [0] for n 1. */
+static double np_linspace_at(double stop, int32_t n, int32_t i)
+{
+    if (n == 1) return 0.0;
+    return i == n - 1 ? stop : (double)i * (stop / (double)(n - 1));
+}
+
+/* np.interp(x, arange(len(fp)), fp) with fp float32, as numpy's C loop computes it. */
+static double np_interp_arange(double x, const float *fp, int64_t len)
+{
+    if (!(x >= 0.0)) return x < 0.0 ? (double)fp[0] : x; /* NaN stays NaN */
+    if (x >= (double)(len - 1)) return (double)fp[len - 1];
+    const int64_t j = (int64_t)x;
+    if (x == (double)j) return (double)fp[j];
+    const double slope = ((double)fp[j + 1] - (double)fp[j]) / 1.0;
+    double r = slope * (x - (double)j) + (double)fp[j];
+    if (isnan(r)) r = slope * (x - (double)(j + 1)) + (double)fp[j + 1];
+    return r;
+}
+
+/* EulerDiscreteScheduler._sigma_to_t under NumPy 1.x's casting: the float64 log sigma meets the
+ * float32 log_sigmas as float32 (value-based casting of a scalar), w is float32, and the final
+ * (1 - w) * low_idx + w * high_idx is float64 (float32 array times an int64 array). */
+static double euler_sigma_to_t(double sigma, const float *log_sigmas, int64_t T)
+{
+    const float ls = (float)log(sigma);
+    int64_t low = 0;
+    for (int64_t i = 0; i < T; i++)  /* argmax of cumsum(dists >= 0): the last index with dists >= 0 */
+        if (ls - log_sigmas[i] >= 0.0f) low = i;
+    if (low > T - 2) low = T - 2;
+    const float lo = log_sigmas[low], hi = log_sigmas[low + 1];
+    float w = (lo - ls) / (lo - hi);
+    w = w < 0.0f ? 0.0f : w > 1.0f ? 1.0f : w;  /* np.clip (NaN passes) */
+    return (double)(1.0f - w) * (double)low + (double)w * (double)(low + 1);
+}
+
+static ngpt_status set_euler(ngpt_scheduler *s, int32_t N)
+{
+    NX_TRY(ts_alloc(s, (size_t)N));
+    const int64_t T = s->T;
+    for (int32_t i = 0; i < N; i++) s->tsf[i] = np_linspace_at((double)(T - 1), N, N - 1 - i);  /* [::-1] */
+    double *sg = nx_malloc((size_t)N * sizeof *sg);
+    float *log_sigmas = s->karras && T >= 2 ? nx_malloc((size_t)T * sizeof *log_sigmas) : NULL;
+    if (!sg || (s->karras && T >= 2 && !log_sigmas)) {
+        nx_free(sg);
+        nx_free(log_sigmas);
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
+    }
+    for (int32_t i = 0; i < N; i++) sg[i] = np_interp_arange(s->tsf[i], s->train_sigma, T);
+    if (s->karras) {
+        /* _convert_to_karras (rho 7, float64), then the timesteps back from the sigmas */
+        const double rho = 7.0, smin = sg[N - 1], smax = sg[0];
+        const double min_inv = pow(smin, 1.0 / rho), max_inv = pow(smax, 1.0 / rho);
+        for (int32_t i = 0; i < N; i++) sg[i] = pow(max_inv + np_linspace_at(1.0, N, i) * (min_inv - max_inv), rho);
+        if (T < 2) {  /* _sigma_to_t indexes log_sigmas[1]: diffusers fails */
+            nx_free(sg);
+            return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_scheduler_set_timesteps: Karras sigmas need num_train_timesteps >= 2");
+        }
+        for (int64_t i = 0; i < T; i++) log_sigmas[i] = logf(s->train_sigma[i]);
+        for (int32_t i = 0; i < N; i++) s->tsf[i] = euler_sigma_to_t(sg[i], log_sigmas, T);
+    }
+    for (int32_t i = 0; i < N; i++) s->sigmas[i] = (float)sg[i];
+    s->sigmas[N] = 0.0f;
+    for (int32_t i = 0; i < N; i++) s->ts[i] = 0;  /* unused: ngpt_scheduler_timesteps refuses Euler */
+    nx_free(log_sigmas);
+    nx_free(sg);
+    return NGPT_OK;
+}
+
 NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)
 {
     if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_set_timesteps: s is NULL");
@@ -636,11 +765,14 @@ NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)
     switch (s->kind) {
     case NGPT_SCHEDULER_DDIM: st = set_ddim(s, n); break;
     case NGPT_SCHEDULER_PNDM: st = set_pndm(s, n); break;
-    default: st = set_dpm(s, n); break;
+    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: st = set_dpm(s, n); break;
+    default: st = set_euler(s, n); break;
     }
+    if (!is_euler(s))
+        for (size_t i = 0; st == NGPT_OK && i < s->n_ts; i++) s->tsf[i] = (double)s->ts[i];
     /* steps_offset can push the largest timesteps past the schedule (diffusers fails at the step,
      * indexing alphas_cumprod; python's negative indices reach back to -T) */
-    for (size_t i = 0; st == NGPT_OK && i < s->n_ts; i++)
+    for (size_t i = 0; st == NGPT_OK && !is_euler(s) && i < s->n_ts; i++)
         if (s->ts[i] < -s->T || s->ts[i] >= s->T)
             st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_set_timesteps: %d steps with steps_offset %lld give "
                         "timestep %lld, outside the %lld of alphas_cumprod", n, (long long)s->steps_offset,
@@ -656,9 +788,65 @@ NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int
 {
     if (!s || !ts || !n) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_timesteps: NULL argument");
     if (!s->n_inference) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_timesteps: call ngpt_scheduler_set_timesteps first");
+    if (is_euler(s))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_scheduler_timesteps: %s's timesteps are fractional: use "
+                      "ngpt_scheduler_timesteps_f64", kind_class(s->kind));
     *ts = s->ts;
     *n = s->n_ts;
     return NGPT_OK;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_timesteps_f64(const ngpt_scheduler *s, const double **ts, size_t *n)
+{
+    if (!s || !ts || !n) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_timesteps_f64: NULL argument");
+    if (!s->n_inference)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_timesteps_f64: call ngpt_scheduler_set_timesteps first");
+    *ts = s->tsf;
+    *n = s->n_ts;
+    return NGPT_OK;
+}
+
+/* The index of timestep t in the schedule (the expected next step first: Karras timesteps may
+ * repeat), or n_ts. */
+static size_t find_step(const ngpt_scheduler *s, double t)
+{
+    if (s->next < s->n_ts && s->tsf[s->next] == t) return s->next;
+    for (size_t i = 0; i < s->n_ts; i++)
+        if (s->tsf[i] == t) return i;
+    return s->n_ts;
+}
+
+static ngpt_status not_in_schedule(const ngpt_scheduler *s, const char *fn, double t)
+{
+    return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: timestep %.10g is not in the schedule (%zu timesteps from %.10g)", fn, t,
+                  s->n_ts, s->n_ts ? s->tsf[0] : -1.0);
+}
+
+/* An Euler step's sigma from its timestep. */
+static ngpt_status euler_sigma(const ngpt_scheduler *s, const char *fn, double t, float *sigma)
+{
+    if (!s->n_inference) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: call ngpt_scheduler_set_timesteps first", fn);
+    size_t idx = find_step(s, t);
+    if (idx == s->n_ts) return not_in_schedule(s, fn, t);
+    *sigma = s->sigmas[idx];
+    return NGPT_OK;
+}
+
+float nx_sched_input_divisor(const ngpt_scheduler *s, size_t k)
+{
+    if (!is_euler(s) || k >= s->n_ts) return 0.0f;
+    const float sg = s->sigmas[k];
+    return sqrtf(sg * sg + 1.0f);
+}
+
+bool nx_sched_needs_noise(const ngpt_scheduler *s)
+{
+    switch (s->kind) {
+    case NGPT_SCHEDULER_DDIM: return s->eta > 0.0f;
+    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER;
+    case NGPT_SCHEDULER_EULER_ANCESTRAL: return true;
+    default: return false;
+    }
 }
 
 NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s)
@@ -679,15 +867,42 @@ NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, cons
 
 NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s)
 {
-    (void)s;
-    return 1.0f;
+    return s && is_euler(s) ? s->init_sigma : 1.0f;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_scale_model_input_f64(const ngpt_scheduler *s, float *sample, size_t n,
+                                                          double timestep)
+{
+    static const char fn[] = "ngpt_scheduler_scale_model_input";
+    if (!s || (n && !sample)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!is_euler(s)) return NGPT_OK;
+    float sigma;
+    NX_TRY(euler_sigma(s, fn, timestep, &sigma));
+    const float c = sqrtf(sigma * sigma + 1.0f);  /* sample / ((sigma**2 + 1) ** 0.5) */
+    for (size_t i = 0; i < n; i++) sample[i] = sample[i] / c;
+    return NGPT_OK;
 }
 
 NGPT_API ngpt_status ngpt_scheduler_scale_model_input(const ngpt_scheduler *s, float *sample, size_t n, int64_t timestep)
 {
-    (void)timestep;
-    if (!s || (n && !sample)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_scale_model_input: NULL argument");
-    return NGPT_OK;
+    return ngpt_scheduler_scale_model_input_f64(s, sample, n, (double)timestep);
+}
+
+NGPT_API ngpt_status ngpt_scheduler_add_noise_f64(const ngpt_scheduler *s, float *out, const float *original,
+                                                  const float *noise, size_t n, double timestep)
+{
+    static const char fn[] = "ngpt_scheduler_add_noise";
+    if (!s || (n && (!out || !original || !noise))) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (is_euler(s)) {
+        float sigma;
+        NX_TRY(euler_sigma(s, fn, timestep, &sigma));
+        for (size_t i = 0; i < n; i++) out[i] = original[i] + noise[i] * sigma;
+        return NGPT_OK;
+    }
+    if (!(timestep >= 0.0 && timestep < (double)s->T) || timestep != floor(timestep))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: timestep %.10g is not an integer in [0, %lld)", fn, timestep,
+                      (long long)s->T);
+    return ngpt_scheduler_add_noise(s, out, original, noise, n, (int64_t)timestep);
 }
 
 NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *out, const float *original,
@@ -695,6 +910,7 @@ NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *ou
 {
     if (!s || (n && (!out || !original || !noise)))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_add_noise: NULL argument");
+    if (is_euler(s)) return ngpt_scheduler_add_noise_f64(s, out, original, noise, n, (double)t);
     if (t < 0 || t >= s->T)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_add_noise: timestep %lld outside [0, %lld)", (long long)t, (long long)s->T);
     const float a = s->acp[t];
@@ -932,12 +1148,40 @@ static ngpt_status plan_dpm(ngpt_scheduler *s, int64_t t, size_t idx, bool have_
     return NGPT_OK;
 }
 
+static ngpt_status plan_euler(ngpt_scheduler *s, size_t idx, bool have_noise, nx_sched_step *p)
+{
+    nx_euler_coef *c = &p->c.euler;
+    const float sigma = s->sigmas[idx], sigma_next = s->sigmas[idx + 1];
+    c->pred = s->pred;
+    c->sigma = sigma;  /* sigma_hat = sigma * (gamma + 1) with gamma 0 */
+    c->v_skip_div = sigma * sigma + 1.0f;
+    c->v_out = -sigma / sqrtf(sigma * sigma + 1.0f);
+    if (s->kind == NGPT_SCHEDULER_EULER_ANCESTRAL) {
+        if (!have_noise)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: EulerAncestralDiscreteScheduler needs "
+                          "variance_noise");
+        const float to2 = sigma_next * sigma_next, from2 = sigma * sigma;
+        c->sigma_up = sqrtf(to2 * (from2 - to2) / from2);
+        /* sigma_to**2 - sigma_up**2 is sigma_to**4 / sigma_from**2 >= 0; rounding could make it
+         * negative where sigma_to << sigma_from (diffusers: NaN), so it is held at 0 */
+        float down2 = to2 - c->sigma_up * c->sigma_up;
+        c->dt = sqrtf(down2 > 0.0f ? down2 : 0.0f) - sigma;
+        c->ancestral = true;
+        p->noise = true;
+    } else {
+        c->dt = sigma_next - sigma;
+    }
+    s->next = idx + 1;
+    return NGPT_OK;
+}
+
 int nx_sched_slots(const ngpt_scheduler *s)
 {
     switch (s->kind) {
     case NGPT_SCHEDULER_DDIM: return 0;
     case NGPT_SCHEDULER_PNDM: return NX_SCHED_SLOTS;
-    default: return s->order;
+    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return s->order;
+    default: return 0;
     }
 }
 
@@ -950,17 +1194,23 @@ static ngpt_status check_n(const ngpt_scheduler *s, size_t n)
     return NGPT_OK;
 }
 
-ngpt_status nx_sched_plan(ngpt_scheduler *s, int64_t timestep, size_t n, bool have_noise, nx_sched_step *p)
+ngpt_status nx_sched_plan(ngpt_scheduler *s, double ts_f, size_t n, bool have_noise, nx_sched_step *p)
 {
     if (!s->n_inference)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: call ngpt_scheduler_set_timesteps first");
     NX_TRY(check_n(s, n));
-    size_t idx = s->n_ts;
-    for (size_t i = 0; i < s->n_ts; i++)
-        if (s->ts[i] == timestep) { idx = i; break; }
-    if (idx == s->n_ts || timestep < -s->T || timestep >= s->T)  /* DDIM trailing can end at -1 (diffusers indexes from the end) */
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: timestep %lld is not in the schedule "
-                      "(%zu timesteps from %lld)", (long long)timestep, s->n_ts, (long long)(s->n_ts ? s->ts[0] : -1));
+    const size_t idx = is_euler(s) ? find_step(s, ts_f) : s->n_ts;
+    int64_t timestep = 0;
+    if (is_euler(s)) {
+        if (idx == s->n_ts) return not_in_schedule(s, "ngpt_scheduler_step", ts_f);
+    } else {
+        /* the first match, as diffusers' (timesteps == t).nonzero() (PNDM repeats one) */
+        size_t i = 0;
+        while (i < s->n_ts && s->tsf[i] != ts_f) i++;
+        /* DDIM trailing can end at -1 (diffusers indexes from the end) */
+        if (i == s->n_ts || ts_f < (double)-s->T || ts_f >= (double)s->T) return not_in_schedule(s, "ngpt_scheduler_step", ts_f);
+        timestep = s->ts[i];
+    }
     memset(p, 0, sizeof *p);
     p->n = (int64_t)n;
     p->push = p->save_x = p->acc = p->xin = -1;
@@ -970,7 +1220,14 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, int64_t timestep, size_t n, bool ha
     switch (s->kind) {
     case NGPT_SCHEDULER_DDIM: p->kind = NX_SCHED_KIND_DDIM; st = plan_ddim(s, timestep, have_noise, p); break;
     case NGPT_SCHEDULER_PNDM: p->kind = NX_SCHED_KIND_PNDM; st = plan_pndm(s, timestep, p); break;
-    default: p->kind = NX_SCHED_KIND_DPM; st = plan_dpm(s, timestep, idx, have_noise, p); break;
+    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: {
+        size_t i = 0;
+        while (s->ts[i] != timestep) i++;
+        p->kind = NX_SCHED_KIND_DPM;
+        st = plan_dpm(s, timestep, i, have_noise, p);
+        break;
+    }
+    default: p->kind = NX_SCHED_KIND_EULER; st = plan_euler(s, idx, have_noise, p); break;
     }
     if (st == NGPT_OK) s->n = n;
     return st;
@@ -978,6 +1235,12 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, int64_t timestep, size_t n, bool ha
 
 NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_output, int64_t timestep,
                                          float *sample, size_t n, const float *variance_noise)
+{
+    return ngpt_scheduler_step_f64(s, model_output, (double)timestep, sample, n, variance_noise);
+}
+
+NGPT_API ngpt_status ngpt_scheduler_step_f64(ngpt_scheduler *s, const float *model_output, double timestep,
+                                             float *sample, size_t n, const float *variance_noise)
 {
     if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: s is NULL");
     if (n && (!model_output || !sample))

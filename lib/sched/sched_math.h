@@ -80,8 +80,20 @@ typedef struct nx_dpm_coef {
     float cn;             /* noise coefficient (SDE variants) */
 } nx_dpm_coef;
 
+/* ---- Euler / Euler ancestral (k-diffusion): x0 from the sigma-scaled output, one Euler step
+ * along the ODE derivative, plus sigma_up noise for the ancestral sampler ---- */
+typedef struct nx_euler_coef {
+    int   pred;           /* NX_SCHED_PRED_* */
+    float sigma;          /* sigma_hat (= sigma: s_churn 0) */
+    float dt;             /* sigmas[i+1] - sigma_hat; ancestral: sigma_down - sigma */
+    float v_out;          /* v-prediction: -sigma / (sigma**2 + 1) ** 0.5 */
+    float v_skip_div;     /* v-prediction: sigma**2 + 1 (the sample is divided by it) */
+    float sigma_up;       /* ancestral: the noise's scale */
+    bool  ancestral;
+} nx_euler_coef;
+
 #define NX_SCHED_SLOTS 6
-enum { NX_SCHED_KIND_DDIM = 1, NX_SCHED_KIND_PNDM = 2, NX_SCHED_KIND_DPM = 3 };
+enum { NX_SCHED_KIND_DDIM = 1, NX_SCHED_KIND_PNDM = 2, NX_SCHED_KIND_DPM = 3, NX_SCHED_KIND_EULER = 4 };
 enum { NX_SCHED_ACC_NONE = 0, NX_SCHED_ACC_SET = 1, NX_SCHED_ACC_ADD = 2 };
 
 /* One step over n elements. Slot fields are indices into the six state buffers, -1 for none. */
@@ -105,6 +117,7 @@ typedef struct nx_sched_step {
         nx_ddim_coef ddim;
         nx_pndm_coef pndm;
         nx_dpm_coef  dpm;
+        nx_euler_coef euler;
     } c;
 } nx_sched_step;
 
@@ -188,6 +201,22 @@ NX_SCHED_FN float nx_dpm_elem(const nx_dpm_coef *c, float x, float mo, float *m0
     return r;
 }
 
+/* Euler's new sample from sample x, model output m and noise, in diffusers' order of float32
+ * tensor operations (pred_original_sample, then derivative = (x - x0) / sigma_hat). */
+NX_SCHED_FN float nx_euler_elem(const nx_euler_coef *c, float x, float m, float noise)
+{
+    float x0;
+    switch (c->pred) {
+    case NX_SCHED_PRED_SAMPLE: x0 = m; break;
+    case NX_SCHED_PRED_V:      x0 = m * c->v_out + x / c->v_skip_div; break;
+    default:                   x0 = x - c->sigma * m; break;
+    }
+    const float d = (x - x0) / c->sigma;
+    float prev = x + d * c->dt;
+    if (c->ancestral) prev = prev + noise * c->sigma_up;
+    return prev;
+}
+
 /* The whole step for element i: eps the model output ([n], or [2n] with cfg), x the sample
  * (updated in place), noise [n] (read when p->noise), slot the six state buffers. */
 NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *x, const float *noise,
@@ -199,6 +228,10 @@ NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *
     const float nz = p->noise ? noise[i] : 0.0f;
     if (p->kind == NX_SCHED_KIND_DDIM) {
         x[i] = nx_ddim_elem(&p->c.ddim, xi, m, nz);
+        return;
+    }
+    if (p->kind == NX_SCHED_KIND_EULER) {
+        x[i] = nx_euler_elem(&p->c.euler, xi, m, nz);
         return;
     }
     if (p->kind == NX_SCHED_KIND_DPM) {

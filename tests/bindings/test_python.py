@@ -27,7 +27,7 @@ if not os.path.isdir(GOLDEN):
     print("SKIP: the golden cases are not at %s (set NGPT_GOLDEN_DIR)" % GOLDEN)
     sys.exit(77)
 TOK = os.path.join(GOLDEN, "models", "tok-a-nextgpt")
-NP = {"F32": np.float32, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
+NP = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
 
 
 def safetensors(path):
@@ -203,6 +203,37 @@ class SchedulerTest(unittest.TestCase):
         self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_BAD_FORMAT)
         del s
         gc.collect()
+
+    def test_euler_golden(self):
+        """Our Euler cases (tests/golden): float timesteps, scale_model_input, init_noise_sigma."""
+        for stage, name, kind in (("scheduler.euler", "karras_n9", nextgpt.SchedulerKind.EULER),
+                                  ("scheduler.euler_ancestral", "sd15_n10", nextgpt.SchedulerKind.EULER_ANCESTRAL)):
+            d = os.path.join(SRC, "tests", "golden", "vision", stage, name)
+            with open(os.path.join(d, "case.json")) as f:
+                c = json.load(f)
+            p = dict(c["params"])
+            steps = p.pop("num_inference_steps")
+            inp = safetensors(os.path.join(d, "inputs.safetensors"))
+            exp = safetensors(os.path.join(d, "expected.safetensors"))
+            with nextgpt.Scheduler(json_text=json.dumps(p), kind=kind) as s:
+                self.assertEqual(s.kind, kind)
+                s.set_timesteps(steps)
+                ts = s.timesteps
+                self.assertTrue(all(isinstance(t, float) for t in ts))
+                np.testing.assert_allclose(ts, exp["timesteps"], rtol=1e-6)
+                self.assertEqual(np.float32(s.init_noise_sigma), exp["init_noise_sigma"][0])
+                sample = inp["sample0"].copy()
+                for k, t in enumerate(ts):
+                    x_in = s.scale_model_input(sample.copy(), t)
+                    np.testing.assert_allclose(x_in, exp["model_inputs"][k], atol=c["atol"], rtol=c["rtol"])
+                    noise = inp["variance_noise"][k] if "variance_noise" in inp else None
+                    sample = s.step(inp["model_outputs"][k], t, sample, noise)
+                    np.testing.assert_allclose(sample, exp["samples"][k], atol=c["atol"], rtol=c["rtol"])
+                out = s.add_noise(np.ones(4, np.float32), np.ones(4, np.float32), ts[-1])
+                self.assertEqual(out.shape, (4,))
+                with self.assertRaises(nextgpt.Error) as e:
+                    s.step(inp["model_outputs"][0], ts[0] + 0.25, sample)  # not a timestep of the schedule
+                self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
 
 
 class MediaTest(unittest.TestCase):

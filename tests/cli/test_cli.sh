@@ -36,10 +36,20 @@ expect_rc 0 "run --channels-last" "$NG" run --prompt "a cat" --force image --ste
 grep -q '"status": "NGPT_OK"' "$TMP/out" || fail "run --channels-last: no ok output"
 head -c 4 "$TMP/out4/image-0.png" 2>/dev/null | od -An -c | grep -q "P   N   G" || fail "run --channels-last: no PNG"
 
+# --scheduler: another sampler than the bundle's gives another image, the same one run twice
+expect_rc 0 "run --scheduler euler-a" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
+  --out-dir "$TMP/out5" --scheduler euler-a --device cpu
+head -c 4 "$TMP/out5/image-0.png" 2>/dev/null | od -An -c | grep -q "P   N   G" || fail "run --scheduler: no PNG"
+cmp -s "$TMP/out2/image-0.png" "$TMP/out5/image-0.png" && fail "run --scheduler euler-a: the bundle's sampler's image"
+expect_rc 0 "run --scheduler euler-a again" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 \
+  --seed 3 --out-dir "$TMP/out6" --scheduler euler-a --device cpu
+cmp -s "$TMP/out5/image-0.png" "$TMP/out6/image-0.png" || fail "run --scheduler euler-a: not reproducible"
+
 # usage errors: exit 2
 expect_rc 2 "unknown option" "$NG" run --prompt x --bogus
 expect_rc 2 "missing --prompt" "$NG" run --image "$SRC/data/tiny/cat.jpg"
 expect_rc 2 "bad --steps" "$NG" run --prompt x --steps many
+expect_rc 2 "bad --scheduler" "$NG" run --prompt x --scheduler lms
 expect_rc 2 "bad --force" "$NG" run --prompt x --force smell
 expect_rc 2 "option without value" "$NG" run --prompt
 expect_rc 2 "unknown command" "$NG" frobnicate

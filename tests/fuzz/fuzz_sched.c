@@ -1,4 +1,4 @@
-/* fuzz_sched.c — scheduler_config.json text (diffusers' DDIM, PNDM and DPM-Solver keys) and the
+/* fuzz_sched.c — scheduler_config.json text (diffusers' DDIM, PNDM, DPM-Solver and Euler keys) and the
  * caller's overrides, then a whole denoising loop. A config that is accepted must give
  * timesteps inside the training range and, with a proper noise schedule (every beta in (0, 1)),
  * finite samples. */
@@ -10,7 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ngpt_scheduler_params p;
     ngpt_scheduler_params_default(&p, sizeof p);
-    p.kind = (ngpt_scheduler_kind)(fuzz_take(&data, &size, 1) % 4);
+    p.kind = (ngpt_scheduler_kind)(fuzz_take(&data, &size, 1) % 6);
     const uint32_t o = fuzz_take(&data, &size, 1);
     p.prediction_type = (ngpt_prediction_type)(o % 4);
     p.algorithm_type = (ngpt_dpm_algorithm)(o / 4 % 5);
@@ -40,20 +40,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const bool prk_short = ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_PNDM && steps < 4;
         FUZZ_REQUIRE(st == NGPT_OK || steps < 1 || (size_t)steps > n_train || prk_short, "%d of %zu steps refused: %s",
                      steps, n_train, ngpt_last_error());
-        const int64_t *ts = NULL;
+        const double *ts = NULL;
         size_t nts = 0;
-        if (st == NGPT_OK && ngpt_scheduler_timesteps(s, &ts, &nts) == NGPT_OK) {
+        if (st == NGPT_OK && ngpt_scheduler_timesteps_f64(s, &ts, &nts) == NGPT_OK) {
             float x[8] = {1, -1, 0.5f, 0, 2, -2, 0.25f, 1}, eps[8], noise[8];
             for (size_t k = 0; k < nts; k++) {
                 /* a negative steps_offset gives python-style negative indices, down to -T */
-                FUZZ_REQUIRE(ts[k] >= -(int64_t)n_train && ts[k] < (int64_t)n_train, "timestep %lld outside [-%zu, %zu)",
-                             (long long)ts[k], n_train, n_train);
+                FUZZ_REQUIRE(ts[k] >= -(double)n_train && ts[k] < (double)n_train, "timestep %g outside [-%zu, %zu)",
+                             ts[k], n_train, n_train);
                 for (int i = 0; i < 8; i++) eps[i] = 0.1f * x[i] + 0.05f * (float)(i - 4), noise[i] = 0.3f * (float)(4 - i);
-                st = ngpt_scheduler_step(s, eps, ts[k], x, 8, noise);
+                st = ngpt_scheduler_step_f64(s, eps, ts[k], x, 8, noise);
                 fuzz_status("ngpt_scheduler_step", st);
                 if (st != NGPT_OK) break;
                 for (int i = 0; i < 8 && sane && isfinite(p.eta); i++)
-                    FUZZ_REQUIRE(isfinite(x[i]), "step %zu (t=%lld): sample %d is %g", k, (long long)ts[k], i, x[i]);
+                    FUZZ_REQUIRE(isfinite(x[i]), "step %zu (t=%g): sample %d is %g", k, ts[k], i, x[i]);
             }
         }
         ngpt_scheduler_free(s);

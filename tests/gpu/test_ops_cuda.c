@@ -1028,6 +1028,8 @@ static void test_sched_step(void)
         {"{\"_class_name\": \"DDIMScheduler\", \"clip_sample\": true}", NGPT_SCHEDULER_AUTO, 0.5f, 5},
         {"{\"solver_order\": 3}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 7},
         {"{\"solver_order\": 2, \"algorithm_type\": \"sde-dpmsolver++\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 5},
+        {"{\"use_karras_sigmas\": true, \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_EULER, 0, 6},
+        {"{\"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_EULER_ANCESTRAL, 0, 6},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         ngpt_scheduler_params sp;
@@ -1040,7 +1042,7 @@ static void test_sched_step(void)
         if (!sc || !sg) { ngpt_scheduler_free(sc); ngpt_scheduler_free(sg); continue; }
         CHECK_OK(ngpt_scheduler_set_timesteps(sc, cases[ci].steps));
         CHECK_OK(ngpt_scheduler_set_timesteps(sg, cases[ci].steps));
-        const bool noisy = cases[ci].eta > 0 || strstr(cases[ci].json, "sde-");
+        const bool noisy = nx_sched_needs_noise(sc);
         const int64_t n = 4 * 24 * 40 + 3, ne1[1] = {n}, ne2[1] = {2 * n};
         pt x = mk(1, ne1, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -2, 2), slot[NX_SCHED_SLOTS];
         nx_tensor *slot_c[NX_SCHED_SLOTS] = {0}, *slot_g[NX_SCHED_SLOTS] = {0};
@@ -1050,9 +1052,9 @@ static void test_sched_step(void)
             slot_c[j] = &slot[j].c;
             slot_g[j] = &slot[j].g;
         }
-        const int64_t *ts = NULL;
+        const double *ts = NULL;
         size_t nts = 0;
-        CHECK_OK(ngpt_scheduler_timesteps(sc, &ts, &nts));
+        CHECK_OK(ngpt_scheduler_timesteps_f64(sc, &ts, &nts));
         for (size_t k = 0; k < nts; k++) {
             pt eps = mk(1, ne2, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -2, 2), nz = mk(1, ne1, NGPT_DTYPE_F32, NGPT_DTYPE_F32, -2, 2);
             nx_sched_step pc, pg;

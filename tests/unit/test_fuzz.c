@@ -249,24 +249,26 @@ static void test_configs(void)
     snprintf(dir, sizeof dir, "%s/llama", g_tmp);
     snprintf(path, sizeof path, "%s/config.json", dir);
     CHECK(mkdir(dir, 0700) == 0);
-    const ngpt_scheduler_kind kinds[3] = {NGPT_SCHEDULER_AUTO, NGPT_SCHEDULER_DDIM, NGPT_SCHEDULER_DPMSOLVER_MULTISTEP};
+    const ngpt_scheduler_kind kinds[5] = {NGPT_SCHEDULER_AUTO, NGPT_SCHEDULER_DDIM, NGPT_SCHEDULER_DPMSOLVER_MULTISTEP,
+                                          NGPT_SCHEDULER_EULER, NGPT_SCHEDULER_EULER_ANCESTRAL};
     int ok_s = 0, ok_l = 0;
     for (int it = 0; buf && it < g_iters; it++) {
         const int64_t blocks = nx_alloc_blocks();
         size_t m = mutate((const unsigned char *)sched, ns, buf, 0);
         ngpt_scheduler_params p;
         ngpt_scheduler_params_default(&p, sizeof p);
-        p.kind = kinds[it % 3];
+        p.kind = kinds[it % 5];
         ngpt_scheduler *s = NULL;
         ngpt_status st = ngpt_scheduler_create_from_json(&s, (const char *)buf, m, &p);
         check_status("scheduler_config.json", it, st);
         if (st == NGPT_OK) {
             ok_s++;
             float x[8] = {0}, e[8] = {1, -1, 2, -2, 0.5f, 0, 3, 1};
-            const int64_t *ts = NULL;
+            const double *ts = NULL;
             size_t nts = 0;
-            if (ngpt_scheduler_set_timesteps(s, 7) == NGPT_OK && ngpt_scheduler_timesteps(s, &ts, &nts) == NGPT_OK)
-                for (size_t k = 0; k < nts; k++) check_status("scheduler step", it, ngpt_scheduler_step(s, e, ts[k], x, 8, e));
+            if (ngpt_scheduler_set_timesteps(s, 7) == NGPT_OK && ngpt_scheduler_timesteps_f64(s, &ts, &nts) == NGPT_OK)
+                for (size_t k = 0; k < nts; k++)
+                    check_status("scheduler step", it, ngpt_scheduler_step_f64(s, e, ts[k], x, 8, e));
             ngpt_scheduler_free(s);
         }
         m = mutate((const unsigned char *)llama, nl, buf, 0);

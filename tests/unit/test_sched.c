@@ -88,7 +88,10 @@ static void run_case(const char *dir, const char *stage)
     ngpt_scheduler_params p;
     ngpt_scheduler_params_default(&p, sizeof p);
     p.kind = !strcmp(stage, "scheduler.ddim") ? NGPT_SCHEDULER_DDIM
-           : !strcmp(stage, "scheduler.pndm") ? NGPT_SCHEDULER_PNDM : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+           : !strcmp(stage, "scheduler.pndm") ? NGPT_SCHEDULER_PNDM
+           : !strcmp(stage, "scheduler.euler") ? NGPT_SCHEDULER_EULER
+           : !strcmp(stage, "scheduler.euler_ancestral") ? NGPT_SCHEDULER_EULER_ANCESTRAL : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+    const bool euler = p.kind == NGPT_SCHEDULER_EULER || p.kind == NGPT_SCHEDULER_EULER_ANCESTRAL;
     json_t *eta = json_object_get(params, "eta");
     if (eta) p.eta = (float)json_number_value(eta);
     p.use_clipped_model_output = json_is_true(json_object_get(params, "use_clipped_model_output"));
@@ -112,16 +115,37 @@ static void run_case(const char *dir, const char *stage)
     float *noise = st_f32(&in, "variance_noise", &nn, sh, &rank);
     float *exp_s = st_f32(&ex, "samples", &ne, sh, &rank);
     float *exp_acp = st_f32(&ex, "alphas_cumprod", &nacp, sh, &rank);
+    size_t n_in = 0, n_sig = 0;
+    float *exp_in = euler ? st_f32(&ex, "model_inputs", &n_in, sh, &rank) : NULL;
+    float *exp_sig = euler ? st_f32(&ex, "init_noise_sigma", &n_sig, sh, &rank) : NULL;
     const char *dt;
-    const int64_t *exp_ts = st_get(&ex, "timesteps", &dt, &nts, sh, &rank);
-    CHECK(x && mo && exp_s && exp_acp && exp_ts);
-    if (!x || !mo || !exp_s || !exp_acp || !exp_ts) goto done2;
+    const void *exp_ts = st_get(&ex, "timesteps", &dt, &nts, sh, &rank);
+    CHECK(x && mo && exp_s && exp_acp && exp_ts && (!euler || (exp_in && exp_sig)));
+    CHECK(exp_ts && !strcmp(dt, euler ? "F64" : "I64"));
+    if (!x || !mo || !exp_s || !exp_acp || !exp_ts || (euler && (!exp_in || !exp_sig))) goto done2;
 
-    const int64_t *ts;
+    const double *ts;
     size_t T;
-    CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &T));
+    CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &T));
     CHECK_MSG(T == nts, "%s: %zu timesteps, expected %zu", dir, T, nts);
-    for (size_t k = 0; k < T && k < nts; k++) CHECK_MSG(ts[k] == exp_ts[k], "%s: timestep %zu: %lld vs %lld", dir, k, (long long)ts[k], (long long)exp_ts[k]);
+    if (euler) {
+        const int64_t *ti;
+        size_t Ti;
+        CHECK_ERR(ngpt_scheduler_timesteps(s, &ti, &Ti), NGPT_ERR_UNSUPPORTED, "ngpt_scheduler_timesteps_f64");
+        CHECK(ngpt_scheduler_init_noise_sigma(s) == exp_sig[0]);
+    } else {
+        const int64_t *ti;
+        size_t Ti;
+        CHECK_OK(ngpt_scheduler_timesteps(s, &ti, &Ti));
+        CHECK(Ti == T);
+        for (size_t k = 0; k < T && k < Ti; k++) CHECK(ts[k] == (double)ti[k]);
+    }
+    for (size_t k = 0; k < T && k < nts; k++) {
+        const double e = euler ? ((const double *)exp_ts)[k] : (double)((const int64_t *)exp_ts)[k];
+        /* Karras timesteps go through numpy's float32 log (its own SIMD code, not libm's) */
+        const double tol = euler ? atol + rtol * fabs(e) : 0.0;
+        CHECK_MSG(fabs(ts[k] - e) <= tol, "%s: timestep %zu: %.17g vs %.17g", dir, k, ts[k], e);
+    }
     const float *acp;
     size_t na;
     CHECK_OK(ngpt_scheduler_alphas_cumprod(s, &acp, &na));
@@ -133,8 +157,16 @@ static void run_case(const char *dir, const char *stage)
             memcpy(cur, x, n0 * sizeof *cur);
             double worst = 0;
             for (size_t k = 0; k < T; k++) {
-                CHECK_OK(ngpt_scheduler_step(s, mo + k * n0, ts[k], cur, n0, noise ? noise + k * n0 : NULL));
                 char what[8192];
+                if (euler && n_in == T * n0) {
+                    float *in = malloc(n0 * sizeof *in);
+                    memcpy(in, cur, n0 * sizeof *in);
+                    CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, in, n0, ts[k]));
+                    snprintf(what, sizeof what, "%s model input %zu", dir, k);
+                    test_close(what, in, exp_in + k * n0, n0, (float)atol, (float)rtol);
+                    free(in);
+                }
+                CHECK_OK(ngpt_scheduler_step_f64(s, mo + k * n0, ts[k], cur, n0, noise ? noise + k * n0 : NULL));
                 snprintf(what, sizeof what, "%s step %zu", dir, k);
                 test_close(what, cur, exp_s + k * n0, n0, (float)atol, (float)rtol);
                 for (size_t i = 0; i < n0; i++) {
@@ -150,7 +182,7 @@ static void run_case(const char *dir, const char *stage)
         CHECK_MSG(0, "%s: sizes: sample %zu, model_outputs %zu, samples %zu, T %zu", dir, n0, nm, ne, T);
     }
 done2:
-    free(x); free(mo); free(noise); free(exp_s); free(exp_acp);
+    free(x); free(mo); free(noise); free(exp_s); free(exp_acp); free(exp_in); free(exp_sig);
 done:
     if (in.hdr || in.buf) st_close(&in);
     if (ex.hdr || ex.buf) st_close(&ex);
@@ -166,8 +198,9 @@ static void run_root(const char *root)
     struct dirent *fam;
     while ((fam = readdir(d))) {
         if (fam->d_name[0] == '.') continue;
-        const char *stages[] = {"scheduler.ddim", "scheduler.pndm", "scheduler.dpmsolver"};
-        for (int i = 0; i < 3; i++) {
+        const char *stages[] = {"scheduler.ddim", "scheduler.pndm", "scheduler.dpmsolver", "scheduler.euler",
+                                "scheduler.euler_ancestral"};
+        for (int i = 0; i < 5; i++) {
             char sdir[4096];
             snprintf(sdir, sizeof sdir, "%s/%s/%s", root, fam->d_name, stages[i]);
             DIR *sd = opendir(sdir);
@@ -228,7 +261,7 @@ static void test_errors(void)
     ngpt_scheduler *s = NULL;
     CHECK_ERR(from("{\"beta_schedule\": \"cubic\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "cubic");
     CHECK(s == NULL);
-    CHECK_ERR(from("{\"_class_name\": \"EulerDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "EulerDiscreteScheduler");
+    CHECK_ERR(from("{\"_class_name\": \"HeunDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "HeunDiscreteScheduler");
     CHECK_ERR(from("{}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_INVALID_ARGUMENT, "_class_name");
     CHECK_ERR(from("{\"beta_start\": ", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "");
     CHECK_ERR(from("{\"beta_start\": \"x\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "beta_start");
@@ -339,23 +372,115 @@ static void test_add_noise(void)
     ngpt_scheduler_free(s);
 }
 
+/* The Euler kinds: what the golden cases do not reach (errors, the int64 calls, add_noise). */
+static void test_euler(void)
+{
+    ngpt_scheduler *s = NULL;
+    static const char sd_euler[] = "{\"_class_name\": \"EulerDiscreteScheduler\", \"beta_start\": 0.00085, "
+                                   "\"beta_end\": 0.012, \"beta_schedule\": \"scaled_linear\"}";
+    CHECK_OK(from(sd_euler, NGPT_SCHEDULER_AUTO, &s));
+    CHECK(ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_EULER);
+    /* SD 1.5's init_noise_sigma: ((1 - acp[999]) / acp[999]) ** 0.5 */
+    const float *acp;
+    size_t na;
+    CHECK_OK(ngpt_scheduler_alphas_cumprod(s, &acp, &na));
+    CHECK(ngpt_scheduler_init_noise_sigma(s) == sqrtf((1.0f - acp[999]) / acp[999]));
+    CHECK(fabsf(ngpt_scheduler_init_noise_sigma(s) - 14.6146f) < 1e-3f);
+    float x[4] = {1, 2, 3, 4}, m[4] = {0.5f, 0.5f, 0.5f, 0.5f}, out[4];
+    const double *ts;
+    size_t n;
+    CHECK_ERR(ngpt_scheduler_timesteps_f64(s, &ts, &n), NGPT_ERR_INVALID_ARGUMENT, "set_timesteps");
+    CHECK_ERR(ngpt_scheduler_step_f64(s, m, 999.0, x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "set_timesteps");
+    CHECK_ERR(ngpt_scheduler_scale_model_input_f64(s, x, 4, 999.0), NGPT_ERR_INVALID_ARGUMENT, "set_timesteps");
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 12));
+    CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
+    /* np.linspace(0, 999, 12)[::-1]: i * (999 / 11), reversed */
+    CHECK(n == 12 && ts[0] == 999.0 && ts[11] == 0.0 && ts[1] == 10.0 * (999.0 / 11.0));
+    CHECK(ts[1] > 908.18 && ts[1] < 908.19);
+    const int64_t *ti;
+    size_t nti;
+    CHECK_ERR(ngpt_scheduler_timesteps(s, &ti, &nti), NGPT_ERR_UNSUPPORTED, "fractional");
+    /* a fractional timestep not in the schedule; the int64 calls work where the value is one */
+    CHECK_ERR(ngpt_scheduler_step_f64(s, m, 908.0, x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "not in the schedule");
+    CHECK_ERR(ngpt_scheduler_scale_model_input(s, x, 4, 500), NGPT_ERR_INVALID_ARGUMENT, "not in the schedule");
+    float a[4], b[4];
+    memcpy(a, x, sizeof x);
+    memcpy(b, x, sizeof x);
+    CHECK_OK(ngpt_scheduler_scale_model_input(s, a, 4, 999));
+    CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, b, 4, 999.0));
+    const float sig = ngpt_scheduler_init_noise_sigma(s);  /* sigmas[0] is the largest */
+    for (int i = 0; i < 4; i++) CHECK(a[i] == x[i] / sqrtf(sig * sig + 1.0f) && a[i] == b[i]);
+    /* add_noise: original + sigma(t) * noise, at a schedule timestep only */
+    CHECK_OK(ngpt_scheduler_add_noise_f64(s, out, x, m, 4, ts[1]));
+    CHECK_ERR(ngpt_scheduler_add_noise(s, out, x, m, 4, 500), NGPT_ERR_INVALID_ARGUMENT, "not in the schedule");
+    CHECK_OK(ngpt_scheduler_add_noise(s, a, x, m, 4, 999));
+    for (int i = 0; i < 4; i++) CHECK(a[i] == x[i] + m[i] * sig);
+    /* one step at 999 by the int64 call = by the f64 call */
+    memcpy(a, x, sizeof x);
+    memcpy(b, x, sizeof x);
+    CHECK_OK(ngpt_scheduler_step(s, m, 999, a, 4, NULL));
+    CHECK_OK(ngpt_scheduler_reset(s));
+    CHECK_OK(ngpt_scheduler_step_f64(s, m, 999.0, b, 4, NULL));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    ngpt_scheduler_free(s);
+    s = NULL;
+
+    /* the ancestral sampler draws noise; it has no x0 prediction */
+    CHECK_OK(from("{}", NGPT_SCHEDULER_EULER_ANCESTRAL, &s));
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 5));
+    CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
+    CHECK_ERR(ngpt_scheduler_step_f64(s, m, ts[0], x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "variance_noise");
+    for (size_t k = 0; k < n; k++) CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[k], x, 4, m));
+    for (int i = 0; i < 4; i++) CHECK(isfinite(x[i]));
+    ngpt_scheduler_free(s);
+    s = NULL;
+    CHECK_ERR(from("{\"prediction_type\": \"sample\"}", NGPT_SCHEDULER_EULER_ANCESTRAL, &s), NGPT_ERR_UNSUPPORTED, "sample");
+    CHECK_ERR(from("{\"_class_name\": \"EulerDiscreteScheduler\", \"interpolation_type\": \"log_linear\"}",
+                   NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "log_linear");
+    CHECK_ERR(from("{\"use_karras_sigmas\": 1}", NGPT_SCHEDULER_EULER, &s), NGPT_ERR_BAD_FORMAT, "use_karras_sigmas");
+    CHECK_ERR(from("{\"_class_name\": \"LMSDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED,
+              "EulerAncestralDiscreteScheduler");
+    CHECK_ERR(from("{}", (ngpt_scheduler_kind)6, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 6");
+    /* EulerAncestral ignores use_karras_sigmas (not a key of its class in diffusers 0.17) */
+    CHECK_OK(from("{\"use_karras_sigmas\": true}", NGPT_SCHEDULER_EULER_ANCESTRAL, &s));
+    ngpt_scheduler_free(s);
+    s = NULL;
+    /* Karras sigmas with one training step cannot map back to timesteps (diffusers: IndexError) */
+    CHECK_OK(from("{\"use_karras_sigmas\": true, \"num_train_timesteps\": 1}", NGPT_SCHEDULER_EULER, &s));
+    CHECK_ERR(ngpt_scheduler_set_timesteps(s, 1), NGPT_ERR_UNSUPPORTED, "Karras");
+    CHECK_ERR(ngpt_scheduler_timesteps_f64(s, &ts, &n), NGPT_ERR_INVALID_ARGUMENT, "set_timesteps");
+    ngpt_scheduler_free(s);
+    /* the other kinds: the f64 calls take their integer timesteps */
+    CHECK_OK(from(k_sd, NGPT_SCHEDULER_AUTO, &s));
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 10));
+    CHECK_ERR(ngpt_scheduler_step_f64(s, m, 901.5, x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "901.5");
+    CHECK_OK(ngpt_scheduler_step_f64(s, m, 901.0, x, 4, NULL));
+    CHECK_OK(ngpt_scheduler_add_noise_f64(s, out, x, m, 4, 500.0));
+    CHECK_ERR(ngpt_scheduler_add_noise_f64(s, out, x, m, 4, 500.5), NGPT_ERR_INVALID_ARGUMENT, "integer");
+    CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, x, 4, 123.25));  /* the identity, any timestep */
+    CHECK(ngpt_scheduler_init_noise_sigma(NULL) == 1.0f);
+    ngpt_scheduler_free(s);
+}
+
 /* Every allocation failure is reported as OUT_OF_MEMORY and frees what was held. */
 static void test_alloc_failures(void)
 {
-    const char *cfgs[3] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
-                           "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}"};
+    const char *cfgs[5] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+                           "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}",
+                           "{\"_class_name\": \"EulerDiscreteScheduler\", \"use_karras_sigmas\": true}",
+                           "{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}"};
     float x[16] = {0}, m[16] = {0};
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < 5; c++) {
         for (int64_t nth = 1; nth < 40; nth++) {
             const int64_t blocks = nx_alloc_blocks();
             nx_alloc_fail_at(nth);
             ngpt_scheduler *s = NULL;
             ngpt_status st = from(cfgs[c], NGPT_SCHEDULER_AUTO, &s);
             if (st == NGPT_OK) st = ngpt_scheduler_set_timesteps(s, 10);
-            const int64_t *ts = NULL;
+            const double *ts = NULL;
             size_t n = 0;
-            if (st == NGPT_OK) st = ngpt_scheduler_timesteps(s, &ts, &n);
-            for (size_t k = 0; st == NGPT_OK && k < 3; k++) st = ngpt_scheduler_step(s, m, ts[k], x, 16, NULL);
+            if (st == NGPT_OK) st = ngpt_scheduler_timesteps_f64(s, &ts, &n);
+            for (size_t k = 0; st == NGPT_OK && k < 3; k++) st = ngpt_scheduler_step_f64(s, m, ts[k], x, 16, m);
             const int fired = nx_alloc_fail_fired();
             nx_alloc_fail_at(0);
             CHECK_MSG(st == NGPT_OK || st == NGPT_ERR_OUT_OF_MEMORY, "config %d, failing allocation %lld: %s", c,
@@ -395,6 +520,11 @@ static const dev_case k_dev_cases[] = {
     {"{\"solver_order\": 2, \"algorithm_type\": \"dpmsolver\", \"prediction_type\": \"v_prediction\"}",
      NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 5},
     {"{\"solver_order\": 3, \"prediction_type\": \"sample\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 6},
+    {"{\"_class_name\": \"EulerDiscreteScheduler\", \"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_AUTO, 0, 6},
+    {"{\"use_karras_sigmas\": true, \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_EULER, 0, 5},
+    {"{\"prediction_type\": \"original_sample\"}", NGPT_SCHEDULER_EULER, 0, 4},
+    {"{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, 0, 6},
+    {"{\"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_EULER_ANCESTRAL, 0, 5},
 };
 
 static ngpt_status dev_sched(const dev_case *c, ngpt_scheduler **s)
@@ -427,8 +557,8 @@ static void test_device_step(void)
         CHECK_OK(dev_sched(c, &sh));
         CHECK_OK(dev_sched(c, &sd));
         if (!sh || !sd) { ngpt_scheduler_free(sh); ngpt_scheduler_free(sd); continue; }
-        const bool sde = strstr(c->json, "sde-") != NULL;
-        const bool noisy = c->eta > 0 || sde;
+        const bool noisy = nx_sched_needs_noise(sd);
+        CHECK(noisy == (c->eta > 0 || strstr(c->json, "sde-") || ngpt_scheduler_get_kind(sd) == NGPT_SCHEDULER_EULER_ANCESTRAL));
         float xh[N], eps[2 * N], guided[N], noise[N], xd[N];
         for (int i = 0; i < N; i++) xh[i] = test_rng_f(&rng, -2.0f, 2.0f);
         const int64_t ne1[1] = {N}, ne2[1] = {2 * N};
@@ -443,9 +573,9 @@ static void test_device_step(void)
             slot[j] = &slot_t[j];
         }
         CHECK_OK(nx_tensor_upload(&x, xh, sizeof xh));
-        const int64_t *ts = NULL;
+        const double *ts = NULL;
         size_t nts = 0;
-        CHECK_OK(ngpt_scheduler_timesteps(sh, &ts, &nts));
+        CHECK_OK(ngpt_scheduler_timesteps_f64(sh, &ts, &nts));
         bool same = true;
         for (size_t k = 0; k < nts; k++) {
             for (int i = 0; i < 2 * N; i++) eps[i] = test_rng_f(&rng, -2.0f, 2.0f);
@@ -453,7 +583,7 @@ static void test_device_step(void)
                 guided[i] = eps[i] + g * (eps[N + i] - eps[i]);
                 noise[i] = test_rng_f(&rng, -2.0f, 2.0f);
             }
-            CHECK_OK(ngpt_scheduler_step(sh, guided, ts[k], xh, N, noisy ? noise : NULL));
+            CHECK_OK(ngpt_scheduler_step_f64(sh, guided, ts[k], xh, N, noisy ? noise : NULL));
             nx_sched_step plan;
             CHECK_OK(nx_sched_plan(sd, ts[k], N, noisy, &plan));
             plan.cfg = true;
@@ -514,6 +644,7 @@ int main(void)
     RUN(test_device_step);
     RUN(test_errors);
     RUN(test_add_noise);
+    RUN(test_euler);
     RUN(test_alloc_failures);
     return test_done();
 }

@@ -832,6 +832,145 @@ static void test_graph_flag_cpu(void)
     ngpt_decoder_free(graph);
 }
 
+/* ngpt_decoder_generate with the Euler samplers equals the loop written by hand with the public
+ * calls, as diffusers' StableDiffusionPipeline runs it: latents x init_noise_sigma; per step the
+ * UNet on scale_model_input([lat; lat]) at float32(t), guidance, step; the VAE decode. Euler
+ * ancestral and SDE DPM-Solver draw their noise from the seed: the same seed gives the same
+ * image, another does not. */
+static void test_generate_euler(void)
+{
+    char dir[1000];
+    model_dir(dir, sizeof dir, "sd-a");
+    ngpt_decoder *d = NULL;
+    CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, NULL));
+    if (!d) return;
+    enum { S = 77, D = 32, NL = 4 * 8 * 8 };
+    static float cu[2 * S * D], lat0[NL];
+    test_rng r = {0x510e527full};
+    test_fill(&r, cu, 2 * S * D, -1.0f, 1.0f);
+    test_fill(&r, lat0, NL, -1.0f, 1.0f);
+    ngpt_tensor u = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, S, D}, .data = cu};
+    ngpt_tensor c = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, S, D}, .data = cu + S * D};
+    ngpt_tensor l0 = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {1, 4, 8, 8}, .data = lat0};
+    ngpt_decode_params gp;
+    ngpt_decode_params_default(&gp, sizeof gp);
+    gp.num_inference_steps = 4;
+    gp.height = gp.width = 64;
+    gp.latents = &l0;
+    gp.scheduler = NGPT_SCHEDULER_EULER;
+    const float g = gp.guidance_scale = 7.5f;
+    ngpt_tensor img = {0};
+    CHECK_OK(ngpt_decoder_generate(d, &img, NULL, &c, &u, &gp));
+
+    /* by hand */
+    char cfg[1100];
+    snprintf(cfg, sizeof cfg, "%s/scheduler/scheduler_config.json", dir);
+    ngpt_scheduler_params sp;
+    ngpt_scheduler_params_default(&sp, sizeof sp);
+    sp.kind = NGPT_SCHEDULER_EULER;
+    ngpt_scheduler *s = NULL;
+    CHECK_OK(ngpt_scheduler_create(&s, cfg, &sp));
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 4));
+    const double *ts = NULL;
+    size_t nts = 0;
+    CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &nts));
+    static float lat[NL], x2[2 * NL], guided[NL];
+    const float sigma = ngpt_scheduler_init_noise_sigma(s);
+    CHECK(sigma > 1.0f);
+    for (int i = 0; i < NL; i++) lat[i] = lat0[i] * sigma;
+    ngpt_tensor ehs = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {2, S, D}, .data = cu};
+    ngpt_tensor xt = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {2, 4, 8, 8}, .data = x2};
+    for (size_t k = 0; s && k < nts; k++) {
+        memcpy(x2, lat, sizeof lat);
+        memcpy(x2 + NL, lat, sizeof lat);
+        CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, x2, 2 * NL, ts[k]));
+        float t32 = (float)ts[k];
+        ngpt_tensor tt = {.dtype = NGPT_DTYPE_F32, .rank = 1, .shape = {1}, .data = &t32};
+        ngpt_tensor eps = {0};
+        CHECK_OK(ngpt_decoder_unet(d, &eps, &xt, &tt, &ehs, NULL));
+        if (!eps.data) break;
+        const float *e = eps.data;
+        for (int i = 0; i < NL; i++) guided[i] = e[i] + g * (e[NL + i] - e[i]);
+        ngpt_tensor_free(&eps);
+        CHECK_OK(ngpt_scheduler_step_f64(s, guided, ts[k], lat, NL, NULL));
+    }
+    const float inv = 1.0f / ngpt_decoder_vae_scaling_factor(d);
+    for (int i = 0; i < NL; i++) lat[i] *= inv;
+    ngpt_tensor lt = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {1, 4, 8, 8}, .data = lat}, dec = {0};
+    CHECK_OK(ngpt_decoder_vae_decode(d, &dec, &lt));
+    if (dec.data && img.data && ngpt_tensor_numel(&dec) == ngpt_tensor_numel(&img)) {
+        const float *x = dec.data, *o = img.data;
+        bool same = true;
+        for (int ch = 0; ch < 3; ch++)
+            for (int i = 0; i < 64 * 64; i++) {
+                float v = x[ch * 64 * 64 + i] * 0.5f + 0.5f;
+                v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+                same &= o[i * 3 + ch] == v;
+            }
+        CHECK_MSG(same, "Euler: ngpt_decoder_generate differs from the loop by hand");
+    } else {
+        CHECK_MSG(0, "Euler: no image to compare");
+    }
+    ngpt_tensor_free(&dec);
+    ngpt_scheduler_free(s);
+
+    /* Euler ancestral: noise from the seed */
+    gp.scheduler = NGPT_SCHEDULER_EULER_ANCESTRAL;
+    gp.seed = 11;
+    ngpt_tensor a1 = {0}, a2 = {0}, a3 = {0};
+    CHECK_OK(ngpt_decoder_generate(d, &a1, NULL, &c, &u, &gp));
+    CHECK_OK(ngpt_decoder_generate(d, &a2, NULL, &c, &u, &gp));
+    gp.seed = 12;
+    CHECK_OK(ngpt_decoder_generate(d, &a3, NULL, &c, &u, &gp));
+    const size_t nb = (size_t)ngpt_tensor_numel(&img) * sizeof(float);
+    if (a1.data && a2.data && a3.data && img.data) {
+        CHECK(memcmp(a1.data, a2.data, nb) == 0);
+        CHECK(memcmp(a1.data, a3.data, nb) != 0);
+        CHECK(memcmp(a1.data, img.data, nb) != 0);
+        bool finite = true;
+        for (size_t i = 0; i < nb / sizeof(float); i++) finite &= isfinite(((float *)a1.data)[i]);
+        CHECK(finite);
+    }
+    ngpt_tensor_free(&a1), ngpt_tensor_free(&a2), ngpt_tensor_free(&a3), ngpt_tensor_free(&img);
+    ngpt_decoder_free(d);
+
+    /* a folder whose scheduler is an SDE DPM-Solver: generate draws its noise from the seed (it
+     * used to fail asking for variance_noise) */
+    char tmp[64] = "/tmp/ngpt_sde_XXXXXX", p[1200], q[1200];
+    CHECK(mkdtemp(tmp) != NULL);
+    static const char *const parts[3] = {"model_index.json", "unet", "vae"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, parts[i]);
+        snprintf(q, sizeof q, "%s/%s", tmp, parts[i]);
+        CHECK(symlink(p, q) == 0);
+    }
+    snprintf(q, sizeof q, "%s/scheduler", tmp);
+    CHECK(mkdir(q, 0755) == 0);
+    snprintf(q, sizeof q, "%s/scheduler/scheduler_config.json", tmp);
+    FILE *f = fopen(q, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("{\"_class_name\": \"DPMSolverMultistepScheduler\", \"algorithm_type\": \"sde-dpmsolver++\", "
+              "\"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085, \"beta_end\": 0.012}", f);
+        fclose(f);
+    }
+    ngpt_decoder *sde = NULL;
+    CHECK_OK(ngpt_decoder_create(&sde, g_ctx, tmp, NULL));
+    gp.scheduler = NGPT_SCHEDULER_AUTO;
+    ngpt_tensor s1 = {0}, s2 = {0};
+    if (sde) {
+        CHECK_OK(ngpt_decoder_generate(sde, &s1, NULL, &c, &u, &gp));
+        CHECK_OK(ngpt_decoder_generate(sde, &s2, NULL, &c, &u, &gp));
+        if (s1.data && s2.data) CHECK(memcmp(s1.data, s2.data, nb) == 0);
+    }
+    ngpt_tensor_free(&s1), ngpt_tensor_free(&s2);
+    ngpt_decoder_free(sde);
+    unlink(q);
+    snprintf(q, sizeof q, "%s/scheduler", tmp), rmdir(q);
+    for (int i = 0; i < 3; i++) snprintf(q, sizeof q, "%s/%s", tmp, parts[i]), unlink(q);
+    rmdir(tmp);
+}
+
 /* NGPT_DECODER_FLAG_CHANNELS_LAST on the CPU: each kind's generate (SD, AudioLDM with its VAE,
  * Zeroscope's UNet3D) and the VAE round trip agree with the NCHW decoder's within F32 rounding;
  * the golden cases check it against upstream too (golden_cases_channels_last). */
@@ -955,6 +1094,7 @@ int main(void)
     RUN(test_channels_last_flag);
     RUN(test_channels_last_shapes);
     RUN(test_step_callbacks);
+    RUN(test_generate_euler);
     ngpt_context_free(g_ctx);
     RUN(test_alloc_failures);
     return test_done();

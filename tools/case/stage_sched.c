@@ -1,7 +1,10 @@
 /* stage_sched.c — the scheduler stages: params = the diffusers scheduler config plus
  * num_inference_steps (and eta for DDIM); inputs sample0 [S...], model_outputs [T, S...] and,
- * for DDIM with eta > 0 (our own cases), variance_noise [T, S...]; outputs timesteps I64 [T],
- * samples F32 [T, S...] (the sample after each step), alphas_cumprod F32 [num_train_timesteps]. */
+ * where the scheduler draws noise (our own cases: DDIM with eta > 0, SDE DPM-Solver, Euler
+ * ancestral), variance_noise [T, S...]; outputs timesteps I64 [T] (the Euler stages: F64),
+ * samples F32 [T, S...] (the sample after each step), alphas_cumprod F32 [num_train_timesteps];
+ * the Euler stages also init_noise_sigma F32 [1] and model_inputs F32 [T, S...] (each step's
+ * scale_model_input of the sample). */
 #include "stage_sched.h"
 #include "core/alloc.h"
 
@@ -28,13 +31,14 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_scheduler_kind kin
     free(cfg);  /* jansson's allocator */
     if (st != NGPT_OK) return st;
 
-    float *x = NULL, *mo = NULL, *noise = NULL, *samples = NULL;
+    const bool euler = kind == NGPT_SCHEDULER_EULER || kind == NGPT_SCHEDULER_EULER_ANCESTRAL;
+    float *x = NULL, *mo = NULL, *noise = NULL, *samples = NULL, *inputs = NULL;
     int rx, rm, rn;
     int64_t sx[NGPT_MAX_DIMS], sm[NGPT_MAX_DIMS], sn[NGPT_MAX_DIMS];
-    const int64_t *ts;
+    const double *ts;
     size_t T;
     if ((st = ngpt_scheduler_set_timesteps(s, (int32_t)steps)) != NGPT_OK) goto done;
-    if ((st = ngpt_scheduler_timesteps(s, &ts, &T)) != NGPT_OK) goto done;
+    if ((st = ngpt_scheduler_timesteps_f64(s, &ts, &T)) != NGPT_OK) goto done;
     if ((st = case_input_f32(c, "sample0", &x, &rx, sx)) != NGPT_OK) goto done;
     if ((st = case_input_f32(c, "model_outputs", &mo, &rm, sm)) != NGPT_OK) goto done;
     size_t n = 1;
@@ -54,15 +58,29 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_scheduler_kind kin
         if (nn != T * n) { st = nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: variance_noise must have %zu x %zu elements", c->case_dir, T, n); goto done; }
     }
     samples = nx_malloc(((T * n) > 0 ? T * n : 1) * sizeof *samples);
-    if (!samples) { st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: samples", c->case_dir); goto done; }
+    inputs = nx_malloc(((T * n) > 0 ? T * n : 1) * sizeof *inputs);
+    if (!samples || !inputs) { st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: samples", c->case_dir); goto done; }
+    const float sigma0 = ngpt_scheduler_init_noise_sigma(s);
     for (size_t k = 0; k < T; k++) {
-        if ((st = ngpt_scheduler_step(s, mo + k * n, ts[k], x, n, noise ? noise + k * n : NULL)) != NGPT_OK) goto done;
+        memcpy(inputs + k * n, x, n * sizeof *x);
+        if ((st = ngpt_scheduler_scale_model_input_f64(s, inputs + k * n, n, ts[k])) != NGPT_OK) goto done;
+        if ((st = ngpt_scheduler_step_f64(s, mo + k * n, ts[k], x, n, noise ? noise + k * n : NULL)) != NGPT_OK) goto done;
         memcpy(samples + k * n, x, n * sizeof *x);
     }
     int64_t shape[NGPT_MAX_DIMS];
     shape[0] = (int64_t)T;
     for (int i = 0; i < rx; i++) shape[i + 1] = sx[i];
-    if ((st = case_out_add(out, "timesteps", NGPT_DTYPE_I64, 1, shape, ts)) != NGPT_OK) goto done;
+    if (euler) {
+        int64_t one[1] = {1};
+        if ((st = case_out_add(out, "timesteps", NGPT_DTYPE_F64, 1, shape, ts)) != NGPT_OK) goto done;
+        if ((st = case_out_add(out, "init_noise_sigma", NGPT_DTYPE_F32, 1, one, &sigma0)) != NGPT_OK) goto done;
+        if ((st = case_out_add(out, "model_inputs", NGPT_DTYPE_F32, rx + 1, shape, inputs)) != NGPT_OK) goto done;
+    } else {
+        const int64_t *ti;
+        size_t Ti;
+        if ((st = ngpt_scheduler_timesteps(s, &ti, &Ti)) != NGPT_OK) goto done;
+        if ((st = case_out_add(out, "timesteps", NGPT_DTYPE_I64, 1, shape, ti)) != NGPT_OK) goto done;
+    }
     if ((st = case_out_add(out, "samples", NGPT_DTYPE_F32, rx + 1, shape, samples)) != NGPT_OK) goto done;
     const float *acp;
     size_t na;
@@ -74,6 +92,7 @@ done:
     nx_free(mo);
     nx_free(noise);
     nx_free(samples);
+    nx_free(inputs);
     ngpt_scheduler_free(s);
     return st;
 }
@@ -83,4 +102,9 @@ ngpt_status case_scheduler_pndm(const case_ctx *c, case_out *out) { return run(c
 ngpt_status case_scheduler_dpmsolver(const case_ctx *c, case_out *out)
 {
     return run(c, out, NGPT_SCHEDULER_DPMSOLVER_MULTISTEP);
+}
+ngpt_status case_scheduler_euler(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_EULER); }
+ngpt_status case_scheduler_euler_ancestral(const case_ctx *c, case_out *out)
+{
+    return run(c, out, NGPT_SCHEDULER_EULER_ANCESTRAL);
 }

@@ -52,5 +52,7 @@ const case_stage case_stages[] = {
     {"video.postprocess", case_video_postprocess},
     {"zeroscope.generate", case_zeroscope_generate},
     {"scheduler.dpmsolver", case_scheduler_dpmsolver},
+    {"scheduler.euler", case_scheduler_euler},
+    {"scheduler.euler_ancestral", case_scheduler_euler_ancestral},
     {NULL, NULL},
 };

@@ -478,7 +478,13 @@ class Scheduler(_Handle):
 
     @property
     def timesteps(self):
-        """The timesteps in stepping order (a list of int)."""
+        """The timesteps in stepping order: a list of int, or of float for the Euler kinds (whose
+        timesteps are fractional; the model takes them rounded to float32)."""
+        if self.kind in (SchedulerKind.EULER, SchedulerKind.EULER_ANCESTRAL):  # noqa: F821
+            ts = ctypes.POINTER(ctypes.c_double)()
+            n = ctypes.c_size_t(0)
+            _call("ngpt_scheduler_timesteps_f64", self._h(), ctypes.byref(ts), ctypes.byref(n))
+            return ts[:n.value]
         ts = ctypes.POINTER(ctypes.c_int64)()
         n = ctypes.c_size_t(0)
         _call("ngpt_scheduler_timesteps", self._h(), ctypes.byref(ts), ctypes.byref(n))
@@ -507,26 +513,29 @@ class Scheduler(_Handle):
             vp, nv, keep_v, _ = _floats(variance_noise)
             if nv != n:
                 raise ValueError("variance_noise has %d values, sample %d" % (nv, n))
-        _call("ngpt_scheduler_step", self._h(), mp, int(timestep), sp, n, vp)
+        _call("ngpt_scheduler_step_f64", self._h(), mp, float(timestep), sp, n, vp)
         return result
 
     def reset(self):
         _call("ngpt_scheduler_reset", self._h())
 
     def scale_model_input(self, sample, timestep):
+        """The model's input at `timestep` (in place where `sample` allows, as step): unchanged,
+        or divided by (sigma^2 + 1)^0.5 for the Euler kinds."""
         sp, n, keep, result = _floats(sample, writable=True)
-        _call("ngpt_scheduler_scale_model_input", self._h(), sp, n, int(timestep))
+        _call("ngpt_scheduler_scale_model_input_f64", self._h(), sp, n, float(timestep))
         return result
 
     def add_noise(self, original, noise, timestep):
-        """sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (a new array)."""
+        """sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (Euler kinds: original + sigma(t) *
+        noise), a new array."""
         op, n, keep_o, _ = _floats(original)
         np_, nn, keep_n, _ = _floats(noise)
         if nn != n:
             raise ValueError("noise has %d values, original %d" % (nn, n))
         outp, _, keep_out, result = _floats(_np.zeros(n, _np.float32) if _np is not None else [0.0] * n,
                                             writable=True)
-        _call("ngpt_scheduler_add_noise", self._h(), outp, op, np_, n, int(timestep))
+        _call("ngpt_scheduler_add_noise_f64", self._h(), outp, op, np_, n, float(timestep))
         if _np is not None and isinstance(original, _np.ndarray):
             return result.reshape(original.shape)
         return result

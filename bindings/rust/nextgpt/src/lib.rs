@@ -467,11 +467,21 @@ impl Scheduler {
         check(unsafe { sys::ngpt_scheduler_set_timesteps(self.ptr.as_ptr(), n) })
     }
 
-    /// The timesteps in stepping order (an error before set_timesteps).
+    /// The timesteps in stepping order (an error before set_timesteps, and for the Euler kinds,
+    /// whose timesteps are fractional: see [`Scheduler::timesteps_f64`]).
     pub fn timesteps(&self) -> Result<&[i64]> {
         let mut ts = ptr::null();
         let mut n = 0usize;
         check(unsafe { sys::ngpt_scheduler_timesteps(self.ptr.as_ptr(), &mut ts, &mut n) })?;
+        // SAFETY: borrowed until the next set_timesteps (&mut self) or drop.
+        Ok(unsafe { slice(ts, n) })
+    }
+
+    /// Every kind's timesteps as f64 (Euler's fractional ones; the model takes them as f32).
+    pub fn timesteps_f64(&self) -> Result<&[f64]> {
+        let mut ts = ptr::null();
+        let mut n = 0usize;
+        check(unsafe { sys::ngpt_scheduler_timesteps_f64(self.ptr.as_ptr(), &mut ts, &mut n) })?;
         // SAFETY: borrowed until the next set_timesteps (&mut self) or drop.
         Ok(unsafe { slice(ts, n) })
     }
@@ -490,13 +500,19 @@ impl Scheduler {
     /// One denoising step: `sample` becomes the sample at the previous timestep.
     pub fn step(&mut self, model_output: &[f32], timestep: i64, sample: &mut [f32],
                 variance_noise: Option<&[f32]>) -> Result<()> {
+        self.step_f64(model_output, timestep as f64, sample, variance_noise)
+    }
+
+    /// [`Scheduler::step`] at a timestep of [`Scheduler::timesteps_f64`] (every kind).
+    pub fn step_f64(&mut self, model_output: &[f32], timestep: f64, sample: &mut [f32],
+                    variance_noise: Option<&[f32]>) -> Result<()> {
         if model_output.len() != sample.len() || variance_noise.map_or(false, |v| v.len() != sample.len()) {
             return Err(Error::invalid("model_output, sample and variance_noise must have the same length"));
         }
         let noise = variance_noise.map_or(ptr::null(), |v| v.as_ptr());
         check(unsafe {
-            sys::ngpt_scheduler_step(self.ptr.as_ptr(), model_output.as_ptr(), timestep, sample.as_mut_ptr(),
-                                     sample.len(), noise)
+            sys::ngpt_scheduler_step_f64(self.ptr.as_ptr(), model_output.as_ptr(), timestep, sample.as_mut_ptr(),
+                                         sample.len(), noise)
         })
     }
 
@@ -505,21 +521,31 @@ impl Scheduler {
         check(unsafe { sys::ngpt_scheduler_reset(self.ptr.as_ptr()) })
     }
 
+    /// The model's input at `timestep`, in place: unchanged, or divided by (sigma^2 + 1)^0.5
+    /// for the Euler kinds.
     pub fn scale_model_input(&self, sample: &mut [f32], timestep: i64) -> Result<()> {
+        self.scale_model_input_f64(sample, timestep as f64)
+    }
+
+    pub fn scale_model_input_f64(&self, sample: &mut [f32], timestep: f64) -> Result<()> {
         check(unsafe {
-            sys::ngpt_scheduler_scale_model_input(self.ptr.as_ptr(), sample.as_mut_ptr(), sample.len(), timestep)
+            sys::ngpt_scheduler_scale_model_input_f64(self.ptr.as_ptr(), sample.as_mut_ptr(), sample.len(), timestep)
         })
     }
 
-    /// sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise.
+    /// sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (Euler kinds: original + sigma(t) * noise).
     pub fn add_noise(&self, original: &[f32], noise: &[f32], timestep: i64) -> Result<Vec<f32>> {
+        self.add_noise_f64(original, noise, timestep as f64)
+    }
+
+    pub fn add_noise_f64(&self, original: &[f32], noise: &[f32], timestep: f64) -> Result<Vec<f32>> {
         if original.len() != noise.len() {
             return Err(Error::invalid("original and noise must have the same length"));
         }
         let mut out = vec![0f32; original.len()];
         check(unsafe {
-            sys::ngpt_scheduler_add_noise(self.ptr.as_ptr(), out.as_mut_ptr(), original.as_ptr(), noise.as_ptr(),
-                                          out.len(), timestep)
+            sys::ngpt_scheduler_add_noise_f64(self.ptr.as_ptr(), out.as_mut_ptr(), original.as_ptr(), noise.as_ptr(),
+                                              out.len(), timestep)
         })?;
         Ok(out)
     }

@@ -127,6 +127,33 @@ fn scheduler_ddim_matches_golden_case() {
 }
 
 #[test]
+fn scheduler_euler_float_timesteps() {
+    let cfg = r#"{"_class_name": "EulerAncestralDiscreteScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+                  "beta_schedule": "scaled_linear"}"#;
+    let mut s = nextgpt::Scheduler::from_json(cfg).unwrap();
+    assert_eq!(s.kind(), nextgpt::sys::NGPT_SCHEDULER_EULER_ANCESTRAL);
+    assert!(s.init_noise_sigma() > 14.0);
+    s.set_timesteps(12).unwrap();
+    assert_eq!(s.timesteps().unwrap_err().status, nextgpt::sys::NGPT_ERR_UNSUPPORTED as i32);
+    let ts = s.timesteps_f64().unwrap().to_vec();
+    assert_eq!(ts.len(), 12);
+    assert_eq!(ts[0], 999.0);
+    assert!(ts[1].fract() != 0.0);
+    let mut x = vec![1.0f32; 8];
+    s.scale_model_input_f64(&mut x, ts[0]).unwrap();
+    assert!(x[0] < 0.1);
+    let eps = vec![0.5f32; 8];
+    assert!(s.step_f64(&eps, ts[0], &mut x, None).is_err()); // the ancestral sampler needs noise
+    for &t in &ts {
+        s.step_f64(&eps, t, &mut x, Some(&eps)).unwrap();
+    }
+    assert!(x.iter().all(|v| v.is_finite()));
+    assert!(s.step_f64(&eps, 1.5, &mut x, Some(&eps)).is_err());
+    let noisy = s.add_noise_f64(&[1.0; 4], &[1.0; 4], ts[11]).unwrap();
+    assert!(noisy[0] > 1.0);
+}
+
+#[test]
 fn image_and_audio_preprocess() {
     let case = golden().join("vision/image.preprocess/small_png");
     let img = nextgpt::Image::load(case.join("input.png")).unwrap();
