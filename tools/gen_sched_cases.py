@@ -500,6 +500,16 @@ class EulerAncestral(Euler):  # scheduling_euler_ancestral_discrete.py v0.17.0
         return prev_sample
 
 
+def write_case(d, stage, params, atol, rtol, cls_name, note, T):
+    case = {"stage": stage, "params": params, "atol": atol, "rtol": rtol, "source": SOURCE.format(cls=cls_name)}
+    if note:
+        case["note"] = note
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(case, f, indent=1)
+        f.write("\n")
+    print(d, T, "timesteps")
+
+
 def gen_euler(name, cls, params, shape, seed, atol=5e-5, rtol=1e-5, note=""):
     """A scheduler.euler[_ancestral] case: the pipelines' loop (latents * init_noise_sigma is the
     caller's; per step scale_model_input, then step), recording the model inputs too."""
@@ -529,17 +539,8 @@ def gen_euler(name, cls, params, shape, seed, atol=5e-5, rtol=1e-5, note=""):
                                                        "model_inputs": torch.stack(ins),
                                                        "samples": torch.stack(out),
                                                        "alphas_cumprod": s.alphas_cumprod}, f64=("timesteps",))
-    case = {"stage": stage, "params": params, "atol": atol, "rtol": rtol,
-            "source": SOURCE.format(cls="EulerAncestralDiscreteScheduler" if cls.ancestral else "EulerDiscreteScheduler")}
-    if note:
-        case["note"] = note
-    with open(os.path.join(d, "case.json"), "w") as f:
-        json.dump(case, f, indent=1)
-        f.write("\n")
-    print(d, T, "timesteps")
-
-
-# ---- safetensors writer (F32 / I64) ----
+    write_case(d, stage, params, atol, rtol,
+               "EulerAncestralDiscreteScheduler" if cls.ancestral else "EulerDiscreteScheduler", note, T)
 
 
 SD15 = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
@@ -576,15 +577,8 @@ def gen(family, stage, name, cls, params, shape, seed, noise=False, atol=5e-5, r
     write_st(os.path.join(d, "expected.safetensors"), {"timesteps": s.timesteps.to(torch.int64),
                                                        "samples": torch.stack(out),
                                                        "alphas_cumprod": s.alphas_cumprod})
-    case = {"stage": stage, "params": params, "atol": atol, "rtol": rtol,
-            "source": SOURCE.format(cls={DDIM: "DDIMScheduler", PNDM: "PNDMScheduler",
-                                         DPM: "DPMSolverMultistepScheduler"}[cls])}
-    if note:
-        case["note"] = note
-    with open(os.path.join(d, "case.json"), "w") as f:
-        json.dump(case, f, indent=1)
-        f.write("\n")
-    print(d, T, "timesteps")
+    write_case(d, stage, params, atol, rtol,
+               {DDIM: "DDIMScheduler", PNDM: "PNDMScheduler", DPM: "DPMSolverMultistepScheduler"}[cls], note, T)
 
 
 def main_euler():
