@@ -544,11 +544,11 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * Threads: a scheduler is stateful; use it from one thread at a time. Different schedulers are
  * independent. Errors: NGPT_ERR_BAD_FORMAT (not JSON, a key of the wrong type),
  * NGPT_ERR_UNSUPPORTED (an unknown _class_name / beta_schedule / prediction_type / algorithm,
- * or a diffusers option not ported: thresholding, DPM-Solver's use_karras_sigmas, learned
- * variance, Euler's log_linear interpolation; fractional timesteps asked for through an int64
- * call), NGPT_ERR_INVALID_ARGUMENT (NULL pointers, steps out of range, a timestep not in the
- * schedule, step before set_timesteps, missing noise), NGPT_ERR_SHAPE_MISMATCH (n changed
- * between steps).
+ * or a diffusers option not ported: thresholding, learned variance, Euler's log_linear
+ * interpolation; fractional timesteps asked for through an int64 call), NGPT_ERR_INVALID_ARGUMENT
+ * (NULL pointers, steps out of range, a timestep not in the schedule, step before
+ * set_timesteps, missing noise), NGPT_ERR_SHAPE_MISMATCH (n changed between steps).
+ * DPM-Solver and Euler take use_karras_sigmas (Karras et al.'s rho-7 noise levels).
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct ngpt_scheduler ngpt_scheduler;  /* opaque */

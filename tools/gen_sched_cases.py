@@ -235,10 +235,11 @@ class PNDM:  # scheduling_pndm.py v0.17.0
         return prev_sample
 
 
-class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / karras / learned variance)
+class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / learned variance)
     defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                     trained_betas=None, solver_order=2, prediction_type="epsilon", algorithm_type="dpmsolver++",
-                    solver_type="midpoint", lower_order_final=True, lambda_min_clipped=-float("inf"))
+                    solver_type="midpoint", lower_order_final=True, lambda_min_clipped=-float("inf"),
+                    use_karras_sigmas=False)
 
     def __init__(self, cfg):
         self.config = c = {**self.defaults, **{k: v for k, v in cfg.items() if k in self.defaults}}
@@ -254,6 +255,12 @@ class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / karra
         clipped_idx = torch.searchsorted(torch.flip(self.lambda_t, [0]), c["lambda_min_clipped"])
         timesteps = (np.linspace(0, c["num_train_timesteps"] - 1 - clipped_idx, num_inference_steps + 1)
                      .round()[::-1][:-1].copy().astype(np.int64))
+        if c["use_karras_sigmas"]:
+            sigmas = np.array(((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5)
+            log_sigmas = np.log(sigmas)
+            sigmas = Euler._convert_to_karras(self, in_sigmas=sigmas, num_inference_steps=num_inference_steps)
+            timesteps = np.array([Euler._sigma_to_t(self, sigma, log_sigmas) for sigma in sigmas]).round()
+            timesteps = np.flip(timesteps).copy().astype(np.int64)
         _, unique_indices = np.unique(timesteps, return_index=True)
         timesteps = timesteps[np.sort(unique_indices)]
         self.timesteps = torch.from_numpy(timesteps)
@@ -641,6 +648,9 @@ def main():
         dict(num_inference_steps=6, algorithm_type="sde-dpmsolver++", solver_type="heun", prediction_type="epsilon",
              **dpm_base), vid, 10, noise=True, atol=2e-4,
         note="sde-dpmsolver++: the noise diffusers would draw each step is the input variance_noise [T, S...]")
+    gen("video", "scheduler.dpmsolver", "karras_n10", DPM,
+        dict(num_inference_steps=10, use_karras_sigmas=True, prediction_type="epsilon", **dpm_base), vid, 12,
+        atol=2e-4, note="use_karras_sigmas: rho-7 sigmas over the training range, mapped back to integer timesteps")
     gen("video", "scheduler.dpmsolver", "order1_linear_n4", DPM,
         dict(num_inference_steps=4, solver_order=1, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
              num_train_timesteps=1000), vid, 11, atol=2e-4)

@@ -38,14 +38,14 @@ struct ngpt_scheduler {
     bool    heun;               /* DPM solver_type */
     bool    lower_order_final;  /* DPM */
     double  lambda_min_clipped; /* DPM */
-    bool    karras;             /* Euler use_karras_sigmas */
+    bool    karras;             /* Euler, DPM use_karras_sigmas */
     float   eta;                /* DDIM step argument */
     bool    use_clipped;        /* DDIM step argument */
     /* ---- schedule ---- */
     float  *acp;                /* alphas_cumprod [T] */
     float   final_acp;          /* DDIM, PNDM */
     float  *alpha_t, *sigma_t, *lambda_t;  /* DPM [T] */
-    float  *train_sigma;        /* Euler [T]: ((1 - acp) / acp) ** 0.5 in float32 */
+    float  *train_sigma;        /* Euler, Karras DPM [T]: ((1 - acp) / acp) ** 0.5 in float32 */
     float   init_sigma;         /* Euler: init_noise_sigma, the largest of them */
     /* ---- timesteps ---- */
     int32_t  n_inference;       /* as passed to set_timesteps; 0 = not yet */
@@ -224,9 +224,9 @@ static ngpt_status build_schedule(ngpt_scheduler *s, const json_t *cfg, const ch
     nx_free(betas);
     s->final_acp = set_alpha_to_one ? 1.0f : s->acp[0];
 
-    if (is_euler(s)) {
+    if (is_euler(s) || s->karras) {
         /* sigmas = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5 (float32 tensor ops);
-         * init_noise_sigma = max(sigmas + [0]) */
+         * Euler's init_noise_sigma = max(sigmas + [0]) */
         s->train_sigma = nx_malloc((size_t)T * sizeof(float));
         if (!s->train_sigma) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "scheduler: Euler sigmas of %lld steps", (long long)T);
         s->init_sigma = 0.0f;
@@ -349,11 +349,13 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
                 return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: Euler interpolation_type '%s' is not "
                               "implemented (linear)", interp);
             NX_TRY(cfg_bool(cfg, "use_karras_sigmas", false, &s->karras));
+            if (s->karras && s->T < 2)  /* _sigma_to_t indexes log_sigmas[1]: diffusers fails */
+                return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: Karras sigmas need num_train_timesteps >= 2");
         }
     }
     if (dpm) {
         int64_t order;
-        bool thresholding, karras;
+        bool thresholding;
         const char *algo, *stype, *variance_type;
         NX_TRY(cfg_int(cfg, "solver_order", 2, &order));
         if (p->solver_order) order = p->solver_order;
@@ -386,9 +388,9 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         NX_TRY(cfg_bool(cfg, "thresholding", false, &thresholding));
         if (thresholding)
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DPM-Solver 'thresholding' is not implemented");
-        NX_TRY(cfg_bool(cfg, "use_karras_sigmas", false, &karras));
-        if (karras)
-            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DPM-Solver 'use_karras_sigmas' is not implemented");
+        NX_TRY(cfg_bool(cfg, "use_karras_sigmas", false, &s->karras));
+        if (s->karras && s->T < 2)  /* _sigma_to_t indexes log_sigmas[1]: diffusers fails */
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: Karras sigmas need num_train_timesteps >= 2");
         NX_TRY(cfg_str(cfg, "variance_type", NULL, &variance_type));
         if (variance_type && (!strcmp(variance_type, "learned") || !strcmp(variance_type, "learned_range")))
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DPM-Solver variance_type '%s' (model outputs with "
@@ -661,8 +663,35 @@ static ngpt_status set_pndm(ngpt_scheduler *s, int32_t N)
     return st;
 }
 
+static double np_linspace_at(double stop, int32_t n, int32_t i);
+static ngpt_status karras_timesteps(const ngpt_scheduler *s, const double *sigmas, int32_t N, double *ts);
+static void karras_sigmas(double *sg, int32_t N, double first, double last);
+
 static ngpt_status set_dpm(ngpt_scheduler *s, int32_t N)
 {
+    if (s->karras) {
+        /* _convert_to_karras on the training sigmas (ascending, so these run from the smallest
+         * to the largest), each mapped back to a timestep, rounded (half to even), flipped;
+         * duplicates removed, the first kept (lambda_min_clipped plays no part) */
+        double *sg = nx_malloc((size_t)N * sizeof *sg), *t = nx_malloc((size_t)N * sizeof *t);
+        ngpt_status st = sg && t ? ts_alloc(s, (size_t)N)
+                                 : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
+        if (st == NGPT_OK) {
+            karras_sigmas(sg, N, (double)s->train_sigma[0], (double)s->train_sigma[s->T - 1]);
+            st = karras_timesteps(s, sg, N, t);
+        }
+        size_t k = 0;
+        for (int32_t j = N - 1; st == NGPT_OK && j >= 0; j--) {
+            const int64_t v = (int64_t)nearbyint(t[j]);
+            bool dup = false;
+            for (size_t q = 0; q < k; q++) dup |= s->ts[q] == v;
+            if (!dup) s->ts[k++] = v;
+        }
+        if (st == NGPT_OK) s->n_ts = k;
+        nx_free(sg);
+        nx_free(t);
+        return st;
+    }
     /* clipped_idx = torch.searchsorted(flip(lambda_t), lambda_min_clipped): entries below it */
     int64_t clipped = 0;
     const float lmin = (float)s->lambda_min_clipped;
@@ -706,7 +735,14 @@ static double np_interp_arange(double x, const float *fp, int64_t len)
     return r;
 }
 
-/* EulerDiscreteScheduler._sigma_to_t under NumPy 1.x's casting: the float64 log sigma meets the
+/* _convert_to_karras (rho 7, float64): in_sigmas[0] = first, in_sigmas[-1] = last. */
+static void karras_sigmas(double *sg, int32_t N, double first, double last)
+{
+    const double rho = 7.0, last_inv = pow(last, 1.0 / rho), first_inv = pow(first, 1.0 / rho);
+    for (int32_t i = 0; i < N; i++) sg[i] = pow(first_inv + np_linspace_at(1.0, N, i) * (last_inv - first_inv), rho);
+}
+
+/* EulerDiscreteScheduler._sigma_to_t (DPMSolverMultistepScheduler's is a copy) under NumPy 1.x's casting: the float64 log sigma meets the
  * float32 log_sigmas as float32 (value-based casting of a scalar), w is float32, and the final
  * (1 - w) * low_idx + w * high_idx is float64 (float32 array times an int64 array). */
 static double euler_sigma_to_t(double sigma, const float *log_sigmas, int64_t T)
@@ -722,37 +758,35 @@ static double euler_sigma_to_t(double sigma, const float *log_sigmas, int64_t T)
     return (double)(1.0f - w) * (double)low + (double)w * (double)(low + 1);
 }
 
+/* The timesteps of Karras sigmas: _sigma_to_t against log(training sigmas) (numpy's float32 log). */
+static ngpt_status karras_timesteps(const ngpt_scheduler *s, const double *sigmas, int32_t N, double *ts)
+{
+    float *log_sigmas = nx_malloc((size_t)s->T * sizeof *log_sigmas);
+    if (!log_sigmas) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
+    for (int64_t i = 0; i < s->T; i++) log_sigmas[i] = logf(s->train_sigma[i]);
+    for (int32_t i = 0; i < N; i++) ts[i] = euler_sigma_to_t(sigmas[i], log_sigmas, s->T);
+    nx_free(log_sigmas);
+    return NGPT_OK;
+}
+
 static ngpt_status set_euler(ngpt_scheduler *s, int32_t N)
 {
     NX_TRY(ts_alloc(s, (size_t)N));
     const int64_t T = s->T;
     for (int32_t i = 0; i < N; i++) s->tsf[i] = np_linspace_at((double)(T - 1), N, N - 1 - i);  /* [::-1] */
     double *sg = nx_malloc((size_t)N * sizeof *sg);
-    float *log_sigmas = s->karras && T >= 2 ? nx_malloc((size_t)T * sizeof *log_sigmas) : NULL;
-    if (!sg || (s->karras && T >= 2 && !log_sigmas)) {
-        nx_free(sg);
-        nx_free(log_sigmas);
-        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
-    }
+    if (!sg) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
     for (int32_t i = 0; i < N; i++) sg[i] = np_interp_arange(s->tsf[i], s->train_sigma, T);
-    if (s->karras) {
-        /* _convert_to_karras (rho 7, float64), then the timesteps back from the sigmas */
-        const double rho = 7.0, smin = sg[N - 1], smax = sg[0];
-        const double min_inv = pow(smin, 1.0 / rho), max_inv = pow(smax, 1.0 / rho);
-        for (int32_t i = 0; i < N; i++) sg[i] = pow(max_inv + np_linspace_at(1.0, N, i) * (min_inv - max_inv), rho);
-        if (T < 2) {  /* _sigma_to_t indexes log_sigmas[1]: diffusers fails */
-            nx_free(sg);
-            return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_scheduler_set_timesteps: Karras sigmas need num_train_timesteps >= 2");
-        }
-        for (int64_t i = 0; i < T; i++) log_sigmas[i] = logf(s->train_sigma[i]);
-        for (int32_t i = 0; i < N; i++) s->tsf[i] = euler_sigma_to_t(sg[i], log_sigmas, T);
+    ngpt_status st = NGPT_OK;
+    if (s->karras) {  /* Karras sigmas between the interpolated ones' ends, the timesteps back from them */
+        karras_sigmas(sg, N, sg[0], sg[N - 1]);
+        st = karras_timesteps(s, sg, N, s->tsf);
     }
     for (int32_t i = 0; i < N; i++) s->sigmas[i] = (float)sg[i];
     s->sigmas[N] = 0.0f;
     for (int32_t i = 0; i < N; i++) s->ts[i] = 0;  /* unused: ngpt_scheduler_timesteps refuses Euler */
-    nx_free(log_sigmas);
     nx_free(sg);
-    return NGPT_OK;
+    return st;
 }
 
 NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)

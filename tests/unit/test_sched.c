@@ -268,7 +268,7 @@ static void test_errors(void)
     CHECK_ERR(from("{\"prediction_type\": \"flow\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "flow");
     CHECK_ERR(from("{\"thresholding\": true}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "thresholding");
     CHECK_ERR(from("{\"algorithm_type\": \"foo\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "foo");
-    CHECK_ERR(from("{\"use_karras_sigmas\": true}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "karras");
+    CHECK_ERR(from("{\"use_karras_sigmas\": \"yes\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_BAD_FORMAT, "karras");
     CHECK_ERR(from("{\"solver_order\": 4}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "solver_order");
     CHECK_ERR(ngpt_scheduler_create(&s, "/nonexistent/scheduler_config.json", NULL), NGPT_ERR_NOT_FOUND, "nonexistent");
     /* Python's json writes -Infinity (DPM-Solver's lambda_min_clipped); strings keep the token */
@@ -446,9 +446,14 @@ static void test_euler(void)
     ngpt_scheduler_free(s);
     s = NULL;
     /* Karras sigmas with one training step cannot map back to timesteps (diffusers: IndexError) */
-    CHECK_OK(from("{\"use_karras_sigmas\": true, \"num_train_timesteps\": 1}", NGPT_SCHEDULER_EULER, &s));
-    CHECK_ERR(ngpt_scheduler_set_timesteps(s, 1), NGPT_ERR_UNSUPPORTED, "Karras");
-    CHECK_ERR(ngpt_scheduler_timesteps_f64(s, &ts, &n), NGPT_ERR_INVALID_ARGUMENT, "set_timesteps");
+    CHECK_ERR(from("{\"use_karras_sigmas\": true, \"num_train_timesteps\": 1}", NGPT_SCHEDULER_EULER, &s),
+              NGPT_ERR_UNSUPPORTED, "Karras");
+    CHECK_ERR(from("{\"use_karras_sigmas\": true, \"num_train_timesteps\": 1}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s),
+              NGPT_ERR_UNSUPPORTED, "Karras");
+    CHECK_OK(from("{\"num_train_timesteps\": 1}", NGPT_SCHEDULER_EULER, &s));  /* one step, sigma of t = 0 */
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 1));
+    CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
+    CHECK(n == 1 && ts[0] == 0.0);
     ngpt_scheduler_free(s);
     /* the other kinds: the f64 calls take their integer timesteps */
     CHECK_OK(from(k_sd, NGPT_SCHEDULER_AUTO, &s));
@@ -465,12 +470,13 @@ static void test_euler(void)
 /* Every allocation failure is reported as OUT_OF_MEMORY and frees what was held. */
 static void test_alloc_failures(void)
 {
-    const char *cfgs[5] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+    const char *cfgs[6] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}",
                            "{\"_class_name\": \"EulerDiscreteScheduler\", \"use_karras_sigmas\": true}",
-                           "{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}"};
+                           "{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}",
+                           "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"use_karras_sigmas\": true}"};
     float x[16] = {0}, m[16] = {0};
-    for (int c = 0; c < 5; c++) {
+    for (int c = 0; c < 6; c++) {
         for (int64_t nth = 1; nth < 40; nth++) {
             const int64_t blocks = nx_alloc_blocks();
             nx_alloc_fail_at(nth);
@@ -520,6 +526,7 @@ static const dev_case k_dev_cases[] = {
     {"{\"solver_order\": 2, \"algorithm_type\": \"dpmsolver\", \"prediction_type\": \"v_prediction\"}",
      NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 5},
     {"{\"solver_order\": 3, \"prediction_type\": \"sample\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 6},
+    {"{\"solver_order\": 3, \"use_karras_sigmas\": true}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 8},
     {"{\"_class_name\": \"EulerDiscreteScheduler\", \"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_AUTO, 0, 6},
     {"{\"use_karras_sigmas\": true, \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_EULER, 0, 5},
     {"{\"prediction_type\": \"original_sample\"}", NGPT_SCHEDULER_EULER, 0, 4},
