@@ -517,7 +517,7 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *
  * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio
  * and video decoders), PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler), DPM-Solver(++)
- * multistep, and the k-diffusion samplers Euler and Euler ancestral. A scheduler is built from a
+ * multistep, and the k-diffusion samplers Euler, Euler ancestral and Heun. A scheduler is built from a
  * diffusers `scheduler_config.json` (any of these classes can be asked for on another's config,
  * as diffusers' `from_config` does); it holds the noise schedule (alphas_cumprod in float32, as
  * diffusers computes it), the timesteps and, for PNDM and DPM-Solver, the history of previous
@@ -536,7 +536,7 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *     }
  *
  * Timesteps: DDIM, PNDM and DPM-Solver use integer timesteps, which the int64 calls
- * (ngpt_scheduler_timesteps, _step, ...) take; the Euler samplers' are fractional (float64, as
+ * (ngpt_scheduler_timesteps, _step, ...) take; the k-diffusion samplers' are fractional (float64, as
  * diffusers' numpy linspace gives them), so they need the _f64 calls, which serve every kind.
  * Randomness: the library draws no random numbers. Where diffusers would draw noise (DDIM with
  * eta > 0, the SDE variants of DPM-Solver, Euler ancestral), the caller passes it as
@@ -548,7 +548,8 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * interpolation; fractional timesteps asked for through an int64 call), NGPT_ERR_INVALID_ARGUMENT
  * (NULL pointers, steps out of range, a timestep not in the schedule, step before
  * set_timesteps, missing noise), NGPT_ERR_SHAPE_MISMATCH (n changed between steps).
- * DPM-Solver and Euler take use_karras_sigmas (Karras et al.'s rho-7 noise levels).
+ * DPM-Solver, Euler and Heun take use_karras_sigmas (Karras et al.'s rho-7 noise levels).
+ * Heun keeps its first-order result between a timestep's two steps: take its steps in order.
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct ngpt_scheduler ngpt_scheduler;  /* opaque */
@@ -560,15 +561,17 @@ typedef enum ngpt_scheduler_kind {
     NGPT_SCHEDULER_DPMSOLVER_MULTISTEP  = 3,  /* DPMSolverMultistepScheduler */
     NGPT_SCHEDULER_EULER                = 4,  /* EulerDiscreteScheduler (s_churn 0; Karras sigmas
                                                  with the config's use_karras_sigmas) */
-    NGPT_SCHEDULER_EULER_ANCESTRAL      = 5   /* EulerAncestralDiscreteScheduler: needs
+    NGPT_SCHEDULER_EULER_ANCESTRAL      = 5,  /* EulerAncestralDiscreteScheduler: needs
                                                  variance_noise every step */
+    NGPT_SCHEDULER_HEUN                 = 6   /* HeunDiscreteScheduler (2nd order: 2n - 1 steps,
+                                                 each timestep after the first twice) */
 } ngpt_scheduler_kind;
 
 typedef enum ngpt_prediction_type {
     NGPT_PREDICTION_FROM_CONFIG = 0,
     NGPT_PREDICTION_EPSILON     = 1,  /* the model predicts the noise */
     NGPT_PREDICTION_V           = 2,  /* v-prediction */
-    NGPT_PREDICTION_SAMPLE      = 3   /* the model predicts x0 (not PNDM, not Euler ancestral) */
+    NGPT_PREDICTION_SAMPLE      = 3   /* the model predicts x0 (not PNDM, Euler ancestral, Heun) */
 } ngpt_prediction_type;
 
 typedef enum ngpt_dpm_algorithm {
@@ -617,11 +620,11 @@ NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s);
 NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s);
 /* Compute the timesteps for n inference steps (1 <= n <= num_train_timesteps) and reset the
  * stepping state. PNDM with skip_prk_steps gives n+1 timesteps (the second one repeated), PNDM
- * with PRK steps more; DPM-Solver may give fewer (duplicates removed); Euler gives n. */
+ * with PRK steps more; DPM-Solver may give fewer (duplicates removed); Euler gives n, Heun 2n - 1. */
 NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n);
 /* The timesteps, in stepping order (borrowed; valid until the next set_timesteps or free).
- * Before set_timesteps: NGPT_ERR_INVALID_ARGUMENT. The Euler kinds: NGPT_ERR_UNSUPPORTED (their
- * timesteps are fractional: use ngpt_scheduler_timesteps_f64). */
+ * Before set_timesteps: NGPT_ERR_INVALID_ARGUMENT. Euler, Euler ancestral and Heun:
+ * NGPT_ERR_UNSUPPORTED (their timesteps are fractional: use ngpt_scheduler_timesteps_f64). */
 NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int64_t **ts, size_t *n);
 /* One denoising step: sample (n floats, in/out) becomes the sample at the previous timestep.
  * model_output: the model's prediction at `timestep` (n floats); timestep must be one of the
@@ -636,11 +639,13 @@ NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s);
 /* alphas_cumprod, float32 [num_train_timesteps] (borrowed; lives as long as s). */
 NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, const float **acp, size_t *n);
 /* The standard deviation of the initial noise: 1.0, or for the Euler kinds the largest sigma of
- * the training schedule (diffusers' init_noise_sigma, ~14.6 for SD 1.5); 1.0 for s NULL. */
+ * the training schedule (diffusers' init_noise_sigma, ~14.6 for SD 1.5), for Heun the largest of
+ * the last set_timesteps' sigmas (before it: the training schedule's); 1.0 for s NULL. */
 NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s);
 /* scale_model_input, sample (n floats) in place: the identity for DDIM, PNDM and DPM-Solver
- * (checks its arguments, changes nothing); the Euler kinds divide by (sigma^2 + 1)^0.5 at the
- * timestep, which must be one of the schedule's. Call it on the model's input every step. */
+ * (checks its arguments, changes nothing); Euler, Euler ancestral and Heun divide by
+ * (sigma^2 + 1)^0.5 at the timestep, which must be one of the schedule's. Call it on the model's
+ * input every step, before that step's ngpt_scheduler_step (Heun's sigma depends on its state). */
 NGPT_API ngpt_status ngpt_scheduler_scale_model_input(const ngpt_scheduler *s, float *sample, size_t n,
                                                       int64_t timestep);
 /* add_noise (img2img): out = sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise, 0 <= t <

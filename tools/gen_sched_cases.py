@@ -507,6 +507,93 @@ class EulerAncestral(Euler):  # scheduling_euler_ancestral_discrete.py v0.17.0
         return prev_sample
 
 
+class Heun(Euler):  # scheduling_heun_discrete.py v0.17.0
+    defaults = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="linear",
+                    trained_betas=None, prediction_type="epsilon", use_karras_sigmas=False)
+    ancestral = False
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.set_timesteps(self.config["num_train_timesteps"])
+
+    def index_for_timestep(self, timestep, schedule_timesteps=None):
+        if schedule_timesteps is None:
+            schedule_timesteps = self.timesteps
+        indices = (schedule_timesteps == timestep).nonzero()
+        if self.state_in_first_order:
+            pos = -1
+        else:
+            pos = 0
+        return indices[pos].item()
+
+    def scale_model_input(self, sample, timestep):
+        step_index = self.index_for_timestep(timestep)
+        sigma = self.sigmas[step_index]
+        sample = sample / ((sigma**2 + 1) ** 0.5)
+        return sample
+
+    def set_timesteps(self, num_inference_steps):
+        c = self.config
+        self.num_inference_steps = num_inference_steps
+        num_train_timesteps = c["num_train_timesteps"]
+        timesteps = np.linspace(0, num_train_timesteps - 1, num_inference_steps, dtype=float)[::-1].copy()
+        sigmas = np.array(((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5)
+        log_sigmas = np.log(sigmas)
+        sigmas = np.interp(timesteps, np.arange(0, len(sigmas)), sigmas)
+        if c["use_karras_sigmas"]:
+            sigmas = self._convert_to_karras(in_sigmas=sigmas, num_inference_steps=self.num_inference_steps)
+            timesteps = np.array([self._sigma_to_t(sigma, log_sigmas) for sigma in sigmas])
+        sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
+        sigmas = torch.from_numpy(sigmas)
+        self.sigmas = torch.cat([sigmas[:1], sigmas[1:-1].repeat_interleave(2), sigmas[-1:]])
+        self.init_noise_sigma = self.sigmas.max()
+        timesteps = torch.from_numpy(timesteps)
+        timesteps = torch.cat([timesteps[:1], timesteps[1:].repeat_interleave(2)])
+        self.timesteps = timesteps
+        self.prev_derivative = None
+        self.dt = None
+
+    @property
+    def state_in_first_order(self):
+        return self.dt is None
+
+    def step(self, model_output, timestep, sample, noise=None):
+        c = self.config
+        step_index = self.index_for_timestep(timestep)
+        if self.state_in_first_order:
+            sigma = self.sigmas[step_index]
+            sigma_next = self.sigmas[step_index + 1]
+        else:
+            sigma = self.sigmas[step_index - 1]
+            sigma_next = self.sigmas[step_index]
+        gamma = 0
+        sigma_hat = sigma * (gamma + 1)
+        if c["prediction_type"] == "epsilon":
+            sigma_input = sigma_hat if self.state_in_first_order else sigma_next
+            pred_original_sample = sample - sigma_input * model_output
+        elif c["prediction_type"] == "v_prediction":
+            sigma_input = sigma_hat if self.state_in_first_order else sigma_next
+            pred_original_sample = model_output * (-sigma_input / (sigma_input**2 + 1) ** 0.5) + (
+                sample / (sigma_input**2 + 1)
+            )
+        if self.state_in_first_order:
+            derivative = (sample - pred_original_sample) / sigma_hat
+            dt = sigma_next - sigma_hat
+            self.prev_derivative = derivative
+            self.dt = dt
+            self.sample = sample
+        else:
+            derivative = (sample - pred_original_sample) / sigma_next
+            derivative = (self.prev_derivative + derivative) / 2
+            dt = self.dt
+            sample = self.sample
+            self.prev_derivative = None
+            self.dt = None
+            self.sample = None
+        prev_sample = sample + derivative * dt
+        return prev_sample
+
+
 def write_case(d, stage, params, atol, rtol, cls_name, note, T):
     case = {"stage": stage, "params": params, "atol": atol, "rtol": rtol, "source": SOURCE.format(cls=cls_name)}
     if note:
@@ -518,9 +605,9 @@ def write_case(d, stage, params, atol, rtol, cls_name, note, T):
 
 
 def gen_euler(name, cls, params, shape, seed, atol=5e-5, rtol=1e-5, note=""):
-    """A scheduler.euler[_ancestral] case: the pipelines' loop (latents * init_noise_sigma is the
+    """A scheduler.euler[_ancestral] or scheduler.heun case: the pipelines' loop (latents * init_noise_sigma is the
     caller's; per step scale_model_input, then step), recording the model inputs too."""
-    stage = "scheduler.euler_ancestral" if cls.ancestral else "scheduler.euler"
+    stage = "scheduler.euler_ancestral" if cls.ancestral else "scheduler.heun" if cls is Heun else "scheduler.euler"
     g = torch.Generator().manual_seed(seed)
     s = cls(params)
     s.set_timesteps(params["num_inference_steps"])
@@ -546,8 +633,8 @@ def gen_euler(name, cls, params, shape, seed, atol=5e-5, rtol=1e-5, note=""):
                                                        "model_inputs": torch.stack(ins),
                                                        "samples": torch.stack(out),
                                                        "alphas_cumprod": s.alphas_cumprod}, f64=("timesteps",))
-    write_case(d, stage, params, atol, rtol,
-               "EulerAncestralDiscreteScheduler" if cls.ancestral else "EulerDiscreteScheduler", note, T)
+    write_case(d, stage, params, atol, rtol, {Euler: "EulerDiscreteScheduler", Heun: "HeunDiscreteScheduler",
+                                              EulerAncestral: "EulerAncestralDiscreteScheduler"}[cls], note, T)
 
 
 SD15 = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
@@ -604,6 +691,12 @@ def main_euler():
               note="one inference step: np.linspace(0, 999, 1) is [0], the smallest sigma")
     gen_euler("sd15_n10", EulerAncestral, dict(num_inference_steps=10, **SD15), img, 26,
               note="the noise diffusers would draw each step is the input variance_noise [T, S...]")
+    gen_euler("sd15_n8", Heun, dict(num_inference_steps=8, **SD15), img, 28,
+              note="second order: 15 steps, each timestep after the first taken twice")
+    gen_euler("karras_vpred_n5", Heun, dict(num_inference_steps=5, use_karras_sigmas=True,
+                                            prediction_type="v_prediction", **SD15), img, 29, atol=1e-4)
+    gen_euler("defaults_n3", Heun, dict(num_inference_steps=3), img, 30,
+              note="HeunDiscreteScheduler's own defaults: beta 0.00085..0.012, linear")
     gen_euler("vpred_n6", EulerAncestral, dict(num_inference_steps=6, prediction_type="v_prediction", **SD15),
               (1, 4, 2, 4, 4), 27)
 

@@ -1,6 +1,7 @@
-/* sched.c — ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, Euler and Euler ancestral as in
- * diffusers 0.17 (scheduling_ddim.py, scheduling_pndm.py, scheduling_dpmsolver_multistep.py,
- * scheduling_euler_discrete.py, scheduling_euler_ancestral_discrete.py).
+/* sched.c — ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, Euler, Euler ancestral and Heun
+ * as in diffusers 0.17 (scheduling_ddim.py, scheduling_pndm.py, scheduling_dpmsolver_multistep.py,
+ * scheduling_euler_discrete.py, scheduling_euler_ancestral_discrete.py,
+ * scheduling_heun_discrete.py).
  *
  * Precision follows the reference: betas/alphas_cumprod are float32 tensors in diffusers
  * (torch.linspace in float32, torch.cumprod accumulating in double on CPU and rounding each
@@ -38,7 +39,7 @@ struct ngpt_scheduler {
     bool    heun;               /* DPM solver_type */
     bool    lower_order_final;  /* DPM */
     double  lambda_min_clipped; /* DPM */
-    bool    karras;             /* Euler, DPM use_karras_sigmas */
+    bool    karras;             /* Euler, Heun, DPM use_karras_sigmas */
     float   eta;                /* DDIM step argument */
     bool    use_clipped;        /* DDIM step argument */
     /* ---- schedule ---- */
@@ -46,7 +47,7 @@ struct ngpt_scheduler {
     float   final_acp;          /* DDIM, PNDM */
     float  *alpha_t, *sigma_t, *lambda_t;  /* DPM [T] */
     float  *train_sigma;        /* Euler, Karras DPM [T]: ((1 - acp) / acp) ** 0.5 in float32 */
-    float   init_sigma;         /* Euler: init_noise_sigma, the largest of them */
+    float   init_sigma;         /* Euler, Heun: init_noise_sigma (Heun: of the last set_timesteps) */
     /* ---- timesteps ---- */
     int32_t  n_inference;       /* as passed to set_timesteps; 0 = not yet */
     int64_t *ts;                /* [n_ts] (not the Euler kinds': theirs are fractional) */
@@ -67,6 +68,8 @@ struct ngpt_scheduler {
     int64_t counter;            /* PNDM */
     int    lower_order_nums;    /* DPM */
     int    mo[3];               /* DPM: model_outputs as slots, mo[0] newest; -1 unused */
+    bool   heun_second;         /* Heun: the next step is a second-order one (diffusers: dt set) */
+    float  heun_dt;             /* Heun: the first-order step's dt */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -129,13 +132,14 @@ static const char *kind_class(ngpt_scheduler_kind k)
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return "DPMSolverMultistepScheduler";
     case NGPT_SCHEDULER_EULER: return "EulerDiscreteScheduler";
     case NGPT_SCHEDULER_EULER_ANCESTRAL: return "EulerAncestralDiscreteScheduler";
+    case NGPT_SCHEDULER_HEUN: return "HeunDiscreteScheduler";
     default: return "?";
     }
 }
 
 static bool is_euler(const ngpt_scheduler *s)
 {
-    return s->kind == NGPT_SCHEDULER_EULER || s->kind == NGPT_SCHEDULER_EULER_ANCESTRAL;
+    return s->kind == NGPT_SCHEDULER_EULER || s->kind == NGPT_SCHEDULER_EULER_ANCESTRAL || s->kind == NGPT_SCHEDULER_HEUN;
 }
 
 /* torch.linspace(start, end, n, dtype=float32) as torch 1.13's CPU kernel computes it (checked
@@ -273,10 +277,11 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         else if (!strcmp(cls, "DPMSolverMultistepScheduler")) kind = NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
         else if (!strcmp(cls, "EulerDiscreteScheduler")) kind = NGPT_SCHEDULER_EULER;
         else if (!strcmp(cls, "EulerAncestralDiscreteScheduler")) kind = NGPT_SCHEDULER_EULER_ANCESTRAL;
+        else if (!strcmp(cls, "HeunDiscreteScheduler")) kind = NGPT_SCHEDULER_HEUN;
         else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: _class_name '%s' is not supported "
                            "(DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, "
-                           "EulerAncestralDiscreteScheduler)", cls);
-    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_EULER_ANCESTRAL) {
+                           "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler)", cls);
+    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_HEUN) {
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown kind %d", (int)kind);
     }
     s->kind = kind;
@@ -289,8 +294,9 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
     NX_TRY(cfg_int(cfg, "num_train_timesteps", 1000, &s->T));
     if (s->T < 1 || s->T > 100000000)
         return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: num_train_timesteps %lld out of range", (long long)s->T);
-    NX_TRY(cfg_num(cfg, "beta_start", 0.0001, &beta_start));
-    NX_TRY(cfg_num(cfg, "beta_end", 0.02, &beta_end));
+    /* HeunDiscreteScheduler's defaults are SD's range */
+    NX_TRY(cfg_num(cfg, "beta_start", kind == NGPT_SCHEDULER_HEUN ? 0.00085 : 0.0001, &beta_start));
+    NX_TRY(cfg_num(cfg, "beta_end", kind == NGPT_SCHEDULER_HEUN ? 0.012 : 0.02, &beta_end));
     NX_TRY(cfg_str(cfg, "beta_schedule", "linear", &beta_schedule));
     NX_TRY(cfg_str(cfg, "prediction_type", "epsilon", &pred));
     /* Euler keeps "original_sample" as another name of "sample" */
@@ -337,9 +343,14 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: PNDM supports prediction_type epsilon or v_prediction, not 'sample'");
     }
     if (euler) {
-        if (kind == NGPT_SCHEDULER_EULER_ANCESTRAL && s->pred == NGPT_PREDICTION_SAMPLE)
-            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: EulerAncestralDiscreteScheduler supports prediction_type "
-                          "epsilon or v_prediction, not 'sample' (diffusers 0.17: not implemented)");
+        if (kind != NGPT_SCHEDULER_EULER && s->pred == NGPT_PREDICTION_SAMPLE)
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: %s supports prediction_type epsilon or v_prediction, not "
+                          "'sample' (diffusers 0.17: not implemented)", kind_class(kind));
+        if (kind == NGPT_SCHEDULER_HEUN) {
+            NX_TRY(cfg_bool(cfg, "use_karras_sigmas", false, &s->karras));
+            if (s->karras && s->T < 2)  /* _sigma_to_t indexes log_sigmas[1]: diffusers fails */
+                return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: Karras sigmas need num_train_timesteps >= 2");
+        }
         if (kind == NGPT_SCHEDULER_EULER) {
             const char *interp;
             NX_TRY(cfg_str(cfg, "interpolation_type", "linear", &interp));
@@ -437,6 +448,8 @@ static void reset_state(ngpt_scheduler *s)
     s->counter = 0;
     s->lower_order_nums = 0;
     s->next = 0;
+    s->heun_second = false;
+    s->heun_dt = 0.0f;
     for (int i = 0; i < 4; i++) s->ets[i] = -1;
     for (int i = 0; i < 3; i++) s->mo[i] = -1;
 }
@@ -769,22 +782,38 @@ static ngpt_status karras_timesteps(const ngpt_scheduler *s, const double *sigma
     return NGPT_OK;
 }
 
+/* Euler's N timesteps and sigmas; Heun's are the same with each after the first taken twice:
+ * timesteps [t0, t1, t1, ..., tN-1, tN-1], sigmas [s0, s1, s1, ..., sN-1, sN-1, 0]. */
 static ngpt_status set_euler(ngpt_scheduler *s, int32_t N)
 {
-    NX_TRY(ts_alloc(s, (size_t)N));
+    const bool heun = s->kind == NGPT_SCHEDULER_HEUN;
+    const size_t n = heun ? 2 * (size_t)N - 1 : (size_t)N;
     const int64_t T = s->T;
-    for (int32_t i = 0; i < N; i++) s->tsf[i] = np_linspace_at((double)(T - 1), N, N - 1 - i);  /* [::-1] */
-    double *sg = nx_malloc((size_t)N * sizeof *sg);
-    if (!sg) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
-    for (int32_t i = 0; i < N; i++) sg[i] = np_interp_arange(s->tsf[i], s->train_sigma, T);
-    ngpt_status st = NGPT_OK;
-    if (s->karras) {  /* Karras sigmas between the interpolated ones' ends, the timesteps back from them */
-        karras_sigmas(sg, N, sg[0], sg[N - 1]);
-        st = karras_timesteps(s, sg, N, s->tsf);
+    double *t = nx_malloc((size_t)N * sizeof *t), *sg = nx_malloc((size_t)N * sizeof *sg);
+    ngpt_status st = t && sg ? ts_alloc(s, n) : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
+    if (st == NGPT_OK) {
+        for (int32_t i = 0; i < N; i++) t[i] = np_linspace_at((double)(T - 1), N, N - 1 - i);  /* [::-1] */
+        for (int32_t i = 0; i < N; i++) sg[i] = np_interp_arange(t[i], s->train_sigma, T);
+        if (s->karras) {  /* Karras sigmas between the interpolated ones' ends, the timesteps back from them */
+            karras_sigmas(sg, N, sg[0], sg[N - 1]);
+            st = karras_timesteps(s, sg, N, t);
+        }
     }
-    for (int32_t i = 0; i < N; i++) s->sigmas[i] = (float)sg[i];
-    s->sigmas[N] = 0.0f;
-    for (int32_t i = 0; i < N; i++) s->ts[i] = 0;  /* unused: ngpt_scheduler_timesteps refuses Euler */
+    if (st == NGPT_OK) {
+        for (size_t k = 0; k < n; k++) {
+            const size_t i = heun ? (k + 1) / 2 : k;
+            s->tsf[k] = t[i];
+            s->sigmas[k] = (float)sg[i];
+            s->ts[k] = 0;  /* unused: ngpt_scheduler_timesteps refuses these kinds */
+        }
+        s->sigmas[n] = 0.0f;
+        if (heun) {  /* HeunDiscreteScheduler.set_timesteps sets init_noise_sigma = sigmas.max() */
+            s->init_sigma = 0.0f;
+            for (size_t k = 0; k <= n; k++)
+                if (s->sigmas[k] > s->init_sigma || isnan(s->sigmas[k])) s->init_sigma = s->sigmas[k];
+        }
+    }
+    nx_free(t);
     nx_free(sg);
     return st;
 }
@@ -844,6 +873,15 @@ NGPT_API ngpt_status ngpt_scheduler_timesteps_f64(const ngpt_scheduler *s, const
  * repeat), or n_ts. */
 static size_t find_step(const ngpt_scheduler *s, double t)
 {
+    if (s->kind == NGPT_SCHEDULER_HEUN) {  /* index_for_timestep: the last match in the first-order state, else the first */
+        size_t idx = s->n_ts;
+        for (size_t i = 0; i < s->n_ts; i++)
+            if (s->tsf[i] == t) {
+                idx = i;
+                if (s->heun_second) break;
+            }
+        return idx;
+    }
     if (s->next < s->n_ts && s->tsf[s->next] == t) return s->next;
     for (size_t i = 0; i < s->n_ts; i++)
         if (s->tsf[i] == t) return i;
@@ -1182,15 +1220,30 @@ static ngpt_status plan_dpm(ngpt_scheduler *s, int64_t t, size_t idx, bool have_
     return NGPT_OK;
 }
 
+enum { SLOT_HEUN_DERIV = 0, SLOT_HEUN_SAMPLE = 1 };
+
 static ngpt_status plan_euler(ngpt_scheduler *s, size_t idx, bool have_noise, nx_sched_step *p)
 {
     nx_euler_coef *c = &p->c.euler;
-    const float sigma = s->sigmas[idx], sigma_next = s->sigmas[idx + 1];
+    const bool second = s->kind == NGPT_SCHEDULER_HEUN && s->heun_second;
+    if (second && idx == 0)  /* diffusers would read sigmas[-1] */
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: Heun's second-order step at the first "
+                      "timestep: take the steps in order");
+    const float sigma = s->sigmas[second ? idx - 1 : idx], sigma_next = s->sigmas[second ? idx : idx + 1];
+    /* the x0 prediction's sigma: sigma_hat (= sigma, gamma 0), for Heun's second step sigma_next */
+    const float si = second ? sigma_next : sigma;
     c->pred = s->pred;
-    c->sigma = sigma;  /* sigma_hat = sigma * (gamma + 1) with gamma 0 */
-    c->v_skip_div = sigma * sigma + 1.0f;
-    c->v_out = -sigma / sqrtf(sigma * sigma + 1.0f);
-    if (s->kind == NGPT_SCHEDULER_EULER_ANCESTRAL) {
+    c->sigma = si;
+    c->v_skip_div = si * si + 1.0f;
+    c->v_out = -si / sqrtf(si * si + 1.0f);
+    if (s->kind == NGPT_SCHEDULER_HEUN) {
+        c->heun = second ? NX_HEUN_SECOND : NX_HEUN_FIRST;
+        p->m[0] = SLOT_HEUN_DERIV;
+        p->m[1] = SLOT_HEUN_SAMPLE;
+        if (!second) s->heun_dt = sigma_next - sigma;
+        c->dt = s->heun_dt;
+        s->heun_second = !second;
+    } else if (s->kind == NGPT_SCHEDULER_EULER_ANCESTRAL) {
         if (!have_noise)
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: EulerAncestralDiscreteScheduler needs "
                           "variance_noise");
@@ -1215,6 +1268,7 @@ int nx_sched_slots(const ngpt_scheduler *s)
     case NGPT_SCHEDULER_DDIM: return 0;
     case NGPT_SCHEDULER_PNDM: return NX_SCHED_SLOTS;
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return s->order;
+    case NGPT_SCHEDULER_HEUN: return 2;
     default: return 0;
     }
 }

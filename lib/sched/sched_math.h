@@ -80,11 +80,14 @@ typedef struct nx_dpm_coef {
     float cn;             /* noise coefficient (SDE variants) */
 } nx_dpm_coef;
 
-/* ---- Euler / Euler ancestral (k-diffusion): x0 from the sigma-scaled output, one Euler step
- * along the ODE derivative, plus sigma_up noise for the ancestral sampler ---- */
+/* ---- Euler / Euler ancestral / Heun (k-diffusion): x0 from the sigma-scaled output, one Euler
+ * step along the ODE derivative, plus sigma_up noise for the ancestral sampler; Heun's second
+ * step averages its derivative with the first's and restarts from the first's sample ---- */
+enum { NX_HEUN_NONE = 0, NX_HEUN_FIRST = 1, NX_HEUN_SECOND = 2 };
 typedef struct nx_euler_coef {
     int   pred;           /* NX_SCHED_PRED_* */
-    float sigma;          /* sigma_hat (= sigma: s_churn 0) */
+    int   heun;           /* NX_HEUN_*: FIRST saves the derivative in slot m[0], the sample in m[1] */
+    float sigma;          /* sigma_hat (= sigma: s_churn 0); Heun's second step: sigma_next */
     float dt;             /* sigmas[i+1] - sigma_hat; ancestral: sigma_down - sigma */
     float v_out;          /* v-prediction: -sigma / (sigma**2 + 1) ** 0.5 */
     float v_skip_div;     /* v-prediction: sigma**2 + 1 (the sample is divided by it) */
@@ -202,8 +205,9 @@ NX_SCHED_FN float nx_dpm_elem(const nx_dpm_coef *c, float x, float mo, float *m0
 }
 
 /* Euler's new sample from sample x, model output m and noise, in diffusers' order of float32
- * tensor operations (pred_original_sample, then derivative = (x - x0) / sigma_hat). */
-NX_SCHED_FN float nx_euler_elem(const nx_euler_coef *c, float x, float m, float noise)
+ * tensor operations (pred_original_sample, then derivative = (x - x0) / sigma_hat). Heun: deriv
+ * and saved are the element's two state slots. */
+NX_SCHED_FN float nx_euler_elem(const nx_euler_coef *c, float x, float m, float noise, float *deriv, float *saved)
 {
     float x0;
     switch (c->pred) {
@@ -211,7 +215,14 @@ NX_SCHED_FN float nx_euler_elem(const nx_euler_coef *c, float x, float m, float 
     case NX_SCHED_PRED_V:      x0 = m * c->v_out + x / c->v_skip_div; break;
     default:                   x0 = x - c->sigma * m; break;
     }
-    const float d = (x - x0) / c->sigma;
+    float d = (x - x0) / c->sigma;
+    if (c->heun == NX_HEUN_FIRST) {
+        *deriv = d;
+        *saved = x;
+    } else if (c->heun == NX_HEUN_SECOND) {
+        d = (*deriv + d) / 2.0f;
+        x = *saved;
+    }
     float prev = x + d * c->dt;
     if (c->ancestral) prev = prev + noise * c->sigma_up;
     return prev;
@@ -231,7 +242,8 @@ NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *
         return;
     }
     if (p->kind == NX_SCHED_KIND_EULER) {
-        x[i] = nx_euler_elem(&p->c.euler, xi, m, nz);
+        x[i] = nx_euler_elem(&p->c.euler, xi, m, nz, p->m[0] >= 0 ? &slot[p->m[0]][i] : NULL,
+                             p->m[1] >= 0 ? &slot[p->m[1]][i] : NULL);
         return;
     }
     if (p->kind == NX_SCHED_KIND_DPM) {

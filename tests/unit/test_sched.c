@@ -90,8 +90,9 @@ static void run_case(const char *dir, const char *stage)
     p.kind = !strcmp(stage, "scheduler.ddim") ? NGPT_SCHEDULER_DDIM
            : !strcmp(stage, "scheduler.pndm") ? NGPT_SCHEDULER_PNDM
            : !strcmp(stage, "scheduler.euler") ? NGPT_SCHEDULER_EULER
-           : !strcmp(stage, "scheduler.euler_ancestral") ? NGPT_SCHEDULER_EULER_ANCESTRAL : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
-    const bool euler = p.kind == NGPT_SCHEDULER_EULER || p.kind == NGPT_SCHEDULER_EULER_ANCESTRAL;
+           : !strcmp(stage, "scheduler.euler_ancestral") ? NGPT_SCHEDULER_EULER_ANCESTRAL
+           : !strcmp(stage, "scheduler.heun") ? NGPT_SCHEDULER_HEUN : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+    const bool euler = p.kind == NGPT_SCHEDULER_EULER || p.kind == NGPT_SCHEDULER_EULER_ANCESTRAL || p.kind == NGPT_SCHEDULER_HEUN;
     json_t *eta = json_object_get(params, "eta");
     if (eta) p.eta = (float)json_number_value(eta);
     p.use_clipped_model_output = json_is_true(json_object_get(params, "use_clipped_model_output"));
@@ -199,8 +200,8 @@ static void run_root(const char *root)
     while ((fam = readdir(d))) {
         if (fam->d_name[0] == '.') continue;
         const char *stages[] = {"scheduler.ddim", "scheduler.pndm", "scheduler.dpmsolver", "scheduler.euler",
-                                "scheduler.euler_ancestral"};
-        for (int i = 0; i < 5; i++) {
+                                "scheduler.euler_ancestral", "scheduler.heun"};
+        for (int i = 0; i < 6; i++) {
             char sdir[4096];
             snprintf(sdir, sizeof sdir, "%s/%s/%s", root, fam->d_name, stages[i]);
             DIR *sd = opendir(sdir);
@@ -261,7 +262,7 @@ static void test_errors(void)
     ngpt_scheduler *s = NULL;
     CHECK_ERR(from("{\"beta_schedule\": \"cubic\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "cubic");
     CHECK(s == NULL);
-    CHECK_ERR(from("{\"_class_name\": \"HeunDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "HeunDiscreteScheduler");
+    CHECK_ERR(from("{\"_class_name\": \"KDPM2DiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "KDPM2DiscreteScheduler");
     CHECK_ERR(from("{}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_INVALID_ARGUMENT, "_class_name");
     CHECK_ERR(from("{\"beta_start\": ", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "");
     CHECK_ERR(from("{\"beta_start\": \"x\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "beta_start");
@@ -440,7 +441,24 @@ static void test_euler(void)
     CHECK_ERR(from("{\"use_karras_sigmas\": 1}", NGPT_SCHEDULER_EULER, &s), NGPT_ERR_BAD_FORMAT, "use_karras_sigmas");
     CHECK_ERR(from("{\"_class_name\": \"LMSDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED,
               "EulerAncestralDiscreteScheduler");
-    CHECK_ERR(from("{}", (ngpt_scheduler_kind)6, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 6");
+    CHECK_ERR(from("{}", (ngpt_scheduler_kind)7, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 7");
+    CHECK_ERR(from("{\"prediction_type\": \"sample\"}", NGPT_SCHEDULER_HEUN, &s), NGPT_ERR_UNSUPPORTED, "HeunDiscreteScheduler");
+    /* Heun: timesteps [t0, t1, t1, ...]; each step's sigma follows its state (first order: the
+     * last match of the timestep, second order: the first); a second-order step at t0 is refused */
+    CHECK_OK(from("{}", NGPT_SCHEDULER_HEUN, &s));
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 3));
+    CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
+    CHECK(n == 5 && ts[0] == 999.0 && ts[1] == ts[2] && ts[3] == ts[4] && ts[4] == 0.0);
+    CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[0], x, 4, NULL));  /* first order */
+    CHECK_ERR(ngpt_scheduler_step_f64(s, m, ts[0], x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "in order");
+    float h1[4] = {1, 1, 1, 1}, h2[4] = {1, 1, 1, 1};
+    CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, h1, 4, ts[1]));  /* second order: sigmas[1] */
+    CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[1], x, 4, NULL));
+    CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, h2, 4, ts[2]));  /* first order: sigmas[2] = sigmas[1] */
+    CHECK(h1[0] == h2[0] && h1[0] < 1.0f);
+    for (int i = 0; i < 4; i++) CHECK(isfinite(x[i]));
+    ngpt_scheduler_free(s);
+    s = NULL;
     /* EulerAncestral ignores use_karras_sigmas (not a key of its class in diffusers 0.17) */
     CHECK_OK(from("{\"use_karras_sigmas\": true}", NGPT_SCHEDULER_EULER_ANCESTRAL, &s));
     ngpt_scheduler_free(s);
@@ -470,13 +488,14 @@ static void test_euler(void)
 /* Every allocation failure is reported as OUT_OF_MEMORY and frees what was held. */
 static void test_alloc_failures(void)
 {
-    const char *cfgs[6] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+    const char *cfgs[7] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}",
                            "{\"_class_name\": \"EulerDiscreteScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}",
-                           "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"use_karras_sigmas\": true}"};
+                           "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"use_karras_sigmas\": true}",
+                           "{\"_class_name\": \"HeunDiscreteScheduler\", \"use_karras_sigmas\": true}"};
     float x[16] = {0}, m[16] = {0};
-    for (int c = 0; c < 6; c++) {
+    for (int c = 0; c < 7; c++) {
         for (int64_t nth = 1; nth < 40; nth++) {
             const int64_t blocks = nx_alloc_blocks();
             nx_alloc_fail_at(nth);
@@ -532,6 +551,8 @@ static const dev_case k_dev_cases[] = {
     {"{\"prediction_type\": \"original_sample\"}", NGPT_SCHEDULER_EULER, 0, 4},
     {"{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, 0, 6},
     {"{\"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_EULER_ANCESTRAL, 0, 5},
+    {"{\"_class_name\": \"HeunDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, 0, 5},
+    {"{\"use_karras_sigmas\": true, \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_HEUN, 0, 4},
 };
 
 static ngpt_status dev_sched(const dev_case *c, ngpt_scheduler **s)

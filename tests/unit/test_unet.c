@@ -832,42 +832,17 @@ static void test_graph_flag_cpu(void)
     ngpt_decoder_free(graph);
 }
 
-/* ngpt_decoder_generate with the Euler samplers equals the loop written by hand with the public
- * calls, as diffusers' StableDiffusionPipeline runs it: latents x init_noise_sigma; per step the
- * UNet on scale_model_input([lat; lat]) at float32(t), guidance, step; the VAE decode. Euler
- * ancestral and SDE DPM-Solver draw their noise from the seed: the same seed gives the same
- * image, another does not. */
-static void test_generate_euler(void)
+/* The SD pipeline's loop by hand with the public calls (4 steps, guidance g, [uncond; cond] in cu,
+ * latents lat0 [1, 4, 8, 8]) and the image postprocess, compared with *img. */
+static void check_by_hand(ngpt_decoder *d, const char *dir, ngpt_scheduler_kind kind, const float *lat0, float *cu,
+                          float g, const ngpt_tensor *img)
 {
-    char dir[1000];
-    model_dir(dir, sizeof dir, "sd-a");
-    ngpt_decoder *d = NULL;
-    CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, NULL));
-    if (!d) return;
     enum { S = 77, D = 32, NL = 4 * 8 * 8 };
-    static float cu[2 * S * D], lat0[NL];
-    test_rng r = {0x510e527full};
-    test_fill(&r, cu, 2 * S * D, -1.0f, 1.0f);
-    test_fill(&r, lat0, NL, -1.0f, 1.0f);
-    ngpt_tensor u = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, S, D}, .data = cu};
-    ngpt_tensor c = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, S, D}, .data = cu + S * D};
-    ngpt_tensor l0 = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {1, 4, 8, 8}, .data = lat0};
-    ngpt_decode_params gp;
-    ngpt_decode_params_default(&gp, sizeof gp);
-    gp.num_inference_steps = 4;
-    gp.height = gp.width = 64;
-    gp.latents = &l0;
-    gp.scheduler = NGPT_SCHEDULER_EULER;
-    const float g = gp.guidance_scale = 7.5f;
-    ngpt_tensor img = {0};
-    CHECK_OK(ngpt_decoder_generate(d, &img, NULL, &c, &u, &gp));
-
-    /* by hand */
     char cfg[1100];
     snprintf(cfg, sizeof cfg, "%s/scheduler/scheduler_config.json", dir);
     ngpt_scheduler_params sp;
     ngpt_scheduler_params_default(&sp, sizeof sp);
-    sp.kind = NGPT_SCHEDULER_EULER;
+    sp.kind = kind;
     ngpt_scheduler *s = NULL;
     CHECK_OK(ngpt_scheduler_create(&s, cfg, &sp));
     CHECK_OK(ngpt_scheduler_set_timesteps(s, 4));
@@ -898,8 +873,8 @@ static void test_generate_euler(void)
     for (int i = 0; i < NL; i++) lat[i] *= inv;
     ngpt_tensor lt = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {1, 4, 8, 8}, .data = lat}, dec = {0};
     CHECK_OK(ngpt_decoder_vae_decode(d, &dec, &lt));
-    if (dec.data && img.data && ngpt_tensor_numel(&dec) == ngpt_tensor_numel(&img)) {
-        const float *x = dec.data, *o = img.data;
+    if (dec.data && img->data && ngpt_tensor_numel(&dec) == ngpt_tensor_numel(img)) {
+        const float *x = dec.data, *o = img->data;
         bool same = true;
         for (int ch = 0; ch < 3; ch++)
             for (int i = 0; i < 64 * 64; i++) {
@@ -907,12 +882,48 @@ static void test_generate_euler(void)
                 v = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
                 same &= o[i * 3 + ch] == v;
             }
-        CHECK_MSG(same, "Euler: ngpt_decoder_generate differs from the loop by hand");
+        CHECK_MSG(same, "kind %d: ngpt_decoder_generate differs from the loop by hand", (int)kind);
     } else {
-        CHECK_MSG(0, "Euler: no image to compare");
+        CHECK_MSG(0, "kind %d: no image to compare", (int)kind);
     }
     ngpt_tensor_free(&dec);
     ngpt_scheduler_free(s);
+}
+
+/* ngpt_decoder_generate with Heun and Euler equals the loop written by hand with the public
+ * calls, as diffusers' StableDiffusionPipeline runs it: latents x init_noise_sigma; per step the
+ * UNet on scale_model_input([lat; lat]) at float32(t), guidance, step; the VAE decode. Euler
+ * ancestral and SDE DPM-Solver draw their noise from the seed: the same seed gives the same
+ * image, another does not. */
+static void test_generate_euler(void)
+{
+    char dir[1000];
+    model_dir(dir, sizeof dir, "sd-a");
+    ngpt_decoder *d = NULL;
+    CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, NULL));
+    if (!d) return;
+    enum { S = 77, D = 32, NL = 4 * 8 * 8 };
+    static float cu[2 * S * D], lat0[NL];
+    test_rng r = {0x510e527full};
+    test_fill(&r, cu, 2 * S * D, -1.0f, 1.0f);
+    test_fill(&r, lat0, NL, -1.0f, 1.0f);
+    ngpt_tensor u = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, S, D}, .data = cu};
+    ngpt_tensor c = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, S, D}, .data = cu + S * D};
+    ngpt_tensor l0 = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {1, 4, 8, 8}, .data = lat0};
+    ngpt_decode_params gp;
+    ngpt_decode_params_default(&gp, sizeof gp);
+    gp.num_inference_steps = 4;
+    gp.height = gp.width = 64;
+    gp.latents = &l0;
+    const float g = gp.guidance_scale = 7.5f;
+    ngpt_tensor img = {0};
+    static const ngpt_scheduler_kind kinds[2] = {NGPT_SCHEDULER_HEUN, NGPT_SCHEDULER_EULER};
+    for (int ki = 0; ki < 2; ki++) {
+        gp.scheduler = kinds[ki];
+        ngpt_tensor_free(&img);
+        CHECK_OK(ngpt_decoder_generate(d, &img, NULL, &c, &u, &gp));
+        check_by_hand(d, dir, kinds[ki], lat0, cu, g, &img);
+    }  /* the last image (Euler's) is compared with Euler ancestral's below */
 
     /* Euler ancestral: noise from the seed */
     gp.scheduler = NGPT_SCHEDULER_EULER_ANCESTRAL;

@@ -1,6 +1,6 @@
 /* stage_sched.h — ngpt-case stages scheduler.ddim, scheduler.pndm, scheduler.dpmsolver (see
- * ../shared/golden/vision/STAGES.md and video/STAGES.md), and our scheduler.euler and
- * scheduler.euler_ancestral (docs/architecture.md, "Schedulers"). */
+ * ../shared/golden/vision/STAGES.md and video/STAGES.md), and our scheduler.euler,
+ * scheduler.euler_ancestral and scheduler.heun (docs/architecture.md, "Schedulers"). */
 #ifndef NGPT_CASE_STAGE_SCHED_H
 #define NGPT_CASE_STAGE_SCHED_H
 
@@ -11,5 +11,6 @@ ngpt_status case_scheduler_pndm(const case_ctx *c, case_out *out);
 ngpt_status case_scheduler_dpmsolver(const case_ctx *c, case_out *out);
 ngpt_status case_scheduler_euler(const case_ctx *c, case_out *out);
 ngpt_status case_scheduler_euler_ancestral(const case_ctx *c, case_out *out);
+ngpt_status case_scheduler_heun(const case_ctx *c, case_out *out);
 
 #endif

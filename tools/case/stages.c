@@ -54,5 +54,6 @@ const case_stage case_stages[] = {
     {"scheduler.dpmsolver", case_scheduler_dpmsolver},
     {"scheduler.euler", case_scheduler_euler},
     {"scheduler.euler_ancestral", case_scheduler_euler_ancestral},
+    {"scheduler.heun", case_scheduler_heun},
     {NULL, NULL},
 };

@@ -478,9 +478,9 @@ class Scheduler(_Handle):
 
     @property
     def timesteps(self):
-        """The timesteps in stepping order: a list of int, or of float for the Euler kinds (whose
-        timesteps are fractional; the model takes them rounded to float32)."""
-        if self.kind in (SchedulerKind.EULER, SchedulerKind.EULER_ANCESTRAL):  # noqa: F821
+        """The timesteps in stepping order: a list of int, or of float for Euler, Euler ancestral
+        and Heun (whose timesteps are fractional; the model takes them rounded to float32)."""
+        if self.kind in (SchedulerKind.EULER, SchedulerKind.EULER_ANCESTRAL, SchedulerKind.HEUN):  # noqa: F821
             ts = ctypes.POINTER(ctypes.c_double)()
             n = ctypes.c_size_t(0)
             _call("ngpt_scheduler_timesteps_f64", self._h(), ctypes.byref(ts), ctypes.byref(n))
@@ -521,7 +521,7 @@ class Scheduler(_Handle):
 
     def scale_model_input(self, sample, timestep):
         """The model's input at `timestep` (in place where `sample` allows, as step): unchanged,
-        or divided by (sigma^2 + 1)^0.5 for the Euler kinds."""
+        or divided by (sigma^2 + 1)^0.5 for Euler, Euler ancestral and Heun."""
         sp, n, keep, result = _floats(sample, writable=True)
         _call("ngpt_scheduler_scale_model_input_f64", self._h(), sp, n, float(timestep))
         return result
