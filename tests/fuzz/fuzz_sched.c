@@ -38,8 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_status("ngpt_scheduler_set_timesteps", st);
         /* PNDM's Runge-Kutta warm-up needs 4 steps (diffusers fails below that) */
         const bool prk_short = ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_PNDM && steps < 4;
-        FUZZ_REQUIRE(st == NGPT_OK || steps < 1 || (size_t)steps > n_train || prk_short, "%d of %zu steps refused: %s",
-                     steps, n_train, ngpt_last_error());
+        /* Karras sigmas of an insane schedule (NaN) map to no timestep: refused */
+        FUZZ_REQUIRE(st == NGPT_OK || steps < 1 || (size_t)steps > n_train || prk_short || !sane,
+                     "%d of %zu steps refused: %s", steps, n_train, ngpt_last_error());
         const double *ts = NULL;
         size_t nts = 0;
         if (st == NGPT_OK && ngpt_scheduler_timesteps_f64(s, &ts, &nts) == NGPT_OK) {

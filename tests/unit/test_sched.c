@@ -468,6 +468,13 @@ static void test_euler(void)
               NGPT_ERR_UNSUPPORTED, "Karras");
     CHECK_ERR(from("{\"use_karras_sigmas\": true, \"num_train_timesteps\": 1}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s),
               NGPT_ERR_UNSUPPORTED, "Karras");
+    /* betas past 1: NaN sigmas, which Karras maps to no timestep (found by fuzz_sched) */
+    CHECK_OK(from("{\"beta_end\": 1000, \"use_karras_sigmas\": true}", NGPT_SCHEDULER_EULER, &s));
+    CHECK_ERR(ngpt_scheduler_set_timesteps(s, 9), NGPT_ERR_INVALID_ARGUMENT, "unusable");
+    ngpt_scheduler_free(s);
+    CHECK_OK(from("{\"beta_end\": 1000, \"use_karras_sigmas\": true}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s));
+    CHECK_ERR(ngpt_scheduler_set_timesteps(s, 9), NGPT_ERR_INVALID_ARGUMENT, "unusable");
+    ngpt_scheduler_free(s);
     CHECK_OK(from("{\"num_train_timesteps\": 1}", NGPT_SCHEDULER_EULER, &s));  /* one step, sigma of t = 0 */
     CHECK_OK(ngpt_scheduler_set_timesteps(s, 1));
     CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
