@@ -1258,7 +1258,15 @@ static ngpt_status plan_euler(ngpt_scheduler *s, size_t idx, bool have_noise, nx
         /* sigma_to**2 - sigma_up**2 is sigma_to**4 / sigma_from**2 >= 0; rounding could make it
          * negative where sigma_to << sigma_from (diffusers: NaN), so it is held at 0 */
         float down2 = to2 - c->sigma_up * c->sigma_up;
-        c->dt = sqrtf(down2 > 0.0f ? down2 : 0.0f) - sigma;
+        float down = sqrtf(down2 > 0.0f ? down2 : 0.0f);
+        if (!isfinite(c->sigma_up) || !isfinite(down)) {
+            /* sigmas past ~1e9 (thousands of training steps) overflow these float32 products
+             * (diffusers: inf and NaN latents); in double they are finite */
+            const double t2 = (double)sigma_next * sigma_next, f2 = (double)sigma * sigma, up = sqrt(t2 * (f2 - t2) / f2);
+            c->sigma_up = (float)up;
+            down = (float)sqrt(fmax(t2 - up * up, 0.0));
+        }
+        c->dt = down - sigma;
         c->ancestral = true;
         p->noise = true;
     } else {

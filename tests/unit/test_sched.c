@@ -468,6 +468,17 @@ static void test_euler(void)
               NGPT_ERR_UNSUPPORTED, "Karras");
     CHECK_ERR(from("{\"use_karras_sigmas\": true, \"num_train_timesteps\": 1}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s),
               NGPT_ERR_UNSUPPORTED, "Karras");
+    /* sigmas past ~4e9 overflow Euler ancestral's float32 sigma_up (diffusers: inf): computed in
+     * double then, the step stays finite */
+    CHECK_OK(from("{\"num_train_timesteps\": 8000, \"beta_start\": 0.00085, \"beta_end\": 0.02, "
+                  "\"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_EULER_ANCESTRAL, &s));
+    CHECK(ngpt_scheduler_init_noise_sigma(s) > 1e10f);
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 20));
+    CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
+    float big[4] = {1, 1, 1, 1}, zero[4] = {0}, one[4] = {1, 1, 1, 1};
+    CHECK_OK(ngpt_scheduler_step_f64(s, zero, ts[0], big, 4, one));
+    for (int i = 0; i < 4; i++) CHECK(isfinite(big[i]) && big[i] > 1.0f);
+    ngpt_scheduler_free(s);
     /* betas past 1: NaN sigmas, which Karras maps to no timestep (found by fuzz_sched) */
     CHECK_OK(from("{\"beta_end\": 1000, \"use_karras_sigmas\": true}", NGPT_SCHEDULER_EULER, &s));
     CHECK_ERR(ngpt_scheduler_set_timesteps(s, 9), NGPT_ERR_INVALID_ARGUMENT, "unusable");
