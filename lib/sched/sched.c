@@ -1157,6 +1157,10 @@ static ngpt_status plan_dpm(ngpt_scheduler *s, int64_t t, size_t idx, bool have_
     if (s->order == 1 || s->lower_order_nums < 1 || low_final) order = 1;
     else if (s->order == 2 || s->lower_order_nums < 2 || low_second) order = 2;
     else order = 3;
+    /* A step to its own timestep (Karras timesteps end at 0, and the last step goes to 0): h = 0,
+     * the update is the identity. diffusers' third-order and heun formulas divide 0 by 0 there
+     * (NaN latents with 15 or more steps); the first-order one gives the identity exactly. */
+    if (s->lambda_t[prev_t] == s->lambda_t[t]) order = 1;
     for (int j = 0; j < 3; j++) p->m[j] = j < order ? s->mo[j] : -1;
 
     nx_dpm_coef *c = &p->c.dpm;

@@ -479,6 +479,23 @@ static void test_euler(void)
     CHECK_OK(ngpt_scheduler_step_f64(s, zero, ts[0], big, 4, one));
     for (int i = 0; i < 4; i++) CHECK(isfinite(big[i]) && big[i] > 1.0f);
     ngpt_scheduler_free(s);
+    /* DPM-Solver with Karras sigmas ends with a step from t = 0 to 0 (h = 0): the identity, not
+     * diffusers' 0/0 of the third-order update (found by fuzz_sched) */
+    static const char *const dpm_k[2] = {"{\"use_karras_sigmas\": true, \"solver_order\": 3}",
+                                         "{\"use_karras_sigmas\": true, \"solver_type\": \"heun\"}"};
+    for (int c = 0; c < 2; c++) {
+        CHECK_OK(from(dpm_k[c], NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s));
+        CHECK_OK(ngpt_scheduler_set_timesteps(s, 20));
+        CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
+        CHECK(n >= 15 && ts[n - 1] == 0.0);
+        float xk[4] = {1, -1, 0.5f, 2}, before[4];
+        for (size_t k = 0; k < n; k++) {
+            memcpy(before, xk, sizeof xk);
+            CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[k], xk, 4, NULL));
+        }
+        for (int i = 0; i < 4; i++) CHECK(isfinite(xk[i]) && xk[i] == before[i]);
+        ngpt_scheduler_free(s);
+    }
     /* betas past 1: NaN sigmas, which Karras maps to no timestep (found by fuzz_sched) */
     CHECK_OK(from("{\"beta_end\": 1000, \"use_karras_sigmas\": true}", NGPT_SCHEDULER_EULER, &s));
     CHECK_ERR(ngpt_scheduler_set_timesteps(s, 9), NGPT_ERR_INVALID_ARGUMENT, "unusable");
