@@ -5,6 +5,7 @@
 #include "fuzz.h"
 
 #include <math.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -38,8 +39,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_status("ngpt_scheduler_set_timesteps", st);
         /* PNDM's Runge-Kutta warm-up needs 4 steps (diffusers fails below that) */
         const bool prk_short = ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_PNDM && steps < 4;
-        /* Karras sigmas of an insane schedule (NaN) map to no timestep: refused */
-        FUZZ_REQUIRE(st == NGPT_OK || steps < 1 || (size_t)steps > n_train || prk_short || !sane,
+        /* Karras sigmas of an insane schedule (NaN) map to no timestep, and a steps_offset can push
+         * DDIM's or PNDM's largest timestep past the schedule (diffusers: IndexError): refused */
+        const bool offset_past = st == NGPT_ERR_INVALID_ARGUMENT && strstr(ngpt_last_error(), "steps_offset");
+        FUZZ_REQUIRE(st == NGPT_OK || steps < 1 || (size_t)steps > n_train || prk_short || !sane || offset_past,
                      "%d of %zu steps refused: %s", steps, n_train, ngpt_last_error());
         /* The k-diffusion samplers are not variance preserving: the sample grows with sigma, and with
          * this eps (0.1 x) each step scales it by up to 1 + 0.1 |dt|, so beyond sigmas of a few
