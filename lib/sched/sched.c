@@ -779,12 +779,13 @@ static ngpt_status karras_timesteps(const ngpt_scheduler *s, const double *sigma
     for (int64_t i = 0; i < s->T; i++) log_sigmas[i] = logf(s->train_sigma[i]);
     for (int32_t i = 0; i < N; i++) ts[i] = euler_sigma_to_t(sigmas[i], log_sigmas, s->T);
     nx_free(log_sigmas);
-    /* a noise schedule with betas outside (0, 1) has NaN sigmas (diffusers: NaN timesteps that
-     * no step can find) */
+    /* a noise schedule with betas outside (0, 1), or one whose alphas_cumprod falls below float32's
+     * range, has NaN or infinite sigmas (diffusers: NaN timesteps that no step can find) */
     for (int32_t i = 0; i < N; i++)
         if (!isfinite(ts[i]))
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_set_timesteps: Karras sigma %g maps to timestep %g: "
-                          "the noise schedule is unusable (betas must lie in (0, 1))", sigmas[i], ts[i]);
+                          "the noise schedule is unusable (betas outside (0, 1), or alphas_cumprod below "
+                          "float32's range)", sigmas[i], ts[i]);
     return NGPT_OK;
 }
 

@@ -35,21 +35,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * one noise level, DPM-Solver's step h = 0): DDIM with eta > 0 and DPM-Solver divide by
          * those and give NaN, as diffusers does on the same config. Sane: every beta in (0, 1). */
         for (size_t i = 0; i < n_train; i++) sane &= acp[i] > 0.0f && acp[i] < 1.0f && (i == 0 || acp[i] < acp[i - 1]);
+        /* The k-diffusion samplers are not variance preserving: the sample grows with sigma, and with
+         * this eps (0.1 x) each step scales it by up to 1 + 0.1 |dt|, so beyond sigmas of a few
+         * hundred float32 overflows — in diffusers too (the training schedule's largest sigma, before
+         * set_timesteps; an infinite one gives NaN Karras timesteps, refused). SD's is 14.6. */
+        const ngpt_scheduler_kind kind = ngpt_scheduler_get_kind(s);
+        if (kind == NGPT_SCHEDULER_EULER || kind == NGPT_SCHEDULER_EULER_ANCESTRAL || kind == NGPT_SCHEDULER_HEUN)
+            sane &= ngpt_scheduler_init_noise_sigma(s) <= 500.0f;
         st = ngpt_scheduler_set_timesteps(s, steps);
         fuzz_status("ngpt_scheduler_set_timesteps", st);
         /* PNDM's Runge-Kutta warm-up needs 4 steps (diffusers fails below that) */
         const bool prk_short = ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_PNDM && steps < 4;
-        /* Karras sigmas of an insane schedule (NaN) map to no timestep, and a steps_offset can push
-         * DDIM's or PNDM's largest timestep past the schedule (diffusers: IndexError): refused */
-        const bool offset_past = st == NGPT_ERR_INVALID_ARGUMENT && strstr(ngpt_last_error(), "steps_offset");
-        FUZZ_REQUIRE(st == NGPT_OK || steps < 1 || (size_t)steps > n_train || prk_short || !sane || offset_past,
+        /* Refusals named by their cause: a steps_offset that pushes DDIM's or PNDM's largest
+         * timestep past the schedule (diffusers: IndexError), and Karras sigmas that are not finite
+         * (alphas_cumprod so small that 1 / acp overflows float32; diffusers: NaN timesteps) */
+        const bool named = st == NGPT_ERR_INVALID_ARGUMENT &&
+                           (strstr(ngpt_last_error(), "steps_offset") || strstr(ngpt_last_error(), "unusable"));
+        FUZZ_REQUIRE(st == NGPT_OK || steps < 1 || (size_t)steps > n_train || prk_short || !sane || named,
                      "%d of %zu steps refused: %s", steps, n_train, ngpt_last_error());
-        /* The k-diffusion samplers are not variance preserving: the sample grows with sigma, and with
-         * this eps (0.1 x) each step scales it by up to 1 + 0.1 |dt|, so beyond sigmas of a few
-         * hundred float32 overflows — in diffusers too. SD's largest sigma is 14.6. */
-        const ngpt_scheduler_kind kind = ngpt_scheduler_get_kind(s);
-        if (kind == NGPT_SCHEDULER_EULER || kind == NGPT_SCHEDULER_EULER_ANCESTRAL || kind == NGPT_SCHEDULER_HEUN)
-            sane &= ngpt_scheduler_init_noise_sigma(s) <= 500.0f;
         const double *ts = NULL;
         size_t nts = 0;
         if (st == NGPT_OK && ngpt_scheduler_timesteps_f64(s, &ts, &nts) == NGPT_OK) {
