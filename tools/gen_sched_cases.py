@@ -417,8 +417,11 @@ class Euler:  # scheduling_euler_discrete.py v0.17.0 (step with s_churn 0, as th
         self.init_noise_sigma = self.sigmas.max()
         self.use_karras_sigmas = c.get("use_karras_sigmas", False)
 
+    def index_for_timestep(self, timestep):  # (Euler writes this inline; Heun's differs)
+        return (self.timesteps == timestep).nonzero().item()
+
     def scale_model_input(self, sample, timestep):
-        step_index = (self.timesteps == timestep).nonzero().item()
+        step_index = self.index_for_timestep(timestep)
         sigma = self.sigmas[step_index]
         sample = sample / ((sigma**2 + 1) ** 0.5)
         return sample
@@ -525,12 +528,6 @@ class Heun(Euler):  # scheduling_heun_discrete.py v0.17.0
         else:
             pos = 0
         return indices[pos].item()
-
-    def scale_model_input(self, sample, timestep):
-        step_index = self.index_for_timestep(timestep)
-        sigma = self.sigmas[step_index]
-        sample = sample / ((sigma**2 + 1) ** 0.5)
-        return sample
 
     def set_timesteps(self, num_inference_steps):
         c = self.config
