@@ -638,9 +638,9 @@ NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_o
 NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s);
 /* alphas_cumprod, float32 [num_train_timesteps] (borrowed; lives as long as s). */
 NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, const float **acp, size_t *n);
-/* The standard deviation of the initial noise: 1.0, or for the Euler kinds the largest sigma of
- * the training schedule (diffusers' init_noise_sigma, ~14.6 for SD 1.5), for Heun the largest of
- * the last set_timesteps' sigmas (before it: the training schedule's); 1.0 for s NULL. */
+/* The standard deviation of the initial noise: 1.0, or for Euler and Euler ancestral the largest
+ * sigma of the training schedule (diffusers' init_noise_sigma, ~14.6 for SD 1.5), for Heun the
+ * largest of the last set_timesteps' sigmas (before it: the training schedule's); 1.0 for s NULL. */
 NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s);
 /* scale_model_input, sample (n floats) in place: the identity for DDIM, PNDM and DPM-Solver
  * (checks its arguments, changes nothing); Euler, Euler ancestral and Heun divide by
@@ -649,13 +649,13 @@ NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s);
 NGPT_API ngpt_status ngpt_scheduler_scale_model_input(const ngpt_scheduler *s, float *sample, size_t n,
                                                       int64_t timestep);
 /* add_noise (img2img): out = sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise, 0 <= t <
- * num_train_timesteps; the Euler kinds: out = original + sigma(t) * noise, t one of the
- * schedule's timesteps. out may alias original or noise. */
+ * num_train_timesteps; Euler, Euler ancestral, Heun: out = original + sigma(t) * noise, t one of
+ * the schedule's timesteps. out may alias original or noise. */
 NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *out, const float *original,
                                               const float *noise, size_t n, int64_t timestep);
 /* The timesteps as float64, in stepping order (borrowed, as ngpt_scheduler_timesteps), for every
- * kind: the integer ones exactly, Euler's fractional ones as diffusers computes them. The model
- * sees them rounded to float32, as diffusers' time projection does. */
+ * kind: the integer ones exactly, the k-diffusion samplers' fractional ones as diffusers computes
+ * them. The model sees them rounded to float32, as diffusers' time projection does. */
 NGPT_API ngpt_status ngpt_scheduler_timesteps_f64(const ngpt_scheduler *s, const double **ts, size_t *n);
 /* ngpt_scheduler_step, _scale_model_input and _add_noise with a float64 timestep (for every
  * kind; one of ngpt_scheduler_timesteps_f64's, compared exactly). */

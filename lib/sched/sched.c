@@ -137,7 +137,7 @@ static const char *kind_class(ngpt_scheduler_kind k)
     }
 }
 
-static bool is_euler(const ngpt_scheduler *s)
+static bool is_kdiffusion(const ngpt_scheduler *s)
 {
     return s->kind == NGPT_SCHEDULER_EULER || s->kind == NGPT_SCHEDULER_EULER_ANCESTRAL || s->kind == NGPT_SCHEDULER_HEUN;
 }
@@ -228,7 +228,7 @@ static ngpt_status build_schedule(ngpt_scheduler *s, const json_t *cfg, const ch
     nx_free(betas);
     s->final_acp = set_alpha_to_one ? 1.0f : s->acp[0];
 
-    if (is_euler(s) || s->karras) {
+    if (is_kdiffusion(s) || s->karras) {
         /* sigmas = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5 (float32 tensor ops);
          * Euler's init_noise_sigma = max(sigmas + [0]) */
         s->train_sigma = nx_malloc((size_t)T * sizeof(float));
@@ -286,7 +286,7 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
     }
     s->kind = kind;
     const bool ddim = kind == NGPT_SCHEDULER_DDIM, pndm = kind == NGPT_SCHEDULER_PNDM;
-    const bool dpm = kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, euler = is_euler(s);
+    const bool dpm = kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, euler = is_kdiffusion(s);
 
     /* common keys, with each class's __init__ defaults */
     double beta_start, beta_end;
@@ -589,8 +589,8 @@ static ngpt_status ts_alloc(ngpt_scheduler *s, size_t n)
 {
     int64_t *ts = nx_malloc((n ? n : 1) * sizeof *ts);
     double *tsf = nx_malloc((n ? n : 1) * sizeof *tsf);
-    float *sigmas = is_euler(s) ? nx_malloc((n + 1) * sizeof *sigmas) : NULL;
-    if (!ts || !tsf || (is_euler(s) && !sigmas)) {
+    float *sigmas = is_kdiffusion(s) ? nx_malloc((n + 1) * sizeof *sigmas) : NULL;
+    if (!ts || !tsf || (is_kdiffusion(s) && !sigmas)) {
         nx_free(ts);
         nx_free(tsf);
         nx_free(sigmas);
@@ -838,11 +838,11 @@ NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: st = set_dpm(s, n); break;
     default: st = set_euler(s, n); break;
     }
-    if (!is_euler(s))
+    if (!is_kdiffusion(s))
         for (size_t i = 0; st == NGPT_OK && i < s->n_ts; i++) s->tsf[i] = (double)s->ts[i];
     /* steps_offset can push the largest timesteps past the schedule (diffusers fails at the step,
      * indexing alphas_cumprod; python's negative indices reach back to -T) */
-    for (size_t i = 0; st == NGPT_OK && !is_euler(s) && i < s->n_ts; i++)
+    for (size_t i = 0; st == NGPT_OK && !is_kdiffusion(s) && i < s->n_ts; i++)
         if (s->ts[i] < -s->T || s->ts[i] >= s->T)
             st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_set_timesteps: %d steps with steps_offset %lld give "
                         "timestep %lld, outside the %lld of alphas_cumprod", n, (long long)s->steps_offset,
@@ -858,7 +858,7 @@ NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int
 {
     if (!s || !ts || !n) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_timesteps: NULL argument");
     if (!s->n_inference) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_timesteps: call ngpt_scheduler_set_timesteps first");
-    if (is_euler(s))
+    if (is_kdiffusion(s))
         return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_scheduler_timesteps: %s's timesteps are fractional: use "
                       "ngpt_scheduler_timesteps_f64", kind_class(s->kind));
     *ts = s->ts;
@@ -901,8 +901,8 @@ static ngpt_status not_in_schedule(const ngpt_scheduler *s, const char *fn, doub
                   s->n_ts, s->n_ts ? s->tsf[0] : -1.0);
 }
 
-/* An Euler step's sigma from its timestep. */
-static ngpt_status euler_sigma(const ngpt_scheduler *s, const char *fn, double t, float *sigma)
+/* A k-diffusion step's sigma from its timestep (Euler, Euler ancestral, Heun). */
+static ngpt_status kdiffusion_sigma(const ngpt_scheduler *s, const char *fn, double t, float *sigma)
 {
     if (!s->n_inference) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: call ngpt_scheduler_set_timesteps first", fn);
     size_t idx = find_step(s, t);
@@ -913,7 +913,7 @@ static ngpt_status euler_sigma(const ngpt_scheduler *s, const char *fn, double t
 
 float nx_sched_input_divisor(const ngpt_scheduler *s, size_t k)
 {
-    if (!is_euler(s) || k >= s->n_ts) return 0.0f;
+    if (!is_kdiffusion(s) || k >= s->n_ts) return 0.0f;
     const float sg = s->sigmas[k];
     return sqrtf(sg * sg + 1.0f);
 }
@@ -946,7 +946,7 @@ NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, cons
 
 NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s)
 {
-    return s && is_euler(s) ? s->init_sigma : 1.0f;
+    return s && is_kdiffusion(s) ? s->init_sigma : 1.0f;
 }
 
 NGPT_API ngpt_status ngpt_scheduler_scale_model_input_f64(const ngpt_scheduler *s, float *sample, size_t n,
@@ -954,9 +954,9 @@ NGPT_API ngpt_status ngpt_scheduler_scale_model_input_f64(const ngpt_scheduler *
 {
     static const char fn[] = "ngpt_scheduler_scale_model_input";
     if (!s || (n && !sample)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
-    if (!is_euler(s)) return NGPT_OK;
+    if (!is_kdiffusion(s)) return NGPT_OK;
     float sigma;
-    NX_TRY(euler_sigma(s, fn, timestep, &sigma));
+    NX_TRY(kdiffusion_sigma(s, fn, timestep, &sigma));
     const float c = sqrtf(sigma * sigma + 1.0f);  /* sample / ((sigma**2 + 1) ** 0.5) */
     for (size_t i = 0; i < n; i++) sample[i] = sample[i] / c;
     return NGPT_OK;
@@ -972,9 +972,9 @@ NGPT_API ngpt_status ngpt_scheduler_add_noise_f64(const ngpt_scheduler *s, float
 {
     static const char fn[] = "ngpt_scheduler_add_noise";
     if (!s || (n && (!out || !original || !noise))) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
-    if (is_euler(s)) {
+    if (is_kdiffusion(s)) {
         float sigma;
-        NX_TRY(euler_sigma(s, fn, timestep, &sigma));
+        NX_TRY(kdiffusion_sigma(s, fn, timestep, &sigma));
         for (size_t i = 0; i < n; i++) out[i] = original[i] + noise[i] * sigma;
         return NGPT_OK;
     }
@@ -989,7 +989,7 @@ NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *ou
 {
     if (!s || (n && (!out || !original || !noise)))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_add_noise: NULL argument");
-    if (is_euler(s)) return ngpt_scheduler_add_noise_f64(s, out, original, noise, n, (double)t);
+    if (is_kdiffusion(s)) return ngpt_scheduler_add_noise_f64(s, out, original, noise, n, (double)t);
     if (t < 0 || t >= s->T)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_add_noise: timestep %lld outside [0, %lld)", (long long)t, (long long)s->T);
     const float a = s->acp[t];
@@ -1306,9 +1306,9 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double ts_f, size_t n, bool have_no
     if (!s->n_inference)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: call ngpt_scheduler_set_timesteps first");
     NX_TRY(check_n(s, n));
-    const size_t idx = is_euler(s) ? find_step(s, ts_f) : s->n_ts;
+    const size_t idx = is_kdiffusion(s) ? find_step(s, ts_f) : s->n_ts;
     int64_t timestep = 0;
-    if (is_euler(s)) {
+    if (is_kdiffusion(s)) {
         if (idx == s->n_ts) return not_in_schedule(s, "ngpt_scheduler_step", ts_f);
     } else {
         /* the first match, as diffusers' (timesteps == t).nonzero() (PNDM repeats one) */
