@@ -527,8 +527,8 @@ class Scheduler(_Handle):
         return result
 
     def add_noise(self, original, noise, timestep):
-        """sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (Euler kinds: original + sigma(t) *
-        noise), a new array."""
+        """sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (Euler, Euler ancestral, Heun:
+        original + sigma(t) * noise), a new array."""
         op, n, keep_o, _ = _floats(original)
         np_, nn, keep_n, _ = _floats(noise)
         if nn != n:

@@ -467,8 +467,8 @@ impl Scheduler {
         check(unsafe { sys::ngpt_scheduler_set_timesteps(self.ptr.as_ptr(), n) })
     }
 
-    /// The timesteps in stepping order (an error before set_timesteps, and for the Euler kinds,
-    /// whose timesteps are fractional: see [`Scheduler::timesteps_f64`]).
+    /// The timesteps in stepping order (an error before set_timesteps, and for Euler, Euler
+    /// ancestral and Heun, whose timesteps are fractional: see [`Scheduler::timesteps_f64`]).
     pub fn timesteps(&self) -> Result<&[i64]> {
         let mut ts = ptr::null();
         let mut n = 0usize;
@@ -477,7 +477,8 @@ impl Scheduler {
         Ok(unsafe { slice(ts, n) })
     }
 
-    /// Every kind's timesteps as f64 (Euler's fractional ones; the model takes them as f32).
+    /// Every kind's timesteps as f64 (the k-diffusion samplers' fractional ones; the model takes
+    /// them as f32).
     pub fn timesteps_f64(&self) -> Result<&[f64]> {
         let mut ts = ptr::null();
         let mut n = 0usize;
@@ -522,7 +523,7 @@ impl Scheduler {
     }
 
     /// The model's input at `timestep`, in place: unchanged, or divided by (sigma^2 + 1)^0.5
-    /// for the Euler kinds.
+    /// for Euler, Euler ancestral and Heun.
     pub fn scale_model_input(&self, sample: &mut [f32], timestep: i64) -> Result<()> {
         self.scale_model_input_f64(sample, timestep as f64)
     }
@@ -533,7 +534,8 @@ impl Scheduler {
         })
     }
 
-    /// sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (Euler kinds: original + sigma(t) * noise).
+    /// sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (Euler, Euler ancestral, Heun:
+    /// original + sigma(t) * noise).
     pub fn add_noise(&self, original: &[f32], noise: &[f32], timestep: i64) -> Result<Vec<f32>> {
         self.add_noise_f64(original, noise, timestep as f64)
     }
