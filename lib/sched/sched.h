@@ -24,9 +24,9 @@
  * floats, zero-initialised or not (a slot is written before it is read). */
 int nx_sched_slots(const ngpt_scheduler *s);
 
-/* Plan the step at `timestep` (one of the float64 timesteps) for samples of n floats and advance s past it (the scheduler's
- * validation and errors are ngpt_scheduler_step's; have_noise: the caller passes variance
- * noise). p->cfg is false: a caller that feeds [uncond; cond] sets cfg and guidance. The caller
+/* Plan the step at `timestep` (one of the float64 timesteps) for samples of n floats and advance
+ * s past it (the scheduler's validation and errors are ngpt_scheduler_step's; have_noise: the
+ * caller passes variance noise). p->cfg is false: a caller that feeds [uncond; cond] sets cfg and guidance. The caller
  * must run the plan — s already counts the step. */
 ngpt_status nx_sched_plan(ngpt_scheduler *s, double timestep, size_t n, bool have_noise, nx_sched_step *p);
 
@@ -34,7 +34,7 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double timestep, size_t n, bool hav
 bool nx_sched_needs_noise(const ngpt_scheduler *s);
 
 /* scale_model_input at step k (in stepping order) as a divisor of the model input: (sigma_k^2 +
- * 1)^0.5 for the Euler kinds; 0 where the input is not scaled. */
+ * 1)^0.5 for Euler, Euler ancestral and Heun; 0 where the input is not scaled. */
 float nx_sched_input_divisor(const ngpt_scheduler *s, size_t k);
 
 /* Run a planned step over host arrays: eps [n] (or [2n] with p->cfg), x [n] in place, noise [n]

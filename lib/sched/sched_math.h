@@ -3,9 +3,9 @@
  * same expressions in the same order: diffusers 0.17's float32 tensor arithmetic.
  *
  * A step is data (nx_sched_step): the classifier-free guidance combine, the scheduler's state
- * updates (PNDM's ets.append and cur_sample, its PRK accumulator, DPM-Solver's model_outputs) as
- * slot indices into six state buffers, and the per-step coefficients that sched.c computes from
- * the schedule. Everything a step does to element i reads and writes element i only, so the
+ * updates (PNDM's ets.append and cur_sample, its PRK accumulator, DPM-Solver's model_outputs,
+ * Heun's first-order derivative and sample) as slot indices into six state buffers, and the
+ * per-step coefficients that sched.c computes from the schedule. Everything a step does to element i reads and writes element i only, so the
  * whole step is one pass over the latents — on a GPU one kernel, its inputs never leaving the
  * device.
  *
