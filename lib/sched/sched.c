@@ -676,6 +676,14 @@ static ngpt_status set_pndm(ngpt_scheduler *s, int32_t N)
     return st;
 }
 
+/* Append t to the first *k timesteps unless it is there (np.unique's first occurrences, in order). */
+static void ts_push_unique(ngpt_scheduler *s, size_t *k, int64_t t)
+{
+    for (size_t q = 0; q < *k; q++)
+        if (s->ts[q] == t) return;
+    s->ts[(*k)++] = t;
+}
+
 static double np_linspace_at(double stop, int32_t n, int32_t i);
 static ngpt_status karras_timesteps(const ngpt_scheduler *s, const double *sigmas, int32_t N, double *ts);
 static void karras_sigmas(double *sg, int32_t N, double first, double last);
@@ -694,12 +702,7 @@ static ngpt_status set_dpm(ngpt_scheduler *s, int32_t N)
             st = karras_timesteps(s, sg, N, t);
         }
         size_t k = 0;
-        for (int32_t j = N - 1; st == NGPT_OK && j >= 0; j--) {
-            const int64_t v = (int64_t)nearbyint(t[j]);
-            bool dup = false;
-            for (size_t q = 0; q < k; q++) dup |= s->ts[q] == v;
-            if (!dup) s->ts[k++] = v;
-        }
+        for (int32_t j = N - 1; st == NGPT_OK && j >= 0; j--) ts_push_unique(s, &k, (int64_t)nearbyint(t[j]));
         if (st == NGPT_OK) s->n_ts = k;
         nx_free(sg);
         nx_free(t);
@@ -717,13 +720,7 @@ static ngpt_status set_dpm(ngpt_scheduler *s, int32_t N)
     const double step = stop / (double)N;
     NX_TRY(ts_alloc(s, (size_t)N));
     size_t k = 0;
-    for (int32_t j = N; j >= 1; j--) {
-        double v = (j == N) ? stop : (double)j * step;
-        int64_t t = (int64_t)nearbyint(v);
-        bool dup = false;
-        for (size_t q = 0; q < k; q++) if (s->ts[q] == t) { dup = true; break; }
-        if (!dup) s->ts[k++] = t;
-    }
+    for (int32_t j = N; j >= 1; j--) ts_push_unique(s, &k, (int64_t)nearbyint(j == N ? stop : (double)j * step));
     s->n_ts = k;
     return NGPT_OK;
 }
@@ -755,10 +752,11 @@ static void karras_sigmas(double *sg, int32_t N, double first, double last)
     for (int32_t i = 0; i < N; i++) sg[i] = pow(first_inv + np_linspace_at(1.0, N, i) * (last_inv - first_inv), rho);
 }
 
-/* EulerDiscreteScheduler._sigma_to_t (DPMSolverMultistepScheduler's is a copy) under NumPy 1.x's casting: the float64 log sigma meets the
- * float32 log_sigmas as float32 (value-based casting of a scalar), w is float32, and the final
- * (1 - w) * low_idx + w * high_idx is float64 (float32 array times an int64 array). */
-static double euler_sigma_to_t(double sigma, const float *log_sigmas, int64_t T)
+/* _sigma_to_t (Euler's, Heun's and DPM-Solver's are one copied function) under NumPy 1.x's
+ * casting: the float64 log sigma meets the float32 log_sigmas as float32 (value-based casting of
+ * a scalar), w is float32, and (1 - w) * low_idx + w * high_idx is float64 (a float32 array times
+ * an int64 array). */
+static double sigma_to_t(double sigma, const float *log_sigmas, int64_t T)
 {
     const float ls = (float)log(sigma);
     int64_t low = 0;
@@ -777,7 +775,7 @@ static ngpt_status karras_timesteps(const ngpt_scheduler *s, const double *sigma
     float *log_sigmas = nx_malloc((size_t)s->T * sizeof *log_sigmas);
     if (!log_sigmas) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
     for (int64_t i = 0; i < s->T; i++) log_sigmas[i] = logf(s->train_sigma[i]);
-    for (int32_t i = 0; i < N; i++) ts[i] = euler_sigma_to_t(sigmas[i], log_sigmas, s->T);
+    for (int32_t i = 0; i < N; i++) ts[i] = sigma_to_t(sigmas[i], log_sigmas, s->T);
     nx_free(log_sigmas);
     /* a noise schedule with betas outside (0, 1), or one whose alphas_cumprod falls below float32's
      * range, has NaN or infinite sigmas (diffusers: NaN timesteps that no step can find) */
@@ -876,8 +874,17 @@ NGPT_API ngpt_status ngpt_scheduler_timesteps_f64(const ngpt_scheduler *s, const
     return NGPT_OK;
 }
 
-/* The index of timestep t in the schedule (the expected next step first: Karras timesteps may
- * repeat), or n_ts. */
+/* The first index of timestep t in the schedule, as diffusers' (timesteps == t).nonzero() (PNDM
+ * repeats one), or n_ts. */
+static size_t first_step(const ngpt_scheduler *s, double t)
+{
+    size_t i = 0;
+    while (i < s->n_ts && s->tsf[i] != t) i++;
+    return i;
+}
+
+/* A k-diffusion sampler's index of timestep t (Euler: the expected next step first, as Karras
+ * timesteps may repeat; Heun: its index_for_timestep rule), or n_ts. */
 static size_t find_step(const ngpt_scheduler *s, double t)
 {
     if (s->kind == NGPT_SCHEDULER_HEUN) {  /* index_for_timestep: the last match in the first-order state, else the first */
@@ -890,9 +897,7 @@ static size_t find_step(const ngpt_scheduler *s, double t)
         return idx;
     }
     if (s->next < s->n_ts && s->tsf[s->next] == t) return s->next;
-    for (size_t i = 0; i < s->n_ts; i++)
-        if (s->tsf[i] == t) return i;
-    return s->n_ts;
+    return first_step(s, t);
 }
 
 static ngpt_status not_in_schedule(const ngpt_scheduler *s, const char *fn, double t)
@@ -1306,18 +1311,12 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double ts_f, size_t n, bool have_no
     if (!s->n_inference)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: call ngpt_scheduler_set_timesteps first");
     NX_TRY(check_n(s, n));
-    const size_t idx = is_kdiffusion(s) ? find_step(s, ts_f) : s->n_ts;
-    int64_t timestep = 0;
-    if (is_kdiffusion(s)) {
-        if (idx == s->n_ts) return not_in_schedule(s, "ngpt_scheduler_step", ts_f);
-    } else {
-        /* the first match, as diffusers' (timesteps == t).nonzero() (PNDM repeats one) */
-        size_t i = 0;
-        while (i < s->n_ts && s->tsf[i] != ts_f) i++;
-        /* DDIM trailing can end at -1 (diffusers indexes from the end) */
-        if (i == s->n_ts || ts_f < (double)-s->T || ts_f >= (double)s->T) return not_in_schedule(s, "ngpt_scheduler_step", ts_f);
-        timestep = s->ts[i];
-    }
+    const bool kd = is_kdiffusion(s);
+    const size_t idx = kd ? find_step(s, ts_f) : first_step(s, ts_f);
+    /* DDIM trailing can end at -1 (diffusers indexes from the end) */
+    if (idx == s->n_ts || (!kd && (ts_f < (double)-s->T || ts_f >= (double)s->T)))
+        return not_in_schedule(s, "ngpt_scheduler_step", ts_f);
+    const int64_t timestep = kd ? 0 : s->ts[idx];
     memset(p, 0, sizeof *p);
     p->n = (int64_t)n;
     p->push = p->save_x = p->acc = p->xin = -1;
@@ -1327,13 +1326,7 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double ts_f, size_t n, bool have_no
     switch (s->kind) {
     case NGPT_SCHEDULER_DDIM: p->kind = NX_SCHED_KIND_DDIM; st = plan_ddim(s, timestep, have_noise, p); break;
     case NGPT_SCHEDULER_PNDM: p->kind = NX_SCHED_KIND_PNDM; st = plan_pndm(s, timestep, p); break;
-    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: {
-        size_t i = 0;
-        while (s->ts[i] != timestep) i++;
-        p->kind = NX_SCHED_KIND_DPM;
-        st = plan_dpm(s, timestep, i, have_noise, p);
-        break;
-    }
+    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: p->kind = NX_SCHED_KIND_DPM; st = plan_dpm(s, timestep, idx, have_noise, p); break;
     default: p->kind = NX_SCHED_KIND_EULER; st = plan_euler(s, idx, have_noise, p); break;
     }
     if (st == NGPT_OK) s->n = n;
