@@ -35,13 +35,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
          * one noise level, DPM-Solver's step h = 0): DDIM with eta > 0 and DPM-Solver divide by
          * those and give NaN, as diffusers does on the same config. Sane: every beta in (0, 1). */
         for (size_t i = 0; i < n_train; i++) sane &= acp[i] > 0.0f && acp[i] < 1.0f && (i == 0 || acp[i] < acp[i - 1]);
-        /* The k-diffusion samplers are not variance preserving: the sample grows with sigma, and with
-         * this eps (0.1 x) each step scales it by up to 1 + 0.1 |dt|, so beyond sigmas of a few
-         * hundred float32 overflows — in diffusers too (the training schedule's largest sigma, before
-         * set_timesteps; an infinite one gives NaN Karras timesteps, refused). SD's is 14.6. */
-        const ngpt_scheduler_kind kind = ngpt_scheduler_get_kind(s);
-        if (kind == NGPT_SCHEDULER_EULER || kind == NGPT_SCHEDULER_EULER_ANCESTRAL || kind == NGPT_SCHEDULER_HEUN)
-            sane &= ngpt_scheduler_init_noise_sigma(s) <= 500.0f;
+        /* Finite samples are promised only where the schedule's noise-to-signal ratio
+         * sqrt((1 - acp) / acp) stays below 500 (SD's ends at 14.6): this eps (0.1 x) feeds the
+         * sample back into itself, and beyond that the samplers' float32 arithmetic overflows in
+         * diffusers too. DDIM and PNDM multiply the sample by sqrt(acp_prev / acp), up to 1e22 when
+         * acp ends in float32's denormals (PNDM's Runge-Kutta warm-up: inf from 7 steps of a
+         * 38198-step schedule, corpus pndm-prk-tiny-alpha); the k-diffusion samplers are not
+         * variance preserving, the sample grows with sigma and each step scales it by up to
+         * 1 + 0.1 |dt|. (An infinite sigma gives NaN Karras timesteps: refused.) */
+        const float acp_min = acp[n_train - 1];
+        sane &= sqrtf((1.0f - acp_min) / acp_min) <= 500.0f;
         st = ngpt_scheduler_set_timesteps(s, steps);
         fuzz_status("ngpt_scheduler_set_timesteps", st);
         /* PNDM's Runge-Kutta warm-up needs 4 steps (diffusers fails below that) */

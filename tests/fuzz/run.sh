@@ -4,16 +4,18 @@
 #   BUILD_DIR: configured with CC=clang -Dfuzz=true (and -Db_sanitize=address,undefined)
 # Each target starts from its seeds (the folders tests/fuzz/meson.build replays) in a fresh
 # working corpus under $NGPT_FUZZ_WORK (default: a temporary folder); a crash, leak, timeout or
-# broken contract leaves its input there as crash-*/leak-*/timeout-* and fails the run: copy it
-# into tests/fuzz/corpus/TARGET/ with the fix, so that the replay test keeps it fixed.
-# NGPT_FUZZ_SEED fixes libFuzzer's seed (CI sets 1: the same mutants on every run, so that a
-# landing is never blocked by a find of chance; developers' runs default to a random seed).
+# broken contract leaves its input there as crash-*/leak-*/timeout-*, prints it in base64 and
+# fails the run: copy it into tests/fuzz/corpus/TARGET/ with the fix, so that the replay test
+# keeps it fixed.
+# NGPT_FUZZ_SEED fixes libFuzzer's seed (CI sets 1: the same mutants in the same order; how far
+# a timed run gets still depends on the machine, so a faster one can find more, and the base64
+# line is then all there is to go on). Developers' runs default to a random seed.
 # -timeout=120: a 441-byte JPEG may legitimately claim 76 megapixels (Pillow decodes it too), a
 # second's work that ASan and the coverage hooks stretch past 30 s.
 # Exit 0 when every target ran clean.
 set -u
 cd "$(dirname "$0")/../.."
-[ $# -ge 2 ] || { sed -n 2,13p "$0"; exit 2; }
+[ $# -ge 2 ] || { sed -n 2,15p "$0"; exit 2; }
 build=$1 secs=$2
 shift 2
 targets=${*:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')}
@@ -48,6 +50,10 @@ for t in $targets; do
         bad=1
         echo "fuzz_$t: FAILED (exit $rc); input and log in $work"
         grep -E 'fuzz contract broken|ERROR: |runtime error|SUMMARY' "$work/$t.log" | head -n 5
+        # the input itself, so that a find on a machine of CI's is reproducible from its log alone
+        for f in "$work/$t"-crash-* "$work/$t"-leak-* "$work/$t"-timeout-*; do
+            [ -f "$f" ] && echo "input ${f##*/} (base64): $(head -c 4096 "$f" | base64 -w 0)"
+        done
     fi
 done
 exit $bad
