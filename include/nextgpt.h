@@ -549,6 +549,8 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * (NULL pointers, steps out of range, a timestep not in the schedule, step before
  * set_timesteps, missing noise), NGPT_ERR_SHAPE_MISMATCH (n changed between steps).
  * DPM-Solver, Euler and Heun take use_karras_sigmas (Karras et al.'s rho-7 noise levels).
+ * UniPC keeps the previous step's sample to correct it: take its steps in order. It runs on
+ * samples of any shape (diffusers 0.17's einsum accepts only 4-D ones from the second step on).
  * Heun keeps its first-order result between a timestep's two steps: take its steps in order.
  * ------------------------------------------------------------------------------------------- */
 
@@ -563,8 +565,12 @@ typedef enum ngpt_scheduler_kind {
                                                  with the config's use_karras_sigmas) */
     NGPT_SCHEDULER_EULER_ANCESTRAL      = 5,  /* EulerAncestralDiscreteScheduler: needs
                                                  variance_noise every step */
-    NGPT_SCHEDULER_HEUN                 = 6   /* HeunDiscreteScheduler (2nd order: 2n - 1 steps,
+    NGPT_SCHEDULER_HEUN                 = 6,  /* HeunDiscreteScheduler (2nd order: 2n - 1 steps,
                                                  each timestep after the first twice) */
+    NGPT_SCHEDULER_UNIPC_MULTISTEP      = 7   /* UniPCMultistepScheduler: each step corrects the
+                                                 previous one (UniC) with the new model output,
+                                                 then predicts (UniP); solver_order 1-3, B(h)
+                                                 bh1 or bh2, predict_x0, disable_corrector */
 } ngpt_scheduler_kind;
 
 typedef enum ngpt_prediction_type {
@@ -585,7 +591,11 @@ typedef enum ngpt_dpm_algorithm {
 typedef enum ngpt_dpm_solver_type {
     NGPT_DPM_SOLVER_TYPE_FROM_CONFIG = 0,
     NGPT_DPM_SOLVER_MIDPOINT         = 1,
-    NGPT_DPM_SOLVER_HEUN             = 2
+    NGPT_DPM_SOLVER_HEUN             = 2,
+    NGPT_DPM_SOLVER_BH1              = 3,  /* UniPC's B(h) = h; DPM-Solver takes it as midpoint */
+    NGPT_DPM_SOLVER_BH2              = 4   /* UniPC's B(h) = e^h - 1 (its default); DPM-Solver:
+                                              midpoint. UniPC takes midpoint and heun as bh1,
+                                              as diffusers does */
 } ngpt_dpm_solver_type;
 
 typedef struct ngpt_scheduler_params {
@@ -593,8 +603,9 @@ typedef struct ngpt_scheduler_params {
     ngpt_scheduler_kind  kind;          /* default AUTO: from "_class_name" (then required) */
     ngpt_prediction_type prediction_type; /* 0 = from config ("prediction_type", default epsilon) */
     ngpt_dpm_algorithm   algorithm_type;  /* DPM-Solver only; 0 = from config (default dpmsolver++) */
-    ngpt_dpm_solver_type solver_type;     /* DPM-Solver only; 0 = from config (default midpoint) */
-    int32_t              solver_order;    /* DPM-Solver only, 1..3; 0 = from config (default 2) */
+    ngpt_dpm_solver_type solver_type;     /* DPM-Solver and UniPC; 0 = from config (default
+                                             midpoint; UniPC: bh2) */
+    int32_t              solver_order;    /* DPM-Solver and UniPC, 1..3; 0 = from config (default 2) */
     float                eta;             /* DDIM only: 0 = deterministic (default); > 0 needs
                                              variance_noise in every step; NaN = 0; negative
                                              is refused; above 1 a step whose square-root term
@@ -628,12 +639,12 @@ NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n);
 NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int64_t **ts, size_t *n);
 /* One denoising step: sample (n floats, in/out) becomes the sample at the previous timestep.
  * model_output: the model's prediction at `timestep` (n floats); timestep must be one of the
- * schedule's (steps are taken in the schedule's order: PNDM and DPM-Solver remember previous
+ * schedule's (steps are taken in the schedule's order: PNDM, DPM-Solver and UniPC remember previous
  * outputs). variance_noise: n standard-normal floats when eta > 0 (DDIM) or for the SDE
  * DPM-Solver variants, else NULL (ignored). n must stay the same until set_timesteps/reset. */
 NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_output, int64_t timestep,
                                          float *sample, size_t n, const float *variance_noise);
-/* Forget the stepping history (PNDM's and DPM-Solver's previous outputs) but keep the
+/* Forget the stepping history (PNDM's, DPM-Solver's and UniPC's previous outputs) but keep the
  * timesteps: the next step starts the trajectory again. */
 NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s);
 /* alphas_cumprod, float32 [num_train_timesteps] (borrowed; lives as long as s). */

@@ -591,6 +591,202 @@ class Heun(Euler):  # scheduling_heun_discrete.py v0.17.0
         return prev_sample
 
 
+class UniPC:  # scheduling_unipc_multistep.py v0.17.0 (no thresholding, no solver_p)
+    defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    trained_betas=None, solver_order=2, prediction_type="epsilon", predict_x0=True,
+                    solver_type="bh2", lower_order_final=True, disable_corrector=[])
+
+    def __init__(self, cfg):
+        self.config = c = {**self.defaults, **{k: v for k, v in cfg.items() if k in self.defaults}}
+        self.betas = make_betas(c)
+        self.alphas = 1.0 - self.betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self.alpha_t = torch.sqrt(self.alphas_cumprod)
+        self.sigma_t = torch.sqrt(1 - self.alphas_cumprod)
+        self.lambda_t = torch.log(self.alpha_t) - torch.log(self.sigma_t)
+        if c["solver_type"] not in ["bh1", "bh2"]:
+            if c["solver_type"] in ["midpoint", "heun", "logrho"]:
+                c["solver_type"] = "bh1"
+            else:
+                raise NotImplementedError(c["solver_type"])
+        self.predict_x0 = c["predict_x0"]
+        self.disable_corrector = c["disable_corrector"]
+        self.timestep_list = [None] * c["solver_order"]
+
+    def set_timesteps(self, num_inference_steps):
+        timesteps = (np.linspace(0, self.config["num_train_timesteps"] - 1, num_inference_steps + 1)
+                     .round()[::-1][:-1].copy().astype(np.int64))
+        _, unique_indices = np.unique(timesteps, return_index=True)
+        timesteps = timesteps[np.sort(unique_indices)]
+        self.timesteps = torch.from_numpy(timesteps)
+        self.num_inference_steps = len(timesteps)
+        self.model_outputs = [None] * self.config["solver_order"]
+        self.lower_order_nums = 0
+        self.last_sample = None
+
+    def convert_model_output(self, model_output, timestep, sample):
+        c = self.config
+        if self.predict_x0:
+            if c["prediction_type"] == "epsilon":
+                alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
+                return (sample - sigma_t * model_output) / alpha_t
+            if c["prediction_type"] == "sample":
+                return model_output
+            alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
+            return alpha_t * sample - sigma_t * model_output
+        if c["prediction_type"] == "epsilon":
+            return model_output
+        if c["prediction_type"] == "sample":
+            alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
+            return (sample - alpha_t * model_output) / sigma_t
+        alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
+        return alpha_t * model_output + sigma_t * sample
+
+    def multistep_uni_p_bh_update(self, model_output, prev_timestep, sample, order):
+        timestep_list = self.timestep_list
+        model_output_list = self.model_outputs
+        s0, t = self.timestep_list[-1], prev_timestep
+        m0 = model_output_list[-1]
+        x = sample
+        lambda_t, lambda_s0 = self.lambda_t[t], self.lambda_t[s0]
+        alpha_t, alpha_s0 = self.alpha_t[t], self.alpha_t[s0]
+        sigma_t, sigma_s0 = self.sigma_t[t], self.sigma_t[s0]
+        h = lambda_t - lambda_s0
+        rks = []
+        D1s = []
+        for i in range(1, order):
+            si = timestep_list[-(i + 1)]
+            mi = model_output_list[-(i + 1)]
+            lambda_si = self.lambda_t[si]
+            rk = (lambda_si - lambda_s0) / h
+            rks.append(rk)
+            D1s.append((mi - m0) / rk)
+        rks.append(1.0)
+        rks = torch.tensor(rks)
+        R = []
+        b = []
+        hh = -h if self.predict_x0 else h
+        h_phi_1 = torch.expm1(hh)
+        h_phi_k = h_phi_1 / hh - 1
+        factorial_i = 1
+        if self.config["solver_type"] == "bh1":
+            B_h = hh
+        elif self.config["solver_type"] == "bh2":
+            B_h = torch.expm1(hh)
+        for i in range(1, order + 1):
+            R.append(torch.pow(rks, i - 1))
+            b.append(h_phi_k * factorial_i / B_h)
+            factorial_i *= i + 1
+            h_phi_k = h_phi_k / hh - 1 / factorial_i
+        R = torch.stack(R)
+        b = torch.tensor(b)
+        if len(D1s) > 0:
+            D1s = torch.stack(D1s, dim=1)
+            if order == 2:
+                rhos_p = torch.tensor([0.5], dtype=x.dtype)
+            else:
+                rhos_p = torch.linalg.solve(R[:-1, :-1], b[:-1])
+        else:
+            D1s = None
+        if self.predict_x0:
+            x_t_ = sigma_t / sigma_s0 * x - alpha_t * h_phi_1 * m0
+            pred_res = torch.einsum("k,bkchw->bchw", rhos_p, D1s) if D1s is not None else 0
+            x_t = x_t_ - alpha_t * B_h * pred_res
+        else:
+            x_t_ = alpha_t / alpha_s0 * x - sigma_t * h_phi_1 * m0
+            pred_res = torch.einsum("k,bkchw->bchw", rhos_p, D1s) if D1s is not None else 0
+            x_t = x_t_ - sigma_t * B_h * pred_res
+        return x_t.to(x.dtype)
+
+    def multistep_uni_c_bh_update(self, this_model_output, this_timestep, last_sample, this_sample, order):
+        timestep_list = self.timestep_list
+        model_output_list = self.model_outputs
+        s0, t = timestep_list[-1], this_timestep
+        m0 = model_output_list[-1]
+        x = last_sample
+        x_t = this_sample
+        model_t = this_model_output
+        lambda_t, lambda_s0 = self.lambda_t[t], self.lambda_t[s0]
+        alpha_t, alpha_s0 = self.alpha_t[t], self.alpha_t[s0]
+        sigma_t, sigma_s0 = self.sigma_t[t], self.sigma_t[s0]
+        h = lambda_t - lambda_s0
+        rks = []
+        D1s = []
+        for i in range(1, order):
+            si = timestep_list[-(i + 1)]
+            mi = model_output_list[-(i + 1)]
+            lambda_si = self.lambda_t[si]
+            rk = (lambda_si - lambda_s0) / h
+            rks.append(rk)
+            D1s.append((mi - m0) / rk)
+        rks.append(1.0)
+        rks = torch.tensor(rks)
+        R = []
+        b = []
+        hh = -h if self.predict_x0 else h
+        h_phi_1 = torch.expm1(hh)
+        h_phi_k = h_phi_1 / hh - 1
+        factorial_i = 1
+        if self.config["solver_type"] == "bh1":
+            B_h = hh
+        elif self.config["solver_type"] == "bh2":
+            B_h = torch.expm1(hh)
+        for i in range(1, order + 1):
+            R.append(torch.pow(rks, i - 1))
+            b.append(h_phi_k * factorial_i / B_h)
+            factorial_i *= i + 1
+            h_phi_k = h_phi_k / hh - 1 / factorial_i
+        R = torch.stack(R)
+        b = torch.tensor(b)
+        if len(D1s) > 0:
+            D1s = torch.stack(D1s, dim=1)
+        else:
+            D1s = None
+        if order == 1:
+            rhos_c = torch.tensor([0.5], dtype=x.dtype)
+        else:
+            rhos_c = torch.linalg.solve(R, b)
+        if self.predict_x0:
+            x_t_ = sigma_t / sigma_s0 * x - alpha_t * h_phi_1 * m0
+            corr_res = torch.einsum("k,bkchw->bchw", rhos_c[:-1], D1s) if D1s is not None else 0
+            D1_t = model_t - m0
+            x_t = x_t_ - alpha_t * B_h * (corr_res + rhos_c[-1] * D1_t)
+        else:
+            x_t_ = alpha_t / alpha_s0 * x - sigma_t * h_phi_1 * m0
+            corr_res = torch.einsum("k,bkchw->bchw", rhos_c[:-1], D1s) if D1s is not None else 0
+            D1_t = model_t - m0
+            x_t = x_t_ - sigma_t * B_h * (corr_res + rhos_c[-1] * D1_t)
+        return x_t.to(x.dtype)
+
+    def step(self, model_output, timestep, sample):
+        step_index = (self.timesteps == timestep).nonzero()
+        step_index = len(self.timesteps) - 1 if len(step_index) == 0 else step_index.item()
+        use_corrector = step_index > 0 and step_index - 1 not in self.disable_corrector and self.last_sample is not None
+        model_output_convert = self.convert_model_output(model_output, timestep, sample)
+        if use_corrector:
+            sample = self.multistep_uni_c_bh_update(this_model_output=model_output_convert, this_timestep=timestep,
+                                                    last_sample=self.last_sample, this_sample=sample,
+                                                    order=self.this_order)
+        prev_timestep = 0 if step_index == len(self.timesteps) - 1 else self.timesteps[step_index + 1]
+        for i in range(self.config["solver_order"] - 1):
+            self.model_outputs[i] = self.model_outputs[i + 1]
+            self.timestep_list[i] = self.timestep_list[i + 1]
+        self.model_outputs[-1] = model_output_convert
+        self.timestep_list[-1] = timestep
+        if self.config["lower_order_final"]:
+            this_order = min(self.config["solver_order"], len(self.timesteps) - step_index)
+        else:
+            this_order = self.config["solver_order"]
+        self.this_order = min(this_order, self.lower_order_nums + 1)
+        assert self.this_order > 0
+        self.last_sample = sample
+        prev_sample = self.multistep_uni_p_bh_update(model_output=model_output, prev_timestep=prev_timestep,
+                                                     sample=sample, order=self.this_order)
+        if self.lower_order_nums < self.config["solver_order"]:
+            self.lower_order_nums += 1
+        return prev_sample
+
+
 def write_case(d, stage, params, atol, rtol, cls_name, note, T):
     case = {"stage": stage, "params": params, "atol": atol, "rtol": rtol, "source": SOURCE.format(cls=cls_name)}
     if note:
@@ -669,7 +865,8 @@ def gen(family, stage, name, cls, params, shape, seed, noise=False, atol=5e-5, r
                                                        "samples": torch.stack(out),
                                                        "alphas_cumprod": s.alphas_cumprod})
     write_case(d, stage, params, atol, rtol,
-               {DDIM: "DDIMScheduler", PNDM: "PNDMScheduler", DPM: "DPMSolverMultistepScheduler"}[cls], note, T)
+               {DDIM: "DDIMScheduler", PNDM: "PNDMScheduler", DPM: "DPMSolverMultistepScheduler",
+                UniPC: "UniPCMultistepScheduler"}[cls], note, T)
 
 
 def main_euler():
@@ -746,9 +943,37 @@ def main():
              num_train_timesteps=1000), vid, 11, atol=2e-4)
 
 
+def main_unipc():
+    img = (1, 4, 6, 6)
+    st = "scheduler.unipc"
+    gen("vision", st, "sd15_n20", UniPC, dict(num_inference_steps=20, **SD15), img, 41,
+        note="UniPCMultistepScheduler's defaults (solver_order 2, bh2, predict_x0) on SD 1.5's betas")
+    gen("vision", st, "order3_bh1_n10", UniPC, dict(num_inference_steps=10, solver_order=3, solver_type="bh1", **SD15),
+        img, 42, atol=1e-4, note="solver_order 3: 2x2 and 3x3 torch.linalg.solve for the rhos; bh1")
+    gen("vision", st, "noise_pred_vpred_n8", UniPC,
+        dict(num_inference_steps=8, predict_x0=False, prediction_type="v_prediction", beta_start=0.0001, beta_end=0.02,
+             beta_schedule="linear", num_train_timesteps=1000), img, 43,
+        note="predict_x0 false (the history holds noise predictions), v_prediction, linear betas")
+    gen("vision", st, "sample_order3_cosine_n12", UniPC,
+        dict(num_inference_steps=12, solver_order=3, prediction_type="sample", lower_order_final=False,
+             beta_schedule="squaredcos_cap_v2", num_train_timesteps=1000), img, 44, atol=1e-4,
+        note="prediction_type sample, cosine betas, order 3 to the end (lower_order_final false)")
+    gen("vision", st, "disable_corrector_n6", UniPC,
+        dict(num_inference_steps=6, disable_corrector=[0, 2], solver_type="midpoint", **SD15), img, 45,
+        note="no UniC after steps 0 and 2; solver_type midpoint, which UniPC takes as bh1")
+    gen("vision", st, "order1_eps_n5", UniPC,
+        dict(num_inference_steps=5, solver_order=1, predict_x0=False, **SD15), img, 46,
+        note="solver_order 1 with noise predictions: UniC at order 1 (rho 0.5)")
+    gen("vision", st, "order3_noise_pred_n7", UniPC,
+        dict(num_inference_steps=7, solver_order=3, predict_x0=False, **SD15), img, 47, atol=1e-4)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["euler"]:
         main_euler()
+    elif sys.argv[1:] == ["unipc"]:
+        main_unipc()
     else:
         main()
         main_euler()
+        main_unipc()

@@ -1,7 +1,8 @@
-/* sched.c — ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, Euler, Euler ancestral and Heun
- * as in diffusers 0.17 (scheduling_ddim.py, scheduling_pndm.py, scheduling_dpmsolver_multistep.py,
- * scheduling_euler_discrete.py, scheduling_euler_ancestral_discrete.py,
- * scheduling_heun_discrete.py).
+/* sched.c — ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, Euler, Euler ancestral, Heun and
+ * UniPC multistep as in diffusers 0.17 (scheduling_ddim.py, scheduling_pndm.py,
+ * scheduling_dpmsolver_multistep.py, scheduling_euler_discrete.py,
+ * scheduling_euler_ancestral_discrete.py, scheduling_heun_discrete.py,
+ * scheduling_unipc_multistep.py).
  *
  * Precision follows the reference: betas/alphas_cumprod are float32 tensors in diffusers
  * (torch.linspace in float32, torch.cumprod accumulating in double on CPU and rounding each
@@ -34,10 +35,14 @@ struct ngpt_scheduler {
     int64_t steps_offset;       /* DDIM, PNDM */
     int     spacing;            /* DDIM timestep_spacing */
     bool    skip_prk_steps;     /* PNDM */
-    int     order;              /* DPM solver_order */
+    int     order;              /* DPM, UniPC solver_order */
     int     algo;               /* DPM algorithm_type */
     bool    heun;               /* DPM solver_type */
-    bool    lower_order_final;  /* DPM */
+    bool    lower_order_final;  /* DPM, UniPC */
+    bool    predict_x0;         /* UniPC */
+    bool    bh2;                /* UniPC solver_type bh2 (else bh1) */
+    int64_t *disable_corrector; /* UniPC: step indices whose next step skips UniC */
+    size_t  n_disable;
     double  lambda_min_clipped; /* DPM */
     bool    karras;             /* Euler, Heun, DPM use_karras_sigmas */
     float   eta;                /* DDIM step argument */
@@ -45,7 +50,7 @@ struct ngpt_scheduler {
     /* ---- schedule ---- */
     float  *acp;                /* alphas_cumprod [T] */
     float   final_acp;          /* DDIM, PNDM */
-    float  *alpha_t, *sigma_t, *lambda_t;  /* DPM [T] */
+    float  *alpha_t, *sigma_t, *lambda_t;  /* DPM, UniPC [T] */
     float  *train_sigma;        /* Euler, Karras DPM [T]: ((1 - acp) / acp) ** 0.5 in float32 */
     float   init_sigma;         /* Euler, Heun: init_noise_sigma (Heun: of the last set_timesteps) */
     /* ---- timesteps ---- */
@@ -66,8 +71,12 @@ struct ngpt_scheduler {
     int    n_ets;
     bool   have_cur_sample;
     int64_t counter;            /* PNDM */
-    int    lower_order_nums;    /* DPM */
-    int    mo[3];               /* DPM: model_outputs as slots, mo[0] newest; -1 unused */
+    int    lower_order_nums;    /* DPM, UniPC */
+    int    mo[3];               /* DPM, UniPC: model_outputs as slots, mo[0] newest; -1 unused */
+    int64_t mo_t[3];            /* UniPC: timestep_list, the timesteps of mo[] */
+    int    n_hist;              /* UniPC: entries of mo[] in use */
+    int    this_order;          /* UniPC: the last UniP's order (the next UniC's) */
+    bool   have_last;           /* UniPC: last_sample is set */
     bool   heun_second;         /* Heun: the next step is a second-order one (diffusers: dt set) */
     float  heun_dt;             /* Heun: the first-order step's dt */
 };
@@ -133,6 +142,7 @@ static const char *kind_class(ngpt_scheduler_kind k)
     case NGPT_SCHEDULER_EULER: return "EulerDiscreteScheduler";
     case NGPT_SCHEDULER_EULER_ANCESTRAL: return "EulerAncestralDiscreteScheduler";
     case NGPT_SCHEDULER_HEUN: return "HeunDiscreteScheduler";
+    case NGPT_SCHEDULER_UNIPC_MULTISTEP: return "UniPCMultistepScheduler";
     default: return "?";
     }
 }
@@ -239,12 +249,12 @@ static ngpt_status build_schedule(ngpt_scheduler *s, const json_t *cfg, const ch
             if (s->train_sigma[i] > s->init_sigma || isnan(s->train_sigma[i])) s->init_sigma = s->train_sigma[i];
         }
     }
-    if (s->kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP) {
+    if (s->kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP || s->kind == NGPT_SCHEDULER_UNIPC_MULTISTEP) {
         s->alpha_t = nx_malloc((size_t)T * sizeof(float));
         s->sigma_t = nx_malloc((size_t)T * sizeof(float));
         s->lambda_t = nx_malloc((size_t)T * sizeof(float));
         if (!s->alpha_t || !s->sigma_t || !s->lambda_t)
-            return nx_err(NGPT_ERR_OUT_OF_MEMORY, "scheduler: DPM-Solver tables of %lld steps", (long long)T);
+            return nx_err(NGPT_ERR_OUT_OF_MEMORY, "scheduler: %s tables of %lld steps", kind_class(s->kind), (long long)T);
         for (int64_t i = 0; i < T; i++) {
             s->alpha_t[i] = sqrtf(s->acp[i]);
             s->sigma_t[i] = sqrtf(1.0f - s->acp[i]);
@@ -263,6 +273,52 @@ static ngpt_status parse_pred(const char *v, int *out)
     return NGPT_OK;
 }
 
+static ngpt_status configure_unipc(ngpt_scheduler *s, const json_t *cfg, const ngpt_scheduler_params *p)
+{
+    int64_t order = 2;
+    bool thresholding = false;
+    const char *stype = NULL;
+    NX_TRY(cfg_int(cfg, "solver_order", 2, &order));
+    if (p->solver_order) order = p->solver_order;
+    /* diffusers takes any order; past 3 the history would outgrow the device step's slots, and
+     * UniPC's authors recommend 2 (guided) or 3 (unconditional) */
+    if (order < 1 || order > 3)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: UniPC solver_order %lld (1, 2 or 3)", (long long)order);
+    s->order = (int)order;
+    s->lambda_min_clipped = -INFINITY;  /* set_dpm's timesteps, unclipped */
+    NX_TRY(cfg_bool(cfg, "predict_x0", true, &s->predict_x0));
+    NX_TRY(cfg_bool(cfg, "lower_order_final", true, &s->lower_order_final));
+    NX_TRY(cfg_bool(cfg, "thresholding", false, &thresholding));
+    if (thresholding)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: UniPC 'thresholding' is not implemented");
+    NX_TRY(cfg_str(cfg, "solver_type", "bh2", &stype));
+    /* as diffusers: DPM-Solver's names stand for bh1 */
+    if (!strcmp(stype, "bh2")) s->bh2 = true;
+    else if (!strcmp(stype, "bh1") || !strcmp(stype, "midpoint") || !strcmp(stype, "heun") || !strcmp(stype, "logrho")) s->bh2 = false;
+    else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: solver_type '%s' is not implemented for UniPCMultistepScheduler", stype);
+    if (p->solver_type != NGPT_DPM_SOLVER_TYPE_FROM_CONFIG) {
+        if (p->solver_type < NGPT_DPM_SOLVER_MIDPOINT || p->solver_type > NGPT_DPM_SOLVER_BH2)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown solver_type %d", (int)p->solver_type);
+        s->bh2 = p->solver_type == NGPT_DPM_SOLVER_BH2;
+    }
+    const json_t *dc = json_object_get(cfg, "disable_corrector");
+    if (dc && !json_is_null(dc)) {
+        if (!json_is_array(dc))
+            return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: 'disable_corrector' is not an array of step indices");
+        const size_t n = json_array_size(dc);
+        s->disable_corrector = nx_malloc((n ? n : 1) * sizeof *s->disable_corrector);
+        if (!s->disable_corrector) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "scheduler config: 'disable_corrector' of %zu", n);
+        for (size_t i = 0; i < n; i++) {
+            const json_t *v = json_array_get(dc, i);
+            if (!json_is_integer(v))
+                return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: 'disable_corrector'[%zu] is not an integer", i);
+            s->disable_corrector[i] = (int64_t)json_integer_value(v);
+        }
+        s->n_disable = n;
+    }
+    return NGPT_OK;
+}
+
 static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_scheduler_params *p)
 {
     if (!json_is_object(cfg)) return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: not a JSON object");
@@ -278,10 +334,11 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         else if (!strcmp(cls, "EulerDiscreteScheduler")) kind = NGPT_SCHEDULER_EULER;
         else if (!strcmp(cls, "EulerAncestralDiscreteScheduler")) kind = NGPT_SCHEDULER_EULER_ANCESTRAL;
         else if (!strcmp(cls, "HeunDiscreteScheduler")) kind = NGPT_SCHEDULER_HEUN;
+        else if (!strcmp(cls, "UniPCMultistepScheduler")) kind = NGPT_SCHEDULER_UNIPC_MULTISTEP;
         else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: _class_name '%s' is not supported "
                            "(DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, "
-                           "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler)", cls);
-    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_HEUN) {
+                           "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, UniPCMultistepScheduler)", cls);
+    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_UNIPC_MULTISTEP) {
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown kind %d", (int)kind);
     }
     s->kind = kind;
@@ -389,7 +446,8 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         else if (!strcmp(stype, "heun")) s->heun = true;
         else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: solver_type '%s' is not implemented for DPMSolverMultistepScheduler", stype);
         if (p->solver_type != NGPT_DPM_SOLVER_TYPE_FROM_CONFIG) {
-            if (p->solver_type != NGPT_DPM_SOLVER_MIDPOINT && p->solver_type != NGPT_DPM_SOLVER_HEUN)
+            /* UniPC's bh1 / bh2 are midpoint here, as diffusers maps the names */
+            if (p->solver_type < NGPT_DPM_SOLVER_MIDPOINT || p->solver_type > NGPT_DPM_SOLVER_BH2)
                 return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown solver_type %d", (int)p->solver_type);
             s->heun = p->solver_type == NGPT_DPM_SOLVER_HEUN;
         }
@@ -408,6 +466,7 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
                           "learned variance channels) is not implemented", variance_type);
         NX_TRY(cfg_num(cfg, "lambda_min_clipped", -INFINITY, &s->lambda_min_clipped));
     }
+    if (kind == NGPT_SCHEDULER_UNIPC_MULTISTEP) NX_TRY(configure_unipc(s, cfg, p));
     return build_schedule(s, cfg, beta_schedule, beta_start, beta_end, zero_snr, set_alpha_to_one);
 }
 
@@ -450,6 +509,9 @@ static void reset_state(ngpt_scheduler *s)
     s->next = 0;
     s->heun_second = false;
     s->heun_dt = 0.0f;
+    s->n_hist = 0;
+    s->this_order = 0;
+    s->have_last = false;
     for (int i = 0; i < 4; i++) s->ets[i] = -1;
     for (int i = 0; i < 3; i++) s->mo[i] = -1;
 }
@@ -466,6 +528,7 @@ NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s)
     nx_free(s->ts);
     nx_free(s->tsf);
     nx_free(s->sigmas);
+    nx_free(s->disable_corrector);
     nx_free(s);
 }
 
@@ -833,7 +896,8 @@ NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)
     switch (s->kind) {
     case NGPT_SCHEDULER_DDIM: st = set_ddim(s, n); break;
     case NGPT_SCHEDULER_PNDM: st = set_pndm(s, n); break;
-    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: st = set_dpm(s, n); break;
+    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP:
+    case NGPT_SCHEDULER_UNIPC_MULTISTEP: st = set_dpm(s, n); break;  /* (UniPC: no clipping, no Karras) */
     default: st = set_euler(s, n); break;
     }
     if (!is_kdiffusion(s))
@@ -1286,6 +1350,167 @@ static ngpt_status plan_euler(ngpt_scheduler *s, size_t idx, bool have_noise, nx
     return NGPT_OK;
 }
 
+/* torch.linalg.solve(A, b) in float32 for n <= 3 as torch 1.13 on OpenBLAS 0.3.21 computes it
+ * (bit for bit on 2000 random systems of UniPC's form, each way). The LU factors come from LAPACK's
+ * getf2 (left-looking: each column updated by dot products, the pivot the first largest
+ * magnitude, the column below scaled by the pivot's reciprocal). torch factors A^T when A is
+ * contiguous and solves (A^T)^T x = b (U^T forward, L^T backward, the row swaps undone last);
+ * a sliced A (UniP's R[:-1, :-1]) is factored itself and solved as L U x = P b. Sums of products
+ * are float32 without fusing (OpenBLAS's sdot accumulates float products in double, which for
+ * two terms rounds the same). */
+static void solve_f32(int n, const float A[3][3], bool contiguous, const float *b, float *x)
+{
+    float lu[3][3];  /* lu[r][c]: row r, column c of the factored matrix */
+    int piv[3];
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < n; c++) lu[r][c] = contiguous ? A[c][r] : A[r][c];
+    for (int j = 0; j < n; j++) {
+        float col[3];
+        for (int i = 0; i < n; i++) col[i] = lu[i][j];
+        for (int i = 0; i < j; i++)
+            if (piv[i] != i) { const float t = col[i]; col[i] = col[piv[i]]; col[piv[i]] = t; }
+        for (int i = 1; i < n; i++) {  /* rows above j: L's triangle; from j on: the rest */
+            float d = 0.0f;
+            for (int k = 0; k < (i < j ? i : j); k++) d = d + lu[i][k] * col[k];
+            col[i] = col[i] - d;
+        }
+        int jp = j;
+        for (int i = j + 1; i < n; i++)
+            if (fabsf(col[i]) > fabsf(col[jp])) jp = i;
+        piv[j] = jp;
+        for (int i = 0; i < n; i++) lu[i][j] = col[i];
+        if (jp != j)
+            for (int k = 0; k <= j; k++) { const float t = lu[j][k]; lu[j][k] = lu[jp][k]; lu[jp][k] = t; }
+        if (lu[j][j] != 0.0f) {
+            const float r = 1.0f / lu[j][j];
+            for (int i = j + 1; i < n; i++) lu[i][j] = lu[i][j] * r;
+        }
+    }
+    if (contiguous) {
+        for (int i = 0; i < n; i++) {  /* U^T y = b */
+            float d = 0.0f;
+            for (int k = 0; k < i; k++) d = d + lu[k][i] * x[k];
+            x[i] = (b[i] - d) / lu[i][i];
+        }
+        for (int i = n - 2; i >= 0; i--) {  /* L^T z = y (unit diagonal) */
+            float d = 0.0f;
+            for (int k = i + 1; k < n; k++) d = d + lu[k][i] * x[k];
+            x[i] = x[i] - d;
+        }
+        for (int i = n - 1; i >= 0; i--)
+            if (piv[i] != i) { const float t = x[i]; x[i] = x[piv[i]]; x[piv[i]] = t; }
+        return;
+    }
+    for (int i = 0; i < n; i++) x[i] = b[i];
+    for (int i = 0; i < n; i++)
+        if (piv[i] != i) { const float t = x[i]; x[i] = x[piv[i]]; x[piv[i]] = t; }
+    for (int i = 0; i < n; i++)  /* L y = P b, column by column (axpy) */
+        for (int k = i + 1; k < n; k++) x[k] = x[k] + -x[i] * lu[k][i];
+    for (int i = n - 1; i >= 0; i--) {  /* U x = y */
+        x[i] = x[i] / lu[i][i];
+        for (int k = 0; k < i; k++) x[k] = x[k] + -x[i] * lu[k][i];
+    }
+}
+
+/* One UniPC update (multistep_uni_p_bh_update, or with corrector multistep_uni_c_bh_update) of
+ * `order` from timestep s0 to t, the older outputs at older[0 .. order-2]: the coefficients of
+ * x' = cx x - c0 m0 - cb (sum_k rho_k (m_k - m0) / rk_k [+ rho_t (m_t - m0)]). */
+static void unipc_update(const ngpt_scheduler *s, int order, bool corrector, int64_t s0, const int64_t *older, int64_t t,
+                         float *cx, float *c0, float *cb, float *rk, float *rho, float *rho_t, int *k)
+{
+    const float lam_t = s->lambda_t[t], lam_s0 = s->lambda_t[s0];
+    const float alpha_t = s->alpha_t[t], alpha_s0 = s->alpha_t[s0];
+    const float sigma_t = s->sigma_t[t], sigma_s0 = s->sigma_t[s0];
+    const float h = lam_t - lam_s0;
+    const bool x0 = s->predict_x0;
+    *cx = x0 ? sigma_t / sigma_s0 : alpha_t / alpha_s0;
+    const float hh = x0 ? -h : h;
+    /* torch.expm1 is SIMD code (Sleef's), correctly rounded in 99.8% of float32 arguments, where
+     * glibc's expm1f is in 89%: the double result rounded follows torch more often */
+    const float h_phi_1 = (float)expm1((double)hh);
+    const float B_h = s->bh2 ? h_phi_1 : hh;
+    *c0 = (x0 ? alpha_t : sigma_t) * h_phi_1;
+    *cb = (x0 ? alpha_t : sigma_t) * B_h;
+    *k = order - 1;
+    if (h == 0.0f) {
+        /* two timesteps with one noise level: diffusers divides 0 by 0 (NaN latents); the
+         * update's limit as h -> 0 drops the B(h) term (rk grows without bound, B(h) vanishes) */
+        *cb = 0.0f;
+        *rho_t = 0.0f;
+        *k = 0;
+        return;
+    }
+    float rks[3] = {0}, R[3][3] = {{0}}, b[3] = {0};
+    for (int i = 0; i < order - 1; i++) rks[i] = rk[i] = (s->lambda_t[older[i]] - lam_s0) / h;
+    rks[order - 1] = 1.0f;
+    float h_phi_k = h_phi_1 / hh - 1.0f;
+    int factorial = 1;
+    for (int i = 1; i <= order; i++) {
+        for (int c = 0; c < order; c++) R[i - 1][c] = i == 1 ? 1.0f : i == 2 ? rks[c] : rks[c] * rks[c];
+        b[i - 1] = h_phi_k * (float)factorial / B_h;
+        factorial *= i + 1;
+        h_phi_k = h_phi_k / hh - (float)(1.0 / factorial);
+    }
+    if (corrector) {
+        float r[3];
+        if (order == 1) r[0] = 0.5f;
+        else solve_f32(order, (const float(*)[3])R, true, b, r);
+        for (int i = 0; i < order - 1; i++) rho[i] = r[i];
+        *rho_t = r[order - 1];
+    } else if (order == 2) {
+        rho[0] = 0.5f;
+    } else if (order == 3) {
+        solve_f32(2, (const float(*)[3])R, false, b, rho);  /* R[:-1, :-1], b[:-1]: a view */
+    }
+}
+
+static bool corrector_disabled(const ngpt_scheduler *s, int64_t step)
+{
+    for (size_t i = 0; i < s->n_disable; i++)
+        if (s->disable_corrector[i] == step) return true;
+    return false;
+}
+
+/* UniPCMultistepScheduler.step at schedule index idx: slots 0 .. order-1 hold model_outputs, slot
+ * order last_sample. */
+static ngpt_status plan_unipc(ngpt_scheduler *s, int64_t t, size_t idx, nx_sched_step *p)
+{
+    nx_unipc_coef *c = &p->c.unipc;
+    c->pred = s->pred;
+    c->x0 = s->predict_x0;
+    c->conv_alpha = s->alpha_t[t];
+    c->conv_sigma = s->sigma_t[t];
+    for (int j = 0; j < s->n_hist; j++) p->m[j] = s->mo[j];
+    p->save_x = s->order;
+    c->corr = idx > 0 && !corrector_disabled(s, (int64_t)idx - 1) && s->have_last;
+    if (c->corr)  /* from the previous timestep to this one, at the previous step's order */
+        unipc_update(s, s->this_order, true, s->mo_t[0], &s->mo_t[1], t, &c->c_cx, &c->c_c0, &c->c_cb, c->c_rk,
+                     c->c_rho, &c->c_rho_t, &c->kc);
+    /* model_outputs / timestep_list shift: the oldest slot (or a free one) takes this output */
+    int slot = s->n_hist == s->order ? s->mo[s->order - 1] : -1;
+    for (int b = 0; b < s->order && slot < 0; b++) {
+        bool used = false;
+        for (int j = 0; j < s->n_hist; j++) used |= s->mo[j] == b;
+        if (!used) slot = b;
+    }
+    if (s->n_hist < s->order) s->n_hist++;
+    for (int j = s->n_hist - 1; j > 0; j--) { s->mo[j] = s->mo[j - 1]; s->mo_t[j] = s->mo_t[j - 1]; }
+    s->mo[0] = slot;
+    s->mo_t[0] = t;
+    p->push = slot;
+    const size_t last = s->n_ts - 1;
+    int order = s->lower_order_final && (size_t)s->order > s->n_ts - idx ? (int)(s->n_ts - idx) : s->order;
+    if (order > s->lower_order_nums + 1) order = s->lower_order_nums + 1;
+    s->this_order = order;
+    s->have_last = true;
+    const int64_t prev_t = idx == last ? 0 : s->ts[idx + 1];
+    float rho_t_unused;
+    unipc_update(s, order, false, t, &s->mo_t[1], prev_t, &c->p_cx, &c->p_c0, &c->p_cb, c->p_rk, c->p_rho,
+                 &rho_t_unused, &c->kp);
+    if (s->lower_order_nums < s->order) s->lower_order_nums++;
+    return NGPT_OK;
+}
+
 int nx_sched_slots(const ngpt_scheduler *s)
 {
     switch (s->kind) {
@@ -1293,6 +1518,7 @@ int nx_sched_slots(const ngpt_scheduler *s)
     case NGPT_SCHEDULER_PNDM: return NX_SCHED_SLOTS;
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return s->order;
     case NGPT_SCHEDULER_HEUN: return 2;
+    case NGPT_SCHEDULER_UNIPC_MULTISTEP: return s->order + 1;  /* model_outputs, then last_sample */
     default: return 0;
     }
 }
@@ -1327,6 +1553,7 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double ts_f, size_t n, bool have_no
     case NGPT_SCHEDULER_DDIM: p->kind = NX_SCHED_KIND_DDIM; st = plan_ddim(s, timestep, have_noise, p); break;
     case NGPT_SCHEDULER_PNDM: p->kind = NX_SCHED_KIND_PNDM; st = plan_pndm(s, timestep, p); break;
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: p->kind = NX_SCHED_KIND_DPM; st = plan_dpm(s, timestep, idx, have_noise, p); break;
+    case NGPT_SCHEDULER_UNIPC_MULTISTEP: p->kind = NX_SCHED_KIND_UNIPC; st = plan_unipc(s, timestep, idx, p); break;
     default: p->kind = NX_SCHED_KIND_EULER; st = plan_euler(s, idx, have_noise, p); break;
     }
     if (st == NGPT_OK) s->n = n;

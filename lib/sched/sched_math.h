@@ -95,8 +95,25 @@ typedef struct nx_euler_coef {
     bool  ancestral;
 } nx_euler_coef;
 
+/* ---- UniPC multistep, B(h) variants: convert_model_output, the corrector UniC (the previous
+ * step's sample corrected with this step's output), then the predictor UniP. Each update is
+ * x' = cx x - c0 m0 - cb (sum_k rho_k D1_k [+ rho_t (m_t - m0)]), D1_k = (m_k - m0) / rk_k,
+ * in diffusers' order of float32 operations ---- */
+typedef struct nx_unipc_coef {
+    int   pred;           /* NX_SCHED_PRED_* */
+    bool  x0;             /* predict_x0: the history holds x0 predictions, else noise predictions */
+    float conv_alpha, conv_sigma;  /* alpha_t, sigma_t at the current timestep (conversion) */
+    bool  corr;           /* UniC this step */
+    int   kc, kp;         /* history terms D1 of UniC and of UniP (0-2) */
+    float c_cx, c_c0, c_cb, c_rho_t;
+    float c_rk[2], c_rho[2];
+    float p_cx, p_c0, p_cb;
+    float p_rk[2], p_rho[2];
+} nx_unipc_coef;
+
 #define NX_SCHED_SLOTS 6
-enum { NX_SCHED_KIND_DDIM = 1, NX_SCHED_KIND_PNDM = 2, NX_SCHED_KIND_DPM = 3, NX_SCHED_KIND_EULER = 4 };
+enum { NX_SCHED_KIND_DDIM = 1, NX_SCHED_KIND_PNDM = 2, NX_SCHED_KIND_DPM = 3, NX_SCHED_KIND_EULER = 4,
+       NX_SCHED_KIND_UNIPC = 5 };
 enum { NX_SCHED_ACC_NONE = 0, NX_SCHED_ACC_SET = 1, NX_SCHED_ACC_ADD = 2 };
 
 /* One step over n elements. Slot fields are indices into the six state buffers, -1 for none. */
@@ -115,12 +132,15 @@ typedef struct nx_sched_step {
     /* the update */
     int     xin;          /* PNDM: the sample the update reads (-1: x itself, else cur_sample's slot) */
     int     e[4];         /* PNDM: ets, newest first */
-    int     m[3];         /* DPM: m[0] receives this step's converted output; m[1], m[2] the previous */
+    int     m[3];         /* DPM: m[0] receives this step's converted output; m[1], m[2] the previous.
+                             UniPC: the previous converted outputs, newest first (this step's goes
+                             to push; its sample before UniP to save_x, where UniC reads the last) */
     union {
         nx_ddim_coef ddim;
         nx_pndm_coef pndm;
         nx_dpm_coef  dpm;
         nx_euler_coef euler;
+        nx_unipc_coef unipc;
     } c;
 } nx_sched_step;
 
@@ -165,6 +185,24 @@ NX_SCHED_FN float nx_pndm_elem(const nx_pndm_coef *c, float m, float e1, float e
     return c->sample_coeff * xi - (c->diff * m) / c->denom;
 }
 
+/* convert_model_output of DPM-Solver and UniPC: the x0 prediction (x0) or the noise prediction
+ * from model output mo and sample x, alpha a and sigma s at the step's timestep. */
+NX_SCHED_FN float nx_sched_convert(int pred, bool x0, float a, float s, float x, float mo)
+{
+    if (x0) {
+        switch (pred) {
+        case NX_SCHED_PRED_SAMPLE: return mo;
+        case NX_SCHED_PRED_V:      return a * x - s * mo;
+        default:                   return (x - s * mo) / a;
+        }
+    }
+    switch (pred) {
+    case NX_SCHED_PRED_SAMPLE: return (x - a * mo) / s;
+    case NX_SCHED_PRED_V:      return a * mo + s * x;
+    default:                   return mo;
+    }
+}
+
 /* DPM-Solver's new sample from sample x and model output mo; *m0 receives the converted output,
  * m1/m2 are the previous ones (read when order >= 2 / 3). */
 NX_SCHED_FN float nx_dpm_elem(const nx_dpm_coef *c, float x, float mo, float *m0_out, float m1, float m2,
@@ -172,21 +210,7 @@ NX_SCHED_FN float nx_dpm_elem(const nx_dpm_coef *c, float x, float mo, float *m0
 {
     const bool pp = c->algo == NX_SCHED_DPM_PP || c->algo == NX_SCHED_SDE_DPM_PP;
     const bool sde = c->algo == NX_SCHED_SDE_DPM_PP || c->algo == NX_SCHED_SDE_DPM;
-    const float a = c->conv_alpha, s = c->conv_sigma;
-    float m0;
-    if (pp) {  /* convert_model_output -> x0_pred */
-        switch (c->pred) {
-        case NX_SCHED_PRED_SAMPLE: m0 = mo; break;
-        case NX_SCHED_PRED_V:      m0 = a * x - s * mo; break;
-        default:                   m0 = (x - s * mo) / a; break;
-        }
-    } else {   /* -> epsilon */
-        switch (c->pred) {
-        case NX_SCHED_PRED_SAMPLE: m0 = (x - a * mo) / s; break;
-        case NX_SCHED_PRED_V:      m0 = a * mo + s * x; break;
-        default:                   m0 = mo; break;
-        }
-    }
+    const float m0 = nx_sched_convert(c->pred, pp, c->conv_alpha, c->conv_sigma, x, mo);
     *m0_out = m0;
     float r = c->cx * x + c->c0 * m0;
     if (c->order == 2) {
@@ -228,6 +252,36 @@ NX_SCHED_FN float nx_euler_elem(const nx_euler_coef *c, float x, float m, float 
     return prev;
 }
 
+/* einsum("k,bk...->b...", rho, D1s) for k terms, as torch 1.13 sums them on small tensors (on
+ * large ones its BLAS path fuses the second product: the sums can differ in the last bit) */
+NX_SCHED_FN float nx_unipc_res(int k, const float *rho, const float *rk, const float *hist, float m0)
+{
+    float r = rho[0] * ((hist[0] - m0) / rk[0]);
+    if (k == 2) r = r + rho[1] * ((hist[1] - m0) / rk[1]);
+    return r;
+}
+
+/* UniPC's new sample from sample x and model output mo; hist: the previous converted outputs,
+ * newest first; last: the previous step's sample before UniP (read with c->corr). *m_out and
+ * *x_out receive this step's converted output and its sample before UniP. */
+NX_SCHED_FN float nx_unipc_elem(const nx_unipc_coef *c, float x, float mo, const float *hist, float last,
+                                float *m_out, float *x_out)
+{
+    const float mt = nx_sched_convert(c->pred, c->x0, c->conv_alpha, c->conv_sigma, x, mo);
+    if (c->corr) {  /* multistep_uni_c_bh_update(mt, t, last, x, previous order) */
+        const float m0 = hist[0];
+        const float xt = c->c_cx * last - c->c_c0 * m0;
+        const float res = c->kc ? nx_unipc_res(c->kc, c->c_rho, c->c_rk, hist + 1, m0) : 0.0f;
+        x = xt - c->c_cb * (res + c->c_rho_t * (mt - m0));
+    }
+    *m_out = mt;
+    *x_out = x;
+    /* multistep_uni_p_bh_update: m0 is now mt, the older outputs hist[0], hist[1] */
+    const float xt = c->p_cx * x - c->p_c0 * mt;
+    const float res = c->kp ? nx_unipc_res(c->kp, c->p_rho, c->p_rk, hist, mt) : 0.0f;
+    return xt - c->p_cb * res;
+}
+
 /* The whole step for element i: eps the model output ([n], or [2n] with cfg), x the sample
  * (updated in place), noise [n] (read when p->noise), slot the six state buffers. */
 NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *x, const float *noise,
@@ -244,6 +298,17 @@ NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *
     if (p->kind == NX_SCHED_KIND_EULER) {
         x[i] = nx_euler_elem(&p->c.euler, xi, m, nz, p->m[0] >= 0 ? &slot[p->m[0]][i] : NULL,
                              p->m[1] >= 0 ? &slot[p->m[1]][i] : NULL);
+        return;
+    }
+    if (p->kind == NX_SCHED_KIND_UNIPC) {
+        /* every read before the writes: push may be the oldest history slot, which UniC reads */
+        float hist[3];
+        for (int j = 0; j < 3; j++) hist[j] = p->m[j] >= 0 ? slot[p->m[j]][i] : 0.0f;
+        const float last = p->c.unipc.corr ? slot[p->save_x][i] : 0.0f;
+        float mt, xc;
+        x[i] = nx_unipc_elem(&p->c.unipc, xi, m, hist, last, &mt, &xc);
+        slot[p->push][i] = mt;
+        slot[p->save_x][i] = xc;
         return;
     }
     if (p->kind == NX_SCHED_KIND_DPM) {

@@ -236,6 +236,31 @@ class SchedulerTest(unittest.TestCase):
                     s.step(inp["model_outputs"][0], ts[0] + 0.25, sample)  # not a timestep of the schedule
                 self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
 
+    def test_unipc_golden(self):
+        """Our UniPC cases (tests/golden): integer timesteps; solver_order and solver_type as params
+        give what the config gives."""
+        for name, params in (("order3_bh1_n10", {}),
+                             ("order3_bh1_n10", dict(solver_order=3, solver_type=nextgpt.DpmSolverType.BH1)),
+                             ("disable_corrector_n6", {})):
+            d = os.path.join(SRC, "tests", "golden", "vision", "scheduler.unipc", name)
+            with open(os.path.join(d, "case.json")) as f:
+                c = json.load(f)
+            p = dict(c["params"])
+            steps = p.pop("num_inference_steps")
+            if params:  # the same scheduler from the defaults and the params
+                p = {k: v for k, v in p.items() if k not in ("solver_order", "solver_type")}
+            inp = safetensors(os.path.join(d, "inputs.safetensors"))
+            exp = safetensors(os.path.join(d, "expected.safetensors"))
+            with nextgpt.Scheduler(json_text=json.dumps(p), kind=nextgpt.SchedulerKind.UNIPC_MULTISTEP, **params) as s:
+                s.set_timesteps(steps)
+                ts = s.timesteps
+                self.assertEqual(list(ts), list(exp["timesteps"]))
+                self.assertTrue(all(isinstance(t, int) for t in ts))
+                sample = inp["sample0"].copy()
+                for k, t in enumerate(ts):
+                    sample = s.step(inp["model_outputs"][k], t, sample)
+                    np.testing.assert_allclose(sample, exp["samples"][k], atol=c["atol"], rtol=c["rtol"])
+
 
 class MediaTest(unittest.TestCase):
     def test_image_preprocess_golden(self):

@@ -1,4 +1,4 @@
-/* fuzz_sched.c — scheduler_config.json text (diffusers' DDIM, PNDM, DPM-Solver, Euler, Heun keys) and the
+/* fuzz_sched.c — scheduler_config.json text (diffusers' DDIM, PNDM, DPM-Solver, Euler, Heun, UniPC keys) and the
  * caller's overrides, then a whole denoising loop. A config that is accepted must give
  * timesteps inside the training range and, with a proper noise schedule (every beta in (0, 1)),
  * finite samples. */
@@ -11,11 +11,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ngpt_scheduler_params p;
     ngpt_scheduler_params_default(&p, sizeof p);
-    p.kind = (ngpt_scheduler_kind)(fuzz_take(&data, &size, 1) % 8); /* 7 is no kind: refused */
+    p.kind = (ngpt_scheduler_kind)(fuzz_take(&data, &size, 1) % 8); /* (an unknown kind: test_sched) */
     const uint32_t o = fuzz_take(&data, &size, 1);
     p.prediction_type = (ngpt_prediction_type)(o % 4);
     p.algorithm_type = (ngpt_dpm_algorithm)(o / 4 % 5);
-    p.solver_type = (ngpt_dpm_solver_type)(o / 20 % 3);
+    p.solver_type = (ngpt_dpm_solver_type)(o / 20 % 3); /* (UniPC: bh1; its bh2 is the config default) */
     p.solver_order = (int32_t)(o / 60 % 5); /* 4 is out of range: refused */
     const uint32_t e = fuzz_take(&data, &size, 1);
     p.eta = e & 1 ? (float)(e >> 1) / 64.0f : 0.0f;

@@ -1030,6 +1030,8 @@ static void test_sched_step(void)
         {"{\"solver_order\": 2, \"algorithm_type\": \"sde-dpmsolver++\"}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0, 5},
         {"{\"use_karras_sigmas\": true, \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_EULER, 0, 6},
         {"{\"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_EULER_ANCESTRAL, 0, 6},
+        {"{\"solver_order\": 3, \"disable_corrector\": [2]}", NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 7},
+        {"{\"predict_x0\": false, \"solver_type\": \"bh1\"}", NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 5},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         ngpt_scheduler_params sp;

@@ -91,7 +91,8 @@ static void run_case(const char *dir, const char *stage)
            : !strcmp(stage, "scheduler.pndm") ? NGPT_SCHEDULER_PNDM
            : !strcmp(stage, "scheduler.euler") ? NGPT_SCHEDULER_EULER
            : !strcmp(stage, "scheduler.euler_ancestral") ? NGPT_SCHEDULER_EULER_ANCESTRAL
-           : !strcmp(stage, "scheduler.heun") ? NGPT_SCHEDULER_HEUN : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+           : !strcmp(stage, "scheduler.heun") ? NGPT_SCHEDULER_HEUN
+           : !strcmp(stage, "scheduler.unipc") ? NGPT_SCHEDULER_UNIPC_MULTISTEP : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
     const bool euler = p.kind == NGPT_SCHEDULER_EULER || p.kind == NGPT_SCHEDULER_EULER_ANCESTRAL || p.kind == NGPT_SCHEDULER_HEUN;
     json_t *eta = json_object_get(params, "eta");
     if (eta) p.eta = (float)json_number_value(eta);
@@ -200,8 +201,8 @@ static void run_root(const char *root)
     while ((fam = readdir(d))) {
         if (fam->d_name[0] == '.') continue;
         const char *stages[] = {"scheduler.ddim", "scheduler.pndm", "scheduler.dpmsolver", "scheduler.euler",
-                                "scheduler.euler_ancestral", "scheduler.heun"};
-        for (int i = 0; i < 6; i++) {
+                                "scheduler.euler_ancestral", "scheduler.heun", "scheduler.unipc"};
+        for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
             char sdir[4096];
             snprintf(sdir, sizeof sdir, "%s/%s/%s", root, fam->d_name, stages[i]);
             DIR *sd = opendir(sdir);
@@ -441,7 +442,7 @@ static void test_euler(void)
     CHECK_ERR(from("{\"use_karras_sigmas\": 1}", NGPT_SCHEDULER_EULER, &s), NGPT_ERR_BAD_FORMAT, "use_karras_sigmas");
     CHECK_ERR(from("{\"_class_name\": \"LMSDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED,
               "EulerAncestralDiscreteScheduler");
-    CHECK_ERR(from("{}", (ngpt_scheduler_kind)7, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 7");
+    CHECK_ERR(from("{}", (ngpt_scheduler_kind)8, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 8");
     CHECK_ERR(from("{\"prediction_type\": \"sample\"}", NGPT_SCHEDULER_HEUN, &s), NGPT_ERR_UNSUPPORTED, "HeunDiscreteScheduler");
     /* Heun: timesteps [t0, t1, t1, ...]; each step's sigma follows its state (first order: the
      * last match of the timestep, second order: the first); a second-order step at t0 is refused */
@@ -521,16 +522,105 @@ static void test_euler(void)
 }
 
 /* Every allocation failure is reported as OUT_OF_MEMORY and frees what was held. */
+/* UniPC: its options and refusals, the params' solver types, and the corner where diffusers
+ * divides 0 by 0 */
+static ngpt_status unipc_run(const char *json, ngpt_dpm_solver_type stype, int32_t order, int steps, float *x)
+{
+    ngpt_scheduler_params p;
+    ngpt_scheduler_params_default(&p, sizeof p);
+    p.kind = NGPT_SCHEDULER_UNIPC_MULTISTEP;
+    p.solver_type = stype;
+    p.solver_order = order;
+    ngpt_scheduler *s = NULL;
+    ngpt_status st = ngpt_scheduler_create_from_json(&s, json, strlen(json), &p);
+    if (st == NGPT_OK) st = ngpt_scheduler_set_timesteps(s, steps);
+    const int64_t *ts = NULL;
+    size_t n = 0;
+    if (st == NGPT_OK) st = ngpt_scheduler_timesteps(s, &ts, &n);
+    test_rng rng = {7};
+    for (size_t k = 0; st == NGPT_OK && k < n; k++) {
+        float m[6];
+        for (int i = 0; i < 6; i++) m[i] = test_rng_f(&rng, -1.0f, 1.0f) + 0.1f * x[i];
+        st = ngpt_scheduler_step(s, m, ts[k], x, 6, NULL);
+    }
+    ngpt_scheduler_free(s);
+    return st;
+}
+
+static void test_unipc(void)
+{
+    ngpt_scheduler *s = NULL;
+    CHECK_OK(from("{\"_class_name\": \"UniPCMultistepScheduler\"}", NGPT_SCHEDULER_AUTO, &s));
+    CHECK(ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_UNIPC_MULTISTEP);
+    CHECK(ngpt_scheduler_init_noise_sigma(s) == 1.0f);
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 10));
+    const int64_t *ts = NULL;
+    size_t n = 0;
+    CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &n));
+    CHECK(n == 10 && ts[0] == 999 && ts[9] == 100);  /* linspace(0, 999, 11).round()[::-1][:-1] */
+    float x[4] = {1, 2, 3, 4}, m[4] = {0.5f, -0.5f, 0.25f, 0};
+    CHECK_OK(ngpt_scheduler_scale_model_input(s, x, 4, ts[0]));
+    CHECK(x[0] == 1 && x[3] == 4);
+    CHECK_ERR(ngpt_scheduler_step(s, m, 998, x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "not in the schedule");
+    CHECK_OK(ngpt_scheduler_step(s, m, ts[0], x, 4, NULL));
+    CHECK_ERR(ngpt_scheduler_step(s, m, ts[1], x, 5, NULL), NGPT_ERR_SHAPE_MISMATCH, "earlier steps");
+    ngpt_scheduler_free(s);
+    s = NULL;
+
+    CHECK_ERR(from("{\"solver_order\": 4}", NGPT_SCHEDULER_UNIPC_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "solver_order 4");
+    CHECK_ERR(from("{\"solver_order\": 0}", NGPT_SCHEDULER_UNIPC_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "solver_order 0");
+    CHECK_ERR(from("{\"thresholding\": true}", NGPT_SCHEDULER_UNIPC_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "thresholding");
+    CHECK_ERR(from("{\"solver_type\": \"bh3\"}", NGPT_SCHEDULER_UNIPC_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "bh3");
+    CHECK_ERR(from("{\"predict_x0\": \"yes\"}", NGPT_SCHEDULER_UNIPC_MULTISTEP, &s), NGPT_ERR_BAD_FORMAT, "predict_x0");
+    CHECK_ERR(from("{\"disable_corrector\": 1}", NGPT_SCHEDULER_UNIPC_MULTISTEP, &s), NGPT_ERR_BAD_FORMAT, "disable_corrector");
+    CHECK_ERR(from("{\"disable_corrector\": [0, 1.5]}", NGPT_SCHEDULER_UNIPC_MULTISTEP, &s), NGPT_ERR_BAD_FORMAT,
+              "'disable_corrector'[1]");
+    CHECK(s == NULL);
+    float y[6];
+    CHECK_ERR(unipc_run("{}", (ngpt_dpm_solver_type)5, 0, 4, y), NGPT_ERR_INVALID_ARGUMENT, "solver_type 5");
+    CHECK_ERR(unipc_run("{}", NGPT_DPM_SOLVER_TYPE_FROM_CONFIG, 4, 4, y), NGPT_ERR_UNSUPPORTED, "solver_order 4");
+
+    /* bh1 by config, by DPM-Solver's names and by params agree; bh2 (the default) differs */
+    float a[6] = {1, -1, 0.5f, 2, -2, 0}, b[6], c[6], d[6], e[6];
+    memcpy(b, a, sizeof a); memcpy(c, a, sizeof a); memcpy(d, a, sizeof a); memcpy(e, a, sizeof a);
+    CHECK_OK(unipc_run("{\"solver_type\": \"bh1\"}", NGPT_DPM_SOLVER_TYPE_FROM_CONFIG, 3, 8, a));
+    CHECK_OK(unipc_run("{\"solver_type\": \"heun\"}", NGPT_DPM_SOLVER_TYPE_FROM_CONFIG, 3, 8, b));
+    CHECK_OK(unipc_run("{}", NGPT_DPM_SOLVER_BH1, 3, 8, c));
+    CHECK_OK(unipc_run("{\"solver_type\": \"bh1\"}", NGPT_DPM_SOLVER_BH2, 3, 8, d));
+    CHECK_OK(unipc_run("{}", NGPT_DPM_SOLVER_TYPE_FROM_CONFIG, 3, 8, e));
+    CHECK(memcmp(a, b, sizeof a) == 0 && memcmp(a, c, sizeof a) == 0);
+    CHECK(memcmp(d, e, sizeof d) == 0 && memcmp(a, d, sizeof a) != 0);
+    /* DPM-Solver takes bh1 / bh2 as midpoint, as diffusers does */
+    ngpt_scheduler_params p;
+    ngpt_scheduler_params_default(&p, sizeof p);
+    p.kind = NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+    p.solver_type = NGPT_DPM_SOLVER_BH2;
+    CHECK_OK(ngpt_scheduler_create_from_json(&s, "{}", 2, &p));
+    ngpt_scheduler_free(s);
+    s = NULL;
+
+    /* Two timesteps with one noise level (betas[1] too small to move alphas_cumprod in float32):
+     * diffusers' order-3 UniP and order-2 UniC divide 0 by 0 there; the update takes its limit.
+     * T 4, 4 steps: timesteps 3, 2, 1 (deduplicated), the last stepping to 0, whose lambda equals
+     * timestep 1's. */
+    float z[6] = {1, -1, 0.5f, 2, -2, 0};
+    const char *flat = "{\"num_train_timesteps\": 4, \"trained_betas\": [0.1, 1e-9, 0.2, 0.3], "
+                       "\"lower_order_final\": false}";
+    CHECK_OK(unipc_run(flat, NGPT_DPM_SOLVER_TYPE_FROM_CONFIG, 3, 4, z));
+    for (int i = 0; i < 6; i++) CHECK_MSG(isfinite(z[i]), "sample %d is %g", i, (double)z[i]);
+}
+
 static void test_alloc_failures(void)
 {
-    const char *cfgs[7] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+    const char *cfgs[8] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}",
                            "{\"_class_name\": \"EulerDiscreteScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"use_karras_sigmas\": true}",
-                           "{\"_class_name\": \"HeunDiscreteScheduler\", \"use_karras_sigmas\": true}"};
+                           "{\"_class_name\": \"HeunDiscreteScheduler\", \"use_karras_sigmas\": true}",
+                           "{\"_class_name\": \"UniPCMultistepScheduler\", \"disable_corrector\": [0], \"solver_order\": 3}"};
     float x[16] = {0}, m[16] = {0};
-    for (int c = 0; c < 7; c++) {
+    for (int c = 0; c < 8; c++) {
         for (int64_t nth = 1; nth < 40; nth++) {
             const int64_t blocks = nx_alloc_blocks();
             nx_alloc_fail_at(nth);
@@ -588,6 +678,12 @@ static const dev_case k_dev_cases[] = {
     {"{\"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_EULER_ANCESTRAL, 0, 5},
     {"{\"_class_name\": \"HeunDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, 0, 5},
     {"{\"use_karras_sigmas\": true, \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_HEUN, 0, 4},
+    {"{\"_class_name\": \"UniPCMultistepScheduler\"}", NGPT_SCHEDULER_AUTO, 0, 7},
+    {"{\"solver_order\": 3, \"solver_type\": \"bh1\", \"lower_order_final\": false}", NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 7},
+    {"{\"solver_order\": 3, \"predict_x0\": false, \"prediction_type\": \"v_prediction\"}",
+     NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 6},
+    {"{\"solver_order\": 1, \"prediction_type\": \"sample\", \"disable_corrector\": [1]}",
+     NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 5},
 };
 
 static ngpt_status dev_sched(const dev_case *c, ngpt_scheduler **s)
@@ -708,6 +804,7 @@ int main(void)
     RUN(test_errors);
     RUN(test_add_noise);
     RUN(test_euler);
+    RUN(test_unipc);
     RUN(test_alloc_failures);
     return test_done();
 }

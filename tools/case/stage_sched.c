@@ -109,3 +109,4 @@ ngpt_status case_scheduler_euler_ancestral(const case_ctx *c, case_out *out)
     return run(c, out, NGPT_SCHEDULER_EULER_ANCESTRAL);
 }
 ngpt_status case_scheduler_heun(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_HEUN); }
+ngpt_status case_scheduler_unipc(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_UNIPC_MULTISTEP); }

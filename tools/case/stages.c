@@ -55,5 +55,6 @@ const case_stage case_stages[] = {
     {"scheduler.euler", case_scheduler_euler},
     {"scheduler.euler_ancestral", case_scheduler_euler_ancestral},
     {"scheduler.heun", case_scheduler_heun},
+    {"scheduler.unipc", case_scheduler_unipc},
     {NULL, NULL},
 };

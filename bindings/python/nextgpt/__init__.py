@@ -450,7 +450,8 @@ class Tokenizer(_Handle):
 
 
 class Scheduler(_Handle):
-    """ngpt_scheduler: DDIM / PNDM / DPM-Solver multistep from a diffusers scheduler_config.json.
+    """ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, Euler, Euler ancestral, Heun or UniPC
+    multistep from a diffusers scheduler_config.json.
 
     Scheduler("sd/scheduler/scheduler_config.json") or Scheduler(json_text='{...}'); keyword
     params are the ngpt_scheduler_params fields (kind, prediction_type, algorithm_type,

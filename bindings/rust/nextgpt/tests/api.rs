@@ -154,6 +154,24 @@ fn scheduler_euler_float_timesteps() {
 }
 
 #[test]
+fn scheduler_unipc() {
+    let cfg = r#"{"_class_name": "UniPCMultistepScheduler", "solver_order": 3, "beta_start": 0.00085,
+                  "beta_end": 0.012, "beta_schedule": "scaled_linear"}"#;
+    let mut s = nextgpt::Scheduler::from_json(cfg).unwrap();
+    assert_eq!(s.kind(), nextgpt::sys::NGPT_SCHEDULER_UNIPC_MULTISTEP);
+    s.set_timesteps(10).unwrap();
+    let ts = s.timesteps().unwrap().to_vec();
+    assert_eq!(ts, vec![999, 899, 799, 699, 599, 500, 400, 300, 200, 100]);
+    let mut x = vec![1.0f32; 8];
+    for &t in &ts {
+        let eps: Vec<f32> = x.iter().map(|v| 0.1 * v + 0.05).collect();
+        s.step(&eps, t, &mut x, None).unwrap();
+    }
+    assert!(x.iter().all(|v| v.is_finite()));
+    assert!(nextgpt::Scheduler::from_json(r#"{"_class_name": "UniPCMultistepScheduler", "solver_order": 4}"#).is_err());
+}
+
+#[test]
 fn image_and_audio_preprocess() {
     let case = golden().join("vision/image.preprocess/small_png");
     let img = nextgpt::Image::load(case.join("input.png")).unwrap();
