@@ -2,15 +2,18 @@
 """gen_sched_cases.py — our own golden cases for the scheduler stages (tests/golden/...).
 
 The expected outputs come from a PORT of diffusers 0.17.0's scheduling_ddim.py,
-scheduling_pndm.py, scheduling_dpmsolver_multistep.py, scheduling_euler_discrete.py and
-scheduling_euler_ancestral_discrete.py (the classes below copy their __init__ / set_timesteps /
+scheduling_pndm.py, scheduling_dpmsolver_multistep.py, scheduling_euler_discrete.py,
+scheduling_euler_ancestral_discrete.py, scheduling_heun_discrete.py and
+scheduling_unipc_multistep.py (the classes below copy their __init__ / set_timesteps /
 scale_model_input / step code line by line, torch float32 tensors and numpy float64 arrays as
-diffusers uses, NumPy 1.x casting included), not from diffusers itself, which is not installed
+diffusers uses, NumPy 1.x casting included; code two classes share is written once), not from
+diffusers itself, which is not installed
 here. It covers configurations the shared golden set lacks: DDIM eta > 0 with given noise,
 v_prediction, sample prediction, clip_sample, trailing spacing, zero-SNR rescale, linear/cosine
 betas; PNDM with PRK steps; DPM-Solver order 3, heun, algorithm dpmsolver, the SDE variant with
 given noise; Euler (linear and Karras sigmas, epsilon/v/sample) and Euler ancestral with given
-noise (stages scheduler.euler and scheduler.euler_ancestral, which the shared set has not).
+noise, Heun, UniPC (stages scheduler.euler, scheduler.euler_ancestral, scheduler.heun and
+scheduler.unipc, which the shared set has not).
 
 Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_sched_cases.py
 (writes tests/golden/{vision,video}/scheduler.*/<case>/). Random data come from a seeded torch
@@ -63,6 +66,40 @@ def make_betas(c):
     if sched == "squaredcos_cap_v2":
         return betas_for_alpha_bar(T)
     raise NotImplementedError(sched)
+
+
+def vp_tables(sch, cfg):
+    """DPMSolverMultistepScheduler's and UniPCMultistepScheduler's __init__ tables (one code): the
+    config with the class defaults, betas, alphas_cumprod, alpha_t, sigma_t, lambda_t."""
+    c = {**sch.defaults, **{k: v for k, v in cfg.items() if k in sch.defaults}}
+    sch.betas = make_betas(c)
+    sch.alphas = 1.0 - sch.betas
+    sch.alphas_cumprod = torch.cumprod(sch.alphas, dim=0)
+    sch.alpha_t = torch.sqrt(sch.alphas_cumprod)
+    sch.sigma_t = torch.sqrt(1 - sch.alphas_cumprod)
+    sch.lambda_t = torch.log(sch.alpha_t) - torch.log(sch.sigma_t)
+    return c
+
+
+def convert_model_output(sch, x0, model_output, timestep, sample):
+    """DPMSolverMultistepScheduler's and UniPCMultistepScheduler's convert_model_output (one code):
+    the x0 prediction (dpmsolver++ / predict_x0) or the noise prediction."""
+    pred = sch.config["prediction_type"]
+    if x0:
+        if pred == "epsilon":
+            alpha_t, sigma_t = sch.alpha_t[timestep], sch.sigma_t[timestep]
+            return (sample - sigma_t * model_output) / alpha_t
+        if pred == "sample":
+            return model_output
+        alpha_t, sigma_t = sch.alpha_t[timestep], sch.sigma_t[timestep]
+        return alpha_t * sample - sigma_t * model_output
+    if pred == "epsilon":
+        return model_output
+    if pred == "sample":
+        alpha_t, sigma_t = sch.alpha_t[timestep], sch.sigma_t[timestep]
+        return (sample - alpha_t * model_output) / sigma_t
+    alpha_t, sigma_t = sch.alpha_t[timestep], sch.sigma_t[timestep]
+    return alpha_t * model_output + sigma_t * sample
 
 
 class DDIM:  # scheduling_ddim.py v0.17.0
@@ -242,13 +279,7 @@ class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / learn
                     use_karras_sigmas=False)
 
     def __init__(self, cfg):
-        self.config = c = {**self.defaults, **{k: v for k, v in cfg.items() if k in self.defaults}}
-        self.betas = make_betas(c)
-        self.alphas = 1.0 - self.betas
-        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
-        self.alpha_t = torch.sqrt(self.alphas_cumprod)
-        self.sigma_t = torch.sqrt(1 - self.alphas_cumprod)
-        self.lambda_t = torch.log(self.alpha_t) - torch.log(self.sigma_t)
+        self.config = c = vp_tables(self, cfg)
 
     def set_timesteps(self, num_inference_steps):
         c = self.config
@@ -269,22 +300,8 @@ class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / learn
         self.lower_order_nums = 0
 
     def convert_model_output(self, model_output, timestep, sample):
-        c = self.config
-        if c["algorithm_type"] in ["dpmsolver++", "sde-dpmsolver++"]:
-            if c["prediction_type"] == "epsilon":
-                alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
-                return (sample - sigma_t * model_output) / alpha_t
-            if c["prediction_type"] == "sample":
-                return model_output
-            alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
-            return alpha_t * sample - sigma_t * model_output
-        if c["prediction_type"] == "epsilon":
-            return model_output
-        if c["prediction_type"] == "sample":
-            alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
-            return (sample - alpha_t * model_output) / sigma_t
-        alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
-        return alpha_t * model_output + sigma_t * sample
+        x0 = self.config["algorithm_type"] in ["dpmsolver++", "sde-dpmsolver++"]
+        return convert_model_output(self, x0, model_output, timestep, sample)
 
     def first(self, model_output, timestep, prev_timestep, sample, noise=None):
         a = self.config["algorithm_type"]
@@ -597,13 +614,7 @@ class UniPC:  # scheduling_unipc_multistep.py v0.17.0 (no thresholding, no solve
                     solver_type="bh2", lower_order_final=True, disable_corrector=[])
 
     def __init__(self, cfg):
-        self.config = c = {**self.defaults, **{k: v for k, v in cfg.items() if k in self.defaults}}
-        self.betas = make_betas(c)
-        self.alphas = 1.0 - self.betas
-        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
-        self.alpha_t = torch.sqrt(self.alphas_cumprod)
-        self.sigma_t = torch.sqrt(1 - self.alphas_cumprod)
-        self.lambda_t = torch.log(self.alpha_t) - torch.log(self.sigma_t)
+        self.config = c = vp_tables(self, cfg)
         if c["solver_type"] not in ["bh1", "bh2"]:
             if c["solver_type"] in ["midpoint", "heun", "logrho"]:
                 c["solver_type"] = "bh1"
@@ -625,32 +636,13 @@ class UniPC:  # scheduling_unipc_multistep.py v0.17.0 (no thresholding, no solve
         self.last_sample = None
 
     def convert_model_output(self, model_output, timestep, sample):
-        c = self.config
-        if self.predict_x0:
-            if c["prediction_type"] == "epsilon":
-                alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
-                return (sample - sigma_t * model_output) / alpha_t
-            if c["prediction_type"] == "sample":
-                return model_output
-            alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
-            return alpha_t * sample - sigma_t * model_output
-        if c["prediction_type"] == "epsilon":
-            return model_output
-        if c["prediction_type"] == "sample":
-            alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
-            return (sample - alpha_t * model_output) / sigma_t
-        alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
-        return alpha_t * model_output + sigma_t * sample
+        return convert_model_output(self, self.predict_x0, model_output, timestep, sample)
 
-    def multistep_uni_p_bh_update(self, model_output, prev_timestep, sample, order):
+    def _bh_terms(self, t, s0, m0, order):
+        # the part multistep_uni_p_bh_update and multistep_uni_c_bh_update share, line by line
         timestep_list = self.timestep_list
         model_output_list = self.model_outputs
-        s0, t = self.timestep_list[-1], prev_timestep
-        m0 = model_output_list[-1]
-        x = sample
         lambda_t, lambda_s0 = self.lambda_t[t], self.lambda_t[s0]
-        alpha_t, alpha_s0 = self.alpha_t[t], self.alpha_t[s0]
-        sigma_t, sigma_s0 = self.sigma_t[t], self.sigma_t[s0]
         h = lambda_t - lambda_s0
         rks = []
         D1s = []
@@ -680,82 +672,45 @@ class UniPC:  # scheduling_unipc_multistep.py v0.17.0 (no thresholding, no solve
             h_phi_k = h_phi_k / hh - 1 / factorial_i
         R = torch.stack(R)
         b = torch.tensor(b)
-        if len(D1s) > 0:
-            D1s = torch.stack(D1s, dim=1)
+        D1s = torch.stack(D1s, dim=1) if len(D1s) > 0 else None
+        return D1s, R, b, h_phi_1, B_h
+
+    def _x_t_(self, t, s0, x, m0, h_phi_1):
+        alpha_t, alpha_s0 = self.alpha_t[t], self.alpha_t[s0]
+        sigma_t, sigma_s0 = self.sigma_t[t], self.sigma_t[s0]
+        if self.predict_x0:
+            return sigma_t / sigma_s0 * x - alpha_t * h_phi_1 * m0, alpha_t
+        return alpha_t / alpha_s0 * x - sigma_t * h_phi_1 * m0, sigma_t
+
+    def multistep_uni_p_bh_update(self, model_output, prev_timestep, sample, order):
+        s0, t = self.timestep_list[-1], prev_timestep
+        m0 = self.model_outputs[-1]
+        x = sample
+        D1s, R, b, h_phi_1, B_h = self._bh_terms(t, s0, m0, order)
+        if D1s is not None:
             if order == 2:
                 rhos_p = torch.tensor([0.5], dtype=x.dtype)
             else:
                 rhos_p = torch.linalg.solve(R[:-1, :-1], b[:-1])
-        else:
-            D1s = None
-        if self.predict_x0:
-            x_t_ = sigma_t / sigma_s0 * x - alpha_t * h_phi_1 * m0
-            pred_res = torch.einsum("k,bkchw->bchw", rhos_p, D1s) if D1s is not None else 0
-            x_t = x_t_ - alpha_t * B_h * pred_res
-        else:
-            x_t_ = alpha_t / alpha_s0 * x - sigma_t * h_phi_1 * m0
-            pred_res = torch.einsum("k,bkchw->bchw", rhos_p, D1s) if D1s is not None else 0
-            x_t = x_t_ - sigma_t * B_h * pred_res
+        x_t_, scale = self._x_t_(t, s0, x, m0, h_phi_1)  # scale: alpha_t (predict_x0) or sigma_t
+        pred_res = torch.einsum("k,bkchw->bchw", rhos_p, D1s) if D1s is not None else 0
+        x_t = x_t_ - scale * B_h * pred_res
         return x_t.to(x.dtype)
 
     def multistep_uni_c_bh_update(self, this_model_output, this_timestep, last_sample, this_sample, order):
-        timestep_list = self.timestep_list
-        model_output_list = self.model_outputs
-        s0, t = timestep_list[-1], this_timestep
-        m0 = model_output_list[-1]
+        s0, t = self.timestep_list[-1], this_timestep
+        m0 = self.model_outputs[-1]
         x = last_sample
-        x_t = this_sample
         model_t = this_model_output
-        lambda_t, lambda_s0 = self.lambda_t[t], self.lambda_t[s0]
-        alpha_t, alpha_s0 = self.alpha_t[t], self.alpha_t[s0]
-        sigma_t, sigma_s0 = self.sigma_t[t], self.sigma_t[s0]
-        h = lambda_t - lambda_s0
-        rks = []
-        D1s = []
-        for i in range(1, order):
-            si = timestep_list[-(i + 1)]
-            mi = model_output_list[-(i + 1)]
-            lambda_si = self.lambda_t[si]
-            rk = (lambda_si - lambda_s0) / h
-            rks.append(rk)
-            D1s.append((mi - m0) / rk)
-        rks.append(1.0)
-        rks = torch.tensor(rks)
-        R = []
-        b = []
-        hh = -h if self.predict_x0 else h
-        h_phi_1 = torch.expm1(hh)
-        h_phi_k = h_phi_1 / hh - 1
-        factorial_i = 1
-        if self.config["solver_type"] == "bh1":
-            B_h = hh
-        elif self.config["solver_type"] == "bh2":
-            B_h = torch.expm1(hh)
-        for i in range(1, order + 1):
-            R.append(torch.pow(rks, i - 1))
-            b.append(h_phi_k * factorial_i / B_h)
-            factorial_i *= i + 1
-            h_phi_k = h_phi_k / hh - 1 / factorial_i
-        R = torch.stack(R)
-        b = torch.tensor(b)
-        if len(D1s) > 0:
-            D1s = torch.stack(D1s, dim=1)
-        else:
-            D1s = None
+        D1s, R, b, h_phi_1, B_h = self._bh_terms(t, s0, m0, order)
         if order == 1:
             rhos_c = torch.tensor([0.5], dtype=x.dtype)
         else:
             rhos_c = torch.linalg.solve(R, b)
-        if self.predict_x0:
-            x_t_ = sigma_t / sigma_s0 * x - alpha_t * h_phi_1 * m0
-            corr_res = torch.einsum("k,bkchw->bchw", rhos_c[:-1], D1s) if D1s is not None else 0
-            D1_t = model_t - m0
-            x_t = x_t_ - alpha_t * B_h * (corr_res + rhos_c[-1] * D1_t)
-        else:
-            x_t_ = alpha_t / alpha_s0 * x - sigma_t * h_phi_1 * m0
-            corr_res = torch.einsum("k,bkchw->bchw", rhos_c[:-1], D1s) if D1s is not None else 0
-            D1_t = model_t - m0
-            x_t = x_t_ - sigma_t * B_h * (corr_res + rhos_c[-1] * D1_t)
+        x_t_, scale = self._x_t_(t, s0, x, m0, h_phi_1)
+        corr_res = torch.einsum("k,bkchw->bchw", rhos_c[:-1], D1s) if D1s is not None else 0
+        D1_t = model_t - m0
+        x_t = x_t_ - scale * B_h * (corr_res + rhos_c[-1] * D1_t)
         return x_t.to(x.dtype)
 
     def step(self, model_output, timestep, sample):
