@@ -517,11 +517,12 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *
  * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio
  * and video decoders), PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler), DPM-Solver(++)
- * multistep, and the k-diffusion samplers Euler, Euler ancestral and Heun. A scheduler is built from a
+ * multistep, UniPC multistep, and the k-diffusion samplers Euler, Euler ancestral, Heun and LMS.
+ * A scheduler is built from a
  * diffusers `scheduler_config.json` (any of these classes can be asked for on another's config,
  * as diffusers' `from_config` does); it holds the noise schedule (alphas_cumprod in float32, as
- * diffusers computes it), the timesteps and, for PNDM and DPM-Solver, the history of previous
- * model outputs. It computes on host float32 arrays.
+ * diffusers computes it), the timesteps and, for PNDM, DPM-Solver, UniPC, Heun and LMS, the
+ * history of previous steps. It computes on host float32 arrays.
  *
  *     ngpt_scheduler *s = NULL;
  *     if (ngpt_scheduler_create(&s, "sd/scheduler/scheduler_config.json", NULL) != NGPT_OK) ...
@@ -535,7 +536,7 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *         ngpt_scheduler_step_f64(s, eps, ts[k], latents, n, NULL);   // latents updated in place
  *     }
  *
- * Timesteps: DDIM, PNDM and DPM-Solver use integer timesteps, which the int64 calls
+ * Timesteps: DDIM, PNDM, DPM-Solver and UniPC use integer timesteps, which the int64 calls
  * (ngpt_scheduler_timesteps, _step, ...) take; the k-diffusion samplers' are fractional (float64, as
  * diffusers' numpy linspace gives them), so they need the _f64 calls, which serve every kind.
  * Randomness: the library draws no random numbers. Where diffusers would draw noise (DDIM with
@@ -567,10 +568,13 @@ typedef enum ngpt_scheduler_kind {
                                                  variance_noise every step */
     NGPT_SCHEDULER_HEUN                 = 6,  /* HeunDiscreteScheduler (2nd order: 2n - 1 steps,
                                                  each timestep after the first twice) */
-    NGPT_SCHEDULER_UNIPC_MULTISTEP      = 7   /* UniPCMultistepScheduler: each step corrects the
+    NGPT_SCHEDULER_UNIPC_MULTISTEP      = 7,  /* UniPCMultistepScheduler: each step corrects the
                                                  previous one (UniC) with the new model output,
                                                  then predicts (UniP); solver_order 1-3, B(h)
                                                  bh1 or bh2, predict_x0, disable_corrector */
+    NGPT_SCHEDULER_LMS                  = 8   /* LMSDiscreteScheduler (k-diffusion's linear
+                                                 multistep, order 4; Karras sigmas with the
+                                                 config's use_karras_sigmas) */
 } ngpt_scheduler_kind;
 
 typedef enum ngpt_prediction_type {
@@ -631,36 +635,37 @@ NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s);
 NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s);
 /* Compute the timesteps for n inference steps (1 <= n <= num_train_timesteps) and reset the
  * stepping state. PNDM with skip_prk_steps gives n+1 timesteps (the second one repeated), PNDM
- * with PRK steps more; DPM-Solver may give fewer (duplicates removed); Euler gives n, Heun 2n - 1. */
+ * with PRK steps more; DPM-Solver and UniPC may give fewer (duplicates removed); Euler and LMS
+ * give n, Heun 2n - 1. */
 NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n);
 /* The timesteps, in stepping order (borrowed; valid until the next set_timesteps or free).
- * Before set_timesteps: NGPT_ERR_INVALID_ARGUMENT. Euler, Euler ancestral and Heun:
+ * Before set_timesteps: NGPT_ERR_INVALID_ARGUMENT. Euler, Euler ancestral, Heun and LMS:
  * NGPT_ERR_UNSUPPORTED (their timesteps are fractional: use ngpt_scheduler_timesteps_f64). */
 NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int64_t **ts, size_t *n);
 /* One denoising step: sample (n floats, in/out) becomes the sample at the previous timestep.
  * model_output: the model's prediction at `timestep` (n floats); timestep must be one of the
- * schedule's (steps are taken in the schedule's order: PNDM, DPM-Solver and UniPC remember previous
- * outputs). variance_noise: n standard-normal floats when eta > 0 (DDIM) or for the SDE
+ * schedule's (steps are taken in the schedule's order: PNDM, DPM-Solver, UniPC and LMS remember
+ * previous outputs). variance_noise: n standard-normal floats when eta > 0 (DDIM) or for the SDE
  * DPM-Solver variants, else NULL (ignored). n must stay the same until set_timesteps/reset. */
 NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_output, int64_t timestep,
                                          float *sample, size_t n, const float *variance_noise);
-/* Forget the stepping history (PNDM's, DPM-Solver's and UniPC's previous outputs) but keep the
+/* Forget the stepping history (PNDM's, DPM-Solver's, UniPC's and LMS's previous outputs) but keep the
  * timesteps: the next step starts the trajectory again. */
 NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s);
 /* alphas_cumprod, float32 [num_train_timesteps] (borrowed; lives as long as s). */
 NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, const float **acp, size_t *n);
-/* The standard deviation of the initial noise: 1.0, or for Euler and Euler ancestral the largest
+/* The standard deviation of the initial noise: 1.0, or for Euler, Euler ancestral and LMS the largest
  * sigma of the training schedule (diffusers' init_noise_sigma, ~14.6 for SD 1.5), for Heun the
  * largest of the last set_timesteps' sigmas (before it: the training schedule's); 1.0 for s NULL. */
 NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s);
 /* scale_model_input, sample (n floats) in place: the identity for DDIM, PNDM and DPM-Solver
- * (checks its arguments, changes nothing); Euler, Euler ancestral and Heun divide by
+ * (checks its arguments, changes nothing); Euler, Euler ancestral, Heun and LMS divide by
  * (sigma^2 + 1)^0.5 at the timestep, which must be one of the schedule's. Call it on the model's
  * input every step, before that step's ngpt_scheduler_step (Heun's sigma depends on its state). */
 NGPT_API ngpt_status ngpt_scheduler_scale_model_input(const ngpt_scheduler *s, float *sample, size_t n,
                                                       int64_t timestep);
 /* add_noise (img2img): out = sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise, 0 <= t <
- * num_train_timesteps; Euler, Euler ancestral, Heun: out = original + sigma(t) * noise, t one of
+ * num_train_timesteps; Euler, Euler ancestral, Heun, LMS: out = original + sigma(t) * noise, t one of
  * the schedule's timesteps. out may alias original or noise. */
 NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *out, const float *original,
                                               const float *noise, size_t n, int64_t timestep);

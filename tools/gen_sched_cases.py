@@ -503,6 +503,50 @@ class Euler:  # scheduling_euler_discrete.py v0.17.0 (step with s_churn 0, as th
         return prev_sample
 
 
+class LMS(Euler):  # scheduling_lms_discrete.py v0.17.0 (set_timesteps, scale_model_input: Euler's)
+    defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    trained_betas=None, use_karras_sigmas=False, prediction_type="epsilon")
+
+    def set_timesteps(self, num_inference_steps):
+        Euler.set_timesteps(self, num_inference_steps)
+        self.derivatives = []
+
+    def get_lms_coefficient(self, order, t, current_order):
+        from scipy import integrate  # Debian's python3-scipy (1.10)
+
+        def lms_derivative(tau):
+            prod = 1.0
+            for k in range(order):
+                if current_order == k:
+                    continue
+                prod *= (tau - self.sigmas[t - k]) / (self.sigmas[t - current_order] - self.sigmas[t - k])
+            return prod
+
+        integrated_coeff = integrate.quad(lms_derivative, self.sigmas[t], self.sigmas[t + 1], epsrel=1e-4)[0]
+        return integrated_coeff
+
+    def step(self, model_output, timestep, sample, noise=None, order=4):
+        c = self.config
+        step_index = (self.timesteps == timestep).nonzero().item()
+        sigma = self.sigmas[step_index]
+        if c["prediction_type"] == "epsilon":
+            pred_original_sample = sample - sigma * model_output
+        elif c["prediction_type"] == "v_prediction":
+            pred_original_sample = model_output * (-sigma / (sigma**2 + 1) ** 0.5) + (sample / (sigma**2 + 1))
+        elif c["prediction_type"] == "sample":
+            pred_original_sample = model_output
+        derivative = (sample - pred_original_sample) / sigma
+        self.derivatives.append(derivative)
+        if len(self.derivatives) > order:
+            self.derivatives.pop(0)
+        order = min(step_index + 1, order)
+        lms_coeffs = [self.get_lms_coefficient(order, step_index, curr_order) for curr_order in range(order)]
+        prev_sample = sample + sum(
+            coeff * derivative for coeff, derivative in zip(lms_coeffs, reversed(self.derivatives))
+        )
+        return prev_sample
+
+
 class EulerAncestral(Euler):  # scheduling_euler_ancestral_discrete.py v0.17.0
     defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                     trained_betas=None, prediction_type="epsilon")
@@ -755,7 +799,8 @@ def write_case(d, stage, params, atol, rtol, cls_name, note, T):
 def gen_euler(name, cls, params, shape, seed, atol=5e-5, rtol=1e-5, note=""):
     """A scheduler.euler[_ancestral] or scheduler.heun case: the pipelines' loop (latents * init_noise_sigma is the
     caller's; per step scale_model_input, then step), recording the model inputs too."""
-    stage = "scheduler.euler_ancestral" if cls.ancestral else "scheduler.heun" if cls is Heun else "scheduler.euler"
+    stage = ("scheduler.euler_ancestral" if cls.ancestral else "scheduler.heun" if cls is Heun
+             else "scheduler.lms" if cls is LMS else "scheduler.euler")
     g = torch.Generator().manual_seed(seed)
     s = cls(params)
     s.set_timesteps(params["num_inference_steps"])
@@ -782,7 +827,8 @@ def gen_euler(name, cls, params, shape, seed, atol=5e-5, rtol=1e-5, note=""):
                                                        "samples": torch.stack(out),
                                                        "alphas_cumprod": s.alphas_cumprod}, f64=("timesteps",))
     write_case(d, stage, params, atol, rtol, {Euler: "EulerDiscreteScheduler", Heun: "HeunDiscreteScheduler",
-                                              EulerAncestral: "EulerAncestralDiscreteScheduler"}[cls], note, T)
+                                              EulerAncestral: "EulerAncestralDiscreteScheduler",
+                                              LMS: "LMSDiscreteScheduler"}[cls], note, T)
 
 
 SD15 = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
@@ -923,12 +969,27 @@ def main_unipc():
         dict(num_inference_steps=7, solver_order=3, predict_x0=False, **SD15), img, 47, atol=1e-4)
 
 
+def main_lms():
+    img = (1, 4, 6, 6)
+    gen_euler("sd15_n12", LMS, dict(num_inference_steps=12, **SD15), img, 51,
+              note="order 4 from the fourth step on; coefficients by scipy.integrate.quad of float32 Lagrange "
+                   "polynomials")
+    gen_euler("karras_vpred_n8", LMS, dict(num_inference_steps=8, use_karras_sigmas=True,
+                                           prediction_type="v_prediction", **SD15), img, 52, atol=1e-4)
+    gen_euler("sample_linear_n5", LMS, dict(num_inference_steps=5, prediction_type="sample", beta_start=0.0001,
+                                            beta_end=0.02, beta_schedule="linear", num_train_timesteps=1000),
+              img, 53)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["euler"]:
         main_euler()
     elif sys.argv[1:] == ["unipc"]:
         main_unipc()
+    elif sys.argv[1:] == ["lms"]:
+        main_lms()
     else:
         main()
         main_euler()
         main_unipc()
+        main_lms()

@@ -835,7 +835,7 @@ ngpt_status nx_op_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *
     static const char op[] = "sched_step";
     NX_TRY(chk_be(be, op));
     if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: no plan", op);
-    if (p->kind < NX_SCHED_KIND_DDIM || p->kind > NX_SCHED_KIND_UNIPC)
+    if (p->kind < NX_SCHED_KIND_DDIM || p->kind > NX_SCHED_KIND_LMS)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown scheduler kind %d", op, p->kind);
     const unsigned f32 = NX_DTYPE_BIT(NGPT_DTYPE_F32);
     NX_TRY(chk_tensor(be, op, "x", x, f32, "F32"));
@@ -860,6 +860,8 @@ ngpt_status nx_op_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *
     for (int j = 0; j < 3; j++) NX_TRY(chk_slot(be, op, p->m[j], slot, n_slots, n, "model output history"));
     if (p->kind == NX_SCHED_KIND_DPM && p->m[0] < 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: a DPM-Solver plan without its model output slot", op);
+    if (p->kind == NX_SCHED_KIND_LMS && p->push < 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: an LMS plan without its derivative slot", op);
     if (p->kind == NX_SCHED_KIND_UNIPC && (p->push < 0 || p->save_x < 0 || (p->c.unipc.corr && p->m[0] < 0)))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: a UniPC plan without its model output or sample slots", op);
     bool alias = x->data == eps->data || (p->noise && x->data == noise->data);

@@ -1,8 +1,8 @@
 /* sched.c — ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, Euler, Euler ancestral, Heun and
- * UniPC multistep as in diffusers 0.17 (scheduling_ddim.py, scheduling_pndm.py,
+ * UniPC multistep and LMS as in diffusers 0.17 (scheduling_ddim.py, scheduling_pndm.py,
  * scheduling_dpmsolver_multistep.py, scheduling_euler_discrete.py,
  * scheduling_euler_ancestral_discrete.py, scheduling_heun_discrete.py,
- * scheduling_unipc_multistep.py).
+ * scheduling_unipc_multistep.py, scheduling_lms_discrete.py).
  *
  * Precision follows the reference: betas/alphas_cumprod are float32 tensors in diffusers
  * (torch.linspace in float32, torch.cumprod accumulating in double on CPU and rounding each
@@ -143,13 +143,15 @@ static const char *kind_class(ngpt_scheduler_kind k)
     case NGPT_SCHEDULER_EULER_ANCESTRAL: return "EulerAncestralDiscreteScheduler";
     case NGPT_SCHEDULER_HEUN: return "HeunDiscreteScheduler";
     case NGPT_SCHEDULER_UNIPC_MULTISTEP: return "UniPCMultistepScheduler";
+    case NGPT_SCHEDULER_LMS: return "LMSDiscreteScheduler";
     default: return "?";
     }
 }
 
 static bool is_kdiffusion(const ngpt_scheduler *s)
 {
-    return s->kind == NGPT_SCHEDULER_EULER || s->kind == NGPT_SCHEDULER_EULER_ANCESTRAL || s->kind == NGPT_SCHEDULER_HEUN;
+    return s->kind == NGPT_SCHEDULER_EULER || s->kind == NGPT_SCHEDULER_EULER_ANCESTRAL || s->kind == NGPT_SCHEDULER_HEUN ||
+           s->kind == NGPT_SCHEDULER_LMS;
 }
 
 /* torch.linspace(start, end, n, dtype=float32) as torch 1.13's CPU kernel computes it (checked
@@ -335,10 +337,12 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         else if (!strcmp(cls, "EulerAncestralDiscreteScheduler")) kind = NGPT_SCHEDULER_EULER_ANCESTRAL;
         else if (!strcmp(cls, "HeunDiscreteScheduler")) kind = NGPT_SCHEDULER_HEUN;
         else if (!strcmp(cls, "UniPCMultistepScheduler")) kind = NGPT_SCHEDULER_UNIPC_MULTISTEP;
+        else if (!strcmp(cls, "LMSDiscreteScheduler")) kind = NGPT_SCHEDULER_LMS;
         else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: _class_name '%s' is not supported "
                            "(DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, "
-                           "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, UniPCMultistepScheduler)", cls);
-    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_UNIPC_MULTISTEP) {
+                           "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, UniPCMultistepScheduler, "
+                           "LMSDiscreteScheduler)", cls);
+    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_LMS) {
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown kind %d", (int)kind);
     }
     s->kind = kind;
@@ -400,10 +404,10 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: PNDM supports prediction_type epsilon or v_prediction, not 'sample'");
     }
     if (euler) {
-        if (kind != NGPT_SCHEDULER_EULER && s->pred == NGPT_PREDICTION_SAMPLE)
+        if ((kind == NGPT_SCHEDULER_EULER_ANCESTRAL || kind == NGPT_SCHEDULER_HEUN) && s->pred == NGPT_PREDICTION_SAMPLE)
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: %s supports prediction_type epsilon or v_prediction, not "
                           "'sample' (diffusers 0.17: not implemented)", kind_class(kind));
-        if (kind == NGPT_SCHEDULER_HEUN) {
+        if (kind == NGPT_SCHEDULER_HEUN || kind == NGPT_SCHEDULER_LMS) {
             NX_TRY(cfg_bool(cfg, "use_karras_sigmas", false, &s->karras));
             if (s->karras && s->T < 2)  /* _sigma_to_t indexes log_sigmas[1]: diffusers fails */
                 return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: Karras sigmas need num_train_timesteps >= 2");
@@ -1511,6 +1515,67 @@ static ngpt_status plan_unipc(ngpt_scheduler *s, int64_t t, size_t idx, nx_sched
     return NGPT_OK;
 }
 
+/* get_lms_coefficient's integrand: the Lagrange basis polynomial `cur` through sigmas[t - k],
+ * k < order, at tau, in float32 as diffusers evaluates it (python float tau against 0-dim float32
+ * tensors) */
+static double lms_basis(const float *sg, int order, size_t t, int cur, double tau)
+{
+    const float tf = (float)tau;
+    float prod = 1.0f;
+    for (int k = 0; k < order; k++)
+        if (k != cur) prod = prod * ((tf - sg[t - (size_t)k]) / (sg[t - (size_t)cur] - sg[t - (size_t)k]));
+    return (double)prod;
+}
+
+/* scipy.integrate.quad(f, a, b, epsrel=1e-4) of lms_basis: QUADPACK's dqags, whose first 21-point
+ * Gauss-Kronrod rule (dqk21, copied with its order of sums) meets that tolerance for these
+ * polynomials of degree <= 3; its later bisections would refine rounding noise only. */
+static double lms_coefficient(const float *sg, int order, size_t t, int cur)
+{
+    static const double xgk[11] = {0.995657163025808080735527280689003, 0.973906528517171720077964012084452,
+                                   0.930157491355708226001207180059508, 0.865063366688984510732096688423493,
+                                   0.780817726586416897063717578345042, 0.679409568299024406234327365114874,
+                                   0.562757134668604683339000099272694, 0.433395394129247190799265943165784,
+                                   0.294392862701460198131126603103866, 0.148874338981631210884826001129720, 0.0};
+    static const double wgk[11] = {0.011694638867371874278064396062192, 0.032558162307964727478818972459390,
+                                   0.054755896574351996031381300244580, 0.075039674810919952767043140916190,
+                                   0.093125454583697605535065465083366, 0.109387158802297641899210590325805,
+                                   0.123491976262065851077208067022521, 0.134709217311473325928054001771707,
+                                   0.142775938577060080797094273138717, 0.147739104901338491374841515972068,
+                                   0.149445554002916905664936468389821};
+    const double a = sg[t], b = sg[t + 1];
+    const double centr = 0.5 * (a + b), hlgth = 0.5 * (b - a);
+    double resk = wgk[10] * lms_basis(sg, order, t, cur, centr);
+    for (int j = 1; j <= 5; j++) {  /* the Gauss nodes (xgk(2j), 1-based), then the Kronrod ones */
+        const double absc = hlgth * xgk[2 * j - 1];
+        resk = resk + wgk[2 * j - 1] * (lms_basis(sg, order, t, cur, centr - absc) + lms_basis(sg, order, t, cur, centr + absc));
+    }
+    for (int j = 1; j <= 5; j++) {
+        const double absc = hlgth * xgk[2 * j - 2];
+        resk = resk + wgk[2 * j - 2] * (lms_basis(sg, order, t, cur, centr - absc) + lms_basis(sg, order, t, cur, centr + absc));
+    }
+    return resk * hlgth;
+}
+
+/* LMSDiscreteScheduler.step at index idx (order 4, as the pipelines call it): the derivative
+ * history is PNDM's ring of four slots. */
+static void plan_lms(ngpt_scheduler *s, size_t idx, nx_sched_step *p)
+{
+    nx_lms_coef *c = &p->c.lms;
+    const float sigma = s->sigmas[idx];
+    c->pred = s->pred;
+    c->sigma = sigma;
+    c->v_skip_div = sigma * sigma + 1.0f;
+    c->v_out = -sigma / sqrtf(sigma * sigma + 1.0f);
+    for (int j = 0; j < 3; j++) p->e[j] = j < s->n_ets ? s->ets[j] : -1;
+    p->push = ets_push(s);
+    /* order = min(step_index + 1, 4); zip() with the derivatives kept stops at the shorter */
+    const int order = idx + 1 < 4 ? (int)idx + 1 : 4;
+    c->order = order < s->n_ets ? order : s->n_ets;
+    for (int k = 0; k < c->order; k++) c->c[k] = (float)lms_coefficient(s->sigmas, order, idx, k);
+    s->next = idx + 1;
+}
+
 int nx_sched_slots(const ngpt_scheduler *s)
 {
     switch (s->kind) {
@@ -1519,6 +1584,7 @@ int nx_sched_slots(const ngpt_scheduler *s)
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return s->order;
     case NGPT_SCHEDULER_HEUN: return 2;
     case NGPT_SCHEDULER_UNIPC_MULTISTEP: return s->order + 1;  /* model_outputs, then last_sample */
+    case NGPT_SCHEDULER_LMS: return 4;                          /* the derivatives */
     default: return 0;
     }
 }
@@ -1554,6 +1620,7 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double ts_f, size_t n, bool have_no
     case NGPT_SCHEDULER_PNDM: p->kind = NX_SCHED_KIND_PNDM; st = plan_pndm(s, timestep, p); break;
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: p->kind = NX_SCHED_KIND_DPM; st = plan_dpm(s, timestep, idx, have_noise, p); break;
     case NGPT_SCHEDULER_UNIPC_MULTISTEP: p->kind = NX_SCHED_KIND_UNIPC; st = plan_unipc(s, timestep, idx, p); break;
+    case NGPT_SCHEDULER_LMS: p->kind = NX_SCHED_KIND_LMS; plan_lms(s, idx, p); st = NGPT_OK; break;
     default: p->kind = NX_SCHED_KIND_EULER; st = plan_euler(s, idx, have_noise, p); break;
     }
     if (st == NGPT_OK) s->n = n;

@@ -111,9 +111,18 @@ typedef struct nx_unipc_coef {
     float p_rk[2], p_rho[2];
 } nx_unipc_coef;
 
+/* ---- LMS (k-diffusion's linear multistep): Euler's derivative, then x' = x + sum_k c_k d_k over
+ * the newest derivatives, the c_k integrals of Lagrange polynomials through the sigmas ---- */
+typedef struct nx_lms_coef {
+    int   pred;           /* NX_SCHED_PRED_* */
+    float sigma, v_out, v_skip_div;  /* as nx_euler_coef's */
+    int   order;          /* terms summed (1-4): this step's derivative, then e[0 .. order-2] */
+    float c[4];
+} nx_lms_coef;
+
 #define NX_SCHED_SLOTS 6
 enum { NX_SCHED_KIND_DDIM = 1, NX_SCHED_KIND_PNDM = 2, NX_SCHED_KIND_DPM = 3, NX_SCHED_KIND_EULER = 4,
-       NX_SCHED_KIND_UNIPC = 5 };
+       NX_SCHED_KIND_UNIPC = 5, NX_SCHED_KIND_LMS = 6 };
 enum { NX_SCHED_ACC_NONE = 0, NX_SCHED_ACC_SET = 1, NX_SCHED_ACC_ADD = 2 };
 
 /* One step over n elements. Slot fields are indices into the six state buffers, -1 for none. */
@@ -131,7 +140,8 @@ typedef struct nx_sched_step {
     float   acc_k;
     /* the update */
     int     xin;          /* PNDM: the sample the update reads (-1: x itself, else cur_sample's slot) */
-    int     e[4];         /* PNDM: ets, newest first */
+    int     e[4];         /* PNDM: ets, newest first. LMS: the previous derivatives, newest first
+                             (this step's goes to push) */
     int     m[3];         /* DPM: m[0] receives this step's converted output; m[1], m[2] the previous.
                              UniPC: the previous converted outputs, newest first (this step's goes
                              to push; its sample before UniP to save_x, where UniC reads the last) */
@@ -141,6 +151,7 @@ typedef struct nx_sched_step {
         nx_dpm_coef  dpm;
         nx_euler_coef euler;
         nx_unipc_coef unipc;
+        nx_lms_coef lms;
     } c;
 } nx_sched_step;
 
@@ -231,15 +242,21 @@ NX_SCHED_FN float nx_dpm_elem(const nx_dpm_coef *c, float x, float mo, float *m0
 /* Euler's new sample from sample x, model output m and noise, in diffusers' order of float32
  * tensor operations (pred_original_sample, then derivative = (x - x0) / sigma_hat). Heun: deriv
  * and saved are the element's two state slots. */
-NX_SCHED_FN float nx_euler_elem(const nx_euler_coef *c, float x, float m, float noise, float *deriv, float *saved)
+/* The ODE derivative (x - x0) / sigma of Euler, Heun and LMS, x0 from the sigma-scaled output. */
+NX_SCHED_FN float nx_kdiff_derivative(int pred, float sigma, float v_out, float v_skip_div, float x, float m)
 {
     float x0;
-    switch (c->pred) {
+    switch (pred) {
     case NX_SCHED_PRED_SAMPLE: x0 = m; break;
-    case NX_SCHED_PRED_V:      x0 = m * c->v_out + x / c->v_skip_div; break;
-    default:                   x0 = x - c->sigma * m; break;
+    case NX_SCHED_PRED_V:      x0 = m * v_out + x / v_skip_div; break;
+    default:                   x0 = x - sigma * m; break;
     }
-    float d = (x - x0) / c->sigma;
+    return (x - x0) / sigma;
+}
+
+NX_SCHED_FN float nx_euler_elem(const nx_euler_coef *c, float x, float m, float noise, float *deriv, float *saved)
+{
+    float d = nx_kdiff_derivative(c->pred, c->sigma, c->v_out, c->v_skip_div, x, m);
     if (c->heun == NX_HEUN_FIRST) {
         *deriv = d;
         *saved = x;
@@ -282,6 +299,17 @@ NX_SCHED_FN float nx_unipc_elem(const nx_unipc_coef *c, float x, float mo, const
     return xt - c->p_cb * res;
 }
 
+/* LMS's new sample from sample x, model output m and the previous derivatives (newest first);
+ * *d_out receives this step's. diffusers sums sum(c * d for ...) from the integer 0. */
+NX_SCHED_FN float nx_lms_elem(const nx_lms_coef *c, float x, float m, const float *prev, float *d_out)
+{
+    const float d = nx_kdiff_derivative(c->pred, c->sigma, c->v_out, c->v_skip_div, x, m);
+    *d_out = d;
+    float sum = 0.0f + c->c[0] * d;
+    for (int k = 1; k < c->order; k++) sum = sum + c->c[k] * prev[k - 1];
+    return x + sum;
+}
+
 /* The whole step for element i: eps the model output ([n], or [2n] with cfg), x the sample
  * (updated in place), noise [n] (read when p->noise), slot the six state buffers. */
 NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *x, const float *noise,
@@ -309,6 +337,14 @@ NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *
         x[i] = nx_unipc_elem(&p->c.unipc, xi, m, hist, last, &mt, &xc);
         slot[p->push][i] = mt;
         slot[p->save_x][i] = xc;
+        return;
+    }
+    if (p->kind == NX_SCHED_KIND_LMS) {
+        float prev[3];
+        for (int j = 0; j < 3; j++) prev[j] = p->e[j] >= 0 ? slot[p->e[j]][i] : 0.0f;
+        float d;
+        x[i] = nx_lms_elem(&p->c.lms, xi, m, prev, &d);
+        slot[p->push][i] = d;
         return;
     }
     if (p->kind == NX_SCHED_KIND_DPM) {

@@ -205,10 +205,11 @@ class SchedulerTest(unittest.TestCase):
         gc.collect()
 
     def test_euler_golden(self):
-        """Our Euler and Heun cases (tests/golden): float timesteps, scale_model_input, init_noise_sigma."""
+        """Our Euler, Heun and LMS cases (tests/golden): float timesteps, scale_model_input, init_noise_sigma."""
         for stage, name, kind in (("scheduler.euler", "karras_n9", nextgpt.SchedulerKind.EULER),
                                   ("scheduler.euler_ancestral", "sd15_n10", nextgpt.SchedulerKind.EULER_ANCESTRAL),
-                                  ("scheduler.heun", "sd15_n8", nextgpt.SchedulerKind.HEUN)):
+                                  ("scheduler.heun", "sd15_n8", nextgpt.SchedulerKind.HEUN),
+                                  ("scheduler.lms", "sd15_n12", nextgpt.SchedulerKind.LMS)):
             d = os.path.join(SRC, "tests", "golden", "vision", stage, name)
             with open(os.path.join(d, "case.json")) as f:
                 c = json.load(f)

@@ -1032,6 +1032,7 @@ static void test_sched_step(void)
         {"{\"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_EULER_ANCESTRAL, 0, 6},
         {"{\"solver_order\": 3, \"disable_corrector\": [2]}", NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 7},
         {"{\"predict_x0\": false, \"solver_type\": \"bh1\"}", NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 5},
+        {"{\"use_karras_sigmas\": true}", NGPT_SCHEDULER_LMS, 0, 7},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         ngpt_scheduler_params sp;

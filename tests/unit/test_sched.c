@@ -92,8 +92,10 @@ static void run_case(const char *dir, const char *stage)
            : !strcmp(stage, "scheduler.euler") ? NGPT_SCHEDULER_EULER
            : !strcmp(stage, "scheduler.euler_ancestral") ? NGPT_SCHEDULER_EULER_ANCESTRAL
            : !strcmp(stage, "scheduler.heun") ? NGPT_SCHEDULER_HEUN
-           : !strcmp(stage, "scheduler.unipc") ? NGPT_SCHEDULER_UNIPC_MULTISTEP : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
-    const bool euler = p.kind == NGPT_SCHEDULER_EULER || p.kind == NGPT_SCHEDULER_EULER_ANCESTRAL || p.kind == NGPT_SCHEDULER_HEUN;
+           : !strcmp(stage, "scheduler.unipc") ? NGPT_SCHEDULER_UNIPC_MULTISTEP
+           : !strcmp(stage, "scheduler.lms") ? NGPT_SCHEDULER_LMS : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+    const bool euler = p.kind == NGPT_SCHEDULER_EULER || p.kind == NGPT_SCHEDULER_EULER_ANCESTRAL || p.kind == NGPT_SCHEDULER_HEUN ||
+                       p.kind == NGPT_SCHEDULER_LMS;
     json_t *eta = json_object_get(params, "eta");
     if (eta) p.eta = (float)json_number_value(eta);
     p.use_clipped_model_output = json_is_true(json_object_get(params, "use_clipped_model_output"));
@@ -201,7 +203,8 @@ static void run_root(const char *root)
     while ((fam = readdir(d))) {
         if (fam->d_name[0] == '.') continue;
         const char *stages[] = {"scheduler.ddim", "scheduler.pndm", "scheduler.dpmsolver", "scheduler.euler",
-                                "scheduler.euler_ancestral", "scheduler.heun", "scheduler.unipc"};
+                                "scheduler.euler_ancestral", "scheduler.heun", "scheduler.unipc",
+                                "scheduler.lms"};
         for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
             char sdir[4096];
             snprintf(sdir, sizeof sdir, "%s/%s/%s", root, fam->d_name, stages[i]);
@@ -440,9 +443,9 @@ static void test_euler(void)
     CHECK_ERR(from("{\"_class_name\": \"EulerDiscreteScheduler\", \"interpolation_type\": \"log_linear\"}",
                    NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "log_linear");
     CHECK_ERR(from("{\"use_karras_sigmas\": 1}", NGPT_SCHEDULER_EULER, &s), NGPT_ERR_BAD_FORMAT, "use_karras_sigmas");
-    CHECK_ERR(from("{\"_class_name\": \"LMSDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED,
+    CHECK_ERR(from("{\"_class_name\": \"KDPM2DiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED,
               "EulerAncestralDiscreteScheduler");
-    CHECK_ERR(from("{}", (ngpt_scheduler_kind)8, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 8");
+    CHECK_ERR(from("{}", (ngpt_scheduler_kind)9, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 9");
     CHECK_ERR(from("{\"prediction_type\": \"sample\"}", NGPT_SCHEDULER_HEUN, &s), NGPT_ERR_UNSUPPORTED, "HeunDiscreteScheduler");
     /* Heun: timesteps [t0, t1, t1, ...]; each step's sigma follows its state (first order: the
      * last match of the timestep, second order: the first); a second-order step at t0 is refused */
@@ -610,17 +613,65 @@ static void test_unipc(void)
     for (int i = 0; i < 6; i++) CHECK_MSG(isfinite(z[i]), "sample %d is %g", i, (double)z[i]);
 }
 
+/* LMS: Euler's schedule and input scaling; its fourth-order history restarts after reset */
+static void test_lms(void)
+{
+    ngpt_scheduler *s = NULL, *e = NULL;
+    CHECK_OK(from("{\"_class_name\": \"LMSDiscreteScheduler\", \"beta_schedule\": \"scaled_linear\", "
+                  "\"beta_start\": 0.00085, \"beta_end\": 0.012}", NGPT_SCHEDULER_AUTO, &s));
+    CHECK_OK(from("{\"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085, \"beta_end\": 0.012}",
+                  NGPT_SCHEDULER_EULER, &e));
+    if (!s || !e) { ngpt_scheduler_free(s); ngpt_scheduler_free(e); return; }
+    CHECK(ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_LMS);
+    CHECK(ngpt_scheduler_init_noise_sigma(s) == ngpt_scheduler_init_noise_sigma(e));
+    CHECK_OK(ngpt_scheduler_set_timesteps(s, 6));
+    CHECK_OK(ngpt_scheduler_set_timesteps(e, 6));
+    const double *ts, *te;
+    size_t n, ne;
+    CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
+    CHECK_OK(ngpt_scheduler_timesteps_f64(e, &te, &ne));
+    CHECK(n == 6 && ne == 6 && memcmp(ts, te, n * sizeof *ts) == 0);
+    const int64_t *ti;
+    CHECK_ERR(ngpt_scheduler_timesteps(s, &ti, &n), NGPT_ERR_UNSUPPORTED, "_f64");
+    float a[3] = {1, 2, 3}, b[3] = {1, 2, 3};
+    CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, a, 3, ts[2]));
+    CHECK_OK(ngpt_scheduler_scale_model_input_f64(e, b, 3, ts[2]));
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    /* the first step is Euler's (order 1: the integral of 1 is sigma_next - sigma, the same
+     * float32 as Euler's dt here); a trajectory after reset repeats */
+    float x1[3] = {1, -1, 0.5f}, x2[3] = {1, -1, 0.5f}, m[3] = {0.3f, 0.2f, -0.1f};
+    CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[0], x1, 3, NULL));
+    CHECK_OK(ngpt_scheduler_step_f64(e, m, ts[0], x2, 3, NULL));
+    CHECK(memcmp(x1, x2, sizeof x1) == 0);
+    float traj[2][3];
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK_OK(ngpt_scheduler_reset(s));
+        float x[3] = {1, -1, 0.5f};
+        for (size_t k = 0; k < 6; k++) CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[k], x, 3, NULL));
+        memcpy(traj[pass], x, sizeof x);
+    }
+    CHECK(memcmp(traj[0], traj[1], sizeof traj[0]) == 0);
+    CHECK_ERR(ngpt_scheduler_step_f64(s, m, ts[0] + 0.5, x1, 3, NULL), NGPT_ERR_INVALID_ARGUMENT, "not in the schedule");
+    ngpt_scheduler_free(s);
+    ngpt_scheduler_free(e);
+    s = NULL;
+    CHECK_ERR(from("{\"use_karras_sigmas\": \"no\"}", NGPT_SCHEDULER_LMS, &s), NGPT_ERR_BAD_FORMAT, "use_karras_sigmas");
+    CHECK_ERR(from("{\"prediction_type\": \"flow\"}", NGPT_SCHEDULER_LMS, &s), NGPT_ERR_UNSUPPORTED, "flow");
+    CHECK(s == NULL);
+}
+
 static void test_alloc_failures(void)
 {
-    const char *cfgs[8] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+    const char *cfgs[9] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}",
                            "{\"_class_name\": \"EulerDiscreteScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"HeunDiscreteScheduler\", \"use_karras_sigmas\": true}",
-                           "{\"_class_name\": \"UniPCMultistepScheduler\", \"disable_corrector\": [0], \"solver_order\": 3}"};
+                           "{\"_class_name\": \"UniPCMultistepScheduler\", \"disable_corrector\": [0], \"solver_order\": 3}",
+                           "{\"_class_name\": \"LMSDiscreteScheduler\", \"use_karras_sigmas\": true}"};
     float x[16] = {0}, m[16] = {0};
-    for (int c = 0; c < 8; c++) {
+    for (int c = 0; c < 9; c++) {
         for (int64_t nth = 1; nth < 40; nth++) {
             const int64_t blocks = nx_alloc_blocks();
             nx_alloc_fail_at(nth);
@@ -684,6 +735,9 @@ static const dev_case k_dev_cases[] = {
      NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 6},
     {"{\"solver_order\": 1, \"prediction_type\": \"sample\", \"disable_corrector\": [1]}",
      NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 5},
+    {"{\"_class_name\": \"LMSDiscreteScheduler\", \"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_AUTO, 0, 7},
+    {"{\"use_karras_sigmas\": true, \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_LMS, 0, 6},
+    {"{\"prediction_type\": \"sample\"}", NGPT_SCHEDULER_LMS, 0, 3},
 };
 
 static ngpt_status dev_sched(const dev_case *c, ngpt_scheduler **s)
@@ -805,6 +859,7 @@ int main(void)
     RUN(test_add_noise);
     RUN(test_euler);
     RUN(test_unipc);
+    RUN(test_lms);
     RUN(test_alloc_failures);
     return test_done();
 }

@@ -56,5 +56,6 @@ const case_stage case_stages[] = {
     {"scheduler.euler_ancestral", case_scheduler_euler_ancestral},
     {"scheduler.heun", case_scheduler_heun},
     {"scheduler.unipc", case_scheduler_unipc},
+    {"scheduler.lms", case_scheduler_lms},
     {NULL, NULL},
 };

@@ -468,7 +468,7 @@ impl Scheduler {
     }
 
     /// The timesteps in stepping order (an error before set_timesteps, and for Euler, Euler
-    /// ancestral and Heun, whose timesteps are fractional: see [`Scheduler::timesteps_f64`]).
+    /// ancestral, Heun and LMS, whose timesteps are fractional: see [`Scheduler::timesteps_f64`]).
     pub fn timesteps(&self) -> Result<&[i64]> {
         let mut ts = ptr::null();
         let mut n = 0usize;
@@ -523,7 +523,7 @@ impl Scheduler {
     }
 
     /// The model's input at `timestep`, in place: unchanged, or divided by (sigma^2 + 1)^0.5
-    /// for Euler, Euler ancestral and Heun.
+    /// for Euler, Euler ancestral, Heun and LMS.
     pub fn scale_model_input(&self, sample: &mut [f32], timestep: i64) -> Result<()> {
         self.scale_model_input_f64(sample, timestep as f64)
     }
@@ -534,7 +534,7 @@ impl Scheduler {
         })
     }
 
-    /// sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (Euler, Euler ancestral, Heun:
+    /// sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (Euler, Euler ancestral, Heun, LMS:
     /// original + sigma(t) * noise).
     pub fn add_noise(&self, original: &[f32], noise: &[f32], timestep: i64) -> Result<Vec<f32>> {
         self.add_noise_f64(original, noise, timestep as f64)
