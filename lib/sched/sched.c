@@ -1,4 +1,4 @@
-/* sched.c — ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, Euler, Euler ancestral, Heun and
+/* sched.c — ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, Euler, Euler ancestral, Heun,
  * UniPC multistep and LMS as in diffusers 0.17 (scheduling_ddim.py, scheduling_pndm.py,
  * scheduling_dpmsolver_multistep.py, scheduling_euler_discrete.py,
  * scheduling_euler_ancestral_discrete.py, scheduling_heun_discrete.py,
@@ -64,10 +64,12 @@ struct ngpt_scheduler {
     /* ---- stepping state ---- */
     size_t n;                   /* elements per sample, fixed by the first step; 0 = none yet */
     float *buf[NX_SCHED_SLOTS]; /* host stepping's state: PNDM ets ring (0-3) + cur_sample (4) + the PRK
-                                   accumulator (5); DPM model_outputs (0 .. order-1). Device stepping
-                                   (nx_sched_plan) keeps its own buffers in the same slots. */
+                                   accumulator (5); DPM model_outputs (0 .. order-1); UniPC those and
+                                   last_sample (order); Heun's derivative and sample (0, 1); LMS's
+                                   derivatives (0-3). Device stepping (nx_sched_plan) keeps its own
+                                   buffers in the same slots. */
     size_t buf_n;               /* the elements buf[] were allocated for */
-    int    ets[4];              /* PNDM: history as slots, ets[0] newest; -1 unused */
+    int    ets[4];              /* PNDM, LMS: history as slots, ets[0] newest; -1 unused */
     int    n_ets;
     bool   have_cur_sample;
     int64_t counter;            /* PNDM */

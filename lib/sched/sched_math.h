@@ -3,11 +3,12 @@
  * same expressions in the same order: diffusers 0.17's float32 tensor arithmetic.
  *
  * A step is data (nx_sched_step): the classifier-free guidance combine, the scheduler's state
- * updates (PNDM's ets.append and cur_sample, its PRK accumulator, DPM-Solver's model_outputs,
- * Heun's first-order derivative and sample) as slot indices into six state buffers, and the
- * per-step coefficients that sched.c computes from the schedule. Everything a step does to element i reads and writes element i only, so the
- * whole step is one pass over the latents — on a GPU one kernel, its inputs never leaving the
- * device.
+ * updates (PNDM's ets.append and cur_sample, its PRK accumulator, DPM-Solver's and UniPC's
+ * model_outputs, UniPC's last sample, Heun's first-order derivative and sample, LMS's
+ * derivatives) as slot indices into six state buffers, and the per-step coefficients that
+ * sched.c computes from the schedule. Everything a step does to element i reads and writes
+ * element i only, so the whole step is one pass over the latents — on a GPU one kernel, its
+ * inputs never leaving the device.
  *
  * Plain C structs, no pointers: they pass by value into a kernel. Compiled as C and as CUDA C++. */
 #ifndef NX_SCHED_MATH_H
@@ -239,9 +240,6 @@ NX_SCHED_FN float nx_dpm_elem(const nx_dpm_coef *c, float x, float mo, float *m0
     return r;
 }
 
-/* Euler's new sample from sample x, model output m and noise, in diffusers' order of float32
- * tensor operations (pred_original_sample, then derivative = (x - x0) / sigma_hat). Heun: deriv
- * and saved are the element's two state slots. */
 /* The ODE derivative (x - x0) / sigma of Euler, Heun and LMS, x0 from the sigma-scaled output. */
 NX_SCHED_FN float nx_kdiff_derivative(int pred, float sigma, float v_out, float v_skip_div, float x, float m)
 {
@@ -254,6 +252,9 @@ NX_SCHED_FN float nx_kdiff_derivative(int pred, float sigma, float v_out, float 
     return (x - x0) / sigma;
 }
 
+/* Euler's new sample from sample x, model output m and noise, in diffusers' order of float32
+ * tensor operations (pred_original_sample, then derivative = (x - x0) / sigma_hat). Heun: deriv
+ * and saved are the element's two state slots. */
 NX_SCHED_FN float nx_euler_elem(const nx_euler_coef *c, float x, float m, float noise, float *deriv, float *saved)
 {
     float d = nx_kdiff_derivative(c->pred, c->sigma, c->v_out, c->v_skip_div, x, m);
