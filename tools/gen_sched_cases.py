@@ -68,6 +68,16 @@ def make_betas(c):
     raise NotImplementedError(sched)
 
 
+def kdiff_x0(prediction_type, sigma, model_output, sample):
+    """pred_original_sample of EulerAncestralDiscreteScheduler.step and LMSDiscreteScheduler.step
+    (one code; Euler's and Heun's take sigma_hat / sigma_next)."""
+    if prediction_type == "epsilon":
+        return sample - sigma * model_output
+    if prediction_type == "v_prediction":
+        return model_output * (-sigma / (sigma**2 + 1) ** 0.5) + (sample / (sigma**2 + 1))
+    return model_output  # "sample" (LMS, Euler)
+
+
 def vp_tables(sch, cfg):
     """DPMSolverMultistepScheduler's and UniPCMultistepScheduler's __init__ tables (one code): the
     config with the class defaults, betas, alphas_cumprod, alpha_t, sigma_t, lambda_t."""
@@ -529,12 +539,7 @@ class LMS(Euler):  # scheduling_lms_discrete.py v0.17.0 (set_timesteps, scale_mo
         c = self.config
         step_index = (self.timesteps == timestep).nonzero().item()
         sigma = self.sigmas[step_index]
-        if c["prediction_type"] == "epsilon":
-            pred_original_sample = sample - sigma * model_output
-        elif c["prediction_type"] == "v_prediction":
-            pred_original_sample = model_output * (-sigma / (sigma**2 + 1) ** 0.5) + (sample / (sigma**2 + 1))
-        elif c["prediction_type"] == "sample":
-            pred_original_sample = model_output
+        pred_original_sample = kdiff_x0(c["prediction_type"], sigma, model_output, sample)
         derivative = (sample - pred_original_sample) / sigma
         self.derivatives.append(derivative)
         if len(self.derivatives) > order:
@@ -556,10 +561,7 @@ class EulerAncestral(Euler):  # scheduling_euler_ancestral_discrete.py v0.17.0
         c = self.config
         step_index = (self.timesteps == timestep).nonzero().item()
         sigma = self.sigmas[step_index]
-        if c["prediction_type"] == "epsilon":
-            pred_original_sample = sample - sigma * model_output
-        elif c["prediction_type"] == "v_prediction":
-            pred_original_sample = model_output * (-sigma / (sigma**2 + 1) ** 0.5) + (sample / (sigma**2 + 1))
+        pred_original_sample = kdiff_x0(c["prediction_type"], sigma, model_output, sample)
         sigma_from = self.sigmas[step_index]
         sigma_to = self.sigmas[step_index + 1]
         sigma_up = (sigma_to**2 * (sigma_from**2 - sigma_to**2) / sigma_from**2) ** 0.5
