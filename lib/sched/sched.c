@@ -76,9 +76,7 @@ struct ngpt_scheduler {
     int    lower_order_nums;    /* DPM, UniPC */
     int    mo[3];               /* DPM, UniPC: model_outputs as slots, mo[0] newest; -1 unused */
     int64_t mo_t[3];            /* UniPC: timestep_list, the timesteps of mo[] */
-    int    n_hist;              /* UniPC: entries of mo[] in use */
     int    this_order;          /* UniPC: the last UniP's order (the next UniC's) */
-    bool   have_last;           /* UniPC: last_sample is set */
     bool   heun_second;         /* Heun: the next step is a second-order one (diffusers: dt set) */
     float  heun_dt;             /* Heun: the first-order step's dt */
 };
@@ -515,9 +513,7 @@ static void reset_state(ngpt_scheduler *s)
     s->next = 0;
     s->heun_second = false;
     s->heun_dt = 0.0f;
-    s->n_hist = 0;
     s->this_order = 0;
-    s->have_last = false;
     for (int i = 0; i < 4; i++) s->ets[i] = -1;
     for (int i = 0; i < 3; i++) s->mo[i] = -1;
 }
@@ -1208,6 +1204,22 @@ static ngpt_status plan_pndm(ngpt_scheduler *s, int64_t t, nx_sched_step *p)
     return NGPT_OK;
 }
 
+/* model_outputs (DPM-Solver, UniPC): drop the oldest of `order`, append this step's; returns its
+ * slot (a free one, or the oldest's), now mo[0]. mo_t, UniPC's timestep_list, follows along. */
+static int mo_push(ngpt_scheduler *s, int64_t t)
+{
+    int slot = 0;
+    for (int b = 0; b < s->order; b++) {
+        bool used = false;
+        for (int j = 0; j < s->order - 1; j++) used |= s->mo[j] == b;
+        if (!used) { slot = b; break; }
+    }
+    for (int j = s->order - 1; j > 0; j--) { s->mo[j] = s->mo[j - 1]; s->mo_t[j] = s->mo_t[j - 1]; }
+    s->mo[0] = slot;
+    s->mo_t[0] = t;
+    return slot;
+}
+
 static ngpt_status plan_dpm(ngpt_scheduler *s, int64_t t, size_t idx, bool have_noise, nx_sched_step *p)
 {
     const bool sde = s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER;
@@ -1219,15 +1231,7 @@ static ngpt_status plan_dpm(ngpt_scheduler *s, int64_t t, size_t idx, bool have_
     const bool low_final = idx == last && s->lower_order_final && s->n_ts < 15;
     const bool low_second = s->n_ts >= 2 && idx == last - 1 && s->lower_order_final && s->n_ts < 15;
 
-    /* model_outputs shift: the oldest slot becomes the newest */
-    int oldest = 0;
-    for (int b = 0; b < s->order; b++) {
-        bool used = false;
-        for (int j = 0; j < s->order - 1; j++) used |= s->mo[j] == b;
-        if (!used) { oldest = b; break; }
-    }
-    for (int j = s->order - 1; j > 0; j--) s->mo[j] = s->mo[j - 1];
-    s->mo[0] = oldest;
+    mo_push(s, t);
 
     int order;
     if (s->order == 1 || s->lower_order_nums < 1 || low_final) order = 1;
@@ -1486,29 +1490,18 @@ static ngpt_status plan_unipc(ngpt_scheduler *s, int64_t t, size_t idx, nx_sched
     c->x0 = s->predict_x0;
     c->conv_alpha = s->alpha_t[t];
     c->conv_sigma = s->sigma_t[t];
-    for (int j = 0; j < s->n_hist; j++) p->m[j] = s->mo[j];
+    for (int j = 0; j < 3; j++) p->m[j] = s->mo[j];  /* -1 where the history is shorter */
     p->save_x = s->order;
-    c->corr = idx > 0 && !corrector_disabled(s, (int64_t)idx - 1) && s->have_last;
+    /* last_sample is set once a step has run since set_timesteps / reset */
+    c->corr = idx > 0 && !corrector_disabled(s, (int64_t)idx - 1) && s->mo[0] >= 0;
     if (c->corr)  /* from the previous timestep to this one, at the previous step's order */
         unipc_update(s, s->this_order, true, s->mo_t[0], &s->mo_t[1], t, &c->c_cx, &c->c_c0, &c->c_cb, c->c_rk,
                      c->c_rho, &c->c_rho_t, &c->kc);
-    /* model_outputs / timestep_list shift: the oldest slot (or a free one) takes this output */
-    int slot = s->n_hist == s->order ? s->mo[s->order - 1] : -1;
-    for (int b = 0; b < s->order && slot < 0; b++) {
-        bool used = false;
-        for (int j = 0; j < s->n_hist; j++) used |= s->mo[j] == b;
-        if (!used) slot = b;
-    }
-    if (s->n_hist < s->order) s->n_hist++;
-    for (int j = s->n_hist - 1; j > 0; j--) { s->mo[j] = s->mo[j - 1]; s->mo_t[j] = s->mo_t[j - 1]; }
-    s->mo[0] = slot;
-    s->mo_t[0] = t;
-    p->push = slot;
+    p->push = mo_push(s, t);
     const size_t last = s->n_ts - 1;
     int order = s->lower_order_final && (size_t)s->order > s->n_ts - idx ? (int)(s->n_ts - idx) : s->order;
     if (order > s->lower_order_nums + 1) order = s->lower_order_nums + 1;
     s->this_order = order;
-    s->have_last = true;
     const int64_t prev_t = idx == last ? 0 : s->ts[idx + 1];
     float rho_t_unused;
     unipc_update(s, order, false, t, &s->mo_t[1], prev_t, &c->p_cx, &c->p_c0, &c->p_cb, c->p_rk, c->p_rho,
