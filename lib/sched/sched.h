@@ -1,8 +1,8 @@
 /* sched.h — the diffusion schedulers behind ngpt_scheduler (diffusers 0.17 ports).
  *
  * Split in two so that a device can run the steps:
- *  - the scheduler (sched.c): config, noise schedule, timesteps and the stepping state (history
- *    order, counters). nx_sched_plan advances that state by one step and describes the step's
+ *  - the scheduler (sched.c and the files sched_impl.h lists): config, noise schedule,
+ *    timesteps and the stepping state (history order, counters). nx_sched_plan advances that state by one step and describes the step's
  *    array work as an nx_sched_step: float32 scalar coefficients, computed exactly as diffusers
  *    does on 0-dim float32 tensors, and the state buffers to read and write as slots;
  *  - the element-wise step (sched_math.h): nx_sched_elem runs a planned step on one element.

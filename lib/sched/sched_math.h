@@ -6,7 +6,7 @@
  * updates (PNDM's ets.append and cur_sample, its PRK accumulator, DPM-Solver's and UniPC's
  * model_outputs, UniPC's last sample, Heun's first-order derivative and sample, LMS's
  * derivatives) as slot indices into six state buffers, and the per-step coefficients that
- * sched.c computes from the schedule. Everything a step does to element i reads and writes
+ * sched_plan.c computes from the schedule. Everything a step does to element i reads and writes
  * element i only, so the whole step is one pass over the latents — on a GPU one kernel, its
  * inputs never leaving the device.
  *
@@ -24,7 +24,7 @@
 #define NX_SCHED_FN static inline
 #endif
 
-/* Values of ngpt_prediction_type / ngpt_dpm_algorithm (nextgpt.h; sched.c checks they agree). */
+/* Values of ngpt_prediction_type / ngpt_dpm_algorithm (nextgpt.h; sched_step.c checks they agree). */
 #define NX_SCHED_PRED_EPSILON 1
 #define NX_SCHED_PRED_V       2
 #define NX_SCHED_PRED_SAMPLE  3
