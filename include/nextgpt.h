@@ -517,12 +517,12 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *
  * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio
  * and video decoders), PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler), DPM-Solver(++)
- * multistep, UniPC multistep, and the k-diffusion samplers Euler, Euler ancestral, Heun and LMS.
- * A scheduler is built from a
+ * multistep, UniPC multistep, and the k-diffusion samplers Euler, Euler ancestral, Heun, LMS,
+ * KDPM2 and KDPM2 ancestral. A scheduler is built from a
  * diffusers `scheduler_config.json` (any of these classes can be asked for on another's config,
  * as diffusers' `from_config` does); it holds the noise schedule (alphas_cumprod in float32, as
- * diffusers computes it), the timesteps and, for PNDM, DPM-Solver, UniPC, Heun and LMS, the
- * history of previous steps. It computes on host float32 arrays.
+ * diffusers computes it), the timesteps and, for PNDM, DPM-Solver, UniPC, Heun, LMS and KDPM2,
+ * the history of previous steps. It computes on host float32 arrays.
  *
  *     ngpt_scheduler *s = NULL;
  *     if (ngpt_scheduler_create(&s, "sd/scheduler/scheduler_config.json", NULL) != NGPT_OK) ...
@@ -540,8 +540,8 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * (ngpt_scheduler_timesteps, _step, ...) take; the k-diffusion samplers' are fractional (float64, as
  * diffusers' numpy linspace gives them), so they need the _f64 calls, which serve every kind.
  * Randomness: the library draws no random numbers. Where diffusers would draw noise (DDIM with
- * eta > 0, the SDE variants of DPM-Solver, Euler ancestral), the caller passes it as
- * `variance_noise` (standard normal, one value per sample element, a fresh draw per step).
+ * eta > 0, the SDE variants of DPM-Solver, Euler ancestral, KDPM2 ancestral), the caller passes
+ * it as `variance_noise` (standard normal, one value per sample element, a fresh draw per step).
  * Threads: a scheduler is stateful; use it from one thread at a time. Different schedulers are
  * independent. Errors: NGPT_ERR_BAD_FORMAT (not JSON, a key of the wrong type),
  * NGPT_ERR_UNSUPPORTED (an unknown _class_name / beta_schedule / prediction_type / algorithm,
@@ -552,7 +552,8 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * DPM-Solver, Euler and Heun take use_karras_sigmas (Karras et al.'s rho-7 noise levels).
  * UniPC keeps the previous step's sample to correct it: take its steps in order. It runs on
  * samples of any shape (diffusers 0.17's einsum accepts only 4-D ones from the second step on).
- * Heun keeps its first-order result between a timestep's two steps: take its steps in order.
+ * Heun, KDPM2 and KDPM2 ancestral keep their first-order result between a timestep's two steps:
+ * take their steps in order.
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct ngpt_scheduler ngpt_scheduler;  /* opaque */
@@ -572,16 +573,24 @@ typedef enum ngpt_scheduler_kind {
                                                  previous one (UniC) with the new model output,
                                                  then predicts (UniP); solver_order 1-3, B(h)
                                                  bh1 or bh2, predict_x0, disable_corrector */
-    NGPT_SCHEDULER_LMS                  = 8   /* LMSDiscreteScheduler (k-diffusion's linear
+    NGPT_SCHEDULER_LMS                  = 8,  /* LMSDiscreteScheduler (k-diffusion's linear
                                                  multistep, order 4; Karras sigmas with the
                                                  config's use_karras_sigmas) */
+    NGPT_SCHEDULER_KDPM2                = 9,  /* KDPM2DiscreteScheduler (DPM-Solver-2: 2n - 1
+                                                 steps, a first-order step to the log-midpoint
+                                                 sigma and back from there) */
+    NGPT_SCHEDULER_KDPM2_ANCESTRAL      = 10  /* KDPM2AncestralDiscreteScheduler: KDPM2 with
+                                                 ancestral noise; needs variance_noise on its
+                                                 second-order steps (the even ones, counting from
+                                                 1) */
 } ngpt_scheduler_kind;
 
 typedef enum ngpt_prediction_type {
     NGPT_PREDICTION_FROM_CONFIG = 0,
     NGPT_PREDICTION_EPSILON     = 1,  /* the model predicts the noise */
     NGPT_PREDICTION_V           = 2,  /* v-prediction */
-    NGPT_PREDICTION_SAMPLE      = 3   /* the model predicts x0 (not PNDM, Euler ancestral, Heun) */
+    NGPT_PREDICTION_SAMPLE      = 3   /* the model predicts x0 (not PNDM, Euler ancestral, Heun,
+                                         KDPM2, KDPM2 ancestral) */
 } ngpt_prediction_type;
 
 typedef enum ngpt_dpm_algorithm {
@@ -636,17 +645,19 @@ NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s);
 /* Compute the timesteps for n inference steps (1 <= n <= num_train_timesteps) and reset the
  * stepping state. PNDM with skip_prk_steps gives n+1 timesteps (the second one repeated), PNDM
  * with PRK steps more; DPM-Solver and UniPC may give fewer (duplicates removed); Euler and LMS
- * give n, Heun 2n - 1. */
+ * give n, Heun, KDPM2 and KDPM2 ancestral 2n - 1. */
 NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n);
 /* The timesteps, in stepping order (borrowed; valid until the next set_timesteps or free).
- * Before set_timesteps: NGPT_ERR_INVALID_ARGUMENT. Euler, Euler ancestral, Heun and LMS:
- * NGPT_ERR_UNSUPPORTED (their timesteps are fractional: use ngpt_scheduler_timesteps_f64). */
+ * Before set_timesteps: NGPT_ERR_INVALID_ARGUMENT. The k-diffusion samplers (Euler, Euler
+ * ancestral, Heun, LMS, KDPM2, KDPM2 ancestral): NGPT_ERR_UNSUPPORTED (their timesteps are
+ * fractional: use ngpt_scheduler_timesteps_f64). */
 NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int64_t **ts, size_t *n);
 /* One denoising step: sample (n floats, in/out) becomes the sample at the previous timestep.
  * model_output: the model's prediction at `timestep` (n floats); timestep must be one of the
  * schedule's (steps are taken in the schedule's order: PNDM, DPM-Solver, UniPC and LMS remember
  * previous outputs). variance_noise: n standard-normal floats when eta > 0 (DDIM) or for the SDE
- * DPM-Solver variants, else NULL (ignored). n must stay the same until set_timesteps/reset. */
+ * DPM-Solver variants, every Euler ancestral step and KDPM2 ancestral's second-order steps,
+ * else NULL (ignored). n must stay the same until set_timesteps/reset. */
 NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_output, int64_t timestep,
                                          float *sample, size_t n, const float *variance_noise);
 /* Forget the stepping history (PNDM's, DPM-Solver's, UniPC's and LMS's previous outputs) but keep the
@@ -655,17 +666,19 @@ NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s);
 /* alphas_cumprod, float32 [num_train_timesteps] (borrowed; lives as long as s). */
 NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, const float **acp, size_t *n);
 /* The standard deviation of the initial noise: 1.0, or for Euler, Euler ancestral and LMS the largest
- * sigma of the training schedule (diffusers' init_noise_sigma, ~14.6 for SD 1.5), for Heun the
- * largest of the last set_timesteps' sigmas (before it: the training schedule's); 1.0 for s NULL. */
+ * sigma of the training schedule (diffusers' init_noise_sigma, ~14.6 for SD 1.5), for Heun, KDPM2
+ * and KDPM2 ancestral the largest of the last set_timesteps' sigmas (before it: the training
+ * schedule's); 1.0 for s NULL. */
 NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s);
 /* scale_model_input, sample (n floats) in place: the identity for DDIM, PNDM and DPM-Solver
- * (checks its arguments, changes nothing); Euler, Euler ancestral, Heun and LMS divide by
- * (sigma^2 + 1)^0.5 at the timestep, which must be one of the schedule's. Call it on the model's
- * input every step, before that step's ngpt_scheduler_step (Heun's sigma depends on its state). */
+ * (checks its arguments, changes nothing); the k-diffusion samplers divide by (sigma^2 + 1)^0.5
+ * at the timestep, which must be one of the schedule's. Call it on the model's input every step,
+ * before that step's ngpt_scheduler_step (Heun's and KDPM2's sigmas depend on their state: KDPM2
+ * scales its second-order steps by the interpolated sigma). */
 NGPT_API ngpt_status ngpt_scheduler_scale_model_input(const ngpt_scheduler *s, float *sample, size_t n,
                                                       int64_t timestep);
 /* add_noise (img2img): out = sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise, 0 <= t <
- * num_train_timesteps; Euler, Euler ancestral, Heun, LMS: out = original + sigma(t) * noise, t one of
+ * num_train_timesteps; the k-diffusion samplers: out = original + sigma(t) * noise, t one of
  * the schedule's timesteps. out may alias original or noise. */
 NGPT_API ngpt_status ngpt_scheduler_add_noise(const ngpt_scheduler *s, float *out, const float *original,
                                               const float *noise, size_t n, int64_t timestep);
@@ -985,7 +998,7 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * uncond: the same shape: the text encoder's embedding of "" (NExT-GPT's negative prompt); NULL
  * = computed by the decoder's text encoder (see "Text" below; NGPT_ERR_UNSUPPORTED without
  * one), or not needed when guidance_scale <= 1. aux may be NULL (AUDIO only). The noise a
- * scheduler draws each step (DDIM eta > 0, SDE DPM-Solver, Euler ancestral) comes from `seed`
+ * scheduler draws each step (DDIM eta > 0, SDE DPM-Solver, Euler and KDPM2 ancestral) comes from `seed`
  * too, so a seed gives the same output on every run. */
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
                                            const ngpt_tensor *cond, const ngpt_tensor *uncond,

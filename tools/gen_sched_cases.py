@@ -3,8 +3,9 @@
 
 The expected outputs come from a PORT of diffusers 0.17.0's scheduling_ddim.py,
 scheduling_pndm.py, scheduling_dpmsolver_multistep.py, scheduling_euler_discrete.py,
-scheduling_euler_ancestral_discrete.py, scheduling_heun_discrete.py and
-scheduling_unipc_multistep.py (the classes below copy their __init__ / set_timesteps /
+scheduling_euler_ancestral_discrete.py, scheduling_heun_discrete.py,
+scheduling_unipc_multistep.py, scheduling_lms_discrete.py, scheduling_k_dpm_2_discrete.py and
+scheduling_k_dpm_2_ancestral_discrete.py (the classes below copy their __init__ / set_timesteps /
 scale_model_input / step code line by line, torch float32 tensors and numpy float64 arrays as
 diffusers uses, NumPy 1.x casting included; code two classes share is written once), not from
 diffusers itself, which is not installed
@@ -12,8 +13,7 @@ here. It covers configurations the shared golden set lacks: DDIM eta > 0 with gi
 v_prediction, sample prediction, clip_sample, trailing spacing, zero-SNR rescale, linear/cosine
 betas; PNDM with PRK steps; DPM-Solver order 3, heun, algorithm dpmsolver, the SDE variant with
 given noise; Euler (linear and Karras sigmas, epsilon/v/sample) and Euler ancestral with given
-noise, Heun, UniPC (stages scheduler.euler, scheduler.euler_ancestral, scheduler.heun and
-scheduler.unipc, which the shared set has not).
+noise, Heun, UniPC, LMS, KDPM2 and KDPM2 ancestral (stages the shared set has not).
 
 Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_sched_cases.py
 (writes tests/golden/{vision,video}/scheduler.*/<case>/). Random data come from a seeded torch
@@ -654,6 +654,157 @@ class Heun(Euler):  # scheduling_heun_discrete.py v0.17.0
         return prev_sample
 
 
+class KDPM2(Heun):  # scheduling_k_dpm_2_discrete.py v0.17.0 (index_for_timestep: Heun's)
+    defaults = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="linear",
+                    trained_betas=None, prediction_type="epsilon")
+
+    def set_timesteps(self, num_inference_steps):
+        self.num_inference_steps = num_inference_steps
+        num_train_timesteps = self.config["num_train_timesteps"]
+        timesteps = np.linspace(0, num_train_timesteps - 1, num_inference_steps, dtype=float)[::-1].copy()
+        sigmas = np.array(((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5)
+        self.log_sigmas = torch.from_numpy(np.log(sigmas))
+        sigmas = np.interp(timesteps, np.arange(0, len(sigmas)), sigmas)
+        sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
+        sigmas = torch.from_numpy(sigmas)
+        sigmas_interpol = sigmas.log().lerp(sigmas.roll(1).log(), 0.5).exp()
+        self.sigmas = torch.cat([sigmas[:1], sigmas[1:].repeat_interleave(2), sigmas[-1:]])
+        self.sigmas_interpol = torch.cat(
+            [sigmas_interpol[:1], sigmas_interpol[1:].repeat_interleave(2), sigmas_interpol[-1:]])
+        self.init_noise_sigma = self.sigmas.max()
+        timesteps = torch.from_numpy(timesteps)
+        timesteps_interpol = self.sigma_to_t(sigmas_interpol).to(dtype=timesteps.dtype)
+        interleaved_timesteps = torch.stack((timesteps_interpol[1:-1, None], timesteps[1:, None]), dim=-1).flatten()
+        self.timesteps = torch.cat([timesteps[:1], interleaved_timesteps])
+        self.sample = None
+
+    def sigma_to_t(self, sigma):
+        log_sigma = sigma.log()
+        dists = log_sigma - self.log_sigmas[:, None]
+        low_idx = dists.ge(0).cumsum(dim=0).argmax(dim=0).clamp(max=self.log_sigmas.shape[0] - 2)
+        high_idx = low_idx + 1
+        low = self.log_sigmas[low_idx]
+        high = self.log_sigmas[high_idx]
+        w = (low - log_sigma) / (low - high)
+        w = w.clamp(0, 1)
+        t = (1 - w) * low_idx + w * high_idx
+        t = t.view(sigma.shape)
+        return t
+
+    @property
+    def state_in_first_order(self):
+        return self.sample is None
+
+    def scale_model_input(self, sample, timestep):
+        step_index = self.index_for_timestep(timestep)
+        if self.state_in_first_order:
+            sigma = self.sigmas[step_index]
+        else:
+            sigma = self.sigmas_interpol[step_index]
+        sample = sample / ((sigma**2 + 1) ** 0.5)
+        return sample
+
+    def step(self, model_output, timestep, sample, noise=None):
+        c = self.config
+        step_index = self.index_for_timestep(timestep)
+        if self.state_in_first_order:
+            sigma = self.sigmas[step_index]
+            sigma_interpol = self.sigmas_interpol[step_index + 1]
+            sigma_next = self.sigmas[step_index + 1]
+        else:
+            sigma = self.sigmas[step_index - 1]
+            sigma_interpol = self.sigmas_interpol[step_index]
+            sigma_next = self.sigmas[step_index]
+        gamma = 0
+        sigma_hat = sigma * (gamma + 1)
+        sigma_input = sigma_hat if self.state_in_first_order else sigma_interpol
+        pred_original_sample = kdiff_x0(c["prediction_type"], sigma_input, model_output, sample)
+        if self.state_in_first_order:
+            derivative = (sample - pred_original_sample) / sigma_hat
+            dt = sigma_interpol - sigma_hat
+            self.sample = sample
+        else:
+            derivative = (sample - pred_original_sample) / sigma_interpol
+            dt = sigma_next - sigma_hat
+            sample = self.sample
+            self.sample = None
+        prev_sample = sample + derivative * dt
+        return prev_sample
+
+
+class KDPM2Ancestral(KDPM2):  # scheduling_k_dpm_2_ancestral_discrete.py v0.17.0
+    ancestral = True
+
+    def set_timesteps(self, num_inference_steps):
+        self.num_inference_steps = num_inference_steps
+        num_train_timesteps = self.config["num_train_timesteps"]
+        timesteps = np.linspace(0, num_train_timesteps - 1, num_inference_steps, dtype=float)[::-1].copy()
+        sigmas = np.array(((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5)
+        self.log_sigmas = torch.from_numpy(np.log(sigmas))
+        sigmas = np.interp(timesteps, np.arange(0, len(sigmas)), sigmas)
+        sigmas = np.concatenate([sigmas, [0.0]]).astype(np.float32)
+        sigmas = torch.from_numpy(sigmas)
+        sigmas_next = sigmas.roll(-1)
+        sigmas_next[-1] = 0.0
+        sigmas_up = (sigmas_next**2 * (sigmas**2 - sigmas_next**2) / sigmas**2) ** 0.5
+        sigmas_down = (sigmas_next**2 - sigmas_up**2) ** 0.5
+        sigmas_down[-1] = 0.0
+        sigmas_interpol = sigmas.log().lerp(sigmas_down.log(), 0.5).exp()
+        sigmas_interpol[-2:] = 0.0
+        self.sigmas = torch.cat([sigmas[:1], sigmas[1:].repeat_interleave(2), sigmas[-1:]])
+        self.sigmas_interpol = torch.cat(
+            [sigmas_interpol[:1], sigmas_interpol[1:].repeat_interleave(2), sigmas_interpol[-1:]])
+        self.sigmas_up = torch.cat([sigmas_up[:1], sigmas_up[1:].repeat_interleave(2), sigmas_up[-1:]])
+        self.sigmas_down = torch.cat([sigmas_down[:1], sigmas_down[1:].repeat_interleave(2), sigmas_down[-1:]])
+        self.init_noise_sigma = self.sigmas.max()
+        timesteps = torch.from_numpy(timesteps)
+        timesteps_interpol = self.sigma_to_t(sigmas_interpol).to(dtype=timesteps.dtype)
+        interleaved_timesteps = torch.stack((timesteps_interpol[:-2, None], timesteps[1:, None]), dim=-1).flatten()
+        self.timesteps = torch.cat([timesteps[:1], interleaved_timesteps])
+        self.sample = None
+
+    def scale_model_input(self, sample, timestep):
+        step_index = self.index_for_timestep(timestep)
+        if self.state_in_first_order:
+            sigma = self.sigmas[step_index]
+        else:
+            sigma = self.sigmas_interpol[step_index - 1]
+        sample = sample / ((sigma**2 + 1) ** 0.5)
+        return sample
+
+    def step(self, model_output, timestep, sample, noise=None):
+        c = self.config
+        step_index = self.index_for_timestep(timestep)
+        if self.state_in_first_order:
+            sigma = self.sigmas[step_index]
+            sigma_interpol = self.sigmas_interpol[step_index]
+            sigma_up = self.sigmas_up[step_index]
+            sigma_down = self.sigmas_down[step_index - 1]
+        else:
+            sigma = self.sigmas[step_index - 1]
+            sigma_interpol = self.sigmas_interpol[step_index - 1]
+            sigma_up = self.sigmas_up[step_index - 1]
+            sigma_down = self.sigmas_down[step_index - 1]
+        gamma = 0
+        sigma_hat = sigma * (gamma + 1)
+        sigma_input = sigma_hat if self.state_in_first_order else sigma_interpol
+        pred_original_sample = kdiff_x0(c["prediction_type"], sigma_input, model_output, sample)
+        if self.state_in_first_order:
+            derivative = (sample - pred_original_sample) / sigma_hat
+            dt = sigma_interpol - sigma_hat
+            self.sample = sample
+            self.dt = dt
+            prev_sample = sample + derivative * dt
+        else:
+            derivative = (sample - pred_original_sample) / sigma_interpol
+            dt = sigma_down - sigma_hat
+            sample = self.sample
+            self.sample = None
+            prev_sample = sample + derivative * dt
+            prev_sample = prev_sample + noise * sigma_up  # noise: randn_tensor in diffusers (every step), an input here
+        return prev_sample
+
+
 class UniPC:  # scheduling_unipc_multistep.py v0.17.0 (no thresholding, no solver_p)
     defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                     trained_betas=None, solver_order=2, prediction_type="epsilon", predict_x0=True,
@@ -799,10 +950,10 @@ def write_case(d, stage, params, atol, rtol, cls_name, note, T):
 
 
 def gen_euler(name, cls, params, shape, seed, atol=5e-5, rtol=1e-5, note=""):
-    """A scheduler.euler[_ancestral] or scheduler.heun case: the pipelines' loop (latents * init_noise_sigma is the
+    """A k-diffusion scheduler case (Euler, Euler ancestral, Heun, LMS, KDPM2, KDPM2 ancestral): the pipelines' loop (latents * init_noise_sigma is the
     caller's; per step scale_model_input, then step), recording the model inputs too."""
-    stage = ("scheduler.euler_ancestral" if cls.ancestral else "scheduler.heun" if cls is Heun
-             else "scheduler.lms" if cls is LMS else "scheduler.euler")
+    stage = {Euler: "scheduler.euler", EulerAncestral: "scheduler.euler_ancestral", Heun: "scheduler.heun",
+             LMS: "scheduler.lms", KDPM2: "scheduler.kdpm2", KDPM2Ancestral: "scheduler.kdpm2_ancestral"}[cls]
     g = torch.Generator().manual_seed(seed)
     s = cls(params)
     s.set_timesteps(params["num_inference_steps"])
@@ -830,7 +981,8 @@ def gen_euler(name, cls, params, shape, seed, atol=5e-5, rtol=1e-5, note=""):
                                                        "alphas_cumprod": s.alphas_cumprod}, f64=("timesteps",))
     write_case(d, stage, params, atol, rtol, {Euler: "EulerDiscreteScheduler", Heun: "HeunDiscreteScheduler",
                                               EulerAncestral: "EulerAncestralDiscreteScheduler",
-                                              LMS: "LMSDiscreteScheduler"}[cls], note, T)
+                                              LMS: "LMSDiscreteScheduler", KDPM2: "KDPM2DiscreteScheduler",
+                                              KDPM2Ancestral: "KDPM2AncestralDiscreteScheduler"}[cls], note, T)
 
 
 SD15 = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000)
@@ -983,8 +1135,28 @@ def main_lms():
               img, 53)
 
 
+def main_kdpm2():
+    img = (1, 4, 6, 6)
+    gen_euler("sd15_n8", KDPM2, dict(num_inference_steps=8, **SD15), img, 61,
+              note="15 steps: first-order ones to the log-midpoint sigmas (fractional timesteps from KDPM2's float32 "
+                   "sigma_to_t), second-order ones from the kept sample")
+    gen_euler("vpred_linear_n5", KDPM2, dict(num_inference_steps=5, prediction_type="v_prediction", beta_start=0.0001,
+                                             beta_end=0.02, beta_schedule="linear", num_train_timesteps=1000), img, 62)
+    gen_euler("defaults_one_step", KDPM2, dict(num_inference_steps=1), img, 63,
+              note="KDPM2DiscreteScheduler's own defaults (beta 0.00085..0.012, linear); one step to sigma 0")
+    gen_euler("sd15_n10", KDPM2Ancestral, dict(num_inference_steps=10, **SD15), img, 64,
+              note="the noise diffusers would draw each step is the input variance_noise [T, S...] (read on the "
+                   "second-order steps)")
+    gen_euler("vpred_linear_n6", KDPM2Ancestral, dict(num_inference_steps=6, prediction_type="v_prediction",
+                                                      beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                                                      num_train_timesteps=1000), (1, 4, 2, 4, 4), 65,
+              note="v_prediction, linear betas, video-shaped latents")
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["euler"]:
+    if sys.argv[1:] == ["kdpm2"]:
+        main_kdpm2()
+    elif sys.argv[1:] == ["euler"]:
         main_euler()
     elif sys.argv[1:] == ["unipc"]:
         main_unipc()
@@ -995,3 +1167,4 @@ if __name__ == "__main__":
         main_euler()
         main_unipc()
         main_lms()
+        main_kdpm2()

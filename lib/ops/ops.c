@@ -860,6 +860,9 @@ ngpt_status nx_op_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *
     for (int j = 0; j < 3; j++) NX_TRY(chk_slot(be, op, p->m[j], slot, n_slots, n, "model output history"));
     if (p->kind == NX_SCHED_KIND_DPM && p->m[0] < 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: a DPM-Solver plan without its model output slot", op);
+    if (p->kind == NX_SCHED_KIND_EULER && p->c.euler.heun != NX_HEUN_NONE &&
+        (p->m[1] < 0 || ((p->c.euler.heun == NX_HEUN_FIRST || p->c.euler.heun == NX_HEUN_SECOND) && p->m[0] < 0)))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: a Heun or KDPM2 plan without its state slots", op);
     if (p->kind == NX_SCHED_KIND_LMS && p->push < 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: an LMS plan without its derivative slot", op);
     if (p->kind == NX_SCHED_KIND_UNIPC && (p->push < 0 || p->save_x < 0 || (p->c.unipc.corr && p->m[0] < 0)))

@@ -1,5 +1,6 @@
 /* sched.c — ngpt_scheduler: the config (diffusers 0.17's scheduler_config.json: DDIM, PNDM,
- * DPM-Solver multistep, Euler, Euler ancestral, Heun, UniPC multistep, LMS), the noise schedule
+ * DPM-Solver multistep, Euler, Euler ancestral, Heun, UniPC multistep, LMS, KDPM2, KDPM2
+ * ancestral), the noise schedule
  * (betas, alphas_cumprod and the tables each kind derives from them), create and free. The
  * files of lib/sched are listed in sched_impl.h.
  */
@@ -74,6 +75,8 @@ const char *nx_sched_class_name(ngpt_scheduler_kind k)
     case NGPT_SCHEDULER_HEUN: return "HeunDiscreteScheduler";
     case NGPT_SCHEDULER_UNIPC_MULTISTEP: return "UniPCMultistepScheduler";
     case NGPT_SCHEDULER_LMS: return "LMSDiscreteScheduler";
+    case NGPT_SCHEDULER_KDPM2: return "KDPM2DiscreteScheduler";
+    case NGPT_SCHEDULER_KDPM2_ANCESTRAL: return "KDPM2AncestralDiscreteScheduler";
     default: return "?";
     }
 }
@@ -81,7 +84,12 @@ const char *nx_sched_class_name(ngpt_scheduler_kind k)
 bool nx_sched_is_kdiffusion(const ngpt_scheduler *s)
 {
     return s->kind == NGPT_SCHEDULER_EULER || s->kind == NGPT_SCHEDULER_EULER_ANCESTRAL || s->kind == NGPT_SCHEDULER_HEUN ||
-           s->kind == NGPT_SCHEDULER_LMS;
+           s->kind == NGPT_SCHEDULER_LMS || nx_sched_is_kdpm2(s);
+}
+
+bool nx_sched_is_kdpm2(const ngpt_scheduler *s)
+{
+    return s->kind == NGPT_SCHEDULER_KDPM2 || s->kind == NGPT_SCHEDULER_KDPM2_ANCESTRAL;
 }
 
 /* torch.linspace(start, end, n, dtype=float32) as torch 1.13's CPU kernel computes it (checked
@@ -268,11 +276,13 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         else if (!strcmp(cls, "HeunDiscreteScheduler")) kind = NGPT_SCHEDULER_HEUN;
         else if (!strcmp(cls, "UniPCMultistepScheduler")) kind = NGPT_SCHEDULER_UNIPC_MULTISTEP;
         else if (!strcmp(cls, "LMSDiscreteScheduler")) kind = NGPT_SCHEDULER_LMS;
+        else if (!strcmp(cls, "KDPM2DiscreteScheduler")) kind = NGPT_SCHEDULER_KDPM2;
+        else if (!strcmp(cls, "KDPM2AncestralDiscreteScheduler")) kind = NGPT_SCHEDULER_KDPM2_ANCESTRAL;
         else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: _class_name '%s' is not supported "
                            "(DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, "
                            "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, UniPCMultistepScheduler, "
-                           "LMSDiscreteScheduler)", cls);
-    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_LMS) {
+                           "LMSDiscreteScheduler, KDPM2DiscreteScheduler, KDPM2AncestralDiscreteScheduler)", cls);
+    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_KDPM2_ANCESTRAL) {
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown kind %d", (int)kind);
     }
     s->kind = kind;
@@ -285,9 +295,10 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
     NX_TRY(cfg_int(cfg, "num_train_timesteps", 1000, &s->T));
     if (s->T < 1 || s->T > 100000000)
         return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: num_train_timesteps %lld out of range", (long long)s->T);
-    /* HeunDiscreteScheduler's defaults are SD's range */
-    NX_TRY(cfg_num(cfg, "beta_start", kind == NGPT_SCHEDULER_HEUN ? 0.00085 : 0.0001, &beta_start));
-    NX_TRY(cfg_num(cfg, "beta_end", kind == NGPT_SCHEDULER_HEUN ? 0.012 : 0.02, &beta_end));
+    /* Heun's and KDPM2's defaults are SD's range */
+    const bool sd_range = kind == NGPT_SCHEDULER_HEUN || nx_sched_is_kdpm2(s);
+    NX_TRY(cfg_num(cfg, "beta_start", sd_range ? 0.00085 : 0.0001, &beta_start));
+    NX_TRY(cfg_num(cfg, "beta_end", sd_range ? 0.012 : 0.02, &beta_end));
     NX_TRY(cfg_str(cfg, "beta_schedule", "linear", &beta_schedule));
     NX_TRY(cfg_str(cfg, "prediction_type", "epsilon", &pred));
     /* Euler keeps "original_sample" as another name of "sample" */
@@ -334,7 +345,8 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: PNDM supports prediction_type epsilon or v_prediction, not 'sample'");
     }
     if (euler) {
-        if ((kind == NGPT_SCHEDULER_EULER_ANCESTRAL || kind == NGPT_SCHEDULER_HEUN) && s->pred == NGPT_PREDICTION_SAMPLE)
+        if ((kind == NGPT_SCHEDULER_EULER_ANCESTRAL || kind == NGPT_SCHEDULER_HEUN || nx_sched_is_kdpm2(s)) &&
+            s->pred == NGPT_PREDICTION_SAMPLE)
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: %s supports prediction_type epsilon or v_prediction, not "
                           "'sample' (diffusers 0.17: not implemented)", nx_sched_class_name(kind));
         if (kind == NGPT_SCHEDULER_HEUN || kind == NGPT_SCHEDULER_LMS) {
@@ -441,7 +453,7 @@ void nx_sched_reset_state(ngpt_scheduler *s)
     s->counter = 0;
     s->lower_order_nums = 0;
     s->next = 0;
-    s->heun_second = false;
+    s->second_order = false;
     s->heun_dt = 0.0f;
     s->this_order = 0;
     for (int i = 0; i < 4; i++) s->ets[i] = -1;
@@ -460,6 +472,9 @@ NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s)
     nx_free(s->ts);
     nx_free(s->tsf);
     nx_free(s->sigmas);
+    nx_free(s->sigmas_interp);
+    nx_free(s->sigmas_up);
+    nx_free(s->sigmas_down);
     nx_free(s->disable_corrector);
     nx_free(s);
 }

@@ -4,7 +4,8 @@
  *  - sched.c: config (scheduler_config.json), noise schedule, create / free;
  *  - sched_timesteps.c: set_timesteps, the timestep lookups, scale_model_input, add_noise;
  *  - sched_plan.c: nx_sched_plan and ngpt_scheduler_step; DDIM, PNDM and DPM-Solver's steps;
- *  - sched_kdiff.c: the k-diffusion samplers' steps (Euler, Euler ancestral, Heun, LMS);
+ *  - sched_kdiff.c: the k-diffusion samplers' steps (Euler, Euler ancestral, Heun, LMS, KDPM2,
+ *    KDPM2 ancestral);
  *  - sched_unipc.c: UniPC's step;
  *  - sched_step.c / sched_math.h: a planned step's element-wise work.
  *
@@ -54,7 +55,9 @@ struct ngpt_scheduler {
     int32_t  n_inference;       /* as passed to set_timesteps; 0 = not yet */
     int64_t *ts;                /* [n_ts] (not the Euler kinds': theirs are fractional) */
     double  *tsf;               /* [n_ts]: every kind's timesteps as float64 */
-    float   *sigmas;            /* Euler [n_ts + 1]: the step sigmas, then 0 */
+    float   *sigmas;            /* k-diffusion [n_ts + 1]: the step sigmas, then 0 */
+    float   *sigmas_interp;     /* KDPM2 [n_ts + 1]: sigmas_interpol, repeated as sigmas are */
+    float   *sigmas_up, *sigmas_down;  /* KDPM2 ancestral [n_ts + 1], likewise */
     size_t   n_ts;
     size_t   next;              /* Euler: the step expected next (a repeated timestep resolves to it) */
     size_t   n_prk;             /* PNDM: the first n_prk timesteps are PRK steps */
@@ -74,12 +77,14 @@ struct ngpt_scheduler {
     int    mo[3];               /* DPM, UniPC: model_outputs as slots, mo[0] newest; -1 unused */
     int64_t mo_t[3];            /* UniPC: timestep_list, the timesteps of mo[] */
     int    this_order;          /* UniPC: the last UniP's order (the next UniC's) */
-    bool   heun_second;         /* Heun: the next step is a second-order one (diffusers: dt set) */
+    bool   second_order;        /* Heun, KDPM2: the next step is a second-order one (diffusers: Heun's
+                                   dt, KDPM2's sample set) */
     float  heun_dt;             /* Heun: the first-order step's dt */
 };
 /* sched.c */
 const char *nx_sched_class_name(ngpt_scheduler_kind k);  /* diffusers' class name */
 bool nx_sched_is_kdiffusion(const ngpt_scheduler *s);     /* fractional timesteps, sigma-scaled input */
+bool nx_sched_is_kdpm2(const ngpt_scheduler *s);          /* KDPM2 or KDPM2 ancestral */
 void nx_sched_free_state(ngpt_scheduler *s);              /* the host stepping's buffers */
 void nx_sched_reset_state(ngpt_scheduler *s);             /* the stepping counters and history */
 
@@ -88,12 +93,17 @@ size_t nx_sched_first_step(const ngpt_scheduler *s, double t);
 size_t nx_sched_find_step(const ngpt_scheduler *s, double t);
 ngpt_status nx_sched_not_in_schedule(const ngpt_scheduler *s, const char *fn, double t);
 
+/* sched_kdiff.c: an ancestral step's sigma_up and sigma_down from sigma `from` to `to` (Euler
+ * ancestral's per step, KDPM2 ancestral's in its schedule) */
+void nx_sched_ancestral_sigmas(float from, float to, float *up, float *down);
+
 /* sched_plan.c: the history rings, PNDM's and LMS's ets, DPM-Solver's and UniPC's model_outputs */
 int nx_sched_ets_push(ngpt_scheduler *s);
 int nx_sched_mo_push(ngpt_scheduler *s, int64_t t);
 
 /* the kinds' step planners (sched_kdiff.c, sched_unipc.c) */
 ngpt_status nx_sched_plan_euler(ngpt_scheduler *s, size_t idx, bool have_noise, nx_sched_step *p);
+ngpt_status nx_sched_plan_kdpm2(ngpt_scheduler *s, size_t idx, bool have_noise, nx_sched_step *p);
 void nx_sched_plan_lms(ngpt_scheduler *s, size_t idx, nx_sched_step *p);
 ngpt_status nx_sched_plan_unipc(ngpt_scheduler *s, int64_t t, size_t idx, nx_sched_step *p);
 

@@ -4,8 +4,8 @@
  *
  * A step is data (nx_sched_step): the classifier-free guidance combine, the scheduler's state
  * updates (PNDM's ets.append and cur_sample, its PRK accumulator, DPM-Solver's and UniPC's
- * model_outputs, UniPC's last sample, Heun's first-order derivative and sample, LMS's
- * derivatives) as slot indices into six state buffers, and the per-step coefficients that
+ * model_outputs, UniPC's last sample, Heun's first-order derivative and sample, KDPM2's sample,
+ * LMS's derivatives) as slot indices into six state buffers, and the per-step coefficients that
  * sched_plan.c computes from the schedule. Everything a step does to element i reads and writes
  * element i only, so the whole step is one pass over the latents — on a GPU one kernel, its
  * inputs never leaving the device.
@@ -81,15 +81,20 @@ typedef struct nx_dpm_coef {
     float cn;             /* noise coefficient (SDE variants) */
 } nx_dpm_coef;
 
-/* ---- Euler / Euler ancestral / Heun (k-diffusion): x0 from the sigma-scaled output, one Euler
- * step along the ODE derivative, plus sigma_up noise for the ancestral sampler; Heun's second
- * step averages its derivative with the first's and restarts from the first's sample ---- */
-enum { NX_HEUN_NONE = 0, NX_HEUN_FIRST = 1, NX_HEUN_SECOND = 2 };
+/* ---- Euler / Euler ancestral / Heun / KDPM2 (k-diffusion): x0 from the sigma-scaled output,
+ * one Euler step along the ODE derivative, plus sigma_up noise for the ancestral samplers.
+ * Heun's second step averages its derivative with the first's and restarts from the first's
+ * sample; KDPM2's restarts from it with its own derivative (taken at the midpoint sigma) ---- */
+enum { NX_HEUN_NONE = 0, NX_HEUN_FIRST = 1, NX_HEUN_SECOND = 2, NX_KDPM2_FIRST = 3, NX_KDPM2_SECOND = 4 };
 typedef struct nx_euler_coef {
     int   pred;           /* NX_SCHED_PRED_* */
-    int   heun;           /* NX_HEUN_*: FIRST saves the derivative in slot m[0], the sample in m[1] */
-    float sigma;          /* sigma_hat (= sigma: s_churn 0); Heun's second step: sigma_next */
-    float dt;             /* sigmas[i+1] - sigma_hat; ancestral: sigma_down - sigma */
+    int   heun;           /* NX_HEUN_*: HEUN_FIRST saves the derivative in slot m[0], the sample in
+                             m[1]; KDPM2_FIRST the sample in m[1] */
+    float sigma;          /* sigma_hat (= sigma: s_churn 0); Heun's second step: sigma_next;
+                             KDPM2's: the interpolated sigma */
+    float dt;             /* sigmas[i+1] - sigma_hat; ancestral: sigma_down - sigma; KDPM2: the
+                             interpolated sigma - sigma, then sigma_next (ancestral: sigma_down)
+                             - sigma */
     float v_out;          /* v-prediction: -sigma / (sigma**2 + 1) ** 0.5 */
     float v_skip_div;     /* v-prediction: sigma**2 + 1 (the sample is divided by it) */
     float sigma_up;       /* ancestral: the noise's scale */
@@ -254,7 +259,7 @@ NX_SCHED_FN float nx_kdiff_derivative(int pred, float sigma, float v_out, float 
 
 /* Euler's new sample from sample x, model output m and noise, in diffusers' order of float32
  * tensor operations (pred_original_sample, then derivative = (x - x0) / sigma_hat). Heun: deriv
- * and saved are the element's two state slots. */
+ * and saved are the element's two state slots; KDPM2: saved is its one. */
 NX_SCHED_FN float nx_euler_elem(const nx_euler_coef *c, float x, float m, float noise, float *deriv, float *saved)
 {
     float d = nx_kdiff_derivative(c->pred, c->sigma, c->v_out, c->v_skip_div, x, m);
@@ -263,6 +268,10 @@ NX_SCHED_FN float nx_euler_elem(const nx_euler_coef *c, float x, float m, float 
         *saved = x;
     } else if (c->heun == NX_HEUN_SECOND) {
         d = (*deriv + d) / 2.0f;
+        x = *saved;
+    } else if (c->heun == NX_KDPM2_FIRST) {
+        *saved = x;
+    } else if (c->heun == NX_KDPM2_SECOND) {
         x = *saved;
     }
     float prev = x + d * c->dt;

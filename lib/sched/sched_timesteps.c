@@ -12,21 +12,32 @@
 
 static ngpt_status ts_alloc(ngpt_scheduler *s, size_t n)
 {
+    /* the k-diffusion samplers' sigmas: n + 1 of each kind the sampler has */
+    const int n_sg = !nx_sched_is_kdiffusion(s) ? 0 : s->kind == NGPT_SCHEDULER_KDPM2 ? 2
+                   : s->kind == NGPT_SCHEDULER_KDPM2_ANCESTRAL ? 4 : 1;
     int64_t *ts = nx_malloc((n ? n : 1) * sizeof *ts);
     double *tsf = nx_malloc((n ? n : 1) * sizeof *tsf);
-    float *sigmas = nx_sched_is_kdiffusion(s) ? nx_malloc((n + 1) * sizeof *sigmas) : NULL;
-    if (!ts || !tsf || (nx_sched_is_kdiffusion(s) && !sigmas)) {
+    float *sg[4] = {NULL, NULL, NULL, NULL};
+    bool ok = ts && tsf;
+    for (int j = 0; j < n_sg; j++) ok &= (sg[j] = nx_malloc((n + 1) * sizeof(float))) != NULL;
+    if (!ok) {
         nx_free(ts);
         nx_free(tsf);
-        nx_free(sigmas);
+        for (int j = 0; j < 4; j++) nx_free(sg[j]);
         return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
     }
     nx_free(s->ts);
     nx_free(s->tsf);
     nx_free(s->sigmas);
+    nx_free(s->sigmas_interp);
+    nx_free(s->sigmas_up);
+    nx_free(s->sigmas_down);
     s->ts = ts;
     s->tsf = tsf;
-    s->sigmas = sigmas;
+    s->sigmas = sg[0];
+    s->sigmas_interp = sg[1];
+    s->sigmas_up = sg[2];
+    s->sigmas_down = sg[3];
     s->n_ts = n;
     return NGPT_OK;
 }
@@ -177,29 +188,46 @@ static void karras_sigmas(double *sg, int32_t N, double first, double last)
     for (int32_t i = 0; i < N; i++) sg[i] = pow(first_inv + np_linspace_at(1.0, N, i) * (last_inv - first_inv), rho);
 }
 
+/* The interpolation of _sigma_to_t and KDPM2's sigma_to_t (log sigma ls against the float32
+ * log training sigmas): the index low of the last log sigma <= ls (argmax of cumsum(dists >= 0)),
+ * at most T - 2, and the float32 weight w of low + 1, clipped to [0, 1] (NaN passes). */
+static float sigma_weight(float ls, const float *log_sigmas, int64_t T, int64_t *low_out)
+{
+    int64_t low = 0;
+    for (int64_t i = 0; i < T; i++)
+        if (ls - log_sigmas[i] >= 0.0f) low = i;
+    if (low > T - 2) low = T - 2;
+    const float lo = log_sigmas[low], hi = log_sigmas[low + 1];
+    float w = (lo - ls) / (lo - hi);
+    *low_out = low;
+    return w < 0.0f ? 0.0f : w > 1.0f ? 1.0f : w;
+}
+
 /* _sigma_to_t (Euler's, Heun's and DPM-Solver's are one copied function) under NumPy 1.x's
  * casting: the float64 log sigma meets the float32 log_sigmas as float32 (value-based casting of
  * a scalar), w is float32, and (1 - w) * low_idx + w * high_idx is float64 (a float32 array times
  * an int64 array). */
 static double sigma_to_t(double sigma, const float *log_sigmas, int64_t T)
 {
-    const float ls = (float)log(sigma);
-    int64_t low = 0;
-    for (int64_t i = 0; i < T; i++)  /* argmax of cumsum(dists >= 0): the last index with dists >= 0 */
-        if (ls - log_sigmas[i] >= 0.0f) low = i;
-    if (low > T - 2) low = T - 2;
-    const float lo = log_sigmas[low], hi = log_sigmas[low + 1];
-    float w = (lo - ls) / (lo - hi);
-    w = w < 0.0f ? 0.0f : w > 1.0f ? 1.0f : w;  /* np.clip (NaN passes) */
+    int64_t low;
+    const float w = sigma_weight((float)log(sigma), log_sigmas, T, &low);
     return (double)(1.0f - w) * (double)low + (double)w * (double)(low + 1);
+}
+
+/* np.log of the training sigmas (float32, as numpy takes the log of a float32 array), or NULL. */
+static float *log_train_sigmas(const ngpt_scheduler *s)
+{
+    float *ls = nx_malloc((size_t)s->T * sizeof *ls);
+    if (ls)
+        for (int64_t i = 0; i < s->T; i++) ls[i] = logf(s->train_sigma[i]);
+    return ls;
 }
 
 /* The timesteps of Karras sigmas: _sigma_to_t against log(training sigmas) (numpy's float32 log). */
 static ngpt_status karras_timesteps(const ngpt_scheduler *s, const double *sigmas, int32_t N, double *ts)
 {
-    float *log_sigmas = nx_malloc((size_t)s->T * sizeof *log_sigmas);
+    float *log_sigmas = log_train_sigmas(s);
     if (!log_sigmas) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
-    for (int64_t i = 0; i < s->T; i++) log_sigmas[i] = logf(s->train_sigma[i]);
     for (int32_t i = 0; i < N; i++) ts[i] = sigma_to_t(sigmas[i], log_sigmas, s->T);
     nx_free(log_sigmas);
     /* a noise schedule with betas outside (0, 1), or one whose alphas_cumprod falls below float32's
@@ -248,6 +276,79 @@ static ngpt_status set_euler(ngpt_scheduler *s, int32_t N)
     return st;
 }
 
+/* torch.lerp(a, b, 0.5) on float32: b - (b - a) * 0.5 (its formula for weights >= 0.5; the
+ * product is exact, so a fused multiply-add would round the same) */
+static float lerp_half(float a, float b)
+{
+    return b - (b - a) * 0.5f;
+}
+
+/* KDPM2's sigma_to_t: _sigma_to_t's interpolation in torch float32 tensor ops (log sigma,
+ * log_sigmas and the weights float32, the final sum float32 too). */
+static double kdpm2_sigma_to_t(float sigma, const float *log_sigmas, int64_t T)
+{
+    int64_t low;
+    const float w = sigma_weight(logf(sigma), log_sigmas, T, &low);
+    return (double)((1.0f - w) * (float)low + w * (float)(low + 1));
+}
+
+/* KDPM2's and KDPM2 ancestral's N sigmas (np.interp, as Euler's) + 0 and their midpoints
+ * sigmas_interpol (exp of the lerp of the logs: with the previous sigma, or for the ancestral
+ * sampler with sigma_down, its sigmas_up and sigmas_down as Euler ancestral's), each repeated as
+ * [v0, v1, v1, ..., vN, vN]; the 2N - 1 timesteps interleave the N timesteps with the midpoints'
+ * (sigma_to_t): [t0, ti1, t1, ..., ti(N-1), t(N-1)], the ancestral sampler's from ti0 to ti(N-2). */
+static ngpt_status set_kdpm2(ngpt_scheduler *s, int32_t N)
+{
+    const bool anc = s->kind == NGPT_SCHEDULER_KDPM2_ANCESTRAL;
+    const size_t n = 2 * (size_t)N - 1, m = (size_t)N + 1;
+    const int64_t T = s->T;
+    double *t = nx_malloc((size_t)N * sizeof *t);
+    float *v = nx_malloc(4 * m * sizeof *v);  /* sigmas, sigmas_interpol, sigmas_up, sigmas_down */
+    float *log_sigmas = log_train_sigmas(s);
+    ngpt_status st = t && v && log_sigmas ? ts_alloc(s, n)
+                                          : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
+    if (st == NGPT_OK) {
+        float *sg = v, *si = v + m, *up = v + 2 * m, *down = v + 3 * m;
+        for (int32_t i = 0; i < N; i++) t[i] = np_linspace_at((double)(T - 1), N, N - 1 - i);  /* [::-1] */
+        for (int32_t i = 0; i < N; i++) sg[i] = (float)np_interp_arange(t[i], s->train_sigma, T);
+        sg[N] = 0.0f;
+        for (size_t i = 0; i < m; i++) {
+            if (!anc) {  /* sigmas.log().lerp(sigmas.roll(1).log(), 0.5).exp() */
+                si[i] = expf(lerp_half(logf(sg[i]), logf(sg[(i + m - 1) % m])));
+                continue;
+            }
+            /* sigmas_next = sigmas.roll(-1) with its last 0; sigmas_down[-1] = 0 */
+            nx_sched_ancestral_sigmas(sg[i], i + 1 < m ? sg[i + 1] : 0.0f, &up[i], &down[i]);
+            if (i + 1 == m) down[i] = 0.0f;
+            else if (down[i] == 0.0f && sg[i + 1] > 0.0f)  /* float32 lost sigma_down = to^2 / from (a cosine
+                                                             schedule's first step; diffusers: log(0), NaN timesteps) */
+                down[i] = (float)((double)sg[i + 1] * sg[i + 1] / sg[i]);
+            si[i] = i + 2 >= m ? 0.0f : expf(lerp_half(logf(sg[i]), logf(down[i])));  /* [-2:] = 0 */
+        }
+        float *dst[4] = {s->sigmas, s->sigmas_interp, s->sigmas_up, s->sigmas_down};
+        for (int a = 0; a < (anc ? 4 : 2); a++)
+            for (size_t k = 0; k <= n; k++) dst[a][k] = v[(size_t)a * m + (k + 1) / 2];
+        for (size_t k = 0; k < n; k++) {
+            const size_t j = (k + 1) / 2;  /* k = 2j: timestep j; k = 2j - 1: a midpoint's */
+            s->tsf[k] = k % 2 == 0 ? t[j] : kdpm2_sigma_to_t(si[anc ? j - 1 : j], log_sigmas, T);
+            s->ts[k] = 0;  /* unused: ngpt_scheduler_timesteps refuses these kinds */
+            if (!isfinite(s->tsf[k])) {
+                st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_set_timesteps: %s's sigma %g maps to timestep %g: "
+                            "the noise schedule is unusable (betas outside (0, 1), or alphas_cumprod below float32's "
+                            "range)", nx_sched_class_name(s->kind), (double)si[anc ? j - 1 : j], s->tsf[k]);
+                break;
+            }
+        }
+        s->init_sigma = 0.0f;  /* init_noise_sigma = sigmas.max() */
+        for (size_t k = 0; k <= n; k++)
+            if (s->sigmas[k] > s->init_sigma || isnan(s->sigmas[k])) s->init_sigma = s->sigmas[k];
+    }
+    nx_free(t);
+    nx_free(v);
+    nx_free(log_sigmas);
+    return st;
+}
+
 NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)
 {
     if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_set_timesteps: s is NULL");
@@ -260,6 +361,8 @@ NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)
     case NGPT_SCHEDULER_PNDM: st = set_pndm(s, n); break;
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP:
     case NGPT_SCHEDULER_UNIPC_MULTISTEP: st = set_dpm(s, n); break;  /* (UniPC: no clipping, no Karras) */
+    case NGPT_SCHEDULER_KDPM2:
+    case NGPT_SCHEDULER_KDPM2_ANCESTRAL: st = set_kdpm2(s, n); break;
     default: st = set_euler(s, n); break;
     }
     if (!nx_sched_is_kdiffusion(s))
@@ -310,15 +413,15 @@ size_t nx_sched_first_step(const ngpt_scheduler *s, double t)
 }
 
 /* A k-diffusion sampler's index of timestep t (Euler: the expected next step first, as Karras
- * timesteps may repeat; Heun: its index_for_timestep rule), or n_ts. */
+ * timesteps may repeat; Heun and KDPM2: Heun's index_for_timestep rule), or n_ts. */
 size_t nx_sched_find_step(const ngpt_scheduler *s, double t)
 {
-    if (s->kind == NGPT_SCHEDULER_HEUN) {  /* index_for_timestep: the last match in the first-order state, else the first */
+    if (s->kind == NGPT_SCHEDULER_HEUN || nx_sched_is_kdpm2(s)) {  /* index_for_timestep: the last match in the first-order state, else the first */
         size_t idx = s->n_ts;
         for (size_t i = 0; i < s->n_ts; i++)
             if (s->tsf[i] == t) {
                 idx = i;
-                if (s->heun_second) break;
+                if (s->second_order) break;
             }
         return idx;
     }
@@ -332,20 +435,29 @@ ngpt_status nx_sched_not_in_schedule(const ngpt_scheduler *s, const char *fn, do
                   s->n_ts, s->n_ts ? s->tsf[0] : -1.0);
 }
 
-/* A k-diffusion step's sigma from its timestep (Euler, Euler ancestral, Heun). */
-static ngpt_status kdiffusion_sigma(const ngpt_scheduler *s, const char *fn, double t, float *sigma)
+/* A k-diffusion step's index from its timestep. */
+static ngpt_status kdiffusion_step(const ngpt_scheduler *s, const char *fn, double t, size_t *idx)
 {
     if (!s->n_inference) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: call ngpt_scheduler_set_timesteps first", fn);
-    size_t idx = nx_sched_find_step(s, t);
-    if (idx == s->n_ts) return nx_sched_not_in_schedule(s, fn, t);
-    *sigma = s->sigmas[idx];
+    *idx = nx_sched_find_step(s, t);
+    if (*idx == s->n_ts) return nx_sched_not_in_schedule(s, fn, t);
     return NGPT_OK;
+}
+
+/* scale_model_input's sigma at step idx, second: in the second-order state. KDPM2 scales its
+ * second-order steps by the interpolated sigma (ancestral: the one of the step before). */
+static float input_sigma(const ngpt_scheduler *s, size_t idx, bool second)
+{
+    if (second && s->kind == NGPT_SCHEDULER_KDPM2) return s->sigmas_interp[idx];
+    if (second && s->kind == NGPT_SCHEDULER_KDPM2_ANCESTRAL) return s->sigmas_interp[idx - 1];
+    return s->sigmas[idx];
 }
 
 float nx_sched_input_divisor(const ngpt_scheduler *s, size_t k)
 {
     if (!nx_sched_is_kdiffusion(s) || k >= s->n_ts) return 0.0f;
-    const float sg = s->sigmas[k];
+    /* KDPM2's steps alternate first-order (even k) and second-order (odd k) */
+    const float sg = input_sigma(s, k, nx_sched_is_kdpm2(s) && k % 2 == 1);
     return sqrtf(sg * sg + 1.0f);
 }
 
@@ -354,7 +466,8 @@ bool nx_sched_needs_noise(const ngpt_scheduler *s)
     switch (s->kind) {
     case NGPT_SCHEDULER_DDIM: return s->eta > 0.0f;
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER;
-    case NGPT_SCHEDULER_EULER_ANCESTRAL: return true;
+    case NGPT_SCHEDULER_EULER_ANCESTRAL:
+    case NGPT_SCHEDULER_KDPM2_ANCESTRAL: return true;
     default: return false;
     }
 }
@@ -386,8 +499,12 @@ NGPT_API ngpt_status ngpt_scheduler_scale_model_input_f64(const ngpt_scheduler *
     static const char fn[] = "ngpt_scheduler_scale_model_input";
     if (!s || (n && !sample)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     if (!nx_sched_is_kdiffusion(s)) return NGPT_OK;
-    float sigma;
-    NX_TRY(kdiffusion_sigma(s, fn, timestep, &sigma));
+    size_t idx = 0;
+    NX_TRY(kdiffusion_step(s, fn, timestep, &idx));
+    if (idx == 0 && s->second_order && nx_sched_is_kdpm2(s))  /* diffusers would read sigmas_interpol[-1] */
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s's second-order step at the first timestep: take the steps "
+                      "in order", fn, nx_sched_class_name(s->kind));
+    const float sigma = input_sigma(s, idx, s->second_order);
     const float c = sqrtf(sigma * sigma + 1.0f);  /* sample / ((sigma**2 + 1) ** 0.5) */
     for (size_t i = 0; i < n; i++) sample[i] = sample[i] / c;
     return NGPT_OK;
@@ -404,8 +521,9 @@ NGPT_API ngpt_status ngpt_scheduler_add_noise_f64(const ngpt_scheduler *s, float
     static const char fn[] = "ngpt_scheduler_add_noise";
     if (!s || (n && (!out || !original || !noise))) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     if (nx_sched_is_kdiffusion(s)) {
-        float sigma;
-        NX_TRY(kdiffusion_sigma(s, fn, timestep, &sigma));
+        size_t idx = 0;
+        NX_TRY(kdiffusion_step(s, fn, timestep, &idx));
+        const float sigma = s->sigmas[idx];
         for (size_t i = 0; i < n; i++) out[i] = original[i] + noise[i] * sigma;
         return NGPT_OK;
     }

@@ -205,11 +205,13 @@ class SchedulerTest(unittest.TestCase):
         gc.collect()
 
     def test_euler_golden(self):
-        """Our Euler, Heun and LMS cases (tests/golden): float timesteps, scale_model_input, init_noise_sigma."""
+        """Our k-diffusion cases (tests/golden): float timesteps, scale_model_input, init_noise_sigma."""
         for stage, name, kind in (("scheduler.euler", "karras_n9", nextgpt.SchedulerKind.EULER),
                                   ("scheduler.euler_ancestral", "sd15_n10", nextgpt.SchedulerKind.EULER_ANCESTRAL),
                                   ("scheduler.heun", "sd15_n8", nextgpt.SchedulerKind.HEUN),
-                                  ("scheduler.lms", "sd15_n12", nextgpt.SchedulerKind.LMS)):
+                                  ("scheduler.lms", "sd15_n12", nextgpt.SchedulerKind.LMS),
+                                  ("scheduler.kdpm2", "sd15_n8", nextgpt.SchedulerKind.KDPM2),
+                                  ("scheduler.kdpm2_ancestral", "sd15_n10", nextgpt.SchedulerKind.KDPM2_ANCESTRAL)):
             d = os.path.join(SRC, "tests", "golden", "vision", stage, name)
             with open(os.path.join(d, "case.json")) as f:
                 c = json.load(f)

@@ -1,5 +1,5 @@
-/* fuzz_sched.c — scheduler_config.json text (diffusers' DDIM, PNDM, DPM-Solver, Euler, Heun, UniPC keys) and the
- * caller's overrides, then a whole denoising loop. A config that is accepted must give
+/* fuzz_sched.c — scheduler_config.json text (diffusers' DDIM, PNDM, DPM-Solver, Euler, Heun,
+ * UniPC, LMS, KDPM2 keys; kinds past UniPC through _class_name) and the caller's overrides, then a whole denoising loop. A config that is accepted must give
  * timesteps inside the training range and, with a proper noise schedule (every beta in (0, 1)),
  * finite samples. */
 #include "fuzz.h"

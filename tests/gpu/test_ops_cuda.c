@@ -1033,6 +1033,8 @@ static void test_sched_step(void)
         {"{\"solver_order\": 3, \"disable_corrector\": [2]}", NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 7},
         {"{\"predict_x0\": false, \"solver_type\": \"bh1\"}", NGPT_SCHEDULER_UNIPC_MULTISTEP, 0, 5},
         {"{\"use_karras_sigmas\": true}", NGPT_SCHEDULER_LMS, 0, 7},
+        {"{\"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_KDPM2, 0, 5},
+        {"{\"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_KDPM2_ANCESTRAL, 0, 5},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         ngpt_scheduler_params sp;

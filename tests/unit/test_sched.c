@@ -93,9 +93,12 @@ static void run_case(const char *dir, const char *stage)
            : !strcmp(stage, "scheduler.euler_ancestral") ? NGPT_SCHEDULER_EULER_ANCESTRAL
            : !strcmp(stage, "scheduler.heun") ? NGPT_SCHEDULER_HEUN
            : !strcmp(stage, "scheduler.unipc") ? NGPT_SCHEDULER_UNIPC_MULTISTEP
-           : !strcmp(stage, "scheduler.lms") ? NGPT_SCHEDULER_LMS : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+           : !strcmp(stage, "scheduler.lms") ? NGPT_SCHEDULER_LMS
+           : !strcmp(stage, "scheduler.kdpm2") ? NGPT_SCHEDULER_KDPM2
+           : !strcmp(stage, "scheduler.kdpm2_ancestral") ? NGPT_SCHEDULER_KDPM2_ANCESTRAL : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
     const bool euler = p.kind == NGPT_SCHEDULER_EULER || p.kind == NGPT_SCHEDULER_EULER_ANCESTRAL || p.kind == NGPT_SCHEDULER_HEUN ||
-                       p.kind == NGPT_SCHEDULER_LMS;
+                       p.kind == NGPT_SCHEDULER_LMS || p.kind == NGPT_SCHEDULER_KDPM2 ||
+                       p.kind == NGPT_SCHEDULER_KDPM2_ANCESTRAL;
     json_t *eta = json_object_get(params, "eta");
     if (eta) p.eta = (float)json_number_value(eta);
     p.use_clipped_model_output = json_is_true(json_object_get(params, "use_clipped_model_output"));
@@ -204,7 +207,7 @@ static void run_root(const char *root)
         if (fam->d_name[0] == '.') continue;
         const char *stages[] = {"scheduler.ddim", "scheduler.pndm", "scheduler.dpmsolver", "scheduler.euler",
                                 "scheduler.euler_ancestral", "scheduler.heun", "scheduler.unipc",
-                                "scheduler.lms"};
+                                "scheduler.lms", "scheduler.kdpm2", "scheduler.kdpm2_ancestral"};
         for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
             char sdir[4096];
             snprintf(sdir, sizeof sdir, "%s/%s/%s", root, fam->d_name, stages[i]);
@@ -266,7 +269,7 @@ static void test_errors(void)
     ngpt_scheduler *s = NULL;
     CHECK_ERR(from("{\"beta_schedule\": \"cubic\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "cubic");
     CHECK(s == NULL);
-    CHECK_ERR(from("{\"_class_name\": \"KDPM2DiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "KDPM2DiscreteScheduler");
+    CHECK_ERR(from("{\"_class_name\": \"ScoreSdeVeScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "ScoreSdeVeScheduler");
     CHECK_ERR(from("{}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_INVALID_ARGUMENT, "_class_name");
     CHECK_ERR(from("{\"beta_start\": ", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "");
     CHECK_ERR(from("{\"beta_start\": \"x\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "beta_start");
@@ -443,9 +446,9 @@ static void test_euler(void)
     CHECK_ERR(from("{\"_class_name\": \"EulerDiscreteScheduler\", \"interpolation_type\": \"log_linear\"}",
                    NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "log_linear");
     CHECK_ERR(from("{\"use_karras_sigmas\": 1}", NGPT_SCHEDULER_EULER, &s), NGPT_ERR_BAD_FORMAT, "use_karras_sigmas");
-    CHECK_ERR(from("{\"_class_name\": \"KDPM2DiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED,
+    CHECK_ERR(from("{\"_class_name\": \"ScoreSdeVeScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED,
               "EulerAncestralDiscreteScheduler");
-    CHECK_ERR(from("{}", (ngpt_scheduler_kind)9, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 9");
+    CHECK_ERR(from("{}", (ngpt_scheduler_kind)11, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 11");
     CHECK_ERR(from("{\"prediction_type\": \"sample\"}", NGPT_SCHEDULER_HEUN, &s), NGPT_ERR_UNSUPPORTED, "HeunDiscreteScheduler");
     /* Heun: timesteps [t0, t1, t1, ...]; each step's sigma follows its state (first order: the
      * last match of the timestep, second order: the first); a second-order step at t0 is refused */
@@ -660,18 +663,116 @@ static void test_lms(void)
     CHECK(s == NULL);
 }
 
+/* KDPM2 and KDPM2 ancestral: Euler's timesteps at the even steps, the midpoints' between them;
+ * the state rule of Heun; the interpolated sigma scales the second-order steps' input */
+static void test_kdpm2(void)
+{
+    static const char *const names[2] = {"KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler"};
+    for (int a = 0; a < 2; a++) {
+        char cfg[200];
+        snprintf(cfg, sizeof cfg, "{\"_class_name\": \"%s\"}", names[a]);
+        ngpt_scheduler *s = NULL, *e = NULL;
+        CHECK_OK(from(cfg, NGPT_SCHEDULER_AUTO, &s));
+        /* the class's own defaults: SD's beta range, linear */
+        CHECK_OK(from("{\"beta_start\": 0.00085, \"beta_end\": 0.012}", NGPT_SCHEDULER_EULER, &e));
+        if (!s || !e) { ngpt_scheduler_free(s); ngpt_scheduler_free(e); continue; }
+        CHECK(ngpt_scheduler_get_kind(s) == (a ? NGPT_SCHEDULER_KDPM2_ANCESTRAL : NGPT_SCHEDULER_KDPM2));
+        const float *acp_s, *acp_e;
+        size_t na, ne;
+        CHECK_OK(ngpt_scheduler_alphas_cumprod(s, &acp_s, &na));
+        CHECK_OK(ngpt_scheduler_alphas_cumprod(e, &acp_e, &ne));
+        CHECK(na == ne && memcmp(acp_s, acp_e, na * sizeof *acp_s) == 0);
+        CHECK_OK(ngpt_scheduler_set_timesteps(s, 5));
+        CHECK_OK(ngpt_scheduler_set_timesteps(e, 5));
+        const double *ts, *te;
+        size_t n;
+        CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
+        CHECK_OK(ngpt_scheduler_timesteps_f64(e, &te, &ne));
+        CHECK(n == 9 && ne == 5);
+        for (size_t k = 0; n == 9 && k < n; k++) {
+            if (k % 2 == 0) CHECK_MSG(ts[k] == te[k / 2], "%s: timestep %zu: %g vs Euler's %g", names[a], k, ts[k], te[k / 2]);
+            else CHECK_MSG(ts[k] < ts[k - 1] && ts[k] >= ts[k + 1], "%s: midpoint %zu: %g", names[a], k, ts[k]);
+        }
+        CHECK(ngpt_scheduler_init_noise_sigma(s) == ngpt_scheduler_init_noise_sigma(e));
+        const int64_t *ti;
+        CHECK_ERR(ngpt_scheduler_timesteps(s, &ti, &n), NGPT_ERR_UNSUPPORTED, "_f64");
+        /* first-order input scale: Euler's; second order: the interpolated sigma (KDPM2's the
+         * geometric mean of the step's two sigmas; the ancestral one's sqrt(sigma sigma_down),
+         * which is the next sigma up to rounding) */
+        float in0[2] = {1, -2}, e0[2] = {1, -2}, in1[2] = {1, 1}, in1b[2] = {1, 1}, next[2] = {1, 1};
+        CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, in0, 2, ts[0]));
+        CHECK_OK(ngpt_scheduler_scale_model_input_f64(e, e0, 2, te[0]));
+        CHECK(memcmp(in0, e0, sizeof in0) == 0);
+        CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, in1, 2, ts[1]));  /* first-order state */
+        float x[2] = {0.5f, -0.25f}, m[2] = {0.1f, 0.2f}, nz[2] = {0.3f, -0.3f};
+        CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[0], x, 2, NULL));  /* first order: no noise needed */
+        CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, in1b, 2, ts[1]));
+        CHECK_OK(ngpt_scheduler_scale_model_input_f64(e, next, 2, te[1]));
+        CHECK(in1[0] == next[0]);
+        if (!a) CHECK(in1b[0] < next[0]);
+        CHECK(fabsf(in1b[0] * nx_sched_input_divisor(s, 1) - 1.0f) < 1e-6f);
+        CHECK_ERR(ngpt_scheduler_step_f64(s, m, ts[0], x, 2, NULL), NGPT_ERR_INVALID_ARGUMENT, "in order");
+        if (a) CHECK_ERR(ngpt_scheduler_step_f64(s, m, ts[1], x, 2, NULL), NGPT_ERR_INVALID_ARGUMENT, "variance_noise");
+        for (size_t k = 1; k < 9; k++) CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[k], x, 2, a ? nz : NULL));
+        CHECK(isfinite(x[0]) && isfinite(x[1]));
+        /* a trajectory after reset repeats */
+        float traj[2][2];
+        for (int pass = 0; pass < 2; pass++) {
+            CHECK_OK(ngpt_scheduler_reset(s));
+            float y[2] = {0.5f, -0.25f};
+            for (size_t k = 0; k < 9; k++) CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[k], y, 2, nz));
+            memcpy(traj[pass], y, sizeof y);
+        }
+        CHECK(memcmp(traj[0], traj[1], sizeof traj[0]) == 0);
+        ngpt_scheduler_free(s);
+        ngpt_scheduler_free(e);
+        s = NULL;
+        CHECK_ERR(from("{\"prediction_type\": \"sample\"}", a ? NGPT_SCHEDULER_KDPM2_ANCESTRAL : NGPT_SCHEDULER_KDPM2, &s),
+                  NGPT_ERR_UNSUPPORTED, names[a]);
+        /* one step: straight to sigma 0 */
+        CHECK_OK(from(cfg, NGPT_SCHEDULER_AUTO, &s));
+        if (s) {
+            CHECK_OK(ngpt_scheduler_set_timesteps(s, 1));
+            CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
+            CHECK(n == 1 && ts[0] == 0.0);
+            float y[2] = {0.5f, -0.25f};
+            CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[0], y, 2, NULL));
+            CHECK(isfinite(y[0]) && isfinite(y[1]));
+        }
+        ngpt_scheduler_free(s);
+        s = NULL;
+    }
+    /* KDPM2 ancestral on a cosine schedule (sigma_max ~2e4): float32 rounds the first step's
+     * sigma_down to 0, where diffusers' log(0) gives NaN timesteps; here it is to^2 / from */
+    ngpt_scheduler *s = NULL;
+    CHECK_OK(from("{\"beta_schedule\": \"squaredcos_cap_v2\"}", NGPT_SCHEDULER_KDPM2_ANCESTRAL, &s));
+    if (s) {
+        CHECK_OK(ngpt_scheduler_set_timesteps(s, 6));
+        const double *ts;
+        size_t n;
+        CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &n));
+        for (size_t k = 0; k < n; k++) CHECK_MSG(isfinite(ts[k]) && (k == 0 || ts[k] <= ts[k - 1]), "timestep %zu: %g", k, ts[k]);
+        float y[2] = {0.5f, -0.25f}, m[2] = {0.1f, 0.2f}, nz[2] = {0.3f, -0.3f};
+        for (size_t k = 0; k < n; k++) CHECK_OK(ngpt_scheduler_step_f64(s, m, ts[k], y, 2, nz));
+        CHECK(isfinite(y[0]) && isfinite(y[1]));
+    }
+    ngpt_scheduler_free(s);
+}
+
 static void test_alloc_failures(void)
 {
-    const char *cfgs[9] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+    const char *cfgs[11] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}",
                            "{\"_class_name\": \"EulerDiscreteScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"HeunDiscreteScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"UniPCMultistepScheduler\", \"disable_corrector\": [0], \"solver_order\": 3}",
-                           "{\"_class_name\": \"LMSDiscreteScheduler\", \"use_karras_sigmas\": true}"};
+                           "{\"_class_name\": \"LMSDiscreteScheduler\", \"use_karras_sigmas\": true}",
+                           "{\"_class_name\": \"KDPM2DiscreteScheduler\"}",
+                           "{\"_class_name\": \"KDPM2AncestralDiscreteScheduler\"}"};
     float x[16] = {0}, m[16] = {0};
-    for (int c = 0; c < 9; c++) {
+    for (int c = 0; c < 11; c++) {
         for (int64_t nth = 1; nth < 40; nth++) {
             const int64_t blocks = nx_alloc_blocks();
             nx_alloc_fail_at(nth);
@@ -738,6 +839,11 @@ static const dev_case k_dev_cases[] = {
     {"{\"_class_name\": \"LMSDiscreteScheduler\", \"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_AUTO, 0, 7},
     {"{\"use_karras_sigmas\": true, \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_LMS, 0, 6},
     {"{\"prediction_type\": \"sample\"}", NGPT_SCHEDULER_LMS, 0, 3},
+    {"{\"_class_name\": \"KDPM2DiscreteScheduler\", \"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_AUTO, 0, 5},
+    {"{\"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_KDPM2, 0, 4},
+    {"{\"_class_name\": \"KDPM2AncestralDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, 0, 6},
+    {"{\"prediction_type\": \"v_prediction\", \"beta_schedule\": \"squaredcos_cap_v2\"}",
+     NGPT_SCHEDULER_KDPM2_ANCESTRAL, 0, 3},
 };
 
 static ngpt_status dev_sched(const dev_case *c, ngpt_scheduler **s)
@@ -771,7 +877,9 @@ static void test_device_step(void)
         CHECK_OK(dev_sched(c, &sd));
         if (!sh || !sd) { ngpt_scheduler_free(sh); ngpt_scheduler_free(sd); continue; }
         const bool noisy = nx_sched_needs_noise(sd);
-        CHECK(noisy == (c->eta > 0 || strstr(c->json, "sde-") || ngpt_scheduler_get_kind(sd) == NGPT_SCHEDULER_EULER_ANCESTRAL));
+        CHECK(noisy == (c->eta > 0 || strstr(c->json, "sde-") || strstr(c->json, "Ancestral") ||
+                        ngpt_scheduler_get_kind(sd) == NGPT_SCHEDULER_EULER_ANCESTRAL ||
+                        ngpt_scheduler_get_kind(sd) == NGPT_SCHEDULER_KDPM2_ANCESTRAL));
         float xh[N], eps[2 * N], guided[N], noise[N], xd[N];
         for (int i = 0; i < N; i++) xh[i] = test_rng_f(&rng, -2.0f, 2.0f);
         const int64_t ne1[1] = {N}, ne2[1] = {2 * N};
@@ -818,7 +926,7 @@ static void test_device_step(void)
         CHECK_ERR(nx_op_sched_step(be, &plan, &x, &e, NULL, slot, n_slots), NGPT_ERR_SHAPE_MISMATCH, "plan of 37");
         plan.cfg = true;
         if (n_slots) CHECK_ERR(nx_op_sched_step(be, &plan, &x, &e, &nz, slot, 0), NGPT_ERR_INVALID_ARGUMENT, "slot");
-        if (noisy) CHECK_ERR(nx_op_sched_step(be, &plan, &x, &e, NULL, slot, n_slots), NGPT_ERR_INVALID_ARGUMENT, "noise");
+        if (plan.noise) CHECK_ERR(nx_op_sched_step(be, &plan, &x, &e, NULL, slot, n_slots), NGPT_ERR_INVALID_ARGUMENT, "noise");
         CHECK_ERR(nx_op_sched_step(be, &plan, &x, &e, &nz, slot, NX_SCHED_SLOTS + 1), NGPT_ERR_INVALID_ARGUMENT, "slots");
         if (n_slots) {
             nx_tensor *alias[NX_SCHED_SLOTS] = {0};
@@ -860,6 +968,7 @@ int main(void)
     RUN(test_euler);
     RUN(test_unipc);
     RUN(test_lms);
+    RUN(test_kdpm2);
     RUN(test_alloc_failures);
     return test_done();
 }

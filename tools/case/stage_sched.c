@@ -1,9 +1,10 @@
 /* stage_sched.c — the scheduler stages: params = the diffusers scheduler config plus
  * num_inference_steps (and eta for DDIM); inputs sample0 [S...], model_outputs [T, S...] and,
  * where the scheduler draws noise (our own cases: DDIM with eta > 0, SDE DPM-Solver, Euler
- * ancestral), variance_noise [T, S...]; outputs timesteps I64 [T] (the Euler, Heun and LMS stages: F64),
+ * ancestral, KDPM2 ancestral), variance_noise [T, S...]; outputs timesteps I64 [T] (the k-diffusion
+ * stages — Euler, Euler ancestral, Heun, LMS, KDPM2, KDPM2 ancestral: F64),
  * samples F32 [T, S...] (the sample after each step), alphas_cumprod F32 [num_train_timesteps];
- * the Euler, Heun and LMS stages also init_noise_sigma F32 [1] and model_inputs F32 [T, S...] (each step's
+ * the k-diffusion stages also init_noise_sigma F32 [1] and model_inputs F32 [T, S...] (each step's
  * scale_model_input of the sample). */
 #include "stage_sched.h"
 #include "core/alloc.h"
@@ -32,7 +33,7 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_scheduler_kind kin
     if (st != NGPT_OK) return st;
 
     const bool euler = kind == NGPT_SCHEDULER_EULER || kind == NGPT_SCHEDULER_EULER_ANCESTRAL || kind == NGPT_SCHEDULER_HEUN ||
-                       kind == NGPT_SCHEDULER_LMS;
+                       kind == NGPT_SCHEDULER_LMS || kind == NGPT_SCHEDULER_KDPM2 || kind == NGPT_SCHEDULER_KDPM2_ANCESTRAL;
     float *x = NULL, *mo = NULL, *noise = NULL, *samples = NULL, *inputs = NULL;
     int rx, rm, rn;
     int64_t sx[NGPT_MAX_DIMS], sm[NGPT_MAX_DIMS], sn[NGPT_MAX_DIMS];
@@ -112,3 +113,8 @@ ngpt_status case_scheduler_euler_ancestral(const case_ctx *c, case_out *out)
 ngpt_status case_scheduler_heun(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_HEUN); }
 ngpt_status case_scheduler_unipc(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_UNIPC_MULTISTEP); }
 ngpt_status case_scheduler_lms(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_LMS); }
+ngpt_status case_scheduler_kdpm2(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_KDPM2); }
+ngpt_status case_scheduler_kdpm2_ancestral(const case_ctx *c, case_out *out)
+{
+    return run(c, out, NGPT_SCHEDULER_KDPM2_ANCESTRAL);
+}

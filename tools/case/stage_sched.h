@@ -14,5 +14,7 @@ ngpt_status case_scheduler_euler_ancestral(const case_ctx *c, case_out *out);
 ngpt_status case_scheduler_heun(const case_ctx *c, case_out *out);
 ngpt_status case_scheduler_unipc(const case_ctx *c, case_out *out);
 ngpt_status case_scheduler_lms(const case_ctx *c, case_out *out);
+ngpt_status case_scheduler_kdpm2(const case_ctx *c, case_out *out);
+ngpt_status case_scheduler_kdpm2_ancestral(const case_ctx *c, case_out *out);
 
 #endif

@@ -57,5 +57,7 @@ const case_stage case_stages[] = {
     {"scheduler.heun", case_scheduler_heun},
     {"scheduler.unipc", case_scheduler_unipc},
     {"scheduler.lms", case_scheduler_lms},
+    {"scheduler.kdpm2", case_scheduler_kdpm2},
+    {"scheduler.kdpm2_ancestral", case_scheduler_kdpm2_ancestral},
     {NULL, NULL},
 };

@@ -450,8 +450,9 @@ class Tokenizer(_Handle):
 
 
 class Scheduler(_Handle):
-    """ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, Euler, Euler ancestral, Heun, UniPC
-    multistep or LMS from a diffusers scheduler_config.json.
+    """ngpt_scheduler: DDIM, PNDM, DPM-Solver multistep, UniPC multistep or one of the k-diffusion
+    samplers (Euler, Euler ancestral, Heun, LMS, KDPM2, KDPM2 ancestral) from a diffusers
+    scheduler_config.json.
 
     Scheduler("sd/scheduler/scheduler_config.json") or Scheduler(json_text='{...}'); keyword
     params are the ngpt_scheduler_params fields (kind, prediction_type, algorithm_type,
@@ -479,10 +480,10 @@ class Scheduler(_Handle):
 
     @property
     def timesteps(self):
-        """The timesteps in stepping order: a list of int, or of float for Euler, Euler ancestral,
-        Heun and LMS (whose timesteps are fractional; the model takes them rounded to float32)."""
+        """The timesteps in stepping order: a list of int, or of float for the k-diffusion samplers
+        (whose timesteps are fractional; the model takes them rounded to float32)."""
         if self.kind in (SchedulerKind.EULER, SchedulerKind.EULER_ANCESTRAL, SchedulerKind.HEUN,  # noqa: F821
-                         SchedulerKind.LMS):  # noqa: F821
+                         SchedulerKind.LMS, SchedulerKind.KDPM2, SchedulerKind.KDPM2_ANCESTRAL):  # noqa: F821
             ts = ctypes.POINTER(ctypes.c_double)()
             n = ctypes.c_size_t(0)
             _call("ngpt_scheduler_timesteps_f64", self._h(), ctypes.byref(ts), ctypes.byref(n))
@@ -523,13 +524,13 @@ class Scheduler(_Handle):
 
     def scale_model_input(self, sample, timestep):
         """The model's input at `timestep` (in place where `sample` allows, as step): unchanged,
-        or divided by (sigma^2 + 1)^0.5 for Euler, Euler ancestral, Heun and LMS."""
+        or divided by (sigma^2 + 1)^0.5 for the k-diffusion samplers."""
         sp, n, keep, result = _floats(sample, writable=True)
         _call("ngpt_scheduler_scale_model_input_f64", self._h(), sp, n, float(timestep))
         return result
 
     def add_noise(self, original, noise, timestep):
-        """sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (Euler, Euler ancestral, Heun, LMS:
+        """sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (the k-diffusion samplers:
         original + sigma(t) * noise), a new array."""
         op, n, keep_o, _ = _floats(original)
         np_, nn, keep_n, _ = _floats(noise)

@@ -467,8 +467,9 @@ impl Scheduler {
         check(unsafe { sys::ngpt_scheduler_set_timesteps(self.ptr.as_ptr(), n) })
     }
 
-    /// The timesteps in stepping order (an error before set_timesteps, and for Euler, Euler
-    /// ancestral, Heun and LMS, whose timesteps are fractional: see [`Scheduler::timesteps_f64`]).
+    /// The timesteps in stepping order (an error before set_timesteps, and for the k-diffusion
+    /// samplers — Euler, Euler ancestral, Heun, LMS, KDPM2, KDPM2 ancestral — whose timesteps
+    /// are fractional: see [`Scheduler::timesteps_f64`]).
     pub fn timesteps(&self) -> Result<&[i64]> {
         let mut ts = ptr::null();
         let mut n = 0usize;
@@ -523,7 +524,7 @@ impl Scheduler {
     }
 
     /// The model's input at `timestep`, in place: unchanged, or divided by (sigma^2 + 1)^0.5
-    /// for Euler, Euler ancestral, Heun and LMS.
+    /// for the k-diffusion samplers.
     pub fn scale_model_input(&self, sample: &mut [f32], timestep: i64) -> Result<()> {
         self.scale_model_input_f64(sample, timestep as f64)
     }
@@ -534,7 +535,7 @@ impl Scheduler {
         })
     }
 
-    /// sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (Euler, Euler ancestral, Heun, LMS:
+    /// sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise (the k-diffusion samplers:
     /// original + sigma(t) * noise).
     pub fn add_noise(&self, original: &[f32], noise: &[f32], timestep: i64) -> Result<Vec<f32>> {
         self.add_noise_f64(original, noise, timestep as f64)

@@ -172,6 +172,29 @@ fn scheduler_unipc() {
 }
 
 #[test]
+fn scheduler_kdpm2_ancestral() {
+    // 2n - 1 fractional timesteps; noise only on the second-order steps
+    let cfg = r#"{"_class_name": "KDPM2AncestralDiscreteScheduler", "beta_schedule": "scaled_linear"}"#;
+    let mut s = nextgpt::Scheduler::from_json(cfg).unwrap();
+    assert_eq!(s.kind(), nextgpt::sys::NGPT_SCHEDULER_KDPM2_ANCESTRAL);
+    s.set_timesteps(6).unwrap();
+    assert!(s.timesteps().is_err());
+    let ts = s.timesteps_f64().unwrap().to_vec();
+    assert_eq!(ts.len(), 11);
+    assert_eq!(ts[0], 999.0);
+    let mut x = vec![1.0f32; 8];
+    let noise = vec![0.5f32; 8];
+    for (k, &t) in ts.iter().enumerate() {
+        let eps: Vec<f32> = x.iter().map(|v| 0.1 * v + 0.05).collect();
+        if k % 2 == 1 {
+            assert!(s.step_f64(&eps, t, &mut x.clone(), None).is_err());
+        }
+        s.step_f64(&eps, t, &mut x, Some(&noise)).unwrap();
+    }
+    assert!(x.iter().all(|v| v.is_finite()));
+}
+
+#[test]
 fn image_and_audio_preprocess() {
     let case = golden().join("vision/image.preprocess/small_png");
     let img = nextgpt::Image::load(case.join("input.png")).unwrap();
