@@ -517,12 +517,12 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *
  * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio
  * and video decoders), PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler), DPM-Solver(++)
- * multistep, UniPC multistep, and the k-diffusion samplers Euler, Euler ancestral, Heun, LMS,
- * KDPM2 and KDPM2 ancestral. A scheduler is built from a
+ * multistep, UniPC multistep, DEIS multistep, and the k-diffusion samplers Euler, Euler ancestral,
+ * Heun, LMS, KDPM2 and KDPM2 ancestral. A scheduler is built from a
  * diffusers `scheduler_config.json` (any of these classes can be asked for on another's config,
  * as diffusers' `from_config` does); it holds the noise schedule (alphas_cumprod in float32, as
- * diffusers computes it), the timesteps and, for PNDM, DPM-Solver, UniPC, Heun, LMS and KDPM2,
- * the history of previous steps. It computes on host float32 arrays.
+ * diffusers computes it), the timesteps and, for PNDM, DPM-Solver, UniPC, DEIS, Heun, LMS and
+ * KDPM2, the history of previous steps. It computes on host float32 arrays.
  *
  *     ngpt_scheduler *s = NULL;
  *     if (ngpt_scheduler_create(&s, "sd/scheduler/scheduler_config.json", NULL) != NGPT_OK) ...
@@ -536,7 +536,7 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *         ngpt_scheduler_step_f64(s, eps, ts[k], latents, n, NULL);   // latents updated in place
  *     }
  *
- * Timesteps: DDIM, PNDM, DPM-Solver and UniPC use integer timesteps, which the int64 calls
+ * Timesteps: DDIM, PNDM, DPM-Solver, UniPC and DEIS use integer timesteps, which the int64 calls
  * (ngpt_scheduler_timesteps, _step, ...) take; the k-diffusion samplers' are fractional (float64, as
  * diffusers' numpy linspace gives them), so they need the _f64 calls, which serve every kind.
  * Randomness: the library draws no random numbers. Where diffusers would draw noise (DDIM with
@@ -579,10 +579,12 @@ typedef enum ngpt_scheduler_kind {
     NGPT_SCHEDULER_KDPM2                = 9,  /* KDPM2DiscreteScheduler (DPM-Solver-2: 2n - 1
                                                  steps, a first-order step to the log-midpoint
                                                  sigma and back from there) */
-    NGPT_SCHEDULER_KDPM2_ANCESTRAL      = 10  /* KDPM2AncestralDiscreteScheduler: KDPM2 with
+    NGPT_SCHEDULER_KDPM2_ANCESTRAL      = 10, /* KDPM2AncestralDiscreteScheduler: KDPM2 with
                                                  ancestral noise; needs variance_noise on its
                                                  second-order steps (the even ones, counting from
                                                  1) */
+    NGPT_SCHEDULER_DEIS_MULTISTEP       = 11  /* DEISMultistepScheduler (log-rho multistep DEIS,
+                                                 solver_order 1-3) */
 } ngpt_scheduler_kind;
 
 typedef enum ngpt_prediction_type {
@@ -617,8 +619,10 @@ typedef struct ngpt_scheduler_params {
     ngpt_prediction_type prediction_type; /* 0 = from config ("prediction_type", default epsilon) */
     ngpt_dpm_algorithm   algorithm_type;  /* DPM-Solver only; 0 = from config (default dpmsolver++) */
     ngpt_dpm_solver_type solver_type;     /* DPM-Solver and UniPC; 0 = from config (default
-                                             midpoint; UniPC: bh2) */
-    int32_t              solver_order;    /* DPM-Solver and UniPC, 1..3; 0 = from config (default 2) */
+                                             midpoint; UniPC: bh2; DEIS takes every type as its
+                                             one, logrho) */
+    int32_t              solver_order;    /* DPM-Solver, UniPC and DEIS, 1..3; 0 = from config
+                                             (default 2) */
     float                eta;             /* DDIM only: 0 = deterministic (default); > 0 needs
                                              variance_noise in every step; NaN = 0; negative
                                              is refused; above 1 a step whose square-root term
@@ -644,7 +648,7 @@ NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s);
 NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s);
 /* Compute the timesteps for n inference steps (1 <= n <= num_train_timesteps) and reset the
  * stepping state. PNDM with skip_prk_steps gives n+1 timesteps (the second one repeated), PNDM
- * with PRK steps more; DPM-Solver and UniPC may give fewer (duplicates removed); Euler and LMS
+ * with PRK steps more; DPM-Solver, UniPC and DEIS may give fewer (duplicates removed); Euler and LMS
  * give n, Heun, KDPM2 and KDPM2 ancestral 2n - 1. */
 NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n);
 /* The timesteps, in stepping order (borrowed; valid until the next set_timesteps or free).
@@ -654,14 +658,14 @@ NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n);
 NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int64_t **ts, size_t *n);
 /* One denoising step: sample (n floats, in/out) becomes the sample at the previous timestep.
  * model_output: the model's prediction at `timestep` (n floats); timestep must be one of the
- * schedule's (steps are taken in the schedule's order: PNDM, DPM-Solver, UniPC and LMS remember
- * previous outputs). variance_noise: n standard-normal floats when eta > 0 (DDIM) or for the SDE
+ * schedule's (steps are taken in the schedule's order: PNDM, DPM-Solver, UniPC, DEIS and LMS
+ * remember previous outputs). variance_noise: n standard-normal floats when eta > 0 (DDIM) or for the SDE
  * DPM-Solver variants, every Euler ancestral step and KDPM2 ancestral's second-order steps,
  * else NULL (ignored). n must stay the same until set_timesteps/reset. */
 NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_output, int64_t timestep,
                                          float *sample, size_t n, const float *variance_noise);
-/* Forget the stepping history (PNDM's, DPM-Solver's, UniPC's and LMS's previous outputs) but keep the
- * timesteps: the next step starts the trajectory again. */
+/* Forget the stepping history (the previous outputs of the multistep samplers, Heun's and KDPM2's
+ * first-order step) but keep the timesteps: the next step starts the trajectory again. */
 NGPT_API ngpt_status ngpt_scheduler_reset(ngpt_scheduler *s);
 /* alphas_cumprod, float32 [num_train_timesteps] (borrowed; lives as long as s). */
 NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, const float **acp, size_t *n);
@@ -670,9 +674,9 @@ NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, cons
  * and KDPM2 ancestral the largest of the last set_timesteps' sigmas (before it: the training
  * schedule's); 1.0 for s NULL. */
 NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s);
-/* scale_model_input, sample (n floats) in place: the identity for DDIM, PNDM and DPM-Solver
- * (checks its arguments, changes nothing); the k-diffusion samplers divide by (sigma^2 + 1)^0.5
- * at the timestep, which must be one of the schedule's. Call it on the model's input every step,
+/* scale_model_input, sample (n floats) in place: the identity for DDIM, PNDM, DPM-Solver, UniPC
+ * and DEIS (checks its arguments, changes nothing); the k-diffusion samplers divide by
+ * (sigma^2 + 1)^0.5 at the timestep, which must be one of the schedule's. Call it on the model's input every step,
  * before that step's ngpt_scheduler_step (Heun's and KDPM2's sigmas depend on their state: KDPM2
  * scales its second-order steps by the interpolated sigma). */
 NGPT_API ngpt_status ngpt_scheduler_scale_model_input(const ngpt_scheduler *s, float *sample, size_t n,

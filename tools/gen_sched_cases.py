@@ -4,16 +4,15 @@
 The expected outputs come from a PORT of diffusers 0.17.0's scheduling_ddim.py,
 scheduling_pndm.py, scheduling_dpmsolver_multistep.py, scheduling_euler_discrete.py,
 scheduling_euler_ancestral_discrete.py, scheduling_heun_discrete.py,
-scheduling_unipc_multistep.py, scheduling_lms_discrete.py, scheduling_k_dpm_2_discrete.py and
-scheduling_k_dpm_2_ancestral_discrete.py (the classes below copy their __init__ / set_timesteps /
-scale_model_input / step code line by line, torch float32 tensors and numpy float64 arrays as
-diffusers uses, NumPy 1.x casting included; code two classes share is written once), not from
-diffusers itself, which is not installed
-here. It covers configurations the shared golden set lacks: DDIM eta > 0 with given noise,
+scheduling_unipc_multistep.py, scheduling_lms_discrete.py, scheduling_k_dpm_2_discrete.py,
+scheduling_k_dpm_2_ancestral_discrete.py and scheduling_deis_multistep.py (the classes below
+copy their __init__ / set_timesteps / scale_model_input / step code line by line, torch float32
+tensors and numpy float64 arrays as diffusers uses, NumPy 1.x casting included; code two classes
+share is written once), not from diffusers itself, which is not installed here. It covers configurations the shared golden set lacks: DDIM eta > 0 with given noise,
 v_prediction, sample prediction, clip_sample, trailing spacing, zero-SNR rescale, linear/cosine
 betas; PNDM with PRK steps; DPM-Solver order 3, heun, algorithm dpmsolver, the SDE variant with
 given noise; Euler (linear and Karras sigmas, epsilon/v/sample) and Euler ancestral with given
-noise, Heun, UniPC, LMS, KDPM2 and KDPM2 ancestral (stages the shared set has not).
+noise, Heun, UniPC, LMS, KDPM2, KDPM2 ancestral and DEIS (stages the shared set has not).
 
 Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_sched_cases.py
 (writes tests/golden/{vision,video}/scheduler.*/<case>/). Random data come from a seeded torch
@@ -425,6 +424,85 @@ class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / learn
         if self.lower_order_nums < c["solver_order"]:
             self.lower_order_nums += 1
         return prev_sample
+
+
+class DEIS(DPM):  # scheduling_deis_multistep.py v0.17.0 (no thresholding); step: DPM-Solver's, line for line
+    defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    trained_betas=None, solver_order=2, prediction_type="epsilon", algorithm_type="deis",
+                    solver_type="logrho", lower_order_final=True)
+
+    def __init__(self, cfg):
+        self.config = c = vp_tables(self, cfg)
+        if c["algorithm_type"] not in ["deis"]:
+            assert c["algorithm_type"] in ["dpmsolver", "dpmsolver++"]
+            c["algorithm_type"] = "deis"
+        if c["solver_type"] not in ["logrho"]:
+            assert c["solver_type"] in ["midpoint", "heun", "bh1", "bh2"]
+            c["solver_type"] = "logrho"
+
+    def set_timesteps(self, num_inference_steps):
+        timesteps = (np.linspace(0, self.config["num_train_timesteps"] - 1, num_inference_steps + 1)
+                     .round()[::-1][:-1].copy().astype(np.int64))
+        _, unique_indices = np.unique(timesteps, return_index=True)
+        timesteps = timesteps[np.sort(unique_indices)]
+        self.timesteps = torch.from_numpy(timesteps)
+        self.num_inference_steps = len(timesteps)
+        self.model_outputs = [None] * self.config["solver_order"]
+        self.lower_order_nums = 0
+
+    def convert_model_output(self, model_output, timestep, sample):
+        x0_pred = convert_model_output(self, True, model_output, timestep, sample)
+        alpha_t, sigma_t = self.alpha_t[timestep], self.sigma_t[timestep]
+        return (sample - alpha_t * x0_pred) / sigma_t
+
+    def first(self, model_output, timestep, prev_timestep, sample, noise=None):
+        lambda_t, lambda_s = self.lambda_t[prev_timestep], self.lambda_t[timestep]
+        alpha_t, alpha_s = self.alpha_t[prev_timestep], self.alpha_t[timestep]
+        sigma_t, _ = self.sigma_t[prev_timestep], self.sigma_t[timestep]
+        h = lambda_t - lambda_s
+        x_t = (alpha_t / alpha_s) * sample - (sigma_t * (torch.exp(h) - 1.0)) * model_output
+        return x_t
+
+    def second(self, model_output_list, timestep_list, prev_timestep, sample, noise=None):
+        t, s0, s1 = prev_timestep, timestep_list[-1], timestep_list[-2]
+        m0, m1 = model_output_list[-1], model_output_list[-2]
+        alpha_t, alpha_s0, alpha_s1 = self.alpha_t[t], self.alpha_t[s0], self.alpha_t[s1]
+        sigma_t, sigma_s0, sigma_s1 = self.sigma_t[t], self.sigma_t[s0], self.sigma_t[s1]
+        rho_t, rho_s0, rho_s1 = sigma_t / alpha_t, sigma_s0 / alpha_s0, sigma_s1 / alpha_s1
+
+        def ind_fn(t, b, c):
+            return t * (-np.log(c) + np.log(t) - 1) / (np.log(b) - np.log(c))
+
+        coef1 = ind_fn(rho_t, rho_s0, rho_s1) - ind_fn(rho_s0, rho_s0, rho_s1)
+        coef2 = ind_fn(rho_t, rho_s1, rho_s0) - ind_fn(rho_s0, rho_s1, rho_s0)
+        x_t = alpha_t * (sample / alpha_s0 + coef1 * m0 + coef2 * m1)
+        return x_t
+
+    def third(self, model_output_list, timestep_list, prev_timestep, sample):
+        t, s0, s1, s2 = prev_timestep, timestep_list[-1], timestep_list[-2], timestep_list[-3]
+        m0, m1, m2 = model_output_list[-1], model_output_list[-2], model_output_list[-3]
+        alpha_t, alpha_s0, alpha_s1, alpha_s2 = self.alpha_t[t], self.alpha_t[s0], self.alpha_t[s1], self.alpha_t[s2]
+        sigma_t, sigma_s0, sigma_s1, simga_s2 = self.sigma_t[t], self.sigma_t[s0], self.sigma_t[s1], self.sigma_t[s2]
+        rho_t, rho_s0, rho_s1, rho_s2 = (sigma_t / alpha_t, sigma_s0 / alpha_s0, sigma_s1 / alpha_s1,
+                                         simga_s2 / alpha_s2)
+
+        def ind_fn(t, b, c, d):
+            numerator = t * (
+                np.log(c) * (np.log(d) - np.log(t) + 1)
+                - np.log(d) * np.log(t)
+                + np.log(d)
+                + np.log(t) ** 2
+                - 2 * np.log(t)
+                + 2
+            )
+            denominator = (np.log(b) - np.log(c)) * (np.log(b) - np.log(d))
+            return numerator / denominator
+
+        coef1 = ind_fn(rho_t, rho_s0, rho_s1, rho_s2) - ind_fn(rho_s0, rho_s0, rho_s1, rho_s2)
+        coef2 = ind_fn(rho_t, rho_s1, rho_s2, rho_s0) - ind_fn(rho_s0, rho_s1, rho_s2, rho_s0)
+        coef3 = ind_fn(rho_t, rho_s2, rho_s0, rho_s1) - ind_fn(rho_s0, rho_s2, rho_s0, rho_s1)
+        x_t = alpha_t * (sample / alpha_s0 + coef1 * m0 + coef2 * m1 + coef3 * m2)
+        return x_t
 
 
 class Euler:  # scheduling_euler_discrete.py v0.17.0 (step with s_churn 0, as the pipelines call it)
@@ -1021,7 +1099,7 @@ def gen(family, stage, name, cls, params, shape, seed, noise=False, atol=5e-5, r
                                                        "alphas_cumprod": s.alphas_cumprod})
     write_case(d, stage, params, atol, rtol,
                {DDIM: "DDIMScheduler", PNDM: "PNDMScheduler", DPM: "DPMSolverMultistepScheduler",
-                UniPC: "UniPCMultistepScheduler"}[cls], note, T)
+                UniPC: "UniPCMultistepScheduler", DEIS: "DEISMultistepScheduler"}[cls], note, T)
 
 
 def main_euler():
@@ -1153,8 +1231,30 @@ def main_kdpm2():
               note="v_prediction, linear betas, video-shaped latents")
 
 
+def main_deis():
+    img = (1, 4, 6, 6)
+    st = "scheduler.deis"
+    gen("vision", st, "sd15_n20", DEIS, dict(num_inference_steps=20, **SD15), img, 71,
+        note="DEISMultistepScheduler's defaults (solver_order 2, logrho) on SD 1.5's betas; coefficients from "
+             "numpy float32 logs")
+    gen("vision", st, "order3_n10", DEIS, dict(num_inference_steps=10, solver_order=3, **SD15), img, 72, atol=1e-4,
+        note="solver_order 3, lower_order_final (10 < 15 steps)")
+    gen("vision", st, "vpred_linear_n8", DEIS,
+        dict(num_inference_steps=8, prediction_type="v_prediction", algorithm_type="dpmsolver++",
+             solver_type="midpoint", beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+             num_train_timesteps=1000), img, 73,
+        note="v_prediction; DPM-Solver's algorithm and solver names, which DEIS takes as deis / logrho")
+    gen("vision", st, "sample_order3_cosine_n16", DEIS,
+        dict(num_inference_steps=16, solver_order=3, prediction_type="sample", beta_schedule="squaredcos_cap_v2",
+             num_train_timesteps=1000), (1, 4, 2, 4, 4), 74, atol=1e-4,
+        note="prediction_type sample, cosine betas, order 3 to the end (16 >= 15 steps: no lower-order final)")
+    gen("vision", st, "order1_n5", DEIS, dict(num_inference_steps=5, solver_order=1, **SD15), img, 75)
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["kdpm2"]:
+    if sys.argv[1:] == ["deis"]:
+        main_deis()
+    elif sys.argv[1:] == ["kdpm2"]:
         main_kdpm2()
     elif sys.argv[1:] == ["euler"]:
         main_euler()
@@ -1168,3 +1268,4 @@ if __name__ == "__main__":
         main_unipc()
         main_lms()
         main_kdpm2()
+        main_deis()

@@ -1,6 +1,6 @@
 /* sched.c — ngpt_scheduler: the config (diffusers 0.17's scheduler_config.json: DDIM, PNDM,
  * DPM-Solver multistep, Euler, Euler ancestral, Heun, UniPC multistep, LMS, KDPM2, KDPM2
- * ancestral), the noise schedule
+ * ancestral, DEIS multistep), the noise schedule
  * (betas, alphas_cumprod and the tables each kind derives from them), create and free. The
  * files of lib/sched are listed in sched_impl.h.
  */
@@ -77,6 +77,7 @@ const char *nx_sched_class_name(ngpt_scheduler_kind k)
     case NGPT_SCHEDULER_LMS: return "LMSDiscreteScheduler";
     case NGPT_SCHEDULER_KDPM2: return "KDPM2DiscreteScheduler";
     case NGPT_SCHEDULER_KDPM2_ANCESTRAL: return "KDPM2AncestralDiscreteScheduler";
+    case NGPT_SCHEDULER_DEIS_MULTISTEP: return "DEISMultistepScheduler";
     default: return "?";
     }
 }
@@ -189,7 +190,8 @@ static ngpt_status build_schedule(ngpt_scheduler *s, const json_t *cfg, const ch
             if (s->train_sigma[i] > s->init_sigma || isnan(s->train_sigma[i])) s->init_sigma = s->train_sigma[i];
         }
     }
-    if (s->kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP || s->kind == NGPT_SCHEDULER_UNIPC_MULTISTEP) {
+    if (s->kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP || s->kind == NGPT_SCHEDULER_UNIPC_MULTISTEP ||
+        s->kind == NGPT_SCHEDULER_DEIS_MULTISTEP) {
         s->alpha_t = nx_malloc((size_t)T * sizeof(float));
         s->sigma_t = nx_malloc((size_t)T * sizeof(float));
         s->lambda_t = nx_malloc((size_t)T * sizeof(float));
@@ -213,24 +215,38 @@ static ngpt_status parse_pred(const char *v, int *out)
     return NGPT_OK;
 }
 
-static ngpt_status configure_unipc(ngpt_scheduler *s, const json_t *cfg, const ngpt_scheduler_params *p)
+/* The multistep samplers' solver_order (the params' when set), 1-3: diffusers takes any, but past 3
+ * the history would outgrow the device step's slots, and the methods' authors recommend 2 or 3. */
+static ngpt_status cfg_order(ngpt_scheduler *s, const json_t *cfg, const ngpt_scheduler_params *p, const char *what)
 {
-    int64_t order = 2;
-    bool thresholding = false;
-    const char *stype = NULL;
+    int64_t order;
     NX_TRY(cfg_int(cfg, "solver_order", 2, &order));
     if (p->solver_order) order = p->solver_order;
-    /* diffusers takes any order; past 3 the history would outgrow the device step's slots, and
-     * UniPC's authors recommend 2 (guided) or 3 (unconditional) */
     if (order < 1 || order > 3)
-        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: UniPC solver_order %lld (1, 2 or 3)", (long long)order);
+        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: %s solver_order %lld (1, 2 or 3)", what, (long long)order);
     s->order = (int)order;
+    return NGPT_OK;
+}
+
+/* Dynamic thresholding (per-batch-item quantiles of x0) is not ported: the API is layout-free. */
+static ngpt_status cfg_no_thresholding(const json_t *cfg, const char *what)
+{
+    bool thresholding = false;
+    NX_TRY(cfg_bool(cfg, "thresholding", false, &thresholding));
+    if (thresholding)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: %s 'thresholding' (dynamic thresholding, per-batch-item "
+                      "quantiles) is not implemented", what);
+    return NGPT_OK;
+}
+
+static ngpt_status configure_unipc(ngpt_scheduler *s, const json_t *cfg, const ngpt_scheduler_params *p)
+{
+    const char *stype = NULL;
+    NX_TRY(cfg_order(s, cfg, p, "UniPC"));
     s->lambda_min_clipped = -INFINITY;  /* set_dpm's timesteps, unclipped */
     NX_TRY(cfg_bool(cfg, "predict_x0", true, &s->predict_x0));
     NX_TRY(cfg_bool(cfg, "lower_order_final", true, &s->lower_order_final));
-    NX_TRY(cfg_bool(cfg, "thresholding", false, &thresholding));
-    if (thresholding)
-        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: UniPC 'thresholding' is not implemented");
+    NX_TRY(cfg_no_thresholding(cfg, "UniPC"));
     NX_TRY(cfg_str(cfg, "solver_type", "bh2", &stype));
     /* as diffusers: DPM-Solver's names stand for bh1 */
     if (!strcmp(stype, "bh2")) s->bh2 = true;
@@ -259,6 +275,32 @@ static ngpt_status configure_unipc(ngpt_scheduler *s, const json_t *cfg, const n
     return NGPT_OK;
 }
 
+/* DEISMultistepScheduler: log-rho DEIS only; DPM-Solver's algorithm and solver names stand for it,
+ * as diffusers maps them. */
+static ngpt_status configure_deis(ngpt_scheduler *s, const json_t *cfg, const ngpt_scheduler_params *p)
+{
+    const char *algo = NULL, *stype = NULL;
+    NX_TRY(cfg_order(s, cfg, p, "DEIS"));
+    s->lambda_min_clipped = -INFINITY;  /* set_dpm's timesteps, unclipped */
+    NX_TRY(cfg_bool(cfg, "lower_order_final", true, &s->lower_order_final));
+    NX_TRY(cfg_no_thresholding(cfg, "DEIS"));
+    NX_TRY(cfg_str(cfg, "algorithm_type", "deis", &algo));
+    if (strcmp(algo, "deis") && strcmp(algo, "dpmsolver") && strcmp(algo, "dpmsolver++"))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: algorithm_type '%s' is not implemented for "
+                      "DEISMultistepScheduler (deis)", algo);
+    NX_TRY(cfg_str(cfg, "solver_type", "logrho", &stype));
+    if (strcmp(stype, "logrho") && strcmp(stype, "midpoint") && strcmp(stype, "heun") && strcmp(stype, "bh1") &&
+        strcmp(stype, "bh2"))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: solver_type '%s' is not implemented for "
+                      "DEISMultistepScheduler (logrho)", stype);
+    /* the params' algorithm and solver types all mean DEIS's one; they are checked, not used */
+    if (p->algorithm_type < NGPT_DPM_ALGORITHM_FROM_CONFIG || p->algorithm_type > NGPT_DPM_SDE_DPMSOLVER)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown algorithm_type %d", (int)p->algorithm_type);
+    if (p->solver_type < NGPT_DPM_SOLVER_TYPE_FROM_CONFIG || p->solver_type > NGPT_DPM_SOLVER_BH2)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown solver_type %d", (int)p->solver_type);
+    return NGPT_OK;
+}
+
 static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_scheduler_params *p)
 {
     if (!json_is_object(cfg)) return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: not a JSON object");
@@ -278,11 +320,13 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         else if (!strcmp(cls, "LMSDiscreteScheduler")) kind = NGPT_SCHEDULER_LMS;
         else if (!strcmp(cls, "KDPM2DiscreteScheduler")) kind = NGPT_SCHEDULER_KDPM2;
         else if (!strcmp(cls, "KDPM2AncestralDiscreteScheduler")) kind = NGPT_SCHEDULER_KDPM2_ANCESTRAL;
+        else if (!strcmp(cls, "DEISMultistepScheduler")) kind = NGPT_SCHEDULER_DEIS_MULTISTEP;
         else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: _class_name '%s' is not supported "
                            "(DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, "
                            "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, UniPCMultistepScheduler, "
-                           "LMSDiscreteScheduler, KDPM2DiscreteScheduler, KDPM2AncestralDiscreteScheduler)", cls);
-    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_KDPM2_ANCESTRAL) {
+                           "LMSDiscreteScheduler, KDPM2DiscreteScheduler, KDPM2AncestralDiscreteScheduler, "
+                           "DEISMultistepScheduler)", cls);
+    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_DEIS_MULTISTEP) {
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown kind %d", (int)kind);
     }
     s->kind = kind;
@@ -321,15 +365,11 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
     }
     if (ddim) {
         double range;
-        bool thresholding;
         const char *spacing;
         NX_TRY(cfg_bool(cfg, "clip_sample", true, &s->clip_sample));
         NX_TRY(cfg_num(cfg, "clip_sample_range", 1.0, &range));
         s->clip_sample_range = (float)range;
-        NX_TRY(cfg_bool(cfg, "thresholding", false, &thresholding));
-        if (thresholding)
-            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DDIM 'thresholding' (dynamic thresholding, "
-                          "per-batch-item quantiles) is not implemented");
+        NX_TRY(cfg_no_thresholding(cfg, "DDIM"));
         NX_TRY(cfg_str(cfg, "timestep_spacing", "leading", &spacing));
         if (!strcmp(spacing, "leading")) s->spacing = SPACING_LEADING;
         else if (!strcmp(spacing, "trailing")) s->spacing = SPACING_TRAILING;
@@ -368,14 +408,8 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         }
     }
     if (dpm) {
-        int64_t order;
-        bool thresholding;
         const char *algo, *stype, *variance_type;
-        NX_TRY(cfg_int(cfg, "solver_order", 2, &order));
-        if (p->solver_order) order = p->solver_order;
-        if (order < 1 || order > 3)
-            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: DPM-Solver solver_order %lld (1, 2 or 3)", (long long)order);
-        s->order = (int)order;
+        NX_TRY(cfg_order(s, cfg, p, "DPM-Solver"));
         NX_TRY(cfg_str(cfg, "algorithm_type", "dpmsolver++", &algo));
         if (!strcmp(algo, "dpmsolver++") || !strcmp(algo, "deis")) s->algo = NGPT_DPM_DPMSOLVER_PP;
         else if (!strcmp(algo, "dpmsolver")) s->algo = NGPT_DPM_DPMSOLVER;
@@ -400,9 +434,7 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         if (s->order == 3 && (s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER))
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: the SDE DPM-Solver variants have no third-order update (solver_order 3)");
         NX_TRY(cfg_bool(cfg, "lower_order_final", true, &s->lower_order_final));
-        NX_TRY(cfg_bool(cfg, "thresholding", false, &thresholding));
-        if (thresholding)
-            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DPM-Solver 'thresholding' is not implemented");
+        NX_TRY(cfg_no_thresholding(cfg, "DPM-Solver"));
         NX_TRY(cfg_bool(cfg, "use_karras_sigmas", false, &s->karras));
         if (s->karras && s->T < 2)  /* _sigma_to_t indexes log_sigmas[1]: diffusers fails */
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: Karras sigmas need num_train_timesteps >= 2");
@@ -413,6 +445,7 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         NX_TRY(cfg_num(cfg, "lambda_min_clipped", -INFINITY, &s->lambda_min_clipped));
     }
     if (kind == NGPT_SCHEDULER_UNIPC_MULTISTEP) NX_TRY(configure_unipc(s, cfg, p));
+    if (kind == NGPT_SCHEDULER_DEIS_MULTISTEP) NX_TRY(configure_deis(s, cfg, p));
     return build_schedule(s, cfg, beta_schedule, beta_start, beta_end, zero_snr, set_alpha_to_one);
 }
 

@@ -20,7 +20,7 @@
 #include <stddef.h>
 
 /* The state slots a step of s reads or writes: 0 (DDIM, Euler, Euler ancestral), the solver
- * order (DPM-Solver), the order + 1 (UniPC), 1 (KDPM2, KDPM2 ancestral), 2 (Heun), 4 (LMS) or
+ * order (DPM-Solver, DEIS), the order + 1 (UniPC), 1 (KDPM2, KDPM2 ancestral), 2 (Heun), 4 (LMS) or
  * NX_SCHED_SLOTS (PNDM); a caller stepping through nx_sched_plan keeps that many buffers of n
  * floats, zero-initialised or not (a slot is written before it is read). */
 int nx_sched_slots(const ngpt_scheduler *s);

@@ -7,6 +7,7 @@
  *  - sched_kdiff.c: the k-diffusion samplers' steps (Euler, Euler ancestral, Heun, LMS, KDPM2,
  *    KDPM2 ancestral);
  *  - sched_unipc.c: UniPC's step;
+ *  - sched_deis.c: DEIS's step;
  *  - sched_step.c / sched_math.h: a planned step's element-wise work.
  *
  * Precision follows the reference: betas/alphas_cumprod are float32 tensors in diffusers
@@ -33,7 +34,7 @@ struct ngpt_scheduler {
     int64_t steps_offset;       /* DDIM, PNDM */
     int     spacing;            /* DDIM timestep_spacing */
     bool    skip_prk_steps;     /* PNDM */
-    int     order;              /* DPM, UniPC solver_order */
+    int     order;              /* DPM, UniPC, DEIS solver_order */
     int     algo;               /* DPM algorithm_type */
     bool    heun;               /* DPM solver_type */
     bool    lower_order_final;  /* DPM, UniPC */
@@ -89,6 +90,9 @@ void nx_sched_free_state(ngpt_scheduler *s);              /* the host stepping's
 void nx_sched_reset_state(ngpt_scheduler *s);             /* the stepping counters and history */
 
 /* sched_timesteps.c */
+/* np.log of a float32 as numpy 1.24 computes it on x86-64 (its SIMD code, not libm's logf: they
+ * differ in the last bit for ~8% of arguments) */
+float nx_sched_np_logf(float x);
 size_t nx_sched_first_step(const ngpt_scheduler *s, double t);
 size_t nx_sched_find_step(const ngpt_scheduler *s, double t);
 ngpt_status nx_sched_not_in_schedule(const ngpt_scheduler *s, const char *fn, double t);
@@ -101,10 +105,11 @@ void nx_sched_ancestral_sigmas(float from, float to, float *up, float *down);
 int nx_sched_ets_push(ngpt_scheduler *s);
 int nx_sched_mo_push(ngpt_scheduler *s, int64_t t);
 
-/* the kinds' step planners (sched_kdiff.c, sched_unipc.c) */
+/* the kinds' step planners (sched_kdiff.c, sched_unipc.c, sched_deis.c) */
 ngpt_status nx_sched_plan_euler(ngpt_scheduler *s, size_t idx, bool have_noise, nx_sched_step *p);
 ngpt_status nx_sched_plan_kdpm2(ngpt_scheduler *s, size_t idx, bool have_noise, nx_sched_step *p);
 void nx_sched_plan_lms(ngpt_scheduler *s, size_t idx, nx_sched_step *p);
 ngpt_status nx_sched_plan_unipc(ngpt_scheduler *s, int64_t t, size_t idx, nx_sched_step *p);
+ngpt_status nx_sched_plan_deis(ngpt_scheduler *s, int64_t t, size_t idx, nx_sched_step *p);
 
 #endif

@@ -3,10 +3,10 @@
  * same expressions in the same order: diffusers 0.17's float32 tensor arithmetic.
  *
  * A step is data (nx_sched_step): the classifier-free guidance combine, the scheduler's state
- * updates (PNDM's ets.append and cur_sample, its PRK accumulator, DPM-Solver's and UniPC's
- * model_outputs, UniPC's last sample, Heun's first-order derivative and sample, KDPM2's sample,
- * LMS's derivatives) as slot indices into six state buffers, and the per-step coefficients that
- * sched_plan.c computes from the schedule. Everything a step does to element i reads and writes
+ * updates (PNDM's ets.append and cur_sample, its PRK accumulator, DPM-Solver's, UniPC's and
+ * DEIS's model_outputs, UniPC's last sample, Heun's first-order derivative and sample, KDPM2's
+ * sample, LMS's derivatives) as slot indices into six state buffers, and the per-step
+ * coefficients that lib/sched's planners compute from the schedule. Everything a step does to element i reads and writes
  * element i only, so the whole step is one pass over the latents — on a GPU one kernel, its
  * inputs never leaving the device.
  *
@@ -126,9 +126,21 @@ typedef struct nx_lms_coef {
     float c[4];
 } nx_lms_coef;
 
+/* ---- DEIS multistep (log-rho): the noise prediction re-derived from the x0 prediction, then
+ * x' = cx x - c0 m0 (order 1, DDIM's) or x' = alpha_t (x / alpha_s0 + k0 m0 + k1 m1 [+ k2 m2]),
+ * the k_j integrals of Lagrange polynomials in log rho ---- */
+typedef struct nx_deis_coef {
+    int   pred;           /* NX_SCHED_PRED_* */
+    float conv_alpha, conv_sigma;  /* alpha_t, sigma_t at the current timestep (conversion) */
+    int   order;          /* 1, 2, 3 */
+    float cx, c0;         /* order 1: alpha_t / alpha_s, sigma_t (e^h - 1) */
+    float alpha_t, alpha_s0;
+    float k[3];           /* orders 2, 3 */
+} nx_deis_coef;
+
 #define NX_SCHED_SLOTS 6
 enum { NX_SCHED_KIND_DDIM = 1, NX_SCHED_KIND_PNDM = 2, NX_SCHED_KIND_DPM = 3, NX_SCHED_KIND_EULER = 4,
-       NX_SCHED_KIND_UNIPC = 5, NX_SCHED_KIND_LMS = 6 };
+       NX_SCHED_KIND_UNIPC = 5, NX_SCHED_KIND_LMS = 6, NX_SCHED_KIND_DEIS = 7 };
 enum { NX_SCHED_ACC_NONE = 0, NX_SCHED_ACC_SET = 1, NX_SCHED_ACC_ADD = 2 };
 
 /* One step over n elements. Slot fields are indices into the six state buffers, -1 for none. */
@@ -148,7 +160,7 @@ typedef struct nx_sched_step {
     int     xin;          /* PNDM: the sample the update reads (-1: x itself, else cur_sample's slot) */
     int     e[4];         /* PNDM: ets, newest first. LMS: the previous derivatives, newest first
                              (this step's goes to push) */
-    int     m[3];         /* DPM: m[0] receives this step's converted output; m[1], m[2] the previous.
+    int     m[3];         /* DPM, DEIS: m[0] receives this step's converted output; m[1], m[2] the previous.
                              UniPC: the previous converted outputs, newest first (this step's goes
                              to push; its sample before UniP to save_x, where UniC reads the last) */
     union {
@@ -158,6 +170,7 @@ typedef struct nx_sched_step {
         nx_euler_coef euler;
         nx_unipc_coef unipc;
         nx_lms_coef lms;
+        nx_deis_coef deis;
     } c;
 } nx_sched_step;
 
@@ -320,6 +333,20 @@ NX_SCHED_FN float nx_lms_elem(const nx_lms_coef *c, float x, float m, const floa
     return x + sum;
 }
 
+/* DEIS's new sample from sample x and model output mo; *m0_out receives the converted output (a
+ * noise prediction), m1/m2 are the previous ones (read at order 2 / 3). */
+NX_SCHED_FN float nx_deis_elem(const nx_deis_coef *c, float x, float mo, float *m0_out, float m1, float m2)
+{
+    const float x0 = nx_sched_convert(c->pred, true, c->conv_alpha, c->conv_sigma, x, mo);
+    const float m0 = (x - c->conv_alpha * x0) / c->conv_sigma;
+    *m0_out = m0;
+    if (c->order == 1) return c->cx * x - c->c0 * m0;
+    float r = x / c->alpha_s0 + c->k[0] * m0;
+    r = r + c->k[1] * m1;
+    if (c->order == 3) r = r + c->k[2] * m2;
+    return c->alpha_t * r;
+}
+
 /* The whole step for element i: eps the model output ([n], or [2n] with cfg), x the sample
  * (updated in place), noise [n] (read when p->noise), slot the six state buffers. */
 NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *x, const float *noise,
@@ -355,6 +382,11 @@ NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *
         float d;
         x[i] = nx_lms_elem(&p->c.lms, xi, m, prev, &d);
         slot[p->push][i] = d;
+        return;
+    }
+    if (p->kind == NX_SCHED_KIND_DEIS) {
+        x[i] = nx_deis_elem(&p->c.deis, xi, m, &slot[p->m[0]][i], p->m[1] >= 0 ? slot[p->m[1]][i] : 0.0f,
+                            p->m[2] >= 0 ? slot[p->m[2]][i] : 0.0f);
         return;
     }
     if (p->kind == NX_SCHED_KIND_DPM) {

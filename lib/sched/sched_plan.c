@@ -255,7 +255,8 @@ int nx_sched_slots(const ngpt_scheduler *s)
     switch (s->kind) {
     case NGPT_SCHEDULER_DDIM: return 0;
     case NGPT_SCHEDULER_PNDM: return NX_SCHED_SLOTS;
-    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return s->order;
+    case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP:
+    case NGPT_SCHEDULER_DEIS_MULTISTEP: return s->order;
     case NGPT_SCHEDULER_HEUN: return 2;
     case NGPT_SCHEDULER_UNIPC_MULTISTEP: return s->order + 1;  /* model_outputs, then last_sample */
     case NGPT_SCHEDULER_LMS: return 4;                          /* the derivatives */
@@ -296,6 +297,7 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double ts_f, size_t n, bool have_no
     case NGPT_SCHEDULER_PNDM: p->kind = NX_SCHED_KIND_PNDM; st = plan_pndm(s, timestep, p); break;
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: p->kind = NX_SCHED_KIND_DPM; st = plan_dpm(s, timestep, idx, have_noise, p); break;
     case NGPT_SCHEDULER_UNIPC_MULTISTEP: p->kind = NX_SCHED_KIND_UNIPC; st = nx_sched_plan_unipc(s, timestep, idx, p); break;
+    case NGPT_SCHEDULER_DEIS_MULTISTEP: p->kind = NX_SCHED_KIND_DEIS; st = nx_sched_plan_deis(s, timestep, idx, p); break;
     case NGPT_SCHEDULER_LMS: p->kind = NX_SCHED_KIND_LMS; nx_sched_plan_lms(s, idx, p); st = NGPT_OK; break;
     case NGPT_SCHEDULER_KDPM2:
     case NGPT_SCHEDULER_KDPM2_ANCESTRAL: p->kind = NX_SCHED_KIND_EULER; st = nx_sched_plan_kdpm2(s, idx, have_noise, p); break;

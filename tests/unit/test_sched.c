@@ -95,7 +95,8 @@ static void run_case(const char *dir, const char *stage)
            : !strcmp(stage, "scheduler.unipc") ? NGPT_SCHEDULER_UNIPC_MULTISTEP
            : !strcmp(stage, "scheduler.lms") ? NGPT_SCHEDULER_LMS
            : !strcmp(stage, "scheduler.kdpm2") ? NGPT_SCHEDULER_KDPM2
-           : !strcmp(stage, "scheduler.kdpm2_ancestral") ? NGPT_SCHEDULER_KDPM2_ANCESTRAL : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+           : !strcmp(stage, "scheduler.kdpm2_ancestral") ? NGPT_SCHEDULER_KDPM2_ANCESTRAL
+           : !strcmp(stage, "scheduler.deis") ? NGPT_SCHEDULER_DEIS_MULTISTEP : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
     const bool euler = p.kind == NGPT_SCHEDULER_EULER || p.kind == NGPT_SCHEDULER_EULER_ANCESTRAL || p.kind == NGPT_SCHEDULER_HEUN ||
                        p.kind == NGPT_SCHEDULER_LMS || p.kind == NGPT_SCHEDULER_KDPM2 ||
                        p.kind == NGPT_SCHEDULER_KDPM2_ANCESTRAL;
@@ -149,7 +150,7 @@ static void run_case(const char *dir, const char *stage)
     }
     for (size_t k = 0; k < T && k < nts; k++) {
         const double e = euler ? ((const double *)exp_ts)[k] : (double)((const int64_t *)exp_ts)[k];
-        /* Karras timesteps go through numpy's float32 log (its own SIMD code, not libm's) */
+        /* KDPM2's midpoint timesteps go through torch's log (Sleef's SIMD code, not libm's) */
         const double tol = euler ? atol + rtol * fabs(e) : 0.0;
         CHECK_MSG(fabs(ts[k] - e) <= tol, "%s: timestep %zu: %.17g vs %.17g", dir, k, ts[k], e);
     }
@@ -207,7 +208,7 @@ static void run_root(const char *root)
         if (fam->d_name[0] == '.') continue;
         const char *stages[] = {"scheduler.ddim", "scheduler.pndm", "scheduler.dpmsolver", "scheduler.euler",
                                 "scheduler.euler_ancestral", "scheduler.heun", "scheduler.unipc",
-                                "scheduler.lms", "scheduler.kdpm2", "scheduler.kdpm2_ancestral"};
+                                "scheduler.lms", "scheduler.kdpm2", "scheduler.kdpm2_ancestral", "scheduler.deis"};
         for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
             char sdir[4096];
             snprintf(sdir, sizeof sdir, "%s/%s/%s", root, fam->d_name, stages[i]);
@@ -448,7 +449,7 @@ static void test_euler(void)
     CHECK_ERR(from("{\"use_karras_sigmas\": 1}", NGPT_SCHEDULER_EULER, &s), NGPT_ERR_BAD_FORMAT, "use_karras_sigmas");
     CHECK_ERR(from("{\"_class_name\": \"ScoreSdeVeScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED,
               "EulerAncestralDiscreteScheduler");
-    CHECK_ERR(from("{}", (ngpt_scheduler_kind)11, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 11");
+    CHECK_ERR(from("{}", (ngpt_scheduler_kind)12, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 12");
     CHECK_ERR(from("{\"prediction_type\": \"sample\"}", NGPT_SCHEDULER_HEUN, &s), NGPT_ERR_UNSUPPORTED, "HeunDiscreteScheduler");
     /* Heun: timesteps [t0, t1, t1, ...]; each step's sigma follows its state (first order: the
      * last match of the timestep, second order: the first); a second-order step at t0 is refused */
@@ -759,9 +760,82 @@ static void test_kdpm2(void)
     ngpt_scheduler_free(s);
 }
 
+/* DEIS: DPM-Solver's timesteps; DPM-Solver's names for its one algorithm and solver type; the
+ * first step is DPM-Solver's first-order 'dpmsolver' update on the re-derived noise prediction */
+static void test_deis(void)
+{
+    ngpt_scheduler *s = NULL, *d = NULL;
+    CHECK_OK(from("{\"_class_name\": \"DEISMultistepScheduler\", \"solver_order\": 3, \"beta_schedule\": \"scaled_linear\", "
+                  "\"beta_start\": 0.00085, \"beta_end\": 0.012}", NGPT_SCHEDULER_AUTO, &s));
+    CHECK_OK(from("{\"algorithm_type\": \"dpmsolver\", \"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085, "
+                  "\"beta_end\": 0.012}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &d));
+    if (s && d) {
+        CHECK(ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_DEIS_MULTISTEP);
+        CHECK(ngpt_scheduler_init_noise_sigma(s) == 1.0f);
+        CHECK_OK(ngpt_scheduler_set_timesteps(s, 12));
+        CHECK_OK(ngpt_scheduler_set_timesteps(d, 12));
+        const int64_t *ts, *td;
+        size_t n, nd;
+        CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &n));
+        CHECK_OK(ngpt_scheduler_timesteps(d, &td, &nd));
+        CHECK(n == 12 && nd == 12 && memcmp(ts, td, n * sizeof *ts) == 0);
+        float a[3] = {1, 2, 3};
+        CHECK_OK(ngpt_scheduler_scale_model_input(s, a, 3, ts[0]));
+        CHECK(a[0] == 1 && a[1] == 2 && a[2] == 3);
+        float x1[3] = {1, -1, 0.5f}, x2[3] = {1, -1, 0.5f}, m[3] = {0.3f, 0.25f, -0.5f};
+        CHECK_OK(ngpt_scheduler_step(s, m, ts[0], x1, 3, NULL));
+        CHECK_OK(ngpt_scheduler_step(d, m, td[0], x2, 3, NULL));
+        for (int i = 0; i < 3; i++) CHECK_MSG(fabsf(x1[i] - x2[i]) <= 1e-5f * fabsf(x2[i]) + 1e-6f, "%d: %g vs %g", i, x1[i], x2[i]);
+        /* the whole trajectory, again after reset */
+        float traj[2][3];
+        for (int pass = 0; pass < 2; pass++) {
+            CHECK_OK(ngpt_scheduler_reset(s));
+            float x[3] = {1, -1, 0.5f};
+            for (size_t k = 0; k < n; k++) CHECK_OK(ngpt_scheduler_step(s, m, ts[k], x, 3, NULL));
+            memcpy(traj[pass], x, sizeof x);
+            for (int i = 0; i < 3; i++) CHECK(isfinite(x[i]));
+        }
+        CHECK(memcmp(traj[0], traj[1], sizeof traj[0]) == 0);
+        CHECK_ERR(ngpt_scheduler_step(s, m, 12345, x1, 3, NULL), NGPT_ERR_INVALID_ARGUMENT, "not in the schedule");
+    }
+    ngpt_scheduler_free(s);
+    ngpt_scheduler_free(d);
+    s = NULL;
+    /* DPM-Solver's names stand for DEIS's algorithm and solver type; others are refused */
+    CHECK_OK(from("{\"algorithm_type\": \"dpmsolver++\", \"solver_type\": \"bh2\"}", NGPT_SCHEDULER_DEIS_MULTISTEP, &s));
+    ngpt_scheduler_free(s);
+    s = NULL;
+    CHECK_ERR(from("{\"algorithm_type\": \"sde-dpmsolver++\"}", NGPT_SCHEDULER_DEIS_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED,
+              "sde-dpmsolver++");
+    CHECK_ERR(from("{\"solver_type\": \"taylor\"}", NGPT_SCHEDULER_DEIS_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "taylor");
+    CHECK_ERR(from("{\"solver_order\": 4}", NGPT_SCHEDULER_DEIS_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "DEIS solver_order 4");
+    CHECK_ERR(from("{\"thresholding\": true}", NGPT_SCHEDULER_DEIS_MULTISTEP, &s), NGPT_ERR_UNSUPPORTED, "thresholding");
+    CHECK_ERR(from("{\"lower_order_final\": 1}", NGPT_SCHEDULER_DEIS_MULTISTEP, &s), NGPT_ERR_BAD_FORMAT, "lower_order_final");
+    CHECK(s == NULL);
+    /* two history timesteps with one noise level (a zero beta): diffusers divides by log(rho_s0) -
+     * log(rho_s1) = 0; the update drops to the order whose history is distinct */
+    float z[6] = {1, -1, 0.5f, 2, -2, 0};
+    const char *flat = "{\"num_train_timesteps\": 6, \"trained_betas\": [0.1, 0.2, 0.0, 0.3, 0.0, 0.2], "
+                       "\"solver_order\": 3, \"lower_order_final\": false}";
+    CHECK_OK(from(flat, NGPT_SCHEDULER_DEIS_MULTISTEP, &s));
+    if (s) {
+        CHECK_OK(ngpt_scheduler_set_timesteps(s, 6));
+        const int64_t *ts;
+        size_t n;
+        CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &n));
+        for (size_t k = 0; k < n; k++) {
+            float m[6];
+            for (int i = 0; i < 6; i++) m[i] = 0.1f * z[i] + 0.05f;
+            CHECK_OK(ngpt_scheduler_step(s, m, ts[k], z, 6, NULL));
+        }
+        for (int i = 0; i < 6; i++) CHECK_MSG(isfinite(z[i]), "sample %d is %g", i, (double)z[i]);
+    }
+    ngpt_scheduler_free(s);
+}
+
 static void test_alloc_failures(void)
 {
-    const char *cfgs[11] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+    const char *cfgs[12] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}",
                            "{\"_class_name\": \"EulerDiscreteScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}",
@@ -770,9 +844,10 @@ static void test_alloc_failures(void)
                            "{\"_class_name\": \"UniPCMultistepScheduler\", \"disable_corrector\": [0], \"solver_order\": 3}",
                            "{\"_class_name\": \"LMSDiscreteScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"KDPM2DiscreteScheduler\"}",
-                           "{\"_class_name\": \"KDPM2AncestralDiscreteScheduler\"}"};
+                           "{\"_class_name\": \"KDPM2AncestralDiscreteScheduler\"}",
+                           "{\"_class_name\": \"DEISMultistepScheduler\", \"solver_order\": 3}"};
     float x[16] = {0}, m[16] = {0};
-    for (int c = 0; c < 11; c++) {
+    for (int c = 0; c < 12; c++) {
         for (int64_t nth = 1; nth < 40; nth++) {
             const int64_t blocks = nx_alloc_blocks();
             nx_alloc_fail_at(nth);
@@ -844,6 +919,11 @@ static const dev_case k_dev_cases[] = {
     {"{\"_class_name\": \"KDPM2AncestralDiscreteScheduler\"}", NGPT_SCHEDULER_AUTO, 0, 6},
     {"{\"prediction_type\": \"v_prediction\", \"beta_schedule\": \"squaredcos_cap_v2\"}",
      NGPT_SCHEDULER_KDPM2_ANCESTRAL, 0, 3},
+    {"{\"_class_name\": \"DEISMultistepScheduler\", \"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_AUTO, 0, 6},
+    {"{\"solver_order\": 3, \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_DEIS_MULTISTEP, 0, 7},
+    {"{\"solver_order\": 3, \"prediction_type\": \"sample\", \"lower_order_final\": false}",
+     NGPT_SCHEDULER_DEIS_MULTISTEP, 0, 5},
+    {"{\"solver_order\": 1}", NGPT_SCHEDULER_DEIS_MULTISTEP, 0, 4},
 };
 
 static ngpt_status dev_sched(const dev_case *c, ngpt_scheduler **s)
@@ -969,6 +1049,7 @@ int main(void)
     RUN(test_unipc);
     RUN(test_lms);
     RUN(test_kdpm2);
+    RUN(test_deis);
     RUN(test_alloc_failures);
     return test_done();
 }

@@ -118,3 +118,4 @@ ngpt_status case_scheduler_kdpm2_ancestral(const case_ctx *c, case_out *out)
 {
     return run(c, out, NGPT_SCHEDULER_KDPM2_ANCESTRAL);
 }
+ngpt_status case_scheduler_deis(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_DEIS_MULTISTEP); }

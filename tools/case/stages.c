@@ -59,5 +59,6 @@ const case_stage case_stages[] = {
     {"scheduler.lms", case_scheduler_lms},
     {"scheduler.kdpm2", case_scheduler_kdpm2},
     {"scheduler.kdpm2_ancestral", case_scheduler_kdpm2_ancestral},
+    {"scheduler.deis", case_scheduler_deis},
     {NULL, NULL},
 };
