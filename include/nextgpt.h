@@ -516,7 +516,7 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * Diffusion schedulers
  *
  * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio
- * and video decoders), PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler), DPM-Solver(++)
+ * and video decoders), DDPM, PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler), DPM-Solver(++)
  * multistep, UniPC multistep, DEIS multistep, and the k-diffusion samplers Euler, Euler ancestral,
  * Heun, LMS, KDPM2 and KDPM2 ancestral. A scheduler is built from a
  * diffusers `scheduler_config.json` (any of these classes can be asked for on another's config,
@@ -536,11 +536,11 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *         ngpt_scheduler_step_f64(s, eps, ts[k], latents, n, NULL);   // latents updated in place
  *     }
  *
- * Timesteps: DDIM, PNDM, DPM-Solver, UniPC and DEIS use integer timesteps, which the int64 calls
+ * Timesteps: DDIM, DDPM, PNDM, DPM-Solver, UniPC and DEIS use integer timesteps, which the int64 calls
  * (ngpt_scheduler_timesteps, _step, ...) take; the k-diffusion samplers' are fractional (float64, as
  * diffusers' numpy linspace gives them), so they need the _f64 calls, which serve every kind.
- * Randomness: the library draws no random numbers. Where diffusers would draw noise (DDIM with
- * eta > 0, the SDE variants of DPM-Solver, Euler ancestral, KDPM2 ancestral), the caller passes
+ * Randomness: the library draws no random numbers. Where diffusers would draw noise (DDPM, DDIM
+ * with eta > 0, the SDE variants of DPM-Solver, Euler ancestral, KDPM2 ancestral), the caller passes
  * it as `variance_noise` (standard normal, one value per sample element, a fresh draw per step).
  * Threads: a scheduler is stateful; use it from one thread at a time. Different schedulers are
  * independent. Errors: NGPT_ERR_BAD_FORMAT (not JSON, a key of the wrong type),
@@ -583,8 +583,12 @@ typedef enum ngpt_scheduler_kind {
                                                  ancestral noise; needs variance_noise on its
                                                  second-order steps (the even ones, counting from
                                                  1) */
-    NGPT_SCHEDULER_DEIS_MULTISTEP       = 11  /* DEISMultistepScheduler (log-rho multistep DEIS,
+    NGPT_SCHEDULER_DEIS_MULTISTEP       = 11, /* DEISMultistepScheduler (log-rho multistep DEIS,
                                                  solver_order 1-3) */
+    NGPT_SCHEDULER_DDPM                 = 12  /* DDPMScheduler (ancestral sampling: needs
+                                                 variance_noise at every step but the last;
+                                                 variance_type fixed_small, fixed_small_log or
+                                                 fixed_large) */
 } ngpt_scheduler_kind;
 
 typedef enum ngpt_prediction_type {
@@ -659,9 +663,9 @@ NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int
 /* One denoising step: sample (n floats, in/out) becomes the sample at the previous timestep.
  * model_output: the model's prediction at `timestep` (n floats); timestep must be one of the
  * schedule's (steps are taken in the schedule's order: PNDM, DPM-Solver, UniPC, DEIS and LMS
- * remember previous outputs). variance_noise: n standard-normal floats when eta > 0 (DDIM) or for the SDE
- * DPM-Solver variants, every Euler ancestral step and KDPM2 ancestral's second-order steps,
- * else NULL (ignored). n must stay the same until set_timesteps/reset. */
+ * remember previous outputs). variance_noise: n standard-normal floats for DDPM (but at
+ * timestep 0), DDIM with eta > 0, the SDE DPM-Solver variants, every Euler ancestral step and
+ * KDPM2 ancestral's second-order steps, else NULL (ignored). n must stay the same until set_timesteps/reset. */
 NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_output, int64_t timestep,
                                          float *sample, size_t n, const float *variance_noise);
 /* Forget the stepping history (the previous outputs of the multistep samplers, Heun's and KDPM2's
@@ -674,11 +678,11 @@ NGPT_API ngpt_status ngpt_scheduler_alphas_cumprod(const ngpt_scheduler *s, cons
  * and KDPM2 ancestral the largest of the last set_timesteps' sigmas (before it: the training
  * schedule's); 1.0 for s NULL. */
 NGPT_API float ngpt_scheduler_init_noise_sigma(const ngpt_scheduler *s);
-/* scale_model_input, sample (n floats) in place: the identity for DDIM, PNDM, DPM-Solver, UniPC
- * and DEIS (checks its arguments, changes nothing); the k-diffusion samplers divide by
- * (sigma^2 + 1)^0.5 at the timestep, which must be one of the schedule's. Call it on the model's input every step,
- * before that step's ngpt_scheduler_step (Heun's and KDPM2's sigmas depend on their state: KDPM2
- * scales its second-order steps by the interpolated sigma). */
+/* scale_model_input, sample (n floats) in place: the identity for DDIM, DDPM, PNDM, DPM-Solver,
+ * UniPC and DEIS (checks its arguments, changes nothing); the k-diffusion samplers divide by
+ * (sigma^2 + 1)^0.5 at the timestep, which must be one of the schedule's. Call it on the model's
+ * input every step, before that step's ngpt_scheduler_step (Heun's and KDPM2's sigmas depend on
+ * their state: KDPM2 scales its second-order steps by the interpolated sigma). */
 NGPT_API ngpt_status ngpt_scheduler_scale_model_input(const ngpt_scheduler *s, float *sample, size_t n,
                                                       int64_t timestep);
 /* add_noise (img2img): out = sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise, 0 <= t <
@@ -1002,8 +1006,8 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * uncond: the same shape: the text encoder's embedding of "" (NExT-GPT's negative prompt); NULL
  * = computed by the decoder's text encoder (see "Text" below; NGPT_ERR_UNSUPPORTED without
  * one), or not needed when guidance_scale <= 1. aux may be NULL (AUDIO only). The noise a
- * scheduler draws each step (DDIM eta > 0, SDE DPM-Solver, Euler and KDPM2 ancestral) comes from `seed`
- * too, so a seed gives the same output on every run. */
+ * scheduler draws each step (DDPM, DDIM eta > 0, SDE DPM-Solver, Euler and KDPM2 ancestral) comes
+ * from `seed` too, so a seed gives the same output on every run. */
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
                                            const ngpt_tensor *cond, const ngpt_tensor *uncond,
                                            const ngpt_decode_params *p);

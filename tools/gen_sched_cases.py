@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """gen_sched_cases.py — our own golden cases for the scheduler stages (tests/golden/...).
 
-The expected outputs come from a PORT of diffusers 0.17.0's scheduling_ddim.py,
+The expected outputs come from a PORT of diffusers 0.17.0's scheduling_ddim.py, scheduling_ddpm.py,
 scheduling_pndm.py, scheduling_dpmsolver_multistep.py, scheduling_euler_discrete.py,
 scheduling_euler_ancestral_discrete.py, scheduling_heun_discrete.py,
 scheduling_unipc_multistep.py, scheduling_lms_discrete.py, scheduling_k_dpm_2_discrete.py,
@@ -12,7 +12,7 @@ share is written once), not from diffusers itself, which is not installed here. 
 v_prediction, sample prediction, clip_sample, trailing spacing, zero-SNR rescale, linear/cosine
 betas; PNDM with PRK steps; DPM-Solver order 3, heun, algorithm dpmsolver, the SDE variant with
 given noise; Euler (linear and Karras sigmas, epsilon/v/sample) and Euler ancestral with given
-noise, Heun, UniPC, LMS, KDPM2, KDPM2 ancestral and DEIS (stages the shared set has not).
+noise, Heun, UniPC, LMS, KDPM2, KDPM2 ancestral, DEIS and DDPM (stages the shared set has not).
 
 Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_sched_cases.py
 (writes tests/golden/{vision,video}/scheduler.*/<case>/). Random data come from a seeded torch
@@ -174,6 +174,84 @@ class DDIM:  # scheduling_ddim.py v0.17.0
             variance = std_dev_t * variance_noise
             prev_sample = prev_sample + variance
         return prev_sample
+
+
+class DDPM:  # scheduling_ddpm.py v0.17.0 (no thresholding, no learned variance, no custom timesteps)
+    defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    trained_betas=None, variance_type="fixed_small", clip_sample=True, prediction_type="epsilon",
+                    thresholding=False, dynamic_thresholding_ratio=0.995, clip_sample_range=1.0,
+                    sample_max_value=1.0)
+
+    def __init__(self, cfg):
+        self.config = c = {**self.defaults, **{k: v for k, v in cfg.items() if k in self.defaults}}
+        if c["beta_schedule"] == "sigmoid":
+            betas = torch.linspace(-6, 6, c["num_train_timesteps"])
+            self.betas = torch.sigmoid(betas) * (c["beta_end"] - c["beta_start"]) + c["beta_start"]
+        else:
+            self.betas = make_betas(c)
+        self.alphas = 1.0 - self.betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self.one = torch.tensor(1.0)
+        self.variance_type = c["variance_type"]
+        self.num_inference_steps = None
+
+    def set_timesteps(self, num_inference_steps):
+        self.num_inference_steps = num_inference_steps
+        step_ratio = self.config["num_train_timesteps"] // self.num_inference_steps
+        timesteps = (np.arange(0, num_inference_steps) * step_ratio).round()[::-1].copy().astype(np.int64)
+        self.timesteps = torch.from_numpy(timesteps)
+
+    def previous_timestep(self, timestep):
+        num_inference_steps = self.num_inference_steps if self.num_inference_steps else self.config["num_train_timesteps"]
+        return timestep - self.config["num_train_timesteps"] // num_inference_steps
+
+    def _get_variance(self, t):
+        prev_t = self.previous_timestep(t)
+        alpha_prod_t = self.alphas_cumprod[t]
+        alpha_prod_t_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.one
+        current_beta_t = 1 - alpha_prod_t / alpha_prod_t_prev
+        variance = (1 - alpha_prod_t_prev) / (1 - alpha_prod_t) * current_beta_t
+        variance = torch.clamp(variance, min=1e-20)
+        variance_type = self.config["variance_type"]
+        if variance_type == "fixed_small":
+            variance = variance
+        elif variance_type == "fixed_small_log":
+            variance = torch.log(variance)
+            variance = torch.exp(0.5 * variance)
+        elif variance_type == "fixed_large":
+            variance = current_beta_t
+        return variance
+
+    def step(self, model_output, timestep, sample, variance_noise=None):
+        c = self.config
+        t = timestep
+        prev_t = self.previous_timestep(t)
+        alpha_prod_t = self.alphas_cumprod[t]
+        alpha_prod_t_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.one
+        beta_prod_t = 1 - alpha_prod_t
+        beta_prod_t_prev = 1 - alpha_prod_t_prev
+        current_alpha_t = alpha_prod_t / alpha_prod_t_prev
+        current_beta_t = 1 - current_alpha_t
+        if c["prediction_type"] == "epsilon":
+            pred_original_sample = (sample - beta_prod_t ** (0.5) * model_output) / alpha_prod_t ** (0.5)
+        elif c["prediction_type"] == "sample":
+            pred_original_sample = model_output
+        elif c["prediction_type"] == "v_prediction":
+            pred_original_sample = (alpha_prod_t**0.5) * sample - (beta_prod_t**0.5) * model_output
+        if c["clip_sample"]:
+            pred_original_sample = pred_original_sample.clamp(-c["clip_sample_range"], c["clip_sample_range"])
+        pred_original_sample_coeff = (alpha_prod_t_prev ** (0.5) * current_beta_t) / beta_prod_t
+        current_sample_coeff = current_alpha_t ** (0.5) * beta_prod_t_prev / beta_prod_t
+        pred_prev_sample = pred_original_sample_coeff * pred_original_sample + current_sample_coeff * sample
+        variance = 0
+        if t > 0:
+            # variance_noise: randn_tensor in diffusers, an input here
+            if self.variance_type == "fixed_small_log":
+                variance = self._get_variance(t) * variance_noise
+            else:
+                variance = (self._get_variance(t) ** 0.5) * variance_noise
+        pred_prev_sample = pred_prev_sample + variance
+        return pred_prev_sample
 
 
 class PNDM:  # scheduling_pndm.py v0.17.0
@@ -1085,6 +1163,8 @@ def gen(family, stage, name, cls, params, shape, seed, noise=False, atol=5e-5, r
                        variance_noise=vn[k] if noise else None)
         elif cls is DPM:
             x = s.step(mo[k], t, x, noise=vn[k] if noise else None)
+        elif cls is DDPM:
+            x = s.step(mo[k], t, x, variance_noise=vn[k])
         else:
             x = s.step(mo[k], t, x)
         out.append(x.clone())
@@ -1099,7 +1179,7 @@ def gen(family, stage, name, cls, params, shape, seed, noise=False, atol=5e-5, r
                                                        "alphas_cumprod": s.alphas_cumprod})
     write_case(d, stage, params, atol, rtol,
                {DDIM: "DDIMScheduler", PNDM: "PNDMScheduler", DPM: "DPMSolverMultistepScheduler",
-                UniPC: "UniPCMultistepScheduler", DEIS: "DEISMultistepScheduler"}[cls], note, T)
+                UniPC: "UniPCMultistepScheduler", DEIS: "DEISMultistepScheduler", DDPM: "DDPMScheduler"}[cls], note, T)
 
 
 def main_euler():
@@ -1251,8 +1331,28 @@ def main_deis():
     gen("vision", st, "order1_n5", DEIS, dict(num_inference_steps=5, solver_order=1, **SD15), img, 75)
 
 
+def main_ddpm():
+    img = (1, 4, 6, 6)
+    st = "scheduler.ddpm"
+    gen("vision", st, "defaults_n10", DDPM, dict(num_inference_steps=10), img, 81, noise=True,
+        note="DDPMScheduler's defaults (fixed_small variance, clip_sample 1.0, linear betas); the noise diffusers "
+             "would draw at every step but the last is the input variance_noise [T, S...]")
+    gen("vision", st, "sd15_fixed_large_n12", DDPM,
+        dict(num_inference_steps=12, variance_type="fixed_large", clip_sample=False, **SD15), img, 82, noise=True)
+    gen("vision", st, "vpred_small_log_n8", DDPM,
+        dict(num_inference_steps=8, variance_type="fixed_small_log", prediction_type="v_prediction",
+             clip_sample_range=2.0, beta_schedule="squaredcos_cap_v2", num_train_timesteps=1000), img, 83,
+        noise=True, atol=1e-4)
+    gen("vision", st, "sample_sigmoid_n7", DDPM,
+        dict(num_inference_steps=7, prediction_type="sample", beta_schedule="sigmoid", beta_start=0.0001,
+             beta_end=0.02, num_train_timesteps=1000), (1, 4, 2, 4, 4), 84, noise=True,
+        note="prediction_type sample on the sigmoid beta schedule")
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["deis"]:
+    if sys.argv[1:] == ["ddpm"]:
+        main_ddpm()
+    elif sys.argv[1:] == ["deis"]:
         main_deis()
     elif sys.argv[1:] == ["kdpm2"]:
         main_kdpm2()
@@ -1269,3 +1369,4 @@ if __name__ == "__main__":
         main_lms()
         main_kdpm2()
         main_deis()
+        main_ddpm()

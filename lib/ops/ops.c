@@ -835,7 +835,7 @@ ngpt_status nx_op_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *
     static const char op[] = "sched_step";
     NX_TRY(chk_be(be, op));
     if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: no plan", op);
-    if (p->kind < NX_SCHED_KIND_DDIM || p->kind > NX_SCHED_KIND_DEIS)
+    if (p->kind < NX_SCHED_KIND_DDIM || p->kind > NX_SCHED_KIND_DDPM)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown scheduler kind %d", op, p->kind);
     const unsigned f32 = NX_DTYPE_BIT(NGPT_DTYPE_F32);
     NX_TRY(chk_tensor(be, op, "x", x, f32, "F32"));

@@ -1,6 +1,6 @@
 /* sched.c — ngpt_scheduler: the config (diffusers 0.17's scheduler_config.json: DDIM, PNDM,
  * DPM-Solver multistep, Euler, Euler ancestral, Heun, UniPC multistep, LMS, KDPM2, KDPM2
- * ancestral, DEIS multistep), the noise schedule
+ * ancestral, DEIS multistep, DDPM), the noise schedule
  * (betas, alphas_cumprod and the tables each kind derives from them), create and free. The
  * files of lib/sched are listed in sched_impl.h.
  */
@@ -78,6 +78,7 @@ const char *nx_sched_class_name(ngpt_scheduler_kind k)
     case NGPT_SCHEDULER_KDPM2: return "KDPM2DiscreteScheduler";
     case NGPT_SCHEDULER_KDPM2_ANCESTRAL: return "KDPM2AncestralDiscreteScheduler";
     case NGPT_SCHEDULER_DEIS_MULTISTEP: return "DEISMultistepScheduler";
+    case NGPT_SCHEDULER_DDPM: return "DDPMScheduler";
     default: return "?";
     }
 }
@@ -139,6 +140,11 @@ static ngpt_status build_schedule(ngpt_scheduler *s, const json_t *cfg, const ch
     } else if (!strcmp(beta_schedule, "scaled_linear")) {
         linspace_f32(betas, T, sqrt(beta_start), sqrt(beta_end));
         for (int64_t i = 0; i < T; i++) betas[i] = betas[i] * betas[i];
+    } else if (!strcmp(beta_schedule, "sigmoid") && s->kind == NGPT_SCHEDULER_DDPM) {
+        /* torch.sigmoid(torch.linspace(-6, 6, T)) * (beta_end - beta_start) + beta_start in float32 */
+        linspace_f32(betas, T, -6.0, 6.0);
+        const float scale = (float)(beta_end - beta_start), shift = (float)beta_start;
+        for (int64_t i = 0; i < T; i++) betas[i] = 1.0f / (1.0f + expf(-betas[i])) * scale + shift;
     } else if (!strcmp(beta_schedule, "squaredcos_cap_v2")) {
         for (int64_t i = 0; i < T; i++) {
             double t1 = (double)i / (double)T, t2 = (double)(i + 1) / (double)T;
@@ -149,7 +155,8 @@ static ngpt_status build_schedule(ngpt_scheduler *s, const json_t *cfg, const ch
     } else {
         nx_free(betas);
         return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: beta_schedule '%s' is not implemented for %s "
-                      "(linear, scaled_linear, squaredcos_cap_v2)", beta_schedule, nx_sched_class_name(s->kind));
+                      "(linear, scaled_linear, squaredcos_cap_v2; DDPM also sigmoid)", beta_schedule,
+                      nx_sched_class_name(s->kind));
     }
 
     /* torch.cumprod on CPU accumulates in double (acc_type<float> = double). */
@@ -275,6 +282,25 @@ static ngpt_status configure_unipc(ngpt_scheduler *s, const json_t *cfg, const n
     return NGPT_OK;
 }
 
+/* DDPMScheduler's variance_type (clip_sample and thresholding are read with DDIM's). */
+static ngpt_status configure_ddpm(ngpt_scheduler *s, const json_t *cfg)
+{
+    const char *vt = NULL;
+    NX_TRY(cfg_str(cfg, "variance_type", "fixed_small", &vt));
+    if (!strcmp(vt, "fixed_small")) s->variance_type = VARIANCE_FIXED_SMALL;
+    else if (!strcmp(vt, "fixed_small_log")) s->variance_type = VARIANCE_FIXED_SMALL_LOG;
+    else if (!strcmp(vt, "fixed_large")) s->variance_type = VARIANCE_FIXED_LARGE;
+    else if (!strcmp(vt, "fixed_large_log"))  /* 0.17 takes the square root of log(beta) < 0 */
+        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DDPM variance_type 'fixed_large_log' (diffusers 0.17 "
+                      "samples NaN with it: the square root of a negative log variance)");
+    else if (!strcmp(vt, "learned") || !strcmp(vt, "learned_range"))
+        return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DDPM variance_type '%s' (model outputs with learned "
+                      "variance channels) is not implemented", vt);
+    else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: DDPM variance_type '%s' (fixed_small, fixed_small_log, "
+                       "fixed_large)", vt);
+    return NGPT_OK;
+}
+
 /* DEISMultistepScheduler: log-rho DEIS only; DPM-Solver's algorithm and solver names stand for it,
  * as diffusers maps them. */
 static ngpt_status configure_deis(ngpt_scheduler *s, const json_t *cfg, const ngpt_scheduler_params *p)
@@ -321,12 +347,13 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         else if (!strcmp(cls, "KDPM2DiscreteScheduler")) kind = NGPT_SCHEDULER_KDPM2;
         else if (!strcmp(cls, "KDPM2AncestralDiscreteScheduler")) kind = NGPT_SCHEDULER_KDPM2_ANCESTRAL;
         else if (!strcmp(cls, "DEISMultistepScheduler")) kind = NGPT_SCHEDULER_DEIS_MULTISTEP;
+        else if (!strcmp(cls, "DDPMScheduler")) kind = NGPT_SCHEDULER_DDPM;
         else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: _class_name '%s' is not supported "
                            "(DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, "
                            "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, UniPCMultistepScheduler, "
                            "LMSDiscreteScheduler, KDPM2DiscreteScheduler, KDPM2AncestralDiscreteScheduler, "
-                           "DEISMultistepScheduler)", cls);
-    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_DEIS_MULTISTEP) {
+                           "DEISMultistepScheduler, DDPMScheduler)", cls);
+    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_DDPM) {
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown kind %d", (int)kind);
     }
     s->kind = kind;
@@ -363,13 +390,16 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
             return nx_err(NGPT_ERR_BAD_FORMAT, "scheduler config: steps_offset %lld is outside [-%lld, %lld] "
                           "(num_train_timesteps)", (long long)s->steps_offset, (long long)s->T, (long long)s->T);
     }
-    if (ddim) {
+    if (ddim || kind == NGPT_SCHEDULER_DDPM) {
         double range;
-        const char *spacing;
         NX_TRY(cfg_bool(cfg, "clip_sample", true, &s->clip_sample));
         NX_TRY(cfg_num(cfg, "clip_sample_range", 1.0, &range));
         s->clip_sample_range = (float)range;
-        NX_TRY(cfg_no_thresholding(cfg, "DDIM"));
+        NX_TRY(cfg_no_thresholding(cfg, nx_sched_class_name(kind)));
+    }
+    if (kind == NGPT_SCHEDULER_DDPM) NX_TRY(configure_ddpm(s, cfg));
+    if (ddim) {
+        const char *spacing = NULL;
         NX_TRY(cfg_str(cfg, "timestep_spacing", "leading", &spacing));
         if (!strcmp(spacing, "leading")) s->spacing = SPACING_LEADING;
         else if (!strcmp(spacing, "trailing")) s->spacing = SPACING_TRAILING;

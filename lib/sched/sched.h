@@ -31,7 +31,8 @@ int nx_sched_slots(const ngpt_scheduler *s);
  * must run the plan — s already counts the step. */
 ngpt_status nx_sched_plan(ngpt_scheduler *s, double timestep, size_t n, bool have_noise, nx_sched_step *p);
 
-/* Whether a step of s reads variance noise (DDIM eta > 0, the SDE DPM-Solvers, Euler ancestral). */
+/* Whether a step of s reads variance noise (DDPM, DDIM eta > 0, the SDE DPM-Solvers, the ancestral
+ * samplers; some of their steps may not). */
 bool nx_sched_needs_noise(const ngpt_scheduler *s);
 
 /* scale_model_input at step k (in stepping order) as a divisor of the model input: (sigma_k^2 +

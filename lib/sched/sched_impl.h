@@ -23,14 +23,16 @@
 #include <stdint.h>
 
 enum { SPACING_LEADING = 0, SPACING_TRAILING = 1 };
+enum { VARIANCE_FIXED_SMALL = 0, VARIANCE_FIXED_SMALL_LOG = 1, VARIANCE_FIXED_LARGE = 2 };
 
 struct ngpt_scheduler {
     ngpt_scheduler_kind kind;
     /* ---- config (diffusers names) ---- */
     int64_t T;                  /* num_train_timesteps */
     int     pred;               /* ngpt_prediction_type */
-    bool    clip_sample;        /* DDIM */
-    float   clip_sample_range;  /* DDIM */
+    bool    clip_sample;        /* DDIM, DDPM */
+    float   clip_sample_range;  /* DDIM, DDPM */
+    int     variance_type;      /* DDPM: VARIANCE_* */
     int64_t steps_offset;       /* DDIM, PNDM */
     int     spacing;            /* DDIM timestep_spacing */
     bool    skip_prk_steps;     /* PNDM */

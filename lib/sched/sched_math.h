@@ -126,6 +126,17 @@ typedef struct nx_lms_coef {
     float c[4];
 } nx_lms_coef;
 
+/* ---- DDPM: x0 (clipped), then x' = c_x0 x0 + c_x x + std noise ---- */
+typedef struct nx_ddpm_coef {
+    int   pred;           /* NX_SCHED_PRED_* */
+    float sqrt_a_t, sqrt_b_t;  /* alpha_prod_t ** 0.5, beta_prod_t ** 0.5 */
+    bool  clip;
+    float clip_range;
+    float c_x0, c_x;      /* pred_original_sample_coeff, current_sample_coeff */
+    bool  add_noise;      /* t > 0 */
+    float std;            /* the variance noise's scale */
+} nx_ddpm_coef;
+
 /* ---- DEIS multistep (log-rho): the noise prediction re-derived from the x0 prediction, then
  * x' = cx x - c0 m0 (order 1, DDIM's) or x' = alpha_t (x / alpha_s0 + k0 m0 + k1 m1 [+ k2 m2]),
  * the k_j integrals of Lagrange polynomials in log rho ---- */
@@ -140,7 +151,7 @@ typedef struct nx_deis_coef {
 
 #define NX_SCHED_SLOTS 6
 enum { NX_SCHED_KIND_DDIM = 1, NX_SCHED_KIND_PNDM = 2, NX_SCHED_KIND_DPM = 3, NX_SCHED_KIND_EULER = 4,
-       NX_SCHED_KIND_UNIPC = 5, NX_SCHED_KIND_LMS = 6, NX_SCHED_KIND_DEIS = 7 };
+       NX_SCHED_KIND_UNIPC = 5, NX_SCHED_KIND_LMS = 6, NX_SCHED_KIND_DEIS = 7, NX_SCHED_KIND_DDPM = 8 };
 enum { NX_SCHED_ACC_NONE = 0, NX_SCHED_ACC_SET = 1, NX_SCHED_ACC_ADD = 2 };
 
 /* One step over n elements. Slot fields are indices into the six state buffers, -1 for none. */
@@ -171,6 +182,7 @@ typedef struct nx_sched_step {
         nx_unipc_coef unipc;
         nx_lms_coef lms;
         nx_deis_coef deis;
+        nx_ddpm_coef ddpm;
     } c;
 } nx_sched_step;
 
@@ -231,6 +243,16 @@ NX_SCHED_FN float nx_sched_convert(int pred, bool x0, float a, float s, float x,
     case NX_SCHED_PRED_V:      return a * mo + s * x;
     default:                   return mo;
     }
+}
+
+/* DDPM's new sample from sample x, model output m and noise. */
+NX_SCHED_FN float nx_ddpm_elem(const nx_ddpm_coef *c, float x, float m, float noise)
+{
+    float x0 = nx_sched_convert(c->pred, true, c->sqrt_a_t, c->sqrt_b_t, x, m);
+    if (c->clip) x0 = nx_sched_clampf(x0, -c->clip_range, c->clip_range);
+    float prev = c->c_x0 * x0 + c->c_x * x;
+    if (c->add_noise) prev = prev + c->std * noise;
+    return prev;
 }
 
 /* DPM-Solver's new sample from sample x and model output mo; *m0 receives the converted output,
@@ -358,6 +380,10 @@ NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *
     const float nz = p->noise ? noise[i] : 0.0f;
     if (p->kind == NX_SCHED_KIND_DDIM) {
         x[i] = nx_ddim_elem(&p->c.ddim, xi, m, nz);
+        return;
+    }
+    if (p->kind == NX_SCHED_KIND_DDPM) {
+        x[i] = nx_ddpm_elem(&p->c.ddpm, xi, m, nz);
         return;
     }
     if (p->kind == NX_SCHED_KIND_EULER) {

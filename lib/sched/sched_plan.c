@@ -1,8 +1,8 @@
 /* sched_plan.c — a step planned on the host (nx_sched_plan: the bookkeeping, and the step's
  * float32 coefficients as an nx_sched_step) and ngpt_scheduler_step, which runs the plan over host
- * arrays; the steps of DDIM (scheduling_ddim.py), PNDM (scheduling_pndm.py) and DPM-Solver
- * multistep (scheduling_dpmsolver_multistep.py). The other kinds plan in sched_kdiff.c and
- * sched_unipc.c.
+ * arrays; the steps of DDIM (scheduling_ddim.py), DDPM (scheduling_ddpm.py), PNDM
+ * (scheduling_pndm.py) and DPM-Solver multistep (scheduling_dpmsolver_multistep.py). The other
+ * kinds plan in sched_kdiff.c, sched_unipc.c and sched_deis.c.
  */
 #include "sched_impl.h"
 #include "../core/alloc.h"
@@ -47,6 +47,36 @@ static ngpt_status plan_ddim(ngpt_scheduler *s, int64_t t, bool have_noise, nx_s
     c->add_noise = s->eta > 0;
     if (c->add_noise && !have_noise)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: DDIM with eta = %g needs variance_noise", (double)s->eta);
+    p->noise = c->add_noise;
+    return NGPT_OK;
+}
+
+/* DDPMScheduler.step: the posterior mean of x_prev given x0 and x, plus its noise (but at t = 0). */
+static ngpt_status plan_ddpm(ngpt_scheduler *s, int64_t t, bool have_noise, nx_sched_step *p)
+{
+    const int64_t prev_t = t - s->T / s->n_inference;
+    const float a_t = acp_at(s, t), a_prev = prev_t >= 0 ? acp_at(s, prev_t) : 1.0f;
+    const float b_t = 1.0f - a_t, b_prev = 1.0f - a_prev;
+    const float cur_alpha = a_t / a_prev, cur_beta = 1.0f - cur_alpha;
+    nx_ddpm_coef *c = &p->c.ddpm;
+    c->pred = s->pred;
+    c->sqrt_a_t = sqrtf(a_t);
+    c->sqrt_b_t = sqrtf(b_t);
+    c->clip = s->clip_sample;
+    c->clip_range = s->clip_sample_range;
+    c->c_x0 = (sqrtf(a_prev) * cur_beta) / b_t;
+    c->c_x = sqrtf(cur_alpha) * b_prev / b_t;
+    c->add_noise = t > 0;
+    if (c->add_noise) {
+        if (!have_noise)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: DDPMScheduler needs variance_noise (at "
+                          "timestep %lld)", (long long)t);
+        /* _get_variance: the posterior variance, clamped at 1e-20 (torch.clamp keeps NaN) */
+        float var = (1.0f - a_prev) / (1.0f - a_t) * cur_beta;
+        var = var < 1e-20f ? 1e-20f : var;
+        if (s->variance_type == VARIANCE_FIXED_SMALL_LOG) c->std = expf(0.5f * logf(var));
+        else c->std = sqrtf(s->variance_type == VARIANCE_FIXED_LARGE ? cur_beta : var);
+    }
     p->noise = c->add_noise;
     return NGPT_OK;
 }
@@ -294,6 +324,7 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double ts_f, size_t n, bool have_no
     ngpt_status st;
     switch (s->kind) {
     case NGPT_SCHEDULER_DDIM: p->kind = NX_SCHED_KIND_DDIM; st = plan_ddim(s, timestep, have_noise, p); break;
+    case NGPT_SCHEDULER_DDPM: p->kind = NX_SCHED_KIND_DDPM; st = plan_ddpm(s, timestep, have_noise, p); break;
     case NGPT_SCHEDULER_PNDM: p->kind = NX_SCHED_KIND_PNDM; st = plan_pndm(s, timestep, p); break;
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: p->kind = NX_SCHED_KIND_DPM; st = plan_dpm(s, timestep, idx, have_noise, p); break;
     case NGPT_SCHEDULER_UNIPC_MULTISTEP: p->kind = NX_SCHED_KIND_UNIPC; st = nx_sched_plan_unipc(s, timestep, idx, p); break;

@@ -388,7 +388,8 @@ NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)
                       "[1, num_train_timesteps = %lld]", n, (long long)s->T);
     ngpt_status st;
     switch (s->kind) {
-    case NGPT_SCHEDULER_DDIM: st = set_ddim(s, n); break;
+    case NGPT_SCHEDULER_DDIM:
+    case NGPT_SCHEDULER_DDPM: st = set_ddim(s, n); break;  /* (DDPM: leading, no steps_offset) */
     case NGPT_SCHEDULER_PNDM: st = set_pndm(s, n); break;
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP:
     case NGPT_SCHEDULER_UNIPC_MULTISTEP:
@@ -497,6 +498,7 @@ bool nx_sched_needs_noise(const ngpt_scheduler *s)
 {
     switch (s->kind) {
     case NGPT_SCHEDULER_DDIM: return s->eta > 0.0f;
+    case NGPT_SCHEDULER_DDPM: return true;
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: return s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER;
     case NGPT_SCHEDULER_EULER_ANCESTRAL:
     case NGPT_SCHEDULER_KDPM2_ANCESTRAL: return true;

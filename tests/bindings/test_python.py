@@ -239,23 +239,28 @@ class SchedulerTest(unittest.TestCase):
                     s.step(inp["model_outputs"][0], ts[0] + 0.25, sample)  # not a timestep of the schedule
                 self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
 
-    def test_deis_golden(self):
-        """Our DEIS case (tests/golden): integer timesteps, the state kept between steps."""
-        d = os.path.join(SRC, "tests", "golden", "vision", "scheduler.deis", "order3_n10")
-        with open(os.path.join(d, "case.json")) as f:
-            c = json.load(f)
-        p = dict(c["params"])
-        steps = p.pop("num_inference_steps")
-        inp = safetensors(os.path.join(d, "inputs.safetensors"))
-        exp = safetensors(os.path.join(d, "expected.safetensors"))
-        with nextgpt.Scheduler(json_text=json.dumps(dict(p, _class_name="DEISMultistepScheduler"))) as s:
-            self.assertEqual(s.kind, nextgpt.SchedulerKind.DEIS_MULTISTEP)
-            s.set_timesteps(steps)
-            self.assertEqual(list(s.timesteps), list(exp["timesteps"]))
-            sample = inp["sample0"].copy()
-            for k, t in enumerate(s.timesteps):
-                sample = s.step(inp["model_outputs"][k], t, sample)
-                np.testing.assert_allclose(sample, exp["samples"][k], atol=c["atol"], rtol=c["rtol"])
+    def test_deis_ddpm_golden(self):
+        """Our DEIS and DDPM cases (tests/golden): integer timesteps, DEIS's history, DDPM's noise."""
+        for stage, name, cls, kind in (("scheduler.deis", "order3_n10", "DEISMultistepScheduler",
+                                        nextgpt.SchedulerKind.DEIS_MULTISTEP),
+                                       ("scheduler.ddpm", "vpred_small_log_n8", "DDPMScheduler",
+                                        nextgpt.SchedulerKind.DDPM)):
+            d = os.path.join(SRC, "tests", "golden", "vision", stage, name)
+            with open(os.path.join(d, "case.json")) as f:
+                c = json.load(f)
+            p = dict(c["params"])
+            steps = p.pop("num_inference_steps")
+            inp = safetensors(os.path.join(d, "inputs.safetensors"))
+            exp = safetensors(os.path.join(d, "expected.safetensors"))
+            with nextgpt.Scheduler(json_text=json.dumps(dict(p, _class_name=cls))) as s:
+                self.assertEqual(s.kind, kind)
+                s.set_timesteps(steps)
+                self.assertEqual(list(s.timesteps), list(exp["timesteps"]))
+                sample = inp["sample0"].copy()
+                for k, t in enumerate(s.timesteps):
+                    noise = inp["variance_noise"][k] if "variance_noise" in inp else None
+                    sample = s.step(inp["model_outputs"][k], t, sample, noise)
+                    np.testing.assert_allclose(sample, exp["samples"][k], atol=c["atol"], rtol=c["rtol"])
 
     def test_unipc_golden(self):
         """Our UniPC cases (tests/golden): integer timesteps; solver_order and solver_type as params

@@ -96,7 +96,8 @@ static void run_case(const char *dir, const char *stage)
            : !strcmp(stage, "scheduler.lms") ? NGPT_SCHEDULER_LMS
            : !strcmp(stage, "scheduler.kdpm2") ? NGPT_SCHEDULER_KDPM2
            : !strcmp(stage, "scheduler.kdpm2_ancestral") ? NGPT_SCHEDULER_KDPM2_ANCESTRAL
-           : !strcmp(stage, "scheduler.deis") ? NGPT_SCHEDULER_DEIS_MULTISTEP : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+           : !strcmp(stage, "scheduler.deis") ? NGPT_SCHEDULER_DEIS_MULTISTEP
+           : !strcmp(stage, "scheduler.ddpm") ? NGPT_SCHEDULER_DDPM : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
     const bool euler = p.kind == NGPT_SCHEDULER_EULER || p.kind == NGPT_SCHEDULER_EULER_ANCESTRAL || p.kind == NGPT_SCHEDULER_HEUN ||
                        p.kind == NGPT_SCHEDULER_LMS || p.kind == NGPT_SCHEDULER_KDPM2 ||
                        p.kind == NGPT_SCHEDULER_KDPM2_ANCESTRAL;
@@ -208,7 +209,8 @@ static void run_root(const char *root)
         if (fam->d_name[0] == '.') continue;
         const char *stages[] = {"scheduler.ddim", "scheduler.pndm", "scheduler.dpmsolver", "scheduler.euler",
                                 "scheduler.euler_ancestral", "scheduler.heun", "scheduler.unipc",
-                                "scheduler.lms", "scheduler.kdpm2", "scheduler.kdpm2_ancestral", "scheduler.deis"};
+                                "scheduler.lms", "scheduler.kdpm2", "scheduler.kdpm2_ancestral", "scheduler.deis",
+                                "scheduler.ddpm"};
         for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
             char sdir[4096];
             snprintf(sdir, sizeof sdir, "%s/%s/%s", root, fam->d_name, stages[i]);
@@ -449,7 +451,7 @@ static void test_euler(void)
     CHECK_ERR(from("{\"use_karras_sigmas\": 1}", NGPT_SCHEDULER_EULER, &s), NGPT_ERR_BAD_FORMAT, "use_karras_sigmas");
     CHECK_ERR(from("{\"_class_name\": \"ScoreSdeVeScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED,
               "EulerAncestralDiscreteScheduler");
-    CHECK_ERR(from("{}", (ngpt_scheduler_kind)12, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 12");
+    CHECK_ERR(from("{}", (ngpt_scheduler_kind)13, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 13");
     CHECK_ERR(from("{\"prediction_type\": \"sample\"}", NGPT_SCHEDULER_HEUN, &s), NGPT_ERR_UNSUPPORTED, "HeunDiscreteScheduler");
     /* Heun: timesteps [t0, t1, t1, ...]; each step's sigma follows its state (first order: the
      * last match of the timestep, second order: the first); a second-order step at t0 is refused */
@@ -833,9 +835,52 @@ static void test_deis(void)
     ngpt_scheduler_free(s);
 }
 
+/* DDPM: DDIM's leading timesteps without steps_offset; noise at every step but timestep 0; the
+ * variance types diffusers samples with */
+static void test_ddpm(void)
+{
+    ngpt_scheduler *s = NULL;
+    CHECK_OK(from("{\"_class_name\": \"DDPMScheduler\", \"steps_offset\": 1}", NGPT_SCHEDULER_AUTO, &s));
+    if (s) {
+        CHECK(ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_DDPM);
+        CHECK(ngpt_scheduler_init_noise_sigma(s) == 1.0f);
+        CHECK_OK(ngpt_scheduler_set_timesteps(s, 4));
+        const int64_t *ts;
+        size_t n;
+        CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &n));
+        CHECK(n == 4 && ts[0] == 750 && ts[1] == 500 && ts[2] == 250 && ts[3] == 0);  /* (steps_offset: DDIM's key) */
+        float x[3] = {0.5f, -0.25f, 2.0f}, m[3] = {0.1f, -0.2f, 0.3f}, nz[3] = {1, -1, 0.5f}, a[3] = {1, 2, 3};
+        CHECK_OK(ngpt_scheduler_scale_model_input(s, a, 3, ts[1]));
+        CHECK(a[0] == 1 && a[1] == 2 && a[2] == 3);
+        CHECK_ERR(ngpt_scheduler_step(s, m, ts[0], x, 3, NULL), NGPT_ERR_INVALID_ARGUMENT, "variance_noise");
+        for (size_t k = 0; k + 1 < n; k++) CHECK_OK(ngpt_scheduler_step(s, m, ts[k], x, 3, nz));
+        /* the last step (t = 0) draws no noise: x0's clip decides it (clip_sample defaults to true) */
+        CHECK_OK(ngpt_scheduler_step(s, m, ts[3], x, 3, NULL));
+        for (int i = 0; i < 3; i++) CHECK_MSG(fabsf(x[i]) <= 1.0f, "sample %d: %g past clip_sample_range", i, x[i]);
+    }
+    ngpt_scheduler_free(s);
+    s = NULL;
+    CHECK_ERR(from("{\"variance_type\": \"fixed_large_log\"}", NGPT_SCHEDULER_DDPM, &s), NGPT_ERR_UNSUPPORTED, "NaN");
+    CHECK_ERR(from("{\"variance_type\": \"learned_range\"}", NGPT_SCHEDULER_DDPM, &s), NGPT_ERR_UNSUPPORTED, "learned");
+    CHECK_ERR(from("{\"variance_type\": \"tiny\"}", NGPT_SCHEDULER_DDPM, &s), NGPT_ERR_UNSUPPORTED, "tiny");
+    CHECK_ERR(from("{\"variance_type\": 2}", NGPT_SCHEDULER_DDPM, &s), NGPT_ERR_BAD_FORMAT, "variance_type");
+    CHECK_ERR(from("{\"thresholding\": true}", NGPT_SCHEDULER_DDPM, &s), NGPT_ERR_UNSUPPORTED, "DDPMScheduler 'thresholding'");
+    CHECK_ERR(from("{\"clip_sample\": \"yes\"}", NGPT_SCHEDULER_DDPM, &s), NGPT_ERR_BAD_FORMAT, "clip_sample");
+    /* sigmoid betas are DDPM's alone in diffusers 0.17 */
+    CHECK_ERR(from("{\"beta_schedule\": \"sigmoid\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "sigmoid");
+    CHECK_OK(from("{\"beta_schedule\": \"sigmoid\"}", NGPT_SCHEDULER_DDPM, &s));
+    if (s) {
+        const float *acp;
+        size_t na;
+        CHECK_OK(ngpt_scheduler_alphas_cumprod(s, &acp, &na));
+        CHECK(na == 1000 && acp[0] < 1.0f && acp[999] > 0.0f && acp[999] < acp[0]);
+    }
+    ngpt_scheduler_free(s);
+}
+
 static void test_alloc_failures(void)
 {
-    const char *cfgs[12] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+    const char *cfgs[13] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}",
                            "{\"_class_name\": \"EulerDiscreteScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}",
@@ -845,9 +890,10 @@ static void test_alloc_failures(void)
                            "{\"_class_name\": \"LMSDiscreteScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"KDPM2DiscreteScheduler\"}",
                            "{\"_class_name\": \"KDPM2AncestralDiscreteScheduler\"}",
-                           "{\"_class_name\": \"DEISMultistepScheduler\", \"solver_order\": 3}"};
+                           "{\"_class_name\": \"DEISMultistepScheduler\", \"solver_order\": 3}",
+                           "{\"_class_name\": \"DDPMScheduler\", \"beta_schedule\": \"sigmoid\"}"};
     float x[16] = {0}, m[16] = {0};
-    for (int c = 0; c < 12; c++) {
+    for (int c = 0; c < 13; c++) {
         for (int64_t nth = 1; nth < 40; nth++) {
             const int64_t blocks = nx_alloc_blocks();
             nx_alloc_fail_at(nth);
@@ -924,6 +970,11 @@ static const dev_case k_dev_cases[] = {
     {"{\"solver_order\": 3, \"prediction_type\": \"sample\", \"lower_order_final\": false}",
      NGPT_SCHEDULER_DEIS_MULTISTEP, 0, 5},
     {"{\"solver_order\": 1}", NGPT_SCHEDULER_DEIS_MULTISTEP, 0, 4},
+    {"{\"_class_name\": \"DDPMScheduler\"}", NGPT_SCHEDULER_AUTO, 0, 5},
+    {"{\"variance_type\": \"fixed_small_log\", \"prediction_type\": \"v_prediction\", \"clip_sample\": false}",
+     NGPT_SCHEDULER_DDPM, 0, 4},
+    {"{\"variance_type\": \"fixed_large\", \"prediction_type\": \"sample\", \"beta_schedule\": \"sigmoid\"}",
+     NGPT_SCHEDULER_DDPM, 0, 6},
 };
 
 static ngpt_status dev_sched(const dev_case *c, ngpt_scheduler **s)
@@ -957,9 +1008,9 @@ static void test_device_step(void)
         CHECK_OK(dev_sched(c, &sd));
         if (!sh || !sd) { ngpt_scheduler_free(sh); ngpt_scheduler_free(sd); continue; }
         const bool noisy = nx_sched_needs_noise(sd);
-        CHECK(noisy == (c->eta > 0 || strstr(c->json, "sde-") || strstr(c->json, "Ancestral") ||
-                        ngpt_scheduler_get_kind(sd) == NGPT_SCHEDULER_EULER_ANCESTRAL ||
-                        ngpt_scheduler_get_kind(sd) == NGPT_SCHEDULER_KDPM2_ANCESTRAL));
+        const ngpt_scheduler_kind kd = ngpt_scheduler_get_kind(sd);
+        CHECK(noisy == (c->eta > 0 || strstr(c->json, "sde-") || kd == NGPT_SCHEDULER_EULER_ANCESTRAL ||
+                        kd == NGPT_SCHEDULER_KDPM2_ANCESTRAL || kd == NGPT_SCHEDULER_DDPM));
         float xh[N], eps[2 * N], guided[N], noise[N], xd[N];
         for (int i = 0; i < N; i++) xh[i] = test_rng_f(&rng, -2.0f, 2.0f);
         const int64_t ne1[1] = {N}, ne2[1] = {2 * N};
@@ -1050,6 +1101,7 @@ int main(void)
     RUN(test_lms);
     RUN(test_kdpm2);
     RUN(test_deis);
+    RUN(test_ddpm);
     RUN(test_alloc_failures);
     return test_done();
 }

@@ -928,10 +928,11 @@ static void test_generate_euler(void)
         check_by_hand(d, dir, kinds[ki], lat0, cu, g, &img);
     }  /* the last image (Euler's) is compared with Euler ancestral's below */
 
-    /* the ancestral samplers: noise from the seed */
+    /* the samplers that draw noise: from the seed */
     const size_t nb = (size_t)ngpt_tensor_numel(&img) * sizeof(float);
-    static const ngpt_scheduler_kind ancestral[2] = {NGPT_SCHEDULER_EULER_ANCESTRAL, NGPT_SCHEDULER_KDPM2_ANCESTRAL};
-    for (int ai = 0; ai < 2; ai++) {
+    static const ngpt_scheduler_kind ancestral[3] = {NGPT_SCHEDULER_EULER_ANCESTRAL, NGPT_SCHEDULER_KDPM2_ANCESTRAL,
+                                                     NGPT_SCHEDULER_DDPM};
+    for (int ai = 0; ai < 3; ai++) {
         gp.scheduler = ancestral[ai];
         gp.seed = 11;
         ngpt_tensor a1 = {0}, a2 = {0}, a3 = {0};

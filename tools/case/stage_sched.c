@@ -1,6 +1,6 @@
 /* stage_sched.c — the scheduler stages: params = the diffusers scheduler config plus
  * num_inference_steps (and eta for DDIM); inputs sample0 [S...], model_outputs [T, S...] and,
- * where the scheduler draws noise (our own cases: DDIM with eta > 0, SDE DPM-Solver, Euler
+ * where the scheduler draws noise (our own cases: DDPM, DDIM with eta > 0, SDE DPM-Solver, Euler
  * ancestral, KDPM2 ancestral), variance_noise [T, S...]; outputs timesteps I64 [T] (the k-diffusion
  * stages — Euler, Euler ancestral, Heun, LMS, KDPM2, KDPM2 ancestral: F64),
  * samples F32 [T, S...] (the sample after each step), alphas_cumprod F32 [num_train_timesteps];
@@ -119,3 +119,4 @@ ngpt_status case_scheduler_kdpm2_ancestral(const case_ctx *c, case_out *out)
     return run(c, out, NGPT_SCHEDULER_KDPM2_ANCESTRAL);
 }
 ngpt_status case_scheduler_deis(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_DEIS_MULTISTEP); }
+ngpt_status case_scheduler_ddpm(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_DDPM); }

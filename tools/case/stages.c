@@ -60,5 +60,6 @@ const case_stage case_stages[] = {
     {"scheduler.kdpm2", case_scheduler_kdpm2},
     {"scheduler.kdpm2_ancestral", case_scheduler_kdpm2_ancestral},
     {"scheduler.deis", case_scheduler_deis},
+    {"scheduler.ddpm", case_scheduler_ddpm},
     {NULL, NULL},
 };

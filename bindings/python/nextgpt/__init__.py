@@ -450,7 +450,7 @@ class Tokenizer(_Handle):
 
 
 class Scheduler(_Handle):
-    """ngpt_scheduler: DDIM, PNDM, DPM-Solver, UniPC or DEIS multistep, or one of the k-diffusion
+    """ngpt_scheduler: DDIM, DDPM, PNDM, DPM-Solver, UniPC or DEIS multistep, or one of the k-diffusion
     samplers (Euler, Euler ancestral, Heun, LMS, KDPM2, KDPM2 ancestral) from a diffusers
     scheduler_config.json.
 
