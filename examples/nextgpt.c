@@ -2,7 +2,8 @@
  *
  *   nextgpt run [--model DIR] --prompt TEXT [--image F]... [--audio F]... [--video F]...
  *               [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]
- *               [--scheduler ddim|pndm|dpm|euler|euler-a|heun|unipc|lms|kdpm2|kdpm2-a|deis|ddpm]
+ *               [--scheduler ddim|pndm|dpm|euler|euler-a|heun|unipc|lms|kdpm2|kdpm2-a|deis|ddpm|
+ *                            dpm-single]
  *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]
  *               [--cuda-graphs] [--channels-last]
  *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S] [--scheduler NAME]
@@ -47,8 +48,8 @@ static int usage(FILE *f)
     fprintf(f,
         "usage: nextgpt run [--model DIR] --prompt TEXT [--image F]... [--audio F]... [--video F]...\n"
         "                   [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]\n"
-        "                   [--scheduler ddim|pndm|dpm|euler|euler-a|heun|unipc|lms|kdpm2|kdpm2-a|deis|ddpm]\n"
-        "                   (default: each decoder's own)\n"
+        "                   [--scheduler ddim|pndm|dpm|euler|euler-a|heun|unipc|lms|kdpm2|kdpm2-a|deis|ddpm|\n"
+        "                                dpm-single]   (default: each decoder's own)\n"
         "                   [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "                   [--dtype f32|f16|bf16]   (f16/bf16: compute dtype on CUDA)\n"
         "                   [--cuda-graphs]   (CUDA: stages recorded once as graphs and replayed)\n"
@@ -266,13 +267,14 @@ static int parse(opts *o, int argc, char **argv, int mode)
                 {"euler-a", NGPT_SCHEDULER_EULER_ANCESTRAL}, {"heun", NGPT_SCHEDULER_HEUN},
                 {"unipc", NGPT_SCHEDULER_UNIPC_MULTISTEP}, {"lms", NGPT_SCHEDULER_LMS},
                 {"kdpm2", NGPT_SCHEDULER_KDPM2}, {"kdpm2-a", NGPT_SCHEDULER_KDPM2_ANCESTRAL},
-                {"deis", NGPT_SCHEDULER_DEIS_MULTISTEP}, {"ddpm", NGPT_SCHEDULER_DDPM}};
+                {"deis", NGPT_SCHEDULER_DEIS_MULTISTEP}, {"ddpm", NGPT_SCHEDULER_DDPM},
+                {"dpm-single", NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP}};
             const char *name = argv[++i];
             size_t j = 0;
             while (j < sizeof k / sizeof k[0] && strcmp(k[j].name, name) != 0) j++;
             if (j == sizeof k / sizeof k[0])
                 return bad_usage("--scheduler: '%s' is not ddim, pndm, dpm, euler, euler-a, heun, unipc, lms, kdpm2, "
-                                 "kdpm2-a, deis or ddpm", name);
+                                 "kdpm2-a, deis, ddpm or dpm-single", name);
             o->scheduler = k[j].kind;
         } else if (gen && strcmp(a, "--max-tokens") == 0) {
             if (!parse_int(argv[++i], 1, 100000, &v)) return bad_usage("--max-tokens: '%s' is not in 1..100000", argv[i]);

@@ -517,7 +517,7 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *
  * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio
  * and video decoders), DDPM, PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler), DPM-Solver(++)
- * multistep, UniPC multistep, DEIS multistep, and the k-diffusion samplers Euler, Euler ancestral,
+ * multistep and singlestep, UniPC multistep, DEIS multistep, and the k-diffusion samplers Euler, Euler ancestral,
  * Heun, LMS, KDPM2 and KDPM2 ancestral. A scheduler is built from a
  * diffusers `scheduler_config.json` (any of these classes can be asked for on another's config,
  * as diffusers' `from_config` does); it holds the noise schedule (alphas_cumprod in float32, as
@@ -585,10 +585,14 @@ typedef enum ngpt_scheduler_kind {
                                                  1) */
     NGPT_SCHEDULER_DEIS_MULTISTEP       = 11, /* DEISMultistepScheduler (log-rho multistep DEIS,
                                                  solver_order 1-3) */
-    NGPT_SCHEDULER_DDPM                 = 12  /* DDPMScheduler (ancestral sampling: needs
+    NGPT_SCHEDULER_DDPM                 = 12, /* DDPMScheduler (ancestral sampling: needs
                                                  variance_noise at every step but the last;
                                                  variance_type fixed_small, fixed_small_log or
                                                  fixed_large) */
+    NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP = 13  /* DPMSolverSinglestepScheduler (dpmsolver++ or
+                                                 dpmsolver, midpoint or heun, orders 1-3 in
+                                                 groups: each group's steps start from its first
+                                                 sample) */
 } ngpt_scheduler_kind;
 
 typedef enum ngpt_prediction_type {
@@ -621,7 +625,8 @@ typedef struct ngpt_scheduler_params {
     size_t               struct_size;   /* sizeof(ngpt_scheduler_params), set by _default */
     ngpt_scheduler_kind  kind;          /* default AUTO: from "_class_name" (then required) */
     ngpt_prediction_type prediction_type; /* 0 = from config ("prediction_type", default epsilon) */
-    ngpt_dpm_algorithm   algorithm_type;  /* DPM-Solver only; 0 = from config (default dpmsolver++) */
+    ngpt_dpm_algorithm   algorithm_type;  /* DPM-Solver only; 0 = from config (default dpmsolver++;
+                                             singlestep: no SDE variants) */
     ngpt_dpm_solver_type solver_type;     /* DPM-Solver and UniPC; 0 = from config (default
                                              midpoint; UniPC: bh2; DEIS takes every type as its
                                              one, logrho) */

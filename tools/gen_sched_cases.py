@@ -2,7 +2,8 @@
 """gen_sched_cases.py — our own golden cases for the scheduler stages (tests/golden/...).
 
 The expected outputs come from a PORT of diffusers 0.17.0's scheduling_ddim.py, scheduling_ddpm.py,
-scheduling_pndm.py, scheduling_dpmsolver_multistep.py, scheduling_euler_discrete.py,
+scheduling_pndm.py, scheduling_dpmsolver_multistep.py, scheduling_dpmsolver_singlestep.py,
+scheduling_euler_discrete.py,
 scheduling_euler_ancestral_discrete.py, scheduling_heun_discrete.py,
 scheduling_unipc_multistep.py, scheduling_lms_discrete.py, scheduling_k_dpm_2_discrete.py,
 scheduling_k_dpm_2_ancestral_discrete.py and scheduling_deis_multistep.py (the classes below
@@ -12,7 +13,8 @@ share is written once), not from diffusers itself, which is not installed here. 
 v_prediction, sample prediction, clip_sample, trailing spacing, zero-SNR rescale, linear/cosine
 betas; PNDM with PRK steps; DPM-Solver order 3, heun, algorithm dpmsolver, the SDE variant with
 given noise; Euler (linear and Karras sigmas, epsilon/v/sample) and Euler ancestral with given
-noise, Heun, UniPC, LMS, KDPM2, KDPM2 ancestral, DEIS and DDPM (stages the shared set has not).
+noise, Heun, UniPC, LMS, KDPM2, KDPM2 ancestral, DEIS, DDPM and DPM-Solver singlestep (stages the
+shared set has not).
 
 Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_sched_cases.py
 (writes tests/golden/{vision,video}/scheduler.*/<case>/). Random data come from a seeded torch
@@ -502,6 +504,159 @@ class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / learn
         if self.lower_order_nums < c["solver_order"]:
             self.lower_order_nums += 1
         return prev_sample
+
+
+class DPMSingle(DPM):  # scheduling_dpmsolver_singlestep.py v0.17.0 (no thresholding / learned variance)
+    defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+                    trained_betas=None, solver_order=2, prediction_type="epsilon", algorithm_type="dpmsolver++",
+                    solver_type="midpoint", lower_order_final=True, use_karras_sigmas=False,
+                    lambda_min_clipped=-float("inf"))
+
+    def __init__(self, cfg):
+        self.config = c = vp_tables(self, cfg)
+        if c["algorithm_type"] not in ["dpmsolver", "dpmsolver++"]:
+            assert c["algorithm_type"] == "deis"
+            c["algorithm_type"] = "dpmsolver++"
+        if c["solver_type"] not in ["midpoint", "heun"]:
+            assert c["solver_type"] in ["logrho", "bh1", "bh2"]
+            c["solver_type"] = "midpoint"
+
+    def get_order_list(self, num_inference_steps):
+        steps = num_inference_steps
+        order = self.config["solver_order"]
+        if self.config["lower_order_final"]:
+            if order == 3:
+                if steps % 3 == 0:
+                    orders = [1, 2, 3] * (steps // 3 - 1) + [1, 2] + [1]
+                elif steps % 3 == 1:
+                    orders = [1, 2, 3] * (steps // 3) + [1]
+                else:
+                    orders = [1, 2, 3] * (steps // 3) + [1, 2]
+            elif order == 2:
+                if steps % 2 == 0:
+                    orders = [1, 2] * (steps // 2)
+                else:
+                    orders = [1, 2] * (steps // 2) + [1]
+            elif order == 1:
+                orders = [1] * steps
+        else:
+            if order == 3:
+                orders = [1, 2, 3] * (steps // 3)
+            elif order == 2:
+                orders = [1, 2] * (steps // 2)
+            elif order == 1:
+                orders = [1] * steps
+        return orders
+
+    def set_timesteps(self, num_inference_steps):
+        c = self.config
+        self.num_inference_steps = num_inference_steps
+        clipped_idx = torch.searchsorted(torch.flip(self.lambda_t, [0]), c["lambda_min_clipped"])
+        timesteps = (np.linspace(0, c["num_train_timesteps"] - 1 - clipped_idx, num_inference_steps + 1)
+                     .round()[::-1][:-1].copy().astype(np.int64))
+        if c["use_karras_sigmas"]:
+            sigmas = np.array(((1 - self.alphas_cumprod) / self.alphas_cumprod) ** 0.5)
+            log_sigmas = np.log(sigmas)
+            sigmas = Euler._convert_to_karras(self, in_sigmas=sigmas, num_inference_steps=num_inference_steps)
+            timesteps = np.array([Euler._sigma_to_t(self, sigma, log_sigmas) for sigma in sigmas]).round()
+            timesteps = np.flip(timesteps).copy().astype(np.int64)
+        self.timesteps = torch.from_numpy(timesteps)
+        self.model_outputs = [None] * c["solver_order"]
+        self.sample = None
+        if not c["lower_order_final"] and num_inference_steps % c["solver_order"] != 0:
+            c["lower_order_final"] = True  # register_to_config: it stays
+        self.order_list = self.get_order_list(num_inference_steps)
+
+    def first(self, model_output, timestep, prev_timestep, sample, noise=None):
+        a = self.config["algorithm_type"]
+        lambda_t, lambda_s = self.lambda_t[prev_timestep], self.lambda_t[timestep]
+        alpha_t, alpha_s = self.alpha_t[prev_timestep], self.alpha_t[timestep]
+        sigma_t, sigma_s = self.sigma_t[prev_timestep], self.sigma_t[timestep]
+        h = lambda_t - lambda_s
+        if a == "dpmsolver++":
+            x_t = (sigma_t / sigma_s) * sample - (alpha_t * (torch.exp(-h) - 1.0)) * model_output
+        elif a == "dpmsolver":
+            x_t = (alpha_t / alpha_s) * sample - (sigma_t * (torch.exp(h) - 1.0)) * model_output
+        return x_t
+
+    def second(self, model_output_list, timestep_list, prev_timestep, sample, noise=None):
+        a, st = self.config["algorithm_type"], self.config["solver_type"]
+        t, s0, s1 = prev_timestep, timestep_list[-1], timestep_list[-2]
+        m0, m1 = model_output_list[-1], model_output_list[-2]
+        lambda_t, lambda_s0, lambda_s1 = self.lambda_t[t], self.lambda_t[s0], self.lambda_t[s1]
+        alpha_t, alpha_s1 = self.alpha_t[t], self.alpha_t[s1]
+        sigma_t, sigma_s1 = self.sigma_t[t], self.sigma_t[s1]
+        h, h_0 = lambda_t - lambda_s1, lambda_s0 - lambda_s1
+        r0 = h_0 / h
+        D0, D1 = m1, (1.0 / r0) * (m0 - m1)
+        if a == "dpmsolver++":
+            if st == "midpoint":
+                x_t = ((sigma_t / sigma_s1) * sample - (alpha_t * (torch.exp(-h) - 1.0)) * D0
+                       - 0.5 * (alpha_t * (torch.exp(-h) - 1.0)) * D1)
+            else:
+                x_t = ((sigma_t / sigma_s1) * sample - (alpha_t * (torch.exp(-h) - 1.0)) * D0
+                       + (alpha_t * ((torch.exp(-h) - 1.0) / h + 1.0)) * D1)
+        else:
+            if st == "midpoint":
+                x_t = ((alpha_t / alpha_s1) * sample - (sigma_t * (torch.exp(h) - 1.0)) * D0
+                       - 0.5 * (sigma_t * (torch.exp(h) - 1.0)) * D1)
+            else:
+                x_t = ((alpha_t / alpha_s1) * sample - (sigma_t * (torch.exp(h) - 1.0)) * D0
+                       - (sigma_t * ((torch.exp(h) - 1.0) / h - 1.0)) * D1)
+        return x_t
+
+    def third(self, model_output_list, timestep_list, prev_timestep, sample):
+        a, st = self.config["algorithm_type"], self.config["solver_type"]
+        t, s0, s1, s2 = prev_timestep, timestep_list[-1], timestep_list[-2], timestep_list[-3]
+        m0, m1, m2 = model_output_list[-1], model_output_list[-2], model_output_list[-3]
+        lambda_t, lambda_s0, lambda_s1, lambda_s2 = (self.lambda_t[t], self.lambda_t[s0], self.lambda_t[s1],
+                                                     self.lambda_t[s2])
+        alpha_t, alpha_s2 = self.alpha_t[t], self.alpha_t[s2]
+        sigma_t, sigma_s2 = self.sigma_t[t], self.sigma_t[s2]
+        h, h_0, h_1 = lambda_t - lambda_s2, lambda_s0 - lambda_s2, lambda_s1 - lambda_s2
+        r0, r1 = h_0 / h, h_1 / h
+        D0 = m2
+        D1_0, D1_1 = (1.0 / r1) * (m1 - m2), (1.0 / r0) * (m0 - m2)
+        D1 = (r0 * D1_0 - r1 * D1_1) / (r0 - r1)
+        D2 = 2.0 * (D1_1 - D1_0) / (r0 - r1)
+        if a == "dpmsolver++":
+            if st == "midpoint":
+                x_t = ((sigma_t / sigma_s2) * sample - (alpha_t * (torch.exp(-h) - 1.0)) * D0
+                       + (alpha_t * ((torch.exp(-h) - 1.0) / h + 1.0)) * D1_1)
+            else:
+                x_t = ((sigma_t / sigma_s2) * sample - (alpha_t * (torch.exp(-h) - 1.0)) * D0
+                       + (alpha_t * ((torch.exp(-h) - 1.0) / h + 1.0)) * D1
+                       - (alpha_t * ((torch.exp(-h) - 1.0 + h) / h**2 - 0.5)) * D2)
+        else:
+            if st == "midpoint":
+                x_t = ((alpha_t / alpha_s2) * sample - (sigma_t * (torch.exp(h) - 1.0)) * D0
+                       - (sigma_t * ((torch.exp(h) - 1.0) / h - 1.0)) * D1_1)
+            else:
+                x_t = ((alpha_t / alpha_s2) * sample - (sigma_t * (torch.exp(h) - 1.0)) * D0
+                       - (sigma_t * ((torch.exp(h) - 1.0) / h - 1.0)) * D1
+                       - (sigma_t * ((torch.exp(h) - 1.0 - h) / h**2 - 0.5)) * D2)
+        return x_t
+
+    def step(self, model_output, timestep, sample, noise=None):
+        c = self.config
+        step_index = (self.timesteps == timestep).nonzero()
+        step_index = len(self.timesteps) - 1 if len(step_index) == 0 else step_index.item()
+        prev_timestep = 0 if step_index == len(self.timesteps) - 1 else self.timesteps[step_index + 1]
+        model_output = self.convert_model_output(model_output, timestep, sample)
+        for i in range(c["solver_order"] - 1):
+            self.model_outputs[i] = self.model_outputs[i + 1]
+        self.model_outputs[-1] = model_output
+        order = self.order_list[step_index]
+        while self.model_outputs[-order] is None:
+            order -= 1
+        if order == 1:
+            self.sample = sample
+        timestep_list = [self.timesteps[step_index - i] for i in range(order - 1, 0, -1)] + [timestep]
+        if order == 1:
+            return self.first(self.model_outputs[-1], timestep_list[-1], prev_timestep, self.sample)
+        if order == 2:
+            return self.second(self.model_outputs, timestep_list, prev_timestep, self.sample)
+        return self.third(self.model_outputs, timestep_list, prev_timestep, self.sample)
 
 
 class DEIS(DPM):  # scheduling_deis_multistep.py v0.17.0 (no thresholding); step: DPM-Solver's, line for line
@@ -1179,7 +1334,8 @@ def gen(family, stage, name, cls, params, shape, seed, noise=False, atol=5e-5, r
                                                        "alphas_cumprod": s.alphas_cumprod})
     write_case(d, stage, params, atol, rtol,
                {DDIM: "DDIMScheduler", PNDM: "PNDMScheduler", DPM: "DPMSolverMultistepScheduler",
-                UniPC: "UniPCMultistepScheduler", DEIS: "DEISMultistepScheduler", DDPM: "DDPMScheduler"}[cls], note, T)
+                UniPC: "UniPCMultistepScheduler", DEIS: "DEISMultistepScheduler", DDPM: "DDPMScheduler",
+                DPMSingle: "DPMSolverSinglestepScheduler"}[cls], note, T)
 
 
 def main_euler():
@@ -1349,8 +1505,33 @@ def main_ddpm():
         note="prediction_type sample on the sigmoid beta schedule")
 
 
+def main_dpm_single():
+    img = (1, 4, 6, 6)
+    st = "scheduler.dpmsolver_singlestep"
+    gen("vision", st, "sd15_n10", DPMSingle, dict(num_inference_steps=10, **SD15), img, 91,
+        note="DPMSolverSinglestepScheduler's defaults (order 2, dpmsolver++, midpoint): orders [1, 2] * 5, each "
+             "second-order step from the sample its group started at")
+    gen("vision", st, "order3_heun_n11", DPMSingle, dict(num_inference_steps=11, solver_order=3, solver_type="heun",
+                                                          **SD15), img, 92, atol=1e-4,
+        note="orders [1, 2, 3] * 3 + [1, 2]")
+    gen("vision", st, "dpmsolver_order3_vpred_n9", DPMSingle,
+        dict(num_inference_steps=9, solver_order=3, algorithm_type="dpmsolver", prediction_type="v_prediction",
+             lower_order_final=False, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
+             num_train_timesteps=1000), img, 93, atol=1e-4,
+        note="algorithm dpmsolver, v_prediction, lower_order_final false: [1, 2, 3] * 3 to the end")
+    gen("vision", st, "karras_heun_n8", DPMSingle,
+        dict(num_inference_steps=8, use_karras_sigmas=True, solver_type="heun", algorithm_type="dpmsolver",
+             **SD15), (1, 4, 2, 4, 4), 94, atol=1e-4)
+    gen("vision", st, "sample_order3_forced_n7", DPMSingle,
+        dict(num_inference_steps=7, solver_order=3, prediction_type="sample", lower_order_final=False,
+             solver_type="logrho", beta_schedule="squaredcos_cap_v2", num_train_timesteps=1000), img, 95, atol=1e-4,
+        note="7 steps are no multiple of 3: set_timesteps turns lower_order_final on; logrho is taken as midpoint")
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["ddpm"]:
+    if sys.argv[1:] == ["dpm_single"]:
+        main_dpm_single()
+    elif sys.argv[1:] == ["ddpm"]:
         main_ddpm()
     elif sys.argv[1:] == ["deis"]:
         main_deis()
@@ -1370,3 +1551,4 @@ if __name__ == "__main__":
         main_kdpm2()
         main_deis()
         main_ddpm()
+        main_dpm_single()

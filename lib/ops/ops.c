@@ -835,7 +835,7 @@ ngpt_status nx_op_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *
     static const char op[] = "sched_step";
     NX_TRY(chk_be(be, op));
     if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: no plan", op);
-    if (p->kind < NX_SCHED_KIND_DDIM || p->kind > NX_SCHED_KIND_DDPM)
+    if (p->kind < NX_SCHED_KIND_DDIM || p->kind > NX_SCHED_KIND_DPM_SINGLE)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown scheduler kind %d", op, p->kind);
     const unsigned f32 = NX_DTYPE_BIT(NGPT_DTYPE_F32);
     NX_TRY(chk_tensor(be, op, "x", x, f32, "F32"));
@@ -858,8 +858,11 @@ ngpt_status nx_op_sched_step(nx_backend *be, const nx_sched_step *p, nx_tensor *
     NX_TRY(chk_slot(be, op, p->xin, slot, n_slots, n, "sample"));
     for (int j = 0; j < 4; j++) NX_TRY(chk_slot(be, op, p->e[j], slot, n_slots, n, "history"));
     for (int j = 0; j < 3; j++) NX_TRY(chk_slot(be, op, p->m[j], slot, n_slots, n, "model output history"));
-    if ((p->kind == NX_SCHED_KIND_DPM || p->kind == NX_SCHED_KIND_DEIS) && p->m[0] < 0)
+    if ((p->kind == NX_SCHED_KIND_DPM || p->kind == NX_SCHED_KIND_DEIS || p->kind == NX_SCHED_KIND_DPM_SINGLE) &&
+        p->m[0] < 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: a DPM-Solver or DEIS plan without its model output slot", op);
+    if (p->kind == NX_SCHED_KIND_DPM_SINGLE && p->save_x < 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: a DPM-Solver singlestep plan without its sample slot", op);
     if (p->kind == NX_SCHED_KIND_EULER && p->c.euler.heun != NX_HEUN_NONE &&
         (p->m[1] < 0 || ((p->c.euler.heun == NX_HEUN_FIRST || p->c.euler.heun == NX_HEUN_SECOND) && p->m[0] < 0)))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: a Heun or KDPM2 plan without its state slots", op);

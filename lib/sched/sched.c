@@ -1,6 +1,6 @@
 /* sched.c — ngpt_scheduler: the config (diffusers 0.17's scheduler_config.json: DDIM, PNDM,
  * DPM-Solver multistep, Euler, Euler ancestral, Heun, UniPC multistep, LMS, KDPM2, KDPM2
- * ancestral, DEIS multistep, DDPM), the noise schedule
+ * ancestral, DEIS multistep, DDPM, DPM-Solver singlestep), the noise schedule
  * (betas, alphas_cumprod and the tables each kind derives from them), create and free. The
  * files of lib/sched are listed in sched_impl.h.
  */
@@ -79,6 +79,7 @@ const char *nx_sched_class_name(ngpt_scheduler_kind k)
     case NGPT_SCHEDULER_KDPM2_ANCESTRAL: return "KDPM2AncestralDiscreteScheduler";
     case NGPT_SCHEDULER_DEIS_MULTISTEP: return "DEISMultistepScheduler";
     case NGPT_SCHEDULER_DDPM: return "DDPMScheduler";
+    case NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP: return "DPMSolverSinglestepScheduler";
     default: return "?";
     }
 }
@@ -198,7 +199,7 @@ static ngpt_status build_schedule(ngpt_scheduler *s, const json_t *cfg, const ch
         }
     }
     if (s->kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP || s->kind == NGPT_SCHEDULER_UNIPC_MULTISTEP ||
-        s->kind == NGPT_SCHEDULER_DEIS_MULTISTEP) {
+        s->kind == NGPT_SCHEDULER_DEIS_MULTISTEP || s->kind == NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP) {
         s->alpha_t = nx_malloc((size_t)T * sizeof(float));
         s->sigma_t = nx_malloc((size_t)T * sizeof(float));
         s->lambda_t = nx_malloc((size_t)T * sizeof(float));
@@ -348,17 +349,19 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         else if (!strcmp(cls, "KDPM2AncestralDiscreteScheduler")) kind = NGPT_SCHEDULER_KDPM2_ANCESTRAL;
         else if (!strcmp(cls, "DEISMultistepScheduler")) kind = NGPT_SCHEDULER_DEIS_MULTISTEP;
         else if (!strcmp(cls, "DDPMScheduler")) kind = NGPT_SCHEDULER_DDPM;
+        else if (!strcmp(cls, "DPMSolverSinglestepScheduler")) kind = NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP;
         else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: _class_name '%s' is not supported "
                            "(DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, "
                            "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, UniPCMultistepScheduler, "
                            "LMSDiscreteScheduler, KDPM2DiscreteScheduler, KDPM2AncestralDiscreteScheduler, "
-                           "DEISMultistepScheduler, DDPMScheduler)", cls);
-    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_DDPM) {
+                           "DEISMultistepScheduler, DDPMScheduler, DPMSolverSinglestepScheduler)", cls);
+    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP) {
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown kind %d", (int)kind);
     }
     s->kind = kind;
     const bool ddim = kind == NGPT_SCHEDULER_DDIM, pndm = kind == NGPT_SCHEDULER_PNDM;
-    const bool dpm = kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, euler = nx_sched_is_kdiffusion(s);
+    const bool single = kind == NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP;
+    const bool dpm = kind == NGPT_SCHEDULER_DPMSOLVER_MULTISTEP || single, euler = nx_sched_is_kdiffusion(s);
 
     /* common keys, with each class's __init__ defaults */
     double beta_start, beta_end;
@@ -445,7 +448,7 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         else if (!strcmp(algo, "dpmsolver")) s->algo = NGPT_DPM_DPMSOLVER;
         else if (!strcmp(algo, "sde-dpmsolver++")) s->algo = NGPT_DPM_SDE_DPMSOLVER_PP;
         else if (!strcmp(algo, "sde-dpmsolver")) s->algo = NGPT_DPM_SDE_DPMSOLVER;
-        else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: algorithm_type '%s' is not implemented for DPMSolverMultistepScheduler", algo);
+        else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: algorithm_type '%s' is not implemented for %s", algo, nx_sched_class_name(kind));
         if (p->algorithm_type != NGPT_DPM_ALGORITHM_FROM_CONFIG) {
             if (p->algorithm_type < NGPT_DPM_DPMSOLVER_PP || p->algorithm_type > NGPT_DPM_SDE_DPMSOLVER)
                 return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown algorithm_type %d", (int)p->algorithm_type);
@@ -454,13 +457,16 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
         NX_TRY(cfg_str(cfg, "solver_type", "midpoint", &stype));
         if (!strcmp(stype, "midpoint") || !strcmp(stype, "logrho") || !strcmp(stype, "bh1") || !strcmp(stype, "bh2")) s->heun = false;
         else if (!strcmp(stype, "heun")) s->heun = true;
-        else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: solver_type '%s' is not implemented for DPMSolverMultistepScheduler", stype);
+        else return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler config: solver_type '%s' is not implemented for %s", stype, nx_sched_class_name(kind));
         if (p->solver_type != NGPT_DPM_SOLVER_TYPE_FROM_CONFIG) {
             /* UniPC's bh1 / bh2 are midpoint here, as diffusers maps the names */
             if (p->solver_type < NGPT_DPM_SOLVER_MIDPOINT || p->solver_type > NGPT_DPM_SOLVER_BH2)
                 return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown solver_type %d", (int)p->solver_type);
             s->heun = p->solver_type == NGPT_DPM_SOLVER_HEUN;
         }
+        if (single && (s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER))
+            return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: DPMSolverSinglestepScheduler has no SDE variants "
+                          "(dpmsolver++, dpmsolver)");
         if (s->order == 3 && (s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER))
             return nx_err(NGPT_ERR_UNSUPPORTED, "scheduler: the SDE DPM-Solver variants have no third-order update (solver_order 3)");
         NX_TRY(cfg_bool(cfg, "lower_order_final", true, &s->lower_order_final));
@@ -539,6 +545,7 @@ NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s)
     nx_free(s->sigmas_up);
     nx_free(s->sigmas_down);
     nx_free(s->disable_corrector);
+    nx_free(s->order_list);
     nx_free(s);
 }
 

@@ -8,6 +8,7 @@
  *    KDPM2 ancestral);
  *  - sched_unipc.c: UniPC's step;
  *  - sched_deis.c: DEIS's step;
+ *  - sched_singlestep.c: DPM-Solver singlestep's step;
  *  - sched_step.c / sched_math.h: a planned step's element-wise work.
  *
  * Precision follows the reference: betas/alphas_cumprod are float32 tensors in diffusers
@@ -62,7 +63,9 @@ struct ngpt_scheduler {
     float   *sigmas_interp;     /* KDPM2 [n_ts + 1]: sigmas_interpol, repeated as sigmas are */
     float   *sigmas_up, *sigmas_down;  /* KDPM2 ancestral [n_ts + 1], likewise */
     size_t   n_ts;
-    size_t   next;              /* Euler: the step expected next (a repeated timestep resolves to it) */
+    size_t   next;              /* Euler, DPM singlestep: the step expected next (a repeated timestep
+                                   resolves to it) */
+    int8_t  *order_list;        /* DPM singlestep [n_ts]: each step's order (get_order_list) */
     size_t   n_prk;             /* PNDM: the first n_prk timesteps are PRK steps */
     /* ---- stepping state ---- */
     size_t n;                   /* elements per sample, fixed by the first step; 0 = none yet */
@@ -107,11 +110,12 @@ void nx_sched_ancestral_sigmas(float from, float to, float *up, float *down);
 int nx_sched_ets_push(ngpt_scheduler *s);
 int nx_sched_mo_push(ngpt_scheduler *s, int64_t t);
 
-/* the kinds' step planners (sched_kdiff.c, sched_unipc.c, sched_deis.c) */
+/* the kinds' step planners (sched_kdiff.c, sched_unipc.c, sched_deis.c, sched_singlestep.c) */
 ngpt_status nx_sched_plan_euler(ngpt_scheduler *s, size_t idx, bool have_noise, nx_sched_step *p);
 ngpt_status nx_sched_plan_kdpm2(ngpt_scheduler *s, size_t idx, bool have_noise, nx_sched_step *p);
 void nx_sched_plan_lms(ngpt_scheduler *s, size_t idx, nx_sched_step *p);
 ngpt_status nx_sched_plan_unipc(ngpt_scheduler *s, int64_t t, size_t idx, nx_sched_step *p);
 ngpt_status nx_sched_plan_deis(ngpt_scheduler *s, int64_t t, size_t idx, nx_sched_step *p);
+ngpt_status nx_sched_plan_dpm_single(ngpt_scheduler *s, int64_t t, size_t idx, nx_sched_step *p);
 
 #endif

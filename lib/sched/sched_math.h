@@ -4,11 +4,11 @@
  *
  * A step is data (nx_sched_step): the classifier-free guidance combine, the scheduler's state
  * updates (PNDM's ets.append and cur_sample, its PRK accumulator, DPM-Solver's, UniPC's and
- * DEIS's model_outputs, UniPC's last sample, Heun's first-order derivative and sample, KDPM2's
- * sample, LMS's derivatives) as slot indices into six state buffers, and the per-step
- * coefficients that lib/sched's planners compute from the schedule. Everything a step does to element i reads and writes
- * element i only, so the whole step is one pass over the latents — on a GPU one kernel, its
- * inputs never leaving the device.
+ * DEIS's model_outputs, UniPC's last sample, DPM singlestep's group sample, Heun's first-order
+ * derivative and sample, KDPM2's sample, LMS's derivatives) as slot indices into six state
+ * buffers, and the per-step coefficients that lib/sched's planners compute from the schedule.
+ * Everything a step does to element i reads and writes element i only, so the whole step is one
+ * pass over the latents — on a GPU one kernel, its inputs never leaving the device.
  *
  * Plain C structs, no pointers: they pass by value into a kernel. Compiled as C and as CUDA C++. */
 #ifndef NX_SCHED_MATH_H
@@ -149,9 +149,24 @@ typedef struct nx_deis_coef {
     float k[3];           /* orders 2, 3 */
 } nx_deis_coef;
 
+/* ---- DPM-Solver singlestep: the model output converted as DPM-Solver's; each step of a group
+ * updates the sample the group started at (saved by its first step) with the group's outputs,
+ * x' = cx S + c0 D0 + c1 D1 [+ c2 D2] ---- */
+typedef struct nx_dpm_single_coef {
+    int   pred;           /* NX_SCHED_PRED_* */
+    bool  pp;             /* dpmsolver++ (x0 predictions), else dpmsolver (noise predictions) */
+    int   order;          /* 1, 2, 3 */
+    bool  heun;           /* solver_type heun (else midpoint) */
+    bool  save;           /* order 1 at a group's start: S = x, kept in slot save_x */
+    float conv_alpha, conv_sigma;
+    float cx, c0, c1, c2; /* signed, as nx_dpm_coef's */
+    float inv_r0, inv_r1, r0, r1, r01;  /* 1 / r0, 1 / r1, r0, r1, r0 - r1 */
+} nx_dpm_single_coef;
+
 #define NX_SCHED_SLOTS 6
 enum { NX_SCHED_KIND_DDIM = 1, NX_SCHED_KIND_PNDM = 2, NX_SCHED_KIND_DPM = 3, NX_SCHED_KIND_EULER = 4,
-       NX_SCHED_KIND_UNIPC = 5, NX_SCHED_KIND_LMS = 6, NX_SCHED_KIND_DEIS = 7, NX_SCHED_KIND_DDPM = 8 };
+       NX_SCHED_KIND_UNIPC = 5, NX_SCHED_KIND_LMS = 6, NX_SCHED_KIND_DEIS = 7, NX_SCHED_KIND_DDPM = 8,
+       NX_SCHED_KIND_DPM_SINGLE = 9 };
 enum { NX_SCHED_ACC_NONE = 0, NX_SCHED_ACC_SET = 1, NX_SCHED_ACC_ADD = 2 };
 
 /* One step over n elements. Slot fields are indices into the six state buffers, -1 for none. */
@@ -183,6 +198,7 @@ typedef struct nx_sched_step {
         nx_lms_coef lms;
         nx_deis_coef deis;
         nx_ddpm_coef ddpm;
+        nx_dpm_single_coef dpm1;
     } c;
 } nx_sched_step;
 
@@ -278,6 +294,30 @@ NX_SCHED_FN float nx_dpm_elem(const nx_dpm_coef *c, float x, float mo, float *m0
     }
     if (sde) r = r + c->cn * noise;
     return r;
+}
+
+/* DPM-Solver singlestep's new sample from sample x and model output mo; *m0_out receives the
+ * converted output, m1/m2 are the group's earlier ones, *S its start sample. */
+NX_SCHED_FN float nx_dpm_single_elem(const nx_dpm_single_coef *c, float x, float mo, float *m0_out, float m1, float m2,
+                                     float *S)
+{
+    const float m0 = nx_sched_convert(c->pred, c->pp, c->conv_alpha, c->conv_sigma, x, mo);
+    *m0_out = m0;
+    if (c->save) *S = x;
+    const float s = *S;
+    if (c->order == 1) return c->cx * s + c->c0 * m0;
+    if (c->order == 2) {
+        const float d1 = c->inv_r0 * (m0 - m1);
+        float r = c->cx * s + c->c0 * m1;
+        return r + c->c1 * d1;
+    }
+    const float d1_0 = c->inv_r1 * (m1 - m2), d1_1 = c->inv_r0 * (m0 - m2);
+    float r = c->cx * s + c->c0 * m2;
+    if (!c->heun) return r + c->c1 * d1_1;
+    const float d1 = (c->r0 * d1_0 - c->r1 * d1_1) / c->r01;
+    const float d2 = 2.0f * (d1_1 - d1_0) / c->r01;
+    r = r + c->c1 * d1;
+    return r + c->c2 * d2;
 }
 
 /* The ODE derivative (x - x0) / sigma of Euler, Heun and LMS, x0 from the sigma-scaled output. */
@@ -413,6 +453,11 @@ NX_SCHED_FN void nx_sched_elem(const nx_sched_step *p, const float *eps, float *
     if (p->kind == NX_SCHED_KIND_DEIS) {
         x[i] = nx_deis_elem(&p->c.deis, xi, m, &slot[p->m[0]][i], p->m[1] >= 0 ? slot[p->m[1]][i] : 0.0f,
                             p->m[2] >= 0 ? slot[p->m[2]][i] : 0.0f);
+        return;
+    }
+    if (p->kind == NX_SCHED_KIND_DPM_SINGLE) {
+        x[i] = nx_dpm_single_elem(&p->c.dpm1, xi, m, &slot[p->m[0]][i], p->m[1] >= 0 ? slot[p->m[1]][i] : 0.0f,
+                                  p->m[2] >= 0 ? slot[p->m[2]][i] : 0.0f, &slot[p->save_x][i]);
         return;
     }
     if (p->kind == NX_SCHED_KIND_DPM) {

@@ -2,7 +2,7 @@
  * float32 coefficients as an nx_sched_step) and ngpt_scheduler_step, which runs the plan over host
  * arrays; the steps of DDIM (scheduling_ddim.py), DDPM (scheduling_ddpm.py), PNDM
  * (scheduling_pndm.py) and DPM-Solver multistep (scheduling_dpmsolver_multistep.py). The other
- * kinds plan in sched_kdiff.c, sched_unipc.c and sched_deis.c.
+ * kinds plan in sched_kdiff.c, sched_unipc.c, sched_deis.c and sched_singlestep.c.
  */
 #include "sched_impl.h"
 #include "../core/alloc.h"
@@ -288,7 +288,8 @@ int nx_sched_slots(const ngpt_scheduler *s)
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP:
     case NGPT_SCHEDULER_DEIS_MULTISTEP: return s->order;
     case NGPT_SCHEDULER_HEUN: return 2;
-    case NGPT_SCHEDULER_UNIPC_MULTISTEP: return s->order + 1;  /* model_outputs, then last_sample */
+    case NGPT_SCHEDULER_UNIPC_MULTISTEP:                       /* model_outputs, then last_sample */
+    case NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP: return s->order + 1;  /* (the group's first sample) */
     case NGPT_SCHEDULER_LMS: return 4;                          /* the derivatives */
     case NGPT_SCHEDULER_KDPM2:
     case NGPT_SCHEDULER_KDPM2_ANCESTRAL: return 1;              /* the first-order step's sample */
@@ -311,7 +312,9 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double ts_f, size_t n, bool have_no
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: call ngpt_scheduler_set_timesteps first");
     NX_TRY(check_n(s, n));
     const bool kd = nx_sched_is_kdiffusion(s);
-    const size_t idx = kd ? nx_sched_find_step(s, ts_f) : nx_sched_first_step(s, ts_f);
+    /* (DPM singlestep keeps repeated timesteps: the expected next step first, as the k-diffusion kinds) */
+    const bool by_next = kd || s->kind == NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP;
+    const size_t idx = by_next ? nx_sched_find_step(s, ts_f) : nx_sched_first_step(s, ts_f);
     /* DDIM trailing can end at -1 (diffusers indexes from the end) */
     if (idx == s->n_ts || (!kd && (ts_f < (double)-s->T || ts_f >= (double)s->T)))
         return nx_sched_not_in_schedule(s, "ngpt_scheduler_step", ts_f);
@@ -329,6 +332,10 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double ts_f, size_t n, bool have_no
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP: p->kind = NX_SCHED_KIND_DPM; st = plan_dpm(s, timestep, idx, have_noise, p); break;
     case NGPT_SCHEDULER_UNIPC_MULTISTEP: p->kind = NX_SCHED_KIND_UNIPC; st = nx_sched_plan_unipc(s, timestep, idx, p); break;
     case NGPT_SCHEDULER_DEIS_MULTISTEP: p->kind = NX_SCHED_KIND_DEIS; st = nx_sched_plan_deis(s, timestep, idx, p); break;
+    case NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP:
+        p->kind = NX_SCHED_KIND_DPM_SINGLE;
+        st = nx_sched_plan_dpm_single(s, timestep, idx, p);
+        break;
     case NGPT_SCHEDULER_LMS: p->kind = NX_SCHED_KIND_LMS; nx_sched_plan_lms(s, idx, p); st = NGPT_OK; break;
     case NGPT_SCHEDULER_KDPM2:
     case NGPT_SCHEDULER_KDPM2_ANCESTRAL: p->kind = NX_SCHED_KIND_EULER; st = nx_sched_plan_kdpm2(s, idx, have_noise, p); break;

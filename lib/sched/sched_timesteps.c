@@ -112,12 +112,33 @@ static ngpt_status set_pndm(ngpt_scheduler *s, int32_t N)
     return st;
 }
 
-/* Append t to the first *k timesteps unless it is there (np.unique's first occurrences, in order). */
+/* Append t to the first *k timesteps unless it is there (np.unique's first occurrences, in order);
+ * DPM-Solver singlestep's set_timesteps keeps duplicates. */
 static void ts_push_unique(ngpt_scheduler *s, size_t *k, int64_t t)
 {
-    for (size_t q = 0; q < *k; q++)
+    for (size_t q = 0; q < *k && s->kind != NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP; q++)
         if (s->ts[q] == t) return;
     s->ts[(*k)++] = t;
+}
+
+/* DPMSolverSinglestepScheduler.get_order_list: the steps in groups of 1, 2 or 3 (the solver order),
+ * ending in lower orders with lower_order_final, which set_timesteps turns on for good when the
+ * steps are no multiple of the order. */
+static ngpt_status singlestep_orders(ngpt_scheduler *s, int32_t N)
+{
+    if (!s->lower_order_final && N % s->order != 0) s->lower_order_final = true;
+    int8_t *o = nx_malloc((size_t)N * sizeof *o);
+    if (!o) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
+    const int k = s->order;
+    int32_t full = N / k, i = 0;  /* whole groups, then the tail */
+    if (s->lower_order_final && k == 3 && N % 3 == 0) full--;
+    for (int32_t g = 0; g < full; g++)
+        for (int j = 1; j <= k; j++) o[i++] = (int8_t)j;
+    if (s->lower_order_final && k == 3 && N % 3 == 0) o[i++] = 1, o[i++] = 2, o[i++] = 1;
+    for (int j = 1; i < N; j++) o[i++] = (int8_t)j;  /* the rest: [1], [1, 2] */
+    nx_free(s->order_list);
+    s->order_list = o;
+    return NGPT_OK;
 }
 
 static double np_linspace_at(double stop, int32_t n, int32_t i);
@@ -394,6 +415,10 @@ NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n)
     case NGPT_SCHEDULER_DPMSOLVER_MULTISTEP:
     case NGPT_SCHEDULER_UNIPC_MULTISTEP:
     case NGPT_SCHEDULER_DEIS_MULTISTEP: st = set_dpm(s, n); break;  /* (UniPC, DEIS: no clipping, no Karras) */
+    case NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP:
+        st = set_dpm(s, n);
+        if (st == NGPT_OK) st = singlestep_orders(s, n);
+        break;
     case NGPT_SCHEDULER_KDPM2:
     case NGPT_SCHEDULER_KDPM2_ANCESTRAL: st = set_kdpm2(s, n); break;
     default: st = set_euler(s, n); break;
@@ -445,8 +470,8 @@ size_t nx_sched_first_step(const ngpt_scheduler *s, double t)
     return i;
 }
 
-/* A k-diffusion sampler's index of timestep t (Euler: the expected next step first, as Karras
- * timesteps may repeat; Heun and KDPM2: Heun's index_for_timestep rule), or n_ts. */
+/* A k-diffusion or DPM singlestep sampler's index of timestep t (the expected next step first, as
+ * their timesteps may repeat; Heun and KDPM2: Heun's index_for_timestep rule), or n_ts. */
 size_t nx_sched_find_step(const ngpt_scheduler *s, double t)
 {
     if (s->kind == NGPT_SCHEDULER_HEUN || nx_sched_is_kdpm2(s)) {  /* index_for_timestep: the last match in the first-order state, else the first */

@@ -240,11 +240,14 @@ class SchedulerTest(unittest.TestCase):
                 self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
 
     def test_deis_ddpm_golden(self):
-        """Our DEIS and DDPM cases (tests/golden): integer timesteps, DEIS's history, DDPM's noise."""
+        """Our DEIS, DDPM and DPM-Solver singlestep cases (tests/golden): integer timesteps, the
+        history, DDPM's noise."""
         for stage, name, cls, kind in (("scheduler.deis", "order3_n10", "DEISMultistepScheduler",
                                         nextgpt.SchedulerKind.DEIS_MULTISTEP),
                                        ("scheduler.ddpm", "vpred_small_log_n8", "DDPMScheduler",
-                                        nextgpt.SchedulerKind.DDPM)):
+                                        nextgpt.SchedulerKind.DDPM),
+                                       ("scheduler.dpmsolver_singlestep", "order3_heun_n11",
+                                        "DPMSolverSinglestepScheduler", nextgpt.SchedulerKind.DPMSOLVER_SINGLESTEP)):
             d = os.path.join(SRC, "tests", "golden", "vision", stage, name)
             with open(os.path.join(d, "case.json")) as f:
                 c = json.load(f)

@@ -44,7 +44,7 @@ cmp -s "$TMP/out2/image-0.png" "$TMP/out5/image-0.png" && fail "run --scheduler 
 expect_rc 0 "run --scheduler euler-a again" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 \
   --seed 3 --out-dir "$TMP/out6" --scheduler euler-a --device cpu
 cmp -s "$TMP/out5/image-0.png" "$TMP/out6/image-0.png" || fail "run --scheduler euler-a: not reproducible"
-for sch in unipc lms kdpm2 kdpm2-a deis ddpm; do
+for sch in unipc lms kdpm2 kdpm2-a deis ddpm dpm-single; do
     expect_rc 0 "run --scheduler $sch" "$NG" run --prompt "a cat" --force image --steps 3 --max-tokens 4 --seed 3 \
       --out-dir "$TMP/out-$sch" --scheduler $sch --device cpu
     head -c 4 "$TMP/out-$sch/image-0.png" 2>/dev/null | od -An -c | grep -q "P   N   G" || fail "run --scheduler $sch: no PNG"

@@ -1037,6 +1037,7 @@ static void test_sched_step(void)
         {"{\"beta_schedule\": \"scaled_linear\"}", NGPT_SCHEDULER_KDPM2_ANCESTRAL, 0, 5},
         {"{\"solver_order\": 3, \"prediction_type\": \"v_prediction\"}", NGPT_SCHEDULER_DEIS_MULTISTEP, 0, 7},
         {"{\"variance_type\": \"fixed_small_log\"}", NGPT_SCHEDULER_DDPM, 0, 6},
+        {"{\"solver_order\": 3, \"solver_type\": \"heun\"}", NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP, 0, 8},
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         ngpt_scheduler_params sp;

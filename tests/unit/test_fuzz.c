@@ -249,18 +249,18 @@ static void test_configs(void)
     snprintf(dir, sizeof dir, "%s/llama", g_tmp);
     snprintf(path, sizeof path, "%s/config.json", dir);
     CHECK(mkdir(dir, 0700) == 0);
-    const ngpt_scheduler_kind kinds[12] = {NGPT_SCHEDULER_AUTO, NGPT_SCHEDULER_DDIM, NGPT_SCHEDULER_DPMSOLVER_MULTISTEP,
+    const ngpt_scheduler_kind kinds[13] = {NGPT_SCHEDULER_AUTO, NGPT_SCHEDULER_DDIM, NGPT_SCHEDULER_DPMSOLVER_MULTISTEP,
                                            NGPT_SCHEDULER_EULER, NGPT_SCHEDULER_EULER_ANCESTRAL, NGPT_SCHEDULER_HEUN,
                                            NGPT_SCHEDULER_UNIPC_MULTISTEP, NGPT_SCHEDULER_LMS, NGPT_SCHEDULER_KDPM2,
                                            NGPT_SCHEDULER_KDPM2_ANCESTRAL, NGPT_SCHEDULER_DEIS_MULTISTEP,
-                                           NGPT_SCHEDULER_DDPM};
+                                           NGPT_SCHEDULER_DDPM, NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP};
     int ok_s = 0, ok_l = 0;
     for (int it = 0; buf && it < g_iters; it++) {
         const int64_t blocks = nx_alloc_blocks();
         size_t m = mutate((const unsigned char *)sched, ns, buf, 0);
         ngpt_scheduler_params p;
         ngpt_scheduler_params_default(&p, sizeof p);
-        p.kind = kinds[it % 12];
+        p.kind = kinds[it % 13];
         ngpt_scheduler *s = NULL;
         ngpt_status st = ngpt_scheduler_create_from_json(&s, (const char *)buf, m, &p);
         check_status("scheduler_config.json", it, st);

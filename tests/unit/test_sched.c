@@ -97,7 +97,9 @@ static void run_case(const char *dir, const char *stage)
            : !strcmp(stage, "scheduler.kdpm2") ? NGPT_SCHEDULER_KDPM2
            : !strcmp(stage, "scheduler.kdpm2_ancestral") ? NGPT_SCHEDULER_KDPM2_ANCESTRAL
            : !strcmp(stage, "scheduler.deis") ? NGPT_SCHEDULER_DEIS_MULTISTEP
-           : !strcmp(stage, "scheduler.ddpm") ? NGPT_SCHEDULER_DDPM : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
+           : !strcmp(stage, "scheduler.ddpm") ? NGPT_SCHEDULER_DDPM
+           : !strcmp(stage, "scheduler.dpmsolver_singlestep") ? NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP
+           : NGPT_SCHEDULER_DPMSOLVER_MULTISTEP;
     const bool euler = p.kind == NGPT_SCHEDULER_EULER || p.kind == NGPT_SCHEDULER_EULER_ANCESTRAL || p.kind == NGPT_SCHEDULER_HEUN ||
                        p.kind == NGPT_SCHEDULER_LMS || p.kind == NGPT_SCHEDULER_KDPM2 ||
                        p.kind == NGPT_SCHEDULER_KDPM2_ANCESTRAL;
@@ -210,7 +212,7 @@ static void run_root(const char *root)
         const char *stages[] = {"scheduler.ddim", "scheduler.pndm", "scheduler.dpmsolver", "scheduler.euler",
                                 "scheduler.euler_ancestral", "scheduler.heun", "scheduler.unipc",
                                 "scheduler.lms", "scheduler.kdpm2", "scheduler.kdpm2_ancestral", "scheduler.deis",
-                                "scheduler.ddpm"};
+                                "scheduler.ddpm", "scheduler.dpmsolver_singlestep"};
         for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
             char sdir[4096];
             snprintf(sdir, sizeof sdir, "%s/%s/%s", root, fam->d_name, stages[i]);
@@ -451,7 +453,7 @@ static void test_euler(void)
     CHECK_ERR(from("{\"use_karras_sigmas\": 1}", NGPT_SCHEDULER_EULER, &s), NGPT_ERR_BAD_FORMAT, "use_karras_sigmas");
     CHECK_ERR(from("{\"_class_name\": \"ScoreSdeVeScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED,
               "EulerAncestralDiscreteScheduler");
-    CHECK_ERR(from("{}", (ngpt_scheduler_kind)13, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 13");
+    CHECK_ERR(from("{}", (ngpt_scheduler_kind)14, &s), NGPT_ERR_INVALID_ARGUMENT, "kind 14");
     CHECK_ERR(from("{\"prediction_type\": \"sample\"}", NGPT_SCHEDULER_HEUN, &s), NGPT_ERR_UNSUPPORTED, "HeunDiscreteScheduler");
     /* Heun: timesteps [t0, t1, t1, ...]; each step's sigma follows its state (first order: the
      * last match of the timestep, second order: the first); a second-order step at t0 is refused */
@@ -878,9 +880,104 @@ static void test_ddpm(void)
     ngpt_scheduler_free(s);
 }
 
+/* Run a DPM-Solver singlestep config over its whole schedule; the final sample in x[4]. */
+static ngpt_status single_run(const char *json, int32_t order, int steps, float *x)
+{
+    ngpt_scheduler_params p;
+    ngpt_scheduler_params_default(&p, sizeof p);
+    p.kind = NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP;
+    p.solver_order = order;
+    ngpt_scheduler *s = NULL;
+    ngpt_status st = ngpt_scheduler_create_from_json(&s, json, strlen(json), &p);
+    if (st == NGPT_OK) st = ngpt_scheduler_set_timesteps(s, steps);
+    const int64_t *ts = NULL;
+    size_t n = 0;
+    if (st == NGPT_OK) st = ngpt_scheduler_timesteps(s, &ts, &n);
+    for (size_t k = 0; st == NGPT_OK && k < n; k++) {
+        float m[4];
+        for (int i = 0; i < 4; i++) m[i] = 0.1f * x[i] + 0.05f * (float)(i - 2);
+        st = ngpt_scheduler_step(s, m, ts[k], x, 4, NULL);
+    }
+    ngpt_scheduler_free(s);
+    return st;
+}
+
+/* DPM-Solver singlestep: DPM-Solver's timesteps, duplicates kept; groups of steps; the order-1
+ * step is DPM-Solver's first-order one */
+static void test_dpm_single(void)
+{
+    ngpt_scheduler *s = NULL, *d = NULL;
+    CHECK_OK(from("{\"_class_name\": \"DPMSolverSinglestepScheduler\", \"beta_schedule\": \"scaled_linear\", "
+                  "\"beta_start\": 0.00085, \"beta_end\": 0.012}", NGPT_SCHEDULER_AUTO, &s));
+    CHECK_OK(from("{\"beta_schedule\": \"scaled_linear\", \"beta_start\": 0.00085, \"beta_end\": 0.012}",
+                  NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &d));
+    if (s && d) {
+        CHECK(ngpt_scheduler_get_kind(s) == NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP);
+        CHECK(ngpt_scheduler_init_noise_sigma(s) == 1.0f);
+        CHECK_OK(ngpt_scheduler_set_timesteps(s, 8));
+        CHECK_OK(ngpt_scheduler_set_timesteps(d, 8));
+        const int64_t *ts, *td;
+        size_t n, nd;
+        CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &n));
+        CHECK_OK(ngpt_scheduler_timesteps(d, &td, &nd));
+        CHECK(n == 8 && nd == 8 && memcmp(ts, td, n * sizeof *ts) == 0);
+        /* the first step (order 1) is the multistep solver's first step, bit for bit */
+        float x1[4] = {1, -1, 0.5f, 2}, x2[4] = {1, -1, 0.5f, 2}, m[4] = {0.3f, 0.25f, -0.5f, 0.1f};
+        CHECK_OK(ngpt_scheduler_step(s, m, ts[0], x1, 4, NULL));
+        CHECK_OK(ngpt_scheduler_step(d, m, td[0], x2, 4, NULL));
+        CHECK(memcmp(x1, x2, sizeof x1) == 0);
+        float traj[2][4];
+        for (int pass = 0; pass < 2; pass++) {
+            CHECK_OK(ngpt_scheduler_reset(s));
+            float x[4] = {1, -1, 0.5f, 2};
+            for (size_t k = 0; k < n; k++) CHECK_OK(ngpt_scheduler_step(s, m, ts[k], x, 4, NULL));
+            memcpy(traj[pass], x, sizeof x);
+        }
+        CHECK(memcmp(traj[0], traj[1], sizeof traj[0]) == 0);
+    }
+    ngpt_scheduler_free(s);
+    ngpt_scheduler_free(d);
+    s = NULL;
+    /* as many steps as training steps: np.linspace(0, T - 1, T + 1).round() repeats timesteps, which
+     * singlestep keeps (diffusers' (timesteps == t).item() fails on them); a repeated timestep's
+     * second step is found as the expected next one, and a group over one noise level takes the
+     * first-order update instead of dividing by zero */
+    float x[4] = {1, -1, 0.5f, 2};
+    CHECK_OK(from("{\"num_train_timesteps\": 40, \"solver_order\": 3}", NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP, &s));
+    if (s) {
+        CHECK_OK(ngpt_scheduler_set_timesteps(s, 40));
+        const int64_t *ts;
+        size_t n;
+        CHECK_OK(ngpt_scheduler_timesteps(s, &ts, &n));
+        bool dup = false;
+        for (size_t k = 1; k < n; k++) dup |= ts[k] == ts[k - 1];
+        CHECK(n == 40 && dup);
+    }
+    ngpt_scheduler_free(s);
+    s = NULL;
+    for (int32_t order = 1; order <= 6; order++) {  /* orders 1-3, midpoint then heun (whose third
+                                                      order divides by r0 - r1 = 0 at the repeat) */
+        float y[4] = {1, -1, 0.5f, 2};
+        CHECK_OK(single_run(order > 3 ? "{\"num_train_timesteps\": 40, \"solver_type\": \"heun\"}"
+                                      : "{\"num_train_timesteps\": 40}", (order - 1) % 3 + 1, 40, y));
+        for (int i = 0; i < 4; i++) CHECK_MSG(isfinite(y[i]), "run %d: sample %d is %g", order, i, (double)y[i]);
+    }
+    /* lower_order_final false with 7 steps of order 3: set_timesteps turns it on (the last group
+     * shorter); with 6 it stays off */
+    CHECK_OK(single_run("{\"lower_order_final\": false}", 3, 7, x));
+    CHECK_OK(single_run("{\"lower_order_final\": false}", 3, 6, x));
+    for (int i = 0; i < 4; i++) CHECK(isfinite(x[i]));
+    CHECK_ERR(from("{\"algorithm_type\": \"sde-dpmsolver++\"}", NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP, &s),
+              NGPT_ERR_UNSUPPORTED, "SDE");
+    CHECK_ERR(from("{\"algorithm_type\": \"unipc\"}", NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP, &s), NGPT_ERR_UNSUPPORTED,
+              "DPMSolverSinglestepScheduler");
+    CHECK_ERR(from("{\"solver_order\": 4}", NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP, &s), NGPT_ERR_UNSUPPORTED, "solver_order");
+    CHECK(s == NULL);
+}
+
 static void test_alloc_failures(void)
 {
-    const char *cfgs[13] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
+    const char *cfgs[14] = {k_sd, "{\"_class_name\": \"DDIMScheduler\"}",
                            "{\"_class_name\": \"DPMSolverMultistepScheduler\", \"solver_order\": 3}",
                            "{\"_class_name\": \"EulerDiscreteScheduler\", \"use_karras_sigmas\": true}",
                            "{\"_class_name\": \"EulerAncestralDiscreteScheduler\"}",
@@ -891,9 +988,10 @@ static void test_alloc_failures(void)
                            "{\"_class_name\": \"KDPM2DiscreteScheduler\"}",
                            "{\"_class_name\": \"KDPM2AncestralDiscreteScheduler\"}",
                            "{\"_class_name\": \"DEISMultistepScheduler\", \"solver_order\": 3}",
-                           "{\"_class_name\": \"DDPMScheduler\", \"beta_schedule\": \"sigmoid\"}"};
+                           "{\"_class_name\": \"DDPMScheduler\", \"beta_schedule\": \"sigmoid\"}",
+                           "{\"_class_name\": \"DPMSolverSinglestepScheduler\", \"solver_order\": 3}"};
     float x[16] = {0}, m[16] = {0};
-    for (int c = 0; c < 13; c++) {
+    for (int c = 0; c < 14; c++) {
         for (int64_t nth = 1; nth < 40; nth++) {
             const int64_t blocks = nx_alloc_blocks();
             nx_alloc_fail_at(nth);
@@ -975,6 +1073,13 @@ static const dev_case k_dev_cases[] = {
      NGPT_SCHEDULER_DDPM, 0, 4},
     {"{\"variance_type\": \"fixed_large\", \"prediction_type\": \"sample\", \"beta_schedule\": \"sigmoid\"}",
      NGPT_SCHEDULER_DDPM, 0, 6},
+    {"{\"_class_name\": \"DPMSolverSinglestepScheduler\"}", NGPT_SCHEDULER_AUTO, 0, 7},
+    {"{\"solver_order\": 3, \"solver_type\": \"heun\", \"prediction_type\": \"v_prediction\"}",
+     NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP, 0, 9},
+    {"{\"solver_order\": 3, \"algorithm_type\": \"dpmsolver\", \"lower_order_final\": false}",
+     NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP, 0, 6},
+    {"{\"solver_order\": 2, \"algorithm_type\": \"dpmsolver\", \"solver_type\": \"heun\", \"prediction_type\": "
+     "\"sample\", \"use_karras_sigmas\": true}", NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP, 0, 5},
 };
 
 static ngpt_status dev_sched(const dev_case *c, ngpt_scheduler **s)
@@ -1102,6 +1207,7 @@ int main(void)
     RUN(test_kdpm2);
     RUN(test_deis);
     RUN(test_ddpm);
+    RUN(test_dpm_single);
     RUN(test_alloc_failures);
     return test_done();
 }

@@ -851,7 +851,8 @@ static void check_by_hand(ngpt_decoder *d, const char *dir, ngpt_scheduler_kind 
     CHECK_OK(ngpt_scheduler_timesteps_f64(s, &ts, &nts));
     static float lat[NL], x2[2 * NL], guided[NL];
     const float sigma = ngpt_scheduler_init_noise_sigma(s);
-    const bool vp = kind == NGPT_SCHEDULER_UNIPC_MULTISTEP || kind == NGPT_SCHEDULER_DEIS_MULTISTEP;
+    const bool vp = kind == NGPT_SCHEDULER_UNIPC_MULTISTEP || kind == NGPT_SCHEDULER_DEIS_MULTISTEP ||
+                    kind == NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP;
     CHECK(vp ? sigma == 1.0f : sigma > 1.0f);  /* (LMS: Euler's) */
     for (int i = 0; i < NL; i++) lat[i] = lat0[i] * sigma;
     ngpt_tensor ehs = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {2, S, D}, .data = cu};
@@ -918,10 +919,10 @@ static void test_generate_euler(void)
     gp.latents = &l0;
     const float g = gp.guidance_scale = 7.5f;
     ngpt_tensor img = {0};
-    static const ngpt_scheduler_kind kinds[6] = {NGPT_SCHEDULER_HEUN, NGPT_SCHEDULER_UNIPC_MULTISTEP,
+    static const ngpt_scheduler_kind kinds[7] = {NGPT_SCHEDULER_HEUN, NGPT_SCHEDULER_UNIPC_MULTISTEP,
                                                  NGPT_SCHEDULER_LMS, NGPT_SCHEDULER_KDPM2, NGPT_SCHEDULER_DEIS_MULTISTEP,
-                                                 NGPT_SCHEDULER_EULER};
-    for (int ki = 0; ki < 6; ki++) {
+                                                 NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP, NGPT_SCHEDULER_EULER};
+    for (int ki = 0; ki < 7; ki++) {
         gp.scheduler = kinds[ki];
         ngpt_tensor_free(&img);
         CHECK_OK(ngpt_decoder_generate(d, &img, NULL, &c, &u, &gp));

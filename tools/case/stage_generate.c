@@ -62,6 +62,7 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
         else if (strcmp(sched, "kdpm2") == 0) p.scheduler = NGPT_SCHEDULER_KDPM2;
         else if (strcmp(sched, "deis") == 0) p.scheduler = NGPT_SCHEDULER_DEIS_MULTISTEP;
         else if (strcmp(sched, "ddpm") == 0) p.scheduler = NGPT_SCHEDULER_DDPM;
+        else if (strcmp(sched, "dpmsolver_singlestep") == 0) p.scheduler = NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP;
         else if (sched[0]) s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: scheduler '%s'", c->case_dir, sched);
     }
     if (s == NGPT_OK) s = input(c, "latents", &lat);

@@ -120,3 +120,7 @@ ngpt_status case_scheduler_kdpm2_ancestral(const case_ctx *c, case_out *out)
 }
 ngpt_status case_scheduler_deis(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_DEIS_MULTISTEP); }
 ngpt_status case_scheduler_ddpm(const case_ctx *c, case_out *out) { return run(c, out, NGPT_SCHEDULER_DDPM); }
+ngpt_status case_scheduler_dpmsolver_singlestep(const case_ctx *c, case_out *out)
+{
+    return run(c, out, NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP);
+}

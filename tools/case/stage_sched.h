@@ -18,5 +18,6 @@ ngpt_status case_scheduler_kdpm2(const case_ctx *c, case_out *out);
 ngpt_status case_scheduler_kdpm2_ancestral(const case_ctx *c, case_out *out);
 ngpt_status case_scheduler_deis(const case_ctx *c, case_out *out);
 ngpt_status case_scheduler_ddpm(const case_ctx *c, case_out *out);
+ngpt_status case_scheduler_dpmsolver_singlestep(const case_ctx *c, case_out *out);
 
 #endif

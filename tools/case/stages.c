@@ -61,5 +61,6 @@ const case_stage case_stages[] = {
     {"scheduler.kdpm2_ancestral", case_scheduler_kdpm2_ancestral},
     {"scheduler.deis", case_scheduler_deis},
     {"scheduler.ddpm", case_scheduler_ddpm},
+    {"scheduler.dpmsolver_singlestep", case_scheduler_dpmsolver_singlestep},
     {NULL, NULL},
 };

@@ -450,9 +450,9 @@ class Tokenizer(_Handle):
 
 
 class Scheduler(_Handle):
-    """ngpt_scheduler: DDIM, DDPM, PNDM, DPM-Solver, UniPC or DEIS multistep, or one of the k-diffusion
-    samplers (Euler, Euler ancestral, Heun, LMS, KDPM2, KDPM2 ancestral) from a diffusers
-    scheduler_config.json.
+    """ngpt_scheduler: DDIM, DDPM, PNDM, DPM-Solver (multistep or singlestep), UniPC or DEIS
+    multistep, or one of the k-diffusion samplers (Euler, Euler ancestral, Heun, LMS, KDPM2, KDPM2
+    ancestral) from a diffusers scheduler_config.json.
 
     Scheduler("sd/scheduler/scheduler_config.json") or Scheduler(json_text='{...}'); keyword
     params are the ngpt_scheduler_params fields (kind, prediction_type, algorithm_type,
