@@ -567,17 +567,7 @@ class DPMSingle(DPM):  # scheduling_dpmsolver_singlestep.py v0.17.0 (no threshol
             c["lower_order_final"] = True  # register_to_config: it stays
         self.order_list = self.get_order_list(num_inference_steps)
 
-    def first(self, model_output, timestep, prev_timestep, sample, noise=None):
-        a = self.config["algorithm_type"]
-        lambda_t, lambda_s = self.lambda_t[prev_timestep], self.lambda_t[timestep]
-        alpha_t, alpha_s = self.alpha_t[prev_timestep], self.alpha_t[timestep]
-        sigma_t, sigma_s = self.sigma_t[prev_timestep], self.sigma_t[timestep]
-        h = lambda_t - lambda_s
-        if a == "dpmsolver++":
-            x_t = (sigma_t / sigma_s) * sample - (alpha_t * (torch.exp(-h) - 1.0)) * model_output
-        elif a == "dpmsolver":
-            x_t = (alpha_t / alpha_s) * sample - (sigma_t * (torch.exp(h) - 1.0)) * model_output
-        return x_t
+    # first(): DPM-Solver multistep's dpm_solver_first_order_update, the same code
 
     def second(self, model_output_list, timestep_list, prev_timestep, sample, noise=None):
         a, st = self.config["algorithm_type"], self.config["solver_type"]

@@ -538,12 +538,7 @@ NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s)
     nx_free(s->sigma_t);
     nx_free(s->lambda_t);
     nx_free(s->train_sigma);
-    nx_free(s->ts);
-    nx_free(s->tsf);
-    nx_free(s->sigmas);
-    nx_free(s->sigmas_interp);
-    nx_free(s->sigmas_up);
-    nx_free(s->sigmas_down);
+    nx_sched_free_timesteps(s);
     nx_free(s->disable_corrector);
     nx_free(s->order_list);
     nx_free(s);

@@ -32,15 +32,8 @@ static float ind3(float t, float b, float c, float d)
 /* DEISMultistepScheduler.step at schedule index idx: slots 0 .. order-1 hold model_outputs. */
 ngpt_status nx_sched_plan_deis(ngpt_scheduler *s, int64_t t, size_t idx, nx_sched_step *p)
 {
-    const size_t last = s->n_ts - 1;
-    const int64_t prev_t = idx == last ? 0 : s->ts[idx + 1];
-    const bool low_final = idx == last && s->lower_order_final && s->n_ts < 15;
-    const bool low_second = s->n_ts >= 2 && idx == last - 1 && s->lower_order_final && s->n_ts < 15;
-    nx_sched_mo_push(s, t);
-    int order;
-    if (s->order == 1 || s->lower_order_nums < 1 || low_final) order = 1;
-    else if (s->order == 2 || s->lower_order_nums < 2 || low_second) order = 2;
-    else order = 3;
+    int64_t prev_t;
+    int order = nx_sched_multistep_order(s, t, idx, &prev_t);
     /* python indexing, as diffusers: a step repeated at the first timestep reads ts[-1] */
     const int64_t s1 = s->ts[(idx + s->n_ts - 1) % s->n_ts], s2 = s->ts[(idx + 2 * s->n_ts - 2) % s->n_ts];
     const float r_t = rho_at(s, prev_t), r0 = rho_at(s, t), r1 = rho_at(s, s1), r2 = order == 3 ? rho_at(s, s2) : 0.0f;

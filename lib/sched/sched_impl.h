@@ -99,6 +99,7 @@ void nx_sched_reset_state(ngpt_scheduler *s);             /* the stepping counte
  * differ in the last bit for ~8% of arguments) */
 float nx_sched_np_logf(float x);
 size_t nx_sched_first_step(const ngpt_scheduler *s, double t);
+void nx_sched_free_timesteps(ngpt_scheduler *s);  /* the timesteps and the k-diffusion sigmas */
 size_t nx_sched_find_step(const ngpt_scheduler *s, double t);
 ngpt_status nx_sched_not_in_schedule(const ngpt_scheduler *s, const char *fn, double t);
 
@@ -109,6 +110,10 @@ void nx_sched_ancestral_sigmas(float from, float to, float *up, float *down);
 /* sched_plan.c: the history rings, PNDM's and LMS's ets, DPM-Solver's and UniPC's model_outputs */
 int nx_sched_ets_push(ngpt_scheduler *s);
 int nx_sched_mo_push(ngpt_scheduler *s, int64_t t);
+/* DPM-Solver multistep's and DEIS's step bookkeeping at schedule index idx: this step's output
+ * pushed (nx_sched_mo_push), the timestep it steps to (*prev_t), and the returned order of its
+ * update (lower for the first steps and, with lower_order_final under 15 steps, the last two) */
+int nx_sched_multistep_order(ngpt_scheduler *s, int64_t t, size_t idx, int64_t *prev_t);
 
 /* the kinds' step planners (sched_kdiff.c, sched_unipc.c, sched_deis.c, sched_singlestep.c) */
 ngpt_status nx_sched_plan_euler(ngpt_scheduler *s, size_t idx, bool have_noise, nx_sched_step *p);

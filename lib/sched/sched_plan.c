@@ -189,23 +189,26 @@ int nx_sched_mo_push(ngpt_scheduler *s, int64_t t)
     return slot;
 }
 
+int nx_sched_multistep_order(ngpt_scheduler *s, int64_t t, size_t idx, int64_t *prev_t)
+{
+    const size_t last = s->n_ts - 1;
+    *prev_t = idx == last ? 0 : s->ts[idx + 1];
+    const bool low_final = idx == last && s->lower_order_final && s->n_ts < 15;
+    const bool low_second = s->n_ts >= 2 && idx == last - 1 && s->lower_order_final && s->n_ts < 15;
+    nx_sched_mo_push(s, t);
+    if (s->order == 1 || s->lower_order_nums < 1 || low_final) return 1;
+    if (s->order == 2 || s->lower_order_nums < 2 || low_second) return 2;
+    return 3;
+}
+
 static ngpt_status plan_dpm(ngpt_scheduler *s, int64_t t, size_t idx, bool have_noise, nx_sched_step *p)
 {
     const bool sde = s->algo == NGPT_DPM_SDE_DPMSOLVER_PP || s->algo == NGPT_DPM_SDE_DPMSOLVER;
     if (sde && !have_noise)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_step: the SDE DPM-Solver variants need variance_noise");
     p->noise = sde;
-    const size_t last = s->n_ts - 1;
-    const int64_t prev_t = idx == last ? 0 : s->ts[idx + 1];
-    const bool low_final = idx == last && s->lower_order_final && s->n_ts < 15;
-    const bool low_second = s->n_ts >= 2 && idx == last - 1 && s->lower_order_final && s->n_ts < 15;
-
-    nx_sched_mo_push(s, t);
-
-    int order;
-    if (s->order == 1 || s->lower_order_nums < 1 || low_final) order = 1;
-    else if (s->order == 2 || s->lower_order_nums < 2 || low_second) order = 2;
-    else order = 3;
+    int64_t prev_t;
+    int order = nx_sched_multistep_order(s, t, idx, &prev_t);
     /* A step to its own timestep (Karras timesteps end at 0, and the last step goes to 0): h = 0,
      * the update is the identity. diffusers' third-order and heun formulas divide 0 by 0 there
      * (NaN latents with 15 or more steps); the first-order one gives the identity exactly. */

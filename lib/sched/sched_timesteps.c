@@ -10,6 +10,16 @@
 #include <string.h>
 
 
+void nx_sched_free_timesteps(ngpt_scheduler *s)
+{
+    nx_free(s->ts);
+    nx_free(s->tsf);
+    nx_free(s->sigmas);
+    nx_free(s->sigmas_interp);
+    nx_free(s->sigmas_up);
+    nx_free(s->sigmas_down);
+}
+
 static ngpt_status ts_alloc(ngpt_scheduler *s, size_t n)
 {
     /* the k-diffusion samplers' sigmas: n + 1 of each kind the sampler has */
@@ -26,12 +36,7 @@ static ngpt_status ts_alloc(ngpt_scheduler *s, size_t n)
         for (int j = 0; j < 4; j++) nx_free(sg[j]);
         return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_scheduler_set_timesteps: out of memory");
     }
-    nx_free(s->ts);
-    nx_free(s->tsf);
-    nx_free(s->sigmas);
-    nx_free(s->sigmas_interp);
-    nx_free(s->sigmas_up);
-    nx_free(s->sigmas_down);
+    nx_sched_free_timesteps(s);
     s->ts = ts;
     s->tsf = tsf;
     s->sigmas = sg[0];
