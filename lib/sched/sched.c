@@ -227,7 +227,7 @@ static ngpt_status parse_pred(const char *v, int *out)
  * the history would outgrow the device step's slots, and the methods' authors recommend 2 or 3. */
 static ngpt_status cfg_order(ngpt_scheduler *s, const json_t *cfg, const ngpt_scheduler_params *p, const char *what)
 {
-    int64_t order;
+    int64_t order = 2;
     NX_TRY(cfg_int(cfg, "solver_order", 2, &order));
     if (p->solver_order) order = p->solver_order;
     if (order < 1 || order > 3)
