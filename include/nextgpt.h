@@ -517,12 +517,12 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *
  * The samplers of the three decoders, ported from diffusers 0.17: DDIM (NExT-GPT's image, audio
  * and video decoders), DDPM, PNDM/PLMS (Stable Diffusion 1.5's shipped scheduler), DPM-Solver(++)
- * multistep and singlestep, UniPC multistep, DEIS multistep, and the k-diffusion samplers Euler, Euler ancestral,
- * Heun, LMS, KDPM2 and KDPM2 ancestral. A scheduler is built from a
+ * multistep and singlestep, UniPC multistep, DEIS multistep, and the k-diffusion samplers Euler,
+ * Euler ancestral, Heun, LMS, KDPM2 and KDPM2 ancestral. A scheduler is built from a
  * diffusers `scheduler_config.json` (any of these classes can be asked for on another's config,
  * as diffusers' `from_config` does); it holds the noise schedule (alphas_cumprod in float32, as
  * diffusers computes it), the timesteps and, for PNDM, DPM-Solver, UniPC, DEIS, Heun, LMS and
- * KDPM2, the history of previous steps. It computes on host float32 arrays.
+ * KDPM2, the history of previous steps (DPM-Solver singlestep: its group's outputs and sample). It computes on host float32 arrays.
  *
  *     ngpt_scheduler *s = NULL;
  *     if (ngpt_scheduler_create(&s, "sd/scheduler/scheduler_config.json", NULL) != NGPT_OK) ...
@@ -536,12 +536,13 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  *         ngpt_scheduler_step_f64(s, eps, ts[k], latents, n, NULL);   // latents updated in place
  *     }
  *
- * Timesteps: DDIM, DDPM, PNDM, DPM-Solver, UniPC and DEIS use integer timesteps, which the int64 calls
- * (ngpt_scheduler_timesteps, _step, ...) take; the k-diffusion samplers' are fractional (float64, as
- * diffusers' numpy linspace gives them), so they need the _f64 calls, which serve every kind.
- * Randomness: the library draws no random numbers. Where diffusers would draw noise (DDPM, DDIM
- * with eta > 0, the SDE variants of DPM-Solver, Euler ancestral, KDPM2 ancestral), the caller passes
- * it as `variance_noise` (standard normal, one value per sample element, a fresh draw per step).
+ * Timesteps: DDIM, DDPM, PNDM, DPM-Solver, UniPC and DEIS use integer timesteps, which the int64
+ * calls (ngpt_scheduler_timesteps, _step, ...) take; the k-diffusion samplers' are fractional
+ * (float64, as diffusers' numpy linspace gives them), so they need the _f64 calls, which serve
+ * every kind. Randomness: the library draws no random numbers. Where diffusers would draw noise
+ * (DDPM, DDIM with eta > 0, the SDE variants of DPM-Solver, Euler ancestral, KDPM2 ancestral),
+ * the caller passes it as `variance_noise` (standard normal, one value per sample element, a
+ * fresh draw per step).
  * Threads: a scheduler is stateful; use it from one thread at a time. Different schedulers are
  * independent. Errors: NGPT_ERR_BAD_FORMAT (not JSON, a key of the wrong type),
  * NGPT_ERR_UNSUPPORTED (an unknown _class_name / beta_schedule / prediction_type / algorithm,
@@ -549,7 +550,7 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * interpolation; fractional timesteps asked for through an int64 call), NGPT_ERR_INVALID_ARGUMENT
  * (NULL pointers, steps out of range, a timestep not in the schedule, step before
  * set_timesteps, missing noise), NGPT_ERR_SHAPE_MISMATCH (n changed between steps).
- * DPM-Solver, Euler and Heun take use_karras_sigmas (Karras et al.'s rho-7 noise levels).
+ * DPM-Solver, Euler, Heun and LMS take use_karras_sigmas (Karras et al.'s rho-7 noise levels).
  * UniPC keeps the previous step's sample to correct it: take its steps in order. It runs on
  * samples of any shape (diffusers 0.17's einsum accepts only 4-D ones from the second step on).
  * Heun, KDPM2 and KDPM2 ancestral keep their first-order result between a timestep's two steps:
@@ -657,8 +658,9 @@ NGPT_API void ngpt_scheduler_free(ngpt_scheduler *s);
 NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s);
 /* Compute the timesteps for n inference steps (1 <= n <= num_train_timesteps) and reset the
  * stepping state. PNDM with skip_prk_steps gives n+1 timesteps (the second one repeated), PNDM
- * with PRK steps more; DPM-Solver, UniPC and DEIS may give fewer (duplicates removed); Euler and LMS
- * give n, Heun, KDPM2 and KDPM2 ancestral 2n - 1. */
+ * with PRK steps more; DPM-Solver multistep, UniPC and DEIS may give fewer (duplicates removed;
+ * singlestep keeps them, as diffusers, and steps through them in order); Euler and LMS give n,
+ * Heun, KDPM2 and KDPM2 ancestral 2n - 1. */
 NGPT_API ngpt_status ngpt_scheduler_set_timesteps(ngpt_scheduler *s, int32_t n);
 /* The timesteps, in stepping order (borrowed; valid until the next set_timesteps or free).
  * Before set_timesteps: NGPT_ERR_INVALID_ARGUMENT. The k-diffusion samplers (Euler, Euler
@@ -670,7 +672,8 @@ NGPT_API ngpt_status ngpt_scheduler_timesteps(const ngpt_scheduler *s, const int
  * schedule's (steps are taken in the schedule's order: PNDM, DPM-Solver, UniPC, DEIS and LMS
  * remember previous outputs). variance_noise: n standard-normal floats for DDPM (but at
  * timestep 0), DDIM with eta > 0, the SDE DPM-Solver variants, every Euler ancestral step and
- * KDPM2 ancestral's second-order steps, else NULL (ignored). n must stay the same until set_timesteps/reset. */
+ * KDPM2 ancestral's second-order steps, else NULL (ignored). n must stay the same until
+ * set_timesteps/reset. */
 NGPT_API ngpt_status ngpt_scheduler_step(ngpt_scheduler *s, const float *model_output, int64_t timestep,
                                          float *sample, size_t n, const float *variance_noise);
 /* Forget the stepping history (the previous outputs of the multistep samplers, Heun's and KDPM2's
