@@ -50,7 +50,6 @@ ngpt_status nx_sched_plan_deis(ngpt_scheduler *s, int64_t t, size_t idx, nx_sche
     c->conv_alpha = s->alpha_t[t];
     c->conv_sigma = s->sigma_t[t];
     c->alpha_t = s->alpha_t[prev_t];
-    c->alpha_s0 = s->alpha_t[t];
     if (order == 1) {
         const float h = s->lambda_t[prev_t] - s->lambda_t[t];
         c->cx = s->alpha_t[prev_t] / s->alpha_t[t];

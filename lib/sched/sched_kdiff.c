@@ -4,7 +4,6 @@
  * (scheduling_k_dpm_2_ancestral_discrete.py). Their timesteps and sigmas are sched_timesteps.c's.
  */
 #include "sched_impl.h"
-#include "../core/alloc.h"
 #include "../core/error.h"
 
 #include <math.h>
@@ -72,7 +71,6 @@ ngpt_status nx_sched_plan_euler(ngpt_scheduler *s, size_t idx, bool have_noise, 
     return NGPT_OK;
 }
 
-
 /* get_lms_coefficient's integrand: the Lagrange basis polynomial `cur` through sigmas[t - k],
  * k < order, at tau, in float32 as diffusers evaluates it (python float tau against 0-dim float32
  * tensors) */
@@ -130,6 +128,7 @@ void nx_sched_plan_lms(ngpt_scheduler *s, size_t idx, nx_sched_step *p)
     for (int k = 0; k < c->order; k++) c->c[k] = (float)lms_coefficient(s->sigmas, order, idx, k);
     s->next = idx + 1;
 }
+
 /* KDPM2's step at index idx: the first-order one moves the sample to the interpolated sigma and
  * keeps it; the second-order one takes the derivative there and steps from the kept sample to the
  * next sigma (ancestral: to sigma_down, then adds sigma_up noise). */

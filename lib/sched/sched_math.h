@@ -145,7 +145,7 @@ typedef struct nx_deis_coef {
     float conv_alpha, conv_sigma;  /* alpha_t, sigma_t at the current timestep (conversion) */
     int   order;          /* 1, 2, 3 */
     float cx, c0;         /* order 1: alpha_t / alpha_s, sigma_t (e^h - 1) */
-    float alpha_t, alpha_s0;
+    float alpha_t;        /* orders 2, 3 (alpha_s0 is conv_alpha) */
     float k[3];           /* orders 2, 3 */
 } nx_deis_coef;
 
@@ -403,7 +403,7 @@ NX_SCHED_FN float nx_deis_elem(const nx_deis_coef *c, float x, float mo, float *
     const float m0 = (x - c->conv_alpha * x0) / c->conv_sigma;
     *m0_out = m0;
     if (c->order == 1) return c->cx * x - c->c0 * m0;
-    float r = x / c->alpha_s0 + c->k[0] * m0;
+    float r = x / c->conv_alpha + c->k[0] * m0;  /* sample / alpha_s0 */
     r = r + c->k[1] * m1;
     if (c->order == 3) r = r + c->k[2] * m2;
     return c->alpha_t * r;

@@ -297,6 +297,15 @@ static ngpt_status karras_timesteps(const ngpt_scheduler *s, const double *sigma
     return NGPT_OK;
 }
 
+/* init_noise_sigma = sigmas.max() over the n + 1 step sigmas, as Heun's and KDPM2's set_timesteps
+ * set it (torch.max: NaN wins) */
+static void set_init_sigma_max(ngpt_scheduler *s, size_t n)
+{
+    s->init_sigma = 0.0f;
+    for (size_t k = 0; k <= n; k++)
+        if (s->sigmas[k] > s->init_sigma || isnan(s->sigmas[k])) s->init_sigma = s->sigmas[k];
+}
+
 /* Euler's N timesteps and sigmas; Heun's are the same with each after the first taken twice:
  * timesteps [t0, t1, t1, ..., tN-1, tN-1], sigmas [s0, s1, s1, ..., sN-1, sN-1, 0]. */
 static ngpt_status set_euler(ngpt_scheduler *s, int32_t N)
@@ -322,11 +331,7 @@ static ngpt_status set_euler(ngpt_scheduler *s, int32_t N)
             s->ts[k] = 0;  /* unused: ngpt_scheduler_timesteps refuses these kinds */
         }
         s->sigmas[n] = 0.0f;
-        if (heun) {  /* HeunDiscreteScheduler.set_timesteps sets init_noise_sigma = sigmas.max() */
-            s->init_sigma = 0.0f;
-            for (size_t k = 0; k <= n; k++)
-                if (s->sigmas[k] > s->init_sigma || isnan(s->sigmas[k])) s->init_sigma = s->sigmas[k];
-        }
+        if (heun) set_init_sigma_max(s, n);
     }
     nx_free(t);
     nx_free(sg);
@@ -396,9 +401,7 @@ static ngpt_status set_kdpm2(ngpt_scheduler *s, int32_t N)
                 break;
             }
         }
-        s->init_sigma = 0.0f;  /* init_noise_sigma = sigmas.max() */
-        for (size_t k = 0; k <= n; k++)
-            if (s->sigmas[k] > s->init_sigma || isnan(s->sigmas[k])) s->init_sigma = s->sigmas[k];
+        set_init_sigma_max(s, n);
     }
     nx_free(t);
     nx_free(v);

@@ -50,6 +50,18 @@ def case(*parts):
         return d, json.load(f)
 
 
+def own_sched_case(stage, name):
+    """One of our scheduler cases (tests/golden/vision): case.json, its params less
+    num_inference_steps, that step count, the inputs and the expected outputs."""
+    d = os.path.join(SRC, "tests", "golden", "vision", stage, name)
+    with open(os.path.join(d, "case.json")) as f:
+        c = json.load(f)
+    p = dict(c["params"])
+    steps = p.pop("num_inference_steps")
+    return (c, p, steps, safetensors(os.path.join(d, "inputs.safetensors")),
+            safetensors(os.path.join(d, "expected.safetensors")))
+
+
 class Basics(unittest.TestCase):
     def test_version(self):
         self.assertEqual(nextgpt.version(), nextgpt.capi.NGPT_VERSION_STRING)
@@ -212,13 +224,7 @@ class SchedulerTest(unittest.TestCase):
                                   ("scheduler.lms", "sd15_n12", nextgpt.SchedulerKind.LMS),
                                   ("scheduler.kdpm2", "sd15_n8", nextgpt.SchedulerKind.KDPM2),
                                   ("scheduler.kdpm2_ancestral", "sd15_n10", nextgpt.SchedulerKind.KDPM2_ANCESTRAL)):
-            d = os.path.join(SRC, "tests", "golden", "vision", stage, name)
-            with open(os.path.join(d, "case.json")) as f:
-                c = json.load(f)
-            p = dict(c["params"])
-            steps = p.pop("num_inference_steps")
-            inp = safetensors(os.path.join(d, "inputs.safetensors"))
-            exp = safetensors(os.path.join(d, "expected.safetensors"))
+            c, p, steps, inp, exp = own_sched_case(stage, name)
             with nextgpt.Scheduler(json_text=json.dumps(p), kind=kind) as s:
                 self.assertEqual(s.kind, kind)
                 s.set_timesteps(steps)
@@ -248,13 +254,7 @@ class SchedulerTest(unittest.TestCase):
                                         nextgpt.SchedulerKind.DDPM),
                                        ("scheduler.dpmsolver_singlestep", "order3_heun_n11",
                                         "DPMSolverSinglestepScheduler", nextgpt.SchedulerKind.DPMSOLVER_SINGLESTEP)):
-            d = os.path.join(SRC, "tests", "golden", "vision", stage, name)
-            with open(os.path.join(d, "case.json")) as f:
-                c = json.load(f)
-            p = dict(c["params"])
-            steps = p.pop("num_inference_steps")
-            inp = safetensors(os.path.join(d, "inputs.safetensors"))
-            exp = safetensors(os.path.join(d, "expected.safetensors"))
+            c, p, steps, inp, exp = own_sched_case(stage, name)
             with nextgpt.Scheduler(json_text=json.dumps(dict(p, _class_name=cls))) as s:
                 self.assertEqual(s.kind, kind)
                 s.set_timesteps(steps)
@@ -271,15 +271,9 @@ class SchedulerTest(unittest.TestCase):
         for name, params in (("order3_bh1_n10", {}),
                              ("order3_bh1_n10", dict(solver_order=3, solver_type=nextgpt.DpmSolverType.BH1)),
                              ("disable_corrector_n6", {})):
-            d = os.path.join(SRC, "tests", "golden", "vision", "scheduler.unipc", name)
-            with open(os.path.join(d, "case.json")) as f:
-                c = json.load(f)
-            p = dict(c["params"])
-            steps = p.pop("num_inference_steps")
+            c, p, steps, inp, exp = own_sched_case("scheduler.unipc", name)
             if params:  # the same scheduler from the defaults and the params
                 p = {k: v for k, v in p.items() if k not in ("solver_order", "solver_type")}
-            inp = safetensors(os.path.join(d, "inputs.safetensors"))
-            exp = safetensors(os.path.join(d, "expected.safetensors"))
             with nextgpt.Scheduler(json_text=json.dumps(p), kind=nextgpt.SchedulerKind.UNIPC_MULTISTEP, **params) as s:
                 s.set_timesteps(steps)
                 ts = s.timesteps
