@@ -27,6 +27,11 @@ OUT = os.path.join(REPO, "tests", "golden", "llm")
 sys.path.insert(0, SHARED)
 from check import save_safetensors  # noqa: E402
 
+OWN_MODELS = os.path.join(REPO, "tests", "golden", "models")
+OWN = ("tok-b", "tok-b-nextgpt")
+SIGNAL_TOKENS = (["<Img>", "</Img>"] + ["[IMG%d]" % i for i in range(4)] + ["[VID%d]" % i for i in range(24)] +
+                 ["[AUD%d]" % i for i in range(8)])
+
 SOURCE = ("tools/gen_tokenizer_cases.py: port of transformers 4.29.2 slow LlamaTokenizer "
           "(tokenize/_decode) over sentencepiece " + spm.__version__)
 
@@ -143,10 +148,52 @@ class SlowLlama:
         return " ".join(subs)
 
 
+def train_tok_b():
+    """tok-b's tokenizer.model: SentencePiece BPE with LLaMA-1's trainer settings (as the shared tok-*),
+    1536 pieces, on another corpus than tok-a's licence texts: the non-blank lines of this machine's
+    Python 3.11 standard library modules a*-m* (code: runs of spaces, '=', '__') and a few Cyrillic,
+    Chinese, Greek and Latin-accent lines, character_coverage 0.9995 (so some of their characters
+    stay byte-fallback). Deterministic for one corpus; the corpus is this machine's, so the model is
+    committed and retrained only with --train-tok-b."""
+    import glob
+    import io
+    lines = []
+    for f in sorted(glob.glob("/usr/lib/python3.11/[a-m]*.py")):
+        lines += [ln.rstrip("\n") for ln in open(f, encoding="utf-8", errors="replace") if ln.strip()]
+    lines = lines[:60000] + ["Привет мир, как дела? Хорошо.", "中文测试：你好，世界！", "Ελληνικά κείμενο εδώ.",
+                             "naïve café Straße façade"] * 50
+    w = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=w, model_type="bpe", vocab_size=1536, byte_fallback=True,
+        split_digits=True, add_dummy_prefix=True, normalization_rule_name="identity", remove_extra_whitespaces=False,
+        allow_whitespace_only_pieces=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, character_coverage=0.9995,
+        num_threads=1, max_sentence_length=4192, minloglevel=2, split_by_unicode_script=True)
+    return w.getvalue()
+
+
+def make_tok_b(train):
+    """tests/golden/models/tok-b and tok-b-nextgpt: tok-a's json files around tok-b's model; the nextgpt
+    folder adds the 38 signal tokens at ids 1536..1573 (key-sorted added_tokens.json, as transformers
+    writes it)."""
+    plain, ng = (os.path.join(OWN_MODELS, m) for m in OWN)
+    model_path = os.path.join(plain, "tokenizer.model")
+    model = train_tok_b() if train or not os.path.exists(model_path) else open(model_path, "rb").read()
+    n = spm.SentencePieceProcessor(model_proto=model).get_piece_size()
+    for d, src in ((plain, "tok-a"), (ng, "tok-a-nextgpt")):
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "tokenizer.model"), "wb") as f:
+            f.write(model)
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            shutil.copyfile(os.path.join(SHARED, "models", src, name), os.path.join(d, name))
+    with open(os.path.join(ng, "added_tokens.json"), "w") as f:
+        json.dump({t: n + i for i, t in enumerate(SIGNAL_TOKENS)}, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
 def write_case(stage, name, model, params, inputs, expected):
     d = os.path.join(OUT, stage, name)
     os.makedirs(d, exist_ok=True)
-    model_dir = os.path.join(SHARED, "models", model)
+    model_dir = os.path.join(OWN_MODELS if model in OWN else os.path.join(SHARED, "models"), model)
     rel = os.path.relpath(model_dir, d)
     assert os.path.samefile(os.path.join(d, rel), model_dir)
     case = {"stage": stage, "model": rel, "params": params, "atol": 0, "rtol": 0, "source": SOURCE}
@@ -161,7 +208,9 @@ def write_case(stage, name, model, params, inputs, expected):
 def main():
     for stage in ("tokenizer.encode", "tokenizer.decode"):
         shutil.rmtree(os.path.join(OUT, stage), ignore_errors=True)
+    make_tok_b("--train-tok-b" in sys.argv[1:])
     toks = {m: SlowLlama(os.path.join(SHARED, "models", m)) for m in ("tok-a", "tok-a-nextgpt")}
+    toks.update({m: SlowLlama(os.path.join(OWN_MODELS, m)) for m in OWN})
     ng = toks["tok-a-nextgpt"]
     added = sorted(ng.added_enc, key=ng.added_enc.get)
     seps = ["", " ", "  ", "\n", "w", " w ", "\t x\n", "\u3000", " \u00a0 ", "##"]
@@ -201,6 +250,16 @@ def main():
         ("mixed_scripts", "tok-a", "Привет мир Ωμέγα naïve café Straße Ελληνικά עברית العربية", True),
         ("control_chars", "tok-a", "a\x02b\x01c\x7f d\x0b\x0c e\x1f", False),
     ]
+    nb = toks["tok-b-nextgpt"]
+    enc += [
+        ("tok-b_code", "tok-b", "class Foo(object):\n        def __init__(self, x=None):\n                "
+         "self.x = x  # 12345\n\n\treturn '__main__'", True),
+        ("tok-b_mixed_scripts", "tok-b", "Привет, мир! 中文测试你好 Ελληνικά naïve café Straße Ω ж ё 🎉 ｆｕｌｌ", True),
+        ("tok-b_digits_spaces", "tok-b", "  3.14159   2024-11-28\t\t0x1F  -7e+10 " + " " * 20 + "end", False),
+        ("tok-b_nextgpt_turns", "tok-b-nextgpt",
+         "### Human: <Img>a.jpg</Img> what is this?\n### Assistant: a cat[IMG0] [IMG1] [IMG2] [IMG3]\n###", True),
+        ("tok-b_added_adjacent", "tok-b-nextgpt", "x[AUD0]  y\n[VID23][VID3]z </s> [IMG3]\u3000w", False),
+    ]
     for name, model, text, add_bos in enc:
         ids = toks[model].encode(text, add_bos)
         write_case("tokenizer.encode", name, model, {"text": text, "add_bos": add_bos}, None,
@@ -229,9 +288,13 @@ def main():
     for k in range(3):
         ids = [rng.randrange(3, 259) for _ in range(40)]  # byte soup
         dec.append(("random_bytes_%d" % k, "tok-a", ids, False))
+    for k in range(3):
+        ids = [rng.randrange(nb.n_sp + len(nb.added_enc)) for _ in range(rng.randrange(20, 90))]
+        dec.append(("tok-b_random_%d" % k, "tok-b-nextgpt", ids, k == 1))
+    dec.append(("tok-b_byte_soup", "tok-b", [rng.randrange(3, 259) for _ in range(50)], False))
     for name, model, text, add_bos in enc:  # round trips of the encode cases
         if name in ("every_added_token", "nextgpt_turns", "emoji_zwj_flags", "whitespace_runs", "control_chars",
-                    "specials_no_strip", "combining_marks"):
+                    "specials_no_strip", "combining_marks") or name.startswith("tok-b_"):
             ids = toks[model].encode(text, add_bos)
             dec.append(("roundtrip_" + name, model, ids, False))
             dec.append(("roundtrip_" + name + "_skip", model, ids, True))
