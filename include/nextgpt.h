@@ -741,7 +741,7 @@ NGPT_API ngpt_status ngpt_scheduler_add_noise_f64(const ngpt_scheduler *s, float
  * Audio: whatever libsndfile reads (WAV, FLAC, OGG/Vorbis, Opus, AIFF, ...) and MP3 (through
  * FFmpeg); samples are float as torchaudio.load gives them: integer PCM scaled by 1/2^(bits-1),
  * float data clipped to [-1, 1] (NaN to -1), Vorbis rounded to 16-bit values (sox's decoder),
- * Opus decoded at 48 kHz, MP3 clipped to [-1, 1].
+ * Opus decoded at 48 kHz, MP3 decoded by FFmpeg and not clipped (torchaudio 0.12+ reads it so).
  * Files libsndfile cannot open (AAC/M4A, WMA, AC-3, a video's sound track, ...) are decoded by
  * FFmpeg, as torchaudio.load falls back to it: the best audio stream, samples not clipped; a
  * non-finite sample is NGPT_ERR_BAD_FORMAT. Video: whatever libavformat/libavcodec read.

@@ -82,6 +82,10 @@ def main():
     # a dict that contains itself (a cycle the flattener must not follow forever)
     cyc = b"\x80\x02}q\x00X\x01\x00\x00\x00ah\x00s."
     torch_zip("pkl_cycle.pt", cyc)
+    # one dict under two keys ({"a": d, "b": d}): nested, such sharing names 2^depth tensors from a
+    # file of depth x 40 bytes, so the flattener refuses a dict it reaches twice
+    shared = b"\x80\x02}q\x00(X\x01\x00\x00\x00a}q\x01X\x01\x00\x00\x00bh\x01u."
+    torch_zip("pkl_shared_dict.pt", shared)
     # a tensor whose storage entry is missing / too short
     hdr = (b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01(X\x01\x00\x00\x00w"
            b"ctorch._utils\n_rebuild_tensor_v2\nq\x02((X\x07\x00\x00\x00storage"
@@ -92,6 +96,10 @@ def main():
     # a transposed (non-contiguous) view: size (4,4) stride (1,4)
     tr = hdr.replace(b"K\x04K\x01\x86\x89", b"K\x01K\x04\x86\x89")
     torch_zip("pkl_transposed.pt", tr, {"0": struct.pack("<16f", *range(16))})
+    # an expanded view (strides 0): [4, 4] over a storage of one element; gathered, a file this
+    # small could ask for any amount of memory
+    ex = hdr.replace(b"cpuK\x10t", b"cpuK\x01t").replace(b"K\x04K\x01\x86\x89", b"K\x00K\x00\x86\x89")
+    torch_zip("pkl_expanded.pt", ex, {"0": struct.pack("<f", 1.0)})
     # truncated zip: cut in the middle of the data
     with open(os.path.join(OUT, "pkl_ok_tiny.pt"), "rb") as f:
         whole = f.read()

@@ -470,6 +470,7 @@ def main():
     ffmpeg_audio_cases()
     webp_cases()
     gif_cases()
+    stream_fixtures()
 
 
 def webp_cases():
@@ -578,5 +579,45 @@ def ffmpeg_audio_cases():
              {"fbank": fb})
 
 
+def stream_fixtures():
+    """FFmpeg-encoded fixtures (torchaudio.io.StreamWriter), each with what the reference reads:
+    uniform_854_bt709.mp4    854 x 48, 12 frames of RGB (200, 40, 90), H.264 tagged BT.709: 854
+                             is a width where swscale's block converters leave the last columns
+                             of a packed row unwritten, and decord's scale filter converts with
+                             the tagged matrix: (213, 57, 88) everywhere
+    uniform_322_full.mp4     322 x 48, the same colour, H.264 full range: (189, 48, 92)
+    loud.mp3                 0.5 s of a 220 Hz square wave at 0.98, stereo 44.1 kHz: decoded
+                             peaks of 1.205 (torchaudio.load, FFmpeg, no clipping)
+    The values are printed here and checked in tests/unit/test_media.c."""
+    from torchaudio.io import StreamReader, StreamWriter
+    import torchaudio
+    for name, w, opt in (("uniform_854_bt709.mp4", 854, {"x264-params": "colormatrix=bt709"}),
+                         ("uniform_322_full.mp4", 322, {"x264-params": "fullrange=on"})):
+        path = os.path.join(DATA, name)
+        sw = StreamWriter(path)
+        sw.add_video_stream(frame_rate=24, width=w, height=48, format="rgb24", encoder="libx264",
+                            encoder_format="yuv420p", encoder_option=opt)
+        with sw.open():
+            sw.write_video_chunk(0, torch.tensor([200, 40, 90], dtype=torch.uint8).view(1, 3, 1, 1)
+                                 .expand(12, 3, 48, w).contiguous())
+        sr = StreamReader(path)
+        sr.add_video_stream(frames_per_chunk=12, filter_desc="scale=%d:48,format=pix_fmts=rgb24" % w)
+        fr = torch.cat([c for (c,) in sr.stream()], 0).float()
+        print(name, "RGB min", fr.amin((0, 2, 3)).tolist(), "max", fr.amax((0, 2, 3)).tolist())
+    n = 22050
+    t = torch.arange(n) / 44100
+    x = (torch.sign(torch.sin(2 * 3.14159265 * 220 * t)) * 0.98).view(n, 1).repeat(1, 2).float()
+    path = os.path.join(DATA, "loud.mp3")
+    sw = StreamWriter(path, format="mp3")
+    sw.add_audio_stream(sample_rate=44100, num_channels=2, format="flt", encoder="libmp3lame")
+    with sw.open():
+        sw.write_audio_chunk(0, x)
+    a, rate = torchaudio.load(path)
+    print("loud.mp3", tuple(a.shape), rate, "peak %.7f" % float(a.abs().max()))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--streams"]:
+        stream_fixtures()
+    else:
+        main()

@@ -63,6 +63,8 @@ static ngpt_status read_sample_size(const char *unet_dir, int64_t *out)
     json_t *j = NULL;
     ngpt_status s = nx_json_load_file(&j, path);
     if (s == NGPT_OK) s = nx_json_int_opt(j, "sample_size", path, 64, out);
+    if (s == NGPT_OK && (*out < 1 || *out > 4096))  /* in latents; x the VAE's scale stays far from overflow */
+        s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: sample_size %lld is not in 1..4096", path, (long long)*out);
     json_decref(j);
     nx_free(path);
     return s;

@@ -323,6 +323,14 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
             st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
         else if ((st = ngpt_projector_create(&p->proj, ctx, path, &pp)) != NGPT_OK)
             st = nx_err_wrap(st, "projectors (%s): ", path);
+        /* the parts come from different files: their widths must meet */
+        if (st == NGPT_OK && ngpt_projector_llm_hidden_size(p->proj) != ngpt_backbone_n_embd(p->bb))
+            st = nx_err(NGPT_ERR_SHAPE_MISMATCH, "projectors (%s) are for a %d-wide language model, %s is %d wide",
+                        path, ngpt_projector_llm_hidden_size(p->proj), llm, ngpt_backbone_n_embd(p->bb));
+        if (st == NGPT_OK && ngpt_projector_has_input(p->proj) &&
+            ngpt_projector_input_dim(p->proj) != ngpt_encoder_embed_dim(p->enc))
+            st = nx_err(NGPT_ERR_SHAPE_MISMATCH, "projectors (%s) take %d-wide embeddings, imagebind (%s) gives %d",
+                        path, ngpt_projector_input_dim(p->proj), ib, ngpt_encoder_embed_dim(p->enc));
     }
     if (st == NGPT_OK && uncond) st = nx_err_wrap(load_audio_uncond(p, uncond), "audio_uncond: ");
     for (int m = NGPT_MODALITY_IMAGE; st == NGPT_OK && m <= NGPT_MODALITY_VIDEO; m++)

@@ -35,6 +35,7 @@ struct obj {
     obj    *storage;   /* TENSOR */
     int     rank;      /* TENSOR */
     int64_t shape[NGPT_MAX_DIMS], stride[NGPT_MAX_DIMS];
+    bool    walked;    /* DICT: already flattened (see flatten) */
 };
 
 typedef struct chunk { struct chunk *next; size_t used, cap; } chunk;
@@ -453,13 +454,21 @@ typedef struct flat {
     char name[PKL_NAME_CAP];
 } flat;
 
-static ngpt_status flatten(flat *f, const obj *d, size_t plen, int depth)
+static ngpt_status flatten(flat *f, obj *d, size_t plen, int depth)
 {
     if (depth > PKL_MAX_NEST)
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: pickle: dicts nested more than %d deep (or a cycle)", f->v->file,
                       PKL_MAX_NEST);
+    /* The memo lets one dict be the value of many keys: nested 30 deep, two keys each, a 1 KB
+     * file would name 2^30 tensors. No state dict shares a sub-dict (shared tensors, as tied
+     * weights, are fine: they cost one name each), so the second visit is an error. */
+    if (d->walked)
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: pickle: a dict reached twice (at '%.*s'; shared or a cycle): "
+                      "not a state dict", f->v->file, (int)(plen ? plen - 1 : 0), f->name);
+    d->walked = true;
     for (size_t i = 0; i + 1 < d->n; i += 2) {
-        const obj *k = d->items[i], *val = d->items[i + 1];
+        const obj *k = d->items[i];
+        obj *val = d->items[i + 1];
         if (val->kind != O_TENSOR && val->kind != O_DICT) continue;
         char key[32];
         const char *ks;

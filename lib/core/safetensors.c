@@ -68,11 +68,13 @@ static ngpt_status add_entry(nx_weights *w, const char *file, const char *name, 
     size_t es = nx_dtype_size(dt);
     char sh[256];
     nx_shape_str(sh, sizeof sh, (int)rank, shape);
-    if (!nx_numel_checked((int)rank, shape, &numel) || numel > UINT64_MAX / es || numel * es != e - b)
+    if (!nx_numel_checked((int)rank, shape, &numel) || numel > UINT64_MAX / es)
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: tensor '%s': %s %s: the element count overflows", file, name,
+                      nx_dtype_name(dt), sh);
+    if (numel * es != e - b)
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: tensor '%s': %s %s needs %llu bytes, data_offsets give %llu", file,
                       name, nx_dtype_name(dt), sh,
-                      (unsigned long long)(numel <= UINT64_MAX / es ? numel * es : UINT64_MAX),
-                      (unsigned long long)(e - b));
+                      (unsigned long long)(numel * es), (unsigned long long)(e - b));
     range->b = b;
     range->e = e;
     return nx_w_add(w, name, dt, (int)rank, shape, data + b, (size_t)(e - b), file);

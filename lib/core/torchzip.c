@@ -161,13 +161,21 @@ static ngpt_status on_tensor(void *user, const nx_pkl_tensor *t)
     nx_shape_str(sh, sizeof sh, t->rank, t->shape);
     if (!nx_numel_checked(t->rank, t->shape, &numel) || t->offset < 0)
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: tensor '%s': bad shape %s or offset", z->file, t->name, sh);
+    /* More elements than its storage holds can only be a view with zero strides (an expanded
+     * tensor): gathering it would let a file of a few hundred bytes ask for any amount of memory,
+     * and no state dict saves one. */
+    if (numel > snumel)
+        return nx_err(NGPT_ERR_UNSUPPORTED,
+                      "%s: tensor '%s' %s has %llu elements over a storage of %llu (an expanded view): "
+                      "save it contiguous", z->file, t->name, sh, (unsigned long long)numel,
+                      (unsigned long long)snumel);
     bool contiguous = true;
     uint64_t last = (uint64_t)t->offset;  /* index of the last element */
-    int64_t expect = 1;
+    uint64_t expect = 1;                  /* <= numel <= snumel: no overflow */
     for (int i = t->rank - 1; i >= 0; i--) {
         if (t->stride[i] < 0)
             return nx_err(NGPT_ERR_UNSUPPORTED, "%s: tensor '%s': negative stride", z->file, t->name);
-        if (t->shape[i] > 1 && t->stride[i] != expect) contiguous = false;
+        if (t->shape[i] > 1 && (uint64_t)t->stride[i] != expect) contiguous = false;
         if (numel && t->shape[i] > 0) {
             uint64_t ext = (uint64_t)(t->shape[i] - 1);
             if (t->stride[i] && ext > snumel / (uint64_t)t->stride[i])
@@ -175,7 +183,7 @@ static ngpt_status on_tensor(void *user, const nx_pkl_tensor *t)
                               z->file, t->name, sh, (unsigned long long)snumel);
             last += ext * (uint64_t)t->stride[i];
         }
-        expect *= t->shape[i] ? t->shape[i] : 1;
+        expect *= t->shape[i] ? (uint64_t)t->shape[i] : 1;
     }
     if (numel && last >= snumel)
         return nx_err(NGPT_ERR_BAD_FORMAT,

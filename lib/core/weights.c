@@ -264,7 +264,7 @@ ngpt_status nx_weights_get(nx_weights *w, const char *name, unsigned dtype_mask,
     if (!t) return nx_err(NGPT_ERR_NOT_FOUND, "%s: tensor '%s' not found", w ? w->path : "?", name);
     bool ok = t->rank == rank;
     for (int i = 0; ok && i < rank; i++)
-        if (shape && shape[i] >= 0 && shape[i] != t->shape[i]) ok = false;
+        if (shape && shape[i] != -1 && shape[i] != t->shape[i]) ok = false;  /* -1 alone matches any size */
     if (!ok) {
         char e[256], g[256];
         int64_t exp[NGPT_MAX_DIMS];

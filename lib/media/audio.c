@@ -94,8 +94,8 @@ ngpt_status nx_audio_decode(const uint8_t *buf, size_t len, const char *name, fl
                             int64_t *frames, int32_t *channels, int32_t *rate)
 {
     if (len == 0) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: empty file, not an audio file", name);
-    /* MP3 through FFmpeg, clipped to [-1, 1] as sox's path clips (torchaudio reads MP3 with sox) */
-    if (mpeg_audio(buf, len)) return nx_audio_decode_av(buf, len, name, true, pcm, frames, channels, rate);
+    /* MP3 through FFmpeg, not clipped: torchaudio 0.12+ has no sox MP3 decoder and falls back to FFmpeg */
+    if (mpeg_audio(buf, len)) return nx_audio_decode_av(buf, len, name, pcm, frames, channels, rate);
     vio v = {buf, (sf_count_t)len, 0};
     SF_VIRTUAL_IO io = {vio_len, vio_seek, vio_read, vio_write, vio_tell};
     SF_INFO info;
@@ -105,7 +105,7 @@ ngpt_status nx_audio_decode(const uint8_t *buf, size_t len, const char *name, fl
         /* torchaudio.load hands what sox cannot open to FFmpeg; we do the same with libsndfile */
         char why[160];
         snprintf(why, sizeof why, "%s", sf_strerror(NULL));
-        ngpt_status st = nx_audio_decode_av(buf, len, name, false, pcm, frames, channels, rate);
+        ngpt_status st = nx_audio_decode_av(buf, len, name, pcm, frames, channels, rate);
         if (st != NGPT_OK) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", ngpt_last_error());

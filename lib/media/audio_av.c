@@ -6,7 +6,8 @@
  *   the end; frames converted by "aformat=sample_fmts=fltp" — integers scaled by 1/2^(bits-1)
  *   (u8 centred on 128), float and double samples as they are, NOT clipped (sox's path clips).
  *
- * MP3 comes here too (audio.c: libsndfile's libmpg123 prints on stderr), clipped as sox clips.
+ * MP3 comes here too, as in torchaudio 0.12+ (its sox has no MP3 decoder; libsndfile's libmpg123
+ * would also print on stderr): not clipped, so a loud MP3 keeps its peaks above 1.
  *
  * Stricter than torchaudio where it would hand back garbage: a decoding error, a sample format,
  * channel count or rate that changes mid-stream, or a non-finite sample is NGPT_ERR_BAD_FORMAT
@@ -30,7 +31,6 @@ typedef struct actx {
     float          *pcm;
     int64_t         frames, cap;  /* frames held / room for */
     int             channels, rate;
-    bool            clip;         /* sox's [-1, 1] */
 } actx;
 
 /* packed: the frame's format without its planar flag; planar: whether it had one */
@@ -91,7 +91,7 @@ static ngpt_status take_frame(actx *a, const AVFrame *f, const char *name)
             if (!isfinite(x))
                 return nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt audio: sample %lld of channel %d is not finite", name,
                               (long long)(a->frames + i), c);
-            dst[(size_t)i * (size_t)channels + (size_t)c] = a->clip ? fminf(fmaxf(x, -1.0f), 1.0f) : x;
+            dst[(size_t)i * (size_t)channels + (size_t)c] = x;
         }
     a->frames += n;
     return NGPT_OK;
@@ -114,12 +114,11 @@ static ngpt_status decode(actx *a, const AVPacket *pkt, const char *name)
     }
 }
 
-ngpt_status nx_audio_decode_av(const uint8_t *buf, size_t len, const char *name, bool sox_clip, float **pcm,
+ngpt_status nx_audio_decode_av(const uint8_t *buf, size_t len, const char *name, float **pcm,
                                int64_t *frames, int32_t *channels, int32_t *rate)
 {
     actx a;
     memset(&a, 0, sizeof a);
-    a.clip = sox_clip;
     char eb[128];
     int r;
     ngpt_status st = nx_av_input_open(&a.in, buf, len, name, "audio");

@@ -111,10 +111,9 @@ void nx_image_postprocess(const float *img, int64_t b, int64_t h, int64_t w, uin
  * nx_audio_decode_av, as torchaudio falls back to FFmpeg. *pcm is nx_malloc'ed. */
 ngpt_status nx_audio_decode(const uint8_t *buf, size_t len, const char *name, float **pcm,
                             int64_t *frames, int32_t *channels, int32_t *rate);
-/* The same through libavformat/libavcodec (audio_av.c): torchaudio 0.13's FFmpeg fallback;
- * sox_clip clips the samples to [-1, 1] as the sox path does (for MP3, which torchaudio reads
- * with sox but we decode with FFmpeg). */
-ngpt_status nx_audio_decode_av(const uint8_t *buf, size_t len, const char *name, bool sox_clip, float **pcm,
+/* The same through libavformat/libavcodec (audio_av.c): torchaudio 0.13's FFmpeg fallback, which
+ * is also how it reads MP3 (its sox has no MP3 decoder since 0.12): samples not clipped. */
+ngpt_status nx_audio_decode_av(const uint8_t *buf, size_t len, const char *name, float **pcm,
                                int64_t *frames, int32_t *channels, int32_t *rate);
 
 /* The clip rule of pytorchvideo's ConstantClipsPerVideoSampler (ngpt_clip_rule values). */

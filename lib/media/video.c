@@ -8,8 +8,10 @@
  *                the fixed rule) as exact rationals, then frame indices ceil(fps * double(t)) with
  *                double(t) the correctly rounded double of the rational (Python float * Fraction).
  *   frames       the first and last frame of each clip (UniformTemporalSubsample(2)), decoded by
- *                libavcodec and converted to RGB24 by libswscale at the coded size (BT.601,
- *                limited range: what decord's avfilter graph does), then turned upright as
+ *                libavcodec and converted to RGB24 by libswscale at the coded size with the
+ *                frame's own colour matrix and range (BT.601 limited when untagged): what the
+ *                scale filter of decord's avfilter graph does (in_color_matrix / in_range
+ *                "auto"), then turned upright as
  *                decord 0.6.0 does: the stream's "rotate" tag, else its display matrix, as a
  *                clockwise angle; 90, 180 and 270 degrees insert transpose filters (phone
  *                videos), any other angle is ignored.
@@ -35,6 +37,20 @@
 __extension__ typedef unsigned __int128 u128;
 
 #define S NX_IMAGE_SIZE
+
+/* The YCbCr -> RGB matrix and input range of FFmpeg's scale filter with its defaults
+ * (in_color_matrix and in_range "auto"): the frame's colorspace (an unknown or unspecified one
+ * is BT.601) and, when the frame says, its range; what decord's graph converts with. */
+static void set_colorspace(struct SwsContext *sws, const AVFrame *f)
+{
+    int *inv, *table, in_full, out_full, bri, con, sat;
+    if (sws_getColorspaceDetails(sws, &inv, &in_full, &table, &out_full, &bri, &con, &sat) < 0) return;
+    int cs = f->colorspace;
+    if (cs < 1 || cs > 10 || cs == 8) cs = AVCOL_SPC_BT470BG;
+    const int *coef = sws_getCoefficients(cs);
+    if (f->color_range != AVCOL_RANGE_UNSPECIFIED) in_full = f->color_range == AVCOL_RANGE_JPEG;
+    sws_setColorspaceDetails(sws, coef, in_full, coef, out_full, bri, con, sat);
+}
 
 /* ---- exact clip times ---- */
 
@@ -314,7 +330,11 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
     int rot = stream_rotation(stream);
     int uw = rot == 90 || rot == 270 ? h : w, uh = rot == 90 || rot == 270 ? w : h; /* upright size */
     if ((st = scaler_init(&v.sc, uw, uh, name)) != NGPT_OK) goto done;
-    v.rgb = nx_malloc((size_t)w * h * 3);
+    /* swscale's SIMD converters work in blocks: with a packed destination they leave up to 6
+     * columns at the right unwritten (854 or 321 wide) or write past a row. A row stride
+     * rounded up to 64 bytes with a spare row lets them finish; rows are packed afterwards. */
+    int stride = (w * 3 + 63) / 64 * 64;
+    v.rgb = nx_malloc((size_t)stride * (h + 1) + 64);
     if (rot) v.rot = nx_malloc((size_t)w * h * 3);
     if (!v.rgb || (rot && !v.rot)) {
         st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate a frame", name);
@@ -358,9 +378,11 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
                     st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: cannot convert pixel format %d to RGB", name, v.frame->format);
                     goto done;
                 }
+                set_colorspace(v.sws, v.frame);
                 uint8_t *dst[4] = {v.rgb, NULL, NULL, NULL};
-                int dls[4] = {w * 3, 0, 0, 0};
+                int dls[4] = {stride, 0, 0, 0};
                 sws_scale(v.sws, (const uint8_t *const *)v.frame->data, v.frame->linesize, 0, h, dst, dls);
+                for (int y = 1; y < h; y++) memmove(v.rgb + (size_t)y * w * 3, v.rgb + (size_t)y * stride, (size_t)w * 3);
                 if (rot) nx_rgb8_orient(v.rgb, w, h, rot == 90 ? 6 : rot == 180 ? 3 : 8, v.rot);
                 for (int i = 0; i < 10; i++)
                     if (want[i] == idx) {

@@ -113,6 +113,10 @@ static ngpt_status read_config(hg_config *c, const char *dir)
     if (s == NGPT_OK) s = int_list(j, "upsample_kernel_sizes", path, c->upsample_kernel_sizes, HG_MAX_UP, &nk);
     if (s == NGPT_OK && nk != c->n_up)
         s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'upsample_kernel_sizes' has %d entries, 'upsample_rates' %d", path, nk, c->n_up);
+    int64_t hop = 1;  /* samples per mel frame: bounded, so that hop and the output lengths fit */
+    for (int i = 0; s == NGPT_OK && i < c->n_up; i++)
+        if ((hop *= c->upsample_rates[i]) > 65536)
+            s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: 'upsample_rates' multiply to more than 65536 samples per frame", path);
     for (int i = 0; s == NGPT_OK && i < c->n_up; i++) {
         if (c->upsample_kernel_sizes[i] < c->upsample_rates[i])
             s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: 'upsample_kernel_sizes'[%d] %d is smaller than 'upsample_rates'[%d] %d",

@@ -105,7 +105,7 @@ ngpt_status nx_llama_read_config(nx_llama_config *c, const char *dir)
     if (!st && (attn_bias || mlp_bias))
         st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: %s is not supported (LLaMA's projections have no bias)", path,
                     attn_bias ? "attention_bias" : "mlp_bias");
-    if (!st && head_dim && nh > 0 && head_dim * nh != hidden)
+    if (!st && head_dim && nh > 0 && (hidden % nh != 0 || head_dim != hidden / nh))
         st = nx_err(NGPT_ERR_UNSUPPORTED, "%s: head_dim %lld with %lld heads is not hidden_size %lld / heads", path,
                     (long long)head_dim, (long long)nh, (long long)hidden);
     if (!st) {

@@ -126,12 +126,12 @@ static ngpt_status get_f32(loader *L, nx_tensor *dst, const char *prefix, const 
     const nx_wtensor *t = NULL;
     NX_TRY(nx_weights_get(L->w, name, NX_DTYPE_BIT(NGPT_DTYPE_F32) | NX_DTYPE_BIT(NGPT_DTYPE_F16) |
                                           NX_DTYPE_BIT(NGPT_DTYPE_BF16), rank, shape, &t));
-    int64_t n = 1;
-    for (int i = 0; i < rank; i++) n *= shape[i];
+    int64_t n = 1;  /* the tensor's own shape: a -1 in shape[] matched any size */
+    for (int i = 0; i < rank; i++) n *= t->shape[i];
     float *host = nx_malloc((size_t)(n ? n : 1) * sizeof *host);
     if (!host) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory reading '%s'", L->file, name);
     nx_wtensor_to_f32(t, host);
-    ngpt_status s = nx_tensor_alloc(dst, L->be, NGPT_DTYPE_F32, rank, shape);
+    ngpt_status s = nx_tensor_alloc(dst, L->be, NGPT_DTYPE_F32, rank, t->shape);
     if (s == NGPT_OK) s = nx_tensor_upload(dst, host, (size_t)n * sizeof *host);
     if (s != NGPT_OK) nx_tensor_free(dst);
     nx_free(host);
@@ -368,6 +368,9 @@ static ngpt_status config_cfg(const json_t *pj, const char *file, int slot, cons
             return nx_err(NGPT_ERR_BAD_FORMAT, "%s: output_projectors.%s.%s is %lld", file, slot_name[slot], k[i],
                           (long long)v[i]);
     }
+    if (!(eps > 0 && eps < 1))
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: output_projectors.%s.layer_norm_eps is %g (must be in (0, 1))", file,
+                      slot_name[slot], eps);
     if (strcmp(mode, "transformer") != 0 || strcmp(act, "relu") != 0 || !norm_first)
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: output_projectors.%s: only mode \"transformer\" with activation "
                       "\"relu\" and norm_first true is supported (got \"%s\", \"%s\", %s)", file, slot_name[slot],
@@ -449,6 +452,8 @@ static ngpt_status load_all(nx_projector *P, loader *L, const json_t *cfg, const
     bool ip_present;
     if (cfg) {
         NX_TRY(nx_json_int(cfg, "llm_hidden_size", cfg_file, &llm));
+        if (llm < 1 || llm > (1 << 24))
+            return nx_err(NGPT_ERR_BAD_FORMAT, "%s: llm_hidden_size is %lld", cfg_file, (long long)llm);
         const json_t *ip = json_object_get(cfg, "input_projector");
         ip_present = ip != NULL;
         if (ip) {
@@ -456,6 +461,8 @@ static ngpt_status load_all(nx_projector *P, loader *L, const json_t *cfg, const
             bool bias = true;
             NX_TRY(nx_json_str_opt(ip, "key", cfg_file, input_key, &ipkey));
             NX_TRY(nx_json_int(ip, "in_dim", cfg_file, &in_dim));
+            if (in_dim < 1 || in_dim > (1 << 24))
+                return nx_err(NGPT_ERR_BAD_FORMAT, "%s: input_projector.in_dim is %lld", cfg_file, (long long)in_dim);
             NX_TRY(nx_json_int_opt(ip, "out_dim", cfg_file, llm, &od));
             NX_TRY(nx_json_bool_opt(ip, "bias", cfg_file, true, &bias));
             if (od != llm) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: input_projector.out_dim %lld != llm_hidden_size %lld",

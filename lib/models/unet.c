@@ -104,11 +104,14 @@ static ngpt_status int_or_list(const json_t *cfg, const char *file, const char *
         return NGPT_OK;
     }
     if (json_is_integer(v)) {
-        for (int i = 0; i < n; i++) out[i] = (int)json_integer_value(v);
+        json_int_t x = json_integer_value(v);  /* checked before it is narrowed to int */
+        if (x <= 0 || x > 65536) return unsupported(file, key, v);
+        for (int i = 0; i < n; i++) out[i] = (int)x;
     } else if (json_is_array(v) && (int)json_array_size(v) == n) {
         for (int i = 0; i < n; i++) {
             const json_t *e = json_array_get(v, (size_t)i);
-            if (!json_is_integer(e)) return unsupported(file, key, v);
+            if (!json_is_integer(e) || json_integer_value(e) <= 0 || json_integer_value(e) > 65536)
+                return unsupported(file, key, v);
             out[i] = (int)json_integer_value(e);
         }
     } else {
@@ -160,9 +163,14 @@ static ngpt_status parse_config(unet_config *c, const json_t *j, const char *fil
     NX_TRY(nx_unet_cfg_fixed(j, file, fixed, sizeof fixed / sizeof fixed[0], NULL));
 
     int64_t v;
-    NX_TRY(nx_json_int_opt(j, "in_channels", file, 4, &v)); c->in_ch = (int)v;
-    NX_TRY(nx_json_int_opt(j, "out_channels", file, 4, &v)); c->out_ch = (int)v;
-    if (c->in_ch <= 0 || c->out_ch <= 0) return nx_err(NGPT_ERR_BAD_FORMAT, "%s: in_channels/out_channels must be > 0", file);
+    int64_t v2;
+    NX_TRY(nx_json_int_opt(j, "in_channels", file, 4, &v));
+    NX_TRY(nx_json_int_opt(j, "out_channels", file, 4, &v2));
+    if (v <= 0 || v > 65536 || v2 <= 0 || v2 > 65536)
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: in_channels %lld / out_channels %lld must be in 1..65536", file,
+                      (long long)v, (long long)v2);
+    c->in_ch = (int)v;
+    c->out_ch = (int)v2;
 
     NX_TRY(nx_unet_cfg_block_out(j, file, c->block_out, &c->n_blocks, NULL));
     NX_TRY(block_types(j, file, "down_block_types", c->n_blocks, "CrossAttnDownBlock2D", "DownBlock2D", c->down_attn));
@@ -176,17 +184,21 @@ static ngpt_status parse_config(unet_config *c, const json_t *j, const char *fil
     const json_t *ng = json_object_get(j, "norm_num_groups");
     if (ng && json_is_null(ng)) return unsupported(file, "norm_num_groups", ng);  /* no conv_norm_out */
     NX_TRY(nx_json_int_opt(j, "norm_num_groups", file, 32, &v));
+    if (v <= 0 || v > 65536) return unsupported(file, "norm_num_groups", ng);
     c->groups = (int)v;
     for (int i = 0; i < c->n_blocks; i++)
-        if (c->groups <= 0 || c->block_out[i] % c->groups)
+        if (c->block_out[i] % c->groups)
             return nx_err(NGPT_ERR_BAD_FORMAT, "%s: norm_num_groups %d does not divide block_out_channels[%d] = %d", file,
                           c->groups, i, c->block_out[i]);
     double d;
     NX_TRY(nx_json_num_opt(j, "norm_eps", file, 1e-5, &d)); c->eps = (float)d;
+    if (!(d > 0 && d < 1)) return unsupported(file, "norm_eps", json_object_get(j, "norm_eps"));
     NX_TRY(nx_json_bool_opt(j, "flip_sin_to_cos", file, true, &c->flip_sin_to_cos));
     NX_TRY(nx_json_num_opt(j, "freq_shift", file, 0, &d)); c->freq_shift = (float)d;
-    NX_TRY(nx_json_int_opt(j, "time_embedding_dim", file, 4 * c->block_out[0], &v)); c->time_dim = (int)v;
-    if (c->time_dim <= 0) return unsupported(file, "time_embedding_dim", json_object_get(j, "time_embedding_dim"));
+    if (!(d > -65536 && d < 65536)) return unsupported(file, "freq_shift", json_object_get(j, "freq_shift"));
+    NX_TRY(nx_json_int_opt(j, "time_embedding_dim", file, 4 * c->block_out[0], &v));
+    if (v <= 0 || v > (1 << 20)) return unsupported(file, "time_embedding_dim", json_object_get(j, "time_embedding_dim"));
+    c->time_dim = (int)v;
     if (c->block_out[0] < 2) return unsupported(file, "block_out_channels", json_object_get(j, "block_out_channels"));
 
     const char *cet;
@@ -195,7 +207,7 @@ static ngpt_status parse_config(unet_config *c, const json_t *j, const char *fil
     if (cet) {
         if (strcmp(cet, "simple_projection")) return unsupported(file, "class_embed_type", json_object_get(j, "class_embed_type"));
         NX_TRY(nx_json_int(j, "projection_class_embeddings_input_dim", file, &v));
-        if (v <= 0) return unsupported(file, "projection_class_embeddings_input_dim",
+        if (v <= 0 || v > (1 << 20)) return unsupported(file, "projection_class_embeddings_input_dim",
                                        json_object_get(j, "projection_class_embeddings_input_dim"));
         c->class_in = (int)v;
     }
@@ -212,7 +224,7 @@ static ngpt_status parse_config(unet_config *c, const json_t *j, const char *fil
     NX_TRY(nx_json_int_opt(j, "downsample_padding", file, 1, &v)); c->down_pad = (int)v;
     if (v != 1) return unsupported(file, "downsample_padding", json_object_get(j, "downsample_padding"));
     NX_TRY(nx_json_num_opt(j, "mid_block_scale_factor", file, 1.0, &d)); c->mid_scale = (float)d;
-    if (!(d > 0)) return unsupported(file, "mid_block_scale_factor", json_object_get(j, "mid_block_scale_factor"));
+    if (!(d > 0 && d < 1e6)) return unsupported(file, "mid_block_scale_factor", json_object_get(j, "mid_block_scale_factor"));
     NX_TRY(nx_json_bool_opt(j, "use_linear_projection", file, false, &c->linear_proj));
     NX_TRY(nx_json_bool_opt(j, "center_input_sample", file, false, &c->center_input));
     /* upcast_attention (fp16 only: scores in float32, which the CPU backend always does),

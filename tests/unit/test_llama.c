@@ -749,6 +749,8 @@ static void test_config_variants(void)
         {"\"rms_norm_eps\"", "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}, \"rms_norm_eps\"", "rope_scaling"},
         {"\"rms_norm_eps\"", "\"attention_bias\": true, \"rms_norm_eps\"", "attention_bias"},
         {"\"rms_norm_eps\"", "\"head_dim\": 32, \"rms_norm_eps\"", "head_dim 32"},
+        /* 2^62 + 16: times 4 heads it would wrap to 64 = hidden_size */
+        {"\"rms_norm_eps\"", "\"head_dim\": 4611686018427387920, \"rms_norm_eps\"", "head_dim 4611686018427387920"},
     };
     ngpt_backbone *bb = NULL;
     make_base(NULL, NULL, 0, NULL);

@@ -926,6 +926,52 @@ static void test_audio_through_ffmpeg(void)
               "libsndfile:");
 }
 
+/* Frames converted as decord's scale filter does, over the whole width: a BT.709-tagged and a
+ * full-range H.264 file of one colour, at widths (854, 322) where swscale's block converters
+ * leave the last columns of a packed row unwritten. The RGB each must give is the reference's
+ * (tools/make_media_fixtures.py --streams prints it); BT.601 limited would be 17 levels off. A
+ * loud MP3 keeps its peaks above 1, as torchaudio.load (FFmpeg) returns them. */
+static void test_stream_fixtures(void)
+{
+    static const struct { const char *file; float rgb[3]; } cases[] = {
+        {"uniform_854_bt709.mp4", {213, 57, 88}},
+        {"uniform_322_full.mp4", {189, 48, 92}},
+    };
+    static const float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+    static const float stdv[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+    char p[1400];
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(p, sizeof p, "%s/tests/data/media/%s", g_src, cases[k].file);
+        for (int run = 0; run < 2; run++) {  /* twice: unwritten memory would differ between runs */
+            ngpt_tensor t = {0};
+            CHECK_OK(ngpt_video_preprocess(&t, p, NULL));
+            if (!t.data) continue;
+            CHECK(t.rank == 5 && t.shape[0] == 15 && t.shape[1] == 3 && t.shape[2] == 2);
+            const float *x = t.data;
+            int64_t n = ngpt_tensor_numel(&t), plane = t.shape[2] * t.shape[3] * t.shape[4], bad = 0;
+            double worst = 0;
+            for (int64_t i = 0; i < n; i++) {
+                int c = (int)(i / plane % 3);
+                double d = fabs((x[i] * stdv[c] + mean[c]) * 255.0 - cases[k].rgb[c]);
+                if (d > worst) worst = d;
+                bad += d > 0.01;
+            }
+            CHECK_MSG(bad == 0, "%s (run %d): %lld values off the reference's RGB, worst by %.3f levels",
+                      cases[k].file, run, (long long)bad, worst);
+            ngpt_tensor_free(&t);
+        }
+    }
+    snprintf(p, sizeof p, "%s/tests/data/media/loud.mp3", g_src);
+    ngpt_audio *a = NULL;
+    CHECK_OK(ngpt_audio_load(&a, p));
+    if (!a) return;
+    CHECK(ngpt_audio_channels(a) == 2 && ngpt_audio_sample_rate(a) == 44100 && ngpt_audio_frames(a) == 22050);
+    float peak = 0;
+    for (int64_t i = 0; i < 2 * ngpt_audio_frames(a); i++) peak = fmaxf(peak, fabsf(ngpt_audio_samples(a)[i]));
+    CHECK_MSG(fabsf(peak - 1.2051306f) < 1e-6f, "loud.mp3 peak %.7f, torchaudio's 1.2051306", (double)peak);
+    ngpt_audio_free(a);
+}
+
 /* The decoders never print: FFmpeg's log is quieted, libjpeg's and libpng's messages go to our
  * handlers, and MP3 avoids libsndfile's libmpg123 ("Note: Skipped 1024 bytes in input." on
  * stderr). Every damaged file of every format here decodes or fails with stdout and stderr
@@ -1164,6 +1210,7 @@ int main(void)
     RUN(test_decoders_silent);
     RUN(test_extreme_aspect);
     RUN(test_video_rotation);
+    RUN(test_stream_fixtures);
     RUN(test_alloc_failures);
     return test_done();
 }

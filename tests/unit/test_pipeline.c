@@ -134,8 +134,9 @@ static void test_image_turns(void)
     ngpt_pipeline_result_free(NULL);
 }
 
-/* A copy of the bundle whose bundle.json names no image decoder. */
-static void write_manifest_without_image(const char *dir)
+/* A copy of the bundle whose bundle.json names no image decoder; projectors: their folder
+ * (NULL: the bundle's). */
+static void write_manifest_without_image(const char *dir, const char *projectors)
 {
     mkdir(dir, 0755);
     char path[2048];
@@ -145,8 +146,8 @@ static void write_manifest_without_image(const char *dir)
     if (!f) return;
     fprintf(f, "{\"format\": \"nextgpt-bundle\", \"version\": 1, \"random_weights\": true,\n"
                " \"llm\": \"%s/llm\", \"delta\": null, \"imagebind\": \"%s/imagebind\",\n"
-               " \"projectors\": \"%s/projectors\", \"decoders\": {\"audio\": null}}\n",
-            g_bundle, g_bundle, g_bundle);
+               " \"projectors\": \"%s%s\", \"decoders\": {\"audio\": null}}\n",
+            g_bundle, g_bundle, projectors ? projectors : g_bundle, projectors ? "" : "/projectors");
     fclose(f);
 }
 
@@ -154,7 +155,7 @@ static void test_missing_decoder(void)
 {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/test_pipeline_noimage", getenv("NGPT_BUILD_ROOT") ? getenv("NGPT_BUILD_ROOT") : ".");
-    write_manifest_without_image(dir);
+    write_manifest_without_image(dir, NULL);
     ngpt_pipeline *p = NULL;
     CHECK_OK(ngpt_pipeline_create(&p, g_ctx, dir, NULL));
     if (!p) return;
@@ -173,6 +174,15 @@ static void test_missing_decoder(void)
         ngpt_pipeline_result_free(r);
     }
     ngpt_pipeline_free(p);
+    /* parts whose widths do not meet: projectors for a 96-wide LLM beside the 128-wide one */
+    char proj[1200];
+    const char *root = getenv("NGPT_SOURCE_ROOT");
+    snprintf(proj, sizeof proj, "%s/tests/golden/models/projector-b", root ? root : ".");
+    write_manifest_without_image(dir, proj);
+    p = (ngpt_pipeline *)&p;
+    CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, dir, NULL), NGPT_ERR_SHAPE_MISMATCH,
+              "projector-b) are for a 96-wide language model");
+    CHECK(p == NULL);
     /* a bundle folder without bundle.json */
     CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, "/nonexistent-bundle", NULL), NGPT_ERR_NOT_FOUND, "bundle.json");
     CHECK(p == NULL);

@@ -292,6 +292,7 @@ typedef struct variant {
     const char *drop_prefix;     /* tensors to leave out */
     const char *bad_shape;       /* tensor written with its first dim - 1 */
     bool        extra;           /* add "extra.weight" */
+    const char *cfg_from, *cfg_to; /* folder route: config.json with the first cfg_from replaced */
 } variant;
 
 static void write_variant(const char *src, const char *dst, const variant *v)
@@ -340,6 +341,19 @@ static ngpt_status create_folder_variant(const variant *v, ngpt_projector **pj)
     snprintf(src, sizeof src, "%s/config.json", g_proj);
     snprintf(dst, sizeof dst, "%s/config.json", dir);
     copy_file(src, dst);
+    if (v->cfg_from) {
+        FILE *f = fopen(dst, "rb");
+        static char text[16384];
+        size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        if (f) fclose(f);
+        text[n] = 0;
+        char *at = strstr(text, v->cfg_from);
+        CHECK_MSG(at != NULL, "config.json has no '%s'", v->cfg_from);
+        if (at && (f = fopen(dst, "wb"))) {
+            fprintf(f, "%.*s%s%s", (int)(at - text), text, v->cfg_to, at + strlen(v->cfg_from));
+            fclose(f);
+        }
+    }
     snprintf(src, sizeof src, "%s/model.safetensors", g_proj);
     snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
     write_variant(src, dst, v);
@@ -367,6 +381,16 @@ static void test_bad_files(void)
               "gen_text_hidden_fcs.0.tfm.encoder.layers.1.linear1.weight");
     v = (variant){.extra = true};
     CHECK_ERR(create_folder_variant(&v, &pj), NGPT_ERR_UNEXPECTED_TENSOR, "extra.weight");
+    CHECK(pj == NULL);
+    /* config.json sizes out of range are named; -1 is not a wildcard for any size */
+    v = (variant){.cfg_from = "\"llm_hidden_size\": 64", .cfg_to = "\"llm_hidden_size\": -5"};
+    CHECK_ERR(create_folder_variant(&v, &pj), NGPT_ERR_BAD_FORMAT, "config.json: llm_hidden_size is -5");
+    v = (variant){.cfg_from = "\"in_dim\": 32", .cfg_to = "\"in_dim\": -1"};
+    CHECK_ERR(create_folder_variant(&v, &pj), NGPT_ERR_BAD_FORMAT, "config.json: input_projector.in_dim is -1");
+    v = (variant){.cfg_from = "\"layer_norm_eps\": 1e-05", .cfg_to = "\"layer_norm_eps\": -1"};
+    CHECK_ERR(create_folder_variant(&v, &pj), NGPT_ERR_BAD_FORMAT, "output_projectors.image.layer_norm_eps is -1");
+    v = (variant){.cfg_from = "\"in_dim\": 32", .cfg_to = "\"in_dim\": 31"};
+    CHECK_ERR(create_folder_variant(&v, &pj), NGPT_ERR_SHAPE_MISMATCH, "'llama_proj.weight': expected [64, 31], got [64, 32]");
     CHECK(pj == NULL);
 
     /* delta route */

@@ -199,6 +199,19 @@ static void test_load_errors(void)
                 "time_embedding_type");
     expect_load("sd-a", "downsample_padding", "0", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "downsample_padding = 0");
     expect_load("sd-a", "_class_name", "\"UNet2DModel\"", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "_class_name");
+    /* numbers out of range are named at load, before anything narrows them (4294967297 would
+     * run as 1 in an int) */
+    expect_load("sd-a", "layers_per_block", "4294967297", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED,
+                "layers_per_block = 4294967297");
+    expect_load("sd-a", "attention_head_dim", "[4, 4, 4294967300, 4]", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED,
+                "attention_head_dim");
+    expect_load("sd-a", "in_channels", "4294967300", EDIT_NONE, NULL, NGPT_ERR_BAD_FORMAT, "in_channels 4294967300");
+    expect_load("sd-a", "norm_num_groups", "4294967304", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "norm_num_groups");
+    expect_load("sd-a", "time_embedding_dim", "4294967424", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "time_embedding_dim");
+    expect_load("sd-a", "norm_eps", "-1", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "norm_eps");
+    expect_load("sd-a", "mid_block_scale_factor", "1e300", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "mid_block_scale_factor");
+    expect_load("sd-a", "freq_shift", "1e300", EDIT_NONE, NULL, NGPT_ERR_UNSUPPORTED, "freq_shift");
+    expect_load("sd-a", "sample_size", "-8", EDIT_NONE, NULL, NGPT_ERR_BAD_FORMAT, "sample_size -8 is not in 1..4096");
     /* a config that does not match the weights: the first misshaped tensor is named */
     expect_load("sd-a", "cross_attention_dim", "48", EDIT_NONE, NULL, NGPT_ERR_SHAPE_MISMATCH, "attn2.to_k.weight");
     expect_load("sd-a", "use_linear_projection", "true", EDIT_NONE, NULL, NGPT_ERR_SHAPE_MISMATCH, "proj_in.weight");
