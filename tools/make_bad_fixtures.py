@@ -104,6 +104,20 @@ def main():
     with open(os.path.join(OUT, "pkl_ok_tiny.pt"), "rb") as f:
         whole = f.read()
     write("zip_truncated.pt", whole[: len(whole) // 2])
+    # a local header whose name is not the central directory's (a corrupt or spliced archive)
+    i = whole.index(b"PK\x03\x04")
+    j = whole.index(b"archive/data.pkl", i)
+    write("zip_bad_local.pt", whole[:j + 8] + b"D" + whole[j + 9:])
+    # one name twice: which copy torch.load would read is not ours to guess
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            z.writestr(zi("archive/data.pkl"), hdr)
+            z.writestr(zi("archive/data/0"), bytes(64))
+            z.writestr(zi("archive/data/0"), bytes(64))
+    write("zip_dup_entries.pt", buf.getvalue())
     # compressed entry
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:

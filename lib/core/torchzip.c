@@ -13,6 +13,7 @@
 #include "pickle.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ZIP_MAX_ENTRIES (1u << 20)
@@ -104,11 +105,44 @@ static ngpt_status read_cd(zip *z)
     return NGPT_OK;
 }
 
+static int name_cmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+static int entry_cmp(const void *pa, const void *pb)
+{
+    const zentry *a = pa, *b = pb;
+    return name_cmp(a->name, a->name_len, b->name, b->name_len);
+}
+
+/* Entries sorted by name, so that each tensor's storage is a binary search (a crafted archive
+ * of 2^20 entries and as many tensors would otherwise be 2^40 comparisons); a name twice is an
+ * error, not a silent choice of one of them. */
+static ngpt_status sort_entries(zip *z)
+{
+    qsort(z->e, z->n, sizeof *z->e, entry_cmp);
+    for (size_t i = 1; i < z->n; i++)
+        if (entry_cmp(&z->e[i - 1], &z->e[i]) == 0)
+            return nx_err(NGPT_ERR_BAD_FORMAT, "%s: zip: entry '%.*s' appears twice", z->file,
+                          z->e[i].name_len > 300 ? 300 : (int)z->e[i].name_len, z->e[i].name);
+    return NGPT_OK;
+}
+
 static const zentry *zfind(const zip *z, const char *a, size_t al, const char *bb, size_t bl)
 {
-    for (size_t i = 0; i < z->n; i++) {
-        const zentry *e = &z->e[i];
-        if (e->name_len == al + bl && memcmp(e->name, a, al) == 0 && memcmp(e->name + al, bb, bl) == 0) return e;
+    char key[1024];
+    if (al + bl > sizeof key) return NULL;
+    memcpy(key, a, al);
+    memcpy(key + al, bb, bl);
+    size_t lo = 0, hi = z->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = name_cmp(z->e[mid].name, z->e[mid].name_len, key, al + bl);
+        if (c == 0) return &z->e[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
     }
     return NULL;
 }
@@ -126,6 +160,10 @@ static ngpt_status zdata(const zip *z, const zentry *e, const unsigned char **da
     if (e->csize != e->size) return zbad(z, "stored entry with different sizes");
     if (e->lho > z->len || z->len - e->lho < 30 || memcmp(z->base + e->lho, "PK\x03\x04", 4) != 0)
         return zbad(z, "bad local header");
+    size_t lnl = (size_t)le(z->base + e->lho + 26, 2);
+    if (lnl != e->name_len || z->len - e->lho - 30 < lnl || memcmp(z->base + e->lho + 30, e->name, lnl) != 0)
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: zip entry '%.*s': its local header names another file (corrupt file?)",
+                      z->file, nl, e->name);
     uint64_t off = e->lho + 30 + le(z->base + e->lho + 26, 2) + le(z->base + e->lho + 28, 2);
     if (off > z->len || e->size > z->len - off) {
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: zip entry '%.*s' (%llu bytes at %llu) runs past the end of the file "
@@ -220,17 +258,22 @@ ngpt_status nx_torchzip_read(nx_weights *w, const char *path)
     z.w = w;
     ngpt_status st = read_cd(&z);
     const zentry *pkl = NULL;
+    if (st == NGPT_OK) st = sort_entries(&z);
     if (st == NGPT_OK) {
-        for (size_t i = 0; i < z.n && !pkl; i++) {
+        for (size_t i = 0; i < z.n && st == NGPT_OK; i++) {
             const zentry *e = &z.e[i];
             if (e->name_len >= 8 && memcmp(e->name + e->name_len - 8, "data.pkl", 8) == 0 &&
                 (e->name_len == 8 || e->name[e->name_len - 9] == '/')) {
+                if (pkl)  /* torch.save writes one: which would torch.load read? */
+                    st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: zip with two data.pkl entries ('%.*s', '%.*s')", z.file,
+                                (int)(pkl->name_len > 300 ? 300 : pkl->name_len), pkl->name,
+                                (int)(e->name_len > 300 ? 300 : e->name_len), e->name);
                 pkl = e;
                 z.prefix = e->name;
                 z.prefix_len = e->name_len - 8;
             }
         }
-        if (!pkl)
+        if (st == NGPT_OK && !pkl)
             st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: zip file without a data.pkl entry (not a torch.save checkpoint)",
                         z.file);
     }

@@ -339,6 +339,8 @@ static void test_bad_fixtures(void)
         {"pkl_expanded.pt", NGPT_ERR_UNSUPPORTED, "tensor 'w' [4, 4] has 16 elements over a storage of 1 (an expanded view)"},
         {"pkl_short_storage.pt", NGPT_ERR_BAD_FORMAT, "tensor 'w': storage of 16 F32 elements but its entry has 32 bytes"},
         {"zip_truncated.pt", NGPT_ERR_BAD_FORMAT, "no end-of-central-directory record"},
+        {"zip_bad_local.pt", NGPT_ERR_BAD_FORMAT, "zip entry 'archive/data.pkl': its local header names another file"},
+        {"zip_dup_entries.pt", NGPT_ERR_BAD_FORMAT, "zip: entry 'archive/data/0' appears twice"},
         {"zip_deflated.pt", NGPT_ERR_UNSUPPORTED, "zip entry 'archive/data.pkl' is compressed (method 8)"},
         {"legacy.pt", NGPT_ERR_UNSUPPORTED, "re-save it with torch>=1.6"},
         {"does_not_exist.safetensors", NGPT_ERR_NOT_FOUND, "does_not_exist.safetensors"},
