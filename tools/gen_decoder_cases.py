@@ -80,6 +80,7 @@ SHARED = os.path.join(os.path.dirname(REPO), "shared", "golden")
 OUT = os.path.join(REPO, "tests", "golden")
 sys.path.insert(0, SHARED)
 from check import load_safetensors, save_safetensors  # noqa: E402
+from golden_st import round_tol  # noqa: E402
 
 SRC_VAE = ("tools/gen_decoder_cases.py: torch " + torch.__version__ + " float32 CPU port of huggingface/diffusers "
            "v0.17.0 AutoencoderKL.decode (post_quant_conv + vae.py Decoder, AttnProcessor)")
@@ -265,15 +266,6 @@ def load_ports(model_dir, sub, cls):
     if os.path.exists(os.path.join(model_dir, "vae", "config.json")):
         sf = json.load(open(os.path.join(model_dir, "vae", "config.json"))).get("scaling_factor", 0.18215)
     return cls(cfg, st, torch.float32), cls(cfg, st, torch.float64), sf
-
-
-def round_tol(x, floor):
-    x = max(x, floor)
-    e = math.floor(math.log10(x))
-    for m in (1, 2, 5, 10):
-        if m * 10.0 ** e >= x:
-            return float("%.0e" % (m * 10.0 ** e))
-    return x
 
 
 def check_shared():

@@ -34,7 +34,6 @@ rule (STAGES.md): the same code in float64, atol = max|fp32 - fp64| x 8 rounded 
 Tests never run this script; it rewrites the same bytes each time (fixed seeds).
 """
 import json
-import math
 import os
 import shutil
 import sys
@@ -50,6 +49,7 @@ MODEL = os.path.join(SHARED, "models", "imagebind-a")
 OUT = os.path.join(REPO, "tests", "golden", "vision", "imagebind.video")
 sys.path.insert(0, SHARED)
 from check import load_safetensors, save_safetensors  # noqa: E402
+from golden_st import round_tol  # noqa: E402
 
 SOURCE = ("tools/gen_imagebind_cases.py: torch " + torch.__version__ + " port of facebookresearch/ImageBind's "
           "vision branch (ImageBindModel.forward({'vision': pixels})['vision'], NExT-GPT copy) on imagebind-a")
@@ -170,15 +170,6 @@ class Branch(nn.Module):
         if reduce_list:
             v = v.reshape(B, S, -1).mean(dim=1)
         return v
-
-
-def round_tol(x, floor):
-    x = max(x, floor)
-    e = math.floor(math.log10(x))
-    for m in (1, 2, 5, 10):
-        if m * 10.0 ** e >= x:
-            return float("%.0e" % (m * 10.0 ** e))
-    return x
 
 
 def load_branches(folder):

@@ -30,7 +30,7 @@ import json, math, os, struct, sys
 import numpy as np
 import torch
 from torch import nn
-from golden_st import write_st
+from golden_st import round_tol, write_st
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DELTA = os.path.join(REPO, "..", "shared", "golden", "models", "nextgpt-delta-a")
@@ -58,8 +58,6 @@ def read_st(path):
             arr = np.frombuffer(f.read(b - a), dtype=np.dtype(ST_DT[v["dtype"]]).newbyteorder("<"))
             out[k] = arr.reshape(v["shape"]).astype(np.float64)
     return out
-
-
 
 
 class TextFcLayer(nn.Module):
@@ -104,14 +102,6 @@ def build(W, modality, dtype):
     return m.eval()
 
 
-def nice_up(x, floor):
-    x = max(x, floor)
-    e = math.floor(math.log10(x))
-    for m in (1, 2, 5, 10):
-        if m * 10 ** e >= x:
-            return float(f"{m * 10 ** e:.0e}")
-
-
 def write_case(stage, name, model, params, inputs, expected, atol, rtol, note):
     d = os.path.join(OUT, stage, name)
     os.makedirs(d, exist_ok=True)
@@ -145,7 +135,7 @@ def gen_output(W, tok, modality, B, seed, name, model):
     err = float(np.abs(outs[0] - ref).max())
     write_case("projector.output", name, model, {"modality": modality},
                {"hidden": hidden, "input_embs": input_embs}, {"conditioning": outs[0]},
-               nice_up(8 * err, 1e-6), 1e-4,
+               round_tol(8 * err, 1e-6), 1e-4,
                f"delta route: B={B}; input_embs = embed_tokens rows of [{sig}0..{sig}{n_in - 1}] (ids {ids[0]}..)")
 
 
@@ -162,7 +152,7 @@ def gen_input(W, n, seed, name, model):
         assert np.array_equal(y, y2)
         ref = feat.astype(np.float64) @ w.T + b
     err = float(np.abs(y - ref).max())
-    write_case("projector.input", name, model, {}, {"feature": feat}, {"embeds": y}, nice_up(8 * err, 1e-6), 1e-5,
+    write_case("projector.input", name, model, {}, {"feature": feat}, {"embeds": y}, round_tol(8 * err, 1e-6), 1e-5,
                "delta route: llama_proj of the NExT-GPT delta (F16 widened), L2-normalised random features")
 
 
@@ -269,7 +259,7 @@ def gen_b(W):
                                                   torch.from_numpy(input_embs).double()).numpy()
         write_case("projector.output", "projector-b_%s_b%d" % (modality, B), model, {"modality": modality},
                    {"hidden": hidden, "input_embs": input_embs}, {"conditioning": y},
-                   nice_up(8 * float(np.abs(y - ref).max()), 1e-6), 1e-4,
+                   round_tol(8 * float(np.abs(y - ref).max()), 1e-6), 1e-4,
                    "projector-b (d_model 24, nhead 2, 1 + 2 layers): B=%d; hidden N(0, 1), input_embs N(0, 0.09)" % B)
     rng = np.random.default_rng(24)
     feat = rng.standard_normal((3, 48)).astype(np.float32)
@@ -279,7 +269,7 @@ def gen_b(W):
         y = torch.nn.functional.linear(torch.from_numpy(feat), torch.from_numpy(w32), torch.from_numpy(b32)).numpy()
     ref = feat.astype(np.float64) @ W["llama_proj.weight"].T + W["llama_proj.bias"]
     write_case("projector.input", "projector-b_n3", model, {}, {"feature": feat}, {"embeds": y},
-               nice_up(8 * float(np.abs(y - ref).max()), 1e-6), 1e-5,
+               round_tol(8 * float(np.abs(y - ref).max()), 1e-6), 1e-5,
                "projector-b: llama_proj 48 -> 96 on 3 L2-normalised random features")
 
 

@@ -72,6 +72,7 @@ MODEL_A = os.path.join(SHARED, "models", "zeroscope-a")
 STAGE = "zeroscope.unet3d"
 sys.path.insert(0, SHARED)
 from check import load_safetensors, save_safetensors  # noqa: E402
+from golden_st import round_tol  # noqa: E402
 
 SOURCE = ("tools/gen_unet3d_cases.py: torch " + torch.__version__ + " port of huggingface/diffusers v0.17.0 "
           "UNet3DConditionModel(sample, timestep, encoder_hidden_states).sample, CPU fp32, F16 weights widened "
@@ -417,13 +418,6 @@ class UNet3DConditionModel(nn.Module):
 
 
 # ---------------------------------------------------------------- cases
-def round_tol(x, floor):
-    x = max(x, floor)
-    e = math.floor(math.log10(x))
-    for m in (1, 2, 5, 10):
-        if m * 10.0 ** e >= x * (1 - 1e-12):
-            return float("%.0e" % (m * 10.0 ** e))
-    return x
 
 
 def load_unet(folder):

@@ -72,6 +72,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "golden")
 sys.path.insert(0, SHARED)
 from check import load_safetensors, save_safetensors  # noqa: E402
+from golden_st import round_tol  # noqa: E402
 
 SOURCE = ("tools/gen_unet_cases.py: torch " + torch.__version__ + " float32 port of huggingface/diffusers "
           "v0.17.0 UNet2DConditionModel.forward (%s), checked against every shared %s case; NOT diffusers itself")
@@ -269,15 +270,6 @@ def run(model, inp, audio):
             out = model.forward(x, t, torch.from_numpy(inp["encoder_hidden_states"].astype(np.float32)).to(model.dtype))
     model.check_all_used()
     return out.double().numpy()
-
-
-def round_tol(x, floor):
-    x = max(x, floor)
-    e = math.floor(math.log10(x))
-    for m in (1, 2, 5, 10):
-        if m * 10.0 ** e >= x * (1 - 1e-12):
-            return float("%.0e" % (m * 10.0 ** e))
-    return x
 
 
 def check_shared():

@@ -1,7 +1,9 @@
-"""golden_st.py — write_st(), the safetensors writer of the golden-case generators (tools/gen_*.py):
+"""golden_st.py — helpers of the golden-case generators (tools/gen_*.py): round_tol(), the
+tolerance rounding they share, and write_st(), their safetensors writer:
 F32 for floating tensors (F64 for those named), I64 for int64 ones, from torch tensors or numpy
 arrays; the header padded to 8 bytes as safetensors does."""
 import json
+import math
 import struct
 
 import numpy as np
@@ -25,3 +27,14 @@ def write_st(path, tensors, f64=()):
     h += b" " * ((8 - len(h) % 8) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def round_tol(x, floor):
+    """x rounded up to 1, 2 or 5 x 10^k, at least floor: the tolerance of a case from its measured
+    float32-vs-float64 gap (already multiplied by the generator's safety factor)."""
+    x = max(x, floor)
+    e = math.floor(math.log10(x))
+    for m in (1, 2, 5, 10):
+        if m * 10.0 ** e >= x * (1 - 1e-12):
+            return float("%.0e" % (m * 10.0 ** e))
+    return x
