@@ -737,7 +737,8 @@ NGPT_API ngpt_status ngpt_scheduler_add_noise_f64(const ngpt_scheduler *s, float
  * Pixels are RGB8 as Pillow's convert("RGB") gives them: alpha is dropped (not composited),
  * palettes looked up, 16-bit samples reduced as Pillow does; EXIF orientation (JPEG, PNG,
  * WebP) NOT applied, a TIFF's Orientation tag applied: Pillow 9.4 does the same on open.
- * Images larger than 16384 pixels a side or 2^28 pixels are refused (NGPT_ERR_UNSUPPORTED).
+ * Images larger than 65535 pixels a side or 178956970 pixels (where Pillow 9.4 raises
+ * DecompressionBombError) are refused (NGPT_ERR_UNSUPPORTED).
  * Audio: whatever libsndfile reads (WAV, FLAC, OGG/Vorbis, Opus, AIFF, ...) and MP3 (through
  * FFmpeg); samples are float as torchaudio.load gives them: integer PCM scaled by 1/2^(bits-1),
  * float data clipped to [-1, 1] (NaN to -1), Vorbis rounded to 16-bit values (sox's decoder),

@@ -249,8 +249,8 @@ static ngpt_status video_encode_bytes(const ngpt_tensor *frames, float fps, ngpt
                       ngpt_dtype_name(frames->dtype));
     const int64_t *s = frames->shape;
     char buf[96];
-    if (frames->rank != 4 || s[3] != 3 || s[0] < 0 || s[1] <= 0 || s[2] <= 0 || s[1] > NX_IMAGE_MAX_SIDE ||
-        s[2] > NX_IMAGE_MAX_SIDE)
+    if (frames->rank != 4 || s[3] != 3 || s[0] < 0 || s[1] <= 0 || s[2] <= 0 || s[1] > NX_VIDEO_MAX_SIDE ||
+        s[2] > NX_VIDEO_MAX_SIDE)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: frames are %s, expected [F, H, W, 3]", fn,
                       nx_shape_str(buf, sizeof buf, frames->rank, frames->shape));
     if (s[0] == 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: 0 frames: a video needs at least one", fn);

@@ -21,7 +21,7 @@
  *
  * Why FFmpeg and not libtiff: libavcodec is already linked for video; its BMP, TIFF and PNM
  * decoders cover what Pillow reads of these formats, and its get_buffer2 hook lets the size
- * guard run before the frame is allocated (a 60-byte TIFF can claim 16384 x 16384). The headers
+ * guard run before the frame is allocated (a 60-byte TIFF can claim 13000 x 13000). The headers
  * are read first for what FFmpeg does not check (a BMP cut short, see bmp_check) and for what it
  * would convert its own way. One thread; nothing prints (nx_av_quiet). */
 #include "media.h"

@@ -19,7 +19,8 @@
 
 #include <string.h>
 
-/* A 16384 x 16384 image in 64 x 64 tiles; the usual 256 x 256 tiles stay far below. */
+/* The largest image (NX_IMAGE_MAX_PIXELS) in 64 x 64 tiles is 43691 chunks; the usual 256 x 256
+ * tiles stay far below. */
 #define NX_TIFF_MAX_CHUNKS 65536
 
 static void wr(uint8_t *p, int size, bool be, uint32_t v)

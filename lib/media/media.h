@@ -15,9 +15,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Largest accepted image: each side and the pixel count (a decompression-bomb guard). */
-#define NX_IMAGE_MAX_SIDE   16384
-#define NX_IMAGE_MAX_PIXELS (1u << 28)
+/* Largest accepted image: each side (JPEG's own limit is 65500) and the pixel count, Pillow
+ * 9.4's: Image.open raises DecompressionBombError above 2 x MAX_IMAGE_PIXELS = 178956970. A
+ * panorama Pillow opens (24000 x 5000) opens here too. Videos: 16384 a side (a frame buffer
+ * per decoded frame). */
+#define NX_IMAGE_MAX_SIDE   65535
+#define NX_IMAGE_MAX_PIXELS 178956970u
+#define NX_VIDEO_MAX_SIDE   16384
 
 /* ---- images (image.c) ---- */
 

@@ -248,7 +248,7 @@ ngpt_status nx_video_preprocess(const uint8_t *buf, size_t len, const char *name
     }
     double fps = (double)afr.num / (double)afr.den;
     int w = stream->codecpar->width, h = stream->codecpar->height;
-    if (w <= 0 || h <= 0 || w > NX_IMAGE_MAX_SIDE || h > NX_IMAGE_MAX_SIDE) {
+    if (w <= 0 || h <= 0 || w > NX_VIDEO_MAX_SIDE || h > NX_VIDEO_MAX_SIDE) {
         st = nx_err(w <= 0 || h <= 0 ? NGPT_ERR_BAD_FORMAT : NGPT_ERR_UNSUPPORTED, "%s: video size %dx%d not supported",
                     name, w, h);
         goto done;
