@@ -452,6 +452,9 @@ ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name,
     if (codec == NX_IMAGE_TIFF) {
         nx_tiff_ifd ifd;
         if (nx_tiff_read_ifd0(buf, len, &ifd)) {
+            if (ifd.cut_tag)
+                return nx_err(NGPT_ERR_BAD_FORMAT, "%s: truncated TIFF: the values of tag %d run past the end of the "
+                              "file", name, ifd.cut_tag);
             tiff_info t = tiff_info_of(buf, &ifd);
             if ((st = tiff_check(name, &t)) != NGPT_OK) return st;
             j.cmyk = t.photometric == 5;

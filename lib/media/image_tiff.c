@@ -39,6 +39,7 @@ bool nx_tiff_read_ifd0(const uint8_t *b, size_t len, nx_tiff_ifd *ifd)
 {
     ifd->be = len > 0 && b[0] == 'M';
     ifd->n = 0;
+    ifd->cut_tag = 0;
     if (len < 8) return false;
     size_t off = nx_get_uint(b + 4, 4, ifd->be);
     if (off > len || len - off < 2) return false;
@@ -54,7 +55,14 @@ bool nx_tiff_read_ifd0(const uint8_t *b, size_t len, nx_tiff_ifd *ifd)
         if (!ts || t->count == 0 || t->count > len / (size_t)ts) continue; /* unknown or impossible */
         t->size = (size_t)ts * t->count;
         t->at = t->size <= 4 ? (size_t)(e + 8 - b) : nx_get_uint(e + 8, 4, ifd->be); /* inline when it fits */
-        if (t->at > len || len - t->at < t->size) continue;
+        if (t->at > len || len - t->at < t->size) {
+            /* Pillow skips such a tag with a warning; without one of the size, sample or
+             * strip/tile layout tags it then cannot identify the file */
+            static const uint16_t layout[] = {256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 322, 323, 324, 325};
+            for (size_t k = 0; k < sizeof layout / sizeof *layout; k++)
+                if (t->tag == layout[k] && !ifd->cut_tag) ifd->cut_tag = t->tag;
+            continue;
+        }
         ifd->n++;
     }
     return true;

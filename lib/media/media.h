@@ -63,6 +63,7 @@ typedef struct nx_tiff_entry {
 typedef struct nx_tiff_ifd {
     bool          be;    /* "MM" */
     int           n;
+    int           cut_tag; /* a layout tag whose values run past the end of the file, or 0 */
     nx_tiff_entry e[NX_TIFF_MAX_ENTRIES];
 } nx_tiff_ifd;
 /* false when IFD 0 is not inside the file or has more than NX_TIFF_MAX_ENTRIES entries. */
