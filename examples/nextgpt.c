@@ -204,6 +204,17 @@ static int parse_int(const char *s, long long lo, long long hi, long long *v)
 }
 
 /* Returns -1 when all is well, else the exit status. */
+/* The options followed by a value: a trailing one lacks it, anything else trailing is unknown. */
+static int takes_value(const char *a)
+{
+    static const char *const v[] = {"--model", "--device", "--threads", "--ctx", "--size", "--dtype", "--out-dir",
+                                    "--force", "--steps", "--seed", "--scheduler", "--max-tokens", "--prompt",
+                                    "--image", "--audio", "--video"};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (strcmp(a, v[i]) == 0) return 1;
+    return 0;
+}
+
 static int parse(opts *o, int argc, char **argv, int mode)
 {
     const int run = mode == MODE_RUN, gen = mode != MODE_INFO;
@@ -219,7 +230,7 @@ static int parse(opts *o, int argc, char **argv, int mode)
         if (mode == MODE_CHAT && (strcmp(a, "--prompt") == 0 || strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 ||
                                   strcmp(a, "--video") == 0))
             return bad_usage("chat: %s is given in the conversation (a message line, /image PATH ...): see nextgpt chat --help", a);
-        if (!has && a[0] == '-') return bad_usage("%s needs a value", a);
+        if (!has && takes_value(a)) return bad_usage("%s needs a value", a);
         if (strcmp(a, "--model") == 0) o->model = argv[++i];
         else if (strcmp(a, "--device") == 0) {
             const char *d = argv[++i];
@@ -236,8 +247,9 @@ static int parse(opts *o, int argc, char **argv, int mode)
         } else if (!gen && strcmp(a, "--size") == 0) {
             int w = 0, h = 0, n = 0;
             const char *sz = argv[++i];
-            if (sscanf(sz, "%dx%d%n", &w, &h, &n) != 2 || sz[n] || w < 8 || h < 8 || w > 16384 || h > 16384)
-                return bad_usage("--size: '%s' is not WxH (8..16384 each)", sz);
+            if (sscanf(sz, "%dx%d%n", &w, &h, &n) != 2 || sz[n] || w < 8 || h < 8 || w > 16384 || h > 16384 || w % 8 ||
+                h % 8)
+                return bad_usage("--size: '%s' is not WxH (multiples of 8 in 8..16384, as the decoders take)", sz);
             o->width = w;
             o->height = h;
         } else if (strcmp(a, "--dtype") == 0) {
@@ -282,8 +294,10 @@ static int parse(opts *o, int argc, char **argv, int mode)
         } else if (gen && strcmp(a, "--seed") == 0) {
             char *end;
             errno = 0;
-            unsigned long long s = strtoull(argv[++i], &end, 10);
-            if (errno || end == argv[i] || *end) return bad_usage("--seed: '%s' is not a number", argv[i]);
+            const char *sv = argv[++i];
+            unsigned long long s = strtoull(sv, &end, 10);  /* strtoull takes "-1" as 2^64 - 1: refused */
+            if (errno || end == sv || *end || strchr(sv, '-'))
+                return bad_usage("--seed: '%s' is not a number in 0..18446744073709551615", sv);
             o->seed = s;
         } else return bad_usage("unknown argument '%s'", a);
     }
@@ -357,6 +371,12 @@ static int open_pipeline(const opts *o, int tty, uint32_t flags, ngpt_context **
     if (!model) return 1;
     if (mkdir(o->out_dir, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "nextgpt: cannot create --out-dir %s: %s\n", o->out_dir, strerror(errno));
+        return 1;
+    }
+    /* before loading anything: a turn takes minutes on a real model, its files are written last */
+    struct stat sb;
+    if (stat(o->out_dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || access(o->out_dir, W_OK | X_OK) != 0) {
+        fprintf(stderr, "nextgpt: --out-dir %s is not a folder we can write into\n", o->out_dir);
         return 1;
     }
     if (!(*ctx = make_context(o))) return 1;

@@ -161,9 +161,10 @@ typedef struct ngpt_tensor {
 NGPT_API size_t ngpt_dtype_size(ngpt_dtype dtype);
 /* "F32", "F16", ... as safetensors spells them; "?" for unknown. */
 NGPT_API const char *ngpt_dtype_name(ngpt_dtype dtype);
-/* Number of elements (product of the shape; 1 for rank 0). */
+/* Number of elements (product of the shape; 1 for rank 0); -1 for a negative dimension or a
+ * product that overflows int64, 0 for NULL or a bad rank. */
 NGPT_API int64_t ngpt_tensor_numel(const ngpt_tensor *t);
-/* Bytes of the data (numel * dtype size). */
+/* Bytes of the data (numel * dtype size); 0 when that is not a size. */
 NGPT_API size_t ngpt_tensor_nbytes(const ngpt_tensor *t);
 /* Allocate a zero-filled library-owned tensor. */
 NGPT_API ngpt_status ngpt_tensor_create(ngpt_tensor *out, ngpt_dtype dtype, int32_t rank,
@@ -181,7 +182,8 @@ typedef struct ngpt_context ngpt_context;
 typedef enum ngpt_device_kind {
     NGPT_DEVICE_AUTO = 0,  /* CUDA if a usable GPU is found, else CPU (never an error) */
     NGPT_DEVICE_CPU  = 1,
-    NGPT_DEVICE_CUDA = 2   /* CUDA required: creation fails with NGPT_ERR_DEVICE without one */
+    NGPT_DEVICE_CUDA = 2   /* CUDA required: creation fails with NGPT_ERR_DEVICE without a usable
+                            * GPU, NGPT_ERR_UNSUPPORTED in a build without CUDA */
 } ngpt_device_kind;
 
 typedef enum ngpt_backend {
@@ -425,7 +427,7 @@ typedef struct ngpt_backbone_session ngpt_backbone_session;
 
 typedef struct ngpt_backbone_session_params {
     size_t  struct_size;         /* sizeof(ngpt_backbone_session_params), set by _default */
-    int32_t n_ctx;               /* positions of the KV cache; 0 = the backbone's n_ctx */
+    int32_t n_ctx;               /* positions of the KV cache, at most the backbone's n_ctx; 0 = that */
 } ngpt_backbone_session_params;
 
 NGPT_API ngpt_status ngpt_backbone_session_params_default(ngpt_backbone_session_params *p, size_t struct_size);

@@ -182,7 +182,9 @@ NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, n
     ngpt_backbone_session_params d, p;
     ngpt_backbone_session_params_default(&d, sizeof d);
     NX_TRY(nx_params_read(&p, params, &d, sizeof d, "ngpt_backbone_session_create"));
-    if (p.n_ctx < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_create: n_ctx %d < 0", p.n_ctx);
+    if (p.n_ctx < 0 || p.n_ctx > bb->n_ctx)  /* the backbone's n_ctx is the largest (header) */
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_create: n_ctx %d is not in 0..%d (the "
+                      "backbone's n_ctx)", p.n_ctx, bb->n_ctx);
     ngpt_backbone_session *s = nx_calloc(1, sizeof *s);
     if (!s) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_backbone_session_create: out of memory");
     s->bb = bb;
@@ -288,8 +290,8 @@ NGPT_API ngpt_status ngpt_generate_params_default(ngpt_generate_params *p, size_
 static ngpt_status generate(int32_t *n_out, ngpt_backbone_session *s, const ngpt_generate_params *params, int32_t *ids,
                             float *hidden, bool greedy, const char *fn)
 {
+    if (n_out) *n_out = 0;  /* outputs are zero on every failure */
     if (!n_out || !s || !params || !ids) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
-    *n_out = 0;
     ngpt_generate_params d, p;
     ngpt_generate_params_default(&d, sizeof d);
     NX_TRY(nx_params_read(&p, params, &d, sizeof d, fn));

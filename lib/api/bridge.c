@@ -19,7 +19,13 @@ ngpt_status nx_api_check_tensor(const ngpt_tensor *t, const char *what, int rank
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: expected rank %d, got %s", what, rank_want,
                       nx_shape_str(s, sizeof s, t->rank, t->shape));
     }
-    if (!t->data && ngpt_tensor_numel(t) > 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: data is NULL", what);
+    int64_t n = ngpt_tensor_numel(t);
+    if (n < 0 || (uint64_t)n > (uint64_t)INT64_MAX / nx_dtype_size(t->dtype)) {
+        char s[160];
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: shape %s overflows", what,
+                      nx_shape_str(s, sizeof s, t->rank, t->shape));
+    }
+    if (!t->data && n > 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: data is NULL", what);
     return NGPT_OK;
 }
 

@@ -285,6 +285,7 @@ NGPT_API ngpt_status ngpt_audio_preprocess(ngpt_tensor *out, const ngpt_audio *a
     NX_TRY(nx_params_read(&p, params, &k_audio_defaults, sizeof p, "ngpt_audio_preprocess"));
     if (p.clip_rule != NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 && p.clip_rule != NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_audio_preprocess: unknown clip rule %d", (int)p.clip_rule);
+    if (p.flags) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_audio_preprocess: flags 0x%x (reserved, 0)", p.flags);
     const int64_t shape[4] = {NX_FBANK_CLIPS, 1, NX_FBANK_MELS, NX_FBANK_FRAMES};
     ngpt_tensor t;
     NX_TRY(ngpt_tensor_create(&t, NGPT_DTYPE_F32, 4, shape));
@@ -319,6 +320,7 @@ static ngpt_status video_run(ngpt_tensor *out, const uint8_t *data, size_t size,
     NX_TRY(nx_params_read(&p, params, &k_video_defaults, sizeof p, "ngpt_video_preprocess"));
     if (p.clip_rule != NGPT_CLIP_RULE_PYTORCHVIDEO_0_1_5 && p.clip_rule != NGPT_CLIP_RULE_PYTORCHVIDEO_FIXED)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess: unknown clip rule %d", (int)p.clip_rule);
+    if (p.flags) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_preprocess: flags 0x%x (reserved, 0)", p.flags);
     const int64_t shape[5] = {3 * NX_VIDEO_CLIPS, 3, 2, NX_IMAGE_SIZE, NX_IMAGE_SIZE};
     ngpt_tensor t;
     NX_TRY(ngpt_tensor_create(&t, NGPT_DTYPE_F32, 5, shape));

@@ -396,10 +396,7 @@ NGPT_API ngpt_backbone_session *ngpt_pipeline_session(const ngpt_pipeline *p) { 
 
 static ngpt_status encode_item(ngpt_pipeline *p, ngpt_tensor *emb, const ngpt_pipeline_media *m, size_t idx)
 {
-    int n_src = (m->path != NULL) + (m->data != NULL) + (m->image != NULL) + (m->audio != NULL);
-    if (n_src != 1)
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media[%zu] must set exactly one of path, data, image, audio", idx);
-    ngpt_status st;
+    ngpt_status st;  /* the item's shape was checked by encode_media */
     switch (m->modality) {
     case NGPT_MODALITY_IMAGE: {
         if (m->audio) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media[%zu] is an image but gives audio", idx);
@@ -433,6 +430,17 @@ static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pip
                                 pl_call *c, pl_stats *sx)
 {
     int32_t d = ngpt_encoder_embed_dim(p->enc), h = ngpt_backbone_n_embd(p->bb);
+    /* every item checked before any work: the loop below visits items by modality, so one of
+     * another modality would otherwise be dropped without a word */
+    for (size_t i = 0; i < n; i++) {
+        const ngpt_pipeline_media *it = &media[i];
+        if (it->modality < NGPT_MODALITY_IMAGE || it->modality > NGPT_MODALITY_VIDEO)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media[%zu]: modality %d is not image, "
+                          "audio or video", i, (int)it->modality);
+        if ((it->path != NULL) + (it->data != NULL) + (it->image != NULL) + (it->audio != NULL) != 1)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT,
+                          "ngpt_pipeline_turn: media[%zu] must set exactly one of path, data, image, audio", i);
+    }
     for (int m = NGPT_MODALITY_IMAGE; m <= NGPT_MODALITY_VIDEO; m++) {
         size_t cnt = 0;
         for (size_t i = 0; i < n; i++) cnt += media[i].modality == (ngpt_modality)m;

@@ -11,14 +11,21 @@ NGPT_API const char *ngpt_dtype_name(ngpt_dtype dt) { return nx_dtype_name(dt); 
 NGPT_API int64_t ngpt_tensor_numel(const ngpt_tensor *t)
 {
     if (!t || t->rank < 0 || t->rank > NGPT_MAX_DIMS) return 0;
-    int64_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= t->shape[i];
+    int64_t n = 1;  /* -1 for a negative or overflowing shape (no tensor has that many elements) */
+    for (int i = 0; i < t->rank; i++) {
+        if (t->shape[i] < 0) return -1;
+        if (t->shape[i] && n > INT64_MAX / t->shape[i]) return -1;
+        n *= t->shape[i];
+    }
     return n;
 }
 
 NGPT_API size_t ngpt_tensor_nbytes(const ngpt_tensor *t)
 {
-    return t ? (size_t)ngpt_tensor_numel(t) * nx_dtype_size(t->dtype) : 0;
+    int64_t n = ngpt_tensor_numel(t);
+    size_t es = t ? nx_dtype_size(t->dtype) : 0;
+    if (n <= 0 || !es || (uint64_t)n > SIZE_MAX / es) return 0;  /* none, or not a size */
+    return (size_t)n * es;
 }
 
 /* The owner tag of library-owned tensors: any non-NULL value works; this one is recognisable. */

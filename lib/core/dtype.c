@@ -277,7 +277,7 @@ int64_t nx_dtype_get_i64(const void *base, ngpt_dtype dt, size_t i)
 void nx_dtype_to_f32_n(const void *src, ngpt_dtype dt, float *dst, size_t n)
 {
     switch (dt) {
-    case NGPT_DTYPE_F32: memcpy(dst, src, n * 4); break;
+    case NGPT_DTYPE_F32: if (n) memcpy(dst, src, n * 4); break;  /* empty: src may be NULL */
     case NGPT_DTYPE_F16: nx_f16_to_f32_n(src, dst, n); break;
     case NGPT_DTYPE_BF16: nx_bf16_to_f32_n(src, dst, n); break;
     default:

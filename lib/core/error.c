@@ -20,6 +20,9 @@ ngpt_status nx_err(ngpt_status status, const char *fmt, ...)
 
 ngpt_status nx_err_wrap(ngpt_status status, const char *fmt, ...)
 {
+    /* callers wrap a call's result whatever it is: a success must leave the last failure's
+     * message as it was (ngpt_last_error's contract) */
+    if (status == NGPT_OK) return status;
     char prefix[NX_ERRMSG_CAP];
     char old[NX_ERRMSG_CAP];
     va_list ap;

@@ -57,6 +57,14 @@ expect_rc 2 "bad --steps" "$NG" run --prompt x --steps many
 expect_rc 2 "bad --scheduler" "$NG" run --prompt x --scheduler karras-ve
 expect_rc 2 "bad --force" "$NG" run --prompt x --force smell
 expect_rc 2 "option without value" "$NG" run --prompt
+grep -q "needs a value" "$TMP/err" || fail "option without value: message does not say so"
+expect_rc 2 "trailing unknown option" "$NG" run --prompt x --no-media-history
+grep -q "unknown argument '--no-media-history'" "$TMP/err" || fail "trailing unknown option: not named as unknown"
+expect_rc 2 "negative --seed" "$NG" run --prompt x --seed -1
+expect_rc 2 "--size not a multiple of 8" "$NG" info --size 13x13
+printf 'x' > "$TMP/a-file"
+expect_rc 1 "--out-dir is a file" "$NG" run --prompt x --out-dir "$TMP/a-file"
+grep -q "not a folder we can write into" "$TMP/err" || fail "--out-dir is a file: no message"
 expect_rc 2 "unknown command" "$NG" frobnicate
 expect_rc 2 "bad --dtype" "$NG" run --prompt x --dtype f8
 expect_rc 1 "--dtype f16 on the CPU" "$NG" run --prompt x --device cpu --dtype f16

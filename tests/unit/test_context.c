@@ -134,6 +134,13 @@ static void test_tensor_helpers(void)
     CHECK_OK(ngpt_tensor_create(&t, NGPT_DTYPE_F16, 3, shape));
     CHECK(ngpt_tensor_numel(&t) == 24);
     CHECK(ngpt_tensor_nbytes(&t) == 48);
+    /* shapes that are no size: numel -1, nbytes 0, and a view of one is refused by name */
+    ngpt_tensor big = {NGPT_DTYPE_F32, 2, {INT64_MAX, 4}, NULL, NULL};
+    CHECK(ngpt_tensor_numel(&big) == -1 && ngpt_tensor_nbytes(&big) == 0);
+    big.shape[0] = (int64_t)1 << 62, big.shape[1] = 1;
+    CHECK(ngpt_tensor_numel(&big) == (int64_t)1 << 62 && ngpt_tensor_nbytes(&big) == 0);
+    big.shape[0] = -2;
+    CHECK(ngpt_tensor_numel(&big) == -1);
     CHECK(t.owner != NULL);
     int zero = 1;
     for (int i = 0; i < 48; i++) zero &= ((unsigned char *)t.data)[i] == 0;

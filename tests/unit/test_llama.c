@@ -542,6 +542,9 @@ static void test_sampling(void)
         for (int j = 0; j < i; j++) CHECK_MSG(a[i] != a[j], "token %d repeated with the penalty", a[i]);
     gp.top_p = 0.0f;
     CHECK_ERR(ngpt_backbone_generate(&n, s, &gp, a, NULL), NGPT_ERR_INVALID_ARGUMENT, "top_p");
+    n = 77;  /* outputs are zero on every failure, NULL arguments included */
+    CHECK_ERR(ngpt_backbone_generate(&n, NULL, &gp, a, NULL), NGPT_ERR_INVALID_ARGUMENT, "NULL");
+    CHECK(n == 0);
     ngpt_backbone_session_free(s);
     ngpt_backbone_free(bb);
 }
@@ -617,6 +620,10 @@ static void test_bad_args(void)
     if (!bb) return;
     ngpt_backbone_session *s = NULL;
     CHECK_ERR(ngpt_backbone_session_create(&s, NULL, &sp), NGPT_ERR_INVALID_ARGUMENT, "bb");
+    sp.n_ctx = ngpt_backbone_n_ctx(bb) + 1;  /* the backbone's n_ctx is the largest */
+    CHECK_ERR(ngpt_backbone_session_create(&s, bb, &sp), NGPT_ERR_INVALID_ARGUMENT, "the backbone's n_ctx");
+    CHECK(s == NULL);
+    sp.n_ctx = 4;
     CHECK_OK(ngpt_backbone_session_create(&s, bb, &sp));
     CHECK_ERR(ngpt_backbone_eval(s, NULL), NGPT_ERR_INVALID_ARGUMENT, "batch");
     CHECK_ERR(eval(s, k_ids, NULL, 5, NGPT_OUTPUT_LAST), NGPT_ERR_INVALID_ARGUMENT, "n_ctx overflow");

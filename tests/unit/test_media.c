@@ -524,6 +524,18 @@ static void test_bad_audio(void)
     ngpt_tensor_free(&t);
     ngpt_audio_free(a);
     CHECK_ERR(ngpt_audio_from_pcm(&a, pcm, 0, 2, 8000), NGPT_ERR_INVALID_ARGUMENT, "");
+    CHECK_OK(ngpt_audio_from_pcm(&a, pcm, 300, 2, 8000));
+    ngpt_audio_preprocess_params apf;
+    ngpt_audio_preprocess_params_default(&apf, sizeof apf);
+    apf.flags = 1;  /* reserved */
+    CHECK_ERR(ngpt_audio_preprocess(&t, a, &apf), NGPT_ERR_INVALID_ARGUMENT, "flags 0x1 (reserved, 0)");
+    ngpt_audio_free(a);
+    ngpt_video_preprocess_params vpf;
+    ngpt_video_preprocess_params_default(&vpf, sizeof vpf);
+    vpf.flags = 2;
+    char vp[1400];
+    snprintf(vp, sizeof vp, "%s/tests/data/media/uniform_322_full.mp4", g_src);
+    CHECK_ERR(ngpt_video_preprocess(&t, vp, &vpf), NGPT_ERR_INVALID_ARGUMENT, "flags 0x2 (reserved, 0)");
     /* shorter than one 25 ms fbank window at 16 kHz (400 samples; 8 kHz doubles): upstream's Kaldi
      * fbank raises, so do we; one window is enough */
     CHECK_OK(ngpt_audio_from_pcm(&a, pcm, 199, 2, 8000));

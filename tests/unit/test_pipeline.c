@@ -124,6 +124,16 @@ static void test_image_turns(void)
     CHECK(r == NULL);
     ngpt_pipeline_media two = {NGPT_MODALITY_IMAGE, g_cat, "x", 1, NULL, NULL};
     CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", &two, 1, &tp), NGPT_ERR_INVALID_ARGUMENT, "exactly one");
+    /* an item of no input modality is refused, not dropped (the turn would go on without it) */
+    int32_t past = ngpt_backbone_session_n_past(ngpt_pipeline_session(p));
+    ngpt_pipeline_media odd[2] = {{NGPT_MODALITY_IMAGE, g_cat, NULL, 0, NULL, NULL},
+                                  {(ngpt_modality)42, g_cat, NULL, 0, NULL, NULL}};
+    CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", odd, 2, &tp), NGPT_ERR_INVALID_ARGUMENT, "media[1]: modality 42");
+    odd[1].modality = NGPT_MODALITY_TEXT;
+    CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", odd, 2, &tp), NGPT_ERR_INVALID_ARGUMENT, "media[1]: modality 0");
+    odd[1] = (ngpt_pipeline_media){NGPT_MODALITY_AUDIO, NULL, NULL, 0, NULL, NULL};
+    CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", odd, 2, &tp), NGPT_ERR_INVALID_ARGUMENT, "media[1] must set exactly one");
+    CHECK(r == NULL && ngpt_backbone_session_n_past(ngpt_pipeline_session(p)) == past);
     tp.force = 1u << 7;
     CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", NULL, 0, &tp), NGPT_ERR_INVALID_ARGUMENT, "force");
     CHECK_ERR(ngpt_pipeline_result_output(NULL, 0, NULL, NULL, NULL, NULL), NGPT_ERR_INVALID_ARGUMENT, NULL);
@@ -186,6 +196,11 @@ static void test_missing_decoder(void)
     /* a bundle folder without bundle.json */
     CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, "/nonexistent-bundle", NULL), NGPT_ERR_NOT_FOUND, "bundle.json");
     CHECK(p == NULL);
+    /* a success leaves the last failure's message as it was */
+    write_manifest_without_image(dir, NULL);
+    CHECK_OK(ngpt_pipeline_create(&p, g_ctx, dir, NULL));
+    CHECK_MSG(t_contains(ngpt_last_error(), "/nonexistent-bundle"), "last error now: %s", ngpt_last_error());
+    ngpt_pipeline_free(p);
 }
 
 typedef struct events {

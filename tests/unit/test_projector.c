@@ -277,6 +277,8 @@ static void test_batch_and_sum(void)
     CHECK_ERR(ngpt_projector_output(pj, &out, NGPT_MODALITY_IMAGE, &h2, &e1), NGPT_ERR_SHAPE_MISMATCH, "input_embs");
     CHECK_ERR(ngpt_projector_output(pj, &out, NGPT_MODALITY_TEXT, &h2, &h2), NGPT_ERR_INVALID_ARGUMENT, "modality");
     CHECK_ERR(ngpt_projector_output(pj, &out, NGPT_MODALITY_IMAGE, NULL, &h2), NGPT_ERR_INVALID_ARGUMENT, NULL);
+    ngpt_tensor h0 = host3(h, 0, 4, llm);
+    CHECK_ERR(ngpt_projector_output(pj, &out, NGPT_MODALITY_IMAGE, &h0, &h0), NGPT_ERR_SHAPE_MISMATCH, "batch of 0");
     ngpt_tensor f33 = {.dtype = NGPT_DTYPE_F32, .rank = 2, .shape = {1, 33}, .data = f};
     CHECK_ERR(ngpt_projector_input(pj, &out, &f33), NGPT_ERR_SHAPE_MISMATCH, "features");
     CHECK_ERR(ngpt_projector_input(NULL, &out, &f33), NGPT_ERR_INVALID_ARGUMENT, NULL);

@@ -118,7 +118,7 @@ static void cpu_free(nx_backend *be, void *p) { nx_cpu_block_free(be, p); }
 static ngpt_status cpu_copy(nx_backend *be, void *dst, const void *src, size_t nbytes)
 {
     (void)be;
-    memcpy(dst, src, nbytes);
+    if (nbytes) memcpy(dst, src, nbytes);  /* empty tensors may have NULL data */
     return NGPT_OK;
 }
 
