@@ -1705,7 +1705,7 @@ typedef struct ngpt_pipeline_turn_params {
     int32_t     height, width;      /* image/video pixels; 0 = the decoder's (SD: sample_size x 8) */
     int32_t     num_frames;         /* video; 0 = 24 */
     double      audio_length_s;     /* audio; 0 = 5 */
-    float       video_fps;          /* MP4 frame rate; 0 = 8 (NExT-GPT's) */
+    float       video_fps;          /* MP4 frame rate in 0..1000; 0 = 8 (NExT-GPT's) */
     ngpt_pipeline_event_fn on_event;/* NULL = none */
     void       *user_data;
     const volatile int32_t *cancel; /* NULL = none; nonzero = stop at the next token or step */

@@ -75,9 +75,11 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
     if (p.flags & ~NGPT_BACKBONE_FLAG_CUDA_GRAPH)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: unknown flag bits 0x%x",
                       p.flags & ~NGPT_BACKBONE_FLAG_CUDA_GRAPH);
-    if (p.lora_r < 0 || p.lora_alpha < 0)
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: lora_r %d / lora_alpha %g < 0", p.lora_r,
-                      (double)p.lora_alpha);
+    if (p.lora_r < 0 || !(p.lora_alpha >= 0 && p.lora_alpha < 1e30f))  /* NaN and inf too */
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: lora_r %d / lora_alpha %g: not >= 0 and "
+                      "finite", p.lora_r, (double)p.lora_alpha);
+    if (p.lora_merge < -1 || p.lora_merge > 1)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: lora_merge %d is not -1, 0 or 1", p.lora_merge);
 
     nx_llama_load_params lp;
     memset(&lp, 0, sizeof lp);

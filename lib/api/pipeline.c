@@ -762,6 +762,8 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
     if (n_media && !media) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media is NULL with n_media %zu", n_media);
     ngpt_pipeline_turn_params tp;
     NX_TRY(nx_params_read(&tp, params, &k_turn, sizeof tp, "ngpt_pipeline_turn"));
+    if (!(tp.video_fps >= 0.0f && tp.video_fps <= 1000.0f))  /* NaN too; 0 = NExT-GPT's 8 */
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: video_fps %g is not in 0..1000", (double)tp.video_fps);
     if (tp.force & ~(NGPT_PIPELINE_FORCE(1) | NGPT_PIPELINE_FORCE(2) | NGPT_PIPELINE_FORCE(3)))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: force 0x%x has bits other than image, audio, video", tp.force);
     if (!text) text = "";

@@ -609,6 +609,13 @@ static void test_bad_args(void)
     p.compute_dtype = NGPT_DTYPE_I32;
     CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p), NGPT_ERR_INVALID_ARGUMENT, "I32");
     CHECK(bb == NULL);
+    ngpt_backbone_params_default(&p, sizeof p);
+    p.lora_alpha = NAN;
+    CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p), NGPT_ERR_INVALID_ARGUMENT, "lora_alpha nan");
+    p.lora_alpha = 0;
+    p.lora_merge = 7;
+    CHECK_ERR(ngpt_backbone_create(&bb, g_ctx, golden("models/llama-a"), &p), NGPT_ERR_INVALID_ARGUMENT, "lora_merge 7");
+    CHECK(bb == NULL);
     ngpt_backbone_free(NULL);
     ngpt_backbone_session_free(NULL);
     CHECK(ngpt_backbone_n_vocab(NULL) == 0);

@@ -134,6 +134,9 @@ static void test_image_turns(void)
     odd[1] = (ngpt_pipeline_media){NGPT_MODALITY_AUDIO, NULL, NULL, 0, NULL, NULL};
     CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", odd, 2, &tp), NGPT_ERR_INVALID_ARGUMENT, "media[1] must set exactly one");
     CHECK(r == NULL && ngpt_backbone_session_n_past(ngpt_pipeline_session(p)) == past);
+    tp.video_fps = NAN;
+    CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", NULL, 0, &tp), NGPT_ERR_INVALID_ARGUMENT, "video_fps nan");
+    tp.video_fps = 0;
     tp.force = 1u << 7;
     CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", NULL, 0, &tp), NGPT_ERR_INVALID_ARGUMENT, "force");
     CHECK_ERR(ngpt_pipeline_result_output(NULL, 0, NULL, NULL, NULL, NULL), NGPT_ERR_INVALID_ARGUMENT, NULL);
