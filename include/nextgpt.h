@@ -1718,8 +1718,9 @@ typedef struct ngpt_pipeline_result ngpt_pipeline_result;  /* opaque; ngpt_pipel
 /* One user turn: text (UTF-8; NULL = "") and n media items. On NGPT_OK *out is a result, also
  * when outputs failed (their status says why) or the turn was cancelled by the callback or
  * `cancel` (ngpt_pipeline_result_cancelled; outputs not produced get NGPT_ERR_CANCELLED).
- * Errors (no result): NGPT_ERR_INVALID_ARGUMENT, media that cannot be read or encoded (the
- * message names the file), NGPT_ERR_UNSUPPORTED (a modality the encoder or input projector
+ * Errors (no result, the conversation unchanged): NGPT_ERR_INVALID_ARGUMENT (also for a media
+ * item of no input modality and for decoder settings out of range, checked before anything
+ * runs), media that cannot be read or encoded (the message names the file), NGPT_ERR_UNSUPPORTED (a modality the encoder or input projector
  * lacks), errors of the language model. */
 NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipeline *p, const char *text,
                                         const ngpt_pipeline_media *media, size_t n_media,

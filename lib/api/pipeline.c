@@ -20,6 +20,7 @@
 #include "context.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -764,6 +765,16 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
     NX_TRY(nx_params_read(&tp, params, &k_turn, sizeof tp, "ngpt_pipeline_turn"));
     if (!(tp.video_fps >= 0.0f && tp.video_fps <= 1000.0f))  /* NaN too; 0 = NExT-GPT's 8 */
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: video_fps %g is not in 0..1000", (double)tp.video_fps);
+    /* the decoders' settings, checked before the language model runs (a turn on a real model
+     * takes minutes; its outputs would fail only at the end). 0 = the decoder's default. */
+    if (tp.steps < 0 || tp.steps > 1000 || !isfinite(tp.guidance_scale) || tp.num_frames < 0 || tp.num_frames > 256 ||
+        !(tp.audio_length_s >= 0 && tp.audio_length_s <= 60) || tp.height < 0 || tp.width < 0 || tp.height > 4096 ||
+        tp.width > 4096 || tp.height % 8 || tp.width % 8 || (int)tp.scheduler < 0 ||
+        (int)tp.scheduler > NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: decoder settings out of range (steps %d in 0..1000, "
+                      "guidance_scale %g finite, %dx%d multiples of 8 up to 4096, num_frames %d in 0..256, "
+                      "audio_length_s %g in 0..60, scheduler %d)", tp.steps, (double)tp.guidance_scale, tp.width,
+                      tp.height, tp.num_frames, tp.audio_length_s, (int)tp.scheduler);
     if (tp.force & ~(NGPT_PIPELINE_FORCE(1) | NGPT_PIPELINE_FORCE(2) | NGPT_PIPELINE_FORCE(3)))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: force 0x%x has bits other than image, audio, video", tp.force);
     if (!text) text = "";

@@ -137,6 +137,18 @@ static void test_image_turns(void)
     tp.video_fps = NAN;
     CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", NULL, 0, &tp), NGPT_ERR_INVALID_ARGUMENT, "video_fps nan");
     tp.video_fps = 0;
+    /* decoder settings are checked before the language model runs */
+    int32_t before = ngpt_backbone_session_n_past(ngpt_pipeline_session(p));
+    tp.steps = -1;
+    CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", NULL, 0, &tp), NGPT_ERR_INVALID_ARGUMENT, "steps -1 in 0..1000");
+    tp.steps = 0;
+    tp.guidance_scale = NAN;
+    CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", NULL, 0, &tp), NGPT_ERR_INVALID_ARGUMENT, "decoder settings");
+    tp.guidance_scale = 0;
+    tp.height = 12;
+    CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", NULL, 0, &tp), NGPT_ERR_INVALID_ARGUMENT, "multiples of 8");
+    tp.height = 0;
+    CHECK(ngpt_backbone_session_n_past(ngpt_pipeline_session(p)) == before);
     tp.force = 1u << 7;
     CHECK_ERR(ngpt_pipeline_turn(&r, p, "x", NULL, 0, &tp), NGPT_ERR_INVALID_ARGUMENT, "force");
     CHECK_ERR(ngpt_pipeline_result_output(NULL, 0, NULL, NULL, NULL, NULL), NGPT_ERR_INVALID_ARGUMENT, NULL);
