@@ -1614,7 +1614,9 @@ typedef struct ngpt_pipeline_media {
 
 typedef enum ngpt_pipeline_event_kind {
     NGPT_PIPELINE_EVENT_LOAD    = 0,  /* a component is being loaded (name: "image decoder" ...) */
-    NGPT_PIPELINE_EVENT_ENCODE  = 1,  /* media item `step` of `total` encoded */
+    NGPT_PIPELINE_EVENT_ENCODE  = 1,  /* media item `step` of `total` encoded (cancelled here: the
+                                       * language model does not run, the conversation is as
+                                       * before, forced outputs are listed as cancelled) */
     NGPT_PIPELINE_EVENT_TOKEN   = 2,  /* answer text streamed: text/text_len (a token's piece) */
     NGPT_PIPELINE_EVENT_DENOISE = 3,  /* denoising step `step` of `total` of `modality` */
     NGPT_PIPELINE_EVENT_OUTPUT  = 4   /* output `step` (0-based) of `modality` is finished */

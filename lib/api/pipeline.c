@@ -461,7 +461,10 @@ static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pip
             memcpy(feat + k * (size_t)d, emb.data, (size_t)d * sizeof *feat);
             ngpt_tensor_free(&emb);
             k++;
-            emit(c, NGPT_PIPELINE_EVENT_ENCODE, (ngpt_modality)m, (int32_t)i + 1, (int32_t)n, NULL, 0);
+            if (!emit(c, NGPT_PIPELINE_EVENT_ENCODE, (ngpt_modality)m, (int32_t)i + 1, (int32_t)n, NULL, 0)) {
+                nx_free(feat);  /* cancelled: the turn stops here (c->cancelled) */
+                return NGPT_OK;
+            }
         }
         stage_end(p, sx, NGPT_PIPELINE_STAGE_ENCODE, t0);
         t0 = stage_begin(p);
@@ -785,7 +788,12 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
     float *soft[4] = {0};
     ngpt_status st = encode_media(p, soft, media, n_media, &c, &r->stats);
     pl_llm_out lo = {0};
-    if (st == NGPT_OK) {
+    if (st == NGPT_OK && c.cancelled) {
+        /* cancelled while encoding: the language model does not run, the conversation is as
+         * before, and each forced output is listed as cancelled (as when cancelled at a load) */
+        for (int m = NGPT_MODALITY_IMAGE; m <= NGPT_MODALITY_VIDEO && lo.n_groups < PL_MAX_OUTPUTS; m++)
+            if (tp.force & NGPT_PIPELINE_FORCE(m)) lo.groups[lo.n_groups++].modality = (ngpt_modality)m;
+    } else if (st == NGPT_OK) {
         int32_t n_past = ngpt_backbone_session_n_past(p->s);
         double t0 = stage_begin(p);
         st = llm_turn(p, text, soft, &tp, &c, &lo);

@@ -219,7 +219,7 @@ static void test_missing_decoder(void)
 }
 
 typedef struct events {
-    int loads, tokens, denoise, outputs, cancel_at;
+    int loads, tokens, denoise, outputs, cancel_at, encodes, cancel_encode;
 } events;
 
 static bool on_event(const ngpt_pipeline_event *ev, void *ud)
@@ -233,6 +233,10 @@ static bool on_event(const ngpt_pipeline_event *ev, void *ud)
         if (e->cancel_at && ev->step >= e->cancel_at) return false;
         break;
     case NGPT_PIPELINE_EVENT_OUTPUT: e->outputs++; break;
+    case NGPT_PIPELINE_EVENT_ENCODE:
+        e->encodes++;
+        if (e->cancel_encode) return false;
+        break;
     default: break;
     }
     return true;
@@ -275,6 +279,28 @@ static void test_events_and_cancel(void)
         CHECK_ERR(ngpt_pipeline_result_output(r, image_output(r), NULL, NULL, NULL, NULL), NGPT_ERR_CANCELLED, NULL);
         ngpt_pipeline_result_free(r);
     }
+
+    /* cancelled at the first encoded item: the other items are not encoded, the language model
+     * does not run (the conversation is as before), the forced image is listed as cancelled */
+    events e3 = {.cancel_encode = 1};
+    tp.user_data = &e3;
+    int32_t past = ngpt_backbone_session_n_past(ngpt_pipeline_session(p));
+    ngpt_pipeline_media two[2] = {{NGPT_MODALITY_IMAGE, g_cat, NULL, 0, NULL, NULL},
+                                  {NGPT_MODALITY_IMAGE, g_cat, NULL, 0, NULL, NULL}};
+    uint32_t force = tp.force;
+    tp.force = NGPT_PIPELINE_FORCE(NGPT_MODALITY_IMAGE);
+    r = NULL;
+    CHECK_OK(ngpt_pipeline_turn(&r, p, "and this one?", two, 2, &tp));
+    if (r) {
+        CHECK(ngpt_pipeline_result_cancelled(r) == 1);
+        CHECK(e3.encodes == 1 && e3.tokens == 0 && e3.denoise == 0);
+        CHECK(ngpt_pipeline_result_text(r, NULL)[0] == 0);
+        CHECK(ngpt_backbone_session_n_past(ngpt_pipeline_session(p)) == past);
+        CHECK(ngpt_pipeline_result_n_outputs(r) == 1);
+        CHECK_ERR(ngpt_pipeline_result_output(r, image_output(r), NULL, NULL, NULL, NULL), NGPT_ERR_CANCELLED, NULL);
+        ngpt_pipeline_result_free(r);
+    }
+    tp.force = force;
 
     /* the cancel flag before the turn: no tokens sampled, no image */
     volatile int32_t flag = 1;
