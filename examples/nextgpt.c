@@ -203,7 +203,6 @@ static int parse_int(const char *s, long long lo, long long hi, long long *v)
     return 1;
 }
 
-/* Returns -1 when all is well, else the exit status. */
 /* The options followed by a value: a trailing one lacks it, anything else trailing is unknown. */
 static int takes_value(const char *a)
 {
@@ -215,6 +214,7 @@ static int takes_value(const char *a)
     return 0;
 }
 
+/* Returns -1 when all is well, else the exit status. */
 static int parse(opts *o, int argc, char **argv, int mode)
 {
     const int run = mode == MODE_RUN, gen = mode != MODE_INFO;

@@ -524,7 +524,8 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * diffusers `scheduler_config.json` (any of these classes can be asked for on another's config,
  * as diffusers' `from_config` does); it holds the noise schedule (alphas_cumprod in float32, as
  * diffusers computes it), the timesteps and, for PNDM, DPM-Solver, UniPC, DEIS, Heun, LMS and
- * KDPM2, the history of previous steps (DPM-Solver singlestep: its group's outputs and sample). It computes on host float32 arrays.
+ * KDPM2, the history of previous steps (DPM-Solver singlestep: its group's outputs and sample).
+ * It computes on host float32 arrays.
  *
  *     ngpt_scheduler *s = NULL;
  *     if (ngpt_scheduler_create(&s, "sd/scheduler/scheduler_config.json", NULL) != NGPT_OK) ...
@@ -1722,8 +1723,9 @@ typedef struct ngpt_pipeline_result ngpt_pipeline_result;  /* opaque; ngpt_pipel
  * `cancel` (ngpt_pipeline_result_cancelled; outputs not produced get NGPT_ERR_CANCELLED).
  * Errors (no result, the conversation unchanged): NGPT_ERR_INVALID_ARGUMENT (also for a media
  * item of no input modality and for decoder settings out of range, checked before anything
- * runs), media that cannot be read or encoded (the message names the file), NGPT_ERR_UNSUPPORTED (a modality the encoder or input projector
- * lacks), errors of the language model. */
+ * runs), media that cannot be read or encoded (the message names the file),
+ * NGPT_ERR_UNSUPPORTED (a modality the encoder or input projector lacks), errors of the
+ * language model. */
 NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipeline *p, const char *text,
                                         const ngpt_pipeline_media *media, size_t n_media,
                                         const ngpt_pipeline_turn_params *tp);

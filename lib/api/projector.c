@@ -156,7 +156,7 @@ static ngpt_status upload_hidden(ngpt_projector *proj, nx_tensor *x, const ngpt_
     int64_t want[3] = {B < 0 ? t->shape[0] : B, c->num_input_tokens, c->in_dim};
     if (want[0] < 1)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_projector_output: %s: batch of 0 (at least one row)", what);
-    if (t->shape[0] != want[0] || t->shape[1] != want[1] || t->shape[2] != want[2] || want[0] < 1) {
+    if (t->shape[0] != want[0] || t->shape[1] != want[1] || t->shape[2] != want[2]) {
         char got[160], ws[160];
         nx_shape_str(got, sizeof got, 3, t->shape);
         nx_shape_str(ws, sizeof ws, 3, want);

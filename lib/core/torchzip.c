@@ -164,7 +164,7 @@ static ngpt_status zdata(const zip *z, const zentry *e, const unsigned char **da
     if (lnl != e->name_len || z->len - e->lho - 30 < lnl || memcmp(z->base + e->lho + 30, e->name, lnl) != 0)
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: zip entry '%.*s': its local header names another file (corrupt file?)",
                       z->file, nl, e->name);
-    uint64_t off = e->lho + 30 + le(z->base + e->lho + 26, 2) + le(z->base + e->lho + 28, 2);
+    uint64_t off = e->lho + 30 + lnl + le(z->base + e->lho + 28, 2);
     if (off > z->len || e->size > z->len - off) {
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: zip entry '%.*s' (%llu bytes at %llu) runs past the end of the file "
                       "(%zu bytes): truncated?", z->file, nl, e->name, (unsigned long long)e->size,

@@ -103,23 +103,16 @@ static ngpt_status int_or_list(const json_t *cfg, const char *file, const char *
         for (int i = 0; i < n; i++) out[i] = def;
         return NGPT_OK;
     }
-    if (json_is_integer(v)) {
-        json_int_t x = json_integer_value(v);  /* checked before it is narrowed to int */
-        if (x <= 0 || x > 65536) return unsupported(file, key, v);
-        for (int i = 0; i < n; i++) out[i] = (int)x;
-    } else if (json_is_array(v) && (int)json_array_size(v) == n) {
-        for (int i = 0; i < n; i++) {
-            const json_t *e = json_array_get(v, (size_t)i);
-            if (!json_is_integer(e) || json_integer_value(e) <= 0 || json_integer_value(e) > 65536)
-                return unsupported(file, key, v);
-            out[i] = (int)json_integer_value(e);
-        }
-    } else {
+    if (!json_is_integer(v) && !(json_is_array(v) && (int)json_array_size(v) == n))
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s' must be an integer or a list of %d integers (one per down block)",
                       file, key, n);
+    for (int i = 0; i < n; i++) {
+        const json_t *e = json_is_integer(v) ? v : json_array_get(v, (size_t)i);
+        /* range checked before the value is narrowed to int (4294967297 would become 1) */
+        if (!json_is_integer(e) || json_integer_value(e) <= 0 || json_integer_value(e) > 65536)
+            return unsupported(file, key, v);
+        out[i] = (int)json_integer_value(e);
     }
-    for (int i = 0; i < n; i++)
-        if (out[i] <= 0 || out[i] > 65536) return unsupported(file, key, v);
     return NGPT_OK;
 }
 
