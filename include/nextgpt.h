@@ -947,8 +947,13 @@ NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const 
  * (VIDEO: [B, C, F, h, w], decoded frame by frame) -> *out F32 [B, out_channels, 8h, 8w]
  * (VIDEO [B, 3, F, 8h, 8w]), unclamped. */
 NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *latents);
-/* The VAE's scaling factor (from vae/config.json; 0.18215 for SD 1.5); 0 without a VAE. */
+/* The factor ngpt_decoder_generate divides the final latents by before the VAE: IMAGE 0.18215
+ * whatever vae/config.json says (NExT-GPT's custom_sd.decode_latents hard-codes SD 1.5's value);
+ * AUDIO and VIDEO vae/config.json's scaling_factor (default 0.18215). 0 without a VAE. */
 NGPT_API float ngpt_decoder_vae_scaling_factor(const ngpt_decoder *d);
+/* AUDIO: the vocoder's sampling_rate (vocoder/config.json, Hz: 16000 for AudioLDM), the rate of
+ * ngpt_decoder_generate's waveform; 0 for other kinds or without a vocoder. */
+NGPT_API int32_t ngpt_decoder_sample_rate(const ngpt_decoder *d);
 /* AUDIO only: mel F32 [B, T, n_mels] (or [T, n_mels]) -> *out F32 [B, L] (or [L]) waveform,
  * L = the exact ConvTranspose1d length of the vocoder: 160 T + 32 for AudioLDM's (T * hop
  * when every upsample kernel minus its rate is even). Not cropped. */
@@ -988,12 +993,14 @@ typedef struct ngpt_decode_params {
     int32_t             height, width;       /* pixels; 0 = defaults: image 512x512 (unet sample_size x 8),
                                                 video 320x576; multiples of 8 */
     int32_t             num_frames;          /* video; 0 = 24 */
-    double              audio_length_s;      /* audio; 0 = 5 s; at most 60 s (double, as the pipeline's
-                                                Python float: int(0.32 * 16000) must be 5120) */
+    double              audio_length_s;      /* audio; 0 = 5 s; at most 60 s, at least the vocoder's hop
+                                                x the VAE's scale (0.04 s for AudioLDM); double, as the
+                                                pipeline's Python float: int(0.32 * 16000) must be 5120 */
     uint64_t            seed;                /* initial noise when `latents` is NULL (see below) */
     const ngpt_tensor  *latents;             /* the caller's initial noise, or NULL; shape
                                                 image [B, 4, h/8, w/8], audio [B, 8, frames/4, 16],
-                                                video [B, 4, F, h/8, w/8] */
+                                                video [B, 4, F, h/8, w/8] (8, 4: the VAE's scale
+                                                of SD / AudioLDM; other VAEs, theirs) */
     ngpt_step_fn        on_step;             /* NULL = none */
     void               *user_data;           /* on_step's and on_preview's */
     /* Appended in 0.x (an older caller's shorter struct reads as NULL): */
@@ -1011,7 +1018,7 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * eps = u + g (c - u); the conditional batch only when g <= 1) and a scheduler step, both on the
  * context's device in F32 (the latents come back to the host once, for the decode); then
  *   IMAGE: *out F32 [B, H, W, 3] = clamp(vae.decode(latents / scaling) / 2 + 0.5, 0, 1);
- *   AUDIO: *out F32 [B, int(audio_length_s * 16000)] = vocoder(mel)[:, :n], with
+ *   AUDIO: *out F32 [B, int(audio_length_s * sample rate)] = vocoder(mel)[:, :n], with
  *          mel = vae.decode(latents / scaling) F32 [B, 1, frames, n_mels] returned in *aux;
  *   VIDEO: *out F32 [B, 3, F, H, W] = vae.decode of each frame (unclamped, as the pipeline).
  * cond: IMAGE/VIDEO [B, 77, cross_attention_dim] (the output projector's result), AUDIO [B, D].
@@ -1019,7 +1026,9 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * = computed by the decoder's text encoder (see "Text" below; NGPT_ERR_UNSUPPORTED without
  * one), or not needed when guidance_scale <= 1. aux may be NULL (AUDIO only). The noise a
  * scheduler draws each step (DDPM, DDIM eta > 0, SDE DPM-Solver, Euler and KDPM2 ancestral) comes
- * from `seed` too, so a seed gives the same output on every run. */
+ * from `seed` too, so a seed gives the same output on every run. scaling: see
+ * ngpt_decoder_vae_scaling_factor. The IMAGE decoder reads its scheduler config as custom_sd's
+ * constructor leaves it: steps_offset 1 and clip_sample false, whatever the file says. */
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
                                            const ngpt_tensor *cond, const ngpt_tensor *uncond,
                                            const ngpt_decode_params *p);

@@ -12,6 +12,7 @@
 #include "../core/params.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -55,16 +56,33 @@ static ngpt_status read_kind(const char *dir, ngpt_decoder_kind *kind)
     return s;
 }
 
-/* unet/config.json's sample_size (the latent size the UNet was trained at; default image size / 8). */
-static ngpt_status read_sample_size(const char *unet_dir, int64_t *out)
+/* Whether a "_diffusers_version" string is below 0.9.0 (its release part, as packaging's
+ * base_version: "0.8.0.dev0" is, "0.9.0.dev0" is not). Unparsable: no. */
+static bool before_0_9(const char *v)
+{
+    char *end;
+    long major = strtol(v, &end, 10);
+    if (end == v || major != 0 || *end != '.') return false;
+    v = end + 1;
+    long minor = strtol(v, &end, 10);
+    return end != v && minor < 9;
+}
+
+/* unet/config.json's sample_size (the latent size the UNet was trained at; default image size /
+ * the VAE's scale). The image decoder takes it as custom_sd.StableDiffusionPipeline.__init__ does:
+ * 64 when the config was written by diffusers before 0.9.0 and says less. */
+static ngpt_status read_sample_size(const char *unet_dir, ngpt_decoder_kind kind, int64_t *out)
 {
     char *path = path_join(unet_dir, "config.json");
     if (!path) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
     json_t *j = NULL;
+    const char *ver = "";
     ngpt_status s = nx_json_load_file(&j, path);
     if (s == NGPT_OK) s = nx_json_int_opt(j, "sample_size", path, 64, out);
     if (s == NGPT_OK && (*out < 1 || *out > 4096))  /* in latents; x the VAE's scale stays far from overflow */
         s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: sample_size %lld is not in 1..4096", path, (long long)*out);
+    if (s == NGPT_OK) s = nx_json_str_opt(j, "_diffusers_version", path, "", &ver);
+    if (s == NGPT_OK && kind == NGPT_DECODER_IMAGE && *out < 64 && before_0_9(ver)) *out = 64;
     json_decref(j);
     nx_free(path);
     return s;
@@ -125,7 +143,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     char *sub = NULL;
     if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) {
         s = nx_unet_load(&d->unet, ctx->be, sub, d->dt, (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) != 0);
-        if (s == NGPT_OK) s = read_sample_size(sub, &d->sample_size);
+        if (s == NGPT_OK) s = read_sample_size(sub, d->kind, &d->sample_size);
     }
     nx_free(sub);
     if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false, d->dt, (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) != 0);
@@ -192,9 +210,20 @@ NGPT_API ngpt_decoder_kind ngpt_decoder_get_kind(const ngpt_decoder *d)
     return d ? d->kind : NGPT_DECODER_AUTO;
 }
 
+double nx_decoder_latent_scale(const ngpt_decoder *d)
+{
+    if (!d || !d->vae) return 0.0;
+    return d->kind == NGPT_DECODER_IMAGE ? 0.18215 : nx_vae_scaling_factor(d->vae);
+}
+
 NGPT_API float ngpt_decoder_vae_scaling_factor(const ngpt_decoder *d)
 {
-    return d && d->vae ? nx_vae_scaling_factor(d->vae) : 0.0f;
+    return (float)nx_decoder_latent_scale(d);
+}
+
+NGPT_API int32_t ngpt_decoder_sample_rate(const ngpt_decoder *d)
+{
+    return d && d->vocoder ? nx_hifigan_sampling_rate(d->vocoder) : 0;
 }
 
 /* Upload `t` as F32 and check its rank and (entries >= 0 of) its shape. */

@@ -41,6 +41,12 @@ struct ngpt_decoder {
  * as it is unpadded). NGPT_ERR_UNSUPPORTED without a text encoder. (decoder_text.c) */
 ngpt_status nx_decoder_uncond(ngpt_decoder *d, int64_t S, const float **emb);
 
+/* What ngpt_decoder_generate divides the final latents by (float64, as the pipelines' `1 / sf`):
+ * IMAGE 0.18215, which NExT-GPT's custom_sd.decode_latents hard-codes (its line reading
+ * vae.config.scaling_factor is commented out); AUDIO and VIDEO vae/config.json's scaling_factor
+ * (custom_ad, custom_vd). 0 without a VAE. (decoder.c) */
+double nx_decoder_latent_scale(const ngpt_decoder *d);
+
 /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: compute uncond for text_max_length tokens, then free
  * the text encoder and tokenizer (no-op without them). (decoder_text.c) */
 ngpt_status nx_decoder_release_text(ngpt_decoder *d);

@@ -79,14 +79,21 @@ static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p,
         double secs = p->audio_length_s != 0.0 ? p->audio_length_s : 5.0;
         if (!(secs > 0.0) || secs > 60.0)
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: audio_length_s %g out of (0, 60]", (double)secs);
-        /* AudioLDMPipeline: hop = prod(upsample_rates) / sampling_rate (float64); height = int(len / hop)
-         * rounded up to a multiple of the VAE scale; n = int(len * 16000). */
-        double hop = (double)nx_hifigan_hop(d->vocoder) / (double)nx_hifigan_sampling_rate(d->vocoder);
+        /* custom_ad.AudioLDMPipeline: hop = prod(upsample_rates) / sampling_rate (float64); height =
+         * int(len / hop) rounded up to a multiple of the VAE scale; n = int(len * sampling_rate);
+         * check_inputs refuses len < hop * scale and mel bins that the scale does not divide. */
+        const double sr = (double)nx_hifigan_sampling_rate(d->vocoder);
+        const double hop = (double)nx_hifigan_hop(d->vocoder) / sr;
         int64_t height = (int64_t)(secs / hop);
         if (height % sc) height = (height + sc - 1) / sc * sc;
-        pl->n_wave = (int64_t)(secs * 16000.0);
+        pl->n_wave = (int64_t)(secs * sr);
         int64_t n_mels = nx_hifigan_n_mels(d->vocoder);
-        if (height < sc) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: audio_length_s %g is too short", (double)secs);
+        if (secs < hop * (double)sc)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: audio_length_s %g is below the shortest, %g s",
+                          (double)secs, hop * (double)sc);
+        if (n_mels % sc)
+            return nx_err(NGPT_ERR_BAD_FORMAT, "%s: the vocoder's %lld mel bins are not a multiple of the VAE's scale %lld",
+                          d->dir, (long long)n_mels, (long long)sc);
         pl->rank = 4;
         int64_t s[4] = {B, lc, height / sc, n_mels / sc};
         memcpy(pl->shape, s, sizeof s);
@@ -147,7 +154,8 @@ static ngpt_status upload_conditioning(ngpt_decoder *d, nx_tensor *out, const ng
     return s;
 }
 
-/* The scheduler of the decoder's folder (scheduler/scheduler_config.json), kind overridable. */
+/* The scheduler of the decoder's folder (scheduler/scheduler_config.json), kind overridable; the
+ * image decoder's with custom_sd's fix-ups (steps_offset 1, clip_sample false). */
 static ngpt_status open_scheduler(ngpt_decoder *d, const ngpt_decode_params *p, ngpt_scheduler **out)
 {
     size_t n = strlen(d->dir) + 40;
@@ -158,7 +166,7 @@ static ngpt_status open_scheduler(ngpt_decoder *d, const ngpt_decode_params *p, 
     ngpt_scheduler_params_default(&sp, sizeof sp);
     sp.kind = p->scheduler;
     sp.eta = p->eta;
-    ngpt_status s = ngpt_scheduler_create(out, path, &sp);
+    ngpt_status s = d->kind == NGPT_DECODER_IMAGE ? nx_sched_create_sd(out, path, &sp) : ngpt_scheduler_create(out, path, &sp);
     nx_free(path);
     return s;
 }
@@ -361,7 +369,8 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
 /* Decode the final latents into the kind's output. */
 static ngpt_status finish(ngpt_decoder *d, const plan *pl, const float *lat, ngpt_tensor *out, ngpt_tensor *aux)
 {
-    float inv = 1.0f / nx_vae_scaling_factor(d->vae);
+    /* 1 / factor in double, the product in float32: torch's `1 / sf * latents` */
+    const float inv = (float)(1.0 / nx_decoder_latent_scale(d));
     int64_t n = numel(pl->rank, pl->shape);
     float *scaled = nx_malloc((size_t)n * sizeof(float));
     if (!scaled) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");

@@ -645,7 +645,7 @@ static ngpt_status run_output(ngpt_pipeline *p, pl_output *o, const pl_group *G,
         if (st == NGPT_OK) st = blob_take(o, b, "png");
     } else if (m == NGPT_MODALITY_AUDIO) {
         ngpt_audio *a = NULL;
-        st = ngpt_audio_from_pcm(&a, out.data, out.shape[out.rank - 1], 1, 16000);
+        st = ngpt_audio_from_pcm(&a, out.data, out.shape[out.rank - 1], 1, ngpt_decoder_sample_rate(p->dec[m]));
         if (st == NGPT_OK) st = ngpt_audio_encode(&b, a, NGPT_AUDIO_FORMAT_WAV16);
         if (st == NGPT_OK && !(p->params.flags & NGPT_PIPELINE_NO_MEDIA_HISTORY)) o->hist_aud = a, a = NULL;
         ngpt_audio_free(a);

@@ -52,7 +52,7 @@ typedef struct vae_config {
     int block_out_channels[VAE_MAX_BLOCKS];
     int layers_per_block;
     int norm_num_groups;
-    float scaling_factor;                 /* 0.18215 unless the config says */
+    double scaling_factor;                /* 0.18215 unless the config says */
 } vae_config;
 
 typedef struct resnet {
@@ -177,7 +177,7 @@ static ngpt_status read_config(vae_config *c, const char *dir)
     if (s == NGPT_OK) s = nx_json_num_opt(j, "scaling_factor", path, 0.18215, &sf);
     if (s == NGPT_OK && !(sf > 0 && isfinite(sf)))
         s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'scaling_factor' is %g", path, sf);
-    c->scaling_factor = (float)sf;
+    c->scaling_factor = sf;
     /* keys of later diffusers versions that change the network: accepted only at their
      * AutoencoderKL-0.17 values (sample_size, force_upcast and the _ keys are ignored) */
     static const char *const true_keys[] = {"use_quant_conv", "use_post_quant_conv", "mid_block_add_attention"};
@@ -396,7 +396,7 @@ void nx_vae_free(nx_vae *v)
     nx_free(v);
 }
 
-float nx_vae_scaling_factor(const nx_vae *v) { return v->cfg.scaling_factor; }
+double nx_vae_scaling_factor(const nx_vae *v) { return v->cfg.scaling_factor; }
 int nx_vae_latent_channels(const nx_vae *v) { return v->cfg.latent_channels; }
 int nx_vae_out_channels(const nx_vae *v) { return v->cfg.out_channels; }
 int nx_vae_in_channels(const nx_vae *v) { return v->cfg.in_channels; }

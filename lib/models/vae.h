@@ -14,7 +14,7 @@ typedef struct nx_vae nx_vae;
 ngpt_status nx_vae_load(nx_vae **out, nx_backend *be, const char *vae_dir, bool load_encoder, ngpt_dtype dt,
                         bool channels_last);
 void nx_vae_free(nx_vae *v);
-float nx_vae_scaling_factor(const nx_vae *v);
+double nx_vae_scaling_factor(const nx_vae *v);  /* vae/config.json's, as read (float64) */
 int   nx_vae_latent_channels(const nx_vae *v);
 int   nx_vae_out_channels(const nx_vae *v);
 /* Spatial upsampling factor of the decoder (2^(len(block_out_channels) - 1): 8 for SD). */

@@ -599,7 +599,7 @@ static char *quote_nonfinite(const char *in, size_t len, size_t *out_len)
 }
 
 static ngpt_status create_from_text(ngpt_scheduler **out, const char *text, size_t len, const char *what,
-                                    const ngpt_scheduler_params *p)
+                                    const ngpt_scheduler_params *p, bool sd_fixups)
 {
     size_t qlen;
     char *q = quote_nonfinite(text, len, &qlen);
@@ -608,6 +608,12 @@ static ngpt_status create_from_text(ngpt_scheduler **out, const char *text, size
     json_t *cfg = json_loadb(q, qlen, 0, &je);
     nx_free(q);
     if (!cfg) return nx_err(NGPT_ERR_BAD_FORMAT, "%s:%d:%d: %s", what, je.line, je.column, je.text);
+    /* (a config that is not an object is refused by configure, naming it) */
+    if (sd_fixups && json_is_object(cfg) &&
+        (json_object_set_new(cfg, "steps_offset", json_integer(1)) || json_object_set_new(cfg, "clip_sample", json_false()))) {
+        json_decref(cfg);
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", what);
+    }
     ngpt_status st = create_from(out, cfg, p);
     json_decref(cfg);
     return st;
@@ -619,14 +625,11 @@ NGPT_API ngpt_status ngpt_scheduler_create_from_json(ngpt_scheduler **out, const
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create_from_json: out is NULL");
     *out = NULL;
     if (!json_text) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create_from_json: json_text is NULL");
-    return create_from_text(out, json_text, len, "scheduler config", p);
+    return create_from_text(out, json_text, len, "scheduler config", p, false);
 }
 
-NGPT_API ngpt_status ngpt_scheduler_create(ngpt_scheduler **out, const char *path, const ngpt_scheduler_params *p)
+static ngpt_status create_from_file(ngpt_scheduler **out, const char *path, const ngpt_scheduler_params *p, bool sd_fixups)
 {
-    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create: out is NULL");
-    *out = NULL;
-    if (!path) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create: path is NULL");
     FILE *f = fopen(path, "rb");
     if (!f) return nx_err(errno == ENOENT ? NGPT_ERR_NOT_FOUND : NGPT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     char *buf = NULL;
@@ -645,10 +648,24 @@ NGPT_API ngpt_status ngpt_scheduler_create(ngpt_scheduler **out, const char *pat
     const int rd_err = ferror(f);
     fclose(f);
     if (rd_err) { nx_free(buf); return nx_err(NGPT_ERR_IO, "%s: read error", path); }
-    ngpt_status st = create_from_text(out, buf, len, path, p);
+    ngpt_status st = create_from_text(out, buf, len, path, p, sd_fixups);
     nx_free(buf);
     if (st != NGPT_OK && !strstr(ngpt_last_error(), path)) return nx_err_wrap(st, "%s: ", path);
     return st;
+}
+
+NGPT_API ngpt_status ngpt_scheduler_create(ngpt_scheduler **out, const char *path, const ngpt_scheduler_params *p)
+{
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create: out is NULL");
+    *out = NULL;
+    if (!path) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_create: path is NULL");
+    return create_from_file(out, path, p, false);
+}
+
+ngpt_status nx_sched_create_sd(ngpt_scheduler **out, const char *path, const ngpt_scheduler_params *p)
+{
+    *out = NULL;
+    return create_from_file(out, path, p, true);
 }
 
 NGPT_API ngpt_scheduler_kind ngpt_scheduler_get_kind(const ngpt_scheduler *s)

@@ -19,6 +19,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* ngpt_scheduler_create as NExT-GPT's image pipeline (custom_sd.StableDiffusionPipeline.__init__)
+ * sees the folder's config: steps_offset set to 1 and clip_sample to false, diffusers' fix-ups
+ * of old Stable Diffusion folders, whatever the file says. */
+ngpt_status nx_sched_create_sd(ngpt_scheduler **out, const char *scheduler_config_json_path, const ngpt_scheduler_params *p);
+
 /* The state slots a step of s reads or writes: 0 (DDIM, Euler, Euler ancestral), the solver
  * order (DPM-Solver, DEIS), the order + 1 (UniPC), 1 (KDPM2, KDPM2 ancestral), 2 (Heun), 4 (LMS) or
  * NX_SCHED_SLOTS (PNDM); a caller stepping through nx_sched_plan keeps that many buffers of n

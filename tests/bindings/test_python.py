@@ -357,7 +357,8 @@ class DecoderTest(unittest.TestCase):
             ctx.close()
             return
         self.assertEqual(dec.kind, nextgpt.DecoderKind.IMAGE)
-        self.assertGreater(dec.vae_scaling_factor, 0)
+        self.assertAlmostEqual(dec.vae_scaling_factor, 0.18215, places=6)
+        self.assertEqual(dec.sample_rate, 0)  # no vocoder
         with self.assertRaises(nextgpt.Error):
             dec.vocoder(np.zeros((1, 4, 8), np.float32))  # not an audio decoder
         ctx.close()  # closes the decoder first, as the C API requires

@@ -16,6 +16,8 @@
 #include "models/unet_blocks.h"
 #include "ops/backend.h"
 
+#include <dirent.h>
+#include <limits.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -771,6 +773,177 @@ static void test_step_callbacks(void)
     }
 }
 
+/* A temp copy of golden pipeline `model` in `dir`: every component folder, its weights linked and
+ * its JSON files rewritten, with `key` set to the JSON `val` in `sub`/`file` (key NULL: no edit). */
+static void make_variant(char *dir, const char *model, const char *sub, const char *file, const char *key, const char *val)
+{
+    strcpy(dir, "/tmp/ngpt_variant_XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    char src[1200];
+    model_dir(src, sizeof src, model);
+    char from[1400], to[1400];
+    snprintf(from, sizeof from, "%s/model_index.json", src);
+    snprintf(to, sizeof to, "%s/model_index.json", dir);
+    copy_file(from, to);
+    static const char *const comps[4] = {"unet", "vae", "scheduler", "vocoder"};
+    for (int c = 0; c < 4; c++) {
+        snprintf(from, sizeof from, "%s/%s", src, comps[c]);
+        DIR *dd = opendir(from);
+        if (!dd) continue;
+        snprintf(to, sizeof to, "%s/%s", dir, comps[c]);
+        mkdir(to, 0755);
+        struct dirent *e;
+        while ((e = readdir(dd)) != NULL) {
+            if (e->d_name[0] == '.') continue;
+            char f[1700], t[1700];
+            snprintf(f, sizeof f, "%s/%s", from, e->d_name);
+            snprintf(t, sizeof t, "%s/%s", to, e->d_name);
+            size_t nl = strlen(e->d_name);
+            if (nl < 5 || strcmp(e->d_name + nl - 5, ".json") != 0) {
+                char abs[PATH_MAX];
+                CHECK(realpath(f, abs) && symlink(abs, t) == 0);
+                continue;
+            }
+            json_t *j = NULL;
+            CHECK_OK(nx_json_load_file(&j, f));
+            if (key && !strcmp(comps[c], sub) && !strcmp(e->d_name, file))
+                json_object_set_new(j, key, json_loads(val, JSON_DECODE_ANY, NULL));
+            CHECK(j && json_dump_file(j, t, JSON_INDENT(1)) == 0);
+            json_decref(j);
+        }
+        closedir(dd);
+    }
+}
+
+static void remove_variant(const char *dir)
+{
+    static const char *const comps[4] = {"unet", "vae", "scheduler", "vocoder"};
+    char p[1400];
+    for (int c = 0; c < 4; c++) {
+        snprintf(p, sizeof p, "%s/%s", dir, comps[c]);
+        DIR *dd = opendir(p);
+        if (!dd) continue;
+        struct dirent *e;
+        while ((e = readdir(dd)) != NULL) {
+            if (e->d_name[0] == '.') continue;
+            char f[1700];
+            snprintf(f, sizeof f, "%s/%s", p, e->d_name);
+            unlink(f);
+        }
+        closedir(dd);
+        rmdir(p);
+    }
+    snprintf(p, sizeof p, "%s/model_index.json", dir), unlink(p);
+    rmdir(dir);
+}
+
+/* ngpt_decoder_generate on golden `model` or (sub != NULL) on a variant with one config key
+ * changed: *out (and the mel in *aux for AUDIO) from seeded noise. */
+static ngpt_status generate_variant(const char *model, const char *sub, const char *file, const char *key,
+                                    const char *val, const ngpt_decode_params *gp, ngpt_tensor *out, ngpt_tensor *aux,
+                                    float *factor, int32_t *rate)
+{
+    static const struct { const char *model; int64_t cond[3]; } conds[3] = {
+        {"sd-a", {1, 77, 32}}, {"zeroscope-a", {1, 77, 48}}, {"audioldm-a", {1, 24, 0}}};
+    char dir[1200];
+    if (sub) make_variant(dir, model, sub, file, key, val);
+    else model_dir(dir, sizeof dir, model);
+    static float cond[77 * 48];
+    ngpt_tensor c = {0};
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(model, conds[i].model)) c = random_cond(cond, conds[i].cond, 0x85a308d3ull);
+    ngpt_decoder *d = NULL;
+    ngpt_status st = ngpt_decoder_create(&d, g_ctx, dir, NULL);
+    if (st == NGPT_OK) st = ngpt_decoder_generate(d, out, aux, &c, NULL, gp);
+    if (factor) *factor = ngpt_decoder_vae_scaling_factor(d);
+    if (rate) *rate = ngpt_decoder_sample_rate(d);
+    ngpt_decoder_free(d);
+    if (sub) remove_variant(dir);
+    return st;
+}
+
+static bool same_tensor(const ngpt_tensor *a, const ngpt_tensor *b)
+{
+    return a->data && b->data && a->rank == b->rank && !memcmp(a->shape, b->shape, sizeof a->shape) &&
+           !memcmp(a->data, b->data, (size_t)ngpt_tensor_numel(a) * sizeof(float));
+}
+
+/* The config readings of NExT-GPT's pipelines that differ from the folder's files:
+ * custom_sd.decode_latents divides by 0.18215 whatever vae/config.json says (custom_vd and
+ * custom_ad read it); custom_sd's constructor sets the scheduler's steps_offset to 1 and
+ * clip_sample to false, and a UNet sample_size below 64 to 64 when diffusers < 0.9 wrote the
+ * config; custom_ad takes the vocoder's sampling_rate for the frame count and the crop, and
+ * refuses lengths below hop x the VAE's scale. */
+static void test_pipeline_config_readings(void)
+{
+    ngpt_decode_params gp = small_decode(2);
+    gp.seed = 7;
+    ngpt_tensor ref = {0}, out = {0}, aux = {0};
+    float f = 0;
+    int32_t rate = -1;
+
+    /* image: the VAE's scaling_factor is not read; steps_offset and clip_sample are fixed up */
+    CHECK_OK(generate_variant("sd-a", NULL, NULL, NULL, NULL, &gp, &ref, NULL, &f, &rate));
+    CHECK_MSG(f == 0.18215f && rate == 0, "sd-a: factor %g, rate %d", (double)f, (int)rate);
+    CHECK_OK(generate_variant("sd-a", "vae", "config.json", "scaling_factor", "0.5", &gp, &out, NULL, &f, NULL));
+    CHECK_MSG(f == 0.18215f && same_tensor(&ref, &out), "sd-a, scaling_factor 0.5: factor %g, same %d", (double)f,
+              (int)same_tensor(&ref, &out));
+    ngpt_tensor_free(&out);
+    CHECK_OK(generate_variant("sd-a", "scheduler", "scheduler_config.json", "steps_offset", "0", &gp, &out, NULL, NULL, NULL));
+    CHECK_MSG(same_tensor(&ref, &out), "sd-a: steps_offset 0 in the file changed the image");
+    ngpt_tensor_free(&out);
+    ngpt_tensor_free(&ref);
+    gp.scheduler = NGPT_SCHEDULER_DDIM;
+    CHECK_OK(generate_variant("sd-a", NULL, NULL, NULL, NULL, &gp, &ref, NULL, NULL, NULL));
+    CHECK_OK(generate_variant("sd-a", "scheduler", "scheduler_config.json", "clip_sample", "true", &gp, &out, NULL, NULL, NULL));
+    CHECK_MSG(same_tensor(&ref, &out), "sd-a, DDIM: clip_sample true in the file changed the image");
+    ngpt_tensor_free(&out);
+    ngpt_tensor_free(&ref);
+    gp.scheduler = NGPT_SCHEDULER_AUTO;
+
+    /* image: the default width from a sample_size of 8 that diffusers 0.8 wrote is 64 x 8 */
+    ngpt_decode_params g1 = small_decode(1);
+    g1.width = 0;
+    CHECK_OK(generate_variant("sd-a", "unet", "config.json", "_diffusers_version", "\"0.8.0\"", &g1, &out, NULL, NULL, NULL));
+    CHECK_MSG(out.rank == 4 && out.shape[1] == 64 && out.shape[2] == 512, "sd-a, unet 0.8.0: image %lldx%lld",
+              (long long)out.shape[1], (long long)out.shape[2]);
+    ngpt_tensor_free(&out);
+    CHECK_OK(generate_variant("sd-a", "unet", "config.json", "_diffusers_version", "\"0.9.0.dev0\"", &g1, &out, NULL, NULL, NULL));
+    CHECK_MSG(out.rank == 4 && out.shape[2] == 64, "sd-a, unet 0.9.0.dev0: width %lld", (long long)out.shape[2]);
+    ngpt_tensor_free(&out);
+
+    /* video: the VAE's scaling_factor is read; the scheduler file as it is */
+    CHECK_OK(generate_variant("zeroscope-a", NULL, NULL, NULL, NULL, &gp, &ref, NULL, NULL, NULL));
+    CHECK_OK(generate_variant("zeroscope-a", "vae", "config.json", "scaling_factor", "0.5", &gp, &out, NULL, &f, NULL));
+    CHECK_MSG(f == 0.5f && out.data && !same_tensor(&ref, &out), "zeroscope-a, scaling_factor 0.5: factor %g", (double)f);
+    ngpt_tensor_free(&out);
+    CHECK_OK(generate_variant("zeroscope-a", "scheduler", "scheduler_config.json", "steps_offset", "0", &gp, &out, NULL, NULL, NULL));
+    CHECK_MSG(out.data && !same_tensor(&ref, &out), "zeroscope-a: steps_offset 0 changed nothing");
+    ngpt_tensor_free(&out);
+    ngpt_tensor_free(&ref);
+
+    /* audio: 0.32 s at the vocoder's rate; hop 160 / 8000 = 0.02 s gives 16 mel frames, not 32 */
+    CHECK_OK(generate_variant("audioldm-a", NULL, NULL, NULL, NULL, &gp, &out, &aux, NULL, &rate));
+    CHECK_MSG(rate == 16000 && out.shape[1] == 5120 && aux.shape[2] == 32, "audioldm-a: rate %d, %lld samples, %lld frames",
+              (int)rate, (long long)out.shape[1], (long long)aux.shape[2]);
+    ngpt_tensor_free(&out);
+    ngpt_tensor_free(&aux);
+    CHECK_OK(generate_variant("audioldm-a", "vocoder", "config.json", "sampling_rate", "8000", &gp, &out, &aux, NULL, &rate));
+    CHECK_MSG(rate == 8000 && out.shape[1] == 2560 && aux.shape[2] == 16, "audioldm-a at 8 kHz: rate %d, %lld samples, %lld frames",
+              (int)rate, (long long)out.shape[1], (long long)aux.shape[2]);
+    ngpt_tensor_free(&out);
+    ngpt_tensor_free(&aux);
+    /* the shortest length is hop x scale = 0.01 x 4 */
+    gp.audio_length_s = 0.04;
+    CHECK_OK(generate_variant("audioldm-a", NULL, NULL, NULL, NULL, &gp, &out, NULL, NULL, NULL));
+    CHECK(out.rank == 2 && out.shape[1] == 640);
+    ngpt_tensor_free(&out);
+    gp.audio_length_s = 0.039;
+    ngpt_status st = generate_variant("audioldm-a", NULL, NULL, NULL, NULL, &gp, &out, NULL, NULL, NULL);
+    CHECK_MSG(st == NGPT_ERR_INVALID_ARGUMENT && strstr(ngpt_last_error(), "0.04"), "0.039 s: %s", ngpt_last_error());
+    CHECK(out.data == NULL);
+}
+
 /* NGPT_DECODER_FLAG_CUDA_GRAPH on the CPU: accepted, nothing recorded, the same images bit for
  * bit; the backend's capture calls are refusals; nx_unet_forward_t with the timestep input made by
  * nx_unet_time_input equals nx_unet_forward, and a wrong input is a named error. */
@@ -1128,6 +1301,7 @@ int main(void)
     RUN(test_channels_last_shapes);
     RUN(test_step_callbacks);
     RUN(test_generate_euler);
+    RUN(test_pipeline_config_readings);
     ngpt_context_free(g_ctx);
     RUN(test_alloc_failures);
     return test_done();

@@ -46,7 +46,8 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
     if (s == NGPT_OK) s = nx_json_str_opt(c->params, "scheduler", "case.json params", "", &sched);
     if (s == NGPT_OK) {
         p.num_inference_steps = (int32_t)steps;
-        p.guidance_scale = (float)g;
+        /* the pipelines guide only when g > 1; 0, which the API reads as "default 7.5", is 1 here */
+        p.guidance_scale = g == 0.0 ? 1.0f : (float)g;
         p.height = (int32_t)h;
         p.width = (int32_t)w;
         p.num_frames = (int32_t)frames;

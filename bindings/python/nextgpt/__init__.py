@@ -745,6 +745,11 @@ class Decoder(_Handle):
     def vae_scaling_factor(self):
         return lib.ngpt_decoder_vae_scaling_factor(self._h())
 
+    @property
+    def sample_rate(self):
+        """Hz of an audio decoder's waveform (its vocoder's sampling_rate); 0 for other kinds."""
+        return lib.ngpt_decoder_sample_rate(self._h())
+
     def unet(self, sample, timesteps, encoder_hidden_states=None, class_labels=None):
         views = [_tensor_view(x) for x in (sample, timesteps, encoder_hidden_states, class_labels)]
         t = _new_tensor_out()
