@@ -539,11 +539,11 @@ static ngpt_status text_params(const char *dir, bool clap, double *params, doubl
     return NGPT_OK;
 }
 
-/* SpeechT5HifiGan: its mel bins, seconds per mel frame, parameters, and the peak activation
+/* SpeechT5HifiGan: its mel bins, samples per mel frame, parameters, and the peak activation
  * elements for the mel frames of `secs` seconds (rounded up to a multiple of the VAE factor sc, as
  * ngpt_decoder_generate does; *frames gets that count). */
 typedef struct voc_shape {
-    double n_mels, hop_s, frames, params, work;
+    double n_mels, hop, frames, params, work;  /* hop: samples per mel frame */
 } voc_shape;
 
 static ngpt_status read_vocoder(voc_shape *o, const char *dir, double secs, double sc)
@@ -582,7 +582,7 @@ static ngpt_status read_vocoder(voc_shape *o, const char *dir, double secs, doub
     if (s == NGPT_OK) p += 7 * C + 1;
     json_decref(j);
     NX_TRY(s);
-    *o = (voc_shape){(double)in, hop / (double)sr, T, p, w};
+    *o = (voc_shape){(double)in, hop, T, p, w};
     return NGPT_OK;
 }
 
@@ -614,7 +614,7 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
         NX_TRY(read_vocoder(&voc, dir, secs, sc));
         h = voc.frames / sc;
         w = voc.n_mels / sc;
-        out_elems = voc.frames * voc.n_mels + voc.frames * voc.hop_s * 16000 * 2;  /* mel, wave (+ a copy) */
+        out_elems = voc.frames * voc.n_mels + voc.frames * voc.hop * 2;  /* mel, wave (+ a copy) */
     } else {
         double sample = 64;
         {
