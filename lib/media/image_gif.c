@@ -14,20 +14,26 @@
 #include "../core/alloc.h"
 
 #include <gif_lib.h>
+#include <stdbool.h>
 #include <string.h>
 
 typedef struct gif_mem {
     const uint8_t *buf;
     size_t len, pos;
+    bool pad;  /* a block size read at the end gives 0 (see the last DGifGetLine below) */
 } gif_mem;
 
 static int gif_read(GifFileType *g, GifByteType *dst, int n)
 {
     gif_mem *m = g->UserData;
-    size_t k = n < 0 ? 0 : (size_t)n;
+    size_t want = n < 0 ? 0 : (size_t)n, k = want;
     if (k > m->len - m->pos) k = m->len - m->pos;
     memcpy(dst, m->buf + m->pos, k);
     m->pos += k;
+    if (m->pad && want == 1 && k == 0) {
+        dst[0] = 0;
+        k = 1;
+    }
     return (int)k;
 }
 
@@ -40,7 +46,7 @@ static ngpt_status gif_fail(const char *name, int code)
 
 ngpt_status nx_gif_decode(const uint8_t *buf, size_t len, const char *name, int32_t *w, int32_t *h, uint8_t **rgb)
 {
-    gif_mem m = {buf, len, 0};
+    gif_mem m = {buf, len, 0, false};
     int err = 0;
     GifFileType *g = DGifOpen(&m, gif_read, &err);
     if (!g) return gif_fail(name, err);
@@ -83,8 +89,14 @@ ngpt_status nx_gif_decode(const uint8_t *buf, size_t len, const char *name, int3
     }
     memset(idx, trns >= 0 ? trns : 0, (size_t)(cw * ch));
     static const int start[4] = {0, 4, 2, 1}, step[4] = {8, 8, 4, 2};
+    int64_t lines = 0;
     for (int pass = 0; pass < (d->Interlace ? 4 : 1); pass++)
         for (int64_t y = d->Interlace ? start[pass] : 0; y < fh; y += d->Interlace ? step[pass] : 1) {
+            /* After the last pixel giflib reads on to the image data's empty terminating block;
+             * Pillow stops at the last pixel, so a file cut just before that block opens there:
+             * a block size read at the end of the file is taken as that 0. A file cut earlier
+             * still fails: a short block is a read error, a 0 block amid the pixels a defect. */
+            m.pad = ++lines == fh;
             if (DGifGetLine(g, row, (int)fw) == GIF_ERROR) goto giferr;
             memcpy(idx + (y0 + y) * cw + x0, row, (size_t)fw);
         }

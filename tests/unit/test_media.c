@@ -399,6 +399,22 @@ static void test_bad_images(void)
             ngpt_image_free(st == NGPT_OK ? img : NULL);
             img = NULL;
         }
+        if (strstr(webps[i], ".gif") && len > 2 && buf[len - 1] == 0x3b && buf[len - 2] == 0) {
+            /* without the image data's terminating block and the trailer, as Pillow opens it */
+            ngpt_image *whole = NULL;
+            CHECK_OK(ngpt_image_load_memory(&whole, buf, len, webps[i]));
+            CHECK_OK(ngpt_image_load_memory(&img, buf, len - 2, webps[i]));
+            CHECK_MSG(img && whole && ngpt_image_width(img) == ngpt_image_width(whole) &&
+                          ngpt_image_height(img) == ngpt_image_height(whole) &&
+                          !memcmp(ngpt_image_pixels(img), ngpt_image_pixels(whole),
+                                  (size_t)ngpt_image_width(img) * (size_t)ngpt_image_height(img) * 3),
+                      "%s without its last 2 bytes differs", webps[i]);
+            ngpt_image_free(whole);
+            ngpt_image_free(img);
+            img = NULL;
+            /* one data byte less: refused (a short block) */
+            CHECK_ERR(ngpt_image_load_memory(&img, buf, len - 3, webps[i]), NGPT_ERR_BAD_FORMAT, webps[i]);
+        }
         free(buf);
     }
     /* a VP8X header claiming a 20000 x 20000 canvas (and no image): refused before any allocation */
