@@ -1018,7 +1018,8 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * eps = u + g (c - u); the conditional batch only when g <= 1) and a scheduler step, both on the
  * context's device in F32 (the latents come back to the host once, for the decode); then
  *   IMAGE: *out F32 [B, H, W, 3] = clamp(vae.decode(latents / scaling) / 2 + 0.5, 0, 1);
- *   AUDIO: *out F32 [B, int(audio_length_s * sample rate)] = vocoder(mel)[:, :n], with
+ *   AUDIO: *out F32 [B, n] = vocoder(mel)[:, :int(audio_length_s * sample rate)] (n: that
+ *          length, or the vocoder's when the mel frames give fewer samples), with
  *          mel = vae.decode(latents / scaling) F32 [B, 1, frames, n_mels] returned in *aux;
  *   VIDEO: *out F32 [B, 3, F, H, W] = vae.decode of each frame (unclamped, as the pipeline).
  * cond: IMAGE/VIDEO [B, 77, cross_attention_dim] (the output projector's result), AUDIO [B, D].

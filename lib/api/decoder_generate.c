@@ -409,14 +409,15 @@ static ngpt_status finish(ngpt_decoder *d, const plan *pl, const float *lat, ngp
     ngpt_tensor wave = {0};
     s = ngpt_decoder_vocoder(d, &wave, &mel3);
     int64_t B = dec.shape[0], L = s == NGPT_OK ? wave.shape[1] : 0;
-    if (s == NGPT_OK && L < pl->n_wave)
-        s = nx_err(NGPT_ERR_INTERNAL, "ngpt_decoder_generate: the vocoder gave %lld samples, %lld wanted", (long long)L,
-                   (long long)pl->n_wave);
+    /* Python's slice: when int(len / hop) truncates onto a multiple of the scale (0.41 s at hop
+     * 0.002: 204.99999999999997 -> 204 frames), the vocoder gives fewer samples than
+     * int(len * rate) and all of them are kept */
+    const int64_t n = L < pl->n_wave ? L : pl->n_wave;
     if (s == NGPT_OK) {
-        int64_t os[2] = {B, pl->n_wave};
+        int64_t os[2] = {B, n};
         s = ngpt_tensor_create(out, NGPT_DTYPE_F32, 2, os);
         for (int64_t b = 0; s == NGPT_OK && b < B; b++)
-            memcpy((float *)out->data + b * pl->n_wave, (const float *)wave.data + b * L, (size_t)pl->n_wave * sizeof(float));
+            memcpy((float *)out->data + b * n, (const float *)wave.data + b * L, (size_t)n * sizeof(float));
     }
     ngpt_tensor_free(&wave);
     if (s == NGPT_OK && aux) {
