@@ -412,12 +412,12 @@ static ngpt_status finish(ngpt_decoder *d, const plan *pl, const float *lat, ngp
     /* Python's slice: when int(len / hop) truncates onto a multiple of the scale (0.41 s at hop
      * 0.002: 204.99999999999997 -> 204 frames), the vocoder gives fewer samples than
      * int(len * rate) and all of them are kept */
-    const int64_t n = L < pl->n_wave ? L : pl->n_wave;
+    const int64_t keep = L < pl->n_wave ? L : pl->n_wave;
     if (s == NGPT_OK) {
-        int64_t os[2] = {B, n};
+        int64_t os[2] = {B, keep};
         s = ngpt_tensor_create(out, NGPT_DTYPE_F32, 2, os);
         for (int64_t b = 0; s == NGPT_OK && b < B; b++)
-            memcpy((float *)out->data + b * n, (const float *)wave.data + b * L, (size_t)n * sizeof(float));
+            memcpy((float *)out->data + b * keep, (const float *)wave.data + b * L, (size_t)keep * sizeof(float));
     }
     ngpt_tensor_free(&wave);
     if (s == NGPT_OK && aux) {
