@@ -68,21 +68,24 @@ static bool before_0_9(const char *v)
     return end != v && minor < 9;
 }
 
-/* unet/config.json's sample_size (the latent size the UNet was trained at; default image size /
- * the VAE's scale). The image decoder takes it as custom_sd.StableDiffusionPipeline.__init__ does:
- * 64 when the config was written by diffusers before 0.9.0 and says less. */
+ngpt_status nx_decoder_sample_size(const json_t *unet_cfg, const char *path, ngpt_decoder_kind kind, int64_t *out)
+{
+    const char *ver = "";
+    ngpt_status s = nx_json_int_opt(unet_cfg, "sample_size", path, 64, out);
+    if (s == NGPT_OK && (*out < 1 || *out > 4096))  /* in latents; x the VAE's scale stays far from overflow */
+        s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: sample_size %lld is not in 1..4096", path, (long long)*out);
+    if (s == NGPT_OK) s = nx_json_str_opt(unet_cfg, "_diffusers_version", path, "", &ver);
+    if (s == NGPT_OK && kind == NGPT_DECODER_IMAGE && *out < 64 && before_0_9(ver)) *out = 64;
+    return s;
+}
+
 static ngpt_status read_sample_size(const char *unet_dir, ngpt_decoder_kind kind, int64_t *out)
 {
     char *path = path_join(unet_dir, "config.json");
     if (!path) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
     json_t *j = NULL;
-    const char *ver = "";
     ngpt_status s = nx_json_load_file(&j, path);
-    if (s == NGPT_OK) s = nx_json_int_opt(j, "sample_size", path, 64, out);
-    if (s == NGPT_OK && (*out < 1 || *out > 4096))  /* in latents; x the VAE's scale stays far from overflow */
-        s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: sample_size %lld is not in 1..4096", path, (long long)*out);
-    if (s == NGPT_OK) s = nx_json_str_opt(j, "_diffusers_version", path, "", &ver);
-    if (s == NGPT_OK && kind == NGPT_DECODER_IMAGE && *out < 64 && before_0_9(ver)) *out = 64;
+    if (s == NGPT_OK) s = nx_decoder_sample_size(j, path, kind, out);
     json_decref(j);
     nx_free(path);
     return s;

@@ -5,6 +5,7 @@
 
 #include "context.h"
 
+#include "../core/json.h"
 #include "../models/clap_text.h"
 #include "../models/clip_text.h"
 #include "../models/hifigan.h"
@@ -40,6 +41,12 @@ struct ngpt_decoder {
  * prompt_embeds.shape[1] tokens under an attention mask, which leaves the first token's output
  * as it is unpadded). NGPT_ERR_UNSUPPORTED without a text encoder. (decoder_text.c) */
 ngpt_status nx_decoder_uncond(ngpt_decoder *d, int64_t S, const float **emb);
+
+/* unet/config.json's sample_size (unet_cfg, parsed from `path`), the latent size the UNet was
+ * trained at, for the default image size (x the VAE's scale). The image decoder takes it as
+ * custom_sd.StableDiffusionPipeline.__init__ does: 64 when diffusers < 0.9.0 wrote the config and
+ * it says less. (decoder.c; the memory estimate's too) */
+ngpt_status nx_decoder_sample_size(const json_t *unet_cfg, const char *path, ngpt_decoder_kind kind, int64_t *out);
 
 /* What ngpt_decoder_generate divides the final latents by (float64, as the pipelines' `1 / sf`):
  * IMAGE 0.18215, which NExT-GPT's custom_sd.decode_latents hard-codes (its line reading

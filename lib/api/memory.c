@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/params.h"
+#include "decoder.h"
 #include "models/imagebind.h"
 #include "models/llama.h"
 #include "models/unet.h"
@@ -617,16 +618,16 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
         out_elems = voc.frames * voc.n_mels + voc.frames * voc.hop * 2;  /* mel, wave (+ a copy) */
     } else {
         double sample = 64;
+        bool video = m == NGPT_MODALITY_VIDEO;
         {
             json_t *j = NULL;
             int64_t x = 64;
             NX_TRY(load_config(&j, dir, "unet", file, sizeof file));
-            ngpt_status s = cfg_size(j, "sample_size", file, 64, &x);
+            ngpt_status s = nx_decoder_sample_size(j, file, video ? NGPT_DECODER_VIDEO : NGPT_DECODER_IMAGE, &x);
             json_decref(j);
             NX_TRY(s);
             sample = (double)x;
         }
-        bool video = m == NGPT_MODALITY_VIDEO;
         double H = E->p->height ? E->p->height : (video ? 320 : sample * sc);
         double W = E->p->width ? E->p->width : (video ? 576 : sample * sc);
         if (video) frames = E->p->num_frames ? E->p->num_frames : 24;
