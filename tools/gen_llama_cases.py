@@ -25,6 +25,9 @@ are widened to float32 exactly; greedy decoding runs with full recomputation at 
 shared cases say KV-cache decoding equals it) and every step's top-2 margin is checked >= 0.02, as
 the shared cases guarantee. Tolerances: the shared set's atol 1e-4 / rtol 1e-3.
 
+forward() also takes a LoRA table (linear(): PEFT 0.3.0's unmerged eval form), which
+tools/gen_lora_cases.py uses for the "llama.lora" cases; without one it computes what it always did.
+
 Run with Debian's python3 (torch 1.13, numpy):   /usr/bin/python3 tools/gen_llama_cases.py
 Tests never run this script; it rewrites the same bytes each time (fixed seeds).
 """
@@ -65,8 +68,19 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def forward(w, cfg, embeds):
-    """hidden (final RMSNorm output) and logits for embeds [n, hidden], positions 0..n-1."""
+def linear(h, w, name, lora=None):
+    """h W^T for the weight `name`; where `lora` (weight name -> (A [r, in], B [out, r], scaling)) has
+    it, plus PEFT 0.3.0's unmerged eval term: result += lora_B(lora_A(x)) * scaling."""
+    y = h @ w[name].T
+    if lora and name in lora:
+        a, b, s = lora[name]
+        y = y + (h @ a.T) @ b.T * s
+    return y
+
+
+def forward(w, cfg, embeds, lora=None):
+    """hidden (final RMSNorm output) and logits for embeds [n, hidden], positions 0..n-1; `lora` as
+    linear() takes it (None: plain LLaMA)."""
     n, H = embeds.shape
     nh = cfg["num_attention_heads"]
     d = H // nh
@@ -81,15 +95,15 @@ def forward(w, cfg, embeds):
     for i in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % i
         h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
-        q = (h @ w[p + "self_attn.q_proj.weight"].T).view(n, nh, d).transpose(0, 1)
-        k = (h @ w[p + "self_attn.k_proj.weight"].T).view(n, nh, d).transpose(0, 1)
-        v = (h @ w[p + "self_attn.v_proj.weight"].T).view(n, nh, d).transpose(0, 1)
+        q = linear(h, w, p + "self_attn.q_proj.weight", lora).view(n, nh, d).transpose(0, 1)
+        k = linear(h, w, p + "self_attn.k_proj.weight", lora).view(n, nh, d).transpose(0, 1)
+        v = linear(h, w, p + "self_attn.v_proj.weight", lora).view(n, nh, d).transpose(0, 1)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         a = q @ k.transpose(1, 2) / (d ** 0.5) + mask
         a = torch.softmax(a, dim=-1, dtype=torch.float32)
         o = (a @ v).transpose(0, 1).reshape(n, H)
-        x = x + o @ w[p + "self_attn.o_proj.weight"].T
+        x = x + linear(o, w, p + "self_attn.o_proj.weight", lora)
         h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
         g = h @ w[p + "mlp.gate_proj.weight"].T
         u = h @ w[p + "mlp.up_proj.weight"].T
@@ -198,7 +212,7 @@ def make_model(name, m):
     return cfg, {k: torch.from_numpy(v.astype(np.float32)) for k, v in w16.items()}
 
 
-def write_case(stage, name, model, params, inputs, expected, note):
+def write_case(stage, name, model, params, inputs, expected, note, source=SOURCE):
     d = os.path.join(OUT, "llm", stage, name)
     if os.path.isdir(d):
         shutil.rmtree(d)
@@ -206,7 +220,7 @@ def write_case(stage, name, model, params, inputs, expected, note):
     save_safetensors(os.path.join(d, "inputs.safetensors"), inputs)
     save_safetensors(os.path.join(d, "expected.safetensors"), expected)
     case = {"stage": stage, "model": "../../../models/" + model, "params": params,
-            "atol": 1e-4, "rtol": 1e-3, "source": SOURCE, "note": note}
+            "atol": 1e-4, "rtol": 1e-3, "source": source, "note": note}
     with open(os.path.join(d, "case.json"), "w") as f:
         json.dump(case, f, indent=2)
         f.write("\n")
