@@ -1122,6 +1122,17 @@ impl<'c> Decoder<'c> {
         Ok(Decoder { ptr: NonNull::new(out).expect("ngpt_decoder_create returned NULL"), _ctx: PhantomData })
     }
 
+    /// What generate divides the final latents by before the VAE (0.18215 for an image decoder,
+    /// as NExT-GPT's pipeline; the VAE config's otherwise).
+    pub fn vae_scaling_factor(&self) -> f32 {
+        unsafe { sys::ngpt_decoder_vae_scaling_factor(self.ptr.as_ptr()) }
+    }
+
+    /// An audio decoder's waveform rate in Hz (its vocoder's `sampling_rate`); 0 for other kinds.
+    pub fn sample_rate(&self) -> i32 {
+        unsafe { sys::ngpt_decoder_sample_rate(self.ptr.as_ptr()) }
+    }
+
     /// The diffusers pipeline on conditioning `cond` (the output projector's result), with the
     /// decoder's text encoder supplying the unconditional embedding: image F32 [B, H, W, 3] in
     /// [0, 1], video [B, 3, F, H, W]. (Audio needs an explicit uncond: use [`sys`].)

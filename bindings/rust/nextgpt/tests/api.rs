@@ -249,6 +249,7 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
     assert!(pj.output(Modality::Audio, &g.hidden, &g.input_embs).is_err()); // not loaded
     let cond = pj.output(Modality::Image, &g.hidden, &g.input_embs).unwrap();
     let mut dec = nextgpt::Decoder::new(&ctx, tiny.join("decoders/image")).unwrap();
+    assert_eq!((dec.vae_scaling_factor(), dec.sample_rate()), (0.18215, 0));
     let px = dec.generate(&cond, &nextgpt::DecodeParams { steps: 2, ..Default::default() }).unwrap();
     assert_eq!(px.shape(), &[1, 64, 64, 3]);
     let img = nextgpt::Image::from_tensor(&px).unwrap();
