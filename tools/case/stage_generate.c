@@ -1,8 +1,13 @@
 /* stage_generate.c — the whole decoder pipelines through ngpt_decoder_generate: the case gives
  * the initial latents, prompt_embeds and negative_prompt_embeds, and the pipeline parameters
- * (num_inference_steps, guidance_scale, scheduler, size / length / frames, eta). */
+ * (num_inference_steps, guidance_scale, scheduler, size / length / frames, eta). A parameter the
+ * case leaves out takes the default of the pipeline's __call__, not the API's (which are
+ * NExT-GPT's call sites'): custom_sd 50 steps, guidance 7.5; custom_vd 50, 9.0, 16 frames;
+ * custom_ad 10, 2.5; sizes and the audio length from the UNet's sample_size x the VAE's scale
+ * (x the vocoder's hop). */
 #include "stage_generate.h"
 
+#include "api/decoder.h"
 #include "core/alloc.h"
 
 #include <math.h>
@@ -34,14 +39,22 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
     ngpt_tensor lat = {0}, cond = {0}, uncond = {0}, res = {0}, aux = {0};
     ngpt_decode_params p;
     ngpt_decode_params_default(&p, sizeof p);
-    double steps, g, h, w, frames, secs, eta;
+    const bool video = kind == NGPT_DECODER_VIDEO, audio = kind == NGPT_DECODER_AUDIO;
+    ngpt_status s = case_open_decoder(c, &d, kind, 0, &dir);
+    double sample = 0, secs = 0;  /* the pipelines' default latent size in pixels, audio length */
+    if (s == NGPT_OK && d->vae) {
+        sample = (double)(d->sample_size * nx_vae_scale(d->vae));
+        if (audio && d->vocoder)
+            secs = sample * ((double)nx_hifigan_hop(d->vocoder) / (double)nx_hifigan_sampling_rate(d->vocoder));
+    }
+    double steps, g, h, w, frames, eta;
     const char *sched = NULL;
-    ngpt_status s = num(c, "num_inference_steps", 50, &steps);
-    if (s == NGPT_OK) s = num(c, "guidance_scale", 7.5, &g);
-    if (s == NGPT_OK) s = num(c, "height", 0, &h);
-    if (s == NGPT_OK) s = num(c, "width", 0, &w);
-    if (s == NGPT_OK) s = num(c, "num_frames", 0, &frames);
-    if (s == NGPT_OK) s = num(c, "audio_length_in_s", 0, &secs);
+    if (s == NGPT_OK) s = num(c, "num_inference_steps", audio ? 10 : 50, &steps);
+    if (s == NGPT_OK) s = num(c, "guidance_scale", audio ? 2.5 : video ? 9.0 : 7.5, &g);
+    if (s == NGPT_OK) s = num(c, "height", sample, &h);
+    if (s == NGPT_OK) s = num(c, "width", sample, &w);
+    if (s == NGPT_OK) s = num(c, "num_frames", 16, &frames);
+    if (s == NGPT_OK) s = num(c, "audio_length_in_s", secs, &secs);
     if (s == NGPT_OK) s = num(c, "eta", 0, &eta);
     if (s == NGPT_OK) s = nx_json_str_opt(c->params, "scheduler", "case.json params", "", &sched);
     if (s == NGPT_OK) {
@@ -70,7 +83,6 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
     if (s == NGPT_OK) s = input(c, "prompt_embeds", &cond);
     if (s == NGPT_OK && c->inputs && nx_weights_find(c->inputs, "negative_prompt_embeds"))
         s = input(c, "negative_prompt_embeds", &uncond);
-    if (s == NGPT_OK) s = case_open_decoder(c, &d, kind, 0, &dir);
     if (s == NGPT_OK) {
         p.latents = &lat;
         s = ngpt_decoder_generate(d, &res, kind == NGPT_DECODER_AUDIO ? &aux : NULL, &cond, uncond.data ? &uncond : NULL, &p);
