@@ -101,9 +101,9 @@ static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p,
         bool video = d->kind == NGPT_DECODER_VIDEO;
         int64_t h = p->height ? p->height : (video ? 320 : d->sample_size * sc);
         int64_t w = p->width ? p->width : (video ? 576 : d->sample_size * sc);
-        if (h <= 0 || w <= 0 || h % 8 || w % 8 || h > 4096 || w > 4096)
-            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: size %lldx%lld: not multiples of 8 in [8, 4096]",
-                          (long long)h, (long long)w);
+        if (h <= 0 || w <= 0 || h % 8 || w % 8 || h > NX_DECODE_MAX_SIDE || w > NX_DECODE_MAX_SIDE)
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: size %lldx%lld: not multiples of 8 in [8, %d]",
+                          (long long)h, (long long)w, NX_DECODE_MAX_SIDE);
         if (video) {
             int64_t f = p->num_frames ? p->num_frames : 24;
             if (f < 1 || f > 256) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: num_frames %lld out of [1, 256]", (long long)f);

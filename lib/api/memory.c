@@ -777,7 +777,7 @@ NGPT_API ngpt_status ngpt_pipeline_estimate_memory(ngpt_memory_estimate **out, c
                    "NGPT_PIPELINE_FORCE bits of image, audio, video");
     else if (s == NGPT_OK && (p->n_ctx < 0 || p->n_batch < 0 || p->height < 0 || p->width < 0 || p->num_frames < 0 ||
                               !(p->audio_length_s >= 0 && p->audio_length_s <= 60) || p->num_frames > 256 ||
-                              p->height > 16384 || p->width > 16384 || p->height % 8 || p->width % 8))
+                              p->height > NX_DECODE_MAX_SIDE || p->width > NX_DECODE_MAX_SIDE || p->height % 8 || p->width % 8))
         s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_estimate_memory: a size is out of range or not a multiple of "
                    "8 as the decoders need (n_ctx %d, n_batch %d, "
                    "height %d, width %d, num_frames %d, audio_length_s %g)", (int)p->n_ctx, (int)p->n_batch,

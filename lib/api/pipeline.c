@@ -18,6 +18,8 @@
 #include "core/weights.h"
 #include "ops/ops.h"
 #include "context.h"
+#include "decoder.h"
+#include "sched/sched.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -771,13 +773,13 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
     /* the decoders' settings, checked before the language model runs (a turn on a real model
      * takes minutes; its outputs would fail only at the end). 0 = the decoder's default. */
     if (tp.steps < 0 || tp.steps > 1000 || !isfinite(tp.guidance_scale) || tp.num_frames < 0 || tp.num_frames > 256 ||
-        !(tp.audio_length_s >= 0 && tp.audio_length_s <= 60) || tp.height < 0 || tp.width < 0 || tp.height > 4096 ||
-        tp.width > 4096 || tp.height % 8 || tp.width % 8 || (int)tp.scheduler < 0 ||
-        (int)tp.scheduler > NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP)
+        !(tp.audio_length_s >= 0 && tp.audio_length_s <= 60) || tp.height < 0 || tp.width < 0 ||
+        tp.height > NX_DECODE_MAX_SIDE || tp.width > NX_DECODE_MAX_SIDE || tp.height % 8 || tp.width % 8 ||
+        (int)tp.scheduler < 0 || (int)tp.scheduler > NX_SCHED_LAST_KIND)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: decoder settings out of range (steps %d in 0..1000, "
-                      "guidance_scale %g finite, %dx%d multiples of 8 up to 4096, num_frames %d in 0..256, "
+                      "guidance_scale %g finite, %dx%d multiples of 8 up to %d, num_frames %d in 0..256, "
                       "audio_length_s %g in 0..60, scheduler %d)", tp.steps, (double)tp.guidance_scale, tp.width,
-                      tp.height, tp.num_frames, tp.audio_length_s, (int)tp.scheduler);
+                      tp.height, NX_DECODE_MAX_SIDE, tp.num_frames, tp.audio_length_s, (int)tp.scheduler);
     if (tp.force & ~(NGPT_PIPELINE_FORCE(1) | NGPT_PIPELINE_FORCE(2) | NGPT_PIPELINE_FORCE(3)))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: force 0x%x has bits other than image, audio, video", tp.force);
     if (!text) text = "";

@@ -355,7 +355,7 @@ static ngpt_status configure(ngpt_scheduler *s, const json_t *cfg, const ngpt_sc
                            "EulerAncestralDiscreteScheduler, HeunDiscreteScheduler, UniPCMultistepScheduler, "
                            "LMSDiscreteScheduler, KDPM2DiscreteScheduler, KDPM2AncestralDiscreteScheduler, "
                            "DEISMultistepScheduler, DDPMScheduler, DPMSolverSinglestepScheduler)", cls);
-    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP) {
+    } else if (kind < NGPT_SCHEDULER_DDIM || kind > NX_SCHED_LAST_KIND) {
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_scheduler_params: unknown kind %d", (int)kind);
     }
     s->kind = kind;

@@ -19,6 +19,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The last ngpt_scheduler_kind (kinds run from NGPT_SCHEDULER_DDIM to it; AUTO is 0). */
+#define NX_SCHED_LAST_KIND NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP
+
 /* ngpt_scheduler_create as NExT-GPT's image pipeline (custom_sd.StableDiffusionPipeline.__init__)
  * sees the folder's config: steps_offset set to 1 and clip_sample to false, diffusers' fix-ups
  * of old Stable Diffusion folders, whatever the file says. */

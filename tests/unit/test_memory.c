@@ -358,6 +358,9 @@ static void test_errors(void)
     ngpt_memory_params_default(&mp, sizeof mp);
     mp.n_ctx = -1;
     CHECK_ERR(ngpt_pipeline_estimate_memory(&e, g_tmp, &mp), NGPT_ERR_INVALID_ARGUMENT, "n_ctx");
+    ngpt_memory_params_default(&mp, sizeof mp);
+    mp.width = 4104;  /* past what ngpt_decoder_generate takes (4096 a side), as ngpt_pipeline_turn says */
+    CHECK_ERR(ngpt_pipeline_estimate_memory(&e, g_tmp, &mp), NGPT_ERR_INVALID_ARGUMENT, "width 4104");
 
     char p[2048];
     snprintf(p, sizeof p, "%s/nowhere", g_tmp);
