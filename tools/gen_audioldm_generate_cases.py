@@ -82,7 +82,7 @@ import torch
 from gen_unet_cases import UNet  # noqa: E402 (also puts ../shared/golden on sys.path)
 from gen_decoder_cases import HifiGan, VaeDecoder, load_ports, stage_audioldm_vae_decode, stage_vocoder  # noqa: E402
 from gen_sched_cases import DDIM  # noqa: E402
-from golden_st import round_tol  # noqa: E402
+from golden_st import dump_json, round_tol  # noqa: E402
 from check import load_safetensors, save_safetensors  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -266,12 +266,6 @@ def check_shared():
 
 
 # ---------------------------------------------------------------------------------------- the models
-
-def dump_json(path, obj, indent):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=indent)
-        f.write("\n")
-
 
 COMPOSITES = {  # name -> (unet, vae, vocoder folders relative to models/, vocoder config changes)
     "audioldm-b-pipe": ("audioldm-b/unet", "audioldm-b-dec/vae", "audioldm-b-dec/vocoder", None),

@@ -80,7 +80,7 @@ SHARED = os.path.join(os.path.dirname(REPO), "shared", "golden")
 OUT = os.path.join(REPO, "tests", "golden")
 sys.path.insert(0, SHARED)
 from check import load_safetensors, save_safetensors  # noqa: E402
-from golden_st import round_tol  # noqa: E402
+from golden_st import dump_json, round_tol  # noqa: E402
 
 SRC_VAE = ("tools/gen_decoder_cases.py: torch " + torch.__version__ + " float32 CPU port of huggingface/diffusers "
            "v0.17.0 AutoencoderKL.decode (post_quant_conv + vae.py Decoder, AttnProcessor)")
@@ -447,12 +447,6 @@ PIPELINES = {
                                             "vocoder": ["transformers", "SpeechT5HifiGan"]}),
     "audioldm-c-voc": ("AudioLDMPipeline", {"vocoder": ["transformers", "SpeechT5HifiGan"]}),
 }
-
-
-def dump_json(path, obj, indent):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=indent)
-        f.write("\n")
 
 
 def make_models():

@@ -113,7 +113,7 @@ from gen_unet_cases import UNet  # noqa: E402 (also puts ../shared/golden on sys
 from gen_decoder_cases import VaeDecoder, load_ports, stage_vae_decode, stage_zeroscope_vae_decode  # noqa: E402
 from gen_unet3d_cases import load_unet as load_unet3d  # noqa: E402
 from gen_sched_cases import DDIM, PNDM  # noqa: E402
-from golden_st import round_tol  # noqa: E402
+from golden_st import dump_json, round_tol  # noqa: E402
 from check import load_safetensors, save_safetensors  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -438,12 +438,6 @@ def check_shared():
 
 
 # ---------------------------------------------------------------------------------------- the models
-
-def dump_json(path, obj, indent):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=indent)
-        f.write("\n")
-
 
 BETAS = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000}
 # name -> (pipeline model_index of, unet folder, vae folder (relative to models/), unet config changes, scheduler

@@ -38,3 +38,10 @@ def round_tol(x, floor):
         if m * 10.0 ** e >= x * (1 - 1e-12):
             return float("%.0e" % (m * 10.0 ** e))
     return x
+
+
+def dump_json(path, obj, indent):
+    """obj as JSON with `indent` and a final newline (the model configs the generators write)."""
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=indent)
+        f.write("\n")
