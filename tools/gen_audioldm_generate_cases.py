@@ -82,7 +82,7 @@ import torch
 from gen_unet_cases import UNet  # noqa: E402 (also puts ../shared/golden on sys.path)
 from gen_decoder_cases import HifiGan, VaeDecoder, load_ports, stage_audioldm_vae_decode, stage_vocoder  # noqa: E402
 from gen_sched_cases import DDIM  # noqa: E402
-from golden_st import dump_json, round_tol  # noqa: E402
+from golden_st import dump_json, link_component, round_tol  # noqa: E402
 from check import load_safetensors, save_safetensors  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -285,18 +285,9 @@ def make_composites():
         dump_json(os.path.join(d, "model_index.json"), idx, 1)
         shutil.copyfile(os.path.join(MODELS, "audioldm-b", "scheduler", "scheduler_config.json"),
                         os.path.join(d, "scheduler", "scheduler_config.json"))
-        os.symlink(os.path.join("..", unet), os.path.join(d, "unet"))
-        os.symlink(os.path.join("..", vae), os.path.join(d, "vae"))
-        if voc_over is None:
-            os.symlink(os.path.join("..", voc), os.path.join(d, "vocoder"))
-        else:
-            os.makedirs(os.path.join(d, "vocoder"))
-            cfg = json.load(open(os.path.join(MODELS, voc, "config.json")))
-            for k, v in voc_over.items():
-                assert k in cfg, k
-                cfg[k] = v
-            dump_json(os.path.join(d, "vocoder", "config.json"), cfg, 1)
-            os.symlink(os.path.join("..", "..", voc, "model.safetensors"), os.path.join(d, "vocoder", "model.safetensors"))
+        link_component(MODELS, d, "unet", unet, None, None, None)
+        link_component(MODELS, d, "vae", vae, None, None, None)
+        link_component(MODELS, d, "vocoder", voc, voc_over, "model.safetensors", 1)
         # the components fit: latent channels, mel bins / scale, class-embedding input
         u = json.load(open(os.path.join(d, "unet", "config.json")))
         v = json.load(open(os.path.join(d, "vae", "config.json")))

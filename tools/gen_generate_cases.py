@@ -113,7 +113,7 @@ from gen_unet_cases import UNet  # noqa: E402 (also puts ../shared/golden on sys
 from gen_decoder_cases import VaeDecoder, load_ports, stage_vae_decode, stage_zeroscope_vae_decode  # noqa: E402
 from gen_unet3d_cases import load_unet as load_unet3d  # noqa: E402
 from gen_sched_cases import DDIM, PNDM  # noqa: E402
-from golden_st import dump_json, round_tol  # noqa: E402
+from golden_st import dump_json, link_component, round_tol  # noqa: E402
 from check import load_safetensors, save_safetensors  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -469,18 +469,9 @@ def make_composites():
         assert idx["scheduler"][0] == "diffusers", idx
         idx["scheduler"] = ["diffusers", sched["_class_name"]]
         dump_json(os.path.join(d, "model_index.json"), idx, 1)
-        if unet_over is None:
-            os.symlink(os.path.join("..", unet), os.path.join(d, "unet"))
-        else:
-            os.makedirs(os.path.join(d, "unet"))
-            cfg = json.load(open(os.path.join(MODELS, unet, "config.json")))
-            for k, v in unet_over.items():
-                assert k in cfg, k
-                cfg[k] = v
-            dump_json(os.path.join(d, "unet", "config.json"), cfg, 2)  # (sd-b's unet config is indented by 2)
-            os.symlink(os.path.join("..", "..", unet, "diffusion_pytorch_model.safetensors"),
-                       os.path.join(d, "unet", "diffusion_pytorch_model.safetensors"))
-        os.symlink(os.path.join("..", vae), os.path.join(d, "vae"))
+        # (sd-b's unet config is indented by 2)
+        link_component(MODELS, d, "unet", unet, unet_over, "diffusion_pytorch_model.safetensors", 2)
+        link_component(MODELS, d, "vae", vae, None, None, None)
         u = json.load(open(os.path.join(d, "unet", "config.json")))
         v = json.load(open(os.path.join(d, "vae", "config.json")))
         assert u["in_channels"] == u["out_channels"] == v["latent_channels"], name

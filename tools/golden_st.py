@@ -4,6 +4,7 @@ F32 for floating tensors (F64 for those named), I64 for int64 ones, from torch t
 arrays; the header padded to 8 bytes as safetensors does."""
 import json
 import math
+import os
 import struct
 
 import numpy as np
@@ -45,3 +46,19 @@ def dump_json(path, obj, indent):
     with open(path, "w") as f:
         json.dump(obj, f, indent=indent)
         f.write("\n")
+
+
+def link_component(models, d, sub, src, over, weights, indent):
+    """Component `sub` of the composite model folder d: a relative symlink to models/src, or, with
+    `over` (config keys to change; each must exist), a folder holding src's config.json with
+    those keys changed (dumped with `indent`) and a relative symlink to src's `weights` file."""
+    if over is None:
+        os.symlink(os.path.join("..", src), os.path.join(d, sub))
+        return
+    os.makedirs(os.path.join(d, sub))
+    cfg = json.load(open(os.path.join(models, src, "config.json")))
+    for k, v in over.items():
+        assert k in cfg, k
+        cfg[k] = v
+    dump_json(os.path.join(d, sub, "config.json"), cfg, indent)
+    os.symlink(os.path.join("..", "..", src, weights), os.path.join(d, sub, weights))
