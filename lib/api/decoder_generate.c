@@ -82,11 +82,10 @@ static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p,
         /* custom_ad.AudioLDMPipeline: hop = prod(upsample_rates) / sampling_rate (float64); height =
          * int(len / hop) rounded up to a multiple of the VAE scale; n = int(len * sampling_rate);
          * check_inputs refuses len < hop * scale and mel bins that the scale does not divide. */
-        const double sr = (double)nx_hifigan_sampling_rate(d->vocoder);
-        const double hop = (double)nx_hifigan_hop(d->vocoder) / sr;
+        const double hop = nx_hifigan_hop_s(d->vocoder);
         int64_t height = (int64_t)(secs / hop);
         if (height % sc) height = (height + sc - 1) / sc * sc;
-        pl->n_wave = (int64_t)(secs * sr);
+        pl->n_wave = (int64_t)(secs * (double)nx_hifigan_sampling_rate(d->vocoder));
         int64_t n_mels = nx_hifigan_n_mels(d->vocoder);
         if (secs < hop * (double)sc)
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: audio_length_s %g is below the shortest, %g s",

@@ -239,6 +239,8 @@ int nx_hifigan_hop(const nx_hifigan *h)
     return hop;
 }
 
+double nx_hifigan_hop_s(const nx_hifigan *h) { return (double)nx_hifigan_hop(h) / (double)h->cfg.sampling_rate; }
+
 static int64_t up_len(const hg_config *c, int i, int64_t L)
 {
     int u = c->upsample_rates[i], k = c->upsample_kernel_sizes[i];

@@ -16,6 +16,9 @@ int  nx_hifigan_hop(const nx_hifigan *h);           /* product of upsample_rates
  * even). */
 int64_t nx_hifigan_out_len(const nx_hifigan *h, int64_t T);
 int  nx_hifigan_sampling_rate(const nx_hifigan *h);
+/* Seconds per mel frame, the pipelines' vocoder_upsample_factor: hop / sampling_rate in float64
+ * (numpy's prod(upsample_rates) / sampling_rate). */
+double nx_hifigan_hop_s(const nx_hifigan *h);
 
 /* wave [B, nx_hifigan_out_len(T)] = vocoder(mel [B, T, n_mels]); out allocated by the caller. */
 ngpt_status nx_hifigan_forward(nx_hifigan *h, nx_tensor *wave, const nx_tensor *mel);

@@ -45,7 +45,7 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
     if (s == NGPT_OK && d->vae) {
         sample = (double)(d->sample_size * nx_vae_scale(d->vae));
         if (audio && d->vocoder)
-            secs = sample * ((double)nx_hifigan_hop(d->vocoder) / (double)nx_hifigan_sampling_rate(d->vocoder));
+            secs = sample * nx_hifigan_hop_s(d->vocoder);
     }
     double steps, g, h, w, frames, eta;
     const char *sched = NULL;
