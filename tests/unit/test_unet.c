@@ -773,6 +773,9 @@ static void test_step_callbacks(void)
     }
 }
 
+/* The component folders of a golden pipeline that make_variant copies. */
+static const char *const k_comps[4] = {"unet", "vae", "scheduler", "vocoder"};
+
 /* A temp copy of golden pipeline `model` in `dir`: every component folder, its weights linked and
  * its JSON files rewritten, with `key` set to the JSON `val` in `sub`/`file` (key NULL: no edit). */
 static void make_variant(char *dir, const char *model, const char *sub, const char *file, const char *key, const char *val)
@@ -785,12 +788,11 @@ static void make_variant(char *dir, const char *model, const char *sub, const ch
     snprintf(from, sizeof from, "%s/model_index.json", src);
     snprintf(to, sizeof to, "%s/model_index.json", dir);
     copy_file(from, to);
-    static const char *const comps[4] = {"unet", "vae", "scheduler", "vocoder"};
     for (int c = 0; c < 4; c++) {
-        snprintf(from, sizeof from, "%s/%s", src, comps[c]);
+        snprintf(from, sizeof from, "%s/%s", src, k_comps[c]);
         DIR *dd = opendir(from);
         if (!dd) continue;
-        snprintf(to, sizeof to, "%s/%s", dir, comps[c]);
+        snprintf(to, sizeof to, "%s/%s", dir, k_comps[c]);
         mkdir(to, 0755);
         struct dirent *e;
         while ((e = readdir(dd)) != NULL) {
@@ -806,7 +808,7 @@ static void make_variant(char *dir, const char *model, const char *sub, const ch
             }
             json_t *j = NULL;
             CHECK_OK(nx_json_load_file(&j, f));
-            if (key && !strcmp(comps[c], sub) && !strcmp(e->d_name, file))
+            if (key && !strcmp(k_comps[c], sub) && !strcmp(e->d_name, file))
                 json_object_set_new(j, key, json_loads(val, JSON_DECODE_ANY, NULL));
             CHECK(j && json_dump_file(j, t, JSON_INDENT(1)) == 0);
             json_decref(j);
@@ -817,10 +819,9 @@ static void make_variant(char *dir, const char *model, const char *sub, const ch
 
 static void remove_variant(const char *dir)
 {
-    static const char *const comps[4] = {"unet", "vae", "scheduler", "vocoder"};
     char p[1400];
     for (int c = 0; c < 4; c++) {
-        snprintf(p, sizeof p, "%s/%s", dir, comps[c]);
+        snprintf(p, sizeof p, "%s/%s", dir, k_comps[c]);
         DIR *dd = opendir(p);
         if (!dd) continue;
         struct dirent *e;
