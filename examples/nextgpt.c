@@ -5,10 +5,10 @@
  *               [--scheduler ddim|pndm|dpm|euler|euler-a|heun|unipc|lms|kdpm2|kdpm2-a|deis|ddpm|
  *                            dpm-single]
  *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]
- *               [--cuda-graphs] [--channels-last]
+ *               [--cuda-graphs] [--channels-last] [--safety-checker]
  *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S] [--scheduler NAME]
  *               [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N] [--dtype ...]
- *               [--cuda-graphs] [--channels-last]
+ *               [--cuda-graphs] [--channels-last] [--safety-checker]
  *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N] [--dtype ...] [--ctx N]
  *               [--size WxH] [--force M]...   (memory estimate of a turn: its device, dtype,
  *               context, image size and output modalities; default: image)
@@ -54,10 +54,12 @@ static int usage(FILE *f)
         "                   [--dtype f32|f16|bf16]   (f16/bf16: compute dtype on CUDA)\n"
         "                   [--cuda-graphs]   (CUDA: stages recorded once as graphs and replayed)\n"
         "                   [--channels-last] (decoders' UNets and VAEs NHWC inside: cuDNN's layout)\n"
+        "                   [--safety-checker] (SD's safety checker blacks out flagged images, as NExT-GPT)\n"
         "       nextgpt chat [--model DIR] [--out-dir D] [--force image|audio|video]... [--steps N]\n"
         "                   [--seed S] [--scheduler NAME] [--max-tokens N] [--no-media-history] [--json]\n"
         "                   [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]\n"
-        "                   [--cuda-graphs] [--channels-last]   (nextgpt chat --help: commands)\n"
+        "                   [--cuda-graphs] [--channels-last] [--safety-checker]\n"
+        "                   (nextgpt chat --help: commands)\n"
         "       nextgpt info [--model DIR] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "                   [--dtype f32|f16|bf16] [--ctx N] [--size WxH] [--force image|audio|video]...\n"
         "                   (components, and the memory a turn needs on that device: --force names\n"
@@ -177,6 +179,7 @@ typedef struct opts {
     int no_media_history;
     int cuda_graphs;
     int channels_last;
+    int safety_checker;
     ngpt_dtype dtype;  /* --dtype: the pipeline's compute dtype (F32 default; f16/bf16 on CUDA) */
     int32_t n_ctx;     /* info --ctx: the conversation's context (0 = the pipeline's default) */
     int32_t width, height;  /* info --size WxH (0 = the decoder's) */
@@ -227,6 +230,7 @@ static int parse(opts *o, int argc, char **argv, int mode)
         if (mode == MODE_CHAT && strcmp(a, "--no-media-history") == 0) { o->no_media_history = 1; continue; }
         if (gen && strcmp(a, "--cuda-graphs") == 0) { o->cuda_graphs = 1; continue; }
         if (gen && strcmp(a, "--channels-last") == 0) { o->channels_last = 1; continue; }
+        if (gen && strcmp(a, "--safety-checker") == 0) { o->safety_checker = 1; continue; }
         if (mode == MODE_CHAT && (strcmp(a, "--prompt") == 0 || strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 ||
                                   strcmp(a, "--video") == 0))
             return bad_usage("chat: %s is given in the conversation (a message line, /image PATH ...): see nextgpt chat --help", a);
@@ -382,7 +386,8 @@ static int open_pipeline(const opts *o, int tty, uint32_t flags, ngpt_context **
     if (!(*ctx = make_context(o))) return 1;
     ngpt_pipeline_params pp;
     ngpt_pipeline_params_default(&pp, sizeof pp);
-    pp.flags = flags | (o->cuda_graphs ? NGPT_PIPELINE_CUDA_GRAPHS : 0u) | (o->channels_last ? NGPT_PIPELINE_CHANNELS_LAST : 0u);
+    pp.flags = flags | (o->cuda_graphs ? NGPT_PIPELINE_CUDA_GRAPHS : 0u) | (o->channels_last ? NGPT_PIPELINE_CHANNELS_LAST : 0u) |
+               (o->safety_checker ? NGPT_PIPELINE_SAFETY_CHECKER : 0u);
     pp.compute_dtype = o->dtype;
     if (tty) pp.on_event = progress;
     if (ngpt_pipeline_create(p, *ctx, model, &pp) != NGPT_OK) {
@@ -444,7 +449,8 @@ static int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r
                 rc = 1;
                 path[0] = 0;
             } else if (!o->json) {
-                printf("wrote %s (%s, %zu bytes)\n", path, k_names[m & 3], n);
+                printf("wrote %s (%s, %zu bytes%s)\n", path, k_names[m & 3], n,
+                       ngpt_pipeline_result_output_nsfw(r, i) ? "; blacked out by the safety checker" : "");
             }
         } else {
             fprintf(stderr, "nextgpt: %s output not produced: %s\n", k_names[m & 3], msg);
@@ -453,7 +459,8 @@ static int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r
             printf("%s{\"modality\": \"%s\", \"status\": \"%s\", \"file\": ", i ? ", " : "", k_names[m & 3],
                    ngpt_status_string(os));
             if (path[0]) json_str(stdout, path); else printf("null");
-            printf(", \"bytes\": %zu, \"message\": ", os == NGPT_OK ? n : (size_t)0);
+            printf(", \"bytes\": %zu, \"nsfw\": %s, \"message\": ", os == NGPT_OK ? n : (size_t)0,
+                   ngpt_pipeline_result_output_nsfw(r, i) ? "true" : "false");
             json_str(stdout, msg);
             printf("}");
         }

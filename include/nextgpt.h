@@ -908,6 +908,13 @@ typedef enum ngpt_decoder_kind {
  * ones there. VIDEO's 3-D UNet too (its temporal convolutions and GroupNorms then need no
  * permutes). Off by default until measured on a GPU (bench/RESULTS.md). */
 #define NGPT_DECODER_FLAG_CHANNELS_LAST 0x4u
+/* ngpt_decoder_params.flags (IMAGE): also load Stable Diffusion's safety checker,
+ * safety_checker/ (a CLIP ViT vision tower + concept embeddings: 1.2 GB in F32 for SD 1.5's) and
+ * feature_extractor/ (NGPT_ERR_NOT_FOUND without them). ngpt_decoder_generate then runs it on
+ * its images and blacks out the flagged ones, as NExT-GPT's pipeline does (it loads SD 1.5 with
+ * its checker); ngpt_decoder_safety_check runs it on any image. Off by default: the library's
+ * reference outputs, like the golden cases, are the unfiltered images. */
+#define NGPT_DECODER_FLAG_SAFETY_CHECKER 0x8u
 
 typedef struct ngpt_decoder_params {
     size_t            struct_size;  /* sizeof(ngpt_decoder_params), set by _default */
@@ -1017,7 +1024,10 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * scale_model_input, at the timestep rounded to float32; classifier-free guidance
  * eps = u + g (c - u); the conditional batch only when g <= 1) and a scheduler step, both on the
  * context's device in F32 (the latents come back to the host once, for the decode); then
- *   IMAGE: *out F32 [B, H, W, 3] = clamp(vae.decode(latents / scaling) / 2 + 0.5, 0, 1);
+ *   IMAGE: *out F32 [B, H, W, 3] = clamp(vae.decode(latents / scaling) / 2 + 0.5, 0, 1); with
+ *          the safety checker loaded (NGPT_DECODER_FLAG_SAFETY_CHECKER) each image it flags is
+ *          all zeros (black) and *aux gets the flags, BOOL [B] (the pipeline's
+ *          nsfw_content_detected);
  *   AUDIO: *out F32 [B, n] = vocoder(mel)[:, :int(audio_length_s * sample rate)] (n: that
  *          length, or the vocoder's when the mel frames give fewer samples), with
  *          mel = vae.decode(latents / scaling) F32 [B, 1, frames, n_mels] returned in *aux;
@@ -1025,7 +1035,8 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * cond: IMAGE/VIDEO [B, 77, cross_attention_dim] (the output projector's result), AUDIO [B, D].
  * uncond: the same shape: the text encoder's embedding of "" (NExT-GPT's negative prompt); NULL
  * = computed by the decoder's text encoder (see "Text" below; NGPT_ERR_UNSUPPORTED without
- * one), or not needed when guidance_scale <= 1. aux may be NULL (AUDIO only). The noise a
+ * one), or not needed when guidance_scale <= 1. aux may be NULL (AUDIO; IMAGE with the safety
+ * checker; else left empty). The noise a
  * scheduler draws each step (DDPM, DDIM eta > 0, SDE DPM-Solver, Euler and KDPM2 ancestral) comes
  * from `seed` too, so a seed gives the same output on every run. scaling: see
  * ngpt_decoder_vae_scaling_factor. The IMAGE decoder reads its scheduler config as custom_sd's
@@ -1033,6 +1044,21 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
                                            const ngpt_tensor *cond, const ngpt_tensor *uncond,
                                            const ngpt_decode_params *p);
+
+/* The safety checker (IMAGE decoders created with NGPT_DECODER_FLAG_SAFETY_CHECKER) as
+ * diffusers 0.17's StableDiffusionSafetyChecker runs inside NExT-GPT's pipeline: images F32
+ * [B, H, W, 3] in [0, 1] (ngpt_decoder_generate's output; rounded to 8 bits as the pipeline's
+ * numpy_to_pil does) or U8 [B, H, W, 3] ([H, W, 3]: one image) -> CLIPImageProcessor
+ * (feature_extractor/preprocessor_config.json) -> CLIP vision tower + projection -> cosine
+ * similarity with each concept embedding minus its threshold, rounded to 3 decimals
+ * (+ 0.01 for every later score once a "special care" concept scores above 0). Outputs,
+ * library-owned: *nsfw BOOL [B] (some concept scores above 0: the images the pipeline blacks
+ * out); *special_scores F32 [B, 3] and *concept_scores F32 [B, 17] (SD 1.5's counts; the
+ * pipeline's result dicts), each may be NULL. The images are not changed.
+ * NGPT_ERR_UNSUPPORTED without a checker; F32 values outside [0, 1] are
+ * NGPT_ERR_INVALID_ARGUMENT. */
+NGPT_API ngpt_status ngpt_decoder_safety_check(ngpt_decoder *d, ngpt_tensor *nsfw, ngpt_tensor *special_scores,
+                                               ngpt_tensor *concept_scores, const ngpt_tensor *images);
 
 /* Text (decoders with text_encoder/ + tokenizer/, loaded by default when the folder has both,
  * or on NGPT_DECODER_TEXT_ENCODER):
@@ -1659,6 +1685,10 @@ typedef bool (*ngpt_pipeline_event_fn)(const ngpt_pipeline_event *ev, void *user
 #define NGPT_PIPELINE_CHANNELS_LAST 4u     /* the decoders with NGPT_DECODER_FLAG_CHANNELS_LAST
                                               (UNets and VAEs NHWC inside: cuDNN's layout; results
                                               equal within rounding; off until measured on a GPU) */
+#define NGPT_PIPELINE_SAFETY_CHECKER 8u    /* the image decoder with its safety checker
+                                              (NGPT_DECODER_FLAG_SAFETY_CHECKER), as NExT-GPT runs
+                                              SD 1.5: a flagged image comes out black (also in
+                                              the history); ngpt_pipeline_result_output_nsfw */
 
 typedef struct ngpt_pipeline_params {
     size_t   struct_size;   /* sizeof(ngpt_pipeline_params), set by _default */
@@ -1752,6 +1782,9 @@ NGPT_API int32_t ngpt_pipeline_result_n_outputs(const ngpt_pipeline_result *r);
  * a decoder error) with *bytes = NULL, *size = 0. Any out pointer may be NULL. */
 NGPT_API ngpt_status ngpt_pipeline_result_output(const ngpt_pipeline_result *r, int32_t i, ngpt_modality *modality,
                                                  const uint8_t **bytes, size_t *size, const char **format);
+/* 1 when output i is an image the safety checker flagged and blacked out
+ * (NGPT_PIPELINE_SAFETY_CHECKER), else 0. */
+NGPT_API int32_t ngpt_pipeline_result_output_nsfw(const ngpt_pipeline_result *r, int32_t i);
 /* The message of output i's failure ("" when it succeeded). */
 NGPT_API const char *ngpt_pipeline_result_output_message(const ngpt_pipeline_result *r, int32_t i);
 /* Generated media re-entering the history (see the section's text): *n_media (may be NULL) = how

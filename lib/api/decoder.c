@@ -109,6 +109,23 @@ static bool want(uint32_t components, uint32_t bit, const char *dir, const char 
     return present && (!components || (components & bit));
 }
 
+/* NGPT_DECODER_FLAG_SAFETY_CHECKER: safety_checker/ and feature_extractor/, both required. */
+static ngpt_status load_safety_checker(ngpt_decoder *d, const char *model_dir)
+{
+    if (d->kind != NGPT_DECODER_IMAGE)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NGPT_DECODER_FLAG_SAFETY_CHECKER is for image decoders "
+                      "(Stable Diffusion's safety checker)", model_dir);
+    char *sc = path_join(model_dir, "safety_checker"), *fe = path_join(model_dir, "feature_extractor");
+    ngpt_status s = sc && fe ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
+    if (s == NGPT_OK && (!nx_is_dir(sc) || !nx_is_dir(fe)))
+        s = nx_err(NGPT_ERR_NOT_FOUND, "%s: folder not found (the decoder was asked to load the safety checker)",
+                   nx_is_dir(sc) ? fe : sc);
+    if (s == NGPT_OK) s = nx_safety_load(&d->safety, d->ctx->be, sc, fe, d->dt);
+    nx_free(sc);
+    nx_free(fe);
+    return s;
+}
+
 NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, const char *model_dir,
                                          const ngpt_decoder_params *params)
 {
@@ -122,7 +139,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     if (p.components & ~0xfu)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown component bits 0x%x", p.components);
     if (p.flags & ~(NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER | NGPT_DECODER_FLAG_CUDA_GRAPH |
-                    NGPT_DECODER_FLAG_CHANNELS_LAST))
+                    NGPT_DECODER_FLAG_CHANNELS_LAST | NGPT_DECODER_FLAG_SAFETY_CHECKER))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: unknown flag bits 0x%x", p.flags);
     if (p.compute_dtype != NGPT_DTYPE_F32 && p.compute_dtype != NGPT_DTYPE_F16 && p.compute_dtype != NGPT_DTYPE_BF16)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: compute_dtype %s (%d) is not F32, F16 or BF16",
@@ -182,6 +199,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
         nx_free(te);
         nx_free(tk);
     }
+    if (s == NGPT_OK && (p.flags & NGPT_DECODER_FLAG_SAFETY_CHECKER)) s = load_safety_checker(d, model_dir);
     if (s == NGPT_OK && (p.flags & NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER)) s = nx_decoder_release_text(d);
     if (s == NGPT_OK && d->unet && (nx_unet_is_3d(d->unet) != (d->kind == NGPT_DECODER_VIDEO)))
         s = nx_err(NGPT_ERR_BAD_FORMAT, "%s/unet: a %s UNet in a %s pipeline", model_dir,
@@ -203,6 +221,7 @@ NGPT_API void ngpt_decoder_free(ngpt_decoder *d)
     nx_clip_text_free(d->text_encoder);
     nx_clap_text_free(d->clap);
     nx_clip_bpe_free(d->tokenizer);
+    nx_safety_free(d->safety);
     nx_free(d->uncond);
     nx_free(d->dir);
     nx_free(d);

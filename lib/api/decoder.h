@@ -9,6 +9,7 @@
 #include "../models/clap_text.h"
 #include "../models/clip_text.h"
 #include "../models/hifigan.h"
+#include "../models/safety_checker.h"
 #include "../models/unet.h"
 #include "../models/vae.h"
 #include "../tokenizer/clip_bpe.h"
@@ -25,6 +26,8 @@ struct ngpt_decoder {
     nx_clip_text     *text_encoder; /* text_encoder/ (IMAGE, VIDEO), loaded with tokenizer */
     nx_clap_text     *clap;         /* text_encoder/ (AUDIO: CLAP's text branch) */
     nx_clip_bpe      *tokenizer;    /* tokenizer/ (CLIP's BPE; RoBERTa's for AUDIO) */
+    nx_safety        *safety;       /* safety_checker/ + feature_extractor/ (IMAGE, on
+                                     * NGPT_DECODER_FLAG_SAFETY_CHECKER) */
     float            *uncond;       /* host F32 [1, uncond_len, hidden]: the text encoder on "",
                                      * computed on first use (nx_decoder_uncond); AUDIO: [1, P],
                                      * the normalised CLAP text_embeds of "", computed at create */
@@ -57,6 +60,13 @@ ngpt_status nx_decoder_sample_size(const json_t *unet_cfg, const char *path, ngp
  * vae.config.scaling_factor is commented out); AUDIO and VIDEO vae/config.json's scaling_factor
  * (custom_ad, custom_vd). 0 without a VAE. (decoder.c) */
 double nx_decoder_latent_scale(const ngpt_decoder *d);
+
+/* The safety checker on B images of H x W, host F32 [B, H, W, 3] in [0, 1] (img_f32) or U8
+ * (img_u8; the other NULL): nsfw[B], and the rounded scores [B, n_special] / [B, n_concepts]
+ * where special / concept are not NULL. NGPT_ERR_UNSUPPORTED without a checker loaded.
+ * (decoder_safety.c) */
+ngpt_status nx_decoder_safety_run(ngpt_decoder *d, const float *img_f32, const uint8_t *img_u8, int64_t B, int64_t H,
+                                  int64_t W, bool *nsfw, float *special, float *concept);
 
 /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: compute uncond for text_max_length tokens, then free
  * the text encoder and tokenizer (no-op without them). (decoder_text.c) */

@@ -365,6 +365,23 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     return s;
 }
 
+/* custom_sd.run_safety_checker on the decoded images (F32 [B, H, W, 3]): flagged ones become
+ * black; *aux (when given) gets the flags, BOOL [B] (the pipeline's has_nsfw_concept). */
+static ngpt_status run_safety_checker(ngpt_decoder *d, ngpt_tensor *img, ngpt_tensor *aux)
+{
+    const int64_t B = img->shape[0], H = img->shape[1], W = img->shape[2];
+    ngpt_tensor flags = {0};
+    int64_t fs[1] = {B};
+    NX_TRY(nx_api_tensor_new(&flags, NGPT_DTYPE_BOOL, 1, fs));
+    bool *nsfw = flags.data;
+    ngpt_status s = nx_decoder_safety_run(d, img->data, NULL, B, H, W, nsfw, NULL, NULL);
+    for (int64_t b = 0; s == NGPT_OK && b < B; b++)
+        if (nsfw[b]) memset((float *)img->data + b * H * W * 3, 0, (size_t)(H * W * 3) * sizeof(float));
+    if (s == NGPT_OK && aux) *aux = flags;
+    else ngpt_tensor_free(&flags);
+    return s;
+}
+
 /* Decode the final latents into the kind's output. */
 static ngpt_status finish(ngpt_decoder *d, const plan *pl, const float *lat, ngpt_tensor *out, ngpt_tensor *aux)
 {
@@ -394,6 +411,8 @@ static ngpt_status finish(ngpt_decoder *d, const plan *pl, const float *lat, ngp
                     dst[(b * H * W + i) * C + c] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
                 }
         ngpt_tensor_free(&dec);
+        if (s == NGPT_OK && d->safety) s = run_safety_checker(d, out, aux);
+        if (s != NGPT_OK) ngpt_tensor_free(out);
         return s;
     }
     if (d->kind == NGPT_DECODER_VIDEO) {
@@ -504,7 +523,7 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
     if (s == NGPT_OK) s = upload_conditioning(d, &cond_be, cond, uncond, pl.cfg);
     if (s == NGPT_OK) s = denoise(d, &pl, &p, &cond_be, lat);
     nx_tensor_free(&cond_be);
-    if (s == NGPT_OK) s = finish(d, &pl, lat, out, audio ? aux : NULL);
+    if (s == NGPT_OK) s = finish(d, &pl, lat, out, audio || d->kind == NGPT_DECODER_IMAGE ? aux : NULL);
     nx_free(lat);
     ngpt_tensor_free(&own_uncond);
     nx_backend_trim(d->ctx->be);  /* the steps' and the VAE's activations, kept for reuse until here */

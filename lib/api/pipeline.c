@@ -57,6 +57,7 @@ typedef struct pl_output {
     uint8_t      *bytes;
     size_t        size;
     const char   *format;
+    int32_t       nsfw;       /* IMAGE: the safety checker blacked it out */
     ngpt_image   *hist_img;   /* IMAGE: the pixels, kept for the history until the turn ends */
     ngpt_audio   *hist_aud;   /* AUDIO: the samples, likewise */
 } pl_output;
@@ -216,6 +217,8 @@ static ngpt_status load_decoder(ngpt_pipeline *p, ngpt_modality m, pl_call *c)
     dp.flags = NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER;
     if (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) dp.flags |= NGPT_DECODER_FLAG_CUDA_GRAPH;
     if (p->params.flags & NGPT_PIPELINE_CHANNELS_LAST) dp.flags |= NGPT_DECODER_FLAG_CHANNELS_LAST;
+    if ((p->params.flags & NGPT_PIPELINE_SAFETY_CHECKER) && m == NGPT_MODALITY_IMAGE)
+        dp.flags |= NGPT_DECODER_FLAG_SAFETY_CHECKER;
     ngpt_status st = ngpt_decoder_create(&p->dec[m], p->ctx, p->dec_path[m], &dp);
     if (st != NGPT_OK) return nx_err_wrap(st, "%s decoder (%s): ", k_mod_name[m], p->dec_path[m]);
     return NGPT_OK;
@@ -248,7 +251,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
     p->ctx = ctx;
     ngpt_status st = nx_params_read(&p->params, params, &k_params, sizeof p->params, "ngpt_pipeline_create");
     if (st == NGPT_OK && (p->params.flags & ~(NGPT_PIPELINE_NO_MEDIA_HISTORY | NGPT_PIPELINE_CUDA_GRAPHS |
-                                                NGPT_PIPELINE_CHANNELS_LAST)))
+                                                NGPT_PIPELINE_CHANNELS_LAST | NGPT_PIPELINE_SAFETY_CHECKER)))
         st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: flags 0x%x has unknown bits", p->params.flags);
     const ngpt_dtype cdt = p->params.compute_dtype;
     if (st == NGPT_OK && cdt != NGPT_DTYPE_F32 && cdt != NGPT_DTYPE_F16 && cdt != NGPT_DTYPE_BF16)
@@ -630,7 +633,10 @@ static ngpt_status run_output(ngpt_pipeline *p, pl_output *o, const pl_group *G,
             dp.guidance_scale = 1.0f;  /* no negative embedding: no classifier-free guidance */
         }
     }
-    st = ngpt_decoder_generate(p->dec[m], &out, NULL, &cond, pu, &dp);
+    ngpt_tensor nsfw = {0};  /* IMAGE with the safety checker: BOOL [1] */
+    st = ngpt_decoder_generate(p->dec[m], &out, m == NGPT_MODALITY_IMAGE ? &nsfw : NULL, &cond, pu, &dp);
+    if (st == NGPT_OK && nsfw.data) o->nsfw = *(const bool *)nsfw.data;
+    ngpt_tensor_free(&nsfw);
     ngpt_tensor_free(&cond);
     stage_end(p, sx, NGPT_PIPELINE_STAGE_DECODE, t0);
     if (st != NGPT_OK) { ngpt_tensor_free(&out); return st; }
@@ -880,6 +886,11 @@ NGPT_API const char *ngpt_pipeline_result_output_message(const ngpt_pipeline_res
 {
     if (!r || i < 0 || i >= r->n_outputs || !r->out[i].message) return "";
     return r->out[i].message;
+}
+
+NGPT_API int32_t ngpt_pipeline_result_output_nsfw(const ngpt_pipeline_result *r, int32_t i)
+{
+    return r && i >= 0 && i < r->n_outputs ? r->out[i].nsfw : 0;
 }
 
 NGPT_API ngpt_status ngpt_pipeline_result_history(const ngpt_pipeline_result *r, int32_t *n_media)

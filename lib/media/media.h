@@ -96,6 +96,10 @@ ngpt_status nx_gif_decode(const uint8_t *buf, size_t len, const char *name, int3
  * when that size is unchanged). dst holds dw*dh*3 bytes. */
 ngpt_status nx_resize_bicubic_rgb8(const uint8_t *src, int32_t sw, int32_t sh,
                                    uint8_t *dst, int32_t dw, int32_t dh);
+/* The window [x0, x0 + cw) x [y0, y0 + ch) of that resize (inside dw x dh), into dst (cw x ch):
+ * the same bytes as resizing whole and cropping, in cw x sh memory. */
+ngpt_status nx_resize_bicubic_rgb8_window(const uint8_t *src, int32_t sw, int32_t sh, int32_t dw, int32_t dh,
+                                          int32_t x0, int32_t y0, int32_t cw, int32_t ch, uint8_t *dst);
 
 /* src (w x h, packed RGB8) in the orientation an EXIF/TIFF Orientation value 1..8 describes,
  * turned upright into dst as Pillow's exif_transpose does (5..8 swap the sides: dst is h x w).

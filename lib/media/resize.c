@@ -151,9 +151,18 @@ static ngpt_status resize_window(const uint8_t *src, int32_t sw, int32_t sh, int
 ngpt_status nx_resize_bicubic_rgb8(const uint8_t *src, int32_t sw, int32_t sh, uint8_t *dst,
                                    int32_t dw, int32_t dh)
 {
+    return nx_resize_bicubic_rgb8_window(src, sw, sh, dw, dh, 0, 0, dw, dh, dst);
+}
+
+ngpt_status nx_resize_bicubic_rgb8_window(const uint8_t *src, int32_t sw, int32_t sh, int32_t dw, int32_t dh,
+                                          int32_t x0, int32_t y0, int32_t cw, int32_t ch, uint8_t *dst)
+{
     if (sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "image resize: bad size %dx%d -> %dx%d", sw, sh, dw, dh);
-    return resize_window(src, sw, sh, dw, dh, 0, 0, dw, dh, dst);
+    if (x0 < 0 || y0 < 0 || cw <= 0 || ch <= 0 || cw > dw - x0 || ch > dh - y0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "image resize: window %dx%d at (%d, %d) outside %dx%d", cw, ch, x0,
+                      y0, dw, dh);
+    return resize_window(src, sw, sh, dw, dh, x0, y0, cw, ch, dst);
 }
 
 /* Python's int(round(d / 2.0)) for an integer d >= 0: halves go to the even neighbour. */

@@ -69,7 +69,7 @@ def check_schema(obj, schema, what):
     return check(not errors, what + ": " + "; ".join(errors))
 
 
-OUTPUT = {"modality": str, "status": str, "file": NULLABLE_STR, "bytes": int, "message": str}
+OUTPUT = {"modality": str, "status": str, "file": NULLABLE_STR, "bytes": int, "nsfw": bool, "message": str}
 STAGES = {k: NUM for k in ("load", "encode", "project", "llm", "decode", "media_out")}
 BYTES = {k: int for k in ("load", "encode", "project", "llm", "decode", "media_out")}
 RUN = {"test_model": bool, "text": str, "outputs": [OUTPUT], "cancelled": bool, "timings_ms": STAGES,

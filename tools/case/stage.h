@@ -42,6 +42,9 @@ ngpt_status case_param_path(const case_ctx *c, const char *key, char **path);
  * its component subfolders), loading the `comp` components (NGPT_DECODER_* bits); *dir receives
  * the pipeline folder (nx_free). Defined in stage_vae.c. */
 ngpt_status case_open_decoder(const case_ctx *c, ngpt_decoder **d, ngpt_decoder_kind kind, uint32_t comp, char **dir);
+/* The same with ngpt_decoder_params.flags bits added (NGPT_DECODER_FLAG_SAFETY_CHECKER). */
+ngpt_status case_open_decoder_flags(const case_ctx *c, ngpt_decoder **d, ngpt_decoder_kind kind, uint32_t comp,
+                                    uint32_t flags, char **dir);
 
 /* Decoder flags every stage adds (ngpt_decoder_params.flags): NGPT_DECODER_FLAG_CHANNELS_LAST
  * when the environment has NGPT_CASE_CHANNELS_LAST=1, so that the decoder cases also run

@@ -6,6 +6,7 @@
  * custom_ad 10, 2.5; sizes and the audio length from the UNet's sample_size x the VAE's scale
  * (x the vocoder's hop). */
 #include "stage_generate.h"
+#include "stage_safety.h"
 
 #include "api/decoder.h"
 #include "core/alloc.h"
@@ -40,7 +41,10 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
     ngpt_decode_params p;
     ngpt_decode_params_default(&p, sizeof p);
     const bool video = kind == NGPT_DECODER_VIDEO, audio = kind == NGPT_DECODER_AUDIO;
-    ngpt_status s = case_open_decoder(c, &d, kind, 0, &dir);
+    bool safety = false;  /* custom_sd with its safety checker (NExT-GPT's SD 1.5 folder has one) */
+    ngpt_status s = nx_json_bool_opt(c->params, "safety_checker", "case.json params", false, &safety);
+    if (s == NGPT_OK)
+        s = case_open_decoder_flags(c, &d, kind, 0, safety ? NGPT_DECODER_FLAG_SAFETY_CHECKER : 0, &dir);
     double sample = 0, secs = 0;  /* the pipelines' default latent size in pixels, audio length */
     if (s == NGPT_OK && d->vae) {
         sample = (double)(d->sample_size * nx_vae_scale(d->vae));
@@ -85,10 +89,11 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
         s = input(c, "negative_prompt_embeds", &uncond);
     if (s == NGPT_OK) {
         p.latents = &lat;
-        s = ngpt_decoder_generate(d, &res, kind == NGPT_DECODER_AUDIO ? &aux : NULL, &cond, uncond.data ? &uncond : NULL, &p);
+        s = ngpt_decoder_generate(d, &res, audio || safety ? &aux : NULL, &cond, uncond.data ? &uncond : NULL, &p);
     }
     if (s == NGPT_OK) s = case_out_add(out, out_name, NGPT_DTYPE_F32, res.rank, res.shape, res.data);
-    if (s == NGPT_OK && kind == NGPT_DECODER_AUDIO) s = case_out_add(out, "mel", NGPT_DTYPE_F32, aux.rank, aux.shape, aux.data);
+    if (s == NGPT_OK && audio) s = case_out_add(out, "mel", NGPT_DTYPE_F32, aux.rank, aux.shape, aux.data);
+    if (s == NGPT_OK && safety) s = case_out_flags(out, "has_nsfw_concepts", &aux);
     ngpt_tensor_free(&res);
     ngpt_tensor_free(&aux);
     nx_free(lat.data);

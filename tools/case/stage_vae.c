@@ -44,12 +44,18 @@ uint32_t case_decoder_flags(void)
 
 ngpt_status case_open_decoder(const case_ctx *c, ngpt_decoder **d, ngpt_decoder_kind kind, uint32_t comp, char **dir)
 {
+    return case_open_decoder_flags(c, d, kind, comp, 0, dir);
+}
+
+ngpt_status case_open_decoder_flags(const case_ctx *c, ngpt_decoder **d, ngpt_decoder_kind kind, uint32_t comp,
+                                    uint32_t flags, char **dir)
+{
     NX_TRY(pipeline_dir(c, dir));
     ngpt_decoder_params p;
     ngpt_decoder_params_default(&p, sizeof p);
     p.kind = kind;
     p.components = comp;
-    p.flags = case_decoder_flags();
+    p.flags = case_decoder_flags() | flags;
     ngpt_status s = ngpt_decoder_create(d, c->ctx, *dir, &p);
     if (s != NGPT_OK) {
         nx_free(*dir);

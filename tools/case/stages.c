@@ -8,6 +8,7 @@
 #include "stage_llama.h"
 #include "stage_media.h"
 #include "stage_projector.h"
+#include "stage_safety.h"
 #include "stage_sched.h"
 #include "stage_tokenizer.h"
 #include "stage_unet.h"
@@ -36,6 +37,7 @@ const case_stage case_stages[] = {
     {"scheduler.ddim", case_scheduler_ddim},
     {"scheduler.pndm", case_scheduler_pndm},
     {"sd.generate", case_sd_generate},
+    {"sd.safety_checker", case_sd_safety_checker},
     {"clip.tokenize", case_clip_tokenize},
     {"clip.text_encoder", case_clip_text_encoder},
     {"image.postprocess", case_image_postprocess},

@@ -810,14 +810,16 @@ class Decoder(_Handle):
 
     def generate(self, cond, uncond=None, steps=0, guidance_scale=0.0, seed=0, scheduler=None,
                  height=0, width=0, num_frames=0, audio_length_s=0.0, eta=0.0, on_step=None,
-                 on_preview=None):
+                 on_preview=None, return_nsfw=False):
         """The diffusers pipeline of this decoder on conditioning `cond` (numpy or Tensor; the
         output projector's result): a Tensor F32 — image [B, H, W, 3] in [0, 1], audio [B, n],
         video [B, 3, F, H, W]. uncond None = the decoder's text encoder on "" (image, video).
         0 = the decoder's defaults (50 steps, guidance 7.5, its size). on_step(step, total) ->
         False cancels. on_preview(step, total, latents, rgb) -> False cancels: copies (Tensor) of
         the current latents and, for image/video, their RGB approximation [B, (F,) h, w, 3] in
-        [0, 1] at the latent resolution (None for audio)."""
+        [0, 1] at the latent resolution (None for audio). An image decoder created with
+        capi.NGPT_DECODER_FLAG_SAFETY_CHECKER blacks out the images its safety checker flags;
+        return_nsfw=True then returns (images, [flagged, ...]) (an empty list without a checker)."""
         p = _params(capi.ngpt_decode_params, "ngpt_decode_params_default", num_inference_steps=steps,
                     guidance_scale=guidance_scale, seed=seed, scheduler=scheduler, height=height,
                     width=width, num_frames=num_frames, audio_length_s=audio_length_s, eta=eta)
@@ -842,8 +844,24 @@ class Decoder(_Handle):
         cv, keep_c = _tensor_view(cond)
         uv, keep_u = _tensor_view(uncond)
         t = _new_tensor_out()
-        _call("ngpt_decoder_generate", self._h(), ctypes.byref(t), None, cv, uv, ctypes.byref(p))
-        return Tensor(t)
+        aux = _new_tensor_out() if return_nsfw and self.kind == DecoderKind.IMAGE else None
+        _call("ngpt_decoder_generate", self._h(), ctypes.byref(t), ctypes.byref(aux) if aux else None, cv, uv,
+              ctypes.byref(p))
+        if not return_nsfw:
+            return Tensor(t)
+        flags = Tensor(aux).tolist() if aux is not None and aux.data else []
+        return Tensor(t), [bool(v) for v in flags]
+
+    def safety_check(self, images):
+        """Stable Diffusion's safety checker (a decoder created with
+        capi.NGPT_DECODER_FLAG_SAFETY_CHECKER) on images — numpy/Tensor F32 [B, H, W, 3] in
+        [0, 1] (generate's output) or U8 — as NExT-GPT's pipeline runs it:
+        (nsfw, special_scores, concept_scores): a list of B bools (the images it would black
+        out) and Tensors F32 [B, 3] and [B, 17] (the rounded scores). The images are unchanged."""
+        view, keep = _tensor_view(images)
+        n, s, c = _new_tensor_out(), _new_tensor_out(), _new_tensor_out()
+        _call("ngpt_decoder_safety_check", self._h(), ctypes.byref(n), ctypes.byref(s), ctypes.byref(c), view)
+        return [bool(v) for v in Tensor(n).tolist()], Tensor(s), Tensor(c)
 
 # ---- encoder and projectors ------------------------------------------------------------------
 
@@ -1156,10 +1174,12 @@ class Session(_Handle):
 
 class PipelineOutput:
     """A media output of a pipeline turn: .modality, .status (0 = produced), .status_name,
-    .data (the encoded bytes, or None), .format ("png", "wav", "mp4"), .message (why not)."""
+    .data (the encoded bytes, or None), .format ("png", "wav", "mp4"), .message (why not), .nsfw
+    (an image the safety checker blacked out: NGPT_PIPELINE_SAFETY_CHECKER)."""
 
-    def __init__(self, modality, status, data, format, message):
+    def __init__(self, modality, status, data, format, message, nsfw=False):
         self.modality, self.status, self.data, self.format, self.message = modality, status, data, format, message
+        self.nsfw = nsfw
         self.status_name = lib.ngpt_status_string(status).decode()
 
     @property
@@ -1197,7 +1217,8 @@ class PipelineResult:
                                                  ctypes.byref(fmt))
             self.outputs.append(PipelineOutput(
                 Modality(m.value), st, ctypes.string_at(data, size.value) if st == capi.NGPT_OK else None,  # noqa: F821
-                _str(fmt.value), _str(lib.ngpt_pipeline_result_output_message(ptr, i))))
+                _str(fmt.value), _str(lib.ngpt_pipeline_result_output_message(ptr, i)),
+                bool(lib.ngpt_pipeline_result_output_nsfw(ptr, i))))
         self.stage_ms = {PipelineStage(s): lib.ngpt_pipeline_result_stage_ms(ptr, s)  # noqa: F821
                          for s in range(capi.NGPT_PIPELINE_STAGE_COUNT)}
 
@@ -1216,7 +1237,7 @@ class Pipeline(_Handle):
 
     def __init__(self, ctx, bundle_dir, preload=None, n_ctx=0, flags=None, compute_dtype=None):
         """flags: NGPT_PIPELINE_* bits (capi: NGPT_PIPELINE_NO_MEDIA_HISTORY,
-        NGPT_PIPELINE_CUDA_GRAPHS, NGPT_PIPELINE_CHANNELS_LAST); compute_dtype: Dtype.F32 (default),
+        NGPT_PIPELINE_CUDA_GRAPHS, NGPT_PIPELINE_CHANNELS_LAST, NGPT_PIPELINE_SAFETY_CHECKER); compute_dtype: Dtype.F32 (default),
         F16 / BF16 on CUDA."""
         p = _params(capi.ngpt_pipeline_params, "ngpt_pipeline_params_default", n_ctx=n_ctx,
                     preload=_modality_bits(preload), flags=flags, compute_dtype=compute_dtype)

@@ -1151,6 +1151,18 @@ impl<'c> Decoder<'c> {
         })?;
         Ok(t)
     }
+
+    /// Stable Diffusion's safety checker (a decoder made with
+    /// `sys::NGPT_DECODER_FLAG_SAFETY_CHECKER`, whose `generate` then blacks out what it flags)
+    /// on images F32 [B, H, W, 3] in [0, 1] (generate's output) or U8: per image whether it is
+    /// flagged, and the rounded special-care and concept scores, F32 [B, 3] and [B, 17].
+    pub fn safety_check(&mut self, images: &Tensor) -> Result<(Vec<bool>, Tensor, Tensor)> {
+        let im = borrow(images);
+        let (mut n, mut s, mut c) = (Tensor::empty(), Tensor::empty(), Tensor::empty());
+        check(unsafe { sys::ngpt_decoder_safety_check(self.ptr.as_ptr(), &mut n.t, &mut s.t, &mut c.t, &im) })?;
+        let flags = n.as_bytes().iter().map(|&b| b != 0).collect();
+        Ok((flags, s, c))
+    }
 }
 
 impl Drop for Decoder<'_> {
@@ -1181,6 +1193,8 @@ pub struct PipelineOutput {
     pub result: std::result::Result<Vec<u8>, Error>,
     /// "png", "wav", "mp4" ("" when not produced).
     pub format: String,
+    /// An image the safety checker blacked out (`sys::NGPT_PIPELINE_SAFETY_CHECKER`).
+    pub nsfw: bool,
 }
 
 /// A pipeline turn (a copy; the C result is freed inside [`Pipeline::turn`]).
@@ -1288,7 +1302,8 @@ impl<'c> Pipeline<'c> {
                 Err(Error { status: st as i32, message })
             };
             outputs.push(PipelineOutput { modality: Modality::from_raw(m), result,
-                                          format: unsafe { owned(fmt) }.unwrap_or_default() });
+                                          format: unsafe { owned(fmt) }.unwrap_or_default(),
+                                          nsfw: unsafe { sys::ngpt_pipeline_result_output_nsfw(r, i) } != 0 });
         }
         let cancelled = unsafe { sys::ngpt_pipeline_result_cancelled(r) } != 0;
         unsafe { sys::ngpt_pipeline_result_free(r) };
