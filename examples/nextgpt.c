@@ -10,7 +10,7 @@
  *               [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N] [--dtype ...]
  *               [--cuda-graphs] [--channels-last] [--safety-checker]
  *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N] [--dtype ...] [--ctx N]
- *               [--size WxH] [--force M]...   (memory estimate of a turn: its device, dtype,
+ *               [--size WxH] [--force M]... [--safety-checker]   (memory estimate of a turn: its device, dtype,
  *               context, image size and output modalities; default: image)
  *   nextgpt convert ARGS...        (runs ngpt-convert: official pickles -> safetensors)
  *
@@ -62,6 +62,7 @@ static int usage(FILE *f)
         "                   (nextgpt chat --help: commands)\n"
         "       nextgpt info [--model DIR] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "                   [--dtype f32|f16|bf16] [--ctx N] [--size WxH] [--force image|audio|video]...\n"
+        "                   [--safety-checker]\n"
         "                   (components, and the memory a turn needs on that device: --force names\n"
         "                   the output decoders, default image; --size the image/video size)\n"
         "       nextgpt convert ARGS...   (ngpt-convert: official pickles -> safetensors)\n"
@@ -230,7 +231,7 @@ static int parse(opts *o, int argc, char **argv, int mode)
         if (mode == MODE_CHAT && strcmp(a, "--no-media-history") == 0) { o->no_media_history = 1; continue; }
         if (gen && strcmp(a, "--cuda-graphs") == 0) { o->cuda_graphs = 1; continue; }
         if (gen && strcmp(a, "--channels-last") == 0) { o->channels_last = 1; continue; }
-        if (gen && strcmp(a, "--safety-checker") == 0) { o->safety_checker = 1; continue; }
+        if (strcmp(a, "--safety-checker") == 0) { o->safety_checker = 1; continue; }
         if (mode == MODE_CHAT && (strcmp(a, "--prompt") == 0 || strcmp(a, "--image") == 0 || strcmp(a, "--audio") == 0 ||
                                   strcmp(a, "--video") == 0))
             return bad_usage("chat: %s is given in the conversation (a message line, /image PATH ...): see nextgpt chat --help", a);
@@ -796,6 +797,7 @@ static ngpt_memory_estimate *info_estimate(const opts *o, ngpt_context *ctx, con
     mp->width = o->width;
     mp->height = o->height;
     if (o->force) mp->outputs = o->force;
+    if (o->safety_checker) mp->flags = NGPT_PIPELINE_SAFETY_CHECKER;
     ngpt_memory_estimate *e = NULL;
     if (ngpt_pipeline_estimate_memory(&e, model, mp) != NGPT_OK) {
         fprintf(stderr, "nextgpt: memory estimate: %s\n", ngpt_last_error());

@@ -1873,6 +1873,10 @@ typedef struct ngpt_memory_params {
     int32_t      height, width; /* as ngpt_pipeline_turn_params: 0 = the decoder's default */
     int32_t      num_frames;    /* video; 0 = 24 */
     double       audio_length_s;/* audio; 0 = 5 */
+    /* Appended in 0.x (an older caller's shorter struct reads as 0): */
+    uint32_t     flags;         /* ngpt_pipeline_params.flags bits that change memory:
+                                   NGPT_PIPELINE_SAFETY_CHECKER counts the image decoder's safety
+                                   checker (its folder must then exist); others are ignored */
 } ngpt_memory_params;
 
 typedef struct ngpt_memory_estimate ngpt_memory_estimate;  /* opaque; ngpt_memory_estimate_free */

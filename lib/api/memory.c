@@ -540,6 +540,25 @@ static ngpt_status text_params(const char *dir, bool clap, double *params, doubl
     return NGPT_OK;
 }
 
+/* The safety checker's vision tower (NGPT_PIPELINE_SAFETY_CHECKER): parameters, and the peak
+ * activation elements of one image (the pipeline checks its one image per output). */
+static ngpt_status safety_params(const char *dir, double *params, double *work)
+{
+    char sc[4096];
+    snprintf(sc, sizeof sc, "%s/safety_checker", dir);
+    if (!nx_is_dir(sc)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: folder not found (NGPT_PIPELINE_SAFETY_CHECKER)", sc);
+    nx_safety_config c;
+    NX_TRY(nx_safety_read_config(&c, sc));
+    const double d = c.enc.hidden, I = c.enc.inter, S = c.image_size, p = c.patch, G = (double)(c.image_size / c.patch);
+    const double T = G * G + 1, layer = 4 * d * d + 4 * d + 4 * d + 2 * d * I + I + d;
+    /* patch conv, positions, class row, two LayerNorms, the layers, the projection, the 17 + 3
+     * concept rows and their thresholds (SD 1.5's counts: the configs do not say) */
+    *params = d * 3 * p * p + T * d + d + 4 * d + c.enc.layers * layer + c.proj * d + 20 * (c.proj + 1);
+    /* the pixels (F32 + the compute dtype), the patch grid twice, x, norm, q, k, v, o, the MLP */
+    *work = 2 * 3 * S * S + 2 * G * G * d + T * (6 * d + I) + T * T * c.enc.heads;
+    return NGPT_OK;
+}
+
 /* SpeechT5HifiGan: its mel bins, samples per mel frame, parameters, and the peak activation
  * elements for the mel frames of `secs` seconds (rounded up to a multiple of the VAE factor sc, as
  * ngpt_decoder_generate does; *frames gets that count). */
@@ -657,7 +676,12 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
     const double conv = E->cuda && E->p->compute_dtype != NGPT_DTYPE_F32 ? act : 4.0;
     const double text_bytes = E->cuda ? text * (m == NGPT_MODALITY_AUDIO ? 4.0 : conv) : 0;
     stage_work = maxd(stage_work, text_bytes + text_work * act);
-    P->weights = (uint64_t)((u.params + v.params) * conv + (m == NGPT_MODALITY_AUDIO ? voc.params : 0) * 4.0);
+    double checker = 0, checker_work = 0;  /* after the VAE, beside the output */
+    if (m == NGPT_MODALITY_IMAGE && (E->p->flags & NGPT_PIPELINE_SAFETY_CHECKER)) {
+        NX_TRY(safety_params(dir, &checker, &checker_work));
+        stage_work = maxd(stage_work, out_elems * 4.0 * 2 + checker_work * act);
+    }
+    P->weights = (uint64_t)((u.params + v.params + checker) * conv + (m == NGPT_MODALITY_AUDIO ? voc.params : 0) * 4.0);
     P->mapped = E->cuda ? 0 : P->weights;
     P->work = (uint64_t)stage_work;
     P->present = 1;

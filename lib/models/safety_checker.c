@@ -7,8 +7,6 @@
  */
 #include "safety_checker.h"
 
-#include "clip_encoder.h"
-
 #include "../core/alloc.h"
 #include "../core/json.h"
 #include "../media/media.h"
@@ -31,8 +29,9 @@ typedef struct sc_fe {
 struct nx_safety {
     nx_backend *be;
     nx_mw       mw;
-    nx_clip_enc enc;
-    int32_t     image_size, patch, grid, proj;
+    nx_safety_config cfg;
+    nx_clip_enc enc;                          /* enc.cfg = cfg.enc */
+    int32_t     grid;                         /* patches a side: image_size / patch */
     int32_t     n_concept, n_special;
     const nx_tensor *patch_w;                 /* [D, 3, p, p] */
     const nx_tensor *pre_w, *pre_b, *post_w, *post_b;
@@ -46,7 +45,7 @@ struct nx_safety {
 
 /* ---- configs ---- */
 
-static ngpt_status read_checker_config(nx_safety *m, const char *dir)
+ngpt_status nx_safety_read_config(nx_safety_config *c, const char *dir)
 {
     /* CLIPVisionConfig's defaults */
     static const nx_clip_enc_config def = {.hidden = 768, .layers = 12, .heads = 12, .inter = 3072, .eps = 1e-5f,
@@ -64,7 +63,7 @@ static ngpt_status read_checker_config(nx_safety *m, const char *dir)
     if (s == NGPT_OK) s = nx_json_int_opt(j, "projection_dim", path, 512, &v);
     if (s == NGPT_OK && (v < 1 || v > (1 << 16)))
         s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'projection_dim' is %lld", path, (long long)v);
-    m->proj = (int32_t)v;
+    c->proj = (int32_t)v;
     /* transformers 4.29's CLIPConfig: a legacy vision_config_dict becomes the whole vision
      * config (CLIPVisionConfig(**vision_config_dict).to_dict(), every default included) and
      * overrides vision_config key by key, so only it and the defaults count. */
@@ -77,7 +76,7 @@ static ngpt_status read_checker_config(nx_safety *m, const char *dir)
     if (!json_is_object(vc)) vc = empty;
     if (s == NGPT_OK && !empty) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
     snprintf(where, sizeof where, "%s '%s'", path, key);
-    if (s == NGPT_OK) s = nx_clip_enc_read_config(&m->enc.cfg, vc, where, &def);
+    if (s == NGPT_OK) s = nx_clip_enc_read_config(&c->enc, vc, where, &def);
     int64_t isz = 0, patch = 0, ch = 0;
     if (s == NGPT_OK) s = nx_json_int_opt(vc, "image_size", where, 224, &isz);
     if (s == NGPT_OK) s = nx_json_int_opt(vc, "patch_size", where, 32, &patch);
@@ -87,9 +86,8 @@ static ngpt_status read_checker_config(nx_safety *m, const char *dir)
                    where, (long long)isz, (long long)patch, SC_MAX_SIDE);
     if (s == NGPT_OK && ch != 3)
         s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: num_channels %lld (the checker sees RGB images: 3)", where, (long long)ch);
-    m->image_size = (int32_t)isz;
-    m->patch = (int32_t)patch;
-    m->grid = (int32_t)(isz / patch);
+    c->image_size = (int32_t)isz;
+    c->patch = (int32_t)patch;
     json_decref(empty);
     json_decref(j);
     return s;
@@ -222,9 +220,9 @@ static void normalize_rows(float *x, int64_t n, int64_t P)
 static ngpt_status load_weights(nx_safety *m, ngpt_dtype dt)
 {
     nx_mw *w = &m->mw;
-    const int64_t D = m->enc.cfg.hidden, P = m->proj, N = (int64_t)m->grid * m->grid;
+    const int64_t D = m->enc.cfg.hidden, P = m->cfg.proj, N = (int64_t)m->grid * m->grid;
 #define VM "vision_model.vision_model."
-    int64_t fs[4] = {D, 3, m->patch, m->patch};
+    int64_t fs[4] = {D, 3, m->cfg.patch, m->cfg.patch};
     NX_TRY(nx_mw_get_filter(w, &m->patch_w, VM "embeddings.patch_embedding.weight", fs));
     float *cls = NULL, *pos = NULL;
     ngpt_status s = host_tensor(m, VM "embeddings.class_embedding", D, 0, &cls, NULL);
@@ -262,7 +260,9 @@ ngpt_status nx_safety_load(nx_safety **out, nx_backend *be, const char *checker_
     nx_safety *m = nx_calloc(1, sizeof *m);
     if (!m) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", checker_dir);
     m->be = be;
-    ngpt_status s = read_checker_config(m, checker_dir);
+    ngpt_status s = nx_safety_read_config(&m->cfg, checker_dir);
+    m->enc.cfg = m->cfg.enc;
+    m->grid = m->cfg.image_size / m->cfg.patch;
     if (s == NGPT_OK) s = read_processor_config(&m->fe, fe_dir);
     static const char *const files[] = {"model.safetensors", "pytorch_model.bin", NULL};
     if (s == NGPT_OK) s = nx_mw_open(&m->mw, be, checker_dir, files);
@@ -289,8 +289,8 @@ void nx_safety_free(nx_safety *m)
     nx_free(m);
 }
 
-int32_t nx_safety_image_size(const nx_safety *m) { return m->image_size; }
-int32_t nx_safety_projection_dim(const nx_safety *m) { return m->proj; }
+int32_t nx_safety_image_size(const nx_safety *m) { return m->cfg.image_size; }
+int32_t nx_safety_projection_dim(const nx_safety *m) { return m->cfg.proj; }
 int32_t nx_safety_n_concepts(const nx_safety *m) { return m->n_concept; }
 int32_t nx_safety_n_special(const nx_safety *m) { return m->n_special; }
 
@@ -341,7 +341,7 @@ ngpt_status nx_safety_preprocess(const nx_safety *m, const uint8_t *rgb, int32_t
         crop_side(nh, fe->crop_h, &y0, &oh, !inside);
         crop_side(nw, fe->crop_w, &x0, &ow, !inside);
     }
-    const int32_t S = m->image_size;
+    const int32_t S = m->cfg.image_size;
     if (oh != S || ow != S)
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "safety checker: the feature extractor makes a %dx%d image into %dx%d; "
                       "the vision model takes %dx%d", w, h, ow, oh, S, S);
@@ -384,7 +384,7 @@ ngpt_status nx_safety_embed(nx_safety *m, const float *pixels, int64_t B, float 
 {
     nx_backend *be = m->be;
     const ngpt_dtype dt = m->mw.dt;
-    const int64_t D = m->enc.cfg.hidden, S = m->image_size, G = m->grid, N = G * G, P = m->proj;
+    const int64_t D = m->enc.cfg.hidden, S = m->cfg.image_size, G = m->grid, N = G * G, P = m->cfg.proj;
     if (B < 1) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "safety checker: batch %lld", (long long)B);
     float *cls = nx_malloc((size_t)B * D * sizeof *cls);
     if (!cls) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "safety checker: out of memory");
@@ -397,7 +397,7 @@ ngpt_status nx_safety_embed(nx_safety *m, const float *pixels, int64_t B, float 
     if (s == NGPT_OK) s = nx_tensor_alloc(&pe, be, dt, 4, spe);
     if (s == NGPT_OK) {
         nx_conv_params cp = nx_conv_params_default();
-        cp.stride[0] = cp.stride[1] = m->patch;
+        cp.stride[0] = cp.stride[1] = m->cfg.patch;
         s = nx_op_conv(be, &pe, &px, m->patch_w, NULL, &cp);
     }
     if (s == NGPT_OK) s = nx_tensor_alloc(&pt, be, dt, 4, spt);
@@ -438,7 +438,7 @@ static double round3(double x) { return rint(x * 1000.0) / 1000.0; }  /* numpy's
 
 void nx_safety_scores(const nx_safety *m, const float *embeds, int64_t B, float *special, float *concept, bool *nsfw)
 {
-    const int64_t P = m->proj;
+    const int64_t P = m->cfg.proj;
     for (int64_t b = 0; b < B; b++) {
         const float *e = embeds + b * P;
         double ss = 0;  /* F.normalize(image_embeds): e / max(||e||, 1e-12) */

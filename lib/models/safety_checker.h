@@ -22,9 +22,19 @@
 #ifndef NX_SAFETY_CHECKER_H
 #define NX_SAFETY_CHECKER_H
 
-#include "../ops/backend.h"
+#include "clip_encoder.h"
 
 typedef struct nx_safety nx_safety;
+
+/* safety_checker/config.json's sizes: the vision tower's encoder, image_size, patch_size,
+ * projection_dim. */
+typedef struct nx_safety_config {
+    nx_clip_enc_config enc;
+    int32_t            image_size, patch, proj;
+} nx_safety_config;
+
+/* Read `checker_dir`/config.json (the memory estimate reads it too). */
+ngpt_status nx_safety_read_config(nx_safety_config *c, const char *checker_dir);
 
 /* dt: the vision tower's compute dtype (F32, or F16/BF16 on a backend that computes in them). */
 ngpt_status nx_safety_load(nx_safety **out, nx_backend *be, const char *checker_dir, const char *fe_dir,
