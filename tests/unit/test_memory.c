@@ -304,6 +304,31 @@ static void test_real_sizes(void)
      * at 64^2 beside its 5 x 512 x 4096 working set (21 MB): not the peak. Loading: CLIP-L's 246 MB
      * (released after the "" embedding) with its tiny working set, also below. */
     CHECK_MSG(work > 403000000ull && work < 420000000ull, "SD 1.5 decode work %llu", (unsigned long long)work);
+    /* NGPT_PIPELINE_SAFETY_CHECKER: SD 1.5's checker (its config.json as shipped: vision_config_dict
+     * decides), CLIP ViT-L/14's vision tower: patch conv 1024*3*14*14 = 602,112; positions 257*1024
+     * = 263,168; class 1,024; pre/post LayerNorm 4,096; 24 layers * (4*1024^2 + 2*1024*4096 + 4*1024
+     * (LN) + 4*1024 (attention biases) + 4096 + 1024) = 24 * 12,596,224 = 302,309,376; projection
+     * 768*1024 = 786,432; 17 + 3 concept rows and thresholds 20*769 = 15,380 -> 303,981,588 params
+     * (1.22 GB in F32, the size of SD 1.5's file); f16: 607,963,176 bytes more */
+    mk("sd/safety_checker");
+    put("sd/safety_checker/config.json",
+        "{\"architectures\": [\"StableDiffusionSafetyChecker\"], \"model_type\": \"clip\", \"projection_dim\": 768,"
+        " \"vision_config\": {\"hidden_size\": 1024, \"intermediate_size\": 4096, \"num_attention_heads\": 16,"
+        " \"num_hidden_layers\": 24, \"patch_size\": 14, \"model_type\": \"clip_vision_model\"},"
+        " \"vision_config_dict\": {\"hidden_size\": 1024, \"intermediate_size\": 4096, \"num_attention_heads\": 16,"
+        " \"num_hidden_layers\": 24, \"patch_size\": 14}}");
+    ngpt_memory_params sp;
+    CHECK_OK(ngpt_memory_params_default(&sp, sizeof sp));
+    sp.backend = NGPT_BACKEND_CUDA;
+    sp.compute_dtype = NGPT_DTYPE_F16;
+    sp.flags = NGPT_PIPELINE_SAFETY_CHECKER;
+    ngpt_memory_estimate *gs = NULL;
+    CHECK_OK(ngpt_pipeline_estimate_memory(&gs, g_tmp, &sp));
+    uint64_t ws = 0, works = 0;
+    if (gs) ngpt_memory_estimate_part(gs, NGPT_MEMORY_IMAGE_DECODER, &ws, NULL, NULL, &works);
+    CHECK_MSG(ws - w == 607963176ull, "safety checker f16 weights %llu", (unsigned long long)(ws - w));
+    CHECK(works >= work);
+    ngpt_memory_estimate_free(gs);
 
     uint64_t peak, over, mp;
     ngpt_memory_estimate_peak(g, &peak, &over, &mp);
