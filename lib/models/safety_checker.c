@@ -69,7 +69,7 @@ ngpt_status nx_safety_read_config(nx_safety_config *c, const char *dir)
      * overrides vision_config key by key, so only it and the defaults count. */
     const char *key = "vision_config_dict";
     json_t *vc = json_object_get(j, key);
-    if (!json_is_object(vc)) vc = json_object_get(j, key = "vision_config");
+    if (!vc || json_is_null(vc)) vc = json_object_get(j, key = "vision_config");
     if (s == NGPT_OK && vc && !json_is_object(vc) && !json_is_null(vc))
         s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s' is not an object", path, key);
     json_t *empty = json_object();
@@ -261,8 +261,10 @@ ngpt_status nx_safety_load(nx_safety **out, nx_backend *be, const char *checker_
     if (!m) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", checker_dir);
     m->be = be;
     ngpt_status s = nx_safety_read_config(&m->cfg, checker_dir);
-    m->enc.cfg = m->cfg.enc;
-    m->grid = m->cfg.image_size / m->cfg.patch;
+    if (s == NGPT_OK) {
+        m->enc.cfg = m->cfg.enc;
+        m->grid = m->cfg.image_size / m->cfg.patch;
+    }
     if (s == NGPT_OK) s = read_processor_config(&m->fe, fe_dir);
     static const char *const files[] = {"model.safetensors", "pytorch_model.bin", NULL};
     if (s == NGPT_OK) s = nx_mw_open(&m->mw, be, checker_dir, files);

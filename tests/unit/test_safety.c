@@ -292,6 +292,119 @@ out:
     ngpt_decoder_free(plain);
 }
 
+/* The tiny bundle with sd-b-safety's checker beside its image decoder: with
+ * NGPT_PIPELINE_SAFETY_CHECKER an image turn gives the plain pipeline's PNG, or a black one when
+ * the checker flags that image (ngpt_pipeline_result_output_nsfw). */
+static void test_pipeline_flag(void)
+{
+    const char *tiny = getenv("NGPT_TINY_BUNDLE");
+    if (!tiny || access(tiny, R_OK) != 0) {
+        fprintf(stderr, "NGPT_TINY_BUNDLE not set or missing: pipeline test skipped\n");
+        return;
+    }
+    char b[1200], p[1400], q[1400];
+    snprintf(b, sizeof b, "%s/bundle", g_tmp);
+    mkdir(b, 0700);
+    snprintf(p, sizeof p, "%s/image", b);
+    mkdir(p, 0700);
+    static const char *const parts[] = {"unet", "vae", "scheduler", "text_encoder", "tokenizer"};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        snprintf(q, sizeof q, "%s/decoders/image/%s", tiny, parts[i]);
+        snprintf(p, sizeof p, "%s/image/%s", b, parts[i]);
+        if (access(q, R_OK) == 0) CHECK(symlink(q, p) == 0);
+    }
+    snprintf(q, sizeof q, "%s/decoders/image/model_index.json", tiny);
+    snprintf(p, sizeof p, "%s/image/model_index.json", b);
+    test_copy_file(q, p);
+    static const char *const checker[] = {"safety_checker", "feature_extractor"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(q, sizeof q, "%s/%s", g_model, checker[i]);
+        snprintf(p, sizeof p, "%s/image/%s", b, checker[i]);
+        CHECK(symlink(q, p) == 0);
+    }
+    snprintf(p, sizeof p, "%s/bundle.json", b);
+    char manifest[4096];
+    snprintf(manifest, sizeof manifest,
+             "{\"format\": \"nextgpt-bundle\", \"version\": 1, \"random_weights\": true, \"llm\": \"%s/llm\","
+             " \"delta\": null, \"imagebind\": \"%s/imagebind\", \"projectors\": \"%s/projectors\","
+             " \"decoders\": {\"image\": \"image\"}}", tiny, tiny, tiny);
+    test_write_text(p, manifest);
+
+    ngpt_pipeline_params pp;
+    ngpt_pipeline_params_default(&pp, sizeof pp);
+    ngpt_pipeline *plain = NULL, *safe = NULL;
+    CHECK_OK(ngpt_pipeline_create(&plain, g_ctx, b, &pp));
+    pp.flags = NGPT_PIPELINE_SAFETY_CHECKER;
+    CHECK_OK(ngpt_pipeline_create(&safe, g_ctx, b, &pp));
+    ngpt_pipeline_turn_params tp;
+    ngpt_pipeline_turn_params_default(&tp, sizeof tp);
+    tp.force = NGPT_PIPELINE_FORCE(NGPT_MODALITY_IMAGE);
+    tp.max_new_tokens = 8;
+    tp.steps = 2;
+    ngpt_pipeline_result *r0 = NULL, *r1 = NULL;
+    int flagged = 0, passed = 0;
+    for (uint64_t seed = 1; plain && safe && seed <= 4; seed++) {
+        tp.seed = seed;
+        /* each a first turn: a blacked-out image in one history would make the next turns differ */
+        CHECK_OK(ngpt_pipeline_reset(plain));
+        CHECK_OK(ngpt_pipeline_reset(safe));
+        CHECK_OK(ngpt_pipeline_turn(&r0, plain, "draw", NULL, 0, &tp));
+        CHECK_OK(ngpt_pipeline_turn(&r1, safe, "draw", NULL, 0, &tp));
+        for (int32_t i = 0; r0 && r1 && i < ngpt_pipeline_result_n_outputs(r0); i++) {
+            ngpt_modality m;
+            const uint8_t *b0 = NULL, *b1 = NULL;
+            size_t n0 = 0, n1 = 0;
+            if (ngpt_pipeline_result_output(r0, i, &m, &b0, &n0, NULL) != NGPT_OK || m != NGPT_MODALITY_IMAGE) continue;
+            CHECK_OK(ngpt_pipeline_result_output(r1, i, NULL, &b1, &n1, NULL));
+            CHECK(ngpt_pipeline_result_output_nsfw(r0, i) == 0);
+            /* the checker's verdict on the plain PNG's pixels (8-bit, as the pipeline rounds) */
+            ngpt_image *img = NULL, *img1 = NULL;
+            CHECK_OK(ngpt_image_load_memory(&img, b0, n0, "plain.png"));
+            CHECK_OK(ngpt_image_load_memory(&img1, b1, n1, "safe.png"));
+            if (!img || !img1) {
+                ngpt_image_free(img);
+                ngpt_image_free(img1);
+                continue;
+            }
+            const int32_t w = ngpt_image_width(img), h = ngpt_image_height(img);
+            ngpt_tensor px = {.dtype = NGPT_DTYPE_U8, .rank = 3, .shape = {h, w, 3}, .data = (void *)ngpt_image_pixels(img)};
+            ngpt_tensor nsfw = {0};
+            CHECK_OK(ngpt_decoder_safety_check(ngpt_pipeline_decoder(safe, NGPT_MODALITY_IMAGE), &nsfw, NULL, NULL, &px));
+            const bool bad = nsfw.data && *(bool *)nsfw.data;
+            CHECK(ngpt_pipeline_result_output_nsfw(r1, i) == (bad ? 1 : 0));
+            const uint8_t *p1 = ngpt_image_pixels(img1);
+            bool black = true;
+            for (int64_t k = 0; k < (int64_t)w * h * 3; k++) black &= p1[k] == 0;
+            if (bad) CHECK(black);
+            else CHECK(n0 == n1 && !memcmp(b0, b1, n0));
+            flagged += bad;
+            passed += !bad;
+            ngpt_tensor_free(&nsfw);
+            ngpt_image_free(img);
+            ngpt_image_free(img1);
+        }
+        ngpt_pipeline_result_free(r0);
+        ngpt_pipeline_result_free(r1);
+        r0 = r1 = NULL;
+    }
+    fprintf(stderr, "pipeline with the safety checker: %d images flagged, %d passed\n", flagged, passed);
+    CHECK(flagged + passed >= 4);
+    ngpt_pipeline_free(plain);
+    ngpt_pipeline_free(safe);
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+        snprintf(p, sizeof p, "%s/image/%s", b, parts[i]);
+        unlink(p);
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/image/%s", b, checker[i]);
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/image/model_index.json", b), unlink(p);
+    snprintf(p, sizeof p, "%s/image", b), rmdir(p);
+    snprintf(p, sizeof p, "%s/bundle.json", b), unlink(p);
+    rmdir(b);
+}
+
 static ngpt_status load_check(void *user)
 {
     (void)user;
@@ -313,6 +426,9 @@ static ngpt_status load_check(void *user)
 
 static void test_alloc_failures(void)
 {
+    /* once first: the CPU backend keeps its oneDNN primitives (the patch convolution's) in a cache
+     * that lives as long as the context, which the counting run must find filled */
+    CHECK_OK(load_check(NULL));
     CHECK(test_alloc_fail_all("safety checker load + check", load_check, NULL) > 20);
 }
 
@@ -344,6 +460,7 @@ int main(void)
     RUN(test_load_errors);
     RUN(test_check_api);
     RUN(test_generate);
+    RUN(test_pipeline_flag);
     RUN(test_alloc_failures);
     ngpt_context_free(g_ctx);
     rmdir(g_tmp);
