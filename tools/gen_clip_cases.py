@@ -288,28 +288,42 @@ def make_encoder(d, vocab_size, hidden, layers, heads, inter, act, seed):
     return cfg, w
 
 
-def clip_text_forward(cfg, w, ids):
-    B, S = ids.shape
-    D, H = cfg["hidden_size"], cfg["num_attention_heads"]
+def clip_encoder(cfg, w, prefix, x, mask=None):
+    """CLIPEncoder of transformers v4.29.0 (modeling_clip.py): num_hidden_layers pre-LN CLIPEncoderLayers
+    (x += out_proj(attention(layer_norm1 x)), q scaled by head_dim**-0.5 after q_proj; x += fc2(act(fc1(
+    layer_norm2 x)))), tensors `prefix`{i}.*; mask (additive, broadcast to [B, heads, S, S]) or None (the
+    vision tower has none). Shared with tools/gen_safety_cases.py."""
+    B, S, D = x.shape
+    H = cfg["num_attention_heads"]
     hd = D // H
     act = ACT[cfg["hidden_act"]]
     eps = cfg["layer_norm_eps"]
-    x = w["text_model.embeddings.token_embedding.weight"][ids] + w["text_model.embeddings.position_embedding.weight"][:S][None]
-    mask = torch.full((S, S), torch.finfo(torch.float32).min).triu(1)[None, None]
     for i in range(cfg["num_hidden_layers"]):
-        p = "text_model.encoder.layers.%d." % i
+        p = prefix + "%d." % i
         lin = lambda t, n: F.linear(t, w[p + n + ".weight"], w[p + n + ".bias"])
         res = x
         h = F.layer_norm(x, (D,), w[p + "layer_norm1.weight"], w[p + "layer_norm1.bias"], eps)
         q = lin(h, "self_attn.q_proj") * hd ** -0.5
         k, v = lin(h, "self_attn.k_proj"), lin(h, "self_attn.v_proj")
         sh = lambda t: t.view(B, S, H, hd).transpose(1, 2)
-        a = torch.matmul(sh(q), sh(k).transpose(-1, -2)) + mask
+        a = torch.matmul(sh(q), sh(k).transpose(-1, -2))
+        if mask is not None:
+            a = a + mask
         a = torch.matmul(F.softmax(a, dim=-1), sh(v)).transpose(1, 2).reshape(B, S, D)
         x = res + lin(a, "self_attn.out_proj")
         res = x
         h = F.layer_norm(x, (D,), w[p + "layer_norm2.weight"], w[p + "layer_norm2.bias"], eps)
         x = res + lin(act(lin(h, "mlp.fc1")), "mlp.fc2")
+    return x
+
+
+def clip_text_forward(cfg, w, ids):
+    B, S = ids.shape
+    D = cfg["hidden_size"]
+    eps = cfg["layer_norm_eps"]
+    x = w["text_model.embeddings.token_embedding.weight"][ids] + w["text_model.embeddings.position_embedding.weight"][:S][None]
+    mask = torch.full((S, S), torch.finfo(torch.float32).min).triu(1)[None, None]
+    x = clip_encoder(cfg, w, "text_model.encoder.layers.", x, mask)
     return F.layer_norm(x, (D,), w["text_model.final_layer_norm.weight"], w["text_model.final_layer_norm.bias"], eps)
 
 
