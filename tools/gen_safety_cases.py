@@ -101,6 +101,10 @@ Models (tests/golden/models/):
                     position_ids I64 [1, 37] stored as older checkpoints do); preprocessor_config.json in the
                     dict form: size {"shortest_edge": 28}, crop_size {"height": 24, "width": 24} (crop smaller
                     than the resized short side).
+  sd-b-safety-pad/  the same links; a plain vision_config: hidden 24, 2 layers, 2 heads, intermediate 40,
+                    patch 6, image_size 24, quick_gelu; projection_dim 10; model.safetensors;
+                    preprocessor_config.json: size {"shortest_edge": 20} below crop_size 24, so
+                    transformers' center_crop pads the short side with zero pixels (2 rows each side).
 The towers' embeddings (class, position, patch) are small (std ~0.02), so pre_layrnorm's eps matters: the
 decoy eps / act and a wrong default each move image_embeds far past the tolerance (measured, in the notes).
 concept_embeds / special_care_embeds (rows of assorted norms) and their thresholds are chosen AFTER the
@@ -513,6 +517,16 @@ def plain_config():
                               "num_hidden_layers": 3, "patch_size": 4}}
 
 
+def pad_config():
+    """sd-b-safety-pad's safety_checker/config.json: a plain vision_config, defaults for act and eps."""
+    return {"_name_or_path": "tiny-stable-diffusion-safety-checker-pad",
+            "architectures": ["StableDiffusionSafetyChecker"], "model_type": "clip", "projection_dim": 10,
+            "torch_dtype": "float32", "transformers_version": "4.29.2",
+            "vision_config": {"hidden_size": 24, "image_size": 24, "intermediate_size": 40,
+                              "model_type": "clip_vision_model", "num_attention_heads": 2,
+                              "num_hidden_layers": 2, "patch_size": 6}}
+
+
 FE_LEGACY = {"crop_size": 32, "do_center_crop": True, "do_convert_rgb": True, "do_normalize": True,
              "do_resize": True, "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": OPENAI_CLIP_MEAN,
              "image_std": OPENAI_CLIP_STD, "resample": 3, "size": 32}
@@ -520,6 +534,9 @@ FE_DICT = {"crop_size": {"height": 24, "width": 24}, "do_center_crop": True, "do
            "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": OPENAI_CLIP_MEAN,
            "image_processor_type": "CLIPImageProcessor", "image_std": OPENAI_CLIP_STD, "resample": 3,
            "rescale_factor": 1 / 255, "size": {"shortest_edge": 28}}
+FE_PAD = {"crop_size": 24, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+          "image_mean": OPENAI_CLIP_MEAN, "image_processor_type": "CLIPImageProcessor", "image_std": OPENAI_CLIP_STD,
+          "resample": 3, "size": {"shortest_edge": 20}}
 
 # name -> (safety_checker config, tower (seed, D, layers, heads, inter, patch, image_size), position_ids stored,
 #          weights file, preprocessor config, model_index feature_extractor class)
@@ -528,6 +545,8 @@ SAFETY_MODELS = {
                     "CLIPImageProcessor"),
     "sd-b-safety-bin": (plain_config(), (202, 24, 3, 3, 48, 4, 24), True, "pytorch_model.bin", FE_DICT,
                         "CLIPFeatureExtractor"),
+    "sd-b-safety-pad": (pad_config(), (303, 24, 2, 2, 40, 6, 24), False, "model.safetensors", FE_PAD,
+                        "CLIPImageProcessor"),
 }
 
 
@@ -579,6 +598,9 @@ TARGETS = {
         ("b3_56x40/2", "concept", 2, "hit", 0.06),
         ("b3_56x40/2", "concept", 12, "hit", 0.015),
         ("b1_40x64_flagged/0", "concept", 14, "hit", 0.035),
+    ],
+    "sd-b-safety-pad": [
+        ("b2_40x64_padded/1", "concept", 6, "hit", 0.03),
     ],
 }
 GEN_MARGIN = 0.02  # sd.generate images: every unrounded score at least this far from the decision
@@ -745,6 +767,9 @@ SAFETY_CASES = [
      "left 2; images 0 and 2 flagged (2 by two concepts), image 1 clean"),
     ("b1_40x64_flagged", "sd-b-safety-bin", 1, 40, 64,
      "batch 1, landscape 40x64 -> 28x44 (int(44.8)), crop top 2, left 10; flagged: the whole output is black"),
+    ("b2_40x64_padded", "sd-b-safety-pad", 2, 40, 64,
+     "landscape 40x64 -> 20x32 (shortest_edge 20, below the 24 crop): center_crop pads the 20 rows into a 24-row "
+     "zero canvas at row 2 and crops columns from (32 - 24) // 2 = 4; image 1 flagged, image 0 clean"),
 ]
 # name, steps, guidance, H, W, note
 GENERATE_CASES = [
@@ -885,8 +910,10 @@ def main():
     rng = np.random.default_rng(20261231)
 
     # inputs of every case
-    safety_inputs = {name: np.stack([case_image(rng, H, W) for _ in range(B)])
-                     for name, _, B, H, W, _ in SAFETY_CASES}
+    # (the padded case, added later, draws from its own generator: the other cases keep their bytes)
+    pad_rng = np.random.default_rng(20270101)
+    safety_inputs = {name: np.stack([case_image(pad_rng if m == "sd-b-safety-pad" else rng, H, W) for _ in range(B)])
+                     for name, m, B, H, W, _ in SAFETY_CASES}
     gen_inp = {name: gen_inputs(rng, H, W) for name, _, _, H, W, _ in GENERATE_CASES}
     gen_out = {}
     for name, steps, g, H, W, _ in GENERATE_CASES:

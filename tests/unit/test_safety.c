@@ -3,7 +3,8 @@
  * edited copies of safety_checker/ and feature_extractor/ (each named), the flag's argument
  * errors, ngpt_decoder_safety_check's inputs (F32 and U8 agree, one image = the batch's first),
  * generate with the checker = generate without it with the flagged images zeroed and the flags in
- * aux, and allocation-failure injection over load + check. The numbers themselves are the golden
+ * aux, a pipeline with NGPT_PIPELINE_SAFETY_CHECKER against one without, and allocation-failure
+ * injection over load + check. The numbers themselves are the golden
  * cases' (sd.safety_checker, sd.generate with "safety_checker": true). */
 #include "test.h"
 #include "alloc_fail.h"
@@ -155,6 +156,16 @@ static void test_load_errors(void)
     ngpt_tensor img = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {1, 16, 16, 3}, .data = px}, nsfw = {0};
     CHECK_ERR(ngpt_decoder_safety_check(d, &nsfw, NULL, NULL, &img), NGPT_ERR_SHAPE_MISMATCH, "8x8");
     CHECK(nsfw.data == NULL);
+    ngpt_decoder_free(d);
+    d = NULL;
+    sc_rm(dst);
+    /* a short side of 21 under the 32 crop: transformers pads it into a 32 canvas at 5 and slices from
+     * (21 - 32) // 2 + 5 = -1, clipped to 0..31: 31 pixels, which the vision model refuses */
+    fe = fe_with("size", "21");
+    sc_copy(dst, &none, fe);
+    free(fe);
+    CHECK_OK(open_dec(&d, dst, NGPT_DECODER_AUTO, F));
+    CHECK_ERR(ngpt_decoder_safety_check(d, &nsfw, NULL, NULL, &img), NGPT_ERR_SHAPE_MISMATCH, "into 31x31");
     ngpt_decoder_free(d);
     d = NULL;
     sc_rm(dst);
