@@ -9,8 +9,8 @@
 #include "decoder.h"
 
 #include "../core/alloc.h"
+#include "../core/l2norm.h"
 
-#include <math.h>
 #include <string.h>
 
 static ngpt_status need_text(const ngpt_decoder *d, const char *fn)
@@ -59,18 +59,6 @@ NGPT_API ngpt_status ngpt_decoder_tokenize_text(ngpt_decoder *d, int32_t *ids, i
     return nx_clip_bpe_tokenize(d->tokenizer, prompt, ids, n_ids, n_tokens);
 }
 
-/* F.normalize(x, dim=-1): x / max(||x||_2, 1e-12), per row of n. */
-static void l2_normalize(float *x, int64_t rows, int64_t n)
-{
-    for (int64_t r = 0; r < rows; r++) {
-        double ss = 0.0;
-        for (int64_t i = 0; i < n; i++) ss += (double)x[r * n + i] * x[r * n + i];
-        float nrm = (float)sqrt(ss);
-        if (nrm < 1e-12f) nrm = 1e-12f;
-        for (int64_t i = 0; i < n; i++) x[r * n + i] /= nrm;
-    }
-}
-
 /* host ids [B * S] (+ mask [B * S] or NULL, AUDIO only) -> *out F32 (library-owned):
  * CLIP [B, S, hidden]; CLAP [B, projection_dim], L2-normalised. */
 static ngpt_status encode_ids(ngpt_decoder *d, ngpt_tensor *out, const int32_t *ids, const int32_t *mask, int64_t B,
@@ -88,7 +76,7 @@ static ngpt_status encode_ids(ngpt_decoder *d, ngpt_tensor *out, const int32_t *
         s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 2, shape);
         if (s == NGPT_OK) s = nx_clap_text_forward(d->clap, &y, ids, mask, B, S);
         if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
-        if (s == NGPT_OK) l2_normalize(out->data, B, shape[1]);
+        if (s == NGPT_OK) nx_l2_normalize_rows(out->data, B, shape[1]);
     } else {
         int64_t shape[3] = {B, S, nx_clip_text_hidden(d->text_encoder)};
         s = nx_tensor_alloc(&y, d->ctx->be, nx_clip_text_dtype(d->text_encoder), 3, shape);

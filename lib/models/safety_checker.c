@@ -9,6 +9,7 @@
 
 #include "../core/alloc.h"
 #include "../core/json.h"
+#include "../core/l2norm.h"
 #include "../media/media.h"
 
 #include <math.h>
@@ -205,18 +206,6 @@ static ngpt_status host_tensor(nx_safety *m, const char *name, int64_t rows, int
     return NGPT_OK;
 }
 
-/* torch.nn.functional.normalize(x, dim=1) of rows [n, P], in place (x / max(||x||, 1e-12)). */
-static void normalize_rows(float *x, int64_t n, int64_t P)
-{
-    for (int64_t i = 0; i < n; i++) {
-        double ss = 0;
-        for (int64_t k = 0; k < P; k++) ss += (double)x[i * P + k] * x[i * P + k];
-        float nrm = (float)sqrt(ss);
-        if (nrm < 1e-12f) nrm = 1e-12f;
-        for (int64_t k = 0; k < P; k++) x[i * P + k] /= nrm;
-    }
-}
-
 static ngpt_status load_weights(nx_safety *m, ngpt_dtype dt)
 {
     nx_mw *w = &m->mw;
@@ -248,8 +237,8 @@ static ngpt_status load_weights(nx_safety *m, ngpt_dtype dt)
     NX_TRY(host_tensor(m, "special_care_embeds", -1, P, &m->special, &m->n_special));
     NX_TRY(host_tensor(m, "concept_embeds_weights", m->n_concept, 0, &m->concept_thr, NULL));
     NX_TRY(host_tensor(m, "special_care_embeds_weights", m->n_special, 0, &m->special_thr, NULL));
-    normalize_rows(m->concept, m->n_concept, P);
-    normalize_rows(m->special, m->n_special, P);
+    nx_l2_normalize_rows(m->concept, m->n_concept, P);  /* cosine_distance's F.normalize, once */
+    nx_l2_normalize_rows(m->special, m->n_special, P);
     return nx_mw_check_unused(w);
 }
 
@@ -438,15 +427,12 @@ ngpt_status nx_safety_embed(nx_safety *m, const float *pixels, int64_t B, float 
 
 static double round3(double x) { return rint(x * 1000.0) / 1000.0; }  /* numpy's round(x, 3) */
 
-void nx_safety_scores(const nx_safety *m, const float *embeds, int64_t B, float *special, float *concept, bool *nsfw)
+void nx_safety_scores(const nx_safety *m, float *embeds, int64_t B, float *special, float *concept, bool *nsfw)
 {
     const int64_t P = m->cfg.proj;
+    nx_l2_normalize_rows(embeds, B, P);  /* cosine_distance's F.normalize(image_embeds) */
     for (int64_t b = 0; b < B; b++) {
         const float *e = embeds + b * P;
-        double ss = 0;  /* F.normalize(image_embeds): e / max(||e||, 1e-12) */
-        for (int64_t k = 0; k < P; k++) ss += (double)e[k] * e[k];
-        float nrm = (float)sqrt(ss);
-        if (nrm < 1e-12f) nrm = 1e-12f;
         double adjustment = 0.0;
         bool bad = false;
         for (int pass = 0; pass < 2; pass++) {  /* the special-care concepts, then the concepts */
@@ -456,7 +442,7 @@ void nx_safety_scores(const nx_safety *m, const float *embeds, int64_t B, float 
             for (int32_t k = 0; k < n; k++) {
                 /* cosine_distance: torch's float32 mm, the dot accumulated in double here */
                 double d = 0;
-                for (int64_t i = 0; i < P; i++) d += (double)(e[i] / nrm) * rows[(int64_t)k * P + i];
+                for (int64_t i = 0; i < P; i++) d += (double)e[i] * rows[(int64_t)k * P + i];
                 double score = round3((double)(float)d - (double)thr[k] + adjustment);
                 if (dst) dst[b * n + k] = (float)score;
                 if (score > 0) {

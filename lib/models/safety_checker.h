@@ -53,8 +53,8 @@ ngpt_status nx_safety_preprocess(const nx_safety *m, const uint8_t *rgb, int32_t
 /* pixels host F32 [B, 3, S, S] -> embeds host F32 [B, projection_dim] (image_embeds). */
 ngpt_status nx_safety_embed(nx_safety *m, const float *pixels, int64_t B, float *embeds);
 
-/* The forward loop on embeds [B, projection_dim]: special [B, n_special], concept [B, n_concepts]
- * (the result dicts' rounded scores; either may be NULL) and nsfw[B]. */
-void nx_safety_scores(const nx_safety *m, const float *embeds, int64_t B, float *special, float *concept, bool *nsfw);
+/* The forward loop on embeds [B, projection_dim] (L2-normalised in place): special [B, n_special],
+ * concept [B, n_concepts] (the result dicts' rounded scores; either may be NULL) and nsfw[B]. */
+void nx_safety_scores(const nx_safety *m, float *embeds, int64_t B, float *special, float *concept, bool *nsfw);
 
 #endif
