@@ -475,6 +475,26 @@ class StagesTest(unittest.TestCase):
         img = nextgpt.Image.from_tensor(px)
         self.assertEqual((img.width, img.height), (64, 64))
         self.assertEqual(img.encode()[:4], b"\x89PNG")
+        # Stable Diffusion's safety checker (our golden model's) on that image, F32 and U8
+        sd = nextgpt.Decoder(self.ctx, os.path.join(SRC, "tests", "golden", "models", "sd-b-safety"),
+                             flags=nextgpt.capi.NGPT_DECODER_FLAG_SAFETY_CHECKER)
+        flags, special, concept = sd.safety_check(px)
+        self.assertEqual((len(flags), special.shape, concept.shape), (1, (1, 3), (1, 17)))
+        self.assertEqual(flags[0], bool((concept.numpy() > 0).any()))
+        u8 = np.rint(px.numpy() * np.float32(255)).astype(np.uint8)
+        self.assertEqual(sd.safety_check(u8)[0], flags)
+        with self.assertRaises(nextgpt.Error) as e:  # no checker loaded
+            dec.safety_check(px)
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_UNSUPPORTED)
+        cond48 = np.random.default_rng(3).standard_normal((2, 77, 48)).astype(np.float32)
+        images, nsfw = sd.generate(cond48, steps=1, guidance_scale=1.0, width=32, height=32, return_nsfw=True)
+        self.assertEqual((images.shape, len(nsfw)), ((2, 32, 32, 3), 2))
+        arr = images.numpy()
+        for i, f in enumerate(nsfw):  # a flagged image comes back black
+            self.assertTrue(not arr[i].any() if f else arr[i].any())
+        plain = nextgpt.Decoder(self.ctx, os.path.join(SRC, "tests", "golden", "models", "sd-b-safety"))
+        unfiltered = plain.generate(cond48, steps=1, guidance_scale=1.0, width=32, height=32).numpy()
+        self.assertEqual(nsfw, sd.safety_check(unfiltered)[0])
         with self.assertRaises(nextgpt.Error):
             img.save(os.path.join(TINY, "no-such-dir", "x.png"))
         self.ctx.close()  # sessions before their backbone, every handle before the context

@@ -252,6 +252,14 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
     assert_eq!((dec.vae_scaling_factor(), dec.sample_rate()), (0.18215, 0));
     let px = dec.generate(&cond, &nextgpt::DecodeParams { steps: 2, ..Default::default() }).unwrap();
     assert_eq!(px.shape(), &[1, 64, 64, 3]);
+    // Stable Diffusion's safety checker (our golden model's) on that image
+    let sd_safety = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../tests/golden/models/sd-b-safety");
+    let checked = nextgpt::Options { flags: nextgpt::sys::NGPT_DECODER_FLAG_SAFETY_CHECKER, ..Default::default() };
+    let mut sdec = nextgpt::Decoder::with_options(&ctx, &sd_safety, checked).unwrap();
+    let (flags, special, concept) = sdec.safety_check(&px).unwrap();
+    assert_eq!((flags.len(), special.shape(), concept.shape()), (1, &[1i64, 3][..], &[1i64, 17][..]));
+    assert_eq!(flags[0], concept.as_f32().unwrap().iter().any(|&v| v > 0.0));
+    assert_eq!(dec.safety_check(&px).err().unwrap().status, nextgpt::sys::NGPT_ERR_UNSUPPORTED as i32);
     let img = nextgpt::Image::from_tensor(&px).unwrap();
     assert_eq!((img.width(), img.height()), (64, 64));
     assert!(img.save_png(tiny.join("no-such-dir/x.png")).is_err());
