@@ -27,7 +27,8 @@
  * clamp (which only shrinks differences); three steps add up to ~sqrt(3) more:
  *     image after generate:  F16 5e-2, BF16 3e-1 (F32 on CUDA: 1e-3).
  * Also compared: the 3-D UNet (zeroscope-a; twice the one-pass bounds for twice the depth) and the
- * CLIP text encoder (tests/golden/models/clip-a; the one-pass bounds).
+ * CLIP text encoder (tests/golden/models/clip-a; the one-pass bounds) and the safety checker's
+ * scores (tests/golden/models/sd-b-safety).
  * The errors measured are printed, so the bounds can be tightened from the first GPU runs. */
 #include "test.h"
 
@@ -386,6 +387,48 @@ static void test_text_encoder_dtypes(void)
     rmdir(tmp);
 }
 
+/* The safety checker's vision tower (tests/golden/models/sd-b-safety) on CUDA in each compute
+ * dtype against the CPU: its scores are rounded to 0.001, so F32 may differ by one step where a
+ * value sits at a rounding boundary; F16 / BF16 move the embedding by the one-pass bound, and a
+ * cosine by about as much. The flags are compared in F32 only. */
+static void test_safety_checker_dtypes(void)
+{
+    const char *root = getenv("NGPT_SOURCE_ROOT");
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/tests/golden/models/sd-b-safety", root ? root : ".");
+    if (access(dir, R_OK) != 0) {
+        fprintf(stderr, "  %s not found: safety checker not compared\n", dir);
+        return;
+    }
+    static float px[3 * 40 * 56 * 3];
+    test_rng r = {0x51ed270bull};
+    test_fill(&r, px, sizeof px / sizeof *px, 0.0f, 1.0f);
+    const int64_t shape[4] = {3, 40, 56, 3};
+    ngpt_tensor img = f32(4, shape, px);
+    ngpt_decoder *ref = open_dec(g_cpu, dir, NGPT_DTYPE_F32, NGPT_DECODER_VAE, NGPT_DECODER_FLAG_SAFETY_CHECKER);
+    ngpt_tensor rn = {0}, rc = {0};
+    if (ref) CHECK_OK(ngpt_decoder_safety_check(ref, &rn, NULL, &rc, &img));
+    for (size_t k = 0; rc.data && k < sizeof k_bounds / sizeof *k_bounds; k++) {
+        ngpt_decoder *d = open_dec(g_gpu, dir, k_bounds[k].dt, NGPT_DECODER_VAE, NGPT_DECODER_FLAG_SAFETY_CHECKER);
+        ngpt_tensor gn = {0}, gc = {0};
+        if (d) CHECK_OK(ngpt_decoder_safety_check(d, &gn, NULL, &gc, &img));
+        double worst = 0;
+        for (int64_t i = 0; gc.data && i < ngpt_tensor_numel(&rc); i++)
+            worst = fmax(worst, fabs((double)((float *)gc.data)[i] - ((float *)rc.data)[i]));
+        const double bound = k_bounds[k].dt == NGPT_DTYPE_F32 ? 1.5e-3 : 4 * k_bounds[k].pass;
+        fprintf(stderr, "  safety checker %s: max |score - CPU's| %.3g (bound %.3g)\n", ngpt_dtype_name(k_bounds[k].dt),
+                worst, bound);
+        CHECK(gc.data && worst <= bound);
+        if (k_bounds[k].dt == NGPT_DTYPE_F32) CHECK(gn.data && !memcmp(gn.data, rn.data, 3));
+        ngpt_tensor_free(&gn);
+        ngpt_tensor_free(&gc);
+        ngpt_decoder_free(d);
+    }
+    ngpt_tensor_free(&rn);
+    ngpt_tensor_free(&rc);
+    ngpt_decoder_free(ref);
+}
+
 /* A dtype that is no float compute dtype is rejected on CUDA too. */
 static void test_bad_dtype(void)
 {
@@ -409,6 +452,7 @@ int main(void)
     RUN(test_sd_dtypes);
     RUN(test_unet3d_dtypes);
     RUN(test_text_encoder_dtypes);
+    RUN(test_safety_checker_dtypes);
     RUN(test_bad_dtype);
     ngpt_context_free(g_gpu_log);
     ngpt_context_free(g_gpu);
