@@ -35,6 +35,14 @@ expect_rc 0 "run --channels-last" "$NG" run --prompt "a cat" --force image --ste
   --out-dir "$TMP/out4" --channels-last --device cpu --json
 grep -q '"status": "NGPT_OK"' "$TMP/out" || fail "run --channels-last: no ok output"
 head -c 4 "$TMP/out4/image-0.png" 2>/dev/null | od -An -c | grep -q "P   N   G" || fail "run --channels-last: no PNG"
+# --safety-checker: the tiny model's image decoder has no safety_checker/, so the image output
+# says so (the turn itself succeeds) and info's memory estimate exits 1 naming the folder
+expect_rc 0 "run --safety-checker" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
+  --out-dir "$TMP/out7" --safety-checker --json
+grep -q '"status": "NGPT_ERR_NOT_FOUND"' "$TMP/out" || fail "run --safety-checker: the image output is not NOT_FOUND"
+grep -q 'safety_checker: folder not found' "$TMP/out" || fail "run --safety-checker: the folder is not named"
+expect_rc 1 "info --safety-checker" "$NG" info --safety-checker
+grep -q 'safety_checker: folder not found' "$TMP/err" || fail "info --safety-checker: the folder is not named"
 
 # --scheduler: another sampler than the bundle's gives another image, the same one run twice
 expect_rc 0 "run --scheduler euler-a" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
