@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """gen_safety_cases.py — our own golden cases for Stable Diffusion's safety checker as NExT-GPT's SD pipeline
-runs it (stage "sd.safety_checker", and stage "sd.generate" with params.safety_checker true), and the two
+runs it (stage "sd.safety_checker", and stage "sd.generate" with params.safety_checker true), and the three
 small models they run on.
 
 What NExT-GPT runs (NExT-GPT/NExT-GPT@60d618b, NExT-GPT-Lagacy/code/model/custom_sd.py): right after
@@ -29,7 +29,7 @@ diffusers are not installed here):
      the size is unchanged; center_crop(height, width) in CHW: top = (H - ch) // 2, left = (W - cw) // 2
      (FLOOR, where torchvision's CenterCrop rounds), and where the crop is larger than the image, a
      zero-filled canvas of max(ch, H) x max(cw, W) holding the image at ((newH - H) // 2, (newW - W) // 2)
-     is cropped at the shifted offsets (ported, but no case here has a crop larger than the resized image);
+     is cropped at the shifted offsets (sd-b-safety-pad's case pads the resized short side);
      rescale: u8 * rescale_factor (a Python float: the product is float64) .astype(float32); normalize:
      mean and std as float32 arrays (the image's dtype), (x - mean) / std in float32; channels first;
      return_tensors "pt" stacks the batch -> pixel_values F32 [B, 3, ch, cw].
