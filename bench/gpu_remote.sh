@@ -66,7 +66,7 @@ grep -E "cosine|FAIL|fail" "$LOGS/encoder_cuda.log" | head -20 >> "$SUMMARY"
 step "llama upstream dtype error" llama_dtype_error.log 90 python3 bench/llama_dtype_error.py ../shared/golden
 tail -3 "$LOGS/llama_dtype_error.log" >> "$SUMMARY"
 step "decoder dtype cuda" decoder_dtype_cuda.log 120 "$B/test_decoder_dtype_cuda"
-grep -E "rel L2|FAIL|failed" "$LOGS/decoder_dtype_cuda.log" | grep -v "trace #" | head -30 >> "$SUMMARY"
+grep -E "rel L2|safety checker|FAIL|failed" "$LOGS/decoder_dtype_cuda.log" | grep -v "trace #" | head -30 >> "$SUMMARY"
 step "golden cases --device cuda" golden_cuda.log 240 "$B/ngpt-case" all ../shared/golden tests/golden --device cuda
 grep -v "^PASS" "$LOGS/golden_cuda.log" | head -60 >> "$SUMMARY"
 step "bench attention cuda" bench_attention_cuda.tsv 60 "$B/bench_attention_cuda"
