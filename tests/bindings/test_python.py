@@ -571,6 +571,9 @@ class StagesTest(unittest.TestCase):
         with self.assertRaises(nextgpt.Error) as err:
             nextgpt.estimate_memory(os.path.join(TINY, "nope"))
         self.assertIn("bundle.json", err.exception.message)
+        with self.assertRaises(nextgpt.Error) as err:  # the tiny image decoder has no safety checker
+            nextgpt.estimate_memory(TINY, flags=nextgpt.capi.NGPT_PIPELINE_SAFETY_CHECKER)
+        self.assertIn("safety_checker", err.exception.message)
 
 
 if __name__ == "__main__":

@@ -1343,15 +1343,17 @@ class MemoryEstimate:
 
 
 def estimate_memory(bundle_dir, backend=None, compute_dtype=None, n_ctx=None, n_batch=None, inputs=None,
-                    outputs=None, preload=None, width=None, height=None, num_frames=None, audio_length_s=None):
+                    outputs=None, preload=None, width=None, height=None, num_frames=None, audio_length_s=None,
+                    flags=None):
     """The memory a pipeline turn on bundle_dir needs, from its configs alone (no weights, no device):
     backend Backend.CPU (default) or Backend.CUDA; inputs / outputs / preload: Modality values (defaults:
-    an image in, an image out); the rest as ngpt_memory_params. Raises Error on unreadable configs."""
+    an image in, an image out); flags: NGPT_PIPELINE_* bits (capi.NGPT_PIPELINE_SAFETY_CHECKER counts the
+    safety checker); the rest as ngpt_memory_params. Raises Error on unreadable configs."""
     p = _params(capi.ngpt_memory_params, "ngpt_memory_params_default", backend=backend, compute_dtype=compute_dtype,
                 n_ctx=n_ctx, n_batch=n_batch, inputs=None if inputs is None else _modality_bits(inputs),
                 outputs=None if outputs is None else _modality_bits(outputs),
                 preload=None if preload is None else _modality_bits(preload), width=width, height=height,
-                num_frames=num_frames, audio_length_s=audio_length_s)
+                num_frames=num_frames, audio_length_s=audio_length_s, flags=flags)
     out = ctypes.POINTER(capi.ngpt_memory_estimate)()
     _call("ngpt_pipeline_estimate_memory", ctypes.byref(out), _path(bundle_dir), ctypes.byref(p))
     try:

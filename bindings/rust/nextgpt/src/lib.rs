@@ -1333,12 +1333,14 @@ pub struct MemoryParams {
     /// Image / video size (0 = the decoder's default).
     pub width: i32,
     pub height: i32,
+    /// `sys::NGPT_PIPELINE_*` bits that change memory (`NGPT_PIPELINE_SAFETY_CHECKER`).
+    pub flags: u32,
 }
 
 impl Default for MemoryParams {
     fn default() -> Self {
         MemoryParams { backend: Backend::Cpu, compute_dtype: sys::NGPT_DTYPE_F32, n_ctx: 0,
-                       outputs: vec![Modality::Image], width: 0, height: 0 }
+                       outputs: vec![Modality::Image], width: 0, height: 0, flags: 0 }
     }
 }
 
@@ -1381,6 +1383,7 @@ pub fn estimate_memory<P: AsRef<Path>>(bundle_dir: P, p: &MemoryParams) -> Resul
     mp.outputs = bits(&p.outputs);
     mp.width = p.width;
     mp.height = p.height;
+    mp.flags = p.flags;
     let mut out = ptr::null_mut();
     check(unsafe { sys::ngpt_pipeline_estimate_memory(&mut out, dir.as_ptr(), &mp) })?;
     let mut parts = Vec::new();

@@ -272,6 +272,8 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
     let gpu = nextgpt::MemoryParams { backend: nextgpt::Backend::Cuda, compute_dtype: nextgpt::sys::NGPT_DTYPE_F16,
                                       ..Default::default() };
     assert_eq!(nextgpt::estimate_memory(&tiny, &gpu).unwrap().overhead, 1 << 30);
+    let checked = nextgpt::MemoryParams { flags: nextgpt::sys::NGPT_PIPELINE_SAFETY_CHECKER, ..Default::default() };
+    assert!(nextgpt::estimate_memory(&tiny, &checked).err().unwrap().message.contains("safety_checker"));
     let f16_cpu = nextgpt::MemoryParams { compute_dtype: nextgpt::sys::NGPT_DTYPE_F16, ..Default::default() };
     assert_eq!(nextgpt::estimate_memory(&tiny, &f16_cpu).err().unwrap().status, nextgpt::sys::NGPT_ERR_UNSUPPORTED as i32);
 
