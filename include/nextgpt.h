@@ -867,6 +867,7 @@ NGPT_API ngpt_status ngpt_video_preprocess_memory(ngpt_tensor *out, const void *
  *   ngpt_decoder_unet        one denoiser evaluation (UNet2DConditionModel / UNet3DConditionModel)
  *   ngpt_decoder_vae_decode  latents (already divided by the VAE's scaling factor) -> pixels/mel
  *   ngpt_decoder_vocoder     mel spectrogram -> waveform (AudioLDM's SpeechT5HifiGan)
+ *   ngpt_decoder_safety_check  images -> SD's safety-checker verdicts (NGPT_DECODER_FLAG_SAFETY_CHECKER)
  *
  * Threads: one thread at a time per decoder; weights are read-only after create.
  * ------------------------------------------------------------------------------------------- */
@@ -878,7 +879,8 @@ typedef enum ngpt_decoder_kind {
     NGPT_DECODER_VIDEO = 3   /* Zeroscope (UNet3DConditionModel + frame-wise AutoencoderKL) */
 } ngpt_decoder_kind;
 
-/* Components to load (bit set); 0 = every component the folder has. */
+/* Components to load (bit set); 0 = every component the folder has (the safety checker loads
+ * only on NGPT_DECODER_FLAG_SAFETY_CHECKER). */
 #define NGPT_DECODER_UNET         0x1u
 #define NGPT_DECODER_VAE          0x2u
 #define NGPT_DECODER_VOCODER      0x4u
