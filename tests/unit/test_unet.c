@@ -960,8 +960,8 @@ static void test_graph_flag_cpu(void)
     CHECK_OK(ngpt_decoder_create(&plain, g_ctx, dir, &p));
     p.flags = NGPT_DECODER_FLAG_CUDA_GRAPH;
     CHECK_OK(ngpt_decoder_create(&graph, g_ctx, dir, &p));
-    p.flags = 0x8u;
-    CHECK_ERR(ngpt_decoder_create(&bad, g_ctx, dir, &p), NGPT_ERR_INVALID_ARGUMENT, "unknown flag bits 0x8");
+    p.flags = 0x80u;
+    CHECK_ERR(ngpt_decoder_create(&bad, g_ctx, dir, &p), NGPT_ERR_INVALID_ARGUMENT, "unknown flag bits 0x80");
     CHECK(bad == NULL);
     if (!plain || !graph) {
         ngpt_decoder_free(plain);
