@@ -82,9 +82,12 @@ NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, 
     e->ctx = ctx;
     e->compute_dtype = p.compute_dtype;
     e->cuda_graph = (p.flags & NGPT_ENCODER_FLAG_CUDA_GRAPH) && ctx->be->v->capture_begin;
-    /* CPU BF16 is a GEMM mode (F32 activations, oneDNN bf16: the scope in encode()); on CUDA the
+    /* CPU BF16 is a GEMM mode (F32 activations, oneDNN bf16: the scope in encode()) on matrices
+     * converted to BF16 once here (rounded as the GEMM would round them per call: the same
+     * products, half the memory, and oneDNN's bf16 kernels take them in place); on CUDA the
      * compute dtype is the activation dtype */
-    ngpt_status s = nx_imagebind_load(&e->ib, ctx->be, path, want, on_cpu ? NGPT_DTYPE_F32 : p.compute_dtype);
+    ngpt_status s = nx_imagebind_load(&e->ib, ctx->be, path, want, on_cpu ? NGPT_DTYPE_F32 : p.compute_dtype,
+                                      on_cpu ? p.compute_dtype : NGPT_DTYPE_F32);
     if (s != NGPT_OK) {
         ngpt_encoder_free(e);
         return s;

@@ -213,10 +213,11 @@ static ngpt_status est_encoder(const mem_env *E, const char *path, mem_part *P)
     }
     /* matrices and embeddings in their stored dtype (assumed F32: imagebind_huge.pth) or the
      * compute dtype when F16/BF16, norms and biases F32: one owned blob on CUDA; on the CPU views
-     * of the mapped checkpoint (the split positional embedding, a few MB, is not counted) */
-    const double md = E->p->compute_dtype != NGPT_DTYPE_F32 ? (double)E->act : 4.0;
-    P->weights = (uint64_t)(mat * md + vec * 4.0);
-    P->mapped = E->cuda ? 0 : P->weights;
+     * of the mapped checkpoint (the split positional embedding, a few MB, is not counted), except
+     * under BF16 compute, whose matrices are converted to BF16 once at load (owned) */
+    const bool half = E->p->compute_dtype != NGPT_DTYPE_F32;
+    P->weights = (uint64_t)(mat * (half ? 2.0 : 4.0) + vec * 4.0);
+    P->mapped = E->cuda ? 0 : half ? (uint64_t)(vec * 4.0) : P->weights;
     P->work = (uint64_t)work;
     P->present = 1;
     return NGPT_OK;

@@ -225,7 +225,8 @@ typedef struct ib_loader {
     size_t      n, cap;
     void       *host[8];     // host buffers to free after the upload
     int         n_host;
-    ngpt_dtype  mat_dt;      // dtype of matrices and embeddings: F32 (0) = matrices as stored
+    ngpt_dtype  mat_dt;      // dtype of the linears' matrices: F32 (0) = as stored
+    ngpt_dtype  conv_dt;     // of the stems' filters: F32 (0) = as stored
 } ib_loader;
 
 static ngpt_status ld_add(ib_loader *L, nx_tensor *dst, ngpt_dtype dt, int rank, const int64_t *ne,
@@ -251,11 +252,14 @@ static void *ld_host(ib_loader *L, size_t nbytes)
     return p;
 }
 
-/* Fetch checkpoint tensor `fmt...` of the given shape; matrices (keep_dtype) stay F32/F16/BF16,
- * everything else becomes F32. */
-static ngpt_status ld_get(ib_loader *L, nx_tensor *dst, bool keep_dtype, const nx_wtensor **srcp, int rank,
+/* What ld_get makes of a tensor: F32 (norms, biases, embeddings before their host math), a
+ * linear's matrix (mat_dt, or as stored), a stem's conv filter (conv_dt, or as stored). */
+enum { LD_F32, LD_MAT, LD_CONV };
+
+/* Fetch checkpoint tensor `fmt...` of the given shape as `kind` says. */
+static ngpt_status ld_get(ib_loader *L, nx_tensor *dst, int kind, const nx_wtensor **srcp, int rank,
                           const int64_t *shape, const char *fmt, ...) NX_PRINTF(7, 8);
-static ngpt_status ld_get(ib_loader *L, nx_tensor *dst, bool keep_dtype, const nx_wtensor **srcp, int rank,
+static ngpt_status ld_get(ib_loader *L, nx_tensor *dst, int kind, const nx_wtensor **srcp, int rank,
                           const int64_t *shape, const char *fmt, ...)
 {
     char name[256];
@@ -267,7 +271,8 @@ static ngpt_status ld_get(ib_loader *L, nx_tensor *dst, bool keep_dtype, const n
     NX_TRY(nx_weights_get(L->w, name, NX_FLOAT_DTYPES, rank, shape, &t));
     if (srcp) *srcp = t;
     if (!dst) return NGPT_OK;
-    ngpt_dtype dt = !keep_dtype ? NGPT_DTYPE_F32 : L->mat_dt != NGPT_DTYPE_F32 ? L->mat_dt : t->dtype;
+    const ngpt_dtype want = kind == LD_MAT ? L->mat_dt : L->conv_dt;
+    ngpt_dtype dt = kind == LD_F32 ? NGPT_DTYPE_F32 : want != NGPT_DTYPE_F32 ? want : t->dtype;
     return ld_add(L, dst, dt, rank, shape, t, NULL);
 }
 
@@ -354,17 +359,17 @@ static ngpt_status list_branch(nx_imagebind *m, ib_loader *L, int mod)
     // preprocessor: stem, cls + pos (combined on the host: the same one float add torch does)
     if (mod == NX_IB_VISION) {
         int64_t ws[5] = {D, 3, c->kernel_size[0], c->kernel_size[1], c->kernel_size[2]};
-        NX_TRY(ld_get(L, &b->stem_w, true, NULL, 5, ws, "modality_preprocessors.vision.rgbt_stem.proj.1.weight"));
+        NX_TRY(ld_get(L, &b->stem_w, LD_CONV, NULL, 5, ws, "modality_preprocessors.vision.rgbt_stem.proj.1.weight"));
     } else {
         int64_t ws[4] = {D, 1, c->audio_kernel_size, c->audio_kernel_size}, ns[1] = {D};
-        NX_TRY(ld_get(L, &b->stem_w, true, NULL, 4, ws, "modality_preprocessors.audio.rgbt_stem.proj.weight"));
-        NX_TRY(ld_get(L, &b->stem_norm_w, false, NULL, 1, ns, "modality_preprocessors.audio.rgbt_stem.norm_layer.weight"));
-        NX_TRY(ld_get(L, &b->stem_norm_b, false, NULL, 1, ns, "modality_preprocessors.audio.rgbt_stem.norm_layer.bias"));
+        NX_TRY(ld_get(L, &b->stem_w, LD_CONV, NULL, 4, ws, "modality_preprocessors.audio.rgbt_stem.proj.weight"));
+        NX_TRY(ld_get(L, &b->stem_norm_w, LD_F32, NULL, 1, ns, "modality_preprocessors.audio.rgbt_stem.norm_layer.weight"));
+        NX_TRY(ld_get(L, &b->stem_norm_b, LD_F32, NULL, 1, ns, "modality_preprocessors.audio.rgbt_stem.norm_layer.bias"));
     }
     const nx_wtensor *cls = NULL, *pos = NULL;
     int64_t cs[3] = {1, 1, D}, ps[3] = {1, 1 + b->n_patch, D};
-    NX_TRY(ld_get(L, NULL, false, &cls, 3, cs, "modality_preprocessors.%s.cls_token", mn));
-    NX_TRY(ld_get(L, NULL, false, &pos, 3, ps, "modality_preprocessors.%s.pos_embedding_helper.pos_embed", mn));
+    NX_TRY(ld_get(L, NULL, LD_F32, &cls, 3, cs, "modality_preprocessors.%s.cls_token", mn));
+    NX_TRY(ld_get(L, NULL, LD_F32, &pos, 3, ps, "modality_preprocessors.%s.pos_embedding_helper.pos_embed", mn));
     float *pe = ld_host(L, (size_t)((1 + b->n_patch) * D) * sizeof(float));
     float *ct = nx_malloc((size_t)D * sizeof(float));
     if (!pe || !ct) {
@@ -384,38 +389,38 @@ static ngpt_status list_branch(nx_imagebind *m, ib_loader *L, int mod)
     int64_t vrd[1] = {R * D}, mrd[2] = {R * D, D}, mdr[2] = {D, R * D};
     const char *tp = "modality_trunks";
     if (c->pre_transformer_ln[mod]) {
-        NX_TRY(ld_get(L, &b->pre_ln_w, false, NULL, 1, vd, "%s.%s.pre_transformer_layer.0.weight", tp, mn));
-        NX_TRY(ld_get(L, &b->pre_ln_b, false, NULL, 1, vd, "%s.%s.pre_transformer_layer.0.bias", tp, mn));
+        NX_TRY(ld_get(L, &b->pre_ln_w, LD_F32, NULL, 1, vd, "%s.%s.pre_transformer_layer.0.weight", tp, mn));
+        NX_TRY(ld_get(L, &b->pre_ln_b, LD_F32, NULL, 1, vd, "%s.%s.pre_transformer_layer.0.bias", tp, mn));
     }
     b->blocks = nx_calloc((size_t)b->n_blocks, sizeof *b->blocks);
     if (!b->blocks) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory (%s blocks)", mn);
     for (int i = 0; i < b->n_blocks; i++) {
         ib_block *k = &b->blocks[i];
-        NX_TRY(ld_get(L, &k->norm_1_w, false, NULL, 1, vd, "%s.%s.blocks.%d.norm_1.weight", tp, mn, i));
-        NX_TRY(ld_get(L, &k->norm_1_b, false, NULL, 1, vd, "%s.%s.blocks.%d.norm_1.bias", tp, mn, i));
-        NX_TRY(ld_get(L, &k->in_proj_w, true, NULL, 2, m3d, "%s.%s.blocks.%d.attn.in_proj_weight", tp, mn, i));
-        NX_TRY(ld_get(L, &k->in_proj_b, false, NULL, 1, v3d, "%s.%s.blocks.%d.attn.in_proj_bias", tp, mn, i));
+        NX_TRY(ld_get(L, &k->norm_1_w, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.norm_1.weight", tp, mn, i));
+        NX_TRY(ld_get(L, &k->norm_1_b, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.norm_1.bias", tp, mn, i));
+        NX_TRY(ld_get(L, &k->in_proj_w, LD_MAT, NULL, 2, m3d, "%s.%s.blocks.%d.attn.in_proj_weight", tp, mn, i));
+        NX_TRY(ld_get(L, &k->in_proj_b, LD_F32, NULL, 1, v3d, "%s.%s.blocks.%d.attn.in_proj_bias", tp, mn, i));
         if (c->add_bias_kv[mod]) {
-            NX_TRY(ld_get(L, &k->bias_k, false, NULL, 3, bkv, "%s.%s.blocks.%d.attn.bias_k", tp, mn, i));
-            NX_TRY(ld_get(L, &k->bias_v, false, NULL, 3, bkv, "%s.%s.blocks.%d.attn.bias_v", tp, mn, i));
+            NX_TRY(ld_get(L, &k->bias_k, LD_F32, NULL, 3, bkv, "%s.%s.blocks.%d.attn.bias_k", tp, mn, i));
+            NX_TRY(ld_get(L, &k->bias_v, LD_F32, NULL, 3, bkv, "%s.%s.blocks.%d.attn.bias_v", tp, mn, i));
             k->bias_k.rank = k->bias_v.rank = 2;  // (1, 1, D) seen as a (1, D) table
             k->bias_k.ne[1] = k->bias_v.ne[1] = D;
         }
-        NX_TRY(ld_get(L, &k->out_w, true, NULL, 2, mdd, "%s.%s.blocks.%d.attn.out_proj.weight", tp, mn, i));
-        NX_TRY(ld_get(L, &k->out_b, false, NULL, 1, vd, "%s.%s.blocks.%d.attn.out_proj.bias", tp, mn, i));
-        NX_TRY(ld_get(L, &k->norm_2_w, false, NULL, 1, vd, "%s.%s.blocks.%d.norm_2.weight", tp, mn, i));
-        NX_TRY(ld_get(L, &k->norm_2_b, false, NULL, 1, vd, "%s.%s.blocks.%d.norm_2.bias", tp, mn, i));
-        NX_TRY(ld_get(L, &k->fc1_w, true, NULL, 2, mrd, "%s.%s.blocks.%d.mlp.fc1.weight", tp, mn, i));
-        NX_TRY(ld_get(L, &k->fc1_b, false, NULL, 1, vrd, "%s.%s.blocks.%d.mlp.fc1.bias", tp, mn, i));
-        NX_TRY(ld_get(L, &k->fc2_w, true, NULL, 2, mdr, "%s.%s.blocks.%d.mlp.fc2.weight", tp, mn, i));
-        NX_TRY(ld_get(L, &k->fc2_b, false, NULL, 1, vd, "%s.%s.blocks.%d.mlp.fc2.bias", tp, mn, i));
+        NX_TRY(ld_get(L, &k->out_w, LD_MAT, NULL, 2, mdd, "%s.%s.blocks.%d.attn.out_proj.weight", tp, mn, i));
+        NX_TRY(ld_get(L, &k->out_b, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.attn.out_proj.bias", tp, mn, i));
+        NX_TRY(ld_get(L, &k->norm_2_w, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.norm_2.weight", tp, mn, i));
+        NX_TRY(ld_get(L, &k->norm_2_b, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.norm_2.bias", tp, mn, i));
+        NX_TRY(ld_get(L, &k->fc1_w, LD_MAT, NULL, 2, mrd, "%s.%s.blocks.%d.mlp.fc1.weight", tp, mn, i));
+        NX_TRY(ld_get(L, &k->fc1_b, LD_F32, NULL, 1, vrd, "%s.%s.blocks.%d.mlp.fc1.bias", tp, mn, i));
+        NX_TRY(ld_get(L, &k->fc2_w, LD_MAT, NULL, 2, mdr, "%s.%s.blocks.%d.mlp.fc2.weight", tp, mn, i));
+        NX_TRY(ld_get(L, &k->fc2_b, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.mlp.fc2.bias", tp, mn, i));
     }
 
     // head, postprocessor
     int64_t hw[2] = {c->out_embed_dim, D};
-    NX_TRY(ld_get(L, &b->head_norm_w, false, NULL, 1, vd, "modality_heads.%s.0.weight", mn));
-    NX_TRY(ld_get(L, &b->head_norm_b, false, NULL, 1, vd, "modality_heads.%s.0.bias", mn));
-    NX_TRY(ld_get(L, &b->head_w, true, NULL, 2, hw, "modality_heads.%s.2.weight", mn));
+    NX_TRY(ld_get(L, &b->head_norm_w, LD_F32, NULL, 1, vd, "modality_heads.%s.0.weight", mn));
+    NX_TRY(ld_get(L, &b->head_norm_b, LD_F32, NULL, 1, vd, "modality_heads.%s.0.bias", mn));
+    NX_TRY(ld_get(L, &b->head_w, LD_MAT, NULL, 2, hw, "modality_heads.%s.2.weight", mn));
     b->logit_scale = 0.0f;
     if (mod == NX_IB_AUDIO) {
         // stored in every checkpoint; used only when audio_logit_scale_applied (upstream ImageBind)
@@ -533,7 +538,7 @@ static ngpt_status resolve(nx_imagebind *m, const char *path)
 }
 
 ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *path, unsigned modalities,
-                              ngpt_dtype act_dtype)
+                              ngpt_dtype act_dtype, ngpt_dtype mat_dtype)
 {
     *out = NULL;
     if (modalities & ~(NX_IB_BIT(NX_IB_VISION) | NX_IB_BIT(NX_IB_AUDIO)))
@@ -541,12 +546,16 @@ ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *pa
     if (act_dtype != NGPT_DTYPE_F32 && act_dtype != NGPT_DTYPE_F16 && act_dtype != NGPT_DTYPE_BF16)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "imagebind: activation dtype %s (expected F32, F16 or BF16)",
                       nx_dtype_name(act_dtype));
+    if (mat_dtype != NGPT_DTYPE_F32 && mat_dtype != NGPT_DTYPE_F16 && mat_dtype != NGPT_DTYPE_BF16)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "imagebind: matrix dtype %s (expected F32, F16 or BF16)",
+                      nx_dtype_name(mat_dtype));
     nx_imagebind *m = nx_calloc(1, sizeof *m);
     if (!m) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "imagebind: out of memory");
     m->be = be;
     m->cdt = act_dtype;
     ib_loader L = {0};
-    L.mat_dt = act_dtype;
+    L.mat_dt = mat_dtype != NGPT_DTYPE_F32 ? mat_dtype : act_dtype;
+    L.conv_dt = act_dtype;  // the CPU converts F16/BF16 filters to F32 per call anyway
     ngpt_status s = resolve(m, path);
     if (s == NGPT_OK) s = nx_weights_open(&L.w, m->file);
     unsigned want = modalities;

@@ -52,9 +52,11 @@ ngpt_status nx_imagebind_read_config(nx_imagebind_config *c, const char *path);
  * Tensors of the other ImageBind modalities (text, depth, thermal, imu) and of branches not
  * asked for are skipped; any other tensor is NGPT_ERR_UNEXPECTED_TENSOR. */
 /* act_dtype: F32 (any backend; matrices kept as stored), or F16/BF16 (CUDA: matrices, embeddings
- * and activations in that dtype; the caller checks the backend). */
+ * and activations in that dtype; the caller checks the backend). mat_dtype: the matrices' dtype
+ * when it is not act_dtype's (F32: act_dtype's rule): BF16 with F32 activations is the CPU's BF16
+ * compute, whose GEMMs then take the weights as they are instead of rounding them per call. */
 ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *path, unsigned modalities,
-                              ngpt_dtype act_dtype);
+                              ngpt_dtype act_dtype, ngpt_dtype mat_dtype);
 void nx_imagebind_free(nx_imagebind *m);  /* NULL is a no-op */
 const nx_imagebind_config *nx_imagebind_get_config(const nx_imagebind *m);
 bool nx_imagebind_has(const nx_imagebind *m, nx_ib_modality mod);
