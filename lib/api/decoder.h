@@ -67,6 +67,10 @@ double nx_decoder_latent_scale(const ngpt_decoder *d);
  * (decoder_safety.c) */
 ngpt_status nx_decoder_safety_run(ngpt_decoder *d, const float *img_f32, const uint8_t *img_u8, int64_t B, int64_t H,
                                   int64_t W, bool *nsfw, float *special, float *concept);
+/* Its first half: numpy_to_pil (F32 images rounded to 8 bits) and the feature extractor ->
+ * pixels [B, 3, S, S] (S = nx_safety_image_size). (decoder_safety.c) */
+ngpt_status nx_decoder_safety_pixels(ngpt_decoder *d, const float *img_f32, const uint8_t *img_u8, int64_t B,
+                                     int64_t H, int64_t W, float *pixels);
 
 /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: compute uncond for text_max_length tokens, then free
  * the text encoder and tokenizer (no-op without them). (decoder_text.c) */

@@ -9,8 +9,8 @@
 #include <math.h>
 #include <string.h>
 
-ngpt_status nx_decoder_safety_run(ngpt_decoder *d, const float *img_f32, const uint8_t *img_u8, int64_t B, int64_t H,
-                                  int64_t W, bool *nsfw, float *special, float *concept)
+ngpt_status nx_decoder_safety_pixels(ngpt_decoder *d, const float *img_f32, const uint8_t *img_u8, int64_t B,
+                                     int64_t H, int64_t W, float *pixels)
 {
     if (!d->safety)
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no safety checker loaded (NGPT_DECODER_FLAG_SAFETY_CHECKER)", d->dir);
@@ -18,19 +18,30 @@ ngpt_status nx_decoder_safety_run(ngpt_decoder *d, const float *img_f32, const u
         return nx_err(NGPT_ERR_SHAPE_MISMATCH, "safety checker: %lld images of %lldx%lld (1..%d a side)", (long long)B,
                       (long long)W, (long long)H, NX_DECODE_MAX_SIDE);
     const int64_t S = nx_safety_image_size(d->safety), hw3 = H * W * 3;
-    uint8_t *u8 = nx_malloc((size_t)hw3);
-    float *pixels = nx_malloc((size_t)(B * 3 * S * S) * sizeof *pixels);
-    float *emb = nx_malloc((size_t)(B * nx_safety_projection_dim(d->safety)) * sizeof *emb);
-    ngpt_status s = u8 && pixels && emb ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "safety checker: out of memory");
+    uint8_t *u8 = img_u8 ? NULL : nx_malloc((size_t)hw3);
+    ngpt_status s = img_u8 || u8 ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "safety checker: out of memory");
     for (int64_t b = 0; s == NGPT_OK && b < B; b++) {
         const uint8_t *rgb = img_u8 ? img_u8 + b * hw3 : u8;
         if (!img_u8) /* numpy_to_pil: (images * 255).round().astype("uint8"), float32, half to even */
             for (int64_t i = 0; i < hw3; i++) u8[i] = (uint8_t)rintf(img_f32[b * hw3 + i] * 255.0f);
         s = nx_safety_preprocess(d->safety, rgb, (int32_t)W, (int32_t)H, pixels + b * 3 * S * S);
     }
+    nx_free(u8);
+    return s;
+}
+
+ngpt_status nx_decoder_safety_run(ngpt_decoder *d, const float *img_f32, const uint8_t *img_u8, int64_t B, int64_t H,
+                                  int64_t W, bool *nsfw, float *special, float *concept)
+{
+    if (!d->safety)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no safety checker loaded (NGPT_DECODER_FLAG_SAFETY_CHECKER)", d->dir);
+    const int64_t S = nx_safety_image_size(d->safety);
+    float *pixels = B > 0 ? nx_malloc((size_t)(B * 3 * S * S) * sizeof *pixels) : NULL;
+    float *emb = B > 0 ? nx_malloc((size_t)(B * nx_safety_projection_dim(d->safety)) * sizeof *emb) : NULL;
+    ngpt_status s = (pixels && emb) || B < 1 ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "safety checker: out of memory");
+    if (s == NGPT_OK) s = nx_decoder_safety_pixels(d, img_f32, img_u8, B, H, W, pixels);
     if (s == NGPT_OK) s = nx_safety_embed(d->safety, pixels, B, emb);
     if (s == NGPT_OK) nx_safety_scores(d->safety, emb, B, special, concept, nsfw);
-    nx_free(u8);
     nx_free(pixels);
     nx_free(emb);
     return s;

@@ -9,7 +9,6 @@
 #include "api/decoder.h"
 #include "core/alloc.h"
 
-#include <math.h>
 #include <string.h>
 
 ngpt_status case_out_flags(case_out *out, const char *name, const ngpt_tensor *flags)
@@ -27,19 +26,14 @@ ngpt_status case_out_flags(case_out *out, const char *name, const ngpt_tensor *f
 static ngpt_status internals(ngpt_decoder *d, case_out *out, const float *img, int64_t B, int64_t H, int64_t W)
 {
     nx_safety *m = d->safety;
-    const int64_t S = nx_safety_image_size(m), P = nx_safety_projection_dim(m), hw3 = H * W * 3;
-    uint8_t *u8 = nx_malloc((size_t)hw3);
+    const int64_t S = nx_safety_image_size(m), P = nx_safety_projection_dim(m);
     float *px = nx_malloc((size_t)(B * 3 * S * S) * sizeof *px), *emb = nx_malloc((size_t)(B * P) * sizeof *emb);
-    ngpt_status s = u8 && px && emb ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "out of memory");
-    for (int64_t b = 0; s == NGPT_OK && b < B; b++) {
-        for (int64_t i = 0; i < hw3; i++) u8[i] = (uint8_t)rintf(img[b * hw3 + i] * 255.0f);
-        s = nx_safety_preprocess(m, u8, (int32_t)W, (int32_t)H, px + b * 3 * S * S);
-    }
+    ngpt_status s = px && emb ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "out of memory");
+    if (s == NGPT_OK) s = nx_decoder_safety_pixels(d, img, NULL, B, H, W, px);
     if (s == NGPT_OK) s = nx_safety_embed(m, px, B, emb);
     int64_t ps[4] = {B, 3, S, S}, es[2] = {B, P};
     if (s == NGPT_OK) s = case_out_add(out, "pixel_values", NGPT_DTYPE_F32, 4, ps, px);
     if (s == NGPT_OK) s = case_out_add(out, "image_embeds", NGPT_DTYPE_F32, 2, es, emb);
-    nx_free(u8);
     nx_free(px);
     nx_free(emb);
     return s;
