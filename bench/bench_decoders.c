@@ -16,9 +16,10 @@
  *       (UNet: CFG batch 2, timestep 981, SD: encoder_hidden_states [2, 77, 768], AudioLDM:
  *       class_labels [2, 512]; VAE: 1 latent; vocoder: the mel of SIZE seconds), writes them to
  *       DIR/io/TAG.inputs.safetensors (+ TAG.json naming the component), runs libnextgpt's forward
- *       REPS times per compute mode (UNet: f32 and bf16 = BF16 linears/attention projections via
- *       nx_cpu_set_bf16_compute, the convolutions stay F32 on the CPU backend; VAE and vocoder:
- *       f32 only — they are convolutions), prints the best time, and writes the f32 output to
+ *       REPS times per compute mode (UNet and VAE: f32, and bf16 = loaded with BF16 matrices and
+ *       filters and run under nx_cpu_set_bf16_compute, as a decoder created with compute_dtype
+ *       BF16 on the CPU: linears and convolutions take BF16 inputs on AVX-512; vocoder: f32 only),
+ *       prints the best time, and writes the f32 output to
  *       DIR/io/TAG.ours.f32.safetensors for unet_torch.py to compare against.
  *       NGPT_BENCH_PROFILE=1: one more forward per mode with the per-op profile printed.
  *       NGPT_BENCH_CHANNELS_LAST=1: the UNet and VAE loaded channels last.
@@ -282,9 +283,19 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
         printf("]");
     }
     printf("\n");
-    int nmodes = unet ? 2 : 1;
+    int nmodes = unet || vae ? 2 : 1;
     for (int mode = 0; mode < nmodes; mode++) {
         nx_cpu_set_bf16_compute(be, mode == 1);
+        if (mode == 1) { /* as a decoder created with compute_dtype BF16: matrices and filters in BF16 */
+            t0 = bench_now();
+            nx_unet_free(u);
+            nx_vae_free(v);
+            u = NULL, v = NULL;
+            snprintf(p, sizeof p, "%s/%s", dir, comp);
+            if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_BF16, cl) != NGPT_OK) return fail("unet load (bf16)");
+            if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_BF16, cl) != NGPT_OK) return fail("vae load (bf16)");
+            printf("# bf16: matrices and filters converted at load in %.2f s\n", bench_now() - t0);
+        }
         double best = 1e30;
         for (int r = 0; r < reps; r++) {
             double t = bench_now();

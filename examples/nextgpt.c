@@ -51,7 +51,7 @@ static int usage(FILE *f)
         "                   [--scheduler ddim|pndm|dpm|euler|euler-a|heun|unipc|lms|kdpm2|kdpm2-a|deis|ddpm|\n"
         "                                dpm-single]   (default: each decoder's own)\n"
         "                   [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N]\n"
-        "                   [--dtype f32|f16|bf16]   (f16/bf16: compute dtype on CUDA)\n"
+        "                   [--dtype f32|f16|bf16]   (f16/bf16: compute dtype on CUDA; bf16 on the CPU too)\n"
         "                   [--cuda-graphs]   (CUDA: stages recorded once as graphs and replayed)\n"
         "                   [--channels-last] (decoders' UNets and VAEs NHWC inside: cuDNN's layout)\n"
         "                   [--safety-checker] (SD's safety checker blacks out flagged images, as NExT-GPT)\n"
@@ -181,7 +181,7 @@ typedef struct opts {
     int cuda_graphs;
     int channels_last;
     int safety_checker;
-    ngpt_dtype dtype;  /* --dtype: the pipeline's compute dtype (F32 default; f16/bf16 on CUDA) */
+    ngpt_dtype dtype;  /* --dtype: the pipeline's compute dtype (F32 default; f16/bf16 on CUDA, bf16 on the CPU) */
     int32_t n_ctx;     /* info --ctx: the conversation's context (0 = the pipeline's default) */
     int32_t width, height;  /* info --size WxH (0 = the decoder's) */
 } opts;

@@ -926,10 +926,18 @@ typedef struct ngpt_decoder_params {
     ngpt_dtype        compute_dtype; /* activations of the UNet, VAE and text encoder, and the dtype
                                       * their weights are converted to once at create:
                                       * NGPT_DTYPE_F32 (default), or NGPT_DTYPE_F16 / NGPT_DTYPE_BF16
-                                      * on the CUDA backend (tensor-core GEMMs and convolutions; CPU:
-                                      * NGPT_ERR_UNSUPPORTED). Scheduler math, the guidance combine
-                                      * and every tensor across this API stay F32; the vocoder
-                                      * (AUDIO) computes in F32 in any case. */
+                                      * on the CUDA backend (tensor-core GEMMs and convolutions).
+                                      * BF16 on the CPU: activations stay F32; the UNet's and VAE's
+                                      * matrices and conv filters are converted to BF16 at create
+                                      * (owned copies, half the bytes of F32 ones), and their
+                                      * linears and convolutions take BF16 inputs with F32
+                                      * accumulation (oneDNN's bf16 kernels: fast where the CPU has
+                                      * AVX512-BF16 or AMX; without AVX-512 the convolutions stay
+                                      * F32). Scoped to this decoder's calls. The text encoder
+                                      * stays F32 there. F16 on the CPU: NGPT_ERR_UNSUPPORTED.
+                                      * Scheduler math, the guidance combine and every tensor
+                                      * across this API stay F32; the vocoder (AUDIO) computes in
+                                      * F32 in any case. */
 } ngpt_decoder_params;
 
 /* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_decoder_params). */
@@ -1702,8 +1710,10 @@ typedef struct ngpt_pipeline_params {
     /* Appended in 0.x (callers built against the older struct get F32): */
     ngpt_dtype compute_dtype; /* NGPT_DTYPE_F32 (default), or F16 / BF16 on a CUDA context: the
                                  backbone, ImageBind and the decoders compute in it (weights
-                                 converted once at load); the vocoder stays F32. F16/BF16 on a
-                                 CPU context: NGPT_ERR_UNSUPPORTED at create. */
+                                 converted once at load); the vocoder stays F32. BF16 on a CPU
+                                 context: each handle's CPU BF16 (see their compute_dtype: BF16
+                                 GEMM and convolution inputs, F32 activations). F16 on a CPU
+                                 context: NGPT_ERR_UNSUPPORTED at create. */
 } ngpt_pipeline_params;
 
 NGPT_API ngpt_status ngpt_pipeline_params_default(ngpt_pipeline_params *p, size_t struct_size);
@@ -1860,7 +1870,9 @@ typedef struct ngpt_memory_params {
     size_t       struct_size;   /* sizeof(ngpt_memory_params), set by _default */
     ngpt_backend backend;       /* where the pipeline runs: NGPT_BACKEND_CPU (default) or CUDA; no
                                    device is needed to estimate either */
-    ngpt_dtype   compute_dtype; /* as ngpt_pipeline_params: F32 (default); F16 / BF16 with CUDA */
+    ngpt_dtype   compute_dtype; /* as ngpt_pipeline_params: F32 (default); F16 / BF16 with CUDA,
+                                   BF16 on the CPU (the decoders' and ImageBind's matrices then
+                                   owned BF16 copies) */
     int32_t      n_ctx;         /* as ngpt_pipeline_params: 0 = min(2048, the model's) */
     int32_t      n_batch;       /* positions of the longest single language-model evaluation (the
                                    turn's prompt, or the answer re-written with generated media);

@@ -144,10 +144,12 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     if (p.compute_dtype != NGPT_DTYPE_F32 && p.compute_dtype != NGPT_DTYPE_F16 && p.compute_dtype != NGPT_DTYPE_BF16)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: compute_dtype %s (%d) is not F32, F16 or BF16",
                       ngpt_dtype_name(p.compute_dtype), (int)p.compute_dtype);
-    if (!(ctx->be->act_dtypes & NX_DTYPE_BIT(p.compute_dtype)))
+    /* the CPU computes in F32, or in BF16 with F32 activations (cpu_bf16) */
+    const bool cpu_bf16 = ctx->be->kind == NGPT_BACKEND_CPU && p.compute_dtype == NGPT_DTYPE_BF16;
+    if (!(ctx->be->act_dtypes & NX_DTYPE_BIT(p.compute_dtype)) && !cpu_bf16)
         return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_decoder_create: compute_dtype %s needs a backend that computes in it "
-                      "(the CUDA backend); the %s backend computes decoders in F32", ngpt_dtype_name(p.compute_dtype),
-                      ctx->be->v->name);
+                      "(the CUDA backend); the %s backend computes decoders in F32 or BF16",
+                      ngpt_dtype_name(p.compute_dtype), ctx->be->v->name);
     if (!nx_is_dir(model_dir)) return nx_err(NGPT_ERR_NOT_FOUND, "%s: decoder folder not found", model_dir);
 
     ngpt_decoder *d = nx_calloc(1, sizeof *d);
@@ -156,17 +158,20 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     d->dir = nx_strdup(model_dir);
     ngpt_status s = d->dir ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_create: out of memory");
     d->kind = p.kind;
-    d->dt = p.compute_dtype;
+    d->dt = cpu_bf16 ? NGPT_DTYPE_F32 : p.compute_dtype;
+    d->cpu_bf16 = cpu_bf16;
+    const ngpt_dtype wdt = p.compute_dtype; /* the UNet's and VAE's weights (CPU: matrices and filters) */
     d->cuda_graph = (p.flags & NGPT_DECODER_FLAG_CUDA_GRAPH) != 0;
     if (s == NGPT_OK && d->kind == NGPT_DECODER_AUTO) s = read_kind(model_dir, &d->kind);
 
     char *sub = NULL;
     if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) {
-        s = nx_unet_load(&d->unet, ctx->be, sub, d->dt, (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) != 0);
+        s = nx_unet_load(&d->unet, ctx->be, sub, wdt, (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) != 0);
         if (s == NGPT_OK) s = read_sample_size(sub, d->kind, &d->sample_size);
     }
     nx_free(sub);
-    if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false, d->dt, (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) != 0);
+    if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false, wdt,
+                                                                                             (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) != 0);
     nx_free(sub);
     if (d->kind == NGPT_DECODER_AUDIO) {
         if (want(p.components, NGPT_DECODER_VOCODER, model_dir, "vocoder", &s, &sub))
@@ -310,7 +315,11 @@ NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const 
         oshape[1] = nx_unet_out_channels(d->unet);
         s = nx_tensor_alloc(&y, d->ctx->be, d->dt, rank, oshape);
     }
-    if (s == NGPT_OK) s = nx_unet_forward(d->unet, &y, &xs, tsb, ehs ? &xe : NULL, class_labels ? &xc : NULL);
+    if (s == NGPT_OK) {
+        nx_cpu_bf16_scope prev = nx_decoder_bf16_begin(d);
+        s = nx_unet_forward(d->unet, &y, &xs, tsb, ehs ? &xe : NULL, class_labels ? &xc : NULL);
+        nx_decoder_bf16_end(d, prev);
+    }
     if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
     nx_tensor_free(&xs);
     nx_tensor_free(&xe);
@@ -332,6 +341,7 @@ NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, 
     int64_t lshape[5] = {-1, nx_vae_latent_channels(d->vae), -1, -1, -1};
     nx_tensor x = {0}, y = {0}, xf = {0}, yf = {0};
     ngpt_status s = upload_checked(d, &x, latents, "latents", rank, lshape, d->dt);
+    nx_cpu_bf16_scope prev = nx_decoder_bf16_begin(d);
     int64_t sc = nx_vae_scale(d->vae), oc = nx_vae_out_channels(d->vae);
     if (s == NGPT_OK && !video) {
         int64_t os[4] = {latents->shape[0], oc, latents->shape[2] * sc, latents->shape[3] * sc};
@@ -359,6 +369,7 @@ NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, 
         if (s == NGPT_OK) s = nx_tensor_alloc(&y, d->ctx->be, d->dt, 5, os);
         if (s == NGPT_OK) s = nx_op_permute(d->ctx->be, &y, &yf, perm);
     }
+    nx_decoder_bf16_end(d, prev);
     if (s == NGPT_OK) s = nx_api_download(out, &y, NGPT_DTYPE_F32);
     nx_tensor_free(&x);
     nx_tensor_free(&y);
@@ -416,7 +427,11 @@ NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean,
     int64_t ls[4] = {image->shape[0], nx_vae_latent_channels(d->vae), image->shape[2] / sc, image->shape[3] / sc};
     if (s == NGPT_OK) s = nx_tensor_alloc(&m, d->ctx->be, d->dt, 4, ls);
     if (s == NGPT_OK && logvar) s = nx_tensor_alloc(&lv, d->ctx->be, d->dt, 4, ls);
-    if (s == NGPT_OK) s = nx_vae_encode(d->vae, &m, logvar ? &lv : NULL, &x);
+    if (s == NGPT_OK) {
+        nx_cpu_bf16_scope prev = nx_decoder_bf16_begin(d);
+        s = nx_vae_encode(d->vae, &m, logvar ? &lv : NULL, &x);
+        nx_decoder_bf16_end(d, prev);
+    }
     if (s == NGPT_OK) s = nx_api_download(mean, &m, NGPT_DTYPE_F32);
     if (s == NGPT_OK && logvar) {
         s = nx_api_download(logvar, &lv, NGPT_DTYPE_F32);

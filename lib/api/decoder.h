@@ -6,6 +6,7 @@
 #include "context.h"
 
 #include "../core/json.h"
+#include "../ops/cpu/cpu_ops.h"
 #include "../models/clap_text.h"
 #include "../models/clip_text.h"
 #include "../models/hifigan.h"
@@ -17,7 +18,10 @@
 struct ngpt_decoder {
     ngpt_context     *ctx;
     ngpt_decoder_kind kind;
-    ngpt_dtype        dt;           /* compute dtype of the UNet, VAE, text encoder (params.compute_dtype) */
+    ngpt_dtype        dt;           /* activation dtype of the UNet, VAE, text encoder: params.compute_dtype,
+                                     * F32 on the CPU (where BF16 sets cpu_bf16) */
+    bool              cpu_bf16;     /* BF16 on the CPU: the UNet's and VAE's matrices and filters held
+                                     * in BF16, their calls under nx_decoder_bf16_begin */
     char             *dir;
     nx_unet          *unet;
     nx_vae           *vae;
@@ -36,6 +40,19 @@ struct ngpt_decoder {
     bool              cuda_graph;    /* NGPT_DECODER_FLAG_CUDA_GRAPH (decoder_generate.c) */
     int32_t           text_max_len, text_hidden; /* what the released text encoder reported */
 };
+
+/* Around a decoder's UNet and VAE calls: the CPU's BF16 compute for this thread when the
+ * decoder was created with compute_dtype BF16 on the CPU (linears and convolutions take BF16
+ * inputs, F32 accumulation); otherwise nothing changes. End with nx_cpu_bf16_scope_end. */
+static inline nx_cpu_bf16_scope nx_decoder_bf16_begin(const ngpt_decoder *d)
+{
+    nx_cpu_bf16_scope none = {0};
+    return d->cpu_bf16 ? nx_cpu_bf16_scope_begin(d->ctx->be, true) : none;
+}
+static inline void nx_decoder_bf16_end(const ngpt_decoder *d, nx_cpu_bf16_scope prev)
+{
+    if (d->cpu_bf16) nx_cpu_bf16_scope_end(prev);
+}
 
 /* The text encoder's output for "" padded to S tokens (the pipelines' negative prompt when
  * NExT-GPT passes prompt_embeds of S tokens): host F32 [1, S, hidden], owned by the decoder and

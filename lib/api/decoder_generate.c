@@ -327,7 +327,9 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
             want_graph = false;  /* one attempt */
             s = nx_backend_record(be, step_run, &st, &graph, "ngpt_decoder_generate: the denoising step");
         } else if (s == NGPT_OK) {
+            nx_cpu_bf16_scope prev = nx_decoder_bf16_begin(d);
             s = step_run(&st);
+            nx_decoder_bf16_end(d, prev);
         }
         if (s == NGPT_OK && noise) {
             gaussian_fill(noise, (size_t)n, noise_seed + k);

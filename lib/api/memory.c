@@ -322,7 +322,7 @@ static ngpt_status est_projector(const mem_env *E, const char *path, int64_t llm
  * ------------------------------------------------------------------------------------------- */
 
 typedef struct unet_shape {
-    double params;
+    double params, mats;  /* mats: of tensors of rank >= 2 (matrices and conv filters) */
     int    in_ch, c0;
     bool   is_3d;
     int    n_down, n_up;
@@ -340,6 +340,7 @@ static ngpt_status unet_record(void *user, const char *name, int rank, const int
     double n = 1;
     for (int i = 0; i < rank; i++) n *= (double)shape[i];
     u->params += n;
+    if (rank >= 2) u->mats += n;
     int b, l;
     char rest[200];
     if (!strcmp(name, "conv_in.weight") && rank >= 2) {
@@ -441,7 +442,7 @@ static double unet_ws(const unet_shape *u, double h, double w)
  * output, or an upsampler's input, nearest-x2 output and conv output), plus post_quant_conv. */
 typedef struct vae_shape {
     int    boc[MEM_MAX_BLOCKS], n, layers, latent, out_ch;
-    double params;
+    double params, mats;  /* mats: of the conv filters and attention matrices */
 } vae_shape;
 
 static ngpt_status read_vae(vae_shape *v, const char *dir, const char *sub)
@@ -472,19 +473,25 @@ static ngpt_status read_vae(vae_shape *v, const char *dir, const char *sub)
     /* parameters: post_quant_conv, conv_in, mid (2 resnets + attention), up blocks, norm_out, conv_out */
     const double Lc = v->latent, Cn = v->boc[nb - 1];
 #define RES(ci, co) (2 * (ci) + 9 * (ci) * (co) + (co) + 2 * (co) + 9 * (co) * (co) + (co) + ((ci) != (co) ? (ci) * (co) + (co) : 0))
+#define RESM(ci, co) (9 * (ci) * (co) + 9 * (co) * (co) + ((ci) != (co) ? (ci) * (co) : 0))
     double p = Lc * Lc + Lc + 9 * Lc * Cn + Cn + 2 * RES(Cn, Cn) + 2 * Cn + 4 * (Cn * Cn + Cn);
+    double mats = Lc * Lc + 9 * Lc * Cn + 2 * RESM(Cn, Cn) + 4 * Cn * Cn;
     double prev = Cn;
     for (int i = 0; i < v->n; i++) {
         double C = v->boc[v->n - 1 - i];
         for (int l = 0; l <= v->layers; l++) {
             p += RES(l == 0 ? prev : C, C);
+            mats += RESM(l == 0 ? prev : C, C);
         }
-        if (i < v->n - 1) p += 9 * C * C + C;
+        if (i < v->n - 1) p += 9 * C * C + C, mats += 9 * C * C;
         prev = C;
     }
     p += 2 * v->boc[0] + 9 * (double)v->boc[0] * v->out_ch + v->out_ch;
+    mats += 9 * (double)v->boc[0] * v->out_ch;
 #undef RES
+#undef RESM
     v->params = p;
+    v->mats = mats;
     return NGPT_OK;
 }
 
@@ -684,6 +691,13 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
     }
     P->weights = (uint64_t)((u.params + v.params + checker) * conv + (m == NGPT_MODALITY_AUDIO ? voc.params : 0) * 4.0);
     P->mapped = E->cuda ? 0 : P->weights;
+    if (!E->cuda && E->p->compute_dtype == NGPT_DTYPE_BF16) {
+        /* the CPU's BF16 decoders: the UNet's and VAE's matrices and filters converted to BF16 at
+         * create (owned); their vectors, the checker and the vocoder stay views of the files */
+        const double mats = u.mats + v.mats;
+        P->mapped = (uint64_t)((u.params + v.params - mats + checker + (m == NGPT_MODALITY_AUDIO ? voc.params : 0)) * 4.0);
+        P->weights = P->mapped + (uint64_t)(mats * 2.0);
+    }
     P->work = (uint64_t)stage_work;
     P->present = 1;
     return NGPT_OK;
@@ -794,9 +808,9 @@ NGPT_API ngpt_status ngpt_pipeline_estimate_memory(ngpt_memory_estimate **out, c
              p->compute_dtype != NGPT_DTYPE_BF16)
         s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_estimate_memory: compute_dtype %s (expected F32, F16 or BF16)",
                    ngpt_dtype_name(p->compute_dtype));
-    else if (s == NGPT_OK && p->compute_dtype != NGPT_DTYPE_F32 && p->backend != NGPT_BACKEND_CUDA)
+    else if (s == NGPT_OK && p->compute_dtype == NGPT_DTYPE_F16 && p->backend != NGPT_BACKEND_CUDA)
         s = nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_pipeline_estimate_memory: compute_dtype %s needs the CUDA backend (the "
-                   "CPU backend computes in F32)", ngpt_dtype_name(p->compute_dtype));
+                   "CPU backend computes in F32 or BF16)", ngpt_dtype_name(p->compute_dtype));
     else if (s == NGPT_OK && ((p->inputs | p->outputs | p->preload) & ~bits))
         s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_estimate_memory: inputs, outputs and preload take "
                    "NGPT_PIPELINE_FORCE bits of image, audio, video");

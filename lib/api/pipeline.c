@@ -257,9 +257,9 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
     if (st == NGPT_OK && cdt != NGPT_DTYPE_F32 && cdt != NGPT_DTYPE_F16 && cdt != NGPT_DTYPE_BF16)
         st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: compute_dtype %s (expected F32, F16 or BF16)",
                     ngpt_dtype_name(cdt));
-    else if (st == NGPT_OK && cdt != NGPT_DTYPE_F32 && ngpt_context_backend(ctx) != NGPT_BACKEND_CUDA)
+    else if (st == NGPT_OK && cdt == NGPT_DTYPE_F16 && ngpt_context_backend(ctx) != NGPT_BACKEND_CUDA)
         st = nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_pipeline_create: compute_dtype %s needs a CUDA context (the CPU "
-                    "backend computes in F32)", ngpt_dtype_name(cdt));
+                    "backend computes in F32 or BF16)", ngpt_dtype_name(cdt));
     char *manifest = NULL, *llm = NULL, *delta = NULL, *ib = NULL, *pj = NULL, *uncond = NULL;
     json_t *j = NULL;
     if (st == NGPT_OK) {

@@ -56,7 +56,15 @@ ngpt_status nx_weight_fetch(nx_tensor *out, nx_backend *be, const nx_wtensor *wt
     if (be->kind == NGPT_BACKEND_CPU) {
         *out = nx_view(wt->dtype, rank, shape, (void *)wt->data, NULL);
         out->name = wt->name;
-        return NGPT_OK;
+        if (dt == NGPT_DTYPE_F32 || rank < 2 || wt->dtype == dt) return NGPT_OK;
+        /* the CPU's BF16 compute (activations stay F32): matrices and filters converted once
+         * here, so the GEMMs take them in place instead of rounding them on every call */
+        nx_tensor src = *out;
+        NX_TRY(nx_tensor_alloc(out, be, dt, rank, shape));
+        ngpt_status s = nx_op_cast(be, out, &src);
+        if (s != NGPT_OK) nx_tensor_free(out);
+        else out->name = wt->name;
+        return s;
     }
     nx_tensor raw = {0};
     NX_TRY(nx_tensor_alloc(&raw, be, wt->dtype, rank, shape));

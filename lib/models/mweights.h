@@ -24,7 +24,8 @@ typedef struct nx_mw {
 } nx_mw;
 
 /* A checkpoint tensor as a backend tensor: on the CPU backend (compute dtype F32 there) a view
- * of the mapping (zero copy); elsewhere uploaded in the checkpoint's dtype and, when `dt` is
+ * of the mapping (zero copy), except that with dt F16/BF16 (the CPU's BF16 compute) matrices and
+ * filters (rank >= 2) are converted to dt, owned copies; elsewhere uploaded in the checkpoint's dtype and, when `dt` is
  * F16/BF16 and differs, converted to `dt` on the device (nx_op_cast) so that every GEMM and
  * convolution of the model runs same-dtype. dt F32 keeps the checkpoint's dtype (the ops widen
  * F16/BF16 weights under F32 activations exactly). */

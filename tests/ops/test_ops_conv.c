@@ -20,6 +20,8 @@ static int64_t prod(const int64_t *v, int n)
  * forced Winograd checks raise it to 1e-5, since F(4x4, 3x3)'s error follows the magnitudes of
  * the whole tile (the transforms' growth), as the 1-D Winograd checks allow */
 static double g_conv_rel = 2e-6;
+/* the reference sees x rounded to BF16 (the BF16 compute path's columns) */
+static bool g_round_x;
 
 static void check_conv(int nsp, int64_t N, int64_t C, int64_t O, const int64_t *sp, const int64_t *k, int stride, int pad,
                        int dil, int groups, ngpt_dtype wdt, int bias)
@@ -44,15 +46,18 @@ static void check_conv(int nsp, int64_t N, int64_t C, int64_t O, const int64_t *
     test_fill(&rng, w, nw, -1, 1);
     test_fill(&rng, b, (size_t)O, -1, 1);
     round_to(wdt, w, wenc, nw);
+    float *xr = malloc(4 * nx);
+    memcpy(xr, x, 4 * nx);
+    for (size_t i = 0; g_round_x && i < nx; i++) xr[i] = nx_bf16_to_f32(nx_f32_to_bf16(xr[i]));
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2 + nsp, xs, x, t_be), tw = nx_view(wdt, 2 + nsp, ws, wenc, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 2 + nsp, ys, y, t_be);
     CHECK_OK(nx_cpu_conv(t_be, &ty, &tx, &tw, bias ? &tb : NULL, &p));
-    ref_conv(x, w, bias ? b : NULL, xs, ws, ys, nsp, &p, want, sc);
+    ref_conv(xr, w, bias ? b : NULL, xs, ws, ys, nsp, &p, want, sc);
     char what[160];
     snprintf(what, sizeof what, "conv%dd N=%lld C=%lld O=%lld s=%d p=%d d=%d g=%d %s bias=%d", nsp, (long long)N,
              (long long)C, (long long)O, stride, pad, dil, groups, nx_dtype_name(wdt), bias);
     close_scaled(what, y, want, sc, ny, g_conv_rel, 1e-6);
-    free(x), free(w), free(b), free(y), free(wenc), free(want), free(sc);
+    free(x), free(xr), free(w), free(b), free(y), free(wenc), free(want), free(sc);
 }
 
 static void test_conv(void)
@@ -78,6 +83,85 @@ static void test_conv(void)
         check_conv(3, 1, 3, 5, (int64_t[]){4, 14, 14}, (int64_t[]){2, 7, 7}, 2, 0, 1, 1, dts[d], 1);
         check_conv(3, 2, 4, 6, (int64_t[]){5, 6, 7}, (int64_t[]){3, 3, 3}, 1, 1, 1, 2, dts[d], 0);
     }
+}
+
+/* BF16 compute (nx_cpu_set_bf16_compute): with AVX-512 the plain-layout conv1d/conv2d without
+ * groups take BF16 columns of x and BF16 W (conv_bf16.c): against the reference on x rounded to
+ * BF16, to F32 tolerance (the products of BF16 values are exact in F32; only the order of the sums
+ * differs). W stored F32 is rounded by the path; here it is BF16-valued already, so the reference
+ * sees what the path multiplies. Shapes: stride, padding and dilation at the edges, taps past
+ * the whole input, conv1d, 1x1, columns in chunks of images and of rows (32 MiB a chunk).
+ * Without AVX-512 (and for grouped, 3-D and transposed convs) BF16 compute leaves convolutions in
+ * F32: the reference on x as given. */
+static ngpt_status bf16_conv_once(void *u)
+{
+    (void)u;
+    static float x[2 * 8 * 9 * 10], w[6 * 8 * 9], b[6], y[2 * 6 * 9 * 10];
+    const int64_t xs[4] = {2, 8, 9, 10}, ws[4] = {6, 8, 3, 3}, ys[4] = {2, 6, 9, 10}, O = 6;
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    for (int i = 0; i < 2; i++) p.stride[i] = 1, p.pad[i] = 1, p.dilation[i] = 1;
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
+    nx_cpu_set_bf16_compute(t_be, true);
+    ngpt_status s = nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+    nx_cpu_set_bf16_compute(t_be, false);
+    return s;
+}
+
+static void test_conv_bf16(void)
+{
+    const bool path = nx_cpu_has_avx512();
+    nx_cpu_set_bf16_compute(t_be, true);
+    g_round_x = path;
+    for (int d = 0; d < 2; d++) {
+        const ngpt_dtype wdt = d ? NGPT_DTYPE_F16 : NGPT_DTYPE_BF16; /* F16 W: rounded to BF16 by the path */
+        if (d && path) continue; /* F16 values are not BF16 values: the path's rounding of W is checked below */
+        check_conv(2, 2, 5, 7, (int64_t[]){9, 11}, (int64_t[]){3, 3}, 1, 1, 1, 1, wdt, 1);
+        check_conv(2, 1, 4, 6, (int64_t[]){10, 9}, (int64_t[]){3, 3}, 2, 1, 1, 1, wdt, 1);
+        check_conv(2, 3, 17, 9, (int64_t[]){5, 7}, (int64_t[]){1, 1}, 1, 0, 1, 1, wdt, 1);
+        check_conv(2, 1, 3, 8, (int64_t[]){16, 16}, (int64_t[]){4, 4}, 4, 0, 1, 1, wdt, 0);
+        check_conv(2, 2, 6, 5, (int64_t[]){8, 7}, (int64_t[]){3, 3}, 1, 2, 2, 1, wdt, 1);
+        check_conv(2, 1, 5, 4, (int64_t[]){4, 5}, (int64_t[]){3, 3}, 1, 3, 3, 1, wdt, 1);  /* taps wholly outside */
+        check_conv(2, 1, 8, 4, (int64_t[]){7, 9}, (int64_t[]){3, 2}, 1, 1, 1, 1, wdt, 1);
+        check_conv(1, 2, 6, 10, (int64_t[]){37}, (int64_t[]){7}, 1, 3, 1, 1, wdt, 1);
+        check_conv(1, 1, 8, 8, (int64_t[]){50}, (int64_t[]){3}, 2, 5, 5, 1, wdt, 0);
+        /* 3 images of 11.8 MB of columns: chunks of 2 + 1; one image of 75 MB: chunks of rows */
+        check_conv(2, 3, 32, 5, (int64_t[]){128, 160}, (int64_t[]){3, 3}, 1, 1, 1, 1, wdt, 1);
+        check_conv(2, 1, 64, 3, (int64_t[]){256, 256}, (int64_t[]){3, 3}, 1, 1, 1, 1, wdt, 1);
+        /* not taken: groups and 3-D */
+        g_round_x = false;
+        check_conv(2, 2, 6, 6, (int64_t[]){8, 7}, (int64_t[]){3, 3}, 1, 2, 2, 6, wdt, 1);
+        check_conv(3, 2, 4, 6, (int64_t[]){3, 4, 5}, (int64_t[]){3, 3, 3}, 1, 1, 1, 1, wdt, 1);
+        g_round_x = path;
+    }
+    g_round_x = false;
+    nx_cpu_set_bf16_compute(t_be, false);
+    if (!path) return;
+    /* F32 W is rounded to BF16 by the path: the same result as the BF16-valued W above */
+    const int64_t xs[4] = {2, 5, 9, 11}, ws[4] = {7, 5, 3, 3}, ys[4] = {2, 7, 9, 11}, O = 7;
+    float x[2 * 5 * 99], w[7 * 5 * 9], wr[7 * 5 * 9], b[7], y1[2 * 7 * 99], y2[2 * 7 * 99];
+    uint16_t wenc[7 * 5 * 9];
+    test_fill(&rng, x, sizeof x / 4, -1, 1);
+    test_fill(&rng, w, sizeof w / 4, -1, 1);
+    test_fill(&rng, b, 7, -1, 1);
+    memcpy(wr, w, sizeof w);
+    round_to(NGPT_DTYPE_BF16, wr, wenc, sizeof w / 4);
+    nx_conv_params p;
+    memset(&p, 0, sizeof p);
+    p.groups = 1;
+    for (int i = 0; i < 2; i++) p.stride[i] = 1, p.pad[i] = 1, p.dilation[i] = 1;
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
+    nx_tensor twb = nx_view(NGPT_DTYPE_BF16, 4, ws, wenc, t_be), tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be);
+    nx_tensor ty1 = nx_view(NGPT_DTYPE_F32, 4, ys, y1, t_be), ty2 = nx_view(NGPT_DTYPE_F32, 4, ys, y2, t_be);
+    nx_cpu_set_bf16_compute(t_be, true);
+    CHECK_OK(nx_cpu_conv(t_be, &ty1, &tx, &tw, &tb, &p));
+    CHECK_OK(nx_cpu_conv(t_be, &ty2, &tx, &twb, &tb, &p));
+    nx_cpu_set_bf16_compute(t_be, false);
+    CHECK(memcmp(y1, y2, sizeof y1) == 0);
+    CHECK_OK(bf16_conv_once(NULL));
+    CHECK(test_alloc_fail_all("BF16 conv", bf16_conv_once, NULL) >= 2);
 }
 
 /* yw (a Winograd path, or not, per `wino`) against yd (direct): within 1e-5 of max |yd|, and
@@ -724,6 +808,7 @@ int main(void)
     RUN(test_conv_epilogue);
     RUN(test_conv_channels_last);
     RUN(test_conv_transpose1d);
+    RUN(test_conv_bf16);
     /* without AVX-512: oneDNN for every conv1d and ConvTranspose1d, the other 1-D Winograd rule */
     FOR_NARROWER_ISAS {
         RUN(test_conv_winograd);
@@ -733,6 +818,7 @@ int main(void)
         RUN(test_conv_fft1d);
         RUN(test_conv_epilogue);
         RUN(test_conv_transpose1d);
+        RUN(test_conv_bf16);
     }
     ops_test_fini();
     return test_done();

@@ -57,6 +57,24 @@ static uint64_t file_bytes(const char *file, const char *const *keep, const char
     return n;
 }
 
+/* The elements of file's tensors of rank >= 2 (matrices and filters) and the bytes of the others,
+ * of the tensors named with a prefix in keep (NULL: all). */
+static void file_split(const char *file, const char *const *keep, uint64_t *mat_elems, uint64_t *vec_bytes)
+{
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", g_tiny, file);
+    nx_weights *w = NULL;
+    CHECK_OK(nx_weights_open(&w, path));
+    for (size_t i = 0; w && i < nx_weights_count(w); i++) {
+        const nx_wtensor *t = nx_weights_at(w, i);
+        bool ok = !keep;
+        for (int k = 0; keep && keep[k]; k++) ok |= strncmp(t->name, keep[k], strlen(keep[k])) == 0;
+        if (ok && t->rank >= 2) *mat_elems += t->nbytes / nx_dtype_size(t->dtype);
+        else if (ok) *vec_bytes += t->nbytes;
+    }
+    nx_weights_close(w);
+}
+
 /* ---- 1. the tiny bundle: exact weights, and an upper bound of a real turn ---- */
 
 static void test_tiny_weights(void)
@@ -98,6 +116,30 @@ static void test_tiny_weights(void)
     CHECK(over == 0 && peak >= ngpt_memory_estimate_stage(e, NGPT_PIPELINE_STAGE_DECODE) && mp > 0);
     ngpt_memory_estimate_free(e);
     ngpt_memory_estimate_free(NULL);
+
+    /* BF16 on the CPU: the decoders' UNet and VAE matrices and filters converted to BF16 (owned),
+     * the rest views of the files; ImageBind's matrices in BF16 too, the backbone as stored */
+    ngpt_memory_params bp;
+    CHECK_OK(ngpt_memory_params_default(&bp, sizeof bp));
+    bp.compute_dtype = NGPT_DTYPE_BF16;
+    CHECK_OK(ngpt_pipeline_estimate_memory(&e, g_tiny, &bp));
+    if (!e) return;
+    for (int m = 0; m < 3; m++) {
+        char f[256];
+        uint64_t mats = 0, vec = 0;
+        snprintf(f, sizeof f, "decoders/%s/unet/diffusion_pytorch_model.safetensors", dec[m]);
+        file_split(f, NULL, &mats, &vec);
+        snprintf(f, sizeof f, "decoders/%s/vae/diffusion_pytorch_model.safetensors", dec[m]);
+        file_split(f, vae_dec, &mats, &vec);
+        if (m == 1) vec += file_bytes("decoders/audio/vocoder/model.safetensors", NULL, NULL);
+        ngpt_memory_estimate_part(e, (ngpt_memory_part)(NGPT_MEMORY_IMAGE_DECODER + m), &w, &mapped, NULL, NULL);
+        CHECK_MSG(w == 2 * mats + vec && mapped == vec, "%s decoder, CPU BF16: estimated %llu weight bytes (%llu mapped), "
+                  "want %llu (%llu)", dec[m], (unsigned long long)w, (unsigned long long)mapped,
+                  (unsigned long long)(2 * mats + vec), (unsigned long long)vec);
+    }
+    ngpt_memory_estimate_part(e, NGPT_MEMORY_BACKBONE, &w, &mapped, NULL, NULL);
+    CHECK(mapped == w && w == file_bytes("llm/model.safetensors", NULL, NULL));
+    ngpt_memory_estimate_free(e);
 }
 
 static void test_tiny_turn_bound(void)
@@ -372,7 +414,7 @@ static void test_errors(void)
     CHECK_ERR(ngpt_pipeline_estimate_memory(NULL, g_tmp, NULL), NGPT_ERR_INVALID_ARGUMENT, "out");
     ngpt_memory_params mp;
     ngpt_memory_params_default(&mp, sizeof mp);
-    mp.compute_dtype = NGPT_DTYPE_F16;  /* on the CPU */
+    mp.compute_dtype = NGPT_DTYPE_F16;  /* on the CPU (BF16 it takes) */
     CHECK_ERR(ngpt_pipeline_estimate_memory(&e, g_tmp, &mp), NGPT_ERR_UNSUPPORTED, "CUDA");
     ngpt_memory_params_default(&mp, sizeof mp);
     mp.backend = (ngpt_backend)7;

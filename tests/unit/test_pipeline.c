@@ -374,7 +374,7 @@ static void test_media_history(void)
     ngpt_pipeline_params_default(&pp, sizeof pp);
     pp.flags = 1u << 9;
     CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, g_bundle, &pp), NGPT_ERR_INVALID_ARGUMENT, "flags");
-    pp.flags = 0; /* compute dtype: F16/BF16 are CUDA options, and only float dtypes exist */
+    pp.flags = 0; /* compute dtype: F16 is a CUDA option (BF16 the CPU takes), and only float dtypes exist */
     pp.compute_dtype = NGPT_DTYPE_F16;
     CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, g_bundle, &pp), NGPT_ERR_UNSUPPORTED, "needs a CUDA context");
     pp.compute_dtype = NGPT_DTYPE_I32;
@@ -544,6 +544,42 @@ done:
     ngpt_pipeline_free(q);
 }
 
+/* compute_dtype BF16 on the CPU: the backbone's prompt linears, ImageBind and the decoders'
+ * UNet and VAE in the CPU's BF16 compute; a turn makes all three media */
+static void test_bf16_cpu(void)
+{
+    ngpt_pipeline_params pp;
+    ngpt_pipeline_params_default(&pp, sizeof pp);
+    pp.compute_dtype = NGPT_DTYPE_BF16;
+    ngpt_pipeline *p = NULL;
+    CHECK_OK(ngpt_pipeline_create(&p, g_ctx, g_bundle, &pp));
+    if (!p) return;
+    ngpt_pipeline_turn_params tp;
+    turn_params(&tp);
+    tp.force = NGPT_PIPELINE_FORCE(NGPT_MODALITY_IMAGE) | NGPT_PIPELINE_FORCE(NGPT_MODALITY_AUDIO) |
+               NGPT_PIPELINE_FORCE(NGPT_MODALITY_VIDEO);
+    tp.steps = 1;
+    tp.num_frames = 2;
+    tp.audio_length_s = 0.5;
+    tp.max_new_tokens = 2;
+    ngpt_pipeline_media in = {.modality = NGPT_MODALITY_IMAGE, .path = g_cat};
+    ngpt_pipeline_result *r = NULL;
+    CHECK_OK(ngpt_pipeline_turn(&r, p, "a cat, its purr and a clip of it", &in, 1, &tp));
+    if (r) {
+        int32_t seen = 0;
+        for (int32_t i = 0; i < ngpt_pipeline_result_n_outputs(r); i++) {
+            ngpt_modality m = NGPT_MODALITY_TEXT;
+            const uint8_t *bytes = NULL;
+            size_t n = 0;
+            if (ngpt_pipeline_result_output(r, i, &m, &bytes, &n, NULL) == NGPT_OK && bytes && n > 0) seen |= 1 << m;
+        }
+        ngpt_clear_error();
+        CHECK_MSG(seen == 0xE, "BF16 turn produced modalities 0x%x", seen);
+        ngpt_pipeline_result_free(r);
+    }
+    ngpt_pipeline_free(p);
+}
+
 int main(void)
 {
     static char bundle_abs[4096];
@@ -562,6 +598,7 @@ int main(void)
     RUN(test_missing_decoder);
     RUN(test_events_and_cancel);
     RUN(test_media_history);
+    RUN(test_bf16_cpu);
     ngpt_context_free(g_ctx);
     return test_done();
 }

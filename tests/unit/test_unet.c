@@ -634,8 +634,9 @@ static void test_alloc_failures(void)
     CHECK(n > 100);
 }
 
-/* compute_dtype: F16/BF16 are CUDA options, the CPU backend refuses them by name; a non-float
- * dtype is an argument error; an older caller's struct without the field gets F32. */
+/* compute_dtype: F16 is a CUDA option, the CPU backend refuses it by name (BF16 it takes:
+ * test_bf16_cpu); a non-float dtype is an argument error; an older caller's struct without the
+ * field gets F32. */
 static void test_compute_dtype_cpu(void)
 {
     char dir[1000];
@@ -647,8 +648,7 @@ static void test_compute_dtype_cpu(void)
     p.compute_dtype = NGPT_DTYPE_F16;
     CHECK_ERR(ngpt_decoder_create(&d, g_ctx, dir, &p), NGPT_ERR_UNSUPPORTED, "compute_dtype F16 needs a backend");
     CHECK(d == NULL);
-    p.compute_dtype = NGPT_DTYPE_BF16;
-    CHECK_ERR(ngpt_decoder_create(&d, g_ctx, dir, &p), NGPT_ERR_UNSUPPORTED, "computes decoders in F32");
+    CHECK_ERR(ngpt_decoder_create(&d, g_ctx, dir, &p), NGPT_ERR_UNSUPPORTED, "computes decoders in F32 or BF16");
     CHECK(d == NULL);
     p.compute_dtype = NGPT_DTYPE_I64;
     CHECK_ERR(ngpt_decoder_create(&d, g_ctx, dir, &p), NGPT_ERR_INVALID_ARGUMENT, "is not F32, F16 or BF16");
@@ -658,7 +658,132 @@ static void test_compute_dtype_cpu(void)
     p.struct_size = offsetof(ngpt_decoder_params, compute_dtype);
     p.components = NGPT_DECODER_UNET;
     CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, &p));
+    CHECK(d && !d->cpu_bf16);
     ngpt_decoder_free(d);
+}
+
+/* ||a - b|| / ||b|| over n floats */
+static double rel_diff(const float *a, const float *b, int64_t n)
+{
+    double d = 0, m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        m += (double)b[i] * b[i];
+    }
+    return m > 0 ? sqrt(d / m) : sqrt(d);
+}
+
+/* out (F32) of the same stage call on a F32 and a BF16 decoder: close (relative L2 distance
+ * within tol) but not equal; and the F32
+ * decoder's result is bit for bit what it gave before the BF16 one ran (the BF16 compute is
+ * scoped to the BF16 decoder's calls) */
+typedef ngpt_status (*stage_fn)(ngpt_decoder *d, ngpt_tensor *out, void *arg);
+
+static void compare_bf16(const char *what, ngpt_decoder *f, ngpt_decoder *h, stage_fn fn, void *arg, double tol)
+{
+    ngpt_tensor a = {0}, b = {0}, c = {0};
+    CHECK_OK(fn(f, &a, arg));
+    CHECK_OK(fn(h, &b, arg));
+    CHECK_OK(fn(f, &c, arg));
+    const int64_t n = ngpt_tensor_numel(&a);
+    if (a.data && b.data && c.data && n > 0 && n == ngpt_tensor_numel(&b)) {
+        const double r = rel_diff(b.data, a.data, n);
+        CHECK_MSG(r > 0 && r <= tol, "%s: BF16 against F32: relative difference %.3g (want (0, %.3g])", what, r, tol);
+        CHECK_MSG(memcmp(a.data, c.data, (size_t)n * sizeof(float)) == 0, "%s: the F32 decoder changed", what);
+        bool finite = true;
+        for (int64_t i = 0; i < n; i++) finite &= isfinite(((float *)b.data)[i]) != 0;
+        CHECK_MSG(finite, "%s: BF16 output not finite", what);
+    } else {
+        CHECK_MSG(0, "%s: no output", what);
+    }
+    ngpt_tensor_free(&a), ngpt_tensor_free(&b), ngpt_tensor_free(&c);
+}
+
+typedef struct unet_args { ngpt_tensor s, t, e, c; bool has_e, has_c; } unet_args;
+
+static ngpt_status run_unet(ngpt_decoder *d, ngpt_tensor *out, void *arg)
+{
+    unet_args *u = arg;
+    return ngpt_decoder_unet(d, out, &u->s, &u->t, u->has_e ? &u->e : NULL, u->has_c ? &u->c : NULL);
+}
+
+static ngpt_status run_vae(ngpt_decoder *d, ngpt_tensor *out, void *arg)
+{
+    return ngpt_decoder_vae_decode(d, out, arg);
+}
+
+typedef struct gen_args { ngpt_tensor c, u; ngpt_decode_params p; } gen_args;
+
+static ngpt_status run_generate(ngpt_decoder *d, ngpt_tensor *out, void *arg)
+{
+    gen_args *g = arg;
+    return ngpt_decoder_generate(d, out, NULL, &g->c, &g->u, &g->p);
+}
+
+static ngpt_status open_dtype(ngpt_decoder **d, const char *dir, ngpt_dtype dt)
+{
+    ngpt_decoder_params p;
+    ngpt_decoder_params_default(&p, sizeof p);
+    p.compute_dtype = dt;
+    return ngpt_decoder_create(d, g_ctx, dir, &p);
+}
+
+/* compute_dtype BF16 on the CPU: activations F32, the UNet's and VAE's matrices and filters in
+ * BF16, their calls in the CPU's BF16 compute; for the three decoder kinds, stage by stage and
+ * end to end, against the F32 decoder of the same folder. */
+static void test_bf16_cpu(void)
+{
+    static float buf[2 * 8 * 4 * 16 * 16], ehs[2 * 77 * 64], cls[2 * 24];
+    test_rng r = {0x510e527full};
+    test_fill(&r, buf, sizeof buf / 4, -1.0f, 1.0f);
+    test_fill(&r, ehs, sizeof ehs / 4, -1.0f, 1.0f);
+    test_fill(&r, cls, sizeof cls / 4, -1.0f, 1.0f);
+    int64_t t64[2] = {981, 500};
+    const char *names[3] = {"sd-a", "audioldm-a", "zeroscope-a"};
+    for (int k = 0; k < 3; k++) {
+        char dir[1000];
+        model_dir(dir, sizeof dir, names[k]);
+        ngpt_decoder *f = NULL, *h = NULL;
+        CHECK_OK(open_dtype(&f, dir, NGPT_DTYPE_F32));
+        CHECK_OK(open_dtype(&h, dir, NGPT_DTYPE_BF16));
+        if (!f || !h) {
+            ngpt_decoder_free(f), ngpt_decoder_free(h);
+            continue;
+        }
+        CHECK(h->cpu_bf16 && h->dt == NGPT_DTYPE_F32 && !f->cpu_bf16);
+        char what[64];
+        unet_args u = {.t = view(NGPT_DTYPE_I64, 1, (int64_t[]){2}, t64)};
+        if (k == 0) {
+            u.s = view(NGPT_DTYPE_F32, 4, (int64_t[]){2, 4, 16, 16}, buf);
+            u.e = view(NGPT_DTYPE_F32, 3, (int64_t[]){2, 77, 32}, ehs), u.has_e = true;
+        } else if (k == 1) {
+            u.s = view(NGPT_DTYPE_F32, 4, (int64_t[]){2, 8, 16, 16}, buf);
+            u.c = view(NGPT_DTYPE_F32, 2, (int64_t[]){2, 24}, cls), u.has_c = true;
+        } else {
+            u.s = view(NGPT_DTYPE_F32, 5, (int64_t[]){2, 4, 4, 16, 16}, buf);
+            u.e = view(NGPT_DTYPE_F32, 3, (int64_t[]){2, 77, nx_unet_cross_attention_dim(f->unet)}, ehs), u.has_e = true;
+        }
+        snprintf(what, sizeof what, "%s unet", names[k]);
+        /* zeroscope-a's random UNet3D amplifies rounding most: 0.06 with the linears alone in
+         * BF16, 0.095 with its convolutions too (the others: 0.004-0.019) */
+        compare_bf16(what, f, h, run_unet, &u, k == 2 ? 0.15 : 0.05);
+        const int64_t lc = nx_vae_latent_channels(f->vae);
+        ngpt_tensor lat = k == 2 ? view(NGPT_DTYPE_F32, 5, (int64_t[]){1, lc, 2, 8, 8}, buf)
+                                 : view(NGPT_DTYPE_F32, 4, (int64_t[]){1, lc, 8, 8}, buf);
+        snprintf(what, sizeof what, "%s vae decode", names[k]);
+        compare_bf16(what, f, h, run_vae, &lat, 0.05);
+        if (k == 0) {
+            gen_args g = {.c = view(NGPT_DTYPE_F32, 3, (int64_t[]){1, 77, 32}, ehs),
+                          .u = view(NGPT_DTYPE_F32, 3, (int64_t[]){1, 77, 32}, ehs + 77 * 32)};
+            ngpt_decode_params_default(&g.p, sizeof g.p);
+            g.p.num_inference_steps = 3;
+            g.p.height = g.p.width = 64;
+            g.p.seed = 11;
+            compare_bf16("sd-a generate", f, h, run_generate, &g, 0.1);
+        }
+        ngpt_decoder_free(f);
+        ngpt_decoder_free(h);
+    }
 }
 
 /* on_step and on_preview of ngpt_decoder_generate, for the three decoder kinds: called once per
@@ -1299,6 +1424,7 @@ int main(void)
     RUN(test_f16_weights);
     RUN(test_list_tensors);
     RUN(test_compute_dtype_cpu);
+    RUN(test_bf16_cpu);
     RUN(test_graph_flag_cpu);
     RUN(test_channels_last_flag);
     RUN(test_channels_last_shapes);

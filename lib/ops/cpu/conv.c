@@ -237,6 +237,28 @@ static int use_direct1d(nx_backend *be, const conv_desc *d)
     return d->nsp == 1 && d->wnd == 3 && d->stride[0] == 1 && d->pl[0] >= 0 && d->pr[0] >= 0;
 }
 
+/* The BF16 compute rule (conv_bf16.c): under nx_cpu_set_bf16_compute with oneDNN's bf16 matmul
+ * (AVX-512), every plain-layout conv1d/conv2d without groups. Elsewhere BF16 compute leaves the
+ * convolutions in F32 (on AVX2 a bf16 GEMM is emulated in F32 and would gain nothing). */
+static int use_bf16_gemm(nx_backend *be, const conv_desc *d)
+{
+    if (!nx_cpu_bf16_compute(be) || !nx_cpu_has_avx512()) return 0;
+    if (d->deconv || d->cl || d->src_hfull || d->src[1] < 1) return 0;
+    return (d->nsp == 1 || d->nsp == 2) && d->wnd == d->nsp + 2;
+}
+
+static nx_conv_bf16_shape bf16_shape(const conv_desc *d)
+{
+    const int two = d->nsp == 2; /* conv1d: H = 1, the length is W */
+    nx_conv_bf16_shape s = {
+        .N = d->src[0], .C = d->src[1], .O = d->dst[1],
+        .H = two ? d->src[2] : 1, .W = d->src[2 + two], .Ho = two ? d->dst[2] : 1, .Wo = d->dst[2 + two],
+        .kh = two ? d->wei[2] : 1, .kw = d->wei[2 + two], .sh = two ? d->stride[0] : 1, .sw = d->stride[two],
+        .ph = two ? d->pl[0] : 0, .pw = d->pl[two], .dh = two ? d->dil[0] : 1, .dw = d->dil[two],
+    };
+    return s;
+}
+
 static nx_dnnl_key conv_key(const conv_desc *d)
 {
     nx_dnnl_key k;
@@ -323,6 +345,12 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
     bool fused = false;
     void *wc = NULL, *bc = NULL;
     const void *wd = w->data, *bd = b ? b->data : NULL;
+    ngpt_status s;
+    if (use_bf16_gemm(be, d)) { /* before the F32 weights below: BF16 W is used in place */
+        const nx_conv_bf16_shape sh = bf16_shape(d);
+        s = nx_cpu_conv_bf16(be, y->data, x->data, w, b, &sh);
+        goto done;
+    }
     if (w->dtype != NGPT_DTYPE_F32) {
         wc = nx_malloc_aligned(nx_numel(w) * sizeof(float));
         if (!wc) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate F32 weights", what);
@@ -338,7 +366,6 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         nx_cpu_convert(be, bc, NGPT_DTYPE_F32, b->data, b->dtype, nx_numel(b));
         bd = bc;
     }
-    ngpt_status s;
     if (d->is_1x1 && d->cl) { /* y [NHW, O] = x [NHW, C] . w [O, C]^T + b: a linear layer */
         const int64_t P = nx_numel(x) / d->src[1];
         nx_tensor xv = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){P, d->src[1]}, x->data, x->be);

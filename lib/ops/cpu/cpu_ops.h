@@ -142,6 +142,19 @@ void nx_cpu_convert(nx_backend *be, void *dst, ngpt_dtype ddt, const void *src, 
 /* gemm.c: 1x1 conv y[N, O, P] = w[O, C] @ x[N, C, P] (+ b[O]) as one batched matmul (all F32). */
 ngpt_status nx_cpu_conv1x1(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
                            int64_t O, int64_t C, int64_t P);
+/* gemm.c: y[n] (O x Pc, row stride ldy, image n at y + n * y_img) = w[O, K] @ col[n][K, Pc], BF16
+ * operands, F32 accumulation and output (conv_bf16.c). Needs AVX-512 (oneDNN's bf16 matmul). */
+ngpt_status nx_cpu_conv_gemm_bf16(nx_backend *be, float *y, int64_t y_img, int64_t ldy, const uint16_t *w,
+                                  const uint16_t *col, int64_t N, int64_t O, int64_t K, int64_t Pc);
+/* conv_bf16.c: conv2d (conv1d as H = 1) in BF16 compute (nx_cpu_set_bf16_compute on a CPU with
+ * AVX-512): x gathered into BF16 columns (im2col) and multiplied by w rounded to BF16 (used in
+ * place when stored BF16), one oneDNN bf16 matmul per chunk of output rows, F32 out, + b[O].
+ * Plain layouts only: x[N, C, H, W] F32, w[O, C, kh, kw], y[N, O, Ho, Wo] F32, no groups. */
+typedef struct nx_conv_bf16_shape {
+    int64_t N, C, O, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw;
+} nx_conv_bf16_shape;
+ngpt_status nx_cpu_conv_bf16(nx_backend *be, float *y, const float *x, const nx_tensor *w, const nx_tensor *b,
+                             const nx_conv_bf16_shape *sh);
 /* conv.c (oneDNN) */
 ngpt_status nx_cpu_conv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                         const nx_tensor *b, const nx_conv_params *p);

@@ -391,3 +391,21 @@ ngpt_status nx_cpu_conv1x1(nx_backend *be, float *y, const float *x, const float
     }
     return NGPT_OK;
 }
+
+/* ---- BF16 convolution GEMM (conv_bf16.c) ----
+ * y[n] (O x Pc, row stride ldy) = W (O x K) @ col[n] (K x Pc), both BF16 with F32 accumulation,
+ * for n < N (image n of y at y + n * y_img). The same broadcast-W batched matmul as the 1x1 conv
+ * above; no bias (the caller adds it with the epilogue). */
+ngpt_status nx_cpu_conv_gemm_bf16(nx_backend *be, float *y, int64_t y_img, int64_t ldy, const uint16_t *w,
+                                  const uint16_t *col, int64_t N, int64_t O, int64_t K, int64_t Pc)
+{
+    mm_desc d = {
+        .ndims = 3,
+        .src_dims = {1, O, K}, .src_strides = {O * K, K, 1},
+        .wei_dims = {N, K, Pc}, .wei_strides = {K * Pc, Pc, 1},
+        .dst_dims = {N, O, Pc}, .dst_strides = {y_img, ldy, 1},
+        .src_dt = dnnl_bf16, .wei_dt = dnnl_bf16,
+        .has_bias = 0, .bias_rows = 0, .alpha = 1.0f, .beta = 0.0f,
+    };
+    return mm_run(be, KEY_MATMUL, &d, w, col, NULL, y, "conv (bf16 gemm)");
+}
