@@ -51,6 +51,24 @@ nx_isa nx_cpu_isa(void)
     return (nx_isa)(c < cap ? c : cap);
 }
 
+int nx_cpu_has_avx512_bf16(void)
+{
+    static int cached = -1;
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
+        c = 0;
+#ifdef NX_X86
+        unsigned a, b, cc, d;
+        if (detect() == NX_ISA_AVX512 && __get_cpuid_max(0, 0) >= 7) {
+            __cpuid_count(7, 1, a, b, cc, d);
+            c = (a >> 5) & 1; /* CPUID.(7, 1):EAX[5] AVX512_BF16 */
+        }
+#endif
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
+    }
+    return c && nx_cpu_has_avx512();
+}
+
 nx_isa nx_isa_limit(nx_isa cap)
 {
     return (nx_isa)__atomic_exchange_n(&g_cap, (int)cap, __ATOMIC_RELAXED);

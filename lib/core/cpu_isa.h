@@ -25,6 +25,10 @@ nx_isa nx_isa_limit(nx_isa cap);
 static inline int nx_cpu_has_avx2(void) { return nx_cpu_isa() >= NX_ISA_AVX2; }
 static inline int nx_cpu_has_avx512(void) { return nx_cpu_isa() >= NX_ISA_AVX512; }
 
+/* AVX-512 (as nx_cpu_has_avx512, so under the test cap too) with the AVX512-BF16 dot products
+ * (vdpbf16ps: Cooper Lake, Sapphire Rapids, Zen 4): the CPU BF16 compute's own kernels. */
+int nx_cpu_has_avx512_bf16(void);
+
 /* "portable", "AVX2", "AVX-512". */
 const char *nx_isa_name(nx_isa isa);
 

@@ -5,6 +5,14 @@
 #include "ops_test_util.h"
 
 static test_rng rng = {0x0123456789abcdefull};
+/* BF16 compute (nx_cpu_set_bf16_compute): on a CPU with AVX512-BF16 the tiles (not the row
+ * path) take q * scale, K, V and the probabilities in BF16 with F32 accumulation */
+static bool g_bf16;
+
+static float bf16_round(float x)
+{
+    return nx_bf16_to_f32(nx_f32_to_bf16(x));
+}
 
 static void ref_attention(const float *q, const float *k, const float *v, const float *mask, int64_t mask_bs,
                           int64_t B, int64_t Sq, int64_t Skv, int64_t H, int64_t Hkv, int64_t D, double scale,
@@ -69,14 +77,36 @@ static void check_attn(int64_t B, int64_t Sq, int64_t Skv, int64_t H, int64_t Hk
     if (mask_kind == 1) tm = nx_view(NGPT_DTYPE_F32, 2, ms + 2, m, t_be);
     else if (mask_kind == 2) tm = nx_view(NGPT_DTYPE_F32, 3, (int64_t[]){B, Sq, Skv}, m, t_be);
     else tm = nx_view(NGPT_DTYPE_F32, 4, ms, m, t_be);
+    nx_cpu_set_bf16_compute(t_be, g_bf16);
     CHECK_OK(nx_cpu_attention(t_be, &to, &tq, &tk, &tv, mask_kind ? &tm : NULL, scale, causal));
-    ref_attention(q, k, v, mask_kind ? m : NULL, mask_kind >= 2 ? Sq * Skv : 0, B, Sq, Skv, H, Hkv, D, scale, causal,
+    nx_cpu_set_bf16_compute(t_be, false);
+    /* the BF16 tiles: the reference on the BF16 operands (exact scores); the probabilities'
+     * rounding before P V remains, 2^-9 relative per term of a convex combination of |v| <= 1 */
+    const bool bf16_path = g_bf16 && nx_cpu_has_avx512_bf16() && Sq > 3 && Skv > 16 && !(H == 1 && D >= 256);
+    float tol = 1e-5f;
+    double rscale = scale;
+    if (bf16_path) {
+        for (size_t i = 0; i < nq; i++) q[i] = bf16_round(q[i] * scale);
+        for (size_t i = 0; i < nk; i++) k[i] = bf16_round(k[i]), v[i] = bf16_round(v[i]);
+        rscale = 1.0;
+        tol = 4e-3f;
+    }
+    ref_attention(q, k, v, mask_kind ? m : NULL, mask_kind >= 2 ? Sq * Skv : 0, B, Sq, Skv, H, Hkv, D, rscale, causal,
                   want);
     char what[160];
     snprintf(what, sizeof what, "attention B=%lld Sq=%lld Skv=%lld H=%lld Hkv=%lld D=%lld causal=%d mask=%d inf=%d",
              (long long)B, (long long)Sq, (long long)Skv, (long long)H, (long long)Hkv, (long long)D, causal, mask_kind,
              with_inf);
-    test_close(what, out, want, nq, 1e-5f, 1e-5f);
+    test_close(what, out, want, nq, tol, tol);
+    if (bf16_path) { /* and not the F32 result */
+        float *f = malloc(4 * nq);
+        nx_tensor tf = nx_view(NGPT_DTYPE_F32, 4, qs, f, t_be);
+        CHECK_OK(nx_cpu_attention(t_be, &tf, &tq, &tk, &tv, mask_kind ? &tm : NULL, (float)rscale, causal));
+        size_t differ = 0;
+        for (size_t i = 0; i < nq; i++) differ += f[i] != out[i];
+        CHECK_MSG(differ > 0, "%s: BF16 equals F32", what);
+        free(f);
+    }
     free(q), free(k), free(v), free(m), free(out), free(want);
 }
 
@@ -123,6 +153,22 @@ static void test_attention_few_rows(void)
     check_attn(2, 20, 5, 2, 2, 17, 1, 2, 0);     /* Sq > Skv, causal: early rows -> 0 */
 }
 
+/* BF16 compute: the tiles' BF16 path where the CPU has AVX512-BF16 (else F32, as above) */
+static void test_attention_bf16(void)
+{
+    g_bf16 = true;
+    check_attn(2, 300, 300, 8, 8, 40, 0, 0, 0);  /* SD's 32² self-attention shape, smaller */
+    check_attn(2, 70, 77, 8, 8, 80, 0, 0, 0);    /* cross-attention over 77 tokens */
+    check_attn(1, 77, 77, 2, 2, 64, 1, 0, 0);    /* causal */
+    check_attn(2, 37, 65, 2, 2, 24, 0, 2, 0);    /* per-batch mask */
+    check_attn(2, 33, 70, 2, 2, 128, 0, 2, 1);   /* -inf entries and a fully masked row */
+    check_attn(2, 70, 200, 6, 3, 17, 1, 0, 0);   /* odd D, GQA, partial tiles */
+    check_attn(1, 64, 64, 1, 1, 3, 1, 1, 1);     /* tiny odd D */
+    check_attn(1, 5, 130, 4, 1, 160, 1, 0, 0);   /* D 160: three 64-wide column blocks */
+    check_attn(1, 2, 40, 2, 2, 40, 0, 0, 0);     /* the row path: F32 */
+    g_bf16 = false;
+}
+
 int main(void)
 {
     if (!ops_test_init(2)) {
@@ -132,9 +178,11 @@ int main(void)
     RUN(test_attention_dims);
     RUN(test_attention_few_rows);
     RUN(test_attention_shapes);
+    RUN(test_attention_bf16);
     FOR_NARROWER_ISAS {
         RUN(test_attention_dims);
         RUN(test_attention_shapes);
+        RUN(test_attention_bf16);
     }
     ops_test_fini();
     return test_done();

@@ -18,6 +18,8 @@
 #include "cpu_ops.h"
 
 #include "../../core/alloc.h"
+#include "../../core/cpu_isa.h"
+#include "../../core/dtype.h"
 #include "../../core/error.h"
 
 #include <immintrin.h>
@@ -30,6 +32,8 @@
 typedef struct attn_job {
     const float *q, *k, *v, *mask;
     float       *out;
+    uint32_t    *kp, *vp;       /* bf16: K and V packed per key tile (pack_task), [B][Hkv][n_kt] */
+    int64_t      n_kt;          /* key tiles */
     int64_t      B, Sq, Skv, H, Hkv, D;
     int64_t      mask_bstride;  /* elements between batches of the mask (0: shared [Sq, Skv]) */
     int64_t      n_qt;          /* query tiles */
@@ -39,6 +43,7 @@ typedef struct attn_job {
     void       (*unit)(const struct attn_job *j, int64_t u, float *scr);
     float        scale;
     bool         causal;
+    bool         bf16;          /* the tiles in BF16 (V 3): BF16 compute with AVX512-BF16 */
     nx_isa       isa;
     atomic_int   oom;
 } attn_job;
@@ -333,6 +338,88 @@ NX_INLINE void pv4(float *o, const float *p, const float *v0, int64_t vstride, i
     }
 }
 
+/* ---- BF16 compute (V 3: AVX-512 with AVX512-BF16) ----
+ * Under nx_cpu_set_bf16_compute the tiles take q (scaled), K, the probabilities and V as BF16
+ * with F32 accumulation, as PyTorch's bf16 attention does: vdpbf16ps multiplies two BF16 pairs
+ * per F32 lane, twice the multiply-adds of an F32 FMA. Its operands are pairs along the summed
+ * axis: q.k sums over d, so K is held as [D/2][BK] pairs of consecutive d (a transposed tile, as
+ * Kt), and P.V sums over keys, so V as [BK/2][D16] pairs of consecutive keys, P as its rows'
+ * consecutive pairs (its plain row order in BF16). The softmax itself stays F32. */
+#define NX_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
+
+static inline uint32_t bf16_pair(float lo, float hi)
+{
+    return (uint32_t)nx_f32_to_bf16(lo) | (uint32_t)nx_f32_to_bf16(hi) << 16;
+}
+
+static inline NX_AVX512BF16 void scores4_bf16(const uint32_t *qp, int64_t DP, const uint32_t *Kp, float *s)
+{
+    __m512 a[4][4];
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) a[r][u] = _mm512_setzero_ps();
+    for (int64_t dp = 0; dp < DP; dp++) {
+        __m512bh kv[4];
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) kv[u] = (__m512bh)_mm512_loadu_si512(Kp + dp * BK + 16 * u);
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            __m512bh qd = (__m512bh)_mm512_set1_epi32((int)qp[r * DP + dp]);
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) a[r][u] = _mm512_dpbf16_ps(a[r][u], qd, kv[u]);
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < 4; r++)
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) _mm512_storeu_ps(s + r * BK + 16 * u, a[r][u]);
+}
+
+/* o[r] = corr[r] * o[r] + sum over key pairs of p[r] . v for 4 rows; pp: [4][BK/2] pairs, Vp:
+ * [np][D16] pairs */
+static inline NX_AVX512BF16 void pv4_bf16(float *o, const uint32_t *pp, const uint32_t *Vp, int np, int64_t D,
+                                          int64_t D16, const float *corr)
+{
+    for (int64_t d = 0; d < D; d += 64) {
+        __mmask16 mk[4];
+        _Pragma("GCC unroll 4")
+        for (int u = 0; u < 4; u++) mk[u] = tail_mask(D - d - 16 * u);
+        __m512 acc[4][4];
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++) {
+            __m512 c = _mm512_set1_ps(corr[r]);
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) acc[r][u] = _mm512_mul_ps(c, _mm512_maskz_loadu_ps(mk[u], o + r * D + d + 16 * u));
+        }
+        for (int jp = 0; jp < np; jp++) {
+            __m512bh vv[4];
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) vv[u] = (__m512bh)_mm512_maskz_loadu_epi32(mk[u], Vp + jp * D16 + d + 16 * u);
+            _Pragma("GCC unroll 4")
+            for (int r = 0; r < 4; r++) {
+                __m512bh pj = (__m512bh)_mm512_set1_epi32((int)pp[r * (BK / 2) + jp]);
+                _Pragma("GCC unroll 4")
+                for (int u = 0; u < 4; u++) acc[r][u] = _mm512_dpbf16_ps(acc[r][u], pj, vv[u]);
+            }
+        }
+        _Pragma("GCC unroll 4")
+        for (int r = 0; r < 4; r++)
+            _Pragma("GCC unroll 4")
+            for (int u = 0; u < 4; u++) _mm512_mask_storeu_ps(o + r * D + d + 16 * u, mk[u], acc[r][u]);
+    }
+}
+
+/* p[0, BK) (F32 probabilities) -> BK/2 BF16 pairs, in order */
+static inline NX_AVX512BF16 void pack_probs_bf16(uint32_t *pp, const float *p)
+{
+    _Pragma("GCC unroll 2")
+    for (int j = 0; j < BK; j += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(p + j + 16), _mm512_loadu_ps(p + j));
+        _mm512_storeu_si512(pp + j / 2, (__m512i)v);
+    }
+}
+
 NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr, const int V)
 {
     const int64_t D = j->D, Sq = j->Sq, Skv = j->Skv, H = j->H, Hkv = j->Hkv;
@@ -343,6 +430,9 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
     float *O = Qs + BQ * D;   /* [BQ][D] unnormalised output */
     float *Kt = O + BQ * D;   /* [D][BK] */
     float *S = Kt + D * BK;   /* [BQ][BK] scores, then probabilities */
+    /* BF16 (V 3): pairs of q along d, of K along d, of V along keys, of P along keys */
+    const int64_t DP = (D + 1) / 2, D16 = (D + 15) & ~(int64_t)15;
+    uint32_t *Qp = (uint32_t *)(S + BQ * BK), *Pp = Qp + BQ * DP;
     float m[BQ], l[BQ], corr[BQ];
     for (int i = 0; i < nq4; i++) {
         const float *qr = i < nq ? j->q + ((b * Sq + q0 + i) * H + h) * D : NULL;
@@ -350,6 +440,8 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
             Qs[i * D + d] = qr ? qr[d] * j->scale : 0.0f;
             O[i * D + d] = 0.0f;
         }
+        for (int64_t dp = 0; V == 3 && dp < DP; dp++)
+            Qp[i * DP + dp] = bf16_pair(Qs[i * D + 2 * dp], 2 * dp + 1 < D ? Qs[i * D + 2 * dp + 1] : 0.0f);
         m[i] = -INFINITY;
         l[i] = 0.0f;
     }
@@ -359,19 +451,26 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
     for (int64_t j0 = 0; j0 < kv_end; j0 += BK) {
         const int nk = (int)(kv_end - j0 < BK ? kv_end - j0 : BK);
         const float *kb = j->k + ((b * Skv + j0) * Hkv + hk) * D;
-        for (int jj = 0; jj < nk; jj++)
-            for (int64_t d = 0; d < D; d++) Kt[d * BK + jj] = kb[jj * kvrow + d];
-        for (int jj = nk; jj < BK; jj++)
-            for (int64_t d = 0; d < D; d++) Kt[d * BK + jj] = 0.0f;
         const float *vb = j->v + ((b * Skv + j0) * Hkv + hk) * D;
-        for (int i = 0; i < nq4; i += 4) scores4(Qs + i * D, D, Kt, S + i * BK, V);
+        const int64_t kt = (b * Hkv + hk) * j->n_kt + j0 / BK; /* the packed tile (V 3) */
+        const uint32_t *Kp = V == 3 ? j->kp + kt * DP * BK : NULL, *Vp = V == 3 ? j->vp + kt * (BK / 2) * D16 : NULL;
+        if (V == 3) {
+            for (int i = 0; i < nq4; i += 4) scores4_bf16(Qp + i * DP, DP, Kp, S + i * BK);
+        } else {
+            for (int jj = 0; jj < nk; jj++)
+                for (int64_t d = 0; d < D; d++) Kt[d * BK + jj] = kb[jj * kvrow + d];
+            for (int jj = nk; jj < BK; jj++)
+                for (int64_t d = 0; d < D; d++) Kt[d * BK + jj] = 0.0f;
+            for (int i = 0; i < nq4; i += 4) scores4(Qs + i * D, D, Kt, S + i * BK, V);
+        }
         for (int i = 0; i < nq4; i++) {
             float *Si = S + i * BK;
             int64_t nvalid = i < nq ? nk : 0;
             if (j->causal && q0 + i + off - j0 + 1 < nvalid) nvalid = q0 + i + off - j0 + 1;
             float mx = -INFINITY;
             if (nvalid > 0)
-                mx = row_max(Si, (int)nvalid, j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0 : NULL, V);
+                mx = row_max(Si, (int)nvalid, j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0 : NULL,
+                             V == 3 ? 2 : V);
             float mnew = mx > m[i] ? mx : m[i];
             if (mnew == -INFINITY) { /* every key so far hidden: no contribution */
                 for (int jj = 0; jj < BK; jj++) Si[jj] = 0.0f;
@@ -380,10 +479,16 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
             }
             for (int jj = nvalid > 0 ? (int)nvalid : 0; jj < BK; jj++) Si[jj] = -INFINITY;
             corr[i] = m[i] == -INFINITY ? 0.0f : expf(m[i] - mnew);
-            l[i] = l[i] * corr[i] + exp_row(Si, mnew, V);
+            l[i] = l[i] * corr[i] + exp_row(Si, mnew, V == 3 ? 2 : V);
             m[i] = mnew;
         }
-        for (int i = 0; i < nq4; i += 4) pv4(O + i * D, S + i * BK, vb, kvrow, nk, D, corr + i, V);
+        if (V == 3) {
+            for (int i = 0; i < nq4; i++) pack_probs_bf16(Pp + i * (BK / 2), S + i * BK);
+            for (int i = 0; i < nq4; i += 4)
+                pv4_bf16(O + i * D, Pp + i * (BK / 2), Vp, (nk + 1) / 2, D, D16, corr + i);
+        } else {
+            for (int i = 0; i < nq4; i += 4) pv4(O + i * D, S + i * BK, vb, kvrow, nk, D, corr + i, V);
+        }
     }
     for (int i = 0; i < nq; i++) {
         float *orow = j->out + ((b * Sq + q0 + i) * H + h) * D;
@@ -395,6 +500,11 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
 static NX_AVX512 void attn_tile_avx512(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr)
 {
     attn_tile(j, b, h, q0, scr, 2);
+}
+
+static NX_AVX512BF16 void attn_tile_bf16(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr)
+{
+    attn_tile(j, b, h, q0, scr, 3);
 }
 
 static NX_AVX2 void attn_tile_avx2(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr)
@@ -547,10 +657,34 @@ static NX_AVX2 void attn_row_avx2(const attn_job *j, int64_t b, int64_t h, int64
 
 /* ---- the pool's tasks: chunks of units (query tiles, or rows on the row path) ---- */
 
+/* bf16: key tile t of every (batch, kv head) packed once for all query tiles: K as pairs along
+ * d ([DP][BK], zero past the last key and past D), V as pairs of consecutive keys ([BK/2][D16]) */
+static void pack_task(int64_t t, int64_t nt, void *arg)
+{
+    (void)nt;
+    const attn_job *j = arg;
+    const int64_t D = j->D, DP = (D + 1) / 2, D16 = (D + 15) & ~(int64_t)15, kvrow = j->Hkv * D;
+    const int64_t tile = t % j->n_kt, bh = t / j->n_kt, hk = bh % j->Hkv, b = bh / j->Hkv, j0 = tile * BK;
+    const int nk = (int)(j->Skv - j0 < BK ? j->Skv - j0 : BK);
+    const float *kb = j->k + ((b * j->Skv + j0) * j->Hkv + hk) * D, *vb = j->v + ((b * j->Skv + j0) * j->Hkv + hk) * D;
+    uint32_t *Kp = j->kp + t * DP * BK, *Vp = j->vp + t * (BK / 2) * D16;
+    for (int jj = 0; jj < BK; jj++) {
+        const float *kr = kb + jj * kvrow;
+        for (int64_t dp = 0; dp < DP; dp++)
+            Kp[dp * BK + jj] = jj < nk ? bf16_pair(kr[2 * dp], 2 * dp + 1 < D ? kr[2 * dp + 1] : 0.0f) : 0;
+    }
+    for (int jp = 0; jp < BK / 2; jp++) {
+        const float *v0 = 2 * jp < nk ? vb + 2 * jp * kvrow : NULL, *v1 = 2 * jp + 1 < nk ? vb + (2 * jp + 1) * kvrow : NULL;
+        for (int64_t d = 0; d < D16; d++)
+            Vp[jp * D16 + d] = v0 && d < D ? bf16_pair(v0[d], v1 ? v1[d] : 0.0f) : 0;
+    }
+}
+
 static void tile_unit(const attn_job *j, int64_t u, float *scr)
 {
     const int64_t qt = u % j->n_qt, bh = u / j->n_qt, h = bh % j->H, b = bh / j->H;
-    if (j->isa == NX_ISA_AVX512) attn_tile_avx512(j, b, h, qt * BQ, scr);
+    if (j->bf16) attn_tile_bf16(j, b, h, qt * BQ, scr);
+    else if (j->isa == NX_ISA_AVX512) attn_tile_avx512(j, b, h, qt * BQ, scr);
     else if (j->isa == NX_ISA_AVX2) attn_tile_avx2(j, b, h, qt * BQ, scr);
     else attn_tile_plain(j, b, h, qt * BQ, scr);
 }
@@ -632,12 +766,30 @@ ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q,
     const bool rows = j.isa >= NX_ISA_AVX2 && (j.Sq <= ROW_PATH_MAX_SQ || j.Skv <= ROW_PATH_MAX_SKV);
     j.n_units = j.B * j.H * (rows ? j.Sq : j.n_qt);
     j.unit = rows ? row_unit : tile_unit;
-    j.scr_floats = rows ? (size_t)(j.Skv > 0 ? j.Skv : 1) : (size_t)(2 * BQ * j.D + j.D * BK + BQ * BK);
+    j.bf16 = !rows && j.Skv > 0 && nx_cpu_bf16_compute(be) && nx_cpu_has_avx512_bf16();
+    const int64_t DP = (j.D + 1) / 2, D16 = (j.D + 15) & ~(int64_t)15;
+    j.scr_floats = rows ? (size_t)(j.Skv > 0 ? j.Skv : 1)
+                        : (size_t)(2 * BQ * j.D + j.D * BK + BQ * BK + (j.bf16 ? BQ * DP + BQ * BK / 2 : 0));
+    if (j.bf16) {
+        j.n_kt = (j.Skv + BK - 1) / BK;
+        const int64_t tiles = j.B * j.Hkv * j.n_kt;
+        j.kp = nx_malloc_aligned((size_t)(tiles * DP * BK) * sizeof(uint32_t));
+        j.vp = nx_malloc_aligned((size_t)(tiles * (BK / 2) * D16) * sizeof(uint32_t));
+        if (!j.kp || !j.vp) {
+            nx_free_aligned(j.kp);
+            nx_free_aligned(j.vp);
+            return nx_err(NGPT_ERR_OUT_OF_MEMORY, "attention: cannot allocate the BF16 K and V (%lld tiles)",
+                          (long long)tiles);
+        }
+        nx_pool_run(be->pool, tiles, pack_task, &j);
+    }
     /* chunks of units so each task allocates its scratch once; enough of them per thread for the
      * pool's dynamic balancing (causal tiles differ in cost) */
     const int64_t per_thread = 16 * (int64_t)nx_pool_threads(be->pool);
     j.n_chunks = j.n_units < per_thread ? j.n_units : per_thread;
     nx_pool_run(be->pool, j.n_chunks, chunk_task, &j);
+    nx_free_aligned(j.kp);
+    nx_free_aligned(j.vp);
     if (atomic_load(&j.oom)) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "attention: cannot allocate tile scratch");
     return NGPT_OK;
 }
