@@ -69,6 +69,25 @@ int nx_cpu_has_avx512_bf16(void)
     return c && nx_cpu_has_avx512();
 }
 
+int nx_cpu_has_amx_bf16(void)
+{
+    static int cached = -1;
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
+        c = 0;
+#ifdef NX_X86
+        unsigned a, b, cc, d;
+        if (detect() == NX_ISA_AVX512 && __get_cpuid_max(0, 0) >= 7) {
+            __cpuid_count(7, 0, a, b, cc, d);
+            /* AMX-BF16 and AMX-TILE, with the OS managing the tile state (XCR0 bits 17, 18) */
+            c = ((d >> 22) & 1) && ((d >> 24) & 1) && (xgetbv0() & 0x60000) == 0x60000;
+        }
+#endif
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
+    }
+    return c && nx_cpu_has_avx512();
+}
+
 nx_isa nx_isa_limit(nx_isa cap)
 {
     return (nx_isa)__atomic_exchange_n(&g_cap, (int)cap, __ATOMIC_RELAXED);

@@ -29,6 +29,10 @@ static inline int nx_cpu_has_avx512(void) { return nx_cpu_isa() >= NX_ISA_AVX512
  * (vdpbf16ps: Cooper Lake, Sapphire Rapids, Zen 4): the CPU BF16 compute's own kernels. */
 int nx_cpu_has_avx512_bf16(void);
 
+/* AMX with BF16 tiles (Sapphire Rapids and later): oneDNN's bf16 matmul runs ~4x its AVX-512
+ * F32 there, so BF16 compute takes its own paths even where an F32 Winograd would win elsewhere. */
+int nx_cpu_has_amx_bf16(void);
+
 /* "portable", "AVX2", "AVX-512". */
 const char *nx_isa_name(nx_isa isa);
 

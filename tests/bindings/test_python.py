@@ -373,6 +373,23 @@ class DecoderTest(unittest.TestCase):
         self.assertIn("compute_dtype", str(cm.exception))
         ctx.close()
 
+    def test_decoder_bf16_cpu(self):
+        """compute_dtype BF16 on the CPU: the UNet and VAE within BF16 rounding of F32, not equal."""
+        ctx = nextgpt.Context(device="cpu")
+        d = os.path.join(GOLDEN, "models", "sd-a")
+        f, h = nextgpt.Decoder(ctx, d), nextgpt.Decoder(ctx, d, compute_dtype=nextgpt.Dtype.BF16)
+        rng = np.random.default_rng(3)
+        x = rng.uniform(-1, 1, (2, 4, 16, 16)).astype(np.float32)
+        e = rng.uniform(-1, 1, (2, 77, 32)).astype(np.float32)
+        t = np.array([981, 500], np.int64)
+        a, b = f.unet(x, t, e), h.unet(x, t, e)
+        r = np.linalg.norm(b - a) / np.linalg.norm(a)
+        self.assertTrue(0 < r < 0.05, r)
+        a, b = f.vae_decode(x[:1]), h.vae_decode(x[:1])
+        r = np.linalg.norm(b - a) / np.linalg.norm(a)
+        self.assertTrue(0 < r < 0.05, r)
+        ctx.close()
+
     def test_text_encoder(self):
         """clip-a (tests/golden/models) through the text API, against the clip.* golden cases."""
         ctx = nextgpt.Context(device="cpu")

@@ -728,7 +728,8 @@ class Decoder(_Handle):
     _free = "ngpt_decoder_free"
 
     def __init__(self, ctx, model_dir, kind=None, components=None, compute_dtype=None, flags=None):
-        """compute_dtype: Dtype.F32 (default), or F16 / BF16 on a CUDA context. flags:
+        """compute_dtype: Dtype.F32 (default), BF16 (CPU: the UNet's and VAE's matrices and filters in
+        BF16, BF16 GEMM/convolution inputs, F32 activations), or F16 / BF16 on a CUDA context. flags:
         NGPT_DECODER_FLAG_* bits (capi), e.g. capi.NGPT_DECODER_FLAG_CUDA_GRAPH |
         capi.NGPT_DECODER_FLAG_CHANNELS_LAST."""
         p = _params(capi.ngpt_decoder_params, "ngpt_decoder_params_default", kind=kind,
@@ -1238,7 +1239,7 @@ class Pipeline(_Handle):
     def __init__(self, ctx, bundle_dir, preload=None, n_ctx=0, flags=None, compute_dtype=None):
         """flags: NGPT_PIPELINE_* bits (capi: NGPT_PIPELINE_NO_MEDIA_HISTORY,
         NGPT_PIPELINE_CUDA_GRAPHS, NGPT_PIPELINE_CHANNELS_LAST, NGPT_PIPELINE_SAFETY_CHECKER); compute_dtype: Dtype.F32 (default),
-        F16 / BF16 on CUDA."""
+        BF16 (CPU: every stage's CPU BF16), or F16 / BF16 on CUDA."""
         p = _params(capi.ngpt_pipeline_params, "ngpt_pipeline_params_default", n_ctx=n_ctx,
                     preload=_modality_bits(preload), flags=flags, compute_dtype=compute_dtype)
         out = ctypes.POINTER(capi.ngpt_pipeline)()

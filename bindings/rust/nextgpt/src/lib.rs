@@ -1324,7 +1324,7 @@ impl Drop for Pipeline<'_> {
 pub struct MemoryParams {
     /// Where the pipeline would run (no device is needed to estimate either).
     pub backend: Backend,
-    /// `NGPT_DTYPE_F32` (default), or F16 / BF16 with [`Backend::Cuda`].
+    /// `NGPT_DTYPE_F32` (default), BF16 on either backend, or F16 with [`Backend::Cuda`].
     pub compute_dtype: sys::ngpt_dtype,
     /// The conversation's context (0 = min(2048, the model's)).
     pub n_ctx: i32,
