@@ -18,7 +18,8 @@
  *       llama.cpp runs in its defaults otherwise (F16 KV cache, flash attention auto).
  * Environment: NGPT_BENCH_WCVT=0 runs our F16/BF16-weight linears through the oneDNN path the
  * fused convert GEMM replaced (lib/ops/cpu/gemm_wcvt.c); NGPT_BENCH_WCVT=both times that path as
- * a third prefill contestant in the same loop (before/after in one process).
+ * a third prefill contestant in the same loop (before/after in one process); NGPT_BENCH_BF16=1
+ * creates our backbone with compute_dtype BF16 (prompts through oneDNN's bf16 GEMMs).
  * Output lines starting with "RESULT" are machine-readable (run.sh builds its table from them).
  */
 #include "nextgpt.h"
@@ -176,7 +177,11 @@ static int ng_create(ng_engine *e, const char *dir, int threads, int n_ctx)
     ngpt_backbone_session_params sp;
     ngpt_backbone_session_params_default(&sp, sizeof sp);
     sp.n_ctx = n_ctx;
-    if (ngpt_context_create(&e->ctx, &cp) || ngpt_backbone_create(&e->bb, e->ctx, dir, NULL) ||
+    ngpt_backbone_params bp;
+    ngpt_backbone_params_default(&bp, sizeof bp);
+    /* NGPT_BENCH_BF16=1: our prompts in the CPU's BF16 compute (BF16 GEMM inputs; decode as F32) */
+    if (getenv("NGPT_BENCH_BF16") && !strcmp(getenv("NGPT_BENCH_BF16"), "1")) bp.compute_dtype = NGPT_DTYPE_BF16;
+    if (ngpt_context_create(&e->ctx, &cp) || ngpt_backbone_create(&e->bb, e->ctx, dir, &bp) ||
         ngpt_backbone_session_create(&e->s, e->bb, &sp)) {
         fprintf(stderr, "libnextgpt: %s\n", ngpt_last_error());
         return -1;
