@@ -14,8 +14,6 @@
 
 #define GEMV_MAX_M 4
 #define PF 1024
-#include <stdlib.h>
-static int VAR;
 
 typedef struct gemv_job {
     const float *x;    /* [M, K] */
@@ -128,37 +126,9 @@ NX_INLINE NX_AVX512 void gemv_block(const gemv_job *j, int64_t n, const int M, c
     }
 }
 
-/* one row, M = 1, four accumulators over 64-element steps */
-NX_INLINE NX_AVX512 void gemv_row1(const gemv_job *j, int64_t n, const ngpt_dtype dt, int64_t pf)
-{
-    const int64_t K = j->K;
-    const int64_t esz = dt == NGPT_DTYPE_F32 ? 4 : 2;
-    const char *wr = (const char *)j->w + n * K * esz;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int64_t k = 0;
-    for (; k + 64 <= K; k += 64) {
-        _mm_prefetch(wr + k * esz + pf, _MM_HINT_T0);
-        if (esz == 2) _mm_prefetch(wr + k * esz + pf + 64, _MM_HINT_T0);
-        a0 = _mm512_fmadd_ps(ldw(j->w, dt, n * K + k, 0xffff), _mm512_loadu_ps(j->x + k), a0);
-        a1 = _mm512_fmadd_ps(ldw(j->w, dt, n * K + k + 16, 0xffff), _mm512_loadu_ps(j->x + k + 16), a1);
-        a2 = _mm512_fmadd_ps(ldw(j->w, dt, n * K + k + 32, 0xffff), _mm512_loadu_ps(j->x + k + 32), a2);
-        a3 = _mm512_fmadd_ps(ldw(j->w, dt, n * K + k + 48, 0xffff), _mm512_loadu_ps(j->x + k + 48), a3);
-    }
-    for (; k < K; k += 16) {
-        __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1u);
-        a0 = _mm512_fmadd_ps(ldw(j->w, dt, n * K + k, mk), _mm512_maskz_loadu_ps(mk, j->x + k), a0);
-    }
-    float bias = j->b ? load_scalar(j->b, j->bdt, n) : 0.0f;
-    j->y[n] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + bias;
-}
-
 NX_INLINE NX_AVX512 void gemv_rows_avx512_t(const gemv_job *j, int64_t n0, int64_t n1, const int M, const ngpt_dtype dt)
 {
     int64_t n = n0;
-    if (M == 1 && VAR) {
-        for (; n < n1; n++) gemv_row1(j, n, dt, VAR);
-        return;
-    }
     for (; n + 4 <= n1; n += 4) gemv_block(j, n, M, 4, dt);
     for (; n < n1; n++) gemv_block(j, n, M, 1, dt);
 }
@@ -297,7 +267,6 @@ ngpt_status nx_cpu_gemv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const 
             for (int64_t n = 0; n < N; n++) yy[m * N + n] = b ? load_scalar(b->data, b->dtype, n) : 0.0f;
         return NGPT_OK;
     }
-    VAR = getenv("VAR") ? atoi(getenv("VAR")) : 0;
     int threads = nx_pool_threads(be->pool);
     /* ~4 tasks per thread (the pool balances dynamically), rows a multiple of 4, >= 16 rows. */
     int64_t per = (N + (int64_t)threads * 4 - 1) / ((int64_t)threads * 4);
