@@ -51,7 +51,9 @@ nx_isa nx_cpu_isa(void)
     return (nx_isa)(c < cap ? c : cap);
 }
 
-int nx_cpu_has_avx512_bf16(void)
+/* The BF16 extensions beyond the AVX-512 base: bit 0 AVX512-BF16, bit 1 AMX-BF16 with AMX-TILE
+ * and the OS managing the tile state (XCR0 bits 17, 18). Cached after the first call. */
+static int bf16_features(void)
 {
     static int cached = -1;
     int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
@@ -61,32 +63,19 @@ int nx_cpu_has_avx512_bf16(void)
         unsigned a, b, cc, d;
         if (detect() == NX_ISA_AVX512 && __get_cpuid_max(0, 0) >= 7) {
             __cpuid_count(7, 1, a, b, cc, d);
-            c = (a >> 5) & 1; /* CPUID.(7, 1):EAX[5] AVX512_BF16 */
+            c |= (a >> 5) & 1; /* CPUID.(7, 1):EAX[5] */
+            __cpuid_count(7, 0, a, b, cc, d);
+            if (((d >> 22) & 1) && ((d >> 24) & 1) && (xgetbv0() & 0x60000) == 0x60000) c |= 2;
         }
 #endif
         __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
     }
-    return c && nx_cpu_has_avx512();
+    return nx_cpu_has_avx512() ? c : 0;
 }
 
-int nx_cpu_has_amx_bf16(void)
-{
-    static int cached = -1;
-    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (c < 0) {
-        c = 0;
-#ifdef NX_X86
-        unsigned a, b, cc, d;
-        if (detect() == NX_ISA_AVX512 && __get_cpuid_max(0, 0) >= 7) {
-            __cpuid_count(7, 0, a, b, cc, d);
-            /* AMX-BF16 and AMX-TILE, with the OS managing the tile state (XCR0 bits 17, 18) */
-            c = ((d >> 22) & 1) && ((d >> 24) & 1) && (xgetbv0() & 0x60000) == 0x60000;
-        }
-#endif
-        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
-    }
-    return c && nx_cpu_has_avx512();
-}
+int nx_cpu_has_avx512_bf16(void) { return bf16_features() & 1; }
+
+int nx_cpu_has_amx_bf16(void) { return (bf16_features() >> 1) & 1; }
 
 nx_isa nx_isa_limit(nx_isa cap)
 {

@@ -77,6 +77,11 @@ expect_rc 2 "unknown command" "$NG" frobnicate
 expect_rc 2 "bad --dtype" "$NG" run --prompt x --dtype f8
 expect_rc 1 "--dtype f16 on the CPU" "$NG" run --prompt x --device cpu --dtype f16
 grep -q "needs a CUDA context" "$TMP/err" || fail "--dtype f16 on the CPU: message does not say why"
+expect_rc 0 "--dtype bf16 on the CPU" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
+  --out-dir "$TMP/out-bf16" --device cpu --dtype bf16
+head -c 4 "$TMP/out-bf16/image-0.png" 2>/dev/null | od -An -c | grep -q "P   N   G" || fail "--dtype bf16: no PNG"
+expect_rc 0 "info --dtype bf16 on the CPU" "$NG" info --device cpu --dtype bf16
+grep -q "memory estimate of a turn (cpu, BF16" "$TMP/out" || fail "info --dtype bf16: no CPU BF16 estimate"
 
 # runtime errors: exit 1 with the file named
 expect_rc 1 "missing image" "$NG" run --prompt x --image "$TMP/no-such-cat.jpg"

@@ -93,19 +93,26 @@ static void test_conv(void)
  * the whole input, conv1d, 1x1, columns in chunks of images and of rows (32 MiB a chunk).
  * Without AVX-512 (and for grouped, 3-D and transposed convs) BF16 compute leaves convolutions in
  * F32: the reference on x as given. */
-static ngpt_status bf16_conv_once(void *u)
+/* y = conv3x3(x, pad 1) + b for x [N, C, H, W] (static buffers of the allocation-failure runs) */
+static ngpt_status conv3x3_pad1(float *x, float *w, float *b, float *y, int64_t N, int64_t C, int64_t O, int64_t H,
+                                int64_t W)
 {
-    (void)u;
-    static float x[2 * 8 * 9 * 10], w[6 * 8 * 9], b[6], y[2 * 6 * 9 * 10];
-    const int64_t xs[4] = {2, 8, 9, 10}, ws[4] = {6, 8, 3, 3}, ys[4] = {2, 6, 9, 10}, O = 6;
+    const int64_t xs[4] = {N, C, H, W}, ws[4] = {O, C, 3, 3}, ys[4] = {N, O, H, W};
     nx_conv_params p;
     memset(&p, 0, sizeof p);
     p.groups = 1;
     for (int i = 0; i < 2; i++) p.stride[i] = 1, p.pad[i] = 1, p.dilation[i] = 1;
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
+    return nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+}
+
+static ngpt_status bf16_conv_once(void *u)
+{
+    (void)u;
+    static float x[2 * 8 * 9 * 10], w[6 * 8 * 9], b[6], y[2 * 6 * 9 * 10];
     nx_cpu_set_bf16_compute(t_be, true);
-    ngpt_status s = nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+    ngpt_status s = conv3x3_pad1(x, w, b, y, 2, 8, 6, 9, 10);
     nx_cpu_set_bf16_compute(t_be, false);
     return s;
 }
@@ -214,15 +221,8 @@ static ngpt_status wino2d_once(void *u)
 {
     (void)u;
     static float x[2 * 16 * 12 * 10], w[24 * 16 * 9], b[24], y[2 * 24 * 12 * 10];
-    const int64_t xs[4] = {2, 16, 12, 10}, ws[4] = {24, 16, 3, 3}, ys[4] = {2, 24, 12, 10}, O = 24;
-    nx_conv_params p;
-    memset(&p, 0, sizeof p);
-    p.groups = 1;
-    for (int i = 0; i < 2; i++) p.stride[i] = 1, p.pad[i] = 1, p.dilation[i] = 1;
-    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
-    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 4, ys, y, t_be);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_ALWAYS);
-    ngpt_status s = nx_cpu_conv(t_be, &ty, &tx, &tw, &tb, &p);
+    ngpt_status s = conv3x3_pad1(x, w, b, y, 2, 16, 24, 12, 10);
     nx_cpu_set_conv_winograd(t_be, NX_CONV_WINOGRAD_AUTO);
     nx_cpu_trim(t_be);
     return s;
