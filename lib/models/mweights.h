@@ -23,12 +23,12 @@ typedef struct nx_mw {
     bool        filters_nhwc; /* nx_mw_get_filter permutes conv filters for channels-last convs */
 } nx_mw;
 
-/* A checkpoint tensor as a backend tensor: on the CPU backend (compute dtype F32 there) a view
- * of the mapping (zero copy), except that with dt F16/BF16 (the CPU's BF16 compute) matrices and
- * filters (rank >= 2) are converted to dt, owned copies; elsewhere uploaded in the checkpoint's dtype and, when `dt` is
- * F16/BF16 and differs, converted to `dt` on the device (nx_op_cast) so that every GEMM and
- * convolution of the model runs same-dtype. dt F32 keeps the checkpoint's dtype (the ops widen
- * F16/BF16 weights under F32 activations exactly). */
+/* A checkpoint tensor as a backend tensor. On the CPU backend (activations F32 there) a view of
+ * the mapping (zero copy), except that with dt F16/BF16 (the CPU's BF16 compute) matrices and
+ * filters (rank >= 2) become owned copies in dt. Elsewhere uploaded in the checkpoint's dtype
+ * and, when `dt` is F16/BF16 and differs, converted to `dt` on the device (nx_op_cast) so that
+ * every GEMM and convolution of the model runs same-dtype. dt F32 keeps the checkpoint's dtype
+ * (the ops widen F16/BF16 weights under F32 activations exactly). */
 ngpt_status nx_weight_fetch(nx_tensor *out, nx_backend *be, const nx_wtensor *wt, int rank, const int64_t *shape,
                             ngpt_dtype dt);
 /* An F32 host array as a backend tensor of dtype dt (allocated here; converted on the device). */
