@@ -7,7 +7,8 @@
  * Per key tile the tile of K is transposed once to Kt[D][BK] so that the scores of one query
  * against BK keys are BK-wide vector FMAs (q[d] broadcast x Kt[d][:]); P @ V is D-wide FMAs
  * into the query's O row. Both, and exp, are AVX-512 or AVX2 when the CPU has it (runtime
- * dispatch, nx_cpu_isa), else plain C.
+ * dispatch, nx_cpu_isa), else plain C. Under the CPU's BF16 compute, on CPUs with AVX512-BF16,
+ * both products take BF16 operands instead ("BF16 compute" below).
  *
  * Semantics: scores = scale * q.k + mask; causal hides key j from query i when
  * j > i + (Skv - Sq) (bottom-right aligned). A query row whose keys are all hidden or all -inf
