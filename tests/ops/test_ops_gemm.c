@@ -60,6 +60,7 @@ static void test_linear(void)
     static const int64_t shapes[][3] = {
         {1, 37, 19}, {1, 11008 / 8, 4096 / 8}, {2, 64, 100}, {3, 33, 257}, {4, 17, 16}, {1, 5, 1},
         {5, 70, 45},  {17, 70, 45}, {17, 129, 511}, {64, 96, 128}, {33, 1, 7}, {2, 40, 30}, /* K 16 + 8 + 6 */
+        {1, 37, 83}, {3, 9, 48}, /* the F16/BF16 GEMV's 32-wide steps, then 16, then the tail */
     };
     const ngpt_dtype dts[3] = {NGPT_DTYPE_F32, NGPT_DTYPE_F16, NGPT_DTYPE_BF16};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
