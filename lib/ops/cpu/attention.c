@@ -670,9 +670,9 @@ static void pack_task(int64_t t, int64_t nt, void *arg)
     const float *kb = j->k + ((b * j->Skv + j0) * j->Hkv + hk) * D, *vb = j->v + ((b * j->Skv + j0) * j->Hkv + hk) * D;
     uint32_t *Kp = j->kp + t * DP * BK, *Vp = j->vp + t * (BK / 2) * D16;
     for (int jj = 0; jj < BK; jj++) {
-        const float *kr = kb + jj * kvrow;
+        const float *kr = jj < nk ? kb + jj * kvrow : NULL;
         for (int64_t dp = 0; dp < DP; dp++)
-            Kp[dp * BK + jj] = jj < nk ? bf16_pair(kr[2 * dp], 2 * dp + 1 < D ? kr[2 * dp + 1] : 0.0f) : 0;
+            Kp[dp * BK + jj] = kr ? bf16_pair(kr[2 * dp], 2 * dp + 1 < D ? kr[2 * dp + 1] : 0.0f) : 0;
     }
     for (int jp = 0; jp < BK / 2; jp++) {
         const float *v0 = 2 * jp < nk ? vb + 2 * jp * kvrow : NULL, *v1 = 2 * jp + 1 < nk ? vb + (2 * jp + 1) * kvrow : NULL;

@@ -10,7 +10,9 @@
  * NCHW rows, y[n] [O, Ho*Wo]. The columns cost 2 * kh * kw bytes per input element per output
  * position, written once and read by the GEMM: a memory-bound pass that is small next to the
  * GEMM's C*kh*kw multiply-adds per output. Calls whose columns would pass COL_BYTES run as
- * chunks of output rows, so a VAE conv at 512² does not take a GiB of scratch. */
+ * chunks of output rows, so a VAE conv at 512² does not take a GiB of scratch. Which
+ * convolutions come here (without AMX, not those the F32 Winograd takes): conv.c's
+ * use_bf16_gemm. */
 #include "cpu_ops.h"
 
 #include "../../core/alloc.h"
@@ -18,7 +20,6 @@
 #include "../../core/error.h"
 
 #include <string.h>
-
 
 #define COL_BYTES ((int64_t)32 << 20)
 
@@ -54,7 +55,7 @@ static void col_row(const col_job *J, int64_t img, int64_t k)
         if (rb > ra) {
             const int64_t ih = (J->r0 + ra) - s->ph + i * s->dh;
             const int64_t first = ra * Wo + lo, last = (rb - 1) * Wo + hi; /* [first, last) of d */
-            nx_f32_to_bf16_n(xc + ih * s->W + iw0 + lo, d + first, (size_t)(last - first));
+            nx_f32_to_bf16_n(xc + (ih * s->W + iw0 + lo), d + first, (size_t)(last - first));
             for (int64_t r = ra; r < rb; r++) {
                 for (int64_t o = 0; o < lo; o++) d[r * Wo + o] = 0;
                 for (int64_t o = hi; o < Wo; o++) d[r * Wo + o] = 0;
@@ -68,12 +69,12 @@ static void col_row(const col_job *J, int64_t img, int64_t k)
             memset(d, 0, (size_t)Wo * sizeof *d);
             continue;
         }
-        const float *xr = xc + ih * s->W + iw0;
+        const float *xr = xc + ih * s->W; /* column o reads xr[o * sw + iw0], inside for o in [lo, hi) */
         memset(d, 0, (size_t)lo * sizeof *d);
         if (s->sw == 1) {
-            nx_f32_to_bf16_n(xr + lo, d + lo, (size_t)(hi - lo));
+            nx_f32_to_bf16_n(xr + (lo + iw0), d + lo, (size_t)(hi - lo));
         } else {
-            for (int64_t o = lo; o < hi; o++) d[o] = nx_f32_to_bf16(xr[o * s->sw]);
+            for (int64_t o = lo; o < hi; o++) d[o] = nx_f32_to_bf16(xr[o * s->sw + iw0]);
         }
         memset(d + hi, 0, (size_t)(Wo - hi) * sizeof *d);
     }
