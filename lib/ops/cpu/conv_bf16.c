@@ -89,17 +89,6 @@ static void col_task(int64_t t, int64_t nt, void *arg)
     for (int64_t k = c * taps; k < (c + 1) * taps; k++) col_row(J, img, k);
 }
 
-typedef struct bias_job { float *y; const float *b; int64_t O, P; } bias_job;
-
-static void bias_task(int64_t t, int64_t nt, void *arg)
-{
-    (void)nt;
-    const bias_job *J = arg;
-    float *row = J->y + t * J->P;
-    const float v = J->b[t % J->O];
-    for (int64_t i = 0; i < J->P; i++) row[i] += v;
-}
-
 ngpt_status nx_cpu_conv_bf16(nx_backend *be, float *y, const float *x, const nx_tensor *w, const nx_tensor *b,
                              const nx_conv_bf16_shape *s)
 {
@@ -137,8 +126,7 @@ ngpt_status nx_cpu_conv_bf16(nx_backend *be, float *y, const float *x, const nx_
         }
     }
     if (st == NGPT_OK && bc) {
-        bias_job bj = {y, bc, O, P};
-        nx_pool_run(be->pool, s->N * O, bias_task, &bj);
+        nx_cpu_add_row_bias(be, y, bc, s->N, O, P);
     }
 out:
     nx_free_aligned(col);

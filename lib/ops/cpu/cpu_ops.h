@@ -142,6 +142,9 @@ void nx_cpu_convert(nx_backend *be, void *dst, ngpt_dtype ddt, const void *src, 
 /* gemm.c: 1x1 conv y[N, O, P] = w[O, C] @ x[N, C, P] (+ b[O]) as one batched matmul (all F32). */
 ngpt_status nx_cpu_conv1x1(nx_backend *be, float *y, const float *x, const float *w, const float *b, int64_t N,
                            int64_t O, int64_t C, int64_t P);
+/* gemm.c: y[n][o][:P] += b[o] for n < N, o < O (the bias the NCHW matmul convolutions add in a
+ * pass of their own), on the pool. */
+void nx_cpu_add_row_bias(nx_backend *be, float *y, const float *b, int64_t N, int64_t O, int64_t P);
 /* gemm.c: y[n] (O x Pc, row stride ldy, image n at y + n * y_img) = w[O, K] @ col[n][K, Pc], BF16
  * operands, F32 accumulation and output (conv_bf16.c). Needs AVX-512 (oneDNN's bf16 matmul). */
 ngpt_status nx_cpu_conv_gemm_bf16(nx_backend *be, float *y, int64_t y_img, int64_t ldy, const uint16_t *w,
