@@ -38,7 +38,18 @@ static uint64_t part_weights(const ngpt_memory_estimate *e, ngpt_memory_part p)
 
 /* Bytes of the tensors in `file` (relative to the tiny bundle) a loader reads: all, except names
  * starting with a prefix in skip (NULL-terminated) and those not starting with keep (if given). */
-static uint64_t file_bytes(const char *file, const char *const *keep, const char *const *skip)
+/* Whether tensor t is named with a prefix in keep (NULL: any) and none in skip (NULL: none). */
+static bool kept(const nx_wtensor *t, const char *const *keep, const char *const *skip)
+{
+    bool ok = !keep;
+    for (int k = 0; keep && keep[k]; k++) ok |= strncmp(t->name, keep[k], strlen(keep[k])) == 0;
+    for (int k = 0; skip && skip[k]; k++) ok &= strncmp(t->name, skip[k], strlen(skip[k])) != 0;
+    return ok;
+}
+
+/* The bytes of file's tensors that `kept` keeps; with mat_elems, of the tensors of rank < 2 only,
+ * the elements of those of rank >= 2 (matrices and filters) added to *mat_elems. */
+static uint64_t file_weights(const char *file, const char *const *keep, const char *const *skip, uint64_t *mat_elems)
 {
     char path[2048];
     snprintf(path, sizeof path, "%s/%s", g_tiny, file);
@@ -48,31 +59,17 @@ static uint64_t file_bytes(const char *file, const char *const *keep, const char
     uint64_t n = 0;
     for (size_t i = 0; i < nx_weights_count(w); i++) {
         const nx_wtensor *t = nx_weights_at(w, i);
-        bool ok = !keep;
-        for (int k = 0; keep && keep[k]; k++) ok |= strncmp(t->name, keep[k], strlen(keep[k])) == 0;
-        for (int k = 0; skip && skip[k]; k++) ok &= strncmp(t->name, skip[k], strlen(skip[k])) != 0;
-        if (ok) n += t->nbytes;
+        if (!kept(t, keep, skip)) continue;
+        if (mat_elems && t->rank >= 2) *mat_elems += t->nbytes / nx_dtype_size(t->dtype);
+        else n += t->nbytes;
     }
     nx_weights_close(w);
     return n;
 }
 
-/* The elements of file's tensors of rank >= 2 (matrices and filters) and the bytes of the others,
- * of the tensors named with a prefix in keep (NULL: all). */
-static void file_split(const char *file, const char *const *keep, uint64_t *mat_elems, uint64_t *vec_bytes)
+static uint64_t file_bytes(const char *file, const char *const *keep, const char *const *skip)
 {
-    char path[2048];
-    snprintf(path, sizeof path, "%s/%s", g_tiny, file);
-    nx_weights *w = NULL;
-    CHECK_OK(nx_weights_open(&w, path));
-    for (size_t i = 0; w && i < nx_weights_count(w); i++) {
-        const nx_wtensor *t = nx_weights_at(w, i);
-        bool ok = !keep;
-        for (int k = 0; keep && keep[k]; k++) ok |= strncmp(t->name, keep[k], strlen(keep[k])) == 0;
-        if (ok && t->rank >= 2) *mat_elems += t->nbytes / nx_dtype_size(t->dtype);
-        else if (ok) *vec_bytes += t->nbytes;
-    }
-    nx_weights_close(w);
+    return file_weights(file, keep, skip, NULL);
 }
 
 /* ---- 1. the tiny bundle: exact weights, and an upper bound of a real turn ---- */
@@ -128,9 +125,9 @@ static void test_tiny_weights(void)
         char f[256];
         uint64_t mats = 0, vec = 0;
         snprintf(f, sizeof f, "decoders/%s/unet/diffusion_pytorch_model.safetensors", dec[m]);
-        file_split(f, NULL, &mats, &vec);
+        vec += file_weights(f, NULL, NULL, &mats);
         snprintf(f, sizeof f, "decoders/%s/vae/diffusion_pytorch_model.safetensors", dec[m]);
-        file_split(f, vae_dec, &mats, &vec);
+        vec += file_weights(f, vae_dec, NULL, &mats);
         if (m == 1) vec += file_bytes("decoders/audio/vocoder/model.safetensors", NULL, NULL);
         ngpt_memory_estimate_part(e, (ngpt_memory_part)(NGPT_MEMORY_IMAGE_DECODER + m), &w, &mapped, NULL, NULL);
         CHECK_MSG(w == 2 * mats + vec && mapped == vec, "%s decoder, CPU BF16: estimated %llu weight bytes (%llu mapped), "
@@ -267,13 +264,14 @@ static void write_real_bundle(void)
     put("sd/text_encoder/config.json", k_clip_l);
 }
 
-static ngpt_memory_estimate *real_estimate(ngpt_backend be, ngpt_dtype dt, int32_t n_ctx)
+static ngpt_memory_estimate *real_estimate(ngpt_backend be, ngpt_dtype dt, int32_t n_ctx, uint32_t flags)
 {
     ngpt_memory_params mp;
     CHECK_OK(ngpt_memory_params_default(&mp, sizeof mp));
     mp.backend = be;
     mp.compute_dtype = dt;
     mp.n_ctx = n_ctx;
+    mp.flags = flags;
     ngpt_memory_estimate *e = NULL;
     CHECK_OK(ngpt_pipeline_estimate_memory(&e, g_tmp, &mp));
     return e;
@@ -282,8 +280,8 @@ static ngpt_memory_estimate *real_estimate(ngpt_backend be, ngpt_dtype dt, int32
 static void test_real_sizes(void)
 {
     write_real_bundle();
-    ngpt_memory_estimate *g = real_estimate(NGPT_BACKEND_CUDA, NGPT_DTYPE_F16, 0);
-    ngpt_memory_estimate *c = real_estimate(NGPT_BACKEND_CPU, NGPT_DTYPE_F32, 0);
+    ngpt_memory_estimate *g = real_estimate(NGPT_BACKEND_CUDA, NGPT_DTYPE_F16, 0, 0);
+    ngpt_memory_estimate *c = real_estimate(NGPT_BACKEND_CPU, NGPT_DTYPE_F32, 0, 0);
     if (!g || !c) { ngpt_memory_estimate_free(g); ngpt_memory_estimate_free(c); return; }
     uint64_t w, mapped, kv, work;
 
@@ -359,13 +357,7 @@ static void test_real_sizes(void)
         " \"num_hidden_layers\": 24, \"patch_size\": 14, \"model_type\": \"clip_vision_model\"},"
         " \"vision_config_dict\": {\"hidden_size\": 1024, \"intermediate_size\": 4096, \"num_attention_heads\": 16,"
         " \"num_hidden_layers\": 24, \"patch_size\": 14}}");
-    ngpt_memory_params sp;
-    CHECK_OK(ngpt_memory_params_default(&sp, sizeof sp));
-    sp.backend = NGPT_BACKEND_CUDA;
-    sp.compute_dtype = NGPT_DTYPE_F16;
-    sp.flags = NGPT_PIPELINE_SAFETY_CHECKER;
-    ngpt_memory_estimate *gs = NULL;
-    CHECK_OK(ngpt_pipeline_estimate_memory(&gs, g_tmp, &sp));
+    ngpt_memory_estimate *gs = real_estimate(NGPT_BACKEND_CUDA, NGPT_DTYPE_F16, 0, NGPT_PIPELINE_SAFETY_CHECKER);
     uint64_t ws = 0, works = 0;
     if (gs) ngpt_memory_estimate_part(gs, NGPT_MEMORY_IMAGE_DECODER, &ws, NULL, NULL, &works);
     CHECK_MSG(ws - w == 607963176ull, "safety checker f16 weights %llu", (unsigned long long)(ws - w));
@@ -391,7 +383,7 @@ static void test_real_sizes(void)
      * backbone and ImageBind are views of their checkpoints */
     CHECK(cpu_peak > 3 * (uint64_t)GIB && cpu_peak < 9 * (uint64_t)GIB / 2);
     /* a short turn: the KV cache grows with use and holds 512 positions (0.5 GiB) */
-    ngpt_memory_estimate *c512 = real_estimate(NGPT_BACKEND_CPU, NGPT_DTYPE_F32, 512);
+    ngpt_memory_estimate *c512 = real_estimate(NGPT_BACKEND_CPU, NGPT_DTYPE_F32, 512, 0);
     if (c512) {
         uint64_t p512;
         ngpt_memory_estimate_peak(c512, &p512, NULL, NULL);
