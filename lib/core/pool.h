@@ -20,6 +20,11 @@ int nx_pool_threads(const nx_pool *p);
  * the same pool. */
 void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg);
 
+/* Between jobs the workers poll for a while before they sleep (see pool.c). Call this before
+ * handing the cores to other threads, e.g. an OpenMP region, so that they sleep now. The next
+ * nx_pool_run wakes them. Safe with p == NULL. */
+void nx_pool_park(nx_pool *p);
+
 /* Online CPUs (>= 1). */
 int nx_cpu_count(void);
 

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 static void test_err_and_wrap(void)
 {
@@ -203,6 +204,7 @@ static void test_pool(void)
     CHECK(atomic_load(&a.total) == 45 && atomic_load(&hits[9]) == 1);
     CHECK(nx_pool_threads(NULL) == 1);
     nx_pool_free(NULL);
+    nx_pool_park(NULL);
     CHECK(nx_cpu_count() >= 1);
     /* creation under allocation failure leaks nothing */
     uint64_t b0 = nx_alloc_bytes();
@@ -216,6 +218,54 @@ static void test_pool(void)
     nx_alloc_fail_at(0);
     CHECK(nx_alloc_bytes() == b0 && nx_alloc_blocks() == k0);
     free(hits);
+}
+
+typedef struct {
+    nx_pool *pool;
+    int jobs;
+    int ok;
+} pool_caller;
+
+/* Jobs back to back (workers still polling), after gaps longer than the pool's spin and after
+ * nx_pool_park (workers asleep on the condition variable), and from a second caller thread on
+ * the same pool. */
+static void *pool_caller_run(void *vp)
+{
+    pool_caller *c = vp;
+    _Atomic int hits[16];
+    c->ok = 1;
+    for (int job = 0; job < c->jobs; job++) {
+        for (int i = 0; i < 16; i++) atomic_store(&hits[i], 0);
+        pool_arg a = {hits, 0, 16, 0};
+        nx_pool_run(c->pool, 16, pool_fn, &a);
+        for (int i = 0; i < 16; i++) c->ok &= atomic_load(&hits[i]) == 1;
+        c->ok &= atomic_load(&a.total) == 120;
+        if (job % 50 == 49) usleep(2000);
+        if (job % 7 == 3) nx_pool_park(c->pool);
+    }
+    return NULL;
+}
+
+static void test_pool_wake(void)
+{
+    for (int threads = 2; threads <= 4; threads++) {
+        nx_pool *p = NULL;
+        CHECK_OK(nx_pool_create(&p, threads));
+        pool_caller c0 = {p, 400, 0}, c1 = {p, 400, 0};
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, pool_caller_run, &c1) == 0);
+        pool_caller_run(&c0);
+        pthread_join(t, NULL);
+        CHECK_MSG(c0.ok && c1.ok, "pool with %d threads: a task ran other than exactly once", threads);
+        usleep(2000);   /* free with every worker asleep */
+        nx_pool_free(p);
+    }
+    for (int i = 0; i < 50; i++) {   /* free with the workers starting up or polling */
+        nx_pool *p = NULL;
+        CHECK_OK(nx_pool_create(&p, 3));
+        if (i & 1) pool_caller_run(&(pool_caller){p, 1, 0});
+        nx_pool_free(p);
+    }
 }
 
 static void test_shape_str(void)
@@ -242,6 +292,7 @@ int main(void)
     RUN(test_alloc_fail_injection);
     RUN(test_aligned);
     RUN(test_pool);
+    RUN(test_pool_wake);
     RUN(test_shape_str);
     return test_done();
 }

@@ -354,7 +354,9 @@ static ngpt_status run_prim(nx_backend *be, nx_cpu_state *st, nx_dnnl_prim *p, v
         args[n_args].memory = p->scratch;
         n_args++;
     }
-    /* OpenMP-built oneDNN: the team size of its parallel regions follows this thread's ICV. */
+    /* OpenMP-built oneDNN: the team size of its parallel regions follows this thread's ICV. Its
+     * team needs the cores that the pool's workers would otherwise poll on. */
+    nx_pool_park(be->pool);
     omp_set_num_threads(nx_pool_threads(be->pool));
     dnnl_status_t r = dnnl_success;
     for (int i = 0; i < p->n_args && r == dnnl_success; i++)
