@@ -64,6 +64,12 @@ static void *rand_tensor(ngpt_dtype dt, size_t n, float scale)
 }
 
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 int main(int argc, char **argv)
 {
     int layers = argc > 1 ? atoi(argv[1]) : 2;
@@ -205,16 +211,35 @@ int main(int argc, char **argv)
     int32_t tok = ids[prompt - 1];
     b.n_tokens = 1;
     b.ids = &tok;
+    /* NGPT_BENCH_POOL_AB=1: odd tokens with the pool's polling off (a condition-variable round
+     * trip per job), even ones with it on; best and median of each, in one process */
+    const bool pool_ab = !cuda && getenv("NGPT_BENCH_POOL_AB") && atoi(getenv("NGPT_BENCH_POOL_AB"));
+    nx_pool *pool = ((struct ngpt_context *)ctx)->pool;
+    double *ab_t = calloc((size_t)decode + 1, sizeof *ab_t);
     double best = 1e30, t_all = now();
     for (int i = 0; i < decode; i++) {
+        if (pool_ab) nx_pool_set_spin(pool, (i & 1) ? 0 : 200000);
         t0 = now();
         if (ngpt_backbone_eval(s, &b)) {
             fprintf(stderr, "decode: %s\n", ngpt_last_error());
             return 1;
         }
         double dtm = now() - t0;
+        ab_t[i] = dtm;
         if (dtm < best) best = dtm;
     }
+    if (pool_ab) {
+        nx_pool_set_spin(pool, 200000);
+        for (int par = 0; par < 2; par++) {
+            double v[4096];
+            int n = 0;
+            for (int i = par; i < decode && n < 4096; i += 2) v[n++] = ab_t[i];
+            qsort(v, (size_t)n, sizeof *v, cmp_double);
+            printf("pool polling %s: decode best %.2f ms, median %.2f ms (%d tokens)\n", par ? "off" : "on",
+                   n ? v[0] * 1e3 : 0.0, n ? v[n / 2] * 1e3 : 0.0, n);
+        }
+    }
+    free(ab_t);
     const double mean = decode > 0 ? (now() - t_all) / decode : 0.0;
     if (getenv("NGPT_BENCH_PROFILE")) { /* where the time goes: ops bracketed by syncs (slower overall) */
         nx_ops_profile_enable(true);

@@ -18,7 +18,8 @@
 #include <unistd.h>
 
 /* How long a worker polls for the next job, and the caller for the last worker, before
- * falling back to the condition variables. Covers the serial gaps between a token's ops. */
+ * falling back to the condition variables (nx_pool_set_spin changes it). Covers the serial
+ * gaps between a token's ops. */
 #define SPIN_NS 200000
 
 struct nx_pool {
@@ -32,6 +33,7 @@ struct nx_pool {
     _Atomic uint64_t generation;  /* bumped per job (release: publishes fn, arg, n_tasks) */
     _Atomic int      quit;
     _Atomic int      busy;        /* workers still inside the current job */
+    _Atomic int64_t  spin_ns;
     _Atomic int      park;        /* set by nx_pool_park: stop polling, sleep until the next job */
     int              sleepers;    /* workers blocked on wake (under mu) */
     int              caller_waiting; /* the caller blocked on done (under mu) */
@@ -57,16 +59,18 @@ static int64_t now_ns(void)
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-/* Polls until cond(p, v) holds or SPIN_NS pass; the clock is read every 64 polls. */
+/* Polls until cond(p, v) holds or spin_ns pass; the clock is read every 64 polls. */
 static int spin_until(nx_pool *p, uint64_t v, int (*cond)(nx_pool *, uint64_t))
 {
+    const int64_t spin = atomic_load_explicit(&p->spin_ns, memory_order_relaxed);
+    if (spin <= 0) return cond(p, v);
     int64_t deadline = 0;
     for (int i = 1;; i++) {
         if (cond(p, v)) return 1;
         cpu_relax();
         if ((i & 63) == 0) {
             int64_t t = now_ns();
-            if (!deadline) deadline = t + SPIN_NS;
+            if (!deadline) deadline = t + spin;
             else if (t >= deadline) return 0;
         }
     }
@@ -137,6 +141,7 @@ ngpt_status nx_pool_create(nx_pool **out, int n_threads)
     nx_pool *p = nx_calloc(1, sizeof *p);
     if (!p) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "thread pool: out of memory");
     p->n_threads = n_threads;
+    atomic_store(&p->spin_ns, SPIN_NS);
     pthread_mutex_init(&p->run_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
@@ -209,4 +214,9 @@ void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg)
 void nx_pool_park(nx_pool *p)
 {
     if (p && p->n_started) atomic_store_explicit(&p->park, 1, memory_order_relaxed);
+}
+
+void nx_pool_set_spin(nx_pool *p, int64_t ns)
+{
+    if (p) atomic_store_explicit(&p->spin_ns, ns < 0 ? 0 : ns, memory_order_relaxed);
 }
