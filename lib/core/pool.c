@@ -21,6 +21,11 @@
  * falling back to the condition variables (nx_pool_set_spin changes it). Covers the serial
  * gaps between a token's ops. */
 #define SPIN_NS 200000
+/* After nx_pool_park (a oneDNN call), no polling for this long. libgomp's team keeps spinning
+ * for milliseconds after each parallel region (GOMP_SPINCOUNT), and a pool polling on the same
+ * cores then fights it for them: the embedded model's turn, a stream of small oneDNN convs and
+ * pool jobs, took 1.1-1.4 s with the pool polling throughout against 0.45 s without. */
+#define QUIET_NS 20000000
 
 struct nx_pool {
     int              n_threads;   /* including the caller */
@@ -35,6 +40,7 @@ struct nx_pool {
     _Atomic int      busy;        /* workers still inside the current job */
     _Atomic int64_t  spin_ns;
     _Atomic int      park;        /* set by nx_pool_park: stop polling, sleep until the next job */
+    _Atomic int64_t  quiet_until; /* CLOCK_MONOTONIC ns: no polling before then (nx_pool_park) */
     int              sleepers;    /* workers blocked on wake (under mu) */
     int              caller_waiting; /* the caller blocked on done (under mu) */
     nx_pool_fn       fn;
@@ -63,7 +69,7 @@ static int64_t now_ns(void)
 static int spin_until(nx_pool *p, uint64_t v, int (*cond)(nx_pool *, uint64_t))
 {
     const int64_t spin = atomic_load_explicit(&p->spin_ns, memory_order_relaxed);
-    if (spin <= 0) return cond(p, v);
+    if (spin <= 0 || now_ns() < atomic_load_explicit(&p->quiet_until, memory_order_relaxed)) return cond(p, v);
     int64_t deadline = 0;
     for (int i = 1;; i++) {
         if (cond(p, v)) return 1;
@@ -213,7 +219,9 @@ void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg)
 
 void nx_pool_park(nx_pool *p)
 {
-    if (p && p->n_started) atomic_store_explicit(&p->park, 1, memory_order_relaxed);
+    if (!p || !p->n_started) return;
+    atomic_store_explicit(&p->quiet_until, now_ns() + QUIET_NS, memory_order_relaxed);
+    atomic_store_explicit(&p->park, 1, memory_order_relaxed);
 }
 
 void nx_pool_set_spin(nx_pool *p, int64_t ns)
