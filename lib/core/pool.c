@@ -6,7 +6,8 @@
  * jobs back to back; waking a sleeping worker through the kernel cost ~55 us a job on a KVM
  * guest (futex wake plus reschedule), against a few hundred us of work each. The spin is
  * bounded in time (SPIN_NS), so an idle pool costs nothing after it, and nx_pool_park ends it
- * at once before work that needs the cores for other threads (oneDNN's OpenMP team). */
+ * at once, and keeps it off for QUIET_NS, before work that needs the cores for other threads
+ * (oneDNN's OpenMP team). */
 #include "pool.h"
 
 #include "alloc.h"
