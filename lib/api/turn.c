@@ -58,6 +58,20 @@ static nx_modality to_nx(ngpt_modality m)
 {
     return m == NGPT_MODALITY_IMAGE ? NX_MODALITY_IMAGE : m == NGPT_MODALITY_VIDEO ? NX_MODALITY_VIDEO : NX_MODALITY_AUDIO;
 }
+
+/* The prompt builder's view of a turn's media: in stack (8 entries) when they fit, else on the
+ * heap (the caller frees it when it is not stack). NULL: out of memory. */
+static nx_prompt_media *prompt_media(const ngpt_turn_media *media, size_t n_media, nx_prompt_media stack[8])
+{
+    nx_prompt_media *v = n_media <= 8 ? stack : nx_malloc(n_media * sizeof *v);
+    if (!v) return NULL;
+    for (size_t i = 0; i < n_media; i++) {
+        v[i].modality = to_nx(media[i].modality);
+        v[i].rows = media[i].soft_rows;
+        v[i].n_rows = media[i].n_rows;
+    }
+    return v;
+}
 static ngpt_modality from_nx(nx_modality m)
 {
     return m == NX_MODALITY_IMAGE ? NGPT_MODALITY_IMAGE : m == NX_MODALITY_VIDEO ? NGPT_MODALITY_VIDEO : NGPT_MODALITY_AUDIO;
@@ -569,13 +583,8 @@ static ngpt_status turn_run(turn *t, const char *user_text, const ngpt_turn_medi
     if (!t->row) return oom();
     /* the prompt: the template's opening, or the continuation after the cached history */
     nx_prompt_media pm[8];
-    nx_prompt_media *pmv = n_media <= 8 ? pm : nx_malloc(n_media * sizeof *pmv);
+    nx_prompt_media *pmv = prompt_media(media, n_media, pm);
     if (!pmv) return oom();
-    for (size_t i = 0; i < n_media; i++) {
-        pmv[i].modality = to_nx(media[i].modality);
-        pmv[i].rows = media[i].soft_rows;
-        pmv[i].n_rows = media[i].n_rows;
-    }
     nx_prompt_turn pt;
     memset(&pt, 0, sizeof pt);
     pt.user = user_text ? user_text : "";
@@ -714,13 +723,8 @@ NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s,
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: only right after ngpt_backbone_turn (once per answer)", fn);
     const nx_llama_tok *tok = nx_tokenizer_impl(s->bb->tok);
     nx_prompt_media pm[8];
-    nx_prompt_media *pmv = n_media <= 8 ? pm : nx_malloc(n_media * sizeof *pmv);
+    nx_prompt_media *pmv = prompt_media(media, n_media, pm);
     if (!pmv) return oom();
-    for (size_t i = 0; i < n_media; i++) {
-        pmv[i].modality = to_nx(media[i].modality);
-        pmv[i].rows = media[i].soft_rows;
-        pmv[i].n_rows = media[i].n_rows;
-    }
     nx_prompt_turn pt;
     memset(&pt, 0, sizeof pt);
     pt.assistant = s->answer.s ? s->answer.s : "";
