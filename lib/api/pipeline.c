@@ -200,6 +200,13 @@ static ngpt_status manifest_path(char **out, const json_t *j, const char *key, c
     return *out ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", file);
 }
 
+/* The LOAD event before one of ngpt_pipeline_create's parts; CANCELLED when the callback says so. */
+static ngpt_status load_event(pl_call *c, const char *what)
+{
+    if (emit(c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, what, strlen(what))) return NGPT_OK;
+    return nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled before loading the %s", what);
+}
+
 static ngpt_status load_decoder(ngpt_pipeline *p, ngpt_modality m, pl_call *c)
 {
     if (p->dec[m]) return NGPT_OK;
@@ -294,9 +301,8 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
         bp.delta_path = delta;
         bp.compute_dtype = cdt;
         if (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) bp.flags = NGPT_BACKBONE_FLAG_CUDA_GRAPH;
-        if (!emit(&c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, "language model", 14))
-            st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
-        else if ((st = ngpt_backbone_create(&p->bb, ctx, llm, &bp)) != NGPT_OK)
+        st = load_event(&c, "language model");
+        if (st == NGPT_OK && (st = ngpt_backbone_create(&p->bb, ctx, llm, &bp)) != NGPT_OK)
             st = nx_err_wrap(st, "language model (%s): ", llm);
     }
     if (st == NGPT_OK) {
@@ -315,9 +321,8 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
         ep.modalities = NGPT_ENCODER_IMAGE | NGPT_ENCODER_AUDIO;
         ep.compute_dtype = cdt;
         if (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) ep.flags = NGPT_ENCODER_FLAG_CUDA_GRAPH;
-        if (!emit(&c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, "imagebind", 9))
-            st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
-        else if ((st = ngpt_encoder_create(&p->enc, ctx, ib, &ep)) != NGPT_OK)
+        st = load_event(&c, "imagebind");
+        if (st == NGPT_OK && (st = ngpt_encoder_create(&p->enc, ctx, ib, &ep)) != NGPT_OK)
             st = nx_err_wrap(st, "imagebind (%s): ", ib);
     }
     if (st == NGPT_OK) {
@@ -325,9 +330,8 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
         ngpt_projector_params_default(&pp, sizeof pp);
         const char *path = pj ? pj : delta;
         if (!pj) pp.flags |= NGPT_PROJECTOR_ALLOW_UNKNOWN_TENSORS;
-        if (!emit(&c, NGPT_PIPELINE_EVENT_LOAD, NGPT_MODALITY_TEXT, 0, 0, "projectors", 10))
-            st = nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled");
-        else if ((st = ngpt_projector_create(&p->proj, ctx, path, &pp)) != NGPT_OK)
+        st = load_event(&c, "projectors");
+        if (st == NGPT_OK && (st = ngpt_projector_create(&p->proj, ctx, path, &pp)) != NGPT_OK)
             st = nx_err_wrap(st, "projectors (%s): ", path);
         /* the parts come from different files: their widths must meet */
         if (st == NGPT_OK && ngpt_projector_llm_hidden_size(p->proj) != ngpt_backbone_n_embd(p->bb))

@@ -219,14 +219,17 @@ static void test_missing_decoder(void)
 }
 
 typedef struct events {
-    int loads, tokens, denoise, outputs, cancel_at, encodes, cancel_encode;
+    int loads, tokens, denoise, outputs, cancel_at, encodes, cancel_encode, cancel_load;
 } events;
 
 static bool on_event(const ngpt_pipeline_event *ev, void *ud)
 {
     events *e = ud;
     switch (ev->kind) {
-    case NGPT_PIPELINE_EVENT_LOAD: e->loads++; break;
+    case NGPT_PIPELINE_EVENT_LOAD:
+        e->loads++;
+        if (e->cancel_load && e->loads >= e->cancel_load) return false;
+        break;
     case NGPT_PIPELINE_EVENT_TOKEN: e->tokens++; break;
     case NGPT_PIPELINE_EVENT_DENOISE:
         e->denoise++;
@@ -255,6 +258,17 @@ static void test_events_and_cancel(void)
     if (!p) return;
     CHECK(ce.loads == 4);  /* language model, imagebind, projectors, image decoder */
     CHECK(ngpt_pipeline_decoder(p, NGPT_MODALITY_IMAGE) != NULL);
+
+    /* cancelled at each load event of create in turn: a named CANCELLED, no handle, no leak */
+    static const char *const parts[] = {"language model", "imagebind", "projectors", "image decoder"};
+    for (int k = 1; k <= 4; k++) {
+        events ke = {.cancel_load = k};
+        ngpt_pipeline_params kp = pp;
+        kp.user_data = &ke;
+        ngpt_pipeline *q = (ngpt_pipeline *)&ke;
+        CHECK_ERR(ngpt_pipeline_create(&q, g_ctx, g_bundle, &kp), NGPT_ERR_CANCELLED, parts[k - 1]);
+        CHECK(q == NULL && ke.loads == k);
+    }
 
     ngpt_pipeline_turn_params tp;
     turn_params(&tp);
