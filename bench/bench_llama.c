@@ -216,6 +216,7 @@ int main(int argc, char **argv)
     const bool pool_ab = !cuda && getenv("NGPT_BENCH_POOL_AB") && atoi(getenv("NGPT_BENCH_POOL_AB"));
     nx_pool *pool = ((struct ngpt_context *)ctx)->pool;
     double *ab_t = calloc((size_t)decode + 1, sizeof *ab_t);
+    if (!ab_t) return 1;
     double best = 1e30, t_all = now();
     for (int i = 0; i < decode; i++) {
         if (pool_ab) nx_pool_set_spin(pool, (i & 1) ? 0 : 200000);
