@@ -215,11 +215,12 @@ int main(int argc, char **argv)
      * trip per job), even ones with it on; best and median of each, in one process */
     const bool pool_ab = !cuda && getenv("NGPT_BENCH_POOL_AB") && atoi(getenv("NGPT_BENCH_POOL_AB"));
     nx_pool *pool = ((struct ngpt_context *)ctx)->pool;
+    const int64_t spin_on = pool_ab ? nx_pool_set_spin(pool, 0) : 0; /* the pool's default */
     double *ab_t = calloc((size_t)decode + 1, sizeof *ab_t);
     if (!ab_t) return 1;
     double best = 1e30, t_all = now();
     for (int i = 0; i < decode; i++) {
-        if (pool_ab) nx_pool_set_spin(pool, (i & 1) ? 0 : 200000);
+        if (pool_ab) nx_pool_set_spin(pool, (i & 1) ? 0 : spin_on);
         t0 = now();
         if (ngpt_backbone_eval(s, &b)) {
             fprintf(stderr, "decode: %s\n", ngpt_last_error());
@@ -230,7 +231,7 @@ int main(int argc, char **argv)
         if (dtm < best) best = dtm;
     }
     if (pool_ab) {
-        nx_pool_set_spin(pool, 200000);
+        nx_pool_set_spin(pool, spin_on);
         for (int par = 0; par < 2; par++) {
             double v[4096];
             int n = 0;

@@ -225,7 +225,7 @@ void nx_pool_park(nx_pool *p)
     atomic_store_explicit(&p->park, 1, memory_order_relaxed);
 }
 
-void nx_pool_set_spin(nx_pool *p, int64_t ns)
+int64_t nx_pool_set_spin(nx_pool *p, int64_t ns)
 {
-    if (p) atomic_store_explicit(&p->spin_ns, ns < 0 ? 0 : ns, memory_order_relaxed);
+    return p ? atomic_exchange_explicit(&p->spin_ns, ns < 0 ? 0 : ns, memory_order_relaxed) : 0;
 }

@@ -26,8 +26,9 @@ void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg);
 void nx_pool_park(nx_pool *p);
 
 /* How long workers and the caller poll before they sleep, in ns (default 200 us; 0: sleep at
- * once, a condition-variable round trip per job). For benchmarks and tests. */
-void nx_pool_set_spin(nx_pool *p, int64_t ns);
+ * once, a condition-variable round trip per job). Returns the previous value (0 for NULL).
+ * For benchmarks and tests. */
+int64_t nx_pool_set_spin(nx_pool *p, int64_t ns);
 
 /* Online CPUs (>= 1). */
 int nx_cpu_count(void);

@@ -205,7 +205,7 @@ static void test_pool(void)
     CHECK(nx_pool_threads(NULL) == 1);
     nx_pool_free(NULL);
     nx_pool_park(NULL);
-    nx_pool_set_spin(NULL, 0);
+    CHECK(nx_pool_set_spin(NULL, 0) == 0);
     CHECK(nx_cpu_count() >= 1);
     /* creation under allocation failure leaks nothing */
     uint64_t b0 = nx_alloc_bytes();
@@ -252,7 +252,10 @@ static void test_pool_wake(void)
     for (int threads = 2; threads <= 4; threads++) {
         nx_pool *p = NULL;
         CHECK_OK(nx_pool_create(&p, threads));
-        if (threads == 3) nx_pool_set_spin(p, 0);   /* every job a condition-variable round trip */
+        if (threads == 3) { /* every job a condition-variable round trip */
+            CHECK(nx_pool_set_spin(p, 0) > 0);
+            CHECK(nx_pool_set_spin(p, 0) == 0);
+        }
         pool_caller c0 = {p, 400, 0}, c1 = {p, 400, 0};
         pthread_t t;
         CHECK(pthread_create(&t, NULL, pool_caller_run, &c1) == 0);
