@@ -82,6 +82,21 @@ NX_INLINE NX_AVX512 __m512 ldw(const void *w, ngpt_dtype dt, int64_t i, __mmask1
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* 16 columns from k (mk: which of them) of R rows of w against M rows of x, into acc. */
+NX_INLINE NX_AVX512 void gemv_step(const float *x, const void *w, int64_t K, int64_t n, int64_t k, __mmask16 mk,
+                                   const int M, const int R, const ngpt_dtype dt, __m512 acc[4][GEMV_MAX_M])
+{
+    __m512 xv[GEMV_MAX_M];
+    _Pragma("GCC unroll 4")
+    for (int m = 0; m < M; m++) xv[m] = _mm512_maskz_loadu_ps(mk, x + m * K + k);
+    _Pragma("GCC unroll 4")
+    for (int r = 0; r < R; r++) {
+        __m512 wv = ldw(w, dt, (n + r) * K + k, mk);
+        _Pragma("GCC unroll 4")
+        for (int m = 0; m < M; m++) acc[r][m] = _mm512_fmadd_ps(wv, xv[m], acc[r][m]);
+    }
+}
+
 /* R rows of w (R = 4 or 1) against M rows of x: y[m, n + r]. M, R and dt are compile-time
  * constants after inlining into the instantiations below. */
 NX_INLINE NX_AVX512 void gemv_block(const gemv_job *j, int64_t n, const int M, const int R, const ngpt_dtype dt)
@@ -99,49 +114,21 @@ NX_INLINE NX_AVX512 void gemv_block(const gemv_job *j, int64_t n, const int M, c
             const int64_t off = k * esz + PF_HALF, wrap = off >= K * esz ? (int64_t)(R - 1) * K * esz : 0;
             _Pragma("GCC unroll 4")
             for (int r = 0; r < R; r++) _mm_prefetch((const char *)j->w + (n + r) * K * esz + off + wrap, _MM_HINT_T1);
-            _Pragma("GCC unroll 2")
-            for (int h = 0; h < 32; h += 16) {
-                __m512 xv[GEMV_MAX_M];
-                _Pragma("GCC unroll 4")
-                for (int m = 0; m < M; m++) xv[m] = _mm512_loadu_ps(j->x + m * K + k + h);
-                _Pragma("GCC unroll 4")
-                for (int r = 0; r < R; r++) {
-                    __m512 wv = ldw(j->w, dt, (n + r) * K + k + h, 0xffff);
-                    _Pragma("GCC unroll 4")
-                    for (int m = 0; m < M; m++) acc[r][m] = _mm512_fmadd_ps(wv, xv[m], acc[r][m]);
-                }
-            }
+            gemv_step(j->x, j->w, K, n, k, 0xffff, M, R, dt, acc);
+            gemv_step(j->x, j->w, K, n, k + 16, 0xffff, M, R, dt, acc);
         }
     }
     for (; k + 16 <= K; k += 16) {
-        __m512 xv[GEMV_MAX_M];
-        _Pragma("GCC unroll 4")
-        for (int m = 0; m < M; m++) xv[m] = _mm512_loadu_ps(j->x + m * K + k);
         /* software prefetch PF bytes ahead in each of the R weight streams (the hardware
          * prefetcher alone left F16/BF16 at ~77% of the read ceiling); past the end of a row,
          * into the same stream's row of the next block (R rows on), so every row starts
          * prefetched — not into row n + r + 1, which this block is already reading */
         const int64_t off = k * esz + PF, wrap = off >= K * esz ? (int64_t)(R - 1) * K * esz : 0;
         _Pragma("GCC unroll 4")
-        for (int r = 0; r < R; r++) {
-            _mm_prefetch((const char *)j->w + (n + r) * K * esz + off + wrap, _MM_HINT_T0);
-            __m512 wv = ldw(j->w, dt, (n + r) * K + k, 0xffff);
-            _Pragma("GCC unroll 4")
-            for (int m = 0; m < M; m++) acc[r][m] = _mm512_fmadd_ps(wv, xv[m], acc[r][m]);
-        }
+        for (int r = 0; r < R; r++) _mm_prefetch((const char *)j->w + (n + r) * K * esz + off + wrap, _MM_HINT_T0);
+        gemv_step(j->x, j->w, K, n, k, 0xffff, M, R, dt, acc);
     }
-    if (k < K) {
-        __mmask16 mk = (__mmask16)((1u << (K - k)) - 1u);
-        __m512 xv[GEMV_MAX_M];
-        _Pragma("GCC unroll 4")
-        for (int m = 0; m < M; m++) xv[m] = _mm512_maskz_loadu_ps(mk, j->x + m * K + k);
-        _Pragma("GCC unroll 4")
-        for (int r = 0; r < R; r++) {
-            __m512 wv = ldw(j->w, dt, (n + r) * K + k, mk);
-            _Pragma("GCC unroll 4")
-            for (int m = 0; m < M; m++) acc[r][m] = _mm512_fmadd_ps(wv, xv[m], acc[r][m]);
-        }
-    }
+    if (k < K) gemv_step(j->x, j->w, K, n, k, (__mmask16)((1u << (K - k)) - 1u), M, R, dt, acc);
     _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++) {
         float bias = j->b ? load_scalar(j->b, j->bdt, n + r) : 0.0f;
