@@ -23,10 +23,9 @@ bool usable(const nxk_attn_params &p)
 }  // namespace attn_mma
 }  // namespace nxk
 
-extern "C" cudaError_t nxk_attention(const nxk_attn_params *p, cudaStream_t s)
+static cudaError_t attention_one(const nxk_attn_params *p, cudaStream_t s)
 {
     using namespace nxk;
-    if (p->B <= 0 || p->Sq <= 0 || p->H <= 0) return cudaSuccess;
     const bool mma = attn_mma::usable(*p);
     switch (p->D) {
     case 40: return mma ? attn_mma::fwd_hd40(*p, s) : attn::fwd_hd40(*p, s);
@@ -36,4 +35,28 @@ extern "C" cudaError_t nxk_attention(const nxk_attn_params *p, cudaStream_t s)
     case 160: return mma ? attn_mma::fwd_hd160(*p, s) : attn::fwd_hd160(*p, s);
     default: return p->D > 0 && p->D <= NXK_ATTN_MAX_D ? attn::fwd_generic(*p, s) : cudaErrorInvalidValue;
     }
+}
+
+extern "C" cudaError_t nxk_attention(const nxk_attn_params *p, cudaStream_t s)
+{
+    if (p->B <= 0 || p->Sq <= 0 || p->H <= 0) return cudaSuccess;
+    // Both kernels put the batch on gridDim.z, at most 65535. The UNet3D's temporal attention has
+    // a batch of 2 x latent pixels (CFG): over 65535 from ~2.1 Mpx frames, which the decoders
+    // accept. Such a batch runs in chunks; the tensors are contiguous [B, S, H, D].
+    constexpr int kMaxB = 65535;
+    if (p->B <= kMaxB) return attention_one(p, s);
+    const int64_t es = p->dt == NXK_F32 ? 4 : 2;
+    const int64_t qb = (int64_t)p->Sq * p->H * p->D * es, kb = (int64_t)p->Skv * p->Hkv * p->D * es;
+    nxk_attn_params c = *p;
+    for (int b0 = 0; b0 < p->B; b0 += kMaxB) {
+        c.B = p->B - b0 < kMaxB ? p->B - b0 : kMaxB;
+        c.q = (const char *)p->q + b0 * qb;
+        c.k = (const char *)p->k + b0 * kb;
+        c.v = (const char *)p->v + b0 * kb;
+        c.out = (char *)p->out + b0 * qb;
+        c.mask = p->mask ? p->mask + b0 * p->mask_bstride : NULL;
+        const cudaError_t e = attention_one(&c, s);
+        if (e != cudaSuccess) return e;
+    }
+    return cudaSuccess;
 }

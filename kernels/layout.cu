@@ -114,6 +114,26 @@ __global__ void permute_kernel(E *y, const E *x, int64_t n, perm_args a)
     }
 }
 
+// The CPU backend's make_ix (lib/ops/cpu/layout.c: PyTorch's area_pixel_compute_source_index
+// in float) with the same operations in the same order and no FMA contraction, so that the two
+// backends pick the same taps and weights bit for bit.
+__device__ __forceinline__ void lerp_index(int64_t d, int64_t in, int64_t out, int align, int64_t *i0, int64_t *i1,
+                                           float *l0, float *l1)
+{
+    const float sc = align ? (out > 1 ? __fdiv_rn((float)(in - 1), (float)(out - 1)) : 0.0f)
+                           : __fdiv_rn((float)in, (float)out);
+    float src = align ? __fmul_rn(sc, (float)d) : __fsub_rn(__fmul_rn(sc, __fadd_rn((float)d, 0.5f)), 0.5f);
+    if (!align && src < 0.0f) src = 0.0f;
+    int64_t i = (int64_t)floorf(src);
+    if (i > in - 1) i = in - 1;
+    float l = __fsub_rn(src, (float)i);
+    l = l < 0.0f ? 0.0f : l > 1.0f ? 1.0f : l;
+    *i0 = i;
+    *i1 = i + (i < in - 1 ? 1 : 0);
+    *l0 = __fsub_rn(1.0f, l);
+    *l1 = l;
+}
+
 template <typename T>
 __global__ void resize_kernel(T *y, const T *x, int64_t P, int64_t H, int64_t W, int64_t I, int64_t Ho, int64_t Wo,
                               int mode, int align_corners)
@@ -131,24 +151,15 @@ __global__ void resize_kernel(T *y, const T *x, int64_t P, int64_t H, int64_t W,
             y[t] = xp[(sy * W + sx) * I];
             continue;
         }
-        float fy, fx;
-        if (align_corners) {
-            fy = Ho > 1 ? (float)oy * (float)(H - 1) / (float)(Ho - 1) : 0.f;
-            fx = Wo > 1 ? (float)ox * (float)(W - 1) / (float)(Wo - 1) : 0.f;
-        } else {
-            fy = ((float)oy + 0.5f) * ((float)H / (float)Ho) - 0.5f;
-            fx = ((float)ox + 0.5f) * ((float)W / (float)Wo) - 0.5f;
-            if (fy < 0.f) fy = 0.f;
-            if (fx < 0.f) fx = 0.f;
-        }
-        int64_t y0 = (int64_t)fy, x0 = (int64_t)fx;
-        if (y0 > H - 1) y0 = H - 1;
-        if (x0 > W - 1) x0 = W - 1;
-        int64_t y1 = y0 + 1 < H ? y0 + 1 : H - 1, x1 = x0 + 1 < W ? x0 + 1 : W - 1;
-        float ly = fy - (float)y0, lx = fx - (float)x0;
+        int64_t y0, y1, x0, x1;
+        float ly0, ly1, lx0, lx1;
+        lerp_index(oy, H, Ho, align_corners, &y0, &y1, &ly0, &ly1);
+        lerp_index(ox, W, Wo, align_corners, &x0, &x1, &lx0, &lx1);
         float v00 = to_f32(xp[(y0 * W + x0) * I]), v01 = to_f32(xp[(y0 * W + x1) * I]);
         float v10 = to_f32(xp[(y1 * W + x0) * I]), v11 = to_f32(xp[(y1 * W + x1) * I]);
-        float v = (1.f - ly) * ((1.f - lx) * v00 + lx * v01) + ly * ((1.f - lx) * v10 + lx * v11);
+        const float top = __fadd_rn(__fmul_rn(lx0, v00), __fmul_rn(lx1, v01));
+        const float bot = __fadd_rn(__fmul_rn(lx0, v10), __fmul_rn(lx1, v11));
+        const float v = __fadd_rn(__fmul_rn(ly0, top), __fmul_rn(ly1, bot));
         y[t] = from_f32<T>(v);
     }
 }

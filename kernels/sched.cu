@@ -17,8 +17,8 @@ struct slots {
     float *s[NX_SCHED_SLOTS];
 };
 
-__global__ void sched_step_kernel(nx_sched_step p, const float *__restrict__ eps, float *__restrict__ x,
-                                  const float *__restrict__ noise, slots st)
+// Only x is promised not to alias: the op layer checks that, not whether eps or noise is a slot.
+__global__ void sched_step_kernel(nx_sched_step p, const float *eps, float *__restrict__ x, const float *noise, slots st)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.n; i += (int64_t)gridDim.x * blockDim.x)
         nx_sched_elem(&p, eps, x, noise, st.s, i);

@@ -326,6 +326,9 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
         } else if (s == NGPT_OK && want_graph && k >= 1) {
             want_graph = false;  /* one attempt */
             s = nx_backend_record(be, step_run, &st, &graph, "ngpt_decoder_generate: the denoising step");
+            /* the replays allocate from the graph's own memory: the activations step 1 left
+             * cached in the default pool would otherwise be held twice through the loop */
+            if (s == NGPT_OK && graph) nx_backend_trim(be);
         } else if (s == NGPT_OK) {
             nx_cpu_bf16_scope prev = nx_decoder_bf16_begin(d);
             s = step_run(&st);

@@ -181,11 +181,26 @@ static ngpt_status cuda_graph_launch(nx_backend *be, nx_graph *g)
     return NGPT_OK;
 }
 
+/* What a captured cudaMallocAsync used lives in the device's graph memory pool, not in the
+ * default pool: destroying the graph does not hand it back, nor does cudaMemPoolTrimTo. Only
+ * cudaDeviceGraphMemTrim does, for every graph of the device that no longer runs. */
+static void graph_mem_trim(nx_cuda *c)
+{
+    (void)cudaStreamSynchronize(c->stream);  /* the last replay is done with its memory */
+    (void)cudaDeviceGraphMemTrim(c->device);
+}
+
 static void cuda_graph_free(nx_backend *be, nx_graph *g)
 {
-    (void)be;
     if (!g) return;
-    (void)cudaGraphExecDestroy(g->exec);
+    nx_cuda *c = nx_cuda_of(be);
+    if (c->capturing) { /* a sync would break the capture open on the stream: the memory stays cached */
+        (void)cudaGraphExecDestroy(g->exec);
+    } else {
+        (void)cudaStreamSynchronize(c->stream);  /* no replay of g still queued */
+        (void)cudaGraphExecDestroy(g->exec);
+        graph_mem_trim(c);
+    }
     (void)cudaGetLastError();
     nx_free(g);
 }
@@ -197,6 +212,7 @@ static void cuda_trim(nx_backend *be)
     if (!c || !c->pooled) return;
     (void)cudaStreamSynchronize(c->stream);  /* frees queued on the stream return to the pool first */
     if (cudaDeviceGetDefaultMemPool(&pool, c->device) == cudaSuccess) (void)cudaMemPoolTrimTo(pool, 0);
+    graph_mem_trim(c);
     (void)cudaGetLastError();
 }
 

@@ -329,7 +329,10 @@ static ngpt_status conv_on_copies(nx_backend *be, const char *op, const conv_key
     if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(xt, x, (int)es, 4, xne, in, st), op, "nxk_permute");
     if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(wt, wp, (int)es, 4, wne, in, st), op, "nxk_permute");
     if (s == NGPT_OK) s = plan_get(be, op, &k, xt, wt, yt, &pl);
-    if (s == NGPT_OK) s = plan_run(be, op, pl, xt, wt, yt);
+    if (s == NGPT_OK) {
+        s = plan_run(be, op, pl, xt, wt, yt);
+        if (s == NGPT_ERR_UNSUPPORTED) plan_forget(pl); /* as in conv_exec_cl */
+    }
     if (s == NGPT_OK) s = nx_cuda_check(nxk_permute(y, yt, (int)es, 4, yne, back, st), op, "nxk_permute");
     nx_cuda_tmp_free(be, yt);
     nx_cuda_tmp_free(be, wt);
@@ -369,6 +372,17 @@ static ngpt_status conv_exec_cl(nx_backend *be, const char *op, const conv_key *
         ngpt_clear_error();
     }
     return conv_on_copies(be, op, key, false, x, w, y);
+}
+
+/* nx_cuda_set_conv_nhwc's trial mode: a shape cuDNN plans in NCHW only runs there as before,
+ * instead of the switch turning a convolution that works into an error. */
+static ngpt_status conv_exec_nhwc_copies(nx_backend *be, const char *op, const conv_key *key, const void *x,
+                                         const nx_tensor *w, void *y)
+{
+    ngpt_status s = conv_on_copies(be, op, key, true, x, w, y);
+    if (s != NGPT_ERR_UNSUPPORTED) return s;
+    ngpt_clear_error();
+    return conv_exec(be, op, key, x, w, y);
 }
 
 uint64_t nx_cuda_conv_cl_fallbacks(const nx_backend *be)
@@ -477,7 +491,7 @@ ngpt_status nx_cuda_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
     }
     ngpt_status st = k.nhwc                             ? conv_exec_cl(be, op, &k, x->data, w, y->data)
                      : is_patchify(x, w, p)             ? conv_patchify(be, op, y, x, w)
-                     : nhwc_applies(nx_cuda_of(be), &k) ? conv_on_copies(be, op, &k, true, x->data, w, y->data)
+                     : nhwc_applies(nx_cuda_of(be), &k) ? conv_exec_nhwc_copies(be, op, &k, x->data, w, y->data)
                                                         : conv_exec(be, op, &k, x->data, w, y->data);
     const bool act = p->act != NX_UNARY_IDENTITY;
     if (st == NGPT_OK && (b || act || p->residual)) { /* bias and the epilogue in one pass */

@@ -282,6 +282,54 @@ static void test_sd_dtypes(void)
     ngpt_decoder_free(ref);
 }
 
+/* The device-side sampler state through whole generate calls (F32, CPU against CUDA): Euler
+ * ancestral divides the UNet input per step and draws noise each step, DPM-Solver++ keeps its
+ * model-output history in device slots, Heun keeps a derivative and a sample across its paired
+ * steps; one run without guidance (eps [n]). With the graph flag, the per-step divisor and
+ * timesteps reach the recorded step through its fixed buffers: the same latents as op by op. */
+static void test_sd_samplers(void)
+{
+    ngpt_decoder *ref = open_sd(g_cpu, NGPT_DTYPE_F32);
+    if (!ref) return;
+    ngpt_decoder *d = open_sd(g_gpu, NGPT_DTYPE_F32), *dg = open_sd_flags(g_gpu_log, NGPT_DTYPE_F32, NGPT_DECODER_FLAG_CUDA_GRAPH);
+    test_rng r = {0x5a5a5a5aull};
+    static float cond[77 * 32], unc[77 * 32];
+    test_fill(&r, cond, sizeof cond / sizeof *cond, -1.0f, 1.0f);
+    test_fill(&r, unc, sizeof unc / sizeof *unc, -1.0f, 1.0f);
+    int64_t cs[3] = {1, 77, 32};
+    ngpt_tensor c_t = f32(3, cs, cond), u_t = f32(3, cs, unc);
+    static const struct { ngpt_scheduler_kind kind; float guidance; int steps; const char *name; } cases[] = {
+        {NGPT_SCHEDULER_EULER_ANCESTRAL, 7.5f, 4, "euler ancestral"},
+        {NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 7.5f, 5, "dpm-solver++ 2m"},
+        {NGPT_SCHEDULER_HEUN, 7.5f, 3, "heun"},
+        {NGPT_SCHEDULER_EULER_ANCESTRAL, 1.0f, 3, "euler ancestral, no guidance"},
+    };
+    for (size_t i = 0; d && dg && i < sizeof cases / sizeof *cases; i++) {
+        ngpt_decode_params gp;
+        ngpt_decode_params_default(&gp, sizeof gp);
+        gp.num_inference_steps = cases[i].steps;
+        gp.guidance_scale = cases[i].guidance;
+        gp.scheduler = cases[i].kind;
+        gp.height = gp.width = 64;
+        gp.seed = 77 + i;
+        ngpt_tensor rg = {0}, gg = {0}, gr = {0};
+        char what[96];
+        CHECK_OK(ngpt_decoder_generate(ref, &rg, NULL, &c_t, &u_t, &gp));
+        CHECK_OK(ngpt_decoder_generate(d, &gg, NULL, &c_t, &u_t, &gp));
+        snprintf(what, sizeof what, "generate, %s", cases[i].name);
+        check_rel(what, NGPT_DTYPE_F32, &gg, &rg, k_bounds[0].gen);
+        *test_graph_fallbacks() = 0;
+        CHECK_OK(ngpt_decoder_generate(dg, &gr, NULL, &c_t, &u_t, &gp));
+        snprintf(what, sizeof what, "generate, %s, CUDA graph", cases[i].name);
+        check_rel(what, NGPT_DTYPE_F32, &gr, &gg, 1e-6);
+        CHECK_MSG(*test_graph_fallbacks() == 0, "%s: the step was not recorded as a graph (see the log above)", what);
+        ngpt_tensor_free(&rg), ngpt_tensor_free(&gg), ngpt_tensor_free(&gr);
+    }
+    ngpt_decoder_free(dg);
+    ngpt_decoder_free(d);
+    ngpt_decoder_free(ref);
+}
+
 static ngpt_decoder *open_comp(ngpt_context *ctx, const char *dir, ngpt_dtype dt, uint32_t comp)
 {
     return open_dec(ctx, dir, dt, comp, 0);
@@ -450,6 +498,7 @@ int main(void)
     CHECK(g_gpu_log = test_cuda_logging_context());
     if (!g_gpu_log) return test_done();
     RUN(test_sd_dtypes);
+    RUN(test_sd_samplers);
     RUN(test_unet3d_dtypes);
     RUN(test_text_encoder_dtypes);
     RUN(test_safety_checker_dtypes);
