@@ -93,8 +93,11 @@ __global__ void decode_combine(T *__restrict__ out, const float *__restrict__ pa
     const float *pp = part + ((int64_t)b * H + h) * splits * (D + 2);
     float M = -INFINITY, L = 0.f;
     for (int s = 0; s < splits; s++) M = fmaxf(M, pp[(int64_t)s * (D + 2)]);
+    // no key at all (a length below 1, which the op layer refuses): 0, as the flash kernel writes
+    // for a row that sees no key, not exp(-inf - -inf) = NaN
+    if (M == -INFINITY) M = 0.f;
     for (int s = 0; s < splits; s++) L += pp[(int64_t)s * (D + 2) + 1] * __expf(pp[(int64_t)s * (D + 2)] - M);
-    const float inv = 1.f / L;
+    const float inv = L > 0.f ? 1.f / L : 0.f;
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float a = 0.f;
         for (int s = 0; s < splits; s++) a += pp[(int64_t)s * (D + 2) + 2 + d] * __expf(pp[(int64_t)s * (D + 2)] - M);
@@ -125,8 +128,10 @@ extern "C" int nxk_attention_decode_head_dim(int D) { return decode_d(D); }
 // decode_d, Skv >= 1, H a multiple of Hkv.
 extern "C" size_t nxk_attention_decode_scratch(const nxk_attn_params *p)
 {
+    // B and H go on gridDim.z / .y (at most 65535): a larger call is left to nxk_attention
     if (p->Sq != 1 || p->mask || !decode_d(p->D) || p->Skv < 1 || p->B < 1 || p->H < 1 || p->Hkv < 1 ||
-        p->H % p->Hkv || (p->dt != NXK_F32 && p->dt != NXK_F16 && p->dt != NXK_BF16))
+        p->H % p->Hkv || p->B > 65535 || p->H > 65535 ||
+        (p->dt != NXK_F32 && p->dt != NXK_F16 && p->dt != NXK_BF16))
         return 0;
     const size_t splits = ((size_t)p->Skv + nxk::kDecChunk - 1) / nxk::kDecChunk;
     return (size_t)p->B * (size_t)p->H * splits * (size_t)(p->D + 2) * sizeof(float);
@@ -136,7 +141,6 @@ extern "C" cudaError_t nxk_attention_decode(const nxk_attn_params *p, float *scr
 {
     using namespace nxk;
     if (!scratch || nxk_attention_decode_scratch(p) == 0) return cudaErrorInvalidValue;
-    if ((int64_t)p->H > 65535 || (int64_t)p->B > 65535) return cudaErrorInvalidValue;
     switch (p->D) {
     case 16: NXK_DISPATCH_FLOAT(p->dt, T, return (decode_launch<T, 16>(*p, scratch, s))); break;
     case 32: NXK_DISPATCH_FLOAT(p->dt, T, return (decode_launch<T, 32>(*p, scratch, s))); break;

@@ -322,7 +322,7 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
             s = nx_tensor_upload(&divd, &dv, sizeof dv);
         }
         if (s == NGPT_OK && graph) {
-            s = nx_backend_graph_launch(be, graph);
+            s = nx_backend_replay(be, &graph, step_run, &st, "ngpt_decoder_generate: the denoising step");
         } else if (s == NGPT_OK && want_graph && k >= 1) {
             want_graph = false;  /* one attempt */
             s = nx_backend_record(be, step_run, &st, &graph, "ngpt_decoder_generate: the denoising step");

@@ -165,16 +165,16 @@ static ngpt_status encode_graph(ngpt_encoder *enc, nx_ib_modality mod, ngpt_tens
     }
     if (eg->failed) return NGPT_OK;
     ngpt_status s = NGPT_OK;
+    enc_run r = {enc, mod, &eg->y, &eg->x, clips};
     if (!eg->g) {
         s = nx_api_upload(&eg->x, be, flat, NGPT_DTYPE_F32, what);
         if (s == NGPT_OK) s = nx_tensor_alloc(&eg->y, be, NGPT_DTYPE_F32, 2, ys);
-        enc_run r = {enc, mod, &eg->y, &eg->x, clips};
         if (s == NGPT_OK) s = nx_backend_record(be, run_branch, &r, &eg->g, what);
-        if (s == NGPT_OK && !eg->g) eg->failed = true; /* ran op by op (logged): do not try again */
     } else {
         s = nx_api_upload_into(&eg->x, flat, what);
-        if (s == NGPT_OK) s = nx_backend_graph_launch(be, eg->g);
+        if (s == NGPT_OK) s = nx_backend_replay(be, &eg->g, run_branch, &r, what);
     }
+    if (s == NGPT_OK && !eg->g) eg->failed = true; /* ran op by op (logged): do not try again */
     if (s == NGPT_OK) s = nx_api_download(out, &eg->y, NGPT_DTYPE_F32);
     if (s != NGPT_OK) graph_reset(enc); /* a failed call leaves nothing recorded */
     *done = true;

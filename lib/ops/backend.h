@@ -143,6 +143,11 @@ void nx_backend_graph_free(nx_backend *be, nx_graph *g);  /* NULL-safe */
  * is a speed-up, never a new failure. */
 ngpt_status nx_backend_record(nx_backend *be, ngpt_status (*run)(void *arg), void *arg, nx_graph **graph,
                               const char *what);
+/* *graph (a recording of run(arg)) launched; where the launch fails, the graph is freed, *graph
+ * set to NULL (the caller's cue not to record again), the reason logged at INFO naming `what`,
+ * and run(arg) runs op by op instead. */
+ngpt_status nx_backend_replay(nx_backend *be, nx_graph **graph, ngpt_status (*run)(void *arg), void *arg,
+                              const char *what);
 
 void nx_backend_free(nx_backend *be);
 /* Release the memory a backend keeps for reuse (the CPU's freed large blocks, CUDA's stream-

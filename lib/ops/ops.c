@@ -174,15 +174,20 @@ static double prof_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double prof_begin(nx_backend *be)
+/* false when the backend refused to sync: a graph capture is open, so the op is being recorded,
+ * not run, and has no time of its own (the refusal's message is not left behind) */
+static bool prof_sync(nx_backend *be)
 {
-    if (be->v->sync) (void)be->v->sync(be);
-    return prof_now();
+    if (!be->v->sync || be->v->sync(be) == NGPT_OK) return true;
+    ngpt_clear_error();
+    return false;
 }
+
+static double prof_begin(nx_backend *be) { return prof_sync(be) ? prof_now() : -1.0; }
 
 static void prof_end(nx_backend *be, const char *op, double t0)
 {
-    if (be->v->sync) (void)be->v->sync(be);
+    if (t0 < 0 || !prof_sync(be)) return;
     double dt = prof_now() - t0;
     pthread_mutex_lock(&g_prof_mu);
     int i = 0;
@@ -227,15 +232,16 @@ void nx_ops_trace(nx_ops_trace_fn fn, void *user)
     g_trace_on = fn != NULL;
 }
 
-/* Runs the backend call; with the profile on, brackets it by syncs and adds its time; with a
- * trace set, hands the op's output to the trace once it succeeded. */
+/* Runs the backend call; with the profile on, brackets it by syncs and adds its time once it
+ * succeeded (not while it is recorded into a graph); with a trace set, hands the op's output to
+ * the trace once it succeeded. */
 #define PROFILED(be, opname, out, call)                                      \
     do {                                                                     \
         if (!g_prof_on && !g_trace_on) return (call);                        \
         bool prof_ = g_prof_on;                                              \
         double t0_ = prof_ ? prof_begin(be) : 0.0;                           \
         ngpt_status st_ = (call);                                            \
-        if (prof_) prof_end((be), (opname), t0_);                            \
+        if (prof_ && st_ == NGPT_OK) prof_end((be), (opname), t0_);          \
         if (st_ == NGPT_OK && g_trace_on) g_trace_fn(g_trace_user, (opname), (out)); \
         return st_;                                                          \
     } while (0)

@@ -235,7 +235,8 @@ ngpt_status nx_op_argmax(nx_backend *be, nx_tensor *y, const nx_tensor *x);
 
 /* dst[pos[i], :] = src[i, :] for i < n: dst [R, D], src [n, D] in dst's dtype, pos I32 [n] with
  * every position in [0, R) — the caller's invariant, which the CPU checks and CUDA relies on
- * (it skips a row outside rather than synchronise, so the op can be recorded in a graph). The KV
+ * (it skips a row outside rather than synchronise, so the op can be recorded in a graph), and
+ * no position twice (CUDA writes rows in no particular order; the CPU's last one wins). The KV
  * cache append of a recorded decode step. */
 ngpt_status nx_op_set_rows(nx_backend *be, nx_tensor *dst, const nx_tensor *src, const nx_tensor *pos);
 

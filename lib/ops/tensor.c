@@ -178,6 +178,19 @@ void nx_backend_graph_free(nx_backend *be, nx_graph *g)
     if (g && be && be->v->graph_free) be->v->graph_free(be, g);
 }
 
+ngpt_status nx_backend_replay(nx_backend *be, nx_graph **graph, ngpt_status (*run)(void *arg), void *arg,
+                              const char *what)
+{
+    const ngpt_status s = nx_backend_graph_launch(be, *graph);
+    if (s == NGPT_OK) return s;
+    nx_log(&be->log, NGPT_LOG_INFO, "%s: its graph could not be replayed (%s); running it op by op, not captured again",
+           what, ngpt_last_error());
+    nx_backend_graph_free(be, *graph);
+    *graph = NULL;
+    ngpt_clear_error();
+    return run(arg);
+}
+
 ngpt_status nx_backend_record(nx_backend *be, ngpt_status (*run)(void *arg), void *arg, nx_graph **graph,
                               const char *what)
 {

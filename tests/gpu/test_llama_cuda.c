@@ -201,23 +201,28 @@ static void test_decode_graph(void)
     ngpt_context_free(logging);
 }
 
-/* The golden LLaMA twice on CUDA (F32, context n_ctx): *a plain, *b with the decode graph flag. */
-static void open_pair(int32_t n_ctx, ngpt_backbone **a, ngpt_backbone **b)
+/* The golden LLaMA twice on CUDA (F32, context n_ctx): *a plain, *b with the decode graph flag
+ * (on ctx_b: a logging context counts its fallbacks). */
+static void open_pair(int32_t n_ctx, ngpt_context *ctx_b, ngpt_backbone **a, ngpt_backbone **b)
 {
     ngpt_backbone_params p;
     ngpt_backbone_params_default(&p, sizeof p);
     p.n_ctx = n_ctx;
     CHECK_OK(ngpt_backbone_create(a, g_cuda, golden("models/llama-a"), &p));
     p.flags = NGPT_BACKBONE_FLAG_CUDA_GRAPH;
-    CHECK_OK(ngpt_backbone_create(b, g_cuda, golden("models/llama-a"), &p));
+    CHECK_OK(ngpt_backbone_create(b, ctx_b, golden("models/llama-a"), &p));
 }
 
 /* 300 decode steps with and without the graph, F32 on CUDA: the cache regrows at 256 positions
- * (new buffers: the step is recorded again) and the logits must stay with the plain backbone's. */
+ * (new buffers: the step is recorded again, which must not fall back to op by op) and the logits
+ * must stay with the plain backbone's. */
 static void test_decode_graph_long(void)
 {
+    ngpt_context *logging = test_cuda_logging_context();
+    if (!logging) return;
     ngpt_backbone *a = NULL, *b = NULL;
-    open_pair(600, &a, &b);
+    *test_graph_fallbacks() = 0;
+    open_pair(600, logging, &a, &b);
     ngpt_backbone_session *sa = NULL, *sb = NULL;
     if (a) CHECK_OK(ngpt_backbone_session_create(&sa, a, NULL));
     if (b) CHECK_OK(ngpt_backbone_session_create(&sb, b, NULL));
@@ -241,11 +246,13 @@ static void test_decode_graph_long(void)
         fprintf(stderr, "llama cuda F32 300 decode steps, graph vs op by op: logits rel err %.2e (bound 1e-4)\n",
                 (double)worst);
         CHECK_MSG(worst <= 1e-4f, "graph decode vs plain: logits rel err %g", (double)worst);
+        CHECK_MSG(*test_graph_fallbacks() == 0, "%d decode steps fell back to op by op", *test_graph_fallbacks());
     }
     ngpt_backbone_session_free(sa);
     ngpt_backbone_session_free(sb);
     ngpt_backbone_free(a);
     ngpt_backbone_free(b);
+    ngpt_context_free(logging);
 }
 
 /* Replay, truncation and two sessions with live graphs. Two sessions of one flagged backbone
@@ -266,7 +273,7 @@ static void count_ops(void *user, const char *op, const nx_tensor *y)
 static void test_decode_graph_replay(void)
 {
     ngpt_backbone *a = NULL, *b = NULL;
-    open_pair(64, &a, &b);
+    open_pair(64, g_cuda, &a, &b);
     ngpt_backbone_session *sa[2] = {NULL, NULL}, *sb[2] = {NULL, NULL};
     for (int k = 0; k < 2; k++) {
         if (a) CHECK_OK(ngpt_backbone_session_create(&sa[k], a, NULL));

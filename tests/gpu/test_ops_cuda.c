@@ -922,6 +922,22 @@ static void test_set_rows(void)
     }
 }
 
+/* The device copy of k or v [B, S, Hkv, D] with the rows s >= from set to NaN (rowlen = Hkv * D):
+ * a KV cache past its length holds whatever was there, so a kernel that read past the length
+ * would turn its output NaN instead of passing on ordinary numbers. */
+static void poison_rows_gpu(pt *p, int64_t B, int64_t S, int64_t rowlen, int64_t from)
+{
+    float *h = malloc((size_t)p->n * sizeof *h);
+    memcpy(h, p->h, (size_t)p->n * sizeof *h);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t r = from; r < S; r++)
+            for (int64_t i = 0; i < rowlen; i++) h[(b * S + r) * rowlen + i] = NAN;
+    void *bytes = to_bytes(h, p->n, p->g.dtype);
+    CHECK_OK(nx_tensor_upload(&p->g, bytes, nx_nbytes(&p->g)));
+    free(bytes);
+    free(h);
+}
+
 static void test_attention_len(void)
 {
     static const int ds[] = {16, 32, 64, 80, 96, 128};
@@ -936,6 +952,8 @@ static void test_attention_len(void)
                     pt q = act(4, qs, dt, -2, 2), k = act(4, ks, dt, -2, 2), v = act(4, ks, dt, -1, 1);
                     pt o = out(4, qs, NGPT_DTYPE_F32, dt), len = out(1, ls, NGPT_DTYPE_I32, NGPT_DTYPE_I32);
                     upload_i32(&len, &lens[li]);
+                    poison_rows_gpu(&k, B, Skv, Hkv * D, lens[li]);
+                    poison_rows_gpu(&v, B, Skv, Hkv * D, lens[li]);
                     const float scale = 1.0f / sqrtf((float)D);
                     char what[96];
                     snprintf(what, sizeof what, "attention_len D%lld H%lld/%lld len %d %s", (long long)D, (long long)H,
@@ -982,6 +1000,7 @@ static void test_decode_step_graph(void)
             upload_i32(&pos, &p);
             upload_i32(&len, &l);
             refill(&kr, -2, 2);
+            poison_rows_gpu(&v, 1, Skv, H * D, l); /* v past the length (the cache's rows are compared) */
             if (sg == NGPT_OK) sg = nx_backend_graph_launch(g_gpu, gr);
             ngpt_status sc = g_cpu->v->set_rows(g_cpu, &cache.c, &kr.c, &pos.c);
             if (sc == NGPT_OK) sc = g_cpu->v->attention_len(g_cpu, &o.c, &q.c, &k4c, &v.c, &len.c, scale);
