@@ -1249,6 +1249,95 @@ static void test_decode_ops(void)
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) nx_tensor_free(ts[i]);
 }
 
+/* ---- nx_backend_record / nx_backend_replay: a graph is a speed-up, never a new failure ----
+ * The CPU backend records no graphs; a copy of it with scripted capture hooks drives the
+ * fallbacks the CUDA backend can hit (capture refused, a recorded op failing, a replay failing). */
+typedef struct fake_graph_state {
+    int begin_fail, end_fail, launch_fail; /* scripted outcomes */
+    int begins, ends, launches, frees, runs, logs_not_captured;
+} fake_graph_state;
+static fake_graph_state g_fg;
+static nx_graph *const k_fake_graph = (nx_graph *)&g_fg;
+
+static ngpt_status fg_begin(nx_backend *be)
+{
+    (void)be;
+    g_fg.begins++;
+    return g_fg.begin_fail ? nx_err(NGPT_ERR_DEVICE, "fake: capture refused") : NGPT_OK;
+}
+static ngpt_status fg_end(nx_backend *be, nx_graph **out)
+{
+    (void)be;
+    g_fg.ends++;
+    *out = g_fg.end_fail ? NULL : k_fake_graph;
+    return g_fg.end_fail ? nx_err(NGPT_ERR_DEVICE, "fake: instantiate failed") : NGPT_OK;
+}
+static ngpt_status fg_launch(nx_backend *be, nx_graph *g)
+{
+    (void)be;
+    CHECK(g == k_fake_graph);
+    g_fg.launches++;
+    return g_fg.launch_fail ? nx_err(NGPT_ERR_DEVICE, "fake: launch failed") : NGPT_OK;
+}
+static void fg_free(nx_backend *be, nx_graph *g)
+{
+    (void)be;
+    CHECK(g == k_fake_graph);
+    g_fg.frees++;
+}
+static void fg_log(ngpt_log_level level, const char *msg, void *user)
+{
+    (void)level, (void)user;
+    if (strstr(msg, "not captured")) g_fg.logs_not_captured++;
+}
+static ngpt_status fg_run(void *arg)
+{
+    g_fg.runs++;
+    return *(const ngpt_status *)arg;
+}
+
+static void test_graph_record_replay(void)
+{
+    nx_backend_vtbl vt = *g_be->v;
+    vt.capture_begin = fg_begin, vt.capture_end = fg_end, vt.graph_launch = fg_launch, vt.graph_free = fg_free;
+    nx_backend fake = *g_be;
+    fake.v = &vt;
+    fake.log = (nx_logger){NGPT_LOG_INFO, fg_log, NULL};
+    ngpt_status ok = NGPT_OK, bad = NGPT_ERR_INVALID_ARGUMENT;
+    nx_graph *g = NULL;
+    /* recorded, launched once, replayed */
+    memset(&g_fg, 0, sizeof g_fg);
+    CHECK_OK(nx_backend_record(&fake, fg_run, &ok, &g, "fake step"));
+    CHECK(g == k_fake_graph && g_fg.runs == 1 && g_fg.launches == 1 && g_fg.logs_not_captured == 0);
+    CHECK_OK(nx_backend_replay(&fake, &g, fg_run, &ok, "fake step"));
+    CHECK(g == k_fake_graph && g_fg.runs == 1 && g_fg.launches == 2 && g_fg.frees == 0);
+    /* a replay that fails: run op by op, the graph freed and forgotten, logged */
+    g_fg.launch_fail = 1;
+    CHECK_OK(nx_backend_replay(&fake, &g, fg_run, &ok, "fake step"));
+    CHECK(g == NULL && g_fg.runs == 2 && g_fg.launches == 3 && g_fg.frees == 1 && g_fg.logs_not_captured == 1);
+    /* the op-by-op run's own failure is what the caller sees */
+    memset(&g_fg, 0, sizeof g_fg);
+    CHECK_OK(nx_backend_record(&fake, fg_run, &ok, &g, "fake step"));
+    g_fg.launch_fail = 1;
+    CHECK_ERR(nx_backend_replay(&fake, &g, fg_run, &bad, "fake step"), NGPT_ERR_INVALID_ARGUMENT, "");
+    CHECK(g == NULL && g_fg.frees == 1);
+    /* capture refused: run directly, no graph, logged */
+    memset(&g_fg, 0, sizeof g_fg);
+    g_fg.begin_fail = 1;
+    CHECK_OK(nx_backend_record(&fake, fg_run, &ok, &g, "fake step"));
+    CHECK(g == NULL && g_fg.runs == 1 && g_fg.ends == 0 && g_fg.logs_not_captured == 1);
+    /* the recorded run fails: the recording is dropped and the step runs again op by op */
+    memset(&g_fg, 0, sizeof g_fg);
+    CHECK_ERR(nx_backend_record(&fake, fg_run, &bad, &g, "fake step"), NGPT_ERR_INVALID_ARGUMENT, "");
+    CHECK(g == NULL && g_fg.runs == 2 && g_fg.ends == 1 && g_fg.frees == 1 && g_fg.launches == 0);
+    /* instantiation fails */
+    memset(&g_fg, 0, sizeof g_fg);
+    g_fg.end_fail = 1;
+    CHECK_OK(nx_backend_record(&fake, fg_run, &ok, &g, "fake step"));
+    CHECK(g == NULL && g_fg.runs == 2 && g_fg.launches == 0 && g_fg.logs_not_captured == 1);
+    ngpt_clear_error();
+}
+
 int main(void)
 {
     nx_pool *pool = NULL;
@@ -1297,6 +1386,7 @@ int main(void)
     RUN(test_bulk_conversions);
     RUN(test_threads_identical);
     RUN(test_op_oom);
+    RUN(test_graph_record_replay);
     nx_backend_free(g_be);
     nx_pool_free(pool);
     CHECK_MSG(nx_alloc_bytes() == bytes0 && nx_alloc_blocks() == blocks0, "leak: %llu bytes in %lld blocks",
