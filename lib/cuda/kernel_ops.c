@@ -243,8 +243,11 @@ ngpt_status nx_cuda_get_rows(nx_backend *be, nx_tensor *y, const nx_tensor *tabl
     nx_cuda *c = nx_cuda_of(be);
     int64_t n = nx_numel(ids), D = table->ne[1], V = table->ne[0];
     if (n == 0) return NGPT_OK;
-    if (c->capturing) /* its range check reads a flag back to the host */
-        return nx_err(NGPT_ERR_UNSUPPORTED, "cuda: get_rows during a graph capture (the captured ops must stay on the device)");
+    if (c->capturing) { /* recorded (ImageBind's class-token rows): no flag read back, see ops.h */
+        KTRY("get_rows", nxk_get_rows, (y->data, (int)y->dtype, table->data, (int)table->dtype, (const int32_t *)ids->data,
+                                        n, D, V, c->d_flag, c->stream));
+        return NGPT_OK;
+    }
     int32_t none = INT32_MAX, bad = INT32_MAX;
     CU_TRY("get_rows", cudaMemcpyAsync, (c->d_flag, &none, sizeof none, cudaMemcpyHostToDevice, c->stream));
     KTRY("get_rows", nxk_get_rows, (y->data, (int)y->dtype, table->data, (int)table->dtype, (const int32_t *)ids->data,

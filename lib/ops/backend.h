@@ -138,9 +138,9 @@ ngpt_status nx_backend_capture_end(nx_backend *be, nx_graph **out);
 ngpt_status nx_backend_graph_launch(nx_backend *be, nx_graph *g);
 void nx_backend_graph_free(nx_backend *be, nx_graph *g);  /* NULL-safe */
 /* run(arg) recorded into *graph and the recording launched once (recording runs nothing). Where
- * the backend cannot record it (no graphs, an op that needs the host, a driver refusal) run(arg)
- * runs directly, *graph stays NULL and the reason goes to be's log at INFO naming `what`: a graph
- * is a speed-up, never a new failure. */
+ * the backend cannot record it (no graphs, an op that needs the host, a driver refusal) or the
+ * first launch fails, run(arg) runs directly, *graph ends NULL and the reason goes to be's log
+ * at INFO naming `what`: a graph is a speed-up, never a new failure. */
 ngpt_status nx_backend_record(nx_backend *be, ngpt_status (*run)(void *arg), void *arg, nx_graph **graph,
                               const char *what);
 /* *graph (a recording of run(arg)) launched; where the launch fails, the graph is freed, *graph

@@ -212,7 +212,9 @@ ngpt_status nx_op_scale(nx_backend *be, nx_tensor *y, const nx_tensor *x, float 
 ngpt_status nx_op_glu(nx_backend *be, nx_tensor *y, const nx_tensor *x, nx_unary act, bool gate_first);
 
 /* Embedding gather: y[n, D] = table[ids[n], :], table [V, D] F32/F16/BF16, ids I32 [n];
- * an id outside [0, V) is NGPT_ERR_INVALID_ARGUMENT naming the id and its position. */
+ * an id outside [0, V) is NGPT_ERR_INVALID_ARGUMENT naming the id and its position — except in a
+ * CUDA graph recording, which cannot read the check back: there such a row is zeros, and the ids
+ * are the caller's invariant (as for set_rows). */
 ngpt_status nx_op_get_rows(nx_backend *be, nx_tensor *y, const nx_tensor *table, const nx_tensor *ids);
 
 /* y = concat(a, b) along axis (all other dims equal). */

@@ -207,7 +207,7 @@ ngpt_status nx_backend_record(nx_backend *be, ngpt_status (*run)(void *arg), voi
             s = r;
         }
     }
-    if (s == NGPT_OK) return nx_backend_graph_launch(be, *graph);
+    if (s == NGPT_OK) return nx_backend_replay(be, graph, run, arg, what); /* the first launch may fail too */
     if (!why[0]) snprintf(why, sizeof why, "%s", ngpt_last_error());
     nx_log(&be->log, NGPT_LOG_INFO, "%s was not captured as a graph (%s); running it op by op", what, why);
     return run(arg);

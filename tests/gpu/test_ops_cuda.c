@@ -1139,6 +1139,24 @@ static void test_get_rows(void)
                 pt idb = mk_vals(1, is, NGPT_DTYPE_I32, NGPT_DTYPE_I32, bad);
                 CHECK_ERR(g_gpu->v->get_rows(g_gpu, &y.g, &t.g, &idb.g), NGPT_ERR_INVALID_ARGUMENT, "id 50 at position 3");
                 drop(&idb);
+                /* recorded into a graph (ImageBind's class-token rows in the encoder's graph):
+                 * no range check read back there, the same rows */
+                pt y2 = out(2, ys, NGPT_DTYPE_F32, dt);
+                nx_graph *gr = NULL;
+                ngpt_status sg = nx_backend_capture_begin(g_gpu);
+                if (sg == NGPT_ERR_UNSUPPORTED) {
+                    fprintf(stderr, "get_rows in a graph: not tested: %s\n", ngpt_last_error());
+                } else {
+                    if (sg == NGPT_OK) {
+                        sg = g_gpu->v->get_rows(g_gpu, &y2.g, &t.g, &id.g);
+                        ngpt_status se = nx_backend_capture_end(g_gpu, &gr);
+                        if (sg == NGPT_OK) sg = se;
+                    }
+                    if (sg == NGPT_OK) sg = nx_backend_graph_launch(g_gpu, gr);
+                    finish("get_rows recorded in a graph", g_cpu->v->get_rows(g_cpu, &y2.c, &t.c, &id.c), sg, &y2, t0);
+                    nx_backend_graph_free(g_gpu, gr);
+                }
+                drop(&y2);
             }
             drop(&t), drop(&id), drop(&y);
         }

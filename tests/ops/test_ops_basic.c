@@ -1330,6 +1330,11 @@ static void test_graph_record_replay(void)
     memset(&g_fg, 0, sizeof g_fg);
     CHECK_ERR(nx_backend_record(&fake, fg_run, &bad, &g, "fake step"), NGPT_ERR_INVALID_ARGUMENT, "");
     CHECK(g == NULL && g_fg.runs == 2 && g_fg.ends == 1 && g_fg.frees == 1 && g_fg.launches == 0);
+    /* recorded, but its first launch fails: op by op, no graph kept */
+    memset(&g_fg, 0, sizeof g_fg);
+    g_fg.launch_fail = 1;
+    CHECK_OK(nx_backend_record(&fake, fg_run, &ok, &g, "fake step"));
+    CHECK(g == NULL && g_fg.runs == 2 && g_fg.launches == 1 && g_fg.frees == 1 && g_fg.logs_not_captured == 1);
     /* instantiation fails */
     memset(&g_fg, 0, sizeof g_fg);
     g_fg.end_fail = 1;
