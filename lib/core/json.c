@@ -113,7 +113,7 @@ static ngpt_status get_int(const json_t *v, const char *key, const char *file, i
     }
     if (json_is_real(v)) {  /* 4096.0 is accepted; 0.5 is not */
         double d = json_real_value(v);
-        if (d == (double)(int64_t)d && d > -9.2e18 && d < 9.2e18) {
+        if (d > -9.2e18 && d < 9.2e18 && d == (double)(int64_t)d) { /* in range before the cast */
             *out = (int64_t)d;
             return NGPT_OK;
         }

@@ -140,7 +140,7 @@ static ngpt_status read_added(nx_llama_tok *t, const json_t *obj, const char *fi
         /* files are parsed with JSON_DECODE_INT_AS_REAL (tokenizer_config.json's model_max_length
          * is 1e30 written as an integer), so ids arrive as reals */
         double d = json_number_value(v);
-        if (!json_is_number(v) || d != (double)(int64_t)d || d < 0 || d > 2e9)
+        if (!json_is_number(v) || !(d >= 0 && d <= 2e9) || d != (double)(int64_t)d) /* range before the cast */
             return nx_err(NGPT_ERR_BAD_FORMAT, "%s: '%s': the id is not a non-negative integer", file, key);
         json_int_t id = (json_int_t)d;
         if (id < t->n_sp || id >= (json_int_t)t->n_sp + (json_int_t)n)

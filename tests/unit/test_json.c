@@ -55,7 +55,8 @@ static void test_good(void)
 static void test_wrong_types(void)
 {
     json_t *j = NULL;
-    const char *txt = "{\"hidden_size\": \"64\", \"eps\": \"x\", \"act\": 3, \"tie\": 1, \"half\": 0.5, \"arr\": [1, \"a\"]}";
+    const char *txt = "{\"hidden_size\": \"64\", \"eps\": \"x\", \"act\": 3, \"tie\": 1, \"half\": 0.5, \"arr\": [1, \"a\"],"
+                      " \"huge\": 1.0e44, \"neg\": -1.0e300}";
     CHECK_OK(nx_json_load_buf(&j, txt, strlen(txt), "config.json"));
     int64_t i;
     double d;
@@ -65,6 +66,9 @@ static void test_wrong_types(void)
     CHECK_ERR(nx_json_int(j, "hidden_size", "config.json", &i), NGPT_ERR_BAD_FORMAT,
               "config.json: 'hidden_size' is a string, expected an integer");
     CHECK_ERR(nx_json_int(j, "half", "config.json", &i), NGPT_ERR_BAD_FORMAT, "'half' is a number");
+    /* whole reals beyond int64: refused, the range tested before the cast (UBSan: fuzz_tokenizer_files) */
+    CHECK_ERR(nx_json_int(j, "huge", "config.json", &i), NGPT_ERR_BAD_FORMAT, "'huge' is a number");
+    CHECK_ERR(nx_json_int(j, "neg", "config.json", &i), NGPT_ERR_BAD_FORMAT, "'neg' is a number");
     CHECK_ERR(nx_json_num(j, "eps", "config.json", &d), NGPT_ERR_BAD_FORMAT, "'eps' is a string");
     CHECK_ERR(nx_json_str(j, "act", "config.json", &s), NGPT_ERR_BAD_FORMAT, "'act' is an integer, expected a string");
     CHECK_ERR(nx_json_bool_opt(j, "tie", "config.json", false, &b), NGPT_ERR_BAD_FORMAT, "'tie'");
