@@ -21,6 +21,7 @@
 #include "core/json.h"
 #include "core/params.h"
 #include "decoder.h"
+#include "models/hifigan.h"
 #include "models/imagebind.h"
 #include "models/llama.h"
 #include "models/unet.h"
@@ -576,41 +577,28 @@ typedef struct voc_shape {
 
 static ngpt_status read_vocoder(voc_shape *o, const char *dir, double secs, double sc)
 {
-    char file[4096];
-    json_t *j = NULL;
-    NX_TRY(load_config(&j, dir, "vocoder", file, sizeof file));
-    int64_t in = 0, C0 = 0, sr = 0, rates[16], kern[16], rk[16];
-    size_t nr = 0, nk = 0, nrk = 0;
-    ngpt_status s = cfg_size(j, "model_in_dim", file, 64, &in);
-    if (s == NGPT_OK) s = cfg_size(j, "upsample_initial_channel", file, 512, &C0);
-    if (s == NGPT_OK) s = cfg_size(j, "sampling_rate", file, 16000, &sr);
-    if (s == NGPT_OK) s = nx_json_int_array(j, "upsample_rates", file, rates, 16, &nr);
-    if (s == NGPT_OK) s = nx_json_int_array(j, "upsample_kernel_sizes", file, kern, 16, &nk);
-    if (s == NGPT_OK) s = nx_json_int_array(j, "resblock_kernel_sizes", file, rk, 16, &nrk);
-    if (s == NGPT_OK && (nr != nk || nr == 0))
-        s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'upsample_rates' and 'upsample_kernel_sizes' differ in length", file);
-    const json_t *dil = s == NGPT_OK ? json_object_get(j, "resblock_dilation_sizes") : NULL;
+    char vdir[4096];
+    if (snprintf(vdir, sizeof vdir, "%s/vocoder", dir) >= (int)sizeof vdir)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "path too long: %s", dir);
+    nx_hifigan_config c;
+    NX_TRY(nx_hifigan_read_config(&c, vdir)); /* checked as the loader checks it: rates, kernels >= 1 */
+    const double in = c.model_in_dim, C0 = c.upsample_initial_channel;
     double hop = 1;
-    for (size_t i = 0; s == NGPT_OK && i < nr; i++) hop *= (double)rates[i];
-    double T = s == NGPT_OK ? (double)(int64_t)(secs / (hop / (double)sr)) : 0;
-    T = (double)(((int64_t)T + (int64_t)sc - 1) / (int64_t)sc * (int64_t)sc);
-    double p = 7.0 * (double)in * (double)C0 + (double)C0 + 2.0 * (double)in, w = 0, C = (double)C0, len = T;
-    for (size_t i = 0; s == NGPT_OK && i < nr; i++) {
+    for (int i = 0; i < c.n_up; i++) hop *= c.upsample_rates[i];
+    const int64_t isc = (int64_t)sc; /* secs <= 60 and hop / sr > 0: the frame count fits */
+    const int64_t T0 = (int64_t)(secs / (hop / (double)c.sampling_rate));
+    const double T = (double)((T0 + isc - 1) / isc * isc);
+    double p = 7.0 * in * C0 + C0 + 2.0 * in, w = 0, C = C0, len = T;
+    for (int i = 0; i < c.n_up; i++) {
         double Co = C / 2;
-        p += C * Co * (double)kern[i] + Co;
-        for (size_t k = 0; k < nrk; k++) {
-            const json_t *dk = json_is_array(dil) ? json_array_get(dil, k) : NULL;
-            double nd = dk && json_is_array(dk) ? (double)json_array_size(dk) : 3;
-            p += 2 * nd * (Co * Co * (double)rk[k] + Co);
-        }
-        len *= (double)rates[i];
-        w = maxd(w, C * len / (double)rates[i] + 5 * Co * len);  /* input, upsampled, resblock temporaries, sum */
+        p += C * Co * c.upsample_kernel_sizes[i] + Co;
+        for (int k = 0; k < c.n_k; k++) p += 2.0 * c.n_d[k] * (Co * Co * c.resblock_kernel_sizes[k] + Co);
+        len *= c.upsample_rates[i];
+        w = maxd(w, C * len / c.upsample_rates[i] + 5 * Co * len); /* input, upsampled, resblock temporaries, sum */
         C = Co;
     }
-    if (s == NGPT_OK) p += 7 * C + 1;
-    json_decref(j);
-    NX_TRY(s);
-    *o = (voc_shape){(double)in, hop, T, p, w};
+    p += 7 * C + 1;
+    *o = (voc_shape){in, hop, T, p, w};
     return NGPT_OK;
 }
 

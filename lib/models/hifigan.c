@@ -24,24 +24,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define HG_MAX_UP 8
-#define HG_MAX_K  8
-#define HG_MAX_D  8
+#define HG_MAX_UP NX_HIFIGAN_MAX_UP
+#define HG_MAX_K  NX_HIFIGAN_MAX_K
+#define HG_MAX_D  NX_HIFIGAN_MAX_D
 
-typedef struct hg_config {
-    int   model_in_dim;                       /* n_mels (64 for AudioLDM) */
-    int   upsample_initial_channel;
-    int   n_up;
-    int   upsample_rates[HG_MAX_UP];
-    int   upsample_kernel_sizes[HG_MAX_UP];
-    int   n_k;
-    int   resblock_kernel_sizes[HG_MAX_K];
-    int   n_d[HG_MAX_K];
-    int   resblock_dilation_sizes[HG_MAX_K][HG_MAX_D];
-    float leaky_relu_slope;
-    bool  normalize_before;
-    int   sampling_rate;
-} hg_config;
+typedef nx_hifigan_config hg_config;
 
 typedef struct hg_resblock {
     int k, n_d, dil[HG_MAX_D];
@@ -81,7 +68,7 @@ static ngpt_status int_list(const json_t *j, const char *key, const char *path, 
     return NGPT_OK;
 }
 
-static ngpt_status read_config(hg_config *c, const char *dir)
+ngpt_status nx_hifigan_read_config(nx_hifigan_config *c, const char *dir)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -211,7 +198,7 @@ ngpt_status nx_hifigan_load(nx_hifigan **out, nx_backend *be, const char *vocode
     nx_hifigan *h = nx_calloc(1, sizeof *h);
     if (!h) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", vocoder_dir);
     h->be = be;
-    ngpt_status s = read_config(&h->cfg, vocoder_dir);
+    ngpt_status s = nx_hifigan_read_config(&h->cfg, vocoder_dir);
     static const char *const files[] = {"model.safetensors", "pytorch_model.bin", NULL};
     if (s == NGPT_OK) s = nx_mw_open(&h->mw, be, vocoder_dir, files);
     if (s == NGPT_OK) s = load_weights(h);

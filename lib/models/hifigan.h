@@ -7,6 +7,29 @@
 
 typedef struct nx_hifigan nx_hifigan;
 
+#define NX_HIFIGAN_MAX_UP 8
+#define NX_HIFIGAN_MAX_K  8
+#define NX_HIFIGAN_MAX_D  8
+
+typedef struct nx_hifigan_config {
+    int   model_in_dim;                       /* n_mels (64 for AudioLDM) */
+    int   upsample_initial_channel;
+    int   n_up;
+    int   upsample_rates[NX_HIFIGAN_MAX_UP];
+    int   upsample_kernel_sizes[NX_HIFIGAN_MAX_UP];
+    int   n_k;
+    int   resblock_kernel_sizes[NX_HIFIGAN_MAX_K];
+    int   n_d[NX_HIFIGAN_MAX_K];
+    int   resblock_dilation_sizes[NX_HIFIGAN_MAX_K][NX_HIFIGAN_MAX_D];
+    float leaky_relu_slope;
+    bool  normalize_before;
+    int   sampling_rate;
+} nx_hifigan_config;
+
+/* vocoder_dir/config.json, read and checked as nx_hifigan_load reads it (the memory estimate
+ * reads it too); a named error for anything it does not support. */
+ngpt_status nx_hifigan_read_config(nx_hifigan_config *c, const char *vocoder_dir);
+
 ngpt_status nx_hifigan_load(nx_hifigan **out, nx_backend *be, const char *vocoder_dir);
 void nx_hifigan_free(nx_hifigan *h);
 int  nx_hifigan_n_mels(const nx_hifigan *h);        /* model_in_dim */

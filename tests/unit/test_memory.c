@@ -487,6 +487,38 @@ static void test_alloc_fail(void)
     CHECK(test_alloc_fail_all("estimate (tiny bundle)", estimate_and_free, (void *)g_tiny) > 10);
 }
 
+/* A vocoder config the loader refuses (an upsample rate of 0, a rate past int64) is refused by
+ * the estimate too, by name: it reads the config through the loader's own reader now (it divided
+ * by the product of the rates, and cast the infinite frame count to an integer). */
+static void test_bad_vocoder(void)
+{
+    char cmd[4096], cfg[2048];
+    snprintf(cmd, sizeof cmd, "cp -rs '%s' '%s/tiny_voc' && rm '%s/tiny_voc/decoders/audio/vocoder/config.json'", g_tiny,
+             g_tmp, g_tmp);
+    CHECK(system(cmd) == 0);
+    snprintf(cfg, sizeof cfg, "%s/tiny_voc/decoders/audio/vocoder/config.json", g_tmp);
+    static const struct { const char *rates, *needle; } cases[] = {
+        {"[0, 4]", "'upsample_rates'[0] is 0"},
+        {"[-2, 4]", "'upsample_rates'[0] is -2"},
+        {"[1.0e44, 4]", "'upsample_rates'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "{\"model_in_dim\": 64, \"upsample_initial_channel\": 32, \"sampling_rate\": 16000,"
+                 " \"upsample_rates\": %s, \"upsample_kernel_sizes\": [8, 8], \"resblock_kernel_sizes\": [3],"
+                 " \"resblock_dilation_sizes\": [[1, 3]]}", cases[i].rates);
+        test_write_text(cfg, text);
+        snprintf(cmd, sizeof cmd, "%s/tiny_voc", g_tmp);
+        ngpt_memory_estimate *e = NULL;
+        ngpt_status st = ngpt_pipeline_estimate_memory(&e, cmd, NULL);
+        CHECK_MSG(st == NGPT_ERR_BAD_FORMAT && strstr(ngpt_last_error(), cases[i].needle) &&
+                      strstr(ngpt_last_error(), "vocoder/config.json") && e == NULL,
+                  "rates %s: %s: %s", cases[i].rates, ngpt_status_string(st), ngpt_last_error());
+        ngpt_memory_estimate_free(e);
+    }
+}
+
 int main(void)
 {
     static char tiny_abs[4096];
@@ -503,6 +535,7 @@ int main(void)
         RUN(test_tiny_weights);
         RUN(test_tiny_turn_bound);
         RUN(test_alloc_fail);
+        RUN(test_bad_vocoder);
     } else {
         fprintf(stderr, "NGPT_TINY_BUNDLE (the tiny bundle) not found: the tiny-bundle checks are skipped\n");
     }
