@@ -282,6 +282,25 @@ static void test_sd_dtypes(void)
     ngpt_decoder_free(ref);
 }
 
+/* One generate three ways, F32: the CPU (ref), CUDA (d) within the generate bound, and CUDA with
+ * the step recorded as a graph (dg, on the logging context) against d, with no fallback. */
+static void compare_generate(ngpt_decoder *ref, ngpt_decoder *d, ngpt_decoder *dg, const ngpt_tensor *c,
+                             const ngpt_tensor *u, const ngpt_decode_params *gp, const char *name)
+{
+    ngpt_tensor rg = {0}, gg = {0}, gr = {0};
+    char what[128];
+    CHECK_OK(ngpt_decoder_generate(ref, &rg, NULL, c, u, gp));
+    CHECK_OK(ngpt_decoder_generate(d, &gg, NULL, c, u, gp));
+    snprintf(what, sizeof what, "generate, %s", name);
+    check_rel(what, NGPT_DTYPE_F32, &gg, &rg, k_bounds[0].gen);
+    *test_graph_fallbacks() = 0;
+    CHECK_OK(ngpt_decoder_generate(dg, &gr, NULL, c, u, gp));
+    snprintf(what, sizeof what, "generate, %s, CUDA graph", name);
+    check_rel(what, NGPT_DTYPE_F32, &gr, &gg, 1e-6);
+    CHECK_MSG(*test_graph_fallbacks() == 0, "%s: the step was not recorded as a graph (see the log above)", what);
+    ngpt_tensor_free(&rg), ngpt_tensor_free(&gg), ngpt_tensor_free(&gr);
+}
+
 /* The device-side sampler state through whole generate calls (F32, CPU against CUDA): Euler
  * ancestral divides the UNet input per step and draws noise each step, DPM-Solver++ keeps its
  * model-output history in device slots, Heun keeps a derivative and a sample across its paired
@@ -312,18 +331,7 @@ static void test_sd_samplers(void)
         gp.scheduler = cases[i].kind;
         gp.height = gp.width = 64;
         gp.seed = 77 + i;
-        ngpt_tensor rg = {0}, gg = {0}, gr = {0};
-        char what[96];
-        CHECK_OK(ngpt_decoder_generate(ref, &rg, NULL, &c_t, &u_t, &gp));
-        CHECK_OK(ngpt_decoder_generate(d, &gg, NULL, &c_t, &u_t, &gp));
-        snprintf(what, sizeof what, "generate, %s", cases[i].name);
-        check_rel(what, NGPT_DTYPE_F32, &gg, &rg, k_bounds[0].gen);
-        *test_graph_fallbacks() = 0;
-        CHECK_OK(ngpt_decoder_generate(dg, &gr, NULL, &c_t, &u_t, &gp));
-        snprintf(what, sizeof what, "generate, %s, CUDA graph", cases[i].name);
-        check_rel(what, NGPT_DTYPE_F32, &gr, &gg, 1e-6);
-        CHECK_MSG(*test_graph_fallbacks() == 0, "%s: the step was not recorded as a graph (see the log above)", what);
-        ngpt_tensor_free(&rg), ngpt_tensor_free(&gg), ngpt_tensor_free(&gr);
+        compare_generate(ref, d, dg, &c_t, &u_t, &gp, cases[i].name);
     }
     ngpt_decoder_free(dg);
     ngpt_decoder_free(d);
@@ -361,20 +369,9 @@ static void test_generate_audio_video(void)
         gp.audio_length_s = 0.64;
         gp.height = gp.width = 64;
         gp.num_frames = 2;
-        ngpt_tensor rg = {0}, gg = {0}, gr = {0};
         char what[96];
-        if (ref && d && dg) {
-            CHECK_OK(ngpt_decoder_generate(ref, &rg, NULL, &c_t, &u_t, &gp));
-            CHECK_OK(ngpt_decoder_generate(d, &gg, NULL, &c_t, &u_t, &gp));
-            snprintf(what, sizeof what, "generate %s, euler ancestral", k_dec[m].model);
-            check_rel(what, NGPT_DTYPE_F32, &gg, &rg, k_bounds[0].gen);
-            *test_graph_fallbacks() = 0;
-            CHECK_OK(ngpt_decoder_generate(dg, &gr, NULL, &c_t, &u_t, &gp));
-            snprintf(what, sizeof what, "generate %s, euler ancestral, CUDA graph", k_dec[m].model);
-            check_rel(what, NGPT_DTYPE_F32, &gr, &gg, 1e-6);
-            CHECK_MSG(*test_graph_fallbacks() == 0, "%s: the step was not recorded as a graph (see the log above)", what);
-        }
-        ngpt_tensor_free(&rg), ngpt_tensor_free(&gg), ngpt_tensor_free(&gr);
+        snprintf(what, sizeof what, "%s, euler ancestral", k_dec[m].model);
+        if (ref && d && dg) compare_generate(ref, d, dg, &c_t, &u_t, &gp, what);
         ngpt_decoder_free(dg);
         ngpt_decoder_free(d);
         ngpt_decoder_free(ref);
