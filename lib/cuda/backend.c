@@ -183,13 +183,9 @@ static ngpt_status cuda_graph_launch(nx_backend *be, nx_graph *g)
 
 /* What a captured cudaMallocAsync used lives in the device's graph memory pool, not in the
  * default pool: destroying the graph does not hand it back, nor does cudaMemPoolTrimTo. Only
- * cudaDeviceGraphMemTrim does, for every graph of the device that no longer runs. */
-static void graph_mem_trim(nx_cuda *c)
-{
-    (void)cudaStreamSynchronize(c->stream);  /* the last replay is done with its memory */
-    (void)cudaDeviceGraphMemTrim(c->device);
-}
-
+ * cudaDeviceGraphMemTrim does, for the device's graphs that are not running. It is called here,
+ * where a graph goes, and not from cuda_trim: that would unmap the memory of the graphs still in
+ * use (a session's decode step), which their next launch would have to map again. */
 static void cuda_graph_free(nx_backend *be, nx_graph *g)
 {
     if (!g) return;
@@ -199,7 +195,7 @@ static void cuda_graph_free(nx_backend *be, nx_graph *g)
     } else {
         (void)cudaStreamSynchronize(c->stream);  /* no replay of g still queued */
         (void)cudaGraphExecDestroy(g->exec);
-        graph_mem_trim(c);
+        (void)cudaDeviceGraphMemTrim(c->device);
     }
     (void)cudaGetLastError();
     nx_free(g);
@@ -212,7 +208,6 @@ static void cuda_trim(nx_backend *be)
     if (!c || !c->pooled) return;
     (void)cudaStreamSynchronize(c->stream);  /* frees queued on the stream return to the pool first */
     if (cudaDeviceGetDefaultMemPool(&pool, c->device) == cudaSuccess) (void)cudaMemPoolTrimTo(pool, 0);
-    graph_mem_trim(c);
     (void)cudaGetLastError();
 }
 
