@@ -902,15 +902,12 @@ static ngpt_status decode_graph_step(nx_llama_state *s, fwd_body *a)
         s->graph_steps = 0;
         s->graph_failed = false;
     }
-    if (s->graph) {
-        ngpt_status st = nx_backend_replay(be, &s->graph, forward_body, a, "llama: the decode step");
-        if (!s->graph) s->graph_failed = true; /* replayed op by op: not recorded again on these buffers */
-        return st;
-    }
+    ngpt_status st;
+    if (s->graph) st = nx_backend_replay(be, &s->graph, forward_body, a, "llama: the decode step");
     /* the first step makes the pools and constants a recording must find already there */
-    if (s->graph_steps++ == 0 || s->graph_failed) return forward_body(a);
-    ngpt_status st = nx_backend_record(be, forward_body, a, &s->graph, "llama: the decode step");
-    if (!s->graph) s->graph_failed = true;
+    else if (s->graph_steps++ == 0 || s->graph_failed) return forward_body(a);
+    else st = nx_backend_record(be, forward_body, a, &s->graph, "llama: the decode step");
+    if (!s->graph) s->graph_failed = true; /* ran op by op: not recorded again on these buffers */
     return st;
 }
 
