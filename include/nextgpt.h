@@ -36,10 +36,13 @@
  * - Threads: `ngpt_version`, `ngpt_status_string`, `ngpt_last_error` and the `*_params_default`
  *   functions may be called from any thread at any time. A handle may be used from any thread
  *   but by one thread at a time (the caller serialises); different handles may be used
- *   concurrently, including handles created from the same context (on the CPU backend their
- *   computations take turns on the context's thread pool; on the CUDA backend, in this version,
- *   use the handles of one context from one thread at a time). The error message is
- *   thread-local.
+ *   concurrently, including handles created from the same context: on the CPU backend their
+ *   computations take turns on the context's thread pool; on the CUDA backend each call that
+ *   computes, loads or frees holds the context's device for its whole duration (a pipeline
+ *   turn: the whole turn), and calls from other threads wait for it. Callbacks run inside the
+ *   call: from the callback's own thread, the same context's handles may be called; a callback
+ *   that waits for another thread's call into the same CUDA context deadlocks. The error
+ *   message is thread-local.
  * - The library never writes to stdout, never calls exit() or abort(), and writes to stderr
  *   only through the default log callback (replace it in `ngpt_context_params`).
  */
@@ -1042,7 +1045,8 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  *          length, or the vocoder's when the mel frames give fewer samples), with
  *          mel = vae.decode(latents / scaling) F32 [B, 1, frames, n_mels] returned in *aux;
  *   VIDEO: *out F32 [B, 3, F, H, W] = vae.decode of each frame (unclamped, as the pipeline).
- * cond: IMAGE/VIDEO [B, 77, cross_attention_dim] (the output projector's result), AUDIO [B, D].
+ * cond: IMAGE/VIDEO [B, 77, cross_attention_dim] (the output projector's result), AUDIO [B, D]
+ * (the audio output projector's [B, 1, D] is taken as that).
  * uncond: the same shape: the text encoder's embedding of "" (NExT-GPT's negative prompt); NULL
  * = computed by the decoder's text encoder (see "Text" below; NGPT_ERR_UNSUPPORTED without
  * one), or not needed when guidance_scale <= 1. aux may be NULL (AUDIO; IMAGE with the safety

@@ -68,6 +68,7 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
     *out = NULL;
     if (!ctx) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: ctx is NULL");
     if (!model_dir) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_create: model_dir is NULL");
+    NX_HOLD_DEVICE(ctx);
     ngpt_backbone_params d, p;
     ngpt_backbone_params_default(&d, sizeof d);
     NX_TRY(nx_params_read(&p, params, &d, sizeof d, "ngpt_backbone_create"));
@@ -117,6 +118,7 @@ NGPT_API ngpt_status ngpt_backbone_create(ngpt_backbone **out, ngpt_context *ctx
 NGPT_API void ngpt_backbone_free(ngpt_backbone *bb)
 {
     if (!bb) return;
+    NX_HOLD_DEVICE(bb->ctx); /* the context outlives its handles */
     ngpt_tokenizer_free(bb->tok);
     nx_llama_free(bb->m);
     pthread_mutex_destroy(&bb->mu);
@@ -152,6 +154,7 @@ ngpt_status nx_backbone_eval_locked(ngpt_backbone_session *s, int32_t n, const i
                                     const uint8_t *is_embed, nx_llama_out out)
 {
     const int32_t p0 = s->st->n_past;
+    NX_HOLD_DEVICE(s->bb->ctx); /* before bb->mu, as every caller that takes both */
     pthread_mutex_lock(&s->bb->mu);
     /* compute dtype BF16 on the CPU: this thread's linears in BF16 for this call only */
     const bool scoped = s->bb->m->cpu_bf16;
@@ -181,6 +184,7 @@ NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, n
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_create: out is NULL");
     *out = NULL;
     if (!bb) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_create: bb is NULL");
+    NX_HOLD_DEVICE(bb->ctx);
     ngpt_backbone_session_params d, p;
     ngpt_backbone_session_params_default(&d, sizeof d);
     NX_TRY(nx_params_read(&p, params, &d, sizeof d, "ngpt_backbone_session_create"));
@@ -212,6 +216,7 @@ NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, n
 NGPT_API void ngpt_backbone_session_free(ngpt_backbone_session *s)
 {
     if (!s) return;
+    NX_HOLD_DEVICE(s->bb->ctx);
     pthread_mutex_lock(&s->bb->mu);
     nx_llama_state_free(s->st);
     pthread_mutex_unlock(&s->bb->mu);

@@ -84,8 +84,38 @@ NGPT_API ngpt_status ngpt_context_create(ngpt_context **out, const ngpt_context_
     }
     ctx->be->mem_limit = p.memory_limit;
     ctx->cpu->mem_limit = p.memory_limit;
+    pthread_mutexattr_t ma;
+    bool ok = pthread_mutexattr_init(&ma) == 0;
+    if (ok) {
+        ok = pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE) == 0 && pthread_mutex_init(&ctx->device_mu, &ma) == 0;
+        pthread_mutexattr_destroy(&ma);
+    }
+    if (!ok) {
+        ngpt_context_free(ctx);
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_context_create: cannot create the device lock");
+    }
+    ctx->device_mu_ok = true;
+    ctx->serialize = ctx->be != ctx->cpu;
     *out = ctx;
     return NGPT_OK;
+}
+
+nx_device_hold nx_device_acquire(ngpt_context *ctx)
+{
+    nx_device_hold h = {ctx && ctx->serialize ? ctx : NULL};
+    if (h.ctx) pthread_mutex_lock(&h.ctx->device_mu);
+    return h;
+}
+
+void nx_device_release(nx_device_hold *h)
+{
+    if (h->ctx) pthread_mutex_unlock(&h->ctx->device_mu);
+    h->ctx = NULL;
+}
+
+void nx_context_set_serialize(ngpt_context *ctx, bool on)
+{
+    if (ctx) ctx->serialize = on;
 }
 
 NGPT_API void ngpt_context_free(ngpt_context *ctx)
@@ -94,6 +124,7 @@ NGPT_API void ngpt_context_free(ngpt_context *ctx)
     if (ctx->be && ctx->be != ctx->cpu) nx_backend_free(ctx->be);
     nx_backend_free(ctx->cpu);
     nx_pool_free(ctx->pool);
+    if (ctx->device_mu_ok) pthread_mutex_destroy(&ctx->device_mu);
     nx_free(ctx);
 }
 

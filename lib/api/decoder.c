@@ -132,6 +132,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: out is NULL");
     *out = NULL;
     if (!ctx || !model_dir) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_create: ctx or model_dir is NULL");
+    NX_HOLD_DEVICE(ctx);
     ngpt_decoder_params p;
     NX_TRY(nx_params_read(&p, params, &k_defaults, sizeof p, "ngpt_decoder_create"));
     if ((unsigned)p.kind > NGPT_DECODER_VIDEO)
@@ -220,6 +221,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
 NGPT_API void ngpt_decoder_free(ngpt_decoder *d)
 {
     if (!d) return;
+    NX_HOLD_DEVICE(d->ctx); /* the context outlives its handles */
     nx_unet_free(d->unet);
     nx_vae_free(d->vae);
     nx_hifigan_free(d->vocoder);
@@ -274,6 +276,7 @@ NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const 
                                        const ngpt_tensor *class_labels)
 {
     if (!d || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_unet: decoder or out is NULL");
+    NX_HOLD_DEVICE(d->ctx);
     memset(out, 0, sizeof *out);
     if (!d->unet) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no UNet loaded", d->dir);
     int rank = nx_unet_is_3d(d->unet) ? 5 : 4;
@@ -333,6 +336,7 @@ NGPT_API ngpt_status ngpt_decoder_unet(ngpt_decoder *d, ngpt_tensor *out, const 
 NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *latents)
 {
     if (!d || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_vae_decode: decoder or out is NULL");
+    NX_HOLD_DEVICE(d->ctx);
     memset(out, 0, sizeof *out);
     if (!d->vae) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no VAE loaded", d->dir);
     bool video = d->kind == NGPT_DECODER_VIDEO;
@@ -381,6 +385,7 @@ NGPT_API ngpt_status ngpt_decoder_vae_decode(ngpt_decoder *d, ngpt_tensor *out, 
 NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *mel)
 {
     if (!d || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_vocoder: decoder or out is NULL");
+    NX_HOLD_DEVICE(d->ctx);
     memset(out, 0, sizeof *out);
     if (!d->vocoder) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no vocoder loaded (only audio decoders have one)", d->dir);
     NX_TRY(nx_api_check_tensor(mel, "mel", -1));
@@ -412,6 +417,7 @@ NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean,
                                              const ngpt_tensor *image)
 {
     if (!d || !mean) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_vae_encode: decoder or mean is NULL");
+    NX_HOLD_DEVICE(d->ctx);
     memset(mean, 0, sizeof *mean);
     if (logvar) memset(logvar, 0, sizeof *logvar);
     if (!d->vae) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no VAE loaded", d->dir);

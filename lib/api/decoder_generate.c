@@ -468,10 +468,23 @@ static ngpt_status make_uncond(ngpt_decoder *d, const ngpt_tensor *cond, ngpt_te
     return NGPT_OK;
 }
 
+/* The audio output projector's [B, 1, D] as the UNet's class-embedding input [B, D] (a view: a
+ * borrowed copy of the struct; `t` may be NULL). */
+static const ngpt_tensor *squeeze_audio_tokens(const ngpt_tensor *t, ngpt_tensor *view)
+{
+    if (!t || t->rank != 3 || t->shape[1] != 1) return t;
+    *view = *t;
+    view->rank = 2;
+    view->shape[1] = t->shape[2];
+    view->owner = NULL;  /* the view does not own what t owns */
+    return view;
+}
+
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux, const ngpt_tensor *cond,
                                            const ngpt_tensor *uncond, const ngpt_decode_params *params)
 {
     if (!d || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: decoder or out is NULL");
+    NX_HOLD_DEVICE(d->ctx);
     memset(out, 0, sizeof *out);
     if (aux) memset(aux, 0, sizeof *aux);
     ngpt_decode_params p;
@@ -480,6 +493,11 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: generate needs the UNet, the VAE%s loaded", d->dir,
                       d->kind == NGPT_DECODER_AUDIO ? " and the vocoder" : "");
     bool audio = d->kind == NGPT_DECODER_AUDIO;
+    ngpt_tensor cond_2d, uncond_2d;
+    if (audio) {
+        cond = squeeze_audio_tokens(cond, &cond_2d);
+        uncond = squeeze_audio_tokens(uncond, &uncond_2d);
+    }
     NX_TRY(nx_api_check_tensor(cond, "cond", audio ? 2 : 3));
     int64_t want = audio ? nx_unet_class_embed_dim(d->unet) : nx_unet_cross_attention_dim(d->unet);
     if (cond->shape[cond->rank - 1] != want || cond->shape[0] < 1) {

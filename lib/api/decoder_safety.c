@@ -54,6 +54,7 @@ NGPT_API ngpt_status ngpt_decoder_safety_check(ngpt_decoder *d, ngpt_tensor *nsf
     if (special_scores) memset(special_scores, 0, sizeof *special_scores);
     if (concept_scores) memset(concept_scores, 0, sizeof *concept_scores);
     if (!d || !nsfw) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_safety_check: decoder or nsfw is NULL");
+    NX_HOLD_DEVICE(d->ctx);
     NX_TRY(nx_api_check_tensor(images, "images", -1));
     const int r = images->rank;
     if ((r != 3 && r != 4) || images->shape[r - 1] != 3 ||

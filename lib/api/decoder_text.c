@@ -64,6 +64,7 @@ NGPT_API ngpt_status ngpt_decoder_tokenize_text(ngpt_decoder *d, int32_t *ids, i
 static ngpt_status encode_ids(ngpt_decoder *d, ngpt_tensor *out, const int32_t *ids, const int32_t *mask, int64_t B,
                               int64_t S)
 {
+    NX_HOLD_DEVICE(d->ctx);
     int32_t V = d->clap ? nx_clap_text_vocab_size(d->clap) : nx_clip_text_vocab_size(d->text_encoder);
     for (int64_t i = 0; i < B * S; i++)
         if (ids[i] < 0 || ids[i] >= V)

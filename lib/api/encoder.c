@@ -54,6 +54,7 @@ NGPT_API ngpt_status ngpt_encoder_create(ngpt_encoder **out, ngpt_context *ctx, 
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_encoder_create: out is NULL");
     *out = NULL;
     if (!ctx || !path) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_encoder_create: ctx or path is NULL");
+    NX_HOLD_DEVICE(ctx);
     ngpt_encoder_params p;
     ngpt_encoder_params_default(&p, sizeof p);
     if (params) {
@@ -109,6 +110,7 @@ static void graph_reset(ngpt_encoder *enc)
 NGPT_API void ngpt_encoder_free(ngpt_encoder *enc)
 {
     if (!enc) return;
+    NX_HOLD_DEVICE(enc->ctx); /* the context outlives its handles */
     graph_reset(enc);
     nx_imagebind_free(enc->ib);
     nx_free(enc);
@@ -189,6 +191,7 @@ static ngpt_status encode_graph(ngpt_encoder *enc, nx_ib_modality mod, ngpt_tens
 static ngpt_status encode(ngpt_encoder *enc, nx_ib_modality mod, ngpt_tensor *out, const ngpt_tensor *in,
                           int64_t items, int64_t clips, int clip_rank, const char *what)
 {
+    NX_HOLD_DEVICE(enc->ctx);
     int64_t ne[NGPT_MAX_DIMS];
     ne[0] = items * clips;
     for (int i = 0; i < clip_rank; i++) ne[1 + i] = in->shape[in->rank - clip_rank + i];

@@ -253,6 +253,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: out is NULL");
     *out = NULL;
     if (!ctx || !bundle_dir) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_create: ctx or bundle_dir is NULL");
+    NX_HOLD_DEVICE(ctx);
     ngpt_pipeline *p = nx_calloc(1, sizeof *p);
     if (!p) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_create: out of memory");
     p->ctx = ctx;
@@ -355,6 +356,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
 NGPT_API void ngpt_pipeline_free(ngpt_pipeline *p)
 {
     if (!p) return;
+    NX_HOLD_DEVICE(p->ctx); /* the context outlives its handles */
     for (int m = 0; m < 4; m++) { ngpt_decoder_free(p->dec[m]); nx_free(p->dec_path[m]); }
     ngpt_projector_free(p->proj);
     ngpt_encoder_free(p->enc);
@@ -775,6 +777,8 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: out is NULL");
     *out = NULL;
     if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: p is NULL");
+    /* the whole turn: its stages' calls, and the per-stage memory windows of the backend */
+    NX_HOLD_DEVICE(p->ctx);
     if (n_media && !media) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media is NULL with n_media %zu", n_media);
     ngpt_pipeline_turn_params tp;
     NX_TRY(nx_params_read(&tp, params, &k_turn, sizeof tp, "ngpt_pipeline_turn"));

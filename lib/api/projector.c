@@ -28,6 +28,7 @@ NGPT_API ngpt_status ngpt_projector_create(ngpt_projector **out, ngpt_context *c
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_create: out is NULL");
     *out = NULL;
     if (!ctx || !path) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_create: ctx or path is NULL");
+    NX_HOLD_DEVICE(ctx);
     ngpt_projector_params p;
     NX_TRY(nx_params_read(&p, params, &k_defaults, sizeof p, "ngpt_projector_create"));
     const uint32_t all = NGPT_PROJECTOR_INPUT | NGPT_PROJECTOR_IMAGE | NGPT_PROJECTOR_AUDIO | NGPT_PROJECTOR_VIDEO;
@@ -73,6 +74,7 @@ NGPT_API ngpt_status ngpt_projector_create(ngpt_projector **out, ngpt_context *c
 NGPT_API void ngpt_projector_free(ngpt_projector *proj)
 {
     if (!proj) return;
+    NX_HOLD_DEVICE(proj->ctx); /* the context outlives its handles */
     nx_projector_free(proj->p);
     nx_free(proj);
 }
@@ -112,6 +114,7 @@ static ngpt_status upload_features(ngpt_projector *proj, nx_tensor *x, const ngp
 NGPT_API ngpt_status ngpt_projector_input(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features)
 {
     if (!proj || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_input: projector or out is NULL");
+    NX_HOLD_DEVICE(proj->ctx);
     memset(out, 0, sizeof *out);
     nx_tensor x = {0}, y = {0};
     NX_TRY(upload_features(proj, &x, features, "ngpt_projector_input"));
@@ -169,6 +172,7 @@ NGPT_API ngpt_status ngpt_projector_output(ngpt_projector *proj, ngpt_tensor *ou
                                            const ngpt_tensor *hidden, const ngpt_tensor *input_embs)
 {
     if (!proj || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_output: projector or out is NULL");
+    NX_HOLD_DEVICE(proj->ctx);
     memset(out, 0, sizeof *out);
     int slot = slot_of(modality);
     if (slot < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_output: modality %d has no output projector",

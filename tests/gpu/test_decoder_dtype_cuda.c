@@ -28,7 +28,8 @@
  *     image after generate:  F16 5e-2, BF16 3e-1 (F32 on CUDA: 1e-3).
  * Also compared: the 3-D UNet (zeroscope-a; twice the one-pass bounds for twice the depth) and the
  * CLIP text encoder (tests/golden/models/clip-a; the one-pass bounds) and the safety checker's
- * scores (tests/golden/models/sd-b-safety).
+ * scores (tests/golden/models/sd-b-safety). Two decoders of one CUDA context on two threads at
+ * once (the context's device lock) give what each gives alone.
  * The errors measured are printed, so the bounds can be tightened from the first GPU runs. */
 #include "test.h"
 
@@ -37,6 +38,7 @@
 #include "ops/ops.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -569,6 +571,71 @@ static void test_safety_checker_dtypes(void)
     ngpt_decoder_free(ref);
 }
 
+/* Two handles of one CUDA context driven from two threads at once (the device lock, context.h):
+ * an SD decoder recording its step as a CUDA graph — a capture on the context's stream, which
+ * another thread's kernels must not enter — and a Zeroscope decoder, each generating twice;
+ * every image equals what the same call gave alone, and no recording fell back. */
+typedef struct thread_gen {
+    ngpt_decoder *d;
+    const ngpt_tensor *c, *u;
+    ngpt_decode_params gp;
+    ngpt_tensor out[2];
+    ngpt_status st[2];
+} thread_gen;
+
+static void *thread_gen_run(void *arg)
+{
+    thread_gen *g = arg;
+    for (int i = 0; i < 2; i++) g->st[i] = ngpt_decoder_generate(g->d, &g->out[i], NULL, g->c, g->u, &g->gp);
+    return NULL;
+}
+
+static void test_two_threads(void)
+{
+    char dir[1000];
+    snprintf(dir, sizeof dir, "%s/models/zeroscope-a", g_golden);
+    ngpt_decoder *sd = open_sd_flags(g_gpu_log, NGPT_DTYPE_F32, NGPT_DECODER_FLAG_CUDA_GRAPH);
+    ngpt_decoder *zs = open_dec(g_gpu_log, dir, NGPT_DTYPE_F32, 0, 0);
+    test_rng r = {0x7f4a7c15ull};
+    static float c1[77 * 32], u1[77 * 32], c2[77 * 48], u2[77 * 48];
+    test_fill(&r, c1, sizeof c1 / sizeof *c1, -1.0f, 1.0f);
+    test_fill(&r, u1, sizeof u1 / sizeof *u1, -1.0f, 1.0f);
+    test_fill(&r, c2, sizeof c2 / sizeof *c2, -1.0f, 1.0f);
+    test_fill(&r, u2, sizeof u2 / sizeof *u2, -1.0f, 1.0f);
+    int64_t s1[3] = {1, 77, 32}, s2[3] = {1, 77, 48};
+    ngpt_tensor c1_t = f32(3, s1, c1), u1_t = f32(3, s1, u1), c2_t = f32(3, s2, c2), u2_t = f32(3, s2, u2);
+    thread_gen g[2] = {{sd, &c1_t, &u1_t, {0}, {{0}}, {0}}, {zs, &c2_t, &u2_t, {0}, {{0}}, {0}}};
+    for (int k = 0; k < 2; k++) {
+        ngpt_decode_params_default(&g[k].gp, sizeof g[k].gp);
+        g[k].gp.num_inference_steps = 4;
+        g[k].gp.guidance_scale = 7.5f;
+        g[k].gp.height = g[k].gp.width = 64;
+        g[k].gp.num_frames = 2;
+        g[k].gp.seed = 11 + k;
+    }
+    ngpt_tensor alone[2] = {{0}};
+    *test_graph_fallbacks() = 0;
+    for (int k = 0; sd && zs && k < 2; k++) CHECK_OK(ngpt_decoder_generate(g[k].d, &alone[k], NULL, g[k].c, g[k].u, &g[k].gp));
+    if (alone[0].data && alone[1].data) {
+        pthread_t t[2];
+        for (int k = 0; k < 2; k++) CHECK(pthread_create(&t[k], NULL, thread_gen_run, &g[k]) == 0);
+        for (int k = 0; k < 2; k++) pthread_join(t[k], NULL);
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < 2; i++) {
+                CHECK(g[k].st[i] == NGPT_OK);
+                check_rel(k ? "zeroscope, two threads" : "sd + graph, two threads", NGPT_DTYPE_F32, &g[k].out[i],
+                          &alone[k], 1e-6);
+            }
+        CHECK_MSG(*test_graph_fallbacks() == 0, "a recording fell back with two threads on the context (see the log)");
+    }
+    for (int k = 0; k < 2; k++) {
+        ngpt_tensor_free(&alone[k]);
+        ngpt_tensor_free(&g[k].out[0]), ngpt_tensor_free(&g[k].out[1]);
+    }
+    ngpt_decoder_free(zs);
+    ngpt_decoder_free(sd);
+}
+
 /* A dtype that is no float compute dtype is rejected on CUDA too. */
 static void test_bad_dtype(void)
 {
@@ -595,6 +662,7 @@ int main(void)
     RUN(test_unet3d_dtypes);
     RUN(test_text_encoder_dtypes);
     RUN(test_safety_checker_dtypes);
+    RUN(test_two_threads);
     RUN(test_bad_dtype);
     ngpt_context_free(g_gpu_log);
     ngpt_context_free(g_gpu);

@@ -350,8 +350,16 @@ static void test_generate_without_uncond(void)
     CHECK_OK(ngpt_decoder_generate(d, &x, NULL, &tc, NULL, &p));
     CHECK_OK(ngpt_decoder_generate(d, &y, NULL, &tc, &tu, &p));
     CHECK(x.data && y.data && x.shape[0] == 2 && memcmp(x.data, y.data, ngpt_tensor_nbytes(&x)) == 0);
-    ngpt_tensor_free(&x);
     ngpt_tensor_free(&y);
+    /* the audio output projector's [B, 1, D] (cond and uncond) is taken as [B, D]; [B, 2, D] is not */
+    ngpt_tensor tc3 = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {2, 1, 24}, .data = c2};
+    ngpt_tensor tu3 = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {2, 1, 24}, .data = u2};
+    CHECK_OK(ngpt_decoder_generate(d, &y, NULL, &tc3, &tu3, &p));
+    CHECK(x.data && y.data && y.rank == 2 && y.shape[0] == 2 && memcmp(x.data, y.data, ngpt_tensor_nbytes(&x)) == 0);
+    ngpt_tensor_free(&y);
+    ngpt_tensor tc_bad = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, 2, 24}, .data = c2};
+    CHECK_ERR(ngpt_decoder_generate(d, &y, NULL, &tc_bad, NULL, &p), NGPT_ERR_SHAPE_MISMATCH, "cond");
+    ngpt_tensor_free(&x);
     ngpt_decoder_free(d);
     d = NULL;
     /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: the "" embedding is kept, the text encoder freed */

@@ -2,12 +2,16 @@
  * meson to build/tools/tiny): text + image in -> text + PNG out with a forced image, two turns,
  * the same seed giving the same bytes, a bundle without the image decoder (per-output status,
  * text still returned), cancellation mid-denoise, events, argument errors, and generated media
- * re-entering the history (checked against the same conversation built by hand). */
+ * re-entering the history (checked against the same conversation built by hand), and the device
+ * lock a CUDA context's calls take (forced on a CPU context). */
 #include "nextgpt.h"
 #include "test.h"
+#include "api/context.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -594,6 +598,116 @@ static void test_bf16_cpu(void)
     ngpt_pipeline_free(p);
 }
 
+
+/* ---- the device lock (context.h): a CUDA context's public calls take turns; here a CPU
+ * context is made to take it too. A pipeline turn runs through the stage handles' own calls
+ * (the lock is recursive); a decoder generate holds it for all its steps, so another thread's
+ * encode that starts during step 1 ends after the last step; the step callback may call the
+ * same context's handles from its own thread. */
+typedef struct lock_run {
+    ngpt_encoder *enc;
+    ngpt_decoder *dec;
+    ngpt_image *img;
+    const ngpt_tensor *cond;
+    int steps_done;      /* A's steps, atomically */
+    int total;           /* its step count (PNDM: 3 steps are 4 timesteps) */
+    int a_inside;        /* A is in step 1's callback */
+    int steps_at_b_done; /* A's steps when B's encode returned */
+    ngpt_status a_status, b_status, nested_status;
+    ngpt_tensor a_out, b_out;
+} lock_run;
+
+static bool lock_on_step(int32_t step, int32_t total, float elapsed, void *user)
+{
+    (void)elapsed;
+    lock_run *L = user;
+    L->total = total;
+    if (step == 1) {
+        ngpt_tensor e = {0};
+        L->nested_status = ngpt_encoder_encode_image(L->enc, &e, L->img); /* the same thread: no deadlock */
+        ngpt_tensor_free(&e);
+        __atomic_store_n(&L->a_inside, 1, __ATOMIC_SEQ_CST);
+        struct timespec ts = {0, 300 * 1000 * 1000}; /* B's encode would end here without the lock */
+        nanosleep(&ts, NULL);
+    }
+    __atomic_store_n(&L->steps_done, step, __ATOMIC_SEQ_CST);
+    return true;
+}
+
+static void *lock_thread_a(void *arg)
+{
+    lock_run *L = arg;
+    ngpt_decode_params gp;
+    ngpt_decode_params_default(&gp, sizeof gp);
+    gp.num_inference_steps = 3;
+    gp.seed = 3;
+    gp.on_step = lock_on_step;
+    gp.user_data = L;
+    L->a_status = ngpt_decoder_generate(L->dec, &L->a_out, NULL, L->cond, NULL, &gp);
+    return NULL;
+}
+
+static void *lock_thread_b(void *arg)
+{
+    lock_run *L = arg;
+    while (!__atomic_load_n(&L->a_inside, __ATOMIC_SEQ_CST)) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    L->b_status = ngpt_encoder_encode_image(L->enc, &L->b_out, L->img);
+    L->steps_at_b_done = __atomic_load_n(&L->steps_done, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void test_device_lock(void)
+{
+    ngpt_context *ctx = test_cpu_context(2);
+    if (!ctx) return;
+    nx_context_set_serialize(ctx, true);
+    ngpt_pipeline *p = NULL;
+    CHECK_OK(ngpt_pipeline_create(&p, ctx, g_bundle, NULL));
+    ngpt_image *img = NULL;
+    CHECK_OK(ngpt_image_load(&img, g_cat));
+    ngpt_pipeline_media m = {NGPT_MODALITY_IMAGE, g_cat, NULL, 0, NULL, NULL};
+    ngpt_pipeline_turn_params tp;
+    turn_params(&tp);
+    ngpt_pipeline_result *r = NULL;
+    if (p) CHECK_OK(ngpt_pipeline_turn(&r, p, "draw this cat", &m, 1, &tp));
+    if (r) check_png(r, image_output(r), 64);
+    ngpt_pipeline_result_free(r);
+    lock_run L = {0};
+    L.enc = p ? ngpt_pipeline_encoder(p) : NULL;
+    L.dec = p ? ngpt_pipeline_decoder(p, NGPT_MODALITY_IMAGE) : NULL;
+    L.img = img;
+    ngpt_tensor cond = {0}, alone = {0};
+    if (L.dec) { /* the pipeline released the text encoder: any [1, 77, D] conditioning */
+        const int64_t cs[3] = {1, 77, ngpt_decoder_text_hidden_size(L.dec)};
+        CHECK_OK(ngpt_tensor_create(&cond, NGPT_DTYPE_F32, 3, cs));
+        for (int64_t i = 0; cond.data && i < ngpt_tensor_numel(&cond); i++) ((float *)cond.data)[i] = (float)(i % 7) / 7.0f;
+    }
+    if (L.enc && img) CHECK_OK(ngpt_encoder_encode_image(L.enc, &alone, img));
+    L.cond = &cond;
+    if (L.enc && L.dec && cond.data && alone.data) {
+        pthread_t a, b;
+        CHECK(pthread_create(&a, NULL, lock_thread_a, &L) == 0);
+        CHECK(pthread_create(&b, NULL, lock_thread_b, &L) == 0);
+        pthread_join(a, NULL);
+        pthread_join(b, NULL);
+        CHECK(L.a_status == NGPT_OK && L.b_status == NGPT_OK && L.nested_status == NGPT_OK);
+        CHECK_MSG(L.total >= 3 && L.steps_at_b_done == L.total, "the other thread's encode returned after %d of "
+                  "%d steps: the generate call did not hold the device lock", L.steps_at_b_done, L.total);
+        CHECK(L.b_out.data && ngpt_tensor_nbytes(&L.b_out) == ngpt_tensor_nbytes(&alone) &&
+              !memcmp(L.b_out.data, alone.data, ngpt_tensor_nbytes(&alone)));
+    }
+    ngpt_tensor_free(&L.a_out);
+    ngpt_tensor_free(&L.b_out);
+    ngpt_tensor_free(&cond);
+    ngpt_tensor_free(&alone);
+    ngpt_image_free(img);
+    ngpt_pipeline_free(p);
+    ngpt_context_free(ctx);
+}
+
 int main(void)
 {
     static char bundle_abs[4096];
@@ -613,6 +727,7 @@ int main(void)
     RUN(test_events_and_cancel);
     RUN(test_media_history);
     RUN(test_bf16_cpu);
+    RUN(test_device_lock);
     ngpt_context_free(g_ctx);
     return test_done();
 }
