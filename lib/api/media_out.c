@@ -3,6 +3,7 @@
  * of lib/media (encode_*.c). Argument checks live here; the encoders assume valid input. */
 #include "../core/alloc.h"
 #include "../core/error.h"
+#include "../core/fs.h"
 #include "../media/encode.h"
 #include "../media/media.h"
 
@@ -42,23 +43,16 @@ static ngpt_status blob_take(ngpt_blob **out, nx_bytes *bytes, const char *fn)
     return NGPT_OK;
 }
 
-/* Write an encoded buffer to path (replacing it); a partial file is removed. */
+static bool put_bytes(FILE *f, void *user)
+{
+    const nx_bytes *bytes = user;
+    return !bytes->len || fwrite(bytes->data, 1, bytes->len, f) == bytes->len;
+}
+
+/* Write an encoded buffer to path, replacing it only once the whole file is written. */
 static ngpt_status write_file(const char *path, const nx_bytes *bytes)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f) return nx_err(NGPT_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
-    size_t put = bytes->len ? fwrite(bytes->data, 1, bytes->len, f) : 0;
-    int bad = put != bytes->len || ferror(f);
-    int err = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        err = errno;
-    }
-    if (bad) {
-        remove(path);
-        return nx_err(NGPT_ERR_IO, "%s: write error: %s", path, strerror(err));
-    }
-    return NGPT_OK;
+    return nx_write_replace(path, put_bytes, (void *)bytes);
 }
 
 /* The extension of path (after the last '.' of its last component), or "". */

@@ -7,6 +7,7 @@
 #include "weights_impl.h"
 
 #include "alloc.h"
+#include "fs.h"
 #include "json.h"
 
 #include <errno.h>
@@ -269,6 +270,27 @@ static void sb_json_str(sbuf *b, const char *s)
     sb_put(b, "\"", 1);
 }
 
+typedef struct st_out {
+    const sbuf       *header;
+    const nx_st_entry *entries;
+    size_t            n;
+} st_out;
+
+static bool st_write(FILE *f, void *user)
+{
+    const st_out *o = user;
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)o->header->n >> (8 * i));
+    bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(o->header->p, 1, o->header->n, f) == o->header->n;
+    for (size_t i = 0; ok && i < o->n; i++) {
+        uint64_t numel;
+        nx_numel_checked(o->entries[i].rank, o->entries[i].shape, &numel);
+        size_t nb = (size_t)numel * nx_dtype_size(o->entries[i].dtype);
+        if (nb) ok = fwrite(o->entries[i].data, 1, nb, f) == nb;
+    }
+    return ok;
+}
+
 ngpt_status nx_safetensors_write(const char *path, const nx_st_entry *entries, size_t n, const char *const *meta_kv,
                                  size_t n_meta)
 {
@@ -315,23 +337,9 @@ ngpt_status nx_safetensors_write(const char *path, const nx_st_entry *entries, s
         nx_free(b.p);
         return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory building the header", path);
     }
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        int e = errno;
-        nx_free(b.p);
-        return nx_err(NGPT_ERR_IO, "%s: cannot create: %s", path, strerror(e));
-    }
-    unsigned char len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)b.n >> (8 * i));
-    bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(b.p, 1, b.n, f) == b.n;
-    for (size_t i = 0; ok && i < n; i++) {
-        uint64_t numel;
-        nx_numel_checked(entries[i].rank, entries[i].shape, &numel);
-        size_t nb = (size_t)numel * nx_dtype_size(entries[i].dtype);
-        if (nb) ok = fwrite(entries[i].data, 1, nb, f) == nb;
-    }
+    /* a new file renamed over path: the entries may be mapped from path itself */
+    st_out o = {&b, entries, n};
+    ngpt_status s = nx_write_replace(path, st_write, &o);
     nx_free(b.p);
-    if (fclose(f) != 0) ok = false;
-    if (!ok) return nx_err(NGPT_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    return NGPT_OK;
+    return s;
 }

@@ -1,7 +1,8 @@
 /* test_convert.c — ngpt-convert (argv[1]) on the golden NExT-GPT delta: pytorch_model.pt (a
  * torch zip read by the restricted pickle reader) converted to safetensors must hold exactly
  * the tensors of delta.safetensors (names, dtypes, shapes, bytes); --dtype f32, --only and
- * --prefix-strip; bad input and usage errors. The golden folder is
+ * --prefix-strip; converting a file onto itself; a failed write leaving the old file (and no
+ * temporary) behind; bad input and usage errors. The golden folder is
  * $NGPT_SOURCE_ROOT/../shared/golden (NGPT_GOLDEN_DIR overrides); without it the test skips. */
 #include "nextgpt.h"
 #include "test.h"
@@ -9,6 +10,7 @@
 #include "core/dtype.h"
 #include "core/weights.h"
 
+#include <dirent.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -101,6 +103,58 @@ static void test_options(void)
     CHECK(run(args) == 1);
 }
 
+static int same_tensors(const char *path, const char *ref_path)
+{
+    nx_weights *a = NULL, *b = NULL;
+    int ok = nx_weights_open(&a, path) == NGPT_OK && nx_weights_open(&b, ref_path) == NGPT_OK &&
+             nx_weights_count(a) == nx_weights_count(b);
+    for (size_t i = 0; ok && i < nx_weights_count(b); i++) {
+        const nx_wtensor *r = nx_weights_at(b, i), *t = nx_weights_find(a, r->name);
+        ok = t && t->dtype == r->dtype && t->nbytes == r->nbytes && memcmp(t->data, r->data, r->nbytes) == 0;
+    }
+    nx_weights_close(a);
+    nx_weights_close(b);
+    return ok;
+}
+
+static size_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (size_t)sb.st_size : 0;
+}
+
+/* names in g_tmp containing ".tmp-" (a temporary the writer left behind) */
+static int leftovers(void)
+{
+    DIR *d = opendir(g_tmp);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += strstr(e->d_name, ".tmp-") != NULL;
+    if (d) closedir(d);
+    return n;
+}
+
+/* The output is the input: the tensors kept are mapped from the file being replaced (before, it
+ * was emptied under its own mapping: SIGBUS, and the checkpoint lost). A write that fails (a
+ * file-size limit, SIGXFSZ ignored) leaves the old file as it was and no temporary. */
+static void test_in_place(void)
+{
+    char same[512], args[3000], cmd[4096];
+    snprintf(same, sizeof same, "%s/same.safetensors", g_tmp);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", g_ref, same);
+    CHECK(system(cmd) == 0);
+    snprintf(args, sizeof args, "'%s' '%s'", same, same);
+    CHECK(run(args) == 0);
+    CHECK_MSG(same_tensors(same, g_ref), "%s: not the tensors of %s after converting it onto itself", same, g_ref);
+    const size_t before = file_size(same);
+    snprintf(cmd, sizeof cmd, "ulimit -f 1; trap '' XFSZ; exec '%s' '%s' '%s' --dtype f32 2>/dev/null", g_tool, same,
+             same);
+    int rc = system(cmd);
+    CHECK_MSG(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "a write over the file-size limit: exit %d", WEXITSTATUS(rc));
+    CHECK(file_size(same) == before && same_tensors(same, g_ref));
+    CHECK_MSG(leftovers() == 0, "a temporary file was left in %s", g_tmp);
+    unlink(same);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -124,6 +178,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(g_tmp)) return 1;
     RUN(test_keep);
     RUN(test_options);
+    RUN(test_in_place);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmp);
