@@ -517,6 +517,92 @@ class StagesTest(unittest.TestCase):
         self.ctx.close()  # sessions before their backbone, every handle before the context
         self.assertTrue(s.closed and bb.closed and enc.closed and dec.closed)
 
+    def test_handle_safety(self):
+        """What safe Python must not be able to break: the free order inside a reference cycle,
+        close() during a call, copies of handles, unchecked buffers and integers, byte order,
+        embedded NULs; and what must survive: a callback's exception, an Error's pickle."""
+        import copy
+        import pickle
+        M = nextgpt.Modality
+        lib = nextgpt.lib
+        order = []
+        real = {n: getattr(lib, n) for n in ("ngpt_context_free", "ngpt_encoder_free")}
+        for n, f in real.items():
+            setattr(lib, n, lambda p, n=n, f=f: (order.append(n), f(p)))
+        try:  # a cycle: the collector finalizes in any order; the context must still go last
+            ctx = nextgpt.Context(device="cpu")
+            cyc = [ctx, nextgpt.Encoder(ctx, os.path.join(TINY, "imagebind"), modalities="image")]
+            cyc.append(cyc)
+            del ctx, cyc
+            gc.collect()
+        finally:
+            for n, f in real.items():
+                setattr(lib, n, f)
+        self.assertEqual(order, ["ngpt_encoder_free", "ngpt_context_free"])
+
+        enc = nextgpt.Encoder(self.ctx, os.path.join(TINY, "imagebind"), modalities=M.IMAGE)
+        self.assertTrue(enc.modalities & nextgpt.capi.NGPT_ENCODER_IMAGE)
+        self.assertFalse(enc.modalities & nextgpt.capi.NGPT_ENCODER_AUDIO)
+        with self.assertRaises(ValueError):
+            nextgpt.Encoder(self.ctx, os.path.join(TINY, "imagebind"), modalities=M.TEXT)
+        dec = nextgpt.Decoder(self.ctx, os.path.join(TINY, "decoders", "image"))
+        cond = np.random.default_rng(5).standard_normal((1, 77, dec.text_hidden_size)).astype(np.float32)
+        with self.assertRaises(RuntimeError):  # closing the decoder inside its own call
+            dec.generate(cond, steps=1, on_step=lambda i, n: dec.close())
+        with self.assertRaises(RuntimeError):  # or its context
+            dec.generate(cond, steps=1, on_step=lambda i, n: self.ctx.close())
+        self.assertFalse(dec.closed or self.ctx.closed)
+        with self.assertRaises(KeyError):  # a callback's exception comes out of the call
+            dec.generate(cond, steps=1, on_step=lambda i, n: {}["boom"])
+        self.assertEqual(dec.generate(cond, steps=1, width=16, height=16).shape, (1, 16, 16, 3))
+
+        img = nextgpt.Image(self.cat)
+        for op in (copy.copy, copy.deepcopy, pickle.dumps):
+            with self.assertRaises(TypeError):
+                op(img)
+        with self.assertRaises(ValueError):  # would read 300 MB past a 3-byte buffer
+            nextgpt.Image.from_rgb8(b"\0" * 3, width=10000, height=10000)
+        with self.assertRaises(ValueError):
+            nextgpt.Image.from_rgb8(b"\0" * 60, width=10, height=2, stride=100)
+        self.assertEqual(nextgpt.Image.from_rgb8(b"\1" * 33, width=3, height=2, stride=18).width, 3)
+        with self.assertRaises(TypeError):  # float pixels: from_tensor, not a silent cast to 0
+            nextgpt.Image.from_rgb8(np.full((2, 2, 3), 0.5, np.float32))
+        px = np.random.default_rng(1).random((4, 5, 3)).astype(np.float32)
+        self.assertTrue(np.array_equal(nextgpt.Image.from_tensor(px.astype(">f4")).pixels(),
+                                       nextgpt.Image.from_tensor(px).pixels()))
+        with self.assertRaises(ValueError):
+            nextgpt.Image(self.cat + "\0junk")
+        with self.assertRaises(ValueError):
+            nextgpt.Context(device="gpu")
+        with self.assertRaises(ValueError):
+            img.encode("webp")
+        with self.assertRaises(ValueError):  # 5 samples are not frames of 2 channels
+            nextgpt.Audio.from_pcm([0.0] * 5, 2, 16000)
+
+        try:
+            nextgpt.Image(os.path.join(TINY, "missing.jpg"))
+        except nextgpt.Error as e:
+            err = e
+        back = pickle.loads(pickle.dumps(err))
+        self.assertEqual((back.status, back.message, back.function, str(back)),
+                         (err.status, err.message, err.function, str(err)))
+        self.assertEqual(copy.copy(err).status, err.status)
+
+        bb = nextgpt.Backbone(self.ctx, os.path.join(TINY, "llm"))
+        tok = nextgpt.Tokenizer(os.path.join(TINY, "llm"))
+        with self.assertRaises(ValueError):
+            tok.decode([2**32 + 5])
+        with self.assertRaises(ValueError):
+            tok.piece_to_id("a\0b")
+        s = bb.session(n_ctx=128)
+        with self.assertRaises(ZeroDivisionError):  # raised in on_text: out of the turn
+            s.turn("hello", max_new_tokens=3, on_text=lambda t: 1 / 0)
+        with self.assertRaises(RuntimeError):  # the backbone while its session is in a turn
+            s.turn("hello", max_new_tokens=3, on_text=lambda t: bb.close())
+        p = nextgpt.Pipeline(self.ctx, TINY)
+        with self.assertRaises(OSError):
+            p.turn("hi", max_new_tokens=2, on_token=lambda t: open(os.path.join(TINY, "no", "such")))
+
     def test_pipeline(self):
         M = nextgpt.Modality
         p = nextgpt.Pipeline(self.ctx, TINY)

@@ -11,8 +11,12 @@ The library is loaded from $NGPT_LIBRARY (a path), else from the meson build tre
 was generated into, else by its soname libnextgpt.so.0. Every failing call raises
 nextgpt.Error, which carries the status and ngpt_last_error()'s message. Handles have close(),
 work as context managers and are freed by the garbage collector as a last resort; a handle made
-from a Context keeps the context alive, and Context.close() closes them first. Tensors come back
-as nextgpt.Tensor (numpy() when numpy is importable; tobytes()/tolist() always).
+from a Context keeps the context alive, and Context.close() closes them first (the collector
+frees them in that order too, also inside a reference cycle). Handles cannot be copied or
+pickled; a handle may be used from any thread, one call at a time, and closing one while a call
+on it (or on a handle made from it) runs raises RuntimeError. An exception raised in a callback
+cancels the call and is re-raised from it. Tensors come back as nextgpt.Tensor (numpy() when
+numpy is importable; tobytes()/tolist() always).
 
 Every C function is also reachable as nextgpt.lib.ngpt_* with the generated argtypes/restype
 (nextgpt.capi holds the structs, enums and constants), including ones this layer does not wrap.
@@ -21,7 +25,10 @@ import array
 import ctypes
 import ctypes.util
 import enum
+import functools
 import os
+import threading
+import types
 import weakref
 
 from . import _capi as capi
@@ -103,6 +110,9 @@ class Error(Exception):
         self.function = function
         super().__init__("%s: %s%s" % (self.status_name, message, " (in %s)" % function if function else ""))
 
+    def __reduce__(self):  # pickle and copy (e.g. across a process pool) keep the status and message
+        return (type(self), (self.status, self.message, self.function))
+
 
 def _last_error():
     return lib.ngpt_last_error().decode("utf-8", "replace")
@@ -116,12 +126,67 @@ def _call(name, *args):
     return st
 
 
+class _Raised:
+    """The first exception a callback raised: a Python exception must not unwind into C, so the
+    trampoline cancels the call instead (its return value), and the call's wrapper re-raises it
+    once the C call has returned (chained to the library's NGPT_ERR_CANCELLED, if any).
+    KeyboardInterrupt too: Ctrl-C in a callback cancels the call, then interrupts."""
+
+    def __init__(self):
+        self.exc = None
+
+    def guard(self, fn, on_error=False):
+        def tramp(*args):
+            try:
+                return fn(*args)
+            except BaseException as e:  # noqa: B902 (re-raised by check())
+                if self.exc is None:
+                    self.exc = e
+                return on_error
+        return tramp
+
+    def check(self):
+        if self.exc is not None:
+            e, self.exc = self.exc, None
+            raise e
+
+    def call(self, name, *args):
+        """_call(name, *args), re-raising a callback's exception in place of its cancellation."""
+        try:
+            st = _call(name, *args)
+        except Error:
+            self.check()
+            raise
+        self.check()
+        return st
+
+
 def _str(p):
     return None if p is None else p.decode("utf-8", "replace")
 
 
+def _cstr(s, what="text"):
+    """s (str: UTF-8, or bytes) as a NUL-terminated C string; an embedded NUL would silently cut
+    it short in C, so it is refused."""
+    b = s.encode("utf-8") if isinstance(s, str) else bytes(s)
+    if b"\0" in b:
+        raise ValueError("%s contains a NUL character" % what)
+    return b
+
+
+def _opt_cstr(s, what):
+    return None if s is None else _cstr(s, what)
+
+
 def _path(p):
-    return os.fsencode(p)
+    return _cstr(os.fsencode(p), "path %r" % (p,))
+
+
+def _i32(v, what="id"):
+    v = int(v)
+    if not -2**31 <= v < 2**31:
+        raise ValueError("%s %d does not fit in 32 bits" % (what, v))
+    return v
 
 
 def _params(struct, default_fn, **fields):
@@ -152,17 +217,53 @@ def has_cuda_build():
 # ---- handles -------------------------------------------------------------------------------
 
 
+# Handles form a tree: a Context's stage handles, a Backbone's sessions. The C rule is that a
+# child is freed before its parent. close() closes the children first; the garbage collector
+# frees a child before its parent because a child keeps its parent alive, except in a reference
+# cycle, where finalizers run in any order: a parent finalized while children live (its count of
+# them, _live) is only marked, and the last child to go frees it. A handle in use by a call
+# (_busy, counted by the wrapped methods) cannot be closed from another thread, or from a
+# callback of that call: close() raises instead of freeing what the call is using.
+_life = threading.Lock()
+
+
+def _in_use(h):
+    return RuntimeError("%s is in use by a call that has not returned (another thread, or a callback of "
+                        "that call): close it after the call" % type(h).__name__)
+
+
 class _Handle:
     """An owned C handle: close() frees it once; context manager; __del__ as a last resort."""
-    _free = None  # name of the ngpt_*_free function
+    _free = None    # name of the ngpt_*_free function
     _ptr = None
-    _ctx = None
+    _parent = None  # the handle that must outlive this one
+    _live = 0       # children not yet freed
+    _pending = False  # finalized with children alive: freed by the last of them
+    _busy = 0       # calls in progress on this handle
 
-    def _adopt(self, ptr, ctx=None):
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        for name, v in list(vars(cls).items()):
+            if name.startswith("_") or name == "close":
+                continue
+            if isinstance(v, property) and v.fget is not None:
+                setattr(cls, name, property(_busy_call(v.fget), v.fset, v.fdel, v.__doc__))
+            elif isinstance(v, types.FunctionType):
+                setattr(cls, name, _busy_call(v))
+
+    def _adopt(self, ptr, parent=None):
         self._ptr = ptr
-        if ctx is not None:
-            self._ctx = ctx
-            ctx._children.add(self)
+        if parent is not None:
+            with _life:
+                self._parent = parent
+                parent._live += 1
+            parent._kids().add(self)
+
+    def _kids(self):
+        k = self.__dict__.get("_children")
+        if k is None:
+            k = self._children = weakref.WeakSet()
+        return k
 
     @property
     def closed(self):
@@ -173,13 +274,40 @@ class _Handle:
             raise ValueError("%s is closed" % type(self).__name__)
         return self._ptr
 
+    def _check_idle(self):
+        """Raise if this handle or a descendant is in a call (under _life)."""
+        if self._busy:
+            raise _in_use(self)
+        for k in list(self.__dict__.get("_children", ())):
+            k._check_idle()
+
     def close(self):
-        ptr, self._ptr = self._ptr, None
-        if ptr:
-            getattr(lib, self._free)(ptr)
-        if self._ctx is not None:
-            self._ctx._children.discard(self)
-            self._ctx = None
+        """Free the handle (and first its children: a Context's stage handles, a Backbone's
+        sessions). A second close() does nothing."""
+        with _life:
+            self._check_idle()
+        for k in list(self.__dict__.get("_children", ())):
+            k.close()
+        self._release()
+
+    def _release(self):
+        with _life:
+            ptr, self._ptr = self._ptr, None
+            if ptr and self._live:  # children the collector has not finalized yet
+                self._ptr, self._pending = ptr, True
+                return
+        if not ptr:
+            return
+        getattr(lib, self._free)(ptr)
+        with _life:
+            parent, self._parent = self._parent, None
+            if parent is not None:
+                parent._live -= 1
+                last = parent._pending and parent._live == 0
+        if parent is not None:
+            parent.__dict__.get("_children", set()).discard(self)
+            if last:
+                parent._release()
 
     def __enter__(self):
         return self
@@ -189,9 +317,32 @@ class _Handle:
 
     def __del__(self):
         try:
-            self.close()
+            self._release()  # children are gone (they keep us alive) or finalized after us
         except Exception:  # interpreter shutdown: the library may already be gone
             pass
+
+    def __copy__(self):
+        raise TypeError("%s owns a C handle: it cannot be copied" % type(self).__name__)
+
+    def __deepcopy__(self, memo):
+        raise TypeError("%s owns a C handle: it cannot be copied" % type(self).__name__)
+
+    def __reduce__(self):
+        raise TypeError("%s owns a C handle: it cannot be pickled" % type(self).__name__)
+
+
+def _busy_call(f):
+    """f(self, ...) counted in self._busy while it runs (see _Handle)."""
+    @functools.wraps(f)
+    def call(self, *args, **kwargs):
+        with _life:
+            self._busy += 1
+        try:
+            return f(self, *args, **kwargs)
+        finally:
+            with _life:
+                self._busy -= 1
+    return call
 
 
 class Context(_Handle):
@@ -203,10 +354,11 @@ class Context(_Handle):
 
     def __init__(self, device="auto", device_index=0, n_threads=0, log_level=None,
                  log_callback=None, memory_limit=0):
-        self._children = weakref.WeakSet()
         if isinstance(device, str):
-            device = {"auto": capi.NGPT_DEVICE_AUTO, "cpu": capi.NGPT_DEVICE_CPU,
-                      "cuda": capi.NGPT_DEVICE_CUDA}[device.lower()]
+            kinds = {"auto": capi.NGPT_DEVICE_AUTO, "cpu": capi.NGPT_DEVICE_CPU, "cuda": capi.NGPT_DEVICE_CUDA}
+            if device.lower() not in kinds:
+                raise ValueError("device %r: expected one of %s" % (device, ", ".join(kinds)))
+            device = kinds[device.lower()]
         p = _params(capi.ngpt_context_params, "ngpt_context_params_default", device=device,
                     device_index=device_index, n_threads=n_threads, log_level=log_level,
                     memory_limit=memory_limit)
@@ -222,11 +374,6 @@ class Context(_Handle):
         out = ctypes.POINTER(capi.ngpt_context)()
         _call("ngpt_context_create", ctypes.byref(out), ctypes.byref(p))
         self._adopt(out)
-
-    def close(self):
-        for child in list(getattr(self, "_children", ())):
-            child.close()  # the C rule: stage handles are freed before their context
-        super().close()
 
     @property
     def backend(self):
@@ -351,6 +498,8 @@ def _tensor_view(x):
     if _np is None:
         raise TypeError("tensor inputs need numpy (or a nextgpt.Tensor)")
     a = _np.ascontiguousarray(x)
+    if a.dtype.byteorder not in ("=", "|"):  # '>f4' is "float32" too: the library reads native order
+        a = a.astype(a.dtype.newbyteorder("="))
     codes = {v: k for k, v in _NP_DTYPES.items() if k != "BF16"}
     if a.dtype.name not in codes:
         raise TypeError("unsupported dtype %s" % a.dtype)
@@ -404,7 +553,7 @@ class Tokenizer(_Handle):
 
     def decode_bytes(self, ids, skip_special_tokens=False):
         """The UTF-8 bytes of ids (may contain NUL from the byte token <0x00>)."""
-        ids = list(ids)
+        ids = [_i32(i) for i in ids]
         arr = (ctypes.c_int32 * max(len(ids), 1))(*ids)
         n = ctypes.c_size_t(0)
         st = lib.ngpt_tokenizer_decode(self._h(), arr, len(ids), int(skip_special_tokens), None, 0,
@@ -429,11 +578,11 @@ class Tokenizer(_Handle):
 
     def token_to_piece(self, id):
         """The stored piece of id ("▁the", "<0x0A>", "[IMG0]"); None when out of range."""
-        return _str(lib.ngpt_tokenizer_token_to_piece(self._h(), id))
+        return _str(lib.ngpt_tokenizer_token_to_piece(self._h(), _i32(id)))
 
     def piece_to_id(self, piece):
         """The id of exactly this piece, or None."""
-        i = lib.ngpt_tokenizer_piece_to_id(self._h(), piece.encode("utf-8"))
+        i = lib.ngpt_tokenizer_piece_to_id(self._h(), _cstr(piece, "piece"))
         return None if i < 0 else i
 
     @property
@@ -561,20 +710,34 @@ class Image(_Handle):
         out = ctypes.POINTER(capi.ngpt_image)()
         data = bytes(data)
         _call("ngpt_image_load_memory", ctypes.byref(out), data, len(data),
-              None if name is None else name.encode())
+              _opt_cstr(name, "name"))
         return cls(_ptr=out)
 
     @classmethod
     def from_rgb8(cls, pixels, width=None, height=None, stride=0):
-        """pixels: a numpy uint8 [h, w, 3] array, or bytes with width and height."""
+        """pixels: a numpy uint8 [h, w, 3] array, or bytes with width and height (rows of
+        stride bytes, 0 = 3 * width). For float pixels in [0, 1] use from_tensor."""
         if _np is not None and isinstance(pixels, _np.ndarray):
-            a = _np.ascontiguousarray(pixels, dtype=_np.uint8)
+            if pixels.dtype != _np.uint8:
+                raise TypeError("from_rgb8 takes uint8 pixels, not %s (float in [0, 1]: Image.from_tensor)"
+                                % pixels.dtype)
+            a = _np.ascontiguousarray(pixels)
             if a.ndim != 3 or a.shape[2] != 3:
                 raise ValueError("expected [height, width, 3] uint8, got %s" % (a.shape,))
             height, width = a.shape[:2]
             data = a.tobytes()
+            if stride:
+                raise ValueError("stride is for bytes input; an array is packed")
         else:
             data = bytes(pixels)
+        if width is None or height is None:
+            raise ValueError("bytes input needs width and height")
+        width, height, stride = _i32(width, "width"), _i32(height, "height"), _i32(stride, "stride")
+        # the C call reads height rows of stride bytes and takes no length: check it here
+        row = stride or 3 * width
+        if width > 0 and height > 0 and row >= 3 * width and len(data) < row * (height - 1) + 3 * width:
+            raise ValueError("%d bytes of pixels, %dx%d with rows of %d bytes need %d" %
+                             (len(data), width, height, row, row * (height - 1) + 3 * width))
         out = ctypes.POINTER(capi.ngpt_image)()
         buf = (ctypes.c_uint8 * max(len(data), 1)).from_buffer_copy(data or b"\0")
         _call("ngpt_image_from_rgb8", ctypes.byref(out), buf, int(width), int(height), stride)
@@ -644,8 +807,11 @@ def _image_format(fmt):
     if fmt is None:
         return capi.NGPT_IMAGE_FORMAT_AUTO
     if isinstance(fmt, str):
-        return {"png": capi.NGPT_IMAGE_FORMAT_PNG, "jpeg": capi.NGPT_IMAGE_FORMAT_JPEG,
-                "jpg": capi.NGPT_IMAGE_FORMAT_JPEG}[fmt.lower()]
+        formats = {"png": capi.NGPT_IMAGE_FORMAT_PNG, "jpeg": capi.NGPT_IMAGE_FORMAT_JPEG,
+                   "jpg": capi.NGPT_IMAGE_FORMAT_JPEG}
+        if fmt.lower() not in formats:
+            raise ValueError("image format %r: expected png or jpeg" % fmt)
+        return formats[fmt.lower()]
     return int(fmt)
 
 
@@ -664,13 +830,16 @@ class Audio(_Handle):
         out = ctypes.POINTER(capi.ngpt_audio)()
         data = bytes(data)
         _call("ngpt_audio_load_memory", ctypes.byref(out), data, len(data),
-              None if name is None else name.encode())
+              _opt_cstr(name, "name"))
         return cls(_ptr=out)
 
     @classmethod
     def from_pcm(cls, samples, channels, sample_rate):
         """samples: interleaved floats [frames][channels] (flat sequence or numpy array)."""
         sp, n, keep, _ = _floats(samples)
+        channels, sample_rate = _i32(channels, "channels"), _i32(sample_rate, "sample_rate")
+        if channels > 0 and n % channels:
+            raise ValueError("%d samples are not whole frames of %d channels" % (n, channels))
         out = ctypes.POINTER(capi.ngpt_audio)()
         _call("ngpt_audio_from_pcm", ctypes.byref(out), sp, n // max(channels, 1), channels, sample_rate)
         return cls(_ptr=out)
@@ -714,7 +883,7 @@ def video_preprocess(video, clip_rule=None, name=None):
     if isinstance(video, (bytes, bytearray, memoryview)):
         data = bytes(video)
         _call("ngpt_video_preprocess_memory", ctypes.byref(t), data, len(data),
-              None if name is None else name.encode(), ctypes.byref(p))
+              _opt_cstr(name, "name"), ctypes.byref(p))
     else:
         _call("ngpt_video_preprocess", ctypes.byref(t), _path(video), ctypes.byref(p))
     return Tensor(t)
@@ -783,14 +952,14 @@ class Decoder(_Handle):
         max_length ids (bos, tokens, eos, padding)."""
         n = max_length or self.text_max_length
         ids = (ctypes.c_int32 * max(n, 1))()
-        _call("ngpt_decoder_tokenize_text", self._h(), ids, n, prompt.encode("utf-8"), None)
+        _call("ngpt_decoder_tokenize_text", self._h(), ids, n, _cstr(prompt, "prompt"), None)
         return list(ids[:n])
 
     def encode_text(self, prompt):
         """The text encoder on prompt (str): Tensor F32 [1, 77, hidden] (CLIP); AUDIO: [1, 512],
         the normalised CLAP embedding (usable as cond)."""
         t = _new_tensor_out()
-        _call("ngpt_decoder_encode_text", self._h(), ctypes.byref(t), prompt.encode("utf-8"))
+        _call("ngpt_decoder_encode_text", self._h(), ctypes.byref(t), _cstr(prompt, "prompt"))
         return Tensor(t)
 
     def encode_text_ids(self, input_ids):
@@ -824,30 +993,22 @@ class Decoder(_Handle):
         p = _params(capi.ngpt_decode_params, "ngpt_decode_params_default", num_inference_steps=steps,
                     guidance_scale=guidance_scale, seed=seed, scheduler=scheduler, height=height,
                     width=width, num_frames=num_frames, audio_length_s=audio_length_s, eta=eta)
+        raised = _Raised()
         cb = None
         if on_step is not None:
-            def tramp(step, total, _elapsed, _user):
-                try:
-                    return on_step(step, total) is not False
-                except Exception:  # never unwind into C; cancel instead
-                    return False
-            cb = capi.ngpt_step_fn(tramp)
+            cb = capi.ngpt_step_fn(raised.guard(lambda step, total, _e, _u: on_step(step, total) is not False))
             p.on_step = cb
         pcb = None
         if on_preview is not None:
-            def ptramp(step, total, lat, rgb, _user):
-                try:
-                    return on_preview(step, total, _copy_of(lat), _copy_of(rgb)) is not False
-                except Exception:  # never unwind into C; cancel instead
-                    return False
-            pcb = capi.ngpt_preview_fn(ptramp)
+            pcb = capi.ngpt_preview_fn(raised.guard(
+                lambda step, total, lat, rgb, _u: on_preview(step, total, _copy_of(lat), _copy_of(rgb)) is not False))
             p.on_preview = pcb
         cv, keep_c = _tensor_view(cond)
         uv, keep_u = _tensor_view(uncond)
         t = _new_tensor_out()
         aux = _new_tensor_out() if return_nsfw and self.kind == DecoderKind.IMAGE else None
-        _call("ngpt_decoder_generate", self._h(), ctypes.byref(t), ctypes.byref(aux) if aux else None, cv, uv,
-              ctypes.byref(p))
+        raised.call("ngpt_decoder_generate", self._h(), ctypes.byref(t), ctypes.byref(aux) if aux else None, cv, uv,
+                    ctypes.byref(p))
         if not return_nsfw:
             return Tensor(t)
         flags = Tensor(aux).tolist() if aux is not None and aux.data else []
@@ -883,16 +1044,25 @@ class Encoder(_Handle):
     """ngpt_encoder: ImageBind (vision and audio branches) on ctx's backend.
 
     path: imagebind_huge.pth, a .safetensors, or a folder with config.json + weights.
-    modalities: "image", "audio", "video" names or ENCODER_* bits to load (None = all stored)."""
+    modalities: "image", "audio", "video" names, Modality members or ENCODER_* bits to load (None =
+    all stored)."""
     _free = "ngpt_encoder_free"
 
     def __init__(self, ctx, path, modalities=None, compute_dtype=None, flags=None):
         """compute_dtype: Dtype.F32 (default), or BF16 (CPU) / F16 / BF16 (CUDA). flags:
         NGPT_ENCODER_FLAG_* bits (capi), e.g. capi.NGPT_ENCODER_FLAG_CUDA_GRAPH."""
+        names = {"image": capi.NGPT_ENCODER_IMAGE, "audio": capi.NGPT_ENCODER_AUDIO,
+                 "video": capi.NGPT_ENCODER_VIDEO}
         bits = 0
         for m in ([modalities] if isinstance(modalities, (str, int)) else modalities or []):
-            bits |= {"image": capi.NGPT_ENCODER_IMAGE, "audio": capi.NGPT_ENCODER_AUDIO,
-                     "video": capi.NGPT_ENCODER_VIDEO}[m] if isinstance(m, str) else int(m)
+            if isinstance(m, Modality):  # noqa: F821 (the enum Modality: its name, not its value)
+                m = m.name.lower()
+            if isinstance(m, str):
+                if m.lower() not in names:
+                    raise ValueError("modality %r: expected image, audio or video" % m)
+                bits |= names[m.lower()]
+            else:
+                bits |= int(m)
         p = _params(capi.ngpt_encoder_params, "ngpt_encoder_params_default", modalities=bits,
                     compute_dtype=compute_dtype, flags=flags)
         out = ctypes.POINTER(capi.ngpt_encoder)()
@@ -903,6 +1073,11 @@ class Encoder(_Handle):
     def embed_dim(self):
         """The embedding size (1024 for imagebind_huge)."""
         return lib.ngpt_encoder_embed_dim(self._h())
+
+    @property
+    def modalities(self):
+        """The capi.NGPT_ENCODER_* bits of the branches loaded."""
+        return lib.ngpt_encoder_modalities(self._h())
 
     def encode_image(self, image):
         """One image (an Image, or a path): Tensor F32 [1, embed_dim], L2-normalised."""
@@ -1016,7 +1191,6 @@ class Backbone(_Handle):
     def __init__(self, ctx, model_dir, delta_path=None, n_ctx=0, compute_dtype=None, flags=None):
         """compute_dtype: Dtype.F32 (default), BF16 (CPU: BF16 GEMM inputs), F16 / BF16 (CUDA).
         flags: NGPT_BACKBONE_FLAG_* bits (capi), e.g. capi.NGPT_BACKBONE_FLAG_CUDA_GRAPH."""
-        self._sessions = weakref.WeakSet()
         p = _params(capi.ngpt_backbone_params, "ngpt_backbone_params_default", n_ctx=n_ctx,
                     compute_dtype=compute_dtype, flags=flags)
         keep = None
@@ -1026,11 +1200,6 @@ class Backbone(_Handle):
         out = ctypes.POINTER(capi.ngpt_backbone)()
         _call("ngpt_backbone_create", ctypes.byref(out), ctx._h(), _path(model_dir), ctypes.byref(p))
         self._adopt(out, ctx)
-
-    def close(self):
-        for s in list(getattr(self, "_sessions", ())):
-            s.close()  # the C rule: sessions are freed before their backbone
-        super().close()
 
     def session(self, n_ctx=0):
         """A new conversation (KV cache of n_ctx positions; 0 = the backbone's)."""
@@ -1097,14 +1266,9 @@ def _rows(p, n, width):
     return _np.frombuffer(data, _np.float32).reshape(n, width).copy()
 
 
-def _text_cb(fn):
-    """A ngpt_text_fn / token trampoline around fn(str) -> False to cancel."""
-    def tramp(utf8, n, _user):
-        try:
-            return fn(utf8[:n].decode("utf-8", "replace")) is not False
-        except Exception:  # never unwind into C; cancel instead
-            return False
-    return tramp
+def _text_cb(fn, raised):
+    """A ngpt_text_fn trampoline around fn(str) -> False to cancel (exceptions: see _Raised)."""
+    return raised.guard(lambda utf8, n, _user: fn(utf8[:n].decode("utf-8", "replace")) is not False)
 
 
 class Session(_Handle):
@@ -1115,9 +1279,8 @@ class Session(_Handle):
         p = _params(capi.ngpt_backbone_session_params, "ngpt_backbone_session_params_default", n_ctx=n_ctx)
         out = ctypes.POINTER(capi.ngpt_backbone_session)()
         _call("ngpt_backbone_session_create", ctypes.byref(out), backbone._h(), ctypes.byref(p))
-        self._adopt(out)
-        self._bb = backbone  # keeps the backbone alive; it closes us first
-        backbone._sessions.add(self)
+        self._adopt(out, backbone)  # keeps the backbone alive; it closes us first
+        self._bb = backbone
 
     @property
     def n_past(self):
@@ -1136,9 +1299,10 @@ class Session(_Handle):
         p = _params(capi.ngpt_turn_params, "ngpt_turn_params_default", max_new_tokens=max_new_tokens,
                     temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
                     require_modalities=_modality_bits(require))
+        raised = _Raised()
         cb = None
         if on_text is not None:
-            cb = capi.ngpt_text_fn(_text_cb(on_text))
+            cb = capi.ngpt_text_fn(_text_cb(on_text, raised))
             p.on_text = cb
         media = list(media)
         arr = (capi.ngpt_turn_media * max(len(media), 1))()
@@ -1162,10 +1326,15 @@ class Session(_Handle):
             arr[i].soft_rows = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
             arr[i].n_rows = n_rows
         out = ctypes.POINTER(capi.ngpt_turn_result)()
-        data = text.encode("utf-8")
-        _call("ngpt_backbone_turn", ctypes.byref(out), self._h(), data, arr if media else None, len(media),
-              ctypes.byref(p))
+        data = _cstr(text)
         try:
+            _call("ngpt_backbone_turn", ctypes.byref(out), self._h(), data, arr if media else None, len(media),
+                  ctypes.byref(p))
+        except Error:
+            raised.check()
+            raise
+        try:
+            raised.check()  # a cancelled turn returns normally: the callback's exception is the news
             return TurnResult(out, self._bb.n_embd)
         finally:
             lib.ngpt_turn_result_free(out)
@@ -1268,21 +1437,19 @@ class Pipeline(_Handle):
         p = _params(capi.ngpt_pipeline_turn_params, "ngpt_pipeline_turn_params_default", force=_modality_bits(force),
                     steps=steps, seed=seed, max_new_tokens=max_new_tokens, temperature=temperature,
                     top_p=top_p, guidance_scale=guidance_scale, height=height, width=width)
+        raised = _Raised()
         cb = None
         if on_token is not None or on_event is not None:
             def tramp(evp, _user):
-                try:
-                    ev = evp.contents
-                    kind = PipelineEventKind(ev.kind)  # noqa: F821
-                    if on_event is not None and on_event(kind, Modality(ev.modality), ev.step, ev.total,  # noqa: F821
-                                                         _event_text(ev)) is False:
-                        return False
-                    if on_token is not None and kind == PipelineEventKind.TOKEN:  # noqa: F821
-                        return on_token(_event_text(ev)) is not False
-                    return True
-                except Exception:  # never unwind into C; cancel instead
+                ev = evp.contents
+                kind = PipelineEventKind(ev.kind)  # noqa: F821
+                if on_event is not None and on_event(kind, Modality(ev.modality), ev.step, ev.total,  # noqa: F821
+                                                     _event_text(ev)) is False:
                     return False
-            cb = capi.ngpt_pipeline_event_fn(tramp)
+                if on_token is not None and kind == PipelineEventKind.TOKEN:  # noqa: F821
+                    return on_token(_event_text(ev)) is not False
+                return True
+            cb = capi.ngpt_pipeline_event_fn(raised.guard(tramp))
             p.on_event = cb
         media = list(media)
         arr = (capi.ngpt_pipeline_media * max(len(media), 1))()
@@ -1308,9 +1475,14 @@ class Pipeline(_Handle):
                 keep.append(b)
                 arr[i].path = b
         out = ctypes.POINTER(capi.ngpt_pipeline_result)()
-        _call("ngpt_pipeline_turn", ctypes.byref(out), self._h(), text.encode("utf-8"), arr if media else None,
-              len(media), ctypes.byref(p))
         try:
+            _call("ngpt_pipeline_turn", ctypes.byref(out), self._h(), _cstr(text), arr if media else None,
+                  len(media), ctypes.byref(p))
+        except Error:
+            raised.check()
+            raise
+        try:
+            raised.check()  # a cancelled turn returns normally: the callback's exception is the news
             return PipelineResult(out)
         finally:
             lib.ngpt_pipeline_result_free(out)
