@@ -11,7 +11,10 @@
 //! Every fallible call returns `Result<T, Error>`; the error carries the `ngpt_status` and the
 //! library's thread-local message (`ngpt_last_error()`), read right after the failing call. Every
 //! handle frees itself on `Drop`. Threads, as the header documents them: handles are `Send` (use
-//! from any thread, one at a time); `Tokenizer` is also `Sync` (immutable after creation).
+//! from any thread, one at a time: the stateful calls take `&mut self`), and different handles of
+//! one context may be used from different threads at once (their calls take turns: on the CPU
+//! per job, on CUDA per call, under the context's device lock); `Tokenizer` and `Backbone` are
+//! also `Sync` (a backbone's sessions may run on several threads).
 //! Borrowed data (timesteps, pixels, samples, tensor contents) is returned as slices tied to the
 //! handle's lifetime. What this crate does not wrap yet is reachable, unsafely, through
 //! [`sys`].
@@ -417,7 +420,8 @@ impl Drop for Tokenizer {
 
 // ---- schedulers -------------------------------------------------------------------------------
 
-/// `ngpt_scheduler`: DDIM, PNDM or DPM-Solver multistep, from a diffusers scheduler_config.json.
+/// `ngpt_scheduler`: any of the 13 samplers of `ngpt_scheduler_kind` (DDIM, PNDM, DPM-Solver++,
+/// Euler, UniPC, ...), from a diffusers scheduler_config.json.
 pub struct Scheduler {
     ptr: NonNull<sys::ngpt_scheduler>,
 }
@@ -776,7 +780,8 @@ pub struct Encoder<'c> {
     _ctx: PhantomData<&'c Context>,
 }
 
-// SAFETY: one thread at a time (the stateful calls take &mut self).
+// SAFETY: one thread at a time per handle (the stateful calls take &mut self); handles of one context may
+// run on different threads at once (the header: CPU jobs and CUDA calls take turns).
 unsafe impl Send for Encoder<'_> {}
 
 impl<'c> Encoder<'c> {
@@ -837,7 +842,8 @@ pub struct Projector<'c> {
     _ctx: PhantomData<&'c Context>,
 }
 
-// SAFETY: one thread at a time (the compute calls take &mut self).
+// SAFETY: one thread at a time per handle (the compute calls take &mut self); handles of one context may
+// run on different threads at once (the header: CPU jobs and CUDA calls take turns).
 unsafe impl Send for Projector<'_> {}
 
 impl<'c> Projector<'c> {
@@ -901,7 +907,8 @@ pub struct Backbone<'c> {
     _ctx: PhantomData<&'c Context>,
 }
 
-// SAFETY: the header lets any number of sessions on any threads share a backbone.
+// SAFETY: the header lets any number of sessions on any threads share a backbone (on CUDA their
+// calls take turns under the context's device lock).
 unsafe impl Send for Backbone<'_> {}
 unsafe impl Sync for Backbone<'_> {}
 
@@ -1009,7 +1016,8 @@ pub struct Session<'b> {
     _bb: PhantomData<&'b ()>,
 }
 
-// SAFETY: one thread at a time (turn takes &mut self).
+// SAFETY: one thread at a time per handle (turn takes &mut self); handles of one context may
+// run on different threads at once (the header: CPU jobs and CUDA calls take turns).
 unsafe impl Send for Session<'_> {}
 
 impl Session<'_> {
@@ -1083,7 +1091,9 @@ impl Drop for Session<'_> {
 
 // ---- decoders ---------------------------------------------------------------------------------
 
-/// Options of [`Decoder::generate`]; 0 = the decoder's defaults (50 steps, guidance 7.5, its size).
+/// Options of [`Decoder::generate`]; 0 = the decoder's defaults (50 steps, guidance 7.5, its size,
+/// the folder's scheduler, 24 frames, 5 s). Build it with `..Default::default()`: fields are
+/// appended.
 #[derive(Clone, Debug, Default)]
 pub struct DecodeParams {
     pub steps: i32,
@@ -1091,6 +1101,14 @@ pub struct DecodeParams {
     pub seed: u64,
     pub height: i32,
     pub width: i32,
+    /// Video: the frame count.
+    pub num_frames: i32,
+    /// Audio: seconds of sound (at most 60).
+    pub audio_length_s: f64,
+    /// `sys::NGPT_SCHEDULER_*` (0: the folder's scheduler_config.json).
+    pub scheduler: u32,
+    /// DDIM's eta (0: deterministic).
+    pub eta: f32,
 }
 
 /// `ngpt_decoder`: a diffusers pipeline folder (SD 1.5 / AudioLDM / Zeroscope). Borrows its
@@ -1100,7 +1118,8 @@ pub struct Decoder<'c> {
     _ctx: PhantomData<&'c Context>,
 }
 
-// SAFETY: one thread at a time (generate takes &mut self).
+// SAFETY: one thread at a time per handle (generate takes &mut self); handles of one context may
+// run on different threads at once (the header: CPU jobs and CUDA calls take turns).
 unsafe impl Send for Decoder<'_> {}
 
 impl<'c> Decoder<'c> {
@@ -1133,9 +1152,10 @@ impl<'c> Decoder<'c> {
         unsafe { sys::ngpt_decoder_sample_rate(self.ptr.as_ptr()) }
     }
 
-    /// The diffusers pipeline on conditioning `cond` (the output projector's result), with the
-    /// decoder's text encoder supplying the unconditional embedding: image F32 [B, H, W, 3] in
-    /// [0, 1], video [B, 3, F, H, W]. (Audio needs an explicit uncond: use [`sys`].)
+    /// The diffusers pipeline on conditioning `cond` (the output projector's result, as it
+    /// comes: image and video [B, 77, D], audio [B, 1, D] or [B, D]), with the decoder's text
+    /// encoder supplying the unconditional embedding: image F32 [B, H, W, 3] in [0, 1], audio
+    /// the waveform [B, n], video [B, 3, F, H, W].
     pub fn generate(&mut self, cond: &Tensor, p: &DecodeParams) -> Result<Tensor> {
         let mut dp: sys::ngpt_decode_params = unsafe { std::mem::zeroed() };
         check(unsafe { sys::ngpt_decode_params_default(&mut dp, std::mem::size_of_val(&dp)) })?;
@@ -1144,6 +1164,10 @@ impl<'c> Decoder<'c> {
         dp.seed = p.seed;
         dp.height = p.height;
         dp.width = p.width;
+        dp.num_frames = p.num_frames;
+        dp.audio_length_s = p.audio_length_s;
+        dp.scheduler = p.scheduler as _;
+        dp.eta = p.eta;
         let c = borrow(cond);
         let mut t = Tensor::empty();
         check(unsafe {
@@ -1212,7 +1236,8 @@ pub struct Pipeline<'c> {
     _ctx: PhantomData<&'c Context>,
 }
 
-// SAFETY: one thread at a time (turn takes &mut self).
+// SAFETY: one thread at a time per handle (turn takes &mut self); handles of one context may
+// run on different threads at once (the header: CPU jobs and CUDA calls take turns).
 unsafe impl Send for Pipeline<'_> {}
 
 type TokenFn<'a> = &'a mut dyn FnMut(&str) -> bool;

@@ -252,6 +252,16 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
     assert_eq!((dec.vae_scaling_factor(), dec.sample_rate()), (0.18215, 0));
     let px = dec.generate(&cond, &nextgpt::DecodeParams { steps: 2, ..Default::default() }).unwrap();
     assert_eq!(px.shape(), &[1, 64, 64, 3]);
+    // the audio chain as the stages give it: the audio projector's [1, 1, D] into the decoder
+    let mut apj = nextgpt::Projector::new(&ctx, tiny.join("projectors"), false, &[Modality::Audio]).unwrap();
+    let n_aud = apj.num_input_tokens(Modality::Audio) as usize * bb.n_embd() as usize;
+    let acond = apj.output(Modality::Audio, &vec![0.1; n_aud], &vec![0.2; n_aud]).unwrap();
+    assert_eq!(acond.shape().len(), 3);
+    let mut adec = nextgpt::Decoder::new(&ctx, tiny.join("decoders/audio")).unwrap();
+    let ap = nextgpt::DecodeParams { steps: 2, audio_length_s: 0.32, scheduler: nextgpt::sys::NGPT_SCHEDULER_DDIM as u32,
+                                     ..Default::default() };
+    let wave = adec.generate(&acond, &ap).unwrap();
+    assert_eq!(wave.shape(), &[1, (0.32 * adec.sample_rate() as f64) as i64]);
     // Stable Diffusion's safety checker (our golden model's) on that image
     let sd_safety = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../tests/golden/models/sd-b-safety");
     let checked = nextgpt::Options { flags: nextgpt::sys::NGPT_DECODER_FLAG_SAFETY_CHECKER, ..Default::default() };
