@@ -1330,7 +1330,9 @@ typedef enum ngpt_stop_reason {
     NGPT_STOP_STRING       = 2,  /* a stop string ("###") */
     NGPT_STOP_MAX_TOKENS   = 3,  /* max_new_tokens */
     NGPT_STOP_CANCELLED    = 4,  /* on_text returned false or *cancel was set */
-    NGPT_STOP_CONTEXT_FULL = 5   /* the session's n_ctx was reached (required groups not forced) */
+    NGPT_STOP_CONTEXT_FULL = 5   /* the session's n_ctx was reached. With required modalities the
+                                    text stops early enough to leave their groups room, and they
+                                    are forced; one the prompt itself leaves no room for is not */
 } ngpt_stop_reason;
 
 /* Answer one user turn (see above). user_text: UTF-8, NULL = "". media: [n_media] (NULL when 0),
@@ -1749,7 +1751,10 @@ NGPT_API ngpt_backbone_session *ngpt_pipeline_session(const ngpt_pipeline *p);
 typedef struct ngpt_pipeline_turn_params {
     size_t      struct_size;        /* sizeof(ngpt_pipeline_turn_params), set by _default */
     uint32_t    force;              /* NGPT_PIPELINE_FORCE bits: answer with these modalities even
-                                     * when the model emits no signal tokens for them */
+                                     * when the model emits no signal tokens for them (the text
+                                     * stops early enough to leave their groups room; one the
+                                     * conversation leaves no room in the context is an output
+                                     * that failed: NGPT_ERR_INVALID_ARGUMENT, message why) */
     /* the language model's sampling (defaults: NExT-GPT's demo) */
     float       temperature;        /* default 1.0; 0 = greedy */
     int32_t     top_k;              /* default 0 = off */

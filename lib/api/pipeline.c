@@ -48,6 +48,7 @@ struct ngpt_pipeline {
     int32_t                audio_uncond_dim;
     int32_t                random_weights;
     int32_t                n_turns;
+    int32_t                n_ctx;        /* the session's */
 };
 
 typedef struct pl_output {
@@ -311,7 +312,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
         ngpt_backbone_session_params_default(&sp, sizeof sp);
         int32_t n = p->params.n_ctx ? p->params.n_ctx : 2048;
         if (n > ngpt_backbone_n_ctx(p->bb)) n = ngpt_backbone_n_ctx(p->bb);
-        sp.n_ctx = n;
+        sp.n_ctx = p->n_ctx = n;
         st = ngpt_backbone_session_create(&p->s, p->bb, &sp);
         if (st == NGPT_OK && !ngpt_backbone_tokenizer(p->bb))
             st = nx_err(NGPT_ERR_NOT_FOUND, "language model (%s): no tokenizer.model", llm);
@@ -502,6 +503,7 @@ typedef struct pl_group {
     float        *hidden;      /* [n, n_embd]: the states that predicted [X0..X(n-1)] */
     float        *embs;        /* [n, n_embd]: embed_tokens rows of [X0..X(n-1)] */
     int32_t       ids[24];
+    char         *unmet;       /* a forced modality without a group: why (its output's message) */
 } pl_group;
 
 typedef struct pl_llm_out {
@@ -515,7 +517,11 @@ typedef struct pl_llm_out {
 static void llm_out_free(pl_llm_out *o)
 {
     nx_free(o->text);
-    for (int i = 0; i < o->n_groups; i++) { nx_free(o->groups[i].hidden); nx_free(o->groups[i].embs); }
+    for (int i = 0; i < o->n_groups; i++) {
+        nx_free(o->groups[i].hidden);
+        nx_free(o->groups[i].embs);
+        nx_free(o->groups[i].unmet);
+    }
     memset(o, 0, sizeof *o);
 }
 
@@ -570,6 +576,21 @@ static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const sof
         if (!G->hidden || !G->embs) { st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory"); break; }
         memcpy(G->hidden, hid, (size_t)n * (size_t)h * sizeof(float));
         memcpy(G->embs, embs, (size_t)n * (size_t)h * sizeof(float));
+    }
+    /* a forced modality the backbone could not force (the prompt and history left its group no
+     * room in the context) is an output that failed, never a silent drop */
+    const int32_t n_past = ngpt_backbone_session_n_past(p->s);
+    for (int m = NGPT_MODALITY_IMAGE; st == NGPT_OK && !o->cancelled && m <= NGPT_MODALITY_VIDEO; m++) {
+        bool have = !(tp->force & NGPT_PIPELINE_FORCE(m));
+        for (int32_t i = 0; !have && i < o->n_groups; i++) have = o->groups[i].modality == (ngpt_modality)m;
+        if (have || o->n_groups >= PL_MAX_OUTPUTS) continue;
+        pl_group *G = &o->groups[o->n_groups++];
+        G->modality = (ngpt_modality)m;
+        char why[300];
+        snprintf(why, sizeof why, "the %s output was forced, but the conversation fills the context (%d of its %d "
+                 "positions): its signal group does not fit (reset the conversation, or a larger n_ctx)",
+                 m == NGPT_MODALITY_IMAGE ? "image" : m == NGPT_MODALITY_AUDIO ? "audio" : "video", n_past, p->n_ctx);
+        if (!(G->unmet = dup_str(why))) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
     }
     ngpt_turn_result_free(r);
     if (st == NGPT_OK) p->n_turns++;
@@ -827,6 +848,11 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
             if (c.cancelled || lo.cancelled) {
                 o->status = NGPT_ERR_CANCELLED;
                 o->message = dup_str("cancelled");
+                continue;
+            }
+            if (lo.groups[i].unmet) {
+                o->status = NGPT_ERR_INVALID_ARGUMENT;
+                o->message = dup_str(lo.groups[i].unmet);
                 continue;
             }
             o->status = run_output(p, o, &lo.groups[i], i, &tp, &c, &r->stats);

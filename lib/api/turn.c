@@ -336,11 +336,13 @@ static ngpt_status generate(turn *t)
     nx_llama_state *st = s->st;
     const int32_t answer_start = st->n_past;
     bool text_done = false, synced = false;
+    bool room_kept = false; /* the text stopped early to leave the required groups room */
     int32_t n_sampled = 0;
     for (;;) {
         int32_t id = t->sig ? nx_signal_forced(t->sig) : -1;
         if (id < 0 && text_done) {
-            if (t->r->reason == NGPT_STOP_CANCELLED || t->r->reason == NGPT_STOP_CONTEXT_FULL || !t->sig) break;
+            if (t->r->reason == NGPT_STOP_CANCELLED || (t->r->reason == NGPT_STOP_CONTEXT_FULL && !room_kept) || !t->sig)
+                break;
             id = nx_signal_on_stop(t->sig);
             if (id < 0) break;
             if (!synced) {
@@ -357,6 +359,13 @@ static ngpt_status generate(turn *t)
             if (n_sampled >= t->p.max_new_tokens) {
                 t->r->reason = NGPT_STOP_MAX_TOKENS;
                 text_done = true;
+                continue;
+            }
+            /* one more text token must leave room for the required groups still to come */
+            const int32_t reserve = t->sig ? nx_signal_reserve(t->sig) : 0;
+            if (reserve > 0 && st->n_past + 1 + reserve > st->n_ctx) {
+                t->r->reason = NGPT_STOP_CONTEXT_FULL;
+                text_done = room_kept = true;
                 continue;
             }
             memcpy(t->row, st->h_logits + (size_t)(st->n_out - 1) * (size_t)t->V, (size_t)t->V * sizeof(float));

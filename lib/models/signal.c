@@ -177,6 +177,14 @@ ngpt_status nx_signal_feed(nx_signal *sm, int32_t id, const float *hidden_row, n
     return NGPT_OK;
 }
 
+int32_t nx_signal_reserve(const nx_signal *sm)
+{
+    int32_t n = sm->cur_mod >= 0 ? sm->ids.n[sm->cur_mod] - sm->cur_pos : 0;
+    for (int m = 0; m < NX_MODALITY_COUNT; m++)
+        if (sm->p.required[m] && sm->count[m] == 0 && m != sm->cur_mod) n += sm->ids.n[m];
+    return n;
+}
+
 int32_t nx_signal_on_stop(nx_signal *sm)
 {
     if (sm->cur_mod >= 0 || sm->pending >= 0) return nx_signal_forced(sm);

@@ -104,6 +104,11 @@ ngpt_status nx_signal_feed(nx_signal *sm, int32_t id, const float *hidden_row, n
  * becomes the forced id), or -1 when nothing is left to force. Call again after that group. */
 int32_t nx_signal_on_stop(nx_signal *sm);
 
+/* Positions still to be fed before every required modality has its group: the rest of the group
+ * in progress, and each required modality without a group (its full length). The generator
+ * stops the text this many positions before the end of the context. */
+int32_t nx_signal_reserve(const nx_signal *sm);
+
 /* True for every group token and the <Img>/</Img> markers. */
 bool nx_signal_is_signal(const nx_signal *sm, int32_t id);
 

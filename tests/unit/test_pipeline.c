@@ -599,6 +599,57 @@ static void test_bf16_cpu(void)
 }
 
 
+/* A forced image near the end of the context: the text stops early enough to leave its 4 signal
+ * tokens room (before, the text ran to the end and the image was dropped without a word); when
+ * the prompt itself leaves no room, the image is an output that failed, with a message. Prompts
+ * of growing length in a 96-position context, until the turn no longer fits at all. */
+static void test_forced_at_context_end(void)
+{
+    ngpt_pipeline_params pp;
+    ngpt_pipeline_params_default(&pp, sizeof pp);
+    pp.n_ctx = 96;
+    ngpt_pipeline *p = NULL;
+    CHECK_OK(ngpt_pipeline_create(&p, g_ctx, g_bundle, &pp));
+    if (!p) return;
+    ngpt_pipeline_turn_params tp;
+    turn_params(&tp);
+    tp.steps = 1;
+    tp.max_new_tokens = 200; /* the context, not max_new_tokens, ends the text */
+    int produced = 0, unmet = 0, too_long = 0;
+    char prompt[1024] = "";
+    for (int words = 40; words < 100 && !too_long; words++) {
+        strcat(prompt, "word ");
+        ngpt_pipeline_reset(p);
+        ngpt_pipeline_result *r = NULL;
+        if (ngpt_pipeline_turn(&r, p, prompt, NULL, 0, &tp) != NGPT_OK) {
+            too_long = words;  /* the prompt alone overflows the context */
+            ngpt_clear_error();
+            break;
+        }
+        int32_t img = image_output(r);
+        CHECK_MSG(img >= 0, "%d words: the forced image has no output at all", words);
+        if (img >= 0) {
+            ngpt_modality m;
+            const uint8_t *bytes = NULL;
+            size_t n = 0;
+            ngpt_status st = ngpt_pipeline_result_output(r, img, &m, &bytes, &n, NULL);
+            if (st == NGPT_OK) {
+                produced++;
+            } else {
+                unmet++;
+                const char *msg = ngpt_pipeline_result_output_message(r, img);
+                CHECK_MSG(st == NGPT_ERR_INVALID_ARGUMENT && msg && strstr(msg, "does not fit") && strstr(msg, "96"),
+                          "%d words: %s: %s", words, ngpt_status_string(st), msg ? msg : "(no message)");
+            }
+        }
+        ngpt_pipeline_result_free(r);
+    }
+    fprintf(stderr, "  forced image at the end of a 96-position context: produced %d, unmet %d, prompt too long at "
+            "%d words\n", produced, unmet, too_long);
+    CHECK(produced > 0 && unmet > 0 && unmet <= 4 && too_long > 0);
+    ngpt_pipeline_free(p);
+}
+
 /* ---- the device lock (context.h): a CUDA context's public calls take turns; here a CPU
  * context is made to take it too. A pipeline turn runs through the stage handles' own calls
  * (the lock is recursive); a decoder generate holds it for all its steps, so another thread's
@@ -727,6 +778,7 @@ int main(void)
     RUN(test_events_and_cancel);
     RUN(test_media_history);
     RUN(test_bf16_cpu);
+    RUN(test_forced_at_context_end);
     RUN(test_device_lock);
     ngpt_context_free(g_ctx);
     return test_done();
