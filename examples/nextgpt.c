@@ -413,8 +413,8 @@ static void turn_params(const opts *o, int tty, uint32_t force, ngpt_pipeline_tu
 }
 
 /* Write the result's media into --out-dir as PREFIX MODALITY-I.EXT and print the answer: text
- * lines, or one JSON object (turn > 0: chat's fields too). 0, or 1 when a file could not be
- * written. */
+ * lines, or one JSON object (turn > 0: chat's fields too). 0, or 1 when an output was not
+ * produced (not counting a cancelled turn's), a file could not be written, or stdout failed. */
 static int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r, int turn)
 {
     int rc = 0;
@@ -455,6 +455,7 @@ static int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r
             }
         } else {
             fprintf(stderr, "nextgpt: %s output not produced: %s\n", k_names[m & 3], msg);
+            if (os != NGPT_ERR_CANCELLED) rc = 1;
         }
         if (o->json) {
             printf("%s{\"modality\": \"%s\", \"status\": \"%s\", \"file\": ", i ? ", " : "", k_names[m & 3],
@@ -493,7 +494,11 @@ static int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r
         }
         printf("}}\n");
     }
-    fflush(stdout);
+    if (fflush(stdout) != 0 || ferror(stdout)) { /* a full disk or a closed pipe: not silent */
+        fprintf(stderr, "nextgpt: cannot write the answer to stdout: %s\n", strerror(errno));
+        clearerr(stdout);
+        rc = 1;
+    }
     return rc;
 }
 

@@ -89,6 +89,12 @@ ngpt_status nx_decoder_safety_run(ngpt_decoder *d, const float *img_f32, const u
 ngpt_status nx_decoder_safety_pixels(ngpt_decoder *d, const float *img_f32, const uint8_t *img_u8, int64_t B,
                                      int64_t H, int64_t W, float *pixels);
 
+/* The scheduler ngpt_decoder_generate would make for p (its scheduler, eta and steps) from the
+ * decoder folder `dir` of `kind`, made and freed: the pipeline checks a turn's steps before the
+ * language model runs (with steps_offset 1, 1000 steps reach past the 1000 training timesteps).
+ * (decoder_generate.c) */
+ngpt_status nx_decoder_check_schedule(const char *dir, ngpt_decoder_kind kind, const ngpt_decode_params *p);
+
 /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: compute uncond for text_max_length tokens, then free
  * the text encoder and tokenizer (no-op without them). (decoder_text.c) */
 ngpt_status nx_decoder_release_text(ngpt_decoder *d);

@@ -155,18 +155,28 @@ static ngpt_status upload_conditioning(ngpt_decoder *d, nx_tensor *out, const ng
 
 /* The scheduler of the decoder's folder (scheduler/scheduler_config.json), kind overridable; the
  * image decoder's with custom_sd's fix-ups (steps_offset 1, clip_sample false). */
-static ngpt_status open_scheduler(ngpt_decoder *d, const ngpt_decode_params *p, ngpt_scheduler **out)
+static ngpt_status open_scheduler(const char *dir, ngpt_decoder_kind kind, const ngpt_decode_params *p,
+                                  ngpt_scheduler **out)
 {
-    size_t n = strlen(d->dir) + 40;
+    size_t n = strlen(dir) + 40;
     char *path = nx_malloc(n);
     if (!path) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
-    snprintf(path, n, "%s/scheduler/scheduler_config.json", d->dir);
+    snprintf(path, n, "%s/scheduler/scheduler_config.json", dir);
     ngpt_scheduler_params sp;
     ngpt_scheduler_params_default(&sp, sizeof sp);
     sp.kind = p->scheduler;
     sp.eta = p->eta;
-    ngpt_status s = d->kind == NGPT_DECODER_IMAGE ? nx_sched_create_sd(out, path, &sp) : ngpt_scheduler_create(out, path, &sp);
+    ngpt_status s = kind == NGPT_DECODER_IMAGE ? nx_sched_create_sd(out, path, &sp) : ngpt_scheduler_create(out, path, &sp);
     nx_free(path);
+    return s;
+}
+
+ngpt_status nx_decoder_check_schedule(const char *dir, ngpt_decoder_kind kind, const ngpt_decode_params *p)
+{
+    ngpt_scheduler *sch = NULL;
+    ngpt_status s = open_scheduler(dir, kind, p, &sch);
+    if (s == NGPT_OK) s = ngpt_scheduler_set_timesteps(sch, p->num_inference_steps ? p->num_inference_steps : 50);
+    ngpt_scheduler_free(sch);
     return s;
 }
 
@@ -271,7 +281,7 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     float *noise = NULL;
     float *ts_b = nx_malloc((size_t)(B * mult) * sizeof(float));
     ngpt_status s = ts_b ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
-    if (s == NGPT_OK) s = open_scheduler(d, p, &sch);
+    if (s == NGPT_OK) s = open_scheduler(d->dir, d->kind, p, &sch);
     if (s == NGPT_OK && nx_sched_needs_noise(sch) && !(noise = nx_malloc((size_t)n * sizeof(float))))
         s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
     if (s == NGPT_OK) s = ngpt_scheduler_set_timesteps(sch, pl->steps);

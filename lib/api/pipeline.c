@@ -817,6 +817,21 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
                       tp.height, NX_DECODE_MAX_SIDE, tp.num_frames, tp.audio_length_s, (int)tp.scheduler);
     if (tp.force & ~(NGPT_PIPELINE_FORCE(1) | NGPT_PIPELINE_FORCE(2) | NGPT_PIPELINE_FORCE(3)))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: force 0x%x has bits other than image, audio, video", tp.force);
+    /* the forced decoders' schedules for these steps (a bad count or scheduler config would
+     * otherwise fail only after the language model) */
+    for (int m = NGPT_MODALITY_IMAGE; m <= NGPT_MODALITY_VIDEO; m++) {
+        if (!(tp.force & NGPT_PIPELINE_FORCE(m)) || !p->dec_path[m] || (!tp.steps && !tp.scheduler)) continue;
+        ngpt_decode_params dp;
+        ngpt_decode_params_default(&dp, sizeof dp);
+        dp.num_inference_steps = tp.steps;
+        dp.scheduler = tp.scheduler;
+        const ngpt_decoder_kind k = m == NGPT_MODALITY_IMAGE ? NGPT_DECODER_IMAGE
+                                  : m == NGPT_MODALITY_AUDIO ? NGPT_DECODER_AUDIO : NGPT_DECODER_VIDEO;
+        ngpt_status s = nx_decoder_check_schedule(p->dec_path[m], k, &dp);
+        if (s != NGPT_OK) return nx_err_wrap(s, "ngpt_pipeline_turn: the forced %s output's steps %d: ",
+                                             k == NGPT_DECODER_IMAGE ? "image" : k == NGPT_DECODER_AUDIO ? "audio" : "video",
+                                             tp.steps);
+    }
     if (!text) text = "";
 
     ngpt_pipeline_result *r = nx_calloc(1, sizeof *r);

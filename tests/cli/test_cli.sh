@@ -36,13 +36,22 @@ expect_rc 0 "run --channels-last" "$NG" run --prompt "a cat" --force image --ste
 grep -q '"status": "NGPT_OK"' "$TMP/out" || fail "run --channels-last: no ok output"
 head -c 4 "$TMP/out4/image-0.png" 2>/dev/null | od -An -c | grep -q "P   N   G" || fail "run --channels-last: no PNG"
 # --safety-checker: the tiny model's image decoder has no safety_checker/, so the image output
-# says so (the turn itself succeeds) and info's memory estimate exits 1 naming the folder
-expect_rc 0 "run --safety-checker" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
+# says so (the turn itself succeeds, the text is printed; an output not produced makes the exit
+# status 1) and info's memory estimate exits 1 naming the folder
+expect_rc 1 "run --safety-checker" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
   --out-dir "$TMP/out7" --safety-checker --json
 grep -q '"status": "NGPT_ERR_NOT_FOUND"' "$TMP/out" || fail "run --safety-checker: the image output is not NOT_FOUND"
 grep -q 'safety_checker: folder not found' "$TMP/out" || fail "run --safety-checker: the folder is not named"
 expect_rc 1 "info --safety-checker" "$NG" info --safety-checker
 grep -q 'safety_checker: folder not found' "$TMP/err" || fail "info --safety-checker: the folder is not named"
+# steps the forced decoder's schedule cannot take (steps_offset 1: timestep 1000) are refused
+# before the language model runs
+expect_rc 1 "run --steps 1000" "$NG" run --prompt x --force image --steps 1000
+grep -q "steps 1000" "$TMP/err" || fail "run --steps 1000: the message does not name the steps"
+# stdout that cannot be written (a full disk) is an error, not a silent exit 0
+expect_rc 1 "run --json > /dev/full" sh -c '"$0" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --json \
+  --out-dir "$1" >/dev/full' "$NG" "$TMP/out8"
+grep -q "cannot write the answer" "$TMP/err" || fail "run > /dev/full: no message"
 
 # --scheduler: another sampler than the bundle's gives another image, the same one run twice
 expect_rc 0 "run --scheduler euler-a" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
