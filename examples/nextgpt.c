@@ -103,6 +103,9 @@ static int chat_help(FILE *f)
     return f == stdout ? 0 : 2;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x) /* a macro's value as a string literal */
+
 static int bad_usage(const char *fmt, const char *arg)
 {
     fprintf(stderr, "nextgpt: ");
@@ -252,9 +255,10 @@ static int parse(opts *o, int argc, char **argv, int mode)
         } else if (!gen && strcmp(a, "--size") == 0) {
             int w = 0, h = 0, n = 0;
             const char *sz = argv[++i];
-            if (sscanf(sz, "%dx%d%n", &w, &h, &n) != 2 || sz[n] || w < 8 || h < 8 || w > 16384 || h > 16384 || w % 8 ||
-                h % 8)
-                return bad_usage("--size: '%s' is not WxH (multiples of 8 in 8..16384, as the decoders take)", sz);
+            if (sscanf(sz, "%dx%d%n", &w, &h, &n) != 2 || sz[n] || w < 8 || h < 8 || w > NGPT_DECODE_MAX_SIDE ||
+                h > NGPT_DECODE_MAX_SIDE || w % 8 || h % 8)
+                return bad_usage("--size: '%s' is not WxH (multiples of 8 in 8.." STR(NGPT_DECODE_MAX_SIDE)
+                                 ", as the decoders take)", sz);
             o->width = w;
             o->height = h;
         } else if (strcmp(a, "--dtype") == 0) {

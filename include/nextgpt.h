@@ -1003,6 +1003,9 @@ typedef bool (*ngpt_step_fn)(int32_t step, int32_t total, float elapsed_s, void 
 typedef bool (*ngpt_preview_fn)(int32_t step, int32_t total, const ngpt_tensor *latents, const ngpt_tensor *rgb,
                                 void *user_data);
 
+/* The largest image / video side (pixels) ngpt_decoder_generate and the pipeline take. */
+#define NGPT_DECODE_MAX_SIDE 4096
+
 typedef struct ngpt_decode_params {
     size_t              struct_size;         /* sizeof(ngpt_decode_params), set by _default */
     int32_t             num_inference_steps; /* 0 = 50 (NExT-GPT's setting) */
@@ -1011,7 +1014,8 @@ typedef struct ngpt_decode_params {
                                                 another kind runs on that config (from_config) */
     float               eta;                 /* DDIM eta (0 = deterministic; > 0 draws noise from seed) */
     int32_t             height, width;       /* pixels; 0 = defaults: image 512x512 (unet sample_size x 8),
-                                                video 320x576; multiples of 8 */
+                                                video 320x576; multiples of 8, at most
+                                                NGPT_DECODE_MAX_SIDE */
     int32_t             num_frames;          /* video; 0 = 24 */
     double              audio_length_s;      /* audio; 0 = 5 s; at most 60 s, at least the vocoder's hop
                                                 x the VAE's scale (0.04 s for AudioLDM); double, as the

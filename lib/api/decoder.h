@@ -64,7 +64,7 @@ ngpt_status nx_decoder_uncond(ngpt_decoder *d, int64_t S, const float **emb);
 
 /* The largest image / video side ngpt_decoder_generate takes (pixels); the pipeline's turn
  * settings and the memory estimate check against it too. */
-#define NX_DECODE_MAX_SIDE 4096
+#define NX_DECODE_MAX_SIDE NGPT_DECODE_MAX_SIDE
 
 /* unet/config.json's sample_size (unet_cfg, parsed from `path`), the latent size the UNet was
  * trained at, for the default image size (x the VAE's scale). The image decoder takes it as
