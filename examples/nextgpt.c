@@ -649,7 +649,12 @@ static int cmd_chat(int argc, char **argv)
         if (len < 0) break;
         c.line_no++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (len == 0) continue;
+        if (strspn(line, " \t") == (size_t)len) continue;  /* empty or blank: ignored, as /help says */
+        if (strlen(line) != (size_t)len) {  /* a NUL would cut the message short without a word */
+            fprintf(stderr, "nextgpt: line %d: contains a NUL byte: not sent\n", c.line_no);
+            c.failed = 1;
+            continue;
+        }
         const char *msg = line;
         if (line[0] == '/' && line[1] != '/') {
             if (!chat_command(&c, p, line)) break;

@@ -500,8 +500,10 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
     ngpt_decode_params p;
     NX_TRY(nx_params_read(&p, params, &k_defaults, sizeof p, "ngpt_decoder_generate"));
     if (!d->unet || !d->vae || (d->kind == NGPT_DECODER_AUDIO && !d->vocoder))
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: generate needs the UNet, the VAE%s loaded", d->dir,
-                      d->kind == NGPT_DECODER_AUDIO ? " and the vocoder" : "");
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: generate needs the UNet, the VAE%s loaded: %s/ was not (the folder "
+                      "has none, or the decoder's components left it out)", d->dir,
+                      d->kind == NGPT_DECODER_AUDIO ? " and the vocoder" : "",
+                      !d->unet ? "unet" : !d->vae ? "vae" : "vocoder");
     bool audio = d->kind == NGPT_DECODER_AUDIO;
     ngpt_tensor cond_2d, uncond_2d;
     if (audio) {

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/json.h"
 #include "core/params.h"
+#include "bundle.h"
 #include "decoder.h"
 #include "models/hifigan.h"
 #include "models/imagebind.h"
@@ -711,6 +712,7 @@ static ngpt_status estimate(ngpt_memory_estimate *e, const char *dir)
     ngpt_status s = nx_is_file(manifest) ? nx_json_load_file(&j, manifest)
                                       : nx_err(NGPT_ERR_NOT_FOUND, "%s: not found", manifest);
     if (s == NGPT_OK && !json_is_object(j)) s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JSON object", manifest);
+    if (s == NGPT_OK) s = nx_bundle_check_manifest(j, manifest);
     static const char *const key[] = {"llm", "imagebind", "projectors", "delta"};
     char *path[4] = {0};
     for (int i = 0; s == NGPT_OK && i < 4; i++) {

@@ -17,6 +17,7 @@
 #include "core/params.h"
 #include "core/weights.h"
 #include "ops/ops.h"
+#include "bundle.h"
 #include "context.h"
 #include "decoder.h"
 #include "sched/sched.h"
@@ -248,6 +249,19 @@ static ngpt_status load_audio_uncond(ngpt_pipeline *p, const char *path)
     return st;
 }
 
+ngpt_status nx_bundle_check_manifest(const json_t *j, const char *manifest)
+{
+    const json_t *f = json_object_get(j, "format"), *v = json_object_get(j, "version");
+    if (f && !(json_is_string(f) && strcmp(json_string_value(f), "nextgpt-bundle") == 0))
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'format' is not \"nextgpt-bundle\"", manifest);
+    if (v && !(json_is_integer(v) && json_integer_value(v) >= 1))
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'version' is not a positive integer", manifest);
+    if (v && json_integer_value(v) > NX_BUNDLE_VERSION)
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: bundle version %lld is newer than this library reads (%d)", manifest,
+                      (long long)json_integer_value(v), NX_BUNDLE_VERSION);
+    return NGPT_OK;
+}
+
 NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx, const char *bundle_dir,
                                           const ngpt_pipeline_params *params)
 {
@@ -278,6 +292,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
     }
     if (st == NGPT_OK) st = nx_json_load_file(&j, manifest);
     if (st == NGPT_OK && !json_is_object(j)) st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a JSON object", manifest);
+    if (st == NGPT_OK) st = nx_bundle_check_manifest(j, manifest);
     if (st == NGPT_OK) st = manifest_path(&llm, j, "llm", bundle_dir, manifest);
     if (st == NGPT_OK && !llm) st = nx_err(NGPT_ERR_BAD_FORMAT, "%s: 'llm' (the language model folder) is required", manifest);
     if (st == NGPT_OK) st = manifest_path(&delta, j, "delta", bundle_dir, manifest);

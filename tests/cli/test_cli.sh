@@ -44,6 +44,13 @@ grep -q '"status": "NGPT_ERR_NOT_FOUND"' "$TMP/out" || fail "run --safety-checke
 grep -q 'safety_checker: folder not found' "$TMP/out" || fail "run --safety-checker: the folder is not named"
 expect_rc 1 "info --safety-checker" "$NG" info --safety-checker
 grep -q 'safety_checker: folder not found' "$TMP/err" || fail "info --safety-checker: the folder is not named"
+# chat: blank lines are ignored (no turn: nothing on stdout); a line with a NUL byte is refused,
+# not sent cut short
+expect_rc 0 "chat: blank lines" sh -c 'printf "   \n\t\n" | "$0" chat --max-tokens 2' "$NG"
+[ -s "$TMP/out" ] && fail "chat: a blank line was sent as a turn"
+expect_rc 1 "chat: a NUL byte" sh -c 'printf "hello\000x\n" | "$0" chat --max-tokens 2' "$NG"
+grep -q "NUL byte" "$TMP/err" || fail "chat: a NUL byte: no message"
+[ -s "$TMP/out" ] && fail "chat: the line with a NUL byte was sent"
 # steps the forced decoder's schedule cannot take (steps_offset 1: timestep 1000) are refused
 # before the language model runs
 expect_rc 1 "run --steps 1000" "$NG" run --prompt x --force image --steps 1000

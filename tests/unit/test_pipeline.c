@@ -212,6 +212,22 @@ static void test_missing_decoder(void)
     CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, dir, NULL), NGPT_ERR_SHAPE_MISMATCH,
               "projector-b) are for a 96-wide language model");
     CHECK(p == NULL);
+    /* a manifest of another format, or of a newer layout, is refused by name (and by the
+     * memory estimate), not read as if it were this one */
+    static const struct { const char *json; ngpt_status want; const char *msg; } k_heads[] = {
+        {"{\"format\": \"other\", \"llm\": \"x\", \"imagebind\": \"x\"}", NGPT_ERR_BAD_FORMAT, "'format'"},
+        {"{\"version\": 2, \"llm\": \"x\", \"imagebind\": \"x\"}", NGPT_ERR_UNSUPPORTED, "bundle version 2 is newer"},
+        {"{\"version\": \"1\", \"llm\": \"x\", \"imagebind\": \"x\"}", NGPT_ERR_BAD_FORMAT, "'version'"},
+    };
+    for (size_t k = 0; k < sizeof k_heads / sizeof *k_heads; k++) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/bundle.json", dir);
+        FILE *f = fopen(path, "w");
+        if (f) fputs(k_heads[k].json, f), fclose(f);
+        CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, dir, NULL), k_heads[k].want, k_heads[k].msg);
+        ngpt_memory_estimate *e = NULL;
+        CHECK_ERR(ngpt_pipeline_estimate_memory(&e, dir, NULL), k_heads[k].want, k_heads[k].msg);
+    }
     /* a bundle folder without bundle.json */
     CHECK_ERR(ngpt_pipeline_create(&p, g_ctx, "/nonexistent-bundle", NULL), NGPT_ERR_NOT_FOUND, "bundle.json");
     CHECK(p == NULL);
