@@ -603,6 +603,41 @@ class StagesTest(unittest.TestCase):
         with self.assertRaises(OSError):
             p.turn("hi", max_new_tokens=2, on_token=lambda t: open(os.path.join(TINY, "no", "such")))
 
+    def test_without_numpy(self):
+        """The chat-to-projector flow with numpy absent (the package's _np = None): soft rows as
+        array('f'), a turn's groups as array('f') into the output projector; the same numbers as
+        with numpy. A closed Tensor says so, and Tensors refuse copies."""
+        import copy
+        M = nextgpt.Modality
+        enc = nextgpt.Encoder(self.ctx, os.path.join(TINY, "imagebind"), modalities="image")
+        pj = nextgpt.Projector(self.ctx, os.path.join(TINY, "projectors"), input=True, outputs=[M.IMAGE])
+        bb = nextgpt.Backbone(self.ctx, os.path.join(TINY, "llm"))
+        soft = pj.input(enc.encode_image(self.cat))
+        runs = []
+        for numpy_on in (True, False):
+            saved = nextgpt._np
+            if not numpy_on:
+                nextgpt._np = None
+            try:
+                rows = soft if numpy_on else array.array("f", soft.tobytes())
+                s = bb.session(n_ctx=256)
+                turn = s.turn("draw it", media=[(M.IMAGE, rows)], require=[M.IMAGE], max_new_tokens=3, seed=1)
+                g = [g for g in turn.groups if g.modality == M.IMAGE][0]
+                self.assertIsInstance(g.hidden, np.ndarray if numpy_on else array.array)
+                runs.append((turn.text, pj.output(M.IMAGE, g.hidden, g.input_embs).tobytes()))
+                s.close()
+            finally:
+                nextgpt._np = saved
+        self.assertEqual(runs[0], runs[1])
+        t = pj.input(enc.encode_image(self.cat))
+        with self.assertRaises(TypeError):
+            copy.copy(t)
+        t.close()
+        self.assertTrue(t.closed)
+        for op in (t.numpy, t.tolist, t.tobytes, lambda: len(t)):
+            with self.assertRaises(ValueError):
+                op()
+
     def test_pipeline(self):
         M = nextgpt.Modality
         p = nextgpt.Pipeline(self.ctx, TINY)

@@ -416,28 +416,42 @@ class Tensor:
     """A library-owned ngpt_tensor (an output): .dtype (Dtype), .shape, numpy() (a copy; BF16 as
     uint16 bits), tobytes(), tolist(). close() frees it; so does the garbage collector."""
 
+    _closed = False
+
     def __init__(self, c_tensor):
         self._t = c_tensor
 
     @property
+    def closed(self):
+        return self._closed
+
+    def _open(self):
+        if self._closed:
+            raise ValueError("Tensor is closed")
+        return self._t
+
+    @property
     def dtype(self):
-        return Dtype(self._t.dtype)  # noqa: F821
+        return Dtype(self._open().dtype)  # noqa: F821
 
     @property
     def shape(self):
-        return tuple(self._t.shape[i] for i in range(self._t.rank))
+        t = self._open()
+        return tuple(t.shape[i] for i in range(t.rank))
 
     @property
     def nbytes(self):
-        return lib.ngpt_tensor_nbytes(ctypes.byref(self._t))
+        return lib.ngpt_tensor_nbytes(ctypes.byref(self._open()))
 
     def __len__(self):
-        return self.shape[0] if self._t.rank else 1
+        shape = self.shape
+        return shape[0] if shape else 1
 
     def tobytes(self):
-        if not self._t.data:
+        t = self._open()
+        if not t.data:
             return b""
-        return ctypes.string_at(self._t.data, self.nbytes)
+        return ctypes.string_at(t.data, self.nbytes)
 
     def numpy(self):
         if _np is None:
@@ -453,6 +467,7 @@ class Tensor:
         return flat if self.shape else flat[0]
 
     def close(self):
+        self._closed = True
         lib.ngpt_tensor_free(ctypes.byref(self._t))
 
     def __enter__(self):
@@ -467,7 +482,14 @@ class Tensor:
         except Exception:
             pass
 
+    def __copy__(self):
+        raise TypeError("Tensor owns library memory: copy its contents with numpy() or tobytes()")
+
+    __deepcopy__ = __reduce__ = lambda self, *a: Tensor.__copy__(self)
+
     def __repr__(self):
+        if self._closed:
+            return "Tensor(closed)"
         return "Tensor(%s, %s)" % (self.dtype.name, list(self.shape))
 
 
@@ -494,7 +516,9 @@ def _tensor_view(x):
     if x is None:
         return None, None
     if isinstance(x, Tensor):
-        return ctypes.pointer(x._t), x
+        return ctypes.pointer(x._open()), x
+    if isinstance(x, _F32Rows):
+        return ctypes.pointer(x.t), x
     if _np is None:
         raise TypeError("tensor inputs need numpy (or a nextgpt.Tensor)")
     a = _np.ascontiguousarray(x)
@@ -513,6 +537,27 @@ def _tensor_view(x):
     t.data = a.ctypes.data
     t.owner = None
     return ctypes.pointer(t), a
+
+
+class _F32Rows:
+    """Floats as an F32 [1, n, width] caller tensor without numpy (x: flat, or rows)."""
+
+    def __init__(self, x, width):
+        p, n, self.keep, _ = _floats(_flat_floats(x))
+        if not width or not n or n % width:
+            raise ValueError("%d floats are not rows of %d" % (n, width))
+        self.t = capi.ngpt_tensor()
+        self.t.dtype, self.t.rank, self.t.owner = capi.NGPT_DTYPE_F32, 3, None
+        self.t.shape[0], self.t.shape[1], self.t.shape[2] = 1, n // width, width
+        self.t.data = ctypes.cast(p, ctypes.c_void_p)
+
+
+def _flat_floats(x):
+    """Rows of floats (lists, tuples or arrays of floats) flattened; a flat sequence unchanged."""
+    x = x if isinstance(x, array.array) else list(x)
+    if len(x) and isinstance(x[0], (list, tuple, array.array)):
+        return [float(v) for row in x for v in row]
+    return x
 
 
 def _floats(x, writable=False):
@@ -1150,6 +1195,9 @@ class Projector(_Handle):
                                   for x in (hidden, input_embs))
             hidden, input_embs = (x[None] if not isinstance(x, Tensor) and x.ndim == 2 else x
                                   for x in (hidden, input_embs))
+        else:  # array('f') (a TurnGroup's, without numpy), floats or rows: [1, n, llm_hidden]
+            hidden, input_embs = (x if isinstance(x, Tensor) else _F32Rows(x, self.llm_hidden_size)
+                                  for x in (hidden, input_embs))
         hv, keep_h = _tensor_view(hidden)
         ev, keep_e = _tensor_view(input_embs)
         t = _new_tensor_out()
@@ -1312,11 +1360,15 @@ class Session(_Handle):
             if isinstance(rows, Tensor):
                 if rows.dtype != Dtype.F32:  # noqa: F821
                     raise ValueError("soft rows must be F32, not %s" % rows.dtype.name)
-                shape, ptr = rows.shape, rows._t.data
-            else:
+                shape, ptr = rows.shape, rows._open().data
+            elif _np is not None:
                 a = _np.ascontiguousarray(rows, dtype=_np.float32)
                 keep.append(a)
                 shape, ptr = a.shape, a.ctypes.data
+            else:  # array('f') (what TurnGroup holds without numpy), floats, or rows of floats
+                p_rows, n, k, _ = _floats(_flat_floats(rows))
+                keep.append(k)
+                shape, ptr = ((n // width, width) if n and n % width == 0 else (n,)), ctypes.cast(p_rows, ctypes.c_void_p).value
             # the C struct carries no width: a wrong one would be read past its end
             if len(shape) not in (1, 2) or shape[-1] != width or (len(shape) == 2 and shape[0] < 1):
                 raise ValueError("soft rows of %s must be [n_rows, %d], not %s" % (Modality(int(m)).name,  # noqa: F821
