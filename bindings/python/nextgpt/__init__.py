@@ -224,7 +224,7 @@ def has_cuda_build():
 # them, _live) is only marked, and the last child to go frees it. A handle in use by a call
 # (_busy, counted by the wrapped methods) cannot be closed from another thread, or from a
 # callback of that call: close() raises instead of freeing what the call is using.
-_life = threading.Lock()
+_life = threading.RLock()  # re-entrant: a collection (finalizers) may run inside a held block
 
 
 def _in_use(h):
