@@ -895,7 +895,7 @@ static void info_memory_json(const ngpt_memory_estimate *e, const ngpt_memory_pa
  * "height", "outputs": [...], "parts": {"backbone": {"weight_bytes", "mapped_bytes", "kv_bytes",
  * "work_bytes"}, ...}, "stage_peak_bytes": {"load", ..., "media_out"}, "peak_bytes",
  * "overhead_bytes", "mapped_bytes"}}} */
-static void info_json(ngpt_context *ctx, const char *model, int tiny, const components *cs,
+static void info_json(ngpt_context *ctx, const char *note, const char *model, int tiny, const components *cs,
                       const ngpt_memory_estimate *e, const ngpt_memory_params *mp)
 {
     printf("{\"version\": ");
@@ -905,7 +905,7 @@ static void info_json(ngpt_context *ctx, const char *model, int tiny, const comp
     printf(", \"device\": ");
     json_str(stdout, ngpt_context_device_name(ctx));
     printf(", \"threads\": %d, \"note\": ", ngpt_context_n_threads(ctx));
-    json_str(stdout, ngpt_context_backend_note(ctx));
+    json_str(stdout, note);
     printf(", \"model\": ");
     if (!model) {
         printf("null}\n");
@@ -940,8 +940,10 @@ static int cmd_info(int argc, char **argv)
     int rc = parse(&o, argc, argv, MODE_INFO);
     if (rc >= 0) return rc;
     ngpt_context *ctx = NULL;
+    char fallback[700] = ""; /* why --device cuda describes the CPU (the JSON's and text's note) */
     if (o.cp.device == NGPT_DEVICE_CUDA && ngpt_context_create(&ctx, &o.cp) != NGPT_OK) {
         /* info describes: without a usable GPU it still estimates for CUDA, on a CPU context */
+        snprintf(fallback, sizeof fallback, "using the CPU: %s (the memory estimate is for CUDA)", ngpt_last_error());
         fprintf(stderr, "nextgpt: %s\nnextgpt: describing the CPU; the memory estimate is for CUDA\n", ngpt_last_error());
         ngpt_context_params cp = o.cp;
         cp.device = NGPT_DEVICE_CPU;
@@ -949,6 +951,7 @@ static int cmd_info(int argc, char **argv)
     }
     if (!ctx) ctx = make_context(&o);
     if (!ctx) return 1;
+    const char *note = fallback[0] ? fallback : ngpt_context_backend_note(ctx);
     const char *model = o.model ? o.model : tiny_model();
     if (model && !is_dir_with_manifest(model)) {
         fprintf(stderr, "nextgpt: %s/bundle.json: %s\n", model, strerror(errno ? errno : ENOENT));
@@ -962,7 +965,7 @@ static int cmd_info(int argc, char **argv)
     ngpt_memory_estimate *e = model ? info_estimate(&o, ctx, model, &mp) : NULL;
     int rc_mem = model && !e ? 1 : 0;
     if (o.json) {
-        info_json(ctx, model, model && !o.model, &cs, e, &mp);
+        info_json(ctx, note, model, model && !o.model, &cs, e, &mp);
         ngpt_memory_estimate_free(e);
         ngpt_context_free(ctx);
         return rc_mem;
@@ -972,7 +975,6 @@ static int cmd_info(int argc, char **argv)
     printf("backend:    %s\n", ngpt_backend_name(ngpt_context_backend(ctx)));
     printf("device:     %s\n", ngpt_context_device_name(ctx));
     printf("threads:    %d\n", ngpt_context_n_threads(ctx));
-    const char *note = ngpt_context_backend_note(ctx);
     if (note[0]) printf("note:       %s\n", note);
     ngpt_context_free(ctx);
     if (!model) return 0;

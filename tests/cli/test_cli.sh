@@ -117,6 +117,12 @@ grep -q "llm" "$TMP/out" && grep -q "decoders/image/unet" "$TMP/out" || fail "in
 grep -q "memory estimate of a turn (cpu, F32" "$TMP/out" && grep -q "turn peak:" "$TMP/out" || fail "info: no memory estimate"
 expect_rc 0 "info --device cuda --dtype f16 (estimated without a GPU)" "$NG" info --device cuda --dtype f16
 grep -q "memory estimate of a turn (cuda, F16" "$TMP/out" || fail "info --device cuda: no CUDA estimate"
+# on a CPU fallback the note says why (stderr had it; the JSON's note was empty)
+if grep -q "^backend: *cpu" "$TMP/out"; then
+  grep -q "^note: *using the CPU: .*CUDA" "$TMP/out" || fail "info --device cuda: the fallback has no note"
+  expect_rc 0 "info --device cuda --json" "$NG" info --device cuda --dtype f16 --json
+  grep -q '"note": "using the CPU: ' "$TMP/out" || fail "info --device cuda --json: the fallback has no note"
+fi
 
 [ "$fails" -eq 0 ] && echo "test_cli: all passed" >&2
 exit $((fails > 0))
