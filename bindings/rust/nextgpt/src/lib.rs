@@ -1240,18 +1240,29 @@ pub struct Pipeline<'c> {
 // run on different threads at once (the header: CPU jobs and CUDA calls take turns).
 unsafe impl Send for Pipeline<'_> {}
 
-type TokenFn<'a> = &'a mut dyn FnMut(&str) -> bool;
+/// The token callback of a turn and the panic it raised, if any: a panic must not unwind into C,
+/// so it cancels the turn and is resumed once the C call has returned.
+struct TokenCall<'a> {
+    f: &'a mut dyn FnMut(&str) -> bool,
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
 
 unsafe extern "C" fn pipeline_event(ev: *const sys::ngpt_pipeline_event, user: *mut c_void) -> bool {
-    // SAFETY: user is the &mut TokenFn passed by Pipeline::turn, alive for the call; ev is valid
+    // SAFETY: user is the &mut TokenCall passed by Pipeline::turn, alive for the call; ev is valid
     // during the callback and its text holds text_len bytes (not NUL-terminated).
-    let (ev, f) = unsafe { (&*ev, &mut *(user as *mut TokenFn)) };
-    if ev.kind != sys::NGPT_PIPELINE_EVENT_TOKEN {
-        return true;
+    let (ev, call) = unsafe { (&*ev, &mut *(user as *mut TokenCall)) };
+    if ev.kind != sys::NGPT_PIPELINE_EVENT_TOKEN || call.panic.is_some() {
+        return call.panic.is_none();
     }
     let piece = String::from_utf8_lossy(unsafe { slice(ev.text as *const u8, ev.text_len) });
-    // A panic must not unwind into C: treat it as a cancel.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&piece))).unwrap_or(false)
+    let f = &mut call.f;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&piece))) {
+        Ok(go_on) => go_on,
+        Err(payload) => {
+            call.panic = Some(payload);
+            false
+        }
+    }
 }
 
 impl<'c> Pipeline<'c> {
@@ -1287,7 +1298,8 @@ impl<'c> Pipeline<'c> {
     }
 
     /// One user turn: `text` and media files (modality, path). `on_token` receives the answer
-    /// as it is generated; returning false cancels (the result then says `cancelled`).
+    /// as it is generated; returning false cancels (the result then says `cancelled`). A panic in
+    /// `on_token` cancels the turn and is resumed from this call once the library has returned.
     pub fn turn(&mut self, text: &str, media: &[(Modality, &Path)], p: &PipelineTurnParams,
                 on_token: Option<&mut dyn FnMut(&str) -> bool>) -> Result<PipelineResult> {
         let text = c_str(text)?;
@@ -1302,16 +1314,23 @@ impl<'c> Pipeline<'c> {
         tp.steps = p.steps;
         tp.seed = p.seed;
         if let Some(v) = p.max_new_tokens { tp.max_new_tokens = v; }
-        let mut f: Option<TokenFn> = on_token;
-        if let Some(f) = f.as_mut() {
+        let mut call = on_token.map(|f| TokenCall { f, panic: None });
+        if let Some(c) = call.as_mut() {
             tp.on_event = Some(pipeline_event);
-            tp.user_data = f as *mut TokenFn as *mut c_void;
+            tp.user_data = c as *mut TokenCall as *mut c_void;
         }
         let mut out = ptr::null_mut();
-        check(unsafe {
+        let st = check(unsafe {
             sys::ngpt_pipeline_turn(&mut out, self.ptr.as_ptr(), text.as_ptr(),
                                     if items.is_empty() { ptr::null() } else { items.as_ptr() }, items.len(), &tp)
-        })?;
+        });
+        if let Some(payload) = call.and_then(|c| c.panic) {
+            if !out.is_null() {
+                unsafe { sys::ngpt_pipeline_result_free(out) };
+            }
+            std::panic::resume_unwind(payload);
+        }
+        st?;
         let r = out;
         let mut len = 0usize;
         let t = unsafe { sys::ngpt_pipeline_result_text(r, &mut len) };

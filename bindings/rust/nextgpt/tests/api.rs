@@ -298,6 +298,14 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
     assert_eq!(&out.result.as_ref().unwrap()[..4], b"\x89PNG");
     let mut cancel = |_: &str| false;
     assert!(pl.turn("again", &[], &params, Some(&mut cancel)).unwrap().cancelled);
+    // a panic in the callback cancels the turn and comes out of turn() once the library returned
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut boom = |_: &str| -> bool { panic!("boom in on_token") };
+        let _ = pl.turn("again", &[], &params, Some(&mut boom));
+    }));
+    let payload = panicked.err().expect("the callback's panic was swallowed");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom in on_token"));
+    assert!(pl.turn("after the panic", &[], &params, None).is_ok()); // the pipeline is still usable
     let missing = tiny.join("no-such-cat.jpg");
     let e = pl.turn("x", &[(Modality::Image, missing.as_path())], &params, None).err().unwrap();
     assert!(e.message.contains("no-such-cat.jpg"), "{}", e.message);
