@@ -4,10 +4,11 @@
  *               [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]
  *               [--scheduler ddim|pndm|dpm|euler|euler-a|heun|unipc|lms|kdpm2|kdpm2-a|deis|ddpm|
  *                            dpm-single]
+ *               [--size WxH] [--frames N] [--seconds S]
  *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]
  *               [--cuda-graphs] [--channels-last] [--safety-checker]
  *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S] [--scheduler NAME]
- *               [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N] [--dtype ...]
+ *               [--size WxH] [--frames N] [--seconds S] [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N] [--dtype ...]
  *               [--cuda-graphs] [--channels-last] [--safety-checker]
  *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N] [--dtype ...] [--ctx N]
  *               [--size WxH] [--force M]... [--safety-checker]   (memory estimate of a turn: its device, dtype,
@@ -50,13 +51,16 @@ static int usage(FILE *f)
         "                   [--out-dir D] [--force image|audio|video]... [--steps N] [--seed S]\n"
         "                   [--scheduler ddim|pndm|dpm|euler|euler-a|heun|unipc|lms|kdpm2|kdpm2-a|deis|ddpm|\n"
         "                                dpm-single]   (default: each decoder's own)\n"
+        "                   [--size WxH] [--frames N] [--seconds S]   (image/video size, video frames,\n"
+        "                                audio length; default: each decoder's own)\n"
         "                   [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N]\n"
         "                   [--dtype f32|f16|bf16]   (f16/bf16: compute dtype on CUDA; bf16 on the CPU too)\n"
         "                   [--cuda-graphs]   (CUDA: stages recorded once as graphs and replayed)\n"
         "                   [--channels-last] (decoders' UNets and VAEs NHWC inside: cuDNN's layout)\n"
         "                   [--safety-checker] (SD's safety checker blacks out flagged images, as NExT-GPT)\n"
         "       nextgpt chat [--model DIR] [--out-dir D] [--force image|audio|video]... [--steps N]\n"
-        "                   [--seed S] [--scheduler NAME] [--max-tokens N] [--no-media-history] [--json]\n"
+        "                   [--seed S] [--scheduler NAME] [--size WxH] [--frames N] [--seconds S]\n"
+        "                   [--max-tokens N] [--no-media-history] [--json]\n"
         "                   [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]\n"
         "                   [--cuda-graphs] [--channels-last] [--safety-checker]\n"
         "                   (nextgpt chat --help: commands)\n"
@@ -186,7 +190,9 @@ typedef struct opts {
     int safety_checker;
     ngpt_dtype dtype;  /* --dtype: the pipeline's compute dtype (F32 default; f16/bf16 on CUDA, bf16 on the CPU) */
     int32_t n_ctx;     /* info --ctx: the conversation's context (0 = the pipeline's default) */
-    int32_t width, height;  /* info --size WxH (0 = the decoder's) */
+    int32_t width, height;  /* --size WxH (0 = the decoder's) */
+    int32_t frames;         /* run/chat --frames: video frames (0 = 24) */
+    double seconds;         /* run/chat --seconds: audio length (0 = 5 s) */
 } opts;
 
 enum { MODE_INFO = 0, MODE_RUN = 1, MODE_CHAT = 2 };
@@ -215,7 +221,7 @@ static int takes_value(const char *a)
 {
     static const char *const v[] = {"--model", "--device", "--threads", "--ctx", "--size", "--dtype", "--out-dir",
                                     "--force", "--steps", "--seed", "--scheduler", "--max-tokens", "--prompt",
-                                    "--image", "--audio", "--video"};
+                                    "--image", "--audio", "--video", "--frames", "--seconds"};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         if (strcmp(a, v[i]) == 0) return 1;
     return 0;
@@ -252,7 +258,7 @@ static int parse(opts *o, int argc, char **argv, int mode)
         } else if (!gen && strcmp(a, "--ctx") == 0) {
             if (!parse_int(argv[++i], 1, 1 << 20, &v)) return bad_usage("--ctx: '%s' is not in 1..1048576", argv[i]);
             o->n_ctx = (int32_t)v;
-        } else if (!gen && strcmp(a, "--size") == 0) {
+        } else if (strcmp(a, "--size") == 0) {
             int w = 0, h = 0, n = 0;
             const char *sz = argv[++i];
             if (sscanf(sz, "%dx%d%n", &w, &h, &n) != 2 || sz[n] || w < 8 || h < 8 || w > NGPT_DECODE_MAX_SIDE ||
@@ -297,6 +303,16 @@ static int parse(opts *o, int argc, char **argv, int mode)
                 return bad_usage("--scheduler: '%s' is not ddim, pndm, dpm, euler, euler-a, heun, unipc, lms, kdpm2, "
                                  "kdpm2-a, deis, ddpm or dpm-single", name);
             o->scheduler = k[j].kind;
+        } else if (gen && strcmp(a, "--frames") == 0) {
+            if (!parse_int(argv[++i], 1, 256, &v)) return bad_usage("--frames: '%s' is not in 1..256", argv[i]);
+            o->frames = (int32_t)v;
+        } else if (gen && strcmp(a, "--seconds") == 0) {
+            char *end;
+            const char *sv = argv[++i];
+            double secs = strtod(sv, &end);
+            if (end == sv || *end || !(secs > 0 && secs <= 60))
+                return bad_usage("--seconds: '%s' is not in (0, 60]", sv);
+            o->seconds = secs;
         } else if (gen && strcmp(a, "--max-tokens") == 0) {
             if (!parse_int(argv[++i], 1, 100000, &v)) return bad_usage("--max-tokens: '%s' is not in 1..100000", argv[i]);
             o->max_tokens = (int32_t)v;
@@ -412,6 +428,10 @@ static void turn_params(const opts *o, int tty, uint32_t force, ngpt_pipeline_tu
     tp->steps = o->steps;
     tp->seed = o->seed;
     tp->scheduler = o->scheduler;
+    tp->width = o->width;
+    tp->height = o->height;
+    tp->num_frames = o->frames;
+    tp->audio_length_s = o->seconds;
     if (o->max_tokens) tp->max_new_tokens = o->max_tokens;
     if (tty) tp->on_event = progress;
 }

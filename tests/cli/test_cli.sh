@@ -44,6 +44,15 @@ grep -q '"status": "NGPT_ERR_NOT_FOUND"' "$TMP/out" || fail "run --safety-checke
 grep -q 'safety_checker: folder not found' "$TMP/out" || fail "run --safety-checker: the folder is not named"
 expect_rc 1 "info --safety-checker" "$NG" info --safety-checker
 grep -q 'safety_checker: folder not found' "$TMP/err" || fail "info --safety-checker: the folder is not named"
+# --size, --frames, --seconds reach the decoders: a short video and a short sound
+expect_rc 0 "run --force video --size --frames" "$NG" run --prompt x --force video --steps 1 --size 64x64 --frames 2 \
+  --max-tokens 2 --out-dir "$TMP/out9"
+[ -s "$TMP/out9/video-0.mp4" ] || fail "run --force video --size 64x64 --frames 2: no video"
+expect_rc 0 "run --force audio --seconds" "$NG" run --prompt x --force audio --steps 1 --seconds 0.5 --max-tokens 2 \
+  --out-dir "$TMP/out10"
+[ -s "$TMP/out10/audio-0.wav" ] || fail "run --force audio --seconds 0.5: no sound"
+expect_rc 2 "--frames 0" "$NG" run --prompt x --frames 0
+expect_rc 2 "--seconds 61" "$NG" run --prompt x --seconds 61
 # chat: blank lines are ignored (no turn: nothing on stdout); a line with a NUL byte is refused,
 # not sent cut short
 expect_rc 0 "chat: blank lines" sh -c 'printf "   \n\t\n" | "$0" chat --max-tokens 2' "$NG"
