@@ -36,7 +36,7 @@ typedef struct nx_device_hold {
 nx_device_hold nx_device_acquire(ngpt_context *ctx);
 void nx_device_release(nx_device_hold *h);
 #define NX_HOLD_DEVICE(ctx) \
-    nx_device_hold nx_device_hold_ __attribute__((cleanup(nx_device_release))) = nx_device_acquire(ctx)
+    nx_device_hold nx_device_hold_ __attribute__((cleanup(nx_device_release), unused)) = nx_device_acquire(ctx)
 /* Tests: make a CPU context's calls take the device lock too (as a CUDA context's do), before
  * any handle of it is in use. */
 void nx_context_set_serialize(ngpt_context *ctx, bool on);
