@@ -24,6 +24,7 @@
  */
 #include <nextgpt.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -209,6 +210,8 @@ static int parse_modality(const char *s, ngpt_modality *m)
 static int parse_int(const char *s, long long lo, long long hi, long long *v)
 {
     char *end;
+    /* digits only, as written: strtoll would also take " 5" and "+5" */
+    if (!isdigit((unsigned char)s[0]) && !(s[0] == '-' && isdigit((unsigned char)s[1]))) return 0;
     errno = 0;
     long long x = strtoll(s, &end, 10);
     if (errno || end == s || *end || x < lo || x > hi) return 0;
@@ -310,7 +313,7 @@ static int parse(opts *o, int argc, char **argv, int mode)
             char *end;
             const char *sv = argv[++i];
             double secs = strtod(sv, &end);
-            if (end == sv || *end || !(secs > 0 && secs <= 60))
+            if (end == sv || *end || !(isdigit((unsigned char)sv[0]) || sv[0] == '.') || !(secs > 0 && secs <= 60))
                 return bad_usage("--seconds: '%s' is not in (0, 60]", sv);
             o->seconds = secs;
         } else if (gen && strcmp(a, "--max-tokens") == 0) {
@@ -321,7 +324,7 @@ static int parse(opts *o, int argc, char **argv, int mode)
             errno = 0;
             const char *sv = argv[++i];
             unsigned long long s = strtoull(sv, &end, 10);  /* strtoull takes "-1" as 2^64 - 1: refused */
-            if (errno || end == sv || *end || strchr(sv, '-'))
+            if (errno || end == sv || *end || !isdigit((unsigned char)sv[0]))
                 return bad_usage("--seed: '%s' is not a number in 0..18446744073709551615", sv);
             o->seed = s;
         } else return bad_usage("unknown argument '%s'", a);

@@ -483,7 +483,10 @@ static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pip
             ngpt_status st = encode_item(p, &emb, &media[i], i);
             if (st != NGPT_OK) {
                 nx_free(feat);
-                return nx_err_wrap(st, "media[%zu] (%s): ", i, media[i].path ? media[i].path : k_mod_name[m]);
+                /* the path, unless the decoder's message already names it */
+                const char *what = media[i].path && !strstr(ngpt_last_error(), media[i].path) ? media[i].path
+                                                                                              : k_mod_name[m];
+                return nx_err_wrap(st, "media[%zu] (%s): ", i, what);
             }
             memcpy(feat + k * (size_t)d, emb.data, (size_t)d * sizeof *feat);
             ngpt_tensor_free(&emb);

@@ -53,6 +53,10 @@ expect_rc 0 "run --force audio --seconds" "$NG" run --prompt x --force audio --s
 [ -s "$TMP/out10/audio-0.wav" ] || fail "run --force audio --seconds 0.5: no sound"
 expect_rc 2 "--frames 0" "$NG" run --prompt x --frames 0
 expect_rc 2 "--seconds 61" "$NG" run --prompt x --seconds 61
+expect_rc 2 "--steps ' 5' (digits only, as written)" "$NG" run --prompt x --steps " 5"
+expect_rc 2 "--steps +5" "$NG" run --prompt x --steps +5
+expect_rc 2 "--seed ' 7'" "$NG" run --prompt x --seed " 7"
+expect_rc 2 "--seconds ' 1'" "$NG" run --prompt x --seconds " 1"
 # chat: blank lines are ignored (no turn: nothing on stdout); a line with a NUL byte is refused,
 # not sent cut short
 expect_rc 0 "chat: blank lines" sh -c 'printf "   \n\t\n" | "$0" chat --max-tokens 2' "$NG"
