@@ -8,7 +8,8 @@
  *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]
  *               [--cuda-graphs] [--channels-last] [--safety-checker]
  *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S] [--scheduler NAME]
- *               [--size WxH] [--frames N] [--seconds S] [--max-tokens N] [--no-media-history] [--json] [--device ...] [--threads N] [--dtype ...]
+ *               [--size WxH] [--frames N] [--seconds S] [--max-tokens N] [--no-media-history] [--json]
+ *               [--device ...] [--threads N] [--dtype ...]
  *               [--cuda-graphs] [--channels-last] [--safety-checker]
  *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N] [--dtype ...] [--ctx N]
  *               [--size WxH] [--force M]... [--safety-checker]   (memory estimate of a turn: its device, dtype,
