@@ -24,19 +24,27 @@ bool nx_is_file(const char *path)
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* Writes f's contents straight into path (a device, a FIFO): nothing to rename over. */
+/* write(f, user), then fclose(f): true when both succeeded; else *err says why. */
+static bool write_close(FILE *f, bool (*write)(FILE *f, void *user), void *user, int *err)
+{
+    errno = 0;
+    bool ok = write(f, user) && !ferror(f);
+    *err = errno ? errno : EIO;
+    if (fclose(f) != 0 && ok) {
+        ok = false;
+        *err = errno;
+    }
+    return ok;
+}
+
+/* Writes straight into path (a device, a FIFO): nothing to rename over. */
 static ngpt_status write_direct(const char *path, bool (*write)(FILE *f, void *user), void *user)
 {
     FILE *f = fopen(path, "wb");
     if (!f) return nx_err(NGPT_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
-    errno = 0;
-    bool ok = write(f, user) && !ferror(f);
-    int err = errno ? errno : EIO;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
-    return ok ? NGPT_OK : nx_err(NGPT_ERR_IO, "%s: write failed: %s", path, strerror(err));
+    int err = 0;
+    return write_close(f, write, user, &err) ? NGPT_OK
+                                             : nx_err(NGPT_ERR_IO, "%s: write failed: %s", path, strerror(err));
 }
 
 ngpt_status nx_write_replace(const char *path, bool (*write)(FILE *f, void *user), void *user)
@@ -77,13 +85,7 @@ ngpt_status nx_write_replace(const char *path, bool (*write)(FILE *f, void *user
         free(real);
         return nx_err(NGPT_ERR_IO, "%s: cannot create: %s", path, strerror(err));
     }
-    errno = 0;
-    bool ok = write(f, user) && !ferror(f);
-    err = errno ? errno : EIO;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        err = errno;
-    }
+    bool ok = write_close(f, write, user, &err);
     if (ok && rename(tmp, target) != 0) {
         ok = false;
         err = errno;
