@@ -607,7 +607,7 @@ static ngpt_status llm_turn(ngpt_pipeline *p, const char *text, float *const sof
         char why[300];
         snprintf(why, sizeof why, "the %s output was forced, but the conversation fills the context (%d of its %d "
                  "positions): its signal group does not fit (reset the conversation, or a larger n_ctx)",
-                 m == NGPT_MODALITY_IMAGE ? "image" : m == NGPT_MODALITY_AUDIO ? "audio" : "video", n_past, p->n_ctx);
+                 k_mod_name[m], n_past, p->n_ctx);
         if (!(G->unmet = dup_str(why))) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_turn: out of memory");
     }
     ngpt_turn_result_free(r);
@@ -846,9 +846,8 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
         const ngpt_decoder_kind k = m == NGPT_MODALITY_IMAGE ? NGPT_DECODER_IMAGE
                                   : m == NGPT_MODALITY_AUDIO ? NGPT_DECODER_AUDIO : NGPT_DECODER_VIDEO;
         ngpt_status s = nx_decoder_check_schedule(p->dec_path[m], k, &dp);
-        if (s != NGPT_OK) return nx_err_wrap(s, "ngpt_pipeline_turn: the forced %s output's steps %d: ",
-                                             k == NGPT_DECODER_IMAGE ? "image" : k == NGPT_DECODER_AUDIO ? "audio" : "video",
-                                             tp.steps);
+        if (s != NGPT_OK)
+            return nx_err_wrap(s, "ngpt_pipeline_turn: the forced %s output's steps %d: ", k_mod_name[m], tp.steps);
     }
     if (!text) text = "";
 
