@@ -160,6 +160,21 @@ class _Raised:
         self.check()
         return st
 
+    def result(self, name, out, free, make, *args):
+        """call(name, byref(out), *args) for a call that returns a result object to free: the
+        result made by make(out), and out freed, also when a callback's exception (a cancelled
+        turn returns normally) is re-raised instead."""
+        try:
+            _call(name, ctypes.byref(out), *args)
+        except Error:
+            self.check()
+            raise
+        try:
+            self.check()
+            return make(out)
+        finally:
+            free(out)
+
 
 def _str(p):
     return None if p is None else p.decode("utf-8", "replace")
@@ -1378,18 +1393,9 @@ class Session(_Handle):
             arr[i].soft_rows = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
             arr[i].n_rows = n_rows
         out = ctypes.POINTER(capi.ngpt_turn_result)()
-        data = _cstr(text)
-        try:
-            _call("ngpt_backbone_turn", ctypes.byref(out), self._h(), data, arr if media else None, len(media),
-                  ctypes.byref(p))
-        except Error:
-            raised.check()
-            raise
-        try:
-            raised.check()  # a cancelled turn returns normally: the callback's exception is the news
-            return TurnResult(out, self._bb.n_embd)
-        finally:
-            lib.ngpt_turn_result_free(out)
+        return raised.result("ngpt_backbone_turn", out, lib.ngpt_turn_result_free,
+                             lambda r: TurnResult(r, self._bb.n_embd), self._h(), _cstr(text),
+                             arr if media else None, len(media), ctypes.byref(p))
 
 # ---- pipeline --------------------------------------------------------------------------------
 
@@ -1527,17 +1533,8 @@ class Pipeline(_Handle):
                 keep.append(b)
                 arr[i].path = b
         out = ctypes.POINTER(capi.ngpt_pipeline_result)()
-        try:
-            _call("ngpt_pipeline_turn", ctypes.byref(out), self._h(), _cstr(text), arr if media else None,
-                  len(media), ctypes.byref(p))
-        except Error:
-            raised.check()
-            raise
-        try:
-            raised.check()  # a cancelled turn returns normally: the callback's exception is the news
-            return PipelineResult(out)
-        finally:
-            lib.ngpt_pipeline_result_free(out)
+        return raised.result("ngpt_pipeline_turn", out, lib.ngpt_pipeline_result_free, PipelineResult, self._h(),
+                             _cstr(text), arr if media else None, len(media), ctypes.byref(p))
 
 
 # ---- memory estimate -------------------------------------------------------------------------
