@@ -64,8 +64,12 @@ ngpt_status nx_av_input_open(nx_av_input *in, const uint8_t *buf, size_t len, co
         return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate a demuxer", name);
     }
     in->fmt->pb = in->io;
+    /* FFmpeg answers EINVAL when no demuxer recognises the bytes, which alone reads like a bad call. */
     if ((r = avformat_open_input(&in->fmt, NULL, NULL, NULL)) < 0) /* frees the context on failure */
-        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a readable %s file: %s", name, what, nx_av_err(r, eb, sizeof eb));
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: not a readable %s file (%s): %s", name, what,
+                      r == AVERROR(EINVAL) || r == AVERROR_INVALIDDATA ? "unknown format, or cut short"
+                                                                      : "the demuxer failed",
+                      nx_av_err(r, eb, sizeof eb));
     if ((r = avformat_find_stream_info(in->fmt, NULL)) < 0)
         return nx_err(NGPT_ERR_BAD_FORMAT, "%s: cannot read stream info: %s", name, nx_av_err(r, eb, sizeof eb));
     return NGPT_OK;

@@ -17,7 +17,7 @@ typedef struct nx_av_input {
 } nx_av_input;
 
 /* Open buf[0, len) with libavformat and read its stream info. `name` and `what` ("video",
- * "audio") label messages: NGPT_ERR_BAD_FORMAT "<name>: not a readable <what> file: <FFmpeg's
+ * "audio") label messages: NGPT_ERR_BAD_FORMAT "<name>: not a readable <what> file (<our reading>): <FFmpeg's
  * reason>". *in must be zeroed; on failure it is left for nx_av_input_close (which is always
  * safe to call). The first call quiets FFmpeg's logging (see video.c). */
 ngpt_status nx_av_input_open(nx_av_input *in, const uint8_t *buf, size_t len, const char *name, const char *what);

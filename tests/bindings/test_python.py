@@ -123,6 +123,35 @@ class Basics(unittest.TestCase):
         w.close()
         self.assertEqual(t.rank, 0)
 
+    def test_tensor_from_buffer(self):
+        x = np.array([[1.0, -2.5], [3.0e38, 0.15625]], np.float32)
+        bits = (x.view(np.uint32) >> 16).astype(np.uint16)  # exact in BF16
+        b = nextgpt.Tensor.from_buffer(bits, nextgpt.Dtype.BF16)
+        self.assertEqual((b.dtype, b.shape), (nextgpt.Dtype.BF16, (2, 2)))
+        self.assertTrue((b.numpy() == bits).all())  # the round trip numpy() -> from_buffer
+        back = nextgpt.Tensor.from_buffer(b.numpy(), nextgpt.Dtype.BF16)
+        self.assertEqual(back.tobytes(), b.tobytes())
+        self.assertEqual(nextgpt.Tensor.from_buffer(bits.byteswap().newbyteorder(), nextgpt.Dtype.BF16).tobytes(),
+                         b.tobytes())
+        # bytes-like, default shape: the element count; an explicit shape
+        f = nextgpt.Tensor.from_buffer(x.tobytes(), nextgpt.Dtype.F32)
+        self.assertEqual((f.shape, f.tolist()[1]), ((4,), -2.5))
+        self.assertEqual(nextgpt.Tensor.from_buffer(bytearray(8), nextgpt.Dtype.I32, [1, 2]).shape, (1, 2))
+        self.assertEqual(nextgpt.Tensor.from_buffer(b"", nextgpt.Dtype.F32, [0, 3]).shape, (0, 3))
+        for bad in ((b"abc", nextgpt.Dtype.F32, None), (b"abcd", nextgpt.Dtype.F32, [2]),
+                    (b"abcd", nextgpt.Dtype.F32, [-1]), (b"", nextgpt.Dtype.F32, [1] * 9)):
+            with self.assertRaises(ValueError):
+                nextgpt.Tensor.from_buffer(*bad)
+        with self.assertRaises(ValueError):
+            nextgpt.Tensor.from_buffer(b"", 999)
+        # a BF16 tensor is an input like any other: the projector reads it as the F32 it holds
+        with nextgpt.Context(device="cpu") as ctx:
+            pj = nextgpt.Projector(ctx, os.path.join(TINY, "projectors"), input=True)
+            emb = np.random.default_rng(5).standard_normal((1, pj.input_dim)).astype(np.float32)
+            emb = (emb.view(np.uint32) & 0xFFFF0000).view(np.float32)
+            as_bf16 = nextgpt.Tensor.from_buffer((emb.view(np.uint32) >> 16).astype(np.uint16), nextgpt.Dtype.BF16)
+            self.assertTrue((pj.input(as_bf16).numpy() == pj.input(emb).numpy()).all())
+
 
 class TokenizerTest(unittest.TestCase):
     @classmethod

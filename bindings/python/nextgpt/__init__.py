@@ -429,12 +429,49 @@ _ARRAY_CODES = {"F32": "f", "F64": "d", "I64": "q", "I32": "i", "I16": "h", "I8"
 
 class Tensor:
     """A library-owned ngpt_tensor (an output): .dtype (Dtype), .shape, numpy() (a copy; BF16 as
-    uint16 bits), tobytes(), tolist(). close() frees it; so does the garbage collector."""
+    uint16 bits), tobytes(), tolist(). close() frees it; so does the garbage collector.
+    Tensor.from_buffer makes one from bytes or an array, for the dtypes numpy lacks (BF16)."""
 
     _closed = False
 
     def __init__(self, c_tensor):
         self._t = c_tensor
+
+    @classmethod
+    def from_buffer(cls, data, dtype, shape=None):
+        """A Tensor of `dtype` holding a copy of data's bytes, as they are: numpy() of a BF16
+        Tensor (uint16 bits) comes back through Tensor.from_buffer(bits, Dtype.BF16). data: a
+        bytes-like object or a numpy array; shape: a sequence of ints (default: the array's
+        shape; a bytes-like object's length in elements)."""
+        dtype = Dtype(dtype)  # noqa: F821
+        size = lib.ngpt_dtype_size(dtype)
+        if _np is not None and isinstance(data, _np.ndarray):
+            a = _np.ascontiguousarray(data)
+            if a.dtype.byteorder not in ("=", "|"):
+                a = a.astype(a.dtype.newbyteorder("="))
+            if shape is None:
+                shape = a.shape
+            raw = memoryview(a).cast("B")
+        else:
+            raw = memoryview(data).cast("B")
+            if shape is None:
+                if len(raw) % size:
+                    raise ValueError("%d bytes are not whole %s elements" % (len(raw), dtype.name))
+                shape = (len(raw) // size,)
+        shape = tuple(int(d) for d in shape)
+        if len(shape) > capi.NGPT_MAX_DIMS or any(d < 0 for d in shape):
+            raise ValueError("bad shape %s" % (list(shape),))
+        n = size
+        for d in shape:
+            n *= d
+        if n != len(raw):
+            raise ValueError("%d bytes for a %s tensor of shape %s (%d bytes)" % (len(raw), dtype.name, list(shape), n))
+        t = capi.ngpt_tensor()
+        dims = (ctypes.c_int64 * max(len(shape), 1))(*shape)
+        _call("ngpt_tensor_create", ctypes.byref(t), dtype, len(shape), dims)
+        if n:
+            ctypes.memmove(t.data, (ctypes.c_char * n).from_buffer_copy(raw), n)
+        return cls(t)
 
     @property
     def closed(self):
