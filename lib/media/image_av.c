@@ -190,6 +190,23 @@ static ngpt_status tiff_check(const char *name, const tiff_info *t)
     return NGPT_OK;
 }
 
+/* Every strip or tile inside the file: FFmpeg refuses one that is not too ("Invalid data found
+ * when processing input"), which does not say that the file was cut short. */
+static ngpt_status tiff_check_pieces(const uint8_t *b, size_t len, const nx_tiff_ifd *ifd, const char *name)
+{
+    const bool tiled = nx_tiff_find(ifd, 322) != NULL;
+    const nx_tiff_entry *offs = nx_tiff_find(ifd, tiled ? 324 : 273), *cnts = nx_tiff_find(ifd, tiled ? 325 : 279);
+    if (!offs || !cnts) return NGPT_OK; /* the decoders say what is missing */
+    const uint32_t n = offs->count < cnts->count ? offs->count : cnts->count;
+    for (uint32_t k = 0; k < n; k++) {
+        const uint32_t o = nx_tiff_value(b, ifd, offs->tag, k, 0), c = nx_tiff_value(b, ifd, cnts->tag, k, 0);
+        if (o > len || c > len - o)
+            return nx_err(NGPT_ERR_BAD_FORMAT, "%s: truncated TIFF: %s %u (%u bytes at offset %u) runs past the end of "
+                          "the file (%zu bytes)", name, tiled ? "tile" : "strip", k, c, o, len);
+    }
+    return NGPT_OK;
+}
+
 /* ---- Netpbm: the header, so that maxval can be applied as Pillow does ---- */
 
 /* Next header token as a number (comments from '#' to the end of the line are whitespace).
@@ -457,6 +474,7 @@ ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name,
                               "file", name, ifd.cut_tag);
             tiff_info t = tiff_info_of(buf, &ifd);
             if ((st = tiff_check(name, &t)) != NGPT_OK) return st;
+            if ((st = tiff_check_pieces(buf, len, &ifd, name)) != NGPT_OK) return st;
             j.cmyk = t.photometric == 5;
             const nx_tiff_entry *ph = t.photometric_entry;
             if (ph) j.cmyk_at = ph->at, j.cmyk_size = ph->size / ph->count; /* the first value, whatever the count */
@@ -467,8 +485,7 @@ ngpt_status nx_image_decode_av(const uint8_t *buf, size_t len, const char *name,
                 goto transpose;
             }
         } else if (len >= 8) {
-            return nx_err(NGPT_ERR_BAD_FORMAT, "%s: TIFF whose first IFD is not inside the file or lists more than %d "
-                          "entries", name, NX_TIFF_MAX_ENTRIES);
+            return nx_tiff_ifd_error(&ifd, len, name);
         }
     }
     if ((st = prepare(&j, buf, len, name, a.fmt)) != NGPT_OK) return st;

@@ -40,10 +40,11 @@ bool nx_tiff_read_ifd0(const uint8_t *b, size_t len, nx_tiff_ifd *ifd)
     ifd->be = len > 0 && b[0] == 'M';
     ifd->n = 0;
     ifd->cut_tag = 0;
+    ifd->off = ifd->listed = 0;
     if (len < 8) return false;
-    size_t off = nx_get_uint(b + 4, 4, ifd->be);
+    size_t off = ifd->off = nx_get_uint(b + 4, 4, ifd->be);
     if (off > len || len - off < 2) return false;
-    size_t n = nx_get_uint(b + off, 2, ifd->be);
+    size_t n = ifd->listed = nx_get_uint(b + off, 2, ifd->be);
     if ((len - off - 2) / 12 < n || n > NX_TIFF_MAX_ENTRIES) return false;
     for (size_t i = 0; i < n; i++) {
         const uint8_t *e = b + off + 2 + 12 * i;
@@ -58,7 +59,8 @@ bool nx_tiff_read_ifd0(const uint8_t *b, size_t len, nx_tiff_ifd *ifd)
         if (t->at > len || len - t->at < t->size) {
             /* Pillow skips such a tag with a warning; without one of the size, sample or
              * strip/tile layout tags it then cannot identify the file */
-            static const uint16_t layout[] = {256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 322, 323, 324, 325};
+            static const uint16_t layout[] = {256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 322, 323, 324, 325,
+                                              347 /* JPEGTables: without them libjpeg finds no tables */};
             for (size_t k = 0; k < sizeof layout / sizeof *layout; k++)
                 if (t->tag == layout[k] && !ifd->cut_tag) ifd->cut_tag = t->tag;
             continue;
@@ -66,6 +68,19 @@ bool nx_tiff_read_ifd0(const uint8_t *b, size_t len, nx_tiff_ifd *ifd)
         ifd->n++;
     }
     return true;
+}
+
+ngpt_status nx_tiff_ifd_error(const nx_tiff_ifd *ifd, size_t len, const char *name)
+{
+    /* TIFF writers put IFD 0 after the pixels, so a file cut short loses it first */
+    if (ifd->off > len || len - ifd->off < 2)
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: truncated or corrupt TIFF: its first IFD is at offset %zu, past the end "
+                      "of the file (%zu bytes)", name, ifd->off, len);
+    if (ifd->listed > NX_TIFF_MAX_ENTRIES)
+        return nx_err(NGPT_ERR_BAD_FORMAT, "%s: corrupt TIFF: its first IFD lists %zu entries (at most %d are read)",
+                      name, ifd->listed, NX_TIFF_MAX_ENTRIES);
+    return nx_err(NGPT_ERR_BAD_FORMAT, "%s: truncated TIFF: the %zu entries of its first IFD (at offset %zu) run past "
+                  "the end of the file (%zu bytes)", name, ifd->listed, ifd->off, len);
 }
 
 const nx_tiff_entry *nx_tiff_find(const nx_tiff_ifd *ifd, int tag)

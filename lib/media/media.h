@@ -64,10 +64,14 @@ typedef struct nx_tiff_ifd {
     bool          be;    /* "MM" */
     int           n;
     int           cut_tag; /* a layout tag whose values run past the end of the file, or 0 */
+    size_t        off, listed; /* where IFD 0 is and how many entries it says it has (for messages) */
     nx_tiff_entry e[NX_TIFF_MAX_ENTRIES];
 } nx_tiff_ifd;
-/* false when IFD 0 is not inside the file or has more than NX_TIFF_MAX_ENTRIES entries. */
+/* false when IFD 0 is not inside the file or has more than NX_TIFF_MAX_ENTRIES entries
+ * (nx_tiff_ifd_error says which). */
 bool nx_tiff_read_ifd0(const uint8_t *buf, size_t len, nx_tiff_ifd *ifd);
+/* The NGPT_ERR_BAD_FORMAT for a file nx_tiff_read_ifd0 refused. */
+ngpt_status nx_tiff_ifd_error(const nx_tiff_ifd *ifd, size_t len, const char *name);
 const nx_tiff_entry *nx_tiff_find(const nx_tiff_ifd *ifd, int tag);
 /* The idx-th value of an integer tag, dflt when absent. */
 uint32_t nx_tiff_value(const uint8_t *buf, const nx_tiff_ifd *ifd, int tag, uint32_t idx, uint32_t dflt);

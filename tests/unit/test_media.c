@@ -316,18 +316,25 @@ static void test_bad_images(void)
     CHECK_ERR(ngpt_image_load(&img, p), NGPT_ERR_NOT_FOUND, "missing.jpg");
     CHECK(img == NULL);
 
-    /* a TIFF cut inside the values of a layout tag (its tile offsets, its bits per sample):
-     * Pillow skips the tag and cannot identify the file; refused by name here too */
-    static const struct { const char *file; const char *tag; } cut[] = {
-        {"tiled_lzw.tif", "tag 324"}, {"cmyk.tif", "tag 258"}};
+    /* a TIFF cut inside the values of a layout tag (its tile offsets, its bits per sample, the
+     * JPEG tables): Pillow skips the tag and cannot identify the file; refused by name here too.
+     * Cut before its first IFD (written after the pixels), inside the IFD's entries, inside a
+     * strip: each is named, not left to FFmpeg's "Invalid data found when processing input". */
+    static const struct { const char *file; size_t keep; const char *what, *also; } cut[] = {
+        {"tiled_lzw.tif", 6546, "tag 324", "run past the end of the file"},
+        {"cmyk.tif", 1776, "tag 258", "run past the end of the file"},
+        {"jpeg.tif", 1039, "tag 347", "run past the end of the file"},
+        {"cmyk.tif", 1000, "its first IFD is at offset 1646", "past the end of the file (1000 bytes)"},
+        {"g4.tif", 200, "the 9 entries of its first IFD (at offset 148)", "(200 bytes)"},
+        {"gray16.tif", 300, "strip 0 (782 bytes at offset 122)", "past the end of the file (300 bytes)"}};
     for (size_t k = 0; k < sizeof cut / sizeof cut[0]; k++) {
         size_t n = 0;
         snprintf(src, sizeof src, "%s/tests/data/media/%s", g_src, cut[k].file);
         unsigned char *t = test_read_file(src, &n);
-        CHECK_MSG(t && n > 4, "%s", src);
-        if (!t) continue;
-        CHECK_ERR(ngpt_image_load_memory(&img, t, n - 4, cut[k].file), NGPT_ERR_BAD_FORMAT, cut[k].tag);
-        CHECK(t_contains(ngpt_last_error(), "run past the end of the file"));
+        CHECK_MSG(t && n > cut[k].keep, "%s", src);
+        if (!t || n <= cut[k].keep) continue;
+        CHECK_ERR(ngpt_image_load_memory(&img, t, cut[k].keep, cut[k].file), NGPT_ERR_BAD_FORMAT, cut[k].what);
+        CHECK_MSG(t_contains(ngpt_last_error(), cut[k].also), "%s", ngpt_last_error());
         free(t);
     }
 
@@ -955,6 +962,15 @@ static void test_audio_through_ffmpeg(void)
     a = NULL;
     CHECK_ERR(ngpt_audio_load_memory(&a, m4a, 200, "head.m4a"), NGPT_ERR_BAD_FORMAT, "head.m4a");
     free(m4a);
+    /* an MP3 cut inside its first frame header: no demuxer recognises it, and FFmpeg's EINVAL
+     * alone ("Invalid argument") would read like a bad call */
+    snprintf(src, sizeof src, "%s/tests/data/media/loud.mp3", g_src);
+    unsigned char *mp3 = test_read_file(src, &len);
+    CHECK(mp3 && len > 100);
+    if (mp3 && len > 100)
+        CHECK_ERR(ngpt_audio_load_memory(&a, mp3, 100, "head.mp3"), NGPT_ERR_BAD_FORMAT,
+                  "head.mp3: not a readable audio file (unknown format, or cut short)");
+    free(mp3);
 
     /* a video file with no sound track */
     ngpt_tensor frames = {0};
