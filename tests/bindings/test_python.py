@@ -19,6 +19,11 @@ except ImportError:
     print("SKIP: python3-numpy is not installed (apt-get install python3-numpy)")
     sys.exit(77)
 
+try:  # optional: Image.from_pil / to_pil and PIL images as media are tested where it is installed
+    from PIL import Image as PILImage
+except ImportError:
+    PILImage = None
+
 import nextgpt  # noqa: E402
 
 SRC = os.environ.get("NGPT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -546,6 +551,25 @@ class StagesTest(unittest.TestCase):
         self.ctx.close()  # sessions before their backbone, every handle before the context
         self.assertTrue(s.closed and bb.closed and enc.closed and dec.closed)
 
+    @unittest.skipIf(PILImage is None, "Pillow (python3-pil) is not installed")
+    def test_pil_images(self):
+        with PILImage.open(self.cat) as pil, nextgpt.Image(self.cat) as ours:
+            self.assertEqual(pil.size, (ours.width, ours.height))
+            with nextgpt.Image.from_pil(pil) as im:  # our JPEG decoder gives Pillow's pixels
+                self.assertTrue((im.pixels() == np.asarray(pil.convert("RGB"))).all())
+            self.assertEqual(ours.to_pil().tobytes(), ours.pixels().tobytes())
+            enc = nextgpt.Encoder(self.ctx, os.path.join(TINY, "imagebind"), modalities="image")
+            self.assertTrue((enc.encode_image(pil).numpy() == enc.encode_image(self.cat).numpy()).all())
+        # modes other than RGB go through convert("RGB"), as ImageBind's loader does
+        rng = np.random.default_rng(9)
+        base = PILImage.fromarray(rng.integers(0, 256, (13, 17, 3), dtype=np.uint8))
+        for mode in ("L", "LA", "RGBA", "P", "CMYK", "I", "F", "1"):
+            pil = base.convert(mode)
+            with nextgpt.Image.from_pil(pil) as im:
+                self.assertTrue((im.pixels() == np.asarray(pil.convert("RGB"))).all(), mode)
+        with self.assertRaises(TypeError):
+            nextgpt.Image.from_pil(np.zeros((2, 2, 3), np.uint8))
+
     def test_handle_safety(self):
         """What safe Python must not be able to break: the free order inside a reference cycle,
         close() during a call, copies of handles, unchecked buffers and integers, byte order,
@@ -679,7 +703,18 @@ class StagesTest(unittest.TestCase):
         out = [o for o in r.outputs if o.modality == M.IMAGE][0]
         self.assertTrue(out.ok)
         self.assertEqual((out.format, out.data[:4]), ("png", b"\x89PNG"))
+        with out.image() as im:
+            self.assertEqual((im.width, im.height), (64, 64))
         self.assertGreater(r.stage_ms[nextgpt.PipelineStage.DECODE], 0)
+        if PILImage is not None:  # a PIL image in, alone or with its modality: the same answer as the file
+            p.reset()
+            with PILImage.open(self.cat) as pil:
+                for media in ([pil], [(M.IMAGE, pil)]):
+                    p.reset()
+                    r3 = p.turn("draw it", media=media, force=[M.IMAGE], steps=2, max_new_tokens=6)
+                    self.assertEqual((r3.text, r3.outputs[0].data), (r.text, out.data))
+            self.assertEqual(out.image().to_pil().size, (64, 64))
+        p.reset()
         with open(self.cat, "rb") as f:
             r2 = p.turn("again", media=[nextgpt.Image.from_bytes(f.read())], steps=1, max_new_tokens=2,
                         on_token=lambda t: False)  # cancelled at the first token

@@ -27,6 +27,7 @@ import ctypes.util
 import enum
 import functools
 import os
+import sys
 import threading
 import types
 import weakref
@@ -792,8 +793,15 @@ class Scheduler(_Handle):
 # ---- media ---------------------------------------------------------------------------------
 
 
+def _is_pil(x):
+    """Whether x is a PIL image. Pillow is not imported here: a caller holding one has done so."""
+    m = sys.modules.get("PIL.Image")
+    return m is not None and isinstance(x, m.Image)
+
+
 class Image(_Handle):
-    """ngpt_image: a decoded RGB8 image. Image(path), Image.from_bytes(data), Image.from_rgb8(...)."""
+    """ngpt_image: a decoded RGB8 image. Image(path), Image.from_bytes(data), Image.from_rgb8(...),
+    Image.from_pil(pil_image); to_pil()."""
     _free = "ngpt_image_free"
 
     def __init__(self, path=None, _ptr=None):
@@ -839,6 +847,22 @@ class Image(_Handle):
         buf = (ctypes.c_uint8 * max(len(data), 1)).from_buffer_copy(data or b"\0")
         _call("ngpt_image_from_rgb8", ctypes.byref(out), buf, int(width), int(height), stride)
         return cls(_ptr=out)
+
+    @classmethod
+    def from_pil(cls, image):
+        """A PIL (Pillow) image, converted with image.convert("RGB") as ImageBind's loader does
+        (palette, gray, alpha and CMYK images alike)."""
+        if not _is_pil(image):
+            raise TypeError("from_pil takes a PIL.Image.Image, not %s" % type(image).__name__)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        return cls.from_rgb8(rgb.tobytes(), rgb.width, rgb.height)
+
+    def to_pil(self):
+        """The pixels as a PIL (Pillow) RGB image (ImportError without Pillow)."""
+        from PIL import Image as _PILImage
+        n = self.width * self.height * 3
+        return _PILImage.frombytes("RGB", (self.width, self.height),
+                                   ctypes.string_at(lib.ngpt_image_pixels(self._h()), n))
 
     @property
     def width(self):
@@ -1177,9 +1201,9 @@ class Encoder(_Handle):
         return lib.ngpt_encoder_modalities(self._h())
 
     def encode_image(self, image):
-        """One image (an Image, or a path): Tensor F32 [1, embed_dim], L2-normalised."""
+        """One image (an Image, a PIL image, or a path): Tensor F32 [1, embed_dim], L2-normalised."""
         if not isinstance(image, Image):
-            with Image(image) as img:
+            with (Image.from_pil(image) if _is_pil(image) else Image(image)) as img:
                 return self.encode_image(img)
         t = _new_tensor_out()
         _call("ngpt_encoder_encode_image", self._h(), ctypes.byref(t), image._h())
@@ -1451,6 +1475,14 @@ class PipelineOutput:
     def ok(self):
         return self.status == capi.NGPT_OK
 
+    def image(self):
+        """An image output decoded: an Image (its to_pil() gives a PIL image)."""
+        if not self.ok:
+            raise Error(self.status, self.message, "PipelineOutput.image")
+        if self.modality != capi.NGPT_MODALITY_IMAGE:
+            raise ValueError("a %s output is not an image" % self.modality.name)
+        return Image.from_bytes(self.data, "output." + self.format)
+
     def save(self, path):
         """Write the encoded bytes to path (Error when the output was not produced)."""
         if not self.ok:
@@ -1524,8 +1556,8 @@ class Pipeline(_Handle):
 
     def turn(self, text, media=(), force=None, steps=0, seed=0, max_new_tokens=None, temperature=None,
              top_p=None, guidance_scale=0.0, height=0, width=0, on_token=None, on_event=None):
-        """One user turn. media: items that are an Image, an Audio, or (Modality, source) with
-        source a path, encoded bytes, Image or Audio. force: Modality values to answer with even
+        """One user turn. media: items that are an Image, a PIL image, an Audio, or (Modality,
+        source) with source a path, encoded bytes, Image, PIL image or Audio. force: Modality values to answer with even
         when the model emits no signal tokens for them. on_token(str): the streamed answer;
         on_event(kind: PipelineEventKind, modality, step, total, text): every stage. Either
         returning False cancels (the result then says .cancelled). -> PipelineResult."""
@@ -1550,12 +1582,15 @@ class Pipeline(_Handle):
         arr = (capi.ngpt_pipeline_media * max(len(media), 1))()
         keep = []
         for i, item in enumerate(media):
-            if isinstance(item, Image):
+            if isinstance(item, Image) or _is_pil(item):
                 item = (capi.NGPT_MODALITY_IMAGE, item)
             elif isinstance(item, Audio):
                 item = (capi.NGPT_MODALITY_AUDIO, item)
             m, src = item
             arr[i].modality = int(m)
+            if _is_pil(src):
+                src = Image.from_pil(src)
+                keep.append(src)  # freed by the collector once the turn has returned
             if isinstance(src, Image):
                 arr[i].image = src._h()
             elif isinstance(src, Audio):
