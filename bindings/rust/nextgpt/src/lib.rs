@@ -109,6 +109,16 @@ unsafe fn slice<'a, T>(p: *const T, n: usize) -> &'a [T] {
     }
 }
 
+/// [`slice`], writable: p valid for n writes for 'a and not aliased (or null / n == 0).
+unsafe fn slice_mut<'a, T>(p: *mut T, n: usize) -> &'a mut [T] {
+    if p.is_null() || n == 0 {
+        &mut []
+    } else {
+        // SAFETY: by the caller.
+        unsafe { std::slice::from_raw_parts_mut(p, n) }
+    }
+}
+
 // ---- versions ---------------------------------------------------------------------------------
 
 /// The version of the library actually loaded ("0.1.0").
@@ -252,7 +262,8 @@ impl Drop for Context {
 
 // ---- tensors ----------------------------------------------------------------------------------
 
-/// A library-owned tensor (an output of the library), freed on Drop.
+/// A library-owned tensor, freed on Drop: the library's outputs, and inputs made with
+/// [`Tensor::zeros`], [`Tensor::from_f32`] or [`Tensor::from_bytes`].
 pub struct Tensor {
     t: sys::ngpt_tensor,
 }
@@ -265,6 +276,45 @@ impl Tensor {
     fn empty() -> Tensor {
         // SAFETY: an all-zero ngpt_tensor is an empty caller-owned rank-0 view.
         Tensor { t: unsafe { std::mem::zeroed() } }
+    }
+
+    /// A zero-filled tensor of `dtype` (`sys::NGPT_DTYPE_*`) and `shape` (`ngpt_tensor_create`).
+    pub fn zeros(dtype: sys::ngpt_dtype, shape: &[i64]) -> Result<Tensor> {
+        if shape.len() > sys::NGPT_MAX_DIMS as usize {
+            return Err(Error::invalid("more dimensions than NGPT_MAX_DIMS"));
+        }
+        let mut t = Tensor::empty();
+        // SAFETY: shape holds rank values; on failure t stays empty (the call zeroes it first).
+        check(unsafe { sys::ngpt_tensor_create(&mut t.t, dtype, shape.len() as i32, shape.as_ptr()) })?;
+        Ok(t)
+    }
+
+    /// A tensor of `dtype` and `shape` holding a copy of `bytes`, row-major in native byte
+    /// order: the way in for the dtypes Rust has no type for (BF16 and F16 as their 16-bit
+    /// patterns, e.g. another tensor's [`Tensor::as_bytes`]).
+    pub fn from_bytes(dtype: sys::ngpt_dtype, shape: &[i64], bytes: &[u8]) -> Result<Tensor> {
+        let mut t = Tensor::zeros(dtype, shape)?;
+        if t.as_bytes().len() != bytes.len() {
+            return Err(Error::invalid(&format!(
+                "{} bytes for a {} tensor of shape {:?} ({} bytes)",
+                bytes.len(),
+                t.dtype_name(),
+                shape,
+                t.as_bytes().len()
+            )));
+        }
+        t.as_bytes_mut().copy_from_slice(bytes);
+        Ok(t)
+    }
+
+    /// An F32 tensor of `shape` holding a copy of `data`.
+    pub fn from_f32(shape: &[i64], data: &[f32]) -> Result<Tensor> {
+        let mut t = Tensor::zeros(sys::NGPT_DTYPE_F32, shape)?;
+        match t.as_f32_mut() {
+            Some(d) if d.len() == data.len() => d.copy_from_slice(data),
+            _ => return Err(Error::invalid("the data does not hold the shape's element count")),
+        }
+        Ok(t)
     }
 
     /// The element type (`sys::NGPT_DTYPE_*`).
@@ -307,6 +357,23 @@ impl Tensor {
             return None;
         }
         Some(self.as_bytes())
+    }
+
+    /// The raw bytes, writable.
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        let n = unsafe { sys::ngpt_tensor_nbytes(&self.t) };
+        // SAFETY: data holds nbytes bytes owned by this tensor, borrowed mutably through self.
+        unsafe { slice_mut(self.t.data as *mut u8, n) }
+    }
+
+    /// The elements when the tensor is F32, writable.
+    pub fn as_f32_mut(&mut self) -> Option<&mut [f32]> {
+        if self.t.dtype != sys::NGPT_DTYPE_F32 {
+            return None;
+        }
+        let n = self.numel();
+        // SAFETY: as as_f32, borrowed mutably through self.
+        Some(unsafe { slice_mut(self.t.data as *mut f32, n) })
     }
 }
 
@@ -889,6 +956,31 @@ impl<'c> Projector<'c> {
     /// Signal tokens the output projector of `modality` reads (4 / 8 / 24); 0 when not loaded.
     pub fn num_input_tokens(&self, modality: Modality) -> i32 {
         unsafe { sys::ngpt_projector_num_input_tokens(self.ptr.as_ptr(), modality.raw()) }
+    }
+
+    /// Whether the input projector is loaded.
+    pub fn has_input(&self) -> bool {
+        unsafe { sys::ngpt_projector_has_input(self.ptr.as_ptr()) != 0 }
+    }
+
+    /// Whether the output projector of `modality` is loaded.
+    pub fn has_output(&self, modality: Modality) -> bool {
+        unsafe { sys::ngpt_projector_has_output(self.ptr.as_ptr(), modality.raw()) != 0 }
+    }
+
+    /// The input projector's input width (1024, ImageBind's embedding); 0 without one.
+    pub fn input_dim(&self) -> i32 {
+        unsafe { sys::ngpt_projector_input_dim(self.ptr.as_ptr()) }
+    }
+
+    /// The conditioning width of `modality`'s output projector (768 / 512 / 1024); 0 when not loaded.
+    pub fn output_dim(&self, modality: Modality) -> i32 {
+        unsafe { sys::ngpt_projector_output_dim(self.ptr.as_ptr(), modality.raw()) }
+    }
+
+    /// The query tokens `modality`'s output projector gives (77 / 1 / 77); 0 when not loaded.
+    pub fn num_output_tokens(&self, modality: Modality) -> i32 {
+        unsafe { sys::ngpt_projector_num_output_tokens(self.ptr.as_ptr(), modality.raw()) }
     }
 }
 

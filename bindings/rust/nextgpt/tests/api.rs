@@ -219,6 +219,43 @@ fn image_and_audio_preprocess() {
 /// The stage handles and the pipeline on the embedded tiny bundle (NGPT_TINY_BUNDLE, set by
 /// tests/bindings/test_rust.sh); the examples run them end to end (suite 'examples').
 #[test]
+fn tensors_made_by_the_caller() {
+    use nextgpt::{sys, Tensor};
+    let z = Tensor::zeros(sys::NGPT_DTYPE_F32, &[2, 3]).unwrap();
+    assert_eq!((z.shape(), z.as_f32().unwrap()), (&[2i64, 3][..], &[0.0f32; 6][..]));
+    let mut f = Tensor::from_f32(&[3], &[1.0, -2.5, 0.25]).unwrap();
+    f.as_f32_mut().unwrap()[1] = 4.0;
+    assert_eq!(f.as_f32().unwrap(), &[1.0, 4.0, 0.25]);
+    let e = Tensor::from_f32(&[2, 2], &[1.0; 3]).err().unwrap();
+    assert_eq!(e.status, sys::NGPT_ERR_INVALID_ARGUMENT);
+    assert!(Tensor::zeros(sys::NGPT_DTYPE_F32, &[1; 9]).is_err());
+    let e = Tensor::zeros(sys::NGPT_DTYPE_F32, &[2, -1]).err().unwrap(); // the library's own check
+    assert!(e.message.contains("negative dimension"), "{}", e.message);
+    // BF16 as its bit patterns: a copy of another tensor's bytes, and checked against the shape
+    let bits: Vec<u8> = [1.0f32, -2.5, 0.15625].iter().flat_map(|x| ((x.to_bits() >> 16) as u16).to_ne_bytes()).collect();
+    let b = Tensor::from_bytes(sys::NGPT_DTYPE_BF16, &[1, 3], &bits).unwrap();
+    assert_eq!((b.dtype_name().as_str(), b.as_bytes()), ("BF16", &bits[..]));
+    assert!(Tensor::from_bytes(sys::NGPT_DTYPE_BF16, &[1, 2], &bits).is_err());
+    // and it is an input like the library's outputs: U8 pixels into an Image
+    let px: Vec<u8> = (0..4 * 5 * 3).map(|i| i as u8).collect();
+    let img = nextgpt::Image::from_tensor(&Tensor::from_bytes(sys::NGPT_DTYPE_U8, &[4, 5, 3], &px).unwrap()).unwrap();
+    assert_eq!((img.width(), img.height(), img.pixels()), (5, 4, &px[..]));
+    let Some(tiny) = std::env::var_os("NGPT_TINY_BUNDLE").map(PathBuf::from) else { return };
+    let ctx = nextgpt::Context::new(nextgpt::Device::Cpu).unwrap();
+    let only_input = nextgpt::Projector::new(&ctx, tiny.join("projectors"), true, &[]).unwrap();
+    assert!(only_input.has_input() && !only_input.has_output(nextgpt::Modality::Image));
+    let mut pj = nextgpt::Projector::new(&ctx, tiny.join("projectors"), false, &[]).unwrap(); // everything
+    assert!(pj.has_input() && pj.has_output(nextgpt::Modality::Image));
+    assert!(pj.output_dim(nextgpt::Modality::Image) > 0 && pj.num_output_tokens(nextgpt::Modality::Image) > 0);
+    let n = pj.input_dim() as usize;
+    let emb: Vec<f32> = (0..n).map(|i| f32::from_bits(((i as f32 * 0.37).sin().to_bits()) & 0xffff_0000)).collect();
+    let as_bf16: Vec<u8> = emb.iter().flat_map(|x| ((x.to_bits() >> 16) as u16).to_ne_bytes()).collect();
+    let want = pj.input(&Tensor::from_f32(&[1, n as i64], &emb).unwrap()).unwrap();
+    let got = pj.input(&Tensor::from_bytes(sys::NGPT_DTYPE_BF16, &[1, n as i64], &as_bf16).unwrap()).unwrap();
+    assert_eq!(got.as_f32().unwrap(), want.as_f32().unwrap());
+}
+
+#[test]
 fn stages_and_pipeline_on_the_tiny_bundle() {
     use nextgpt::{Modality, TurnParams};
     let Some(tiny) = std::env::var_os("NGPT_TINY_BUNDLE").map(PathBuf::from) else {
