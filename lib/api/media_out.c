@@ -52,7 +52,7 @@ static bool put_bytes(FILE *f, void *user)
 /* Write an encoded buffer to path, replacing it only once the whole file is written. */
 static ngpt_status write_file(const char *path, const nx_bytes *bytes)
 {
-    return nx_write_replace(path, put_bytes, (void *)bytes);
+    return nx_write_replace(path, true, put_bytes, (void *)bytes);
 }
 
 /* The extension of path (after the last '.' of its last component), or "". */

@@ -339,7 +339,7 @@ ngpt_status nx_safetensors_write(const char *path, const nx_st_entry *entries, s
     }
     /* a new file renamed over path: the entries may be mapped from path itself */
     st_out o = {&b, entries, n};
-    ngpt_status s = nx_write_replace(path, st_write, &o);
+    ngpt_status s = nx_write_replace(path, false, st_write, &o);
     nx_free(b.p);
     return s;
 }

@@ -6,12 +6,17 @@
 #include "test.h"
 #include "alloc_fail.h"
 #include "media/encode.h"
+#include "core/fs.h"
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <math.h>
 #include <sndfile.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef __clang__ /* a gcc-only warning */
@@ -440,6 +445,80 @@ static ngpt_status encode_wav_once(void *u)
     return st;
 }
 
+static bool put_text(FILE *f, void *user)
+{
+    return fputs(user, f) >= 0;
+}
+
+static bool file_is(const char *path, const char *want)
+{
+    char got[64] = {0};
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(got, 1, sizeof got - 1, f) : 0;
+    if (f) fclose(f);
+    return f && n == strlen(want) && !memcmp(got, want, n);
+}
+
+/* nx_write_replace, the one way the library writes a file (media saves, safetensors): what it
+ * must do besides writing beside the file and renaming. */
+static void test_write_replace(void)
+{
+    char dir[] = "/tmp/ngpt_write_XXXXXX", p[512], q[512];
+    CHECK(mkdtemp(dir) != NULL);
+    /* a name under /dev standing for an open file (/dev/stdout redirected to a file) is written
+     * through, not replaced: the file stays the one its writer holds */
+    snprintf(p, sizeof p, "%s/log", dir);
+    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    CHECK(fd >= 0);
+    snprintf(q, sizeof q, "/dev/fd/%d", fd);
+    CHECK_OK(nx_write_replace(q, false, put_text, "new"));
+    struct stat sb;
+    CHECK(fstat(fd, &sb) == 0 && sb.st_nlink == 1 && sb.st_size == 3);
+    CHECK(file_is(p, "new"));
+    close(fd);
+    /* a dangling link: the file is made where it points, the link kept */
+    snprintf(p, sizeof p, "%s/link", dir);
+    CHECK(symlink("made.png", p) == 0);
+    CHECK_OK(nx_write_replace(p, false, put_text, "via link"));
+    CHECK(lstat(p, &sb) == 0 && S_ISLNK(sb.st_mode));
+    snprintf(q, sizeof q, "%s/made.png", dir);
+    CHECK(file_is(q, "via link"));
+    /* the replaced file's mode is kept (a private file stays private) */
+    snprintf(p, sizeof p, "%s/private", dir);
+    CHECK_OK(nx_write_replace(p, false, put_text, "one"));
+    CHECK(chmod(p, 0600) == 0);
+    CHECK_OK(nx_write_replace(p, false, put_text, "two"));
+    CHECK(stat(p, &sb) == 0 && (sb.st_mode & 07777) == 0600 && file_is(p, "two"));
+    /* a name too long for the temporary suffix: written in place where the writer allows it */
+    char name[251];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    CHECK_ERR(nx_write_replace(p, false, put_text, "long"), NGPT_ERR_IO, "File name too long");
+    CHECK_OK(nx_write_replace(p, true, put_text, "long"));
+    CHECK(file_is(p, "long"));
+    unlink(p);
+    /* an existing file we may not write is refused as fopen would (root may write anything) */
+    snprintf(p, sizeof p, "%s/private", dir);
+    CHECK(chmod(p, 0400) == 0);
+    if (geteuid() != 0) CHECK_ERR(nx_write_replace(p, true, put_text, "x"), NGPT_ERR_IO, "private");
+    /* a folder is no file to write */
+    CHECK_ERR(nx_write_replace(dir, true, put_text, "x"), NGPT_ERR_IO, "is a folder");
+    /* nothing left behind, every file accounted for */
+    int n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        n++;
+        CHECK_MSG(!strstr(e->d_name, ".tmp-"), "left behind: %s", e->d_name);
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        unlink(p);
+    }
+    if (d) closedir(d);
+    CHECK_MSG(n == 4, "%d files (log, link, made.png, private)", n);
+    CHECK(rmdir(dir) == 0);
+}
+
 static void test_alloc_failures(void)
 {
     const int w = 96, h = 64;
@@ -479,6 +558,7 @@ int main(void)
     RUN(test_video);
     RUN(test_video_postprocess);
     RUN(test_bad_input);
+    RUN(test_write_replace);
     RUN(test_alloc_failures);
     rm_tmp();
     return test_done();
