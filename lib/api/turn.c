@@ -365,12 +365,16 @@ static ngpt_status generate(turn *t)
             const int32_t reserve = t->sig ? nx_signal_reserve(t->sig) : 0;
             if (reserve > 0 && st->n_past + 1 + reserve > st->n_ctx) {
                 t->r->reason = NGPT_STOP_CONTEXT_FULL;
-                text_done = room_kept = true;
+                text_done = true;
+                /* force the required groups only where they fit whole (the prompt may already
+                 * leave less room than they need: then they are not met) */
+                room_kept = st->n_past + reserve <= st->n_ctx;
                 continue;
             }
             memcpy(t->row, st->h_logits + (size_t)(st->n_out - 1) * (size_t)t->V, (size_t)t->V * sizeof(float));
             if (nx_turn_logits_hook) nx_turn_logits_hook(t->row, t->V, n_sampled, nx_turn_logits_hook_user);
             if (t->sig && t->p.suppress_strays) nx_signal_suppress(t->sig, t->row, t->V);
+            if (t->sig) nx_signal_block_unfit(t->sig, t->row, t->V, st->n_ctx - st->n_past);
             NX_TRY(nx_sampler_sample(t->sampler, t->row, t->V, t->ctx_ids, (size_t)t->n_ti, &id));
             n_sampled++;
         }

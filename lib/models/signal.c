@@ -185,6 +185,20 @@ int32_t nx_signal_reserve(const nx_signal *sm)
     return n;
 }
 
+void nx_signal_block_unfit(const nx_signal *sm, float *logits, int32_t n, int32_t room)
+{
+    if (sm->cur_mod >= 0 || sm->pending >= 0) return; /* forced: the logits are not used */
+    const int32_t reserve = nx_signal_reserve(sm);
+    if (reserve <= 0) return;
+    for (int m = 0; m < NX_MODALITY_COUNT; m++) {
+        const int32_t first = sm->ids.n[m] > 0 ? sm->ids.tok[m][0] : -1;
+        if (first < 0 || first >= n) continue;
+        /* a required modality's own group takes its share of the reserve */
+        const int32_t rest = reserve - (sm->p.required[m] && sm->count[m] == 0 ? sm->ids.n[m] : 0);
+        if ((int64_t)sm->ids.n[m] + rest > room) logits[first] = -INFINITY;
+    }
+}
+
 int32_t nx_signal_on_stop(nx_signal *sm)
 {
     if (sm->cur_mod >= 0 || sm->pending >= 0) return nx_signal_forced(sm);

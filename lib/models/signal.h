@@ -109,6 +109,11 @@ int32_t nx_signal_on_stop(nx_signal *sm);
  * stops the text this many positions before the end of the context. */
 int32_t nx_signal_reserve(const nx_signal *sm);
 
+/* While required groups are still to come (a reserve): set to -inf the first token of every
+ * modality whose group, started at this position, would leave the required ones no room within
+ * `room` positions (n_ctx - n_past); starting it would cut it or them off at the context's end. */
+void nx_signal_block_unfit(const nx_signal *sm, float *logits, int32_t n, int32_t room);
+
 /* True for every group token and the <Img>/</Img> markers. */
 bool nx_signal_is_signal(const nx_signal *sm, int32_t id);
 

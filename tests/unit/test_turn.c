@@ -270,6 +270,54 @@ static void test_model_started_group(void)
     ngpt_backbone_session_free(s);
 }
 
+/* The room a required group needs at the context's end is not taken by another modality's
+ * group: with [VID0] preferred at every step, a video group (24 positions) is not started where
+ * it would leave the required image's 4 no room; the text stops in time and the image is whole. */
+static void test_required_room_not_taken(void)
+{
+    ngpt_turn_params p;
+    greedy_params(&p, 60);
+    p.require_modalities = NGPT_MODALITY_BIT(NGPT_MODALITY_IMAGE);
+    no_force();
+    const int32_t vid0 = piece("[VID0]");
+    for (int i = 0; i < 64; i++) g_force[i] = vid0;
+    /* the prompt's length, then a session that leaves 20 positions after it */
+    ngpt_backbone_session *s = new_session();
+    ngpt_turn_result *r = NULL;
+    ngpt_turn_params once = p;
+    once.max_new_tokens = 1;
+    once.require_modalities = 0;
+    CHECK_OK(ngpt_backbone_turn(&r, s, "show me", NULL, 0, &once));
+    const int32_t n_prompt = r ? ngpt_turn_result_n_prompt(r) : 0;
+    ngpt_turn_result_free(r);
+    ngpt_backbone_session_free(s);
+    ngpt_backbone_session_params sp;
+    ngpt_backbone_session_params_default(&sp, sizeof sp);
+    sp.n_ctx = n_prompt + 20;
+    s = NULL;
+    CHECK_OK(ngpt_backbone_session_create(&s, g_bb, &sp));
+    if (!s) return;
+    nx_turn_logits_hook = hook;
+    r = NULL;
+    CHECK_OK(ngpt_backbone_turn(&r, s, "show me", NULL, 0, &p));
+    nx_turn_logits_hook = NULL;
+    int32_t n = 0;
+    const int32_t *ids = r ? ngpt_turn_result_ids(r, &n) : NULL;
+    for (int32_t i = 0; i < n; i++) CHECK_MSG(ids[i] != vid0, "a video group started at answer token %d", i);
+    CHECK_MSG(r && ngpt_turn_result_n_groups(r) == 1, "%d groups", r ? ngpt_turn_result_n_groups(r) : -1);
+    ngpt_modality m = NGPT_MODALITY_TEXT;
+    int32_t nt = 0;
+    const float *hid = NULL, *emb = NULL;
+    if (r && ngpt_turn_result_n_groups(r) == 1) {
+        CHECK_OK(ngpt_turn_result_group(r, 0, &m, &nt, &hid, &emb));
+        CHECK(m == NGPT_MODALITY_IMAGE && nt == 4 && ngpt_turn_result_group_required(r, 0) == 1);
+    }
+    CHECK(ngpt_backbone_session_n_past(s) <= sp.n_ctx);
+    ngpt_turn_result_free(r);
+    ngpt_backbone_session_free(s);
+    no_force();
+}
+
 /* "#" + "##" (or "#" "#" "#") after a word and a newline: the cache keeps only the word. */
 static void test_stop_string_rollback(void)
 {
@@ -642,6 +690,7 @@ int main(void)
     RUN(test_greedy_equals_generate);
     RUN(test_forced_modality);
     RUN(test_model_started_group);
+    RUN(test_required_room_not_taken);
     RUN(test_stop_string_rollback);
     RUN(test_required_after_stop_string);
     RUN(test_detok_stream);
