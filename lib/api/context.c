@@ -103,7 +103,10 @@ NGPT_API ngpt_status ngpt_context_create(ngpt_context **out, const ngpt_context_
 nx_device_hold nx_device_acquire(ngpt_context *ctx)
 {
     nx_device_hold h = {ctx && ctx->serialize ? ctx : NULL};
-    if (h.ctx) pthread_mutex_lock(&h.ctx->device_mu);
+    if (h.ctx) {
+        pthread_mutex_lock(&h.ctx->device_mu);
+        if (h.ctx->be != h.ctx->cpu) nx_cuda_make_current(h.ctx->be); /* device_index > 0 from another thread */
+    }
     return h;
 }
 

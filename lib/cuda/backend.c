@@ -336,6 +336,13 @@ static ngpt_status cuda_init(nx_backend *be, nx_cuda *c, int device_index)
     return NGPT_OK;
 }
 
+void nx_cuda_make_current(nx_backend *be)
+{
+    /* a failure here resurfaces, with its message, at the call's first CUDA operation */
+    if (be && be->kind == NGPT_BACKEND_CUDA && cudaSetDevice(nx_cuda_of(be)->device) != cudaSuccess)
+        (void)cudaGetLastError();
+}
+
 ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *pool, const nx_logger *log)
 {
     *out = NULL;

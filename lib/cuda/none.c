@@ -17,6 +17,11 @@ void nx_cuda_set_conv_search(nx_backend *be, bool measure)
     (void)measure;
 }
 
+void nx_cuda_make_current(nx_backend *be)
+{
+    (void)be;
+}
+
 void nx_cuda_set_attention_split(nx_backend *be, bool on)
 {
     (void)be;

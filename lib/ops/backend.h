@@ -102,6 +102,10 @@ ngpt_status nx_cuda_backend_create(nx_backend **out, int device_index, nx_pool *
 /* How a CUDA backend picks each new convolution shape's cuDNN algorithm: cuDNN's heuristic (false,
  * the default) or measured on the first call (true). Drops the kept plans; no-op on other backends. */
 void nx_cuda_set_conv_search(nx_backend *be, bool measure);
+/* Make be's device the calling thread's current one: CUDA's current device is per thread, and
+ * a context's handles may be called from threads other than the one that created it (the
+ * device lock, context.c, calls this for each public call). */
+void nx_cuda_make_current(nx_backend *be);
 /* Decode-step attention (one query row, no mask, a head dim of nx_cuda_attention_len_head_dim)
  * through the split-KV kernel (kernels/attention_decode.cu) instead of the flash kernel. Off by
  * default until measured on a GPU; no-op on other backends. */
