@@ -263,14 +263,17 @@ static int parse(opts *o, int argc, char **argv, int mode)
             if (!parse_int(argv[++i], 1, 1 << 20, &v)) return bad_usage("--ctx: '%s' is not in 1..1048576", argv[i]);
             o->n_ctx = (int32_t)v;
         } else if (strcmp(a, "--size") == 0) {
-            int w = 0, h = 0, n = 0;
-            const char *sz = argv[++i];
-            if (sscanf(sz, "%dx%d%n", &w, &h, &n) != 2 || sz[n] || w < 8 || h < 8 || w > NGPT_DECODE_MAX_SIDE ||
-                h > NGPT_DECODE_MAX_SIDE || w % 8 || h % 8)
+            long long w = 0, h = 0;
+            const char *sz = argv[++i], *x = strchr(sz, 'x');
+            char ws[32] = "";
+            /* each side digits only, through parse_int: sscanf's %d took " +512" and wrapped 2^32+8 to 8 */
+            if (x && (size_t)(x - sz) < sizeof ws) memcpy(ws, sz, (size_t)(x - sz));
+            if (!x || !parse_int(ws, 8, NGPT_DECODE_MAX_SIDE, &w) || !parse_int(x + 1, 8, NGPT_DECODE_MAX_SIDE, &h) ||
+                w % 8 || h % 8)
                 return bad_usage("--size: '%s' is not WxH (multiples of 8 in 8.." STR(NGPT_DECODE_MAX_SIDE)
                                  ", as the decoders take)", sz);
-            o->width = w;
-            o->height = h;
+            o->width = (int32_t)w;
+            o->height = (int32_t)h;
         } else if (strcmp(a, "--dtype") == 0) {
             const char *d = argv[++i];
             if (strcmp(d, "f32") == 0) o->dtype = NGPT_DTYPE_F32;
@@ -314,7 +317,9 @@ static int parse(opts *o, int argc, char **argv, int mode)
             char *end;
             const char *sv = argv[++i];
             double secs = strtod(sv, &end);
-            if (end == sv || *end || !(isdigit((unsigned char)sv[0]) || sv[0] == '.') || !(secs > 0 && secs <= 60))
+            /* decimal as written: strtod also reads hexadecimal (0x1p4) and exponents (1e1) */
+            if (end == sv || *end || !(isdigit((unsigned char)sv[0]) || sv[0] == '.') || strpbrk(sv, "xXeEpP") ||
+                !(secs > 0 && secs <= 60))
                 return bad_usage("--seconds: '%s' is not in (0, 60]", sv);
             o->seconds = secs;
         } else if (gen && strcmp(a, "--max-tokens") == 0) {

@@ -99,6 +99,13 @@ expect_rc 2 "trailing unknown option" "$NG" run --prompt x --no-media-history
 grep -q "unknown argument '--no-media-history'" "$TMP/err" || fail "trailing unknown option: not named as unknown"
 expect_rc 2 "negative --seed" "$NG" run --prompt x --seed -1
 expect_rc 2 "--size not a multiple of 8" "$NG" info --size 13x13
+# sizes and lengths as written: no wrap-around, signs, spaces, hexadecimal or exponents
+for bad in 4294967304x512 +512x512 "512x 512" 512x512x x512; do
+  expect_rc 2 "--size '$bad'" "$NG" run --prompt x --size "$bad"
+done
+for bad in 0x1p4 1e1; do
+  expect_rc 2 "--seconds '$bad'" "$NG" run --prompt x --seconds "$bad"
+done
 printf 'x' > "$TMP/a-file"
 expect_rc 1 "--out-dir is a file" "$NG" run --prompt x --out-dir "$TMP/a-file"
 grep -q "not a folder we can write into" "$TMP/err" || fail "--out-dir is a file: no message"
