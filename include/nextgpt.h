@@ -40,9 +40,11 @@
  *   computations take turns on the context's thread pool; on the CUDA backend each call that
  *   computes, loads or frees holds the context's device for its whole duration (a pipeline
  *   turn: the whole turn), and calls from other threads wait for it. Callbacks run inside the
- *   call: from the callback's own thread, the same context's handles may be called; a callback
- *   that waits for another thread's call into the same CUDA context deadlocks. The error
- *   message is thread-local.
+ *   call: from the callback's own thread, the same context's other handles may be called, but
+ *   not the handle whose call is running, except its getters (a pipeline or session refuses
+ *   such a call with NGPT_ERR_INVALID_ARGUMENT; it must not be freed there); a callback that
+ *   waits for another thread's call into the same CUDA context deadlocks. The error message
+ *   is thread-local.
  * - The library never writes to stdout, never calls exit() or abort(), and writes to stderr
  *   only through the default log callback (replace it in `ngpt_context_params`).
  */

@@ -228,9 +228,18 @@ NGPT_API void ngpt_backbone_session_free(ngpt_backbone_session *s)
 
 NGPT_API int32_t ngpt_backbone_session_n_past(const ngpt_backbone_session *s) { return s ? s->st->n_past : 0; }
 
+ngpt_status nx_session_check_idle(const ngpt_backbone_session *s, const char *fn)
+{
+    if (!s->in_call) return NGPT_OK;
+    return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: called from inside this session's %s (its callback); the session "
+                  "is in use until that call returns", fn, s->in_call);
+}
+
 NGPT_API ngpt_status ngpt_backbone_session_reset(ngpt_backbone_session *s)
 {
-    NX_TRY(ngpt_backbone_session_truncate(s, 0));
+    if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_reset: s is NULL");
+    NX_TRY(nx_session_check_idle(s, "ngpt_backbone_session_reset"));
+    NX_TRY(nx_session_truncate(s, 0));
     nx_backbone_session_forget_turns(s);
     return NGPT_OK;
 }
@@ -238,6 +247,12 @@ NGPT_API ngpt_status ngpt_backbone_session_reset(ngpt_backbone_session *s)
 NGPT_API ngpt_status ngpt_backbone_session_truncate(ngpt_backbone_session *s, int32_t n_past)
 {
     if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_truncate: s is NULL");
+    NX_TRY(nx_session_check_idle(s, "ngpt_backbone_session_truncate"));
+    return nx_session_truncate(s, n_past);
+}
+
+ngpt_status nx_session_truncate(ngpt_backbone_session *s, int32_t n_past)
+{
     if (n_past < 0 || n_past > s->st->n_past)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_session_truncate: n_past %d outside [0, %d]", n_past,
                       s->st->n_past);
@@ -259,6 +274,7 @@ NGPT_API ngpt_status ngpt_backbone_batch_default(ngpt_backbone_batch *b, size_t 
 NGPT_API ngpt_status ngpt_backbone_eval(ngpt_backbone_session *s, const ngpt_backbone_batch *batch)
 {
     if (!s || !batch) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_backbone_eval: %s is NULL", s ? "batch" : "s");
+    NX_TRY(nx_session_check_idle(s, "ngpt_backbone_eval"));
     ngpt_backbone_batch d, b;
     ngpt_backbone_batch_default(&d, sizeof d);
     NX_TRY(nx_params_read(&b, batch, &d, sizeof d, "ngpt_backbone_eval"));
@@ -345,14 +361,27 @@ static ngpt_status generate(int32_t *n_out, ngpt_backbone_session *s, const ngpt
     return ret;
 }
 
+/* generate() with the session marked in use for its token callback's duration. */
+static ngpt_status generate_marked(int32_t *n_out, ngpt_backbone_session *s, const ngpt_generate_params *params,
+                                   int32_t *ids, float *hidden, bool greedy, const char *fn)
+{
+    if (s) {
+        NX_TRY(nx_session_check_idle(s, fn));
+        s->in_call = fn;
+    }
+    ngpt_status st = generate(n_out, s, params, ids, hidden, greedy, fn);
+    if (s) s->in_call = NULL;
+    return st;
+}
+
 NGPT_API ngpt_status ngpt_backbone_generate(int32_t *n_out, ngpt_backbone_session *s, const ngpt_generate_params *params,
                                             int32_t *ids, float *hidden)
 {
-    return generate(n_out, s, params, ids, hidden, false, "ngpt_backbone_generate");
+    return generate_marked(n_out, s, params, ids, hidden, false, "ngpt_backbone_generate");
 }
 
 NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone_session *s,
                                                    const ngpt_generate_params *params, int32_t *ids, float *hidden)
 {
-    return generate(n_out, s, params, ids, hidden, true, "ngpt_backbone_generate_greedy");
+    return generate_marked(n_out, s, params, ids, hidden, true, "ngpt_backbone_generate_greedy");
 }

@@ -30,7 +30,14 @@ struct ngpt_backbone_session {
     nx_strbuf       pending;     /* answer text not in the cache (fed at the next turn) */
     nx_strbuf       answer;      /* the last answer's text (for add_assistant_media) */
     int32_t         answer_start;/* n_past where the last answer began; -1 = no answer to re-write */
+    const char     *in_call;     /* the generate or turn in progress (its callback may not re-enter) */
 };
+
+/* NGPT_ERR_INVALID_ARGUMENT when s is inside its own generate or turn (fn called from their
+ * token/text callback would change the cache they are feeding). */
+ngpt_status nx_session_check_idle(const ngpt_backbone_session *s, const char *fn);
+/* ngpt_backbone_session_truncate without that check: for the turn's own use. */
+ngpt_status nx_session_truncate(ngpt_backbone_session *s, int32_t n_past);
 
 /* nx_llama_eval under the backbone's mutex; records the positions in s->hist. */
 ngpt_status nx_backbone_eval_locked(ngpt_backbone_session *s, int32_t n, const int32_t *ids, const float *embeds,

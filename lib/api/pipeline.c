@@ -50,7 +50,16 @@ struct ngpt_pipeline {
     int32_t                random_weights;
     int32_t                n_turns;
     int32_t                n_ctx;        /* the session's */
+    int32_t                in_turn;      /* a turn is running: its event callback may not re-enter */
 };
+
+/* NGPT_ERR_INVALID_ARGUMENT for fn called from inside p's own turn (its event callback). */
+static ngpt_status check_idle(const ngpt_pipeline *p, const char *fn)
+{
+    return p->in_turn ? nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: called from inside this pipeline's turn (its event "
+                                                          "callback); the pipeline is in use until the turn returns", fn)
+                      : NGPT_OK;
+}
 
 typedef struct pl_output {
     ngpt_modality modality;
@@ -386,6 +395,7 @@ NGPT_API void ngpt_pipeline_free(ngpt_pipeline *p)
 NGPT_API ngpt_status ngpt_pipeline_reset(ngpt_pipeline *p)
 {
     if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_reset: p is NULL");
+    NX_TRY(check_idle(p, "ngpt_pipeline_reset"));
     p->n_turns = 0;
     return ngpt_backbone_session_reset(p->s);
 }
@@ -399,6 +409,7 @@ NGPT_API ngpt_status ngpt_pipeline_release_decoder(ngpt_pipeline *p, ngpt_modali
 {
     if (!p || !valid_out_modality(m))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_release_decoder: NULL pipeline or bad modality %d", (int)m);
+    NX_TRY(check_idle(p, "ngpt_pipeline_release_decoder"));
     ngpt_decoder_free(p->dec[m]);
     p->dec[m] = NULL;
     return NGPT_OK;
@@ -809,6 +820,10 @@ static ngpt_status history_media(ngpt_pipeline *p, ngpt_pipeline_result *r, pl_s
  * The turn
  * ------------------------------------------------------------------------------------------- */
 
+static ngpt_status pipeline_turn(ngpt_pipeline_result **out, ngpt_pipeline *p, const char *text,
+                                 const ngpt_pipeline_media *media, size_t n_media,
+                                 const ngpt_pipeline_turn_params *params);
+
 NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipeline *p, const char *text,
                                         const ngpt_pipeline_media *media, size_t n_media,
                                         const ngpt_pipeline_turn_params *params)
@@ -818,6 +833,17 @@ NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipelin
     if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: p is NULL");
     /* the whole turn: its stages' calls, and the per-stage memory windows of the backend */
     NX_HOLD_DEVICE(p->ctx);
+    NX_TRY(check_idle(p, "ngpt_pipeline_turn"));
+    p->in_turn = 1;
+    ngpt_status s = pipeline_turn(out, p, text, media, n_media, params);
+    p->in_turn = 0;
+    return s;
+}
+
+static ngpt_status pipeline_turn(ngpt_pipeline_result **out, ngpt_pipeline *p, const char *text,
+                                 const ngpt_pipeline_media *media, size_t n_media,
+                                 const ngpt_pipeline_turn_params *params)
+{
     if (n_media && !media) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media is NULL with n_media %zu", n_media);
     ngpt_pipeline_turn_params tp;
     NX_TRY(nx_params_read(&tp, params, &k_turn, sizeof tp, "ngpt_pipeline_turn"));

@@ -301,7 +301,7 @@ static ngpt_status sync_cache(turn *t, size_t a_len, int32_t answer_start, bool 
     while (j > 0 && !(t->ti[j - 1].cov <= a_len && t->ti[j - 1].clean)) j--;
     size_t cov = j ? t->ti[j - 1].cov : 0;
     for (int32_t k = j; k < fed; k++) t->ti[k].fed = false;
-    if (j < fed) NX_TRY(ngpt_backbone_session_truncate(s, answer_start + j));
+    if (j < fed) NX_TRY(nx_session_truncate(s, answer_start + j));
     const char *text = nx_stops_text(t->stops, NULL);
     if (!need_out) {
         if (a_len > cov && nx_strbuf_append(&s->pending, text + cov, a_len - cov) != NGPT_OK) return oom();
@@ -318,7 +318,7 @@ static ngpt_status sync_cache(turn *t, size_t a_len, int32_t answer_start, bool 
     if (j < fed || s->st->n_out == 0) { /* outputs of the last kept position: evaluate it again */
         int32_t last = s->st->n_past > 0 ? s->hist[s->st->n_past - 1] : -1;
         if (last < 0) return nx_err(NGPT_ERR_INTERNAL, "ngpt_backbone_turn: no token to continue from");
-        NX_TRY(ngpt_backbone_session_truncate(s, s->st->n_past - 1));
+        NX_TRY(nx_session_truncate(s, s->st->n_past - 1));
         NX_TRY(nx_backbone_eval_locked(s, 1, &last, NULL, NULL, NX_LLAMA_OUT_LAST));
     }
     return NGPT_OK;
@@ -636,6 +636,7 @@ NGPT_API ngpt_status ngpt_backbone_turn(ngpt_turn_result **out, ngpt_backbone_se
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
     *out = NULL;
     if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: s is NULL", fn);
+    NX_TRY(nx_session_check_idle(s, fn));
     NX_TRY(check_media(media, n_media, fn));
     turn t;
     memset(&t, 0, sizeof t);
@@ -652,7 +653,9 @@ NGPT_API ngpt_status ngpt_backbone_turn(ngpt_turn_result **out, ngpt_backbone_se
     t.H = s->bb->m->cfg.hidden;
     t.r = nx_calloc(1, sizeof *t.r);
     if (!t.r) return oom();
+    s->in_call = fn; /* on_text may not re-enter the session */
     ngpt_status st = turn_run(&t, user_text, media, n_media);
+    s->in_call = NULL;
     turn_free(&t);
     if (st != NGPT_OK) {
         ngpt_turn_result_free(t.r);
@@ -730,6 +733,7 @@ NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s,
 {
     const char *fn = "ngpt_backbone_add_assistant_media";
     if (!s) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: s is NULL", fn);
+    NX_TRY(nx_session_check_idle(s, fn));
     if (n_media == 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: n_media is 0", fn);
     NX_TRY(check_media(media, n_media, fn));
     if (s->answer_start < 0 || s->answer_start > s->st->n_past)
@@ -753,7 +757,7 @@ NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s,
         st = nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: the re-written answer does not fit n_ctx %d", fn, s->st->n_ctx);
     if (st == NGPT_OK) {
         /* from here a failure leaves the cache ending where the answer began */
-        st = ngpt_backbone_session_truncate(s, s->answer_start);
+        st = nx_session_truncate(s, s->answer_start);
         if (st == NGPT_OK) st = eval_prompt(&t);
     }
     nx_prompt_free(t.prompt);

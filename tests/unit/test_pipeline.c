@@ -265,6 +265,59 @@ static bool on_event(const ngpt_pipeline_event *ev, void *ud)
     return true;
 }
 
+/* ---- a turn's event callback calling back into its own pipeline: refused by name (it would
+ * free the decoder or the cache the turn is using), and the turn goes on */
+typedef struct reenter {
+    ngpt_pipeline *p;
+    int tried, refused;
+} reenter;
+
+static bool reenter_event(const ngpt_pipeline_event *ev, void *ud)
+{
+    reenter *r = ud;
+    if (ev->kind != NGPT_PIPELINE_EVENT_DENOISE && ev->kind != NGPT_PIPELINE_EVENT_TOKEN) return true;
+    ngpt_pipeline_result *inner = NULL;
+    ngpt_pipeline_turn_params tp;
+    turn_params(&tp);
+    const ngpt_status got[4] = {
+        ngpt_pipeline_release_decoder(r->p, NGPT_MODALITY_IMAGE), ngpt_pipeline_reset(r->p),
+        ngpt_pipeline_turn(&inner, r->p, "again", NULL, 0, &tp),
+        ngpt_backbone_session_reset(ngpt_pipeline_session(r->p))};
+    for (int i = 0; i < 4; i++) {
+        r->tried++;
+        /* the session is inside the turn only while tokens stream */
+        if (got[i] == NGPT_ERR_INVALID_ARGUMENT) r->refused++;
+        else if (!(i == 3 && ev->kind == NGPT_PIPELINE_EVENT_DENOISE)) CHECK_MSG(0, "call %d was not refused", i);
+    }
+    CHECK(inner == NULL);
+    CHECK(strstr(ngpt_last_error(), "inside") != NULL);
+    ngpt_clear_error();
+    return true;
+}
+
+static void test_reentry_refused(void)
+{
+    ngpt_pipeline *p = NULL;
+    CHECK_OK(ngpt_pipeline_create(&p, g_ctx, g_bundle, NULL));
+    if (!p) return;
+    ngpt_pipeline_turn_params tp;
+    turn_params(&tp);
+    tp.steps = 2;
+    reenter re = {p, 0, 0};
+    tp.on_event = reenter_event;
+    tp.user_data = &re;
+    ngpt_pipeline_result *r = NULL;
+    CHECK_OK(ngpt_pipeline_turn(&r, p, "a cat", NULL, 0, &tp));
+    int32_t img = r ? image_output(r) : -1;
+    CHECK(img >= 0 && ngpt_pipeline_result_output(r, img, NULL, NULL, NULL, NULL) == NGPT_OK);
+    CHECK_MSG(re.tried > 0 && re.refused >= re.tried * 3 / 4, "tried %d, refused %d", re.tried, re.refused);
+    ngpt_pipeline_result_free(r);
+    /* after the turn the same calls work */
+    CHECK_OK(ngpt_pipeline_release_decoder(p, NGPT_MODALITY_IMAGE));
+    CHECK_OK(ngpt_pipeline_reset(p));
+    ngpt_pipeline_free(p);
+}
+
 static void test_events_and_cancel(void)
 {
     ngpt_pipeline *p = NULL;
@@ -792,6 +845,7 @@ int main(void)
     RUN(test_image_turns);
     RUN(test_missing_decoder);
     RUN(test_events_and_cancel);
+    RUN(test_reentry_refused);
     RUN(test_media_history);
     RUN(test_bf16_cpu);
     RUN(test_forced_at_context_end);

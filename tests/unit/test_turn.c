@@ -318,6 +318,49 @@ static void test_required_room_not_taken(void)
     no_force();
 }
 
+/* on_text calling back into its own session (reset, truncate, eval, another turn): refused by
+ * name while the turn feeds the cache, and the turn goes on. */
+static int g_reentry_refused;
+
+static bool reenter_text(const char *utf8, size_t len, void *user)
+{
+    (void)utf8;
+    (void)len;
+    ngpt_backbone_session *s = user;
+    ngpt_turn_result *r = NULL;
+    ngpt_backbone_batch b;
+    ngpt_backbone_batch_default(&b, sizeof b);
+    const int32_t id = 1;
+    b.ids = &id;
+    b.n_tokens = 1;
+    const ngpt_status got[4] = {ngpt_backbone_session_reset(s), ngpt_backbone_session_truncate(s, 0),
+                                ngpt_backbone_eval(s, &b), ngpt_backbone_turn(&r, s, "x", NULL, 0, NULL)};
+    for (int i = 0; i < 4; i++) {
+        CHECK_MSG(got[i] == NGPT_ERR_INVALID_ARGUMENT, "call %d: %s", i, ngpt_status_string(got[i]));
+        g_reentry_refused += got[i] == NGPT_ERR_INVALID_ARGUMENT;
+    }
+    CHECK(r == NULL && strstr(ngpt_last_error(), "inside this session's ngpt_backbone_turn"));
+    return true;
+}
+
+static void test_reentry_refused(void)
+{
+    ngpt_backbone_session *s = new_session();
+    if (!s) return;
+    ngpt_turn_params p;
+    greedy_params(&p, 4);
+    p.on_text = reenter_text;
+    p.user_data = s;
+    g_reentry_refused = 0;
+    ngpt_turn_result *r = NULL;
+    CHECK_OK(ngpt_backbone_turn(&r, s, "hi", NULL, 0, &p));
+    CHECK_MSG(g_reentry_refused >= 4, "%d refused", g_reentry_refused);
+    CHECK(r && ngpt_backbone_session_n_past(s) > ngpt_turn_result_n_prompt(r));
+    ngpt_turn_result_free(r);
+    CHECK_OK(ngpt_backbone_session_reset(s)); /* after the turn: as usual */
+    ngpt_backbone_session_free(s);
+}
+
 /* "#" + "##" (or "#" "#" "#") after a word and a newline: the cache keeps only the word. */
 static void test_stop_string_rollback(void)
 {
@@ -691,6 +734,7 @@ int main(void)
     RUN(test_forced_modality);
     RUN(test_model_started_group);
     RUN(test_required_room_not_taken);
+    RUN(test_reentry_refused);
     RUN(test_stop_string_rollback);
     RUN(test_required_after_stop_string);
     RUN(test_detok_stream);
