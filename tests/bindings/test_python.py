@@ -221,7 +221,8 @@ class SchedulerTest(unittest.TestCase):
             for k, t in enumerate(s.timesteps):
                 sample = s.scale_model_input(sample, t)
                 sample = s.step(inp["model_outputs"][k], t, sample)
-                got = np.asarray(sample, np.float32).reshape(exp["samples"][k].shape)
+                got = (sample.numpy() if isinstance(sample, nextgpt.Tensor)
+                       else np.asarray(sample, np.float32)).reshape(exp["samples"][k].shape)
                 np.testing.assert_allclose(got, exp["samples"][k], atol=c["atol"], rtol=c["rtol"])
             s.reset()
 
@@ -230,6 +231,9 @@ class SchedulerTest(unittest.TestCase):
 
     def test_ddim_golden_array(self):
         self.run_case(lambda a: array.array("f", a.ravel().tolist()))
+
+    def test_ddim_golden_tensor(self):  # a library Tensor (a UNet's output) is stepped in place
+        self.run_case(lambda a: nextgpt.Tensor.from_buffer(a, nextgpt.Dtype.F32))
 
     def test_from_file_add_noise_and_errors(self):
         cfg = os.path.join(GOLDEN, "models", "sd-a", "scheduler", "scheduler_config.json")
@@ -468,6 +472,108 @@ TINY = os.environ.get("NGPT_TINY_BUNDLE", "")
 
 
 @unittest.skipUnless(os.path.isdir(TINY), "the tiny bundle (NGPT_TINY_BUNDLE) is not built")
+class EdgesTest(unittest.TestCase):
+    """The ABI boundary where ctypes alone would be wrong: text with NUL bytes, integers that
+    would wrap, misspelt parameters, handles closed or re-entered while a call uses them,
+    tensors of zero size, rank 0, F16/BF16."""
+
+    def setUp(self):
+        self.ctx = nextgpt.Context(device="cpu")
+
+    def tearDown(self):
+        self.ctx.close()
+
+    def test_text_with_nul_bytes(self):
+        bb = nextgpt.Backbone(self.ctx, os.path.join(TINY, "llm"))
+        bb_tok = nextgpt.Tokenizer(os.path.join(TINY, "llm"))
+        nul = bb_tok.piece_to_id("<0x00>")
+        for seed in range(64):  # a sampled answer holding the byte token <0x00>
+            s = bb.session(n_ctx=256)
+            pieces = []
+            r = s.turn("hi", max_new_tokens=60, temperature=1.0, top_p=1.0, seed=seed, on_text=pieces.append)
+            s.close()
+            if nul in r.ids:
+                break
+        self.assertIn(nul, r.ids, "no seed of 64 sampled <0x00>")
+        self.assertIn("\x00", r.text)
+        self.assertEqual("".join(pieces), r.text)  # streamed whole, NULs included
+        bb_tok.close()
+
+    def test_params_checked(self):
+        cfg = os.path.join(GOLDEN, "models", "sd-a", "scheduler", "scheduler_config.json")
+        with self.assertRaises(TypeError):
+            nextgpt.Scheduler(cfg, solver_ordr=3)  # misspelt: no longer a silent attribute
+        with self.assertRaises(TypeError):
+            nextgpt.Scheduler(cfg, struct_size=8)
+        with self.assertRaises(ValueError):
+            nextgpt.Scheduler(cfg, solver_order=2 ** 32 + 2)
+        with nextgpt.Scheduler(cfg) as s:
+            with self.assertRaises(ValueError):
+                s.set_timesteps(2 ** 32 + 10)  # was 10 steps
+        bb = nextgpt.Backbone(self.ctx, os.path.join(TINY, "llm"))
+        with self.assertRaises(ValueError):
+            bb.session(n_ctx=64).turn("hi", max_new_tokens=2 ** 32 + 3)
+        with self.assertRaises(ValueError):
+            nextgpt.Image.from_rgb8(bytes(300), 10, 10, stride=-2 ** 31)  # was a crash
+        with self.assertRaises(ValueError):
+            nextgpt.Tensor.from_buffer(b"", nextgpt.Dtype.I32, shape=(0, 2 ** 64 + 2))
+
+    def test_tensor_shapes_and_dtypes(self):
+        z = nextgpt.Tensor.from_buffer(np.zeros((2, 0), np.float32), nextgpt.Dtype.F32)
+        self.assertEqual((z.shape, z.tolist(), z.numpy().shape), ((2, 0), [[], []], (2, 0)))
+        r0 = nextgpt.Tensor.from_buffer(np.array(2.5, np.float32), nextgpt.Dtype.F32)
+        self.assertEqual((r0.shape, r0.tolist()), ((), 2.5))
+        h = nextgpt.Tensor.from_buffer(np.array([1.5, -2.0], np.float16), nextgpt.Dtype.F16)
+        self.assertEqual(h.tolist(), [1.5, -2.0])
+        b = nextgpt.Tensor.from_buffer(np.array([[0x3FC0, 0xC020]], np.uint16), nextgpt.Dtype.BF16)
+        self.assertEqual(b.tolist(), [[1.5, -2.5]])
+
+    def test_projector_output_2d_tensor(self):
+        M = nextgpt.Modality
+        pj = nextgpt.Projector(self.ctx, os.path.join(TINY, "projectors"), outputs=[M.IMAGE])
+        n, w = pj.num_input_tokens(M.IMAGE), pj.llm_hidden_size
+        rng = np.random.default_rng(4)
+        h, e = (rng.standard_normal((n, w)).astype(np.float32) for _ in range(2))
+        want = pj.output(M.IMAGE, h, e).numpy()
+        ht, et = (nextgpt.Tensor.from_buffer(x, nextgpt.Dtype.F32) for x in (h, e))
+        self.assertTrue((pj.output(M.IMAGE, ht, et).numpy() == want).all())
+
+    def test_in_use_while_a_call_runs(self):
+        M = nextgpt.Modality
+        cat = os.path.join(SRC, "data", "tiny", "cat.jpg")
+        pl = nextgpt.Pipeline(self.ctx, TINY)
+        img = nextgpt.Image(cat)
+
+        def close_media(kind, *a):
+            if kind == nextgpt.PipelineEventKind.ENCODE:
+                img.close()  # the turn is reading it
+        with self.assertRaises(RuntimeError):
+            pl.turn("x", media=[img], on_event=close_media, max_new_tokens=2)
+        self.assertFalse(img.closed)
+
+        def release(kind, m, *a):
+            if kind == nextgpt.PipelineEventKind.DENOISE:
+                pl.release_decoder(m)  # frees the decoder the turn is using
+        with self.assertRaises((RuntimeError, nextgpt.Error)):
+            pl.turn("draw", force=[M.IMAGE], steps=2, max_new_tokens=2, on_event=release)
+        self.assertTrue(pl.is_test_model)  # a getter inside a call is fine; after it, calls are too
+        pl.release_decoder(M.IMAGE)
+        r = pl.turn("draw", media=[img], force=[M.IMAGE], steps=1, max_new_tokens=2)
+        self.assertTrue(r.outputs and r.outputs[0].ok)
+        # a tensor a call is using cannot be closed by its callback
+        pj = nextgpt.Projector(self.ctx, os.path.join(TINY, "projectors"), outputs=[M.IMAGE])
+        hid = np.zeros((pj.num_input_tokens(M.IMAGE), pj.llm_hidden_size), np.float32)
+        cond = pj.output(M.IMAGE, hid, hid)
+        dec = nextgpt.Decoder(self.ctx, os.path.join(TINY, "decoders", "image"))
+        with self.assertRaises(RuntimeError):
+            dec.generate(cond, steps=2, on_step=lambda i, n: cond.close())
+        self.assertFalse(cond.closed)
+        with self.assertRaises(RuntimeError):  # nor may it call its own decoder again
+            dec.generate(cond, steps=2, on_step=lambda i, n: dec.generate(cond, steps=1))
+        self.assertEqual(dec.generate(cond, steps=1).shape, (1, 64, 64, 3))
+        img.close()
+
+
 class StagesTest(unittest.TestCase):
     """Encoder, Projector, Backbone/Session, Decoder.generate, Image.from_tensor/save/encode and
     Pipeline on the embedded tiny bundle (the examples run them end to end: suite 'examples')."""

@@ -27,6 +27,7 @@ import ctypes.util
 import enum
 import functools
 import os
+import struct
 import sys
 import threading
 import types
@@ -75,6 +76,12 @@ missing_functions = capi.bind(lib)
 if not missing_functions and lib.ngpt_abi_version() != capi.NGPT_ABI_VERSION:
     raise ImportError("libnextgpt ABI %d loaded, these bindings are for ABI %d"
                       % (lib.ngpt_abi_version(), capi.NGPT_ABI_VERSION))
+
+# Text that comes with its length may hold NUL bytes (the byte token <0x00>): the generated
+# c_char_p of `char *` would stop at the first one. These read it through a void pointer.
+_text_fn = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+_result_text = {name: ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t))((name, lib))
+                for name in ("ngpt_turn_result_text", "ngpt_pipeline_result_text") if name not in missing_functions}
 
 # ---- enums: one IntEnum per C enum, made from the generated tables ------------------------
 
@@ -205,12 +212,34 @@ def _i32(v, what="id"):
     return v
 
 
+def _int_range(ctype):
+    """(lo, hi) of an integer ctypes type, None for any other."""
+    if getattr(ctype, "_type_", None) not in tuple("bBhHiIlLqQ"):
+        return None
+    bits = 8 * ctypes.sizeof(ctype)
+    return (-2 ** (bits - 1), 2 ** (bits - 1) - 1) if ctype(-1).value < 0 else (0, 2 ** bits - 1)
+
+
 def _params(struct, default_fn, **fields):
+    """A params struct from its _default, with `fields` set: names the struct has (a misspelt
+    keyword would be a silent Python attribute on a ctypes Structure), integers in their C
+    type's range (ctypes would wrap 2**32 + 3 to 3)."""
     p = struct()
     _call(default_fn, ctypes.byref(p), ctypes.sizeof(p))
+    types_ = dict(struct._fields_)
     for k, v in fields.items():
-        if v is not None:
-            setattr(p, k, int(v) if isinstance(v, enum.Enum) else v)
+        if v is None:
+            continue
+        if k not in types_ or k == "struct_size":
+            raise TypeError("%s has no parameter %r" % (struct.__name__, k))
+        if isinstance(v, enum.Enum):
+            v = int(v)
+        r = _int_range(types_[k])
+        if r is not None:
+            v = int(v)
+            if not r[0] <= v <= r[1]:
+                raise ValueError("%s=%d is out of range for %s (%d..%d)" % (k, v, struct.__name__, r[0], r[1]))
+        setattr(p, k, v)
     return p
 
 
@@ -250,6 +279,8 @@ def _in_use(h):
 
 class _Handle:
     """An owned C handle: close() frees it once; context manager; __del__ as a last resort."""
+    _exclusive = False  # a stateful handle: its methods' calls may not overlap (see _busy_call)
+    _excl = 0       # exclusive calls in progress
     _free = None    # name of the ngpt_*_free function
     _ptr = None
     _parent = None  # the handle that must outlive this one
@@ -260,20 +291,22 @@ class _Handle:
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
         for name, v in list(vars(cls).items()):
+            if name == "__init__" and isinstance(v, types.FunctionType):  # the parent in use while it loads
+                setattr(cls, name, _busy_call(v, constructor=True))
             if name.startswith("_") or name == "close":
                 continue
-            if isinstance(v, property) and v.fget is not None:
+            if isinstance(v, property) and v.fget is not None:  # getters: shared
                 setattr(cls, name, property(_busy_call(v.fget), v.fset, v.fdel, v.__doc__))
             elif isinstance(v, types.FunctionType):
-                setattr(cls, name, _busy_call(v))
+                setattr(cls, name, _busy_call(v, exclusive=cls._exclusive))
 
     def _adopt(self, ptr, parent=None):
-        self._ptr = ptr
-        if parent is not None:
-            with _life:
+        with _life:
+            self._ptr = ptr
+            if parent is not None:
                 self._parent = parent
                 parent._live += 1
-            parent._kids().add(self)
+                parent._kids().add(self)
 
     def _kids(self):
         k = self.__dict__.get("_children")
@@ -302,12 +335,15 @@ class _Handle:
         sessions). A second close() does nothing."""
         with _life:
             self._check_idle()
-        for k in list(self.__dict__.get("_children", ())):
+            kids = list(self.__dict__.get("_children", ()))
+        for k in kids:
             k.close()
         self._release()
 
     def _release(self):
         with _life:
+            if self._busy:  # a call began since close() checked: the check and the swap are one step
+                raise _in_use(self)
             ptr, self._ptr = self._ptr, None
             if ptr and self._live:  # children the collector has not finalized yet
                 self._ptr, self._pending = ptr, True
@@ -347,17 +383,45 @@ class _Handle:
         raise TypeError("%s owns a C handle: it cannot be pickled" % type(self).__name__)
 
 
-def _busy_call(f):
-    """f(self, ...) counted in self._busy while it runs (see _Handle)."""
+def _used(args, kwargs):
+    """The handles and tensors among a call's arguments (also inside lists and (Modality, x)
+    pairs): they must stay open while the call runs."""
+    out = []
+    for x in list(args) + list(kwargs.values()):
+        for y in (x if isinstance(x, (list, tuple)) else (x,)):
+            for z in (y if isinstance(y, tuple) else (y,)):
+                if isinstance(z, (_Handle, Tensor)):
+                    out.append(z)
+    return out
+
+
+def _busy_call(f, exclusive=False, constructor=False):
+    """f(self, ...) counted in self._busy while it runs, and each handle or tensor it is given
+    in theirs: close() refuses while a call uses them (see _Handle). exclusive: a second call
+    of the same handle (another thread, or a callback of the running call) raises instead of
+    changing the state the running one uses. constructor: only the arguments (the parent that
+    the new handle is loaded from) are counted."""
     @functools.wraps(f)
     def call(self, *args, **kwargs):
+        used = _used(args, kwargs)
+        if not constructor:
+            used.append(self)
         with _life:
-            self._busy += 1
+            if exclusive and self._excl:
+                raise RuntimeError("%s is already in a call (another thread, or a callback of that call): "
+                                   "one call at a time per %s" % (type(self).__name__, type(self).__name__))
+            for h in used:
+                h._busy += 1
+            if exclusive:
+                self._excl += 1
         try:
             return f(self, *args, **kwargs)
         finally:
             with _life:
-                self._busy -= 1
+                for h in used:
+                    h._busy -= 1
+                if exclusive:
+                    self._excl -= 1
     return call
 
 
@@ -434,6 +498,7 @@ class Tensor:
     Tensor.from_buffer makes one from bytes or an array, for the dtypes numpy lacks (BF16)."""
 
     _closed = False
+    _busy = 0  # calls using this tensor (see _busy_call)
 
     def __init__(self, c_tensor):
         self._t = c_tensor
@@ -447,12 +512,12 @@ class Tensor:
         dtype = Dtype(dtype)  # noqa: F821
         size = lib.ngpt_dtype_size(dtype)
         if _np is not None and isinstance(data, _np.ndarray):
-            a = _np.ascontiguousarray(data)
+            a = _np.require(data, requirements="C")  # keeps a 0-d array 0-d
             if a.dtype.byteorder not in ("=", "|"):
                 a = a.astype(a.dtype.newbyteorder("="))
             if shape is None:
                 shape = a.shape
-            raw = memoryview(a).cast("B")
+            raw = memoryview(a.reshape(-1).view(_np.uint8))  # also for zero-size arrays
         else:
             raw = memoryview(data).cast("B")
             if shape is None:
@@ -460,7 +525,7 @@ class Tensor:
                     raise ValueError("%d bytes are not whole %s elements" % (len(raw), dtype.name))
                 shape = (len(raw) // size,)
         shape = tuple(int(d) for d in shape)
-        if len(shape) > capi.NGPT_MAX_DIMS or any(d < 0 for d in shape):
+        if len(shape) > capi.NGPT_MAX_DIMS or any(not 0 <= d < 2 ** 63 for d in shape):
             raise ValueError("bad shape %s" % (list(shape),))
         n = size
         for d in shape:
@@ -513,14 +578,33 @@ class Tensor:
         return _np.frombuffer(self.tobytes(), dtype=_NP_DTYPES[name]).reshape(self.shape).copy()
 
     def tolist(self):
-        name = lib.ngpt_dtype_name(self._t.dtype).decode()
-        flat = array.array(_ARRAY_CODES[name], self.tobytes()).tolist()
-        for d in reversed(self.shape[1:]):
-            flat = [flat[i:i + d] for i in range(0, len(flat), d)]
-        return flat if self.shape else flat[0]
+        """Nested lists of Python numbers; F16 and BF16 as the floats they hold."""
+        name = lib.ngpt_dtype_name(self._open().dtype).decode()
+        data = self.tobytes()
+        if name == "F16":
+            flat = list(struct.unpack("=%de" % (len(data) // 2), data))
+        elif name == "BF16":  # the high half of a float32
+            bits = array.array("H", data)
+            flat = array.array("f", array.array("I", [b << 16 for b in bits]).tobytes()).tolist()
+        else:
+            flat = array.array(_ARRAY_CODES[name], data).tolist()
+
+        def nest(lo, shape):
+            if len(shape) == 1:
+                return flat[lo:lo + shape[0]]
+            step = 1
+            for d in shape[1:]:
+                step *= d
+            return [nest(lo + i * step, shape[1:]) for i in range(shape[0])]
+        return nest(0, self.shape) if self.shape else flat[0]
 
     def close(self):
-        self._closed = True
+        with _life:
+            if self._busy:
+                raise RuntimeError("Tensor is in use by a call that has not returned: close it after the call")
+            if self._closed:
+                return
+            self._closed = True
         lib.ngpt_tensor_free(ctypes.byref(self._t))
 
     def __enter__(self):
@@ -574,7 +658,9 @@ def _tensor_view(x):
         return ctypes.pointer(x.t), x
     if _np is None:
         raise TypeError("tensor inputs need numpy (or a nextgpt.Tensor)")
-    a = _np.ascontiguousarray(x)
+    if isinstance(x, capi.ngpt_tensor):  # a view made here (Projector.output's batch of one)
+        return ctypes.pointer(x), x
+    a = _np.require(x, requirements="C")  # ascontiguousarray would make a 0-d array 1-d
     if a.dtype.byteorder not in ("=", "|"):  # '>f4' is "float32" too: the library reads native order
         a = a.astype(a.dtype.newbyteorder("="))
     codes = {v: k for k, v in _NP_DTYPES.items() if k != "BF16"}
@@ -590,6 +676,19 @@ def _tensor_view(x):
     t.data = a.ctypes.data
     t.owner = None
     return ctypes.pointer(t), a
+
+
+def _batch_of_one(x):
+    """A 2-D Tensor [n, w] as a [1, n, w] view of the same memory (a (view, tensor) pair that
+    keeps the tensor alive); anything else unchanged."""
+    if not isinstance(x, Tensor) or len(x.shape) != 2:
+        return x
+    src = x._open()
+    t = capi.ngpt_tensor()
+    t.dtype, t.rank, t.data, t.owner = src.dtype, 3, src.data, None
+    t.shape[0], t.shape[1], t.shape[2] = 1, src.shape[0], src.shape[1]
+    t._keep = x
+    return t
 
 
 class _F32Rows:
@@ -616,6 +715,11 @@ def _flat_floats(x):
 def _floats(x, writable=False):
     """(pointer to float, n, keepalive, result) for a sequence of floats. A writable float32
     C-contiguous numpy array is used in place (result is x itself); anything else is copied."""
+    if isinstance(x, Tensor):  # an F32 Tensor in place (the library's memory)
+        if x.dtype != Dtype.F32:  # noqa: F821
+            raise TypeError("expected an F32 Tensor, not %s" % x.dtype.name)
+        t = x._open()
+        return ctypes.cast(t.data, ctypes.POINTER(ctypes.c_float)), lib.ngpt_tensor_numel(ctypes.byref(t)), x, x
     if _np is not None and isinstance(x, _np.ndarray):
         a = x if (x.dtype == _np.float32 and x.flags.c_contiguous and (x.flags.writeable or not writable)) \
             else _np.ascontiguousarray(x, dtype=_np.float32)
@@ -705,6 +809,7 @@ class Scheduler(_Handle):
     params are the ngpt_scheduler_params fields (kind, prediction_type, algorithm_type,
     solver_type, solver_order, eta, use_clipped_model_output)."""
     _free = "ngpt_scheduler_free"
+    _exclusive = True
 
     def __init__(self, config_path=None, json_text=None, **params):
         p = _params(capi.ngpt_scheduler_params, "ngpt_scheduler_params_default", **params)
@@ -723,7 +828,7 @@ class Scheduler(_Handle):
         return SchedulerKind(lib.ngpt_scheduler_get_kind(self._h()))  # noqa: F821
 
     def set_timesteps(self, n):
-        _call("ngpt_scheduler_set_timesteps", self._h(), n)
+        _call("ngpt_scheduler_set_timesteps", self._h(), _i32(n, "steps"))
 
     @property
     def timesteps(self):
@@ -838,6 +943,8 @@ class Image(_Handle):
         if width is None or height is None:
             raise ValueError("bytes input needs width and height")
         width, height, stride = _i32(width, "width"), _i32(height, "height"), _i32(stride, "stride")
+        if stride < 0:
+            raise ValueError("stride %d is negative" % stride)
         # the C call reads height rows of stride bytes and takes no length: check it here
         row = stride or 3 * width
         if width > 0 and height > 0 and row >= 3 * width and len(data) < row * (height - 1) + 3 * width:
@@ -905,7 +1012,7 @@ class Image(_Handle):
     def encode(self, format="png", quality=0):
         """The encoded file as bytes; format "png" or "jpeg" (quality 1..100, 0 = 90)."""
         blob = ctypes.POINTER(capi.ngpt_blob)()
-        _call("ngpt_image_encode", ctypes.byref(blob), self._h(), _image_format(format), quality, 0)
+        _call("ngpt_image_encode", ctypes.byref(blob), self._h(), _image_format(format), _i32(quality, "quality"), 0)
         try:
             return ctypes.string_at(lib.ngpt_blob_data(blob), lib.ngpt_blob_size(blob))
         finally:
@@ -913,7 +1020,7 @@ class Image(_Handle):
 
     def save(self, path, format=None, quality=0):
         """Encode and write to path; format None = from the extension (.png, .jpg/.jpeg)."""
-        _call("ngpt_image_save", self._h(), _path(path), _image_format(format), quality, 0)
+        _call("ngpt_image_save", self._h(), _path(path), _image_format(format), _i32(quality, "quality"), 0)
 
     @staticmethod
     def postprocess(image):
@@ -1016,6 +1123,7 @@ class Decoder(_Handle):
     """ngpt_decoder: a diffusers pipeline folder (SD 1.5 / AudioLDM / Zeroscope) on ctx's backend.
     Tensor arguments are numpy arrays or nextgpt.Tensor; results are Tensors."""
     _free = "ngpt_decoder_free"
+    _exclusive = True
 
     def __init__(self, ctx, model_dir, kind=None, components=None, compute_dtype=None, flags=None):
         """compute_dtype: Dtype.F32 (default), BF16 (CPU: the UNet's and VAE's matrices and filters in
@@ -1168,6 +1276,7 @@ class Encoder(_Handle):
     modalities: "image", "audio", "video" names, Modality members or ENCODER_* bits to load (None =
     all stored)."""
     _free = "ngpt_encoder_free"
+    _exclusive = True
 
     def __init__(self, ctx, path, modalities=None, compute_dtype=None, flags=None):
         """compute_dtype: Dtype.F32 (default), or BF16 (CPU) / F16 / BF16 (CUDA). flags:
@@ -1202,9 +1311,12 @@ class Encoder(_Handle):
 
     def encode_image(self, image):
         """One image (an Image, a PIL image, or a path): Tensor F32 [1, embed_dim], L2-normalised."""
-        if not isinstance(image, Image):
-            with (Image.from_pil(image) if _is_pil(image) else Image(image)) as img:
-                return self.encode_image(img)
+        if isinstance(image, Image):
+            return self._encode_image(image)
+        with (Image.from_pil(image) if _is_pil(image) else Image(image)) as img:
+            return self._encode_image(img)
+
+    def _encode_image(self, image):
         t = _new_tensor_out()
         _call("ngpt_encoder_encode_image", self._h(), ctypes.byref(t), image._h())
         return Tensor(t)
@@ -1218,9 +1330,12 @@ class Encoder(_Handle):
 
     def encode_audio(self, audio):
         """One sound (an Audio, or a path): Tensor F32 [1, embed_dim]."""
-        if not isinstance(audio, Audio):
-            with Audio(audio) as a:
-                return self.encode_audio(a)
+        if isinstance(audio, Audio):
+            return self._encode_audio(audio)
+        with Audio(audio) as a:
+            return self._encode_audio(a)
+
+    def _encode_audio(self, audio):
         t = _new_tensor_out()
         _call("ngpt_encoder_encode_audio", self._h(), ctypes.byref(t), audio._h(), None)
         return Tensor(t)
@@ -1238,6 +1353,7 @@ class Projector(_Handle):
     NExT-GPT delta. input: load the input projector; outputs: Modality values to load (both None
     = everything the file holds)."""
     _free = "ngpt_projector_free"
+    _exclusive = True
 
     def __init__(self, ctx, path, input=None, outputs=None):
         bits = 0
@@ -1274,6 +1390,7 @@ class Projector(_Handle):
         else:  # array('f') (a TurnGroup's, without numpy), floats or rows: [1, n, llm_hidden]
             hidden, input_embs = (x if isinstance(x, Tensor) else _F32Rows(x, self.llm_hidden_size)
                                   for x in (hidden, input_embs))
+        hidden, input_embs = (_batch_of_one(x) for x in (hidden, input_embs))
         hv, keep_h = _tensor_view(hidden)
         ev, keep_e = _tensor_view(input_embs)
         t = _new_tensor_out()
@@ -1363,8 +1480,8 @@ class TurnResult:
 
     def __init__(self, ptr, n_embd):
         n = ctypes.c_size_t(0)
-        text = lib.ngpt_turn_result_text(ptr, ctypes.byref(n))
-        self.text = ctypes.string_at(ctypes.cast(text, ctypes.c_void_p), n.value).decode("utf-8", "replace")
+        text = _result_text["ngpt_turn_result_text"](ptr, ctypes.byref(n))
+        self.text = (ctypes.string_at(text, n.value) if n.value else b"").decode("utf-8", "replace")
         self.stop_reason = StopReason(lib.ngpt_turn_result_stop_reason(ptr))  # noqa: F821
         nid = ctypes.c_int32(0)
         ids = lib.ngpt_turn_result_ids(ptr, ctypes.byref(nid))
@@ -1391,13 +1508,18 @@ def _rows(p, n, width):
 
 
 def _text_cb(fn, raised):
-    """A ngpt_text_fn trampoline around fn(str) -> False to cancel (exceptions: see _Raised)."""
-    return raised.guard(lambda utf8, n, _user: fn(utf8[:n].decode("utf-8", "replace")) is not False)
+    """A ngpt_text_fn around fn(str) -> False to cancel (exceptions: see _Raised). The text is
+    read as its length says, through a void pointer: the generated c_char_p would stop at a NUL
+    (the byte token <0x00>)."""
+    tramp = _text_fn(raised.guard(
+        lambda p, n, _user: fn(ctypes.string_at(p, n).decode("utf-8", "replace") if n else "") is not False))
+    return ctypes.cast(tramp, capi.ngpt_text_fn)  # the cast keeps tramp alive
 
 
 class Session(_Handle):
     """ngpt_backbone_session: one conversation's KV cache on a Backbone."""
     _free = "ngpt_backbone_session_free"
+    _exclusive = True
 
     def __init__(self, backbone, n_ctx=0):
         p = _params(capi.ngpt_backbone_session_params, "ngpt_backbone_session_params_default", n_ctx=n_ctx)
@@ -1426,7 +1548,7 @@ class Session(_Handle):
         raised = _Raised()
         cb = None
         if on_text is not None:
-            cb = capi.ngpt_text_fn(_text_cb(on_text, raised))
+            cb = _text_cb(on_text, raised)
             p.on_text = cb
         media = list(media)
         arr = (capi.ngpt_turn_media * max(len(media), 1))()
@@ -1501,8 +1623,8 @@ class PipelineResult:
 
     def __init__(self, ptr):
         n = ctypes.c_size_t(0)
-        text = lib.ngpt_pipeline_result_text(ptr, ctypes.byref(n))
-        self.text = ctypes.string_at(ctypes.cast(text, ctypes.c_void_p), n.value).decode("utf-8", "replace")
+        text = _result_text["ngpt_pipeline_result_text"](ptr, ctypes.byref(n))
+        self.text = (ctypes.string_at(text, n.value) if n.value else b"").decode("utf-8", "replace")
         self.cancelled = bool(lib.ngpt_pipeline_result_cancelled(ptr))
         self.outputs = []
         for i in range(lib.ngpt_pipeline_result_n_outputs(ptr)):
@@ -1531,6 +1653,7 @@ class Pipeline(_Handle):
     """ngpt_pipeline: a whole NExT-GPT conversation from a bundle folder (bundle.json), every
     stage loaded once. preload: Modality values whose decoders load now (else on first use)."""
     _free = "ngpt_pipeline_free"
+    _exclusive = True
 
     def __init__(self, ctx, bundle_dir, preload=None, n_ctx=0, flags=None, compute_dtype=None):
         """flags: NGPT_PIPELINE_* bits (capi: NGPT_PIPELINE_NO_MEDIA_HISTORY,
