@@ -530,6 +530,8 @@ class EdgesTest(unittest.TestCase):
 
     def test_projector_output_2d_tensor(self):
         M = nextgpt.Modality
+        with self.assertRaises(ValueError):  # TEXT's bit is the input projector's
+            nextgpt.Projector(self.ctx, os.path.join(TINY, "projectors"), outputs=[M.TEXT])
         pj = nextgpt.Projector(self.ctx, os.path.join(TINY, "projectors"), outputs=[M.IMAGE])
         n, w = pj.num_input_tokens(M.IMAGE), pj.llm_hidden_size
         rng = np.random.default_rng(4)
@@ -811,6 +813,7 @@ class StagesTest(unittest.TestCase):
         self.assertEqual((out.format, out.data[:4]), ("png", b"\x89PNG"))
         with out.image() as im:
             self.assertEqual((im.width, im.height), (64, 64))
+        self.assertEqual((r.history_media, r.history_error), (1, None))  # the image re-entered the history
         self.assertGreater(r.stage_ms[nextgpt.PipelineStage.DECODE], 0)
         if PILImage is not None:  # a PIL image in, alone or with its modality: the same answer as the file
             p.reset()

@@ -1357,6 +1357,9 @@ class Projector(_Handle):
 
     def __init__(self, ctx, path, input=None, outputs=None):
         bits = 0
+        if outputs is not None and any(int(m) == capi.NGPT_MODALITY_TEXT
+                                       for m in (outputs if not isinstance(outputs, int) else [outputs])):
+            raise ValueError("outputs: TEXT has no output projector (input=True loads the input one)")
         if input or outputs is not None:
             bits = (capi.NGPT_PROJECTOR_INPUT if input else 0) | _modality_bits(outputs)
         p = _params(capi.ngpt_projector_params, "ngpt_projector_params_default", modalities=bits)
@@ -1619,7 +1622,9 @@ class PipelineOutput:
 
 class PipelineResult:
     """A pipeline turn: .text, .outputs (PipelineOutput list), .cancelled, .stage_ms (dict of
-    PipelineStage -> milliseconds). A plain copy: nothing to close."""
+    PipelineStage -> milliseconds), .history_media (outputs now in the conversation as media)
+    and .history_error (None, or an Error saying what kept them out: the cached answer then
+    stays as generated). A plain copy: nothing to close."""
 
     def __init__(self, ptr):
         n = ctypes.c_size_t(0)
@@ -1640,6 +1645,10 @@ class PipelineResult:
                 bool(lib.ngpt_pipeline_result_output_nsfw(ptr, i))))
         self.stage_ms = {PipelineStage(s): lib.ngpt_pipeline_result_stage_ms(ptr, s)  # noqa: F821
                          for s in range(capi.NGPT_PIPELINE_STAGE_COUNT)}
+        n_hist = ctypes.c_int32(0)
+        st = lib.ngpt_pipeline_result_history(ptr, ctypes.byref(n_hist))
+        self.history_media = n_hist.value
+        self.history_error = None if st == capi.NGPT_OK else Error(st, _last_error(), "ngpt_pipeline_result_history")
 
 
 def _event_text(ev):
