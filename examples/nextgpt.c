@@ -453,6 +453,7 @@ static int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r
     int rc = 0;
     char prefix[32] = "";
     if (turn > 0) snprintf(prefix, sizeof prefix, "turn%d-", turn);
+    errno = 0; /* a failed write to stdout below leaves its reason here */
     if (o->json) {
         printf("{");
         if (turn > 0) printf("\"turn\": %d, ", turn);
@@ -528,7 +529,7 @@ static int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r
         printf("}}\n");
     }
     if (fflush(stdout) != 0 || ferror(stdout)) { /* a full disk or a closed pipe: not silent */
-        fprintf(stderr, "nextgpt: cannot write the answer to stdout: %s\n", strerror(errno));
+        fprintf(stderr, "nextgpt: cannot write the answer to stdout: %s\n", errno ? strerror(errno) : "write error");
         clearerr(stdout);
         rc = 1;
     }
