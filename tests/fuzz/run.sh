@@ -23,7 +23,8 @@ work=${NGPT_FUZZ_WORK:-$(mktemp -d)}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-export NGPT_TINY_BUNDLE=$PWD/$build/tools/tiny
+case $build in /*) ;; *) build=$PWD/$build ;; esac  # absolute: the targets run from other folders
+export NGPT_TINY_BUNDLE=$build/tools/tiny
 bad=0
 for t in $targets; do
     case $t in
