@@ -172,11 +172,14 @@ pub struct ContextParams {
     pub n_threads: i32,
     /// Bytes of tensor memory the context may hold; 0 = no limit.
     pub memory_limit: u64,
+    /// Messages below this level (`sys::NGPT_LOG_*`) are dropped; `None` = the library's
+    /// default (WARN, to stderr); `Some(sys::NGPT_LOG_NONE)` silences it.
+    pub log_level: Option<sys::ngpt_log_level>,
 }
 
 impl Default for ContextParams {
     fn default() -> Self {
-        ContextParams { device: Device::Auto, device_index: 0, n_threads: 0, memory_limit: 0 }
+        ContextParams { device: Device::Auto, device_index: 0, n_threads: 0, memory_limit: 0, log_level: None }
     }
 }
 
@@ -207,6 +210,9 @@ impl Context {
         cp.device_index = p.device_index;
         cp.n_threads = p.n_threads;
         cp.memory_limit = p.memory_limit;
+        if let Some(l) = p.log_level {
+            cp.log_level = l;
+        }
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_context_create(&mut out, &cp) })?;
         Ok(Context { ptr: NonNull::new(out).expect("ngpt_context_create returned NULL") })
@@ -818,6 +824,14 @@ fn bits(ms: &[Modality]) -> u32 {
     ms.iter().fold(0, |b, m| b | m.bit())
 }
 
+/// The bits of output modalities: `Text` has no output (its bit is the projector's input one).
+fn output_bits(ms: &[Modality]) -> Result<u32> {
+    if ms.contains(&Modality::Text) {
+        return Err(Error::invalid("Modality::Text is not an output modality (image, audio or video)"));
+    }
+    Ok(bits(ms))
+}
+
 /// A borrowed F32 view of `data` with `shape`, for arguments (owner NULL: never freed by the library).
 fn f32_view(data: &[f32], shape: &[i64]) -> Result<sys::ngpt_tensor> {
     if shape.len() > 8 || shape.iter().product::<i64>() != data.len() as i64 {
@@ -920,7 +934,7 @@ impl<'c> Projector<'c> {
         let path = c_path(path.as_ref())?;
         let mut p: sys::ngpt_projector_params = unsafe { std::mem::zeroed() };
         check(unsafe { sys::ngpt_projector_params_default(&mut p, std::mem::size_of_val(&p)) })?;
-        p.modalities = if input { sys::NGPT_PROJECTOR_INPUT } else { 0 } | bits(outputs);
+        p.modalities = if input { sys::NGPT_PROJECTOR_INPUT } else { 0 } | output_bits(outputs)?;
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_projector_create(&mut out, ctx.as_ptr(), path.as_ptr(), &p) })?;
         Ok(Projector { ptr: NonNull::new(out).expect("ngpt_projector_create returned NULL"), _ctx: PhantomData })
@@ -1129,8 +1143,8 @@ impl Session<'_> {
             if rows.is_empty() || rows.len() % self.n_embd != 0 {
                 return Err(Error::invalid("soft rows must be [n_rows, n_embd]"));
             }
-            tm.push(sys::ngpt_turn_media { modality: m.raw(), soft_rows: rows.as_ptr(),
-                                           n_rows: (rows.len() / self.n_embd) as i32 });
+            let n_rows = i32::try_from(rows.len() / self.n_embd).map_err(|_| Error::invalid("more than 2^31 soft rows"))?;
+            tm.push(sys::ngpt_turn_media { modality: m.raw(), soft_rows: rows.as_ptr(), n_rows });
         }
         let mut out = ptr::null_mut();
         check(unsafe {
@@ -1249,6 +1263,18 @@ impl<'c> Decoder<'c> {
     /// encoder supplying the unconditional embedding: image F32 [B, H, W, 3] in [0, 1], audio
     /// the waveform [B, n], video [B, 3, F, H, W].
     pub fn generate(&mut self, cond: &Tensor, p: &DecodeParams) -> Result<Tensor> {
+        self.generate_impl(cond, p, false).map(|(t, _)| t)
+    }
+
+    /// [`Decoder::generate`] with its second output: for an image decoder with the safety
+    /// checker (`sys::NGPT_DECODER_FLAG_SAFETY_CHECKER`) the flags, BOOL [B] (a flagged image
+    /// comes back black: this says which), for an audio decoder the mel spectrogram the vocoder
+    /// read, F32 [B, 1, frames, n_mels]; `None` where the decoder has none.
+    pub fn generate_with_aux(&mut self, cond: &Tensor, p: &DecodeParams) -> Result<(Tensor, Option<Tensor>)> {
+        self.generate_impl(cond, p, true)
+    }
+
+    fn generate_impl(&mut self, cond: &Tensor, p: &DecodeParams, want_aux: bool) -> Result<(Tensor, Option<Tensor>)> {
         let mut dp: sys::ngpt_decode_params = unsafe { std::mem::zeroed() };
         check(unsafe { sys::ngpt_decode_params_default(&mut dp, std::mem::size_of_val(&dp)) })?;
         dp.num_inference_steps = p.steps;
@@ -1262,10 +1288,12 @@ impl<'c> Decoder<'c> {
         dp.eta = p.eta;
         let c = borrow(cond);
         let mut t = Tensor::empty();
-        check(unsafe {
-            sys::ngpt_decoder_generate(self.ptr.as_ptr(), &mut t.t, ptr::null_mut(), &c, ptr::null(), &dp)
-        })?;
-        Ok(t)
+        let mut aux = Tensor::empty();
+        let aux_ptr: *mut sys::ngpt_tensor = if want_aux { &mut aux.t } else { ptr::null_mut() };
+        check(unsafe { sys::ngpt_decoder_generate(self.ptr.as_ptr(), &mut t.t, aux_ptr, &c, ptr::null(), &dp) })?;
+        // an untouched aux stays the empty caller view (rank 0, no data)
+        let aux = if want_aux && !aux.t.data.is_null() { Some(aux) } else { None };
+        Ok((t, aux))
     }
 
     /// Stable Diffusion's safety checker (a decoder made with
@@ -1371,7 +1399,7 @@ impl<'c> Pipeline<'c> {
         let dir = c_path(bundle_dir.as_ref())?;
         let mut p: sys::ngpt_pipeline_params = unsafe { std::mem::zeroed() };
         check(unsafe { sys::ngpt_pipeline_params_default(&mut p, std::mem::size_of_val(&p)) })?;
-        p.preload = bits(preload);
+        p.preload = output_bits(preload)?;
         p.compute_dtype = o.compute_dtype;
         p.flags = o.flags;
         let mut out = ptr::null_mut();

@@ -50,6 +50,10 @@ fn context_on_the_cpu() {
     assert!(!ctx.device_name().is_empty());
     assert_eq!(ctx.n_threads(), 1);
     assert!(ctx.memory_peak() >= ctx.memory_used());
+    let quiet = nextgpt::ContextParams { log_level: Some(nextgpt::sys::NGPT_LOG_NONE), ..Default::default() };
+    assert!(nextgpt::Context::with_params(&quiet).is_ok());
+    let bad = nextgpt::ContextParams { log_level: Some(77), ..Default::default() };
+    assert_eq!(nextgpt::Context::with_params(&bad).err().unwrap().status, nextgpt::sys::NGPT_ERR_INVALID_ARGUMENT);
 }
 
 #[test]
@@ -307,6 +311,24 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
     assert_eq!((flags.len(), special.shape(), concept.shape()), (1, &[1i64, 3][..], &[1i64, 17][..]));
     assert_eq!(flags[0], concept.as_f32().unwrap().iter().any(|&v| v > 0.0));
     assert_eq!(dec.safety_check(&px).err().unwrap().status, nextgpt::sys::NGPT_ERR_UNSUPPORTED as i32);
+    // generate's second output: the checker's flags (a flagged image comes back black), the mel
+    let cond48: Vec<f32> = (0..2 * 77 * 48).map(|i| (i as f32 * 0.731).sin()).collect();
+    let c48 = nextgpt::Tensor::from_f32(&[2, 77, 48], &cond48).unwrap();
+    let sp = nextgpt::DecodeParams { steps: 1, guidance_scale: 1.0, width: 32, height: 32, ..Default::default() };
+    let (imgs, nsfw) = sdec.generate_with_aux(&c48, &sp).unwrap();
+    let nsfw = nsfw.expect("the checker's flags");
+    assert_eq!((imgs.shape(), nsfw.dtype(), nsfw.shape()), (&[2i64, 32, 32, 3][..], nextgpt::sys::NGPT_DTYPE_BOOL, &[2i64][..]));
+    for (i, &f) in nsfw.as_bytes().iter().enumerate() {
+        let im = &imgs.as_f32().unwrap()[i * 32 * 32 * 3..(i + 1) * 32 * 32 * 3];
+        assert_eq!(f != 0, im.iter().all(|&v| v == 0.0));
+    }
+    let two = nextgpt::DecodeParams { steps: 2, ..Default::default() };
+    assert!(dec.generate_with_aux(&cond, &two).unwrap().1.is_none()); // no checker: no flags
+    let (_, mel) = adec.generate_with_aux(&acond, &ap).unwrap();
+    assert_eq!(mel.expect("the audio decoder's mel").shape().len(), 4);
+    // Text is no output modality (its projector bit is the input projector's)
+    assert!(nextgpt::Projector::new(&ctx, tiny.join("projectors"), false, &[Modality::Text]).is_err());
+    assert!(nextgpt::Pipeline::new(&ctx, &tiny, &[Modality::Text]).is_err());
     let img = nextgpt::Image::from_tensor(&px).unwrap();
     assert_eq!((img.width(), img.height()), (64, 64));
     assert!(img.save_png(tiny.join("no-such-dir/x.png")).is_err());
