@@ -1130,6 +1130,20 @@ impl Session<'_> {
     /// Answer one user turn with NExT-GPT's template. `media`: (modality, soft rows) pairs,
     /// rows = projected soft tokens [n_rows, n_embd] row-major (several rows are summed).
     pub fn turn(&mut self, text: &str, media: &[(Modality, &[f32])], p: &TurnParams) -> Result<TurnResult> {
+        self.turn_impl(text, media, p, None)
+    }
+
+    /// [`Session::turn`] with the answer streamed to `on_text` as it is generated (pieces of
+    /// whole UTF-8 characters; stop strings never reach it); returning false cancels (the
+    /// result's `stop_reason` then says so). A panic in `on_text` cancels the turn and is
+    /// resumed from this call once the library has returned.
+    pub fn turn_streaming(&mut self, text: &str, media: &[(Modality, &[f32])], p: &TurnParams,
+                          on_text: &mut dyn FnMut(&str) -> bool) -> Result<TurnResult> {
+        self.turn_impl(text, media, p, Some(on_text))
+    }
+
+    fn turn_impl(&mut self, text: &str, media: &[(Modality, &[f32])], p: &TurnParams,
+                 on_text: Option<&mut dyn FnMut(&str) -> bool>) -> Result<TurnResult> {
         let text = c_str(text)?;
         let mut tp: sys::ngpt_turn_params = unsafe { std::mem::zeroed() };
         check(unsafe { sys::ngpt_turn_params_default(&mut tp, std::mem::size_of_val(&tp)) })?;
@@ -1146,11 +1160,23 @@ impl Session<'_> {
             let n_rows = i32::try_from(rows.len() / self.n_embd).map_err(|_| Error::invalid("more than 2^31 soft rows"))?;
             tm.push(sys::ngpt_turn_media { modality: m.raw(), soft_rows: rows.as_ptr(), n_rows });
         }
+        let mut call = on_text.map(|f| TokenCall { f, panic: None });
+        if let Some(c) = call.as_mut() {
+            tp.on_text = Some(session_text);
+            tp.user_data = c as *mut TokenCall as *mut c_void;
+        }
         let mut out = ptr::null_mut();
-        check(unsafe {
+        let st = check(unsafe {
             sys::ngpt_backbone_turn(&mut out, self.ptr.as_ptr(), text.as_ptr(),
                                     if tm.is_empty() { ptr::null() } else { tm.as_ptr() }, tm.len(), &tp)
-        })?;
+        });
+        if let Some(payload) = call.and_then(|c| c.panic) {
+            if !out.is_null() {
+                unsafe { sys::ngpt_turn_result_free(out) };
+            }
+            std::panic::resume_unwind(payload);
+        }
+        st?;
         // Copy what the result holds, then free it (also on a failed group read).
         let r = out;
         let collect = || -> Result<TurnResult> {
@@ -1367,6 +1393,29 @@ struct TokenCall<'a> {
     panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
+/// Run the callback on one piece of text; a panic is kept (and cancels) instead of unwinding into C.
+fn call_text(call: &mut TokenCall, piece: &str) -> bool {
+    if call.panic.is_some() {
+        return false;
+    }
+    let f = &mut call.f;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(piece))) {
+        Ok(go_on) => go_on,
+        Err(payload) => {
+            call.panic = Some(payload);
+            false
+        }
+    }
+}
+
+unsafe extern "C" fn session_text(utf8: *const c_char, len: usize, user: *mut c_void) -> bool {
+    // SAFETY: user is the &mut TokenCall passed by Session::turn_impl, alive for the call; utf8
+    // holds len bytes during the callback (not NUL-terminated; NUL bytes pass through).
+    let call = unsafe { &mut *(user as *mut TokenCall) };
+    let piece = String::from_utf8_lossy(unsafe { slice(utf8 as *const u8, len) });
+    call_text(call, &piece)
+}
+
 unsafe extern "C" fn pipeline_event(ev: *const sys::ngpt_pipeline_event, user: *mut c_void) -> bool {
     // SAFETY: user is the &mut TokenCall passed by Pipeline::turn, alive for the call; ev is valid
     // during the callback and its text holds text_len bytes (not NUL-terminated).
@@ -1375,14 +1424,7 @@ unsafe extern "C" fn pipeline_event(ev: *const sys::ngpt_pipeline_event, user: *
         return call.panic.is_none();
     }
     let piece = String::from_utf8_lossy(unsafe { slice(ev.text as *const u8, ev.text_len) });
-    let f = &mut call.f;
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&piece))) {
-        Ok(go_on) => go_on,
-        Err(payload) => {
-            call.panic = Some(payload);
-            false
-        }
-    }
+    call_text(call, &piece)
 }
 
 impl<'c> Pipeline<'c> {

@@ -287,6 +287,22 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
     let g = turn.groups.iter().find(|g| g.modality == Modality::Image).unwrap();
     assert_eq!(g.n_tokens as i32, pj.num_input_tokens(Modality::Image));
     assert_eq!(g.hidden.len(), g.n_tokens * bb.n_embd() as usize);
+    // the answer streamed: the pieces are the text; false cancels; a panic comes back out
+    let mut s2 = bb.session(256).unwrap();
+    let tp = TurnParams { max_new_tokens: Some(6), ..Default::default() };
+    let mut pieces = String::new();
+    let streamed = s2.turn_streaming("hi", &[], &tp, &mut |t: &str| { pieces.push_str(t); true }).unwrap();
+    assert_eq!(pieces, streamed.text);
+    s2.reset().unwrap();
+    let mut n = 0;
+    let cut = s2.turn_streaming("hi", &[], &tp, &mut |_: &str| { n += 1; false }).unwrap();
+    assert_eq!((n, cut.stop_reason), (1, nextgpt::sys::NGPT_STOP_CANCELLED));
+    s2.reset().unwrap();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        s2.turn_streaming("hi", &[], &tp, &mut |_: &str| panic!("from on_text")).ok();
+    }));
+    assert!(caught.is_err());
+    assert!(s2.turn("hi", &[], &tp).is_ok()); // the session is usable after the panic
     assert!(pj.output(Modality::Audio, &g.hidden, &g.input_embs).is_err()); // not loaded
     let cond = pj.output(Modality::Image, &g.hidden, &g.input_embs).unwrap();
     let mut dec = nextgpt::Decoder::new(&ctx, tiny.join("decoders/image")).unwrap();
