@@ -388,7 +388,8 @@ def _used(args, kwargs):
     pairs): they must stay open while the call runs."""
     out = []
     for x in list(args) + list(kwargs.values()):
-        for y in (x if isinstance(x, (list, tuple)) else (x,)):
+        # media lists are short; a long list is data (floats for a scheduler), not handles
+        for y in (x if isinstance(x, (list, tuple)) and len(x) <= 256 else (x,)):
             for z in (y if isinstance(y, tuple) else (y,)):
                 if isinstance(z, (_Handle, Tensor)):
                     out.append(z)
