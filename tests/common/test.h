@@ -169,13 +169,22 @@ static inline void test_fill(test_rng *r, float *p, size_t n, float lo, float hi
 /* Compare: |a-b| <= atol + rtol*|b| everywhere; prints the worst element on failure. */
 /* max |a - b| / max |a| over two F32 API tensors of one size (a's scale; the difference itself
  * when a is all zeros): how far apart two paths' outputs are, relative to the output. */
+/* max(worst, e) where a NaN e is the worst of all (fmax would drop it, and a NaN output would
+ * pass a "difference <= tol" check). */
+static inline double test_worst(double worst, double e)
+{
+    return e <= worst ? worst : isnan(e) ? INFINITY : e;
+}
+
 static inline double test_max_rel_diff(const ngpt_tensor *a, const ngpt_tensor *b)
 {
     const float *x = a->data, *y = b->data;
     double m = 0, d = 0;
     for (int64_t i = 0; i < ngpt_tensor_numel(a); i++) {
+        const double e = fabs((double)x[i] - (double)y[i]);
+        if (!isfinite(e)) return INFINITY; /* fmax would drop a NaN: a NaN output would pass */
         m = fmax(m, fabs((double)x[i]));
-        d = fmax(d, fabs((double)x[i] - (double)y[i]));
+        d = fmax(d, e);
     }
     return m > 0 ? d / m : d;
 }
@@ -218,6 +227,18 @@ static inline ngpt_context *test_cpu_context(int n_threads)
 
 /* A CUDA context for the GPU tests; NULL after printing why on stderr ("SKIP: no usable CUDA
  * device: ..."), and the test then exits TEST_SKIP. */
+/* Whether a failed CUDA start-up means "no GPU here" (a skip): a build without CUDA, no device,
+ * no driver, too old a device. Anything else (a stream, cuBLAS or memory failing on a machine
+ * that has a GPU) is a broken library, which must fail the test, not skip it. */
+static inline bool test_no_gpu(const char *why)
+{
+    static const char *const absent[] = {"built without CUDA", "cudaGetDeviceCount", "found no device",
+                                         "compute capability", "only 0 CUDA"};
+    for (size_t i = 0; i < sizeof absent / sizeof *absent; i++)
+        if (strstr(why, absent[i])) return true;
+    return false;
+}
+
 static inline ngpt_context *test_cuda_context(void)
 {
     ngpt_context_params cp;
@@ -226,7 +247,12 @@ static inline ngpt_context *test_cuda_context(void)
     cp.log_level = NGPT_LOG_NONE;
     ngpt_context *ctx = NULL;
     if (ngpt_context_create(&ctx, &cp) != NGPT_OK) {
-        fprintf(stderr, "SKIP: no usable CUDA device: %s\n", ngpt_last_error());
+        const char *why = ngpt_last_error();
+        if (!test_no_gpu(why)) {
+            fprintf(stderr, "FAIL: CUDA start-up failed with a GPU present: %s\n", why);
+            exit(1);
+        }
+        fprintf(stderr, "SKIP: no usable CUDA device: %s\n", why);
         return NULL;
     }
     fprintf(stderr, "GPU: %s\n", ngpt_context_device_name(ctx));

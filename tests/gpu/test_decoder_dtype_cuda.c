@@ -556,7 +556,7 @@ static void test_safety_checker_dtypes(void)
         if (d) CHECK_OK(ngpt_decoder_safety_check(d, &gn, NULL, &gc, &img));
         double worst = 0;
         for (int64_t i = 0; gc.data && i < ngpt_tensor_numel(&rc); i++)
-            worst = fmax(worst, fabs((double)((float *)gc.data)[i] - ((float *)rc.data)[i]));
+            worst = test_worst(worst, fabs((double)((float *)gc.data)[i] - ((float *)rc.data)[i]));
         const double bound = k_bounds[k].dt == NGPT_DTYPE_F32 ? 1.5e-3 : 4 * k_bounds[k].pass;
         fprintf(stderr, "  safety checker %s: max |score - CPU's| %.3g (bound %.3g)\n", ngpt_dtype_name(k_bounds[k].dt),
                 worst, bound);

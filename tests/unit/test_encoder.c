@@ -257,9 +257,9 @@ static void test_not_loaded_and_shapes(void)
     ngpt_audio *a = NULL;
     float pcm[32000] = {0};
     CHECK_OK(ngpt_audio_from_pcm(&a, pcm, 32000, 1, 16000));
-    CHECK_ERR(ngpt_encoder_encode_audio(img, &out, a, NULL), NGPT_ERR_UNSUPPORTED, NULL);
+    CHECK_ERR(ngpt_encoder_encode_audio(img, &out, a, NULL), NGPT_ERR_UNSUPPORTED, "audio branch is not loaded");
     ngpt_audio_free(a);
-    CHECK_ERR(ngpt_encoder_encode_video_file(aud, &out, "x.mp4", NULL), NGPT_ERR_UNSUPPORTED, NULL);
+    CHECK_ERR(ngpt_encoder_encode_video_file(aud, &out, "x.mp4", NULL), NGPT_ERR_UNSUPPORTED, "vision branch is not loaded");
 
     /* wrong shapes: the message names the tensor, what was expected and what came */
     int64_t s1[4] = {1, 3, 224, 225};

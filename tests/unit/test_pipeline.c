@@ -449,7 +449,7 @@ static float max_abs_diff(const float *a, const float *b, int32_t n)
     float m = 0;
     for (int32_t i = 0; i < n; i++) {
         float d = a[i] > b[i] ? a[i] - b[i] : b[i] - a[i];
-        if (d > m) m = d;
+        if (!(d <= m)) m = isnan(d) ? INFINITY : d; /* a NaN is the worst, not skipped */
     }
     return m;
 }

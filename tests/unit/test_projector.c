@@ -271,7 +271,7 @@ static void test_batch_and_sum(void)
     /* bad arguments */
     ngpt_tensor out = {0};
     ngpt_tensor h5 = host3(h, 1, 5, llm), wide = host3(h, 1, 4, 63);
-    CHECK_ERR(ngpt_projector_output(pj, &out, NGPT_MODALITY_IMAGE, &h5, &h5), NGPT_ERR_SHAPE_MISMATCH, "hidden");
+    CHECK_ERR(ngpt_projector_output(pj, &out, NGPT_MODALITY_IMAGE, &h5, &h5), NGPT_ERR_SHAPE_MISMATCH, "hidden: expected [1, 4, 64], got [1, 5, 64]");
     CHECK_ERR(ngpt_projector_output(pj, &out, NGPT_MODALITY_IMAGE, &wide, &wide), NGPT_ERR_SHAPE_MISMATCH, "[1, 4, 64]");
     ngpt_tensor h2 = host3(h, 2, 4, llm), e1 = host3(e, 1, 4, llm);
     CHECK_ERR(ngpt_projector_output(pj, &out, NGPT_MODALITY_IMAGE, &h2, &e1), NGPT_ERR_SHAPE_MISMATCH, "input_embs");
@@ -280,7 +280,7 @@ static void test_batch_and_sum(void)
     ngpt_tensor h0 = host3(h, 0, 4, llm);
     CHECK_ERR(ngpt_projector_output(pj, &out, NGPT_MODALITY_IMAGE, &h0, &h0), NGPT_ERR_SHAPE_MISMATCH, "batch of 0");
     ngpt_tensor f33 = {.dtype = NGPT_DTYPE_F32, .rank = 2, .shape = {1, 33}, .data = f};
-    CHECK_ERR(ngpt_projector_input(pj, &out, &f33), NGPT_ERR_SHAPE_MISMATCH, "features");
+    CHECK_ERR(ngpt_projector_input(pj, &out, &f33), NGPT_ERR_SHAPE_MISMATCH, "features: expected [n, 32] or [32], got [1, 33]");
     CHECK_ERR(ngpt_projector_input(NULL, &out, &f33), NGPT_ERR_INVALID_ARGUMENT, NULL);
     free(h);
     free(e);

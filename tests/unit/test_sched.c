@@ -276,7 +276,7 @@ static void test_errors(void)
     CHECK(s == NULL);
     CHECK_ERR(from("{\"_class_name\": \"ScoreSdeVeScheduler\"}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_UNSUPPORTED, "ScoreSdeVeScheduler");
     CHECK_ERR(from("{}", NGPT_SCHEDULER_AUTO, &s), NGPT_ERR_INVALID_ARGUMENT, "_class_name");
-    CHECK_ERR(from("{\"beta_start\": ", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "");
+    CHECK_ERR(from("{\"beta_start\": ", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "scheduler config:1:15");
     CHECK_ERR(from("{\"beta_start\": \"x\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_BAD_FORMAT, "beta_start");
     CHECK_ERR(from("{\"prediction_type\": \"flow\"}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "flow");
     CHECK_ERR(from("{\"thresholding\": true}", NGPT_SCHEDULER_DDIM, &s), NGPT_ERR_UNSUPPORTED, "thresholding");
@@ -290,7 +290,7 @@ static void test_errors(void)
     CHECK_OK(ngpt_scheduler_set_timesteps(s, 10));
     ngpt_scheduler_free(s);
     s = NULL;
-    CHECK_ERR(from("{\"lambda_min_clipped\": -Inf}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_BAD_FORMAT, "");
+    CHECK_ERR(from("{\"lambda_min_clipped\": -Inf}", NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, &s), NGPT_ERR_BAD_FORMAT, "scheduler config:1:24");
     CHECK_ERR(ngpt_scheduler_create_from_json(NULL, "{}", 2, NULL), NGPT_ERR_INVALID_ARGUMENT, "");
     ngpt_scheduler_free(NULL);
 
@@ -303,7 +303,7 @@ static void test_errors(void)
     CHECK_OK(ngpt_scheduler_set_timesteps(s, 10));
     CHECK_ERR(ngpt_scheduler_step(s, m, 500, x, 4, NULL), NGPT_ERR_INVALID_ARGUMENT, "not in the schedule");
     CHECK_OK(ngpt_scheduler_step(s, m, 901, x, 4, NULL));
-    CHECK_ERR(ngpt_scheduler_step(s, m, 801, x, 3, NULL), NGPT_ERR_SHAPE_MISMATCH, "");
+    CHECK_ERR(ngpt_scheduler_step(s, m, 801, x, 3, NULL), NGPT_ERR_SHAPE_MISMATCH, "n = 3, but earlier steps had 4");
     ngpt_scheduler_free(s);
 
     /* DDIM eta > 0 needs noise */

@@ -87,10 +87,14 @@ static float *replay_hidden(const ngpt_backbone_session *s, float **logits_last)
     return h;
 }
 
+/* NaN or infinite differences are the worst (fmaxf would drop a NaN and let it pass) */
 static float max_diff(const float *a, const float *b, size_t n)
 {
     float d = 0;
-    for (size_t i = 0; i < n; i++) d = fmaxf(d, fabsf(a[i] - b[i]));
+    for (size_t i = 0; i < n; i++) {
+        const float e = fabsf(a[i] - b[i]);
+        if (!(e <= d)) d = isnan(e) ? INFINITY : e;
+    }
     return d;
 }
 

@@ -230,7 +230,7 @@ static void test_arg_errors(void)
     ngpt_tensor t8 = f32(4, s8, buf), t4 = f32(4, s4, buf), t3 = f32(3, s3, buf);
     CHECK_ERR(ngpt_decoder_vae_decode(img, &y, &t8), NGPT_ERR_SHAPE_MISMATCH, "latents");  /* 8 channels on SD */
     CHECK_ERR(ngpt_decoder_vae_decode(aud, &y, &t4), NGPT_ERR_SHAPE_MISMATCH, "latents");  /* 4 on AudioLDM */
-    CHECK_ERR(ngpt_decoder_vae_decode(img, &y, &t3), NGPT_ERR_SHAPE_MISMATCH, NULL);       /* rank 3 */
+    CHECK_ERR(ngpt_decoder_vae_decode(img, &y, &t3), NGPT_ERR_SHAPE_MISMATCH, "latents: expected rank 4, got [4, 4, 4]");       /* rank 3 */
     CHECK(y.data == NULL);
     CHECK_ERR(ngpt_decoder_vae_decode(NULL, &y, &t4), NGPT_ERR_INVALID_ARGUMENT, NULL);
     CHECK_ERR(ngpt_decoder_vae_decode(img, &y, NULL), NGPT_ERR_INVALID_ARGUMENT, NULL);
