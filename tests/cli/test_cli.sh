@@ -26,6 +26,7 @@ expect_rc 0 "run --json" "$NG" run --prompt "a cat" --force image --steps 2 --ma
 grep -q '"status": "NGPT_OK"' "$TMP/out" || fail "run --json: no ok output"
 grep -q '"test_model": true' "$TMP/out" || fail "run --json: test_model not true"
 [ -f "$TMP/out2/image-0.png" ] || fail "run --json: no file written"
+sed -n 's/.*"text": \("[^"]*"\).*/\1/p' "$TMP/out" > "$TMP/text2"
 # --cuda-graphs: accepted on the CPU, the same answer and image
 expect_rc 0 "run --cuda-graphs" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
   --out-dir "$TMP/out3" --cuda-graphs --device cpu
@@ -35,6 +36,8 @@ expect_rc 0 "run --channels-last" "$NG" run --prompt "a cat" --force image --ste
   --out-dir "$TMP/out4" --channels-last --device cpu --json
 grep -q '"status": "NGPT_OK"' "$TMP/out" || fail "run --channels-last: no ok output"
 head -c 4 "$TMP/out4/image-0.png" 2>/dev/null | od -An -c | grep -q "P   N   G" || fail "run --channels-last: no PNG"
+sed -n 's/.*"text": \("[^"]*"\).*/\1/p' "$TMP/out" | cmp -s - "$TMP/text2" && [ -s "$TMP/text2" ] ||
+  fail "run --channels-last: another answer than without"
 # --safety-checker: the tiny model's image decoder has no safety_checker/, so the image output
 # says so (the turn itself succeeds, the text is printed; an output not produced makes the exit
 # status 1) and info's memory estimate exits 1 naming the folder
@@ -51,6 +54,15 @@ expect_rc 0 "run --force video --size --frames" "$NG" run --prompt x --force vid
 expect_rc 0 "run --force audio --seconds" "$NG" run --prompt x --force audio --steps 1 --seconds 0.5 --max-tokens 2 \
   --out-dir "$TMP/out10"
 [ -s "$TMP/out10/audio-0.wav" ] || fail "run --force audio --seconds 0.5: no sound"
+# 0.5 s at the vocoder's rate: the WAV's data chunk, whatever the rate and sample size
+python3 - "$TMP/out10/audio-0.wav" <<'PY' || fail "run --force audio --seconds 0.5: not 0.5 s of sound"
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+ch, rate, bits = struct.unpack_from("<HIxxxxxxH", b, 22)
+i = b.find(b"data")
+n = struct.unpack_from("<I", b, i + 4)[0] // (ch * bits // 8)
+sys.exit(0 if abs(n - rate // 2) <= rate // 100 else 1)
+PY
 expect_rc 2 "--frames 0" "$NG" run --prompt x --frames 0
 expect_rc 2 "--seconds 61" "$NG" run --prompt x --seconds 61
 expect_rc 2 "--steps ' 5' (digits only, as written)" "$NG" run --prompt x --steps " 5"

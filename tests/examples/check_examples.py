@@ -139,7 +139,9 @@ def main():
     run([nextgpt, "run", "--model", tiny, "--prompt", "a cat in the snow", "--force", "image", "--steps", STEPS,
          "--seed", "1", "--max-tokens", "32", "--out-dir", os.path.join(tmp, "cli-generate")])
     ref = os.path.join(tmp, "cli-generate", "image-0.png")
-    if os.path.exists(png) and os.path.exists(ref) and read(png) != read(ref):
+    if not os.path.exists(ref):
+        fail("generate_image: nextgpt run wrote no %s to compare with" % ref)
+    elif os.path.exists(png) and read(png) != read(ref):
         fail("generate_image: the PNG differs from nextgpt run's")
 
     # stages: the five stages by hand give the pipeline's picture
@@ -155,7 +157,9 @@ def main():
     run([nextgpt, "run", "--model", tiny, "--image", cat, "--prompt", PROMPT, "--force", "image", "--steps", STEPS,
          "--max-tokens", "32", "--out-dir", os.path.join(tmp, "cli-stages")])
     ref = os.path.join(tmp, "cli-stages", "image-0.png")
-    if os.path.exists(png) and os.path.exists(ref) and read(png) != read(ref):
+    if not os.path.exists(ref):
+        fail("stages: nextgpt run wrote no %s to compare with" % ref)
+    elif os.path.exists(png) and read(png) != read(ref):
         fail("stages: the PNG differs from the pipeline's (nextgpt run) for the same inputs")
 
     if failures:
