@@ -176,6 +176,14 @@ static inline double test_worst(double worst, double e)
     return e <= worst ? worst : isnan(e) ? INFINITY : e;
 }
 
+/* The largest |a[i] - b[i]|, infinite where a difference is NaN (see test_worst). */
+static inline double test_max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0;
+    for (size_t i = 0; i < n; i++) d = test_worst(d, fabs((double)a[i] - (double)b[i]));
+    return d;
+}
+
 static inline double test_max_rel_diff(const ngpt_tensor *a, const ngpt_tensor *b)
 {
     const float *x = a->data, *y = b->data;

@@ -139,16 +139,10 @@ static void test_graph(void)
         CHECK_OK(ngpt_encoder_encode_pixels(plain, &a, &t));
         CHECK_OK(ngpt_encoder_encode_pixels(rec, &b, &t));
         if (a.data && b.data) {
-            const int64_t cnt = a.shape[0] * a.shape[1];
-            float maxd = 0.f;
-            for (int64_t i = 0; i < cnt; i++) {
-                const float e = fabsf(((float *)a.data)[i] - ((float *)b.data)[i]);
-                if (!(e <= maxd)) maxd = isnan(e) ? INFINITY : e; /* a NaN is the worst */
-            }
-            fprintf(stderr, "imagebind cuda graph, call %d: max abs diff %.2e against no graph\n", call + 1,
-                    (double)maxd);
+            const double maxd = test_max_abs_diff(a.data, b.data, (size_t)(a.shape[0] * a.shape[1]));
+            fprintf(stderr, "imagebind cuda graph, call %d: max abs diff %.2e against no graph\n", call + 1, maxd);
             CHECK_MSG(b.shape[0] == a.shape[0] && maxd <= 1e-6f, "call %d: %.3g from the encoder without the flag",
-                      call + 1, (double)maxd);
+                      call + 1, maxd);
         }
         ngpt_tensor_free(&a);
         ngpt_tensor_free(&b);

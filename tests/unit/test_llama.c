@@ -67,17 +67,6 @@ static ngpt_status eval(ngpt_backbone_session *s, const int32_t *ids, const floa
 
 static void copy_file(const char *src, const char *dst);
 
-/* NaN or infinite differences are the worst (fmaxf would drop a NaN and let it pass) */
-static float max_diff(const float *a, const float *b, size_t n)
-{
-    float d = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float e = fabsf(a[i] - b[i]);
-        if (!(e <= d)) d = isnan(e) ? INFINITY : e;
-    }
-    return d;
-}
-
 static float max_abs(const float *a, size_t n)
 {
     float m = 0;
@@ -108,8 +97,8 @@ static void test_kv_cache_equals_recompute(void)
         const float *li = ngpt_backbone_get_logits(inc, &rows);
         const float *hi = ngpt_backbone_get_hidden(inc, NULL);
         CHECK(rows == 1);
-        dl = fmaxf(dl, max_diff(li, lf + (size_t)i * V, (size_t)V));
-        dh = fmaxf(dh, max_diff(hi, hf + (size_t)i * H, (size_t)H));
+        dl = fmaxf(dl, test_max_abs_diff(li, lf + (size_t)i * V, (size_t)V));
+        dh = fmaxf(dh, test_max_abs_diff(hi, hf + (size_t)i * H, (size_t)H));
     }
     /* F32 rounding of different summation orders (the decode GEMV's lanes vs oneDNN's blocks):
      * relative to the largest logit / hidden value */
@@ -124,15 +113,15 @@ static void test_kv_cache_equals_recompute(void)
     const float *lc = ngpt_backbone_get_logits(chunk, &rows);
     CHECK(rows == 4);
     if (lc && lf)
-        CHECK_MSG(max_diff(lc, lf + 3 * (size_t)V, 4 * (size_t)V) <= tl, "chunked prefill differs by %g (tol %g)",
-                  max_diff(lc, lf + 3 * (size_t)V, 4 * (size_t)V), tl);
+        CHECK_MSG(test_max_abs_diff(lc, lf + 3 * (size_t)V, 4 * (size_t)V) <= tl, "chunked prefill differs by %g (tol %g)",
+                  test_max_abs_diff(lc, lf + 3 * (size_t)V, 4 * (size_t)V), tl);
 
     /* truncate + re-eval gives the same last logits again; reset empties */
     CHECK_OK(ngpt_backbone_session_truncate(chunk, 6));
     CHECK_OK(eval(chunk, k_ids + 6, NULL, 1, NGPT_OUTPUT_LAST));
     lc = ngpt_backbone_get_logits(chunk, &rows);
     CHECK(lc && lf);
-    if (lc && lf) CHECK(max_diff(lc, lf + 6 * (size_t)V, (size_t)V) <= 1e-5f);
+    if (lc && lf) CHECK(test_max_abs_diff(lc, lf + 6 * (size_t)V, (size_t)V) <= 1e-5f);
     CHECK_ERR(ngpt_backbone_session_truncate(chunk, 8), NGPT_ERR_INVALID_ARGUMENT, "n_past 8");
     CHECK_OK(ngpt_backbone_session_reset(chunk));
     CHECK(ngpt_backbone_session_n_past(chunk) == 0);
@@ -143,7 +132,7 @@ static void test_kv_cache_equals_recompute(void)
     CHECK_OK(eval(chunk, NULL, rows_e, 7, NGPT_OUTPUT_ALL));
     lc = ngpt_backbone_get_logits(chunk, &rows);
     CHECK(lc && lf);
-    if (lc && lf) CHECK_MSG(max_diff(lc, lf, 7 * (size_t)V) == 0.0f, "embeds != ids");
+    if (lc && lf) CHECK_MSG(test_max_abs_diff(lc, lf, 7 * (size_t)V) == 0.0f, "embeds != ids");
     /* mixed: ids with rows 2 and 5 given as embeddings */
     uint8_t is_e[7] = {0, 0, 1, 0, 0, 1, 0};
     CHECK_OK(ngpt_backbone_session_reset(chunk));
@@ -157,7 +146,7 @@ static void test_kv_cache_equals_recompute(void)
     CHECK_OK(ngpt_backbone_eval(chunk, &b));
     lc = ngpt_backbone_get_logits(chunk, &rows);
     CHECK(lc && lf);
-    if (lc && lf) CHECK_MSG(max_diff(lc, lf, 7 * (size_t)V) == 0.0f, "mixed embeds != ids");
+    if (lc && lf) CHECK_MSG(test_max_abs_diff(lc, lf, 7 * (size_t)V) == 0.0f, "mixed embeds != ids");
     free(rows_e);
 
     ngpt_backbone_session_free(full);
@@ -188,16 +177,16 @@ static void test_kv_cache_growth(void)
     CHECK_OK(eval(grow, ids, NULL, 200, NGPT_OUTPUT_NONE));
     CHECK_OK(eval(grow, ids + 200, NULL, 100, NGPT_OUTPUT_LAST));
     const float *lg = ngpt_backbone_get_logits(grow, &rows);
-    if (lf && lg) d = fmaxf(d, max_diff(lg, lf + (size_t)299 * V, (size_t)V));
+    if (lf && lg) d = fmaxf(d, test_max_abs_diff(lg, lf + (size_t)299 * V, (size_t)V));
     for (int32_t i = 300; i < 350; i++) {
         CHECK_OK(eval(grow, ids + i, NULL, 1, NGPT_OUTPUT_LAST));
         lg = ngpt_backbone_get_logits(grow, &rows);
-        if (lf && lg) d = fmaxf(d, max_diff(lg, lf + (size_t)i * V, (size_t)V));
+        if (lf && lg) d = fmaxf(d, test_max_abs_diff(lg, lf + (size_t)i * V, (size_t)V));
     }
     CHECK_OK(eval(grow, ids + 350, NULL, N - 350, NGPT_OUTPUT_ALL));
     lg = ngpt_backbone_get_logits(grow, &rows);
     CHECK(rows == N - 350);
-    if (lf && lg) d = fmaxf(d, max_diff(lg, lf + (size_t)350 * V, (size_t)(N - 350) * V));
+    if (lf && lg) d = fmaxf(d, test_max_abs_diff(lg, lf + (size_t)350 * V, (size_t)(N - 350) * V));
     /* batches of other sizes sum over up to 700 keys in other tile orders: ~1e-5 apart; a row
      * lost or misplaced by a copy would be O(1) */
     CHECK_MSG(d <= 1e-4f, "grown KV cache vs one prefill: logits differ by %g", d);
@@ -211,7 +200,7 @@ static void test_kv_cache_growth(void)
     CHECK_OK(eval(grow, ids, NULL, 290, NGPT_OUTPUT_NONE));
     CHECK_OK(eval(grow, ids + 290, NULL, 10, NGPT_OUTPUT_LAST));
     lg = ngpt_backbone_get_logits(grow, &rows);
-    if (lf && lg) CHECK(max_diff(lg, lf + (size_t)299 * V, (size_t)V) <= 1e-4f);
+    if (lf && lg) CHECK(test_max_abs_diff(lg, lf + (size_t)299 * V, (size_t)V) <= 1e-4f);
     CHECK_ERR(eval(grow, ids + 300, NULL, 1, NGPT_OUTPUT_LAST), NGPT_ERR_INVALID_ARGUMENT, "exceed the context of 300");
     ngpt_backbone_session_free(grow);
     ngpt_backbone_session_free(full);
@@ -314,9 +303,9 @@ static void test_lora_merged_unmerged_pt_st(void)
     last_logits(m, a, k_delta_ids, 6);
     last_logits(u, b, k_delta_ids, 6);
     last_logits(s, c, k_delta_ids, 6);
-    float d = max_diff(a, b, n);
+    float d = test_max_abs_diff(a, b, n);
     CHECK_MSG(d <= 3e-5f, "LoRA merged vs unmerged: %g", d);
-    CHECK_MSG(max_diff(a, c, n) == 0.0f, "delta .pt vs .safetensors: %g", max_diff(a, c, n));
+    CHECK_MSG(test_max_abs_diff(a, c, n) == 0.0f, "delta .pt vs .safetensors: %g", test_max_abs_diff(a, c, n));
     free(a);
     free(b);
     free(c);
@@ -355,7 +344,7 @@ static void test_generate(void)
     float h0[64];
     memcpy(h0, ngpt_backbone_get_hidden(s, NULL), sizeof h0);
     CHECK_OK(ngpt_backbone_generate_greedy(&n, s, &gp, ids, hid));
-    CHECK(n == 8 && max_diff(h0, hid, 64) == 0.0f);
+    CHECK(n == 8 && test_max_abs_diff(h0, hid, 64) == 0.0f);
     CHECK(ngpt_backbone_session_n_past(s) == 5 + 7);
     /* same again with the second token as a stop id: stops right after it */
     int32_t first[8];
@@ -435,7 +424,7 @@ static void test_sharded(void)
         if (bb) {
             memset(b, 0, 6 * 1000 * 4);
             last_logits(bb, b, k_ids, 6);
-            CHECK_MSG(max_diff(a, b, 6 * 1000) == 0.0f, "sharded (%s) differs", fmts[f][1]);
+            CHECK_MSG(test_max_abs_diff(a, b, 6 * 1000) == 0.0f, "sharded (%s) differs", fmts[f][1]);
             ngpt_backbone_free(bb);
         }
         for (int part = 1; part <= 2; part++) {

@@ -444,16 +444,6 @@ static ngpt_image *as_demo_jpeg(const uint8_t *png, size_t n)
     return back;
 }
 
-static float max_abs_diff(const float *a, const float *b, int32_t n)
-{
-    float m = 0;
-    for (int32_t i = 0; i < n; i++) {
-        float d = a[i] > b[i] ? a[i] - b[i] : b[i] - a[i];
-        if (!(d <= m)) m = isnan(d) ? INFINITY : d; /* a NaN is the worst, not skipped */
-    }
-    return m;
-}
-
 static void test_media_history(void)
 {
     ngpt_pipeline *p = NULL, *q = NULL;
@@ -554,7 +544,7 @@ static void test_media_history(void)
     const float *lp = ngpt_backbone_get_logits(ps, &nr1), *ls = ngpt_backbone_get_logits(s, &nr2);
     CHECK(lp && ls && nr1 == 1 && nr2 == 1);
     if (lp && ls) {
-        float d = max_abs_diff(lp, ls, V);
+        float d = test_max_abs_diff(lp, ls, V);
         CHECK_MSG(d < 1e-4f, "logits after re-entry: max |diff| %g", (double)d);
         fprintf(stderr, "     media history: %d medium, n_past %d (answer as generated: %d), answer %zu bytes, "
                 "logits vs hand-built max |diff| %g\n", (int)n, (int)want, (int)ngpt_backbone_session_n_past(qs),
@@ -571,7 +561,7 @@ static void test_media_history(void)
         CHECK_OK(ngpt_backbone_add_assistant_media(s2, cm, (size_t)n));
         const float *lc = ngpt_backbone_get_logits(s2, NULL);
         if (lc && lp) {
-            float d = max_abs_diff(lp, lc, V);
+            float d = test_max_abs_diff(lp, lc, V);
             CHECK_MSG(d > 1e-3f, "logits with another image: max |diff| only %g", (double)d);
             fprintf(stderr, "     control (cat.jpg instead): max |diff| %g\n", (double)d);
         }

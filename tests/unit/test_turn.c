@@ -87,17 +87,6 @@ static float *replay_hidden(const ngpt_backbone_session *s, float **logits_last)
     return h;
 }
 
-/* NaN or infinite differences are the worst (fmaxf would drop a NaN and let it pass) */
-static float max_diff(const float *a, const float *b, size_t n)
-{
-    float d = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float e = fabsf(a[i] - b[i]);
-        if (!(e <= d)) d = isnan(e) ? INFINITY : e;
-    }
-    return d;
-}
-
 /* Check every group's hidden rows against the replay (row k = state at the position before
  * [Xk]) and its input_embs against embed_tokens. */
 static void check_groups(const ngpt_backbone_session *s, const ngpt_turn_result *r)
@@ -118,7 +107,7 @@ static void check_groups(const ngpt_backbone_session *s, const ngpt_turn_result 
         }
         float *e = malloc((size_t)nt * (size_t)g_H * sizeof *e);
         CHECK_OK(ngpt_backbone_embed_tokens(e, g_bb, ids, nt));
-        CHECK(max_diff(e, embs, (size_t)nt * (size_t)g_H) == 0.0f);
+        CHECK(test_max_abs_diff(e, embs, (size_t)nt * (size_t)g_H) == 0.0f);
         free(e);
         /* where the group sits in the cache */
         int32_t at = -1;
@@ -126,7 +115,7 @@ static void check_groups(const ngpt_backbone_session *s, const ngpt_turn_result 
             if (memcmp(s->hist + p, ids, (size_t)nt * sizeof *ids) == 0) at = p;
         CHECK_MSG(at > 0, "group %d not found in the cache", g);
         if (at > 0) {
-            float d = max_diff(h + (size_t)(at - 1) * (size_t)g_H, hid, (size_t)nt * (size_t)g_H);
+            float d = test_max_abs_diff(h + (size_t)(at - 1) * (size_t)g_H, hid, (size_t)nt * (size_t)g_H);
             CHECK_MSG(d <= 1e-4f, "group %d hidden rows vs replay: %g", g, d);
         }
     }
@@ -567,7 +556,7 @@ static void test_multi_turn(void)
     CHECK(nr == 1);
     float *ref = NULL;
     float *h = replay_hidden(s, &ref);
-    float d = max_diff(lg, ref, (size_t)g_V);
+    float d = test_max_abs_diff(lg, ref, (size_t)g_V);
     CHECK_MSG(d <= 1e-4f, "turn 2 logits vs single shot: %g", d);
     free(h);
     free(ref);

@@ -333,12 +333,7 @@ static void batch_check(const char *model, int C, int64_t h, int64_t w, int cond
     }
     if (y2.data && y1[0].data && y1[1].data) {
         const float *a = y2.data;
-        double worst = 0;
-        for (int b = 0; b < 2; b++)
-            for (size_t i = 0; i < ns; i++) {
-                double e = fabs((double)a[b * ns + i] - ((const float *)y1[b].data)[i]);
-                if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
-            }
+        const double worst = fmax(test_max_abs_diff(a, y1[0].data, ns), test_max_abs_diff(a + ns, y1[1].data, ns));
         CHECK_MSG(worst <= 1e-5, "%s: batch of 2 vs two batches of 1 differ by %g", model, worst);
         /* and the two samples really differ (the check is not vacuous) */
         CHECK(fabs((double)a[0] - a[ns]) > 0 || fabs((double)a[1] - a[ns + 1]) > 0);
@@ -366,16 +361,6 @@ static ngpt_status run3d(ngpt_decoder *d, ngpt_tensor *y, float *x, float *ts, f
     ngpt_tensor tt = view(NGPT_DTYPE_F32, 1, (int64_t[]){B}, ts);
     ngpt_tensor cs = view(NGPT_DTYPE_F32, 3, (int64_t[]){B, 7, 48}, cond);
     return ngpt_decoder_unet(d, y, &xs, &tt, &cs, NULL);
-}
-
-static double max_diff(const float *a, const float *b, size_t n)
-{
-    double worst = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - b[i]);
-        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e; /* a NaN is the worst, not skipped */
-    }
-    return worst;
 }
 
 static void test_unet3d(void)
@@ -409,12 +394,12 @@ static void test_unet3d(void)
     for (int b = 0; b < 2; b++) CHECK_OK(run3d(d, &y1[b], x + b * ns, ts + b, cond + b * nc, 1, F));
     if (y2.data && y1[0].data && y1[1].data) {
         CHECK(y2.rank == 5 && y2.shape[0] == 2 && y2.shape[1] == 4 && y2.shape[2] == F && y2.shape[3] == 16);
-        double e = fmax(max_diff(y2.data, y1[0].data, ns), max_diff((const float *)y2.data + ns, y1[1].data, ns));
+        double e = fmax(test_max_abs_diff(y2.data, y1[0].data, ns), test_max_abs_diff((const float *)y2.data + ns, y1[1].data, ns));
         double m = 0;
         for (size_t i = 0; i < 2 * ns; i++) m = fmax(m, fabs(((const float *)y2.data)[i]));
         /* float32 sums in another order (GEMM blocking by batch size): relative to the output scale */
         CHECK_MSG(e <= 1e-5 * fmax(1.0, m), "zeroscope-a: batch of 2 vs two batches of 1 differ by %g (max |y| %g)", e, m);
-        CHECK(max_diff(y1[0].data, y1[1].data, ns) > 1e-3);
+        CHECK(test_max_abs_diff(y1[0].data, y1[1].data, ns) > 1e-3);
     }
     /* the frames interact (temporal layers): frame 0 of an F-frame clip is not frame 0 run alone,
      * and changing only the last frame changes the first frame's output */
@@ -425,7 +410,7 @@ static void test_unet3d(void)
         if (yf.data) {
             double e = 0;
             for (int c = 0; c < 4; c++)
-                e = fmax(e, max_diff((const float *)yf.data + c * 256, (const float *)y1[0].data + (size_t)c * F * 256, 256));
+                e = fmax(e, test_max_abs_diff((const float *)yf.data + c * 256, (const float *)y1[0].data + (size_t)c * F * 256, 256));
             CHECK_MSG(e > 1e-4, "zeroscope-a: frame 0 alone equals frame 0 of the clip (%g)", e);
         }
         ngpt_tensor_free(&yf);
@@ -436,7 +421,7 @@ static void test_unet3d(void)
         if (yf.data) {
             double e = 0;
             for (int c = 0; c < 4; c++)
-                e = fmax(e, max_diff((const float *)yf.data + (size_t)c * F * 256, (const float *)y1[0].data + (size_t)c * F * 256, 256));
+                e = fmax(e, test_max_abs_diff((const float *)yf.data + (size_t)c * F * 256, (const float *)y1[0].data + (size_t)c * F * 256, 256));
             CHECK_MSG(e > 1e-4, "zeroscope-a: frame 0 ignores frame %d (%g)", (int)F - 1, e);
         }
     }
