@@ -679,17 +679,22 @@ def _tensor_view(x):
     return ctypes.pointer(t), a
 
 
+def _reshaped(src, shape, keep):
+    """A caller-owned ngpt_tensor viewing src's data (an ngpt_tensor) with another shape of the
+    same element count; `keep` (what owns the data) stays alive with it."""
+    t = capi.ngpt_tensor()
+    t.dtype, t.rank, t.data, t.owner = src.dtype, len(shape), src.data, None
+    for i, d in enumerate(shape):
+        t.shape[i] = d
+    t._keep = keep
+    return t
+
+
 def _batch_of_one(x):
-    """A 2-D Tensor [n, w] as a [1, n, w] view of the same memory (a (view, tensor) pair that
-    keeps the tensor alive); anything else unchanged."""
+    """A 2-D Tensor [n, w] as a [1, n, w] view of the same memory; anything else unchanged."""
     if not isinstance(x, Tensor) or len(x.shape) != 2:
         return x
-    src = x._open()
-    t = capi.ngpt_tensor()
-    t.dtype, t.rank, t.data, t.owner = src.dtype, 3, src.data, None
-    t.shape[0], t.shape[1], t.shape[2] = 1, src.shape[0], src.shape[1]
-    t._keep = x
-    return t
+    return _reshaped(x._open(), (1,) + x.shape, x)
 
 
 class _F32Rows:
@@ -1001,11 +1006,8 @@ class Image(_Handle):
         Decoder.generate returns for one image), is taken as its image."""
         view, keep = _tensor_view(pixels)
         if view is not None and view.contents.rank == 4 and view.contents.shape[0] == 1:
-            t = capi.ngpt_tensor()
-            t.dtype, t.rank, t.data, t.owner = view.contents.dtype, 3, view.contents.data, None
-            for i in range(3):
-                t.shape[i] = view.contents.shape[i + 1]
-            view = ctypes.pointer(t)
+            src = view.contents
+            view = ctypes.pointer(_reshaped(src, tuple(src.shape[1:4]), keep))
         out = ctypes.POINTER(capi.ngpt_image)()
         _call("ngpt_image_from_tensor", ctypes.byref(out), view)
         return cls(_ptr=out)
