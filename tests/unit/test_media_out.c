@@ -452,11 +452,11 @@ static bool put_text(FILE *f, void *user)
 
 static bool file_is(const char *path, const char *want)
 {
-    char got[64] = {0};
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(got, 1, sizeof got - 1, f) : 0;
-    if (f) fclose(f);
-    return f && n == strlen(want) && !memcmp(got, want, n);
+    size_t n = 0;
+    unsigned char *got = test_read_file(path, &n);
+    const bool same = got && n == strlen(want) && !memcmp(got, want, n);
+    free(got);
+    return same;
 }
 
 /* nx_write_replace, the one way the library writes a file (media saves, safetensors): what it
