@@ -1,34 +1,9 @@
 //! The safe crate against the built library and the shared golden cases
 //! (NGPT_GOLDEN_DIR, else ../shared/golden beside the source tree).
+mod common;
+
+use common::{f32s, golden, i32s, tensor};
 use std::path::PathBuf;
-
-fn golden() -> PathBuf {
-    match std::env::var_os("NGPT_GOLDEN_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../../shared/golden"),
-    }
-}
-
-/// The bytes of tensor `name` in a safetensors file, with its dtype (enough for the golden files).
-fn tensor(path: &PathBuf, name: &str) -> (String, Vec<u8>) {
-    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {}", path.display(), e));
-    let n = u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
-    let head = std::str::from_utf8(&b[8..8 + n]).unwrap().replace(' ', "");
-    let entry = &head[head.find(&format!("\"{}\":{{", name)).expect("tensor not in file")..];
-    let entry = &entry[..entry.find('}').unwrap()];
-    let dtype = entry.split("\"dtype\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
-    let offs = entry.split("\"data_offsets\":[").nth(1).unwrap().split(']').next().unwrap();
-    let v: Vec<usize> = offs.split(',').map(|x| x.parse().unwrap()).collect();
-    (dtype, b[8 + n + v[0]..8 + n + v[1]].to_vec())
-}
-
-fn i32s(b: &[u8]) -> Vec<i32> {
-    b.chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect()
-}
-
-fn f32s(b: &[u8]) -> Vec<f32> {
-    b.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
-}
 
 #[test]
 fn version_matches_the_header() {
