@@ -22,6 +22,7 @@
 
 mod error;
 mod ffi;
+mod borrowed;
 mod callback;
 mod context;
 mod tensor;
@@ -36,6 +37,7 @@ mod decoder;
 mod pipeline;
 mod memory;
 
+pub use borrowed::Borrowed;
 pub use error::*;
 pub use context::*;
 pub use tensor::*;
