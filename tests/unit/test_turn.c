@@ -141,6 +141,13 @@ static void test_greedy_equals_generate(void)
     CHECK_OK(ngpt_tokenizer_encode(g_tok, pr, strlen(pr), 1, ids, 128, &n));
     CHECK(ngpt_turn_result_n_prompt(r) == (int32_t)n);
     CHECK(memcmp(s->hist, ids, n * sizeof *ids) == 0);
+    double prompt_ms = -1, generate_ms = -1, only_generate = -1;
+    ngpt_turn_result_timings(r, &prompt_ms, &generate_ms);
+    CHECK_MSG(prompt_ms > 0 && generate_ms > 0, "timings %g ms, %g ms", prompt_ms, generate_ms);
+    ngpt_turn_result_timings(r, NULL, &only_generate); /* either pointer may be NULL */
+    CHECK(only_generate == generate_ms);
+    ngpt_turn_result_timings(NULL, &prompt_ms, NULL);  /* no result: zeros */
+    CHECK(prompt_ms == 0);
     ngpt_backbone_session *s2 = new_session();
     ngpt_backbone_batch b;
     ngpt_backbone_batch_default(&b, sizeof b);
