@@ -32,3 +32,25 @@ pub(crate) unsafe extern "C" fn session_text(utf8: *const c_char, len: usize, us
     call_text(call, &piece)
 }
 
+
+/// The token-id callback of a generation and the panic it raised, if any (as [`TokenCall`]).
+pub(crate) struct IdCall<'a> {
+    pub(crate) f: &'a mut dyn FnMut(i32) -> bool,
+    pub(crate) panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+pub(crate) unsafe extern "C" fn session_token(token: i32, user: *mut c_void) -> bool {
+    // SAFETY: user is the &mut IdCall passed by Session::generate_impl, alive for the call.
+    let call = unsafe { &mut *(user as *mut IdCall) };
+    if call.panic.is_some() {
+        return false;
+    }
+    let f = &mut call.f;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(token))) {
+        Ok(go_on) => go_on,
+        Err(payload) => {
+            call.panic = Some(payload);
+            false
+        }
+    }
+}
