@@ -38,7 +38,7 @@ impl<'c> Projector<'c> {
     }
 
     /// Several media items of one modality in one segment, as NExT-GPT combines them: each row
-    /// of `features` [n, input_dim] (n >= 1; [input_dim] for one item) projected (bias
+    /// of `features` [n, input_dim] (n >= 1; `[input_dim]` for one item) projected (bias
     /// included), the projections summed in order -> F32 [1, llm_hidden]. Not
     /// [`Projector::input`] of the summed features: the bias counts n times.
     pub fn input_sum(&mut self, features: &Tensor) -> Result<Tensor> {
