@@ -48,12 +48,65 @@ impl<'c> Encoder<'c> {
         Ok(t)
     }
 
+    /// The `sys::NGPT_ENCODER_*` bits this encoder can encode: `IMAGE | VIDEO` when the vision
+    /// branch is loaded, `AUDIO` when the audio branch is.
+    pub fn modalities(&self) -> u32 {
+        unsafe { sys::ngpt_encoder_modalities(self.ptr.as_ptr()) }
+    }
+
+    /// The vision branch on preprocessed pixels ([`Image::preprocess`], [`video_preprocess`]),
+    /// any float dtype -> F32 [N, embed_dim]:
+    /// `[N, 3, 224, 224]` N images; `[N, 3, 2, 224, 224]` N single clips (no averaging);
+    /// `[N, S, 3, 2, 224, 224]` N videos of S clips, averaged (224 and 2: the config's
+    /// image_size and video_frames). Another shape is `NGPT_ERR_SHAPE_MISMATCH`; an encoder
+    /// without the vision branch `NGPT_ERR_UNSUPPORTED`.
+    pub fn encode_pixels(&mut self, pixels: &Tensor) -> Result<Tensor> {
+        let v = borrow(pixels);
+        let mut t = Tensor::empty();
+        check(unsafe { sys::ngpt_encoder_encode_pixels(self.ptr.as_ptr(), &mut t.t, &v) })?;
+        Ok(t)
+    }
+
+    /// The audio branch on fbank clips ([`Audio::preprocess`]), any float dtype -> F32
+    /// [N, embed_dim]: `[N, S, 1, 128, 204]` N sounds of S clips, averaged; `[S, 1, 128, 204]`
+    /// one sound (-> [1, embed_dim]). Another shape is `NGPT_ERR_SHAPE_MISMATCH`; an encoder
+    /// without the audio branch `NGPT_ERR_UNSUPPORTED`.
+    pub fn encode_fbank(&mut self, fbank: &Tensor) -> Result<Tensor> {
+        let v = borrow(fbank);
+        let mut t = Tensor::empty();
+        check(unsafe { sys::ngpt_encoder_encode_fbank(self.ptr.as_ptr(), &mut t.t, &v) })?;
+        Ok(t)
+    }
+
     /// One sound (default clip rule) -> F32 [1, embed_dim].
     pub fn encode_audio(&mut self, audio: &Audio) -> Result<Tensor> {
         let mut t = Tensor::empty();
         check(unsafe {
             sys::ngpt_encoder_encode_audio(self.ptr.as_ptr(), &mut t.t, audio.ptr.as_ptr(), ptr::null())
         })?;
+        Ok(t)
+    }
+
+    /// One sound ([`Audio::preprocess_with`]`(p)` + [`Encoder::encode_fbank`]) -> F32 [1, embed_dim].
+    pub fn encode_audio_with(&mut self, audio: &Audio, p: &AudioPreprocessParams) -> Result<Tensor> {
+        let pp = p.raw();
+        let mut t = Tensor::empty();
+        check(unsafe { sys::ngpt_encoder_encode_audio(self.ptr.as_ptr(), &mut t.t, audio.ptr.as_ptr(), &pp) })?;
+        Ok(t)
+    }
+
+    /// One video file (default clip rule): [`video_preprocess`]'s 15 clips through the vision
+    /// branch, averaged -> F32 [1, embed_dim].
+    pub fn encode_video_file<P: AsRef<Path>>(&mut self, path: P) -> Result<Tensor> {
+        self.encode_video_file_with(path, &VideoPreprocessParams::default())
+    }
+
+    /// [`Encoder::encode_video_file`] with options (the clip rule).
+    pub fn encode_video_file_with<P: AsRef<Path>>(&mut self, path: P, p: &VideoPreprocessParams) -> Result<Tensor> {
+        let path = c_path(path.as_ref())?;
+        let pp = p.raw();
+        let mut t = Tensor::empty();
+        check(unsafe { sys::ngpt_encoder_encode_video_file(self.ptr.as_ptr(), &mut t.t, path.as_ptr(), &pp) })?;
         Ok(t)
     }
 }

@@ -37,3 +37,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Forget this thread's last error message (`ngpt_clear_error`): for code that mixes [`sys`]
+/// calls and reads `sys::ngpt_last_error()` itself. [`Error`] values keep their copy.
+pub fn clear_error() {
+    unsafe { sys::ngpt_clear_error() }
+}

@@ -37,6 +37,17 @@ impl<'c> Projector<'c> {
         Ok(t)
     }
 
+    /// Several media items of one modality in one segment, as NExT-GPT combines them: each row
+    /// of `features` [n, input_dim] (n >= 1; `[input_dim]` for one item) projected (bias
+    /// included), the projections summed in order -> F32 [1, llm_hidden]. Not
+    /// [`Projector::input`] of the summed features: the bias counts n times.
+    pub fn input_sum(&mut self, features: &Tensor) -> Result<Tensor> {
+        let f = borrow(features);
+        let mut t = Tensor::empty();
+        check(unsafe { sys::ngpt_projector_input_sum(self.ptr.as_ptr(), &mut t.t, &f) })?;
+        Ok(t)
+    }
+
     /// One signal group (batch 1): `hidden` and `input_embs` are [n_tokens, llm_hidden] row-major
     /// -> F32 [1, n_out, out_dim], the decoder's conditioning.
     pub fn output(&mut self, modality: Modality, hidden: &[f32], input_embs: &[f32]) -> Result<Tensor> {
@@ -84,6 +95,17 @@ impl<'c> Projector<'c> {
     /// The query tokens `modality`'s output projector gives (77 / 1 / 77); 0 when not loaded.
     pub fn num_output_tokens(&self, modality: Modality) -> i32 {
         unsafe { sys::ngpt_projector_num_output_tokens(self.ptr.as_ptr(), modality.raw()) }
+    }
+
+    /// The transformer width of `modality`'s output projector (512 for NExT-GPT); 0 when not
+    /// loaded.
+    pub fn d_model(&self, modality: Modality) -> i32 {
+        unsafe { sys::ngpt_projector_d_model(self.ptr.as_ptr(), modality.raw()) }
+    }
+
+    /// The attention heads of `modality`'s output projector (4 for NExT-GPT); 0 when not loaded.
+    pub fn nhead(&self, modality: Modality) -> i32 {
+        unsafe { sys::ngpt_projector_nhead(self.ptr.as_ptr(), modality.raw()) }
     }
 }
 

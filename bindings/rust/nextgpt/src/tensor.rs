@@ -132,6 +132,12 @@ impl fmt::Debug for Tensor {
     }
 }
 
+/// Bytes of one element of `dtype` (`sys::NGPT_DTYPE_*`: 4 for F32, 2 for F16 and BF16, 1 for
+/// U8, I8 and BOOL, ...); 0 for an unknown dtype.
+pub fn dtype_size(dtype: sys::ngpt_dtype) -> usize {
+    unsafe { sys::ngpt_dtype_size(dtype) }
+}
+
 /// A borrowed F32 view of `data` with `shape`, for arguments (owner NULL: never freed by the library).
 pub(crate) fn f32_view(data: &[f32], shape: &[i64]) -> Result<sys::ngpt_tensor> {
     if shape.len() > 8 || shape.iter().product::<i64>() != data.len() as i64 {
