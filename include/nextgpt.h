@@ -473,9 +473,10 @@ NGPT_API ngpt_status ngpt_backbone_batch_default(ngpt_backbone_batch *b, size_t 
  * on failure n_past is unchanged. */
 NGPT_API ngpt_status ngpt_backbone_eval(ngpt_backbone_session *s, const ngpt_backbone_batch *batch);
 /* The last eval's outputs, row-major F32, borrowed from the session and valid until its next
- * eval/generate/reset/free: logits [n_rows, n_vocab] (lm_head output) and hidden states
+ * eval/generate/truncate/reset/free: logits [n_rows, n_vocab] (lm_head output) and hidden states
  * [n_rows, n_embd] (after the final RMSNorm: what NExT-GPT's output projectors read). *n_rows
- * (may be NULL) receives 1 (LAST), n_tokens (ALL) or 0 (NONE: the pointer is NULL). */
+ * (may be NULL) receives 1 (LAST), n_tokens (ALL) or 0 (NONE, and after a truncate: the pointer
+ * is NULL). */
 NGPT_API const float *ngpt_backbone_get_logits(const ngpt_backbone_session *s, int32_t *n_rows);
 NGPT_API const float *ngpt_backbone_get_hidden(const ngpt_backbone_session *s, int32_t *n_rows);
 
@@ -495,7 +496,8 @@ typedef struct ngpt_generate_params {
      * transformers does: repetition penalty, then temperature, top-k, top-p, then a draw. */
     float          temperature;   /* 0 (default) = greedy argmax */
     int32_t        top_k;         /* keep the k most likely; 0 (default) = all */
-    float          top_p;         /* keep the smallest set with probability >= top_p; 1 (default) = all */
+    float          top_p;         /* keep the smallest set with probability >= top_p, in (0, 1]; 1
+                                  * (default) = all */
     float          repetition_penalty; /* CTRL-style on the tokens generated in this call (a
                                         * logit l becomes l / p if l > 0 else l * p); 1 = off */
     uint64_t       seed;          /* the draws are reproducible for a seed on one backend */
@@ -1301,7 +1303,7 @@ typedef struct ngpt_turn_params {
     /* sampling, as ngpt_generate_params (lib/models/sampler.h order). Defaults: the demo's */
     float       temperature;        /* default 1.0; 0 = greedy argmax */
     int32_t     top_k;              /* default 0 = off */
-    float       top_p;              /* default 0.01 (demo_app.py); 1 = off */
+    float       top_p;              /* in (0, 1]; default 0.01 (demo_app.py); 1 = off */
     float       repetition_penalty; /* default 1 = off; over the ids generated in this turn */
     uint64_t    seed;               /* default 0 */
     int32_t     max_new_tokens;     /* sampled tokens; default 246 (demo). The forced rest of a group
@@ -1382,7 +1384,8 @@ NGPT_API void ngpt_turn_result_free(ngpt_turn_result *r);
  * i.e. the KV cache is rolled back to the start of the answer (the history before it is kept)
  * and the media rows (encoded by the caller with ImageBind + the input projector) and the answer
  * text (signal groups removed) are evaluated again; the next turn then continues with "\n###".
- * Only right after a turn (else NGPT_ERR_INVALID_ARGUMENT). n_media >= 1. */
+ * Only right after a turn, with nothing evaluated or generated since (else
+ * NGPT_ERR_INVALID_ARGUMENT: the re-write would drop those positions). n_media >= 1. */
 NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s, const ngpt_turn_media *media,
                                                        size_t n_media);
 /* ngpt_backbone_session_reset (above) also starts a new conversation for ngpt_backbone_turn. */
@@ -1764,7 +1767,7 @@ typedef struct ngpt_pipeline_turn_params {
     /* the language model's sampling (defaults: NExT-GPT's demo) */
     float       temperature;        /* default 1.0; 0 = greedy */
     int32_t     top_k;              /* default 0 = off */
-    float       top_p;              /* default 0.01 */
+    float       top_p;              /* in (0, 1]; default 0.01 */
     float       repetition_penalty; /* default 1 = off */
     int32_t     max_new_tokens;     /* default 246 */
     uint64_t    seed;               /* sampling and the decoders' initial noise; default 0 */

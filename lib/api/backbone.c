@@ -278,7 +278,10 @@ NGPT_API ngpt_status ngpt_backbone_eval(ngpt_backbone_session *s, const ngpt_bac
     ngpt_backbone_batch d, b;
     ngpt_backbone_batch_default(&d, sizeof d);
     NX_TRY(nx_params_read(&b, batch, &d, sizeof d, "ngpt_backbone_eval"));
-    return eval_locked(s, b.n_tokens, b.ids, b.embeds, b.is_embed, (nx_llama_out)b.output);
+    const int32_t n_past = s->st->n_past;
+    ngpt_status st = eval_locked(s, b.n_tokens, b.ids, b.embeds, b.is_embed, (nx_llama_out)b.output);
+    if (s->st->n_past != n_past) s->answer_start = -1; /* add_assistant_media would drop what followed the answer */
+    return st;
 }
 
 NGPT_API const float *ngpt_backbone_get_logits(const ngpt_backbone_session *s, int32_t *n_rows)
@@ -369,8 +372,12 @@ static ngpt_status generate_marked(int32_t *n_out, ngpt_backbone_session *s, con
         NX_TRY(nx_session_check_idle(s, fn));
         s->in_call = fn;
     }
+    const int32_t n_past = s ? s->st->n_past : 0;
     ngpt_status st = generate(n_out, s, params, ids, hidden, greedy, fn);
-    if (s) s->in_call = NULL;
+    if (s) {
+        s->in_call = NULL;
+        if (s->st->n_past != n_past) s->answer_start = -1; /* as ngpt_backbone_eval */
+    }
     return st;
 }
 

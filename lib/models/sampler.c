@@ -74,7 +74,8 @@ ngpt_status nx_sampler_create(nx_sampler **out, const nx_sampler_params *p, int3
     if (!(p->temperature >= 0.0f) || isinf(p->temperature))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "sampler: temperature %g must be finite and >= 0", (double)p->temperature);
     if (p->top_k < 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "sampler: top_k %d must be >= 0", p->top_k);
-    if (!(p->top_p > 0.0f)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "sampler: top_p %g must be > 0", (double)p->top_p);
+    if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "sampler: top_p %g must be in (0, 1]", (double)p->top_p);
     if (!(p->repetition_penalty > 0.0f) || isinf(p->repetition_penalty))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "sampler: repetition_penalty %g must be finite and > 0",
                       (double)p->repetition_penalty);

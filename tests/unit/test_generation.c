@@ -82,6 +82,8 @@ static void test_sampler_params(void)
     nx_sampler_params_default(&p);
     p.top_p = 0;
     CHECK_ERR(nx_sampler_create(&s, &p, 10), NGPT_ERR_INVALID_ARGUMENT, "top_p");
+    p.top_p = 1.5f; /* transformers' TopPLogitsWarper refuses it too */
+    CHECK_ERR(nx_sampler_create(&s, &p, 10), NGPT_ERR_INVALID_ARGUMENT, "(0, 1]");
     nx_sampler_params_default(&p);
     p.repetition_penalty = 0;
     CHECK_ERR(nx_sampler_create(&s, &p, 10), NGPT_ERR_INVALID_ARGUMENT, "repetition_penalty");

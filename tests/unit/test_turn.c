@@ -602,6 +602,20 @@ static void test_media(void)
     CHECK_ERR(ngpt_backbone_add_assistant_media(s, &m, 1), NGPT_ERR_INVALID_ARGUMENT, "right after");
     CHECK_OK(ngpt_backbone_turn(&r, s, "more", NULL, 0, &p));
     ngpt_turn_result_free(r);
+    /* positions evaluated after the answer would be dropped by the re-write: refused, and a
+     * failed eval (nothing appended) keeps the answer re-writable */
+    ngpt_backbone_batch b;
+    ngpt_backbone_batch_default(&b, sizeof b);
+    int32_t bad = -5, tok = 1;
+    b.n_tokens = 1;
+    b.ids = &bad;
+    CHECK(ngpt_backbone_eval(s, &b) != NGPT_OK);
+    CHECK_OK(ngpt_backbone_add_assistant_media(s, &m, 1));
+    CHECK_OK(ngpt_backbone_turn(&r, s, "again", NULL, 0, &p));
+    ngpt_turn_result_free(r);
+    b.ids = &tok;
+    CHECK_OK(ngpt_backbone_eval(s, &b));
+    CHECK_ERR(ngpt_backbone_add_assistant_media(s, &m, 1), NGPT_ERR_INVALID_ARGUMENT, "right after");
     free(row);
     ngpt_backbone_session_free(s);
 }
