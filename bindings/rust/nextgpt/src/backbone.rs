@@ -11,7 +11,7 @@ use std::os::raw::c_void;
 /// loaded. Conversations are [`Session`]s, which borrow it. Borrows its [`Context`].
 pub struct Backbone<'c> {
     pub(crate) ptr: NonNull<sys::ngpt_backbone>,
-    _ctx: PhantomData<&'c Context>,
+    pub(crate) _ctx: PhantomData<&'c Context>,
 }
 
 // SAFETY: the header lets any number of sessions on any threads share a backbone (on CUDA their
@@ -103,8 +103,8 @@ pub struct TurnResult {
 /// `ngpt_backbone_session`: one conversation's KV cache. Borrows its [`Backbone`].
 pub struct Session<'b> {
     pub(crate) ptr: NonNull<sys::ngpt_backbone_session>,
-    n_embd: usize,
-    _bb: PhantomData<&'b ()>,
+    pub(crate) n_embd: usize,
+    pub(crate) _bb: PhantomData<&'b ()>,
 }
 
 // SAFETY: one thread at a time per handle (turn takes &mut self); handles of one context may

@@ -29,7 +29,7 @@ pub struct DecodeParams {
 /// [`Context`].
 pub struct Decoder<'c> {
     pub(crate) ptr: NonNull<sys::ngpt_decoder>,
-    _ctx: PhantomData<&'c Context>,
+    pub(crate) _ctx: PhantomData<&'c Context>,
 }
 
 // SAFETY: one thread at a time per handle (generate takes &mut self); handles of one context may

@@ -8,7 +8,7 @@ use std::ptr::{self, NonNull};
 /// `ngpt_encoder`: ImageBind (vision and audio branches). Borrows its [`Context`].
 pub struct Encoder<'c> {
     pub(crate) ptr: NonNull<sys::ngpt_encoder>,
-    _ctx: PhantomData<&'c Context>,
+    pub(crate) _ctx: PhantomData<&'c Context>,
 }
 
 // SAFETY: one thread at a time per handle (the stateful calls take &mut self); handles of one context may

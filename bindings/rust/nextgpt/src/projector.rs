@@ -9,7 +9,7 @@ use std::ptr::{self, NonNull};
 /// (signal hidden states -> decoder conditioning). Borrows its [`Context`].
 pub struct Projector<'c> {
     pub(crate) ptr: NonNull<sys::ngpt_projector>,
-    _ctx: PhantomData<&'c Context>,
+    pub(crate) _ctx: PhantomData<&'c Context>,
 }
 
 // SAFETY: one thread at a time per handle (the compute calls take &mut self); handles of one context may
