@@ -444,6 +444,9 @@ NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, n
 NGPT_API void ngpt_backbone_session_free(ngpt_backbone_session *s);
 /* Positions in the KV cache. */
 NGPT_API int32_t ngpt_backbone_session_n_past(const ngpt_backbone_session *s);
+/* Positions the KV cache can hold: the n_ctx it was created with (0 there: the backbone's), 0 for
+ * NULL. A pipeline's session (ngpt_pipeline_session) has the pipeline's n_ctx. */
+NGPT_API int32_t ngpt_backbone_session_n_ctx(const ngpt_backbone_session *s);
 /* Forget everything (n_past = 0). */
 NGPT_API ngpt_status ngpt_backbone_session_reset(ngpt_backbone_session *s);
 /* Keep the first n_past positions (0 <= n_past <= current), e.g. to rewind a turn. */

@@ -22,6 +22,7 @@ fn run(bundle: &str, prompt: &str, out_path: &str, steps: i32) -> Result<(), Box
         steps,                        // 0 = the decoder's default, 50
         seed: 1,                      // same seed, same picture
         max_new_tokens: Some(32),
+        ..Default::default()
     };
     let result = pipeline.turn(prompt, &[], &params, None)?;
     println!("answer: {}", result.text);

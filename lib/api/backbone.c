@@ -228,6 +228,8 @@ NGPT_API void ngpt_backbone_session_free(ngpt_backbone_session *s)
 
 NGPT_API int32_t ngpt_backbone_session_n_past(const ngpt_backbone_session *s) { return s ? s->st->n_past : 0; }
 
+NGPT_API int32_t ngpt_backbone_session_n_ctx(const ngpt_backbone_session *s) { return s ? s->st->n_ctx : 0; }
+
 ngpt_status nx_session_check_idle(const ngpt_backbone_session *s, const char *fn)
 {
     if (!s->in_call) return NGPT_OK;

@@ -85,6 +85,7 @@ static void test_kv_cache_equals_recompute(void)
     ngpt_backbone_session *full = NULL, *inc = NULL, *chunk = NULL;
     CHECK_OK(ngpt_backbone_session_create(&full, bb, NULL));
     CHECK_OK(ngpt_backbone_session_create(&inc, bb, NULL));
+    CHECK(ngpt_backbone_session_n_ctx(inc) == ngpt_backbone_n_ctx(bb)); /* n_ctx 0: the backbone's */
     CHECK_OK(ngpt_backbone_session_create(&chunk, bb, NULL));
     CHECK_OK(eval(full, k_ids, NULL, 7, NGPT_OUTPUT_ALL));
     int32_t rows = 0;
@@ -628,6 +629,7 @@ static void test_bad_args(void)
     CHECK(s == NULL);
     sp.n_ctx = 4;
     CHECK_OK(ngpt_backbone_session_create(&s, bb, &sp));
+    CHECK(ngpt_backbone_session_n_ctx(s) == 4 && ngpt_backbone_session_n_ctx(NULL) == 0);
     CHECK_ERR(ngpt_backbone_eval(s, NULL), NGPT_ERR_INVALID_ARGUMENT, "batch");
     CHECK_ERR(eval(s, k_ids, NULL, 5, NGPT_OUTPUT_LAST), NGPT_ERR_INVALID_ARGUMENT, "n_ctx overflow");
     int32_t bad[3] = {1, 1000, 2};

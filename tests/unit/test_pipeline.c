@@ -670,6 +670,7 @@ static void test_forced_at_context_end(void)
     ngpt_pipeline *p = NULL;
     CHECK_OK(ngpt_pipeline_create(&p, g_ctx, g_bundle, &pp));
     if (!p) return;
+    CHECK(ngpt_backbone_session_n_ctx(ngpt_pipeline_session(p)) == 96);
     ngpt_pipeline_turn_params tp;
     turn_params(&tp);
     tp.steps = 1;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// loaded. Conversations are [`Session`]s, which borrow it. Borrows its [`Context`].
 pub struct Backbone<'c> {
     pub(crate) ptr: NonNull<sys::ngpt_backbone>,
-    _ctx: PhantomData<&'c Context>,
+    pub(crate) _ctx: PhantomData<&'c Context>,
 }
 
 // SAFETY: the header lets any number of sessions on any threads share a backbone (on CUDA their
@@ -96,8 +96,7 @@ impl<'c> Backbone<'c> {
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_backbone_session_create(&mut out, self.ptr.as_ptr(), &p) })?;
         Ok(Session { ptr: NonNull::new(out).expect("ngpt_backbone_session_create returned NULL"),
-                     n_embd: self.n_embd() as usize, n_vocab: self.n_vocab() as usize,
-                     n_ctx: if n_ctx == 0 { self.n_ctx() } else { n_ctx }, _bb: PhantomData })
+                     n_embd: self.n_embd() as usize, n_vocab: self.n_vocab() as usize, _bb: PhantomData })
     }
 }
 
@@ -263,10 +262,9 @@ pub struct TurnResult {
 /// `ngpt_backbone_session`: one conversation's KV cache. Borrows its [`Backbone`].
 pub struct Session<'b> {
     pub(crate) ptr: NonNull<sys::ngpt_backbone_session>,
-    n_embd: usize,
-    n_vocab: usize,
-    n_ctx: i32,
-    _bb: PhantomData<&'b ()>,
+    pub(crate) n_embd: usize,
+    pub(crate) n_vocab: usize,
+    pub(crate) _bb: PhantomData<&'b ()>,
 }
 
 // SAFETY: one thread at a time per handle (turn takes &mut self); handles of one context may
@@ -538,7 +536,7 @@ impl Session<'_> {
         let n = n.max(0) as usize;
         let stop_reason = if st == sys::NGPT_ERR_CANCELLED {
             sys::NGPT_STOP_CANCELLED
-        } else if st == sys::NGPT_ERR_INVALID_ARGUMENT && n > 0 && self.n_past() >= self.n_ctx {
+        } else if st == sys::NGPT_ERR_INVALID_ARGUMENT && n > 0 && self.n_past() >= self.n_ctx() {
             sys::NGPT_STOP_CONTEXT_FULL // the tokens so far are kept, as the header says
         } else {
             check(st)?;
@@ -567,7 +565,7 @@ impl Session<'_> {
 
     /// Positions the KV cache holds (the `n_ctx` it was created with; 0 there = the backbone's).
     pub fn n_ctx(&self) -> i32 {
-        self.n_ctx
+        unsafe { sys::ngpt_backbone_session_n_ctx(self.ptr.as_ptr()) }
     }
 }
 

@@ -3,8 +3,33 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 
-/// A handle lent by its owner for `'a` (e.g. [`crate::Pipeline`]'s encoder): used like the owned
-/// type through `Deref`, never freed by Rust (its owner frees it).
+/// A handle lent by its owner for `'a` (e.g. [`crate::Pipeline::encoder`]): used like the owned
+/// type, never freed by Rust (its owner frees it).
+///
+/// Every lent handle derefs to `&T`. The stages whose calls take `&mut self` — [`crate::Encoder`],
+/// [`crate::Projector`], [`crate::Decoder`] — also deref to `&mut T`, which is sound because such
+/// a handle is marked lent (its `Drop` frees nothing) and carries the lender's borrow `'a` as
+/// its own lifetime: even one moved out with `std::mem::replace` cannot outlive the lender, nor
+/// free what it owns. (A handle swapped in that way is leaked, not freed twice.) The tokenizer,
+/// the backbone and the session are lent read-only:
+///
+/// ```compile_fail
+/// fn steal(bb: &nextgpt::Backbone, other: nextgpt::Tokenizer) {
+///     let mut lent = bb.tokenizer().unwrap();
+///     drop(std::mem::replace(&mut *lent, other)); // no &mut Tokenizer: it would free the backbone's
+/// }
+/// ```
+///
+/// and a lent stage cannot outlive its lender:
+///
+/// ```compile_fail
+/// fn keep<'c>(ctx: &'c nextgpt::Context, other: nextgpt::Encoder<'c>) -> nextgpt::Encoder<'c> {
+///     let mut pl = nextgpt::Pipeline::new(ctx, "bundle", &[]).unwrap();
+///     let stolen = std::mem::replace(&mut *pl.encoder().unwrap(), other);
+///     drop(pl);
+///     stolen
+/// }
+/// ```
 pub struct Borrowed<'a, T> {
     inner: ManuallyDrop<T>,
     _owner: PhantomData<&'a mut ()>,
@@ -24,8 +49,14 @@ impl<T> Deref for Borrowed<'_, T> {
     }
 }
 
-impl<T> DerefMut for Borrowed<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        &mut self.inner
-    }
+macro_rules! lent_mut {
+    ($($t:ident),*) => {$(
+        impl<'a> DerefMut for Borrowed<'a, crate::$t<'a>> {
+            fn deref_mut(&mut self) -> &mut crate::$t<'a> {
+                &mut self.inner
+            }
+        }
+    )*};
 }
+
+lent_mut!(Encoder, Projector, Decoder);

@@ -149,7 +149,9 @@ fn opt_ptr(v: &Option<sys::ngpt_tensor>) -> *const sys::ngpt_tensor {
 /// [`Context`].
 pub struct Decoder<'c> {
     pub(crate) ptr: NonNull<sys::ngpt_decoder>,
-    _ctx: PhantomData<&'c Context>,
+    pub(crate) _ctx: PhantomData<&'c Context>,
+    /// Lent by a pipeline ([`crate::Borrowed`]): freed by its owner, never by Drop.
+    pub(crate) lent: bool,
 }
 
 // SAFETY: one thread at a time per handle (generate takes &mut self); handles of one context may
@@ -185,7 +187,7 @@ impl<'c> Decoder<'c> {
         p.flags = o.flags;
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_decoder_create(&mut out, ctx.as_ptr(), dir.as_ptr(), &p) })?;
-        Ok(Decoder { ptr: NonNull::new(out).expect("ngpt_decoder_create returned NULL"), _ctx: PhantomData })
+        Ok(Decoder { ptr: NonNull::new(out).expect("ngpt_decoder_create returned NULL"), _ctx: PhantomData, lent: false })
     }
 
     /// What generate divides the final latents by before the VAE (0.18215 for an image decoder,
@@ -417,6 +419,8 @@ impl<'c> Decoder<'c> {
 
 impl Drop for Decoder<'_> {
     fn drop(&mut self) {
-        unsafe { sys::ngpt_decoder_free(self.ptr.as_ptr()) }
+        if !self.lent {
+            unsafe { sys::ngpt_decoder_free(self.ptr.as_ptr()) }
+        }
     }
 }

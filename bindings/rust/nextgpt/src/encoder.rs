@@ -8,7 +8,9 @@ use std::ptr::{self, NonNull};
 /// `ngpt_encoder`: ImageBind (vision and audio branches). Borrows its [`Context`].
 pub struct Encoder<'c> {
     pub(crate) ptr: NonNull<sys::ngpt_encoder>,
-    _ctx: PhantomData<&'c Context>,
+    pub(crate) _ctx: PhantomData<&'c Context>,
+    /// Lent by a pipeline ([`crate::Borrowed`]): freed by its owner, never by Drop.
+    pub(crate) lent: bool,
 }
 
 // SAFETY: one thread at a time per handle (the stateful calls take &mut self); handles of one context may
@@ -33,7 +35,7 @@ impl<'c> Encoder<'c> {
         p.flags = o.flags;
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_encoder_create(&mut out, ctx.as_ptr(), path.as_ptr(), &p) })?;
-        Ok(Encoder { ptr: NonNull::new(out).expect("ngpt_encoder_create returned NULL"), _ctx: PhantomData })
+        Ok(Encoder { ptr: NonNull::new(out).expect("ngpt_encoder_create returned NULL"), _ctx: PhantomData, lent: false })
     }
 
     /// The embedding size (1024 for imagebind_huge).
@@ -113,6 +115,8 @@ impl<'c> Encoder<'c> {
 
 impl Drop for Encoder<'_> {
     fn drop(&mut self) {
-        unsafe { sys::ngpt_encoder_free(self.ptr.as_ptr()) }
+        if !self.lent {
+            unsafe { sys::ngpt_encoder_free(self.ptr.as_ptr()) }
+        }
     }
 }

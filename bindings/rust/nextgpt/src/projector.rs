@@ -9,7 +9,9 @@ use std::ptr::{self, NonNull};
 /// (signal hidden states -> decoder conditioning). Borrows its [`Context`].
 pub struct Projector<'c> {
     pub(crate) ptr: NonNull<sys::ngpt_projector>,
-    _ctx: PhantomData<&'c Context>,
+    pub(crate) _ctx: PhantomData<&'c Context>,
+    /// Lent by a pipeline ([`crate::Borrowed`]): freed by its owner, never by Drop.
+    pub(crate) lent: bool,
 }
 
 // SAFETY: one thread at a time per handle (the compute calls take &mut self); handles of one context may
@@ -26,7 +28,7 @@ impl<'c> Projector<'c> {
         p.modalities = if input { sys::NGPT_PROJECTOR_INPUT } else { 0 } | output_bits(outputs)?;
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_projector_create(&mut out, ctx.as_ptr(), path.as_ptr(), &p) })?;
-        Ok(Projector { ptr: NonNull::new(out).expect("ngpt_projector_create returned NULL"), _ctx: PhantomData })
+        Ok(Projector { ptr: NonNull::new(out).expect("ngpt_projector_create returned NULL"), _ctx: PhantomData, lent: false })
     }
 
     /// features [n, input_dim] -> F32 [n, llm_hidden]: one soft token per row.
@@ -111,6 +113,8 @@ impl<'c> Projector<'c> {
 
 impl Drop for Projector<'_> {
     fn drop(&mut self) {
-        unsafe { sys::ngpt_projector_free(self.ptr.as_ptr()) }
+        if !self.lent {
+            unsafe { sys::ngpt_projector_free(self.ptr.as_ptr()) }
+        }
     }
 }

@@ -341,7 +341,8 @@ fn stages_and_pipeline_on_the_tiny_bundle() {
     assert!(pl.is_test_model());
     let mut streamed = String::new();
     let mut on_token = |t: &str| { streamed.push_str(t); true };
-    let params = nextgpt::PipelineTurnParams { force: vec![Modality::Image], steps: 2, seed: 0, max_new_tokens: Some(6) };
+    let params = nextgpt::PipelineTurnParams { force: vec![Modality::Image], steps: 2, seed: 0, max_new_tokens: Some(6),
+                                              ..Default::default() };
     let r = pl.turn("draw it", &[(Modality::Image, cat.as_path())], &params, Some(&mut on_token)).unwrap();
     assert_eq!(streamed, r.text);
     let out = r.outputs.iter().find(|o| o.modality == Modality::Image).unwrap();

@@ -353,7 +353,8 @@ fn sampling_cancel_panic_and_context_full() {
     assert!(none.ids.is_empty());
     err_of(s.generate(&GenerateParams { max_new_tokens: Some(-1), ..Default::default() }, None), INVALID,
            "max_new_tokens -1");
-    err_of(s.generate(&GenerateParams { top_p: Some(0.0), ..hot.clone() }, None), INVALID, "top_p 0 must be > 0");
+    err_of(s.generate(&GenerateParams { top_p: Some(0.0), ..hot.clone() }, None), INVALID, "top_p 0 must be in (0, 1]");
+    err_of(s.generate(&GenerateParams { top_p: Some(1.5), ..hot.clone() }, None), INVALID, "top_p 1.5 must be in (0, 1]");
     err_of(s.generate(&GenerateParams { top_k: Some(-2), ..hot.clone() }, None), INVALID, "top_k -2 must be >= 0");
 
     // reaching n_ctx ends the generation with what it chose: one token per free position + 1
