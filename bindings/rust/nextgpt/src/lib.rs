@@ -16,8 +16,9 @@
 //! per job, on CUDA per call, under the context's device lock); `Tokenizer` and `Backbone` are
 //! also `Sync` (a backbone's sessions may run on several threads).
 //! Borrowed data (timesteps, pixels, samples, tensor contents) is returned as slices tied to the
-//! handle's lifetime. What this crate does not wrap yet is reachable, unsafely, through
-//! [`sys`].
+//! handle's lifetime. Handles the library lends (a pipeline's stages, a backbone's tokenizer)
+//! come as [`Borrowed`]. Every function of the header has a safe wrapper here (a test checks
+//! it); [`sys`] holds the raw declarations for what a wrapper does not expose.
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 mod error;

@@ -91,16 +91,17 @@ impl Scheduler {
     /// One denoising step: `sample` becomes the sample at the previous timestep.
     pub fn step(&mut self, model_output: &[f32], timestep: i64, sample: &mut [f32],
                 variance_noise: Option<&[f32]>) -> Result<()> {
-        self.step_f64(model_output, timestep as f64, sample, variance_noise)
+        let noise = step_noise(model_output, sample, variance_noise)?;
+        check(unsafe {
+            sys::ngpt_scheduler_step(self.ptr.as_ptr(), model_output.as_ptr(), timestep, sample.as_mut_ptr(),
+                                     sample.len(), noise)
+        })
     }
 
     /// [`Scheduler::step`] at a timestep of [`Scheduler::timesteps_f64`] (every kind).
     pub fn step_f64(&mut self, model_output: &[f32], timestep: f64, sample: &mut [f32],
                     variance_noise: Option<&[f32]>) -> Result<()> {
-        if model_output.len() != sample.len() || variance_noise.map_or(false, |v| v.len() != sample.len()) {
-            return Err(Error::invalid("model_output, sample and variance_noise must have the same length"));
-        }
-        let noise = variance_noise.map_or(ptr::null(), |v| v.as_ptr());
+        let noise = step_noise(model_output, sample, variance_noise)?;
         check(unsafe {
             sys::ngpt_scheduler_step_f64(self.ptr.as_ptr(), model_output.as_ptr(), timestep, sample.as_mut_ptr(),
                                          sample.len(), noise)
@@ -115,7 +116,9 @@ impl Scheduler {
     /// The model's input at `timestep`, in place: unchanged, or divided by (sigma^2 + 1)^0.5
     /// for the k-diffusion samplers.
     pub fn scale_model_input(&self, sample: &mut [f32], timestep: i64) -> Result<()> {
-        self.scale_model_input_f64(sample, timestep as f64)
+        check(unsafe {
+            sys::ngpt_scheduler_scale_model_input(self.ptr.as_ptr(), sample.as_mut_ptr(), sample.len(), timestep)
+        })
     }
 
     pub fn scale_model_input_f64(&self, sample: &mut [f32], timestep: f64) -> Result<()> {
@@ -127,20 +130,38 @@ impl Scheduler {
     /// `sqrt(acp[t]) * original + sqrt(1 - acp[t]) * noise` (the k-diffusion samplers:
     /// original + sigma(t) * noise).
     pub fn add_noise(&self, original: &[f32], noise: &[f32], timestep: i64) -> Result<Vec<f32>> {
-        self.add_noise_f64(original, noise, timestep as f64)
+        let mut out = noise_out(original, noise)?;
+        check(unsafe {
+            sys::ngpt_scheduler_add_noise(self.ptr.as_ptr(), out.as_mut_ptr(), original.as_ptr(), noise.as_ptr(),
+                                          out.len(), timestep)
+        })?;
+        Ok(out)
     }
 
     pub fn add_noise_f64(&self, original: &[f32], noise: &[f32], timestep: f64) -> Result<Vec<f32>> {
-        if original.len() != noise.len() {
-            return Err(Error::invalid("original and noise must have the same length"));
-        }
-        let mut out = vec![0f32; original.len()];
+        let mut out = noise_out(original, noise)?;
         check(unsafe {
             sys::ngpt_scheduler_add_noise_f64(self.ptr.as_ptr(), out.as_mut_ptr(), original.as_ptr(), noise.as_ptr(),
                                               out.len(), timestep)
         })?;
         Ok(out)
     }
+}
+
+/// step's noise argument, once the lengths are checked.
+fn step_noise(model_output: &[f32], sample: &[f32], variance_noise: Option<&[f32]>) -> Result<*const f32> {
+    if model_output.len() != sample.len() || variance_noise.map_or(false, |v| v.len() != sample.len()) {
+        return Err(Error::invalid("model_output, sample and variance_noise must have the same length"));
+    }
+    Ok(variance_noise.map_or(ptr::null(), |v| v.as_ptr()))
+}
+
+/// add_noise's output buffer, once the lengths are checked.
+fn noise_out(original: &[f32], noise: &[f32]) -> Result<Vec<f32>> {
+    if original.len() != noise.len() {
+        return Err(Error::invalid("original and noise must have the same length"));
+    }
+    Ok(vec![0f32; original.len()])
 }
 
 impl Drop for Scheduler {
