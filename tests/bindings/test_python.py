@@ -26,6 +26,24 @@ except ImportError:
 
 import nextgpt  # noqa: E402
 
+# Every public function is called by some test (issue 7): each lib.ngpt_* is wrapped to note
+# its name, and a whole run fails at the end if a declared function was never called.
+CALLED = set()
+
+
+def _noted(name, fn):
+    def call(*args):
+        CALLED.add(name)
+        return fn(*args)
+    call.argtypes, call.restype = fn.argtypes, fn.restype
+    return call
+
+
+for _name in nextgpt.capi.FUNCTIONS:
+    if _name not in nextgpt.missing_functions:
+        setattr(nextgpt.lib, _name, _noted(_name, getattr(nextgpt.lib, _name)))
+CALLED.update(nextgpt._result_text)  # called through their own prototypes (NUL-safe text)
+
 SRC = os.environ.get("NGPT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 GOLDEN = os.environ.get("NGPT_GOLDEN_DIR", os.path.join(SRC, "..", "shared", "golden"))
 if not os.path.isdir(GOLDEN):
@@ -883,4 +901,13 @@ class StagesTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    run = unittest.main(verbosity=2, exit=False)
+    ok = run.result.wasSuccessful()
+    if ok and len(sys.argv) == 1:  # the whole suite: every declared function was called
+        never = sorted(set(nextgpt.capi.FUNCTIONS) - CALLED)
+        if never:
+            print("FAIL: %d public functions are never called by these tests: %s" % (len(never), ", ".join(never)))
+            ok = False
+        else:
+            print("all %d public functions called" % len(nextgpt.capi.FUNCTIONS))
+    sys.exit(0 if ok else 1)
