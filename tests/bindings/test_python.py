@@ -6,12 +6,14 @@ NGPT_LIBRARY=<build>/lib/libnextgpt.so. Golden cases: ../shared/golden beside th
 (NGPT_GOLDEN_DIR overrides). Exit 77 (SKIP) without numpy or without the golden folder.
 """
 import array
+import ctypes
 import gc
 import json
 import os
 import struct
 import sys
 import unittest
+import weakref
 
 try:
     import numpy as np
@@ -26,13 +28,31 @@ except ImportError:
 
 import nextgpt  # noqa: E402
 
+# Every public function is called by some test (issue 7): each lib.ngpt_* is wrapped to note
+# its name, and a whole run fails at the end if a declared function was never called.
+CALLED = set()
+
+
+def _noted(name, fn):
+    def call(*args):
+        CALLED.add(name)
+        return fn(*args)
+    call.argtypes, call.restype = fn.argtypes, fn.restype
+    return call
+
+
+for _name in nextgpt.capi.FUNCTIONS:
+    if _name not in nextgpt.missing_functions:
+        setattr(nextgpt.lib, _name, _noted(_name, getattr(nextgpt.lib, _name)))
+CALLED.update(nextgpt._result_text)  # called through their own prototypes (NUL-safe text)
+
 SRC = os.environ.get("NGPT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 GOLDEN = os.environ.get("NGPT_GOLDEN_DIR", os.path.join(SRC, "..", "shared", "golden"))
 if not os.path.isdir(GOLDEN):
     print("SKIP: the golden cases are not at %s (set NGPT_GOLDEN_DIR)" % GOLDEN)
     sys.exit(77)
 TOK = os.path.join(GOLDEN, "models", "tok-a-nextgpt")
-NP = {"F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
+NP = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64, "I32": np.int32, "U8": np.uint8}
 
 
 def safetensors(path):
@@ -114,6 +134,13 @@ class Basics(unittest.TestCase):
         with self.assertRaises(nextgpt.Error) as e:
             nextgpt.Image("/nonexistent/x.png")
         self.assertIn("x.png", e.exception.message)
+
+    def test_clear_error(self):
+        with self.assertRaises(nextgpt.Error) as e:
+            nextgpt.Image("/nonexistent/y.png")
+        self.assertEqual(nextgpt.lib.ngpt_last_error().decode(), e.exception.message)
+        nextgpt.clear_error()
+        self.assertEqual(nextgpt.lib.ngpt_last_error(), b"")
 
     def test_tensor_create_raw(self):
         # the generated layer, without the wrapper: an out-pointer struct and a fixed array
@@ -234,6 +261,55 @@ class SchedulerTest(unittest.TestCase):
 
     def test_ddim_golden_tensor(self):  # a library Tensor (a UNet's output) is stepped in place
         self.run_case(lambda a: nextgpt.Tensor.from_buffer(a, nextgpt.Dtype.F32))
+
+    def test_int64_calls_match_f64(self):
+        """The C API's integer-timestep calls (ngpt_scheduler_step, _scale_model_input, _add_noise),
+        which this layer reaches only through nextgpt.lib, against the _f64 ones and the golden case."""
+        lib, C = nextgpt.lib, nextgpt.capi
+        fp = lambda a: a.ctypes.data_as(ctypes.POINTER(ctypes.c_float))  # noqa: E731
+        d, c = case("vision", "scheduler.ddim", "sd15_n6")
+        p = dict(c["params"])
+        steps, eta = p.pop("num_inference_steps"), p.pop("eta")
+        p["_class_name"] = "DDIMScheduler"
+        inp = safetensors(os.path.join(d, "inputs.safetensors"))
+        exp = safetensors(os.path.join(d, "expected.safetensors"))
+        a, b = (nextgpt.Scheduler(json_text=json.dumps(p), eta=eta) for _ in range(2))
+        for s in (a, b):
+            s.set_timesteps(steps)
+        x64, xi = inp["sample0"].copy(), inp["sample0"].copy()
+        n = xi.size
+        for k, t in enumerate(a.timesteps):
+            x64 = a.scale_model_input(x64, t)
+            self.assertEqual(lib.ngpt_scheduler_scale_model_input(b._h(), fp(xi), n, t), C.NGPT_OK)
+            x64 = a.step(inp["model_outputs"][k], t, x64)
+            mo = np.ascontiguousarray(inp["model_outputs"][k])
+            self.assertEqual(lib.ngpt_scheduler_step(b._h(), fp(mo), t, fp(xi), n, None), C.NGPT_OK)
+            np.testing.assert_array_equal(xi, x64)
+            np.testing.assert_allclose(xi, exp["samples"][k], atol=c["atol"], rtol=c["rtol"])
+        orig, noise = np.ones(n, np.float32), np.full(n, 0.5, np.float32)
+        out = np.zeros(n, np.float32)
+        self.assertEqual(lib.ngpt_scheduler_add_noise(b._h(), fp(out), fp(orig), fp(noise), n, 500), C.NGPT_OK)
+        np.testing.assert_array_equal(out, a.add_noise(orig, noise, 500))
+        self.assertEqual(lib.ngpt_scheduler_add_noise(b._h(), fp(out), fp(orig), fp(noise), n, 10 ** 6),
+                         C.NGPT_ERR_INVALID_ARGUMENT)  # 0 <= t < num_train_timesteps
+        self.assertIn("ngpt_scheduler_add_noise", lib.ngpt_last_error().decode())
+        # Euler: an integral timestep (the first, 999) is served by the int64 calls as by the _f64
+        # ones; a fractional one cannot be named by them (its truncation is not in the schedule)
+        with nextgpt.Scheduler(json_text=json.dumps(p), kind=nextgpt.SchedulerKind.EULER) as e:
+            e.set_timesteps(6)
+            ts = e.timesteps
+            self.assertEqual(ts[0], 999.0)
+            self.assertNotEqual(ts[1], int(ts[1]))
+            want = e.scale_model_input(orig.copy(), ts[0])
+            got = orig.copy()
+            self.assertEqual(lib.ngpt_scheduler_scale_model_input(e._h(), fp(got), n, 999), C.NGPT_OK)
+            np.testing.assert_array_equal(got, want)
+            self.assertNotEqual(got[0], orig[0])  # divided by (sigma^2 + 1)^0.5
+            self.assertEqual(lib.ngpt_scheduler_scale_model_input(e._h(), fp(got), n, int(ts[1])),
+                             C.NGPT_ERR_INVALID_ARGUMENT)
+            self.assertIn("timestep", lib.ngpt_last_error().decode())
+        a.close()
+        b.close()
 
     def test_from_file_add_noise_and_errors(self):
         cfg = os.path.join(GOLDEN, "models", "sd-a", "scheduler", "scheduler_config.json")
@@ -369,6 +445,137 @@ class MediaTest(unittest.TestCase):
         with self.assertRaises(nextgpt.Error) as e:
             nextgpt.video_preprocess(b"\0" * 64, name="junk.mp4")
         self.assertIn("junk.mp4", e.exception.message)
+        with self.assertRaises(nextgpt.Error) as e:
+            nextgpt.video_preprocess("/nonexistent/clip.mp4")
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_NOT_FOUND)
+        self.assertIn("clip.mp4", e.exception.message)
+
+    def test_audio_from_bytes_golden(self):
+        """Audio.from_bytes gives the file's samples, and so the golden fbank."""
+        d, c = case("vision", "audio.fbank", "stereo44k_4s")
+        want = safetensors(os.path.join(d, "expected.safetensors"))["fbank"]
+        path = os.path.join(d, c["params"]["file"])
+        with open(path, "rb") as f:
+            a = nextgpt.Audio.from_bytes(f.read(), name="stereo.wav")
+        with nextgpt.Audio(path) as b:
+            self.assertEqual((a.sample_rate, a.channels, a.frames), (b.sample_rate, b.channels, b.frames))
+            np.testing.assert_array_equal(a.samples(), b.samples())
+        self.assertEqual((a.sample_rate, a.channels), (44100, 2))
+        np.testing.assert_allclose(a.preprocess().numpy(), want, atol=c["atol"], rtol=c["rtol"])
+        with self.assertRaises(nextgpt.Error) as e:
+            nextgpt.Audio.from_bytes(b"RIFF but not really", name="junk.wav")
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_BAD_FORMAT)
+        self.assertIn("junk.wav", e.exception.message)
+
+    def test_audio_encode_and_save(self):
+        import tempfile
+        AF = nextgpt.AudioFormat
+        t = np.arange(1600, dtype=np.float32) / 16000
+        pcm = np.stack([np.sin(2 * np.pi * 440 * t), 0.5 * np.cos(2 * np.pi * 220 * t)], 1).astype(np.float32)
+        a = nextgpt.Audio.from_pcm(pcm, channels=2, sample_rate=16000)
+        wav = a.encode()
+        self.assertEqual((wav[:4], wav[8:12]), (b"RIFF", b"WAVE"))
+        self.assertEqual(a.encode(AF.WAV16), wav)
+        back = nextgpt.Audio.from_bytes(wav)
+        self.assertEqual((back.frames, back.channels, back.sample_rate), (1600, 2, 16000))
+        np.testing.assert_allclose(back.samples(), pcm, atol=1.0 / 32768)  # 16-bit PCM
+        exact = nextgpt.Audio.from_bytes(a.encode("wav_float")).samples()
+        np.testing.assert_array_equal(exact, pcm)  # float WAV is lossless
+        flac = a.encode("flac")
+        self.assertEqual(flac[:4], b"fLaC")
+        np.testing.assert_allclose(nextgpt.Audio.from_bytes(flac).samples(), pcm, atol=1.0 / 32768)
+        ogg = a.encode("ogg")
+        self.assertEqual(ogg[:4], b"OggS")
+        self.assertEqual(nextgpt.Audio.from_bytes(ogg).channels, 2)
+        with tempfile.TemporaryDirectory() as tmp:
+            a.save(os.path.join(tmp, "x.wav"))  # the format from the extension
+            with open(os.path.join(tmp, "x.wav"), "rb") as f:
+                self.assertEqual(f.read(), wav)
+            a.save(os.path.join(tmp, "y.bin"), format="wav_float")
+            with nextgpt.Audio(os.path.join(tmp, "y.bin")) as y:
+                np.testing.assert_array_equal(y.samples(), pcm)
+            with self.assertRaises(nextgpt.Error) as e:  # AUTO cannot tell the format of ".xyz"
+                a.save(os.path.join(tmp, "z.xyz"))
+            self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+            with self.assertRaises(nextgpt.Error) as e:
+                a.save(os.path.join(tmp, "no", "such", "dir.wav"))
+            self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_IO)
+        with self.assertRaises(ValueError):
+            a.encode("mp3")
+        with self.assertRaises(nextgpt.Error) as e:
+            a.encode(99)
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+
+    def test_video_preprocess_golden(self):
+        d, c = case("vision", "video.preprocess", "mandelbrot_h264_24fps_4_5s")
+        want = safetensors(os.path.join(d, "expected.safetensors"))["pixels"].astype(np.float32)
+        path = os.path.join(d, c["params"]["file"])
+        t = nextgpt.video_preprocess(path, clip_rule=nextgpt.ClipRule.PYTORCHVIDEO_0_1_5)
+        self.assertEqual((t.dtype, t.shape), (nextgpt.Dtype.F32, (15, 3, 2, 224, 224)))
+        np.testing.assert_allclose(t.numpy(), want, atol=c["atol"], rtol=c["rtol"])
+        with open(path, "rb") as f:  # the same from memory
+            np.testing.assert_array_equal(nextgpt.video_preprocess(f.read(), name="m.mp4").numpy(), t.numpy())
+        other = nextgpt.video_preprocess(path, clip_rule=nextgpt.ClipRule.PYTORCHVIDEO_FIXED).numpy()
+        self.assertGreater(np.abs(other - want).max(), c["atol"])  # the other clip rule reads other frames
+
+    def test_video_postprocess_golden(self):
+        for name in ("b1_f3_16x16", "b2_f2_8x12"):
+            d, c = case("video", "video.postprocess", name)
+            x = safetensors(os.path.join(d, "inputs.safetensors"))["video"]
+            want = safetensors(os.path.join(d, "expected.safetensors"))["frames_u8"]
+            for v in (x, nextgpt.Tensor.from_buffer(x, nextgpt.Dtype.F32)):
+                u8 = nextgpt.video_postprocess(v)
+                self.assertEqual(u8.dtype, nextgpt.Dtype.U8)
+                np.testing.assert_array_equal(u8.numpy(), want, name)
+        with self.assertRaises(nextgpt.Error) as e:  # not [B, 3, F, H, W]
+            nextgpt.video_postprocess(np.zeros((3, 2, 4, 4), np.float32))
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_SHAPE_MISMATCH)
+
+    def test_video_encode_and_save(self):
+        import tempfile
+        VF, C = nextgpt.VideoFormat, nextgpt.capi
+        codecs = {VF.MP4: ("libx264", "mpeg4"), VF.WEBM: ("libvpx-vp9", "libvpx")}
+        self.assertEqual(nextgpt.video_codec(), nextgpt.video_codec(VF.MP4))
+        self.assertEqual(nextgpt.video_codec(VF.AUTO), nextgpt.video_codec("mp4"))  # AUTO means MP4
+        self.assertIsNone(nextgpt.video_codec(17))
+        with self.assertRaises(ValueError):
+            nextgpt.video_codec("avi")
+        rng = np.random.default_rng(2)
+        frames = (rng.random((3, 16, 24, 3)) * 255).astype(np.uint8)
+        frames[:, :8] = 40  # some flat area
+        magic = {VF.MP4: lambda b: b[4:8] == b"ftyp", VF.WEBM: lambda b: b[:4] == b"\x1a\x45\xdf\xa3"}
+        for fmt in (VF.MP4, VF.WEBM):
+            codec = nextgpt.video_codec(fmt)
+            if codec is None:  # this FFmpeg has no encoder for it: the call says so
+                with self.assertRaises(nextgpt.Error) as e:
+                    nextgpt.video_encode(frames, 8.0, fmt)
+                self.assertEqual(e.exception.status, C.NGPT_ERR_UNSUPPORTED)
+                continue
+            self.assertIn(codec, codecs[fmt])
+            data = nextgpt.video_encode(frames, 8.0, fmt)
+            self.assertTrue(magic[fmt](data), (fmt, data[:16]))
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "clip." + fmt.name.lower())
+                nextgpt.video_save(nextgpt.Tensor.from_buffer(frames, nextgpt.Dtype.U8), path, fps=8)
+                with open(path, "rb") as f:
+                    self.assertTrue(magic[fmt](f.read()))
+                # ImageBind's transform reads it back
+                self.assertEqual(nextgpt.video_preprocess(path).shape, (15, 3, 2, 224, 224))
+                with self.assertRaises(nextgpt.Error) as e:  # AUTO cannot tell ".avi"
+                    nextgpt.video_save(frames, os.path.join(tmp, "clip.avi"))
+                self.assertEqual(e.exception.status, C.NGPT_ERR_INVALID_ARGUMENT)
+        if nextgpt.video_codec() is None:
+            return
+        for bad, status in (((frames, 0.0), C.NGPT_ERR_INVALID_ARGUMENT),            # fps out of range
+                            ((frames, 1001.0), C.NGPT_ERR_INVALID_ARGUMENT),
+                            ((frames[:, :15], 8.0), C.NGPT_ERR_UNSUPPORTED),          # odd height
+                            ((frames[:0], 8.0), C.NGPT_ERR_INVALID_ARGUMENT),         # no frames
+                            ((frames.astype(np.float32), 8.0), C.NGPT_ERR_DTYPE_MISMATCH),
+                            ((frames[0], 8.0), C.NGPT_ERR_SHAPE_MISMATCH)):
+            with self.assertRaises(nextgpt.Error) as e:
+                nextgpt.video_encode(np.ascontiguousarray(bad[0]), bad[1])
+            self.assertEqual(e.exception.status, status, (bad[0].shape, bad[1]))
+            self.assertTrue(e.exception.message)
 
 
 class ExampleTest(unittest.TestCase):
@@ -460,6 +667,377 @@ class DecoderTest(unittest.TestCase):
         mask = [int(i < ids.index(2) + 1) for i in range(len(ids))]
         b = dec.encode_text_masked(np.array([ids], np.int64), np.array([mask], np.int64)).numpy()
         np.testing.assert_array_equal(a, b)
+        ctx.close()
+
+
+class EncoderTest(unittest.TestCase):
+    """ImageBind on the golden model imagebind-a: pixels, fbank clips and a video file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ctx = nextgpt.Context(device="cpu")
+        cls.enc = nextgpt.Encoder(cls.ctx, os.path.join(GOLDEN, "models", "imagebind-a"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ctx.close()
+
+    def test_encode_pixels_golden(self):
+        for name in ("image_b1", "random_b2", "uniform_b1"):
+            d, c = case("vision", "imagebind.vision", name)
+            x = safetensors(os.path.join(d, "inputs.safetensors"))["pixels"]
+            want = safetensors(os.path.join(d, "expected.safetensors"))["embedding"]
+            got = self.enc.encode_pixels(x)
+            self.assertEqual(got.shape, want.shape)
+            np.testing.assert_allclose(got.numpy(), want, atol=c["atol"], rtol=c["rtol"], err_msg=name)
+        # videos of clips ([N, S, 3, T, 224, 224], F16 input converted): our cases in tests/golden
+        d = os.path.join(SRC, "tests", "golden", "vision", "imagebind.video", "clips2_t2_b1")
+        with open(os.path.join(d, "case.json")) as f:
+            c = json.load(f)
+        x = safetensors(os.path.join(d, "inputs.safetensors"))["pixels"]
+        want = safetensors(os.path.join(d, "expected.safetensors"))["embedding"]
+        np.testing.assert_allclose(self.enc.encode_pixels(x).numpy(), want, atol=c["atol"], rtol=c["rtol"])
+        with self.assertRaises(nextgpt.Error) as e:
+            self.enc.encode_pixels(np.zeros((1, 3, 200, 224), np.float32))
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_SHAPE_MISMATCH)
+        self.assertIn("224", e.exception.message)
+
+    def test_encode_fbank_golden(self):
+        for name in ("random_b1", "random_b2", "wav_b1"):
+            d, c = case("vision", "imagebind.audio", name)
+            x = safetensors(os.path.join(d, "inputs.safetensors"))["fbank"]
+            want = safetensors(os.path.join(d, "expected.safetensors"))["embedding"]
+            np.testing.assert_allclose(self.enc.encode_fbank(x).numpy(), want, atol=c["atol"], rtol=c["rtol"],
+                                       err_msg=name)
+            one = self.enc.encode_fbank(nextgpt.Tensor.from_buffer(x[0], nextgpt.Dtype.F32))  # [S, 1, 128, 204]
+            self.assertEqual(one.shape, (1, want.shape[1]))
+            np.testing.assert_allclose(one.numpy()[0], want[0], atol=c["atol"], rtol=c["rtol"])
+        # from a file: Audio.preprocess + encode_fbank is encode_audio
+        d, c = case("vision", "audio.fbank", "mono16k_3s")
+        with nextgpt.Audio(os.path.join(d, "input.wav")) as a:
+            np.testing.assert_array_equal(self.enc.encode_fbank(a.preprocess()).numpy(), self.enc.encode_audio(a).numpy())
+        with self.assertRaises(nextgpt.Error) as e:
+            self.enc.encode_fbank(np.zeros((3, 1, 128, 100), np.float32))
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_SHAPE_MISMATCH)
+        vision_only = nextgpt.Encoder(self.ctx, os.path.join(GOLDEN, "models", "imagebind-a"), modalities="image")
+        with self.assertRaises(nextgpt.Error) as e:
+            vision_only.encode_fbank(np.zeros((3, 1, 128, 204), np.float32))
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_UNSUPPORTED)
+        vision_only.close()
+
+    def test_encode_video_file(self):
+        d, c = case("vision", "video.preprocess", "mandelbrot_h264_24fps_4_5s")
+        path = os.path.join(d, c["params"]["file"])
+        got = self.enc.encode_video_file(path)
+        self.assertEqual(got.shape, (1, self.enc.embed_dim))
+        clips = nextgpt.video_preprocess(path).numpy()  # the same as video_preprocess + the vision branch
+        np.testing.assert_allclose(got.numpy(), self.enc.encode_pixels(clips[None]).numpy(), atol=1e-6, rtol=1e-5)
+        with self.assertRaises(nextgpt.Error) as e:
+            self.enc.encode_video_file(os.path.join(d, "missing.mp4"))
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_NOT_FOUND)
+        self.assertIn("missing.mp4", e.exception.message)
+
+
+class ProjectorTest(unittest.TestCase):
+    def test_input_and_input_sum_golden(self):
+        ctx = nextgpt.Context(device="cpu")
+        for name in ("projector-b_n3", "delta_n2_pt"):
+            d = os.path.join(SRC, "tests", "golden", "vision", "projector.input", name)
+            with open(os.path.join(d, "case.json")) as f:
+                c = json.load(f)
+            pj = nextgpt.Projector(ctx, os.path.normpath(os.path.join(d, c["model"])), input=True)
+            x = safetensors(os.path.join(d, "inputs.safetensors"))["feature"]
+            want = safetensors(os.path.join(d, "expected.safetensors"))["embeds"]
+            np.testing.assert_allclose(pj.input(x).numpy(), want, atol=c["atol"], rtol=c["rtol"])
+            # each item projected (its bias included), then summed: not llama_proj(sum of items)
+            total = pj.input_sum(x).numpy()
+            self.assertEqual(total.shape, (1, pj.llm_hidden_size))
+            np.testing.assert_allclose(total[0], want.sum(0), atol=1e-5 * len(x), rtol=1e-5)
+            self.assertGreater(np.abs(total[0] - pj.input(x.sum(0, keepdims=True)).numpy()[0]).max(), 1e-3)
+            with self.assertRaises(nextgpt.Error) as e:
+                pj.input_sum(np.zeros((2, pj.input_dim + 1), np.float32))
+            self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_SHAPE_MISMATCH)
+            pj.close()
+        ctx.close()
+
+    @unittest.skipUnless(os.path.isdir(os.environ.get("NGPT_TINY_BUNDLE", "")), "the tiny bundle is not built")
+    def test_output_projector_facts(self):
+        """output_dim, d_model, nhead (and the token counts) as the tiny bundle's config.json states them."""
+        M = nextgpt.Modality
+        tiny = os.environ["NGPT_TINY_BUNDLE"]
+        with open(os.path.join(tiny, "projectors", "config.json")) as f:
+            cfg = json.load(f)["output_projectors"]
+        ctx = nextgpt.Context(device="cpu")
+        pj = nextgpt.Projector(ctx, os.path.join(tiny, "projectors"), outputs=[M.IMAGE, M.AUDIO])
+        for m in (M.IMAGE, M.AUDIO):
+            c = cfg[m.name.lower()]
+            self.assertEqual((pj.output_dim(m), pj.d_model(m), pj.nhead(m), pj.num_input_tokens(m),
+                              pj.num_output_tokens(m)),
+                             (c["out_dim"], c["d_model"], c["nhead"], c["num_input_tokens"], c["num_output_tokens"]))
+        for m in (M.VIDEO, M.TEXT):  # not loaded / no output projector: 0
+            self.assertEqual((pj.output_dim(m), pj.d_model(m), pj.nhead(m)), (0, 0, 0))
+        ctx.close()
+
+
+class BackboneTest(unittest.TestCase):
+    """The low-level language-model API (eval, logits, hidden, generate, embed_tokens, the lent
+    tokenizer) against the llm golden cases of llama-a (F32) and nextgpt-a (F16, the 38 tokens)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ctx = nextgpt.Context(device="cpu")
+        cls.bbs = {m: nextgpt.Backbone(cls.ctx, os.path.join(GOLDEN, "models", m)) for m in ("llama-a", "nextgpt-a")}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ctx.close()
+
+    def cases(self, stage):
+        root = os.path.join(GOLDEN, "llm", stage)
+        for name in sorted(os.listdir(root)):
+            d, c = case("llm", stage, name)
+            yield (name, c, self.bbs[os.path.basename(c["model"])], safetensors(os.path.join(d, "inputs.safetensors")),
+                   safetensors(os.path.join(d, "expected.safetensors")))
+
+    def test_facts(self):
+        for m, bb in self.bbs.items():
+            with open(os.path.join(GOLDEN, "models", m, "config.json")) as f:
+                cfg = json.load(f)
+            self.assertEqual((bb.n_vocab, bb.n_embd, bb.n_layer, bb.n_ctx),
+                             (cfg["vocab_size"], cfg["hidden_size"], cfg["num_hidden_layers"],
+                              cfg["max_position_embeddings"]), m)
+
+    def test_logits_golden(self):
+        A = nextgpt.OutputMode
+        for name, c, bb, inp, exp in self.cases("llama.logits"):
+            s = bb.session(n_ctx=256)
+            self.assertIsNone(s.logits())  # before any eval
+            ids = inp["ids"].tolist()
+            s.eval(ids, output=A.ALL)
+            self.assertEqual(s.n_past, len(ids))
+            lg, hd = s.logits(), s.hidden()
+            self.assertEqual((lg.shape, hd.shape), (exp["logits"].shape, exp["hidden"].shape))
+            np.testing.assert_allclose(lg.numpy(), exp["logits"], atol=c["atol"], rtol=c["rtol"], err_msg=name)
+            np.testing.assert_allclose(hd.numpy(), exp["hidden"], atol=c["atol"], rtol=c["rtol"], err_msg=name)
+            # the same prompt in two evals, the first NONE (no outputs), the second LAST (the last row)
+            s.reset()
+            self.assertEqual(s.n_past, 0)
+            if len(ids) > 1:
+                s.eval(ids[:-1], output=A.NONE)
+                self.assertIsNone(s.logits())
+                self.assertIsNone(s.hidden())
+            s.eval(ids[-1:])
+            np.testing.assert_allclose(s.logits().numpy(), exp["logits"][-1:], atol=c["atol"], rtol=c["rtol"])
+            np.testing.assert_allclose(s.hidden().numpy(), exp["hidden"][-1:], atol=c["atol"], rtol=c["rtol"])
+            s.close()
+
+    def test_logits_embeds_golden(self):
+        for name, c, bb, inp, exp in self.cases("llama.logits_embeds"):
+            s = bb.session(n_ctx=64)
+            for rows in (inp["embeds"], nextgpt.Tensor.from_buffer(inp["embeds"], nextgpt.Dtype.F32)):
+                s.reset()
+                s.eval(embeds=rows, output=nextgpt.OutputMode.ALL)
+                np.testing.assert_allclose(s.logits().numpy(), exp["logits"], atol=c["atol"], rtol=c["rtol"],
+                                           err_msg=name)
+                np.testing.assert_allclose(s.hidden().numpy(), exp["hidden"], atol=c["atol"], rtol=c["rtol"])
+            s.close()
+
+    def test_embed_tokens_and_mixed_batch(self):
+        for m, bb in self.bbs.items():
+            table = safetensors(os.path.join(GOLDEN, "models", m, "model.safetensors"))["model.embed_tokens.weight"]
+            ids = [1, 5, 3, bb.n_vocab - 1, 0, 17]
+            rows = bb.embed_tokens(ids)
+            self.assertEqual((rows.dtype, rows.shape), (nextgpt.Dtype.F32, (len(ids), bb.n_embd)))
+            np.testing.assert_array_equal(rows.numpy(), table[ids].astype(np.float32))  # F16 widened exactly
+            self.assertEqual(bb.embed_tokens([]).shape, (0, bb.n_embd))
+            with self.assertRaises(nextgpt.Error) as e:
+                bb.embed_tokens([3, bb.n_vocab])
+            self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+            self.assertIn("position 1", e.exception.message)
+            # a batch of ids and embedding rows (is_embed) computes what the ids alone do
+            a, b = bb.session(n_ctx=32), bb.session(n_ctx=32)
+            a.eval(ids, output=nextgpt.OutputMode.ALL)
+            mask = [i % 2 == 1 for i in range(len(ids))]
+            junk = [i if not k else 2 for i, k in zip(ids, mask)]  # ids under embedding rows are not read
+            b.eval(ids=junk, embeds=rows, is_embed=mask, output=nextgpt.OutputMode.ALL)
+            np.testing.assert_allclose(b.logits().numpy(), a.logits().numpy(), atol=1e-5, rtol=1e-5)
+            b.reset()
+            with self.assertRaises(nextgpt.Error) as e:  # both without is_embed
+                b.eval(ids=ids, embeds=rows)
+            self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+            self.assertEqual(b.n_past, 0)
+
+    def test_eval_errors_truncate_reset(self):
+        bb = self.bbs["llama-a"]
+        s = bb.session(n_ctx=16)
+        ids = [1, 20, 30, 40, 50, 60, 70, 80]
+        s.eval(ids, output=nextgpt.OutputMode.ALL)
+        full = s.logits().numpy()
+        s.truncate(3)  # keep the first 3 positions; the outputs are gone
+        self.assertEqual(s.n_past, 3)
+        self.assertIsNone(s.logits())
+        s.eval(ids[3:], output=nextgpt.OutputMode.ALL)  # re-run the rest on the kept cache
+        np.testing.assert_allclose(s.logits().numpy(), full[3:], atol=1e-5, rtol=1e-5)
+        with self.assertRaises(nextgpt.Error) as e:
+            s.truncate(s.n_past + 1)
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+        self.assertIn("outside", e.exception.message)
+        with self.assertRaises(ValueError):
+            s.truncate(2 ** 31)
+        n = s.n_past
+        for bad in (dict(ids=[1, bb.n_vocab]),            # an id out of range
+                    dict(ids=list(range(1, 10)))):          # past n_ctx 16
+            with self.assertRaises(nextgpt.Error) as e:
+                s.eval(**bad)
+            self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+            self.assertEqual(s.n_past, n)  # validated before the cache is touched
+        with self.assertRaises(nextgpt.Error) as e:
+            s.eval([])
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+        # what the C batch cannot check (it carries no lengths) is checked here
+        with self.assertRaises(ValueError):
+            s.eval()
+        with self.assertRaises(ValueError):
+            s.eval(embeds=np.zeros((2, bb.n_embd + 1), np.float32))
+        with self.assertRaises(ValueError):
+            s.eval(ids=[1, 2], embeds=np.zeros((3, bb.n_embd), np.float32), is_embed=[0, 1, 1])
+        with self.assertRaises(ValueError):
+            s.eval(ids=[1, 2], embeds=np.zeros((2, bb.n_embd), np.float32), is_embed=[0])
+        s.reset()
+        self.assertEqual((s.n_past, s.logits()), (0, None))
+        with self.assertRaises(nextgpt.Error) as e:  # nothing to start from
+            s.generate_greedy()
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+        self.assertIn("no logits", e.exception.message)
+
+    def test_generate_greedy_golden(self):
+        for name, c, bb, inp, exp in self.cases("llama.generate_greedy"):
+            p = c["params"]
+            s = bb.session(n_ctx=64)
+            prompt = dict(ids=inp["ids"].tolist()) if "ids" in inp else dict(embeds=inp["embeds"])
+            s.eval(**prompt)
+            n0 = s.n_past
+            seen = []
+            g = s.generate_greedy(p["max_new_tokens"], p["stop_ids"], on_token=seen.append, hidden=True)
+            want = exp["ids"].tolist()
+            self.assertEqual((g.ids, seen, g.error, g.cancelled), (want, want, None, False), name)
+            np.testing.assert_allclose(g.hidden, exp["hidden"], atol=c["atol"], rtol=c["rtol"], err_msg=name)
+            self.assertEqual(s.n_past, n0 + len(want) - 1)  # the last (a stop id, or the last allowed) not fed back
+            # generate with temperature 0 is the same greedy decoding; without hidden rows
+            s.truncate(n0 - 1)
+            s.eval(**{k: v[-1:] for k, v in prompt.items()})
+            g2 = s.generate(p["max_new_tokens"], p["stop_ids"], temperature=0.0)
+            self.assertEqual((g2.ids, g2.hidden), (want, None), name)
+            s.close()
+
+    def test_generate_sampled_and_callbacks(self):
+        bb = self.bbs["nextgpt-a"]
+        s = bb.session(n_ctx=64)
+        prompt = [1, 100, 200, 300, 400]
+
+        def run(**kw):
+            s.reset()
+            s.eval(prompt)
+            return s.generate(max_new_tokens=12, **kw)
+        a = run(temperature=1.0, top_p=1.0, seed=11)
+        self.assertEqual(len(a.ids), 12)
+        self.assertEqual(run(temperature=1.0, top_p=1.0, seed=11).ids, a.ids)  # reproducible for a seed
+        self.assertNotEqual([run(temperature=1.0, top_p=1.0, seed=k).ids for k in range(12, 16)], [a.ids] * 4)
+        greedy = run(temperature=0.0).ids
+        self.assertEqual(run(temperature=1.0, top_k=1, seed=3).ids, greedy)  # top_k 1 is the argmax
+        # on_token returning False stops after that token: partial ids, error CANCELLED
+        seen = []
+
+        def third_stops(t):
+            seen.append(t)
+            return len(seen) < 3
+        c = run(on_token=third_stops, temperature=0.0)
+        self.assertEqual(seen, greedy[:3])
+        self.assertTrue(c.cancelled)
+        self.assertEqual(c.error.status, nextgpt.capi.NGPT_ERR_CANCELLED)
+        self.assertEqual(c.ids, greedy[:3])
+        self.assertEqual(s.n_past, len(prompt) + 2)  # the cancelling token is not fed back
+        with self.assertRaises(ZeroDivisionError):  # an exception in on_token comes out of the call
+            run(on_token=lambda t: 1 / 0)
+        with self.assertRaises(RuntimeError):  # the session cannot be closed by its own callback
+            run(on_token=lambda t: s.close())
+        self.assertFalse(s.closed)
+        # the context filling up ends it early, with the tokens so far
+        short = bb.session(n_ctx=len(prompt) + 3)
+        short.eval(prompt)
+        f = short.generate_greedy(10, hidden=True)
+        self.assertEqual(f.error.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+        self.assertFalse(f.cancelled)
+        self.assertEqual(f.ids, greedy[:len(f.ids)])
+        self.assertEqual(f.hidden.shape, (len(f.ids), bb.n_embd))
+        self.assertEqual(short.n_past, len(prompt) + 3)
+        with self.assertRaises(ValueError):
+            s.generate(max_new_tokens=2 ** 31)
+        with self.assertRaises(nextgpt.Error) as e:  # a sampling field out of range
+            run(temperature=1.0, top_p=1.5)
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+
+    def test_lent_tokenizer(self):
+        """Backbone.tokenizer: the backbone's own, lent: the same object while referenced, never
+        freed by Python, closed with the backbone (which it keeps alive)."""
+        lib = nextgpt.lib
+        bb = nextgpt.Backbone(self.ctx, os.path.join(GOLDEN, "models", "nextgpt-a"))
+        tok = bb.tokenizer
+        self.assertIs(bb.tokenizer, tok)
+        with nextgpt.Tokenizer(os.path.join(GOLDEN, "models", "nextgpt-a")) as own:
+            text = "hello [IMG0] world"
+            self.assertEqual(tok.encode(text), own.encode(text))
+            self.assertEqual((tok.vocab_size, tok.piece_to_id("[IMG0]")), (own.vocab_size, own.piece_to_id("[IMG0]")))
+        want = tok.encode("hi there")
+        freed = []
+        real = {n: getattr(lib, n) for n in ("ngpt_tokenizer_free", "ngpt_backbone_free")}
+        for n, f in real.items():
+            setattr(lib, n, lambda p, n=n, f=f: (freed.append(n), f(p)))
+        try:
+            tok.close()  # only forgets it
+            self.assertTrue(tok.closed)
+            self.assertEqual(bb.tokenizer.bos_id, 1)  # a new lent handle
+            tok = bb.tokenizer
+            owner = weakref.ref(bb)
+            del bb
+            gc.collect()
+            self.assertIsNotNone(owner())  # the tokenizer keeps the backbone alive
+            self.assertEqual(tok.encode("hi there"), want)
+            self.assertEqual(freed, [])
+            owner().close()  # the backbone closes: its tokenizer with it, freed by the library
+            self.assertTrue(tok.closed)
+            with self.assertRaises(ValueError):
+                tok.encode("hi")
+        finally:
+            for n, f in real.items():
+                setattr(lib, n, f)
+        self.assertEqual(freed, ["ngpt_backbone_free"])
+        bare = nextgpt.Backbone(self.ctx, os.path.join(GOLDEN, "models", "llama-a"))
+        self.assertIsNotNone(bare.tokenizer)
+        bare.close()
+
+
+class DecoderVaeEncodeTest(unittest.TestCase):
+    def test_vae_encode_golden(self):
+        ctx = nextgpt.Context(device="cpu")
+        dec = nextgpt.Decoder(ctx, os.path.join(GOLDEN, "models", "sd-a"))
+        for name in ("sd_b1_32x32", "sd_b2_24x40"):
+            d = os.path.join(SRC, "tests", "golden", "vision", "vae.encode", name)
+            with open(os.path.join(d, "case.json")) as f:
+                c = json.load(f)
+            x = safetensors(os.path.join(d, "inputs.safetensors"))["image"]
+            exp = safetensors(os.path.join(d, "expected.safetensors"))
+            mean, logvar = dec.vae_encode(x, logvar=True)
+            np.testing.assert_allclose(mean.numpy(), exp["mean"], atol=c["atol"], rtol=c["rtol"], err_msg=name)
+            np.testing.assert_allclose(logvar.numpy(), exp["logvar"], atol=c["atol"], rtol=c["rtol"], err_msg=name)
+            only = dec.vae_encode(nextgpt.Tensor.from_buffer(x, nextgpt.Dtype.F32))
+            np.testing.assert_array_equal(only.numpy(), mean.numpy())  # logvar optional, deterministic
+        # decode(mean * scaling / scaling): back to the image's size
+        self.assertEqual(dec.vae_decode(mean.numpy()).shape, (2, 3, 24, 40))
+        with self.assertRaises(nextgpt.Error) as e:
+            dec.vae_encode(np.zeros((1, 3, 30, 32), np.float32))
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_SHAPE_MISMATCH)
+        self.assertIn("multiples of 8", e.exception.message)
         ctx.close()
 
 
@@ -569,6 +1147,14 @@ class EdgesTest(unittest.TestCase):
             dec.generate(cond, steps=2, on_step=lambda i, n: dec.generate(cond, steps=1))
         self.assertEqual(dec.generate(cond, steps=1).shape, (1, 64, 64, 3))
         img.close()
+
+
+def own_greedy(ctx, prompt, n):
+    """Greedy ids of the tiny bundle's language model loaded on its own."""
+    with nextgpt.Backbone(ctx, os.path.join(TINY, "llm")) as bb:
+        s = bb.session(n_ctx=32)
+        s.eval(prompt)
+        return s.generate_greedy(n).ids
 
 
 class StagesTest(unittest.TestCase):
@@ -785,6 +1371,23 @@ class StagesTest(unittest.TestCase):
             finally:
                 nextgpt._np = saved
         self.assertEqual(runs[0], runs[1])
+        # the low-level calls too: embedding rows as array('f'), hidden rows back as array('f')
+        gens = []
+        for numpy_on in (True, False):
+            saved = nextgpt._np
+            if not numpy_on:
+                nextgpt._np = None
+            try:
+                rows = bb.embed_tokens([1, 7, 9])
+                s = bb.session(n_ctx=32)
+                s.eval(embeds=rows.numpy() if numpy_on else array.array("f", rows.tobytes()))
+                g = s.generate_greedy(3, hidden=True)
+                self.assertIsInstance(g.hidden, np.ndarray if numpy_on else array.array)
+                gens.append((g.ids, np.asarray(g.hidden, np.float32).ravel().tolist(), s.logits().tolist()))
+                s.close()
+            finally:
+                nextgpt._np = saved
+        self.assertEqual(gens[0], gens[1])
         t = pj.input(enc.encode_image(self.cat))
         with self.assertRaises(TypeError):
             copy.copy(t)
@@ -829,6 +1432,136 @@ class StagesTest(unittest.TestCase):
         self.assertIn("no-such-cat.jpg", e.exception.message)
         with self.assertRaises(nextgpt.Error):
             nextgpt.Pipeline(self.ctx, os.path.join(TINY, "nope"))
+
+    def test_pipeline_stages_lent(self):
+        """The pipeline's stages and session, lent: usable as the stage handles are, the same object
+        while referenced, never freed by Python, closed with the pipeline (which they keep alive);
+        a decoder is None until loaded and closed by release_decoder; a stage cannot be used during
+        a turn. stage_memory: the most memory each stage held, within the estimate."""
+        M, S, lib = nextgpt.Modality, nextgpt.PipelineStage, nextgpt.lib
+        p = nextgpt.Pipeline(self.ctx, TINY)
+        bb, enc, pj, s = p.backbone, p.encoder, p.projector, p.session
+        self.assertIs(p.backbone, bb)
+        self.assertEqual((s.n_past, s.logits()), (0, None))
+        self.assertIsNone(p.decoder(M.IMAGE))  # loaded on first use
+        self.assertTrue(os.path.isabs(p.decoder_path(M.IMAGE)))
+        self.assertTrue(os.path.samefile(p.decoder_path(M.IMAGE), os.path.join(TINY, "decoders", "image")))
+        self.assertIsNone(p.decoder_path(M.TEXT))
+        seen = []  # getters may be called from a turn's callback
+        r = p.turn("draw it", media=[(M.IMAGE, self.cat)], force=[M.IMAGE], steps=1, max_new_tokens=4,
+                   on_token=lambda t: seen.append((p.is_test_model, s.n_past, bb.n_embd)))
+        self.assertTrue(r.outputs[0].ok)
+        self.assertTrue(seen and all(v[0] and v[1] > 0 and v[2] == bb.n_embd for v in seen), seen)
+        # stage memory: host bytes on the CPU, no device bytes; at most the estimate (its documented bound)
+        est = nextgpt.estimate_memory(TINY)
+        self.assertEqual(set(r.stage_memory), set(S) - {S.COUNT})
+        for st, (host, device) in r.stage_memory.items():
+            self.assertEqual(device, 0, st)
+            self.assertLessEqual(host, est.stages[st], st)
+        self.assertGreater(r.stage_memory[S.LLM][0], 0)
+        self.assertGreater(r.stage_memory[S.DECODE][0], 0)
+        self.assertGreater(s.n_past, 0)
+        hid = s.hidden()
+        self.assertEqual(hid.shape[1:], (bb.n_embd,))
+        self.assertEqual(s.logits().shape, (hid.shape[0], bb.n_vocab))
+        # the stages are the ones loaded from the bundle's parts
+        with nextgpt.Backbone(self.ctx, os.path.join(TINY, "llm")) as own:
+            self.assertEqual((bb.n_vocab, bb.n_embd, bb.n_layer), (own.n_vocab, own.n_embd, own.n_layer))
+        with nextgpt.Tokenizer(os.path.join(TINY, "llm")) as own:
+            self.assertEqual(bb.tokenizer.encode("draw [IMG0]"), own.encode("draw [IMG0]"))
+        own_enc = nextgpt.Encoder(self.ctx, os.path.join(TINY, "imagebind"))
+        np.testing.assert_array_equal(enc.encode_image(self.cat).numpy(), own_enc.encode_image(self.cat).numpy())
+        self.assertEqual((pj.llm_hidden_size, pj.has_input, pj.d_model(M.IMAGE)), (bb.n_embd, True, 32))
+        dec = p.decoder(M.IMAGE)
+        self.assertIs(p.decoder(M.IMAGE), dec)
+        self.assertEqual(dec.kind, nextgpt.DecoderKind.IMAGE)
+        cond = np.zeros((1, 77, dec.text_hidden_size), np.float32)
+        self.assertEqual(dec.generate(cond, steps=1, width=16, height=16).shape, (1, 16, 16, 3))
+        # a stage is the pipeline's: not usable while a turn runs (nor a turn while a stage's call runs)
+        with self.assertRaises(RuntimeError):
+            p.turn("x", max_new_tokens=2, on_token=lambda t: enc.encode_image(self.cat))
+        with self.assertRaises(RuntimeError):
+            dec.generate(cond, steps=1, width=16, height=16, on_step=lambda i, n: p.reset())
+        # release_decoder closes the lent decoder; the next use loads another
+        p.release_decoder(M.IMAGE)
+        self.assertTrue(dec.closed)
+        self.assertIsNone(p.decoder(M.IMAGE))
+        # a session of our own on the lent backbone
+        mine = bb.session(n_ctx=32)
+        mine.eval([1, 5, 9])
+        self.assertEqual(mine.generate_greedy(2).ids, own_greedy(self.ctx, [1, 5, 9], 2))
+        freed = []
+        names = ("ngpt_backbone_free", "ngpt_encoder_free", "ngpt_projector_free", "ngpt_decoder_free",
+                 "ngpt_backbone_session_free", "ngpt_tokenizer_free", "ngpt_pipeline_free")
+        real = {n: getattr(lib, n) for n in names}
+        for n, f in real.items():
+            setattr(lib, n, lambda q, n=n, f=f: (freed.append(n), f(q)))
+        try:
+            tok = bb.tokenizer
+            owner = weakref.ref(p)
+            p = None
+            gc.collect()
+            self.assertIsNotNone(owner())  # its lent stages keep it alive
+            self.assertEqual(freed, [])
+            owner().close()
+        finally:
+            for n, f in real.items():
+                setattr(lib, n, f)
+        # our session first, then the pipeline, which frees its stages: nothing twice
+        self.assertEqual(freed, ["ngpt_backbone_session_free", "ngpt_pipeline_free"])
+        self.assertTrue(all(h.closed for h in (bb, enc, pj, s, tok, mine)))
+        with self.assertRaises(ValueError):
+            bb.n_embd
+        # the collector: a lent stage alone keeps its pipeline; dropping it frees the pipeline
+        freed.clear()
+        setattr(lib, "ngpt_pipeline_free", lambda q, f=real["ngpt_pipeline_free"]: (freed.append(1), f(q)))
+        try:
+            e2 = nextgpt.Pipeline(self.ctx, TINY).encoder
+            gc.collect()
+            self.assertEqual((e2.embed_dim, freed), (own_enc.embed_dim, []))
+            del e2
+            gc.collect()
+            self.assertEqual(freed, [1])
+        finally:
+            setattr(lib, "ngpt_pipeline_free", real["ngpt_pipeline_free"])
+
+    def test_session_add_assistant_media_and_timings(self):
+        """A turn's timings; add_assistant_media re-writes the answer with media first, as the
+        official history holds it: each medium is <Img> soft </Img> (3 positions), the answer's
+        signal tokens leave the cache; only once, right after a turn."""
+        M, C = nextgpt.Modality, nextgpt.capi
+        bb = nextgpt.Backbone(self.ctx, os.path.join(TINY, "llm"))
+        s = bb.session(n_ctx=256)
+        soft = np.random.default_rng(6).standard_normal((1, bb.n_embd)).astype(np.float32)
+        with self.assertRaises(nextgpt.Error) as e:  # no turn yet
+            s.add_assistant_media([(M.IMAGE, soft)])
+        self.assertEqual(e.exception.status, C.NGPT_ERR_INVALID_ARGUMENT)
+        self.assertIn("right after", e.exception.message)
+        ends = []
+        for n_media in (1, 2):
+            s.reset()
+            r = s.turn("draw it", require=[M.IMAGE], max_new_tokens=3, seed=4)
+            prompt_ms, generate_ms = r.timings
+            self.assertTrue(prompt_ms >= 0 and generate_ms >= 0 and prompt_ms + generate_ms > 0, r.timings)
+            self.assertEqual(len(r.groups), 1)
+            before = s.hidden().numpy()
+            s.add_assistant_media([(M.IMAGE, soft)] * n_media)
+            ends.append(s.n_past)
+            self.assertFalse(np.array_equal(s.hidden().numpy(), before))  # the re-written answer's last position
+            with self.assertRaises(nextgpt.Error) as e:  # once per answer
+                s.add_assistant_media([(M.IMAGE, soft)])
+            self.assertIn("once per answer", e.exception.message)
+        self.assertEqual(ends[1] - ends[0], 3)  # the same answer, one more <Img> soft </Img>
+        r2 = s.turn("and again", max_new_tokens=2)  # the conversation goes on from the re-written answer
+        self.assertGreaterEqual(s.n_past, ends[1] + r2.n_prompt)
+        s.reset()
+        s.turn("draw it", require=[M.IMAGE], max_new_tokens=3, seed=4)
+        with self.assertRaises(ValueError):  # a row of the wrong width
+            s.add_assistant_media([(M.IMAGE, soft[:, :5])])
+        with self.assertRaises(nextgpt.Error) as e:
+            s.add_assistant_media([])
+        self.assertEqual(e.exception.status, C.NGPT_ERR_INVALID_ARGUMENT)
+        self.assertIn("n_media is 0", e.exception.message)
 
     def test_cuda_graph_flags(self):
         """The stages' CUDA graph flags are accepted on the CPU and change nothing there."""
@@ -883,4 +1616,13 @@ class StagesTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    run = unittest.main(verbosity=2, exit=False)
+    ok = run.result.wasSuccessful()
+    if ok and len(sys.argv) == 1:  # the whole suite: every declared function was called
+        never = sorted(set(nextgpt.capi.FUNCTIONS) - CALLED)
+        if never:
+            print("FAIL: %d public functions are never called by these tests: %s" % (len(never), ", ".join(never)))
+            ok = False
+        else:
+            print("all %d public functions called" % len(nextgpt.capi.FUNCTIONS))
+    sys.exit(0 if ok else 1)

@@ -14,9 +14,11 @@ work as context managers and are freed by the garbage collector as a last resort
 from a Context keeps the context alive, and Context.close() closes them first (the collector
 frees them in that order too, also inside a reference cycle). Handles cannot be copied or
 pickled; a handle may be used from any thread, one call at a time, and closing one while a call
-on it (or on a handle made from it) runs raises RuntimeError. An exception raised in a callback
-cancels the call and is re-raised from it. Tensors come back as nextgpt.Tensor (numpy() when
-numpy is importable; tobytes()/tolist() always).
+on it (or on a handle made from it) runs raises RuntimeError. A handle lent by another
+(Pipeline.backbone/.encoder/.projector/.session/.decoder(m), Backbone.tokenizer) is never freed
+by Python: it keeps its owner alive, is closed with it, and its calls count as the owner's. An
+exception raised in a callback cancels the call and is re-raised from it. Tensors come back as
+nextgpt.Tensor (numpy() when numpy is importable; tobytes()/tolist() always).
 
 Every C function is also reachable as nextgpt.lib.ngpt_* with the generated argtypes/restype
 (nextgpt.capi holds the structs, enums and constants), including ones this layer does not wrap.
@@ -43,6 +45,7 @@ except ImportError:  # numpy is optional: lists, bytes and array.array work too
 __all__ = ["Error", "Context", "Tensor", "Tokenizer", "Scheduler", "Image", "Audio", "Decoder",
            "Encoder", "Projector", "Backbone", "Session", "TurnResult", "TurnGroup", "Pipeline",
            "PipelineResult", "PipelineOutput", "MemoryEstimate", "estimate_memory", "version", "version_number", "abi_version", "has_cuda_build", "video_preprocess",
+           "video_postprocess", "video_encode", "video_save", "video_codec", "Generation", "clear_error",
            "lib", "capi"]
 
 # ---- loading -------------------------------------------------------------------------------
@@ -103,6 +106,11 @@ for _c, _m in capi.ENUMS.items():
     globals()[_n] = _cls
     __all__.append(_n)
 del _c, _m, _n, _cls
+# the enums this layer uses, bound by name (for readers and pyflakes, who cannot see globals())
+(AudioFormat, Backend, DecoderKind, Dtype, LogLevel, MemoryPart, Modality, PipelineEventKind, PipelineStage,
+ SchedulerKind, StopReason, VideoFormat) = (globals()[_n] for _n in (
+    "AudioFormat", "Backend", "DecoderKind", "Dtype", "LogLevel", "MemoryPart", "Modality", "PipelineEventKind",
+    "PipelineStage", "SchedulerKind", "StopReason", "VideoFormat"))
 
 # ---- errors --------------------------------------------------------------------------------
 
@@ -124,6 +132,11 @@ class Error(Exception):
 
 def _last_error():
     return lib.ngpt_last_error().decode("utf-8", "replace")
+
+
+def clear_error():
+    """Forget the calling thread's last error message (ngpt_last_error() is "" again)."""
+    lib.ngpt_clear_error()
 
 
 def _call(name, *args):
@@ -287,6 +300,7 @@ class _Handle:
     _live = 0       # children not yet freed
     _pending = False  # finalized with children alive: freed by the last of them
     _busy = 0       # calls in progress on this handle
+    _borrowed = False  # lent by its parent (a pipeline's stage, a backbone's tokenizer): never freed here
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -307,6 +321,39 @@ class _Handle:
                 self._parent = parent
                 parent._live += 1
                 parent._kids().add(self)
+
+    @classmethod
+    def _lend(cls, ptr, owner):
+        """A handle of cls for a pointer that `owner` lends (None for NULL): Python never frees it; it
+        keeps the owner alive, becomes closed when the owner closes, and its exclusive calls are
+        also calls of the owner (one at a time with the owner's own). close() only forgets it."""
+        if not ptr:
+            return None
+        h = cls.__new__(cls)
+        h._borrowed = True
+        h._adopt(ptr, owner)
+        return h
+
+    def _lent(self, key, cls, ptr):
+        """The handle this handle lends as `key` (cached while it is referenced: the same object
+        each time), for the pointer the library returns now (None for NULL)."""
+        addr = ctypes.cast(ptr, ctypes.c_void_p).value if ptr else None
+        with _life:
+            cache = self.__dict__.get("_lent_cache")
+            if cache is None:
+                cache = self._lent_cache = weakref.WeakValueDictionary()
+            h = cache.get(key)
+            if h is not None and not h.closed and ctypes.cast(h._ptr, ctypes.c_void_p).value == addr:
+                return h
+        if h is not None:
+            h.close()  # a pointer the owner no longer lends
+        h = cls._lend(ptr, self)
+        with _life:
+            if h is None:
+                cache.pop(key, None)
+            else:
+                cache[key] = h
+        return h
 
     def _kids(self):
         k = self.__dict__.get("_children")
@@ -350,7 +397,8 @@ class _Handle:
                 return
         if not ptr:
             return
-        getattr(lib, self._free)(ptr)
+        if not self._borrowed:  # a lent handle is freed by its owner
+            getattr(lib, self._free)(ptr)
         with _life:
             parent, self._parent = self._parent, None
             if parent is not None:
@@ -400,29 +448,54 @@ def _busy_call(f, exclusive=False, constructor=False):
     """f(self, ...) counted in self._busy while it runs, and each handle or tensor it is given
     in theirs: close() refuses while a call uses them (see _Handle). exclusive: a second call
     of the same handle (another thread, or a callback of the running call) raises instead of
-    changing the state the running one uses. constructor: only the arguments (the parent that
-    the new handle is loaded from) are counted."""
+    changing the state the running one uses; on a lent handle (a pipeline's stage) the owner's
+    calls count too. constructor: only the arguments (the parent that the new handle is loaded
+    from) are counted."""
     @functools.wraps(f)
     def call(self, *args, **kwargs):
         used = _used(args, kwargs)
         if not constructor:
             used.append(self)
         with _life:
-            if exclusive and self._excl:
-                raise RuntimeError("%s is already in a call (another thread, or a callback of that call): "
-                                   "one call at a time per %s" % (type(self).__name__, type(self).__name__))
+            excl = []
+            if exclusive:
+                excl.append(self)
+                if self._borrowed and self._parent is not None:
+                    excl.append(self._parent)
+            for h in excl:
+                if h._excl:
+                    raise RuntimeError("%s is already in a call (another thread, or a callback of that call): "
+                                       "one call at a time per %s" % (type(h).__name__, type(h).__name__))
             for h in used:
                 h._busy += 1
-            if exclusive:
-                self._excl += 1
+            for h in excl:
+                h._excl += 1
         try:
             return f(self, *args, **kwargs)
         finally:
             with _life:
                 for h in used:
                     h._busy -= 1
-                if exclusive:
-                    self._excl -= 1
+                for h in excl:
+                    h._excl -= 1
+    return call
+
+
+def _busy_fn(f):
+    """A module-level function counted in the _busy of the handles and tensors it is given (see
+    _busy_call): they cannot be closed while it runs."""
+    @functools.wraps(f)
+    def call(*args, **kwargs):
+        used = _used(args, kwargs)
+        with _life:
+            for h in used:
+                h._busy += 1
+        try:
+            return f(*args, **kwargs)
+        finally:
+            with _life:
+                for h in used:
+                    h._busy -= 1
     return call
 
 
@@ -646,6 +719,17 @@ def _copy_of(ptr):
     n = lib.ngpt_tensor_nbytes(ctypes.byref(t))
     if n:
         ctypes.memmove(t.data, src.data, n)
+    return Tensor(t)
+
+
+def _f32_copy(p, shape):
+    """A library-owned F32 Tensor holding a copy of the floats at p (borrowed), of `shape`."""
+    t = capi.ngpt_tensor()
+    dims = (ctypes.c_int64 * len(shape))(*shape)
+    _call("ngpt_tensor_create", ctypes.byref(t), capi.NGPT_DTYPE_F32, len(shape), dims)
+    n = lib.ngpt_tensor_nbytes(ctypes.byref(t))
+    if n:
+        ctypes.memmove(t.data, p, n)
     return Tensor(t)
 
 
@@ -1096,6 +1180,18 @@ class Audio(_Handle):
         return _np.ctypeslib.as_array(p, (n,)).reshape(self.frames, self.channels).copy() if n else \
             _np.zeros((0, self.channels), _np.float32)
 
+    def encode(self, format="wav"):
+        """The encoded file as bytes at the sound's rate and channel count; format "wav" (16-bit
+        PCM), "wav_float" (32-bit float), "flac" (16-bit) or "ogg" (Vorbis), or an AudioFormat."""
+        blob = ctypes.POINTER(capi.ngpt_blob)()
+        _call("ngpt_audio_encode", ctypes.byref(blob), self._h(), _audio_format(format))
+        return _take_blob(blob)
+
+    def save(self, path, format=None):
+        """Encode and write to path; format None = from the extension (.wav: 16-bit PCM, .flac,
+        .ogg/.oga)."""
+        _call("ngpt_audio_save", self._h(), _path(path), _audio_format(format))
+
     def preprocess(self, clip_rule=None):
         """ImageBind's audio transform: a Tensor F32 [3, 1, 128, 204]."""
         p = _params(capi.ngpt_audio_preprocess_params, "ngpt_audio_preprocess_params_default",
@@ -1103,6 +1199,36 @@ class Audio(_Handle):
         t = _new_tensor_out()
         _call("ngpt_audio_preprocess", ctypes.byref(t), self._h(), ctypes.byref(p))
         return Tensor(t)
+
+
+def _take_blob(blob):
+    """The bytes of an ngpt_blob, which is freed."""
+    try:
+        return ctypes.string_at(lib.ngpt_blob_data(blob), lib.ngpt_blob_size(blob))
+    finally:
+        lib.ngpt_blob_free(blob)
+
+
+def _named_format(fmt, enum_cls, names, what):
+    """None -> AUTO; a name (case-insensitive) -> its value; an enum member or int unchanged."""
+    if fmt is None:
+        return int(enum_cls.AUTO)
+    if isinstance(fmt, str):
+        if fmt.lower() not in names:
+            raise ValueError("%s format %r: expected one of %s" % (what, fmt, ", ".join(sorted(names))))
+        return int(names[fmt.lower()])
+    return int(fmt)
+
+
+def _audio_format(fmt):
+    A = AudioFormat
+    return _named_format(fmt, A, {"wav": A.WAV16, "wav16": A.WAV16, "wav_float": A.WAV_FLOAT, "flac": A.FLAC,
+                                  "ogg": A.OGG}, "audio")
+
+
+def _video_format(fmt):
+    V = VideoFormat
+    return _named_format(fmt, V, {"mp4": V.MP4, "webm": V.WEBM}, "video")
 
 
 def video_preprocess(video, clip_rule=None, name=None):
@@ -1118,6 +1244,40 @@ def video_preprocess(video, clip_rule=None, name=None):
     else:
         _call("ngpt_video_preprocess", ctypes.byref(t), _path(video), ctypes.byref(p))
     return Tensor(t)
+
+
+@_busy_fn
+def video_postprocess(video):
+    """Zeroscope's last step (diffusers' tensor2vid): F32 [B, 3, F, H, W] (numpy or Tensor, a VAE
+    output) -> Tensor U8 [F, H, B*W, 3] (truncated, not rounded; a batch side by side)."""
+    view, keep = _tensor_view(video)
+    t = _new_tensor_out()
+    _call("ngpt_video_postprocess", ctypes.byref(t), view)
+    return Tensor(t)
+
+
+@_busy_fn
+def video_encode(frames, fps=8.0, format="mp4"):
+    """Frames U8 [F, H, W, 3] (numpy or Tensor; H and W even) encoded at fps (NExT-GPT: 8) as
+    bytes; format "mp4" (H.264, else MPEG-4 part 2) or "webm" (VP9, else VP8), or a VideoFormat."""
+    view, keep = _tensor_view(frames)
+    blob = ctypes.POINTER(capi.ngpt_blob)()
+    _call("ngpt_video_encode", ctypes.byref(blob), view, float(fps), _video_format(format))
+    return _take_blob(blob)
+
+
+@_busy_fn
+def video_save(frames, path, fps=8.0, format=None):
+    """Encode frames (as video_encode) and write them to path; format None = from the extension
+    (.mp4, .webm)."""
+    view, keep = _tensor_view(frames)
+    _call("ngpt_video_save", view, _path(path), float(fps), _video_format(format))
+
+
+def video_codec(format="mp4"):
+    """The FFmpeg encoder this build uses for a video format ("libx264", "mpeg4", "libvpx-vp9",
+    "libvpx"), or None when it has none."""
+    return _str(lib.ngpt_media_video_codec(_video_format(format)))
 
 # ---- decoders ------------------------------------------------------------------------------
 
@@ -1163,6 +1323,17 @@ class Decoder(_Handle):
         t = _new_tensor_out()
         _call("ngpt_decoder_vae_decode", self._h(), ctypes.byref(t), view)
         return Tensor(t)
+
+    def vae_encode(self, image, logvar=False):
+        """VAE encode: image F32 [B, in_channels, H, W] in [-1, 1] (H, W multiples of the VAE's
+        scale, 8 for SD) -> Tensor F32 [B, latent_channels, H/8, W/8], the latent distribution's
+        mean (not multiplied by vae_scaling_factor); logvar=True returns (mean, logvar), the
+        log-variance clamped to [-30, 20]."""
+        view, keep = _tensor_view(image)
+        mean = _new_tensor_out()
+        lv = _new_tensor_out() if logvar else None
+        _call("ngpt_decoder_vae_encode", self._h(), ctypes.byref(mean), ctypes.byref(lv) if logvar else None, view)
+        return (Tensor(mean), Tensor(lv)) if logvar else Tensor(mean)
 
     def vocoder(self, mel):
         view, keep = _tensor_view(mel)
@@ -1331,6 +1502,14 @@ class Encoder(_Handle):
         _call("ngpt_encoder_encode_pixels", self._h(), ctypes.byref(t), view)
         return Tensor(t)
 
+    def encode_fbank(self, fbank):
+        """Fbank clips (Audio.preprocess's output): [S, 1, 128, 204] (one sound) or [N, S, 1, 128,
+        204] -> Tensor F32 [N, embed_dim], the mean over each sound's clips."""
+        view, keep = _tensor_view(fbank)
+        t = _new_tensor_out()
+        _call("ngpt_encoder_encode_fbank", self._h(), ctypes.byref(t), view)
+        return Tensor(t)
+
     def encode_audio(self, audio):
         """One sound (an Audio, or a path): Tensor F32 [1, embed_dim]."""
         if isinstance(audio, Audio):
@@ -1427,6 +1606,14 @@ class Projector(_Handle):
     def num_output_tokens(self, modality):
         return lib.ngpt_projector_num_output_tokens(self._h(), int(modality))
 
+    def d_model(self, modality):
+        """The transformer width of modality's output projector (512 for NExT-GPT; 0 when not loaded)."""
+        return lib.ngpt_projector_d_model(self._h(), int(modality))
+
+    def nhead(self, modality):
+        """The attention heads of modality's output projector (4 for NExT-GPT; 0 when not loaded)."""
+        return lib.ngpt_projector_nhead(self._h(), int(modality))
+
 # ---- backbone and chat turns -----------------------------------------------------------------
 
 
@@ -1466,7 +1653,28 @@ class Backbone(_Handle):
 
     @property
     def n_ctx(self):
+        """The default (and largest) session context."""
         return lib.ngpt_backbone_n_ctx(self._h())
+
+    @property
+    def tokenizer(self):
+        """The Tokenizer that goes with the weights, lent by the backbone (None when it has none):
+        never freed by Python, it keeps the backbone alive and is closed with it."""
+        return self._lent("tokenizer", Tokenizer, lib.ngpt_backbone_tokenizer(self._h()))
+
+    def embed_tokens(self, ids):
+        """The embedding rows of ids (ints in [0, n_vocab)): Tensor F32 [len(ids), n_embd], to build
+        prompts of token rows and soft tokens (Session.eval's embeds)."""
+        ids = [_i32(i) for i in ids]
+        arr = (ctypes.c_int32 * max(len(ids), 1))(*ids)
+        width = self.n_embd
+        t = capi.ngpt_tensor()
+        dims = (ctypes.c_int64 * 2)(len(ids), width)
+        _call("ngpt_tensor_create", ctypes.byref(t), capi.NGPT_DTYPE_F32, 2, dims)
+        out = Tensor(t)
+        rows = ctypes.cast(t.data, ctypes.POINTER(ctypes.c_float)) if t.data else (ctypes.c_float * 1)()
+        _call("ngpt_backbone_embed_tokens", rows, self._h(), arr, len(ids))
+        return out
 
 
 class TurnGroup:
@@ -1482,7 +1690,8 @@ class TurnGroup:
 
 class TurnResult:
     """A turn's answer: .text, .groups (TurnGroup list), .stop_reason (StopReason), .ids,
-    .n_prompt. A plain copy: nothing to close."""
+    .n_prompt, .timings ((prompt_ms, generate_ms): wall-clock milliseconds of the prompt's
+    evaluation and of the generation). A plain copy: nothing to close."""
 
     def __init__(self, ptr, n_embd):
         n = ctypes.c_size_t(0)
@@ -1493,6 +1702,9 @@ class TurnResult:
         ids = lib.ngpt_turn_result_ids(ptr, ctypes.byref(nid))
         self.ids = ids[:nid.value] if nid.value else []
         self.n_prompt = lib.ngpt_turn_result_n_prompt(ptr)
+        prompt_ms, generate_ms = ctypes.c_double(), ctypes.c_double()
+        lib.ngpt_turn_result_timings(ptr, ctypes.byref(prompt_ms), ctypes.byref(generate_ms))
+        self.timings = (prompt_ms.value, generate_ms.value)
         self.groups = []
         for g in range(lib.ngpt_turn_result_n_groups(ptr)):
             m = capi.ngpt_modality()
@@ -1511,6 +1723,46 @@ def _rows(p, n, width):
     if _np is None:
         return array.array("f", data)
     return _np.frombuffer(data, _np.float32).reshape(n, width).copy()
+
+
+class Generation:
+    """What Session.generate / generate_greedy produced: .ids (list of int: the tokens chosen, a
+    stop id last when one ended it), .hidden (with hidden=True: the final-norm state of the
+    position whose logits chose each id, [len(ids), n_embd] as numpy float32, or array('f')
+    without numpy; else None), .error (None, or the Error that ended it early after some tokens:
+    NGPT_ERR_CANCELLED when on_token returned False, NGPT_ERR_INVALID_ARGUMENT when the session's
+    context filled up; the tokens so far are in the session), .cancelled. A plain copy."""
+
+    def __init__(self, ids, hidden, error):
+        self.ids, self.hidden, self.error = ids, hidden, error
+
+    @property
+    def cancelled(self):
+        return self.error is not None and self.error.status == capi.NGPT_ERR_CANCELLED
+
+    def __repr__(self):
+        return "Generation(%d tokens%s)" % (len(self.ids), ", %s" % self.error.status_name if self.error else "")
+
+
+def _soft_rows(rows, width, what):
+    """F32 rows [n_rows, width] (numpy, an F32 Tensor, array('f'), floats, or rows of floats; a
+    1-D one is one row) as (address, n_rows, keepalive). The C structs carry no width: a wrong
+    one would be read past its end, so it is checked here."""
+    keep = rows
+    if isinstance(rows, Tensor):
+        if rows.dtype != Dtype.F32:
+            raise ValueError("%s must be F32, not %s" % (what, rows.dtype.name))
+        shape, ptr = rows.shape, rows._open().data
+    elif _np is not None and not isinstance(rows, array.array):
+        a = _np.ascontiguousarray(rows, dtype=_np.float32)
+        keep = a
+        shape, ptr = a.shape, a.ctypes.data
+    else:  # array('f') (what TurnGroup holds without numpy), floats, or rows of floats
+        p_rows, n, keep, _ = _floats(_flat_floats(rows))
+        shape, ptr = ((n // width, width) if n and n % width == 0 else (n,)), ctypes.cast(p_rows, ctypes.c_void_p).value
+    if len(shape) not in (1, 2) or shape[-1] != width or (len(shape) == 2 and shape[0] < 1):
+        raise ValueError("%s must be [n_rows, %d], not %s" % (what, width, list(shape)))
+    return ptr, (shape[0] if len(shape) == 2 else 1), keep
 
 
 def _text_cb(fn, raised):
@@ -1542,6 +1794,118 @@ class Session(_Handle):
         """Forget the conversation."""
         _call("ngpt_backbone_session_reset", self._h())
 
+    def truncate(self, n_past):
+        """Keep the first n_past positions (0 <= n_past <= self.n_past), e.g. to rewind a turn."""
+        _call("ngpt_backbone_session_truncate", self._h(), _i32(n_past, "n_past"))
+
+    def eval(self, ids=None, embeds=None, is_embed=None, output=None):
+        """Append positions at n_past and run them: ids (token ids), embeds (rows [n, n_embd]: soft
+        tokens, or Backbone.embed_tokens rows; numpy, Tensor or floats), or both with is_embed
+        ([n] bools: row i of embeds where true, else ids[i]). output: OutputMode.LAST (default:
+        logits() and hidden() of the last position), ALL (every position) or NONE (cache only).
+        On an error n_past is unchanged."""
+        n = None
+        keep = []
+        p_ids = p_emb = p_mask = None
+        if ids is not None:
+            ids = [_i32(i) for i in ids]
+            n = len(ids)
+            p_ids = (ctypes.c_int32 * max(n, 1))(*ids)
+        if embeds is not None:
+            ptr, n_rows, k = _soft_rows(embeds, self._bb.n_embd, "embeds")
+            keep.append(k)
+            if n is not None and n_rows != n:
+                raise ValueError("%d ids but %d embedding rows: both give every position" % (n, n_rows))
+            n = n_rows
+            p_emb = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
+        if n is None:
+            raise ValueError("eval needs ids or embeds")
+        if is_embed is not None:
+            mask = [1 if v else 0 for v in is_embed]
+            if len(mask) != n:
+                raise ValueError("is_embed has %d entries for %d positions" % (len(mask), n))
+            p_mask = (ctypes.c_uint8 * max(n, 1))(*mask)
+        b = _params(capi.ngpt_backbone_batch, "ngpt_backbone_batch_default", output=output)
+        b.n_tokens = _i32(n, "n_tokens")
+        b.ids, b.embeds, b.is_embed = p_ids, p_emb, p_mask
+        _call("ngpt_backbone_eval", self._h(), ctypes.byref(b))
+
+    def logits(self):
+        """The last eval's logits (a copy): Tensor F32 [n_rows, n_vocab] (1 row for OutputMode.LAST,
+        n for ALL); None after OutputMode.NONE or before any eval."""
+        n = ctypes.c_int32(0)
+        p = lib.ngpt_backbone_get_logits(self._h(), ctypes.byref(n))
+        return _f32_copy(p, (n.value, self._bb.n_vocab)) if n.value else None
+
+    def hidden(self):
+        """The last eval's final-norm hidden states (a copy; what the output projectors read):
+        Tensor F32 [n_rows, n_embd], or None as logits()."""
+        n = ctypes.c_int32(0)
+        p = lib.ngpt_backbone_get_hidden(self._h(), ctypes.byref(n))
+        return _f32_copy(p, (n.value, self._bb.n_embd)) if n.value else None
+
+    def generate(self, max_new_tokens=None, stop_ids=(), temperature=None, top_k=None, top_p=None,
+                 repetition_penalty=None, seed=None, on_token=None, hidden=False):
+        """Generate from the last eval (which must have had outputs): temperature 0 (the default)
+        is greedy, else sampled (top_k, top_p, repetition_penalty, seed as ngpt_generate_params).
+        Each chosen token is fed back unless it is in stop_ids or the last allowed
+        (max_new_tokens, default 16). on_token(id) -> False stops. hidden=True: also the hidden
+        rows. -> Generation (its .error says why it ended early)."""
+        return self._generate("ngpt_backbone_generate", max_new_tokens, stop_ids, on_token, hidden,
+                              dict(temperature=temperature, top_k=top_k, top_p=top_p,
+                                   repetition_penalty=repetition_penalty, seed=seed))
+
+    def generate_greedy(self, max_new_tokens=None, stop_ids=(), on_token=None, hidden=False):
+        """generate() with greedy decoding (argmax, first index on ties). -> Generation."""
+        return self._generate("ngpt_backbone_generate_greedy", max_new_tokens, stop_ids, on_token, hidden, {})
+
+    def _generate(self, fn, max_new_tokens, stop_ids, on_token, hidden, sampling):
+        p = _params(capi.ngpt_generate_params, "ngpt_generate_params_default", max_new_tokens=max_new_tokens,
+                    **sampling)
+        stops = [_i32(i, "stop id") for i in stop_ids]
+        arr = (ctypes.c_int32 * max(len(stops), 1))(*stops)
+        if stops:
+            p.stop_ids, p.n_stop_ids = arr, len(stops)
+        raised = _Raised()
+        cb = None
+        if on_token is not None:
+            cb = capi.ngpt_token_fn(raised.guard(lambda tok, _u: on_token(tok) is not False))
+            p.on_token = cb
+        cap = max(p.max_new_tokens, 1)
+        width = self._bb.n_embd
+        ids = (ctypes.c_int32 * cap)()
+        rows = (ctypes.c_float * (cap * width))() if hidden else None
+        n = ctypes.c_int32(0)
+        st = getattr(lib, fn)(ctypes.byref(n), self._h(), ctypes.byref(p), ids, rows)
+        raised.check()  # a callback's exception, in place of the cancellation it caused
+        err = None if st == capi.NGPT_OK else Error(st, _last_error(), fn)
+        if err is not None and n.value == 0:
+            raise err
+        return Generation(list(ids[:n.value]), _rows(rows, n.value, width) if hidden else None, err)
+
+    def add_assistant_media(self, media):
+        """Right after a turn: re-write its cached answer as the official history holds it, media
+        first ("### Assistant:" {<Img> soft </Img>} [BOS] answer-text), as NExT-GPT's demo does
+        with the media it generated. media: (Modality, rows) pairs as turn()'s (the outputs
+        re-encoded by ImageBind and the input projector), at least one."""
+        arr, keep = self._media(media)
+        _call("ngpt_backbone_add_assistant_media", self._h(), arr, len(keep))
+
+    def _media(self, media):
+        """An ngpt_turn_media array of (Modality, rows) pairs, and what keeps their rows alive
+        (one entry per item)."""
+        media = list(media)
+        arr = (capi.ngpt_turn_media * max(len(media), 1))()
+        keep = []
+        width = self._bb.n_embd
+        for i, (m, rows) in enumerate(media):
+            ptr, n_rows, k = _soft_rows(rows, width, "soft rows of %s" % Modality(int(m)).name)
+            keep.append(k)
+            arr[i].modality = int(m)
+            arr[i].soft_rows = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
+            arr[i].n_rows = n_rows
+        return arr, keep
+
     def turn(self, text, media=(), require=None, max_new_tokens=None, temperature=None, top_p=None,
              top_k=None, seed=None, on_text=None):
         """Answer one user turn with NExT-GPT's template. media: (Modality, rows) pairs, rows =
@@ -1556,35 +1920,11 @@ class Session(_Handle):
         if on_text is not None:
             cb = _text_cb(on_text, raised)
             p.on_text = cb
-        media = list(media)
-        arr = (capi.ngpt_turn_media * max(len(media), 1))()
-        keep = []
-        width = self._bb.n_embd
-        for i, (m, rows) in enumerate(media):
-            if isinstance(rows, Tensor):
-                if rows.dtype != Dtype.F32:  # noqa: F821
-                    raise ValueError("soft rows must be F32, not %s" % rows.dtype.name)
-                shape, ptr = rows.shape, rows._open().data
-            elif _np is not None:
-                a = _np.ascontiguousarray(rows, dtype=_np.float32)
-                keep.append(a)
-                shape, ptr = a.shape, a.ctypes.data
-            else:  # array('f') (what TurnGroup holds without numpy), floats, or rows of floats
-                p_rows, n, k, _ = _floats(_flat_floats(rows))
-                keep.append(k)
-                shape, ptr = ((n // width, width) if n and n % width == 0 else (n,)), ctypes.cast(p_rows, ctypes.c_void_p).value
-            # the C struct carries no width: a wrong one would be read past its end
-            if len(shape) not in (1, 2) or shape[-1] != width or (len(shape) == 2 and shape[0] < 1):
-                raise ValueError("soft rows of %s must be [n_rows, %d], not %s" % (Modality(int(m)).name,  # noqa: F821
-                                                                                  width, list(shape)))
-            n_rows = shape[0] if len(shape) == 2 else 1
-            arr[i].modality = int(m)
-            arr[i].soft_rows = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
-            arr[i].n_rows = n_rows
+        arr, keep = self._media(media)
         out = ctypes.POINTER(capi.ngpt_turn_result)()
         return raised.result("ngpt_backbone_turn", out, lib.ngpt_turn_result_free,
                              lambda r: TurnResult(r, self._bb.n_embd), self._h(), _cstr(text),
-                             arr if media else None, len(media), ctypes.byref(p))
+                             arr if keep else None, len(keep), ctypes.byref(p))
 
 # ---- pipeline --------------------------------------------------------------------------------
 
@@ -1625,8 +1965,9 @@ class PipelineOutput:
 
 class PipelineResult:
     """A pipeline turn: .text, .outputs (PipelineOutput list), .cancelled, .stage_ms (dict of
-    PipelineStage -> milliseconds), .history_media (outputs now in the conversation as media)
-    and .history_error (None, or an Error saying what kept them out: the cached answer then
+    PipelineStage -> milliseconds), .stage_memory (dict of PipelineStage -> (host_bytes,
+    device_bytes): the most tensor memory the context held during the stage), .history_media
+    (outputs now in the conversation as media) and .history_error (None, or an Error saying what kept them out: the cached answer then
     stays as generated). A plain copy: nothing to close."""
 
     def __init__(self, ptr):
@@ -1648,6 +1989,11 @@ class PipelineResult:
                 bool(lib.ngpt_pipeline_result_output_nsfw(ptr, i))))
         self.stage_ms = {PipelineStage(s): lib.ngpt_pipeline_result_stage_ms(ptr, s)  # noqa: F821
                          for s in range(capi.NGPT_PIPELINE_STAGE_COUNT)}
+        self.stage_memory = {}
+        for s in range(capi.NGPT_PIPELINE_STAGE_COUNT):
+            host, device = ctypes.c_uint64(), ctypes.c_uint64()
+            lib.ngpt_pipeline_result_stage_memory(ptr, s, ctypes.byref(host), ctypes.byref(device))
+            self.stage_memory[PipelineStage(s)] = (host.value, device.value)
         n_hist = ctypes.c_int32(0)
         st = lib.ngpt_pipeline_result_history(ptr, ctypes.byref(n_hist))
         self.history_media = n_hist.value
@@ -1687,7 +2033,49 @@ class Pipeline(_Handle):
         _call("ngpt_pipeline_reset", self._h())
 
     def release_decoder(self, modality):
+        """Free a loaded decoder (it reloads on its next use); a Decoder that decoder(modality)
+        lent is closed first."""
+        lent = self.__dict__.get("_lent_cache", {}).get(("decoder", int(modality)))
+        if lent is not None:
+            lent.close()  # RuntimeError while it is in a call
         _call("ngpt_pipeline_release_decoder", self._h(), int(modality))
+
+    # The stages, lent by the pipeline: never freed by Python, each keeps the pipeline alive and is
+    # closed with it; their calls are pipeline calls too (not during a turn, nor from its callbacks).
+
+    @property
+    def backbone(self):
+        """The language model (a lent Backbone)."""
+        return self._lent("backbone", Backbone, lib.ngpt_pipeline_backbone(self._h()))
+
+    @property
+    def encoder(self):
+        """ImageBind (a lent Encoder)."""
+        return self._lent("encoder", Encoder, lib.ngpt_pipeline_encoder(self._h()))
+
+    @property
+    def projector(self):
+        """The input and output projectors (a lent Projector)."""
+        return self._lent("projector", Projector, lib.ngpt_pipeline_projector(self._h()))
+
+    @property
+    def session(self):
+        """The conversation's backbone Session (lent), for inspection: n_past, and logits() /
+        hidden() of the last evaluated position. Turns or evals on it desync the pipeline."""
+        s = self._lent("session", Session, lib.ngpt_pipeline_session(self._h()))
+        if s is not None and ("_bb" not in s.__dict__ or s._bb.closed):
+            s._bb = self.backbone  # its width and vocabulary
+        return s
+
+    def decoder(self, modality):
+        """The decoder of modality (a lent Decoder), or None until it is loaded (by a turn that
+        uses it, or preload); release_decoder closes it."""
+        return self._lent(("decoder", int(modality)), Decoder, lib.ngpt_pipeline_decoder(self._h(), int(modality)))
+
+    def decoder_path(self, modality):
+        """The absolute path of the bundle's decoder folder for modality, or None when it has none."""
+        p = lib.ngpt_pipeline_decoder_path(self._h(), int(modality))
+        return None if p is None else os.fsdecode(p)
 
     def turn(self, text, media=(), force=None, steps=0, seed=0, max_new_tokens=None, temperature=None,
              top_p=None, guidance_scale=0.0, height=0, width=0, on_token=None, on_event=None):
