@@ -870,6 +870,7 @@ class BackboneTest(unittest.TestCase):
     def test_eval_errors_truncate_reset(self):
         bb = self.bbs["llama-a"]
         s = bb.session(n_ctx=16)
+        self.assertEqual((s.n_ctx, bb.session().n_ctx), (16, bb.n_ctx))
         ids = [1, 20, 30, 40, 50, 60, 70, 80]
         s.eval(ids, output=nextgpt.OutputMode.ALL)
         full = s.logits().numpy()

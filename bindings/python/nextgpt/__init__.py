@@ -1790,6 +1790,11 @@ class Session(_Handle):
     def n_past(self):
         return lib.ngpt_backbone_session_n_past(self._h())
 
+    @property
+    def n_ctx(self):
+        """Positions the cache can hold (the n_ctx it was made with; 0 there: the backbone's)."""
+        return lib.ngpt_backbone_session_n_ctx(self._h())
+
     def reset(self):
         """Forget the conversation."""
         _call("ngpt_backbone_session_reset", self._h())
