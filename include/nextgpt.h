@@ -1753,7 +1753,9 @@ NGPT_API ngpt_backbone  *ngpt_pipeline_backbone(const ngpt_pipeline *p);
 NGPT_API ngpt_encoder   *ngpt_pipeline_encoder(const ngpt_pipeline *p);
 NGPT_API ngpt_projector *ngpt_pipeline_projector(const ngpt_pipeline *p);
 NGPT_API ngpt_decoder   *ngpt_pipeline_decoder(const ngpt_pipeline *p, ngpt_modality modality);
-/* Absolute path of the bundle's decoder folder for modality, or NULL when it has none. */
+/* Absolute path of the bundle's decoder folder for modality, or NULL when it has none (a relative
+ * bundle_dir is made absolute against the working directory at create, not resolved: decoders
+ * loaded later are found after a chdir). */
 NGPT_API const char *ngpt_pipeline_decoder_path(const ngpt_pipeline *p, ngpt_modality modality);
 /* The conversation's backbone session, borrowed from p, for inspection (n_past, logits and
  * hidden rows of the last evaluated position); running turns or evals on it directly desyncs

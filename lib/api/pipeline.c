@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------------
  * Objects
@@ -150,6 +151,18 @@ static char *bundle_path(const char *dir, const char *rel)
     p[a] = '/';
     memcpy(p + a + 1, rel, b + 1);
     return p;
+}
+
+/* dir made absolute against the working directory (not resolved: symlinks stay as named), so
+ * that decoders loaded lazily, after the caller may have changed directory, are still found and
+ * ngpt_pipeline_decoder_path is absolute. As given when the working directory cannot be read. */
+static char *absolute_dir(const char *dir)
+{
+    char cwd[4096];
+    if (dir[0] == '/' || !getcwd(cwd, sizeof cwd)) return dup_str(dir);
+    while (dir[0] == '.' && dir[1] == '/') dir += 2;
+    if (dir[0] == '\0' || strcmp(dir, ".") == 0) return dup_str(cwd);
+    return bundle_path(strcmp(cwd, "/") == 0 ? "" : cwd, dir);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -295,7 +308,8 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
     char *manifest = NULL, *llm = NULL, *delta = NULL, *ib = NULL, *pj = NULL, *uncond = NULL;
     json_t *j = NULL;
     if (st == NGPT_OK) {
-        p->dir = dup_str(bundle_dir);
+        p->dir = absolute_dir(bundle_dir);
+        bundle_dir = p->dir ? p->dir : bundle_dir;
         manifest = bundle_path(bundle_dir, "bundle.json");
         if (!p->dir || !manifest) st = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_pipeline_create: out of memory");
     }

@@ -819,6 +819,39 @@ static void test_device_lock(void)
     ngpt_context_free(ctx);
 }
 
+/* A bundle named relative to the working directory still loads its decoders lazily after the
+ * caller changes directory, and its decoder paths are absolute. */
+static void test_relative_bundle(void)
+{
+    char cwd[4096], parent[4096];
+    if (!getcwd(cwd, sizeof cwd)) return;
+    snprintf(parent, sizeof parent, "%s", g_bundle);
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent) return;
+    *slash = '\0';
+    ngpt_pipeline *p = NULL;
+    if (chdir(parent) == 0) {
+        CHECK_OK(ngpt_pipeline_create(&p, g_ctx, slash + 1, NULL));
+        CHECK(chdir("/") == 0);
+    }
+    if (p) {
+        char want[4200];
+        snprintf(want, sizeof want, "%s/decoders/image", g_bundle);
+        const char *dp = ngpt_pipeline_decoder_path(p, NGPT_MODALITY_IMAGE);
+        CHECK_MSG(dp && strcmp(dp, want) == 0, "decoder path %s, expected %s", dp ? dp : "(null)", want);
+        ngpt_pipeline_turn_params tp;
+        turn_params(&tp);
+        tp.steps = 1;
+        ngpt_pipeline_result *r = NULL;
+        CHECK_OK(ngpt_pipeline_turn(&r, p, "draw", NULL, 0, &tp));
+        if (r) CHECK_MSG(ngpt_pipeline_result_output(r, image_output(r), NULL, NULL, NULL, NULL) == NGPT_OK,
+                         "image output after a chdir: %s", ngpt_pipeline_result_output_message(r, image_output(r)));
+        ngpt_pipeline_result_free(r);
+        ngpt_pipeline_free(p);
+    }
+    CHECK(chdir(cwd) == 0);
+}
+
 int main(void)
 {
     static char bundle_abs[4096];
@@ -841,6 +874,7 @@ int main(void)
     RUN(test_bf16_cpu);
     RUN(test_forced_at_context_end);
     RUN(test_device_lock);
+    RUN(test_relative_bundle);
     ngpt_context_free(g_ctx);
     return test_done();
 }

@@ -329,9 +329,9 @@ impl<'c> Pipeline<'c> {
         check(unsafe { sys::ngpt_pipeline_release_decoder(self.ptr.as_ptr(), modality.raw()) })
     }
 
-    /// The bundle's decoder folder for `modality`: bundle.json's entry joined to the bundle
-    /// folder as given at create (so relative when that was relative), or None when the bundle
-    /// has none (and for Text).
+    /// The bundle's decoder folder for `modality`, absolute (bundle.json's entry joined to the
+    /// bundle folder, made absolute against the working directory at create), or None when the
+    /// bundle has none (and for Text).
     pub fn decoder_path(&self, modality: Modality) -> Option<PathBuf> {
         let p = unsafe { sys::ngpt_pipeline_decoder_path(self.ptr.as_ptr(), modality.raw()) };
         if p.is_null() {
