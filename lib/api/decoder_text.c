@@ -102,40 +102,41 @@ static ngpt_status read_ids(const ngpt_tensor *t, const char *what, int32_t **ou
     return NGPT_OK;
 }
 
-NGPT_API ngpt_status ngpt_decoder_encode_text_masked(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *input_ids,
-                                                     const ngpt_tensor *attention_mask)
+/* ngpt_decoder_encode_text_masked and _ids; fn names the call in messages. */
+static ngpt_status encode_id_tensor(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *input_ids,
+                                    const ngpt_tensor *attention_mask, const char *fn)
 {
-    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_encode_text_masked: out is NULL");
+    if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: out is NULL", fn);
     memset(out, 0, sizeof *out);
-    NX_TRY(need_text(d, "ngpt_decoder_encode_text_masked"));
+    NX_TRY(need_text(d, fn));
     NX_TRY(nx_api_check_tensor(input_ids, "input_ids", 2));
     if (input_ids->dtype != NGPT_DTYPE_I32 && input_ids->dtype != NGPT_DTYPE_I64)
-        return nx_err(NGPT_ERR_DTYPE_MISMATCH, "ngpt_decoder_encode_text: input_ids must be I32 or I64, got %s",
+        return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s: input_ids must be I32 or I64, got %s", fn,
                       ngpt_dtype_name(input_ids->dtype));
     int64_t B = input_ids->shape[0], S = input_ids->shape[1];
     int32_t mp = max_tokens(d);
     if (B < 1 || S < 1 || S > mp)
-        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_encode_text: input_ids [%lld, %lld]: need B >= 1 and "
-                      "1 <= S <= %d", (long long)B, (long long)S, (int)mp);
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: input_ids [%lld, %lld]: need B >= 1 and "
+                      "1 <= S <= %d", fn, (long long)B, (long long)S, (int)mp);
     if (attention_mask) {
         if (!d->clap)
             return nx_err(NGPT_ERR_UNSUPPORTED, "%s: the CLIP text encoder takes no attention mask (the pipelines pass "
                           "none)", d->dir);
         NX_TRY(nx_api_check_tensor(attention_mask, "attention_mask", 2));
         if (attention_mask->dtype != NGPT_DTYPE_I32 && attention_mask->dtype != NGPT_DTYPE_I64)
-            return nx_err(NGPT_ERR_DTYPE_MISMATCH, "ngpt_decoder_encode_text: attention_mask must be I32 or I64, got %s",
+            return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s: attention_mask must be I32 or I64, got %s", fn,
                           ngpt_dtype_name(attention_mask->dtype));
         if (attention_mask->shape[0] != B || attention_mask->shape[1] != S)
-            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_encode_text: attention_mask [%lld, %lld] differs from "
-                          "input_ids [%lld, %lld]", (long long)attention_mask->shape[0],
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "%s: attention_mask [%lld, %lld] differs from "
+                          "input_ids [%lld, %lld]", fn, (long long)attention_mask->shape[0],
                           (long long)attention_mask->shape[1], (long long)B, (long long)S);
     }
     int32_t *ids = NULL, *mask = NULL;
-    ngpt_status s = read_ids(input_ids, "ngpt_decoder_encode_text", &ids);
-    if (s == NGPT_OK && attention_mask) s = read_ids(attention_mask, "ngpt_decoder_encode_text", &mask);
+    ngpt_status s = read_ids(input_ids, fn, &ids);
+    if (s == NGPT_OK && attention_mask) s = read_ids(attention_mask, fn, &mask);
     for (int64_t i = 0; s == NGPT_OK && mask && i < B * S; i++)
         if (mask[i] != 0 && mask[i] != 1)
-            s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_encode_text: attention_mask[%lld] = %d (0 or 1)",
+            s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: attention_mask[%lld] = %d (0 or 1)", fn,
                        (long long)i, (int)mask[i]);
     if (s == NGPT_OK) s = encode_ids(d, out, ids, mask, B, S);
     nx_free(ids);
@@ -143,9 +144,15 @@ NGPT_API ngpt_status ngpt_decoder_encode_text_masked(ngpt_decoder *d, ngpt_tenso
     return s;
 }
 
+NGPT_API ngpt_status ngpt_decoder_encode_text_masked(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *input_ids,
+                                                     const ngpt_tensor *attention_mask)
+{
+    return encode_id_tensor(d, out, input_ids, attention_mask, "ngpt_decoder_encode_text_masked");
+}
+
 NGPT_API ngpt_status ngpt_decoder_encode_text_ids(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *input_ids)
 {
-    return ngpt_decoder_encode_text_masked(d, out, input_ids, NULL);
+    return encode_id_tensor(d, out, input_ids, NULL, "ngpt_decoder_encode_text_ids");
 }
 
 NGPT_API ngpt_status ngpt_decoder_encode_text(ngpt_decoder *d, ngpt_tensor *out, const char *prompt)

@@ -111,13 +111,14 @@ static ngpt_status upload_features(ngpt_projector *proj, nx_tensor *x, const ngp
     return nx_api_upload(x, proj->ctx->be, &f2, NGPT_DTYPE_F32, "features");
 }
 
-NGPT_API ngpt_status ngpt_projector_input(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features)
+/* ngpt_projector_input; fn names the call in messages (ngpt_projector_input_sum runs it too). */
+static ngpt_status project_input(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features, const char *fn)
 {
-    if (!proj || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_input: projector or out is NULL");
+    if (!proj || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: projector or out is NULL", fn);
     NX_HOLD_DEVICE(proj->ctx);
     memset(out, 0, sizeof *out);
     nx_tensor x = {0}, y = {0};
-    NX_TRY(upload_features(proj, &x, features, "ngpt_projector_input"));
+    NX_TRY(upload_features(proj, &x, features, fn));
     int64_t ne[2] = {x.ne[0], nx_projector_llm_hidden(proj->p)};
     ngpt_status s = nx_tensor_alloc(&y, proj->ctx->be, NGPT_DTYPE_F32, 2, ne);
     if (s == NGPT_OK) s = nx_projector_input_forward(proj->p, &y, &x);
@@ -127,12 +128,17 @@ NGPT_API ngpt_status ngpt_projector_input(ngpt_projector *proj, ngpt_tensor *out
     return s;
 }
 
+NGPT_API ngpt_status ngpt_projector_input(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features)
+{
+    return project_input(proj, out, features, "ngpt_projector_input");
+}
+
 NGPT_API ngpt_status ngpt_projector_input_sum(ngpt_projector *proj, ngpt_tensor *out, const ngpt_tensor *features)
 {
     if (!proj || !out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_projector_input_sum: projector or out is NULL");
     memset(out, 0, sizeof *out);
     ngpt_tensor each = {0};
-    NX_TRY(ngpt_projector_input(proj, &each, features));
+    NX_TRY(project_input(proj, &each, features, "ngpt_projector_input_sum"));
     int64_t n = each.shape[0], h = each.shape[1];
     if (n < 1) {
         ngpt_tensor_free(&each);

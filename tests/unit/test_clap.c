@@ -261,7 +261,7 @@ static void test_text_api(void)
     ngpt_tensor_free(&b);
     /* errors */
     tm.shape[1] = 5;
-    CHECK_ERR(ngpt_decoder_encode_text_masked(d, &a, &ti, &tm), NGPT_ERR_SHAPE_MISMATCH, "attention_mask");
+    CHECK_ERR(ngpt_decoder_encode_text_masked(d, &a, &ti, &tm), NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_encode_text_masked: attention_mask");
     tm.shape[1] = 6;
     mask[1][2] = 2;
     CHECK_ERR(ngpt_decoder_encode_text_masked(d, &a, &ti, &tm), NGPT_ERR_INVALID_ARGUMENT, "attention_mask");
@@ -272,7 +272,7 @@ static void test_text_api(void)
     CHECK_ERR(ngpt_decoder_encode_text_ids(d, &b, &t4), NGPT_ERR_INVALID_ARGUMENT, "100000");
     int64_t many[513] = {0};
     ngpt_tensor tmany = {.dtype = NGPT_DTYPE_I64, .rank = 2, .shape = {1, 513}, .data = many};
-    CHECK_ERR(ngpt_decoder_encode_text_ids(d, &b, &tmany), NGPT_ERR_SHAPE_MISMATCH, "513");
+    CHECK_ERR(ngpt_decoder_encode_text_ids(d, &b, &tmany), NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_encode_text_ids: input_ids [1, 513]");
     int32_t big[513];
     CHECK_ERR(ngpt_decoder_tokenize_text(d, big, 513, "a", NULL), NGPT_ERR_INVALID_ARGUMENT, "n_ids");
     CHECK_ERR(ngpt_decoder_encode_text(d, &b, "\xff"), NGPT_ERR_INVALID_ARGUMENT, "UTF-8");

@@ -76,7 +76,8 @@ static void test_projector_a(void)
     ngpt_tensor out = {0};
     float f[32] = {0};
     ngpt_tensor ft = {.dtype = NGPT_DTYPE_F32, .rank = 2, .shape = {1, 32}, .data = f};
-    CHECK_ERR(ngpt_projector_input(pj, &out, &ft), NGPT_ERR_UNSUPPORTED, "no input projector");
+    CHECK_ERR(ngpt_projector_input(pj, &out, &ft), NGPT_ERR_UNSUPPORTED, "ngpt_projector_input: no input projector");
+    CHECK_ERR(ngpt_projector_input_sum(pj, &out, &ft), NGPT_ERR_UNSUPPORTED, "ngpt_projector_input_sum: no input projector");
     float h[4 * 64] = {0};
     ngpt_tensor ht = host3(h, 1, 4, 64);
     CHECK_ERR(ngpt_projector_output(pj, &out, NGPT_MODALITY_IMAGE, &ht, &ht), NGPT_ERR_UNSUPPORTED, "image");
