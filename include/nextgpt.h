@@ -981,7 +981,8 @@ NGPT_API float ngpt_decoder_vae_scaling_factor(const ngpt_decoder *d);
 /* AUDIO: the vocoder's sampling_rate (vocoder/config.json, Hz: 16000 for AudioLDM), the rate of
  * ngpt_decoder_generate's waveform; 0 for other kinds or without a vocoder. */
 NGPT_API int32_t ngpt_decoder_sample_rate(const ngpt_decoder *d);
-/* AUDIO only: mel F32 [B, T, n_mels] (or [T, n_mels]) -> *out F32 [B, L] (or [L]) waveform,
+/* AUDIO only: mel F32 [B, T, n_mels] (or [T, n_mels], or the VAE's [B, 1, T, n_mels]) -> *out F32
+ * [B, L] (or [L]) waveform,
  * L = the exact ConvTranspose1d length of the vocoder: 160 T + 32 for AudioLDM's (T * hop
  * when every upsample kernel minus its rate is even). Not cropped. */
 NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *mel);

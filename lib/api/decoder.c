@@ -389,9 +389,19 @@ NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, con
     memset(out, 0, sizeof *out);
     if (!d->vocoder) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no vocoder loaded (only audio decoders have one)", d->dir);
     NX_TRY(nx_api_check_tensor(mel, "mel", -1));
-    if (mel->rank != 2 && mel->rank != 3) return nx_err(NGPT_ERR_SHAPE_MISMATCH, "mel: expected [B, T, n_mels] or [T, n_mels]");
+    if ((mel->rank < 2 || mel->rank > 4) || (mel->rank == 4 && mel->shape[1] != 1)) {
+        char got[160];
+        nx_shape_str(got, sizeof got, mel->rank, mel->shape);
+        return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_vocoder: mel: expected [B, T, n_mels], [T, n_mels] or "
+                      "[B, 1, T, n_mels], got %s", got);
+    }
     ngpt_tensor m3 = *mel;
-    if (mel->rank == 2) {
+    if (mel->rank == 4) { /* the VAE's [B, 1, T, n_mels], squeezed as AudioLDMPipeline does */
+        m3.rank = 3;
+        m3.shape[1] = mel->shape[2];
+        m3.shape[2] = mel->shape[3];
+        m3.shape[3] = 0;
+    } else if (mel->rank == 2) {
         m3.rank = 3;
         m3.shape[0] = 1;
         m3.shape[1] = mel->shape[0];

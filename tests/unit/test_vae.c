@@ -243,10 +243,22 @@ static void test_arg_errors(void)
               "vocoder");
     CHECK(bad == NULL);
     /* mel with the wrong n_mels / rank */
-    int64_t ms2[3] = {1, 4, 80}, ms4[4] = {1, 1, 4, 64};
-    ngpt_tensor mel2 = f32(3, ms2, buf), mel4 = f32(4, ms4, buf);
+    int64_t ms2[3] = {1, 4, 80}, ms4[4] = {1, 2, 4, 64}, ms5[5] = {1, 1, 1, 4, 64};
+    ngpt_tensor mel2 = f32(3, ms2, buf), mel4 = f32(4, ms4, buf), mel5 = f32(5, ms5, buf);
     CHECK_ERR(ngpt_decoder_vocoder(aud, &y, &mel2), NGPT_ERR_SHAPE_MISMATCH, "mel");
-    CHECK_ERR(ngpt_decoder_vocoder(aud, &y, &mel4), NGPT_ERR_SHAPE_MISMATCH, "mel");
+    CHECK_ERR(ngpt_decoder_vocoder(aud, &y, &mel4), NGPT_ERR_SHAPE_MISMATCH, "got [1, 2, 4, 64]");
+    CHECK_ERR(ngpt_decoder_vocoder(aud, &y, &mel5), NGPT_ERR_SHAPE_MISMATCH, "[B, 1, T, n_mels]");
+    /* the VAE's [B, 1, T, n_mels] is squeezed as AudioLDMPipeline does: the same waveform */
+    for (int i = 0; i < 4 * 64; i++) buf[i] = -4.0f + 0.02f * (float)i;
+    int64_t s_vae[4] = {1, 1, 4, 64};
+    ngpt_tensor mel_vae = f32(4, s_vae, buf), w3 = {0}, w4 = {0};
+    CHECK_OK(ngpt_decoder_vocoder(aud, &w3, &mel));
+    CHECK_OK(ngpt_decoder_vocoder(aud, &w4, &mel_vae));
+    CHECK(w4.rank == 2 && w4.shape[0] == 1 && w4.shape[1] == w3.shape[1]);
+    CHECK(w3.data && w4.data && memcmp(w3.data, w4.data, (size_t)w3.shape[1] * sizeof(float)) == 0);
+    ngpt_tensor_free(&w3);
+    ngpt_tensor_free(&w4);
+    memset(buf, 0, sizeof buf);
     /* encode: wrong channels, size not a multiple of the scale, NULL out */
     int64_t e1[4] = {1, 1, 16, 16}, e2[4] = {1, 3, 12, 16}, e3[4] = {1, 1, 16, 64};
     ngpt_tensor i1 = f32(4, e1, buf), i2 = f32(4, e2, buf), i3 = f32(4, e3, buf);

@@ -253,16 +253,11 @@ impl<'c> Decoder<'c> {
 
     /// Audio only, the vocoder (AudioLDM's SpeechT5HifiGan): `mel` F32 [B, T, n_mels] or
     /// [T, n_mels], or the VAE's layout [B, 1, T, n_mels] ([`Decoder::vae_decode`]'s and
-    /// generate's mel, squeezed here as the pipeline's `mel_spectrogram_to_waveform` does) ->
+    /// generate's mel, squeezed as the pipeline's `mel_spectrogram_to_waveform` does) ->
     /// the waveform F32 [B, L] (or `[L]`), L = the vocoder's exact length (160 T + 32 for
     /// AudioLDM's), not cropped. [`Decoder::sample_rate`] gives its rate.
     pub fn vocoder(&mut self, mel: &Tensor) -> Result<Tensor> {
-        let mut m = borrow(mel);
-        if m.rank == 4 && m.shape[1] == 1 {
-            // the same data viewed as [B, T, n_mels]
-            m.shape = [m.shape[0], m.shape[2], m.shape[3], 0, 0, 0, 0, 0];
-            m.rank = 3;
-        }
+        let m = borrow(mel);
         let mut t = Tensor::empty();
         check(unsafe { sys::ngpt_decoder_vocoder(self.ptr.as_ptr(), &mut t.t, &m) })?;
         Ok(t)
