@@ -869,7 +869,9 @@ NGPT_API ngpt_status ngpt_video_preprocess_memory(ngpt_tensor *out, const void *
  * A decoder is loaded from a diffusers pipeline folder (model_index.json + unet/, vae/,
  * scheduler/, and vocoder/ for AudioLDM; text_encoder/ + tokenizer/ when present). The kind
  * comes from model_index.json's "_class_name" (StableDiffusionPipeline -> IMAGE,
- * AudioLDMPipeline -> AUDIO, TextToVideoSDPipeline -> VIDEO) unless the params name one.
+ * AudioLDMPipeline -> AUDIO, TextToVideoSDPipeline -> VIDEO) unless the params name one: for a
+ * folder without model_index.json, or with a pipeline class not listed here; one that names a
+ * listed class of another kind is NGPT_ERR_BAD_FORMAT.
  * Every size is read from the components' config.json files.
  *
  * Stage by stage (all tensors host memory; outputs library-owned F32, free with

@@ -56,6 +56,11 @@ static ngpt_status read_kind(const char *dir, ngpt_decoder_kind *kind)
     return s;
 }
 
+static const char *kind_name(ngpt_decoder_kind k)
+{
+    return k == NGPT_DECODER_IMAGE ? "image" : k == NGPT_DECODER_AUDIO ? "audio" : k == NGPT_DECODER_VIDEO ? "video" : "unknown";
+}
+
 /* Whether a "_diffusers_version" string is below 0.9.0 (its release part, as packaging's
  * base_version: "0.8.0.dev0" is, "0.9.0.dev0" is not). Unparsable: no. */
 static bool before_0_9(const char *v)
@@ -163,7 +168,23 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     d->cpu_bf16 = cpu_bf16;
     const ngpt_dtype wdt = p.compute_dtype; /* the UNet's and VAE's weights (CPU: matrices and filters) */
     d->cuda_graph = (p.flags & NGPT_DECODER_FLAG_CUDA_GRAPH) != 0;
-    if (s == NGPT_OK && d->kind == NGPT_DECODER_AUTO) s = read_kind(model_dir, &d->kind);
+    if (s == NGPT_OK && d->kind == NGPT_DECODER_AUTO) {
+        s = read_kind(model_dir, &d->kind);
+    } else if (s == NGPT_OK) {
+        /* a kind named by the caller must agree with model_index.json, when there is one and it
+         * names a pipeline we know (an unknown _class_name is what naming the kind is for) */
+        char *mi = path_join(model_dir, "model_index.json");
+        ngpt_decoder_kind named = d->kind;
+        if (!mi) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "decoder: out of memory");
+        else if (nx_is_file(mi) && (s = read_kind(model_dir, &named)) == NGPT_ERR_UNSUPPORTED) {
+            s = NGPT_OK;
+            named = d->kind;
+        }
+        if (s == NGPT_OK && named != d->kind)
+            s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: model_index.json describes the %s decoder, not the %s one asked for",
+                       model_dir, kind_name(named), kind_name(d->kind));
+        nx_free(mi);
+    }
 
     char *sub = NULL;
     if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) {

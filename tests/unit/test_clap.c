@@ -219,7 +219,12 @@ static void test_encoder_load_errors(void)
     rm_tree(dst);
     /* a CLIP text encoder in an AUDIO decoder, and the other way round */
     CHECK_ERR(open_dec(&d, g_clip, NGPT_DECODER_AUDIO, TE), NGPT_ERR_UNSUPPORTED, "clap_text_model");
-    CHECK_ERR(open_dec(&d, g_clap, NGPT_DECODER_IMAGE, TE), NGPT_ERR_UNSUPPORTED, "clip_text_model");
+    CHECK_ERR(open_dec(&d, g_clap, NGPT_DECODER_IMAGE, TE), NGPT_ERR_BAD_FORMAT,
+              "model_index.json describes the audio decoder, not the image one");
+    /* without a model_index.json the named kind is taken, and the text encoder's config refuses */
+    tok_copy(dst, NULL);
+    CHECK_ERR(open_dec(&d, dst, NGPT_DECODER_IMAGE, TE), NGPT_ERR_UNSUPPORTED, "clip_text_model");
+    rm_tree(dst);
 }
 
 static float norm2(const float *x, int n)

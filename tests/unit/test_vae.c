@@ -242,6 +242,12 @@ static void test_arg_errors(void)
     CHECK_ERR(open_dec(&bad, golden("models/sd-a"), NGPT_DECODER_AUTO, NGPT_DECODER_VOCODER), NGPT_ERR_INVALID_ARGUMENT,
               "vocoder");
     CHECK(bad == NULL);
+    /* a kind the caller names must be model_index.json's */
+    CHECK_ERR(open_dec(&bad, golden("models/sd-a"), NGPT_DECODER_AUDIO, NGPT_DECODER_VAE), NGPT_ERR_BAD_FORMAT,
+              "describes the image decoder, not the audio one");
+    CHECK_ERR(open_dec(&bad, golden("models/audioldm-a"), NGPT_DECODER_IMAGE, NGPT_DECODER_VAE), NGPT_ERR_BAD_FORMAT,
+              "describes the audio decoder, not the image one");
+    CHECK(bad == NULL);
     /* mel with the wrong n_mels / rank */
     int64_t ms2[3] = {1, 4, 80}, ms4[4] = {1, 2, 4, 64}, ms5[5] = {1, 1, 1, 4, 64};
     ngpt_tensor mel2 = f32(3, ms2, buf), mel4 = f32(4, ms4, buf), mel5 = f32(5, ms5, buf);

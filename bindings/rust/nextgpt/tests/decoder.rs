@@ -470,11 +470,13 @@ fn errors_a_user_hits() {
     err_has(vae_only.generate_with(&ehs, &p, with).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "UNet");
     let e = Decoder::with_components(&ctx, models.join("sd-a"), None, sys::NGPT_DECODER_VOCODER, Options::default());
     err_has(e.err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "vocoder");
-    // kinds: Text is none; a video decoder needs a 3-D UNet
+    // kinds: Text is none; a kind named must be model_index.json's
     let e = Decoder::with_components(&ctx, models.join("sd-a"), Some(Modality::Text), 0, Options::default());
     err_has(e.err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "Modality::Text");
     let e = Decoder::with_components(&ctx, models.join("sd-a"), Some(Modality::Video), 0, Options::default());
-    err_has(e.err().unwrap(), sys::NGPT_ERR_BAD_FORMAT, "UNet");
+    err_has(e.err().unwrap(), sys::NGPT_ERR_BAD_FORMAT, "describes the image decoder, not the video one");
+    let e = Decoder::with_components(&ctx, models.join("sd-a"), Some(Modality::Audio), 0, Options::default());
+    err_has(e.err().unwrap(), sys::NGPT_ERR_BAD_FORMAT, "describes the image decoder, not the audio one");
     let sd_named = Decoder::with_components(&ctx, models.join("sd-a"), Some(Modality::Image), 0, Options::default());
     assert_eq!(sd_named.unwrap().kind(), Modality::Image);
 
