@@ -153,7 +153,11 @@ typedef enum ngpt_dtype {
 /* A view of a dense, row-major (C order, last dimension contiguous) array in host memory.
  * `owner` says who frees `data`: NULL means the caller (the library only borrows it for the
  * duration of the call); non-NULL means the library allocated it and `ngpt_tensor_free()`
- * releases it. Tensors the library returns are always library-owned. */
+ * releases it. Tensors the library returns are always library-owned.
+ * Inputs: a tensor argument documented as F32 (pixels, latents, embeddings, conditioning, mel,
+ * timesteps) may hold any numeric dtype; it is converted as a C cast would (F16/BF16 widened,
+ * integers to their value). Where a function names the dtypes it takes (token ids I32/I64,
+ * the postprocess functions' F32, video frames' U8), others are NGPT_ERR_DTYPE_MISMATCH. */
 typedef struct ngpt_tensor {
     ngpt_dtype dtype;
     int32_t    rank;                   /* 0..NGPT_MAX_DIMS */
@@ -1427,7 +1431,7 @@ NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s,
  * tensors are skipped, any other unknown tensor is NGPT_ERR_UNEXPECTED_TENSOR.
  *
  * Outputs are library-owned F32 [N, embed_dim] tensors (free with ngpt_tensor_free); inputs
- * are borrowed for the call (any float dtype, converted to F32). Errors: NGPT_ERR_UNSUPPORTED
+ * are borrowed for the call (any numeric dtype, converted to F32). Errors: NGPT_ERR_UNSUPPORTED
  * (a modality whose branch was not loaded), NGPT_ERR_SHAPE_MISMATCH (the message gives the
  * expected and the actual shape); create: NGPT_ERR_NOT_FOUND (file, or a tensor), _SHAPE_MISMATCH
  * / _DTYPE_MISMATCH (a tensor, with both shapes), _UNEXPECTED_TENSOR, _BAD_FORMAT.
