@@ -1004,7 +1004,9 @@ NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean,
                                              const ngpt_tensor *image);
 
 /* Called after every denoising step (step = 1..total, elapsed seconds since the call began);
- * return false to cancel (the call then returns NGPT_ERR_CANCELLED). */
+ * return false to cancel (the call then returns NGPT_ERR_CANCELLED). total counts the UNet
+ * evaluations of the schedule: num_inference_steps, but one more for PNDM (diffusers repeats
+ * its first timestep). */
 typedef bool (*ngpt_step_fn)(int32_t step, int32_t total, float elapsed_s, void *user_data);
 
 /* A cheap look at the denoising in progress, after step `step` of `total`: `latents` F32 (the
@@ -1686,17 +1688,20 @@ typedef struct ngpt_pipeline_media {
 
 typedef enum ngpt_pipeline_event_kind {
     NGPT_PIPELINE_EVENT_LOAD    = 0,  /* a component is being loaded (name: "image decoder" ...) */
-    NGPT_PIPELINE_EVENT_ENCODE  = 1,  /* media item `step` of `total` encoded (cancelled here: the
-                                       * language model does not run, the conversation is as
-                                       * before, forced outputs are listed as cancelled) */
+    NGPT_PIPELINE_EVENT_ENCODE  = 1,  /* `step` of the `total` media items encoded so far (in
+                                       * modality order: images, sounds, videos; `modality` is the
+                                       * item's). Cancelled here: the language model does not run,
+                                       * the conversation is as before, forced outputs are listed
+                                       * as cancelled */
     NGPT_PIPELINE_EVENT_TOKEN   = 2,  /* answer text streamed: text/text_len (a token's piece) */
-    NGPT_PIPELINE_EVENT_DENOISE = 3,  /* denoising step `step` of `total` of `modality` */
+    NGPT_PIPELINE_EVENT_DENOISE = 3,  /* denoising step `step` of `total` of `modality` (total
+                                       * as ngpt_step_fn's: steps + 1 for PNDM) */
     NGPT_PIPELINE_EVENT_OUTPUT  = 4   /* output `step` (0-based) of `modality` is finished */
 } ngpt_pipeline_event_kind;
 
 typedef struct ngpt_pipeline_event {
     ngpt_pipeline_event_kind kind;
-    ngpt_modality modality;      /* DENOISE, OUTPUT, ENCODE; TEXT otherwise */
+    ngpt_modality modality;      /* DENOISE, OUTPUT, ENCODE, and LOAD of a decoder; TEXT otherwise */
     int32_t       step, total;
     const char   *text;          /* TOKEN: the piece (not NUL-terminated); LOAD: the component */
     size_t        text_len;

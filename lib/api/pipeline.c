@@ -447,12 +447,12 @@ NGPT_API ngpt_backbone_session *ngpt_pipeline_session(const ngpt_pipeline *p) { 
  * Encoding the user's media: one soft token per modality
  * ------------------------------------------------------------------------------------------- */
 
-static ngpt_status encode_item(ngpt_pipeline *p, ngpt_tensor *emb, const ngpt_pipeline_media *m, size_t idx)
+static ngpt_status encode_item(ngpt_pipeline *p, ngpt_tensor *emb, const ngpt_pipeline_media *m)
 {
     ngpt_status st;  /* the item's shape was checked by encode_media */
     switch (m->modality) {
     case NGPT_MODALITY_IMAGE: {
-        if (m->audio) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media[%zu] is an image but gives audio", idx);
+        if (m->audio) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "an image item gives audio");
         if (m->image) return ngpt_encoder_encode_image(p->enc, emb, m->image);
         ngpt_image *img = NULL;
         st = m->path ? ngpt_image_load(&img, m->path) : ngpt_image_load_memory(&img, m->data, m->size, NULL);
@@ -461,7 +461,7 @@ static ngpt_status encode_item(ngpt_pipeline *p, ngpt_tensor *emb, const ngpt_pi
         return st;
     }
     case NGPT_MODALITY_AUDIO: {
-        if (m->image) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media[%zu] is audio but gives an image", idx);
+        if (m->image) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "an audio item gives an image");
         if (m->audio) return ngpt_encoder_encode_audio(p->enc, emb, m->audio, NULL);
         ngpt_audio *a = NULL;
         st = m->path ? ngpt_audio_load(&a, m->path) : ngpt_audio_load_memory(&a, m->data, m->size, NULL);
@@ -471,10 +471,10 @@ static ngpt_status encode_item(ngpt_pipeline *p, ngpt_tensor *emb, const ngpt_pi
     }
     case NGPT_MODALITY_VIDEO:
         if (!m->path)
-            return nx_err(NGPT_ERR_UNSUPPORTED, "ngpt_pipeline_turn: media[%zu]: video is read from a file only (set path)", idx);
+            return nx_err(NGPT_ERR_UNSUPPORTED, "video is read from a file only (set path)");
         return ngpt_encoder_encode_video_file(p->enc, emb, m->path, NULL);
     default:
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_pipeline_turn: media[%zu]: bad modality %d", idx, (int)m->modality);
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "bad modality %d", (int)m->modality);
     }
 }
 
@@ -482,6 +482,7 @@ static ngpt_status encode_item(ngpt_pipeline *p, ngpt_tensor *emb, const ngpt_pi
 static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pipeline_media *media, size_t n,
                                 pl_call *c, pl_stats *sx)
 {
+    size_t done = 0; /* ENCODE events count the items as they are encoded */
     int32_t d = ngpt_encoder_embed_dim(p->enc), h = ngpt_backbone_n_embd(p->bb);
     /* every item checked before any work: the loop below visits items by modality, so one of
      * another modality would otherwise be dropped without a word */
@@ -505,18 +506,18 @@ static ngpt_status encode_media(ngpt_pipeline *p, float *soft[4], const ngpt_pip
         for (size_t i = 0; i < n; i++) {
             if (media[i].modality != (ngpt_modality)m) continue;
             ngpt_tensor emb = {0};
-            ngpt_status st = encode_item(p, &emb, &media[i], i);
+            ngpt_status st = encode_item(p, &emb, &media[i]);
             if (st != NGPT_OK) {
                 nx_free(feat);
                 /* the path, unless the decoder's message already names it */
                 const char *what = media[i].path && !strstr(ngpt_last_error(), media[i].path) ? media[i].path
                                                                                               : k_mod_name[m];
-                return nx_err_wrap(st, "media[%zu] (%s): ", i, what);
+                return nx_err_wrap(st, "ngpt_pipeline_turn: media[%zu] (%s): ", i, what);
             }
             memcpy(feat + k * (size_t)d, emb.data, (size_t)d * sizeof *feat);
             ngpt_tensor_free(&emb);
             k++;
-            if (!emit(c, NGPT_PIPELINE_EVENT_ENCODE, (ngpt_modality)m, (int32_t)i + 1, (int32_t)n, NULL, 0)) {
+            if (!emit(c, NGPT_PIPELINE_EVENT_ENCODE, (ngpt_modality)m, (int32_t)++done, (int32_t)n, NULL, 0)) {
                 nx_free(feat);  /* cancelled: the turn stops here (c->cancelled) */
                 return NGPT_OK;
             }

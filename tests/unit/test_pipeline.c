@@ -9,6 +9,7 @@
 #include "api/context.h"
 
 #include <limits.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
@@ -240,6 +241,8 @@ static void test_missing_decoder(void)
 
 typedef struct events {
     int loads, tokens, denoise, outputs, cancel_at, encodes, cancel_encode, cancel_load;
+    int32_t enc_step[4], enc_total[4];
+    ngpt_modality enc_mod[4];
 } events;
 
 static bool on_event(const ngpt_pipeline_event *ev, void *ud)
@@ -257,6 +260,11 @@ static bool on_event(const ngpt_pipeline_event *ev, void *ud)
         break;
     case NGPT_PIPELINE_EVENT_OUTPUT: e->outputs++; break;
     case NGPT_PIPELINE_EVENT_ENCODE:
+        if (e->encodes < 4) {
+            e->enc_step[e->encodes] = ev->step;
+            e->enc_total[e->encodes] = ev->total;
+            e->enc_mod[e->encodes] = ev->modality;
+        }
         e->encodes++;
         if (e->cancel_encode) return false;
         break;
@@ -388,6 +396,31 @@ static void test_events_and_cancel(void)
         ngpt_pipeline_result_free(r);
     }
     tp.force = force;
+
+    /* ENCODE events count the items as they are encoded, images first: [audio, image] gives
+     * steps 1 (image), 2 (audio) of 2 */
+    float *tone = calloc(16000, sizeof *tone);
+    ngpt_audio *snd = NULL;
+    for (int i = 0; tone && i < 16000; i++) tone[i] = 0.3f * sinf(0.0628f * (float)i);
+    if (tone) CHECK_OK(ngpt_audio_from_pcm(&snd, tone, 16000, 1, 16000));
+    free(tone);
+    if (snd) {
+        events e4 = {0};
+        ngpt_pipeline_media mixed[2] = {{NGPT_MODALITY_AUDIO, NULL, NULL, 0, NULL, snd},
+                                        {NGPT_MODALITY_IMAGE, g_cat, NULL, 0, NULL, NULL}};
+        ngpt_pipeline_turn_params tp4 = tp;
+        tp4.user_data = &e4;
+        tp4.force = 0;
+        tp4.max_new_tokens = 1;
+        r = NULL;
+        CHECK_OK(ngpt_pipeline_turn(&r, p, "both?", mixed, 2, &tp4));
+        CHECK_MSG(e4.encodes == 2 && e4.enc_step[0] == 1 && e4.enc_step[1] == 2 && e4.enc_total[0] == 2 &&
+                  e4.enc_total[1] == 2 && e4.enc_mod[0] == NGPT_MODALITY_IMAGE && e4.enc_mod[1] == NGPT_MODALITY_AUDIO,
+                  "encode events: %d, steps %d %d of %d %d, modalities %d %d", e4.encodes, e4.enc_step[0],
+                  e4.enc_step[1], e4.enc_total[0], e4.enc_total[1], (int)e4.enc_mod[0], (int)e4.enc_mod[1]);
+        ngpt_pipeline_result_free(r);
+        ngpt_audio_free(snd);
+    }
 
     /* the cancel flag before the turn: no tokens sampled, no image */
     volatile int32_t flag = 1;

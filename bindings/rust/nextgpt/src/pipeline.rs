@@ -118,8 +118,8 @@ pub enum PipelineEvent {
     /// A component is about to load: "language model", "imagebind", "projectors" (at create;
     /// `modality` Text), "image decoder", "audio decoder", "video decoder" (`modality` its own).
     Load { component: String, modality: Modality, elapsed_s: f64 },
-    /// Media item `step` of `total` (1-based position in the turn's media list; items are
-    /// encoded image first, then audio, then video) is encoded.
+    /// `step` of the turn's `total` media items are encoded (items are encoded images first,
+    /// then sounds, then videos; `modality` is the one just encoded).
     Encode { modality: Modality, step: i32, total: i32, elapsed_s: f64 },
     /// A piece of the answer text.
     Token { text: String, elapsed_s: f64 },

@@ -571,10 +571,10 @@ fn turn_errors() {
     // a source the modality cannot take
     let e = err(&mut pl, &[(Modality::Audio, MediaSource::Image(&img))], &tp);
     assert_eq!(e.status, INVALID);
-    assert!(e.message.contains("is audio but gives an image"), "{}", e.message);
+    assert!(e.message.contains("ngpt_pipeline_turn: media[0] (audio): an audio item gives an image"), "{}", e.message);
     let e = err(&mut pl, &[(Modality::Video, MediaSource::Bytes(&jpg))], &tp);
     assert_eq!(e.status, sys::NGPT_ERR_UNSUPPORTED as i32);
-    assert!(e.message.contains("video is read from a file only"), "{}", e.message);
+    assert!(e.message.contains("ngpt_pipeline_turn: media[0] (video): video is read from a file only"), "{}", e.message);
     // a missing file: named in the message
     let missing = tiny.join("no-such-cat.jpg");
     let e = err(&mut pl, &[(Modality::Image, MediaSource::Path(&missing))], &tp);
