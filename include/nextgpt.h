@@ -440,8 +440,10 @@ typedef struct ngpt_backbone_session_params {
 } ngpt_backbone_session_params;
 
 NGPT_API ngpt_status ngpt_backbone_session_params_default(ngpt_backbone_session_params *p, size_t struct_size);
-/* A session on `bb`; params may be NULL. Its KV cache is F32, 2 * n_layer * n_ctx * n_embd * 4
- * bytes (2 GiB for Vicuna-7B at n_ctx 2048: set n_ctx to what the conversation needs). */
+/* A session on `bb`; params may be NULL. Its KV cache grows with the conversation, doubling, up
+ * to 2 * n_layer * n_ctx * n_kv_heads * head_dim elements (n_embd for Vicuna-7B) of the
+ * activations' dtype (F32 unless the backbone computes in F16 / BF16 on CUDA): 2 GiB for
+ * Vicuna-7B in F32 at n_ctx 2048, so set n_ctx to what the conversation may need. */
 NGPT_API ngpt_status ngpt_backbone_session_create(ngpt_backbone_session **out, ngpt_backbone *bb,
                                                   const ngpt_backbone_session_params *params);
 /* NULL is a no-op. */
@@ -556,7 +558,9 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * Timesteps: DDIM, DDPM, PNDM, DPM-Solver, UniPC and DEIS use integer timesteps, which the int64
  * calls (ngpt_scheduler_timesteps, _step, ...) take; the k-diffusion samplers' are fractional
  * (float64, as diffusers' numpy linspace gives them), so they need the _f64 calls, which serve
- * every kind. Randomness: the library draws no random numbers. Where diffusers would draw noise
+ * every kind (the int64 _step, _scale_model_input and _add_noise take the timestep as its float64
+ * value: a k-diffusion timestep that is whole, like the first, 999, is found; the others are not
+ * in the schedule, NGPT_ERR_INVALID_ARGUMENT). Randomness: the library draws no random numbers. Where diffusers would draw noise
  * (DDPM, DDIM with eta > 0, the SDE variants of DPM-Solver, Euler ancestral, KDPM2 ancestral),
  * the caller passes it as `variance_noise` (standard normal, one value per sample element, a
  * fresh draw per step).
@@ -564,7 +568,7 @@ NGPT_API ngpt_status ngpt_backbone_generate_greedy(int32_t *n_out, ngpt_backbone
  * independent. Errors: NGPT_ERR_BAD_FORMAT (not JSON, a key of the wrong type),
  * NGPT_ERR_UNSUPPORTED (an unknown _class_name / beta_schedule / prediction_type / algorithm,
  * or a diffusers option not ported: thresholding, learned variance, Euler's log_linear
- * interpolation; fractional timesteps asked for through an int64 call), NGPT_ERR_INVALID_ARGUMENT
+ * interpolation; ngpt_scheduler_timesteps of a k-diffusion sampler), NGPT_ERR_INVALID_ARGUMENT
  * (NULL pointers, steps out of range, a timestep not in the schedule, step before
  * set_timesteps, missing noise), NGPT_ERR_SHAPE_MISMATCH (n changed between steps).
  * DPM-Solver, Euler, Heun and LMS take use_karras_sigmas (Karras et al.'s rho-7 noise levels).
@@ -1811,7 +1815,8 @@ typedef struct ngpt_pipeline_result ngpt_pipeline_result;  /* opaque; ngpt_pipel
  * Errors (no result, the conversation unchanged): NGPT_ERR_INVALID_ARGUMENT (also for a media
  * item of no input modality and for decoder settings out of range, checked before anything
  * runs), media that cannot be read or encoded (the message names the file),
- * NGPT_ERR_UNSUPPORTED (a modality the encoder or input projector lacks), errors of the
+ * NGPT_ERR_UNSUPPORTED (a modality the encoder or input projector lacks; a forced output when the
+ * language model has no signal tokens, as a plain LLaMA), errors of the
  * language model. */
 NGPT_API ngpt_status ngpt_pipeline_turn(ngpt_pipeline_result **out, ngpt_pipeline *p, const char *text,
                                         const ngpt_pipeline_media *media, size_t n_media,
