@@ -7,8 +7,6 @@ use std::ptr::{self, NonNull};
 use crate::callback::*;
 use std::ffi::CString;
 use std::os::raw::{c_char, c_void};
-use std::sync::atomic::AtomicI32;
-use std::sync::Arc;
 
 /// `ngpt_backbone`: the LLaMA/Vicuna language model (+ the NExT-GPT delta), read-only once
 /// loaded. Conversations are [`Session`]s, which borrow it. Borrows its [`Context`].
@@ -226,7 +224,7 @@ pub struct TurnParams {
     pub system: Option<String>,
     /// A flag another thread may set: nonzero stops the turn before its next sampled token (a
     /// started group is completed first; `stop_reason` then says `NGPT_STOP_CANCELLED`).
-    pub cancel: Option<Arc<AtomicI32>>,
+    pub cancel: Option<CancelFlag>,
 }
 
 /// A signal group of a turn: the hidden states of its positions and the embedding rows of its
@@ -325,7 +323,7 @@ impl Session<'_> {
         if let Some(c) = &system { tp.system = c.as_ptr(); }
         // SAFETY (of the C read): AtomicI32 has the layout of an i32; the Arc keeps it alive
         // through the call, and the library only reads it.
-        if let Some(flag) = &p.cancel { tp.cancel = flag.as_ptr() as *const i32; }
+        if let Some(flag) = &p.cancel { tp.cancel = flag.as_ptr(); }
         let tm = self.turn_media(media)?;
         let mut call = on_text.map(|f| TokenCall { f, panic: None });
         if let Some(c) = call.as_mut() {

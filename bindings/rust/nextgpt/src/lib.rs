@@ -25,6 +25,7 @@ mod error;
 mod ffi;
 mod borrowed;
 mod callback;
+mod cancel;
 mod context;
 mod tensor;
 mod tokenizer;
@@ -40,6 +41,7 @@ mod pipeline;
 mod memory;
 
 pub use borrowed::Borrowed;
+pub use cancel::CancelFlag;
 pub use error::*;
 pub use context::*;
 pub use tensor::*;

@@ -9,8 +9,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Arc;
 
 /// Options of [`Pipeline::with_params`] (the fields of `ngpt_pipeline_params` a Rust program
 /// sets); `Default` = the library's defaults.
@@ -22,40 +20,6 @@ pub struct PipelineParams {
     pub n_ctx: i32,
     /// Compute dtype and `sys::NGPT_PIPELINE_*` flag bits (see [`Pipeline::with_options`]).
     pub options: Options,
-}
-
-/// A flag that stops a running turn at its next token or denoising step once set, from any
-/// thread (`ngpt_pipeline_turn_params.cancel`). Clones share the flag. It stays set until
-/// [`CancelFlag::reset`]: a turn given a set flag is cancelled at its first check.
-///
-/// The library reads it through a `const volatile int32_t *`; the flag is an [`AtomicI32`], which
-/// has the size, alignment and bit validity of an `i32` (nonzero = cancel).
-#[derive(Clone, Debug, Default)]
-pub struct CancelFlag(Arc<AtomicI32>);
-
-impl CancelFlag {
-    /// A flag not set.
-    pub fn new() -> CancelFlag {
-        CancelFlag::default()
-    }
-
-    /// Ask the turn that reads this flag to stop.
-    pub fn cancel(&self) {
-        self.0.store(1, Ordering::SeqCst);
-    }
-
-    /// Clear the flag for the next turn.
-    pub fn reset(&self) {
-        self.0.store(0, Ordering::SeqCst);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst) != 0
-    }
-
-    fn as_ptr(&self) -> *const i32 {
-        self.0.as_ptr()
-    }
 }
 
 /// Options of [`Pipeline::turn`] and [`Pipeline::turn_with`]; `None` / 0 / empty = the library's

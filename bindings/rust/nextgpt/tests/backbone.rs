@@ -7,8 +7,6 @@ mod common;
 use nextgpt::sys;
 use nextgpt::{Backbone, Batch, Context, GenerateParams, Modality, OutputMode, Session, TurnParams};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicI32;
-use std::sync::Arc;
 
 const INVALID: i32 = sys::NGPT_ERR_INVALID_ARGUMENT as i32;
 
@@ -455,7 +453,8 @@ fn turn_ids_prompt_timings_and_params() {
     assert!(sys_turn.n_prompt > r2.n_prompt, "{} vs {}", sys_turn.n_prompt, r2.n_prompt);
     // the cancel flag set beforehand: nothing sampled
     s3.reset().unwrap();
-    let flag = Arc::new(AtomicI32::new(1));
+    let flag = nextgpt::CancelFlag::new();
+    flag.cancel();
     let c = s3.turn("count", &[], &TurnParams { cancel: Some(flag.clone()), ..open.clone() }).unwrap();
     assert_eq!((c.stop_reason, c.text.as_str()), (sys::NGPT_STOP_CANCELLED, ""));
     // max_groups and suppress_strays go through (an image group allowed twice)
