@@ -1526,6 +1526,65 @@ class StagesTest(unittest.TestCase):
         finally:
             setattr(lib, "ngpt_pipeline_free", real["ngpt_pipeline_free"])
 
+    def test_lent_edges(self):
+        """From a review: a modality number past 32 bits is refused, not wrapped onto another (it
+        aliased the image decoder, which release_decoder then freed under the alias); media given
+        as a generator or a long list stay open for the whole turn; a lent session outlives the
+        lent backbone's Python object; misaligned and read-only arrays are copied, not used."""
+        M = nextgpt.Modality
+        p = nextgpt.Pipeline(self.ctx, TINY, preload=[M.IMAGE])
+        for call in (lambda: p.decoder(2**32 + 1), lambda: p.release_decoder(2**32 + 1),
+                     lambda: p.decoder_path(2**32 + 1), lambda: p.projector.d_model(2**32 + 1),
+                     lambda: nextgpt.video_codec(2**32)):
+            with self.assertRaises(ValueError):
+                call()
+        self.assertIsNotNone(p.decoder(M.IMAGE))
+        imgs = [nextgpt.Image.from_rgb8(np.full((32, 32, 3), v, np.uint8)) for v in (10, 200)]
+
+        def close_second(kind, *_):
+            if kind == nextgpt.PipelineEventKind.ENCODE:
+                with self.assertRaises(RuntimeError):  # in use by the turn
+                    imgs[1].close()
+            return True
+        r = p.turn("look", media=(x for x in imgs), max_new_tokens=2, on_event=close_second)
+        self.assertFalse(imgs[1].closed)
+        self.assertIsInstance(r.text, str)
+        p.reset()
+        # a list longer than 256 (soft rows: cheap) is scanned whole too
+        bb = p.backbone
+        rows = [nextgpt.Tensor.from_buffer(np.zeros(bb.n_embd, np.float32), nextgpt.Dtype.F32, (1, bb.n_embd))
+                for _ in range(2)]
+        mine = bb.session(n_ctx=1024)
+
+        tried = []
+
+        def close_last(_text):
+            with self.assertRaises(RuntimeError):
+                rows[1].close()
+            tried.append(1)
+            return False
+        mine.turn("x", media=[(M.IMAGE, rows[0])] * 256 + [(M.AUDIO, rows[1])], max_new_tokens=4, temperature=0,
+                  on_text=close_last)
+        self.assertEqual((tried, rows[1].closed), ([1], False))
+        mine.close()
+        s = p.session
+        p.backbone.close()  # forgets the lent backbone's object; the session keeps its widths
+        p.turn("hi", max_new_tokens=1)
+        self.assertEqual(s.logits().shape[1], p.backbone.n_vocab)
+        # a float32 array at an odd address, and a read-only one stepped "in place": copies
+        raw = np.zeros(4 * 3 * 2 * 8 * 8 + 1, np.uint8)
+        odd = np.frombuffer(raw.data, np.float32, 3 * 2 * 8 * 8, 1)
+        self.assertFalse(odd.flags.aligned)
+        self.assertEqual(nextgpt.video_postprocess(odd.reshape(1, 3, 2, 8, 8)).numpy().shape, (2, 8, 8, 3))
+        sched = nextgpt.Scheduler(os.path.join(GOLDEN, "models", "sd-a", "scheduler", "scheduler_config.json"))
+        sched.set_timesteps(2)
+        frozen = np.frombuffer(np.ones(16, np.float32).tobytes(), np.float32)
+        self.assertFalse(frozen.flags.writeable)
+        out = sched.step(np.zeros(16, np.float32), sched.timesteps[0], frozen)
+        self.assertTrue((frozen == 1).all())  # the bytes object under it is immutable: untouched
+        self.assertEqual(len(out), 16)
+        p.close()
+
     def test_session_add_assistant_media_and_timings(self):
         """A turn's timings; add_assistant_media re-writes the answer with media first, as the
         official history holds it: each medium is <Img> soft </Img> (3 positions), the answer's

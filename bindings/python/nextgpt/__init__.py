@@ -24,10 +24,13 @@ Every C function is also reachable as nextgpt.lib.ngpt_* with the generated argt
 (nextgpt.capi holds the structs, enums and constants), including ones this layer does not wrap.
 """
 import array
+import collections.abc
 import ctypes
 import ctypes.util
 import enum
 import functools
+import io
+import numbers
 import os
 import struct
 import sys
@@ -107,10 +110,10 @@ for _c, _m in capi.ENUMS.items():
     __all__.append(_n)
 del _c, _m, _n, _cls
 # the enums this layer uses, bound by name (for readers and pyflakes, who cannot see globals())
-(AudioFormat, Backend, DecoderKind, Dtype, LogLevel, MemoryPart, Modality, PipelineEventKind, PipelineStage,
- SchedulerKind, StopReason, VideoFormat) = (globals()[_n] for _n in (
-    "AudioFormat", "Backend", "DecoderKind", "Dtype", "LogLevel", "MemoryPart", "Modality", "PipelineEventKind",
-    "PipelineStage", "SchedulerKind", "StopReason", "VideoFormat"))
+(AudioFormat, Backend, DecoderKind, Dtype, ImageFormat, LogLevel, MemoryPart, Modality, PipelineEventKind,
+ PipelineStage, SchedulerKind, StopReason, VideoFormat) = (globals()[_n] for _n in (
+    "AudioFormat", "Backend", "DecoderKind", "Dtype", "ImageFormat", "LogLevel", "MemoryPart", "Modality",
+    "PipelineEventKind", "PipelineStage", "SchedulerKind", "StopReason", "VideoFormat"))
 
 # ---- errors --------------------------------------------------------------------------------
 
@@ -431,13 +434,22 @@ class _Handle:
         raise TypeError("%s owns a C handle: it cannot be pickled" % type(self).__name__)
 
 
+def _materialized(args, kwargs):
+    """args and kwargs with one-shot iterators (media given as a generator) made lists, so that
+    the handles in them are counted by _used and the function still sees every item."""
+    def listed(x):
+        return list(x) if isinstance(x, collections.abc.Iterator) and not isinstance(x, io.IOBase) else x
+    return tuple(listed(a) for a in args), {k: listed(v) for k, v in kwargs.items()}
+
+
 def _used(args, kwargs):
     """The handles and tensors among a call's arguments (also inside lists and (Modality, x)
     pairs): they must stay open while the call runs."""
     out = []
     for x in list(args) + list(kwargs.values()):
-        # media lists are short; a long list is data (floats for a scheduler), not handles
-        for y in (x if isinstance(x, (list, tuple)) and len(x) <= 256 else (x,)):
+        # a list of numbers is data (a scheduler's floats): not scanned; any other list is, whole
+        seq = isinstance(x, (list, tuple)) and x and not isinstance(x[0], numbers.Number)
+        for y in (x if seq else (x,)):
             for z in (y if isinstance(y, tuple) else (y,)):
                 if isinstance(z, (_Handle, Tensor)):
                     out.append(z)
@@ -453,6 +465,7 @@ def _busy_call(f, exclusive=False, constructor=False):
     from) are counted."""
     @functools.wraps(f)
     def call(self, *args, **kwargs):
+        args, kwargs = _materialized(args, kwargs)
         used = _used(args, kwargs)
         if not constructor:
             used.append(self)
@@ -486,6 +499,7 @@ def _busy_fn(f):
     _busy_call): they cannot be closed while it runs."""
     @functools.wraps(f)
     def call(*args, **kwargs):
+        args, kwargs = _materialized(args, kwargs)
         used = _used(args, kwargs)
         with _life:
             for h in used:
@@ -745,7 +759,7 @@ def _tensor_view(x):
         raise TypeError("tensor inputs need numpy (or a nextgpt.Tensor)")
     if isinstance(x, capi.ngpt_tensor):  # a view made here (Projector.output's batch of one)
         return ctypes.pointer(x), x
-    a = _np.require(x, requirements="C")  # ascontiguousarray would make a 0-d array 1-d
+    a = _np.require(x, requirements="CA")  # C order, aligned; ascontiguousarray would make a 0-d array 1-d
     if a.dtype.byteorder not in ("=", "|"):  # '>f4' is "float32" too: the library reads native order
         a = a.astype(a.dtype.newbyteorder("="))
     codes = {v: k for k, v in _NP_DTYPES.items() if k != "BF16"}
@@ -811,8 +825,10 @@ def _floats(x, writable=False):
         t = x._open()
         return ctypes.cast(t.data, ctypes.POINTER(ctypes.c_float)), lib.ngpt_tensor_numel(ctypes.byref(t)), x, x
     if _np is not None and isinstance(x, _np.ndarray):
-        a = x if (x.dtype == _np.float32 and x.flags.c_contiguous and (x.flags.writeable or not writable)) \
-            else _np.ascontiguousarray(x, dtype=_np.float32)
+        # in place only when C can use it as is (and write it, if asked); else a fresh copy
+        # (ascontiguousarray would hand back a read-only or misaligned float32 array unchanged)
+        a = x if (x.dtype == _np.float32 and x.flags.c_contiguous and x.flags.aligned
+                  and (x.flags.writeable or not writable)) else _np.array(x, dtype=_np.float32, order="C")
         return a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), a.size, a, a
     a = x if isinstance(x, array.array) and x.typecode == "f" else array.array("f", x)
     if not len(a):
@@ -1119,15 +1135,8 @@ class Image(_Handle):
 
 
 def _image_format(fmt):
-    if fmt is None:
-        return capi.NGPT_IMAGE_FORMAT_AUTO
-    if isinstance(fmt, str):
-        formats = {"png": capi.NGPT_IMAGE_FORMAT_PNG, "jpeg": capi.NGPT_IMAGE_FORMAT_JPEG,
-                   "jpg": capi.NGPT_IMAGE_FORMAT_JPEG}
-        if fmt.lower() not in formats:
-            raise ValueError("image format %r: expected png or jpeg" % fmt)
-        return formats[fmt.lower()]
-    return int(fmt)
+    I = ImageFormat
+    return _named_format(fmt, I, {"png": I.PNG, "jpeg": I.JPEG, "jpg": I.JPEG}, "image")
 
 
 class Audio(_Handle):
@@ -1217,7 +1226,7 @@ def _named_format(fmt, enum_cls, names, what):
         if fmt.lower() not in names:
             raise ValueError("%s format %r: expected one of %s" % (what, fmt, ", ".join(sorted(names))))
         return int(names[fmt.lower()])
-    return int(fmt)
+    return _i32(fmt, what + " format")
 
 
 def _audio_format(fmt):
@@ -1579,7 +1588,7 @@ class Projector(_Handle):
         hv, keep_h = _tensor_view(hidden)
         ev, keep_e = _tensor_view(input_embs)
         t = _new_tensor_out()
-        _call("ngpt_projector_output", self._h(), ctypes.byref(t), int(modality), hv, ev)
+        _call("ngpt_projector_output", self._h(), ctypes.byref(t), _i32(modality, "modality"), hv, ev)
         return Tensor(t)
 
     @property
@@ -1587,7 +1596,7 @@ class Projector(_Handle):
         return bool(lib.ngpt_projector_has_input(self._h()))
 
     def has_output(self, modality):
-        return bool(lib.ngpt_projector_has_output(self._h(), int(modality)))
+        return bool(lib.ngpt_projector_has_output(self._h(), _i32(modality, "modality")))
 
     @property
     def llm_hidden_size(self):
@@ -1598,21 +1607,21 @@ class Projector(_Handle):
         return lib.ngpt_projector_input_dim(self._h())
 
     def output_dim(self, modality):
-        return lib.ngpt_projector_output_dim(self._h(), int(modality))
+        return lib.ngpt_projector_output_dim(self._h(), _i32(modality, "modality"))
 
     def num_input_tokens(self, modality):
-        return lib.ngpt_projector_num_input_tokens(self._h(), int(modality))
+        return lib.ngpt_projector_num_input_tokens(self._h(), _i32(modality, "modality"))
 
     def num_output_tokens(self, modality):
-        return lib.ngpt_projector_num_output_tokens(self._h(), int(modality))
+        return lib.ngpt_projector_num_output_tokens(self._h(), _i32(modality, "modality"))
 
     def d_model(self, modality):
         """The transformer width of modality's output projector (512 for NExT-GPT; 0 when not loaded)."""
-        return lib.ngpt_projector_d_model(self._h(), int(modality))
+        return lib.ngpt_projector_d_model(self._h(), _i32(modality, "modality"))
 
     def nhead(self, modality):
         """The attention heads of modality's output projector (4 for NExT-GPT; 0 when not loaded)."""
-        return lib.ngpt_projector_nhead(self._h(), int(modality))
+        return lib.ngpt_projector_nhead(self._h(), _i32(modality, "modality"))
 
 # ---- backbone and chat turns -----------------------------------------------------------------
 
@@ -1754,7 +1763,7 @@ def _soft_rows(rows, width, what):
             raise ValueError("%s must be F32, not %s" % (what, rows.dtype.name))
         shape, ptr = rows.shape, rows._open().data
     elif _np is not None and not isinstance(rows, array.array):
-        a = _np.ascontiguousarray(rows, dtype=_np.float32)
+        a = _np.require(rows, _np.float32, "CA")
         keep = a
         shape, ptr = a.shape, a.ctypes.data
     else:  # array('f') (what TurnGroup holds without numpy), floats, or rows of floats
@@ -1784,7 +1793,13 @@ class Session(_Handle):
         out = ctypes.POINTER(capi.ngpt_backbone_session)()
         _call("ngpt_backbone_session_create", ctypes.byref(out), backbone._h(), ctypes.byref(p))
         self._adopt(out, backbone)  # keeps the backbone alive; it closes us first
-        self._bb = backbone
+        self._widths(backbone._h())
+
+    def _widths(self, bb):
+        """n_embd and n_vocab of the backbone (a C pointer), kept: a lent session outlives the
+        Python object of a lent backbone."""
+        self._n_embd = lib.ngpt_backbone_n_embd(bb)
+        self._n_vocab = lib.ngpt_backbone_n_vocab(bb)
 
     @property
     def n_past(self):
@@ -1817,7 +1832,7 @@ class Session(_Handle):
             n = len(ids)
             p_ids = (ctypes.c_int32 * max(n, 1))(*ids)
         if embeds is not None:
-            ptr, n_rows, k = _soft_rows(embeds, self._bb.n_embd, "embeds")
+            ptr, n_rows, k = _soft_rows(embeds, self._n_embd, "embeds")
             keep.append(k)
             if n is not None and n_rows != n:
                 raise ValueError("%d ids but %d embedding rows: both give every position" % (n, n_rows))
@@ -1840,14 +1855,14 @@ class Session(_Handle):
         n for ALL); None after OutputMode.NONE or before any eval."""
         n = ctypes.c_int32(0)
         p = lib.ngpt_backbone_get_logits(self._h(), ctypes.byref(n))
-        return _f32_copy(p, (n.value, self._bb.n_vocab)) if n.value else None
+        return _f32_copy(p, (n.value, self._n_vocab)) if n.value else None
 
     def hidden(self):
         """The last eval's final-norm hidden states (a copy; what the output projectors read):
         Tensor F32 [n_rows, n_embd], or None as logits()."""
         n = ctypes.c_int32(0)
         p = lib.ngpt_backbone_get_hidden(self._h(), ctypes.byref(n))
-        return _f32_copy(p, (n.value, self._bb.n_embd)) if n.value else None
+        return _f32_copy(p, (n.value, self._n_embd)) if n.value else None
 
     def generate(self, max_new_tokens=None, stop_ids=(), temperature=None, top_k=None, top_p=None,
                  repetition_penalty=None, seed=None, on_token=None, hidden=False):
@@ -1877,7 +1892,7 @@ class Session(_Handle):
             cb = capi.ngpt_token_fn(raised.guard(lambda tok, _u: on_token(tok) is not False))
             p.on_token = cb
         cap = max(p.max_new_tokens, 1)
-        width = self._bb.n_embd
+        width = self._n_embd
         ids = (ctypes.c_int32 * cap)()
         rows = (ctypes.c_float * (cap * width))() if hidden else None
         n = ctypes.c_int32(0)
@@ -1902,11 +1917,11 @@ class Session(_Handle):
         media = list(media)
         arr = (capi.ngpt_turn_media * max(len(media), 1))()
         keep = []
-        width = self._bb.n_embd
+        width = self._n_embd
         for i, (m, rows) in enumerate(media):
             ptr, n_rows, k = _soft_rows(rows, width, "soft rows of %s" % Modality(int(m)).name)
             keep.append(k)
-            arr[i].modality = int(m)
+            arr[i].modality = _i32(m, "modality")
             arr[i].soft_rows = ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float))
             arr[i].n_rows = n_rows
         return arr, keep
@@ -1928,7 +1943,7 @@ class Session(_Handle):
         arr, keep = self._media(media)
         out = ctypes.POINTER(capi.ngpt_turn_result)()
         return raised.result("ngpt_backbone_turn", out, lib.ngpt_turn_result_free,
-                             lambda r: TurnResult(r, self._bb.n_embd), self._h(), _cstr(text),
+                             lambda r: TurnResult(r, self._n_embd), self._h(), _cstr(text),
                              arr if keep else None, len(keep), ctypes.byref(p))
 
 # ---- pipeline --------------------------------------------------------------------------------
@@ -2040,10 +2055,11 @@ class Pipeline(_Handle):
     def release_decoder(self, modality):
         """Free a loaded decoder (it reloads on its next use); a Decoder that decoder(modality)
         lent is closed first."""
-        lent = self.__dict__.get("_lent_cache", {}).get(("decoder", int(modality)))
+        m = _i32(modality, "modality")  # ctypes would wrap a larger int onto another modality
+        lent = self.__dict__.get("_lent_cache", {}).get(("decoder", m))
         if lent is not None:
             lent.close()  # RuntimeError while it is in a call
-        _call("ngpt_pipeline_release_decoder", self._h(), int(modality))
+        _call("ngpt_pipeline_release_decoder", self._h(), m)
 
     # The stages, lent by the pipeline: never freed by Python, each keeps the pipeline alive and is
     # closed with it; their calls are pipeline calls too (not during a turn, nor from its callbacks).
@@ -2068,18 +2084,19 @@ class Pipeline(_Handle):
         """The conversation's backbone Session (lent), for inspection: n_past, and logits() /
         hidden() of the last evaluated position. Turns or evals on it desync the pipeline."""
         s = self._lent("session", Session, lib.ngpt_pipeline_session(self._h()))
-        if s is not None and ("_bb" not in s.__dict__ or s._bb.closed):
-            s._bb = self.backbone  # its width and vocabulary
+        if s is not None and "_n_embd" not in s.__dict__:
+            s._widths(lib.ngpt_pipeline_backbone(self._h()))
         return s
 
     def decoder(self, modality):
         """The decoder of modality (a lent Decoder), or None until it is loaded (by a turn that
         uses it, or preload); release_decoder closes it."""
-        return self._lent(("decoder", int(modality)), Decoder, lib.ngpt_pipeline_decoder(self._h(), int(modality)))
+        m = _i32(modality, "modality")
+        return self._lent(("decoder", m), Decoder, lib.ngpt_pipeline_decoder(self._h(), m))
 
     def decoder_path(self, modality):
         """The absolute path of the bundle's decoder folder for modality, or None when it has none."""
-        p = lib.ngpt_pipeline_decoder_path(self._h(), int(modality))
+        p = lib.ngpt_pipeline_decoder_path(self._h(), _i32(modality, "modality"))
         return None if p is None else os.fsdecode(p)
 
     def turn(self, text, media=(), force=None, steps=0, seed=0, max_new_tokens=None, temperature=None,
@@ -2115,7 +2132,7 @@ class Pipeline(_Handle):
             elif isinstance(item, Audio):
                 item = (capi.NGPT_MODALITY_AUDIO, item)
             m, src = item
-            arr[i].modality = int(m)
+            arr[i].modality = _i32(m, "modality")
             if _is_pil(src):
                 src = Image.from_pil(src)
                 keep.append(src)  # freed by the collector once the turn has returned
