@@ -163,15 +163,16 @@ NGPT_API int32_t ngpt_context_n_threads(const ngpt_context *ctx)
 NGPT_API uint64_t ngpt_context_memory_used(const ngpt_context *ctx)
 {
     if (!ctx) return 0;
-    uint64_t n = ctx->cpu->mem_used;
-    if (ctx->be != ctx->cpu) n += ctx->be->mem_used;
+    /* atomic loads: other threads' handles allocate on this context meanwhile */
+    uint64_t n = __atomic_load_n(&ctx->cpu->mem_used, __ATOMIC_RELAXED);
+    if (ctx->be != ctx->cpu) n += __atomic_load_n(&ctx->be->mem_used, __ATOMIC_RELAXED);
     return n;
 }
 
 NGPT_API uint64_t ngpt_context_memory_peak(const ngpt_context *ctx)
 {
     if (!ctx) return 0;
-    uint64_t n = ctx->cpu->mem_peak;
-    if (ctx->be != ctx->cpu) n += ctx->be->mem_peak;
+    uint64_t n = __atomic_load_n(&ctx->cpu->mem_peak, __ATOMIC_RELAXED);
+    if (ctx->be != ctx->cpu) n += __atomic_load_n(&ctx->be->mem_peak, __ATOMIC_RELAXED);
     return n;
 }

@@ -13,6 +13,8 @@ use std::os::raw::{c_char, c_void};
 pub struct Backbone<'c> {
     pub(crate) ptr: NonNull<sys::ngpt_backbone>,
     pub(crate) _ctx: PhantomData<&'c Context>,
+    /// Lent by a pipeline ([`crate::Borrowed`]): freed by its owner, never by Drop.
+    pub(crate) lent: bool,
 }
 
 // SAFETY: the header lets any number of sessions on any threads share a backbone (on CUDA their
@@ -39,7 +41,7 @@ impl<'c> Backbone<'c> {
         p.flags = o.flags;
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_backbone_create(&mut out, ctx.as_ptr(), dir.as_ptr(), &p) })?;
-        Ok(Backbone { ptr: NonNull::new(out).expect("ngpt_backbone_create returned NULL"), _ctx: PhantomData })
+        Ok(Backbone { ptr: NonNull::new(out).expect("ngpt_backbone_create returned NULL"), _ctx: PhantomData, lent: false })
     }
 
     /// The hidden size (4096 for Vicuna-7B).
@@ -70,7 +72,7 @@ impl<'c> Backbone<'c> {
         // SAFETY: the backbone owns the tokenizer and frees it with itself; Borrowed never frees
         // it, and its lifetime is tied to &self. The library only reads through the pointer.
         let t = unsafe { sys::ngpt_backbone_tokenizer(self.ptr.as_ptr()) };
-        NonNull::new(t as *mut sys::ngpt_tokenizer).map(|ptr| Borrowed::new(Tokenizer { ptr }))
+        NonNull::new(t as *mut sys::ngpt_tokenizer).map(|ptr| Borrowed::new(Tokenizer { ptr, lent: true }))
     }
 
     /// The embedding rows of `ids`: F32 [ids.len(), n_embd] row-major (`embed_tokens`), e.g. to
@@ -94,13 +96,15 @@ impl<'c> Backbone<'c> {
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_backbone_session_create(&mut out, self.ptr.as_ptr(), &p) })?;
         Ok(Session { ptr: NonNull::new(out).expect("ngpt_backbone_session_create returned NULL"),
-                     n_embd: self.n_embd() as usize, n_vocab: self.n_vocab() as usize, _bb: PhantomData })
+                     n_embd: self.n_embd() as usize, n_vocab: self.n_vocab() as usize, _bb: PhantomData, lent: false })
     }
 }
 
 impl Drop for Backbone<'_> {
     fn drop(&mut self) {
-        unsafe { sys::ngpt_backbone_free(self.ptr.as_ptr()) }
+        if !self.lent {
+            unsafe { sys::ngpt_backbone_free(self.ptr.as_ptr()) }
+        }
     }
 }
 
@@ -263,6 +267,8 @@ pub struct Session<'b> {
     pub(crate) n_embd: usize,
     pub(crate) n_vocab: usize,
     pub(crate) _bb: PhantomData<&'b ()>,
+    /// Lent by a pipeline ([`crate::Borrowed`]): freed by its owner, never by Drop.
+    pub(crate) lent: bool,
 }
 
 // SAFETY: one thread at a time per handle (turn takes &mut self); handles of one context may
@@ -569,6 +575,8 @@ impl Session<'_> {
 
 impl Drop for Session<'_> {
     fn drop(&mut self) {
-        unsafe { sys::ngpt_backbone_session_free(self.ptr.as_ptr()) }
+        if !self.lent {
+            unsafe { sys::ngpt_backbone_session_free(self.ptr.as_ptr()) }
+        }
     }
 }

@@ -1,17 +1,17 @@
 //! Handles the library owns and lends: a pipeline's stages, a backbone's tokenizer.
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 
 /// A handle lent by its owner for `'a` (e.g. [`crate::Pipeline::encoder`]): used like the owned
 /// type, never freed by Rust (its owner frees it).
 ///
-/// Every lent handle derefs to `&T`. The stages whose calls take `&mut self` — [`crate::Encoder`],
-/// [`crate::Projector`], [`crate::Decoder`] — also deref to `&mut T`, which is sound because such
-/// a handle is marked lent (its `Drop` frees nothing) and carries the lender's borrow `'a` as
-/// its own lifetime: even one moved out with `std::mem::replace` cannot outlive the lender, nor
-/// free what it owns. (A handle swapped in that way is leaked, not freed twice.) The tokenizer,
-/// the backbone and the session are lent read-only:
+/// A lent handle is marked lent: its `Drop` frees nothing. Every lent handle derefs to `&T`. The
+/// stages whose calls take `&mut self` — [`crate::Encoder`], [`crate::Projector`],
+/// [`crate::Decoder`] — also deref to `&mut T`, which is sound because such a handle carries the
+/// lender's borrow `'a` as its own lifetime: even one moved out with `std::mem::replace` can
+/// neither outlive the lender nor free what it owns (and the owned handle swapped in is freed
+/// when the `Borrowed` is dropped). The tokenizer, the backbone and the session are lent
+/// read-only:
 ///
 /// ```compile_fail
 /// fn steal(bb: &nextgpt::Backbone, other: nextgpt::Tokenizer) {
@@ -31,14 +31,15 @@ use std::ops::{Deref, DerefMut};
 /// }
 /// ```
 pub struct Borrowed<'a, T> {
-    inner: ManuallyDrop<T>,
+    inner: T,
     _owner: PhantomData<&'a mut ()>,
 }
 
 impl<T> Borrowed<'_, T> {
-    /// `inner` wraps a pointer its owner frees; the caller ties `'a` to the owner's borrow.
+    /// `inner` is a handle marked lent (its owner frees it); the caller ties `'a` to the
+    /// owner's borrow.
     pub(crate) fn new(inner: T) -> Self {
-        Borrowed { inner: ManuallyDrop::new(inner), _owner: PhantomData }
+        Borrowed { inner, _owner: PhantomData }
     }
 }
 

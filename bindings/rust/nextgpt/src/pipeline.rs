@@ -309,7 +309,7 @@ impl<'c> Pipeline<'c> {
     /// The pipeline's language model, lent (read-only: its methods take `&self`).
     pub fn backbone(&self) -> Option<Borrowed<'_, Backbone<'c>>> {
         let p = NonNull::new(unsafe { sys::ngpt_pipeline_backbone(self.ptr.as_ptr()) })?;
-        Some(Borrowed::new(Backbone { ptr: p, _ctx: PhantomData }))
+        Some(Borrowed::new(Backbone { ptr: p, _ctx: PhantomData, lent: true }))
     }
 
     /// The pipeline's ImageBind, lent; `&mut self` so that no other lent stage is used meanwhile.
@@ -334,13 +334,13 @@ impl<'c> Pipeline<'c> {
     /// The conversation's backbone session, lent read-only for inspection (`n_past`, `n_ctx`,
     /// the logits and hidden rows of the last evaluated position). Turns and evals on it directly
     /// would desync the pipeline (the header): use [`Pipeline::turn_with`] and [`Pipeline::reset`].
-    pub fn session(&self) -> Option<Borrowed<'_, Session<'_>>> {
+    pub fn session(&mut self) -> Option<Borrowed<'_, Session<'_>>> {
         let p = NonNull::new(unsafe { sys::ngpt_pipeline_session(self.ptr.as_ptr()) })?;
         // SAFETY: a pipeline with a session has its backbone (NULL would give 0).
         let bb = unsafe { sys::ngpt_pipeline_backbone(self.ptr.as_ptr()) };
         let (n_embd, n_vocab) = unsafe { (sys::ngpt_backbone_n_embd(bb), sys::ngpt_backbone_n_vocab(bb)) };
         Some(Borrowed::new(Session { ptr: p, n_embd: n_embd.max(0) as usize, n_vocab: n_vocab.max(0) as usize,
-                                     _bb: PhantomData }))
+                                     _bb: PhantomData, lent: true }))
     }
 
     /// One user turn: `text` and media files (modality, path). `on_token` receives the answer

@@ -30,8 +30,9 @@ impl Scheduler {
 
     pub fn from_file_with<P: AsRef<Path>>(config_json: P, p: &sys::ngpt_scheduler_params) -> Result<Scheduler> {
         let path = c_path(config_json.as_ref())?;
+        let p = sized(p);
         let mut out = ptr::null_mut();
-        check(unsafe { sys::ngpt_scheduler_create(&mut out, path.as_ptr(), p) })?;
+        check(unsafe { sys::ngpt_scheduler_create(&mut out, path.as_ptr(), &p) })?;
         Ok(Scheduler { ptr: NonNull::new(out).expect("ngpt_scheduler_create returned NULL") })
     }
 
@@ -40,9 +41,10 @@ impl Scheduler {
     }
 
     pub fn from_json_with(json: &str, p: &sys::ngpt_scheduler_params) -> Result<Scheduler> {
+        let p = sized(p);
         let mut out = ptr::null_mut();
         check(unsafe {
-            sys::ngpt_scheduler_create_from_json(&mut out, json.as_ptr() as *const c_char, json.len(), p)
+            sys::ngpt_scheduler_create_from_json(&mut out, json.as_ptr() as *const c_char, json.len(), &p)
         })?;
         Ok(Scheduler { ptr: NonNull::new(out).expect("ngpt_scheduler_create_from_json returned NULL") })
     }
@@ -146,6 +148,14 @@ impl Scheduler {
         })?;
         Ok(out)
     }
+}
+
+/// The caller's params with `struct_size` ours: the library reads that many bytes, so a larger
+/// value set by hand would make it read past this struct.
+fn sized(p: &sys::ngpt_scheduler_params) -> sys::ngpt_scheduler_params {
+    let mut q = *p;
+    q.struct_size = std::mem::size_of::<sys::ngpt_scheduler_params>();
+    q
 }
 
 /// step's noise argument, once the lengths are checked.

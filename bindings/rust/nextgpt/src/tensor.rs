@@ -36,22 +36,24 @@ impl Tensor {
     /// order: the way in for the dtypes Rust has no type for (BF16 and F16 as their 16-bit
     /// patterns, e.g. another tensor's [`Tensor::as_bytes`]).
     pub fn from_bytes(dtype: sys::ngpt_dtype, shape: &[i64], bytes: &[u8]) -> Result<Tensor> {
-        let mut t = Tensor::zeros(dtype, shape)?;
-        if t.as_bytes().len() != bytes.len() {
-            return Err(Error::invalid(&format!(
-                "{} bytes for a {} tensor of shape {:?} ({} bytes)",
-                bytes.len(),
-                t.dtype_name(),
-                shape,
-                t.as_bytes().len()
-            )));
+        // checked before anything is allocated (a wrong shape may ask for terabytes)
+        if let Some(n) = shape_bytes(dtype, shape) {
+            if n != bytes.len() as u128 {
+                let name = unsafe { owned(sys::ngpt_dtype_name(dtype)) }.unwrap_or_default();
+                return Err(Error::invalid(&format!(
+                    "{} bytes for a {} tensor of shape {:?} ({} bytes)", bytes.len(), name, shape, n)));
+            }
         }
+        let mut t = Tensor::zeros(dtype, shape)?;
         t.as_bytes_mut().copy_from_slice(bytes);
         Ok(t)
     }
 
     /// An F32 tensor of `shape` holding a copy of `data`.
     pub fn from_f32(shape: &[i64], data: &[f32]) -> Result<Tensor> {
+        if shape_bytes(sys::NGPT_DTYPE_F32, shape).map_or(false, |n| n != 4 * data.len() as u128) {
+            return Err(Error::invalid("the data does not hold the shape's element count"));
+        }
         let mut t = Tensor::zeros(sys::NGPT_DTYPE_F32, shape)?;
         match t.as_f32_mut() {
             Some(d) if d.len() == data.len() => d.copy_from_slice(data),
@@ -118,6 +120,16 @@ impl Tensor {
         // SAFETY: as as_f32, borrowed mutably through self.
         Some(unsafe { slice_mut(self.t.data as *mut f32, n) })
     }
+}
+
+/// The bytes of a `dtype` tensor of `shape`, when every dimension is >= 0 (else the library's
+/// own check answers); u128 cannot overflow for 8 dimensions of i64 times an element size.
+fn shape_bytes(dtype: sys::ngpt_dtype, shape: &[i64]) -> Option<u128> {
+    if shape.iter().any(|&d| d < 0) || shape.len() > sys::NGPT_MAX_DIMS as usize {
+        return None;
+    }
+    let size = unsafe { sys::ngpt_dtype_size(dtype) } as u128;
+    shape.iter().try_fold(size, |n, &d| n.checked_mul(d as u128))
 }
 
 impl Drop for Tensor {

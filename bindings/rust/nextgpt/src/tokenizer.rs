@@ -9,6 +9,8 @@ use std::ptr::{self, NonNull};
 /// `ngpt_tokenizer`: NExT-GPT's LLaMA tokenizer (SentencePiece BPE + the 38 added tokens).
 pub struct Tokenizer {
     pub(crate) ptr: NonNull<sys::ngpt_tokenizer>,
+    /// Lent by a backbone ([`crate::Borrowed`]): freed by its owner, never by Drop.
+    pub(crate) lent: bool,
 }
 
 // SAFETY: the header documents a tokenizer as immutable and usable from several threads at once.
@@ -21,7 +23,7 @@ impl Tokenizer {
         let dir = c_path(model_dir.as_ref())?;
         let mut out = ptr::null_mut();
         check(unsafe { sys::ngpt_tokenizer_create(&mut out, dir.as_ptr()) })?;
-        Ok(Tokenizer { ptr: NonNull::new(out).expect("ngpt_tokenizer_create returned NULL") })
+        Ok(Tokenizer { ptr: NonNull::new(out).expect("ngpt_tokenizer_create returned NULL"), lent: false })
     }
 
     /// Token ids of `text`; `add_bos` = transformers' add_special_tokens.
@@ -96,6 +98,8 @@ impl Tokenizer {
 
 impl Drop for Tokenizer {
     fn drop(&mut self) {
-        unsafe { sys::ngpt_tokenizer_free(self.ptr.as_ptr()) }
+        if !self.lent {
+            unsafe { sys::ngpt_tokenizer_free(self.ptr.as_ptr()) }
+        }
     }
 }

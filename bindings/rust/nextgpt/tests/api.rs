@@ -148,6 +148,10 @@ fn scheduler_unipc() {
     }
     assert!(x.iter().all(|v| v.is_finite()));
     assert!(nextgpt::Scheduler::from_json(r#"{"_class_name": "UniPCMultistepScheduler", "solver_order": 4}"#).is_err());
+    // a struct_size set by hand is replaced by the struct's own: the library reads no further
+    let mut p = nextgpt::Scheduler::default_params();
+    p.struct_size = 1 << 20;
+    assert_eq!(nextgpt::Scheduler::from_json_with(cfg, &p).unwrap().kind(), nextgpt::sys::NGPT_SCHEDULER_UNIPC_MULTISTEP);
 }
 
 #[test]
@@ -208,6 +212,11 @@ fn tensors_made_by_the_caller() {
     let e = Tensor::from_f32(&[2, 2], &[1.0; 3]).err().unwrap();
     assert_eq!(e.status, sys::NGPT_ERR_INVALID_ARGUMENT);
     assert!(Tensor::zeros(sys::NGPT_DTYPE_F32, &[1; 9]).is_err());
+    // the length is checked before anything is allocated (this shape asks for 4 TiB)
+    let e = Tensor::from_f32(&[1 << 40], &[1.0]).err().unwrap();
+    assert_eq!(e.status, sys::NGPT_ERR_INVALID_ARGUMENT);
+    let e = Tensor::from_bytes(sys::NGPT_DTYPE_BF16, &[1 << 40, 1 << 20], &[0; 2]).err().unwrap();
+    assert!(e.message.contains("2 bytes for a BF16 tensor"), "{}", e.message);
     let e = Tensor::zeros(sys::NGPT_DTYPE_F32, &[2, -1]).err().unwrap(); // the library's own check
     assert!(e.message.contains("negative dimension"), "{}", e.message);
     // BF16 as its bit patterns: a copy of another tensor's bytes, and checked against the shape

@@ -174,7 +174,8 @@ fn lent_stages_decoder_path_history_and_stage_stats() {
     let stolen = std::mem::replace(&mut *pl.encoder().unwrap(), other);
     drop(stolen);
     assert_eq!(pl.encoder().unwrap().encode_image(&cat).unwrap().as_f32().unwrap(), mine.as_f32().unwrap());
-    assert_eq!(pl.session().unwrap().n_ctx(), 2048.min(pl.backbone().unwrap().n_ctx()));
+    let n_ctx = pl.backbone().unwrap().n_ctx();
+    assert_eq!(pl.session().unwrap().n_ctx(), 2048.min(n_ctx));
     // decoders: a path for each, none loaded before a turn needs one, none for Text
     let dp = pl.decoder_path(Modality::Image).unwrap();
     assert_eq!(dp, tiny.join("decoders/image"));
@@ -202,6 +203,15 @@ fn lent_stages_decoder_path_history_and_stage_stats() {
     assert!(dm.host > 0, "{:?}", r.stage_memory);
     assert!(r.stage_memory.iter().all(|m| m.device == 0)); // a CPU context
     assert!(pl.session().unwrap().n_past() > 0);
+    // an owned decoder swapped into the lent one is freed with the Borrowed (its weights are
+    // owned memory here: channels-last copies), the pipeline's is not
+    let before = ctx.memory_used();
+    let o = nextgpt::Options { compute_dtype: sys::NGPT_DTYPE_F32, flags: sys::NGPT_DECODER_FLAG_CHANNELS_LAST };
+    let other = nextgpt::Decoder::with_options(&ctx, tiny.join("decoders/image"), o).unwrap();
+    assert!(ctx.memory_used() > before);
+    drop(std::mem::replace(&mut *pl.decoder(Modality::Image).unwrap(), other));
+    assert_eq!(ctx.memory_used(), before);
+    assert!(pl.decoder(Modality::Image).unwrap().vae_scaling_factor() > 0.0);
 
     // now loaded: the lent decoder works on the lent projector's conditioning shape
     let cond_shape = {
