@@ -319,10 +319,11 @@ static ngpt_status generate(int32_t *n_out, ngpt_backbone_session *s, const ngpt
                             float *hidden, bool greedy, const char *fn)
 {
     if (n_out) *n_out = 0;  /* outputs are zero on every failure */
-    if (!n_out || !s || !params || !ids) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
+    if (!n_out || !s || !params) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: NULL argument", fn);
     ngpt_generate_params d, p;
     ngpt_generate_params_default(&d, sizeof d);
     NX_TRY(nx_params_read(&p, params, &d, sizeof d, fn));
+    if (!ids && p.max_new_tokens > 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: ids is NULL", fn);
     if (p.max_new_tokens < 0 || p.n_stop_ids < 0 || (p.n_stop_ids > 0 && !p.stop_ids))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: max_new_tokens %d / n_stop_ids %d", fn, p.max_new_tokens,
                       p.n_stop_ids);

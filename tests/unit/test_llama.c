@@ -542,6 +542,12 @@ static void test_sampling(void)
     n = 77;  /* outputs are zero on every failure, NULL arguments included */
     CHECK_ERR(ngpt_backbone_generate(&n, NULL, &gp, a, NULL), NGPT_ERR_INVALID_ARGUMENT, "NULL");
     CHECK(n == 0);
+    gp.top_p = 1.0f;
+    CHECK_ERR(ngpt_backbone_generate(&n, s, &gp, NULL, NULL), NGPT_ERR_INVALID_ARGUMENT, "ids is NULL");
+    gp.max_new_tokens = 0;  /* nothing to write: no buffer needed */
+    n = 77;
+    CHECK_OK(ngpt_backbone_generate_greedy(&n, s, &gp, NULL, NULL));
+    CHECK(n == 0);
     ngpt_backbone_session_free(s);
     ngpt_backbone_free(bb);
 }
