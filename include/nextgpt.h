@@ -514,9 +514,9 @@ typedef struct ngpt_generate_params {
 
 NGPT_API ngpt_status ngpt_generate_params_default(ngpt_generate_params *p, size_t struct_size);
 /* Generation continuing from the session's last eval, which must have produced outputs
- * (NGPT_OUTPUT_LAST or ALL). ids: [max_new_tokens] (NULL only when that is 0); hidden: NULL or [max_new_tokens, n_embd] —
- * row j = the final-norm state of the position whose logits chose ids[j] (row 0: the last prompt
- * position; what NExT-GPT's output projectors read). Each chosen token is fed back unless it is
+ * (NGPT_OUTPUT_LAST or ALL). ids: [max_new_tokens] (NULL only when that is 0); hidden: NULL or
+ * [max_new_tokens, n_embd] — row j = the final-norm state of the position whose logits chose
+ * ids[j] (row 0: the last prompt position; what NExT-GPT's output projectors read). Each chosen token is fed back unless it is
  * a stop id or the last allowed. *n_out = tokens generated; also set (with ids/hidden filled so
  * far) when the callback cancels (NGPT_ERR_CANCELLED) or the context fills up
  * (NGPT_ERR_INVALID_ARGUMENT). */
