@@ -58,7 +58,10 @@ static ngpt_status read_kind(const char *dir, ngpt_decoder_kind *kind)
 
 static const char *kind_name(ngpt_decoder_kind k)
 {
-    return k == NGPT_DECODER_IMAGE ? "image" : k == NGPT_DECODER_AUDIO ? "audio" : k == NGPT_DECODER_VIDEO ? "video" : "unknown";
+    return k == NGPT_DECODER_IMAGE ? "image"
+         : k == NGPT_DECODER_AUDIO ? "audio"
+         : k == NGPT_DECODER_VIDEO ? "video"
+                                   : "unknown";
 }
 
 /* Whether a "_diffusers_version" string is below 0.9.0 (its release part, as packaging's
