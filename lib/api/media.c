@@ -167,8 +167,7 @@ NGPT_API ngpt_status ngpt_image_postprocess(ngpt_tensor *out, const ngpt_tensor 
 {
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_image_postprocess: out is NULL");
     memset(out, 0, sizeof *out);
-    if (!image || !image->data)
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_image_postprocess: image is NULL");
+    if (!image) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_image_postprocess: image is NULL");
     if (image->dtype != NGPT_DTYPE_F32)
         return nx_err(NGPT_ERR_DTYPE_MISMATCH, "ngpt_image_postprocess: image is %s, expected F32",
                       ngpt_dtype_name(image->dtype));
@@ -178,6 +177,8 @@ NGPT_API ngpt_status ngpt_image_postprocess(ngpt_tensor *out, const ngpt_tensor 
                       nx_shape_str(buf, sizeof buf, image->rank, image->shape));
     }
     const int64_t shape[4] = {image->shape[0], image->shape[2], image->shape[3], 3};
+    if (!image->data && shape[0] && shape[1] && shape[2]) /* an empty batch may come without data */
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_image_postprocess: image data is NULL");
     ngpt_tensor t;
     NX_TRY(ngpt_tensor_create(&t, NGPT_DTYPE_U8, 4, shape));
     nx_image_postprocess(image->data, shape[0], shape[1], shape[2], t.data);

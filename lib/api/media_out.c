@@ -212,7 +212,7 @@ NGPT_API ngpt_status ngpt_video_postprocess(ngpt_tensor *out, const ngpt_tensor 
 {
     if (!out) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_postprocess: out is NULL");
     memset(out, 0, sizeof *out);
-    if (!video || !video->data) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_postprocess: video is NULL");
+    if (!video) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_postprocess: video is NULL");
     if (video->dtype != NGPT_DTYPE_F32)
         return nx_err(NGPT_ERR_DTYPE_MISMATCH, "ngpt_video_postprocess: video is %s, expected F32",
                       ngpt_dtype_name(video->dtype));
@@ -224,6 +224,8 @@ NGPT_API ngpt_status ngpt_video_postprocess(ngpt_tensor *out, const ngpt_tensor 
                       nx_shape_str(buf, sizeof buf, video->rank, video->shape));
     }
     const int64_t shape[4] = {s[2], s[3], s[0] * s[4], 3};
+    if (!video->data && shape[0] && shape[1] && shape[2]) /* an empty video may come without data */
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_video_postprocess: video data is NULL");
     ngpt_tensor t;
     NX_TRY(ngpt_tensor_create(&t, NGPT_DTYPE_U8, 4, shape));
     nx_video_postprocess(video->data, s[0], s[2], s[3], s[4], t.data);

@@ -371,6 +371,21 @@ static void test_video_postprocess(void)
     bad = in;
     bad.dtype = NGPT_DTYPE_F16;
     CHECK_ERR(ngpt_video_postprocess(&out, &bad), NGPT_ERR_DTYPE_MISMATCH, "F16");
+    /* no data: refused, unless there is nothing to read (an empty batch, as the image call) */
+    bad = in;
+    bad.data = NULL;
+    CHECK_ERR(ngpt_video_postprocess(&out, &bad), NGPT_ERR_INVALID_ARGUMENT, "data is NULL");
+    CHECK_ERR(ngpt_video_postprocess(&out, NULL), NGPT_ERR_INVALID_ARGUMENT, "video is NULL");
+    bad.shape[0] = 0;
+    CHECK_OK(ngpt_video_postprocess(&out, &bad));
+    CHECK(out.rank == 4 && ngpt_tensor_numel(&out) == 0);
+    ngpt_tensor_free(&out);
+    ngpt_tensor empty_img = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {0, 3, 8, 8}};
+    CHECK_OK(ngpt_image_postprocess(&out, &empty_img));
+    CHECK(out.rank == 4 && out.shape[0] == 0 && out.shape[3] == 3);
+    ngpt_tensor_free(&out);
+    empty_img.shape[0] = 1;
+    CHECK_ERR(ngpt_image_postprocess(&out, &empty_img), NGPT_ERR_INVALID_ARGUMENT, "data is NULL");
 }
 
 /* ---- bad input ---- */
