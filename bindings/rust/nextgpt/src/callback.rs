@@ -9,19 +9,26 @@ pub(crate) struct TokenCall<'a> {
     pub(crate) panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
-/// Run the callback on one piece of text; a panic is kept (and cancels) instead of unwinding into C.
-pub(crate) fn call_text(call: &mut TokenCall, piece: &str) -> bool {
-    if call.panic.is_some() {
+/// `f()`, or false (cancel) when it panics (the payload kept in `panic`, to be resumed once the
+/// C call has returned) or when an earlier callback of the call panicked: every closure behind a
+/// C callback runs through this, so no panic unwinds into C.
+pub(crate) fn caught(panic: &mut Option<Box<dyn std::any::Any + Send>>, f: impl FnOnce() -> bool) -> bool {
+    if panic.is_some() {
         return false;
     }
-    let f = &mut call.f;
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(piece))) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(go_on) => go_on,
         Err(payload) => {
-            call.panic = Some(payload);
+            *panic = Some(payload);
             false
         }
     }
+}
+
+/// Run the callback on one piece of text (see [`caught`]).
+pub(crate) fn call_text(call: &mut TokenCall, piece: &str) -> bool {
+    let f = &mut call.f;
+    caught(&mut call.panic, || f(piece))
 }
 
 pub(crate) unsafe extern "C" fn session_text(utf8: *const c_char, len: usize, user: *mut c_void) -> bool {
@@ -32,7 +39,6 @@ pub(crate) unsafe extern "C" fn session_text(utf8: *const c_char, len: usize, us
     call_text(call, &piece)
 }
 
-
 /// The token-id callback of a generation and the panic it raised, if any (as [`TokenCall`]).
 pub(crate) struct IdCall<'a> {
     pub(crate) f: &'a mut dyn FnMut(i32) -> bool,
@@ -42,15 +48,6 @@ pub(crate) struct IdCall<'a> {
 pub(crate) unsafe extern "C" fn session_token(token: i32, user: *mut c_void) -> bool {
     // SAFETY: user is the &mut IdCall passed by Session::generate_impl, alive for the call.
     let call = unsafe { &mut *(user as *mut IdCall) };
-    if call.panic.is_some() {
-        return false;
-    }
     let f = &mut call.f;
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(token))) {
-        Ok(go_on) => go_on,
-        Err(payload) => {
-            call.panic = Some(payload);
-            false
-        }
-    }
+    caught(&mut call.panic, || f(token))
 }

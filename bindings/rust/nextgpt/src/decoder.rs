@@ -5,7 +5,8 @@ use std::any::Any;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::os::raw::c_void;
-use std::panic::{self, AssertUnwindSafe};
+use crate::callback::caught;
+use std::panic;
 use std::path::Path;
 use std::ptr::{self, NonNull};
 
@@ -61,20 +62,6 @@ struct DecodeCall<'a> {
     on_step: Option<&'a mut dyn FnMut(i32, i32, f32) -> bool>,
     on_preview: Option<&'a mut dyn FnMut(i32, i32, &Tensor, Option<&Tensor>) -> bool>,
     panic: Option<Box<dyn Any + Send>>,
-}
-
-/// `f()`, or false (cancel) when it panics (the payload kept) or an earlier callback panicked.
-fn caught(panic: &mut Option<Box<dyn Any + Send>>, f: impl FnOnce() -> bool) -> bool {
-    if panic.is_some() {
-        return false;
-    }
-    match panic::catch_unwind(AssertUnwindSafe(f)) {
-        Ok(go_on) => go_on,
-        Err(payload) => {
-            *panic = Some(payload);
-            false
-        }
-    }
 }
 
 unsafe extern "C" fn decode_step(step: i32, total: i32, elapsed_s: f32, user: *mut c_void) -> bool {

@@ -6,7 +6,8 @@ use std::ffi::{CStr, OsStr};
 use std::marker::PhantomData;
 use std::os::raw::c_void;
 use std::os::unix::ffi::OsStrExt;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use crate::callback::caught;
+use std::panic::resume_unwind;
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
 
@@ -221,18 +222,9 @@ unsafe extern "C" fn pipeline_event(ev: *const sys::ngpt_pipeline_event, user: *
     // SAFETY: user is the &mut EventCall installed by the create / turn call, alive for the
     // call; ev is valid during the callback and its text holds text_len bytes.
     let (ev, call) = unsafe { (&*ev, &mut *(user as *mut EventCall)) };
-    if call.panic.is_some() {
-        return false;
-    }
     let Some(event) = (unsafe { PipelineEvent::from_raw(ev) }) else { return true };
     let f = &mut call.f;
-    match catch_unwind(AssertUnwindSafe(|| f(event))) {
-        Ok(go_on) => go_on,
-        Err(payload) => {
-            call.panic = Some(payload);
-            false
-        }
-    }
+    caught(&mut call.panic, || f(event))
 }
 
 impl<'c> Pipeline<'c> {
