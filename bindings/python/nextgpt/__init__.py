@@ -1116,10 +1116,7 @@ class Image(_Handle):
         """The encoded file as bytes; format "png" or "jpeg" (quality 1..100, 0 = 90)."""
         blob = ctypes.POINTER(capi.ngpt_blob)()
         _call("ngpt_image_encode", ctypes.byref(blob), self._h(), _image_format(format), _i32(quality, "quality"), 0)
-        try:
-            return ctypes.string_at(lib.ngpt_blob_data(blob), lib.ngpt_blob_size(blob))
-        finally:
-            lib.ngpt_blob_free(blob)
+        return _take_blob(blob)
 
     def save(self, path, format=None, quality=0):
         """Encode and write to path; format None = from the extension (.png, .jpg/.jpeg)."""
