@@ -4,31 +4,15 @@
 //! TurnParams fields, add_assistant_media) on the tiny bundle; and the errors a user would hit.
 mod common;
 
+use common::{cases, cpu, expect_err};
 use nextgpt::sys;
-use nextgpt::{Backbone, Batch, Context, GenerateParams, Modality, OutputMode, Session, TurnParams};
+use nextgpt::{Backbone, Batch, GenerateParams, Modality, OutputMode, Session, TurnParams};
 use std::path::{Path, PathBuf};
 
 const INVALID: i32 = sys::NGPT_ERR_INVALID_ARGUMENT as i32;
 
-fn ctx() -> Context {
-    Context::new(nextgpt::Device::Cpu).unwrap()
-}
-
 fn model(name: &str) -> PathBuf {
     common::golden().join("models").join(name)
-}
-
-/// The case folders of an llm stage, sorted.
-fn cases(stage: &str) -> Vec<PathBuf> {
-    let dir = common::golden().join("llm").join(stage);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {}", dir.display(), e))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("case.json").exists())
-        .collect();
-    v.sort();
-    assert!(!v.is_empty(), "no cases in {}", dir.display());
-    v
 }
 
 /// The raw JSON text of `key`'s value in a case.json (enough for its numbers, lists and strings).
@@ -116,13 +100,9 @@ impl Case {
     }
 
     /// |got - want| <= atol + rtol * |want| elementwise, shapes equal.
+    #[track_caller]
     fn assert_close(&self, what: &str, got: &[f32], want: &[f32]) {
-        assert_eq!(got.len(), want.len(), "{} of {}: lengths differ", what, self.dir.display());
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= self.atol + self.rtol * w.abs(),
-                    "{} of {}: element {}: {} vs {} (max |diff| {})", what, self.dir.display(), i, g, w,
-                    common::max_abs_diff(got, want));
-        }
+        common::assert_within(got, want, (self.atol, self.rtol), &format!("{} of {}", what, self.dir.display()));
     }
 
     /// Eval the case's prompt (ids or embeds) with every position's outputs, compare logits
@@ -145,16 +125,9 @@ impl Case {
     }
 }
 
-fn err_of<T: std::fmt::Debug>(r: nextgpt::Result<T>, status: i32, needle: &str) -> nextgpt::Error {
-    let e = r.expect_err("an error");
-    assert_eq!(e.status, status, "{}", e);
-    assert!(e.message.contains(needle), "{:?} does not contain {:?}", e.message, needle);
-    e
-}
-
 #[test]
 fn model_facts_and_the_lent_tokenizer() {
-    let ctx = ctx();
+    let ctx = cpu();
     let bb = Backbone::new(&ctx, model("llama-a"), None).unwrap();
     assert_eq!((bb.n_vocab(), bb.n_embd(), bb.n_layer(), bb.n_ctx()), (1000, 64, 2, 2048));
     let ng = Backbone::new(&ctx, model("nextgpt-a"), None).unwrap();
@@ -162,14 +135,14 @@ fn model_facts_and_the_lent_tokenizer() {
     // sessions: 0 = the backbone's n_ctx; more than it is refused
     assert_eq!(bb.session(0).unwrap().n_ctx(), 2048);
     assert_eq!(bb.session(32).unwrap().n_ctx(), 32);
-    err_of(bb.session(4096).map(|_| ()), INVALID, "n_ctx 4096");
+    expect_err(bb.session(4096).map(|_| ()), INVALID, "n_ctx 4096");
 
     // the lent tokenizer encodes the golden tokenizer cases of its model (tok-a / tok-a-nextgpt
     // have the same tokenizer.model; nextgpt-a has the added tokens)
     let (tok, ngtok) = (bb.tokenizer().expect("llama-a has a tokenizer"), ng.tokenizer().unwrap());
     assert_eq!((tok.vocab_size(), ngtok.vocab_size()), (1000, 1038));
     let mut n = 0;
-    for dir in cases("tokenizer.encode") {
+    for dir in cases("llm/tokenizer.encode") {
         let c = Case::new(&dir);
         let t = match c.model().file_name().unwrap().to_str().unwrap() {
             "tok-a" => &tok,
@@ -191,7 +164,7 @@ fn model_facts_and_the_lent_tokenizer() {
 
 #[test]
 fn embed_tokens_rows_are_what_eval_reads() {
-    let ctx = ctx();
+    let ctx = cpu();
     let bb = Backbone::new(&ctx, model("nextgpt-a"), None).unwrap();
     let c = Case::new(&common::golden().join("llm/llama.logits/nextgpt-a_signals"));
     let ids = common::i32s(&c.input("ids").unwrap().1);
@@ -220,14 +193,14 @@ fn embed_tokens_rows_are_what_eval_reads() {
     s.eval(&Batch::mixed(&bad_ids, &sparse, &is_embed).output(OutputMode::All)).unwrap();
     c.assert_close("logits of a mixed batch", s.logits().unwrap(), &by_ids);
     // an id outside the vocabulary
-    err_of(bb.embed_tokens(&[5, 1038]), INVALID, "outside the vocabulary");
-    err_of(bb.embed_tokens(&[-1]), INVALID, "token id -1");
+    expect_err(bb.embed_tokens(&[5, 1038]), INVALID, "outside the vocabulary");
+    expect_err(bb.embed_tokens(&[-1]), INVALID, "token id -1");
 }
 
 #[test]
 fn eval_matches_golden_logits() {
-    let ctx = ctx();
-    for stage in ["llama.logits", "llama.logits_embeds"] {
+    let ctx = cpu();
+    for stage in ["llm/llama.logits", "llm/llama.logits_embeds"] {
         for dir in cases(stage) {
             let c = Case::new(&dir);
             let bb = Backbone::new(&ctx, c.model(), None).unwrap();
@@ -251,8 +224,8 @@ fn eval_matches_golden_logits() {
 
 #[test]
 fn delta_with_lora_matches_golden() {
-    let ctx = ctx();
-    for dir in cases("llama.lora") {
+    let ctx = cpu();
+    for dir in cases("llm/llama.lora") {
         let c = Case::new(&dir);
         let delta = dir.join(json_string(&c.json, "delta"));
         let bb = Backbone::new(&ctx, c.model(), Some(&delta)).unwrap();
@@ -265,8 +238,8 @@ fn delta_with_lora_matches_golden() {
 
 #[test]
 fn generate_greedy_matches_golden() {
-    let ctx = ctx();
-    for dir in cases("llama.generate_greedy") {
+    let ctx = cpu();
+    for dir in cases("llm/llama.generate_greedy") {
         let c = Case::new(&dir);
         let bb = Backbone::new(&ctx, c.model(), None).unwrap();
         let mut s = bb.session(128).unwrap();
@@ -308,12 +281,12 @@ fn generate_greedy_matches_golden() {
 
 #[test]
 fn sampling_cancel_panic_and_context_full() {
-    let ctx = ctx();
+    let ctx = cpu();
     let bb = Backbone::new(&ctx, model("nextgpt-a"), None).unwrap();
     let prompt: Vec<i32> = bb.tokenizer().unwrap().encode("### Human: hello\n### Assistant:", true).unwrap();
     let mut s = bb.session(64).unwrap();
     // no logits to start from
-    err_of(s.generate(&GenerateParams::default(), None), INVALID, "no logits to start from");
+    expect_err(s.generate(&GenerateParams::default(), None), INVALID, "no logits to start from");
     s.eval(&Batch::tokens(&prompt)).unwrap();
     let n0 = s.n_past();
     // seeded sampling is reproducible; the default max_new_tokens is 16
@@ -349,11 +322,11 @@ fn sampling_cancel_panic_and_context_full() {
     // max_new_tokens 0: nothing; negative: refused
     let none = s.generate(&GenerateParams { max_new_tokens: Some(0), ..Default::default() }, None).unwrap();
     assert!(none.ids.is_empty());
-    err_of(s.generate(&GenerateParams { max_new_tokens: Some(-1), ..Default::default() }, None), INVALID,
+    expect_err(s.generate(&GenerateParams { max_new_tokens: Some(-1), ..Default::default() }, None), INVALID,
            "max_new_tokens -1");
-    err_of(s.generate(&GenerateParams { top_p: Some(0.0), ..hot.clone() }, None), INVALID, "top_p 0 must be in (0, 1]");
-    err_of(s.generate(&GenerateParams { top_p: Some(1.5), ..hot.clone() }, None), INVALID, "top_p 1.5 must be in (0, 1]");
-    err_of(s.generate(&GenerateParams { top_k: Some(-2), ..hot.clone() }, None), INVALID, "top_k -2 must be >= 0");
+    expect_err(s.generate(&GenerateParams { top_p: Some(0.0), ..hot.clone() }, None), INVALID, "top_p 0 must be in (0, 1]");
+    expect_err(s.generate(&GenerateParams { top_p: Some(1.5), ..hot.clone() }, None), INVALID, "top_p 1.5 must be in (0, 1]");
+    expect_err(s.generate(&GenerateParams { top_k: Some(-2), ..hot.clone() }, None), INVALID, "top_k -2 must be >= 0");
 
     // reaching n_ctx ends the generation with what it chose: one token per free position + 1
     let mut small = bb.session(prompt.len() as i32 + 3).unwrap();
@@ -365,38 +338,38 @@ fn sampling_cancel_panic_and_context_full() {
 
 #[test]
 fn eval_and_truncate_errors() {
-    let ctx = ctx();
+    let ctx = cpu();
     let bb = Backbone::new(&ctx, model("llama-a"), None).unwrap();
     let mut s = bb.session(8).unwrap();
     // no outputs before any eval
-    err_of(s.logits(), INVALID, "no logits");
-    err_of(s.hidden(), INVALID, "no hidden states");
+    expect_err(s.logits(), INVALID, "no logits");
+    expect_err(s.hidden(), INVALID, "no hidden states");
     // past n_ctx: refused before touching the cache
-    err_of(s.eval(&Batch::tokens(&[1; 9])), INVALID, "exceed the context of 8");
+    expect_err(s.eval(&Batch::tokens(&[1; 9])), INVALID, "exceed the context of 8");
     assert_eq!(s.n_past(), 0);
     s.eval(&Batch::tokens(&[1, 15, 16, 17, 18, 19])).unwrap();
-    err_of(s.eval(&Batch::tokens(&[20, 21, 22])), INVALID, "3 positions after 6 would exceed the context of 8");
+    expect_err(s.eval(&Batch::tokens(&[20, 21, 22])), INVALID, "3 positions after 6 would exceed the context of 8");
     assert_eq!(s.n_past(), 6);
     assert_eq!(s.logits().unwrap().len(), 1000); // the earlier eval's outputs are kept
     // a wrong embedding width, a mixed batch whose lengths disagree (checked here)
-    err_of(s.eval(&Batch::embeds(&[0.5; 65])), INVALID, "n_embd 64");
-    err_of(s.eval(&Batch::mixed(&[1, 2], &[0.0; 128], &[true])), INVALID, "2 is_embed flags");
-    err_of(s.eval(&Batch::mixed(&[1, 2], &[0.0; 64], &[true, false])), INVALID, "[2, n_embd 64] = 128");
+    expect_err(s.eval(&Batch::embeds(&[0.5; 65])), INVALID, "n_embd 64");
+    expect_err(s.eval(&Batch::mixed(&[1, 2], &[0.0; 128], &[true])), INVALID, "2 is_embed flags");
+    expect_err(s.eval(&Batch::mixed(&[1, 2], &[0.0; 64], &[true, false])), INVALID, "[2, n_embd 64] = 128");
     // the library's checks: an empty batch, an id outside the vocabulary
-    err_of(s.eval(&Batch::tokens(&[])), INVALID, "a batch of 0 positions");
-    err_of(s.eval(&Batch::tokens(&[1000])), INVALID, "outside the vocabulary");
+    expect_err(s.eval(&Batch::tokens(&[])), INVALID, "a batch of 0 positions");
+    expect_err(s.eval(&Batch::tokens(&[1000])), INVALID, "outside the vocabulary");
     assert_eq!(s.n_past(), 6);
     // OutputMode::None fills the cache only
     s.eval(&Batch::tokens(&[20]).output(OutputMode::None)).unwrap();
     assert_eq!(s.n_past(), 7);
-    err_of(s.logits(), INVALID, "OutputMode::None");
+    expect_err(s.logits(), INVALID, "OutputMode::None");
     // truncate: beyond n_past / negative refused; it drops the outputs
     s.eval(&Batch::tokens(&[21])).unwrap();
-    err_of(s.truncate(9), INVALID, "n_past 9 outside [0, 8]");
-    err_of(s.truncate(-1), INVALID, "outside [0, 8]");
+    expect_err(s.truncate(9), INVALID, "n_past 9 outside [0, 8]");
+    expect_err(s.truncate(-1), INVALID, "outside [0, 8]");
     s.truncate(3).unwrap();
     assert_eq!(s.n_past(), 3);
-    err_of(s.logits(), INVALID, "truncated");
+    expect_err(s.logits(), INVALID, "truncated");
     // the rewound cache continues as if fresh: positions 3.. again give the one-shot logits
     s.eval(&Batch::tokens(&[17, 18, 19])).unwrap();
     let rewound = s.logits().unwrap().to_vec();
@@ -410,7 +383,7 @@ fn eval_and_truncate_errors() {
 #[test]
 fn turn_ids_prompt_timings_and_params() {
     let Some(tiny) = common::tiny() else { return };
-    let ctx = ctx();
+    let ctx = cpu();
     let bb = Backbone::new(&ctx, tiny.join("llm"), None).unwrap();
     let tok = bb.tokenizer().unwrap();
     let mut s = bb.session(256).unwrap();
@@ -464,46 +437,46 @@ fn turn_ids_prompt_timings_and_params() {
     let g = s3.turn("draw", &[], &groups).unwrap();
     assert!(g.groups.iter().any(|x| x.modality == Modality::Image));
     // bad params
-    err_of(s3.turn("x", &[], &TurnParams { max_groups: vec![(Modality::Text, 1)], ..Default::default() }), INVALID,
+    expect_err(s3.turn("x", &[], &TurnParams { max_groups: vec![(Modality::Text, 1)], ..Default::default() }), INVALID,
            "Modality::Text");
-    err_of(s3.turn("x", &[], &TurnParams { max_groups: vec![(Modality::Audio, -1)], ..Default::default() }), INVALID,
+    expect_err(s3.turn("x", &[], &TurnParams { max_groups: vec![(Modality::Audio, -1)], ..Default::default() }), INVALID,
            "max_groups[2] -1 < 0");
-    err_of(s3.turn("x", &[], &TurnParams { stop_strings: Some(vec!["".into()]), ..Default::default() }), INVALID,
+    expect_err(s3.turn("x", &[], &TurnParams { stop_strings: Some(vec!["".into()]), ..Default::default() }), INVALID,
            "stop_strings[0] is NULL or empty");
-    err_of(s3.turn("x", &[], &TurnParams { stop_strings: Some(vec!["a\0b".into()]), ..Default::default() }), INVALID,
+    expect_err(s3.turn("x", &[], &TurnParams { stop_strings: Some(vec!["a\0b".into()]), ..Default::default() }), INVALID,
            "NUL");
-    err_of(s3.turn("x", &[], &TurnParams { system: Some("a\0".into()), ..Default::default() }), INVALID, "NUL");
+    expect_err(s3.turn("x", &[], &TurnParams { system: Some("a\0".into()), ..Default::default() }), INVALID, "NUL");
 }
 
 #[test]
 fn add_assistant_media_rewrites_the_answer() {
     let Some(tiny) = common::tiny() else { return };
-    let ctx = ctx();
+    let ctx = cpu();
     let bb = Backbone::new(&ctx, tiny.join("llm"), None).unwrap();
     let h = bb.n_embd() as usize;
     let soft: Vec<f32> = (0..h).map(|i| (i as f32 * 0.1).sin()).collect();
     let mut s = bb.session(256).unwrap();
     // only right after a turn
-    err_of(s.add_assistant_media(&[(Modality::Image, &soft)]), INVALID, "only right after ngpt_backbone_turn");
+    expect_err(s.add_assistant_media(&[(Modality::Image, &soft)]), INVALID, "only right after ngpt_backbone_turn");
     let p = TurnParams { temperature: Some(0.0), max_new_tokens: Some(8), require: vec![Modality::Image], ..Default::default() };
     let r = s.turn("draw a cat", &[], &p).unwrap();
     assert!(r.groups.iter().any(|g| g.modality == Modality::Image && g.n_tokens == 4));
     let after_turn = s.n_past();
     let answer_start = r.n_prompt; // the first turn starts at 0
     // a wrong width (checked here), no media (the library)
-    err_of(s.add_assistant_media(&[(Modality::Image, &soft[..h - 1])]), INVALID, "n_embd 128");
-    err_of(s.add_assistant_media(&[]), INVALID, "n_media is 0");
+    expect_err(s.add_assistant_media(&[(Modality::Image, &soft[..h - 1])]), INVALID, "n_embd 128");
+    expect_err(s.add_assistant_media(&[]), INVALID, "n_media is 0");
     s.add_assistant_media(&[(Modality::Image, &soft)]).unwrap();
     // "### Assistant:" <Img> soft </Img> [BOS] text: the 4 group tokens left, <Img> soft </Img> [BOS] came in
     let text_ids = bb.tokenizer().unwrap().encode(&r.text, false).unwrap();
     assert_eq!(s.n_past(), answer_start + 4 + text_ids.len() as i32, "after the turn: {}", after_turn);
     // once per answer
-    err_of(s.add_assistant_media(&[(Modality::Image, &soft)]), INVALID, "once per answer");
+    expect_err(s.add_assistant_media(&[(Modality::Image, &soft)]), INVALID, "once per answer");
     // the conversation goes on after the re-written answer
     let before = s.n_past();
     let r2 = s.turn("and a dog", &[], &TurnParams { max_new_tokens: Some(4), ..p.clone() }).unwrap();
     assert!(r2.n_prompt > 0 && s.n_past() > before + r2.n_prompt);
     // a truncate back into the prompt leaves no answer to re-write
     s.truncate(before + r2.n_prompt - 1).unwrap();
-    err_of(s.add_assistant_media(&[(Modality::Image, &soft)]), INVALID, "only right after");
+    expect_err(s.add_assistant_media(&[(Modality::Image, &soft)]), INVALID, "only right after");
 }

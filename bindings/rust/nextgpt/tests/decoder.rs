@@ -3,45 +3,14 @@
 //! (vision/, audio/, video/ STAGES.md) and the tiny bundle, and the errors a user hits.
 mod common;
 
-use common::{f32s, golden, load, max_abs_diff, read};
-use nextgpt::{sys, Context, DecodeInputs, DecodeParams, Decoder, Device, Modality, Options, Tensor};
+use common::{assert_error, assert_within, case_field, case_num, cases, cpu, f32s, golden, load, max_abs_diff, read,
+             tolerance};
+use nextgpt::{sys, DecodeInputs, DecodeParams, Decoder, Modality, Options, Tensor};
 use std::path::{Path, PathBuf};
-
-fn ctx() -> Context {
-    Context::new(Device::Cpu).unwrap()
-}
-
-/// The cases of a golden stage ("vision/unet2d"): its folders holding a case.json, sorted.
-fn cases(stage: &str) -> Vec<PathBuf> {
-    let dir = golden().join(stage);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {}", dir.display(), e))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("case.json").is_file())
-        .collect();
-    v.sort();
-    assert!(!v.is_empty(), "no case in {}", dir.display());
-    v
-}
-
-/// The text of case.json after `"key":` (the first occurrence: "atol", "rtol", "model" or a
-/// key of "params", which no other key shares).
-fn field(case: &Path, key: &str) -> String {
-    let json = std::fs::read_to_string(case.join("case.json")).unwrap();
-    let at = json.find(&format!("\"{}\":", key));
-    let at = at.unwrap_or_else(|| panic!("{} not in {}/case.json", key, case.display()));
-    json[at + key.len() + 3..].trim_start().to_string()
-}
-
-fn num(case: &Path, key: &str) -> f64 {
-    let f = field(case, key);
-    let end = f.find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c))).unwrap_or(f.len());
-    f[..end].parse().unwrap_or_else(|e| panic!("{} of {}: {}", key, case.display(), e))
-}
 
 /// The case's model folder (case.json "model", relative to the case).
 fn model(case: &Path) -> PathBuf {
-    let f = field(case, "model");
+    let f = case_field(case, "model");
     case.join(f.trim_start_matches('"').split('"').next().unwrap())
 }
 
@@ -54,11 +23,8 @@ fn inputs(case: &Path, name: &str) -> Tensor {
 fn assert_matches(got: &Tensor, case: &Path, name: &str) {
     let (_, shape, bytes) = read(&case.join("expected.safetensors"), name);
     assert_eq!(got.shape(), &shape[..], "{} of {}", name, case.display());
-    let (exp, out) = (f32s(&bytes), got.as_f32().expect("an F32 output"));
-    let (atol, rtol) = (num(case, "atol") as f32, num(case, "rtol") as f32);
-    let bad = out.iter().zip(&exp).filter(|&(o, e)| !((o - e).abs() <= atol + rtol * e.abs())).count();
-    assert_eq!(bad, 0, "{} of {}: {} of {} values beyond atol {} + rtol {} (max |diff| {})", name, case.display(),
-               bad, exp.len(), atol, rtol, max_abs_diff(out, &exp));
+    let what = format!("{} of {}", name, case.display());
+    assert_within(got.as_f32().expect("an F32 output"), &f32s(&bytes), tolerance(case), &what);
 }
 
 /// `t` x `k`, F32 (the stages whose goldens take the pipeline's latents, not yet divided).
@@ -74,14 +40,9 @@ fn pattern(shape: &[i64], phase: f32) -> Tensor {
     Tensor::from_f32(shape, &v).unwrap()
 }
 
-fn err_has(e: nextgpt::Error, status: i32, needle: &str) {
-    assert_eq!(e.status, status, "{} (wanted status {})", e, status);
-    assert!(e.message.contains(needle), "{:?} lacks {:?}", e.message, needle);
-}
-
 #[test]
 fn image_unet_and_vae_decode_match_golden() {
-    let ctx = ctx();
+    let ctx = cpu();
     let mut dec = Decoder::new(&ctx, model(&cases("vision/unet2d")[0])).unwrap();
     assert_eq!(dec.kind(), Modality::Image);
     assert_eq!((dec.vae_scaling_factor(), dec.sample_rate()), (0.18215, 0));
@@ -99,14 +60,14 @@ fn image_unet_and_vae_decode_match_golden() {
 
 #[test]
 fn image_generate_matches_golden_with_uncond_latents_and_callbacks() {
-    let ctx = ctx();
+    let ctx = cpu();
     for case in cases("vision/sd.generate") {
         let mut dec = Decoder::new(&ctx, model(&case)).unwrap();
         let p = DecodeParams {
-            steps: num(&case, "num_inference_steps") as i32,
-            guidance_scale: num(&case, "guidance_scale") as f32,
-            height: num(&case, "height") as i32,
-            width: num(&case, "width") as i32,
+            steps: case_num(&case, "num_inference_steps") as i32,
+            guidance_scale: case_num(&case, "guidance_scale") as f32,
+            height: case_num(&case, "height") as i32,
+            width: case_num(&case, "width") as i32,
             ..Default::default() // the folder's scheduler: PNDM
         };
         let (cond, uncond, latents) =
@@ -142,7 +103,7 @@ fn image_generate_matches_golden_with_uncond_latents_and_callbacks() {
 
 #[test]
 fn audio_stages_match_golden() {
-    let ctx = ctx();
+    let ctx = cpu();
     let mut dec = Decoder::new(&ctx, model(&cases("audio/audioldm.unet")[0])).unwrap();
     assert_eq!((dec.kind(), dec.sample_rate()), (Modality::Audio, 16000));
     let scale = dec.vae_scaling_factor();
@@ -176,14 +137,14 @@ fn audio_stages_match_golden() {
 
 #[test]
 fn audio_generate_matches_golden() {
-    let ctx = ctx();
+    let ctx = cpu();
     for case in cases("audio/audioldm.generate") {
         let mut dec = Decoder::new(&ctx, model(&case)).unwrap();
         let p = DecodeParams {
-            steps: num(&case, "num_inference_steps") as i32,
-            guidance_scale: num(&case, "guidance_scale") as f32,
-            audio_length_s: num(&case, "audio_length_in_s"),
-            eta: num(&case, "eta") as f32,
+            steps: case_num(&case, "num_inference_steps") as i32,
+            guidance_scale: case_num(&case, "guidance_scale") as f32,
+            audio_length_s: case_num(&case, "audio_length_in_s"),
+            eta: case_num(&case, "eta") as f32,
             ..Default::default() // the folder's scheduler: DDIM
         };
         let (cond, uncond, latents) =
@@ -205,7 +166,7 @@ fn audio_generate_matches_golden() {
 
 #[test]
 fn video_stages_match_golden() {
-    let ctx = ctx();
+    let ctx = cpu();
     let mut dec = Decoder::new(&ctx, model(&cases("video/zeroscope.unet3d")[0])).unwrap();
     assert_eq!((dec.kind(), dec.sample_rate()), (Modality::Video, 0));
     for case in cases("video/zeroscope.unet3d") {
@@ -221,16 +182,16 @@ fn video_stages_match_golden() {
 
 #[test]
 fn video_generate_matches_golden() {
-    let ctx = ctx();
+    let ctx = cpu();
     for case in cases("video/zeroscope.generate") {
         let mut dec = Decoder::new(&ctx, model(&case)).unwrap();
         let p = DecodeParams {
-            steps: num(&case, "num_inference_steps") as i32,
-            guidance_scale: num(&case, "guidance_scale") as f32,
-            num_frames: num(&case, "num_frames") as i32,
-            height: num(&case, "height") as i32,
-            width: num(&case, "width") as i32,
-            eta: num(&case, "eta") as f32,
+            steps: case_num(&case, "num_inference_steps") as i32,
+            guidance_scale: case_num(&case, "guidance_scale") as f32,
+            num_frames: case_num(&case, "num_frames") as i32,
+            height: case_num(&case, "height") as i32,
+            width: case_num(&case, "width") as i32,
+            eta: case_num(&case, "eta") as f32,
             ..Default::default()
         };
         let (uncond, latents) = (inputs(&case, "negative_prompt_embeds"), inputs(&case, "latents"));
@@ -244,7 +205,7 @@ fn video_generate_matches_golden() {
 #[test]
 fn text_encoder_of_the_tiny_image_decoder() {
     let Some(tiny) = common::tiny() else { return };
-    let ctx = ctx();
+    let ctx = cpu();
     let mut dec = Decoder::new(&ctx, tiny.join("decoders/image")).unwrap();
     let (n, hidden) = (dec.text_max_length(), dec.text_hidden_size());
     assert_eq!((n, hidden), (77, 32));
@@ -277,7 +238,7 @@ fn text_encoder_of_the_tiny_image_decoder() {
     let unmasked = dec.encode_text_masked(&ids, None, 1).unwrap();
     assert_eq!(unmasked.as_f32(), by_ids.as_f32());
     let e = dec.encode_text_masked(&ids, Some(&vec![1; ids.len()]), 1).err().unwrap();
-    err_has(e, sys::NGPT_ERR_UNSUPPORTED, "attention mask");
+    assert_error(&e, sys::NGPT_ERR_UNSUPPORTED, "attention mask");
 
     // generate's uncond: None = the text encoder's "" (padded to cond's 77 tokens): passing
     // encode_text("") gives the same image
@@ -299,14 +260,14 @@ fn text_encoder_of_the_tiny_image_decoder() {
     assert_eq!((slim.text_max_length(), slim.text_hidden_size()), (n, hidden));
     let kept = slim.generate(&text, &p).unwrap();
     assert!(max_abs_diff(own.as_f32().unwrap(), kept.as_f32().unwrap()) <= 1e-6);
-    err_has(slim.encode_text("a cat").err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "");
-    err_has(slim.tokenize_text("a cat", None).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "");
+    assert_error(&slim.encode_text("a cat").err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "");
+    assert_error(&slim.tokenize_text("a cat", None).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "");
 }
 
 #[test]
 fn text_encoder_of_the_tiny_audio_decoder() {
     let Some(tiny) = common::tiny() else { return };
-    let ctx = ctx();
+    let ctx = cpu();
     let mut dec = Decoder::new(&ctx, tiny.join("decoders/audio")).unwrap();
     let (n, dim) = (dec.text_max_length(), dec.text_hidden_size() as i64);
     assert_eq!(n, 512); // RoBERTa's model_max_length
@@ -344,7 +305,7 @@ fn text_encoder_of_the_tiny_audio_decoder() {
 
 #[test]
 fn vae_encode_round_trips() {
-    let ctx = ctx();
+    let ctx = cpu();
     let mut sd = Decoder::new(&ctx, golden().join("models/sd-a")).unwrap();
     let image = pattern(&[2, 3, 32, 40], 0.0); // pixels in [-1, 1]
     let (mean, logvar) = sd.vae_encode(&image).unwrap();
@@ -363,7 +324,7 @@ fn vae_encode_round_trips() {
     assert!(max_abs_diff(m1.as_f32().unwrap(), &mean.as_f32().unwrap()[..m1.numel()]) <= 1e-5);
     // sides not multiples of 8
     let odd = pattern(&[1, 3, 30, 32], 0.0);
-    err_has(sd.vae_encode(&odd).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "multiples of 8");
+    assert_error(&sd.vae_encode(&odd).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "multiples of 8");
 
     // the audio VAE: a 1-channel mel image -> 8 latent channels at 1/4, back to the mel's shape
     let mut ad = Decoder::new(&ctx, golden().join("models/audioldm-a")).unwrap();
@@ -377,7 +338,7 @@ fn vae_encode_round_trips() {
 
 #[test]
 fn generate_callbacks_cancel_and_panics_come_back() {
-    let ctx = ctx();
+    let ctx = cpu();
     let mut dec = Decoder::new(&ctx, golden().join("models/sd-a")).unwrap();
     let cond = pattern(&[1, 77, 32], 0.5);
     let uncond = pattern(&[1, 77, 32], 2.0);
@@ -389,12 +350,12 @@ fn generate_callbacks_cancel_and_panics_come_back() {
         false
     };
     let with = DecodeInputs { uncond: Some(&uncond), on_step: Some(&mut stop), ..Default::default() };
-    err_has(dec.generate_with(&cond, &p, with).err().unwrap(), sys::NGPT_ERR_CANCELLED, "after step 1");
+    assert_error(&dec.generate_with(&cond, &p, with).err().unwrap(), sys::NGPT_ERR_CANCELLED, "after step 1");
     assert_eq!(calls, 1);
     // false from on_preview too
     let mut stop_preview = |step: i32, _: i32, _: &Tensor, _: Option<&Tensor>| step < 2;
     let with = DecodeInputs { uncond: Some(&uncond), on_preview: Some(&mut stop_preview), ..Default::default() };
-    err_has(dec.generate_with(&cond, &p, with).err().unwrap(), sys::NGPT_ERR_CANCELLED, "after step 2");
+    assert_error(&dec.generate_with(&cond, &p, with).err().unwrap(), sys::NGPT_ERR_CANCELLED, "after step 2");
     // a panic in a callback cancels the call and comes out of generate_with
     for in_preview in [false, true] {
         let mut boom_step = |_: i32, _: i32, _: f32| -> bool { panic!("boom in on_step") };
@@ -430,77 +391,77 @@ fn generate_callbacks_cancel_and_panics_come_back() {
 
 #[test]
 fn errors_a_user_hits() {
-    let ctx = ctx();
+    let ctx = cpu();
     let models = golden().join("models");
     // a missing decoder folder
     let e = Decoder::new(&ctx, models.join("no-such-decoder")).err().unwrap();
-    err_has(e, sys::NGPT_ERR_NOT_FOUND, "no-such-decoder");
+    assert_error(&e, sys::NGPT_ERR_NOT_FOUND, "no-such-decoder");
     let mut sd = Decoder::new(&ctx, models.join("sd-a")).unwrap();
     let t = Tensor::from_f32(&[1], &[981.0]).unwrap();
     let (s4, s3) = (pattern(&[1, 4, 8, 8], 0.0), pattern(&[1, 3, 8, 8], 0.0));
     let (ehs, ehs31) = (pattern(&[1, 77, 32], 0.0), pattern(&[1, 77, 31], 0.0));
     // wrong latent channels
-    err_has(sd.unet(&s3, &t, Some(&ehs), None).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "sample");
-    err_has(sd.vae_decode(&s3).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "latents");
+    assert_error(&sd.unet(&s3, &t, Some(&ehs), None).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "sample");
+    assert_error(&sd.vae_decode(&s3).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "latents");
     // wrong conditioning width, missing or extra conditioning
-    err_has(sd.unet(&s4, &t, Some(&ehs31), None).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "encoder_hidden_states");
-    err_has(sd.unet(&s4, &t, None, None).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "needs encoder_hidden_states");
+    assert_error(&sd.unet(&s4, &t, Some(&ehs31), None).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "encoder_hidden_states");
+    assert_error(&sd.unet(&s4, &t, None, None).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "needs encoder_hidden_states");
     let p = DecodeParams { steps: 1, height: 64, width: 64, ..Default::default() };
     let with = DecodeInputs { uncond: Some(&ehs31), ..Default::default() };
-    err_has(sd.generate_with(&ehs31, &p, with).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "cross_attention_dim");
+    assert_error(&sd.generate_with(&ehs31, &p, with).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "cross_attention_dim");
     let with = DecodeInputs { uncond: Some(&ehs31), ..Default::default() };
-    err_has(sd.generate_with(&ehs, &p, with).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "uncond and cond differ");
+    assert_error(&sd.generate_with(&ehs, &p, with).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "uncond and cond differ");
     let with = DecodeInputs { uncond: Some(&ehs), latents: Some(&s3), ..Default::default() };
-    err_has(sd.generate_with(&ehs, &p, with).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "latents [1, 3, 8, 8]");
+    assert_error(&sd.generate_with(&ehs, &p, with).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "latents [1, 3, 8, 8]");
     // no text encoder: no uncond of its own, no text calls
-    err_has(sd.generate(&ehs, &p).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "uncond");
-    err_has(sd.encode_text("a cat").err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no text encoder");
-    err_has(sd.tokenize_text("a cat", None).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no text encoder");
-    err_has(sd.encode_text_ids(&[1, 2], 1).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no text encoder");
-    err_has(sd.encode_text_masked(&[1, 2], None, 1).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no text encoder");
+    assert_error(&sd.generate(&ehs, &p).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "uncond");
+    assert_error(&sd.encode_text("a cat").err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no text encoder");
+    assert_error(&sd.tokenize_text("a cat", None).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no text encoder");
+    assert_error(&sd.encode_text_ids(&[1, 2], 1).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no text encoder");
+    assert_error(&sd.encode_text_masked(&[1, 2], None, 1).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no text encoder");
     // the vocoder on an image decoder
     let mel = pattern(&[1, 20, 64], 0.0);
-    err_has(sd.vocoder(&mel).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no vocoder");
+    assert_error(&sd.vocoder(&mel).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no vocoder");
     // components: a VAE-only decoder has no UNet; only an audio decoder has a vocoder
     let vae_only = Decoder::with_components(&ctx, models.join("sd-a"), None, sys::NGPT_DECODER_VAE, Options::default());
     let mut vae_only = vae_only.unwrap();
     assert_eq!(vae_only.vae_decode(&s4).unwrap().shape(), &[1, 3, 64, 64]);
-    err_has(vae_only.unet(&s4, &t, Some(&ehs), None).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no UNet");
+    assert_error(&vae_only.unet(&s4, &t, Some(&ehs), None).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "no UNet");
     let with = DecodeInputs { uncond: Some(&ehs), ..Default::default() };
-    err_has(vae_only.generate_with(&ehs, &p, with).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "UNet");
+    assert_error(&vae_only.generate_with(&ehs, &p, with).err().unwrap(), sys::NGPT_ERR_UNSUPPORTED, "UNet");
     let e = Decoder::with_components(&ctx, models.join("sd-a"), None, sys::NGPT_DECODER_VOCODER, Options::default());
-    err_has(e.err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "vocoder");
+    assert_error(&e.err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "vocoder");
     // kinds: Text is none; a kind named must be model_index.json's
     let e = Decoder::with_components(&ctx, models.join("sd-a"), Some(Modality::Text), 0, Options::default());
-    err_has(e.err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "Modality::Text");
+    assert_error(&e.err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "Modality::Text");
     let e = Decoder::with_components(&ctx, models.join("sd-a"), Some(Modality::Video), 0, Options::default());
-    err_has(e.err().unwrap(), sys::NGPT_ERR_BAD_FORMAT, "describes the image decoder, not the video one");
+    assert_error(&e.err().unwrap(), sys::NGPT_ERR_BAD_FORMAT, "describes the image decoder, not the video one");
     let e = Decoder::with_components(&ctx, models.join("sd-a"), Some(Modality::Audio), 0, Options::default());
-    err_has(e.err().unwrap(), sys::NGPT_ERR_BAD_FORMAT, "describes the image decoder, not the audio one");
+    assert_error(&e.err().unwrap(), sys::NGPT_ERR_BAD_FORMAT, "describes the image decoder, not the audio one");
     let sd_named = Decoder::with_components(&ctx, models.join("sd-a"), Some(Modality::Image), 0, Options::default());
     assert_eq!(sd_named.unwrap().kind(), Modality::Image);
 
     // the audio decoder's conditioning is class_labels, its mel has n_mels bins
     let mut ad = Decoder::new(&ctx, models.join("audioldm-a")).unwrap();
     let (a, labels) = (pattern(&[1, 8, 8, 16], 0.0), pattern(&[1, 24], 0.0));
-    err_has(ad.unet(&a, &t, None, None).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "class_labels");
-    err_has(ad.unet(&a, &t, Some(&ehs), Some(&labels)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT,
+    assert_error(&ad.unet(&a, &t, None, None).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "class_labels");
+    assert_error(&ad.unet(&a, &t, Some(&ehs), Some(&labels)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT,
             "no encoder_hidden_states");
-    err_has(ad.vocoder(&pattern(&[1, 20, 63], 0.0)).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "mel");
-    err_has(ad.vocoder(&pattern(&[1, 2, 20, 64], 0.0)).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "mel");
+    assert_error(&ad.vocoder(&pattern(&[1, 20, 63], 0.0)).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "mel");
+    assert_error(&ad.vocoder(&pattern(&[1, 2, 20, 64], 0.0)).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "mel");
 
     // text arguments checked here before the call, and by the library
     let Some(tiny) = common::tiny() else { return };
     let mut ti = Decoder::new(&ctx, tiny.join("decoders/image")).unwrap();
-    err_has(ti.encode_text_ids(&[1, 2, 3], 2).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "input_ids holds 3 ids");
-    err_has(ti.encode_text_ids(&[1, 2], 0).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "batch = 0");
-    err_has(ti.encode_text_ids(&[], 1).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "input_ids holds 0 ids");
-    err_has(ti.encode_text_ids(&[1, 9999], 1).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "vocabulary");
-    err_has(ti.encode_text_ids(&[1; 78], 1).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "[1, 78]");
-    err_has(ti.encode_text_masked(&[1, 2], Some(&[1]), 1).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT,
+    assert_error(&ti.encode_text_ids(&[1, 2, 3], 2).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "input_ids holds 3 ids");
+    assert_error(&ti.encode_text_ids(&[1, 2], 0).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "batch = 0");
+    assert_error(&ti.encode_text_ids(&[], 1).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "input_ids holds 0 ids");
+    assert_error(&ti.encode_text_ids(&[1, 9999], 1).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "vocabulary");
+    assert_error(&ti.encode_text_ids(&[1; 78], 1).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "[1, 78]");
+    assert_error(&ti.encode_text_masked(&[1, 2], Some(&[1]), 1).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT,
             "attention_mask holds 1 values for 2 input_ids");
-    err_has(ti.encode_text("a\0cat").err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "NUL");
-    err_has(ti.tokenize_text("a cat", Some(1)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "n_ids 1");
-    err_has(ti.tokenize_text("a cat", Some(78)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "n_ids 78");
-    err_has(ti.tokenize_text("a cat", Some(usize::MAX)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "int32");
+    assert_error(&ti.encode_text("a\0cat").err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "NUL");
+    assert_error(&ti.tokenize_text("a cat", Some(1)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "n_ids 1");
+    assert_error(&ti.tokenize_text("a cat", Some(78)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "n_ids 78");
+    assert_error(&ti.tokenize_text("a cat", Some(usize::MAX)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "int32");
 }

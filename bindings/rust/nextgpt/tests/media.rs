@@ -2,9 +2,9 @@
 //! (vision/, video/), round trips through encoded bytes and files, and the errors a caller hits.
 mod common;
 
-use common::{f32s, golden, load, max_abs_diff, read};
+use common::{assert_within, case_num, cases, cpu, expect_err, f32s, golden, load, max_abs_diff, read};
 use nextgpt::sys;
-use nextgpt::{AudioFormat, AudioPreprocessParams, ClipRule, Error, ImageFormat, Modality, Tensor, VideoFormat,
+use nextgpt::{AudioFormat, AudioPreprocessParams, ClipRule, ImageFormat, Modality, Tensor, VideoFormat,
               VideoPreprocessParams};
 use std::path::{Path, PathBuf};
 
@@ -26,25 +26,6 @@ impl Drop for TempDir {
     }
 }
 
-/// The status and a needle of the message of a failed call.
-#[track_caller]
-fn assert_err<T>(r: nextgpt::Result<T>, status: sys::ngpt_status, needle: &str) -> Error {
-    let e = match r {
-        Ok(_) => panic!("expected {} ({}), got Ok", status, needle),
-        Err(e) => e,
-    };
-    assert_eq!(e.status, status, "{}", e);
-    assert!(e.message.contains(needle), "{:?} does not contain {:?}", e.message, needle);
-    e
-}
-
-/// A number of case.json ("atol", "rtol").
-fn case_num(case: &Path, key: &str) -> f32 {
-    let j = std::fs::read_to_string(case.join("case.json")).unwrap();
-    let v = j.split(&format!("\"{}\":", key)).nth(1).unwrap_or_else(|| panic!("{} in {}", key, case.display()));
-    v.trim_start().split([',', '\n', '}']).next().unwrap().trim().parse().unwrap()
-}
-
 fn case_clip_rule(case: &Path) -> ClipRule {
     let j = std::fs::read_to_string(case.join("case.json")).unwrap();
     if j.contains("\"pytorchvideo-fixed\"") {
@@ -55,24 +36,11 @@ fn case_clip_rule(case: &Path) -> ClipRule {
     }
 }
 
-/// Every case (sub-folder) of a golden stage.
-fn cases(stage: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(golden().join(stage)).unwrap().map(|e| e.unwrap().path())
-        .filter(|p| p.join("case.json").exists()).collect();
-    v.sort();
-    assert!(!v.is_empty(), "no cases of {}", stage);
-    v
-}
-
 /// |got - want| <= atol + rtol |want| everywhere, same shape.
 #[track_caller]
 fn assert_close(got: &Tensor, want_shape: &[i64], want: &[f32], atol: f32, rtol: f32, what: &str) {
     assert_eq!(got.shape(), want_shape, "{}", what);
-    let g = got.as_f32().expect("F32 output");
-    assert_eq!(g.len(), want.len());
-    for (i, (a, b)) in g.iter().zip(want).enumerate() {
-        assert!((a - b).abs() <= atol + rtol * b.abs(), "{}[{}]: {} vs {} (atol {}, rtol {})", what, i, a, b, atol, rtol);
-    }
+    assert_within(got.as_f32().expect("F32 output"), want, (atol, rtol), what);
 }
 
 /// IEEE half -> f32.
@@ -98,10 +66,6 @@ fn floats(path: &Path, name: &str) -> (Vec<i64>, Vec<f32>) {
     (shape, v)
 }
 
-fn cpu() -> nextgpt::Context {
-    nextgpt::Context::new(nextgpt::Device::Cpu).unwrap()
-}
-
 /// `t` with another shape of the same element count (a copy).
 fn reshaped(t: &Tensor, shape: &[i64]) -> Tensor {
     Tensor::from_bytes(t.dtype(), shape, t.as_bytes()).unwrap()
@@ -120,7 +84,7 @@ fn dtype_size_and_clear_error() {
     assert_eq!(t.as_bytes().len(), 15 * dtype_size(t.dtype()));
 
     let last = || unsafe { std::ffi::CStr::from_ptr(sys::ngpt_last_error()) }.to_string_lossy().into_owned();
-    let e = assert_err(nextgpt::Image::from_memory(b"junk", Some("junk.png")), sys::NGPT_ERR_BAD_FORMAT, "junk.png");
+    let e = expect_err(nextgpt::Image::from_memory(b"junk", Some("junk.png")), sys::NGPT_ERR_BAD_FORMAT, "junk.png");
     assert_eq!(last(), e.message); // the thread's message, as the Error copied it
     nextgpt::clear_error();
     assert_eq!(last(), "");
@@ -144,11 +108,11 @@ fn image_postprocess_matches_golden() {
     assert_eq!((img.width(), img.height(), img.pixels()), (16, 16, u8s.as_u8().unwrap()));
 
     let chw = Tensor::zeros(sys::NGPT_DTYPE_F32, &[3, 16, 16]).unwrap();
-    assert_err(nextgpt::Image::postprocess(&chw), sys::NGPT_ERR_SHAPE_MISMATCH, "expected [B, 3, H, W]");
+    expect_err(nextgpt::Image::postprocess(&chw), sys::NGPT_ERR_SHAPE_MISMATCH, "expected [B, 3, H, W]");
     let four_ch = Tensor::zeros(sys::NGPT_DTYPE_F32, &[1, 4, 8, 8]).unwrap();
-    assert_err(nextgpt::Image::postprocess(&four_ch), sys::NGPT_ERR_SHAPE_MISMATCH, "[1, 4, 8, 8]");
+    expect_err(nextgpt::Image::postprocess(&four_ch), sys::NGPT_ERR_SHAPE_MISMATCH, "[1, 4, 8, 8]");
     let bytes = Tensor::zeros(sys::NGPT_DTYPE_U8, &[1, 3, 8, 8]).unwrap();
-    assert_err(nextgpt::Image::postprocess(&bytes), sys::NGPT_ERR_DTYPE_MISMATCH, "expected F32");
+    expect_err(nextgpt::Image::postprocess(&bytes), sys::NGPT_ERR_DTYPE_MISMATCH, "expected F32");
 }
 
 #[test]
@@ -193,17 +157,17 @@ fn image_encode_and_save_round_trip() {
     assert_eq!(std::fs::read(dir.0.join("e.png")).unwrap(), png);
 
     // errors
-    assert_err(cat.save(dir.0.join("x.bmp"), ImageFormat::Auto, 0, 0), sys::NGPT_ERR_INVALID_ARGUMENT, "x.bmp");
-    assert_err(cat.encode(ImageFormat::Jpeg, 101, 0), sys::NGPT_ERR_INVALID_ARGUMENT, "quality 101");
-    assert_err(cat.encode(ImageFormat::Jpeg, -1, 0), sys::NGPT_ERR_INVALID_ARGUMENT, "quality");
-    assert_err(cat.encode(ImageFormat::Png, 0, 0x80), sys::NGPT_ERR_INVALID_ARGUMENT, "flags");
-    let e = assert_err(cat.save(dir.0.join("no-such-dir/x.png"), ImageFormat::Auto, 0, 0), sys::NGPT_ERR_IO, "no-such-dir");
+    expect_err(cat.save(dir.0.join("x.bmp"), ImageFormat::Auto, 0, 0), sys::NGPT_ERR_INVALID_ARGUMENT, "x.bmp");
+    expect_err(cat.encode(ImageFormat::Jpeg, 101, 0), sys::NGPT_ERR_INVALID_ARGUMENT, "quality 101");
+    expect_err(cat.encode(ImageFormat::Jpeg, -1, 0), sys::NGPT_ERR_INVALID_ARGUMENT, "quality");
+    expect_err(cat.encode(ImageFormat::Png, 0, 0x80), sys::NGPT_ERR_INVALID_ARGUMENT, "flags");
+    let e = expect_err(cat.save(dir.0.join("no-such-dir/x.png"), ImageFormat::Auto, 0, 0), sys::NGPT_ERR_IO, "no-such-dir");
     assert!(e.message.contains("x.png"), "{}", e.message);
     assert!(!dir.0.join("no-such-dir").exists());
-    assert_err(nextgpt::Image::from_memory(&png[..png.len() / 2], Some("half.png")), sys::NGPT_ERR_BAD_FORMAT, "half.png");
-    assert_err(nextgpt::Image::from_memory(b"GIF89a", None), sys::NGPT_ERR_BAD_FORMAT, "<memory>");
-    assert_err(nextgpt::Image::load(dir.0.join("missing.jpg")), sys::NGPT_ERR_NOT_FOUND, "missing.jpg");
-    assert_err(cat.save(dir.0.join("nul\0.png"), ImageFormat::Png, 0, 0), sys::NGPT_ERR_INVALID_ARGUMENT, "NUL");
+    expect_err(nextgpt::Image::from_memory(&png[..png.len() / 2], Some("half.png")), sys::NGPT_ERR_BAD_FORMAT, "half.png");
+    expect_err(nextgpt::Image::from_memory(b"GIF89a", None), sys::NGPT_ERR_BAD_FORMAT, "<memory>");
+    expect_err(nextgpt::Image::load(dir.0.join("missing.jpg")), sys::NGPT_ERR_NOT_FOUND, "missing.jpg");
+    expect_err(cat.save(dir.0.join("nul\0.png"), ImageFormat::Png, 0, 0), sys::NGPT_ERR_INVALID_ARGUMENT, "NUL");
 }
 
 #[test]
@@ -254,12 +218,12 @@ fn audio_encode_and_save_round_trip() {
     assert_eq!(nextgpt::Audio::load(dir.0.join("f.dat")).unwrap().samples(), &pcm[..]);
 
     // errors
-    assert_err(a.save(dir.0.join("a.mp3"), AudioFormat::Auto), sys::NGPT_ERR_INVALID_ARGUMENT, "a.mp3");
-    assert_err(a.save(dir.0.join("none/a.wav"), AudioFormat::Wav16), sys::NGPT_ERR_IO, "none/a.wav");
-    assert_err(nextgpt::Audio::from_memory(b"RIFF....WAVEjunk", Some("bad.wav")), sys::NGPT_ERR_BAD_FORMAT, "bad.wav");
-    assert_err(nextgpt::Audio::from_memory(&[], None), sys::NGPT_ERR_BAD_FORMAT, "<memory>");
-    assert_err(nextgpt::Audio::load(dir.0.join("missing.wav")), sys::NGPT_ERR_NOT_FOUND, "missing.wav");
-    assert_err(nextgpt::Audio::from_memory(&w16, Some("nul\0name")), sys::NGPT_ERR_INVALID_ARGUMENT, "NUL");
+    expect_err(a.save(dir.0.join("a.mp3"), AudioFormat::Auto), sys::NGPT_ERR_INVALID_ARGUMENT, "a.mp3");
+    expect_err(a.save(dir.0.join("none/a.wav"), AudioFormat::Wav16), sys::NGPT_ERR_IO, "none/a.wav");
+    expect_err(nextgpt::Audio::from_memory(b"RIFF....WAVEjunk", Some("bad.wav")), sys::NGPT_ERR_BAD_FORMAT, "bad.wav");
+    expect_err(nextgpt::Audio::from_memory(&[], None), sys::NGPT_ERR_BAD_FORMAT, "<memory>");
+    expect_err(nextgpt::Audio::load(dir.0.join("missing.wav")), sys::NGPT_ERR_NOT_FOUND, "missing.wav");
+    expect_err(nextgpt::Audio::from_memory(&w16, Some("nul\0name")), sys::NGPT_ERR_INVALID_ARGUMENT, "NUL");
 }
 
 #[test]
@@ -272,7 +236,7 @@ fn audio_preprocess_with_params_matches_golden() {
         let got = a.preprocess_with(&p).unwrap();
         let (shape, want) = floats(&case.join("expected.safetensors"), "fbank");
         let what = case.display().to_string();
-        assert_close(&got, &shape, &want, case_num(&case, "atol"), case_num(&case, "rtol"), &what);
+        assert_close(&got, &shape, &want, case_num(&case, "atol") as f32, case_num(&case, "rtol") as f32, &what);
         // the same bytes from memory: the same sound
         let m = nextgpt::Audio::from_memory(&std::fs::read(&wav).unwrap(), Some("input.wav")).unwrap();
         assert_eq!(m.samples(), a.samples());
@@ -286,7 +250,7 @@ fn audio_preprocess_with_params_matches_golden() {
     assert!(max_abs_diff(fixed.as_f32().unwrap(), a.preprocess().unwrap().as_f32().unwrap()) > 0.1);
     // shorter than one 25 ms fbank window
     let short = nextgpt::Audio::from_pcm(&[0.1; 300], 1, 16000).unwrap();
-    assert_err(short.preprocess_with(&AudioPreprocessParams::default()), sys::NGPT_ERR_INVALID_ARGUMENT, "too short");
+    expect_err(short.preprocess_with(&AudioPreprocessParams::default()), sys::NGPT_ERR_INVALID_ARGUMENT, "too short");
 }
 
 #[test]
@@ -300,13 +264,13 @@ fn encoder_matches_golden_cases() {
         let px = load(&case.join("inputs.safetensors"), "pixels");
         let (shape, want) = floats(&case.join("expected.safetensors"), "embedding");
         let got = enc.encode_pixels(&px).unwrap();
-        assert_close(&got, &shape, &want, case_num(&case, "atol"), case_num(&case, "rtol"), &case.display().to_string());
+        assert_close(&got, &shape, &want, case_num(&case, "atol") as f32, case_num(&case, "rtol") as f32, &case.display().to_string());
         assert_eq!(shape[1], d);
     }
     for case in cases("vision/imagebind.audio") {
         let fb = load(&case.join("inputs.safetensors"), "fbank");
         let (shape, want) = floats(&case.join("expected.safetensors"), "embedding");
-        let (atol, rtol) = (case_num(&case, "atol"), case_num(&case, "rtol"));
+        let (atol, rtol) = (case_num(&case, "atol") as f32, case_num(&case, "rtol") as f32);
         let got = enc.encode_fbank(&fb).unwrap();
         assert_close(&got, &shape, &want, atol, rtol, &case.display().to_string());
         if fb.shape()[0] == 1 {
@@ -347,25 +311,25 @@ fn encoder_matches_golden_cases() {
     assert!(max_abs_diff(v_fixed.as_f32().unwrap(), v.as_f32().unwrap()) > 1e-6, "4.5 s: the rule picks other frames");
 
     // errors: shapes, a missing file, a branch not loaded
-    assert_err(enc.encode_pixels(&px), sys::NGPT_ERR_SHAPE_MISMATCH, "got [3, 224, 224]");
+    expect_err(enc.encode_pixels(&px), sys::NGPT_ERR_SHAPE_MISMATCH, "got [3, 224, 224]");
     let small = Tensor::zeros(sys::NGPT_DTYPE_F32, &[1, 3, 112, 112]).unwrap();
-    assert_err(enc.encode_pixels(&small), sys::NGPT_ERR_SHAPE_MISMATCH, "[N, 3, 224, 224]");
+    expect_err(enc.encode_pixels(&small), sys::NGPT_ERR_SHAPE_MISMATCH, "[N, 3, 224, 224]");
     let fb = a.preprocess().unwrap();
-    assert_err(enc.encode_fbank(&reshaped(&fb, &[3, 128, 204])), sys::NGPT_ERR_SHAPE_MISMATCH, "got [3, 128, 204]");
-    assert_err(enc.encode_pixels(&fb), sys::NGPT_ERR_SHAPE_MISMATCH, "pixels");
+    expect_err(enc.encode_fbank(&reshaped(&fb, &[3, 128, 204])), sys::NGPT_ERR_SHAPE_MISMATCH, "got [3, 128, 204]");
+    expect_err(enc.encode_pixels(&fb), sys::NGPT_ERR_SHAPE_MISMATCH, "pixels");
     let missing = golden().join("no-such-video.mp4");
-    assert_err(enc.encode_video_file(&missing), sys::NGPT_ERR_NOT_FOUND, "no-such-video.mp4");
+    expect_err(enc.encode_video_file(&missing), sys::NGPT_ERR_NOT_FOUND, "no-such-video.mp4");
 
     let mut vision = nextgpt::Encoder::new(&ctx, &model, sys::NGPT_ENCODER_IMAGE).unwrap();
     assert_eq!(vision.modalities(), sys::NGPT_ENCODER_IMAGE | sys::NGPT_ENCODER_VIDEO);
-    assert_err(vision.encode_fbank(&fb), sys::NGPT_ERR_UNSUPPORTED, "audio branch");
-    assert_err(vision.encode_audio_with(&a, &fixed), sys::NGPT_ERR_UNSUPPORTED, "audio branch");
+    expect_err(vision.encode_fbank(&fb), sys::NGPT_ERR_UNSUPPORTED, "audio branch");
+    expect_err(vision.encode_audio_with(&a, &fixed), sys::NGPT_ERR_UNSUPPORTED, "audio branch");
     assert_eq!(vision.encode_video_file(&mp4).unwrap().as_f32(), v.as_f32());
     let mut audio = nextgpt::Encoder::new(&ctx, &model, sys::NGPT_ENCODER_AUDIO).unwrap();
     assert_eq!(audio.modalities(), sys::NGPT_ENCODER_AUDIO);
-    assert_err(audio.encode_pixels(&by_pixels), sys::NGPT_ERR_UNSUPPORTED, "vision branch");
-    assert_err(audio.encode_video_file(&mp4), sys::NGPT_ERR_UNSUPPORTED, "vision branch");
-    assert_err(audio.encode_video_file_with(&mp4, &vp_fixed), sys::NGPT_ERR_UNSUPPORTED, "vision branch");
+    expect_err(audio.encode_pixels(&by_pixels), sys::NGPT_ERR_UNSUPPORTED, "vision branch");
+    expect_err(audio.encode_video_file(&mp4), sys::NGPT_ERR_UNSUPPORTED, "vision branch");
+    expect_err(audio.encode_video_file_with(&mp4, &vp_fixed), sys::NGPT_ERR_UNSUPPORTED, "vision branch");
 }
 
 #[test]
@@ -379,7 +343,7 @@ fn video_preprocess_matches_golden() {
         let got = nextgpt::video_preprocess(&path, &p).unwrap();
         let (shape, want) = floats(&case.join("expected.safetensors"), "pixels");
         let what = case.display().to_string();
-        assert_close(&got, &shape, &want, case_num(&case, "atol"), case_num(&case, "rtol"), &what);
+        assert_close(&got, &shape, &want, case_num(&case, "atol") as f32, case_num(&case, "rtol") as f32, &what);
         let mem = nextgpt::video_preprocess_memory(&std::fs::read(&path).unwrap(), Some(&file), &p).unwrap();
         assert_eq!(mem.as_f32(), got.as_f32(), "{}: from memory", what);
         // the other rule: other frames for a video longer than 2 s
@@ -388,15 +352,15 @@ fn video_preprocess_matches_golden() {
             ClipRule::PytorchVideoFixed => ClipRule::PytorchVideo015,
         };
         let o = nextgpt::video_preprocess(&path, &VideoPreprocessParams { clip_rule: other }).unwrap();
-        assert!(max_abs_diff(o.as_f32().unwrap(), &want) > case_num(&case, "atol"), "{}: the clip rule", what);
+        assert!(max_abs_diff(o.as_f32().unwrap(), &want) > case_num(&case, "atol") as f32, "{}: the clip rule", what);
     }
     let dir = TempDir::new("video-in");
-    let e = assert_err(nextgpt::video_preprocess(dir.0.join("missing.mp4"), &Default::default()),
+    let e = expect_err(nextgpt::video_preprocess(dir.0.join("missing.mp4"), &Default::default()),
                        sys::NGPT_ERR_NOT_FOUND, "missing.mp4");
     assert_eq!(e.status_name(), "NGPT_ERR_NOT_FOUND");
-    assert_err(nextgpt::video_preprocess_memory(b"not a video at all", Some("junk.mp4"), &Default::default()),
+    expect_err(nextgpt::video_preprocess_memory(b"not a video at all", Some("junk.mp4"), &Default::default()),
                sys::NGPT_ERR_BAD_FORMAT, "junk.mp4");
-    assert_err(nextgpt::video_preprocess_memory(&[], None, &Default::default()), sys::NGPT_ERR_BAD_FORMAT, "<memory>");
+    expect_err(nextgpt::video_preprocess_memory(&[], None, &Default::default()), sys::NGPT_ERR_BAD_FORMAT, "<memory>");
 }
 
 #[test]
@@ -410,9 +374,9 @@ fn video_postprocess_matches_golden() {
         assert_eq!(got.as_u8().unwrap(), &want[..], "{}: exact", case.display());
     }
     let four = Tensor::zeros(sys::NGPT_DTYPE_F32, &[3, 2, 8, 8]).unwrap();
-    assert_err(nextgpt::video_postprocess(&four), sys::NGPT_ERR_SHAPE_MISMATCH, "expected [B, 3, F, H, W]");
+    expect_err(nextgpt::video_postprocess(&four), sys::NGPT_ERR_SHAPE_MISMATCH, "expected [B, 3, F, H, W]");
     let bytes = Tensor::zeros(sys::NGPT_DTYPE_U8, &[1, 3, 2, 8, 8]).unwrap();
-    assert_err(nextgpt::video_postprocess(&bytes), sys::NGPT_ERR_DTYPE_MISMATCH, "expected F32");
+    expect_err(nextgpt::video_postprocess(&bytes), sys::NGPT_ERR_DTYPE_MISMATCH, "expected F32");
 }
 
 /// Frames U8 [f, h, w, 3]: a moving colour gradient.
@@ -468,17 +432,17 @@ fn video_encode_and_save_round_trip() {
     }
 
     // errors
-    assert_err(nextgpt::video_save(&clip, dir.0.join("a.avi"), 8.0, VideoFormat::Auto), sys::NGPT_ERR_INVALID_ARGUMENT, "a.avi");
-    assert_err(nextgpt::video_save(&clip, dir.0.join("none/a.mp4"), 8.0, VideoFormat::Auto), sys::NGPT_ERR_IO, "none/a.mp4");
-    assert_err(nextgpt::video_encode(&frames(2, 15, 16), 8.0, VideoFormat::Mp4), sys::NGPT_ERR_UNSUPPORTED, "must be even");
-    assert_err(nextgpt::video_encode(&clip, 0.0, VideoFormat::Mp4), sys::NGPT_ERR_INVALID_ARGUMENT, "fps");
-    assert_err(nextgpt::video_encode(&clip, 1001.0, VideoFormat::Mp4), sys::NGPT_ERR_INVALID_ARGUMENT, "fps");
+    expect_err(nextgpt::video_save(&clip, dir.0.join("a.avi"), 8.0, VideoFormat::Auto), sys::NGPT_ERR_INVALID_ARGUMENT, "a.avi");
+    expect_err(nextgpt::video_save(&clip, dir.0.join("none/a.mp4"), 8.0, VideoFormat::Auto), sys::NGPT_ERR_IO, "none/a.mp4");
+    expect_err(nextgpt::video_encode(&frames(2, 15, 16), 8.0, VideoFormat::Mp4), sys::NGPT_ERR_UNSUPPORTED, "must be even");
+    expect_err(nextgpt::video_encode(&clip, 0.0, VideoFormat::Mp4), sys::NGPT_ERR_INVALID_ARGUMENT, "fps");
+    expect_err(nextgpt::video_encode(&clip, 1001.0, VideoFormat::Mp4), sys::NGPT_ERR_INVALID_ARGUMENT, "fps");
     let f32_frames = Tensor::zeros(sys::NGPT_DTYPE_F32, &[2, 16, 16, 3]).unwrap();
-    assert_err(nextgpt::video_encode(&f32_frames, 8.0, VideoFormat::Mp4), sys::NGPT_ERR_DTYPE_MISMATCH, "expected U8");
+    expect_err(nextgpt::video_encode(&f32_frames, 8.0, VideoFormat::Mp4), sys::NGPT_ERR_DTYPE_MISMATCH, "expected U8");
     let one_frame = Tensor::zeros(sys::NGPT_DTYPE_U8, &[16, 16, 3]).unwrap();
-    assert_err(nextgpt::video_encode(&one_frame, 8.0, VideoFormat::Mp4), sys::NGPT_ERR_SHAPE_MISMATCH, "expected [F, H, W, 3]");
+    expect_err(nextgpt::video_encode(&one_frame, 8.0, VideoFormat::Mp4), sys::NGPT_ERR_SHAPE_MISMATCH, "expected [F, H, W, 3]");
     let five_d = Tensor::zeros(sys::NGPT_DTYPE_U8, &[1, 2, 16, 16, 3]).unwrap();
-    assert_err(nextgpt::video_save(&five_d, dir.0.join("x.mp4"), 8.0, VideoFormat::Auto), sys::NGPT_ERR_SHAPE_MISMATCH, "[1, 2, 16, 16, 3]");
+    expect_err(nextgpt::video_save(&five_d, dir.0.join("x.mp4"), 8.0, VideoFormat::Auto), sys::NGPT_ERR_SHAPE_MISMATCH, "[1, 2, 16, 16, 3]");
     assert!(!dir.0.join("x.mp4").exists());
 }
 
@@ -491,7 +455,7 @@ fn projector_input_sum_and_sizes() {
     for case in cases("vision/projector.input") {
         let feat = load(&case.join("inputs.safetensors"), "feature");
         let (shape, want) = floats(&case.join("expected.safetensors"), "embeds");
-        let (atol, rtol) = (case_num(&case, "atol"), case_num(&case, "rtol"));
+        let (atol, rtol) = (case_num(&case, "atol") as f32, case_num(&case, "rtol") as f32);
         let h = shape[1] as usize;
         let mut sum = vec![0f32; h];
         for row in want.chunks(h) {
@@ -527,11 +491,11 @@ fn projector_input_sum_and_sizes() {
 
     // errors
     let wide = Tensor::from_f32(&[2, 33], &[0.0; 66]).unwrap();
-    assert_err(pj.input_sum(&wide), sys::NGPT_ERR_SHAPE_MISMATCH, "got [2, 33]");
+    expect_err(pj.input_sum(&wide), sys::NGPT_ERR_SHAPE_MISMATCH, "got [2, 33]");
     let cube = Tensor::zeros(sys::NGPT_DTYPE_F32, &[1, 2, 32]).unwrap();
-    assert_err(pj.input_sum(&cube), sys::NGPT_ERR_SHAPE_MISMATCH, "features");
+    expect_err(pj.input_sum(&cube), sys::NGPT_ERR_SHAPE_MISMATCH, "features");
     let none = Tensor::zeros(sys::NGPT_DTYPE_F32, &[0, 32]).unwrap();
-    assert_err(pj.input_sum(&none), sys::NGPT_ERR_SHAPE_MISMATCH, "no items");
+    expect_err(pj.input_sum(&none), sys::NGPT_ERR_SHAPE_MISMATCH, "no items");
     let mut no_input = only_image;
-    assert_err(no_input.input_sum(&two), sys::NGPT_ERR_UNSUPPORTED, "no input projector");
+    expect_err(no_input.input_sum(&two), sys::NGPT_ERR_UNSUPPORTED, "no input projector");
 }

@@ -2,16 +2,13 @@
 //! cancellation, media from memory, and the errors a user hits.
 mod common;
 
+use common::{assert_within, cpu, tolerance};
 use nextgpt::sys;
-use nextgpt::{CancelFlag, Context, Device, Image, MediaSource, Modality, Pipeline, PipelineEvent, PipelineParams,
+use nextgpt::{CancelFlag, Image, MediaSource, Modality, Pipeline, PipelineEvent, PipelineParams,
               PipelineStage, PipelineTurnParams};
 use std::path::{Path, PathBuf};
 
 const INVALID: i32 = sys::NGPT_ERR_INVALID_ARGUMENT as i32;
-
-fn cpu() -> Context {
-    Context::new(Device::Cpu).unwrap()
-}
 
 /// A fresh folder under the temp dir for this test.
 fn scratch(name: &str) -> PathBuf {
@@ -31,25 +28,6 @@ fn bundle(name: &str, llm: &Path, imagebind: &Path, projectors: &Path, decoders:
         llm.display(), imagebind.display(), projectors.display(), decs.join(", "));
     std::fs::write(d.join("bundle.json"), json).unwrap();
     d
-}
-
-/// A case's float tolerance (case.json's "atol" and "rtol").
-fn tolerance(case: &Path) -> (f32, f32) {
-    let j = std::fs::read_to_string(case.join("case.json")).unwrap();
-    let num = |key: &str| -> f32 {
-        let rest = j.split(&format!("\"{}\":", key)).nth(1).unwrap_or_else(|| panic!("{} in {}", key, case.display()));
-        rest.trim_start().split(|c: char| c == ',' || c == '}' || c.is_whitespace()).next().unwrap().parse().unwrap()
-    };
-    (num("atol"), num("rtol"))
-}
-
-/// Every |out - exp| <= atol + rtol |exp|.
-fn assert_close(out: &[f32], exp: &[f32], (atol, rtol): (f32, f32), what: &str) {
-    assert_eq!(out.len(), exp.len(), "{}: lengths", what);
-    for (i, (o, e)) in out.iter().zip(exp).enumerate() {
-        assert!((o - e).abs() <= atol + rtol * e.abs(), "{}[{}]: {} vs {} (max diff {})", what, i, o, e,
-                common::max_abs_diff(out, exp));
-    }
 }
 
 /// A mono 16-bit PCM WAV: one second of a 440 Hz tone at 16 kHz.
@@ -97,7 +75,7 @@ fn golden_projector_cases_through_the_lent_projector() {
             let out = proj.input(&feature).unwrap();
             let (_, shape, exp) = common::read(&c.join("expected.safetensors"), "embeds");
             assert_eq!(out.shape(), &shape[..], "{}", case);
-            assert_close(out.as_f32().unwrap(), &common::f32s(&exp), tolerance(&c), case);
+            assert_within(out.as_f32().unwrap(), &common::f32s(&exp), tolerance(&c), case);
         }
         // the batch-1 cases (output takes one signal group)
         let cases = [("image_b1", Modality::Image), ("audio_b1", Modality::Audio), ("video_b1", Modality::Video)];
@@ -108,7 +86,7 @@ fn golden_projector_cases_through_the_lent_projector() {
             let out = proj.output(modality, &common::f32s(&hid), &common::f32s(&emb)).unwrap();
             let (_, shape, exp) = common::read(&c.join("expected.safetensors"), "conditioning");
             assert_eq!(out.shape(), &shape[..], "{}", case);
-            assert_close(out.as_f32().unwrap(), &common::f32s(&exp), tolerance(&c), case);
+            assert_within(out.as_f32().unwrap(), &common::f32s(&exp), tolerance(&c), case);
         }
         // a length the lent projector checks before the call
         let e = proj.output(Modality::Image, &[0.0; 63], &[0.0; 63]).err().unwrap();

@@ -27,6 +27,73 @@ pub fn cat_jpg() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../data/tiny/cat.jpg")
 }
 
+/// A context on the CPU.
+pub fn cpu() -> nextgpt::Context {
+    nextgpt::Context::new(nextgpt::Device::Cpu).unwrap()
+}
+
+/// The cases of a golden stage ("vision/unet2d"): its folders holding a case.json, sorted.
+pub fn cases(stage: &str) -> Vec<PathBuf> {
+    let dir = golden().join(stage);
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {}", dir.display(), e))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("case.json").is_file())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no case in {}", dir.display());
+    v
+}
+
+/// The text of case.json after `"key":` (the first occurrence: "atol", "rtol", "model" or a
+/// key of "params", which no other key shares).
+pub fn case_field(case: &Path, key: &str) -> String {
+    let json = std::fs::read_to_string(case.join("case.json")).unwrap();
+    let at = json.find(&format!("\"{}\":", key));
+    let at = at.unwrap_or_else(|| panic!("{} not in {}/case.json", key, case.display()));
+    json[at + key.len() + 3..].trim_start().to_string()
+}
+
+/// A number of case.json ("atol", "rtol", "num_inference_steps", ...).
+pub fn case_num(case: &Path, key: &str) -> f64 {
+    let f = case_field(case, key);
+    let end = f.find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c))).unwrap_or(f.len());
+    f[..end].parse().unwrap_or_else(|e| panic!("{} of {}: {}", key, case.display(), e))
+}
+
+/// A case's tolerance: (atol, rtol).
+pub fn tolerance(case: &Path) -> (f32, f32) {
+    (case_num(case, "atol") as f32, case_num(case, "rtol") as f32)
+}
+
+/// |got - want| <= atol + rtol |want| everywhere (FORMAT.md), same length.
+#[track_caller]
+pub fn assert_within(got: &[f32], want: &[f32], (atol, rtol): (f32, f32), what: &str) {
+    assert_eq!(got.len(), want.len(), "{}: lengths", what);
+    let bad = got.iter().zip(want).filter(|&(o, e)| !((o - e).abs() <= atol + rtol * e.abs())).count();
+    assert_eq!(bad, 0, "{}: {} of {} values beyond atol {} + rtol {} (max |diff| {})", what, bad, want.len(), atol,
+               rtol, max_abs_diff(got, want));
+}
+
+/// The error of a call that must fail: its status and a needle of its message.
+#[track_caller]
+pub fn expect_err<T>(r: nextgpt::Result<T>, status: i32, needle: &str) -> nextgpt::Error {
+    match r {
+        Ok(_) => panic!("expected status {} ({:?}), got Ok", status, needle),
+        Err(e) => {
+            assert_error(&e, status, needle);
+            e
+        }
+    }
+}
+
+/// An error's status and a needle of its message.
+#[track_caller]
+pub fn assert_error(e: &nextgpt::Error, status: i32, needle: &str) {
+    assert_eq!(e.status, status, "{}", e);
+    assert!(e.message.contains(needle), "{:?} does not contain {:?}", e.message, needle);
+}
+
 /// Tensor `name` of a safetensors file: its dtype ("F32", "I64", ...), shape and bytes.
 pub fn read(path: &Path, name: &str) -> (String, Vec<i64>, Vec<u8>) {
     let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {}", path.display(), e));
