@@ -1496,7 +1496,9 @@ NGPT_API uint32_t ngpt_encoder_modalities(const ngpt_encoder *enc);
 NGPT_API ngpt_status ngpt_encoder_encode_pixels(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_tensor *pixels);
 /* Audio branch on fbank clips (ngpt_audio_preprocess output):
  *   [N, S, 1, 128, 204]  N sounds of S clips, averaged -> [N, D]
- *   [S, 1, 128, 204]     one sound of S clips          -> [1, D] */
+ *   [S, 1, 128, 204]     one sound of S clips          -> [1, D]
+ * N may be 0 (-> [0, D], as an empty pixel batch); S may not (a mean over no clips is undefined:
+ * NGPT_ERR_SHAPE_MISMATCH), nor may a video's clip count above. */
 NGPT_API ngpt_status ngpt_encoder_encode_fbank(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_tensor *fbank);
 /* One decoded image: ngpt_image_preprocess + encode_pixels -> [1, D]. */
 NGPT_API ngpt_status ngpt_encoder_encode_image(ngpt_encoder *enc, ngpt_tensor *out, const ngpt_image *img);

@@ -12,6 +12,7 @@ import json
 import os
 import struct
 import sys
+import threading
 import unittest
 import weakref
 
@@ -123,6 +124,45 @@ class Basics(unittest.TestCase):
             self.assertIn((nextgpt.LogLevel.INFO, ctx.backend_note), seen)
         del ctx
         gc.collect()  # __del__ frees it; the callback object lived as long as the context
+
+    def test_log_callback_raising(self):
+        """A log callback cannot cancel the call that logs: its exception goes to
+        sys.unraisablehook, and a KeyboardInterrupt reaches the main thread after the call."""
+        logs = lambda cb: nextgpt.Context(device="auto", log_level=nextgpt.LogLevel.DEBUG, log_callback=cb)
+        calls = []
+        with logs(lambda lvl, msg: calls.append(msg)):
+            pass
+        if not calls:
+            self.skipTest("creating a context logged nothing here (a CUDA device was found)")
+        reported, hook = [], sys.unraisablehook
+        sys.unraisablehook = reported.append
+        try:
+            def boom(lvl, msg):
+                raise ValueError("from the log callback")
+            with logs(boom):
+                pass
+        finally:
+            sys.unraisablehook = hook
+        self.assertTrue(reported)
+        self.assertIsInstance(reported[0].exc_value, ValueError)
+
+        seen = []
+
+        def interrupt(lvl, msg):
+            seen.append(msg)
+            raise KeyboardInterrupt
+        with self.assertRaises(KeyboardInterrupt):
+            logs(interrupt)  # raised once ngpt_context_create has returned (the context leaks)
+        self.assertEqual(seen, calls)
+        armed = []
+        with logs(lambda lvl, msg: armed and interrupt(lvl, msg)) as ctx:
+            armed.append(True)  # ctx._log: the C callback the library calls, here as a worker thread would
+            worker = threading.Thread(target=ctx._log, args=(nextgpt.LogLevel.WARN, b"from a worker", None))
+            with self.assertRaises(KeyboardInterrupt):
+                worker.start()
+                worker.join()
+                for _ in range(1000):  # taken by the main thread at its next bytecodes
+                    pass
 
     def test_error_carries_status_and_message(self):
         with self.assertRaises(nextgpt.Error) as e:

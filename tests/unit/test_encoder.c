@@ -291,6 +291,19 @@ static void test_not_loaded_and_shapes(void)
     CHECK_OK(ngpt_encoder_encode_pixels(img, &out, &t));
     CHECK(out.rank == 2 && out.shape[0] == 0 && out.shape[1] == 32);
     ngpt_tensor_free(&out);
+    int64_t f0[5] = {0, 3, 1, 128, 204};  // no sounds: as no images
+    t = tensor_of(x, 5, f0);
+    CHECK_OK(ngpt_encoder_encode_fbank(aud, &out, &t));
+    CHECK(out.rank == 2 && out.shape[0] == 0 && out.shape[1] == 32);
+    ngpt_tensor_free(&out);
+    /* a sound or a video of no clips has no mean */
+    int64_t c0[4] = {0, 1, 128, 204}, c1[5] = {2, 0, 1, 128, 204}, v0[6] = {1, 0, 3, 2, 224, 224};
+    t = tensor_of(x, 4, c0);
+    CHECK_ERR(ngpt_encoder_encode_fbank(aud, &out, &t), NGPT_ERR_SHAPE_MISMATCH, "got [0, 1, 128, 204]");
+    t = tensor_of(x, 5, c1);
+    CHECK_ERR(ngpt_encoder_encode_fbank(aud, &out, &t), NGPT_ERR_SHAPE_MISMATCH, "got [2, 0, 1, 128, 204]");
+    t = tensor_of(x, 6, v0);
+    CHECK_ERR(ngpt_encoder_encode_pixels(img, &out, &t), NGPT_ERR_SHAPE_MISMATCH, "got [1, 0, 3, 2, 224, 224]");
     free(x);
 done:
     ngpt_encoder_free(img);

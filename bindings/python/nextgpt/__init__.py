@@ -35,6 +35,7 @@ import os
 import struct
 import sys
 import threading
+import _thread
 import types
 import weakref
 
@@ -142,9 +143,28 @@ def clear_error():
     lib.ngpt_clear_error()
 
 
+_log_interrupted = False  # a log callback on the main thread caught Ctrl-C during a call
+
+
+def _interrupt_after_call():
+    """Ctrl-C in a log callback: ctypes would print it and drop it, and a log line cannot cancel
+    the call that logs, so the KeyboardInterrupt is raised once that call has returned. On the
+    main thread interrupt_main() would be taken at the callback's own next bytecode (and dropped
+    again), so _call raises it; from a worker thread the main thread takes it on its return."""
+    global _log_interrupted
+    if threading.current_thread() is threading.main_thread():
+        _log_interrupted = True
+    else:
+        _thread.interrupt_main()
+
+
 def _call(name, *args):
     """Call lib.<name>; raise Error unless it returned NGPT_OK."""
+    global _log_interrupted
     st = getattr(lib, name)(*args)
+    if _log_interrupted:
+        _log_interrupted = False
+        raise KeyboardInterrupt
     if st != capi.NGPT_OK:
         raise Error(st, _last_error(), name)
     return st
@@ -517,7 +537,10 @@ class Context(_Handle):
     """ngpt_context: device, threads, logging and memory accounting.
 
     device: "auto" | "cpu" | "cuda" or a DeviceKind. log_callback(level: LogLevel, message: str)
-    replaces the default stderr logger; it is kept alive as long as the context."""
+    replaces the default stderr logger; it is kept alive as long as the context. It may be called
+    from the library's worker threads. An exception it raises cannot cancel the call that logged:
+    it goes to sys.unraisablehook (ctypes' report of a failed callback), and a KeyboardInterrupt
+    is raised in the main thread once that call has returned."""
     _free = "ngpt_context_free"
 
     def __init__(self, device="auto", device_index=0, n_threads=0, log_level=None,
@@ -535,8 +558,8 @@ class Context(_Handle):
             def tramp(level, message, _user, fn=log_callback):
                 try:
                     fn(LogLevel(level), message.decode("utf-8", "replace"))  # noqa: F821
-                except Exception:  # never let a Python exception unwind into C
-                    pass
+                except KeyboardInterrupt:
+                    _interrupt_after_call()
             self._log = capi.ngpt_log_fn(tramp)
             p.log_callback = self._log
         out = ctypes.POINTER(capi.ngpt_context)()

@@ -36,7 +36,7 @@ impl<'c> Backbone<'c> {
         let delta = delta.map(c_path).transpose()?;
         let mut p: sys::ngpt_backbone_params = unsafe { std::mem::zeroed() };
         check(unsafe { sys::ngpt_backbone_params_default(&mut p, std::mem::size_of_val(&p)) })?;
-        p.delta_path = delta.as_ref().map_or(ptr::null(), |d| d.as_ptr());
+        p.delta_path = c_ptr_or_null(&delta);
         p.compute_dtype = o.compute_dtype;
         p.flags = o.flags;
         let mut out = ptr::null_mut();

@@ -8,7 +8,9 @@ use std::sync::Arc;
 /// its first check.
 ///
 /// The library reads it through a `const volatile int32_t *`; the flag is an [`AtomicI32`], which
-/// has the size, alignment and bit validity of an `i32` (nonzero = cancel).
+/// has the size, alignment and bit validity of an `i32` (nonzero = cancel). A caller that already
+/// keeps such an atomic (an application-wide shutdown flag) hands it over with
+/// [`CancelFlag::from_atomic`]; any nonzero value it stores cancels.
 #[derive(Clone, Debug, Default)]
 pub struct CancelFlag(Arc<AtomicI32>);
 
@@ -16,6 +18,18 @@ impl CancelFlag {
     /// A flag not set.
     pub fn new() -> CancelFlag {
         CancelFlag::default()
+    }
+
+    /// A flag read from the caller's own atomic: storing a nonzero value in it (from any thread)
+    /// cancels, as [`CancelFlag::cancel`] does.
+    pub fn from_atomic(flag: Arc<AtomicI32>) -> CancelFlag {
+        CancelFlag(flag)
+    }
+
+    /// The atomic this flag reads (shared with its clones and with [`CancelFlag::from_atomic`]'s
+    /// caller).
+    pub fn atomic(&self) -> &Arc<AtomicI32> {
+        &self.0
     }
 
     /// Ask the turn that reads this flag to stop.
@@ -34,5 +48,11 @@ impl CancelFlag {
 
     pub(crate) fn as_ptr(&self) -> *const i32 {
         self.0.as_ptr()
+    }
+}
+
+impl From<Arc<AtomicI32>> for CancelFlag {
+    fn from(flag: Arc<AtomicI32>) -> CancelFlag {
+        CancelFlag::from_atomic(flag)
     }
 }

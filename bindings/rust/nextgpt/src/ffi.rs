@@ -35,6 +35,11 @@ pub(crate) fn c_str(s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::invalid("a string contains a NUL byte"))
 }
 
+/// An optional string's pointer for the C side: NULL for None.
+pub(crate) fn c_ptr_or_null(s: &Option<CString>) -> *const c_char {
+    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
 /// A slice from a library pointer (empty for NULL / 0).
 ///
 /// # Safety

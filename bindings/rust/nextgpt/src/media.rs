@@ -148,7 +148,7 @@ impl Image {
         let mut out = ptr::null_mut();
         check(unsafe {
             sys::ngpt_image_load_memory(&mut out, data.as_ptr() as *const _, data.len(),
-                                        name.as_ref().map_or(ptr::null(), |n| n.as_ptr()))
+                                        c_ptr_or_null(&name))
         })?;
         Ok(Image { ptr: NonNull::new(out).expect("ngpt_image_load_memory returned NULL") })
     }
@@ -258,7 +258,7 @@ impl Audio {
         let mut out = ptr::null_mut();
         check(unsafe {
             sys::ngpt_audio_load_memory(&mut out, data.as_ptr() as *const _, data.len(),
-                                        name.as_ref().map_or(ptr::null(), |n| n.as_ptr()))
+                                        c_ptr_or_null(&name))
         })?;
         Ok(Audio { ptr: NonNull::new(out).expect("ngpt_audio_load_memory returned NULL") })
     }

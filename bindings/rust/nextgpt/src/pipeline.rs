@@ -381,7 +381,7 @@ impl<'c> Pipeline<'c> {
             let mut it = sys::ngpt_pipeline_media { modality: m.raw(), path: ptr::null(), data: ptr::null(), size: 0,
                                                     image: ptr::null(), audio: ptr::null() };
             match src {
-                MediaSource::Path(_) => it.path = path.as_ref().map_or(ptr::null(), |c| c.as_ptr()),
+                MediaSource::Path(_) => it.path = c_ptr_or_null(&path),
                 MediaSource::Bytes([]) => {
                     return Err(Error::invalid(&format!("media[{}]: the encoded bytes are empty", i)));
                 }

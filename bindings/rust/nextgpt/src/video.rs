@@ -4,7 +4,6 @@ use crate::ffi::*;
 use crate::media::blob_bytes;
 use crate::*;
 use std::path::Path;
-use std::ptr;
 
 /// A video file format (`ngpt_video_format`), yuv420p at a constant frame rate through
 /// libavformat / libavcodec.
@@ -90,7 +89,7 @@ pub fn video_preprocess_memory(data: &[u8], name: Option<&str>, p: &VideoPreproc
     let mut t = Tensor::empty();
     check(unsafe {
         sys::ngpt_video_preprocess_memory(&mut t.t, data.as_ptr() as *const _, data.len(),
-                                          name.as_ref().map_or(ptr::null(), |n| n.as_ptr()), &pp)
+                                          c_ptr_or_null(&name), &pp)
     })?;
     Ok(t)
 }

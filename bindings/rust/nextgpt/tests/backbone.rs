@@ -430,6 +430,20 @@ fn turn_ids_prompt_timings_and_params() {
     flag.cancel();
     let c = s3.turn("count", &[], &TurnParams { cancel: Some(flag.clone()), ..open.clone() }).unwrap();
     assert_eq!((c.stop_reason, c.text.as_str()), (sys::NGPT_STOP_CANCELLED, ""));
+    // the caller's own atomic, any nonzero value; cleared, the same flag lets a turn run
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let mine = nextgpt::CancelFlag::from(shutdown.clone());
+    assert!(std::sync::Arc::ptr_eq(mine.atomic(), &shutdown));
+    shutdown.store(7, std::sync::atomic::Ordering::SeqCst);
+    assert!(mine.is_cancelled());
+    s3.reset().unwrap();
+    let c = s3.turn("count", &[], &TurnParams { cancel: Some(mine.clone()), ..open.clone() }).unwrap();
+    assert_eq!((c.stop_reason, c.text.as_str()), (sys::NGPT_STOP_CANCELLED, ""));
+    mine.reset();
+    assert_eq!(shutdown.load(std::sync::atomic::Ordering::SeqCst), 0);
+    s3.reset().unwrap();
+    let c = s3.turn("count", &[], &TurnParams { cancel: Some(mine), ..open.clone() }).unwrap();
+    assert_ne!(c.stop_reason, sys::NGPT_STOP_CANCELLED);
     // max_groups and suppress_strays go through (an image group allowed twice)
     s3.reset().unwrap();
     let groups = TurnParams { max_groups: vec![(Modality::Image, 2)], suppress_strays: Some(true), require: vec![Modality::Image],
