@@ -41,7 +41,7 @@ static int ask(ngpt_pipeline *p, const char *question, const ngpt_pipeline_media
     }
     printf("\n");
     /* The model may also decide to answer with media (signal tokens); a chat program would
-     * save them as nextgpt.c does. Here they are only listed. */
+     * save them as the nextgpt command does (examples/cli/run.c). Here they are only listed. */
     static const char *const names[4] = {"text", "image", "audio", "video"};
     for (int32_t i = 0; i < ngpt_pipeline_result_n_outputs(r); i++) {
         ngpt_modality m;

@@ -110,6 +110,15 @@ grep -q "needs a value" "$TMP/err" || fail "option without value: message does n
 expect_rc 2 "trailing unknown option" "$NG" run --prompt x --no-media-history
 grep -q "unknown argument '--no-media-history'" "$TMP/err" || fail "trailing unknown option: not named as unknown"
 expect_rc 2 "negative --seed" "$NG" run --prompt x --seed -1
+# an option of another command is unknown here, trailing or not
+expect_rc 2 "info --steps" "$NG" info --steps 3
+grep -q "unknown argument '--steps'" "$TMP/err" || fail "info --steps: not named as unknown"
+expect_rc 2 "trailing info --steps" "$NG" info --steps
+grep -q "unknown argument '--steps'" "$TMP/err" || fail "trailing info --steps: not named as unknown"
+expect_rc 2 "run --ctx" "$NG" run --prompt x --ctx 64
+grep -q "unknown argument '--ctx'" "$TMP/err" || fail "run --ctx: not named as unknown"
+expect_rc 2 "chat --prompt" "$NG" chat --prompt x
+grep -q "is given in the conversation" "$TMP/err" || fail "chat --prompt: does not say where it goes"
 expect_rc 2 "--size not a multiple of 8" "$NG" info --size 13x13
 # sizes and lengths as written: no wrap-around, signs, spaces, hexadecimal or exponents
 for bad in 4294967304x512 +512x512 "512x 512" 512x512x x512; do
