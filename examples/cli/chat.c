@@ -89,9 +89,7 @@ static int chat_command(chat *c, ngpt_pipeline *p, const char *line)
 
 int cmd_chat(int argc, char **argv)
 {
-    opts o = {0};
-    ngpt_context_params_default(&o.cp, sizeof o.cp);
-    o.out_dir = ".";
+    opts o;
     int rc = parse(&o, argc, argv, MODE_CHAT);
     if (rc >= 0) return rc;
     int tty = isatty(2) && !o.json;

@@ -61,7 +61,7 @@ int bad_usage(const char *fmt, const char *arg);
 
 /* options.c */
 int parse_modality(const char *s, ngpt_modality *m);
-/* Returns -1 when all is well, else the exit status. */
+/* Fills *o from the defaults and the options; returns -1 when all is well, else the exit status. */
 int parse(opts *o, int argc, char **argv, int mode);
 ngpt_context *make_context(const opts *o);
 

@@ -245,8 +245,7 @@ static void info_json(ngpt_context *ctx, const char *note, const char *model, in
 
 int cmd_info(int argc, char **argv)
 {
-    opts o = {0};
-    ngpt_context_params_default(&o.cp, sizeof o.cp);
+    opts o;
     int rc = parse(&o, argc, argv, MODE_INFO);
     if (rc >= 0) return rc;
     ngpt_context *ctx = NULL;

@@ -56,9 +56,11 @@ static const struct option *find_option(const char *a)
 
 static int is(const char *a, const char *name) { return strcmp(a, name) == 0; }
 
-/* Returns -1 when all is well, else the exit status. */
+/* Fills *o from the defaults and the options; returns -1 when all is well, else the exit status. */
 int parse(opts *o, int argc, char **argv, int mode)
 {
+    *o = (opts){.out_dir = "."};
+    ngpt_context_params_default(&o->cp, sizeof o->cp);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         long long v;

@@ -175,9 +175,7 @@ int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r, int t
 
 int cmd_run(int argc, char **argv)
 {
-    opts o = {0};
-    ngpt_context_params_default(&o.cp, sizeof o.cp);
-    o.out_dir = ".";
+    opts o;
     int rc = parse(&o, argc, argv, MODE_RUN);
     if (rc >= 0) return rc;
     if (!o.prompt) return bad_usage("run: --prompt is required%s", "");
