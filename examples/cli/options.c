@@ -32,7 +32,7 @@ enum { ALL = MODE_INFO | MODE_RUN | MODE_CHAT, GEN = MODE_RUN | MODE_CHAT };
 
 /* Every option: the commands that take it, and whether a value follows it. An option of another
  * command is unknown here, and a trailing one that takes a value lacks it. */
-static const struct option {
+static const struct cli_option {
     const char *name;
     int         modes;
     int         value;
@@ -47,7 +47,7 @@ static const struct option {
     {"--channels-last", GEN, 0},
 };
 
-static const struct option *find_option(const char *a)
+static const struct cli_option *find_option(const char *a)
 {
     for (size_t i = 0; i < sizeof k_options / sizeof k_options[0]; i++)
         if (strcmp(a, k_options[i].name) == 0) return &k_options[i];
@@ -67,7 +67,7 @@ int parse(opts *o, int argc, char **argv, int mode)
         if (is(a, "-h") || is(a, "--help")) return mode == MODE_CHAT ? chat_help(stdout) : usage(stdout);
         if (mode == MODE_CHAT && (is(a, "--prompt") || is(a, "--image") || is(a, "--audio") || is(a, "--video")))
             return bad_usage("chat: %s is given in the conversation (a message line, /image PATH ...): see nextgpt chat --help", a);
-        const struct option *opt = find_option(a);
+        const struct cli_option *opt = find_option(a);
         if (!opt || !(opt->modes & mode)) return bad_usage("unknown argument '%s'", a);
         if (opt->value && i + 1 == argc) return bad_usage("%s needs a value", a);
         const char *val = opt->value ? argv[++i] : NULL;
