@@ -6,6 +6,7 @@ NGPT_LIBRARY=<build>/lib/libnextgpt.so. Golden cases: ../shared/golden beside th
 (NGPT_GOLDEN_DIR overrides). Exit 77 (SKIP) without numpy or without the golden folder.
 """
 import array
+import contextlib
 import ctypes
 import gc
 import json
@@ -46,6 +47,23 @@ for _name in nextgpt.capi.FUNCTIONS:
     if _name not in nextgpt.missing_functions:
         setattr(nextgpt.lib, _name, _noted(_name, getattr(nextgpt.lib, _name)))
 CALLED.update(nextgpt._result_text)  # called through their own prototypes (NUL-safe text)
+
+
+@contextlib.contextmanager
+def numpy_absent(absent=True):
+    """nextgpt as it runs where numpy is not importable: the _np of each of its modules that has one
+    is None inside the block (absent=False: unchanged)."""
+    mods = [m for n, m in list(sys.modules.items())
+            if absent and n.split(".")[0] == "nextgpt" and hasattr(m, "_np")]
+    saved = [m._np for m in mods]
+    for m in mods:
+        m._np = None
+    try:
+        yield
+    finally:
+        for m, v in zip(mods, saved):
+            m._np = v
+
 
 SRC = os.environ.get("NGPT_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 GOLDEN = os.environ.get("NGPT_GOLDEN_DIR", os.path.join(SRC, "..", "shared", "golden"))
@@ -1387,9 +1405,9 @@ class StagesTest(unittest.TestCase):
             p.turn("hi", max_new_tokens=2, on_token=lambda t: open(os.path.join(TINY, "no", "such")))
 
     def test_without_numpy(self):
-        """The chat-to-projector flow with numpy absent (the package's _np = None): soft rows as
-        array('f'), a turn's groups as array('f') into the output projector; the same numbers as
-        with numpy. A closed Tensor says so, and Tensors refuse copies."""
+        """The chat-to-projector flow with numpy absent (numpy_absent: each nextgpt module's _np =
+        None): soft rows as array('f'), a turn's groups as array('f') into the output projector;
+        the same numbers as with numpy. A closed Tensor says so, and Tensors refuse copies."""
         import copy
         M = nextgpt.Modality
         enc = nextgpt.Encoder(self.ctx, os.path.join(TINY, "imagebind"), modalities="image")
@@ -1398,10 +1416,7 @@ class StagesTest(unittest.TestCase):
         soft = pj.input(enc.encode_image(self.cat))
         runs = []
         for numpy_on in (True, False):
-            saved = nextgpt._np
-            if not numpy_on:
-                nextgpt._np = None
-            try:
+            with numpy_absent(not numpy_on):
                 rows = soft if numpy_on else array.array("f", soft.tobytes())
                 s = bb.session(n_ctx=256)
                 turn = s.turn("draw it", media=[(M.IMAGE, rows)], require=[M.IMAGE], max_new_tokens=3, seed=1)
@@ -1409,16 +1424,11 @@ class StagesTest(unittest.TestCase):
                 self.assertIsInstance(g.hidden, np.ndarray if numpy_on else array.array)
                 runs.append((turn.text, pj.output(M.IMAGE, g.hidden, g.input_embs).tobytes()))
                 s.close()
-            finally:
-                nextgpt._np = saved
         self.assertEqual(runs[0], runs[1])
         # the low-level calls too: embedding rows as array('f'), hidden rows back as array('f')
         gens = []
         for numpy_on in (True, False):
-            saved = nextgpt._np
-            if not numpy_on:
-                nextgpt._np = None
-            try:
+            with numpy_absent(not numpy_on):
                 rows = bb.embed_tokens([1, 7, 9])
                 s = bb.session(n_ctx=32)
                 s.eval(embeds=rows.numpy() if numpy_on else array.array("f", rows.tobytes()))
@@ -1426,8 +1436,6 @@ class StagesTest(unittest.TestCase):
                 self.assertIsInstance(g.hidden, np.ndarray if numpy_on else array.array)
                 gens.append((g.ids, np.asarray(g.hidden, np.float32).ravel().tolist(), s.logits().tolist()))
                 s.close()
-            finally:
-                nextgpt._np = saved
         self.assertEqual(gens[0], gens[1])
         t = pj.input(enc.encode_image(self.cat))
         with self.assertRaises(TypeError):
