@@ -43,3 +43,23 @@ int main(void)
 C
 cc -std=c99 -Wall -Wextra -Werror $extra -o "$root/app" "$root/app.c" $flags
 LD_LIBRARY_PATH="$(dirname "$so")" "$root/app"
+# The Python package, where the build made one: every module of bindings/python/nextgpt and the
+# generated _capi.py installed side by side (meson.build lists the modules by hand), and the
+# installed package importable on the installed library (not under a sanitizer: python3 would
+# need libasan preloaded).
+if [ -f "$build/bindings/python/nextgpt/_capi.py" ]; then
+    init=$(find "$root" -path '*/nextgpt/__init__.py' | head -n 1)
+    [ -n "$init" ] || { echo "the Python package nextgpt was not installed"; exit 1; }
+    pkg=$(dirname "$init")
+    for f in "$src"/bindings/python/nextgpt/*.py _capi.py; do
+        [ -f "$pkg/$(basename "$f")" ] || { echo "nextgpt/$(basename "$f") was not installed in $pkg"; exit 1; }
+    done
+    if [ "$san" = none ]; then
+        py=$(command -v /usr/bin/python3 || command -v python3)
+        LD_LIBRARY_PATH="$(dirname "$so")" NGPT_LIBRARY="$so" PYTHONPATH="$(dirname "$pkg")" "$py" -c '
+import sys, nextgpt
+assert nextgpt.__file__.startswith(sys.argv[1] + "/"), nextgpt.__file__
+print("python: nextgpt %s, %d modules" % (nextgpt.version(), len([m for m in sys.modules if m.startswith("nextgpt.")])))
+' "$pkg"
+    fi
+fi
