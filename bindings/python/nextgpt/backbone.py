@@ -92,7 +92,7 @@ class TurnResult:
         n = ctypes.c_size_t(0)
         text = _result_text["ngpt_turn_result_text"](ptr, ctypes.byref(n))
         self.text = (ctypes.string_at(text, n.value) if n.value else b"").decode("utf-8", "replace")
-        self.stop_reason = StopReason(lib.ngpt_turn_result_stop_reason(ptr))  # noqa: F821
+        self.stop_reason = StopReason(lib.ngpt_turn_result_stop_reason(ptr))
         nid = ctypes.c_int32(0)
         ids = lib.ngpt_turn_result_ids(ptr, ctypes.byref(nid))
         self.ids = ids[:nid.value] if nid.value else []
@@ -108,7 +108,7 @@ class TurnResult:
             _call("ngpt_turn_result_group", ptr, g, ctypes.byref(m), ctypes.byref(nt), ctypes.byref(hid),
                   ctypes.byref(emb))
             rows = [_rows(p, nt.value, n_embd) for p in (hid, emb)]
-            self.groups.append(TurnGroup(Modality(m.value), rows[0], rows[1],  # noqa: F821
+            self.groups.append(TurnGroup(Modality(m.value), rows[0], rows[1],
                                          bool(lib.ngpt_turn_result_group_required(ptr, g))))
 
 

@@ -33,7 +33,7 @@ class Context(_Handle):
         if log_callback is not None:
             def tramp(level, message, _user, fn=log_callback):
                 try:
-                    fn(LogLevel(level), message.decode("utf-8", "replace"))  # noqa: F821
+                    fn(LogLevel(level), message.decode("utf-8", "replace"))
                 except KeyboardInterrupt:
                     _interrupt_after_call()
             self._log = capi.ngpt_log_fn(tramp)
@@ -44,7 +44,7 @@ class Context(_Handle):
 
     @property
     def backend(self):
-        return Backend(lib.ngpt_context_backend(self._h()))  # noqa: F821
+        return Backend(lib.ngpt_context_backend(self._h()))
 
     @property
     def backend_name(self):

@@ -29,7 +29,7 @@ class Decoder(_Handle):
 
     @property
     def kind(self):
-        return DecoderKind(lib.ngpt_decoder_get_kind(self._h()))  # noqa: F821
+        return DecoderKind(lib.ngpt_decoder_get_kind(self._h()))
 
     @property
     def vae_scaling_factor(self):
@@ -72,11 +72,11 @@ class Decoder(_Handle):
     @property
     def text_max_length(self):
         """Padded token count of the text encoder (CLIP 77, AudioLDM's CLAP 512); 0 without one."""
-        return lib.ngpt_decoder_text_max_length(self._h())  # noqa: F821
+        return lib.ngpt_decoder_text_max_length(self._h())
 
     @property
     def text_hidden_size(self):
-        return lib.ngpt_decoder_text_hidden_size(self._h())  # noqa: F821
+        return lib.ngpt_decoder_text_hidden_size(self._h())
 
     def tokenize_text(self, prompt, max_length=None):
         """The pipelines' tokenization of prompt (str; CLIP, or RoBERTa for AUDIO): a list of

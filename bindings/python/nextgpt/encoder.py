@@ -27,7 +27,7 @@ class Encoder(_Handle):
                  "video": capi.NGPT_ENCODER_VIDEO}
         bits = 0
         for m in ([modalities] if isinstance(modalities, (str, int)) else modalities or []):
-            if isinstance(m, Modality):  # noqa: F821 (the enum Modality: its name, not its value)
+            if isinstance(m, Modality):
                 m = m.name.lower()
             if isinstance(m, str):
                 if m.lower() not in names:

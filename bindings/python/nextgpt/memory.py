@@ -20,9 +20,9 @@ class MemoryEstimate:
                 continue
             v = [ctypes.c_uint64() for _ in range(4)]
             lib.ngpt_memory_estimate_part(ptr, i, *[ctypes.byref(x) for x in v])
-            self.parts[MemoryPart(i)] = dict(zip(("weight_bytes", "mapped_bytes", "kv_bytes", "work_bytes"),  # noqa: F821
+            self.parts[MemoryPart(i)] = dict(zip(("weight_bytes", "mapped_bytes", "kv_bytes", "work_bytes"),
                                                  (x.value for x in v)))
-        self.stages = {PipelineStage(s): lib.ngpt_memory_estimate_stage(ptr, s)  # noqa: F821
+        self.stages = {PipelineStage(s): lib.ngpt_memory_estimate_stage(ptr, s)
                        for s in range(capi.NGPT_PIPELINE_STAGE_COUNT)}
         peak, over, mapped = ctypes.c_uint64(), ctypes.c_uint64(), ctypes.c_uint64()
         lib.ngpt_memory_estimate_peak(ptr, ctypes.byref(peak), ctypes.byref(over), ctypes.byref(mapped))

@@ -70,10 +70,10 @@ class PipelineResult:
             st = lib.ngpt_pipeline_result_output(ptr, i, ctypes.byref(m), ctypes.byref(data), ctypes.byref(size),
                                                  ctypes.byref(fmt))
             self.outputs.append(PipelineOutput(
-                Modality(m.value), st, ctypes.string_at(data, size.value) if st == capi.NGPT_OK else None,  # noqa: F821
+                Modality(m.value), st, ctypes.string_at(data, size.value) if st == capi.NGPT_OK else None,
                 _str(fmt.value), _str(lib.ngpt_pipeline_result_output_message(ptr, i)),
                 bool(lib.ngpt_pipeline_result_output_nsfw(ptr, i))))
-        self.stage_ms = {PipelineStage(s): lib.ngpt_pipeline_result_stage_ms(ptr, s)  # noqa: F821
+        self.stage_ms = {PipelineStage(s): lib.ngpt_pipeline_result_stage_ms(ptr, s)
                          for s in range(capi.NGPT_PIPELINE_STAGE_COUNT)}
         self.stage_memory = {}
         for s in range(capi.NGPT_PIPELINE_STAGE_COUNT):
@@ -180,11 +180,11 @@ class Pipeline(_Handle):
         if on_token is not None or on_event is not None:
             def tramp(evp, _user):
                 ev = evp.contents
-                kind = PipelineEventKind(ev.kind)  # noqa: F821
-                if on_event is not None and on_event(kind, Modality(ev.modality), ev.step, ev.total,  # noqa: F821
+                kind = PipelineEventKind(ev.kind)
+                if on_event is not None and on_event(kind, Modality(ev.modality), ev.step, ev.total,
                                                      _event_text(ev)) is False:
                     return False
-                if on_token is not None and kind == PipelineEventKind.TOKEN:  # noqa: F821
+                if on_token is not None and kind == PipelineEventKind.TOKEN:
                     return on_token(_event_text(ev)) is not False
                 return True
             cb = capi.ngpt_pipeline_event_fn(raised.guard(tramp))

@@ -35,7 +35,7 @@ class Scheduler(_Handle):
 
     @property
     def kind(self):
-        return SchedulerKind(lib.ngpt_scheduler_get_kind(self._h()))  # noqa: F821
+        return SchedulerKind(lib.ngpt_scheduler_get_kind(self._h()))
 
     def set_timesteps(self, n):
         _call("ngpt_scheduler_set_timesteps", self._h(), _i32(n, "steps"))
@@ -44,8 +44,8 @@ class Scheduler(_Handle):
     def timesteps(self):
         """The timesteps in stepping order: a list of int, or of float for the k-diffusion samplers
         (whose timesteps are fractional; the model takes them rounded to float32)."""
-        if self.kind in (SchedulerKind.EULER, SchedulerKind.EULER_ANCESTRAL, SchedulerKind.HEUN,  # noqa: F821
-                         SchedulerKind.LMS, SchedulerKind.KDPM2, SchedulerKind.KDPM2_ANCESTRAL):  # noqa: F821
+        if self.kind in (SchedulerKind.EULER, SchedulerKind.EULER_ANCESTRAL, SchedulerKind.HEUN,
+                         SchedulerKind.LMS, SchedulerKind.KDPM2, SchedulerKind.KDPM2_ANCESTRAL):
             ts = ctypes.POINTER(ctypes.c_double)()
             n = ctypes.c_size_t(0)
             _call("ngpt_scheduler_timesteps_f64", self._h(), ctypes.byref(ts), ctypes.byref(n))

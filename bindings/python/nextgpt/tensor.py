@@ -38,7 +38,7 @@ class Tensor:
         Tensor (uint16 bits) comes back through Tensor.from_buffer(bits, Dtype.BF16). data: a
         bytes-like object or a numpy array; shape: a sequence of ints (default: the array's
         shape; a bytes-like object's length in elements)."""
-        dtype = Dtype(dtype)  # noqa: F821
+        dtype = Dtype(dtype)
         size = lib.ngpt_dtype_size(dtype)
         if _np is not None and isinstance(data, _np.ndarray):
             a = _np.require(data, requirements="C")  # keeps a 0-d array 0-d
@@ -79,7 +79,7 @@ class Tensor:
 
     @property
     def dtype(self):
-        return Dtype(self._open().dtype)  # noqa: F821
+        return Dtype(self._open().dtype)
 
     @property
     def shape(self):
@@ -103,7 +103,7 @@ class Tensor:
     def numpy(self):
         if _np is None:
             raise RuntimeError("numpy is not installed: use tobytes() or tolist()")
-        name = lib.ngpt_dtype_name(self._t.dtype).decode()
+        name = lib.ngpt_dtype_name(self._open().dtype).decode()
         return _np.frombuffer(self.tobytes(), dtype=_NP_DTYPES[name]).reshape(self.shape).copy()
 
     def tolist(self):
@@ -261,7 +261,7 @@ def _floats(x, writable=False):
     """(pointer to float, n, keepalive, result) for a sequence of floats. A writable float32
     C-contiguous numpy array is used in place (result is x itself); anything else is copied."""
     if isinstance(x, Tensor):  # an F32 Tensor in place (the library's memory)
-        if x.dtype != Dtype.F32:  # noqa: F821
+        if x.dtype != Dtype.F32:
             raise TypeError("expected an F32 Tensor, not %s" % x.dtype.name)
         t = x._open()
         return ctypes.cast(t.data, ctypes.POINTER(ctypes.c_float)), lib.ngpt_tensor_numel(ctypes.byref(t)), x, x
