@@ -1049,6 +1049,18 @@ typedef struct ngpt_decode_params {
     void               *user_data;           /* on_step's and on_preview's */
     /* Appended in 0.x (an older caller's shorter struct reads as NULL): */
     ngpt_preview_fn     on_preview;          /* NULL = none; after on_step when both are set */
+    /* Appended in 0.x (an older caller's shorter struct reads as NULL / 0.8): image-to-image,
+     * and video-to-video / audio-to-audio the same way (see ngpt_decoder_generate): */
+    const ngpt_tensor  *init_latents;        /* NULL = from noise alone. Else the latents to start
+                                                from, F32, shaped as `latents`: diffusers'
+                                                init_latents, vae.encode(x).latent_dist.sample() (or
+                                                its mean) x the VAE's scaling factor, i.e.
+                                                ngpt_decoder_vae_encode's mean (+ exp(logvar / 2) x
+                                                noise) x ngpt_decoder_vae_scaling_factor */
+    double              strength;            /* with init_latents: the part of the schedule that
+                                                runs, in (0, 1]; default 0.8 (diffusers'). 1 runs
+                                                every step from init_latents fully noised. double,
+                                                as Python's float: int(10 x 0.7) must be 7 */
 } ngpt_decode_params;
 
 /* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_decode_params). */
@@ -1078,7 +1090,14 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * scheduler draws each step (DDPM, DDIM eta > 0, SDE DPM-Solver, Euler and KDPM2 ancestral) comes
  * from `seed` too, so a seed gives the same output on every run. scaling: see
  * ngpt_decoder_vae_scaling_factor. The IMAGE decoder reads its scheduler config as custom_sd's
- * constructor leaves it: steps_offset 1 and clip_sample false, whatever the file says. */
+ * constructor leaves it: steps_offset 1 and clip_sample false, whatever the file says.
+ * With init_latents (image-to-image; diffusers 0.17's StableDiffusionImg2ImgPipeline.get_timesteps
+ * and prepare_latents, the rest as above): init = min(int(steps x strength), steps) steps run, the
+ * schedule's last ones (timesteps[(steps - init) x order:], order 2 for Heun and KDPM2, else 1;
+ * on_step's total counts them), starting from scheduler.add_noise(init_latents, noise, first
+ * of those timesteps) instead of noise x init_noise_sigma; the noise is `latents` or drawn from
+ * `seed` as above. The size comes from the params as without it (init_latents must match it);
+ * strength x steps < 1 runs no step: NGPT_ERR_INVALID_ARGUMENT. */
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
                                            const ngpt_tensor *cond, const ngpt_tensor *uncond,
                                            const ngpt_decode_params *p);

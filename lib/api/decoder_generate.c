@@ -24,6 +24,7 @@
 static const ngpt_decode_params k_defaults = {
     .struct_size = sizeof(ngpt_decode_params),
     .scheduler = NGPT_SCHEDULER_AUTO,
+    .strength = 0.8,
 };
 
 NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t struct_size)
@@ -60,6 +61,8 @@ typedef struct plan {
     int      steps;
     float    guidance;
     bool     cfg;
+    const float *init;     /* image-to-image: init_latents (host F32, the latents' shape), or NULL */
+    double   strength;
 } plan;
 
 
@@ -72,6 +75,9 @@ static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p,
     if (pl->steps < 1 || pl->steps > 1000)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: num_inference_steps %d out of [1, 1000]", pl->steps);
     if (!isfinite(pl->guidance)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: guidance_scale is not finite");
+    pl->strength = p->strength;
+    if (p->init_latents && !(p->strength > 0.0 && p->strength <= 1.0))
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: strength %g out of (0, 1]", p->strength);
     int64_t B = cond->shape[0];
     int64_t lc = nx_unet_in_channels(d->unet);
     int64_t sc = nx_vae_scale(d->vae);
@@ -255,6 +261,21 @@ static ngpt_status preview(const plan *pl, const ngpt_decode_params *p, const nx
                                  step, total);
 }
 
+/* Image-to-image: the timesteps to skip, order x t_start (diffusers' get_timesteps), and the
+ * starting latents add_noise(init, noise, the first timestep run) over the noise in lat. */
+static ngpt_status start_from_init(ngpt_scheduler *sch, const plan *pl, const double *ts, size_t nts, float *lat,
+                                   size_t *skip)
+{
+    const int init_steps = (int)fmin((double)pl->steps * pl->strength, (double)pl->steps);  /* int(): toward 0 */
+    if (init_steps < 1)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: strength %g x %d steps runs no step "
+                      "(int(steps x strength) must be at least 1)", pl->strength, pl->steps);
+    *skip = (size_t)(pl->steps - init_steps) * (size_t)nx_sched_order(sch);
+    if (*skip >= nts)  /* not reached: every kind has order x steps - (order - 1) timesteps or more */
+        return nx_err(NGPT_ERR_INTERNAL, "ngpt_decoder_generate: strength skips all %zu timesteps", nts);
+    return ngpt_scheduler_add_noise_f64(sch, lat, pl->init, lat, (size_t)numel(pl->rank, pl->shape), ts[*skip]);
+}
+
 /* The latents after the denoising loop (host F32, numel(pl) floats, in place). */
 static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_params *p, const nx_tensor *cond_be,
                            float *lat)
@@ -289,9 +310,16 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     size_t nts = 0;
     if (s == NGPT_OK) s = ngpt_scheduler_timesteps_f64(sch, &ts, &nts);
     const bool scaled = s == NGPT_OK && nx_sched_input_divisor(sch, 0) > 0.0f;
-    if (s == NGPT_OK) {
+    size_t skip = 0;  /* image-to-image: the schedule's first timesteps, not run */
+    if (s == NGPT_OK && pl->init) {
+        s = start_from_init(sch, pl, ts, nts, lat, &skip);
+    } else if (s == NGPT_OK) {
         float sigma = ngpt_scheduler_init_noise_sigma(sch);
         for (int64_t i = 0; i < n; i++) lat[i] *= sigma;
+    }
+    if (s == NGPT_OK) {
+        ts += skip;
+        nts -= skip;
     }
     /* the timesteps (F32, one per batch row) -> the sinusoidal time input tin, on the device */
     int64_t tshape[2] = {B * mult, nx_unet_time_channels(d->unet)};
@@ -328,7 +356,7 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
         for (int64_t i = 0; i < B * mult; i++) ts_b[i] = (float)ts[k];  /* the time projection's .float() */
         s = nx_tensor_upload(&tsd, ts_b, nx_nbytes(&tsd));
         if (s == NGPT_OK && scaled) {
-            const float dv = nx_sched_input_divisor(sch, k);
+            const float dv = nx_sched_input_divisor(sch, skip + k);
             s = nx_tensor_upload(&divd, &dv, sizeof dv);
         }
         if (s == NGPT_OK && graph) {
@@ -478,6 +506,22 @@ static ngpt_status make_uncond(ngpt_decoder *d, const ngpt_tensor *cond, ngpt_te
     return NGPT_OK;
 }
 
+/* The caller's latents or init_latents as host F32 (*out, nx_free'd by the caller), of the
+ * shape the params give. */
+static ngpt_status read_latents(const ngpt_tensor *t, const char *what, const plan *pl, float **out)
+{
+    NX_TRY(nx_api_check_tensor(t, what, pl->rank));
+    for (int i = 0; i < pl->rank; i++) {
+        if (t->shape[i] != pl->shape[i]) {
+            char got[160], exp[160];
+            return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_generate: %s %s, expected %s for these params%s", what,
+                          nx_shape_str(got, sizeof got, t->rank, t->shape), nx_shape_str(exp, sizeof exp, pl->rank, pl->shape),
+                          strcmp(what, "init_latents") == 0 ? " (set the size, frames or audio length to the input's)" : "");
+        }
+    }
+    return nx_api_read_f32(t, out, NULL, what);
+}
+
 /* The audio output projector's [B, 1, D] as the UNet's class-embedding input [B, D] (a view: a
  * borrowed copy of the struct; `t` may be NULL). */
 static const ngpt_tensor *squeeze_audio_tokens(const ngpt_tensor *t, ngpt_tensor *view)
@@ -538,28 +582,23 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
     int64_t n = numel(pl.rank, pl.shape);
     float *lat = NULL;
     ngpt_status s = NGPT_OK;
+    float *init = NULL;
     if (p.latents) {
-        s = nx_api_check_tensor(p.latents, "latents", pl.rank);
-        for (int i = 0; s == NGPT_OK && i < pl.rank; i++) {
-            if (p.latents->shape[i] != pl.shape[i]) {
-                char got[160], exp[160];
-                s = nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_generate: latents %s, expected %s for these params",
-                           nx_shape_str(got, sizeof got, p.latents->rank, p.latents->shape),
-                           nx_shape_str(exp, sizeof exp, pl.rank, pl.shape));
-            }
-        }
-        if (s == NGPT_OK) s = nx_api_read_f32(p.latents, &lat, NULL, "latents");
+        s = read_latents(p.latents, "latents", &pl, &lat);
     } else {
         lat = nx_malloc((size_t)n * sizeof(float));
         if (!lat) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
         else gaussian_fill(lat, (size_t)n, p.seed);
     }
+    if (s == NGPT_OK && p.init_latents) s = read_latents(p.init_latents, "init_latents", &pl, &init);
+    pl.init = init;
     nx_tensor cond_be = {0};
     if (s == NGPT_OK) s = upload_conditioning(d, &cond_be, cond, uncond, pl.cfg);
     if (s == NGPT_OK) s = denoise(d, &pl, &p, &cond_be, lat);
     nx_tensor_free(&cond_be);
     if (s == NGPT_OK) s = finish(d, &pl, lat, out, audio || d->kind == NGPT_DECODER_IMAGE ? aux : NULL);
     nx_free(lat);
+    nx_free(init);
     ngpt_tensor_free(&own_uncond);
     nx_backend_trim(d->ctx->be);  /* the steps' and the VAE's activations, kept for reuse until here */
     return s;

@@ -43,6 +43,10 @@ ngpt_status nx_sched_plan(ngpt_scheduler *s, double timestep, size_t n, bool hav
  * samplers; some of their steps may not). */
 bool nx_sched_needs_noise(const ngpt_scheduler *s);
 
+/* diffusers' SchedulerMixin.order: 2 for Heun, KDPM2 and KDPM2 ancestral (each step but the
+ * first is two timesteps), 1 for the others. image-to-image skips order x t_start timesteps. */
+int nx_sched_order(const ngpt_scheduler *s);
+
 /* scale_model_input at step k (in stepping order) as a divisor of the model input: (sigma_k^2 +
  * 1)^0.5 for Euler, Euler ancestral and Heun; 0 where the input is not scaled. */
 float nx_sched_input_divisor(const ngpt_scheduler *s, size_t k);

@@ -527,6 +527,11 @@ float nx_sched_input_divisor(const ngpt_scheduler *s, size_t k)
     return sqrtf(sg * sg + 1.0f);
 }
 
+int nx_sched_order(const ngpt_scheduler *s)
+{
+    return s->kind == NGPT_SCHEDULER_HEUN || nx_sched_is_kdpm2(s) ? 2 : 1;
+}
+
 bool nx_sched_needs_noise(const ngpt_scheduler *s)
 {
     switch (s->kind) {

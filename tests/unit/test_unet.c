@@ -1132,9 +1132,11 @@ static void test_graph_flag_cpu(void)
 }
 
 /* The SD pipeline's loop by hand with the public calls (4 steps, guidance g, [uncond; cond] in cu,
- * latents lat0 [1, 4, 8, 8]) and the image postprocess, compared with *img. */
-static void check_by_hand(ngpt_decoder *d, const char *dir, ngpt_scheduler_kind kind, const float *lat0, float *cu,
-                          float g, const ngpt_tensor *img)
+ * latents lat0 [1, 4, 8, 8]) and the image postprocess, compared with *img. With init (image-to-
+ * image, diffusers' StableDiffusionImg2ImgPipeline): int(4 x strength) steps, the schedule's last,
+ * from add_noise(init, lat0, their first timestep). */
+static void check_by_hand_from(ngpt_decoder *d, const char *dir, ngpt_scheduler_kind kind, const float *lat0, float *cu,
+                               float g, const float *init, double strength, const ngpt_tensor *img)
 {
     enum { S = 77, D = 32, NL = 4 * 8 * 8 };
     char cfg[1100];
@@ -1152,11 +1154,19 @@ static void check_by_hand(ngpt_decoder *d, const char *dir, ngpt_scheduler_kind 
     const float sigma = ngpt_scheduler_init_noise_sigma(s);
     const bool vp = kind == NGPT_SCHEDULER_UNIPC_MULTISTEP || kind == NGPT_SCHEDULER_DEIS_MULTISTEP ||
                     kind == NGPT_SCHEDULER_DPMSOLVER_SINGLESTEP;
-    CHECK(vp ? sigma == 1.0f : sigma > 1.0f);  /* (LMS: Euler's) */
-    for (int i = 0; i < NL; i++) lat[i] = lat0[i] * sigma;
+    if (!init) CHECK(vp ? sigma == 1.0f : sigma > 1.0f);  /* (LMS: Euler's) */
+    size_t k0 = 0;
+    if (init) {
+        const int order = kind == NGPT_SCHEDULER_HEUN || kind == NGPT_SCHEDULER_KDPM2 ? 2 : 1;
+        k0 = (size_t)((4 - (int)(4 * strength)) * order);
+        CHECK(k0 < nts);
+        if (k0 < nts) CHECK_OK(ngpt_scheduler_add_noise_f64(s, lat, init, lat0, NL, ts[k0]));
+    } else {
+        for (int i = 0; i < NL; i++) lat[i] = lat0[i] * sigma;
+    }
     ngpt_tensor ehs = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {2, S, D}, .data = cu};
     ngpt_tensor xt = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {2, 4, 8, 8}, .data = x2};
-    for (size_t k = 0; s && k < nts; k++) {
+    for (size_t k = k0; s && k < nts; k++) {
         memcpy(x2, lat, sizeof lat);
         memcpy(x2 + NL, lat, sizeof lat);
         CHECK_OK(ngpt_scheduler_scale_model_input_f64(s, x2, 2 * NL, ts[k]));
@@ -1189,6 +1199,12 @@ static void check_by_hand(ngpt_decoder *d, const char *dir, ngpt_scheduler_kind 
     }
     ngpt_tensor_free(&dec);
     ngpt_scheduler_free(s);
+}
+
+static void check_by_hand(ngpt_decoder *d, const char *dir, ngpt_scheduler_kind kind, const float *lat0, float *cu,
+                          float g, const ngpt_tensor *img)
+{
+    check_by_hand_from(d, dir, kind, lat0, cu, g, NULL, 0.0, img);
 }
 
 /* ngpt_decoder_generate with Heun and Euler equals the loop written by hand with the public
@@ -1288,6 +1304,93 @@ static void test_generate_euler(void)
     snprintf(q, sizeof q, "%s/scheduler", tmp), rmdir(q);
     for (int i = 0; i < 3; i++) snprintf(q, sizeof q, "%s/%s", tmp, parts[i]), unlink(q);
     rmdir(tmp);
+}
+
+/* Image-to-image (ngpt_decode_params.init_latents, strength) equals diffusers' img2img loop by
+ * hand for schedulers of order 1 and 2, counts its steps in on_step, and refuses what has no step
+ * to run or the wrong shape. */
+static int g_img2img_total;
+static bool img2img_step(int32_t step, int32_t total, float elapsed, void *ud)
+{
+    (void)step, (void)elapsed, (void)ud;
+    g_img2img_total = total;
+    return true;
+}
+
+static void test_generate_img2img(void)
+{
+    char dir[1000];
+    model_dir(dir, sizeof dir, "sd-a");
+    ngpt_decoder *d = NULL;
+    CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, NULL));
+    if (!d) return;
+    enum { S = 77, D = 32, NL = 4 * 8 * 8 };
+    static float cu[2 * S * D], lat0[NL], init[NL];
+    test_rng r = {0x9b05688cull};
+    test_fill(&r, cu, 2 * S * D, -1.0f, 1.0f);
+    test_fill(&r, lat0, NL, -1.0f, 1.0f);
+    test_fill(&r, init, NL, -2.0f, 2.0f);
+    ngpt_tensor u = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, S, D}, .data = cu};
+    ngpt_tensor c = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {1, S, D}, .data = cu + S * D};
+    ngpt_tensor l0 = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {1, 4, 8, 8}, .data = lat0};
+    ngpt_tensor in = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {1, 4, 8, 8}, .data = init};
+    ngpt_decode_params gp;
+    ngpt_decode_params_default(&gp, sizeof gp);
+    CHECK(gp.strength == 0.8 && gp.init_latents == NULL);
+    gp.num_inference_steps = 4;
+    gp.height = gp.width = 64;
+    gp.latents = &l0;
+    gp.init_latents = &in;
+    gp.on_step = img2img_step;
+    const float g = gp.guidance_scale = 7.5f;
+    static const struct { ngpt_scheduler_kind kind; double strength; int total; } runs[] = {
+        {NGPT_SCHEDULER_DDIM, 0.5, 2},  {NGPT_SCHEDULER_PNDM, 0.75, 4},  /* PNDM: 5 timesteps for 4 steps */
+        {NGPT_SCHEDULER_EULER, 0.6, 2}, {NGPT_SCHEDULER_HEUN, 0.5, 3},   /* Heun: 7 timesteps, the last 3 */
+        {NGPT_SCHEDULER_KDPM2, 1.0, 7}, {NGPT_SCHEDULER_UNIPC_MULTISTEP, 0.25, 1},
+        {NGPT_SCHEDULER_DPMSOLVER_MULTISTEP, 0.7, 2}};
+    ngpt_tensor img = {0};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        gp.scheduler = runs[i].kind;
+        gp.strength = runs[i].strength;
+        g_img2img_total = -1;
+        ngpt_tensor_free(&img);
+        CHECK_OK(ngpt_decoder_generate(d, &img, NULL, &c, &u, &gp));
+        CHECK_MSG(g_img2img_total == runs[i].total, "kind %d strength %g: %d steps, expected %d", (int)runs[i].kind,
+                  runs[i].strength, g_img2img_total, runs[i].total);
+        check_by_hand_from(d, dir, runs[i].kind, lat0, cu, g, init, runs[i].strength, &img);
+    }
+    /* without init_latents the same params run from the noise alone: another image */
+    ngpt_tensor txt = {0};
+    gp.init_latents = NULL;
+    CHECK_OK(ngpt_decoder_generate(d, &txt, NULL, &c, &u, &gp));
+    if (txt.data && img.data) CHECK(memcmp(txt.data, img.data, (size_t)ngpt_tensor_numel(&img) * sizeof(float)) != 0);
+    ngpt_tensor_free(&txt);
+    ngpt_tensor_free(&img);
+    /* errors */
+    gp.init_latents = &in;
+    gp.scheduler = NGPT_SCHEDULER_DDIM;
+    ngpt_tensor x = {0};
+    gp.strength = 0.2;  /* int(4 x 0.2) = 0 */
+    CHECK_ERR(ngpt_decoder_generate(d, &x, NULL, &c, &u, &gp), NGPT_ERR_INVALID_ARGUMENT, "strength 0.2 x 4 steps runs no step");
+    gp.strength = 0.0;
+    CHECK_ERR(ngpt_decoder_generate(d, &x, NULL, &c, &u, &gp), NGPT_ERR_INVALID_ARGUMENT, "strength 0 out of (0, 1]");
+    gp.strength = 1.5;
+    CHECK_ERR(ngpt_decoder_generate(d, &x, NULL, &c, &u, &gp), NGPT_ERR_INVALID_ARGUMENT, "strength 1.5 out of (0, 1]");
+    gp.strength = NAN;
+    CHECK_ERR(ngpt_decoder_generate(d, &x, NULL, &c, &u, &gp), NGPT_ERR_INVALID_ARGUMENT, "out of (0, 1]");
+    gp.strength = 0.5;
+    gp.latents = NULL;  /* noise from the seed: reproducible (below) */
+    gp.seed = 5;
+    gp.height = 72;  /* the init latents are 64x64's */
+    CHECK_ERR(ngpt_decoder_generate(d, &x, NULL, &c, &u, &gp), NGPT_ERR_SHAPE_MISMATCH,
+              "init_latents [1, 4, 8, 8], expected [1, 4, 9, 8] for these params (set the size");
+    gp.height = 64;
+    ngpt_tensor a = {0}, b = {0};
+    CHECK_OK(ngpt_decoder_generate(d, &a, NULL, &c, &u, &gp));
+    CHECK_OK(ngpt_decoder_generate(d, &b, NULL, &c, &u, &gp));
+    if (a.data && b.data) CHECK(memcmp(a.data, b.data, (size_t)ngpt_tensor_numel(&a) * sizeof(float)) == 0);
+    ngpt_tensor_free(&a), ngpt_tensor_free(&b), ngpt_tensor_free(&x);
+    ngpt_decoder_free(d);
 }
 
 /* NGPT_DECODER_FLAG_CHANNELS_LAST on the CPU: each kind's generate (SD, AudioLDM with its VAE,
@@ -1415,6 +1518,7 @@ int main(void)
     RUN(test_channels_last_shapes);
     RUN(test_step_callbacks);
     RUN(test_generate_euler);
+    RUN(test_generate_img2img);
     RUN(test_pipeline_config_readings);
     ngpt_context_free(g_ctx);
     RUN(test_alloc_failures);
