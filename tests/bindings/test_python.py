@@ -708,6 +708,38 @@ class DecoderTest(unittest.TestCase):
             dec.encode_text_ids(np.zeros((1, 78), np.int64))
         ctx.close()
 
+    def test_generate_latents_and_img2img(self):
+        """latents (the caller's noise: the seed is then unused) and image-to-image from
+        vae_encode's latents (init_latents, strength): the steps that run, and the errors."""
+        ctx = nextgpt.Context(device="cpu")
+        dec = nextgpt.Decoder(ctx, os.path.join(GOLDEN, "models", "sd-a"))
+        rng = np.random.default_rng(5)
+        c, u = (rng.uniform(-1, 1, (1, 77, 32)).astype(np.float32) for _ in range(2))
+        noise = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+        picture = rng.uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32)
+        init = dec.vae_encode(picture).numpy() * dec.vae_scaling_factor
+        common = dict(steps=4, height=64, width=64, latents=noise)
+        a = dec.generate(c, u, seed=1, **common).numpy()
+        np.testing.assert_array_equal(a, dec.generate(c, u, seed=2, **common).numpy())
+        totals = []
+        b = dec.generate(c, u, init_latents=init, strength=0.5, on_step=lambda step, total: totals.append(total),
+                         **common).numpy()
+        self.assertEqual(totals, [3, 3, 3])  # int(4 x 0.5) steps, the last of PNDM's 5 timesteps for 4
+        self.assertEqual(b.shape, a.shape)
+        self.assertFalse(np.array_equal(a, b))
+        np.testing.assert_array_equal(b, dec.generate(c, u, init_latents=init, strength=0.5, **common).numpy())
+        totals.clear()
+        dec.generate(c, u, init_latents=init, on_step=lambda step, total: totals.append(total), **common)
+        self.assertEqual(totals[-1], 4)  # strength None: the library's default 0.8 (int(3.2) = 3, + PNDM's 1)
+        with self.assertRaises(nextgpt.Error) as cm:
+            dec.generate(c, u, init_latents=init, strength=0.1, **common)
+        self.assertIn("runs no step", cm.exception.message)
+        with self.assertRaises(nextgpt.Error) as cm:
+            dec.generate(c, u, init_latents=init[:, :, :4], strength=0.5, **common)
+        self.assertEqual(cm.exception.status, nextgpt.capi.NGPT_ERR_SHAPE_MISMATCH)
+        self.assertIn("init_latents", cm.exception.message)
+        ctx.close()
+
     def test_clap_text_encoder(self):
         """clap-a (AudioLDM's CLAP text branch) through the text API, against the clap.* golden cases."""
         ctx = nextgpt.Context(device="cpu")

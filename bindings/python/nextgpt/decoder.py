@@ -111,7 +111,7 @@ class Decoder(_Handle):
 
     def generate(self, cond, uncond=None, steps=0, guidance_scale=0.0, seed=0, scheduler=None,
                  height=0, width=0, num_frames=0, audio_length_s=0.0, eta=0.0, on_step=None,
-                 on_preview=None, return_nsfw=False):
+                 on_preview=None, return_nsfw=False, latents=None, init_latents=None, strength=None):
         """The diffusers pipeline of this decoder on conditioning `cond` (numpy or Tensor; the
         output projector's result): a Tensor F32 — image [B, H, W, 3] in [0, 1], audio [B, n],
         video [B, 3, F, H, W]. uncond None = the decoder's text encoder on "" (image, video).
@@ -120,10 +120,18 @@ class Decoder(_Handle):
         the current latents and, for image/video, their RGB approximation [B, (F,) h, w, 3] in
         [0, 1] at the latent resolution (None for audio). An image decoder created with
         capi.NGPT_DECODER_FLAG_SAFETY_CHECKER blacks out the images its safety checker flags;
-        return_nsfw=True then returns (images, [flagged, ...]) (an empty list without a checker)."""
+        return_nsfw=True then returns (images, [flagged, ...]) (an empty list without a checker).
+        latents: the initial noise (F32, [B, C, h, w]; video [B, C, F, h, w]) instead of the
+        seed's. init_latents (same shape): image-to-image, from these latents (vae_encode's mean x
+        vae_scaling_factor, as diffusers' img2img) with int(steps x strength) of the steps
+        (strength None = 0.8); the size params must match them."""
         p = _params(capi.ngpt_decode_params, "ngpt_decode_params_default", num_inference_steps=steps,
                     guidance_scale=guidance_scale, seed=seed, scheduler=scheduler, height=height,
-                    width=width, num_frames=num_frames, audio_length_s=audio_length_s, eta=eta)
+                    width=width, num_frames=num_frames, audio_length_s=audio_length_s, eta=eta,
+                    strength=strength)
+        lv, keep_l = _tensor_view(latents)
+        iv, keep_i = _tensor_view(init_latents)
+        p.latents, p.init_latents = lv, iv
         raised = _Raised()
         cb = None
         if on_step is not None:

@@ -29,6 +29,9 @@ pub struct DecodeParams {
     pub scheduler: u32,
     /// DDIM's eta (0: deterministic).
     pub eta: f32,
+    /// Image-to-image ([`DecodeInputs::init_latents`]): the part of the schedule that runs, in
+    /// (0, 1]; `int(steps x strength)` steps, the schedule's last. `None`: 0.8, diffusers'.
+    pub strength: Option<f64>,
 }
 
 /// What [`Decoder::generate_with`] takes besides the conditioning and the settings: borrowed
@@ -44,6 +47,12 @@ pub struct DecodeInputs<'a> {
     /// [B, 8, frames/4, 16], video [B, 4, F, h/8, w/8] (8 and 4: the VAE's scale of SD /
     /// AudioLDM; other VAEs, theirs). Multiplied by the scheduler's init_noise_sigma.
     pub latents: Option<&'a Tensor>,
+    /// Image-to-image (video-to-video, audio-to-audio): the latents to start from, F32 shaped as
+    /// [`DecodeInputs::latents`] (the size settings must give that shape): diffusers'
+    /// init_latents, [`Decoder::vae_encode`]'s mean (+ its noise) x
+    /// [`Decoder::vae_scaling_factor`]. The noise (`latents`, or the seed's) is added at the first
+    /// timestep that runs ([`DecodeParams::strength`]) instead of scaling it by init_noise_sigma.
+    pub init_latents: Option<&'a Tensor>,
     /// Called after every denoising step with (step 1..=total, total, seconds since the call
     /// began); false cancels (`sys::NGPT_ERR_CANCELLED`).
     pub on_step: Option<&'a mut dyn FnMut(i32, i32, f32) -> bool>,
@@ -359,6 +368,11 @@ impl<'c> Decoder<'c> {
         dp.eta = p.eta;
         let lat = inputs.latents.map(borrow);
         dp.latents = opt_ptr(&lat);
+        let init = inputs.init_latents.map(borrow);
+        dp.init_latents = opt_ptr(&init);
+        if let Some(strength) = p.strength {
+            dp.strength = strength;
+        }
         let mut call = DecodeCall { on_step: inputs.on_step, on_preview: inputs.on_preview, panic: None };
         if call.on_step.is_some() {
             dp.on_step = Some(decode_step);

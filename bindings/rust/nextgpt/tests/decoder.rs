@@ -88,7 +88,7 @@ fn image_generate_matches_golden_with_uncond_latents_and_callbacks() {
             true
         };
         let with = DecodeInputs { uncond: Some(&uncond), latents: Some(&latents), on_step: Some(&mut on_step),
-                                  on_preview: Some(&mut on_preview) };
+                                  on_preview: Some(&mut on_preview), init_latents: None };
         let (image, aux) = dec.generate_with(&cond, &p, with).unwrap();
         assert_matches(&image, &case, "image");
         assert!(aux.is_none()); // no safety checker
@@ -464,4 +464,44 @@ fn errors_a_user_hits() {
     assert_error(&ti.tokenize_text("a cat", Some(1)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "n_ids 1");
     assert_error(&ti.tokenize_text("a cat", Some(78)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "n_ids 78");
     assert_error(&ti.tokenize_text("a cat", Some(usize::MAX)).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "int32");
+}
+
+#[test]
+fn image_to_image_runs_the_last_steps_from_init_latents() {
+    let ctx = cpu();
+    let mut dec = Decoder::new(&ctx, golden().join("models/sd-a")).unwrap();
+    let (cond, uncond) = (pattern(&[1, 77, 32], 0.5), pattern(&[1, 77, 32], 2.0));
+    let noise = pattern(&[1, 4, 4, 4], 1.0);
+    let (mean, _) = dec.vae_encode(&pattern(&[1, 3, 32, 32], 0.25)).unwrap();
+    let k = dec.vae_scaling_factor();
+    let scaled: Vec<f32> = mean.as_f32().unwrap().iter().map(|v| v * k).collect();
+    let init = Tensor::from_f32(mean.shape(), &scaled).unwrap();
+    let base = DecodeParams { steps: 4, height: 32, width: 32, ..Default::default() };
+    let run = |dec: &mut Decoder, p: &DecodeParams, init: Option<&Tensor>| {
+        let mut totals = Vec::new();
+        let mut on_step = |_: i32, total: i32, _: f32| {
+            totals.push(total);
+            true
+        };
+        let with = DecodeInputs { uncond: Some(&uncond), latents: Some(&noise), init_latents: init,
+                                  on_step: Some(&mut on_step), ..Default::default() };
+        let out = dec.generate_with(&cond, p, with).map(|(image, _)| image);
+        (out, totals)
+    };
+    let (from_noise, all) = run(&mut dec, &base, None);
+    assert_eq!(all, vec![5; 5]); // PNDM: 4 steps are 5 UNet evaluations
+    let half = DecodeParams { strength: Some(0.5), ..base.clone() };
+    let (a, totals) = run(&mut dec, &half, Some(&init));
+    assert_eq!(totals, vec![3; 3]); // int(4 x 0.5) steps: the schedule's last 3 evaluations
+    let (b, _) = run(&mut dec, &half, Some(&init));
+    let (a, b, from_noise) = (a.unwrap(), b.unwrap(), from_noise.unwrap());
+    assert_eq!(a.as_f32(), b.as_f32());
+    assert_ne!(a.as_f32(), from_noise.as_f32());
+    let (_, totals) = run(&mut dec, &base, Some(&init)); // strength None: 0.8
+    assert_eq!(totals, vec![4; 4]);
+    let (err, _) = run(&mut dec, &DecodeParams { strength: Some(0.1), ..base.clone() }, Some(&init));
+    assert_error(&err.err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "runs no step");
+    let wrong = pattern(&[1, 4, 4, 8], 1.0);
+    let (err, _) = run(&mut dec, &half, Some(&wrong));
+    assert_error(&err.err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "init_latents [1, 4, 4, 8]");
 }
