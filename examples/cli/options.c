@@ -109,11 +109,11 @@ int parse(opts *o, int argc, char **argv, int mode)
         else if (is(a, "--out-dir")) o->out_dir = val;
         else if (is(a, "--image") || is(a, "--audio") || is(a, "--video")) {
             if (o->n_media == MAX_MEDIA) return bad_usage("at most 64 media items (%s)", a);
-            ngpt_modality m;
+            ngpt_modality m = NGPT_MODALITY_IMAGE;  /* set: a + 2 is one of the three */
             parse_modality(a + 2, &m);
             o->media[o->n_media++] = (ngpt_pipeline_media){m, val, NULL, 0, NULL, NULL};
         } else if (is(a, "--force")) {
-            ngpt_modality m;
+            ngpt_modality m = NGPT_MODALITY_IMAGE;
             if (!parse_modality(val, &m)) return bad_usage("--force: '%s' is not image, audio or video", val);
             o->force |= NGPT_PIPELINE_FORCE(m);
         } else if (is(a, "--steps")) {
