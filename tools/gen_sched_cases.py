@@ -16,6 +16,10 @@ given noise; Euler (linear and Karras sigmas, epsilon/v/sample) and Euler ancest
 noise, Heun, UniPC, LMS, KDPM2, KDPM2 ancestral, DEIS, DDPM and DPM-Solver singlestep (stages the
 shared set has not).
 
+The classes also carry diffusers' `order` class attribute and add_noise (add_noise_vp, add_noise_sigma:
+v0.17.0's code, one per family), which no scheduler case uses: tools/gen_img2img_cases.py starts its
+pipelines from given latents with them.
+
 Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_sched_cases.py
 (writes tests/golden/{vision,video}/scheduler.*/<case>/). Random data come from a seeded torch
 generator; the files are committed, so this script only needs re-running to add cases.
@@ -113,7 +117,45 @@ def convert_model_output(sch, x0, model_output, timestep, sample):
     return alpha_t * model_output + sigma_t * sample
 
 
+def add_noise_vp(self, original_samples, noise, timesteps):
+    """add_noise of DDPMScheduler, DDIMScheduler, PNDMScheduler, DPMSolverMultistepScheduler,
+    DPMSolverSinglestepScheduler, DEISMultistepScheduler and UniPCMultistepScheduler v0.17.0 (one code in
+    each): sqrt(alphas_cumprod[t]) x + sqrt(1 - alphas_cumprod[t]) noise, the table cast to the samples'
+    dtype first. Used by the img2img pipelines (tools/gen_img2img_cases.py), no scheduler case."""
+    alphas_cumprod = self.alphas_cumprod.to(device=original_samples.device, dtype=original_samples.dtype)
+    timesteps = timesteps.to(original_samples.device)
+    sqrt_alpha_prod = alphas_cumprod[timesteps] ** 0.5
+    sqrt_alpha_prod = sqrt_alpha_prod.flatten()
+    while len(sqrt_alpha_prod.shape) < len(original_samples.shape):
+        sqrt_alpha_prod = sqrt_alpha_prod.unsqueeze(-1)
+    sqrt_one_minus_alpha_prod = (1 - alphas_cumprod[timesteps]) ** 0.5
+    sqrt_one_minus_alpha_prod = sqrt_one_minus_alpha_prod.flatten()
+    while len(sqrt_one_minus_alpha_prod.shape) < len(original_samples.shape):
+        sqrt_one_minus_alpha_prod = sqrt_one_minus_alpha_prod.unsqueeze(-1)
+    noisy_samples = sqrt_alpha_prod * original_samples + sqrt_one_minus_alpha_prod * noise
+    return noisy_samples
+
+
+def add_noise_sigma(self, original_samples, noise, timesteps):
+    """add_noise of EulerDiscreteScheduler, EulerAncestralDiscreteScheduler and LMSDiscreteScheduler
+    v0.17.0 (the index inline: (schedule_timesteps == t).nonzero().item()) and, through their
+    index_for_timestep, of HeunDiscreteScheduler, KDPM2DiscreteScheduler and
+    KDPM2AncestralDiscreteScheduler (the class's add_index): x + noise sigmas[index], the sigmas cast
+    to the samples' dtype first (a local copy; the scheduler's stay float32)."""
+    sigmas = self.sigmas.to(device=original_samples.device, dtype=original_samples.dtype)
+    schedule_timesteps = self.timesteps.to(original_samples.device)
+    timesteps = timesteps.to(original_samples.device)
+    step_indices = [self.add_index(t, schedule_timesteps) for t in timesteps]
+    sigma = sigmas[step_indices].flatten()
+    while len(sigma.shape) < len(original_samples.shape):
+        sigma = sigma.unsqueeze(-1)
+    noisy_samples = original_samples + noise * sigma
+    return noisy_samples
+
+
 class DDIM:  # scheduling_ddim.py v0.17.0
+    order = 1
+    add_noise = add_noise_vp
     defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                     trained_betas=None, clip_sample=True, set_alpha_to_one=True, steps_offset=0,
                     prediction_type="epsilon", thresholding=False, dynamic_thresholding_ratio=0.995,
@@ -179,6 +221,8 @@ class DDIM:  # scheduling_ddim.py v0.17.0
 
 
 class DDPM:  # scheduling_ddpm.py v0.17.0 (no thresholding, no learned variance, no custom timesteps)
+    order = 1
+    add_noise = add_noise_vp
     defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                     trained_betas=None, variance_type="fixed_small", clip_sample=True, prediction_type="epsilon",
                     thresholding=False, dynamic_thresholding_ratio=0.995, clip_sample_range=1.0,
@@ -257,6 +301,8 @@ class DDPM:  # scheduling_ddpm.py v0.17.0 (no thresholding, no learned variance,
 
 
 class PNDM:  # scheduling_pndm.py v0.17.0
+    order = 1
+    add_noise = add_noise_vp
     defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                     trained_betas=None, skip_prk_steps=False, set_alpha_to_one=False, prediction_type="epsilon",
                     steps_offset=0)
@@ -362,6 +408,8 @@ class PNDM:  # scheduling_pndm.py v0.17.0
 
 
 class DPM:  # scheduling_dpmsolver_multistep.py v0.17.0 (no thresholding / learned variance)
+    order = 1  # (the class attribute; DPMSingle and DEIS inherit it and add_noise)
+    add_noise = add_noise_vp
     defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                     trained_betas=None, solver_order=2, prediction_type="epsilon", algorithm_type="dpmsolver++",
                     solver_type="midpoint", lower_order_final=True, lambda_min_clipped=-float("inf"),
@@ -729,6 +777,8 @@ class DEIS(DPM):  # scheduling_deis_multistep.py v0.17.0 (no thresholding); step
 
 
 class Euler:  # scheduling_euler_discrete.py v0.17.0 (step with s_churn 0, as the pipelines call it)
+    order = 1  # (LMS and EulerAncestral inherit it and add_noise, as add_index)
+    add_noise = add_noise_sigma
     defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                     trained_betas=None, prediction_type="epsilon", interpolation_type="linear",
                     use_karras_sigmas=False)
@@ -744,6 +794,9 @@ class Euler:  # scheduling_euler_discrete.py v0.17.0 (step with s_churn 0, as th
         self.sigmas = torch.from_numpy(sigmas)
         self.init_noise_sigma = self.sigmas.max()
         self.use_karras_sigmas = c.get("use_karras_sigmas", False)
+
+    def add_index(self, t, schedule_timesteps):  # Euler's add_noise: inline, the only match
+        return (schedule_timesteps == t).nonzero().item()
 
     def index_for_timestep(self, timestep):  # (Euler writes this inline; Heun's differs)
         return (self.timesteps == timestep).nonzero().item()
@@ -875,6 +928,7 @@ class EulerAncestral(Euler):  # scheduling_euler_ancestral_discrete.py v0.17.0
 
 
 class Heun(Euler):  # scheduling_heun_discrete.py v0.17.0
+    order = 2  # (KDPM2 and KDPM2Ancestral inherit it, and add_index)
     defaults = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="linear",
                     trained_betas=None, prediction_type="epsilon", use_karras_sigmas=False)
     ancestral = False
@@ -882,6 +936,9 @@ class Heun(Euler):  # scheduling_heun_discrete.py v0.17.0
     def __init__(self, cfg):
         super().__init__(cfg)
         self.set_timesteps(self.config["num_train_timesteps"])
+
+    def add_index(self, t, schedule_timesteps):  # Heun's add_noise: index_for_timestep (last match
+        return self.index_for_timestep(t, schedule_timesteps)  # in first-order state, else first)
 
     def index_for_timestep(self, timestep, schedule_timesteps=None):
         if schedule_timesteps is None:
@@ -1107,6 +1164,8 @@ class KDPM2Ancestral(KDPM2):  # scheduling_k_dpm_2_ancestral_discrete.py v0.17.0
 
 
 class UniPC:  # scheduling_unipc_multistep.py v0.17.0 (no thresholding, no solver_p)
+    order = 1
+    add_noise = add_noise_vp
     defaults = dict(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02, beta_schedule="linear",
                     trained_betas=None, solver_order=2, prediction_type="epsilon", predict_x0=True,
                     solver_type="bh2", lower_order_final=True, disable_corrector=[])
