@@ -77,6 +77,7 @@ to exceed 10 x the case's atol where it changes the output at all:
   init_round              init_timestep = round(n x strength) in place of int()
   start=vp                for a sigma scheduler, sqrt(acp[t]) x + sqrt(1 - acp[t]) noise (DDIM's add_noise)
                           in place of x + sigma noise
+  f32_strength            strength rounded to float32 first (a float API field): 0.7f x 10 = 6.9999998, int 6
 
 Cases (all under the stages' folders, named img2img_<model>_...: tools/gen_generate_cases.py removes only
 its own <model>_... cases, this script only its img2img_... ones):
@@ -85,6 +86,8 @@ its own <model>_... cases, this script only its img2img_... ones):
   vision/sd.generate/img2img_sd-b-pipe-ddim_ddim_s1_4steps_g7_5_48x64      DDIM, strength 1: t_start 0
   vision/sd.generate/img2img_sd-b-pipe_heun_s0_6_6steps_g7_5_64x64         Heun (from_config on PNDM's)
   vision/sd.generate/img2img_sd-b-pipe-ddim_euler_s0_3_10steps_g3_72x56    Euler (from_config on DDIM's)
+  vision/sd.generate/img2img_sd-b-pipe-ddim_ddim_s0_7_10steps_g7_5_56x64   DDIM, strength 0.7: 10 x 0.7 in double
+                                                                           is 7.000000000000001, int 7 (float32: 6)
   video/zeroscope.generate/img2img_zeroscope-b-pipe_ddim_s0_6_5steps_g9_f2_64x64   DDIM, 2 frames
 
 Run with Debian's python3 (torch 1.13, numpy):   /usr/bin/python3 tools/gen_img2img_cases.py
@@ -146,7 +149,7 @@ def order_of(scheduler):
 
 def get_timesteps(scheduler, num_inference_steps, strength, v):
     """StableDiffusionImg2ImgPipeline.get_timesteps (v: a variant's changes, {} = upstream)."""
-    x = num_inference_steps * strength
+    x = num_inference_steps * (float(np.float32(strength)) if v.get("f32_strength") else strength)
     init_timestep = min(int(round(x)) if v.get("init_round") else int(x), num_inference_steps)
     t_start = max(num_inference_steps - init_timestep, 0)
     order = order_of(scheduler) if v.get("order", True) else 1
@@ -474,6 +477,7 @@ VARIANTS = (
     ("timesteps[init_timestep x order:] (t_start and init_timestep swapped)", {"swap": True}),
     ("init_timestep = round(num_inference_steps x strength) instead of int()", {"init_round": True}),
     ("DDIM's add_noise (sqrt(acp[t]) x + sqrt(1 - acp[t]) noise) instead of x + sigma noise", {"start": "vp"}),
+    ("strength rounded to float32 before num_inference_steps x strength", {"f32_strength": True}),
 )
 
 
@@ -604,6 +608,18 @@ def main():
         lat = (1, 4, h // 4, w // 4)
         write_case(SD, "%s%s_%s" % (PREFIX, model, name), model, sd_params(steps, g, sched, strength, h, w),
                    inputs(lat, 48), note, diffusers_mod, validation)
+    # (added later, from its own generator: the other cases keep their bytes)
+    rng_later = np.random.default_rng(20270215)
+    later = {"init_latents": rng_later.standard_normal((1, 4, 14, 16)).astype(np.float16),
+             "latents": rng_later.standard_normal((1, 4, 14, 16)).astype(np.float16),
+             "prompt_embeds": rng_later.standard_normal((1, 77, 48)).astype(np.float16),
+             "negative_prompt_embeds": (0.5 * rng_later.standard_normal((1, 77, 48))).astype(np.float16)}
+    write_case(SD, PREFIX + "sd-b-pipe-ddim_ddim_s0_7_10steps_g7_5_56x64", "sd-b-pipe-ddim",
+               sd_params(10, 7.5, "ddim", 0.7, 56, 64), later,
+               b + "; strength 0.7: 10 x 0.7 = 7.000000000000001 in double (Python's float), int() 7, t_start 3; "
+                   "in float32, 0.7f x 10 = 6.9999998, int 6, t_start 4: the API's double strength "
+                   "(ngpt_decode_params) and the case's JSON number keep Python's 7; latents 14x16",
+               diffusers_mod, validation)
 
     z = "zeroscope-b UNet3D + zeroscope-b-dec VAE (scale 8, custom_vd's 1 / vae.config.scaling_factor)"
     for name, model, steps, g, strength, frames, h, w, note in (

@@ -4,7 +4,16 @@
  * case leaves out takes the default of the pipeline's __call__, not the API's (which are
  * NExT-GPT's call sites'): custom_sd 50 steps, guidance 7.5; custom_vd 50, 9.0, 16 frames;
  * custom_ad 10, 2.5; sizes and the audio length from the UNet's sample_size x the VAE's scale
- * (x the vocoder's hop). */
+ * (x the vocoder's hop).
+ *
+ * Inputs: latents (F32 or F16, read as F32; the initial noise), prompt_embeds,
+ * negative_prompt_embeds (optional: without it the decoder computes it, or guidance <= 1 needs
+ * none), and, for image-to-image / video-to-video / audio-to-audio, init_latents (the latents'
+ * shape): with it the case sets p.init_latents and p.strength from param "strength" (a JSON
+ * number, read as the double the API takes; default 0.8, diffusers' img2img default), and
+ * `latents` is the noise add_noise mixes in (diffusers' randn_tensor draw) instead of the start
+ * scaled by init_noise_sigma. Without init_latents a "strength" param is an error (it would do
+ * nothing). */
 #include "stage_generate.h"
 #include "stage_safety.h"
 
@@ -37,7 +46,7 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
 {
     ngpt_decoder *d = NULL;
     char *dir = NULL;
-    ngpt_tensor lat = {0}, cond = {0}, uncond = {0}, res = {0}, aux = {0};
+    ngpt_tensor lat = {0}, init = {0}, cond = {0}, uncond = {0}, res = {0}, aux = {0};
     ngpt_decode_params p;
     ngpt_decode_params_default(&p, sizeof p);
     const bool video = kind == NGPT_DECODER_VIDEO, audio = kind == NGPT_DECODER_AUDIO;
@@ -51,7 +60,7 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
         if (audio && d->vocoder)
             secs = sample * nx_hifigan_hop_s(d->vocoder);
     }
-    double steps, g, h, w, frames, eta;
+    double steps, g, h, w, frames, eta, strength;
     const char *sched = NULL;
     if (s == NGPT_OK) s = num(c, "num_inference_steps", audio ? 10 : 50, &steps);
     if (s == NGPT_OK) s = num(c, "guidance_scale", audio ? 2.5 : video ? 9.0 : 7.5, &g);
@@ -60,6 +69,10 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
     if (s == NGPT_OK) s = num(c, "num_frames", 16, &frames);
     if (s == NGPT_OK) s = num(c, "audio_length_in_s", secs, &secs);
     if (s == NGPT_OK) s = num(c, "eta", 0, &eta);
+    if (s == NGPT_OK) s = num(c, "strength", 0.8, &strength);
+    const bool img2img = s == NGPT_OK && c->inputs && nx_weights_find(c->inputs, "init_latents");
+    if (s == NGPT_OK && !img2img && c->params && json_object_get(c->params, "strength"))
+        s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: param strength without an init_latents input", c->case_dir);
     if (s == NGPT_OK) s = nx_json_str_opt(c->params, "scheduler", "case.json params", "", &sched);
     if (s == NGPT_OK) {
         p.num_inference_steps = (int32_t)steps;
@@ -84,11 +97,16 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
         else if (sched[0]) s = nx_err(NGPT_ERR_UNSUPPORTED, "%s: scheduler '%s'", c->case_dir, sched);
     }
     if (s == NGPT_OK) s = input(c, "latents", &lat);
+    if (s == NGPT_OK && img2img) s = input(c, "init_latents", &init);
     if (s == NGPT_OK) s = input(c, "prompt_embeds", &cond);
     if (s == NGPT_OK && c->inputs && nx_weights_find(c->inputs, "negative_prompt_embeds"))
         s = input(c, "negative_prompt_embeds", &uncond);
     if (s == NGPT_OK) {
         p.latents = &lat;
+        if (img2img) {
+            p.init_latents = &init;
+            p.strength = strength;
+        }
         s = ngpt_decoder_generate(d, &res, audio || safety ? &aux : NULL, &cond, uncond.data ? &uncond : NULL, &p);
     }
     if (s == NGPT_OK) s = case_out_add(out, out_name, NGPT_DTYPE_F32, res.rank, res.shape, res.data);
@@ -97,6 +115,7 @@ static ngpt_status run(const case_ctx *c, case_out *out, ngpt_decoder_kind kind,
     ngpt_tensor_free(&res);
     ngpt_tensor_free(&aux);
     nx_free(lat.data);
+    nx_free(init.data);
     nx_free(cond.data);
     nx_free(uncond.data);
     ngpt_decoder_free(d);
