@@ -45,7 +45,8 @@ pub struct DecodeInputs<'a> {
     pub uncond: Option<&'a Tensor>,
     /// The initial noise instead of drawing it from `seed`, F32: image [B, 4, h/8, w/8], audio
     /// [B, 8, frames/4, 16], video [B, 4, F, h/8, w/8] (8 and 4: the VAE's scale of SD /
-    /// AudioLDM; other VAEs, theirs). Multiplied by the scheduler's init_noise_sigma.
+    /// AudioLDM; other VAEs, theirs). Multiplied by the scheduler's init_noise_sigma; with
+    /// [`DecodeInputs::init_latents`], the noise added to them.
     pub latents: Option<&'a Tensor>,
     /// Image-to-image (video-to-video, audio-to-audio): the latents to start from, F32 shaped as
     /// [`DecodeInputs::latents`] (the size settings must give that shape): diffusers'
