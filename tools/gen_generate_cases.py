@@ -513,26 +513,36 @@ def write_case(stage, name, model, params, inp, note):
             seen.append("%s: max |diff| %.3g" % (what, dv))
         else:
             seen.append("%s: shape %s" % (what, [list(yv[k].shape) for k in y32]))
+    size = "%dx%d" % (info["height"], info["width"])
+    if params.get("height") is None:
+        size += " (no height / width given: sample_size %d x VAE scale %d)" % (info["sample_size"], info["scale"])
+    auto = "%s, latents %s (VAE scale %d), timesteps %s, %s; the scheduler config as the pipeline uses it: " \
+           "steps_offset %s, %s" % (
+               size, info["latent"], info["scale"], info["timesteps"],
+               "CFG on [negative; prompt]" if info["cfg"] else
+               "no CFG (guidance <= 1: the UNet runs on the prompt only)",
+               info["steps_offset"], clip_note(info))
+    tail = "; measured, these would fail: " + "; ".join(seen) if seen else ""
+    save_case(stage, name, model, params, inp, y32, auto + "; " + note + tail, gap, atol, SOURCE[stage])
+
+
+def clip_note(info):
+    """The scheduler's clip_sample as a case note says it."""
+    return ("no clip_sample (PNDM has none)" if info["clip_sample"] is None else
+            "clip_sample %s" % str(info["clip_sample"]).lower())
+
+
+def save_case(stage, name, model, params, inp, y32, note, gap, atol, source):
+    """Write case `name` of `stage` (its folder replaced: inputs, expected, case.json whose note ends
+    with the fp32 - fp64 gap the tolerance came from) and print its summary."""
     d = os.path.join(OUT, FAMILY[stage], stage, name)
     if os.path.isdir(d):
         shutil.rmtree(d)
     os.makedirs(d)
     save_safetensors(os.path.join(d, "inputs.safetensors"), inp)
     save_safetensors(os.path.join(d, "expected.safetensors"), y32)
-    size = "%dx%d" % (info["height"], info["width"])
-    if params.get("height") is None:
-        size += " (no height / width given: sample_size %d x VAE scale %d)" % (info["sample_size"], info["scale"])
-    clip = ("no clip_sample (PNDM has none)" if info["clip_sample"] is None else
-            "clip_sample %s" % str(info["clip_sample"]).lower())
-    auto = "%s, latents %s (VAE scale %d), timesteps %s, %s; the scheduler config as the pipeline uses it: " \
-           "steps_offset %s, %s" % (
-               size, info["latent"], info["scale"], info["timesteps"],
-               "CFG on [negative; prompt]" if info["cfg"] else
-               "no CFG (guidance <= 1: the UNet runs on the prompt only)",
-               info["steps_offset"], clip)
-    tail = "; measured, these would fail: " + "; ".join(seen) if seen else ""
     case = {"stage": stage, "model": "../../../models/" + model, "params": params, "atol": atol, "rtol": RTOL,
-            "source": SOURCE[stage], "note": auto + "; " + note + tail + "; max|fp32 - fp64| %.2e" % gap}
+            "source": source, "note": note + "; max|fp32 - fp64| %.2e" % gap}
     dump_json(os.path.join(d, "case.json"), case, 1)
     out = next(iter(y32.values()))
     print("%s/%s: %s mean %.3g std %.3g, |fp32 - fp64| %.2e, atol %g\n  %s"

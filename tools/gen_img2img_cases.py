@@ -109,10 +109,10 @@ import torch
 import gen_generate_cases as GG  # noqa: E402 (also puts ../shared/golden on sys.path)
 from gen_generate_cases import SD, ZS, FAMILY, LatentShapeError, check_inputs, encode_prompt, max_err  # noqa: E402
 from gen_sched_cases import DDIM, PNDM, Euler, Heun, add_noise_vp  # noqa: E402
-from golden_st import dump_json, round_tol  # noqa: E402
-from check import load_safetensors, save_safetensors  # noqa: E402
+from golden_st import round_tol  # noqa: E402
+from check import load_safetensors  # noqa: E402
 
-MODELS, OUT, SHARED, RTOL = GG.MODELS, GG.OUT, GG.SHARED, GG.RTOL
+MODELS, OUT, SHARED = GG.MODELS, GG.OUT, GG.SHARED
 KINDS = {"pndm": PNDM, "ddim": DDIM, "euler": Euler, "heun": Heun}
 DIFFUSERS = {PNDM: ("scheduling_pndm", "PNDMScheduler"), DDIM: ("scheduling_ddim", "DDIMScheduler"),
              Euler: ("scheduling_euler_discrete", "EulerDiscreteScheduler"),
@@ -514,18 +514,10 @@ def write_case(stage, name, model, params, inp, note, diffusers_mod, validation)
         assert infod["timesteps"] == info["timesteps"] and infod["order"] == info["order"], (infod, info)
         assert dd < 1e-6, (name, dd)
         validation.append((name, dd))
-    d = os.path.join(OUT, FAMILY[stage], stage, name)
-    if os.path.isdir(d):
-        shutil.rmtree(d)
-    os.makedirs(d)
-    save_safetensors(os.path.join(d, "inputs.safetensors"), inp)
-    save_safetensors(os.path.join(d, "expected.safetensors"), y32)
     a, b = info["add_noise"]
     t0 = info["timesteps"][0]
     kind = info["scheduler"]
     from_cfg = params.get("scheduler") != {PNDM: "pndm", DDIM: "ddim"}[GG.load_scheduler(model_dir)[0]]
-    clip = ("no clip_sample (PNDM has none)" if info["clip_sample"] is None else
-            "clip_sample %s" % str(info["clip_sample"]).lower())
     auto = ("%dx%d, latents %s (VAE scale %d); %s%s, order %d; strength %g x %d steps: init_timestep %d, t_start %d, "
             "timesteps[%d:] of %s = %s (%d UNet runs); latents = add_noise(init_latents, noise = the latents input, "
             "%s) = %.6g init_latents + %.6g noise (not x init_noise_sigma); %s; the scheduler config as the pipeline "
@@ -536,15 +528,10 @@ def write_case(stage, name, model, params, inp, note, diffusers_mod, validation)
                 info["t_start"] * info["order"], fmt_t(info["all_timesteps"]), fmt_t(info["timesteps"]),
                 len(info["timesteps"]), fmt_t([t0]), a, b,
                 "CFG on [negative; prompt]" if info["cfg"] else
-                "no CFG (guidance <= 1: the UNet runs on the prompt only)", info["steps_offset"], clip))
+                "no CFG (guidance <= 1: the UNet runs on the prompt only)", info["steps_offset"], GG.clip_note(info)))
     tail = "; measured, these would fail: " + "; ".join(seen) if seen else ""
     tail += ("; these change nothing here: " + "; ".join(same)) if same else ""
-    case = {"stage": stage, "model": "../../../models/" + model, "params": params, "atol": atol, "rtol": RTOL,
-            "source": SOURCE[stage], "note": auto + "; " + note + tail + "; max|fp32 - fp64| %.2e" % gap}
-    dump_json(os.path.join(d, "case.json"), case, 1)
-    out = next(iter(y32.values()))
-    print("%s/%s: %s mean %.3g std %.3g, |fp32 - fp64| %.2e, atol %g\n  %s"
-          % (stage, name, list(out.shape), float(out.mean()), float(out.std()), gap, atol, case["note"]))
+    GG.save_case(stage, name, model, params, inp, y32, auto + "; " + note + tail, gap, atol, SOURCE[stage])
 
 
 def main():
