@@ -62,7 +62,6 @@ typedef struct plan {
     float    guidance;
     bool     cfg;
     const float *init;     /* image-to-image: init_latents (host F32, the latents' shape), or NULL */
-    double   strength;
 } plan;
 
 
@@ -75,7 +74,6 @@ static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p,
     if (pl->steps < 1 || pl->steps > 1000)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: num_inference_steps %d out of [1, 1000]", pl->steps);
     if (!isfinite(pl->guidance)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: guidance_scale is not finite");
-    pl->strength = p->strength;
     if (p->init_latents && !(p->strength > 0.0 && p->strength <= 1.0))
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: strength %g out of (0, 1]", p->strength);
     int64_t B = cond->shape[0];
@@ -263,13 +261,13 @@ static ngpt_status preview(const plan *pl, const ngpt_decode_params *p, const nx
 
 /* Image-to-image: the timesteps to skip, order x t_start (diffusers' get_timesteps), and the
  * starting latents add_noise(init, noise, the first timestep run) over the noise in lat. */
-static ngpt_status start_from_init(ngpt_scheduler *sch, const plan *pl, const double *ts, size_t nts, float *lat,
-                                   size_t *skip)
+static ngpt_status start_from_init(ngpt_scheduler *sch, const plan *pl, double strength, const double *ts, size_t nts,
+                                   float *lat, size_t *skip)
 {
-    const int init_steps = (int)fmin((double)pl->steps * pl->strength, (double)pl->steps);  /* int(): toward 0 */
+    const int init_steps = (int)fmin((double)pl->steps * strength, (double)pl->steps);  /* int(): toward 0 */
     if (init_steps < 1)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: strength %g x %d steps runs no step "
-                      "(int(steps x strength) must be at least 1)", pl->strength, pl->steps);
+                      "(int(steps x strength) must be at least 1)", strength, pl->steps);
     *skip = (size_t)(pl->steps - init_steps) * (size_t)nx_sched_order(sch);
     if (*skip >= nts)  /* not reached: every kind has order x steps - (order - 1) timesteps or more */
         return nx_err(NGPT_ERR_INTERNAL, "ngpt_decoder_generate: strength skips all %zu timesteps", nts);
@@ -312,7 +310,7 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
     const bool scaled = s == NGPT_OK && nx_sched_input_divisor(sch, 0) > 0.0f;
     size_t skip = 0;  /* image-to-image: the schedule's first timesteps, not run */
     if (s == NGPT_OK && pl->init) {
-        s = start_from_init(sch, pl, ts, nts, lat, &skip);
+        s = start_from_init(sch, pl, p->strength, ts, nts, lat, &skip);
     } else if (s == NGPT_OK) {
         float sigma = ngpt_scheduler_init_noise_sigma(sch);
         for (int64_t i = 0; i < n; i++) lat[i] *= sigma;
