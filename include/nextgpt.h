@@ -1006,6 +1006,19 @@ NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, con
  * Any decoder kind with a VAE (VIDEO: pass frames as the batch). */
 NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean, ngpt_tensor *logvar,
                                              const ngpt_tensor *image);
+/* Image-to-image from a picture (IMAGE decoders): ngpt_decode_params.init_latents as diffusers
+ * 0.17's StableDiffusionImg2ImgPipeline makes them from a PIL image. VaeImageProcessor.preprocess:
+ * each side cut down to a multiple of the VAE's scale (8), the picture resized to that by
+ * Pillow's Lanczos filter (left as it is when both sides already are multiples), pixels
+ * u8 / 255 x 2 - 1 in float32; then vae.encode(x).latent_dist.sample(): *out F32
+ * [1, latent_channels, H/8, W/8] = (mean + exp(logvar / 2) x noise) x the scaling factor
+ * (ngpt_decoder_vae_scaling_factor), the noise standard normal from `seed` by the generator
+ * ngpt_decoder_generate documents (pass the generate call another seed, or its noise is this
+ * draw again); sample = 0: mean x the scaling factor (the distribution's mode, no noise).
+ * Pass *out as init_latents with the size left 0 (ngpt_decoder_generate takes it from there).
+ * Sides under 8 pixels, or over NGPT_DECODE_MAX_SIDE after the cut: NGPT_ERR_INVALID_ARGUMENT. */
+NGPT_API ngpt_status ngpt_decoder_image_latents(ngpt_decoder *d, ngpt_tensor *out, const ngpt_image *img,
+                                                int32_t sample, uint64_t seed);
 
 /* Called after every denoising step (step = 1..total, elapsed seconds since the call began);
  * return false to cancel (the call then returns NGPT_ERR_CANCELLED). total counts the UNet
@@ -1096,7 +1109,9 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * schedule's last ones (timesteps[(steps - init) x order:], order 2 for Heun and KDPM2, else 1;
  * on_step's total counts them), starting from scheduler.add_noise(init_latents, noise, first
  * of those timesteps) instead of noise x init_noise_sigma; the noise is `latents` or drawn from
- * `seed` as above. The size comes from the params as without it (init_latents must match it);
+ * `seed` as above. The size comes from the params as without it, and must match init_latents;
+ * IMAGE/VIDEO with height and width 0 take it from init_latents (VIDEO: num_frames 0 too). An
+ * init_latents batch of 1 serves every cond row (diffusers repeats it over the prompts);
  * strength x steps < 1 runs no step: NGPT_ERR_INVALID_ARGUMENT. */
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
                                            const ngpt_tensor *cond, const ngpt_tensor *uncond,

@@ -10,11 +10,14 @@ and DiagonalGaussianDistribution: mean, logvar = chunk(2, dim=1), logvar clamped
 written with torch.nn.functional in float32 on the CPU — not diffusers itself, which is not
 installed here. Weights: the shared golden models (sd-a, audioldm-a) read from safetensors.
 
-Run with Debian's python (numpy + torch 1.13): /usr/bin/python3 tools/gen_vae_cases.py
-(writes tests/golden/vision/vae.encode/<case>/). Inputs come from a seeded torch generator; the
+Also stage "sd.image_latents" (a picture -> image-to-image's init_latents, gen_image_latents).
+
+Run with Debian's python (numpy + torch 1.13 + Pillow): /usr/bin/python3 tools/gen_vae_cases.py
+[image_latents] (writes tests/golden/vision/vae.encode/<case>/ and sd.image_latents/<case>/; with
+image_latents only the latter). Inputs come from a seeded torch generator; the
 files are committed, so this only needs re-running to add cases.
 """
-import json, os, struct
+import json, os, struct, sys
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -119,8 +122,58 @@ def gen(name, model, shape, seed, note):
     print(d, tuple(mean.shape), float(mean.abs().max()), float(logvar.abs().max()))
 
 
+SOURCE_LATENTS = ("tools/gen_vae_cases.py: huggingface/diffusers v0.17.0 VaeImageProcessor.preprocess (Pillow 9.4 "
+                  "Image.resize LANCZOS to multiples of 8, /255, 2x-1) ported line by line with the real Pillow, then "
+                  "the torch float32 port of AutoencoderKL.encode above, latent_dist.mode() x vae.config.scaling_factor; "
+                  "NOT diffusers itself")
+
+
+def gen_image_latents(name, model, size, seed, note, smooth=True):
+    """Stage "sd.image_latents": a PNG of `size` (w, h) -> what StableDiffusionImg2ImgPipeline's
+    prepare_latents makes of it, with the distribution's mode for its sample (the library draws the
+    sample's noise from its own documented generator, which torch cannot reproduce)."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    w, h = size
+    if smooth:  # a photo-like picture: gradients plus a little noise, so the resize filter matters
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+        base = np.stack([128 + 100 * np.sin(xx / 5.0 + c) * np.cos(yy / 7.0 - c) for c in range(3)], axis=-1)
+        px = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    else:
+        px = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    d = os.path.join(ROOT, "vision", "sd.image_latents", name)
+    os.makedirs(d, exist_ok=True)
+    Image.fromarray(px, "RGB").save(os.path.join(d, "input.png"))
+    img = Image.open(os.path.join(d, "input.png")).convert("RGB")
+    # VaeImageProcessor.resize (vae_scale_factor 8, resample "lanczos"); Pillow copies when the size is unchanged
+    cw, ch = (x - x % 8 for x in (img.width, img.height))
+    img = img.resize((cw, ch), resample=Image.LANCZOS)
+    x = np.array(img).astype(np.float32) / 255.0
+    x = torch.from_numpy(x[None].transpose(0, 3, 1, 2))
+    x = 2.0 * x - 1.0
+    port = Port(model)
+    with torch.no_grad():
+        mean, _ = port.encode(x)
+    latents = port.cfg["scaling_factor"] * mean
+    write_st(os.path.join(d, "expected.safetensors"), {"latents": latents.contiguous()})
+    case = {"stage": "sd.image_latents", "model": "../../../../../../shared/golden/models/" + model,
+            "params": {"file": "input.png", "sample": False}, "atol": 5e-5, "rtol": 1e-4, "source": SOURCE_LATENTS,
+            "note": note}
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(case, f, indent=1)
+        f.write("\n")
+    print(d, (w, h), "->", tuple(latents.shape), float(latents.abs().max()))
+
+
 def main():
     torch.set_num_threads(1)
+    gen_image_latents("sd_37x29_cut", "sd-a", (37, 29), 4, "37x29 -> Lanczos to 32x24 -> latents [1, 4, 3, 4]")
+    gen_image_latents("sd_40x24_exact", "sd-a", (40, 24), 5, "40x24, multiples of 8: no resize -> [1, 4, 3, 5]")
+    gen_image_latents("sd_71x52_noise", "sd-a", (71, 52), 6, "71x52 of uniform noise -> Lanczos to 64x48",
+                      smooth=False)
+    gen_image_latents("sd_16x63_tall", "sd-a", (16, 63), 7, "16x63: only the height is cut (one Lanczos pass, 63 -> 56)")
+    if sys.argv[1:] == ["image_latents"]:  # leave the vae.encode cases as committed
+        return
     gen("sd_b1_32x32", "sd-a", (1, 3, 32, 32), 1, "image U(-1,1) -> mean, logvar (clamped), unscaled")
     gen("sd_b2_24x40", "sd-a", (2, 3, 24, 40), 2, "batch 2, non-square, odd latent width 5")
     gen("audioldm_b1_36x64", "audioldm-a", (1, 1, 36, 64), 3,

@@ -616,8 +616,21 @@ def stream_fixtures():
     print("loud.mp3", tuple(a.shape), rate, "peak %.7f" % float(a.abs().max()))
 
 
+def lanczos_fixtures():
+    """lanczos.safetensors: Pillow's Image.resize(LANCZOS) of one 71 x 52 scene (`input`, U8
+    [52, 71, 3]) to the sizes diffusers' VaeImageProcessor cuts it to and beyond (`WxH`: U8
+    [H, W, 3]), for nx_resize_lanczos_rgb8 (tests/unit/test_media.c), byte for byte."""
+    src = scene(71, 52, 17)
+    out = {"input": src}
+    for w, h in ((64, 48), (71, 48), (64, 52), (23, 17), (8, 8), (150, 97), (71, 200)):
+        out["%dx%d" % (w, h)] = np.asarray(Image.fromarray(src).resize((w, h), resample=Image.LANCZOS))
+    write_safetensors(os.path.join(DATA, "lanczos.safetensors"), out)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--streams"]:
         stream_fixtures()
+    elif sys.argv[1:] == ["--lanczos"]:
+        lanczos_fixtures()
     else:
         main()

@@ -95,6 +95,11 @@ ngpt_status nx_decoder_safety_pixels(ngpt_decoder *d, const float *img_f32, cons
  * (decoder_generate.c) */
 ngpt_status nx_decoder_check_schedule(const char *dir, ngpt_decoder_kind kind, const ngpt_decode_params *p);
 
+/* Standard normal noise: xoshiro256** (splitmix64-seeded), Box-Muller pairs (cos then sin),
+ * row-major. Documented in nextgpt.h (ngpt_decoder_generate) so callers can reproduce it.
+ * (decoder_generate.c) */
+void nx_decoder_gaussian_fill(float *x, size_t n, uint64_t seed);
+
 /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: compute uncond for text_max_length tokens, then free
  * the text encoder and tokenizer (no-op without them). (decoder_text.c) */
 ngpt_status nx_decoder_release_text(ngpt_decoder *d);

@@ -39,9 +39,7 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* Standard normal noise: xoshiro256** (splitmix64-seeded), Box-Muller pairs (cos then sin),
- * row-major. Documented in nextgpt.h so callers can reproduce it. */
-static void gaussian_fill(float *x, size_t n, uint64_t seed)
+void nx_decoder_gaussian_fill(float *x, size_t n, uint64_t seed)
 {
     nx_rng r;
     nx_rng_seed(&r, seed);
@@ -104,11 +102,18 @@ static ngpt_status make_plan(const ngpt_decoder *d, const ngpt_decode_params *p,
         bool video = d->kind == NGPT_DECODER_VIDEO;
         int64_t h = p->height ? p->height : (video ? 320 : d->sample_size * sc);
         int64_t w = p->width ? p->width : (video ? 576 : d->sample_size * sc);
+        int64_t f = p->num_frames ? p->num_frames : 24;
+        const ngpt_tensor *init = p->init_latents;
+        if (init && !p->height && !p->width && init->rank == (video ? 5 : 4)) {
+            /* the img2img pipelines take the size from the image */
+            h = init->shape[init->rank - 2] * sc;
+            w = init->shape[init->rank - 1] * sc;
+            if (video && !p->num_frames) f = init->shape[2];
+        }
         if (h <= 0 || w <= 0 || h % 8 || w % 8 || h > NX_DECODE_MAX_SIDE || w > NX_DECODE_MAX_SIDE)
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: size %lldx%lld: not multiples of 8 in [8, %d]",
                           (long long)h, (long long)w, NX_DECODE_MAX_SIDE);
         if (video) {
-            int64_t f = p->num_frames ? p->num_frames : 24;
             if (f < 1 || f > 256) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "ngpt_decoder_generate: num_frames %lld out of [1, 256]", (long long)f);
             pl->rank = 5;
             int64_t s[5] = {B, lc, f, h / sc, w / sc};
@@ -371,7 +376,7 @@ static ngpt_status denoise(ngpt_decoder *d, const plan *pl, const ngpt_decode_pa
             nx_decoder_bf16_end(d, prev);
         }
         if (s == NGPT_OK && noise) {
-            gaussian_fill(noise, (size_t)n, noise_seed + k);
+            nx_decoder_gaussian_fill(noise, (size_t)n, noise_seed + k);
             s = nx_tensor_upload(&noise_d, noise, (size_t)n * sizeof(float));
         }
         nx_sched_step plan;
@@ -505,19 +510,39 @@ static ngpt_status make_uncond(ngpt_decoder *d, const ngpt_tensor *cond, ngpt_te
 }
 
 /* The caller's latents or init_latents as host F32 (*out, nx_free'd by the caller), of the
- * shape the params give. */
+ * shape the params give. init_latents may have fewer rows, a divisor of the batch: they are
+ * repeated over it as diffusers' prepare_latents does (torch.cat([init] * k)). */
 static ngpt_status read_latents(const ngpt_tensor *t, const char *what, const plan *pl, float **out)
 {
+    const bool init = strcmp(what, "init_latents") == 0;
     NX_TRY(nx_api_check_tensor(t, what, pl->rank));
+    const int64_t B = pl->shape[0], b0 = t->shape[0];
     for (int i = 0; i < pl->rank; i++) {
-        if (t->shape[i] != pl->shape[i]) {
+        bool repeats = i == 0 && init && b0 > 0 && b0 < B && B % b0 == 0;
+        if (t->shape[i] != pl->shape[i] && !repeats) {
             char got[160], exp[160];
             return nx_err(NGPT_ERR_SHAPE_MISMATCH, "ngpt_decoder_generate: %s %s, expected %s for these params%s", what,
                           nx_shape_str(got, sizeof got, t->rank, t->shape), nx_shape_str(exp, sizeof exp, pl->rank, pl->shape),
-                          strcmp(what, "init_latents") == 0 ? " (set the size, frames or audio length to the input's)" : "");
+                          init ? " (set the size, frames or audio length to the input's; its batch may also divide cond's)"
+                               : "");
         }
     }
-    return nx_api_read_f32(t, out, NULL, what);
+    float *rows = NULL;
+    int64_t n = 0;
+    NX_TRY(nx_api_read_f32(t, &rows, &n, what));
+    if (b0 == B) {
+        *out = rows;
+        return NGPT_OK;
+    }
+    float *all = nx_malloc((size_t)(n / b0 * B) * sizeof(float));
+    if (!all) {
+        nx_free(rows);
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory for %s", what);
+    }
+    for (int64_t k = 0; k < B / b0; k++) memcpy(all + k * n, rows, (size_t)n * sizeof(float));
+    nx_free(rows);
+    *out = all;
+    return NGPT_OK;
 }
 
 /* The audio output projector's [B, 1, D] as the UNet's class-embedding input [B, D] (a view: a
@@ -586,7 +611,7 @@ NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ng
     } else {
         lat = nx_malloc((size_t)n * sizeof(float));
         if (!lat) s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "ngpt_decoder_generate: out of memory");
-        else gaussian_fill(lat, (size_t)n, p.seed);
+        else nx_decoder_gaussian_fill(lat, (size_t)n, p.seed);
     }
     if (s == NGPT_OK && p.init_latents) s = read_latents(p.init_latents, "init_latents", &pl, &init);
     pl.init = init;

@@ -105,6 +105,10 @@ ngpt_status nx_resize_bicubic_rgb8(const uint8_t *src, int32_t sw, int32_t sh,
 ngpt_status nx_resize_bicubic_rgb8_window(const uint8_t *src, int32_t sw, int32_t sh, int32_t dw, int32_t dh,
                                           int32_t x0, int32_t y0, int32_t cw, int32_t ch, uint8_t *dst);
 
+/* Pillow's Image.resize(LANCZOS) of packed RGB8, the same passes as the bicubic one (diffusers'
+ * VaeImageProcessor.resize: resample "lanczos"). */
+ngpt_status nx_resize_lanczos_rgb8(const uint8_t *src, int32_t sw, int32_t sh, uint8_t *dst, int32_t dw, int32_t dh);
+
 /* src (w x h, packed RGB8) in the orientation an EXIF/TIFF Orientation value 1..8 describes,
  * turned upright into dst as Pillow's exif_transpose does (5..8 swap the sides: dst is h x w).
  * Also decord's video rotations: 6 is 90 degrees clockwise, 3 is 180, 8 is 270. */

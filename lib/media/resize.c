@@ -11,6 +11,9 @@
  * (libswscale and libvips bicubics differ in kernel, support and rounding), and one u8 step is
  * already ~0.015 after normalisation: anything but an exact port fails the golden cases.
  *
+ * The same machinery with Pillow's Lanczos filter (nx_resize_lanczos_rgb8) cuts an image-to-image
+ * input down to a multiple of 8 as diffusers' VaeImageProcessor does.
+ *
  * Also here, the other RGB8 geometry: nx_rgb8_orient, the 8 EXIF/TIFF orientations (a TIFF's
  * Orientation tag, and a video stream's 90/180/270-degree rotation).
  */
@@ -33,15 +36,38 @@ static double bicubic(double x)
     return 0.0;
 }
 
+/* Pillow's sinc_filter and lanczos_filter (a = 3): diffusers' VaeImageProcessor resizes with it. */
+static double sinc(double x)
+{
+    if (x == 0.0) return 1.0;
+    x = x * M_PI;
+    return sin(x) / x;
+}
+
+static double lanczos(double x)
+{
+    if (-3.0 <= x && x < 3.0) return sinc(x) * sinc(x / 3);
+    return 0.0;
+}
+
+/* Pillow's struct filter: the kernel and its support at scale 1. */
+typedef struct filter {
+    double (*fn)(double);
+    double support;
+} filter;
+
+static const filter k_bicubic = {bicubic, 2.0};
+static const filter k_lanczos = {lanczos, 3.0};
+
 /* Pillow's precompute_coeffs + normalize_coeffs_8bpc for in_size -> out_size, for the n outputs
  * o0 .. o0+n-1 only. bounds[2*i] = first tap, bounds[2*i+1] = tap count of output o0 + i;
  * kk[i*ksize + t] = fixed-point weight. */
-static ngpt_status coeffs(int in_size, int out_size, int o0, int n, int **bounds_out, int32_t **kk_out,
-                          int *ksize_out)
+static ngpt_status coeffs(const filter *f, int in_size, int out_size, int o0, int n, int **bounds_out,
+                          int32_t **kk_out, int *ksize_out)
 {
     double scale = (double)((float)in_size - 0.0f) / out_size;
     double filterscale = scale < 1.0 ? 1.0 : scale;
-    double support = 2.0 * filterscale;
+    double support = f->support * filterscale;
     int ksize = (int)ceil(support) * 2 + 1;
     double *pre = nx_malloc(sizeof *pre * (size_t)n * (size_t)ksize);
     int *bounds = nx_malloc(sizeof *bounds * (size_t)n * 2);
@@ -63,7 +89,7 @@ static ngpt_status coeffs(int in_size, int out_size, int o0, int n, int **bounds
         xmax -= xmin;
         double *k = pre + (size_t)i * ksize;
         for (int x = 0; x < xmax; x++) {
-            double wgt = bicubic((x + xmin - center + 0.5) * ss);
+            double wgt = f->fn((x + xmin - center + 0.5) * ss);
             k[x] = wgt;
             ww += wgt;
         }
@@ -94,13 +120,13 @@ static inline uint8_t clip8(int64_t in)
  * samples along that axis, of which only the n outputs o0 .. o0+n-1 are computed (each output
  * depends on its own taps only, so this is a crop of the full pass). dst is n x sh (horizontal)
  * or sw x n (vertical). */
-static ngpt_status pass(const uint8_t *src, int sw, int sh, uint8_t *dst, int out_size, int o0, int n,
-                        int horizontal)
+static ngpt_status pass(const filter *f, const uint8_t *src, int sw, int sh, uint8_t *dst, int out_size, int o0,
+                        int n, int horizontal)
 {
     int *bounds = NULL;
     int32_t *kk = NULL;
     int ksize = 0;
-    NX_TRY(coeffs(horizontal ? sw : sh, out_size, o0, n, &bounds, &kk, &ksize));
+    NX_TRY(coeffs(f, horizontal ? sw : sh, out_size, o0, n, &bounds, &kk, &ksize));
     int dw = horizontal ? n : sw, dh = horizontal ? sh : n;
     for (int y = 0; y < dh; y++) {
         for (int x = 0; x < dw; x++) {
@@ -129,8 +155,8 @@ static ngpt_status pass(const uint8_t *src, int sw, int sh, uint8_t *dst, int ou
  * (cw x ch). A pass whose size is unchanged is skipped (a plain copy of the window), as Pillow
  * skips it; the horizontal pass computes cw columns of every source row, so memory is
  * cw x sh, never the whole dw x dh result. */
-static ngpt_status resize_window(const uint8_t *src, int32_t sw, int32_t sh, int32_t dw, int32_t dh, int32_t x0,
-                                 int32_t y0, int32_t cw, int32_t ch, uint8_t *dst)
+static ngpt_status resize_window(const filter *f, const uint8_t *src, int32_t sw, int32_t sh, int32_t dw, int32_t dh,
+                                 int32_t x0, int32_t y0, int32_t cw, int32_t ch, uint8_t *dst)
 {
     uint8_t *tmp = nx_malloc((size_t)cw * sh * 3);
     if (!tmp) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "image resize: cannot allocate %dx%d", cw, sh);
@@ -138,11 +164,11 @@ static ngpt_status resize_window(const uint8_t *src, int32_t sw, int32_t sh, int
     if (sw == dw) {
         for (int32_t y = 0; y < sh; y++) memcpy(tmp + (size_t)y * cw * 3, src + ((size_t)y * sw + x0) * 3, (size_t)cw * 3);
     } else {
-        st = pass(src, sw, sh, tmp, dw, x0, cw, 1);
+        st = pass(f, src, sw, sh, tmp, dw, x0, cw, 1);
     }
     if (st == NGPT_OK) {
         if (sh == dh) memcpy(dst, tmp + (size_t)y0 * cw * 3, (size_t)cw * ch * 3);
-        else st = pass(tmp, cw, sh, dst, dh, y0, ch, 0);
+        else st = pass(f, tmp, cw, sh, dst, dh, y0, ch, 0);
     }
     nx_free(tmp);
     return st;
@@ -162,7 +188,14 @@ ngpt_status nx_resize_bicubic_rgb8_window(const uint8_t *src, int32_t sw, int32_
     if (x0 < 0 || y0 < 0 || cw <= 0 || ch <= 0 || cw > dw - x0 || ch > dh - y0)
         return nx_err(NGPT_ERR_INVALID_ARGUMENT, "image resize: window %dx%d at (%d, %d) outside %dx%d", cw, ch, x0,
                       y0, dw, dh);
-    return resize_window(src, sw, sh, dw, dh, x0, y0, cw, ch, dst);
+    return resize_window(&k_bicubic, src, sw, sh, dw, dh, x0, y0, cw, ch, dst);
+}
+
+ngpt_status nx_resize_lanczos_rgb8(const uint8_t *src, int32_t sw, int32_t sh, uint8_t *dst, int32_t dw, int32_t dh)
+{
+    if (sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "image resize: bad size %dx%d -> %dx%d", sw, sh, dw, dh);
+    return resize_window(&k_lanczos, src, sw, sh, dw, dh, 0, 0, dw, dh, dst);
 }
 
 /* Python's int(round(d / 2.0)) for an integer d >= 0: halves go to the even neighbour. */
@@ -194,7 +227,7 @@ ngpt_status nx_image_preprocess_rgb8(const uint8_t *rgb, int32_t w, int32_t h, f
     int32_t top = round_half_even_div2(nh - S), left = round_half_even_div2(nw - S);
     uint8_t *rs = nx_malloc((size_t)S * S * 3);
     if (!rs) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "image preprocess: cannot allocate %dx%d", S, S);
-    ngpt_status st = resize_window(rgb, w, h, nw, nh, left, top, S, S, rs);
+    ngpt_status st = resize_window(&k_bicubic, rgb, w, h, nw, nh, left, top, S, S, rs);
     if (st != NGPT_OK) {
         nx_free(rs);
         return st;

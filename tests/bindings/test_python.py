@@ -1131,6 +1131,36 @@ class DecoderVaeEncodeTest(unittest.TestCase):
         self.assertIn("multiples of 8", e.exception.message)
         ctx.close()
 
+    def test_image_latents_golden(self):
+        """image_latents (a picture -> img2img's init_latents) against the sd.image_latents cases,
+        from a path, an Image and a PIL image; the sample's noise from the seed; then generate
+        with the size taken from them."""
+        ctx = nextgpt.Context(device="cpu")
+        dec = nextgpt.Decoder(ctx, os.path.join(GOLDEN, "models", "sd-a"))
+        d = os.path.join(SRC, "tests", "golden", "vision", "sd.image_latents", "sd_37x29_cut")
+        with open(os.path.join(d, "case.json")) as f:
+            c = json.load(f)
+        exp = safetensors(os.path.join(d, "expected.safetensors"))["latents"]
+        png = os.path.join(d, "input.png")
+        mode = dec.image_latents(png, sample=False).numpy()
+        np.testing.assert_allclose(mode, exp, atol=c["atol"], rtol=c["rtol"])
+        with nextgpt.Image(png) as img:
+            np.testing.assert_array_equal(dec.image_latents(img, sample=False).numpy(), mode)
+            a, b = (dec.image_latents(img, seed=s).numpy() for s in (3, 3))
+            np.testing.assert_array_equal(a, b)
+            self.assertFalse(np.array_equal(a, dec.image_latents(img, seed=4).numpy()))
+            self.assertFalse(np.array_equal(a, mode))
+            if PILImage is not None:
+                np.testing.assert_array_equal(dec.image_latents(img.to_pil(), seed=3).numpy(), a)
+        out = dec.generate(np.zeros((1, 77, 32), np.float32), steps=2, guidance_scale=1.0, init_latents=a,
+                           strength=0.5).numpy()
+        self.assertEqual(out.shape, (1, 24, 32, 3))  # 37x29 cut to 32x24
+        with self.assertRaises(nextgpt.Error) as e:
+            dec.image_latents(nextgpt.Image.from_rgb8(bytes(7 * 7 * 3), 7, 7))
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_INVALID_ARGUMENT)
+        self.assertIn("multiples of 8", e.exception.message)
+        ctx.close()
+
 
 TINY = os.environ.get("NGPT_TINY_BUNDLE", "")
 

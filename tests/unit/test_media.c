@@ -281,6 +281,41 @@ static void test_decode_fixtures(void)
     st_close(&s);
 }
 
+
+/* nx_resize_lanczos_rgb8 against Pillow's resize(LANCZOS) of one scene to several sizes
+ * (tests/data/media/lanczos.safetensors, tools/make_media_fixtures.py --lanczos), byte for byte:
+ * the resize image-to-image's VaeImageProcessor does before the VAE encoder. */
+static void test_lanczos_fixture(void)
+{
+    char p[1400];
+    snprintf(p, sizeof p, "%s/tests/data/media/lanczos.safetensors", g_src);
+    st_file s;
+    CHECK_MSG(st_open(&s, p), "%s missing", p);
+    if (!s.hdr) return;
+    int64_t ish[8];
+    const void *src;
+    CHECK(st_get(&s, "input", "U8", ish, &src) == 3);
+    const char *key;
+    json_t *v;
+    int n = 0;
+    json_object_foreach(s.hdr, key, v) {
+        if (strcmp(key, "__metadata__") == 0 || strcmp(key, "input") == 0) continue;
+        int64_t sh[8];
+        const void *ex;
+        CHECK(st_get(&s, key, "U8", sh, &ex) == 3);
+        uint8_t *got = malloc((size_t)(sh[0] * sh[1] * 3));
+        CHECK_OK(nx_resize_lanczos_rgb8(src, (int32_t)ish[1], (int32_t)ish[0], got, (int32_t)sh[1], (int32_t)sh[0]));
+        size_t bad = 0;
+        for (size_t i = 0; i < (size_t)(sh[0] * sh[1] * 3); i++) bad += got[i] != ((const uint8_t *)ex)[i];
+        CHECK_MSG(bad == 0, "lanczos %s: %zu bytes differ from Pillow", key, bad);
+        free(got);
+        n++;
+    }
+    CHECK(n >= 5);
+    CHECK_ERR(nx_resize_lanczos_rgb8(src, 0, 1, NULL, 1, 1), NGPT_ERR_INVALID_ARGUMENT, "bad size");
+    st_close(&s);
+}
+
 /* ---- bad inputs ---- */
 
 static void write_file(const char *path, const void *data, size_t n)
@@ -1264,6 +1299,7 @@ int main(void)
     else snprintf(g_shared, sizeof g_shared, "%s/../shared/golden", g_src);
     RUN(test_golden);
     RUN(test_decode_fixtures);
+    RUN(test_lanczos_fixture);
     RUN(test_bad_images);
     RUN(test_bad_audio);
     RUN(test_bad_video);

@@ -12,6 +12,8 @@
 #include "core/weights.h"
 #include "api/context.h"
 #include "api/decoder.h"
+#include "media/media.h"
+#include "models/sampler.h"
 #include "models/unet.h"
 #include "models/unet_blocks.h"
 #include "ops/backend.h"
@@ -1393,6 +1395,129 @@ static void test_generate_img2img(void)
     ngpt_decoder_free(d);
 }
 
+/* The noise nextgpt.h documents for a seed (ngpt_decoder_generate): xoshiro256** seeded by
+ * splitmix64, Box-Muller pairs (cos, sin), row-major; written here from the header's words. */
+static void documented_noise(float *x, size_t n, uint64_t seed)
+{
+    nx_rng r;
+    nx_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i += 2) {
+        double u1 = nx_rng_uniform(&r), u2 = nx_rng_uniform(&r);
+        double rad = sqrt(-2.0 * log(1.0 - u1));
+        x[i] = (float)(rad * cos(2.0 * M_PI * u2));
+        if (i + 1 < n) x[i + 1] = (float)(rad * sin(2.0 * M_PI * u2));
+    }
+}
+
+/* ngpt_decoder_image_latents against the steps written out with the public calls: the Lanczos
+ * cut to multiples of 8, u8 / 255 x 2 - 1 in NCHW, ngpt_decoder_vae_encode, then mean (or mean +
+ * exp(logvar / 2) x the documented noise) x the scaling factor, bit for bit; then those latents
+ * through ngpt_decoder_generate with the size left 0 (taken from them) and repeated over a
+ * batch of 2. The golden cases sd.image_latents check the same against diffusers' steps. */
+static void test_image_latents(void)
+{
+    char dir[1000];
+    model_dir(dir, sizeof dir, "sd-a");
+    ngpt_decoder *d = NULL;
+    CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, NULL));
+    if (!d) return;
+    static const int32_t sizes[2][2] = {{37, 29}, {40, 24}};  /* cut to 32x24; already multiples */
+    test_rng r = {0x51ed2701ull};
+    for (int k = 0; k < 2; k++) {
+        const int32_t w = sizes[k][0], h = sizes[k][1], cw = w - w % 8, ch = h - h % 8;
+        uint8_t *px = malloc((size_t)w * h * 3), *cut = malloc((size_t)cw * ch * 3);
+        for (size_t i = 0; i < (size_t)w * h * 3; i++) px[i] = (uint8_t)(test_rng_u64(&r) >> 56);
+        ngpt_image *img = NULL;
+        CHECK_OK(ngpt_image_from_rgb8(&img, px, w, h, 0));
+        if (cw == w && ch == h) memcpy(cut, px, (size_t)w * h * 3);
+        else CHECK_OK(nx_resize_lanczos_rgb8(px, w, h, cut, cw, ch));
+        float *x = malloc(sizeof(float) * 3 * (size_t)cw * ch);
+        for (size_t i = 0; i < (size_t)cw * ch; i++)
+            for (int c = 0; c < 3; c++) x[(size_t)c * cw * ch + i] = 2.0f * ((float)cut[i * 3 + c] / 255.0f) - 1.0f;
+        ngpt_tensor xt = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {1, 3, ch, cw}, .data = x};
+        ngpt_tensor mean = {0}, lv = {0}, mode = {0}, smp = {0};
+        CHECK_OK(ngpt_decoder_vae_encode(d, &mean, &lv, &xt));
+        CHECK_OK(ngpt_decoder_image_latents(d, &mode, img, 0, 0));
+        CHECK_OK(ngpt_decoder_image_latents(d, &smp, img, 1, 9));
+        const int64_t want[4] = {1, 4, ch / 8, cw / 8};
+        CHECK(mode.rank == 4 && memcmp(mode.shape, want, sizeof want) == 0 && smp.rank == 4 &&
+              memcmp(smp.shape, want, sizeof want) == 0);
+        const float sf = ngpt_decoder_vae_scaling_factor(d);
+        const int64_t n = ngpt_tensor_numel(&mean);
+        float *noise = malloc(sizeof(float) * (size_t)n);
+        documented_noise(noise, (size_t)n, 9);
+        int64_t bad_mode = 0, bad_sample = 0;
+        for (int64_t i = 0; mode.data && smp.data && i < n; i++) {
+            const float m = ((float *)mean.data)[i], l = ((float *)lv.data)[i];
+            bad_mode += ((float *)mode.data)[i] != sf * m;
+            bad_sample += ((float *)smp.data)[i] != sf * (m + expf(0.5f * l) * noise[i]);
+        }
+        CHECK_MSG(bad_mode == 0 && bad_sample == 0, "%dx%d: %lld mode and %lld sample values differ from the steps by hand",
+                  w, h, (long long)bad_mode, (long long)bad_sample);
+        if (k == 0) {
+            /* generate: the size from init_latents; a batch-1 init_latents over 2 cond rows is [init; init] */
+            enum { S = 77, D = 32 };
+            static float cond[2 * S * D];
+            test_fill(&r, cond, 2 * S * D, -1.0f, 1.0f);
+            ngpt_tensor c2 = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {2, S, D}, .data = cond};
+            ngpt_decode_params gp = small_decode(3);
+            gp.height = gp.width = 0;
+            gp.init_latents = &mode;
+            gp.strength = 0.7;
+            gp.seed = 4;
+            ngpt_tensor one = {0}, two = {0}, twice = {0};
+            CHECK_OK(ngpt_decoder_generate(d, &one, NULL, &c2, NULL, &gp));
+            const int64_t img_shape[4] = {2, ch, cw, 3};
+            CHECK(one.rank == 4 && memcmp(one.shape, img_shape, sizeof img_shape) == 0);
+            float *both = malloc(sizeof(float) * 2 * (size_t)n);
+            if (mode.data) {
+                memcpy(both, mode.data, sizeof(float) * (size_t)n);
+                memcpy(both + n, mode.data, sizeof(float) * (size_t)n);
+            }
+            ngpt_tensor init2 = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {2, 4, ch / 8, cw / 8}, .data = both};
+            gp.init_latents = &init2;
+            CHECK_OK(ngpt_decoder_generate(d, &two, NULL, &c2, NULL, &gp));
+            CHECK(one.data && two.data && memcmp(one.data, two.data, sizeof(float) * (size_t)ngpt_tensor_numel(&one)) == 0);
+            /* the seed's noise is the documented one: the same run from latents written out by hand */
+            float *lat = malloc(sizeof(float) * 2 * (size_t)n);
+            documented_noise(lat, 2 * (size_t)n, 4);
+            ngpt_tensor lt = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {2, 4, ch / 8, cw / 8}, .data = lat};
+            gp.latents = &lt;
+            CHECK_OK(ngpt_decoder_generate(d, &twice, NULL, &c2, NULL, &gp));
+            CHECK(twice.data && one.data && memcmp(one.data, twice.data, sizeof(float) * (size_t)ngpt_tensor_numel(&one)) == 0);
+            gp.latents = NULL;
+            /* a batch of 3 cond rows cannot repeat 2 init rows; an explicit size must match */
+            ngpt_tensor c3 = {0};
+            static float cond3[3 * S * D];
+            c3 = (ngpt_tensor){.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {3, S, D}, .data = cond3};
+            CHECK_ERR(ngpt_decoder_generate(d, &twice, NULL, &c3, NULL, &gp), NGPT_ERR_SHAPE_MISMATCH, "its batch may also divide");
+            gp.height = 64;
+            gp.width = 64;
+            CHECK_ERR(ngpt_decoder_generate(d, &twice, NULL, &c2, NULL, &gp), NGPT_ERR_SHAPE_MISMATCH, "expected [2, 4, 8, 8]");
+            free(lat), free(both);
+            ngpt_tensor_free(&one), ngpt_tensor_free(&two), ngpt_tensor_free(&twice);
+        }
+        free(noise), free(x), free(cut), free(px);
+        ngpt_tensor_free(&mean), ngpt_tensor_free(&lv), ngpt_tensor_free(&mode), ngpt_tensor_free(&smp);
+        ngpt_image_free(img);
+    }
+    /* errors */
+    ngpt_tensor t = {0};
+    uint8_t tiny[7 * 40 * 3] = {0};
+    ngpt_image *small = NULL;
+    CHECK_OK(ngpt_image_from_rgb8(&small, tiny, 40, 7, 0));
+    CHECK_ERR(ngpt_decoder_image_latents(d, &t, small, 0, 0), NGPT_ERR_INVALID_ARGUMENT, "image 40x7: cut to multiples of 8 it is 40x0");
+    CHECK_ERR(ngpt_decoder_image_latents(d, &t, NULL, 0, 0), NGPT_ERR_INVALID_ARGUMENT, "is NULL");
+    CHECK_ERR(ngpt_decoder_image_latents(NULL, &t, small, 0, 0), NGPT_ERR_INVALID_ARGUMENT, "is NULL");
+    ngpt_decoder_free(d);
+    model_dir(dir, sizeof dir, "audioldm-a");
+    CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, NULL));
+    CHECK_ERR(ngpt_decoder_image_latents(d, &t, small, 0, 0), NGPT_ERR_UNSUPPORTED, "needs an image decoder (this one is audio)");
+    CHECK(t.data == NULL && t.rank == 0);
+    ngpt_decoder_free(d);
+    ngpt_image_free(small);
+}
+
 /* NGPT_DECODER_FLAG_CHANNELS_LAST on the CPU: each kind's generate (SD, AudioLDM with its VAE,
  * Zeroscope's UNet3D) and the VAE round trip agree with the NCHW decoder's within F32 rounding;
  * the golden cases check it against upstream too (golden_cases_channels_last). */
@@ -1519,6 +1644,7 @@ int main(void)
     RUN(test_step_callbacks);
     RUN(test_generate_euler);
     RUN(test_generate_img2img);
+    RUN(test_image_latents);
     RUN(test_pipeline_config_readings);
     ngpt_context_free(g_ctx);
     RUN(test_alloc_failures);

@@ -150,6 +150,32 @@ ngpt_status case_vae_encode(const case_ctx *c, case_out *out)
     return s;
 }
 
+/* A picture file -> image-to-image's init_latents (our own cases, tests/golden/vision/sd.image_latents):
+ * params "file", "sample" (false: the distribution's mode; true: a draw from params "seed"). */
+ngpt_status case_sd_image_latents(const case_ctx *c, case_out *out)
+{
+    bool sample = false;
+    double seed = 0;
+    NX_TRY(nx_json_bool_opt(c->params, "sample", "case.json params", false, &sample));
+    NX_TRY(nx_json_num_opt(c->params, "seed", "case.json params", 0, &seed));
+    char *path = NULL;
+    NX_TRY(case_param_path(c, "file", &path));
+    ngpt_decoder *d = NULL;
+    char *dir = NULL;
+    ngpt_image *img = NULL;
+    ngpt_tensor y = {0};
+    ngpt_status s = case_open_decoder(c, &d, NGPT_DECODER_IMAGE, NGPT_DECODER_VAE, &dir);
+    if (s == NGPT_OK) s = ngpt_image_load(&img, path);
+    if (s == NGPT_OK) s = ngpt_decoder_image_latents(d, &y, img, sample, (uint64_t)seed);
+    if (s == NGPT_OK) s = case_out_add(out, "latents", y.dtype, y.rank, y.shape, y.data);
+    ngpt_tensor_free(&y);
+    ngpt_image_free(img);
+    ngpt_decoder_free(d);
+    nx_free(dir);
+    nx_free(path);
+    return s;
+}
+
 /* mel [B, 1, T, n_mels] (the VAE's output layout; squeeze(1) as mel_spectrogram_to_waveform
  * does) or [B, T, n_mels] -> waveform [B, L]. */
 ngpt_status case_vocoder_hifigan(const case_ctx *c, case_out *out)

@@ -34,6 +34,7 @@ const case_stage case_stages[] = {
     {"unet2d", case_unet2d},
     {"vae.decode", case_vae_decode},
     {"vae.encode", case_vae_encode},
+    {"sd.image_latents", case_sd_image_latents},
     {"scheduler.ddim", case_scheduler_ddim},
     {"scheduler.pndm", case_scheduler_pndm},
     {"sd.generate", case_sd_generate},

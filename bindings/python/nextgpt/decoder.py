@@ -7,6 +7,7 @@ from ._enums import DecoderKind
 from ._handle import _Handle
 from ._library import capi, lib
 from .error import _Raised, _call
+from .media import _with_image
 from .tensor import Tensor, _copy_of, _new_tensor_out, _tensor_view
 
 
@@ -62,6 +63,18 @@ class Decoder(_Handle):
         lv = _new_tensor_out() if logvar else None
         _call("ngpt_decoder_vae_encode", self._h(), ctypes.byref(mean), ctypes.byref(lv) if logvar else None, view)
         return (Tensor(mean), Tensor(lv)) if logvar else Tensor(mean)
+
+    def image_latents(self, image, sample=True, seed=0):
+        """Image-to-image's init_latents from a picture (an Image, a PIL image, or a path), as
+        diffusers' StableDiffusionImg2ImgPipeline makes them: each side cut down to a multiple of 8
+        (Pillow's Lanczos resize), the VAE encoder, a sample of the latent distribution (noise from
+        `seed`; give generate another seed) or its mean when sample=False, x vae_scaling_factor.
+        Tensor F32 [1, 4, H/8, W/8]; pass it as generate(init_latents=...) with the size left 0."""
+        def run(img):
+            t = _new_tensor_out()
+            _call("ngpt_decoder_image_latents", self._h(), ctypes.byref(t), img._h(), 1 if sample else 0, seed)
+            return Tensor(t)
+        return _with_image(image, run)
 
     def vocoder(self, mel):
         view, keep = _tensor_view(mel)
@@ -123,8 +136,9 @@ class Decoder(_Handle):
         return_nsfw=True then returns (images, [flagged, ...]) (an empty list without a checker).
         latents: the initial noise (F32, [B, C, h, w]; video [B, C, F, h, w]) instead of the
         seed's. init_latents (same shape): image-to-image, from these latents (vae_encode's mean x
-        vae_scaling_factor, as diffusers' img2img) with int(steps x strength) of the steps
-        (strength None = 0.8); the size params must match them."""
+        vae_scaling_factor, as diffusers' img2img: image_latents makes them from a picture) with
+        int(steps x strength) of the steps (strength None = 0.8); the size is taken from them when
+        height and width are 0, else must match them; a batch of 1 serves every cond row."""
         p = _params(capi.ngpt_decode_params, "ngpt_decode_params_default", num_inference_steps=steps,
                     guidance_scale=guidance_scale, seed=seed, scheduler=scheduler, height=height,
                     width=width, num_frames=num_frames, audio_length_s=audio_length_s, eta=eta,

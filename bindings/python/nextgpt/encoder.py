@@ -7,7 +7,7 @@ from ._enums import Modality
 from ._handle import _Handle
 from ._library import capi, lib
 from .error import _call
-from .media import Audio, Image, _is_pil
+from .media import Audio, _with_image
 from .tensor import Tensor, _new_tensor_out, _tensor_view
 
 
@@ -53,10 +53,7 @@ class Encoder(_Handle):
 
     def encode_image(self, image):
         """One image (an Image, a PIL image, or a path): Tensor F32 [1, embed_dim], L2-normalised."""
-        if isinstance(image, Image):
-            return self._encode_image(image)
-        with (Image.from_pil(image) if _is_pil(image) else Image(image)) as img:
-            return self._encode_image(img)
+        return _with_image(image, self._encode_image)
 
     def _encode_image(self, image):
         t = _new_tensor_out()

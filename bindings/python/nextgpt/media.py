@@ -17,6 +17,14 @@ def _is_pil(x):
     return m is not None and isinstance(x, m.Image)
 
 
+def _with_image(image, fn):
+    """fn(img) on an Image as it is, or on one made for the call from a PIL image or a path."""
+    if isinstance(image, Image):
+        return fn(image)
+    with (Image.from_pil(image) if _is_pil(image) else Image(image)) as img:
+        return fn(img)
+
+
 class Image(_Handle):
     """ngpt_image: a decoded RGB8 image. Image(path), Image.from_bytes(data), Image.from_rgb8(...),
     Image.from_pil(pil_image); to_pil()."""

@@ -248,6 +248,19 @@ impl<'c> Decoder<'c> {
         Ok((mean, logvar))
     }
 
+    /// Image-to-image's init latents from a picture (image decoders), as diffusers'
+    /// StableDiffusionImg2ImgPipeline makes them: each side cut down to a multiple of 8 by
+    /// Pillow's Lanczos resize, the VAE encoder, then a sample of the latent distribution
+    /// (`Some(seed)`: mean + exp(logvar / 2) x the seed's noise — give generate another seed) or
+    /// its mean (`None`), x [`Decoder::vae_scaling_factor`]. F32 [1, 4, H/8, W/8]; pass it as
+    /// [`DecodeInputs::init_latents`] with the size left 0 (generate takes it from there).
+    pub fn image_latents(&mut self, image: &Image, sample_seed: Option<u64>) -> Result<Tensor> {
+        let mut t = Tensor::empty();
+        let (sample, seed) = match sample_seed { Some(s) => (1, s), None => (0, 0) };
+        check(unsafe { sys::ngpt_decoder_image_latents(self.ptr.as_ptr(), &mut t.t, image.ptr.as_ptr(), sample, seed) })?;
+        Ok(t)
+    }
+
     /// Audio only, the vocoder (AudioLDM's SpeechT5HifiGan): `mel` F32 [B, T, n_mels] or
     /// [T, n_mels], or the VAE's layout [B, 1, T, n_mels] ([`Decoder::vae_decode`]'s and
     /// generate's mel, squeezed as the pipeline's `mel_spectrogram_to_waveform` does) ->

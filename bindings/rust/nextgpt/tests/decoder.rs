@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_error, assert_within, case_field, case_num, cases, cpu, f32s, golden, load, max_abs_diff, read,
              tolerance};
-use nextgpt::{sys, DecodeInputs, DecodeParams, Decoder, Modality, Options, Tensor};
+use nextgpt::{sys, DecodeInputs, DecodeParams, Decoder, Image, Modality, Options, Tensor};
 use std::path::{Path, PathBuf};
 
 /// The case's model folder (case.json "model", relative to the case).
@@ -504,4 +504,26 @@ fn image_to_image_runs_the_last_steps_from_init_latents() {
     let wrong = pattern(&[1, 4, 4, 8], 1.0);
     let (err, _) = run(&mut dec, &half, Some(&wrong));
     assert_error(&err.err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "init_latents [1, 4, 4, 8]");
+}
+
+#[test]
+fn image_latents_match_golden_and_feed_image_to_image() {
+    let ctx = cpu();
+    let mut dec = Decoder::new(&ctx, golden().join("models/sd-a")).unwrap();
+    let case = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../tests/golden/vision/sd.image_latents/sd_37x29_cut");
+    let img = Image::load(case.join("input.png")).unwrap();
+    let mode = dec.image_latents(&img, None).unwrap();
+    assert_eq!(mode.shape(), &[1, 4, 3, 4]); // 37x29 cut to 32x24
+    assert_matches(&mode, &case, "latents");
+    let (a, b) = (dec.image_latents(&img, Some(3)).unwrap(), dec.image_latents(&img, Some(3)).unwrap());
+    assert_eq!(a.as_f32(), b.as_f32());
+    assert_ne!(a.as_f32(), mode.as_f32());
+    assert_ne!(a.as_f32(), dec.image_latents(&img, Some(4)).unwrap().as_f32());
+    let cond = pattern(&[1, 77, 32], 0.5);
+    let p = DecodeParams { steps: 2, guidance_scale: 1.0, strength: Some(0.5), ..Default::default() };
+    let with = DecodeInputs { init_latents: Some(&a), ..Default::default() };
+    let (out, _) = dec.generate_with(&cond, &p, with).unwrap();
+    assert_eq!(out.shape(), &[1, 24, 32, 3]); // the size taken from the latents
+    let tiny = Image::from_rgb8(&[0; 7 * 7 * 3], 7, 7).unwrap();
+    assert_error(&dec.image_latents(&tiny, None).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "multiples of 8");
 }
