@@ -1450,6 +1450,14 @@ class StagesTest(unittest.TestCase):
         self.assertEqual((back.status, back.message, back.function, str(back)),
                          (err.status, err.message, err.function, str(err)))
         self.assertEqual(copy.copy(err).status, err.status)
+        # the exported names call themselves nextgpt.X, wherever they are written
+        self.assertEqual(repr(nextgpt.Error), "<class 'nextgpt.Error'>")
+        self.assertIn("nextgpt.Error:", "".join(__import__("traceback").format_exception_only(type(err), err)))
+        for name in nextgpt.__all__:
+            obj = getattr(nextgpt, name)
+            if isinstance(obj, type) or callable(obj):
+                self.assertEqual(obj.__module__, "nextgpt", name)
+                self.assertIs(pickle.loads(pickle.dumps(obj)), obj)
 
         bb = nextgpt.Backbone(self.ctx, os.path.join(TINY, "llm"))
         tok = nextgpt.Tokenizer(os.path.join(TINY, "llm"))

@@ -58,3 +58,11 @@ for _n in _enums.__all__:
     globals()[_n] = getattr(_enums, _n)
     __all__.append(_n)
 del _n
+
+# what this package exports calls itself nextgpt.X (reprs, tracebacks, pickles, help()), not the
+# module of the stage it is written in (nextgpt.error.Error)
+for _n in __all__:
+    _o = globals()[_n]
+    if (isinstance(_o, type) or callable(_o)) and getattr(_o, "__module__", "").startswith("nextgpt."):
+        _o.__module__ = "nextgpt"
+del _n, _o
