@@ -1,5 +1,6 @@
 /* The nextgpt command's parts: its options (options.c), help (usage.c), JSON output (json_out.c),
- * model lookup (model.c) and one file per command (run.c, chat.c, info.c; convert in main.c).
+ * model lookup (model.c) and one file per command (run.c, chat.c, info.c, generate.c; convert in
+ * main.c).
  * An executable, not the library: only the public header is used. */
 #ifndef NGPT_CLI_H
 #define NGPT_CLI_H
@@ -46,10 +47,17 @@ typedef struct opts {
     int32_t width, height;  /* --size WxH (0 = the decoder's) */
     int32_t frames;         /* run/chat --frames: video frames (0 = 24) */
     double seconds;         /* run/chat --seconds: audio length (0 = 5 s) */
+    /* generate: */
+    const char *negative;   /* --negative: the negative prompt (NULL: the decoder's "" embedding) */
+    ngpt_modality modality; /* --modality (default image) */
+    const char *init_image; /* --init-image: image-to-image from this picture */
+    double strength;        /* --strength (0 = the library's 0.8) */
+    float guidance;         /* --guidance (0 = the decoder's 7.5) */
+    const char *out;        /* --out FILE (NULL: nextgpt-MODALITY.EXT) */
 } opts;
 
 /* The commands whose options parse() reads (bits: an option lists the commands it belongs to). */
-enum { MODE_INFO = 1, MODE_RUN = 2, MODE_CHAT = 4 };
+enum { MODE_INFO = 1, MODE_RUN = 2, MODE_CHAT = 4, MODE_GENERATE = 8 };
 
 /* "text", "image", "audio", "video" by ngpt_modality. */
 extern const char *const k_names[4];
@@ -61,6 +69,9 @@ int bad_usage(const char *fmt, const char *arg);
 
 /* options.c */
 int parse_modality(const char *s, ngpt_modality *m);
+/* A decimal number as written (no hexadecimal, exponent or sign) in [lo, hi], lo excluded when
+ * open_lo; 0 when it is not one. */
+int parse_decimal(const char *s, double lo, double hi, int open_lo, double *v);
 /* Fills *o from the defaults and the options; returns -1 when all is well, else the exit status. */
 int parse(opts *o, int argc, char **argv, int mode);
 ngpt_context *make_context(const opts *o);
@@ -82,5 +93,6 @@ int report(const opts *o, ngpt_pipeline *p, const ngpt_pipeline_result *r, int t
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
 
 #endif

@@ -14,9 +14,14 @@
  *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N] [--dtype ...] [--ctx N]
  *               [--size WxH] [--force M]... [--safety-checker]   (memory estimate of a turn: its device, dtype,
  *               context, image size and output modalities; default: image)
+ *   nextgpt generate [--model DIR] --prompt TEXT [--modality image|audio|video] [--negative TEXT]
+ *               [--init-image F [--strength S]] [--out FILE] [--steps N] [--seed S] [--guidance G]
+ *               [--scheduler NAME] [--size WxH] [--frames N] [--seconds S] [--json] [--device ...]
+ *               [--threads N] [--dtype ...] [--cuda-graphs] [--channels-last] [--safety-checker]
+ *               (one decoder alone: text-to-image/audio/video, or image-to-image)
  *   nextgpt convert ARGS...        (runs ngpt-convert: official pickles -> safetensors)
  *
- * Without --model, `run` and `chat` use the embedded tiny test model (random weights: the answer
+ * Without --model, `run`, `chat` and `generate` use the embedded tiny test model (random weights: the answer
  * and the media are noise) from the build tree or <prefix>/share/libnextgpt/tiny, and say so on
  * stderr. `chat` reads the conversation from stdin, one line per message or command (chat_help).
  * Exit status: 0 success, 1 a runtime error (the library's message on stderr; for chat: any line
@@ -70,7 +75,8 @@ int main(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "info") == 0) return cmd_info(argc < 2 ? 0 : argc - 2, argv + 2);
     if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(argv[1], "chat") == 0) return cmd_chat(argc - 2, argv + 2);
+    if (strcmp(argv[1], "generate") == 0) return cmd_generate(argc - 2, argv + 2);
     if (strcmp(argv[1], "convert") == 0) return cmd_convert(argc - 2, argv + 2, argv[0]);
     if (argv[1][0] == '-') return cmd_info(argc - 1, argv + 1);  /* `nextgpt --device cpu`: info */
-    return bad_usage("unknown command '%s' (run, chat, info, convert)", argv[1]);
+    return bad_usage("unknown command '%s' (run, chat, info, generate, convert)", argv[1]);
 }

@@ -1,4 +1,4 @@
-/* The options of run, chat and info: one table says which command takes which option and
+/* The options of run, chat, info and generate: one table says which command takes which option and
  * whether a value follows; parse() reads them into an opts. */
 #include "cli.h"
 
@@ -28,7 +28,21 @@ static int parse_int(const char *s, long long lo, long long hi, long long *v)
     return 1;
 }
 
-enum { ALL = MODE_INFO | MODE_RUN | MODE_CHAT, GEN = MODE_RUN | MODE_CHAT };
+int parse_decimal(const char *s, double lo, double hi, int open_lo, double *v)
+{
+    char *end;
+    double x = strtod(s, &end);
+    /* decimal as written: strtod also reads hexadecimal (0x1p4), exponents (1e1), inf and nan */
+    if (end == s || *end || !(isdigit((unsigned char)s[0]) || s[0] == '.') || strpbrk(s, "xXeEpP") ||
+        !(open_lo ? x > lo : x >= lo) || !(x <= hi))
+        return 0;
+    *v = x;
+    return 1;
+}
+
+/* ALL: every command; PIPE: the ones that open the pipeline; GEN: the ones that produce media */
+enum { ALL = MODE_INFO | MODE_RUN | MODE_CHAT | MODE_GENERATE, PIPE = MODE_INFO | MODE_RUN | MODE_CHAT,
+       TURN = MODE_RUN | MODE_CHAT, GEN = TURN | MODE_GENERATE, ONE = MODE_GENERATE };
 
 /* Every option: the commands that take it, and whether a value follows it. An option of another
  * command is unknown here, and a trailing one that takes a value lacks it. */
@@ -38,13 +52,15 @@ static const struct cli_option {
     int         value;
 } k_options[] = {
     {"--model", ALL, 1},      {"--device", ALL, 1},    {"--threads", ALL, 1},      {"--dtype", ALL, 1},
-    {"--size", ALL, 1},       {"--force", ALL, 1},     {"--json", ALL, 0},         {"--safety-checker", ALL, 0},
+    {"--size", ALL, 1},       {"--force", PIPE, 1},    {"--json", ALL, 0},         {"--safety-checker", ALL, 0},
     {"--ctx", MODE_INFO, 1},
-    {"--prompt", MODE_RUN, 1}, {"--image", MODE_RUN, 1}, {"--audio", MODE_RUN, 1}, {"--video", MODE_RUN, 1},
+    {"--prompt", MODE_RUN | ONE, 1}, {"--image", MODE_RUN, 1}, {"--audio", MODE_RUN, 1}, {"--video", MODE_RUN, 1},
     {"--no-media-history", MODE_CHAT, 0},
-    {"--out-dir", GEN, 1},    {"--steps", GEN, 1},     {"--seed", GEN, 1},         {"--scheduler", GEN, 1},
-    {"--max-tokens", GEN, 1}, {"--frames", GEN, 1},    {"--seconds", GEN, 1},      {"--cuda-graphs", GEN, 0},
-    {"--channels-last", GEN, 0},
+    {"--out-dir", TURN, 1},   {"--max-tokens", TURN, 1},
+    {"--steps", GEN, 1},      {"--seed", GEN, 1},      {"--scheduler", GEN, 1},    {"--frames", GEN, 1},
+    {"--seconds", GEN, 1},    {"--cuda-graphs", GEN, 0}, {"--channels-last", GEN, 0},
+    {"--negative", ONE, 1},   {"--modality", ONE, 1},  {"--init-image", ONE, 1},   {"--strength", ONE, 1},
+    {"--guidance", ONE, 1},   {"--out", ONE, 1},
 };
 
 static const struct cli_option *find_option(const char *a)
@@ -59,7 +75,7 @@ static int is(const char *a, const char *name) { return strcmp(a, name) == 0; }
 /* Fills *o from the defaults and the options; returns -1 when all is well, else the exit status. */
 int parse(opts *o, int argc, char **argv, int mode)
 {
-    *o = (opts){.out_dir = "."};
+    *o = (opts){.out_dir = ".", .modality = NGPT_MODALITY_IMAGE};
     ngpt_context_params_default(&o->cp, sizeof o->cp);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -138,14 +154,18 @@ int parse(opts *o, int argc, char **argv, int mode)
             if (!parse_int(val, 1, 256, &v)) return bad_usage("--frames: '%s' is not in 1..256", val);
             o->frames = (int32_t)v;
         } else if (is(a, "--seconds")) {
-            char *end;
-            double secs = strtod(val, &end);
-            /* decimal as written: strtod also reads hexadecimal (0x1p4) and exponents (1e1) */
-            if (end == val || *end || !(isdigit((unsigned char)val[0]) || val[0] == '.') || strpbrk(val, "xXeEpP") ||
-                !(secs > 0 && secs <= 60))
-                return bad_usage("--seconds: '%s' is not in (0, 60]", val);
-            o->seconds = secs;
-        } else if (is(a, "--max-tokens")) {
+            if (!parse_decimal(val, 0, 60, 1, &o->seconds)) return bad_usage("--seconds: '%s' is not in (0, 60]", val);
+        } else if (is(a, "--strength")) {
+            if (!parse_decimal(val, 0, 1, 1, &o->strength)) return bad_usage("--strength: '%s' is not in (0, 1]", val);
+        } else if (is(a, "--guidance")) {
+            double g;
+            if (!parse_decimal(val, 0, 100, 0, &g)) return bad_usage("--guidance: '%s' is not in [0, 100]", val);
+            o->guidance = (float)g;
+        } else if (is(a, "--modality")) {
+            if (!parse_modality(val, &o->modality)) return bad_usage("--modality: '%s' is not image, audio or video", val);
+        } else if (is(a, "--negative")) o->negative = val;
+        else if (is(a, "--init-image")) o->init_image = val;
+        else if (is(a, "--out")) o->out = val; else if (is(a, "--max-tokens")) {
             if (!parse_int(val, 1, 100000, &v)) return bad_usage("--max-tokens: '%s' is not in 1..100000", val);
             o->max_tokens = (int32_t)v;
         } else if (is(a, "--seed")) {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test_cli.sh NEXTGPT SOURCE_ROOT TMP — the `nextgpt` command driven as a user would: `run` on the
 # embedded tiny model writes a PNG (and --json), bad arguments exit 2, a missing input file or a
-# bundle missing a part exits 1 naming it, `info` lists the components.
+# bundle missing a part exits 1 naming it, `info` lists the components, `generate` runs a decoder
+# alone (text-to-image/audio/video, image-to-image).
 set -u
 NG=$1; SRC=$2; TMP=$3
 rm -rf "$TMP"; mkdir -p "$TMP"
@@ -151,6 +152,58 @@ printf '{"llm": "llm", "imagebind": "imagebind", "projectors": "projectors"}' > 
 expect_rc 1 "bundle missing a part" "$NG" run --model "$TMP/broken" --prompt x
 grep -q "broken/llm" "$TMP/err" || fail "bundle missing a part: message does not name it"
 expect_rc 1 "no bundle.json" "$NG" run --model "$TMP/nowhere" --prompt x
+
+# generate: one decoder alone (no --model: the tiny bundle's), text-to-image, -audio, -video and
+# image-to-image; the same seed gives the same file
+expect_rc 0 "generate" "$NG" generate --prompt "a red cat" --steps 2 --seed 5 --out "$TMP/gen-a.png" --json
+grep -q "RANDOM weights" "$TMP/err" || fail "generate: no random-weights notice on stderr"
+grep -q '"test_model": true, "modality": "image"' "$TMP/out" || fail "generate --json: not the tiny image decoder"
+DEC=$(sed -n 's/.*"decoder": "\([^"]*\)".*/\1/p' "$TMP/out")
+head -c 4 "$TMP/gen-a.png" 2>/dev/null | od -An -c | grep -q "P   N   G" || fail "generate: no PNG"
+expect_rc 0 "generate again" "$NG" generate --prompt "a red cat" --steps 2 --seed 5 --out "$TMP/gen-b.png"
+grep -q "wrote $TMP/gen-b.png (image)" "$TMP/out" || fail "generate: no 'wrote' line"
+cmp -s "$TMP/gen-a.png" "$TMP/gen-b.png" || fail "generate: the same seed gave another image"
+expect_rc 0 "generate --seed 6" "$NG" generate --prompt "a red cat" --steps 2 --seed 6 --out "$TMP/gen-c.png"
+cmp -s "$TMP/gen-a.png" "$TMP/gen-c.png" && fail "generate: another seed gave the same image"
+# the decoder folder itself as --model: not a test model by a bundle's say; --negative and --guidance taken
+expect_rc 0 "generate --model DECODER" "$NG" generate --model "$DEC" --prompt "a red cat" --negative "blur" \
+  --guidance 3 --steps 2 --seed 5 --out "$TMP/gen-d.jpg" --json
+grep -q '"test_model": false' "$TMP/out" || fail "generate --model DECODER: test_model not false"
+head -c 3 "$TMP/gen-d.jpg" 2>/dev/null | od -An -tx1 | grep -q "ff d8 ff" || fail "generate --out .jpg: not a JPEG"
+# image-to-image from a 37x29 picture: cut to 32x24 (multiples of 8), so the PNG is 32x24
+I2I="$SRC/tests/golden/vision/sd.image_latents/sd_37x29_cut/input.png"
+expect_rc 0 "generate --init-image" "$NG" generate --prompt "snow" --init-image "$I2I" --strength 0.5 --steps 4 \
+  --out "$TMP/gen-i2i.png"
+python3 - "$TMP/gen-i2i.png" <<'PY' || fail "generate --init-image: not a 32x24 PNG"
+import struct, sys
+b = open(sys.argv[1], "rb").read(24)
+sys.exit(0 if b[:4] == b"\x89PNG" and struct.unpack(">II", b[16:24]) == (32, 24) else 1)
+PY
+expect_rc 0 "generate --modality audio" "$NG" generate --modality audio --prompt rain --seconds 0.5 --steps 2 \
+  --out "$TMP/gen.wav"
+head -c 4 "$TMP/gen.wav" 2>/dev/null | grep -q RIFF || fail "generate --modality audio: no WAV"
+expect_rc 0 "generate --modality video" "$NG" generate --modality video --prompt waves --frames 2 --size 64x64 \
+  --steps 2 --out "$TMP/gen.mp4"
+[ -s "$TMP/gen.mp4" ] || fail "generate --modality video: no video"
+expect_rc 2 "generate --out .gif" "$NG" generate --prompt x --out "$TMP/x.gif"
+grep -q "written as .png, .jpg or .jpeg" "$TMP/err" || fail "generate --out .gif: does not say which"
+expect_rc 2 "generate without --prompt" "$NG" generate --steps 2
+expect_rc 2 "generate --strength without --init-image" "$NG" generate --prompt x --strength 0.5
+expect_rc 2 "generate --strength 1.5" "$NG" generate --prompt x --init-image "$I2I" --strength 1.5
+expect_rc 2 "generate --init-image --size" "$NG" generate --prompt x --init-image "$I2I" --size 64x64
+expect_rc 2 "generate --init-image audio" "$NG" generate --prompt x --modality audio --init-image "$I2I"
+expect_rc 2 "generate --frames for an image" "$NG" generate --prompt x --frames 2
+expect_rc 2 "generate --max-tokens" "$NG" generate --prompt x --max-tokens 3
+grep -q "unknown argument '--max-tokens'" "$TMP/err" || fail "generate --max-tokens: not named as unknown"
+expect_rc 2 "run --init-image" "$NG" run --prompt x --init-image "$I2I"
+expect_rc 1 "generate missing --init-image" "$NG" generate --prompt x --init-image "$TMP/no-such.png"
+grep -q "no-such.png" "$TMP/err" || fail "generate missing --init-image: not named"
+mkdir -p "$TMP/imgonly"
+printf '{"llm": "llm", "decoders": {"image": "%s"}}' "$DEC" > "$TMP/imgonly/bundle.json"
+expect_rc 1 "generate: bundle without the modality" "$NG" generate --model "$TMP/imgonly" --modality video --prompt x
+grep -q 'names no video decoder' "$TMP/err" || fail "generate: a bundle without the video decoder not said"
+expect_rc 1 "generate: neither folder" "$NG" generate --model "$TMP" --prompt x
+grep -q "neither a diffusers pipeline folder" "$TMP/err" || fail "generate: a folder of neither kind not said"
 
 # info
 expect_rc 0 "info" "$NG" info

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """test_cli_json.py NEXTGPT SOURCE_ROOT TMP — the `nextgpt` CLI's --json output and `nextgpt chat`.
 
-Schema checks written by hand with the json module (no jsonschema): `run --json`, `info --json`
-and `chat --json` objects have exactly the documented keys with the documented types. Then chat
+Schema checks written by hand with the json module (no jsonschema): `run --json`, `info --json`,
+`generate --json` and `chat --json` objects have exactly the documented keys with the documented types. Then chat
 driven through a pipe as a script would: two turns (an image attached and an image forced, then
 text only), a bad command, a missing file, a corrupt file (the turn fails and the conversation is
 unchanged), "//" escaping, /reset, /quit, --no-media-history, usage errors; exit status 1 when a
@@ -135,6 +135,20 @@ if check(len(objs) == 1, "run --json: %d objects on stdout, expected 1" % len(ob
     check(r.get("peak_host_bytes", {}).get("decode", 0) > 0, "run --json: no host memory reported for decode")
     check(all(v == 0 for v in r.get("peak_device_bytes", {}).values()), "run --json: device bytes on the CPU")
 check("RANDOM weights" in err, "run --json: no random-weights notice on stderr")
+
+# ---- generate --json --------------------------------------------------------------------------
+GENERATE = {"test_model": bool, "modality": str, "file": str, "decoder": str, "seed": int, "nsfw": bool,
+            "elapsed_ms": NUM}
+gen_out = os.path.join(TMP, "gen \"quoted\".png")
+rc, out, err = ng(["generate", "--prompt", "a cat", "--steps", "2", "--seed", "7", "--out", gen_out, "--json"])
+check(rc == 0, "generate --json: exit %d: %s" % (rc, err))
+objs = lines_json(out, "generate --json")
+if check(len(objs) == 1, "generate --json: %d objects, expected 1" % len(objs)):
+    g = objs[0]
+    check_schema(g, GENERATE, "generate --json")
+    check(g.get("file") == gen_out and is_png(gen_out), "generate --json: the file is not the PNG asked for")
+    check(g.get("test_model") is True and g.get("modality") == "image" and g.get("seed") == 7,
+          "generate --json: %r" % g)
 
 # ---- info --json ----------------------------------------------------------------------------
 rc, out, err = ng(["info", "--json"])
