@@ -597,8 +597,41 @@ static ngpt_status load_once(void *user)
     return st;
 }
 
+/* A context, an image decoder with its VAE only, a 37x29 picture and its image-to-image latents
+ * (the Lanczos cut, the pixels, the VAE encoder's lazy load, the sample's noise), all freed. */
+static ngpt_status image_latents_once(void *user)
+{
+    const char *dir = user;
+    static uint8_t px[37 * 29 * 3];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 37u);
+    ngpt_context_params cp;
+    ngpt_context_params_default(&cp, sizeof cp);
+    cp.device = NGPT_DEVICE_CPU;
+    cp.n_threads = 1;
+    ngpt_decoder_params dp;
+    ngpt_decoder_params_default(&dp, sizeof dp);
+    dp.kind = NGPT_DECODER_IMAGE;
+    dp.components = NGPT_DECODER_VAE;
+    ngpt_context *ctx = NULL;
+    ngpt_decoder *d = NULL;
+    ngpt_image *img = NULL;
+    ngpt_tensor t = {0};
+    ngpt_status st = ngpt_context_create(&ctx, &cp);
+    if (st == NGPT_OK) st = ngpt_decoder_create(&d, ctx, dir, &dp);
+    if (st == NGPT_OK) st = ngpt_image_from_rgb8(&img, px, 37, 29, 0);
+    if (st == NGPT_OK) st = ngpt_decoder_image_latents(d, &t, img, 1, 3);
+    ngpt_tensor_free(&t);
+    ngpt_image_free(img);
+    ngpt_decoder_free(d);
+    ngpt_context_free(ctx);
+    return st;
+}
+
 static void test_alloc_failures(void)
 {
+    char sd[1000];
+    model_dir(sd, sizeof sd, "sd-a");
+    CHECK(test_alloc_fail_stride("sd-a image_latents", image_latents_once, sd, 3) > 20);
     load_args a = {.cl = false, .forward = false};
     snprintf(a.dir, sizeof a.dir, "%s/models/sd-a/unet", g_golden);
     int64_t n = test_alloc_fail_all("sd-a unet load", load_once, &a);
