@@ -1520,13 +1520,14 @@ static void test_image_latents(void)
             CHECK(twice.data && one.data && memcmp(one.data, twice.data, sizeof(float) * (size_t)ngpt_tensor_numel(&one)) == 0);
             gp.latents = NULL;
             /* a batch of 3 cond rows cannot repeat 2 init rows; an explicit size must match */
-            ngpt_tensor c3 = {0};
             static float cond3[3 * S * D];
-            c3 = (ngpt_tensor){.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {3, S, D}, .data = cond3};
-            CHECK_ERR(ngpt_decoder_generate(d, &twice, NULL, &c3, NULL, &gp), NGPT_ERR_SHAPE_MISMATCH, "its batch may also divide");
+            const ngpt_tensor c3 = {.dtype = NGPT_DTYPE_F32, .rank = 3, .shape = {3, S, D}, .data = cond3};
+            ngpt_tensor none = {0};
+            CHECK_ERR(ngpt_decoder_generate(d, &none, NULL, &c3, NULL, &gp), NGPT_ERR_SHAPE_MISMATCH, "its batch may also divide");
             gp.height = 64;
             gp.width = 64;
-            CHECK_ERR(ngpt_decoder_generate(d, &twice, NULL, &c2, NULL, &gp), NGPT_ERR_SHAPE_MISMATCH, "expected [2, 4, 8, 8]");
+            CHECK_ERR(ngpt_decoder_generate(d, &none, NULL, &c2, NULL, &gp), NGPT_ERR_SHAPE_MISMATCH, "expected [2, 4, 8, 8]");
+            CHECK(none.data == NULL);
             free(lat), free(both);
             ngpt_tensor_free(&one), ngpt_tensor_free(&two), ngpt_tensor_free(&twice);
         }
