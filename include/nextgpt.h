@@ -1111,7 +1111,7 @@ NGPT_API ngpt_status ngpt_decode_params_default(ngpt_decode_params *p, size_t st
  * of those timesteps) instead of noise x init_noise_sigma; the noise is `latents` or drawn from
  * `seed` as above. The size comes from the params as without it, and must match init_latents;
  * IMAGE/VIDEO with height and width 0 take it from init_latents (VIDEO: num_frames 0 too). An
- * init_latents batch of 1 serves every cond row (diffusers repeats it over the prompts);
+ * init_latents batch that divides cond's is repeated over it (diffusers' torch.cat([init] x k));
  * strength x steps < 1 runs no step: NGPT_ERR_INVALID_ARGUMENT. */
 NGPT_API ngpt_status ngpt_decoder_generate(ngpt_decoder *d, ngpt_tensor *out, ngpt_tensor *aux,
                                            const ngpt_tensor *cond, const ngpt_tensor *uncond,
