@@ -138,7 +138,7 @@ class Decoder(_Handle):
         seed's. init_latents (same shape): image-to-image, from these latents (vae_encode's mean x
         vae_scaling_factor, as diffusers' img2img: image_latents makes them from a picture) with
         int(steps x strength) of the steps (strength None = 0.8); the size is taken from them when
-        height and width are 0, else must match them; a batch of 1 serves every cond row."""
+        height and width are 0, else must match them; a batch dividing cond's is repeated over it."""
         p = _params(capi.ngpt_decode_params, "ngpt_decode_params_default", num_inference_steps=steps,
                     guidance_scale=guidance_scale, seed=seed, scheduler=scheduler, height=height,
                     width=width, num_frames=num_frames, audio_length_s=audio_length_s, eta=eta,
