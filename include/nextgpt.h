@@ -1019,6 +1019,16 @@ NGPT_API ngpt_status ngpt_decoder_vae_encode(ngpt_decoder *d, ngpt_tensor *mean,
  * Sides under 8 pixels, or over NGPT_DECODE_MAX_SIDE after the cut: NGPT_ERR_INVALID_ARGUMENT. */
 NGPT_API ngpt_status ngpt_decoder_image_latents(ngpt_decoder *d, ngpt_tensor *out, const ngpt_image *img,
                                                 int32_t sample, uint64_t seed);
+/* Video-to-video from frames (VIDEO decoders): init_latents as diffusers 0.18's
+ * VideoToVideoSDPipeline makes them from a list of frames. preprocess_video: frames U8
+ * [F, H, W, 3] RGB (/ 255 in float32) or F32 in [0, 1], not resized (H and W multiples of the
+ * VAE's scale, as the pipeline requires), x 2 - 1; the frames through the VAE encoder as a
+ * batch (here one frame per call: the same values, one frame's memory), sample() or the mean as
+ * ngpt_decoder_image_latents says, the noise one draw over [F, latent_channels, H/8, W/8] in that
+ * order; x the scaling factor; *out F32 [1, latent_channels, F, H/8, W/8] (the pipeline's
+ * permute back). F in [1, 256]. Pass *out as init_latents with the size and num_frames left 0. */
+NGPT_API ngpt_status ngpt_decoder_video_latents(ngpt_decoder *d, ngpt_tensor *out, const ngpt_tensor *frames,
+                                                int32_t sample, uint64_t seed);
 
 /* Called after every denoising step (step = 1..total, elapsed seconds since the call began);
  * return false to cancel (the call then returns NGPT_ERR_CANCELLED). total counts the UNet

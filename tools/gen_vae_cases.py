@@ -10,11 +10,12 @@ and DiagonalGaussianDistribution: mean, logvar = chunk(2, dim=1), logvar clamped
 written with torch.nn.functional in float32 on the CPU — not diffusers itself, which is not
 installed here. Weights: the shared golden models (sd-a, audioldm-a) read from safetensors.
 
-Also stage "sd.image_latents" (a picture -> image-to-image's init_latents, gen_image_latents).
+Also stages "sd.image_latents" (a picture -> image-to-image's init_latents, gen_image_latents) and
+"zeroscope.video_latents" (frames -> video-to-video's, gen_video_latents).
 
 Run with Debian's python (numpy + torch 1.13 + Pillow): /usr/bin/python3 tools/gen_vae_cases.py
-[image_latents] (writes tests/golden/vision/vae.encode/<case>/ and sd.image_latents/<case>/; with
-image_latents only the latter). Inputs come from a seeded torch generator; the
+[image_latents] (writes tests/golden/vision/vae.encode/<case>/, vision/sd.image_latents/<case>/ and
+video/zeroscope.video_latents/<case>/; with image_latents only the latter two). Inputs come from a seeded torch generator; the
 files are committed, so this only needs re-running to add cases.
 """
 import json, os, struct, sys
@@ -72,14 +73,17 @@ class Port:
         residual = x
         h = F.group_norm(x, self.groups, w[p + ".group_norm.weight"], w[p + ".group_norm.bias"], EPS)
         h = h.view(B, C, H * W).transpose(1, 2)
-        q = F.linear(h, w[p + ".query.weight"], w[p + ".query.bias"])
-        k = F.linear(h, w[p + ".key.weight"], w[p + ".key.bias"])
-        v = F.linear(h, w[p + ".value.weight"], w[p + ".value.bias"])
+        # the AttentionBlock's names (query, key, value, proj_attn), or the same weights under the
+        # Attention processor's (to_q, to_k, to_v, to_out.0) that later checkpoints carry
+        new = p + ".to_q.weight" in w
+        nm = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"} if new else {}
+        lin = lambda x, n: F.linear(x, w["%s.%s.weight" % (p, nm.get(n, n))], w["%s.%s.bias" % (p, nm.get(n, n))])
+        q, k, v = lin(h, "query"), lin(h, "key"), lin(h, "value")
         scale = 1 / (C ** 0.5)
         scores = torch.baddbmm(torch.empty(B, H * W, H * W, dtype=q.dtype), q, k.transpose(-1, -2), beta=0, alpha=scale)
         probs = scores.float().softmax(dim=-1).to(q.dtype)
         h = torch.bmm(probs, v)
-        h = F.linear(h, w[p + ".proj_attn.weight"], w[p + ".proj_attn.bias"])
+        h = lin(h, "proj_attn")
         h = h.transpose(-1, -2).reshape(B, C, H, W)
         return (h + residual) / 1.0
 
@@ -165,6 +169,47 @@ def gen_image_latents(name, model, size, seed, note, smooth=True):
     print(d, (w, h), "->", tuple(latents.shape), float(latents.abs().max()))
 
 
+SOURCE_VIDEO = ("tools/gen_vae_cases.py: huggingface/diffusers v0.18.0 pipeline_text_to_video_synth_img2img.py "
+                "preprocess_video (uint8 frames / 255, [b, c, f, h, w], 2x-1) and VideoToVideoSDPipeline.prepare_latents "
+                "(frames into the batch, vae.encode(video).latent_dist.mode() x vae.config.scaling_factor, reshape and "
+                "permute back) ported line by line, on the torch float32 port of AutoencoderKL.encode above; NOT "
+                "diffusers itself")
+
+
+def gen_video_latents(name, model, shape, seed, note):
+    """Stage "zeroscope.video_latents": frames U8 [F, H, W, 3] -> VideoToVideoSDPipeline's init latents
+    [1, C, F, h, w] (the mode, as gen_image_latents)."""
+    f, h, w = shape
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    frames = [np.clip(np.stack([128 + 100 * np.sin(xx / 4.0 + c + k) * np.cos(yy / 6.0 - c) for c in range(3)],
+                               axis=-1) + rng.normal(0, 10, (h, w, 3)), 0, 255).astype(np.uint8) for k in range(f)]
+    # preprocess_video (a list of numpy frames)
+    video = np.stack(frames, axis=0)
+    video = np.array(video).astype(np.float32) / 255.0
+    video = video[None, ...]
+    video = torch.from_numpy(video.transpose(0, 4, 1, 2, 3))
+    video = 2.0 * video - 1.0
+    # prepare_latents
+    bsz, channel, nframes, width, height = video.shape
+    video = video.permute(0, 2, 1, 3, 4).reshape(bsz * nframes, channel, width, height)
+    port = Port(model)
+    with torch.no_grad():
+        mean, _ = port.encode(video)
+    latents = port.cfg["scaling_factor"] * mean
+    latents = latents[None, :].reshape((bsz, nframes, latents.shape[1]) + latents.shape[2:]).permute(0, 2, 1, 3, 4)
+    d = os.path.join(ROOT, "video", "zeroscope.video_latents", name)
+    os.makedirs(d, exist_ok=True)
+    write_st(os.path.join(d, "inputs.safetensors"), {"frames": np.stack(frames, axis=0)}, u8=("frames",))
+    write_st(os.path.join(d, "expected.safetensors"), {"latents": latents.contiguous()})
+    case = {"stage": "zeroscope.video_latents", "model": "../../../../../../shared/golden/models/" + model,
+            "params": {"sample": False}, "atol": 5e-5, "rtol": 1e-4, "source": SOURCE_VIDEO, "note": note}
+    with open(os.path.join(d, "case.json"), "w") as fh:
+        json.dump(case, fh, indent=1)
+        fh.write("\n")
+    print(d, shape, "->", tuple(latents.shape), float(latents.abs().max()))
+
+
 def main():
     torch.set_num_threads(1)
     gen_image_latents("sd_37x29_cut", "sd-a", (37, 29), 4, "37x29 -> Lanczos to 32x24 -> latents [1, 4, 3, 4]")
@@ -172,6 +217,8 @@ def main():
     gen_image_latents("sd_71x52_noise", "sd-a", (71, 52), 6, "71x52 of uniform noise -> Lanczos to 64x48",
                       smooth=False)
     gen_image_latents("sd_16x63_tall", "sd-a", (16, 63), 7, "16x63: only the height is cut (one Lanczos pass, 63 -> 56)")
+    gen_video_latents("zs_3x32x48", "zeroscope-a", (3, 32, 48), 8, "3 frames of 48x32 -> [1, 4, 3, 4, 6]")
+    gen_video_latents("zs_1x24x16", "zeroscope-a", (1, 24, 16), 9, "one frame, portrait 16x24 -> [1, 4, 1, 3, 2]")
     if sys.argv[1:] == ["image_latents"]:  # leave the vae.encode cases as committed
         return
     gen("sd_b1_32x32", "sd-a", (1, 3, 32, 32), 1, "image U(-1,1) -> mean, logvar (clamped), unscaled")

@@ -10,13 +10,16 @@ import struct
 import numpy as np
 
 
-def write_st(path, tensors, f64=()):
-    """f64: names of tensors written as F64 (else floating tensors are F32)."""
+def write_st(path, tensors, f64=(), u8=()):
+    """f64: names of tensors written as F64, u8: as U8 (else floating tensors are F32)."""
     hdr, blobs, off = {}, [], 0
     for name, t in tensors.items():
         a = t.numpy() if hasattr(t, "numpy") else np.asarray(t)
         if name in f64:
             dt, b = "F64", np.ascontiguousarray(a.astype("<f8")).tobytes()
+        elif name in u8:
+            assert a.dtype == np.uint8, name
+            dt, b = "U8", np.ascontiguousarray(a).tobytes()
         elif a.dtype == np.int64:
             dt, b = "I64", np.ascontiguousarray(a.astype("<i8")).tobytes()
         else:

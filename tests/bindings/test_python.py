@@ -1162,6 +1162,33 @@ class DecoderVaeEncodeTest(unittest.TestCase):
         ctx.close()
 
 
+    def test_video_latents_golden(self):
+        """video_latents (frames -> video-to-video's init_latents) against a zeroscope.video_latents
+        case, uint8 and float frames alike; then generate with the size and frames from them."""
+        ctx = nextgpt.Context(device="cpu")
+        dec = nextgpt.Decoder(ctx, os.path.join(GOLDEN, "models", "zeroscope-a"))
+        d = os.path.join(SRC, "tests", "golden", "video", "zeroscope.video_latents", "zs_3x32x48")
+        with open(os.path.join(d, "case.json")) as f:
+            c = json.load(f)
+        frames = np.asarray(safetensors(os.path.join(d, "inputs.safetensors"))["frames"])
+        self.assertEqual((frames.dtype, frames.shape), (np.uint8, (3, 32, 48, 3)))
+        exp = safetensors(os.path.join(d, "expected.safetensors"))["latents"]
+        mode = dec.video_latents(frames, sample=False).numpy()
+        np.testing.assert_allclose(mode, exp, atol=c["atol"], rtol=c["rtol"])
+        np.testing.assert_array_equal(dec.video_latents(frames.astype(np.float32) / np.float32(255),
+                                                        sample=False).numpy(), mode)
+        a = dec.video_latents(frames, seed=2).numpy()
+        np.testing.assert_array_equal(a, dec.video_latents(frames, seed=2).numpy())
+        self.assertFalse(np.array_equal(a, mode))
+        out = dec.generate(np.zeros((1, 77, 48), np.float32), steps=2, guidance_scale=1.0, init_latents=a,
+                           strength=0.5).numpy()
+        self.assertEqual(out.shape, (1, 3, 3, 32, 48))
+        with self.assertRaises(nextgpt.Error) as e:
+            dec.video_latents(frames[:, :30])
+        self.assertEqual(e.exception.status, nextgpt.capi.NGPT_ERR_SHAPE_MISMATCH)
+        ctx.close()
+
+
 TINY = os.environ.get("NGPT_TINY_BUNDLE", "")
 
 

@@ -1552,6 +1552,90 @@ static void test_image_latents(void)
     ngpt_image_free(small);
 }
 
+/* ngpt_decoder_video_latents against the steps by hand: each frame u8 / 255 x 2 - 1 through
+ * ngpt_decoder_vae_encode, mean (or mean + exp(logvar / 2) x the documented noise over
+ * [F, C, h, w]) x the scaling factor, permuted to [1, C, F, h, w], bit for bit; F32 frames in
+ * [0, 1] give the same; generate takes the size and the frame count from the result; the
+ * errors. The golden cases zeroscope.video_latents check it against diffusers' steps. */
+static void test_video_latents(void)
+{
+    char dir[1000];
+    model_dir(dir, sizeof dir, "zeroscope-a");
+    ngpt_decoder *d = NULL;
+    CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, NULL));
+    if (!d) return;
+    enum { F = 2, H = 16, W = 24, C = 4, h = H / 8, w = W / 8, PER = C * h * w };
+    static uint8_t px[F * H * W * 3];
+    static float fx[F * H * W * 3], x[F * 3 * H * W], mean[F * PER], lv[F * PER], noise[F * PER];
+    test_rng r = {0x7f4a7c15ull};
+    for (size_t i = 0; i < sizeof px; i++) {
+        px[i] = (uint8_t)(test_rng_u64(&r) >> 56);
+        fx[i] = (float)px[i] / 255.0f;
+    }
+    for (int f = 0; f < F; f++)
+        for (int i = 0; i < H * W; i++)
+            for (int c = 0; c < 3; c++) x[((f * 3 + c) * H * W) + i] = 2.0f * ((float)px[(f * H * W + i) * 3 + c] / 255.0f) - 1.0f;
+    for (int f = 0; f < F; f++) {
+        ngpt_tensor xt = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {1, 3, H, W}, .data = x + f * 3 * H * W};
+        ngpt_tensor m = {0}, l = {0};
+        CHECK_OK(ngpt_decoder_vae_encode(d, &m, &l, &xt));
+        if (m.data && l.data) {
+            memcpy(mean + f * PER, m.data, sizeof(float) * PER);
+            memcpy(lv + f * PER, l.data, sizeof(float) * PER);
+        }
+        ngpt_tensor_free(&m), ngpt_tensor_free(&l);
+    }
+    documented_noise(noise, F * PER, 5);
+    const float sf = ngpt_decoder_vae_scaling_factor(d);
+    ngpt_tensor u8 = {.dtype = NGPT_DTYPE_U8, .rank = 4, .shape = {F, H, W, 3}, .data = px};
+    ngpt_tensor f32 = {.dtype = NGPT_DTYPE_F32, .rank = 4, .shape = {F, H, W, 3}, .data = fx};
+    ngpt_tensor mode = {0}, smp = {0}, mode32 = {0};
+    CHECK_OK(ngpt_decoder_video_latents(d, &mode, &u8, 0, 0));
+    CHECK_OK(ngpt_decoder_video_latents(d, &smp, &u8, 1, 5));
+    CHECK_OK(ngpt_decoder_video_latents(d, &mode32, &f32, 0, 0));
+    const int64_t want[5] = {1, C, F, h, w};
+    CHECK(mode.rank == 5 && memcmp(mode.shape, want, sizeof want) == 0);
+    int bad = 0;
+    for (int f = 0; mode.data && smp.data && mode32.data && f < F; f++)
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < h * w; i++) {
+                const int src = f * PER + c * h * w + i, dst = (c * F + f) * h * w + i;
+                bad += ((float *)mode.data)[dst] != sf * mean[src];
+                bad += ((float *)mode32.data)[dst] != sf * mean[src];
+                bad += ((float *)smp.data)[dst] != sf * (mean[src] + expf(0.5f * lv[src]) * noise[src]);
+            }
+    CHECK_MSG(bad == 0, "%d video latents differ from the steps by hand", bad);
+    /* generate: the size and frames from init_latents */
+    static float cond[77 * 48];
+    const int64_t cs[3] = {1, 77, 48};
+    ngpt_tensor c = random_cond(cond, cs, 0x3c6ef373ull);
+    ngpt_decode_params gp = small_decode(2);
+    gp.height = gp.width = 0;
+    gp.num_frames = 0;
+    gp.init_latents = &smp;
+    gp.strength = 0.5;
+    ngpt_tensor v = {0};
+    CHECK_OK(ngpt_decoder_generate(d, &v, NULL, &c, NULL, &gp));
+    const int64_t vs[5] = {1, 3, F, H, W};
+    CHECK(v.rank == 5 && memcmp(v.shape, vs, sizeof vs) == 0);
+    ngpt_tensor_free(&v), ngpt_tensor_free(&mode), ngpt_tensor_free(&smp), ngpt_tensor_free(&mode32);
+    /* errors */
+    ngpt_tensor t = {0};
+    ngpt_tensor odd = {.dtype = NGPT_DTYPE_U8, .rank = 4, .shape = {F, 12, W, 3}, .data = px};
+    CHECK_ERR(ngpt_decoder_video_latents(d, &t, &odd, 0, 0), NGPT_ERR_SHAPE_MISMATCH, "frames [2, 12, 24, 3]: expected");
+    ngpt_tensor none = {.dtype = NGPT_DTYPE_U8, .rank = 4, .shape = {0, H, W, 3}, .data = px};
+    CHECK_ERR(ngpt_decoder_video_latents(d, &t, &none, 0, 0), NGPT_ERR_SHAPE_MISMATCH, "F in [1, 256]");
+    ngpt_tensor ints = {.dtype = NGPT_DTYPE_I32, .rank = 4, .shape = {1, H, W, 3}, .data = fx};
+    CHECK_ERR(ngpt_decoder_video_latents(d, &t, &ints, 0, 0), NGPT_ERR_DTYPE_MISMATCH, "not U8 or F32");
+    CHECK_ERR(ngpt_decoder_video_latents(d, &t, NULL, 0, 0), NGPT_ERR_INVALID_ARGUMENT, "frames");
+    ngpt_decoder_free(d);
+    model_dir(dir, sizeof dir, "sd-a");
+    CHECK_OK(ngpt_decoder_create(&d, g_ctx, dir, NULL));
+    CHECK_ERR(ngpt_decoder_video_latents(d, &t, &u8, 0, 0), NGPT_ERR_UNSUPPORTED, "needs a video decoder (this one is image)");
+    CHECK(t.data == NULL);
+    ngpt_decoder_free(d);
+}
+
 /* NGPT_DECODER_FLAG_CHANNELS_LAST on the CPU: each kind's generate (SD, AudioLDM with its VAE,
  * Zeroscope's UNet3D) and the VAE round trip agree with the NCHW decoder's within F32 rounding;
  * the golden cases check it against upstream too (golden_cases_channels_last). */
@@ -1679,6 +1763,7 @@ int main(void)
     RUN(test_generate_euler);
     RUN(test_generate_img2img);
     RUN(test_image_latents);
+    RUN(test_video_latents);
     RUN(test_pipeline_config_readings);
     ngpt_context_free(g_ctx);
     RUN(test_alloc_failures);

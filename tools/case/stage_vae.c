@@ -176,6 +176,41 @@ ngpt_status case_sd_image_latents(const case_ctx *c, case_out *out)
     return s;
 }
 
+/* Frames U8 [F, H, W, 3] -> video-to-video's init_latents [1, C, F, h, w] (our own cases,
+ * tests/golden/video/zeroscope.video_latents): params "sample" (false: the mode), "seed". */
+ngpt_status case_zeroscope_video_latents(const case_ctx *c, case_out *out)
+{
+    bool sample = false;
+    double seed = 0;
+    NX_TRY(nx_json_bool_opt(c->params, "sample", "case.json params", false, &sample));
+    NX_TRY(nx_json_num_opt(c->params, "seed", "case.json params", 0, &seed));
+    int32_t *v = NULL;
+    int rank = 0;
+    int64_t shape[NGPT_MAX_DIMS];
+    NX_TRY(case_input_i32(c, "frames", &v, &rank, shape));
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) n *= shape[i];
+    uint8_t *u8 = nx_malloc((size_t)n);
+    ngpt_status s = u8 ? NGPT_OK : nx_err(NGPT_ERR_OUT_OF_MEMORY, "out of memory");
+    for (int64_t i = 0; s == NGPT_OK && i < n; i++) u8[i] = (uint8_t)v[i];
+    ngpt_decoder *d = NULL;
+    char *dir = NULL;
+    ngpt_tensor y = {0};
+    if (s == NGPT_OK) s = case_open_decoder(c, &d, NGPT_DECODER_VIDEO, NGPT_DECODER_VAE, &dir);
+    if (s == NGPT_OK) {
+        ngpt_tensor t = {.dtype = NGPT_DTYPE_U8, .rank = rank, .data = u8};
+        memcpy(t.shape, shape, sizeof shape);
+        s = ngpt_decoder_video_latents(d, &y, &t, sample, (uint64_t)seed);
+    }
+    if (s == NGPT_OK) s = case_out_add(out, "latents", y.dtype, y.rank, y.shape, y.data);
+    ngpt_tensor_free(&y);
+    ngpt_decoder_free(d);
+    nx_free(dir);
+    nx_free(u8);
+    nx_free(v);
+    return s;
+}
+
 /* mel [B, 1, T, n_mels] (the VAE's output layout; squeeze(1) as mel_spectrogram_to_waveform
  * does) or [B, T, n_mels] -> waveform [B, L]. */
 ngpt_status case_vocoder_hifigan(const case_ctx *c, case_out *out)

@@ -52,6 +52,7 @@ const case_stage case_stages[] = {
     /* video out */
     {"zeroscope.unet3d", case_zeroscope_unet3d},
     {"zeroscope.vae_decode", case_zeroscope_vae_decode},
+    {"zeroscope.video_latents", case_zeroscope_video_latents},
     {"video.postprocess", case_video_postprocess},
     {"zeroscope.generate", case_zeroscope_generate},
     {"scheduler.dpmsolver", case_scheduler_dpmsolver},

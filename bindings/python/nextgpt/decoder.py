@@ -76,6 +76,17 @@ class Decoder(_Handle):
             return Tensor(t)
         return _with_image(image, run)
 
+    def video_latents(self, frames, sample=True, seed=0):
+        """Video-to-video's init_latents from frames, as diffusers' VideoToVideoSDPipeline makes
+        them: frames uint8 [F, H, W, 3] RGB (or float32 in [0, 1]; numpy or Tensor; H and W
+        multiples of 8, not resized), each through the VAE encoder, sampled (noise from `seed`)
+        or its mean (sample=False), x vae_scaling_factor. Tensor F32 [1, 4, F, H/8, W/8]; pass it
+        as generate(init_latents=...) with the size and num_frames left 0."""
+        view, keep = _tensor_view(frames)
+        t = _new_tensor_out()
+        _call("ngpt_decoder_video_latents", self._h(), ctypes.byref(t), view, 1 if sample else 0, seed)
+        return Tensor(t)
+
     def vocoder(self, mel):
         view, keep = _tensor_view(mel)
         t = _new_tensor_out()

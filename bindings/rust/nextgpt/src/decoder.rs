@@ -262,6 +262,19 @@ impl<'c> Decoder<'c> {
         Ok(t)
     }
 
+    /// Video-to-video's init latents from frames (video decoders), as diffusers'
+    /// VideoToVideoSDPipeline makes them: `frames` U8 [F, H, W, 3] RGB (or F32 in [0, 1]; H and
+    /// W multiples of 8, not resized), each through the VAE encoder, sampled (`Some(seed)`) or
+    /// its mean (`None`), x [`Decoder::vae_scaling_factor`]: F32 [1, 4, F, H/8, W/8]; pass it as
+    /// [`DecodeInputs::init_latents`] with the size and frames left 0.
+    pub fn video_latents(&mut self, frames: &Tensor, sample_seed: Option<u64>) -> Result<Tensor> {
+        let f = borrow(frames);
+        let mut t = Tensor::empty();
+        let (sample, seed) = match sample_seed { Some(s) => (1, s), None => (0, 0) };
+        check(unsafe { sys::ngpt_decoder_video_latents(self.ptr.as_ptr(), &mut t.t, &f, sample, seed) })?;
+        Ok(t)
+    }
+
     /// Audio only, the vocoder (AudioLDM's SpeechT5HifiGan): `mel` F32 [B, T, n_mels] or
     /// [T, n_mels], or the VAE's layout [B, 1, T, n_mels] ([`Decoder::vae_decode`]'s and
     /// generate's mel, squeezed as the pipeline's `mel_spectrogram_to_waveform` does) ->

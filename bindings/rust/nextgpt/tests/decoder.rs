@@ -527,3 +527,24 @@ fn image_latents_match_golden_and_feed_image_to_image() {
     let tiny = Image::from_rgb8(&[0; 7 * 7 * 3], 7, 7).unwrap();
     assert_error(&dec.image_latents(&tiny, None).err().unwrap(), sys::NGPT_ERR_INVALID_ARGUMENT, "multiples of 8");
 }
+
+#[test]
+fn video_latents_match_golden_and_feed_video_to_video() {
+    let ctx = cpu();
+    let mut dec = Decoder::new(&ctx, golden().join("models/zeroscope-a")).unwrap();
+    let case = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../tests/golden/video/zeroscope.video_latents/zs_3x32x48");
+    let frames = load(&case.join("inputs.safetensors"), "frames"); // U8 [3, 32, 48, 3]
+    let mode = dec.video_latents(&frames, None).unwrap();
+    assert_eq!(mode.shape(), &[1, 4, 3, 4, 6]);
+    assert_matches(&mode, &case, "latents");
+    let a = dec.video_latents(&frames, Some(2)).unwrap();
+    assert_eq!(a.as_f32(), dec.video_latents(&frames, Some(2)).unwrap().as_f32());
+    assert_ne!(a.as_f32(), mode.as_f32());
+    let cond = pattern(&[1, 77, 48], 0.5);
+    let p = DecodeParams { steps: 2, guidance_scale: 1.0, strength: Some(0.5), ..Default::default() };
+    let with = DecodeInputs { init_latents: Some(&a), ..Default::default() };
+    let (out, _) = dec.generate_with(&cond, &p, with).unwrap();
+    assert_eq!(out.shape(), &[1, 3, 3, 32, 48]); // size and frames from the latents
+    let odd = Tensor::from_bytes(sys::NGPT_DTYPE_U8, &[1, 12, 16, 3], &[0; 12 * 16 * 3]).unwrap();
+    assert_error(&dec.video_latents(&odd, None).err().unwrap(), sys::NGPT_ERR_SHAPE_MISMATCH, "multiples of 8");
+}
