@@ -598,10 +598,12 @@ static ngpt_status load_once(void *user)
 }
 
 /* A context, an image decoder with its VAE only, a 37x29 picture and its image-to-image latents
- * (the Lanczos cut, the pixels, the VAE encoder's lazy load, the sample's noise), all freed. */
+ * (the Lanczos cut, the pixels, the VAE encoder's lazy load, the sample's noise), all freed; for
+ * a zeroscope folder, a video decoder and the video-to-video latents of 2 frames. */
 static ngpt_status image_latents_once(void *user)
 {
     const char *dir = user;
+    const bool video = strstr(dir, "zeroscope") != NULL;  /* the video decoder: video_latents of 2 frames */
     static uint8_t px[37 * 29 * 3];
     for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 37u);
     ngpt_context_params cp;
@@ -610,16 +612,17 @@ static ngpt_status image_latents_once(void *user)
     cp.n_threads = 1;
     ngpt_decoder_params dp;
     ngpt_decoder_params_default(&dp, sizeof dp);
-    dp.kind = NGPT_DECODER_IMAGE;
+    dp.kind = video ? NGPT_DECODER_VIDEO : NGPT_DECODER_IMAGE;
     dp.components = NGPT_DECODER_VAE;
     ngpt_context *ctx = NULL;
     ngpt_decoder *d = NULL;
     ngpt_image *img = NULL;
     ngpt_tensor t = {0};
+    const ngpt_tensor frames = {.dtype = NGPT_DTYPE_U8, .rank = 4, .shape = {2, 16, 16, 3}, .data = px};
     ngpt_status st = ngpt_context_create(&ctx, &cp);
     if (st == NGPT_OK) st = ngpt_decoder_create(&d, ctx, dir, &dp);
-    if (st == NGPT_OK) st = ngpt_image_from_rgb8(&img, px, 37, 29, 0);
-    if (st == NGPT_OK) st = ngpt_decoder_image_latents(d, &t, img, 1, 3);
+    if (st == NGPT_OK && !video) st = ngpt_image_from_rgb8(&img, px, 37, 29, 0);
+    if (st == NGPT_OK) st = video ? ngpt_decoder_video_latents(d, &t, &frames, 1, 3) : ngpt_decoder_image_latents(d, &t, img, 1, 3);
     ngpt_tensor_free(&t);
     ngpt_image_free(img);
     ngpt_decoder_free(d);
@@ -632,6 +635,9 @@ static void test_alloc_failures(void)
     char sd[1000];
     model_dir(sd, sizeof sd, "sd-a");
     CHECK(test_alloc_fail_stride("sd-a image_latents", image_latents_once, sd, 3) > 20);
+    char zs[1000];
+    model_dir(zs, sizeof zs, "zeroscope-a");
+    CHECK(test_alloc_fail_stride("zeroscope-a video_latents", image_latents_once, zs, 3) > 20);
     load_args a = {.cl = false, .forward = false};
     snprintf(a.dir, sizeof a.dir, "%s/models/sd-a/unet", g_golden);
     int64_t n = test_alloc_fail_all("sd-a unet load", load_once, &a);
