@@ -150,14 +150,24 @@ ngpt_status case_vae_encode(const case_ctx *c, case_out *out)
     return s;
 }
 
+/* The latents stages' params: "sample" (false: the distribution's mode), "seed" (its noise). */
+static ngpt_status sample_params(const case_ctx *c, bool *sample, uint64_t *seed)
+{
+    double v = 0;
+    NX_TRY(nx_json_bool_opt(c->params, "sample", "case.json params", false, sample));
+    NX_TRY(nx_json_num_opt(c->params, "seed", "case.json params", 0, &v));
+    if (!(v >= 0 && v < 18446744073709551616.0)) return nx_err(NGPT_ERR_BAD_FORMAT, "case.json params: seed %g", v);
+    *seed = (uint64_t)v;
+    return NGPT_OK;
+}
+
 /* A picture file -> image-to-image's init_latents (our own cases, tests/golden/vision/sd.image_latents):
- * params "file", "sample" (false: the distribution's mode; true: a draw from params "seed"). */
+ * params "file", "sample", "seed". */
 ngpt_status case_sd_image_latents(const case_ctx *c, case_out *out)
 {
     bool sample = false;
-    double seed = 0;
-    NX_TRY(nx_json_bool_opt(c->params, "sample", "case.json params", false, &sample));
-    NX_TRY(nx_json_num_opt(c->params, "seed", "case.json params", 0, &seed));
+    uint64_t seed = 0;
+    NX_TRY(sample_params(c, &sample, &seed));
     char *path = NULL;
     NX_TRY(case_param_path(c, "file", &path));
     ngpt_decoder *d = NULL;
@@ -166,7 +176,7 @@ ngpt_status case_sd_image_latents(const case_ctx *c, case_out *out)
     ngpt_tensor y = {0};
     ngpt_status s = case_open_decoder(c, &d, NGPT_DECODER_IMAGE, NGPT_DECODER_VAE, &dir);
     if (s == NGPT_OK) s = ngpt_image_load(&img, path);
-    if (s == NGPT_OK) s = ngpt_decoder_image_latents(d, &y, img, sample, (uint64_t)seed);
+    if (s == NGPT_OK) s = ngpt_decoder_image_latents(d, &y, img, sample, seed);
     if (s == NGPT_OK) s = case_out_add(out, "latents", y.dtype, y.rank, y.shape, y.data);
     ngpt_tensor_free(&y);
     ngpt_image_free(img);
@@ -177,13 +187,12 @@ ngpt_status case_sd_image_latents(const case_ctx *c, case_out *out)
 }
 
 /* Frames U8 [F, H, W, 3] -> video-to-video's init_latents [1, C, F, h, w] (our own cases,
- * tests/golden/video/zeroscope.video_latents): params "sample" (false: the mode), "seed". */
+ * tests/golden/video/zeroscope.video_latents): params "sample", "seed". */
 ngpt_status case_zeroscope_video_latents(const case_ctx *c, case_out *out)
 {
     bool sample = false;
-    double seed = 0;
-    NX_TRY(nx_json_bool_opt(c->params, "sample", "case.json params", false, &sample));
-    NX_TRY(nx_json_num_opt(c->params, "seed", "case.json params", 0, &seed));
+    uint64_t seed = 0;
+    NX_TRY(sample_params(c, &sample, &seed));
     int32_t *v = NULL;
     int rank = 0;
     int64_t shape[NGPT_MAX_DIMS];
@@ -200,7 +209,7 @@ ngpt_status case_zeroscope_video_latents(const case_ctx *c, case_out *out)
     if (s == NGPT_OK) {
         ngpt_tensor t = {.dtype = NGPT_DTYPE_U8, .rank = rank, .data = u8};
         memcpy(t.shape, shape, sizeof shape);
-        s = ngpt_decoder_video_latents(d, &y, &t, sample, (uint64_t)seed);
+        s = ngpt_decoder_video_latents(d, &y, &t, sample, seed);
     }
     if (s == NGPT_OK) s = case_out_add(out, "latents", y.dtype, y.rank, y.shape, y.data);
     ngpt_tensor_free(&y);
