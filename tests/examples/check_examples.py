@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Run the four examples of one language on the embedded tiny bundle and check what they print
+"""Run the five examples of one language on the embedded tiny bundle and check what they print
 and write (suite 'examples'), so the examples cannot rot.
 
 usage: check_examples.py LANG SOURCE_ROOT BUILD_ROOT TINY_BUNDLE NEXTGPT TMP
@@ -11,7 +11,9 @@ Checks: embed_image prints an embedding of the encoder's size with unit L2 norm 
 the very values the C example prints); a missing image fails with exit 1 and a message naming
 it; chat_image answers two turns with non-empty text; generate_image writes a PNG of the
 decoder's size, byte-identical to `nextgpt run` with the same settings; stages prints its five
-stages and writes a PNG byte-identical to the pipeline's for the same image, prompt and seed.
+stages and writes a PNG byte-identical to the pipeline's for the same image, prompt and seed;
+edit_image writes the picture's size cut to multiples of 8, byte-identical to `nextgpt generate
+--init-image` with the same settings.
 """
 import json
 import math
@@ -161,6 +163,23 @@ def main():
         fail("stages: nextgpt run wrote no %s to compare with" % ref)
     elif os.path.exists(png) and read(png) != read(ref):
         fail("stages: the PNG differs from the pipeline's (nextgpt run) for the same inputs")
+
+    # edit_image: image-to-image with the decoder alone; a 37x29 picture gives 32x24, the same bytes
+    # as `nextgpt generate --init-image` (whose VAE sample draws from seed + 1)
+    png = os.path.join(tmp, "edited.png")
+    picture = os.path.join(src, "tests", "golden", "vision", "sd.image_latents", "sd_37x29_cut", "input.png")
+    image_decoder = os.path.join(tiny, "decoders", "image")
+    run(cmd("edit_image") + [image_decoder, picture, "in the snow", png, STEPS, "0.6"])
+    if png_size(png) != (32, 24):
+        fail("edit_image: %s is %s, expected a 32x24 PNG" % (png, png_size(png)))
+    ref = os.path.join(tmp, "cli-edited.png")
+    run([nextgpt, "generate", "--model", image_decoder, "--prompt", "in the snow", "--init-image", picture,
+         "--steps", STEPS, "--strength", "0.6", "--seed", "1", "--out", ref])
+    if os.path.exists(png) and os.path.exists(ref) and read(png) != read(ref):
+        fail("edit_image: the PNG differs from nextgpt generate --init-image's")
+    _, err = run(cmd("edit_image") + [image_decoder, os.path.join(tmp, "no-such.png"), "x", png], expect=1)
+    if "no-such.png" not in err:
+        fail("edit_image: the error for a missing picture does not name it: " + err)
 
     if failures:
         print("%s examples: %d check(s) failed" % (lang, len(failures)), file=sys.stderr)
