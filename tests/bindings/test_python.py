@@ -1152,6 +1152,9 @@ class DecoderVaeEncodeTest(unittest.TestCase):
             self.assertFalse(np.array_equal(a, mode))
             if PILImage is not None:
                 np.testing.assert_array_equal(dec.image_latents(img.to_pil(), seed=3).numpy(), a)
+            np.testing.assert_array_equal(dec.image_latents(img.pixels(), seed=3).numpy(), a)  # numpy uint8
+            with self.assertRaises(TypeError):  # float pixels are not RGB8 (Image.from_tensor takes those)
+                dec.image_latents(img.pixels().astype(np.float32))
         out = dec.generate(np.zeros((1, 77, 32), np.float32), steps=2, guidance_scale=1.0, init_latents=a,
                            strength=0.5).numpy()
         self.assertEqual(out.shape, (1, 24, 32, 3))  # 37x29 cut to 32x24
@@ -1322,6 +1325,8 @@ class StagesTest(unittest.TestCase):
         emb = enc.encode_image(self.cat).numpy()
         self.assertEqual(emb.shape, (1, enc.embed_dim))
         self.assertAlmostEqual(float(np.linalg.norm(emb)), 1.0, places=5)
+        with nextgpt.Image(self.cat) as cat:  # the decoded pixels as a numpy array: the same embedding
+            np.testing.assert_array_equal(enc.encode_image(cat.pixels()).numpy(), emb)
         with self.assertRaises(nextgpt.Error):  # the audio branch was not loaded
             enc.encode_audio(nextgpt.Audio.from_pcm([0.0] * 16000, 1, 16000))
         with self.assertRaises(nextgpt.Error) as e:

@@ -65,7 +65,8 @@ class Decoder(_Handle):
         return (Tensor(mean), Tensor(lv)) if logvar else Tensor(mean)
 
     def image_latents(self, image, sample=True, seed=0):
-        """Image-to-image's init_latents from a picture (an Image, a PIL image, or a path), as
+        """Image-to-image's init_latents from a picture (an Image, a PIL image, a numpy uint8
+        [h, w, 3] array, or a path), as
         diffusers' StableDiffusionImg2ImgPipeline makes them: each side cut down to a multiple of 8
         (Pillow's Lanczos resize), the VAE encoder, a sample of the latent distribution (noise from
         `seed`; give generate another seed) or its mean when sample=False, x vae_scaling_factor.

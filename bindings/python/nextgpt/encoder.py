@@ -52,7 +52,8 @@ class Encoder(_Handle):
         return lib.ngpt_encoder_modalities(self._h())
 
     def encode_image(self, image):
-        """One image (an Image, a PIL image, or a path): Tensor F32 [1, embed_dim], L2-normalised."""
+        """One image (an Image, a PIL image, a numpy uint8 [h, w, 3] array, or a path): Tensor F32
+        [1, embed_dim], L2-normalised."""
         return _with_image(image, self._encode_image)
 
     def _encode_image(self, image):

@@ -18,10 +18,17 @@ def _is_pil(x):
 
 
 def _with_image(image, fn):
-    """fn(img) on an Image as it is, or on one made for the call from a PIL image or a path."""
+    """fn(img) on an Image as it is, or on one made for the call from a PIL image, a numpy uint8
+    [h, w, 3] array (Image.from_rgb8) or a path."""
     if isinstance(image, Image):
         return fn(image)
-    with (Image.from_pil(image) if _is_pil(image) else Image(image)) as img:
+    if _is_pil(image):
+        made = Image.from_pil(image)
+    elif _np is not None and isinstance(image, _np.ndarray):
+        made = Image.from_rgb8(image)
+    else:
+        made = Image(image)
+    with made as img:
         return fn(img)
 
 
