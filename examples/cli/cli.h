@@ -69,9 +69,6 @@ int bad_usage(const char *fmt, const char *arg);
 
 /* options.c */
 int parse_modality(const char *s, ngpt_modality *m);
-/* A decimal number as written (no hexadecimal, exponent or sign) in [lo, hi], lo excluded when
- * open_lo; 0 when it is not one. */
-int parse_decimal(const char *s, double lo, double hi, int open_lo, double *v);
 /* Fills *o from the defaults and the options; returns -1 when all is well, else the exit status. */
 int parse(opts *o, int argc, char **argv, int mode);
 ngpt_context *make_context(const opts *o);

@@ -28,7 +28,9 @@ static int parse_int(const char *s, long long lo, long long hi, long long *v)
     return 1;
 }
 
-int parse_decimal(const char *s, double lo, double hi, int open_lo, double *v)
+/* A decimal number as written (no hexadecimal, exponent or sign) in [lo, hi], lo excluded when
+ * open_lo; 0 when it is not one. */
+static int parse_decimal(const char *s, double lo, double hi, int open_lo, double *v)
 {
     char *end;
     double x = strtod(s, &end);
@@ -40,7 +42,8 @@ int parse_decimal(const char *s, double lo, double hi, int open_lo, double *v)
     return 1;
 }
 
-/* ALL: every command; PIPE: the ones that open the pipeline; GEN: the ones that produce media */
+/* ALL: every command; PIPE: those about a bundle's pipeline (info, run, chat); TURN: the two that
+ * run turns; GEN: those that run decoders (the turns and generate); ONE: generate's own */
 enum { ALL = MODE_INFO | MODE_RUN | MODE_CHAT | MODE_GENERATE, PIPE = MODE_INFO | MODE_RUN | MODE_CHAT,
        TURN = MODE_RUN | MODE_CHAT, GEN = TURN | MODE_GENERATE, ONE = MODE_GENERATE };
 
