@@ -2,8 +2,8 @@
 """test_cli_json.py NEXTGPT SOURCE_ROOT TMP — the `nextgpt` CLI's --json output and `nextgpt chat`.
 
 Schema checks written by hand with the json module (no jsonschema): `run --json`, `info --json`,
-`generate --json` and `chat --json` objects have exactly the documented keys with the documented types. Then chat
-driven through a pipe as a script would: two turns (an image attached and an image forced, then
+`generate --json` and `chat --json` objects have exactly the documented keys with the documented
+types. Then chat driven through a pipe as a script would: two turns (an image attached and an image forced, then
 text only), a bad command, a missing file, a corrupt file (the turn fails and the conversation is
 unchanged), "//" escaping, /reset, /quit, --no-media-history, usage errors; exit status 1 when a
 line failed, 0 otherwise.

@@ -281,7 +281,6 @@ static void test_decode_fixtures(void)
     st_close(&s);
 }
 
-
 /* nx_resize_lanczos_rgb8 against Pillow's resize(LANCZOS) of one scene to several sizes
  * (tests/data/media/lanczos.safetensors, tools/make_media_fixtures.py --lanczos), byte for byte:
  * the resize image-to-image's VaeImageProcessor does before the VAE encoder. */
