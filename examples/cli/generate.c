@@ -114,8 +114,8 @@ int cmd_generate(int argc, char **argv)
     if (o.strength != 0 && !o.init_image) return bad_usage("generate: --strength goes with --init-image%s", "");
     if ((o.frames && m != NGPT_MODALITY_VIDEO) || (o.seconds != 0 && m != NGPT_MODALITY_AUDIO) ||
         ((o.width || o.height) && m == NGPT_MODALITY_AUDIO) || (o.safety_checker && m != NGPT_MODALITY_IMAGE))
-        return bad_usage("generate: --frames is for video, --seconds for audio, --size and --safety-checker for "
-                         "images (--modality %s)", k_names[m]);
+        return bad_usage("generate: --frames is for video, --seconds for audio, --size for images and video, "
+                         "--safety-checker for images (--modality %s)", k_names[m]);
     char def_out[32];
     snprintf(def_out, sizeof def_out, "nextgpt-%s.%s", k_names[m], k_exts[m][0]);
     const char *path = o.out ? o.out : def_out;
