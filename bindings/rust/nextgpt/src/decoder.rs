@@ -51,9 +51,10 @@ pub struct DecodeInputs<'a> {
     /// Image-to-image (video-to-video, audio-to-audio): the latents to start from, F32 shaped as
     /// [`DecodeInputs::latents`] (image and video: the size taken from them when the settings
     /// leave it 0, else it must match; a batch dividing cond's is repeated over it): diffusers'
-    /// init_latents, [`Decoder::image_latents`] of a picture, or [`Decoder::vae_encode`]'s mean
-    /// (+ its noise) x [`Decoder::vae_scaling_factor`]. The noise (`latents`, or the seed's) is added at the first
-    /// timestep that runs ([`DecodeParams::strength`]) instead of scaling it by init_noise_sigma.
+    /// init_latents, [`Decoder::image_latents`] of a picture, [`Decoder::video_latents`] of
+    /// frames, or [`Decoder::vae_encode`]'s mean (+ its noise) x [`Decoder::vae_scaling_factor`].
+    /// The noise (`latents`, or the seed's) is added at the first timestep that runs
+    /// ([`DecodeParams::strength`]) instead of scaling it by init_noise_sigma.
     pub init_latents: Option<&'a Tensor>,
     /// Called after every denoising step with (step 1..=total, total, seconds since the call
     /// began); false cancels (`sys::NGPT_ERR_CANCELLED`).
