@@ -56,7 +56,7 @@ static ngpt_status read_kind(const char *dir, ngpt_decoder_kind *kind)
     return s;
 }
 
-static const char *kind_name(ngpt_decoder_kind k)
+const char *nx_decoder_kind_name(ngpt_decoder_kind k)
 {
     return k == NGPT_DECODER_IMAGE ? "image"
          : k == NGPT_DECODER_AUDIO ? "audio"
@@ -185,7 +185,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
         }
         if (s == NGPT_OK && named != d->kind)
             s = nx_err(NGPT_ERR_BAD_FORMAT, "%s: model_index.json describes the %s decoder, not the %s one asked for",
-                       model_dir, kind_name(named), kind_name(d->kind));
+                       model_dir, nx_decoder_kind_name(named), nx_decoder_kind_name(d->kind));
         nx_free(mi);
     }
 

@@ -95,6 +95,9 @@ ngpt_status nx_decoder_safety_pixels(ngpt_decoder *d, const float *img_f32, cons
  * (decoder_generate.c) */
 ngpt_status nx_decoder_check_schedule(const char *dir, ngpt_decoder_kind kind, const ngpt_decode_params *p);
 
+/* "image", "audio", "video" ("unknown" for any other value), for messages. (decoder.c) */
+const char *nx_decoder_kind_name(ngpt_decoder_kind k);
+
 /* Standard normal noise: xoshiro256** (splitmix64-seeded), Box-Muller pairs (cos then sin),
  * row-major. Documented in nextgpt.h (ngpt_decoder_generate) so callers can reproduce it.
  * (decoder_generate.c) */

@@ -86,9 +86,9 @@ static ngpt_status encode_scaled(ngpt_decoder *d, const float *x, int64_t F, int
 static ngpt_status check_decoder(const ngpt_decoder *d, ngpt_decoder_kind kind, const char *fn)
 {
     if (d->kind != kind)
-        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: %s needs %s decoder (this one is %s)", d->dir, fn,
-                      kind == NGPT_DECODER_IMAGE ? "an image" : "a video",
-                      d->kind == NGPT_DECODER_AUDIO ? "audio" : d->kind == NGPT_DECODER_IMAGE ? "image" : "video");
+        return nx_err(NGPT_ERR_UNSUPPORTED, "%s: %s needs %s %s decoder (this one is %s)", d->dir, fn,
+                      kind == NGPT_DECODER_IMAGE ? "an" : "a", nx_decoder_kind_name(kind),
+                      nx_decoder_kind_name(d->kind));
     if (!d->vae) return nx_err(NGPT_ERR_UNSUPPORTED, "%s: no VAE loaded", d->dir);
     if (nx_vae_in_channels(d->vae) != 3)
         return nx_err(NGPT_ERR_UNSUPPORTED, "%s: the VAE takes %lld channels, not RGB", d->dir,
