@@ -155,6 +155,17 @@ int main(void)
     shape_run("Zeroscope spatial self-attention, level 0", 16, 1024, 1024, 5, 64, 0);
     shape_run("Zeroscope spatial cross-attention, level 0", 16, 1024, 77, 5, 64, 0);
     shape_run("SD 1.5 self-attention 64x64, CFG batch", 2, 4096, 4096, 8, 40, 0);
+    /* the CPU's BF16 compute: the tiles on AMX (attn_tile_amx), on AVX512-BF16, else F32 */
+    if (nx_cpu_has_avx512_bf16()) {
+        const char *unit = nx_cpu_has_amx_bf16() ? "AMX-BF16 tiles" : "AVX512-BF16 tiles";
+        printf("\n| BF16 compute (%s) | q [B, Sq, H, D] | ms | GFLOP/s |\n|---|---|---|---|\n", unit);
+        nx_cpu_set_bf16_compute(be, true);
+        shape_run("SD 1.5 self-attention 64x64, CFG batch", 2, 4096, 4096, 8, 40, 0);
+        shape_run("SD 1.5 self-attention 32x32, CFG batch", 2, 1024, 1024, 8, 80, 0);
+        shape_run("LLaMA-7B prefill, 512 tokens, causal", 1, 512, 512, 32, 128, 1);
+        shape_run("ImageBind-huge vision, 257 tokens", 1, 257, 257, 16, 80, 0);
+        nx_cpu_set_bf16_compute(be, false);
+    }
     nx_backend_free(be);
     nx_pool_free(pool);
     return 0;

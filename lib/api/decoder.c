@@ -8,6 +8,7 @@
 
 #include "../core/fs.h"
 #include "../core/alloc.h"
+#include "../core/cpu_isa.h"
 #include "../core/json.h"
 #include "../core/params.h"
 
@@ -189,14 +190,17 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
         nx_free(mi);
     }
 
+    /* channels last inside when asked, and always under the CPU's BF16 compute on AMX, where
+     * oneDNN's AMX convolutions take channels-last BF16 and NCHW would cost two transposes per
+     * convolution (lib/ops/cpu/conv.c, use_amx_conv) */
+    const bool cl = (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) || (cpu_bf16 && nx_cpu_has_amx_bf16());
     char *sub = NULL;
     if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) {
-        s = nx_unet_load(&d->unet, ctx->be, sub, wdt, (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) != 0);
+        s = nx_unet_load(&d->unet, ctx->be, sub, wdt, cl);
         if (s == NGPT_OK) s = read_sample_size(sub, d->kind, &d->sample_size);
     }
     nx_free(sub);
-    if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false, wdt,
-                                                                                             (p.flags & NGPT_DECODER_FLAG_CHANNELS_LAST) != 0);
+    if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false, wdt, cl);
     nx_free(sub);
     if (d->kind == NGPT_DECODER_AUDIO) {
         if (want(p.components, NGPT_DECODER_VOCODER, model_dir, "vocoder", &s, &sub))

@@ -4,6 +4,11 @@
 
 #include <stdbool.h>
 
+#ifdef __linux__
+#  include <sys/syscall.h>
+#  include <unistd.h>
+#endif
+
 #if defined(__x86_64__) || defined(__i386__)
 #  include <cpuid.h>
 #  define NX_X86 1
@@ -51,8 +56,21 @@ nx_isa nx_cpu_isa(void)
     return (nx_isa)(c < cap ? c : cap);
 }
 
-/* The BF16 extensions beyond the AVX-512 base: bit 0 AVX512-BF16, bit 1 AMX-BF16 with AMX-TILE
- * and the OS managing the tile state (XCR0 bits 17, 18). Cached after the first call. */
+/* Linux (5.16 on) hands a process the AMX tile data state only on request: without it the first
+ * tile instruction faults. Granted once for the whole process (oneDNN asks too). */
+static bool amx_permitted(void)
+{
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#else
+    return false;
+#endif
+}
+
+/* The BF16 extensions beyond the AVX-512 base: bit 0 AVX512-BF16, bit 1 AMX-BF16 with AMX-TILE,
+ * the OS managing the tile state (XCR0 bits 17, 18) and granting it to this process. Cached
+ * after the first call. */
 static int bf16_features(void)
 {
     static int cached = -1;
@@ -65,7 +83,7 @@ static int bf16_features(void)
             __cpuid_count(7, 1, a, b, cc, d);
             c |= (a >> 5) & 1; /* CPUID.(7, 1):EAX[5] */
             __cpuid_count(7, 0, a, b, cc, d);
-            if (((d >> 22) & 1) && ((d >> 24) & 1) && (xgetbv0() & 0x60000) == 0x60000) c |= 2;
+            if (((d >> 22) & 1) && ((d >> 24) & 1) && (xgetbv0() & 0x60000) == 0x60000 && amx_permitted()) c |= 2;
         }
 #endif
         __atomic_store_n(&cached, c, __ATOMIC_RELAXED);

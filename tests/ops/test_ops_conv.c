@@ -732,6 +732,7 @@ static void check_conv_cl(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W,
     test_fill(&rng, w, nw, -1, 1);
     test_fill(&rng, b, (size_t)O, -1, 1);
     test_fill(&rng, r, ny, -1, 1);
+    for (size_t i = 0; g_round_x && i < nx; i++) x[i] = nx_bf16_to_f32(nx_f32_to_bf16(x[i])); /* BF16 values */
     round_to(wdt, w, wenc, nw); /* w now holds the stored values; wenc them in wdt */
     ref_to_nhwc(xc, x, N, C, H * W);
     ref_to_nhwc(rc, r, N, O, Ho * Wo);
@@ -793,6 +794,29 @@ static void test_conv_channels_last(void)
     CHECK_ERR(nx_op_conv(t_be, &y4, &x4, &w4, NULL, &p), NGPT_ERR_SHAPE_MISMATCH, "C/groups");
 }
 
+/* BF16 compute on a CPU with AMX-BF16: conv1d/conv2d without groups go to oneDNN's channels-last
+ * BF16 kernels (conv.c, use_amx_conv) in either layout; the NCHW side is test_conv_bf16 above.
+ * Channels last here, x BF16-valued (the path's rounding of x is checked in NCHW), so the
+ * reference sees what the path multiplies; grouped convs stay F32 on the same values. */
+static void test_conv_bf16_channels_last(void)
+{
+    if (!nx_cpu_has_amx_bf16()) {
+        printf("  (no AMX-BF16 on this CPU: the AMX convolution path is not exercised)\n");
+        return;
+    }
+    nx_cpu_set_bf16_compute(t_be, true);
+    g_round_x = true;
+    check_conv_cl(2, 5, 7, 9, 11, 3, 3, 1, 1, 1, 1, NGPT_DTYPE_BF16, 1, 0);
+    check_conv_cl(1, 4, 6, 10, 9, 3, 3, 2, 1, 1, 1, NGPT_DTYPE_BF16, 1, 1);
+    check_conv_cl(2, 17, 9, 5, 7, 1, 1, 1, 0, 1, 1, NGPT_DTYPE_BF16, 0, 1);
+    check_conv_cl(1, 8, 4, 7, 9, 3, 1, 1, 0, 1, 1, NGPT_DTYPE_BF16, 1, 0);
+    check_conv_cl(1, 6, 5, 8, 7, 3, 3, 1, 3, 3, 1, NGPT_DTYPE_BF16, 1, 0); /* taps wholly outside */
+    check_conv_cl(1, 64, 48, 40, 40, 3, 3, 1, 1, 1, 1, NGPT_DTYPE_BF16, 1, 1);
+    check_conv_cl(1, 8, 4, 7, 9, 3, 2, 1, 1, 1, 2, NGPT_DTYPE_BF16, 1, 1); /* grouped: F32 */
+    g_round_x = false;
+    nx_cpu_set_bf16_compute(t_be, false);
+}
+
 int main(void)
 {
     if (!ops_test_init(2)) {
@@ -809,6 +833,7 @@ int main(void)
     RUN(test_conv_channels_last);
     RUN(test_conv_transpose1d);
     RUN(test_conv_bf16);
+    RUN(test_conv_bf16_channels_last);
     /* without AVX-512: oneDNN for every conv1d and ConvTranspose1d, the other 1-D Winograd rule */
     FOR_NARROWER_ISAS {
         RUN(test_conv_winograd);

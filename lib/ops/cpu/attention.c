@@ -26,6 +26,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #define BQ 256
 #define BK 64
@@ -45,6 +46,8 @@ typedef struct attn_job {
     float        scale;
     bool         causal;
     bool         bf16;          /* the tiles in BF16 (V 3): BF16 compute with AVX512-BF16 */
+    bool         amx;           /* ... and their products on AMX tiles (attn_tile_amx) */
+    int64_t      kdp;           /* bf16: rows of d pairs per packed K tile (amx: whole tiles of 16) */
     nx_isa       isa;
     atomic_int   oom;
 } attn_job;
@@ -454,7 +457,7 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
         const float *kb = j->k + ((b * Skv + j0) * Hkv + hk) * D;
         const float *vb = j->v + ((b * Skv + j0) * Hkv + hk) * D;
         const int64_t kt = (b * Hkv + hk) * j->n_kt + j0 / BK; /* the packed tile (V 3) */
-        const uint32_t *Kp = V == 3 ? j->kp + kt * DP * BK : NULL, *Vp = V == 3 ? j->vp + kt * (BK / 2) * D16 : NULL;
+        const uint32_t *Kp = V == 3 ? j->kp + kt * j->kdp * BK : NULL, *Vp = V == 3 ? j->vp + kt * (BK / 2) * D16 : NULL;
         if (V == 3) {
             for (int i = 0; i < nq4; i += 4) scores4_bf16(Qp + i * DP, DP, Kp, S + i * BK);
         } else {
@@ -516,6 +519,189 @@ static NX_AVX2 void attn_tile_avx2(const attn_job *j, int64_t b, int64_t h, int6
 static void attn_tile_plain(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr)
 {
     attn_tile(j, b, h, q0, scr, 0);
+}
+
+/* ---- BF16 compute on AMX (V 4: AMX-BF16) ----
+ * TDPBF16PS multiplies a 16 x 32 BF16 tile by a 32 x 16 one held as 16 rows of 16 pairs, into
+ * 16 x 16 F32: 16x the multiply-adds of a vdpbf16ps. The packed operands of V 3 are already in
+ * its layouts: q as pairs along d (A: 16 query rows x 16 pairs), K as [kdp][BK] pairs along d (B),
+ * P as its rows' key pairs (A), V as [BK/2][D16] key pairs (B). q.k's summed axis is padded with
+ * zero pairs to whole tiles (kdp = 16 * ceil(D / 32)); the query rows to 16. O is kept in rows
+ * of D16 so that each 16 x 16 block of it loads as a tile; the online softmax (F32, as V 3) and
+ * its rescaling of O run in AVX-512 between key tiles. */
+#define NX_AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,amx-tile,amx-bf16")))
+
+/* the LDTILECFG operand (palette 1): 8 tiles of 16 rows x 64 bytes */
+typedef struct amx_tilecfg {
+    uint8_t  palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t  rows[16];
+} amx_tilecfg;
+
+/* 2^t for 16 lanes of t = x log2(e), x finite and <= 0 (a row's scores minus their max): the
+ * range reduction of exp512 without its clamps and a degree-4 Taylor polynomial of 2^f on
+ * [-1/2, 1/2], relative error < 5e-5: the probabilities are rounded to BF16 (2^-9) anyway. Far
+ * below the F32 range scalef gives 0, as exp would. */
+NX_INLINE NX_AMX __m512 exp512_bf16(__m512 x)
+{
+    const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(9.6181291e-3f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504109e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* The online softmax of 16 query rows over a key tile whose BK keys are all visible (no mask,
+ * no causal cut; the SD and ImageBind shapes): row maxima, one vector exp for the 16 rescaling
+ * factors, then per row exp, sum, the BF16 pairs of P and the rescaled O row, from registers. */
+NX_INLINE NX_AMX void softmax16_amx(const float *S, uint32_t *Pp, float *O, int64_t D16, float *m, float *l)
+{
+    float mx[16], cr[16];
+    for (int r = 0; r < 16; r++) {
+        const float *sr = S + r * BK;
+        const __m512 a = _mm512_max_ps(_mm512_loadu_ps(sr), _mm512_loadu_ps(sr + 16));
+        const __m512 c = _mm512_max_ps(_mm512_loadu_ps(sr + 32), _mm512_loadu_ps(sr + 48));
+        mx[r] = _mm512_reduce_max_ps(_mm512_max_ps(a, c));
+    }
+    const __m512 mo = _mm512_loadu_ps(m), mn = _mm512_max_ps(mo, _mm512_loadu_ps(mx));
+    _mm512_storeu_ps(cr, exp512(_mm512_sub_ps(mo, mn))); /* exp(-inf) = 0: the first tile */
+    _mm512_storeu_ps(m, mn);
+    for (int r = 0; r < 16; r++) {
+        const float *sr = S + r * BK;
+        const __m512 mr = _mm512_set1_ps(m[r]);
+        const __m512 e0 = exp512_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr), mr));
+        const __m512 e1 = exp512_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr + 16), mr));
+        const __m512 e2 = exp512_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr + 32), mr));
+        const __m512 e3 = exp512_bf16(_mm512_sub_ps(_mm512_loadu_ps(sr + 48), mr));
+        l[r] = l[r] * cr[r] + _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(e0, e1), _mm512_add_ps(e2, e3)));
+        _mm512_storeu_si512(Pp + r * (BK / 2), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+        _mm512_storeu_si512(Pp + r * (BK / 2) + 16, (__m512i)_mm512_cvtne2ps_pbh(e3, e2));
+        const __m512 c = _mm512_set1_ps(cr[r]);
+        for (int64_t d = 0; d < D16; d += 16)
+            _mm512_storeu_ps(O + r * D16 + d, _mm512_mul_ps(c, _mm512_loadu_ps(O + r * D16 + d)));
+    }
+}
+
+static NX_AMX void attn_tile_amx(const attn_job *j, int64_t b, int64_t h, int64_t q0, float *scr)
+{
+    const int64_t D = j->D, Sq = j->Sq, Skv = j->Skv, H = j->H, Hkv = j->Hkv;
+    const int64_t hk = h / (H / Hkv), off = Skv - Sq, KDP = j->kdp, D16 = (D + 15) & ~(int64_t)15;
+    const int nq = (int)(Sq - q0 < BQ ? Sq - q0 : BQ);
+    const int nq16 = (nq + 15) & ~15;
+    float *S = scr;                                 /* [BQ][BK] scores, then probabilities */
+    float *O = S + BQ * BK;                         /* [BQ][D16] unnormalised output */
+    uint32_t *Qp = (uint32_t *)(O + BQ * D16);      /* [BQ][KDP] pairs of scaled q */
+    uint32_t *Pp = Qp + BQ * KDP;                   /* [BQ][BK/2] pairs of P */
+    float m[BQ], l[BQ], corr[BQ];
+    for (int i = 0; i < nq16; i++) {
+        const float *qr = i < nq ? j->q + ((b * Sq + q0 + i) * H + h) * D : NULL;
+        for (int64_t dp = 0; dp < KDP; dp++) {
+            const float lo = qr && 2 * dp < D ? qr[2 * dp] * j->scale : 0.0f;
+            const float hi = qr && 2 * dp + 1 < D ? qr[2 * dp + 1] * j->scale : 0.0f;
+            Qp[i * KDP + dp] = bf16_pair(lo, hi);
+        }
+        for (int64_t d = 0; d < D16; d++) O[i * D16 + d] = 0.0f;
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+    }
+    amx_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) cfg.colsb[t] = 64, cfg.rows[t] = 16;
+    _tile_loadconfig(&cfg);
+    int64_t kv_end = Skv;
+    if (j->causal && q0 + nq + off < kv_end) kv_end = q0 + nq + off; /* last query's keys */
+    const long qs = (long)(KDP * 4), ks = (long)(BK * 4), ps = (long)(BK / 2 * 4), os = (long)(D16 * 4);
+    for (int64_t j0 = 0; j0 < kv_end; j0 += BK) {
+        const int nk = (int)(kv_end - j0 < BK ? kv_end - j0 : BK);
+        const int64_t kt = (b * Hkv + hk) * j->n_kt + j0 / BK;
+        const uint32_t *Kp = j->kp + kt * KDP * BK, *Vp = j->vp + kt * (BK / 2) * D16;
+        for (int r0 = 0; r0 < nq16; r0 += 16) { /* S[r0 .. r0 + 16) = q . k over the BK keys */
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t dp = 0; dp < KDP; dp += 16) {
+                _tile_loadd(4, Qp + r0 * KDP + dp, qs);
+                _tile_loadd(5, Kp + dp * BK, ks);
+                _tile_loadd(6, Kp + dp * BK + 16, ks);
+                _tile_dpbf16ps(0, 4, 5);
+                _tile_loadd(7, Kp + dp * BK + 32, ks);
+                _tile_dpbf16ps(1, 4, 6);
+                _tile_loadd(5, Kp + dp * BK + 48, ks);
+                _tile_dpbf16ps(2, 4, 7);
+                _tile_dpbf16ps(3, 4, 5);
+            }
+            _tile_stored(0, S + r0 * BK, ks);
+            _tile_stored(1, S + r0 * BK + 16, ks);
+            _tile_stored(2, S + r0 * BK + 32, ks);
+            _tile_stored(3, S + r0 * BK + 48, ks);
+        }
+        /* whole groups of 16 rows that see all BK keys: the fast softmax */
+        const bool full = nk == BK && !j->mask && (!j->causal || q0 + off - j0 + 1 >= BK);
+        const int nfast = full ? nq & ~15 : 0;
+        for (int r0 = 0; r0 < nfast; r0 += 16) softmax16_amx(S + r0 * BK, Pp + r0 * (BK / 2), O + r0 * D16, D16, m + r0, l + r0);
+        for (int i = nfast; i < nq16; i++) {
+            float *Si = S + i * BK;
+            int64_t nvalid = i < nq ? nk : 0;
+            if (j->causal && q0 + i + off - j0 + 1 < nvalid) nvalid = q0 + i + off - j0 + 1;
+            float mx = -INFINITY;
+            if (nvalid > 0) mx = row_max_512(Si, (int)nvalid, j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0 : NULL);
+            float mnew = mx > m[i] ? mx : m[i];
+            if (mnew == -INFINITY) { /* every key so far hidden: no contribution */
+                for (int jj = 0; jj < BK; jj++) Si[jj] = 0.0f;
+                corr[i] = 1.0f;
+            } else {
+                for (int jj = nvalid > 0 ? (int)nvalid : 0; jj < BK; jj++) Si[jj] = -INFINITY;
+                corr[i] = m[i] == -INFINITY ? 0.0f : expf(m[i] - mnew);
+                l[i] = l[i] * corr[i] + exp_row_512(Si, mnew);
+                m[i] = mnew;
+            }
+            pack_probs_bf16(Pp + i * (BK / 2), Si);
+            const __m512 c = _mm512_set1_ps(corr[i]);
+            for (int64_t d = 0; d < D16; d += 16)
+                _mm512_storeu_ps(O + i * D16 + d, _mm512_mul_ps(c, _mm512_loadu_ps(O + i * D16 + d)));
+        }
+        for (int r0 = 0; r0 < nq16; r0 += 16) { /* O[r0 .. r0 + 16) += P . V */
+            _tile_loadd(4, Pp + r0 * (BK / 2), ps);
+            _tile_loadd(5, Pp + r0 * (BK / 2) + 16, ps);
+            int64_t d = 0;
+            for (; d + 32 <= D16; d += 32) { /* two column blocks at a time: independent chains */
+                float *Ob = O + r0 * D16 + d;
+                _tile_loadd(0, Ob, os);
+                _tile_loadd(1, Ob + 16, os);
+                _tile_loadd(2, Vp + d, os);
+                _tile_loadd(3, Vp + 16 * D16 + d, os);
+                _tile_loadd(6, Vp + d + 16, os);
+                _tile_loadd(7, Vp + 16 * D16 + d + 16, os);
+                _tile_dpbf16ps(0, 4, 2);
+                _tile_dpbf16ps(1, 4, 6);
+                _tile_dpbf16ps(0, 5, 3);
+                _tile_dpbf16ps(1, 5, 7);
+                _tile_stored(0, Ob, os);
+                _tile_stored(1, Ob + 16, os);
+            }
+            if (d < D16) {
+                float *Ob = O + r0 * D16 + d;
+                _tile_loadd(0, Ob, os);
+                _tile_loadd(6, Vp + d, os);
+                _tile_loadd(7, Vp + 16 * D16 + d, os);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(0, 5, 7);
+                _tile_stored(0, Ob, os);
+            }
+        }
+    }
+    _tile_release();
+    for (int i = 0; i < nq; i++) {
+        float *orow = j->out + ((b * Sq + q0 + i) * H + h) * D;
+        float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f; /* fully masked row -> zeros */
+        for (int64_t d = 0; d < D; d++) orow[d] = O[i * D16 + d] * inv;
+    }
 }
 
 /* ---- few query rows (decode) or few keys: per (batch, head, row), straight from the K/V rows ----
@@ -664,7 +850,7 @@ static void pack_task(int64_t t, int64_t nt, void *arg)
 {
     (void)nt;
     const attn_job *j = arg;
-    const int64_t D = j->D, DP = (D + 1) / 2, D16 = (D + 15) & ~(int64_t)15, kvrow = j->Hkv * D;
+    const int64_t D = j->D, DP = j->kdp, D16 = (D + 15) & ~(int64_t)15, kvrow = j->Hkv * D;
     const int64_t tile = t % j->n_kt, bh = t / j->n_kt, hk = bh % j->Hkv, b = bh / j->Hkv, j0 = tile * BK;
     const int nk = (int)(j->Skv - j0 < BK ? j->Skv - j0 : BK);
     const float *kb = j->k + ((b * j->Skv + j0) * j->Hkv + hk) * D, *vb = j->v + ((b * j->Skv + j0) * j->Hkv + hk) * D;
@@ -672,7 +858,7 @@ static void pack_task(int64_t t, int64_t nt, void *arg)
     for (int jj = 0; jj < BK; jj++) {
         const float *kr = jj < nk ? kb + jj * kvrow : NULL;
         for (int64_t dp = 0; dp < DP; dp++)
-            Kp[dp * BK + jj] = kr ? bf16_pair(kr[2 * dp], 2 * dp + 1 < D ? kr[2 * dp + 1] : 0.0f) : 0;
+            Kp[dp * BK + jj] = kr && 2 * dp < D ? bf16_pair(kr[2 * dp], 2 * dp + 1 < D ? kr[2 * dp + 1] : 0.0f) : 0;
     }
     for (int jp = 0; jp < BK / 2; jp++) {
         const float *v0 = 2 * jp < nk ? vb + 2 * jp * kvrow : NULL, *v1 = 2 * jp + 1 < nk ? vb + (2 * jp + 1) * kvrow : NULL;
@@ -684,7 +870,8 @@ static void pack_task(int64_t t, int64_t nt, void *arg)
 static void tile_unit(const attn_job *j, int64_t u, float *scr)
 {
     const int64_t qt = u % j->n_qt, bh = u / j->n_qt, h = bh % j->H, b = bh / j->H;
-    if (j->bf16) attn_tile_bf16(j, b, h, qt * BQ, scr);
+    if (j->amx) attn_tile_amx(j, b, h, qt * BQ, scr);
+    else if (j->bf16) attn_tile_bf16(j, b, h, qt * BQ, scr);
     else if (j->isa == NX_ISA_AVX512) attn_tile_avx512(j, b, h, qt * BQ, scr);
     else if (j->isa == NX_ISA_AVX2) attn_tile_avx2(j, b, h, qt * BQ, scr);
     else attn_tile_plain(j, b, h, qt * BQ, scr);
@@ -768,13 +955,16 @@ ngpt_status nx_cpu_attention(nx_backend *be, nx_tensor *out, const nx_tensor *q,
     j.n_units = j.B * j.H * (rows ? j.Sq : j.n_qt);
     j.unit = rows ? row_unit : tile_unit;
     j.bf16 = !rows && j.Skv > 0 && nx_cpu_bf16_compute(be) && nx_cpu_has_avx512_bf16();
+    j.amx = j.bf16 && nx_cpu_has_amx_bf16();
     const int64_t DP = (j.D + 1) / 2, D16 = (j.D + 15) & ~(int64_t)15;
-    j.scr_floats = rows ? (size_t)(j.Skv > 0 ? j.Skv : 1)
-                        : (size_t)(2 * BQ * j.D + j.D * BK + BQ * BK + (j.bf16 ? BQ * DP + BQ * BK / 2 : 0));
+    j.kdp = j.amx ? (DP + 15) & ~(int64_t)15 : DP;
+    j.scr_floats = rows  ? (size_t)(j.Skv > 0 ? j.Skv : 1)
+                   : j.amx ? (size_t)(BQ * (BK + D16 + j.kdp + BK / 2))
+                           : (size_t)(2 * BQ * j.D + j.D * BK + BQ * BK + (j.bf16 ? BQ * DP + BQ * BK / 2 : 0));
     if (j.bf16) {
         j.n_kt = (j.Skv + BK - 1) / BK;
         const int64_t tiles = j.B * j.Hkv * j.n_kt;
-        j.kp = nx_malloc_aligned((size_t)(tiles * DP * BK) * sizeof(uint32_t));
+        j.kp = nx_malloc_aligned((size_t)(tiles * j.kdp * BK) * sizeof(uint32_t));
         j.vp = nx_malloc_aligned((size_t)(tiles * (BK / 2) * D16) * sizeof(uint32_t));
         if (!j.kp || !j.vp) {
             nx_free_aligned(j.kp);

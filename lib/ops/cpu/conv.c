@@ -32,6 +32,8 @@ typedef struct conv_desc {
     int     cl;                       /* channels last: x, y [N, H, W, C], w [O, kh, kw, C/G] */
     int64_t stride[3], dil[3], pl[3], pr[3];
     int64_t src_hfull, dst_hfull;     /* 0, or a row stripe of 2-D tensors this many rows high */
+    int     amx;                      /* BF16 compute on AMX: oneDNN's nxc bf16 kernels (use_amx_conv) */
+    int     wei_bf16;                 /* the caller's weights are BF16 (amx only) */
 } conv_desc;
 
 /* Strides of a [N, C, h, W] stripe of a [N, C, hfull, W] tensor. */
@@ -67,7 +69,7 @@ static ngpt_status conv_pd(dnnl_engine_t eng, const conv_desc *d, dnnl_primitive
     int64_t ss[5], ds[5];
     NX_TRY(nx_dnnl_md(&src, 2 + d->nsp, d->src, dnnl_f32,
                       d->cl ? nxc_strides(ss, d->src, 2 + d->nsp) : stripe_strides(ss, d->src, d->src_hfull)));
-    NX_TRY(nx_dnnl_md(&wei, d->wnd, d->wei, dnnl_f32, d->wei_strides));
+    NX_TRY(nx_dnnl_md(&wei, d->wnd, d->wei, d->wei_bf16 ? dnnl_bf16 : dnnl_f32, d->wei_strides));
     NX_TRY(nx_dnnl_md(&dst, 2 + d->nsp, d->dst, dnnl_f32,
                       d->cl ? nxc_strides(ds, d->dst, 2 + d->nsp) : stripe_strides(ds, d->dst, d->dst_hfull)));
     if (d->has_bias) NX_TRY(nx_dnnl_md(&bias, 1, &d->dst[1], dnnl_f32, NULL));
@@ -82,6 +84,14 @@ static ngpt_status conv_pd(dnnl_engine_t eng, const conv_desc *d, dnnl_primitive
         dnnl_status_t r = dnnl_memory_desc_init_by_tag(&asrc, 2 + d->nsp, src.dims, dnnl_f32, dnnl_format_tag_any);
         if (r == dnnl_success) r = dnnl_memory_desc_init_by_tag(&awei, d->wnd, wei.dims, dnnl_f32, dnnl_format_tag_any);
         if (r == dnnl_success) r = dnnl_memory_desc_init_by_tag(&adst, 2 + d->nsp, dst.dims, dnnl_f32, dnnl_format_tag_any);
+        if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "oneDNN: memory descriptor: %s", nx_dnnl_status_str(r));
+    } else if (d->amx) {
+        /* x reordered to BF16 channels last and the weights to oneDNN's blocked BF16 on every call
+         * (both by oneDNN's reorders); y comes back F32 channels last */
+        static const dnnl_format_tag_t nxc[4] = {dnnl_format_tag_undef, dnnl_nwc, dnnl_nhwc, dnnl_ndhwc};
+        dnnl_status_t r = dnnl_memory_desc_init_by_tag(&asrc, 2 + d->nsp, src.dims, dnnl_bf16, nxc[d->nsp]);
+        if (r == dnnl_success) r = dnnl_memory_desc_init_by_tag(&awei, d->wnd, wei.dims, dnnl_bf16, dnnl_format_tag_any);
+        if (r == dnnl_success) r = dnnl_memory_desc_init_by_tag(&adst, 2 + d->nsp, dst.dims, dnnl_f32, nxc[d->nsp]);
         if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "oneDNN: memory descriptor: %s", nx_dnnl_status_str(r));
     } else if (d->cl) {
         /* oneDNN's nhwc kernels want the weights in their own blocked layout (with ours they fall
@@ -254,6 +264,20 @@ static int use_bf16_gemm(nx_backend *be, const conv_desc *d)
     return nx_cpu_has_amx_bf16() || !use_winograd(be, d);
 }
 
+/* The AMX rule: under BF16 compute on a CPU with AMX-BF16, conv1d/conv2d without groups (the
+ * columns path's set, any layout) go to oneDNN's brgconv kernels on channels-last BF16: x and W
+ * reordered to BF16 per call by oneDNN (round to nearest even, as the columns path rounds), y F32.
+ * Measured on 2 Sapphire Rapids cores (bench/RESULTS.md, session 29): 3.0-4.3 TFLOP/s on SD's VAE
+ * and UNet shapes against 0.5-1.0 for the BF16 columns + matmul; with NCHW tensors the two
+ * transposing reorders around each call cost as much as the convolution, hence channels last
+ * inside the decoders on such CPUs (decoder.c). */
+static int use_amx_conv(nx_backend *be, const conv_desc *d)
+{
+    if (!nx_cpu_bf16_compute(be) || !nx_cpu_has_amx_bf16()) return 0;
+    if (d->deconv || d->src_hfull || d->src[1] < 1) return 0;
+    return (d->nsp == 1 || d->nsp == 2) && d->wnd == d->nsp + 2;
+}
+
 static nx_conv_bf16_shape bf16_shape(const conv_desc *d)
 {
     const int two = d->nsp == 2; /* conv1d: H = 1, the length is W */
@@ -288,6 +312,8 @@ static nx_dnnl_key conv_key(const conv_desc *d)
     k.v[i++] = d->src_hfull;
     k.v[i++] = d->dst_hfull;
     k.v[i++] = d->cl;
+    k.v[i++] = d->amx;
+    k.v[i++] = d->wei_bf16;
     return k;
 }
 
@@ -353,6 +379,35 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
     void *wc = NULL, *bc = NULL;
     const void *wd = w->data, *bd = b ? b->data : NULL;
     ngpt_status s;
+    if (use_amx_conv(be, d)) {
+        conv_desc da = *d;
+        da.amx = 1;
+        da.wei_bf16 = w->dtype == NGPT_DTYPE_BF16;
+        if (!da.wei_bf16 && w->dtype != NGPT_DTYPE_F32) {
+            wc = nx_malloc_aligned(nx_numel(w) * sizeof(float));
+            if (!wc) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate F32 weights", what);
+            nx_cpu_convert(be, wc, NGPT_DTYPE_F32, w->data, w->dtype, nx_numel(w));
+            wd = wc;
+        }
+        if (b && b->dtype != NGPT_DTYPE_F32) {
+            bc = nx_malloc_aligned(nx_numel(b) * sizeof(float));
+            if (!bc) {
+                nx_free_aligned(wc);
+                return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory (bias)", what);
+            }
+            nx_cpu_convert(be, bc, NGPT_DTYPE_F32, b->data, b->dtype, nx_numel(b));
+            bd = bc;
+        }
+        void *h[4];
+        int k = 0;
+        h[k++] = x->data;
+        h[k++] = (void *)wd;
+        if (b) h[k++] = (void *)bd;
+        h[k++] = y->data;
+        nx_dnnl_key key = conv_key(&da);
+        s = nx_dnnl_run_blocked(be, &key, conv_build_blocked, &da, h, what);
+        goto done;
+    }
     if (use_bf16_gemm(be, d)) { /* before the F32 weights below: BF16 W is used in place */
         const nx_conv_bf16_shape sh = bf16_shape(d);
         s = nx_cpu_conv_bf16(be, y->data, x->data, w, b, &sh);
