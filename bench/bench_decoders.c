@@ -31,6 +31,7 @@
 #include "core/alloc.h"
 #include "core/dtype.h"
 #include "core/weights.h"
+#include "api/decoder.h"
 #include "models/hifigan.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -292,9 +293,11 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
             nx_vae_free(v);
             u = NULL, v = NULL;
             snprintf(p, sizeof p, "%s/%s", dir, comp);
-            if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_BF16, cl) != NGPT_OK) return fail("unet load (bf16)");
-            if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_BF16, cl) != NGPT_OK) return fail("vae load (bf16)");
-            printf("# bf16: matrices and filters converted at load in %.2f s\n", bench_now() - t0);
+            const bool cl16 = nx_decoder_channels_last(cl ? NGPT_DECODER_FLAG_CHANNELS_LAST : 0, true);
+            if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_BF16, cl16) != NGPT_OK) return fail("unet load (bf16)");
+            if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_BF16, cl16) != NGPT_OK) return fail("vae load (bf16)");
+            printf("# bf16: matrices and filters converted at load in %.2f s%s\n", bench_now() - t0,
+                   cl16 && !cl ? " (channels last, as a BF16 decoder on this CPU)" : "");
         }
         double best = 1e30;
         for (int r = 0; r < reps; r++) {

@@ -926,9 +926,11 @@ typedef enum ngpt_decoder_kind {
  * filters permuted once at create. On CUDA that is the layout cuDNN's tensor-core convolutions
  * work in (no transposes around each of a step's ~60 convolutions) and the UNet's transformers
  * then need no permutes. Same results as without within rounding. On the CPU it works too, but
- * the permuted filters are copies (not mapped from the file) and the NCHW paths are the faster
- * ones there. VIDEO's 3-D UNet too (its temporal convolutions and GroupNorms then need no
- * permutes). Off by default until measured on a GPU (bench/RESULTS.md). */
+ * the permuted filters are copies (not mapped from the file) and in F32 the NCHW paths are the
+ * faster ones there; a decoder with compute_dtype BF16 on a CPU with AMX-BF16 runs channels last
+ * inside with or without this flag (its convolutions' layout). VIDEO's 3-D UNet too (its
+ * temporal convolutions and GroupNorms then need no permutes). Off by default until measured on
+ * a GPU (bench/RESULTS.md). */
 #define NGPT_DECODER_FLAG_CHANNELS_LAST 0x4u
 /* ngpt_decoder_params.flags (IMAGE): also load Stable Diffusion's safety checker,
  * safety_checker/ (a CLIP ViT vision tower + concept embeddings: 1.2 GB in F32 for SD 1.5's) and
@@ -953,7 +955,9 @@ typedef struct ngpt_decoder_params {
                                       * linears and convolutions take BF16 inputs with F32
                                       * accumulation (oneDNN's bf16 kernels: fast where the CPU has
                                       * AVX512-BF16 or AMX; without AVX-512 the convolutions stay
-                                      * F32). Scoped to this decoder's calls. The text encoder
+                                      * F32; with AMX the UNet and VAE run channels last inside,
+                                      * as NGPT_DECODER_FLAG_CHANNELS_LAST, for oneDNN's AMX
+                                      * convolutions). Scoped to this decoder's calls. The text encoder
                                       * stays F32 there. F16 on the CPU: NGPT_ERR_UNSUPPORTED.
                                       * Scheduler math, the guidance combine and every tensor
                                       * across this API stay F32; the vocoder (AUDIO) computes in

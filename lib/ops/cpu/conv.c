@@ -267,7 +267,7 @@ static int use_bf16_gemm(nx_backend *be, const conv_desc *d)
 /* The AMX rule: under BF16 compute on a CPU with AMX-BF16, conv1d/conv2d without groups (the
  * columns path's set, any layout) go to oneDNN's brgconv kernels on channels-last BF16: x and W
  * reordered to BF16 per call by oneDNN (round to nearest even, as the columns path rounds), y F32.
- * Measured on 2 Sapphire Rapids cores (bench/RESULTS.md, session 29): 3.0-4.3 TFLOP/s on SD's VAE
+ * Measured on 2 cores of an AMX Xeon (bench/RESULTS.md, session 29): 3.0-4.3 TFLOP/s on SD's VAE
  * and UNet shapes against 0.5-1.0 for the BF16 columns + matmul; with NCHW tensors the two
  * transposing reorders around each call cost as much as the convolution, hence channels last
  * inside the decoders on such CPUs (decoder.c). */
