@@ -10,7 +10,8 @@
  * <weights>.jpg (the JPEG), <weights>.px.f32 (its preprocessed pixels, [3,224,224]) and
  * <weights>.emb.<f32|bf16>.f32 (our embeddings).
  *
- *   NGPT_BENCH_THREADS=2 ./bench/bench_imagebind [reps]       (or bench/run_imagebind.sh)
+ *   NGPT_BENCH_THREADS=2 ./bench/bench_imagebind [reps]       (or bench/run_imagebind.sh;
+ *   NGPT_BENCH_PROFILE=1 adds an op profile of one more encode per compute type)
  *   NGPT_BENCH_DEVICE=cuda [NGPT_BENCH_GEMM_LT=1] ./bench/bench_imagebind [reps]   (see bench_cuda) */
 #include "bench_util.h"
 
@@ -327,6 +328,13 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%s.emb.%s.f32", wp, bf ? "bf16" : "f32");
         save(path, e.data, OUT * sizeof(float));
         ngpt_tensor_free(&e);
+        if (getenv("NGPT_BENCH_PROFILE")) { /* where the time goes: one more encode, ops timed */
+            nx_ops_profile_enable(true);
+            if (ngpt_encoder_encode_pixels(enc, &e, &p4) != NGPT_OK) return 1;
+            ngpt_tensor_free(&e);
+            nx_ops_profile_report(stdout, bf ? "CPU bf16" : "CPU f32");
+            nx_ops_profile_enable(false);
+        }
         ngpt_encoder_free(enc);
         double peak = gemm_peak(ctx->be, bf, 3);
         printf("| %s | %.1f | %.2f | %.1f | %.1f | %.2f | %.2f |\n", bf ? "bf16" : "f32", tl, best, gf / best, peak,

@@ -78,7 +78,11 @@ static void test_linear_tiles_bf16(void)
         check_linear(17, 129, 511, dts[d], 1, 1);
         check_linear(7, 300, 8192, dts[d], 0, 1);
         check_linear(2, 33, 100, dts[d], 1, 1); /* GEMV: unaffected */
+        /* on AMX, 256 < M < 768 runs as two calls (rows [0, 256k), then the tail: gemm.c,
+         * amx_tail_split) */
+        check_linear(300, 33, 100, dts[d], 1, 1);
     }
+    check_linear(263, 300, 16384, NGPT_DTYPE_F16, 1, 1); /* ... and two W tiles (N 300 > NB 256) */
 }
 
 /* ---- matmul ---- */

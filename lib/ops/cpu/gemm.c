@@ -218,6 +218,19 @@ static ngpt_status mm_run(nx_backend *be, int tag, const mm_desc *d, const void 
 
 /* ---- linear ---- */
 
+/* oneDNN 2.6's AMX matmul deals rows to the threads in blocks of ~256: with 2 threads M = 257
+ * ran as 256 rows on one and 1 on the other, and a row tail is slow even on one thread. Measured
+ * (bench/RESULTS.md, session 29; BF16 x BF16 -> F32, 2 threads): 257 x 3840 x 1280 3.84 ms in one
+ * call, 2.27 as 256 + 1 rows; 257 x 1280 x 5120 5.96 -> 3.20; 300 x 4096 x 4096 16.4 -> 11.7;
+ * 320 x 3840 x 1280 4.07 -> 3.01; 600 x 3840 x 1280 5.45 -> 5.22; but 1000 rows as 256-row calls
+ * lost (9.3 -> 13.4 ms). So between 256 and 768 rows the tail past a multiple of 256 becomes its
+ * own call (ImageBind's 257 tokens, prompts of that length): the split row, or M for one call. */
+static int64_t amx_tail_split(bool bf16, int64_t M)
+{
+    if (!bf16 || !nx_cpu_has_amx_bf16() || M <= 256 || M >= 768 || M % 256 == 0) return M;
+    return M - M % 256;
+}
+
 ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b)
 {
     const int64_t N = w->ne[0], K = w->ne[1];
@@ -277,7 +290,8 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
             goto out;
         }
     }
-    for (int64_t n0 = 0; n0 < N; n0 += NB) {
+    const int64_t M0 = amx_tail_split(bf16, M);
+    for (int64_t n0 = 0; n0 < N && s == NGPT_OK; n0 += NB) {
         const int64_t nb = N - n0 < NB ? N - n0 : NB;
         const void *wsrc = (const char *)w->data + n0 * K * (int64_t)nx_dtype_size(w->dtype);
         if (wt && bf16) {
@@ -287,16 +301,19 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
             nx_cpu_convert(be, wt, cdt, wsrc, w->dtype, nb * K);
             wsrc = wt;
         }
-        mm_desc d = {
-            .ndims = 2,
-            .src_dims = {M, K}, .src_strides = {K, 1},
-            .wei_dims = {K, nb}, .wei_strides = {1, K},   /* W[n, k] seen as [K, nb] */
-            .dst_dims = {M, nb}, .dst_strides = {N, 1},   /* columns n0.. of y */
-            .src_dt = dnnl_dt(cdt), .wei_dt = dnnl_dt(cdt),
-            .has_bias = bias != NULL, .alpha = 1.0f, .beta = 0.0f,
-        };
-        s = mm_run(be, KEY_LINEAR, &d, xsrc, wsrc, bias ? bias + n0 : NULL, (float *)y->data + n0, "linear");
-        if (s != NGPT_OK) break;
+        for (int64_t m0 = 0; m0 < M && s == NGPT_OK; m0 = m0 < M0 ? M0 : M) { /* rows [0, M0), [M0, M) */
+            const int64_t mb = (m0 < M0 ? M0 : M) - m0;
+            mm_desc d = {
+                .ndims = 2,
+                .src_dims = {mb, K}, .src_strides = {K, 1},
+                .wei_dims = {K, nb}, .wei_strides = {1, K},   /* W[n, k] seen as [K, nb] */
+                .dst_dims = {mb, nb}, .dst_strides = {N, 1},  /* columns n0.. of y */
+                .src_dt = dnnl_dt(cdt), .wei_dt = dnnl_dt(cdt),
+                .has_bias = bias != NULL, .alpha = 1.0f, .beta = 0.0f,
+            };
+            const char *xm = (const char *)xsrc + m0 * K * (int64_t)nx_dtype_size(cdt);
+            s = mm_run(be, KEY_LINEAR, &d, xm, wsrc, bias ? bias + n0 : NULL, (float *)y->data + m0 * N + n0, "linear");
+        }
     }
 out:
     nx_free_aligned(xs);
