@@ -122,6 +122,33 @@ AVX512 static void affine_avx512(float *y, const float *x, float a, float c, int
     }
 }
 
+/* nx_vcolstats on AVX-512: 16 columns at a time over blocks of COLSTAT_ROWS rows, in F32
+ * registers, each block's sums then added to the double accumulators */
+#define COLSTAT_ROWS 64
+AVX512 static void colstats_avx512(const float *x, int64_t rows, int64_t C, const float *shift, double *s, double *q)
+{
+    for (int64_t r0 = 0; r0 < rows; r0 += COLSTAT_ROWS) {
+        const int64_t r1 = rows - r0 < COLSTAT_ROWS ? rows : r0 + COLSTAT_ROWS;
+        for (int64_t c = 0; c < C; c += 16) {
+            const __mmask16 m = C - c >= 16 ? (__mmask16)0xffff : tail_mask(C - c);
+            const __m512 sh = _mm512_maskz_loadu_ps(m, shift + c);
+            __m512 as = _mm512_setzero_ps(), aq = _mm512_setzero_ps();
+            for (int64_t r = r0; r < r1; r++) {
+                const __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + r * C + c), sh);
+                as = _mm512_add_ps(as, d);
+                aq = _mm512_fmadd_ps(d, d, aq);
+            }
+            const __mmask8 lo = (__mmask8)m, hi = (__mmask8)(m >> 8);
+            _mm512_mask_storeu_pd(s + c, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, s + c), _mm512_cvtps_pd(_mm512_castps512_ps256(as))));
+            _mm512_mask_storeu_pd(q + c, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, q + c), _mm512_cvtps_pd(_mm512_castps512_ps256(aq))));
+            _mm512_mask_storeu_pd(s + c + 8, hi,
+                                  _mm512_add_pd(_mm512_maskz_loadu_pd(hi, s + c + 8), _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(as), 1)))));
+            _mm512_mask_storeu_pd(q + c + 8, hi,
+                                  _mm512_add_pd(_mm512_maskz_loadu_pd(hi, q + c + 8), _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(aq), 1)))));
+        }
+    }
+}
+
 /* x >= 0 ? x : x * slope (slope 0: ReLU); NaN stays NaN (x * slope) */
 AVX512 static void leaky_avx512(float *y, const float *x, float slope, int64_t n)
 {
@@ -311,6 +338,20 @@ void nx_vaffine(float *y, const float *x, float a, float c, int64_t n)
         return;
     }
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + c;
+}
+
+void nx_vcolstats(const float *x, int64_t rows, int64_t C, const float *shift, double *s, double *q)
+{
+    if (nx_cpu_has_avx512()) {
+        colstats_avx512(x, rows, C, shift, s, q);
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < C; c++) {
+            const double d = (double)(x[r * C + c] - shift[c]);
+            s[c] += d;
+            q[c] += d * d;
+        }
 }
 
 void nx_vleaky_relu(float *y, const float *x, float slope, int64_t n)

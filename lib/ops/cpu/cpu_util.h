@@ -34,6 +34,9 @@ void nx_vscale_wb(float *y, const float *x, float s, const float *w, const float
 void nx_vnorm_wb(float *y, const float *x, float mean, float s, const float *w, const float *b, int64_t n);
 /* y = x * a + c; y may alias x. */
 void nx_vaffine(float *y, const float *x, float a, float c, int64_t n);
+/* Column sums of x [rows, C] shifted by shift[c]: s[c] += sum (x - shift), q[c] += sum (x -
+ * shift)^2, in double (AVX-512: F32 over blocks of 64 rows, then double). */
+void nx_vcolstats(const float *x, int64_t rows, int64_t C, const float *shift, double *s, double *q);
 
 /* y = x >= 0 ? x : x * slope (slope 0: ReLU, but -0 and NaN kept as x * 0); y may alias x. The
  * branchy scalar loop stayed scalar and mispredicted on every sign change. */

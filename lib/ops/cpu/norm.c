@@ -142,19 +142,20 @@ static void gn_groups(int64_t g0, int64_t g1, void *vp)
     }
 }
 
-/* Channels last: x [N, S, C], a group's channels a slice of every row. Three passes, each
- * parallel over stripes of rows (a task per (n, stripe)): per-channel sums, then squared
- * deviations from the group mean, accumulated in double per channel and folded into the groups
- * serially; then y = x * a[c] + sh[c] row by row. */
+/* Channels last: x [N, S, C], a group's channels a slice of every row. Two passes, each parallel
+ * over stripes of rows (a task per (n, stripe)): per-channel sums of x - shift and of its square
+ * (nx_vcolstats: double), folded into the groups serially, where the shift is the group's first
+ * value (so the variance is not a difference of two large sums); then y = x * a[c] + sh[c] row by
+ * row (nx_vnorm_wb). */
 #define GN_STRIPES 64
 
 typedef struct {
     const float *x;
     float *y;
     int64_t S, C, stripes, rows;  /* rows per stripe */
-    double *acc;                  /* [N * stripes, C] per-channel sums of the pass */
-    const float *mean;            /* [N, C]: the group mean of each channel (pass 1) */
-    const float *a, *sh;          /* [N, C]: scale and shift (pass 2) */
+    double *s, *q;                /* [N * stripes, C] per-channel sums of x - shift, (x - shift)^2 */
+    const float *shift;           /* [N, C]: the first value of each channel's group */
+    const float *a, *sh;          /* [N, C]: scale and shift of the apply pass */
     int pass;
     bool silu;
 } gncl_job;
@@ -166,39 +167,18 @@ static void gncl_run(int64_t t0, int64_t t1, void *vp)
     for (int64_t t = t0; t < t1; t++) {
         const int64_t n = t / j->stripes, r0 = (t % j->stripes) * j->rows;
         const int64_t r1 = r0 + j->rows < j->S ? r0 + j->rows : j->S;
-        double *acc = j->acc + t * C;
+        if (r1 <= r0) continue;
+        if (j->pass == 0) {
+            nx_vcolstats(j->x + (n * j->S + r0) * C, r1 - r0, C, j->shift + n * C, j->s + t * C, j->q + t * C);
+            continue;
+        }
+        const float *a = j->a + n * C, *sh = j->sh + n * C;
         for (int64_t r = r0; r < r1; r++) {
-            const float *x = j->x + (n * j->S + r) * C;
-            if (j->pass == 0) {
-                for (int64_t c = 0; c < C; c++) acc[c] += x[c];
-            } else if (j->pass == 1) {
-                const float *m = j->mean + n * C;
-                for (int64_t c = 0; c < C; c++) {
-                    const double d = (double)(x[c] - m[c]);
-                    acc[c] += d * d;
-                }
-            } else {
-                float *y = j->y + (n * j->S + r) * C;
-                const float *a = j->a + n * C, *sh = j->sh + n * C;
-                for (int64_t c = 0; c < C; c++) y[c] = x[c] * a[c] + sh[c];
-                if (j->silu) nx_vsilu(y, y, C);
-            }
+            float *y = j->y + (n * j->S + r) * C;
+            nx_vnorm_wb(y, j->x + (n * j->S + r) * C, 0.0f, 1.0f, a, sh, C);
+            if (j->silu) nx_vsilu(y, y, C);
         }
     }
-}
-
-/* Fold the stripes' per-channel sums into one value per (n, group), written to every channel
- * of the group in out [N, C] divided by the group's element count. */
-static void gncl_fold(const gncl_job *j, int64_t N, int64_t groups, double *g_out)
-{
-    const int64_t C = j->C, cg = C / groups;
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t g = 0; g < groups; g++) {
-            double s = 0;
-            for (int64_t t = 0; t < j->stripes; t++)
-                for (int64_t c = g * cg; c < (g + 1) * cg; c++) s += j->acc[(n * j->stripes + t) * C + c];
-            g_out[n * groups + g] = s / (double)(cg * j->S);
-        }
 }
 
 static ngpt_status group_norm_cl(nx_backend *be, nx_tensor *y, const nx_tensor *x, const float *wf, const float *bf,
@@ -209,33 +189,41 @@ static ngpt_status group_norm_cl(nx_backend *be, nx_tensor *y, const nx_tensor *
     for (int i = 1; i < x->rank - 1; i++) S *= x->ne[i];
     if (N == 0 || C == 0 || S == 0) return NGPT_OK;
     const int64_t stripes = S < GN_STRIPES ? S : GN_STRIPES;
-    gncl_job j = {x->data, y->data, S, C, stripes, (S + stripes - 1) / stripes, NULL, NULL, NULL, NULL, 0, silu};
-    j.acc = nx_calloc((size_t)(N * stripes * C), sizeof *j.acc);
-    double *stat = nx_malloc((size_t)(N * groups) * sizeof *stat);
-    float *mean = nx_malloc((size_t)(N * C) * sizeof *mean), *a = nx_malloc((size_t)(N * C) * sizeof *a),
+    gncl_job j = {x->data, y->data, S, C, stripes, (S + stripes - 1) / stripes, NULL, NULL, NULL, NULL, NULL, 0, silu};
+    j.s = nx_calloc((size_t)(2 * N * stripes * C), sizeof *j.s);
+    float *shift = nx_malloc((size_t)(N * C) * sizeof *shift), *a = nx_malloc((size_t)(N * C) * sizeof *a),
           *sh = nx_malloc((size_t)(N * C) * sizeof *sh);
-    if (!j.acc || !stat || !mean || !a || !sh) {
-        nx_free(j.acc), nx_free(stat), nx_free(mean), nx_free(a), nx_free(sh);
+    if (!j.s || !shift || !a || !sh) {
+        nx_free(j.s), nx_free(shift), nx_free(a), nx_free(sh);
         return oom("group_norm");
     }
+    j.q = j.s + N * stripes * C;
     const int64_t cg = C / groups, cost = j.rows * C * 2;
-    nx_cpu_parallel_for(be, N * stripes, cost, gncl_run, &j);
-    gncl_fold(&j, N, groups, stat);
+    const float *xs = x->data;
     for (int64_t n = 0; n < N; n++)
-        for (int64_t c = 0; c < C; c++) mean[n * C + c] = (float)stat[n * groups + c / cg];
-    memset(j.acc, 0, (size_t)(N * stripes * C) * sizeof *j.acc);
-    j.mean = mean, j.pass = 1;
+        for (int64_t c = 0; c < C; c++) shift[n * C + c] = xs[n * S * C + c / cg * cg];
+    j.shift = shift;
     nx_cpu_parallel_for(be, N * stripes, cost, gncl_run, &j);
-    gncl_fold(&j, N, groups, stat);
+    const double len = (double)(cg * S);
     for (int64_t n = 0; n < N; n++)
-        for (int64_t c = 0; c < C; c++) {
-            const float rstd = (float)(1.0 / sqrt(stat[n * groups + c / cg] + eps));
-            a[n * C + c] = rstd * (wf ? wf[c] : 1.0f);
-            sh[n * C + c] = (bf ? bf[c] : 0.0f) - mean[n * C + c] * a[n * C + c];
+        for (int64_t g = 0; g < groups; g++) {
+            double sum = 0, sq = 0;
+            for (int64_t t = 0; t < stripes; t++)
+                for (int64_t c = g * cg; c < (g + 1) * cg; c++) {
+                    sum += j.s[(n * stripes + t) * C + c];
+                    sq += j.q[(n * stripes + t) * C + c];
+                }
+            const double dm = sum / len, var = sq / len - dm * dm;
+            const double mean = dm + (double)shift[n * C + g * cg];
+            const float rstd = (float)(1.0 / sqrt((var > 0 ? var : 0) + eps));
+            for (int64_t c = g * cg; c < (g + 1) * cg; c++) {
+                a[n * C + c] = rstd * (wf ? wf[c] : 1.0f);
+                sh[n * C + c] = (bf ? bf[c] : 0.0f) - (float)mean * a[n * C + c];
+            }
         }
-    j.a = a, j.sh = sh, j.pass = 2;
+    j.a = a, j.sh = sh, j.pass = 1;
     nx_cpu_parallel_for(be, N * stripes, cost, gncl_run, &j);
-    nx_free(j.acc), nx_free(stat), nx_free(mean), nx_free(a), nx_free(sh);
+    nx_free(j.s), nx_free(shift), nx_free(a), nx_free(sh);
     return NGPT_OK;
 }
 
