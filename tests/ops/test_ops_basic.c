@@ -203,7 +203,7 @@ static void test_group_norm_channels_last(void)
 {
     const struct { int64_t n, c, h, w; int groups; } cases[] = {
         {1, 4, 1, 1, 2}, {2, 6, 3, 5, 3}, {1, 32, 8, 8, 32}, {2, 64, 9, 7, 32}, {1, 3, 1, 1, 1}, {2, 320, 16, 16, 32},
-        {1, 8, 130, 3, 4}};
+        {1, 8, 130, 3, 4}, {1, 20, 80, 80, 5} /* 100 rows a stripe: nx_vcolstats' 64-row blocks, a 4-column tail */};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int silu = 0; silu < 2; silu++) {
             const int64_t n = cases[ci].n, c = cases[ci].c, h = cases[ci].h, w_ = cases[ci].w;
@@ -1375,6 +1375,7 @@ int main(void)
         RUN(test_rms_norm);
         RUN(test_layer_norm);
         RUN(test_group_norm);
+        RUN(test_group_norm_channels_last);
         RUN(test_softmax);
         RUN(test_unary);
         RUN(test_binary);
