@@ -379,41 +379,18 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
     void *wc = NULL, *bc = NULL;
     const void *wd = w->data, *bd = b ? b->data : NULL;
     ngpt_status s;
-    if (use_amx_conv(be, d)) {
-        conv_desc da = *d;
+    conv_desc da; /* the AMX path: d with the BF16 layouts */
+    const bool amx = use_amx_conv(be, d);
+    if (amx) {
+        da = *d;
         da.amx = 1;
-        da.wei_bf16 = w->dtype == NGPT_DTYPE_BF16;
-        if (!da.wei_bf16 && w->dtype != NGPT_DTYPE_F32) {
-            wc = nx_malloc_aligned(nx_numel(w) * sizeof(float));
-            if (!wc) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate F32 weights", what);
-            nx_cpu_convert(be, wc, NGPT_DTYPE_F32, w->data, w->dtype, nx_numel(w));
-            wd = wc;
-        }
-        if (b && b->dtype != NGPT_DTYPE_F32) {
-            bc = nx_malloc_aligned(nx_numel(b) * sizeof(float));
-            if (!bc) {
-                nx_free_aligned(wc);
-                return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory (bias)", what);
-            }
-            nx_cpu_convert(be, bc, NGPT_DTYPE_F32, b->data, b->dtype, nx_numel(b));
-            bd = bc;
-        }
-        void *h[4];
-        int k = 0;
-        h[k++] = x->data;
-        h[k++] = (void *)wd;
-        if (b) h[k++] = (void *)bd;
-        h[k++] = y->data;
-        nx_dnnl_key key = conv_key(&da);
-        s = nx_dnnl_run_blocked(be, &key, conv_build_blocked, &da, h, what);
-        goto done;
-    }
-    if (use_bf16_gemm(be, d)) { /* before the F32 weights below: BF16 W is used in place */
+        da.wei_bf16 = w->dtype == NGPT_DTYPE_BF16; /* used as stored, like F32 */
+    } else if (use_bf16_gemm(be, d)) { /* before the F32 weights below: BF16 W is used in place */
         const nx_conv_bf16_shape sh = bf16_shape(d);
         s = nx_cpu_conv_bf16(be, y->data, x->data, w, b, &sh);
         goto done;
     }
-    if (w->dtype != NGPT_DTYPE_F32) {
+    if (w->dtype != NGPT_DTYPE_F32 && !(amx && w->dtype == NGPT_DTYPE_BF16)) {
         wc = nx_malloc_aligned(nx_numel(w) * sizeof(float));
         if (!wc) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: cannot allocate F32 weights", what);
         nx_cpu_convert(be, wc, NGPT_DTYPE_F32, w->data, w->dtype, nx_numel(w));
@@ -427,6 +404,10 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         }
         nx_cpu_convert(be, bc, NGPT_DTYPE_F32, b->data, b->dtype, nx_numel(b));
         bd = bc;
+    }
+    if (amx) { /* oneDNN's AMX convolution: none of the F32 paths below */
+        d = &da;
+        goto onednn;
     }
     if (d->is_1x1 && d->cl) { /* y [NHW, O] = x [NHW, C] . w [O, C]^T + b: a linear layer */
         const int64_t P = nx_numel(x) / d->src[1];
@@ -473,19 +454,20 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
                                  d->wei[2], d->dil[0], d->pl[0], fused && has_epi ? &epi : NULL);
         goto done;
     }
+onednn:;
     void *h[4];
     int k = 0;
     h[k++] = x->data;
     h[k++] = (void *)wd;
     if (b) h[k++] = (void *)bd;
     h[k++] = y->data;
-    if (use_winograd(be, d)) {
+    if (!d->amx && use_winograd(be, d)) {
         s = winograd_run(be, d, h, b != NULL, what);
         if (s != NGPT_ERR_INTERNAL) goto done;
         ngpt_clear_error();  /* oneDNN has no Winograd kernel for this shape or CPU: direct below */
     }
     nx_dnnl_key key = conv_key(d);
-    s = d->cl ? nx_dnnl_run_blocked(be, &key, conv_build_blocked, (void *)d, h, what)
+    s = d->cl || d->amx ? nx_dnnl_run_blocked(be, &key, conv_build_blocked, (void *)d, h, what)
               : nx_dnnl_run(be, &key, conv_build, (void *)d, h, what);
 done:
     nx_free_aligned(wc);
