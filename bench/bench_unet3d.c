@@ -5,6 +5,8 @@
  * weights and inputs):
  *   - one UNet3D CFG step: batch 2, 8 frames, 32x32 latents (256x256 pixels), encoder_hidden_states
  *     [2, 77, 1024], timestep 981; the best of `reps` forwards (no warm-up: a step is ~a minute);
+ *     on CPUs with AVX512-BF16 also in BF16 compute, loaded as a BF16 decoder would be (row
+ *     "ours bf16": matrices and filters BF16, channels last where the CPU has AMX);
  *   - the VAE decode frame by frame as TextToVideoSDPipeline.decode_latents does it (latents /
  *     0.18215, each [1, 4, 32, 32] frame -> [1, 3, 256, 256]): one warm-up frame, then the mean
  *     per frame over NGPT_BENCH_ZS_VAE_FRAMES (default 4) frames, best of `reps`.
@@ -29,6 +31,7 @@
 
 #include "core/alloc.h"
 #include "core/weights.h"
+#include "api/decoder.h"
 #include "models/unet.h"
 #include "models/vae.h"
 
@@ -318,8 +321,38 @@ int main(int argc, char **argv)
     if (!write_f32(dir, "eps.ours.f32", y.data, (size_t)nx_numel(&y))) return fail("write eps");
     printf("| ours f32 | unet cfg step | %.2f | %.3f | - | %.0f | %.2f |\n", tl, best, peak_rss_mib(), bench_load1());
     fflush(stdout);
-    nx_tensor_free(&x), nx_tensor_free(&e), nx_tensor_free(&y);
     nx_unet_free(u);
+    u = NULL;
+    /* BF16, as a decoder created with compute_dtype BF16 on this CPU (matrices and filters BF16,
+     * channels last with AMX), where the CPU multiplies BF16 natively */
+    if (nx_cpu_has_avx512_bf16()) {
+        const bool cl16 = nx_decoder_channels_last(bench_channels_last() ? NGPT_DECODER_FLAG_CHANNELS_LAST : 0, true);
+        nx_tensor y16 = {0};
+        t0 = bench_now();
+        if (nx_unet_load(&u, be, p, NGPT_DTYPE_BF16, cl16) != NGPT_OK) return fail("unet load (bf16)");
+        const double tl16 = bench_now() - t0;
+        if (nx_tensor_alloc(&y16, be, NGPT_DTYPE_F32, 5, xs) != NGPT_OK) return fail("alloc");
+        double best16 = 1e30;
+        nx_cpu_set_bf16_compute(be, true);
+        for (int r = 0; r < reps; r++) {
+            t0 = bench_now();
+            if (nx_unet_forward(u, &y16, &x, ts, &e, NULL) != NGPT_OK) return fail("unet forward (bf16)");
+            double t = bench_now() - t0;
+            if (t < best16) best16 = t;
+        }
+        nx_cpu_set_bf16_compute(be, false);
+        double md = 0, mx = 0;
+        for (int64_t i = 0; i < nx_numel(&y); i++) {
+            md = fmax(md, fabs((double)((float *)y16.data)[i] - ((float *)y.data)[i]));
+            mx = fmax(mx, fabs((double)((float *)y.data)[i]));
+        }
+        printf("| ours bf16 | unet cfg step | %.2f | %.3f | %.2e (vs ours f32)%s | %.0f | %.2f |\n", tl16, best16,
+               mx > 0 ? md / mx : md, cl16 ? ", channels last" : "", peak_rss_mib(), bench_load1());
+        fflush(stdout);
+        nx_tensor_free(&y16);
+        nx_unet_free(u);
+    }
+    nx_tensor_free(&x), nx_tensor_free(&e), nx_tensor_free(&y);
 
     /* ---- VAE decode, frame by frame ---- */
     snprintf(p, sizeof p, "%s/vae", dir);

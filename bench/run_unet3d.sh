@@ -30,8 +30,10 @@ echo
 echo "## ratio (PyTorch s / libnextgpt s; > 1: libnextgpt faster), per PyTorch configuration"
 awk -F'|' '
   /^\| ours f32 / { w = $3; gsub(/^ +| +$/, "", w); ours[w] = $5 + 0 }
+  /^\| ours bf16 / { w = $3; gsub(/^ +| +$/, "", w); ours16[w] = $5 + 0 }
   /^\| torch / { c = $2; gsub(/^ +| +$/, "", c); w = $3; gsub(/^ +| +$/, "", w);
                  printf "%-22s %-14s %.2fx   (outputs: max |torch - ours| / max |torch| = %s)\n", w, c, $5 / ours[w], $6;
+                 if (c ~ /bf16/ && (w in ours16)) printf "%-22s %-14s %.2fx against ours bf16\n", w, c, $5 / ours16[w];
                  if (!(w in best) || $5 + 0 < best[w]) { best[w] = $5 + 0; bc[w] = c } }
   END { for (w in best) printf "best PyTorch configuration for %s: %s -> %.2fx\n", w, bc[w], best[w] / ours[w] }' "$OUT"
 rm -f "$OUT"

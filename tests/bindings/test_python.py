@@ -1572,6 +1572,15 @@ class StagesTest(unittest.TestCase):
                     r3 = p.turn("draw it", media=media, force=[M.IMAGE], steps=2, max_new_tokens=6)
                     self.assertEqual((r3.text, r3.outputs[0].data), (r.text, out.data))
             self.assertEqual(out.image().to_pil().size, (64, 64))
+        with nextgpt.Image(self.cat) as im:  # numpy RGB8 pixels, alone or with their modality: the same
+            px = im.pixels()
+        for media in ([px], [(M.IMAGE, px)]):
+            p.reset()
+            r4 = p.turn("draw it", media=media, force=[M.IMAGE], steps=2, max_new_tokens=6)
+            self.assertEqual((r4.text, r4.outputs[0].data), (r.text, out.data))
+        p.reset()
+        with self.assertRaises(TypeError):  # float pixels: from_rgb8 names Image.from_tensor
+            p.turn("x", media=[px.astype(np.float32)], max_new_tokens=1)
         p.reset()
         with open(self.cat, "rb") as f:
             r2 = p.turn("again", media=[nextgpt.Image.from_bytes(f.read())], steps=1, max_new_tokens=2,

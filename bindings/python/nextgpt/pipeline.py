@@ -13,6 +13,12 @@ from .encoder import Encoder
 from .error import Error, _Raised, _call, _last_error
 from .media import Audio, Image, _is_pil
 from .projector import Projector
+from .tensor import _np
+
+
+def _is_pixels(x):
+    """Whether x is a numpy array, taken as RGB8 pixels (Image.from_rgb8 says what it wants)."""
+    return _np is not None and isinstance(x, _np.ndarray)
 
 
 class PipelineOutput:
@@ -167,8 +173,9 @@ class Pipeline(_Handle):
 
     def turn(self, text, media=(), force=None, steps=0, seed=0, max_new_tokens=None, temperature=None,
              top_p=None, guidance_scale=0.0, height=0, width=0, on_token=None, on_event=None):
-        """One user turn. media: items that are an Image, a PIL image, an Audio, or (Modality,
-        source) with source a path, encoded bytes, Image, PIL image or Audio. force: Modality values to answer with even
+        """One user turn. media: items that are an Image, a PIL image, a numpy uint8 [h, w, 3] array
+        (RGB pixels), an Audio, or (Modality, source) with source a path, encoded bytes, Image, PIL
+        image, numpy pixels or Audio. force: Modality values to answer with even
         when the model emits no signal tokens for them. on_token(str): the streamed answer;
         on_event(kind: PipelineEventKind, modality, step, total, text): every stage. Either
         returning False cancels (the result then says .cancelled). -> PipelineResult."""
@@ -193,14 +200,14 @@ class Pipeline(_Handle):
         arr = (capi.ngpt_pipeline_media * max(len(media), 1))()
         keep = []
         for i, item in enumerate(media):
-            if isinstance(item, Image) or _is_pil(item):
+            if isinstance(item, Image) or _is_pil(item) or _is_pixels(item):
                 item = (capi.NGPT_MODALITY_IMAGE, item)
             elif isinstance(item, Audio):
                 item = (capi.NGPT_MODALITY_AUDIO, item)
             m, src = item
             arr[i].modality = _i32(m, "modality")
-            if _is_pil(src):
-                src = Image.from_pil(src)
+            if _is_pil(src) or _is_pixels(src):
+                src = Image.from_pil(src) if _is_pil(src) else Image.from_rgb8(src)
                 keep.append(src)  # freed by the collector once the turn has returned
             if isinstance(src, Image):
                 arr[i].image = src._h()

@@ -17,9 +17,9 @@
  *    whose spinning OpenMP waiters suffer from other tenants (bench/RESULTS.md, "F16 prefill").
  *  - BF16 compute (nx_cpu_set_bf16_compute, opt-in): x is rounded to BF16 and BF16 W is used in
  *    place by oneDNN's bf16 kernels with F32 accumulation and output; F32/F16 W are rounded tile by
- *    tile as above. This guest exposes AVX512-BF16 but not AMX, and there oneDNN's bf16 matmul runs
- *    at ~0.5x of its f32 (170 vs 326 GFLOP/s at 2048^3), so it is not the default; on a host with
- *    AMX (DESIGN §7: 1,064 GFLOP/s) it is the fast path. It loses precision (x and F16 W lose 3+
+ *    tile as above. On AVX512-BF16 without AMX oneDNN's bf16 matmul ran at ~0.5x of its f32 (170
+ *    vs 326 GFLOP/s at 2048^3), so it is not the default; with AMX it is the fast path (1,230-1,500
+ *    GFLOP/s on 2 cores, bench/RESULTS.md session 29). It loses precision (x and F16 W lose 3+
  *    mantissa bits). Without AVX-512 oneDNN has no bf16 matmul: emulated (to_bf16_compute).
  *  - M <= 4 always uses gemv.c (F32 accumulation, weights read in their own dtype), and so do
  *    F16/BF16 W up to WCVT_GEMV_MAX_ROWS where the fused GEMM would run (see there) and on AVX2,
