@@ -957,11 +957,11 @@ typedef struct ngpt_decoder_params {
                                       * AVX512-BF16 or AMX; without AVX-512 the convolutions stay
                                       * F32; with AMX the UNet and VAE run channels last inside,
                                       * as NGPT_DECODER_FLAG_CHANNELS_LAST, for oneDNN's AMX
-                                      * convolutions). Scoped to this decoder's calls. The text encoder
-                                      * stays F32 there. F16 on the CPU: NGPT_ERR_UNSUPPORTED.
-                                      * Scheduler math, the guidance combine and every tensor
-                                      * across this API stay F32; the vocoder (AUDIO) computes in
-                                      * F32 in any case. */
+                                      * convolutions). Scoped to this decoder's calls. The text
+                                      * encoder stays F32 there. F16 on the CPU:
+                                      * NGPT_ERR_UNSUPPORTED. Scheduler math, the guidance
+                                      * combine and every tensor across this API stay F32; the
+                                      * vocoder (AUDIO) computes in F32 in any case. */
 } ngpt_decoder_params;
 
 /* Fill *p with defaults. struct_size is the caller's sizeof(ngpt_decoder_params). */
