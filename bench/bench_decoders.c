@@ -23,6 +23,8 @@
  *       DIR/io/TAG.ours.f32.safetensors for unet_torch.py to compare against.
  *       NGPT_BENCH_PROFILE=1: one more forward per mode with the per-op profile printed.
  *       NGPT_BENCH_CHANNELS_LAST=1: the UNet and VAE loaded channels last.
+ *       NGPT_BENCH_AMX=0: on an AMX CPU, the bf16 rows as on one without (nx_cpu_set_amx: the
+ *       AVX512-BF16 paths, NCHW): before/after for the tile unit's paths.
  */
 #include "bench_util.h"
 #include "ops/ops.h"
@@ -459,6 +461,7 @@ static int cmd_gen(const char *dir, const char *kind, double size, int steps, co
 
 int main(int argc, char **argv)
 {
+    if (getenv("NGPT_BENCH_AMX") && !strcmp(getenv("NGPT_BENCH_AMX"), "0")) nx_cpu_set_amx(false);
     if (argc == 7 && !strcmp(argv[1], "gen") && (!strcmp(argv[3], "audioldm") || !strcmp(argv[3], "zeroscope")) &&
         atof(argv[4]) > 0 && atoi(argv[5]) > 0)
         return cmd_gen(argv[2], argv[3], atof(argv[4]), atoi(argv[5]), argv[6]);

@@ -93,7 +93,11 @@ static int bf16_features(void)
 
 int nx_cpu_has_avx512_bf16(void) { return bf16_features() & 1; }
 
-int nx_cpu_has_amx_bf16(void) { return (bf16_features() >> 1) & 1; }
+static int g_amx_off;
+
+int nx_cpu_has_amx_bf16(void) { return !__atomic_load_n(&g_amx_off, __ATOMIC_RELAXED) && ((bf16_features() >> 1) & 1); }
+
+bool nx_cpu_set_amx(bool on) { return !__atomic_exchange_n(&g_amx_off, on ? 0 : 1, __ATOMIC_RELAXED); }
 
 nx_isa nx_isa_limit(nx_isa cap)
 {

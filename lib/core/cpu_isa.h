@@ -7,6 +7,8 @@
 #ifndef NX_CPU_ISA_H
 #define NX_CPU_ISA_H
 
+#include <stdbool.h>
+
 typedef enum nx_isa {
     NX_ISA_PORTABLE = 0,
     NX_ISA_AVX2 = 1,    /* AVX2 + FMA + F16C */
@@ -29,9 +31,14 @@ static inline int nx_cpu_has_avx512(void) { return nx_cpu_isa() >= NX_ISA_AVX512
  * (vdpbf16ps: Cooper Lake, Sapphire Rapids, Zen 4): the CPU BF16 compute's own kernels. */
 int nx_cpu_has_avx512_bf16(void);
 
-/* AMX with BF16 tiles (Sapphire Rapids and later): oneDNN's bf16 matmul runs ~4x its AVX-512
- * F32 there, so BF16 compute takes its own paths even where an F32 Winograd would win elsewhere. */
+/* AMX with BF16 tiles (Sapphire Rapids and later), granted to the process by the OS and not
+ * turned off by nx_cpu_set_amx: BF16 compute then takes the tile unit's paths (oneDNN's AMX
+ * convolutions channels last, the attention tiles on TDPBF16PS; bench/RESULTS.md, session 29). */
 int nx_cpu_has_amx_bf16(void);
+/* Off: nx_cpu_has_amx_bf16 says no, so BF16 compute takes the AVX512-BF16 paths (benchmarks'
+ * before/after on an AMX CPU: NGPT_BENCH_AMX=0). Process-wide; set it before creating handles
+ * (a BF16 decoder's layout is chosen at create). Returns the previous setting. */
+bool nx_cpu_set_amx(bool on);
 
 /* "portable", "AVX2", "AVX-512". */
 const char *nx_isa_name(nx_isa isa);

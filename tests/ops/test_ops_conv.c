@@ -813,6 +813,15 @@ static void test_conv_bf16_channels_last(void)
     check_conv_cl(1, 6, 5, 8, 7, 3, 3, 1, 3, 3, 1, NGPT_DTYPE_BF16, 1, 0); /* taps wholly outside */
     check_conv_cl(1, 64, 48, 40, 40, 3, 3, 1, 1, 1, 1, NGPT_DTYPE_BF16, 1, 1);
     check_conv_cl(1, 8, 4, 7, 9, 3, 2, 1, 1, 1, 2, NGPT_DTYPE_BF16, 1, 1); /* grouped: F32 */
+    /* AudioLDM's shapes (mel latents 128 x 16): conv_in from 8 channels, a 1x1 shortcut, conv_out
+     * to 8, and the downsampler (stride 2) that oneDNN 2.6's AMX kernel got ~1% wrong (so strided
+     * convolutions stay off it); SD's downsampler and a dilated 3x3 */
+    check_conv_cl(2, 8, 256, 128, 16, 3, 3, 1, 1, 1, 1, NGPT_DTYPE_BF16, 1, 0);
+    check_conv_cl(2, 256, 512, 64, 8, 1, 1, 1, 0, 1, 1, NGPT_DTYPE_BF16, 1, 0);
+    check_conv_cl(2, 256, 8, 128, 16, 3, 3, 1, 1, 1, 1, NGPT_DTYPE_BF16, 1, 0);
+    check_conv_cl(2, 256, 256, 128, 16, 3, 3, 2, 1, 1, 1, NGPT_DTYPE_BF16, 1, 0);
+    check_conv_cl(2, 320, 320, 64, 64, 3, 3, 2, 1, 1, 1, NGPT_DTYPE_BF16, 1, 0);
+    check_conv_cl(2, 64, 64, 32, 16, 3, 3, 1, 2, 2, 1, NGPT_DTYPE_BF16, 1, 0);
     g_round_x = false;
     nx_cpu_set_bf16_compute(t_be, false);
 }

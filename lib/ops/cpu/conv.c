@@ -270,11 +270,17 @@ static int use_bf16_gemm(nx_backend *be, const conv_desc *d)
  * Measured on 2 cores of an AMX Xeon (bench/RESULTS.md, session 29): 3.0-4.3 TFLOP/s on SD's VAE
  * and UNet shapes against 0.5-1.0 for the BF16 columns + matmul; with NCHW tensors the two
  * transposing reorders around each call cost as much as the convolution, hence channels last
- * inside the decoders on such CPUs (decoder.c). */
+ * inside the decoders on such CPUs (decoder.c). Stride 1 only: with stride 2 (AudioLDM's
+ * downsamplers: 2 x 256 channels, 128 x 16, pad 1) oneDNN 2.6's AMX kernel computed ~1% of the
+ * outputs wrong (the first pixel of the second image among them) while smaller shapes and SD's
+ * 320 channels at 64² came out right; the few strided convolutions stay on the F32 or columns
+ * paths (test_ops_conv keeps that shape). */
 static int use_amx_conv(nx_backend *be, const conv_desc *d)
 {
     if (!nx_cpu_bf16_compute(be) || !nx_cpu_has_amx_bf16()) return 0;
     if (d->deconv || d->src_hfull || d->src[1] < 1) return 0;
+    for (int i = 0; i < d->nsp; i++)
+        if (d->stride[i] != 1) return 0; /* see above: oneDNN 2.6's strided brgconv can be wrong */
     return (d->nsp == 1 || d->nsp == 2) && d->wnd == d->nsp + 2;
 }
 
