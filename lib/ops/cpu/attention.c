@@ -644,13 +644,15 @@ static NX_AMX void attn_tile_amx(const attn_job *j, int64_t b, int64_t h, int64_
         /* whole groups of 16 rows that see all BK keys: the fast softmax */
         const bool full = nk == BK && !j->mask && (!j->causal || q0 + off - j0 + 1 >= BK);
         const int nfast = full ? nq & ~15 : 0;
-        for (int r0 = 0; r0 < nfast; r0 += 16) softmax16_amx(S + r0 * BK, Pp + r0 * (BK / 2), O + r0 * D16, D16, m + r0, l + r0);
+        for (int r0 = 0; r0 < nfast; r0 += 16)
+            softmax16_amx(S + r0 * BK, Pp + r0 * (BK / 2), O + r0 * D16, D16, m + r0, l + r0);
         for (int i = nfast; i < nq16; i++) {
             float *Si = S + i * BK;
             int64_t nvalid = i < nq ? nk : 0;
             if (j->causal && q0 + i + off - j0 + 1 < nvalid) nvalid = q0 + i + off - j0 + 1;
             float mx = -INFINITY;
-            if (nvalid > 0) mx = row_max_512(Si, (int)nvalid, j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0 : NULL);
+            const float *mr = j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0 : NULL;
+            if (nvalid > 0) mx = row_max_512(Si, (int)nvalid, mr);
             float mnew = mx > m[i] ? mx : m[i];
             if (mnew == -INFINITY) { /* every key so far hidden: no contribution */
                 for (int jj = 0; jj < BK; jj++) Si[jj] = 0.0f;

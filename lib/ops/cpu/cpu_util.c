@@ -125,7 +125,15 @@ AVX512 static void affine_avx512(float *y, const float *x, float a, float c, int
 /* nx_vcolstats on AVX-512: 16 columns at a time over blocks of COLSTAT_ROWS rows, in F32
  * registers, each block's sums then added to the double accumulators */
 #define COLSTAT_ROWS 64
-AVX512 static void colstats_avx512(const float *x, int64_t rows, int64_t C, const float *shift, double *s, double *q)
+
+/* p[i] += v[i] widened to double, for the lanes i of m */
+AVX512 static inline void add8_pd(double *p, __mmask8 m, __m256 v)
+{
+    _mm512_mask_storeu_pd(p, m, _mm512_add_pd(_mm512_maskz_loadu_pd(m, p), _mm512_cvtps_pd(v)));
+}
+
+AVX512 static void colstats_avx512(const float *x, int64_t rows, int64_t C, const float *shift, double *s,
+                                   double *q)
 {
     for (int64_t r0 = 0; r0 < rows; r0 += COLSTAT_ROWS) {
         const int64_t r1 = rows - r0 < COLSTAT_ROWS ? rows : r0 + COLSTAT_ROWS;
@@ -139,12 +147,10 @@ AVX512 static void colstats_avx512(const float *x, int64_t rows, int64_t C, cons
                 aq = _mm512_fmadd_ps(d, d, aq);
             }
             const __mmask8 lo = (__mmask8)m, hi = (__mmask8)(m >> 8);
-            _mm512_mask_storeu_pd(s + c, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, s + c), _mm512_cvtps_pd(_mm512_castps512_ps256(as))));
-            _mm512_mask_storeu_pd(q + c, lo, _mm512_add_pd(_mm512_maskz_loadu_pd(lo, q + c), _mm512_cvtps_pd(_mm512_castps512_ps256(aq))));
-            _mm512_mask_storeu_pd(s + c + 8, hi,
-                                  _mm512_add_pd(_mm512_maskz_loadu_pd(hi, s + c + 8), _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(as), 1)))));
-            _mm512_mask_storeu_pd(q + c + 8, hi,
-                                  _mm512_add_pd(_mm512_maskz_loadu_pd(hi, q + c + 8), _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(aq), 1)))));
+            add8_pd(s + c, lo, _mm512_castps512_ps256(as));
+            add8_pd(q + c, lo, _mm512_castps512_ps256(aq));
+            add8_pd(s + c + 8, hi, _mm512_extractf32x8_ps(as, 1));
+            add8_pd(q + c + 8, hi, _mm512_extractf32x8_ps(aq, 1));
         }
     }
 }
