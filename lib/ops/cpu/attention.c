@@ -323,6 +323,32 @@ NX_INLINE float exp_row(float *s, float mnew, const int V)
     return sum;
 }
 
+/* One query row's online-softmax step over a key tile (row i of the tile at q0, keys from j0, nk
+ * of them in the tile): the row's mask added and its hidden keys (mask, causal cut, past nk) set
+ * to -inf, Si [BK] becomes exp(s - m_new) in place and m, l follow; returns the factor the row's
+ * accumulator is rescaled by. A row with every key so far hidden contributes nothing: Si zeroed,
+ * factor 1. Rows i >= nq (padding) see no key. V as row_max. */
+NX_INLINE float softmax_row_step(const attn_job *j, float *Si, int64_t b, int64_t q0, int i, int nq, int64_t j0,
+                                 int nk, float *m, float *l, const int V)
+{
+    const int64_t off = j->Skv - j->Sq;
+    int64_t nvalid = i < nq ? nk : 0;
+    if (j->causal && q0 + i + off - j0 + 1 < nvalid) nvalid = q0 + i + off - j0 + 1;
+    float mx = -INFINITY;
+    if (nvalid > 0)
+        mx = row_max(Si, (int)nvalid, j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * j->Skv + j0 : NULL, V);
+    const float mnew = mx > *m ? mx : *m;
+    if (mnew == -INFINITY) {
+        for (int jj = 0; jj < BK; jj++) Si[jj] = 0.0f;
+        return 1.0f;
+    }
+    for (int jj = nvalid > 0 ? (int)nvalid : 0; jj < BK; jj++) Si[jj] = -INFINITY;
+    const float corr = *m == -INFINITY ? 0.0f : expf(*m - mnew);
+    *l = *l * corr + exp_row(Si, mnew, V);
+    *m = mnew;
+    return corr;
+}
+
 NX_INLINE void pv4(float *o, const float *p, const float *v0, int64_t vstride, int nk, int64_t D, const float *corr,
                    const int V)
 {
@@ -467,25 +493,8 @@ NX_INLINE void attn_tile(const attn_job *j, int64_t b, int64_t h, int64_t q0, fl
                 for (int64_t d = 0; d < D; d++) Kt[d * BK + jj] = 0.0f;
             for (int i = 0; i < nq4; i += 4) scores4(Qs + i * D, D, Kt, S + i * BK, V);
         }
-        for (int i = 0; i < nq4; i++) {
-            float *Si = S + i * BK;
-            int64_t nvalid = i < nq ? nk : 0;
-            if (j->causal && q0 + i + off - j0 + 1 < nvalid) nvalid = q0 + i + off - j0 + 1;
-            float mx = -INFINITY;
-            if (nvalid > 0)
-                mx = row_max(Si, (int)nvalid, j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0 : NULL,
-                             V == 3 ? 2 : V);
-            float mnew = mx > m[i] ? mx : m[i];
-            if (mnew == -INFINITY) { /* every key so far hidden: no contribution */
-                for (int jj = 0; jj < BK; jj++) Si[jj] = 0.0f;
-                corr[i] = 1.0f;
-                continue;
-            }
-            for (int jj = nvalid > 0 ? (int)nvalid : 0; jj < BK; jj++) Si[jj] = -INFINITY;
-            corr[i] = m[i] == -INFINITY ? 0.0f : expf(m[i] - mnew);
-            l[i] = l[i] * corr[i] + exp_row(Si, mnew, V == 3 ? 2 : V);
-            m[i] = mnew;
-        }
+        for (int i = 0; i < nq4; i++)
+            corr[i] = softmax_row_step(j, S + i * BK, b, q0, i, nq, j0, nk, &m[i], &l[i], V == 3 ? 2 : V);
         if (V == 3) {
             for (int i = 0; i < nq4; i++) pack_probs_bf16(Pp + i * (BK / 2), S + i * BK);
             for (int i = 0; i < nq4; i += 4)
@@ -648,21 +657,7 @@ static NX_AMX void attn_tile_amx(const attn_job *j, int64_t b, int64_t h, int64_
             softmax16_amx(S + r0 * BK, Pp + r0 * (BK / 2), O + r0 * D16, D16, m + r0, l + r0);
         for (int i = nfast; i < nq16; i++) {
             float *Si = S + i * BK;
-            int64_t nvalid = i < nq ? nk : 0;
-            if (j->causal && q0 + i + off - j0 + 1 < nvalid) nvalid = q0 + i + off - j0 + 1;
-            float mx = -INFINITY;
-            const float *mr = j->mask ? j->mask + b * j->mask_bstride + (q0 + i) * Skv + j0 : NULL;
-            if (nvalid > 0) mx = row_max_512(Si, (int)nvalid, mr);
-            float mnew = mx > m[i] ? mx : m[i];
-            if (mnew == -INFINITY) { /* every key so far hidden: no contribution */
-                for (int jj = 0; jj < BK; jj++) Si[jj] = 0.0f;
-                corr[i] = 1.0f;
-            } else {
-                for (int jj = nvalid > 0 ? (int)nvalid : 0; jj < BK; jj++) Si[jj] = -INFINITY;
-                corr[i] = m[i] == -INFINITY ? 0.0f : expf(m[i] - mnew);
-                l[i] = l[i] * corr[i] + exp_row_512(Si, mnew);
-                m[i] = mnew;
-            }
+            corr[i] = softmax_row_step(j, Si, b, q0, i, nq, j0, nk, &m[i], &l[i], 2);
             pack_probs_bf16(Pp + i * (BK / 2), Si);
             const __m512 c = _mm512_set1_ps(corr[i]);
             for (int64_t d = 0; d < D16; d += 16)
