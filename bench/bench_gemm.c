@@ -37,31 +37,48 @@ static void fill(float *p, size_t n, unsigned seed)
 
 /* ---- oneDNN direct ---- */
 
-static double dnnl_direct(int64_t n, int bf16, const void *x, const void *w, float *y, int reps)
+/* y[M, N] = x[M, K] W^T with W stored [N, K], as the op layer's linear; packed: W reordered
+ * (outside the timing) into the layout the primitive picks for itself (format any) */
+static double dnnl_direct_w(int64_t M, int64_t N, int64_t K, int bf16, int packed, const void *x, const void *w,
+                            float *y, int reps)
 {
     dnnl_engine_t eng;
     dnnl_stream_t str;
     dnnl_engine_create(&eng, dnnl_cpu, 0);
     dnnl_stream_create(&str, eng, dnnl_stream_default_flags);
     dnnl_data_type_t dt = bf16 ? dnnl_bf16 : dnnl_f32;
-    dnnl_memory_desc_t src, wei, dst;
-    dnnl_dims_t d = {n, n}, s_row = {n, 1}, s_col = {1, n};
-    dnnl_memory_desc_init_by_strides(&src, 2, d, dt, s_row);
-    dnnl_memory_desc_init_by_strides(&wei, 2, d, dt, s_col);
-    dnnl_memory_desc_init_by_strides(&dst, 2, d, dnnl_f32, s_row);
+    dnnl_memory_desc_t src, wei, wany, dst;
+    dnnl_dims_t ds = {M, K}, dw = {K, N}, dd = {M, N}, ss = {K, 1}, sw = {1, K}, sd = {N, 1};
+    dnnl_memory_desc_init_by_strides(&src, 2, ds, dt, ss);
+    dnnl_memory_desc_init_by_strides(&wei, 2, dw, dt, sw);
+    dnnl_memory_desc_init_by_tag(&wany, 2, dw, dt, dnnl_format_tag_any);
+    dnnl_memory_desc_init_by_strides(&dst, 2, dd, dnnl_f32, sd);
     dnnl_matmul_desc_t md;
-    dnnl_matmul_desc_init(&md, &src, &wei, NULL, &dst);
+    dnnl_matmul_desc_init(&md, &src, packed ? &wany : &wei, NULL, &dst);
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t prim;
     if (dnnl_primitive_desc_create(&pd, &md, NULL, eng, NULL) != dnnl_success) return -1;
     dnnl_primitive_create(&prim, pd);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_memory_t ms, mw, mdst;
+    dnnl_memory_t ms, mw, mdst, mwp = NULL;
     dnnl_memory_create(&ms, &src, eng, (void *)x);
     dnnl_memory_create(&mw, &wei, eng, (void *)w);
     dnnl_memory_create(&mdst, &dst, eng, y);
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, mdst}};
     omp_set_num_threads(nx_pool_threads(pool));
+    if (packed) {
+        const dnnl_memory_desc_t *wp = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        dnnl_memory_create(&mwp, wp, eng, DNNL_MEMORY_ALLOCATE);
+        dnnl_primitive_desc_t rpd;
+        dnnl_primitive_t rp;
+        dnnl_reorder_primitive_desc_create(&rpd, &wei, eng, wp, eng, NULL);
+        dnnl_primitive_create(&rp, rpd);
+        dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, mw}, {DNNL_ARG_TO, mwp}};
+        dnnl_primitive_execute(rp, str, 2, ra);
+        dnnl_stream_wait(str);
+        dnnl_primitive_destroy(rp);
+        dnnl_primitive_desc_destroy(rpd);
+    }
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, packed ? mwp : mw}, {DNNL_ARG_DST, mdst}};
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) {
         double t0 = bench_now();
@@ -72,11 +89,17 @@ static double dnnl_direct(int64_t n, int bf16, const void *x, const void *w, flo
     }
     dnnl_memory_destroy(ms);
     dnnl_memory_destroy(mw);
+    if (mwp) dnnl_memory_destroy(mwp);
     dnnl_memory_destroy(mdst);
     dnnl_primitive_destroy(prim);
     dnnl_stream_destroy(str);
     dnnl_engine_destroy(eng);
     return best;
+}
+
+static double dnnl_direct(int64_t M, int64_t N, int64_t K, int bf16, const void *x, const void *w, float *y, int reps)
+{
+    return dnnl_direct_w(M, N, K, bf16, 0, x, w, y, reps);
 }
 
 static double op_linear(nx_tensor *y, nx_tensor *x, nx_tensor *w, int reps)
@@ -110,7 +133,7 @@ static void bench_square(int64_t n)
     double gf = 2.0 * (double)n * n * n * 1e-9;
 
     double t_op = op_linear(&ty, &tx, &tw, reps);
-    double t_dn = dnnl_direct(n, 0, x, w, y, reps);
+    double t_dn = dnnl_direct(n, n, n, 0, x, w, y, reps);
     double t_ob = -1;
 #ifdef NX_BENCH_OPENBLAS
     t_ob = 1e30;
@@ -129,7 +152,7 @@ static void bench_square(int64_t n)
     nx_cpu_set_bf16_compute(be, true);
     double t_opb = op_linear(&ty, &tx, &twb, reps);
     nx_cpu_set_bf16_compute(be, false);
-    double t_dnb = dnnl_direct(n, 1, xb, wb, y, reps);
+    double t_dnb = dnnl_direct(n, n, n, 1, xb, wb, y, reps);
     printf("| %lld | bf16 (x rounded per call, W bf16) | %.1f | %.1f | %.3f | - | - |\n", (long long)n, gf / t_opb,
            gf / t_dnb, t_dnb / t_opb);
     fflush(stdout);
@@ -173,6 +196,55 @@ static void bench_prefill_linear(int64_t M)
             fflush(stdout);
         }
     nx_free_aligned(x), nx_free_aligned(y), nx_free_aligned(w), nx_free_aligned(wh), nx_free_aligned(wb);
+}
+
+/* ViT-shaped BF16 linears (ImageBind-huge vision: 257 tokens, width 1280, MLP 5120): the op
+ * layer on plain and on packed W (nx_cpu_linear_pack, AMX only) against oneDNN called directly
+ * on 256 and 288 rows (multiples of its 32-row blocks), W plain and in its own layout. */
+static void bench_vit_linear(void)
+{
+    static const int64_t NK[4][2] = {{3840, 1280}, {1280, 1280}, {5120, 1280}, {1280, 5120}};
+    const int64_t Ms[2] = {256, 288};
+    for (int s = 0; s < 4; s++) {
+        const int64_t N = NK[s][0], K = NK[s][1], Mx = 320;
+        float *x = nx_malloc_aligned((size_t)(Mx * K) * 4), *y = nx_malloc_aligned((size_t)(Mx * N) * 4);
+        float *w = nx_malloc_aligned((size_t)(N * K) * 4);
+        uint16_t *xb = nx_malloc_aligned((size_t)(Mx * K) * 2), *wb = nx_malloc_aligned((size_t)(N * K) * 2);
+        fill(x, (size_t)(Mx * K), 7);
+        fill(w, (size_t)(N * K), 8);
+        nx_f32_to_bf16_n(x, xb, (size_t)(Mx * K));
+        nx_f32_to_bf16_n(w, wb, (size_t)(N * K));
+        const int64_t M = 257;
+        int64_t xs[2] = {M, K}, ws[2] = {N, K}, ys[2] = {M, N};
+        nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2, xs, x, be), ty = nx_view(NGPT_DTYPE_F32, 2, ys, y, be);
+        nx_tensor tw = nx_view(NGPT_DTYPE_BF16, 2, ws, wb, be);
+        nx_cpu_set_bf16_compute(be, true);
+        double t_op = op_linear(&ty, &tx, &tw, 8);
+        nx_cpu_set_bf16_compute(be, false);
+        printf("| %lld x %lld x %lld | op layer | %.3f | %.1f |\n", (long long)M, (long long)N, (long long)K,
+               t_op * 1e3, 2e-9 * (double)M * N * K / t_op);
+        uint16_t *wp = nx_malloc_aligned((size_t)(N * K) * 2);
+        memcpy(wp, wb, (size_t)(N * K) * 2);
+        nx_tensor twp = nx_view(NGPT_DTYPE_BF16, 2, ws, wp, be);
+        if (nx_cpu_linear_pack(be, &twp) == NGPT_OK && twp.packed) {
+            nx_cpu_set_bf16_compute(be, true);
+            t_op = op_linear(&ty, &tx, &twp, 8);
+            nx_cpu_set_bf16_compute(be, false);
+            printf("| %lld x %lld x %lld | op layer, W packed | %.3f | %.1f |\n", (long long)M, (long long)N,
+                   (long long)K, t_op * 1e3, 2e-9 * (double)M * N * K / t_op);
+        }
+        nx_free_aligned(wp);
+        for (int i = 0; i < 2; i++) {
+            double t = dnnl_direct(Ms[i], N, K, 1, xb, wb, y, 8);
+            printf("| %lld x %lld x %lld | oneDNN direct | %.3f | %.1f |\n", (long long)Ms[i], (long long)N,
+                   (long long)K, t * 1e3, 2e-9 * (double)Ms[i] * N * K / t);
+            t = dnnl_direct_w(Ms[i], N, K, 1, 1, xb, wb, y, 8);
+            printf("| %lld x %lld x %lld | oneDNN direct, W packed | %.3f | %.1f |\n", (long long)Ms[i], (long long)N,
+                   (long long)K, t * 1e3, 2e-9 * (double)Ms[i] * N * K / t);
+        }
+        fflush(stdout);
+        nx_free_aligned(x), nx_free_aligned(y), nx_free_aligned(w), nx_free_aligned(xb), nx_free_aligned(wb);
+    }
 }
 
 /* ---- bandwidth ceiling ---- */
@@ -311,8 +383,9 @@ static void bench_gemv(void)
     nx_free_aligned(buf), nx_free_aligned(x), nx_free_aligned(y);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const bool vit_only = argc > 1 && strcmp(argv[1], "vit") == 0;
     bench_header("bench_gemm: op-layer GEMM vs oneDNN direct vs OpenBLAS; decode GEMV vs read bandwidth");
     if (nx_pool_create(&pool, bench_threads()) != NGPT_OK || nx_cpu_backend_create(&be, pool, NULL) != NGPT_OK) {
         fprintf(stderr, "setup failed: %s\n", ngpt_last_error());
@@ -323,6 +396,9 @@ int main(void)
 #ifndef NX_BENCH_OPENBLAS
     printf("# OpenBLAS: not built in (no openblas pkg-config)\n");
 #endif
+    printf("\n| M x N x K (bf16) | how | ms | GFLOP/s |\n|---|---|---|---|\n");
+    bench_vit_linear();
+    if (vit_only) goto done;
     printf("\n| n | dtype | op layer GFLOP/s | oneDNN direct GFLOP/s | op/oneDNN | OpenBLAS GFLOP/s | op/OpenBLAS |\n"
            "|---|---|---|---|---|---|---|\n");
     bench_square(1024);
@@ -335,6 +411,7 @@ int main(void)
     if (bench_full()) bench_prefill_linear(512);
     if (bench_full()) bench_prefill_linear(16);
     bench_gemv();
+done:
     nx_backend_free(be);
     nx_pool_free(pool);
     return 0;

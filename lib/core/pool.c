@@ -1,6 +1,16 @@
-/* pool.c — pthread workers for the CPU backend's parallel-for. A job is one parallel-for;
- * workers and the caller pull task indices from a shared atomic counter.
+/* pool.c — the CPU backend's parallel-for. A job is one parallel-for; its threads pull task
+ * indices from a shared atomic counter.
  *
+ * Jobs run on the calling thread's OpenMP team, the threads oneDNN (OpenMP-built in Debian)
+ * runs its primitives on. libgomp's team spins for milliseconds after each parallel region
+ * (GOMP_SPINCOUNT; OMP_WAIT_POLICY is the application's to set), so pthread workers of our own
+ * shared the cores with a spinning team after every oneDNN call: ImageBind-huge's attention
+ * and GELU, between its GEMMs, took 1.5-2x as long as with OMP_WAIT_POLICY=passive (BF16, 2
+ * cores: 98 -> 63 ms and 42 -> 22 ms an image). On the team they find it awake instead. A
+ * caller already inside a parallel region (an application's, where ours would run on one
+ * thread) gets the pthread workers below, started on first use.
+ *
+ * pthread workers:
  * Between jobs a worker spins for a short while before it sleeps on a condition variable, and
  * the caller spins the same way for the workers to finish. A decoded token is a few dozen small
  * jobs back to back; waking a sleeping worker through the kernel cost ~55 us a job on a KVM
@@ -13,6 +23,7 @@
 #include "alloc.h"
 #include "error.h"
 
+#include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -30,8 +41,10 @@
 
 struct nx_pool {
     int              n_threads;   /* including the caller */
-    pthread_t       *threads;
+    _Atomic bool     omp;         /* jobs on the caller's OpenMP team (nx_pool_set_omp) */
+    pthread_t       *threads;     /* n_threads - 1, started on first use (start_workers) */
     int              n_started;
+    bool             workers_tried; /* start_workers ran (under run_mu) */
     pthread_mutex_t  run_mu;      /* one job at a time: callers on different threads queue */
     pthread_mutex_t  mu;          /* guards the sleeping side: sleepers, caller_waiting */
     pthread_cond_t   wake;
@@ -148,6 +161,7 @@ ngpt_status nx_pool_create(nx_pool **out, int n_threads)
     nx_pool *p = nx_calloc(1, sizeof *p);
     if (!p) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "thread pool: out of memory");
     p->n_threads = n_threads;
+    atomic_store(&p->omp, true);
     atomic_store(&p->spin_ns, SPIN_NS);
     pthread_mutex_init(&p->run_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
@@ -159,16 +173,34 @@ ngpt_status nx_pool_create(nx_pool **out, int n_threads)
             nx_pool_free(p);
             return nx_err(NGPT_ERR_OUT_OF_MEMORY, "thread pool: out of memory");
         }
-        for (int i = 0; i < n_threads - 1; i++) {
-            if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
-                nx_pool_free(p);
-                return nx_err(NGPT_ERR_INTERNAL, "thread pool: pthread_create failed for thread %d", i + 1);
-            }
-            p->n_started++;
-        }
     }
     *out = p;
     return NGPT_OK;
+}
+
+/* Under run_mu: the pthread workers, once. As many as start (a failed pthread_create leaves
+ * fewer: the jobs still run, on fewer threads). */
+static void start_workers(nx_pool *p)
+{
+    if (p->workers_tried || !p->threads) return;
+    p->workers_tried = true;
+    for (int i = 0; i < p->n_threads - 1; i++) {
+        if (pthread_create(&p->threads[i], NULL, worker, p) != 0) break;
+        p->n_started++;
+    }
+}
+
+/* A job on the calling thread's OpenMP team (see the top of the file). */
+static void run_omp(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg)
+{
+    _Atomic int64_t next = 0;
+    const int nt = n_tasks < p->n_threads ? (int)n_tasks : p->n_threads;
+#pragma omp parallel num_threads(nt)
+    for (;;) {
+        const int64_t t = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed);
+        if (t >= n_tasks) break;
+        fn(t, n_tasks, arg);
+    }
 }
 
 void nx_pool_free(nx_pool *p)
@@ -192,11 +224,22 @@ int nx_pool_threads(const nx_pool *p) { return p ? p->n_threads : 1; }
 void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg)
 {
     if (n_tasks <= 0) return;
-    if (!p || p->n_started == 0 || n_tasks == 1) {
+    if (!p || p->n_threads == 1 || n_tasks == 1) {
         for (int64_t t = 0; t < n_tasks; t++) fn(t, n_tasks, arg);
         return;
     }
     pthread_mutex_lock(&p->run_mu);
+    if (atomic_load_explicit(&p->omp, memory_order_relaxed) && !omp_in_parallel()) {
+        run_omp(p, n_tasks, fn, arg);
+        pthread_mutex_unlock(&p->run_mu);
+        return;
+    }
+    start_workers(p);
+    if (p->n_started == 0) {
+        pthread_mutex_unlock(&p->run_mu);
+        for (int64_t t = 0; t < n_tasks; t++) fn(t, n_tasks, arg);
+        return;
+    }
     p->fn = fn;
     p->arg = arg;
     p->n_tasks = n_tasks;
@@ -220,7 +263,7 @@ void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg)
 
 void nx_pool_park(nx_pool *p)
 {
-    if (!p || !p->n_started) return;
+    if (!p || p->n_started == 0) return;
     atomic_store_explicit(&p->quiet_until, now_ns() + QUIET_NS, memory_order_relaxed);
     atomic_store_explicit(&p->park, 1, memory_order_relaxed);
 }
@@ -228,4 +271,9 @@ void nx_pool_park(nx_pool *p)
 int64_t nx_pool_set_spin(nx_pool *p, int64_t ns)
 {
     return p ? atomic_exchange_explicit(&p->spin_ns, ns < 0 ? 0 : ns, memory_order_relaxed) : 0;
+}
+
+bool nx_pool_set_omp(nx_pool *p, bool on)
+{
+    return p ? atomic_exchange_explicit(&p->omp, on, memory_order_relaxed) : false;
 }

@@ -4,6 +4,8 @@
 
 #include "nextgpt.h"
 
+#include <stdbool.h>
+
 typedef struct nx_pool nx_pool;
 
 /* fn(task, n_tasks, arg) is called once for every task in [0, n_tasks). */
@@ -29,6 +31,11 @@ void nx_pool_park(nx_pool *p);
  * once, a condition-variable round trip per job). Returns the previous value (0 for NULL).
  * For benchmarks and tests. */
 int64_t nx_pool_set_spin(nx_pool *p, int64_t ns);
+
+/* Jobs on the calling thread's OpenMP team (true, the default; see pool.c) or on the pool's
+ * own pthread workers (false). Returns the previous setting (false for NULL). For benchmarks
+ * and tests. */
+bool nx_pool_set_omp(nx_pool *p, bool on);
 
 /* Online CPUs (>= 1). */
 int nx_cpu_count(void);

@@ -89,6 +89,7 @@ struct nx_imagebind {
     nx_tensor           zero_ids;       // I32 (IB_CHUNK) zeros: get_rows ids broadcasting a (1, D) row
     nx_tensor           zero_frames;    // (1, 1, video_frames, 1, 1): PadIm2Video's repeat by broadcast
     ngpt_dtype          cdt;            // activation dtype: F32, or F16/BF16 (CUDA)
+    bool                pack;           // CPU BF16 matrices: the blocks' linears packed (pack_matrices)
 };
 
 void nx_imagebind_config_huge(nx_imagebind_config *c)
@@ -282,7 +283,8 @@ static ngpt_status ld_get(ib_loader *L, nx_tensor *dst, int kind, const nx_wtens
 static bool ld_is_view(const nx_imagebind *m, const ib_item *it)
 {
     return m->be->kind == NGPT_BACKEND_CPU && !it->host && it->src->dtype == it->dst->dtype &&
-           it->src->nbytes == nx_nbytes(it->dst) && (uintptr_t)it->src->data % 16 == 0;
+           it->src->nbytes == nx_nbytes(it->dst) && (uintptr_t)it->src->data % 16 == 0 &&
+           !(m->pack && it->dst->rank == 2 && it->dst->dtype == NGPT_DTYPE_BF16);  // packed in place: copied
 }
 
 static ngpt_status ld_upload(nx_imagebind *m, ib_loader *L)
@@ -461,6 +463,22 @@ static void make_views(nx_imagebind *m)
     }
 }
 
+/* The blocks' matrices in the backend's own layout for its linears (nx_op_linear_pack: on the
+ * CPU, oneDNN's AMX-BF16 layout, ~20 % faster linears at 257 tokens; a no-op without AMX). The
+ * q/k/v views each pack their third of in_proj_w, which is used through them only. */
+static ngpt_status pack_matrices(nx_imagebind *m)
+{
+    for (int mod = 0; mod < NX_IB_N; mod++) {
+        ib_branch *b = &m->br[mod];
+        for (int i = 0; b->loaded && i < b->n_blocks; i++) {
+            ib_block *k = &b->blocks[i];
+            nx_tensor *w[6] = {&k->wq, &k->wk, &k->wv, &k->out_w, &k->fc1_w, &k->fc2_w};
+            for (int j = 0; j < 6; j++) NX_TRY(nx_op_linear_pack(m->be, w[j]));
+        }
+    }
+    return NGPT_OK;
+}
+
 /* Skip (mark used) what this model does not load: other ImageBind modalities, branches not
  * asked for; then anything left over is an unexpected tensor. */
 static ngpt_status skip_others(nx_imagebind *m, nx_weights *w)
@@ -556,6 +574,7 @@ ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *pa
     ib_loader L = {0};
     L.mat_dt = mat_dtype != NGPT_DTYPE_F32 ? mat_dtype : act_dtype;
     L.conv_dt = act_dtype;  // the CPU converts F16/BF16 filters to F32 per call anyway
+    m->pack = be->kind == NGPT_BACKEND_CPU && L.mat_dt == NGPT_DTYPE_BF16;
     ngpt_status s = resolve(m, path);
     if (s == NGPT_OK) s = nx_weights_open(&L.w, m->file);
     unsigned want = modalities;
@@ -576,6 +595,7 @@ ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *pa
     if (s == NGPT_OK) s = skip_others(m, L.w);
     if (s == NGPT_OK) s = ld_upload(m, &L);
     if (s == NGPT_OK) make_views(m);
+    if (s == NGPT_OK && m->pack) s = pack_matrices(m);
     for (int i = 0; i < L.n_host; i++) nx_free(L.host[i]);
     nx_free(L.items);
     m->w = L.w;  /* open while views of it may exist (closed by nx_imagebind_free) */

@@ -166,12 +166,12 @@ static ngpt_status ttrans_load(ttrans *t, nx_wload *wl, const char *prefix, int 
     t->ch = ch, t->inner = inner, t->groups = groups, t->cl = wl->channels_last;
     NX_TRY(nx_wl_get(wl, &t->norm_w, 1, SHAPE(ch), "%s.norm.weight", prefix));
     NX_TRY(nx_wl_get(wl, &t->norm_b, 1, SHAPE(ch), "%s.norm.bias", prefix));
-    NX_TRY(nx_wl_get(wl, &t->proj_in_w, 2, SHAPE(inner, ch), "%s.proj_in.weight", prefix));
+    NX_TRY(nx_wl_get_linear(wl, &t->proj_in_w, inner, ch, "%s.proj_in.weight", prefix));
     NX_TRY(nx_wl_get(wl, &t->proj_in_b, 1, SHAPE(inner), "%s.proj_in.bias", prefix));
     snprintf(p, sizeof p, "%s.transformer_blocks.0", prefix);
     /* double_self_attention: attn2's keys/values come from the block's own width */
     NX_TRY(nx_tblock_load(&t->block, wl, p, inner, heads, head_size, inner));
-    NX_TRY(nx_wl_get(wl, &t->proj_out_w, 2, SHAPE(ch, inner), "%s.proj_out.weight", prefix));
+    NX_TRY(nx_wl_get_linear(wl, &t->proj_out_w, ch, inner, "%s.proj_out.weight", prefix));
     NX_TRY(nx_wl_get(wl, &t->proj_out_b, 1, SHAPE(ch), "%s.proj_out.bias", prefix));
     return NGPT_OK;
 }

@@ -14,14 +14,9 @@
 /* ---------------------------------------------------------------------------------------------
  * weight fetching */
 
-ngpt_status nx_wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *shape, const char *fmt, ...)
+static ngpt_status wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *shape, const char *name)
 {
     memset(out, 0, sizeof *out);
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
     if (wl->record) {
         *out = nx_view(NGPT_DTYPE_F32, rank, shape, NULL, NULL);
         return wl->record(wl->record_user, name, rank, shape);
@@ -29,6 +24,35 @@ ngpt_status nx_wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *sha
     const nx_wtensor *wt;
     NX_TRY(nx_weights_get(wl->w, name, NX_FLOAT_DTYPES, rank, shape, &wt));
     return nx_weight_fetch(out, wl->be, wt, rank, shape, wl->dt);
+}
+
+ngpt_status nx_wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *shape, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return wl_get(wl, out, rank, shape, name);
+}
+
+ngpt_status nx_wl_get_linear(nx_wload *wl, nx_tensor *out, int64_t n, int64_t k, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    NX_TRY(wl_get(wl, out, 2, (const int64_t[]){n, k}, name));
+    return nx_wl_pack_linear(wl, out);
+}
+
+ngpt_status nx_wl_pack_linear(nx_wload *wl, nx_tensor *w)
+{
+    if (wl->record || !w->owns) return NGPT_OK;
+    ngpt_status s = nx_op_linear_pack(wl->be, w);
+    if (s != NGPT_OK) nx_tensor_free(w);
+    return s;
 }
 
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
@@ -178,10 +202,10 @@ ngpt_status nx_attn_load(nx_attn *a, nx_wload *wl, const char *prefix, int q_dim
     a->heads = heads, a->dim_head = dim_head, a->q_dim = q_dim, a->kv_dim = kv_dim;
     int inner = heads * dim_head;
     ngpt_status s;
-    NX_TRYG(nx_wl_get(wl, &a->q_w, 2, SHAPE(inner, q_dim), "%s.to_q.weight", prefix));
-    NX_TRYG(nx_wl_get(wl, &a->k_w, 2, SHAPE(inner, kv_dim), "%s.to_k.weight", prefix));
-    NX_TRYG(nx_wl_get(wl, &a->v_w, 2, SHAPE(inner, kv_dim), "%s.to_v.weight", prefix));
-    NX_TRYG(nx_wl_get(wl, &a->o_w, 2, SHAPE(q_dim, inner), "%s.to_out.0.weight", prefix));
+    NX_TRYG(nx_wl_get_linear(wl, &a->q_w, inner, q_dim, "%s.to_q.weight", prefix));
+    NX_TRYG(nx_wl_get_linear(wl, &a->k_w, inner, kv_dim, "%s.to_k.weight", prefix));
+    NX_TRYG(nx_wl_get_linear(wl, &a->v_w, inner, kv_dim, "%s.to_v.weight", prefix));
+    NX_TRYG(nx_wl_get_linear(wl, &a->o_w, q_dim, inner, "%s.to_out.0.weight", prefix));
     NX_TRYG(nx_wl_get(wl, &a->o_b, 1, SHAPE(q_dim), "%s.to_out.0.bias", prefix));
     return NGPT_OK;
 done:
@@ -253,9 +277,9 @@ ngpt_status nx_tblock_load(nx_tblock *t, nx_wload *wl, const char *prefix, int d
     }
     NX_TRYG(nx_wl_get(wl, &t->norm3_w, 1, SHAPE(dim), "%s.norm3.weight", prefix));
     NX_TRYG(nx_wl_get(wl, &t->norm3_b, 1, SHAPE(dim), "%s.norm3.bias", prefix));
-    NX_TRYG(nx_wl_get(wl, &t->ff1_w, 2, SHAPE(2 * t->ff_inner, dim), "%s.ff.net.0.proj.weight", prefix));
+    NX_TRYG(nx_wl_get_linear(wl, &t->ff1_w, 2 * t->ff_inner, dim, "%s.ff.net.0.proj.weight", prefix));
     NX_TRYG(nx_wl_get(wl, &t->ff1_b, 1, SHAPE(2 * t->ff_inner), "%s.ff.net.0.proj.bias", prefix));
-    NX_TRYG(nx_wl_get(wl, &t->ff2_w, 2, SHAPE(dim, t->ff_inner), "%s.ff.net.2.weight", prefix));
+    NX_TRYG(nx_wl_get_linear(wl, &t->ff2_w, dim, t->ff_inner, "%s.ff.net.2.weight", prefix));
     NX_TRYG(nx_wl_get(wl, &t->ff2_b, 1, SHAPE(dim), "%s.ff.net.2.bias", prefix));
     return NGPT_OK;
 done:
@@ -333,6 +357,7 @@ ngpt_status nx_transformer2d_load(nx_transformer2d *t, nx_wload *wl, const char 
     if (linear_proj) NX_TRYG(nx_wl_get(wl, &t->proj_in_w, 2, SHAPE(inner, in_ch), "%s.proj_in.weight", prefix));
     else NX_TRYG(nx_wl_get(wl, &t->proj_in_w, 4, SHAPE(inner, in_ch, 1, 1), "%s.proj_in.weight", prefix));
     NX_TRYG(nx_weight_reshape(&t->proj_in_w, 2, SHAPE(inner, in_ch)));
+    NX_TRYG(nx_wl_pack_linear(wl, &t->proj_in_w));
     NX_TRYG(nx_wl_get(wl, &t->proj_in_b, 1, SHAPE(inner), "%s.proj_in.bias", prefix));
     t->blocks = nx_calloc((size_t)(n_layers > 0 ? n_layers : 1), sizeof *t->blocks);
     if (!t->blocks) { s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "%s: out of memory", prefix); goto done; }
@@ -344,6 +369,7 @@ ngpt_status nx_transformer2d_load(nx_transformer2d *t, nx_wload *wl, const char 
     if (linear_proj) NX_TRYG(nx_wl_get(wl, &t->proj_out_w, 2, SHAPE(in_ch, inner), "%s.proj_out.weight", prefix));
     else NX_TRYG(nx_wl_get(wl, &t->proj_out_w, 4, SHAPE(in_ch, inner, 1, 1), "%s.proj_out.weight", prefix));
     NX_TRYG(nx_weight_reshape(&t->proj_out_w, 2, SHAPE(in_ch, inner)));
+    NX_TRYG(nx_wl_pack_linear(wl, &t->proj_out_w));
     NX_TRYG(nx_wl_get(wl, &t->proj_out_b, 1, SHAPE(in_ch), "%s.proj_out.bias", prefix));
     return NGPT_OK;
 done:

@@ -48,6 +48,12 @@ typedef struct nx_wload {
  * with nx_tensor_free (a no-op for views). In a dry run (record set) *out is a data-less F32 view. */
 ngpt_status nx_wl_get(nx_wload *wl, nx_tensor *out, int rank, const int64_t *shape, const char *fmt, ...)
     NX_PRINTF(5, 6);
+/* nx_wl_get of a matrix [n, k] that only nx_op_linear reads: a copy the loader owns (the CPU's
+ * BF16 compute) is also packed for the backend's linears (nx_op_linear_pack). */
+ngpt_status nx_wl_get_linear(nx_wload *wl, nx_tensor *out, int64_t n, int64_t k, const char *fmt, ...)
+    NX_PRINTF(5, 6);
+/* The packing of nx_wl_get_linear for a matrix fetched otherwise (then reshaped); frees w if it fails. */
+ngpt_status nx_wl_pack_linear(nx_wload *wl, nx_tensor *w);
 
 /* ---- Conv2d ---- */
 

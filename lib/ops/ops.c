@@ -71,6 +71,8 @@ static ngpt_status chk_tensor(nx_backend *be, const char *op, const char *role, 
         }
     }
     if (!t->data && nx_numel(t) > 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s has no data", op, D(role, t));
+    if (t->packed)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s is packed for linear (only a linear's w may be)", op, D(role, t));
     if (dtype_mask && !(dtype_mask & NX_DTYPE_BIT(t->dtype)))
         return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s: %s: %s is not %s", op, D(role, t), nx_dtype_name(t->dtype), dtype_what);
     return NGPT_OK;
@@ -277,7 +279,10 @@ ngpt_status nx_op_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
-    NX_TRY(chk_weight(be, op, "w", w));
+    /* a packed w is a linear's own: checked as the plain tensor it stands for */
+    nx_tensor wp = w ? *w : (nx_tensor){0};
+    wp.packed = false;
+    NX_TRY(chk_weight(be, op, "w", w ? &wp : NULL));
     NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
     NX_TRY(chk_rank(op, "w", w, 2, 2));
     int64_t k = x->ne[x->rank - 1];
@@ -297,6 +302,16 @@ ngpt_status nx_op_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
     NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
     if (!be->v->linear) return UNSUPPORTED(be, op);
     PROFILED(be, op, y, be->v->linear(be, y, x, w, b));
+}
+
+ngpt_status nx_op_linear_pack(nx_backend *be, nx_tensor *w)
+{
+    static const char op[] = "linear_pack";
+    NX_TRY(chk_be(be, op));
+    if (w && w->packed) return NGPT_OK;
+    NX_TRY(chk_weight(be, op, "w", w));
+    NX_TRY(chk_rank(op, "w", w, 2, 2));
+    return be->v->linear_pack ? be->v->linear_pack(be, w) : NGPT_OK;
 }
 
 ngpt_status nx_op_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, const nx_tensor *b, bool trans_a,

@@ -48,6 +48,10 @@ char *nx_tensor_str(char *buf, size_t cap, const nx_tensor *t)
 ngpt_status nx_reshape(nx_tensor *out, const nx_tensor *t, int rank, const int64_t *ne)
 {
     if (rank < 0 || rank > NX_MAX_DIMS) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "reshape: rank %d out of range", rank);
+    if (t->packed) {
+        char a[192];
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "reshape %s: packed for linear", nx_tensor_str(a, sizeof a, t));
+    }
     nx_tensor r = nx_view(t->dtype, rank, ne, t->data, t->be);
     r.name = t->name;
     if (nx_numel(&r) != nx_numel(t)) {

@@ -29,7 +29,9 @@ static void ref_linear(const float *x, const float *w, const float *b, int64_t M
         }
 }
 
-static void check_linear(int64_t M, int64_t N, int64_t K, ngpt_dtype wdt, int bias, int bf16)
+/* pack: W through nx_op_linear_pack first (packed where the CPU has AMX-BF16 and the shape and
+ * dtype allow it: gemm.c's packed_md) */
+static void check_linear_packed(int64_t M, int64_t N, int64_t K, ngpt_dtype wdt, int bias, int bf16, bool pack)
 {
     float *x = malloc(sizeof(float) * (size_t)(M * K + 1)), *w = malloc(sizeof(float) * (size_t)(N * K + 1));
     void *wenc = malloc(4 * (size_t)(N * K + 1));
@@ -43,16 +45,58 @@ static void check_linear(int64_t M, int64_t N, int64_t K, ngpt_dtype wdt, int bi
     int64_t xs[2] = {M, K}, ws[2] = {N, K}, ys[2] = {M, N};
     nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2, xs, x, t_be), tw = nx_view(wdt, 2, ws, wenc, t_be);
     nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &N, b, t_be), ty = nx_view(NGPT_DTYPE_F32, 2, ys, y, t_be);
+    if (pack) {
+        CHECK_OK(nx_op_linear_pack(t_be, &tw));
+        const bool packable = wdt == NGPT_DTYPE_BF16 && N % 64 == 0 && K % 32 == 0 && nx_cpu_has_amx_bf16();
+        CHECK(tw.packed == packable);
+    }
     nx_cpu_set_bf16_compute(t_be, bf16);
     CHECK_OK(nx_cpu_linear(t_be, &ty, &tx, &tw, bias ? &tb : NULL));
     nx_cpu_set_bf16_compute(t_be, false);
     ref_linear(x, w, bias ? b : NULL, M, N, K, want, sc);
     char what[128];
-    snprintf(what, sizeof what, "linear M=%lld N=%lld K=%lld %s bias=%d bf16=%d", (long long)M, (long long)N,
-             (long long)K, nx_dtype_name(wdt), bias, bf16);
-    /* bf16 compute only applies to the oneDNN path (M > 4) */
-    close_scaled(what, y, want, sc, (size_t)(M * N), bf16 && M > 4 ? 8e-3 : 2e-6, 1e-6);
+    snprintf(what, sizeof what, "linear M=%lld N=%lld K=%lld %s bias=%d bf16=%d packed=%d", (long long)M, (long long)N,
+             (long long)K, nx_dtype_name(wdt), bias, bf16, tw.packed);
+    /* bf16 compute only applies to the oneDNN path (M > 4; any M on a packed W) */
+    close_scaled(what, y, want, sc, (size_t)(M * N), bf16 && (M > 4 || tw.packed) ? 8e-3 : 2e-6, 1e-6);
     free(x), free(w), free(wenc), free(b), free(y), free(want), free(sc);
+}
+
+static void check_linear(int64_t M, int64_t N, int64_t K, ngpt_dtype wdt, int bias, int bf16)
+{
+    check_linear_packed(M, N, K, wdt, bias, bf16, false);
+}
+
+/* Packed W (nx_op_linear_pack): BF16 compute on it as it is, for any M (the GEMV's rows too, and
+ * 256 + tail rows); F32 compute unpacks it per call; shapes and dtypes it cannot take stay plain. */
+static void test_linear_packed(void)
+{
+    static const int64_t shapes[][3] = {
+        {1, 64, 32}, {3, 128, 64}, {5, 64, 96}, {16, 192, 32}, {257, 128, 160}, {300, 64, 320}, {40, 640, 64},
+        {9, 100, 64}, {9, 64, 48}, /* N % 64, K % 32: not packed */
+    };
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int bias = 0; bias < 2; bias++)
+            for (int bf16 = 0; bf16 < 2; bf16++)
+                check_linear_packed(shapes[i][0], shapes[i][1], shapes[i][2], NGPT_DTYPE_BF16, bias, bf16, true);
+    check_linear_packed(20, 64, 32, NGPT_DTYPE_F32, 1, 1, true);
+    check_linear_packed(20, 64, 32, NGPT_DTYPE_F16, 1, 1, true);
+
+    /* a packed tensor is a linear's w only */
+    uint16_t *w = nx_malloc_aligned(64 * 32 * 2);
+    float *y = malloc(64 * 32 * sizeof(float));
+    for (int i = 0; i < 64 * 32; i++) w[i] = nx_f32_to_bf16((float)(i % 7) - 3.0f);
+    int64_t ws[2] = {64, 32};
+    nx_tensor tw = nx_view(NGPT_DTYPE_BF16, 2, ws, w, t_be), ty = nx_view(NGPT_DTYPE_F32, 2, ws, y, t_be);
+    CHECK_OK(nx_op_linear_pack(t_be, &tw));
+    CHECK_OK(nx_op_linear_pack(t_be, &tw)); /* twice: a no-op */
+    if (tw.packed) {
+        CHECK_ERR(nx_op_cast(t_be, &ty, &tw), NGPT_ERR_INVALID_ARGUMENT, "packed for linear");
+        nx_tensor r;
+        CHECK_ERR(nx_reshape(&r, &tw, 1, (const int64_t[]){64 * 32}), NGPT_ERR_INVALID_ARGUMENT, "packed");
+    }
+    nx_free_aligned(w);
+    free(y);
 }
 
 static void test_linear(void)
@@ -207,6 +251,7 @@ int main(void)
     RUN(test_matmul);
     RUN(test_bf16_scope);
     RUN(test_linear_fused);
+    RUN(test_linear_packed);
     nx_cpu_set_wcvt(false); /* F16/BF16 W: AVX-512 conversion + oneDNN (the fused path's fallback) */
     RUN(test_linear);
     RUN(test_linear_fused);

@@ -181,10 +181,12 @@ static void test_pool(void)
     nx_pool *bad = NULL;
     CHECK_ERR(nx_pool_create(&bad, 0), NGPT_ERR_INVALID_ARGUMENT, "thread pool");
     CHECK(bad == NULL);
-    for (int threads = 1; threads <= 8; threads++) {
+    for (int threads = 1; threads <= 16; threads++) {
+        const bool omp = threads <= 8; /* jobs on the OpenMP team, then on the pthread workers */
         nx_pool *p = NULL;
-        CHECK_OK(nx_pool_create(&p, threads));
-        CHECK(nx_pool_threads(p) == threads);
+        CHECK_OK(nx_pool_create(&p, (threads - 1) % 8 + 1));
+        CHECK(nx_pool_threads(p) == (threads - 1) % 8 + 1);
+        CHECK(nx_pool_set_omp(p, omp) == true);
         int ok = 1;
         for (int job = 0; job < 200; job++) {
             int64_t n = job == 0 ? 0 : (job * 37) % MAX + 1;
@@ -206,6 +208,7 @@ static void test_pool(void)
     nx_pool_free(NULL);
     nx_pool_park(NULL);
     CHECK(nx_pool_set_spin(NULL, 0) == 0);
+    CHECK(nx_pool_set_omp(NULL, true) == false);
     CHECK(nx_cpu_count() >= 1);
     /* creation under allocation failure leaks nothing */
     uint64_t b0 = nx_alloc_bytes();
@@ -249,9 +252,10 @@ static void *pool_caller_run(void *vp)
 
 static void test_pool_wake(void)
 {
-    for (int threads = 2; threads <= 4; threads++) {
+    for (int threads = 2; threads <= 7; threads++) {
         nx_pool *p = NULL;
-        CHECK_OK(nx_pool_create(&p, threads));
+        CHECK_OK(nx_pool_create(&p, threads <= 4 ? threads : threads - 3));
+        nx_pool_set_omp(p, threads > 4); /* the pthread workers; then OpenMP teams, two callers */
         if (threads == 3) { /* every job a condition-variable round trip */
             CHECK(nx_pool_set_spin(p, 0) > 0);
             CHECK(nx_pool_set_spin(p, 0) == 0);
@@ -268,9 +272,33 @@ static void test_pool_wake(void)
     for (int i = 0; i < 50; i++) {   /* free with the workers starting up or polling */
         nx_pool *p = NULL;
         CHECK_OK(nx_pool_create(&p, 3));
+        nx_pool_set_omp(p, false);
         if (i & 1) pool_caller_run(&(pool_caller){p, 1, 0});
         nx_pool_free(p);
     }
+}
+
+/* A job posted from inside an OpenMP parallel region (an application's) would get one thread
+ * from a nested region: it runs on the pool's pthread workers instead, every task once. */
+static void test_pool_in_parallel(void)
+{
+    nx_pool *p = NULL;
+    CHECK_OK(nx_pool_create(&p, 3));
+    _Atomic int ok = 1;
+#pragma omp parallel num_threads(2)
+    {
+        _Atomic int hits[40];
+        for (int job = 0; job < 20; job++) {
+            for (int i = 0; i < 40; i++) atomic_store(&hits[i], 0);
+            pool_arg a = {hits, 0, 40, 0};
+            nx_pool_run(p, 40, pool_fn, &a);
+            int good = atomic_load(&a.total) == 780 && !atomic_load(&a.bad_n);
+            for (int i = 0; i < 40; i++) good &= atomic_load(&hits[i]) == 1;
+            if (!good) atomic_store(&ok, 0);
+        }
+    }
+    CHECK(atomic_load(&ok));
+    nx_pool_free(p);
 }
 
 static void test_shape_str(void)
@@ -298,6 +326,7 @@ int main(void)
     RUN(test_aligned);
     RUN(test_pool);
     RUN(test_pool_wake);
+    RUN(test_pool_in_parallel);
     RUN(test_shape_str);
     return test_done();
 }

@@ -39,7 +39,7 @@
 #define WCVT_GEMV_MAX_ROWS 16
 #define TILE_BYTES ((int64_t)8 << 20)
 
-enum { KEY_LINEAR = 1, KEY_MATMUL = 2 };
+enum { KEY_LINEAR = 1, KEY_MATMUL = 2, KEY_PACK = 3 };
 
 static dnnl_data_type_t dnnl_dt(ngpt_dtype dt)
 {
@@ -136,20 +136,37 @@ typedef struct mm_desc {
     int     has_bias;          /* bias f32 [1, N] (or [1, 1, N]); with bias_rows [1, M, 1] */
     int     bias_rows;
     float   alpha, beta;
+    int     wei_packed;        /* 2-D, W in packed_md's layout (nx_cpu_linear_pack) */
 } mm_desc;
+
+static ngpt_status packed_md(dnnl_memory_desc_t *md, int64_t N, int64_t K);
+
+/* The matmul's memory descriptors as the caller holds them (args: src, wei, bias, dst). */
+static ngpt_status mm_mds(const mm_desc *d, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei, dnnl_memory_desc_t *bias,
+                          dnnl_memory_desc_t *dst)
+{
+    NX_TRY(nx_dnnl_md(src, d->ndims, d->src_dims, (dnnl_data_type_t)d->src_dt, d->src_strides));
+    if (d->wei_packed) NX_TRY(packed_md(wei, d->wei_dims[1], d->wei_dims[0]));
+    else NX_TRY(nx_dnnl_md(wei, d->ndims, d->wei_dims, (dnnl_data_type_t)d->wei_dt, d->wei_strides));
+    NX_TRY(nx_dnnl_md(dst, d->ndims, d->dst_dims, dnnl_f32, d->dst_strides));
+    if (d->has_bias) {
+        int64_t bd[3] = {1, 1, 1};
+        if (d->bias_rows) bd[d->ndims - 2] = d->dst_dims[d->ndims - 2];
+        else bd[d->ndims - 1] = d->dst_dims[d->ndims - 1];
+        NX_TRY(nx_dnnl_md(bias, d->ndims, bd, dnnl_f32, NULL));
+    }
+    return NGPT_OK;
+}
 
 static ngpt_status mm_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd, int *ids, int *n)
 {
     const mm_desc *d = arg;
     dnnl_memory_desc_t src, wei, dst, bias;
-    NX_TRY(nx_dnnl_md(&src, d->ndims, d->src_dims, (dnnl_data_type_t)d->src_dt, d->src_strides));
-    NX_TRY(nx_dnnl_md(&wei, d->ndims, d->wei_dims, (dnnl_data_type_t)d->wei_dt, d->wei_strides));
-    NX_TRY(nx_dnnl_md(&dst, d->ndims, d->dst_dims, dnnl_f32, d->dst_strides));
-    if (d->has_bias) {
-        int64_t bd[3] = {1, 1, 1};
-        if (d->bias_rows) bd[d->ndims - 2] = d->dst_dims[d->ndims - 2];
-        else bd[d->ndims - 1] = d->dst_dims[d->ndims - 1];
-        NX_TRY(nx_dnnl_md(&bias, d->ndims, bd, dnnl_f32, NULL));
+    NX_TRY(mm_mds(d, &src, &wei, &bias, &dst));
+    if (d->wei_packed) { /* the primitive's own choice: packed_md's on AMX; reordered per call if not */
+        dnnl_dims_t wd = {d->wei_dims[0], d->wei_dims[1]};
+        if (dnnl_memory_desc_init_by_tag(&wei, 2, wd, (dnnl_data_type_t)d->wei_dt, dnnl_format_tag_any) != dnnl_success)
+            return nx_err(NGPT_ERR_INTERNAL, "matmul: weights descriptor");
     }
     dnnl_matmul_desc_t md;
     dnnl_status_t r = dnnl_matmul_desc_init(&md, &src, &wei, d->has_bias ? &bias : NULL, &dst);
@@ -173,6 +190,26 @@ static ngpt_status mm_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t 
     if (d->has_bias) ids[k++] = DNNL_ARG_BIAS;
     ids[k++] = DNNL_ARG_DST;
     *n = k;
+    return NGPT_OK;
+}
+
+/* nx_dnnl_build_blocked_fn for a packed W: mm_build, and the caller's layouts. */
+static ngpt_status mm_build_packed(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd, int *ids,
+                                   dnnl_memory_desc_t *user_mds, int *n)
+{
+    const mm_desc *d = arg;
+    NX_TRY(mm_build(eng, arg, pd, ids, n));
+    dnnl_memory_desc_t src, wei, bias, dst;
+    ngpt_status s = mm_mds(d, &src, &wei, &bias, &dst);
+    if (s != NGPT_OK) {
+        dnnl_primitive_desc_destroy(*pd);
+        return s;
+    }
+    int k = 0;
+    user_mds[k++] = src;
+    user_mds[k++] = wei;
+    if (d->has_bias) user_mds[k++] = bias;
+    user_mds[k++] = dst;
     return NGPT_OK;
 }
 
@@ -200,6 +237,7 @@ static nx_dnnl_key mm_key(int tag, const mm_desc *d)
     memcpy(&ub, &d->beta, 4);
     k.v[i++] = ua;
     k.v[i++] = ub;
+    k.v[i++] = d->wei_packed;
     return k;
 }
 
@@ -213,7 +251,92 @@ static ngpt_status mm_run(nx_backend *be, int tag, const mm_desc *d, const void 
     h[k++] = (void *)wei;
     if (d->has_bias) h[k++] = (void *)bias;
     h[k++] = dst;
+    if (d->wei_packed) return nx_dnnl_run_blocked(be, &key, mm_build_packed, (void *)d, h, what);
     return nx_dnnl_run(be, &key, mm_build, (void *)d, h, what);
+}
+
+/* ---- packed W ---- */
+
+/* W[N, K] seen as oneDNN's [K, N] (as the linear below gives it), in the layout oneDNN 2.6's AMX
+ * BF16 matmul picks for itself on every M (brg:avx512_core_amx_bf16, also its M = 1 kernel):
+ * blocks of 32 K x 64 N, in each 16 pairs of K x 64 N. N % 64 == 0 and K % 32 == 0 make it the
+ * plain tensor's size exactly, so it replaces W in place. */
+static ngpt_status packed_md(dnnl_memory_desc_t *md, int64_t N, int64_t K)
+{
+    dnnl_dims_t d = {K, N};
+    if (dnnl_memory_desc_init_by_tag(md, 2, d, dnnl_bf16, dnnl_BA16a64b2a) != dnnl_success)
+        return nx_err(NGPT_ERR_INTERNAL, "linear: packed weights descriptor (%lld x %lld)", (long long)N, (long long)K);
+    return NGPT_OK;
+}
+
+typedef struct pack_desc {
+    int64_t N, K;
+    bool    to_packed;
+} pack_desc;
+
+static ngpt_status pack_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd, int *ids, int *n)
+{
+    const pack_desc *d = arg;
+    dnnl_memory_desc_t plain, packed;
+    NX_TRY(nx_dnnl_md(&plain, 2, (const int64_t[]){d->K, d->N}, dnnl_bf16, (const int64_t[]){1, d->K}));
+    NX_TRY(packed_md(&packed, d->N, d->K));
+    dnnl_primitive_attr_t attr = NULL;
+    NX_TRY(nx_dnnl_attr_new(&attr));
+    dnnl_status_t r = d->to_packed ? dnnl_reorder_primitive_desc_create(pd, &plain, eng, &packed, eng, attr)
+                                   : dnnl_reorder_primitive_desc_create(pd, &packed, eng, &plain, eng, attr);
+    dnnl_primitive_attr_destroy(attr);
+    if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "linear: weights reorder: %s", nx_dnnl_status_str(r));
+    ids[0] = DNNL_ARG_FROM;
+    ids[1] = DNNL_ARG_TO;
+    *n = 2;
+    return NGPT_OK;
+}
+
+/* W's packed bytes (to_packed false) or plain ones (true) from src into dst, N x K BF16. */
+static ngpt_status pack_run(nx_backend *be, void *dst, const void *src, int64_t N, int64_t K, bool to_packed)
+{
+    pack_desc d = {.N = N, .K = K, .to_packed = to_packed};
+    nx_dnnl_key key;
+    memset(&key, 0, sizeof key);
+    key.v[0] = KEY_PACK;
+    key.v[1] = N;
+    key.v[2] = K;
+    key.v[3] = to_packed;
+    void *h[2] = {(void *)src, dst};
+    return nx_dnnl_run(be, &key, pack_build, &d, h, "linear weights reorder");
+}
+
+ngpt_status nx_cpu_linear_pack(nx_backend *be, nx_tensor *w)
+{
+    const int64_t N = w->ne[0], K = w->ne[1];
+    if (w->dtype != NGPT_DTYPE_BF16 || !nx_cpu_has_amx_bf16() || N <= 0 || K <= 0 || N % 64 || K % 32) return NGPT_OK;
+    const size_t n = nx_nbytes(w);
+    void *tmp = nx_cpu_block_alloc(be, n);
+    if (!tmp)
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: cannot allocate %zu bytes to pack %s", n,
+                      w->name ? w->name : "a weight");
+    ngpt_status s = pack_run(be, tmp, w->data, N, K, true);
+    if (s == NGPT_OK) {
+        memcpy(w->data, tmp, n);
+        w->packed = true;
+    }
+    nx_cpu_block_free(be, tmp);
+    return s;
+}
+
+/* y = x W^T + b on a packed W outside the BF16 compute it was packed for: W unpacked for the call. */
+static ngpt_status linear_unpacked(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                                   const nx_tensor *b)
+{
+    const size_t n = nx_nbytes(w);
+    void *tmp = nx_cpu_block_alloc(be, n);
+    if (!tmp) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: cannot allocate %zu bytes to unpack W", n);
+    nx_tensor wv = nx_view(w->dtype, 2, w->ne, tmp, w->be);
+    wv.name = w->name;
+    ngpt_status s = pack_run(be, tmp, w->data, w->ne[0], w->ne[1], false);
+    if (s == NGPT_OK) s = nx_cpu_linear(be, y, x, &wv, b);
+    nx_cpu_block_free(be, tmp);
+    return s;
 }
 
 /* ---- linear ---- */
@@ -235,10 +358,11 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
 {
     const int64_t N = w->ne[0], K = w->ne[1];
     const int64_t M = K ? nx_numel(x) / K : nx_numel(y) / (N ? N : 1);
-    if (M <= GEMV_MAX_ROWS || K == 0) return nx_cpu_gemv(be, y, x, w, b);
+    const bool bf16 = nx_cpu_bf16_compute(be);
+    if (w->packed && !(bf16 && bf16_native())) return linear_unpacked(be, y, x, w, b);
+    if ((M <= GEMV_MAX_ROWS && !w->packed) || K == 0) return nx_cpu_gemv(be, y, x, w, b);
     if (N == 0) return NGPT_OK;
 
-    const bool bf16 = nx_cpu_bf16_compute(be);
     /* F16/BF16 W, a few rows: the GEMV (ceil(M / 4) passes over W) beats both the fused GEMM and,
      * without AVX-512, converting all of W for oneDNN (AVX2 host, 2 layers of 7B dims, 12-16
      * tokens: see bench/RESULTS.md, session 11) */
@@ -309,7 +433,7 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
                 .wei_dims = {K, nb}, .wei_strides = {1, K},   /* W[n, k] seen as [K, nb] */
                 .dst_dims = {mb, nb}, .dst_strides = {N, 1},  /* columns n0.. of y */
                 .src_dt = dnnl_dt(cdt), .wei_dt = dnnl_dt(cdt),
-                .has_bias = bias != NULL, .alpha = 1.0f, .beta = 0.0f,
+                .has_bias = bias != NULL, .alpha = 1.0f, .beta = 0.0f, .wei_packed = w->packed,
             };
             const char *xm = (const char *)xsrc + m0 * K * (int64_t)nx_dtype_size(cdt);
             s = mm_run(be, KEY_LINEAR, &d, xm, wsrc, bias ? bias + n0 : NULL, (float *)y->data + m0 * N + n0, "linear");
