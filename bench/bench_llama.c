@@ -211,16 +211,15 @@ int main(int argc, char **argv)
     int32_t tok = ids[prompt - 1];
     b.n_tokens = 1;
     b.ids = &tok;
-    /* NGPT_BENCH_POOL_AB=1: odd tokens with the pool's polling off (a condition-variable round
-     * trip per job), even ones with it on; best and median of each, in one process */
+    /* NGPT_BENCH_POOL_AB=1: odd tokens with the pool's jobs on its pthread workers, even ones on
+     * the OpenMP team (the default: core/pool.c); best and median of each, in one process */
     const bool pool_ab = !cuda && getenv("NGPT_BENCH_POOL_AB") && atoi(getenv("NGPT_BENCH_POOL_AB"));
     nx_pool *pool = ((struct ngpt_context *)ctx)->pool;
-    const int64_t spin_on = pool_ab ? nx_pool_set_spin(pool, 0) : 0; /* the pool's default */
     double *ab_t = calloc((size_t)decode + 1, sizeof *ab_t);
     if (!ab_t) return 1;
     double best = 1e30, t_all = now();
     for (int i = 0; i < decode; i++) {
-        if (pool_ab) nx_pool_set_spin(pool, (i & 1) ? 0 : spin_on);
+        if (pool_ab) nx_pool_set_omp(pool, !(i & 1));
         t0 = now();
         if (ngpt_backbone_eval(s, &b)) {
             fprintf(stderr, "decode: %s\n", ngpt_last_error());
@@ -231,13 +230,14 @@ int main(int argc, char **argv)
         if (dtm < best) best = dtm;
     }
     if (pool_ab) {
-        nx_pool_set_spin(pool, spin_on);
+        nx_pool_set_omp(pool, true);
         for (int par = 0; par < 2; par++) {
             double v[4096];
             int n = 0;
             for (int i = par; i < decode && n < 4096; i += 2) v[n++] = ab_t[i];
             qsort(v, (size_t)n, sizeof *v, cmp_double);
-            printf("pool polling %s: decode best %.2f ms, median %.2f ms (%d tokens)\n", par ? "off" : "on",
+            printf("pool jobs on %s: decode best %.2f ms, median %.2f ms (%d tokens)\n",
+                   par ? "pthread workers" : "the OpenMP team",
                    n ? v[0] * 1e3 : 0.0, n ? v[n / 2] * 1e3 : 0.0, n);
         }
     }
