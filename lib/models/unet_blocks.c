@@ -61,6 +61,15 @@ ngpt_status nx_wl_pack_linear(nx_wload *wl, nx_tensor *w)
 /* ---------------------------------------------------------------------------------------------
  * Conv2d */
 
+static nx_conv_params conv2d_params(const nx_conv2d *c)
+{
+    nx_conv_params p = nx_conv_params_default();
+    p.stride[0] = p.stride[1] = c->stride;
+    p.pad[0] = p.pad[1] = c->pad;
+    p.channels_last = c->cl;
+    return p;
+}
+
 ngpt_status nx_conv2d_load(nx_conv2d *c, nx_wload *wl, const char *prefix, int in_ch, int out_ch, int k,
                            int stride, int pad)
 {
@@ -70,6 +79,10 @@ ngpt_status nx_conv2d_load(nx_conv2d *c, nx_wload *wl, const char *prefix, int i
     ngpt_status s;
     NX_TRYG(nx_wl_get(wl, &c->w, 4, SHAPE(out_ch, in_ch, k, k), "%s.weight", prefix));
     if (c->cl && !wl->record) NX_TRYG(nx_filter_to_nhwc(wl->be, &c->w));
+    if (!wl->record && c->w.owns) { /* a copy of our own (the CPU's BF16 compute): packed for its convolutions */
+        const nx_conv_params p = conv2d_params(c);
+        NX_TRYG(nx_op_conv_pack(wl->be, &c->w, &p));
+    }
     NX_TRYG(nx_wl_get(wl, &c->b, 1, SHAPE(out_ch), "%s.bias", prefix));
     return NGPT_OK;
 done:
@@ -79,10 +92,7 @@ done:
 
 ngpt_status nx_conv2d_forward(nx_backend *be, const nx_conv2d *c, nx_tensor *y, const nx_tensor *x)
 {
-    nx_conv_params p = nx_conv_params_default();
-    p.stride[0] = p.stride[1] = c->stride;
-    p.pad[0] = p.pad[1] = c->pad;
-    p.channels_last = c->cl;
+    const nx_conv_params p = conv2d_params(c);
     return nx_op_conv(be, y, x, &c->w, &c->b, &p);
 }
 

@@ -40,6 +40,8 @@ typedef struct nx_backend_vtbl {
                           bool trans_a, bool trans_b, float alpha, float beta);
     ngpt_status (*conv)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                         const nx_tensor *b, const nx_conv_params *p);
+    /* optional: nx_op_conv_pack (without it: a no-op) */
+    ngpt_status (*conv_pack)(nx_backend *, nx_tensor *w, const nx_conv_params *p);
     ngpt_status (*conv_transpose1d)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                                     const nx_tensor *b, int stride, int pad, int output_padding,
                                     int dilation, int groups);

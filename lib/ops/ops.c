@@ -72,7 +72,8 @@ static ngpt_status chk_tensor(nx_backend *be, const char *op, const char *role, 
     }
     if (!t->data && nx_numel(t) > 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s has no data", op, D(role, t));
     if (t->packed)
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s is packed for linear (only a linear's w may be)", op, D(role, t));
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: %s is packed (only the linear's or convolution's w it was packed for may be)",
+                      op, D(role, t));
     if (dtype_mask && !(dtype_mask & NX_DTYPE_BIT(t->dtype)))
         return nx_err(NGPT_ERR_DTYPE_MISMATCH, "%s: %s: %s is not %s", op, D(role, t), nx_dtype_name(t->dtype), dtype_what);
     return NGPT_OK;
@@ -281,7 +282,7 @@ ngpt_status nx_op_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
     NX_TRY(chk_act(be, op, "x", x));
     /* a packed w is a linear's own: checked as the plain tensor it stands for */
     nx_tensor wp = w ? *w : (nx_tensor){0};
-    wp.packed = false;
+    wp.packed = 0;
     NX_TRY(chk_weight(be, op, "w", w ? &wp : NULL));
     NX_TRY(chk_rank(op, "x", x, 1, NX_MAX_DIMS));
     NX_TRY(chk_rank(op, "w", w, 2, 2));
@@ -362,7 +363,10 @@ ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
     NX_TRY(chk_same_dtype(op, "y", y, "x", x));
-    NX_TRY(chk_weight(be, op, "w", w));
+    /* a packed w is a convolution's own: checked as the plain tensor it stands for */
+    nx_tensor wp = w ? *w : (nx_tensor){0};
+    wp.packed = 0;
+    NX_TRY(chk_weight(be, op, "w", w ? &wp : NULL));
     const bool cl = p->channels_last;
     if (cl) NX_TRY(chk_rank(op, "x (channels last)", x, 4, 4));
     else NX_TRY(chk_rank(op, "x", x, 3, 5));
@@ -412,6 +416,17 @@ ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
     }
     if (!be->v->conv) return UNSUPPORTED(be, op);
     PROFILED(be, op, y, be->v->conv(be, y, x, w, b, p));
+}
+
+ngpt_status nx_op_conv_pack(nx_backend *be, nx_tensor *w, const nx_conv_params *p)
+{
+    static const char op[] = "conv_pack";
+    NX_TRY(chk_be(be, op));
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: params are NULL (use nx_conv_params_default)", op);
+    if (w && w->packed) return NGPT_OK;
+    NX_TRY(chk_weight(be, op, "w", w));
+    NX_TRY(chk_rank(op, "w", w, p->channels_last ? 4 : 3, p->channels_last ? 4 : 5));
+    return be->v->conv_pack ? be->v->conv_pack(be, w, p) : NGPT_OK;
 }
 
 ngpt_status nx_op_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,

@@ -45,8 +45,9 @@ typedef struct nx_tensor {
     nx_backend  *be;               /* the backend whose memory holds data; NULL = host memory */
     bool         owns;             /* data was allocated by nx_tensor_alloc (freed by nx_tensor_free) */
     const char  *name;             /* optional, for error messages (borrowed) */
-    bool         packed;           /* a linear's w in the backend's own layout (nx_op_linear_pack):
-                                      only nx_op_linear takes it; every other op refuses it */
+    int          packed;           /* 0, or a weight in a layout of the backend's own (its code;
+                                      nx_op_linear_pack, nx_op_conv_pack): only the op it was
+                                      packed for takes it; every other op refuses it */
 } nx_tensor;
 
 /* ---- tensor helpers (lib/ops/tensor.c) ---- */
@@ -162,6 +163,13 @@ typedef struct nx_conv_params {
 nx_conv_params nx_conv_params_default(void);  /* stride 1, pad 0, dilation 1, groups 1, no epilogue */
 ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                        const nx_tensor *b, const nx_conv_params *p);
+/* nx_op_linear_pack for a conv1d/conv2d filter that convolutions with p's stride, padding,
+ * dilation, groups and layout will take (p's epilogue is ignored). The CPU backend packs BF16
+ * filters of stride-1, ungrouped convolutions on CPUs with AMX-BF16 into the blocked layout
+ * oneDNN's AMX convolution picks for them (at 32² or 64 samples; where the size of a call makes
+ * it pick another, that call reorders, as it would from the plain filter), when that layout is
+ * the plain filter's size. Other convolutions on a packed filter unpack it per call. */
+ngpt_status nx_op_conv_pack(nx_backend *be, nx_tensor *w, const nx_conv_params *p);
 /* conv_transpose1d: x[N, C, L], w[C, O/groups, k] (PyTorch ConvTranspose1d layout), y[N, O, Lo]
  * with Lo = (L - 1) * stride - 2 * pad + dilation * (k - 1) + output_padding + 1. */
 ngpt_status nx_op_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor *x,

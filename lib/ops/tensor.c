@@ -50,7 +50,8 @@ ngpt_status nx_reshape(nx_tensor *out, const nx_tensor *t, int rank, const int64
     if (rank < 0 || rank > NX_MAX_DIMS) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "reshape: rank %d out of range", rank);
     if (t->packed) {
         char a[192];
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "reshape %s: packed for linear", nx_tensor_str(a, sizeof a, t));
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "reshape %s: packed (a linear's or convolution's own)",
+                      nx_tensor_str(a, sizeof a, t));
     }
     nx_tensor r = nx_view(t->dtype, rank, ne, t->data, t->be);
     r.name = t->name;

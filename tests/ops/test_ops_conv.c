@@ -826,6 +826,81 @@ static void test_conv_bf16_channels_last(void)
     nx_cpu_set_bf16_compute(t_be, false);
 }
 
+/* A filter packed by nx_op_conv_pack gives the same y as the plain one, bit for bit: under
+ * BF16 compute on AMX (the blocked layout in place of oneDNN's per-call reorder; at a size where
+ * oneDNN picks another layout, reordered from the packed one), and under F32 compute (unpacked
+ * per call). What cannot be packed stays plain; other ops refuse a packed filter. */
+static void check_conv_packed(int64_t N, int64_t C, int64_t O, int64_t H, int64_t W, int64_t k, int stride, int groups,
+                              bool cl, bool want_packed)
+{
+    const bool two = W > 0;
+    nx_conv_params p = nx_conv_params_default();
+    p.groups = groups;
+    p.channels_last = cl;
+    for (int i = 0; i < 2; i++) p.stride[i] = stride, p.pad[i] = (int)(k / 2);
+    const int64_t Ho = (H + 2 * (k / 2) - k) / stride + 1, Wo = two ? (W + 2 * (k / 2) - k) / stride + 1 : 0;
+    int64_t xs[4], ws[4], ys[4];
+    const int r = two ? 4 : 3;
+    if (!two) {
+        memcpy(xs, (int64_t[]){N, C, H}, sizeof(int64_t[3]));
+        memcpy(ws, (int64_t[]){O, C / groups, k}, sizeof(int64_t[3]));
+        memcpy(ys, (int64_t[]){N, O, Ho}, sizeof(int64_t[3]));
+    } else if (cl) {
+        memcpy(xs, (int64_t[]){N, H, W, C}, sizeof xs);
+        memcpy(ws, (int64_t[]){O, k, k, C / groups}, sizeof ws);
+        memcpy(ys, (int64_t[]){N, Ho, Wo, O}, sizeof ys);
+    } else {
+        memcpy(xs, (int64_t[]){N, C, H, W}, sizeof xs);
+        memcpy(ws, (int64_t[]){O, C / groups, k, k}, sizeof ws);
+        memcpy(ys, (int64_t[]){N, O, Ho, Wo}, sizeof ys);
+    }
+    const size_t nx = (size_t)prod(xs, r), nw = (size_t)prod(ws, r), ny = (size_t)prod(ys, r);
+    float *x = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O), *y0 = malloc(4 * ny), *y1 = malloc(4 * ny);
+    uint16_t *wp = nx_malloc_aligned(2 * nw), *wq = nx_malloc_aligned(2 * nw);
+    test_fill(&rng, x, nx, -1, 1);
+    test_fill(&rng, w, nw, -1, 1);
+    test_fill(&rng, b, (size_t)O, -1, 1);
+    for (size_t i = 0; i < nw; i++) wp[i] = wq[i] = nx_f32_to_bf16(w[i]);
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, r, xs, x, t_be), tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be);
+    nx_tensor tw = nx_view(NGPT_DTYPE_BF16, r, ws, wp, t_be), tq = nx_view(NGPT_DTYPE_BF16, r, ws, wq, t_be);
+    nx_tensor ty0 = nx_view(NGPT_DTYPE_F32, r, ys, y0, t_be), ty1 = nx_view(NGPT_DTYPE_F32, r, ys, y1, t_be);
+    CHECK_OK(nx_op_conv_pack(t_be, &tq, &p));
+    CHECK_MSG((tq.packed != 0) == (want_packed && nx_cpu_has_amx_bf16()), "conv %lldx%lld->%lld k%lld s%d g%d cl%d: packed %d",
+              (long long)H, (long long)W, (long long)O, (long long)k, stride, groups, cl, tq.packed);
+    for (int bf16 = 1; bf16 >= 0; bf16--) {
+        nx_cpu_set_bf16_compute(t_be, bf16);
+        CHECK_OK(nx_op_conv(t_be, &ty0, &tx, &tw, &tb, &p));
+        CHECK_OK(nx_op_conv(t_be, &ty1, &tx, &tq, &tb, &p));
+        nx_cpu_set_bf16_compute(t_be, false);
+        CHECK_MSG(memcmp(y0, y1, 4 * ny) == 0, "conv %lldx%lld C%lld->%lld k%lld cl%d bf16 %d: packed filter differs",
+                  (long long)H, (long long)W, (long long)C, (long long)O, (long long)k, cl, bf16);
+    }
+    if (tq.packed) {
+        nx_tensor tc = nx_view(NGPT_DTYPE_F32, r, ws, w, t_be);
+        CHECK_ERR(nx_op_cast(t_be, &tc, &tq), NGPT_ERR_INVALID_ARGUMENT, "is packed");
+        nx_tensor tl = nx_view(NGPT_DTYPE_BF16, 2, (int64_t[]){O, (int64_t)(nw / (size_t)O)}, wq, t_be);
+        tl.packed = tq.packed;
+        nx_tensor tly = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){1, O}, y1, t_be);
+        nx_tensor tlx = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){1, tl.ne[1]}, x, t_be);
+        CHECK_ERR(nx_op_linear(t_be, &tly, &tlx, &tl, NULL), NGPT_ERR_INVALID_ARGUMENT, "packed for another op");
+    }
+    free(x), free(w), free(b), free(y0), free(y1);
+    nx_free_aligned(wp), nx_free_aligned(wq);
+}
+
+static void test_conv_packed(void)
+{
+    check_conv_packed(2, 64, 64, 12, 10, 3, 1, 1, true, true);
+    check_conv_packed(2, 32, 64, 12, 10, 3, 1, 1, false, true);
+    check_conv_packed(2, 64, 48, 12, 10, 3, 1, 1, true, false); /* its layout pads O 48 to 64: plain */
+    check_conv_packed(1, 32, 64, 9, 7, 1, 1, 1, true, true);  /* 1x1 */
+    check_conv_packed(2, 32, 64, 40, 0, 3, 1, 1, false, true); /* conv1d */
+    check_conv_packed(1, 128, 128, 256, 256, 3, 1, 1, true, true); /* oneDNN picks another layout at 256² */
+    check_conv_packed(1, 4, 8, 6, 6, 3, 1, 1, true, false);  /* its layout pads 4 channels: plain */
+    check_conv_packed(2, 32, 32, 12, 10, 3, 2, 1, true, false); /* strided: not the AMX path */
+    check_conv_packed(2, 32, 32, 12, 10, 3, 1, 2, true, false); /* grouped */
+}
+
 int main(void)
 {
     if (!ops_test_init(2)) {
@@ -843,6 +918,7 @@ int main(void)
     RUN(test_conv_transpose1d);
     RUN(test_conv_bf16);
     RUN(test_conv_bf16_channels_last);
+    RUN(test_conv_packed);
     /* without AVX-512: oneDNN for every conv1d and ConvTranspose1d, the other 1-D Winograd rule */
     FOR_NARROWER_ISAS {
         RUN(test_conv_winograd);

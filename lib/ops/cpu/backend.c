@@ -146,6 +146,7 @@ static const nx_backend_vtbl k_cpu_vtbl = {
     .trim = nx_cpu_trim,
     .linear = nx_cpu_linear,
     .linear_pack = nx_cpu_linear_pack,
+    .conv_pack = nx_cpu_conv_pack,
     .matmul = nx_cpu_matmul,
     .conv = nx_cpu_conv,
     .conv_transpose1d = nx_cpu_conv_transpose1d,

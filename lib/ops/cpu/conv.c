@@ -34,6 +34,7 @@ typedef struct conv_desc {
     int64_t src_hfull, dst_hfull;     /* 0, or a row stripe of 2-D tensors this many rows high */
     int     amx;                      /* BF16 compute on AMX: oneDNN's nxc bf16 kernels (use_amx_conv) */
     int     wei_bf16;                 /* the caller's weights are BF16 (amx only) */
+    int     wei_tag;                  /* 0, or they are packed in this dnnl_format_tag_t (nx_cpu_conv_pack) */
 } conv_desc;
 
 /* Strides of a [N, C, h, W] stripe of a [N, C, hfull, W] tensor. */
@@ -69,7 +70,14 @@ static ngpt_status conv_pd(dnnl_engine_t eng, const conv_desc *d, dnnl_primitive
     int64_t ss[5], ds[5];
     NX_TRY(nx_dnnl_md(&src, 2 + d->nsp, d->src, dnnl_f32,
                       d->cl ? nxc_strides(ss, d->src, 2 + d->nsp) : stripe_strides(ss, d->src, d->src_hfull)));
-    NX_TRY(nx_dnnl_md(&wei, d->wnd, d->wei, d->wei_bf16 ? dnnl_bf16 : dnnl_f32, d->wei_strides));
+    if (d->wei_tag) {
+        dnnl_dims_t wd;
+        for (int i = 0; i < d->wnd; i++) wd[i] = d->wei[i];
+        if (dnnl_memory_desc_init_by_tag(&wei, d->wnd, wd, dnnl_bf16, (dnnl_format_tag_t)d->wei_tag) != dnnl_success)
+            return nx_err(NGPT_ERR_INTERNAL, "oneDNN: packed filter descriptor (format %d)", d->wei_tag);
+    } else {
+        NX_TRY(nx_dnnl_md(&wei, d->wnd, d->wei, d->wei_bf16 ? dnnl_bf16 : dnnl_f32, d->wei_strides));
+    }
     NX_TRY(nx_dnnl_md(&dst, 2 + d->nsp, d->dst, dnnl_f32,
                       d->cl ? nxc_strides(ds, d->dst, 2 + d->nsp) : stripe_strides(ds, d->dst, d->dst_hfull)));
     if (d->has_bias) NX_TRY(nx_dnnl_md(&bias, 1, &d->dst[1], dnnl_f32, NULL));
@@ -320,6 +328,7 @@ static nx_dnnl_key conv_key(const conv_desc *d)
     k.v[i++] = d->cl;
     k.v[i++] = d->amx;
     k.v[i++] = d->wei_bf16;
+    k.v[i++] = d->wei_tag;
     return k;
 }
 
@@ -391,6 +400,7 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         da = *d;
         da.amx = 1;
         da.wei_bf16 = w->dtype == NGPT_DTYPE_BF16; /* used as stored, like F32 */
+        da.wei_tag = w->packed;
     } else if (use_bf16_gemm(be, d)) { /* before the F32 weights below: BF16 W is used in place */
         const nx_conv_bf16_shape sh = bf16_shape(d);
         s = nx_cpu_conv_bf16(be, y->data, x->data, w, b, &sh);
@@ -482,61 +492,135 @@ done:
     return s;
 }
 
+/* The descriptor of conv(x, w) -> y with p, from the shapes (x rank 3-5, ne[0] outermost). */
+static void conv_desc_init(conv_desc *d, int xrank, const int64_t *xne, const int64_t *wne, const int64_t *yne,
+                           const nx_conv_params *p, bool has_bias)
+{
+    memset(d, 0, sizeof *d);
+    d->nsp = xrank - 2;
+    d->cl = p->channels_last;
+    /* dims in oneDNN's order ([N, C, *sp]) whatever the layout; the strides say where they are */
+    const int xc = d->cl ? xrank - 1 : 1, xsp = d->cl ? 1 : 2;
+    const int64_t G = p->groups, O = wne[0], Cg = wne[xc];
+    d->src[0] = xne[0], d->dst[0] = yne[0];
+    d->src[1] = xne[xc], d->dst[1] = yne[xc];
+    for (int i = 0; i < d->nsp; i++) {
+        d->src[2 + i] = xne[xsp + i];
+        d->dst[2 + i] = yne[xsp + i];
+    }
+    /* weights [G, O/G, C/G, k...] over PyTorch's dense [O, C/G, k...], or [O, k..., C/G] */
+    int64_t ksz = 1;
+    for (int i = 0; i < d->nsp; i++) ksz *= wne[xsp + i];
+    d->wnd = 0;
+    if (G > 1) d->wei[d->wnd++] = G;
+    d->wei[d->wnd++] = O / G;
+    d->wei[d->wnd++] = Cg;
+    for (int i = 0; i < d->nsp; i++) d->wei[d->wnd++] = wne[xsp + i];
+    if (d->cl) { /* C/G innermost, then the kernel dims, then O/G, then G */
+        const int k0 = d->wnd - d->nsp;
+        int64_t acc = Cg;
+        d->wei_strides[k0 - 1] = 1;
+        for (int i = d->wnd - 1; i >= k0; i--) {
+            d->wei_strides[i] = acc;
+            acc *= d->wei[i];
+        }
+        d->wei_strides[k0 - 2] = acc; /* O/G */
+        if (G > 1) d->wei_strides[0] = acc * (O / G);
+    } else {
+        int64_t acc = 1;
+        for (int i = d->wnd - 1; i >= 0; i--) {
+            d->wei_strides[i] = acc;
+            acc *= d->wei[i];
+        }
+    }
+    d->has_bias = has_bias;
+    for (int i = 0; i < d->nsp; i++) {
+        int64_t k = wne[xsp + i];
+        d->stride[i] = p->stride[i];
+        d->dil[i] = p->dilation[i];
+        d->pl[i] = p->pad[i];
+        /* right pad implied by the output size (PyTorch floors, so it may be < pad) */
+        d->pr[i] = (d->dst[2 + i] - 1) * d->stride[i] + (k - 1) * d->dil[i] + 1 - d->src[2 + i] - d->pl[i];
+    }
+    d->is_1x1 = ksz == 1 && G == 1;
+    for (int i = 0; i < d->nsp; i++)
+        if (d->stride[i] != 1 || d->pl[i] != 0) d->is_1x1 = 0;
+}
+
+/* The plain layout of a filter packed for d (w->packed) and the packed one. */
+static ngpt_status filter_mds(const conv_desc *d, int tag, dnnl_memory_desc_t *plain, dnnl_memory_desc_t *packed)
+{
+    NX_TRY(nx_dnnl_md(plain, d->wnd, d->wei, dnnl_bf16, d->wei_strides));
+    dnnl_dims_t wd;
+    for (int i = 0; i < d->wnd; i++) wd[i] = d->wei[i];
+    if (dnnl_memory_desc_init_by_tag(packed, d->wnd, wd, dnnl_bf16, (dnnl_format_tag_t)tag) != dnnl_success)
+        return nx_err(NGPT_ERR_INTERNAL, "conv: packed filter descriptor (format %d)", tag);
+    return NGPT_OK;
+}
+
 ngpt_status nx_cpu_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                         const nx_tensor *b, const nx_conv_params *p)
 {
     if (nx_numel(y) == 0) return NGPT_OK;
     conv_desc d;
-    memset(&d, 0, sizeof d);
-    d.nsp = x->rank - 2;
-    d.cl = p->channels_last;
-    /* dims in oneDNN's order ([N, C, *sp]) whatever the layout; the strides say where they are */
-    const int xc = d.cl ? x->rank - 1 : 1, xsp = d.cl ? 1 : 2;
-    const int64_t G = p->groups, O = w->ne[0], Cg = w->ne[xc];
-    d.src[0] = x->ne[0], d.dst[0] = y->ne[0];
-    d.src[1] = x->ne[xc], d.dst[1] = y->ne[xc];
-    for (int i = 0; i < d.nsp; i++) {
-        d.src[2 + i] = x->ne[xsp + i];
-        d.dst[2 + i] = y->ne[xsp + i];
+    conv_desc_init(&d, x->rank, x->ne, w->ne, y->ne, p, b != NULL);
+    if (!w->packed || use_amx_conv(be, &d)) return conv_run(be, &d, x, w, b, y, p, "conv");
+    /* a filter packed for the AMX path, on another one: unpacked for the call */
+    const size_t n = nx_nbytes(w);
+    void *tmp = nx_cpu_block_alloc(be, n);
+    if (!tmp) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "conv: cannot allocate %zu bytes to unpack a filter", n);
+    dnnl_memory_desc_t plain, packed;
+    ngpt_status s = filter_mds(&d, w->packed, &plain, &packed);
+    if (s == NGPT_OK) s = nx_dnnl_reorder(be, &packed, w->data, &plain, tmp, "conv: unpacking a filter");
+    nx_tensor wv = nx_view(w->dtype, w->rank, w->ne, tmp, w->be);
+    wv.name = w->name;
+    if (s == NGPT_OK) s = conv_run(be, &d, x, &wv, b, y, p, "conv");
+    nx_cpu_block_free(be, tmp);
+    return s;
+}
+
+/* The sizes a filter is packed at (the layout oneDNN picks can depend on them: for 320 channels
+ * one layout up to 128², another from 256²): a 2 x 32² batch (the UNets' latents at 256² images
+ * and their CFG batch), 2 x 64 samples in 1-D. */
+enum { PACK_N = 2, PACK_HW = 32, PACK_L = 64 };
+
+ngpt_status nx_cpu_conv_pack(nx_backend *be, nx_tensor *w, const nx_conv_params *p)
+{
+    const int nsp = w->rank - 2;
+    if (w->dtype != NGPT_DTYPE_BF16 || !nx_cpu_has_amx_bf16() || p->groups != 1 || (nsp != 1 && nsp != 2))
+        return NGPT_OK;
+    const int xc = p->channels_last ? w->rank - 1 : 1, xsp = p->channels_last ? 1 : 2;
+    int64_t xne[4] = {PACK_N}, yne[4] = {PACK_N};
+    xne[xc] = w->ne[xc];
+    yne[xc] = w->ne[0];
+    for (int i = 0; i < nsp; i++) {
+        const int64_t in = nsp == 2 ? PACK_HW : PACK_L;
+        const int64_t span = in + 2 * (int64_t)p->pad[i] - (int64_t)p->dilation[i] * (w->ne[xsp + i] - 1) - 1;
+        if (p->stride[i] != 1 || span < 0) return NGPT_OK;
+        xne[xsp + i] = in;
+        yne[xsp + i] = span + 1;
     }
-    /* weights [G, O/G, C/G, k...] over PyTorch's dense [O, C/G, k...], or [O, k..., C/G] */
-    int64_t ksz = 1;
-    for (int i = 0; i < d.nsp; i++) ksz *= w->ne[xsp + i];
-    d.wnd = 0;
-    if (G > 1) d.wei[d.wnd++] = G;
-    d.wei[d.wnd++] = O / G;
-    d.wei[d.wnd++] = Cg;
-    for (int i = 0; i < d.nsp; i++) d.wei[d.wnd++] = w->ne[xsp + i];
-    if (d.cl) { /* C/G innermost, then the kernel dims, then O/G, then G */
-        const int k0 = d.wnd - d.nsp;
-        int64_t acc = Cg;
-        d.wei_strides[k0 - 1] = 1;
-        for (int i = d.wnd - 1; i >= k0; i--) {
-            d.wei_strides[i] = acc;
-            acc *= d.wei[i];
-        }
-        d.wei_strides[k0 - 2] = acc; /* O/G */
-        if (G > 1) d.wei_strides[0] = acc * (O / G);
-    } else {
-        int64_t acc = 1;
-        for (int i = d.wnd - 1; i >= 0; i--) {
-            d.wei_strides[i] = acc;
-            acc *= d.wei[i];
-        }
+    conv_desc d;
+    conv_desc_init(&d, w->rank, xne, w->ne, yne, p, false);
+    d.amx = 1;
+    d.wei_bf16 = 1;
+    dnnl_memory_desc_t want, plain, packed;
+    NX_TRY(nx_dnnl_query_md(be, conv_build_blocked, &d, DNNL_ARG_WEIGHTS, &want, "conv: packing a filter"));
+    const int tag = nx_dnnl_tag_of(&want);
+    const size_t n = nx_nbytes(w);
+    if (!tag || dnnl_memory_desc_get_size(&want) != n) return NGPT_OK; /* padded, or no tag: stays plain */
+    NX_TRY(filter_mds(&d, tag, &plain, &packed));
+    if (dnnl_memory_desc_equal(&plain, &packed)) return NGPT_OK;
+    void *tmp = nx_cpu_block_alloc(be, n);
+    if (!tmp)
+        return nx_err(NGPT_ERR_OUT_OF_MEMORY, "conv: cannot allocate %zu bytes to pack %s", n, w->name ? w->name : "a filter");
+    ngpt_status s = nx_dnnl_reorder(be, &plain, w->data, &packed, tmp, "conv: packing a filter");
+    if (s == NGPT_OK) {
+        memcpy(w->data, tmp, n);
+        w->packed = tag;
     }
-    d.has_bias = b != NULL;
-    for (int i = 0; i < d.nsp; i++) {
-        int64_t k = w->ne[xsp + i];
-        d.stride[i] = p->stride[i];
-        d.dil[i] = p->dilation[i];
-        d.pl[i] = p->pad[i];
-        /* right pad implied by the output size (PyTorch floors, so it may be < pad) */
-        d.pr[i] = (d.dst[2 + i] - 1) * d.stride[i] + (k - 1) * d.dil[i] + 1 - d.src[2 + i] - d.pl[i];
-    }
-    d.is_1x1 = ksz == 1 && G == 1;
-    for (int i = 0; i < d.nsp; i++)
-        if (d.stride[i] != 1 || d.pl[i] != 0) d.is_1x1 = 0;
-    return conv_run(be, &d, x, w, b, y, p, "conv");
+    nx_cpu_block_free(be, tmp);
+    return s;
 }
 
 ngpt_status nx_cpu_conv_transpose1d(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,

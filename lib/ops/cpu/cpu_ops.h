@@ -9,6 +9,7 @@
 /* gemm.c (oneDNN) + gemv.c (hand-written AVX-512 for M == 1) */
 ngpt_status nx_cpu_linear(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
 ngpt_status nx_cpu_linear_pack(nx_backend *, nx_tensor *w);
+ngpt_status nx_cpu_conv_pack(nx_backend *, nx_tensor *w, const nx_conv_params *p);
 ngpt_status nx_cpu_matmul(nx_backend *, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,
                           bool trans_a, bool trans_b, float alpha, float beta);
 /* Linear with F16/BF16 (or F32) weights computes in F32 by default; with bf16 compute on, linear

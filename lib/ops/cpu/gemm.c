@@ -39,7 +39,7 @@
 #define WCVT_GEMV_MAX_ROWS 16
 #define TILE_BYTES ((int64_t)8 << 20)
 
-enum { KEY_LINEAR = 1, KEY_MATMUL = 2, KEY_PACK = 3 };
+enum { KEY_LINEAR = 1, KEY_MATMUL = 2 };
 
 static dnnl_data_type_t dnnl_dt(ngpt_dtype dt)
 {
@@ -269,41 +269,39 @@ static ngpt_status packed_md(dnnl_memory_desc_t *md, int64_t N, int64_t K)
     return NGPT_OK;
 }
 
-typedef struct pack_desc {
-    int64_t N, K;
-    bool    to_packed;
-} pack_desc;
+/* W's plain bytes into the packed layout (to_packed) or back, N x K BF16, on the pool. Element
+ * (n, k) sits in block (n / 64, k / 32) — blocks N-major, 2048 values each — at ((k % 32) / 2) x
+ * 64 + n % 64 pairs in, k % 2 within the pair: per block a 16 x 64 transpose of K pairs. By hand
+ * rather than oneDNN's reorder, which ran at ~0.8 GB/s here (ImageBind-huge's matrices: ~1.5 s
+ * of a load); test_ops_gemm checks the two agree byte for byte. */
+typedef struct pack_job {
+    const uint32_t *src;
+    uint32_t       *dst;
+    int64_t         N, K;
+    bool            to_packed;
+} pack_job;
 
-static ngpt_status pack_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd, int *ids, int *n)
+static void pack_task(int64_t nb, int64_t n_tasks, void *arg)
 {
-    const pack_desc *d = arg;
-    dnnl_memory_desc_t plain, packed;
-    NX_TRY(nx_dnnl_md(&plain, 2, (const int64_t[]){d->K, d->N}, dnnl_bf16, (const int64_t[]){1, d->K}));
-    NX_TRY(packed_md(&packed, d->N, d->K));
-    dnnl_primitive_attr_t attr = NULL;
-    NX_TRY(nx_dnnl_attr_new(&attr));
-    dnnl_status_t r = d->to_packed ? dnnl_reorder_primitive_desc_create(pd, &plain, eng, &packed, eng, attr)
-                                   : dnnl_reorder_primitive_desc_create(pd, &packed, eng, &plain, eng, attr);
-    dnnl_primitive_attr_destroy(attr);
-    if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "linear: weights reorder: %s", nx_dnnl_status_str(r));
-    ids[0] = DNNL_ARG_FROM;
-    ids[1] = DNNL_ARG_TO;
-    *n = 2;
-    return NGPT_OK;
+    (void)n_tasks;
+    const pack_job *j = arg;
+    const int64_t KP = j->K / 2, KB = j->K / 32; /* pairs per row, K blocks */
+    for (int64_t kb = 0; kb < KB; kb++) {
+        uint32_t *blk = (j->to_packed ? j->dst : (uint32_t *)j->src) + (nb * KB + kb) * 1024;
+        for (int64_t nn = 0; nn < 64; nn++) {
+            const int64_t row = (nb * 64 + nn) * KP + kb * 16;
+            if (j->to_packed)
+                for (int ka = 0; ka < 16; ka++) blk[ka * 64 + nn] = j->src[row + ka];
+            else
+                for (int ka = 0; ka < 16; ka++) j->dst[row + ka] = blk[ka * 64 + nn];
+        }
+    }
 }
 
-/* W's packed bytes (to_packed false) or plain ones (true) from src into dst, N x K BF16. */
-static ngpt_status pack_run(nx_backend *be, void *dst, const void *src, int64_t N, int64_t K, bool to_packed)
+static void pack_run(nx_backend *be, void *dst, const void *src, int64_t N, int64_t K, bool to_packed)
 {
-    pack_desc d = {.N = N, .K = K, .to_packed = to_packed};
-    nx_dnnl_key key;
-    memset(&key, 0, sizeof key);
-    key.v[0] = KEY_PACK;
-    key.v[1] = N;
-    key.v[2] = K;
-    key.v[3] = to_packed;
-    void *h[2] = {(void *)src, dst};
-    return nx_dnnl_run(be, &key, pack_build, &d, h, "linear weights reorder");
+    pack_job j = {.src = src, .dst = dst, .N = N, .K = K, .to_packed = to_packed};
+    nx_pool_run(be->pool, N / 64, pack_task, &j);
 }
 
 ngpt_status nx_cpu_linear_pack(nx_backend *be, nx_tensor *w)
@@ -315,13 +313,11 @@ ngpt_status nx_cpu_linear_pack(nx_backend *be, nx_tensor *w)
     if (!tmp)
         return nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: cannot allocate %zu bytes to pack %s", n,
                       w->name ? w->name : "a weight");
-    ngpt_status s = pack_run(be, tmp, w->data, N, K, true);
-    if (s == NGPT_OK) {
-        memcpy(w->data, tmp, n);
-        w->packed = true;
-    }
+    pack_run(be, tmp, w->data, N, K, true);
+    memcpy(w->data, tmp, n);
+    w->packed = dnnl_BA16a64b2a;
     nx_cpu_block_free(be, tmp);
-    return s;
+    return NGPT_OK;
 }
 
 /* y = x W^T + b on a packed W outside the BF16 compute it was packed for: W unpacked for the call. */
@@ -333,8 +329,8 @@ static ngpt_status linear_unpacked(nx_backend *be, nx_tensor *y, const nx_tensor
     if (!tmp) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: cannot allocate %zu bytes to unpack W", n);
     nx_tensor wv = nx_view(w->dtype, 2, w->ne, tmp, w->be);
     wv.name = w->name;
-    ngpt_status s = pack_run(be, tmp, w->data, w->ne[0], w->ne[1], false);
-    if (s == NGPT_OK) s = nx_cpu_linear(be, y, x, &wv, b);
+    pack_run(be, tmp, w->data, w->ne[0], w->ne[1], false);
+    ngpt_status s = nx_cpu_linear(be, y, x, &wv, b);
     nx_cpu_block_free(be, tmp);
     return s;
 }
@@ -359,6 +355,8 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
     const int64_t N = w->ne[0], K = w->ne[1];
     const int64_t M = K ? nx_numel(x) / K : nx_numel(y) / (N ? N : 1);
     const bool bf16 = nx_cpu_bf16_compute(be);
+    if (w->packed && w->packed != dnnl_BA16a64b2a)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "linear: W %s is packed for another op", w->name ? w->name : "");
     if (w->packed && !(bf16 && bf16_native())) return linear_unpacked(be, y, x, w, b);
     if ((M <= GEMV_MAX_ROWS && !w->packed) || K == 0) return nx_cpu_gemv(be, y, x, w, b);
     if (N == 0) return NGPT_OK;
@@ -433,7 +431,7 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
                 .wei_dims = {K, nb}, .wei_strides = {1, K},   /* W[n, k] seen as [K, nb] */
                 .dst_dims = {mb, nb}, .dst_strides = {N, 1},  /* columns n0.. of y */
                 .src_dt = dnnl_dt(cdt), .wei_dt = dnnl_dt(cdt),
-                .has_bias = bias != NULL, .alpha = 1.0f, .beta = 0.0f, .wei_packed = w->packed,
+                .has_bias = bias != NULL, .alpha = 1.0f, .beta = 0.0f, .wei_packed = w->packed != 0,
             };
             const char *xm = (const char *)xsrc + m0 * K * (int64_t)nx_dtype_size(cdt);
             s = mm_run(be, KEY_LINEAR, &d, xm, wsrc, bias ? bias + n0 : NULL, (float *)y->data + m0 * N + n0, "linear");

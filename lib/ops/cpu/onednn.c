@@ -400,3 +400,63 @@ ngpt_status nx_dnnl_run_blocked(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_
 {
     return run_locked(be, key, NULL, build, arg, handles, what);
 }
+
+ngpt_status nx_dnnl_query_md(nx_backend *be, nx_dnnl_build_blocked_fn build, void *arg, int arg_id,
+                             dnnl_memory_desc_t *out, const char *what)
+{
+    nx_cpu_state *st = be->impl;
+    pthread_mutex_lock(&st->mu);
+    ngpt_status s = ensure_engine(st);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_memory_desc_t user_mds[NX_DNNL_MAX_ARGS];
+    int ids[NX_DNNL_MAX_ARGS], n = 0;
+    if (s == NGPT_OK) s = build(st->engine, arg, &pd, ids, user_mds, &n);
+    if (s == NGPT_OK) {
+        const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg_id);
+        if (md) *out = *md;
+        else s = nx_err(NGPT_ERR_INTERNAL, "%s: oneDNN has no memory descriptor for arg %d", what, arg_id);
+        dnnl_primitive_desc_destroy(pd);
+    }
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+ngpt_status nx_dnnl_reorder(nx_backend *be, const dnnl_memory_desc_t *src_md, const void *src,
+                            const dnnl_memory_desc_t *dst_md, void *dst, const char *what)
+{
+    nx_cpu_state *st = be->impl;
+    pthread_mutex_lock(&st->mu);
+    ngpt_status s = ensure_engine(st);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t ms = NULL, md = NULL;
+    dnnl_status_t r = dnnl_success;
+    if (s == NGPT_OK) r = dnnl_reorder_primitive_desc_create(&pd, src_md, st->engine, dst_md, st->engine, NULL);
+    if (s == NGPT_OK && r == dnnl_success) r = dnnl_primitive_create(&prim, pd);
+    if (s == NGPT_OK && r == dnnl_success) r = dnnl_memory_create(&ms, src_md, st->engine, (void *)src);
+    if (s == NGPT_OK && r == dnnl_success) r = dnnl_memory_create(&md, dst_md, st->engine, dst);
+    if (s == NGPT_OK && r == dnnl_success) {
+        nx_pool_park(be->pool);
+        omp_set_num_threads(nx_pool_threads(be->pool));
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+        r = exec(st, prim, 2, args);
+    }
+    if (s == NGPT_OK && r != dnnl_success) s = nx_err(NGPT_ERR_INTERNAL, "%s: oneDNN reorder: %s", what, nx_dnnl_status_str(r));
+    if (ms) dnnl_memory_destroy(ms);
+    if (md) dnnl_memory_destroy(md);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+int nx_dnnl_tag_of(const dnnl_memory_desc_t *md)
+{
+    for (int t = 1; t < (int)dnnl_format_tag_last; t++) {
+        dnnl_memory_desc_t m;
+        if (dnnl_memory_desc_init_by_tag(&m, md->ndims, md->dims, md->data_type, (dnnl_format_tag_t)t) != dnnl_success)
+            continue;
+        if (dnnl_memory_desc_equal(&m, md)) return t;
+    }
+    return 0;
+}

@@ -103,6 +103,19 @@ typedef ngpt_status (*nx_dnnl_build_blocked_fn)(dnnl_engine_t eng, void *arg, dn
 ngpt_status nx_dnnl_run_blocked(nx_backend *be, const nx_dnnl_key *key, nx_dnnl_build_blocked_fn build, void *arg,
                                 void *const *handles, const char *what);
 
+/* The layout (memory descriptor) that the primitive `build` makes would take for arg_id (a
+ * DNNL_ARG_*), without running it: what packing a weight ahead of its calls needs. */
+ngpt_status nx_dnnl_query_md(nx_backend *be, nx_dnnl_build_blocked_fn build, void *arg, int arg_id,
+                             dnnl_memory_desc_t *out, const char *what);
+
+/* src (src_md) -> dst (dst_md) by a oneDNN reorder built for the call (load-time packing and the
+ * rare unpacking: not cached). */
+ngpt_status nx_dnnl_reorder(nx_backend *be, const dnnl_memory_desc_t *src_md, const void *src,
+                            const dnnl_memory_desc_t *dst_md, void *dst, const char *what);
+
+/* The format tag that describes md exactly (dims and data type as md's), or 0 when none does. */
+int nx_dnnl_tag_of(const dnnl_memory_desc_t *md);
+
 /* A primitive attribute with a user-managed scratchpad, passed at execution: oneDNN's default
  * library-managed scratchpad is per thread and breaks when a primitive created on one thread
  * executes on another (seen as a crash in conv: handles sharing a context may run on different
