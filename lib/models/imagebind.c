@@ -690,15 +690,16 @@ static ngpt_status block_forward(nx_imagebind *m, const ib_branch *b, const ib_b
     nx_tensor q4 = vw(&s->q, 4, M, L, H, hd), k4 = vw(&s->k, 4, M, Lk, H, hd), v4 = vw(&s->v, 4, M, Lk, H, hd);
     nx_tensor o4 = vw(&s->o, 4, M, L, H, hd);
     NX_TRY(nx_op_attention(be, &o4, &q4, &k4, &v4, NULL, 1.0f / sqrtf((float)hd), false));
-    NX_TRY(nx_op_linear(be, &h, &o, &k->out_w, &k->out_b));
-    NX_TRY(nx_op_binary(be, &x, &x, &h, NX_BINARY_ADD));
+    // the residual adds and the GELU in the GEMMs' epilogues where the backend fuses them (h: the
+    // product where it does not)
+    const nx_linear_epi add = {.act = NX_UNARY_IDENTITY, .accumulate = true, .tmp = &h};
+    const nx_linear_epi gelu = {.act = NX_UNARY_GELU};
+    NX_TRY(nx_op_linear_epi(be, &x, &o, &k->out_w, &k->out_b, &add));
 
     // x += fc2(gelu(fc1(LN2 x)))
     NX_TRY(nx_op_layer_norm(be, &h, &x, &k->norm_2_w, &k->norm_2_b, eps));
-    NX_TRY(nx_op_linear(be, &f, &h, &k->fc1_w, &k->fc1_b));
-    NX_TRY(nx_op_unary(be, &f, &f, NX_UNARY_GELU, 0.0f));
-    NX_TRY(nx_op_linear(be, &h, &f, &k->fc2_w, &k->fc2_b));
-    NX_TRY(nx_op_binary(be, &x, &x, &h, NX_BINARY_ADD));
+    NX_TRY(nx_op_linear_epi(be, &f, &h, &k->fc1_w, &k->fc1_b, &gelu));
+    NX_TRY(nx_op_linear_epi(be, &x, &f, &k->fc2_w, &k->fc2_b, &add));
     return NGPT_OK;
 }
 

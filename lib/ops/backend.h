@@ -34,6 +34,9 @@ typedef struct nx_backend_vtbl {
 
     /* ops: same arguments as the nx_op_* of the same name, already validated */
     ngpt_status (*linear)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
+    /* optional: nx_op_linear_epi (without it: linear, then the epilogue's unary and binary ops) */
+    ngpt_status (*linear_epi)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                              const nx_tensor *b, const nx_linear_epi *e);
     /* optional: nx_op_linear_pack (without it: a no-op) */
     ngpt_status (*linear_pack)(nx_backend *, nx_tensor *w);
     ngpt_status (*matmul)(nx_backend *, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,

@@ -274,9 +274,45 @@ nx_conv_params nx_conv_params_default(void)
     return p;
 }
 
+static ngpt_status chk_linear(nx_backend *be, const char *op, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                              const nx_tensor *b);
+
 ngpt_status nx_op_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b)
 {
     static const char op[] = "linear";
+    NX_TRY(chk_linear(be, op, y, x, w, b));
+    if (!be->v->linear) return UNSUPPORTED(be, op);
+    PROFILED(be, op, y, be->v->linear(be, y, x, w, b));
+}
+
+ngpt_status nx_op_linear_epi(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
+                             const nx_linear_epi *e)
+{
+    static const char op[] = "linear_epi";
+    NX_TRY(chk_linear(be, op, y, x, w, b));
+    if (!e) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: the epilogue is NULL", op);
+    if (!unary_valid(e->act)) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: unknown epilogue function %d", op, (int)e->act);
+    if (e->act == NX_UNARY_LEAKY_RELU) NX_TRY(chk_finite(op, "leaky_relu slope", e->act_param));
+    if (y->data == x->data && nx_numel(y) > 0) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: y must not be x (%s)", op, D("y", y));
+    if (e->accumulate) {
+        NX_TRY(chk_act(be, op, "tmp", e->tmp));
+        NX_TRY(chk_same_dtype(op, "tmp", e->tmp, "y", y));
+        NX_TRY(chk_same_shape(op, "tmp", e->tmp, "y", y));
+        if (nx_numel(y) > 0 && (e->tmp->data == y->data || e->tmp->data == x->data))
+            return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: tmp must be neither y nor x (%s)", op, D("tmp", e->tmp));
+    }
+    if (be->v->linear_epi) PROFILED(be, op, y, be->v->linear_epi(be, y, x, w, b, e));
+    /* the ops it fuses */
+    nx_tensor *dst = e->accumulate ? e->tmp : y;
+    NX_TRY(nx_op_linear(be, dst, x, w, b));
+    if (e->act != NX_UNARY_IDENTITY) NX_TRY(nx_op_unary(be, dst, dst, e->act, e->act_param));
+    return e->accumulate ? nx_op_binary(be, y, y, dst, NX_BINARY_ADD) : NGPT_OK;
+}
+
+/* y, x, w, b of a linear: present, resident, shapes agreeing (a packed w as the plain one). */
+static ngpt_status chk_linear(nx_backend *be, const char *op, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                              const nx_tensor *b)
+{
     NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
@@ -300,9 +336,7 @@ ngpt_status nx_op_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const
     int64_t ne[NX_MAX_DIMS];
     memcpy(ne, x->ne, sizeof ne);
     ne[x->rank - 1] = n;
-    NX_TRY(chk_out_shape(op, "y", y, x->rank, ne));
-    if (!be->v->linear) return UNSUPPORTED(be, op);
-    PROFILED(be, op, y, be->v->linear(be, y, x, w, b));
+    return chk_out_shape(op, "y", y, x->rank, ne);
 }
 
 ngpt_status nx_op_linear_pack(nx_backend *be, nx_tensor *w)

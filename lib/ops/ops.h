@@ -119,6 +119,20 @@ typedef enum nx_rope_mode {
 ngpt_status nx_op_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                          const nx_tensor *b);
 
+/* nx_op_linear with an epilogue: y = act(x W^T + b) (act NX_UNARY_IDENTITY: none), or with
+ * accumulate y += act(x W^T + b) (a residual added in place). Where the backend cannot fuse it
+ * (the CPU: its oneDNN path with GELU, tanh-GELU, SiLU or quick GELU fuses it; other paths, other
+ * functions and CUDA do not), the linear writes into tmp, a tensor of y's shape and dtype other
+ * than y and x (needed with accumulate only), and the ops follow. */
+typedef struct nx_linear_epi {
+    nx_unary   act;
+    float      act_param;
+    bool       accumulate;
+    nx_tensor *tmp;
+} nx_linear_epi;
+ngpt_status nx_op_linear_epi(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                             const nx_tensor *b, const nx_linear_epi *e);
+
 /* Let the backend keep w, a linear's [N, K] weight, in a layout of its own that its linears
  * run faster on; w's bytes are rewritten in place (same size), so w's memory must be writable
  * and used by nothing else. Sets w->packed when it happened; a no-op (NGPT_OK, w unchanged)

@@ -143,6 +143,77 @@ static void test_linear_tiles_bf16(void)
     check_linear(263, 300, 16384, NGPT_DTYPE_F16, 1, 1); /* ... and two W tiles (N 300 > NB 256) */
 }
 
+/* nx_op_linear_epi against linear, then the unary and binary ops, on every path: the GEMV (M 3),
+ * the fused-convert GEMM (F16 W), oneDNN (F32 W; BF16 compute; packed W; 257 rows split), fused
+ * functions and one left to the ops (tanh); accumulate on and off. The fused GELU is oneDNN's
+ * erf, ours a rational erfc: within 1e-6 + 1e-5 relative. */
+static void check_linear_epi(int64_t M, int64_t N, int64_t K, ngpt_dtype wdt, bool bf16, bool pack)
+{
+    float *x = malloc(4 * (size_t)(M * K)), *w = malloc(4 * (size_t)(N * K)), *b = malloc(4 * (size_t)N);
+    float *r = malloc(4 * (size_t)(M * N)), *y0 = malloc(4 * (size_t)(M * N)), *y1 = malloc(4 * (size_t)(M * N));
+    float *t = malloc(4 * (size_t)(M * N));
+    void *wenc = nx_malloc_aligned(4 * (size_t)(N * K));
+    test_fill(&rng, x, (size_t)(M * K), -1, 1);
+    test_fill(&rng, w, (size_t)(N * K), -0.2f, 0.2f);
+    test_fill(&rng, b, (size_t)N, -1, 1);
+    test_fill(&rng, r, (size_t)(M * N), -1, 1);
+    round_to(wdt, w, wenc, (size_t)(N * K));
+    int64_t xs[2] = {M, K}, ws[2] = {N, K}, ys[2] = {M, N};
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 2, xs, x, t_be), tw = nx_view(wdt, 2, ws, wenc, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &N, b, t_be), ty0 = nx_view(NGPT_DTYPE_F32, 2, ys, y0, t_be);
+    nx_tensor ty1 = nx_view(NGPT_DTYPE_F32, 2, ys, y1, t_be), tt = nx_view(NGPT_DTYPE_F32, 2, ys, t, t_be);
+    if (pack) CHECK_OK(nx_op_linear_pack(t_be, &tw));
+    static const nx_unary acts[5] = {NX_UNARY_IDENTITY, NX_UNARY_GELU, NX_UNARY_GELU_TANH, NX_UNARY_QUICK_GELU,
+                                     NX_UNARY_TANH};
+    nx_cpu_set_bf16_compute(t_be, bf16);
+    for (int a = 0; a < 5; a++)
+        for (int acc = 0; acc < 2; acc++) {
+            memcpy(y0, r, 4 * (size_t)(M * N));
+            memcpy(y1, r, 4 * (size_t)(M * N));
+            nx_tensor *d = acc ? &tt : &ty0;
+            CHECK_OK(nx_op_linear(t_be, d, &tx, &tw, &tb));
+            if (acts[a] != NX_UNARY_IDENTITY) CHECK_OK(nx_op_unary(t_be, d, d, acts[a], 0.0f));
+            if (acc) CHECK_OK(nx_op_binary(t_be, &ty0, &ty0, &tt, NX_BINARY_ADD));
+            const nx_linear_epi e = {.act = acts[a], .accumulate = acc, .tmp = &tt};
+            CHECK_OK(nx_op_linear_epi(t_be, &ty1, &tx, &tw, &tb, &e));
+            double worst = 0;
+            for (int64_t i = 0; i < M * N; i++) {
+                double err = fabs((double)y1[i] - y0[i]) / (1e-6 + 1e-5 * fabs((double)y0[i]));
+                if (!(err <= worst)) worst = err;
+            }
+            CHECK_MSG(worst <= 1.0, "linear_epi M=%lld N=%lld K=%lld %s bf16=%d packed=%d act=%d acc=%d: %.3g x tol",
+                      (long long)M, (long long)N, (long long)K, nx_dtype_name(wdt), bf16, tw.packed, (int)acts[a], acc,
+                      worst);
+        }
+    nx_cpu_set_bf16_compute(t_be, false);
+    free(x), free(w), free(b), free(r), free(y0), free(y1), free(t);
+    nx_free_aligned(wenc);
+}
+
+static void test_linear_epi(void)
+{
+    check_linear_epi(3, 64, 32, NGPT_DTYPE_F32, false, false);
+    check_linear_epi(20, 64, 96, NGPT_DTYPE_F32, false, false);
+    check_linear_epi(20, 64, 96, NGPT_DTYPE_F16, false, false);
+    check_linear_epi(20, 64, 96, NGPT_DTYPE_BF16, true, false);
+    check_linear_epi(257, 128, 64, NGPT_DTYPE_BF16, true, true);
+    check_linear_epi(3, 128, 64, NGPT_DTYPE_BF16, true, true);
+    check_linear_epi(257, 128, 64, NGPT_DTYPE_BF16, false, true); /* packed, F32: unpacked per call */
+
+    float v[8] = {0};
+    nx_tensor a = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){2, 2}, v, t_be), w = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){2, 2}, v + 4, t_be);
+    float yb[4];
+    nx_tensor y = nx_view(NGPT_DTYPE_F32, 2, (int64_t[]){2, 2}, yb, t_be);
+    CHECK_ERR(nx_op_linear_epi(t_be, &y, &a, &w, NULL, NULL), NGPT_ERR_INVALID_ARGUMENT, "epilogue is NULL");
+    CHECK_ERR(nx_op_linear_epi(t_be, &y, &a, &w, NULL, &(nx_linear_epi){.accumulate = true}), NGPT_ERR_INVALID_ARGUMENT,
+              "tmp is NULL");
+    CHECK_ERR(nx_op_linear_epi(t_be, &y, &a, &w, NULL, &(nx_linear_epi){.accumulate = true, .tmp = &y}),
+              NGPT_ERR_INVALID_ARGUMENT, "neither y nor x");
+    CHECK_ERR(nx_op_linear_epi(t_be, &a, &a, &w, NULL, &(nx_linear_epi){0}), NGPT_ERR_INVALID_ARGUMENT, "must not be x");
+    CHECK_ERR(nx_op_linear_epi(t_be, &y, &a, &w, NULL, &(nx_linear_epi){.act = (nx_unary)99}), NGPT_ERR_INVALID_ARGUMENT,
+              "unknown epilogue");
+}
+
 /* ---- matmul ---- */
 
 /* The fused convert-in-GEMM path (gemm_wcvt.c) at its block edges: M around the 32-row x
@@ -266,6 +337,7 @@ int main(void)
     RUN(test_bf16_scope);
     RUN(test_linear_fused);
     RUN(test_linear_packed);
+    RUN(test_linear_epi);
     nx_cpu_set_wcvt(false); /* F16/BF16 W: AVX-512 conversion + oneDNN (the fused path's fallback) */
     RUN(test_linear);
     RUN(test_linear_fused);

@@ -145,6 +145,7 @@ static const nx_backend_vtbl k_cpu_vtbl = {
     .destroy = cpu_destroy,
     .trim = nx_cpu_trim,
     .linear = nx_cpu_linear,
+    .linear_epi = nx_cpu_linear_epi,
     .linear_pack = nx_cpu_linear_pack,
     .conv_pack = nx_cpu_conv_pack,
     .matmul = nx_cpu_matmul,

@@ -8,6 +8,8 @@
 
 /* gemm.c (oneDNN) + gemv.c (hand-written AVX-512 for M == 1) */
 ngpt_status nx_cpu_linear(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b);
+ngpt_status nx_cpu_linear_epi(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
+                              const nx_linear_epi *e);
 ngpt_status nx_cpu_linear_pack(nx_backend *, nx_tensor *w);
 ngpt_status nx_cpu_conv_pack(nx_backend *, nx_tensor *w, const nx_conv_params *p);
 ngpt_status nx_cpu_matmul(nx_backend *, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,

@@ -137,6 +137,8 @@ typedef struct mm_desc {
     int     bias_rows;
     float   alpha, beta;
     int     wei_packed;        /* 2-D, W in packed_md's layout (nx_cpu_linear_pack) */
+    int     elt_alg;           /* 0, or a dnnl_alg_kind_t applied to the product + bias (before beta's sum) */
+    float   elt_alpha;
 } mm_desc;
 
 static ngpt_status packed_md(dnnl_memory_desc_t *md, int64_t N, int64_t K);
@@ -175,9 +177,11 @@ static ngpt_status mm_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t 
     dnnl_post_ops_t po = NULL;
     NX_TRY(nx_dnnl_attr_new(&attr));
     if (r == dnnl_success && d->alpha != 1.0f) r = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &d->alpha);
-    if (r == dnnl_success && d->beta != 0.0f) {
+    if (r == dnnl_success && (d->beta != 0.0f || d->elt_alg)) {
         r = dnnl_post_ops_create(&po);
-        if (r == dnnl_success) r = dnnl_post_ops_append_sum(po, d->beta);
+        if (r == dnnl_success && d->elt_alg)
+            r = dnnl_post_ops_append_eltwise(po, 1.0f, (dnnl_alg_kind_t)d->elt_alg, d->elt_alpha, 0.0f);
+        if (r == dnnl_success && d->beta != 0.0f) r = dnnl_post_ops_append_sum(po, d->beta);
         if (r == dnnl_success) r = dnnl_primitive_attr_set_post_ops(attr, po);
     }
     if (r == dnnl_success) r = dnnl_primitive_desc_create(pd, &md, attr, eng, NULL);
@@ -238,6 +242,10 @@ static nx_dnnl_key mm_key(int tag, const mm_desc *d)
     k.v[i++] = ua;
     k.v[i++] = ub;
     k.v[i++] = d->wei_packed;
+    k.v[i++] = d->elt_alg;
+    uint32_t ue;
+    memcpy(&ue, &d->elt_alpha, 4);
+    k.v[i++] = ue;
     return k;
 }
 
@@ -350,54 +358,42 @@ static int64_t amx_tail_split(bool bf16, int64_t M)
     return M - M % 256;
 }
 
-ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b)
-{
-    const int64_t N = w->ne[0], K = w->ne[1];
-    const int64_t M = K ? nx_numel(x) / K : nx_numel(y) / (N ? N : 1);
-    const bool bf16 = nx_cpu_bf16_compute(be);
-    if (w->packed && w->packed != dnnl_BA16a64b2a)
-        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "linear: W %s is packed for another op", w->name ? w->name : "");
-    if (w->packed && !(bf16 && bf16_native())) return linear_unpacked(be, y, x, w, b);
-    if ((M <= GEMV_MAX_ROWS && !w->packed) || K == 0) return nx_cpu_gemv(be, y, x, w, b);
-    if (N == 0) return NGPT_OK;
+/* Which kernel a linear of M rows on W runs on. */
+enum { PATH_GEMV, PATH_WCVT, PATH_UNPACK, PATH_ONEDNN };
 
+static int linear_path(nx_backend *be, int64_t M, int64_t K, const nx_tensor *w)
+{
+    const bool bf16 = nx_cpu_bf16_compute(be);
+    if (w->packed) return bf16 && bf16_native() ? PATH_ONEDNN : PATH_UNPACK;
+    if (M <= GEMV_MAX_ROWS || K == 0) return PATH_GEMV;
     /* F16/BF16 W, a few rows: the GEMV (ceil(M / 4) passes over W) beats both the fused GEMM and,
      * without AVX-512, converting all of W for oneDNN (AVX2 host, 2 layers of 7B dims, 12-16
      * tokens: see bench/RESULTS.md, session 11) */
     if (!bf16 && M <= WCVT_GEMV_MAX_ROWS && w->dtype != NGPT_DTYPE_F32 &&
         (nx_cpu_linear_wcvt_ok(w->dtype) || nx_cpu_isa() == NX_ISA_AVX2))
-        return nx_cpu_gemv(be, y, x, w, b);
+        return PATH_GEMV;
+    if (!bf16 && nx_cpu_linear_wcvt_ok(w->dtype)) return PATH_WCVT;
+    return PATH_ONEDNN;
+}
+
+/* The oneDNN path, with an eltwise (elt_alg: 0 or a dnnl_alg_kind_t) on the product + bias and,
+ * with beta 1, y added after it. */
+static ngpt_status linear_onednn(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                                 const float *bias, int elt_alg, float elt_alpha, float beta)
+{
+    const int64_t N = w->ne[0], K = w->ne[1], M = nx_numel(x) / K;
+    if (N == 0) return NGPT_OK;
+    const bool bf16 = nx_cpu_bf16_compute(be);
     /* dtype of x and W as oneDNN multiplies them (BF16 compute emulated in F32: to_bf16_compute) */
     const ngpt_dtype cdt = bf16 && bf16_native() ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32;
     ngpt_status s = NGPT_OK;
     void *xs = NULL, *wt = NULL;
-    float *bf = NULL;
-
     const void *xsrc = x->data;
     if (bf16) {
         xs = nx_malloc_aligned((size_t)(M * K) * nx_dtype_size(cdt));
         if (!xs) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: cannot allocate %lld x %lld bf16 input", (long long)M, (long long)K);
         to_bf16_compute(be, xs, x->data, NGPT_DTYPE_F32, M * K);
         xsrc = xs;
-    }
-    const float *bias = NULL;
-    if (b) {
-        if (b->dtype == NGPT_DTYPE_F32) {
-            bias = b->data;
-        } else {
-            bf = nx_malloc_aligned((size_t)N * sizeof(float));
-            if (!bf) {
-                s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: out of memory (bias)");
-                goto out;
-            }
-            nx_cpu_convert(be, bf, NGPT_DTYPE_F32, b->data, b->dtype, N);
-            bias = bf;
-        }
-    }
-
-    if (!bf16 && nx_cpu_linear_wcvt_ok(w->dtype)) {
-        s = nx_cpu_linear_wcvt(be, y->data, x->data, w->data, w->dtype, bias, M, N, K);
-        goto out;
     }
     /* W used in place when its dtype is the compute dtype; otherwise converted tile by tile. */
     int64_t NB = N;
@@ -408,8 +404,8 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
         if (NB > N) NB = N;
         wt = nx_malloc_aligned((size_t)(NB * K) * csz);
         if (!wt) {
-            s = nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: cannot allocate a %lld x %lld weight tile", (long long)NB, (long long)K);
-            goto out;
+            nx_free_aligned(xs);
+            return nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: cannot allocate a %lld x %lld weight tile", (long long)NB, (long long)K);
         }
     }
     const int64_t M0 = amx_tail_split(bf16, M);
@@ -431,17 +427,89 @@ ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, cons
                 .wei_dims = {K, nb}, .wei_strides = {1, K},   /* W[n, k] seen as [K, nb] */
                 .dst_dims = {mb, nb}, .dst_strides = {N, 1},  /* columns n0.. of y */
                 .src_dt = dnnl_dt(cdt), .wei_dt = dnnl_dt(cdt),
-                .has_bias = bias != NULL, .alpha = 1.0f, .beta = 0.0f, .wei_packed = w->packed != 0,
+                .has_bias = bias != NULL, .alpha = 1.0f, .beta = beta, .wei_packed = w->packed != 0,
+                .elt_alg = elt_alg, .elt_alpha = elt_alpha,
             };
             const char *xm = (const char *)xsrc + m0 * K * (int64_t)nx_dtype_size(cdt);
             s = mm_run(be, KEY_LINEAR, &d, xm, wsrc, bias ? bias + n0 : NULL, (float *)y->data + m0 * N + n0, "linear");
         }
     }
-out:
     nx_free_aligned(xs);
     nx_free_aligned(wt);
+    return s;
+}
+
+/* b as F32: b's own data, or converted into *owned. */
+static ngpt_status bias_f32(nx_backend *be, const nx_tensor *b, const float **out, float **owned)
+{
+    *out = NULL;
+    *owned = NULL;
+    if (!b) return NGPT_OK;
+    if (b->dtype == NGPT_DTYPE_F32) {
+        *out = b->data;
+        return NGPT_OK;
+    }
+    *owned = nx_malloc_aligned((size_t)b->ne[0] * sizeof(float));
+    if (!*owned) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "linear: out of memory (bias)");
+    nx_cpu_convert(be, *owned, NGPT_DTYPE_F32, b->data, b->dtype, b->ne[0]);
+    *out = *owned;
+    return NGPT_OK;
+}
+
+ngpt_status nx_cpu_linear(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b)
+{
+    const int64_t N = w->ne[0], K = w->ne[1];
+    const int64_t M = K ? nx_numel(x) / K : nx_numel(y) / (N ? N : 1);
+    if (w->packed && w->packed != dnnl_BA16a64b2a)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "linear: W %s is packed for another op", w->name ? w->name : "");
+    const int path = linear_path(be, M, K, w);
+    if (path == PATH_UNPACK) return linear_unpacked(be, y, x, w, b);
+    if (path == PATH_GEMV) return nx_cpu_gemv(be, y, x, w, b);
+    if (N == 0) return NGPT_OK;
+    const float *bias;
+    float *bf;
+    NX_TRY(bias_f32(be, b, &bias, &bf));
+    ngpt_status s = path == PATH_WCVT ? nx_cpu_linear_wcvt(be, y->data, x->data, w->data, w->dtype, bias, M, N, K)
+                                      : linear_onednn(be, y, x, w, bias, 0, 0.0f, 0.0f);
     nx_free_aligned(bf);
     return s;
+}
+
+/* oneDNN's eltwise (a dnnl_alg_kind_t, its alpha in *alpha) for act; 0 where we keep our own
+ * (ReLU, tanh and the rest are not worth a primitive per epilogue: never fused by a model yet) */
+static int dnnl_act(nx_unary act, float param, float *alpha)
+{
+    *alpha = 0.0f;
+    switch (act) {
+    case NX_UNARY_GELU: return dnnl_eltwise_gelu_erf;
+    case NX_UNARY_GELU_TANH: return dnnl_eltwise_gelu_tanh;
+    case NX_UNARY_SILU: *alpha = 1.0f; return dnnl_eltwise_swish;
+    case NX_UNARY_QUICK_GELU: *alpha = 1.702f; return dnnl_eltwise_swish; /* x sigmoid(1.702 x) */
+    default: (void)param; return 0;
+    }
+}
+
+ngpt_status nx_cpu_linear_epi(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                              const nx_tensor *b, const nx_linear_epi *e)
+{
+    const int64_t K = w->ne[1];
+    const int64_t M = K ? nx_numel(x) / K : 0;
+    float alpha;
+    const int alg = dnnl_act(e->act, e->act_param, &alpha);
+    if (K > 0 && linear_path(be, M, K, w) == PATH_ONEDNN && (e->act == NX_UNARY_IDENTITY || alg)) {
+        const float *bias;
+        float *bf;
+        NX_TRY(bias_f32(be, b, &bias, &bf));
+        ngpt_status s = linear_onednn(be, y, x, w, bias, alg, alpha, e->accumulate ? 1.0f : 0.0f);
+        nx_free_aligned(bf);
+        return s;
+    }
+    /* the other kernels: the product, then the epilogue's ops */
+    nx_tensor *dst = e->accumulate ? e->tmp : y;
+    NX_TRY(nx_cpu_linear(be, dst, x, w, b));
+    if (e->act != NX_UNARY_IDENTITY) NX_TRY(nx_cpu_unary(be, dst, dst, e->act, e->act_param));
+    if (e->accumulate) NX_TRY(nx_cpu_binary(be, y, y, dst, NX_BINARY_ADD));
+    return NGPT_OK;
 }
 
 /* ---- matmul ---- */
