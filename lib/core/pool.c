@@ -43,7 +43,7 @@ struct nx_pool {
     int              n_threads;   /* including the caller */
     _Atomic bool     omp;         /* jobs on the caller's OpenMP team (nx_pool_set_omp) */
     pthread_t       *threads;     /* n_threads - 1, started on first use (start_workers) */
-    int              n_started;
+    _Atomic int      n_started;   /* written under run_mu; nx_pool_park reads it without */
     bool             workers_tried; /* start_workers ran (under run_mu) */
     pthread_mutex_t  run_mu;      /* one job at a time: callers on different threads queue */
     pthread_mutex_t  mu;          /* guards the sleeping side: sleepers, caller_waiting */
@@ -186,7 +186,7 @@ static void start_workers(nx_pool *p)
     p->workers_tried = true;
     for (int i = 0; i < p->n_threads - 1; i++) {
         if (pthread_create(&p->threads[i], NULL, worker, p) != 0) break;
-        p->n_started++;
+        atomic_fetch_add_explicit(&p->n_started, 1, memory_order_relaxed);
     }
 }
 
@@ -210,7 +210,7 @@ void nx_pool_free(nx_pool *p)
     pthread_mutex_lock(&p->mu);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->n_started; i++) pthread_join(p->threads[i], NULL);
+    for (int i = 0; i < atomic_load(&p->n_started); i++) pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->run_mu);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
@@ -263,7 +263,7 @@ void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg)
 
 void nx_pool_park(nx_pool *p)
 {
-    if (!p || p->n_started == 0) return;
+    if (!p || atomic_load_explicit(&p->n_started, memory_order_relaxed) == 0) return;
     atomic_store_explicit(&p->quiet_until, now_ns() + QUIET_NS, memory_order_relaxed);
     atomic_store_explicit(&p->park, 1, memory_order_relaxed);
 }
