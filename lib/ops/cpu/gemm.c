@@ -21,9 +21,14 @@
  *    vs 326 GFLOP/s at 2048^3), so it is not the default; with AMX it is the fast path (1,230-1,500
  *    GFLOP/s on 2 cores, bench/RESULTS.md session 29). It loses precision (x and F16 W lose 3+
  *    mantissa bits). Without AVX-512 oneDNN has no bf16 matmul: emulated (to_bf16_compute).
- *  - M <= 4 always uses gemv.c (F32 accumulation, weights read in their own dtype), and so do
+ *  - M <= 4 uses gemv.c (F32 accumulation, weights read in their own dtype), and so do
  *    F16/BF16 W up to WCVT_GEMV_MAX_ROWS where the fused GEMM would run (see there) and on AVX2,
- *    where the tiles above would convert all of W. */
+ *    where the tiles above would convert all of W.
+ *  - Packed W (nx_cpu_linear_pack, AMX hosts): BF16 W reordered once into oneDNN's own AMX
+ *    layout, which its matmul takes as it is (else it copies W into it on every call); every M
+ *    goes to oneDNN (the GEMV cannot read that layout), and F32 compute unpacks W per call.
+ *  - Epilogues (nx_cpu_linear_epi): an activation and/or an accumulate into y as post-ops of the
+ *    oneDNN matmul; the other paths run the ops after the product. */
 #include "cpu_ops.h"
 #include "onednn.h"
 
