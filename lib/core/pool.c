@@ -1,16 +1,19 @@
 /* pool.c — the CPU backend's parallel-for. A job is one parallel-for; its threads pull task
  * indices from a shared atomic counter.
  *
- * Jobs run on the calling thread's OpenMP team, the threads oneDNN (OpenMP-built in Debian)
- * runs its primitives on. libgomp's team spins for milliseconds after each parallel region
- * (GOMP_SPINCOUNT; OMP_WAIT_POLICY is the application's to set), so pthread workers of our own
- * shared the cores with a spinning team after every oneDNN call: ImageBind-huge's attention
- * and GELU, between its GEMMs, took 1.5-2x as long as with OMP_WAIT_POLICY=passive (BF16, 2
- * cores: 98 -> 63 ms and 42 -> 22 ms an image). On the team they find it awake instead. A
- * caller already inside a parallel region (an application's, where ours would run on one
- * thread) gets the pthread workers below, started on first use.
+ * Two sets of threads. Within QUIET_NS of a oneDNN call (nx_pool_park) jobs run on the calling
+ * thread's OpenMP team, the threads oneDNN (OpenMP-built in Debian) has just run on: libgomp's
+ * team spins for milliseconds after each parallel region (GOMP_SPINCOUNT; OMP_WAIT_POLICY is
+ * the application's to set), so pthread workers of our own shared the cores with a spinning
+ * team there: ImageBind-huge's attention and GELU, between its GEMMs, took 1.5-2x as long as
+ * with OMP_WAIT_POLICY=passive (BF16, 2 cores: 98 -> 63 ms and 42 -> 22 ms an image). On the
+ * team they find it awake instead. Elsewhere (a decode's GEMV-only jobs) the pthread workers
+ * below: running every job as an OpenMP region left the team spinning for milliseconds after
+ * each, and two such processes on 2 cores (the test suite under ASan) slowed each other ~15x.
+ * A caller already inside a parallel region (an application's, where ours would run on one
+ * thread) gets the pthread workers too.
  *
- * pthread workers:
+ * pthread workers (started on first use):
  * Between jobs a worker spins for a short while before it sleeps on a condition variable, and
  * the caller spins the same way for the workers to finish. A decoded token is a few dozen small
  * jobs back to back; waking a sleeping worker through the kernel cost ~55 us a job on a KVM
@@ -229,7 +232,8 @@ void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg)
         return;
     }
     pthread_mutex_lock(&p->run_mu);
-    if (atomic_load_explicit(&p->omp, memory_order_relaxed) && !omp_in_parallel()) {
+    if (atomic_load_explicit(&p->omp, memory_order_relaxed) &&
+        now_ns() < atomic_load_explicit(&p->quiet_until, memory_order_relaxed) && !omp_in_parallel()) {
         run_omp(p, n_tasks, fn, arg);
         pthread_mutex_unlock(&p->run_mu);
         return;
@@ -263,9 +267,9 @@ void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg)
 
 void nx_pool_park(nx_pool *p)
 {
-    if (!p || atomic_load_explicit(&p->n_started, memory_order_relaxed) == 0) return;
+    if (!p) return;
     atomic_store_explicit(&p->quiet_until, now_ns() + QUIET_NS, memory_order_relaxed);
-    atomic_store_explicit(&p->park, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&p->n_started, memory_order_relaxed) > 0) atomic_store_explicit(&p->park, 1, memory_order_relaxed);
 }
 
 int64_t nx_pool_set_spin(nx_pool *p, int64_t ns)

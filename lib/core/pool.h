@@ -23,8 +23,9 @@ int nx_pool_threads(const nx_pool *p);
 void nx_pool_run(nx_pool *p, int64_t n_tasks, nx_pool_fn fn, void *arg);
 
 /* Between jobs the workers poll for a while before they sleep (see pool.c). Call this before
- * handing the cores to other threads, e.g. an OpenMP region, so that they sleep now. The next
- * nx_pool_run wakes them. Safe with p == NULL. */
+ * handing the cores to other threads, e.g. an OpenMP region, so that they sleep now; for the
+ * next 20 ms jobs run on the caller's OpenMP team (nx_pool_set_omp). The next nx_pool_run wakes
+ * them. Safe with p == NULL. */
 void nx_pool_park(nx_pool *p);
 
 /* How long workers and the caller poll before they sleep, in ns (default 200 us; 0: sleep at
@@ -32,9 +33,9 @@ void nx_pool_park(nx_pool *p);
  * For benchmarks and tests. */
 int64_t nx_pool_set_spin(nx_pool *p, int64_t ns);
 
-/* Jobs on the calling thread's OpenMP team (true, the default; see pool.c) or on the pool's
- * own pthread workers (false). Returns the previous setting (false for NULL). For benchmarks
- * and tests. */
+/* Jobs within 20 ms of an nx_pool_park on the calling thread's OpenMP team (true, the default;
+ * see pool.c), or always on the pool's own pthread workers (false). Returns the previous setting
+ * (false for NULL). For benchmarks and tests. */
 bool nx_pool_set_omp(nx_pool *p, bool on);
 
 /* Online CPUs (>= 1). */

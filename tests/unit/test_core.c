@@ -182,7 +182,7 @@ static void test_pool(void)
     CHECK_ERR(nx_pool_create(&bad, 0), NGPT_ERR_INVALID_ARGUMENT, "thread pool");
     CHECK(bad == NULL);
     for (int threads = 1; threads <= 16; threads++) {
-        const bool omp = threads <= 8; /* jobs on the OpenMP team, then on the pthread workers */
+        const bool omp = threads <= 8; /* jobs on the OpenMP team and the workers, then the workers only */
         nx_pool *p = NULL;
         CHECK_OK(nx_pool_create(&p, (threads - 1) % 8 + 1));
         CHECK(nx_pool_threads(p) == (threads - 1) % 8 + 1);
@@ -192,6 +192,7 @@ static void test_pool(void)
             int64_t n = job == 0 ? 0 : (job * 37) % MAX + 1;
             for (int64_t i = 0; i < MAX; i++) atomic_store(&hits[i], 0);
             pool_arg a = {hits, 0, n, 0};
+            if (omp && job % 3) nx_pool_park(p); /* the OpenMP team (within 20 ms of a park), else the workers */
             nx_pool_run(p, n, pool_fn, &a);
             for (int64_t i = 0; i < MAX; i++) ok &= atomic_load(&hits[i]) == (i < n ? 1 : 0);
             ok &= atomic_load(&a.total) == n * (n - 1) / 2 && !atomic_load(&a.bad_n);
@@ -285,6 +286,7 @@ static void test_pool_in_parallel(void)
     nx_pool *p = NULL;
     CHECK_OK(nx_pool_create(&p, 3));
     _Atomic int ok = 1;
+    nx_pool_park(p); /* what would send the next job to the OpenMP team outside a region */
 #pragma omp parallel num_threads(2)
     {
         _Atomic int hits[40];
