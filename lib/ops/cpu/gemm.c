@@ -165,11 +165,21 @@ static ngpt_status mm_mds(const mm_desc *d, dnnl_memory_desc_t *src, dnnl_memory
     return NGPT_OK;
 }
 
-static ngpt_status mm_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd, int *ids, int *n)
+/* The primitive for the mm_desc arg, and the caller's layout of each arg in user_mds: the
+ * primitive takes them, except a packed W, for which it picks its own (packed_md's on AMX). A
+ * nx_dnnl_build_blocked_fn (mm_run's for a packed W). */
+static ngpt_status mm_pd(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd, int *ids,
+                         dnnl_memory_desc_t *user_mds, int *n)
 {
     const mm_desc *d = arg;
     dnnl_memory_desc_t src, wei, dst, bias;
     NX_TRY(mm_mds(d, &src, &wei, &bias, &dst));
+    int k = 0;
+    ids[k] = DNNL_ARG_SRC, user_mds[k++] = src;
+    ids[k] = DNNL_ARG_WEIGHTS, user_mds[k++] = wei;
+    if (d->has_bias) ids[k] = DNNL_ARG_BIAS, user_mds[k++] = bias;
+    ids[k] = DNNL_ARG_DST, user_mds[k++] = dst;
+    *n = k;
     if (d->wei_packed) { /* the primitive's own choice: packed_md's on AMX; reordered per call if not */
         dnnl_dims_t wd = {d->wei_dims[0], d->wei_dims[1]};
         if (dnnl_memory_desc_init_by_tag(&wei, 2, wd, (dnnl_data_type_t)d->wei_dt, dnnl_format_tag_any) != dnnl_success)
@@ -193,33 +203,13 @@ static ngpt_status mm_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t 
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (r != dnnl_success) return nx_err(NGPT_ERR_INTERNAL, "matmul primitive descriptor: %s", nx_dnnl_status_str(r));
-    int k = 0;
-    ids[k++] = DNNL_ARG_SRC;
-    ids[k++] = DNNL_ARG_WEIGHTS;
-    if (d->has_bias) ids[k++] = DNNL_ARG_BIAS;
-    ids[k++] = DNNL_ARG_DST;
-    *n = k;
     return NGPT_OK;
 }
 
-/* nx_dnnl_build_blocked_fn for a packed W: mm_build, and the caller's layouts. */
-static ngpt_status mm_build_packed(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd, int *ids,
-                                   dnnl_memory_desc_t *user_mds, int *n)
+static ngpt_status mm_build(dnnl_engine_t eng, void *arg, dnnl_primitive_desc_t *pd, int *ids, int *n)
 {
-    const mm_desc *d = arg;
-    NX_TRY(mm_build(eng, arg, pd, ids, n));
-    dnnl_memory_desc_t src, wei, bias, dst;
-    ngpt_status s = mm_mds(d, &src, &wei, &bias, &dst);
-    if (s != NGPT_OK) {
-        dnnl_primitive_desc_destroy(*pd);
-        return s;
-    }
-    int k = 0;
-    user_mds[k++] = src;
-    user_mds[k++] = wei;
-    if (d->has_bias) user_mds[k++] = bias;
-    user_mds[k++] = dst;
-    return NGPT_OK;
+    dnnl_memory_desc_t user_mds[NX_DNNL_MAX_ARGS];
+    return mm_pd(eng, arg, pd, ids, user_mds, n);
 }
 
 static nx_dnnl_key mm_key(int tag, const mm_desc *d)
@@ -264,7 +254,7 @@ static ngpt_status mm_run(nx_backend *be, int tag, const mm_desc *d, const void 
     h[k++] = (void *)wei;
     if (d->has_bias) h[k++] = (void *)bias;
     h[k++] = dst;
-    if (d->wei_packed) return nx_dnnl_run_blocked(be, &key, mm_build_packed, (void *)d, h, what);
+    if (d->wei_packed) return nx_dnnl_run_blocked(be, &key, mm_pd, (void *)d, h, what);
     return nx_dnnl_run(be, &key, mm_build, (void *)d, h, what);
 }
 
