@@ -295,7 +295,8 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
             nx_vae_free(v);
             u = NULL, v = NULL;
             snprintf(p, sizeof p, "%s/%s", dir, comp);
-            const bool cl16 = nx_decoder_channels_last(cl ? NGPT_DECODER_FLAG_CHANNELS_LAST : 0, true);
+            const bool cl16 =
+                nx_decoder_channels_last(cl ? NGPT_DECODER_FLAG_CHANNELS_LAST : 0, NGPT_BACKEND_CPU, NGPT_DTYPE_BF16);
             if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_BF16, cl16) != NGPT_OK) return fail("unet load (bf16)");
             if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_BF16, cl16) != NGPT_OK) return fail("vae load (bf16)");
             printf("# bf16: matrices and filters converted at load in %.2f s%s\n", bench_now() - t0,

@@ -326,7 +326,8 @@ int main(int argc, char **argv)
     /* BF16, as a decoder created with compute_dtype BF16 on this CPU (matrices and filters BF16,
      * channels last with AMX), where the CPU multiplies BF16 natively */
     if (nx_cpu_has_avx512_bf16()) {
-        const bool cl16 = nx_decoder_channels_last(bench_channels_last() ? NGPT_DECODER_FLAG_CHANNELS_LAST : 0, true);
+        const bool cl16 = nx_decoder_channels_last(bench_channels_last() ? NGPT_DECODER_FLAG_CHANNELS_LAST : 0, NGPT_BACKEND_CPU,
+                                                   NGPT_DTYPE_BF16);
         nx_tensor y16 = {0};
         t0 = bench_now();
         if (nx_unet_load(&u, be, p, NGPT_DTYPE_BF16, cl16) != NGPT_OK) return fail("unet load (bf16)");

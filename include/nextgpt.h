@@ -399,7 +399,9 @@ typedef struct ngpt_backbone_params {
  * record again). The step's ~400 kernel launches become one (LLaMA-7B: 32 layers). Where a step
  * cannot be recorded it runs op by op and the reason is logged at INFO. Head dims 16, 32, 64, 80,
  * 96, 128. On the CPU the decode steps take the same path without recording (same results as
- * without the flag). Off by default until measured on a GPU (bench/RESULTS.md). */
+ * without the flag). Off by default (set it for CUDA: an H200 decoded LLaMA-7B-sized steps at 183
+ * tok/s with it, 167 without; bench/RESULTS.md, GPU run 7; NGPT_PIPELINE_CUDA_GRAPHS sets it on
+ * CUDA, and the nextgpt CLI by default). */
 #define NGPT_BACKBONE_FLAG_CUDA_GRAPH 0x1u
 
 NGPT_API ngpt_status ngpt_backbone_params_default(ngpt_backbone_params *p, size_t struct_size);
@@ -918,8 +920,9 @@ typedef enum ngpt_decoder_kind {
  * dtype casts) as a CUDA graph at the second step of each ngpt_decoder_generate and replay it for
  * the rest, instead of launching its ~1000 operations one by one. Same results as without (the
  * same kernels on the same buffers). Where the step cannot be recorded it runs as without the
- * flag and the reason is logged at INFO. No effect on the CPU. Off by default until measured on
- * a GPU (bench/RESULTS.md). */
+ * flag and the reason is logged at INFO. No effect on the CPU. Off by default (set it for CUDA:
+ * on an H200, AudioLDM 9 s 0.78 -> 0.57 s, SD 1.5 50 steps 0.75 -> 0.69 s; bench/RESULTS.md, GPU
+ * run 7; NGPT_PIPELINE_CUDA_GRAPHS sets it on CUDA, and the nextgpt CLI by default). */
 #define NGPT_DECODER_FLAG_CUDA_GRAPH 0x2u
 /* ngpt_decoder_params.flags: run the UNet's and the VAE's activations channels last
  * ([N, H, W, C] inside; every tensor across this API keeps its NCHW layout) with their conv
@@ -929,8 +932,10 @@ typedef enum ngpt_decoder_kind {
  * the permuted filters are copies (not mapped from the file) and in F32 the NCHW paths are the
  * faster ones there; a decoder with compute_dtype BF16 on a CPU with AMX-BF16 runs channels last
  * inside with or without this flag (its convolutions' layout). VIDEO's 3-D UNet too (its
- * temporal convolutions and GroupNorms then need no permutes). Off by default until measured on
- * a GPU (bench/RESULTS.md). */
+ * temporal convolutions and GroupNorms then need no permutes). A decoder with compute_dtype F16
+ * or BF16 on CUDA runs channels last with or without this flag (an H200's SD 1.5 UNet step: 13.3
+ * ms against 19.5 NCHW; bench/RESULTS.md, GPU run 7); the flag matters for F32 on CUDA and on the
+ * CPU. */
 #define NGPT_DECODER_FLAG_CHANNELS_LAST 0x4u
 /* ngpt_decoder_params.flags (IMAGE): also load Stable Diffusion's safety checker,
  * safety_checker/ (a CLIP ViT vision tower + concept embeddings: 1.2 GB in F32 for SD 1.5's) and
@@ -1504,8 +1509,10 @@ NGPT_API ngpt_status ngpt_backbone_add_assistant_media(ngpt_backbone_session *s,
  * and later calls of that shape replay it, the input copied into a buffer the encoder keeps (for
  * repeated calls: batches of images, video clips; a new shape drops the recording). Same results
  * as without (the same kernels on the same buffers). Where the call cannot be recorded it runs as
- * without the flag and the reason is logged at INFO. No effect on the CPU. Off by default until
- * measured on a GPU (bench/RESULTS.md). */
+ * without the flag and the reason is logged at INFO. No effect on the CPU. Off by default (set it
+ * for CUDA: ImageBind-huge vision F16 at batch 1 on an H200 took 3.39 ms with it, 4.08 without;
+ * bench/RESULTS.md, GPU run 7; NGPT_PIPELINE_CUDA_GRAPHS sets it on CUDA, and the nextgpt CLI by
+ * default). */
 #define NGPT_ENCODER_FLAG_CUDA_GRAPH 0x1u
 
 typedef struct ngpt_encoder_params {
@@ -1775,10 +1782,12 @@ typedef bool (*ngpt_pipeline_event_fn)(const ngpt_pipeline_event *ev, void *user
                                               steps, the encoder's repeated calls and the
                                               decoders' denoising steps recorded and replayed
                                               (NGPT_BACKBONE_FLAG_CUDA_GRAPH and the others; no
-                                              effect on results; off until measured on a GPU) */
+                                              effect on results; on CUDA contexts only; off by
+                                              default here, on in the nextgpt CLI) */
 #define NGPT_PIPELINE_CHANNELS_LAST 4u     /* the decoders with NGPT_DECODER_FLAG_CHANNELS_LAST
                                               (UNets and VAEs NHWC inside: cuDNN's layout; results
-                                              equal within rounding; off until measured on a GPU) */
+                                              equal within rounding; CUDA in F16/BF16 runs so
+                                              without it) */
 #define NGPT_PIPELINE_SAFETY_CHECKER 8u    /* the image decoder with its safety checker
                                               (NGPT_DECODER_FLAG_SAFETY_CHECKER), as NExT-GPT runs
                                               SD 1.5: a flagged image comes out black (also in

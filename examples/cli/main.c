@@ -6,18 +6,18 @@
  *                            dpm-single]
  *               [--size WxH] [--frames N] [--seconds S]
  *               [--max-tokens N] [--json] [--device auto|cpu|cuda] [--threads N] [--dtype f32|f16|bf16]
- *               [--cuda-graphs] [--channels-last] [--safety-checker]
+ *               [--no-cuda-graphs] [--channels-last] [--safety-checker]
  *   nextgpt chat [--model DIR] [--out-dir D] [--force M]... [--steps N] [--seed S] [--scheduler NAME]
  *               [--size WxH] [--frames N] [--seconds S] [--max-tokens N] [--no-media-history] [--json]
  *               [--device ...] [--threads N] [--dtype ...]
- *               [--cuda-graphs] [--channels-last] [--safety-checker]
+ *               [--no-cuda-graphs] [--channels-last] [--safety-checker]
  *   nextgpt info [--model DIR] [--json] [--device ...] [--threads N] [--dtype ...] [--ctx N]
  *               [--size WxH] [--force M]... [--safety-checker]   (memory estimate of a turn: its device, dtype,
  *               context, image size and output modalities; default: image)
  *   nextgpt generate [--model DIR] --prompt TEXT [--modality image|audio|video] [--negative TEXT]
  *               [--init-image F [--strength S]] [--out FILE] [--steps N] [--seed S] [--guidance G]
  *               [--scheduler NAME] [--size WxH] [--frames N] [--seconds S] [--json] [--device ...]
- *               [--threads N] [--dtype ...] [--cuda-graphs] [--channels-last] [--safety-checker]
+ *               [--threads N] [--dtype ...] [--no-cuda-graphs] [--channels-last] [--safety-checker]
  *               (one decoder alone: text-to-image/audio/video, or image-to-image)
  *   nextgpt convert ARGS...        (runs ngpt-convert: official pickles -> safetensors)
  *

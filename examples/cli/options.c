@@ -62,6 +62,7 @@ static const struct cli_option {
     {"--out-dir", TURN, 1},   {"--max-tokens", TURN, 1},
     {"--steps", GEN, 1},      {"--seed", GEN, 1},      {"--scheduler", GEN, 1},    {"--frames", GEN, 1},
     {"--seconds", GEN, 1},    {"--cuda-graphs", GEN, 0}, {"--channels-last", GEN, 0},
+    {"--no-cuda-graphs", GEN, 0},
     {"--negative", ONE, 1},   {"--modality", ONE, 1},  {"--init-image", ONE, 1},   {"--strength", ONE, 1},
     {"--guidance", ONE, 1},   {"--out", ONE, 1},
 };
@@ -78,7 +79,9 @@ static int is(const char *a, const char *name) { return strcmp(a, name) == 0; }
 /* Fills *o from the defaults and the options; returns -1 when all is well, else the exit status. */
 int parse(opts *o, int argc, char **argv, int mode)
 {
-    *o = (opts){.out_dir = ".", .modality = NGPT_MODALITY_IMAGE};
+    /* CUDA graphs on by default: every stage faster on an H200, the same results (bench/RESULTS.md,
+     * GPU run 7); the library applies them on CUDA only */
+    *o = (opts){.out_dir = ".", .modality = NGPT_MODALITY_IMAGE, .cuda_graphs = 1};
     ngpt_context_params_default(&o->cp, sizeof o->cp);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -93,6 +96,7 @@ int parse(opts *o, int argc, char **argv, int mode)
         if (is(a, "--json")) o->json = 1;
         else if (is(a, "--no-media-history")) o->no_media_history = 1;
         else if (is(a, "--cuda-graphs")) o->cuda_graphs = 1;
+        else if (is(a, "--no-cuda-graphs")) o->cuda_graphs = 0;
         else if (is(a, "--channels-last")) o->channels_last = 1;
         else if (is(a, "--safety-checker")) o->safety_checker = 1;
         else if (is(a, "--model")) o->model = val;

@@ -136,10 +136,15 @@ static ngpt_status load_safety_checker(ngpt_decoder *d, const char *model_dir)
 }
 
 /* With AMX, oneDNN's BF16 convolutions take channels-last activations: NCHW would cost two
- * transposing reorders per convolution (SD VAE decode 512²: 4.1 s against 3.1 s). */
-bool nx_decoder_channels_last(unsigned flags, bool cpu_bf16)
+ * transposing reorders per convolution (SD VAE decode 512²: 4.1 s against 3.1 s). cuDNN's F16/BF16
+ * tensor-core convolutions are NHWC-native: on an H200 the SD 1.5 UNet step took 13.3 ms channels
+ * last against 19.5 ms NCHW, AudioLDM 9 s 0.50 s against 0.57 s, Zeroscope 24 frames 13.0 s
+ * against 14.0 s (bench/RESULTS.md, GPU run 7). CUDA in F32 keeps NCHW: not measured. */
+bool nx_decoder_channels_last(unsigned flags, ngpt_backend kind, ngpt_dtype compute)
 {
-    return (flags & NGPT_DECODER_FLAG_CHANNELS_LAST) || (cpu_bf16 && nx_cpu_has_amx_bf16());
+    const bool half = compute == NGPT_DTYPE_F16 || compute == NGPT_DTYPE_BF16;
+    return (flags & NGPT_DECODER_FLAG_CHANNELS_LAST) || (kind == NGPT_BACKEND_CUDA && half) ||
+           (kind == NGPT_BACKEND_CPU && compute == NGPT_DTYPE_BF16 && nx_cpu_has_amx_bf16());
 }
 
 NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, const char *model_dir,
@@ -197,7 +202,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
         nx_free(mi);
     }
 
-    const bool cl = nx_decoder_channels_last(p.flags, cpu_bf16);
+    const bool cl = nx_decoder_channels_last(p.flags, ctx->be->kind, p.compute_dtype);
     char *sub = NULL;
     if (want(p.components, NGPT_DECODER_UNET, model_dir, "unet", &s, &sub)) {
         s = nx_unet_load(&d->unet, ctx->be, sub, wdt, cl);

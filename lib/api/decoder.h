@@ -103,9 +103,10 @@ const char *nx_decoder_kind_name(ngpt_decoder_kind k);
  * (decoder_generate.c) */
 void nx_decoder_gaussian_fill(float *x, size_t n, uint64_t seed);
 /* Whether a decoder runs its UNet and VAE channels last inside: NGPT_DECODER_FLAG_CHANNELS_LAST
- * in flags, or the CPU's BF16 compute on a CPU with AMX-BF16 (whose convolutions are channels
- * last: lib/ops/cpu/conv.c, use_amx_conv). */
-bool nx_decoder_channels_last(unsigned flags, bool cpu_bf16);
+ * in flags, F16/BF16 compute on CUDA (cuDNN's NHWC tensor-core convolutions), or the CPU's BF16
+ * compute on a CPU with AMX-BF16 (whose convolutions are channels last: lib/ops/cpu/conv.c,
+ * use_amx_conv). */
+bool nx_decoder_channels_last(unsigned flags, ngpt_backend kind, ngpt_dtype compute);
 
 /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: compute uncond for text_max_length tokens, then free
  * the text encoder and tokenizer (no-op without them). (decoder_text.c) */

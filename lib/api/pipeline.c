@@ -231,6 +231,14 @@ static ngpt_status load_event(pl_call *c, const char *what)
     return nx_err(NGPT_ERR_CANCELLED, "ngpt_pipeline_create: cancelled before loading the %s", what);
 }
 
+/* NGPT_PIPELINE_CUDA_GRAPHS applies on a CUDA context: on the CPU the backbone's flag would take
+ * its device-held-length decode path for nothing (the encoder's and decoders' flags do nothing
+ * there). */
+static bool cuda_graphs(const ngpt_pipeline *p)
+{
+    return (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) && p->ctx->be->kind == NGPT_BACKEND_CUDA;
+}
+
 static ngpt_status load_decoder(ngpt_pipeline *p, ngpt_modality m, pl_call *c)
 {
     if (p->dec[m]) return NGPT_OK;
@@ -246,7 +254,7 @@ static ngpt_status load_decoder(ngpt_pipeline *p, ngpt_modality m, pl_call *c)
     /* the pipeline conditions on projector outputs only: of the text encoder it needs the
      * embedding of "" (the negative prompt), not the weights */
     dp.flags = NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER;
-    if (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) dp.flags |= NGPT_DECODER_FLAG_CUDA_GRAPH;
+    if (cuda_graphs(p)) dp.flags |= NGPT_DECODER_FLAG_CUDA_GRAPH;
     if (p->params.flags & NGPT_PIPELINE_CHANNELS_LAST) dp.flags |= NGPT_DECODER_FLAG_CHANNELS_LAST;
     if ((p->params.flags & NGPT_PIPELINE_SAFETY_CHECKER) && m == NGPT_MODALITY_IMAGE)
         dp.flags |= NGPT_DECODER_FLAG_SAFETY_CHECKER;
@@ -340,7 +348,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
         ngpt_backbone_params_default(&bp, sizeof bp);
         bp.delta_path = delta;
         bp.compute_dtype = cdt;
-        if (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) bp.flags = NGPT_BACKBONE_FLAG_CUDA_GRAPH;
+        if (cuda_graphs(p)) bp.flags = NGPT_BACKBONE_FLAG_CUDA_GRAPH;
         st = load_event(&c, "language model");
         if (st == NGPT_OK && (st = ngpt_backbone_create(&p->bb, ctx, llm, &bp)) != NGPT_OK)
             st = nx_err_wrap(st, "language model (%s): ", llm);
@@ -360,7 +368,7 @@ NGPT_API ngpt_status ngpt_pipeline_create(ngpt_pipeline **out, ngpt_context *ctx
         ngpt_encoder_params_default(&ep, sizeof ep);
         ep.modalities = NGPT_ENCODER_IMAGE | NGPT_ENCODER_AUDIO;
         ep.compute_dtype = cdt;
-        if (p->params.flags & NGPT_PIPELINE_CUDA_GRAPHS) ep.flags = NGPT_ENCODER_FLAG_CUDA_GRAPH;
+        if (cuda_graphs(p)) ep.flags = NGPT_ENCODER_FLAG_CUDA_GRAPH;
         st = load_event(&c, "imagebind");
         if (st == NGPT_OK && (st = ngpt_encoder_create(&p->enc, ctx, ib, &ep)) != NGPT_OK)
             st = nx_err_wrap(st, "imagebind (%s): ", ib);

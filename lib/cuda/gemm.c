@@ -8,8 +8,8 @@
  * runs in F32 and the result is narrowed into c — exact for F16/BF16 weights under F32
  * activations, at the cost of the conversion (models load weights in the activation dtype).
  *
- * With nx_cuda_set_gemm_lt(be, true) a linear whose x, w and y share a dtype runs as one cuBLASLt
- * matmul with the bias in its epilogue instead (see "cuBLASLt linears" below). */
+ * With nx_cuda_set_gemm_lt(be, true), the default, a linear whose x, w and y share a dtype runs as
+ * one cuBLASLt matmul with the bias in its epilogue instead (see "cuBLASLt linears" below). */
 #include "cuda_internal.h"
 #include "../core/alloc.h"
 #include "../core/dtype.h"

@@ -131,8 +131,8 @@ void nx_cuda_set_conv_cl_via_nchw(nx_backend *be, bool on);
 uint64_t nx_cuda_conv_cl_fallbacks(const nx_backend *be);
 /* Linears of more than NXK_GEMV_MAX_M rows whose x, w and y share a dtype run by cuBLASLt, the
  * bias added in the GEMM's epilogue instead of by a second kernel; a shape or bias dtype cuBLASLt
- * cannot do stays on the cuBLAS path. Off by default until measured on a GPU; no-op on other
- * backends. */
+ * cannot do stays on the cuBLAS path. On by default (GPU run 7: the SD 1.5 UNet step 19.5 -> 14.2
+ * ms on an H200, the backbone and ImageBind level); no-op on other backends. */
 void nx_cuda_set_gemm_lt(nx_backend *be, bool on);
 
 /* Graph capture, for a sequence of ops replayed many times with the same shapes and buffers (a

@@ -28,10 +28,10 @@ grep -q '"status": "NGPT_OK"' "$TMP/out" || fail "run --json: no ok output"
 grep -q '"test_model": true' "$TMP/out" || fail "run --json: test_model not true"
 [ -f "$TMP/out2/image-0.png" ] || fail "run --json: no file written"
 sed -n 's/.*"text": \("[^"]*"\).*/\1/p' "$TMP/out" > "$TMP/text2"
-# --cuda-graphs: accepted on the CPU, the same answer and image
-expect_rc 0 "run --cuda-graphs" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
-  --out-dir "$TMP/out3" --cuda-graphs --device cpu
-cmp -s "$TMP/out2/image-0.png" "$TMP/out3/image-0.png" || fail "run --cuda-graphs: another image than without"
+# --no-cuda-graphs (and --cuda-graphs, the default): accepted on the CPU, the same answer and image
+expect_rc 0 "run --no-cuda-graphs" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
+  --out-dir "$TMP/out3" --cuda-graphs --no-cuda-graphs --device cpu
+cmp -s "$TMP/out2/image-0.png" "$TMP/out3/image-0.png" || fail "run --no-cuda-graphs: another image than without"
 # --channels-last: accepted on the CPU (the decoders NHWC inside), the same answer and a PNG of the size
 expect_rc 0 "run --channels-last" "$NG" run --prompt "a cat" --force image --steps 2 --max-tokens 4 --seed 3 \
   --out-dir "$TMP/out4" --channels-last --device cpu --json

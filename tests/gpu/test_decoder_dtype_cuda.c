@@ -253,7 +253,9 @@ static void test_sd_dtypes(void)
             ngpt_decoder_free(dg);
         }
         /* NGPT_DECODER_FLAG_CHANNELS_LAST: the UNet and VAE NHWC end to end, against the CPU's
-         * NCHW F32 within the same bounds (and, with the graph flag too, recorded as one) */
+         * NCHW F32 within the same bounds (and, with the graph flag too, recorded as one). F16
+         * and BF16 run channels last without the flag too (nx_decoder_channels_last): there the
+         * two decoders are the same path, F32 compares the two layouts. */
         for (int graph = 0; graph < 2; graph++) {
             const uint32_t fl = NGPT_DECODER_FLAG_CHANNELS_LAST | (graph ? NGPT_DECODER_FLAG_CUDA_GRAPH : 0);
             ngpt_decoder *dc = open_sd_flags(g_gpu_log, b->dt, fl);
