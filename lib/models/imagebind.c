@@ -24,10 +24,10 @@
  * Weights live in one backend allocation (`blob`) — on the CPU, those already in their dtype are
  * views of the mapped checkpoint instead (ld_upload); matrices keep the checkpoint's dtype (F32,
  * F16 or BF16), norms, biases and embeddings are F32. With an F16/BF16 activation dtype (CUDA)
- * the matrices, the embeddings and the activations are in that dtype (converted once at load, so
- * GEMMs, convolutions and attention run one dtype on tensor cores); norms and biases stay F32
- * (the kernels read them in their own dtype) and the head output is widened to F32 before the
- * normalisation.
+ * the matrices, the embeddings, the blocks' linear biases and the activations are in that dtype
+ * (converted once at load, so GEMMs, convolutions and attention run one dtype on tensor cores and
+ * cuBLASLt adds the biases in the GEMMs' epilogues); norms stay F32 (the kernels read them in
+ * their own dtype) and the head output is widened to F32 before the normalisation.
  */
 #include "imagebind.h"
 
@@ -228,6 +228,7 @@ typedef struct ib_loader {
     int         n_host;
     ngpt_dtype  mat_dt;      // dtype of the linears' matrices: F32 (0) = as stored
     ngpt_dtype  conv_dt;     // of the stems' filters: F32 (0) = as stored
+    ngpt_dtype  bias_dt;     // of the blocks' linear biases: the activation dtype
 } ib_loader;
 
 static ngpt_status ld_add(ib_loader *L, nx_tensor *dst, ngpt_dtype dt, int rank, const int64_t *ne,
@@ -253,9 +254,11 @@ static void *ld_host(ib_loader *L, size_t nbytes)
     return p;
 }
 
-/* What ld_get makes of a tensor: F32 (norms, biases, embeddings before their host math), a
- * linear's matrix (mat_dt, or as stored), a stem's conv filter (conv_dt, or as stored). */
-enum { LD_F32, LD_MAT, LD_CONV };
+/* What ld_get makes of a tensor: F32 (norms, embeddings before their host math, the head's
+ * bias), a linear's matrix (mat_dt, or as stored), a stem's conv filter (conv_dt, or as stored), a
+ * block's linear bias (bias_dt: in the output's dtype cuBLASLt adds it in the GEMM's epilogue,
+ * where it declines an F32 one under F16/BF16 outputs; PyTorch's F16 model holds them so too). */
+enum { LD_F32, LD_MAT, LD_CONV, LD_BIAS };
 
 /* Fetch checkpoint tensor `fmt...` of the given shape as `kind` says. */
 static ngpt_status ld_get(ib_loader *L, nx_tensor *dst, int kind, const nx_wtensor **srcp, int rank,
@@ -273,7 +276,9 @@ static ngpt_status ld_get(ib_loader *L, nx_tensor *dst, int kind, const nx_wtens
     if (srcp) *srcp = t;
     if (!dst) return NGPT_OK;
     const ngpt_dtype want = kind == LD_MAT ? L->mat_dt : L->conv_dt;
-    ngpt_dtype dt = kind == LD_F32 ? NGPT_DTYPE_F32 : want != NGPT_DTYPE_F32 ? want : t->dtype;
+    ngpt_dtype dt = kind == LD_F32    ? NGPT_DTYPE_F32
+                    : kind == LD_BIAS ? L->bias_dt
+                    : want != NGPT_DTYPE_F32 ? want : t->dtype;
     return ld_add(L, dst, dt, rank, shape, t, NULL);
 }
 
@@ -401,7 +406,7 @@ static ngpt_status list_branch(nx_imagebind *m, ib_loader *L, int mod)
         NX_TRY(ld_get(L, &k->norm_1_w, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.norm_1.weight", tp, mn, i));
         NX_TRY(ld_get(L, &k->norm_1_b, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.norm_1.bias", tp, mn, i));
         NX_TRY(ld_get(L, &k->in_proj_w, LD_MAT, NULL, 2, m3d, "%s.%s.blocks.%d.attn.in_proj_weight", tp, mn, i));
-        NX_TRY(ld_get(L, &k->in_proj_b, LD_F32, NULL, 1, v3d, "%s.%s.blocks.%d.attn.in_proj_bias", tp, mn, i));
+        NX_TRY(ld_get(L, &k->in_proj_b, LD_BIAS, NULL, 1, v3d, "%s.%s.blocks.%d.attn.in_proj_bias", tp, mn, i));
         if (c->add_bias_kv[mod]) {
             NX_TRY(ld_get(L, &k->bias_k, LD_F32, NULL, 3, bkv, "%s.%s.blocks.%d.attn.bias_k", tp, mn, i));
             NX_TRY(ld_get(L, &k->bias_v, LD_F32, NULL, 3, bkv, "%s.%s.blocks.%d.attn.bias_v", tp, mn, i));
@@ -409,13 +414,13 @@ static ngpt_status list_branch(nx_imagebind *m, ib_loader *L, int mod)
             k->bias_k.ne[1] = k->bias_v.ne[1] = D;
         }
         NX_TRY(ld_get(L, &k->out_w, LD_MAT, NULL, 2, mdd, "%s.%s.blocks.%d.attn.out_proj.weight", tp, mn, i));
-        NX_TRY(ld_get(L, &k->out_b, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.attn.out_proj.bias", tp, mn, i));
+        NX_TRY(ld_get(L, &k->out_b, LD_BIAS, NULL, 1, vd, "%s.%s.blocks.%d.attn.out_proj.bias", tp, mn, i));
         NX_TRY(ld_get(L, &k->norm_2_w, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.norm_2.weight", tp, mn, i));
         NX_TRY(ld_get(L, &k->norm_2_b, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.norm_2.bias", tp, mn, i));
         NX_TRY(ld_get(L, &k->fc1_w, LD_MAT, NULL, 2, mrd, "%s.%s.blocks.%d.mlp.fc1.weight", tp, mn, i));
-        NX_TRY(ld_get(L, &k->fc1_b, LD_F32, NULL, 1, vrd, "%s.%s.blocks.%d.mlp.fc1.bias", tp, mn, i));
+        NX_TRY(ld_get(L, &k->fc1_b, LD_BIAS, NULL, 1, vrd, "%s.%s.blocks.%d.mlp.fc1.bias", tp, mn, i));
         NX_TRY(ld_get(L, &k->fc2_w, LD_MAT, NULL, 2, mdr, "%s.%s.blocks.%d.mlp.fc2.weight", tp, mn, i));
-        NX_TRY(ld_get(L, &k->fc2_b, LD_F32, NULL, 1, vd, "%s.%s.blocks.%d.mlp.fc2.bias", tp, mn, i));
+        NX_TRY(ld_get(L, &k->fc2_b, LD_BIAS, NULL, 1, vd, "%s.%s.blocks.%d.mlp.fc2.bias", tp, mn, i));
     }
 
     // head, postprocessor
@@ -451,14 +456,15 @@ static void make_views(nx_imagebind *m)
         int64_t D = b->D, dd[2] = {D, D}, d1[1] = {D};
         for (int i = 0; i < b->n_blocks; i++) {
             ib_block *k = &b->blocks[i];
-            size_t ws = (size_t)(D * D) * nx_dtype_size(k->in_proj_w.dtype), bs = (size_t)D * sizeof(float);
+            size_t ws = (size_t)(D * D) * nx_dtype_size(k->in_proj_w.dtype);
+            size_t bs = (size_t)D * nx_dtype_size(k->in_proj_b.dtype);
             char *w = k->in_proj_w.data, *bb = k->in_proj_b.data;
             k->wq = nx_view(k->in_proj_w.dtype, 2, dd, w, m->be);
             k->wk = nx_view(k->in_proj_w.dtype, 2, dd, w + ws, m->be);
             k->wv = nx_view(k->in_proj_w.dtype, 2, dd, w + 2 * ws, m->be);
-            k->bq = nx_view(NGPT_DTYPE_F32, 1, d1, bb, m->be);
-            k->bk = nx_view(NGPT_DTYPE_F32, 1, d1, bb + bs, m->be);
-            k->bv = nx_view(NGPT_DTYPE_F32, 1, d1, bb + 2 * bs, m->be);
+            k->bq = nx_view(k->in_proj_b.dtype, 1, d1, bb, m->be);
+            k->bk = nx_view(k->in_proj_b.dtype, 1, d1, bb + bs, m->be);
+            k->bv = nx_view(k->in_proj_b.dtype, 1, d1, bb + 2 * bs, m->be);
         }
     }
 }
@@ -574,6 +580,7 @@ ngpt_status nx_imagebind_load(nx_imagebind **out, nx_backend *be, const char *pa
     ib_loader L = {0};
     L.mat_dt = mat_dtype != NGPT_DTYPE_F32 ? mat_dtype : act_dtype;
     L.conv_dt = act_dtype;  // the CPU converts F16/BF16 filters to F32 per call anyway
+    L.bias_dt = act_dtype;
     m->pack = be->kind == NGPT_BACKEND_CPU && L.mat_dt == NGPT_DTYPE_BF16;
     ngpt_status s = resolve(m, path);
     if (s == NGPT_OK) s = nx_weights_open(&L.w, m->file);
