@@ -139,15 +139,10 @@ ngpt_status nx_filter_to_nhwc(nx_backend *be, nx_tensor *w)
     return NGPT_OK;
 }
 
-ngpt_status nx_mw_get_filter(nx_mw *m, const nx_tensor **out, const char *name, const int64_t *shape,
-                             const nx_conv_params *p)
+ngpt_status nx_mw_get_filter(nx_mw *m, const nx_tensor **out, const char *name, const int64_t *shape)
 {
     NX_TRY(nx_mw_get(m, out, name, 4, shape));
-    nx_tensor *w = &m->t[m->n - 1];
-    if (m->filters_nhwc) NX_TRY(nx_filter_to_nhwc(m->be, w));
-    /* a copy of our own (the CPU's BF16 compute) can take the backend's layout for its convolution;
-     * a view of the mapping stays as stored */
-    return p && w->owns ? nx_op_conv_pack(m->be, w, p) : NGPT_OK;
+    return m->filters_nhwc ? nx_filter_to_nhwc(m->be, &m->t[m->n - 1]) : NGPT_OK;
 }
 
 ngpt_status nx_mw_get_fmt(nx_mw *m, const nx_tensor **out, int64_t d0, int64_t d1, const char *fmt, int i)

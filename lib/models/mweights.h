@@ -41,11 +41,8 @@ ngpt_status nx_mw_open(nx_mw *m, nx_backend *be, const char *dir, const char *co
 /* Fetch tensor `name` (F32/F16/BF16) with the given shape (-1 = any) and mark it used. */
 ngpt_status nx_mw_get(nx_mw *m, const nx_tensor **out, const char *name, int rank, const int64_t *shape);
 /* A conv filter [O, C, kh, kw] (shape checked as stored); with filters_nhwc set it is held
- * permuted to [O, kh, kw, C], the layout of nx_conv_params.channels_last. With p (the
- * convolution it is for; channels_last as filters_nhwc) an owned copy is packed for it
- * (nx_op_conv_pack: the CPU's BF16 filters on AMX); NULL keeps it plain. */
-ngpt_status nx_mw_get_filter(nx_mw *m, const nx_tensor **out, const char *name, const int64_t *shape,
-                             const nx_conv_params *p);
+ * permuted to [O, kh, kw, C], the layout of nx_conv_params.channels_last. */
+ngpt_status nx_mw_get_filter(nx_mw *m, const nx_tensor **out, const char *name, const int64_t *shape);
 /* A held weight seen with another shape of the same numel, in place; a backend copy stays owned
  * (nx_reshape alone makes a view). */
 ngpt_status nx_weight_reshape(nx_tensor *w, int rank, const int64_t *ne);

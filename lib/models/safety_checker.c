@@ -212,7 +212,7 @@ static ngpt_status load_weights(nx_safety *m, ngpt_dtype dt)
     const int64_t D = m->enc.cfg.hidden, P = m->cfg.proj, N = (int64_t)m->grid * m->grid;
 #define VM "vision_model.vision_model."
     int64_t fs[4] = {D, 3, m->cfg.patch, m->cfg.patch};
-    NX_TRY(nx_mw_get_filter(w, &m->patch_w, VM "embeddings.patch_embedding.weight", fs, NULL));
+    NX_TRY(nx_mw_get_filter(w, &m->patch_w, VM "embeddings.patch_embedding.weight", fs));
     float *cls = NULL, *pos = NULL;
     ngpt_status s = host_tensor(m, VM "embeddings.class_embedding", D, 0, &cls, NULL);
     if (s == NGPT_OK) s = host_tensor(m, VM "embeddings.position_embedding.weight", N + 1, D, &pos, NULL);

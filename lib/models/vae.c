@@ -208,14 +208,8 @@ static ngpt_status get(nx_mw *m, const nx_tensor **t, int rank, int64_t d0, int6
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
     int64_t shape[4] = {d0, d1, d2, d3};
-    if (rank != 4) return nx_mw_get(m, t, name, rank, shape);
-    /* every 4-D tensor of the VAE is a conv filter (permuted when the VAE runs channels last),
-     * packed for its convolution: k x k, stride 1, pad k / 2 — all but the encoder's stride-2
-     * downsamplers, which stay plain (nx_op_conv_pack takes stride 1 only) */
-    nx_conv_params p = nx_conv_params_default();
-    p.pad[0] = p.pad[1] = (int)(d2 / 2);
-    p.channels_last = m->filters_nhwc;
-    return nx_mw_get_filter(m, t, name, shape, strstr(name, ".downsamplers.") ? NULL : &p);
+    /* every 4-D tensor of the VAE is a conv filter (permuted when the VAE runs channels last) */
+    return rank == 4 ? nx_mw_get_filter(m, t, name, shape) : nx_mw_get(m, t, name, rank, shape);
 }
 
 static ngpt_status load_resnet(nx_mw *m, resnet *r, int cin, int cout, const char *p)
