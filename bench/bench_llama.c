@@ -7,8 +7,9 @@
  *   bench_llama [layers=2] [dtype=f16|bf16|f32] [prompt=128] [decode=16] [threads=0]
  *   env: NGPT_BENCH_PREFILL_REPS (best of n prefills), NGPT_BENCH_CPU_BF16=1 (CPU compute dtype
  *   BF16), NGPT_BENCH_WCVT=0 (F16/BF16 W through the oneDNN path instead of the fused convert
- *   GEMM), NGPT_BENCH_ISA=portable|avx2 (cap the CPU kernels), NGPT_BENCH_PROFILE, NGPT_BENCH_DEVICE; on CUDA NGPT_BENCH_ATTN_SPLIT=1 (split-KV decode
- *   attention), NGPT_BENCH_GEMM_LT=1 (the prefill's linears through cuBLASLt, bias fused) and
+ *   GEMM), NGPT_BENCH_ISA=portable|avx2 (cap the CPU kernels), NGPT_BENCH_PROFILE, NGPT_BENCH_DEVICE; on CUDA NGPT_BENCH_ATTN_SPLIT=0 (decode
+ *   attention through the flash kernel, not the default split-KV one), NGPT_BENCH_GEMM_LT=0 (the
+ *   prefill's linears through cuBLAS + a bias kernel, not the default cuBLASLt) and
  *   NGPT_BENCH_CUDA_GRAPH=1 (decode steps recorded and replayed: NGPT_BACKBONE_FLAG_CUDA_GRAPH).
  */
 #include "nextgpt.h"
@@ -172,10 +173,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "setup: %s\n", ngpt_last_error());
         return 1;
     }
-    /* NGPT_BENCH_ATTN_SPLIT=1: decode attention through the split-KV kernel (off by default) */
-    if (cuda && getenv("NGPT_BENCH_ATTN_SPLIT") && atoi(getenv("NGPT_BENCH_ATTN_SPLIT"))) {
-        nx_cuda_set_attention_split(ctx->be, true);
-        printf("# decode attention: split-KV kernel\n");
+    /* NGPT_BENCH_ATTN_SPLIT=0: decode attention through the flash kernel, not the default split-KV one */
+    if (cuda && getenv("NGPT_BENCH_ATTN_SPLIT") && !atoi(getenv("NGPT_BENCH_ATTN_SPLIT"))) {
+        nx_cuda_set_attention_split(ctx->be, false);
+        printf("# decode attention: the flash kernel (not the default split-KV one)\n");
     }
     if (no_lt) {
         nx_cuda_set_gemm_lt(ctx->be, false);

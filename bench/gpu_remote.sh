@@ -96,8 +96,8 @@ awk -F'\t' '/^#/ || $1 == "dtype" || NF < 9 { next }
     "$LOGS/bench_attention_torch.tsv" "$LOGS/bench_attention_cudnn.tsv" "$LOGS/bench_attention_cuda.tsv" | tee -a "$SUMMARY"
 NGPT_BENCH_PROFILE=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda" bench_llama_cuda.log 150 "$B/bench_llama" 32 f16 512 32
 cat "$LOGS/bench_llama_cuda.log" >> "$SUMMARY"
-NGPT_BENCH_ATTN_SPLIT=1 NGPT_BENCH_DEVICE=cuda step "bench llama cuda split-KV" bench_llama_split.log 150 "$B/bench_llama" 32 f16 512 32
-grep -E "^prefill|^decode|split" "$LOGS/bench_llama_split.log" >> "$SUMMARY"
+NGPT_BENCH_ATTN_SPLIT=0 NGPT_BENCH_DEVICE=cuda step "bench llama cuda flash decode" bench_llama_split.log 150 "$B/bench_llama" 32 f16 512 32
+grep -E "^prefill|^decode|flash" "$LOGS/bench_llama_split.log" >> "$SUMMARY"
 # nx_cuda_set_gemm_lt off: the prefill's linears through cuBLAS + a bias kernel, not the default
 # cuBLASLt (decode's M 1 is on the GEMV either way)
 NGPT_BENCH_GEMM_LT=0 NGPT_BENCH_DEVICE=cuda step "bench llama cuda cuBLAS" bench_llama_lt.log 150 "$B/bench_llama" 32 f16 512 32

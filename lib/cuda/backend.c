@@ -317,6 +317,7 @@ static ngpt_status cuda_init(nx_backend *be, nx_cuda *c, int device_index)
     if (!c->pooled) nx_log(&be->log, NGPT_LOG_INFO, "cuda: no stream-ordered memory pool: plain cudaMalloc");
     c->conv_heuristic = true; /* cudnnFind's picks were no faster on the SD UNet (RESULTS.md, GPU runs 4-5) */
     c->gemm_lt = true;        /* SD 1.5 UNet step 19.5 -> 14.2 ms, the rest level (RESULTS.md, GPU run 7) */
+    c->attn_split = true;     /* decode steps 167 -> 173 tok/s (LLaMA-7B shape; RESULTS.md, GPU run 7) */
     CU_TRY(op, cudaMalloc, ((void **)&c->d_flag, sizeof(int32_t)));
     CUBLAS_TRY(op, cublasCreate, (&c->blas));
     CUBLAS_TRY(op, cublasSetStream, (c->blas, c->stream));

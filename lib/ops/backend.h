@@ -114,8 +114,9 @@ void nx_cuda_set_conv_search(nx_backend *be, bool measure);
  * device lock, context.c, calls this for each public call). */
 void nx_cuda_make_current(nx_backend *be);
 /* Decode-step attention (one query row, no mask, a head dim of nx_cuda_attention_len_head_dim)
- * through the split-KV kernel (kernels/attention_decode.cu) instead of the flash kernel. Off by
- * default until measured on a GPU; no-op on other backends. */
+ * through the split-KV kernel (kernels/attention_decode.cu) instead of the flash kernel. On by
+ * default (GPU run 7: LLaMA-7B-shaped decode 167 -> 173 tok/s on an H200; the graph's decode
+ * steps use that kernel anyway); no-op on other backends. */
 void nx_cuda_set_attention_split(nx_backend *be, bool on);
 /* Whether the CUDA backend's nx_op_attention_len (that split-KV kernel) has code for head dim
  * d; false in a build without CUDA. */

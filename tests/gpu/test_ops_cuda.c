@@ -1320,10 +1320,11 @@ int main(void)
     RUN(test_errors);
     RUN(test_cast);
     RUN(test_attention);
-    /* again with decode steps (Sq 1) through the split-KV kernel */
-    nx_cuda_set_attention_split(g_gpu, true);
-    RUN(test_attention);
+    /* again with decode steps (Sq 1) through the flash kernel instead of the split-KV one (the
+     * default) */
     nx_cuda_set_attention_split(g_gpu, false);
+    RUN(test_attention);
+    nx_cuda_set_attention_split(g_gpu, true);
     RUN(test_linear);
     RUN(test_linear_graph);
     RUN(test_matmul);
