@@ -122,7 +122,8 @@ void nx_cuda_set_attention_split(nx_backend *be, bool on);
  * d; false in a build without CUDA. */
 bool nx_cuda_attention_len_head_dim(int64_t d);
 /* 2-D F16/BF16 convolutions run by cuDNN on channels-last (NHWC) copies of x and the filter, the
- * result permuted back. Off by default until measured on a GPU; no-op on other backends. */
+ * result permuted back. Off by default (GPU run 7: the SD 1.5 UNet step 21.1 ms this way, 19.5
+ * ms NCHW, 13.3 ms channels last end to end); kept for comparison; no-op on other backends. */
 void nx_cuda_set_conv_nhwc(nx_backend *be, bool on);
 /* Channels-last convolutions (nx_conv_params.channels_last) run on NCHW copies, the path taken
  * where cuDNN makes no NHWC plan; for the parity test. No-op on other backends. */
