@@ -9,7 +9,8 @@
 #     libjpeg (decoding), libturbojpeg (encoding), libwebp, libwebpdemux and libgif travel as
 #     they are: small, and nothing beyond libc);
 #   - the shared golden cases minus the media-decoding stages (the stubs cannot decode).
-# Then: device run with carry [".device"] and command `bench/gpu_remote.sh`.
+# Then: device run with carry [".device"] and command `bench/gpu_remote.sh`. OURS=1 packs our own
+# golden cases instead of the shared ones (below), for a second call with STEPS='golden cases'.
 set -eu
 cd "$(dirname "$0")/.."
 B=${BUILD:-build-cuda}
@@ -44,8 +45,22 @@ if [ -n "$icudata" ] && command -v icupkg > /dev/null && command -v genccode > /
 fi
 [ -n "$icudata" ] && [ ! -f "$D/stage/lib/$soname" ] && cp -L "${icudata#* }" "$D/stage/lib/"
 mkdir -p "$D/stage/golden"
-tar -C "$GOLDEN/.." -cf - --exclude='image.preprocess' --exclude='video.preprocess' --exclude='audio.fbank' \
-    "$(basename "$GOLDEN")" | tar -C "$D/stage" -xf -
+if [ "${OURS:-0}" = 1 ]; then
+    # OURS=1: our own golden cases instead of the shared ones, for a second call with
+    # STEPS='golden cases' (the two do not fit one pack): tests/golden as ours_golden/, and of the
+    # shared tree the small models our cases name (tokenizers, imagebind-a, nextgpt-delta-a); the
+    # few cases naming the large shared models (sd-a, audioldm-a, zeroscope-a) stay behind.
+    mkdir -p "$D/stage/golden/models" "$D/stage/ours_golden"
+    for mdl in tok-a tok-a-nextgpt imagebind-a nextgpt-delta-a; do cp -rL "$GOLDEN/models/$mdl" "$D/stage/golden/models/"; done
+    big=$(grep -rlE '"model": "[^"]*shared/golden/models/(sd-a|audioldm-a|zeroscope-a)"' tests/golden --include=case.json |
+          xargs -r -n1 dirname | sed 's|^tests/||')
+    tar -C tests -cf - --exclude='image.preprocess' --exclude='audio.fbank' $(for c in $big; do echo "--exclude=$c"; done) \
+        golden | tar -C "$D/stage/ours_golden" -xf -
+    echo "OURS=1: $(echo "$big" | grep -c .) of our cases left behind (they name sd-a, audioldm-a or zeroscope-a)"
+else
+    tar -C "$GOLDEN/.." -cf - --exclude='image.preprocess' --exclude='video.preprocess' --exclude='audio.fbank' \
+        "$(basename "$GOLDEN")" | tar -C "$D/stage" -xf -
+fi
 # Our own golden tree (tests/golden, ~53 MB) and this pack do not fit the 64 MiB that travels
 # together: for the call, take tests/golden out of what travels (`git rm -r -q --cached
 # tests/golden && echo /tests/golden/ >> .git/info/exclude`; after it, `git reset -q tests/golden`

@@ -53,6 +53,8 @@ say "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 say "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 tar -C "$D" -xJf "$D/pack.tar.xz" || { say "unpack failed"; exit 1; }
 mkdir -p ../shared && rm -rf ../shared/golden && mv "$D/golden" ../shared/golden
+# a pack made with OURS=1 (gpu_pack.sh) brings our golden tree: run it with STEPS='golden cases'
+if [ -d "$D/ours_golden/golden" ]; then rm -rf tests/golden && mv "$D/ours_golden/golden" tests/golden; fi
 # tests/golden may have stayed behind (gpu_pack.sh says why): its two models the dtype test needs
 if [ ! -f tests/golden/models/sd-b-safety/model_index.json ]; then mkdir -p tests/golden/models && cp -rf "$D"/ours/. tests/golden/models/; fi
 # The media-decoding cases of ours need the real codecs (stubbed here).
