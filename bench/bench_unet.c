@@ -28,7 +28,10 @@
  * NGPT_BENCH_GEMM_LT=0 runs all of it with the linears through cuBLAS and a bias kernel instead of
  * the default cuBLASLt with the bias fused (nx_cuda_set_gemm_lt; every line then says "cuBLAS
  * linears"). The "channels last" lines are
- * the same with NGPT_DECODER_FLAG_CHANNELS_LAST (NHWC activations end to end).
+ * the same with NGPT_DECODER_FLAG_CHANNELS_LAST (NHWC activations end to end). Since session 31 a
+ * decoder computing in F16/BF16 on CUDA runs channels last without the flag, so the VAE and
+ * generate lines without it measure that layout too; the UNet step's NCHW lines load an NCHW UNet
+ * of their own for the comparison.
  */
 #include "bench_util.h"
 #include "bench_ckpt.h"
@@ -257,13 +260,18 @@ static int cuda_main(int argc, char **argv)
     const bool gemm_lt = !getenv("NGPT_BENCH_GEMM_LT") || atoi(getenv("NGPT_BENCH_GEMM_LT"));
     nx_cuda_set_gemm_lt(be, gemm_lt);
     const char *lt_label = gemm_lt ? "" : ", cuBLAS linears";
-    /* measured conv algorithms, cuDNN's heuristic (the default), then convolutions on NHWC copies */
-    static const char *const modes[3] = {"conv algorithms measured", "conv algorithms cuDNN heuristic",
-                                         "convolutions on NHWC copies"};
+    /* An NCHW UNet of its own for these rows: a decoder computing in F16/BF16 on CUDA runs channels
+     * last (nx_decoder_channels_last). Measured conv algorithms, cuDNN's heuristic (the default),
+     * then convolutions on NHWC copies. */
+    nx_unet *nchw = NULL;
+    snprintf(p, sizeof p, "%s/unet", dir);
+    if (nx_unet_load(&nchw, be, p, dt, false) != NGPT_OK) return cuda_fail("unet load (NCHW)");
+    static const char *const modes[3] = {"NCHW, conv algorithms measured", "NCHW, conv algorithms cuDNN heuristic",
+                                         "NCHW on NHWC copies"};
     for (int m = 0; m < 3; m++) {
         nx_cuda_set_conv_search(be, m == 0);
         nx_cuda_set_conv_nhwc(be, m == 2);
-        double step_ms = step_time_ms(dec->unet, &y, &x, ts, &e, sync, REPS);
+        double step_ms = step_time_ms(nchw, &y, &x, ts, &e, sync, REPS);
         if (step_ms < 0) return cuda_fail("unet forward");
         printf("unet cfg step (batch 2, %dx%d, %s, %s%s): %.2f ms (mean of %d after 2 warm-up), %.1f TFLOP/s"
                "  [issue 6 f16 anchors: goal <= 8 ms on H100; stable-fast 9.6 ms; eager PyTorch 18.3 ms]\n",
@@ -271,19 +279,21 @@ static int cuda_main(int argc, char **argv)
     }
     if (getenv("NGPT_BENCH_PROFILE")) {
         nx_ops_profile_enable(true);
-        if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
-        nx_ops_profile_report(stdout, "one unet cfg step, NHWC convolutions");
+        if (nx_unet_forward(nchw, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
+        nx_ops_profile_report(stdout, "one unet cfg step, NCHW on NHWC copies");
         nx_ops_profile_enable(false);
     }
     nx_cuda_set_conv_nhwc(be, false);
     if (getenv("NGPT_BENCH_PROFILE")) { /* "linear" is the row NGPT_BENCH_GEMM_LT=1 is for */
         printf("# step FLOPs: conv %.3f T, GEMM %.3f T, attention %.3f T\n", g.conv_flops * 1e-12,
                g.gemm_flops * 1e-12, g.attn_flops * 1e-12);
+        if (nx_unet_forward(nchw, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward"); /* plans */
         nx_ops_profile_enable(true);
-        if (nx_unet_forward(dec->unet, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
-        nx_ops_profile_report(stdout, "one unet cfg step");
+        if (nx_unet_forward(nchw, &y, &x, ts, &e, NULL) != NGPT_OK) return cuda_fail("unet forward");
+        nx_ops_profile_report(stdout, "one unet cfg step, NCHW");
         nx_ops_profile_enable(false);
     }
+    nx_unet_free(nchw);
     free(hx), free(he); /* x, e, y and sync stay: the channels-last step below runs on them */
 
     /* VAE decode alone */
