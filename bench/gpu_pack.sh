@@ -64,9 +64,12 @@ fi
 # Our own golden tree (tests/golden, ~53 MB) and this pack do not fit the 64 MiB that travels
 # together: for the call, take tests/golden out of what travels (`git rm -r -q --cached
 # tests/golden && echo /tests/golden/ >> .git/info/exclude`; after it, `git reset -q tests/golden`
-# and drop the line). The two models test_decoder_dtype_cuda reads from it travel here instead.
-mkdir -p "$D/stage/ours"
-cp -rL tests/golden/models/clip-a tests/golden/models/sd-b-safety "$D/stage/ours/"  # -L: sd-b-safety links to sd-b-pipe
+# and drop the line). The two models test_decoder_dtype_cuda reads from it travel here instead
+# (an OURS=1 pack has them in ours_golden already).
+if [ "${OURS:-0}" != 1 ]; then
+    mkdir -p "$D/stage/ours"
+    cp -rL tests/golden/models/clip-a tests/golden/models/sd-b-safety "$D/stage/ours/"  # -L: sd-b-safety links to sd-b-pipe
+fi
 # the tree that travels is capped at 64 MiB: symbols out, strongest xz
 strip --strip-unneeded "$D"/stage/bin/* "$D"/stage/lib/*.so* 2> /dev/null || true
 XZ_OPT="-9e -T1 --lzma2=preset=9e,dict=384MiB" tar -C "$D/stage" -cJf "$D/pack.tar.xz" .  # one window over every binary
