@@ -267,7 +267,7 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
     if (cl) printf("# channels last\n");
     if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_F32, cl) != NGPT_OK) return fail("unet load");
     if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_F32, cl) != NGPT_OK) return fail("vae load");
-    if (voc && nx_hifigan_load(&h, be, p) != NGPT_OK) return fail("vocoder load");
+    if (voc && nx_hifigan_load(&h, be, p, NGPT_DTYPE_F32, false) != NGPT_OK) return fail("vocoder load");
     double tload = bench_now() - t0;
     if (voc) orank = 2, oshape[0] = 1, oshape[1] = nx_hifigan_out_len(h, mel_t);
 
@@ -286,19 +286,21 @@ static int cmd_run(const char *dir, bool ldm, const char *comp, int size, int re
         printf("]");
     }
     printf("\n");
-    int nmodes = unet || vae ? 2 : 1;
+    int nmodes = 2;
     for (int mode = 0; mode < nmodes; mode++) {
         nx_cpu_set_bf16_compute(be, mode == 1);
         if (mode == 1) { /* as a decoder created with compute_dtype BF16: matrices and filters in BF16 */
             t0 = bench_now();
             nx_unet_free(u);
             nx_vae_free(v);
-            u = NULL, v = NULL;
+            nx_hifigan_free(h);
+            u = NULL, v = NULL, h = NULL;
             snprintf(p, sizeof p, "%s/%s", dir, comp);
             const bool cl16 =
                 nx_decoder_channels_last(cl ? NGPT_DECODER_FLAG_CHANNELS_LAST : 0, NGPT_BACKEND_CPU, NGPT_DTYPE_BF16);
             if (unet && nx_unet_load(&u, be, p, NGPT_DTYPE_BF16, cl16) != NGPT_OK) return fail("unet load (bf16)");
             if (vae && nx_vae_load(&v, be, p, false, NGPT_DTYPE_BF16, cl16) != NGPT_OK) return fail("vae load (bf16)");
+            if (voc && nx_hifigan_load(&h, be, p, NGPT_DTYPE_BF16, cl16) != NGPT_OK) return fail("vocoder load (bf16)");
             printf("# bf16: matrices and filters converted at load in %.2f s%s\n", bench_now() - t0,
                    cl16 && !cl ? " (channels last, as a BF16 decoder on this CPU)" : "");
         }

@@ -213,7 +213,8 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     nx_free(sub);
     if (d->kind == NGPT_DECODER_AUDIO) {
         if (want(p.components, NGPT_DECODER_VOCODER, model_dir, "vocoder", &s, &sub))
-            s = nx_hifigan_load(&d->vocoder, ctx->be, sub);
+            s = nx_hifigan_load(&d->vocoder, ctx->be, sub, cl && cpu_bf16 ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32,
+                                cl && cpu_bf16);
         nx_free(sub);
     } else if (s == NGPT_OK && (p.components & NGPT_DECODER_VOCODER)) {
         s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: only an audio decoder has a vocoder", model_dir);
@@ -449,7 +450,13 @@ NGPT_API ngpt_status ngpt_decoder_vocoder(ngpt_decoder *d, ngpt_tensor *out, con
     ngpt_status s = upload_checked(d, &x, &m3, "mel", 3, ms, NGPT_DTYPE_F32);
     int64_t ws[2] = {m3.shape[0], nx_hifigan_out_len(d->vocoder, m3.shape[1])};
     if (s == NGPT_OK) s = nx_tensor_alloc(&y, d->ctx->be, NGPT_DTYPE_F32, 2, ws);
-    if (s == NGPT_OK) s = nx_hifigan_forward(d->vocoder, &y, &x);
+    if (s == NGPT_OK) { /* in the CPU's BF16 compute where it was loaded for it (AMX, see create) */
+        const bool bf16 = d->cpu_bf16 && nx_hifigan_dtype(d->vocoder) == NGPT_DTYPE_BF16;
+        nx_cpu_bf16_scope prev = {0};
+        if (bf16) prev = nx_cpu_bf16_scope_begin(d->ctx->be, true);
+        s = nx_hifigan_forward(d->vocoder, &y, &x);
+        if (bf16) nx_cpu_bf16_scope_end(prev);
+    }
     if (s == NGPT_OK && mel->rank == 2) {
         y.rank = 1;
         y.ne[0] = ws[1];

@@ -18,6 +18,7 @@
 #include "core/fs.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/cpu_isa.h"
 #include "core/json.h"
 #include "core/params.h"
 #include "bundle.h"
@@ -574,6 +575,8 @@ static ngpt_status safety_params(const char *dir, double *params, double *work)
  * ngpt_decoder_generate does; *frames gets that count). */
 typedef struct voc_shape {
     double n_mels, hop, frames, params, work;  /* hop: samples per mel frame */
+    double up, up_gemm, vecs; /* the upsamplers' weights, their GEMM copies (hifigan.c, channels
+                               * last: taps padded to a multiple of the rate), the vectors */
 } voc_shape;
 
 static ngpt_status read_vocoder(voc_shape *o, const char *dir, double secs, double sc)
@@ -589,17 +592,24 @@ static ngpt_status read_vocoder(voc_shape *o, const char *dir, double secs, doub
     const int64_t isc = (int64_t)sc; /* secs <= 60 and hop / sr > 0: the frame count fits */
     const int64_t T0 = (int64_t)(secs / (hop / (double)c.sampling_rate));
     const double T = (double)((T0 + isc - 1) / isc * isc);
-    double p = 7.0 * in * C0 + C0 + 2.0 * in, w = 0, C = C0, len = T;
+    double p = 7.0 * in * C0 + C0 + 2.0 * in, w = 0, C = C0, len = T, up = 0, up_gemm = 0, vecs = C0 + 2.0 * in + 1;
     for (int i = 0; i < c.n_up; i++) {
         double Co = C / 2;
-        p += C * Co * c.upsample_kernel_sizes[i] + Co;
-        for (int k = 0; k < c.n_k; k++) p += 2.0 * c.n_d[k] * (Co * Co * c.resblock_kernel_sizes[k] + Co);
+        const int u = c.upsample_rates[i], ku = c.upsample_kernel_sizes[i];
+        p += C * Co * ku + Co;
+        up += C * Co * ku;
+        up_gemm += C * Co * (double)((ku + u - 1) / u * u);
+        vecs += Co;
+        for (int k = 0; k < c.n_k; k++) {
+            p += 2.0 * c.n_d[k] * (Co * Co * c.resblock_kernel_sizes[k] + Co);
+            vecs += 2.0 * c.n_d[k] * Co;
+        }
         len *= c.upsample_rates[i];
         w = maxd(w, C * len / c.upsample_rates[i] + 5 * Co * len); /* input, upsampled, resblock temporaries, sum */
         C = Co;
     }
     p += 7 * C + 1;
-    *o = (voc_shape){in, hop, T, p, w};
+    *o = (voc_shape){in, hop, T, p, w, up, up_gemm, vecs};
     return NGPT_OK;
 }
 
@@ -682,10 +692,15 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
     P->mapped = E->cuda ? 0 : P->weights;
     if (!E->cuda && E->p->compute_dtype == NGPT_DTYPE_BF16) {
         /* the CPU's BF16 decoders: the UNet's and VAE's matrices and filters converted to BF16 at
-         * create (owned); their vectors, the checker and the vocoder stay views of the files */
+         * create (owned); their vectors and the checker stay views of the files. The vocoder too,
+         * except with AMX (decoder.c): its filters and its upsamplers' GEMM copies in BF16, the
+         * upsamplers' own weights and the vectors mapped */
         const double mats = u.mats + v.mats;
-        P->mapped = (uint64_t)((u.params + v.params - mats + checker + (m == NGPT_MODALITY_AUDIO ? voc.params : 0)) * 4.0);
-        P->weights = P->mapped + (uint64_t)(mats * 2.0);
+        const bool voc16 = m == NGPT_MODALITY_AUDIO && nx_cpu_has_amx_bf16();
+        const double voc_mapped = m != NGPT_MODALITY_AUDIO ? 0 : voc16 ? voc.up + voc.vecs : voc.params;
+        const double voc_owned = voc16 ? (voc.params - voc.up - voc.vecs + voc.up_gemm) * 2.0 : 0;
+        P->mapped = (uint64_t)((u.params + v.params - mats + checker + voc_mapped) * 4.0);
+        P->weights = P->mapped + (uint64_t)(mats * 2.0 + voc_owned);
     }
     P->work = (uint64_t)stage_work;
     P->present = 1;

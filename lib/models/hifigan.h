@@ -30,8 +30,13 @@ typedef struct nx_hifigan_config {
  * reads it too); a named error for anything it does not support. */
 ngpt_status nx_hifigan_read_config(nx_hifigan_config *c, const char *vocoder_dir);
 
-ngpt_status nx_hifigan_load(nx_hifigan **out, nx_backend *be, const char *vocoder_dir);
+/* dt: the filters' dtype (F32: as stored; BF16 for the CPU's BF16 compute, converted once here);
+ * channels_last: activations [B, L, C] inside the forward (filters held [O, k, C]), the layout
+ * oneDNN's AMX convolutions take without transposing reorders. */
+ngpt_status nx_hifigan_load(nx_hifigan **out, nx_backend *be, const char *vocoder_dir, ngpt_dtype dt,
+                            bool channels_last);
 void nx_hifigan_free(nx_hifigan *h);
+ngpt_dtype nx_hifigan_dtype(const nx_hifigan *h);  /* the filters' dtype as loaded (dt) */
 int  nx_hifigan_n_mels(const nx_hifigan *h);        /* model_in_dim */
 int  nx_hifigan_hop(const nx_hifigan *h);           /* product of upsample_rates */
 /* Waveform samples for T mel frames: the ConvTranspose1d chain's exact length, each stage

@@ -124,11 +124,23 @@ ngpt_status nx_weight_reshape(nx_tensor *w, int rank, const int64_t *ne)
 
 ngpt_status nx_filter_to_nhwc(nx_backend *be, nx_tensor *w)
 {
-    const int64_t O = w->ne[0], C = w->ne[1], kh = w->ne[2], kw = w->ne[3];
-    if (kh * kw == 1) return nx_weight_reshape(w, 4, (const int64_t[]){O, 1, 1, C}); /* the same bytes */
+    /* [O, C, k...] -> [O, k..., C]: the permutation {0, 2, .., rank - 1, 1} */
+    const int r = w->rank;
+    int perm[NGPT_MAX_DIMS];
+    int64_t ne[NGPT_MAX_DIMS], ksz = 1;
+    ne[0] = w->ne[0];
+    perm[0] = 0;
+    for (int i = 1; i < r - 1; i++) {
+        perm[i] = i + 1;
+        ne[i] = w->ne[i + 1];
+        ksz *= ne[i];
+    }
+    perm[r - 1] = 1;
+    ne[r - 1] = w->ne[1];
+    if (ksz == 1) return nx_weight_reshape(w, r, ne); /* the same bytes */
     nx_tensor t;
-    NX_TRY(nx_tensor_alloc(&t, be, w->dtype, 4, (const int64_t[]){O, kh, kw, C}));
-    ngpt_status s = nx_op_permute(be, &t, w, (const int[]){0, 2, 3, 1});
+    NX_TRY(nx_tensor_alloc(&t, be, w->dtype, r, ne));
+    ngpt_status s = nx_op_permute(be, &t, w, perm);
     if (s != NGPT_OK) {
         nx_tensor_free(&t);
         return s;

@@ -46,8 +46,8 @@ ngpt_status nx_mw_get_filter(nx_mw *m, const nx_tensor **out, const char *name, 
 /* A held weight seen with another shape of the same numel, in place; a backend copy stays owned
  * (nx_reshape alone makes a view). */
 ngpt_status nx_weight_reshape(nx_tensor *w, int rank, const int64_t *ne);
-/* w [O, C, kh, kw] -> [O, kh, kw, C] in place (a permuted copy replaces it; a 1x1 filter only
- * changes shape). */
+/* w [O, C, k...] -> [O, k..., C] in place (conv1d/2d/3d filters: a permuted copy replaces it; a
+ * 1x1 filter only changes shape). */
 ngpt_status nx_filter_to_nhwc(nx_backend *be, nx_tensor *w);
 /* nx_mw_get of the tensor named fmt formatted with i (e.g. "...layer.%d.bias"): [d0] when d1 is 0,
  * else [d0, d1]. */

@@ -7,6 +7,7 @@
 #include "test.h"
 #include "alloc_fail.h"
 
+#include "core/cpu_isa.h"
 #include "core/dtype.h"
 #include "core/json.h"
 #include "core/weights.h"
@@ -738,6 +739,11 @@ static ngpt_status run_vae(ngpt_decoder *d, ngpt_tensor *out, void *arg)
     return ngpt_decoder_vae_decode(d, out, arg);
 }
 
+static ngpt_status run_vocoder(ngpt_decoder *d, ngpt_tensor *out, void *arg)
+{
+    return ngpt_decoder_vocoder(d, out, arg);
+}
+
 typedef struct gen_args { ngpt_tensor c, u; ngpt_decode_params p; } gen_args;
 
 static ngpt_status run_generate(ngpt_decoder *d, ngpt_tensor *out, void *arg)
@@ -809,6 +815,43 @@ static void test_bf16_cpu(void)
         }
         ngpt_decoder_free(f);
         ngpt_decoder_free(h);
+    }
+}
+
+/* The vocoder of a BF16 decoder: with AMX, BF16 filters channels last (close to the F32
+ * decoder's, not equal); without (nx_cpu_set_amx off here too), F32 bit for bit as the F32
+ * decoder's. */
+static void test_bf16_vocoder(void)
+{
+    char dir[1000];
+    model_dir(dir, sizeof dir, "audioldm-a");
+    static float mel_data[1 * 16 * 64];
+    test_rng r = {0x6a09e667ull};
+    test_fill(&r, mel_data, sizeof mel_data / 4, -8.0f, 0.0f);
+    ngpt_tensor mel = view(NGPT_DTYPE_F32, 3, (int64_t[]){1, 16, 64}, mel_data);
+    const bool amx = nx_cpu_has_amx_bf16() != 0;
+    for (int pass = amx ? 0 : 1; pass < 2; pass++) {
+        const bool was = pass == 1 ? nx_cpu_set_amx(false) : true;
+        ngpt_decoder *f = NULL, *h = NULL;
+        ngpt_decoder_params p;
+        ngpt_decoder_params_default(&p, sizeof p);
+        p.components = NGPT_DECODER_VOCODER;
+        CHECK_OK(ngpt_decoder_create(&f, g_ctx, dir, &p));
+        p.compute_dtype = NGPT_DTYPE_BF16;
+        CHECK_OK(ngpt_decoder_create(&h, g_ctx, dir, &p));
+        if (f && h && pass == 0) {
+            compare_bf16("audioldm-a vocoder (AMX)", f, h, run_vocoder, &mel, 0.05);
+        } else if (f && h) {
+            ngpt_tensor a = {0}, b = {0};
+            CHECK_OK(run_vocoder(f, &a, &mel));
+            CHECK_OK(run_vocoder(h, &b, &mel));
+            CHECK_MSG(a.data && b.data && memcmp(a.data, b.data, (size_t)ngpt_tensor_numel(&a) * sizeof(float)) == 0,
+                      "audioldm-a vocoder: a BF16 decoder without AMX differs from the F32 one");
+            ngpt_tensor_free(&a), ngpt_tensor_free(&b);
+        }
+        ngpt_decoder_free(f);
+        ngpt_decoder_free(h);
+        if (pass == 1) nx_cpu_set_amx(was);
     }
 }
 
@@ -1762,6 +1805,7 @@ int main(void)
     RUN(test_list_tensors);
     RUN(test_compute_dtype_cpu);
     RUN(test_bf16_cpu);
+    RUN(test_bf16_vocoder);
     RUN(test_graph_flag_cpu);
     RUN(test_channels_last_flag);
     RUN(test_channels_last_shapes);

@@ -11,6 +11,9 @@
 #include "core/alloc.h"
 #include "core/json.h"
 #include "core/weights.h"
+#include "api/context.h"
+#include "models/hifigan.h"
+#include "ops/cpu/cpu_ops.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -415,6 +418,62 @@ static void test_channels_last(void)
     }
 }
 
+/* The vocoder channels last (hifigan.c: [B, L, C] activations, the upsamplers as GEMMs over
+ * phase-split taps) against the NCW forward of the same folder, in F32 (any CPU) and with BF16
+ * filters under the CPU's BF16 compute (a BF16 decoder on an AMX CPU runs that one); two mels
+ * of an odd length; then allocation failures over load + forward + free of the channels-last one. */
+typedef struct voc_args {
+    const char *dir;
+    ngpt_dtype  dt;
+    bool        cl;
+    nx_tensor  *mel, *wave; /* NULL: load and free only */
+} voc_args;
+
+static ngpt_status voc_run(void *arg)
+{
+    voc_args *a = arg;
+    nx_backend *be = g_ctx->be;
+    nx_hifigan *h = NULL;
+    ngpt_status s = nx_hifigan_load(&h, be, a->dir, a->dt, a->cl);
+    if (s == NGPT_OK && a->mel) {
+        nx_cpu_bf16_scope prev = nx_cpu_bf16_scope_begin(be, a->dt == NGPT_DTYPE_BF16);
+        s = nx_hifigan_forward(h, a->wave, a->mel);
+        nx_cpu_bf16_scope_end(prev);
+    }
+    nx_hifigan_free(h);
+    return s;
+}
+
+static void test_vocoder_layouts(void)
+{
+    const char *dir = golden("models/audioldm-a/vocoder");
+    nx_backend *be = g_ctx->be;
+    const int64_t B = 2, T = 13, M = 64, L = 160 * T + 32;
+    nx_tensor mel = {0}, w[3] = {{0}};
+    CHECK_OK(nx_tensor_alloc(&mel, be, NGPT_DTYPE_F32, 3, (const int64_t[]){B, T, M}));
+    for (int i = 0; i < 3; i++) CHECK_OK(nx_tensor_alloc(&w[i], be, NGPT_DTYPE_F32, 2, (const int64_t[]){B, L}));
+    if (!mel.data || !w[0].data || !w[1].data || !w[2].data) goto done;
+    test_rng r = {0x3c6ef372ull};
+    test_fill(&r, mel.data, (size_t)(B * T * M), -8.0f, 0.0f);
+    voc_args a[3] = {{dir, NGPT_DTYPE_F32, false, &mel, &w[0]},
+                     {dir, NGPT_DTYPE_F32, true, &mel, &w[1]},
+                     {dir, NGPT_DTYPE_BF16, true, &mel, &w[2]}};
+    for (int i = 0; i < 3; i++) CHECK_OK(voc_run(&a[i]));
+    ngpt_tensor o[3];
+    for (int i = 0; i < 3; i++) o[i] = f32(2, (const int64_t[]){B, L}, w[i].data);
+    const double e32 = test_max_rel_diff(&o[0], &o[1]), e16 = test_max_rel_diff(&o[0], &o[2]);
+    CHECK_MSG(e32 < 1e-4, "vocoder channels last (F32) differs from NCW by %.3g", e32);
+    CHECK_MSG(e16 > 0 && e16 < 0.05, "vocoder channels last (BF16) differs from NCW F32 by %.3g (want (0, 0.05))", e16);
+    /* the batch's second waveform is its own: the GEMM path walks the batch by hand */
+    CHECK(memcmp(w[1].data, (float *)w[1].data + L, (size_t)L * sizeof(float)) != 0);
+    voc_args f = {dir, NGPT_DTYPE_BF16, true, &mel, &w[2]};
+    int64_t n = test_alloc_fail_stride("vocoder channels last: load + forward", voc_run, &f, 3);
+    CHECK(n > 20);
+done:
+    nx_tensor_free(&mel);
+    for (int i = 0; i < 3; i++) nx_tensor_free(&w[i]);
+}
+
 int main(void)
 {
     const char *g = getenv("NGPT_GOLDEN_DIR");
@@ -439,6 +498,7 @@ int main(void)
     RUN(test_memory_peak);
     RUN(test_alloc_fail);
     RUN(test_channels_last);
+    RUN(test_vocoder_layouts);
     ngpt_context_free(g_ctx);
     rmdir(g_tmp);
     return test_done();

@@ -35,6 +35,8 @@ typedef struct conv_desc {
     int     amx;                      /* BF16 compute on AMX: oneDNN's nxc bf16 kernels (use_amx_conv) */
     int     wei_bf16;                 /* the caller's weights are BF16 (amx only) */
     int     wei_tag;                  /* 0, or they are packed in this dnnl_format_tag_t (nx_cpu_conv_pack) */
+    int     epi_leaky, epi_res;       /* amx only: the epilogue as post-ops, leaky ReLU then + residual */
+    float   epi_slope;
 } conv_desc;
 
 /* Strides of a [N, C, h, W] stripe of a [N, C, hfull, W] tensor. */
@@ -86,6 +88,7 @@ static ngpt_status conv_pd(dnnl_engine_t eng, const conv_desc *d, dnnl_primitive
     ids[k] = DNNL_ARG_WEIGHTS, user_mds[k++] = wei;
     if (d->has_bias) ids[k] = DNNL_ARG_BIAS, user_mds[k++] = bias;
     ids[k] = DNNL_ARG_DST, user_mds[k++] = dst;
+    if (d->epi_res) ids[k] = DNNL_ARG_ATTR_MULTIPLE_POST_OP(d->epi_leaky) | DNNL_ARG_SRC_1, user_mds[k++] = dst;
     *n = k;
     dnnl_memory_desc_t asrc, awei, adst;
     if (d->winograd) {
@@ -120,7 +123,19 @@ static ngpt_status conv_pd(dnnl_engine_t eng, const conv_desc *d, dnnl_primitive
     }
     dnnl_primitive_attr_t attr = NULL;
     NX_TRY(nx_dnnl_attr_new(&attr));
-    dnnl_status_t r;
+    dnnl_status_t r = dnnl_success;
+    if (d->epi_leaky || d->epi_res) { /* y = conv + b, leaky_relu, + residual (y's layout) */
+        dnnl_post_ops_t po = NULL;
+        r = dnnl_post_ops_create(&po);
+        if (r == dnnl_success && d->epi_leaky) r = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, d->epi_slope, 0.0f);
+        if (r == dnnl_success && d->epi_res) r = dnnl_post_ops_append_binary(po, dnnl_binary_add, &dst);
+        if (r == dnnl_success) r = dnnl_primitive_attr_set_post_ops(attr, po);
+        if (po) dnnl_post_ops_destroy(po);
+    }
+    if (r != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return nx_err(NGPT_ERR_INTERNAL, "oneDNN convolution post-ops: %s", nx_dnnl_status_str(r));
+    }
     if (d->deconv) {
         dnnl_deconvolution_desc_t cd;
         r = dnnl_dilated_deconvolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_deconvolution_direct, &asrc,
@@ -329,6 +344,11 @@ static nx_dnnl_key conv_key(const conv_desc *d)
     k.v[i++] = d->amx;
     k.v[i++] = d->wei_bf16;
     k.v[i++] = d->wei_tag;
+    k.v[i++] = d->epi_leaky;
+    k.v[i++] = d->epi_res;
+    uint32_t slope;
+    memcpy(&slope, &d->epi_slope, sizeof slope);
+    k.v[i++] = slope;
     return k;
 }
 
@@ -422,6 +442,12 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         bd = bc;
     }
     if (amx) { /* oneDNN's AMX convolution: none of the F32 paths below */
+        if (has_epi && fusable && d->cl) { /* as post-ops, where y needs no reorder after the call */
+            da.epi_leaky = epi.leaky;
+            da.epi_slope = epi.leaky ? epi.slope : 0.0f;
+            da.epi_res = epi.res != NULL;
+            fused = true;
+        }
         d = &da;
         goto onednn;
     }
@@ -471,12 +497,13 @@ static ngpt_status conv_run(nx_backend *be, const conv_desc *d, const nx_tensor 
         goto done;
     }
 onednn:;
-    void *h[4];
+    void *h[5];
     int k = 0;
     h[k++] = x->data;
     h[k++] = (void *)wd;
     if (b) h[k++] = (void *)bd;
     h[k++] = y->data;
+    if (d->epi_res) h[k++] = (void *)epi.res;
     if (!d->amx && use_winograd(be, d)) {
         s = winograd_run(be, d, h, b != NULL, what);
         if (s != NGPT_ERR_INTERNAL) goto done;

@@ -15,7 +15,7 @@
 #include <pthread.h>
 
 /* Cache key: an op tag and up to NX_DNNL_KEY_LEN integers (unused entries zero). */
-#define NX_DNNL_KEY_LEN 40
+#define NX_DNNL_KEY_LEN 48
 typedef struct nx_dnnl_key {
     int64_t v[NX_DNNL_KEY_LEN];
 } nx_dnnl_key;
