@@ -208,13 +208,19 @@ static ngpt_status upsample_gemm_load(nx_hifigan *h, int i)
 
 /* A conv filter [O, C, k]; for channels-last activations held [O, 1, k, C], a conv2d filter over
  * [B, 1, L, C] (the op layer's channels-last convolutions are 2-D). */
-static ngpt_status get_filter(nx_mw *m, const nx_tensor **t, int64_t O, int64_t C, int64_t k, const char *fmt, int i,
-                              int j)
+static ngpt_status get_filter(nx_mw *m, const nx_tensor **t, int64_t O, int64_t C, int64_t k, int dil, const char *fmt,
+                              int i, int j)
 {
     NX_TRY(get(m, t, 3, O, C, k, fmt, i, j));
     if (!m->filters_nhwc) return NGPT_OK;
-    NX_TRY(nx_filter_to_nhwc(m->be, &m->t[m->n - 1]));
-    return nx_weight_reshape(&m->t[m->n - 1], 4, (const int64_t[]){O, 1, k, C});
+    nx_tensor *w = &m->t[m->n - 1];
+    NX_TRY(nx_filter_to_nhwc(m->be, w));
+    NX_TRY(nx_weight_reshape(w, 4, (const int64_t[]){O, 1, k, C}));
+    nx_conv_params p = nx_conv_params_default(); /* as conv1d() calls it */
+    p.channels_last = true;
+    p.pad[1] = (int)((k * dil - dil) / 2);
+    p.dilation[1] = dil;
+    return nx_op_conv_pack(m->be, w, &p);
 }
 
 static ngpt_status load_weights(nx_hifigan *h)
@@ -229,7 +235,7 @@ static ngpt_status load_weights(nx_hifigan *h)
         nx_weights_mark_used(m->w, "mean");   /* registered buffers, unused without normalize_before */
         nx_weights_mark_used(m->w, "scale");
     }
-    NX_TRY(get_filter(m, &h->conv_pre_w, C, M, 7, "conv_pre.weight", 0, 0));
+    NX_TRY(get_filter(m, &h->conv_pre_w, C, M, 7, 1, "conv_pre.weight", 0, 0));
     NX_TRY(get(m, &h->conv_pre_b, 1, C, 0, 0, "conv_pre.bias", 0, 0));
     for (int i = 0; i < c->n_up; i++) {
         int ci = C >> i, co = C >> (i + 1);
@@ -247,15 +253,15 @@ static ngpt_status load_weights(nx_hifigan *h)
             b->n_d = c->n_d[k];
             for (int d = 0; d < b->n_d; d++) {
                 b->dil[d] = c->resblock_dilation_sizes[k][d];
-                NX_TRY(get_filter(m, &b->c1_w[d], co, co, ks, "resblocks.%d.convs1.%d.weight", r, d));
+                NX_TRY(get_filter(m, &b->c1_w[d], co, co, ks, b->dil[d], "resblocks.%d.convs1.%d.weight", r, d));
                 NX_TRY(get(m, &b->c1_b[d], 1, co, 0, 0, "resblocks.%d.convs1.%d.bias", r, d));
-                NX_TRY(get_filter(m, &b->c2_w[d], co, co, ks, "resblocks.%d.convs2.%d.weight", r, d));
+                NX_TRY(get_filter(m, &b->c2_w[d], co, co, ks, 1, "resblocks.%d.convs2.%d.weight", r, d));
                 NX_TRY(get(m, &b->c2_b[d], 1, co, 0, 0, "resblocks.%d.convs2.%d.bias", r, d));
             }
         }
     }
     int cl = C >> c->n_up;
-    NX_TRY(get_filter(m, &h->conv_post_w, 1, cl, 7, "conv_post.weight", 0, 0));
+    NX_TRY(get_filter(m, &h->conv_post_w, 1, cl, 7, 1, "conv_post.weight", 0, 0));
     NX_TRY(get(m, &h->conv_post_b, 1, 1, 0, 0, "conv_post.bias", 0, 0));
     float nk = (float)c->n_k;
     const ngpt_dtype dt = m->dt;
