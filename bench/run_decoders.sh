@@ -37,8 +37,8 @@ for c in $CONFIGS; do
   /usr/bin/python3 "$HERE/unet_torch.py" --bench "$dir" "$tag" "$REPS" "$THREADS" | tee -a "$OUT"
 done
 echo
-echo "## ratio PyTorch s / libnextgpt s, best of $REPS (> 1: libnextgpt faster); our vocoder has no"
-echo "## bf16 mode (F32 in any case), so its bf16 row compares our f32"
+echo "## ratio PyTorch s / libnextgpt s, best of $REPS (> 1: libnextgpt faster); our vocoder's bf16"
+echo "## row is BF16 as a BF16 decoder runs it on an AMX CPU (elsewhere that decoder's vocoder is F32)"
 awk -F'|' '
   /^\| [a-z]/ { tag = $2; gsub(/ /, "", tag); lib = $3; gsub(/ /, "", lib); dt = $4; gsub(/ /, "", dt);
                 s = $5 + 0; t[tag, lib, dt] = s; if (!(tag in seen)) { seen[tag] = 1; order[n++] = tag } }
