@@ -640,15 +640,13 @@ ngpt_status nx_unet_forward_t(nx_unet *u, nx_tensor *out, const nx_tensor *sampl
     }
 
     /* ---- conv_norm_out + SiLU, conv_out ---- */
-    TRYG(nx_new(be, dt, &a, 4, x.ne));
-    TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps,
-                          NX_GN_SILU | (cl ? NX_GN_CHANNELS_LAST : 0)));
-    nx_tensor_free(&x);
     if (cl) {
-        TRYG(nx_conv2d_new(be, &u->conv_out, &x, &a));
-        TRYG(nx_img_to_nchw(be, out, &x));
+        const nx_img d = nx_img_of(&x, cl);
+        TRYG(nx_img_new(be, dt, &a, cl, d.n, u->conv_out.out_ch, d.h, d.w));
+        TRYG(nx_conv2d_norm_forward(be, &u->conv_out, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps));
+        TRYG(nx_img_to_nchw(be, out, &a));
     } else {
-        TRYG(nx_conv2d_forward(be, &u->conv_out, out, &a));
+        TRYG(nx_conv2d_norm_forward(be, &u->conv_out, out, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps));
     }
 done:
     nx_tensor_free(&e1), nx_tensor_free(&e2), nx_tensor_free(&ce), nx_tensor_free(&emb);

@@ -106,23 +106,17 @@ static ngpt_status tconv_forward_cl(nx_backend *be, const tconv *t, nx_tensor *y
     nx_conv_params cp = nx_conv_params_default();
     cp.pad[0] = 1;
     cp.channels_last = true;
-    nx_tensor g = {0}, c = {0}, x4, g3, y4;
+    nx_tensor c = {0}, x4, y4;
     ngpt_status s;
     TRYG(nx_reshape(&x4, x, 4, SHAPE(B, F, H * W, C)));
     TRYG(nx_reshape(&y4, y, 4, SHAPE(B, F, H * W, C)));
-    TRYG(nx_new(be, x->dtype, &g, 4, x4.ne));
     TRYG(nx_new(be, x->dtype, &c, 4, x4.ne));
-    TRYG(nx_reshape(&g3, &g, 3, SHAPE(B, F * H * W, C)));
-    for (int k = 0; k < 4; k++) {
-        nx_tensor in3;
-        TRYG(nx_reshape(&in3, k == 0 ? &x4 : (k % 2 ? &c : &y4), 3, SHAPE(B, F * H * W, C)));
-        TRYG(nx_op_group_norm(be, &g3, &in3, &t->norm_w[k], &t->norm_b[k], TCONV_GROUPS, 1e-5f,
-                              NX_GN_SILU | NX_GN_CHANNELS_LAST));
-        TRYG(nx_op_conv(be, k % 2 ? &y4 : &c, &g, &t->conv_w[k], &t->conv_b[k], &cp)); /* c, y, c, y */
-    }
+    for (int k = 0; k < 4; k++) /* the norm over [B, F*h*w, C] is the same over [B, F, h*w, C] */
+        TRYG(nx_op_group_norm_conv(be, k % 2 ? &y4 : &c, k == 0 ? &x4 : (k % 2 ? &c : &y4), &t->norm_w[k],
+                                   &t->norm_b[k], TCONV_GROUPS, 1e-5f, NX_GN_SILU | NX_GN_CHANNELS_LAST,
+                                   &t->conv_w[k], &t->conv_b[k], &cp)); /* c, y, c, y */
     TRYG(nx_op_binary(be, &y4, &y4, &x4, NX_BINARY_ADD));
 done:
-    nx_tensor_free(&g);
     nx_tensor_free(&c);
     return s;
 }
@@ -685,12 +679,12 @@ ngpt_status nx_unet3d_forward_t(nx_unet3d *u, nx_backend *be, nx_tensor *out, co
     /* ---- conv_norm_out + SiLU, conv_out, frames back out of the batch ---- */
     {
         nx_tensor ov;
-        TRYG(nx_new(be, dt, &a, 4, x.ne));
-        TRYG(nx_op_group_norm(be, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps,
-                              NX_GN_SILU | (cl ? NX_GN_CHANNELS_LAST : 0)));
+        const nx_img d = nx_img_of(&x, cl);
+        TRYG(nx_img_new(be, dt, &a, cl, d.n, u->conv_out.out_ch, d.h, d.w));
+        TRYG(nx_conv2d_norm_forward(be, &u->conv_out, &a, &x, &u->norm_out_w, &u->norm_out_b, c->groups, c->eps));
         nx_tensor_free(&x);
-        TRYG(nx_conv2d_new(be, &u->conv_out, &x, &a));
-        nx_tensor_free(&a);
+        x = a;
+        memset(&a, 0, sizeof a);
         static const int from_cl[5] = {0, 4, 1, 2, 3}; /* [B,F,h,w,C] -> [B,C,F,h,w] */
         TRYG(nx_reshape(&ov, &x, 5, cl ? SHAPE(B, F, H, W, c->out_ch) : SHAPE(B, F, c->out_ch, H, W)));
         TRYG(nx_op_permute(be, out, &ov, cl ? from_cl : swap12));

@@ -96,6 +96,14 @@ ngpt_status nx_conv2d_forward(nx_backend *be, const nx_conv2d *c, nx_tensor *y, 
     return nx_op_conv(be, y, x, &c->w, &c->b, &p);
 }
 
+ngpt_status nx_conv2d_norm_forward(nx_backend *be, const nx_conv2d *c, nx_tensor *y, const nx_tensor *x,
+                                   const nx_tensor *gw, const nx_tensor *gb, int groups, float eps)
+{
+    const nx_conv_params p = conv2d_params(c);
+    const unsigned gn = NX_GN_SILU | (c->cl ? NX_GN_CHANNELS_LAST : 0);
+    return nx_op_group_norm_conv(be, y, x, gw, gb, groups, eps, gn, &c->w, &c->b, &p);
+}
+
 ngpt_status nx_conv2d_new(nx_backend *be, const nx_conv2d *c, nx_tensor *y, const nx_tensor *x)
 {
     const nx_img d = nx_img_of(x, c->cl);
@@ -151,15 +159,11 @@ ngpt_status nx_resnet2d_forward(nx_backend *be, const nx_resnet2d *r, nx_tensor 
                                 const nx_tensor *temb_act)
 {
     const nx_img d = nx_img_of(x, r->cl);
-    const unsigned gn = NX_GN_SILU | (r->cl ? NX_GN_CHANNELS_LAST : 0);
-    nx_tensor a = {0}, h = {0}, t = {0}, t4;
+    nx_tensor h = {0}, h2 = {0}, t = {0}, t4;
     ngpt_status s;
     /* h = conv1(silu(norm1(x))) */
-    NX_TRYG(nx_new(be, x->dtype, &a, 4, x->ne));
-    NX_TRYG(nx_op_group_norm(be, &a, x, &r->norm1_w, &r->norm1_b, r->groups, r->eps, gn));
     NX_TRYG(nx_img_new(be, x->dtype, &h, r->cl, d.n, r->out_ch, d.h, d.w));
-    NX_TRYG(nx_conv2d_forward(be, &r->conv1, &h, &a));
-    nx_tensor_free(&a);
+    NX_TRYG(nx_conv2d_norm_forward(be, &r->conv1, &h, x, &r->norm1_w, &r->norm1_b, r->groups, r->eps));
     /* h += time_emb_proj(silu(temb))[:, :, None, None] */
     if (r->temb_ch > 0 && temb_act) {
         NX_TRYG(nx_new(be, x->dtype, &t, 2, SHAPE(d.n, r->out_ch)));
@@ -169,20 +173,18 @@ ngpt_status nx_resnet2d_forward(nx_backend *be, const nx_resnet2d *r, nx_tensor 
         nx_tensor_free(&t);
     }
     /* h = conv2(dropout(silu(norm2(h)))) (dropout is the identity at inference) */
-    NX_TRYG(nx_new(be, x->dtype, &a, 4, h.ne));
-    NX_TRYG(nx_op_group_norm(be, &a, &h, &r->norm2_w, &r->norm2_b, r->groups, r->eps, gn));
-    NX_TRYG(nx_conv2d_forward(be, &r->conv2, &h, &a));
-    nx_tensor_free(&a);
+    NX_TRYG(nx_new(be, x->dtype, &h2, 4, h.ne));
+    NX_TRYG(nx_conv2d_norm_forward(be, &r->conv2, &h2, &h, &r->norm2_w, &r->norm2_b, r->groups, r->eps));
     /* y = (shortcut(x) + h) / output_scale_factor */
     if (r->has_shortcut) {
         NX_TRYG(nx_conv2d_forward(be, &r->shortcut, y, x));
-        NX_TRYG(nx_op_binary(be, y, y, &h, NX_BINARY_ADD));
+        NX_TRYG(nx_op_binary(be, y, y, &h2, NX_BINARY_ADD));
     } else {
-        NX_TRYG(nx_op_binary(be, y, x, &h, NX_BINARY_ADD));
+        NX_TRYG(nx_op_binary(be, y, x, &h2, NX_BINARY_ADD));
     }
     if (r->out_scale != 1.0f) NX_TRYG(nx_op_scale(be, y, y, 1.0f / r->out_scale, 0.0f));
 done:
-    nx_tensor_free(&a);
+    nx_tensor_free(&h2);
     nx_tensor_free(&h);
     nx_tensor_free(&t);
     return s;

@@ -69,6 +69,11 @@ ngpt_status nx_conv2d_load(nx_conv2d *c, nx_wload *wl, const char *prefix, int i
 ngpt_status nx_conv2d_forward(nx_backend *be, const nx_conv2d *c, nx_tensor *y, const nx_tensor *x);
 /* Allocates *y with the conv's output shape and runs it. */
 ngpt_status nx_conv2d_new(nx_backend *be, const nx_conv2d *c, nx_tensor *y, const nx_tensor *x);
+/* y = conv(group_norm(x) (+ SiLU)) in one op (nx_op_group_norm_conv): the GroupNorm's w, b,
+ * groups and eps; SiLU always (every norm before a conv in these UNets has it). y allocated by
+ * the caller (nx_conv2d_forward's shape). */
+ngpt_status nx_conv2d_norm_forward(nx_backend *be, const nx_conv2d *c, nx_tensor *y, const nx_tensor *x,
+                                   const nx_tensor *gw, const nx_tensor *gb, int groups, float eps);
 void nx_conv2d_free(nx_conv2d *c);
 
 /* ---- ResnetBlock2D (time_embedding_norm "default", pre_norm, SiLU) ---- */

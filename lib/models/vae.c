@@ -441,16 +441,27 @@ static ngpt_status norm(nx_backend *be, bool cl, nx_tensor *y, const nx_tensor *
     return s;
 }
 
+/* y = conv2d(silu(group_norm(x))) (3x3, pad 1) in one op (nx_op_group_norm_conv), y allocated here. */
+static ngpt_status norm_conv(nx_backend *be, bool cl, nx_tensor *y, const nx_tensor *x, const nx_tensor *gw,
+                             const nx_tensor *gb, int groups, const nx_tensor *w, const nx_tensor *b)
+{
+    const nx_img d = nx_img_of(x, cl);
+    NX_TRY(nx_img_new(be, x->dtype, y, cl, d.n, w->ne[0], d.h, d.w));
+    nx_conv_params p = nx_conv_params_default();
+    p.pad[0] = p.pad[1] = 1;
+    p.channels_last = cl;
+    ngpt_status s = nx_op_group_norm_conv(be, y, x, gw, gb, groups, VAE_EPS, NX_GN_SILU | (cl ? NX_GN_CHANNELS_LAST : 0),
+                                          w, b, &p);
+    if (s != NGPT_OK) nx_tensor_free(y);
+    return s;
+}
+
 /* ResnetBlock2D (temb None): x <- shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x)))))) */
 static ngpt_status resnet_fwd(nx_backend *be, bool cl, const resnet *r, int groups, nx_tensor *x)
 {
     nx_tensor a = {0}, h = {0}, sc = {0};
-    ngpt_status s = norm(be, cl, &a, x, r->norm1_w, r->norm1_b, groups, true);
-    if (s == NGPT_OK) s = conv2d(be, cl, &h, &a, r->conv1_w, r->conv1_b, 1, 1);
-    nx_tensor_free(&a);
-    if (s == NGPT_OK) s = norm(be, cl, &a, &h, r->norm2_w, r->norm2_b, groups, true);
-    nx_tensor_free(&h);
-    if (s == NGPT_OK) s = conv2d(be, cl, &h, &a, r->conv2_w, r->conv2_b, 1, 1);
+    ngpt_status s = norm_conv(be, cl, &a, x, r->norm1_w, r->norm1_b, groups, r->conv1_w, r->conv1_b);
+    if (s == NGPT_OK) s = norm_conv(be, cl, &h, &a, r->norm2_w, r->norm2_b, groups, r->conv2_w, r->conv2_b);
     nx_tensor_free(&a);
     if (s == NGPT_OK && r->short_w) {
         s = conv2d(be, cl, &sc, x, r->short_w, r->short_b, 1, 0);
@@ -617,17 +628,16 @@ ngpt_status nx_vae_decode(nx_vae *v, nx_tensor *out, const nx_tensor *latents)
         for (int r = 0; s == NGPT_OK && r < b->n_res; r++) s = resnet_fwd(be, cl, &b->res[r], g, &x);
         if (s == NGPT_OK && b->resample_w) s = upsample_fwd(be, cl, b->resample_w, b->resample_b, &x);
     }
-    if (s == NGPT_OK) s = norm(be, cl, &z, &x, d->norm_out_w, d->norm_out_b, g, true);      /* conv_norm_out + SiLU */
-    nx_tensor_free(&x);
-    if (s == NGPT_OK && cl) {                                                                /* conv_out, then NCHW */
-        s = conv2d(be, cl, &x, &z, d->conv_out_w, d->conv_out_b, 1, 1);
-        if (s == NGPT_OK) s = nx_img_to_nchw(be, out, &x);
-        nx_tensor_free(&x);
-    } else if (s == NGPT_OK) {                                                               /* conv_out, into out */
+    if (s == NGPT_OK && cl) {                                        /* conv_norm_out + SiLU, conv_out, then NCHW */
+        s = norm_conv(be, cl, &z, &x, d->norm_out_w, d->norm_out_b, g, d->conv_out_w, d->conv_out_b);
+        if (s == NGPT_OK) s = nx_img_to_nchw(be, out, &z);
+    } else if (s == NGPT_OK) {                                       /* conv_norm_out + SiLU, conv_out, into out */
         nx_conv_params p = nx_conv_params_default();
         p.pad[0] = p.pad[1] = 1;
-        s = nx_op_conv(be, out, &z, d->conv_out_w, d->conv_out_b, &p);
+        s = nx_op_group_norm_conv(be, out, &x, d->norm_out_w, d->norm_out_b, g, VAE_EPS, NX_GN_SILU, d->conv_out_w,
+                                  d->conv_out_b, &p);
     }
+    nx_tensor_free(&x);
     nx_tensor_free(&z);
     return s;
 }
@@ -659,10 +669,12 @@ ngpt_status nx_vae_encode(nx_vae *v, nx_tensor *mean, nx_tensor *logvar, const n
         if (s == NGPT_OK && b->resample_w) s = downsample_fwd(be, cl, b->resample_w, b->resample_b, &x);
     }
     if (s == NGPT_OK) s = mid_fwd(be, cl, &e->mid, g, &x);                                  /* encoder.mid_block */
-    if (s == NGPT_OK) s = norm(be, cl, &z, &x, e->norm_out_w, e->norm_out_b, g, true);      /* conv_norm_out + SiLU */
-    nx_tensor_free(&x);
-    if (s == NGPT_OK) s = conv2d(be, cl, &x, &z, e->conv_out_w, e->conv_out_b, 1, 1);       /* conv_out: 2L */
-    nx_tensor_free(&z);
+    if (s == NGPT_OK) s = norm_conv(be, cl, &z, &x, e->norm_out_w, e->norm_out_b, g, e->conv_out_w, e->conv_out_b);
+    nx_tensor_free(&x);                                                       /* conv_norm_out + SiLU, conv_out: 2L */
+    if (s == NGPT_OK) {
+        x = z;
+        memset(&z, 0, sizeof z);
+    }
     if (s == NGPT_OK) s = conv2d(be, cl, &z, &x, v->quant_w, v->quant_b, 1, 0);             /* quant_conv: moments */
     nx_tensor_free(&x);
     if (s == NGPT_OK && cl) { /* moments back to NCHW */

@@ -58,6 +58,10 @@ typedef struct nx_backend_vtbl {
                               const nx_tensor *b, float eps);
     ngpt_status (*group_norm)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                               const nx_tensor *b, int groups, float eps, unsigned flags); /* NX_GN_* */
+    /* optional: nx_op_group_norm_conv (without it: group_norm into a temporary, then conv) */
+    ngpt_status (*group_norm_conv)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *gw,
+                                   const nx_tensor *gb, int groups, float eps, unsigned gn_flags, const nx_tensor *w,
+                                   const nx_tensor *b, const nx_conv_params *p);
     ngpt_status (*rope)(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos,
                         int n_rot, float theta, nx_rope_mode mode);
     ngpt_status (*softmax)(nx_backend *, nx_tensor *y, const nx_tensor *x, float scale);

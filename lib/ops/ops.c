@@ -388,11 +388,10 @@ ngpt_status nx_op_matmul(nx_backend *be, nx_tensor *c, const nx_tensor *a, const
     PROFILED(be, op, c, be->v->matmul(be, c, a, b, trans_a, trans_b, alpha, beta));
 }
 
-ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
-                       const nx_conv_params *p)
+/* y = conv(x, w) + b with p's epilogue: operands present, resident and agreeing. */
+static ngpt_status chk_conv(nx_backend *be, const char *op, const nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
+                            const nx_tensor *b, const nx_conv_params *p)
 {
-    static const char op[] = "conv";
-    NX_TRY(chk_be(be, op));
     if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: params are NULL (use nx_conv_params_default)", op);
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
@@ -448,6 +447,15 @@ ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const n
         if (p->residual->data == y->data)
             return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: the residual must not be y itself (%s)", op, D("y", y));
     }
+    return NGPT_OK;
+}
+
+ngpt_status nx_op_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
+                       const nx_conv_params *p)
+{
+    static const char op[] = "conv";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_conv(be, op, y, x, w, b, p));
     if (!be->v->conv) return UNSUPPORTED(be, op);
     PROFILED(be, op, y, be->v->conv(be, y, x, w, b, p));
 }
@@ -607,11 +615,10 @@ ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
     PROFILED(be, op, y, be->v->layer_norm(be, y, x, w, b, eps));
 }
 
-ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
-                             int groups, float eps, unsigned flags)
+/* y = group_norm(x) (+ SiLU): operands present, resident and agreeing. */
+static ngpt_status chk_group_norm(nx_backend *be, const char *op, const nx_tensor *y, const nx_tensor *x,
+                                  const nx_tensor *w, const nx_tensor *b, int groups, float eps, unsigned flags)
 {
-    static const char op[] = "group_norm";
-    NX_TRY(chk_be(be, op));
     NX_TRY(chk_act(be, op, "y", y));
     NX_TRY(chk_act(be, op, "x", x));
     NX_TRY(chk_same_dtype(op, "y", y, "x", x));
@@ -626,8 +633,51 @@ ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
     NX_TRY(chk_vec_opt(be, op, "w", w, C, "x", x));
     NX_TRY(chk_vec_opt(be, op, "b", b, C, "x", x));
     NX_TRY(chk_same_shape(op, "y", y, "x", x));
+    return NGPT_OK;
+}
+
+ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w, const nx_tensor *b,
+                             int groups, float eps, unsigned flags)
+{
+    static const char op[] = "group_norm";
+    NX_TRY(chk_be(be, op));
+    NX_TRY(chk_group_norm(be, op, y, x, w, b, groups, eps, flags));
     if (!be->v->group_norm) return UNSUPPORTED(be, op);
     PROFILED(be, op, y, be->v->group_norm(be, y, x, w, b, groups, eps, flags));
+}
+
+/* nx_op_group_norm_conv without a backend hook: the backend's two ops through a temporary (the
+ * operands checked by the caller, the temporary has x's shape and dtype). */
+static ngpt_status group_norm_then_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *gw,
+                                        const nx_tensor *gb, int groups, float eps, unsigned gn_flags,
+                                        const nx_tensor *w, const nx_tensor *b, const nx_conv_params *p)
+{
+    nx_tensor t = {0};
+    NX_TRY(nx_tensor_alloc(&t, be, x->dtype, x->rank, x->ne));
+    ngpt_status s = be->v->group_norm(be, &t, x, gw, gb, groups, eps, gn_flags);
+    if (s == NGPT_OK) s = be->v->conv(be, y, &t, w, b, p);
+    nx_tensor_free(&t);
+    return s;
+}
+
+ngpt_status nx_op_group_norm_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *gw,
+                                  const nx_tensor *gb, int groups, float eps, unsigned gn_flags, const nx_tensor *w,
+                                  const nx_tensor *b, const nx_conv_params *p)
+{
+    static const char op[] = "group_norm_conv";
+    NX_TRY(chk_be(be, op));
+    if (!p) return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: params are NULL (use nx_conv_params_default)", op);
+    if (!(gn_flags & NX_GN_CHANNELS_LAST) != !p->channels_last)
+        return nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: the norm's layout (%s) is not the convolution's (%s)", op,
+                      gn_flags & NX_GN_CHANNELS_LAST ? "channels last" : "channels first",
+                      p->channels_last ? "channels last" : "channels first");
+    /* the normalised x has x's shape and dtype: x stands for it in the convolution's checks */
+    NX_TRY(chk_group_norm(be, op, x, x, gw, gb, groups, eps, gn_flags));
+    NX_TRY(chk_conv(be, op, y, x, w, b, p));
+    if (be->v->group_norm_conv) PROFILED(be, op, y, be->v->group_norm_conv(be, y, x, gw, gb, groups, eps, gn_flags, w, b, p));
+    if (!be->v->group_norm || !be->v->conv) return UNSUPPORTED(be, op);
+    /* one op to the profile and the trace on every backend, whichever way it runs */
+    PROFILED(be, op, y, group_norm_then_conv(be, y, x, gw, gb, groups, eps, gn_flags, w, b, p));
 }
 
 ngpt_status nx_op_rope(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos, int n_rot, float theta,

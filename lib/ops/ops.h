@@ -218,6 +218,15 @@ ngpt_status nx_op_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, c
 enum { NX_GN_SILU = 1u, NX_GN_CHANNELS_LAST = 2u };
 ngpt_status nx_op_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                              const nx_tensor *b, int groups, float eps, unsigned flags);
+/* y = conv(group_norm(x)): nx_op_group_norm with gw, gb, groups, eps, gn_flags into a temporary
+ * of x's shape, then nx_op_conv of it with w, b, p (gn_flags' NX_GN_CHANNELS_LAST and
+ * p->channels_last agree) — the ResNet blocks' norm (+ SiLU) and convolution in one call, the same
+ * result. Where a backend can, the normalised activations never exist in F32: the CPU under BF16
+ * compute on its AMX convolution path (channels last) writes them straight in BF16, the input that
+ * convolution reads, instead of F32 that it would round in a reorder of its own. */
+ngpt_status nx_op_group_norm_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *gw,
+                                  const nx_tensor *gb, int groups, float eps, unsigned gn_flags, const nx_tensor *w,
+                                  const nx_tensor *b, const nx_conv_params *p);
 
 /* Rotary embedding on x[B, S, H, D] -> y (may alias x): position of row s is pos[s] (I32 [S]);
  * rotates the first n_rot dims (n_rot even, <= D; the rest pass through);

@@ -901,6 +901,63 @@ static void test_conv_packed(void)
     check_conv_packed(2, 32, 32, 12, 10, 3, 1, 2, true, false); /* grouped */
 }
 
+/* nx_op_group_norm_conv gives what nx_op_group_norm into a temporary then nx_op_conv give, bit
+ * for bit: under F32 compute (the two ops), and under BF16 compute with a BF16 filter, plain or
+ * packed (on AMX, channels last: the norm written in BF16, rounded as oneDNN's reorder rounds).
+ * And the layouts of the two halves must agree. */
+static void check_gn_conv(int64_t N, int64_t H, int64_t W, int64_t C, int64_t O, int groups, int64_t k, bool cl,
+                          bool silu, bool packed)
+{
+    nx_conv_params p = nx_conv_params_default();
+    p.pad[0] = p.pad[1] = (int)(k / 2);
+    p.channels_last = cl;
+    const int64_t xs[4] = {N, cl ? H : C, cl ? W : H, cl ? C : W}, ys[4] = {N, cl ? H : O, cl ? W : H, cl ? O : W};
+    const int64_t ws[4] = {O, cl ? k : C, k, cl ? C : k};
+    const size_t nx = (size_t)prod(xs, 4), nw = (size_t)prod(ws, 4), ny = (size_t)prod(ys, 4);
+    float *x = malloc(4 * nx), *t = malloc(4 * nx), *w = malloc(4 * nw), *b = malloc(4 * (size_t)O);
+    float *gw = malloc(4 * (size_t)C), *gb = malloc(4 * (size_t)C), *y0 = malloc(4 * ny), *y1 = malloc(4 * ny);
+    uint16_t *wb = nx_malloc_aligned(2 * nw);
+    test_fill(&rng, x, nx, -2, 3);
+    test_fill(&rng, w, nw, -1, 1);
+    test_fill(&rng, b, (size_t)O, -1, 1);
+    test_fill(&rng, gw, (size_t)C, 0.5f, 1.5f);
+    test_fill(&rng, gb, (size_t)C, -0.5f, 0.5f);
+    for (size_t i = 0; i < nw; i++) wb[i] = nx_f32_to_bf16(w[i]);
+    nx_tensor tx = nx_view(NGPT_DTYPE_F32, 4, xs, x, t_be), tt = nx_view(NGPT_DTYPE_F32, 4, xs, t, t_be);
+    nx_tensor tgw = nx_view(NGPT_DTYPE_F32, 1, &C, gw, t_be), tgb = nx_view(NGPT_DTYPE_F32, 1, &C, gb, t_be);
+    nx_tensor tb = nx_view(NGPT_DTYPE_F32, 1, &O, b, t_be);
+    nx_tensor ty0 = nx_view(NGPT_DTYPE_F32, 4, ys, y0, t_be), ty1 = nx_view(NGPT_DTYPE_F32, 4, ys, y1, t_be);
+    const unsigned gn = (silu ? NX_GN_SILU : 0) | (cl ? NX_GN_CHANNELS_LAST : 0);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        nx_tensor tw = bf16 ? nx_view(NGPT_DTYPE_BF16, 4, ws, wb, t_be) : nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
+        if (bf16 && packed) CHECK_OK(nx_op_conv_pack(t_be, &tw, &p)); /* wb rewritten: last use */
+        nx_cpu_set_bf16_compute(t_be, bf16);
+        CHECK_OK(nx_op_group_norm(t_be, &tt, &tx, &tgw, &tgb, groups, 1e-5f, gn));
+        CHECK_OK(nx_op_conv(t_be, &ty0, &tt, &tw, &tb, &p));
+        CHECK_OK(nx_op_group_norm_conv(t_be, &ty1, &tx, &tgw, &tgb, groups, 1e-5f, gn, &tw, &tb, &p));
+        nx_cpu_set_bf16_compute(t_be, false);
+        CHECK_MSG(memcmp(y0, y1, 4 * ny) == 0,
+                  "group_norm_conv %lldx%lldx%lld C%lld->%lld g%d k%lld cl%d silu%d bf16 %d packed %d: differs from the two ops",
+                  (long long)N, (long long)H, (long long)W, (long long)C, (long long)O, groups, (long long)k, cl, silu, bf16,
+                  packed && tw.packed);
+    }
+    nx_tensor tw = nx_view(NGPT_DTYPE_F32, 4, ws, w, t_be);
+    CHECK_ERR(nx_op_group_norm_conv(t_be, &ty1, &tx, &tgw, &tgb, groups, 1e-5f, gn ^ NX_GN_CHANNELS_LAST, &tw, &tb, &p),
+              NGPT_ERR_INVALID_ARGUMENT, "layout");
+    free(x), free(t), free(w), free(b), free(gw), free(gb), free(y0), free(y1);
+    nx_free_aligned(wb);
+}
+
+static void test_group_norm_conv(void)
+{
+    check_gn_conv(2, 9, 7, 64, 32, 32, 3, true, true, false);
+    check_gn_conv(2, 9, 7, 64, 32, 32, 3, true, true, true);
+    check_gn_conv(1, 16, 12, 128, 64, 32, 3, true, false, true);
+    check_gn_conv(1, 5, 6, 48, 16, 16, 1, true, true, false);   /* 1x1 */
+    check_gn_conv(2, 6, 5, 32, 16, 8, 3, false, true, false);   /* NCHW: the two ops on every CPU */
+    check_gn_conv(1, 3, 1300, 1280, 64, 32, 3, true, true, false); /* rows wider than the norm's chunk */
+}
+
 int main(void)
 {
     if (!ops_test_init(2)) {
@@ -919,6 +976,7 @@ int main(void)
     RUN(test_conv_bf16);
     RUN(test_conv_bf16_channels_last);
     RUN(test_conv_packed);
+    RUN(test_group_norm_conv);
     /* without AVX-512: oneDNN for every conv1d and ConvTranspose1d, the other 1-D Winograd rule */
     FOR_NARROWER_ISAS {
         RUN(test_conv_winograd);

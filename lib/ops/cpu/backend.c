@@ -156,6 +156,7 @@ static const nx_backend_vtbl k_cpu_vtbl = {
     .rms_norm_add = nx_cpu_rms_norm_add,
     .layer_norm = nx_cpu_layer_norm,
     .group_norm = nx_cpu_group_norm,
+    .group_norm_conv = nx_cpu_group_norm_conv,
     .rope = nx_cpu_rope,
     .softmax = nx_cpu_softmax,
     .unary = nx_cpu_unary,

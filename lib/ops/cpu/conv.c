@@ -35,6 +35,7 @@ typedef struct conv_desc {
     int     amx;                      /* BF16 compute on AMX: oneDNN's nxc bf16 kernels (use_amx_conv) */
     int     wei_bf16;                 /* the caller's weights are BF16 (amx only) */
     int     wei_tag;                  /* 0, or they are packed in this dnnl_format_tag_t (nx_cpu_conv_pack) */
+    int     src_bf16;                 /* amx only: x is BF16 already (nx_cpu_group_norm_conv) */
     int     epi_leaky, epi_res;       /* amx only: the epilogue as post-ops, leaky ReLU then + residual */
     float   epi_slope;
 } conv_desc;
@@ -70,7 +71,7 @@ static ngpt_status conv_pd(dnnl_engine_t eng, const conv_desc *d, dnnl_primitive
 {
     dnnl_memory_desc_t src, wei, dst, bias;
     int64_t ss[5], ds[5];
-    NX_TRY(nx_dnnl_md(&src, 2 + d->nsp, d->src, dnnl_f32,
+    NX_TRY(nx_dnnl_md(&src, 2 + d->nsp, d->src, d->src_bf16 ? dnnl_bf16 : dnnl_f32,
                       d->cl ? nxc_strides(ss, d->src, 2 + d->nsp) : stripe_strides(ss, d->src, d->src_hfull)));
     if (d->wei_tag) {
         dnnl_dims_t wd;
@@ -344,6 +345,7 @@ static nx_dnnl_key conv_key(const conv_desc *d)
     k.v[i++] = d->amx;
     k.v[i++] = d->wei_bf16;
     k.v[i++] = d->wei_tag;
+    k.v[i++] = d->src_bf16;
     k.v[i++] = d->epi_leaky;
     k.v[i++] = d->epi_res;
     uint32_t slope;
@@ -603,6 +605,36 @@ ngpt_status nx_cpu_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const 
     wv.name = w->name;
     if (s == NGPT_OK) s = conv_run(be, &d, x, &wv, b, y, p, "conv");
     nx_cpu_block_free(be, tmp);
+    return s;
+}
+
+/* conv(group_norm(x)). Under BF16 compute on the AMX path with channels-last activations (the
+ * BF16 decoders' layout there) the norm writes its output in BF16 into a block of our own, and
+ * the convolution reads it as it is: the F32 copy and oneDNN's F32 -> BF16 reorder of it (a read
+ * and two writes of an activation per ResNet convolution) are gone, with the same rounding
+ * (nearest even). Elsewhere the two ops, through an F32 temporary. */
+ngpt_status nx_cpu_group_norm_conv(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *gw,
+                                   const nx_tensor *gb, int groups, float eps, unsigned gn_flags, const nx_tensor *w,
+                                   const nx_tensor *b, const nx_conv_params *p)
+{
+    conv_desc d;
+    conv_desc_init(&d, x->rank, x->ne, w->ne, y->ne, p, b != NULL);
+    if (nx_numel(y) > 0 && d.cl && use_amx_conv(be, &d)) {
+        const size_t n = (size_t)nx_numel(x) * sizeof(uint16_t);
+        void *xb = nx_cpu_block_alloc(be, n);
+        if (!xb) return nx_err(NGPT_ERR_OUT_OF_MEMORY, "group_norm_conv: cannot allocate %zu bytes", n);
+        ngpt_status s = nx_cpu_group_norm_cl_bf16(be, xb, x, gw, gb, groups, eps, (gn_flags & NX_GN_SILU) != 0);
+        nx_tensor xv = nx_view(NGPT_DTYPE_BF16, x->rank, x->ne, xb, x->be);
+        d.src_bf16 = 1;
+        if (s == NGPT_OK) s = conv_run(be, &d, &xv, w, b, y, p, "group_norm_conv");
+        nx_cpu_block_free(be, xb);
+        return s;
+    }
+    nx_tensor t = {0};
+    NX_TRY(nx_tensor_alloc(&t, be, x->dtype, x->rank, x->ne));
+    ngpt_status s = nx_cpu_group_norm(be, &t, x, gw, gb, groups, eps, gn_flags);
+    if (s == NGPT_OK) s = nx_cpu_conv(be, y, &t, w, b, p);
+    nx_tensor_free(&t);
     return s;
 }
 

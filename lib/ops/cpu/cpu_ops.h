@@ -12,6 +12,9 @@ ngpt_status nx_cpu_linear_epi(nx_backend *, nx_tensor *y, const nx_tensor *x, co
                               const nx_linear_epi *e);
 ngpt_status nx_cpu_linear_pack(nx_backend *, nx_tensor *w);
 ngpt_status nx_cpu_conv_pack(nx_backend *, nx_tensor *w, const nx_conv_params *p);
+ngpt_status nx_cpu_group_norm_conv(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *gw,
+                                   const nx_tensor *gb, int groups, float eps, unsigned gn_flags, const nx_tensor *w,
+                                   const nx_tensor *b, const nx_conv_params *p);
 ngpt_status nx_cpu_matmul(nx_backend *, nx_tensor *c, const nx_tensor *a, const nx_tensor *b,
                           bool trans_a, bool trans_b, float alpha, float beta);
 /* Linear with F16/BF16 (or F32) weights computes in F32 by default; with bf16 compute on, linear
@@ -179,6 +182,10 @@ ngpt_status nx_cpu_layer_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, co
                               const nx_tensor *b, float eps);
 ngpt_status nx_cpu_group_norm(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                               const nx_tensor *b, int groups, float eps, unsigned flags);
+/* The channels-last group norm (+ SiLU with silu) of x [N, *spatial, C] written as BF16 into y
+ * (numel(x) elements): nx_op_group_norm_conv's input for oneDNN's AMX convolution (conv.c). */
+ngpt_status nx_cpu_group_norm_cl_bf16(nx_backend *, uint16_t *y, const nx_tensor *x, const nx_tensor *w,
+                                      const nx_tensor *b, int groups, float eps, bool silu);
 /* rope.c */
 ngpt_status nx_cpu_rope(nx_backend *, nx_tensor *y, const nx_tensor *x, const nx_tensor *pos,
                         int n_rot, float theta, nx_rope_mode mode);

@@ -148,10 +148,12 @@ static void gn_groups(int64_t g0, int64_t g1, void *vp)
  * value (so the variance is not a difference of two large sums); then y = x * a[c] + sh[c] row by
  * row (nx_vnorm_wb). */
 #define GN_STRIPES 64
+#define GN_BF16_CHUNK 512
 
 typedef struct {
     const float *x;
-    float *y;
+    void *y;                      /* F32, or BF16 with bf16 */
+    bool bf16;
     int64_t S, C, stripes, rows;  /* rows per stripe */
     double *s, *q;                /* [N * stripes, C] per-channel sums of x - shift, (x - shift)^2 */
     const float *shift;           /* [N, C]: the first value of each channel's group */
@@ -174,22 +176,34 @@ static void gncl_run(int64_t t0, int64_t t1, void *vp)
         }
         const float *a = j->a + n * C, *sh = j->sh + n * C;
         for (int64_t r = r0; r < r1; r++) {
-            float *y = j->y + (n * j->S + r) * C;
-            nx_vnorm_wb(y, j->x + (n * j->S + r) * C, 0.0f, 1.0f, a, sh, C);
-            if (j->silu) nx_vsilu(y, y, C);
+            const float *x = j->x + (n * j->S + r) * C;
+            if (!j->bf16) {
+                float *y = (float *)j->y + (n * j->S + r) * C;
+                nx_vnorm_wb(y, x, 0.0f, 1.0f, a, sh, C);
+                if (j->silu) nx_vsilu(y, y, C);
+                continue;
+            }
+            uint16_t *y = (uint16_t *)j->y + (n * j->S + r) * C;
+            float buf[GN_BF16_CHUNK]; /* the row in F32 a chunk at a time, then rounded */
+            for (int64_t c0 = 0; c0 < C; c0 += GN_BF16_CHUNK) {
+                const int64_t m = C - c0 < GN_BF16_CHUNK ? C - c0 : GN_BF16_CHUNK;
+                nx_vnorm_wb(buf, x + c0, 0.0f, 1.0f, a + c0, sh + c0, m);
+                if (j->silu) nx_vsilu(buf, buf, m);
+                nx_f32_to_bf16_n(buf, y + c0, (size_t)m);
+            }
         }
     }
 }
 
-static ngpt_status group_norm_cl(nx_backend *be, nx_tensor *y, const nx_tensor *x, const float *wf, const float *bf,
-                                 int groups, float eps, bool silu)
+static ngpt_status group_norm_cl(nx_backend *be, void *y, bool y_bf16, const nx_tensor *x, const float *wf,
+                                 const float *bf, int groups, float eps, bool silu)
 {
     const int64_t N = x->ne[0], C = x->ne[x->rank - 1];
     int64_t S = 1;
     for (int i = 1; i < x->rank - 1; i++) S *= x->ne[i];
     if (N == 0 || C == 0 || S == 0) return NGPT_OK;
     const int64_t stripes = S < GN_STRIPES ? S : GN_STRIPES;
-    gncl_job j = {x->data, y->data, S, C, stripes, (S + stripes - 1) / stripes, NULL, NULL, NULL, NULL, NULL, 0, silu};
+    gncl_job j = {x->data, y, y_bf16, S, C, stripes, (S + stripes - 1) / stripes, NULL, NULL, NULL, NULL, NULL, 0, silu};
     j.s = nx_calloc((size_t)(2 * N * stripes * C), sizeof *j.s);
     float *shift = nx_malloc((size_t)(N * C) * sizeof *shift), *a = nx_malloc((size_t)(N * C) * sizeof *a),
           *sh = nx_malloc((size_t)(N * C) * sizeof *sh);
@@ -239,7 +253,7 @@ ngpt_status nx_cpu_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, 
         return oom("group_norm");
     }
     if (flags & NX_GN_CHANNELS_LAST) {
-        ngpt_status s = group_norm_cl(be, y, x, wf, bf, groups, eps, silu);
+        ngpt_status s = group_norm_cl(be, y->data, false, x, wf, bf, groups, eps, silu);
         nx_free(wt);
         nx_free(bt);
         return s;
@@ -253,4 +267,20 @@ ngpt_status nx_cpu_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, 
     nx_free(wt);
     nx_free(bt);
     return NGPT_OK;
+}
+
+ngpt_status nx_cpu_group_norm_cl_bf16(nx_backend *be, uint16_t *y, const nx_tensor *x, const nx_tensor *w,
+                                      const nx_tensor *b, int groups, float eps, bool silu)
+{
+    float *wt = NULL, *bt = NULL;
+    const float *wf = NULL, *bf = NULL;
+    if (w && !(wf = nx_cpu_as_f32(w, &wt))) return oom("group_norm");
+    if (b && !(bf = nx_cpu_as_f32(b, &bt))) {
+        nx_free(wt);
+        return oom("group_norm");
+    }
+    ngpt_status s = group_norm_cl(be, y, true, x, wf, bf, groups, eps, silu);
+    nx_free(wt);
+    nx_free(bt);
+    return s;
 }
