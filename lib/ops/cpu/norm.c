@@ -89,16 +89,28 @@ ngpt_status nx_cpu_rms_norm_add(nx_backend *be, nx_tensor *y, nx_tensor *x, cons
     return NGPT_OK;
 }
 
+/* w and b (either may be NULL) as F32 arrays: the tensors' own, or copies in *wt / *bt (NULL
+ * otherwise) for the caller to free. */
+static ngpt_status vecs_f32(const nx_tensor *w, const nx_tensor *b, const float **wf, const float **bf, float **wt,
+                            float **bt, const char *op)
+{
+    *wf = *bf = NULL;
+    *wt = *bt = NULL;
+    if (w && !(*wf = nx_cpu_as_f32(w, wt))) return oom(op);
+    if (b && !(*bf = nx_cpu_as_f32(b, bt))) {
+        nx_free(*wt);
+        *wt = NULL;
+        return oom(op);
+    }
+    return NGPT_OK;
+}
+
 ngpt_status nx_cpu_layer_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, const nx_tensor *w,
                               const nx_tensor *b, float eps)
 {
-    float *wt = NULL, *bt = NULL;
-    const float *wf = NULL, *bf = NULL;
-    if (w && !(wf = nx_cpu_as_f32(w, &wt))) return oom("layer_norm");
-    if (b && !(bf = nx_cpu_as_f32(b, &bt))) {
-        nx_free(wt);
-        return oom("layer_norm");
-    }
+    float *wt, *bt;
+    const float *wf, *bf;
+    NX_TRY(vecs_f32(w, b, &wf, &bf, &wt, &bt, "layer_norm"));
     int64_t c = x->ne[x->rank - 1];
     int64_t rows = c ? nx_numel(x) / c : 0;
     row_norm_job j = {x->data, y->data, wf, bf, c, eps};
@@ -245,13 +257,9 @@ ngpt_status nx_cpu_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, 
                               const nx_tensor *b, int groups, float eps, unsigned flags)
 {
     const bool silu = (flags & NX_GN_SILU) != 0;
-    float *wt = NULL, *bt = NULL;
-    const float *wf = NULL, *bf = NULL;
-    if (w && !(wf = nx_cpu_as_f32(w, &wt))) return oom("group_norm");
-    if (b && !(bf = nx_cpu_as_f32(b, &bt))) {
-        nx_free(wt);
-        return oom("group_norm");
-    }
+    float *wt, *bt;
+    const float *wf, *bf;
+    NX_TRY(vecs_f32(w, b, &wf, &bf, &wt, &bt, "group_norm"));
     if (flags & NX_GN_CHANNELS_LAST) {
         ngpt_status s = group_norm_cl(be, y->data, false, x, wf, bf, groups, eps, silu);
         nx_free(wt);
@@ -272,13 +280,9 @@ ngpt_status nx_cpu_group_norm(nx_backend *be, nx_tensor *y, const nx_tensor *x, 
 ngpt_status nx_cpu_group_norm_cl_bf16(nx_backend *be, uint16_t *y, const nx_tensor *x, const nx_tensor *w,
                                       const nx_tensor *b, int groups, float eps, bool silu)
 {
-    float *wt = NULL, *bt = NULL;
-    const float *wf = NULL, *bf = NULL;
-    if (w && !(wf = nx_cpu_as_f32(w, &wt))) return oom("group_norm");
-    if (b && !(bf = nx_cpu_as_f32(b, &bt))) {
-        nx_free(wt);
-        return oom("group_norm");
-    }
+    float *wt, *bt;
+    const float *wf, *bf;
+    NX_TRY(vecs_f32(w, b, &wf, &bf, &wt, &bt, "group_norm"));
     ngpt_status s = group_norm_cl(be, y, true, x, wf, bf, groups, eps, silu);
     nx_free(wt);
     nx_free(bt);
