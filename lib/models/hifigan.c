@@ -13,6 +13,10 @@
  * The output length is exact ConvTranspose1d arithmetic, L_{i+1} = (L_i - 1) u_i - 2 pad_i + k_i:
  * for AudioLDM's rates (5,4,2,2,2) with kernels (16,16,8,4,4) that is 160 T + 32, not T * hop
  * (see nx_hifigan_out_len).
+ *
+ * Channels last (nx_hifigan_load's channels_last: a BF16 decoder on an AMX CPU) the same network
+ * runs on [B, L, C] activations: no transpose of the mel, each conv1d a conv2d over [B, 1, L, C],
+ * each ConvTranspose1d as GEMMs (upsample_gemm).
  */
 #include "hifigan.h"
 
@@ -40,7 +44,7 @@ typedef struct hg_resblock {
 struct nx_hifigan {
     nx_backend *be;
     hg_config   cfg;
-    bool        cl;                                    /* activations [B, L, C] (filters [O, k, C]) */
+    bool        cl;                                    /* activations [B, L, C] (filters [O, 1, k, C]) */
     nx_mw       mw;
     const nx_tensor *mean, *scale;                     /* [n_mels] (used when normalize_before) */
     const nx_tensor *conv_pre_w, *conv_pre_b;          /* [C0, n_mels, 7], [C0] */
@@ -404,7 +408,8 @@ static ngpt_status resblock_fwd(nx_backend *be, bool cl, const hg_resblock *r, f
  * (W_q x_t)[p] over a [T + Q - 1, u, O] grid Y, whose positions pad .. pad + L - 1 are y. So Q
  * linears of [T, C_in] x [C_in, u O] accumulate into row windows of Y, the first one writing its
  * rows with the bias, the Q - 1 rows after it starting at the bias; y is a copy of Y's window.
- * On oneDNN's AMX matmul this is 5-8x its deconvolution in F32 (bench/RESULTS.md, session 32). */
+ * AudioLDM's five upsamplers for 5 s of audio: 214 ms as oneDNN's F32 deconvolution between two
+ * transposes, 61 ms so on its AMX matmul with packed W_q (bench/RESULTS.md, session 32). */
 static ngpt_status upsample_gemm(nx_hifigan *h, int i, nx_tensor *y, const nx_tensor *x)
 {
     nx_backend *be = h->be;
