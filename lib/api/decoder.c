@@ -212,9 +212,11 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false, wdt, cl);
     nx_free(sub);
     if (d->kind == NGPT_DECODER_AUDIO) {
+        /* BF16 and channels last only where oneDNN's AMX convolutions take it (not with the
+         * channels-last flag alone: elsewhere those convolutions would run F32 on reordered filters) */
+        const bool voc16 = cpu_bf16 && nx_cpu_has_amx_bf16();
         if (want(p.components, NGPT_DECODER_VOCODER, model_dir, "vocoder", &s, &sub))
-            s = nx_hifigan_load(&d->vocoder, ctx->be, sub, cl && cpu_bf16 ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32,
-                                cl && cpu_bf16);
+            s = nx_hifigan_load(&d->vocoder, ctx->be, sub, voc16 ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32, voc16);
         nx_free(sub);
     } else if (s == NGPT_OK && (p.components & NGPT_DECODER_VOCODER)) {
         s = nx_err(NGPT_ERR_INVALID_ARGUMENT, "%s: only an audio decoder has a vocoder", model_dir);
