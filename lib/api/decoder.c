@@ -147,6 +147,11 @@ bool nx_decoder_channels_last(unsigned flags, ngpt_backend kind, ngpt_dtype comp
            (kind == NGPT_BACKEND_CPU && compute == NGPT_DTYPE_BF16 && nx_cpu_has_amx_bf16());
 }
 
+bool nx_decoder_vocoder_bf16(ngpt_backend kind, ngpt_dtype compute)
+{
+    return kind == NGPT_BACKEND_CPU && compute == NGPT_DTYPE_BF16 && nx_cpu_has_amx_bf16();
+}
+
 NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, const char *model_dir,
                                          const ngpt_decoder_params *params)
 {
@@ -212,9 +217,7 @@ NGPT_API ngpt_status ngpt_decoder_create(ngpt_decoder **out, ngpt_context *ctx, 
     if (want(p.components, NGPT_DECODER_VAE, model_dir, "vae", &s, &sub)) s = nx_vae_load(&d->vae, ctx->be, sub, false, wdt, cl);
     nx_free(sub);
     if (d->kind == NGPT_DECODER_AUDIO) {
-        /* BF16 and channels last only where oneDNN's AMX convolutions take it (not with the
-         * channels-last flag alone: elsewhere those convolutions would run F32 on reordered filters) */
-        const bool voc16 = cpu_bf16 && nx_cpu_has_amx_bf16();
+        const bool voc16 = nx_decoder_vocoder_bf16(ctx->be->kind, p.compute_dtype);
         if (want(p.components, NGPT_DECODER_VOCODER, model_dir, "vocoder", &s, &sub))
             s = nx_hifigan_load(&d->vocoder, ctx->be, sub, voc16 ? NGPT_DTYPE_BF16 : NGPT_DTYPE_F32, voc16);
         nx_free(sub);

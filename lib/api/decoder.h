@@ -107,6 +107,10 @@ void nx_decoder_gaussian_fill(float *x, size_t n, uint64_t seed);
  * compute on a CPU with AMX-BF16 (whose convolutions are channels last: lib/ops/cpu/conv.c,
  * use_amx_conv). */
 bool nx_decoder_channels_last(unsigned flags, ngpt_backend kind, ngpt_dtype compute);
+/* Whether an audio decoder's vocoder runs in BF16, channels last (hifigan.c): the CPU's BF16
+ * compute on a CPU with AMX-BF16 only (not the channels-last flag: elsewhere its convolutions would
+ * run F32 on reordered filters). The decoder's load and the memory estimate both ask this. */
+bool nx_decoder_vocoder_bf16(ngpt_backend kind, ngpt_dtype compute);
 
 /* NGPT_DECODER_FLAG_RELEASE_TEXT_ENCODER: compute uncond for text_max_length tokens, then free
  * the text encoder and tokenizer (no-op without them). (decoder_text.c) */

@@ -18,7 +18,6 @@
 #include "core/fs.h"
 #include "core/alloc.h"
 #include "core/error.h"
-#include "core/cpu_isa.h"
 #include "core/json.h"
 #include "core/params.h"
 #include "bundle.h"
@@ -696,7 +695,7 @@ static ngpt_status est_decoder(const mem_env *E, const char *dir, ngpt_modality 
          * except with AMX (decoder.c): its filters and its upsamplers' GEMM copies in BF16, the
          * upsamplers' own weights and the vectors mapped */
         const double mats = u.mats + v.mats;
-        const bool voc16 = m == NGPT_MODALITY_AUDIO && nx_cpu_has_amx_bf16();
+        const bool voc16 = m == NGPT_MODALITY_AUDIO && nx_decoder_vocoder_bf16(NGPT_BACKEND_CPU, E->p->compute_dtype);
         const double voc_mapped = m != NGPT_MODALITY_AUDIO ? 0 : voc16 ? voc.up + voc.vecs : voc.params;
         const double voc_owned = voc16 ? (voc.params - voc.up - voc.vecs + voc.up_gemm) * 2.0 : 0;
         P->mapped = (uint64_t)((u.params + v.params - mats + checker + voc_mapped) * 4.0);

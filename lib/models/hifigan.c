@@ -268,11 +268,7 @@ static ngpt_status load_weights(nx_hifigan *h)
     NX_TRY(get_filter(m, &h->conv_post_w, 1, cl, 7, 1, "conv_post.weight", 0, 0));
     NX_TRY(get(m, &h->conv_post_b, 1, 1, 0, 0, "conv_post.bias", 0, 0));
     float nk = (float)c->n_k;
-    const ngpt_dtype dt = m->dt;
-    m->dt = NGPT_DTYPE_F32; /* a divisor of F32 activations */
-    ngpt_status s = nx_mw_const(m, &h->n_kernels, &nk, 1);
-    m->dt = dt;
-    NX_TRY(s);
+    NX_TRY(nx_mw_const(m, &h->n_kernels, &nk, 1));
     return nx_mw_check_unused(m);
 }
 

@@ -169,7 +169,8 @@ ngpt_status nx_mw_const(nx_mw *m, const nx_tensor **out, const float *vals, int6
 {
     nx_tensor *t = NULL;
     NX_TRY(push(m, &t));
-    NX_TRY(nx_upload_f32_as(t, m->be, m->dt, 1, &n, vals));
+    const ngpt_dtype dt = m->be->kind == NGPT_BACKEND_CPU ? NGPT_DTYPE_F32 : m->dt;
+    NX_TRY(nx_upload_f32_as(t, m->be, dt, 1, &n, vals));
     m->n++;
     *out = t;
     return NGPT_OK;

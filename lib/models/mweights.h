@@ -54,7 +54,9 @@ ngpt_status nx_filter_to_nhwc(nx_backend *be, nx_tensor *w);
 ngpt_status nx_mw_get_fmt(nx_mw *m, const nx_tensor **out, int64_t d0, int64_t d1, const char *fmt, int i);
 /* Mark every tensor whose name starts with `prefix` as used (parts a model does not load). */
 void nx_mw_skip_prefix(nx_mw *m, const char *prefix);
-/* A small constant tensor (in the table's dtype dt, F32 by default) owned by the table (e.g. a divisor for nx_op_binary). */
+/* A small constant tensor owned by the table (e.g. a divisor for nx_op_binary): in the table's
+ * dtype dt, except on the CPU backend, whose activations are F32 whatever dt (dt there converts
+ * matrices and filters only, see nx_weight_fetch). */
 ngpt_status nx_mw_const(nx_mw *m, const nx_tensor **out, const float *vals, int64_t n);
 /* NGPT_ERR_UNEXPECTED_TENSOR naming the tensors nobody fetched. */
 ngpt_status nx_mw_check_unused(const nx_mw *m);

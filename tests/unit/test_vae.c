@@ -427,7 +427,7 @@ typedef struct voc_args {
     const char *dir;
     ngpt_dtype  dt;
     bool        cl;
-    nx_tensor  *mel, *wave; /* NULL: load and free only */
+    nx_tensor  *mel, *wave;
 } voc_args;
 
 static ngpt_status voc_run(void *arg)
@@ -436,7 +436,7 @@ static ngpt_status voc_run(void *arg)
     nx_backend *be = g_ctx->be;
     nx_hifigan *h = NULL;
     ngpt_status s = nx_hifigan_load(&h, be, a->dir, a->dt, a->cl);
-    if (s == NGPT_OK && a->mel) {
+    if (s == NGPT_OK) {
         nx_cpu_bf16_scope prev = nx_cpu_bf16_scope_begin(be, a->dt == NGPT_DTYPE_BF16);
         s = nx_hifigan_forward(h, a->wave, a->mel);
         nx_cpu_bf16_scope_end(prev);
